@@ -1,0 +1,1 @@
+"""Code shared by the edge agent and central: wire schema, crypto, ids, masking, settings."""

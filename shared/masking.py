@@ -1,0 +1,31 @@
+"""Masking personal data for display: 138****5678 for a mainland mobile, last four for cards."""
+
+from __future__ import annotations
+
+
+def mask_phone(phone: str | None) -> str:
+    """Show the first three and last four digits of a phone number (13812345678 -> 138****5678)."""
+    if not phone:
+        return ""
+    digits = phone.lstrip("+")
+    if len(digits) < 8:
+        return "*" * len(phone)
+    keep_head = 3
+    prefix = "+" if phone.startswith("+") else ""
+    return prefix + digits[:keep_head] + "*" * (len(digits) - keep_head - 4) + digits[-4:]
+
+
+def mask_card(card: str | None) -> str:
+    """Show only the last four characters of a card or member number."""
+    if not card:
+        return ""
+    if len(card) <= 4:
+        return "*" * len(card)
+    return "*" * (len(card) - 4) + card[-4:]
+
+
+def mask_identifier(kind: str, value: str | None) -> str:
+    """Mask a typed identifier value the way the console shows it to roles without PII access."""
+    if kind == "phone":
+        return mask_phone(value)
+    return mask_card(value)

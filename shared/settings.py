@@ -1,0 +1,278 @@
+"""Declared settings: one table per deployable, loaded from TOML then environment, validated at start-up.
+
+A deployable declares its settings as a frozen dataclass whose fields carry a dotted name and a help
+line (see :func:`setting`). :func:`load` reads a TOML file such as::
+
+    [pos]
+    port = "/dev/ttyUSB0"
+    baudrate = 9600
+
+then environment variables (``EDGE_POS_BAUDRATE=19200``), and returns the dataclass or raises
+:class:`ConfigError`, whose one-line message names the key and where it came from.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import os
+import tomllib
+import types
+import typing
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+class ConfigError(Exception):
+    """A configuration problem, reported as one line naming the key and its source."""
+
+    def __init__(self, source: str, key: str | None, problem: str) -> None:
+        self.source = source
+        self.key = key
+        self.problem = problem
+        where = f"{source}: {key}" if key else source
+        super().__init__(f"config error in {where}: {problem}")
+
+
+@dataclasses.dataclass(frozen=True)
+class Spec:
+    """One declared setting: dotted name, Python type, default, help text and limits."""
+
+    name: str
+    attr: str
+    type: type
+    default: Any
+    help: str
+    required: bool = False
+    choices: tuple[str, ...] | None = None
+    minimum: float | None = None
+    env_aliases: tuple[str, ...] = ()
+    secret: bool = False
+
+    def env_name(self, prefix: str) -> str:
+        return prefix + self.name.upper().replace(".", "_")
+
+
+def setting(
+    name: str,
+    default: Any,
+    help: str,
+    *,
+    required: bool = False,
+    choices: tuple[str, ...] | None = None,
+    minimum: float | None = None,
+    env_aliases: tuple[str, ...] = (),
+    secret: bool = False,
+) -> Any:
+    """Declare a dataclass field as a setting with a dotted ``name`` and a one-line ``help``."""
+    meta = {
+        "setting": {
+            "name": name,
+            "help": help,
+            "required": required,
+            "choices": choices,
+            "minimum": minimum,
+            "env_aliases": env_aliases,
+            "secret": secret,
+        }
+    }
+    return dataclasses.field(default=default, metadata=meta)
+
+
+def specs(cls: type) -> list[Spec]:
+    """The declared settings of a settings dataclass, in declaration order."""
+    hints = typing.get_type_hints(cls)
+    out = []
+    for f in dataclasses.fields(cls):
+        meta = f.metadata.get("setting")
+        if meta is None:
+            raise TypeError(f"{cls.__name__}.{f.name} is not declared with setting()")
+        out.append(
+            Spec(
+                name=meta["name"],
+                attr=f.name,
+                type=_base_type(hints[f.name]),
+                default=f.default,
+                help=meta["help"],
+                required=meta["required"],
+                choices=meta["choices"],
+                minimum=meta["minimum"],
+                env_aliases=meta["env_aliases"],
+                secret=meta["secret"],
+            )
+        )
+    return out
+
+
+def _base_type(hint: Any) -> type:
+    if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
+        args = [a for a in typing.get_args(hint) if a is not type(None)]
+        hint = args[0]
+    if hint not in (str, int, float, bool, Path):
+        raise TypeError(f"unsupported setting type {hint!r}")
+    return typing.cast(type, hint)
+
+
+def _flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        dotted = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out.update(_flatten(value, dotted + "."))
+        else:
+            out[dotted] = value
+    return out
+
+
+def _coerce(spec: Spec, value: Any, source: str, key: str, *, from_env: bool = False) -> Any:
+    """Turn a TOML value (typed) or an environment string into the declared type, or raise ConfigError."""
+    kind = spec.type
+    try:
+        if kind is bool:
+            if isinstance(value, bool):
+                result: Any = value
+            elif from_env and value.strip().lower() in _TRUE:
+                result = True
+            elif from_env and value.strip().lower() in _FALSE:
+                result = False
+            else:
+                raise ValueError
+        elif kind is int:
+            if isinstance(value, bool | float):
+                raise ValueError
+            result = int(value.strip()) if from_env else value
+            if not isinstance(result, int):
+                raise ValueError
+        elif kind is float:
+            if isinstance(value, bool):
+                raise ValueError
+            result = float(value.strip()) if from_env else value
+            if not isinstance(result, int | float):
+                raise ValueError
+            result = float(result)
+        elif kind is Path:
+            if not isinstance(value, str):
+                raise ValueError
+            result = Path(value).expanduser()
+        else:
+            if not isinstance(value, str):
+                raise ValueError
+            result = value
+    except ValueError:
+        raise ConfigError(source, key, f"expected {_type_word(kind)}, got {value!r}") from None
+    if spec.choices is not None and result not in spec.choices:
+        raise ConfigError(source, key, f"must be one of {', '.join(spec.choices)}; got {result!r}")
+    if spec.minimum is not None and result < spec.minimum:
+        raise ConfigError(source, key, f"must be at least {spec.minimum:g}; got {result!r}")
+    return result
+
+
+def _type_word(kind: type) -> str:
+    return {
+        bool: "true or false",
+        int: "an integer",
+        float: "a number",
+        Path: "a path string",
+        str: "a string",
+    }[kind]
+
+
+def load(
+    cls: type[T],
+    *,
+    path: Path | None,
+    env_prefix: str,
+    environ: Mapping[str, str] | None = None,
+    reserved_env: frozenset[str] = frozenset(),
+    overrides: Mapping[str, Any] | None = None,
+    check_required: bool = True,
+) -> T:
+    """Load ``cls`` from the TOML file at ``path`` (if given), then ``environ``, then ``overrides``.
+
+    Unknown keys, wrong types, values out of range and missing required values raise ConfigError.
+    ``reserved_env`` names variables under ``env_prefix`` that are not settings (the config path).
+    ``check_required=False`` suits commands that need only part of the table (enrolling a device).
+    """
+    environ = os.environ if environ is None else environ
+    table = specs(cls)
+    by_name = {s.name: s for s in table}
+    values: dict[str, Any] = {}
+
+    if path is not None:
+        source = str(path)
+        try:
+            with open(path, "rb") as fh:
+                raw = tomllib.load(fh)
+        except FileNotFoundError:
+            raise ConfigError(source, None, "file not found") from None
+        except PermissionError:
+            raise ConfigError(source, None, "permission denied") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(source, None, f"invalid TOML: {exc}") from None
+        except UnicodeDecodeError:
+            raise ConfigError(source, None, "invalid TOML: the file is not UTF-8") from None
+        for key, value in _flatten(raw).items():
+            spec = by_name.get(key)
+            if spec is None:
+                raise ConfigError(source, key, "unknown key" + _suggest(key, by_name))
+            values[key] = _coerce(spec, value, source, key)
+
+    env_names = {}
+    for spec in table:
+        env_names[spec.env_name(env_prefix)] = spec
+        for alias in spec.env_aliases:
+            env_names[alias] = spec
+    for var in sorted(environ):
+        if var.startswith(env_prefix) and var not in env_names and var not in reserved_env:
+            known = {n: s for n, s in env_names.items() if n.startswith(env_prefix)}
+            raise ConfigError("environment", var, "unknown variable" + _suggest(var, known))
+    for spec in table:
+        # The prefixed name wins over an alias such as DATABASE_URL.
+        for var in (*spec.env_aliases, spec.env_name(env_prefix)):
+            if var in environ:
+                values[spec.name] = _coerce(spec, environ[var], "environment", var, from_env=True)
+
+    for key, value in (overrides or {}).items():
+        spec = by_name.get(key)
+        if spec is None:
+            raise ConfigError("overrides", key, "unknown key" + _suggest(key, by_name))
+        values[key] = _coerce(spec, value, "overrides", key, from_env=isinstance(value, str))
+
+    kwargs = {}
+    for spec in table:
+        if spec.name in values:
+            kwargs[spec.attr] = values[spec.name]
+        elif spec.required and check_required:
+            where = str(path) if path is not None else "environment"
+            raise ConfigError(where, spec.name, f"required setting is missing (or set {spec.env_name(env_prefix)})")
+    return cls(**kwargs)
+
+
+def _suggest(key: str, known: Mapping[str, Any]) -> str:
+    close = difflib.get_close_matches(key, list(known), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def reference_rows(cls: type, env_prefix: str) -> list[str]:
+    """Markdown table rows documenting every setting; the docs must contain each row verbatim."""
+    rows = []
+    for spec in specs(cls):
+        default = "*(required)*" if spec.required else _show_default(spec.default)
+        env = spec.env_name(env_prefix)
+        kind = "one of " + ", ".join(f"`{c}`" for c in spec.choices) if spec.choices else _type_word(spec.type)
+        rows.append(f"| `{spec.name}` | `{env}` | {kind} | {default} | {spec.help} |")
+    return rows
+
+
+def _show_default(value: Any) -> str:
+    if isinstance(value, bool):
+        return f"`{str(value).lower()}`"
+    if value == "":
+        return "*(empty)*"
+    return f"`{value}`"

@@ -1,0 +1,334 @@
+"""Wire protocol v1 between edge agents and central: batches of events, and per-event replies.
+
+A batch as sent (before gzip)::
+
+    {"schema": 1, "device_id": "dev_...", "batch_id": "0193...", "sent_at": "2026-11-23T02:00:00.000Z",
+     "events": [{"event_id": "0193...", "seq": 42, "kind": "pos.receipt",
+                 "observed_at": "2026-11-23T01:59:58.120Z", "store_id": "S001",
+                 "payload": {"receipt_no": "R0001", "total": "12.50", ...}}]}
+
+and the reply::
+
+    {"accepted": ["0193..."], "duplicate": [],
+     "rejected": [{"event_id": "0193...", "reason": "unknown_kind"}]}
+
+Batch-level problems raise :class:`WireError` with a reason code; event-level problems become
+:class:`Rejection` entries so one bad event never sinks its neighbours. Unknown kinds and schema
+versions are rejected with a reason, never dropped.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+import orjson
+
+SCHEMA_VERSION = 1
+SUPPORTED_SCHEMAS = frozenset({1})
+
+KINDS = frozenset(
+    {
+        "pos.receipt",
+        "pos.sale",
+        "scan.member",
+        "scan.coupon",
+        "scan.product",
+        "presence.visit",
+        "presence.aggregate",
+        "agent.heartbeat",
+        "agent.gap",
+    }
+)
+
+MAX_EVENTS_PER_BATCH = 5000
+_ID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
+_DEVICE_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
+_STORE_RE = re.compile(r"^[A-Za-z0-9_.-]{1,32}$")
+_MONEY_RE = re.compile(r"^-?\d{1,12}(\.\d{1,4})?$")
+
+
+class WireError(ValueError):
+    """A batch that cannot be read at all; ``reason`` is a stable code for the reply body."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One observation from a device, identified by (device_id, event_id) forever."""
+
+    event_id: str
+    seq: int
+    kind: str
+    observed_at: str
+    store_id: str
+    payload: dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "event_id": self.event_id,
+            "seq": self.seq,
+            "kind": self.kind,
+            "observed_at": self.observed_at,
+            "store_id": self.store_id,
+            "payload": self.payload,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """A group of events sent in one request."""
+
+    device_id: str
+    batch_id: str
+    sent_at: str
+    events: tuple[Event, ...]
+    schema: int = SCHEMA_VERSION
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """An event central refused, with a stable reason code; ``event_id`` is None if it was unreadable."""
+
+    event_id: str | None
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class DecodedBatch:
+    """A batch as central read it: the valid events plus the rejections found while reading."""
+
+    device_id: str
+    batch_id: str
+    sent_at: str
+    events: tuple[Event, ...]
+    rejected: tuple[Rejection, ...]
+    schema: int = SCHEMA_VERSION
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """Central's per-event answer to a batch."""
+
+    accepted: tuple[str, ...] = ()
+    duplicate: tuple[str, ...] = ()
+    rejected: tuple[Rejection, ...] = field(default_factory=tuple)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "accepted": list(self.accepted),
+            "duplicate": list(self.duplicate),
+            "rejected": [{"event_id": r.event_id, "reason": r.reason} for r in self.rejected],
+        }
+
+
+def format_time(moment: datetime) -> str:
+    """RFC 3339 in UTC with milliseconds, the only timestamp form on the wire."""
+    moment = moment.astimezone(UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def parse_time(text: str) -> datetime:
+    """Parse an RFC 3339 timestamp with an offset; raise ValueError otherwise."""
+    if not isinstance(text, str) or len(text) > 40:
+        raise ValueError("not a timestamp")
+    moment = datetime.fromisoformat(text)
+    if moment.tzinfo is None:
+        raise ValueError("timestamp has no UTC offset")
+    return moment
+
+
+def event_body(observed_at: str, store_id: str, payload_json: bytes) -> bytes:
+    """The JSON of an event's last three fields, from the payload's JSON; the agent seals these bytes."""
+    return b'{"observed_at":%b,"store_id":%b,"payload":%b}' % (
+        orjson.dumps(observed_at),
+        orjson.dumps(store_id),
+        payload_json,
+    )
+
+
+def encode_event(event_id: str, seq: int, kind: str, body: bytes) -> bytes:
+    """An event's JSON from its header and an :func:`event_body`, spliced without re-parsing the body."""
+    return b'{"event_id":%b,"seq":%d,"kind":%b,%b' % (
+        orjson.dumps(event_id),
+        seq,
+        orjson.dumps(kind),
+        body[1:],
+    )
+
+
+def encode_batch_of(device_id: str, batch_id: str, sent_at: str, events: Sequence[bytes]) -> bytes:
+    """A batch's JSON from events already encoded by :func:`encode_event`."""
+    head = orjson.dumps({"schema": SCHEMA_VERSION, "device_id": device_id, "batch_id": batch_id, "sent_at": sent_at})
+    return head[:-1] + b',"events":[' + b",".join(events) + b"]}"
+
+
+def encode_batch(batch: Batch) -> bytes:
+    """Serialize a batch to compact UTF-8 JSON."""
+    events = [
+        encode_event(e.event_id, e.seq, e.kind, event_body(e.observed_at, e.store_id, orjson.dumps(e.payload)))
+        for e in batch.events
+    ]
+    return encode_batch_of(batch.device_id, batch.batch_id, batch.sent_at, events)
+
+
+def encode_reply(reply: Reply) -> bytes:
+    return orjson.dumps(reply.to_dict())
+
+
+def decode_reply(data: bytes) -> Reply:
+    """Read central's reply; raise WireError if it is not a v1 reply."""
+    try:
+        doc = orjson.loads(data)
+        accepted = tuple(_str_list(doc["accepted"]))
+        duplicate = tuple(_str_list(doc["duplicate"]))
+        rejected = tuple(Rejection(event_id=r.get("event_id"), reason=str(r["reason"])) for r in doc["rejected"])
+    except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError) as exc:
+        raise WireError("invalid_reply", f"reply is not a v1 reply: {exc}") from None
+    return Reply(accepted=accepted, duplicate=duplicate, rejected=rejected)
+
+
+def _str_list(value: Any) -> list[str]:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise TypeError("expected a list of strings")
+    return value
+
+
+def decode_batch(data: bytes, *, max_events: int = MAX_EVENTS_PER_BATCH) -> DecodedBatch:
+    """Read a batch; raise WireError for batch-level faults, reject bad events one by one."""
+    try:
+        doc = orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        raise WireError("invalid_json", f"body is not JSON: {exc}") from None
+    if not isinstance(doc, dict):
+        raise WireError("invalid_batch", "batch must be a JSON object")
+    schema = doc.get("schema")
+    if schema not in SUPPORTED_SCHEMAS or isinstance(schema, bool):
+        supported = ", ".join(str(s) for s in sorted(SUPPORTED_SCHEMAS))
+        raise WireError("unsupported_schema", f"schema {schema!r} is not supported (supported: {supported})")
+    device_id = doc.get("device_id")
+    if not isinstance(device_id, str) or not _DEVICE_RE.match(device_id):
+        raise WireError("invalid_batch", "device_id is missing or malformed")
+    batch_id = doc.get("batch_id")
+    if not isinstance(batch_id, str) or not _ID_RE.match(batch_id):
+        raise WireError("invalid_batch", "batch_id must be a UUIDv7")
+    sent_at = doc.get("sent_at")
+    try:
+        parse_time(sent_at)  # type: ignore[arg-type]
+    except (ValueError, TypeError):
+        raise WireError("invalid_batch", "sent_at must be an RFC 3339 timestamp") from None
+    raw_events = doc.get("events")
+    if not isinstance(raw_events, list):
+        raise WireError("invalid_batch", "events must be a list")
+    if len(raw_events) > max_events:
+        raise WireError("too_many_events", f"a batch holds at most {max_events} events")
+
+    events: list[Event] = []
+    rejected: list[Rejection] = []
+    seen: set[str] = set()
+    for raw in raw_events:
+        event_id = raw.get("event_id") if isinstance(raw, dict) else None
+        if not isinstance(event_id, str) or not _ID_RE.match(event_id):
+            rejected.append(Rejection(event_id if isinstance(event_id, str) else None, "invalid_event_id"))
+            continue
+        if event_id in seen:
+            rejected.append(Rejection(event_id, "duplicate_in_batch"))
+            continue
+        seen.add(event_id)
+        reason = _event_problem(raw)
+        if reason is not None:
+            rejected.append(Rejection(event_id, reason))
+            continue
+        events.append(
+            Event(
+                event_id=event_id,
+                seq=raw["seq"],
+                kind=raw["kind"],
+                observed_at=raw["observed_at"],
+                store_id=raw["store_id"],
+                payload=raw["payload"],
+            )
+        )
+    return DecodedBatch(
+        device_id=device_id,
+        batch_id=batch_id,
+        sent_at=sent_at,  # type: ignore[arg-type]
+        events=tuple(events),
+        rejected=tuple(rejected),
+        schema=schema,
+    )
+
+
+def _event_problem(raw: dict[str, Any]) -> str | None:
+    """The reason code for an event that is not well formed, or None."""
+    seq = raw.get("seq")
+    if not isinstance(seq, int) or isinstance(seq, bool) or seq < 0:
+        return "invalid_seq"
+    kind = raw.get("kind")
+    if not isinstance(kind, str):
+        return "invalid_kind"
+    if kind not in KINDS:
+        return "unknown_kind"
+    try:
+        parse_time(raw.get("observed_at"))  # type: ignore[arg-type]
+    except (ValueError, TypeError):
+        return "invalid_observed_at"
+    store_id = raw.get("store_id")
+    if not isinstance(store_id, str) or not _STORE_RE.match(store_id):
+        return "invalid_store_id"
+    payload = raw.get("payload")
+    if not isinstance(payload, dict):
+        return "invalid_payload"
+    check = PAYLOAD_CHECKS.get(kind)
+    return check(payload) if check else None
+
+
+def is_money(value: Any) -> bool:
+    """A decimal amount written as a string, such as "12.50" or "-3"."""
+    if not isinstance(value, str) or not _MONEY_RE.match(value):
+        return False
+    try:
+        Decimal(value)
+    except InvalidOperation:
+        return False
+    return True
+
+
+def _receipt_problem(payload: dict[str, Any]) -> str | None:
+    receipt_no = payload.get("receipt_no")
+    if not isinstance(receipt_no, str) or not 1 <= len(receipt_no) <= 64:
+        return "invalid_payload:receipt_no"
+    if not is_money(payload.get("total")):
+        return "invalid_payload:total"
+    items = payload.get("items", [])
+    if not isinstance(items, list) or len(items) > 1000 or not all(isinstance(i, dict) for i in items):
+        return "invalid_payload:items"
+    member = payload.get("member", {})
+    if not isinstance(member, dict):
+        return "invalid_payload:member"
+    for key in ("phone", "card"):
+        value = member.get(key)
+        if value is not None and (not isinstance(value, str) or not 1 <= len(value) <= 64):
+            return f"invalid_payload:member.{key}"
+    return None
+
+
+def _heartbeat_problem(payload: dict[str, Any]) -> str | None:
+    version = payload.get("agent_version")
+    if not isinstance(version, str) or len(version) > 64:
+        return "invalid_payload:agent_version"
+    return None
+
+
+PAYLOAD_CHECKS = {
+    "pos.receipt": _receipt_problem,
+    "agent.heartbeat": _heartbeat_problem,
+}

@@ -1,0 +1,50 @@
+"""Fixtures shared by every test package: the samples folder and throwaway PostgreSQL databases.
+
+A test that needs PostgreSQL or ``../shared/samples`` skips when they are absent on a developer's
+machine, and fails instead when ``CI`` is set, so CI can never pass by skipping.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from tools.databases import POSTGRES_ADMIN_URL, postgres_problem, temporary_postgres_database
+
+REPO = Path(__file__).resolve().parent.parent
+SAMPLES = REPO.parent / "shared" / "samples"
+
+__all__ = ["POSTGRES_ADMIN_URL", "fresh_postgres_database", "postgres_reachable", "unavailable"]
+
+
+def unavailable(why: str) -> None:
+    """Skip on a developer machine, fail under CI."""
+    if os.environ.get("CI"):
+        pytest.fail(f"{why} (CI is set, so this is a failure, not a skip)")
+    pytest.skip(why)
+
+
+@pytest.fixture(scope="session")
+def samples_dir() -> Path:
+    if not SAMPLES.is_dir():
+        unavailable(f"device samples not found at {SAMPLES}")
+    return SAMPLES
+
+
+def postgres_reachable() -> str | None:
+    """None if PostgreSQL answers at the admin URL, else the reason it does not."""
+    return postgres_problem()
+
+
+@contextmanager
+def fresh_postgres_database(prefix: str = "cdp_test") -> Iterator[str]:
+    """Create an empty PostgreSQL database, yield its SQLAlchemy URL, drop it afterwards."""
+    problem = postgres_problem()
+    if problem:
+        unavailable(problem)
+    with temporary_postgres_database(prefix) as url:
+        yield url

@@ -1,0 +1,103 @@
+"""The declared-settings loader: TOML then environment, strict validation, one-line errors."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from shared.settings import ConfigError, load, reference_rows, setting
+
+
+@dataclass(frozen=True)
+class Example:
+    port: str = setting("io.port", "", "Port URL.", required=True)
+    speed: int = setting("io.speed", 9600, "Baud.", minimum=50)
+    ratio: float = setting("io.ratio", 0.5, "A ratio.")
+    fast: bool = setting("io.fast", False, "Go fast.")
+    home: Path = setting("io.home", Path("/var/lib/x"), "Home.")
+    mode: str = setting("io.mode", "line", "Mode.", choices=("line", "escpos"))
+    url: str = setting("db.url", "", "Database.", env_aliases=("DATABASE_URL",))
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "example.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_file_then_environment(tmp_path):
+    path = write(tmp_path, '[io]\nport = "/dev/ttyUSB0"\nspeed = 19200\nratio = 2\nhome = "~/x"\n')
+    cfg = load(Example, path=path, env_prefix="EX_", environ={"EX_IO_FAST": "yes", "EX_IO_SPEED": "38400"})
+    assert cfg.port == "/dev/ttyUSB0"
+    assert cfg.speed == 38400  # environment wins over the file
+    assert cfg.ratio == 2.0 and isinstance(cfg.ratio, float)
+    assert cfg.fast is True
+    assert cfg.home == Path("~/x").expanduser()
+    assert cfg.mode == "line"
+
+
+def test_prefixed_variable_wins_over_alias():
+    env = {"EX_IO_PORT": "loop://", "DATABASE_URL": "sqlite://a", "EX_DB_URL": "sqlite://b"}
+    assert load(Example, path=None, env_prefix="EX_", environ=env).url == "sqlite://b"
+    del env["EX_DB_URL"]
+    assert load(Example, path=None, env_prefix="EX_", environ=env).url == "sqlite://a"
+
+
+@pytest.mark.parametrize(
+    ("text", "key", "fragment"),
+    [
+        ('[io]\nport = "x"\nsped = 1\n', "io.sped", "io.sped: unknown key (did you mean 'io.speed'?)"),
+        ('[io]\nport = "x"\nspeed = "fast"\n', "io.speed", "expected an integer, got 'fast'"),
+        ('[io]\nport = "x"\nspeed = 1.5\n', "io.speed", "expected an integer"),
+        ('[io]\nport = "x"\nfast = "yes"\n', "io.fast", "expected true or false"),
+        ('[io]\nport = "x"\nspeed = 10\n', "io.speed", "must be at least 50"),
+        ('[io]\nport = "x"\nmode = "raw"\n', "io.mode", "must be one of line, escpos"),
+        ("[io]\nport = 5\n", "io.port", "expected a string"),
+        ("[io]\nspeed = 9600\n", "io.port", "required setting is missing (or set EX_IO_PORT)"),
+    ],
+)
+def test_file_errors_name_the_key_and_the_file(tmp_path, text, key, fragment):
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as info:
+        load(Example, path=path, env_prefix="EX_", environ={})
+    message = str(info.value)
+    assert info.value.key == key
+    assert str(path) in message
+    assert fragment in message
+    assert "\n" not in message
+
+
+def test_invalid_toml_and_missing_file(tmp_path):
+    with pytest.raises(ConfigError, match=r"invalid TOML: .*line 1"):
+        load(Example, path=write(tmp_path, "io.port = \n"), env_prefix="EX_", environ={})
+    with pytest.raises(ConfigError, match="file not found"):
+        load(Example, path=tmp_path / "absent.toml", env_prefix="EX_", environ={})
+
+
+def test_unknown_and_malformed_environment_variables():
+    with pytest.raises(ConfigError) as info:
+        load(Example, path=None, env_prefix="EX_", environ={"EX_IO_PORT": "x", "EX_IO_SPED": "1"})
+    assert str(info.value).startswith("config error in environment: EX_IO_SPED: unknown variable")
+    with pytest.raises(ConfigError, match="EX_IO_FAST: expected true or false, got 'maybe'"):
+        load(Example, path=None, env_prefix="EX_", environ={"EX_IO_PORT": "x", "EX_IO_FAST": "maybe"})
+    # Reserved names (the config path) are not settings and not errors.
+    load(
+        Example,
+        path=None,
+        env_prefix="EX_",
+        environ={"EX_IO_PORT": "x", "EX_CONFIG": "/a"},
+        reserved_env=frozenset({"EX_CONFIG"}),
+    )
+
+
+def test_required_can_be_waived_for_partial_commands():
+    cfg = load(Example, path=None, env_prefix="EX_", environ={}, check_required=False)
+    assert cfg.port == ""
+
+
+def test_reference_rows_show_name_env_type_default_and_help():
+    rows = reference_rows(Example, "EX_")
+    assert rows[0] == "| `io.port` | `EX_IO_PORT` | a string | *(required)* | Port URL. |"
+    assert rows[3] == "| `io.fast` | `EX_IO_FAST` | true or false | `false` | Go fast. |"

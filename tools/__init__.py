@@ -1,0 +1,1 @@
+"""Developer tools that span both deployables (the demo, the settings reference)."""
