@@ -1,0 +1,206 @@
+"""Wiring only: builds the outbox, the writer, the sources and the scheduled jobs, and runs them."""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.schedulers.background import BackgroundScheduler
+
+from edge_agent import __version__
+from edge_agent.config import AgentConfig
+from edge_agent.credentials import Credentials
+from edge_agent.journal import CaptureJournal
+from edge_agent.outbox import Capture, Outbox, observed_now
+from edge_agent.privacy import PanRedactor
+from edge_agent.sources.serial_pos import SerialPosSource
+from edge_agent.sync import SyncJob
+from edge_agent.transport import HttpTransport, Transport
+from edge_agent.writer import OutboxWriter
+from shared.crypto import RequestSigner, Sealer, derive_key, load_or_create_key
+
+log = logging.getLogger(__name__)
+
+
+class AlreadyRunning(Exception):
+    """Another agent holds this data directory."""
+
+
+def prepare_data_dir(config: AgentConfig) -> None:
+    """Create the data directory readable by the agent's user only."""
+    config.agent_data_dir.mkdir(parents=True, exist_ok=True)
+    os.chmod(config.agent_data_dir, 0o700)
+
+
+def lock_data_dir(config: AgentConfig) -> int:
+    """Hold an exclusive lock on the data directory for the life of the process; return its fd.
+
+    Two agents on one outbox would interleave sequence numbers and race for the journal.
+    """
+    path = config.agent_data_dir / "agent.lock"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.read(fd, 32).decode(errors="replace").strip() or "unknown"
+        os.close(fd)
+        raise AlreadyRunning(f"another edge-agent (pid {holder}) is running on {config.agent_data_dir}") from None
+    os.ftruncate(fd, 0)
+    os.write(fd, f"{os.getpid()}\n".encode())
+    return fd
+
+
+class Agent:
+    """One running agent: a POS source, the outbox writer, the sync and heartbeat jobs."""
+
+    def __init__(
+        self,
+        config: AgentConfig,
+        *,
+        transport: Transport | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.config = config
+        self._clock = clock
+        self._started_at = time.monotonic()
+        prepare_data_dir(config)
+        self._lock_fd = lock_data_dir(config)
+        self.credentials = Credentials.load(config.credentials_path)
+        key = load_or_create_key(config.key_path)
+        sealer = Sealer(key)
+        self.outbox = Outbox(config.outbox_path, sealer, self.credentials.store_id, clock=clock)
+        self.writer = OutboxWriter(
+            self.outbox,
+            commit_interval=config.outbox_commit_interval,
+            max_group=config.outbox_max_group,
+            on_commit=self._committed,
+        )
+        self.journal = CaptureJournal(config.journal_dir / "pos.journal", sealer, "pos", fsync=config.capture_fsync)
+        self.pos = SerialPosSource(
+            url=config.pos_port,
+            baudrate=config.pos_baudrate,
+            journal=self.journal,
+            emit=self.writer.put,
+            redactor=PanRedactor(derive_key(key, "pan-hash")),
+            encoding=config.pos_encoding,
+            max_line_bytes=config.pos_max_line_bytes,
+            reconnect_max_delay=config.pos_reconnect_max_delay,
+            clock=clock,
+        )
+        central_url = config.sync_central_url or self.credentials.central_url
+        self.transport = transport or HttpTransport(
+            central_url, ca_file=config.sync_ca_file, user_agent=f"edge-agent/{__version__}"
+        )
+        self.sync = SyncJob(
+            self.outbox,
+            self.transport,
+            RequestSigner(self.credentials.device_id, self.credentials.private_key),
+            batch_size=config.sync_batch_size,
+            timeout=config.sync_timeout,
+            max_backoff=config.sync_max_backoff,
+            keep_delivered_hours=config.outbox_keep_delivered_hours,
+            clock=clock,
+        )
+        self.scheduler = BackgroundScheduler(timezone=UTC, executors={"default": ThreadPoolExecutor(max_workers=2)})
+        self._stopped = threading.Event()
+
+    def _committed(self, offsets: dict[str, int]) -> None:
+        if "pos" in offsets:
+            self.journal.committed = offsets["pos"]
+
+    def start(self) -> None:
+        """Recover what an unclean stop left in the journal, then start reading and syncing."""
+        self.writer.start()
+        self.pos.recover(self.outbox.committed_offset("pos"))
+        self.pos.start()
+        now = self._now()
+        self.scheduler.add_job(
+            self.sync.run,
+            "interval",
+            seconds=self.config.sync_interval,
+            id="sync",
+            max_instances=1,
+            coalesce=True,
+            next_run_time=now,
+        )
+        self.scheduler.add_job(
+            self.heartbeat,
+            "interval",
+            seconds=self.config.agent_heartbeat_interval,
+            id="heartbeat",
+            max_instances=1,
+            coalesce=True,
+            next_run_time=now,
+        )
+        self.scheduler.start()
+        log.info(
+            "edge agent %s started: device %s, store %s, POS on %s",
+            __version__,
+            self.credentials.device_id,
+            self.credentials.store_id,
+            self.config.pos_port,
+        )
+
+    def _now(self) -> datetime:
+        return datetime.fromtimestamp(self._clock(), UTC)
+
+    def health(self) -> dict[str, Any]:
+        """The agent's own view of itself, as sent in heartbeats."""
+        stats = self.outbox.stats()
+        return {
+            "agent_version": __version__,
+            "uptime_s": int(time.monotonic() - self._started_at),
+            "outbox": {
+                "pending": stats.pending,
+                "delivered": stats.delivered,
+                "rejected": stats.rejected,
+                "quarantined": stats.quarantined,
+                "last_seq": stats.last_seq,
+                "writer_backlog": self.writer.backlog(),
+                "writer_error": self.writer.last_error,
+            },
+            "sources": {"pos": self.pos.health.as_dict()},
+            "sync": {
+                "consecutive_failures": self.sync.status.consecutive_failures,
+                "last_error": self.sync.status.last_error,
+            },
+        }
+
+    def heartbeat(self) -> None:
+        self.writer.put(Capture.of("agent.heartbeat", self.health(), observed_now(self._clock)))
+
+    def stop(self) -> None:
+        """Stop reading, commit what was read, stop the jobs."""
+        if self._stopped.is_set():
+            return
+        self._stopped.set()
+        self.pos.stop()
+        self.scheduler.shutdown(wait=True)
+        self.writer.stop()
+        self.journal.close()
+        close = getattr(self.transport, "close", None)
+        if callable(close):
+            close()
+        log.info("edge agent stopped")
+
+    def run_forever(self) -> None:
+        """Run until SIGTERM or SIGINT."""
+        done = threading.Event()
+
+        def on_signal(signum: int, _frame: object) -> None:
+            log.info("received %s, stopping", signal.Signals(signum).name)
+            done.set()
+
+        signal.signal(signal.SIGTERM, on_signal)
+        signal.signal(signal.SIGINT, on_signal)
+        self.start()
+        done.wait()
+        self.stop()

@@ -1,0 +1,146 @@
+"""`edge-agent`: run the agent, check its configuration, enroll it, inspect it."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+from edge_agent import __version__
+from edge_agent.config import AgentConfig, config_path, load_config
+from edge_agent.credentials import CredentialsError
+from shared.crypto import KeyFileError
+from shared.settings import ConfigError, specs
+
+PROG = "edge-agent"
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=PROG, description="Retail CDP edge agent for store PCs.")
+    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def command(name: str, help_text: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        p.add_argument("--config", help="TOML settings file (default: $EDGE_CONFIG, else /etc/edge-agent/agent.toml)")
+        return p
+
+    command("run", "Capture from the POS and sync to central until stopped.")
+    command("check-config", "Validate the settings and print them.")
+    enroll = command("enroll", "Register this store PC with central using a token from HQ.")
+    enroll.add_argument("--central", required=True, help="central's base URL, e.g. https://cdp.example.com")
+    enroll.add_argument("--token", required=True, help="single-use token from `central-server enroll-token`")
+    command("doctor", "Check enrollment, the outbox, the POS port and the way to central.")
+    quarantine = command("quarantine", "List inputs that could not be parsed, newest first.")
+    quarantine.add_argument("--limit", type=int, default=20)
+    quarantine.add_argument("--show-raw", action="store_true", help="print the raw bytes (may hold personal data)")
+
+    sim = sub.add_parser("simulate-pos", help="Act as a POS printing receipts into a pseudo-terminal.")
+    sim.add_argument("--link", required=True, help="path of the symlink to create to the pty's device")
+    sim.add_argument("--rate", type=float, default=1.0, help="lines per second (default 1)")
+    sim.add_argument("--count", type=int, default=0, help="stop after this many lines (default: never)")
+    sim.add_argument("--seed", type=int, default=1)
+    sim.add_argument("--encoding", default="utf-8", help="utf-8 or gb18030")
+    sim.add_argument("--garbage-every", type=int, default=0, help="send a garbage line every N lines")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.command == "simulate-pos":
+        from edge_agent.simulator import main_simulate
+
+        return main_simulate(Path(args.link), args.rate, args.count, args.seed, args.encoding, args.garbage_every)
+    path = config_path(args.config)
+    try:
+        config = load_config(path, check_required=args.command in ("run", "check-config"))
+    except ConfigError as exc:
+        print(f"{PROG}: {exc}", file=sys.stderr)
+        return 2
+    logging.basicConfig(
+        level=config.agent_log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    # APScheduler logs every run of every job at INFO; only its problems belong in the agent's log.
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    handler = {
+        "run": _run,
+        "check-config": _check_config,
+        "enroll": _enroll,
+        "doctor": _doctor,
+        "quarantine": _quarantine,
+    }[args.command]
+    try:
+        return handler(config, path, args)
+    except (CredentialsError, KeyFileError) as exc:
+        print(f"{PROG}: {exc}", file=sys.stderr)
+        return 1
+
+
+def _run(config: AgentConfig, path: Path | None, args: argparse.Namespace) -> int:
+    from edge_agent.agent import Agent, AlreadyRunning
+
+    try:
+        agent = Agent(config)
+    except AlreadyRunning as exc:
+        print(f"{PROG}: {exc}", file=sys.stderr)
+        return 1
+    agent.run_forever()
+    return 0
+
+
+def _check_config(config: AgentConfig, path: Path | None, args: argparse.Namespace) -> int:
+    print(f"config ok: {path or 'defaults and environment only'}")
+    for spec in specs(AgentConfig):
+        print(f"  {spec.name} = {getattr(config, spec.attr)!s}")
+    return 0
+
+
+def _enroll(config: AgentConfig, path: Path | None, args: argparse.Namespace) -> int:
+    from edge_agent.agent import prepare_data_dir
+    from edge_agent.enroll import EnrollError, enroll
+
+    prepare_data_dir(config)
+    try:
+        creds = enroll(args.central, args.token, config.credentials_path)
+    except EnrollError as exc:
+        print(f"{PROG}: enrollment failed: {exc}", file=sys.stderr)
+        return 1
+    print(f"enrolled as device {creds.device_id} of store {creds.store_id}")
+    print(f"credentials written to {config.credentials_path}")
+    return 0
+
+
+def _doctor(config: AgentConfig, path: Path | None, args: argparse.Namespace) -> int:
+    from edge_agent.doctor import run_checks
+
+    problems = 0
+    for ok, line in run_checks(config):
+        print(("ok    " if ok else "FAIL  ") + line)
+        problems += not ok
+    return 1 if problems else 0
+
+
+def _quarantine(config: AgentConfig, path: Path | None, args: argparse.Namespace) -> int:
+    from edge_agent.doctor import open_outbox
+
+    outbox = open_outbox(config)
+    rows = outbox.quarantine(args.limit)
+    counts = Counter(row.reason for row in rows)
+    for row in rows:
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(row.received_at))
+        size = "unreadable" if row.raw is None else f"{len(row.raw)} bytes"
+        print(f"{row.id:>8}  {when}  {row.source:<6} {row.reason:<28} {size}")
+        if args.show_raw and row.raw is not None:
+            print(f"          {row.raw!r}")
+    print(json.dumps({"shown": len(rows), "by_reason": dict(counts)}, ensure_ascii=False))
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

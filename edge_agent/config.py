@@ -1,0 +1,147 @@
+"""The agent's declared settings: read from a TOML file, then EDGE_* environment variables."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from shared.settings import load, setting
+
+ENV_PREFIX = "EDGE_"
+CONFIG_ENV = "EDGE_CONFIG"
+DEFAULT_CONFIG_PATH = Path("/etc/edge-agent/agent.toml")
+
+
+@dataclass(frozen=True)
+class AgentConfig:
+    """Every setting of the edge agent; the README's configuration reference lists each one."""
+
+    agent_data_dir: Path = setting(
+        "agent.data_dir",
+        Path("/var/lib/edge-agent"),
+        "Directory for the outbox database, its key, the device credentials and the capture journal.",
+    )
+    agent_log_level: str = setting(
+        "agent.log_level", "info", "Log level.", choices=("debug", "info", "warning", "error")
+    )
+    agent_heartbeat_interval: float = setting(
+        "agent.heartbeat_interval",
+        60.0,
+        "Seconds between `agent.heartbeat` events that tell central the agent is alive.",
+        minimum=1,
+    )
+    pos_port: str = setting(
+        "pos.port",
+        "",
+        "pyserial URL of the POS output: `/dev/ttyUSB0`, a pty path, `socket://host:port`, `loop://`.",
+        required=True,
+    )
+    pos_baudrate: int = setting("pos.baudrate", 9600, "Serial speed in baud.", minimum=50)
+    pos_mode: str = setting(
+        "pos.mode",
+        "line",
+        "How the POS stream is read: `line` is one JSON or key=value record per line.",
+        choices=("line",),
+    )
+    pos_encoding: str = setting(
+        "pos.encoding",
+        "auto",
+        "Text encoding of POS lines: `auto` tries UTF-8 then GB18030; or any Python codec name.",
+    )
+    pos_max_line_bytes: int = setting(
+        "pos.max_line_bytes",
+        65536,
+        "A line longer than this is quarantined as `line_too_long` and skipped up to the next newline.",
+        minimum=64,
+    )
+    pos_reconnect_max_delay: float = setting(
+        "pos.reconnect_max_delay",
+        30.0,
+        "Longest wait, in seconds, between attempts to reopen a port that failed or was unplugged.",
+        minimum=0.1,
+    )
+    capture_fsync: bool = setting(
+        "capture.fsync",
+        True,
+        "fsync the capture journal after each read, so a power cut loses no bytes already read.",
+    )
+    outbox_commit_interval: float = setting(
+        "outbox.commit_interval",
+        0.2,
+        "The writer groups events into one commit for at most this many seconds.",
+        minimum=0.0,
+    )
+    outbox_max_group: int = setting("outbox.max_group", 2000, "Most events committed in one transaction.", minimum=1)
+    outbox_keep_delivered_hours: float = setting(
+        "outbox.keep_delivered_hours",
+        72.0,
+        "Hours to keep events central acknowledged, for resync after central restores a backup.",
+        minimum=0,
+    )
+    sync_interval: float = setting(
+        "sync.interval", 2.0, "Seconds between sync runs; each run drains the backlog.", minimum=0.05
+    )
+    sync_batch_size: int = setting("sync.batch_size", 500, "Events per batch sent to central.", minimum=1)
+    sync_timeout: float = setting("sync.timeout", 30.0, "Seconds to wait for central to answer one batch.", minimum=0.1)
+    sync_max_backoff: float = setting(
+        "sync.max_backoff",
+        60.0,
+        "Longest wait, in seconds, between attempts while central is unreachable or failing.",
+        minimum=0.1,
+    )
+    sync_central_url: str = setting(
+        "sync.central_url",
+        "",
+        "Central's base URL; empty means the URL the agent was enrolled against.",
+    )
+    sync_ca_file: str = setting(
+        "sync.ca_file", "", "CA bundle for central's TLS certificate; empty means the system's."
+    )
+
+    @property
+    def outbox_path(self) -> Path:
+        return self.agent_data_dir / "outbox.db"
+
+    @property
+    def key_path(self) -> Path:
+        return self.agent_data_dir / "outbox.key"
+
+    @property
+    def credentials_path(self) -> Path:
+        return self.agent_data_dir / "credentials.json"
+
+    @property
+    def journal_dir(self) -> Path:
+        return self.agent_data_dir / "journal"
+
+
+def config_path(explicit: str | None, environ: Mapping[str, str] | None = None) -> Path | None:
+    """The file to read: ``--config``, else $EDGE_CONFIG, else the system default if it exists."""
+    environ = os.environ if environ is None else environ
+    if explicit:
+        return Path(explicit)
+    if environ.get(CONFIG_ENV):
+        return Path(environ[CONFIG_ENV])
+    return DEFAULT_CONFIG_PATH if DEFAULT_CONFIG_PATH.exists() else None
+
+
+def load_config(
+    path: Path | None,
+    environ: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    *,
+    check_required: bool = True,
+) -> AgentConfig:
+    """Load and validate the agent's settings; raise shared.settings.ConfigError on any problem."""
+    return load(
+        AgentConfig,
+        path=path,
+        env_prefix=ENV_PREFIX,
+        environ=environ,
+        reserved_env=frozenset({CONFIG_ENV}),
+        overrides=overrides,
+        check_required=check_required,
+    )

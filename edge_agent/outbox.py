@@ -1,0 +1,351 @@
+"""The outbox: an encrypted SQLite queue of events waiting for central, and the quarantine.
+
+SQLite in WAL mode with ``synchronous=FULL``: a committed event survives a power cut. Every payload
+and every quarantined byte is sealed with AES-256-GCM before it is written, so the database, its
+WAL and its shared-memory file hold no customer data in clear. Only what the queue needs in order
+to work stays readable: the event id, the sequence number, the kind and the delivery state.
+
+Rows are never deleted until central has answered for them: acknowledged rows are marked
+delivered and kept ``keep_delivered_hours`` for resync; rejected rows are kept with their reason.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+from cryptography.exceptions import InvalidTag
+
+from shared import ids
+from shared.crypto import Sealer
+from shared.ids import uuid7_time
+from shared.wire import Event, event_body, format_time
+
+PENDING, DELIVERED, REJECTED = 0, 1, 2
+
+_MIGRATIONS = [
+    """
+    CREATE TABLE events (
+        seq INTEGER PRIMARY KEY,        -- per-device sequence, assigned before the first write
+        event_id TEXT NOT NULL,         -- UUIDv7 (unique by construction), central's dedupe key
+        kind TEXT NOT NULL,
+        state INTEGER NOT NULL DEFAULT 0,
+        state_at REAL,
+        reason TEXT,
+        sealed BLOB NOT NULL
+    );
+    CREATE INDEX events_settled ON events(state, state_at) WHERE state <> 0;
+    CREATE TABLE quarantine (
+        id INTEGER PRIMARY KEY,
+        source TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        received_at REAL NOT NULL,
+        sealed BLOB NOT NULL
+    );
+    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    """,
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Capture:
+    """An event to append; ``source``/``offset`` say how far into that source's stream it reaches.
+
+    The payload crosses from the source's thread to the writer's as immutable JSON bytes: nobody can
+    change it after it was handed over, and the single writer thread does not spend time encoding.
+    """
+
+    kind: str
+    payload_json: bytes
+    observed_at: str
+    source: str | None = None
+    offset: int | None = None
+
+    @classmethod
+    def of(
+        cls, kind: str, payload: dict[str, Any], observed_at: str, source: str | None = None, offset: int | None = None
+    ) -> Capture:
+        return cls(kind, orjson.dumps(payload), observed_at, source, offset)
+
+    def payload(self) -> dict[str, Any]:
+        """The payload decoded (for inspection and tests)."""
+        result: dict[str, Any] = orjson.loads(self.payload_json)
+        return result
+
+
+@dataclass(frozen=True, slots=True)
+class Quarantined:
+    """Input that could not be turned into an event, kept sealed with the reason."""
+
+    source: str
+    reason: str
+    raw: bytes
+    received_at: float
+    offset: int | None = None
+
+
+Record = Capture | Quarantined
+
+
+@dataclass(frozen=True, slots=True)
+class Pending:
+    """A row waiting for central; ``body`` (see shared.wire.event_body) is None if it cannot be opened."""
+
+    seq: int
+    event_id: str
+    kind: str
+    body: bytes | None
+
+    def event(self) -> Event:
+        """The row as a wire Event (for inspection; sync splices ``body`` without parsing it)."""
+        if self.body is None:
+            raise ValueError(f"outbox row {self.seq} cannot be opened")
+        doc = orjson.loads(self.body)
+        return Event(self.event_id, self.seq, self.kind, doc["observed_at"], doc["store_id"], doc["payload"])
+
+
+@dataclass(frozen=True, slots=True)
+class Stats:
+    pending: int
+    delivered: int
+    rejected: int
+    quarantined: int
+    last_seq: int
+    oldest_pending_at: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class QuarantineRow:
+    id: int
+    source: str
+    reason: str
+    received_at: float
+    raw: bytes | None
+
+
+class Outbox:
+    """The agent's durable queue. Each thread gets its own connection; one writer appends."""
+
+    def __init__(
+        self,
+        path: Path,
+        sealer: Sealer,
+        store_id: str,
+        *,
+        clock: Callable[[], float] = time.time,
+        id_source: ids.UUID7 = ids.new_id,
+        busy_timeout: float = 30.0,
+    ) -> None:
+        self.path = path
+        self._busy_timeout = busy_timeout
+        self.store_id = store_id
+        self._sealer = sealer
+        self._clock = clock
+        self._ids = id_source
+        self._pending_from: int | None = None  # lowest seq that may be pending; sync thread only
+        self._local = threading.local()
+        self._migrate()
+        self._next_seq = self._load_next_seq()
+
+    def _conn(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(self.path, isolation_level=None, timeout=self._busy_timeout)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=FULL")
+            # Freed pages are zeroed, so deleted sealed blobs do not linger in the file.
+            conn.execute("PRAGMA secure_delete=ON")
+            self.path.chmod(0o600)
+            self._local.conn = conn
+        return conn
+
+    def close(self) -> None:
+        """Close this thread's connection."""
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
+
+    def _migrate(self) -> None:
+        conn = self._conn()
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        for number, script in enumerate(_MIGRATIONS[version:], start=version + 1):
+            conn.execute("BEGIN IMMEDIATE")
+            for statement in script.split(";"):
+                if statement.strip():
+                    conn.execute(statement)
+            conn.execute(f"PRAGMA user_version = {number}")
+            conn.execute("COMMIT")
+
+    def _load_next_seq(self) -> int:
+        conn = self._conn()
+        row = conn.execute("SELECT value FROM meta WHERE key = 'next_seq'").fetchone()
+        stored = int(row[0]) if row else 1
+        highest = conn.execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()[0]
+        return max(stored, highest + 1)
+
+    # --- writer side -------------------------------------------------------------------------
+
+    def append(self, records: Sequence[Record]) -> dict[str, int]:
+        """Write ``records`` in one transaction; return the stream offsets it committed per source.
+
+        Only the writer thread calls this. The sequence counter and the journal offsets move in the
+        same transaction as the rows, so a crash leaves them consistent.
+        """
+        conn = self._conn()
+        captures = [r for r in records if isinstance(r, Capture)]
+        first = self._next_seq
+        store_id = self.store_id
+        event_ids = self._ids.many(len(captures))
+        sealed = self._sealer.seal_many(
+            [
+                (event_body(c.observed_at, store_id, c.payload_json), e.encode())
+                for c, e in zip(captures, event_ids, strict=True)
+            ]
+        )
+        events = [(first + i, event_ids[i], captures[i].kind, sealed[i]) for i in range(len(captures))]
+        seq = first + len(captures)
+        quarantined = [
+            (r.source, r.reason, r.received_at, self._sealer.seal(r.raw, b"quarantine:" + r.source.encode()))
+            for r in records
+            if isinstance(r, Quarantined)
+        ]
+        # Offsets only grow within a source, so the last record of each source carries its offset.
+        offsets = {r.source: r.offset for r in records if r.source is not None and r.offset is not None}
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.executemany("INSERT INTO events (seq, event_id, kind, sealed) VALUES (?, ?, ?, ?)", events)
+            conn.executemany(
+                "INSERT INTO quarantine (source, reason, received_at, sealed) VALUES (?, ?, ?, ?)",
+                quarantined,
+            )
+            conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('next_seq', ?)", (str(seq),))
+            conn.executemany(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
+                [(f"offset:{source}", str(offset)) for source, offset in offsets.items()],
+            )
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        self._next_seq = seq
+        return offsets
+
+    def committed_offset(self, source: str) -> int:
+        """How far into ``source``'s byte stream the outbox has committed (0 if never)."""
+        row = self._conn().execute("SELECT value FROM meta WHERE key = ?", (f"offset:{source}",)).fetchone()
+        return int(row[0]) if row else 0
+
+    # --- sync side ---------------------------------------------------------------------------
+
+    def pending(self, limit: int) -> list[Pending]:
+        """The oldest ``limit`` events not yet answered for, opened and ready to send."""
+        conn = self._conn()
+        if self._pending_from is None:
+            first = conn.execute("SELECT MIN(seq) FROM events WHERE state = 0").fetchone()[0]
+            self._pending_from = 0 if first is None else first
+        # Rows below the cursor are all settled, so the scan starts there instead of needing an index
+        # (an index of pending rows would tax every append, which is the agent's hot path).
+        rows = conn.execute(
+            "SELECT seq, event_id, kind, sealed FROM events WHERE seq >= ? AND state = 0 ORDER BY seq LIMIT ?",
+            (self._pending_from, limit),
+        ).fetchall()
+        if rows:
+            self._pending_from = rows[0][0]
+        out = []
+        for seq, event_id, kind, sealed in rows:
+            try:
+                body: bytes | None = self._sealer.open(sealed, event_id.encode())
+            except InvalidTag:
+                body = None
+            out.append(Pending(seq, event_id, kind, body))
+        return out
+
+    def settle(self, delivered: Iterable[int], rejected: Iterable[tuple[int, str]]) -> None:
+        """Record central's answer: delivered rows are kept for resync, rejected ones with the reason."""
+        now = self._clock()
+        conn = self._conn()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.executemany(
+                "UPDATE events SET state = 1, state_at = ? WHERE seq = ? AND state = 0",
+                [(now, seq) for seq in delivered],
+            )
+            conn.executemany(
+                "UPDATE events SET state = 2, state_at = ?, reason = ? WHERE seq = ? AND state = 0",
+                [(now, reason, seq) for seq, reason in rejected],
+            )
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+    def purge_delivered(self, older_than_seconds: float) -> int:
+        """Delete delivered rows acknowledged more than ``older_than_seconds`` ago."""
+        cutoff = self._clock() - older_than_seconds
+        cur = self._conn().execute("DELETE FROM events WHERE state = 1 AND state_at < ?", (cutoff,))
+        return cur.rowcount
+
+    # --- inspection ----------------------------------------------------------------------------
+
+    def stats(self) -> Stats:
+        conn = self._conn()
+        counts = dict(conn.execute("SELECT state, COUNT(*) FROM events GROUP BY state").fetchall())
+        oldest_id = conn.execute("SELECT event_id FROM events WHERE state = 0 ORDER BY seq LIMIT 1").fetchone()
+        quarantined = conn.execute("SELECT COUNT(*) FROM quarantine").fetchone()[0]
+        return Stats(
+            pending=counts.get(PENDING, 0),
+            delivered=counts.get(DELIVERED, 0),
+            rejected=counts.get(REJECTED, 0),
+            quarantined=quarantined,
+            last_seq=self._load_next_seq() - 1,
+            oldest_pending_at=None if oldest_id is None else uuid7_time(oldest_id[0]),
+        )
+
+    def quarantine(self, limit: int = 100) -> list[QuarantineRow]:
+        """The newest quarantined inputs, opened (``raw`` is None if a row cannot be opened)."""
+        rows = (
+            self._conn()
+            .execute(
+                "SELECT id, source, reason, received_at, sealed FROM quarantine ORDER BY id DESC LIMIT ?",
+                (limit,),
+            )
+            .fetchall()
+        )
+        out = []
+        for row_id, source, reason, received_at, sealed in rows:
+            try:
+                raw: bytes | None = self._sealer.open(sealed, b"quarantine:" + source.encode())
+            except InvalidTag:
+                raw = None
+            out.append(QuarantineRow(row_id, source, reason, received_at, raw))
+        return out
+
+    def rejected(self, limit: int = 100) -> list[tuple[int, str, str, str | None]]:
+        """The newest events central rejected: (seq, event_id, kind, reason)."""
+        return (
+            self._conn()
+            .execute(
+                "SELECT seq, event_id, kind, reason FROM events WHERE state = 2 ORDER BY seq DESC LIMIT ?",
+                (limit,),
+            )
+            .fetchall()
+        )
+
+
+def _event_aad(event_id: str, seq: int) -> bytes:
+    """Binds a sealed event to its row: a blob moved to another row fails to open."""
+    return f"event:{event_id}:{seq}".encode()
+
+
+def observed_now(clock: Callable[[], float] = time.time) -> str:
+    """The wire timestamp for 'now' by ``clock``."""
+    return format_time(datetime.fromtimestamp(clock(), UTC))

@@ -1,0 +1,1 @@
+"""Inputs: one module per device kind, each reading on a thread of its own and emitting records."""

@@ -1,0 +1,190 @@
+"""The sync job: sends the outbox to central in signed, gzipped batches and records each answer.
+
+Delivery is at-least-once: a batch may be sent again after a timeout, and central dedupes on
+(device_id, event_id). A row leaves the pending state only when central has answered for it:
+accepted or duplicate rows are marked delivered, rejected rows keep central's reason and are not
+sent again. While central is unreachable the job backs off exponentially (with jitter, so a
+fleet of stores does not return in lockstep) and the outbox simply grows.
+"""
+
+from __future__ import annotations
+
+import gzip
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from edge_agent.outbox import Outbox
+from edge_agent.transport import Transport, TransportError
+from shared import ids
+from shared.crypto import RequestSigner
+from shared.wire import WireError, decode_reply, encode_batch_of, encode_event, format_time
+
+log = logging.getLogger(__name__)
+
+BATCHES_PATH = "/api/v1/batches"
+PURGE_EVERY = 600.0
+
+
+class SyncFailure(Exception):
+    """A batch central did not answer for; the job backs off and tries again later."""
+
+
+@dataclass
+class SyncStatus:
+    """Counters for heartbeats and `edge-agent doctor`."""
+
+    batches: int = 0
+    accepted: int = 0
+    duplicate: int = 0
+    rejected: int = 0
+    failures: int = 0
+    consecutive_failures: int = 0
+    last_error: str | None = None
+    last_success_at: float | None = None
+
+
+class SyncJob:
+    """Drains the outbox to central; APScheduler calls :meth:`run` every ``sync.interval`` seconds."""
+
+    def __init__(
+        self,
+        outbox: Outbox,
+        transport: Transport,
+        signer: RequestSigner,
+        *,
+        batch_size: int = 500,
+        timeout: float = 30.0,
+        max_backoff: float = 300.0,
+        keep_delivered_hours: float = 72.0,
+        clock: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
+        rng: Callable[[], float] = random.random,
+        new_id: Callable[[], str] = ids.new_id,
+    ) -> None:
+        self.outbox = outbox
+        self.transport = transport
+        self.signer = signer
+        self.batch_size = batch_size
+        self.timeout = timeout
+        self.max_backoff = max_backoff
+        self.keep_delivered_seconds = keep_delivered_hours * 3600
+        self._clock = clock
+        self._monotonic = monotonic
+        self._rng = rng
+        self._new_id = new_id
+        self.current_batch_size = batch_size  # shrinks when central says a batch is too large
+        self._next_attempt = 0.0
+        self._next_purge = 0.0
+        self._lock = threading.Lock()
+        self.status = SyncStatus()
+
+    def run(self) -> None:
+        """One scheduled run: drain everything pending unless we are backing off."""
+        if not self._lock.acquire(blocking=False):
+            return  # a run is still going; never two at once
+        try:
+            if self._monotonic() < self._next_attempt:
+                return
+            try:
+                while self.send_one() > 0:
+                    pass
+            except SyncFailure as exc:
+                self._failed(str(exc))
+            self._purge()
+        finally:
+            self._lock.release()
+
+    def send_one(self) -> int:
+        """Send the oldest pending events as one batch; return how many rows were settled."""
+        pending = self.outbox.pending(self.current_batch_size)
+        if not pending:
+            return 0
+        readable = [p for p in pending if p.body is not None]
+        unreadable = [(p.seq, "unreadable_locally") for p in pending if p.body is None]
+        if unreadable:
+            log.error(
+                "%d outbox rows cannot be opened with this agent's key; marking them rejected",
+                len(unreadable),
+            )
+            self.outbox.settle([], unreadable)
+            if not readable:
+                return len(unreadable)
+        sent_at = format_time(datetime.fromtimestamp(self._clock(), UTC))
+        # The sealed bodies are spliced into the batch as they are: no parse, no re-encode.
+        events = [encode_event(p.event_id, p.seq, p.kind, p.body) for p in readable if p.body is not None]
+        raw = encode_batch_of(self.signer.device_id, self._new_id(), sent_at, events)
+        body = gzip.compress(raw, compresslevel=3)  # about a fifth bigger than level 6 on receipts, at 40% of its CPU
+        headers = self.signer.headers("POST", BATCHES_PATH, sent_at, body)
+        headers["Content-Type"] = "application/json"
+        headers["Content-Encoding"] = "gzip"
+        try:
+            response = self.transport.post(BATCHES_PATH, body, headers, self.timeout)
+        except TransportError as exc:
+            raise SyncFailure(f"central unreachable: {exc}") from None
+
+        if response.status == 413 or (response.status == 400 and b"too_many_events" in response.body):
+            if len(readable) == 1:
+                self.outbox.settle([], [(readable[0].seq, "too_large")])
+                return 1
+            self.current_batch_size = max(1, len(events) // 2)
+            log.warning(
+                "central refused a batch of %d events as too large; sending %d",
+                len(events),
+                self.current_batch_size,
+            )
+            return len(unreadable) or 1
+        if response.status != 200:
+            detail = response.body[:200].decode("utf-8", "replace")
+            raise SyncFailure(f"central answered {response.status}: {detail}")
+        try:
+            reply = decode_reply(response.body)
+        except WireError as exc:
+            raise SyncFailure(str(exc)) from None
+
+        by_id = {p.event_id: p.seq for p in readable}
+        answered = [*reply.accepted, *reply.duplicate, *(r.event_id for r in reply.rejected)]
+        if set(answered) != set(by_id):
+            raise SyncFailure("central's reply does not answer for every event of the batch")
+        delivered = [by_id[i] for i in (*reply.accepted, *reply.duplicate)]
+        rejected = [(by_id[r.event_id], r.reason) for r in reply.rejected if r.event_id is not None]
+        self.outbox.settle(delivered, rejected)
+        for reason in {r.reason for r in reply.rejected}:
+            log.warning("central rejected events: %s", reason)
+        self._succeeded(len(reply.accepted), len(reply.duplicate), len(rejected))
+        return len(pending)
+
+    def _succeeded(self, accepted: int, duplicate: int, rejected: int) -> None:
+        if self.status.consecutive_failures:
+            log.info("central is answering again after %d failed attempts", self.status.consecutive_failures)
+        self.status.batches += 1
+        self.status.accepted += accepted
+        self.status.duplicate += duplicate
+        self.status.rejected += rejected
+        self.status.consecutive_failures = 0
+        self.status.last_error = None
+        self.status.last_success_at = self._clock()
+        self._next_attempt = 0.0
+
+    def _failed(self, message: str) -> None:
+        self.status.failures += 1
+        self.status.consecutive_failures += 1
+        if message != self.status.last_error:
+            log.warning("sync failed, will retry: %s", message)
+        self.status.last_error = message
+        exponent = min(self.status.consecutive_failures - 1, 30)
+        delay = min(self.max_backoff, 1.0 * 2**exponent) * (0.5 + self._rng() / 2)
+        self._next_attempt = self._monotonic() + delay
+
+    def _purge(self) -> None:
+        now = self._monotonic()
+        if now < self._next_purge:
+            return
+        self._next_purge = now + PURGE_EVERY
+        removed = self.outbox.purge_delivered(self.keep_delivered_seconds)
+        if removed:
+            log.info("purged %d delivered events older than %.0f h", removed, self.keep_delivered_seconds / 3600)

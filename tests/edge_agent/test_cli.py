@@ -1,0 +1,78 @@
+"""`edge-agent` as a technician runs it: configuration errors, check-config, unenrolled starts."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BIN = Path(sys.executable).parent / "edge-agent"
+
+
+def run(*args, env_extra=None, cwd=None):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EDGE_")}
+    env.update(env_extra or {})
+    return subprocess.run([str(BIN), *args], capture_output=True, text=True, env=env, timeout=60, cwd=cwd)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ('[pos]\nport = "/dev/ttyUSB0"\nbaud = 9600\n', "pos.baud: unknown key (did you mean 'pos.baudrate'?)"),
+        ('[pos]\nport = "/dev/ttyUSB0"\nbaudrate = "fast"\n', "pos.baudrate: expected an integer, got 'fast'"),
+        ('[agent]\ndata_dir = "/tmp/x"\n', "pos.port: required setting is missing (or set EDGE_POS_PORT)"),
+        ("[pos\n", "invalid TOML"),
+    ],
+)
+def test_bad_config_file_exits_2_with_one_line_naming_key_and_file(tmp_path, text, expected):
+    path = tmp_path / "agent.toml"
+    path.write_text(text)
+    for command in ("check-config", "run"):
+        result = run(command, "--config", str(path))
+        assert result.returncode == 2
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1, result.stderr
+        assert lines[0].startswith(f"edge-agent: config error in {path}")
+        assert expected in lines[0]
+
+
+def test_bad_environment_variable_exits_2(tmp_path):
+    result = run("check-config", env_extra={"EDGE_POS_PORT": "loop://", "EDGE_SYNC_INTERVAL": "soon"})
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        "edge-agent: config error in environment: EDGE_SYNC_INTERVAL: expected a number, got 'soon'"
+    )
+
+
+def test_check_config_prints_the_effective_settings(tmp_path):
+    path = tmp_path / "agent.toml"
+    path.write_text(f'[agent]\ndata_dir = "{tmp_path}"\n[pos]\nport = "loop://"\n')
+    result = run("check-config", env_extra={"EDGE_CONFIG": str(path), "EDGE_SYNC_BATCH_SIZE": "100"})
+    assert result.returncode == 0, result.stderr
+    assert f"config ok: {path}" in result.stdout
+    assert "sync.batch_size = 100" in result.stdout
+    assert "pos.port = loop://" in result.stdout
+
+
+def test_run_before_enrollment_says_what_to_do(tmp_path):
+    result = run("run", env_extra={"EDGE_POS_PORT": "loop://", "EDGE_AGENT_DATA_DIR": str(tmp_path)})
+    assert result.returncode == 1
+    assert "not enrolled yet; run `edge-agent enroll --central URL --token TOKEN`" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_enroll_against_nothing_fails_cleanly(tmp_path):
+    result = run(
+        "enroll",
+        "--central",
+        "http://127.0.0.1:9",
+        "--token",
+        "t",
+        env_extra={"EDGE_AGENT_DATA_DIR": str(tmp_path)},
+    )
+    assert result.returncode == 1
+    assert result.stderr.startswith("edge-agent: enrollment failed: cannot reach central at http://127.0.0.1:9")
+    assert not (tmp_path / "credentials.json").exists()
