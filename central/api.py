@@ -1,0 +1,107 @@
+"""The read-only JSON API for HQ tools, behind a console login (session cookie).
+
+``GET /api/v1/customers?limit=50&offset=0``, ``GET /api/v1/customers/<id>`` and
+``GET /api/v1/devices``. Identifiers are always masked, and every read of customer data is audited
+under the user who made it.
+"""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, jsonify, request
+
+from central import audit, clock
+from central.auth import current_user, login_required
+from central.db import get_session
+from central.errors import ApiError
+from central.queries import customer_detail, find_customer, list_customers, list_devices, survivor_of
+
+bp = Blueprint("api", __name__)
+
+MAX_LIMIT = 500
+
+
+def _int_param(name: str, default: int, lowest: int, highest: int | None) -> int:
+    raw = request.args.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        value = lowest - 1
+    if value < lowest or (highest is not None and value > highest):
+        bound = f"between {lowest} and {highest}" if highest is not None else f"at least {lowest}"
+        raise ApiError(400, "invalid_request", f"{name} must be an integer {bound}")
+    return value
+
+
+def _actor() -> str:
+    user = current_user(get_session())
+    return user.username if user is not None else "anonymous"
+
+
+@bp.get("/api/v1/customers")
+@login_required
+def customers() -> Response:
+    """A page of live customers, most recently seen first."""
+    limit = _int_param("limit", 50, 1, MAX_LIMIT)
+    offset = _int_param("offset", 0, 0, None)
+    db = get_session()
+    rows, total = list_customers(db, limit, offset)
+    audit.record(
+        db,
+        at=clock.now(),
+        actor=_actor(),
+        action="customers.list",
+        detail={"via": "api", "limit": limit, "offset": offset, "returned": len(rows)},
+    )
+    db.commit()
+    return jsonify({"customers": [c.to_json() for c in rows], "total": total})
+
+
+@bp.get("/api/v1/customers/<int:customer_id>")
+@login_required
+def customer(customer_id: int) -> Response:
+    """One customer and their last 20 receipts.
+
+    A customer merged into another answers 404 with code ``merged`` and ``merged_into`` naming the
+    live customer to ask for instead; an unknown id answers 404 ``not_found``.
+    """
+    db = get_session()
+    row = find_customer(db, customer_id)
+    if row is None:
+        raise ApiError(404, "not_found", f"no customer {customer_id}")
+    if row.merged_into is not None:
+        survivor = survivor_of(db, row)
+        response = jsonify(
+            {
+                "error": {
+                    "code": "merged",
+                    "message": f"customer {customer_id} was merged into customer {survivor}",
+                    "merged_into": survivor,
+                }
+            }
+        )
+        response.status_code = 404
+        return response
+    summary, receipts = customer_detail(db, row)
+    audit.record(
+        db,
+        at=clock.now(),
+        actor=_actor(),
+        action="customer.view",
+        subject=f"customer:{customer_id}",
+        detail={"via": "api"},
+    )
+    db.commit()
+    return jsonify({"customer": summary.to_json(), "receipts": [r.to_json() for r in receipts]})
+
+
+@bp.get("/api/v1/devices")
+@login_required
+def devices() -> Response:
+    """Every enrolled device with its last contact and heartbeat."""
+    db = get_session()
+    rows = list_devices(db)
+    audit.record(db, at=clock.now(), actor=_actor(), action="devices.list", detail={"via": "api"})
+    db.commit()
+    return jsonify({"devices": [d.to_json() for d in rows]})

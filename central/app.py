@@ -1,0 +1,71 @@
+"""The central server's Flask application factory: ``create_app(config)`` wires every blueprint."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from flask import Flask, Response, jsonify, redirect, url_for
+from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
+from werkzeug.wrappers.response import Response as BaseResponse
+
+from central import api, db, enroll, errors, ingest
+from central.clock import system_clock
+from central.config import CentralConfig, default_config_path, load_config
+from shared.crypto import load_or_create_key
+
+
+def create_app(config: CentralConfig | None = None, *, test_config: dict[str, Any] | None = None) -> Flask:
+    """Build the app for ``config`` (default: the config file and environment).
+
+    ``test_config`` updates Flask's own ``app.config`` last (``TESTING``, ``CLOCK`` for a fixed clock).
+    """
+    if config is None:
+        config = load_config(default_config_path())
+    app = Flask(__name__)
+    app.jinja_env.trim_blocks = True
+    app.jinja_env.lstrip_blocks = True
+    # The directory holds the session secret and, with SQLite, personal data: owner only.
+    config.server_data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    app.config.update(
+        CENTRAL=config,
+        CLOCK=system_clock,
+        SECRET_KEY=load_or_create_key(config.secret_key_path),
+        SESSION_COOKIE_NAME="central_session",
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        PERMANENT_SESSION_LIFETIME=timedelta(hours=config.console_session_hours),
+        # The ingest view enforces its own, larger limit on the raw body; forms stay small.
+        MAX_FORM_MEMORY_SIZE=64 * 1024,
+    )
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    if test_config:
+        app.config.update(test_config)
+
+    db.init_app(app, config.effective_database_url)
+    errors.init_app(app)
+
+    from central import console
+
+    app.register_blueprint(ingest.bp)
+    app.register_blueprint(enroll.bp)
+    app.register_blueprint(api.bp)
+    app.register_blueprint(console.bp)
+
+    @app.get("/healthz")
+    def healthz() -> tuple[Response, int]:
+        """Liveness and database reachability, without authentication."""
+        try:
+            with db.engine_for(app).connect() as conn:
+                conn.execution_options(**db.READ_ONLY).execute(text("SELECT 1"))
+        except SQLAlchemyError:
+            return jsonify({"status": "unavailable", "database": "unreachable"}), 503
+        return jsonify({"status": "ok", "database": "ok"}), 200
+
+    @app.get("/")
+    def root() -> BaseResponse:
+        """The console is the front page."""
+        return redirect(url_for("console.index"))
+
+    return app

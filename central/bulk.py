@@ -1,0 +1,265 @@
+"""Multi-row statements for the ingest hot path, without per-row ORM or Core parameter processing.
+
+A 500-event batch turns into a handful of statements whatever its size. PostgreSQL gets one
+statement per table whose rows arrive as a single JSON parameter
+(``INSERT ... SELECT ... FROM json_to_recordset(%s)``): psycopg adapts Python lists to PostgreSQL
+arrays by escaping every element in Python, which costs more than the insert itself, while one JSON
+document passes through untouched and the server unpacks it. SQLite, in process, gets plain
+``executemany`` (or, where ids must come back, multi-row ``VALUES ... RETURNING``), with values
+stored exactly as SQLAlchemy stores them so that rows written here read back the same through the
+models.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Iterable, Sequence
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+import orjson
+from sqlalchemy import (
+    JSON,
+    Column,
+    Connection,
+    Dialect,
+    String,
+    Table,
+)
+
+from central.models import UTCDateTime
+
+# SQLite refuses statements with more than 32766 parameters.
+_SQLITE_MAX_PARAMS = 32_000
+
+Converter = Callable[[Any], Any]
+
+
+def _sqlite_time(value: datetime | None) -> str | None:
+    # SQLAlchemy's SQLite DATETIME text form, naive UTC: "2026-11-23 02:00:00.000000".
+    if value is None:
+        return None
+    if value.tzinfo is not UTC:
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given where an aware UTC datetime is required")
+        value = value.astimezone(UTC)
+    return value.isoformat(" ", "microseconds")[:26]
+
+
+def _json_text(value: Any) -> str | None:
+    return None if value is None else orjson.dumps(value).decode()
+
+
+@functools.cache
+def _sqlite_converter(column: Column[Any], dialect: Dialect) -> Converter | None:
+    """How one column's Python values are handed to sqlite3; None when they pass as they are."""
+    if isinstance(column.type, UTCDateTime):
+        return _sqlite_time
+    if isinstance(column.type, JSON):
+        return _json_text
+    return column.type.dialect_impl(dialect).bind_processor(dialect)
+
+
+def _pg_default(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return str(value)
+    raise TypeError(f"cannot send {type(value).__name__} to PostgreSQL as JSON")
+
+
+class JsonBytes(bytes):
+    """A JSON document already encoded as UTF-8, handed to psycopg as a ``json`` parameter unchanged."""
+
+
+def _register_json_bytes() -> None:
+    """Teach psycopg to send JsonBytes as ``json`` without decoding and re-encoding the document."""
+    try:
+        from psycopg import adapters
+        from psycopg.adapt import Dumper
+    except ImportError:  # a SQLite-only installation
+        return
+
+    class _JsonBytesDumper(Dumper):
+        oid = adapters.types["json"].oid
+
+        def dump(self, obj: Any) -> bytes:
+            return bytes(obj)
+
+    # Connections copy the global adapters when they open, so this runs at import, before any do.
+    adapters.register_dumper(JsonBytes, _JsonBytesDumper)
+
+
+_register_json_bytes()
+
+
+def json_param(value: Any) -> JsonBytes:
+    """``value`` as a PostgreSQL ``json`` parameter (Decimal as text, naive datetimes as UTC)."""
+    return JsonBytes(orjson.dumps(value, default=_pg_default, option=orjson.OPT_NAIVE_UTC))
+
+
+def _pg_record_type(table: Table, name: str, dialect: Dialect) -> str:
+    kind = table.c[name].type
+    # Strings arrive as text so that the column's own length check applies on insert.
+    return "text" if isinstance(kind, String) else kind.compile(dialect=dialect)
+
+
+def pg_source(
+    table: Table, columns: Sequence[str], rows: Sequence[Sequence[Any]], dialect: Dialect
+) -> tuple[str, JsonBytes]:
+    """A PostgreSQL subquery yielding ``rows`` (columns named as given, in order) and its one parameter.
+
+    ``json_to_recordset`` parses each row once however many columns it has (extracting fields from a
+    ``json`` value one by one would re-read the row for every column).
+    """
+    definitions = [f"{name} {_pg_record_type(table, name, dialect)}" for name in columns]
+    names = ", ".join(columns)
+    sql = (
+        f"SELECT {names} FROM ROWS FROM (json_to_recordset(CAST(%s AS json))"  # noqa: S608 - our names
+        f" AS ({', '.join(definitions)})) WITH ORDINALITY AS r({names}, position) ORDER BY r.position"
+    )
+    # Aware datetimes become RFC 3339 with their offset, which timestamptz reads exactly.
+    return sql, json_param([dict(zip(columns, row)) for row in rows])  # noqa: B905 - rows match columns
+
+
+def sqlite_rows(
+    table: Table, columns: Sequence[str], rows: Sequence[Sequence[Any]], dialect: Dialect
+) -> list[tuple[Any, ...]]:
+    """``rows`` with each value in the form SQLAlchemy would have stored it in SQLite."""
+    convert = [(i, c) for i, name in enumerate(columns) if (c := _sqlite_converter(table.c[name], dialect))]
+    if not convert:
+        return [tuple(row) for row in rows]
+    out = []
+    # Columns such as received_at hold one value for the whole batch: convert it once.
+    last: dict[int, tuple[Any, Any]] = {}
+    for row in rows:
+        values = list(row)
+        for i, conv in convert:
+            value = values[i]
+            seen = last.get(i)
+            if seen is not None and seen[0] is value:
+                values[i] = seen[1]
+            else:
+                values[i] = converted = conv(value)
+                last[i] = (value, converted)
+        out.append(tuple(values))
+    return out
+
+
+def insert(
+    conn: Connection,
+    table: Table,
+    columns: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+    returning: Sequence[str] = (),
+    skip_conflicts_on: Sequence[str] = (),
+) -> list[tuple[Any, ...]]:
+    """Insert ``rows`` (tuples in ``columns`` order); return the ``returning`` columns of each new row.
+
+    With ``skip_conflicts_on`` (the columns of a unique constraint), rows that would violate it are
+    skipped (``ON CONFLICT DO NOTHING``) and only the rows actually inserted are returned.
+    Returned rows come in no particular order; when ``returning`` is just the integer primary key
+    (and no row is skipped), they are sorted, which on both backends is the order of ``rows``: ids
+    come from a sequence (or SQLite's rowid) in insertion order, and the insert follows ``rows``.
+    """
+    if not rows:
+        return []
+    dialect = conn.dialect
+    names = ", ".join(columns)
+    tail = f" ON CONFLICT ({', '.join(skip_conflicts_on)}) DO NOTHING" if skip_conflicts_on else ""
+    if returning:
+        tail += f" RETURNING {', '.join(returning)}"
+    if dialect.name == "postgresql":
+        source, document = pg_source(table, columns, rows, dialect)
+        result = conn.exec_driver_sql(f"INSERT INTO {table.name} ({names}) {source}{tail}", (document,))
+        out = [tuple(r) for r in result.fetchall()] if returning else []
+    else:
+        prepared = sqlite_rows(table, columns, rows, dialect)
+        marks = "(" + ", ".join("?" for _ in columns) + ")"
+        if not returning:
+            sql = f"INSERT INTO {table.name} ({names}) VALUES {marks}{tail}"  # noqa: S608 - our own names
+            conn.exec_driver_sql(sql, prepared)
+            return []
+        out = []
+        per_statement = max(1, _SQLITE_MAX_PARAMS // len(columns))
+        for start in range(0, len(prepared), per_statement):
+            chunk = prepared[start : start + per_statement]
+            values = ", ".join([marks] * len(chunk))
+            sql = f"INSERT INTO {table.name} ({names}) VALUES {values}{tail}"  # noqa: S608 - our own names
+            flat = tuple(v for row in chunk for v in row)
+            out.extend(tuple(r) for r in conn.exec_driver_sql(sql, flat).fetchall())
+    if list(returning) == [table.primary_key.columns.keys()[0]]:
+        out.sort()
+    return out
+
+
+def remap(
+    conn: Connection,
+    table: Table,
+    column: str,
+    pairs: Sequence[tuple[Any, Any]],
+    *,
+    match: str | None = None,
+    only_unset: bool = False,
+) -> int:
+    """``SET column = new WHERE match = old`` for every (old, new) pair; return the rows changed.
+
+    ``match`` defaults to ``column`` itself (repointing references); ``only_unset`` leaves rows
+    whose ``column`` is already set alone.
+    """
+    if not pairs:
+        return 0
+    match = match or column
+    guard = f" AND {table.name}.{column} IS NULL" if only_unset else ""
+    if conn.dialect.name == "postgresql":
+        old_type = _pg_record_type(table, match, conn.dialect)
+        new_type = _pg_record_type(table, column, conn.dialect)
+        # The redundant "= ANY(array)" lets the planner see how few rows are meant; with only the
+        # join it may estimate a large share of the table and scan all of it. MATERIALIZED: whatever
+        # join it picks, the JSON is parsed once, not once per row.
+        target = f"{table.name}.{match}"
+        sql = (
+            "WITH m AS MATERIALIZED (SELECT * FROM json_to_recordset(CAST(%s AS json))"  # noqa: S608 - our names
+            f" AS (old {old_type}, new {new_type}))"
+            f" UPDATE {table.name} SET {column} = m.new FROM m"
+            f" WHERE {target} = m.old AND {target} = ANY(CAST(%s AS {old_type}[])){guard}"
+        )
+        document = json_param([{"old": old, "new": new} for old, new in pairs])
+        return conn.exec_driver_sql(sql, (document, [old for old, _ in pairs])).rowcount
+    sql = f"UPDATE {table.name} SET {column} = ? WHERE {match} = ?{guard}"  # noqa: S608 - our own names
+    return conn.exec_driver_sql(sql, [(new, old) for old, new in pairs]).rowcount
+
+
+def select_matching(
+    conn: Connection,
+    table: Table,
+    key_columns: Sequence[str],
+    keys: Iterable[Sequence[Any]],
+    columns: Sequence[str],
+) -> list[tuple[Any, ...]]:
+    """``columns`` of the rows whose ``key_columns`` equal one of ``keys``, in one query."""
+    keys = list(keys)
+    if not keys:
+        return []
+    picked = ", ".join(f"t.{name}" for name in columns)
+    if conn.dialect.name == "postgresql":
+        record = ", ".join(f"{name} {_pg_record_type(table, name, conn.dialect)}" for name in key_columns)
+        on = " AND ".join(f"t.{name} = q.{name}" for name in key_columns)
+        sql = (
+            f"SELECT {picked} FROM json_to_recordset(CAST(%s AS json)) AS q({record})"  # noqa: S608 - our names
+            f" JOIN {table.name} AS t ON {on}"
+        )
+        document = json_param([dict(zip(key_columns, key, strict=True)) for key in keys])
+        return [tuple(row) for row in conn.exec_driver_sql(sql, (document,)).fetchall()]
+    on = " AND ".join(f"t.{name} = q.column{i + 1}" for i, name in enumerate(key_columns))
+    marks = "(" + ", ".join("?" for _ in key_columns) + ")"
+    out: list[tuple[Any, ...]] = []
+    per_statement = _SQLITE_MAX_PARAMS // len(key_columns)
+    for start in range(0, len(keys), per_statement):
+        chunk = keys[start : start + per_statement]
+        sql = (
+            f"SELECT {picked} FROM (VALUES {', '.join([marks] * len(chunk))}) AS q"  # noqa: S608 - our names
+            f" JOIN {table.name} AS t ON {on}"
+        )
+        params = tuple(v for key in chunk for v in key)
+        out.extend(tuple(row) for row in conn.exec_driver_sql(sql, params).fetchall())
+    return out

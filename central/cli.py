@@ -1,0 +1,329 @@
+"""The ``central-server`` command: serve, migrate, check-config, create-admin, enroll-token.
+
+Expected failures end with one line on stderr and a status: 2 for configuration and usage errors,
+1 for operational ones (database unreachable, port taken). No tracebacks for either.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import re
+import secrets
+import signal
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from types import FrameType
+
+from sqlalchemy import Engine, select
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+from sqlalchemy.orm import Session
+
+from central import __version__
+from central.config import CentralConfig, default_config_path, describe, load_config
+from shared.crypto import KeyFileError
+from shared.settings import ConfigError
+
+log = logging.getLogger("central")
+
+PROG = "central-server"
+USERNAME_RE = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
+MIN_PASSWORD = 8
+# Room above ingest.max_body_bytes so that the app, not waitress, answers slightly oversized batches.
+BODY_MARGIN = 64 * 1024
+
+
+class CliError(Exception):
+    """An expected failure: printed as one line, exit with ``status``."""
+
+    def __init__(self, message: str, status: int = 1) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class _OneLineFormatter(logging.Formatter):
+    """Keeps each record, traceback included, on one line so log collectors see one entry."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return super().format(record).replace("\n", " | ")
+
+
+def configure_logging(level: str) -> None:
+    """One line per record on stderr at ``level``."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_OneLineFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=level.upper(), handlers=[handler], force=True)
+    # Alembic narrates every plugin and context at INFO; central logs the migration outcome itself.
+    logging.getLogger("alembic").setLevel(logging.DEBUG if level == "debug" else logging.WARNING)
+
+
+def _config_path(args: argparse.Namespace) -> Path | None:
+    return Path(args.config) if args.config else default_config_path()
+
+
+def _load(args: argparse.Namespace) -> tuple[CentralConfig, Path | None]:
+    path = _config_path(args)
+    config = load_config(path)
+    configure_logging(config.log_level)
+    return config, path
+
+
+def _engine(config: CentralConfig) -> Engine:
+    from central.db import make_engine
+
+    return make_engine(config.effective_database_url)
+
+
+def _ready_schema(config: CentralConfig, engine: Engine) -> None:
+    """Migrate if ``database.auto_migrate``; otherwise insist the schema is already current."""
+    from central import migrate
+
+    current, head = migrate.current_revision(engine), migrate.head_revision()
+    if config.database_auto_migrate:
+        if current != head:
+            migrate.upgrade(engine)
+            log.info("database migrated from revision %s to %s", current, head)
+        return
+    if current != head:
+        raise CliError(f"the database is at revision {current}, not {head}; run `{PROG} migrate`")
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    """Run the HTTP server until SIGTERM or SIGINT."""
+    import waitress
+
+    from central.app import create_app
+
+    config, path = _load(args)
+    engine = _engine(config)
+    try:
+        _ready_schema(config, engine)
+    finally:
+        engine.dispose()
+    app = create_app(config)
+    try:
+        server = waitress.create_server(
+            app,
+            host=config.server_host,
+            port=config.server_port,
+            threads=config.server_threads,
+            max_request_body_size=config.ingest_max_body_bytes + BODY_MARGIN,
+            ident=PROG,
+        )
+    except OSError as exc:
+        where = f"{config.server_host}:{config.server_port}"
+        raise CliError(f"cannot listen on {where}: {exc.strerror or exc}") from None
+
+    def stop(signum: int, _frame: FrameType | None) -> None:
+        # waitress's loop treats KeyboardInterrupt as "shut down the worker threads and return".
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    log.info(
+        "%s %s listening on http://%s:%s (config: %s)",
+        PROG,
+        __version__,
+        config.server_host,
+        server.effective_port,
+        path or "defaults",
+    )
+    try:
+        server.run()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.close()
+    log.info("%s stopped", PROG)
+    return 0
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    """Bring the database schema to the newest revision."""
+    from central import migrate
+
+    config, _ = _load(args)
+    engine = _engine(config)
+    try:
+        before = migrate.current_revision(engine)
+        migrate.upgrade(engine)
+        revision = migrate.current_revision(engine)
+        if before != revision:
+            log.info("database migrated from revision %s to %s", before, revision)
+    finally:
+        engine.dispose()
+    print(f"database is at revision {revision}")
+    return 0
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    """Validate the configuration and print the effective settings."""
+    config, path = _load(args)
+    print(f"config ok: {path if path else 'defaults'}")
+    for line in describe(config):
+        print(line)
+    return 0
+
+
+def _read_password(from_stdin: bool) -> tuple[str, bool]:
+    if not from_stdin:
+        return secrets.token_urlsafe(18), True
+    password = sys.stdin.readline().rstrip("\r\n")
+    if len(password) < MIN_PASSWORD:
+        raise CliError(f"the password must be at least {MIN_PASSWORD} characters")
+    return password, False
+
+
+def cmd_create_admin(args: argparse.Namespace) -> int:
+    """Create an admin console user (or, with --reset, give an existing one a new password)."""
+    from central import audit
+    from central.auth import hash_password
+    from central.clock import system_clock
+    from central.models import User
+
+    if not USERNAME_RE.match(args.username):
+        raise CliError("the username must be 1-64 characters of A-Z, a-z, 0-9, _ . @ -", status=2)
+    config, _ = _load(args)
+    password, generated = _read_password(args.password_stdin)
+    engine = _engine(config)
+    try:
+        _ready_schema(config, engine)
+        with Session(engine) as db:
+            user = db.scalars(select(User).where(User.username == args.username)).first()
+            if user is not None and not args.reset:
+                raise CliError(f"user {args.username!r} already exists (use --reset to set a new password)")
+            now = system_clock()
+            if user is None:
+                db.add(
+                    User(
+                        username=args.username,
+                        password_hash=hash_password(password),
+                        role="admin",
+                        created_at=now,
+                    )
+                )
+                action = "user.create"
+            else:
+                user.password_hash = hash_password(password)
+                action = "user.password_reset"
+            audit.record(db, at=now, actor="cli", action=action, subject=args.username, detail={"role": "admin"})
+            db.commit()
+    finally:
+        engine.dispose()
+    verb = "created" if action == "user.create" else "reset the password of"
+    print(f"{PROG}: {verb} admin user {args.username!r}", file=sys.stderr)
+    if generated:
+        print(f"{PROG}: generated password follows on stdout; it is not shown again", file=sys.stderr)
+        print(password)
+    return 0
+
+
+def cmd_enroll_token(args: argparse.Namespace) -> int:
+    """Print a single-use enrollment token for a store (only the token goes to stdout)."""
+    from datetime import timedelta
+
+    from central import audit
+    from central.clock import system_clock
+    from central.enroll import STORE_ID_RE, issue_token
+
+    if not STORE_ID_RE.match(args.store):
+        raise CliError(f"store id {args.store!r} must be 1-32 characters of A-Z, a-z, 0-9, _ . -", status=2)
+    config, _ = _load(args)
+    ttl = args.ttl_hours if args.ttl_hours is not None else config.enroll_token_ttl_hours
+    if ttl <= 0:
+        raise CliError("--ttl-hours must be positive", status=2)
+    engine = _engine(config)
+    now = system_clock()
+    try:
+        _ready_schema(config, engine)
+        with Session(engine) as db:
+            token = issue_token(db, args.store, ttl, now=now)
+            expires = now + timedelta(hours=ttl)
+            audit.record(
+                db,
+                at=now,
+                actor="cli",
+                action="enroll_token.create",
+                subject=args.store,
+                detail={"expires_at": expires.isoformat()},
+            )
+            db.commit()
+    finally:
+        engine.dispose()
+    print(
+        f"{PROG}: enrollment token for store {args.store}, single use, valid until {expires:%Y-%m-%d %H:%M} UTC",
+        file=sys.stderr,
+    )
+    print(token)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with every subcommand."""
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--config",
+        metavar="PATH",
+        help="TOML config file (default: $CENTRAL_CONFIG, else /etc/central-server/central.toml if present)",
+    )
+    parser = argparse.ArgumentParser(prog=PROG, description="Retail CDP central server.")
+    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    commands: list[tuple[str, Callable[[argparse.Namespace], int], str]] = [
+        ("serve", cmd_serve, "run the HTTP server (migrates first if database.auto_migrate)"),
+        ("migrate", cmd_migrate, "bring the database schema up to date"),
+        ("check-config", cmd_check_config, "validate the configuration and print the effective settings"),
+        ("create-admin", cmd_create_admin, "create an admin console user"),
+        ("enroll-token", cmd_enroll_token, "print a single-use enrollment token for a store"),
+    ]
+    subparsers = {}
+    for name, func, help_text in commands:
+        p = sub.add_parser(name, parents=[common], help=help_text, description=help_text)
+        p.set_defaults(func=func)
+        subparsers[name] = p
+    admin = subparsers["create-admin"]
+    admin.add_argument("--username", required=True)
+    admin.add_argument("--password-stdin", action="store_true", help="read the password from the first line of stdin")
+    admin.add_argument("--reset", action="store_true", help="set a new password if the user exists")
+    token = subparsers["enroll-token"]
+    token.add_argument("--store", required=True, metavar="STORE_ID")
+    token.add_argument(
+        "--ttl-hours", type=float, metavar="H", help="lifetime in hours (default: enroll.token_ttl_hours)"
+    )
+    return parser
+
+
+def _db_problem(exc: SQLAlchemyError) -> str:
+    detail = str(exc.orig if isinstance(exc, DBAPIError) and exc.orig is not None else exc)
+    first = next((line.strip() for line in detail.splitlines() if line.strip()), type(exc).__name__)
+    return f"database error: {first}"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one subcommand and return its exit status."""
+    args = build_parser().parse_args(argv)
+    try:
+        status: int = args.func(args)
+        return status
+    except ConfigError as exc:
+        print(f"{PROG}: {str(exc).replace(chr(10), ' ')}", file=sys.stderr)
+        return 2
+    except CliError as exc:
+        print(f"{PROG}: {exc}", file=sys.stderr)
+        return exc.status
+    except SQLAlchemyError as exc:
+        print(f"{PROG}: {_db_problem(exc)}", file=sys.stderr)
+        return 1
+    except KeyFileError as exc:
+        print(f"{PROG}: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        print(f"{PROG}: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 0 if args.command == "serve" else 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,173 @@
+"""Central's declared settings: one table, loaded from TOML then ``CENTRAL_*`` environment variables.
+
+A file such as ``/etc/central-server/central.toml``::
+
+    [server]
+    host = "0.0.0.0"
+    port = 8000
+
+    [database]
+    url = "postgresql+psycopg://cdp@db.internal/cdp"
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from shared import settings
+from shared.settings import setting
+
+ENV_PREFIX = "CENTRAL_"
+CONFIG_ENV = "CENTRAL_CONFIG"
+DEFAULT_CONFIG_PATH = Path("/etc/central-server/central.toml")
+MIB = 1024 * 1024
+SUPPORTED_BACKENDS = ("sqlite", "postgresql")
+
+
+@dataclass(frozen=True)
+class CentralConfig:
+    """Every setting of the central server, with its default."""
+
+    server_host: str = setting("server.host", "127.0.0.1", "Address the HTTP server listens on.")
+    server_port: int = setting("server.port", 8000, "TCP port the HTTP server listens on.", minimum=1)
+    server_threads: int = setting("server.threads", 8, "Worker threads serving requests.", minimum=1)
+    server_data_dir: Path = setting(
+        "server.data_dir",
+        Path("/var/lib/central-server"),
+        "Directory for the SQLite database file and the session secret.",
+    )
+    database_url: str = setting(
+        "database.url",
+        "",
+        "SQLAlchemy URL of the database; empty means a SQLite file in server.data_dir.",
+        env_aliases=("DATABASE_URL",),
+    )
+    database_auto_migrate: bool = setting(
+        "database.auto_migrate", True, "Run database migrations when the server starts."
+    )
+    ingest_max_body_bytes: int = setting(
+        "ingest.max_body_bytes",
+        8 * MIB,
+        "Largest accepted batch request body, as sent (compressed).",
+        minimum=1,
+    )
+    ingest_max_decompressed_bytes: int = setting(
+        "ingest.max_decompressed_bytes", 64 * MIB, "Largest batch body after gunzip.", minimum=1
+    )
+    ingest_max_events: int = setting("ingest.max_events", 5000, "Most events accepted in one batch.", minimum=1)
+    enroll_token_ttl_hours: float = setting(
+        "enroll.token_ttl_hours", 24.0, "How long a new enrollment token stays valid, in hours.", minimum=0.01
+    )
+    console_session_hours: float = setting(
+        "console.session_hours", 8.0, "How long a console login lasts, in hours.", minimum=0.01
+    )
+    log_level: str = setting(
+        "log.level", "info", "Least severe log level written.", choices=("debug", "info", "warning", "error")
+    )
+
+    @property
+    def effective_database_url(self) -> str:
+        """The database URL in use: ``database.url``, else the SQLite file in the data directory."""
+        if self.database_url:
+            return normalize_database_url(self.database_url)
+        return f"sqlite:///{self.server_data_dir / 'central.db'}"
+
+    @property
+    def secret_key_path(self) -> Path:
+        """Where the session-signing secret lives (mode 0600, created on first use)."""
+        return self.server_data_dir / "secret.key"
+
+
+def default_config_path(environ: Mapping[str, str] | None = None) -> Path | None:
+    """``$CENTRAL_CONFIG`` if set, else the system file if it exists, else None (defaults + env)."""
+    environ = os.environ if environ is None else environ
+    if environ.get(CONFIG_ENV):
+        return Path(environ[CONFIG_ENV])
+    if DEFAULT_CONFIG_PATH.is_file():
+        return DEFAULT_CONFIG_PATH
+    return None
+
+
+def load_config(
+    path: Path | None,
+    environ: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> CentralConfig:
+    """Load and validate the settings; raise ``shared.settings.ConfigError`` naming the bad key."""
+    environ = os.environ if environ is None else environ
+    config = settings.load(
+        CentralConfig,
+        path=path,
+        env_prefix=ENV_PREFIX,
+        environ=environ,
+        reserved_env=frozenset({CONFIG_ENV}),
+        overrides=overrides,
+    )
+    if config.database_url:
+        problem = _url_problem(config.effective_database_url)
+        if problem:
+            if overrides and "database.url" in overrides:
+                source, key = "overrides", "database.url"
+            elif f"{ENV_PREFIX}DATABASE_URL" in environ:
+                source, key = "environment", f"{ENV_PREFIX}DATABASE_URL"
+            elif "DATABASE_URL" in environ:
+                source, key = "environment", "DATABASE_URL"
+            else:
+                source, key = str(path), "database.url"
+            raise settings.ConfigError(source, key, problem)
+    return config
+
+
+def normalize_database_url(url: str) -> str:
+    """Spell a plain ``postgresql://`` or ``postgres://`` URL with the psycopg 3 driver central ships."""
+    for plain in ("postgresql://", "postgres://"):
+        if url.startswith(plain):
+            return "postgresql+psycopg://" + url[len(plain) :]
+    return url
+
+
+def _url_problem(url: str) -> str | None:
+    """Why ``url`` cannot be central's database, or None."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        return "not a database URL (expected sqlite:///PATH or postgresql+psycopg://USER@HOST/DB)"
+    if parsed.get_backend_name() not in SUPPORTED_BACKENDS:
+        return f"unsupported database {parsed.get_backend_name()!r}; use sqlite or postgresql"
+    if parsed.get_backend_name() == "postgresql" and parsed.get_driver_name() != "psycopg":
+        return "PostgreSQL URLs must name the psycopg driver: postgresql+psycopg://..."
+    return None
+
+
+def describe(config: CentralConfig) -> list[str]:
+    """``name = value`` lines for every effective setting, secrets hidden."""
+    lines = []
+    for spec in settings.specs(CentralConfig):
+        value = getattr(config, spec.attr)
+        if spec.secret and value:
+            shown = "********"
+        elif spec.name == "database.url":
+            shown = _hide_password(config.effective_database_url)
+        elif isinstance(value, bool):
+            shown = "true" if value else "false"
+        else:
+            shown = str(value)
+        lines.append(f"{spec.name} = {shown}")
+    return lines
+
+
+def _hide_password(url: str) -> str:
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return url

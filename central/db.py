@@ -1,0 +1,100 @@
+"""Database engines and sessions: one engine per app, one session per request.
+
+SQLite runs in WAL mode with ``synchronous=NORMAL`` and a 30 s busy timeout, and every transaction
+starts with ``BEGIN IMMEDIATE``: waitress serves requests on several threads, and a transaction that
+reads first and writes later under a deferred BEGIN fails with "database is locked" instead of
+waiting when another thread committed in between.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, cast
+
+from flask import Flask, current_app, g
+from sqlalchemy import CursorResult, Engine, Result, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session, sessionmaker
+
+BUSY_TIMEOUT_MS = 30_000
+# Page cache per connection; SQLite's 2 MB default makes index lookups hit the disk once the
+# events table outgrows it.
+CACHE_KIB = 32 * 1024
+# Execution options for a connection that only reads: on SQLite it begins a deferred transaction,
+# which does not wait for (or hold up) writers.
+READ_ONLY = {"central_read_only": True}
+_EXTENSION = "central.db"
+
+
+def make_engine(url: str, **kwargs: Any) -> Engine:
+    """An engine for ``url`` with central's connection settings (SQLite pragmas, pool checks)."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        if parsed.database and parsed.database != ":memory:":
+            Path(parsed.database).parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        engine = create_engine(
+            url, connect_args={"timeout": BUSY_TIMEOUT_MS / 1000, "check_same_thread": False}, **kwargs
+        )
+        _configure_sqlite(engine)
+        return engine
+    return create_engine(url, pool_pre_ping=True, **kwargs)
+
+
+def _configure_sqlite(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Take transaction control away from the sqlite3 module so that "begin" below decides.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute(f"PRAGMA cache_size={-CACHE_KIB}")
+        finally:
+            cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        read_only = conn.get_execution_options().get("central_read_only", False)
+        conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
+
+
+def rows_changed(result: Result[Any]) -> int:
+    """How many rows an UPDATE or DELETE touched (summed over an executemany where the driver can)."""
+    return cast(CursorResult[Any], result).rowcount
+
+
+def init_app(app: Flask, url: str) -> None:
+    """Create the app's engine and session factory and close each request's session at teardown."""
+    engine = make_engine(url)
+    factory = sessionmaker(bind=engine, expire_on_commit=False)
+    app.extensions[_EXTENSION] = (engine, factory)
+    app.teardown_appcontext(_close_session)
+
+
+def engine_for(app: Flask) -> Engine:
+    """The app's engine."""
+    engine: Engine = app.extensions[_EXTENSION][0]
+    return engine
+
+
+def session_factory(app: Flask) -> sessionmaker[Session]:
+    """The app's session factory, for work outside a request (the CLI, tests)."""
+    factory: sessionmaker[Session] = app.extensions[_EXTENSION][1]
+    return factory
+
+
+def get_session() -> Session:
+    """The current request's session, opened on first use."""
+    if "db_session" not in g:
+        g.db_session = session_factory(current_app)()
+    session: Session = g.db_session
+    return session
+
+
+def _close_session(_exc: BaseException | None) -> None:
+    session: Session | None = g.pop("db_session", None)
+    if session is not None:
+        session.close()

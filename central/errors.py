@@ -1,0 +1,91 @@
+"""One JSON error shape for everything under ``/api/``: ``{"error": {"code": ..., "message": ...}}``.
+
+Console pages keep Flask's HTML error pages; API clients (agents, scripts) always get JSON with a
+stable ``code`` they can branch on and a ``message`` for people.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, Response, jsonify, request
+from sqlalchemy.exc import InterfaceError, OperationalError
+from werkzeug.exceptions import HTTPException, InternalServerError
+
+log = logging.getLogger(__name__)
+
+# Stable codes for Flask's own errors on API paths.
+_HTTP_CODES = {
+    400: ("invalid_request", "the request could not be read"),
+    401: ("unauthorized", "authentication failed"),
+    403: ("forbidden", "not allowed"),
+    404: ("not_found", "no such resource"),
+    405: ("method_not_allowed", "this method is not allowed here"),
+    413: ("too_large", "the request body is too large"),
+    503: ("unavailable", "the service is unavailable; retry later"),
+    415: ("unsupported_media_type", "unsupported media type"),
+    500: ("internal_error", "internal server error"),
+}
+
+
+class ApiError(Exception):
+    """An error answered with the JSON error shape; raise it from any API view."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+
+
+def error_response(status: int, code: str, message: str) -> Response:
+    """The JSON error body with ``status``."""
+    response = jsonify({"error": {"code": code, "message": message}})
+    response.status_code = status
+    return response
+
+
+def _is_api_path() -> bool:
+    return request.path.startswith("/api/")
+
+
+def _api_error(exc: ApiError) -> Response:
+    return error_response(exc.status, exc.code, exc.message)
+
+
+def _http_error(exc: HTTPException) -> Response | HTTPException:
+    if not _is_api_path():
+        return exc
+    status = exc.code or 500
+    code, message = _HTTP_CODES.get(status, ("http_error", exc.name.lower()))
+    response = error_response(status, code, message)
+    if status == 405 and exc.response is None:
+        allowed = getattr(exc, "valid_methods", None)
+        if allowed:
+            response.headers["Allow"] = ", ".join(allowed)
+    return response
+
+
+def _internal_error(exc: InternalServerError) -> Response | InternalServerError:
+    original = exc.original_exception or exc
+    log.error("unhandled error on %s %s", request.method, request.path, exc_info=original)
+    if not _is_api_path():
+        return exc
+    return error_response(500, "internal_error", "internal server error")
+
+
+def _database_down(exc: OperationalError | InterfaceError) -> Response:
+    # A database that cannot be reached is a retriable condition for agents, not a server bug.
+    log.error("database unavailable on %s %s: %s", request.method, request.path, str(exc.orig).strip())
+    if not _is_api_path():
+        return Response("The database is unavailable; try again shortly.\n", 503, mimetype="text/plain")
+    return error_response(503, "unavailable", "the database is unavailable; retry later")
+
+
+def init_app(app: Flask) -> None:
+    """Register the error handlers on ``app``."""
+    app.register_error_handler(ApiError, _api_error)
+    app.register_error_handler(OperationalError, _database_down)
+    app.register_error_handler(InterfaceError, _database_down)
+    app.register_error_handler(InternalServerError, _internal_error)
+    app.register_error_handler(HTTPException, _http_error)

@@ -1,0 +1,196 @@
+"""Read-side queries shared by the JSON API and the console: customers (masked) and devices."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from central.models import Customer, Device, Identifier, Receipt
+from shared.masking import mask_identifier
+from shared.wire import format_time
+
+RECENT_RECEIPTS = 20
+
+
+def _time(moment: datetime | None) -> str | None:
+    return None if moment is None else format_time(moment)
+
+
+def money(amount: Decimal) -> str:
+    """An amount as the API and console show it: two decimals, no exponent."""
+    return f"{amount:.2f}"
+
+
+@dataclass(frozen=True, slots=True)
+class MaskedIdentifier:
+    """An identifier as shown to HQ users: its kind and a masked value."""
+
+    kind: str
+    value: str
+
+
+@dataclass(frozen=True, slots=True)
+class CustomerSummary:
+    """One customer profile, identifiers already masked."""
+
+    id: int
+    identifiers: tuple[MaskedIdentifier, ...]
+    first_seen_at: datetime
+    last_seen_at: datetime
+    receipts_count: int
+    total_spent: Decimal
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "identifiers": [{"kind": i.kind, "value": i.value} for i in self.identifiers],
+            "first_seen_at": _time(self.first_seen_at),
+            "last_seen_at": _time(self.last_seen_at),
+            "receipts_count": self.receipts_count,
+            "total_spent": money(self.total_spent),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class ReceiptLine:
+    """A receipt as listed under its customer."""
+
+    receipt_no: str
+    total: Decimal
+    store_id: str
+    observed_at: datetime
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "receipt_no": self.receipt_no,
+            "total": money(self.total),
+            "store_id": self.store_id,
+            "observed_at": _time(self.observed_at),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceSummary:
+    """An enrolled agent and when central last heard from it."""
+
+    device_id: str
+    store_id: str
+    hostname: str
+    agent_version: str
+    status: str
+    enrolled_at: datetime
+    last_seen_at: datetime | None
+    last_seq: int | None
+    last_heartbeat: dict[str, Any] | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "device_id": self.device_id,
+            "store_id": self.store_id,
+            "hostname": self.hostname,
+            "agent_version": self.agent_version,
+            "status": self.status,
+            "enrolled_at": _time(self.enrolled_at),
+            "last_seen_at": _time(self.last_seen_at),
+            "last_seq": self.last_seq,
+            "last_heartbeat": self.last_heartbeat,
+        }
+
+
+def _identifiers_of(db: Session, customer_ids: list[int]) -> dict[int, list[MaskedIdentifier]]:
+    out: dict[int, list[MaskedIdentifier]] = {cid: [] for cid in customer_ids}
+    if not customer_ids:
+        return out
+    rows = db.execute(
+        select(Identifier.customer_id, Identifier.kind, Identifier.value)
+        .where(Identifier.customer_id.in_(customer_ids))
+        .order_by(Identifier.customer_id, Identifier.kind, Identifier.id)
+    )
+    for cid, kind, value in rows:
+        out[cid].append(MaskedIdentifier(kind, mask_identifier(kind, value)))
+    return out
+
+
+def _summaries(db: Session, customers: list[Customer]) -> list[CustomerSummary]:
+    idents = _identifiers_of(db, [c.id for c in customers])
+    return [
+        CustomerSummary(
+            id=c.id,
+            identifiers=tuple(idents[c.id]),
+            first_seen_at=c.first_seen_at,
+            last_seen_at=c.last_seen_at,
+            receipts_count=c.receipts_count,
+            total_spent=c.total_spent,
+        )
+        for c in customers
+    ]
+
+
+def list_customers(db: Session, limit: int, offset: int) -> tuple[list[CustomerSummary], int]:
+    """Current (not merged-away) customers, most recently seen first, and how many there are."""
+    live = Customer.merged_into.is_(None)
+    total = db.scalar(select(func.count()).select_from(Customer).where(live)) or 0
+    customers = list(
+        db.scalars(
+            select(Customer)
+            .where(live)
+            .order_by(Customer.last_seen_at.desc(), Customer.id.desc())
+            .limit(limit)
+            .offset(offset)
+        )
+    )
+    return _summaries(db, customers), total
+
+
+def find_customer(db: Session, customer_id: int) -> Customer | None:
+    """The customer row with this id, merged or not."""
+    return db.get(Customer, customer_id)
+
+
+def survivor_of(db: Session, customer: Customer) -> int:
+    """The id of the live customer a merged-away customer now lives on as."""
+    current = customer
+    for _ in range(100):  # merges form a forest; the bound only guards against a corrupted cycle
+        if current.merged_into is None:
+            break
+        nxt = db.get(Customer, current.merged_into)
+        if nxt is None:
+            break
+        current = nxt
+    return current.id
+
+
+def customer_detail(db: Session, customer: Customer) -> tuple[CustomerSummary, list[ReceiptLine]]:
+    """One customer and their most recent receipts."""
+    summary = _summaries(db, [customer])[0]
+    receipts = db.execute(
+        select(Receipt.receipt_no, Receipt.total, Receipt.store_id, Receipt.observed_at)
+        .where(Receipt.customer_id == customer.id)
+        .order_by(Receipt.observed_at.desc(), Receipt.id.desc())
+        .limit(RECENT_RECEIPTS)
+    )
+    return summary, [ReceiptLine(*row) for row in receipts]
+
+
+def list_devices(db: Session) -> list[DeviceSummary]:
+    """Every enrolled device, by store then device id."""
+    devices = db.scalars(select(Device).order_by(Device.store_id, Device.device_id))
+    return [
+        DeviceSummary(
+            device_id=d.device_id,
+            store_id=d.store_id,
+            hostname=d.hostname,
+            agent_version=d.agent_version,
+            status=d.status,
+            enrolled_at=d.enrolled_at,
+            last_seen_at=d.last_seen_at,
+            last_seq=d.last_seq,
+            last_heartbeat=d.last_heartbeat,
+        )
+        for d in devices
+    ]

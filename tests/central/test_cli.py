@@ -1,0 +1,115 @@
+"""The ``central-server`` command run for real: tokens, admin users, config checks and exit codes."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from central.models import AuditLog, Device
+from tests.central.cli_runner import Cli, write_config
+from tests.central.support import Agent, login, table_rows
+
+
+@pytest.fixture
+def cli(backend, tmp_path) -> Cli:
+    return Cli(write_config(tmp_path / "central.toml", tmp_path / "data", backend.url))
+
+
+def one_line(text: str) -> str:
+    lines = text.strip().splitlines()
+    assert len(lines) == 1, text
+    assert "Traceback" not in text
+    return lines[0]
+
+
+def test_enroll_token_prints_only_the_token(app, client, cli):
+    done = cli.run("enroll-token", "--store", "S007", "--ttl-hours", "2")
+    assert done.returncode == 0, done.stderr
+    token = one_line(done.stdout)
+    assert re.fullmatch(r"cdpet_[A-Za-z0-9_-]{32}", token)
+    assert "store S007" in done.stderr and "single use" in done.stderr
+    agent = Agent(store_id="S007")
+    assert agent.enroll(client, token).status_code == 201
+    assert [d.store_id for d in table_rows(app, Device)] == ["S007"]
+    first = table_rows(app, AuditLog)[0]
+    assert (first.actor, first.action, first.subject) == ("cli", "enroll_token.create", "S007")
+
+
+@pytest.fixture
+def offline_cli(tmp_path) -> Cli:
+    """A CLI whose database is never reached by the commands under test."""
+    return Cli(write_config(tmp_path / "central.toml", tmp_path / "data", f"sqlite:///{tmp_path / 'x.db'}"))
+
+
+def test_enroll_token_refuses_a_bad_store_id(offline_cli):
+    done = offline_cli.run("enroll-token", "--store", "S 007")
+    assert done.returncode == 2
+    assert one_line(done.stderr).startswith("central-server: store id 'S 007' must be")
+    assert done.stdout == ""
+
+
+def test_create_admin_generates_a_password_that_logs_in(app, cli):
+    done = cli.run("create-admin", "--username", "root")
+    assert done.returncode == 0, done.stderr
+    password = one_line(done.stdout)
+    assert len(password) >= 20
+    assert login(app.test_client(), "root", password).status_code == 302
+    assert ("cli", "user.create", "root") in [(a.actor, a.action, a.subject) for a in table_rows(app, AuditLog)]
+
+    again = cli.run("create-admin", "--username", "root")
+    assert again.returncode == 1
+    assert one_line(again.stderr) == ("central-server: user 'root' already exists (use --reset to set a new password)")
+
+    reset = cli.run("create-admin", "--username", "root", "--reset", "--password-stdin", stdin="new secret 123\n")
+    assert reset.returncode == 0, reset.stderr
+    assert reset.stdout == ""
+    assert login(app.test_client(), "root", password).status_code == 401
+    assert login(app.test_client(), "root", "new secret 123").status_code == 302
+
+
+def test_create_admin_refuses_a_short_password(offline_cli):
+    done = offline_cli.run("create-admin", "--username", "root", "--password-stdin", stdin="short\n")
+    assert done.returncode == 1
+    assert one_line(done.stderr) == "central-server: the password must be at least 8 characters"
+
+
+def test_check_config_prints_the_effective_settings(offline_cli, tmp_path):
+    done = offline_cli.run("check-config")
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0] == f"config ok: {offline_cli.config}"
+    assert "server.port = 8000" in lines
+    assert "database.auto_migrate = true" in lines
+    assert f"database.url = sqlite:///{tmp_path / 'x.db'}" in lines
+    assert not (tmp_path / "x.db").exists()
+
+
+def test_a_config_error_is_one_line_and_exit_2(tmp_path):
+    path = tmp_path / "central.toml"
+    path.write_text('[server]\nport = "eighty"\n', encoding="utf-8")
+    for subcommand in (["check-config"], ["serve"]):
+        done = Cli(path).run(*subcommand)
+        assert done.returncode == 2, subcommand
+        assert one_line(done.stderr) == (
+            f"central-server: config error in {path}: server.port: expected an integer, got 'eighty'"
+        )
+
+
+def test_an_unreachable_database_is_one_line_and_exit_1(tmp_path, backend):
+    if backend.name == "sqlite":
+        (tmp_path / "db-is-a-directory").mkdir()
+        url = f"sqlite:///{tmp_path / 'db-is-a-directory'}"
+    else:
+        url = "postgresql+psycopg://postgres@127.0.0.1:1/nothing"
+    cli = Cli(write_config(tmp_path / "central.toml", tmp_path / "data", url))
+    done = cli.run("migrate")
+    assert done.returncode == 1
+    assert one_line(done.stderr).startswith("central-server: database error: ")
+
+
+def test_migrate_reports_the_revision(tmp_path):
+    cli = Cli(write_config(tmp_path / "central.toml", tmp_path / "data", f"sqlite:///{tmp_path / 'new.db'}"))
+    done = cli.run("migrate")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "database is at revision 0001\n"

@@ -1,0 +1,90 @@
+"""Central's settings: defaults, TOML file, environment, and one-line errors naming the key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from central.config import CentralConfig, describe, load_config
+from shared.settings import ConfigError, specs
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "central.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_defaults():
+    config = load_config(None, environ={})
+    assert (config.server_host, config.server_port, config.server_threads) == ("127.0.0.1", 8000, 8)
+    assert config.server_data_dir == Path("/var/lib/central-server")
+    assert config.effective_database_url == "sqlite:////var/lib/central-server/central.db"
+    assert config.database_auto_migrate is True
+    assert config.ingest_max_body_bytes == 8 * 1024 * 1024
+    assert config.ingest_max_decompressed_bytes == 64 * 1024 * 1024
+    assert config.ingest_max_events == 5000
+    assert (config.enroll_token_ttl_hours, config.console_session_hours, config.log_level) == (24.0, 8.0, "info")
+
+
+def test_every_setting_has_a_dotted_name_and_help():
+    for spec in specs(CentralConfig):
+        assert "." in spec.name and spec.help.endswith("."), spec.name
+
+
+def test_file_then_environment(tmp_path):
+    path = write(tmp_path, '[server]\nport = 9000\ndata_dir = "/srv/hq"\n[log]\nlevel = "debug"\n')
+    config = load_config(path, environ={"CENTRAL_SERVER_PORT": "9100"})
+    assert config.server_port == 9100  # the environment wins over the file
+    assert config.server_data_dir == Path("/srv/hq")
+    assert config.log_level == "debug"
+    assert config.effective_database_url == "sqlite:////srv/hq/central.db"
+
+
+def test_database_url_alias_and_driver_spelling():
+    plain = load_config(None, environ={"DATABASE_URL": "postgresql://cdp@db/cdp"})
+    assert plain.effective_database_url == "postgresql+psycopg://cdp@db/cdp"
+    both = load_config(
+        None, environ={"DATABASE_URL": "postgresql://a@x/a", "CENTRAL_DATABASE_URL": "sqlite:////tmp/b.db"}
+    )
+    assert both.effective_database_url == "sqlite:////tmp/b.db"
+
+
+@pytest.mark.parametrize(
+    ("text", "key", "problem"),
+    [
+        ("[server]\nprot = 80\n", "server.prot", "unknown key (did you mean 'server.port'?)"),
+        ('[server]\nport = "eighty"\n', "server.port", "expected an integer"),
+        ("[server]\nport = 0\n", "server.port", "must be at least 1"),
+        ('[log]\nlevel = "loud"\n', "log.level", "must be one of debug, info, warning, error"),
+        ('[database]\nurl = "mysql://x@y/z"\n', "database.url", "unsupported database 'mysql'"),
+    ],
+)
+def test_bad_file_names_the_key_and_file(tmp_path, text, key, problem):
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, environ={})
+    message = str(caught.value)
+    assert str(path) in message
+    assert key in message
+    assert problem in message
+    assert "\n" not in message
+
+
+def test_unknown_environment_variable_is_an_error():
+    with pytest.raises(ConfigError, match="CENTRAL_SERVER_PROT"):
+        load_config(None, environ={"CENTRAL_SERVER_PROT": "80"})
+
+
+def test_config_path_variable_is_not_a_setting(tmp_path):
+    path = write(tmp_path, "")
+    assert load_config(path, environ={"CENTRAL_CONFIG": str(path)}).server_port == 8000
+
+
+def test_describe_hides_the_database_password():
+    config = load_config(None, environ={"DATABASE_URL": "postgresql+psycopg://cdp:s3cret@db/cdp"})
+    lines = describe(config)
+    assert "database.url = postgresql+psycopg://cdp:***@db/cdp" in lines
+    assert not any("s3cret" in line for line in lines)
+    assert len(lines) == len(specs(CentralConfig))
