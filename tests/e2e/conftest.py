@@ -1,0 +1,46 @@
+"""End-to-end fixtures: a central per test on SQLite or PostgreSQL."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import fresh_postgres_database
+from tools.processes import Central
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def central(request, tmp_path):
+    if request.param == "sqlite":
+        server = Central(tmp_path, f"sqlite:///{tmp_path / 'central.db'}")
+        server.start()
+        yield server
+        server.close()
+        return
+    with fresh_postgres_database("cdp_e2e") as url:
+        server = Central(tmp_path, url)
+        server.start()
+        yield server
+        server.close()
+
+
+@pytest.fixture
+def cleanup():
+    """Things with a close() or stop() to call after the test, whatever happened in it: a failed
+    test must not leave an agent running that would read the next test's pty."""
+    items: list = []
+    yield items
+    for item in reversed(items):
+        (getattr(item, "stop", None) or item.close)()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Attach the processes' logs to a failing end-to-end test's report."""
+    report = yield
+    if report.failed and call.when == "call":
+        for name in ("central", "agent"):
+            log = item.funcargs.get("tmp_path")
+            if log is not None and (log / f"{name}.log").exists():
+                tail = "\n".join((log / f"{name}.log").read_text(errors="replace").splitlines()[-60:])
+                report.sections.append((f"{name} log", tail))
+    return report

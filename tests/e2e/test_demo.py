@@ -1,0 +1,76 @@
+"""The README's demo: within 30 s of start the console lists customers built from the simulated till."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import time
+
+import pytest
+import requests
+
+from tools.processes import REPO, free_port
+
+pytestmark = pytest.mark.e2e
+
+
+def login(session: requests.Session, base: str, password: str) -> requests.Response:
+    form = session.get(f"{base}/console/login", timeout=10)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', form.text)
+    assert token, "login form has no CSRF token"
+    return session.post(
+        f"{base}/console/login",
+        data={"username": "admin", "password": password, "csrf_token": token.group(1)},
+        timeout=10,
+    )
+
+
+def test_demo_shows_customers_within_30_seconds(tmp_path):
+    port = free_port()
+    demo = subprocess.Popen(
+        [
+            sys.executable,
+            "tools/demo.py",
+            "--port",
+            str(port),
+            "--password",
+            "demo-pass-123",
+            "--rate",
+            "5",
+            "--duration",
+            "90",
+            "--dir",
+            str(tmp_path / "demo"),
+        ],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    started = time.monotonic()
+    try:
+        banner = []
+        assert demo.stdout is not None
+        for text in demo.stdout:
+            banner.append(text)
+            if "Press Ctrl-C" in text:
+                break
+        output = "".join(banner)
+        assert f"HQ console:  http://127.0.0.1:{port}/console/" in output, output
+        assert "password:    demo-pass-123" in output
+
+        base = f"http://127.0.0.1:{port}"
+        session = requests.Session()
+        assert login(session, base, "demo-pass-123").status_code == 200
+        masked: list[str] = []
+        while time.monotonic() - started < 30 and not masked:
+            page = session.get(f"{base}/console/", timeout=10).text
+            masked = re.findall(r"1[3-9]\d\*\*\*\*\d{4}", page)
+            time.sleep(1)
+        assert masked, "no customers in the console 30 s after the demo started"
+        assert not re.search(r"1[3-9]\d{9}", page), "a full phone number is shown"
+        assert "dev_" in page  # the store PC is listed with its last-seen time
+    finally:
+        demo.terminate()
+        demo.wait(30)
