@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# Install (or upgrade) the central server on an HQ machine, migrate its database, and start it.
+#
+#   sudo installers/install-central.sh --host 0.0.0.0 --port 8000 [--database-url postgresql+psycopg://...]
+#
+# Options:
+#   --host ADDR          listen address written to a new central.toml (default 127.0.0.1)
+#   --port N             listen port (default 8000)
+#   --database-url URL   PostgreSQL URL; default is a SQLite file in the data directory
+#   --admin NAME         create this console administrator (prints a generated password)
+#   --prefix DIR         where the virtual environment goes (default /opt/retail-cdp)
+#   --etc-dir DIR        settings directory (default /etc/central-server)
+#   --state-dir DIR      data directory (default /var/lib/central-server)
+#   --user NAME          service account (default central-server)
+#   --no-systemd         do not install or start the systemd unit
+#   --no-pip             reuse the packages already in the virtual environment
+# Re-running upgrades the package, applies new migrations and restarts the service.
+set -euo pipefail
+PROG=install-central
+# shellcheck source=installers/common.sh
+. "$(dirname "$0")/common.sh"
+
+HOST=127.0.0.1 PORT=8000 DATABASE_URL_ARG="" ADMIN=""
+ETC_DIR=/etc/central-server STATE_DIR=/var/lib/central-server SERVICE_USER=central-server
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --host) HOST="$2"; shift 2 ;;
+    --port) PORT="$2"; shift 2 ;;
+    --database-url) DATABASE_URL_ARG="$2"; shift 2 ;;
+    --admin) ADMIN="$2"; shift 2 ;;
+    -h|--help) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) common_option "$@"; [ "$USED" -gt 0 ] || die "unknown option $1 (see --help)"; shift "$USED" ;;
+  esac
+done
+
+require_root
+make_user "$SERVICE_USER"
+install_package central
+
+CONFIG="$ETC_DIR/central.toml"
+mkdir -p "$ETC_DIR"
+if [ ! -f "$CONFIG" ]; then
+  {
+    echo "# Central server settings; every key is described in the README's configuration reference."
+    echo "[server]"
+    echo "host = \"$HOST\""
+    echo "port = $PORT"
+    echo "data_dir = \"$STATE_DIR\""
+    if [ -n "$DATABASE_URL_ARG" ]; then
+      echo
+      echo "[database]"
+      echo "url = \"$DATABASE_URL_ARG\""
+    fi
+  } > "$CONFIG"
+  chown "root:$SERVICE_USER" "$CONFIG"
+  chmod 0640 "$CONFIG"  # it may hold a database password
+  say "wrote $CONFIG"
+else
+  say "keeping existing $CONFIG"
+fi
+
+mkdir -p "$STATE_DIR"
+chown "$SERVICE_USER:" "$STATE_DIR"
+chmod 0700 "$STATE_DIR"
+
+as_central() { runuser -u "$SERVICE_USER" -- env CENTRAL_CONFIG="$CONFIG" "$PREFIX/venv/bin/central-server" "$@"; }
+as_central check-config >/dev/null || die "$CONFIG is not valid (run: CENTRAL_CONFIG=$CONFIG $PREFIX/venv/bin/central-server check-config)"
+as_central migrate
+if [ -n "$ADMIN" ]; then
+  as_central create-admin --username "$ADMIN"
+fi
+if [ "$SERVICE_USER" = central-server ]; then
+  install_unit central-server "CENTRAL_CONFIG=$CONFIG $PREFIX/venv/bin/central-server serve"
+else
+  say "custom --user: systemd unit not installed (it runs as central-server)"
+fi
+say "done. Issue an enrollment token per store PC with: CENTRAL_CONFIG=$CONFIG $PREFIX/venv/bin/central-server enroll-token --store S001"
