@@ -1,0 +1,42 @@
+"""Helpers shared by the benchmarks: realistic payloads and medians."""
+
+from __future__ import annotations
+
+import random
+import statistics
+
+from edge_agent.outbox import Capture
+
+
+def receipt_capture(n: int, rng: random.Random) -> Capture:
+    """A receipt event as the POS source would emit it (about 450 bytes of JSON)."""
+    items = [
+        {
+            "sku": f"69{rng.randrange(10**11):011d}",
+            "name": "农夫山泉 饮用天然水 550ml",
+            "qty": "1",
+            "unit_price": "2.00",
+        }
+        for _ in range(rng.randint(1, 4))
+    ]
+    payload = {
+        "receipt_no": f"S001-261123-{n:07d}",
+        "total": f"{rng.randrange(1, 50000) / 100:.2f}",
+        "currency": "CNY",
+        "items": items,
+        "member": {"phone": f"139{rng.randrange(4000):08d}"} if rng.random() < 0.6 else {},
+        "format": "json",
+        "paid_at": "2026-11-23T09:58:25",
+        "payment": "wechat",
+    }
+    if rng.random() < 0.15:
+        payload["member"]["card"] = f"VIP{rng.randrange(3000):07d}"
+    return Capture.of("pos.receipt", payload, "2026-11-23T01:58:25.000Z", source="pos", offset=n)
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+def line(label: str, value: str) -> None:
+    print(f"  {label:<46} {value}", flush=True)
