@@ -184,6 +184,7 @@ class Agent:
         self._stopped.set()
         self.pos.stop()
         self.scheduler.shutdown(wait=True)
+        self.sync.close()
         self.writer.stop()
         self.journal.close()
         close = getattr(self.transport, "close", None)

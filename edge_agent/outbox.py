@@ -246,19 +246,23 @@ class Outbox:
 
     # --- sync side ---------------------------------------------------------------------------
 
-    def pending(self, limit: int) -> list[Pending]:
-        """The oldest ``limit`` events not yet answered for, opened and ready to send."""
+    def pending(self, limit: int, *, after: int | None = None) -> list[Pending]:
+        """The oldest ``limit`` events not yet answered for (those past seq ``after``), opened."""
         conn = self._conn()
-        if self._pending_from is None:
-            first = conn.execute("SELECT MIN(seq) FROM events WHERE state = 0").fetchone()[0]
-            self._pending_from = 0 if first is None else first
+        if after is None:
+            if self._pending_from is None:
+                first = conn.execute("SELECT MIN(seq) FROM events WHERE state = 0").fetchone()[0]
+                self._pending_from = 0 if first is None else first
+            start = self._pending_from
+        else:
+            start = after + 1
         # Rows below the cursor are all settled, so the scan starts there instead of needing an index
         # (an index of pending rows would tax every append, which is the agent's hot path).
         rows = conn.execute(
             "SELECT seq, event_id, kind, sealed FROM events WHERE seq >= ? AND state = 0 ORDER BY seq LIMIT ?",
-            (self._pending_from, limit),
+            (start, limit),
         ).fetchall()
-        if rows:
+        if rows and after is None:
             self._pending_from = rows[0][0]
         out = []
         for seq, event_id, kind, sealed in rows:
@@ -268,6 +272,11 @@ class Outbox:
                 body = None
             out.append(Pending(seq, event_id, kind, body))
         return out
+
+    def answered_through(self, seq: int) -> None:
+        """Every row up to ``seq`` has been answered for: later scans for pending rows start past it."""
+        if self._pending_from is not None and self._pending_from <= seq:
+            self._pending_from = seq + 1
 
     def settle(self, delivered: Iterable[int], rejected: Iterable[tuple[int, str]]) -> None:
         """Record central's answer: delivered rows are kept for resync, rejected ones with the reason."""

@@ -15,11 +15,12 @@ import random
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from edge_agent.outbox import Outbox
-from edge_agent.transport import Transport, TransportError
+from edge_agent.outbox import Outbox, Pending
+from edge_agent.transport import Response, Transport, TransportError
 from shared import ids
 from shared.crypto import RequestSigner
 from shared.wire import WireError, decode_reply, encode_batch_of, encode_event, format_time
@@ -28,6 +29,16 @@ log = logging.getLogger(__name__)
 
 BATCHES_PATH = "/api/v1/batches"
 PURGE_EVERY = 600.0
+
+
+@dataclass(frozen=True, slots=True)
+class _Batch:
+    """A batch ready to send: its readable rows, the signed gzipped body, the highest seq read."""
+
+    rows: list[Pending]
+    body: bytes
+    headers: dict[str, str]
+    last_seq: int
 
 
 class SyncFailure(Exception):
@@ -81,6 +92,7 @@ class SyncJob:
         self._next_attempt = 0.0
         self._next_purge = 0.0
         self._lock = threading.Lock()
+        self._poster = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sync-post")
         self.status = SyncStatus()
 
     def run(self) -> None:
@@ -91,29 +103,62 @@ class SyncJob:
             if self._monotonic() < self._next_attempt:
                 return
             try:
-                while self.send_one() > 0:
-                    pass
+                self.drain()
             except SyncFailure as exc:
                 self._failed(str(exc))
             self._purge()
         finally:
             self._lock.release()
 
-    def send_one(self) -> int:
-        """Send the oldest pending events as one batch; return how many rows were settled."""
-        pending = self.outbox.pending(self.current_batch_size)
-        if not pending:
-            return 0
-        readable = [p for p in pending if p.body is not None]
-        unreadable = [(p.seq, "unreadable_locally") for p in pending if p.body is None]
-        if unreadable:
-            log.error(
-                "%d outbox rows cannot be opened with this agent's key; marking them rejected",
-                len(unreadable),
-            )
-            self.outbox.settle([], unreadable)
-            if not readable:
-                return len(unreadable)
+    def close(self) -> None:
+        """Stop the request thread (after the request in flight, if any)."""
+        self._poster.shutdown(wait=True)
+
+    def drain(self) -> int:
+        """Send batches until nothing is pending; return how many rows were settled.
+
+        One request is in flight at a time; while central works on it, the next batch is read,
+        encoded and signed, and the previous one is settled, so the agent's work and central's
+        overlap instead of adding up.
+        """
+        settled = 0
+        batch = self._prepare(after=None)
+        future = self._poster.submit(self._post, batch) if batch else None
+        while batch is not None and future is not None:
+            upcoming = self._prepare(after=batch.last_seq)
+            response = future.result()
+            answer = self._read_answer(batch, response)
+            if answer is None:  # too large: start again from the oldest pending row, in smaller batches
+                batch = self._prepare(after=None)
+                future = self._poster.submit(self._post, batch) if batch else None
+                continue
+            future = self._poster.submit(self._post, upcoming) if upcoming else None
+            delivered, rejected, counts = answer
+            self.outbox.settle(delivered, rejected)
+            # Batches go out in seq order and each holds every pending row after the one before,
+            # so once this one is settled nothing up to its last row is pending any more.
+            self.outbox.answered_through(batch.last_seq)
+            self._succeeded(*counts)
+            settled += len(delivered) + len(rejected)
+            batch = upcoming
+        return settled
+
+    def _prepare(self, after: int | None) -> _Batch | None:
+        """Read, encode, compress and sign the next batch (rows after ``after``, or the oldest)."""
+        while True:
+            pending = self.outbox.pending(self.current_batch_size, after=after)
+            if not pending:
+                return None
+            readable = [p for p in pending if p.body is not None]
+            unreadable = [(p.seq, "unreadable_locally") for p in pending if p.body is None]
+            if unreadable:
+                log.error(
+                    "%d outbox rows cannot be opened with this agent's key; marking them rejected", len(unreadable)
+                )
+                self.outbox.settle([], unreadable)
+            if readable:
+                break
+            after = pending[-1].seq
         sent_at = format_time(datetime.fromtimestamp(self._clock(), UTC))
         # The sealed bodies are spliced into the batch as they are: no parse, no re-encode.
         events = [encode_event(p.event_id, p.seq, p.kind, p.body) for p in readable if p.body is not None]
@@ -122,22 +167,28 @@ class SyncJob:
         headers = self.signer.headers("POST", BATCHES_PATH, sent_at, body)
         headers["Content-Type"] = "application/json"
         headers["Content-Encoding"] = "gzip"
+        return _Batch(rows=readable, body=body, headers=headers, last_seq=pending[-1].seq)
+
+    def _post(self, batch: _Batch) -> Response:
         try:
-            response = self.transport.post(BATCHES_PATH, body, headers, self.timeout)
+            return self.transport.post(BATCHES_PATH, batch.body, batch.headers, self.timeout)
         except TransportError as exc:
             raise SyncFailure(f"central unreachable: {exc}") from None
 
+    def _read_answer(
+        self, batch: _Batch, response: Response
+    ) -> tuple[list[int], list[tuple[int, str]], tuple[int, int, int]] | None:
+        """Central's answer as (delivered seqs, rejected (seq, reason), counts); None if it was too large."""
         if response.status == 413 or (response.status == 400 and b"too_many_events" in response.body):
-            if len(readable) == 1:
-                self.outbox.settle([], [(readable[0].seq, "too_large")])
-                return 1
-            self.current_batch_size = max(1, len(events) // 2)
+            if len(batch.rows) == 1:
+                return [], [(batch.rows[0].seq, "too_large")], (0, 0, 1)
+            self.current_batch_size = max(1, len(batch.rows) // 2)
             log.warning(
                 "central refused a batch of %d events as too large; sending %d",
-                len(events),
+                len(batch.rows),
                 self.current_batch_size,
             )
-            return len(unreadable) or 1
+            return None
         if response.status != 200:
             detail = response.body[:200].decode("utf-8", "replace")
             raise SyncFailure(f"central answered {response.status}: {detail}")
@@ -145,18 +196,15 @@ class SyncJob:
             reply = decode_reply(response.body)
         except WireError as exc:
             raise SyncFailure(str(exc)) from None
-
-        by_id = {p.event_id: p.seq for p in readable}
+        by_id = {p.event_id: p.seq for p in batch.rows}
         answered = [*reply.accepted, *reply.duplicate, *(r.event_id for r in reply.rejected)]
         if set(answered) != set(by_id):
             raise SyncFailure("central's reply does not answer for every event of the batch")
         delivered = [by_id[i] for i in (*reply.accepted, *reply.duplicate)]
         rejected = [(by_id[r.event_id], r.reason) for r in reply.rejected if r.event_id is not None]
-        self.outbox.settle(delivered, rejected)
         for reason in {r.reason for r in reply.rejected}:
             log.warning("central rejected events: %s", reason)
-        self._succeeded(len(reply.accepted), len(reply.duplicate), len(rejected))
-        return len(pending)
+        return delivered, rejected, (len(reply.accepted), len(reply.duplicate), len(rejected))
 
     def _succeeded(self, accepted: int, duplicate: int, rejected: int) -> None:
         if self.status.consecutive_failures:

@@ -89,3 +89,14 @@ def test_a_different_key_cannot_read_the_outbox(tmp_path, sealer):
     assert [p.body for p in other.pending(10)] == [None]
     box.close()
     other.close()
+
+
+def test_pending_after_a_seq_and_the_answered_cursor(outbox):
+    outbox.append([receipt(n) for n in range(10)])
+    assert [p.seq for p in outbox.pending(3)] == [1, 2, 3]
+    assert [p.seq for p in outbox.pending(3, after=3)] == [4, 5, 6]
+    outbox.settle([1, 2, 3, 4, 5, 6], [])
+    outbox.answered_through(6)
+    assert [p.seq for p in outbox.pending(10)] == [7, 8, 9, 10]
+    outbox.answered_through(2)  # never moves backwards
+    assert [p.seq for p in outbox.pending(1)] == [7]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import time
 
 import pytest
 
@@ -24,8 +25,20 @@ class StandInCentral:
         self.max_events: int | None = None
         self.reject_kinds: set[str] = set()
         self.requests = 0
+        self.delay = 0.0
+        self.in_flight = 0
+        self.max_in_flight = 0
 
     def post(self, path, body, headers, timeout):
+        self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            time.sleep(self.delay)
+            return self._answer(path, body, headers)
+        finally:
+            self.in_flight -= 1
+
+    def _answer(self, path, body, headers):
         self.requests += 1
         if self.down:
             raise TransportError("ConnectionError: connection refused")
@@ -161,3 +174,37 @@ def test_too_large_batches_are_split(outbox, central_and_job):
     job.run()
     assert len(central.events) == 100
     assert job.current_batch_size <= 12
+
+
+def test_one_request_at_a_time_while_the_next_batch_is_prepared(outbox, central_and_job):
+    central, job, _ = central_and_job
+    central.delay = 0.02
+    fill(outbox, 300)
+    job.run()
+    assert len(central.events) == 300
+    assert central.requests == 6
+    assert central.max_in_flight == 1
+    assert outbox.stats().delivered == 300
+
+
+def test_a_failure_mid_drain_keeps_the_rest_pending(outbox, central_and_job):
+    central, job, clock = central_and_job
+    fill(outbox, 200)
+    answered = []
+    original = central._answer
+
+    def fail_third(path, body, headers):
+        if len(answered) == 2:
+            raise TransportError("ConnectionError: reset")
+        answered.append(1)
+        return original(path, body, headers)
+
+    central._answer = fail_third
+    job.run()
+    assert outbox.stats().delivered == 100
+    assert outbox.stats().pending == 100
+    central._answer = original
+    clock.now += 10
+    job.run()
+    assert outbox.stats().delivered == 200
+    assert len(central.events) == 200
