@@ -19,13 +19,14 @@ from edge_agent import __version__
 from edge_agent.config import AgentConfig
 from edge_agent.credentials import Credentials
 from edge_agent.journal import CaptureJournal
-from edge_agent.outbox import Capture, Outbox, observed_now
+from edge_agent.outbox import Capture, Outbox
 from edge_agent.privacy import PanRedactor
 from edge_agent.sources.serial_pos import SerialPosSource
 from edge_agent.sync import SyncJob
 from edge_agent.transport import HttpTransport, Transport
 from edge_agent.writer import OutboxWriter
 from shared.crypto import RequestSigner, Sealer, derive_key, load_or_create_key
+from shared.wire import timestamp
 
 log = logging.getLogger(__name__)
 
@@ -175,7 +176,7 @@ class Agent:
         }
 
     def heartbeat(self) -> None:
-        self.writer.put(Capture.of("agent.heartbeat", self.health(), observed_now(self._clock)))
+        self.writer.put(Capture.of("agent.heartbeat", self.health(), timestamp(self._clock)))
 
     def stop(self) -> None:
         """Stop reading, commit what was read, stop the jobs."""

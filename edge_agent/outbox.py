@@ -16,7 +16,6 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +25,7 @@ from cryptography.exceptions import InvalidTag
 from shared import ids
 from shared.crypto import Sealer
 from shared.ids import uuid7_time
-from shared.wire import Event, event_body, format_time
+from shared.wire import Event, event_body
 
 PENDING, DELIVERED, REJECTED = 0, 1, 2
 
@@ -113,6 +112,8 @@ class Pending:
 
 @dataclass(frozen=True, slots=True)
 class Stats:
+    """Row counts by state, for heartbeats and `edge-agent doctor`."""
+
     pending: int
     delivered: int
     rejected: int
@@ -123,6 +124,8 @@ class Stats:
 
 @dataclass(frozen=True, slots=True)
 class QuarantineRow:
+    """One quarantined input, opened (``raw`` is None if it cannot be)."""
+
     id: int
     source: str
     reason: str
@@ -211,8 +214,8 @@ class Outbox:
                 for c, e in zip(captures, event_ids, strict=True)
             ]
         )
-        events = [(first + i, event_ids[i], captures[i].kind, sealed[i]) for i in range(len(captures))]
         seq = first + len(captures)
+        events = list(zip(range(first, seq), event_ids, [c.kind for c in captures], sealed, strict=True))
         quarantined = [
             (r.source, r.reason, r.received_at, self._sealer.seal(r.raw, b"quarantine:" + r.source.encode()))
             for r in records
@@ -353,8 +356,3 @@ class Outbox:
 def _event_aad(event_id: str, seq: int) -> bytes:
     """Binds a sealed event to its row: a blob moved to another row fails to open."""
     return f"event:{event_id}:{seq}".encode()
-
-
-def observed_now(clock: Callable[[], float] = time.time) -> str:
-    """The wire timestamp for 'now' by ``clock``."""
-    return format_time(datetime.fromtimestamp(clock(), UTC))

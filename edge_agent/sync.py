@@ -17,13 +17,12 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 from edge_agent.outbox import Outbox, Pending
 from edge_agent.transport import Response, Transport, TransportError
 from shared import ids
 from shared.crypto import RequestSigner
-from shared.wire import WireError, decode_reply, encode_batch_of, encode_event, format_time
+from shared.wire import WireError, decode_reply, encode_batch_of, encode_event, timestamp
 
 log = logging.getLogger(__name__)
 
@@ -159,7 +158,7 @@ class SyncJob:
             if readable:
                 break
             after = pending[-1].seq
-        sent_at = format_time(datetime.fromtimestamp(self._clock(), UTC))
+        sent_at = timestamp(self._clock)
         # The sealed bodies are spliced into the batch as they are: no parse, no re-encode.
         events = [encode_event(p.event_id, p.seq, p.kind, p.body) for p in readable if p.body is not None]
         raw = encode_batch_of(self.signer.device_id, self._new_id(), sent_at, events)

@@ -53,6 +53,13 @@ make_user() {
   done
 }
 
+# make_state_dir DIR USER: the service's data directory, readable by that user alone.
+make_state_dir() {
+  mkdir -p "$1"
+  chown "$2:" "$1"
+  chmod 0700 "$1"
+}
+
 # install_package EXTRA: the project into $PREFIX/venv (created if missing); re-running upgrades it.
 install_package() {
   local extra="$1"

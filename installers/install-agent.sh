@@ -59,9 +59,7 @@ else
   say "keeping existing $CONFIG"
 fi
 
-mkdir -p "$STATE_DIR"
-chown "$SERVICE_USER:" "$STATE_DIR"
-chmod 0700 "$STATE_DIR"
+make_state_dir "$STATE_DIR" "$SERVICE_USER"
 
 as_agent() { runuser -u "$SERVICE_USER" -- env EDGE_CONFIG="$CONFIG" "$PREFIX/venv/bin/edge-agent" "$@"; }
 as_agent check-config >/dev/null || die "$CONFIG is not valid (run: EDGE_CONFIG=$CONFIG $PREFIX/venv/bin/edge-agent check-config)"

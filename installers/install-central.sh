@@ -59,9 +59,7 @@ else
   say "keeping existing $CONFIG"
 fi
 
-mkdir -p "$STATE_DIR"
-chown "$SERVICE_USER:" "$STATE_DIR"
-chmod 0700 "$STATE_DIR"
+make_state_dir "$STATE_DIR" "$SERVICE_USER"
 
 as_central() { runuser -u "$SERVICE_USER" -- env CENTRAL_CONFIG="$CONFIG" "$PREFIX/venv/bin/central-server" "$@"; }
 as_central check-config >/dev/null || die "$CONFIG is not valid (run: CENTRAL_CONFIG=$CONFIG $PREFIX/venv/bin/central-server check-config)"

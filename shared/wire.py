@@ -20,7 +20,8 @@ versions are rejected with a reason, never dropped.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
@@ -134,6 +135,11 @@ def format_time(moment: datetime) -> str:
     """RFC 3339 in UTC with milliseconds, the only timestamp form on the wire."""
     moment = moment.astimezone(UTC)
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def timestamp(clock: Callable[[], float] = time.time) -> str:
+    """The wire form of the moment ``clock`` reads (seconds since the epoch)."""
+    return format_time(datetime.fromtimestamp(clock(), UTC))
 
 
 def parse_time(text: str) -> datetime:

@@ -19,10 +19,11 @@ from typing import Any
 import serial
 
 from edge_agent.journal import CaptureJournal
-from edge_agent.outbox import Capture, Quarantined, Record, observed_now
+from edge_agent.outbox import Capture, Quarantined, Record
 from edge_agent.parsing.lines import LineSplitter, Piece
 from edge_agent.parsing.receipt_line import LineError, decode_line, parse_receipt_line
 from edge_agent.privacy import PanRedactor
+from shared.wire import timestamp
 
 log = logging.getLogger(__name__)
 
@@ -181,7 +182,7 @@ class SerialPosSource:
         return Capture.of(
             kind="pos.receipt",
             payload=self._redactor.payload(receipt.payload()),
-            observed_at=observed_now(self._clock),
+            observed_at=timestamp(self._clock),
             source=self.name,
             offset=piece.end,
         )
