@@ -40,7 +40,7 @@ class SourceHealth:
     events: int = 0
     quarantined: int = 0
     reconnects: int = 0
-    counters: dict[str, int] = field(default_factory=dict)
+    quarantined_by_reason: dict[str, int] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -49,6 +49,7 @@ class SourceHealth:
             "bytes_read": self.bytes_read,
             "events": self.events,
             "quarantined": self.quarantined,
+            "quarantined_by_reason": dict(self.quarantined_by_reason),
             "reconnects": self.reconnects,
         }
 
@@ -170,7 +171,8 @@ class SerialPosSource:
             receipt = parse_receipt_line(decode_line(piece.raw, self.encoding))
         except LineError as exc:
             self.health.quarantined += 1
-            self.health.counters[exc.reason] = self.health.counters.get(exc.reason, 0) + 1
+            reasons = self.health.quarantined_by_reason
+            reasons[exc.reason] = reasons.get(exc.reason, 0) + 1
             return Quarantined(
                 source=self.name,
                 reason=exc.reason,

@@ -67,6 +67,7 @@ def test_lines_on_a_pty_become_receipts_and_garbage_is_quarantined(tmp_path, sea
     assert records[2].payload()["ignored_fields"] == ["卡号"]
     assert [r.offset for r in records] == sorted(r.offset for r in records)
     assert source.health.events == 3 and source.health.quarantined == 1
+    assert source.health.as_dict()["quarantined_by_reason"] == {"binary_data": 1}
 
 
 def test_card_numbers_never_reach_records(tmp_path, sealer):
