@@ -16,6 +16,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import requests
@@ -81,10 +82,10 @@ class Demo:
         self.processes.append(proc)
         return proc
 
-    def wait_for(self, what: str, check: object, timeout: float = 30.0) -> None:
+    def wait_for(self, what: str, check: Callable[[], bool], timeout: float = 30.0) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if check():  # type: ignore[operator]
+            if check():
                 return
             for proc in self.processes:
                 if proc.poll() is not None:

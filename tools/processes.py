@@ -136,15 +136,14 @@ class Central:
 class Agent:
     """edge-agent enrolled against a central and reading a pty."""
 
-    def __init__(self, workdir: Path, pos_port: str, **settings: object) -> None:
+    def __init__(self, workdir: Path, pos_port: str) -> None:
         self.data_dir = workdir / "agent"
         self.config = workdir / "agent.toml"
-        sync = {"interval": 0.2, "max_backoff": 2.0, **settings.pop("sync", {})}  # type: ignore[dict-item]
         lines = [
             f'[agent]\ndata_dir = "{self.data_dir}"\nheartbeat_interval = 5',
             f'[pos]\nport = "{pos_port}"',
             "[capture]\nfsync = true",
-            "[sync]\n" + "\n".join(f"{k} = {v}" for k, v in sync.items()),
+            "[sync]\ninterval = 0.2\nmax_backoff = 2.0",
         ]
         self.config.write_text("\n".join(lines) + "\n")
         self.env = _clean_env({"EDGE_CONFIG": str(self.config)})
