@@ -10,9 +10,12 @@ from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.wrappers.response import Response as BaseResponse
 
-from central import api, db, enroll, errors, ingest
+from central import db, errors
 from central.clock import system_clock
 from central.config import CentralConfig, default_config_path, load_config
+from central.customers import api as customers_api
+from central.fleet import api as fleet_api
+from central.ingest import api as ingest_api
 from shared.crypto import load_or_create_key
 
 
@@ -48,9 +51,9 @@ def create_app(config: CentralConfig | None = None, *, test_config: dict[str, An
 
     from central import console
 
-    app.register_blueprint(ingest.bp)
-    app.register_blueprint(enroll.bp)
-    app.register_blueprint(api.bp)
+    app.register_blueprint(ingest_api.bp)
+    app.register_blueprint(fleet_api.bp)
+    app.register_blueprint(customers_api.bp)
     app.register_blueprint(console.bp)
 
     @app.get("/healthz")

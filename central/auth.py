@@ -21,7 +21,8 @@ from werkzeug.security import check_password_hash, generate_password_hash
 
 from central.db import get_session
 from central.errors import ApiError
-from central.models import Device, User, table
+from central.fleet.models import Device
+from central.models import User, table
 from shared.crypto import HEADER_DEVICE, HEADER_SIGNATURE, HEADER_TIMESTAMP, unb64, verify_request
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -139,3 +140,9 @@ def csrf_valid() -> bool:
     expected = session.get("csrf")
     submitted = request.form.get("csrf_token", "")
     return isinstance(expected, str) and hmac.compare_digest(expected.encode(), submitted.encode())
+
+
+def actor_name() -> str:
+    """Who the audit log should name for this request: the console user, else "anonymous"."""
+    user = current_user(get_session())
+    return user.username if user is not None else "anonymous"

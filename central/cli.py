@@ -1,4 +1,4 @@
-"""The ``central-server`` command: serve, migrate, check-config, create-admin, enroll-token.
+"""The ``central-server`` command: the platform's subcommands, then each domain's ``cli.COMMANDS``.
 
 Expected failures end with one line on stderr and a status: 2 for configuration and usage errors,
 1 for operational ones (database unreachable, port taken). No tracebacks for either.
@@ -13,6 +13,7 @@ import secrets
 import signal
 import sys
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 
@@ -42,6 +43,16 @@ class CliError(Exception):
         self.status = status
 
 
+@dataclass(frozen=True)
+class Command:
+    """One subcommand: its name, what runs it, its help line, and what adds its own arguments."""
+
+    name: str
+    run: Callable[[argparse.Namespace], int]
+    help: str
+    arguments: Callable[[argparse.ArgumentParser], None] | None = None
+
+
 class _OneLineFormatter(logging.Formatter):
     """Keeps each record, traceback included, on one line so log collectors see one entry."""
 
@@ -62,20 +73,20 @@ def _config_path(args: argparse.Namespace) -> Path | None:
     return Path(args.config) if args.config else default_config_path()
 
 
-def _load(args: argparse.Namespace) -> tuple[CentralConfig, Path | None]:
+def load(args: argparse.Namespace) -> tuple[CentralConfig, Path | None]:
     path = _config_path(args)
     config = load_config(path)
     configure_logging(config.log_level)
     return config, path
 
 
-def _engine(config: CentralConfig) -> Engine:
+def engine_for(config: CentralConfig) -> Engine:
     from central.db import make_engine
 
     return make_engine(config.effective_database_url)
 
 
-def _ready_schema(config: CentralConfig, engine: Engine) -> None:
+def ready_schema(config: CentralConfig, engine: Engine) -> None:
     """Migrate if ``database.auto_migrate``; otherwise insist the schema is already current."""
     from central import migrate
 
@@ -95,10 +106,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     from central.app import create_app
 
-    config, path = _load(args)
-    engine = _engine(config)
+    config, path = load(args)
+    engine = engine_for(config)
     try:
-        _ready_schema(config, engine)
+        ready_schema(config, engine)
     finally:
         engine.dispose()
     app = create_app(config)
@@ -143,8 +154,8 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     """Bring the database schema to the newest revision."""
     from central import migrate
 
-    config, _ = _load(args)
-    engine = _engine(config)
+    config, _ = load(args)
+    engine = engine_for(config)
     try:
         before = migrate.current_revision(engine)
         migrate.upgrade(engine)
@@ -159,7 +170,7 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
 def cmd_check_config(args: argparse.Namespace) -> int:
     """Validate the configuration and print the effective settings."""
-    config, path = _load(args)
+    config, path = load(args)
     print(f"config ok: {path if path else 'defaults'}")
     for line in describe(config):
         print(line)
@@ -184,11 +195,11 @@ def cmd_create_admin(args: argparse.Namespace) -> int:
 
     if not USERNAME_RE.match(args.username):
         raise CliError("the username must be 1-64 characters of A-Z, a-z, 0-9, _ . @ -", status=2)
-    config, _ = _load(args)
+    config, _ = load(args)
     password, generated = _read_password(args.password_stdin)
-    engine = _engine(config)
+    engine = engine_for(config)
     try:
-        _ready_schema(config, engine)
+        ready_schema(config, engine)
         with Session(engine) as db:
             user = db.scalars(select(User).where(User.username == args.username)).first()
             if user is not None and not args.reset:
@@ -219,46 +230,6 @@ def cmd_create_admin(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_enroll_token(args: argparse.Namespace) -> int:
-    """Print a single-use enrollment token for a store (only the token goes to stdout)."""
-    from datetime import timedelta
-
-    from central import audit
-    from central.clock import system_clock
-    from central.enroll import STORE_ID_RE, issue_token
-
-    if not STORE_ID_RE.match(args.store):
-        raise CliError(f"store id {args.store!r} must be 1-32 characters of A-Z, a-z, 0-9, _ . -", status=2)
-    config, _ = _load(args)
-    ttl = args.ttl_hours if args.ttl_hours is not None else config.enroll_token_ttl_hours
-    if ttl <= 0:
-        raise CliError("--ttl-hours must be positive", status=2)
-    engine = _engine(config)
-    now = system_clock()
-    try:
-        _ready_schema(config, engine)
-        with Session(engine) as db:
-            token = issue_token(db, args.store, ttl, now=now)
-            expires = now + timedelta(hours=ttl)
-            audit.record(
-                db,
-                at=now,
-                actor="cli",
-                action="enroll_token.create",
-                subject=args.store,
-                detail={"expires_at": expires.isoformat()},
-            )
-            db.commit()
-    finally:
-        engine.dispose()
-    print(
-        f"{PROG}: enrollment token for store {args.store}, single use, valid until {expires:%Y-%m-%d %H:%M} UTC",
-        file=sys.stderr,
-    )
-    print(token)
-    return 0
-
-
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand."""
     common = argparse.ArgumentParser(add_help=False)
@@ -270,28 +241,31 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=PROG, description="Retail CDP central server.")
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    commands: list[tuple[str, Callable[[argparse.Namespace], int], str]] = [
-        ("serve", cmd_serve, "run the HTTP server (migrates first if database.auto_migrate)"),
-        ("migrate", cmd_migrate, "bring the database schema up to date"),
-        ("check-config", cmd_check_config, "validate the configuration and print the effective settings"),
-        ("create-admin", cmd_create_admin, "create an admin console user"),
-        ("enroll-token", cmd_enroll_token, "print a single-use enrollment token for a store"),
-    ]
-    subparsers = {}
-    for name, func, help_text in commands:
-        p = sub.add_parser(name, parents=[common], help=help_text, description=help_text)
-        p.set_defaults(func=func)
-        subparsers[name] = p
-    admin = subparsers["create-admin"]
-    admin.add_argument("--username", required=True)
-    admin.add_argument("--password-stdin", action="store_true", help="read the password from the first line of stdin")
-    admin.add_argument("--reset", action="store_true", help="set a new password if the user exists")
-    token = subparsers["enroll-token"]
-    token.add_argument("--store", required=True, metavar="STORE_ID")
-    token.add_argument(
-        "--ttl-hours", type=float, metavar="H", help="lifetime in hours (default: enroll.token_ttl_hours)"
-    )
+    for command in _commands():
+        p = sub.add_parser(command.name, parents=[common], help=command.help, description=command.help)
+        p.set_defaults(func=command.run)
+        if command.arguments is not None:
+            command.arguments(p)
     return parser
+
+
+def _admin_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--username", required=True)
+    parser.add_argument("--password-stdin", action="store_true", help="read the password from the first line of stdin")
+    parser.add_argument("--reset", action="store_true", help="set a new password if the user exists")
+
+
+def _commands() -> list[Command]:
+    """The platform's commands, then each domain's (its ``cli.COMMANDS``), in that order."""
+    from central.fleet import cli as fleet_cli
+
+    platform = [
+        Command("serve", cmd_serve, "run the HTTP server (migrates first if database.auto_migrate)"),
+        Command("migrate", cmd_migrate, "bring the database schema up to date"),
+        Command("check-config", cmd_check_config, "validate the configuration and print the effective settings"),
+        Command("create-admin", cmd_create_admin, "create an admin console user", _admin_arguments),
+    ]
+    return [*platform, *fleet_cli.COMMANDS]
 
 
 def _db_problem(exc: SQLAlchemyError) -> str:

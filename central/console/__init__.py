@@ -9,8 +9,9 @@ from flask import Blueprint, abort, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 
 from central import audit, auth, clock
+from central.customers.queries import list_customers, money
 from central.db import get_session
-from central.queries import list_customers, list_devices, money
+from central.fleet.devices import list_devices
 
 bp = Blueprint(
     "console",

@@ -10,7 +10,7 @@ from alembic import context
 from sqlalchemy.engine import Connection
 
 from central.db import make_engine
-from central.models import Base
+from central.schema import Base
 
 target_metadata = Base.metadata
 

@@ -23,7 +23,7 @@ from central import db as central_db
 from central.app import create_app
 from central.config import CentralConfig, load_config
 from central.migrate import upgrade
-from central.models import Base
+from central.schema import Base
 from tests.central.support import Agent, FakeClock, create_user, login, token_for
 from tests.conftest import fresh_postgres_database
 

@@ -15,8 +15,9 @@ from werkzeug.test import TestResponse
 
 from central import db as central_db
 from central.auth import hash_password
-from central.enroll import issue_token
-from central.models import Base, User
+from central.fleet.enrollment import issue_token
+from central.models import User
+from central.schema import Base
 from shared import wire
 from shared.crypto import RequestSigner, b64, new_signing_key
 from shared.ids import UUID7

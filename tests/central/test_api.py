@@ -6,7 +6,8 @@ from datetime import timedelta
 
 import pytest
 
-from central.models import AuditLog, Customer
+from central.identity.models import Customer
+from central.models import AuditLog
 from tests.central.support import START, table_rows
 
 UNAUTHORIZED = {"error": {"code": "unauthorized", "message": "login required"}}

@@ -6,7 +6,8 @@ import re
 
 import pytest
 
-from central.models import AuditLog, Device
+from central.fleet.models import Device
+from central.models import AuditLog
 from tests.central.cli_runner import Cli, write_config
 from tests.central.support import Agent, login, table_rows
 

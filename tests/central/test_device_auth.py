@@ -7,7 +7,7 @@ import gzip
 from sqlalchemy import update
 
 from central import db as central_db
-from central.models import Device
+from central.fleet.models import Device
 from shared.crypto import HEADER_DEVICE, HEADER_SIGNATURE, HEADER_TIMESTAMP, RequestSigner, new_signing_key
 from tests.central.support import BATCHES, START, Agent, row_counts
 

@@ -8,7 +8,8 @@ from datetime import timedelta
 
 import pytest
 
-from central.models import AuditLog, Device, EnrollToken
+from central.fleet.models import Device, EnrollToken
+from central.models import AuditLog
 from shared.crypto import b64, new_signing_key, token_digest
 from tests.central.support import Agent, row_counts, table_rows, token_for
 

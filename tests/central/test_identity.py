@@ -5,7 +5,8 @@ from __future__ import annotations
 import threading
 from datetime import timedelta
 
-from central.models import Customer, Identifier, MergeLedger, Receipt
+from central.customers.models import Receipt
+from central.identity.models import Customer, Identifier, MergeLedger
 from tests.central.support import START, Agent, table_rows, token_for
 
 

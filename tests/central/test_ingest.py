@@ -6,7 +6,10 @@ import gzip
 import json
 import threading
 
-from central.models import Customer, Device, Event, Receipt
+from central.customers.models import Receipt
+from central.fleet.models import Device
+from central.identity.models import Customer
+from central.ingest.models import Event
 from tests.central.support import BATCHES, Agent, row_counts, table_rows, token_for
 
 
@@ -47,7 +50,7 @@ def test_replayed_batch_adds_no_rows_anywhere(app, client, agent):
 
 
 def test_customer_stats_do_not_change_on_replay(app, client, agent):
-    from central.models import Customer
+    from central.identity.models import Customer
 
     events = [agent.receipt("R1", "12.50", phone="13812345678"), agent.receipt("R2", "7.25", phone="13812345678")]
     agent.send(client, events)

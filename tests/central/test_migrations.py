@@ -8,7 +8,7 @@ from sqlalchemy import inspect, text
 
 from central.db import make_engine
 from central.migrate import current_revision, head_revision, upgrade
-from central.models import Base
+from central.schema import Base
 
 
 def _differences(engine):

@@ -1,4 +1,4 @@
-"""Read-side queries shared by the JSON API and the console: customers (masked) and devices."""
+"""Read-side queries shared by the JSON API and the console: customers, identifiers masked."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from central.models import Customer, Device, Identifier, Receipt
+from central.customers.models import Receipt
+from central.identity.models import Customer, Identifier
 from shared.masking import mask_identifier
 from shared.wire import format_time
 
@@ -71,34 +72,6 @@ class ReceiptLine:
             "total": money(self.total),
             "store_id": self.store_id,
             "observed_at": _time(self.observed_at),
-        }
-
-
-@dataclass(frozen=True, slots=True)
-class DeviceSummary:
-    """An enrolled agent and when central last heard from it."""
-
-    device_id: str
-    store_id: str
-    hostname: str
-    agent_version: str
-    status: str
-    enrolled_at: datetime
-    last_seen_at: datetime | None
-    last_seq: int | None
-    last_heartbeat: dict[str, Any] | None
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "device_id": self.device_id,
-            "store_id": self.store_id,
-            "hostname": self.hostname,
-            "agent_version": self.agent_version,
-            "status": self.status,
-            "enrolled_at": _time(self.enrolled_at),
-            "last_seen_at": _time(self.last_seen_at),
-            "last_seq": self.last_seq,
-            "last_heartbeat": self.last_heartbeat,
         }
 
 
@@ -175,22 +148,3 @@ def customer_detail(db: Session, customer: Customer) -> tuple[CustomerSummary, l
         .limit(RECENT_RECEIPTS)
     )
     return summary, [ReceiptLine(*row) for row in receipts]
-
-
-def list_devices(db: Session) -> list[DeviceSummary]:
-    """Every enrolled device, by store then device id."""
-    devices = db.scalars(select(Device).order_by(Device.store_id, Device.device_id))
-    return [
-        DeviceSummary(
-            device_id=d.device_id,
-            store_id=d.store_id,
-            hostname=d.hostname,
-            agent_version=d.agent_version,
-            status=d.status,
-            enrolled_at=d.enrolled_at,
-            last_seen_at=d.last_seen_at,
-            last_seq=d.last_seq,
-            last_heartbeat=d.last_heartbeat,
-        )
-        for d in devices
-    ]

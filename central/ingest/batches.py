@@ -13,24 +13,23 @@ way, a deadlock) fails with an IntegrityError or ConcurrentChange, rolls back an
 from __future__ import annotations
 
 import logging
-import zlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
-from flask import Blueprint, Response, current_app, jsonify, request
+from flask import Blueprint
 from sqlalchemy import JSON, bindparam, case, or_, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
-from central import bulk, clock
-from central.auth import AuthenticatedDevice, authenticate_device
-from central.config import CentralConfig
-from central.db import get_session
-from central.errors import ApiError
-from central.identity import ConcurrentChange, ReceiptFact, link_receipts, member_identifiers
-from central.models import Device, Event, Receipt, table
+from central import bulk
+from central.auth import AuthenticatedDevice
+from central.customers.models import Receipt
+from central.fleet.models import Device
+from central.identity.linking import ConcurrentChange, ReceiptFact, link_receipts, member_identifiers
+from central.ingest.models import Event
+from central.models import table
 from shared import wire
 
 log = logging.getLogger(__name__)
@@ -58,40 +57,6 @@ _EVENT_COLUMNS = (
 )
 # PostgreSQL's deadlock and serialization failures: the transaction may simply be run again.
 _RETRY_SQLSTATES = frozenset({"40P01", "40001"})
-
-
-def _too_large() -> ApiError:
-    return ApiError(413, "too_large", "the batch is larger than this server accepts")
-
-
-def read_body(limit: int) -> bytes:
-    """The request body exactly as sent, refusing more than ``limit`` bytes (declared or actual)."""
-    if request.content_length is not None and request.content_length > limit:
-        raise _too_large()
-    body = request.stream.read(limit + 1)
-    if len(body) > limit:
-        raise _too_large()
-    return body
-
-
-def decode_content(body: bytes, encoding: str | None, limit: int) -> bytes:
-    """Undo ``Content-Encoding``; a gzip body may expand to at most ``limit`` bytes."""
-    encoding = (encoding or "identity").strip().lower()
-    if encoding == "identity":
-        return body
-    if encoding != "gzip":
-        raise ApiError(415, "unsupported_encoding", f"Content-Encoding {encoding!r} is not supported; use gzip")
-    inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
-    try:
-        # max_length stops a gzip bomb after limit + 1 bytes instead of filling memory.
-        data = inflater.decompress(body, limit + 1)
-    except zlib.error:
-        raise ApiError(400, "invalid_encoding", "the body is not valid gzip") from None
-    if len(data) > limit or inflater.unconsumed_tail:
-        raise _too_large()
-    if not inflater.eof or inflater.unused_data:
-        raise ApiError(400, "invalid_encoding", "the gzip body is truncated or has trailing data")
-    return data
 
 
 @dataclass(frozen=True, slots=True)
@@ -263,36 +228,3 @@ def _touch_device(db: Session, device: AuthenticatedDevice, rows: list[_Row], fr
             else_=_devices.c.last_heartbeat,
         )
     db.execute(update(_devices).where(_devices.c.device_id == device.device_id).values(**values))
-
-
-def _config() -> CentralConfig:
-    config: CentralConfig = current_app.config["CENTRAL"]
-    return config
-
-
-@bp.post("/api/v1/batches")
-def post_batch() -> Response:
-    """Receive one batch; answer per event."""
-    config = _config()
-    body = read_body(config.ingest_max_body_bytes)
-    db = get_session()
-    device = authenticate_device(db, body)
-    if db.get_bind().dialect.name == "sqlite":
-        db.rollback()  # on SQLite that read holds the write lock, and decoding needs none
-    data = decode_content(body, request.headers.get("Content-Encoding"), config.ingest_max_decompressed_bytes)
-    try:
-        batch = wire.decode_batch(data, max_events=config.ingest_max_events)
-    except wire.WireError as exc:
-        raise ApiError(400, exc.reason, exc.message) from None
-    if batch.device_id != device.device_id:
-        raise ApiError(400, "device_mismatch", "the batch names another device than the one that signed it")
-    reply = store_batch(db, device, batch, clock.now())
-    log.debug(
-        "batch %s from %s: %d accepted, %d duplicate, %d rejected",
-        batch.batch_id,
-        device.device_id,
-        len(reply.accepted),
-        len(reply.duplicate),
-        len(reply.rejected),
-    )
-    return jsonify(reply.to_dict())

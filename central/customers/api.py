@@ -1,8 +1,7 @@
 """The read-only JSON API for HQ tools, behind a console login (session cookie).
 
-``GET /api/v1/customers?limit=50&offset=0``, ``GET /api/v1/customers/<id>`` and
-``GET /api/v1/devices``. Identifiers are always masked, and every read of customer data is audited
-under the user who made it.
+``GET /api/v1/customers?limit=50&offset=0`` and ``GET /api/v1/customers/<id>``. Identifiers are
+always masked, and every read of customer data is audited under the user who made it.
 """
 
 from __future__ import annotations
@@ -10,12 +9,12 @@ from __future__ import annotations
 from flask import Blueprint, Response, jsonify, request
 
 from central import audit, clock
-from central.auth import current_user, login_required
+from central.auth import actor_name, login_required
+from central.customers.queries import customer_detail, find_customer, list_customers, survivor_of
 from central.db import get_session
 from central.errors import ApiError
-from central.queries import customer_detail, find_customer, list_customers, list_devices, survivor_of
 
-bp = Blueprint("api", __name__)
+bp = Blueprint("customers", __name__)
 
 MAX_LIMIT = 500
 
@@ -34,11 +33,6 @@ def _int_param(name: str, default: int, lowest: int, highest: int | None) -> int
     return value
 
 
-def _actor() -> str:
-    user = current_user(get_session())
-    return user.username if user is not None else "anonymous"
-
-
 @bp.get("/api/v1/customers")
 @login_required
 def customers() -> Response:
@@ -50,7 +44,7 @@ def customers() -> Response:
     audit.record(
         db,
         at=clock.now(),
-        actor=_actor(),
+        actor=actor_name(),
         action="customers.list",
         detail={"via": "api", "limit": limit, "offset": offset, "returned": len(rows)},
     )
@@ -87,21 +81,10 @@ def customer(customer_id: int) -> Response:
     audit.record(
         db,
         at=clock.now(),
-        actor=_actor(),
+        actor=actor_name(),
         action="customer.view",
         subject=f"customer:{customer_id}",
         detail={"via": "api"},
     )
     db.commit()
     return jsonify({"customer": summary.to_json(), "receipts": [r.to_json() for r in receipts]})
-
-
-@bp.get("/api/v1/devices")
-@login_required
-def devices() -> Response:
-    """Every enrolled device with its last contact and heartbeat."""
-    db = get_session()
-    rows = list_devices(db)
-    audit.record(db, at=clock.now(), actor=_actor(), action="devices.list", detail={"via": "api"})
-    db.commit()
-    return jsonify({"devices": [d.to_json() for d in rows]})

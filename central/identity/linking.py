@@ -25,7 +25,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from central import bulk
-from central.models import Customer, Identifier, MergeLedger, Receipt, table
+from central.customers.models import Receipt
+from central.identity.models import Customer, Identifier, MergeLedger
+from central.models import table
 from shared.identifiers import normalize_card, normalize_phone
 
 Pair = tuple[str, str]

@@ -1,0 +1,1 @@
+"""Customers: purchases and the read side of customer profiles."""

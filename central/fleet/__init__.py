@@ -1,0 +1,1 @@
+"""Fleet: enrolled store PCs, enrollment tokens, and what central knows of each agent."""

@@ -1,0 +1,1 @@
+"""Ingest: signed batches from agents and other sources, stored exactly once."""

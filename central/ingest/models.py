@@ -1,0 +1,34 @@
+"""Ingest tables: every accepted event, deduplicated forever on (device_id, event_id)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, Index, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from central.models import Base, BigId, UTCDateTime
+
+
+class Event(Base):
+    """Every event ever accepted; ``(device_id, event_id)`` is the permanent dedupe key."""
+
+    __tablename__ = "events"
+    __table_args__ = (
+        UniqueConstraint("device_id", "event_id"),
+        Index("ix_events_device_id_seq", "device_id", "seq"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    # No foreign key to devices: ingest has already authenticated the device, devices are never
+    # deleted, and a per-row check would be the costliest part of inserting a batch on PostgreSQL.
+    device_id: Mapped[str] = mapped_column(String(64))
+    event_id: Mapped[str] = mapped_column(String(36))
+    seq: Mapped[int] = mapped_column(BigInteger)
+    kind: Mapped[str] = mapped_column(String(64))
+    store_id: Mapped[str] = mapped_column(String(32))
+    observed_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    batch_id: Mapped[str] = mapped_column(String(36))
