@@ -1,6 +1,6 @@
 """The presence engine: pseudonymous sightings in, ``presence.visit`` and ``presence.aggregate`` out.
 
-Each device (the day's pseudonym) gets an RSSI average per anchor (a reader, or a beacon whose
+Each device (the day's pseudonym) gets a time-weighted RSSI average per anchor (a reader, or a beacon whose
 placement is known); the strongest recent anchor gives its level and zone. Hysteresis turns the level
 into inside/outside: in at ``enter_dbm``, and out once it has stayed under ``exit_dbm`` or gone unheard
 for ``exit_after`` seconds, the visit ending at the last moment it was heard inside. A visit that
@@ -14,6 +14,7 @@ when nothing is heard); no I/O. Events are collected and taken with :meth:`Prese
 
 from __future__ import annotations
 
+import math
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
@@ -45,7 +46,8 @@ class EngineSettings:
     enter_dbm: float = -70.0
     exit_dbm: float = -78.0
     floor_dbm: float = -90.0  # weaker readings are ignored: the street far away, another floor
-    smoothing: float = 0.3  # weight of a new reading in the running average
+    smoothing_s: float = 10.0  # time constant of the running average, in seconds
+    min_weight: float = 0.2  # least weight of a new reading (frames of one burst arrive together)
     exit_after: float = 60.0  # seconds out (weak or unheard) before a visit ends
     min_dwell: float = 120.0  # seconds inside that make a visitor
     passerby_window: float = 600.0  # heard this long without becoming a visitor: a passer-by
@@ -58,8 +60,8 @@ class EngineSettings:
     def __post_init__(self) -> None:
         if self.exit_dbm > self.enter_dbm:
             raise ValueError("exit_dbm must not be above enter_dbm (hysteresis)")
-        if not 0 < self.smoothing <= 1:
-            raise ValueError("smoothing must be in (0, 1]")
+        if self.smoothing_s <= 0 or not 0 < self.min_weight <= 1:
+            raise ValueError("smoothing_s must be positive and min_weight in (0, 1]")
         if self.forget_after < self.exit_after:
             raise ValueError("forget_after must be at least exit_after")
         if self.settle < max(self.passerby_window, self.min_dwell + self.exit_after, self.forget_after):
@@ -209,7 +211,10 @@ class PresenceEngine:
         if reading is None:
             t.anchors[s.anchor] = [s.rssi, at]
         else:
-            reading[0] += cfg.smoothing * (s.rssi - reading[0])
+            # Weight by the time since this anchor last heard the device: phones probe in bursts of
+            # frames milliseconds apart, then go quiet for tens of seconds.
+            weight = 1.0 - math.exp((reading[1] - at) / cfg.smoothing_s)
+            reading[0] += (weight if weight > cfg.min_weight else cfg.min_weight) * (s.rssi - reading[0])
             reading[1] = at
         if len(t.anchors) == 1:
             anchor = s.anchor
