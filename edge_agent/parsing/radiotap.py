@@ -115,10 +115,11 @@ def parse_radiotap(data: bytes) -> Radiotap | RadiotapError:
         if namespace >= 0:
             signal: int | None = None
             antenna: int | None = None
-            for bit in range(29):
-                if not word & (1 << bit):
-                    continue
-                number = base + bit
+            fields = word & 0x1FFFFFFF
+            while fields:
+                lowest = fields & -fields
+                fields ^= lowest
+                number = base + lowest.bit_length() - 1
                 if number >= len(_FIELDS):
                     # TLVs or a field we cannot size: nothing after it can be located.
                     return _result(length, flags, frequency or xfrequency, combined, chains)

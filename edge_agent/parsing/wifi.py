@@ -55,10 +55,6 @@ class ProbeRequest:
         return not self.ssid
 
 
-def _address(raw: bytes) -> str:
-    return ":".join(f"{b:02x}" for b in raw)
-
-
 def parse_probe_request(frame: bytes, radio: Radiotap | None = None, fcs_bytes: int = 0) -> ProbeRequest | WifiRejected:
     """Read an 802.11 frame (without radiotap) as a probe request, with the radio data if known."""
     if radio is not None and radio.bad_fcs:
@@ -95,7 +91,7 @@ def parse_probe_request(frame: bytes, radio: Radiotap | None = None, fcs_bytes: 
     if len(ssid) > _MAX_SSID:
         return WifiRejected("ssid_too_long", f"SSID of {len(ssid)} bytes; 802.11 allows {_MAX_SSID}")
     return ProbeRequest(
-        source=_address(source),
+        source=source.hex(":"),
         locally_administered=bool(source[0] & 0x02),
         ssid=ssid,
         frequency_mhz=radio.frequency_mhz if radio else None,
