@@ -224,7 +224,7 @@ class PresenceEngine:
         if t.inside and at - t.last_inside >= cfg.exit_after:
             self._close(t, t.last_inside)
         if t.inside:
-            if level >= cfg.exit_dbm:
+            if level >= cfg.exit_dbm and at > t.last_inside:  # readers' queues may deliver slightly out of order
                 t.last_inside = at
                 if level > t.peak:
                     t.peak = level

@@ -92,6 +92,14 @@ def test_a_visit_ends_at_the_last_moment_heard_inside():
     assert visit.ended_at == pytest.approx(T0 + 300, abs=10)
 
 
+def test_readings_slightly_out_of_order_do_not_shorten_a_visit():
+    floor = Floor()
+    floor.hear("phone", 0, 600, -60, anchor="door")
+    floor.engine.observe(Sighting(T0 + 599.5, key("phone"), False, "back", -65))  # a late reader queue
+    floor.settle(700)
+    assert [v.ended_at for v in floor.visits] == [T0 + 600]
+
+
 def test_short_strong_sightings_make_a_passer_by_not_a_visitor():
     floor = Floor()
     floor.hear("walker", 0, 60, -62)
