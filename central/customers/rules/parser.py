@@ -219,10 +219,10 @@ class Parser:
     # -- checks that give each construct its meaning
 
     def compare(self, left: _Operand, op: Token, right: _Operand) -> Node:
-        if isinstance(left, Token) and isinstance(right, FieldRef | DayCount):
+        if isinstance(left, Token | Constant) and isinstance(right, FieldRef | DayCount):
             left, right = right, left
             op = Token(op.kind, _MIRRORED[op.text], op.position)
-        if isinstance(left, Token):
+        if isinstance(left, Token) or (isinstance(left, Constant) and isinstance(right, Token | Constant)):
             raise self.error("constant_comparison", "this compares two constants; compare a field instead", op)
         if isinstance(left, HasTag | Constant) or isinstance(right, HasTag):
             raise self.error("not_comparable", "has_tag(...), true and false are conditions on their own", op)

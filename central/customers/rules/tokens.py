@@ -140,15 +140,15 @@ class _Scanner:
             while end < len(self.source) and _is_name_char(self.source[end]):
                 end += 1
             suffix = self.source[self.i : end]
-            if suffix not in _DURATION_UNITS or fraction or start != self.i - len(whole):
+            if suffix not in _DURATION_UNITS or fraction:
                 raise self.error(
                     "bad_number",
                     f"'{self.source[start:end]}' is not a number or a duration "
                     "(durations are whole days or weeks, such as 30d or 2w)",
                     start,
                 )
-            days = int(whole) * _DURATION_UNITS[suffix]
-            if days > self.limits.max_days:
+            days = int(self.source[start : self.i]) * _DURATION_UNITS[suffix]
+            if abs(days) > self.limits.max_days:
                 raise self.error("duration_too_long", f"durations are at most {self.limits.max_days} days", start)
             self.i = end
             self.emit(Kind.DURATION, str(days), start)
