@@ -247,3 +247,13 @@ def test_fits_refuse_data_that_cannot_identify_them() -> None:
     with pytest.raises(ClvError) as caught:
         expected_purchases(PAPER, Histories.of([1], [1], [2]), -1)
     assert caught.value.reason == "bad_horizon"
+
+
+def test_fitting_on_grouped_histories_equals_fitting_on_each_customer(cdnow: Histories) -> None:
+    # The fit groups identical histories; the grouped likelihood must be the customers' total.
+    fit = fit_purchases(cdnow)
+    assert float(purchase_log_likelihood(fit.params, cdnow).sum()) == pytest.approx(fit.log_likelihood, rel=1e-12)
+    doubled = Histories.of(*(np.concatenate([c, c]) for c in (cdnow.frequency, cdnow.recency, cdnow.age)))
+    again = fit_purchases(doubled)
+    assert again.log_likelihood == pytest.approx(2 * fit.log_likelihood, rel=1e-9)
+    assert again.params.r == pytest.approx(fit.params.r, rel=1e-4)

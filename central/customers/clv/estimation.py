@@ -65,5 +65,13 @@ def maximise(
 
 def compress(*columns: FloatArray) -> tuple[list[FloatArray], FloatArray]:
     """The distinct rows of ``columns`` and how often each occurs (the likelihood depends on rows only)."""
-    rows, counts = np.unique(np.column_stack(columns), axis=0, return_counts=True)
-    return [np.ascontiguousarray(rows[:, i]) for i in range(rows.shape[1])], counts.astype(np.float64)
+    # One lexsort and a scan: several times faster than np.unique(axis=0) on a million rows.
+    order = np.lexsort(columns[::-1])
+    ordered = [column[order] for column in columns]
+    starts = np.zeros(order.size, dtype=bool)
+    starts[:1] = True
+    for column in ordered:
+        starts[1:] |= column[1:] != column[:-1]
+    first = np.flatnonzero(starts)
+    counts = np.diff(np.append(first, order.size)).astype(np.float64)
+    return [column[first] for column in ordered], counts

@@ -104,11 +104,10 @@ def probability_alive(params: PurchaseParams, histories: Histories) -> FloatArra
     return result
 
 
-def expected_purchases(params: PurchaseParams, histories: Histories, horizon: npt.ArrayLike) -> FloatArray:
-    """Expected purchases in the next ``horizon`` time units, given each customer's history (equation 10).
+def expected_purchases_if_alive(params: PurchaseParams, histories: Histories, horizon: npt.ArrayLike) -> FloatArray:
+    """Expected purchases in the next ``horizon`` time units for a customer known to be still active.
 
-    ``horizon`` is a scalar or one value per customer. With ``frequency = recency = age = 0`` this is
-    the expectation for a customer who has just made a first purchase (equation 9).
+    Equation (10) is this times :func:`probability_alive`; ``horizon`` is a scalar or one value per customer.
     """
     t = np.asarray(horizon, dtype=np.float64)
     if np.any(~np.isfinite(t)) or np.any(t < 0):
@@ -124,6 +123,15 @@ def expected_purchases(params: PurchaseParams, histories: Histories, horizon: np
     series = hyp2f1(a + p.b - 1 - p.r, a - 1, a + p.b + x - 1, z)
     with np.errstate(divide="ignore"):
         unconditional = -np.expm1((a - 1) * np.log1p(-z) + np.log(series))
-    expected = (a + p.b + x - 1) / (a - 1) * unconditional
-    result: FloatArray = expected * expit(-_log_dropout_odds(params, histories))
+    result: FloatArray = (a + p.b + x - 1) / (a - 1) * unconditional
+    return result
+
+
+def expected_purchases(params: PurchaseParams, histories: Histories, horizon: npt.ArrayLike) -> FloatArray:
+    """Expected purchases in the next ``horizon`` time units, given each customer's history (equation 10).
+
+    ``horizon`` is a scalar or one value per customer. With ``frequency = recency = age = 0`` this is
+    the expectation for a customer who has just made a first purchase (equation 9).
+    """
+    result: FloatArray = expected_purchases_if_alive(params, histories, horizon) * probability_alive(params, histories)
     return result

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from central.customers.clv.histories import ClvError, FloatArray, Histories
-from central.customers.clv.purchases import PurchaseParams, expected_purchases
+from central.customers.clv.purchases import PurchaseParams, expected_purchases_if_alive, probability_alive
 from central.customers.clv.spend import SpendParams, expected_mean_spend
 
 
@@ -35,11 +35,12 @@ def lifetime_value(
     if not np.isfinite(margin):
         raise ClvError("bad_margin", f"margin = {margin}: must be a finite number")
     per_purchase = margin * expected_mean_spend(spend, histories)
+    # Whether the customer is still active does not depend on the period: weigh by it once.
     total = np.zeros(len(histories))
     before = np.zeros(len(histories))
     for i in range(1, periods + 1):
-        after = expected_purchases(purchases, histories, i * period_length)
+        after = expected_purchases_if_alive(purchases, histories, i * period_length)
         total += (after - before) / (1.0 + discount_rate) ** i
         before = after
-    result: FloatArray = per_purchase * total
+    result: FloatArray = per_purchase * probability_alive(purchases, histories) * total
     return result
