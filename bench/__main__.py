@@ -1,27 +1,32 @@
-"""`python -m bench [outbox|sync|memory|presence|all] [options]`: run benchmarks and print their figures."""
+"""`python -m bench [NAME|all] [options]`: run benchmarks and print their figures (names: see --help)."""
 
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 
-from bench import memory, outbox, presence, sync_drain
+from bench import clv, memory, outbox, presence, sync_drain
+
+# name -> how to run it with the parsed options; "all" runs them in this order.
+BENCHMARKS: dict[str, Callable[[argparse.Namespace], None]] = {
+    "outbox": lambda a: outbox.main(runs=a.runs, events=a.events or 100_000),
+    "sync": lambda a: sync_drain.main(runs=min(a.runs, 3), events=a.events or 200_000, backend=a.backend),
+    "memory": lambda a: memory.main(),
+    "presence": lambda a: presence.main(runs=a.runs, sightings=a.events or 300_000),
+    "clv": lambda a: clv.main(runs=a.runs),
+}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="bench")
-    parser.add_argument("which", nargs="?", default="all", choices=["outbox", "sync", "memory", "presence", "all"])
+    parser.add_argument("which", nargs="?", default="all", choices=[*BENCHMARKS, "all"])
     parser.add_argument("--runs", type=int, default=5, help="repetitions; medians are reported")
     parser.add_argument("--events", type=int, default=0, help="override the event count")
     parser.add_argument("--backend", choices=["sqlite", "postgresql", "both"], default="both")
     args = parser.parse_args()
-    if args.which in ("outbox", "all"):
-        outbox.main(runs=args.runs, events=args.events or 100_000)
-    if args.which in ("sync", "all"):
-        sync_drain.main(runs=min(args.runs, 3), events=args.events or 200_000, backend=args.backend)
-    if args.which in ("memory", "all"):
-        memory.main()
-    if args.which in ("presence", "all"):
-        presence.main(runs=args.runs, sightings=args.events or 300_000)
+    for name, run in BENCHMARKS.items():
+        if args.which in (name, "all"):
+            run(args)
 
 
 if __name__ == "__main__":
