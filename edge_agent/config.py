@@ -32,6 +32,7 @@ class AgentConfig:
         60.0,
         "Seconds between `agent.heartbeat` events that tell central the agent is alive.",
         minimum=1,
+        maximum=86400,
     )
     pos_port: str = setting(
         "pos.port",
@@ -39,7 +40,7 @@ class AgentConfig:
         "pyserial URL of the POS output: `/dev/ttyUSB0`, a pty path, `socket://host:port`, `loop://`.",
         required=True,
     )
-    pos_baudrate: int = setting("pos.baudrate", 9600, "Serial speed in baud.", minimum=50)
+    pos_baudrate: int = setting("pos.baudrate", 9600, "Serial speed in baud.", minimum=50, maximum=4_000_000)
     pos_mode: str = setting(
         "pos.mode",
         "line",
@@ -56,12 +57,14 @@ class AgentConfig:
         65536,
         "A line longer than this is quarantined as `line_too_long` and skipped up to the next newline.",
         minimum=64,
+        maximum=16_777_216,
     )
     pos_reconnect_max_delay: float = setting(
         "pos.reconnect_max_delay",
         30.0,
         "Longest wait, in seconds, between attempts to reopen a port that failed or was unplugged.",
         minimum=0.1,
+        maximum=3600,
     )
     capture_fsync: bool = setting(
         "capture.fsync",
@@ -73,24 +76,37 @@ class AgentConfig:
         0.2,
         "The writer groups events into one commit for at most this many seconds.",
         minimum=0.0,
+        maximum=10,
     )
-    outbox_max_group: int = setting("outbox.max_group", 2000, "Most events committed in one transaction.", minimum=1)
+    outbox_max_group: int = setting(
+        "outbox.max_group", 2000, "Most events committed in one transaction.", minimum=1, maximum=100_000
+    )
     outbox_keep_delivered_hours: float = setting(
         "outbox.keep_delivered_hours",
         72.0,
         "Hours to keep events central acknowledged, for resync after central restores a backup.",
         minimum=0,
+        maximum=8760,
     )
     sync_interval: float = setting(
-        "sync.interval", 2.0, "Seconds between sync runs; each run drains the backlog.", minimum=0.05
+        "sync.interval", 2.0, "Seconds between sync runs; each run drains the backlog.", minimum=0.05, maximum=3600
     )
-    sync_batch_size: int = setting("sync.batch_size", 500, "Events per batch sent to central.", minimum=1)
-    sync_timeout: float = setting("sync.timeout", 30.0, "Seconds to wait for central to answer one batch.", minimum=0.1)
+    sync_batch_size: int = setting(
+        "sync.batch_size",
+        500,
+        "Most events in one batch sent to central (central accepts at most 5000 by default).",
+        minimum=1,
+        maximum=5000,
+    )
+    sync_timeout: float = setting(
+        "sync.timeout", 30.0, "Seconds to wait for central to answer one batch.", minimum=0.1, maximum=600
+    )
     sync_max_backoff: float = setting(
         "sync.max_backoff",
         60.0,
         "Longest wait, in seconds, between attempts while central is unreachable or failing.",
         minimum=0.1,
+        maximum=3600,
     )
     sync_central_url: str = setting(
         "sync.central_url",
