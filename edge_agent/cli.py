@@ -11,22 +11,26 @@ from collections import Counter
 from pathlib import Path
 
 from edge_agent import __version__
-from edge_agent.config import AgentConfig, config_path, load_config
+from edge_agent.config import CONFIG_ENV, DEFAULT_CONFIG_PATH, AgentConfig, config_path, load_config
 from edge_agent.credentials import CredentialsError
 from shared.crypto import KeyFileError
 from shared.settings import ConfigError, specs
 
 PROG = "edge-agent"
+CONFIG_HELP = f"TOML settings file (default: ${CONFIG_ENV}, else {DEFAULT_CONFIG_PATH})"
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=PROG, description="Retail CDP edge agent for store PCs.")
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
+    # --config is accepted before the command and after it; SUPPRESS keeps the command's copy from
+    # overwriting a value given before the command with its default.
+    parser.add_argument("--config", help=CONFIG_HELP)
     sub = parser.add_subparsers(dest="command", required=True)
 
     def command(name: str, help_text: str) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help_text, description=help_text)
-        p.add_argument("--config", help="TOML settings file (default: $EDGE_CONFIG, else /etc/edge-agent/agent.toml)")
+        p.add_argument("--config", default=argparse.SUPPRESS, help=CONFIG_HELP)
         return p
 
     command("run", "Capture from the POS and sync to central until stopped.")
@@ -57,9 +61,10 @@ def main(argv: list[str] | None = None) -> int:
         return main_simulate(Path(args.link), args.rate, args.count, args.seed, args.encoding, args.garbage_every)
     path = config_path(args.config)
     try:
+        # The doctor reports a missing required setting as its first failed check and goes on.
         config = load_config(path, check_required=args.command in ("run", "check-config"))
     except ConfigError as exc:
-        print(f"{PROG}: {exc}", file=sys.stderr)
+        print(f"{PROG}: {exc}{_no_file_hint(path, exc)}", file=sys.stderr)
         return 2
     logging.basicConfig(
         level=config.agent_log_level.upper(),
@@ -94,8 +99,21 @@ def _run(config: AgentConfig, path: Path | None, args: argparse.Namespace) -> in
     return 0
 
 
+def _no_file_hint(path: Path | None, exc: ConfigError) -> str:
+    """When no file was read and a required value is missing, say where a file was looked for."""
+    if path is not None or not exc.problem.startswith("required"):
+        return ""
+    return f" (no settings file was read: no --config, ${CONFIG_ENV} unset, {DEFAULT_CONFIG_PATH} does not exist)"
+
+
 def _check_config(config: AgentConfig, path: Path | None, args: argparse.Namespace) -> int:
-    print(f"config ok: {path or 'defaults and environment only'}")
+    if path is None:
+        print(
+            f"config ok: no settings file (no --config, ${CONFIG_ENV} unset, {DEFAULT_CONFIG_PATH} does not exist);"
+            " defaults and environment only"
+        )
+    else:
+        print(f"config ok: {path}")
     for spec in specs(AgentConfig):
         print(f"  {spec.name} = {getattr(config, spec.attr)!s}")
     return 0
@@ -120,7 +138,7 @@ def _doctor(config: AgentConfig, path: Path | None, args: argparse.Namespace) ->
     from edge_agent.doctor import run_checks
 
     problems = 0
-    for ok, line in run_checks(config):
+    for ok, line in run_checks(config, path=path):
         print(("ok    " if ok else "FAIL  ") + line)
         problems += not ok
     return 1 if problems else 0

@@ -9,10 +9,11 @@ from pathlib import Path
 
 import requests
 
-from edge_agent.config import AgentConfig
+from edge_agent.config import ENV_PREFIX, AgentConfig
 from edge_agent.credentials import Credentials, CredentialsError
 from edge_agent.outbox import Outbox
 from shared.crypto import KeyFileError, Sealer, read_secret_file
+from shared.settings import specs
 
 Check = tuple[bool, str]
 
@@ -31,9 +32,19 @@ def _mode(path: Path) -> int:
     return stat.S_IMODE(path.stat().st_mode)
 
 
-def run_checks(config: AgentConfig) -> list[Check]:
+def config_check(config: AgentConfig, path: Path | None) -> Check:
+    """Whether the settings are complete: the one place the doctor speaks about required settings."""
+    where = str(path) if path is not None else "from defaults and environment (no settings file)"
+    missing = [s for s in specs(AgentConfig) if s.required and not getattr(config, s.attr)]
+    if missing:
+        names = ", ".join(f"{s.name} (or {s.env_name(ENV_PREFIX)})" for s in missing)
+        return False, f"configuration {where}: required setting missing: {names}"
+    return True, f"configuration {where} is valid"
+
+
+def run_checks(config: AgentConfig, *, path: Path | None = None) -> list[Check]:
     """Every check, in the order a technician would fix them."""
-    checks: list[Check] = [(True, "configuration is valid")]
+    checks: list[Check] = [config_check(config, path)]
     data_dir = config.agent_data_dir
     if not data_dir.is_dir():
         checks.append((False, f"data directory {data_dir} does not exist (run `edge-agent enroll` first)"))
@@ -75,7 +86,7 @@ def run_checks(config: AgentConfig) -> list[Check]:
 
     port = config.pos_port
     if not port:
-        checks.append((False, "pos.port is not set"))
+        pass  # reported by the configuration check
     elif "://" in port:
         checks.append((True, f"POS port {port} (a pyserial URL; not opened while the agent may be reading)"))
     elif os.path.exists(port) and stat.S_ISCHR(os.stat(port).st_mode):

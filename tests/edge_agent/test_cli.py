@@ -76,3 +76,24 @@ def test_enroll_against_nothing_fails_cleanly(tmp_path):
     assert result.returncode == 1
     assert result.stderr.startswith("edge-agent: enrollment failed: cannot reach central at http://127.0.0.1:9")
     assert not (tmp_path / "credentials.json").exists()
+
+
+def test_config_is_accepted_before_and_after_the_command(tmp_path):
+    path = tmp_path / "agent.toml"
+    path.write_text(f'[agent]\ndata_dir = "{tmp_path}"\n[pos]\nport = "loop://"\n')
+    before = run("--config", str(path), "check-config")
+    after = run("check-config", "--config", str(path))
+    assert before.returncode == after.returncode == 0, before.stderr + after.stderr
+    assert before.stdout == after.stdout
+    assert f"config ok: {path}" in before.stdout
+
+
+def test_check_config_without_a_file_says_where_it_looked(tmp_path):
+    result = run("check-config", env_extra={"EDGE_POS_PORT": "loop://"})
+    assert result.returncode == 0, result.stderr
+    assert "no settings file" in result.stdout and "/etc/edge-agent/agent.toml" in result.stdout
+    assert "$EDGE_CONFIG unset" in result.stdout
+    missing = run("check-config")
+    assert missing.returncode == 2
+    assert "pos.port: required setting is missing" in missing.stderr
+    assert "/etc/edge-agent/agent.toml does not exist" in missing.stderr
