@@ -125,7 +125,14 @@ def _enroll(config: AgentConfig, path: Path | None, args: argparse.Namespace) ->
 
     prepare_data_dir(config)
     try:
-        creds = enroll(args.central, args.token, config.credentials_path)
+        creds = enroll(
+            args.central,
+            args.token,
+            config.credentials_path,
+            ca_file=config.sync_ca_file,
+            fingerprint=config.sync_tls_fingerprint,
+            connect_timeout=config.sync_connect_timeout,
+        )
     except EnrollError as exc:
         print(f"{PROG}: enrollment failed: {exc}", file=sys.stderr)
         return 1

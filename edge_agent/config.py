@@ -98,13 +98,39 @@ class AgentConfig:
         minimum=1,
         maximum=5000,
     )
+    sync_batch_bytes: int = setting(
+        "sync.batch_bytes",
+        1_048_576,
+        "Most bytes of event JSON in one batch, before compression; a single larger event goes alone.",
+        minimum=4096,
+        maximum=33_554_432,
+    )
+    sync_connect_timeout: float = setting(
+        "sync.connect_timeout",
+        5.0,
+        "Seconds to wait for a connection to central (TCP and TLS handshake).",
+        minimum=0.1,
+        maximum=120,
+    )
     sync_timeout: float = setting(
-        "sync.timeout", 30.0, "Seconds to wait for central to answer one batch.", minimum=0.1, maximum=600
+        "sync.timeout",
+        30.0,
+        "Seconds to wait for central's answer to one batch once connected.",
+        minimum=0.1,
+        maximum=600,
+    )
+    sync_min_backoff: float = setting(
+        "sync.min_backoff",
+        1.0,
+        "Wait ceiling, in seconds, after a first failure; it doubles per failure up to sync.max_backoff.",
+        minimum=0.01,
+        maximum=600,
     )
     sync_max_backoff: float = setting(
         "sync.max_backoff",
-        60.0,
-        "Longest wait, in seconds, between attempts while central is unreachable or failing.",
+        300.0,
+        "Longest wait, in seconds, between attempts while central is unreachable or failing "
+        "(each wait is drawn at random below the current ceiling).",
         minimum=0.1,
         maximum=3600,
     )
@@ -115,6 +141,33 @@ class AgentConfig:
     )
     sync_ca_file: str = setting(
         "sync.ca_file", "", "CA bundle for central's TLS certificate; empty means the system's."
+    )
+    sync_tls_fingerprint: str = setting(
+        "sync.tls_fingerprint",
+        "",
+        "SHA-256 fingerprint of central's certificate (hex, colons allowed); when set, only that "
+        "certificate is accepted, whoever signed it.",
+    )
+    health_interval: float = setting(
+        "health.interval",
+        10.0,
+        "Seconds between updates of status.json in the data directory (and systemd watchdog checks).",
+        minimum=0.5,
+        maximum=300,
+    )
+    health_stall_minutes: float = setting(
+        "health.stall_minutes",
+        15.0,
+        "The agent reports itself degraded when it has events waiting and none delivered for this long.",
+        minimum=0.1,
+        maximum=1440,
+    )
+    health_summary_interval: float = setting(
+        "health.summary_interval",
+        60.0,
+        "Seconds between one-line summaries in the log (captured, delivered, backlog, last error).",
+        minimum=1,
+        maximum=86400,
     )
 
     @property
@@ -132,6 +185,10 @@ class AgentConfig:
     @property
     def journal_dir(self) -> Path:
         return self.agent_data_dir / "journal"
+
+    @property
+    def status_path(self) -> Path:
+        return self.agent_data_dir / "status.json"
 
 
 def config_path(explicit: str | None, environ: Mapping[str, str] | None = None) -> Path | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -97,3 +98,31 @@ def test_check_config_without_a_file_says_where_it_looked(tmp_path):
     assert missing.returncode == 2
     assert "pos.port: required setting is missing" in missing.stderr
     assert "/etc/edge-agent/agent.toml does not exist" in missing.stderr
+
+
+def test_enroll_with_a_url_lacking_its_scheme_says_how_to_write_it(tmp_path):
+    result = run(
+        "enroll", "--central", "cdp.example.com", "--token", "t", env_extra={"EDGE_AGENT_DATA_DIR": str(tmp_path)}
+    )
+    assert result.returncode == 1
+    assert result.stderr.strip() == (
+        "edge-agent: enrollment failed: central's URL 'cdp.example.com' lacks http:// or https:// "
+        "(for example https://cdp.example.com)"
+    )
+
+
+def test_enroll_over_https_to_a_plain_http_central_fails_fast_and_says_what_to_do(tmp_path):
+    from tests.edge_agent.servers import json_app, waitress_on_loopback
+
+    with waitress_on_loopback(json_app()) as url:
+        host = url.removeprefix("http://")
+        started = time.monotonic()
+        result = run(
+            "enroll", "--central", f"https://{host}", "--token", "t", env_extra={"EDGE_AGENT_DATA_DIR": str(tmp_path)}
+        )
+        elapsed = time.monotonic() - started
+    assert result.returncode == 1
+    assert elapsed < 12, f"took {elapsed:.1f} s"
+    assert f"cannot reach central at https://{host}: central at {host} speaks plain HTTP, not TLS" in result.stderr
+    assert f"use http://{host}" in result.stderr
+    assert "Traceback" not in result.stderr and "requests" not in result.stderr
