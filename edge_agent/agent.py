@@ -98,14 +98,20 @@ class Agent:
         )
         central_url = config.sync_central_url or self.credentials.central_url
         self.transport = transport or HttpTransport(
-            central_url, ca_file=config.sync_ca_file, user_agent=f"edge-agent/{__version__}"
+            central_url,
+            ca_file=config.sync_ca_file,
+            fingerprint=config.sync_tls_fingerprint,
+            connect_timeout=config.sync_connect_timeout,
+            user_agent=f"edge-agent/{__version__}",
         )
         self.sync = SyncJob(
             self.outbox,
             self.transport,
             RequestSigner(self.credentials.device_id, self.credentials.private_key),
             batch_size=config.sync_batch_size,
+            batch_bytes=config.sync_batch_bytes,
             timeout=config.sync_timeout,
+            min_backoff=config.sync_min_backoff,
             max_backoff=config.sync_max_backoff,
             keep_delivered_hours=config.outbox_keep_delivered_hours,
             clock=clock,
