@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import sqlite3
 import sys
 import time
 from collections import Counter
@@ -39,6 +40,9 @@ def _parser() -> argparse.ArgumentParser:
     enroll.add_argument("--central", required=True, help="central's base URL, e.g. https://cdp.example.com")
     enroll.add_argument("--token", required=True, help="single-use token from `central-server enroll-token`")
     command("doctor", "Check enrollment, the outbox, the POS port and the way to central.")
+    status = command("status", "Show the running agent's health: backlog, last sync, dead letters, clock, sources.")
+    status.add_argument("--json", action="store_true", help="print status.json as it is, plus the dead letters")
+    status.add_argument("--dead-letters", type=int, default=10, metavar="N", help="list the N newest (default 10)")
     quarantine = command("quarantine", "List inputs that could not be parsed, newest first.")
     quarantine.add_argument("--limit", type=int, default=20)
     quarantine.add_argument("--show-raw", action="store_true", help="print the raw bytes (may hold personal data)")
@@ -78,6 +82,7 @@ def main(argv: list[str] | None = None) -> int:
         "check-config": _check_config,
         "enroll": _enroll,
         "doctor": _doctor,
+        "status": _status,
         "quarantine": _quarantine,
     }[args.command]
     try:
@@ -89,12 +94,17 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(config: AgentConfig, path: Path | None, args: argparse.Namespace) -> int:
     from edge_agent.agent import Agent, AlreadyRunning
+    from edge_agent.tls import TlsSettingError
+    from edge_agent.transport import CentralUrlError
 
     try:
         agent = Agent(config)
     except AlreadyRunning as exc:
         print(f"{PROG}: {exc}", file=sys.stderr)
         return 1
+    except (CentralUrlError, TlsSettingError) as exc:
+        print(f"{PROG}: {exc}", file=sys.stderr)
+        return 2
     agent.run_forever()
     return 0
 
@@ -149,6 +159,37 @@ def _doctor(config: AgentConfig, path: Path | None, args: argparse.Namespace) ->
         print(("ok    " if ok else "FAIL  ") + line)
         problems += not ok
     return 1 if problems else 0
+
+
+def _status(config: AgentConfig, path: Path | None, args: argparse.Namespace) -> int:
+    from edge_agent.status import EXIT_NOT_RUNNING, StatusError, agent_running, read_status, render
+
+    try:
+        doc = read_status(config.status_path)
+    except StatusError as exc:
+        print(f"{PROG}: {exc}", file=sys.stderr)
+        return EXIT_NOT_RUNNING
+    running = agent_running(config.agent_data_dir)
+    dead_letters: list[tuple[int, str, str, str | None]] = []
+    note = ""
+    if doc["health"].get("dead_lettered") and args.dead_letters > 0:
+        from edge_agent.doctor import open_outbox
+
+        try:
+            dead_letters = open_outbox(config).rejected(args.dead_letters)
+        except (KeyFileError, OSError, sqlite3.Error) as exc:
+            note = f"(dead letters not listed: the outbox cannot be opened: {exc})"
+    if args.json:
+        doc["running"] = running
+        doc["dead_letters"] = [
+            {"seq": seq, "event_id": event_id, "kind": kind, "reason": reason}
+            for seq, event_id, kind, reason in dead_letters
+        ]
+        print(json.dumps(doc, indent=1, sort_keys=True))
+        return 0
+    lines, code = render(doc, now=time.time(), running=running, dead_letters=dead_letters)
+    print("\n".join([*lines, note] if note else lines))
+    return code
 
 
 def _quarantine(config: AgentConfig, path: Path | None, args: argparse.Namespace) -> int:

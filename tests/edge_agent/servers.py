@@ -29,9 +29,19 @@ def json_app(status: str = "200 OK", doc: Any = None) -> WsgiApp:
 def waitress_on_loopback(app: WsgiApp) -> Iterator[str]:
     """Serve ``app`` with waitress on a free loopback port; yield its http:// URL."""
     server = create_server(app, host="127.0.0.1", port=0, threads=2)
-    thread = threading.Thread(target=server.run, daemon=True)
+    closing = threading.Event()
+
+    def serve() -> None:
+        try:
+            server.run()
+        except (OSError, ValueError):  # waitress's select() on the socket close() just closed
+            if not closing.is_set():
+                raise
+
+    thread = threading.Thread(target=serve, daemon=True)
     thread.start()
     try:
         yield f"http://127.0.0.1:{server.effective_port}"
     finally:
+        closing.set()
         server.close()
