@@ -180,13 +180,10 @@ class HealthMonitor:
         """One round: snapshot, status file, watchdog (unless ``notify`` is false), log lines; returns the snapshot."""
         health = self.snapshot()
         self._write(health)
-        line = _status_line(health)
-        if not notify:
-            pass
-        elif health["writer_ok"] and health["sync_ok"]:
-            self.notifier.watchdog(line)
-        else:
-            self.notifier.status(line)
+        if notify and health["writer_ok"] and health["sync_ok"]:
+            self.notifier.watchdog(_status_line(health))
+        elif notify:
+            self.notifier.status(_status_line(health))
         self._log_changes(health)
         self._summary(health)
         self._last = health
