@@ -18,7 +18,9 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from edge_agent import __version__
 from edge_agent.config import AgentConfig
 from edge_agent.credentials import Credentials
+from edge_agent.health import HealthMonitor
 from edge_agent.journal import CaptureJournal
+from edge_agent.notify import SystemdNotifier
 from edge_agent.outbox import Capture, Outbox
 from edge_agent.privacy import PanRedactor
 from edge_agent.sources.serial_pos import SerialPosSource
@@ -68,6 +70,7 @@ class Agent:
         *,
         transport: Transport | None = None,
         clock: Callable[[], float] = time.time,
+        notifier: SystemdNotifier | None = None,
     ) -> None:
         self.config = config
         self._clock = clock
@@ -98,20 +101,48 @@ class Agent:
         )
         central_url = config.sync_central_url or self.credentials.central_url
         self.transport = transport or HttpTransport(
-            central_url, ca_file=config.sync_ca_file, user_agent=f"edge-agent/{__version__}"
+            central_url,
+            ca_file=config.sync_ca_file,
+            fingerprint=config.sync_tls_fingerprint,
+            connect_timeout=config.sync_connect_timeout,
+            user_agent=f"edge-agent/{__version__}",
         )
         self.sync = SyncJob(
             self.outbox,
             self.transport,
             RequestSigner(self.credentials.device_id, self.credentials.private_key),
             batch_size=config.sync_batch_size,
+            batch_bytes=config.sync_batch_bytes,
             timeout=config.sync_timeout,
+            min_backoff=config.sync_min_backoff,
             max_backoff=config.sync_max_backoff,
             keep_delivered_hours=config.outbox_keep_delivered_hours,
             clock=clock,
         )
+        self.notifier = notifier or SystemdNotifier()
+        self.monitor = HealthMonitor(
+            outbox=self.outbox,
+            writer=self.writer,
+            sync=self.sync,
+            sources={"pos": lambda: self.pos.health.state},
+            status_path=config.status_path,
+            interval=config.health_interval,
+            stall_seconds=config.health_stall_minutes * 60,
+            summary_interval=config.health_summary_interval,
+            # The longest a healthy sync job can go without finishing a request: a connection, and
+            # two waits for an answer (a request re-signed after a clock correction), plus slack.
+            sync_stall_seconds=config.sync_connect_timeout + 2 * config.sync_timeout + config.sync_interval + 60,
+            notifier=self.notifier,
+            shed=self._shed,
+            clock=clock,
+        )
         self.scheduler = BackgroundScheduler(timezone=UTC, executors={"default": ThreadPoolExecutor(max_workers=2)})
         self._stopped = threading.Event()
+
+    def _shed(self) -> int | None:
+        """Events shed under disk pressure, once the outbox counts them (None until then)."""
+        counter = getattr(self.outbox, "shed_count", None)
+        return int(counter()) if callable(counter) else None
 
     def _committed(self, offsets: dict[str, int]) -> None:
         if "pos" in offsets:
@@ -142,12 +173,17 @@ class Agent:
             next_run_time=now,
         )
         self.scheduler.start()
+        self.monitor.check(notify=False)  # a first status.json before telling systemd start-up is over
+        self.monitor.start()
+        self.notifier.ready(f"capturing from {self.config.pos_port}")
         log.info(
-            "edge agent %s started: device %s, store %s, POS on %s",
+            "edge agent %s started: device %s, store %s, POS on %s, central %s; status in %s",
             __version__,
             self.credentials.device_id,
             self.credentials.store_id,
             self.config.pos_port,
+            getattr(self.transport, "base_url", "(injected transport)"),
+            self.config.status_path,
         )
 
     def _now(self) -> datetime:
@@ -173,6 +209,7 @@ class Agent:
                 "consecutive_failures": self.sync.status.consecutive_failures,
                 "last_error": self.sync.status.last_error,
             },
+            "health": self.monitor.snapshot(),
         }
 
     def heartbeat(self) -> None:
@@ -183,10 +220,12 @@ class Agent:
         if self._stopped.is_set():
             return
         self._stopped.set()
+        self.notifier.stopping()
         self.pos.stop()
         self.scheduler.shutdown(wait=True)
         self.sync.close()
         self.writer.stop()
+        self.monitor.stop()
         self.journal.close()
         close = getattr(self.transport, "close", None)
         if callable(close):

@@ -5,28 +5,33 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import sqlite3
 import sys
 import time
 from collections import Counter
 from pathlib import Path
 
 from edge_agent import __version__
-from edge_agent.config import AgentConfig, config_path, load_config
+from edge_agent.config import CONFIG_ENV, DEFAULT_CONFIG_PATH, AgentConfig, config_path, load_config
 from edge_agent.credentials import CredentialsError
 from shared.crypto import KeyFileError
 from shared.settings import ConfigError, specs
 
 PROG = "edge-agent"
+CONFIG_HELP = f"TOML settings file (default: ${CONFIG_ENV}, else {DEFAULT_CONFIG_PATH})"
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=PROG, description="Retail CDP edge agent for store PCs.")
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
+    # --config is accepted before the command and after it; SUPPRESS keeps the command's copy from
+    # overwriting a value given before the command with its default.
+    parser.add_argument("--config", help=CONFIG_HELP)
     sub = parser.add_subparsers(dest="command", required=True)
 
     def command(name: str, help_text: str) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help_text, description=help_text)
-        p.add_argument("--config", help="TOML settings file (default: $EDGE_CONFIG, else /etc/edge-agent/agent.toml)")
+        p.add_argument("--config", default=argparse.SUPPRESS, help=CONFIG_HELP)
         return p
 
     command("run", "Capture from the POS and sync to central until stopped.")
@@ -35,6 +40,9 @@ def _parser() -> argparse.ArgumentParser:
     enroll.add_argument("--central", required=True, help="central's base URL, e.g. https://cdp.example.com")
     enroll.add_argument("--token", required=True, help="single-use token from `central-server enroll-token`")
     command("doctor", "Check enrollment, the outbox, the POS port and the way to central.")
+    status = command("status", "Show the running agent's health: backlog, last sync, dead letters, clock, sources.")
+    status.add_argument("--json", action="store_true", help="print status.json as it is, plus the dead letters")
+    status.add_argument("--dead-letters", type=int, default=10, metavar="N", help="list the N newest (default 10)")
     quarantine = command("quarantine", "List inputs that could not be parsed, newest first.")
     quarantine.add_argument("--limit", type=int, default=20)
     quarantine.add_argument("--show-raw", action="store_true", help="print the raw bytes (may hold personal data)")
@@ -57,9 +65,10 @@ def main(argv: list[str] | None = None) -> int:
         return main_simulate(Path(args.link), args.rate, args.count, args.seed, args.encoding, args.garbage_every)
     path = config_path(args.config)
     try:
+        # The doctor reports a missing required setting as its first failed check and goes on.
         config = load_config(path, check_required=args.command in ("run", "check-config"))
     except ConfigError as exc:
-        print(f"{PROG}: {exc}", file=sys.stderr)
+        print(f"{PROG}: {exc}{_no_file_hint(path, exc)}", file=sys.stderr)
         return 2
     logging.basicConfig(
         level=config.agent_log_level.upper(),
@@ -73,6 +82,7 @@ def main(argv: list[str] | None = None) -> int:
         "check-config": _check_config,
         "enroll": _enroll,
         "doctor": _doctor,
+        "status": _status,
         "quarantine": _quarantine,
     }[args.command]
     try:
@@ -84,18 +94,36 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(config: AgentConfig, path: Path | None, args: argparse.Namespace) -> int:
     from edge_agent.agent import Agent, AlreadyRunning
+    from edge_agent.tls import TlsSettingError
+    from edge_agent.transport import CentralUrlError
 
     try:
         agent = Agent(config)
     except AlreadyRunning as exc:
         print(f"{PROG}: {exc}", file=sys.stderr)
         return 1
+    except (CentralUrlError, TlsSettingError) as exc:
+        print(f"{PROG}: {exc}", file=sys.stderr)
+        return 2
     agent.run_forever()
     return 0
 
 
+def _no_file_hint(path: Path | None, exc: ConfigError) -> str:
+    """When no file was read and a required value is missing, say where a file was looked for."""
+    if path is not None or not exc.problem.startswith("required"):
+        return ""
+    return f" (no settings file was read: no --config, ${CONFIG_ENV} unset, {DEFAULT_CONFIG_PATH} does not exist)"
+
+
 def _check_config(config: AgentConfig, path: Path | None, args: argparse.Namespace) -> int:
-    print(f"config ok: {path or 'defaults and environment only'}")
+    if path is None:
+        print(
+            f"config ok: no settings file (no --config, ${CONFIG_ENV} unset, {DEFAULT_CONFIG_PATH} does not exist);"
+            " defaults and environment only"
+        )
+    else:
+        print(f"config ok: {path}")
     for spec in specs(AgentConfig):
         print(f"  {spec.name} = {getattr(config, spec.attr)!s}")
     return 0
@@ -107,7 +135,14 @@ def _enroll(config: AgentConfig, path: Path | None, args: argparse.Namespace) ->
 
     prepare_data_dir(config)
     try:
-        creds = enroll(args.central, args.token, config.credentials_path)
+        creds = enroll(
+            args.central,
+            args.token,
+            config.credentials_path,
+            ca_file=config.sync_ca_file,
+            fingerprint=config.sync_tls_fingerprint,
+            connect_timeout=config.sync_connect_timeout,
+        )
     except EnrollError as exc:
         print(f"{PROG}: enrollment failed: {exc}", file=sys.stderr)
         return 1
@@ -120,10 +155,41 @@ def _doctor(config: AgentConfig, path: Path | None, args: argparse.Namespace) ->
     from edge_agent.doctor import run_checks
 
     problems = 0
-    for ok, line in run_checks(config):
+    for ok, line in run_checks(config, path=path):
         print(("ok    " if ok else "FAIL  ") + line)
         problems += not ok
     return 1 if problems else 0
+
+
+def _status(config: AgentConfig, path: Path | None, args: argparse.Namespace) -> int:
+    from edge_agent.status import EXIT_NOT_RUNNING, StatusError, agent_running, read_status, render
+
+    try:
+        doc = read_status(config.status_path)
+    except StatusError as exc:
+        print(f"{PROG}: {exc}", file=sys.stderr)
+        return EXIT_NOT_RUNNING
+    running = agent_running(config.agent_data_dir)
+    dead_letters: list[tuple[int, str, str, str | None]] = []
+    note = ""
+    if doc["health"].get("dead_lettered") and args.dead_letters > 0:
+        from edge_agent.doctor import open_outbox
+
+        try:
+            dead_letters = open_outbox(config).rejected(args.dead_letters)
+        except (KeyFileError, OSError, sqlite3.Error) as exc:
+            note = f"(dead letters not listed: the outbox cannot be opened: {exc})"
+    if args.json:
+        doc["running"] = running
+        doc["dead_letters"] = [
+            {"seq": seq, "event_id": event_id, "kind": kind, "reason": reason}
+            for seq, event_id, kind, reason in dead_letters
+        ]
+        print(json.dumps(doc, indent=1, sort_keys=True))
+        return 0
+    lines, code = render(doc, now=time.time(), running=running, dead_letters=dead_letters)
+    print("\n".join([*lines, note] if note else lines))
+    return code
 
 
 def _quarantine(config: AgentConfig, path: Path | None, args: argparse.Namespace) -> int:

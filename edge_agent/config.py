@@ -32,6 +32,7 @@ class AgentConfig:
         60.0,
         "Seconds between `agent.heartbeat` events that tell central the agent is alive.",
         minimum=1,
+        maximum=86400,
     )
     pos_port: str = setting(
         "pos.port",
@@ -39,7 +40,7 @@ class AgentConfig:
         "pyserial URL of the POS output: `/dev/ttyUSB0`, a pty path, `socket://host:port`, `loop://`.",
         required=True,
     )
-    pos_baudrate: int = setting("pos.baudrate", 9600, "Serial speed in baud.", minimum=50)
+    pos_baudrate: int = setting("pos.baudrate", 9600, "Serial speed in baud.", minimum=50, maximum=4_000_000)
     pos_mode: str = setting(
         "pos.mode",
         "line",
@@ -56,12 +57,14 @@ class AgentConfig:
         65536,
         "A line longer than this is quarantined as `line_too_long` and skipped up to the next newline.",
         minimum=64,
+        maximum=16_777_216,
     )
     pos_reconnect_max_delay: float = setting(
         "pos.reconnect_max_delay",
         30.0,
         "Longest wait, in seconds, between attempts to reopen a port that failed or was unplugged.",
         minimum=0.1,
+        maximum=3600,
     )
     capture_fsync: bool = setting(
         "capture.fsync",
@@ -73,24 +76,63 @@ class AgentConfig:
         0.2,
         "The writer groups events into one commit for at most this many seconds.",
         minimum=0.0,
+        maximum=10,
     )
-    outbox_max_group: int = setting("outbox.max_group", 2000, "Most events committed in one transaction.", minimum=1)
+    outbox_max_group: int = setting(
+        "outbox.max_group", 2000, "Most events committed in one transaction.", minimum=1, maximum=100_000
+    )
     outbox_keep_delivered_hours: float = setting(
         "outbox.keep_delivered_hours",
         72.0,
         "Hours to keep events central acknowledged, for resync after central restores a backup.",
         minimum=0,
+        maximum=8760,
     )
     sync_interval: float = setting(
-        "sync.interval", 2.0, "Seconds between sync runs; each run drains the backlog.", minimum=0.05
+        "sync.interval", 2.0, "Seconds between sync runs; each run drains the backlog.", minimum=0.05, maximum=3600
     )
-    sync_batch_size: int = setting("sync.batch_size", 500, "Events per batch sent to central.", minimum=1)
-    sync_timeout: float = setting("sync.timeout", 30.0, "Seconds to wait for central to answer one batch.", minimum=0.1)
+    sync_batch_size: int = setting(
+        "sync.batch_size",
+        500,
+        "Most events in one batch sent to central (central accepts at most 5000 by default).",
+        minimum=1,
+        maximum=5000,
+    )
+    sync_batch_bytes: int = setting(
+        "sync.batch_bytes",
+        1_048_576,
+        "Most bytes of event JSON in one batch, before compression; a single larger event goes alone.",
+        minimum=4096,
+        maximum=33_554_432,
+    )
+    sync_connect_timeout: float = setting(
+        "sync.connect_timeout",
+        5.0,
+        "Seconds to wait for a connection to central (TCP and TLS handshake).",
+        minimum=0.1,
+        maximum=120,
+    )
+    sync_timeout: float = setting(
+        "sync.timeout",
+        30.0,
+        "Seconds to wait for central's answer to one batch once connected.",
+        minimum=0.1,
+        maximum=600,
+    )
+    sync_min_backoff: float = setting(
+        "sync.min_backoff",
+        1.0,
+        "Wait ceiling, in seconds, after a first failure; it doubles per failure up to sync.max_backoff.",
+        minimum=0.01,
+        maximum=600,
+    )
     sync_max_backoff: float = setting(
         "sync.max_backoff",
-        60.0,
-        "Longest wait, in seconds, between attempts while central is unreachable or failing.",
+        300.0,
+        "Longest wait, in seconds, between attempts while central is unreachable or failing "
+        "(each wait is drawn at random below the current ceiling).",
         minimum=0.1,
+        maximum=3600,
     )
     sync_central_url: str = setting(
         "sync.central_url",
@@ -99,6 +141,33 @@ class AgentConfig:
     )
     sync_ca_file: str = setting(
         "sync.ca_file", "", "CA bundle for central's TLS certificate; empty means the system's."
+    )
+    sync_tls_fingerprint: str = setting(
+        "sync.tls_fingerprint",
+        "",
+        "SHA-256 fingerprint of central's certificate (hex, colons allowed); when set, only that "
+        "certificate is accepted, whoever signed it.",
+    )
+    health_interval: float = setting(
+        "health.interval",
+        10.0,
+        "Seconds between updates of status.json in the data directory (and systemd watchdog checks).",
+        minimum=0.5,
+        maximum=300,
+    )
+    health_stall_minutes: float = setting(
+        "health.stall_minutes",
+        15.0,
+        "The agent reports itself degraded when it has events waiting and none delivered for this long.",
+        minimum=0.1,
+        maximum=1440,
+    )
+    health_summary_interval: float = setting(
+        "health.summary_interval",
+        60.0,
+        "Seconds between one-line summaries in the log (captured, delivered, backlog, last error).",
+        minimum=1,
+        maximum=86400,
     )
 
     @property
@@ -116,6 +185,10 @@ class AgentConfig:
     @property
     def journal_dir(self) -> Path:
         return self.agent_data_dir / "journal"
+
+    @property
+    def status_path(self) -> Path:
+        return self.agent_data_dir / "status.json"
 
 
 def config_path(explicit: str | None, environ: Mapping[str, str] | None = None) -> Path | None:

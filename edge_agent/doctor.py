@@ -7,12 +7,15 @@ import stat
 import time
 from pathlib import Path
 
-import requests
-
-from edge_agent.config import AgentConfig
+from edge_agent.central_clock import CentralClock
+from edge_agent.config import ENV_PREFIX, AgentConfig
 from edge_agent.credentials import Credentials, CredentialsError
 from edge_agent.outbox import Outbox
+from edge_agent.status import StatusError, agent_running, duration, is_current, read_status, skew_words
+from edge_agent.tls import TlsSettingError
+from edge_agent.transport import CentralUrlError, HttpTransport, TransportError
 from shared.crypto import KeyFileError, Sealer, read_secret_file
+from shared.settings import specs
 
 Check = tuple[bool, str]
 
@@ -31,9 +34,19 @@ def _mode(path: Path) -> int:
     return stat.S_IMODE(path.stat().st_mode)
 
 
-def run_checks(config: AgentConfig) -> list[Check]:
+def config_check(config: AgentConfig, path: Path | None) -> Check:
+    """Whether the settings are complete: the one place the doctor speaks about required settings."""
+    where = str(path) if path is not None else "from defaults and environment (no settings file)"
+    missing = [s for s in specs(AgentConfig) if s.required and not getattr(config, s.attr)]
+    if missing:
+        names = ", ".join(f"{s.name} (or {s.env_name(ENV_PREFIX)})" for s in missing)
+        return False, f"configuration {where}: required setting missing: {names}"
+    return True, f"configuration {where} is valid"
+
+
+def run_checks(config: AgentConfig, *, path: Path | None = None) -> list[Check]:
     """Every check, in the order a technician would fix them."""
-    checks: list[Check] = [(True, "configuration is valid")]
+    checks: list[Check] = [config_check(config, path)]
     data_dir = config.agent_data_dir
     if not data_dir.is_dir():
         checks.append((False, f"data directory {data_dir} does not exist (run `edge-agent enroll` first)"))
@@ -75,7 +88,7 @@ def run_checks(config: AgentConfig) -> list[Check]:
 
     port = config.pos_port
     if not port:
-        checks.append((False, "pos.port is not set"))
+        pass  # reported by the configuration check
     elif "://" in port:
         checks.append((True, f"POS port {port} (a pyserial URL; not opened while the agent may be reading)"))
     elif os.path.exists(port) and stat.S_ISCHR(os.stat(port).st_mode):
@@ -89,11 +102,63 @@ def run_checks(config: AgentConfig) -> list[Check]:
     else:
         checks.append((False, f"POS port {port} does not exist (cable unplugged? wrong path?)"))
 
+    checks.extend(status_checks(config))
     if creds is not None:
-        url = (config.sync_central_url or creds.central_url).rstrip("/") + "/healthz"
-        try:
-            reply = requests.get(url, timeout=10, verify=config.sync_ca_file or True)
-            checks.append((reply.status_code == 200, f"central {url} answered {reply.status_code}"))
-        except requests.RequestException as exc:
-            checks.append((False, f"central {url} unreachable: {type(exc).__name__}"))
+        checks.extend(central_checks(config, config.sync_central_url or creds.central_url))
+    return checks
+
+
+def status_checks(config: AgentConfig, now: float | None = None) -> list[Check]:
+    """What the running agent says about itself in status.json."""
+    now = time.time() if now is None else now
+    try:
+        doc = read_status(config.status_path)
+    except StatusError as exc:
+        return [(False, str(exc))]
+    health = doc["health"]
+    if not is_current(doc, now, agent_running(config.agent_data_dir)):
+        age = duration(now - float(doc.get("written_at_epoch", 0)))
+        return [(False, f"the agent is not running (last status {age} ago); start it: `systemctl start edge-agent`")]
+    if health["state"] == "degraded":
+        return [(False, f"the agent is degraded: {health['problem']}")]
+    last = health.get("last_sync_age_s")
+    return [
+        (
+            True,
+            f"the agent is running: {health['queue_depth']} waiting, last sync "
+            + ("not yet" if last is None else f"{duration(last)} before its last status")
+            + f", {health['dead_lettered']} dead letters",
+        )
+    ]
+
+
+def central_checks(config: AgentConfig, central_url: str) -> list[Check]:
+    """Whether central answers /healthz with this agent's TLS settings, and how far apart the clocks are."""
+    try:
+        transport = HttpTransport(
+            central_url,
+            ca_file=config.sync_ca_file,
+            fingerprint=config.sync_tls_fingerprint,
+            connect_timeout=config.sync_connect_timeout,
+        )
+    except (CentralUrlError, TlsSettingError) as exc:
+        return [(False, str(exc))]
+    url = transport.base_url + "/healthz"
+    clock = CentralClock()
+    sent = time.monotonic()
+    try:
+        reply = transport.get("/healthz", 10)
+    except TransportError as exc:
+        return [(False, f"central {url} unreachable: {exc}")]
+    finally:
+        transport.close()
+    checks: list[Check] = [(reply.status == 200, f"central {url} answered {reply.status}")]
+    if transport.base_url.startswith("https://"):
+        checks.append((True, f"central's TLS certificate verified: {transport.trust.describe()}"))
+    if clock.observe(reply.header("Date"), sent, time.monotonic()):
+        offset = clock.offset() or 0.0
+        text = f"clock: this PC is {skew_words(offset)} central"
+        if abs(offset) > 300:
+            text += " (the agent signs with central's time, but fix this PC's clock: `timedatectl set-ntp true`)"
+        checks.append((abs(offset) <= 300, text))
     return checks

@@ -8,7 +8,8 @@ from pathlib import Path
 
 from edge_agent import __version__
 from edge_agent.credentials import Credentials
-from edge_agent.transport import HttpTransport, Transport, TransportError
+from edge_agent.tls import TlsSettingError
+from edge_agent.transport import CentralUrlError, HttpTransport, Transport, TransportError, check_central_url
 from shared.crypto import b64, new_signing_key
 
 ENROLL_PATH = "/api/v1/enroll"
@@ -26,10 +27,20 @@ def enroll(
     hostname: str | None = None,
     transport: Transport | None = None,
     timeout: float = 30.0,
+    ca_file: str = "",
+    fingerprint: str = "",
+    connect_timeout: float = 5.0,
 ) -> Credentials:
     """Generate a signing key, register its public half with central, store the credentials."""
     if credentials_path.exists():
         raise EnrollError(f"{credentials_path} exists: this agent is enrolled already (remove it to re-enroll)")
+    try:
+        central_url = check_central_url(central_url)
+        transport = transport or HttpTransport(
+            central_url, ca_file=ca_file, fingerprint=fingerprint, connect_timeout=connect_timeout
+        )
+    except (CentralUrlError, TlsSettingError) as exc:
+        raise EnrollError(str(exc)) from None
     private_key, public_key = new_signing_key()
     body = json.dumps(
         {
@@ -39,15 +50,25 @@ def enroll(
             "agent_version": __version__,
         }
     ).encode()
-    transport = transport or HttpTransport(central_url)
     try:
         reply = transport.post(ENROLL_PATH, body, {"Content-Type": "application/json"}, timeout)
     except TransportError as exc:
         raise EnrollError(f"cannot reach central at {central_url}: {exc}") from None
     if reply.status == 401:
-        raise EnrollError("central refused the token: it is invalid, expired or already used")
+        raise EnrollError(
+            f"central at {central_url} refused the token: it is invalid, expired or already used "
+            "(ask HQ for a new one: `central-server enroll-token --store ID`)"
+        )
+    if reply.status in (404, 405):
+        raise EnrollError(
+            f"{central_url}{ENROLL_PATH} answered {reply.status}: this is not central's address "
+            "(check the URL, and the path if central sits behind a proxy)"
+        )
     if reply.status != 201:
-        raise EnrollError(f"central answered {reply.status}: {reply.body[:200].decode('utf-8', 'replace')}")
+        raise EnrollError(
+            f"central at {central_url} answered {reply.status} to enrollment: {_error_text(reply.body)} "
+            "(try again later; if it persists, HQ should check central's log)"
+        )
     try:
         doc = json.loads(reply.body)
         creds = Credentials(
@@ -57,6 +78,15 @@ def enroll(
             private_key=private_key,
         )
     except (ValueError, KeyError, TypeError):
-        raise EnrollError("central's answer to enrollment was not understood") from None
+        raise EnrollError(f"central at {central_url} answered enrollment with something unexpected") from None
     creds.save(credentials_path)
     return creds
+
+
+def _error_text(body: bytes) -> str:
+    """Central's error message from its JSON error shape, or the start of the body."""
+    try:
+        message = json.loads(body)["error"]["message"]
+        return str(message)[:200]
+    except (ValueError, KeyError, TypeError):
+        return body[:120].decode("utf-8", "replace").strip() or "(empty answer)"

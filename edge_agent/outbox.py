@@ -352,6 +352,11 @@ class Outbox:
             .fetchall()
         )
 
+    def dead_letter_counts(self) -> dict[str, int]:
+        """Events central rejected (dead letters), counted by central's reason."""
+        rows = self._conn().execute("SELECT reason, COUNT(*) FROM events WHERE state = 2 GROUP BY reason").fetchall()
+        return {str(reason): count for reason, count in rows}
+
 
 def _event_aad(event_id: str, seq: int) -> bytes:
     """Binds a sealed event to its row: a blob moved to another row fails to open."""

@@ -1,10 +1,16 @@
 """The sync job: sends the outbox to central in signed, gzipped batches and records each answer.
 
-Delivery is at-least-once: a batch may be sent again after a timeout, and central dedupes on
-(device_id, event_id). A row leaves the pending state only when central has answered for it:
-accepted or duplicate rows are marked delivered, rejected rows keep central's reason and are not
-sent again. While central is unreachable the job backs off exponentially (with jitter, so a
-fleet of stores does not return in lockstep) and the outbox simply grows.
+Delivery is at-least-once: a batch may be sent again after a timeout or a lost reply, and central
+dedupes on (device_id, event_id). A row leaves the pending state only when central has answered for
+it: accepted or duplicate rows are marked delivered; rejected rows keep central's reason as dead
+letters (`edge-agent status` lists them) and are not sent again, while the rest of their batch goes
+through. Batches are read in ``seq`` order and bounded by ``batch_size`` events and ``batch_bytes``
+of JSON. While central is unreachable or failing the job backs off (see backoff.py), honouring
+``Retry-After``, and the outbox simply grows.
+
+Requests are signed with central's time as measured from its replies (see central_clock.py), so a
+PC whose clock is hours off still authenticates; a 401 that coincides with a newly discovered clock
+offset is retried at once with the corrected time.
 """
 
 from __future__ import annotations
@@ -14,48 +20,66 @@ import logging
 import random
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
+from edge_agent.backoff import Backoff, parse_retry_after
+from edge_agent.central_clock import CentralClock
 from edge_agent.outbox import Outbox, Pending
 from edge_agent.transport import Response, Transport, TransportError
 from shared import ids
 from shared.crypto import RequestSigner
-from shared.wire import WireError, decode_reply, encode_batch_of, encode_event, timestamp
+from shared.wire import WireError, decode_reply, encode_batch_of, encode_event, format_time
 
 log = logging.getLogger(__name__)
 
 BATCHES_PATH = "/api/v1/batches"
 PURGE_EVERY = 600.0
+SKEW_RETRY = 60.0  # a 401 signed this far from central's time is retried at once with the corrected time
+CONTENT_HEADERS = {"Content-Type": "application/json", "Content-Encoding": "gzip"}
 
 
 @dataclass(frozen=True, slots=True)
 class _Batch:
-    """A batch ready to send: its readable rows, the signed gzipped body, the highest seq read."""
+    """A batch ready to send: its readable rows, the gzipped body, the highest seq it accounts for."""
 
     rows: list[Pending]
     body: bytes
-    headers: dict[str, str]
     last_seq: int
 
 
 class SyncFailure(Exception):
-    """A batch central did not answer for; the job backs off and tries again later."""
+    """A batch central did not answer for; the job backs off (at least ``retry_after`` s) and tries again."""
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 @dataclass
 class SyncStatus:
-    """Counters for heartbeats and `edge-agent doctor`."""
+    """Counters for heartbeats, status.json and `edge-agent doctor`; times are this PC's clock."""
 
     batches: int = 0
     accepted: int = 0
     duplicate: int = 0
     rejected: int = 0
+    rejected_by_reason: Counter[str] = field(default_factory=Counter)
     failures: int = 0
     consecutive_failures: int = 0
     last_error: str | None = None
-    last_success_at: float | None = None
+    last_success_at: float | None = None  # last batch central answered for
+    last_progress_at: float | None = None  # last moment nothing was waiting, or a batch was answered
+    last_activity: float = 0.0  # monotonic: the job last started a run, or finished a request
+    next_attempt_in: float = 0.0
+    retry_after: float | None = None
+
+    @property
+    def delivered(self) -> int:
+        return self.accepted + self.duplicate
 
 
 class SyncJob:
@@ -68,25 +92,29 @@ class SyncJob:
         signer: RequestSigner,
         *,
         batch_size: int = 500,
+        batch_bytes: int = 1_048_576,
         timeout: float = 30.0,
+        min_backoff: float = 1.0,
         max_backoff: float = 300.0,
         keep_delivered_hours: float = 72.0,
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
         rng: Callable[[], float] = random.random,
         new_id: Callable[[], str] = ids.new_id,
+        central_clock: CentralClock | None = None,
     ) -> None:
         self.outbox = outbox
         self.transport = transport
         self.signer = signer
         self.batch_size = batch_size
+        self.batch_bytes = batch_bytes
         self.timeout = timeout
-        self.max_backoff = max_backoff
+        self.backoff = Backoff(min_backoff, max_backoff, rng)
         self.keep_delivered_seconds = keep_delivered_hours * 3600
         self._clock = clock
         self._monotonic = monotonic
-        self._rng = rng
         self._new_id = new_id
+        self.central_clock = central_clock or CentralClock(clock, monotonic)
         self.current_batch_size = batch_size  # shrinks when central says a batch is too large
         self._next_attempt = 0.0
         self._next_purge = 0.0
@@ -94,20 +122,35 @@ class SyncJob:
         self._poster = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sync-post")
         self.status = SyncStatus()
 
+    @property
+    def max_backoff(self) -> float:
+        return self.backoff.maximum
+
+    @max_backoff.setter
+    def max_backoff(self, value: float) -> None:
+        self.backoff.maximum = value
+
     def run(self) -> None:
         """One scheduled run: drain everything pending unless we are backing off."""
         if not self._lock.acquire(blocking=False):
             return  # a run is still going; never two at once
         try:
-            if self._monotonic() < self._next_attempt:
+            now = self._monotonic()
+            self.status.last_activity = now
+            self.status.next_attempt_in = max(0.0, self._next_attempt - now)
+            if now < self._next_attempt:
                 return
             try:
                 self.drain()
             except SyncFailure as exc:
-                self._failed(str(exc))
+                self._failed(str(exc), exc.retry_after)
             self._purge()
         finally:
             self._lock.release()
+
+    def next_attempt_at(self) -> float:
+        """The monotonic time before which :meth:`run` will not try central (0 when not backing off)."""
+        return self._next_attempt
 
     def close(self) -> None:
         """Stop the request thread (after the request in flight, if any)."""
@@ -116,12 +159,14 @@ class SyncJob:
     def drain(self) -> int:
         """Send batches until nothing is pending; return how many rows were settled.
 
-        One request is in flight at a time; while central works on it, the next batch is read,
-        encoded and signed, and the previous one is settled, so the agent's work and central's
-        overlap instead of adding up.
+        One request is in flight at a time; while central works on it, the next batch is read and
+        encoded, and the previous one is settled, so the agent's work and central's overlap
+        instead of adding up.
         """
         settled = 0
         batch = self._prepare(after=None)
+        if batch is None:
+            self.status.last_progress_at = self._clock()
         future = self._poster.submit(self._post, batch) if batch else None
         while batch is not None and future is not None:
             upcoming = self._prepare(after=batch.last_seq)
@@ -143,7 +188,7 @@ class SyncJob:
         return settled
 
     def _prepare(self, after: int | None) -> _Batch | None:
-        """Read, encode, compress and sign the next batch (rows after ``after``, or the oldest)."""
+        """Read, encode and compress the next batch (rows after ``after``, or the oldest)."""
         while True:
             pending = self.outbox.pending(self.current_batch_size, after=after)
             if not pending:
@@ -158,21 +203,55 @@ class SyncJob:
             if readable:
                 break
             after = pending[-1].seq
-        sent_at = timestamp(self._clock)
         # The sealed bodies are spliced into the batch as they are: no parse, no re-encode.
-        events = [encode_event(p.event_id, p.seq, p.kind, p.body) for p in readable if p.body is not None]
+        rows: list[Pending] = []
+        events: list[bytes] = []
+        size = 0
+        for p in readable:
+            assert p.body is not None
+            encoded = encode_event(p.event_id, p.seq, p.kind, p.body)
+            if events and size + len(encoded) + 1 > self.batch_bytes:
+                break  # the rest goes in the next batch; a single oversized event still goes alone
+            rows.append(p)
+            events.append(encoded)
+            size += len(encoded) + 1
+        # Unreadable rows were settled above, so the batch accounts for everything up to its last
+        # row, or up to the last row read when every readable row fitted.
+        last_seq = pending[-1].seq if len(rows) == len(readable) else rows[-1].seq
+        sent_at = self._central_time()
         raw = encode_batch_of(self.signer.device_id, self._new_id(), sent_at, events)
         body = gzip.compress(raw, compresslevel=3)  # about a fifth bigger than level 6 on receipts, at 40% of its CPU
-        headers = self.signer.headers("POST", BATCHES_PATH, sent_at, body)
-        headers["Content-Type"] = "application/json"
-        headers["Content-Encoding"] = "gzip"
-        return _Batch(rows=readable, body=body, headers=headers, last_seq=pending[-1].seq)
+        return _Batch(rows=rows, body=body, last_seq=last_seq)
+
+    def _central_time(self) -> str:
+        """Now on central's clock, in the wire's timestamp form."""
+        return format_time(datetime.fromtimestamp(self.central_clock.now(), UTC))
 
     def _post(self, batch: _Batch) -> Response:
-        try:
-            return self.transport.post(BATCHES_PATH, batch.body, batch.headers, self.timeout)
-        except TransportError as exc:
-            raise SyncFailure(f"central unreachable: {exc}") from None
+        """Sign and send a batch; on a 401 that a newly measured clock offset explains, re-sign and resend once."""
+        for attempt in (1, 2):
+            signed_at = self.central_clock.now()
+            stamp = format_time(datetime.fromtimestamp(signed_at, UTC))
+            headers = self.signer.headers("POST", BATCHES_PATH, stamp, batch.body)
+            headers.update(CONTENT_HEADERS)
+            sent = self._monotonic()
+            try:
+                response = self.transport.post(BATCHES_PATH, batch.body, headers, self.timeout)
+            except TransportError as exc:
+                raise SyncFailure(f"central unreachable: {exc}") from None
+            finally:
+                self.status.last_activity = self._monotonic()
+            received = self._monotonic()
+            self.central_clock.observe(response.header("Date"), sent, received)
+            skew = self.central_clock.at((sent + received) / 2) - signed_at
+            if response.status == 401 and attempt == 1 and abs(skew) > SKEW_RETRY:
+                log.warning(
+                    "central refused a request signed %+.0f s off its clock; signing with central's time from now on",
+                    -skew,
+                )
+                continue
+            return response
+        return response
 
     def _read_answer(
         self, batch: _Batch, response: Response
@@ -190,7 +269,15 @@ class SyncJob:
             return None
         if response.status != 200:
             detail = response.body[:200].decode("utf-8", "replace")
-            raise SyncFailure(f"central answered {response.status}: {detail}")
+            retry_after = parse_retry_after(
+                response.header("Retry-After"), date=response.header("Date"), now=self.central_clock.now()
+            )
+            if response.status == 401:
+                detail = (
+                    "the device's signature was refused (revoked or re-enrolled device? "
+                    "check `edge-agent doctor` and the device at HQ)"
+                )
+            raise SyncFailure(f"central answered {response.status}: {detail}", retry_after)
         try:
             reply = decode_reply(response.body)
         except WireError as exc:
@@ -201,30 +288,46 @@ class SyncJob:
             raise SyncFailure("central's reply does not answer for every event of the batch")
         delivered = [by_id[i] for i in (*reply.accepted, *reply.duplicate)]
         rejected = [(by_id[r.event_id], r.reason) for r in reply.rejected if r.event_id is not None]
-        for reason in {r.reason for r in reply.rejected}:
-            log.warning("central rejected events: %s", reason)
+        if rejected:
+            reasons = Counter(reason for _, reason in rejected)
+            self.status.rejected_by_reason.update(reasons)
+            log.warning(
+                "central rejected %d events (%s); they stay in the outbox as dead letters (`edge-agent status`)",
+                len(rejected),
+                ", ".join(f"{reason}: {n}" for reason, n in sorted(reasons.items())),
+            )
         return delivered, rejected, (len(reply.accepted), len(reply.duplicate), len(rejected))
 
     def _succeeded(self, accepted: int, duplicate: int, rejected: int) -> None:
         if self.status.consecutive_failures:
-            log.info("central is answering again after %d failed attempts", self.status.consecutive_failures)
+            log.info(
+                "central is answering again after %d failed attempts (last: %s)",
+                self.status.consecutive_failures,
+                self.status.last_error,
+            )
+        now = self._clock()
         self.status.batches += 1
         self.status.accepted += accepted
         self.status.duplicate += duplicate
         self.status.rejected += rejected
         self.status.consecutive_failures = 0
         self.status.last_error = None
-        self.status.last_success_at = self._clock()
+        self.status.retry_after = None
+        self.status.last_success_at = now
+        self.status.last_progress_at = now
+        self.status.next_attempt_in = 0.0
+        self.backoff.reset()
         self._next_attempt = 0.0
 
-    def _failed(self, message: str) -> None:
+    def _failed(self, message: str, retry_after: float | None) -> None:
         self.status.failures += 1
         self.status.consecutive_failures += 1
+        delay = self.backoff.next_delay(retry_after)
         if message != self.status.last_error:
-            log.warning("sync failed, will retry: %s", message)
+            log.warning("sync failed, will retry in %.1f s: %s", delay, message)
         self.status.last_error = message
-        exponent = min(self.status.consecutive_failures - 1, 30)
-        delay = min(self.max_backoff, 1.0 * 2**exponent) * (0.5 + self._rng() / 2)
+        self.status.retry_after = retry_after
+        self.status.next_attempt_in = delay
         self._next_attempt = self._monotonic() + delay
 
     def _purge(self) -> None:

@@ -1,43 +1,168 @@
-"""HTTP to central: one pooled ``requests`` session, behind a small Protocol tests can satisfy."""
+"""HTTP to central: one pooled ``requests`` session, behind a small Protocol tests can satisfy.
+
+Connecting and waiting for an answer have separate timeouts: a store's uplink that drops packets
+should fail fast (``sync.connect_timeout``), while central may legitimately take a while to store
+a large batch (``sync.timeout``). Every failure becomes a :class:`TransportError` whose message
+says what was tried and what to check, never a library's raw exception.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import socket
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Protocol
+from urllib.parse import urlsplit
 
 import requests
 
+from edge_agent.tls import PinnedAdapter, TlsTrust, plain_http_message
+
+DEFAULT_CONNECT_TIMEOUT = 5.0
+PROBE_TIMEOUT = 2.0
+
 
 class TransportError(Exception):
-    """Central could not be reached or did not answer (retriable)."""
+    """Central could not be reached or did not answer (retriable); the message says what to check."""
+
+
+class CentralUrlError(ValueError):
+    """Central's URL cannot be used as given; the message says how to write it."""
 
 
 @dataclass(frozen=True, slots=True)
 class Response:
+    """Central's answer: status, body and headers (looked up without regard to case)."""
+
     status: int
     body: bytes
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+    def header(self, name: str) -> str | None:
+        """The value of header ``name``, whatever its case, or None."""
+        wanted = name.lower()
+        for key, value in self.headers.items():
+            if key.lower() == wanted:
+                return value
+        return None
 
 
 class Transport(Protocol):
+    """Posts a request to central; ``timeout`` is how long to wait for the answer once connected."""
+
     def post(self, path: str, body: bytes, headers: dict[str, str], timeout: float) -> Response: ...
 
 
-class HttpTransport:
-    """POSTs to central's base URL over a keep-alive session."""
+def check_central_url(url: str) -> str:
+    """``url`` without a trailing slash if it can reach central; raise CentralUrlError saying how to fix it."""
+    text = url.strip()
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https"):
+        if "://" not in text:
+            raise CentralUrlError(
+                f"central's URL {text!r} lacks http:// or https:// (for example https://{text.rstrip('/')})"
+            )
+        raise CentralUrlError(f"central's URL {text!r} must start with http:// or https://, not {parts.scheme}://")
+    if not parts.hostname:
+        raise CentralUrlError(f"central's URL {text!r} names no host (for example https://cdp.example.com)")
+    try:
+        parts.port  # noqa: B018  (raises ValueError on a port that is not a number or out of range)
+    except ValueError:
+        raise CentralUrlError(f"central's URL {text!r} has an invalid port") from None
+    if parts.query or parts.fragment:
+        raise CentralUrlError(f"central's URL {text!r} must not have a query or fragment (just scheme, host, port)")
+    return text.rstrip("/")
 
-    def __init__(self, base_url: str, *, ca_file: str = "", user_agent: str = "edge-agent") -> None:
-        self.base_url = base_url.rstrip("/")
+
+class HttpTransport:
+    """Talks to central's base URL over a keep-alive session, verifying its certificate as configured."""
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        ca_file: str = "",
+        fingerprint: str = "",
+        connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
+        user_agent: str = "edge-agent",
+    ) -> None:
+        self.base_url = check_central_url(base_url)
+        parts = urlsplit(self.base_url)
+        self._https = parts.scheme == "https"
+        self._host = parts.hostname or ""
+        self._port = parts.port or (443 if self._https else 80)
+        self._netloc = parts.netloc
+        self.trust = TlsTrust.from_settings(ca_file, fingerprint)
+        self.connect_timeout = connect_timeout
         self._session = requests.Session()
         self._session.headers["User-Agent"] = user_agent
-        if ca_file:
-            self._session.verify = ca_file
+        if self.trust.fingerprint:
+            self._session.mount("https://", PinnedAdapter(self.trust.fingerprint))
 
     def post(self, path: str, body: bytes, headers: dict[str, str], timeout: float) -> Response:
+        """POST ``body`` to ``path``; raise TransportError if central cannot be reached or does not answer."""
+        return self._request("POST", path, body, headers, timeout)
+
+    def get(self, path: str, timeout: float) -> Response:
+        """GET ``path`` (health checks); raise TransportError like :meth:`post`."""
+        return self._request("GET", path, None, {}, timeout)
+
+    def _request(self, method: str, path: str, body: bytes | None, headers: dict[str, str], timeout: float) -> Response:
         try:
-            reply = self._session.post(self.base_url + path, data=body, headers=headers, timeout=timeout)
+            reply = self._session.request(
+                method,
+                self.base_url + path,
+                data=body,
+                headers=headers,
+                timeout=(self.connect_timeout, timeout),
+                verify=self.trust.verify,
+            )
+            content = reply.content  # read here, so a body cut short fails inside this try
         except requests.RequestException as exc:
-            raise TransportError(f"{type(exc).__name__}: {exc}") from None
-        return Response(reply.status_code, reply.content)
+            raise TransportError(self.explain(exc, timeout)) from None
+        return Response(reply.status_code, content, dict(reply.headers))
+
+    def explain(self, exc: requests.RequestException, timeout: float) -> str:
+        """What went wrong, in words a technician can act on."""
+        text = str(exc)
+        where = f"central at {self.base_url}"
+        if isinstance(exc, requests.exceptions.SSLError):
+            return self.trust.explain(text, self._netloc) or f"TLS with {where} failed"
+        if isinstance(exc, requests.exceptions.ConnectTimeout):
+            return (
+                f"no answer from {self._netloc} within {self.connect_timeout:g} s "
+                "(wrong address, central down, or a firewall dropping the connection)"
+            )
+        if isinstance(exc, requests.exceptions.ReadTimeout):
+            # urllib3 runs the TLS handshake under the connect timeout and reports it as a read
+            # timeout; a plain-HTTP server never answers a TLS hello, so ask it in plain HTTP.
+            if self._https and self._speaks_plain_http():
+                return plain_http_message(self._netloc)
+            return f"{where} accepted the connection but did not answer within {timeout:g} s"
+        if isinstance(exc, requests.exceptions.ChunkedEncodingError | requests.exceptions.ContentDecodingError):
+            return f"{where} cut its answer short (connection lost mid-reply)"
+        if isinstance(exc, requests.exceptions.ConnectionError):
+            if "Connection refused" in text:
+                return f"{self._netloc} refused the connection (is central running, and on this port?)"
+            if "NameResolution" in text or "Name or service not known" in text or "Failed to resolve" in text:
+                return f"cannot resolve {self._host} (check the name in the URL and this PC's DNS)"
+            if "Network is unreachable" in text or "No route to host" in text:
+                return f"no route to {self._netloc} (is this PC's network up?)"
+            if "RemoteDisconnected" in text or "Connection aborted" in text or "reset by peer" in text:
+                return f"{where} closed the connection without answering"
+            if "IncompleteRead" in text or "Connection broken" in text:
+                return f"{where} cut its answer short (connection lost mid-reply)"
+            return f"cannot reach {where} ({type(exc).__name__})"
+        return f"request to {where} failed ({type(exc).__name__})"
+
+    def _speaks_plain_http(self) -> bool:
+        """True if the server at host:port answers a plain-HTTP request."""
+        try:
+            with socket.create_connection((self._host, self._port), timeout=PROBE_TIMEOUT) as sock:
+                sock.sendall(f"HEAD / HTTP/1.0\r\nHost: {self._netloc}\r\n\r\n".encode())
+                return sock.recv(5) == b"HTTP/"
+        except OSError:
+            return False
 
     def close(self) -> None:
         self._session.close()

@@ -54,6 +54,7 @@ class Spec:
     minimum: float | None = None
     env_aliases: tuple[str, ...] = ()
     secret: bool = False
+    maximum: float | None = None
 
     def env_name(self, prefix: str) -> str:
         return prefix + self.name.upper().replace(".", "_")
@@ -69,8 +70,15 @@ def setting(
     minimum: float | None = None,
     env_aliases: tuple[str, ...] = (),
     secret: bool = False,
+    maximum: float | None = None,
 ) -> Any:
-    """Declare a dataclass field as a setting with a dotted ``name`` and a one-line ``help``."""
+    """Declare a dataclass field as a setting with a dotted ``name`` and a one-line ``help``.
+
+    ``minimum`` and ``maximum`` bound a numeric setting (both inclusive); a value outside them is a
+    configuration error naming the range.
+    """
+    if minimum is not None and maximum is not None and minimum > maximum:
+        raise ValueError(f"setting {name}: minimum {minimum} is above maximum {maximum}")
     meta = {
         "setting": {
             "name": name,
@@ -80,6 +88,7 @@ def setting(
             "minimum": minimum,
             "env_aliases": env_aliases,
             "secret": secret,
+            "maximum": maximum,
         }
     }
     return dataclasses.field(default=default, metadata=meta)
@@ -105,6 +114,7 @@ def specs(cls: type) -> list[Spec]:
                 minimum=meta["minimum"],
                 env_aliases=meta["env_aliases"],
                 secret=meta["secret"],
+                maximum=meta.get("maximum"),
             )
         )
     return out
@@ -169,8 +179,26 @@ def _coerce(spec: Spec, value: Any, source: str, key: str, *, from_env: bool = F
     if spec.choices is not None and result not in spec.choices:
         raise ConfigError(source, key, f"must be one of {', '.join(spec.choices)}; got {result!r}")
     if spec.minimum is not None and result < spec.minimum:
-        raise ConfigError(source, key, f"must be at least {spec.minimum:g}; got {result!r}")
+        raise ConfigError(source, key, f"must be {_range_words(spec)}; got {result!r}")
+    if spec.maximum is not None and result > spec.maximum:
+        raise ConfigError(source, key, f"must be {_range_words(spec)}; got {result!r}")
     return result
+
+
+def _range_words(spec: Spec) -> str:
+    """The allowed range of a bounded setting, in words: "at least 50", "at most 9", "from 1 to 65535"."""
+    if spec.minimum is not None and spec.maximum is not None:
+        return f"from {_number(spec.minimum)} to {_number(spec.maximum)}"
+    if spec.minimum is not None:
+        return f"at least {_number(spec.minimum)}"
+    return f"at most {_number(spec.maximum)}"
+
+
+def _number(value: float | None) -> str:
+    """A bound as a person writes it: 4000000, 0.1 (never 4e+06)."""
+    if value is None:
+        return ""
+    return str(int(value)) if float(value).is_integer() else repr(float(value))
 
 
 def _type_word(kind: type) -> str:
@@ -266,6 +294,8 @@ def reference_rows(cls: type, env_prefix: str) -> list[str]:
         default = "*(required)*" if spec.required else _show_default(spec.default)
         env = spec.env_name(env_prefix)
         kind = "one of " + ", ".join(f"`{c}`" for c in spec.choices) if spec.choices else _type_word(spec.type)
+        if spec.maximum is not None:
+            kind += f", {_range_words(spec)}"
         rows.append(f"| `{spec.name}` | `{env}` | {kind} | {default} | {spec.help} |")
     return rows
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -76,3 +77,52 @@ def test_enroll_against_nothing_fails_cleanly(tmp_path):
     assert result.returncode == 1
     assert result.stderr.startswith("edge-agent: enrollment failed: cannot reach central at http://127.0.0.1:9")
     assert not (tmp_path / "credentials.json").exists()
+
+
+def test_config_is_accepted_before_and_after_the_command(tmp_path):
+    path = tmp_path / "agent.toml"
+    path.write_text(f'[agent]\ndata_dir = "{tmp_path}"\n[pos]\nport = "loop://"\n')
+    before = run("--config", str(path), "check-config")
+    after = run("check-config", "--config", str(path))
+    assert before.returncode == after.returncode == 0, before.stderr + after.stderr
+    assert before.stdout == after.stdout
+    assert f"config ok: {path}" in before.stdout
+
+
+def test_check_config_without_a_file_says_where_it_looked(tmp_path):
+    result = run("check-config", env_extra={"EDGE_POS_PORT": "loop://"})
+    assert result.returncode == 0, result.stderr
+    assert "no settings file" in result.stdout and "/etc/edge-agent/agent.toml" in result.stdout
+    assert "$EDGE_CONFIG unset" in result.stdout
+    missing = run("check-config")
+    assert missing.returncode == 2
+    assert "pos.port: required setting is missing" in missing.stderr
+    assert "/etc/edge-agent/agent.toml does not exist" in missing.stderr
+
+
+def test_enroll_with_a_url_lacking_its_scheme_says_how_to_write_it(tmp_path):
+    result = run(
+        "enroll", "--central", "cdp.example.com", "--token", "t", env_extra={"EDGE_AGENT_DATA_DIR": str(tmp_path)}
+    )
+    assert result.returncode == 1
+    assert result.stderr.strip() == (
+        "edge-agent: enrollment failed: central's URL 'cdp.example.com' lacks http:// or https:// "
+        "(for example https://cdp.example.com)"
+    )
+
+
+def test_enroll_over_https_to_a_plain_http_central_fails_fast_and_says_what_to_do(tmp_path):
+    from tests.edge_agent.servers import json_app, waitress_on_loopback
+
+    with waitress_on_loopback(json_app()) as url:
+        host = url.removeprefix("http://")
+        started = time.monotonic()
+        result = run(
+            "enroll", "--central", f"https://{host}", "--token", "t", env_extra={"EDGE_AGENT_DATA_DIR": str(tmp_path)}
+        )
+        elapsed = time.monotonic() - started
+    assert result.returncode == 1
+    assert elapsed < 12, f"took {elapsed:.1f} s"
+    assert f"cannot reach central at https://{host}: central at {host} speaks plain HTTP, not TLS" in result.stderr
+    assert f"use http://{host}" in result.stderr
+    assert "Traceback" not in result.stderr and "requests" not in result.stderr

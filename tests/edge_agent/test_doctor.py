@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from edge_agent.config import load_config
 from edge_agent.doctor import run_checks
+from tests.edge_agent.test_cli import run
 
 
 def test_unenrolled_agent_fails_with_the_next_step(tmp_path):
     config = load_config(None, environ={"EDGE_AGENT_DATA_DIR": str(tmp_path / "missing"), "EDGE_POS_PORT": "x"})
     checks = run_checks(config)
-    assert checks[0] == (True, "configuration is valid")
+    assert checks[0] == (True, "configuration from defaults and environment (no settings file) is valid")
     assert checks[-1][0] is False
     assert "run `edge-agent enroll` first" in checks[-1][1]
 
@@ -22,3 +23,14 @@ def test_missing_port_and_open_data_dir_are_reported(tmp_path):
     assert checks[f"data directory {data} mode 0755"] is False
     assert any("not enrolled yet" in line and not ok for line, ok in checks.items())
     assert checks[f"POS port {tmp_path / 'ttyUSB9'} does not exist (cable unplugged? wrong path?)"] is False
+
+
+def test_a_missing_required_setting_is_one_failed_configuration_line_not_a_valid_one(tmp_path):
+    path = tmp_path / "agent.toml"
+    path.write_text(f'[agent]\ndata_dir = "{tmp_path / "data"}"\n')
+    result = run("doctor", "--config", str(path))
+    assert result.returncode == 1
+    lines = result.stdout.splitlines()
+    assert lines[0] == f"FAIL  configuration {path}: required setting missing: pos.port (or EDGE_POS_PORT)"
+    assert not any("is valid" in line for line in lines)
+    assert sum("pos.port" in line for line in lines) == 1

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import email.utils
 import gzip
 import time
+from datetime import datetime
 
 import pytest
 
@@ -11,14 +13,19 @@ from edge_agent.outbox import Capture
 from edge_agent.sync import SyncJob
 from edge_agent.transport import Response, TransportError
 from shared.crypto import HEADER_SIGNATURE, HEADER_TIMESTAMP, RequestSigner, new_signing_key, verify_request
-from shared.wire import Rejection, Reply, decode_batch, encode_reply
+from shared.wire import Rejection, Reply, decode_batch, encode_reply, parse_time
 
 
 class StandInCentral:
     """Verifies signatures, dedupes on event_id and answers per event, like central's ingest."""
 
-    def __init__(self, public_key: bytes):
+    def __init__(self, public_key: bytes, clock=None):
         self.public_key = public_key
+        self.clock = clock  # central's own clock: answers carry its Date; None sends no Date
+        self.window: float | None = None  # refuse signatures this many seconds off central's clock
+        self.retry_after: str | None = None
+        self.seqs: list[int] = []
+        self.bodies: list[bytes] = []
         self.events: dict[str, dict] = {}
         self.down = False
         self.status: int | None = None
@@ -39,11 +46,23 @@ class StandInCentral:
             self.in_flight -= 1
 
     def _answer(self, path, body, headers):
+        response = self._decide(path, body, headers)
+        if self.clock is not None:
+            date = email.utils.formatdate(self.clock(), usegmt=True)
+            response = Response(response.status, response.body, {**response.headers, "Date": date})
+        return response
+
+    def _decide(self, path, body, headers):
         self.requests += 1
         if self.down:
             raise TransportError("ConnectionError: connection refused")
         if self.status is not None:
-            return Response(self.status, b'{"error": {"code": "x", "message": "x"}}')
+            extra = {"Retry-After": self.retry_after} if self.retry_after else {}
+            return Response(self.status, b'{"error": {"code": "x", "message": "x"}}', extra)
+        if self.window is not None:
+            signed = parse_time(headers[HEADER_TIMESTAMP]).timestamp()
+            if abs(signed - self.clock()) > self.window:
+                return Response(401, b'{"error": {"code": "unauthorized", "message": "authentication failed"}}')
         assert verify_request(
             self.public_key,
             "POST",
@@ -53,7 +72,10 @@ class StandInCentral:
             body,
             headers[HEADER_SIGNATURE],
         )
-        batch = decode_batch(gzip.decompress(body))
+        raw = gzip.decompress(body)
+        self.bodies.append(raw)
+        batch = decode_batch(raw)
+        self.seqs += [e.seq for e in batch.events]
         if self.max_events is not None and len(batch.events) > self.max_events:
             return Response(413, b'{"error": {"code": "too_large", "message": "too large"}}')
         accepted, duplicate, rejected = [], [], list(batch.rejected)
@@ -208,3 +230,197 @@ def test_a_failure_mid_drain_keeps_the_rest_pending(outbox, central_and_job):
     job.run()
     assert outbox.stats().delivered == 200
     assert len(central.events) == 200
+
+
+class World:
+    """True time for a skewed agent: central reads it, the agent's monotonic clock follows it, the
+    agent's wall clock is ``skew`` seconds off it (and can jump)."""
+
+    def __init__(self, skew: float):
+        self.true = 1_800_000_000.0
+        self.skew = skew
+
+    def central(self):
+        return self.true
+
+    def monotonic(self):
+        return self.true - 1_700_000_000.0
+
+    def wall(self):
+        return self.true + self.skew
+
+
+def skewed_job(outbox, skew, **options):
+    world = World(skew)
+    private, public = new_signing_key()
+    central = StandInCentral(public, clock=world.central)
+    central.window = 300
+    job = SyncJob(
+        outbox,
+        central,
+        RequestSigner("dev_test", private),
+        batch_size=50,
+        clock=world.wall,
+        monotonic=world.monotonic,
+        rng=lambda: 1.0,
+        **options,
+    )
+    return world, central, job
+
+
+@pytest.mark.parametrize("skew", [7200.0, -7200.0])
+def test_a_skewed_agent_authenticates_by_signing_with_centrals_time(outbox, skew):
+    world, central, job = skewed_job(outbox, skew)
+    fill(outbox, 120)
+    job.run()
+    assert outbox.stats().pending == 0 and len(central.events) == 120
+    assert central.requests == 4  # the first request was refused once, then re-signed; then two more batches
+    assert job.status.consecutive_failures == 0
+    assert job.central_clock.offset() == pytest.approx(-skew, abs=1.0)
+    # From then on the agent signs with central's time straight away.
+    fill(outbox, 10)
+    world.true += 30
+    job.run()
+    assert central.requests == 5 and outbox.stats().pending == 0
+
+
+def test_a_backward_jump_of_the_agents_clock_does_not_break_signing(outbox):
+    world, central, job = skewed_job(outbox, 0.0)
+    fill(outbox, 10)
+    job.run()
+    assert central.requests == 1
+    world.skew = -3600.0  # someone sets the PC's clock back an hour
+    world.true += 5
+    fill(outbox, 10)
+    job.run()
+    assert central.requests == 2  # no refusal: signing follows the monotonic clock, not the wall clock
+    assert outbox.stats().pending == 0
+    assert job.central_clock.offset() == pytest.approx(3600.0, abs=1.0)
+
+
+def test_a_refused_signature_without_clock_skew_is_not_retried_at_once(outbox):
+    _, central, job = skewed_job(outbox, 0.0)
+    central.status = 401
+    fill(outbox, 5)
+    job.run()
+    assert central.requests == 1
+    assert "signature was refused" in job.status.last_error
+    assert outbox.stats().pending == 5
+
+
+def test_sent_at_and_signature_use_centrals_time(outbox):
+    world, central, job = skewed_job(outbox, 7200.0)
+    fill(outbox, 3)
+    job.run()  # measures the offset (this batch was encoded before it was known)
+    fill(outbox, 3)
+    job.run()
+    sent_at = parse_time(decode_batch(central.bodies[-1]).sent_at).timestamp()
+    assert abs(sent_at - world.true) < 2
+
+
+def test_batches_are_bounded_by_bytes_as_well_as_count(outbox, central_and_job):
+    central, job, _ = central_and_job
+    job.batch_bytes = 4096
+    outbox.append(
+        [
+            Capture.of(
+                "pos.receipt", {"receipt_no": f"R{n}", "total": "1.00", "note": "x" * 300}, "2026-11-23T02:00:00Z"
+            )
+            for n in range(40)
+        ]
+    )
+    job.run()
+    assert outbox.stats().pending == 0 and len(central.events) == 40
+    assert central.requests > 3
+    for raw in central.bodies:
+        events = decode_batch(raw).events
+        assert len(raw) <= 4096 + 200 or len(events) == 1  # the budget covers events; the envelope is small
+
+
+def test_a_single_event_larger_than_the_byte_budget_goes_alone(outbox, central_and_job):
+    central, job, _ = central_and_job
+    job.batch_bytes = 4096
+    outbox.append(
+        [Capture.of("pos.receipt", {"receipt_no": "BIG", "total": "1.00", "note": "x" * 9000}, "2026-11-23T02:00:00Z")]
+    )
+    fill(outbox, 3)
+    job.run()
+    assert outbox.stats().pending == 0
+    assert [len(decode_batch(raw).events) for raw in central.bodies] == [1, 3]
+
+
+def test_retry_after_in_seconds_is_a_floor_for_the_next_attempt(outbox, central_and_job):
+    central, job, clock = central_and_job
+    fill(outbox, 5)
+    central.status, central.retry_after = 429, "7"
+    job.run()
+    assert job.status.retry_after == 7.0
+    assert "central answered 429" in job.status.last_error
+    central.status = None
+    clock.now += 6.9
+    job.run()
+    assert central.requests == 1  # still waiting, as central asked
+    clock.now += 0.8  # 7 s plus up to a tenth of jitter (this rng draws the most)
+    job.run()
+    assert central.requests == 2 and outbox.stats().pending == 0
+
+
+def test_retry_after_as_an_http_date_counts_from_centrals_date_not_the_agents_clock(outbox):
+    world, central, job = skewed_job(outbox, -7200.0)
+    central.window = None
+    fill(outbox, 5)
+    central.status = 503
+    central.retry_after = email.utils.formatdate(world.true + 120, usegmt=True)
+    job.run()
+    assert job.status.retry_after == pytest.approx(120, abs=1)
+    central.status = None
+    world.true += 119
+    job.run()
+    assert central.requests == 1
+    world.true += 14
+    job.run()
+    assert outbox.stats().pending == 0
+
+
+def test_rejected_events_do_not_hold_up_the_rest_and_are_counted_by_reason(outbox, central_and_job):
+    central, job, _ = central_and_job
+    central.reject_kinds = {"scan.coupon"}
+    fill(outbox, 20)
+    fill(outbox, 1, kind="scan.coupon")
+    fill(outbox, 80)
+    job.run()
+    stats = outbox.stats()
+    assert stats.pending == 0 and stats.delivered == 100 and stats.rejected == 1
+    assert job.status.rejected_by_reason == {"unknown_kind": 1}
+    assert outbox.dead_letter_counts() == {"unknown_kind": 1}
+
+
+def test_batches_follow_seq_even_when_the_wall_clock_runs_backwards(outbox, central_and_job):
+    central, job, _ = central_and_job
+    for n in range(120):
+        moment = datetime.fromtimestamp(1_800_000_000 - n * 60).astimezone().isoformat()
+        outbox.append([Capture.of("pos.receipt", {"receipt_no": f"R{n}", "total": "1.00"}, moment)])
+    job.run()
+    assert central.seqs == sorted(central.seqs) and len(central.seqs) == 120
+
+
+def test_full_jitter_draws_below_a_doubling_ceiling(outbox, central_and_job):
+    central, job, clock = central_and_job
+    draws = iter([0.0, 0.5, 0.25])
+    job.backoff._rng = lambda: next(draws)
+    fill(outbox, 1)
+    central.down = True
+    waits = []
+    for _ in range(3):
+        job.run()
+        waits.append(job.status.next_attempt_in)
+        clock.now += 10
+    assert waits == [0.0, 1.0, 1.0]  # 0.0 x 1 s, 0.5 x 2 s, 0.25 x 4 s
+    assert central.requests == 3
+
+
+def test_an_idle_run_counts_as_progress(outbox, central_and_job):
+    _, job, _ = central_and_job
+    assert job.status.last_progress_at is None
+    job.run()
+    assert job.status.last_progress_at is not None

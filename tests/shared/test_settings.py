@@ -19,6 +19,8 @@ class Example:
     home: Path = setting("io.home", Path("/var/lib/x"), "Home.")
     mode: str = setting("io.mode", "line", "Mode.", choices=("line", "escpos"))
     url: str = setting("db.url", "", "Database.", env_aliases=("DATABASE_URL",))
+    tcp: int = setting("io.tcp", 8000, "TCP port.", minimum=1, maximum=65535)
+    wait: float = setting("io.wait", 1.0, "Seconds.", maximum=60)
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -53,6 +55,9 @@ def test_prefixed_variable_wins_over_alias():
         ('[io]\nport = "x"\nspeed = 1.5\n', "io.speed", "expected an integer"),
         ('[io]\nport = "x"\nfast = "yes"\n', "io.fast", "expected true or false"),
         ('[io]\nport = "x"\nspeed = 10\n', "io.speed", "must be at least 50"),
+        ('[io]\nport = "x"\ntcp = 99999\n', "io.tcp", "must be from 1 to 65535; got 99999"),
+        ('[io]\nport = "x"\ntcp = 0\n', "io.tcp", "must be from 1 to 65535; got 0"),
+        ('[io]\nport = "x"\nwait = 61\n', "io.wait", "must be at most 60; got 61.0"),
         ('[io]\nport = "x"\nmode = "raw"\n', "io.mode", "must be one of line, escpos"),
         ("[io]\nport = 5\n", "io.port", "expected a string"),
         ("[io]\nspeed = 9600\n", "io.port", "required setting is missing (or set EX_IO_PORT)"),
@@ -101,3 +106,22 @@ def test_reference_rows_show_name_env_type_default_and_help():
     rows = reference_rows(Example, "EX_")
     assert rows[0] == "| `io.port` | `EX_IO_PORT` | a string | *(required)* | Port URL. |"
     assert rows[3] == "| `io.fast` | `EX_IO_FAST` | true or false | `false` | Go fast. |"
+
+
+def test_maximum_applies_to_environment_values_and_bounds_are_inclusive():
+    with pytest.raises(ConfigError, match="EX_IO_TCP: must be from 1 to 65535; got 70000"):
+        load(Example, path=None, env_prefix="EX_", environ={"EX_IO_PORT": "x", "EX_IO_TCP": "70000"})
+    cfg = load(Example, path=None, env_prefix="EX_", environ={"EX_IO_PORT": "x", "EX_IO_TCP": "65535"})
+    assert cfg.tcp == 65535
+
+
+def test_reference_rows_show_the_range_of_bounded_settings():
+    rows = {row.split(" | ")[0]: row for row in reference_rows(Example, "EX_")}
+    assert rows["| `io.tcp`"] == "| `io.tcp` | `EX_IO_TCP` | an integer, from 1 to 65535 | `8000` | TCP port. |"
+    assert "a number, at most 60" in rows["| `io.wait`"]
+    assert "| an integer | `9600` |" in rows["| `io.speed`"]  # a minimum alone is not shown, as before
+
+
+def test_a_minimum_above_the_maximum_is_a_declaration_error():
+    with pytest.raises(ValueError, match="minimum 10 is above maximum 1"):
+        setting("x.y", 5, "Nonsense.", minimum=10, maximum=1)

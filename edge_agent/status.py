@@ -1,0 +1,159 @@
+"""``status.json`` in the data directory: the running agent's health, for `edge-agent status` and doctor.
+
+The agent rewrites the file every ``health.interval`` seconds (write, then rename, so a reader never
+sees half a file). It holds counts, times, states and reason codes only. A reader tells a stopped
+agent from a running one by the agent's lock on ``agent.lock``, and falls back on the file's age.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from shared.wire import format_time
+
+EXIT_OK, EXIT_DEGRADED, EXIT_NOT_RUNNING = 0, 1, 3
+
+
+class StatusError(Exception):
+    """No usable status file; the message says why and what to do."""
+
+
+def write_status(path: Path, health: dict[str, Any], *, written_at: float, interval: float) -> None:
+    """Replace ``path`` with the health snapshot and when it was taken."""
+    doc = {
+        "written_at": format_time(datetime.fromtimestamp(written_at, UTC)),
+        "written_at_epoch": written_at,
+        "interval_s": interval,
+        "pid": os.getpid(),
+        "health": health,
+    }
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o640)
+    try:
+        os.write(fd, json.dumps(doc, indent=1, sort_keys=True).encode() + b"\n")
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+
+
+def read_status(path: Path) -> dict[str, Any]:
+    """The last status the agent wrote; raise StatusError if there is none or it cannot be read."""
+    try:
+        doc = json.loads(path.read_bytes())
+    except FileNotFoundError:
+        raise StatusError(
+            f"no status at {path}: the agent has not run with this data directory "
+            "(start it: `systemctl start edge-agent`)"
+        ) from None
+    except PermissionError:
+        raise StatusError(f"{path}: permission denied (run as root or the edge-agent user)") from None
+    except (OSError, ValueError) as exc:
+        raise StatusError(f"{path} cannot be read: {exc}") from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("health"), dict):
+        raise StatusError(f"{path} is not a status file")
+    return doc
+
+
+def agent_running(data_dir: Path) -> bool | None:
+    """Whether an agent holds the data directory's lock; None if that cannot be told (no permission)."""
+    try:
+        fd = os.open(data_dir / "agent.lock", os.O_RDONLY)
+    except FileNotFoundError:
+        return False
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)  # closing releases a lock we may have taken
+    return False
+
+
+def is_current(doc: dict[str, Any], now: float, running: bool | None) -> bool:
+    """True if the status describes a running agent: it holds its lock, or (unknown) wrote recently."""
+    if running is not None:
+        return running and doc["health"].get("state") != "stopped"
+    age = now - float(doc.get("written_at_epoch", 0))
+    return age <= 3 * float(doc.get("interval_s", 10)) + 5
+
+
+def render(
+    doc: dict[str, Any], *, now: float, running: bool | None, dead_letters: Sequence[tuple[int, str, str, str | None]]
+) -> tuple[list[str], int]:
+    """The status as lines for a technician, and the exit code (0 ok, 1 degraded, 3 not running)."""
+    h = doc["health"]
+    age = now - float(doc.get("written_at_epoch", now))
+    lines = []
+    if not is_current(doc, now, running):
+        lines.append(f"state          NOT RUNNING (last status written {duration(age)} ago, at {doc['written_at']})")
+        code = EXIT_NOT_RUNNING
+    elif h["state"] == "degraded":
+        lines.append(f"state          DEGRADED: {h['problem']}")
+        code = EXIT_DEGRADED
+    else:
+        lines.append(f"state          ok (status written {duration(age)} ago)")
+        code = EXIT_OK
+    oldest = h.get("oldest_unsent_age_s")
+    last_sync = h.get("last_sync_at")
+    lines += [
+        f"agent          {h['agent_version']}, pid {doc.get('pid')}, up {duration(h.get('uptime_s', 0))}",
+        f"backlog        {h['queue_depth']} events waiting"
+        + ("" if oldest is None else f", oldest {duration(oldest)}"),
+        "last sync      "
+        + ("never, since start" if last_sync is None else f"{last_sync} ({duration(h['last_sync_age_s'] + age)} ago)"),
+        f"since start    {h['captured']} captured, {h['delivered']} delivered",
+        f"dead letters   {h['dead_lettered']}" + (" (rejected by central; listed below)" if h["dead_lettered"] else ""),
+        f"quarantined    {h['quarantined']} (see `edge-agent quarantine`)",
+        f"shed           {'not counted' if h.get('shed') is None else h['shed']}",
+        f"disk free      {_bytes(h.get('disk_free_bytes'))}",
+        "clock          "
+        + (
+            "not measured yet (no answer from central)"
+            if h.get("clock_offset_s") is None
+            else f"this PC is {skew_words(h['clock_offset_s'])} central"
+        ),
+        f"downlink       {h.get('downlink_version') or 'none yet'}",
+        "sources        " + (", ".join(f"{n}: {s}" for n, s in sorted(h.get("sources", {}).items())) or "none"),
+        "last error     "
+        + (h.get("last_error") or "none")
+        + (f" (next attempt in {duration(h['next_attempt_in_s'])})" if h.get("last_error") else ""),
+    ]
+    for seq, event_id, kind, reason in dead_letters:
+        lines.append(f"  dead letter  seq {seq}  {event_id}  {kind:<18} {reason}")
+    return lines, code
+
+
+def duration(seconds: float) -> str:
+    """3 s, 4 min 10 s, 2 h 5 min, 3 d 4 h."""
+    s = int(abs(seconds))
+    if s < 60:
+        return f"{s} s"
+    if s < 3600:
+        return f"{s // 60} min {s % 60} s"
+    if s < 86400:
+        return f"{s // 3600} h {s % 3600 // 60} min"
+    return f"{s // 86400} d {s % 86400 // 3600} h"
+
+
+def skew_words(offset: float) -> str:
+    """'2 h 0 min behind' for a positive central-minus-local offset, '5 s ahead of' for a negative one."""
+    if abs(offset) < 1:
+        return "in step with"
+    return f"{duration(offset)} {'behind' if offset > 0 else 'ahead of'}"
+
+
+def _bytes(value: int | None) -> str:
+    if value is None:
+        return "unknown"
+    for unit, size in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if value >= size:
+            return f"{value / size:.1f} {unit}"
+    return f"{value} bytes"
