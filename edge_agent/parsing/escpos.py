@@ -26,26 +26,27 @@ from typing import Literal
 
 from edge_agent.parsing.escpos_codepages import DOUBLE_BYTE, international, page_name
 from edge_agent.parsing.escpos_commands import (
-    BARCODES,
+    CUT_WITH_FEED,
     DLE,
     ESC,
-    FIXED,
-    FS,
+    FIXED_BY_PAIR,
     GS,
+    PREFIXES,
+    PRINT_GRAPHICS,
+    RUN,
+    STYLING,
     SYMBOLS_2D,
-    code128_text,
+    barcode,
+    dle_length,
     payload_text,
 )
+from edge_agent.parsing.escpos_payload import Payload
 from edge_agent.parsing.escpos_receipt import Code, PrintedReceipt, ReceiptBuilder, SegmentKey
 
 __all__ = ["Code", "EscposParser", "PrintedReceipt", "parse_stream"]
 
 _CONTROL = re.compile(rb"[\x00-\x1f]")
 _LF, _CR, _HT, _FF = 0x0A, 0x0D, 0x09, 0x0C
-_DLE_LENGTHS = {0x04: 3, 0x05: 3}
-_DC4_LENGTHS = {1: 5, 2: 5, 7: 4, 8: 10}
-_CUT_WITH_FEED = frozenset({65, 66, 97, 98, 103, 104})
-_PRINT_GRAPHICS = frozenset({2, 50, 69, 85})  # GS ( L / GS 8 L functions that print
 
 Kanji = Literal["auto", "on", "off"]
 
@@ -73,14 +74,8 @@ class EscposParser:
         self._max_line_bytes = max_line_bytes
         self._offset = start_offset
         self._pending = b""
-        self._skip = 0
-        self._collect: bytearray | None = None
-        self._collect_left = 0  # bytes still to collect; -1 means up to a NUL
-        self._collect_done: tuple[str, int] = ("", 0)
-        self._blocks = 0  # ESC & and FS q: definitions still to skip, each a header then data
-        self._block_header = 0
-        self._block_kind = ""
-        self._glyph_height = 0
+        self._cr = False  # the last byte was a CR: a LF right after it ends no second line
+        self._payload: Payload | None = None  # a command's data still to skip or collect
         self._dialect = "D"  # how the last receipt with evidence was decoded
         self._receipt = ReceiptBuilder(start_offset, ("U", "cp437", double_byte, None))
         self._reset_printer()
@@ -105,44 +100,56 @@ class EscposParser:
         self._offset += len(data)
         pos, end = 0, len(buf)
         search = _CONTROL.search
+        fixed = FIXED_BY_PAIR.get
+        run = RUN.match
+        max_lines = self._max_lines
         while pos < end:
-            if self._skip:
-                take = min(self._skip, end - pos)
-                self._skip -= take
-                pos += take
+            payload = self._payload
+            if payload is not None:
+                pos = payload.consume(buf, pos)
+                if payload.done:
+                    self._payload = None
+                    self._finished(payload)
                 continue
-            if self._collect is not None:
-                pos = self._collecting(buf, pos, base, out)
-                continue
-            if self._blocks:
-                if pos + self._block_header > end:
-                    self._pending = buf[pos:]
-                    break
-                pos = self._block(buf, pos)
-                continue
+            if not self._cr:
+                receipt = self._receipt
+                # Bounded by the line limit, so no line in the run can exceed it.
+                match = run(buf, pos, min(end, pos + self._max_line_bytes - receipt.line_bytes))
+                if match is not None:
+                    text = STYLING.sub(b"", match.group())
+                    lines = text.count(b"\n")
+                    if receipt.lines + lines < max_lines:
+                        receipt.run(text, lines)
+                        pos = match.end()
+                        continue
             match = search(buf, pos)
             stop = match.start() if match else end
             if stop > pos:
                 self._cr = False
-                room = self._max_line_bytes - self._receipt.line_bytes
+                receipt = self._receipt
+                room = self._max_line_bytes - receipt.line_bytes
                 if stop - pos > room:  # a runaway line: end it at the limit, wherever the reads split
-                    self._receipt.text(buf[pos : pos + room])
-                    self._receipt.warn("line_too_long")
+                    receipt.text(buf[pos : pos + room])
+                    receipt.warn("line_too_long")
                     self._newline(base + pos + room, out)
                     pos += room
                     continue
-                self._receipt.text(buf[pos:stop])
+                receipt.text(buf[pos:stop])
                 if stop == end:
                     break
             byte = buf[stop]
             if byte == _LF:
                 if self._cr:
                     self._cr = False
-                else:
-                    self._newline(base + stop + 1, out)
+                elif self._receipt.newline() >= max_lines:
+                    self._limit(base + stop + 1, out)
                 pos = stop + 1
-            elif byte in (ESC, GS, FS, DLE):
+            elif byte in PREFIXES:
                 self._cr = False
+                size = fixed((byte << 8) | buf[stop + 1]) if stop + 1 < end else None
+                if size and stop + size <= end:  # a command that carries no text
+                    pos = stop + size
+                    continue
                 after = self._command(buf, stop, base, out)
                 if after is None:
                     self._pending = buf[stop:]
@@ -170,11 +177,10 @@ class EscposParser:
     def close(self) -> list[PrintedReceipt]:
         """The stream ended: finish the last receipt, noting a command cut off mid-way."""
         out: list[PrintedReceipt] = []
-        if self._pending or self._skip or self._collect is not None or self._blocks:
+        if self._pending or self._payload is not None:
             self._receipt.warn("truncated_command")
         self._pending = b""
-        self._skip = self._blocks = 0
-        self._collect = None
+        self._payload = None
         self._close("end", self._offset, out)
         return out
 
@@ -206,8 +212,11 @@ class EscposParser:
 
     def _newline(self, at: int, out: list[PrintedReceipt]) -> None:
         if self._receipt.newline() >= self._max_lines:
-            self._receipt.warn("too_many_lines")
-            self._close("limit", at, out)
+            self._limit(at, out)
+
+    def _limit(self, at: int, out: list[PrintedReceipt]) -> None:
+        self._receipt.warn("too_many_lines")
+        self._close("limit", at, out)
 
     def _close(self, reason: str, at: int, out: list[PrintedReceipt]) -> None:
         receipt = self._receipt
@@ -226,14 +235,8 @@ class EscposParser:
             return None
         prefix, cmd = buf[i], buf[i + 1]
         if prefix == DLE:
-            if cmd == 0x14:
-                if i + 2 >= end:
-                    return None
-                size = _DC4_LENGTHS.get(buf[i + 2], 3)
-            else:
-                size = _DLE_LENGTHS.get(cmd, 1)
-            return i + size if i + size <= end else None
-        size = FIXED[prefix].get(cmd, 0)
+            return dle_length(buf, i)
+        size = FIXED_BY_PAIR.get((prefix << 8) | cmd, 0)
         if size:
             return i + size if i + size <= end else None
         if prefix == ESC:
@@ -257,27 +260,27 @@ class EscposParser:
             height, first, last = buf[i + 2], buf[i + 3], buf[i + 4]
             self._glyphs.update(c for c in range(first, last + 1) if 0x20 <= c <= 0x7E)
             self._rekey()
-            self._start_blocks(max(0, last - first + 1), 1, "glyph", height)
+            self._start(Payload.blocks_of(max(0, last - first + 1), 1, height))
             return i + 5
         if cmd == 0x2A:  # ESC * m nL nH bit image
             if i + 5 > end:
                 return None
             dots = buf[i + 3] + buf[i + 4] * 256
-            self._skip = dots * 3 if buf[i + 2] in (32, 33) else dots
+            self._start(Payload("skip", skip=dots * 3 if buf[i + 2] in (32, 33) else dots))
             self._receipt.images += 1
             return i + 5
         if cmd == 0x44:  # ESC D tab positions, NUL-terminated
-            self._start_collect(-1, "discard", 0)
+            self._start(Payload("tabs", collect=-1))
             return i + 2
         if cmd == 0x28:  # ESC ( x pL pH ...
             if i + 5 > end:
                 return None
-            self._skip = buf[i + 3] + buf[i + 4] * 256
+            self._start(Payload("skip", skip=buf[i + 3] + buf[i + 4] * 256))
             return i + 5
         if cmd == 0x5A:  # ESC Z v r k dL dH: QR code on Chinese and some Japanese models
             if i + 7 > end:
                 return None
-            self._start_collect(buf[i + 5] + buf[i + 6] * 256, "qr", 0)
+            self._start(Payload("qr", collect=buf[i + 5] + buf[i + 6] * 256))
             return i + 7
         if i + 3 > end:
             return None
@@ -308,7 +311,7 @@ class EscposParser:
         elif cmd in (0x24, 0x5C):  # ESC $ / ESC \ horizontal position: a column gap
             if i + 4 > end:
                 return None
-            if self._receipt.line:
+            if self._receipt.line_bytes:
                 self._text(b" ")
             return i + 4
         else:
@@ -322,48 +325,48 @@ class EscposParser:
             return None
         n = buf[i + 2]
         if cmd == 0x56:  # GS V m [n] cut
-            size = 4 if n in _CUT_WITH_FEED else 3
+            size = 4 if n in CUT_WITH_FEED else 3
             if i + size > end:
                 return None
             self._close("cut", base + i + size, out)
             return i + size
         if cmd == 0x6B:  # GS k m barcode
             if n <= 6:
-                self._start_collect(-1, "barcode", n)
+                self._start(Payload("barcode", n, collect=-1))
                 return i + 3
             if i + 4 > end:
                 return None
-            self._start_collect(buf[i + 3], "barcode", n)
+            self._start(Payload("barcode", n, collect=buf[i + 3]))
             return i + 4
         if cmd == 0x28:  # GS ( x pL pH ...: k is a 2D symbol, the rest graphics and settings
             if i + 5 > end:
                 return None
             length = buf[i + 3] + buf[i + 4] * 256
             if n == 0x6B:
-                self._start_collect(length, "symbol", 0)
+                self._start(Payload("symbol", collect=length))
                 return i + 5
             if n == 0x4C and length >= 2:  # GS ( L m fn: graphics; a print function counts as an image
                 if i + 7 > end:
                     return None
-                self._receipt.images += buf[i + 6] in _PRINT_GRAPHICS
-            self._skip = length
+                self._receipt.images += buf[i + 6] in PRINT_GRAPHICS
+            self._start(Payload("skip", skip=length))
             return i + 5
         if cmd == 0x38:  # GS 8 L p1 p2 p3 p4 m fn: large graphics
             if i + 9 > end:
                 return None
-            self._receipt.images += buf[i + 8] in _PRINT_GRAPHICS
-            self._skip = int.from_bytes(buf[i + 3 : i + 7], "little")
+            self._receipt.images += buf[i + 8] in PRINT_GRAPHICS
+            self._start(Payload("skip", skip=int.from_bytes(buf[i + 3 : i + 7], "little")))
             return i + 7
         if cmd in (0x76, 0x51):  # GS v 0 / GS Q 0 m xL xH yL yH raster image
             if i + 8 > end:
                 return None
-            self._skip = (buf[i + 4] + buf[i + 5] * 256) * (buf[i + 6] + buf[i + 7] * 256)
+            self._start(Payload("skip", skip=(buf[i + 4] + buf[i + 5] * 256) * (buf[i + 6] + buf[i + 7] * 256)))
             self._receipt.images += 1
             return i + 8
         if cmd == 0x2A:  # GS * x y downloaded bit image
             if i + 4 > end:
                 return None
-            self._skip = n * buf[i + 3] * 8
+            self._start(Payload("skip", skip=n * buf[i + 3] * 8))
             return i + 4
         if cmd == 0x2F:  # GS / m print the downloaded bit image
             self._receipt.images += 1
@@ -381,12 +384,12 @@ class EscposParser:
         if cmd == 0x32:  # FS 2 c1 c2 and a 24 x 24 glyph
             if i + 4 > end:
                 return None
-            self._skip = 72
+            self._start(Payload("skip", skip=72))
             return i + 4
         if cmd == 0x71:  # FS q n, then per image xL xH yL yH and its data
             if i + 3 > end:
                 return None
-            self._start_blocks(buf[i + 2], 4, "nv", 0)
+            self._start(Payload.blocks_of(buf[i + 2], 4, 0))
             return i + 3
         if cmd == 0x70:  # FS p n m print an NV bit image
             if i + 4 > end:
@@ -396,48 +399,25 @@ class EscposParser:
         if cmd == 0x28:  # FS ( x pL pH ...
             if i + 5 > end:
                 return None
-            self._skip = buf[i + 3] + buf[i + 4] * 256
+            self._start(Payload("skip", skip=buf[i + 3] + buf[i + 4] * 256))
             return i + 5
         self._receipt.warn(f"unknown_command:FS {cmd:02x}")
         return i + 2
 
     # -- payloads ------------------------------------------------------------------------------
 
-    def _start_collect(self, length: int, kind: str, arg: int) -> None:
-        self._collect = bytearray()
-        self._collect_left = length
-        self._collect_done = (kind, arg)
-        if length == 0:
-            self._collected()
+    def _start(self, payload: Payload) -> None:
+        if payload.done:
+            self._finished(payload)
+        else:
+            self._payload = payload
 
-    def _collecting(self, buf: bytes, pos: int, base: int, out: list[PrintedReceipt]) -> int:
-        assert self._collect is not None
-        if self._collect_left < 0:
-            nul = buf.find(b"\x00", pos)
-            stop = len(buf) if nul < 0 else nul
-            self._collect += buf[pos:stop]
-            if len(self._collect) > 255:  # no barcode or tab list is this long: a lost NUL
-                self._receipt.warn("unterminated_command")
-                self._collect = None
-                return stop
-            if nul < 0:
-                return stop
-            self._collected()
-            return nul + 1
-        take = min(self._collect_left, len(buf) - pos)
-        self._collect += buf[pos : pos + take]
-        self._collect_left -= take
-        if not self._collect_left:
-            self._collected()
-        return pos + take
-
-    def _collected(self) -> None:
-        data, (kind, arg) = bytes(self._collect or b""), self._collect_done
-        self._collect = None
-        if kind == "barcode":
-            symbology = BARCODES.get(arg, f"barcode_{arg}")
-            text = code128_text(data) if symbology == "code128" else payload_text(data)
-            self._receipt.codes.append(Code(symbology, text))
+    def _finished(self, payload: Payload) -> None:
+        data, kind = bytes(payload.data), payload.kind
+        if payload.overflow:
+            self._receipt.warn("unterminated_command")
+        elif kind == "barcode":
+            self._receipt.codes.append(barcode(payload.arg, data))
         elif kind == "qr":
             self._receipt.codes.append(Code("qr", payload_text(data)))
         elif kind == "symbol" and len(data) >= 2:
@@ -447,17 +427,6 @@ class EscposParser:
             elif function == 81 and symbol in self._stored:  # print it
                 name = SYMBOLS_2D.get(symbol, f"symbol_{symbol}")
                 self._receipt.codes.append(Code(name, payload_text(self._stored[symbol])))
-
-    def _start_blocks(self, count: int, header: int, kind: str, height: int) -> None:
-        self._blocks, self._block_header, self._block_kind, self._glyph_height = count, header, kind, height
-
-    def _block(self, buf: bytes, pos: int) -> int:
-        self._blocks -= 1
-        if self._block_kind == "glyph":
-            self._skip = self._glyph_height * buf[pos]
-        else:
-            self._skip = (buf[pos] + buf[pos + 1] * 256) * (buf[pos + 2] + buf[pos + 3] * 256) * 8
-        return pos + self._block_header
 
 
 def parse_stream(data: bytes, **options: object) -> list[PrintedReceipt]:

@@ -8,6 +8,10 @@ effect on text and receipts are handled one by one in escpos.py.
 
 from __future__ import annotations
 
+import re
+
+from edge_agent.parsing.escpos_receipt import Code
+
 ESC, FS, GS, DLE = 0x1B, 0x1C, 0x1D, 0x10
 
 # Total length in bytes, prefix and command byte included, of commands that carry no text.
@@ -74,6 +78,29 @@ FIXED: dict[int, dict[int, int]] = {
     },
 }
 
+_DLE_LENGTHS = {0x04: 3, 0x05: 3}
+_DC4_LENGTHS = {1: 5, 2: 5, 7: 4, 8: 10}
+CUT_WITH_FEED = frozenset({65, 66, 97, 98, 103, 104})
+PRINT_GRAPHICS = frozenset({2, 50, 69, 85})  # GS ( L / GS 8 L functions that print
+PREFIXES = frozenset({ESC, GS, FS, DLE})
+FIXED_BY_PAIR = {(prefix << 8) | cmd: size for prefix, table in FIXED.items() for cmd, size in table.items()}
+
+
+def _styling_pattern() -> bytes:
+    """Alternatives matching every fixed-length command that carries no text (ESC ! n, GS ! n...)."""
+    alternatives = []
+    for prefix, table in FIXED.items():
+        for size in sorted(set(table.values())):
+            cmds = b"".join(re.escape(bytes([cmd])) for cmd, n in table.items() if n == size)
+            alternatives.append(re.escape(bytes([prefix])) + b"[" + cmds + b"]" + rb"[\x00-\xff]" * (size - 2))
+    return b"|".join(alternatives)
+
+
+# The fast path: a run of text, line feeds and styling commands, taken in one regex match.
+# Text bytes never include ESC, GS or FS, so stripping the commands again cannot misread text.
+STYLING = re.compile(_styling_pattern())
+RUN = re.compile(rb"(?:[\x20-\xff\n]+|" + _styling_pattern() + rb")+")
+
 # GS k m: function A (m 0-6, NUL-terminated) and function B (m 65-79, length-prefixed).
 BARCODES = {
     0: "upc_a",
@@ -138,3 +165,22 @@ def code128_text(data: bytes) -> str:
         out.append(f"{byte:02d}" if code_set == "C" else chr(byte))
         i += 1
     return "".join(out)
+
+
+def barcode(m: int, data: bytes) -> Code:
+    """What ``GS k m`` printed: its symbology and its data as text."""
+    symbology = BARCODES.get(m, f"barcode_{m}")
+    return Code(symbology, code128_text(data) if symbology == "code128" else payload_text(data))
+
+
+def dle_length(buf: bytes, i: int) -> int | None:
+    """Position after the DLE real-time command at ``buf[i]``; None if it is not complete yet."""
+    if i + 2 > len(buf):
+        return None
+    if buf[i + 1] == 0x14:
+        if i + 3 > len(buf):
+            return None
+        size = _DC4_LENGTHS.get(buf[i + 2], 3)
+    else:
+        size = _DLE_LENGTHS.get(buf[i + 1], 1)
+    return i + size if i + size <= len(buf) else None

@@ -45,14 +45,18 @@ class PrintedReceipt:
 
 
 class ReceiptBuilder:
-    """Collects one receipt's text segments, codes and images while the parser reads it."""
+    """Collects one receipt's text segments, codes and images while the parser reads it.
+
+    The text is one list of byte segments, line ends included as LF (no codec uses that byte
+    inside a character), so a receipt decodes in as many calls as it has code-page switches.
+    """
 
     def __init__(self, start: int, key: SegmentKey) -> None:
         self.start = start
         self.key = key
-        self.lines: list[list[tuple[SegmentKey, bytearray]]] = []
-        self.line: list[tuple[SegmentKey, bytearray]] = []
+        self.segments: list[tuple[SegmentKey, bytearray]] = []
         self.segment: bytearray | None = None
+        self.lines = 0
         self.line_bytes = 0
         self.codes: list[Code] = []
         self.images = 0
@@ -75,22 +79,38 @@ class ReceiptBuilder:
         segment = self.segment
         if segment is None:
             segment = self.segment = bytearray()
-            self.line.append((self.key, segment))
+            self.segments.append((self.key, segment))
         segment += data
         self.line_bytes += len(data)
 
+    def run(self, data: bytes, lines: int) -> None:
+        """Append text holding ``lines`` line feeds: what ``text`` and ``newline`` would do, at once."""
+        segment = self.segment
+        if segment is None:
+            segment = self.segment = bytearray()
+            self.segments.append((self.key, segment))
+        segment += data
+        if lines:
+            self.lines += lines
+            self.line_bytes = len(data) - data.rfind(b"\n") - 1
+        else:
+            self.line_bytes += len(data)
+
     def newline(self) -> int:
         """End the current line (empty or not); return how many lines the receipt has."""
-        self.lines.append(self.line)
-        self.line, self.segment, self.line_bytes = [], None, 0
-        return len(self.lines)
+        segment = self.segment
+        if segment is None:
+            segment = self.segment = bytearray()
+            self.segments.append((self.key, segment))
+        segment += b"\n"
+        self.line_bytes = 0
+        self.lines += 1
+        return self.lines
 
     def finish(self, ended_by: str, end: int, dialect: str) -> PrintedReceipt | None:
         """The receipt, decoded; None if nothing was printed on it but blank lines."""
-        if self.line:
-            self.newline()
         mode = "D" if self.saw_double else "S" if self.saw_single else dialect
-        lines = [_decode(line, mode) for line in self.lines]
+        lines = [line.rstrip() for line in _decode(self.segments, mode).split("\n")]
         while lines and not lines[-1]:
             lines.pop()
         first = next((i for i, line in enumerate(lines) if line), len(lines))
@@ -119,4 +139,4 @@ def _decode(segments: list[tuple[SegmentKey, bytearray]], unknown_mode: str) -> 
         else:
             text = codecs.charmap_decode(bytes(raw), "replace", decoding_table(page))[0]
         parts.append(text.translate(table) if table else text)
-    return "".join(parts).rstrip()
+    return "".join(parts)

@@ -259,3 +259,12 @@ def test_runaway_stream_without_line_ends_or_cuts_is_bounded():
     out = parser.feed(b"x" * 25 + b"\n" + b"y\n")
     assert texts(out) == [["x" * 10, "x" * 10, "x" * 5]]
     assert out[0].ended_by == "limit" and "line_too_long" in out[0].warnings
+
+
+def test_barcode_whose_nul_never_comes_ends_at_the_same_byte_however_the_stream_is_split():
+    data = b"a\n" + GS + b"k\x04" + b"X" * 300 + b"\nb\n"
+    expected = parse_stream(data)
+    assert expected[0].lines == ("a", "X" * 45, "b")  # 255 bytes were the barcode's
+    assert expected[0].warnings == ("unterminated_command",)
+    for size in range(1, 8):
+        assert fed_in_chunks(data, size) == expected
