@@ -164,13 +164,12 @@ class _Extraction:
             lines = [lines[index]]
             if not rule.patterns:
                 return lines[0].strip()
-        found = []
-        for line in lines:
-            for pattern in rule.patterns:
-                match = pattern.search(line)
-                if match:
-                    found.append(match)
-                    break
+        # Patterns are fallbacks: the first one that finds anything decides.
+        found: list[re.Match[str]] = []
+        for pattern in rule.patterns:
+            found = [m for m in map(pattern.search, lines) if m is not None]
+            if found:
+                break
         if not found:
             return None
         if rule.name == "datetime":
@@ -211,9 +210,9 @@ class _Extraction:
             if any(a is None for a in amounts):
                 self.warn(f"invalid_field:{name}")
                 return None
-            total = sum((Decimal(a) for a in amounts if a is not None), Decimal(0))
             # Discounts are printed as "-3.00" or "3.00"; the field is the amount taken off.
-            return format(abs(total) if name == "discount_total" else total, "f")
+            sign = (lambda d: abs(d)) if name == "discount_total" else (lambda d: d)
+            return format(sum((sign(Decimal(a)) for a in amounts if a is not None), Decimal(0)), "f")
         assert isinstance(raw, str)
         if name == "payment_method":
             return self.payment(raw)
