@@ -11,6 +11,8 @@ import random
 from collections.abc import Iterable
 from pathlib import Path
 
+from edge_agent.capture_file import spy_rows
+
 ESC, GS, FS = b"\x1b", b"\x1d", b"\x1c"
 RESET = ESC + b"@"
 CUTS = (GS + b"V\x00", GS + b"V\x01", GS + b"V\x42\x00", GS + b"VA\x03", ESC + b"i", ESC + b"m")
@@ -82,13 +84,8 @@ def code128(data: bytes) -> bytes:
     return GS + b"h\x50" + GS + b"w\x02" + GS + b"H\x02" + GS + b"kI" + bytes([len(payload)]) + payload
 
 
-def write_spy_log(path: Path, chunks: Iterable[tuple[float, bytes]]) -> None:
+def write_spy_log(path: Path, reads: Iterable[tuple[float, bytes]]) -> None:
     """Write ``(seconds, bytes)`` reads as the hexdump log pyserial's ``spy://`` handler records."""
     with path.open("w", encoding="ascii") as out:
-        for when, data in chunks:
-            for offset in range(0, len(data), 16):
-                row = data[offset : offset + 16]
-                cells = [f"{b:02X} " for b in row] + ["   "] * (16 - len(row))
-                hexes = "".join(cells[:8]) + " " + "".join(cells[8:])
-                text = "".join(chr(b) if 32 <= b < 127 else "." for b in row).ljust(16)
-                out.write(f"{when:010.3f} {'RX':4} {offset:04X}  {hexes} {text}\n")
+        for when, data in reads:
+            out.write(spy_rows(when, data))
