@@ -111,7 +111,8 @@ class Layout:
             lines.append(Line(f"找零:{money(change)}"))
             sale["change"] = money(change)
         if sale["payment_method"] == "bank_card":
-            pan = luhn_number(rng, rng.choice(["6222", "6228", "4367", "5187"]), rng.choice([16, 16, 19]))
+            prefix = rng.choice(["6222", "6228", "4367", "5187", "3782"])
+            pan = luhn_number(rng, prefix, 15 if prefix == "3782" else rng.choice([16, 16, 19]))
             if order.card_data:
                 order.secrets.append(pan)
                 printed = rng.choice(
@@ -121,7 +122,7 @@ class Layout:
                         "-".join(pan[i : i + 4] for i in range(0, len(pan), 4)),
                     ]
                 )
-                if len(pan) == 16 and rng.random() < 0.3:
+                if len(pan) == 15:  # American Express prints 4-6-5
                     printed = f"{pan[:4]} {pan[4:10]} {pan[10:]}".replace(" ", rng.choice([" ", "-"]))
             else:
                 printed = rng.choice(
