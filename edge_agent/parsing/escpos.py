@@ -40,7 +40,7 @@ from edge_agent.parsing.escpos_commands import (
     dle_length,
     payload_text,
 )
-from edge_agent.parsing.escpos_payload import Payload
+from edge_agent.parsing.escpos_payload import NUL_LIMIT, Payload
 from edge_agent.parsing.escpos_receipt import Code, PrintedReceipt, ReceiptBuilder, SegmentKey
 
 __all__ = ["Code", "EscposParser", "PrintedReceipt", "parse_stream"]
@@ -111,32 +111,38 @@ class EscposParser:
                     self._payload = None
                     self._finished(payload)
                 continue
+            stop = -1  # where the next control byte is, once known
             if not self._cr:
                 receipt = self._receipt
                 # Bounded by the line limit, so no line in the run can exceed it.
                 match = run(buf, pos, min(end, pos + self._max_line_bytes - receipt.line_bytes))
                 if match is not None:
                     text = STYLING.sub(b"", match.group())
+                    if b"\r" in text:
+                        text = text.replace(b"\r\n", b"\n")
                     lines = text.count(b"\n")
                     if receipt.lines + lines < max_lines:
                         receipt.run(text, lines)
                         pos = match.end()
+                        if pos == end or buf[pos] >= 0x20:  # the end, or the line limit
+                            continue
+                        stop = pos  # a run stops at a control byte: no need to search for it
+            if stop < 0:
+                match = search(buf, pos)
+                stop = match.start() if match else end
+                if stop > pos:
+                    self._cr = False
+                    receipt = self._receipt
+                    room = self._max_line_bytes - receipt.line_bytes
+                    if stop - pos > room:  # a runaway line: end it at the limit, wherever the reads split
+                        receipt.text(buf[pos : pos + room])
+                        receipt.warn("line_too_long")
+                        self._newline(base + pos + room, out)
+                        pos += room
                         continue
-            match = search(buf, pos)
-            stop = match.start() if match else end
-            if stop > pos:
-                self._cr = False
-                receipt = self._receipt
-                room = self._max_line_bytes - receipt.line_bytes
-                if stop - pos > room:  # a runaway line: end it at the limit, wherever the reads split
-                    receipt.text(buf[pos : pos + room])
-                    receipt.warn("line_too_long")
-                    self._newline(base + pos + room, out)
-                    pos += room
-                    continue
-                receipt.text(buf[pos:stop])
-                if stop == end:
-                    break
+                    receipt.text(buf[pos:stop])
+                    if stop == end:
+                        break
             byte = buf[stop]
             if byte == _LF:
                 if self._cr:
@@ -266,22 +272,19 @@ class EscposParser:
             if i + 5 > end:
                 return None
             dots = buf[i + 3] + buf[i + 4] * 256
-            self._start(Payload("skip", skip=dots * 3 if buf[i + 2] in (32, 33) else dots))
             self._receipt.images += 1
-            return i + 5
+            return self._skip(i + 5, dots * 3 if buf[i + 2] in (32, 33) else dots, end)
         if cmd == 0x44:  # ESC D tab positions, NUL-terminated
             self._start(Payload("tabs", collect=-1))
             return i + 2
         if cmd == 0x28:  # ESC ( x pL pH ...
             if i + 5 > end:
                 return None
-            self._start(Payload("skip", skip=buf[i + 3] + buf[i + 4] * 256))
-            return i + 5
+            return self._skip(i + 5, buf[i + 3] + buf[i + 4] * 256, end)
         if cmd == 0x5A:  # ESC Z v r k dL dH: QR code on Chinese and some Japanese models
             if i + 7 > end:
                 return None
-            self._start(Payload("qr", collect=buf[i + 5] + buf[i + 6] * 256))
-            return i + 7
+            return self._collect(buf, i + 7, buf[i + 5] + buf[i + 6] * 256, "qr", 0)
         if i + 3 > end:
             return None
         n = buf[i + 2]
@@ -332,42 +335,40 @@ class EscposParser:
             return i + size
         if cmd == 0x6B:  # GS k m barcode
             if n <= 6:
+                nul = buf.find(b"\x00", i + 3, i + 4 + NUL_LIMIT)
+                if nul >= 0:
+                    self._use("barcode", n, buf[i + 3 : nul])
+                    return nul + 1
                 self._start(Payload("barcode", n, collect=-1))
                 return i + 3
             if i + 4 > end:
                 return None
-            self._start(Payload("barcode", n, collect=buf[i + 3]))
-            return i + 4
+            return self._collect(buf, i + 4, buf[i + 3], "barcode", n)
         if cmd == 0x28:  # GS ( x pL pH ...: k is a 2D symbol, the rest graphics and settings
             if i + 5 > end:
                 return None
             length = buf[i + 3] + buf[i + 4] * 256
             if n == 0x6B:
-                self._start(Payload("symbol", collect=length))
-                return i + 5
+                return self._collect(buf, i + 5, length, "symbol", 0)
             if n == 0x4C and length >= 2:  # GS ( L m fn: graphics; a print function counts as an image
                 if i + 7 > end:
                     return None
                 self._receipt.images += buf[i + 6] in PRINT_GRAPHICS
-            self._start(Payload("skip", skip=length))
-            return i + 5
+            return self._skip(i + 5, length, end)
         if cmd == 0x38:  # GS 8 L p1 p2 p3 p4 m fn: large graphics
             if i + 9 > end:
                 return None
             self._receipt.images += buf[i + 8] in PRINT_GRAPHICS
-            self._start(Payload("skip", skip=int.from_bytes(buf[i + 3 : i + 7], "little")))
-            return i + 7
+            return self._skip(i + 7, int.from_bytes(buf[i + 3 : i + 7], "little"), end)
         if cmd in (0x76, 0x51):  # GS v 0 / GS Q 0 m xL xH yL yH raster image
             if i + 8 > end:
                 return None
-            self._start(Payload("skip", skip=(buf[i + 4] + buf[i + 5] * 256) * (buf[i + 6] + buf[i + 7] * 256)))
             self._receipt.images += 1
-            return i + 8
+            return self._skip(i + 8, (buf[i + 4] + buf[i + 5] * 256) * (buf[i + 6] + buf[i + 7] * 256), end)
         if cmd == 0x2A:  # GS * x y downloaded bit image
             if i + 4 > end:
                 return None
-            self._start(Payload("skip", skip=n * buf[i + 3] * 8))
-            return i + 4
+            return self._skip(i + 4, n * buf[i + 3] * 8, end)
         if cmd == 0x2F:  # GS / m print the downloaded bit image
             self._receipt.images += 1
             return i + 3
@@ -384,8 +385,7 @@ class EscposParser:
         if cmd == 0x32:  # FS 2 c1 c2 and a 24 x 24 glyph
             if i + 4 > end:
                 return None
-            self._start(Payload("skip", skip=72))
-            return i + 4
+            return self._skip(i + 4, 72, end)
         if cmd == 0x71:  # FS q n, then per image xL xH yL yH and its data
             if i + 3 > end:
                 return None
@@ -399,8 +399,7 @@ class EscposParser:
         if cmd == 0x28:  # FS ( x pL pH ...
             if i + 5 > end:
                 return None
-            self._start(Payload("skip", skip=buf[i + 3] + buf[i + 4] * 256))
-            return i + 5
+            return self._skip(i + 5, buf[i + 3] + buf[i + 4] * 256, end)
         self._receipt.warn(f"unknown_command:FS {cmd:02x}")
         return i + 2
 
@@ -412,12 +411,29 @@ class EscposParser:
         else:
             self._payload = payload
 
+    def _skip(self, start: int, length: int, end: int) -> int:
+        """Position after ``length`` payload bytes from ``start``, reading on in later feeds if need be."""
+        if start + length <= end:
+            return start + length
+        self._payload = Payload("skip", skip=length)
+        return start
+
+    def _collect(self, buf: bytes, start: int, length: int, kind: str, arg: int) -> int:
+        if start + length <= len(buf):  # all here already: no need to collect across feeds
+            self._use(kind, arg, buf[start : start + length])
+            return start + length
+        self._payload = Payload(kind, arg, collect=length)
+        return start
+
     def _finished(self, payload: Payload) -> None:
-        data, kind = bytes(payload.data), payload.kind
         if payload.overflow:
             self._receipt.warn("unterminated_command")
-        elif kind == "barcode":
-            self._receipt.codes.append(barcode(payload.arg, data))
+        else:
+            self._use(payload.kind, payload.arg, bytes(payload.data))
+
+    def _use(self, kind: str, arg: int, data: bytes) -> None:
+        if kind == "barcode":
+            self._receipt.codes.append(barcode(arg, data))
         elif kind == "qr":
             self._receipt.codes.append(Code("qr", payload_text(data)))
         elif kind == "symbol" and len(data) >= 2:

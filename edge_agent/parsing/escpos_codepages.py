@@ -91,8 +91,9 @@ _INTERNATIONAL_ROWS = {
 }
 
 
+@cache
 def international(n: int) -> dict[int, str]:
-    """The ``str.translate`` table of ``ESC R n`` (empty for U.S.A. and sets not listed)."""
+    """The ``str.translate`` table of ``ESC R n`` (empty for U.S.A. and sets not listed); do not modify it."""
     row = _INTERNATIONAL_ROWS.get(n)
     if row is None:
         return {}

@@ -99,7 +99,7 @@ def _styling_pattern() -> bytes:
 # The fast path: a run of text, line feeds and styling commands, taken in one regex match.
 # Text bytes never include ESC, GS or FS, so stripping the commands again cannot misread text.
 STYLING = re.compile(_styling_pattern())
-RUN = re.compile(rb"(?:[\x20-\xff\n]+|" + _styling_pattern() + rb")+")
+RUN = re.compile(rb"(?:[\x20-\xff\n]+|\r\n|" + _styling_pattern() + rb")+")
 
 # GS k m: function A (m 0-6, NUL-terminated) and function B (m 65-79, length-prefixed).
 BARCODES = {

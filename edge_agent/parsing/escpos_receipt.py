@@ -110,14 +110,18 @@ class ReceiptBuilder:
     def finish(self, ended_by: str, end: int, dialect: str) -> PrintedReceipt | None:
         """The receipt, decoded; None if nothing was printed on it but blank lines."""
         mode = "D" if self.saw_double else "S" if self.saw_single else dialect
-        lines = [line.rstrip() for line in _decode(self.segments, mode).split("\n")]
+        text = _decode(self.segments, mode)
+        # Trailing spaces are layout, and so are blank lines before and after the text.
+        lines = [line.rstrip() for line in text.split("\n")]
         while lines and not lines[-1]:
             lines.pop()
-        first = next((i for i, line in enumerate(lines) if line), len(lines))
+        first = 0
+        while first < len(lines) and not lines[first]:
+            first += 1
         lines = lines[first:]
         if not (lines or self.codes or self.images):
             return None
-        if any("\ufffd" in line for line in lines):
+        if "\ufffd" in text:
             self.warn("undecodable_text")
         return PrintedReceipt(
             tuple(lines), tuple(self.codes), ended_by, self.start, end, self.images, tuple(self.warnings)
