@@ -232,3 +232,16 @@ def test_a_technicians_profile_file_replaces_the_built_in_of_the_same_name(tmp_p
     (tmp_path / "empty").mkdir()
     with pytest.raises(ProfileError, match=r"no \*\.toml profiles"):
         load_profiles([tmp_path / "empty"])
+
+
+def test_every_shipped_profile_is_package_data():
+    import tomllib
+    from fnmatch import fnmatch
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[2]
+    patterns = tomllib.loads((repo / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["edge_agent"]
+    shipped = sorted(
+        p.relative_to(repo / "edge_agent").as_posix() for p in (repo / "edge_agent" / "profiles").iterdir()
+    )
+    assert shipped and all(any(fnmatch(name, pattern) for pattern in patterns) for name in shipped)
