@@ -147,6 +147,8 @@ def code128_text(data: bytes) -> str:
     In code set C each byte is a pair of digits (0-99); ``{1`` is FNC1, written as GS (0x1D)
     inside the data as GS1 does; ``{2``..``{4`` and ``{S`` carry no characters; ``{{`` is ``{``.
     """
+    if data[:2] in (b"{A", b"{B") and b"{" not in data[2:]:  # the usual case: one text code set
+        return data[2:].decode("latin-1")
     out: list[str] = []
     code_set = "B"
     i = 0

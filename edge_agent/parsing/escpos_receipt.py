@@ -109,6 +109,8 @@ class ReceiptBuilder:
 
     def finish(self, ended_by: str, end: int, dialect: str) -> PrintedReceipt | None:
         """The receipt, decoded; None if nothing was printed on it but blank lines."""
+        if not (self.segments or self.codes or self.images):
+            return None  # a reset right after a cut, say: nothing was printed
         mode = "D" if self.saw_double else "S" if self.saw_single else dialect
         text = _decode(self.segments, mode)
         # Trailing spaces are layout, and so are blank lines before and after the text.
