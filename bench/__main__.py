@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 
-from bench import clv, memory, outbox, presence, sync_drain
+from bench import clv, escpos, memory, outbox, presence, sync_drain
 
 # name -> how to run it with the parsed options; "all" runs them in this order.
 BENCHMARKS: dict[str, Callable[[argparse.Namespace], None]] = {
@@ -14,6 +14,7 @@ BENCHMARKS: dict[str, Callable[[argparse.Namespace], None]] = {
     "memory": lambda a: memory.main(),
     "presence": lambda a: presence.main(runs=a.runs, sightings=a.events or 300_000),
     "clv": lambda a: clv.main(runs=a.runs),
+    "escpos": lambda a: escpos.main(runs=a.runs, receipts=a.events or 2000),
 }
 
 

@@ -11,7 +11,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from edge_agent import __version__
+from edge_agent import __version__, replay
 from edge_agent.config import CONFIG_ENV, DEFAULT_CONFIG_PATH, AgentConfig, config_path, load_config
 from edge_agent.credentials import CredentialsError
 from shared.crypto import KeyFileError
@@ -54,6 +54,7 @@ def _parser() -> argparse.ArgumentParser:
     sim.add_argument("--seed", type=int, default=1)
     sim.add_argument("--encoding", default="utf-8", help="utf-8 or gb18030")
     sim.add_argument("--garbage-every", type=int, default=0, help="send a garbage line every N lines")
+    replay.add_commands(sub)
     return parser
 
 
@@ -63,6 +64,8 @@ def main(argv: list[str] | None = None) -> int:
         from edge_agent.simulator import main_simulate
 
         return main_simulate(Path(args.link), args.rate, args.count, args.seed, args.encoding, args.garbage_every)
+    if args.command in replay.COMMANDS:
+        return replay.run(args)
     path = config_path(args.config)
     try:
         # The doctor reports a missing required setting as its first failed check and goes on.

@@ -74,3 +74,22 @@ class PanRedactor:
             return self._replacement(digits).encode("utf-8") if luhn_valid(digits) else match.group(0)
 
         return _CANDIDATE_BYTES.sub(swap, data) if len(data) >= 13 else data
+
+
+# Magnetic-stripe track data and card verification codes are never kept, not even hashed. A
+# receipt printer stream can carry them (a misconfigured terminal echoing a swipe, a debug line).
+_TRACK = re.compile(
+    r"%?B[0-9]{13,19}\^[^^\n]{0,26}\^[0-9]{4}[^?\n]{0,80}\??"  # track 1: %B PAN ^ NAME ^ YYMM ... ?
+    r"|;?[0-9]{13,19}=[0-9]{4}[0-9]{0,40}\??"  # track 2: ;PAN=YYMM...?
+)
+_CVV = re.compile(
+    r"(?:(?<![A-Za-z])(?:CVV2?|CVC2?|CID|CAV2)|安全码|校验码)\s*[:：]?\s*[0-9]{3,4}(?![0-9])", re.IGNORECASE
+)
+
+
+def drop_card_secrets(text: str) -> str:
+    """Remove track data and CVV codes from ``text`` (run before PAN redaction: track 2 holds a PAN)."""
+    if len(text) < 3:
+        return text
+    text = _TRACK.sub("[track data removed]", text)
+    return _CVV.sub("[CVV removed]", text)

@@ -1,0 +1,148 @@
+"""What the ESC/POS parser produces: a printed receipt, and the builder that collects one.
+
+Text is kept as raw byte segments, each tagged with how to decode it, until the receipt ends;
+then every line is decoded. Segments printed before the stream said which dialect it speaks
+(double-byte Chinese or a single-byte code page) are decoded by what the rest of the receipt
+shows, so the answer does not depend on where the reads happened to split the stream.
+"""
+
+from __future__ import annotations
+
+import codecs
+from dataclasses import dataclass
+
+from edge_agent.parsing.escpos_codepages import decoding_table
+
+# How a segment decodes: (mode, single-byte page, double-byte codec, translate table).
+# Mode "S" is single-byte, "D" double-byte, "U" not yet known (decided when the receipt ends).
+SegmentKey = tuple[str, str, str, dict[int, str] | None]
+
+
+@dataclass(frozen=True, slots=True)
+class Code:
+    """A barcode or two-dimensional symbol the receipt printed: its symbology and its data."""
+
+    symbology: str
+    data: str
+
+
+@dataclass(frozen=True, slots=True)
+class PrintedReceipt:
+    """One receipt's text lines and printed codes, and where it lies in the byte stream."""
+
+    lines: tuple[str, ...]
+    codes: tuple[Code, ...]
+    ended_by: str  # cut, reset, idle, end, limit
+    start: int
+    end: int
+    images: int = 0  # logos and other graphics printed
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def text(self) -> str:
+        """The receipt as one string, a newline after each line."""
+        return "".join(line + "\n" for line in self.lines)
+
+
+class ReceiptBuilder:
+    """Collects one receipt's text segments, codes and images while the parser reads it.
+
+    The text is one list of byte segments, line ends included as LF (no codec uses that byte
+    inside a character), so a receipt decodes in as many calls as it has code-page switches.
+    """
+
+    def __init__(self, start: int, key: SegmentKey) -> None:
+        self.start = start
+        self.key = key
+        self.segments: list[tuple[SegmentKey, bytearray]] = []
+        self.segment: bytearray | None = None
+        self.lines = 0
+        self.line_bytes = 0
+        self.codes: list[Code] = []
+        self.images = 0
+        self.warnings: list[str] = []
+        self.saw_double = False  # FS &, FS ., ESC t 255 or ESC 9: a Chinese printer's dialect
+        self.saw_single = False  # ESC t n: a single-byte code page chosen on purpose
+
+    def switch(self, key: SegmentKey) -> None:
+        """Text from now on decodes by ``key``."""
+        self.key = key
+        self.segment = None
+
+    def warn(self, reason: str) -> None:
+        """Note a problem once per receipt."""
+        if reason not in self.warnings:
+            self.warnings.append(reason)
+
+    def text(self, data: bytes) -> None:
+        """Append printable bytes to the current line."""
+        segment = self.segment
+        if segment is None:
+            segment = self.segment = bytearray()
+            self.segments.append((self.key, segment))
+        segment += data
+        self.line_bytes += len(data)
+
+    def run(self, data: bytes, lines: int) -> None:
+        """Append text holding ``lines`` line feeds: what ``text`` and ``newline`` would do, at once."""
+        segment = self.segment
+        if segment is None:
+            segment = self.segment = bytearray()
+            self.segments.append((self.key, segment))
+        segment += data
+        if lines:
+            self.lines += lines
+            self.line_bytes = len(data) - data.rfind(b"\n") - 1
+        else:
+            self.line_bytes += len(data)
+
+    def newline(self) -> int:
+        """End the current line (empty or not); return how many lines the receipt has."""
+        segment = self.segment
+        if segment is None:
+            segment = self.segment = bytearray()
+            self.segments.append((self.key, segment))
+        segment += b"\n"
+        self.line_bytes = 0
+        self.lines += 1
+        return self.lines
+
+    def finish(self, ended_by: str, end: int, dialect: str) -> PrintedReceipt | None:
+        """The receipt, decoded; None if nothing was printed on it but blank lines."""
+        if not (self.segments or self.codes or self.images):
+            return None  # a reset right after a cut, say: nothing was printed
+        mode = "D" if self.saw_double else "S" if self.saw_single else dialect
+        text = _decode(self.segments, mode)
+        # Trailing spaces are layout, and so are blank lines before and after the text.
+        lines = [line.rstrip() for line in text.split("\n")]
+        while lines and not lines[-1]:
+            lines.pop()
+        first = 0
+        while first < len(lines) and not lines[first]:
+            first += 1
+        lines = lines[first:]
+        if not (lines or self.codes or self.images):
+            return None
+        if "\ufffd" in text:
+            self.warn("undecodable_text")
+        return PrintedReceipt(
+            tuple(lines), tuple(self.codes), ended_by, self.start, end, self.images, tuple(self.warnings)
+        )
+
+    @property
+    def dialect(self) -> str | None:
+        """The mode this receipt's own commands point to, if any."""
+        return "D" if self.saw_double else "S" if self.saw_single else None
+
+
+def _decode(segments: list[tuple[SegmentKey, bytearray]], unknown_mode: str) -> str:
+    parts = []
+    for (mode, page, double, table), raw in segments:
+        if mode == "U":
+            mode = unknown_mode
+        if mode == "D":
+            text = raw.decode(double, "replace")
+        else:
+            text = codecs.charmap_decode(bytes(raw), "replace", decoding_table(page))[0]
+        parts.append(text.translate(table) if table else text)
+    return "".join(parts)

@@ -1,0 +1,134 @@
+"""Printer bytes to receipt records: the ESC/POS parser, card-data redaction, then the profiles.
+
+This is the one path from a POS printer stream to what the agent keeps, used by
+``edge-agent parse`` on a capture file and by a live ESC/POS source alike. Card data is
+removed here, before a record exists: track data and CVV codes are dropped and every Luhn-valid
+card number in the text or in a printed code is redacted (privacy.py), so neither profiles nor
+anything downstream ever sees one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from edge_agent.parsing.escpos import Code, EscposParser, Kanji, PrintedReceipt
+from edge_agent.parsing.receipt_profile import Profile, ProfileError, parse_profile
+from edge_agent.parsing.receipt_sale import Sale, SaleError, read_sale
+from edge_agent.privacy import PanRedactor, drop_card_secrets
+
+
+@dataclass(frozen=True, slots=True)
+class ReceiptRecord:
+    """A printed receipt (card data removed) and the sale read from it, or why there is none."""
+
+    printed: PrintedReceipt
+    sale: Sale | None
+    error: str | None
+
+    def as_json(self) -> dict[str, Any]:
+        """``{text_lines, codes, sale | error, ...}`` as ``edge-agent parse --json`` prints it."""
+        out: dict[str, Any] = {
+            "text_lines": list(self.printed.lines),
+            "codes": [{"symbology": c.symbology, "data": c.data} for c in self.printed.codes],
+        }
+        if self.sale is not None:
+            out["sale"] = self.sale.as_dict()
+        else:
+            out["error"] = self.error
+        out["ended_by"] = self.printed.ended_by
+        out["bytes"] = [self.printed.start, self.printed.end]
+        out["images"] = self.printed.images
+        out["warnings"] = list(self.printed.warnings)
+        return out
+
+
+def redact(printed: PrintedReceipt, redactor: PanRedactor) -> PrintedReceipt:
+    """The receipt with track data and CVV codes dropped and card numbers redacted."""
+
+    def clean(text: str) -> str:
+        return redactor.text(drop_card_secrets(text))
+
+    return replace(
+        printed,
+        lines=tuple(clean(line) for line in printed.lines),
+        codes=tuple(Code(c.symbology, clean(c.data)) for c in printed.codes),
+    )
+
+
+class ReceiptReader:
+    """Feeds a printer stream through the parser and turns each receipt into a record."""
+
+    def __init__(
+        self,
+        profiles: Sequence[Profile],
+        redactor: PanRedactor,
+        *,
+        only: str | None = None,
+        kanji: Kanji = "auto",
+        start_offset: int = 0,
+    ) -> None:
+        self.profiles = list(profiles)
+        self.redactor = redactor
+        self.only = only
+        self.parser = EscposParser(kanji=kanji, start_offset=start_offset)
+
+    def feed(self, data: bytes) -> list[ReceiptRecord]:
+        """Records for the receipts ``data`` completes."""
+        return [self.record(p) for p in self.parser.feed(data)]
+
+    def idle(self) -> list[ReceiptRecord]:
+        """The port went quiet: the receipt in progress, if any, is complete."""
+        return [self.record(p) for p in self.parser.idle()]
+
+    def close(self) -> list[ReceiptRecord]:
+        """The stream ended."""
+        return [self.record(p) for p in self.parser.close()]
+
+    def record(self, printed: PrintedReceipt) -> ReceiptRecord:
+        """Redact one printed receipt and read its sale."""
+        printed = redact(printed, self.redactor)
+        try:
+            return ReceiptRecord(printed, read_sale(printed.lines, self.profiles, self.only), None)
+        except SaleError as exc:
+            return ReceiptRecord(printed, None, exc.reason)
+
+
+def builtin_profiles() -> list[Profile]:
+    """The profiles shipped in ``edge_agent/profiles/*.toml``."""
+    folder = resources.files("edge_agent") / "profiles"
+    entries = sorted((e for e in folder.iterdir() if e.name.endswith(".toml")), key=lambda e: e.name)
+    return _unique([parse_profile(e.read_text(encoding="utf-8"), f"edge_agent/profiles/{e.name}") for e in entries])
+
+
+def load_profiles(paths: Iterable[Path], *, with_builtin: bool = True) -> list[Profile]:
+    """Built-in profiles plus those in ``paths`` (files or folders of ``*.toml``); a later name wins.
+
+    Raises ProfileError naming the file, line, column and reason of the first problem.
+    """
+    found = builtin_profiles() if with_builtin else []
+    for path in paths:
+        files = sorted(path.glob("*.toml")) if path.is_dir() else [path]
+        if path.is_dir() and not files:
+            raise ProfileError(str(path), 0, 0, "no *.toml profiles in this folder")
+        for file in files:
+            try:
+                text = file.read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError) as exc:
+                raise ProfileError(str(file), 0, 0, f"cannot read: {exc}") from None
+            profile = parse_profile(text, str(file))
+            found = [p for p in found if p.name != profile.name] + [profile]
+    return _unique(found)
+
+
+def _unique(profiles: list[Profile]) -> list[Profile]:
+    seen: dict[str, Profile] = {}
+    for profile in profiles:
+        if profile.name in seen:
+            other = seen[profile.name].source
+            raise ProfileError(profile.source, 1, 1, f"name {profile.name!r} is also used by {other}")
+        seen[profile.name] = profile
+    return profiles

@@ -1,0 +1,270 @@
+"""The ESC/POS parser against real printer streams, the command vectors and hand-built edge cases."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from edge_agent.parsing.escpos import Code, EscposParser, PrintedReceipt, parse_stream
+
+ESC, GS, FS = b"\x1b", b"\x1d", b"\x1c"
+CUT = GS + b"V\x42\x00"
+
+
+def fed_in_chunks(data: bytes, size: int, **options) -> list[PrintedReceipt]:
+    parser = EscposParser(**options)
+    out = []
+    for start in range(0, len(data), size):
+        out += parser.feed(data[start : start + size])
+    return out + parser.close()
+
+
+def texts(receipts: list[PrintedReceipt]) -> list[list[str]]:
+    return [list(r.lines) for r in receipts]
+
+
+# -- real captures ---------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def escpos_samples(samples_dir):
+    return {path.name: path.read_bytes() for path in sorted((samples_dir / "escpos").glob("*.bin"))}
+
+
+def test_every_sample_parses_identically_in_one_read_and_in_1_to_7_byte_chunks(escpos_samples):
+    assert len(escpos_samples) >= 6
+    for name, data in escpos_samples.items():
+        whole = parse_stream(data)
+        assert whole, name
+        for receipt in whole:
+            assert receipt.warnings == (), (name, receipt.warnings)
+        for size in range(1, 8):
+            assert fed_in_chunks(data, size) == whole, (name, size)
+
+
+def test_receipt_with_logo_text_equals_the_upstream_golden_text(samples_dir, escpos_samples):
+    golden = (samples_dir / "escpos" / "escpos-php__receipt-with-logo.expected-text.txt").read_text()
+    [receipt] = parse_stream(escpos_samples["escpos-php__receipt-with-logo.bin"])
+    assert receipt.text == golden
+    assert receipt.images == 1  # the logo, skipped by its declared length
+    assert receipt.ended_by == "cut"
+
+
+def test_demo_stream_holds_14_receipts_one_per_cut(escpos_samples):
+    receipts = parse_stream(escpos_samples["escpos-php__demo.bin"])
+    assert len(receipts) == 14
+    assert all(r.ended_by == "cut" for r in receipts)
+    assert receipts[0].lines == ("Hello world",)
+    assert receipts[1].lines == ("ABC", "DEF", "GHI")
+    # One receipt holds only a barcode, two only graphics (GS ( L, GS v 0): printed paper all the same.
+    assert [(len(r.codes), r.images) for r in receipts if not r.lines] == [(1, 0), (0, 4), (0, 4)]
+    assert receipts[10].codes == (Code("code39", "9876"),)
+    assert [c.data for c in receipts[-1].codes] == ["Testing 123"] * 3
+
+
+def test_qr_and_barcode_payloads_are_reported_never_printed_as_text(escpos_samples):
+    qr = parse_stream(escpos_samples["escpos-php__qr-code.bin"])[0]
+    assert len(qr.codes) == 19
+    assert {c.symbology for c in qr.codes} == {"qr"}
+    assert "0123456789012345678901234567890123456789" in {c.data for c in qr.codes}
+    assert not any("Testing 123" in line or "abcdefghijklmn" in line for line in qr.lines)
+
+    barcodes = parse_stream(escpos_samples["escpos-php__barcode.bin"])[0]
+    assert len(barcodes.codes) == 40
+    assert {c.symbology for c in barcodes.codes} == {
+        "upc_a",
+        "upc_e",
+        "ean13",
+        "ean8",
+        "code39",
+        "itf",
+        "codabar",
+        "code93",
+        "code128",
+    }
+    assert Code("code128", "012ABCDabcd") in barcodes.codes
+    assert Code("code128", "213243") in barcodes.codes  # code set C: one byte per digit pair
+    payloads = {c.data for c in barcodes.codes}
+    assert not payloads & set(barcodes.lines)
+
+
+def test_bit_images_whose_bytes_look_like_commands_are_skipped(escpos_samples):
+    [receipt] = parse_stream(escpos_samples["escpos-php__bit-image.bin"])
+    assert receipt.images == 4
+    assert receipt.lines[-1] == "Large Tux in correct proportion (bit image)."
+
+
+def test_code_pages_switch_mid_line(escpos_samples):
+    [receipt] = parse_stream(escpos_samples["escpos-php__character-encodings.bin"])
+    lines = set(receipt.lines)
+    assert "Quizdeltagerne spiste jordbær med fløde, mens cirkusklovnen Wolther spillede på xylofon." in lines
+    assert "Ξεσκεπάζω την ψυχοφθόρα βδελυγμία" in lines
+    assert "В чащах юга жил бы цитрус? Да, но фальшивый экземпляр!" in lines
+    assert "Pijamalı hasta, yağız şoföre çabucak güvendi." in lines
+    assert "ｲﾛﾊﾆﾎﾍﾄ ﾁﾘﾇﾙｦ ﾜｶﾖﾀﾚｿ ﾂﾈﾅﾗﾑ" in lines
+    assert any(line.startswith("Tiếng Việt, còn gọi tiếng Việt Nam") for line in lines)
+
+
+# -- the command vectors ----------------------------------------------------------------------
+
+# Keys of the vectors file that describe commands rather than what lands on a receipt.
+NOT_ON_PAPER = {"commands", "command", "ec_level", "model", "encoding", "code_page", "double_byte_encoding"}
+
+
+def load_vectors(samples_dir):
+    return json.loads((samples_dir / "escpos" / "escpos_command_vectors.json").read_text())
+
+
+def test_command_vectors_table(samples_dir):
+    vectors = load_vectors(samples_dir)
+    assert len(vectors) >= 11
+    for vector in vectors:
+        data = bytes.fromhex(vector["hex"])
+        expected = dict(vector["expected"])
+        # Text after the vector proves the parser is back in step; UTF-8 after ESC 9 1 proves the switch.
+        probe = "你好".encode() if expected.get("double_byte_encoding", "").startswith("UTF-8") else b"end"
+        receipts = parse_stream(data + probe + b"\n")
+        for size in (1, 2, 3, 5, 7):
+            assert fed_in_chunks(data + probe + b"\n", size) == receipts, vector["id"]
+        lines = [line for r in receipts for line in r.lines]
+        codes = [c for r in receipts for c in r.codes]
+        assert lines[-1].endswith(probe.decode()), vector["id"]
+        assert all(not r.warnings for r in receipts), (vector["id"], receipts)
+        if "qr_payload" in expected:
+            assert codes == [Code("qr", expected.pop("qr_payload"))], vector["id"]
+        if "barcode_data" in expected:
+            symbology = expected.pop("barcode_type").lower()
+            assert codes == [Code(symbology, expected.pop("barcode_data"))], vector["id"]
+        if "text" in expected:
+            assert lines[0] == expected.pop("text") + ("end" if lines[0] == lines[-1] else ""), vector["id"]
+        if "text_cp437" in expected:
+            assert lines[0] == expected.pop("text_cp437"), vector["id"]
+        if vector["id"] == "pe-cut-full-feed":
+            assert receipts[0].ended_by == "end" and not codes  # the cut ended an empty receipt
+        expected.pop("kanji_mode", None)  # shown by the decoded text above
+        assert set(expected) <= NOT_ON_PAPER, vector["id"]
+
+
+# -- hand-built streams -----------------------------------------------------------------------
+
+
+def test_gbk_under_fs_ampersand_and_single_byte_after_fs_dot():
+    name = "联华超市".encode("gbk")
+    data = ESC + b"@" + FS + b"&" + name + b"\n" + FS + b"." + b"caf\x82\n" + CUT
+    [receipt] = parse_stream(data)
+    assert receipt.lines == ("联华超市", "café")
+
+
+def test_esc_t_255_selects_gbk_and_gb18030_four_byte_characters_decode():
+    text = "收银员 𠀀 €".encode("gb18030")  # a four-byte GB18030 character and the euro sign
+    [receipt] = parse_stream(ESC + b"@" + ESC + b"t\xff" + text + b"\n" + CUT)
+    assert receipt.lines == ("收银员 𠀀 €",)
+
+
+def test_gbk_with_no_mode_command_reads_as_chinese_like_a_chinese_printer_after_power_up():
+    data = ESC + b"@" + "合计: 12.50".encode("gbk") + b"\r\n" + CUT
+    assert parse_stream(data)[0].lines == ("合计: 12.50",)
+    assert parse_stream(data, kanji="off")[0].lines != ("合计: 12.50",)
+
+
+def test_code_page_chosen_later_in_the_receipt_decides_earlier_text():
+    # escpos-php prints PC437 text first and switches with ESC t only when it needs another page.
+    data = b"jordb\x91r " + ESC + b"t\x10" + b"d\xe9j\xe0\n" + CUT
+    assert parse_stream(data)[0].lines == ("jordbær déjà",)
+
+
+def test_commands_straddling_reads_and_payloads_that_look_like_commands():
+    raster = GS + b"v0\x00\x02\x00\x03\x00" + b"\x1b@\x1dV\x00\n"  # 2 x 3 bytes of image data
+    qr = b"https://m.example.cn/\x1dV\x00?q=1"
+    qr_store = GS + b"(k" + bytes([len(qr) + 3, 0]) + b"1P0" + qr
+    qr_print = GS + b"(k\x03\x001Q0"
+    big = GS + b"8L" + (4 + 2 + 3).to_bytes(4, "little") + b"0p" + b"\x1b@\x0a" + b"\x00" * 4
+    data = ESC + b"@" + b"Logo" + raster + b"\n" + qr_store + qr_print + big + b"Thanks\n" + CUT
+    expected = parse_stream(data)
+    assert texts(expected) == [["Logo", "Thanks"]]
+    assert expected[0].codes == (Code("qr", qr.decode()),)
+    assert expected[0].images == 1
+    for size in range(1, 8):
+        assert fed_in_chunks(data, size) == expected
+
+
+def test_receipts_split_by_cut_reset_and_idle_and_streams_without_either():
+    parser = EscposParser()
+    out = parser.feed(b"one\n" + CUT + b"two\n" + ESC + b"@" + b"three\n")
+    assert texts(out) == [["one"], ["two"]]
+    assert [r.ended_by for r in out] == ["cut", "reset"]
+    assert parser.feed(b"still three\n") == []
+    [third] = parser.idle()
+    assert third.lines == ("three", "still three") and third.ended_by == "idle"
+    assert parser.idle() == []  # nothing printed since
+    parser.feed(b"four\n")
+    [fourth] = parser.close()
+    assert fourth.lines == ("four",) and fourth.ended_by == "end"
+    assert (third.start, third.end, fourth.start) == (out[1].end, fourth.start, third.end)
+
+
+def test_partial_cuts_and_cut_with_feed_end_receipts():
+    data = b"a\n" + ESC + b"i" + b"b\n" + ESC + b"m" + b"c\n" + GS + b"V\x01" + b"d\n" + GS + b"VA\x10"
+    assert texts(parse_stream(data)) == [["a"], ["b"], ["c"], ["d"]]
+
+
+def test_line_ends_cr_lf_cr_alone_and_print_and_feed():
+    data = b"a\r\nb\rc\n\n" + b"d" + ESC + b"d\x03" + b"e" + ESC + b"J\x10" + b"f\n"
+    assert texts(parse_stream(data)) == [["a", "b", "c", "", "d", "e", "f"]]
+
+
+def test_column_gaps_tabs_and_leading_and_trailing_blank_lines():
+    data = b"\n\n  name" + ESC + b"$\x00\x01" + b"2.00\tx  \n\n\n"
+    assert texts(parse_stream(data)) == [["  name 2.00\tx"]]
+
+
+def test_international_character_set_china_prints_yuan_for_dollar():
+    data = ESC + b"R\x0f" + b"$12.50 \\ " + ESC + b"R\x08" + b"\\3\n"
+    assert parse_stream(data)[0].lines == ("¥12.50 \\ ¥3",)
+
+
+def test_user_defined_glyphs_are_skipped_and_print_as_unknown():
+    # ESC & y c1 c2, then for each character x and y * x bytes: here one 12 x 24-dot "A".
+    define = ESC + b"&\x03AA" + bytes([12]) + b"\x1b@\n" * 12
+    data = define + ESC + b"%\x01" + b"xAy" + ESC + b"%\x00" + b"A\n"
+    [receipt] = parse_stream(data)
+    assert receipt.lines == ("x\ufffdyA",)
+    assert receipt.warnings == ("undecodable_text",)
+    kanji_glyph = FS + b"2\xfe\xa1" + bytes(72)
+    assert parse_stream(kanji_glyph + b"ok\n")[0].lines == ("ok",)
+
+
+def test_bit_image_esc_star_and_nv_images_are_skipped():
+    esc_star = ESC + b"*\x21\x02\x00" + b"\n\x1b@" * 2  # 24-dot double density: 3 bytes per column
+    nv = FS + b"q\x01\x01\x00\x01\x00" + b"\x1d" * 8
+    assert texts(parse_stream(b"a" + esc_star + nv + b"b\n")) == [["ab"]]
+
+
+def test_barcodes_function_a_and_b_and_esc_z_qr():
+    data = GS + b"k\x02" + b"6901234567892\x00" + GS + b"kI\x04{C\x0c\x22" + ESC + b"Z\x00\x02\x04\x03\x00abc"
+    [receipt] = parse_stream(data + b"x\n")
+    assert receipt.codes == (Code("ean13", "6901234567892"), Code("code128", "1234"), Code("qr", "abc"))
+    assert receipt.lines == ("x",)
+
+
+def test_unknown_and_truncated_commands_are_noted_not_fatal():
+    [receipt] = parse_stream(b"a" + ESC + b"\x01" + b"b\n" + GS + b"v0\x00\xff\xff\x01\x00")
+    assert receipt.lines == ("ab",)
+    assert receipt.warnings == ("unknown_command:ESC 01", "truncated_command")
+
+
+def test_runaway_stream_without_line_ends_or_cuts_is_bounded():
+    parser = EscposParser(max_lines=3, max_line_bytes=10)
+    out = parser.feed(b"x" * 25 + b"\n" + b"y\n")
+    assert texts(out) == [["x" * 10, "x" * 10, "x" * 5]]
+    assert out[0].ended_by == "limit" and "line_too_long" in out[0].warnings
+
+
+def test_barcode_whose_nul_never_comes_ends_at_the_same_byte_however_the_stream_is_split():
+    data = b"a\n" + GS + b"k\x04" + b"X" * 300 + b"\nb\n"
+    expected = parse_stream(data)
+    assert expected[0].lines == ("a", "X" * 45, "b")  # 255 bytes were the barcode's
+    assert expected[0].warnings == ("unterminated_command",)
+    for size in range(1, 8):
+        assert fed_in_chunks(data, size) == expected

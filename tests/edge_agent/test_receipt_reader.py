@@ -1,0 +1,55 @@
+"""The receipt path from printer bytes: card data removed before profiles, records as parse prints them."""
+
+from __future__ import annotations
+
+import pytest
+
+from edge_agent.parsing.escpos import Code, PrintedReceipt
+from edge_agent.privacy import PanRedactor, drop_card_secrets
+from edge_agent.receipt_reader import ReceiptReader, builtin_profiles, redact
+
+
+@pytest.mark.parametrize(
+    ("printed", "kept"),
+    [
+        ("%B6222021234567894^ZHANG/SAN^2512101000000000000?", "[track data removed]"),
+        (";6222021234567894=25121010000012300000?", "[track data removed]"),
+        ("磁道:6222021234567894=2512101", "磁道:[track data removed]"),
+        ("CVV: 123", "[CVV removed]"),
+        ("cvv2 4567 ok", "[CVV removed] ok"),
+        ("卡安全码:321", "卡[CVV removed]"),
+        ("合计: 12.00  2026-11-23 13:05", "合计: 12.00  2026-11-23 13:05"),
+        ("收银员:1005  CVS便利店", "收银员:1005  CVS便利店"),
+    ],
+)
+def test_track_data_and_cvv_are_dropped(printed, kept):
+    assert drop_card_secrets(printed) == kept
+
+
+def test_card_numbers_are_redacted_in_text_and_in_printed_codes_before_profiles_read_them():
+    redactor = PanRedactor(b"k" * 32)
+    printed = PrintedReceipt(
+        lines=("卡号:6222 0212 3456 7894", "单号:A1"),
+        codes=(Code("qr", "https://pay.example.cn/?card=6222021234567894"),),
+        ended_by="cut",
+        start=0,
+        end=10,
+    )
+    clean = redact(printed, redactor)
+    assert clean.lines[0].startswith("卡号:[PAN …7894 #") and clean.lines[1] == "单号:A1"
+    assert "6222021234567894" not in clean.codes[0].data and "[PAN …7894 #" in clean.codes[0].data
+
+
+def test_a_receipt_without_a_sale_is_kept_with_its_reason():
+    reader = ReceiptReader(builtin_profiles(), PanRedactor(b"k" * 32))
+    [record] = reader.feed(b"\x1b@hello\n\x1dV\x00")
+    assert record.sale is None and record.error == "no_profile_matched"
+    assert record.as_json() == {
+        "text_lines": ["hello"],
+        "codes": [],
+        "error": "no_profile_matched",
+        "ended_by": "cut",
+        "bytes": [0, 11],
+        "images": 0,
+        "warnings": [],
+    }
