@@ -4,6 +4,10 @@ The port is any pyserial URL, so the same code reads ``/dev/ttyUSB0`` in a store
 in tests and ``socket://`` from a serial-over-IP box. Every chunk read is journaled before it is
 parsed (see journal.py); each complete line becomes a ``pos.receipt`` event or a quarantine row.
 An unplugged cable or a vanished device is retried with exponential backoff, forever.
+
+If the disk refuses a journal write, the chunk is held in memory and written later (backlog.py);
+reading and parsing go on. Only past ``capture.max_unjournaled_bytes`` of held bytes are chunks
+dropped; their lines are counted and reported to central in an ``agent.gap`` event.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from edge_agent.outbox import Capture, Quarantined, Record
 from edge_agent.parsing.lines import LineSplitter, Piece
 from edge_agent.parsing.receipt_line import LineError, decode_line, parse_receipt_line
 from edge_agent.privacy import PanRedactor
+from edge_agent.sources.backlog import ChunkBacklog
 from shared.wire import timestamp
 
 log = logging.getLogger(__name__)
@@ -41,6 +46,10 @@ class SourceHealth:
     quarantined: int = 0
     reconnects: int = 0
     quarantined_by_reason: dict[str, int] = field(default_factory=dict)
+    unjournaled_bytes: int = 0  # read but held in memory: the journal refuses writes (disk full)
+    journal_error: str | None = None
+    dropped_bytes: int = 0  # read past the memory bound while the disk stayed full, and lost
+    dropped_lines: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -51,6 +60,10 @@ class SourceHealth:
             "quarantined": self.quarantined,
             "quarantined_by_reason": dict(self.quarantined_by_reason),
             "reconnects": self.reconnects,
+            "unjournaled_bytes": self.unjournaled_bytes,
+            "journal_error": self.journal_error,
+            "dropped_bytes": self.dropped_bytes,
+            "dropped_lines": self.dropped_lines,
         }
 
 
@@ -86,6 +99,8 @@ class SerialPosSource:
         reconnect_max_delay: float = 30.0,
         clock: Callable[[], float] = time.time,
         opener: Callable[[str, int], Any] = open_port,
+        max_unjournaled_bytes: int = 8 * 1024 * 1024,
+        on_disk_full: Callable[[str], None] | None = None,
     ) -> None:
         self.url = url
         self.baudrate = baudrate
@@ -101,6 +116,8 @@ class SerialPosSource:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._splitter = LineSplitter(max_line_bytes)
+        self.backlog = ChunkBacklog(journal, max_unjournaled_bytes, on_disk_full=on_disk_full)
+        self._unreported_drops = 0  # lines dropped and not yet reported to central
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self.run, name=f"source-{self.name}", daemon=True)
@@ -153,12 +170,37 @@ class SerialPosSource:
             data = port.read(max(1, port.in_waiting))
             if data:
                 self.feed(data)
+            elif len(self.backlog):
+                self.backlog.flush()
+                self._journal_state()
 
     def feed(self, data: bytes) -> None:
-        """Journal a chunk read from the device, then parse what it completes."""
-        self.journal.append(self._splitter.offset, data)
+        """Journal a chunk read from the device (or hold it while the disk is full), then parse it."""
         self.health.bytes_read += len(data)
-        self._handle(self._splitter.feed(data))
+        kept = self.backlog.write(self._splitter.offset, data)
+        self._journal_state()
+        if kept:
+            self._handle(self._splitter.feed(data))
+        else:
+            self._drop(data)
+
+    def _drop(self, data: bytes) -> None:
+        """Held bytes are at their bound and the disk is still full: lose this chunk, but count it."""
+        lost = self._splitter.feed(data)  # keeps line boundaries and offsets right for what follows
+        if not self.health.dropped_bytes:
+            log.error("%s: disk full and %d bytes held in memory; dropping input", self.name, self.backlog.held_bytes)
+        self.health.dropped_bytes += len(data)
+        self.health.dropped_lines += len(lost)
+        self._unreported_drops += len(lost)
+
+    def _journal_state(self) -> None:
+        self.health.unjournaled_bytes = self.backlog.held_bytes
+        self.health.journal_error = self.backlog.error
+        if self._unreported_drops and not len(self.backlog):
+            # The journal takes writes again: tell central what was lost, as a gap it can show.
+            gap = {"reason": "disk_pressure", "shed": {"pos.receipt": self._unreported_drops}}
+            self._emit(Capture.of("agent.gap", {**gap, "from_seq": None, "to_seq": None}, timestamp(self._clock)))
+            self._unreported_drops = 0
 
     def _handle(self, pieces: list[Piece]) -> None:
         for piece in pieces:
