@@ -29,7 +29,7 @@ import orjson
 from cryptography.exceptions import InvalidTag
 
 from shared import ids
-from shared.crypto import KEY_BYTES, Sealer
+from shared.crypto import KEY_BYTES, KeyFileError, Sealer
 from shared.ids import uuid7_time
 from shared.wire import Event, event_body
 
@@ -71,7 +71,7 @@ KEY_CHECK = b"outbox key check"
 UNREADABLE_SOURCE = "outbox"
 
 
-class OutboxKeyError(Exception):
+class OutboxKeyError(KeyFileError):
     """The outbox was sealed under another key than the one the agent was given."""
 
 

@@ -26,6 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from edge_agent.config import AgentConfig
 from edge_agent.diskspace import SpaceReserve
 from edge_agent.outbox import DELIVERED, Capture, Outbox, add_counts
 from shared.wire import timestamp
@@ -228,3 +229,14 @@ class OutboxHousekeeper:
         self.outbox.append([gap], discard=seqs, count={f"shed:{kind}": n for kind, n in kinds.items()})
         self.gaps.append(payload)
         log.warning("outbox %s: shed %s (%s, seq %d-%d)", self.outbox.path, dict(kinds), reason, min(seqs), max(seqs))
+
+
+def policy_from_config(config: AgentConfig) -> OutboxPolicy:
+    """The policy the agent's settings declare."""
+    return OutboxPolicy(
+        max_bytes=config.outbox_max_bytes,
+        max_age_seconds=config.outbox_max_age_hours * 3600,
+        room_bytes=max(config.outbox_reserve_bytes, 1024 * 1024),
+        quarantine_max_rows=config.quarantine_max_rows,
+        quarantine_max_age_seconds=config.quarantine_max_age_days * 86400,
+    )
