@@ -132,6 +132,10 @@ class OutboxHousekeeper:
                 .fetchall()
             )
             if not rows:
+                if total:
+                    log.warning(
+                        "outbox %s: shed %d presence and heartbeat events unsent too long", self.outbox.path, total
+                    )
                 return total
             self._shed(rows, "quota")
             total += len(rows)
@@ -164,6 +168,9 @@ class OutboxHousekeeper:
                         break
                 self._shed(take, reason)
                 shed += len(take)
+        if shed:
+            why = "the disk is full" if reason == "disk_pressure" else "the outbox is over its byte quota"
+            log.warning("outbox %s: shed %d presence and heartbeat events: %s", self.outbox.path, shed, why)
         short = freed < need
         if short and not self._short:
             log.warning(
@@ -228,7 +235,6 @@ class OutboxHousekeeper:
         gap = Capture.of("agent.gap", payload, timestamp(self._clock))
         self.outbox.append([gap], discard=seqs, count={f"shed:{kind}": n for kind, n in kinds.items()})
         self.gaps.append(payload)
-        log.warning("outbox %s: shed %s (%s, seq %d-%d)", self.outbox.path, dict(kinds), reason, min(seqs), max(seqs))
 
 
 def policy_from_config(config: AgentConfig) -> OutboxPolicy:
