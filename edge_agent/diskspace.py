@@ -13,6 +13,7 @@ looking at the reserve file and the free space.
 
 from __future__ import annotations
 
+import ctypes
 import errno
 import logging
 import os
@@ -29,6 +30,7 @@ log = logging.getLogger(__name__)
 RESERVE_NAME = "reserve"
 _FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
 _CHUNK = 1024 * 1024
+_FALLOC_FL_KEEP_SIZE = 1
 
 
 class DiskWriteError(Exception):
@@ -43,6 +45,31 @@ def free_bytes(path: Path) -> int:
     """Bytes an unprivileged writer may still use on the filesystem holding ``path``."""
     st = os.statvfs(path)
     return st.f_bavail * st.f_frsize
+
+
+def _libc_fallocate() -> Callable[[int, int, int, int], int] | None:
+    try:
+        fallocate = ctypes.CDLL(None, use_errno=True).fallocate
+    except (OSError, AttributeError):  # not Linux with glibc or musl
+        return None
+    fallocate.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64]
+    fallocate.restype = ctypes.c_int
+    return fallocate
+
+
+_fallocate = _libc_fallocate()
+
+
+def preallocate(fd: int, offset: int, length: int) -> bool:
+    """Give the file ``length`` bytes of disk blocks past ``offset`` without changing its size.
+
+    Appends then land in blocks the file already owns, so they succeed even when the disk has
+    filled up meanwhile (Linux ``fallocate(FALLOC_FL_KEEP_SIZE)``). False if the disk or the
+    filesystem would not.
+    """
+    if _fallocate is None or length <= 0:
+        return False
+    return bool(_fallocate(fd, _FALLOC_FL_KEEP_SIZE, offset, length) == 0)
 
 
 def is_disk_full(exc: BaseException) -> bool:

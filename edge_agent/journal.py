@@ -14,6 +14,10 @@ a read and the next group commit.
 Every write is checked: a short write or a refused one (disk full) cuts the file back to where it
 was and raises :class:`DiskWriteError`, so a half-written record can never sit in front of the
 next one. A record torn by a kill or a power cut is cut off, and counted, when the file is opened.
+
+The file keeps ``preallocate`` bytes of disk blocks past its end (``fallocate`` with KEEP_SIZE),
+so when the disk fills up the journal goes on accepting input for a while: bytes read from the
+port stay durable, and a kill then loses nothing, even though the outbox cannot commit.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ from pathlib import Path
 
 from cryptography.exceptions import InvalidTag
 
-from edge_agent.diskspace import DiskWriteError, describe_write_error, is_disk_full
+from edge_agent.diskspace import DiskWriteError, describe_write_error, is_disk_full, preallocate
 from shared.crypto import NONCE_BYTES, Sealer
 
 log = logging.getLogger(__name__)
@@ -36,6 +40,7 @@ _HEADER = struct.Struct(">IQ")
 _MAX_RECORD = 16 * 1024 * 1024
 _SEAL_OVERHEAD = NONCE_BYTES + 16  # nonce and GCM tag around each chunk
 COMPACT_BYTES = 1024 * 1024
+PREALLOCATE_BYTES = 1024 * 1024
 
 
 class JournalError(Exception):
@@ -90,6 +95,7 @@ class CaptureJournal:
         *,
         fsync: bool = True,
         compact_bytes: int = COMPACT_BYTES,
+        preallocate: int = PREALLOCATE_BYTES,
         write: Callable[[int, memoryview], int] = os.write,
     ) -> None:
         self.path = path
@@ -97,6 +103,7 @@ class CaptureJournal:
         self._sealer = sealer
         self._fsync = fsync
         self._compact_bytes = compact_bytes
+        self._preallocate = preallocate
         self._write = write
         # Set by the writer thread after each commit; read here to decide when to truncate.
         self.committed = 0
@@ -110,6 +117,7 @@ class CaptureJournal:
         self._compact_at = compact_bytes
         self._end: int | None = None  # stream offset just past the last journaled byte
         self._recover()
+        self._reserve_room()
 
     def close(self) -> None:
         os.close(self._fd)
@@ -160,12 +168,18 @@ class CaptureJournal:
             os.ftruncate(self._fd, good)
         self._size = good
 
+    def _reserve_room(self) -> None:
+        """Own disk blocks past the end of the file, for appends while the disk is full."""
+        if self._preallocate:
+            preallocate(self._fd, self._size, self._preallocate)
+
     def append(self, offset: int, data: bytes) -> None:
         """Journal ``data``, which starts at stream position ``offset``; raise DiskWriteError if refused."""
         if self._size and self._end is not None and self.committed >= self._end:
             os.ftruncate(self._fd, 0)  # everything before this chunk is committed already
             self._size = 0
             self._compact_at = self._compact_bytes
+            self._reserve_room()  # truncating gave the preallocated blocks back
         elif self._size > self._compact_at and self.committed > 0:
             self._compact()
             # A journal that stays long (the outbox cannot commit) is compacted again only once it doubles.
@@ -221,6 +235,7 @@ class CaptureJournal:
         os.close(self._fd)
         self._fd = os.open(self.path, os.O_RDWR | os.O_APPEND, 0o600)
         self._size = os.fstat(self._fd).st_size
+        self._reserve_room()
 
     def replay(self, committed: int) -> Iterator[tuple[int, bytes]]:
         """Yield the journaled bytes past ``committed`` as (offset, data), in stream order.

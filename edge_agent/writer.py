@@ -51,6 +51,7 @@ class OutboxWriter:
         self._housekeeping = housekeeping
         self._housekeeping_interval = housekeeping_interval
         self._next_housekeeping = 0.0
+        self._housekeeping_error: str | None = None
         self._cond = threading.Condition()
         self._pending: list[Record] = []
         self._stopping = False
@@ -152,6 +153,10 @@ class OutboxWriter:
             self._housekeeping()
         except Exception as exc:  # never let housekeeping stop the writer; it runs again next interval
             message = describe_write_error(exc, self.outbox.path)
-            log.error("outbox housekeeping failed: %s", message)
+            if message != self._housekeeping_error:
+                log.error("outbox housekeeping failed, will retry: %s", message)
+            self._housekeeping_error = message
             if is_disk_full(exc) and self._on_disk_full is not None:
                 self._on_disk_full(message)
+            return
+        self._housekeeping_error = None

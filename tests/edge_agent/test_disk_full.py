@@ -47,7 +47,7 @@ def make_source(journal, emit, **kw):
 def test_a_refused_journal_write_raises_a_clear_error_and_leaves_no_half_record(tmp_path, small_fs, sealer):
     fs = small_fs(tmp_path / "fs", MiB)
     path = fs.path / "pos.journal"
-    journal = CaptureJournal(path, sealer, "pos")
+    journal = CaptureJournal(path, sealer, "pos", preallocate=0)
     journal.append(0, line(0))
     size = path.stat().st_size
     fs.fill()
@@ -61,6 +61,29 @@ def test_a_refused_journal_write_raises_a_clear_error_and_leaves_no_half_record(
     again = CaptureJournal(path, sealer, "pos")
     assert list(again.replay(0)) == [(0, line(0)), (len(line(0)), line(1))]
     assert again.torn_records == 0
+
+
+def test_the_journal_keeps_accepting_input_in_its_preallocated_room_when_the_disk_fills(tmp_path, small_fs, sealer):
+    fs = small_fs(tmp_path / "fs", MiB)
+    journal = CaptureJournal(fs.path / "pos.journal", sealer, "pos", preallocate=64 * 1024)
+    fs.fill()
+    offset = 0
+    while journal.size < 48 * 1024:  # durable input while nothing else on this disk can be written
+        journal.append(offset, line(0))
+        offset += len(line(0))
+    refused = None
+    for _ in range(1000):
+        try:
+            journal.append(offset, line(0))
+        except DiskWriteError as exc:
+            refused = exc
+            break
+        offset += len(line(0))
+    assert refused is not None and refused.disk_full  # once the room is used up, the disk says no
+    journal.committed = offset
+    fs.free()
+    journal.append(offset, line(1))  # truncates, and owns its room again
+    assert fs.free_bytes() <= fs.size - 64 * 1024
 
 
 def test_short_writes_are_continued_until_the_record_is_whole(tmp_path, sealer):
@@ -98,7 +121,7 @@ def test_a_torn_last_record_is_cut_off_and_counted_when_the_journal_opens(tmp_pa
 
 def test_the_source_holds_a_chunk_the_journal_refused_and_writes_it_when_space_returns(tmp_path, small_fs, sealer):
     fs = small_fs(tmp_path / "fs", MiB)
-    journal = CaptureJournal(fs.path / "pos.journal", sealer, "pos")
+    journal = CaptureJournal(fs.path / "pos.journal", sealer, "pos", preallocate=0)
     got, full = [], []
     source = make_source(journal, got.append, on_disk_full=full.append)
     source.feed(line(0))
@@ -119,7 +142,7 @@ def test_the_source_holds_a_chunk_the_journal_refused_and_writes_it_when_space_r
 
 def test_chunks_committed_while_held_are_not_journaled_late(tmp_path, small_fs, sealer):
     fs = small_fs(tmp_path / "fs", MiB)
-    journal = CaptureJournal(fs.path / "pos.journal", sealer, "pos")
+    journal = CaptureJournal(fs.path / "pos.journal", sealer, "pos", preallocate=0)
     got = []
     source = make_source(journal, got.append)
     fs.fill()
@@ -133,7 +156,7 @@ def test_chunks_committed_while_held_are_not_journaled_late(tmp_path, small_fs, 
 
 def test_past_its_memory_bound_the_source_drops_counts_and_reports_a_gap(tmp_path, small_fs, sealer):
     fs = small_fs(tmp_path / "fs", MiB)
-    journal = CaptureJournal(fs.path / "pos.journal", sealer, "pos")
+    journal = CaptureJournal(fs.path / "pos.journal", sealer, "pos", preallocate=0)
     got = []
     source = make_source(journal, got.append, max_unjournaled_bytes=2 * len(line(0)))
     fs.fill()
