@@ -7,7 +7,7 @@ crash the agent replays the journal from that offset, and the events lost with t
 memory are rebuilt from the same bytes: none lost, none twice.
 
 The file is a sequence of records ``length (4 bytes) | stream offset (8 bytes) | sealed chunk``.
-It is truncated as soon as everything in it has been committed, and compacted (the records still
+It is truncated (before the next read) once everything in it has been committed, and compacted (the records still
 needed copied to a fresh file) once it passes ``compact_bytes``, so it holds only the bytes between
 a read and the next group commit.
 
@@ -173,10 +173,11 @@ class CaptureJournal:
         if self._preallocate:
             preallocate(self._fd, self._size, self._preallocate)
 
-    def append(self, offset: int, data: bytes) -> None:
-        """Journal ``data``, which starts at stream position ``offset``; raise DiskWriteError if refused."""
+    def prepare(self) -> None:
+        """Truncate (or compact) what is committed; the source calls this before it reads the port,
+        so that between a read and its :meth:`append` there is no other system call."""
         if self._size and self._end is not None and self.committed >= self._end:
-            os.ftruncate(self._fd, 0)  # everything before this chunk is committed already
+            os.ftruncate(self._fd, 0)  # everything journaled is committed already
             self._size = 0
             self._compact_at = self._compact_bytes
             self._reserve_room()  # truncating gave the preallocated blocks back
@@ -184,6 +185,9 @@ class CaptureJournal:
             self._compact()
             # A journal that stays long (the outbox cannot commit) is compacted again only once it doubles.
             self._compact_at = max(self._compact_bytes, 2 * self._size)
+
+    def append(self, offset: int, data: bytes) -> None:
+        """Journal ``data``, which starts at stream position ``offset``; raise DiskWriteError if refused."""
         record = _HEADER.pack(len(data) + _SEAL_OVERHEAD, offset) + self._sealer.seal(data, self._aad(offset))
         self._write_all(record)
         self._end = offset + len(data)

@@ -62,3 +62,12 @@ def small_fs(tmp_path: Path) -> Iterator[Callable[[Path, int], SmallFilesystem]]
         unavailable(problem)
     with ExitStack() as stack:
         yield lambda path, size: stack.enter_context(small_filesystem(path, size))
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--storm",
+        type=int,
+        default=30,
+        help="SIGKILLs in the agent's kill-storm test (tests/e2e/test_kill_storm.py); 1000 for the long run",
+    )

@@ -45,6 +45,11 @@ class ChunkBacklog:
     def __len__(self) -> int:
         return len(self._held)
 
+    def prepare(self) -> None:
+        """Before a read: let the journal truncate what is committed (only when nothing is held)."""
+        if not self._held:
+            self.journal.prepare()
+
     def write(self, offset: int, data: bytes) -> bool:
         """Journal ``data`` or hold it; False if it could do neither (held bytes at their bound)."""
         if self._held:

@@ -28,6 +28,7 @@ from edge_agent.parsing.lines import LineSplitter, Piece
 from edge_agent.parsing.receipt_line import LineError, decode_line, parse_receipt_line
 from edge_agent.privacy import PanRedactor
 from edge_agent.sources.backlog import ChunkBacklog
+from edge_agent.sources.port_reader import PortReader
 from shared.wire import timestamp
 
 log = logging.getLogger(__name__)
@@ -166,16 +167,22 @@ class SerialPosSource:
         self._set_state("stopped", "")
 
     def _read(self, port: Any) -> None:
+        reader = PortReader(port, READ_TIMEOUT)
         while not self._stop.is_set():
-            data = port.read(max(1, port.in_waiting))
+            self.backlog.prepare()
+            data = reader.read()  # straight on to the journal: see port_reader.py
             if data:
-                self.feed(data)
+                self._take(data)
             elif len(self.backlog):
                 self.backlog.flush()
                 self._journal_state()
 
     def feed(self, data: bytes) -> None:
         """Journal a chunk read from the device (or hold it while the disk is full), then parse it."""
+        self.backlog.prepare()
+        self._take(data)
+
+    def _take(self, data: bytes) -> None:
         self.health.bytes_read += len(data)
         kept = self.backlog.write(self._splitter.offset, data)
         self._journal_state()

@@ -82,7 +82,8 @@ def test_the_journal_keeps_accepting_input_in_its_preallocated_room_when_the_dis
     assert refused is not None and refused.disk_full  # once the room is used up, the disk says no
     journal.committed = offset
     fs.free()
-    journal.append(offset, line(1))  # truncates, and owns its room again
+    journal.prepare()  # truncates, and owns its room again
+    journal.append(offset, line(1))
     assert fs.free_bytes() <= fs.size - 64 * 1024
 
 

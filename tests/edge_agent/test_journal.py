@@ -44,8 +44,10 @@ def test_the_file_is_truncated_once_everything_is_committed(tmp_path, sealer):
     journal.append(0, b"a\n")
     journal.append(2, b"b\n")
     journal.committed = 2  # not everything yet: keep
+    journal.prepare()
     journal.append(4, b"c\n")
     assert len(list(CaptureJournal(path, sealer, "pos").replay(0))) == 3
     journal.committed = 6
+    journal.prepare()
     journal.append(6, b"d\n")
     assert list(CaptureJournal(path, sealer, "pos").replay(0)) == [(6, b"d\n")]
