@@ -26,6 +26,7 @@ from edge_agent.outbox_policy import OutboxHousekeeper, policy_from_config
 from edge_agent.privacy import PanRedactor
 from edge_agent.rotation import resolve_outbox_key
 from edge_agent.sources.serial_pos import SerialPosSource
+from edge_agent.sources.staging import ReadStaging, staging_path
 from edge_agent.sync import SyncJob
 from edge_agent.transport import HttpTransport, Transport
 from edge_agent.writer import OutboxWriter
@@ -109,6 +110,7 @@ class Agent:
             clock=clock,
             max_unjournaled_bytes=config.capture_max_unjournaled_bytes,
             on_disk_full=self.reserve.release,
+            staging=ReadStaging(staging_path(config.agent_data_dir, "pos", config.capture_staging_dir)),
         )
         central_url = config.sync_central_url or self.credentials.central_url
         self.transport = transport or HttpTransport(

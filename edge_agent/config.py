@@ -75,6 +75,12 @@ class AgentConfig:
         "past it, input is dropped, counted and reported to central as an `agent.gap`.",
         minimum=4096,
     )
+    capture_staging_dir: str = setting(
+        "capture.staging_dir",
+        "",
+        "RAM-backed directory where bytes just read wait for the journal, so a kill cannot lose them; "
+        "empty means $RUNTIME_DIRECTORY (systemd RuntimeDirectory=), else /dev/shm.",
+    )
     outbox_commit_interval: float = setting(
         "outbox.commit_interval",
         0.2,

@@ -29,6 +29,7 @@ from edge_agent.parsing.receipt_line import LineError, decode_line, parse_receip
 from edge_agent.privacy import PanRedactor
 from edge_agent.sources.backlog import ChunkBacklog
 from edge_agent.sources.port_reader import PortReader
+from edge_agent.sources.staging import ReadStaging
 from shared.wire import timestamp
 
 log = logging.getLogger(__name__)
@@ -102,6 +103,7 @@ class SerialPosSource:
         opener: Callable[[str, int], Any] = open_port,
         max_unjournaled_bytes: int = 8 * 1024 * 1024,
         on_disk_full: Callable[[str], None] | None = None,
+        staging: ReadStaging | None = None,
     ) -> None:
         self.url = url
         self.baudrate = baudrate
@@ -118,6 +120,7 @@ class SerialPosSource:
         self._thread: threading.Thread | None = None
         self._splitter = LineSplitter(max_line_bytes)
         self.backlog = ChunkBacklog(journal, max_unjournaled_bytes, on_disk_full=on_disk_full)
+        self.staging = staging or ReadStaging(None)
         self._unreported_drops = 0  # lines dropped and not yet reported to central
 
     def start(self) -> None:
@@ -128,6 +131,8 @@ class SerialPosSource:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout)
+        # Keep the staged bytes only if the journal does not have them all (the disk was full).
+        self.staging.close(remove=not len(self.backlog))
 
     def recover(self, committed: int) -> int:
         """Replay journaled bytes past ``committed`` into events; return how many bytes were replayed."""
@@ -141,7 +146,24 @@ class SerialPosSource:
             replayed += len(data)
         if replayed:
             log.info("%s: replayed %d journaled bytes after an unclean stop", self.name, replayed)
-        return replayed
+        rescued = 0
+        for offset, data in self.staging.leftovers():
+            # Read just before a kill and maybe not journaled: whatever lies past the journal's end.
+            skip = self._splitter.offset - offset
+            if skip >= len(data):
+                continue
+            if skip < 0:
+                log.warning("%s: staging gap at %d (expected %d)", self.name, offset, self._splitter.offset)
+                self._splitter = LineSplitter(self.max_line_bytes, start_offset=offset)
+                skip = 0
+            self._take(data[skip:])
+            rescued += len(data) - skip
+        if rescued:
+            log.info(
+                "%s: recovered %d bytes read just before an unclean stop from %s", self.name, rescued, self.staging.path
+            )
+        self._before_read()
+        return replayed + rescued
 
     def run(self) -> None:
         delay = 0.5
@@ -169,9 +191,11 @@ class SerialPosSource:
     def _read(self, port: Any) -> None:
         reader = PortReader(port, READ_TIMEOUT)
         while not self._stop.is_set():
-            self.backlog.prepare()
-            data = reader.read()  # straight on to the journal: see port_reader.py
+            self._before_read()
+            data = reader.read()
             if data:
+                # Nothing between the read and this write may let another thread run (staging.py).
+                self.staging.stage(self._splitter.offset, data)
                 self._take(data)
             elif len(self.backlog):
                 self.backlog.flush()
@@ -179,8 +203,16 @@ class SerialPosSource:
 
     def feed(self, data: bytes) -> None:
         """Journal a chunk read from the device (or hold it while the disk is full), then parse it."""
-        self.backlog.prepare()
+        self._before_read()
+        self.staging.stage(self._splitter.offset, data)
         self._take(data)
+
+    def _before_read(self) -> None:
+        """Tidy the journal and, once it holds everything, the staging file: no system call is left
+        for the moment between a read and the staging write."""
+        self.backlog.prepare()
+        if not len(self.backlog):
+            self.staging.clear()
 
     def _take(self, data: bytes) -> None:
         self.health.bytes_read += len(data)
