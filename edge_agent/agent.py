@@ -110,7 +110,10 @@ class Agent:
             clock=clock,
             max_unjournaled_bytes=config.capture_max_unjournaled_bytes,
             on_disk_full=self.reserve.release,
-            staging=ReadStaging(staging_path(config.agent_data_dir, "pos", config.capture_staging_dir)),
+            staging=ReadStaging(
+                staging_path(config.agent_data_dir, "pos", config.capture_staging_dir),
+                limit_bytes=2 * config.capture_max_unjournaled_bytes,
+            ),
         )
         central_url = config.sync_central_url or self.credentials.central_url
         self.transport = transport or HttpTransport(

@@ -44,8 +44,9 @@ def staging_path(data_dir: Path, source: str, configured: str = "", environ: Map
 class ReadStaging:
     """The staging file of one source; only that source's thread uses it."""
 
-    def __init__(self, path: Path | None) -> None:
+    def __init__(self, path: Path | None, limit_bytes: int = 16 * 1024 * 1024) -> None:
         self.path = path
+        self.limit_bytes = limit_bytes  # while the disk stays full the file grows; past this, stop staging
         self._fd: int | None = None
         self._size = 0
         if path is None:
@@ -65,7 +66,7 @@ class ReadStaging:
 
     def stage(self, offset: int, data: bytes) -> None:
         """Keep ``data`` (stream position ``offset``) here: the first thing done after a read."""
-        if self._fd is None:
+        if self._fd is None or self._size > self.limit_bytes:
             return
         try:
             self._size += os.write(self._fd, _HEADER.pack(offset, len(data)) + data)

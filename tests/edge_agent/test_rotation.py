@@ -149,7 +149,7 @@ def test_a_kill_at_every_step_leaves_a_store_that_opens_with_nothing_lost(store)
 
 def test_rotate_key_killed_at_random_moments_loses_nothing(tmp_path):
     data = tmp_path / "agent"
-    make_store(data, 20_000)
+    make_store(data, 10_000)
     env = {k: v for k, v in os.environ.items() if not k.startswith("EDGE_")} | {"EDGE_AGENT_DATA_DIR": str(data)}
     before = contents(data, resolved(data))
     started = time.monotonic()
@@ -165,7 +165,7 @@ def test_rotate_key_killed_at_random_moments_loses_nothing(tmp_path):
         assert contents(data, resolved(data)) == before
     result = subprocess.run([str(BIN), "rotate-key"], env=env, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
-    assert "re-sealed 20000 events, 20 quarantined inputs and 1 capture journals under a new key" in result.stdout
+    assert "re-sealed 10000 events, 20 quarantined inputs and 1 capture journals under a new key" in result.stdout
     assert contents(data, resolved(data)) == before
 
 
