@@ -5,13 +5,14 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 
-from bench import clv, escpos, memory, outbox, presence, sync_drain
+from bench import backlog, clv, escpos, memory, outbox, presence, sync_drain
 
 # name -> how to run it with the parsed options; "all" runs them in this order.
 BENCHMARKS: dict[str, Callable[[argparse.Namespace], None]] = {
     "outbox": lambda a: outbox.main(runs=a.runs, events=a.events or 100_000),
     "sync": lambda a: sync_drain.main(runs=min(a.runs, 3), events=a.events or 200_000, backend=a.backend),
     "memory": lambda a: memory.main(),
+    "backlog": lambda a: backlog.main(),
     "presence": lambda a: presence.main(runs=a.runs, sightings=a.events or 300_000),
     "clv": lambda a: clv.main(runs=a.runs),
     "escpos": lambda a: escpos.main(runs=a.runs, receipts=a.events or 2000),

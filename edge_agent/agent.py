@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import logging
 import os
@@ -18,16 +19,20 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from edge_agent import __version__
 from edge_agent.config import AgentConfig
 from edge_agent.credentials import Credentials
+from edge_agent.diskspace import RESERVE_NAME, SpaceReserve
 from edge_agent.health import HealthMonitor
 from edge_agent.journal import CaptureJournal
 from edge_agent.notify import SystemdNotifier
 from edge_agent.outbox import Capture, Outbox
+from edge_agent.outbox_policy import OutboxHousekeeper, policy_from_config
 from edge_agent.privacy import PanRedactor
+from edge_agent.rotation import resolve_outbox_key
 from edge_agent.sources.serial_pos import SerialPosSource
+from edge_agent.sources.staging import ReadStaging, staging_path
 from edge_agent.sync import SyncJob
 from edge_agent.transport import HttpTransport, Transport
 from edge_agent.writer import OutboxWriter
-from shared.crypto import RequestSigner, Sealer, derive_key, load_or_create_key
+from shared.crypto import RequestSigner, Sealer, derive_key
 from shared.wire import timestamp
 
 log = logging.getLogger(__name__)
@@ -56,8 +61,9 @@ def lock_data_dir(config: AgentConfig) -> int:
         holder = os.read(fd, 32).decode(errors="replace").strip() or "unknown"
         os.close(fd)
         raise AlreadyRunning(f"another edge-agent (pid {holder}) is running on {config.agent_data_dir}") from None
-    os.ftruncate(fd, 0)
-    os.write(fd, f"{os.getpid()}\n".encode())
+    with contextlib.suppress(OSError):  # the pid only serves the message above; a full disk must not stop us
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
     return fd
 
 
@@ -78,14 +84,20 @@ class Agent:
         prepare_data_dir(config)
         self._lock_fd = lock_data_dir(config)
         self.credentials = Credentials.load(config.credentials_path)
-        key = load_or_create_key(config.key_path)
+        key = resolve_outbox_key(config.key_path, config.outbox_path, config.journal_dir)
         sealer = Sealer(key)
+        self.reserve = SpaceReserve(config.agent_data_dir / RESERVE_NAME, config.outbox_reserve_bytes, clock=clock)
+        if not self.reserve.ensure():
+            self.reserve.release(f"too little free space in {config.agent_data_dir} for the disk reserve at start")
         self.outbox = Outbox(config.outbox_path, sealer, self.credentials.store_id, clock=clock)
+        self.housekeeper = OutboxHousekeeper(self.outbox, policy_from_config(config), reserve=self.reserve, clock=clock)
         self.writer = OutboxWriter(
             self.outbox,
             commit_interval=config.outbox_commit_interval,
             max_group=config.outbox_max_group,
             on_commit=self._committed,
+            on_disk_full=self.reserve.release,
+            housekeeping=self.housekeeper.run,
         )
         self.journal = CaptureJournal(config.journal_dir / "pos.journal", sealer, "pos", fsync=config.capture_fsync)
         self.pos = SerialPosSource(
@@ -93,11 +105,18 @@ class Agent:
             baudrate=config.pos_baudrate,
             journal=self.journal,
             emit=self.writer.put,
-            redactor=PanRedactor(derive_key(key, "pan-hash")),
+            # Kept in the outbox so card hashes stay comparable across key rotations.
+            redactor=PanRedactor(self.outbox.secret("pan-hash", derive_key(key, "pan-hash"))),
             encoding=config.pos_encoding,
             max_line_bytes=config.pos_max_line_bytes,
             reconnect_max_delay=config.pos_reconnect_max_delay,
             clock=clock,
+            max_unjournaled_bytes=config.capture_max_unjournaled_bytes,
+            on_disk_full=self.reserve.release,
+            staging=ReadStaging(
+                staging_path(config.agent_data_dir, "pos", config.capture_staging_dir),
+                limit_bytes=2 * config.capture_max_unjournaled_bytes,
+            ),
         )
         central_url = config.sync_central_url or self.credentials.central_url
         self.transport = transport or HttpTransport(
@@ -140,9 +159,8 @@ class Agent:
         self._stopped = threading.Event()
 
     def _shed(self) -> int | None:
-        """Events shed under disk pressure, once the outbox counts them (None until then)."""
-        counter = getattr(self.outbox, "shed_count", None)
-        return int(counter()) if callable(counter) else None
+        """Events the outbox has shed under its quotas or disk pressure."""
+        return self.outbox.shed_count()
 
     def _committed(self, offsets: dict[str, int]) -> None:
         if "pos" in offsets:

@@ -46,6 +46,7 @@ def _parser() -> argparse.ArgumentParser:
     quarantine = command("quarantine", "List inputs that could not be parsed, newest first.")
     quarantine.add_argument("--limit", type=int, default=20)
     quarantine.add_argument("--show-raw", action="store_true", help="print the raw bytes (may hold personal data)")
+    command("rotate-key", "Re-seal the outbox and the capture journal under a new key (stop the agent first).")
 
     sim = sub.add_parser("simulate-pos", help="Act as a POS printing receipts into a pseudo-terminal.")
     sim.add_argument("--link", required=True, help="path of the symlink to create to the pty's device")
@@ -87,6 +88,7 @@ def main(argv: list[str] | None = None) -> int:
         "doctor": _doctor,
         "status": _status,
         "quarantine": _quarantine,
+        "rotate-key": _rotate_key,
     }[args.command]
     try:
         return handler(config, path, args)
@@ -209,6 +211,12 @@ def _quarantine(config: AgentConfig, path: Path | None, args: argparse.Namespace
             print(f"          {row.raw!r}")
     print(json.dumps({"shown": len(rows), "by_reason": dict(counts)}, ensure_ascii=False))
     return 0
+
+
+def _rotate_key(config: AgentConfig, path: Path | None, args: argparse.Namespace) -> int:
+    from edge_agent.rotation import run_rotate_key
+
+    return run_rotate_key(config)
 
 
 if __name__ == "__main__":  # pragma: no cover

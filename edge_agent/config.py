@@ -71,6 +71,20 @@ class AgentConfig:
         True,
         "fsync the capture journal after each read, so a power cut loses no bytes already read.",
     )
+    capture_max_unjournaled_bytes: int = setting(
+        "capture.max_unjournaled_bytes",
+        8 * 1024 * 1024,
+        "While the disk refuses journal writes, bytes read from the port are held in memory up to this; "
+        "past it, input is dropped, counted and reported to central as an `agent.gap`.",
+        minimum=4096,
+        maximum=1024**3,
+    )
+    capture_staging_dir: str = setting(
+        "capture.staging_dir",
+        "",
+        "RAM-backed directory where bytes just read wait for the journal, so a kill cannot lose them; "
+        "empty means $RUNTIME_DIRECTORY (systemd RuntimeDirectory=), else /dev/shm.",
+    )
     outbox_commit_interval: float = setting(
         "outbox.commit_interval",
         0.2,
@@ -87,6 +101,43 @@ class AgentConfig:
         "Hours to keep events central acknowledged, for resync after central restores a backup.",
         minimum=0,
         maximum=8760,
+    )
+    outbox_max_bytes: int = setting(
+        "outbox.max_bytes",
+        1024**3,
+        "Byte quota of the outbox's rows; past it, delivered rows, then presence data, then heartbeats "
+        "are let go, oldest first. Sales, scans and identity events are never shed.",
+        minimum=1024 * 1024,
+        maximum=1024**4,
+    )
+    outbox_max_age_hours: float = setting(
+        "outbox.max_age_hours",
+        168.0,
+        "Presence data and heartbeats still unsent after this many hours are shed (and reported as a gap).",
+        minimum=1,
+        maximum=24 * 365,
+    )
+    outbox_reserve_bytes: int = setting(
+        "outbox.reserve_bytes",
+        8 * 1024 * 1024,
+        "Size of the reserve file kept in agent.data_dir and deleted when the disk fills, so sales already "
+        "read can still be committed; re-created when space returns. 0 turns it off.",
+        minimum=0,
+        maximum=1024**3,
+    )
+    quarantine_max_rows: int = setting(
+        "quarantine.max_rows",
+        10000,
+        "Most quarantined inputs kept; the oldest beyond this are purged (and counted).",
+        minimum=100,
+        maximum=10_000_000,
+    )
+    quarantine_max_age_days: float = setting(
+        "quarantine.max_age_days",
+        30.0,
+        "Quarantined inputs older than this many days are purged.",
+        minimum=1,
+        maximum=3650,
     )
     sync_interval: float = setting(
         "sync.interval", 2.0, "Seconds between sync runs; each run drains the backlog.", minimum=0.05, maximum=3600

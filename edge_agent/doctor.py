@@ -9,20 +9,25 @@ from pathlib import Path
 
 from edge_agent.central_clock import CentralClock
 from edge_agent.config import ENV_PREFIX, AgentConfig
-from edge_agent.credentials import Credentials, CredentialsError
+from edge_agent.credentials import Credentials, CredentialsError, load_outbox_key
+from edge_agent.diskspace import inspect_disk
+from edge_agent.journal import inspect_journal
 from edge_agent.outbox import Outbox
 from edge_agent.status import StatusError, agent_running, duration, is_current, read_status, skew_words
 from edge_agent.tls import TlsSettingError
 from edge_agent.transport import CentralUrlError, HttpTransport, TransportError
-from shared.crypto import KeyFileError, Sealer, read_secret_file
+from shared.crypto import KeyFileError, Sealer
 from shared.settings import specs
 
 Check = tuple[bool, str]
 
 
 def open_outbox(config: AgentConfig) -> Outbox:
-    """Open the outbox for inspection (read-mostly; safe beside a running agent)."""
-    key = read_secret_file(config.key_path)
+    """Open the outbox for inspection (read-mostly; safe beside a running agent).
+
+    The key comes from where the agent takes it: the systemd credential when present, else the file.
+    """
+    key, _source = load_outbox_key(config.key_path)
     try:
         store_id = Credentials.load(config.credentials_path).store_id
     except CredentialsError:
@@ -60,15 +65,18 @@ def run_checks(config: AgentConfig, *, path: Path | None = None) -> list[Check]:
         checks.append((False, str(exc)))
         creds = None
 
+    committed = 0
     if config.key_path.exists():
         try:
-            read_secret_file(config.key_path)
+            load_outbox_key(config.key_path)
             checks.append((True, f"outbox key {config.key_path} mode {_mode(config.key_path):04o}"))
         except KeyFileError as exc:
             checks.append((False, str(exc)))
     if config.outbox_path.exists() and config.key_path.exists():
         try:
-            stats = open_outbox(config).stats()
+            outbox = open_outbox(config)
+            stats = outbox.stats()
+            committed = outbox.committed_offset("pos")
         except (KeyFileError, OSError) as exc:
             checks.append((False, f"outbox cannot be opened: {exc}"))
         else:
@@ -84,7 +92,27 @@ def run_checks(config: AgentConfig, *, path: Path | None = None) -> list[Check]:
             )
     journal = config.journal_dir / "pos.journal"
     if journal.exists():
-        checks.append((True, f"capture journal {journal}: {journal.stat().st_size} bytes not yet committed"))
+        facts = inspect_journal(journal, committed)
+        torn = f", {facts.torn_bytes} bytes of a torn last record" if facts.torn_bytes else ""
+        checks.append(
+            (
+                True,
+                f"capture journal {journal}: {facts.size_bytes} bytes, "
+                f"{facts.uncommitted_bytes} bytes of input not yet committed{torn}",
+            )
+        )
+    disk = inspect_disk(data_dir, config.outbox_reserve_bytes)
+    free = "unknown" if disk.free_bytes is None else f"{disk.free_bytes / 1024**2:.0f} MiB"
+    if disk.full:
+        checks.append(
+            (
+                False,
+                f"disk of {data_dir} is full ({free} free, reserve file released): free space so the agent "
+                "can commit what it holds; it recovers by itself",
+            )
+        )
+    else:
+        checks.append((True, f"disk of {data_dir}: {free} free"))
 
     port = config.pos_port
     if not port:

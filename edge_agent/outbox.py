@@ -7,25 +7,32 @@ to work stays readable: the event id, the sequence number, the kind and the deli
 
 Rows are never deleted until central has answered for them: acknowledged rows are marked
 delivered and kept ``keep_delivered_hours`` for resync; rejected rows are kept with their reason.
+The one exception is shedding under quota or disk pressure (outbox_policy.py), which deletes only
+presence data and heartbeats and reports what it deleted in an ``agent.gap`` event.
+
+A sealed canary in ``meta`` tells which key the store is sealed under, so a wrong key file is
+refused at start instead of turning every row unreadable.
 """
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import orjson
 from cryptography.exceptions import InvalidTag
 
+from edge_agent.records import Capture, Pending, Quarantined, QuarantineRow, Record, Stats
 from shared import ids
-from shared.crypto import Sealer
+from shared.crypto import KEY_BYTES, KeyFileError, Sealer
 from shared.ids import uuid7_time
-from shared.wire import Event, event_body
+from shared.wire import event_body
+
+log = logging.getLogger(__name__)
 
 PENDING, DELIVERED, REJECTED = 0, 1, 2
 
@@ -50,87 +57,22 @@ _MIGRATIONS = [
     );
     CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
     """,
+    # What quota and disk-pressure shedding may delete (see outbox_policy.SHED_CLASSES); sales never
+    # match, so the hot path pays only for evaluating the condition.
+    """
+    CREATE INDEX events_sheddable ON events(seq)
+        WHERE state = 0 AND (kind GLOB 'presence.*' OR kind = 'agent.heartbeat');
+    CREATE TABLE secrets (name TEXT PRIMARY KEY, sealed BLOB NOT NULL);
+    """,
 ]
 
-
-@dataclass(frozen=True, slots=True)
-class Capture:
-    """An event to append; ``source``/``offset`` say how far into that source's stream it reaches.
-
-    The payload crosses from the source's thread to the writer's as immutable JSON bytes: nobody can
-    change it after it was handed over, and the single writer thread does not spend time encoding.
-    """
-
-    kind: str
-    payload_json: bytes
-    observed_at: str
-    source: str | None = None
-    offset: int | None = None
-
-    @classmethod
-    def of(
-        cls, kind: str, payload: dict[str, Any], observed_at: str, source: str | None = None, offset: int | None = None
-    ) -> Capture:
-        return cls(kind, orjson.dumps(payload), observed_at, source, offset)
-
-    def payload(self) -> dict[str, Any]:
-        """The payload decoded (for inspection and tests)."""
-        result: dict[str, Any] = orjson.loads(self.payload_json)
-        return result
+KEY_CHECK = b"outbox key check"
+UNREADABLE_SOURCE = "outbox"
+__all__ = ["Capture", "Outbox", "OutboxKeyError", "Pending", "QuarantineRow", "Quarantined", "Record", "Stats"]
 
 
-@dataclass(frozen=True, slots=True)
-class Quarantined:
-    """Input that could not be turned into an event, kept sealed with the reason."""
-
-    source: str
-    reason: str
-    raw: bytes
-    received_at: float
-    offset: int | None = None
-
-
-Record = Capture | Quarantined
-
-
-@dataclass(frozen=True, slots=True)
-class Pending:
-    """A row waiting for central; ``body`` (see shared.wire.event_body) is None if it cannot be opened."""
-
-    seq: int
-    event_id: str
-    kind: str
-    body: bytes | None
-
-    def event(self) -> Event:
-        """The row as a wire Event (for inspection; sync splices ``body`` without parsing it)."""
-        if self.body is None:
-            raise ValueError(f"outbox row {self.seq} cannot be opened")
-        doc = orjson.loads(self.body)
-        return Event(self.event_id, self.seq, self.kind, doc["observed_at"], doc["store_id"], doc["payload"])
-
-
-@dataclass(frozen=True, slots=True)
-class Stats:
-    """Row counts by state, for heartbeats and `edge-agent doctor`."""
-
-    pending: int
-    delivered: int
-    rejected: int
-    quarantined: int
-    last_seq: int
-    oldest_pending_at: float | None
-
-
-@dataclass(frozen=True, slots=True)
-class QuarantineRow:
-    """One quarantined input, opened (``raw`` is None if it cannot be)."""
-
-    id: int
-    source: str
-    reason: str
-    received_at: float
-    raw: bytes | None
+class OutboxKeyError(KeyFileError):
+    """The outbox was sealed under another key than the one the agent was given."""
 
 
 class Outbox:
@@ -155,6 +97,7 @@ class Outbox:
         self._pending_from: int | None = None  # lowest seq that may be pending; sync thread only
         self._local = threading.local()
         self._migrate()
+        self._check_key()
         self._next_seq = self._load_next_seq()
 
     def _conn(self) -> sqlite3.Connection:
@@ -188,6 +131,55 @@ class Outbox:
             conn.execute(f"PRAGMA user_version = {number}")
             conn.execute("COMMIT")
 
+    def connection(self) -> sqlite3.Connection:
+        """This thread's connection (for the policy and key-rotation modules)."""
+        return self._conn()
+
+    @property
+    def sealer(self) -> Sealer:
+        return self._sealer
+
+    def _check_key(self) -> None:
+        """Refuse a key that does not open the canary; write the canary on a store that has none."""
+        conn = self._conn()
+        row = conn.execute("SELECT value FROM meta WHERE key = 'key_check'").fetchone()
+        if row is not None:
+            try:
+                self._sealer.open(bytes.fromhex(row[0]), b"key_check")
+                return
+            except (InvalidTag, ValueError):
+                raise OutboxKeyError(
+                    f"{self.path} is sealed under a different key than the one given "
+                    "(outbox.key or the systemd credential): restore the right key file; "
+                    "`edge-agent rotate-key` finishes an interrupted rotation"
+                ) from None
+        sample = conn.execute("SELECT event_id, sealed FROM events ORDER BY seq DESC LIMIT 1").fetchone()
+        if sample is not None:
+            try:
+                self._sealer.open(sample[1], sample[0].encode())
+            except InvalidTag:
+                raise OutboxKeyError(f"{self.path}: its newest event does not open with this key") from None
+        canary = self._sealer.seal(KEY_CHECK, b"key_check").hex()
+        conn.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('key_check', ?)", (canary,))
+
+    def secret(self, name: str, default: bytes) -> bytes:
+        """A secret kept sealed in the outbox (e.g. the card-hash key), so it survives key rotation.
+
+        The first call stores ``default``; later calls, and later processes, get the stored value.
+        """
+        conn = self._conn()
+        aad = b"secret:" + name.encode()
+        row = conn.execute("SELECT sealed FROM secrets WHERE name = ?", (name,)).fetchone()
+        if row is None:
+            conn.execute(
+                "INSERT OR IGNORE INTO secrets (name, sealed) VALUES (?, ?)", (name, self._sealer.seal(default, aad))
+            )
+            row = conn.execute("SELECT sealed FROM secrets WHERE name = ?", (name,)).fetchone()
+        value = self._sealer.open(row[0], aad)
+        if len(value) != KEY_BYTES:
+            raise OutboxKeyError(f"{self.path}: secret {name!r} is malformed")
+        return value
+
     def _load_next_seq(self) -> int:
         conn = self._conn()
         row = conn.execute("SELECT value FROM meta WHERE key = 'next_seq'").fetchone()
@@ -197,11 +189,14 @@ class Outbox:
 
     # --- writer side -------------------------------------------------------------------------
 
-    def append(self, records: Sequence[Record]) -> dict[str, int]:
+    def append(
+        self, records: Sequence[Record], *, discard: Sequence[int] = (), count: dict[str, int] | None = None
+    ) -> dict[str, int]:
         """Write ``records`` in one transaction; return the stream offsets it committed per source.
 
         Only the writer thread calls this. The sequence counter and the journal offsets move in the
-        same transaction as the rows, so a crash leaves them consistent.
+        same transaction as the rows, so a crash leaves them consistent. ``discard`` deletes rows and
+        ``count`` adds to counters in the same transaction (shedding, with the gap event reporting it).
         """
         conn = self._conn()
         captures = [r for r in records if isinstance(r, Capture)]
@@ -235,9 +230,13 @@ class Outbox:
                 "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
                 [(f"offset:{source}", str(offset)) for source, offset in offsets.items()],
             )
+            if discard:
+                conn.executemany("DELETE FROM events WHERE seq = ?", [(n,) for n in discard])
+            if count:
+                add_counts(conn, count)
             conn.execute("COMMIT")
         except BaseException:
-            conn.execute("ROLLBACK")
+            _rollback(conn)
             raise
         self._next_seq = seq
         return offsets
@@ -261,20 +260,53 @@ class Outbox:
             start = after + 1
         # Rows below the cursor are all settled, so the scan starts there instead of needing an index
         # (an index of pending rows would tax every append, which is the agent's hot path).
-        rows = conn.execute(
-            "SELECT seq, event_id, kind, sealed FROM events WHERE seq >= ? AND state = 0 ORDER BY seq LIMIT ?",
-            (start, limit),
-        ).fetchall()
-        if rows and after is None:
-            self._pending_from = rows[0][0]
-        out = []
-        for seq, event_id, kind, sealed in rows:
-            try:
-                body: bytes | None = self._sealer.open(sealed, event_id.encode())
-            except InvalidTag:
-                body = None
-            out.append(Pending(seq, event_id, kind, body))
-        return out
+        while True:
+            rows = conn.execute(
+                "SELECT seq, event_id, kind, sealed FROM events WHERE seq >= ? AND state = 0 ORDER BY seq LIMIT ?",
+                (start, limit),
+            ).fetchall()
+            if rows and after is None:
+                self._pending_from = rows[0][0]
+            out = []
+            unreadable = []
+            for seq, event_id, kind, sealed in rows:
+                try:
+                    body = self._sealer.open(sealed, event_id.encode())
+                except InvalidTag:
+                    unreadable.append((seq, event_id, kind, sealed, "unreadable_event"))
+                    continue
+                if not (body.startswith(b'{"observed_at":') and body.endswith(b"}")):
+                    unreadable.append((seq, event_id, kind, sealed, "undecodable_event"))
+                    continue
+                out.append(Pending(seq, event_id, kind, body))
+            if unreadable:
+                self._quarantine_rows(unreadable)
+            # A page of nothing but bad rows must not read as "nothing pending": they are gone now, read on.
+            if out or len(rows) < limit:
+                return out
+            start = rows[-1][0] + 1
+
+    def _quarantine_rows(self, rows: list[tuple[int, str, str, bytes, str]]) -> None:
+        """Move rows that cannot be opened or decoded to the quarantine, with the reason; count them."""
+        conn = self._conn()
+        now = self._clock()
+        aad = b"quarantine:" + UNREADABLE_SOURCE.encode()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for seq, event_id, kind, sealed, reason in rows:
+                # Keep the row as it was (its id, seq and kind, and the blob), in case the right key turns up.
+                kept = orjson.dumps({"seq": seq, "event_id": event_id, "kind": kind, "sealed": sealed.hex()})
+                conn.execute(
+                    "INSERT INTO quarantine (source, reason, received_at, sealed) VALUES (?, ?, ?, ?)",
+                    (UNREADABLE_SOURCE, reason, now, self._sealer.seal(kept, aad)),
+                )
+                conn.execute("DELETE FROM events WHERE seq = ?", (seq,))
+            add_counts(conn, {"unreadable_events": len(rows)})
+            conn.execute("COMMIT")
+        except BaseException:
+            _rollback(conn)
+            raise
+        log.error("%s: %d events could not be opened or decoded; moved to the quarantine", self.path, len(rows))
 
     def answered_through(self, seq: int) -> None:
         """Every row up to ``seq`` has been answered for: later scans for pending rows start past it."""
@@ -297,7 +329,7 @@ class Outbox:
             )
             conn.execute("COMMIT")
         except BaseException:
-            conn.execute("ROLLBACK")
+            _rollback(conn)
             raise
 
     def purge_delivered(self, older_than_seconds: float) -> int:
@@ -320,7 +352,17 @@ class Outbox:
             quarantined=quarantined,
             last_seq=self._load_next_seq() - 1,
             oldest_pending_at=None if oldest_id is None else uuid7_time(oldest_id[0]),
+            counters=self.counters(),
         )
+
+    def counters(self) -> dict[str, int]:
+        """Running totals of what the outbox let go: ``shed:<kind>``, ``quarantine_purged``, ``unreadable_events``."""
+        rows = self._conn().execute("SELECT key, value FROM meta WHERE key GLOB 'count:*'").fetchall()
+        return {key[len("count:") :]: int(value) for key, value in rows}
+
+    def shed_count(self) -> int:
+        """How many events the outbox has shed (all kinds) since it was created."""
+        return sum(value for key, value in self.counters().items() if key.startswith("shed:"))
 
     def quarantine(self, limit: int = 100) -> list[QuarantineRow]:
         """The newest quarantined inputs, opened (``raw`` is None if a row cannot be opened)."""
@@ -358,6 +400,17 @@ class Outbox:
         return {str(reason): count for reason, count in rows}
 
 
-def _event_aad(event_id: str, seq: int) -> bytes:
-    """Binds a sealed event to its row: a blob moved to another row fails to open."""
-    return f"event:{event_id}:{seq}".encode()
+def _rollback(conn: sqlite3.Connection) -> None:
+    """Roll back if a transaction is still open: SQLite ends it by itself on some errors (disk full),
+    and a ROLLBACK then would raise "no transaction is active" and hide the real cause."""
+    if conn.in_transaction:
+        conn.execute("ROLLBACK")
+
+
+def add_counts(conn: sqlite3.Connection, counts: dict[str, int]) -> None:
+    """Add to the running totals in meta (inside the caller's transaction)."""
+    conn.executemany(
+        "INSERT INTO meta (key, value) VALUES (?, ?) "
+        "ON CONFLICT (key) DO UPDATE SET value = CAST(value AS INTEGER) + CAST(excluded.value AS INTEGER)",
+        [(f"count:{name}", str(n)) for name, n in counts.items() if n],
+    )

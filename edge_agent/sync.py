@@ -18,6 +18,7 @@ from __future__ import annotations
 import gzip
 import logging
 import random
+import sqlite3
 import threading
 import time
 from collections import Counter
@@ -142,9 +143,13 @@ class SyncJob:
                 return
             try:
                 self.drain()
+                self._purge()
             except SyncFailure as exc:
                 self._failed(str(exc), exc.retry_after)
-            self._purge()
+            except sqlite3.Error as exc:
+                # The outbox could not record central's answer (a full disk, most often): nothing is
+                # lost, the batch is sent again later and central counts it as duplicates.
+                self._failed(f"cannot update the outbox {self.outbox.path}: {exc}", None)
         finally:
             self._lock.release()
 

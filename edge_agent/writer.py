@@ -3,7 +3,13 @@
 Sources hand records to :meth:`OutboxWriter.put` and go back to their device at once. The writer
 collects whatever arrives within ``commit_interval`` (or until ``max_group`` records) and commits
 the group in one transaction: one fsync for many events. If a commit fails (disk full, I/O
-error) the group is kept and retried with backoff; nothing is dropped.
+error) the group is kept and retried with backoff; nothing is dropped. The failure is logged once
+with its real cause and the file ("disk full writing /var/lib/edge-agent/outbox.db"), and a full
+disk is reported to ``on_disk_full`` (which releases the disk reserve, see diskspace.py).
+
+Between groups, and at least every ``housekeeping_interval`` seconds when idle, the writer runs
+``housekeeping`` (quotas, shedding, purges: outbox_policy.py) on its own thread, because shedding
+appends an ``agent.gap`` event and only the writer assigns sequence numbers.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ import threading
 import time
 from collections.abc import Callable
 
+from edge_agent.diskspace import describe_write_error, is_disk_full
 from edge_agent.outbox import Outbox, Record
 
 log = logging.getLogger(__name__)
@@ -30,6 +37,9 @@ class OutboxWriter:
         on_commit: Callable[[dict[str, int]], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
         max_retry_delay: float = 30.0,
+        on_disk_full: Callable[[str], None] | None = None,
+        housekeeping: Callable[[], None] | None = None,
+        housekeeping_interval: float = 5.0,
     ) -> None:
         self.outbox = outbox
         self.commit_interval = commit_interval
@@ -37,13 +47,19 @@ class OutboxWriter:
         self._on_commit = on_commit
         self._clock = clock
         self._max_retry_delay = max_retry_delay
+        self._on_disk_full = on_disk_full
+        self._housekeeping = housekeeping
+        self._housekeeping_interval = housekeeping_interval
+        self._next_housekeeping = 0.0
+        self._housekeeping_error: str | None = None
         self._cond = threading.Condition()
         self._pending: list[Record] = []
         self._stopping = False
         self._thread = threading.Thread(target=self._run, name="outbox-writer", daemon=True)
         self.committed = 0
         self.commits = 0
-        self.last_error: str | None = None
+        self.failed_commits = 0
+        self.last_error: str | None = None  # the cause of the commit failures going on now, if any
 
     def start(self) -> None:
         self._thread.start()
@@ -71,7 +87,10 @@ class OutboxWriter:
         """Wait for a record, then until the group is full or the interval is over; (group, last?)."""
         with self._cond:
             while not self._pending and not self._stopping:
-                self._cond.wait()
+                if self._housekeeping is None:
+                    self._cond.wait()
+                elif not self._cond.wait(max(0.0, self._next_housekeeping - self._clock())):
+                    return [], False  # idle: time for housekeeping
             deadline = self._clock() + self.commit_interval
             while len(self._pending) < self.max_group and not self._stopping:
                 remaining = deadline - self._clock()
@@ -87,6 +106,8 @@ class OutboxWriter:
             group, last = self._take()
             if group:
                 self._commit(group)
+            if self._housekeeping is not None and self._clock() >= self._next_housekeeping:
+                self._housekeep()
             if last:
                 break
         self.outbox.close()
@@ -104,10 +125,13 @@ class OutboxWriter:
             try:
                 offsets = self.outbox.append(group)
             except Exception as exc:  # sqlite3 and OS errors alike: keep the group, retry
-                message = f"{type(exc).__name__}: {exc}"
+                self.failed_commits += 1
+                message = describe_write_error(exc, self.outbox.path)
                 if message != self.last_error:
-                    log.error("outbox commit failed, will retry: %s", message)
+                    log.error("outbox commit of %d records failed, will retry: %s", len(group), message)
                 self.last_error = message
+                if is_disk_full(exc) and self._on_disk_full is not None:
+                    self._on_disk_full(message)
                 if self._stop_requested(delay) and delay >= self._max_retry_delay:
                     log.error("outbox writer stopping with %d records uncommitted", len(group))
                     return
@@ -121,3 +145,18 @@ class OutboxWriter:
             if self._on_commit is not None and offsets:
                 self._on_commit(offsets)
             return
+
+    def _housekeep(self) -> None:
+        self._next_housekeeping = self._clock() + self._housekeeping_interval
+        assert self._housekeeping is not None
+        try:
+            self._housekeeping()
+        except Exception as exc:  # never let housekeeping stop the writer; it runs again next interval
+            message = describe_write_error(exc, self.outbox.path)
+            if message != self._housekeeping_error:
+                log.error("outbox housekeeping failed, will retry: %s", message)
+            self._housekeeping_error = message
+            if is_disk_full(exc) and self._on_disk_full is not None:
+                self._on_disk_full(message)
+            return
+        self._housekeeping_error = None

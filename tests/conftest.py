@@ -7,13 +7,14 @@ machine, and fails instead when ``CI`` is set, so CI can never pass by skipping.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import pytest
 
 from tools.databases import POSTGRES_ADMIN_URL, postgres_problem, temporary_postgres_database
+from tools.filesystems import SmallFilesystem, mount_problem, small_filesystem
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLES = REPO.parent / "shared" / "samples"
@@ -48,3 +49,25 @@ def fresh_postgres_database(prefix: str = "cdp_test") -> Iterator[str]:
         unavailable(problem)
     with temporary_postgres_database(prefix) as url:
         yield url
+
+
+@pytest.fixture
+def small_fs(tmp_path: Path) -> Iterator[Callable[[Path, int], SmallFilesystem]]:
+    """``small_fs(path, size)`` mounts a tmpfs of ``size`` bytes at ``path`` for a disk-full test.
+
+    Mounting needs root: without it the test skips on a developer machine and fails under CI.
+    """
+    problem = mount_problem(tmp_path)
+    if problem:
+        unavailable(problem)
+    with ExitStack() as stack:
+        yield lambda path, size: stack.enter_context(small_filesystem(path, size))
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--storm",
+        type=int,
+        default=30,
+        help="SIGKILLs in the agent's kill-storm test (tests/e2e/test_kill_storm.py); 1000 for the long run",
+    )

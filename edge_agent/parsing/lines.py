@@ -7,7 +7,7 @@ capture journal knows what has been committed.
 
 >>> s = LineSplitter(max_line_bytes=64)
 >>> [(p.raw, p.end) for p in s.feed(b"a=1\\r\\nb=2\\rc=")]
-[(b'a=1', 4), (b'b=2', 9)]
+[(b'a=1', 5), (b'b=2', 9)]
 """
 
 from __future__ import annotations
@@ -49,10 +49,13 @@ class LineSplitter:
         pos = 0
         for match in _TERMINATOR.finditer(data):
             self._take(data[pos : match.start()], start + match.start(), pieces)
-            if self._discarding:
-                self._discarding = False
-            elif self._buffer:
+            if self._buffer and not self._discarding:
                 pieces.append(Piece(bytes(self._buffer), start + match.end()))
+            elif pieces and pieces[-1].end == start + match.start():
+                # The LF of a CR LF (or a blank line) right after a line: the line's end covers it, so
+                # the committed offset reaches the end of the chunk and the journal can be truncated.
+                pieces[-1] = Piece(pieces[-1].raw, start + match.end(), pieces[-1].overflow)
+            self._discarding = False
             self._buffer.clear()
             pos = match.end()
         self._take(data[pos:], start + len(data), pieces)

@@ -94,6 +94,8 @@ def test_sigkill_at_a_random_moment_loses_nothing_and_duplicates_nothing(central
     )
     assert doctor.returncode == 0, doctor.stdout + doctor.stderr
     assert "outbox: 0 pending" in doctor.stdout
+    assert "bytes of input not yet committed" in doctor.stdout
+    assert " 0 bytes of input not yet committed" in doctor.stdout, doctor.stdout
     assert f"central {central.url}/healthz answered 200" in doctor.stdout
 
     agent.stop()

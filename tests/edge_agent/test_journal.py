@@ -44,8 +44,26 @@ def test_the_file_is_truncated_once_everything_is_committed(tmp_path, sealer):
     journal.append(0, b"a\n")
     journal.append(2, b"b\n")
     journal.committed = 2  # not everything yet: keep
+    journal.prepare()
     journal.append(4, b"c\n")
     assert len(list(CaptureJournal(path, sealer, "pos").replay(0))) == 3
     journal.committed = 6
+    journal.prepare()
     journal.append(6, b"d\n")
     assert list(CaptureJournal(path, sealer, "pos").replay(0)) == [(6, b"d\n")]
+
+
+def test_inspect_counts_only_the_bytes_past_the_committed_offset_without_the_key(tmp_path, sealer):
+    """What doctor shows as "not yet committed": not the file's size (records carry headers and tags)."""
+    from edge_agent.journal import inspect_journal
+
+    path = tmp_path / "pos.journal"
+    journal = CaptureJournal(path, sealer, "pos", fsync=False)
+    journal.append(0, b"a" * 100)
+    journal.append(100, b"b" * 50)
+    journal.close()
+    facts = inspect_journal(path, committed=120)
+    assert (facts.records, facts.uncommitted_bytes, facts.torn_bytes) == (2, 30, 0)
+    assert facts.size_bytes == path.stat().st_size > 150
+    assert inspect_journal(path, committed=150).uncommitted_bytes == 0
+    assert inspect_journal(tmp_path / "none.journal", 0).records == 0

@@ -14,7 +14,7 @@ def pieces(splitter, *chunks):
 
 def test_lf_crlf_and_cr_only_all_end_lines():
     s = LineSplitter(100)
-    assert pieces(s, b"a\nb\r\nc\rd") == [(b"a", 2, False), (b"b", 4, False), (b"c", 7, False)]
+    assert pieces(s, b"a\nb\r\nc\rd") == [(b"a", 2, False), (b"b", 5, False), (b"c", 7, False)]
     assert s.pending == 1
     assert s.offset == 8
 
@@ -39,3 +39,12 @@ def test_overlong_line_is_cut_once_and_skipped_to_its_end():
 def test_overflow_exactly_at_the_limit_is_not_overflow():
     s = LineSplitter(4)
     assert pieces(s, b"abcd\n") == [(b"abcd", 5, False)]
+
+
+def test_a_line_end_covers_the_terminators_after_it_in_the_same_chunk():
+    """With CR LF the LF must count as committed too, or the journal is never truncated."""
+    s = LineSplitter(100)
+    assert pieces(s, b"a=1\r\n") == [(b"a=1", 5, False)]
+    assert pieces(s, b"b=2\r\n\r\n") == [(b"b=2", 12, False)]
+    assert pieces(s, b"c=3\r", b"\n") == [(b"c=3", 16, False)]  # the LF came in the next read: not covered
+    assert s.offset == 17

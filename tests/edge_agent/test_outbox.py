@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import sqlite3
 
-from edge_agent.outbox import Capture, Outbox, Quarantined
+import pytest
+
+from edge_agent.outbox import Capture, Outbox, OutboxKeyError, Quarantined
 from shared.crypto import Sealer
 
 PHONE = "13912345678"
@@ -53,14 +55,27 @@ def test_journal_offsets_commit_with_the_events(outbox):
     assert outbox.committed_offset("pos") == 140
 
 
-def test_a_row_that_no_longer_opens_is_reported_not_crashed_on(outbox):
-    outbox.append([receipt(1)])
+def test_a_row_that_no_longer_opens_is_quarantined_with_a_reason_and_counted(outbox):
+    outbox.append([receipt(1), receipt(2), receipt(3)])
     conn = sqlite3.connect(outbox.path)
-    conn.execute("UPDATE events SET sealed = X'00112233445566778899aabbccddeeff00112233445566778899'")
+    conn.execute("UPDATE events SET sealed = X'00112233445566778899aabbccddeeff00112233445566778899' WHERE seq = 2")
     conn.commit()
     conn.close()
-    [row] = outbox.pending(10)
-    assert row.body is None
+    assert [p.seq for p in outbox.pending(10)] == [1, 3]
+    assert [p.seq for p in outbox.pending(10)] == [1, 3]  # once moved, it is not met again
+    [row] = outbox.quarantine()
+    assert (row.source, row.reason) == ("outbox", "unreadable_event")
+    assert outbox.stats().counters == {"unreadable_events": 1}
+
+
+def test_a_page_of_nothing_but_bad_rows_does_not_end_the_backlog(outbox):
+    outbox.append([receipt(n) for n in range(6)])
+    conn = sqlite3.connect(outbox.path)
+    conn.execute("UPDATE events SET sealed = X'00112233445566778899aabbccddeeff00112233445566778899' WHERE seq <= 4")
+    conn.commit()
+    conn.close()
+    assert [p.seq for p in outbox.pending(2)] == [5, 6]
+    assert outbox.counters() == {"unreadable_events": 4}
 
 
 def test_quarantine_keeps_raw_bytes_sealed_with_the_reason(outbox):
@@ -82,13 +97,31 @@ def test_no_phone_or_receipt_number_in_clear_in_db_wal_or_shm(tmp_path, sealer):
     box.close()
 
 
-def test_a_different_key_cannot_read_the_outbox(tmp_path, sealer):
+def test_a_different_key_is_refused_at_open(tmp_path, sealer):
     box = Outbox(tmp_path / "o.db", sealer, "S001")
     box.append([receipt(1)])
-    other = Outbox(tmp_path / "o.db", Sealer(b"x" * 32), "S001")
-    assert [p.body for p in other.pending(10)] == [None]
+    with pytest.raises(OutboxKeyError, match="sealed under a different key"):
+        Outbox(tmp_path / "o.db", Sealer(b"x" * 32), "S001")
     box.close()
-    other.close()
+
+
+def test_a_store_from_before_the_key_check_is_checked_against_its_newest_event(tmp_path, sealer):
+    box = Outbox(tmp_path / "o.db", sealer, "S001")
+    box.append([receipt(1)])
+    box.connection().execute("DELETE FROM meta WHERE key = 'key_check'")
+    with pytest.raises(OutboxKeyError, match="newest event does not open"):
+        Outbox(tmp_path / "o.db", Sealer(b"x" * 32), "S001")
+    Outbox(tmp_path / "o.db", sealer, "S001").close()  # the right key passes and writes the check
+    assert box.connection().execute("SELECT COUNT(*) FROM meta WHERE key = 'key_check'").fetchone() == (1,)
+    box.close()
+
+
+def test_a_secret_kept_in_the_outbox_is_stored_once(tmp_path, sealer):
+    box = Outbox(tmp_path / "o.db", sealer, "S001")
+    assert box.secret("pan-hash", b"a" * 32) == b"a" * 32
+    assert Outbox(tmp_path / "o.db", sealer, "S001").secret("pan-hash", b"b" * 32) == b"a" * 32
+    assert b"a" * 32 not in (tmp_path / "o.db").read_bytes()
+    box.close()
 
 
 def test_pending_after_a_seq_and_the_answered_cursor(outbox):

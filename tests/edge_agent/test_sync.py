@@ -424,3 +424,30 @@ def test_an_idle_run_counts_as_progress(outbox, central_and_job):
     assert job.status.last_progress_at is None
     job.run()
     assert job.status.last_progress_at is not None
+
+
+def test_an_outbox_that_cannot_record_the_answer_backs_off_instead_of_raising(tmp_path, sealer):
+    """A full disk (here: another writer holding the database) must not throw out of the scheduled run."""
+    import sqlite3
+
+    from edge_agent.outbox import Outbox
+
+    box = Outbox(tmp_path / "locked.db", sealer, "S001", busy_timeout=0.1)
+    try:
+        private, public = new_signing_key()
+        central = StandInCentral(public)
+        clock = Clock()
+        job = SyncJob(box, central, RequestSigner("dev_test", private), batch_size=50, monotonic=clock, rng=lambda: 1.0)
+        fill(box, 10)
+        blocker = sqlite3.connect(tmp_path / "locked.db", isolation_level=None)
+        blocker.execute("BEGIN EXCLUSIVE")
+        job.run()  # central stores the batch, but the outbox cannot settle it
+        assert len(central.events) == 10
+        assert "cannot update the outbox" in (job.status.last_error or "")
+        blocker.execute("ROLLBACK")
+        blocker.close()
+        clock.now += 1000
+        job.run()  # sent again; central counts duplicates and the outbox settles
+        assert box.stats().pending == 0 and box.stats().delivered == 10
+    finally:
+        box.close()
