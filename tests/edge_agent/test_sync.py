@@ -52,6 +52,7 @@ class StandInCentral:
             headers[HEADER_TIMESTAMP],
             body,
             headers[HEADER_SIGNATURE],
+            nonce=headers["X-CDP-Nonce"],
         )
         batch = decode_batch(gzip.decompress(body))
         if self.max_events is not None and len(batch.events) > self.max_events:
