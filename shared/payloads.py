@@ -283,7 +283,7 @@ def measure(payload: Any, *, max_depth: int = MAX_DEPTH, max_chars: int = MAX_EV
 
 _MEMBER = Obj(phone=Text(64, min_len=1), card=Text(64, min_len=1))
 _ITEMS = ListOf(Obj(sku=Text(64), name=Text(256), qty=Scalar(), unit_price=Nullable(Scalar())), 1000)
-_SALE = {
+_SALE: dict[str, Any] = {
     "total": Money(),
     "currency": Text(8),
     "items": _ITEMS,
@@ -295,9 +295,14 @@ _SALE = {
     "warnings": ListOf(Text(64), 32),
     "ignored_fields": ListOf(Text(64), 64),
 }
-_SCAN = {"code": Text(512, min_len=1), "symbology": Text(32), "register": Text(32), "cashier": Text(64)}
-_MEMBER_EVENT = {"member_id": Text(64), "channel": Text(32)}
-_CONSENT = {"purpose": Text(64, min_len=1), "channel": Text(32), "scope": Text(64), "policy_version": Text(32)}
+_SCAN: dict[str, Any] = {"code": Text(512, min_len=1), "symbology": Text(32), "register": Text(32), "cashier": Text(64)}
+_MEMBER_EVENT: dict[str, Any] = {"member_id": Text(64), "channel": Text(32)}
+_CONSENT: dict[str, Any] = {
+    "purpose": Text(64, min_len=1),
+    "channel": Text(32),
+    "scope": Text(64),
+    "policy_version": Text(32),
+}
 _REPORT = Tree(max_depth=2)
 _SEQ = Nullable(Integer())
 
