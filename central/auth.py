@@ -21,7 +21,6 @@ import hmac
 import re
 import secrets
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -55,6 +54,7 @@ UNAUTHORIZED_MESSAGE = "authentication failed"
 _MAX_HEADER = 256
 _NONCE_RE = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
 PURGE_EVERY = 60.0
+_PURGE_EXTENSION = "central.auth.purge"
 # Verified against when the device is unknown, revoked or retired, so that path does the same work.
 _DUMMY_KEY = new_signing_key()[1]
 _devices = table(Device)
@@ -144,26 +144,24 @@ def _remember_nonce(db: Session, device_id: str, nonce: str, now: datetime) -> b
 
 
 class _PurgeSchedule:
-    """When this process last purged old nonces (one DELETE a minute is plenty)."""
+    """When this app last purged old nonces, by its clock (one DELETE a minute is plenty)."""
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
-        self.next_at = 0.0
+        self.next_at: datetime | None = None
 
-    def due(self) -> bool:
+    def due(self, now: datetime) -> bool:
         with self.lock:
-            now = time.monotonic()
-            if now < self.next_at:
+            # A clock set back by more than a period starts the schedule afresh instead of stalling it.
+            if self.next_at is not None and now < self.next_at <= now + timedelta(seconds=PURGE_EVERY):
                 return False
-            self.next_at = now + PURGE_EVERY
+            self.next_at = now + timedelta(seconds=PURGE_EVERY)
             return True
 
 
-_purge_schedule = _PurgeSchedule()
-
-
 def _purge_nonces(db: Session, now: datetime, window: float) -> None:
-    if _purge_schedule.due():
+    schedule = current_app.extensions.setdefault(_PURGE_EXTENSION, _PurgeSchedule())
+    if schedule.due(now):
         purge_nonces(db, now - timedelta(seconds=2 * window))
 
 

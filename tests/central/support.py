@@ -81,7 +81,8 @@ class Agent:
     clock: Callable[[], datetime] = field(default=lambda: START)
 
     def __post_init__(self) -> None:
-        self.private_key, self.public_key = new_signing_key()
+        if not self.private_key:
+            self.private_key, self.public_key = new_signing_key()
 
     def signer(self) -> RequestSigner:
         return RequestSigner(self.device_id, self.private_key)
