@@ -35,6 +35,7 @@ def _parser() -> argparse.ArgumentParser:
     enroll.add_argument("--central", required=True, help="central's base URL, e.g. https://cdp.example.com")
     enroll.add_argument("--token", required=True, help="single-use token from `central-server enroll-token`")
     command("doctor", "Check enrollment, the outbox, the POS port and the way to central.")
+    command("rotate-device-key", "Register a new signing key with central, signed by the current one.")
     quarantine = command("quarantine", "List inputs that could not be parsed, newest first.")
     quarantine.add_argument("--limit", type=int, default=20)
     quarantine.add_argument("--show-raw", action="store_true", help="print the raw bytes (may hold personal data)")
@@ -74,6 +75,7 @@ def main(argv: list[str] | None = None) -> int:
         "enroll": _enroll,
         "doctor": _doctor,
         "quarantine": _quarantine,
+        "rotate-device-key": _rotate_device_key,
     }[args.command]
     try:
         return handler(config, path, args)
@@ -139,6 +141,23 @@ def _quarantine(config: AgentConfig, path: Path | None, args: argparse.Namespace
         if args.show_raw and row.raw is not None:
             print(f"          {row.raw!r}")
     print(json.dumps({"shown": len(rows), "by_reason": dict(counts)}, ensure_ascii=False))
+    return 0
+
+
+def _rotate_device_key(config: AgentConfig, path: Path | None, args: argparse.Namespace) -> int:
+    from edge_agent.credentials import Credentials
+    from edge_agent.device_key import RotationError, rotate_device_key
+    from edge_agent.transport import HttpTransport
+
+    creds = Credentials.load(config.credentials_path)
+    transport = HttpTransport(config.sync_central_url or creds.central_url, ca_file=config.sync_ca_file)
+    try:
+        rotated = rotate_device_key(config.credentials_path, transport)
+    except RotationError as exc:
+        print(f"{PROG}: key rotation failed: {exc}", file=sys.stderr)
+        return 1
+    print(f"device {rotated.device_id}: new signing key registered with central and saved in {config.credentials_path}")
+    print("restart the agent (systemctl restart edge-agent) so that it signs with the new key")
     return 0
 
 

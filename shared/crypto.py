@@ -236,6 +236,15 @@ def verify_request(
     return verify(public_key, request_message(method, path, device_id, timestamp, nonce, body), raw)
 
 
+HEADER_NEW_KEY_PROOF = "X-CDP-New-Key-Proof"
+
+
+def key_rotation_message(device_id: str, new_public_key: str, timestamp: str, nonce: str) -> bytes:
+    """What a device's new key signs (sent as ``X-CDP-New-Key-Proof``) to show its holder asks for the
+    rotation; bound to the request's timestamp and nonce, so it proves nothing for any other request."""
+    return "\n".join(["cdp-rotate-key-v1", device_id, new_public_key, timestamp, nonce]).encode()
+
+
 def canonical_json(value: Any) -> bytes:
     """Compact JSON with sorted keys: the same bytes for the same value at both ends."""
     return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)

@@ -6,7 +6,8 @@ Agents (signed requests):
   ``{"device_id": "dev_0123456789abcdef", "store_id": "S001", "central_key": "<base64>"}``;
   ``central_key`` is the Ed25519 key the agent verifies downlink documents with.
 * ``POST /api/v1/devices/rotate-key`` with ``{"public_key": "<new key>"}``, signed by the current
-  key, and ``X-CDP-New-Key-Proof``: the new key's signature of :func:`rotation_message`.
+  key, and ``X-CDP-New-Key-Proof``: the new key's signature of
+  :func:`shared.crypto.key_rotation_message`.
 * ``GET /api/v1/downlink?since=V``: the store's documents changed after version V, each signed.
 
 HQ (console login; writes take JSON bodies only, which browsers cannot send cross-site):
@@ -35,17 +36,11 @@ from central.fleet.devices import STATES, DeviceError, list_devices, rotate_key,
 from central.fleet.enrollment import MAX_BODY, new_device_id
 from central.fleet.models import Device, EnrollToken
 from central.ingest.api import read_body
-from shared.crypto import token_digest, unb64, verify
+from shared.crypto import HEADER_NEW_KEY_PROOF, key_rotation_message, token_digest, unb64, verify
 
 bp = Blueprint("fleet", __name__)
 
-HEADER_NEW_KEY_PROOF = "X-CDP-New-Key-Proof"
 MAX_DOCUMENT_BODY = 2 * downlink.MAX_DOCUMENT_CHARS
-
-
-def rotation_message(device_id: str, new_public_key: str, timestamp: str, nonce: str) -> bytes:
-    """What the new key signs to prove its holder asks for the rotation (bound to this one request)."""
-    return "\n".join(["cdp-rotate-key-v1", device_id, new_public_key, timestamp, nonce]).encode()
 
 
 def _rejected() -> ApiError:
@@ -159,7 +154,7 @@ def rotate_device_key() -> Response:
         proof = unb64(request.headers.get(HEADER_NEW_KEY_PROOF, ""))
     except ValueError:
         proof = b""
-    message = rotation_message(device.device_id, new_key, device.timestamp, device.nonce)
+    message = key_rotation_message(device.device_id, new_key, device.timestamp, device.nonce)
     if not verify(unb64(new_key), message, proof):
         raise ApiError(401, "unauthorized", "authentication failed")
     now = clock.now()

@@ -98,5 +98,8 @@ def test_expired_and_reused_tokens_are_refused_identically(app):
             for token in (used, expired, "cdpet_never-issued")
         ]
     assert {(a.status_code, a.content) for a in answers} == {
-        (401, b'{"error":{"code":"enroll_rejected","message":"enrollment token is invalid, expired or already used"}}\n')
+        (
+            401,
+            b'{"error":{"code":"enroll_rejected","message":"enrollment token is invalid, expired or already used"}}\n',
+        )
     }
