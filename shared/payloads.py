@@ -203,9 +203,10 @@ class MapOf(Field):
 
 
 class Tree(Field):
-    """A free-form object kept whole but bounded: depth, keys per object, list length, string length.
+    """A free-form object kept whole but bounded: depth, keys per object, list length; long text is cut.
 
-    For reports whose shape the sender owns (an agent's health, per-source counters).
+    For reports whose shape the sender owns (an agent's health, per-source counters): a long error
+    message is shortened to ``max_text`` characters rather than costing the whole report.
     """
 
     def __init__(self, max_depth: int = 2, max_keys: int = 64, max_text: int = 256) -> None:
@@ -216,24 +217,24 @@ class Tree(Field):
     def clean(self, value: Any) -> Any:
         if type(value) is not dict:
             raise PayloadError()
-        self._check(value, 1)
-        return value
+        return self._copy(value, 1)
 
-    def _check(self, value: Any, depth: int) -> None:
+    def _copy(self, value: Any, depth: int) -> Any:
         kind = type(value)
         if kind is dict or kind is list:
             if depth > self.max_depth or len(value) > self.max_keys:
                 raise PayloadError()
-            if kind is dict:
-                for key in value:
-                    if len(key) > 64 or "\x00" in key:
-                        raise PayloadError()
-            for item in value.values() if kind is dict else value:
-                self._check(item, depth + 1)
-        elif kind is str:
-            if len(value) > self.max_text or "\x00" in value:
-                raise PayloadError()
-        elif kind is int:
+            if kind is list:
+                return [self._copy(item, depth + 1) for item in value]
+            out = {}
+            for key, item in value.items():
+                if not key or len(key) > 64 or "\x00" in key:
+                    raise PayloadError()
+                out[key] = self._copy(item, depth + 1)
+            return out
+        if kind is str:
+            return value[: self.max_text].replace("\x00", "")
+        if kind is int:
             if abs(value) > MAX_SAFE_INT:
                 raise PayloadError()
         elif kind is float:
@@ -241,6 +242,7 @@ class Tree(Field):
                 raise PayloadError()
         elif value is not None and kind is not bool:
             raise PayloadError()
+        return value
 
 
 def measure(payload: Any, *, max_depth: int = MAX_DEPTH, max_chars: int = MAX_EVENT_BYTES) -> str | None:

@@ -78,7 +78,7 @@ def test_unknown_fields_are_dropped_at_every_declared_level():
         ("agent.heartbeat", {}, "invalid_payload:agent_version"),
         ("agent.heartbeat", {"agent_version": "1", "uptime_s": True}, "invalid_payload:uptime_s"),
         ("agent.heartbeat", {"agent_version": "1", "health": {"a": {"b": {"c": 1}}}}, "invalid_payload:health"),
-        ("agent.heartbeat", {"agent_version": "1", "health": {"note": "x" * 257}}, "invalid_payload:health"),
+        ("agent.heartbeat", {"agent_version": "1", "health": {"": 1}}, "invalid_payload:health"),
         (
             "agent.heartbeat",
             {"agent_version": "1", "health": {f"k{i}": i for i in range(65)}},
@@ -125,3 +125,43 @@ def test_measure_is_close_to_the_compact_json_length():
     exact = len(orjson.dumps(payload).decode())
     assert measure(payload, max_chars=exact + 40) is None
     assert measure(payload, max_chars=exact // 2) == "event_too_large"
+
+
+def test_long_text_in_a_report_is_cut_not_fatal():
+    payload = {
+        "agent_version": "1",
+        "health": {"last_error": "e" * 1000, "nul": "a\x00b"},
+        "sources": {"pos": {"d": "x"}},
+    }
+    cleaned, reason = check_event("agent.heartbeat", payload)
+    assert reason is None
+    assert cleaned["health"] == {"last_error": "e" * 256, "nul": "ab"}
+
+
+def test_the_first_release_heartbeat_fits():
+    beat = {
+        "agent_version": "0.1.0",
+        "uptime_s": 3600,
+        "outbox": {
+            "pending": 3,
+            "delivered": 10,
+            "rejected": 0,
+            "quarantined": 1,
+            "last_seq": 14,
+            "writer_backlog": 0,
+            "writer_error": None,
+        },
+        "sources": {
+            "pos": {
+                "state": "reading",
+                "detail": "",
+                "bytes_read": 100,
+                "events": 13,
+                "quarantined": 1,
+                "quarantined_by_reason": {"binary_data": 1},
+                "reconnects": 0,
+            }
+        },
+        "sync": {"consecutive_failures": 0, "last_error": None},
+    }
+    assert check_event("agent.heartbeat", beat) == (beat, None)
