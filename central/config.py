@@ -62,7 +62,7 @@ class CentralConfig:
     ingest_max_event_bytes: int = setting(
         "ingest.max_event_bytes",
         256 * 1024,
-        "Largest event payload, in characters of JSON, unknown fields included; a bigger one is rejected.",
+        "Largest event payload, in bytes of compact JSON, unknown fields included; a bigger one is rejected.",
         minimum=1024,
     )
     ingest_decode_budget_bytes: int = setting(

@@ -101,7 +101,7 @@ def check_document(store_id: str, name: str, body: Any) -> None:
     if problem == "payload_too_deep":
         raise DownlinkError(f"the document nests deeper than {MAX_DEPTH} levels")
     if problem is not None:
-        raise DownlinkError(f"the document is larger than {MAX_DOCUMENT_CHARS} characters of JSON")
+        raise DownlinkError(f"the document is larger than {MAX_DOCUMENT_CHARS} bytes of JSON")
     if name == "settings":
         if not isinstance(body, dict):
             raise DownlinkError('settings must be an object of setting names and values, e.g. {"sync.interval": 5}')

@@ -118,13 +118,18 @@ def test_size_is_bounded_even_in_fields_that_would_be_dropped():
     assert check_event("scan.member", {"code": "x", "pad": "y" * 1000})[1] is None
 
 
-def test_measure_is_close_to_the_compact_json_length():
+def test_the_size_is_the_compact_json_in_bytes():
     import orjson
 
     payload = TYPICAL["pos.receipt"]
-    exact = len(orjson.dumps(payload).decode())
-    assert measure(payload, max_chars=exact + 40) is None
-    assert measure(payload, max_chars=exact // 2) == "event_too_large"
+    exact = len(orjson.dumps(payload))
+    assert measure(payload, max_chars=exact) is None
+    assert measure(payload, max_chars=exact - 1) == "event_too_large"
+
+
+def test_many_brackets_in_text_do_not_make_a_payload_deep():
+    assert measure({"note": "[[[[{{{{" * 10}) is None
+    assert measure({"a": [[{"b": []}] for _ in range(20)]}) is None
 
 
 def test_long_text_in_a_report_is_cut_not_fatal():
@@ -165,3 +170,7 @@ def test_the_first_release_heartbeat_fits():
         "sync": {"consecutive_failures": 0, "last_error": None},
     }
     assert check_event("agent.heartbeat", beat) == (beat, None)
+
+
+def test_a_value_json_cannot_hold_is_invalid_not_deep():
+    assert check_event("scan.member", {"code": "x", "n": 2**70}) == (None, "invalid_payload")
