@@ -16,6 +16,7 @@ from central.config import CentralConfig, default_config_path, load_config
 from central.customers import api as customers_api
 from central.fleet import api as fleet_api
 from central.ingest import api as ingest_api
+from central.ingest import budget
 from shared.crypto import load_or_create_key
 
 
@@ -48,6 +49,7 @@ def create_app(config: CentralConfig | None = None, *, test_config: dict[str, An
 
     db.init_app(app, config.effective_database_url)
     errors.init_app(app)
+    budget.init_app(app, config.ingest_decode_budget_bytes)
 
     from central import console
 

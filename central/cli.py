@@ -2,6 +2,11 @@
 
 Expected failures end with one line on stderr and a status: 2 for configuration and usage errors,
 1 for operational ones (database unreachable, port taken). No tracebacks for either.
+
+Every command that uses the database first says which one on stderr. Only ``serve`` and ``migrate``
+may create it; every other command insists on an existing database with central's schema, so a
+command run without the server's configuration (which would otherwise open a fresh SQLite file
+under the default data directory) stops and says what it looked at.
 """
 
 from __future__ import annotations
@@ -81,9 +86,58 @@ def load(args: argparse.Namespace) -> tuple[CentralConfig, Path | None]:
 
 
 def engine_for(config: CentralConfig) -> Engine:
+    """An engine for the configured database (``serve`` and ``migrate`` only: it may create the database)."""
     from central.db import make_engine
 
     return make_engine(config.effective_database_url)
+
+
+def database_label(config: CentralConfig) -> str:
+    """The database URL with any password hidden."""
+    from sqlalchemy.engine import make_url
+
+    return make_url(config.effective_database_url).render_as_string(hide_password=True)
+
+
+def announce_database(config: CentralConfig, path: Path | None) -> None:
+    """One stderr line saying which database this command uses, and from which configuration."""
+    print(f"{PROG}: database {database_label(config)} (config: {path or 'defaults and environment'})", file=sys.stderr)
+
+
+def existing_database(config: CentralConfig, path: Path | None) -> Engine:
+    """An engine for the configured database, which must already exist with central's schema.
+
+    Migrates an older schema if ``database.auto_migrate``; never creates a database.
+    """
+    from sqlalchemy.engine import make_url
+
+    from central import migrate
+
+    announce_database(config, path)
+    label = database_label(config)
+    where = f"config: {path}" if path else "no configuration file: defaults and environment"
+    advice = (
+        f"run this with the server's configuration (--config FILE or CENTRAL_CONFIG), "
+        f"or create the database first with `{PROG} migrate`"
+    )
+    url = make_url(config.effective_database_url)
+    if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
+        file = Path(url.database)
+        if not file.is_file():
+            raise CliError(f"no database at {file} ({where}); this command does not create one: {advice}")
+    engine = engine_for(config)
+    try:
+        current = migrate.current_revision(engine)
+        if current is None:
+            raise CliError(f"database {label} holds no central-server schema ({where}): {advice}")
+        ready_schema(config, engine)
+    except SQLAlchemyError as exc:
+        engine.dispose()
+        raise CliError(f"cannot use database {label} ({where}): {_db_problem(exc)}") from None
+    except CliError:
+        engine.dispose()
+        raise
+    return engine
 
 
 def ready_schema(config: CentralConfig, engine: Engine) -> None:
@@ -107,6 +161,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from central.app import create_app
 
     config, path = load(args)
+    announce_database(config, path)
     engine = engine_for(config)
     try:
         ready_schema(config, engine)
@@ -154,7 +209,8 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     """Bring the database schema to the newest revision."""
     from central import migrate
 
-    config, _ = load(args)
+    config, path = load(args)
+    announce_database(config, path)
     engine = engine_for(config)
     try:
         before = migrate.current_revision(engine)
@@ -195,11 +251,10 @@ def cmd_create_admin(args: argparse.Namespace) -> int:
 
     if not USERNAME_RE.match(args.username):
         raise CliError("the username must be 1-64 characters of A-Z, a-z, 0-9, _ . @ -", status=2)
-    config, _ = load(args)
+    config, path = load(args)
     password, generated = _read_password(args.password_stdin)
-    engine = engine_for(config)
+    engine = existing_database(config, path)
     try:
-        ready_schema(config, engine)
         with Session(engine) as db:
             user = db.scalars(select(User).where(User.username == args.username)).first()
             if user is not None and not args.reset:

@@ -56,9 +56,34 @@ class CentralConfig:
         minimum=1,
     )
     ingest_max_decompressed_bytes: int = setting(
-        "ingest.max_decompressed_bytes", 64 * MIB, "Largest batch body after gunzip.", minimum=1
+        "ingest.max_decompressed_bytes", 16 * MIB, "Largest batch body after gunzip.", minimum=1
     )
     ingest_max_events: int = setting("ingest.max_events", 5000, "Most events accepted in one batch.", minimum=1)
+    ingest_max_event_bytes: int = setting(
+        "ingest.max_event_bytes",
+        256 * 1024,
+        "Largest event payload, in bytes of compact JSON, unknown fields included; a bigger one is rejected.",
+        minimum=1024,
+    )
+    ingest_decode_budget_bytes: int = setting(
+        "ingest.decode_budget_bytes",
+        48 * MIB,
+        "Bytes of batch bodies (as sent plus inflated) that all requests together may hold while they are "
+        "decoded; a batch that would exceed it is answered 503 with Retry-After.",
+        minimum=1,
+    )
+    auth_max_clock_skew: float = setting(
+        "auth.max_clock_skew",
+        300.0,
+        "Seconds a signed request's timestamp may differ from central's clock; nonces are kept twice as long.",
+        minimum=1.0,
+    )
+    fleet_offline_after: float = setting(
+        "fleet.offline_after",
+        300.0,
+        "Seconds without a heartbeat after which the fleet view shows a device as offline.",
+        minimum=1.0,
+    )
     enroll_token_ttl_hours: float = setting(
         "enroll.token_ttl_hours", 24.0, "How long a new enrollment token stays valid, in hours.", minimum=0.01
     )

@@ -31,11 +31,12 @@ _HTTP_CODES = {
 class ApiError(Exception):
     """An error answered with the JSON error shape; raise it from any API view."""
 
-    def __init__(self, status: int, code: str, message: str) -> None:
+    def __init__(self, status: int, code: str, message: str, *, headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
+        self.headers = headers or {}
 
 
 def error_response(status: int, code: str, message: str) -> Response:
@@ -50,7 +51,9 @@ def _is_api_path() -> bool:
 
 
 def _api_error(exc: ApiError) -> Response:
-    return error_response(exc.status, exc.code, exc.message)
+    response = error_response(exc.status, exc.code, exc.message)
+    response.headers.update(exc.headers)
+    return response
 
 
 def _http_error(exc: HTTPException) -> Response | HTTPException:

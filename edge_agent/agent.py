@@ -9,7 +9,7 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -17,9 +17,11 @@ from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from edge_agent import __version__
+from edge_agent.central_settings import LIVE, Effective
 from edge_agent.config import AgentConfig
 from edge_agent.credentials import Credentials
 from edge_agent.diskspace import RESERVE_NAME, SpaceReserve
+from edge_agent.downlink import DownlinkError, DownlinkStore
 from edge_agent.health import HealthMonitor
 from edge_agent.journal import CaptureJournal
 from edge_agent.notify import SystemdNotifier
@@ -33,6 +35,7 @@ from edge_agent.sync import SyncJob
 from edge_agent.transport import HttpTransport, Transport
 from edge_agent.writer import OutboxWriter
 from shared.crypto import RequestSigner, Sealer, derive_key
+from shared.settings import specs
 from shared.wire import timestamp
 
 log = logging.getLogger(__name__)
@@ -77,8 +80,10 @@ class Agent:
         transport: Transport | None = None,
         clock: Callable[[], float] = time.time,
         notifier: SystemdNotifier | None = None,
+        settings_loader: Callable[[Mapping[str, Any]], Effective] | None = None,
     ) -> None:
         self.config = config
+        self._settings_loader = settings_loader
         self._clock = clock
         self._started_at = time.monotonic()
         prepare_data_dir(config)
@@ -126,6 +131,8 @@ class Agent:
             connect_timeout=config.sync_connect_timeout,
             user_agent=f"edge-agent/{__version__}",
         )
+        self.downlink = DownlinkStore(config.agent_data_dir, self.credentials.store_id)
+        self._downlink_problem: str | None = None
         self.sync = SyncJob(
             self.outbox,
             self.transport,
@@ -137,6 +144,7 @@ class Agent:
             max_backoff=config.sync_max_backoff,
             keep_delivered_hours=config.outbox_keep_delivered_hours,
             clock=clock,
+            on_downlink=self._downlink_named,
         )
         self.notifier = notifier or SystemdNotifier()
         self.monitor = HealthMonitor(
@@ -153,6 +161,7 @@ class Agent:
             sync_stall_seconds=config.sync_connect_timeout + 2 * config.sync_timeout + config.sync_interval + 60,
             notifier=self.notifier,
             shed=self._shed,
+            downlink_version=lambda: self.downlink.version or None,
             clock=clock,
         )
         self.scheduler = BackgroundScheduler(timezone=UTC, executors={"default": ThreadPoolExecutor(max_workers=2)})
@@ -161,6 +170,56 @@ class Agent:
     def _shed(self) -> int | None:
         """Events the outbox has shed under its quotas or disk pressure."""
         return self.outbox.shed_count()
+
+    def _downlink_named(self, version: int, central_time: Callable[[], str]) -> None:
+        """Central's reply named downlink ``version``: fetch what changed and put new settings in force."""
+        before = self.downlink.settings_overrides()
+        try:
+            fetched = self.downlink.maybe_fetch(
+                self.transport,
+                RequestSigner(self.credentials.device_id, self.credentials.private_key),
+                version,
+                timestamp=central_time,
+                timeout=self.config.sync_timeout,
+            )
+        except DownlinkError as exc:
+            if str(exc) != self._downlink_problem:
+                log.warning(
+                    "downlink version %d not applied, keeping version %d: %s", version, self.downlink.version, exc
+                )
+            self._downlink_problem = str(exc)
+            return
+        self._downlink_problem = None
+        if fetched and self.downlink.settings_overrides() != before:
+            self.apply_settings()
+
+    def apply_settings(self) -> None:
+        """Put central's settings overrides in force: the live ones now, the others at the next start."""
+        if self._settings_loader is None:
+            return
+        effective = self._settings_loader(self.downlink.settings_overrides())
+        for key, why in sorted(effective.ignored.items()):
+            log.warning("central's setting %s is not applied: %s", key, why)
+        old, new = self.config, effective.config
+        changed = [s for s in specs(AgentConfig) if getattr(old, s.attr) != getattr(new, s.attr)]
+        later = [s.name for s in changed if s.name not in LIVE]
+        self.config = new
+        self.sync.batch_size = self.sync.current_batch_size = new.sync_batch_size
+        self.sync.batch_bytes = new.sync_batch_bytes
+        self.sync.timeout = new.sync_timeout
+        self.sync.backoff.minimum = new.sync_min_backoff
+        self.sync.max_backoff = new.sync_max_backoff
+        if any(s.name == "sync.interval" for s in changed):
+            self.scheduler.reschedule_job("sync", trigger="interval", seconds=new.sync_interval)
+        if any(s.name == "agent.heartbeat_interval" for s in changed):
+            self.scheduler.reschedule_job("heartbeat", trigger="interval", seconds=new.agent_heartbeat_interval)
+        if changed:
+            log.info(
+                "settings from central (downlink version %d) in force: %s%s",
+                self.downlink.version,
+                ", ".join(s.name for s in changed if s.name in LIVE) or "none live",
+                f"; at the next restart: {', '.join(later)}" if later else "",
+            )
 
     def _committed(self, offsets: dict[str, int]) -> None:
         if "pos" in offsets:

@@ -3,19 +3,25 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import sqlite3
 import sys
 import time
 from collections import Counter
+from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from edge_agent import __version__, replay
 from edge_agent.config import CONFIG_ENV, DEFAULT_CONFIG_PATH, AgentConfig, config_path, load_config
-from edge_agent.credentials import CredentialsError
+from edge_agent.credentials import Credentials, CredentialsError
 from shared.crypto import KeyFileError
 from shared.settings import ConfigError, specs
+
+if TYPE_CHECKING:
+    from edge_agent.central_settings import Effective
 
 PROG = "edge-agent"
 CONFIG_HELP = f"TOML settings file (default: ${CONFIG_ENV}, else {DEFAULT_CONFIG_PATH})"
@@ -43,6 +49,7 @@ def _parser() -> argparse.ArgumentParser:
     status = command("status", "Show the running agent's health: backlog, last sync, dead letters, clock, sources.")
     status.add_argument("--json", action="store_true", help="print status.json as it is, plus the dead letters")
     status.add_argument("--dead-letters", type=int, default=10, metavar="N", help="list the N newest (default 10)")
+    command("rotate-device-key", "Register a new signing key with central, signed by the current one.")
     quarantine = command("quarantine", "List inputs that could not be parsed, newest first.")
     quarantine.add_argument("--limit", type=int, default=20)
     quarantine.add_argument("--show-raw", action="store_true", help="print the raw bytes (may hold personal data)")
@@ -89,6 +96,7 @@ def main(argv: list[str] | None = None) -> int:
         "status": _status,
         "quarantine": _quarantine,
         "rotate-key": _rotate_key,
+        "rotate-device-key": _rotate_device_key,
     }[args.command]
     try:
         return handler(config, path, args)
@@ -99,11 +107,22 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(config: AgentConfig, path: Path | None, args: argparse.Namespace) -> int:
     from edge_agent.agent import Agent, AlreadyRunning
+    from edge_agent.central_settings import effective_config
+    from edge_agent.downlink import DownlinkStore
     from edge_agent.tls import TlsSettingError
     from edge_agent.transport import CentralUrlError
 
+    def with_central(overrides: Mapping[str, Any]) -> Effective:
+        return effective_config(path, overrides)
+
+    with contextlib.suppress(CredentialsError):  # not enrolled: Agent() says so below
+        store = DownlinkStore(config.agent_data_dir, Credentials.load(config.credentials_path).store_id)
+        effective = with_central(store.settings_overrides())
+        for key, why in sorted(effective.ignored.items()):
+            logging.getLogger("edge_agent").warning("central's setting %s is not applied: %s", key, why)
+        config = effective.config
     try:
-        agent = Agent(config)
+        agent = Agent(config, settings_loader=with_central)
     except AlreadyRunning as exc:
         print(f"{PROG}: {exc}", file=sys.stderr)
         return 1
@@ -217,6 +236,23 @@ def _rotate_key(config: AgentConfig, path: Path | None, args: argparse.Namespace
     from edge_agent.rotation import run_rotate_key
 
     return run_rotate_key(config)
+
+
+def _rotate_device_key(config: AgentConfig, path: Path | None, args: argparse.Namespace) -> int:
+    from edge_agent.credentials import Credentials
+    from edge_agent.device_key import RotationError, rotate_device_key
+    from edge_agent.transport import HttpTransport
+
+    creds = Credentials.load(config.credentials_path)
+    transport = HttpTransport(config.sync_central_url or creds.central_url, ca_file=config.sync_ca_file)
+    try:
+        rotated = rotate_device_key(config.credentials_path, transport)
+    except RotationError as exc:
+        print(f"{PROG}: key rotation failed: {exc}", file=sys.stderr)
+        return 1
+    print(f"device {rotated.device_id}: new signing key registered with central and saved in {config.credentials_path}")
+    print("restart the agent (systemctl restart edge-agent) so that it signs with the new key")
+    return 0
 
 
 if __name__ == "__main__":  # pragma: no cover

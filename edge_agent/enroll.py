@@ -8,6 +8,7 @@ from pathlib import Path
 
 from edge_agent import __version__
 from edge_agent.credentials import Credentials
+from edge_agent.downlink import remember_central_key
 from edge_agent.tls import TlsSettingError
 from edge_agent.transport import CentralUrlError, HttpTransport, Transport, TransportError, check_central_url
 from shared.crypto import b64, new_signing_key
@@ -80,6 +81,8 @@ def enroll(
     except (ValueError, KeyError, TypeError):
         raise EnrollError(f"central at {central_url} answered enrollment with something unexpected") from None
     creds.save(credentials_path)
+    # Central's downlink key, so that documents it publishes later can be verified.
+    remember_central_key(credentials_path.parent, doc)
     return creds
 
 

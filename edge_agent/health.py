@@ -60,6 +60,7 @@ class HealthMonitor:
         sync_stall_seconds: float = 120.0,
         notifier: SystemdNotifier | None = None,
         shed: Callable[[], int | None] = lambda: None,
+        downlink_version: Callable[[], int | None] = lambda: None,
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -74,6 +75,7 @@ class HealthMonitor:
         self.sync_stall_seconds = sync_stall_seconds
         self.notifier = notifier or SystemdNotifier({})
         self._shed = shed
+        self._downlink_version = downlink_version
         self._clock = clock
         self._monotonic = monotonic
         self.started_at = clock()
@@ -124,7 +126,7 @@ class HealthMonitor:
             "dead_lettered": stats.rejected,
             "disk_free_bytes": _disk_free(self.status_path.parent),
             "clock_offset_s": None if offset is None else round(offset, 1),
-            "downlink_version": None,
+            "downlink_version": self._downlink_version(),
             "sync_failures": sync.consecutive_failures,
             "next_attempt_in_s": round(sync.next_attempt_in, 1),
             "last_error": sync.last_error or "",

@@ -103,6 +103,7 @@ class SyncJob:
         rng: Callable[[], float] = random.random,
         new_id: Callable[[], str] = ids.new_id,
         central_clock: CentralClock | None = None,
+        on_downlink: Callable[[int, Callable[[], str]], None] | None = None,
     ) -> None:
         self.outbox = outbox
         self.transport = transport
@@ -122,6 +123,10 @@ class SyncJob:
         self._lock = threading.Lock()
         self._poster = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sync-post")
         self.status = SyncStatus()
+        # The downlink version central's last reply named, and what to call when it is new: the
+        # agent fetches the documents then (with a request signed on central's time).
+        self.downlink_version: int | None = None
+        self._on_downlink = on_downlink
 
     @property
     def max_backoff(self) -> float:
@@ -144,6 +149,8 @@ class SyncJob:
             try:
                 self.drain()
                 self._purge()
+                if self._on_downlink is not None and self.downlink_version is not None:
+                    self._on_downlink(self.downlink_version, self._central_time)
             except SyncFailure as exc:
                 self._failed(str(exc), exc.retry_after)
             except sqlite3.Error as exc:
@@ -287,6 +294,8 @@ class SyncJob:
             reply = decode_reply(response.body)
         except WireError as exc:
             raise SyncFailure(str(exc)) from None
+        if reply.downlink_version is not None:
+            self.downlink_version = reply.downlink_version
         by_id = {p.event_id: p.seq for p in batch.rows}
         answered = [*reply.accepted, *reply.duplicate, *(r.event_id for r in reply.rejected)]
         if set(answered) != set(by_id):

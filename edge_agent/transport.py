@@ -48,9 +48,11 @@ class Response:
 
 
 class Transport(Protocol):
-    """Posts a request to central; ``timeout`` is how long to wait for the answer once connected."""
+    """Requests to central; ``timeout`` is how long to wait for the answer once connected."""
 
     def post(self, path: str, body: bytes, headers: dict[str, str], timeout: float) -> Response: ...
+
+    def get(self, path: str, timeout: float, headers: dict[str, str] | None = None) -> Response: ...
 
 
 def check_central_url(url: str) -> str:
@@ -103,9 +105,9 @@ class HttpTransport:
         """POST ``body`` to ``path``; raise TransportError if central cannot be reached or does not answer."""
         return self._request("POST", path, body, headers, timeout)
 
-    def get(self, path: str, timeout: float) -> Response:
-        """GET ``path`` (health checks); raise TransportError like :meth:`post`."""
-        return self._request("GET", path, None, {}, timeout)
+    def get(self, path: str, timeout: float, headers: dict[str, str] | None = None) -> Response:
+        """GET ``path`` (health checks, the signed downlink fetch); raise TransportError like :meth:`post`."""
+        return self._request("GET", path, None, headers or {}, timeout)
 
     def _request(self, method: str, path: str, body: bytes | None, headers: dict[str, str], timeout: float) -> Response:
         try:

@@ -3,8 +3,13 @@
 A sealed blob is ``nonce (12 bytes) || ciphertext || tag (16 bytes)``; the associated data binds it
 to its row (an event id, a journal offset) so a blob copied to another row fails to open.
 
-A signed request carries three headers; the signature covers the method, the path, the device, the
-timestamp and the SHA-256 of the body exactly as sent (that is, after gzip).
+A signed request carries four headers; the signature covers the method, the path (with its query
+string), the device, the timestamp, a random nonce and the SHA-256 of the body exactly as sent
+(that is, after gzip). Central accepts a timestamp within its clock-skew window and each nonce
+once, so a captured request cannot be replayed.
+
+Central also signs the documents it publishes to stores (the downlink) with its own Ed25519 key;
+:func:`document_message` is what both ends sign and verify.
 """
 
 from __future__ import annotations
@@ -17,7 +22,9 @@ import os
 import stat
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
+import orjson
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -30,6 +37,9 @@ NONCE_BYTES = 12
 HEADER_DEVICE = "X-CDP-Device"
 HEADER_TIMESTAMP = "X-CDP-Timestamp"
 HEADER_SIGNATURE = "X-CDP-Signature"
+HEADER_NONCE = "X-CDP-Nonce"
+NONCE_BYTES_REQUEST = 16
+SIGNATURE_BYTES = 64
 
 
 class KeyFileError(Exception):
@@ -92,6 +102,25 @@ def write_secret_file(path: Path, data: bytes) -> None:
         os.close(dir_fd)
 
 
+def replace_secret_file(path: Path, data: bytes) -> None:
+    """Atomically replace (or create) ``path`` with ``data``, mode 0600: readers see old or new, never half."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".new")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.fchmod(fd, 0o600)
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
 def read_secret_file(path: Path) -> bytes:
     """Read a secret file, refusing one that group or others can read."""
     try:
@@ -129,37 +158,102 @@ def new_signing_key() -> tuple[bytes, bytes]:
     return private.private_bytes_raw(), private.public_key().public_bytes_raw()
 
 
-def _message(method: str, path: str, device_id: str, timestamp: str, body: bytes) -> bytes:
-    digest = hashlib.sha256(body).hexdigest()
-    return "\n".join(["cdp-v1", method.upper(), path, device_id, timestamp, digest]).encode()
+def public_key_of(private_key: bytes) -> bytes:
+    """The raw public half of a raw Ed25519 private key."""
+    return Ed25519PrivateKey.from_private_bytes(private_key).public_key().public_bytes_raw()
 
 
-class RequestSigner:
-    """Signs requests for one device with its Ed25519 private key."""
-
-    def __init__(self, device_id: str, private_key: bytes) -> None:
-        self.device_id = device_id
-        self._key = Ed25519PrivateKey.from_private_bytes(private_key)
-
-    def headers(self, method: str, path: str, timestamp: str, body: bytes) -> dict[str, str]:
-        signature = self._key.sign(_message(method, path, self.device_id, timestamp, body))
-        return {
-            HEADER_DEVICE: self.device_id,
-            HEADER_TIMESTAMP: timestamp,
-            HEADER_SIGNATURE: b64(signature),
-        }
+def sign(private_key: bytes, message: bytes) -> bytes:
+    """The 64-byte Ed25519 signature (RFC 8032, pure Ed25519) of ``message``."""
+    return Ed25519PrivateKey.from_private_bytes(private_key).sign(message)
 
 
-def verify_request(
-    public_key: bytes, method: str, path: str, device_id: str, timestamp: str, body: bytes, signature: str
-) -> bool:
-    """True if ``signature`` is the device's signature over this request."""
+def verify(public_key: bytes, message: bytes, signature: bytes) -> bool:
+    """True if ``signature`` is the holder of ``public_key``'s Ed25519 signature of ``message``."""
     try:
-        raw = unb64(signature)
-        Ed25519PublicKey.from_public_bytes(public_key).verify(raw, _message(method, path, device_id, timestamp, body))
+        Ed25519PublicKey.from_public_bytes(public_key).verify(signature, message)
     except (InvalidSignature, ValueError):
         return False
     return True
+
+
+def new_nonce() -> str:
+    """A fresh request nonce: 128 random bits, URL-safe base64 without padding (22 characters)."""
+    return base64.urlsafe_b64encode(os.urandom(NONCE_BYTES_REQUEST)).rstrip(b"=").decode("ascii")
+
+
+def request_message(method: str, path: str, device_id: str, timestamp: str, nonce: str, body: bytes) -> bytes:
+    """What a device signs for one request; ``path`` includes the query string, if any."""
+    digest = hashlib.sha256(body).hexdigest()
+    return "\n".join(["cdp-v2", method.upper(), path, device_id, timestamp, nonce, digest]).encode()
+
+
+class RequestSigner:
+    """Signs requests for one device with its Ed25519 private key, each with a fresh nonce."""
+
+    def __init__(self, device_id: str, private_key: bytes, *, nonce: Callable[[], str] = new_nonce) -> None:
+        self.device_id = device_id
+        self._key = Ed25519PrivateKey.from_private_bytes(private_key)
+        self._nonce = nonce
+
+    @property
+    def public_key(self) -> bytes:
+        """The raw public half of the signing key."""
+        return self._key.public_key().public_bytes_raw()
+
+    def headers(self, method: str, path: str, timestamp: str, body: bytes) -> dict[str, str]:
+        """The authentication headers for one request; call again for every attempt (new nonce)."""
+        nonce = self._nonce()
+        signature = self._key.sign(request_message(method, path, self.device_id, timestamp, nonce, body))
+        return {
+            HEADER_DEVICE: self.device_id,
+            HEADER_TIMESTAMP: timestamp,
+            HEADER_NONCE: nonce,
+            HEADER_SIGNATURE: b64(signature),
+        }
+
+    def sign(self, message: bytes) -> bytes:
+        """The raw signature of ``message`` (for proofs that go beside the request headers)."""
+        return self._key.sign(message)
+
+
+def verify_request(
+    public_key: bytes,
+    method: str,
+    path: str,
+    device_id: str,
+    timestamp: str,
+    body: bytes,
+    signature: str,
+    *,
+    nonce: str,
+) -> bool:
+    """True if ``signature`` (base64) is the device's signature over this request."""
+    try:
+        raw = unb64(signature)
+    except ValueError:
+        raw = b"\0" * SIGNATURE_BYTES  # still verify, so a malformed signature costs what a wrong one does
+    return verify(public_key, request_message(method, path, device_id, timestamp, nonce, body), raw)
+
+
+HEADER_NEW_KEY_PROOF = "X-CDP-New-Key-Proof"
+
+
+def key_rotation_message(device_id: str, new_public_key: str, timestamp: str, nonce: str) -> bytes:
+    """What a device's new key signs (sent as ``X-CDP-New-Key-Proof``) to show its holder asks for the
+    rotation; bound to the request's timestamp and nonce, so it proves nothing for any other request."""
+    return "\n".join(["cdp-rotate-key-v1", device_id, new_public_key, timestamp, nonce]).encode()
+
+
+def canonical_json(value: Any) -> bytes:
+    """Compact JSON with sorted keys: the same bytes for the same value at both ends."""
+    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+
+
+def document_message(store_id: str, name: str, version: int, body: Any) -> bytes:
+    """What central signs for one downlink document, bound to its store, name and version."""
+    digest = hashlib.sha256(canonical_json(body)).hexdigest()
+    return "\n".join(["cdp-downlink-v1", store_id, name, str(version), digest]).encode()
 
 
 def keyed_hash(key: bytes, value: str, *, length: int = 16) -> str:

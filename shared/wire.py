@@ -10,7 +10,11 @@ A batch as sent (before gzip)::
 and the reply::
 
     {"accepted": ["0193..."], "duplicate": [],
-     "rejected": [{"event_id": "0193...", "reason": "unknown_kind"}]}
+     "rejected": [{"event_id": "0193...", "reason": "unknown_kind"}], "downlink_version": 7}
+
+Every event id of the batch is in exactly one of the three lists (an id sent twice in one batch is
+answered once). ``downlink_version`` is the newest version of the documents central publishes for
+the sender's store; it is absent when central publishes none.
 
 Batch-level problems raise :class:`WireError` with a reason code; event-level problems become
 :class:`Rejection` entries so one bad event never sinks its neighbours. Unknown kinds and schema
@@ -24,33 +28,24 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from decimal import Decimal, InvalidOperation
 from typing import Any
 
 import orjson
 
+from shared import payloads
+
 SCHEMA_VERSION = 1
 SUPPORTED_SCHEMAS = frozenset({1})
 
-KINDS = frozenset(
-    {
-        "pos.receipt",
-        "pos.sale",
-        "scan.member",
-        "scan.coupon",
-        "scan.product",
-        "presence.visit",
-        "presence.aggregate",
-        "agent.heartbeat",
-        "agent.gap",
-    }
-)
+KINDS = payloads.KINDS
+"""Every kind central accepts; each has a declared payload schema in :mod:`shared.payloads`."""
 
 MAX_EVENTS_PER_BATCH = 5000
+MAX_SEQ = payloads.MAX_SAFE_INT
+"""Highest ``seq`` accepted: any device reaches it never, and every JSON reader holds it exactly."""
 _ID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
 _DEVICE_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 _STORE_RE = re.compile(r"^[A-Za-z0-9_.-]{1,32}$")
-_MONEY_RE = re.compile(r"^-?\d{1,12}(\.\d{1,4})?$")
 
 
 class WireError(ValueError):
@@ -117,18 +112,22 @@ class DecodedBatch:
 
 @dataclass(frozen=True, slots=True)
 class Reply:
-    """Central's per-event answer to a batch."""
+    """Central's per-event answer to a batch, and the store's current downlink version (if central has one)."""
 
     accepted: tuple[str, ...] = ()
     duplicate: tuple[str, ...] = ()
     rejected: tuple[Rejection, ...] = field(default_factory=tuple)
+    downlink_version: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        doc: dict[str, Any] = {
             "accepted": list(self.accepted),
             "duplicate": list(self.duplicate),
             "rejected": [{"event_id": r.event_id, "reason": r.reason} for r in self.rejected],
         }
+        if self.downlink_version is not None:
+            doc["downlink_version"] = self.downlink_version
+        return doc
 
 
 def format_time(moment: datetime) -> str:
@@ -191,15 +190,21 @@ def encode_reply(reply: Reply) -> bytes:
 
 
 def decode_reply(data: bytes) -> Reply:
-    """Read central's reply; raise WireError if it is not a v1 reply."""
+    """Read central's reply; raise WireError if it is not a v1 reply.
+
+    ``downlink_version`` is optional: central releases before the downlink do not send it.
+    """
     try:
         doc = orjson.loads(data)
         accepted = tuple(_str_list(doc["accepted"]))
         duplicate = tuple(_str_list(doc["duplicate"]))
         rejected = tuple(Rejection(event_id=r.get("event_id"), reason=str(r["reason"])) for r in doc["rejected"])
+        version = doc.get("downlink_version")
+        if version is not None and (type(version) is not int or not 0 <= version <= MAX_SEQ):
+            raise TypeError("downlink_version must be a non-negative integer")
     except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError) as exc:
         raise WireError("invalid_reply", f"reply is not a v1 reply: {exc}") from None
-    return Reply(accepted=accepted, duplicate=duplicate, rejected=rejected)
+    return Reply(accepted=accepted, duplicate=duplicate, rejected=rejected, downlink_version=version)
 
 
 def _str_list(value: Any) -> list[str]:
@@ -208,8 +213,18 @@ def _str_list(value: Any) -> list[str]:
     return value
 
 
-def decode_batch(data: bytes, *, max_events: int = MAX_EVENTS_PER_BATCH) -> DecodedBatch:
-    """Read a batch; raise WireError for batch-level faults, reject bad events one by one."""
+def decode_batch(
+    data: bytes | bytearray,
+    *,
+    max_events: int = MAX_EVENTS_PER_BATCH,
+    max_event_chars: int = payloads.MAX_EVENT_BYTES,
+) -> DecodedBatch:
+    """Read a batch; raise WireError for batch-level faults, reject bad events one by one.
+
+    Each payload is cleaned against its kind's schema (:mod:`shared.payloads`): the events returned
+    carry only declared fields. An event id repeated within the batch is answered once, for its
+    first copy; the later copies are ignored.
+    """
     try:
         doc = orjson.loads(data)
     except orjson.JSONDecodeError as exc:
@@ -246,12 +261,14 @@ def decode_batch(data: bytes, *, max_events: int = MAX_EVENTS_PER_BATCH) -> Deco
             rejected.append(Rejection(event_id if isinstance(event_id, str) else None, "invalid_event_id"))
             continue
         if event_id in seen:
-            rejected.append(Rejection(event_id, "duplicate_in_batch"))
-            continue
+            continue  # answered once, by its first copy: every id is in exactly one list of the reply
         seen.add(event_id)
         reason = _event_problem(raw)
-        if reason is not None:
-            rejected.append(Rejection(event_id, reason))
+        payload: dict[str, Any] | None = None
+        if reason is None:
+            payload, reason = payloads.check_event(raw["kind"], raw.get("payload"), max_chars=max_event_chars)
+        if payload is None:
+            rejected.append(Rejection(event_id, reason or "invalid_payload"))
             continue
         events.append(
             Event(
@@ -260,7 +277,7 @@ def decode_batch(data: bytes, *, max_events: int = MAX_EVENTS_PER_BATCH) -> Deco
                 kind=raw["kind"],
                 observed_at=raw["observed_at"],
                 store_id=raw["store_id"],
-                payload=raw["payload"],
+                payload=payload,
             )
         )
     return DecodedBatch(
@@ -274,9 +291,9 @@ def decode_batch(data: bytes, *, max_events: int = MAX_EVENTS_PER_BATCH) -> Deco
 
 
 def _event_problem(raw: dict[str, Any]) -> str | None:
-    """The reason code for an event that is not well formed, or None."""
+    """The reason code for an event whose envelope is not well formed, or None."""
     seq = raw.get("seq")
-    if not isinstance(seq, int) or isinstance(seq, bool) or seq < 0:
+    if not isinstance(seq, int) or isinstance(seq, bool) or not 0 <= seq <= MAX_SEQ:
         return "invalid_seq"
     kind = raw.get("kind")
     if not isinstance(kind, str):
@@ -290,51 +307,4 @@ def _event_problem(raw: dict[str, Any]) -> str | None:
     store_id = raw.get("store_id")
     if not isinstance(store_id, str) or not _STORE_RE.match(store_id):
         return "invalid_store_id"
-    payload = raw.get("payload")
-    if not isinstance(payload, dict):
-        return "invalid_payload"
-    check = PAYLOAD_CHECKS.get(kind)
-    return check(payload) if check else None
-
-
-def is_money(value: Any) -> bool:
-    """A decimal amount written as a string, such as "12.50" or "-3"."""
-    if not isinstance(value, str) or not _MONEY_RE.match(value):
-        return False
-    try:
-        Decimal(value)
-    except InvalidOperation:
-        return False
-    return True
-
-
-def _receipt_problem(payload: dict[str, Any]) -> str | None:
-    receipt_no = payload.get("receipt_no")
-    if not isinstance(receipt_no, str) or not 1 <= len(receipt_no) <= 64:
-        return "invalid_payload:receipt_no"
-    if not is_money(payload.get("total")):
-        return "invalid_payload:total"
-    items = payload.get("items", [])
-    if not isinstance(items, list) or len(items) > 1000 or not all(isinstance(i, dict) for i in items):
-        return "invalid_payload:items"
-    member = payload.get("member", {})
-    if not isinstance(member, dict):
-        return "invalid_payload:member"
-    for key in ("phone", "card"):
-        value = member.get(key)
-        if value is not None and (not isinstance(value, str) or not 1 <= len(value) <= 64):
-            return f"invalid_payload:member.{key}"
     return None
-
-
-def _heartbeat_problem(payload: dict[str, Any]) -> str | None:
-    version = payload.get("agent_version")
-    if not isinstance(version, str) or len(version) > 64:
-        return "invalid_payload:agent_version"
-    return None
-
-
-PAYLOAD_CHECKS = {
-    "pos.receipt": _receipt_problem,
-    "agent.heartbeat": _heartbeat_problem,
-}

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from urllib.parse import urlsplit
 
-from flask import Blueprint, abort, redirect, render_template, request, url_for
+from flask import Blueprint, abort, current_app, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 
 from central import audit, auth, clock
@@ -108,8 +108,8 @@ def index() -> ResponseReturnValue:
     db = get_session()
     user = auth.current_user(db)
     customers, total = list_customers(db, PAGE_CUSTOMERS, 0)
-    devices = list_devices(db)
     now = clock.now()
+    devices = list_devices(db, now, current_app.config["CENTRAL"].fleet_offline_after)
     audit.record(
         db,
         at=now,

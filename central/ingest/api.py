@@ -1,12 +1,15 @@
 """``POST /api/v1/batches``: a device's signed, gzipped batch, answered per event.
 
-The body is read with a hard limit before anything else, the signature is checked over the bytes
-exactly as sent, and only then is it inflated (bounded) and decoded; ``central.ingest.batches``
-stores it.
+The body is read with a hard limit before anything else and the signature is checked over the
+bytes exactly as sent; only then is it inflated, in chunks taken from a process-wide budget
+(``central.ingest.budget``) and up to ``ingest.max_decompressed_bytes``, and decoded, each payload
+cleaned against its kind's schema; ``central.ingest.batches`` stores it. The reply also names the
+store's current downlink version, so the agent knows when to fetch.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import zlib
 
@@ -15,17 +18,31 @@ from flask import Blueprint, Response, current_app, jsonify, request
 from central import clock
 from central.auth import authenticate_device
 from central.config import CentralConfig
-from central.db import get_session
+from central.db import READ_ONLY, get_session
 from central.errors import ApiError
+from central.fleet.downlink import current_version
 from central.ingest.batches import store_batch
+from central.ingest.budget import Lease, budget_for
 from shared import wire
 
 log = logging.getLogger(__name__)
 bp = Blueprint("ingest", __name__)
 
+CHUNK = 1024 * 1024
+RETRY_AFTER_SECONDS = 5
+
 
 def _too_large() -> ApiError:
     return ApiError(413, "too_large", "the batch is larger than this server accepts")
+
+
+def _busy() -> ApiError:
+    return ApiError(
+        503,
+        "busy",
+        "the server is decoding as many batches as its memory budget allows; retry later",
+        headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+    )
 
 
 def read_body(limit: int) -> bytes:
@@ -38,21 +55,33 @@ def read_body(limit: int) -> bytes:
     return body
 
 
-def decode_content(body: bytes, encoding: str | None, limit: int) -> bytes:
-    """Undo ``Content-Encoding``; a gzip body may expand to at most ``limit`` bytes."""
+def decode_content(body: bytes, encoding: str | None, limit: int, lease: Lease | None = None) -> bytes | bytearray:
+    """Undo ``Content-Encoding``; a gzip body may expand to at most ``limit`` bytes.
+
+    Inflates a chunk at a time, taking each chunk from ``lease`` first (503 if the budget is spent),
+    so neither one request nor many together can inflate more than they are allowed.
+    """
     encoding = (encoding or "identity").strip().lower()
     if encoding == "identity":
         return body
     if encoding != "gzip":
         raise ApiError(415, "unsupported_encoding", f"Content-Encoding {encoding!r} is not supported; use gzip")
     inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+    data = bytearray()
+    pending = body
     try:
-        # max_length stops a gzip bomb after limit + 1 bytes instead of filling memory.
-        data = inflater.decompress(body, limit + 1)
+        while True:
+            chunk = inflater.decompress(pending, CHUNK)
+            pending = inflater.unconsumed_tail
+            if len(data) + len(chunk) > limit:
+                raise _too_large()
+            if chunk and lease is not None and not lease.take(len(chunk)):
+                raise _busy()
+            data += chunk
+            if inflater.eof or (not pending and not chunk):
+                break
     except zlib.error:
         raise ApiError(400, "invalid_encoding", "the body is not valid gzip") from None
-    if len(data) > limit or inflater.unconsumed_tail:
-        raise _too_large()
     if not inflater.eof or inflater.unused_data:
         raise ApiError(400, "invalid_encoding", "the gzip body is truncated or has trailing data")
     return data
@@ -70,16 +99,24 @@ def post_batch() -> Response:
     body = read_body(config.ingest_max_body_bytes)
     db = get_session()
     device = authenticate_device(db, body)
-    if db.get_bind().dialect.name == "sqlite":
-        db.rollback()  # on SQLite that read holds the write lock, and decoding needs none
-    data = decode_content(body, request.headers.get("Content-Encoding"), config.ingest_max_decompressed_bytes)
-    try:
-        batch = wire.decode_batch(data, max_events=config.ingest_max_events)
-    except wire.WireError as exc:
-        raise ApiError(400, exc.reason, exc.message) from None
-    if batch.device_id != device.device_id:
-        raise ApiError(400, "device_mismatch", "the batch names another device than the one that signed it")
-    reply = store_batch(db, device, batch, clock.now())
+    with budget_for(current_app).lease() as lease:
+        data = decode_content(
+            body, request.headers.get("Content-Encoding"), config.ingest_max_decompressed_bytes, lease
+        )
+        del body
+        try:
+            batch = wire.decode_batch(
+                data, max_events=config.ingest_max_events, max_event_chars=config.ingest_max_event_bytes
+            )
+        except wire.WireError as exc:
+            raise ApiError(400, exc.reason, exc.message) from None
+        del data
+        if batch.device_id != device.device_id:
+            raise ApiError(400, "device_mismatch", "the batch names another device than the one that signed it")
+        reply = store_batch(db, device, batch, clock.now())
+    db.connection(execution_options=READ_ONLY)
+    reply = dataclasses.replace(reply, downlink_version=current_version(db, device.store_id))
+    db.rollback()
     log.debug(
         "batch %s from %s: %d accepted, %d duplicate, %d rejected",
         batch.batch_id,

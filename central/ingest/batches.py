@@ -36,7 +36,6 @@ log = logging.getLogger(__name__)
 bp = Blueprint("ingest", __name__)
 
 MAX_ATTEMPTS = 5
-MAX_SEQ = 2**63 - 1  # BIGINT
 # Far above any till receipt, and low enough that customer totals stay within NUMERIC(14, 2).
 MAX_RECEIPT_TOTAL = Decimal(10) ** 9
 _CENT = Decimal("0.01")
@@ -87,20 +86,15 @@ def _event_problem(device: AuthenticatedDevice, event: wire.Event) -> str | None
     """Why central cannot store an event the wire schema accepted, or None.
 
     Values a column cannot hold must be rejected here: a database error would fail the whole batch,
-    and the agent would send it again forever.
+    and the agent would send it again forever. (The payload schemas already keep NUL out of text
+    and seq within 2^53-1.)
     """
     if event.store_id != device.store_id:
         return "store_mismatch"
-    if event.seq > MAX_SEQ:
+    if event.seq > wire.MAX_SEQ:
         return "invalid_seq"
-    if event.kind == "pos.receipt":
-        # PostgreSQL text cannot hold NUL, and receipt_no is copied out of the payload into a column.
-        if "\x00" in event.payload["receipt_no"]:
-            return "invalid_payload:receipt_no"
-        if abs(Decimal(event.payload["total"])) >= MAX_RECEIPT_TOTAL:
-            return "invalid_payload:total"
-    if event.kind == "agent.heartbeat" and "\x00" in event.payload["agent_version"]:
-        return "invalid_payload:agent_version"
+    if event.kind == "pos.receipt" and abs(Decimal(event.payload["total"])) >= MAX_RECEIPT_TOTAL:
+        return "invalid_payload:total"
     return None
 
 
@@ -209,7 +203,12 @@ def _store_receipts(
 
 
 def _touch_device(db: Session, device: AuthenticatedDevice, rows: list[_Row], fresh: list[_Row], now: datetime) -> None:
-    """Record that the device was heard from, its highest seq, and its newest heartbeat."""
+    """Record that the device was heard from, its highest seq, and its newest heartbeat.
+
+    A heartbeat replaces the stored one only if its seq is higher than the stored heartbeat's own
+    (not the highest seq of any event), so one event with an absurd seq cannot freeze it, and an old
+    backlog arriving late changes nothing. Any new heartbeat says the agent is alive now.
+    """
     values: dict[str, Any] = {"last_seen_at": now}
     if rows:
         top = max(r.event.seq for r in rows)
@@ -219,12 +218,13 @@ def _touch_device(db: Session, device: AuthenticatedDevice, rows: list[_Row], fr
     beats = [r.event for r in fresh if r.event.kind == "agent.heartbeat"]
     if beats:
         newest = max(beats, key=lambda e: e.seq)
-        # A heartbeat older than what the device already reported (a resent backlog) changes nothing;
-        # the comparison sees last_seq as it was before this UPDATE.
-        current = or_(_devices.c.last_seq.is_(None), _devices.c.last_seq <= newest.seq)
+        # The comparison sees heartbeat_seq as it was before this UPDATE.
+        current = or_(_devices.c.heartbeat_seq.is_(None), _devices.c.heartbeat_seq < newest.seq)
         values["agent_version"] = case((current, newest.payload["agent_version"]), else_=_devices.c.agent_version)
         values["last_heartbeat"] = case(
             (current, bindparam("heartbeat", newest.payload, type_=JSON)),
             else_=_devices.c.last_heartbeat,
         )
+        values["heartbeat_seq"] = case((current, newest.seq), else_=_devices.c.heartbeat_seq)
+        values["heartbeat_at"] = now
     db.execute(update(_devices).where(_devices.c.device_id == device.device_id).values(**values))

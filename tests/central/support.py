@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -75,9 +76,16 @@ class Agent:
     public_key: bytes = b""
     seq: int = 0
     new_id: UUID7 = field(default_factory=UUID7)
+    # What the agent signs requests with as their time: the fake clock's start, or for a real
+    # server (which checks the time against its own clock) ``lambda: datetime.now(UTC)``.
+    clock: Callable[[], datetime] = field(default=lambda: START)
 
     def __post_init__(self) -> None:
-        self.private_key, self.public_key = new_signing_key()
+        if not self.private_key:
+            self.private_key, self.public_key = new_signing_key()
+
+    def signer(self) -> RequestSigner:
+        return RequestSigner(self.device_id, self.private_key)
 
     def enroll(self, client: FlaskClient, token: str) -> TestResponse:
         response = client.post(
@@ -143,7 +151,7 @@ class Agent:
         return wire.encode_batch(batch)
 
     def signed_headers(self, body: bytes, *, path: str = BATCHES, gzipped: bool = True) -> dict[str, str]:
-        headers = RequestSigner(self.device_id, self.private_key).headers("POST", path, wire.format_time(START), body)
+        headers = self.signer().headers("POST", path, wire.format_time(self.clock()), body)
         headers["Content-Type"] = "application/json"
         if gzipped:
             headers["Content-Encoding"] = "gzip"

@@ -23,7 +23,7 @@ def test_defaults():
     assert config.effective_database_url == "sqlite:////var/lib/central-server/central.db"
     assert config.database_auto_migrate is True
     assert config.ingest_max_body_bytes == 8 * 1024 * 1024
-    assert config.ingest_max_decompressed_bytes == 64 * 1024 * 1024
+    assert config.ingest_max_decompressed_bytes == 16 * 1024 * 1024
     assert config.ingest_max_events == 5000
     assert (config.enroll_token_ttl_hours, config.console_session_hours, config.log_level) == (24.0, 8.0, "info")
 

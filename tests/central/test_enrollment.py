@@ -10,7 +10,7 @@ import pytest
 
 from central.fleet.models import Device, EnrollToken
 from central.models import AuditLog
-from shared.crypto import b64, new_signing_key, token_digest
+from shared.crypto import b64, new_signing_key, token_digest, unb64
 from tests.central.support import Agent, row_counts, table_rows, token_for
 
 REJECTED = {"error": {"code": "enroll_rejected", "message": "enrollment token is invalid, expired or already used"}}
@@ -23,7 +23,8 @@ def test_enrollment_creates_an_active_device(app, client, clock):
     assert response.status_code == 201
     body = response.get_json()
     assert re.fullmatch(r"dev_[0-9a-f]{16}", body["device_id"])
-    assert body == {"device_id": body["device_id"], "store_id": "S042"}
+    assert body == {"device_id": body["device_id"], "store_id": "S042", "central_key": body["central_key"]}
+    assert len(unb64(body["central_key"])) == 32
     (device,) = table_rows(app, Device)
     assert (device.device_id, device.store_id, device.status) == (body["device_id"], "S042", "active")
     assert (device.public_key, device.hostname, device.agent_version) == (b64(agent.public_key), "pos-1", "0.1.0")

@@ -7,6 +7,7 @@ import signal
 import socket
 import subprocess
 import time
+from datetime import UTC, datetime
 
 import pytest
 import requests
@@ -53,7 +54,7 @@ def test_serve_enroll_and_ingest_over_http(backend, tmp_path):
     base = f"http://127.0.0.1:{port}"
     try:
         wait_until_up(base, server)
-        agent = Agent()
+        agent = Agent(clock=lambda: datetime.now(UTC))
         enrolled = requests.post(
             f"{base}/api/v1/enroll",
             json={"token": token, "public_key": b64(agent.public_key), "hostname": "till-1"},

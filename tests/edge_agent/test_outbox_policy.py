@@ -177,7 +177,8 @@ def test_a_flood_of_garbage_leaves_a_bounded_quarantine(tmp_path, sealer):
 
 def test_delivered_rows_are_kept_72_hours_then_purged(tmp_path, sealer, clock):
     outbox = Outbox(tmp_path / "outbox.db", sealer, "S001", clock=clock)
-    outbox.append([event("scan.member", n) for n in range(5)])
+    scans = [Capture.of("scan.member", {"code": f"M{n}"}, "2026-09-21T00:00:00.000Z") for n in range(5)]
+    outbox.append(scans)
     private, public = new_signing_key()
     monotonic = Clock(0.0)
     job = SyncJob(

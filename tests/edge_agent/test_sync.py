@@ -71,6 +71,7 @@ class StandInCentral:
             headers[HEADER_TIMESTAMP],
             body,
             headers[HEADER_SIGNATURE],
+            nonce=headers["X-CDP-Nonce"],
         )
         raw = gzip.decompress(body)
         self.bodies.append(raw)
@@ -134,9 +135,9 @@ def test_resent_events_count_as_delivered(outbox, central_and_job):
 
 def test_rejected_events_keep_the_reason_and_are_not_resent(outbox, central_and_job):
     central, job, _ = central_and_job
-    central.reject_kinds = {"scan.coupon"}
+    central.reject_kinds = {"pos.sale"}
     fill(outbox, 3)
-    fill(outbox, 2, kind="scan.coupon")
+    fill(outbox, 2, kind="pos.sale")  # a payload that fits its schema
     job.run()
     assert outbox.stats().rejected == 2
     assert {reason for *_, reason in outbox.rejected()} == {"unknown_kind"}
@@ -384,9 +385,9 @@ def test_retry_after_as_an_http_date_counts_from_centrals_date_not_the_agents_cl
 
 def test_rejected_events_do_not_hold_up_the_rest_and_are_counted_by_reason(outbox, central_and_job):
     central, job, _ = central_and_job
-    central.reject_kinds = {"scan.coupon"}
+    central.reject_kinds = {"pos.sale"}
     fill(outbox, 20)
-    fill(outbox, 1, kind="scan.coupon")
+    fill(outbox, 1, kind="pos.sale")
     fill(outbox, 80)
     job.run()
     stats = outbox.stats()

@@ -141,16 +141,22 @@ def test_a_bad_event_is_rejected_alone_with_a_reason(event, reason):
     assert [e.event_id for e in decoded.events] == [EVENT_ID_2]
 
 
-def test_unreadable_event_ids_and_repeats_in_one_batch_are_rejected():
-    events = [_event(event_id="nope"), _event(event_id=None), "junk", _event(), _event()]
+def test_unreadable_event_ids_are_rejected_and_repeats_answered_once():
+    events = [_event(event_id="nope"), _event(event_id=None), "junk", _event(), _event(), _event(seq=-1)]
     decoded = decode_batch(json.dumps(_doc(events=events)).encode())
     assert decoded.rejected == (
         Rejection("nope", "invalid_event_id"),
         Rejection(None, "invalid_event_id"),
         Rejection(None, "invalid_event_id"),
-        Rejection(EVENT_ID, "duplicate_in_batch"),
     )
-    assert len(decoded.events) == 1
+    assert [e.event_id for e in decoded.events] == [EVENT_ID]
+
+
+def test_a_repeat_is_answered_by_its_first_copy_even_when_that_one_is_bad():
+    events = [_event(seq=-1), _event()]
+    decoded = decode_batch(json.dumps(_doc(events=events)).encode())
+    assert decoded.rejected == (Rejection(EVENT_ID, "invalid_seq"),)
+    assert decoded.events == ()
 
 
 def test_every_design_kind_is_known():
@@ -164,9 +170,48 @@ def test_every_design_kind_is_known():
         "presence.aggregate",
         "agent.heartbeat",
         "agent.gap",
+        "member.signup",
+        "member.update",
+        "member.login",
+        "order.online",
+        "consent.given",
+        "consent.withdrawn",
+        "service.complaint",
     } == KINDS
 
 
-def test_malformed_reply_is_an_error():
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"accepted": [1]}',
+        b'{"accepted": [], "duplicate": [], "rejected": [], "downlink_version": "7"}',
+        b'{"accepted": [], "duplicate": [], "rejected": [], "downlink_version": -1}',
+    ],
+)
+def test_malformed_reply_is_an_error(body):
     with pytest.raises(WireError):
-        decode_reply(b'{"accepted": [1]}')
+        decode_reply(body)
+
+
+def test_a_reply_with_the_downlink_version_matches_its_golden_file():
+    reply = Reply(accepted=(EVENT_ID,), duplicate=(), rejected=(), downlink_version=7)
+    golden = (GOLDEN / "wire_v1_reply_downlink.json").read_bytes().rstrip(b"\n")
+    assert encode_reply(reply) == golden
+    assert decode_reply(golden) == reply
+    # The version is optional both ways: replies without it still read, and None is not sent.
+    assert decode_reply((GOLDEN / "wire_v1_reply.json").read_bytes()).downlink_version is None
+    assert b"downlink_version" not in encode_reply(Reply())
+
+
+def test_the_seq_is_bounded_to_what_json_readers_hold_exactly():
+    top = _event(seq=2**53 - 1)
+    decoded = decode_batch(json.dumps(_doc(events=[top])).encode())
+    assert decoded.rejected == ()
+    decoded = decode_batch(json.dumps(_doc(events=[_event(seq=2**53)])).encode())
+    assert decoded.rejected == (Rejection(EVENT_ID, "invalid_seq"),)
+
+
+def test_payloads_are_cleaned_to_their_schema():
+    event = _event(payload={"receipt_no": "R1", "total": "1.00", "secret_sauce": {"a": [1, 2]}})
+    (decoded,) = decode_batch(json.dumps(_doc(events=[event])).encode()).events
+    assert decoded.payload == {"receipt_no": "R1", "total": "1.00"}

@@ -1,0 +1,176 @@
+"""Per-kind payload schemas: one typical payload per kind, unknown fields dropped, every limit enforced."""
+
+from __future__ import annotations
+
+import pytest
+
+from shared.payloads import KINDS, MAX_DEPTH, SCHEMAS, check_event, measure
+
+TYPICAL = {
+    "pos.receipt": {
+        "receipt_no": "S001-261123-00042",
+        "total": "36.50",
+        "currency": "CNY",
+        "items": [{"sku": "6921168509256", "name": "农夫山泉 550ml", "qty": "2", "unit_price": "2.00"}],
+        "member": {"phone": "13812345678"},
+        "format": "json",
+        "paid_at": "2026-11-23T09:58:25",
+        "payment": "wechat",
+        "warnings": ["invalid_member_phone"],
+        "ignored_fields": ["table_no"],
+    },
+    "pos.sale": {"sale_no": "T88", "total": "9.90", "items": [{"sku": "1", "name": "", "qty": 1, "unit_price": None}]},
+    "scan.member": {"code": "CDPM1.abc", "symbology": "qr"},
+    "scan.coupon": {"code": "CPN-2026-0001", "coupon_id": "c-1"},
+    "scan.product": {"code": "6901234567892", "qty": 2},
+    "presence.visit": {"visitor": "h:3f9a", "zone": "entrance", "source": "ble", "dwell_s": 312.5, "rssi": -71},
+    "presence.aggregate": {
+        "window_start": "2026-11-23T02:00:00Z",
+        "window_end": "2026-11-23T02:15:00Z",
+        "visitors": 41,
+        "randomized": 17,
+    },
+    "agent.heartbeat": {
+        "agent_version": "0.2.0",
+        "uptime_s": 60,
+        "health": {"state": "degraded", "backlog": 1200, "oldest_unsent_s": 900.5, "clock_offset_s": -0.4},
+        "sources": {"pos": {"state": "reading", "quarantined_by_reason": {"binary_data": 2}}},
+        "downlink_version": 3,
+    },
+    "agent.gap": {"reason": "disk_full", "shed": {"presence.visit": 120}, "from_seq": 10, "to_seq": None},
+    "member.signup": {"member_id": "M0001", "channel": "miniprogram"},
+    "member.update": {"member_id": "M0001", "changed": ["city"]},
+    "member.login": {"member_id": "M0001", "method": "sms"},
+    "order.online": {"order_no": "JD-1", "total": "99.00", "status": "paid", "items": []},
+    "consent.given": {"purpose": "marketing_sms", "channel": "app", "policy_version": "2026-01"},
+    "consent.withdrawn": {"purpose": "marketing_sms"},
+    "service.complaint": {"ticket_no": "T-9", "category": "refund", "text": "商品破损"},
+}
+
+
+def test_every_kind_has_a_schema_and_a_typical_payload_passes_unchanged():
+    assert set(TYPICAL) == KINDS == set(SCHEMAS)
+    for kind, payload in TYPICAL.items():
+        assert check_event(kind, payload) == (payload, None), kind
+
+
+def test_unknown_fields_are_dropped_at_every_declared_level():
+    payload = {**TYPICAL["pos.receipt"], "loyalty_blob": "x" * 1000}
+    payload["items"] = [{**payload["items"][0], "secret": 1}]
+    payload["member"] = {"phone": "13812345678", "birthday": "1990-01-01"}
+    cleaned, reason = check_event("pos.receipt", payload)
+    assert reason is None
+    assert "loyalty_blob" not in cleaned
+    assert cleaned["items"] == TYPICAL["pos.receipt"]["items"]
+    assert cleaned["member"] == {"phone": "13812345678"}
+
+
+@pytest.mark.parametrize(
+    ("kind", "payload", "reason"),
+    [
+        ("pos.teleport", {}, "unknown_kind"),
+        ("pos.receipt", [], "invalid_payload"),
+        ("pos.receipt", {"total": "1.00"}, "invalid_payload:receipt_no"),
+        ("pos.receipt", {"receipt_no": "R\x001", "total": "1.00"}, "invalid_payload:receipt_no"),
+        ("pos.receipt", {"receipt_no": "R1", "total": 1.0}, "invalid_payload:total"),
+        ("pos.receipt", {"receipt_no": "R1", "total": "1", "items": [{"sku": 7}]}, "invalid_payload:items.sku"),
+        ("pos.receipt", {"receipt_no": "R1", "total": "1", "items": [{}] * 1001}, "invalid_payload:items"),
+        ("agent.heartbeat", {}, "invalid_payload:agent_version"),
+        ("agent.heartbeat", {"agent_version": "1", "uptime_s": True}, "invalid_payload:uptime_s"),
+        ("agent.heartbeat", {"agent_version": "1", "health": {"a": {"b": {"c": 1}}}}, "invalid_payload:health"),
+        ("agent.heartbeat", {"agent_version": "1", "health": {"": 1}}, "invalid_payload:health"),
+        (
+            "agent.heartbeat",
+            {"agent_version": "1", "health": {f"k{i}": i for i in range(65)}},
+            "invalid_payload:health",
+        ),
+        ("agent.heartbeat", {"agent_version": "1", "sources": {"": {}}}, "invalid_payload:sources"),
+        ("agent.gap", {"reason": "disk_full", "shed": {"presence.visit": -1}}, "invalid_payload:shed"),
+        ("agent.gap", {"reason": "disk_full", "from_seq": "1"}, "invalid_payload:from_seq"),
+        ("presence.visit", {"visitor": "v", "rssi": -500}, "invalid_payload:rssi"),
+        ("scan.member", {"code": ""}, "invalid_payload:code"),
+    ],
+)
+def test_a_payload_that_does_not_fit_is_rejected_with_the_field(kind, payload, reason):
+    assert check_event(kind, payload) == (None, reason)
+
+
+def _nested(depth: int) -> dict:
+    top: dict = {}
+    inner = top
+    for _ in range(depth - 1):
+        inner["x"] = {}
+        inner = inner["x"]
+    return top
+
+
+def test_depth_is_bounded_even_in_fields_that_would_be_dropped():
+    assert measure(_nested(MAX_DEPTH)) is None
+    assert measure(_nested(MAX_DEPTH + 1)) == "payload_too_deep"
+    deep = {"code": "x", "extra": [_nested(400)]}
+    assert check_event("scan.member", deep) == (None, "payload_too_deep")
+
+
+def test_size_is_bounded_even_in_fields_that_would_be_dropped():
+    assert check_event("scan.member", {"code": "x", "pad": "y" * 300_000}) == (None, "event_too_large")
+    assert check_event("scan.member", {"code": "x", "pad": ["y" * 1000] * 300}) == (None, "event_too_large")
+    assert check_event("scan.member", {"code": "x", "pad": "y" * 1000}, max_chars=500) == (None, "event_too_large")
+    assert check_event("scan.member", {"code": "x", "pad": "y" * 1000})[1] is None
+
+
+def test_the_size_is_the_compact_json_in_bytes():
+    import orjson
+
+    payload = TYPICAL["pos.receipt"]
+    exact = len(orjson.dumps(payload))
+    assert measure(payload, max_chars=exact) is None
+    assert measure(payload, max_chars=exact - 1) == "event_too_large"
+
+
+def test_many_brackets_in_text_do_not_make_a_payload_deep():
+    assert measure({"note": "[[[[{{{{" * 10}) is None
+    assert measure({"a": [[{"b": []}] for _ in range(20)]}) is None
+
+
+def test_long_text_in_a_report_is_cut_not_fatal():
+    payload = {
+        "agent_version": "1",
+        "health": {"last_error": "e" * 1000, "nul": "a\x00b"},
+        "sources": {"pos": {"d": "x"}},
+    }
+    cleaned, reason = check_event("agent.heartbeat", payload)
+    assert reason is None
+    assert cleaned["health"] == {"last_error": "e" * 256, "nul": "ab"}
+
+
+def test_the_first_release_heartbeat_fits():
+    beat = {
+        "agent_version": "0.1.0",
+        "uptime_s": 3600,
+        "outbox": {
+            "pending": 3,
+            "delivered": 10,
+            "rejected": 0,
+            "quarantined": 1,
+            "last_seq": 14,
+            "writer_backlog": 0,
+            "writer_error": None,
+        },
+        "sources": {
+            "pos": {
+                "state": "reading",
+                "detail": "",
+                "bytes_read": 100,
+                "events": 13,
+                "quarantined": 1,
+                "quarantined_by_reason": {"binary_data": 1},
+                "reconnects": 0,
+            }
+        },
+        "sync": {"consecutive_failures": 0, "last_error": None},
+    }
+    assert check_event("agent.heartbeat", beat) == (beat, None)
+
+
+def test_a_value_json_cannot_hold_is_invalid_not_deep():
+    assert check_event("scan.member", {"code": "x", "n": 2**70}) == (None, "invalid_payload")
