@@ -42,6 +42,9 @@ def create_app(config: CentralConfig | None = None, *, test_config: dict[str, An
         # The ingest view enforces its own, larger limit on the raw body; forms stay small.
         MAX_FORM_MEMORY_SIZE=64 * 1024,
     )
+    from central.identity.registry import load_registry
+
+    app.config["IDENTITY_REGISTRY"] = load_registry(config)
     app.json.sort_keys = False  # type: ignore[attr-defined]
     if test_config:
         app.config.update(test_config)

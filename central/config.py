@@ -65,6 +65,12 @@ class CentralConfig:
     console_session_hours: float = setting(
         "console.session_hours", 8.0, "How long a console login lasts, in hours.", minimum=0.01
     )
+    identity_registry_file: str = setting(
+        "identity.registry_file",
+        "",
+        "TOML file changing the identifier registry (types, limits, blocked values, staff phones); empty: the"
+        " built-in retail defaults.",
+    )
     log_level: str = setting(
         "log.level", "info", "Least severe log level written.", choices=("debug", "info", "warning", "error")
     )
@@ -119,6 +125,14 @@ def load_config(
             else:
                 source, key = str(path), "database.url"
             raise settings.ConfigError(source, key, problem)
+    if config.identity_registry_file:
+        from central.identity.registry import RegistryError, load_registry
+
+        try:
+            load_registry(config)
+        except RegistryError as exc:
+            where = f"{exc.source}:{exc.line}" if exc.line else exc.source
+            raise settings.ConfigError(where, exc.key or None, exc.reason) from None
     return config
 
 
