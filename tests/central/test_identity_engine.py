@@ -228,3 +228,66 @@ def test_the_default_registry_normalizes_for_import_and_export():
     assert registry.check("phone", "12345678901") == (None, "invalid")
     assert registry.check("member_card", "123456") == (None, "sequential")
     assert registry.check("fax", "1") == (None, "unknown_type")
+
+
+def _resolve_with_retry(engine, sets, ex: int) -> None:
+    from sqlalchemy.exc import IntegrityError, OperationalError
+
+    from central.errors import ConcurrentChange
+    from central.ingest.batches import MAX_ATTEMPTS, _is_retryable
+
+    with Session(engine) as db:
+        for attempt in range(1, MAX_ATTEMPTS * 4 + 1):
+            try:
+                resolve(db, facts(db, *sets), NOW)
+                db.commit()
+                return
+            except (IntegrityError, OperationalError, ConcurrentChange) as exc:
+                db.rollback()
+                if not _is_retryable(exc) or attempt == MAX_ATTEMPTS * 4:
+                    raise
+
+
+def test_concurrent_batches_naming_the_same_people_lose_nothing(backend):
+    import threading
+
+    people = 12
+    shapes = [("member_card", "phone"), ("phone", "email"), ("email",), ("member_card",), ("email", "member_card")]
+
+    def ids(person: int, kinds: tuple[str, ...]) -> dict[str, str]:
+        values = {"member_card": f"CC{person:04d}", "phone": f"1391000{person:04d}", "email": f"p{person}@example.com"}
+        return {k: values[k] for k in kinds}
+
+    devices = 4
+    plans = [
+        [[ids(p, shapes[(p + d + b) % len(shapes)]) for p in range(people)] for b in range(5)] for d in range(devices)
+    ]
+    start = threading.Barrier(devices)
+    errors: list[BaseException] = []
+    with engine_for(backend.url) as engine:
+
+        def device(d: int) -> None:
+            try:
+                start.wait()
+                for sets in plans[d]:
+                    _resolve_with_retry(engine, sets, d)
+            except BaseException as exc:
+                errors.append(exc)
+
+        threads = [threading.Thread(target=device, args=(d,)) for d in range(devices)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=240)
+        assert not any(t.is_alive() for t in threads), "a batch never finished"
+        assert errors == []
+        with Session(engine) as db:
+            groups = partition(db)
+            assert len(groups) == people
+            assert all(len(g) == 3 for g in groups)
+            from central.identity.models import EventCustomer
+
+            owners = list(db.execute(select(EventCustomer.customer_id)))
+            assert len(owners) == devices * 5 * people
+            assert {o[0] for o in owners} == set(live_customers(db))
+            assert_rebuild_matches(db)
