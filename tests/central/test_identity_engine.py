@@ -291,3 +291,17 @@ def test_concurrent_batches_naming_the_same_people_lose_nothing(backend):
             assert len(owners) == devices * 5 * people
             assert {o[0] for o in owners} == set(live_customers(db))
             assert_rebuild_matches(db)
+
+
+def test_the_readme_registry_example_is_valid():
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("### Identity") :]
+    example = re.search(r"```toml\n(.*?)```", section, re.S)
+    assert example
+    registry = parse_registry(example.group(1), "README.md")
+    assert registry.types["loyalty_no"].unique and registry.types["phone"].limit == 2
+    assert registry.check("phone", "17055501234") == (None, "blocked")
+    assert registry.check("phone", "021-62345678") == (None, "staff_phone")
