@@ -57,17 +57,17 @@ def rebuild(db: Session, *, apply: bool = False) -> Rebuilt:
     )
     conn.exec_driver_sql("DELETE FROM rb_parent WHERE parent_id IS NULL OR parent_id = customer_id")
     rounds = 0
+    if conn.dialect.name == "postgresql":
+        # Temporary tables are never auto-analyzed; without statistics the joins below go row by row.
+        conn.exec_driver_sql("ANALYZE rb_owner")
+        conn.exec_driver_sql("ANALYZE rb_parent")
     jump = (
-        "UPDATE rb_parent SET parent_id ="
-        " (SELECT up.parent_id FROM rb_parent up WHERE up.customer_id = rb_parent.parent_id)"
-        " WHERE parent_id IN (SELECT customer_id FROM rb_parent)"
+        "UPDATE rb_parent SET parent_id = up.parent_id FROM rb_parent AS up WHERE up.customer_id = rb_parent.parent_id"
     )
     while rounds < MAX_ROUNDS and conn.exec_driver_sql(jump).rowcount:
         rounds += 1
     conn.exec_driver_sql(
-        "UPDATE rb_owner SET customer_id ="
-        " (SELECT p.parent_id FROM rb_parent p WHERE p.customer_id = rb_owner.customer_id)"
-        " WHERE customer_id IN (SELECT customer_id FROM rb_parent)"
+        "UPDATE rb_owner SET customer_id = p.parent_id FROM rb_parent AS p WHERE p.customer_id = rb_owner.customer_id"
     )
     links = conn.exec_driver_sql("SELECT count(*) FROM identity_ledger").scalar_one()
     counted = conn.exec_driver_sql("SELECT count(*) FROM rb_owner").scalar_one()
@@ -82,12 +82,23 @@ def rebuild(db: Session, *, apply: bool = False) -> Rebuilt:
     wrong_identifiers = conn.exec_driver_sql(f"SELECT count(*){identifier_diff}").scalar_one()
     wrong_customers = conn.exec_driver_sql(f"SELECT count(*){customer_diff}").scalar_one()
     if apply and (wrong_identifiers or wrong_customers):
-        owner_of = "(SELECT o.customer_id FROM rb_owner o WHERE o.identifier_id = identifiers.id)"
-        parent_of = "(SELECT p.parent_id FROM rb_parent p WHERE p.customer_id = customers.id)"
-        fix_identifiers = f"UPDATE identifiers SET customer_id = {owner_of} WHERE id IN (SELECT i.id{identifier_diff})"  # noqa: S608
-        fix_customers = f"UPDATE customers SET merged_into = {parent_of} WHERE id IN (SELECT c.id{customer_diff})"  # noqa: S608
-        conn.exec_driver_sql(fix_identifiers)
-        conn.exec_driver_sql(fix_customers)
+        conn.exec_driver_sql(
+            "UPDATE identifiers SET customer_id = o.customer_id FROM rb_owner AS o"
+            " WHERE o.identifier_id = identifiers.id"
+            " AND coalesce(o.customer_id, -1) <> coalesce(identifiers.customer_id, -1)"
+        )
+        conn.exec_driver_sql(
+            "UPDATE identifiers SET customer_id = NULL WHERE customer_id IS NOT NULL"
+            " AND id NOT IN (SELECT identifier_id FROM rb_owner)"
+        )
+        conn.exec_driver_sql(
+            "UPDATE customers SET merged_into = p.parent_id FROM rb_parent AS p"
+            " WHERE p.customer_id = customers.id AND p.parent_id <> coalesce(customers.merged_into, -1)"
+        )
+        conn.exec_driver_sql(
+            "UPDATE customers SET merged_into = NULL WHERE merged_into IS NOT NULL"
+            " AND id NOT IN (SELECT customer_id FROM rb_parent)"
+        )
     conn.exec_driver_sql("DROP TABLE rb_owner")
     conn.exec_driver_sql("DROP TABLE rb_parent")
     return Rebuilt(int(links), int(counted), int(wrong_identifiers), int(wrong_customers), rounds)

@@ -305,3 +305,19 @@ def test_the_readme_registry_example_is_valid():
     assert registry.types["loyalty_no"].unique and registry.types["phone"].limit == 2
     assert registry.check("phone", "17055501234") == (None, "blocked")
     assert registry.check("phone", "021-62345678") == (None, "staff_phone")
+
+
+def test_rebuild_repairs_tables_that_drifted_from_the_ledger(db):
+    from sqlalchemy import update
+
+    run(db, facts(db, {"member_card": "CARDAAAA", "phone": "13912345611"}, {"member_card": "CARDBBBB"}))
+    run(db, facts(db, {"member_card": "CARDBBBB", "phone": "13912345611"}))
+    first, second = db.scalars(select(Customer.id).order_by(Customer.id)).all()
+    db.execute(update(Customer).where(Customer.id == second).values(merged_into=None))
+    db.execute(update(Identifier).where(Identifier.value == "CARDAAAA").values(customer_id=second))
+    db.commit()
+    found = ledger.rebuild(db, apply=True)
+    db.commit()
+    assert (found.identifier_mismatches, found.customer_mismatches) == (1, 1)
+    assert_rebuild_matches(db)
+    assert owner_of(db, "member_card", "CARDAAAA") == first
