@@ -142,3 +142,24 @@ def test_sessions_see_the_registry(app):
     with Session(central_db.engine_for(app)) as db:
         assert db.scalar(select(LedgerEntry.id)) is None
     assert "phone" in app.config["IDENTITY_REGISTRY"].types
+
+
+def test_a_removed_phone_resent_by_an_agent_offline_for_a_week_is_not_reattached(app, client, agent, user_client):
+    from datetime import timedelta
+
+    from central.customers.models import Receipt
+
+    agent.send(client, [agent.receipt("R1", phone="13912345602", card="VIP7777")])
+    done = user_client.post("/api/v1/identity/identifiers/remove", json={"type": "phone", "value": "13912345602"})
+    customer = done.get_json()["customer_id"]
+    # The store was offline: its receipts from a week ago arrive now, naming the removed phone.
+    week_ago = START - timedelta(days=7)
+    late = [
+        agent.receipt("R0", phone="13912345602", card="VIP7777", observed_at=week_ago),
+        agent.receipt("R00", phone="13912345602", observed_at=week_ago),
+    ]
+    assert len(agent.send(client, late)["accepted"]) == 2
+    owners = {r.receipt_no: r.customer_id for r in table_rows(app, Receipt)}
+    assert owners == {"R1": customer, "R0": customer, "R00": None}
+    phone = user_client.get("/api/v1/identity/lookup?type=phone&value=13912345602")
+    assert phone.status_code == 404
