@@ -118,7 +118,7 @@ def cmd_rebuild(args: argparse.Namespace) -> int:
         found = ledger.rebuild(db, apply=args.apply)
         db.commit()
         print(
-            f"ledger rows {found.links}, identifiers {found.identifiers}, identifier mismatches"
+            f"ledger rows {found.links}, identifier mismatches"
             f" {found.identifier_mismatches}, customer mismatches {found.customer_mismatches}"
             + (" (repaired)" if args.apply and (found.identifier_mismatches or found.customer_mismatches) else "")
         )
