@@ -7,9 +7,9 @@ Pure functions, one per normalizer name the registry may name. Phones go through
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable
-from itertools import pairwise
 
 import phonenumbers
 
@@ -21,6 +21,7 @@ _EMAIL = re.compile(r"^[^@\s]{1,64}@[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-
 _TOKEN = re.compile(r"^[A-Za-z0-9_\-=.+/]{4,128}$")
 _HEX_ISH = re.compile(r"^[a-z0-9_\-=.+/:]{8,128}$")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_PHONE_SEPARATORS = re.compile(r"[\s\-().]")
 # The mobile and fixed-line types; pagers, premium-rate and short codes do not identify a customer.
 _PERSONAL_TYPES = frozenset(
     {
@@ -34,11 +35,27 @@ _PERSONAL_TYPES = frozenset(
 MAX_VALUE = 128
 
 
+@functools.cache
+def _mainland_mobile() -> re.Pattern[str]:
+    """libphonenumber's own pattern for mainland mobile numbers (national significant number)."""
+    metadata = phonenumbers.PhoneMetadata.metadata_for_region("CN")
+    pattern = metadata.mobile.national_number_pattern if metadata and metadata.mobile else None
+    return re.compile(pattern or r"1[3-9]\d{9}")
+
+
 def phone(raw: str) -> str | None:
     """E.164 (``+8613812345678``); a number without a country prefix is read as mainland China."""
     text = raw.strip()
     if not text or len(text) > 32:
         return None
+    # Fast path for the common case, with the same metadata a full parse would consult.
+    national = _PHONE_SEPARATORS.sub("", text)
+    for prefix in ("+86", "0086", "86"):
+        if national.startswith(prefix) and len(national) == len(prefix) + 11:
+            national = national[len(prefix) :]
+            break
+    if len(national) == 11 and national.isdigit() and national[0] == "1":
+        return "+86" + national if _mainland_mobile().fullmatch(national) else None
     if text.startswith("00"):
         text = "+" + text[2:]
     elif text.startswith("86") and len(re.sub(r"\D", "", text)) == 13:
@@ -135,12 +152,15 @@ PLACEHOLDERS = frozenset(
 )
 
 
-def _longest_run(text: str, step: int) -> int:
-    best = run = 1 if text else 0
-    for a, b in pairwise(text):
-        run = run + 1 if b.isdigit() and a.isdigit() and (int(b) - int(a)) % 10 == step % 10 else 1
-        best = max(best, run)
-    return best
+_SAME_DIGITS = re.compile(r"(\d)\1{7}")
+_RUN = "01234567890123456789"
+# Every run of nine consecutive digits, ascending or descending, wrapping 9 -> 0.
+_SEQUENTIAL_9 = frozenset(w for text in (_RUN, _RUN[::-1]) for w in (text[i : i + 9] for i in range(11)))
+
+
+def _is_run(value: str) -> bool:
+    """A value made only of consecutive digits, ascending or descending (123456, 9876)."""
+    return value.isdigit() and (value in _RUN * 4 or value in _RUN[::-1] * 4)
 
 
 def junk_reason(kind_normalizer: str, value: str) -> str | None:
@@ -152,13 +172,13 @@ def junk_reason(kind_normalizer: str, value: str) -> str | None:
     """
     if kind_normalizer == "phone":
         national = value[3:] if value.startswith("+86") else value.lstrip("+")
-        if _longest_run(national, 0) >= 8:
+        if _SAME_DIGITS.search(national):
             return "same_digits"
-        if _longest_run(national, 1) >= 9 or _longest_run(national, -1) >= 9:
+        if any(national[i : i + 9] in _SEQUENTIAL_9 for i in range(len(national) - 8)):
             return "sequential"
         return None
     if len(value) >= 3 and len(set(value)) == 1:
         return "same_digits"
-    if len(value) >= 4 and value.isdigit() and max(_longest_run(value, 1), _longest_run(value, -1)) == len(value):
+    if len(value) >= 4 and _is_run(value):
         return "sequential"
     return None
