@@ -108,8 +108,16 @@ class Plan:
 class Planner:
     """Walks facts over a snapshot; call :meth:`place` per fact, then read :attr:`plan`."""
 
-    def __init__(self, registry: Registry, known: dict[Pair, Known], held: dict[int, Held]) -> None:
+    def __init__(
+        self,
+        registry: Registry,
+        known: dict[Pair, Known],
+        held: dict[int, Held],
+        reviewed: set[tuple[int, int]] | None = None,
+    ) -> None:
         self.registry = registry
+        # Pairs of stored customers already in the review queue: meeting again is not new evidence.
+        self.reviewed = set(reviewed or ())
         self.known = known
         self.plan = Plan()
         self.held: dict[int, Held] = {cid: {k: dict(v) for k, v in kinds.items()} for cid, kinds in held.items()}
@@ -189,6 +197,10 @@ class Planner:
         self.plan.unlinked[pair] = "suspicious"
         self.plan.reviews.append(ReviewOp("suspicious_value", index, owner and self.plan.root(owner), pair=pair))
 
+    def _met_before(self, a: int | None, b: int) -> bool:
+        """Whether customers ``a`` and ``b`` already met in a conflict someone has to review."""
+        return a is not None and (min(a, b), max(a, b)) in self.reviewed
+
     def _new_handle(self) -> int:
         self._next -= 1
         self.plan.new_handles.append(self._next)
@@ -228,14 +240,19 @@ class Planner:
                 fresh.append(pair)
         return groups, fresh
 
+    def _news(self, anchor: int | None, groups: dict[int, list[Pair]], fresh: list[Pair]) -> int:
+        """How many identifiers or customers a fact brings to ``anchor`` that it had not met before."""
+        others = [root for root in groups if root != anchor and not self._met_before(anchor, root)]
+        return len(others) + len(fresh)
+
     def _suspects(self, strong: list[Pair], fact: Fact, day: str) -> list[Pair]:
         """Stored values this fact would push past the suspicion thresholds."""
         groups, fresh = self._groups(strong)
         anchor = self.plan.root(self.plan.owner[strong[0]]) if strong[0] in self.plan.owner else None
-        met = len(groups) - (1 if anchor is not None else 0) + len(fresh) - (0 if anchor is not None else 1)
+        met = self._news(anchor, groups, fresh)
         over: list[Pair] = []
         for root, members in groups.items():
-            gain = met if root == anchor else 1
+            gain = met if root == anchor else (0 if self._met_before(anchor, root) else 1)
             over.extend(p for p in members if self._over(p, gain, day))
         return over
 
@@ -254,15 +271,16 @@ class Planner:
             plan.ledger.append(LedgerOp("link", "new_customer", index, pair=best, customer=target))
             fresh.remove(best)
         carriers = list(groups.get(target, []))
-        met = len(groups) - (1 if target in groups else 0) + len(fresh)
+        met = self._news(target, groups, fresh)
         self._touch(target, carriers, at)
         for pair in carriers:
             self._count(pair, met, day)
         for root, members in sorted(groups.items(), key=lambda g: -max(self._priority(p) for p in g[1])):
             if root == target:
                 continue
-            for pair in members:
-                self._count(pair, 1, day)
+            if not self._met_before(target, root):
+                for pair in members:
+                    self._count(pair, 1, day)
             target = self._join(index, fact, target, best, root, members)
         for pair in fresh:
             clash = self._clash(self._held(target), self._one(pair, at), at)
@@ -316,6 +334,7 @@ class Planner:
             plan.reviews.append(ReviewOp("reassigned", index, target, root, pair=members[0]))
             return target
         plan.reviews.append(ReviewOp(clash, index, target, root, pair=members[0]))
+        self.reviewed.add((min(target, root), max(target, root)))
         return target
 
     def _reassignable(self, best: Pair, members: list[Pair], at: datetime) -> bool:
@@ -349,9 +368,15 @@ class Planner:
                     self._count(pair, 1, day)
 
 
-def plan_batch(registry: Registry, facts: Sequence[Fact], known: dict[Pair, Known], held: dict[int, Held]) -> Plan:
+def plan_batch(
+    registry: Registry,
+    facts: Sequence[Fact],
+    known: dict[Pair, Known],
+    held: dict[int, Held],
+    reviewed: set[tuple[int, int]] | None = None,
+) -> Plan:
     """The plan for ``facts`` in order, given what the database holds."""
-    planner = Planner(registry, known, held)
+    planner = Planner(registry, known, held, reviewed)
     for index, fact in enumerate(facts):
         planner.place(index, fact)
     return planner.plan

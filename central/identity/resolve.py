@@ -22,12 +22,13 @@ from sqlalchemy.orm import Session
 
 from central import bulk
 from central.identity import changes, golden, split, suggestions
-from central.identity.models import Identifier
+from central.identity.models import Identifier, ReviewItem
 from central.identity.planner import Fact, Held, Known, Pair, plan_batch
 from central.identity.registry import Registry, default_registry
 from central.models import table
 
 _identifiers = table(Identifier)
+_reviews = table(ReviewItem)
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,6 +145,20 @@ def holdings(conn: Connection, registry: Registry, customer_ids: Iterable[int]) 
     return held
 
 
+def reviewed_pairs(conn: Connection, customer_ids: Iterable[int]) -> set[tuple[int, int]]:
+    """Pairs of these customers that already have a conflict in the review queue (any status)."""
+    ids = sorted(set(customer_ids))
+    if not ids:
+        return set()
+    pairs: set[tuple[int, int]] = set()
+    for column in ("customer_id", "other_customer_id"):
+        rows = bulk.select_matching(
+            conn, _reviews, (column,), [(i,) for i in ids], ("customer_id", "other_customer_id")
+        )
+        pairs.update((min(a, b), max(a, b)) for a, b in rows if a is not None and b is not None)
+    return pairs
+
+
 def resolve(
     db: Session,
     facts: Sequence[IdentityFact],
@@ -160,8 +175,9 @@ def resolve(
     prepared = [prepare(registry, f, unusable) for f in facts]
     conn = db.connection()
     known = lookup(conn, {p for f in prepared for p in (*f.strong, *f.weak)})
-    held = holdings(conn, registry, {k.customer_id for k in known.values() if k.customer_id is not None})
-    plan = plan_batch(registry, prepared, known, held)
+    stored = {k.customer_id for k in known.values() if k.customer_id is not None}
+    held = holdings(conn, registry, stored)
+    plan = plan_batch(registry, prepared, known, held, reviewed_pairs(conn, stored))
     applied = changes.apply(conn, plan, facts, known, now)
     customer_ids = applied.customer_ids
     if plan.flagged:

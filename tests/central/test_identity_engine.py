@@ -321,3 +321,15 @@ def test_rebuild_repairs_tables_that_drifted_from_the_ledger(db):
     assert (found.identifier_mismatches, found.customer_mismatches) == (1, 1)
     assert_rebuild_matches(db)
     assert owner_of(db, "member_card", "CARDAAAA") == first
+
+
+def test_a_household_phone_meeting_the_same_other_member_again_is_not_suspicious(db):
+    run(db, facts(db, {"member_id": "HUSBAND", "phone": "13912347001"}))
+    run(db, facts(db, {"member_id": "WIFE", "member_card": "CARDWIFE"}))
+    # The wife gives her husband's phone at the till, day after day.
+    for day in range(60):
+        run(db, facts(db, {"member_card": "CARDWIFE", "phone": "13912347001"}, at=START + timedelta(days=day)))
+    husband = db.scalar(select(Identifier.customer_id).where(Identifier.value == "HUSBAND"))
+    assert owner_of(db, "phone", "+8613912347001") == husband
+    assert [r.ReviewItem.reason for r in open_reviews(db)] == ["unique_conflict"]
+    assert len(live_customers(db)) == 2

@@ -94,6 +94,8 @@ def upgrade() -> None:
         sa.UniqueConstraint("key", name="uq_review_items_key"),
     )
     op.create_index("ix_review_items_status", "review_items", ["status"])
+    op.create_index("ix_review_items_customer_id", "review_items", ["customer_id"])
+    op.create_index("ix_review_items_other_customer_id", "review_items", ["other_customer_id"])
     op.create_table(
         "event_customers",
         sa.Column("event_pk", sa.BigInteger(), nullable=False),
