@@ -17,7 +17,7 @@ Customers are *handles*: stored ids are positive, customers still to create nega
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -112,15 +112,18 @@ class Planner:
         self,
         registry: Registry,
         known: dict[Pair, Known],
-        held: dict[int, Held],
-        reviewed: set[tuple[int, int]] | None = None,
+        held: Callable[[], dict[int, Held]],
+        reviewed: Callable[[], set[tuple[int, int]]],
     ) -> None:
         self.registry = registry
-        # Pairs of stored customers already in the review queue: meeting again is not new evidence.
-        self.reviewed = set(reviewed or ())
+        # What stored customers hold, and which pairs of them are already in the review queue
+        # (meeting again is not new evidence), are read on first need: most batches never ask.
+        self._load_held: Callable[[], dict[int, Held]] | None = held
+        self._load_reviewed: Callable[[], set[tuple[int, int]]] | None = reviewed
+        self.reviewed: set[tuple[int, int]] = set()
         self.known = known
         self.plan = Plan()
-        self.held: dict[int, Held] = {cid: {k: dict(v) for k, v in kinds.items()} for cid, kinds in held.items()}
+        self.held: dict[int, Held] = {}
         self.excluded = {p for p, k in known.items() if k.state not in (LINKED, TRUSTED)}
         for pair, row in known.items():
             if pair not in self.excluded and row.customer_id is not None:
@@ -137,6 +140,10 @@ class Planner:
         return spec.unique or spec.limit is not None
 
     def _held(self, handle: int) -> Held:
+        if handle > 0 and self._load_held is not None:
+            loaded, self._load_held = self._load_held(), None
+            for cid, kinds in loaded.items():
+                self.held.setdefault(cid, {k: dict(v) for k, v in kinds.items()})
         return self.held.setdefault(handle, {})
 
     def _clash(self, a: Held, b: Held, at: datetime) -> str | None:
@@ -199,7 +206,12 @@ class Planner:
 
     def _met_before(self, a: int | None, b: int) -> bool:
         """Whether customers ``a`` and ``b`` already met in a conflict someone has to review."""
-        return a is not None and (min(a, b), max(a, b)) in self.reviewed
+        if a is None:
+            return False
+        if a > 0 and b > 0 and self._load_reviewed is not None:
+            loaded, self._load_reviewed = self._load_reviewed(), None
+            self.reviewed |= loaded
+        return (min(a, b), max(a, b)) in self.reviewed
 
     def _new_handle(self) -> int:
         self._next -= 1
@@ -296,6 +308,8 @@ class Planner:
 
     def _touch(self, handle: int, pairs: list[Pair], at: datetime) -> None:
         """Note that ``pairs`` of customer ``handle`` were seen at ``at`` (for windowed limits)."""
+        if handle > 0 and self._load_held is not None:
+            return  # nothing of this batch has needed holdings yet; the stored last_seen_at will do
         for pair in pairs:
             if self._constrained(pair[0]):
                 values = self._held(handle).setdefault(pair[0], {})
@@ -372,10 +386,10 @@ def plan_batch(
     registry: Registry,
     facts: Sequence[Fact],
     known: dict[Pair, Known],
-    held: dict[int, Held],
-    reviewed: set[tuple[int, int]] | None = None,
+    held: Callable[[], dict[int, Held]] = dict,
+    reviewed: Callable[[], set[tuple[int, int]]] = set,
 ) -> Plan:
-    """The plan for ``facts`` in order, given what the database holds."""
+    """The plan for ``facts`` in order, given the stored identifiers and loaders for the rest."""
     planner = Planner(registry, known, held, reviewed)
     for index, fact in enumerate(facts):
         planner.place(index, fact)

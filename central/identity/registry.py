@@ -43,6 +43,7 @@ from central.identity import normalizers
 WEAK = "weak"
 TYPE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
 MAX_APP_ID = 32
+MEMO_SIZE = 200_000
 
 
 class RegistryError(ValueError):
@@ -96,6 +97,10 @@ class Registry:
     source_priority: tuple[str, ...] = ()
     verified_sources: frozenset[str] = frozenset()
     staff_phones: frozenset[str] = field(default_factory=frozenset)
+    # Recent answers of check(): the same phones and cards come back batch after batch.
+    _memo: dict[tuple[str, str, str | None], tuple[str | None, str | None]] = field(
+        default_factory=dict, init=False, compare=False, hash=False, repr=False
+    )
 
     def check(self, kind: str, raw: str, app_id: str | None = None) -> tuple[str | None, str | None]:
         """``(normalized, None)`` for a usable value, else ``(None, reason)``.
@@ -103,6 +108,17 @@ class Registry:
         Reasons: ``unknown_type``, ``placeholder``, ``invalid``, ``missing_app_id``, ``blocked``,
         ``staff_phone``, ``same_digits``, ``sequential``.
         """
+        if not isinstance(raw, str) or not isinstance(app_id, str | None):
+            return None, "placeholder"
+        key = (kind, raw, app_id)
+        found = self._memo.get(key)
+        if found is None:
+            if len(self._memo) >= MEMO_SIZE:
+                self._memo.clear()
+            found = self._memo[key] = self._check(kind, raw, app_id)
+        return found
+
+    def _check(self, kind: str, raw: str, app_id: str | None) -> tuple[str | None, str | None]:
         spec = self.types.get(kind)
         if spec is None:
             return None, "unknown_type"

@@ -176,8 +176,13 @@ def resolve(
     conn = db.connection()
     known = lookup(conn, {p for f in prepared for p in (*f.strong, *f.weak)})
     stored = {k.customer_id for k in known.values() if k.customer_id is not None}
-    held = holdings(conn, registry, stored)
-    plan = plan_batch(registry, prepared, known, held, reviewed_pairs(conn, stored))
+    plan = plan_batch(
+        registry,
+        prepared,
+        known,
+        lambda: holdings(conn, registry, stored),
+        lambda: reviewed_pairs(conn, stored),
+    )
     applied = changes.apply(conn, plan, facts, known, now)
     customer_ids = applied.customer_ids
     if plan.flagged:
