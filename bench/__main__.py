@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 
-from bench import auth_timing, backlog, clv, escpos, memory, outbox, presence, sync_drain
+from bench import auth_timing, backlog, clv, escpos, identity_rebuild, memory, outbox, presence, sync_drain
 
 # name -> how to run it with the parsed options; "all" runs them in this order.
 BENCHMARKS: dict[str, Callable[[argparse.Namespace], None]] = {
@@ -15,6 +15,7 @@ BENCHMARKS: dict[str, Callable[[argparse.Namespace], None]] = {
     "backlog": lambda a: backlog.main(),
     "presence": lambda a: presence.main(runs=a.runs, sightings=a.events or 300_000),
     "clv": lambda a: clv.main(runs=a.runs),
+    "rebuild": lambda a: identity_rebuild.main(links=a.events or 1_000_000, backend=a.backend),
     "auth": lambda a: auth_timing.main(tries=a.events or 2000),
     "escpos": lambda a: escpos.main(runs=a.runs, receipts=a.events or 2000),
 }

@@ -15,6 +15,7 @@ from central.clock import system_clock
 from central.config import CentralConfig, default_config_path, load_config
 from central.customers import api as customers_api
 from central.fleet import api as fleet_api
+from central.identity import api as identity_api
 from central.ingest import api as ingest_api
 from central.ingest import budget
 from shared.crypto import load_or_create_key
@@ -43,6 +44,9 @@ def create_app(config: CentralConfig | None = None, *, test_config: dict[str, An
         # The ingest view enforces its own, larger limit on the raw body; forms stay small.
         MAX_FORM_MEMORY_SIZE=64 * 1024,
     )
+    from central.identity.registry import load_registry
+
+    app.config["IDENTITY_REGISTRY"] = load_registry(config)
     app.json.sort_keys = False  # type: ignore[attr-defined]
     if test_config:
         app.config.update(test_config)
@@ -56,6 +60,7 @@ def create_app(config: CentralConfig | None = None, *, test_config: dict[str, An
     app.register_blueprint(ingest_api.bp)
     app.register_blueprint(fleet_api.bp)
     app.register_blueprint(customers_api.bp)
+    app.register_blueprint(identity_api.bp)
     app.register_blueprint(console.bp)
 
     @app.get("/healthz")

@@ -263,3 +263,22 @@ def select_matching(
         params = tuple(v for key in chunk for v in key)
         out.extend(tuple(row) for row in conn.exec_driver_sql(sql, params).fetchall())
     return out
+
+
+def update_rows(conn: Connection, table: Table, key: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> int:
+    """``SET column = value, ... WHERE key = k`` for each row ``(k, value, ...)``; return the rows changed."""
+    if not rows:
+        return 0
+    names = (key, *columns)
+    if conn.dialect.name == "postgresql":
+        source, document = pg_source(table, names, rows, conn.dialect)
+        sets = ", ".join(f"{name} = v.{name}" for name in columns)
+        sql = (
+            f"WITH v AS MATERIALIZED ({source}) UPDATE {table.name} AS t SET {sets}"  # noqa: S608 - our names
+            f" FROM v WHERE t.{key} = v.{key}"
+        )
+        return conn.exec_driver_sql(sql, (document,)).rowcount
+    prepared = sqlite_rows(table, names, rows, conn.dialect)
+    sets = ", ".join(f"{name} = ?" for name in columns)
+    sql = f"UPDATE {table.name} SET {sets} WHERE {key} = ?"  # noqa: S608 - our own names
+    return conn.exec_driver_sql(sql, [(*row[1:], row[0]) for row in prepared]).rowcount

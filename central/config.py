@@ -33,8 +33,8 @@ class CentralConfig:
     """Every setting of the central server, with its default."""
 
     server_host: str = setting("server.host", "127.0.0.1", "Address the HTTP server listens on.")
-    server_port: int = setting("server.port", 8000, "TCP port the HTTP server listens on.", minimum=1)
-    server_threads: int = setting("server.threads", 8, "Worker threads serving requests.", minimum=1)
+    server_port: int = setting("server.port", 8000, "TCP port the HTTP server listens on.", minimum=1, maximum=65535)
+    server_threads: int = setting("server.threads", 8, "Worker threads serving requests.", minimum=1, maximum=256)
     server_data_dir: Path = setting(
         "server.data_dir",
         Path("/var/lib/central-server"),
@@ -54,16 +54,20 @@ class CentralConfig:
         8 * MIB,
         "Largest accepted batch request body, as sent (compressed).",
         minimum=1,
+        maximum=1024**3,
     )
     ingest_max_decompressed_bytes: int = setting(
-        "ingest.max_decompressed_bytes", 16 * MIB, "Largest batch body after gunzip.", minimum=1
+        "ingest.max_decompressed_bytes", 16 * MIB, "Largest batch body after gunzip.", minimum=1, maximum=1024**3
     )
-    ingest_max_events: int = setting("ingest.max_events", 5000, "Most events accepted in one batch.", minimum=1)
+    ingest_max_events: int = setting(
+        "ingest.max_events", 5000, "Most events accepted in one batch.", minimum=1, maximum=100_000
+    )
     ingest_max_event_bytes: int = setting(
         "ingest.max_event_bytes",
         256 * 1024,
         "Largest event payload, in bytes of compact JSON, unknown fields included; a bigger one is rejected.",
         minimum=1024,
+        maximum=16 * 1024**2,
     )
     ingest_decode_budget_bytes: int = setting(
         "ingest.decode_budget_bytes",
@@ -71,24 +75,37 @@ class CentralConfig:
         "Bytes of batch bodies (as sent plus inflated) that all requests together may hold while they are "
         "decoded; a batch that would exceed it is answered 503 with Retry-After.",
         minimum=1,
+        maximum=4 * 1024**3,
     )
     auth_max_clock_skew: float = setting(
         "auth.max_clock_skew",
         300.0,
         "Seconds a signed request's timestamp may differ from central's clock; nonces are kept twice as long.",
         minimum=1.0,
+        maximum=3600,
     )
     fleet_offline_after: float = setting(
         "fleet.offline_after",
         300.0,
         "Seconds without a heartbeat after which the fleet view shows a device as offline.",
         minimum=1.0,
+        maximum=86400,
     )
     enroll_token_ttl_hours: float = setting(
-        "enroll.token_ttl_hours", 24.0, "How long a new enrollment token stays valid, in hours.", minimum=0.01
+        "enroll.token_ttl_hours",
+        24.0,
+        "How long a new enrollment token stays valid, in hours.",
+        minimum=0.01,
+        maximum=24 * 30,
     )
     console_session_hours: float = setting(
-        "console.session_hours", 8.0, "How long a console login lasts, in hours.", minimum=0.01
+        "console.session_hours", 8.0, "How long a console login lasts, in hours.", minimum=0.01, maximum=24
+    )
+    identity_registry_file: str = setting(
+        "identity.registry_file",
+        "",
+        "TOML file changing the identifier registry (types, limits, blocked values, staff phones); empty: the"
+        " built-in retail defaults.",
     )
     log_level: str = setting(
         "log.level", "info", "Least severe log level written.", choices=("debug", "info", "warning", "error")
@@ -144,6 +161,14 @@ def load_config(
             else:
                 source, key = str(path), "database.url"
             raise settings.ConfigError(source, key, problem)
+    if config.identity_registry_file:
+        from central.identity.registry import RegistryError, load_registry
+
+        try:
+            load_registry(config)
+        except RegistryError as exc:
+            where = f"{exc.source}:{exc.line}" if exc.line else exc.source
+            raise settings.ConfigError(where, exc.key or None, exc.reason) from None
     return config
 
 

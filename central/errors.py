@@ -92,3 +92,7 @@ def init_app(app: Flask) -> None:
     app.register_error_handler(InterfaceError, _database_down)
     app.register_error_handler(InternalServerError, _internal_error)
     app.register_error_handler(HTTPException, _http_error)
+
+
+class ConcurrentChange(Exception):
+    """Another transaction changed rows this one decided on (a merge, a moved identifier); retry it."""

@@ -7,6 +7,8 @@ def mask_phone(phone: str | None) -> str:
     """Show the first three and last four digits of a phone number (13812345678 -> 138****5678)."""
     if not phone:
         return ""
+    if phone.startswith("+86") and len(phone) == 14:
+        phone = phone[3:]  # a mainland number stored in E.164 shows as it is dialled at home
     digits = phone.lstrip("+")
     if len(digits) < 8:
         return "*" * len(phone)
@@ -24,8 +26,21 @@ def mask_card(card: str | None) -> str:
     return "*" * (len(card) - 4) + card[-4:]
 
 
+def mask_email(email: str | None) -> str:
+    """Show the first character of the mailbox and the domain (z***@example.com)."""
+    if not email:
+        return ""
+    box, _, domain = email.partition("@")
+    return f"{box[:1]}***@{domain}" if domain else mask_card(email)
+
+
 def mask_identifier(kind: str, value: str | None) -> str:
     """Mask a typed identifier value the way the console shows it to roles without PII access."""
     if kind == "phone":
         return mask_phone(value)
+    if kind == "email":
+        return mask_email(value)
+    if value and ":" in value and kind in ("wechat_openid", "app_user_id"):
+        app, _, local = value.partition(":")
+        return f"{app}:{mask_card(local)}"
     return mask_card(value)

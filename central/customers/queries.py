@@ -85,7 +85,8 @@ def _identifiers_of(db: Session, customer_ids: list[int]) -> dict[int, list[Mask
         .order_by(Identifier.customer_id, Identifier.kind, Identifier.id)
     )
     for cid, kind, value in rows:
-        out[cid].append(MaskedIdentifier(kind, mask_identifier(kind, value)))
+        if cid is not None:
+            out[cid].append(MaskedIdentifier(kind, mask_identifier(kind, value)))
     return out
 
 

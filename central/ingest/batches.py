@@ -18,16 +18,19 @@ from datetime import UTC, datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
-from flask import Blueprint
+from flask import Blueprint, current_app, has_app_context
 from sqlalchemy import JSON, bindparam, case, or_, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
 from central import bulk
 from central.auth import AuthenticatedDevice
+from central.customers import purchases
 from central.customers.models import Receipt
+from central.errors import ConcurrentChange
 from central.fleet.models import Device
-from central.identity.linking import ConcurrentChange, ReceiptFact, link_receipts, member_identifiers
+from central.identity.registry import Registry
+from central.identity.resolve import IdentityFact, resolve
 from central.ingest.models import Event
 from central.models import table
 from shared import wire
@@ -163,19 +166,43 @@ def _store_once(db: Session, device: AuthenticatedDevice, batch: wire.DecodedBat
     )
 
 
+def member_identifiers(payload: dict[str, Any]) -> tuple[tuple[str, str], ...]:
+    """A receipt's member phone and card as (type, raw value) for identity resolution."""
+    member = payload.get("member")
+    if not isinstance(member, dict):
+        return ()
+    pairs = []
+    for key, kind in (("phone", "phone"), ("card", "member_card")):
+        value = member.get(key)
+        if isinstance(value, str):
+            pairs.append((kind, value))
+    return tuple(pairs)
+
+
+def _registry() -> Registry | None:
+    return current_app.config.get("IDENTITY_REGISTRY") if has_app_context() else None
+
+
 def _store_receipts(
     db: Session, device: AuthenticatedDevice, receipts: list[_Row], pks: dict[str, int], batch_id: str, now: datetime
 ) -> None:
-    """Run the identity step for the newly accepted receipts and store them with their customers."""
+    """Resolve the newly accepted receipts' customers and store the receipts with them."""
     totals = [Decimal(r.event.payload["total"]).quantize(_CENT, ROUND_HALF_UP) for r in receipts]
-    outcome = link_receipts(
-        db,
-        [
-            ReceiptFact(r.event.event_id, total, r.observed_at, member_identifiers(r.event.payload))
-            for r, total in zip(receipts, totals, strict=True)
-        ],
-        now,
-    )
+    facts = [
+        IdentityFact(
+            event_pk=pks[r.event.event_id],
+            source=device.device_id,
+            event_id=r.event.event_id,
+            kind=r.event.kind,
+            store_id=r.event.store_id,
+            observed_at=r.observed_at,
+            identifiers=member_identifiers(r.event.payload),
+            app_id=None,
+            attributes={},
+        )
+        for r in receipts
+    ]
+    outcome = resolve(db, facts, now, registry=_registry())
     bulk.insert(
         db.connection(),
         _receipts,
@@ -193,12 +220,20 @@ def _store_receipts(
             for r, total, customer_id in zip(receipts, totals, outcome.customer_ids, strict=True)
         ],
     )
+    stats: dict[int, purchases.StatRow] = {}
+    for r, total, customer_id in zip(receipts, totals, outcome.customer_ids, strict=True):
+        if customer_id is None:
+            continue
+        _, n, spent, first, last = stats.get(customer_id, (customer_id, 0, Decimal(0), r.observed_at, r.observed_at))
+        stats[customer_id] = (customer_id, n + 1, spent + total, min(first, r.observed_at), max(last, r.observed_at))
+    purchases.add_to_customers(db.connection(), list(stats.values()))
     log.debug(
-        "batch %s: %d receipts, %d new customers, %d merges",
+        "batch %s: %d receipts, %d new customers, %d merges, %d to review",
         batch_id,
         len(receipts),
-        outcome.customers_created,
-        outcome.customers_merged,
+        outcome.created,
+        outcome.merged,
+        outcome.reviewed,
     )
 
 

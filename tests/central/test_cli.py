@@ -117,4 +117,4 @@ def test_migrate_reports_the_revision(tmp_path):
     cli = Cli(write_config(tmp_path / "central.toml", tmp_path / "data", f"sqlite:///{tmp_path / 'new.db'}"))
     done = cli.run("migrate")
     assert done.returncode == 0, done.stderr
-    assert done.stdout == "database is at revision 0002_fleet\n"
+    assert done.stdout == "database is at revision 0003_identity\n"

@@ -56,7 +56,7 @@ def test_database_url_alias_and_driver_spelling():
     [
         ("[server]\nprot = 80\n", "server.prot", "unknown key (did you mean 'server.port'?)"),
         ('[server]\nport = "eighty"\n', "server.port", "expected an integer"),
-        ("[server]\nport = 0\n", "server.port", "must be at least 1"),
+        ("[server]\nport = 0\n", "server.port", "must be from 1 to 65535; got 0"),
         ('[log]\nlevel = "loud"\n', "log.level", "must be one of debug, info, warning, error"),
         ('[database]\nurl = "mysql://x@y/z"\n', "database.url", "unsupported database 'mysql'"),
     ],
@@ -88,3 +88,17 @@ def test_describe_hides_the_database_password():
     assert "database.url = postgresql+psycopg://cdp:***@db/cdp" in lines
     assert not any("s3cret" in line for line in lines)
     assert len(lines) == len(specs(CentralConfig))
+
+
+def test_every_numeric_setting_has_a_range_that_holds_its_default():
+    for spec in specs(CentralConfig):
+        if spec.type in (int, float):
+            assert spec.minimum is not None and spec.maximum is not None, f"{spec.name} has no range"
+            assert spec.minimum <= spec.default <= spec.maximum, spec.name
+
+
+def test_a_port_out_of_range_is_refused_with_the_key_and_the_file(tmp_path):
+    path = write(tmp_path, "[server]\nport = 99999\n")
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, environ={})
+    assert str(caught.value) == f"config error in {path}: server.port: must be from 1 to 65535; got 99999"

@@ -1,0 +1,225 @@
+"""The golden record: one surviving value per profile attribute, chosen from every observation.
+
+Survivorship per attribute: the value most recently stated by a *verified* source wins; without
+one, the value stated most often; then the value from the source ranked first in the registry's
+``sources.priority``; then the most recent. Values are compared by a normalized key (names:
+full-width folded, spaces and dots dropped, case folded, traditional characters simplified with
+OpenCC) but stored and shown exactly as a source sent them. Each surviving value remembers its
+source. The preferred store also counts the customer's receipts per store.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from functools import cache
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.orm import Session
+
+from central import bulk
+from central.customers.models import Receipt
+from central.identity.models import AttributeObservation, GoldenAttribute, MatchKey
+from central.identity.registry import Registry
+from central.models import table
+
+if TYPE_CHECKING:
+    from central.identity.resolve import IdentityFact
+
+ATTRIBUTES = ("name", "gender", "birthday", "city", "postcode", "preferred_store")
+MAX_VALUE = 255
+_SEPARATORS = re.compile(r"[\s·•.\-_'’,，、]+")
+_GENDERS = {
+    "f": "female",
+    "female": "female",
+    "woman": "female",
+    "女": "female",
+    "m": "male",
+    "male": "male",
+    "man": "male",
+    "男": "male",
+}
+_observations = table(AttributeObservation)
+_golden = table(GoldenAttribute)
+_keys = table(MatchKey)
+
+
+@cache
+def _converter() -> Any:
+    import opencc
+
+    return opencc.OpenCC("t2s")
+
+
+def name_key(name: str) -> str:
+    """A name in the form used for comparison: 張 三 / 张三 / ＺＨＡＮＧ San all compare by this."""
+    text = unicodedata.normalize("NFKC", name)
+    text = _SEPARATORS.sub("", text).casefold()
+    return str(_converter().convert(text))
+
+
+def name_pinyin(name: str) -> str:
+    """The comparison key spelled in toneless pinyin, so that 张三 and Zhang San meet."""
+    from pypinyin import lazy_pinyin
+
+    return "".join(lazy_pinyin(name_key(name))).casefold()
+
+
+def clean(attribute: str, raw: object) -> str | None:
+    """An attribute value fit to store, or None (wrong type, empty, unreadable date or gender)."""
+    if not isinstance(raw, str):
+        return None
+    text = raw.strip()[:MAX_VALUE]
+    if not text or "\x00" in text:
+        return None
+    if attribute == "birthday":
+        digits = re.sub(r"[^\d]", "-", unicodedata.normalize("NFKC", text)).strip("-")
+        parts = [p for p in digits.split("-") if p]
+        if len(parts) == 1 and len(parts[0]) == 8:
+            parts = [parts[0][:4], parts[0][4:6], parts[0][6:]]
+        try:
+            return date(int(parts[0]), int(parts[1]), int(parts[2])).isoformat() if len(parts) == 3 else None
+        except ValueError:
+            return None
+    if attribute == "gender":
+        return _GENDERS.get(text.casefold())
+    return text
+
+
+def compare_key(attribute: str, value: str) -> str:
+    """The key under which two observations of ``attribute`` count as the same value."""
+    if attribute == "name":
+        return name_key(value)
+    return unicodedata.normalize("NFKC", value).strip().casefold()
+
+
+def observe(
+    db: Session, registry: Registry, facts: Sequence[IdentityFact], customer_ids: Sequence[int | None], now: datetime
+) -> set[int]:
+    """Store the attributes of resolved facts; return the customers whose golden record may change."""
+    rows = []
+    for fact, customer in zip(facts, customer_ids, strict=True):
+        if customer is None or not fact.attributes:
+            continue
+        verified = fact.source in registry.verified_sources
+        for attribute in ATTRIBUTES:
+            value = clean(attribute, fact.attributes.get(attribute))
+            if value is not None:
+                rows.append((fact.event_pk, customer, attribute, value, fact.source, verified, fact.observed_at))
+    columns = ("event_pk", "customer_id", "attribute", "value", "source", "verified", "observed_at")
+    bulk.insert(db.connection(), _observations, columns, rows)
+    return {row[1] for row in rows}
+
+
+@dataclass
+class _Candidate:
+    value: str
+    source: str
+    count: int
+    latest: datetime
+    latest_verified: datetime | None
+    rank: int
+    verified: bool
+
+
+def survivor(
+    registry: Registry, attribute: str, observations: Iterable[tuple[str, str, bool, datetime]]
+) -> _Candidate | None:
+    """The winning (value, source, verified, observed_at) among observations of one attribute."""
+    groups: dict[str, _Candidate] = {}
+    for value, source, verified, at in observations:
+        key = compare_key(attribute, value)
+        rank = registry.source_rank(source)
+        found = groups.get(key)
+        if found is None:
+            groups[key] = _Candidate(value, source, 1, at, at if verified else None, rank, verified)
+            continue
+        found.count += 1
+        found.rank = min(found.rank, rank)
+        if verified and (found.latest_verified is None or at > found.latest_verified):
+            found.latest_verified = at
+            found.verified = True
+        if at >= found.latest:
+            found.latest, found.value, found.source = at, value, source
+    if not groups:
+        return None
+    epoch = datetime.min.replace(tzinfo=None)
+
+    def order(c: _Candidate) -> tuple[Any, ...]:
+        verified_at = c.latest_verified.replace(tzinfo=None) if c.latest_verified else epoch
+        return (c.latest_verified is not None, verified_at, c.count, -c.rank, c.latest)
+
+    return max(groups.values(), key=order)
+
+
+def match_block(golden: Mapping[str, str]) -> str | None:
+    """The blocking key for weak matching: birthday and the first letter of the name in pinyin."""
+    name, birthday = golden.get("name"), golden.get("birthday")
+    if not name or not birthday:
+        return None
+    spelled = name_pinyin(name)
+    return f"{birthday}|{spelled[:1]}" if spelled else None
+
+
+def refresh(db: Session, registry: Registry, customer_ids: Iterable[int], now: datetime) -> None:
+    """Recompute the golden record and match keys of ``customer_ids`` from their observations."""
+    ids = sorted(set(customer_ids))
+    if not ids:
+        return
+    conn = db.connection()
+    per: dict[int, dict[str, list[tuple[str, str, bool, datetime]]]] = {}
+    for row in conn.execute(
+        select(
+            _observations.c.customer_id,
+            _observations.c.attribute,
+            _observations.c.value,
+            _observations.c.source,
+            _observations.c.verified,
+            _observations.c.observed_at,
+        ).where(_observations.c.customer_id.in_(ids))
+    ):
+        per.setdefault(row[0], {}).setdefault(row[1], []).append((row[2], row[3], bool(row[4]), row[5]))
+    receipts = table(Receipt)
+    stores = conn.execute(
+        select(receipts.c.customer_id, receipts.c.store_id, func.count(), func.max(receipts.c.observed_at))
+        .where(receipts.c.customer_id.in_(ids))
+        .group_by(receipts.c.customer_id, receipts.c.store_id)
+    )
+    for cid, store, count, latest in stores:
+        per.setdefault(cid, {}).setdefault("preferred_store", []).extend([(store, "receipts", False, latest)] * count)
+    conn.execute(delete(_golden).where(_golden.c.customer_id.in_(ids)))
+    conn.execute(delete(_keys).where(_keys.c.customer_id.in_(ids)))
+    golden_rows = []
+    key_rows = []
+    for cid in ids:
+        chosen: dict[str, str] = {}
+        for attribute, observations in per.get(cid, {}).items():
+            best = survivor(registry, attribute, observations)
+            if best is not None:
+                chosen[attribute] = best.value
+                golden_rows.append((cid, attribute, best.value, best.source, best.verified, best.latest))
+        block = match_block(chosen)
+        if block:
+            key_rows.append((block, cid))
+    bulk.insert(conn, _golden, ("customer_id", "attribute", "value", "source", "verified", "observed_at"), golden_rows)
+    bulk.insert(conn, _keys, ("block", "customer_id"), key_rows)
+
+
+def golden_of(db: Session, customer_ids: Iterable[int]) -> dict[int, dict[str, tuple[str, str]]]:
+    """attribute -> (value, source) per customer."""
+    out: dict[int, dict[str, tuple[str, str]]] = {}
+    ids = sorted(set(customer_ids))
+    if not ids:
+        return out
+    rows = db.execute(
+        select(_golden.c.customer_id, _golden.c.attribute, _golden.c.value, _golden.c.source).where(
+            _golden.c.customer_id.in_(ids)
+        )
+    )
+    for cid, attribute, value, source in rows:
+        out.setdefault(cid, {})[attribute] = (value, source)
+    return out

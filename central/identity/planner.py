@@ -1,0 +1,396 @@
+"""Deciding what a batch of identity facts does to the graph, in memory, before anything is written.
+
+The planner walks the facts in order against a snapshot of the identifiers they name (and the
+constrained identifiers their customers hold). For each fact the identifier of highest priority
+decides the customer (the *anchor*); every other customer the fact names is merged in, and every
+new identifier attached, unless that would give one customer two values of a unique type or more
+values of a type than its limit allows: then nothing joins and a review item says why. A value
+that keeps bringing other identifiers to its customer (a staff phone typed for every customer, a
+counter tablet) is flagged suspicious: it stops linking, its earlier links are undone after the
+batch is written, and a reviewer is asked. A phone idle for longer than its type's
+``reassign_after_days`` that a newer unique identifier contradicts moves to the new owner (a
+recycled number). Weak types (device hashes) attach to the customer a fact resolves to but never
+decide one and never join two.
+
+Customers are *handles*: stored ids are positive, customers still to create negative.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from central.identity.models import LINKED, TRUSTED
+from central.identity.registry import Registry
+
+Pair = tuple[str, str]
+Held = dict[str, dict[str, datetime]]  # kind -> value -> last seen, for constrained kinds only
+
+
+@dataclass
+class Known:
+    """A stored identifier as the batch's look-up found it."""
+
+    id: int
+    customer_id: int | None
+    state: str
+    last_seen_at: datetime
+    partners_total: int
+    partners_today: int
+    partners_day: str
+    version: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class Fact:
+    """What the planner needs from one event: its identifiers, already normalized."""
+
+    observed_at: datetime
+    strong: tuple[Pair, ...]  # highest priority first
+    weak: tuple[Pair, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerOp:
+    """A ledger row to write; customers are handles, identifiers pairs, ``fact`` the evidence's index."""
+
+    action: str
+    rule: str
+    fact: int | None
+    pair: Pair | None = None
+    anchor: Pair | None = None
+    customer: int | None = None
+    other: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ReviewOp:
+    """A review item to open: the reason, the customers (handles) and the value concerned."""
+
+    reason: str
+    fact: int
+    customer: int | None
+    other: int | None = None
+    pair: Pair | None = None
+    detail: str = ""
+
+
+@dataclass
+class Plan:
+    """Everything a batch changes, in handles and pairs, ready to be written."""
+
+    customers: list[int | None] = field(default_factory=list)  # per fact: its customer handle (unresolved)
+    anchors: list[Pair | None] = field(default_factory=list)  # per fact: the identifier that decided it
+    new_handles: list[int] = field(default_factory=list)
+    owner: dict[Pair, int] = field(default_factory=dict)  # linkable pair -> handle (resolve with root())
+    new_pairs: dict[Pair, datetime] = field(default_factory=dict)  # created in this batch: first seen
+    unlinked: dict[Pair, str] = field(default_factory=dict)  # stored pairs detached: new state
+    counters: dict[Pair, tuple[int, int, str]] = field(default_factory=dict)  # changed partner counters
+    seen: dict[Pair, datetime] = field(default_factory=dict)  # latest sighting per pair in the batch
+    merges: list[tuple[int, int]] = field(default_factory=list)  # (kept, merged) handles as they happened
+    ledger: list[LedgerOp] = field(default_factory=list)
+    reviews: list[ReviewOp] = field(default_factory=list)
+    flagged: list[Pair] = field(default_factory=list)  # became suspicious: undo their links afterwards
+    changed: set[int] = field(default_factory=set)  # handles whose identifiers changed
+    parent: dict[int, int] = field(default_factory=dict)
+
+    def root(self, handle: int) -> int:
+        """The handle ``handle`` now lives on as."""
+        top = handle
+        while (up := self.parent.get(top, top)) != top:
+            top = up
+        while handle != top:
+            self.parent[handle], handle = top, self.parent.get(handle, handle)
+        return top
+
+
+class Planner:
+    """Walks facts over a snapshot; call :meth:`place` per fact, then read :attr:`plan`."""
+
+    def __init__(
+        self,
+        registry: Registry,
+        known: dict[Pair, Known],
+        held: Callable[[], dict[int, Held]],
+        reviewed: Callable[[], set[tuple[int, int]]],
+    ) -> None:
+        self.registry = registry
+        # What stored customers hold, and which pairs of them are already in the review queue
+        # (meeting again is not new evidence), are read on first need: most batches never ask.
+        self._load_held: Callable[[], dict[int, Held]] | None = held
+        self._load_reviewed: Callable[[], set[tuple[int, int]]] | None = reviewed
+        self.reviewed: set[tuple[int, int]] = set()
+        self.known = known
+        self.plan = Plan()
+        self.held: dict[int, Held] = {}
+        self.excluded = {p for p, k in known.items() if k.state not in (LINKED, TRUSTED)}
+        for pair, row in known.items():
+            if pair not in self.excluded and row.customer_id is not None:
+                self.plan.owner[pair] = row.customer_id
+        self.last_seen = {p: k.last_seen_at for p, k in known.items()}
+        self._next = 0
+
+    # -- helpers -------------------------------------------------------------------------------
+    def _priority(self, pair: Pair) -> int:
+        return self.registry.types[pair[0]].priority
+
+    def _constrained(self, kind: str) -> bool:
+        spec = self.registry.types[kind]
+        return spec.unique or spec.limit is not None
+
+    def _held(self, handle: int) -> Held:
+        if handle > 0 and self._load_held is not None:
+            loaded, self._load_held = self._load_held(), None
+            for cid, kinds in loaded.items():
+                self.held.setdefault(cid, {k: dict(v) for k, v in kinds.items()})
+        return self.held.setdefault(handle, {})
+
+    def _clash(self, a: Held, b: Held, at: datetime) -> str | None:
+        """Why customers holding ``a`` and ``b`` cannot be one, or None."""
+        for kind in a.keys() & b.keys():
+            spec = self.registry.types[kind]
+            values = {**a[kind], **b[kind]}
+            if spec.unique and len(values) > 1:
+                return "unique_conflict"
+            if spec.limit is not None:
+                if spec.window_days is not None:
+                    since = at - timedelta(days=spec.window_days)
+                    values = {v: t for v, t in values.items() if t >= since}
+                if len(values) > spec.limit:
+                    return "limit_exceeded"
+        return None
+
+    def _hold(self, handle: int, pair: Pair, at: datetime) -> None:
+        if self._constrained(pair[0]):
+            self._held(handle).setdefault(pair[0], {})[pair[1]] = at
+
+    def _release(self, handle: int, pair: Pair) -> None:
+        self._held(handle).get(pair[0], {}).pop(pair[1], None)
+
+    def _counter(self, pair: Pair) -> tuple[int, int, str]:
+        if pair in self.plan.counters:
+            return self.plan.counters[pair]
+        row = self.known.get(pair)
+        return (row.partners_total, row.partners_today, row.partners_day) if row else (0, 0, "")
+
+    def _over(self, pair: Pair, gain: int, day: str) -> bool:
+        row = self.known.get(pair)
+        if gain <= 0 or (row is not None and row.state == TRUSTED):
+            return False
+        total, today, counted_day = self._counter(pair)
+        today = today + gain if counted_day == day else gain
+        return total + gain > self.registry.suspicious_total or today > self.registry.suspicious_per_day
+
+    def _count(self, pair: Pair, gain: int, day: str) -> None:
+        if gain <= 0:
+            return
+        total, today, counted_day = self._counter(pair)
+        if counted_day == day:
+            today += gain
+        elif day > counted_day:
+            counted_day, today = day, gain
+        self.plan.counters[pair] = (total + gain, today, counted_day)
+
+    def _flag(self, index: int, pair: Pair) -> None:
+        owner = self.plan.owner.pop(pair, None)
+        self.excluded.add(pair)
+        self.plan.flagged.append(pair)
+        if owner is not None:
+            root = self.plan.root(owner)
+            self._release(root, pair)
+            self.plan.changed.add(root)
+            self.plan.ledger.append(LedgerOp("unlink", "suspicious", index, pair=pair, customer=root))
+        self.plan.unlinked[pair] = "suspicious"
+        self.plan.reviews.append(ReviewOp("suspicious_value", index, owner and self.plan.root(owner), pair=pair))
+
+    def _met_before(self, a: int | None, b: int) -> bool:
+        """Whether customers ``a`` and ``b`` already met in a conflict someone has to review."""
+        if a is None:
+            return False
+        if a > 0 and b > 0 and self._load_reviewed is not None:
+            loaded, self._load_reviewed = self._load_reviewed(), None
+            self.reviewed |= loaded
+        return (min(a, b), max(a, b)) in self.reviewed
+
+    def _new_handle(self) -> int:
+        self._next -= 1
+        self.plan.new_handles.append(self._next)
+        return self._next
+
+    # -- one fact ------------------------------------------------------------------------------
+    def place(self, index: int, fact: Fact) -> None:
+        """Decide fact ``index``: its customer, and what it links, merges, moves or sends to review."""
+        plan = self.plan
+        for pair in (*fact.strong, *fact.weak):
+            if pair not in self.excluded and (pair not in plan.seen or plan.seen[pair] < fact.observed_at):
+                plan.seen[pair] = fact.observed_at
+        day = fact.observed_at.date().isoformat()
+        while True:
+            strong = [p for p in fact.strong if p not in self.excluded]
+            if not strong:
+                plan.customers.append(None)
+                plan.anchors.append(None)
+                return
+            over = self._suspects(strong, fact, day)
+            if not over:
+                break
+            for pair in over:
+                self._flag(index, pair)
+        target = self._resolve(index, fact, strong, day)
+        self._attach_weak(index, fact, target, strong[0], day)
+        plan.customers.append(target)
+        plan.anchors.append(strong[0])
+
+    def _groups(self, strong: list[Pair]) -> tuple[dict[int, list[Pair]], list[Pair]]:
+        groups: dict[int, list[Pair]] = {}
+        fresh: list[Pair] = []
+        for pair in strong:
+            if pair in self.plan.owner:
+                groups.setdefault(self.plan.root(self.plan.owner[pair]), []).append(pair)
+            else:
+                fresh.append(pair)
+        return groups, fresh
+
+    def _news(self, anchor: int | None, groups: dict[int, list[Pair]], fresh: list[Pair]) -> int:
+        """How many identifiers or customers a fact brings to ``anchor`` that it had not met before."""
+        others = [root for root in groups if root != anchor and not self._met_before(anchor, root)]
+        return len(others) + len(fresh)
+
+    def _suspects(self, strong: list[Pair], fact: Fact, day: str) -> list[Pair]:
+        """Stored values this fact would push past the suspicion thresholds."""
+        groups, fresh = self._groups(strong)
+        anchor = self.plan.root(self.plan.owner[strong[0]]) if strong[0] in self.plan.owner else None
+        met = self._news(anchor, groups, fresh)
+        over: list[Pair] = []
+        for root, members in groups.items():
+            gain = met if root == anchor else (0 if self._met_before(anchor, root) else 1)
+            over.extend(p for p in members if self._over(p, gain, day))
+        return over
+
+    def _resolve(self, index: int, fact: Fact, strong: list[Pair], day: str) -> int:
+        plan = self.plan
+        groups, fresh = self._groups(strong)
+        best = strong[0]
+        at = fact.observed_at
+        if best in plan.owner:
+            target = plan.root(plan.owner[best])
+        else:
+            target = self._new_handle()
+            plan.owner[best] = target
+            plan.new_pairs[best] = at
+            self._hold(target, best, at)
+            plan.ledger.append(LedgerOp("link", "new_customer", index, pair=best, customer=target))
+            fresh.remove(best)
+        carriers = list(groups.get(target, []))
+        met = self._news(target, groups, fresh)
+        self._touch(target, carriers, at)
+        for pair in carriers:
+            self._count(pair, met, day)
+        for root, members in sorted(groups.items(), key=lambda g: -max(self._priority(p) for p in g[1])):
+            if root == target:
+                continue
+            if not self._met_before(target, root):
+                for pair in members:
+                    self._count(pair, 1, day)
+            target = self._join(index, fact, target, best, root, members)
+        for pair in fresh:
+            clash = self._clash(self._held(target), self._one(pair, at), at)
+            if clash:
+                plan.reviews.append(ReviewOp(clash, index, target, pair=pair, detail=pair[0]))
+                continue
+            plan.owner[pair] = target
+            plan.new_pairs[pair] = at
+            self._hold(target, pair, at)
+            plan.changed.add(target)
+            plan.ledger.append(LedgerOp("link", "same_event", index, pair=pair, anchor=best, customer=target))
+        return target
+
+    def _touch(self, handle: int, pairs: list[Pair], at: datetime) -> None:
+        """Note that ``pairs`` of customer ``handle`` were seen at ``at`` (for windowed limits)."""
+        if handle > 0 and self._load_held is not None:
+            return  # nothing of this batch has needed holdings yet; the stored last_seen_at will do
+        for pair in pairs:
+            if self._constrained(pair[0]):
+                values = self._held(handle).setdefault(pair[0], {})
+                if values.get(pair[1], at) <= at:
+                    values[pair[1]] = at
+
+    def _one(self, pair: Pair, at: datetime) -> Held:
+        return {pair[0]: {pair[1]: at}} if self._constrained(pair[0]) else {}
+
+    def _join(self, index: int, fact: Fact, target: int, best: Pair, root: int, members: list[Pair]) -> int:
+        """Merge customer ``root`` (named by ``members``) into ``target``, move its values, or refuse."""
+        plan = self.plan
+        at = fact.observed_at
+        clash = self._clash(self._held(target), self._held(root), at)
+        if clash is None:
+            # The oldest stored customer survives; between two new ones, the first created (-1 before -2).
+            kept = min(target, root) if target > 0 and root > 0 else max(target, root)
+            merged = root if kept == target else target
+            plan.parent[merged] = kept
+            for kind, values in self._held(merged).items():
+                self._held(kept).setdefault(kind, {}).update(values)
+            plan.merges.append((kept, merged))
+            plan.changed.update((kept, merged))
+            plan.ledger.append(
+                LedgerOp("merge", "shared_identifier", index, pair=members[0], anchor=best, customer=kept, other=merged)
+            )
+            return kept
+        if clash == "unique_conflict" and self._reassignable(best, members, at):
+            for pair in members:
+                self._release(root, pair)
+                plan.owner[pair] = target
+                self._hold(target, pair, at)
+                plan.ledger.append(LedgerOp("unlink", "reassigned", index, pair=pair, customer=root))
+                plan.ledger.append(LedgerOp("link", "reassigned", index, pair=pair, anchor=best, customer=target))
+            plan.changed.update((target, root))
+            plan.reviews.append(ReviewOp("reassigned", index, target, root, pair=members[0]))
+            return target
+        plan.reviews.append(ReviewOp(clash, index, target, root, pair=members[0]))
+        self.reviewed.add((min(target, root), max(target, root)))
+        return target
+
+    def _reassignable(self, best: Pair, members: list[Pair], at: datetime) -> bool:
+        """A newer unique identifier contradicts values its old owner stopped using long ago."""
+        if not self.registry.types[best[0]].unique:
+            return False
+        for pair in members:
+            days = self.registry.types[pair[0]].reassign_after_days
+            last = self.last_seen.get(pair)
+            if days is None or last is None or last + timedelta(days=days) >= at:
+                return False
+        return True
+
+    def _attach_weak(self, index: int, fact: Fact, target: int, best: Pair, day: str) -> None:
+        plan = self.plan
+        for pair in fact.weak:
+            if pair in self.excluded:
+                continue
+            if pair not in plan.owner:
+                if self._clash(self._held(target), self._one(pair, fact.observed_at), fact.observed_at):
+                    continue
+                plan.owner[pair] = target
+                plan.new_pairs.setdefault(pair, fact.observed_at)
+                self._hold(target, pair, fact.observed_at)
+                plan.changed.add(target)
+                plan.ledger.append(LedgerOp("link", "weak_attach", index, pair=pair, anchor=best, customer=target))
+            elif plan.root(plan.owner[pair]) != target:
+                if self._over(pair, 1, day):
+                    self._flag(index, pair)
+                else:
+                    self._count(pair, 1, day)
+
+
+def plan_batch(
+    registry: Registry,
+    facts: Sequence[Fact],
+    known: dict[Pair, Known],
+    held: Callable[[], dict[int, Held]] = dict,
+    reviewed: Callable[[], set[tuple[int, int]]] = set,
+) -> Plan:
+    """The plan for ``facts`` in order, given the stored identifiers and loaders for the rest."""
+    planner = Planner(registry, known, held, reviewed)
+    for index, fact in enumerate(facts):
+        planner.place(index, fact)
+    return planner.plan

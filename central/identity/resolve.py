@@ -1,0 +1,203 @@
+"""Identity resolution for newly stored events: ``resolve(db, facts, now)`` in the caller's transaction.
+
+Per batch, a fixed number of statements whatever its size: one look-up of every identifier the
+batch names (with its customer's version), one of the constrained identifiers those customers
+hold, then the in-memory plan (``central.identity.planner``) and set-based writes
+(``central.identity.changes``). Values that became suspicious have their earlier links undone by a
+ledger replay (``central.identity.split``), and profile attributes feed the golden record.
+
+On PostgreSQL (read committed) a concurrent batch may change a customer between the look-up and
+the writes; the writes check each customer's version and raise ``ConcurrentChange``, on which the
+caller retries the whole batch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from sqlalchemy import Connection
+from sqlalchemy.orm import Session
+
+from central import bulk
+from central.identity import changes, golden, split, suggestions
+from central.identity.models import Identifier, ReviewItem
+from central.identity.planner import Fact, Held, Known, Pair, plan_batch
+from central.identity.registry import Registry, default_registry
+from central.models import table
+
+_identifiers = table(Identifier)
+_reviews = table(ReviewItem)
+
+
+@dataclass(frozen=True, slots=True)
+class IdentityFact:
+    """What identity resolution needs from one newly stored event."""
+
+    event_pk: int
+    source: str
+    event_id: str
+    kind: str
+    store_id: str
+    observed_at: datetime
+    identifiers: tuple[tuple[str, str], ...]
+    app_id: str | None
+    attributes: Mapping[str, str] = field(default_factory=dict)
+    operator: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Resolution:
+    """Which customer each fact belongs to (None: nothing linkable), and what changed."""
+
+    customer_ids: list[int | None]
+    created: int
+    merged: int
+    reviewed: int
+    unusable: dict[str, int] = field(default_factory=dict)  # reason -> identifiers not used
+
+
+def prepare(registry: Registry, fact: IdentityFact, unusable: dict[str, int] | None = None) -> Fact:
+    """The planner's view of a fact: usable identifiers, normalized, strongest first."""
+    strong: dict[Pair, int] = {}
+    weak: dict[Pair, int] = {}
+    for kind, raw in fact.identifiers:
+        value, reason = registry.check(kind, raw, fact.app_id)
+        if value is None:
+            if unusable is not None and reason is not None:
+                unusable[reason] = unusable.get(reason, 0) + 1
+            continue
+        spec = registry.types[kind]
+        (weak if spec.weak else strong)[(kind, value)] = spec.priority
+    order = sorted(strong, key=lambda p: (-strong[p], p))
+    return Fact(fact.observed_at, tuple(order), tuple(sorted(weak)))
+
+
+def _as_time(value: object) -> datetime:
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    return datetime.fromisoformat(str(value)).replace(tzinfo=UTC)
+
+
+_LOOKUP_COLUMNS = (
+    "t.id, t.kind, t.value, t.customer_id, t.state, t.last_seen_at, t.partners_total, t.partners_today,"
+    " t.partners_day, c.version"
+)
+
+
+def lookup(conn: Connection, pairs: Iterable[Pair]) -> dict[Pair, Known]:
+    """Every stored identifier among ``pairs``, with its customer's version, in one statement."""
+    keys = sorted(set(pairs))
+    if not keys:
+        return {}
+    tail = (
+        " JOIN identifiers AS t ON t.kind = q.kind AND t.value = q.value"
+        " LEFT JOIN customers AS c ON c.id = t.customer_id"
+    )
+    rows: list[tuple[object, ...]] = []
+    if conn.dialect.name == "postgresql":
+        sql = f"SELECT {_LOOKUP_COLUMNS} FROM json_to_recordset(CAST(%s AS json)) AS q(kind text, value text){tail}"  # noqa: S608
+        document = bulk.json_param([{"kind": k, "value": v} for k, v in keys])
+        rows = [tuple(r) for r in conn.exec_driver_sql(sql, (document,)).fetchall()]
+    else:
+        per = 16_000
+        for start in range(0, len(keys), per):
+            chunk = keys[start : start + per]
+            values = ", ".join(["(?, ?)"] * len(chunk))
+            inner = f"SELECT column1 AS kind, column2 AS value FROM (VALUES {values})"  # noqa: S608
+            sql = f"SELECT {_LOOKUP_COLUMNS} FROM ({inner}) AS q{tail}"  # noqa: S608 - placeholders only
+            params = tuple(x for pair in chunk for x in pair)
+            rows.extend(tuple(r) for r in conn.exec_driver_sql(sql, params).fetchall())
+    out: dict[Pair, Known] = {}
+    for pk, kind, value, customer, state, seen, total, today, day, version in rows:
+        out[(str(kind), str(value))] = Known(
+            int(pk),  # type: ignore[call-overload]
+            None if customer is None else int(customer),  # type: ignore[call-overload]
+            str(state),
+            _as_time(seen),
+            int(total),  # type: ignore[call-overload]
+            int(today),  # type: ignore[call-overload]
+            str(day),
+            None if version is None else int(version),  # type: ignore[call-overload]
+        )
+    return out
+
+
+def holdings(conn: Connection, registry: Registry, customer_ids: Iterable[int]) -> dict[int, Held]:
+    """The unique and limited identifiers each customer holds, with when each was last seen."""
+    ids = sorted(set(customer_ids))
+    kinds = sorted(k for k, t in registry.types.items() if t.unique or t.limit is not None)
+    if not ids or not kinds:
+        return {}
+    rows = bulk.select_matching(
+        conn,
+        _identifiers,
+        ("customer_id",),
+        [(i,) for i in ids],
+        ("customer_id", "kind", "value", "last_seen_at", "state"),
+    )
+    held: dict[int, Held] = {}
+    wanted = set(kinds)
+    for customer, kind, value, seen, state in rows:
+        if kind in wanted and state in ("linked", "trusted"):
+            held.setdefault(int(customer), {}).setdefault(str(kind), {})[str(value)] = _as_time(seen)
+    return held
+
+
+def reviewed_pairs(conn: Connection, customer_ids: Iterable[int]) -> set[tuple[int, int]]:
+    """Pairs of these customers that already have a conflict in the review queue (any status)."""
+    ids = sorted(set(customer_ids))
+    if not ids:
+        return set()
+    pairs: set[tuple[int, int]] = set()
+    for column in ("customer_id", "other_customer_id"):
+        rows = bulk.select_matching(
+            conn, _reviews, (column,), [(i,) for i in ids], ("customer_id", "other_customer_id")
+        )
+        pairs.update((min(a, b), max(a, b)) for a, b in rows if a is not None and b is not None)
+    return pairs
+
+
+def resolve(
+    db: Session,
+    facts: Sequence[IdentityFact],
+    now: datetime,
+    *,
+    registry: Registry | None = None,
+    allow_weak_merge: float | None = None,
+) -> Resolution:
+    """Link facts to customers in the caller's transaction (creates, merges, review items, ledger)."""
+    if not facts:
+        return Resolution([], 0, 0, 0)
+    registry = registry or default_registry()
+    unusable: dict[str, int] = {}
+    prepared = [prepare(registry, f, unusable) for f in facts]
+    conn = db.connection()
+    known = lookup(conn, {p for f in prepared for p in (*f.strong, *f.weak)})
+    stored = {k.customer_id for k in known.values() if k.customer_id is not None}
+    plan = plan_batch(
+        registry,
+        prepared,
+        known,
+        lambda: holdings(conn, registry, stored),
+        lambda: reviewed_pairs(conn, stored),
+    )
+    applied = changes.apply(conn, plan, facts, known, now)
+    customer_ids = applied.customer_ids
+    if plan.flagged:
+        for pair in plan.flagged:
+            split.detach_value(db, applied.identifier_ids[pair], now=now, operator=None)
+        customer_ids = changes.customers_of_events(conn, [f.event_pk for f in facts])
+    touched = golden.observe(db, registry, facts, customer_ids, now)
+    touched |= applied.merged_into
+    merged = len(plan.merges)
+    reviews = len(plan.reviews)
+    if touched:
+        golden.refresh(db, registry, touched, now)
+        extra = suggestions.suggest(db, registry, touched, now, allow_weak_merge=allow_weak_merge)
+        reviews += extra.suggested
+        merged += extra.merged
+        if extra.merged:
+            customer_ids = changes.customers_of_events(conn, [f.event_pk for f in facts])
+    return Resolution(customer_ids, len(plan.new_handles), merged, reviews, unusable)

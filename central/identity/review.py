@@ -1,0 +1,143 @@
+"""The review queue: evidence resolution would not act on alone, and a person's decision on it.
+
+Accepting an item does what the evidence asked for, with the reviewer as operator in the ledger:
+a conflict or a weak match merges the two customers (never past a unique type: remove one of the
+values first), a value over a limit is attached anyway, a suspicious value becomes *trusted*
+(it links again and is not flagged again). Rejecting leaves things apart; a suspicious value then
+stays out of linking for good. Decided items keep their key, so the same evidence arriving again
+does not reopen them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from central import bulk
+from central.identity import changes
+from central.identity.merges import MergeRefused, merge_customers
+from central.identity.models import LINK, SUSPICIOUS, TRUSTED, Customer, Identifier, LedgerEntry, ReviewItem
+from central.identity.registry import Registry
+from central.models import table
+
+OPEN, ACCEPTED, REJECTED = "open", "accepted", "rejected"
+_items = table(ReviewItem)
+
+
+class ReviewError(ValueError):
+    """A decision that cannot be made: unknown or already decided item, or a merge the registry forbids."""
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """What deciding an item did: its new status and the customer it concerns now."""
+
+    item_id: int
+    status: str
+    customer_id: int | None
+
+
+def list_items(db: Session, status: str = OPEN, limit: int = 50, offset: int = 0) -> tuple[list[ReviewItem], int]:
+    """A page of review items with ``status``, oldest first, and how many there are."""
+    total = db.scalar(select(func.count()).select_from(ReviewItem).where(ReviewItem.status == status)) or 0
+    rows = db.scalars(
+        select(ReviewItem).where(ReviewItem.status == status).order_by(ReviewItem.id).limit(limit).offset(offset)
+    )
+    return list(rows), total
+
+
+def _live(db: Session, customer_id: int | None) -> int | None:
+    if customer_id is None:
+        return None
+    merged_into = db.scalar(select(Customer.merged_into).where(Customer.id == customer_id))
+    return merged_into if merged_into is not None else customer_id
+
+
+def _close(db: Session, item: ReviewItem, status: str, operator: str, now: datetime) -> None:
+    db.execute(
+        update(_items)
+        .where(_items.c.id == item.id, _items.c.status == OPEN)
+        .values(status=status, decided_at=now, decided_by=operator)
+    )
+
+
+def _open_item(db: Session, item_id: int) -> ReviewItem:
+    item = db.get(ReviewItem, item_id, with_for_update=True)
+    if item is None:
+        raise ReviewError(f"no review item {item_id}")
+    if item.status != OPEN:
+        raise ReviewError(f"review item {item_id} was already {item.status}")
+    return item
+
+
+def accept(db: Session, registry: Registry, item_id: int, *, operator: str, now: datetime) -> Decision:
+    """Do what review item ``item_id`` proposed, as ``operator``."""
+    item = _open_item(db, item_id)
+    customer = _live(db, item.customer_id)
+    other = _live(db, item.other_customer_id)
+    detail: dict[str, Any] = {"review_item": item.id, "reason": item.reason}
+    if item.reason == "suspicious_value" and item.identifier_id is not None:
+        db.execute(
+            update(table(Identifier))
+            .where(table(Identifier).c.id == item.identifier_id, table(Identifier).c.state == SUSPICIOUS)
+            .values(state=TRUSTED)
+        )
+    elif item.reason == "reassigned":
+        pass  # the move stands; accepting acknowledges it
+    elif customer is not None and other is not None and customer != other:
+        try:
+            customer = merge_customers(
+                db,
+                registry,
+                customer,
+                other,
+                rule="review_accepted",
+                now=now,
+                operator=operator,
+                detail=detail,
+                force=item.reason == "limit_exceeded",
+            )
+        except MergeRefused as exc:
+            raise ReviewError(f"{exc}; remove the conflicting identifier first") from None
+    elif customer is not None and item.evidence and item.identifier_id is None:
+        customer = _attach(db, customer, item.evidence, operator, now, detail)
+    _close(db, item, ACCEPTED, operator, now)
+    return Decision(item.id, ACCEPTED, customer)
+
+
+def _attach(db: Session, customer: int, evidence: dict[str, Any], operator: str, now: datetime, detail: Any) -> int:
+    """Attach a value that was refused for a limit to ``customer`` (unless someone holds it by now)."""
+    kind, value = evidence.get("type"), evidence.get("value")
+    if not isinstance(kind, str) or not isinstance(value, str):
+        return customer
+    conn = db.connection()
+    found = conn.execute(
+        select(table(Identifier).c.id, table(Identifier).c.customer_id).where(
+            table(Identifier).c.kind == kind, table(Identifier).c.value == value
+        )
+    ).first()
+    if found is not None:
+        if found[1] is not None and found[1] != customer:
+            raise ReviewError(f"the {kind} is held by customer {found[1]} by now; merge or split instead")
+        ident = found[0]
+        conn.execute(update(table(Identifier)).where(table(Identifier).c.id == ident).values(customer_id=customer))
+    else:
+        columns = ("kind", "value", "customer_id", "state", "created_at", "last_seen_at")
+        ident = bulk.insert(conn, table(Identifier), columns, [(kind, value, customer, "linked", now, now)], ("id",))[
+            0
+        ][0]
+    conn.execute(update(table(Customer)).where(table(Customer).c.id == customer).values(version=Customer.version + 1))
+    row = (now, LINK, "review_accepted", ident, None, customer, None, None, None, None, operator, detail)
+    bulk.insert(conn, table(LedgerEntry), changes.LEDGER_COLUMNS, [row])
+    return customer
+
+
+def reject(db: Session, item_id: int, *, operator: str, now: datetime) -> Decision:
+    """Close review item ``item_id`` without acting on it."""
+    item = _open_item(db, item_id)
+    _close(db, item, REJECTED, operator, now)
+    return Decision(item.id, REJECTED, _live(db, item.customer_id))

@@ -1,0 +1,125 @@
+"""The golden record's survivorship and name comparison, and weak-evidence suggestions and merges."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import replace
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from central.identity import golden
+from central.identity.models import GoldenAttribute, ReviewItem
+from central.identity.registry import default_registry
+from central.identity.resolve import resolve
+from central.identity.suggestions import score
+from tests.central.identity_support import engine_for, facts, live_customers
+from tests.central.support import START
+
+REGISTRY = replace(
+    default_registry(), source_priority=("source:crm", "source:app"), verified_sources=frozenset({"source:crm"})
+)
+
+
+@pytest.fixture
+def db(backend) -> Iterator[Session]:
+    with engine_for(backend.url) as engine, Session(engine) as session:
+        yield session
+
+
+def say(db, ids, attributes, *, source="dev_test", at=START, **kwargs):
+    made = facts(db, ids, attributes=attributes, source=source, at=at)
+    result = resolve(db, made, START, registry=REGISTRY, **kwargs)
+    db.commit()
+    return result.customer_ids[0]
+
+
+def record(db, customer):
+    rows = db.execute(
+        select(GoldenAttribute.attribute, GoldenAttribute.value, GoldenAttribute.source).where(
+            GoldenAttribute.customer_id == customer
+        )
+    )
+    return {a: (v, s) for a, v, s in rows}
+
+
+def test_names_compare_across_width_case_spaces_and_script():
+    assert golden.name_key("張 三") == golden.name_key("张三") == golden.name_key("张·三")
+    assert golden.name_key("ＺＨＡＮＧ San") == golden.name_key("zhang san") == "zhangsan"
+    assert golden.name_pinyin("张三") == golden.name_pinyin("Zhang San") == "zhangsan"
+    assert golden.clean("birthday", "1990/3/7") == "1990-03-07"
+    assert golden.clean("birthday", "19900307") == "1990-03-07"
+    assert golden.clean("birthday", "1990-02-30") is None
+    assert golden.clean("gender", "女") == "female"
+
+
+def test_the_most_frequent_value_survives_and_keeps_the_form_last_sent(db):
+    ids = {"member_id": "G1"}
+    customer = say(db, ids, {"name": "張三", "city": "上海"}, at=START)
+    say(db, ids, {"name": "李四"}, at=START + timedelta(days=1))
+    say(db, ids, {"name": "张三"}, at=START + timedelta(days=2))
+    assert record(db, customer)["name"] == ("张三", "dev_test")
+    assert record(db, customer)["city"] == ("上海", "dev_test")
+
+
+def test_a_verified_source_beats_frequency_and_the_stored_values_stay(db):
+    ids = {"member_id": "G2"}
+    customer = say(db, ids, {"name": "王五"}, source="source:crm", at=START)
+    for day in (1, 2, 3):
+        say(db, ids, {"name": "王老五"}, source="source:app", at=START + timedelta(days=day))
+    assert record(db, customer)["name"] == ("王五", "source:crm")
+
+
+def test_source_priority_breaks_a_tie(db):
+    ids = {"member_id": "G3"}
+    customer = say(db, ids, {"city": "北京"}, source="source:app", at=START + timedelta(days=1))
+    say(db, ids, {"city": "杭州"}, source="dev_pos", at=START + timedelta(days=2))
+    assert record(db, customer)["city"] == ("北京", "source:app")
+
+
+def test_the_preferred_store_counts_receipts_when_nobody_says_otherwise(app, client, agent):
+    from central import db as central_db
+
+    agent.send(client, [agent.receipt(f"R{i}", phone="13912341234") for i in range(3)])
+    with central_db.session_factory(app)() as db:
+        (customer,) = live_customers(db)
+        golden.refresh(db, REGISTRY, [customer], START)
+        db.commit()
+        assert record(db, customer)["preferred_store"] == ("S001", "receipts")
+
+
+def test_weak_scores():
+    a = {"name": "张三", "birthday": "1990-03-07", "city": "上海"}
+    assert score(a, {**a, "name": "張三"}) == (pytest.approx(0.98), "name_birthday_city")
+    assert score(a, {"name": "Zhang San", "birthday": "1990-03-07"}) == (pytest.approx(0.85), "pinyin_birthday")
+    assert score(a, {**a, "birthday": "1990-03-08"}) == (0.0, "")
+    assert score(a, {**a, "city": "北京"})[0] == pytest.approx(0.70)
+    fuzzy, rule = score({"name": "欧阳娜娜", "birthday": "2000-01-01"}, {"name": "欧阳娜", "birthday": "2000-01-01"})
+    assert rule == "fuzzy_name_birthday" and 0.7 < fuzzy < 0.85
+
+
+def test_name_and_birthday_make_a_suggestion_not_a_merge(db):
+    first = say(db, {"phone": "13912340001"}, {"name": "张三", "birthday": "1990-03-07", "city": "上海"})
+    second = say(db, {"email": "zs@example.com"}, {"name": "張三", "birthday": "1990/3/7", "city": "上海"})
+    assert first != second
+    (item,) = db.scalars(select(ReviewItem)).all()
+    assert (item.reason, item.customer_id, item.other_customer_id) == ("weak_match", first, second)
+    assert item.score == pytest.approx(0.98)
+    assert item.evidence["match"] == "name_birthday_city"
+
+
+def test_an_import_may_merge_on_weak_evidence_above_its_threshold(db):
+    first = say(db, {"phone": "13912340002"}, {"name": "李四", "birthday": "1985-12-01", "city": "杭州"})
+    second = say(
+        db,
+        {"email": "ls@example.com"},
+        {"name": "李四", "birthday": "1985-12-01", "city": "杭州"},
+        allow_weak_merge=0.95,
+    )
+    assert second == first
+    assert live_customers(db) == [first]
+    weak = say(db, {"email": "ls2@example.com"}, {"name": "Li Si", "birthday": "1985-12-01"}, allow_weak_merge=0.95)
+    assert weak != first
+    assert [r.reason for r in db.scalars(select(ReviewItem))] == ["weak_match"]

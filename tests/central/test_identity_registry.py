@@ -1,0 +1,112 @@
+"""The registry's normalizers and its TOML configuration, errors reported with file, line and key."""
+
+from __future__ import annotations
+
+import random
+
+import phonenumbers
+import pytest
+
+from central.identity import normalizers
+from central.identity.registry import RegistryError, default_registry, parse_registry
+
+
+def slow_phone(raw: str) -> str | None:
+    try:
+        number = phonenumbers.parse(raw, "CN")
+    except phonenumbers.NumberParseException:
+        return None
+    if not phonenumbers.is_valid_number(number) or phonenumbers.number_type(number) not in normalizers._PERSONAL_TYPES:
+        return None
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def test_the_mainland_fast_path_agrees_with_a_full_parse():
+    rng = random.Random(5)
+    for _ in range(3000):
+        raw = f"1{rng.randrange(10**10):010d}"
+        assert normalizers.phone(raw) == slow_phone(raw), raw
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("13812345678", "+8613812345678"),
+        ("+86 138-1234-5678", "+8613812345678"),
+        ("0086 13812345678", "+8613812345678"),
+        ("86-138-1234-5678", "+8613812345678"),
+        ("(138) 1234 5678", "+8613812345678"),
+        ("+852 9123 4567", "+85291234567"),
+        ("+1 650 253 0000", "+16502530000"),
+        ("021-62345678", "+862162345678"),
+        ("12345", None),
+        ("1381234567", None),
+        ("call me", None),
+    ],
+)
+def test_phone_forms(raw, expected):
+    assert normalizers.phone(raw) == expected
+
+
+@pytest.mark.parametrize(
+    ("kind", "raw", "reason"),
+    [
+        ("phone", "13800138000", "blocked"),
+        ("phone", "13888888888", "same_digits"),
+        ("phone", "13800000000", "same_digits"),
+        ("phone", "13123456789", "sequential"),
+        ("phone", "NULL", "placeholder"),
+        ("member_card", "0000", "same_digits"),
+        ("member_card", "987654", "sequential"),
+        ("member_id", "anonymous", "placeholder"),
+        ("email", "not-an-email", "invalid"),
+        ("app_user_id", "u123", "missing_app_id"),
+    ],
+)
+def test_unusable_values_and_their_reasons(kind, raw, reason):
+    assert default_registry().check(kind, raw) == (None, reason)
+
+
+def test_a_registry_file_changes_defaults_and_declares_types():
+    registry = parse_registry(
+        """
+[review]
+suspicious_per_day = 9
+
+[types.phone]
+limit = 1
+blocked_patterns = ['^\\+86170']
+
+[types.loyalty_no]
+normalizer = "digits"
+priority = 75
+unique = true
+""",
+        "r.toml",
+    )
+    assert registry.suspicious_per_day == 9 and registry.suspicious_total == 50
+    assert registry.types["phone"].limit == 1 and registry.types["phone"].window_days == 365
+    assert registry.check("phone", "17055501234") == (None, "blocked")
+    assert registry.check("phone", "13800138000") == (None, "blocked")  # the defaults stay
+    assert registry.normalize("loyalty_no", "LN-0042-7731") == "00427731"
+    assert registry.types["loyalty_no"].unique
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[types.phone]\nlimit = 0\n", "r.toml:2: types.phone.limit: must be an integer of at least 1"),
+        ("[types.fax]\npriority = 3\n", "r.toml:1: types.fax: a custom type needs a normalizer"),
+        ('[types.x]\nnormalizer = "soundex"\n', "r.toml:2: types.x.normalizer: unknown normalizer"),
+        ("[types.phone]\nlimt = 2\n", "r.toml:2: types.phone.limt: unknown key"),
+        ("[types.phone]\nblocked_patterns = ['(']\n", "r.toml:2: types.phone.blocked_patterns: bad regular expression"),
+        ('[blocked]\nstaff_phones = ["x"]\n', "r.toml:2: blocked.staff_phones: 'x' is not a phone number"),
+        ("[revue]\n", "r.toml: revue: unknown section"),
+        ("[types.phone\n", "r.toml:1: not valid TOML"),
+        ("[types.member_id]\nweak = true\n", "r.toml:2: types.member_id.weak: a type cannot be both unique and weak"),
+    ],
+)
+def test_registry_errors_name_the_line_and_key(text, message):
+    with pytest.raises(RegistryError) as caught:
+        parse_registry(text, "r.toml")
+    assert str(caught.value).startswith(message)
