@@ -164,6 +164,13 @@ def test_every_design_kind_is_known():
         "presence.aggregate",
         "agent.heartbeat",
         "agent.gap",
+        "member.signup",
+        "member.update",
+        "member.login",
+        "order.online",
+        "consent.given",
+        "consent.withdrawn",
+        "service.complaint",
     } == KINDS
 
 
