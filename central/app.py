@@ -16,6 +16,7 @@ from central.config import CentralConfig, default_config_path, load_config
 from central.customers import api as customers_api
 from central.fleet import api as fleet_api
 from central.ingest import api as ingest_api
+from central.sources import api as sources_api
 from shared.crypto import load_or_create_key
 
 
@@ -54,6 +55,7 @@ def create_app(config: CentralConfig | None = None, *, test_config: dict[str, An
     app.register_blueprint(ingest_api.bp)
     app.register_blueprint(fleet_api.bp)
     app.register_blueprint(customers_api.bp)
+    app.register_blueprint(sources_api.bp)
     app.register_blueprint(console.bp)
 
     @app.get("/healthz")

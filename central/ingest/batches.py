@@ -54,6 +54,9 @@ _EVENT_COLUMNS = (
     "received_at",
     "payload",
     "batch_id",
+    "identifiers",
+    "app_id",
+    "attributes",
 )
 # PostgreSQL's deadlock and serialization failures: the transaction may simply be run again.
 _RETRY_SQLSTATES = frozenset({"40P01", "40001"})
@@ -150,6 +153,9 @@ def _store_once(db: Session, device: AuthenticatedDevice, batch: wire.DecodedBat
                 now,
                 r.event.payload,
                 batch.batch_id,
+                r.event.identifiers,
+                r.event.app_id,
+                r.event.attributes,
             )
             for r in rows
         ],

@@ -1,0 +1,181 @@
+"""Sources commands: API keys of online sources, backfills, legacy member imports, the identity export."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from sqlalchemy.orm import Session
+
+from central import audit
+from central.cli import PROG, CliError, Command, engine_for, load, ready_schema
+from central.clock import system_clock
+from central.identity.registry import load_registry
+from central.sources.backfill import DEFAULT_CHUNK, BadLine, LoadSummary, load_events
+from central.sources.events import SOURCE_RE
+from central.sources.keys import issue_key, list_keys, revoke_key
+from central.sources.progress import progress_bar
+
+
+def check_source(name: str) -> str:
+    """``name`` if it is a valid source name; otherwise a usage error naming the rule."""
+    if not SOURCE_RE.match(name):
+        raise CliError(
+            f"source name {name!r} must be 1-57 characters of a-z, 0-9, _ . - starting with a letter or digit",
+            status=2,
+        )
+    return name
+
+
+def cmd_source_key(args: argparse.Namespace) -> int:
+    """Issue a new API key for an online source (printed once), or revoke one with --revoke ID."""
+    if (args.source is None) == (args.revoke is None):
+        raise CliError("give either --source NAME (issue a key) or --revoke KEY_ID", status=2)
+    config, _ = load(args)
+    engine = engine_for(config)
+    now = system_clock()
+    try:
+        ready_schema(config, engine)
+        with Session(engine) as db:
+            if args.revoke is not None:
+                info = revoke_key(db, args.revoke, now)
+                if info is None:
+                    raise CliError(f"there is no source key {args.revoke} (list them with `{PROG} source-keys`)")
+                audit.record(
+                    db,
+                    at=now,
+                    actor="cli",
+                    action="source_key.revoke",
+                    subject=f"source:{info.source}",
+                    detail={"key_id": info.id},
+                )
+                db.commit()
+                print(f"{PROG}: revoked key {info.id} ({info.hint}...) of source {info.source}", file=sys.stderr)
+                return 0
+            source = check_source(args.source)
+            key_id, key = issue_key(db, source, now, created_by="cli")
+            audit.record(
+                db,
+                at=now,
+                actor="cli",
+                action="source_key.create",
+                subject=f"source:{source}",
+                detail={"key_id": key_id},
+            )
+            db.commit()
+    finally:
+        engine.dispose()
+    print(
+        f"{PROG}: key {key_id} for source {source}; it is shown only now, store it in the source's secrets",
+        file=sys.stderr,
+    )
+    print(key)
+    return 0
+
+
+def cmd_source_keys(args: argparse.Namespace) -> int:
+    """List every source key: id, source, the key's first characters, when issued, whether revoked."""
+    config, _ = load(args)
+    engine = engine_for(config)
+    try:
+        ready_schema(config, engine)
+        with Session(engine) as db:
+            keys = list_keys(db)
+    finally:
+        engine.dispose()
+    print(f"{'id':>5}  {'source':<24} {'key':<16} {'created (UTC)':<17} status")
+    for k in keys:
+        status = f"revoked {k.revoked_at:%Y-%m-%d %H:%M}" if k.revoked_at else "active"
+        print(f"{k.id:>5}  {k.source:<24} {k.hint + '...':<16} {k.created_at:%Y-%m-%d %H:%M} {status}")
+    return 0
+
+
+def _print_load_summary(path: Path, source: str, summary: LoadSummary, seconds: float) -> None:
+    rate = summary.lines / seconds if seconds > 0 else 0.0
+    print(f"loaded {path} into source:{source} in {seconds:.1f} s ({rate:,.0f} lines/s)")
+    print(f"  lines read           {summary.lines}")
+    print(f"  accepted             {summary.accepted}")
+    print(f"  duplicate            {summary.duplicate}")
+    print(f"  rejected             {summary.rejected_total}")
+    for reason, count in sorted(summary.rejected.items(), key=lambda item: (-item[1], item[0])):
+        print(f"    {reason:<26} {count}")
+    print(f"  linked to customers  {summary.linked}")
+    print(f"  customers created    {summary.customers_created}")
+    print(f"  customers merged     {summary.customers_merged}")
+    print(f"  sent to review       {summary.reviewed}")
+
+
+def cmd_load_events(args: argparse.Namespace) -> int:
+    """Load a JSON-lines file of historical events for a source; idempotent, resumable by rerunning."""
+    source = check_source(args.source)
+    path = Path(args.file)
+    if not path.is_file():
+        raise CliError(f"cannot read {path}: no such file", status=2)
+    if args.chunk_size < 1:
+        raise CliError("--chunk-size must be at least 1", status=2)
+    config, _ = load(args)
+    registry = load_registry(config)
+    engine = engine_for(config)
+    bar = progress_bar(total=path.stat().st_size, unit="B", desc=path.name, enabled=not args.no_progress)
+
+    def bad_line(bad: BadLine) -> None:
+        named = f" (event {bad.event_id})" if bad.event_id else ""
+        bar.write(f"{PROG}: {path}:{bad.line}: rejected{named}: {bad.reason}", file=sys.stderr)
+
+    def chunk_done(summary: LoadSummary) -> None:
+        bar.update(summary.bytes_read - bar.n)
+
+    started = time.monotonic()
+    try:
+        ready_schema(config, engine)
+        with Session(engine) as db:
+            summary = load_events(
+                db,
+                path,
+                source,
+                registry=registry,
+                clock=system_clock,
+                chunk_size=args.chunk_size,
+                on_bad_line=bad_line,
+                on_chunk=chunk_done,
+            )
+            audit.record(
+                db,
+                at=system_clock(),
+                actor="cli",
+                action="events.load",
+                subject=f"source:{source}",
+                detail={"file": str(path), "lines": summary.lines, "accepted": summary.accepted},
+            )
+            db.commit()
+    finally:
+        bar.close()
+        engine.dispose()
+    _print_load_summary(path, source, summary, time.monotonic() - started)
+    return 0
+
+
+def _source_key_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--source", metavar="NAME", help="issue a new key for this source (e.g. miniprogram)")
+    parser.add_argument("--revoke", type=int, metavar="KEY_ID", help="revoke the key with this id (see source-keys)")
+
+
+def _load_events_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("file", metavar="FILE.jsonl", help="one JSON event a line")
+    parser.add_argument("--source", required=True, metavar="NAME", help="the source the events come from")
+    parser.add_argument("--chunk-size", type=int, default=DEFAULT_CHUNK, metavar="N", help="events per transaction")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar (it goes to stderr)")
+
+
+COMMANDS = [
+    Command("source-key", cmd_source_key, "issue (or --revoke) an API key for an online source", _source_key_arguments),
+    Command("source-keys", cmd_source_keys, "list the API keys of online sources"),
+    Command(
+        "load-events",
+        cmd_load_events,
+        "load a source's historical events from a JSON-lines file",
+        _load_events_arguments,
+    ),
+]
