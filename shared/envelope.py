@@ -46,11 +46,14 @@ def envelope_problem(raw: dict[str, Any]) -> str | None:
     if identifiers is not None:
         if not isinstance(identifiers, dict) or not 1 <= len(identifiers) <= MAX_IDENTIFIERS:
             return "invalid_identifiers"
-        for kind, value in identifiers.items():
-            if not TYPE_RE.match(kind):
-                return "invalid_identifiers"
-            if not is_text(value, MAX_IDENTIFIER_CHARS):
-                return f"invalid_identifier:{kind}"
+        if not _all_text(identifiers, MAX_IDENTIFIER_CHARS):
+            for kind, value in identifiers.items():
+                if not TYPE_RE.match(kind):
+                    return "invalid_identifiers"
+                if not is_text(value, MAX_IDENTIFIER_CHARS):
+                    return f"invalid_identifier:{kind}"
+        if not all(TYPE_RE.match(kind) for kind in identifiers):
+            return "invalid_identifiers"
     app_id = raw.get("app_id")
     if app_id is not None and (not isinstance(app_id, str) or not _APP_ID_RE.match(app_id)):
         return "invalid_app_id"
@@ -58,12 +61,33 @@ def envelope_problem(raw: dict[str, Any]) -> str | None:
     if attributes is not None:
         if not isinstance(attributes, dict) or len(attributes) > MAX_ATTRIBUTES:
             return "invalid_attributes"
-        for name, value in attributes.items():
-            if not is_text(name, MAX_ATTRIBUTE_NAME_CHARS):
-                return "invalid_attributes"
-            if not isinstance(value, str) or len(value) > MAX_ATTRIBUTE_CHARS or _CONTROL_RE.search(value):
-                return f"invalid_attribute:{name}"
+        if not _all_text(attributes, MAX_ATTRIBUTE_CHARS, empty_ok=True) or not _all_names(attributes):
+            for name, value in attributes.items():
+                if not is_text(name, MAX_ATTRIBUTE_NAME_CHARS):
+                    return "invalid_attributes"
+                if not isinstance(value, str) or len(value) > MAX_ATTRIBUTE_CHARS or _CONTROL_RE.search(value):
+                    return f"invalid_attribute:{name}"
     return None
+
+
+def _all_text(values: dict[str, Any], longest: int, *, empty_ok: bool = False) -> bool:
+    """The fast path: every value a string within bounds, no control character in any of them."""
+    texts = list(values.values())
+    if not texts:
+        return True
+    if not all(type(v) is str for v in texts):
+        return False
+    lengths = [len(v) for v in texts]
+    if max(lengths) > longest or (not empty_ok and min(lengths) == 0):
+        return False
+    return not _CONTROL_RE.search("".join(texts))
+
+
+def _all_names(values: dict[str, Any]) -> bool:
+    names = list(values)
+    if not names:
+        return True
+    return all(names) and max(map(len, names)) <= MAX_ATTRIBUTE_NAME_CHARS and not _CONTROL_RE.search("".join(names))
 
 
 def is_text(value: Any, longest: int) -> bool:

@@ -15,7 +15,12 @@ from central.clock import system_clock
 from central.identity.registry import load_registry
 from central.sources.backfill import DEFAULT_CHUNK, BadLine, LoadSummary, load_events
 from central.sources.events import SOURCE_RE
+from central.sources.import_mapping import MappingError
+from central.sources.import_report import rejected_reasons, totals, write_report
 from central.sources.keys import issue_key, list_keys, revoke_key
+from central.sources.legacy_formats import DATE_ORDERS, FormatError
+from central.sources.member_import import DEFAULT_CHUNK as IMPORT_CHUNK
+from central.sources.member_import import ImportOptions, plan_import, run_import
 from central.sources.progress import progress_bar
 
 
@@ -157,6 +162,92 @@ def cmd_load_events(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_import_members(args: argparse.Namespace) -> int:
+    """Import a legacy member CSV: every row becomes an event and a line of the report; rerunnable."""
+    path = Path(args.file)
+    if not path.is_file():
+        raise CliError(f"cannot read {path}: no such file", status=2)
+    if args.chunk_size < 1:
+        raise CliError("--chunk-size must be at least 1", status=2)
+    options = ImportOptions(
+        maps=tuple(args.map or ()),
+        source=check_source(args.source),
+        encoding=args.encoding,
+        delimiter=args.delimiter.replace("\\t", "\t") if args.delimiter else None,
+        date_order=args.date_order,
+        merge_suggestions=args.merge_suggestions,
+        chunk_size=args.chunk_size,
+        dry_run=args.dry_run,
+    )
+    config, _ = load(args)
+    registry = load_registry(config)
+    today = system_clock().date()
+    try:
+        plan = plan_import(path, options, registry, today)
+    except MappingError as exc:
+        raise CliError(str(exc), status=2) from None
+    except FormatError:
+        raise CliError(
+            f"cannot decode {path} as UTF-8 or GB18030; give its encoding with --encoding", status=2
+        ) from None
+    except (UnicodeDecodeError, LookupError) as exc:
+        raise CliError(f"cannot read {path} as {options.encoding}: {exc}", status=2) from None
+    except ValueError as exc:
+        raise CliError(str(exc), status=2) from None
+    engine = engine_for(config)
+    bar = progress_bar(total=plan.rows, unit="rows", desc=path.name, enabled=not args.no_progress)
+    started = time.monotonic()
+    try:
+        ready_schema(config, engine)
+        with Session(engine) as db:
+            import_id, stats = run_import(
+                db,
+                plan,
+                options,
+                registry=registry,
+                clock=system_clock,
+                today=today,
+                on_rows=lambda done: bar.update(done - bar.n),
+            )
+            bar.close()
+            summary = totals(db, import_id)
+            reasons = rejected_reasons(db, import_id)
+            if args.report:
+                with open(args.report, "w", encoding="utf-8", newline="") as out:
+                    write_report(db, import_id, out, plan.mapping.id_column)
+            if options.dry_run:
+                db.rollback()
+            elif stats.processed:
+                audit.record(
+                    db,
+                    at=system_clock(),
+                    actor="cli",
+                    action="members.import",
+                    subject=f"import:{plan.digest[:16]}",
+                    detail={"file": str(path), "rows": plan.rows, "processed": stats.processed},
+                )
+                db.commit()
+    finally:
+        bar.close()
+        engine.dispose()
+    seconds = time.monotonic() - started
+    rate = stats.processed / seconds if seconds > 0 else 0.0
+    verb = "dry run of" if options.dry_run else "imported"
+    print(f"{verb} {path} (import {plan.digest[:16]}, {plan.encoding}) in {seconds:.1f} s ({rate:,.0f} rows/s)")
+    print("\n".join(summary.lines()))
+    for reason, count in sorted(reasons.items(), key=lambda item: (-item[1], item[0])):
+        print(f"    {reason:<40} {count}")
+    print(
+        f"  this run: {stats.processed} rows processed, {stats.skipped} already imported; customers created"
+        f" {stats.created}, merged {stats.merged}, sent to review {stats.reviewed}"
+    )
+    if options.dry_run:
+        print("  dry run: nothing was stored")
+    if args.report:
+        print(f"  report: {args.report}")
+    return 0
+
+
 def _source_key_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--source", metavar="NAME", help="issue a new key for this source (e.g. miniprogram)")
     parser.add_argument("--revoke", type=int, metavar="KEY_ID", help="revoke the key with this id (see source-keys)")
@@ -169,6 +260,40 @@ def _load_events_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-progress", action="store_true", help="no progress bar (it goes to stderr)")
 
 
+def _import_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("file", metavar="FILE.csv", help="the legacy system's member export, with a header line")
+    parser.add_argument(
+        "--map",
+        action="append",
+        metavar="COLUMN=FIELD",
+        help="what a column holds (repeat): name, given_name, family_name, gender, birthday, phone, email,"
+        " member_card, member_id, address, city, postcode, province, external_id, any identifier type,"
+        " attr:NAME, or - to drop it; unmapped columns are kept as attributes",
+    )
+    parser.add_argument(
+        "--dry-run", action="store_true", help="do everything, then roll it back; the report shows what would happen"
+    )
+    parser.add_argument(
+        "--merge-suggestions",
+        type=float,
+        nargs="?",
+        const=0.9,
+        metavar="SCORE",
+        help="merge weak-evidence matches scoring at least SCORE (default 0.9) instead of only suggesting them",
+    )
+    parser.add_argument("--report", metavar="FILE", help="write the per-row CSV report here")
+    parser.add_argument(
+        "--source", default="import", metavar="NAME", help="source the rows' events belong to (default: import)"
+    )
+    parser.add_argument("--encoding", help="the file's encoding (default: UTF-8 with or without BOM, else GB18030)")
+    parser.add_argument("--delimiter", help="field delimiter (default: sniffed from the header; \\t for tab)")
+    parser.add_argument(
+        "--date-order", choices=DATE_ORDERS, help="how to read dates like 05/03/2024 (default: refuse them)"
+    )
+    parser.add_argument("--chunk-size", type=int, default=IMPORT_CHUNK, metavar="N", help="rows per transaction")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar (it goes to stderr)")
+
+
 COMMANDS = [
     Command("source-key", cmd_source_key, "issue (or --revoke) an API key for an online source", _source_key_arguments),
     Command("source-keys", cmd_source_keys, "list the API keys of online sources"),
@@ -178,4 +303,5 @@ COMMANDS = [
         "load a source's historical events from a JSON-lines file",
         _load_events_arguments,
     ),
+    Command("import-members", cmd_import_members, "import a legacy member CSV export (rerunnable)", _import_arguments),
 ]

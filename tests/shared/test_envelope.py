@@ -164,3 +164,18 @@ def test_source_event_ids_may_be_any_text_up_to_64_characters():
             {"event_id": event_id, "kind": "consent.given", "observed_at": "2020-01-01T00:00:00Z"}
         )
         assert isinstance(event, Event) and event.event_id == event_id
+
+
+def test_empty_attributes_are_allowed_and_empty_values_too():
+    event = decode_source_event(
+        {"event_id": "e", "kind": "member.update", "observed_at": "2020-01-01T00:00:00Z", "attributes": {}}
+    )
+    assert isinstance(event, Event) and event.attributes == {}
+    event = decode_source_event(
+        {"event_id": "e", "kind": "member.update", "observed_at": "2020-01-01T00:00:00Z", "attributes": {"city": ""}}
+    )
+    assert isinstance(event, Event)
+    bad = decode_source_event(
+        {"event_id": "e", "kind": "member.update", "observed_at": "2020-01-01T00:00:00Z", "attributes": {"": "x"}}
+    )
+    assert bad == Rejection("e", "invalid_attributes")
