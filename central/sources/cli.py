@@ -7,14 +7,17 @@ import sys
 import time
 from pathlib import Path
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from central import audit
 from central.cli import PROG, CliError, Command, engine_for, load, ready_schema
 from central.clock import system_clock
 from central.identity.registry import load_registry
+from central.models import User
 from central.sources.backfill import DEFAULT_CHUNK, BadLine, LoadSummary, load_events
 from central.sources.events import SOURCE_RE
+from central.sources.export import FILES, export_identity
 from central.sources.import_mapping import MappingError
 from central.sources.import_report import rejected_reasons, totals, write_report
 from central.sources.keys import issue_key, list_keys, revoke_key
@@ -248,6 +251,48 @@ def cmd_import_members(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export_identity(args: argparse.Namespace) -> int:
+    """Write identifiers.csv, events.csv and customers.csv; masked unless --unmasked by an admin."""
+    if args.unmasked and not args.admin:
+        raise CliError("--unmasked needs --admin NAME: the administrator answerable for the personal data", status=2)
+    out_dir = Path(args.out)
+    config, _ = load(args)
+    engine = engine_for(config)
+    try:
+        ready_schema(config, engine)
+        actor = "cli"
+        if args.unmasked:
+            with Session(engine) as db:
+                role = db.scalar(select(User.role).where(User.username == args.admin))
+            if role != "admin":
+                raise CliError(f"{args.admin!r} is not an administrator of this server; an unmasked export needs one")
+            actor = args.admin
+        started = time.monotonic()
+        counts = export_identity(engine, out_dir, unmasked=args.unmasked)
+        with Session(engine) as db:
+            audit.record(
+                db,
+                at=system_clock(),
+                actor=actor,
+                action="identity.export",
+                subject=str(out_dir)[:255],
+                detail={
+                    "unmasked": args.unmasked,
+                    "identifiers": counts.identifiers,
+                    "events": counts.events,
+                    "customers": counts.customers,
+                },
+            )
+            db.commit()
+    finally:
+        engine.dispose()
+    masked = "UNMASKED" if args.unmasked else "masked"
+    print(f"exported identity ({masked}) to {out_dir} in {time.monotonic() - started:.1f} s")
+    for name, count in zip(FILES, (counts.identifiers, counts.events, counts.customers), strict=True):
+        print(f"  {name:<16} {count} rows")
+    return 0
+
+
 def _source_key_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--source", metavar="NAME", help="issue a new key for this source (e.g. miniprogram)")
     parser.add_argument("--revoke", type=int, metavar="KEY_ID", help="revoke the key with this id (see source-keys)")
@@ -294,6 +339,12 @@ def _import_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-progress", action="store_true", help="no progress bar (it goes to stderr)")
 
 
+def _export_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--out", required=True, metavar="DIR", help="directory for the three CSV files (created)")
+    parser.add_argument("--unmasked", action="store_true", help="write identifiers and personal values in clear")
+    parser.add_argument("--admin", metavar="NAME", help="the console administrator answerable for an unmasked export")
+
+
 COMMANDS = [
     Command("source-key", cmd_source_key, "issue (or --revoke) an API key for an online source", _source_key_arguments),
     Command("source-keys", cmd_source_keys, "list the API keys of online sources"),
@@ -304,4 +355,10 @@ COMMANDS = [
         _load_events_arguments,
     ),
     Command("import-members", cmd_import_members, "import a legacy member CSV export (rerunnable)", _import_arguments),
+    Command(
+        "export-identity",
+        cmd_export_identity,
+        "export identifiers, events and customers as CSV (masked unless --unmasked)",
+        _export_arguments,
+    ),
 ]
