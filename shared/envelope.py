@@ -73,21 +73,21 @@ def envelope_problem(raw: dict[str, Any]) -> str | None:
 def _all_text(values: dict[str, Any], longest: int, *, empty_ok: bool = False) -> bool:
     """The fast path: every value a string within bounds, no control character in any of them."""
     texts = list(values.values())
-    if not texts:
-        return True
-    if not all(type(v) is str for v in texts):
+    try:
+        joined = "".join(texts)  # a TypeError names a value that is not a string
+    except TypeError:
         return False
-    lengths = [len(v) for v in texts]
-    if max(lengths) > longest or (not empty_ok and min(lengths) == 0):
+    if _CONTROL_RE.search(joined) or not (empty_ok or all(texts)):
         return False
-    return not _CONTROL_RE.search("".join(texts))
+    return len(joined) <= longest or max(map(len, texts)) <= longest
 
 
 def _all_names(values: dict[str, Any]) -> bool:
     names = list(values)
-    if not names:
-        return True
-    return all(names) and max(map(len, names)) <= MAX_ATTRIBUTE_NAME_CHARS and not _CONTROL_RE.search("".join(names))
+    joined = "".join(names)
+    if not all(names) or _CONTROL_RE.search(joined):
+        return False
+    return len(joined) <= MAX_ATTRIBUTE_NAME_CHARS or max(map(len, names)) <= MAX_ATTRIBUTE_NAME_CHARS
 
 
 def is_text(value: Any, longest: int) -> bool:

@@ -26,7 +26,8 @@ from central.sources.legacy_formats import (
     parse_date,
     parse_gender,
 )
-from shared.envelope import MAX_ATTRIBUTE_CHARS, MAX_ATTRIBUTES, MAX_IDENTIFIERS, TYPE_RE
+from shared import wire
+from shared.envelope import MAX_ATTRIBUTE_CHARS, MAX_ATTRIBUTES, MAX_IDENTIFIERS, TYPE_RE, envelope_problem
 
 PROFILE_FIELDS = ("name", "given_name", "family_name", "gender", "birthday", "address", "city", "postcode", "province")
 IDENTIFIER_FIELDS = ("phone", "email", "member_card", "member_id")
@@ -153,19 +154,25 @@ def prepare_row(
                     out.external_id = clean_text(value)[:MAX_EXTERNAL_ID] or None
         return out
     profile: dict[str, str] = {}
+    attributes = out.attributes
     for value, target in zip(values, mapping.targets, strict=False):
-        text = clean_text(value)
-        if not text or target.kind == "ignore":
+        if not value:
             continue
-        if target.kind == "profile":
+        kind = target.kind
+        if kind == "ignore" or not (text := clean_text(value)):
+            continue
+        if kind == "attribute":
+            if len(text) <= MAX_ATTRIBUTE_CHARS:
+                attributes[target.name] = text
+            else:
+                out.warnings.append(f"too_long:{target.name}")
+        elif kind == "profile":
             profile[target.name] = text
-        elif target.kind == "identifier":
-            _identifier(out, registry, target.name, value)
-        elif target.kind == EXTERNAL_ID:
-            out.external_id = text[:MAX_EXTERNAL_ID]
-            out.attributes[EXTERNAL_ID] = text[:MAX_ATTRIBUTE_CHARS]
+        elif kind == "identifier":
+            _identifier(out, registry, target.name, text)
         else:
-            _attribute(out, target.name, text)
+            out.external_id = text[:MAX_EXTERNAL_ID]
+            attributes[EXTERNAL_ID] = text[:MAX_ATTRIBUTE_CHARS]
     _profile(out, profile, date_order, today)
     if not out.identifiers:
         out.rejected = "no_identifier"
@@ -259,16 +266,24 @@ class PhoneNames:
             row.warnings.append("phone_shared_by_other_names")
 
 
-def event_of(prepared: PreparedRow, event_id: str, observed_at: str) -> dict[str, Any]:
-    """The ``member.signup`` event a prepared row becomes."""
-    event: dict[str, Any] = {
-        "event_id": event_id,
-        "kind": "member.signup",
-        "observed_at": observed_at,
-        "payload": {"import_row": prepared.row},
-    }
+def event_of(prepared: PreparedRow, event_id: str, observed_at: str) -> wire.Event | str:
+    """The ``member.signup`` event a prepared row becomes, or the envelope's reason to refuse it."""
+    fields: dict[str, Any] = {}
     if prepared.identifiers:
-        event["identifiers"] = prepared.identifiers
+        fields["identifiers"] = prepared.identifiers
     if prepared.attributes:
-        event["attributes"] = prepared.attributes
-    return event
+        fields["attributes"] = prepared.attributes
+    # The row's values were read and bounded above; the envelope's own check still has the last word.
+    problem = envelope_problem(fields)
+    if problem:
+        return problem
+    return wire.Event(
+        event_id=event_id,
+        seq=0,
+        kind="member.signup",
+        observed_at=observed_at,
+        store_id="",
+        payload={"import_row": prepared.row},
+        identifiers=fields.get("identifiers"),
+        attributes=fields.get("attributes"),
+    )

@@ -189,16 +189,15 @@ def import_chunk(
 ) -> None:
     """Store, resolve and record one chunk of rows in the caller's transaction."""
     items = [_Item(p) for p in chunk]
+    observed_at = wire.parse_time(plan.observed_at).astimezone(UTC)
     for item in items:
         if item.prepared.rejected:
             continue
-        event = wire.decode_source_event(
-            event_of(item.prepared, plan.prefix + str(item.prepared.row), plan.observed_at)
-        )
-        if isinstance(event, wire.Rejection):
-            item.prepared.rejected = event.reason
+        event = event_of(item.prepared, plan.prefix + str(item.prepared.row), plan.observed_at)
+        if isinstance(event, str):
+            item.prepared.rejected = event
             continue
-        item.source_row = SourceRow(event, wire.parse_time(event.observed_at).astimezone(UTC))
+        item.source_row = SourceRow(event, observed_at)
     device_id = device_for(options.source)
     storable = [i for i in items if i.source_row is not None]
     pks = insert_events(db, device_id, [i.source_row for i in storable if i.source_row], now)
