@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 import statistics
+from typing import Any
 
 from edge_agent.outbox import Capture
 
@@ -40,3 +41,11 @@ def median(values: list[float]) -> float:
 
 def line(label: str, value: str) -> None:
     print(f"  {label:<46} {value}", flush=True)
+
+
+def default_registry() -> Any:
+    """Central's identifier registry under the default settings."""
+    from central.config import load_config
+    from central.identity.registry import load_registry
+
+    return load_registry(load_config(None, environ={}))

@@ -27,9 +27,8 @@ import requests
 from sqlalchemy.orm import Session
 
 from bench.chain import write_chain
-from bench.common import line
+from bench.common import default_registry, line
 from central.db import make_engine
-from central.identity.registry import load_registry
 from central.migrate import upgrade
 from central.sources.backfill import LoadSummary, load_events
 from edge_agent.enroll import enroll
@@ -71,7 +70,7 @@ def via_load_events(url: str, events_path: Path) -> tuple[float, float, float]:
     try:
         with Session(engine) as db:
             summary = load_events(
-                db, events_path, "chain", registry=load_registry(), clock=lambda: datetime.now(UTC), on_chunk=chunk
+                db, events_path, "chain", registry=default_registry(), clock=lambda: datetime.now(UTC), on_chunk=chunk
             )
         assert summary.rejected_total == 0, summary.rejected
     finally:

@@ -150,13 +150,14 @@ def our_clusters(engine: Engine, source: str = SOURCE, page: int = 50_000) -> di
 
 def load_chain(engine: Engine, events_path: Path, *, chunk_size: int = 2000) -> float:
     """Load the chain's events through load-events' code path; return the seconds it took."""
-    from central.identity.registry import load_registry
+
+    from bench.common import default_registry
     from central.sources.backfill import load_events
 
     started = time.perf_counter()
     with Session(engine) as db:
         load_events(
-            db, events_path, SOURCE, registry=load_registry(), clock=lambda: datetime.now(UTC), chunk_size=chunk_size
+            db, events_path, SOURCE, registry=default_registry(), clock=lambda: datetime.now(UTC), chunk_size=chunk_size
         )
     return time.perf_counter() - started
 

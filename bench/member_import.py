@@ -16,10 +16,9 @@ from pathlib import Path
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from bench.common import line
+from bench.common import default_registry, line
 from bench.legacy_members import MAPS, compare, write_file
 from central.db import make_engine
-from central.identity.registry import load_registry
 from central.migrate import upgrade
 from central.sources.import_report import write_report
 from central.sources.member_import import ImportOptions, plan_import, run_import
@@ -35,7 +34,7 @@ def import_once(url: str, path: Path, report: Path) -> tuple[float, float]:
     """Rows/s of a first import and of a rerun; the report is checked by the caller."""
     upgrade(url)
     engine = make_engine(url)
-    registry = load_registry()
+    registry = default_registry()
     options = ImportOptions(maps=MAPS)
     today = _clock().date()
     try:

@@ -20,11 +20,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
 from central import bulk
-from central.identity.linking import ConcurrentChange
 from central.identity.registry import Registry
 from central.identity.resolve import IdentityFact, Resolution, resolve
 from central.ingest.batches import _EVENT_COLUMNS, MAX_ATTEMPTS, _is_retryable
@@ -193,7 +191,7 @@ def store_rows(db: Session, source: str, rows: Sequence[SourceRow], now: datetim
             staged = stage_rows(db, source, rows, now, registry=registry)
             db.commit()
             return staged
-        except (IntegrityError, OperationalError, ConcurrentChange) as exc:
+        except Exception as exc:  # _is_retryable decides; anything else is raised again
             db.rollback()
             if not _is_retryable(exc) or attempt == MAX_ATTEMPTS:
                 raise

@@ -26,11 +26,9 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 from sqlalchemy import func, select
-from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
 from central import bulk
-from central.identity.linking import ConcurrentChange
 from central.identity.models import Customer
 from central.identity.registry import Registry
 from central.identity.resolve import IdentityFact, Resolution, resolve
@@ -362,7 +360,7 @@ def _commit_chunk(
                 resolver=resolver,
             )
             db.commit()
-        except (IntegrityError, OperationalError, ConcurrentChange) as exc:
+        except Exception as exc:  # _is_retryable decides; anything else is raised again
             db.rollback()
             if not _is_retryable(exc) or attempt == MAX_ATTEMPTS:
                 raise

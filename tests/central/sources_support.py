@@ -12,7 +12,9 @@ from sqlalchemy import select
 from werkzeug.test import TestResponse
 
 from central import db as central_db
+from central.config import load_config
 from central.identity.models import Customer
+from central.identity.registry import Registry, load_registry
 from central.ingest.models import Event
 from central.sources.keys import issue_key
 
@@ -54,3 +56,8 @@ def survivor(app: Flask, customer_id: int | None) -> int | None:
                 return customer_id
             customer_id = merged_into
     return None
+
+
+def default_registry() -> Registry:
+    """The identifier registry under the default settings."""
+    return load_registry(load_config(None, environ={}))

@@ -8,10 +8,9 @@ import pytest
 
 from central import db as central_db
 from central.cli import main
-from central.identity.registry import load_registry
 from central.sources.backfill import MAX_LINE_BYTES, load_events
 from tests.central.cli_runner import write_config
-from tests.central.sources_support import new_key, post_events, stored_events, survivor
+from tests.central.sources_support import default_registry, new_key, post_events, stored_events, survivor
 from tests.central.support import row_counts
 
 
@@ -96,7 +95,7 @@ def test_an_over_long_line_is_skipped_and_the_next_one_loads(app, tmp_path):
     bad = []
     with central_db.session_factory(app)() as db:
         summary = load_events(
-            db, path, "crm", registry=load_registry(), clock=app.config["CLOCK"], on_bad_line=bad.append
+            db, path, "crm", registry=default_registry(), clock=app.config["CLOCK"], on_bad_line=bad.append
         )
     assert [(b.line, b.reason) for b in bad] == [(1, "line_too_long")]
     assert (summary.lines, summary.accepted) == (2, 1)
@@ -129,7 +128,7 @@ def test_a_load_stopped_midway_and_run_again_equals_one_clean_run(make_app, tmp_
     upgrade(f"sqlite:///{tmp_path}/clean.db")
     clean = make_app(server__data_dir=str(tmp_path / "clean"), database__url=f"sqlite:///{tmp_path}/clean.db")
     with central_db.session_factory(clean)() as db:
-        load_events(db, path, "crm", registry=load_registry(), clock=clean.config["CLOCK"], chunk_size=8)
+        load_events(db, path, "crm", registry=default_registry(), clock=clean.config["CLOCK"], chunk_size=8)
     expected = partition(clean)
 
     # The database under test: stopped after three chunks, then run again.
@@ -146,7 +145,7 @@ def test_a_load_stopped_midway_and_run_again_equals_one_clean_run(make_app, tmp_
             db,
             path,
             "crm",
-            registry=load_registry(),
+            registry=default_registry(),
             clock=interrupted.config["CLOCK"],
             chunk_size=8,
             on_chunk=stop_after_three,
@@ -154,7 +153,7 @@ def test_a_load_stopped_midway_and_run_again_equals_one_clean_run(make_app, tmp_
     assert len(stored_events(interrupted)) == 24
     with central_db.session_factory(interrupted)() as db:
         summary = load_events(
-            db, path, "crm", registry=load_registry(), clock=interrupted.config["CLOCK"], chunk_size=8
+            db, path, "crm", registry=default_registry(), clock=interrupted.config["CLOCK"], chunk_size=8
         )
     assert (summary.accepted, summary.duplicate) == (36, 24)
     assert partition(interrupted) == expected

@@ -8,11 +8,11 @@ import pytest
 
 from central import db as central_db
 from central.cli import main
-from central.identity.registry import load_registry
 from central.models import AuditLog
 from central.sources.events import store_source_events
 from central.sources.export import export_identity
 from tests.central.cli_runner import write_config
+from tests.central.sources_support import default_registry
 from tests.central.support import create_user, table_rows
 
 
@@ -50,7 +50,7 @@ def graph(app, client, agent):
         },
     ]
     with central_db.session_factory(app)() as db:
-        store_source_events(db, "memberapp", events, app.config["CLOCK"](), registry=load_registry())
+        store_source_events(db, "memberapp", events, app.config["CLOCK"](), registry=default_registry())
     return agent
 
 

@@ -13,11 +13,11 @@ from sqlalchemy.pool import NullPool
 
 from bench.legacy_members import MAPS, compare, write_file
 from central.db import make_engine
-from central.identity.registry import load_registry
 from central.migrate import upgrade
 from central.sources.member_import import ImportOptions, plan_import, run_import
 from central.sources.models import ImportRow
 from tests.central.cli_runner import Cli, clean_environment, command, write_config
+from tests.central.sources_support import default_registry
 
 ROWS = 6000
 CHUNK = 200
@@ -45,10 +45,10 @@ def test_a_killed_import_run_again_equals_one_clean_run(backend, tmp_path):
     upgrade(reference)
     options = ImportOptions(maps=MAPS, chunk_size=CHUNK)
     today = datetime.now(UTC).date()
-    plan = plan_import(path, options, load_registry(), today)
+    plan = plan_import(path, options, default_registry(), today)
     engine = make_engine(reference)
     with Session(engine) as db:
-        run_import(db, plan, options, registry=load_registry(), clock=lambda: datetime.now(UTC), today=today)
+        run_import(db, plan, options, registry=default_registry(), clock=lambda: datetime.now(UTC), today=today)
     engine.dispose()
 
     config = write_config(tmp_path / "central.toml", tmp_path / "data", backend.url)

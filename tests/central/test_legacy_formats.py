@@ -7,7 +7,6 @@ from datetime import date
 
 import pytest
 
-from central.identity.registry import load_registry
 from central.sources.legacy_formats import (
     FormatError,
     clean_phone,
@@ -18,6 +17,7 @@ from central.sources.legacy_formats import (
     parse_gender,
     sniff_delimiter,
 )
+from tests.central.sources_support import default_registry
 
 TODAY = date(2026, 11, 30)
 
@@ -93,7 +93,7 @@ def test_unreadable_dates_have_a_reason(raw, code):
     ],
 )
 def test_phones_in_export_forms_normalize_to_one_value(raw):
-    assert load_registry().normalize("phone", clean_phone(raw), None) == "13800139001"
+    assert default_registry().normalize("phone", clean_phone(raw), None) == "13800139001"
 
 
 @pytest.mark.parametrize(

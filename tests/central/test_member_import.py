@@ -11,12 +11,12 @@ import pytest
 from bench.legacy_members import MAPS, compare, write_file
 from central import db as central_db
 from central.cli import main
-from central.identity.registry import load_registry
 from central.identity.resolve import Resolution, resolve
 from central.models import AuditLog
 from central.sources.import_report import totals
 from central.sources.member_import import ImportOptions, plan_import, run_import
 from tests.central.cli_runner import write_config
+from tests.central.sources_support import default_registry
 from tests.central.support import row_counts, table_rows
 
 MAP_ARGS = [arg for spec in MAPS for arg in ("--map", spec)]
@@ -131,7 +131,7 @@ def test_rows_whose_evidence_went_to_review_are_told_apart(app, tmp_path):
         ]
         return Resolution(ids, result.created, result.merged, result.reviewed + sum(flagged))
 
-    registry = load_registry()
+    registry = default_registry()
     options = ImportOptions()
     plan = plan_import(path, options, registry, date(2026, 11, 30))
     with central_db.session_factory(app)() as db:

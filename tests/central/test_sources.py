@@ -186,3 +186,35 @@ def test_receipts_from_a_source_link_their_member_like_an_agents(app, client):
     with central_db.session_factory(app)() as db:
         kinds = sorted(db.execute(select(text("kind, value")).select_from(text("identifiers"))))
     assert kinds == [("member_card", "VIP77"), ("phone", "13800139077")]
+
+
+def test_concurrent_sources_naming_the_same_people_lose_nothing(app):
+    """Four sources post at once about the same ten people: every event is stored, one customer each."""
+    import threading
+
+    keys = {name: new_key(app, name) for name in ("app", "mini", "shop", "crm")}
+    errors = []
+
+    def send(name):
+        client = app.test_client()
+        for n in range(10):
+            events = [
+                source_event(f"{name}-{n}-{p}", identifiers={"phone": f"1380013{9100 + p:04d}"}) for p in range(10)
+            ]
+            response = post_events(client, keys[name], events, source=name)
+            if response.status_code != 200 or len(response.get_json()["accepted"]) != 10:
+                errors.append(response.get_data(as_text=True))
+
+    threads = [threading.Thread(target=send, args=(name,)) for name in keys]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    assert errors == []
+    rows = stored_events(app)
+    assert len(rows) == 400
+    by_phone = {}
+    for r in rows:
+        by_phone.setdefault(r.identifiers["phone"], set()).add(survivor(app, r.customer_id))
+    assert len(by_phone) == 10
+    assert all(len(customers) == 1 and None not in customers for customers in by_phone.values())
