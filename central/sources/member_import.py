@@ -120,7 +120,14 @@ def plan_import(path: Path, options: ImportOptions, registry: Registry, today: d
     with path.open("rb") as raw:
         while block := raw.read(1 << 20):
             digest.update(block)
-    settings = {"mapping": mapping.canonical(), "date_order": options.date_order, "source": options.source}
+    settings = {
+        "mapping": mapping.canonical(),
+        "date_order": options.date_order,
+        "source": options.source,
+        "encoding": encoding,
+        "delimiter": delimiter,
+        "merge_suggestions": options.merge_suggestions,
+    }
     digest.update(b"\x00" + json.dumps(settings, sort_keys=True, ensure_ascii=False).encode())
     phones = PhoneNames()
     rows = 0
