@@ -393,6 +393,7 @@ PAYLOAD_CHECKS = {
 
 # Online sources and backfills: any id of up to 64 characters, unique per source.
 MAX_SOURCE_EVENT_ID = 64
+_SHORTHAND = frozenset(ATTRIBUTE_SHORTHAND)
 
 
 def decode_source_event(raw: Any) -> Event | Rejection:
@@ -408,10 +409,11 @@ def decode_source_event(raw: Any) -> Event | Rejection:
     event_id = raw.get("event_id")
     if not isinstance(event_id, str) or not is_text(event_id, MAX_SOURCE_EVENT_ID):
         return Rejection(event_id if isinstance(event_id, str) else None, "invalid_event_id")
-    shorthand = {k: raw[k] for k in ATTRIBUTE_SHORTHAND if k in raw}
-    given = raw.get("attributes")
-    if shorthand and (given is None or isinstance(given, dict)):
-        raw = {**raw, "attributes": shorthand | (given or {})}
+    if not _SHORTHAND.isdisjoint(raw):
+        shorthand = {k: raw[k] for k in ATTRIBUTE_SHORTHAND if k in raw}
+        given = raw.get("attributes")
+        if given is None or isinstance(given, dict):
+            raw = {**raw, "attributes": shorthand | (given or {})}
     reason = _event_problem(raw, online=True)
     if reason is not None:
         return Rejection(event_id, reason)
