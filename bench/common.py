@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import random
 import statistics
 from typing import Any
@@ -49,3 +50,9 @@ def default_registry() -> Any:
     from central.identity.registry import load_registry
 
     return load_registry(load_config(None, environ={}))
+
+
+def load_note() -> str:
+    """The machine's load averages, printed beside figures taken on shared machines."""
+    one, five, _ = os.getloadavg()
+    return f"load average {one:.1f} (1 min), {five:.1f} (5 min) on {os.cpu_count()} CPUs"

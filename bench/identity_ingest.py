@@ -27,7 +27,7 @@ import requests
 from sqlalchemy.orm import Session
 
 from bench.chain import write_chain
-from bench.common import default_registry, line
+from bench.common import default_registry, line, load_note
 from central.db import make_engine
 from central.migrate import upgrade
 from central.sources.backfill import LoadSummary, load_events
@@ -172,3 +172,4 @@ def main(events: int = 50_000, backend: str = "both") -> None:
                             else via_batches(url, out / "chain" / "events.jsonl", work)
                         )
                 _print(f"{path} on {name}", rates)
+                line("", load_note())

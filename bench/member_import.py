@@ -16,7 +16,7 @@ from pathlib import Path
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from bench.common import default_registry, line
+from bench.common import default_registry, line, load_note
 from bench.legacy_members import MAPS, compare, write_file
 from central.db import make_engine
 from central.migrate import upgrade
@@ -70,3 +70,4 @@ def main(rows: int = 100_000, backend: str = "both") -> None:
             verdict = "report exact" if not problems else f"{len(problems)} differences, first: {problems[0]}"
             line(f"import on {name}", f"{first:,.0f} rows/s   target >= 10,000   ({verdict})")
             line(f"rerun of the same file on {name}", f"{rerun:,.0f} rows/s   (changes nothing)")
+            line("", load_note())
