@@ -41,7 +41,7 @@ def import_once(url: str, path: Path, report: Path) -> tuple[float, float]:
         timings = []
         for _ in range(2):
             start = time.perf_counter()
-            plan = plan_import(path, options, registry, today)
+            plan = plan_import(path, options, registry)
             with Session(engine) as db:
                 import_id, _stats = run_import(db, plan, options, registry=registry, clock=_clock, today=today)
             timings.append(plan.rows / (time.perf_counter() - start))

@@ -163,7 +163,7 @@ def import_members() -> Response:
         path = Path(tmp) / name
         path.write_bytes(data)
         try:
-            plan = plan_import(path, options, registry, today)
+            plan = plan_import(path, options, registry)
         except MappingError as exc:
             raise ApiError(400, "invalid_mapping", str(exc)) from None
         except FormatError:

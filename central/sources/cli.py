@@ -186,7 +186,7 @@ def cmd_import_members(args: argparse.Namespace) -> int:
     registry = load_registry(config)
     today = system_clock().date()
     try:
-        plan = plan_import(path, options, registry, today)
+        plan = plan_import(path, options, registry)
     except MappingError as exc:
         raise CliError(str(exc), status=2) from None
     except FormatError:

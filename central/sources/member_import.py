@@ -102,10 +102,14 @@ class RunStats:
 
 def _records(path: Path, encoding: str, delimiter: str) -> Iterator[list[str]]:
     with path.open("r", encoding=encoding, newline="") as stream:
-        yield from csv.reader(stream, delimiter=delimiter)
+        reader = csv.reader(stream, delimiter=delimiter)
+        try:
+            yield from reader
+        except csv.Error as exc:
+            raise ValueError(f"{path}, line {reader.line_num}: {exc}; the file is not CSV as exported") from None
 
 
-def plan_import(path: Path, options: ImportOptions, registry: Registry, today: date) -> Plan:
+def plan_import(path: Path, options: ImportOptions, registry: Registry) -> Plan:
     """First pass: read the header, build the mapping, hash file and mapping, apply the phone + name rule."""
     encoding = options.encoding or detect_encoding(path)
     with path.open("r", encoding=encoding, newline="") as stream:

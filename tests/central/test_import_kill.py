@@ -45,7 +45,7 @@ def test_a_killed_import_run_again_equals_one_clean_run(backend, tmp_path):
     upgrade(reference)
     options = ImportOptions(maps=MAPS, chunk_size=CHUNK)
     today = datetime.now(UTC).date()
-    plan = plan_import(path, options, default_registry(), today)
+    plan = plan_import(path, options, default_registry())
     engine = make_engine(reference)
     with Session(engine) as db:
         run_import(db, plan, options, registry=default_registry(), clock=lambda: datetime.now(UTC), today=today)

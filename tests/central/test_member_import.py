@@ -133,7 +133,7 @@ def test_rows_whose_evidence_went_to_review_are_told_apart(app, tmp_path):
 
     registry = default_registry()
     options = ImportOptions()
-    plan = plan_import(path, options, registry, date(2026, 11, 30))
+    plan = plan_import(path, options, registry)
     with central_db.session_factory(app)() as db:
         import_id, stats = run_import(
             db,
@@ -175,3 +175,12 @@ def test_the_api_explains_a_bad_mapping(app, user_client):
     response = user_client.post("/api/v1/imports/members?map=nope=phone", data="name,phone\n王芳,13800139001\n")
     assert response.status_code == 400
     assert response.get_json()["error"]["code"] == "invalid_mapping"
+
+
+def test_a_file_that_is_not_csv_is_refused_with_its_line(app, config_path, tmp_path, capsys):
+    path = tmp_path / "members.csv"
+    path.write_text('name,phone\n王芳,13800139001\n"unterminated,1\n' + "x" * 200_000 + "\n", encoding="utf-8")
+    assert main(["import-members", str(path), "--config", config_path]) == 2
+    err = capsys.readouterr().err
+    assert "line" in err and "not CSV as exported" in err
+    assert row_counts(app)["events"] == 0
