@@ -280,7 +280,12 @@ def _outcomes(items: list[_Item], newest_before: int, stats: RunStats) -> list[_
             outcome, reason = "duplicate", "already imported"
         elif item.customer_id is None:
             outcome = "conflict"
-            reason = "phone_shared_by_other_names" if item.fact is None else "sent to review, not linked"
+            if item.fact is None:
+                reason = "phone_shared_by_other_names"
+            elif item.reviewed:
+                reason = "sent to review, not linked"
+            else:
+                reason = "nothing linkable"
             notes = [n for n in notes if n != "phone_shared_by_other_names"]
         else:
             earlier = first_row.setdefault(item.customer_id, p.row)

@@ -13,7 +13,7 @@ from central import db as central_db
 from central.cli import main
 from central.identity.resolve import Resolution, resolve
 from central.models import AuditLog
-from central.sources.import_report import totals
+from central.sources.import_report import report_rows, totals
 from central.sources.member_import import ImportOptions, plan_import, run_import
 from tests.central.cli_runner import write_config
 from tests.central.sources_support import default_registry
@@ -145,6 +145,7 @@ def test_rows_whose_evidence_went_to_review_are_told_apart(app, tmp_path):
             resolver=reviewing,
         )
         assert totals(db, import_id).by_outcome == {"new": 2, "conflict": 1}
+        assert [r[4] for r in report_rows(db, import_id)][1] == "sent to review, not linked"
     assert stats.reviewed == 1
 
 
