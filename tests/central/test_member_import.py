@@ -185,3 +185,30 @@ def test_a_file_that_is_not_csv_is_refused_with_its_line(app, config_path, tmp_p
     err = capsys.readouterr().err
     assert "line" in err and "not CSV as exported" in err
     assert row_counts(app)["events"] == 0
+
+
+def test_only_administrators_may_import(app, tmp_path):
+    from central.auth import hash_password
+    from central.models import User
+    from tests.central.support import login
+
+    with central_db.session_factory(app)() as db:
+        db.add(
+            User(
+                username="bob",
+                password_hash=hash_password("bob's password"),
+                role="analyst",
+                created_at=app.config["CLOCK"](),
+            )
+        )
+        db.commit()
+    client = app.test_client()
+    assert login(client, "bob", "bob's password").status_code == 302
+    response = client.post("/api/v1/imports/members", data="name,phone\n王芳,13800139001\n")
+    assert (response.status_code, response.get_json()["error"]["code"]) == (403, "forbidden")
+    assert client.get("/api/v1/imports/1/report.csv").status_code == 403
+    assert row_counts(app)["events"] == 0
+
+
+def test_an_unknown_import_has_no_report(app, user_client):
+    assert user_client.get("/api/v1/imports/42/report.csv").status_code == 404
