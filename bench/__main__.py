@@ -5,7 +5,20 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 
-from bench import auth_timing, backlog, clv, escpos, identity_rebuild, memory, outbox, presence, sync_drain
+from bench import (
+    auth_timing,
+    backlog,
+    clv,
+    escpos,
+    identity_ingest,
+    identity_rebuild,
+    identity_score,
+    member_import,
+    memory,
+    outbox,
+    presence,
+    sync_drain,
+)
 
 # name -> how to run it with the parsed options; "all" runs them in this order.
 BENCHMARKS: dict[str, Callable[[argparse.Namespace], None]] = {
@@ -16,6 +29,9 @@ BENCHMARKS: dict[str, Callable[[argparse.Namespace], None]] = {
     "presence": lambda a: presence.main(runs=a.runs, sightings=a.events or 300_000),
     "clv": lambda a: clv.main(runs=a.runs),
     "rebuild": lambda a: identity_rebuild.main(links=a.events or 1_000_000, backend=a.backend),
+    "ingest": lambda a: identity_ingest.main(events=a.events or 50_000, backend=a.backend),
+    "import": lambda a: member_import.main(rows=a.rows, backend=a.backend),
+    "score": lambda a: identity_score.main(customers=a.customers),
     "auth": lambda a: auth_timing.main(tries=a.events or 2000),
     "escpos": lambda a: escpos.main(runs=a.runs, receipts=a.events or 2000),
 }
@@ -27,6 +43,8 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5, help="repetitions; medians are reported")
     parser.add_argument("--events", type=int, default=0, help="override the event count")
     parser.add_argument("--backend", choices=["sqlite", "postgresql", "both"], default="both")
+    parser.add_argument("--rows", type=int, default=100_000, help="legacy member rows for the import benchmark")
+    parser.add_argument("--customers", type=int, default=20_000, help="people in the chain the scorer generates")
     args = parser.parse_args()
     for name, run in BENCHMARKS.items():
         if args.which in (name, "all"):

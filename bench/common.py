@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import random
 import statistics
+from typing import Any
 
 from edge_agent.outbox import Capture
 
@@ -40,3 +42,17 @@ def median(values: list[float]) -> float:
 
 def line(label: str, value: str) -> None:
     print(f"  {label:<46} {value}", flush=True)
+
+
+def default_registry() -> Any:
+    """Central's identifier registry under the default settings."""
+    from central.config import load_config
+    from central.identity.registry import load_registry
+
+    return load_registry(load_config(None, environ={}))
+
+
+def load_note() -> str:
+    """The machine's load averages, printed beside figures taken on shared machines."""
+    one, five, _ = os.getloadavg()
+    return f"load average {one:.1f} (1 min), {five:.1f} (5 min) on {os.cpu_count()} CPUs"

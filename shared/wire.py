@@ -19,6 +19,12 @@ the sender's store; it is absent when central publishes none.
 Batch-level problems raise :class:`WireError` with a reason code; event-level problems become
 :class:`Rejection` entries so one bad event never sinks its neighbours. Unknown kinds and schema
 versions are rejected with a reason, never dropped.
+
+Any event may also carry who it is about: ``identifiers`` ({type: value}, such as
+``{"phone": "13812345678", "wechat_openid": "o6_bm..."}``), ``app_id`` (the app that scopes
+app-scoped identifiers) and profile ``attributes`` ({name, gender, birthday, city, ...}), all
+optional and bounded in count and size. Online sources and backfills send the same events with
+their own event ids (:func:`decode_source_event`).
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ from typing import Any
 import orjson
 
 from shared import payloads
+from shared.envelope import ATTRIBUTE_SHORTHAND, envelope_problem, identity_fields, is_text
 
 SCHEMA_VERSION = 1
 SUPPORTED_SCHEMAS = frozenset({1})
@@ -67,9 +74,12 @@ class Event:
     observed_at: str
     store_id: str
     payload: dict[str, Any]
+    identifiers: dict[str, str] | None = None
+    app_id: str | None = None
+    attributes: dict[str, str] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        doc = {
             "event_id": self.event_id,
             "seq": self.seq,
             "kind": self.kind,
@@ -77,6 +87,7 @@ class Event:
             "store_id": self.store_id,
             "payload": self.payload,
         }
+        return doc | identity_fields(self.identifiers, self.app_id, self.attributes)
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,12 +162,17 @@ def parse_time(text: str) -> datetime:
     return moment
 
 
-def event_body(observed_at: str, store_id: str, payload_json: bytes) -> bytes:
-    """The JSON of an event's last three fields, from the payload's JSON; the agent seals these bytes."""
-    return b'{"observed_at":%b,"store_id":%b,"payload":%b}' % (
+def event_body(observed_at: str, store_id: str, payload_json: bytes, identity: dict[str, Any] | None = None) -> bytes:
+    """The JSON of an event's fields after its header, from the payload's JSON; the agent seals these bytes.
+
+    ``identity`` is the optional envelope (see :func:`identity_fields`), written after the payload.
+    """
+    tail = orjson.dumps(identity)[1:-1] if identity else b""
+    return b'{"observed_at":%b,"store_id":%b,"payload":%b%b}' % (
         orjson.dumps(observed_at),
         orjson.dumps(store_id),
         payload_json,
+        b"," + tail if tail else b"",
     )
 
 
@@ -179,7 +195,17 @@ def encode_batch_of(device_id: str, batch_id: str, sent_at: str, events: Sequenc
 def encode_batch(batch: Batch) -> bytes:
     """Serialize a batch to compact UTF-8 JSON."""
     events = [
-        encode_event(e.event_id, e.seq, e.kind, event_body(e.observed_at, e.store_id, orjson.dumps(e.payload)))
+        encode_event(
+            e.event_id,
+            e.seq,
+            e.kind,
+            event_body(
+                e.observed_at,
+                e.store_id,
+                orjson.dumps(e.payload),
+                identity_fields(e.identifiers, e.app_id, e.attributes),
+            ),
+        )
         for e in batch.events
     ]
     return encode_batch_of(batch.device_id, batch.batch_id, batch.sent_at, events)
@@ -278,6 +304,9 @@ def decode_batch(
                 observed_at=raw["observed_at"],
                 store_id=raw["store_id"],
                 payload=payload,
+                identifiers=raw.get("identifiers"),
+                app_id=raw.get("app_id"),
+                attributes=raw.get("attributes"),
             )
         )
     return DecodedBatch(
@@ -290,9 +319,13 @@ def decode_batch(
     )
 
 
-def _event_problem(raw: dict[str, Any]) -> str | None:
-    """The reason code for an event whose envelope is not well formed, or None."""
-    seq = raw.get("seq")
+def _event_problem(raw: dict[str, Any], *, online: bool = False) -> str | None:
+    """The reason code for an event whose envelope is not well formed, or None.
+
+    ``online``: an event from an online source or a backfill, where ``seq`` and ``payload`` may be
+    left out and ``store_id`` may be empty.
+    """
+    seq = raw.get("seq", 0 if online else None)
     if not isinstance(seq, int) or isinstance(seq, bool) or not 0 <= seq <= MAX_SEQ:
         return "invalid_seq"
     kind = raw.get("kind")
@@ -304,7 +337,49 @@ def _event_problem(raw: dict[str, Any]) -> str | None:
         parse_time(raw.get("observed_at"))  # type: ignore[arg-type]
     except (ValueError, TypeError):
         return "invalid_observed_at"
-    store_id = raw.get("store_id")
-    if not isinstance(store_id, str) or not _STORE_RE.match(store_id):
+    store_id = raw.get("store_id", "" if online else None)
+    if not isinstance(store_id, str) or not (_STORE_RE.match(store_id) or (online and store_id == "")):
         return "invalid_store_id"
-    return None
+    return envelope_problem(raw)
+
+
+# Online sources and backfills: any id of up to 64 characters, unique per source.
+MAX_SOURCE_EVENT_ID = 64
+_SHORTHAND = frozenset(ATTRIBUTE_SHORTHAND)
+
+
+def decode_source_event(raw: Any) -> Event | Rejection:
+    """Read one event from an online source or a backfill line.
+
+    The same event as an agent's, except that ``event_id`` is the source's own (1-64 characters,
+    no control characters), ``seq`` defaults to 0, ``payload`` to ``{}``, ``store_id`` may be empty
+    or absent, and ``name``, ``birthday`` and the other :data:`ATTRIBUTE_SHORTHAND` fields may
+    stand at the top level (``attributes`` wins where both give one).
+    """
+    if not isinstance(raw, dict):
+        return Rejection(None, "invalid_event")
+    event_id = raw.get("event_id")
+    if not isinstance(event_id, str) or not is_text(event_id, MAX_SOURCE_EVENT_ID):
+        return Rejection(event_id if isinstance(event_id, str) else None, "invalid_event_id")
+    if not _SHORTHAND.isdisjoint(raw):
+        shorthand = {k: raw[k] for k in ATTRIBUTE_SHORTHAND if k in raw}
+        given = raw.get("attributes")
+        if given is None or isinstance(given, dict):
+            raw = {**raw, "attributes": shorthand | (given or {})}
+    reason = _event_problem(raw, online=True)
+    if reason is not None:
+        return Rejection(event_id, reason)
+    payload, reason = payloads.check_event(raw["kind"], raw.get("payload", {}))
+    if payload is None:
+        return Rejection(event_id, reason or "invalid_payload")
+    return Event(
+        event_id=event_id,
+        seq=raw.get("seq", 0),
+        kind=raw["kind"],
+        observed_at=raw["observed_at"],
+        store_id=raw.get("store_id", ""),
+        payload=payload,
+        identifiers=raw.get("identifiers"),
+        app_id=raw.get("app_id"),
+        attributes=raw.get("attributes"),
+    )

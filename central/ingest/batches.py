@@ -56,6 +56,9 @@ _EVENT_COLUMNS = (
     "received_at",
     "payload",
     "batch_id",
+    "identifiers",
+    "app_id",
+    "attributes",
 )
 # PostgreSQL's deadlock and serialization failures: the transaction may simply be run again.
 _RETRY_SQLSTATES = frozenset({"40P01", "40001"})
@@ -147,6 +150,9 @@ def _store_once(db: Session, device: AuthenticatedDevice, batch: wire.DecodedBat
                 now,
                 r.event.payload,
                 batch.batch_id,
+                r.event.identifiers,
+                r.event.app_id,
+                r.event.attributes,
             )
             for r in rows
         ],
@@ -158,6 +164,10 @@ def _store_once(db: Session, device: AuthenticatedDevice, batch: wire.DecodedBat
     receipts = [r for r in fresh if r.event.kind == "pos.receipt"]
     if receipts:
         _store_receipts(db, device, receipts, pks, batch.batch_id, now)
+    others = [r for r in fresh if r.event.kind != "pos.receipt" and r.event.identifiers]
+    if others:
+        # Any other event may name who it is about (a member scan, a signup at the till).
+        resolve(db, [_fact(device, r, pks) for r in others], now, registry=_registry())
     _touch_device(db, device, rows, fresh, now)
     return wire.Reply(
         accepted=tuple(r.event.event_id for r in fresh),
@@ -179,6 +189,23 @@ def member_identifiers(payload: dict[str, Any]) -> tuple[tuple[str, str], ...]:
     return tuple(pairs)
 
 
+def _fact(device: AuthenticatedDevice, row: _Row, pks: dict[str, int]) -> IdentityFact:
+    """What identity resolution needs from one fresh event: a receipt's member, plus its envelope."""
+    event = row.event
+    named = member_identifiers(event.payload) if event.kind == "pos.receipt" else ()
+    return IdentityFact(
+        event_pk=pks[event.event_id],
+        source=device.device_id,
+        event_id=event.event_id,
+        kind=event.kind,
+        store_id=event.store_id,
+        observed_at=row.observed_at,
+        identifiers=(*named, *sorted((event.identifiers or {}).items())),
+        app_id=event.app_id,
+        attributes=event.attributes or {},
+    )
+
+
 def _registry() -> Registry | None:
     return current_app.config.get("IDENTITY_REGISTRY") if has_app_context() else None
 
@@ -188,20 +215,7 @@ def _store_receipts(
 ) -> None:
     """Resolve the newly accepted receipts' customers and store the receipts with them."""
     totals = [Decimal(r.event.payload["total"]).quantize(_CENT, ROUND_HALF_UP) for r in receipts]
-    facts = [
-        IdentityFact(
-            event_pk=pks[r.event.event_id],
-            source=device.device_id,
-            event_id=r.event.event_id,
-            kind=r.event.kind,
-            store_id=r.event.store_id,
-            observed_at=r.observed_at,
-            identifiers=member_identifiers(r.event.payload),
-            app_id=None,
-            attributes={},
-        )
-        for r in receipts
-    ]
+    facts = [_fact(device, r, pks) for r in receipts]
     outcome = resolve(db, facts, now, registry=_registry())
     bulk.insert(
         db.connection(),

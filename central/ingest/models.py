@@ -1,11 +1,15 @@
-"""Ingest tables: every accepted event, deduplicated forever on (device_id, event_id)."""
+"""Ingest tables: every accepted event, deduplicated forever on (device_id, event_id).
+
+Agents' events are keyed by their device id; events from online sources and backfills by
+``source:<name>`` and the source's own event id (up to 64 characters).
+"""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Index, String, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Index, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from central.models import Base, BigId, UTCDateTime
@@ -24,7 +28,7 @@ class Event(Base):
     # No foreign key to devices: ingest has already authenticated the device, devices are never
     # deleted, and a per-row check would be the costliest part of inserting a batch on PostgreSQL.
     device_id: Mapped[str] = mapped_column(String(64))
-    event_id: Mapped[str] = mapped_column(String(36))
+    event_id: Mapped[str] = mapped_column(String(64))
     seq: Mapped[int] = mapped_column(BigInteger)
     kind: Mapped[str] = mapped_column(String(64))
     store_id: Mapped[str] = mapped_column(String(32))
@@ -32,3 +36,10 @@ class Event(Base):
     received_at: Mapped[datetime] = mapped_column(UTCDateTime)
     payload: Mapped[dict[str, Any]] = mapped_column(JSON)
     batch_id: Mapped[str] = mapped_column(String(36))
+    # The identity envelope as sent (raw values; the identifier registry normalizes them).
+    identifiers: Mapped[dict[str, str] | None] = mapped_column(JSON(none_as_null=True))
+    app_id: Mapped[str | None] = mapped_column(String(64))
+    attributes: Mapped[dict[str, str] | None] = mapped_column(JSON(none_as_null=True))
+    # The customer identity resolution linked the event to when it was stored (follow
+    # customers.merged_into for the survivor); NULL when nothing in it was linkable.
+    customer_id: Mapped[int | None] = mapped_column(Integer)

@@ -250,3 +250,24 @@ def test_the_same_batch_sent_twice_at_once_is_stored_once(app, agent):
     assert (counts["events"], counts["receipts"], counts["customers"]) == (50, 50, 1)
     (customer,) = table_rows(app, Customer)
     assert (customer.receipts_count, str(customer.total_spent)) == (50, "100.00")
+
+
+def test_identifiers_an_agent_puts_on_any_event_link_to_the_same_customer(app, client, agent):
+    """A member scan at the till names the member id; the receipt names the phone and, in its
+    envelope, the same member id: one customer holds both."""
+    from dataclasses import replace
+
+    from central.identity.models import Identifier
+
+    scan = replace(agent.event("scan.member", {"code": "M-0042"}), identifiers={"member_id": "M-0042"})
+    receipt = replace(
+        agent.receipt("R1", "9.90", phone="13812345678"),
+        identifiers={"member_id": "M-0042"},
+        attributes={"name": "张三"},
+    )
+    reply = agent.send(client, [scan, receipt])
+    assert reply["accepted"] == [scan.event_id, receipt.event_id]
+    live = [c for c in table_rows(app, Customer) if c.merged_into is None]
+    assert len(live) == 1
+    held = {(i.kind, i.customer_id) for i in table_rows(app, Identifier)}
+    assert held == {("member_id", live[0].id), ("phone", live[0].id)}

@@ -1,0 +1,1 @@
+"""Sources beyond the agents: online systems with API keys, backfills, legacy imports, the identity export."""

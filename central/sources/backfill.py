@@ -1,0 +1,149 @@
+"""Backfill: a source's historical events from a JSON-lines file, through the online sources' path.
+
+One JSON object a line, the event an online source would post::
+
+    {"event_id": "crm-000042", "observed_at": "2019-05-01T08:00:00+08:00", "store_id": "S003",
+     "kind": "member.signup", "identifiers": {"phone": "13812345678", "member_card": "VIP0042"},
+     "name": "王芳", "birthday": "1990-03-05", "payload": {}}
+
+Lines are decoded one by one (a bad line is reported with its number and reason and the load goes
+on), gathered into chunks and stored by :func:`central.sources.events.store_rows`, one transaction
+per chunk. Everything is idempotent: a line already loaded is a duplicate, so a load stopped
+anywhere (Ctrl-C, a crash, a kill) is finished by running it again.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import BinaryIO
+
+import orjson
+from sqlalchemy.orm import Session
+
+from central.identity.registry import Registry
+from central.sources.events import SourceRow, Staged, store_rows
+from shared import wire
+
+DEFAULT_CHUNK = 2000
+MAX_LINE_BYTES = 1 << 20
+
+
+@dataclass(frozen=True, slots=True)
+class BadLine:
+    """A line that was not stored: its number (from 1), the event id if readable, the reason."""
+
+    line: int
+    event_id: str | None
+    reason: str
+
+
+@dataclass
+class LoadSummary:
+    """What a load did, line by line."""
+
+    lines: int = 0
+    accepted: int = 0
+    duplicate: int = 0
+    rejected: Counter[str] = field(default_factory=Counter)
+    linked: int = 0
+    customers_created: int = 0
+    customers_merged: int = 0
+    reviewed: int = 0
+    bytes_read: int = 0
+
+    @property
+    def rejected_total(self) -> int:
+        return sum(self.rejected.values())
+
+    def add(self, staged: Staged) -> None:
+        self.accepted += len(staged.accepted)
+        self.duplicate += len(staged.duplicate)
+        if staged.resolution is not None:
+            self.linked += sum(1 for c in staged.resolution.customer_ids if c is not None)
+            self.customers_created += staged.resolution.created
+            self.customers_merged += staged.resolution.merged
+            self.reviewed += staged.resolution.reviewed
+
+
+def _lines(stream: BinaryIO) -> Iterator[tuple[int, bytes]]:
+    """(line number, bytes) for every line; an over-long line is skipped and comes back as a NUL byte."""
+    number = 0
+    while True:
+        line = stream.readline(MAX_LINE_BYTES + 1)
+        if not line:
+            return
+        number += 1
+        if len(line) > MAX_LINE_BYTES and not line.endswith(b"\n"):
+            # Skip the rest of the over-long line so the next one starts where it should.
+            while (more := stream.readline(MAX_LINE_BYTES)) and not more.endswith(b"\n"):
+                pass
+            yield number, b"\x00"
+            continue
+        yield number, line
+
+
+def read_line(line: bytes) -> SourceRow | wire.Rejection:
+    """One line as a storable event, or why it cannot be."""
+    if line == b"\x00":
+        return wire.Rejection(None, "line_too_long")
+    try:
+        raw = orjson.loads(line)
+    except orjson.JSONDecodeError as exc:
+        return wire.Rejection(None, "invalid_utf8" if "UTF-8" in str(exc) else "invalid_json")
+    event = wire.decode_source_event(raw)
+    if isinstance(event, wire.Rejection):
+        return event
+    try:
+        observed_at = wire.parse_time(event.observed_at).astimezone(UTC)
+    except (ValueError, OverflowError):
+        return wire.Rejection(event.event_id, "invalid_observed_at")
+    return SourceRow(event, observed_at)
+
+
+def load_events(
+    db: Session,
+    path: Path,
+    source: str,
+    *,
+    registry: Registry,
+    clock: Callable[[], datetime],
+    chunk_size: int = DEFAULT_CHUNK,
+    on_bad_line: Callable[[BadLine], None] = lambda bad: None,
+    on_chunk: Callable[[LoadSummary], None] = lambda summary: None,
+) -> LoadSummary:
+    """Load ``path`` into ``source``'s events, committing every ``chunk_size`` events."""
+    summary = LoadSummary()
+    chunk: list[SourceRow] = []
+    in_chunk: set[str] = set()
+
+    def flush() -> None:
+        if chunk:
+            summary.add(store_rows(db, source, chunk, clock(), registry=registry))
+            chunk.clear()
+            in_chunk.clear()
+        on_chunk(summary)
+
+    with path.open("rb") as stream:
+        for number, line in _lines(stream):
+            summary.lines = number
+            summary.bytes_read = stream.tell()
+            if not line.strip():
+                continue
+            row = read_line(line)
+            if isinstance(row, wire.Rejection):
+                summary.rejected[row.reason] += 1
+                on_bad_line(BadLine(number, row.event_id, row.reason))
+                continue
+            if row.event.event_id in in_chunk:
+                summary.duplicate += 1  # a repeat of an event a few lines up: the first copy counts
+                continue
+            in_chunk.add(row.event.event_id)
+            chunk.append(row)
+            if len(chunk) >= chunk_size:
+                flush()
+    flush()
+    return summary

@@ -1,0 +1,210 @@
+"""Events from online sources and backfills: stored exactly once and resolved, in one transaction.
+
+The one path for every event that does not come from an agent: ``POST /api/v1/sources/<name>/events``,
+``central-server load-events`` and ``central-server import-members`` all end here. Events are
+stored in the agents' ``events`` table under ``device_id = "source:<name>"`` with the source's own
+event id, with ``INSERT ... ON CONFLICT DO NOTHING RETURNING`` exactly as batch ingest does
+(``central.ingest.batches``): only the rows actually inserted are fresh, everything else is a
+duplicate, forever. Every fresh event that names an identifier goes through
+:func:`central.identity.resolve.resolve` in the same transaction, and the customer it was linked
+to is written back to ``events.customer_id``. An event id repeated within one call is a duplicate
+of its first copy, so the outcome never depends on where a backfill's chunks happen to end.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from central import bulk
+from central.identity.registry import Registry
+from central.identity.resolve import IdentityFact, Resolution, resolve
+from central.ingest.batches import _EVENT_COLUMNS, MAX_ATTEMPTS, _is_retryable
+from central.ingest.models import Event
+from central.models import table
+from shared import wire
+from shared.ids import UUID7
+
+log = logging.getLogger(__name__)
+
+SOURCE_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,56}$")
+SOURCE_PREFIX = "source:"
+# Receipts name their member in the payload; the registry's types for those fields.
+_MEMBER_FIELDS = (("phone", "phone"), ("card", "member_card"))
+_events = table(Event)
+_new_batch_id = UUID7()
+
+
+def device_for(source: str) -> str:
+    """The ``events.device_id`` of a source's events: ``source:<name>``."""
+    return SOURCE_PREFIX + source
+
+
+@dataclass(frozen=True, slots=True)
+class SourceRow:
+    """A readable event of a source with its time in UTC."""
+
+    event: wire.Event
+    observed_at: datetime
+
+
+@dataclass
+class Staged:
+    """What one call stored: per-event answers, the facts resolved and what resolution said."""
+
+    accepted: list[str] = field(default_factory=list)
+    duplicate: list[str] = field(default_factory=list)
+    rejected: list[wire.Rejection] = field(default_factory=list)
+    pks: dict[str, int] = field(default_factory=dict)
+    facts: list[IdentityFact] = field(default_factory=list)
+    resolution: Resolution | None = None
+
+    def reply(self) -> wire.Reply:
+        return wire.Reply(tuple(self.accepted), tuple(self.duplicate), tuple(self.rejected))
+
+
+def read_events(raw_events: Iterable[Any]) -> tuple[list[SourceRow], list[str], list[wire.Rejection]]:
+    """Decode raw events: storable rows, ids repeated within the call (duplicates), rejections."""
+    rows: list[SourceRow] = []
+    repeated: list[str] = []
+    rejected: list[wire.Rejection] = []
+    seen: set[str] = set()
+    for raw in raw_events:
+        event = wire.decode_source_event(raw)
+        if isinstance(event, wire.Rejection):
+            rejected.append(event)
+            continue
+        if event.event_id in seen:
+            repeated.append(event.event_id)
+            continue
+        try:
+            observed_at = wire.parse_time(event.observed_at).astimezone(UTC)
+        except (ValueError, OverflowError):
+            rejected.append(wire.Rejection(event.event_id, "invalid_observed_at"))
+            continue
+        seen.add(event.event_id)
+        rows.append(SourceRow(event, observed_at))
+    return rows, repeated, rejected
+
+
+def insert_events(db: Session, device_id: str, rows: Sequence[SourceRow], now: datetime) -> dict[str, int]:
+    """Insert the rows not stored before; return event id -> events.id for those actually inserted."""
+    batch_id = _new_batch_id()
+    inserted = bulk.insert(
+        db.connection(),
+        _events,
+        _EVENT_COLUMNS,
+        [
+            (
+                device_id,
+                r.event.event_id,
+                r.event.seq,
+                r.event.kind,
+                r.event.store_id,
+                r.observed_at,
+                now,
+                r.event.payload,
+                batch_id,
+                r.event.identifiers,
+                r.event.app_id,
+                r.event.attributes,
+            )
+            for r in rows
+        ],
+        returning=("id", "event_id"),
+        skip_conflicts_on=("device_id", "event_id"),
+    )
+    return {event_id: pk for pk, event_id in inserted}
+
+
+def fact_identifiers(event: wire.Event) -> tuple[tuple[str, str], ...]:
+    """The (type, raw value) pairs an event names: its envelope, and a receipt's ``payload.member``."""
+    pairs = list((event.identifiers or {}).items())
+    member = event.payload.get("member") if event.kind == "pos.receipt" else None
+    if isinstance(member, dict):
+        named = {kind for kind, _ in pairs}
+        for field_name, kind in _MEMBER_FIELDS:
+            value = member.get(field_name)
+            if isinstance(value, str) and kind not in named:
+                pairs.append((kind, value))
+    return tuple(pairs)
+
+
+def identity_fact(device_id: str, row: SourceRow, pk: int, operator: str | None = None) -> IdentityFact:
+    """The fact identity resolution needs from one stored event."""
+    return IdentityFact(
+        event_pk=pk,
+        source=device_id,
+        event_id=row.event.event_id,
+        kind=row.event.kind,
+        store_id=row.event.store_id,
+        observed_at=row.observed_at,
+        identifiers=fact_identifiers(row.event),
+        app_id=row.event.app_id,
+        attributes=dict(row.event.attributes or {}),
+        operator=operator,
+    )
+
+
+def record_customers(db: Session, facts: Sequence[IdentityFact], customer_ids: Sequence[int | None]) -> None:
+    """Write each linked event's customer to ``events.customer_id``."""
+    pairs = [(f.event_pk, cid) for f, cid in zip(facts, customer_ids, strict=True) if cid is not None]
+    bulk.remap(db.connection(), _events, "customer_id", pairs, match="id")
+
+
+def stage_rows(
+    db: Session,
+    source: str,
+    rows: Sequence[SourceRow],
+    now: datetime,
+    *,
+    registry: Registry,
+    allow_weak_merge: float | None = None,
+) -> Staged:
+    """Store and resolve readable events in the caller's transaction (the caller commits)."""
+    device_id = device_for(source)
+    pks = insert_events(db, device_id, rows, now)
+    staged = Staged(pks=pks)
+    for row in rows:
+        (staged.accepted if row.event.event_id in pks else staged.duplicate).append(row.event.event_id)
+    staged.facts = [
+        fact
+        for row in rows
+        if row.event.event_id in pks and (fact := identity_fact(device_id, row, pks[row.event.event_id])).identifiers
+    ]
+    if staged.facts:
+        staged.resolution = resolve(db, staged.facts, now, registry=registry, allow_weak_merge=allow_weak_merge)
+        record_customers(db, staged.facts, staged.resolution.customer_ids)
+    return staged
+
+
+def store_rows(db: Session, source: str, rows: Sequence[SourceRow], now: datetime, *, registry: Registry) -> Staged:
+    """Store readable events in one transaction, retrying it whole if a concurrent one got in the way."""
+    for attempt in range(1, MAX_ATTEMPTS + 1):
+        try:
+            staged = stage_rows(db, source, rows, now, registry=registry)
+            db.commit()
+            return staged
+        except Exception as exc:  # _is_retryable decides; anything else is raised again
+            db.rollback()
+            if not _is_retryable(exc) or attempt == MAX_ATTEMPTS:
+                raise
+            log.info("events from source %s collided with another transaction; retrying", source)
+    raise AssertionError("unreachable")
+
+
+def store_source_events(
+    db: Session, source: str, raw_events: Iterable[Any], now: datetime, *, registry: Registry
+) -> Staged:
+    """Decode, store and resolve one call's raw events in one transaction (committed)."""
+    rows, repeated, rejected = read_events(raw_events)
+    staged = store_rows(db, source, rows, now, registry=registry)
+    staged.duplicate.extend(repeated)
+    staged.rejected.extend(rejected)
+    return staged

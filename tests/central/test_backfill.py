@@ -1,0 +1,159 @@
+"""load-events: historical events through the online sources' path, idempotent and resumable."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from central import db as central_db
+from central.cli import main
+from central.sources.backfill import MAX_LINE_BYTES, load_events
+from tests.central.cli_runner import write_config
+from tests.central.sources_support import default_registry, new_key, post_events, stored_events, survivor
+from tests.central.support import row_counts
+
+
+def line(event_id, kind="member.signup", **fields):
+    doc = {"event_id": event_id, "observed_at": "2019-05-01T08:00:00+08:00", "store_id": "S003", "kind": kind}
+    doc.update(fields)
+    return json.dumps(doc, ensure_ascii=False)
+
+
+def history_file(path):
+    lines = [
+        line("crm-1", identifiers={"phone": "13800139001", "member_card": "VIP1"}, name="王芳", birthday="1990-03-05"),
+        line(
+            "crm-2", "pos.receipt", payload={"receipt_no": "R2", "total": "12.00"}, identifiers={"member_card": "vip1"}
+        ),
+        "",
+        "{not json",
+        line("crm-3", kind="member.teleport"),
+        line("crm-4", identifiers={"phone": "13800139004"}, store_id=""),
+        line("crm-1", identifiers={"phone": "13800139999"}),
+        json.dumps({"event_id": "crm-5", "kind": "member.login"}),
+        line("crm-6", identifiers={"app_user_id": "u6"}, app_id="memberapp", payload={"channel": "app"}),
+    ]
+    path.write_bytes("\n".join(lines).encode() + b"\n\xff\xfe\n" + line("crm-7", "consent.given").encode())
+    return path
+
+
+@pytest.fixture
+def config_path(app):
+    config = app.config["CENTRAL"]
+    return str(
+        write_config(config.server_data_dir.parent / "central.toml", config.server_data_dir, config.database_url)
+    )
+
+
+def test_load_reports_every_line_and_a_rerun_changes_nothing(app, config_path, tmp_path, capsys):
+    path = history_file(tmp_path / "history.jsonl")
+    assert main(["load-events", str(path), "--source", "crm", "--config", config_path, "--chunk-size", "2"]) == 0
+    out, err = capsys.readouterr()
+    assert f"{path}:4: rejected: invalid_json" in err
+    assert f"{path}:5: rejected (event crm-3): unknown_kind" in err
+    assert f"{path}:8: rejected (event crm-5): invalid_observed_at" in err
+    assert f"{path}:10: rejected: invalid_utf8" in err
+    assert "  lines read           11" in out
+    assert "  accepted             5" in out
+    assert "  duplicate            1" in out
+    assert "  rejected             4" in out
+    assert "    invalid_json               1" in out
+    rows = stored_events(app)
+    assert [(r.device_id, r.event_id) for r in rows] == [
+        ("source:crm", "crm-1"),
+        ("source:crm", "crm-2"),
+        ("source:crm", "crm-4"),
+        ("source:crm", "crm-6"),
+        ("source:crm", "crm-7"),
+    ]
+    assert rows[0].attributes == {"name": "王芳", "birthday": "1990-03-05"}
+    assert rows[0].identifiers == {"phone": "13800139001", "member_card": "VIP1"}  # the first copy of crm-1
+    assert survivor(app, rows[0].customer_id) == survivor(app, rows[1].customer_id) is not None
+    assert rows[3].customer_id is not None and rows[4].customer_id is None
+
+    before = row_counts(app)
+    assert main(["load-events", str(path), "--source", "crm", "--config", config_path]) == 0
+    out, _ = capsys.readouterr()
+    assert "  accepted             0" in out and "  duplicate            6" in out
+    after = row_counts(app)
+    assert {k: v for k, v in after.items() if k != "audit_log"} == {k: v for k, v in before.items() if k != "audit_log"}
+
+
+def test_a_backfilled_event_is_a_duplicate_for_the_online_endpoint(app, client, config_path, tmp_path, capsys):
+    path = tmp_path / "h.jsonl"
+    path.write_text(line("crm-1", identifiers={"phone": "13800139001"}) + "\n")
+    assert main(["load-events", str(path), "--source", "crm", "--config", config_path]) == 0
+    reply = post_events(client, new_key(app, "crm"), [json.loads(line("crm-1"))], source="crm").get_json()
+    assert reply == {"accepted": [], "duplicate": ["crm-1"], "rejected": []}
+
+
+def test_an_over_long_line_is_skipped_and_the_next_one_loads(app, tmp_path):
+    path = tmp_path / "long.jsonl"
+    long_line = line("big", payload={"blob": "x" * (MAX_LINE_BYTES + 10)})
+    path.write_text(long_line + "\n" + line("small", identifiers={"member_id": "M1"}) + "\n")
+    bad = []
+    with central_db.session_factory(app)() as db:
+        summary = load_events(
+            db, path, "crm", registry=default_registry(), clock=app.config["CLOCK"], on_bad_line=bad.append
+        )
+    assert [(b.line, b.reason) for b in bad] == [(1, "line_too_long")]
+    assert (summary.lines, summary.accepted) == (2, 1)
+    assert [r.event_id for r in stored_events(app)] == ["small"]
+
+
+class Stop(Exception):
+    pass
+
+
+def test_a_load_stopped_midway_and_run_again_equals_one_clean_run(make_app, tmp_path):
+    path = tmp_path / "many.jsonl"
+    lines = []
+    for n in range(60):
+        ids = {"phone": f"1380013{9000 + n % 25:04d}"}
+        if n % 7 == 0:
+            ids["member_card"] = f"VIP{n % 5}"
+        lines.append(line(f"e{n}", identifiers=ids))
+    path.write_text("\n".join(lines) + "\n")
+
+    def partition(app):
+        groups = {}
+        for r in stored_events(app):
+            groups.setdefault(survivor(app, r.customer_id), []).append(r.event_id)
+        return sorted(sorted(g) for g in groups.values())
+
+    # The reference: one clean run into a scratch SQLite database.
+    from central.migrate import upgrade
+
+    upgrade(f"sqlite:///{tmp_path}/clean.db")
+    clean = make_app(server__data_dir=str(tmp_path / "clean"), database__url=f"sqlite:///{tmp_path}/clean.db")
+    with central_db.session_factory(clean)() as db:
+        load_events(db, path, "crm", registry=default_registry(), clock=clean.config["CLOCK"], chunk_size=8)
+    expected = partition(clean)
+
+    # The database under test: stopped after three chunks, then run again.
+    interrupted = make_app()
+    chunks = []
+
+    def stop_after_three(summary):
+        chunks.append(summary.accepted)
+        if len(chunks) == 3:
+            raise Stop
+
+    with central_db.session_factory(interrupted)() as db, pytest.raises(Stop):
+        load_events(
+            db,
+            path,
+            "crm",
+            registry=default_registry(),
+            clock=interrupted.config["CLOCK"],
+            chunk_size=8,
+            on_chunk=stop_after_three,
+        )
+    assert len(stored_events(interrupted)) == 24
+    with central_db.session_factory(interrupted)() as db:
+        summary = load_events(
+            db, path, "crm", registry=default_registry(), clock=interrupted.config["CLOCK"], chunk_size=8
+        )
+    assert (summary.accepted, summary.duplicate) == (36, 24)
+    assert partition(interrupted) == expected

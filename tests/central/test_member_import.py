@@ -1,0 +1,214 @@
+"""import-members: an exact report, reruns that change nothing, encodings, dry runs, the API."""
+
+from __future__ import annotations
+
+import codecs
+import gzip
+from datetime import UTC, date, datetime
+
+import pytest
+
+from bench.legacy_members import MAPS, compare, write_file
+from central import db as central_db
+from central.cli import main
+from central.identity.resolve import Resolution, resolve
+from central.models import AuditLog
+from central.sources.import_report import report_rows, totals
+from central.sources.member_import import ImportOptions, plan_import, run_import
+from tests.central.cli_runner import write_config
+from tests.central.sources_support import default_registry
+from tests.central.support import row_counts, table_rows
+
+MAP_ARGS = [arg for spec in MAPS for arg in ("--map", spec)]
+
+
+@pytest.fixture
+def config_path(app):
+    config = app.config["CENTRAL"]
+    return str(
+        write_config(config.server_data_dir.parent / "central.toml", config.server_data_dir, config.database_url)
+    )
+
+
+def without_audit(counts):
+    return {k: v for k, v in counts.items() if k != "audit_log"}
+
+
+def test_a_legacy_file_imports_with_an_exact_report_and_a_rerun_changes_nothing(app, config_path, tmp_path, capsys):
+    path = tmp_path / "members.csv"
+    expected = write_file(path, 1500, seed=11)
+    report = tmp_path / "report.csv"
+    args = ["import-members", str(path), *MAP_ARGS, "--report", str(report), "--config", config_path]
+    assert main([*args, "--chunk-size", "200"]) == 0
+    out = capsys.readouterr().out
+    assert compare(report, expected) == []
+    counts = {o: sum(1 for e in expected if e.outcome == o) for o in ("new", "merged", "conflict", "rejected")}
+    assert f"  rows             {len(expected)}" in out
+    assert f"  new customers    {counts['new']}" in out
+    assert f"  merges           {counts['merged']}" in out
+    assert f"  conflicts        {counts['conflict']}" in out
+    assert f"  rejected         {counts['rejected']}" in out
+
+    before = without_audit(row_counts(app))
+    first_report = report.read_text(encoding="utf-8")
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "this run: 0 rows processed, 1500 already imported" in out
+    assert without_audit(row_counts(app)) == before
+    assert report.read_text(encoding="utf-8") == first_report
+    assert [a.action for a in table_rows(app, AuditLog)] == ["members.import"]
+
+
+@pytest.mark.parametrize("encoding", ["utf-8-sig", "gb18030"])
+def test_bom_and_gb18030_files_read_the_same(app, config_path, tmp_path, encoding, capsys):
+    path = tmp_path / "members.csv"
+    expected = write_file(path, 300, seed=5, encoding=encoding)
+    report = tmp_path / "report.csv"
+    assert main(["import-members", str(path), *MAP_ARGS, "--report", str(report), "--config", config_path]) == 0
+    assert f", {encoding})" in capsys.readouterr().out
+    assert compare(report, expected) == []
+
+
+def test_utf16_tab_separated_exports_read_too(app, config_path, tmp_path, capsys):
+    path = tmp_path / "members.txt"
+    text = "卡号\t姓名\t手机\t生日\nVIP1\t王芳\t+86 138 0013 9001\t1990年3月5日\n"
+    path.write_bytes(codecs.BOM_UTF16_LE + text.encode("utf-16-le"))
+    report = tmp_path / "r.csv"
+    args = ["--map", "卡号=member_card", "--map", "姓名=name", "--map", "手机=phone", "--map", "生日=birthday"]
+    assert main(["import-members", str(path), *args, "--report", str(report), "--config", config_path]) == 0
+    assert report.read_text().splitlines() == ["row,customer_id,outcome,reason", "1,1,new,new customer"]
+
+
+def test_a_dry_run_reports_and_stores_nothing(app, config_path, tmp_path, capsys):
+    path = tmp_path / "members.csv"
+    expected = write_file(path, 400, seed=3)
+    before = row_counts(app)
+    report = tmp_path / "dry.csv"
+    args = ["import-members", str(path), *MAP_ARGS, "--report", str(report), "--config", config_path]
+    assert main([*args, "--dry-run"]) == 0
+    assert "dry run: nothing was stored" in capsys.readouterr().out
+    assert compare(report, expected) == []
+    assert row_counts(app) == before
+    real = tmp_path / "real.csv"
+    assert main([*args[:-4], "--report", str(real), "--config", config_path]) == 0
+    assert compare(real, expected) == []  # the same outcomes (PostgreSQL does not reuse rolled-back ids)
+
+
+@pytest.mark.parametrize(
+    ("maps", "message"),
+    [
+        (["--map", "电话=phone"], "has no column '电话'"),
+        (["--map", "姓名=nmae!"], "unknown field 'nmae!'"),
+        (["--map", "姓名=phone", "--map", "手机号码=phone"], "'phone' comes from two columns"),
+        (["--map", "姓名"], "must be COLUMN=FIELD"),
+    ],
+)
+def test_mapping_mistakes_stop_before_anything_is_stored(app, config_path, tmp_path, capsys, maps, message):
+    path = tmp_path / "members.csv"
+    write_file(path, 20)
+    assert main(["import-members", str(path), *maps, "--config", config_path]) == 2
+    assert message in capsys.readouterr().err
+    assert row_counts(app)["events"] == 0
+
+
+def test_an_undecodable_file_names_the_fix(app, config_path, tmp_path, capsys):
+    path = tmp_path / "members.csv"
+    path.write_bytes(b"name,phone\n\x81\x30\x81\xff,1\n")  # neither UTF-8 nor GB18030
+    assert main(["import-members", str(path), "--config", config_path]) == 2
+    assert "give its encoding with --encoding" in capsys.readouterr().err
+
+
+def test_rows_whose_evidence_went_to_review_are_told_apart(app, tmp_path):
+    """When resolution queues something for review, each row's share of it is found out exactly."""
+    path = tmp_path / "m.csv"
+    path.write_text("name,phone\n王芳,13800139001\n李雷,13800139002\n韩梅梅,13800139003\n", encoding="utf-8")
+
+    def reviewing(db, facts, now, **options) -> Resolution:
+        result = resolve(db, facts, now, **options)
+        flagged = [f.attributes.get("name") == "李雷" for f in facts]
+        ids = [
+            None if (flag and len(facts) == 1) else cid for cid, flag in zip(result.customer_ids, flagged, strict=True)
+        ]
+        return Resolution(ids, result.created, result.merged, result.reviewed + sum(flagged))
+
+    registry = default_registry()
+    options = ImportOptions()
+    plan = plan_import(path, options, registry)
+    with central_db.session_factory(app)() as db:
+        import_id, stats = run_import(
+            db,
+            plan,
+            options,
+            registry=registry,
+            clock=lambda: datetime(2026, 11, 30, tzinfo=UTC),
+            today=date(2026, 11, 30),
+            resolver=reviewing,
+        )
+        assert totals(db, import_id).by_outcome == {"new": 2, "conflict": 1}
+        assert [r[4] for r in report_rows(db, import_id)][1] == "sent to review, not linked"
+    assert stats.reviewed == 1
+
+
+def test_the_api_imports_for_admins_and_serves_the_report(app, user_client, client, tmp_path):
+    path = tmp_path / "members.csv"
+    expected = write_file(path, 200, seed=9)
+    query = "&".join(f"map={spec}" for spec in MAPS)
+    assert client.post(f"/api/v1/imports/members?{query}", data=b"x").status_code == 401
+    response = user_client.post(
+        f"/api/v1/imports/members?{query}&filename=members.csv",
+        data=gzip.compress(path.read_bytes()),
+        headers={"Content-Encoding": "gzip", "Content-Type": "text/csv"},
+    )
+    assert response.status_code == 200, response.get_data(as_text=True)
+    answer = response.get_json()
+    assert answer["totals"]["rows"] == 200
+    assert answer["totals"]["new"] == sum(1 for e in expected if e.outcome == "new")
+    report = user_client.get(answer["report"])
+    assert report.status_code == 200
+    saved = tmp_path / "report.csv"
+    saved.write_text(report.get_data(as_text=True).replace("external_id", "会员编号", 1), encoding="utf-8")
+    assert compare(saved, expected) == []
+    dry = user_client.post(f"/api/v1/imports/members?{query}&dry_run=1", data=path.read_bytes()).get_json()
+    assert dry["import_id"] is None and len(dry["rows"]) == 200 and dry["run"]["processed"] == 0
+
+
+def test_the_api_explains_a_bad_mapping(app, user_client):
+    response = user_client.post("/api/v1/imports/members?map=nope=phone", data="name,phone\n王芳,13800139001\n")
+    assert response.status_code == 400
+    assert response.get_json()["error"]["code"] == "invalid_mapping"
+
+
+def test_a_file_that_is_not_csv_is_refused_with_its_line(app, config_path, tmp_path, capsys):
+    path = tmp_path / "members.csv"
+    path.write_text('name,phone\n王芳,13800139001\n"unterminated,1\n' + "x" * 200_000 + "\n", encoding="utf-8")
+    assert main(["import-members", str(path), "--config", config_path]) == 2
+    err = capsys.readouterr().err
+    assert "line" in err and "not CSV as exported" in err
+    assert row_counts(app)["events"] == 0
+
+
+def test_only_administrators_may_import(app, tmp_path):
+    from central.auth import hash_password
+    from central.models import User
+    from tests.central.support import login
+
+    with central_db.session_factory(app)() as db:
+        db.add(
+            User(
+                username="bob",
+                password_hash=hash_password("bob's password"),
+                role="analyst",
+                created_at=app.config["CLOCK"](),
+            )
+        )
+        db.commit()
+    client = app.test_client()
+    assert login(client, "bob", "bob's password").status_code == 302
+    response = client.post("/api/v1/imports/members", data="name,phone\n王芳,13800139001\n")
+    assert (response.status_code, response.get_json()["error"]["code"]) == (403, "forbidden")
+    assert client.get("/api/v1/imports/1/report.csv").status_code == 403
+    assert row_counts(app)["events"] == 0
+
+
+def test_an_unknown_import_has_no_report(app, user_client):
+    assert user_client.get("/api/v1/imports/42/report.csv").status_code == 404

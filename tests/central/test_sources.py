@@ -1,0 +1,220 @@
+"""Online sources: API keys (hashed, revocable), the events endpoint, dedupe and identity on ingest."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select, text
+
+from central import db as central_db
+from central.cli import main
+from central.models import AuditLog
+from central.sources.models import SourceKey
+from tests.central.cli_runner import write_config
+from tests.central.sources_support import new_key, post_events, source_event, stored_events, survivor
+from tests.central.support import table_rows
+
+UNAUTHORIZED = b'{"error":{"code":"unauthorized","message":"authentication failed"}}\n'
+
+
+def test_events_are_stored_once_under_the_source_with_their_own_ids(app, client):
+    key = new_key(app)
+    events = [
+        source_event("login-000001", identifiers={"wechat_openid": "oAbc123"}, app_id="wxmini01"),
+        source_event(
+            "订单-2026-0001",
+            "order.online",
+            payload={"total": "59.00", "items": []},
+            identifiers={"wechat_openid": "oAbc123", "phone": "+86 138 0013 9001"},
+            app_id="wxmini01",
+        ),
+        source_event("x" * 64, "consent.given"),
+    ]
+    reply = post_events(client, key, events).get_json()
+    assert reply == {"accepted": ["login-000001", "订单-2026-0001", "x" * 64], "duplicate": [], "rejected": []}
+    again = post_events(client, key, events, gzipped=True).get_json()
+    assert again == {"accepted": [], "duplicate": ["login-000001", "订单-2026-0001", "x" * 64], "rejected": []}
+
+    rows = stored_events(app)
+    assert [(r.device_id, r.event_id, r.store_id, r.seq) for r in rows] == [
+        ("source:miniprogram", "login-000001", "", 0),
+        ("source:miniprogram", "订单-2026-0001", "", 0),
+        ("source:miniprogram", "x" * 64, "", 0),
+    ]
+    assert rows[1].identifiers == {"wechat_openid": "oAbc123", "phone": "+86 138 0013 9001"}
+    assert rows[1].app_id == "wxmini01"
+    # Both events name the same openid: one customer; the consent names nobody.
+    assert rows[0].customer_id is not None
+    assert survivor(app, rows[0].customer_id) == survivor(app, rows[1].customer_id)
+    assert rows[2].customer_id is None and rows[2].identifiers is None
+
+
+def test_a_repeated_id_in_one_post_is_a_duplicate_and_bad_events_are_rejected_alone(app, client):
+    key = new_key(app)
+    events = [
+        source_event("e1", identifiers={"phone": "13800139001"}),
+        source_event("e1", identifiers={"phone": "13800139002"}),
+        source_event("e2", kind="member.teleport"),
+        source_event("e3", observed_at="yesterday"),
+        source_event("e4", identifiers={"phone": 13800139003}),
+        "junk",
+        source_event("e5", store_id="S 1"),
+    ]
+    reply = post_events(client, key, events).get_json()
+    assert reply["accepted"] == ["e1"]
+    assert reply["duplicate"] == ["e1"]
+    assert reply["rejected"] == [
+        {"event_id": "e2", "reason": "unknown_kind"},
+        {"event_id": "e3", "reason": "invalid_observed_at"},
+        {"event_id": "e4", "reason": "invalid_identifier:phone"},
+        {"event_id": None, "reason": "invalid_event"},
+        {"event_id": "e5", "reason": "invalid_store_id"},
+    ]
+    assert [r.identifiers for r in stored_events(app)] == [{"phone": "13800139001"}]
+
+
+def test_the_same_event_id_from_two_sources_is_two_events(app, client):
+    events = [source_event("42", identifiers={"app_user_id": "u42"}, app_id="shop")]
+    assert post_events(client, new_key(app, "shop"), events, source="shop").get_json()["accepted"] == ["42"]
+    assert post_events(client, new_key(app, "memberapp"), events, source="memberapp").get_json()["accepted"] == ["42"]
+    assert [r.device_id for r in stored_events(app)] == ["source:shop", "source:memberapp"]
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {},
+        {"Authorization": "Bearer "},
+        {"Authorization": "Basic Zm9vOmJhcg=="},
+        {"Authorization": "Bearer cdpsk_not-a-key"},
+        {"Authorization": "Bearer " + "x" * 500},
+    ],
+)
+def test_every_way_of_failing_gets_the_same_401(app, client, headers):
+    new_key(app)
+    response = client.post("/api/v1/sources/miniprogram/events", json={"schema": 1, "events": []}, headers=headers)
+    assert (response.status_code, response.get_data()) == (401, UNAUTHORIZED)
+
+
+def test_a_key_opens_only_its_own_source_and_revoking_closes_it(app, client):
+    key = new_key(app, "miniprogram")
+    other = post_events(client, key, [], source="shop")
+    assert (other.status_code, other.get_data()) == (401, UNAUTHORIZED)
+    bad_name = post_events(client, key, [], source="Mini Program")
+    assert (bad_name.status_code, bad_name.get_data()) == (401, UNAUTHORIZED)
+    assert post_events(client, key, []).status_code == 200
+    key_id = table_rows(app, SourceKey)[0].id
+    assert main(["source-key", "--revoke", str(key_id), "--config", str(_config(app))]) == 0
+    revoked = post_events(client, key, [])
+    assert (revoked.status_code, revoked.get_data()) == (401, UNAUTHORIZED)
+
+
+def _config(app):
+    config = app.config["CENTRAL"]
+    return write_config(config.server_data_dir.parent / "central.toml", config.server_data_dir, config.database_url)
+
+
+def test_cli_issues_keys_shown_once_stored_hashed_and_listed(app, client, capsys):
+    config = str(_config(app))
+    assert main(["source-key", "--source", "miniprogram", "--config", config]) == 0
+    out, err = capsys.readouterr()
+    key = out.strip()
+    assert key.startswith("cdpsk_") and len(key) > 40
+    assert "shown only now" in err
+    assert post_events(client, key, [source_event("a", identifiers={"member_id": "M1"})]).status_code == 200
+
+    with central_db.session_factory(app)() as db:
+        dump = " ".join(str(v) for row in db.execute(text("SELECT * FROM source_keys")) for v in row)
+    assert key not in dump and key[12:] not in dump
+
+    assert main(["source-keys", "--config", config]) == 0
+    listing, _ = capsys.readouterr()
+    assert "miniprogram" in listing and key[:12] + "..." in listing and "active" in listing
+    assert key not in listing
+    assert main(["source-key", "--revoke", "1", "--config", config]) == 0
+    assert main(["source-keys", "--config", config]) == 0
+    assert "revoked" in capsys.readouterr().out
+    actions = [(a.action, a.subject) for a in table_rows(app, AuditLog)]
+    assert ("source_key.create", "source:miniprogram") in actions
+    assert ("source_key.revoke", "source:miniprogram") in actions
+
+
+def test_cli_refuses_bad_names_and_unknown_keys(app, capsys):
+    config = str(_config(app))
+    assert main(["source-key", "--source", "Mini Program", "--config", config]) == 2
+    assert "source name 'Mini Program' must be" in capsys.readouterr().err
+    assert main(["source-key", "--config", config]) == 2
+    assert main(["source-key", "--revoke", "99", "--config", config]) == 1
+    assert "there is no source key 99" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("body", "code"),
+    [
+        (b"not json", "invalid_json"),
+        (b"[]", "invalid_batch"),
+        (b'{"schema": 2, "events": []}', "unsupported_schema"),
+        (b'{"events": []}', "unsupported_schema"),
+        (b'{"schema": 1, "events": {}}', "invalid_batch"),
+    ],
+)
+def test_unreadable_bodies_answer_400_with_a_code(app, client, body, code):
+    key = new_key(app)
+    response = client.post("/api/v1/sources/miniprogram/events", data=body, headers={"Authorization": f"Bearer {key}"})
+    assert response.status_code == 400
+    assert response.get_json()["error"]["code"] == code
+
+
+def test_too_many_events_is_refused_whole(make_app):
+    app = make_app(ingest__max_events=2)
+    key = new_key(app)
+    response = post_events(app.test_client(), key, [source_event(str(i)) for i in range(3)])
+    assert (response.status_code, response.get_json()["error"]["code"]) == (400, "too_many_events")
+    assert stored_events(app) == []
+
+
+def test_receipts_from_a_source_link_their_member_like_an_agents(app, client):
+    key = new_key(app, "pos-history")
+    receipt = {"receipt_no": "R1", "total": "10.00", "member": {"phone": "13800139077", "card": "VIP-77"}}
+    events = [
+        source_event("r1", "pos.receipt", store_id="S001", payload=receipt),
+        source_event("s1", "member.signup", identifiers={"member_card": "vip77"}, name="王芳"),
+    ]
+    assert post_events(client, key, events, source="pos-history").get_json()["accepted"] == ["r1", "s1"]
+    rows = stored_events(app)
+    assert rows[1].attributes == {"name": "王芳"}
+    assert survivor(app, rows[0].customer_id) == survivor(app, rows[1].customer_id) is not None
+    with central_db.session_factory(app)() as db:
+        kinds = sorted(db.execute(select(text("kind, value")).select_from(text("identifiers"))))
+    assert kinds == [("member_card", "VIP77"), ("phone", "13800139077")]
+
+
+def test_concurrent_sources_naming_the_same_people_lose_nothing(app):
+    """Four sources post at once about the same ten people: every event is stored, one customer each."""
+    import threading
+
+    keys = {name: new_key(app, name) for name in ("app", "mini", "shop", "crm")}
+    errors = []
+
+    def send(name):
+        client = app.test_client()
+        for n in range(10):
+            events = [
+                source_event(f"{name}-{n}-{p}", identifiers={"phone": f"1380013{9100 + p:04d}"}) for p in range(10)
+            ]
+            response = post_events(client, keys[name], events, source=name)
+            if response.status_code != 200 or len(response.get_json()["accepted"]) != 10:
+                errors.append(response.get_data(as_text=True))
+
+    threads = [threading.Thread(target=send, args=(name,)) for name in keys]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    assert errors == []
+    rows = stored_events(app)
+    assert len(rows) == 400
+    by_phone = {}
+    for r in rows:
+        by_phone.setdefault(r.identifiers["phone"], set()).add(survivor(app, r.customer_id))
+    assert len(by_phone) == 10
+    assert all(len(customers) == 1 and None not in customers for customers in by_phone.values())
