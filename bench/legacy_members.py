@@ -15,6 +15,8 @@ import random
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from central.identity.registry import default_registry
+
 HEADER = [
     "会员编号",
     "姓名",
@@ -132,12 +134,17 @@ class _Names:
                 return name
 
 
+_MOBILE_PREFIXES = ("130", "131", "132", "135", "136", "137", "138", "139", "150", "151", "152", "158", "186", "189")
+_REGISTRY = default_registry()
+
+
 def _person(number: int, rng: random.Random, names: _Names, phones: set[str]) -> Person:
     phone = None
     if rng.random() < 0.93:
         while True:
-            phone = f"1{rng.choice('3456789')}{rng.randrange(10**9):09d}"
-            if phone not in phones and phone != TEST_NUMBER and len(set(phone)) > 2:
+            phone = f"{rng.choice(_MOBILE_PREFIXES)}{rng.randrange(10**8):08d}"
+            # Only numbers the identifier registry accepts: assigned mainland ranges, no blocked shapes.
+            if phone not in phones and _REGISTRY.normalize("phone", phone) is not None:
                 phones.add(phone)
                 break
     card = f"VIP{number:08d}" if rng.random() < 0.6 or phone is None else None

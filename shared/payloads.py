@@ -353,9 +353,7 @@ SCHEMAS: Mapping[str, Obj] = {
     "member.signup": Obj(**_MEMBER_EVENT, referrer=Text(64), program=Text(32)),
     "member.update": Obj(**_MEMBER_EVENT, changed=ListOf(Text(64), 64)),
     "member.login": Obj(**_MEMBER_EVENT, method=Text(32)),
-    "order.online": Obj(
-        order_no=Text(64, min_len=1), **_SALE, status=Text(32), channel=Text(32), required=("order_no", "total")
-    ),
+    "order.online": Obj(order_no=Text(64, min_len=1), **_SALE, status=Text(32), channel=Text(32), required=("total",)),
     "consent.given": Obj(**_CONSENT, required=("purpose",)),
     "consent.withdrawn": Obj(**_CONSENT, required=("purpose",)),
     "service.complaint": Obj(

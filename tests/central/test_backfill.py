@@ -34,7 +34,11 @@ def history_file(path):
         json.dumps({"event_id": "crm-5", "kind": "member.login"}),
         line("crm-6", identifiers={"app_user_id": "u6"}, app_id="memberapp", payload={"channel": "app"}),
     ]
-    path.write_bytes("\n".join(lines).encode() + b"\n\xff\xfe\n" + line("crm-7", "consent.given").encode())
+    path.write_bytes(
+        "\n".join(lines).encode()
+        + b"\n\xff\xfe\n"
+        + line("crm-7", "consent.given", payload={"purpose": "marketing"}).encode()
+    )
     return path
 
 

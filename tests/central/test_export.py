@@ -41,7 +41,12 @@ def graph(app, client, agent):
             "observed_at": "2026-11-22T10:00:00Z",
             "identifiers": {"phone": "13800139001", "member_card": "VIP0002"},
         },
-        {"event_id": "s-2", "kind": "consent.given", "observed_at": "2026-11-22T10:00:00Z"},
+        {
+            "event_id": "s-2",
+            "kind": "consent.given",
+            "payload": {"purpose": "marketing"},
+            "observed_at": "2026-11-22T10:00:00Z",
+        },
         {
             "event_id": "s-3",
             "kind": "member.login",
@@ -61,7 +66,7 @@ def test_masked_export_with_live_customer_ids(app, graph, config_path, tmp_path,
     identifiers = read(out / "identifiers.csv")
     assert identifiers[0] == ["type", "value", "customer_id"]
     assert sorted(identifiers[1:]) == [
-        ["email", "***********e.cn", "3"],
+        ["email", "f***@example.cn", "3"],
         ["member_card", "***0002", "1"],
         ["phone", "138****9001", "1"],
     ]
@@ -92,7 +97,7 @@ def test_unmasked_export_needs_an_administrator(app, graph, config_path, tmp_pat
     assert not out.exists()
     create_user(app, "alice")
     assert main(["export-identity", "--out", str(out), "--unmasked", "--admin", "alice", "--config", config_path]) == 0
-    assert sorted(r[1] for r in read(out / "identifiers.csv")[1:]) == ["13800139001", "VIP0002", "fang@example.cn"]
+    assert sorted(r[1] for r in read(out / "identifiers.csv")[1:]) == ["+8613800139001", "VIP0002", "fang@example.cn"]
     last = table_rows(app, AuditLog)[-1]
     assert (last.actor, last.action, last.detail["unmasked"]) == ("alice", "identity.export", True)
 

@@ -29,7 +29,7 @@ def _counts(url):
     with engine.connect() as conn:
         counts = {
             table: conn.scalar(text(f"SELECT COUNT(*) FROM {table}"))  # noqa: S608 - our own table names
-            for table in ("events", "identifiers", "merge_ledger", "import_rows")
+            for table in ("events", "identifiers", "identity_ledger", "import_rows")
         }
         counts["live_customers"] = conn.scalar(text("SELECT COUNT(*) FROM customers WHERE merged_into IS NULL"))
     engine.dispose()

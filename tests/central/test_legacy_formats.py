@@ -93,7 +93,7 @@ def test_unreadable_dates_have_a_reason(raw, code):
     ],
 )
 def test_phones_in_export_forms_normalize_to_one_value(raw):
-    assert default_registry().normalize("phone", clean_phone(raw), None) == "13800139001"
+    assert default_registry().normalize("phone", clean_phone(raw), None) == "+8613800139001"
 
 
 @pytest.mark.parametrize(

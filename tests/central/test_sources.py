@@ -27,7 +27,7 @@ def test_events_are_stored_once_under_the_source_with_their_own_ids(app, client)
             identifiers={"wechat_openid": "oAbc123", "phone": "+86 138 0013 9001"},
             app_id="wxmini01",
         ),
-        source_event("x" * 64, "consent.given"),
+        source_event("x" * 64, "consent.given", payload={"purpose": "marketing", "channel": "sms"}),
     ]
     reply = post_events(client, key, events).get_json()
     assert reply == {"accepted": ["login-000001", "订单-2026-0001", "x" * 64], "duplicate": [], "rejected": []}
@@ -185,7 +185,7 @@ def test_receipts_from_a_source_link_their_member_like_an_agents(app, client):
     assert survivor(app, rows[0].customer_id) == survivor(app, rows[1].customer_id) is not None
     with central_db.session_factory(app)() as db:
         kinds = sorted(db.execute(select(text("kind, value")).select_from(text("identifiers"))))
-    assert kinds == [("member_card", "VIP77"), ("phone", "13800139077")]
+    assert kinds == [("member_card", "VIP77"), ("phone", "+8613800139077")]
 
 
 def test_concurrent_sources_naming_the_same_people_lose_nothing(app):

@@ -161,7 +161,7 @@ def test_source_event_rejections(raw, expected):
 def test_source_event_ids_may_be_any_text_up_to_64_characters():
     for event_id in ("1", "订单-2024-000001", "import:0123456789abcdef:100000", "x" * 64):
         event = decode_source_event(
-            {"event_id": event_id, "kind": "consent.given", "observed_at": "2020-01-01T00:00:00Z"}
+            {"event_id": event_id, "kind": "member.login", "observed_at": "2020-01-01T00:00:00Z"}
         )
         assert isinstance(event, Event) and event.event_id == event_id
 
