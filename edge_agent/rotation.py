@@ -34,7 +34,7 @@ from edge_agent.config import AgentConfig
 from edge_agent.credentials import KeySource, load_outbox_key, outbox_key_source
 from edge_agent.journal import CaptureJournal
 from edge_agent.outbox import KEY_CHECK, Outbox
-from shared.crypto import KEY_BYTES, KeyFileError, Sealer, read_secret_file
+from shared.crypto import KEY_BYTES, KeyFileError, Sealer, read_secret_file, replace_secret_file
 
 log = logging.getLogger(__name__)
 
@@ -53,20 +53,6 @@ def _fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
-
-
-def _write_key(path: Path, key: bytes) -> None:
-    """Write ``key`` to ``path`` with mode 0600, atomically and durably (replacing a leftover)."""
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        os.fchmod(fd, 0o600)
-        os.write(fd, key)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
-    _fsync_dir(path.parent)
 
 
 def _canary_opens(outbox_path: Path, key: bytes) -> bool | None:
@@ -204,7 +190,7 @@ def rotate_key(
     old, new_key = Sealer(old_key), os.urandom(KEY_BYTES)
     new = Sealer(new_key)
     next_path = key_path.with_name(key_path.name + NEXT_SUFFIX)
-    _write_key(next_path, new_key)
+    replace_secret_file(next_path, new_key)
     on_step("new key written")
     for journal in _journals(journal_dir):
         _reseal_journal(journal, old, new)
