@@ -18,6 +18,7 @@ from central.fleet import api as fleet_api
 from central.identity import api as identity_api
 from central.ingest import api as ingest_api
 from central.ingest import budget
+from central.presence import api as presence_api
 from central.sources import api as sources_api
 from shared.crypto import load_or_create_key
 
@@ -63,6 +64,7 @@ def create_app(config: CentralConfig | None = None, *, test_config: dict[str, An
     app.register_blueprint(customers_api.bp)
     app.register_blueprint(identity_api.bp)
     app.register_blueprint(sources_api.bp)
+    app.register_blueprint(presence_api.bp)
     app.register_blueprint(console.bp)
 
     @app.get("/healthz")

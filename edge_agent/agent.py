@@ -27,6 +27,7 @@ from edge_agent.journal import CaptureJournal
 from edge_agent.notify import SystemdNotifier
 from edge_agent.outbox import Capture, Outbox
 from edge_agent.outbox_policy import OutboxHousekeeper, policy_from_config
+from edge_agent.presence.radios import PresenceRadios
 from edge_agent.privacy import PanRedactor
 from edge_agent.rotation import resolve_outbox_key
 from edge_agent.sources.serial_pos import SerialPosSource
@@ -123,6 +124,8 @@ class Agent:
                 limit_bytes=2 * config.capture_max_unjournaled_bytes,
             ),
         )
+        # Probe requests and advertisements become pseudonymous visits and hourly aggregates (shed first).
+        self.presence = PresenceRadios(config, self.writer.put, clock=clock)
         central_url = config.sync_central_url or self.credentials.central_url
         self.transport = transport or HttpTransport(
             central_url,
@@ -151,7 +154,10 @@ class Agent:
             outbox=self.outbox,
             writer=self.writer,
             sync=self.sync,
-            sources={"pos": lambda: self.pos.health.state},
+            sources={
+                "pos": lambda: self.pos.health.state,
+                **self.presence.states(),
+            },
             status_path=config.status_path,
             interval=config.health_interval,
             stall_seconds=config.health_stall_minutes * 60,
@@ -249,6 +255,16 @@ class Agent:
             coalesce=True,
             next_run_time=now,
         )
+        if self.presence.enabled:
+            self.presence.start()
+            self.scheduler.add_job(
+                self.presence.tick,
+                "interval",
+                seconds=self.config.presence_tick_interval,
+                id="presence",
+                max_instances=1,
+                coalesce=True,
+            )
         self.scheduler.start()
         self.monitor.check(notify=False)  # a first status.json before telling systemd start-up is over
         self.monitor.start()
@@ -281,7 +297,7 @@ class Agent:
                 "writer_backlog": self.writer.backlog(),
                 "writer_error": self.writer.last_error,
             },
-            "sources": {"pos": self.pos.health.as_dict()},
+            "sources": {"pos": self.pos.health.as_dict(), **self.presence.health()},
             "sync": {
                 "consecutive_failures": self.sync.status.consecutive_failures,
                 "last_error": self.sync.status.last_error,
@@ -300,6 +316,7 @@ class Agent:
         self.notifier.stopping()
         self.pos.stop()
         self.scheduler.shutdown(wait=True)
+        self.presence.stop()
         self.sync.close()
         self.writer.stop()
         self.monitor.stop()

@@ -109,6 +109,7 @@ def _run(config: AgentConfig, path: Path | None, args: argparse.Namespace) -> in
     from edge_agent.agent import Agent, AlreadyRunning
     from edge_agent.central_settings import effective_config
     from edge_agent.downlink import DownlinkStore
+    from edge_agent.presence.radios import PresenceSettingError
     from edge_agent.tls import TlsSettingError
     from edge_agent.transport import CentralUrlError
 
@@ -126,7 +127,7 @@ def _run(config: AgentConfig, path: Path | None, args: argparse.Namespace) -> in
     except AlreadyRunning as exc:
         print(f"{PROG}: {exc}", file=sys.stderr)
         return 1
-    except (CentralUrlError, TlsSettingError) as exc:
+    except (CentralUrlError, TlsSettingError, PresenceSettingError) as exc:
         print(f"{PROG}: {exc}", file=sys.stderr)
         return 2
     agent.run_forever()

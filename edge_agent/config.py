@@ -220,6 +220,79 @@ class AgentConfig:
         minimum=1,
         maximum=86400,
     )
+    presence_wifi: str = setting(
+        "presence.wifi",
+        "",
+        "Wi-Fi probe requests: a monitor-mode interface (`wlan1mon`, raw socket, needs CAP_NET_RAW), or the path of "
+        "a pcap/pcapng file or FIFO written by a capture tool; empty turns Wi-Fi presence off.",
+    )
+    presence_ble_adapter: str = setting(
+        "presence.ble_adapter", "", "Bluetooth adapter to scan for BLE presence (`hci0`); empty turns BLE presence off."
+    )
+    presence_ble_scanning: str = setting(
+        "presence.ble_scanning",
+        "passive",
+        "BLE scanning mode; `passive` falls back to `active` where BlueZ cannot scan passively.",
+        choices=("passive", "active"),
+    )
+    presence_ble_watchdog: float = setting(
+        "presence.ble_watchdog",
+        60.0,
+        "Seconds without any BLE advertisement after which the scanner is restarted (BlueZ can stall silently).",
+        minimum=5,
+        maximum=3600,
+    )
+    presence_reader: str = setting(
+        "presence.reader",
+        "reader",
+        "Name of this PC's radios as a presence anchor (a pcapng naming its interfaces uses those names instead).",
+    )
+    presence_zones: str = setting(
+        "presence.zones",
+        "",
+        "Zone of each anchor, as `anchor=zone` pairs separated by commas (`entrance=entrance, aisles=aisles`); "
+        "an anchor not listed is in zone `store`.",
+    )
+    presence_timezone: str = setting(
+        "presence.timezone",
+        "",
+        "IANA time zone of the store (`Asia/Shanghai`) for local days (pseudonym salts) and hours; "
+        "empty means the PC's own.",
+    )
+    presence_enter_dbm: float = setting(
+        "presence.enter_dbm", -70.0, "Signal at which a device counts as inside the store.", minimum=-120, maximum=0
+    )
+    presence_exit_dbm: float = setting(
+        "presence.exit_dbm",
+        -78.0,
+        "Signal under which an inside device starts leaving (at most presence.enter_dbm).",
+        minimum=-120,
+        maximum=0,
+    )
+    presence_floor_dbm: float = setting(
+        "presence.floor_dbm",
+        -90.0,
+        "Weaker readings are ignored (the far street, another floor).",
+        minimum=-127,
+        maximum=0,
+    )
+    presence_min_dwell: float = setting(
+        "presence.min_dwell", 120.0, "Seconds inside that make a device a visitor.", minimum=1, maximum=7200
+    )
+    presence_exit_after: float = setting(
+        "presence.exit_after",
+        60.0,
+        "Seconds weak or unheard after which a visit ends (at its last moment heard inside).",
+        minimum=5,
+        maximum=3600,
+    )
+    presence_tick_interval: float = setting(
+        "presence.tick_interval",
+        5.0,
+        "Seconds between presence housekeeping runs (visits ended, hours emitted) while nothing is heard.",
+        minimum=0.1,
+        maximum=300,
+    )
 
     @property
     def outbox_path(self) -> Path:
@@ -240,6 +313,10 @@ class AgentConfig:
     @property
     def status_path(self) -> Path:
         return self.agent_data_dir / "status.json"
+
+    @property
+    def presence_secret_path(self) -> Path:
+        return self.agent_data_dir / "presence.secret"
 
 
 def config_path(explicit: str | None, environ: Mapping[str, str] | None = None) -> Path | None:

@@ -22,6 +22,7 @@ from typing import Any
 
 from edge_agent.capture_file import CaptureError, read_capture, spy_rows
 from edge_agent.parsing.receipt_profile import ProfileError
+from edge_agent.presence import dump as presence_dump
 from edge_agent.privacy import PanRedactor
 from edge_agent.receipt_reader import ReceiptReader, ReceiptRecord, load_profiles
 
@@ -38,6 +39,18 @@ def add_commands(sub: Any) -> None:
         "receipt parser, card-data redaction and profiles; print each receipt's text and sale.",
     )
     parse.add_argument("capture", type=Path, help="the capture file")
+    parse.add_argument(
+        "--kind",
+        choices=["receipt", *presence_dump.KINDS],
+        default="receipt",
+        help="receipt: ESC/POS printer bytes (default); wifi: a pcap/pcapng file of 802.11 frames; "
+        "ble: one hex advertisement or one bleak-style JSON record a line",
+    )
+    parse.add_argument(
+        "--show-addresses",
+        action="store_true",
+        help="with --kind wifi or ble: print device addresses as captured (output only; default hashed)",
+    )
     parse.add_argument("--profile", help="use only this profile (default: the first whose patterns match)")
     parse.add_argument(
         "--profiles",
@@ -48,7 +61,7 @@ def add_commands(sub: Any) -> None:
         help="a profile file or a folder of *.toml profiles to add (repeatable); "
         "it replaces a built-in profile of the same name",
     )
-    parse.add_argument("--json", action="store_true", help="one JSON object per receipt, one per line")
+    parse.add_argument("--json", action="store_true", help="one JSON object per receipt (frame, advertisement) a line")
     parse.add_argument(
         "--kanji",
         choices=["auto", "on", "off"],
@@ -82,6 +95,8 @@ def add_commands(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``parse`` or ``capture``; the exit status."""
+    if args.command == "parse" and args.kind in presence_dump.KINDS:
+        return presence_dump.run(args.capture, args.kind, args.json, args.show_addresses)
     return _parse(args) if args.command == "parse" else _capture(args)
 
 

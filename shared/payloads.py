@@ -304,6 +304,8 @@ _CONSENT: dict[str, Any] = {
     "policy_version": Text(32),
 }
 _REPORT = Tree(max_depth=2)
+# A HyperLogLog sketch in shared.hyperloglog's wire form (2^16 registers at most, compressed, base64).
+_SKETCH = Obj(p=Integer(4, 16), registers=Text(4 * 65536, min_len=1), estimate=Integer(), required=("p", "registers"))
 _SEQ = Nullable(Integer())
 
 SCHEMAS: Mapping[str, Obj] = {
@@ -313,25 +315,32 @@ SCHEMAS: Mapping[str, Obj] = {
     "scan.coupon": Obj(**_SCAN, coupon_id=Text(64), required=("code",)),
     "scan.product": Obj(**_SCAN, sku=Text(64), qty=Scalar(), required=("code",)),
     "presence.visit": Obj(
-        visitor=Text(64, min_len=1),
-        zone=Text(64),
-        source=Text(16),
-        first_seen=Text(40),
-        last_seen=Text(40),
+        medium=Text(16),
+        started_at=Text(40, min_len=1),
+        ended_at=Text(40, min_len=1),
         dwell_s=Number(maximum=7 * 86400),
-        rssi=Integer(-200, 50),
-        samples=Integer(),
-        required=("visitor",),
+        zones=ListOf(Obj(zone=Text(64), dwell_s=Number(maximum=7 * 86400)), 64),
+        repeat=Boolean(),
+        peak_dbm=Integer(-200, 50),
+        required=("started_at", "ended_at", "dwell_s"),
     ),
     "presence.aggregate": Obj(
-        window_start=Text(40, min_len=1),
-        window_end=Text(40, min_len=1),
-        zone=Text(64),
-        source=Text(16),
-        visitors=Integer(),
-        randomized=Integer(),
-        dwell_s_median=Number(maximum=7 * 86400),
-        required=("window_start", "window_end"),
+        medium=Text(16),
+        hour_start=Text(40, min_len=1),
+        hour_end=Text(40, min_len=1),
+        sightings=Integer(),
+        devices=_SKETCH,
+        randomized_devices=_SKETCH,
+        passers_by=Obj(passes=Integer(), devices=_SKETCH),
+        visitors=Obj(visits=Integer(), repeat_visits=Integer(), randomized_visits=Integer(), devices=_SKETCH),
+        dwell=Obj(
+            bounds_s=ListOf(Integer(), 32),
+            counts=ListOf(Integer(), 33),
+            visits=Integer(),
+            total_s=Number(),
+        ),
+        zones=MapOf(Obj(dwell_s=Number(), visits=Integer(), devices=_SKETCH), max_keys=64),
+        required=("hour_start", "hour_end"),
     ),
     "agent.heartbeat": Obj(
         agent_version=Text(64),

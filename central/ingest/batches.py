@@ -33,6 +33,7 @@ from central.identity.registry import Registry
 from central.identity.resolve import IdentityFact, resolve
 from central.ingest.models import Event
 from central.models import table
+from central.presence import ingest as presence
 from shared import wire
 
 log = logging.getLogger(__name__)
@@ -101,7 +102,7 @@ def _event_problem(device: AuthenticatedDevice, event: wire.Event) -> str | None
         return "invalid_seq"
     if event.kind == "pos.receipt" and abs(Decimal(event.payload["total"])) >= MAX_RECEIPT_TOTAL:
         return "invalid_payload:total"
-    return None
+    return presence.presence_problem(event.kind, event.payload)
 
 
 def _is_retryable(exc: Exception) -> bool:
@@ -164,6 +165,10 @@ def _store_once(db: Session, device: AuthenticatedDevice, batch: wire.DecodedBat
     receipts = [r for r in fresh if r.event.kind == "pos.receipt"]
     if receipts:
         _store_receipts(db, device, receipts, pks, batch.batch_id, now)
+    seen = [r for r in fresh if r.event.kind in presence.KINDS]
+    if seen:
+        rows_of = [(pks[r.event.event_id], r.event.kind, r.event.store_id, r.event.payload) for r in seen]
+        presence.store_presence(conn, device.device_id, rows_of)
     others = [r for r in fresh if r.event.kind != "pos.receipt" and r.event.identifiers]
     if others:
         # Any other event may name who it is about (a member scan, a signup at the till).

@@ -41,6 +41,7 @@ class CaptureRecord:
     data: bytes
     original_length: int
     fcs_bytes: int = 0  # trailing FCS bytes the capture declares (pcap link-type FCS bits, if_fcslen)
+    interface: str = ""  # pcapng if_name of the capturing interface ("wlan1mon"); empty when not given
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +60,7 @@ class _Interface:
     snaplen: int
     ns_per_unit: tuple[int, int]  # multiply, then divide
     fcs_bytes: int = 0
+    name: str = ""
 
 
 class CaptureReader:
@@ -197,6 +199,8 @@ class CaptureReader:
                     iface.ns_per_unit = (1, 10 ** (exponent - 9))
             elif code == 13 and size == 1:  # if_fcslen
                 iface.fcs_bytes = value[0]
+            elif code == 2:  # if_name: a capture tool merging several radios names each one
+                iface.name = value.decode("utf-8", "replace")[:64]
             pos += 4 + ((size + 3) & ~3)
         self._interfaces.append(iface)
 
@@ -226,7 +230,9 @@ class CaptureReader:
             data = data[: iface.snaplen]
         multiply, divide = iface.ns_per_unit
         out.append(
-            CaptureRecord(((high << 32) | low) * multiply // divide, iface.linktype, data, original, iface.fcs_bytes)
+            CaptureRecord(
+                ((high << 32) | low) * multiply // divide, iface.linktype, data, original, iface.fcs_bytes, iface.name
+            )
         )
 
 
