@@ -187,7 +187,8 @@ class BleSource:
     def _advertisement(self, device: Any, adv: Any) -> None:
         at = self._clock()
         rssi = adv.rssi
-        if not isinstance(rssi, int) or isinstance(rssi, bool) or not -127 <= rssi <= 20:
+        # -127 is BLE's "no RSSI available" (BlueZ reports it for a device announced without a reading).
+        if not isinstance(rssi, int) or isinstance(rssi, bool) or not -127 < rssi <= 20:
             self.rejected["no_rssi"] += 1
             return
         decoded = decode(
@@ -268,6 +269,12 @@ class BleSource:
         try:
             loop.run_until_complete(self._run())
         finally:
+            # bleak's BlueZ manager keeps a task watching the bus; end it with the loop.
+            pending = asyncio.all_tasks(loop)
+            for task in pending:
+                task.cancel()
+            if pending:
+                loop.run_until_complete(asyncio.wait(pending))
             loop.close()
             self.state = "stopped"
 
