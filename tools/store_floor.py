@@ -17,8 +17,10 @@ from __future__ import annotations
 import argparse
 import math
 import random
+import struct
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import BinaryIO
 from zoneinfo import ZoneInfo
 
 WIDTH, DEPTH = 20.0, 15.0
@@ -172,13 +174,46 @@ class StoreFloor:
         return out
 
 
+def probe_frame(address: str, rssi: float, sequence: int, frequency: int = 2437) -> bytes:
+    """A probe request as a monitor-mode interface captures it: radiotap (channel, signal) then 802.11."""
+    radiotap = struct.pack("<BBHI", 0, 0, 13, (1 << 3) | (1 << 5)) + struct.pack("<HHb", frequency, 0x00A0, round(rssi))
+    header = b"\x40\x00\x00\x00" + b"\xff" * 6 + bytes.fromhex(address.replace(":", "")) + b"\xff" * 6
+    elements = b"\x00\x00" + b"\x01\x04\x02\x04\x0b\x16"  # wildcard SSID, supported rates
+    return radiotap + header + struct.pack("<H", (sequence & 0xFFF) << 4) + elements
+
+
+def _block(block_type: int, body: bytes) -> bytes:
+    body += b"\x00" * (-len(body) % 4)
+    return struct.pack("<II", block_type, len(body) + 12) + body + struct.pack("<I", len(body) + 12)
+
+
+def write_pcapng(sightings: list[RawSighting], out: BinaryIO) -> None:
+    """Write the sightings as one pcapng, one interface per reader named after it (as a tool merging radios does)."""
+    out.write(_block(0x0A0D0D0A, struct.pack("<IHHq", 0x1A2B3C4D, 1, 0, -1)))
+    index = {name: n for n, name in enumerate(READERS)}
+    for name in READERS:
+        option = struct.pack("<HH", 2, len(name)) + name.encode() + b"\x00" * (-len(name) % 4)
+        out.write(_block(1, struct.pack("<HHI", 127, 0, 262144) + option + b"\x00\x00\x00\x00"))
+    for n, s in enumerate(sightings):
+        frame = probe_frame(s.address, s.rssi, n)
+        micros = round(s.at * 1_000_000)
+        head = struct.pack("<IIIII", index[s.reader], micros >> 32, micros & 0xFFFFFFFF, len(frame), len(frame))
+        out.write(_block(6, head + frame))
+
+
 def main() -> None:
-    """Print a floor's sightings as tab-separated lines (time, address, reader, dBm)."""
+    """Print a floor's sightings as tab-separated lines (time, address, reader, dBm), or write them as pcapng."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--hours", type=float, default=2.0)
+    parser.add_argument("--pcapng", help="write a pcapng capture (one interface per reader) to this file instead")
     args = parser.parse_args()
-    for s in StoreFloor(seed=args.seed, hours=args.hours).sightings():
+    sightings = StoreFloor(seed=args.seed, hours=args.hours).sightings()
+    if args.pcapng:
+        with open(args.pcapng, "wb") as out:
+            write_pcapng(sightings, out)
+        return
+    for s in sightings:
         print(f"{s.at:.3f}\t{s.address}\t{s.reader}\t{s.rssi:.0f}")
 
 
