@@ -136,8 +136,9 @@ class Central:
 class Agent:
     """edge-agent enrolled against a central and reading a pty."""
 
-    def __init__(self, workdir: Path, pos_port: str, *, sync_settings: str = "") -> None:
-        """``sync_settings``: more lines for the ``[sync]`` section, such as ``ca_file = "..."``."""
+    def __init__(self, workdir: Path, pos_port: str, *, sync_settings: str = "", presence_settings: str = "") -> None:
+        """``sync_settings``: more lines for the ``[sync]`` section, such as ``ca_file = "..."``;
+        ``presence_settings``: lines for a ``[presence]`` section."""
         self.data_dir = workdir / "agent"
         self.config = workdir / "agent.toml"
         lines = [
@@ -147,6 +148,8 @@ class Agent:
             "[sync]\ninterval = 0.2\nmax_backoff = 2.0" + (f"\n{sync_settings}" if sync_settings else ""),
             "[health]\ninterval = 1",
         ]
+        if presence_settings:
+            lines.append(f"[presence]\n{presence_settings}")
         self.config.write_text("\n".join(lines) + "\n")
         self.env = _clean_env({"EDGE_CONFIG": str(self.config)})
         self.process = Process([str(BIN / "edge-agent"), "run"], workdir / "agent.log", self.env)
