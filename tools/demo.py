@@ -1,5 +1,9 @@
 """The demo: central on SQLite, an enrolled agent, and a simulated store printing receipts into a pty.
 
+The store also has a simulated floor (tools/store_floor.py): the last two hours of walkers-by and
+visitors as the agent's Wi-Fi readers heard them, replayed by the agent, so footfall, capture rate,
+dwell and zone heat appear at ``/api/v1/presence/S001``.
+
 Run it with ``./dev demo`` (which sets up the virtual environment first). Everything lives in
 ``.demo/`` beside the repository and is wiped at each start unless ``--keep`` is given.
 """
@@ -23,6 +27,9 @@ import requests
 
 REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
+sys.path.insert(0, str(REPO))
+
+from tools.store_floor import PLACEMENTS, StoreFloor, write_pcapng  # noqa: E402 - after the path is set
 
 
 def port_free(host: str, port: int) -> bool:
@@ -68,7 +75,15 @@ class Demo:
             f'[agent]\ndata_dir = "{self.root / "agent"}"\nheartbeat_interval = 15\n'
             f'[pos]\nport = "{self.root / "pos.tty"}"\nencoding = "auto"\n'
             "[sync]\ninterval = 2.0\n"
+            "[presence]\n"
+            f'wifi = "{self.root / "floor.pcapng"}"\n'
+            f'zones = "{", ".join(f"{reader}={zone}" for reader, zone in PLACEMENTS.items())}"\n'
+            'timezone = "Asia/Shanghai"\n'
         )
+        # The simulated floor's last two hours, as a capture tool merging the three readers writes them.
+        floor = StoreFloor(seed=self.args.seed, start=time.time() - 2 * 3600, hours=2.0)
+        with (self.root / "floor.pcapng").open("wb") as out:
+            write_pcapng(floor.sightings(), out)
 
     def cli(self, *argv: str, stdin: str | None = None) -> str:
         result = subprocess.run(argv, capture_output=True, text=True, env=self.env, input=stdin, check=False)
@@ -138,6 +153,7 @@ class Demo:
                     f"  password:    {password}",
                     f"  store S001:  a simulated till prints {self.args.rate:g} receipts/s",
                     f"  till's pty:  {self.root / 'pos.tty'}",
+                    f"  presence:    {self.url}/api/v1/presence/S001 (footfall, dwell, zones; log in first)",
                     f"  logs:        {self.root / 'logs'}/{{central,agent,till}}.log",
                     "Customers appear in the console within seconds. Press Ctrl-C to stop.",
                     "",

@@ -1,4 +1,5 @@
-"""The README's demo: within 30 s of start the console lists customers built from the simulated till."""
+"""The README's demo: within 30 s of start the console lists customers built from the simulated till, and the
+simulated store floor's footfall and dwell are served."""
 
 from __future__ import annotations
 
@@ -71,6 +72,14 @@ def test_demo_shows_customers_within_30_seconds(tmp_path):
         assert masked, "no customers in the console 30 s after the demo started"
         assert not re.search(r"1[3-9]\d{9}", page), "a full phone number is shown"
         assert "dev_" in page  # the store PC is listed with its last-seen time
+
+        # The simulated store floor: footfall and dwell of its last two hours.
+        wifi: dict = {}
+        while time.monotonic() - started < 60 and not wifi.get("visits"):
+            wifi = session.get(f"{base}/api/v1/presence/S001", timeout=10).json()["totals"].get("wifi", {})
+            time.sleep(1)
+        assert wifi.get("visits", 0) > 0 and wifi["passers_by"] > 0, wifi
+        assert wifi["dwell"]["mean_s"] > 120 and wifi["capture_rate"] > 0
     finally:
         demo.terminate()
         demo.wait(30)
