@@ -17,6 +17,7 @@ from bench import (
     memory,
     outbox,
     presence,
+    presence_agent,
     sync_drain,
 )
 
@@ -27,6 +28,7 @@ BENCHMARKS: dict[str, Callable[[argparse.Namespace], None]] = {
     "memory": lambda a: memory.main(),
     "backlog": lambda a: backlog.main(),
     "presence": lambda a: presence.main(runs=a.runs, sightings=a.events or 300_000),
+    "presence_agent": lambda a: presence_agent.main(runs=min(a.runs, 3)),
     "clv": lambda a: clv.main(runs=a.runs),
     "rebuild": lambda a: identity_rebuild.main(links=a.events or 1_000_000, backend=a.backend),
     "ingest": lambda a: identity_ingest.main(events=a.events or 50_000, backend=a.backend),

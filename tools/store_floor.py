@@ -28,6 +28,7 @@ DOOR = (10.0, 0.0)
 PAVEMENT_Y = -4.0
 READERS = {"entrance": (10.0, 1.0), "aisles": (6.0, 8.0), "checkout": (16.0, 12.0)}
 PLACEMENTS = {name: name for name in READERS}  # each reader is its own zone
+_READER_INDEX = {name: n for n, name in enumerate(READERS)}
 ZONE_SPOTS = {"entrance": (10.0, 3.0), "aisles": (5.0, 9.0), "checkout": (16.0, 11.0)}
 
 
@@ -187,18 +188,28 @@ def _block(block_type: int, body: bytes) -> bytes:
     return struct.pack("<II", block_type, len(body) + 12) + body + struct.pack("<I", len(body) + 12)
 
 
-def write_pcapng(sightings: list[RawSighting], out: BinaryIO) -> None:
-    """Write the sightings as one pcapng, one interface per reader named after it (as a tool merging radios does)."""
-    out.write(_block(0x0A0D0D0A, struct.pack("<IHHq", 0x1A2B3C4D, 1, 0, -1)))
-    index = {name: n for n, name in enumerate(READERS)}
+def pcapng_header() -> bytes:
+    """A pcapng section header and one interface per reader, named after it (as a tool merging radios writes)."""
+    out = _block(0x0A0D0D0A, struct.pack("<IHHq", 0x1A2B3C4D, 1, 0, -1))
     for name in READERS:
         option = struct.pack("<HH", 2, len(name)) + name.encode() + b"\x00" * (-len(name) % 4)
-        out.write(_block(1, struct.pack("<HHI", 127, 0, 262144) + option + b"\x00\x00\x00\x00"))
+        out += _block(1, struct.pack("<HHI", 127, 0, 262144) + option + b"\x00\x00\x00\x00")
+    return out
+
+
+def pcapng_packet(s: RawSighting, sequence: int) -> bytes:
+    """One sighting as an enhanced packet block on its reader's interface."""
+    frame = probe_frame(s.address, s.rssi, sequence)
+    micros = round(s.at * 1_000_000)
+    head = struct.pack("<IIIII", _READER_INDEX[s.reader], micros >> 32, micros & 0xFFFFFFFF, len(frame), len(frame))
+    return _block(6, head + frame)
+
+
+def write_pcapng(sightings: list[RawSighting], out: BinaryIO) -> None:
+    """Write the sightings as one pcapng capture with an interface per reader."""
+    out.write(pcapng_header())
     for n, s in enumerate(sightings):
-        frame = probe_frame(s.address, s.rssi, n)
-        micros = round(s.at * 1_000_000)
-        head = struct.pack("<IIIII", index[s.reader], micros >> 32, micros & 0xFFFFFFFF, len(frame), len(frame))
-        out.write(_block(6, head + frame))
+        out.write(pcapng_packet(s, n))
 
 
 def main() -> None:

@@ -6,8 +6,8 @@
   monitor mode (``iw dev wlan1 interface add wlan1mon type monitor``), each frame with its radiotap
   header; needs CAP_NET_RAW.
 * a path: a pcap or pcapng file written by an external capture tool (replayed once, its own
-  timestamps driving the engine) or a FIFO (``mkfifo``; read as frames arrive, reopened when the
-  writer goes away).
+  timestamps driving the engine) or a FIFO (``mkfifo``; read live as frames arrive; a tool that
+  restarts should write a pcapng, whose new section header the reader takes in its stride).
 
 Each probe request's source address goes straight to the station, which pseudonymizes it. Damaged
 frames are counted by reason, never raised: a radio hears plenty of garbage. A pcapng naming its
@@ -146,12 +146,15 @@ class WifiSource:
             log.info("wifi: replayed %s: %d frames, %d probe requests", path, self.frames, self.probes)
             return
         while not self._stop.is_set():
-            self.state = "waiting_for_writer"
-            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+            # Read-write, so the FIFO always has a writer (this process): a capture tool may open,
+            # close and reopen it at any moment without ever meeting a missing reader (EPIPE) or
+            # making us see end-of-file. A stream that becomes unreadable is started over.
+            fd = os.open(path, os.O_RDWR | os.O_NONBLOCK)
             with os.fdopen(fd, "rb", buffering=0) as stream:
                 self.state = "reading"
                 self.read_stream(stream, replay=False)
-            self._stop.wait(0.5)  # the writer went away; a new one may start
+            if not self._stop.is_set():
+                log.warning("wifi: the capture in %s became unreadable; reading it afresh", path)
 
     def _run_socket(self) -> None:
         while not self._stop.is_set():
