@@ -78,6 +78,7 @@ class WifiSource:
         self.probes = 0
         self.rejected: Counter[str] = Counter()
         self.last_error: str | None = None
+        self._announced = False  # replaying(True) already said by start()
 
     # -- one frame, the part a fuzzer reaches ------------------------------------------------------
     def frame(self, linktype: int, data: bytes, at: float, fcs_bytes: int = 0, interface: str = "") -> None:
@@ -133,7 +134,9 @@ class WifiSource:
     def _run_file(self, path: Path) -> None:
         fifo = stat.S_ISFIFO(path.stat().st_mode)
         if not fifo:
-            self._listener.replaying(True)
+            if not self._announced:
+                self._listener.replaying(True)
+                self._announced = True
             try:
                 with path.open("rb") as stream:
                     self.state = "replaying"
@@ -141,6 +144,7 @@ class WifiSource:
                 if not self._stop.is_set() and last is not None:
                     self._listener.finish(last)
             finally:
+                self._announced = False
                 self._listener.replaying(False)
             self.state = "finished"
             log.info("wifi: replayed %s: %d frames, %d probe requests", path, self.frames, self.probes)
@@ -192,6 +196,9 @@ class WifiSource:
             try:
                 self._run_file(path)
             except OSError as exc:
+                if self._announced:
+                    self._announced = False
+                    self._listener.replaying(False)
                 self.state = "failed"
                 self.last_error = f"cannot read the capture {self.target}: {exc.strerror or exc}"
                 log.error("wifi: %s", self.last_error)
@@ -200,6 +207,11 @@ class WifiSource:
 
     def start(self) -> None:
         """Run in a daemon thread."""
+        # Say a replay is coming before the thread runs, so no wall-clock tick gets in first.
+        path = Path(self.target)
+        if path.is_file():
+            self._listener.replaying(True)
+            self._announced = True
         self._thread = threading.Thread(target=self.run, name="wifi-source", daemon=True)
         self._thread.start()
 

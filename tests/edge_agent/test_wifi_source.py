@@ -148,9 +148,15 @@ def test_the_simulated_floor_through_the_source_matches_its_ground_truth(tmp_pat
     visits: list[Visit] = []
     engine = PresenceEngine(EngineSettings(placements=PLACEMENTS), calendar, on_visit=visits.append)
     captures: list[Capture] = []
-    station = PresenceStation(engine, Pseudonymizer(SECRET, calendar), captures.append, clock=lambda: 0.0)
-    WifiSource(str(path), station).run()
-    station.tick()  # the capture is over: a tick on the wall clock must not emit anything more
+    a_week_later = floor.start + 7 * 86400
+    station = PresenceStation(engine, Pseudonymizer(SECRET, calendar), captures.append, clock=lambda: a_week_later)
+    source = WifiSource(str(path), station)
+    source.start()
+    station.tick()  # the agent's tick job, a week after the capture: it must not end the capture's visits
+    source.join(30)
+    station.tick()  # nor emit anything once the capture is over
+    assert source.state == "finished"
+    assert {c.payload()["hour_start"][:10] for c in captures if c.kind == "presence.aggregate"} == {"2026-11-23"}
     truth = Counter(p.kind for p in floor.people)
     assert len(visits) == truth["visitor"]
     hours = [c.payload() for c in captures if c.kind == "presence.aggregate"]
