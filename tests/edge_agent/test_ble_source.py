@@ -162,7 +162,7 @@ _reports = st.fixed_dictionaries(
 _addresses = st.one_of(st.text(max_size=20), st.just(BEACON_ADDRESS), st.binary(max_size=8), st.none())
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(
     report=_reports, address=_addresses, details=st.one_of(st.none(), st.dictionaries(st.text(max_size=5), st.none()))
 )

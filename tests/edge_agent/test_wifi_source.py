@@ -166,7 +166,7 @@ def test_the_simulated_floor_through_the_source_matches_its_ground_truth(tmp_pat
         assert abs(measured - true) <= 0.10 * true
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=250, deadline=None)
 @given(data=st.binary(max_size=300), linktype=st.sampled_from([127, 105, 1, 0, 65535]), fcs=st.integers(0, 8))
 def test_fuzzed_frames_never_stop_the_source(data, linktype, fcs):
     source = WifiSource("wlan1mon", Heard())
@@ -174,7 +174,7 @@ def test_fuzzed_frames_never_stop_the_source(data, linktype, fcs):
     assert source.frames == 1
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(
     head=st.sampled_from([b"\xd4\xc3\xb2\xa1", b"\x0a\x0d\x0d\x0a", b"", b"\x4d\x3c\xb2\xa1"]),
     body=st.binary(max_size=400),
