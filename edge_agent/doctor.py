@@ -13,6 +13,7 @@ from edge_agent.credentials import Credentials, CredentialsError, load_outbox_ke
 from edge_agent.diskspace import inspect_disk
 from edge_agent.journal import inspect_journal
 from edge_agent.outbox import Outbox
+from edge_agent.presence.radios import doctor_checks as presence_checks
 from edge_agent.status import StatusError, agent_running, duration, is_current, read_status, skew_words
 from edge_agent.tls import TlsSettingError
 from edge_agent.transport import CentralUrlError, HttpTransport, TransportError
@@ -130,6 +131,7 @@ def run_checks(config: AgentConfig, *, path: Path | None = None) -> list[Check]:
     else:
         checks.append((False, f"POS port {port} does not exist (cable unplugged? wrong path?)"))
 
+    checks.extend(presence_checks(config))
     checks.extend(status_checks(config))
     if creds is not None:
         checks.extend(central_checks(config, config.sync_central_url or creds.central_url))

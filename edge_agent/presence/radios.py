@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, tzinfo
@@ -162,3 +163,43 @@ class PresenceRadios:
         if self.ble is not None:
             out["ble"] = {**self.ble.as_dict(), **self.stations["ble"].as_dict()}
         return out
+
+
+ARPHRD_IEEE80211_RADIOTAP = 803  # /sys/class/net/<if>/type of an interface in monitor mode
+
+
+def doctor_checks(config: AgentConfig, sys_root: Path = Path("/sys")) -> list[tuple[bool, str]]:
+    """What `edge-agent doctor` says about the presence settings and radios (``sys_root`` for tests)."""
+    if not (config.presence_wifi or config.presence_ble_adapter):
+        return [(True, "presence: off (no presence.wifi, no presence.ble_adapter)")]
+    checks: list[tuple[bool, str]] = []
+    try:
+        engine_settings(config, "wifi")
+        store_timezone(config.presence_timezone)
+    except PresenceSettingError as exc:
+        checks.append((False, str(exc)))
+    target = config.presence_wifi
+    if target and ("/" in target or Path(target).exists()):
+        path = Path(target)
+        kind = "FIFO" if path.is_fifo() else "capture file"
+        readable = path.exists() and os.access(path, os.R_OK)
+        checks.append(
+            (readable, f"presence.wifi: {kind} {path}" + ("" if readable else " does not exist or is unreadable"))
+        )
+    elif target:
+        net = sys_root / "class" / "net" / target
+        if not net.exists():
+            checks.append(
+                (False, f"presence.wifi: no interface {target} (iw dev <phy> interface add {target} type monitor)")
+            )
+        else:
+            kind = (net / "type").read_text().strip()
+            monitor = kind == str(ARPHRD_IEEE80211_RADIOTAP)
+            advice = "" if monitor else f" is not in monitor mode (type {kind}): iw dev {target} set type monitor"
+            checks.append((monitor, f"presence.wifi: interface {target}" + (advice or " in monitor mode")))
+    adapter = config.presence_ble_adapter
+    if adapter:
+        present = (sys_root / "class" / "bluetooth" / adapter).exists()
+        advice = "" if present else " not found: plug it in, check `bluetoothctl list` and `rfkill list`"
+        checks.append((present, f"presence.ble_adapter: {adapter}" + (advice or " present")))
+    return checks

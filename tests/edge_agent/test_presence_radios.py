@@ -10,6 +10,7 @@ from edge_agent.config import load_config
 from edge_agent.presence.radios import (
     PresenceRadios,
     PresenceSettingError,
+    doctor_checks,
     engine_settings,
     parse_zones,
     store_timezone,
@@ -53,3 +54,25 @@ def test_radios_are_off_unless_configured_and_the_secret_is_created_on_first_use
     assert radios.enabled and set(radios.stations) == {"wifi", "ble"}
     assert (tmp_path / "presence.secret").stat().st_mode & 0o777 == 0o600
     assert set(radios.states()) == {"wifi", "ble"}
+
+
+def test_doctor_checks_the_radios_against_sysfs(tmp_path):
+    sys_root = tmp_path / "sys"
+    (sys_root / "class" / "net" / "wlan1mon").mkdir(parents=True)
+    (sys_root / "class" / "net" / "wlan1mon" / "type").write_text("803\n")
+    (sys_root / "class" / "net" / "wlan0").mkdir(parents=True)
+    (sys_root / "class" / "net" / "wlan0" / "type").write_text("1\n")
+    (sys_root / "class" / "bluetooth" / "hci0").mkdir(parents=True)
+
+    assert doctor_checks(config(tmp_path), sys_root) == [
+        (True, "presence: off (no presence.wifi, no presence.ble_adapter)")
+    ]
+    assert doctor_checks(config(tmp_path, wifi="wlan1mon", ble_adapter="hci0"), sys_root) == [
+        (True, "presence.wifi: interface wlan1mon in monitor mode"),
+        (True, "presence.ble_adapter: hci0 present"),
+    ]
+    (ok, line), (ble_ok, ble_line) = doctor_checks(config(tmp_path, wifi="wlan0", ble_adapter="hci1"), sys_root)
+    assert not ok and "not in monitor mode (type 1): iw dev wlan0 set type monitor" in line
+    assert not ble_ok and "bluetoothctl list" in ble_line
+    (ok, line), *_ = doctor_checks(config(tmp_path, wifi=tmp_path / "gone.pcapng", zones="door"), sys_root)
+    assert not ok and "presence.zones" in line
