@@ -65,19 +65,19 @@ class PresenceStation:
 
     def heard(self, at: float, address: str | bytes, anchor: str, rssi: float, randomized: bool | None = None) -> None:
         """A device address heard by ``anchor``; the address is pseudonymized here and dropped."""
-        try:
-            device = self._pseudonyms.device(address, at, randomized=randomized)
-        except AddressError:
-            self.counters.bad_addresses += 1
-            return
-        with self._lock:
+        with self._lock:  # the pseudonymizer caches the day's salt: one caller at a time
+            try:
+                device = self._pseudonyms.device(address, at, randomized=randomized)
+            except AddressError:
+                self.counters.bad_addresses += 1
+                return
             self.engine.observe(Sighting(at, device.key, device.randomized, anchor, rssi))
             self._after_observe(at)
 
     def heard_id(self, at: float, rotating_id: bytes, anchor: str, rssi: float) -> None:
         """A rotating identifier (Exposure Notification, Eddystone-EID) heard: counted like a randomized address."""
-        key = self._pseudonyms.pseudonym(rotating_id, at)
         with self._lock:
+            key = self._pseudonyms.pseudonym(rotating_id, at)
             self.engine.observe(Sighting(at, key, True, anchor, rssi))
             self._after_observe(at)
 

@@ -171,3 +171,16 @@ def test_fuzzed_advertisements_never_stop_the_source(report, address, details):
     source = BleSource(target)
     source.advertisement(SimpleNamespace(address=address, details=details), SimpleNamespace(**report))
     assert source.advertisements == 1
+
+
+def test_oversized_and_truncated_advertisements_are_counted_not_raised():
+    target = station([])
+    source = BleSource(target)
+    device = SimpleNamespace(address=BEACON_ADDRESS, details={"props": {"AddressType": "public"}})
+    for manufacturer in ({0x004C: IBEACON + b"\x00" * 5000}, {0x004C: IBEACON[:7]}, {0x004C: b""}):
+        report = SimpleNamespace(
+            rssi=-60, manufacturer_data=manufacturer, service_data={}, service_uuids=[], local_name=None, tx_power=None
+        )
+        source.advertisement(device, report)
+    assert source.advertisements == 3 and source.frames["ibeacon"] == 0
+    assert target.counters.heard == 3  # still a phone in view, just not a beacon
