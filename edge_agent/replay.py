@@ -38,6 +38,12 @@ def add_commands(sub: Any) -> None:
         "receipt parser, card-data redaction and profiles; print each receipt's text and sale.",
     )
     parse.add_argument("capture", type=Path, help="the capture file")
+    parse.add_argument(
+        "--kind",
+        choices=["receipt", "scan"],
+        default="receipt",
+        help="receipt: an ESC/POS capture (default); scan: scanner payloads, one a line (\\x1d escapes allowed)",
+    )
     parse.add_argument("--profile", help="use only this profile (default: the first whose patterns match)")
     parse.add_argument(
         "--profiles",
@@ -86,6 +92,10 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _parse(args: argparse.Namespace) -> int:
+    if args.kind == "scan":
+        from edge_agent.till.scan_file import print_scans
+
+        return print_scans(args.capture, as_json=args.json)
     try:
         profiles = load_profiles(args.profiles)
     except ProfileError as exc:
