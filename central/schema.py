@@ -7,9 +7,10 @@ from central.customers import models as customers
 from central.fleet import models as fleet
 from central.identity import models as identity
 from central.ingest import models as ingest
+from central.members import models as members
 from central.sources import models as sources
 
 Base = models.Base
 metadata = Base.metadata
 
-__all__ = ["Base", "customers", "fleet", "identity", "ingest", "metadata", "models", "sources"]
+__all__ = ["Base", "customers", "fleet", "identity", "ingest", "members", "metadata", "models", "sources"]
