@@ -32,6 +32,7 @@ from edge_agent.rotation import resolve_outbox_key
 from edge_agent.sources.serial_pos import SerialPosSource
 from edge_agent.sources.staging import ReadStaging, staging_path
 from edge_agent.sync import SyncJob
+from edge_agent.till.counter import Till
 from edge_agent.transport import HttpTransport, Transport
 from edge_agent.writer import OutboxWriter
 from shared.crypto import RequestSigner, Sealer, derive_key
@@ -133,6 +134,8 @@ class Agent:
         )
         self.downlink = DownlinkStore(config.agent_data_dir, self.credentials.store_id)
         self._downlink_problem: str | None = None
+        self.till = Till(config, self.credentials.store_id, self.writer.put, clock=clock)
+        self.till.refresh(self.downlink)
         self.sync = SyncJob(
             self.outbox,
             self.transport,
@@ -190,6 +193,8 @@ class Agent:
             self._downlink_problem = str(exc)
             return
         self._downlink_problem = None
+        if fetched:
+            self.till.refresh(self.downlink)
         if fetched and self.downlink.settings_overrides() != before:
             self.apply_settings()
 
@@ -230,6 +235,7 @@ class Agent:
         self.writer.start()
         self.pos.recover(self.outbox.committed_offset("pos"))
         self.pos.start()
+        self.till.start()
         now = self._now()
         self.scheduler.add_job(
             self.sync.run,
@@ -281,7 +287,7 @@ class Agent:
                 "writer_backlog": self.writer.backlog(),
                 "writer_error": self.writer.last_error,
             },
-            "sources": {"pos": self.pos.health.as_dict()},
+            "sources": {"pos": self.pos.health.as_dict(), "till": self.till.health()},
             "sync": {
                 "consecutive_failures": self.sync.status.consecutive_failures,
                 "last_error": self.sync.status.last_error,
@@ -299,6 +305,7 @@ class Agent:
         self._stopped.set()
         self.notifier.stopping()
         self.pos.stop()
+        self.till.stop()
         self.scheduler.shutdown(wait=True)
         self.sync.close()
         self.writer.stop()
