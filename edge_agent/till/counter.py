@@ -8,6 +8,7 @@ documents the agent runs (:meth:`Till.refresh` after each fetch).
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -37,6 +38,7 @@ class Till:
     ) -> None:
         self.emit = emit
         self.on_scan = on_scan
+        self._lock = threading.Lock()  # two scanners on one till share the verifier's SQLite connection
         self.verifier = MemberCodeVerifier(config.agent_data_dir, store_id, clock=clock)
         self.handler = ScanHandler(self.verifier, config.till_register, clock=clock)
         self.scanners: dict[str, SerialScanner | EvdevScanner] = {}
@@ -59,7 +61,8 @@ class Till:
 
     def scan(self, payload: str, source: str) -> ScanOutcome:
         """Handle one payload from a scanner: classify, verify, and hand the event to the writer."""
-        outcome = self.handler.handle(payload, source)
+        with self._lock:
+            outcome = self.handler.handle(payload, source)
         if outcome.capture is not None:
             self.emit(outcome.capture)
         if outcome.verdict is not None and not outcome.verdict.accepted:

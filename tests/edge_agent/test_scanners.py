@@ -5,15 +5,18 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import struct
 import subprocess
 import sys
 import time
 import tty
+from typing import ClassVar
 
 import pytest
 
 from edge_agent.config import load_config
 from edge_agent.parsing.keyboard import EV_KEY, KEY_ENTER, KEY_LEFTSHIFT, InputEvent, KeyboardDecoder
+from edge_agent.sources.scanner_evdev import EvdevScanner
 from edge_agent.sources.scanner_serial import split_payloads
 from edge_agent.till.counter import Till
 from tests.conftest import unavailable
@@ -161,3 +164,46 @@ def test_a_missing_wedge_device_is_reported_not_fatal(tmp_path):
         till.stop()
     health = till.health()["wedge"]
     assert health["state"] == "down" and "is the scanner plugged in?" in health["detail"]
+
+
+class FakeInputDevice:
+    """python-evdev's InputDevice at the one call a FIFO cannot answer: EVIOCGRAB (no uinput here)."""
+
+    grabbed: ClassVar[list[str]] = []
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def grab(self) -> None:
+        FakeInputDevice.grabbed.append(self.path)
+
+    def ungrab(self) -> None:
+        FakeInputDevice.grabbed.remove(self.path)
+
+
+def test_a_wedge_scanner_types_a_scan_ended_by_enter_and_is_grabbed_when_asked(tmp_path, monkeypatch):
+    import evdev
+
+    monkeypatch.setattr(evdev, "InputDevice", FakeInputDevice)
+    fifo = tmp_path / "event9"
+    os.mkfifo(fifo)
+    payloads: list[str] = []
+    scanner = EvdevScanner(str(fifo), payloads.append, grab=True, idle_flush=5)
+    scanner.start()
+    writer = os.open(fifo, os.O_WRONLY)  # blocks until the scanner opened its end
+    try:
+        digits = [11 if d == "0" else 1 + int(d) for d in "6901234567892"]  # KEY_1 is 2 ... KEY_0 is 11
+        events = [(EV_KEY, code, value) for code in [*digits, KEY_ENTER] for value in (1, 0)]
+        os.write(
+            writer,
+            b"".join(struct.pack("llHHi", 1, 0, t, c, v) + struct.pack("llHHi", 1, 0, 0, 0, 0) for t, c, v in events),
+        )
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and not payloads:
+            time.sleep(0.02)
+        assert FakeInputDevice.grabbed == [str(fifo)]
+    finally:
+        scanner.stop()
+        os.close(writer)
+    assert payloads == ["6901234567892"]
+    assert FakeInputDevice.grabbed == []
