@@ -111,13 +111,3 @@ def publish_keys(db: Session, secret: bytes, *, now: datetime, actor: str) -> in
     if current == body:
         return None
     return downlink.publish(db, downlink.ALL_STORES, KEYS_DOCUMENT, body, now=now, actor=actor)
-
-
-def key_known(db: Session, member_id: str, key_fingerprint: str) -> bool:
-    """True if central certified this key for this member and has not revoked it."""
-    found = db.scalar(
-        select(_keys.c.id).where(
-            _keys.c.member_id == member_id, _keys.c.fingerprint == key_fingerprint, _keys.c.revoked_at.is_(None)
-        )
-    )
-    return found is not None

@@ -7,8 +7,10 @@ receipts may reach central in either order (or the same batch, after days offlin
 that brings either tries to pair the unpaired ones of its device in that time range.
 
 A code accepted twice (two stores, or two registers, each offline) is flagged ``code_reused`` on
-every use and links nothing: only one of them can be the member, and a person decides which. The
-recent digests are published to every store as the downlink document ``member_codes_used``, so a
+every use, and the uses that arrive after the first link nothing: only one of them can be the
+member, and a person decides which. A scan whose key central never certified for that member, or
+revoked, is flagged ``unknown_key`` and links nothing either (a store PC cannot vouch for a member
+on its own word). The recent digests are published to every store as the downlink document ``member_codes_used``, so a
 store that synced since then refuses the second use outright (see shared.member_code).
 """
 
@@ -27,15 +29,17 @@ from central.customers import purchases
 from central.customers.models import Receipt
 from central.fleet import downlink
 from central.members.codes import USED_DOCUMENT
-from central.members.models import MemberScan
+from central.members.models import MemberKey, MemberScan
 from central.models import table
 from shared.member_code import SKEW_STEPS, STEP_SECONDS
 
 ACCEPTED = "accepted"
 REUSED = "code_reused"
+UNKNOWN_KEY = "unknown_key"
 # How long a used code stays on the stores' list: its validity (±skew steps) with a margin for clocks.
 USED_RETENTION = timedelta(seconds=STEP_SECONDS * (2 * SKEW_STEPS + 2) * 2)
 _scans = table(MemberScan)
+_keys = table(MemberKey)
 _receipts = table(Receipt)
 
 
@@ -78,11 +82,21 @@ def record(
 def _insert(db: Session, device_id: str, scans: Sequence[ScanRow]) -> None:
     digests = sorted({_digest(s.payload) for s in scans})
     earlier = set(db.scalars(select(_scans.c.code_digest).where(_scans.c.code_digest.in_(digests))).all())
+    fingerprints = sorted({str(s.payload.get("key", "")) for s in scans})
+    certified = {
+        (r.fingerprint, r.member_id)
+        for r in db.execute(
+            select(_keys.c.fingerprint, _keys.c.member_id).where(
+                _keys.c.fingerprint.in_(fingerprints), _keys.c.revoked_at.is_(None)
+            )
+        )
+    }
     seen: set[str] = set()
     rows = []
     for s in scans:
         digest = _digest(s.payload)
         reused = digest in earlier or digest in seen
+        known = (str(s.payload.get("key", "")), s.payload["member_id"]) in certified
         seen.add(digest)
         rows.append(
             {
@@ -95,11 +109,11 @@ def _insert(db: Session, device_id: str, scans: Sequence[ScanRow]) -> None:
                 "step": int(s.payload.get("step") or 0),
                 "observed_at": s.observed_at,
                 "customer_id": s.customer_id,
-                "flag": REUSED if reused else None,
+                "flag": REUSED if reused else (None if known else UNKNOWN_KEY),
             }
         )
     db.execute(_scans.insert(), rows)
-    reused_digests = [r["code_digest"] for r in rows if r["flag"]]
+    reused_digests = [r["code_digest"] for r in rows if r["flag"] == REUSED]
     if reused_digests:
         db.execute(update(_scans).where(_scans.c.code_digest.in_(reused_digests)).values(flag=REUSED))
 

@@ -126,6 +126,10 @@ def test_member_scans_verified_offline_link_the_right_sale_and_a_code_used_twice
     assert c.scan(shared_code, T0 + 25) == "accepted"
     assert b.scan(shared_code, T0 + 30) == "accepted"
     b.receipt("B-1", "8.00", T0 + 50)
+    # A rogue store PC reports an "accepted" scan it never verified: central knows no such certified key.
+    rogue = {"code": "digest:" + "f" * 32, "result": "accepted", "member_id": "M-0042", "key": "0" * 16, "step": 1}
+    b.events.append(b.agent.event("scan.member", rogue, observed_at=START + timedelta(seconds=60)))
+    b.receipt("B-2", "70.00", T0 + 70)
 
     with serving(app) as url:
         for store in (c, a, b):
@@ -151,11 +155,12 @@ def test_member_scans_verified_offline_link_the_right_sale_and_a_code_used_twice
             (s.store_id, s.member_id, s.flag or "", s.receipt_id is not None) for s in db.scalars(select(MemberScan))
         )
     assert member is not None
-    assert receipts == {"A-1": member, "C-1": None, "A-2": None, "B-1": None}
+    assert receipts == {"A-1": member, "C-1": None, "A-2": None, "B-1": None, "B-2": None}
     assert scans == [
         ("S001", "M-0042", "", False),  # the later scan: no receipt within the window
         ("S001", "M-0042", "", True),
-        ("S001", "M-0077", "code_reused", False),
+        ("S001", "M-0077", "code_reused", False),  # register C printed no receipt after it
+        ("S002", "M-0042", "unknown_key", False),
         ("S002", "M-0077", "code_reused", False),
     ]
 
