@@ -15,7 +15,8 @@ Payment codes (WeChat Pay: 18 digits from 10-15; Alipay: 16-24 digits from 25-30
 19 digits from 62) are classified first and their digits are dropped, so a payment code never
 reaches a product field, a log or the outbox. A bare 18-digit number from 10-15 is therefore a
 payment code even when its last digit happens to be a valid SSCC check digit: at a Chinese till the
-former is what a customer's phone shows; a pallet label is read with its AIM prefix and AI (00).
+former is what a customer's phone shows; a pallet label is read with its AIM prefix and AI (00). Such a
+scan still reports its SSCC validation (for ``edge-agent parse --kind scan``), but no event is made of it.
 """
 
 from __future__ import annotations
@@ -184,6 +185,12 @@ def classify(payload: str) -> Scan:
         aim, text = text[:3], text[3:]
     for scheme, pattern in _PAYMENT:
         if pattern.match(text):
+            if len(text) == 18 and aim not in GS1_CARRIERS and check_digit(text[:-1]) == int(text[-1]):
+                # Also a valid SSCC without its AI (00): report what GS1 validation makes of it, but the
+                # till treats it as the payment code it most likely is and keeps nothing of it.
+                return Scan(
+                    "payment", aim, _symbology(aim), sscc=text, check_digit=int(text[-1]), payment_scheme=scheme
+                )
             return Scan("payment", aim, _symbology(aim), payment_scheme=scheme)
     if text.startswith(MEMBER_PREFIX) and _CODE_ALPHABET.match(text[len(MEMBER_PREFIX) :]):
         return Scan("member", aim, _symbology(aim), code=text)

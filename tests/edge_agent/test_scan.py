@@ -10,9 +10,9 @@ from edge_agent.cli import main
 from edge_agent.parsing.gs1 import Gs1Error, parse_element_string
 from edge_agent.parsing.scan import check_digit, classify, expand_upc_e, unescape
 
-# The one vector whose expectation the till overrides on purpose: a bare 18-digit number from 10-15
-# is what a WeChat Pay payment code looks like, and a payment code must never be kept. Read with its
-# AI (00), as a logistics scanner sends it, the same digits are the SSCC the vector names.
+# The one vector the till also treats as a payment code: a bare 18-digit number from 10-15 is what a
+# WeChat Pay payment code looks like, and a payment code must never be kept. Its SSCC validation is
+# still reported; read with its AI (00), as a logistics scanner sends it, it is a plain SSCC.
 PAYMENT_SHAPED_SSCC = "157035381410375177"
 
 
@@ -27,7 +27,8 @@ def test_every_gs1_vector_classifies_and_validates_as_expected(samples_dir):
         got = classify(vector["input"]).as_json()
         expected = dict(vector["expected"])
         if vector["input"] == PAYMENT_SHAPED_SSCC:
-            assert got == {"kind": "payment", "payment_scheme": "wechat"}
+            # Validated as the vector expects, classified as the payment code it may be (so never kept).
+            assert got == {"kind": "payment", "payment_scheme": "wechat", **expected}
             as_label = classify("]C100" + PAYMENT_SHAPED_SSCC).as_json()
             assert as_label["sscc"] == expected["sscc"] and as_label["check_digit"] == expected["check_digit"]
             assert check_digit(PAYMENT_SHAPED_SSCC[:-1]) == expected["check_digit"]
