@@ -107,6 +107,20 @@ class CentralConfig:
         "TOML file changing the identifier registry (types, limits, blocked values, staff phones); empty: the"
         " built-in retail defaults.",
     )
+    members_link_window: float = setting(
+        "members.link_window",
+        300.0,
+        "Seconds after a member's code is scanned within which the register's next receipt is attached to that member.",
+        minimum=5.0,
+        maximum=86400,
+    )
+    members_certificate_days: float = setting(
+        "members.certificate_days",
+        365.0,
+        "Days a member app's key stays certified before the app needs a new certificate.",
+        minimum=1.0,
+        maximum=3650,
+    )
     log_level: str = setting(
         "log.level", "info", "Least severe log level written.", choices=("debug", "info", "warning", "error")
     )

@@ -8,9 +8,10 @@ from central.fleet import models as fleet
 from central.identity import models as identity
 from central.ingest import models as ingest
 from central.presence import models as presence
+from central.members import models as members
 from central.sources import models as sources
 
 Base = models.Base
 metadata = Base.metadata
 
-__all__ = ["Base", "customers", "fleet", "identity", "ingest", "metadata", "models", "presence", "sources"]
+__all__ = ["Base", "customers", "fleet", "identity", "ingest", "members", "metadata", "models", "presence", "sources"]

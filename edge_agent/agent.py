@@ -33,6 +33,7 @@ from edge_agent.rotation import resolve_outbox_key
 from edge_agent.sources.serial_pos import SerialPosSource
 from edge_agent.sources.staging import ReadStaging, staging_path
 from edge_agent.sync import SyncJob
+from edge_agent.till.counter import Till
 from edge_agent.transport import HttpTransport, Transport
 from edge_agent.writer import OutboxWriter
 from shared.crypto import RequestSigner, Sealer, derive_key
@@ -136,6 +137,8 @@ class Agent:
         )
         self.downlink = DownlinkStore(config.agent_data_dir, self.credentials.store_id)
         self._downlink_problem: str | None = None
+        self.till = Till(config, self.credentials.store_id, self.writer.put, clock=clock)
+        self.till.refresh(self.downlink)
         self.sync = SyncJob(
             self.outbox,
             self.transport,
@@ -196,6 +199,8 @@ class Agent:
             self._downlink_problem = str(exc)
             return
         self._downlink_problem = None
+        if fetched:
+            self.till.refresh(self.downlink)
         if fetched and self.downlink.settings_overrides() != before:
             self.apply_settings()
 
@@ -236,6 +241,7 @@ class Agent:
         self.writer.start()
         self.pos.recover(self.outbox.committed_offset("pos"))
         self.pos.start()
+        self.till.start()
         now = self._now()
         self.scheduler.add_job(
             self.sync.run,
@@ -297,7 +303,7 @@ class Agent:
                 "writer_backlog": self.writer.backlog(),
                 "writer_error": self.writer.last_error,
             },
-            "sources": {"pos": self.pos.health.as_dict(), **self.presence.health()},
+            "sources": {"pos": self.pos.health.as_dict(), "till": self.till.health(), **self.presence.health()},
             "sync": {
                 "consecutive_failures": self.sync.status.consecutive_failures,
                 "last_error": self.sync.status.last_error,
@@ -315,6 +321,7 @@ class Agent:
         self._stopped.set()
         self.notifier.stopping()
         self.pos.stop()
+        self.till.stop()
         self.scheduler.shutdown(wait=True)
         self.presence.stop()
         self.sync.close()

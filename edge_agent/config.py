@@ -66,6 +66,43 @@ class AgentConfig:
         minimum=0.1,
         maximum=3600,
     )
+    till_register: str = setting(
+        "till.register",
+        "1",
+        "This till's register id as the store numbers them (款台/机号); sent with every scan.",
+    )
+    scanner_port: str = setting(
+        "scanner.port",
+        "",
+        "pyserial URL of a serial or USB-CDC barcode scanner (`/dev/ttyACM0`); empty: none.",
+    )
+    scanner_baudrate: int = setting(
+        "scanner.baudrate", 9600, "Serial speed of the scanner in baud.", minimum=50, maximum=4_000_000
+    )
+    scanner_evdev_device: str = setting(
+        "scanner.evdev_device",
+        "",
+        "Input device of a keyboard-wedge scanner (`/dev/input/by-id/usb-...-event-kbd`); empty: none.",
+    )
+    scanner_keyboard_layout: str = setting(
+        "scanner.keyboard_layout",
+        "us",
+        "Keyboard layout the wedge scanner types in (set on the scanner itself).",
+        choices=("us", "de", "fr"),
+    )
+    scanner_grab: bool = setting(
+        "scanner.grab",
+        False,
+        "Take the wedge scanner's input device exclusively, so scans do not also type into the focused window.",
+    )
+    scanner_idle_flush: float = setting(
+        "scanner.idle_flush",
+        0.3,
+        "Seconds of silence after which a wedge scanner's keys so far count as one scan (for scanners set to "
+        "send no Enter).",
+        minimum=0.05,
+        maximum=10,
+    )
     capture_fsync: bool = setting(
         "capture.fsync",
         True,

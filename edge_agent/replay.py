@@ -41,10 +41,11 @@ def add_commands(sub: Any) -> None:
     parse.add_argument("capture", type=Path, help="the capture file")
     parse.add_argument(
         "--kind",
-        choices=["receipt", *presence_dump.KINDS],
+        choices=["receipt", "scan", *presence_dump.KINDS],
         default="receipt",
-        help="receipt: ESC/POS printer bytes (default); wifi: a pcap/pcapng file of 802.11 frames; "
-        "ble: one hex advertisement or one bleak-style JSON record a line",
+        help="receipt: ESC/POS printer bytes (default); scan: scanner payloads, one a line (\\x1d escapes "
+        "allowed); wifi: a pcap/pcapng file of 802.11 frames; ble: one hex advertisement or one bleak-style "
+        "JSON record a line",
     )
     parse.add_argument(
         "--show-addresses",
@@ -101,6 +102,10 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _parse(args: argparse.Namespace) -> int:
+    if args.kind == "scan":
+        from edge_agent.till.scan_file import print_scans
+
+        return print_scans(args.capture, as_json=args.json)
     try:
         profiles = load_profiles(args.profiles)
     except ProfileError as exc:

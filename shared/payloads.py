@@ -311,7 +311,16 @@ _SEQ = Nullable(Integer())
 SCHEMAS: Mapping[str, Obj] = {
     "pos.receipt": Obj(receipt_no=Text(64, min_len=1), **_SALE, required=("receipt_no", "total")),
     "pos.sale": Obj(sale_no=Text(64), receipt_no=Text(64), **_SALE, required=("total",)),
-    "scan.member": Obj(**_SCAN, required=("code",)),
+    # A member scan keeps the code's digest ("digest:<hex>"), never the code (shared.member_code).
+    "scan.member": Obj(
+        **_SCAN,
+        member_id=Text(64),
+        step=Integer(),
+        key=Text(32),
+        result=Text(32),
+        detail=Text(256),
+        required=("code",),
+    ),
     "scan.coupon": Obj(**_SCAN, coupon_id=Text(64), required=("code",)),
     "scan.product": Obj(**_SCAN, sku=Text(64), qty=Scalar(), required=("code",)),
     "presence.visit": Obj(

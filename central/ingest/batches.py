@@ -32,6 +32,7 @@ from central.fleet.models import Device
 from central.identity.registry import Registry
 from central.identity.resolve import IdentityFact, resolve
 from central.ingest.models import Event
+from central.members import linking
 from central.models import table
 from central.presence import ingest as presence
 from shared import wire
@@ -169,16 +170,32 @@ def _store_once(db: Session, device: AuthenticatedDevice, batch: wire.DecodedBat
     if seen:
         rows_of = [(pks[r.event.event_id], r.event.kind, r.event.store_id, r.event.payload) for r in seen]
         presence.store_presence(conn, device.device_id, rows_of)
-    others = [r for r in fresh if r.event.kind != "pos.receipt" and r.event.identifiers]
+    others = [r for r in fresh if r.event.kind != "pos.receipt" and (r.event.identifiers or _member_scan(r))]
+    customers: list[int | None] = []
     if others:
         # Any other event may name who it is about (a member scan, a signup at the till).
-        resolve(db, [_fact(device, r, pks) for r in others], now, registry=_registry())
+        customers = resolve(db, [_fact(device, r, pks) for r in others], now, registry=_registry()).customer_ids
+    scans = [
+        linking.ScanRow(pks[r.event.event_id], r.event.store_id, r.observed_at, r.event.payload, customer_id)
+        for r, customer_id in zip(others, customers, strict=True)
+        if _member_scan(r)
+    ]
+    if scans or receipts:
+        linking.record(db, device.device_id, scans, [r.observed_at for r in receipts], now=now, window=_link_window())
     _touch_device(db, device, rows, fresh, now)
     return wire.Reply(
         accepted=tuple(r.event.event_id for r in fresh),
         duplicate=tuple(r.event.event_id for r in rows if r.event.event_id not in pks),
         rejected=(*batch.rejected, *rejected),
     )
+
+
+def _member_scan(row: _Row) -> bool:
+    return linking.is_accepted_scan(row.event.kind, row.event.payload)
+
+
+def _link_window() -> float:
+    return float(current_app.config["CENTRAL"].members_link_window) if has_app_context() else 300.0
 
 
 def member_identifiers(payload: dict[str, Any]) -> tuple[tuple[str, str], ...]:
@@ -198,6 +215,9 @@ def _fact(device: AuthenticatedDevice, row: _Row, pks: dict[str, int]) -> Identi
     """What identity resolution needs from one fresh event: a receipt's member, plus its envelope."""
     event = row.event
     named = member_identifiers(event.payload) if event.kind == "pos.receipt" else ()
+    if _member_scan(row):
+        # The store verified the member's code offline; the member id is what it proved.
+        named = (("member_id", event.payload["member_id"]),)
     return IdentityFact(
         event_pk=pks[event.event_id],
         source=device.device_id,

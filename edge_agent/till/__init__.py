@@ -1,0 +1,1 @@
+"""The till: scans at the counter, member codes verified offline."""
