@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from edge_agent import __version__, replay
+from edge_agent import __version__, reparse, replay
 from edge_agent.config import CONFIG_ENV, DEFAULT_CONFIG_PATH, AgentConfig, config_path, load_config
 from edge_agent.credentials import Credentials, CredentialsError
 from shared.crypto import KeyFileError
@@ -54,6 +54,7 @@ def _parser() -> argparse.ArgumentParser:
     quarantine.add_argument("--limit", type=int, default=20)
     quarantine.add_argument("--show-raw", action="store_true", help="print the raw bytes (may hold personal data)")
     command("rotate-key", "Re-seal the outbox and the capture journal under a new key (stop the agent first).")
+    reparse.add_command(sub, CONFIG_HELP)
 
     sim = sub.add_parser("simulate-pos", help="Act as a POS printing receipts into a pseudo-terminal.")
     sim.add_argument("--link", required=True, help="path of the symlink to create to the pty's device")
@@ -97,6 +98,7 @@ def main(argv: list[str] | None = None) -> int:
         "quarantine": _quarantine,
         "rotate-key": _rotate_key,
         "rotate-device-key": _rotate_device_key,
+        "reparse": lambda config, path, args: reparse.run(config, args),
     }[args.command]
     try:
         return handler(config, path, args)
@@ -109,6 +111,7 @@ def _run(config: AgentConfig, path: Path | None, args: argparse.Namespace) -> in
     from edge_agent.agent import Agent, AlreadyRunning
     from edge_agent.central_settings import effective_config
     from edge_agent.downlink import DownlinkStore
+    from edge_agent.parsing.receipt_profile import ProfileError
     from edge_agent.tls import TlsSettingError
     from edge_agent.transport import CentralUrlError
 
@@ -128,6 +131,9 @@ def _run(config: AgentConfig, path: Path | None, args: argparse.Namespace) -> in
         return 1
     except (CentralUrlError, TlsSettingError) as exc:
         print(f"{PROG}: {exc}", file=sys.stderr)
+        return 2
+    except ProfileError as exc:
+        print(f"{PROG}: receipt profile error: {exc}", file=sys.stderr)
         return 2
     agent.run_forever()
     return 0

@@ -22,7 +22,7 @@ from tools.receipts import GeneratedReceipt, receipt, stream
 BIN = Path(sys.executable).parent / "edge-agent"
 KEY = b"k" * 32
 PROFILES = builtin_profiles()
-HASH = re.compile(r" #[0-9a-f]{16}\]")
+HASH = re.compile(r" #[a-p]{16}\]")
 # Digit runs as cards are written: solid, or in groups split by one space or dash.
 CARD_LIKE = re.compile(r"(?<![0-9])[0-9](?:[ -]?[0-9]){12,18}(?![0-9])")
 
@@ -51,7 +51,7 @@ def read_in_chunks(data: bytes, rng: random.Random, reader: ReceiptReader) -> li
 
 def full_card_numbers(text: str) -> list[str]:
     found = []
-    # A redaction token's keyed hash is hex: its digits are not a card number that was printed.
+    # A redaction token holds no digits but the last four; blanking its hash keeps them apart.
     for match in CARD_LIKE.finditer(HASH.sub("]", text)):
         digits = re.sub(r"[ -]", "", match.group(0))
         if 13 <= len(digits) <= 19 and luhn_valid(digits):
