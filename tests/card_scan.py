@@ -13,7 +13,8 @@ from pathlib import Path
 
 from edge_agent.privacy import luhn_valid
 
-CARD_LIKE = re.compile(r"(?<![0-9])[0-9](?:[ -]?[0-9]){12,18}(?![0-9])")
+# A "+" before the digits makes them an E.164 phone number (+8613812345678), never a card.
+CARD_LIKE = re.compile(r"(?<![0-9+])[0-9](?:[ -]?[0-9]){12,18}(?![0-9])")
 # Event ids (UUIDs) are kept in clear; a group of one can be all digits without being a card.
 UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 RUN = re.compile(r"[0-9]{13,}")
@@ -30,10 +31,11 @@ def card_numbers(text: str) -> list[str]:
     return found
 
 
-def leaks(text: str, secrets: Iterable[str] = ()) -> list[str]:
-    """Card numbers, track data, CVV codes and any of ``secrets`` (digits only) found in ``text``."""
+def leaks(text: str, secrets: Iterable[str] = (), *, any_card: bool = True) -> list[str]:
+    """Track data, CVV codes, any of ``secrets`` (digits only) and, with ``any_card``, every
+    Luhn-valid card-like number found in ``text``."""
     text = UUID.sub("-", text)
-    found = card_numbers(text) + TRACK_OR_CVV.findall(text)
+    found = (card_numbers(text) if any_card else []) + TRACK_OR_CVV.findall(text)
     wanted = secrets if isinstance(secrets, set) else set(secrets)
     if wanted:
         for run in RUN.findall(re.sub(r"[ -]", "", text)):
@@ -46,8 +48,14 @@ def leaks(text: str, secrets: Iterable[str] = ()) -> list[str]:
     return found
 
 
-def scan_files(paths: Iterable[Path], secrets: Iterable[str] = ()) -> dict[str, list[str]]:
-    """{file: what leaked} over every file under ``paths`` (bytes read as Latin-1, UTF-8 and GB18030)."""
+def scan_files(paths: Iterable[Path], secrets: Iterable[str] = (), *, any_card: bool = True) -> dict[str, list[str]]:
+    """{file: what leaked} over every file under ``paths`` (bytes read as Latin-1, UTF-8 and GB18030).
+
+    A database file stores the fields of a row side by side, so a timestamp, a store id and a
+    receipt number can run together into a digit string that passes the Luhn check by chance:
+    scan those with ``any_card=False`` (the seeded numbers, track data and CVVs only) and scan
+    their rows value by value instead.
+    """
     secrets = set(secrets)
     out: dict[str, list[str]] = {}
     for root in paths:
@@ -56,7 +64,7 @@ def scan_files(paths: Iterable[Path], secrets: Iterable[str] = ()) -> dict[str, 
             data = file.read_bytes()
             found: list[str] = []
             for codec in ("latin-1", "utf-8", "gb18030"):
-                found += leaks(data.decode(codec, "replace"), secrets)
+                found += leaks(data.decode(codec, "replace"), secrets, any_card=any_card)
             if found:
                 out[str(file)] = sorted(set(found))
     return out
