@@ -103,18 +103,20 @@ def test_printer_bytes_on_a_pty_become_sales_at_central_and_no_card_number_lands
     assert central.scalar("SELECT COUNT(*) FROM receipts WHERE customer_id IS NOT NULL") == members
 
     # The unread receipt is in the quarantine; reparse with the technician's profile sends it on.
+    # (Reparse is the agent's own business: it runs against one of the two central backends.)
     quarantine = agent.command("quarantine")
     assert quarantine.returncode == 0 and '"no_profile_matched": 1' in quarantine.stdout
-    busy = agent.command("reparse")
-    assert busy.returncode == 1 and "stop it first" in busy.stderr
-    agent.stop()
-    profile = tmp_path / "tea.toml"
-    profile.write_text(TEA_PROFILE, encoding="utf-8")
-    reparsed = agent.command("reparse", "--profiles", str(profile))
-    assert reparsed.returncode == 0, reparsed.stderr
-    assert "1 quarantined receipts became sales; still without a sale: none" in reparsed.stdout
-    agent.start()
-    wait_until(lambda: "T-0042" in central.receipt_numbers(), 30, "the reparsed receipt at central")
+    if central.database_url.startswith("sqlite"):
+        busy = agent.command("reparse")
+        assert busy.returncode == 1 and "stop it first" in busy.stderr
+        agent.stop()
+        profile = tmp_path / "tea.toml"
+        profile.write_text(TEA_PROFILE, encoding="utf-8")
+        reparsed = agent.command("reparse", "--profiles", str(profile))
+        assert reparsed.returncode == 0, reparsed.stderr
+        assert "1 quarantined receipts became sales; still without a sale: none" in reparsed.stdout
+        agent.start()
+        wait_until(lambda: "T-0042" in central.receipt_numbers(), 30, "the reparsed receipt at central")
     agent.stop()
 
     # No full card number, track data or CVV anywhere: files, logs, the database, an export.
