@@ -118,6 +118,10 @@ def _run(config: AgentConfig, path: Path | None, args: argparse.Namespace) -> in
     def with_central(overrides: Mapping[str, Any]) -> Effective:
         return effective_config(path, overrides)
 
+    problem = _profiles_problem(config)
+    if problem:
+        print(problem, file=sys.stderr)
+        return 2
     with contextlib.suppress(CredentialsError):  # not enrolled: Agent() says so below
         store = DownlinkStore(config.agent_data_dir, Credentials.load(config.credentials_path).store_id)
         effective = with_central(store.settings_overrides())
@@ -146,7 +150,25 @@ def _no_file_hint(path: Path | None, exc: ConfigError) -> str:
     return f" (no settings file was read: no --config, ${CONFIG_ENV} unset, {DEFAULT_CONFIG_PATH} does not exist)"
 
 
+def _profiles_problem(config: AgentConfig) -> str | None:
+    """In ``escpos`` mode, why the receipt profiles cannot be used, if they cannot."""
+    if config.pos_mode != "escpos":
+        return None
+    from edge_agent.parsing.receipt_profile import ProfileError
+    from edge_agent.receipt_reader import configured_profiles
+
+    try:
+        configured_profiles(config.pos_profiles_dir, config.pos_profile)
+    except ProfileError as exc:
+        return f"{PROG}: receipt profile error: {exc}"
+    return None
+
+
 def _check_config(config: AgentConfig, path: Path | None, args: argparse.Namespace) -> int:
+    problem = _profiles_problem(config)
+    if problem:
+        print(problem, file=sys.stderr)
+        return 2
     if path is None:
         print(
             f"config ok: no settings file (no --config, ${CONFIG_ENV} unset, {DEFAULT_CONFIG_PATH} does not exist);"

@@ -11,6 +11,7 @@ quarantine row opened with the key, are scanned. The default run feeds ``--card-
 from __future__ import annotations
 
 import logging
+import os
 import random
 import re
 
@@ -36,7 +37,13 @@ def test_no_full_card_number_track_data_or_cvv_lands_anywhere(tmp_path, sealer, 
     data_dir.mkdir()
     caplog.set_level(logging.DEBUG)
     outbox = Outbox(data_dir / "outbox.db", sealer, "S001")
-    journal = CaptureJournal(data_dir / "journal" / "pos.journal", sealer, "pos", fsync=False)
+    journaled = bytearray()  # every byte ever written to the journal file (it is truncated as commits go)
+
+    def write(fd: int, data: memoryview) -> int:
+        journaled.extend(data)
+        return os.write(fd, data)
+
+    journal = CaptureJournal(data_dir / "journal" / "pos.journal", sealer, "pos", fsync=False, write=write)
     writer = OutboxWriter(outbox, commit_interval=0.05, on_commit=lambda o: setattr(journal, "committed", o["pos"]))
     redactor = PanRedactor(b"p" * 32)
     profiles = builtin_profiles()
@@ -75,6 +82,8 @@ def test_no_full_card_number_track_data_or_cvv_lands_anywhere(tmp_path, sealer, 
     # Every file the agent wrote: the outbox and its WAL, the journal, the staging file if any.
     assert scan_files([data_dir, run_dir], secrets) == {}
     assert leaks(caplog.text, secrets) == []
+    assert len(journaled) > 1000 * count  # the printer bytes went through the journal, sealed:
+    assert leaks(bytes(journaled).decode("latin-1"), secrets) == []
     # What the files hold, opened with the key: every event and every quarantined input.
     opened = Outbox(data_dir / "outbox.db", sealer, "S001")
     rows = opened.pending(count + 10)

@@ -12,6 +12,8 @@ import re
 
 import orjson
 
+from edge_agent.config import load_config
+from edge_agent.doctor import run_checks
 from edge_agent.journal import CaptureJournal
 from edge_agent.outbox import Capture, Quarantined
 from edge_agent.privacy import PanRedactor
@@ -19,6 +21,7 @@ from edge_agent.receipt_reader import builtin_profiles, load_profiles
 from edge_agent.reparse import reparse
 from edge_agent.sources.pos_streams import EscposStream
 from edge_agent.sources.serial_pos import SerialPosSource
+from tests.edge_agent.test_cli import run
 from tests.edge_agent.test_receipt_generated import expected
 from tests.edge_agent.test_serial_source import Collected, pty_pair  # noqa: F401 - a fixture
 from tools.receipts import GeneratedReceipt, receipt
@@ -146,3 +149,24 @@ def test_arithmetic_that_does_not_add_up_is_kept_with_a_warning_never_fixed(tmp_
     payload = record.payload()
     assert payload["total"] == wrong.decode()  # as printed
     assert "items_total_mismatch" in payload["warnings"]
+
+
+def test_an_unusable_profile_setting_stops_check_config_and_run_and_fails_the_doctor(tmp_path):
+    config = tmp_path / "agent.toml"
+    config.write_text(
+        f'[agent]\ndata_dir = "{tmp_path / "data"}"\n[pos]\nport = "loop://"\nmode = "escpos"\nprofile = "my-till"\n'
+    )
+    for command in ("check-config", "run"):
+        result = run(command, "--config", str(config))
+        assert result.returncode == 2, result.stderr
+        assert "pos.profile names 'my-till', which is not a profile (known: cn-convenience" in result.stderr
+    (tmp_path / "data").mkdir(mode=0o700)
+    checks = run_checks(load_config(config))
+    assert any(not ok and line.startswith("receipt profiles: ") for ok, line in checks)
+    config.write_text(config.read_text().replace('"my-till"', '"cn-supermarket"'))
+    checks = run_checks(load_config(config))
+    assert (
+        True,
+        "receipt profiles: cn-convenience, cn-supermarket, escpos-php-example; reading receipts with only "
+        "cn-supermarket",
+    ) in checks
