@@ -74,7 +74,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption(
         "--card-receipts",
         type=int,
-        default=1000,
+        default=500,
         help="generated receipts with card numbers, track data and CVVs fed through the agent's ESC/POS capture "
         "path (tests/edge_agent/test_card_data_never_lands.py); 10000 for the acceptance run",
     )

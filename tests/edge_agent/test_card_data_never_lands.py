@@ -5,7 +5,7 @@ a CVV; some put another card number into their QR code. They go through the agen
 as the POS source runs it (staging, sealed journal, the ESC/POS stream, redaction, the writer, the
 outbox), in reads of random sizes. Then every file the agent wrote, the log, and every event and
 quarantine row opened with the key, are scanned. The default run feeds ``--card-receipts``
-(1,000) receipts; the acceptance run is ``pytest --card-receipts 10000`` (about two minutes).
+(500) receipts; the acceptance run is ``pytest --card-receipts 10000`` (about two minutes).
 """
 
 from __future__ import annotations
