@@ -170,3 +170,33 @@ def test_an_unusable_profile_setting_stops_check_config_and_run_and_fails_the_do
         "receipt profiles: cn-convenience, cn-supermarket, escpos-php-example; reading receipts with only "
         "cn-supermarket",
     ) in checks
+
+
+def test_after_a_crash_the_journal_replays_the_receipt_in_progress_none_lost_none_twice(tmp_path, sealer):
+    first, second = (receipt(random.Random(n), cut=True, reset=True) for n in (21, 22))
+    got = Collected()
+    before = escpos_source(tmp_path, sealer, "loop://", got)
+    half = len(second.data) // 2
+    before.feed(first.data + second.data[:half])
+    [done] = got.records
+    assert done.offset == len(first.data)
+    before.journal.close()  # the process dies here; the outbox had committed the first receipt
+
+    again = Collected()
+    after = escpos_source(tmp_path, sealer, "loop://", again)
+    after.recover(committed=done.offset)
+    assert again.records == []  # half a receipt: nothing yet
+    after.feed(second.data[half:])
+    [record] = again.records
+    want, codes = expected_payload(second, PanRedactor(KEY))
+    assert sale_fields(record.payload()) == want and record.payload()["codes"] == codes
+    assert record.offset == len(first.data) + len(second.data)
+    after.journal.close()
+
+    # Had the first receipt not been committed either, it is rebuilt from the journal too.
+    once_more = Collected()
+    escpos_source(tmp_path, sealer, "loop://", once_more).recover(committed=0)
+    assert [r.payload()["receipt_no"] for r in once_more.records] == [
+        done.payload()["receipt_no"],
+        record.payload()["receipt_no"],
+    ]
