@@ -7,8 +7,8 @@ from central.customers import models as customers
 from central.fleet import models as fleet
 from central.identity import models as identity
 from central.ingest import models as ingest
-from central.presence import models as presence
 from central.members import models as members
+from central.presence import models as presence
 from central.sources import models as sources
 
 Base = models.Base

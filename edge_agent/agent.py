@@ -29,7 +29,9 @@ from edge_agent.outbox import Capture, Outbox
 from edge_agent.outbox_policy import OutboxHousekeeper, policy_from_config
 from edge_agent.presence.radios import PresenceRadios
 from edge_agent.privacy import PanRedactor
+from edge_agent.receipt_reader import configured_profiles
 from edge_agent.rotation import resolve_outbox_key
+from edge_agent.sources.pos_streams import EscposStream, LineStream, PosStream, StreamFactory
 from edge_agent.sources.serial_pos import SerialPosSource
 from edge_agent.sources.staging import ReadStaging, staging_path
 from edge_agent.sync import SyncJob
@@ -72,6 +74,30 @@ def lock_data_dir(config: AgentConfig) -> int:
     return fd
 
 
+def pos_stream(config: AgentConfig, redactor: PanRedactor, clock: Callable[[], float]) -> StreamFactory:
+    """How the POS port's bytes become records under ``pos.mode``; ProfileError if a profile is unusable."""
+    if config.pos_mode == "escpos":
+        profiles = configured_profiles(config.pos_profiles_dir, config.pos_profile)
+        only = config.pos_profile or None
+        kanji: Any = config.pos_kanji
+
+        def escpos(offset: int) -> PosStream:
+            return EscposStream(offset, profiles=profiles, redactor=redactor, only=only, kanji=kanji, clock=clock)
+
+        return escpos
+
+    def lines(offset: int) -> PosStream:
+        return LineStream(
+            offset,
+            redactor=redactor,
+            encoding=config.pos_encoding,
+            max_line_bytes=config.pos_max_line_bytes,
+            clock=clock,
+        )
+
+    return lines
+
+
 class Agent:
     """One running agent: a POS source, the outbox writer, the sync and heartbeat jobs."""
 
@@ -107,13 +133,16 @@ class Agent:
             housekeeping=self.housekeeper.run,
         )
         self.journal = CaptureJournal(config.journal_dir / "pos.journal", sealer, "pos", fsync=config.capture_fsync)
+        # Kept in the outbox so card hashes stay comparable across key rotations.
+        redactor = PanRedactor(self.outbox.secret("pan-hash", derive_key(key, "pan-hash")))
         self.pos = SerialPosSource(
             url=config.pos_port,
             baudrate=config.pos_baudrate,
             journal=self.journal,
             emit=self.writer.put,
-            # Kept in the outbox so card hashes stay comparable across key rotations.
-            redactor=PanRedactor(self.outbox.secret("pan-hash", derive_key(key, "pan-hash"))),
+            redactor=redactor,
+            stream=pos_stream(config, redactor, clock),
+            idle_gap=config.pos_idle_gap,
             encoding=config.pos_encoding,
             max_line_bytes=config.pos_max_line_bytes,
             reconnect_max_delay=config.pos_reconnect_max_delay,

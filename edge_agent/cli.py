@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from edge_agent import __version__, replay
+from edge_agent import __version__, reparse, replay
 from edge_agent.config import CONFIG_ENV, DEFAULT_CONFIG_PATH, AgentConfig, config_path, load_config
 from edge_agent.credentials import Credentials, CredentialsError
 from shared.crypto import KeyFileError
@@ -54,6 +54,7 @@ def _parser() -> argparse.ArgumentParser:
     quarantine.add_argument("--limit", type=int, default=20)
     quarantine.add_argument("--show-raw", action="store_true", help="print the raw bytes (may hold personal data)")
     command("rotate-key", "Re-seal the outbox and the capture journal under a new key (stop the agent first).")
+    reparse.add_command(sub, CONFIG_HELP)
 
     sim = sub.add_parser("simulate-pos", help="Act as a POS printing receipts into a pseudo-terminal.")
     sim.add_argument("--link", required=True, help="path of the symlink to create to the pty's device")
@@ -97,6 +98,7 @@ def main(argv: list[str] | None = None) -> int:
         "quarantine": _quarantine,
         "rotate-key": _rotate_key,
         "rotate-device-key": _rotate_device_key,
+        "reparse": lambda config, path, args: reparse.run(config, args),
     }[args.command]
     try:
         return handler(config, path, args)
@@ -109,6 +111,7 @@ def _run(config: AgentConfig, path: Path | None, args: argparse.Namespace) -> in
     from edge_agent.agent import Agent, AlreadyRunning
     from edge_agent.central_settings import effective_config
     from edge_agent.downlink import DownlinkStore
+    from edge_agent.parsing.receipt_profile import ProfileError
     from edge_agent.presence.radios import PresenceSettingError
     from edge_agent.tls import TlsSettingError
     from edge_agent.transport import CentralUrlError
@@ -116,6 +119,10 @@ def _run(config: AgentConfig, path: Path | None, args: argparse.Namespace) -> in
     def with_central(overrides: Mapping[str, Any]) -> Effective:
         return effective_config(path, overrides)
 
+    problem = _profiles_problem(config)
+    if problem:
+        print(problem, file=sys.stderr)
+        return 2
     with contextlib.suppress(CredentialsError):  # not enrolled: Agent() says so below
         store = DownlinkStore(config.agent_data_dir, Credentials.load(config.credentials_path).store_id)
         effective = with_central(store.settings_overrides())
@@ -130,6 +137,9 @@ def _run(config: AgentConfig, path: Path | None, args: argparse.Namespace) -> in
     except (CentralUrlError, TlsSettingError, PresenceSettingError) as exc:
         print(f"{PROG}: {exc}", file=sys.stderr)
         return 2
+    except ProfileError as exc:
+        print(f"{PROG}: receipt profile error: {exc}", file=sys.stderr)
+        return 2
     agent.run_forever()
     return 0
 
@@ -141,7 +151,25 @@ def _no_file_hint(path: Path | None, exc: ConfigError) -> str:
     return f" (no settings file was read: no --config, ${CONFIG_ENV} unset, {DEFAULT_CONFIG_PATH} does not exist)"
 
 
+def _profiles_problem(config: AgentConfig) -> str | None:
+    """In ``escpos`` mode, why the receipt profiles cannot be used, if they cannot."""
+    if config.pos_mode != "escpos":
+        return None
+    from edge_agent.parsing.receipt_profile import ProfileError
+    from edge_agent.receipt_reader import configured_profiles
+
+    try:
+        configured_profiles(config.pos_profiles_dir, config.pos_profile)
+    except ProfileError as exc:
+        return f"{PROG}: receipt profile error: {exc}"
+    return None
+
+
 def _check_config(config: AgentConfig, path: Path | None, args: argparse.Namespace) -> int:
+    problem = _profiles_problem(config)
+    if problem:
+        print(problem, file=sys.stderr)
+        return 2
     if path is None:
         print(
             f"config ok: no settings file (no --config, ${CONFIG_ENV} unset, {DEFAULT_CONFIG_PATH} does not exist);"

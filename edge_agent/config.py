@@ -44,8 +44,36 @@ class AgentConfig:
     pos_mode: str = setting(
         "pos.mode",
         "line",
-        "How the POS stream is read: `line` is one JSON or key=value record per line.",
-        choices=("line",),
+        "How the POS stream is read: `line` is one JSON or key=value record per line; `escpos` is the byte "
+        "stream a POS sends its receipt printer, split into receipts and read by the receipt profiles.",
+        choices=("line", "escpos"),
+    )
+    pos_profile: str = setting(
+        "pos.profile",
+        "",
+        "In `escpos` mode, the receipt profile to read receipts with (a built-in name such as `cn-supermarket`, "
+        "or one from pos.profiles_dir); empty tries every profile, highest priority first.",
+    )
+    pos_profiles_dir: str = setting(
+        "pos.profiles_dir",
+        "",
+        "A TOML receipt profile, or a folder of them, added to the built-in ones (one of the same name "
+        "replaces the built-in); check it with `edge-agent parse CAPTURE --profiles PATH` first.",
+    )
+    pos_idle_gap: float = setting(
+        "pos.idle_gap",
+        2.0,
+        "In `escpos` mode, seconds without a byte from the port that end the receipt in progress "
+        "(for tills that print neither a cut nor a reset).",
+        minimum=0.1,
+        maximum=3600,
+    )
+    pos_kanji: str = setting(
+        "pos.kanji",
+        "auto",
+        "In `escpos` mode, the printer's Chinese double-byte mode after a reset: `on` (Chinese models), "
+        "`off` (Epson), `auto` (decided from each receipt's own commands).",
+        choices=("auto", "on", "off"),
     )
     pos_encoding: str = setting(
         "pos.encoding",

@@ -13,7 +13,9 @@ from edge_agent.credentials import Credentials, CredentialsError, load_outbox_ke
 from edge_agent.diskspace import inspect_disk
 from edge_agent.journal import inspect_journal
 from edge_agent.outbox import Outbox
+from edge_agent.parsing.receipt_profile import ProfileError
 from edge_agent.presence.radios import doctor_checks as presence_checks
+from edge_agent.receipt_reader import configured_profiles
 from edge_agent.status import StatusError, agent_running, duration, is_current, read_status, skew_words
 from edge_agent.tls import TlsSettingError
 from edge_agent.transport import CentralUrlError, HttpTransport, TransportError
@@ -132,10 +134,23 @@ def run_checks(config: AgentConfig, *, path: Path | None = None) -> list[Check]:
         checks.append((False, f"POS port {port} does not exist (cable unplugged? wrong path?)"))
 
     checks.extend(presence_checks(config))
+    if config.pos_mode == "escpos":
+        checks.append(profiles_check(config))
     checks.extend(status_checks(config))
     if creds is not None:
         checks.extend(central_checks(config, config.sync_central_url or creds.central_url))
     return checks
+
+
+def profiles_check(config: AgentConfig) -> Check:
+    """In ``escpos`` mode: do the receipt profiles load, and is ``pos.profile`` one of them?"""
+    try:
+        profiles = configured_profiles(config.pos_profiles_dir, config.pos_profile)
+    except ProfileError as exc:
+        return False, f"receipt profiles: {exc} (check with `edge-agent parse CAPTURE --profiles PATH`)"
+    names = ", ".join(p.name for p in profiles)
+    used = f"only {config.pos_profile}" if config.pos_profile else "the first that recognises each receipt"
+    return True, f"receipt profiles: {names}; reading receipts with {used}"
 
 
 def status_checks(config: AgentConfig, now: float | None = None) -> list[Check]:

@@ -190,13 +190,19 @@ class Outbox:
     # --- writer side -------------------------------------------------------------------------
 
     def append(
-        self, records: Sequence[Record], *, discard: Sequence[int] = (), count: dict[str, int] | None = None
+        self,
+        records: Sequence[Record],
+        *,
+        discard: Sequence[int] = (),
+        count: dict[str, int] | None = None,
+        release: Sequence[int] = (),
     ) -> dict[str, int]:
         """Write ``records`` in one transaction; return the stream offsets it committed per source.
 
         Only the writer thread calls this. The sequence counter and the journal offsets move in the
         same transaction as the rows, so a crash leaves them consistent. ``discard`` deletes rows and
-        ``count`` adds to counters in the same transaction (shedding, with the gap event reporting it).
+        ``count`` adds to counters in the same transaction (shedding, with the gap event reporting it);
+        ``release`` deletes quarantine rows whose input the records now stand for (``edge-agent reparse``).
         """
         conn = self._conn()
         captures = [r for r in records if isinstance(r, Capture)]
@@ -234,6 +240,8 @@ class Outbox:
                 conn.executemany("DELETE FROM events WHERE seq = ?", [(n,) for n in discard])
             if count:
                 add_counts(conn, count)
+            if release:
+                conn.executemany("DELETE FROM quarantine WHERE id = ?", [(n,) for n in release])
             conn.execute("COMMIT")
         except BaseException:
             _rollback(conn)
@@ -374,14 +382,27 @@ class Outbox:
             )
             .fetchall()
         )
-        out = []
-        for row_id, source, reason, received_at, sealed in rows:
-            try:
-                raw: bytes | None = self._sealer.open(sealed, b"quarantine:" + source.encode())
-            except InvalidTag:
-                raw = None
-            out.append(QuarantineRow(row_id, source, reason, received_at, raw))
-        return out
+        return [self._opened(*row) for row in rows]
+
+    def quarantined(self, source: str, reason_prefix: str = "") -> list[QuarantineRow]:
+        """Every quarantined input of ``source`` (whose reason starts with ``reason_prefix``), oldest first."""
+        rows = (
+            self._conn()
+            .execute(
+                "SELECT id, source, reason, received_at, sealed FROM quarantine"
+                " WHERE source = ? AND substr(reason, 1, ?) = ? ORDER BY id",
+                (source, len(reason_prefix), reason_prefix),
+            )
+            .fetchall()
+        )
+        return [self._opened(*row) for row in rows]
+
+    def _opened(self, row_id: int, source: str, reason: str, received_at: float, sealed: bytes) -> QuarantineRow:
+        try:
+            raw: bytes | None = self._sealer.open(sealed, b"quarantine:" + source.encode())
+        except InvalidTag:
+            raw = None
+        return QuarantineRow(row_id, source, reason, received_at, raw)
 
     def rejected(self, limit: int = 100) -> list[tuple[int, str, str, str | None]]:
         """The newest events central rejected: (seq, event_id, kind, reason)."""

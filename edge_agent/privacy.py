@@ -3,9 +3,10 @@
 Any run of 13-19 digits, written solid or in the groupings cards are printed in (4-4-4-4 up to
 19 digits, 4-6-5 and 4-6-4, with one space or dash: ``6222 0212 3456 7890``), that passes the
 Luhn check is treated as a payment card number (PAN) and
-replaced by ``[PAN …7890 #1f2e3d4c5b6a7980]``: the last four digits and a keyed hash, so the same
-card still compares equal without the number being recoverable. Track data and CVV never reach
-the parsers in line mode; they are not kept anywhere.
+replaced by ``[PAN …7890 #kbpcnhfgmdfelkap]``: the last four digits and a keyed hash, so the same
+card still compares equal without the number being recoverable. The hash is written in letters
+only (``a``-``p``, one per hex digit): a token must never itself look like the digit run a card
+scanner (or this module, on a second pass) would flag. Track data and CVV are dropped, not kept.
 """
 
 from __future__ import annotations
@@ -22,6 +23,9 @@ _PATTERN = (
     r"|[0-9]{4}([ -])[0-9]{6}\2[0-9]{4,5})(?![0-9])"
 )
 _CANDIDATE = re.compile(_PATTERN)
+_LETTERS = str.maketrans("0123456789abcdef", "abcdefghijklmnop")
+TOKEN = re.compile(r"\[PAN …[0-9]{4} #[a-p]{16}\]")
+"""A redaction token as :class:`PanRedactor` writes it."""
 _CANDIDATE_BYTES = re.compile(_PATTERN.encode())
 
 
@@ -47,7 +51,7 @@ class PanRedactor:
 
     def _replacement(self, digits: str) -> str:
         self.redacted += 1
-        return f"[PAN …{digits[-4:]} #{keyed_hash(self._key, digits)}]"
+        return f"[PAN …{digits[-4:]} #{keyed_hash(self._key, digits).translate(_LETTERS)}]"
 
     def text(self, value: str) -> str:
         def swap(match: re.Match[str]) -> str:

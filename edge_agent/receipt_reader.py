@@ -132,3 +132,13 @@ def _unique(profiles: list[Profile]) -> list[Profile]:
             raise ProfileError(profile.source, 1, 1, f"name {profile.name!r} is also used by {other}")
         seen[profile.name] = profile
     return profiles
+
+
+def configured_profiles(profiles_dir: str, profile: str) -> list[Profile]:
+    """The profiles ``pos.profiles_dir`` and ``pos.profile`` call for; ProfileError names any problem."""
+    profiles = load_profiles([Path(profiles_dir)] if profiles_dir else [])
+    if profile and profile not in {p.name for p in profiles}:
+        known = ", ".join(sorted(p.name for p in profiles))
+        where = profiles_dir or "pos.profiles_dir (unset)"
+        raise ProfileError(where, 0, 0, f"pos.profile names {profile!r}, which is not a profile (known: {known})")
+    return profiles

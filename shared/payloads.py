@@ -282,7 +282,9 @@ def _deeper_than(payload: Any, limit: int) -> bool:
 
 
 _MEMBER = Obj(phone=Text(64, min_len=1), card=Text(64, min_len=1))
-_ITEMS = ListOf(Obj(sku=Text(64), name=Text(256), qty=Scalar(), unit_price=Nullable(Scalar())), 1000)
+_ITEMS = ListOf(
+    Obj(sku=Text(64), name=Text(256), qty=Scalar(), unit_price=Nullable(Scalar()), amount=Nullable(Money())), 1000
+)
 _SALE: dict[str, Any] = {
     "total": Money(),
     "currency": Text(8),
@@ -294,6 +296,24 @@ _SALE: dict[str, Any] = {
     "format": Text(16),
     "warnings": ListOf(Text(64), 32),
     "ignored_fields": ListOf(Text(64), 64),
+}
+# A sale read from a printed receipt (pos.mode = "escpos"): the fields as printed, amounts as decimal
+# strings, the receipt's text and the barcode and QR payloads it printed (card data already removed).
+_PRINTED_SALE: dict[str, Any] = {
+    "profile": Text(64),
+    "datetime": Text(40),
+    "store_name": Text(128),
+    "register": Text(32),
+    "discount_total": Money(),
+    "tax_total": Money(),
+    "paid": Money(),
+    "change": Money(),
+    "payment_method": Text(32),
+    "card_last4": Text(4, min_len=4),
+    "member_card": Text(64),
+    "member_phone": Text(64),
+    "text_lines": ListOf(Text(4096), 5000),
+    "codes": ListOf(Obj(symbology=Text(32), data=Text(4096)), 64),
 }
 _SCAN: dict[str, Any] = {"code": Text(512, min_len=1), "symbology": Text(32), "register": Text(32), "cashier": Text(64)}
 _MEMBER_EVENT: dict[str, Any] = {"member_id": Text(64), "channel": Text(32)}
@@ -309,7 +329,7 @@ _SKETCH = Obj(p=Integer(4, 16), registers=Text(4 * 65536, min_len=1), estimate=I
 _SEQ = Nullable(Integer())
 
 SCHEMAS: Mapping[str, Obj] = {
-    "pos.receipt": Obj(receipt_no=Text(64, min_len=1), **_SALE, required=("receipt_no", "total")),
+    "pos.receipt": Obj(receipt_no=Text(64, min_len=1), **_SALE, **_PRINTED_SALE, required=("receipt_no", "total")),
     "pos.sale": Obj(sale_no=Text(64), receipt_no=Text(64), **_SALE, required=("total",)),
     # A member scan keeps the code's digest ("digest:<hex>"), never the code (shared.member_code).
     "scan.member": Obj(

@@ -71,3 +71,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=30,
         help="SIGKILLs in the agent's kill-storm test (tests/e2e/test_kill_storm.py); 1000 for the long run",
     )
+    parser.addoption(
+        "--card-receipts",
+        type=int,
+        default=500,
+        help="generated receipts with card numbers, track data and CVVs fed through the agent's ESC/POS capture "
+        "path (tests/edge_agent/test_card_data_never_lands.py); 10000 for the acceptance run",
+    )

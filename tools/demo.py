@@ -1,4 +1,7 @@
-"""The demo: central on SQLite, an enrolled agent, and a simulated store printing receipts into a pty.
+"""The demo: central on SQLite, an enrolled agent, and a simulated till printing ESC/POS receipts into a pty.
+
+The till (tools/escpos_till.py) prints Chinese receipts as a POS sends them to its receipt printer;
+the agent reads them with ``pos.mode = "escpos"``: printer bytes in, receipts and sales out.
 
 The store also has a simulated floor (tools/store_floor.py): the last two hours of walkers-by and
 visitors as the agent's Wi-Fi readers heard them, replayed by the agent, so footfall, capture rate,
@@ -73,7 +76,7 @@ class Demo:
         (self.root / "agent.toml").write_text(
             "# the store PC's agent for the demo, reading the simulated till's pty\n"
             f'[agent]\ndata_dir = "{self.root / "agent"}"\nheartbeat_interval = 15\n'
-            f'[pos]\nport = "{self.root / "pos.tty"}"\nencoding = "auto"\n'
+            f'[pos]\nport = "{self.root / "pos.tty"}"\nmode = "escpos"\nidle_gap = 1.0\n'
             "[sync]\ninterval = 2.0\n"
             "[presence]\n"
             f'wifi = "{self.root / "floor.pcapng"}"\n'
@@ -91,9 +94,9 @@ class Demo:
             raise SystemExit(f"demo: `{' '.join(argv)}` failed:\n{result.stderr.strip()}")
         return result.stdout.strip()
 
-    def spawn(self, name: str, *argv: str) -> subprocess.Popen[bytes]:
+    def spawn(self, name: str, *argv: str, cwd: Path | None = None) -> subprocess.Popen[bytes]:
         log = open(self.root / "logs" / f"{name}.log", "ab")  # noqa: SIM115 - the child owns it
-        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=self.env)
+        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=self.env, cwd=cwd)
         self.processes.append(proc)
         return proc
 
@@ -128,18 +131,18 @@ class Demo:
         self.cli(agent, "enroll", "--central", self.url, f"--token={token}")
         self.spawn(
             "till",
-            agent,
-            "simulate-pos",
+            sys.executable,
+            "-m",
+            "tools.escpos_till",
             "--link",
             str(self.root / "pos.tty"),
             "--rate",
             str(self.args.rate),
-            "--encoding",
-            "gb18030",
-            "--garbage-every",
-            "40",
             "--seed",
             str(self.args.seed),
+            "--copy",
+            str(self.root / "till.bin"),
+            cwd=REPO,
         )
         self.wait_for("the simulated till", (self.root / "pos.tty").exists)
         self.spawn("agent", agent, "run")
@@ -151,11 +154,14 @@ class Demo:
                     f"  HQ console:  {self.url}/console/",
                     "  login:       admin",
                     f"  password:    {password}",
-                    f"  store S001:  a simulated till prints {self.args.rate:g} receipts/s",
+                    f"  store S001:  a simulated till prints {self.args.rate:g} Chinese ESC/POS receipts/s",
                     f"  till's pty:  {self.root / 'pos.tty'}",
                     f"  presence:    {self.url}/api/v1/presence/S001 (footfall, dwell, zones; log in first)",
                     f"  logs:        {self.root / 'logs'}/{{central,agent,till}}.log",
-                    "Customers appear in the console within seconds. Press Ctrl-C to stop.",
+                    "Receipts are parsed from printer bytes; customers appear in the console within seconds.",
+                    f"  the bytes:   {self.root / 'till.bin'} (what the till printed; read it with",
+                    f"               {BIN / 'edge-agent'} parse {self.root / 'till.bin'})",
+                    "Press Ctrl-C to stop.",
                     "",
                 ]
             ),

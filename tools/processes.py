@@ -136,14 +136,23 @@ class Central:
 class Agent:
     """edge-agent enrolled against a central and reading a pty."""
 
-    def __init__(self, workdir: Path, pos_port: str, *, sync_settings: str = "", presence_settings: str = "") -> None:
-        """``sync_settings``: more lines for the ``[sync]`` section, such as ``ca_file = "..."``;
-        ``presence_settings``: lines for a ``[presence]`` section."""
+    def __init__(
+        self,
+        workdir: Path,
+        pos_port: str,
+        *,
+        sync_settings: str = "",
+        pos_settings: str = "",
+        presence_settings: str = "",
+    ) -> None:
+        """``sync_settings``, ``pos_settings``: more lines for the ``[sync]`` and ``[pos]`` sections,
+        such as ``ca_file = "..."`` or ``mode = "escpos"``; ``presence_settings``: lines for a
+        ``[presence]`` section."""
         self.data_dir = workdir / "agent"
         self.config = workdir / "agent.toml"
         lines = [
             f'[agent]\ndata_dir = "{self.data_dir}"\nheartbeat_interval = 5',
-            f'[pos]\nport = "{pos_port}"',
+            f'[pos]\nport = "{pos_port}"' + (f"\n{pos_settings}" if pos_settings else ""),
             "[capture]\nfsync = true",
             "[sync]\ninterval = 0.2\nmax_backoff = 2.0" + (f"\n{sync_settings}" if sync_settings else ""),
             "[health]\ninterval = 1",

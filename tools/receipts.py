@@ -125,8 +125,10 @@ def receipt(
     reset: bool | None = None,
     cut: bool | None = None,
     card_data: bool = False,
+    payment: str | None = None,
 ) -> GeneratedReceipt:
-    """One random receipt; ``card_data`` prints a full card number, track data and a CVV."""
+    """One random receipt; ``card_data`` prints a full card number, track data and a CVV when the
+    payment is by bank card (``payment="bank_card"`` makes sure it is)."""
     layout = layout or rng.choice(["cn-supermarket", "cn-convenience"])
     encoding = encoding or rng.choice(["gbk", "gb18030"])
     reset = rng.random() < 0.8 if reset is None else reset
@@ -143,7 +145,7 @@ def receipt(
             extra.append((label, off))
     discount = item_off + sum((off for _, off in extra), Decimal(0))
     total = subtotal - discount
-    shown, method = rng.choice(PAYMENTS)
+    shown, method = rng.choice([p for p in PAYMENTS if payment in (None, p[1])])
     paid = total
     if method == "cash":
         paid = next(Decimal(n) for n in (10, 20, 50, 100, 200, 500, 1000, 10**6) if n >= total)

@@ -1,9 +1,12 @@
-"""The POS source: reads the till's serial output in line mode and turns each line into an event.
+"""The POS source: reads the till's serial output and turns what it printed into events.
 
 The port is any pyserial URL, so the same code reads ``/dev/ttyUSB0`` in a store, a pseudo-terminal
 in tests and ``socket://`` from a serial-over-IP box. Every chunk read is journaled before it is
-parsed (see journal.py); each complete line becomes a ``pos.receipt`` event or a quarantine row.
-An unplugged cable or a vanished device is retried with exponential backoff, forever.
+parsed (see journal.py); then the stream of the configured ``pos.mode`` (pos_streams.py) turns
+complete lines, or complete printed receipts, into ``pos.receipt`` events or quarantine rows. In
+``escpos`` mode a receipt the printer neither cut nor reset ends when the port stays quiet for
+``pos.idle_gap`` seconds. An unplugged cable or a vanished device is retried with exponential
+backoff, forever.
 
 If the disk refuses a journal write, the chunk is held in memory and written later (backlog.py);
 reading and parsing go on. Only past ``capture.max_unjournaled_bytes`` of held bytes are chunks
@@ -24,11 +27,10 @@ import serial
 
 from edge_agent.journal import CaptureJournal
 from edge_agent.outbox import Capture, Quarantined, Record
-from edge_agent.parsing.lines import LineSplitter, Piece
-from edge_agent.parsing.receipt_line import LineError, decode_line, parse_receipt_line
 from edge_agent.privacy import PanRedactor
 from edge_agent.sources.backlog import ChunkBacklog
 from edge_agent.sources.port_reader import PortReader
+from edge_agent.sources.pos_streams import LineStream, PosStream, StreamFactory
 from edge_agent.sources.staging import ReadStaging
 from shared.wire import timestamp
 
@@ -104,7 +106,12 @@ class SerialPosSource:
         max_unjournaled_bytes: int = 8 * 1024 * 1024,
         on_disk_full: Callable[[str], None] | None = None,
         staging: ReadStaging | None = None,
+        stream: StreamFactory | None = None,
+        idle_gap: float = 2.0,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
+        """``stream`` makes the reader of the configured ``pos.mode`` (default: line mode with
+        ``encoding`` and ``max_line_bytes``); ``idle_gap`` is the quiet time that ends a receipt."""
         self.url = url
         self.baudrate = baudrate
         self.journal = journal
@@ -118,10 +125,24 @@ class SerialPosSource:
         self.health = SourceHealth()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._splitter = LineSplitter(max_line_bytes)
+        self._make_stream: StreamFactory = stream or (
+            lambda offset: LineStream(
+                offset, redactor=redactor, encoding=encoding, max_line_bytes=max_line_bytes, clock=clock
+            )
+        )
+        self._stream: PosStream = self._make_stream(0)
+        self.idle_gap = idle_gap
+        self._monotonic = monotonic
+        self._last_read = monotonic()
+        self._unended = False  # bytes were read since the last idle gap was reported
         self.backlog = ChunkBacklog(journal, max_unjournaled_bytes, on_disk_full=on_disk_full)
         self.staging = staging or ReadStaging(None)
         self._unreported_drops = 0  # lines dropped and not yet reported to central
+
+    @property
+    def offset(self) -> int:
+        """Stream position just past the last byte read from the device."""
+        return self._stream.offset
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self.run, name=f"source-{self.name}", daemon=True)
@@ -136,25 +157,26 @@ class SerialPosSource:
 
     def recover(self, committed: int) -> int:
         """Replay journaled bytes past ``committed`` into events; return how many bytes were replayed."""
-        self._splitter = LineSplitter(self.max_line_bytes, start_offset=committed)
+        self._stream = self._make_stream(committed)
         replayed = 0
         for offset, data in self.journal.replay(committed):
-            if offset != self._splitter.offset:
-                log.warning("%s: journal gap at %d (expected %d)", self.name, offset, self._splitter.offset)
-                self._splitter = LineSplitter(self.max_line_bytes, start_offset=offset)
-            self._handle(self._splitter.feed(data))
+            if offset != self._stream.offset:
+                log.warning("%s: journal gap at %d (expected %d)", self.name, offset, self._stream.offset)
+                self._stream = self._make_stream(offset)
+            self._handle(self._stream.feed(data))
+            self._unended = True
             replayed += len(data)
         if replayed:
             log.info("%s: replayed %d journaled bytes after an unclean stop", self.name, replayed)
         rescued = 0
         for offset, data in self.staging.leftovers():
             # Read just before a kill and maybe not journaled: whatever lies past the journal's end.
-            skip = self._splitter.offset - offset
+            skip = self._stream.offset - offset
             if skip >= len(data):
                 continue
             if skip < 0:
-                log.warning("%s: staging gap at %d (expected %d)", self.name, offset, self._splitter.offset)
-                self._splitter = LineSplitter(self.max_line_bytes, start_offset=offset)
+                log.warning("%s: staging gap at %d (expected %d)", self.name, offset, self._stream.offset)
+                self._stream = self._make_stream(offset)
                 skip = 0
             self._take(data[skip:])
             rescued += len(data) - skip
@@ -195,16 +217,24 @@ class SerialPosSource:
             data = reader.read()
             if data:
                 # Nothing between the read and this write may let another thread run (staging.py).
-                self.staging.stage(self._splitter.offset, data)
+                self.staging.stage(self._stream.offset, data)
                 self._take(data)
-            elif len(self.backlog):
+                continue
+            if len(self.backlog):
                 self.backlog.flush()
                 self._journal_state()
+            self.check_idle()
+
+    def check_idle(self) -> None:
+        """End the receipt in progress if the port has been quiet for the idle gap."""
+        if self._unended and self._monotonic() - self._last_read >= self.idle_gap:
+            self._unended = False
+            self._handle(self._stream.idle())
 
     def feed(self, data: bytes) -> None:
         """Journal a chunk read from the device (or hold it while the disk is full), then parse it."""
         self._before_read()
-        self.staging.stage(self._splitter.offset, data)
+        self.staging.stage(self._stream.offset, data)
         self._take(data)
 
     def _before_read(self) -> None:
@@ -216,21 +246,23 @@ class SerialPosSource:
 
     def _take(self, data: bytes) -> None:
         self.health.bytes_read += len(data)
-        kept = self.backlog.write(self._splitter.offset, data)
+        self._last_read = self._monotonic()
+        self._unended = True
+        kept = self.backlog.write(self._stream.offset, data)
         self._journal_state()
         if kept:
-            self._handle(self._splitter.feed(data))
+            self._handle(self._stream.feed(data))
         else:
             self._drop(data)
 
     def _drop(self, data: bytes) -> None:
         """Held bytes are at their bound and the disk is still full: lose this chunk, but count it."""
-        lost = self._splitter.feed(data)  # keeps line boundaries and offsets right for what follows
+        lost = self._stream.lost(data)
         if not self.health.dropped_bytes:
             log.error("%s: disk full and %d bytes held in memory; dropping input", self.name, self.backlog.held_bytes)
         self.health.dropped_bytes += len(data)
-        self.health.dropped_lines += len(lost)
-        self._unreported_drops += len(lost)
+        self.health.dropped_lines += lost
+        self._unreported_drops += lost
 
     def _journal_state(self) -> None:
         self.health.unjournaled_bytes = self.backlog.held_bytes
@@ -241,34 +273,16 @@ class SerialPosSource:
             self._emit(Capture.of("agent.gap", {**gap, "from_seq": None, "to_seq": None}, timestamp(self._clock)))
             self._unreported_drops = 0
 
-    def _handle(self, pieces: list[Piece]) -> None:
-        for piece in pieces:
-            self._emit(self._record(piece))
-
-    def _record(self, piece: Piece) -> Record:
-        try:
-            if piece.overflow:
-                raise LineError("line_too_long")
-            receipt = parse_receipt_line(decode_line(piece.raw, self.encoding))
-        except LineError as exc:
-            self.health.quarantined += 1
-            reasons = self.health.quarantined_by_reason
-            reasons[exc.reason] = reasons.get(exc.reason, 0) + 1
-            return Quarantined(
-                source=self.name,
-                reason=exc.reason,
-                raw=self._redactor.raw(piece.raw),
-                received_at=self._clock(),
-                offset=piece.end,
-            )
-        self.health.events += 1
-        return Capture.of(
-            kind="pos.receipt",
-            payload=self._redactor.payload(receipt.payload()),
-            observed_at=timestamp(self._clock),
-            source=self.name,
-            offset=piece.end,
-        )
+    def _handle(self, records: list[Record]) -> None:
+        health = self.health
+        for record in records:
+            if isinstance(record, Quarantined):
+                health.quarantined += 1
+                reasons = health.quarantined_by_reason
+                reasons[record.reason] = reasons.get(record.reason, 0) + 1
+            else:
+                health.events += 1
+            self._emit(record)
 
     def _set_state(self, state: str, detail: str) -> None:
         if (state, detail) != (self.health.state, self.health.detail):

@@ -60,6 +60,7 @@ def test_demo_shows_customers_within_30_seconds(tmp_path):
         output = "".join(banner)
         assert f"HQ console:  http://127.0.0.1:{port}/console/" in output, output
         assert "password:    demo-pass-123" in output
+        assert "Chinese ESC/POS receipts" in output  # the till prints printer bytes, not records
 
         base = f"http://127.0.0.1:{port}"
         session = requests.Session()
@@ -72,6 +73,7 @@ def test_demo_shows_customers_within_30_seconds(tmp_path):
         assert masked, "no customers in the console 30 s after the demo started"
         assert not re.search(r"1[3-9]\d{9}", page), "a full phone number is shown"
         assert "dev_" in page  # the store PC is listed with its last-seen time
+        assert (tmp_path / "demo" / "till.bin").read_bytes().startswith(b"\x1b@")  # ESC @: a printer reset
 
         # The simulated store floor: footfall and dwell of its last two hours.
         wifi: dict = {}

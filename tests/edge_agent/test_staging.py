@@ -41,9 +41,9 @@ source = SerialPosSource(url="loop://", baudrate=9600, journal=journal, emit=lam
                          redactor=PanRedactor(b"k" * 32), staging=staging)
 source.feed(b"receipt_no=R1 total=1\\n")
 chunk = b"receipt_no=R2 total=2\\n"
-source.staging.stage(source._splitter.offset, chunk)  # what the read loop does first after a read
+source.staging.stage(source.offset, chunk)  # what the read loop does first after a read
 if journaled:
-    source.journal.append(source._splitter.offset, chunk)
+    source.journal.append(source.offset, chunk)
 os.kill(os.getpid(), signal.SIGKILL)
 """
 

@@ -191,3 +191,35 @@ def test_the_first_release_heartbeat_fits():
 
 def test_a_value_json_cannot_hold_is_invalid_not_deep():
     assert check_event("scan.member", {"code": "x", "n": 2**70}) == (None, "invalid_payload")
+
+
+def test_a_sale_read_from_a_printed_receipt_keeps_every_declared_field():
+    payload = {
+        "format": "escpos",
+        "profile": "cn-supermarket",
+        "receipt_no": "260314000042",
+        "datetime": "2026-03-14T09:12:05",
+        "store_name": "联华超市(南京西路店)",
+        "register": "03",
+        "cashier": "王芳",
+        "items": [
+            {"name": "可口可乐 330ml", "sku": "6901028075831", "qty": "2", "unit_price": "3.50", "amount": "7.00"}
+        ],
+        "discount_total": "1.00",
+        "total": "6.00",
+        "paid": "10.00",
+        "change": "4.00",
+        "payment_method": "cash",
+        "card_last4": "7894",
+        "member_card": "VIP1234567",
+        "member_phone": "138****5678",
+        "member": {"card": "VIP1234567"},
+        "text_lines": ["联华超市(南京西路店)", "合计:6.00"],
+        "codes": [{"symbology": "qr", "data": "https://fp.example.cn/i?no=260314000042"}],
+        "warnings": ["change_mismatch"],
+    }
+    assert check_event("pos.receipt", payload) == (payload, None)
+    assert check_event("pos.receipt", {**payload, "card_last4": "78"}) == (None, "invalid_payload:card_last4")
+    assert check_event("pos.receipt", {**payload, "change": "4,00"}) == (None, "invalid_payload:change")
+    bad_item = [{**payload["items"][0], "amount": 7.0}]
+    assert check_event("pos.receipt", {**payload, "items": bad_item}) == (None, "invalid_payload:items.amount")

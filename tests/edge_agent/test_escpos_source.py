@@ -1,0 +1,202 @@
+"""pos.mode = "escpos": printer bytes on a real pty become sales; unread receipts wait for reparse.
+
+The receipts are the generator's (tools/receipts.py); each event's payload must carry exactly the
+sale the receipt was generated from, after card-number redaction.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import re
+
+import orjson
+
+from edge_agent.config import load_config
+from edge_agent.doctor import run_checks
+from edge_agent.journal import CaptureJournal
+from edge_agent.outbox import Capture, Quarantined
+from edge_agent.privacy import PanRedactor
+from edge_agent.receipt_reader import builtin_profiles, load_profiles
+from edge_agent.reparse import reparse
+from edge_agent.sources.pos_streams import EscposStream
+from edge_agent.sources.serial_pos import SerialPosSource
+from tests.edge_agent.test_cli import run
+from tests.edge_agent.test_receipt_generated import expected
+from tests.edge_agent.test_serial_source import Collected, pty_pair  # noqa: F401 - a fixture
+from tools.receipts import GeneratedReceipt, receipt
+
+KEY = b"k" * 32
+PROFILES = builtin_profiles()
+
+
+def expected_payload(made: GeneratedReceipt, redactor: PanRedactor) -> tuple[dict, list[dict]]:
+    """The sale fields of the pos.receipt payload, and its codes, for a generated receipt."""
+    sale, codes = expected(made, redactor)
+    want = {k: v for k, v in sale.items() if v is not None and k not in ("items", "warnings")}
+    want["items"] = [{k: v for k, v in item.items() if v is not None} for item in sale["items"]]
+    want["warnings"] = []
+    return want, codes
+
+
+def sale_fields(payload: dict) -> dict:
+    return {k: v for k, v in payload.items() if k not in ("format", "member", "text_lines", "codes")}
+
+
+def escpos_source(tmp_path, sealer, url, emit, *, profiles=PROFILES, idle_gap=0.3) -> SerialPosSource:
+    journal = CaptureJournal(tmp_path / "pos.journal", sealer, "pos", fsync=False)
+    redactor = PanRedactor(KEY)
+
+    def stream(offset: int) -> EscposStream:
+        return EscposStream(offset, profiles=profiles, redactor=redactor, clock=lambda: 1_780_000_000.0)
+
+    return SerialPosSource(
+        url=url, baudrate=9600, journal=journal, emit=emit, redactor=redactor, stream=stream, idle_gap=idle_gap
+    )
+
+
+def test_printer_bytes_on_a_pty_become_sales_split_by_cut_reset_and_idle_gap(tmp_path, sealer, pty_pair):  # noqa: F811
+    master, path = pty_pair
+    made = [
+        receipt(random.Random(1), cut=True, reset=True),
+        receipt(random.Random(2), cut=False, reset=False, card_data=True),  # ends at the next one's reset
+        receipt(random.Random(3), cut=True, reset=True, card_data=True),
+        receipt(random.Random(4), cut=False, reset=False),  # nothing follows: only the idle gap ends it
+    ]
+    got = Collected()
+    source = escpos_source(tmp_path, sealer, path, got)
+    source.start()
+    try:
+        data = b"".join(m.data for m in made)
+        for start in range(0, len(data), 97):  # commands and characters straddle the reads
+            os.write(master, data[start : start + 97])
+        records = got.wait_for(4)
+    finally:
+        source.stop()
+    assert [type(r) for r in records] == [Capture] * 4, [getattr(r, "reason", None) for r in records]
+    redactor = PanRedactor(KEY)
+    for record, generated in zip(records, made, strict=True):
+        payload = record.payload()
+        want, codes = expected_payload(generated, redactor)
+        assert sale_fields(payload) == want
+        assert payload["codes"] == codes
+        assert payload["format"] == "escpos" and payload["text_lines"]
+        assert record.kind == "pos.receipt" and record.source == "pos"
+    assert records[-1].offset == len(data)  # the journal may let go of every byte
+    assert source.health.events == 4 and source.health.state == "stopped"
+
+
+def test_a_receipt_no_profile_reads_is_quarantined_sealed_then_reparsed_once_a_profile_fits(
+    tmp_path,
+    sealer,
+    outbox,
+):
+    store = "\n".join(["TEA HOUSE", "Order No: T-0042", "Green tea   2 x 9.00   18.00", "TOTAL 18.00", ""])
+    printed = b"\x1b@" + store.encode("ascii") + b"\x1dV\x00"
+    made = receipt(random.Random(5), cut=True, reset=True)
+    got = Collected()
+    source = escpos_source(tmp_path, sealer, "loop://", got)
+    source.feed(printed + made.data)
+    quarantined, sale = got.records
+    assert isinstance(quarantined, Quarantined) and quarantined.reason == "no_profile_matched"
+    assert isinstance(sale, Capture)
+    assert source.health.quarantined_by_reason == {"no_profile_matched": 1}
+    outbox.append(got.records)
+    assert not any(b"TEA HOUSE" in p.read_bytes() for p in tmp_path.glob("outbox.db*"))  # sealed
+
+    # Without a fitting profile nothing changes; the reason is kept.
+    outcome = reparse(outbox, PROFILES)
+    assert (outcome.sales, dict(outcome.still)) == (0, {"no_profile_matched": 1})
+
+    profile = tmp_path / "tea.toml"
+    profile.write_text(
+        "name = \"tea-house\"\nrequire = ['^TEA HOUSE$']\n[fields]\n"
+        "receipt_no = 'Order No: (?P<value>\\S+)'\ntotal = '^TOTAL (?P<value>[\\d.]+)$'\n"
+        "[fields.store_name]\nline = 1\n"
+        "[items]\nstart = '^Order No'\nend = '^TOTAL'\n[[items.layouts]]\n"
+        "lines = ['(?P<name>\\S.*?)\\s+(?P<qty>\\d+) x (?P<unit_price>[\\d.]+)\\s+(?P<amount>[\\d.]+)']\n",
+        encoding="utf-8",
+    )
+    outcome = reparse(outbox, load_profiles([profile]), dry_run=True)
+    assert outcome.sales == 1 and outbox.stats().quarantined == 1  # a dry run changes nothing
+    before = outbox.stats().pending
+    outcome = reparse(outbox, load_profiles([profile]))
+    assert (outcome.sales, dict(outcome.still)) == (1, {})
+    stats = outbox.stats()
+    assert (stats.quarantined, stats.pending) == (0, before + 1)
+    event = outbox.pending(10)[-1].event()
+    assert event.kind == "pos.receipt"
+    assert {k: event.payload[k] for k in ("profile", "receipt_no", "store_name", "total")} == {
+        "profile": "tea-house",
+        "receipt_no": "T-0042",
+        "store_name": "TEA HOUSE",
+        "total": "18.00",
+    }
+    assert event.payload["items"] == [{"name": "Green tea", "qty": "2", "unit_price": "9.00", "amount": "18.00"}]
+    assert event.observed_at == orjson.loads(quarantined.raw)["observed_at"]  # when it was printed
+
+
+def test_arithmetic_that_does_not_add_up_is_kept_with_a_warning_never_fixed(tmp_path, sealer):
+    made = receipt(random.Random(11), layout="cn-convenience", cut=True, reset=True)
+    total = made.sale["total"].encode()
+    wrong = b"%d.%s" % (int(total.split(b".")[0]) + 7, total.split(b".")[1])
+    labels = b"|".join(re.escape(label.encode("gbk")) for label in ("应付", "应收", "合计"))
+    data = re.sub(b"((?:" + labels + b")[^\n]*?)" + re.escape(total), lambda m: m.group(1) + wrong, made.data)
+    assert data != made.data
+    got = Collected()
+    escpos_source(tmp_path, sealer, "loop://", got).feed(data)
+    [record] = got.records
+    payload = record.payload()
+    assert payload["total"] == wrong.decode()  # as printed
+    assert "items_total_mismatch" in payload["warnings"]
+
+
+def test_an_unusable_profile_setting_stops_check_config_and_run_and_fails_the_doctor(tmp_path):
+    config = tmp_path / "agent.toml"
+    config.write_text(
+        f'[agent]\ndata_dir = "{tmp_path / "data"}"\n[pos]\nport = "loop://"\nmode = "escpos"\nprofile = "my-till"\n'
+    )
+    for command in ("check-config", "run"):
+        result = run(command, "--config", str(config))
+        assert result.returncode == 2, result.stderr
+        assert "pos.profile names 'my-till', which is not a profile (known: cn-convenience" in result.stderr
+    (tmp_path / "data").mkdir(mode=0o700)
+    checks = run_checks(load_config(config))
+    assert any(not ok and line.startswith("receipt profiles: ") for ok, line in checks)
+    config.write_text(config.read_text().replace('"my-till"', '"cn-supermarket"'))
+    checks = run_checks(load_config(config))
+    assert (
+        True,
+        "receipt profiles: cn-convenience, cn-supermarket, escpos-php-example; reading receipts with only "
+        "cn-supermarket",
+    ) in checks
+
+
+def test_after_a_crash_the_journal_replays_the_receipt_in_progress_none_lost_none_twice(tmp_path, sealer):
+    first, second = (receipt(random.Random(n), cut=True, reset=True) for n in (21, 22))
+    got = Collected()
+    before = escpos_source(tmp_path, sealer, "loop://", got)
+    half = len(second.data) // 2
+    before.feed(first.data + second.data[:half])
+    [done] = got.records
+    assert done.offset == len(first.data)
+    before.journal.close()  # the process dies here; the outbox had committed the first receipt
+
+    again = Collected()
+    after = escpos_source(tmp_path, sealer, "loop://", again)
+    after.recover(committed=done.offset)
+    assert again.records == []  # half a receipt: nothing yet
+    after.feed(second.data[half:])
+    [record] = again.records
+    want, codes = expected_payload(second, PanRedactor(KEY))
+    assert sale_fields(record.payload()) == want and record.payload()["codes"] == codes
+    assert record.offset == len(first.data) + len(second.data)
+    after.journal.close()
+
+    # Had the first receipt not been committed either, it is rebuilt from the journal too.
+    once_more = Collected()
+    escpos_source(tmp_path, sealer, "loop://", once_more).recover(committed=0)
+    assert [r.payload()["receipt_no"] for r in once_more.records] == [
+        done.payload()["receipt_no"],
+        record.payload()["receipt_no"],
+    ]
