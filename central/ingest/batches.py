@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 
 from central import bulk
 from central.auth import AuthenticatedDevice
-from central.customers import purchases
+from central.customers import consent, purchases
 from central.customers.models import Receipt
 from central.errors import ConcurrentChange
 from central.fleet.models import Device
@@ -167,7 +167,19 @@ def _store_once(db: Session, device: AuthenticatedDevice, batch: wire.DecodedBat
     others = [r for r in fresh if r.event.kind != "pos.receipt" and r.event.identifiers]
     if others:
         # Any other event may name who it is about (a member scan, a signup at the till).
-        resolve(db, [_fact(device, r, pks) for r in others], now, registry=_registry())
+        outcome = resolve(db, [_fact(device, r, pks) for r in others], now, registry=_registry())
+        linked = zip(others, outcome.customer_ids, strict=True)
+        consent.record_events(
+            db.connection(),
+            [
+                (r.event, r.observed_at, pks[r.event.event_id], cid)
+                for r, cid in linked
+                if r.event.kind in consent.KINDS
+            ],
+            now,
+            origin=device.device_id,
+            default_source="till",
+        )
     _touch_device(db, device, rows, fresh, now)
     return wire.Reply(
         accepted=tuple(r.event.event_id for r in fresh),

@@ -42,8 +42,8 @@ TYPICAL = {
     "member.update": {"member_id": "M0001", "changed": ["city"]},
     "member.login": {"member_id": "M0001", "method": "sms"},
     "order.online": {"order_no": "JD-1", "total": "99.00", "status": "paid", "items": []},
-    "consent.given": {"purpose": "marketing_sms", "channel": "app", "policy_version": "2026-01"},
-    "consent.withdrawn": {"purpose": "marketing_sms"},
+    "consent.given": {"purpose": "marketing", "channel": "sms", "notice_version": "2026-01", "source": "app"},
+    "consent.withdrawn": {"purpose": "marketing"},
     "service.complaint": {"ticket_no": "T-9", "category": "refund", "text": "商品破损"},
 }
 

@@ -1,0 +1,180 @@
+"""The consent gate: may we market to, profile or locate this customer, and if not, why not.
+
+Which decision holds for a customer, purpose and channel:
+
+* the decisions counted are those recorded for the customer, for every customer merged into it,
+  and for events that identity resolution now places with it (a split moves an event's decision
+  with the event; a console or API decision stays with the customer it was taken for);
+* for a channel, decisions on that channel and decisions covering every channel both count;
+* the latest by observed time wins; at the same instant a withdrawal beats a grant, then the
+  larger ``(origin, origin_id)``; so the answer never depends on arrival order or duplicates,
+  and a withdrawal is never overridden by an older grant, before or after a merge;
+* a customer under 14 (from the golden record's birthday, counted in whole years on ``today``)
+  is refused unless the holding grant was given by a guardian (``scope = "guardian"``); a
+  customer without a known birthday is treated as an adult.
+
+:func:`consented` is the same rule as one SQL statement for segments, exports and triggers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import Select, func, or_, select
+from sqlalchemy.orm import Session
+
+from central.customers.consent import GUARDIAN
+from central.customers.consent_models import ALL_CHANNELS, ConsentDecision
+from central.identity.models import Customer, EventCustomer, GoldenAttribute
+from central.models import table
+
+MINOR_AGE = 14
+_d = table(ConsentDecision)
+_ec = table(EventCustomer)
+_c = table(Customer).alias("owner_customer")
+_golden = table(GoldenAttribute)
+_base = func.coalesce(_ec.c.customer_id, _d.c.customer_id)
+OWNER = func.coalesce(_c.c.merged_into, _c.c.id)
+"""The live customer a decision belongs to now."""
+_ORDER = (_d.c.observed_at.desc(), _d.c.granted.asc(), _d.c.origin.desc(), _d.c.origin_id.desc())
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """The gate's answer; ``reason`` says why (``granted``, ``no_consent``, ``withdrawn``, ``minor``, ...)."""
+
+    allowed: bool
+    reason: str
+    decided_at: datetime | None = None
+
+    def __bool__(self) -> bool:
+        return self.allowed
+
+    def to_json(self) -> dict[str, Any]:
+        at = self.decided_at.isoformat().replace("+00:00", "Z") if self.decided_at else None
+        return {"allowed": self.allowed, "reason": self.reason, "decided_at": at}
+
+
+def minor_cutoff(today: date) -> str:
+    """Birthdays after this ISO date belong to customers under 14 on ``today``."""
+    try:
+        return today.replace(year=today.year - MINOR_AGE).isoformat()
+    except ValueError:  # 29 February: the birthday is reached on 28 February
+        return today.replace(year=today.year - MINOR_AGE, day=28).isoformat()
+
+
+def owned_decisions() -> Select[Any]:
+    """Every decision with the live customer it belongs to now (column ``owner``)."""
+    return select(_d, OWNER.label("owner")).select_from(
+        _d.outerjoin(_ec, _ec.c.event_pk == _d.c.event_pk).join(_c, _c.c.id == _base)
+    )
+
+
+def consented(purpose: str, channel: str | None, today: date) -> Select[tuple[int]]:
+    """The ids of live customers who may be reached for ``purpose`` (on ``channel``), as one query.
+
+    Use it as ``customers.c.id.in_(consented("marketing", "sms", today))`` in a segment or export.
+    """
+    channels = [ALL_CHANNELS] if channel is None else [channel, ALL_CHANNELS]
+    ranked = (
+        owned_decisions()
+        .where(_d.c.purpose == purpose, _d.c.channel.in_(channels))
+        .add_columns(func.row_number().over(partition_by=OWNER, order_by=_ORDER).label("rank"))
+        .subquery()
+    )
+    minors = select(_golden.c.customer_id).where(
+        _golden.c.attribute == "birthday", _golden.c.value > minor_cutoff(today)
+    )
+    return select(ranked.c.owner).where(
+        ranked.c.rank == 1,
+        ranked.c.granted.is_(True),
+        or_(ranked.c.scope == GUARDIAN, ranked.c.owner.not_in(minors)),
+    )
+
+
+def live_customer(db: Session, customer_id: int) -> int | None:
+    """The live customer ``customer_id`` is now (itself, or its survivor), or None if unknown."""
+    customers = table(Customer)
+    row = db.execute(select(customers.c.merged_into).where(customers.c.id == customer_id)).first()
+    if row is None:
+        return None
+    return int(row[0]) if row[0] is not None else customer_id
+
+
+def decisions_of(db: Session, customer_id: int) -> list[Any]:
+    """Every decision belonging to live customer ``customer_id`` now, newest first."""
+    customers = table(Customer)
+    tree = select(customers.c.id).where(or_(customers.c.id == customer_id, customers.c.merged_into == customer_id))
+    moved_here = select(_ec.c.event_pk).where(_ec.c.customer_id.in_(tree))
+    query = (
+        owned_decisions()
+        .where(or_(_d.c.customer_id.in_(tree), _d.c.event_pk.in_(moved_here)))
+        .where(OWNER.in_([customer_id]))
+        .order_by(*_ORDER)
+    )
+    return list(db.execute(query))
+
+
+def holding(decisions: Sequence[Any], purpose: str, channel: str | None) -> Any | None:
+    """The decision that holds for ``purpose`` on ``channel`` among ``decisions`` (newest first), or None."""
+    channels = {ALL_CHANNELS} if channel is None else {channel, ALL_CHANNELS}
+    return next((d for d in decisions if d.purpose == purpose and d.channel in channels), None)
+
+
+def is_minor(db: Session, customer_id: int, today: date) -> bool:
+    """Whether the golden record's birthday makes the customer under 14 on ``today``."""
+    birthday = db.scalar(
+        select(_golden.c.value).where(_golden.c.customer_id == customer_id, _golden.c.attribute == "birthday")
+    )
+    return birthday is not None and birthday > minor_cutoff(today)
+
+
+def _judge(decision: Any | None, minor: bool) -> Verdict:
+    if decision is None:
+        return Verdict(False, "no_consent")
+    if not decision.granted:
+        return Verdict(False, "withdrawn", decision.observed_at)
+    if minor and decision.scope != GUARDIAN:
+        return Verdict(False, "minor_without_guardian_consent", decision.observed_at)
+    return Verdict(True, "granted", decision.observed_at)
+
+
+def verdict(db: Session, customer_id: int, purpose: str, channel: str | None, today: date) -> Verdict:
+    """Whether ``purpose`` (on ``channel``) is allowed for the customer on ``today``, and why."""
+    live = live_customer(db, customer_id)
+    if live is None:
+        return Verdict(False, "unknown_customer")
+    decision = holding(decisions_of(db, live), purpose, channel)
+    return _judge(decision, decision is not None and is_minor(db, live, today))
+
+
+def may_market(db: Session, customer_id: int, channel: str, today: date) -> Verdict:
+    """Whether marketing may reach the customer on ``channel`` (sms, wechat, app_push, email)."""
+    return verdict(db, customer_id, "marketing", channel, today)
+
+
+def may_profile(db: Session, customer_id: int, today: date) -> Verdict:
+    """Whether tags that profile (personalisation) may be computed and used for the customer."""
+    return verdict(db, customer_id, "profiling", None, today)
+
+
+def may_locate(db: Session, customer_id: int, today: date) -> Verdict:
+    """Whether the customer's location (store presence) may be linked to them."""
+    return verdict(db, customer_id, "location", None, today)
+
+
+def summary(db: Session, customer_id: int, today: date) -> dict[str, Any]:
+    """Every purpose and channel's verdict for a live customer, for the API and console."""
+    from central.customers.consent import CHANNELS
+
+    decisions = decisions_of(db, customer_id)
+    minor = is_minor(db, customer_id, today)
+    out: dict[str, Any] = {"minor": minor}
+    for purpose in ("service", "marketing"):
+        out[purpose] = {ch: _judge(holding(decisions, purpose, ch), minor).to_json() for ch in CHANNELS}
+    for purpose in ("profiling", "location"):
+        out[purpose] = _judge(holding(decisions, purpose, None), minor).to_json()
+    return out
