@@ -214,7 +214,7 @@ def run_job(
                 .values(status=status, finished_at=finished, updated_at=finished, counts=context.counts, error=error)
             )
             db.commit()
-        if context.counts or status != OK:
+        if any(context.counts.values()) or status != OK:
             log.info("job %s %s: %s", name, status, context.counts)
         return status
 

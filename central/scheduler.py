@@ -14,6 +14,7 @@ import os
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
@@ -100,7 +101,10 @@ def start(app: Flask) -> BackgroundScheduler:
     config: CentralConfig = app.config["CENTRAL"]
     sessions = central_db.session_factory(app)
     clock: Clock = app.config["CLOCK"]
+    # APScheduler logs every run at INFO; central logs what a run changed (central.jobs) instead.
+    logging.getLogger("apscheduler").setLevel(max(logging.WARNING, log.getEffectiveLevel()))
     scheduler = BackgroundScheduler(timezone="UTC")
+    first = datetime.now(UTC)
     for job in JOBS.values():
         scheduler.add_job(
             run_now,
@@ -111,6 +115,7 @@ def start(app: Flask) -> BackgroundScheduler:
             max_instances=1,
             coalesce=True,
             misfire_grace_time=None,
+            next_run_time=first,  # once at start-up, then every interval
         )
     scheduler.start()
     log.info("scheduler started as %s with jobs %s", instance_name(config), ", ".join(sorted(JOBS)))

@@ -202,7 +202,7 @@ def evaluate(db: Session, trigger: Any, today: date, now: datetime, instance: st
 def evaluate_all(db: Session, now: datetime, timezone: str, instance: str) -> dict[str, int]:
     """Evaluate every enabled trigger; the summed counts."""
     today = local_today(now, timezone)
-    total: dict[str, int] = {}
+    total = {"due": 0, "fired": 0, "control": 0, "queued": 0}
     triggers = db.execute(select(_triggers).where(_triggers.c.enabled.is_(True)).order_by(_triggers.c.id)).all()
     db.commit()
     for trigger in triggers:
