@@ -179,3 +179,43 @@ def test_never_fires_for_a_customer_whose_latest_sms_decision_is_not_a_grant(app
             expected.add(customer)
     _evaluate(app)
     assert {cid for cid, _, _ in _fired(app, trigger)} & mine == expected
+
+
+class CouponRecorder:
+    """A coupon action as the coupon issue will add one: it implements the Action protocol."""
+
+    name = "test-coupon"
+
+    def __init__(self) -> None:
+        self.issued: list[tuple[str, int, str]] = []
+
+    def check(self, params):
+        return None if params.get("campaign") else "needs a campaign"
+
+    def enqueue(self, conn, trigger, firings, now):
+        self.issued.extend((trigger.action_params["campaign"], f.customer_id, f.occasion) for f in firings)
+        return len(firings)
+
+
+def test_a_registered_coupon_action_is_given_each_customer_once_and_merges_do_not_fire_again(app, make_app):
+    from central.campaigns.actions import register_action
+    from central.identity import merges
+    from central.identity.registry import load_registry
+
+    coupons = CouponRecorder()
+    register_action(coupons)
+    _declare(app, "birthday-coupon-2", action="test-coupon", action_params={"campaign": "BDAY26"})
+    older = _customer(app, _in(1), consent=None)  # no consent: gets nothing on its own
+    younger = _customer(app, _in(1))
+    _evaluate(app)
+    _evaluate(make_app())
+    assert coupons.issued == [("BDAY26", younger, "2026")]
+    # The two turn out to be one person: the survivor (the older id) must not get a second coupon.
+    with central_db.session_factory(app)() as db:
+        kept = merges.merge_customers(
+            db, load_registry(app.config["CENTRAL"]), older, younger, rule="review", now=NOW, operator="t"
+        )
+        db.commit()
+    assert kept == older
+    _evaluate(app, NOW + timedelta(hours=1))
+    assert coupons.issued == [("BDAY26", younger, "2026")]
