@@ -46,8 +46,9 @@ def _triggers(ctx: RunContext) -> None:
 
     config: CentralConfig = ctx.settings
     with ctx.sessions() as db:
-        counts = evaluate_all(db, ctx.clock(), config.triggers_timezone, ctx.lease.holder)
-    ctx.progress(**counts)
+        counts = evaluate_all(db, ctx.clock(), config.triggers_timezone, ctx.lease.holder, ctx.progress)
+    # fired, queued and control were reported chunk by chunk; adding 0 shows them when nothing fired.
+    ctx.progress(due=counts["due"], triggers=counts["triggers"], fired=0, queued=0, control=0)
 
 
 def _webhooks(ctx: RunContext) -> None:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -138,8 +138,15 @@ def local_today(now: datetime, timezone: str) -> date:
     return local_date(now, timezone)
 
 
-def evaluate(db: Session, trigger: Any, today: date, now: datetime, instance: str) -> dict[str, int]:
-    """Fire ``trigger`` for every customer due and not yet fired; commit per chunk; return counts."""
+def evaluate(
+    db: Session,
+    trigger: Any,
+    today: date,
+    now: datetime,
+    instance: str,
+    progress: Callable[..., None] = lambda **counts: None,
+) -> dict[str, int]:
+    """Fire ``trigger`` for every customer due and not yet fired; commit and report ``progress`` per chunk."""
     window = birthday_window(today, int(trigger.params["days_before"]))
     month_day = func.substr(_golden.c.value, 6, 5)
     occasion = case(window, value=month_day)
@@ -191,22 +198,30 @@ def evaluate(db: Session, trigger: Any, today: date, now: datetime, instance: st
             for pk, cid, occ in sorted(inserted)
             if grp[cid] == ACTION
         ]
-        counts["queued"] += action.enqueue(db.connection(), ref, firings, now)
+        queued = action.enqueue(db.connection(), ref, firings, now)
+        db.commit()
+        counts["queued"] += queued
         counts["fired"] += len(inserted)
         counts["control"] += len(inserted) - len(firings)
-        db.commit()
+        progress(fired=len(inserted), queued=queued, control=len(inserted) - len(firings))
     db.commit()
     return counts
 
 
-def evaluate_all(db: Session, now: datetime, timezone: str, instance: str) -> dict[str, int]:
-    """Evaluate every enabled trigger; the summed counts."""
+def evaluate_all(
+    db: Session,
+    now: datetime,
+    timezone: str,
+    instance: str,
+    progress: Callable[..., None] = lambda **counts: None,
+) -> dict[str, int]:
+    """Evaluate every enabled trigger; the summed counts (``progress`` hears of each chunk fired)."""
     today = local_today(now, timezone)
     total = {"due": 0, "fired": 0, "control": 0, "queued": 0}
     triggers = db.execute(select(_triggers).where(_triggers.c.enabled.is_(True)).order_by(_triggers.c.id)).all()
     db.commit()
     for trigger in triggers:
-        for key, value in evaluate(db, trigger, today, now, instance).items():
+        for key, value in evaluate(db, trigger, today, now, instance, progress).items():
             total[key] = total.get(key, 0) + value
     total["triggers"] = len(triggers)
     return total
