@@ -160,6 +160,17 @@ def evaluate(
             ),
         ),
     )
+    # Consent is judged only for customers whose birthday is in the window (an index lookup each).
+    golden, customers = _golden.alias("due_golden"), _customers.alias("due_customer")
+    candidates = (
+        select(golden.c.customer_id)
+        .join(customers, customers.c.id == golden.c.customer_id)
+        .where(
+            golden.c.attribute == "birthday",
+            customers.c.merged_into.is_(None),
+            func.substr(golden.c.value, 6, 5).in_(list(window)),
+        )
+    )
     due = (
         select(_golden.c.customer_id, _golden.c.value, occasion.label("occasion"))
         .join(_customers, _customers.c.id == _golden.c.customer_id)
@@ -167,7 +178,7 @@ def evaluate(
             _golden.c.attribute == "birthday",
             _customers.c.merged_into.is_(None),
             month_day.in_(list(window)),
-            _golden.c.customer_id.in_(consented("marketing", trigger.params["channel"], today)),
+            _golden.c.customer_id.in_(consented("marketing", trigger.params["channel"], today, among=candidates)),
             ~fired,
         )
         .order_by(_golden.c.customer_id)

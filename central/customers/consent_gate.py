@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Select, func, or_, select
+from sqlalchemy import ColumnElement, Select, func, literal, or_, select
 from sqlalchemy.orm import Session
 
 from central.customers.consent import GUARDIAN
@@ -73,18 +73,26 @@ def owned_decisions() -> Select[Any]:
     )
 
 
-def consented(purpose: str, channel: str | None, today: date) -> Select[tuple[int]]:
+def _belonging_to(customers: Select[Any]) -> ColumnElement[bool]:
+    """Decisions that may belong to the live customers selected: recorded for them, for customers merged
+    into them, or with events identity now places with them (an index lookup each, no full scan)."""
+    every = table(Customer)
+    tree = select(every.c.id).where(or_(every.c.id.in_(customers), every.c.merged_into.in_(customers)))
+    moved_here = select(_ec.c.event_pk).where(_ec.c.customer_id.in_(tree))
+    return or_(_d.c.customer_id.in_(tree), _d.c.event_pk.in_(moved_here))
+
+
+def consented(purpose: str, channel: str | None, today: date, among: Select[Any] | None = None) -> Select[tuple[int]]:
     """The ids of live customers who may be reached for ``purpose`` (on ``channel``), as one query.
 
-    Use it as ``customers.c.id.in_(consented("marketing", "sms", today))`` in a segment or export.
+    Use it as ``customers.c.id.in_(consented("marketing", "sms", today))`` in a segment or export;
+    ``among`` (a query of live customer ids) limits the work to those customers.
     """
     channels = [ALL_CHANNELS] if channel is None else [channel, ALL_CHANNELS]
-    ranked = (
-        owned_decisions()
-        .where(_d.c.purpose == purpose, _d.c.channel.in_(channels))
-        .add_columns(func.row_number().over(partition_by=OWNER, order_by=_ORDER).label("rank"))
-        .subquery()
-    )
+    decisions = owned_decisions().where(_d.c.purpose == purpose, _d.c.channel.in_(channels))
+    if among is not None:
+        decisions = decisions.where(_belonging_to(among))
+    ranked = decisions.add_columns(func.row_number().over(partition_by=OWNER, order_by=_ORDER).label("rank")).subquery()
     minors = select(_golden.c.customer_id).where(
         _golden.c.attribute == "birthday", _golden.c.value > minor_cutoff(today)
     )
@@ -106,12 +114,9 @@ def live_customer(db: Session, customer_id: int) -> int | None:
 
 def decisions_of(db: Session, customer_id: int) -> list[Any]:
     """Every decision belonging to live customer ``customer_id`` now, newest first."""
-    customers = table(Customer)
-    tree = select(customers.c.id).where(or_(customers.c.id == customer_id, customers.c.merged_into == customer_id))
-    moved_here = select(_ec.c.event_pk).where(_ec.c.customer_id.in_(tree))
     query = (
         owned_decisions()
-        .where(or_(_d.c.customer_id.in_(tree), _d.c.event_pk.in_(moved_here)))
+        .where(_belonging_to(select(literal(customer_id))))
         .where(OWNER.in_([customer_id]))
         .order_by(*_ORDER)
     )
