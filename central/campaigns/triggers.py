@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import case, exists, func, or_, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from central import bulk
@@ -148,75 +148,69 @@ def evaluate(
 ) -> dict[str, int]:
     """Fire ``trigger`` for every customer due and not yet fired; commit and report ``progress`` per chunk."""
     window = birthday_window(today, int(trigger.params["days_before"]))
-    month_day = func.substr(_golden.c.value, 6, 5)
-    occasion = case(window, value=month_day)
-    fired = exists().where(
-        _occasions.c.trigger_id == trigger.id,
-        _occasions.c.occasion == occasion,
-        or_(
-            _occasions.c.customer_id == _golden.c.customer_id,
-            _occasions.c.customer_id.in_(
-                select(_customers.c.id).where(_customers.c.merged_into == _golden.c.customer_id)
-            ),
-        ),
-    )
-    # Consent is judged only for customers whose birthday is in the window (an index lookup each).
-    golden, customers = _golden.alias("due_golden"), _customers.alias("due_customer")
-    candidates = (
-        select(golden.c.customer_id)
-        .join(customers, customers.c.id == golden.c.customer_id)
-        .where(
-            golden.c.attribute == "birthday",
-            customers.c.merged_into.is_(None),
-            func.substr(golden.c.value, 6, 5).in_(list(window)),
-        )
-    )
-    due = (
-        select(_golden.c.customer_id, _golden.c.value, occasion.label("occasion"))
-        .join(_customers, _customers.c.id == _golden.c.customer_id)
-        .where(
-            _golden.c.attribute == "birthday",
-            _customers.c.merged_into.is_(None),
-            month_day.in_(list(window)),
-            _golden.c.customer_id.in_(consented("marketing", trigger.params["channel"], today, among=candidates)),
-            ~fired,
-        )
-        .order_by(_golden.c.customer_id)
-    )
-    rows = db.execute(due).all()
-    counts = {"due": len(rows), "fired": 0, "control": 0, "queued": 0}
     action = action_named(trigger.action)
     if action is None:
         raise RuntimeError(f"trigger {trigger.name} names action {trigger.action!r}, which this server does not have")
     ref = TriggerRef(trigger.id, trigger.name, trigger.action_params)
-    for start in range(0, len(rows), CHUNK):
-        chunk = rows[start : start + CHUNK]
-        birthdays = {r.customer_id: r.value for r in chunk}
-        grp = {
-            r.customer_id: CONTROL if in_control_group(trigger.name, r.customer_id, trigger.control_percent) else ACTION
-            for r in chunk
-        }
+    # Live customers whose birthday falls in the window; consent and the ledger are then asked
+    # chunk by chunk, with index lookups for just those customers.
+    candidates = db.execute(
+        select(_golden.c.customer_id, _golden.c.value)
+        .join(_customers, _customers.c.id == _golden.c.customer_id)
+        .where(
+            _golden.c.attribute == "birthday",
+            _customers.c.merged_into.is_(None),
+            func.substr(_golden.c.value, 6, 5).in_(list(window)),
+        )
+        .order_by(_golden.c.customer_id)
+    ).all()
+    counts = {"due": 0, "fired": 0, "control": 0, "queued": 0}
+    for start in range(0, len(candidates), CHUNK):
+        chunk = {int(cid): (value, window[value[5:10]]) for cid, value in candidates[start : start + CHUNK]}
+        ids = sorted(chunk)
+        allowed = set(db.scalars(consented("marketing", trigger.params["channel"], today, among=ids)))
+        done = _fired_already(db, trigger.id, ids)
+        due = [cid for cid in ids if cid in allowed and (cid, chunk[cid][1]) not in done]
+        grp = {cid: CONTROL if in_control_group(trigger.name, cid, trigger.control_percent) else ACTION for cid in due}
         inserted = bulk.insert(
             db.connection(),
             _occasions,
             ("trigger_id", "customer_id", "occasion", "grp", "fired_at", "instance"),
-            [(trigger.id, r.customer_id, r.occasion, grp[r.customer_id], now, instance) for r in chunk],
+            [(trigger.id, cid, chunk[cid][1], grp[cid], now, instance) for cid in due],
             returning=("id", "customer_id", "occasion"),
             skip_conflicts_on=("trigger_id", "customer_id", "occasion"),
         )
         firings = [
-            Firing(int(pk), int(cid), str(occ), now, {"birthday": birthdays[cid]})
+            Firing(int(pk), int(cid), str(occ), now, {"birthday": chunk[cid][0]})
             for pk, cid, occ in sorted(inserted)
             if grp[cid] == ACTION
         ]
         queued = action.enqueue(db.connection(), ref, firings, now)
         db.commit()
+        counts["due"] += len(due)
         counts["queued"] += queued
         counts["fired"] += len(inserted)
         counts["control"] += len(inserted) - len(firings)
         progress(fired=len(inserted), queued=queued, control=len(inserted) - len(firings))
     db.commit()
     return counts
+
+
+def _fired_already(db: Session, trigger_id: int, customers: list[int]) -> set[tuple[int, str]]:
+    """(live customer, occasion) pairs the trigger already fired for, itself or a customer merged into it."""
+    owner = func.coalesce(_customers.c.merged_into, _customers.c.id)
+    rows = db.execute(
+        select(owner, _occasions.c.occasion)
+        .join(_customers, _customers.c.id == _occasions.c.customer_id)
+        .where(
+            _occasions.c.trigger_id == trigger_id,
+            or_(
+                _occasions.c.customer_id.in_(customers),
+                _occasions.c.customer_id.in_(select(_customers.c.id).where(_customers.c.merged_into.in_(customers))),
+            ),
+        )
+    )
+    return {(int(cid), str(occasion)) for cid, occasion in rows}
 
 
 def evaluate_all(

@@ -13,6 +13,8 @@ import sqlalchemy as sa
 from tests.conftest import fresh_postgres_database
 from tools.processes import Central, wait_until
 
+pytestmark = pytest.mark.e2e
+
 CUSTOMERS = 12
 SCHEDULE = {
     "CENTRAL_SCHEDULER_TRIGGERS_INTERVAL": "1",
