@@ -219,3 +219,23 @@ def test_a_registered_coupon_action_is_given_each_customer_once_and_merges_do_no
     assert kept == older
     _evaluate(app, NOW + timedelta(hours=1))
     assert coupons.issued == [("BDAY26", younger, "2026")]
+
+
+def test_triggers_are_declared_and_listed_over_the_api_without_their_secret(app, user_client):
+    body = {
+        "name": "bday-hook",
+        "kind": "birthday",
+        "params": {"days_before": 3, "channel": "wechat"},
+        "action": "webhook",
+        "action_params": {"url": "http://127.0.0.1:9/hook", "secret": "a-secret-of-16-chars"},
+    }
+    assert user_client.post("/api/v1/triggers", json=body).status_code == 201
+    again = user_client.post("/api/v1/triggers", json=body)
+    assert again.status_code == 400 and "exists already" in again.get_json()["error"]["message"]
+    bad = user_client.post("/api/v1/triggers", json={**body, "name": "x", "params": {"channel": "fax"}})
+    assert bad.status_code == 400 and bad.get_json()["error"]["message"].startswith("channel:")
+    short = user_client.post("/api/v1/triggers", json={**body, "name": "y", "action_params": {"url": "ftp://x"}})
+    assert short.status_code == 400
+    (listed,) = user_client.get("/api/v1/triggers").get_json()["triggers"]
+    assert listed["action_params"] == {"url": "http://127.0.0.1:9/hook"}
+    assert (listed["control_percent"], listed["fired"], listed["control"]) == (10.0, 0, 0)
