@@ -106,15 +106,6 @@ def test_an_agents_consent_event_is_recorded_in_the_ingest_transaction(app, clie
     assert _verdict(app, customer, "wechat").allowed
 
 
-def test_an_unknown_purpose_is_rejected_with_a_reason(app):
-    with central_db.session_factory(app)() as db:
-        from central.sources.events import store_source_events
-
-        bad = consent_event("c1", "13905710003", granted=True, at=START, purpose="telepathy")
-        staged = store_source_events(db, "crm", [bad], START, registry=load_registry(app.config["CENTRAL"]))
-    assert [(r.event_id, r.reason) for r in staged.rejected] == [("c1", "invalid_payload:purpose")]
-
-
 def test_a_backfill_applies_consent_like_any_source(app, tmp_path: Path):
     lines = [
         signup("b1", "13905710004", at=START - timedelta(days=400)),

@@ -153,7 +153,7 @@ def _histories(draw):
     return draw(st.lists(st.lists(decision, max_size=4), min_size=1, max_size=4))
 
 
-@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(histories=_histories(), data=st.data())
 def test_never_fires_for_a_customer_whose_latest_sms_decision_is_not_a_grant(app, histories, data):
     name = f"bday-{next(_phones)}"
