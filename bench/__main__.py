@@ -9,6 +9,7 @@ from bench import (
     auth_timing,
     backlog,
     clv,
+    consent_triggers,
     escpos,
     identity_ingest,
     identity_rebuild,
@@ -36,6 +37,7 @@ BENCHMARKS: dict[str, Callable[[argparse.Namespace], None]] = {
     "score": lambda a: identity_score.main(customers=a.customers),
     "auth": lambda a: auth_timing.main(tries=a.events or 2000),
     "escpos": lambda a: escpos.main(runs=a.runs, receipts=a.events or 2000),
+    "consent": lambda a: consent_triggers.main(customers=a.events or 200_000, backend=a.backend, runs=a.runs),
 }
 
 

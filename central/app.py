@@ -10,10 +10,12 @@ from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.wrappers.response import Response as BaseResponse
 
-from central import db, errors
+from central import db, errors, scheduler
+from central.campaigns import api as campaigns_api
 from central.clock import system_clock
 from central.config import CentralConfig, default_config_path, load_config
 from central.customers import api as customers_api
+from central.customers import consent_api
 from central.fleet import api as fleet_api
 from central.identity import api as identity_api
 from central.ingest import api as ingest_api
@@ -65,6 +67,9 @@ def create_app(config: CentralConfig | None = None, *, test_config: dict[str, An
     app.register_blueprint(identity_api.bp)
     app.register_blueprint(sources_api.bp)
     app.register_blueprint(presence_api.bp)
+    app.register_blueprint(consent_api.bp)
+    app.register_blueprint(campaigns_api.bp)
+    app.register_blueprint(scheduler.bp)
     app.register_blueprint(console.bp)
 
     @app.get("/healthz")

@@ -195,11 +195,18 @@ def cmd_serve(args: argparse.Namespace) -> int:
         server.effective_port,
         path or "defaults",
     )
+    jobs = None
+    if config.scheduler_enabled:
+        from central import scheduler
+
+        jobs = scheduler.start(app)
     try:
         server.run()
     except KeyboardInterrupt:
         pass
     finally:
+        if jobs is not None:
+            jobs.shutdown(wait=True)
         server.close()
     log.info("%s stopped", PROG)
     return 0
@@ -312,6 +319,7 @@ def _admin_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _commands() -> list[Command]:
     """The platform's commands, then each domain's (its ``cli.COMMANDS``), in that order."""
+    from central.campaigns import cli as campaigns_cli
     from central.fleet import cli as fleet_cli
     from central.identity import cli as identity_cli
     from central.members import cli as members_cli
@@ -323,7 +331,14 @@ def _commands() -> list[Command]:
         Command("check-config", cmd_check_config, "validate the configuration and print the effective settings"),
         Command("create-admin", cmd_create_admin, "create an admin console user", _admin_arguments),
     ]
-    return [*platform, *fleet_cli.COMMANDS, *identity_cli.COMMANDS, *sources_cli.COMMANDS, *members_cli.COMMANDS]
+    return [
+        *platform,
+        *fleet_cli.COMMANDS,
+        *identity_cli.COMMANDS,
+        *sources_cli.COMMANDS,
+        *members_cli.COMMANDS,
+        *campaigns_cli.COMMANDS,
+    ]
 
 
 def _db_problem(exc: SQLAlchemyError) -> str:

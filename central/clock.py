@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
+from zoneinfo import ZoneInfo
 
 from flask import current_app
 
@@ -19,3 +20,13 @@ def now() -> datetime:
     """The current time according to the running app's clock (``app.config["CLOCK"]``)."""
     clock: Clock = current_app.config.get("CLOCK", system_clock)
     return clock()
+
+
+def local_date(moment: datetime, timezone: str) -> date:
+    """The calendar date at ``moment`` in the IANA ``timezone`` (birthdays, ages, occasions)."""
+    return moment.astimezone(ZoneInfo(timezone)).date()
+
+
+def today() -> date:
+    """Today's date in ``triggers.timezone`` by the running app's clock."""
+    return local_date(now(), current_app.config["CENTRAL"].triggers_timezone)

@@ -121,6 +121,72 @@ class CentralConfig:
         minimum=1.0,
         maximum=3650,
     )
+    scheduler_enabled: bool = setting(
+        "scheduler.enabled",
+        True,
+        "Run scheduled jobs (trigger evaluation, webhook delivery) in this serve process; each job runs on one"
+        " instance at a time however many serve the database.",
+    )
+    scheduler_instance: str = setting(
+        "scheduler.instance",
+        "",
+        "Name of this instance in job runs and leases; empty: host name and process id.",
+    )
+    scheduler_lease_seconds: float = setting(
+        "scheduler.lease_seconds",
+        300.0,
+        "SQLite: seconds a job lease lasts unless renewed by the job's progress; a crashed instance's lease"
+        " lapses after this.",
+        minimum=5.0,
+        maximum=86400,
+    )
+    scheduler_triggers_interval: float = setting(
+        "scheduler.triggers_interval",
+        3600.0,
+        "Seconds between evaluations of the time-based triggers (birthdays).",
+        minimum=1.0,
+        maximum=86400,
+    )
+    scheduler_webhooks_interval: float = setting(
+        "scheduler.webhooks_interval",
+        30.0,
+        "Seconds between passes delivering due webhook calls.",
+        minimum=0.5,
+        maximum=3600,
+    )
+    triggers_timezone: str = setting(
+        "triggers.timezone",
+        "Asia/Shanghai",
+        "IANA time zone whose calendar decides birthdays and other dated occasions.",
+    )
+    webhooks_max_attempts: int = setting(
+        "webhooks.max_attempts",
+        8,
+        "Attempts at delivering one webhook call before it is dead-lettered.",
+        minimum=1,
+        maximum=100,
+    )
+    webhooks_backoff_seconds: float = setting(
+        "webhooks.backoff_seconds",
+        30.0,
+        "Wait before the first retry of a failed webhook call; doubled for each further attempt.",
+        minimum=0.0,
+        maximum=86400,
+    )
+    webhooks_backoff_max_seconds: float = setting(
+        "webhooks.backoff_max_seconds",
+        3600.0,
+        "Longest wait between two attempts at one webhook call.",
+        minimum=0.0,
+        maximum=7 * 86400,
+    )
+    webhooks_timeout_seconds: float = setting(
+        "webhooks.timeout_seconds",
+        10.0,
+        "How long one webhook call may take before it counts as failed.",
+        minimum=0.1,
+        maximum=300,
+    )
     log_level: str = setting(
         "log.level", "info", "Least severe log level written.", choices=("debug", "info", "warning", "error")
     )
@@ -175,6 +241,15 @@ def load_config(
             else:
                 source, key = str(path), "database.url"
             raise settings.ConfigError(source, key, problem)
+    if config.triggers_timezone:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(config.triggers_timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise settings.ConfigError(
+                str(path) if path else "environment", "triggers.timezone", "not an IANA time zone such as Asia/Shanghai"
+            ) from None
     if config.identity_registry_file:
         from central.identity.registry import RegistryError, load_registry
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from central import models
+from central import jobs, models
+from central.campaigns import models as campaigns
+from central.customers import consent_models as consent
 from central.customers import models as customers
 from central.fleet import models as fleet
 from central.identity import models as identity
@@ -14,4 +16,18 @@ from central.sources import models as sources
 Base = models.Base
 metadata = Base.metadata
 
-__all__ = ["Base", "customers", "fleet", "identity", "ingest", "members", "metadata", "models", "presence", "sources"]
+__all__ = [
+    "Base",
+    "campaigns",
+    "consent",
+    "customers",
+    "fleet",
+    "identity",
+    "ingest",
+    "jobs",
+    "members",
+    "metadata",
+    "models",
+    "presence",
+    "sources",
+]

@@ -135,6 +135,18 @@ class Scalar(Field):
         return self.text.clean(value) if type(value) is str else self.number.clean(value)
 
 
+class Choice(Field):
+    """One of a fixed set of strings (a consent purpose, a channel)."""
+
+    def __init__(self, *values: str) -> None:
+        self.values = frozenset(values)
+
+    def clean(self, value: Any) -> Any:
+        if type(value) is not str or value not in self.values:
+            raise PayloadError()
+        return value
+
+
 class Nullable(Field):
     """``field``, or null kept as null."""
 
@@ -317,11 +329,19 @@ _PRINTED_SALE: dict[str, Any] = {
 }
 _SCAN: dict[str, Any] = {"code": Text(512, min_len=1), "symbology": Text(32), "register": Text(32), "cashier": Text(64)}
 _MEMBER_EVENT: dict[str, Any] = {"member_id": Text(64), "channel": Text(32)}
+CONSENT_PURPOSES = ("service", "marketing", "profiling", "location")
+"""What a customer consents to: service messages, marketing, profiling/personalisation, location."""
+CONSENT_CHANNELS = ("sms", "wechat", "app_push", "email")
+"""Where marketing may reach a customer; a consent event without a channel covers every channel."""
+CONSENT_SOURCES = ("till", "app", "import", "console", "api")
+"""Where a consent decision was taken."""
 _CONSENT: dict[str, Any] = {
-    "purpose": Text(64, min_len=1),
-    "channel": Text(32),
-    "scope": Text(64),
-    "policy_version": Text(32),
+    "purpose": Choice(*CONSENT_PURPOSES),
+    "channel": Choice(*CONSENT_CHANNELS),
+    "scope": Text(64),  # "guardian": given by the guardian of a customer under 14
+    "notice_version": Text(32),  # the privacy notice shown when the decision was taken
+    "policy_version": Text(32),  # the first release's name for notice_version
+    "source": Choice(*CONSENT_SOURCES),
 }
 _REPORT = Tree(max_depth=2)
 # A HyperLogLog sketch in shared.hyperloglog's wire form (2^16 registers at most, compressed, base64).

@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 
 from central import bulk
 from central.auth import AuthenticatedDevice
-from central.customers import purchases
+from central.customers import consent, purchases
 from central.customers.models import Receipt
 from central.errors import ConcurrentChange
 from central.fleet.models import Device
@@ -174,7 +174,19 @@ def _store_once(db: Session, device: AuthenticatedDevice, batch: wire.DecodedBat
     customers: list[int | None] = []
     if others:
         # Any other event may name who it is about (a member scan, a signup at the till).
-        customers = resolve(db, [_fact(device, r, pks) for r in others], now, registry=_registry()).customer_ids
+        outcome = resolve(db, [_fact(device, r, pks) for r in others], now, registry=_registry())
+        customers = outcome.customer_ids
+        consent.record_events(
+            db.connection(),
+            [
+                (r.event, r.observed_at, pks[r.event.event_id], cid)
+                for r, cid in zip(others, customers, strict=True)
+                if r.event.kind in consent.KINDS
+            ],
+            now,
+            origin=device.device_id,
+            default_source="till",
+        )
     scans = [
         linking.ScanRow(pks[r.event.event_id], r.event.store_id, r.observed_at, r.event.payload, customer_id)
         for r, customer_id in zip(others, customers, strict=True)

@@ -23,6 +23,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from central import bulk
+from central.customers import consent
 from central.identity.registry import Registry
 from central.identity.resolve import IdentityFact, Resolution, resolve
 from central.ingest.batches import _EVENT_COLUMNS, MAX_ATTEMPTS, _is_retryable
@@ -181,6 +182,18 @@ def stage_rows(
     if staged.facts:
         staged.resolution = resolve(db, staged.facts, now, registry=registry, allow_weak_merge=allow_weak_merge)
         record_customers(db, staged.facts, staged.resolution.customer_ids)
+        by_id = {row.event.event_id: row for row in rows}
+        consent.record_events(
+            db.connection(),
+            [
+                (by_id[f.event_id].event, f.observed_at, f.event_pk, cid)
+                for f, cid in zip(staged.facts, staged.resolution.customer_ids, strict=True)
+                if f.kind in consent.KINDS
+            ],
+            now,
+            origin=device_id,
+            default_source="api",
+        )
     return staged
 
 

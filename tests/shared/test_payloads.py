@@ -55,8 +55,8 @@ TYPICAL = {
     "member.update": {"member_id": "M0001", "changed": ["city"]},
     "member.login": {"member_id": "M0001", "method": "sms"},
     "order.online": {"order_no": "JD-1", "total": "99.00", "status": "paid", "items": []},
-    "consent.given": {"purpose": "marketing_sms", "channel": "app", "policy_version": "2026-01"},
-    "consent.withdrawn": {"purpose": "marketing_sms"},
+    "consent.given": {"purpose": "marketing", "channel": "sms", "notice_version": "2026-01", "source": "app"},
+    "consent.withdrawn": {"purpose": "marketing"},
     "service.complaint": {"ticket_no": "T-9", "category": "refund", "text": "商品破损"},
 }
 
@@ -88,6 +88,9 @@ def test_unknown_fields_are_dropped_at_every_declared_level():
         ("pos.receipt", {"receipt_no": "R1", "total": 1.0}, "invalid_payload:total"),
         ("pos.receipt", {"receipt_no": "R1", "total": "1", "items": [{"sku": 7}]}, "invalid_payload:items.sku"),
         ("pos.receipt", {"receipt_no": "R1", "total": "1", "items": [{}] * 1001}, "invalid_payload:items"),
+        ("consent.given", {"purpose": "telepathy"}, "invalid_payload:purpose"),
+        ("consent.withdrawn", {"purpose": "marketing", "channel": "fax"}, "invalid_payload:channel"),
+        ("consent.given", {"purpose": "marketing", "source": "rumour"}, "invalid_payload:source"),
         ("agent.heartbeat", {}, "invalid_payload:agent_version"),
         ("agent.heartbeat", {"agent_version": "1", "uptime_s": True}, "invalid_payload:uptime_s"),
         ("agent.heartbeat", {"agent_version": "1", "health": {"a": {"b": {"c": 1}}}}, "invalid_payload:health"),

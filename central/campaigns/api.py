@@ -1,0 +1,115 @@
+"""Campaigns over the JSON API: triggers (list, declare) and dead-lettered webhook calls (list, retry)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, Response, jsonify, request
+from sqlalchemy import func, select
+
+from central import audit, clock
+from central.auth import actor_name, login_required
+from central.campaigns import triggers, webhooks
+from central.campaigns.models import CONTROL, Trigger, TriggerOccasion
+from central.db import get_session
+from central.errors import ApiError
+from central.models import table
+
+bp = Blueprint("campaigns", __name__)
+_triggers = table(Trigger)
+_occasions = table(TriggerOccasion)
+
+
+def _trigger_json(row: Any, fired: int, control: int) -> dict[str, Any]:
+    shown = {k: v for k, v in (row.action_params or {}).items() if k != "secret"}  # the secret is never shown
+    return {
+        "name": row.name,
+        "kind": row.kind,
+        "params": row.params,
+        "action": row.action,
+        "action_params": shown,
+        "control_percent": row.control_percent,
+        "enabled": row.enabled,
+        "fired": fired,
+        "control": control,
+    }
+
+
+@bp.get("/api/v1/triggers")
+@login_required
+def list_triggers() -> Response:
+    """Every trigger with how often it fired and how many of those went to the control group."""
+    db = get_session()
+    counts = {
+        (tid, grp): n
+        for tid, grp, n in db.execute(
+            select(_occasions.c.trigger_id, _occasions.c.grp, func.count()).group_by(
+                _occasions.c.trigger_id, _occasions.c.grp
+            )
+        )
+    }
+    rows = db.execute(select(_triggers).order_by(_triggers.c.id)).all()
+    out = []
+    for row in rows:
+        control = counts.get((row.id, CONTROL), 0)
+        fired = sum(n for (tid, _), n in counts.items() if tid == row.id)
+        out.append(_trigger_json(row, fired, control))
+    return jsonify({"triggers": out})
+
+
+@bp.post("/api/v1/triggers")
+@login_required
+def declare_trigger() -> tuple[Response, int]:
+    """Declare a trigger: ``{name, kind: "birthday", params, action, action_params, control_percent}``."""
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        raise ApiError(400, "invalid_trigger", "expected a JSON object")
+    db = get_session()
+    try:
+        declared = triggers.check(
+            str(body.get("name", "")),
+            str(body.get("kind", "")),
+            body.get("params") or {},
+            str(body.get("action", "")),
+            body.get("action_params") or {},
+            float(body.get("control_percent", triggers.DEFAULT_CONTROL_PERCENT)),
+        )
+        trigger_id = triggers.declare(db, declared, actor=actor_name(), now=clock.now())
+    except (triggers.TriggerError, TypeError, ValueError) as exc:
+        raise ApiError(400, "invalid_trigger", str(exc)) from None
+    audit.record(db, at=clock.now(), actor=actor_name(), action="trigger.declare", subject=f"trigger:{declared.name}")
+    db.commit()
+    return jsonify({"id": trigger_id, "name": declared.name}), 201
+
+
+@bp.get("/api/v1/webhooks/dead")
+@login_required
+def dead() -> Response:
+    """The newest dead-lettered webhook calls with their last error."""
+    rows = webhooks.dead_letters(get_session())
+    return jsonify(
+        {
+            "dead": [
+                {
+                    "id": r.id,
+                    "trigger_id": r.trigger_id,
+                    "url": r.url,
+                    "attempts": r.attempts,
+                    "last_error": r.last_error,
+                }
+                for r in rows
+            ]
+        }
+    )
+
+
+@bp.post("/api/v1/webhooks/<int:delivery_id>/retry")
+@login_required
+def retry(delivery_id: int) -> Response:
+    """Queue a dead-lettered call again with a fresh set of attempts."""
+    db = get_session()
+    if not webhooks.retry_dead(db, delivery_id, clock.now()):
+        raise ApiError(404, "not_found", f"no dead-lettered webhook call {delivery_id}")
+    audit.record(db, at=clock.now(), actor=actor_name(), action="webhook.retry", subject=f"webhook:{delivery_id}")
+    db.commit()
+    return jsonify({"queued": delivery_id})

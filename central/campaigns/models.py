@@ -1,0 +1,92 @@
+"""Campaign tables: triggers, the ledger of occasions they fired on, webhook calls and export rows.
+
+``trigger_occasions`` is what makes firing exactly-once: UNIQUE (trigger_id, customer_id,
+occasion), inserted with ``ON CONFLICT DO NOTHING`` in the same transaction that queues the
+action. A restart, a second run or a second instance finds the row and does nothing.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, Boolean, Float, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from central.models import Base, BigId, UTCDateTime
+
+# trigger_occasions.grp
+ACTION = "action"
+CONTROL = "control"  # the random control group: recorded, given no action
+
+# webhook_deliveries.status
+PENDING = "pending"
+DELIVERED = "delivered"
+DEAD = "dead"
+
+
+class Trigger(Base):
+    """A declared trigger: when it fires (``kind`` and ``params``) and what it does (``action``)."""
+
+    __tablename__ = "triggers"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    params: Mapped[dict[str, Any]] = mapped_column(JSON)
+    action: Mapped[str] = mapped_column(String(32))
+    action_params: Mapped[dict[str, Any]] = mapped_column(JSON)
+    control_percent: Mapped[float] = mapped_column(Float)
+    enabled: Mapped[bool] = mapped_column(Boolean)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    created_by: Mapped[str] = mapped_column(String(128))
+
+
+class TriggerOccasion(Base):
+    """A trigger fired for a customer on an occasion (a birthday's year); never fires twice."""
+
+    __tablename__ = "trigger_occasions"
+    __table_args__ = (
+        UniqueConstraint("trigger_id", "customer_id", "occasion"),
+        Index("ix_trigger_occasions_trigger_id_occasion", "trigger_id", "occasion"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    trigger_id: Mapped[int] = mapped_column(Integer)
+    customer_id: Mapped[int] = mapped_column(Integer, index=True)
+    occasion: Mapped[str] = mapped_column(String(32))
+    grp: Mapped[str] = mapped_column(String(8))
+    fired_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    instance: Mapped[str] = mapped_column(String(128))
+
+
+class WebhookDelivery(Base):
+    """One webhook call: its body, attempts so far, when to try next, and how it ended."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (Index("ix_webhook_deliveries_status_next_attempt_at", "status", "next_attempt_at"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    occasion_id: Mapped[int | None] = mapped_column(BigInteger, unique=True)
+    trigger_id: Mapped[int] = mapped_column(Integer)
+    url: Mapped[str] = mapped_column(String(2048))
+    body: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16))
+    attempts: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_error: Mapped[str | None] = mapped_column(String(500))
+
+
+class ExportEntry(Base):
+    """A customer a trigger added to its export list, for marketing to download."""
+
+    __tablename__ = "trigger_exports"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    occasion_id: Mapped[int] = mapped_column(BigInteger, unique=True)
+    trigger_id: Mapped[int] = mapped_column(Integer, index=True)
+    customer_id: Mapped[int] = mapped_column(Integer)
+    occasion: Mapped[str] = mapped_column(String(32))
+    added_at: Mapped[datetime] = mapped_column(UTCDateTime)

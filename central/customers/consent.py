@@ -1,0 +1,242 @@
+"""Recording consent: ``consent.given`` and ``consent.withdrawn`` events, console and API decisions.
+
+Every decision is one row of ``consent_decisions``, named once by ``(origin, origin_id)`` (an
+event's device and event id, or a console/API call's id), so a duplicate delivery or a retried
+call adds nothing. Rows are never updated: which decision holds is worked out when asked
+(:mod:`central.customers.consent_gate`), latest by observed time first. Events are recorded in
+the ingest transaction that stores them, right after identity resolution named their customer::
+
+    {"kind": "consent.withdrawn", "observed_at": "2026-11-23T09:58:25+08:00",
+     "identifiers": {"phone": "13812345678"},
+     "payload": {"purpose": "marketing", "channel": "sms", "notice_version": "2026-01"}}
+
+A decision for ``profiling`` or ``location`` covers every channel; one for ``marketing`` or
+``service`` covers the channel it names, or every channel when it names none.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+from sqlalchemy import Connection
+
+from central import bulk
+from central.customers.consent_models import ALL_CHANNELS, ConsentDecision
+from central.models import table
+from shared.payloads import CONSENT_CHANNELS, CONSENT_PURPOSES, CONSENT_SOURCES
+
+PURPOSES = CONSENT_PURPOSES
+CHANNELS = CONSENT_CHANNELS
+SOURCES = CONSENT_SOURCES
+PER_CHANNEL = frozenset({"service", "marketing"})
+"""Purposes decided per channel; the others hold for the customer as a whole."""
+KINDS = {"consent.given": True, "consent.withdrawn": False}
+GUARDIAN = "guardian"
+"""``scope`` of a decision taken by a minor's guardian: the only kind of grant a minor's consent needs."""
+_decisions = table(ConsentDecision)
+_COLUMNS = (
+    "customer_id",
+    "event_pk",
+    "purpose",
+    "channel",
+    "granted",
+    "observed_at",
+    "recorded_at",
+    "source",
+    "notice_version",
+    "scope",
+    "origin",
+    "origin_id",
+    "actor",
+)
+
+
+class ConsentError(ValueError):
+    """A console or API decision that cannot be recorded as asked; the message says which field."""
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """One consent given (``granted``) or withdrawn, for one customer, purpose and channel."""
+
+    customer_id: int
+    purpose: str
+    channel: str
+    granted: bool
+    observed_at: datetime
+    source: str
+    origin: str
+    origin_id: str
+    notice_version: str = ""
+    scope: str = ""
+    event_pk: int | None = None
+    actor: str | None = None
+
+    def row(self, now: datetime) -> tuple[Any, ...]:
+        return (
+            self.customer_id,
+            self.event_pk,
+            self.purpose,
+            self.channel,
+            self.granted,
+            self.observed_at,
+            now,
+            self.source,
+            self.notice_version,
+            self.scope,
+            self.origin,
+            self.origin_id,
+            self.actor,
+        )
+
+
+class ConsentEvent(Protocol):
+    """What recording needs of a stored event (``shared.wire.Event`` has it)."""
+
+    @property
+    def kind(self) -> str: ...
+    @property
+    def event_id(self) -> str: ...
+    @property
+    def payload(self) -> dict[str, Any]: ...
+
+
+def channel_for(purpose: str, channel: str | None) -> str:
+    """The stored channel: the one named for per-channel purposes, else every channel."""
+    return channel if purpose in PER_CHANNEL and channel else ALL_CHANNELS
+
+
+def from_event(
+    event: ConsentEvent,
+    observed_at: datetime,
+    event_pk: int | None,
+    customer_id: int | None,
+    *,
+    origin: str,
+    default_source: str,
+) -> Decision | None:
+    """The decision a stored consent event states, or None (not a consent event, or it names no customer).
+
+    The payload was already checked against its schema, so purpose, channel and source are known values.
+    """
+    granted = KINDS.get(event.kind)
+    if granted is None or customer_id is None:
+        return None
+    payload = event.payload
+    purpose = payload["purpose"]
+    return Decision(
+        customer_id=customer_id,
+        purpose=purpose,
+        channel=channel_for(purpose, payload.get("channel")),
+        granted=granted,
+        observed_at=observed_at,
+        source=payload.get("source") or default_source,
+        origin=origin,
+        origin_id=event.event_id,
+        notice_version=payload.get("notice_version") or payload.get("policy_version") or "",
+        scope=payload.get("scope", ""),
+        event_pk=event_pk,
+    )
+
+
+def record(conn: Connection, decisions: Sequence[Decision], now: datetime) -> int:
+    """Store decisions not stored before (by ``(origin, origin_id)``); return how many were new."""
+    if not decisions:
+        return 0
+    inserted = bulk.insert(
+        conn,
+        _decisions,
+        _COLUMNS,
+        [d.row(now) for d in decisions],
+        returning=("id",),
+        skip_conflicts_on=("origin", "origin_id"),
+    )
+    return len(inserted)
+
+
+def record_events(
+    conn: Connection,
+    rows: Iterable[tuple[ConsentEvent, datetime, int, int | None]],
+    now: datetime,
+    *,
+    origin: str,
+    default_source: str,
+) -> int:
+    """Record the consent events among freshly stored ``(event, observed_at, event_pk, customer_id)`` rows."""
+    decisions = [
+        d
+        for event, observed_at, pk, customer_id in rows
+        if event.kind in KINDS
+        and (d := from_event(event, observed_at, pk, customer_id, origin=origin, default_source=default_source))
+    ]
+    return record(conn, decisions, now)
+
+
+def parse_request(customer_id: int, body: Any, *, now: datetime, origin: str, actor: str | None) -> list[Decision]:
+    """The decisions of a console/API request body, or ConsentError naming the bad field.
+
+    ``{"decisions": [{"purpose": "marketing", "channel": "sms", "granted": false,
+    "notice_version": "2026-01", "source": "console", "observed_at": "...", "id": "..."}]}``;
+    a single decision may be posted without the ``decisions`` list. ``id`` makes a retried call
+    idempotent; without one every call is a new decision.
+    """
+    items = body.get("decisions", [body]) if isinstance(body, dict) else None
+    if not isinstance(items, list) or not items or len(items) > 100:
+        raise ConsentError("expected a decision object or {'decisions': [...]} with 1 to 100 decisions")
+    out = []
+    for n, item in enumerate(items):
+        where = f"decisions[{n}]" if "decisions" in body else "body"
+        if not isinstance(item, dict):
+            raise ConsentError(f"{where}: expected an object")
+        purpose, channel = item.get("purpose"), item.get("channel")
+        if purpose not in PURPOSES:
+            raise ConsentError(f"{where}.purpose: expected one of {', '.join(PURPOSES)}")
+        if channel is not None and channel not in CHANNELS:
+            raise ConsentError(f"{where}.channel: expected one of {', '.join(CHANNELS)} or none for all")
+        if not isinstance(item.get("granted"), bool):
+            raise ConsentError(f"{where}.granted: expected true or false")
+        source = item.get("source", "api" if origin == "api" else "console")
+        if source not in SOURCES:
+            raise ConsentError(f"{where}.source: expected one of {', '.join(SOURCES)}")
+        observed_at = _time(item.get("observed_at"), now, f"{where}.observed_at")
+        decision_id = item.get("id") or str(uuid.uuid4())
+        for name, value, limit in (("id", decision_id, 64), ("notice_version", item.get("notice_version", ""), 32)):
+            if not isinstance(value, str) or len(value) > limit or "\x00" in value:
+                raise ConsentError(f"{where}.{name}: expected text of at most {limit} characters")
+        scope = item.get("scope", "")
+        if scope not in ("", GUARDIAN):
+            raise ConsentError(f"{where}.scope: expected {GUARDIAN!r} or nothing")
+        out.append(
+            Decision(
+                customer_id=customer_id,
+                purpose=purpose,
+                channel=channel_for(purpose, channel),
+                granted=item["granted"],
+                observed_at=observed_at,
+                source=source,
+                origin=origin,
+                origin_id=decision_id,
+                notice_version=item.get("notice_version", ""),
+                scope=scope,
+                actor=actor,
+            )
+        )
+    return out
+
+
+def _time(raw: Any, now: datetime, where: str) -> datetime:
+    if raw is None:
+        return now
+    from shared import wire
+
+    try:
+        value = wire.parse_time(raw) if isinstance(raw, str) else None
+    except (ValueError, OverflowError):
+        value = None
+    if value is None or value > now:
+        raise ConsentError(f"{where}: expected an RFC 3339 time with offset, not in the future")
+    return value

@@ -1,0 +1,205 @@
+"""The consent gate: may we market to, profile or locate this customer, and if not, why not.
+
+Which decision holds for a customer, purpose and channel:
+
+* the decisions counted are those recorded for the customer, for every customer merged into it,
+  and for events that identity resolution now places with it (a split moves an event's decision
+  with the event; a console or API decision stays with the customer it was taken for);
+* for a channel, decisions on that channel and decisions covering every channel both count;
+* the latest by observed time wins; at the same instant a withdrawal beats a grant, then the
+  larger ``(origin, origin_id)``; so the answer never depends on arrival order or duplicates,
+  and a withdrawal is never overridden by an older grant, before or after a merge;
+* a customer under 14 (from the golden record's birthday, counted in whole years on ``today``)
+  is refused unless the holding grant was given by a guardian (``scope = "guardian"``); a
+  customer without a known birthday is treated as an adult.
+
+:func:`consented` is the same rule as one SQL statement for segments, exports and triggers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, Select, case, func, literal, or_, select, union
+from sqlalchemy.orm import Session
+
+from central.customers.consent import GUARDIAN
+from central.customers.consent_models import ALL_CHANNELS, ConsentDecision
+from central.identity.models import Customer, EventCustomer, GoldenAttribute
+from central.models import table
+
+MINOR_AGE = 14
+_d = table(ConsentDecision)
+_ec = table(EventCustomer)
+_by_event = table(Customer).alias("event_owner")
+_by_record = table(Customer).alias("recorded_owner")
+_golden = table(GoldenAttribute)
+# Two plain joins on the primary key rather than one on an expression, so that a few decisions
+# cost a few index lookups instead of a hash of the whole customers table.
+OWNER = case(
+    (_ec.c.customer_id.is_not(None), func.coalesce(_by_event.c.merged_into, _by_event.c.id)),
+    else_=func.coalesce(_by_record.c.merged_into, _by_record.c.id),
+)
+"""The live customer a decision belongs to now: its event's owner (splits move it), else the customer it
+was recorded for; then that customer's survivor."""
+_ORDER = (_d.c.observed_at.desc(), _d.c.granted.asc(), _d.c.origin.desc(), _d.c.origin_id.desc())
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """The gate's answer; ``reason`` says why (``granted``, ``no_consent``, ``withdrawn``, ``minor``, ...)."""
+
+    allowed: bool
+    reason: str
+    decided_at: datetime | None = None
+
+    def __bool__(self) -> bool:
+        return self.allowed
+
+    def to_json(self) -> dict[str, Any]:
+        at = self.decided_at.isoformat().replace("+00:00", "Z") if self.decided_at else None
+        return {"allowed": self.allowed, "reason": self.reason, "decided_at": at}
+
+
+def minor_cutoff(today: date) -> str:
+    """Birthdays after this ISO date belong to customers under 14 on ``today``."""
+    try:
+        return today.replace(year=today.year - MINOR_AGE).isoformat()
+    except ValueError:  # 29 February: the birthday is reached on 28 February
+        return today.replace(year=today.year - MINOR_AGE, day=28).isoformat()
+
+
+def owned_decisions() -> Select[Any]:
+    """Every decision with the live customer it belongs to now (column ``owner``)."""
+    return select(_d, OWNER.label("owner")).select_from(
+        _d.outerjoin(_ec, _ec.c.event_pk == _d.c.event_pk)
+        .outerjoin(_by_event, _by_event.c.id == _ec.c.customer_id)
+        .join(_by_record, _by_record.c.id == _d.c.customer_id)
+    )
+
+
+def _belonging_to(customers: Select[Any] | Sequence[int]) -> ColumnElement[bool]:
+    """Decisions that may belong to the live customers selected: recorded for them, for customers merged
+    into them, or with events identity now places with them. Written as one IN over the primary key
+    of a UNION of index lookups, so that the database never scans every decision or customer."""
+    every = table(Customer)
+    tree = union(
+        select(every.c.id).where(every.c.id.in_(customers)),
+        select(every.c.id).where(every.c.merged_into.in_(customers)),
+    ).subquery()
+    moved_here = select(_ec.c.event_pk).where(_ec.c.customer_id.in_(select(tree.c.id)))
+    own = union(
+        select(_d.c.id).where(_d.c.customer_id.in_(select(tree.c.id))),
+        select(_d.c.id).where(_d.c.event_pk.in_(moved_here)),
+    )
+    return _d.c.id.in_(own)
+
+
+def consented(
+    purpose: str, channel: str | None, today: date, among: Select[Any] | Sequence[int] | None = None
+) -> Select[tuple[int]]:
+    """The ids of live customers who may be reached for ``purpose`` (on ``channel``), as one query.
+
+    Use it as ``customers.c.id.in_(consented("marketing", "sms", today))`` in a segment or export;
+    ``among`` (a query of live customer ids) limits the work to those customers.
+    """
+    channels = [ALL_CHANNELS] if channel is None else [channel, ALL_CHANNELS]
+    decisions = owned_decisions().where(_d.c.purpose == purpose, _d.c.channel.in_(channels))
+    if among is not None:
+        decisions = decisions.where(_belonging_to(among))
+    ranked = decisions.add_columns(func.row_number().over(partition_by=OWNER, order_by=_ORDER).label("rank")).subquery()
+    minors = select(_golden.c.customer_id).where(
+        _golden.c.attribute == "birthday", _golden.c.value > minor_cutoff(today)
+    )
+    if among is not None:
+        minors = minors.where(_golden.c.customer_id.in_(among))
+    return select(ranked.c.owner).where(
+        ranked.c.rank == 1,
+        ranked.c.granted.is_(True),
+        or_(ranked.c.scope == GUARDIAN, ranked.c.owner.not_in(minors)),
+    )
+
+
+def live_customer(db: Session, customer_id: int) -> int | None:
+    """The live customer ``customer_id`` is now (itself, or its survivor), or None if unknown."""
+    customers = table(Customer)
+    row = db.execute(select(customers.c.merged_into).where(customers.c.id == customer_id)).first()
+    if row is None:
+        return None
+    return int(row[0]) if row[0] is not None else customer_id
+
+
+def decisions_of(db: Session, customer_id: int) -> list[Any]:
+    """Every decision belonging to live customer ``customer_id`` now, newest first."""
+    query = (
+        owned_decisions()
+        .where(_belonging_to(select(literal(customer_id))))
+        .where(OWNER.in_([customer_id]))
+        .order_by(*_ORDER)
+    )
+    return list(db.execute(query))
+
+
+def holding(decisions: Sequence[Any], purpose: str, channel: str | None) -> Any | None:
+    """The decision that holds for ``purpose`` on ``channel`` among ``decisions`` (newest first), or None."""
+    channels = {ALL_CHANNELS} if channel is None else {channel, ALL_CHANNELS}
+    return next((d for d in decisions if d.purpose == purpose and d.channel in channels), None)
+
+
+def is_minor(db: Session, customer_id: int, today: date) -> bool:
+    """Whether the golden record's birthday makes the customer under 14 on ``today``."""
+    birthday = db.scalar(
+        select(_golden.c.value).where(_golden.c.customer_id == customer_id, _golden.c.attribute == "birthday")
+    )
+    return birthday is not None and birthday > minor_cutoff(today)
+
+
+def _judge(decision: Any | None, minor: bool) -> Verdict:
+    if decision is None:
+        return Verdict(False, "no_consent")
+    if not decision.granted:
+        return Verdict(False, "withdrawn", decision.observed_at)
+    if minor and decision.scope != GUARDIAN:
+        return Verdict(False, "minor_without_guardian_consent", decision.observed_at)
+    return Verdict(True, "granted", decision.observed_at)
+
+
+def verdict(db: Session, customer_id: int, purpose: str, channel: str | None, today: date) -> Verdict:
+    """Whether ``purpose`` (on ``channel``) is allowed for the customer on ``today``, and why."""
+    live = live_customer(db, customer_id)
+    if live is None:
+        return Verdict(False, "unknown_customer")
+    decision = holding(decisions_of(db, live), purpose, channel)
+    return _judge(decision, decision is not None and is_minor(db, live, today))
+
+
+def may_market(db: Session, customer_id: int, channel: str, today: date) -> Verdict:
+    """Whether marketing may reach the customer on ``channel`` (sms, wechat, app_push, email)."""
+    return verdict(db, customer_id, "marketing", channel, today)
+
+
+def may_profile(db: Session, customer_id: int, today: date) -> Verdict:
+    """Whether tags that profile (personalisation) may be computed and used for the customer."""
+    return verdict(db, customer_id, "profiling", None, today)
+
+
+def may_locate(db: Session, customer_id: int, today: date) -> Verdict:
+    """Whether the customer's location (store presence) may be linked to them."""
+    return verdict(db, customer_id, "location", None, today)
+
+
+def summary(db: Session, customer_id: int, today: date) -> dict[str, Any]:
+    """Every purpose and channel's verdict for a live customer, for the API and console."""
+    from central.customers.consent import CHANNELS
+
+    decisions = decisions_of(db, customer_id)
+    minor = is_minor(db, customer_id, today)
+    out: dict[str, Any] = {"minor": minor}
+    for purpose in ("service", "marketing"):
+        out[purpose] = {ch: _judge(holding(decisions, purpose, ch), minor).to_json() for ch in CHANNELS}
+    for purpose in ("profiling", "location"):
+        out[purpose] = _judge(holding(decisions, purpose, None), minor).to_json()
+    return out

@@ -1,0 +1,146 @@
+"""The scheduler: APScheduler runs central's named jobs in ``serve``, each under a database lease.
+
+Jobs are declared in :data:`JOBS` (name, interval setting, function); a domain adds its own with
+:func:`register_job`. Every instance serving a database runs the same schedule; the lease
+(:mod:`central.jobs`) lets one of them run each job at a time and the others skip that turn.
+``GET /api/v1/jobs`` shows every job with its current or last run, and
+``central-server run-job NAME`` runs one now, under the same lease.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.interval import IntervalTrigger
+from flask import Blueprint, Flask, Response, current_app, jsonify
+from sqlalchemy.orm import Session, sessionmaker
+
+from central import db as central_db
+from central.auth import login_required
+from central.clock import Clock
+from central.config import CentralConfig
+from central.jobs import RunContext, last_runs, run_job, run_json
+
+log = logging.getLogger(__name__)
+bp = Blueprint("jobs", __name__)
+
+
+@dataclass(frozen=True)
+class Job:
+    """A named job: its function and how often it runs (seconds, read from the configuration)."""
+
+    name: str
+    func: Callable[[RunContext], None]
+    interval: Callable[[CentralConfig], float]
+    help: str
+
+
+def _triggers(ctx: RunContext) -> None:
+    from central.campaigns.triggers import evaluate_all
+
+    config: CentralConfig = ctx.settings
+    with ctx.sessions() as db:
+        counts = evaluate_all(db, ctx.clock(), config.triggers_timezone, ctx.lease.holder, ctx.progress)
+    # fired, queued and control were reported chunk by chunk; adding 0 shows them when nothing fired.
+    ctx.progress(due=counts["due"], triggers=counts["triggers"], fired=0, queued=0, control=0)
+
+
+def _webhooks(ctx: RunContext) -> None:
+    from central.campaigns.webhooks import Policy, deliver_due
+
+    config: CentralConfig = ctx.settings
+    policy = Policy(
+        config.webhooks_max_attempts,
+        config.webhooks_backoff_seconds,
+        config.webhooks_backoff_max_seconds,
+        config.webhooks_timeout_seconds,
+    )
+    with ctx.sessions() as db:
+        counts = deliver_due(db, ctx.clock, policy, timezone=config.triggers_timezone)
+    ctx.progress(**counts)
+
+
+JOBS: dict[str, Job] = {}
+
+
+def register_job(job: Job) -> None:
+    """Add a job to every instance's schedule (and to ``run-job`` and the jobs API)."""
+    JOBS[job.name] = job
+
+
+register_job(Job("triggers", _triggers, lambda c: c.scheduler_triggers_interval, "fire time-based triggers"))
+register_job(Job("webhooks", _webhooks, lambda c: c.scheduler_webhooks_interval, "deliver due webhook calls"))
+
+
+def instance_name(config: CentralConfig) -> str:
+    """This instance's name in job runs: ``scheduler.instance``, else host name and process id."""
+    return config.scheduler_instance or f"{socket.gethostname()}:{os.getpid()}"
+
+
+def run_now(sessions: sessionmaker[Session], config: CentralConfig, name: str, clock: Clock) -> str | None:
+    """Run job ``name`` once under its lease; its status, or None if another instance holds the lease."""
+    job = JOBS[name]
+    return run_job(
+        sessions,
+        name,
+        job.func,
+        instance=instance_name(config),
+        clock=clock,
+        lease_seconds=config.scheduler_lease_seconds,
+        settings=config,
+    )
+
+
+def start(app: Flask) -> BackgroundScheduler:
+    """Start the app's background scheduler with every registered job; the caller shuts it down."""
+    config: CentralConfig = app.config["CENTRAL"]
+    sessions = central_db.session_factory(app)
+    clock: Clock = app.config["CLOCK"]
+    # APScheduler logs every run at INFO; central logs what a run changed (central.jobs) instead.
+    logging.getLogger("apscheduler").setLevel(max(logging.WARNING, log.getEffectiveLevel()))
+    scheduler = BackgroundScheduler(timezone="UTC")
+    first = datetime.now(UTC)
+    for job in JOBS.values():
+        scheduler.add_job(
+            run_now,
+            IntervalTrigger(seconds=job.interval(config)),
+            args=(sessions, config, job.name, clock),
+            id=job.name,
+            name=job.name,
+            max_instances=1,
+            coalesce=True,
+            misfire_grace_time=None,
+            next_run_time=first,  # once at start-up, then every interval
+        )
+    scheduler.start()
+    log.info("scheduler started as %s with jobs %s", instance_name(config), ", ".join(sorted(JOBS)))
+    return scheduler
+
+
+@bp.get("/api/v1/jobs")
+@login_required
+def jobs() -> Response:
+    """Every scheduled job with its latest run (running: its progress so far; else its result)."""
+    config: CentralConfig = current_app.config["CENTRAL"]
+    db = central_db.get_session()
+    runs = last_runs(db, sorted(JOBS))
+    db.commit()
+    return jsonify(
+        {
+            "jobs": [
+                {
+                    "name": name,
+                    "help": JOBS[name].help,
+                    "interval_seconds": JOBS[name].interval(config),
+                    "last_run": run_json(runs[name][0]) if runs[name] else None,
+                }
+                for name in sorted(JOBS)
+            ]
+        }
+    )

@@ -1,0 +1,71 @@
+"""Helpers for the consent and trigger tests: customers and consent events through the sources path."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+from flask import Flask
+from sqlalchemy import select
+
+from central import db as central_db
+from central.identity.models import Identifier
+from central.identity.registry import load_registry
+from central.sources.events import store_source_events
+from shared import wire
+
+
+def load(app: Flask, events: list[dict[str, Any]], *, source: str = "crm", now: datetime | None = None) -> Any:
+    """Store ``events`` as source ``source`` would post them; the staged outcome."""
+    with central_db.session_factory(app)() as db:
+        staged = store_source_events(
+            db, source, events, now or app.config["CLOCK"](), registry=load_registry(app.config["CENTRAL"])
+        )
+    assert not staged.rejected, staged.rejected
+    return staged
+
+
+def signup(event_id: str, phone: str, *, birthday: date | str | None = None, at: datetime) -> dict[str, Any]:
+    """A member signup naming a phone and, optionally, a birthday."""
+    event: dict[str, Any] = {
+        "event_id": event_id,
+        "kind": "member.signup",
+        "observed_at": wire.format_time(at),
+        "identifiers": {"phone": phone},
+        "payload": {},
+    }
+    if birthday is not None:
+        event["birthday"] = str(birthday)
+    return event
+
+
+def consent_event(
+    event_id: str,
+    phone: str,
+    *,
+    granted: bool,
+    at: datetime,
+    purpose: str = "marketing",
+    channel: str | None = "sms",
+    **payload: Any,
+) -> dict[str, Any]:
+    """A ``consent.given`` or ``consent.withdrawn`` event about the customer holding ``phone``."""
+    body = {"purpose": purpose, **payload}
+    if channel is not None:
+        body["channel"] = channel
+    return {
+        "event_id": event_id,
+        "kind": "consent.given" if granted else "consent.withdrawn",
+        "observed_at": wire.format_time(at),
+        "identifiers": {"phone": phone},
+        "payload": body,
+    }
+
+
+def customer_of(app: Flask, phone: str) -> int:
+    """The customer holding ``phone`` (as the registry normalizes it)."""
+    with central_db.session_factory(app)() as db:
+        rows = db.execute(select(Identifier.customer_id, Identifier.value).where(Identifier.kind == "phone")).all()
+    matches = [cid for cid, value in rows if value.endswith(phone[-11:])]
+    assert len(matches) == 1, (phone, rows)
+    return int(matches[0])

@@ -1,0 +1,237 @@
+"""Consent: events from every sender decide the gate's verdict, latest first, through merges and splits."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from pathlib import Path
+
+import orjson
+from sqlalchemy import func, select
+
+from central import db as central_db
+from central.customers import consent_gate
+from central.customers.consent_models import ConsentDecision
+from central.identity import merges, split
+from central.identity.models import MERGE, LedgerEntry
+from central.identity.registry import load_registry
+from central.sources.backfill import load_events
+from shared import wire
+from tests.central.consent_support import consent_event, customer_of, load, signup
+from tests.central.support import START
+
+TODAY = START.date()
+
+
+def _verdict(app, customer_id, channel="sms", purpose="marketing"):
+    with central_db.session_factory(app)() as db:
+        return consent_gate.verdict(db, customer_id, purpose, channel, TODAY)
+
+
+def _consented(app, purpose="marketing", channel="sms", today=TODAY):
+    with central_db.session_factory(app)() as db:
+        return set(db.scalars(consent_gate.consented(purpose, channel, today)))
+
+
+def _decisions(app):
+    with central_db.session_factory(app)() as db:
+        return db.scalar(select(func.count()).select_from(ConsentDecision)) or 0
+
+
+def test_latest_decision_wins_whatever_the_arrival_order_and_duplicates(app):
+    t = START - timedelta(days=10)
+    load(app, [signup("s1", "13905710000", at=t)])
+    customer = customer_of(app, "13905710000")
+    assert _verdict(app, customer).reason == "no_consent"
+
+    load(app, [consent_event("c1", "13905710000", granted=True, at=t + timedelta(days=1), notice_version="v1")])
+    assert _verdict(app, customer).allowed
+    assert _verdict(app, customer, "email").reason == "no_consent"  # consent is per channel
+    assert customer in _consented(app) and customer not in _consented(app, channel="email")
+
+    load(app, [consent_event("c2", "13905710000", granted=False, at=t + timedelta(days=3))])
+    # An older grant arriving late, and the withdrawal sent again: neither changes the verdict.
+    staged = load(
+        app,
+        [
+            consent_event("c0", "13905710000", granted=True, at=t + timedelta(days=2)),
+            consent_event("c2", "13905710000", granted=False, at=t + timedelta(days=3)),
+        ],
+    )
+    assert staged.duplicate == ["c2"]
+    verdict = _verdict(app, customer)
+    assert (verdict.allowed, verdict.reason) == (False, "withdrawn")
+    assert customer not in _consented(app)
+    assert _decisions(app) == 3
+
+    # A decision for every channel: a later withdrawal without a channel covers sms too.
+    load(app, [consent_event("c3", "13905710000", granted=True, at=t + timedelta(days=4))])
+    assert _verdict(app, customer).allowed
+    load(app, [consent_event("c4", "13905710000", granted=False, at=t + timedelta(days=5), channel=None)])
+    assert _verdict(app, customer).reason == "withdrawn"
+    assert _verdict(app, customer, "wechat").reason == "withdrawn"
+
+
+def test_a_withdrawal_at_the_same_instant_as_a_grant_wins(app):
+    load(app, [signup("s1", "13905710001", at=START)])
+    customer = customer_of(app, "13905710001")
+    at = START - timedelta(hours=1)
+    load(app, [consent_event("z-grant", "13905710001", granted=True, at=at)])
+    load(app, [consent_event("a-withdraw", "13905710001", granted=False, at=at)])
+    assert _verdict(app, customer).reason == "withdrawn"
+    assert customer not in _consented(app)
+
+
+def test_an_agents_consent_event_is_recorded_in_the_ingest_transaction(app, client, agent):
+    event = wire.Event(
+        event_id=agent.new_id(),
+        seq=1,
+        kind="consent.given",
+        observed_at=wire.format_time(START - timedelta(minutes=5)),
+        store_id="S001",
+        payload={"purpose": "marketing", "channel": "wechat", "notice_version": "2026-01"},
+        identifiers={"phone": "13905710002"},
+    )
+    reply = agent.send(client, [event])
+    assert reply["accepted"] == [event.event_id]
+    assert agent.send(client, [event])["duplicate"] == [event.event_id]
+    customer = customer_of(app, "13905710002")
+    with central_db.session_factory(app)() as db:
+        (row,) = consent_gate.decisions_of(db, customer)
+    assert (row.source, row.origin, row.origin_id, row.notice_version) == (
+        "till",
+        agent.device_id,
+        event.event_id,
+        "2026-01",
+    )
+    assert _verdict(app, customer, "wechat").allowed
+
+
+def test_a_backfill_applies_consent_like_any_source(app, tmp_path: Path):
+    lines = [
+        signup("b1", "13905710004", at=START - timedelta(days=400)),
+        consent_event("b2", "13905710004", granted=True, at=START - timedelta(days=300), source="import"),
+    ]
+    path = tmp_path / "history.jsonl"
+    path.write_bytes(b"\n".join(orjson.dumps(line) for line in lines) + b"\n")
+    with central_db.session_factory(app)() as db:
+        summary = load_events(db, path, "legacy", registry=load_registry(app.config["CENTRAL"]), clock=lambda: START)
+    assert summary.accepted == 2
+    customer = customer_of(app, "13905710004")
+    with central_db.session_factory(app)() as db:
+        (row,) = consent_gate.decisions_of(db, customer)
+    assert (row.source, row.origin) == ("import", "source:legacy")
+    assert _verdict(app, customer).allowed
+
+
+def test_after_a_merge_the_latest_decision_of_either_side_holds_and_a_split_gives_each_its_own(app, clock):
+    t = START - timedelta(days=30)
+    load(app, [signup("a", "13905710005", at=t), signup("b", "13905710006", at=t)])
+    a, b = customer_of(app, "13905710005"), customer_of(app, "13905710006")
+    load(
+        app,
+        [
+            consent_event("a-withdraw", "13905710005", granted=False, at=t + timedelta(days=2)),
+            consent_event("b-grant", "13905710006", granted=True, at=t + timedelta(days=1)),
+        ],
+    )
+    assert _verdict(app, b).allowed and not _verdict(app, a).allowed
+    with central_db.session_factory(app)() as db:
+        kept = merges.merge_customers(
+            db, load_registry(app.config["CENTRAL"]), a, b, rule="review", now=START, operator="test"
+        )
+        db.commit()
+    gone = b if kept == a else a
+    # The older grant does not override the withdrawal; asking for the merged-away id answers for the survivor.
+    assert _verdict(app, kept).reason == "withdrawn"
+    assert _verdict(app, gone).reason == "withdrawn"
+    assert _consented(app) == set()
+
+    with central_db.session_factory(app)() as db:
+        ledger_row = db.scalar(select(LedgerEntry.id).where(LedgerEntry.action == MERGE))
+        split.split(db, kept, ledger_row, now=START, operator="test", registry=load_registry(app.config["CENTRAL"]))
+        db.commit()
+    assert _verdict(app, a).reason == "withdrawn"
+    assert _verdict(app, b).allowed
+    assert _consented(app) == {b}
+
+
+def test_a_newer_grant_on_the_other_side_of_a_merge_holds(app):
+    t = START - timedelta(days=30)
+    load(app, [signup("a", "13905710007", at=t), signup("b", "13905710008", at=t)])
+    a, b = customer_of(app, "13905710007"), customer_of(app, "13905710008")
+    load(
+        app,
+        [
+            consent_event("a-withdraw", "13905710007", granted=False, at=t + timedelta(days=1)),
+            consent_event("b-grant", "13905710008", granted=True, at=t + timedelta(days=2)),
+        ],
+    )
+    with central_db.session_factory(app)() as db:
+        kept = merges.merge_customers(
+            db, load_registry(app.config["CENTRAL"]), a, b, rule="review", now=START, operator="t"
+        )
+        db.commit()
+    assert _verdict(app, kept).allowed
+    assert _consented(app) == {kept}
+
+
+def test_a_minor_needs_a_guardians_consent(app):
+    birthday = date(TODAY.year - 10, 6, 1)
+    load(app, [signup("m", "13905710009", birthday=birthday, at=START - timedelta(days=5))])
+    child = customer_of(app, "13905710009")
+    load(app, [consent_event("c1", "13905710009", granted=True, at=START - timedelta(days=4))])
+    assert _verdict(app, child).reason == "minor_without_guardian_consent"
+    assert child not in _consented(app)
+    load(app, [consent_event("c2", "13905710009", granted=True, at=START - timedelta(days=3), scope="guardian")])
+    assert _verdict(app, child).allowed
+    assert child in _consented(app)
+    # On the fourteenth birthday the customer is no longer a minor.
+    assert consent_gate.minor_cutoff(date(TODAY.year + 4, 6, 1)) == birthday.isoformat()
+
+
+def test_profiling_and_location_cover_every_channel(app):
+    load(app, [signup("p", "13905710010", at=START - timedelta(days=5))])
+    customer = customer_of(app, "13905710010")
+    load(
+        app,
+        [
+            consent_event("p1", "13905710010", granted=True, at=START - timedelta(days=4), purpose="profiling"),
+            consent_event("l1", "13905710010", granted=False, at=START - timedelta(days=4), purpose="location"),
+        ],
+    )
+    with central_db.session_factory(app)() as db:
+        assert consent_gate.may_profile(db, customer, TODAY).allowed
+        assert consent_gate.may_locate(db, customer, TODAY).reason == "withdrawn"
+        assert consent_gate.may_market(db, customer, "sms", TODAY).reason == "no_consent"
+    assert _consented(app, "profiling", None) == {customer}
+
+
+def test_the_api_records_and_shows_consent(app, user_client):
+    load(app, [signup("s", "13905710011", at=START - timedelta(days=5))])
+    customer = customer_of(app, "13905710011")
+    url = f"/api/v1/customers/{customer}/consents"
+    body = {
+        "decisions": [
+            {"purpose": "marketing", "channel": "email", "granted": True, "notice_version": "2026-02", "id": "d-1"},
+            {"purpose": "profiling", "granted": True, "id": "d-2", "observed_at": "2026-11-22T10:00:00+08:00"},
+        ]
+    }
+    response = user_client.post(url, json=body)
+    assert response.status_code == 201, response.get_data(as_text=True)
+    assert response.get_json() == {"recorded": 2, "duplicate": 0}
+    assert user_client.post(url, json=body).get_json() == {"recorded": 0, "duplicate": 2}  # a retried call
+
+    shown = user_client.get(url).get_json()
+    assert shown["verdicts"]["marketing"]["email"]["allowed"] is True
+    assert shown["verdicts"]["marketing"]["sms"] == {"allowed": False, "reason": "no_consent", "decided_at": None}
+    assert shown["verdicts"]["profiling"]["allowed"] is True
+    assert shown["verdicts"]["minor"] is False
+    assert [(d["purpose"], d["source"], d["origin"]) for d in shown["decisions"]] == [
+        ("marketing", "api", "api"),
+        ("profiling", "api", "api"),
+    ]
+
+    bad = user_client.post(url, json={"purpose": "marketing", "channel": "fax", "granted": True})
+    assert bad.status_code == 400
+    assert "channel" in bad.get_json()["error"]["message"]
+    assert user_client.get("/api/v1/customers/999999/consents").status_code == 404

@@ -1,0 +1,241 @@
+"""Birthday triggers: exactly once per customer and year, only with marketing consent, with a control group."""
+
+from __future__ import annotations
+
+import itertools
+import threading
+from datetime import UTC, date, datetime, timedelta
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqlalchemy import func, select
+
+from central import db as central_db
+from central.campaigns import triggers
+from central.campaigns.models import CONTROL, ExportEntry, TriggerOccasion
+from tests.central.consent_support import consent_event, customer_of, load, signup
+
+TZ = "Asia/Shanghai"
+NOW = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)  # 10:00 in Shanghai
+_phones = itertools.count(1)
+
+
+def _phone() -> str:
+    return f"1390572{next(_phones):04d}"
+
+
+def _declare(app, name="birthday-coupon", *, days=3, control=0.0, action="export", action_params=None) -> int:
+    declared = triggers.check(
+        name, "birthday", {"days_before": days, "channel": "sms"}, action, action_params or {}, control
+    )
+    with central_db.session_factory(app)() as db:
+        trigger_id = triggers.declare(db, declared, actor="test", now=NOW)
+        db.commit()
+    return trigger_id
+
+
+def _customer(app, birthday: date, *, consent: bool | None = True, at: datetime = NOW - timedelta(days=30)) -> int:
+    phone = _phone()
+    events = [signup(f"s-{phone}", phone, birthday=birthday, at=at)]
+    if consent is not None:
+        events.append(consent_event(f"c-{phone}", phone, granted=consent, at=at + timedelta(minutes=1)))
+    load(app, events)
+    return customer_of(app, phone)
+
+
+def _evaluate(app, now=NOW, instance="test") -> dict[str, int]:
+    with central_db.session_factory(app)() as db:
+        return triggers.evaluate_all(db, now, TZ, instance)
+
+
+def _fired(app, trigger_id=None) -> list[tuple[int, str, str]]:
+    occasions = TriggerOccasion.__table__
+    query = select(occasions.c.customer_id, occasions.c.occasion, occasions.c.grp).order_by(occasions.c.id)
+    if trigger_id is not None:
+        query = query.where(occasions.c.trigger_id == trigger_id)
+    with central_db.session_factory(app)() as db:
+        return [tuple(r) for r in db.execute(query)]
+
+
+def _exports(app) -> int:
+    with central_db.session_factory(app)() as db:
+        return db.scalar(select(func.count()).select_from(ExportEntry)) or 0
+
+
+def _in(days: int, years_ago: int = 30) -> date:
+    day = date(2026, 11, 23) + timedelta(days=days)  # NOW in Shanghai
+    return day.replace(year=day.year - years_ago)
+
+
+def test_fires_once_per_customer_and_year_across_runs_restarts_and_years(app, make_app):
+    trigger = _declare(app)
+    due = _customer(app, _in(2))
+    today = _customer(app, _in(0))
+    _customer(app, _in(4))  # outside the window
+    _customer(app, _in(-1))  # yesterday: this year's occasion has passed
+    counts = _evaluate(app)
+    assert counts["fired"] == 2 and counts["queued"] == 2
+    assert sorted(_fired(app, trigger)) == sorted([(due, "2026", "action"), (today, "2026", "action")])
+    assert _evaluate(app)["fired"] == 0  # a second run
+    restarted = make_app()  # a restart: a new app on the same database
+    assert _evaluate(restarted, NOW + timedelta(hours=5))["fired"] == 0
+    assert _exports(app) == 2
+    # A year later the next birthday is a new occasion.
+    later = NOW + timedelta(days=365)
+    assert _evaluate(restarted, later)["fired"] == 2
+    assert {occasion for _, occasion, _ in _fired(app)} == {"2026", "2027"}
+
+
+def test_a_birthday_across_new_year_and_on_29_february():
+    assert triggers.birthday_window(date(2026, 12, 30), 3) == {
+        "12-30": "2026",
+        "12-31": "2026",
+        "01-01": "2027",
+        "01-02": "2027",
+    }
+    assert triggers.birthday_window(date(2027, 2, 27), 1) == {"02-27": "2027", "02-28": "2027", "02-29": "2027"}
+    assert "02-29" not in triggers.birthday_window(date(2028, 2, 27), 1)
+
+
+def test_never_without_consent_and_a_withdrawal_keeps_the_customer_out_from_the_next_evaluation(app):
+    trigger = _declare(app)
+    _customer(app, _in(1), consent=None)
+    _customer(app, _in(1), consent=False)
+    phone = _phone()
+    load(app, [signup("later", phone, birthday=_in(5), at=NOW - timedelta(days=9))])
+    load(app, [consent_event("g", phone, granted=True, at=NOW - timedelta(days=8))])
+    assert _evaluate(app)["fired"] == 0
+    load(app, [consent_event("w", phone, granted=False, at=NOW + timedelta(days=1))], now=NOW + timedelta(days=1))
+    assert _evaluate(app, NOW + timedelta(days=3))["fired"] == 0
+    assert _fired(app, trigger) == []
+    # Granting again lets the next evaluation fire.
+    load(app, [consent_event("g2", phone, granted=True, at=NOW + timedelta(days=3, hours=1))])
+    assert _evaluate(app, NOW + timedelta(days=3, hours=2))["fired"] == 1
+
+
+def test_the_control_group_is_recorded_and_gets_no_action(app):
+    trigger = _declare(app, control=50.0)
+    customers = [_customer(app, _in(1)) for _ in range(12)]
+    counts = _evaluate(app)
+    fired = _fired(app, trigger)
+    control = {cid for cid, _, grp in fired if grp == CONTROL}
+    assert len(fired) == 12 and counts["control"] == len(control)
+    assert control == {c for c in customers if triggers.in_control_group("birthday-coupon", c, 50.0)}
+    assert 0 < len(control) < 12
+    assert _exports(app) == 12 - len(control)
+
+
+def test_two_instances_evaluating_at_once_fire_each_customer_once(app, make_app):
+    trigger = _declare(app)
+    for _ in range(30):
+        _customer(app, _in(2))
+    other = make_app()
+    barrier = threading.Barrier(2)
+    results: list[dict[str, int]] = []
+
+    def run(instance_app, name):
+        barrier.wait()
+        results.append(_evaluate(instance_app, instance=name))
+
+    threads = [threading.Thread(target=run, args=(a, n)) for a, n in ((app, "one"), (other, "two"))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sum(r["fired"] for r in results) == 30
+    assert len(_fired(app, trigger)) == 30 == _exports(app)
+
+
+@st.composite
+def _histories(draw):
+    """Per customer: consent decisions (day offset, granted, channel or every channel), possibly none."""
+    decision = st.tuples(st.integers(-60, 0), st.booleans(), st.sampled_from(["sms", "email", None]))
+    return draw(st.lists(st.lists(decision, max_size=4), min_size=1, max_size=4))
+
+
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(histories=_histories(), data=st.data())
+def test_never_fires_for_a_customer_whose_latest_sms_decision_is_not_a_grant(app, histories, data):
+    name = f"bday-{next(_phones)}"
+    trigger = _declare(app, name)
+    expected, mine = set(), set()
+    for history in histories:
+        phone = _phone()
+        load(app, [signup(f"s-{phone}", phone, birthday=_in(1), at=NOW - timedelta(days=90))])
+        customer = customer_of(app, phone)
+        mine.add(customer)
+        events = [
+            consent_event(f"{phone}-{i}", phone, granted=g, at=NOW + timedelta(days=d, minutes=i), channel=ch)
+            for i, (d, g, ch) in enumerate(history)
+        ]
+        # Delivered in any order, some twice.
+        shuffled = data.draw(
+            st.permutations(events + data.draw(st.lists(st.sampled_from(events), max_size=2)) if events else [])
+        )
+        for event in shuffled:
+            load(app, [event])
+        relevant = [(d, i, g) for i, (d, g, ch) in enumerate(history) if ch in ("sms", None)]
+        if relevant and max(relevant)[2]:
+            expected.add(customer)
+    _evaluate(app)
+    assert {cid for cid, _, _ in _fired(app, trigger)} & mine == expected
+
+
+class CouponRecorder:
+    """A coupon action as the coupon issue will add one: it implements the Action protocol."""
+
+    name = "test-coupon"
+
+    def __init__(self) -> None:
+        self.issued: list[tuple[str, int, str]] = []
+
+    def check(self, params):
+        return None if params.get("campaign") else "needs a campaign"
+
+    def enqueue(self, conn, trigger, firings, now):
+        self.issued.extend((trigger.action_params["campaign"], f.customer_id, f.occasion) for f in firings)
+        return len(firings)
+
+
+def test_a_registered_coupon_action_is_given_each_customer_once_and_merges_do_not_fire_again(app, make_app):
+    from central.campaigns.actions import register_action
+    from central.identity import merges
+    from central.identity.registry import load_registry
+
+    coupons = CouponRecorder()
+    register_action(coupons)
+    _declare(app, "birthday-coupon-2", action="test-coupon", action_params={"campaign": "BDAY26"})
+    older = _customer(app, _in(1), consent=None)  # no consent: gets nothing on its own
+    younger = _customer(app, _in(1))
+    _evaluate(app)
+    _evaluate(make_app())
+    assert coupons.issued == [("BDAY26", younger, "2026")]
+    # The two turn out to be one person: the survivor (the older id) must not get a second coupon.
+    with central_db.session_factory(app)() as db:
+        kept = merges.merge_customers(
+            db, load_registry(app.config["CENTRAL"]), older, younger, rule="review", now=NOW, operator="t"
+        )
+        db.commit()
+    assert kept == older
+    _evaluate(app, NOW + timedelta(hours=1))
+    assert coupons.issued == [("BDAY26", younger, "2026")]
+
+
+def test_triggers_are_declared_and_listed_over_the_api_without_their_secret(app, user_client):
+    body = {
+        "name": "bday-hook",
+        "kind": "birthday",
+        "params": {"days_before": 3, "channel": "wechat"},
+        "action": "webhook",
+        "action_params": {"url": "http://127.0.0.1:9/hook", "secret": "a-secret-of-16-chars"},
+    }
+    assert user_client.post("/api/v1/triggers", json=body).status_code == 201
+    again = user_client.post("/api/v1/triggers", json=body)
+    assert again.status_code == 400 and "exists already" in again.get_json()["error"]["message"]
+    bad = user_client.post("/api/v1/triggers", json={**body, "name": "x", "params": {"channel": "fax"}})
+    assert bad.status_code == 400 and bad.get_json()["error"]["message"].startswith("channel:")
+    short = user_client.post("/api/v1/triggers", json={**body, "name": "y", "action_params": {"url": "ftp://x"}})
+    assert short.status_code == 400
+    (listed,) = user_client.get("/api/v1/triggers").get_json()["triggers"]
+    assert listed["action_params"] == {"url": "http://127.0.0.1:9/hook"}
+    assert (listed["control_percent"], listed["fired"], listed["control"]) == (10.0, 0, 0)

@@ -1,0 +1,143 @@
+"""Webhook calls: signed, retried with backoff against a real loopback receiver, dead-lettered, cancelled."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, date, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import orjson
+from sqlalchemy import select
+
+from central import db as central_db
+from central.campaigns import triggers, webhooks
+from central.campaigns.models import DEAD, DELIVERED, WebhookDelivery
+from tests.central.consent_support import consent_event, customer_of, load, signup
+
+NOW = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)
+SECRET = "s3cret-shared-with-the-receiver"
+POLICY = webhooks.Policy(max_attempts=3, backoff_seconds=60, backoff_max_seconds=3600, timeout_seconds=5)
+
+
+class Receiver:
+    """A real HTTP server on loopback answering each POST with the next programmed status."""
+
+    def __init__(self, statuses: list[int]) -> None:
+        self.statuses = statuses
+        self.calls: list[tuple[dict[str, str], bytes]] = []
+
+
+@contextmanager
+def receiving(statuses: list[int]) -> Iterator[tuple[Receiver, str]]:
+    receiver = Receiver(statuses)
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            receiver.calls.append((dict(self.headers), body))
+            status = receiver.statuses.pop(0) if receiver.statuses else 200
+            self.send_response(status)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield receiver, f"http://127.0.0.1:{server.server_address[1]}/hook"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+
+def _fire(app, url: str, phone: str) -> int:
+    declared = triggers.check(
+        "bday-hook", "birthday", {"days_before": 3, "channel": "sms"}, "webhook", {"url": url, "secret": SECRET}, 0.0
+    )
+    with central_db.session_factory(app)() as db:
+        triggers.declare(db, declared, actor="test", now=NOW)
+        db.commit()
+    load(
+        app,
+        [
+            signup("s", phone, birthday=date(1990, 11, 24), at=NOW - timedelta(days=9)),
+            consent_event("c", phone, granted=True, at=NOW - timedelta(days=8)),
+        ],
+    )
+    with central_db.session_factory(app)() as db:
+        assert triggers.evaluate_all(db, NOW, "Asia/Shanghai", "test")["queued"] == 1
+    return customer_of(app, phone)
+
+
+def _deliver(app, at: datetime) -> dict[str, int]:
+    with central_db.session_factory(app)() as db:
+        return webhooks.deliver_due(db, lambda: at, POLICY, timezone="Asia/Shanghai")
+
+
+def _delivery(app):
+    with central_db.session_factory(app)() as db:
+        return db.execute(select(WebhookDelivery.__table__)).one()
+
+
+def test_a_call_is_signed_retried_with_backoff_and_delivered(app):
+    with receiving([500, 503]) as (receiver, url):
+        customer = _fire(app, url, "13905730001")
+        assert _deliver(app, NOW) == {"delivered": 0, "retry": 1, "dead": 0, "cancelled": 0}
+        assert _delivery(app).next_attempt_at == NOW + timedelta(seconds=60)
+        assert _deliver(app, NOW + timedelta(seconds=59))["retry"] == 0  # not due yet
+        assert _deliver(app, NOW + timedelta(seconds=60))["retry"] == 1
+        assert _delivery(app).next_attempt_at == NOW + timedelta(seconds=180)  # doubled
+        assert _deliver(app, NOW + timedelta(seconds=180))["delivered"] == 1
+        assert _deliver(app, NOW + timedelta(days=1))["delivered"] == 0  # delivered once
+    assert len(receiver.calls) == 3
+    headers, body = receiver.calls[-1]
+    sent_at = int((NOW + timedelta(seconds=180)).timestamp())
+    assert webhooks.verify(SECRET, headers[webhooks.SIGNATURE_HEADER], body, sent_at)
+    assert not webhooks.verify("another-secret-entirely", headers[webhooks.SIGNATURE_HEADER], body, sent_at)
+    assert not webhooks.verify(SECRET, headers[webhooks.SIGNATURE_HEADER], body + b" ", sent_at)
+    assert not webhooks.verify(SECRET, headers[webhooks.SIGNATURE_HEADER], body, sent_at + 3600)  # replayed late
+    document = orjson.loads(body)
+    assert (document["trigger"], document["customer_id"], document["occasion"]) == ("bday-hook", customer, "2026")
+    assert document["detail"] == {"birthday": "1990-11-24"}
+    row = _delivery(app)
+    assert (row.status, row.attempts) == (DELIVERED, 3)
+
+
+def test_a_call_that_keeps_failing_is_dead_lettered_and_can_be_retried(app, user_client):
+    with receiving([500, 500, 500, 200]) as (receiver, url):
+        _fire(app, url, "13905730002")
+        at = NOW
+        for _ in range(3):
+            _deliver(app, at)
+            at += timedelta(hours=1)
+        row = _delivery(app)
+        assert (row.status, row.attempts, row.last_error) == (DEAD, 3, "HTTP 500")
+        assert _deliver(app, at + timedelta(days=1)) == {"delivered": 0, "retry": 0, "dead": 0, "cancelled": 0}
+        dead = user_client.get("/api/v1/webhooks/dead").get_json()["dead"]
+        assert [(d["id"], d["last_error"]) for d in dead] == [(row.id, "HTTP 500")]
+        assert user_client.post(f"/api/v1/webhooks/{row.id}/retry").status_code == 200
+        assert _deliver(app, NOW + timedelta(days=2))["delivered"] == 1
+    assert len(receiver.calls) == 4
+
+
+def test_an_unreachable_receiver_counts_as_a_failed_attempt(app):
+    with receiving([]) as (_, url):
+        pass  # the port is closed again: connections are refused
+    _fire(app, url, "13905730003")
+    assert _deliver(app, NOW)["retry"] == 1
+    assert "Connection" in (_delivery(app).last_error or "")
+
+
+def test_a_withdrawal_before_delivery_cancels_the_call(app):
+    with receiving([]) as (receiver, url):
+        _fire(app, url, "13905730004")
+        load(app, [consent_event("w", "13905730004", granted=False, at=NOW - timedelta(minutes=1))])
+        assert _deliver(app, NOW)["cancelled"] == 1
+    assert receiver.calls == []
+    assert _delivery(app).status == webhooks.CANCELLED
