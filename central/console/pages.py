@@ -16,7 +16,7 @@ from central.accounts import web
 from central.accounts.roles import ADMIN, EVERYONE, FINANCE, MARKETING
 from central.console import bp
 from central.console.navigation import CUSTOMER_ROLES, FLEET_ROLES
-from central.customers.queries import customer_detail, find_customer, money, survivor_of
+from central.customers.queries import customer_detail, find_customer, list_customers, money, survivor_of
 from central.db import get_session
 from central.fleet.devices import DeviceSummary, list_devices
 from central.fleet.enrollment import list_tokens
@@ -24,6 +24,7 @@ from central.identity import golden, resolve
 from shared.masking import mask_identifier, mask_name
 
 SEARCH_KINDS = ("phone", "member_card", "member_id", "name")
+RECENT = 50
 
 
 def _audit(action: str, subject: str = "", **detail: Any) -> None:
@@ -73,8 +74,14 @@ def customers() -> ResponseReturnValue:
     query = request.args.get("q", "").strip()[:128]
     found: list[dict[str, Any]] = []
     problem = None
+    recent: list[Any] = []
     if kind not in SEARCH_KINDS:
         abort(400)
+    if not query:
+        db = get_session()
+        recent, _total = list_customers(db, RECENT, 0)  # identifiers come masked
+        _audit("customers.list", returned=len(recent))
+        db.commit()
     if query and kind == "name":
         problem = "name"
     elif query:
@@ -93,7 +100,14 @@ def customers() -> ResponseReturnValue:
             _audit("customers.search", f"{kind}:{mask_identifier(kind, value)}", returned=len(found))
             db.commit()
     return render_template(
-        "customers.html", page="customers", kind=kind, kinds=SEARCH_KINDS, query=query, found=found, problem=problem
+        "customers.html",
+        page="customers",
+        kind=kind,
+        kinds=SEARCH_KINDS,
+        query=query,
+        found=found,
+        problem=problem,
+        recent=recent,
     )
 
 
