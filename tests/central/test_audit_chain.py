@@ -73,31 +73,49 @@ def test_tampering_is_detected(app, attack, bad_id):
     assert verdict.bad_id == bad_id
 
 
-@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)  # the command itself; the chain runs on both above
-def test_cutting_the_tail_changes_the_head(app, cli):
+def _run(config, capsys, monkeypatch, *args, stdin=""):
+    """Run a ``central-server`` command in this process (the same code as the console script, no spawn)."""
+    import io
+
+    from central.cli import main
+
+    monkeypatch.setattr("sys.stdin", io.StringIO(stdin))
+    capsys.readouterr()
+    status = main([*args, "--config", str(config)])
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+def test_cutting_the_tail_changes_the_head(app, cli, capsys, monkeypatch):
     _write(app)
     head = _verify(app).head
     _sql(app, "DELETE FROM audit_log WHERE id = 4")
     assert _verify(app).ok  # a shorter chain is still a chain ...
-    done = cli.run("audit", "verify", "--expect-head", head)
-    assert done.returncode == 1 and "head differs" in done.stderr  # ... but not the one recorded
+    status, _out, err = _run(cli.config, capsys, monkeypatch, "audit", "verify", "--expect-head", head)
+    assert status == 1 and "head differs" in err  # ... but not the one recorded
     _sql(app, "UPDATE audit_log SET subject = 'x' WHERE id = 1")
-    assert "broken at row 1" in cli.run("audit", "verify").stderr
+    status, out, err = _run(cli.config, capsys, monkeypatch, "audit", "verify")
+    assert status == 1 and "broken at row 1" in err and '"bad_id": 1' in out
 
 
-@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)  # subprocesses are slow; the logic runs on both
-def test_user_commands_add_list_disable_and_reset(app, cli):
-    added = cli.run("user", "add", "mia", "--role", "store_manager", "--store", "S001", "--store", "S002")
-    assert added.returncode == 0, added.stderr
-    password = added.stdout.strip()
-    listed = cli.run("user", "list")
-    assert "mia\tstore_manager\tS001,S002\tactive" in listed.stdout
+def test_user_commands_add_list_disable_and_reset(app, cli, capsys, monkeypatch):
     from tests.central.support import login
 
+    def run(*args, stdin=""):
+        return _run(cli.config, capsys, monkeypatch, *args, stdin=stdin)
+
+    status, password, err = run("user", "add", "mia", "--role", "store_manager", "--store", "S001", "--store", "S002")
+    assert status == 0, err
+    assert run("user", "add", "bad", "--role", "store_manager")[0] == 2  # a store manager needs a store
+    assert run("user", "add", "mia", "--role", "marketing")[0] == 1  # taken
+    assert "mia\tstore_manager\tS001,S002\tactive" in run("user", "list")[1]
     client = app.test_client()
-    assert login(client, "mia", password).status_code == 302
-    reset = cli.run("user", "reset-password", "mia", "--password-stdin", stdin="a new secret 99\n")
-    assert reset.returncode == 0 and "1 session(s) ended" in reset.stderr
+    assert login(client, "mia", password.strip()).status_code == 302
+    status, _out, err = run("user", "reset-password", "mia", "--password-stdin", stdin="a new secret 99\n")
+    assert status == 0 and "1 session(s) ended" in err
     assert client.get("/console/fleet").status_code == 302
-    assert cli.run("user", "disable", "mia").returncode == 0
+    assert run("user", "disable", "mia")[0] == 0
     assert login(app.test_client(), "mia", "a new secret 99").status_code == 401
+    assert "mia\tstore_manager\tS001,S002\tdisabled" in run("user", "list")[1]
+    status, out, _err = run("audit", "verify")
+    assert status == 0 and '"ok": true' in out

@@ -71,7 +71,7 @@ def test_each_role_logs_in_and_walks_every_page(app, client, agent, browser):
                     assert not MOBILE.search(html), (role, link)
                 if role == "technician":
                     assert "5678" not in html and "12.50" not in html
-                page.screenshot(path=str(ARTIFACTS / f"{role}-{link}.png"), full_page=True)
+                page.screenshot(path=str(ARTIFACTS / f"{role}-{link}.png"))
             if "customers" in links:
                 page.click("nav a[data-page=customers]")
                 page.fill("input[name=q]", "13812345678")
@@ -82,6 +82,6 @@ def test_each_role_logs_in_and_walks_every_page(app, client, agent, browser):
                 assert "138****5678" in html
                 if role != "admin":
                     assert not MOBILE.search(html)
-                page.screenshot(path=str(ARTIFACTS / f"{role}-customer.png"), full_page=True)
+                page.screenshot(path=str(ARTIFACTS / f"{role}-customer.png"))
             context.close()
     assert dialogs == []  # no stored script ran
