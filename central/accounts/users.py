@@ -9,7 +9,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from central import audit
@@ -127,8 +127,3 @@ def check_login(db: Session, username: str, password: str) -> User | None:
     if passwords.needs_rehash(user.password_hash):
         user.password_hash = passwords.hash_password(password)
     return user
-
-
-def remove_stores(db: Session, user_id: int) -> None:
-    """Forget a user's stores (role change); the caller commits."""
-    db.execute(delete(UserStore).where(UserStore.user_id == user_id))

@@ -28,6 +28,7 @@ from typing import Any, TypeVar, cast
 from urllib.parse import urlsplit
 
 from flask import Flask, Response, abort, current_app, g, redirect, request, url_for
+from sqlalchemy.orm import Session
 
 from central import clock
 from central.accounts import sessions
@@ -105,6 +106,11 @@ def begin(user: User) -> None:
     token = sessions.start(get_session(), user, now=clock.now(), remote_addr=request.remote_addr or "")
     g.console_cookie = token
     g.pop("console_session", None)
+
+
+def purge_expired(db: Session) -> int:
+    """Delete every session past its limits (done at each login, so the table stays small)."""
+    return sessions.purge(db, now=clock.now(), limits=limits(_config()))
 
 
 def finish() -> None:

@@ -65,6 +65,7 @@ def login() -> ResponseReturnValue:
         return render_template("login.html", error=_("用户名或密码错误。")), 401
     user.last_login_at = now
     throttle.succeeded(db, username)
+    web.purge_expired(db)
     web.begin(user)
     audit.record(db, at=now, actor=user.username, action="login", detail={"remote_addr": address})
     db.commit()

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+import pytest
+
 from central.accounts.models import ConsoleSession
 from central.models import AuditLog, User
 from tests.central.support import PASSWORD, create_user, csrf_from, login, table_rows
@@ -25,6 +27,7 @@ def without_csrf(response):
     return re.sub(r'name="csrf_token" value="[^"]+"', "", response.get_data(as_text=True))
 
 
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)  # no database behaviour involved
 def test_pages_need_a_login(client):
     response = client.get("/console/")
     assert response.status_code == 302
@@ -50,6 +53,7 @@ def test_login_sets_a_host_only_strict_secure_cookie_and_a_session_row(app, clie
     assert [(a.actor, a.action) for a in table_rows(app, AuditLog)] == [("alice", "login")]
 
 
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)  # no database behaviour involved
 def test_plain_http_demo_setting_drops_the_host_prefix_and_secure(make_app):
     app = make_app(console__secure_cookie=False)
     create_user(app)
@@ -160,6 +164,7 @@ def test_csrf_missing_or_wrong_is_refused_on_login_logout_and_language(app, clie
     assert user_client.get("/console/").status_code == 200
 
 
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)  # no database behaviour involved
 def test_cross_site_state_changes_are_refused_even_with_a_token(user_client):
     page = user_client.get("/console/").get_data(as_text=True)
     form = {"csrf_token": csrf_from(page)}
@@ -169,6 +174,7 @@ def test_cross_site_state_changes_are_refused_even_with_a_token(user_client):
     assert user_client.get("/console/").status_code == 200
 
 
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)  # no database behaviour involved
 def test_every_response_carries_the_security_headers(client, user_client):
     for response in (client.get("/console/login"), user_client.get("/console/fleet"), client.get("/api/v1/nothing")):
         csp = response.headers["Content-Security-Policy"]
@@ -177,6 +183,7 @@ def test_every_response_carries_the_security_headers(client, user_client):
         assert response.headers["Referrer-Policy"] == "same-origin"
 
 
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)  # no database behaviour involved
 def test_chinese_by_default_english_on_request(user_client):
     page = user_client.get("/console/")
     html = page.get_data(as_text=True)
@@ -195,6 +202,7 @@ def test_the_message_catalogue_is_complete_and_compiled():
     assert problems() == []
 
 
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)  # no database behaviour involved
 def test_next_parameter_cannot_leave_the_site(app, client):
     create_user(app)
     token = csrf_from(client.get("/console/login").get_data(as_text=True))
