@@ -124,12 +124,14 @@ def test_failed_logins_look_alike_and_are_audited(app, client):
     assert client.get("/console/").status_code == 302
 
 
-def test_logins_are_throttled_per_account_with_identical_messages(make_app, clock):
-    app = make_app(console__login_failures_per_account=2)
-    create_user(app)
-    known, unknown = app.test_client(), app.test_client()
+def test_logins_are_throttled_per_account_across_instances_with_identical_messages(make_app, clock):
+    first, second = make_app(console__login_failures_per_account=2), make_app(console__login_failures_per_account=2)
+    create_user(first)
+    # Failures spread over two central instances on one database count together.
+    known, unknown = first.test_client(), second.test_client()
+    assert login(known, password="wrong-wrong").status_code == 401
+    assert login(second.test_client(), password="wrong-wrong").status_code == 401
     for _ in range(2):
-        assert login(known, password="wrong-wrong").status_code == 401
         assert login(unknown, username="nobody", password="wrong-wrong").status_code == 401
     known_refused = login(known, password=PASSWORD)  # even the right password now
     unknown_refused = login(unknown, username="nobody", password=PASSWORD)
@@ -171,6 +173,8 @@ def test_cross_site_state_changes_are_refused_even_with_a_token(user_client):
     evil = user_client.post("/console/logout", data=form, headers={"Origin": "https://evil.example"})
     assert evil.status_code == 403
     assert user_client.post("/console/logout", data=form, headers={"Sec-Fetch-Site": "cross-site"}).status_code == 403
+    api = user_client.post("/api/v1/devices/dev_x/revoke", json={}, headers={"Sec-Fetch-Site": "cross-site"})
+    assert api.status_code == 403 and api.get_json()["error"]["code"]
     assert user_client.get("/console/").status_code == 200
 
 

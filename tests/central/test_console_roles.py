@@ -89,6 +89,12 @@ def test_role_by_route_matrix(shop):
             assert refused.status_code == 302 and refused.headers["Location"].startswith("/console/login")
 
 
+def test_json_apis_without_a_role_declaration_are_for_administrators_only(shop):
+    assert _client_for(shop, "marketing").get("/api/v1/devices").status_code == 403
+    assert _client_for(shop, "admin").get("/api/v1/devices").status_code == 200
+    assert shop.test_client().get("/api/v1/devices").status_code == 401
+
+
 def test_marketing_sees_masked_personal_data_only_and_views_are_audited(shop):
     customer = _customer_id(shop)
     client = _client_for(shop, "marketing")
