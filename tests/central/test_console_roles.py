@@ -9,6 +9,7 @@ import pytest
 from central.accounts.roles import ROLES
 from central.accounts.web import ROLES_ATTRIBUTE
 from central.models import AuditLog
+from tests.central.sources_support import new_key, post_events, source_event
 from tests.central.support import create_user, csrf_from, login, table_rows
 
 # Every GET page of the console, with the roles that may open it.
@@ -55,6 +56,11 @@ def shop(app, client, agent):
     """A customer with a mainland mobile and a member card, and an agent whose hostname is hostile."""
     agent.send(client, [agent.receipt("R1", "12.50", phone="13812345678", card="VIP00421234")])
     agent.send(client, [agent.receipt(XSS[:60], "1.00", phone="13912345679", card=XSS[:40])])
+    events = [
+        source_event("s1", "member.signup", identifiers={"phone": "13812345678"}, name="张三丰"),
+        source_event("s2", "member.signup", identifiers={"phone": "13912345679"}, name=XSS[:60]),
+    ]
+    assert post_events(client, new_key(app), events).get_json()["accepted"] == ["s1", "s2"]
     for role in ROLES:
         create_user(app, role, role=role, stores=("S001",) if role == "store_manager" else ())
     return app
@@ -66,14 +72,14 @@ def _client_for(app, role):
     return client
 
 
-def _customer_id(app):
+def _customer_id(app, phone="13812345678"):
     from sqlalchemy import select
 
     from central import db as central_db
     from central.identity.models import Identifier
 
     with central_db.session_factory(app)() as db:
-        return db.scalar(select(Identifier.customer_id).where(Identifier.value.like("%13812345678")))
+        return db.scalar(select(Identifier.customer_id).where(Identifier.value.like(f"%{phone}")))
 
 
 def test_role_by_route_matrix(shop):
@@ -106,6 +112,8 @@ def test_marketing_sees_masked_personal_data_only_and_views_are_audited(shop):
             pages.append(client.get(page.format(customer=customer)).get_data(as_text=True))
     profile = client.get(f"/console/customers/{customer}").get_data(as_text=True)
     assert "138****5678" in profile and "VIP00421234" not in profile
+    assert "张*" in profile and "张三丰" not in profile
+    assert "张三丰" in _client_for(shop, "admin").get(f"/console/customers/{customer}").get_data(as_text=True)
     for html in pages:
         assert not MOBILE.search(html), MOBILE.search(html)
     actions = [(a.actor, a.action) for a in table_rows(shop, AuditLog) if a.action.startswith("customers.")]
@@ -137,6 +145,10 @@ def test_stored_xss_in_device_and_customer_fields_renders_inert(shop):
     client = _client_for(shop, "admin")
     pages = [client.get(p.format(customer=customer)).get_data(as_text=True) for p in PAGES]
     pages.append(client.get(f"/console/customers?kind=member_card&q={XSS[:40]}").get_data(as_text=True))
+    pages.append(client.get("/console/customers?kind=phone&q=13912345679").get_data(as_text=True))
+    hostile = _customer_id(shop, "13912345679")
+    pages.append(client.get(f"/console/customers/{hostile}").get_data(as_text=True))
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in pages[-1]  # shown, as text
     for html in pages:
         assert "<script>alert" not in html and "<img src=x" not in html
 
