@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Any
 
 from flask import Flask, Response, jsonify, redirect, url_for
@@ -40,11 +39,8 @@ def create_app(config: CentralConfig | None = None, *, test_config: dict[str, An
     app.config.update(
         CENTRAL=config,
         CLOCK=system_clock,
+        # Signs the login form's CSRF token; console sessions themselves live in the database.
         SECRET_KEY=load_or_create_key(config.secret_key_path),
-        SESSION_COOKIE_NAME="central_session",
-        SESSION_COOKIE_HTTPONLY=True,
-        SESSION_COOKIE_SAMESITE="Lax",
-        PERMANENT_SESSION_LIFETIME=timedelta(hours=config.console_session_hours),
         # The ingest view enforces its own, larger limit on the raw body; forms stay small.
         MAX_FORM_MEMORY_SIZE=64 * 1024,
     )
@@ -60,7 +56,9 @@ def create_app(config: CentralConfig | None = None, *, test_config: dict[str, An
     budget.init_app(app, config.ingest_decode_budget_bytes)
 
     from central import console
+    from central.accounts import web
 
+    web.init_app(app)
     app.register_blueprint(ingest_api.bp)
     app.register_blueprint(fleet_api.bp)
     app.register_blueprint(customers_api.bp)
@@ -70,7 +68,7 @@ def create_app(config: CentralConfig | None = None, *, test_config: dict[str, An
     app.register_blueprint(consent_api.bp)
     app.register_blueprint(campaigns_api.bp)
     app.register_blueprint(scheduler.bp)
-    app.register_blueprint(console.bp)
+    console.init_app(app)
 
     @app.get("/healthz")
     def healthz() -> tuple[Response, int]:

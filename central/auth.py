@@ -1,4 +1,4 @@
-"""Who is calling: signed requests from enrolled devices, and console users logged in by session.
+"""Who is calling: signed requests from enrolled devices, and console users (``central.accounts.web``).
 
 Device requests carry ``X-CDP-Device``, ``X-CDP-Timestamp``, ``X-CDP-Nonce`` and ``X-CDP-Signature``
 (an Ed25519 signature over method, path with query, device, timestamp, nonce and the SHA-256 of the
@@ -16,24 +16,22 @@ the database on every request, never cached: a revocation holds on the next requ
 
 from __future__ import annotations
 
-import functools
-import hmac
 import re
-import secrets
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 
-from flask import current_app, g, redirect, request, session, url_for
+from flask import current_app, request
 from sqlalchemy import delete, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
-from werkzeug.security import check_password_hash, generate_password_hash
 
 from central import clock
-from central.db import get_session, rows_changed
+from central.accounts import passwords, web
+from central.accounts.roles import ADMIN
+from central.db import rows_changed
 from central.errors import ApiError
 from central.fleet.models import Device, RequestNonce
 from central.models import User, table
@@ -171,79 +169,25 @@ def purge_nonces(db: Session, before: datetime) -> int:
 
 
 def hash_password(password: str) -> str:
-    """The stored form of a console password."""
-    return generate_password_hash(password)
-
-
-@functools.cache
-def _dummy_hash() -> str:
-    """A hash of a random password, checked for unknown usernames so both failures take as long."""
-    return generate_password_hash(secrets.token_urlsafe(16))
-
-
-def check_credentials(db: Session, username: str, password: str) -> User | None:
-    """The user if ``password`` is theirs, else None; takes as long for unknown names."""
-    user = db.scalars(select(User).where(User.username == username)).first()
-    if user is None:
-        check_password_hash(_dummy_hash(), password)
-        return None
-    return user if check_password_hash(user.password_hash, password) else None
-
-
-def login(user: User) -> None:
-    """Start a fresh console session for ``user`` (a new session id and CSRF token)."""
-    session.clear()
-    session.permanent = True
-    session["user_id"] = user.id
-    session["csrf"] = secrets.token_urlsafe(32)
-
-
-def logout() -> None:
-    """End the console session."""
-    session.clear()
+    """The stored form of a console password (Argon2id)."""
+    return passwords.hash_password(password)
 
 
 def current_user(db: Session) -> User | None:
-    """The logged-in console user, or None."""
-    if "current_user" in g:
-        return cast(User | None, g.current_user)
-    user_id = session.get("user_id")
-    user = db.get(User, user_id) if isinstance(user_id, int) else None
-    g.current_user = user
-    return user
+    """The logged-in console user, or None (``db`` kept for callers; the request's session is used)."""
+    del db
+    return web.current_user()
 
 
 def login_required(view: F) -> F:
-    """Let logged-in users through; others get a 401 JSON body on /api/, the login page elsewhere."""
+    """Administrators only, until a view declares its roles with ``central.accounts.web.roles``.
 
-    @functools.wraps(view)
-    def wrapped(*args: Any, **kwargs: Any) -> Any:
-        if current_user(get_session()) is None:
-            if request.path.startswith("/api/"):
-                raise ApiError(401, "unauthorized", "login required")
-            return redirect(url_for("console.login", next=request.full_path.rstrip("?")))
-        return view(*args, **kwargs)
-
-    return cast(F, wrapped)
-
-
-def csrf_token() -> str:
-    """The session's CSRF token, created on first use; forms embed it in a hidden field."""
-    token = session.get("csrf")
-    if not isinstance(token, str):
-        token = secrets.token_urlsafe(32)
-        session["csrf"] = token
-    return token
-
-
-def csrf_valid() -> bool:
-    """True if the submitted form carries this session's CSRF token."""
-    expected = session.get("csrf")
-    submitted = request.form.get("csrf_token", "")
-    return isinstance(expected, str) and hmac.compare_digest(expected.encode(), submitted.encode())
+    Others get a 401 JSON body on /api/ (403 when logged in with another role), the login page elsewhere.
+    """
+    return web.roles(ADMIN)(view)
 
 
 def actor_name() -> str:
     """Who the audit log should name for this request: the console user, else "anonymous"."""
-    user = current_user(get_session())
-    return user.username if user is not None else "anonymous"
+    active = web.current()
+    return active.username if active is not None else "anonymous"

@@ -251,8 +251,7 @@ def _read_password(from_stdin: bool) -> tuple[str, bool]:
 
 def cmd_create_admin(args: argparse.Namespace) -> int:
     """Create an admin console user (or, with --reset, give an existing one a new password)."""
-    from central import audit
-    from central.auth import hash_password
+    from central.accounts import users
     from central.clock import system_clock
     from central.models import User
 
@@ -263,28 +262,18 @@ def cmd_create_admin(args: argparse.Namespace) -> int:
     engine = existing_database(config, path)
     try:
         with Session(engine) as db:
-            user = db.scalars(select(User).where(User.username == args.username)).first()
-            if user is not None and not args.reset:
+            exists = db.scalars(select(User.id).where(User.username == args.username)).first() is not None
+            if exists and not args.reset:
                 raise CliError(f"user {args.username!r} already exists (use --reset to set a new password)")
             now = system_clock()
-            if user is None:
-                db.add(
-                    User(
-                        username=args.username,
-                        password_hash=hash_password(password),
-                        role="admin",
-                        created_at=now,
-                    )
-                )
-                action = "user.create"
+            if exists:
+                users.reset_password(db, args.username, password, now=now, actor="cli")
             else:
-                user.password_hash = hash_password(password)
-                action = "user.password_reset"
-            audit.record(db, at=now, actor="cli", action=action, subject=args.username, detail={"role": "admin"})
+                users.add(db, args.username, "admin", password, now=now, actor="cli")
             db.commit()
     finally:
         engine.dispose()
-    verb = "created" if action == "user.create" else "reset the password of"
+    verb = "reset the password of" if exists else "created"
     print(f"{PROG}: {verb} admin user {args.username!r}", file=sys.stderr)
     if generated:
         print(f"{PROG}: generated password follows on stdout; it is not shown again", file=sys.stderr)
@@ -319,6 +308,7 @@ def _admin_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _commands() -> list[Command]:
     """The platform's commands, then each domain's (its ``cli.COMMANDS``), in that order."""
+    from central.accounts import cli as accounts_cli
     from central.campaigns import cli as campaigns_cli
     from central.fleet import cli as fleet_cli
     from central.identity import cli as identity_cli
@@ -333,6 +323,7 @@ def _commands() -> list[Command]:
     ]
     return [
         *platform,
+        *accounts_cli.COMMANDS,
         *fleet_cli.COMMANDS,
         *identity_cli.COMMANDS,
         *sources_cli.COMMANDS,

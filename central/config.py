@@ -99,7 +99,44 @@ class CentralConfig:
         maximum=24 * 30,
     )
     console_session_hours: float = setting(
-        "console.session_hours", 8.0, "How long a console login lasts, in hours.", minimum=0.01, maximum=24
+        "console.session_hours",
+        12.0,
+        "Absolute lifetime of a console login, in hours, however active it is.",
+        minimum=0.01,
+        maximum=24,
+    )
+    console_idle_minutes: float = setting(
+        "console.idle_minutes",
+        30.0,
+        "Minutes without a request after which a console session ends.",
+        minimum=1.0,
+        maximum=24 * 60,
+    )
+    console_secure_cookie: bool = setting(
+        "console.secure_cookie",
+        True,
+        "Send the session cookie as __Host- with Secure (HTTPS only); false only for a plain-HTTP demo.",
+    )
+    console_login_failures_per_account: int = setting(
+        "console.login_failures_per_account",
+        5,
+        "Failed logins for one username within console.login_window_minutes before it is refused.",
+        minimum=1,
+        maximum=1000,
+    )
+    console_login_failures_per_address: int = setting(
+        "console.login_failures_per_address",
+        30,
+        "Failed logins from one client address within console.login_window_minutes before it is refused.",
+        minimum=1,
+        maximum=100_000,
+    )
+    console_login_window_minutes: float = setting(
+        "console.login_window_minutes",
+        15.0,
+        "Window, from the first failure, in which failed logins are counted and after which a refusal lifts.",
+        minimum=1.0,
+        maximum=24 * 60,
     )
     identity_registry_file: str = setting(
         "identity.registry_file",

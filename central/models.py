@@ -75,7 +75,7 @@ def table(model: type[Base]) -> Table:
 
 
 class User(Base):
-    """A console user; ``role`` decides what they may see (only "admin" exists so far)."""
+    """A console user; ``role`` decides what they may see (``central.accounts.roles``)."""
 
     __tablename__ = "users"
 
@@ -85,10 +85,12 @@ class User(Base):
     role: Mapped[str] = mapped_column(String(32), default="admin")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Set when an administrator disables the account: it can no longer log in, its sessions are gone.
+    disabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class AuditLog(Base):
-    """Who did or read what, and when; every read of personal data leaves a row."""
+    """Who did or read what, and when; every read of personal data leaves a row. Append-only, hash-chained."""
 
     __tablename__ = "audit_log"
 
@@ -98,3 +100,6 @@ class AuditLog(Base):
     action: Mapped[str] = mapped_column(String(64))
     subject: Mapped[str] = mapped_column(String(255), default="")
     detail: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # The hash chain (``central.audit``): the previous row's hash, and this row's over its content and that.
+    prev_hash: Mapped[str] = mapped_column(String(64), default="")
+    row_hash: Mapped[str] = mapped_column(String(64), default="")

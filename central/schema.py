@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from central import jobs, models
+from central.accounts import models as accounts
 from central.campaigns import models as campaigns
 from central.customers import consent_models as consent
 from central.customers import models as customers
@@ -18,6 +19,7 @@ metadata = Base.metadata
 
 __all__ = [
     "Base",
+    "accounts",
     "campaigns",
     "consent",
     "customers",

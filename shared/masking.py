@@ -44,3 +44,10 @@ def mask_identifier(kind: str, value: str | None) -> str:
         app, _, local = value.partition(":")
         return f"{app}:{mask_card(local)}"
     return mask_card(value)
+
+
+def mask_name(name: str | None) -> str:
+    """Show only the first character of a name, and hide its length (张三丰 -> 张*)."""
+    if not name:
+        return ""
+    return name.strip()[:1] + "*"

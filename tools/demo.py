@@ -72,6 +72,8 @@ class Demo:
         (self.root / "central.toml").write_text(
             "# central for the demo: SQLite in .demo/central\n"
             f'[server]\nhost = "{self.host}"\nport = {self.port}\ndata_dir = "{self.root / "central"}"\n'
+            "# plain HTTP on loopback: the session cookie cannot be __Host-/Secure here\n"
+            "[console]\nsecure_cookie = false\n"
         )
         (self.root / "agent.toml").write_text(
             "# the store PC's agent for the demo, reading the simulated till's pty\n"

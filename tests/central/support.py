@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import gzip
 import re
 from collections.abc import Callable
@@ -170,14 +171,22 @@ class Agent:
         return reply
 
 
-def create_user(app: Flask, username: str = USERNAME, password: str = PASSWORD) -> None:
-    """Add an admin console user directly, as ``central-server create-admin`` would."""
+@functools.cache
+def _hashed(password: str) -> str:
+    return hash_password(password)
+
+
+def create_user(
+    app: Flask, username: str = USERNAME, password: str = PASSWORD, role: str = "admin", stores: tuple[str, ...] = ()
+) -> None:
+    """Add a console user directly (an admin unless ``role`` says otherwise), as ``central-server user add`` would."""
+    from central.accounts.models import UserStore
+
     with central_db.session_factory(app)() as db:
-        db.add(
-            User(
-                username=username, password_hash=hash_password(password), role="admin", created_at=app.config["CLOCK"]()
-            )
-        )
+        user = User(username=username, password_hash=_hashed(password), role=role, created_at=app.config["CLOCK"]())
+        db.add(user)
+        db.flush()
+        db.add_all(UserStore(user_id=user.id, store_id=store) for store in stores)
         db.commit()
 
 

@@ -25,7 +25,7 @@ def test_defaults():
     assert config.ingest_max_body_bytes == 8 * 1024 * 1024
     assert config.ingest_max_decompressed_bytes == 16 * 1024 * 1024
     assert config.ingest_max_events == 5000
-    assert (config.enroll_token_ttl_hours, config.console_session_hours, config.log_level) == (24.0, 8.0, "info")
+    assert (config.enroll_token_ttl_hours, config.console_session_hours, config.log_level) == (24.0, 12.0, "info")
 
 
 def test_every_setting_has_a_dotted_name_and_help():

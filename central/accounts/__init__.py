@@ -1,0 +1,1 @@
+"""Console accounts: users and their roles, password hashing, server-side sessions, login throttling."""

@@ -1,0 +1,134 @@
+"""Account and audit commands: ``user add|list|disable|reset-password`` and ``audit verify``.
+
+A new or reset password is read from the first line of stdin with ``--password-stdin``; otherwise
+one is generated and printed once on stdout (everything else goes to stderr).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from sqlalchemy.orm import Session
+
+from central import audit
+from central.accounts import passwords, users
+from central.accounts.roles import ROLES
+from central.cli import PROG, CliError, Command, existing_database, load
+from central.clock import system_clock
+
+ACTOR = "cli"
+USER_ACTIONS = ("add", "list", "disable", "reset-password")
+
+
+@contextmanager
+def _session(args: argparse.Namespace) -> Iterator[Session]:
+    config, path = load(args)
+    engine = existing_database(config, path)
+    try:
+        with Session(engine) as db:
+            yield db
+    finally:
+        engine.dispose()
+
+
+def _password(args: argparse.Namespace) -> tuple[str, bool]:
+    if not args.password_stdin:
+        return passwords.generate(), True
+    password = sys.stdin.readline().rstrip("\r\n")
+    try:
+        passwords.check_policy(password)
+    except passwords.PasswordError as exc:
+        raise CliError(str(exc)) from None
+    return password, False
+
+
+def _show_generated(password: str, generated: bool) -> None:
+    if generated:
+        print(f"{PROG}: generated password follows on stdout; it is not shown again", file=sys.stderr)
+        print(password)
+
+
+def cmd_user(args: argparse.Namespace) -> int:
+    """Manage console users."""
+    if args.action != "list" and not args.username:
+        raise CliError(f"`user {args.action}` needs a username", status=2)
+    if args.action == "list":
+        with _session(args) as db:
+            rows = users.listing(db)
+        for u in rows:
+            state = "disabled" if u.disabled_at else "active"
+            stores = ",".join(u.stores) or "-"
+            print(f"{u.username}\t{u.role}\t{stores}\t{state}")
+        return 0
+    now = system_clock()
+    if args.action == "add":
+        password, generated = _password(args)
+        with _session(args) as db:
+            try:
+                users.add(db, args.username, args.role, password, stores=tuple(args.store), now=now, actor=ACTOR)
+            except users.AccountError as exc:
+                raise CliError(str(exc), status=2 if "already exists" not in str(exc) else 1) from None
+            db.commit()
+        print(f"{PROG}: created {args.role} user {args.username!r}", file=sys.stderr)
+        _show_generated(password, generated)
+        return 0
+    if args.action == "disable":
+        with _session(args) as db:
+            try:
+                ended = users.disable(db, args.username, now=now, actor=ACTOR)
+            except users.AccountError as exc:
+                raise CliError(str(exc)) from None
+            db.commit()
+        print(f"{PROG}: disabled {args.username!r}; {ended} session(s) ended", file=sys.stderr)
+        return 0
+    password, generated = _password(args)
+    with _session(args) as db:
+        try:
+            ended = users.reset_password(db, args.username, password, now=now, actor=ACTOR)
+        except users.AccountError as exc:
+            raise CliError(str(exc)) from None
+        db.commit()
+    print(f"{PROG}: new password for {args.username!r}; {ended} session(s) ended", file=sys.stderr)
+    _show_generated(password, generated)
+    return 0
+
+
+def _user_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("action", choices=USER_ACTIONS)
+    parser.add_argument("username", nargs="?", default="")
+    parser.add_argument("--role", choices=ROLES, default="marketing", help="role of a new user (default: marketing)")
+    parser.add_argument(
+        "--store", action="append", default=[], metavar="STORE", help="a store manager's store (repeat for more)"
+    )
+    parser.add_argument("--password-stdin", action="store_true", help="read the password from the first line of stdin")
+
+
+def cmd_audit(args: argparse.Namespace) -> int:
+    """Check the audit log's hash chain."""
+    with _session(args) as db:
+        verdict = audit.verify(db)
+    summary = {"rows": verdict.rows, "legacy_rows": verdict.legacy_rows, "head": verdict.head, "ok": verdict.ok}
+    if not verdict.ok:
+        summary.update(bad_id=verdict.bad_id, problem=verdict.problem)
+    print(json.dumps(summary))
+    if not verdict.ok:
+        raise CliError(f"audit log broken at row {verdict.bad_id}: {verdict.problem}")
+    if args.expect_head and args.expect_head != verdict.head:
+        raise CliError("audit log head differs from the one recorded: rows were removed from its end or rewritten")
+    print(f"{PROG}: audit chain intact over {verdict.rows} rows", file=sys.stderr)
+    return 0
+
+
+def _audit_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("action", choices=("verify",))
+    parser.add_argument("--expect-head", default="", metavar="HASH", help="the head hash recorded at an earlier check")
+
+
+COMMANDS = [
+    Command("user", cmd_user, "console users: add, list, disable, reset-password", _user_arguments),
+    Command("audit", cmd_audit, "audit log: verify its hash chain", _audit_arguments),
+]

@@ -1,0 +1,76 @@
+"""Login throttling: failed logins counted in the database, per account and per client address.
+
+The counters live in ``login_failures`` so every central instance sharing the database sees the
+same numbers (an in-process limiter would let an attacker multiply the budget by the instance
+count). A key that reached its limit within the window refuses logins until the window, counted
+from the first failure, has passed; a successful login clears the account's counter. The account
+key is the name as typed, so an unknown name is throttled exactly like a real one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import case, delete, literal, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from central.accounts.models import LoginFailures
+from central.models import table
+
+_failures = table(LoginFailures)
+
+
+@dataclass(frozen=True, slots=True)
+class Rules:
+    """How many failures each kind of key may have within ``window``."""
+
+    per_account: int
+    per_address: int
+    window: timedelta
+
+
+def keys(username: str, remote_addr: str) -> tuple[str, str]:
+    """The account key and the address key of one attempt."""
+    return f"account:{username.strip().lower()[:64]}", f"address:{remote_addr[:64]}"
+
+
+def blocked(db: Session, username: str, remote_addr: str, *, now: datetime, rules: Rules) -> bool:
+    """True if either key already used up its failures within the window."""
+    account, address = keys(username, remote_addr)
+    rows = db.execute(
+        select(_failures.c.key, _failures.c.failures).where(
+            _failures.c.key.in_((account, address)), _failures.c.window_start > now - rules.window
+        )
+    )
+    limits = {account: rules.per_account, address: rules.per_address}
+    return any(failures >= limits[key] for key, failures in rows)
+
+
+def failed(db: Session, username: str, remote_addr: str, *, now: datetime, rules: Rules) -> None:
+    """Count one failure against both keys (a window that ran out starts afresh); the caller commits."""
+    insert = postgresql.insert if db.get_bind().dialect.name == "postgresql" else sqlite.insert
+    stale = _failures.c.window_start <= now - rules.window
+    at = literal(now, type_=_failures.c.window_start.type)
+    for key in keys(username, remote_addr):
+        statement = insert(_failures).values(key=key, failures=1, window_start=now)
+        db.execute(
+            statement.on_conflict_do_update(
+                index_elements=[_failures.c.key],
+                set_={
+                    "failures": case((stale, 1), else_=_failures.c.failures + 1),
+                    "window_start": case((stale, at), else_=_failures.c.window_start),
+                },
+            )
+        )
+
+
+def succeeded(db: Session, username: str) -> None:
+    """Clear the account's counter after a successful login; the caller commits."""
+    db.execute(delete(_failures).where(_failures.c.key == keys(username, "")[0]))
+
+
+def clear_account(db: Session, username: str) -> None:
+    """Lift an account's throttle (an administrator reset its password); the caller commits."""
+    succeeded(db, username)

@@ -1,0 +1,99 @@
+"""Logging in and out, and choosing the console's language."""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from flask import current_app, make_response, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
+from flask_babel import gettext as _
+
+from central import audit, clock
+from central.accounts import throttle, users, web
+from central.accounts.roles import EVERYONE
+from central.config import CentralConfig
+from central.console import LANGUAGE_COOKIE, LANGUAGES, bp
+from central.db import get_session
+
+LANGUAGE_MAX_AGE = 365 * 24 * 3600
+
+
+def _safe_next(target: str | None) -> str:
+    # Only same-site paths, so the login form cannot be used to bounce users to another site.
+    if target and target.startswith("/") and not target.startswith("//") and not urlsplit(target).netloc:
+        return target
+    return url_for("console.index")
+
+
+def _rules(config: CentralConfig) -> throttle.Rules:
+    from datetime import timedelta
+
+    return throttle.Rules(
+        per_account=config.console_login_failures_per_account,
+        per_address=config.console_login_failures_per_address,
+        window=timedelta(minutes=config.console_login_window_minutes),
+    )
+
+
+@bp.route("/login", methods=["GET", "POST"])
+@web.public
+def login() -> ResponseReturnValue:
+    """The login form. Unknown names and wrong passwords get one message; too many failures, another."""
+    if request.method == "GET":
+        if web.current() is not None:
+            return redirect(_safe_next(request.args.get("next")))
+        return render_template("login.html", error=None)
+    username = request.form.get("username", "").strip()[:64]
+    password = request.form.get("password", "")[:1024]
+    address = request.remote_addr or ""
+    rules = _rules(current_app.config["CENTRAL"])
+    db = get_session()
+    now = clock.now()
+    if throttle.blocked(db, username, address, now=now, rules=rules):
+        audit.record(db, at=now, actor=username or "(empty)", action="login_throttled", detail={"remote_addr": address})
+        db.commit()
+        message = _(
+            "登录失败次数过多，请 %(minutes)d 分钟后再试，或请管理员重置密码。",
+            minutes=int(rules.window.total_seconds() // 60),
+        )
+        return render_template("login.html", error=message), 429
+    user = users.check_login(db, username, password) if username and password else None
+    if user is None:
+        throttle.failed(db, username, address, now=now, rules=rules)
+        audit.record(db, at=now, actor=username or "(empty)", action="login_failed", detail={"remote_addr": address})
+        db.commit()
+        return render_template("login.html", error=_("用户名或密码错误。")), 401
+    user.last_login_at = now
+    throttle.succeeded(db, username)
+    web.purge_expired(db)
+    web.begin(user)
+    audit.record(db, at=now, actor=user.username, action="login", detail={"remote_addr": address})
+    db.commit()
+    return redirect(_safe_next(request.args.get("next")))
+
+
+@bp.post("/logout")
+@web.roles(*EVERYONE)
+def logout() -> ResponseReturnValue:
+    """End the session everywhere (its row goes), not just in this browser."""
+    db = get_session()
+    active = web.current()
+    web.finish()
+    if active is not None:
+        audit.record(db, at=clock.now(), actor=active.username, action="logout")
+    db.commit()
+    return redirect(url_for("console.login"))
+
+
+@bp.post("/language")
+@web.public
+def language() -> ResponseReturnValue:
+    """Switch the console's language (a cookie), then go back to the page."""
+    chosen = request.form.get("lang", "")
+    response = make_response(redirect(_safe_next(request.form.get("next"))))
+    if chosen in LANGUAGES:
+        secure = bool(current_app.config["CENTRAL"].console_secure_cookie)
+        response.set_cookie(
+            LANGUAGE_COOKIE, chosen, max_age=LANGUAGE_MAX_AGE, path="/", secure=secure, samesite="Strict", httponly=True
+        )
+    return response

@@ -1,0 +1,87 @@
+"""The console in a real browser: Debian's chromium (headless, via Playwright) walks every page as each role.
+
+Screenshots go to ``$CDP_TEST_ARTIFACTS/console`` (default ``test-artifacts/console`` in the repository).
+Without chromium the test skips on a developer machine and fails under CI (``./dev`` installs it).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from central.accounts.roles import ROLES
+from tests.central.live import serving
+from tests.central.support import PASSWORD, create_user
+from tests.central.test_console_roles import MOBILE, PAGES, XSS
+from tests.conftest import REPO, unavailable
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = Path(os.environ.get("CDP_TEST_ARTIFACTS", REPO / "test-artifacts")) / "console"
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    if not CHROMIUM.exists():
+        unavailable(f"{CHROMIUM} is missing (./dev installs Debian's chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), args=["--headless", "--no-sandbox", "--disable-gpu"]
+        )
+        yield launched
+        launched.close()
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_each_role_logs_in_and_walks_every_page(app, client, agent, browser):
+    agent.send(client, [agent.receipt("R1", "12.50", phone="13812345678", card="VIP00421234")])
+    agent.send(client, [agent.receipt(XSS[:60], "1.00", phone="13912345679")])
+    for role in ROLES:
+        create_user(app, role, role=role, stores=("S001",) if role == "store_manager" else ())
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    dialogs: list[str] = []
+    with serving(app) as base:
+        host = base.replace("127.0.0.1", "localhost")  # a secure context, so the __Host- cookie is kept
+        for role in ROLES:
+            context = browser.new_context()  # type: ignore[attr-defined]
+            page = context.new_page()
+            page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+            page.goto(f"{host}/console/")
+            page.fill("input[name=username]", role)
+            page.fill("input[name=password]", PASSWORD)
+            page.click("form:not(.lang) button[type=submit]")
+            page.wait_for_url(re.compile(r".*/console/$"))
+            links = sorted({a.get_attribute("data-page") for a in page.query_selector_all("nav a")})
+            allowed = sorted(
+                p.rstrip("/").rsplit("/", 1)[-1].replace("console", "overview")
+                for p, roles in PAGES.items()
+                if role in roles and "{" not in p
+            )
+            assert links == allowed, role
+            for link in links:
+                page.click(f"nav a[data-page={link}]")
+                page.wait_for_load_state()
+                html = page.content()
+                if role != "admin":
+                    assert not MOBILE.search(html), (role, link)
+                if role == "technician":
+                    assert "5678" not in html and "12.50" not in html
+                page.screenshot(path=str(ARTIFACTS / f"{role}-{link}.png"))
+            if "customers" in links:
+                page.click("nav a[data-page=customers]")
+                page.fill("input[name=q]", "13812345678")
+                page.click("form.search button")
+                page.click("#results a")
+                page.wait_for_load_state()
+                html = page.content()
+                assert "138****5678" in html
+                if role != "admin":
+                    assert not MOBILE.search(html)
+                page.screenshot(path=str(ARTIFACTS / f"{role}-customer.png"))
+            context.close()
+    assert dialogs == []  # no stored script ran
