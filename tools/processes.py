@@ -91,6 +91,8 @@ class Central:
         self.config.write_text(
             f'[server]\nhost = "127.0.0.1"\nport = {self.port}\nthreads = 4\ndata_dir = "{workdir}"\n'
             f'[database]\nurl = "{database_url}"\n'
+            # Plain HTTP over loopback: a Secure session cookie would never be sent back.
+            "[console]\nsecure_cookie = false\n"
         )
         self.env = _clean_env({"CENTRAL_CONFIG": str(self.config)})
         self.process = Process([str(BIN / "central-server"), "serve"], workdir / "central.log", self.env)
