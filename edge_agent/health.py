@@ -28,6 +28,7 @@ from typing import Any
 from edge_agent import __version__
 from edge_agent.notify import SystemdNotifier
 from edge_agent.outbox import Outbox
+from edge_agent.payload_gate import REFUSED_COUNTER
 from edge_agent.status import duration, skew_words, write_status
 from edge_agent.sync import SyncJob
 from edge_agent.writer import OutboxWriter
@@ -123,6 +124,7 @@ class HealthMonitor:
             "delivered": sync.delivered,
             "shed": self._shed(),
             "quarantined": stats.quarantined,
+            "refused_payloads": (stats.counters or {}).get(REFUSED_COUNTER, 0),
             "dead_lettered": stats.rejected,
             "disk_free_bytes": _disk_free(self.status_path.parent),
             "clock_offset_s": None if offset is None else round(offset, 1),

@@ -111,7 +111,8 @@ def render(
         + ("never, since start" if last_sync is None else f"{last_sync} ({duration(h['last_sync_age_s'] + age)} ago)"),
         f"since start    {h['captured']} captured, {h['delivered']} delivered",
         f"dead letters   {h['dead_lettered']}" + (" (rejected by central; listed below)" if h["dead_lettered"] else ""),
-        f"quarantined    {h['quarantined']} (see `edge-agent quarantine`)",
+        f"quarantined    {h['quarantined']} (see `edge-agent quarantine`)"
+        + (f", {h['refused_payloads']} refused by the payload schema" if h.get("refused_payloads") else ""),
         f"shed           {'not counted' if h.get('shed') is None else h['shed']}",
         f"disk free      {_bytes(h.get('disk_free_bytes'))}",
         "clock          "

@@ -235,3 +235,16 @@ def test_a_clock_offset_is_reported_and_logged_once(parts, outbox, caplog):
     assert first["clock_offset_s"] == pytest.approx(7200, abs=1)
     logged = [r.message for r in caplog.records if r.message.startswith("clock:")]
     assert logged == ["clock: this PC is 2 h 0 min behind central (requests are signed with central's time)"]
+
+
+def test_payloads_refused_by_their_schema_are_counted_in_the_status(parts, outbox, tmp_path):
+    clocks, _central, _sync, writer, monitor, _, _ = parts
+    writer.put(Capture.of("pos.receipt", {"receipt_no": "R1", "total": "1,00"}, "2026-11-23T02:00:00Z", "pos", 5))
+    writer.put(receipts(1)[0])
+    writer.start()
+    writer.stop()
+    monitor.check()
+    doc = read_status(tmp_path / "status.json")
+    assert doc["health"]["refused_payloads"] == 1 and doc["health"]["quarantined"] == 1
+    lines, _ = render(doc, now=clocks.wall, running=True, dead_letters=[])
+    assert "quarantined    1 (see `edge-agent quarantine`), 1 refused by the payload schema" in lines
