@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import socket
+from dataclasses import replace
 
 import pytest
 
@@ -248,3 +249,18 @@ def test_payloads_refused_by_their_schema_are_counted_in_the_status(parts, outbo
     assert doc["health"]["refused_payloads"] == 1 and doc["health"]["quarantined"] == 1
     lines, _ = render(doc, now=clocks.wall, running=True, dead_letters=[])
     assert "quarantined    1 (see `edge-agent quarantine`), 1 refused by the payload schema" in lines
+
+
+def test_a_full_data_disk_is_reported_by_status_even_from_a_stale_file(parts, outbox, tmp_path):
+    from edge_agent.diskspace import DiskFacts
+
+    clocks, _central, _sync, _writer, monitor, _, _ = parts
+    monitor.check()
+    doc = read_status(tmp_path / "status.json")
+    full = DiskFacts(True, None, 1, 0, 0, 2 * 1024 * 1024, None)
+    lines, code = render(doc, now=clocks.wall + 4, running=True, dead_letters=[], disk=full)
+    assert code == EXIT_DEGRADED
+    assert lines[0].startswith("state          DEGRADED: the data disk is full (0 bytes free, reserve file released)")
+    assert "disk free      0 bytes" in lines
+    lines, code = render(doc, now=clocks.wall + 4, running=True, dead_letters=[], disk=replace(full, full=False))
+    assert code == EXIT_OK
