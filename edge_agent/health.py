@@ -61,6 +61,7 @@ class HealthMonitor:
         sync_stall_seconds: float = 120.0,
         notifier: SystemdNotifier | None = None,
         shed: Callable[[], int | None] = lambda: None,
+        lost: Callable[[], int] = lambda: 0,
         downlink_version: Callable[[], int | None] = lambda: None,
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
@@ -76,6 +77,7 @@ class HealthMonitor:
         self.sync_stall_seconds = sync_stall_seconds
         self.notifier = notifier or SystemdNotifier({})
         self._shed = shed
+        self._lost = lost
         self._downlink_version = downlink_version
         self._clock = clock
         self._monotonic = monotonic
@@ -123,6 +125,7 @@ class HealthMonitor:
             "captured": self.writer.committed,
             "delivered": sync.delivered,
             "shed": self._shed(),
+            "lost_lines": self._lost(),
             "quarantined": stats.quarantined,
             "refused_payloads": (stats.counters or {}).get(REFUSED_COUNTER, 0),
             "dead_lettered": stats.rejected,

@@ -132,6 +132,13 @@ def render(
         f"quarantined    {h['quarantined']} (see `edge-agent quarantine`)"
         + (f", {h['refused_payloads']} refused by the payload schema" if h.get("refused_payloads") else ""),
         f"shed           {'not counted' if h.get('shed') is None else h['shed']}",
+    ]
+    if h.get("lost_lines"):
+        lines.append(
+            f"lost           {h['lost_lines']} POS lines read while the disk stayed full, past what memory may hold"
+            " (reported to central as an agent.gap)"
+        )
+    lines += [
         f"disk free      {_bytes(h.get('disk_free_bytes') if disk is None else disk.free_bytes)}",
         "clock          "
         + (

@@ -264,3 +264,31 @@ def test_a_full_data_disk_is_reported_by_status_even_from_a_stale_file(parts, ou
     assert "disk free      0 bytes" in lines
     lines, code = render(doc, now=clocks.wall + 4, running=True, dead_letters=[], disk=replace(full, full=False))
     assert code == EXIT_OK
+
+
+def test_lines_lost_to_a_disk_that_never_freed_are_in_the_status(parts, outbox, tmp_path):
+    clocks, _central, sync, writer, _monitor, _, _ = parts
+    monitor = HealthMonitor(
+        outbox=outbox,
+        writer=writer,
+        sync=sync,
+        sources={"pos": lambda: "reading"},
+        status_path=tmp_path / "status.json",
+        lost=lambda: 3,
+        clock=lambda: clocks.wall,
+        monotonic=lambda: clocks.mono,
+    )
+    monitor.check(notify=False)
+    doc = read_status(tmp_path / "status.json")
+    assert doc["health"]["lost_lines"] == 3
+    lines, _ = render(doc, now=clocks.wall, running=True, dead_letters=[])
+    assert any(line.startswith("lost           3 POS lines read while the disk stayed full") for line in lines)
+    assert not any(
+        line.startswith("lost")
+        for line in render(
+            read_status(tmp_path / "status.json") | {"health": {**doc["health"], "lost_lines": 0}},
+            now=clocks.wall,
+            running=True,
+            dead_letters=[],
+        )[0]
+    )
