@@ -9,6 +9,7 @@ from bench import (
     auth_timing,
     backlog,
     clv,
+    endurance,
     escpos,
     identity_ingest,
     identity_rebuild,
@@ -17,6 +18,7 @@ from bench import (
     memory,
     outbox,
     presence,
+    signing,
     sync_drain,
 )
 
@@ -33,6 +35,8 @@ BENCHMARKS: dict[str, Callable[[argparse.Namespace], None]] = {
     "import": lambda a: member_import.main(rows=a.rows, backend=a.backend),
     "score": lambda a: identity_score.main(customers=a.customers),
     "auth": lambda a: auth_timing.main(tries=a.events or 2000),
+    "endurance": lambda a: endurance.main(runs=min(a.runs, 3), events=a.events or 500_000),
+    "signing": lambda a: signing.main(runs=a.runs, events=a.events or 50_000),
     "escpos": lambda a: escpos.main(runs=a.runs, receipts=a.events or 2000),
 }
 
