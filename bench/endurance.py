@@ -9,7 +9,8 @@ interpreter, libraries, SQLite's page cache and the batches). The same is done f
 backlog, so the two peaks can be compared.
 
 Central ingests every batch with identity resolution, so on a shared 2-core machine the drain
-rate is mostly central's; the agent's own cost is printed as events per agent CPU-second.
+rate is mostly central's; each side's cost is also printed as events per CPU-second of that
+process (the agent's from its own rusage, central's from /proc/<pid>/stat around the drain).
 """
 
 from __future__ import annotations
@@ -50,18 +51,28 @@ def drain_in_agent_process(workdir: Path, url: str) -> dict[str, float]:
     return figures
 
 
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU seconds a process has used so far, from /proc/<pid>/stat."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def run_once(workdir: Path, events: int) -> dict[str, float]:
     central = Central(workdir, f"sqlite:///{workdir}/central.db")
     central.start()
     try:
         creds = enroll(central.url, central.enroll_token("S001"), workdir / "credentials.json")
         fill(workdir, creds.store_id, events)
+        assert central.process.proc is not None
+        central_before = cpu_seconds(central.process.proc.pid)
         figures = drain_in_agent_process(workdir, central.url)
+        central_cpu = cpu_seconds(central.process.proc.pid) - central_before
         assert figures["delivered"] == events, figures
         assert central.scalar("SELECT COUNT(*) FROM events") == events
         return {
             "rate": events / figures["elapsed"],
             "agent_cpu_rate": events / figures["cpu"],
+            "central_cpu_rate": events / central_cpu,
             "peak_mb": figures["peak_mb"],
         }
     finally:
@@ -82,16 +93,19 @@ def main(runs: int = 3, events: int = 500_000, small: int = 100_000) -> None:
             got = results[size][-1]
             line(
                 f"run, {size:,} backlog",
-                f"{got['rate']:,.0f} events/s ({got['agent_cpu_rate']:,.0f} per agent CPU-s),"
+                f"{got['rate']:,.0f} events/s ({got['agent_cpu_rate']:,.0f} per agent CPU-s,"
+                f" {got['central_cpu_rate']:,.0f} per central CPU-s),"
                 f" agent peak RSS {got['peak_mb']:.1f} MB, load {os.getloadavg()[0]:.1f}",
             )
     for size, got in results.items():
         rate = median([g["rate"] for g in got])
         peak = median([g["peak_mb"] for g in got])
         cpu_rate = median([g["agent_cpu_rate"] for g in got])
+        central_rate = median([g["central_cpu_rate"] for g in got])
         line(
             f"{size:,} backlog (median)",
-            f"{rate:,.0f} events/s ({cpu_rate:,.0f} per agent CPU-s)   agent peak RSS {peak:.1f} MB",
+            f"{rate:,.0f} events/s ({cpu_rate:,.0f} per agent CPU-s, {central_rate:,.0f} per central CPU-s)"
+            f"   agent peak RSS {peak:.1f} MB",
         )
     big = median([g["peak_mb"] for g in results[events]])
     little = median([g["peak_mb"] for g in results[small]])
