@@ -10,6 +10,7 @@ from bench import (
     backlog,
     clv,
     consent_triggers,
+    endurance,
     escpos,
     identity_ingest,
     identity_rebuild,
@@ -19,6 +20,7 @@ from bench import (
     outbox,
     presence,
     presence_agent,
+    signing,
     sync_drain,
 )
 
@@ -36,6 +38,8 @@ BENCHMARKS: dict[str, Callable[[argparse.Namespace], None]] = {
     "import": lambda a: member_import.main(rows=a.rows, backend=a.backend),
     "score": lambda a: identity_score.main(customers=a.customers),
     "auth": lambda a: auth_timing.main(tries=a.events or 2000),
+    "endurance": lambda a: endurance.main(runs=min(a.runs, 3), events=a.events or 500_000),
+    "signing": lambda a: signing.main(runs=a.runs, events=a.events or 50_000),
     "escpos": lambda a: escpos.main(runs=a.runs, receipts=a.events or 2000),
     "consent": lambda a: consent_triggers.main(customers=a.events or 200_000, backend=a.backend, runs=a.runs),
 }

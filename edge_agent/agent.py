@@ -199,6 +199,7 @@ class Agent:
             sync_stall_seconds=config.sync_connect_timeout + 2 * config.sync_timeout + config.sync_interval + 60,
             notifier=self.notifier,
             shed=self._shed,
+            lost=lambda: self.pos.health.dropped_lines,
             downlink_version=lambda: self.downlink.version or None,
             clock=clock,
         )

@@ -215,6 +215,7 @@ def _doctor(config: AgentConfig, path: Path | None, args: argparse.Namespace) ->
 
 
 def _status(config: AgentConfig, path: Path | None, args: argparse.Namespace) -> int:
+    from edge_agent.diskspace import inspect_disk
     from edge_agent.status import EXIT_NOT_RUNNING, StatusError, agent_running, read_status, render
 
     try:
@@ -232,15 +233,17 @@ def _status(config: AgentConfig, path: Path | None, args: argparse.Namespace) ->
             dead_letters = open_outbox(config).rejected(args.dead_letters)
         except (KeyFileError, OSError, sqlite3.Error) as exc:
             note = f"(dead letters not listed: the outbox cannot be opened: {exc})"
+    disk = inspect_disk(config.agent_data_dir, config.outbox_reserve_bytes)  # the agent cannot report a full disk
     if args.json:
         doc["running"] = running
+        doc["disk_now"] = disk.as_dict()
         doc["dead_letters"] = [
             {"seq": seq, "event_id": event_id, "kind": kind, "reason": reason}
             for seq, event_id, kind, reason in dead_letters
         ]
         print(json.dumps(doc, indent=1, sort_keys=True))
         return 0
-    lines, code = render(doc, now=time.time(), running=running, dead_letters=dead_letters)
+    lines, code = render(doc, now=time.time(), running=running, dead_letters=dead_letters, disk=disk)
     print("\n".join([*lines, note] if note else lines))
     return code
 

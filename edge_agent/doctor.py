@@ -161,19 +161,32 @@ def status_checks(config: AgentConfig, now: float | None = None) -> list[Check]:
     except StatusError as exc:
         return [(False, str(exc))]
     health = doc["health"]
+    lost: list[Check] = []
+    if health.get("lost_lines"):
+        lost.append(
+            (
+                False,
+                f"{health['lost_lines']} POS lines were lost: read while the data disk stayed full, past what"
+                " memory may hold (central has them counted in an agent.gap); keep free space on that disk",
+            )
+        )
     if not is_current(doc, now, agent_running(config.agent_data_dir)):
         age = duration(now - float(doc.get("written_at_epoch", 0)))
-        return [(False, f"the agent is not running (last status {age} ago); start it: `systemctl start edge-agent`")]
+        return [
+            (False, f"the agent is not running (last status {age} ago); start it: `systemctl start edge-agent`"),
+            *lost,
+        ]
     if health["state"] == "degraded":
-        return [(False, f"the agent is degraded: {health['problem']}")]
+        return [(False, f"the agent is degraded: {health['problem']}"), *lost]
     last = health.get("last_sync_age_s")
     return [
+        *lost,
         (
             True,
             f"the agent is running: {health['queue_depth']} waiting, last sync "
             + ("not yet" if last is None else f"{duration(last)} before its last status")
             + f", {health['dead_lettered']} dead letters",
-        )
+        ),
     ]
 
 

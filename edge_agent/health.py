@@ -28,6 +28,7 @@ from typing import Any
 from edge_agent import __version__
 from edge_agent.notify import SystemdNotifier
 from edge_agent.outbox import Outbox
+from edge_agent.payload_gate import REFUSED_COUNTER
 from edge_agent.status import duration, skew_words, write_status
 from edge_agent.sync import SyncJob
 from edge_agent.writer import OutboxWriter
@@ -60,6 +61,7 @@ class HealthMonitor:
         sync_stall_seconds: float = 120.0,
         notifier: SystemdNotifier | None = None,
         shed: Callable[[], int | None] = lambda: None,
+        lost: Callable[[], int] = lambda: 0,
         downlink_version: Callable[[], int | None] = lambda: None,
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
@@ -75,6 +77,7 @@ class HealthMonitor:
         self.sync_stall_seconds = sync_stall_seconds
         self.notifier = notifier or SystemdNotifier({})
         self._shed = shed
+        self._lost = lost
         self._downlink_version = downlink_version
         self._clock = clock
         self._monotonic = monotonic
@@ -122,7 +125,9 @@ class HealthMonitor:
             "captured": self.writer.committed,
             "delivered": sync.delivered,
             "shed": self._shed(),
+            "lost_lines": self._lost(),
             "quarantined": stats.quarantined,
+            "refused_payloads": (stats.counters or {}).get(REFUSED_COUNTER, 0),
             "dead_lettered": stats.rejected,
             "disk_free_bytes": _disk_free(self.status_path.parent),
             "clock_offset_s": None if offset is None else round(offset, 1),

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from edge_agent.diskspace import DiskFacts
 from shared.wire import format_time
 
 EXIT_OK, EXIT_DEGRADED, EXIT_NOT_RUNNING = 0, 1, 3
@@ -86,13 +87,30 @@ def is_current(doc: dict[str, Any], now: float, running: bool | None) -> bool:
 
 
 def render(
-    doc: dict[str, Any], *, now: float, running: bool | None, dead_letters: Sequence[tuple[int, str, str, str | None]]
+    doc: dict[str, Any],
+    *,
+    now: float,
+    running: bool | None,
+    dead_letters: Sequence[tuple[int, str, str, str | None]],
+    disk: DiskFacts | None = None,
 ) -> tuple[list[str], int]:
-    """The status as lines for a technician, and the exit code (0 ok, 1 degraded, 3 not running)."""
+    """The status as lines for a technician, and the exit code (0 ok, 1 degraded, 3 not running).
+
+    ``disk`` is the data disk as this command sees it now: the agent cannot rewrite its status file
+    while that disk is full, so a full disk is reported from here, not from the file.
+    """
     h = doc["health"]
     age = now - float(doc.get("written_at_epoch", now))
     lines = []
-    if not is_current(doc, now, running):
+    if disk is not None and disk.full and running is not False:
+        free = "unknown" if disk.free_bytes is None else _bytes(disk.free_bytes)
+        lines.append(
+            f"state          DEGRADED: the data disk is full ({free} free, reserve file released); the agent "
+            f"holds what it reads and commits it when space returns: free space there "
+            f"(the lines below are from {duration(age)} ago, before it filled)"
+        )
+        code = EXIT_DEGRADED
+    elif not is_current(doc, now, running):
         lines.append(f"state          NOT RUNNING (last status written {duration(age)} ago, at {doc['written_at']})")
         code = EXIT_NOT_RUNNING
     elif h["state"] == "degraded":
@@ -111,9 +129,17 @@ def render(
         + ("never, since start" if last_sync is None else f"{last_sync} ({duration(h['last_sync_age_s'] + age)} ago)"),
         f"since start    {h['captured']} captured, {h['delivered']} delivered",
         f"dead letters   {h['dead_lettered']}" + (" (rejected by central; listed below)" if h["dead_lettered"] else ""),
-        f"quarantined    {h['quarantined']} (see `edge-agent quarantine`)",
+        f"quarantined    {h['quarantined']} (see `edge-agent quarantine`)"
+        + (f", {h['refused_payloads']} refused by the payload schema" if h.get("refused_payloads") else ""),
         f"shed           {'not counted' if h.get('shed') is None else h['shed']}",
-        f"disk free      {_bytes(h.get('disk_free_bytes'))}",
+    ]
+    if h.get("lost_lines"):
+        lines.append(
+            f"lost           {h['lost_lines']} POS lines read while the disk stayed full, past what memory may hold"
+            " (reported to central as an agent.gap)"
+        )
+    lines += [
+        f"disk free      {_bytes(h.get('disk_free_bytes') if disk is None else disk.free_bytes)}",
         "clock          "
         + (
             "not measured yet (no answer from central)"

@@ -7,6 +7,9 @@ error) the group is kept and retried with backoff; nothing is dropped. The failu
 with its real cause and the file ("disk full writing /var/lib/edge-agent/outbox.db"), and a full
 disk is reported to ``on_disk_full`` (which releases the disk reserve, see diskspace.py).
 
+Each record is checked against its kind's payload schema by :meth:`OutboxWriter.put`, on the
+caller's thread (payload_gate.py): what does not fit is quarantined and counted in the same commit.
+
 Between groups, and at least every ``housekeeping_interval`` seconds when idle, the writer runs
 ``housekeeping`` (quotas, shedding, purges: outbox_policy.py) on its own thread, because shedding
 appends an ``agent.gap`` event and only the writer assigns sequence numbers.
@@ -21,6 +24,7 @@ from collections.abc import Callable
 
 from edge_agent.diskspace import describe_write_error, is_disk_full
 from edge_agent.outbox import Outbox, Record
+from edge_agent.payload_gate import REFUSED_COUNTER, admit, is_refusal
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +44,7 @@ class OutboxWriter:
         on_disk_full: Callable[[str], None] | None = None,
         housekeeping: Callable[[], None] | None = None,
         housekeeping_interval: float = 5.0,
+        gate: Callable[[Record], Record] = admit,
     ) -> None:
         self.outbox = outbox
         self.commit_interval = commit_interval
@@ -50,6 +55,7 @@ class OutboxWriter:
         self._on_disk_full = on_disk_full
         self._housekeeping = housekeeping
         self._housekeeping_interval = housekeeping_interval
+        self._gate = gate
         self._next_housekeeping = 0.0
         self._housekeeping_error: str | None = None
         self._cond = threading.Condition()
@@ -65,7 +71,11 @@ class OutboxWriter:
         self._thread.start()
 
     def put(self, record: Record) -> None:
-        """Queue a record for the next group commit; safe from any thread."""
+        """Check ``record`` against its payload schema, then queue it for the next group commit.
+
+        Safe from any thread; the check runs on the caller's, not the writer's.
+        """
+        record = self._gate(record)
         with self._cond:
             self._pending.append(record)
             # Wake the writer for the first record of a group, and when a group is full.
@@ -121,9 +131,10 @@ class OutboxWriter:
 
     def _commit(self, group: list[Record]) -> None:
         delay = 0.5
+        refused = sum(1 for record in group if is_refusal(record))
         while True:
             try:
-                offsets = self.outbox.append(group)
+                offsets = self.outbox.append(group, count={REFUSED_COUNTER: refused} if refused else None)
             except Exception as exc:  # sqlite3 and OS errors alike: keep the group, retry
                 self.failed_commits += 1
                 message = describe_write_error(exc, self.outbox.path)

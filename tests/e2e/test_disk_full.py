@@ -66,6 +66,9 @@ def test_a_full_disk_loses_no_sale_and_reports_the_cause(central, tmp_path, clea
     fs.fill()  # and take the reserve's space too: now nothing but the journal's own room is left
     time.sleep(4)
     assert till.written < len(numbers)  # trading went on while the disk was full
+    status, doctor = agent.command("status"), agent.command("doctor")  # the technician is told
+    assert status.returncode == 1 and status.stdout.startswith("state          DEGRADED: the data disk is full")
+    assert doctor.returncode == 1 and f"FAIL  disk of {agent.data_dir} is full" in doctor.stdout
     fs.free()
     settle(central, till, numbers, agent)
     log = agent.process.log.read_text(errors="replace")

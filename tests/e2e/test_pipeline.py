@@ -110,15 +110,25 @@ def test_sigkill_at_a_random_moment_loses_nothing_and_duplicates_nothing(central
     }
     assert summary["by_reason"]["invalid_field:total"] == 10
 
-    # Nothing personal in clear in any file the agent wrote: outbox, WAL, SHM, journal, keys.
+    # Nothing personal in clear in any file the agent wrote: outbox, WAL, SHM, journal, keys; and
+    # again after the technician re-seals everything under a new key.
     files = list(agent.files())
     assert {f.name for f in files} >= {"outbox.db", "outbox.key", "credentials.json"}
-    for path in files:
+    assert_nothing_in_clear(agent, "")
+    old_key = (agent.data_dir / "outbox.key").read_bytes()
+    rotated = agent.command("rotate-key")
+    assert rotated.returncode == 0, rotated.stderr
+    assert (agent.data_dir / "outbox.key").read_bytes() != old_key
+    assert_nothing_in_clear(agent, " after edge-agent rotate-key")
+
+
+def assert_nothing_in_clear(agent: Agent, when: str) -> None:
+    for path in agent.files():
         data = path.read_bytes()
         for phone in PHONES:
-            assert phone.encode() not in data, f"{phone} in {path}"
+            assert phone.encode() not in data, f"{phone} in {path}{when}"
         for number in ("E2E-000001", "E2E-000500", "E2E-000999"):
-            assert number.encode() not in data, f"{number} in {path}"
+            assert number.encode() not in data, f"{number} in {path}{when}"
 
 
 def test_central_down_for_a_minute_loses_nothing(central, tmp_path, cleanup):

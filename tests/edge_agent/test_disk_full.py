@@ -174,6 +174,11 @@ def test_past_its_memory_bound_the_source_drops_counts_and_reports_a_gap(tmp_pat
     assert got[-1].payload()["receipt_no"] == f"R{n + 4:04d}"  # line boundaries survived the drop
 
 
+def padded_receipt(size: int) -> dict:
+    """A receipt that fits its schema and takes about ``size`` bytes (long item names)."""
+    return {"receipt_no": "R1", "total": "1.00", "items": [{"name": "x" * 250} for _ in range(size // 250)]}
+
+
 def test_the_writer_names_the_real_cause_and_commits_once_space_returns(tmp_path, small_fs, sealer):
     fs = small_fs(tmp_path / "fs", 2 * MiB)
     outbox = Outbox(fs.path / "outbox.db", sealer, "S001")
@@ -181,7 +186,7 @@ def test_the_writer_names_the_real_cause_and_commits_once_space_returns(tmp_path
     writer = OutboxWriter(outbox, commit_interval=0.0, max_retry_delay=0.2)
     writer.start()
     fs.fill()
-    writer.put(Capture.of("pos.receipt", {"n": 1, "pad": "x" * 4000}, "2026-11-23T02:00:00.000Z"))
+    writer.put(Capture.of("pos.receipt", padded_receipt(4000), "2026-11-23T02:00:00.000Z"))
     wait_for(lambda: writer.last_error is not None)
     assert writer.last_error.startswith(f"disk full writing {outbox.path}"), writer.last_error
     assert "cannot rollback" not in writer.last_error
@@ -201,7 +206,7 @@ def test_the_reserve_gives_way_when_the_disk_fills_and_returns_with_the_space(tm
     writer.start()
     fs.fill()
     assert inspect_disk(fs.path, MiB).full is False  # the reserve is still whole
-    writer.put(Capture.of("pos.receipt", {"pad": "x" * 20000}, "2026-11-23T02:00:00.000Z"))
+    writer.put(Capture.of("pos.receipt", padded_receipt(20000), "2026-11-23T02:00:00.000Z"))
     wait_for(lambda: writer.committed == 1)  # the first attempt failed and released the reserve
     facts = reserve.facts()
     assert (facts.full, facts.episodes, facts.reserve_bytes) == (True, 1, 0)

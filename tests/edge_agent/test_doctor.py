@@ -34,3 +34,21 @@ def test_a_missing_required_setting_is_one_failed_configuration_line_not_a_valid
     assert lines[0] == f"FAIL  configuration {path}: required setting missing: pos.port (or EDGE_POS_PORT)"
     assert not any("is valid" in line for line in lines)
     assert sum("pos.port" in line for line in lines) == 1
+
+
+def test_lines_lost_to_a_full_disk_fail_the_doctor_even_from_a_stopped_agents_status(tmp_path):
+    from edge_agent.doctor import status_checks
+    from edge_agent.status import write_status
+
+    data = tmp_path / "data"
+    data.mkdir(mode=0o700)
+    config = load_config(None, environ={"EDGE_AGENT_DATA_DIR": str(data), "EDGE_POS_PORT": "x"})
+    health = {"state": "ok", "queue_depth": 0, "dead_lettered": 0, "last_sync_age_s": 1, "lost_lines": 7}
+    write_status(config.status_path, health, written_at=1_800_000_000.0, interval=10)
+    checks = status_checks(config, now=1_800_000_000.0 + 3600)
+    assert checks[0][1].startswith("the agent is not running")
+    assert checks[1] == (
+        False,
+        "7 POS lines were lost: read while the data disk stayed full, past what memory may hold"
+        " (central has them counted in an agent.gap); keep free space on that disk",
+    )

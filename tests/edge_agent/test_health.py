@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import socket
+from dataclasses import replace
 
 import pytest
 
@@ -235,3 +236,59 @@ def test_a_clock_offset_is_reported_and_logged_once(parts, outbox, caplog):
     assert first["clock_offset_s"] == pytest.approx(7200, abs=1)
     logged = [r.message for r in caplog.records if r.message.startswith("clock:")]
     assert logged == ["clock: this PC is 2 h 0 min behind central (requests are signed with central's time)"]
+
+
+def test_payloads_refused_by_their_schema_are_counted_in_the_status(parts, outbox, tmp_path):
+    clocks, _central, _sync, writer, monitor, _, _ = parts
+    writer.put(Capture.of("pos.receipt", {"receipt_no": "R1", "total": "1,00"}, "2026-11-23T02:00:00Z", "pos", 5))
+    writer.put(receipts(1)[0])
+    writer.start()
+    writer.stop()
+    monitor.check()
+    doc = read_status(tmp_path / "status.json")
+    assert doc["health"]["refused_payloads"] == 1 and doc["health"]["quarantined"] == 1
+    lines, _ = render(doc, now=clocks.wall, running=True, dead_letters=[])
+    assert "quarantined    1 (see `edge-agent quarantine`), 1 refused by the payload schema" in lines
+
+
+def test_a_full_data_disk_is_reported_by_status_even_from_a_stale_file(parts, outbox, tmp_path):
+    from edge_agent.diskspace import DiskFacts
+
+    clocks, _central, _sync, _writer, monitor, _, _ = parts
+    monitor.check()
+    doc = read_status(tmp_path / "status.json")
+    full = DiskFacts(True, None, 1, 0, 0, 2 * 1024 * 1024, None)
+    lines, code = render(doc, now=clocks.wall + 4, running=True, dead_letters=[], disk=full)
+    assert code == EXIT_DEGRADED
+    assert lines[0].startswith("state          DEGRADED: the data disk is full (0 bytes free, reserve file released)")
+    assert "disk free      0 bytes" in lines
+    lines, code = render(doc, now=clocks.wall + 4, running=True, dead_letters=[], disk=replace(full, full=False))
+    assert code == EXIT_OK
+
+
+def test_lines_lost_to_a_disk_that_never_freed_are_in_the_status(parts, outbox, tmp_path):
+    clocks, _central, sync, writer, _monitor, _, _ = parts
+    monitor = HealthMonitor(
+        outbox=outbox,
+        writer=writer,
+        sync=sync,
+        sources={"pos": lambda: "reading"},
+        status_path=tmp_path / "status.json",
+        lost=lambda: 3,
+        clock=lambda: clocks.wall,
+        monotonic=lambda: clocks.mono,
+    )
+    monitor.check(notify=False)
+    doc = read_status(tmp_path / "status.json")
+    assert doc["health"]["lost_lines"] == 3
+    lines, _ = render(doc, now=clocks.wall, running=True, dead_letters=[])
+    assert any(line.startswith("lost           3 POS lines read while the disk stayed full") for line in lines)
+    assert not any(
+        line.startswith("lost")
+        for line in render(
+            read_status(tmp_path / "status.json") | {"health": {**doc["health"], "lost_lines": 0}},
+            now=clocks.wall,
+            running=True,
+            dead_letters=[],
+        )[0]
+    )

@@ -65,6 +65,13 @@ def contents(data: Path, key: bytes) -> tuple:
     return rows, bodies, delivered, quarantine, secret, replayed
 
 
+def assert_no_pii(data: Path, when: str) -> None:
+    """No test phone number in clear in any file under ``data``: store, WAL, journals, keys, leftovers."""
+    for path in [p for p in data.rglob("*") if p.is_file()]:
+        raw = path.read_bytes()
+        assert not any(phone.encode() in raw for phone in PHONES), f"a phone number in clear in {path} {when}"
+
+
 def integrity(data: Path) -> str:
     conn = sqlite3.connect(data / "outbox.db")
     try:
@@ -116,9 +123,7 @@ def test_rotation_reseals_everything_under_a_new_key(store):
     with pytest.raises(OutboxKeyError):
         Outbox(store / "outbox.db", Sealer(old), "S001")
     assert not list(store.rglob("*" + NEXT_SUFFIX)) and not list(store.rglob("*" + REKEY_SUFFIX))
-    for path in [p for p in store.rglob("*") if p.is_file()]:
-        data = path.read_bytes()
-        assert not any(phone.encode() in data for phone in PHONES), path
+    assert_no_pii(store, "after rotation")
 
 
 KILL_AT_STEP = """
@@ -143,6 +148,7 @@ def test_a_kill_at_every_step_leaves_a_store_that_opens_with_nothing_lost(store)
         key = resolved(store)  # finishes or undoes the interrupted rotation
         keys.add(key)
         assert contents(store, key) == before, f"after a kill at {step!r}"
+        assert_no_pii(store, f"after a kill at {step!r}")
         assert not list(store.rglob("*" + REKEY_SUFFIX))
     assert len(keys) > 1  # some kills came before the switch, some after
 
@@ -162,11 +168,13 @@ def test_rotate_key_killed_at_random_moments_loses_nothing(tmp_path):
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         assert integrity(data) == "ok"
+        assert_no_pii(data, "after a killed edge-agent rotate-key")
         assert contents(data, resolved(data)) == before
     result = subprocess.run([str(BIN), "rotate-key"], env=env, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert "re-sealed 10000 events, 20 quarantined inputs and 1 capture journals under a new key" in result.stdout
     assert contents(data, resolved(data)) == before
+    assert_no_pii(data, "after edge-agent rotate-key")
 
 
 def test_rotate_key_refuses_while_the_agent_runs(store):
