@@ -17,6 +17,7 @@ from bench import (
     member_import,
     memory,
     outbox,
+    panel,
     presence,
     presence_agent,
     sync_drain,
@@ -37,6 +38,7 @@ BENCHMARKS: dict[str, Callable[[argparse.Namespace], None]] = {
     "score": lambda a: identity_score.main(customers=a.customers),
     "auth": lambda a: auth_timing.main(tries=a.events or 2000),
     "escpos": lambda a: escpos.main(runs=a.runs, receipts=a.events or 2000),
+    "panel": lambda a: panel.main(scans=a.events or 1000),
     "consent": lambda a: consent_triggers.main(customers=a.events or 200_000, backend=a.backend, runs=a.runs),
 }
 
