@@ -18,6 +18,7 @@ from bench import (
     member_import,
     memory,
     outbox,
+    panel,
     presence,
     presence_agent,
     signing,
@@ -41,6 +42,7 @@ BENCHMARKS: dict[str, Callable[[argparse.Namespace], None]] = {
     "endurance": lambda a: endurance.main(runs=min(a.runs, 3), events=a.events or 500_000),
     "signing": lambda a: signing.main(runs=a.runs, events=a.events or 50_000),
     "escpos": lambda a: escpos.main(runs=a.runs, receipts=a.events or 2000),
+    "panel": lambda a: panel.main(scans=a.events or 1000),
     "consent": lambda a: consent_triggers.main(customers=a.events or 200_000, backend=a.backend, runs=a.runs),
 }
 

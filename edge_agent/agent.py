@@ -27,6 +27,7 @@ from edge_agent.journal import CaptureJournal
 from edge_agent.notify import SystemdNotifier
 from edge_agent.outbox import Capture, Outbox
 from edge_agent.outbox_policy import OutboxHousekeeper, policy_from_config
+from edge_agent.panel.cashier import CashierPanel
 from edge_agent.presence.radios import PresenceRadios
 from edge_agent.privacy import PanRedactor
 from edge_agent.receipt_reader import configured_profiles
@@ -166,8 +167,15 @@ class Agent:
         )
         self.downlink = DownlinkStore(config.agent_data_dir, self.credentials.store_id)
         self._downlink_problem: str | None = None
-        self.till = Till(config, self.credentials.store_id, self.writer.put, clock=clock)
-        self.till.refresh(self.downlink)
+        self.panel = CashierPanel(config.panel_host, config.panel_port, clock=clock) if config.panel_port else None
+        self.till = Till(
+            config,
+            self.credentials.store_id,
+            self.writer.put,
+            clock=clock,
+            on_scan=self.panel.show if self.panel is not None else None,
+        )
+        self._refresh_till()
         self.sync = SyncJob(
             self.outbox,
             self.transport,
@@ -230,9 +238,15 @@ class Agent:
             return
         self._downlink_problem = None
         if fetched:
-            self.till.refresh(self.downlink)
+            self._refresh_till()
         if fetched and self.downlink.settings_overrides() != before:
             self.apply_settings()
+
+    def _refresh_till(self) -> None:
+        """Hand the downlink documents now in force to the till and the cashier panel."""
+        self.till.refresh(self.downlink)
+        if self.panel is not None:
+            self.panel.refresh(self.downlink)
 
     def apply_settings(self) -> None:
         """Put central's settings overrides in force: the live ones now, the others at the next start."""
@@ -272,6 +286,8 @@ class Agent:
         self.pos.recover(self.outbox.committed_offset("pos"))
         self.pos.start()
         self.till.start()
+        if self.panel is not None:
+            self.panel.start()
         now = self._now()
         self.scheduler.add_job(
             self.sync.run,
@@ -352,6 +368,8 @@ class Agent:
         self.notifier.stopping()
         self.pos.stop()
         self.till.stop()
+        if self.panel is not None:
+            self.panel.stop()
         self.scheduler.shutdown(wait=True)
         self.presence.stop()
         self.sync.close()

@@ -111,6 +111,7 @@ def _run(config: AgentConfig, path: Path | None, args: argparse.Namespace) -> in
     from edge_agent.agent import Agent, AlreadyRunning
     from edge_agent.central_settings import effective_config
     from edge_agent.downlink import DownlinkStore
+    from edge_agent.panel.server import PanelError
     from edge_agent.parsing.receipt_profile import ProfileError
     from edge_agent.presence.radios import PresenceSettingError
     from edge_agent.tls import TlsSettingError
@@ -134,7 +135,7 @@ def _run(config: AgentConfig, path: Path | None, args: argparse.Namespace) -> in
     except AlreadyRunning as exc:
         print(f"{PROG}: {exc}", file=sys.stderr)
         return 1
-    except (CentralUrlError, TlsSettingError, PresenceSettingError) as exc:
+    except (CentralUrlError, TlsSettingError, PresenceSettingError, PanelError) as exc:
         print(f"{PROG}: {exc}", file=sys.stderr)
         return 2
     except ProfileError as exc:

@@ -131,6 +131,19 @@ class AgentConfig:
         minimum=0.05,
         maximum=10,
     )
+    panel_port: int = setting(
+        "panel.port",
+        0,
+        "TCP port of the cashier panel, a page showing each scan as it happens (`http://127.0.0.1:PORT/`); 0: off.",
+        minimum=0,
+        maximum=65535,
+    )
+    panel_host: str = setting(
+        "panel.host",
+        "127.0.0.1",
+        "Address the cashier panel listens on; keep loopback unless its screen is another PC (then this PC's own "
+        "address: the panel answers only requests that name it).",
+    )
     capture_fsync: bool = setting(
         "capture.fsync",
         True,

@@ -1,0 +1,51 @@
+"""The cashier panel as the agent runs it: scan outcomes in, cards out to the page, member cards from the downlink."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+
+from edge_agent.downlink import DownlinkStore
+from edge_agent.panel.server import Hub, PanelServer
+from edge_agent.panel.view import MEMBER_CARDS_DOCUMENT, Coupon, CouponSource, Directory, scan_card
+from edge_agent.till.scans import ScanOutcome
+
+log = logging.getLogger(__name__)
+
+
+class CashierPanel:
+    """Shows each of the till's scans on the panel page; give :meth:`show` to the till as ``on_scan``."""
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        *,
+        coupons: CouponSource | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.hub = Hub(clock=clock)
+        self.server = PanelServer(self.hub, host, port)
+        self.directory = Directory()
+        self.coupons = coupons
+
+    def refresh(self, downlink: DownlinkStore) -> None:
+        """Take the member cards now in force (downlink document ``member_cards``, if central sends one)."""
+        self.directory = Directory.from_document(downlink.document(MEMBER_CARDS_DOCUMENT))
+
+    def _valid_coupons(self, member_id: str) -> tuple[Coupon, ...]:
+        return self.coupons.valid_for(member_id) if self.coupons is not None else ()
+
+    def show(self, outcome: ScanOutcome) -> None:
+        """Put one scan on the panel (called on the scanner's thread; never raises into it)."""
+        try:
+            self.hub.publish(scan_card(outcome, directory=self.directory, coupons=self._valid_coupons))
+        except Exception:  # a panel fault must not stop the scanner that feeds the outbox
+            log.exception("the cashier panel could not show a scan")
+
+    def start(self) -> None:
+        self.server.start()
+
+    def stop(self) -> None:
+        self.server.stop()

@@ -1,0 +1,183 @@
+"""The cashier panel's web server: one page, its static files, and a server-sent event stream of scans.
+
+The till PC's browser opens ``http://127.0.0.1:PORT/`` (``panel.port``); the page's script listens
+on ``/events`` (``EventSource``, so no polling: the browser reconnects by itself and sends
+``Last-Event-ID``). Each scan is one event whose data is the card from
+:func:`edge_agent.panel.view.scan_card` plus a sequence number and the time.
+
+Served by the standard library's ``ThreadingHTTPServer``: the agent's dependencies include no HTTP
+server, and a WSGI server would tie one worker to each open stream and buffer its writes (see
+docs/decisions/0054-cashier-panel.md). It listens on loopback unless ``panel.host`` says otherwise,
+answers only requests addressed to a name it listens on (a page on another site cannot reach it
+through DNS rebinding), and sends a Content-Security-Policy that allows only its own script.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+import time
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from importlib import resources
+from typing import Any
+
+import orjson
+
+log = logging.getLogger(__name__)
+
+KEEPALIVE_SECONDS = 15.0  # a comment line this often keeps proxies and the browser from timing the stream out
+STATIC = {
+    "/": ("index.html", "text/html; charset=utf-8"),
+    "/panel.js": ("panel.js", "text/javascript; charset=utf-8"),
+    "/panel.css": ("panel.css", "text/css; charset=utf-8"),
+}
+HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; "
+        "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+}
+
+
+class PanelError(Exception):
+    """The panel cannot listen where its settings say (port taken, address not on this PC)."""
+
+
+class Hub:
+    """The last scan's card, and a way for each open stream to wait for the next one."""
+
+    def __init__(self, *, clock: Callable[[], float] = time.time) -> None:
+        self.clock = clock
+        self._changed = threading.Condition()
+        self._seq = 0
+        self._last = b""
+        self.closed = False
+        # Event ids are "run.seq": a browser that reconnects after the agent restarted starts afresh.
+        self.run = f"{int(clock() * 1000):x}"
+
+    def publish(self, card: dict[str, Any]) -> int:
+        """Make ``card`` the last scan; every open stream sends it at once. Returns its sequence number."""
+        with self._changed:
+            self._seq += 1
+            self._last = orjson.dumps({"seq": self._seq, "at": round(self.clock(), 3), **card})
+            self._changed.notify_all()
+            return self._seq
+
+    def next_after(self, seq: int, timeout: float) -> tuple[int, bytes] | None:
+        """The last card if it is newer than ``seq`` (waiting up to ``timeout``), else None."""
+        with self._changed:
+            self._changed.wait_for(lambda: self._seq > seq or self.closed, timeout)
+            return (self._seq, self._last) if self._seq > seq and not self.closed else None
+
+    def close(self) -> None:
+        with self._changed:
+            self.closed = True
+            self._changed.notify_all()
+
+
+def _static(name: str) -> bytes:
+    return resources.files("edge_agent.panel").joinpath("static", name).read_bytes()
+
+
+class PanelServer:
+    """Serves the panel for one hub on ``host:port`` from a thread of its own."""
+
+    def __init__(self, hub: Hub, host: str = "127.0.0.1", port: int = 0) -> None:
+        self.hub = hub
+        files = {path: (_static(name), kind) for path, (name, kind) in STATIC.items()}
+        server = self
+
+        class Handler(_Handler):
+            pass
+
+        Handler.files = files
+        Handler.panel = server
+        try:
+            self.httpd = ThreadingHTTPServer((host, port), Handler)
+        except OSError as exc:
+            raise PanelError(
+                f"the cashier panel cannot listen on {host}:{port} ({exc.strerror or exc}); set panel.port to a"
+                " free port, or to 0 to turn the panel off"
+            ) from None
+        self.httpd.daemon_threads = True
+        self.host, self.port = host, int(self.httpd.server_address[1])
+        self.names = {host, "127.0.0.1", "localhost", "[::1]"}
+        self._thread = threading.Thread(target=self.httpd.serve_forever, name="panel", daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}/"
+
+    def start(self) -> None:
+        self._thread.start()
+        log.info("cashier panel at %s", self.url)
+
+    def stop(self) -> None:
+        self.hub.close()
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        self._thread.join(5)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    files: dict[str, tuple[bytes, str]]
+    panel: PanelServer
+    protocol_version = "HTTP/1.1"
+    server_version = "edge-agent-panel"
+    sys_version = ""
+
+    def setup(self) -> None:
+        super().setup()
+        # Each event is one small write; send it now rather than wait to fill a segment.
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass  # no line per request; the agent logs state changes, not traffic
+
+    def do_GET(self) -> None:
+        host = (self.headers.get("Host") or "").rsplit(":", 1)[0]
+        if host not in self.panel.names:
+            self._send(421, b"this panel answers only on the till PC's own address\n", "text/plain; charset=utf-8")
+            return
+        path = self.path.split("?", 1)[0]
+        if path == "/events":
+            self._stream()
+        elif path in self.files:
+            body, kind = self.files[path]
+            self._send(200, body, kind)
+        else:
+            self._send(404, b"not found\n", "text/plain; charset=utf-8")
+
+    def _send(self, status: int, body: bytes, kind: str) -> None:
+        self.send_response(status)
+        for name, value in {**HEADERS, "Content-Type": kind, "Content-Length": str(len(body))}.items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _stream(self) -> None:
+        self.send_response(200)
+        for name, value in {**HEADERS, "Content-Type": "text/event-stream; charset=utf-8"}.items():
+            self.send_header(name, value)
+        self.send_header("Connection", "close")
+        self.end_headers()
+        self.close_connection = True
+        hub = self.panel.hub
+        run, _, number = (self.headers.get("Last-Event-ID") or "").partition(".")
+        seen = int(number) if run == hub.run and number.isdigit() else 0
+        try:
+            self.wfile.write(b"retry: 1000\n\n")
+            while not hub.closed:
+                update = hub.next_after(seen, KEEPALIVE_SECONDS)
+                if update is None:
+                    self.wfile.write(b": keepalive\n\n")
+                    continue
+                seen, data = update
+                self.wfile.write(b"id: %s.%d\nevent: scan\ndata: %s\n\n" % (hub.run.encode(), seen, data))
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the page was closed or reloaded

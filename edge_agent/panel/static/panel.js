@@ -1,0 +1,55 @@
+// The cashier panel: shows each scan the agent reports on /events (server-sent events, no polling).
+"use strict";
+
+const HEADLINES = {
+  member: "会员 · Member",
+  rejected: "会员码被拒绝 · Member code refused",
+  payment: "付款码（请在收银机上收款）· Payment code: take payment on the POS",
+  product: "商品 · Product",
+  coupon: "优惠券 · Coupon",
+  unknown: "无法识别 · Not recognised",
+};
+
+function text(id, value) {
+  document.getElementById(id).textContent = value || "";
+}
+
+function show(card) {
+  const panel = document.getElementById("panel");
+  const member = card.kind === "member" ? card.member : null;
+  text("headline", HEADLINES[card.kind] || HEADLINES.unknown);
+  document.getElementById("member").hidden = !member;
+  text("member-name", member ? member.name || "—" : "");
+  text("member-phone", member ? member.phone || "—" : "");
+  text("member-id", member ? member.id : "");
+  text("member-tier", member ? member.tier || "—" : "");
+  const list = document.getElementById("coupons");
+  list.replaceChildren();
+  for (const coupon of card.coupons || []) {
+    const item = document.createElement("li");
+    item.textContent = coupon.hint ? coupon.title + " (" + coupon.hint + ")" : coupon.title;
+    list.append(item);
+  }
+  text("detail", card.kind === "product" ? card.code : "");
+  text("reason-zh", card.kind === "rejected" ? card.zh : "");
+  text("reason-en", card.kind === "rejected" ? card.en : "");
+  panel.dataset.reason = card.kind === "rejected" ? card.reason : "";
+  panel.dataset.state = card.kind;
+  panel.dataset.seq = String(card.seq);
+}
+
+function connect() {
+  const link = document.getElementById("link");
+  const events = new EventSource("/events");
+  events.addEventListener("scan", (event) => show(JSON.parse(event.data)));
+  events.addEventListener("open", () => {
+    link.dataset.state = "up";
+    link.textContent = "已连接 · Connected";
+  });
+  events.addEventListener("error", () => {
+    link.dataset.state = "down";
+    link.textContent = "与收银代理的连接中断，正在重连 · Lost the agent, reconnecting";
+  });
+}
+
+connect();

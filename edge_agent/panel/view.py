@@ -1,0 +1,116 @@
+"""What the cashier panel shows for one scan: a pure function from a scan outcome to a small JSON card.
+
+A member code that verifies shows the member masked (name 张*, phone 138****5678, or the member id
+with all but its last four characters hidden when the agent knows no more), the member's value tier
+and the coupons they can use; a refused code shows why, in Chinese and English. A payment code shows
+only that it was one: its digits never leave :mod:`edge_agent.parsing.scan`.
+
+The tier and the coupons are seams: ``MemberCard.tier`` is empty until tags reach the store, and
+``coupons`` is filled by a :class:`CouponSource` (an empty tuple until one is given).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from edge_agent.till.scans import ScanOutcome
+from shared.masking import mask_card, mask_name, mask_phone
+
+MEMBER_CARDS_DOCUMENT = "member_cards"  # downlink document: {"members": {member_id: {"name", "phone", "tier"}}}
+
+# (中文, English) for each refusal reason of shared.member_code.REASONS; a cashier reads it aloud.
+REASONS: dict[str, tuple[str, str]] = {
+    "expired": ("会员码已过期，请会员刷新后重新出示", "Code expired: ask the member to refresh it and show it again"),
+    "replayed": ("此会员码已在本店使用过", "Code already used at this store"),
+    "other-store-replayed": ("此会员码已在其他门店使用过", "Code already used at another store"),
+    "forged": ("会员码无效：签名不符", "Forged code: the signature does not verify"),
+    "unknown": (
+        "无法识别的会员码（非本公司签发，或本店尚未同步密钥）",
+        "Unknown code: not issued by us, or this store has no keys from HQ yet",
+    ),
+    "not-a-member-code": ("这不是会员码", "Not a member code"),
+    "wrong-member": ("会员码与会员不符", "The code does not belong to the member it names"),
+    "revoked": ("此会员的手机已停用，请会员重新登录", "The member's app key is revoked: ask them to sign in again"),
+}
+OTHER_REASON = ("会员码被拒绝", "Member code refused")
+
+
+@dataclass(frozen=True, slots=True)
+class MemberCard:
+    """What a store may show about a member; ``name`` and ``phone`` are masked again before display."""
+
+    name: str = ""
+    phone: str = ""
+    tier: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Coupon:
+    """A coupon the member can use now, as the panel lists it."""
+
+    title: str
+    code_hint: str = ""
+
+
+class CouponSource(Protocol):
+    """Seam for the till's coupons: the coupons a member can use at this store now."""
+
+    def valid_for(self, member_id: str) -> tuple[Coupon, ...]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Directory:
+    """Member cards by member id, from the downlink document ``member_cards`` (absent: ids only)."""
+
+    cards: Mapping[str, MemberCard] = field(default_factory=dict)
+
+    @classmethod
+    def from_document(cls, body: Any) -> Directory:
+        members = body.get("members") if isinstance(body, dict) else None
+        cards: dict[str, MemberCard] = {}
+        for member_id, entry in (members or {}).items() if isinstance(members, dict) else ():
+            if isinstance(entry, dict):
+                cards[str(member_id)] = MemberCard(
+                    str(entry.get("name") or ""), str(entry.get("phone") or ""), str(entry.get("tier") or "")
+                )
+        return cls(cards)
+
+
+def masked_member(member_id: str, card: MemberCard | None) -> dict[str, str]:
+    """The member as the panel shows it: never a full name, phone or member id."""
+    card = card or MemberCard()
+    return {
+        "id": mask_card(member_id),
+        "name": mask_name(card.name),
+        "phone": mask_phone(card.phone),
+        "tier": card.tier,
+    }
+
+
+def scan_card(
+    outcome: ScanOutcome,
+    *,
+    directory: Directory = Directory(),
+    coupons: Callable[[str], tuple[Coupon, ...]] = lambda _member: (),
+) -> dict[str, Any]:
+    """The panel's card for one scan (without its sequence number and time, added by the hub)."""
+    scan, verdict = outcome.scan, outcome.verdict
+    if scan.kind == "member" and verdict is not None:
+        if verdict.accepted and verdict.member_id:
+            return {
+                "kind": "member",
+                "member": masked_member(verdict.member_id, directory.cards.get(verdict.member_id)),
+                "coupons": [{"title": c.title, "hint": c.code_hint} for c in coupons(verdict.member_id)],
+            }
+        reason = verdict.reason or "unknown"
+        zh, en = REASONS.get(reason, OTHER_REASON)
+        return {"kind": "rejected", "reason": reason, "zh": zh, "en": en}
+    if scan.kind == "payment":
+        return {"kind": "payment"}  # the digits are never shown, not even masked
+    if scan.kind == "product":
+        return {"kind": "product", "code": scan.gtin or scan.code or ""}
+    if scan.kind == "coupon":
+        return {"kind": "coupon"}
+    return {"kind": "unknown"}
