@@ -27,6 +27,7 @@ from edge_agent.journal import CaptureJournal
 from edge_agent.notify import SystemdNotifier
 from edge_agent.outbox import Capture, Outbox
 from edge_agent.outbox_policy import OutboxHousekeeper, policy_from_config
+from edge_agent.presence.member_beacons import DOCUMENT as MEMBER_BEACONS
 from edge_agent.presence.radios import PresenceRadios
 from edge_agent.privacy import PanRedactor
 from edge_agent.receipt_reader import configured_profiles
@@ -168,6 +169,7 @@ class Agent:
         self._downlink_problem: str | None = None
         self.till = Till(config, self.credentials.store_id, self.writer.put, clock=clock)
         self.till.refresh(self.downlink)
+        self.presence.use_beacons(self.downlink.document(MEMBER_BEACONS))
         self.sync = SyncJob(
             self.outbox,
             self.transport,
@@ -230,6 +232,7 @@ class Agent:
         self._downlink_problem = None
         if fetched:
             self.till.refresh(self.downlink)
+            self.presence.use_beacons(self.downlink.document(MEMBER_BEACONS))
         if fetched and self.downlink.settings_overrides() != before:
             self.apply_settings()
 
