@@ -19,8 +19,10 @@ from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
 from central import db as central_db
+from central import scheduler
 from central.fleet import downlink
 from central.identity.models import Customer, Identifier
+from central.jobs import OK
 from central.members import codes, wallet
 from central.presence import beacons
 from central.presence.models import PresenceVisit
@@ -255,3 +257,22 @@ def test_a_visit_naming_an_unknown_member_creates_nobody(app, client, agent, clo
         )
     assert after == before
     assert [v.customer_id for v in visits(app)] == [None]
+
+
+def test_the_hourly_job_moves_the_published_days_on(app, clock, tmp_path):
+    load(app, member_events(clock()))
+    certify_apps(app, tmp_path / "central", clock())
+    sessions = central_db.session_factory(app)
+
+    def days() -> set[int]:
+        document = next(d for d in published(app)["documents"] if d["name"] == DOCUMENT)["body"]
+        return {int(day) for day in document["days"]}
+
+    today = member_beacon.day_of(clock().timestamp())
+    assert days() == {today - 1, today, today + 1}
+    version = published(app)["version"]
+    assert scheduler.run_now(sessions, app.config["CENTRAL"], "member_beacons", clock) == OK
+    assert published(app)["version"] == version  # nothing changed within the day: nothing published
+    clock.advance(days=1)
+    assert scheduler.run_now(sessions, app.config["CENTRAL"], "member_beacons", clock) == OK
+    assert days() == {today, today + 1, today + 2}
