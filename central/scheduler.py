@@ -66,6 +66,17 @@ def _webhooks(ctx: RunContext) -> None:
     ctx.progress(**counts)
 
 
+def _member_beacons(ctx: RunContext) -> None:
+    from central.presence import beacons
+    from shared.crypto import load_or_create_key
+
+    config: CentralConfig = ctx.settings
+    with ctx.sessions() as db:
+        version = beacons.publish(db, load_or_create_key(config.secret_key_path), now=ctx.clock(), actor="scheduler")
+        db.commit()
+    ctx.progress(published=int(version is not None))
+
+
 JOBS: dict[str, Job] = {}
 
 
@@ -76,6 +87,9 @@ def register_job(job: Job) -> None:
 
 register_job(Job("triggers", _triggers, lambda c: c.scheduler_triggers_interval, "fire time-based triggers"))
 register_job(Job("webhooks", _webhooks, lambda c: c.scheduler_webhooks_interval, "deliver due webhook calls"))
+# Hourly: the day keys move on at UTC midnight, and a consent decision recorded outside a request
+# (a backfill) is published at the latest then.
+register_job(Job("member_beacons", _member_beacons, lambda c: 3600.0, "publish consenting members' beacon day keys"))
 
 
 def instance_name(config: CentralConfig) -> str:

@@ -28,6 +28,7 @@ from edge_agent.notify import SystemdNotifier
 from edge_agent.outbox import Capture, Outbox
 from edge_agent.outbox_policy import OutboxHousekeeper, policy_from_config
 from edge_agent.panel.cashier import CashierPanel
+from edge_agent.presence.member_beacons import DOCUMENT as MEMBER_BEACONS
 from edge_agent.presence.radios import PresenceRadios
 from edge_agent.privacy import PanRedactor
 from edge_agent.receipt_reader import configured_profiles
@@ -243,8 +244,9 @@ class Agent:
             self.apply_settings()
 
     def _refresh_till(self) -> None:
-        """Hand the downlink documents now in force to the till and the cashier panel."""
+        """Hand the downlink documents now in force to the till, the cashier panel and the presence station."""
         self.till.refresh(self.downlink)
+        self.presence.use_beacons(self.downlink.document(MEMBER_BEACONS))
         if self.panel is not None:
             self.panel.refresh(self.downlink)
 

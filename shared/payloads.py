@@ -371,6 +371,8 @@ SCHEMAS: Mapping[str, Obj] = {
         zones=ListOf(Obj(zone=Text(64), dwell_s=Number(maximum=7 * 86400)), 64),
         repeat=Boolean(),
         peak_dbm=Integer(-200, 50),
+        # Only for a member whose app beacon the store resolved (location consent on): shared.member_beacon.
+        member_id=Text(64, min_len=1),
         required=("started_at", "ended_at", "dwell_s"),
     ),
     "presence.aggregate": Obj(

@@ -10,6 +10,9 @@ probability 0.95 at a strength from a log-distance path-loss model (-45 dBm at 1
 A share of the phones use a randomized (locally administered) address, a fresh one per appearance,
 as phones do when they scan without being connected. The addresses here are raw, as a capture
 would see them: the pseudonymizer must replace them before anything else sees them.
+
+Member phones (:meth:`StoreFloor.member_phones`) run the member app, which advertises a rotating
+beacon id (shared.member_beacon) instead of an address, on the same walk and the same readers.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import argparse
 import math
 import random
 import struct
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import BinaryIO
@@ -38,6 +42,16 @@ class RawSighting:
 
     at: float
     address: str
+    reader: str
+    rssi: float
+
+
+@dataclass(frozen=True, slots=True)
+class BeaconSighting:
+    """What a reader hears of a member app's beacon: time, the rotating id it advertised then, reader, signal."""
+
+    at: float
+    identifier: bytes
     reader: str
     rssi: float
 
@@ -122,6 +136,24 @@ class StoreFloor:
             out += self._probes(rng, earlier.address, points)
         out.sort(key=lambda s: s.at)
         return out
+
+    def member_phones(self, apps: Mapping[str, Callable[[float], bytes]]) -> tuple[list[BeaconSighting], list[Person]]:
+        """One visit per member whose app advertises ``apps[member](t)`` at time t; the readings and the truth.
+
+        A member's ground-truth :class:`Person` has the member id where a phone has its address.
+        """
+        rng = random.Random(self.seed * 7919 + 1)
+        span = self.hours * 3600.0
+        out: list[BeaconSighting] = []
+        truth: list[Person] = []
+        for member, advertised in apps.items():
+            side = rng.choice((-1.0, 1.0))
+            t0 = self.start + rng.uniform(0.0, span - (self.max_dwell + 200.0))
+            points = [(t0, DOOR[0] - side * 40.0, PAVEMENT_Y)]
+            truth.append(self._visit(rng, member, False, t0, rng.uniform(1.0, 1.5), points, DOOR[0] + side * 40.0))
+            out += [BeaconSighting(s.at, advertised(s.at), s.reader, s.rssi) for s in self._probes(rng, member, points)]
+        out.sort(key=lambda s: s.at)
+        return out, truth
 
     def _visit(
         self,

@@ -21,6 +21,7 @@ from central.db import get_session
 from central.fleet.devices import DeviceSummary, list_devices
 from central.fleet.enrollment import list_tokens
 from central.identity import golden, resolve
+from central.presence import beacons
 from shared.masking import mask_identifier, mask_name
 
 SEARCH_KINDS = ("phone", "member_card", "member_id", "name")
@@ -121,7 +122,7 @@ def _card(customer_id: int) -> dict[str, Any]:
 @bp.get("/customers/<int:customer_id>")
 @web.roles(*CUSTOMER_ROLES)
 def customer(customer_id: int) -> ResponseReturnValue:
-    """The 360 view's skeleton: golden record with sources, identifiers, recent receipts (masked)."""
+    """The 360 view's skeleton: golden record with sources, identifiers, recent receipts (masked), member visits."""
     db = get_session()
     row = find_customer(db, customer_id)
     if row is None:
@@ -146,6 +147,7 @@ def customer(customer_id: int) -> ResponseReturnValue:
         merged_into=row.merged_into,
         attributes=attributes,
         receipts=receipts,
+        visits=beacons.customer_visits(db, customer_id),
         money=money,
     )
 

@@ -13,6 +13,7 @@ from central.auth import actor_name, login_required
 from central.customers.queries import customer_detail, find_customer, list_customers, survivor_of
 from central.db import get_session
 from central.errors import ApiError
+from central.presence import beacons
 
 bp = Blueprint("customers", __name__)
 
@@ -55,7 +56,7 @@ def customers() -> Response:
 @bp.get("/api/v1/customers/<int:customer_id>")
 @login_required
 def customer(customer_id: int) -> Response:
-    """One customer and their last 20 receipts.
+    """One customer's timeline: their last 20 receipts and last 20 store visits (member-app beacon, consented).
 
     A customer merged into another answers 404 with code ``merged`` and ``merged_into`` naming the
     live customer to ask for instead; an unknown id answers 404 ``not_found``.
@@ -87,4 +88,5 @@ def customer(customer_id: int) -> Response:
         detail={"via": "api"},
     )
     db.commit()
-    return jsonify({"customer": summary.to_json(), "receipts": [r.to_json() for r in receipts]})
+    visits = beacons.customer_visits(db, customer_id)
+    return jsonify({"customer": summary.to_json(), "receipts": [r.to_json() for r in receipts], "visits": visits})

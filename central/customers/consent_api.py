@@ -16,6 +16,7 @@ from central.auth import actor_name, login_required
 from central.customers import consent, consent_gate
 from central.db import get_session
 from central.errors import ApiError
+from central.presence import beacons
 
 bp = Blueprint("consent", __name__)
 
@@ -75,6 +76,8 @@ def record_consents(customer_id: int) -> tuple[Response, int]:
     except consent.ConsentError as exc:
         raise ApiError(400, "invalid_consent", str(exc)) from None
     recorded = consent.record(db.connection(), decisions, now)
+    if recorded:
+        beacons.after_consent(db, {d.purpose for d in decisions}, now=now, actor=actor_name())
     audit.record(
         db,
         at=now,

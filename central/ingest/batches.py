@@ -13,6 +13,7 @@ way, a deadlock) fails with an IntegrityError or ConcurrentChange, rolls back an
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import ROUND_HALF_UP, Decimal
@@ -34,6 +35,7 @@ from central.identity.resolve import IdentityFact, resolve
 from central.ingest.models import Event
 from central.members import linking
 from central.models import table
+from central.presence import beacons
 from central.presence import ingest as presence
 from shared import wire
 
@@ -133,6 +135,13 @@ def store_batch(db: Session, device: AuthenticatedDevice, batch: wire.DecodedBat
 
 def _store_once(db: Session, device: AuthenticatedDevice, batch: wire.DecodedBatch, now: datetime) -> wire.Reply:
     rows, rejected = _sort_events(device, batch)
+    # A visit naming a member keeps the name only if it may be attached now (location consent).
+    members = beacons.member_visit_customers(
+        db,
+        [(r.event.event_id, r.event.payload) for r in rows if r.event.kind == "presence.visit"],
+        now=now,
+        registry=_registry(),
+    )
     conn = db.connection()
     # ON CONFLICT DO NOTHING against UNIQUE (device_id, event_id): the rows that come back are the
     # accepted events; every other row was already stored, by an earlier copy of this batch or by a
@@ -169,7 +178,8 @@ def _store_once(db: Session, device: AuthenticatedDevice, batch: wire.DecodedBat
     seen = [r for r in fresh if r.event.kind in presence.KINDS]
     if seen:
         rows_of = [(pks[r.event.event_id], r.event.kind, r.event.store_id, r.event.payload) for r in seen]
-        presence.store_presence(conn, device.device_id, rows_of)
+        attached = {pks[e]: cid for e, cid in members.items() if e in pks}
+        presence.store_presence(conn, device.device_id, rows_of, attached)
     others = [r for r in fresh if r.event.kind != "pos.receipt" and (r.event.identifiers or _member_scan(r))]
     customers: list[int | None] = []
     if others:
@@ -187,6 +197,7 @@ def _store_once(db: Session, device: AuthenticatedDevice, batch: wire.DecodedBat
             origin=device.device_id,
             default_source="till",
         )
+        beacons.after_consent(db, _consent_purposes(r.event for r in others), now=now, actor="ingest")
     scans = [
         linking.ScanRow(pks[r.event.event_id], r.event.store_id, r.observed_at, r.event.payload, customer_id)
         for r, customer_id in zip(others, customers, strict=True)
@@ -200,6 +211,10 @@ def _store_once(db: Session, device: AuthenticatedDevice, batch: wire.DecodedBat
         duplicate=tuple(r.event.event_id for r in rows if r.event.event_id not in pks),
         rejected=(*batch.rejected, *rejected),
     )
+
+
+def _consent_purposes(events: Iterable[wire.Event]) -> set[str]:
+    return {str(e.payload.get("purpose")) for e in events if e.kind in consent.KINDS}
 
 
 def _member_scan(row: _Row) -> bool:

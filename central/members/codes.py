@@ -20,6 +20,7 @@ from central import audit
 from central.fleet import downlink
 from central.members.models import MemberKey
 from central.models import table
+from central.presence import beacons
 from shared.crypto import b64, derive_key, public_key_of
 from shared.member_code import (
     MAX_MEMBER_ID,
@@ -78,6 +79,7 @@ def certify(
     )
     audit.record(db, at=now, actor=actor, action="member_key.certify", subject=member_id, detail={"days": days})
     publish_keys(db, secret, now=now, actor=actor)
+    beacons.publish(db, secret, now=now, actor=actor)
     return cert
 
 
@@ -88,6 +90,7 @@ def revoke(db: Session, secret: bytes, member_id: str, *, now: datetime, actor: 
     )
     audit.record(db, at=now, actor=actor, action="member_key.revoke", subject=member_id, detail={})
     publish_keys(db, secret, now=now, actor=actor)
+    beacons.publish(db, secret, now=now, actor=actor)
     return int(result.rowcount or 0)
 
 

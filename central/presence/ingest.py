@@ -6,7 +6,7 @@ so a replayed batch adds no row twice. The payloads were already cleaned against
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -20,7 +20,18 @@ from shared import wire
 KINDS = frozenset({"presence.visit", "presence.aggregate"})
 _visits = table(PresenceVisit)
 _hours = table(PresenceHour)
-_VISIT_COLUMNS = ("event_pk", "store_id", "device_id", "medium", "started_at", "ended_at", "dwell_s", "repeat", "zones")
+_VISIT_COLUMNS = (
+    "event_pk",
+    "store_id",
+    "device_id",
+    "medium",
+    "started_at",
+    "ended_at",
+    "dwell_s",
+    "repeat",
+    "zones",
+    "customer_id",
+)
 _HOUR_COLUMNS = (
     "event_pk",
     "store_id",
@@ -64,8 +75,18 @@ def presence_problem(kind: str, payload: dict[str, Any]) -> str | None:
     return None
 
 
-def store_presence(conn: Connection, device_id: str, events: Sequence[tuple[int, str, str, dict[str, Any]]]) -> None:
-    """Store ``(event pk, kind, store id, payload)`` presence events as visits and hours."""
+def store_presence(
+    conn: Connection,
+    device_id: str,
+    events: Sequence[tuple[int, str, str, dict[str, Any]]],
+    customers: Mapping[int, int] | None = None,
+) -> None:
+    """Store ``(event pk, kind, store id, payload)`` presence events as visits and hours.
+
+    ``customers`` names, by event pk, the member visits that may be attached to a customer
+    (central.presence.beacons decided it under location consent); every other visit stays anonymous.
+    """
+    attached = customers or {}
     visits: list[tuple[Any, ...]] = []
     hours: list[tuple[Any, ...]] = []
     for pk, kind, store_id, p in events:
@@ -82,6 +103,7 @@ def store_presence(conn: Connection, device_id: str, events: Sequence[tuple[int,
                     float(p["dwell_s"]),
                     bool(p.get("repeat", False)),
                     p.get("zones", []),
+                    attached.get(pk),
                 )
             )
         elif kind == "presence.aggregate":

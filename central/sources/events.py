@@ -29,6 +29,7 @@ from central.identity.resolve import IdentityFact, Resolution, resolve
 from central.ingest.batches import _EVENT_COLUMNS, MAX_ATTEMPTS, _is_retryable
 from central.ingest.models import Event
 from central.models import table
+from central.presence import beacons
 from shared import wire
 from shared.ids import UUID7
 
@@ -193,6 +194,12 @@ def stage_rows(
             now,
             origin=device_id,
             default_source="api",
+        )
+        beacons.after_consent(
+            db,
+            {str(by_id[f.event_id].event.payload.get("purpose")) for f in staged.facts if f.kind in consent.KINDS},
+            now=now,
+            actor=device_id,
         )
     return staged
 

@@ -6,7 +6,8 @@ into inside/outside: in at ``enter_dbm``, and out once it has stayed under ``exi
 for ``exit_after`` seconds, the visit ending at the last moment it was heard inside. A visit that
 lasts ``min_dwell`` makes its device a visitor; a device heard above ``floor_dbm`` that never becomes
 one is a passer-by. Visits of randomized addresses only feed the hourly aggregates; the others are
-also emitted one by one, without any device identifier.
+also emitted one by one, without any device identifier (a member-app beacon the store resolved
+names its member, and nothing else).
 
 Pure: time comes from the sightings and from the injected clock (for :meth:`PresenceEngine.tick`
 when nothing is heard); no I/O. Events are collected and taken with :meth:`PresenceEngine.drain`.
@@ -35,6 +36,7 @@ class Sighting(NamedTuple):
     randomized: bool
     anchor: str
     rssi: float
+    member: str | None = None  # a member-app beacon the store resolved (location consent on)
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +81,7 @@ class Visit:
     zones: tuple[tuple[str, float], ...]  # (zone, seconds) in order of first entry
     repeat: bool
     peak_dbm: float
+    member: str | None = None
 
     @property
     def dwell(self) -> float:
@@ -105,6 +108,7 @@ class _Track:
         "key",
         "last_inside",
         "last_seen",
+        "member",
         "passerby",
         "peak",
         "qualified",
@@ -116,8 +120,9 @@ class _Track:
         "zone_since",
     )
 
-    def __init__(self, at: float, device: bytes, randomized: bool) -> None:
+    def __init__(self, at: float, device: bytes, randomized: bool, member: str | None = None) -> None:
         self.key = device
+        self.member = member
         self.anchors: dict[str, list[float]] = {}
         self.first_seen = at
         self.last_seen = at
@@ -196,7 +201,7 @@ class PresenceEngine:
         tracks = self._tracks
         t = tracks.get(device)
         if t is None:
-            t = tracks[device] = _Track(at, device, s.randomized)
+            t = tracks[device] = _Track(at, device, s.randomized, s.member)
             first_this_hour = True
         else:
             tracks.move_to_end(device)
@@ -333,14 +338,14 @@ class PresenceEngine:
         t.qualified = False
         zones = tuple((zone, seconds) for zone, seconds in t.zone_dwell.items() if seconds > 0)
         self._bucket_for(end).add_dwell(end - t.enter_at, zones, t.hash)
-        visit = Visit(t.key, t.randomized, t.enter_at, end, zones, t.repeat, t.peak)
+        visit = Visit(t.key, t.randomized, t.enter_at, end, zones, t.repeat, t.peak, t.member)
         if self._on_visit is not None:
             self._on_visit(visit)
         if not t.randomized:
             self._events.append(PresenceEvent("presence.visit", wire_time(end), self._visit_payload(visit)))
 
     def _visit_payload(self, visit: Visit) -> dict[str, Any]:
-        return {
+        payload: dict[str, Any] = {
             "medium": self.settings.medium,
             "started_at": wire_time(visit.started_at),
             "ended_at": wire_time(visit.ended_at),
@@ -349,6 +354,9 @@ class PresenceEngine:
             "repeat": visit.repeat,
             "peak_dbm": round(visit.peak_dbm),
         }
+        if visit.member is not None:
+            payload["member_id"] = visit.member
+        return payload
 
     def _emit_settled(self, now: float, until: float | None = None) -> None:
         """Emit, in order, every hour whose end is ``settle`` seconds past (or up to ``until``)."""

@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from edge_agent.config import AgentConfig
 from edge_agent.presence.calendar import StoreCalendar
 from edge_agent.presence.engine import EngineSettings, PresenceEngine
+from edge_agent.presence.member_beacons import BeaconDocumentError, resolver_from
 from edge_agent.presence.pseudonyms import Pseudonymizer, load_secret
 from edge_agent.presence.station import PresenceStation
 from edge_agent.records import Capture
@@ -125,6 +126,18 @@ class PresenceRadios:
     def enabled(self) -> bool:
         """Any presence source configured."""
         return bool(self.stations)
+
+    def use_beacons(self, document: Any) -> None:
+        """Take the downlink's ``member_beacons`` document (None: resolve nobody) for the BLE station."""
+        station = self.stations.get("ble")
+        if station is None:
+            return
+        try:
+            resolver = resolver_from(document)
+        except BeaconDocumentError as exc:
+            log.warning("%s; member beacons stay anonymous until central sends a usable one", exc)
+            resolver = resolver_from(None)
+        station.use_beacons(resolver)
 
     def start(self) -> None:
         """Start the sources."""

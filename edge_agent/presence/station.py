@@ -21,6 +21,7 @@ from typing import Any
 from edge_agent.presence.engine import PresenceEngine, PresenceEvent, Sighting
 from edge_agent.presence.pseudonyms import AddressError, Pseudonymizer
 from edge_agent.records import Capture
+from shared.member_beacon import BeaconResolver
 
 
 @dataclass(slots=True)
@@ -29,6 +30,7 @@ class StationCounters:
 
     heard: int = 0
     bad_addresses: int = 0
+    members: int = 0  # sightings of member-app beacons resolved to a consenting member
     events: int = 0
     last_heard_at: float | None = None
     extra: dict[str, Any] = field(default_factory=dict)
@@ -52,6 +54,7 @@ class PresenceStation:
         self._replaying = 0  # sources that drive time from a capture file
         self._done = False  # a replayed capture has been finished: its time is over
         self.counters = StationCounters()
+        self._beacons = BeaconResolver()
 
     @property
     def medium(self) -> str:
@@ -75,11 +78,26 @@ class PresenceStation:
             self._after_observe(at)
 
     def heard_id(self, at: float, rotating_id: bytes, anchor: str, rssi: float) -> None:
-        """A rotating identifier (Exposure Notification, Eddystone-EID) heard: counted like a randomized address."""
+        """A rotating identifier (Exposure Notification, Eddystone-EID) heard: counted like a randomized address.
+
+        A member-app beacon of a member whose location consent is on (the downlink's
+        ``member_beacons``) is resolved to its member instead: its visit names the member, and its
+        pseudonym comes from the member id, so the visit survives the id's rotation.
+        """
         with self._lock:
-            key = self._pseudonyms.pseudonym(rotating_id, at)
-            self.engine.observe(Sighting(at, key, True, anchor, rssi))
+            member = self._beacons.resolve(rotating_id, at)
+            if member is None:
+                self.engine.observe(Sighting(at, self._pseudonyms.pseudonym(rotating_id, at), True, anchor, rssi))
+            else:
+                self.counters.members += 1
+                key = self._pseudonyms.pseudonym(b"member|" + member.encode("utf-8"), at)
+                self.engine.observe(Sighting(at, key, False, anchor, rssi, member))
             self._after_observe(at)
+
+    def use_beacons(self, resolver: BeaconResolver) -> None:
+        """Resolve member-app beacons with these members' keys from now on (an empty resolver: nobody)."""
+        with self._lock:
+            self._beacons = resolver
 
     def _after_observe(self, at: float) -> None:
         counters = self.counters
@@ -115,6 +133,8 @@ class PresenceStation:
             "heard": c.heard,
             "devices_in_view": self.engine.devices_in_view,
             "bad_addresses": c.bad_addresses,
+            "member_beacon_sightings": c.members,
+            "resolvable_members": self._beacons.members,
             "events": c.events,
             "ignored_weak": self.engine.ignored_weak,
         }
