@@ -71,3 +71,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=30,
         help="SIGKILLs in the agent's kill-storm test (tests/e2e/test_kill_storm.py); 1000 for the long run",
     )
+    parser.addoption(
+        "--chain-people",
+        type=int,
+        default=300,
+        help="people in the chain the resolution-quality test scores (tests/central/test_identity_score.py); "
+        "100000 for the acceptance run",
+    )

@@ -97,10 +97,11 @@ def test_the_chain_is_reproducible_and_holds_every_hard_case(tmp_path):
 
 
 @pytest.fixture
-def loaded(backend, tmp_path):
-    write_chain(tmp_path, 300, seed=2)
+def loaded(backend, tmp_path, request):
+    people = request.config.getoption("--chain-people")
+    write_chain(tmp_path, people, seed=2)
     engine = make_engine(backend.url)
-    summary, _ = load_chain(engine, tmp_path / "events.jsonl", chunk_size=500)
+    summary, _ = load_chain(engine, tmp_path / "events.jsonl", chunk_size=500 if people <= 1000 else 2000)
     assert summary.rejected_total == 0, summary.rejected  # every generated event is valid on the wire
     truth = read_truth(tmp_path / "truth.csv")
     ours = pair_scores(our_clusters(engine), truth)
