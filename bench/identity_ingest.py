@@ -3,7 +3,7 @@
 Two paths, each on SQLite and on PostgreSQL, into a fresh database:
 
 * ``load-events``: the chain's whole event file loaded in this process through the same code as
-  ``central-server load-events`` (chunks of 2,000 events, each stored, resolved and committed).
+  ``central-server load-events`` (chunks of 5,000 events, each stored, resolved and committed).
 * the agents' batch endpoint: central under waitress; one enrolled agent per store posts that
   store's receipts (members by phone or card, as tills send them) in signed, gzipped batches of 500
   over loopback.
