@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import phonenumbers
 
 START = datetime(2021, 1, 1, tzinfo=UTC)
 DAY = 86_400
@@ -105,8 +106,16 @@ class Chain:
         self.counts[key] = self.counts.get(key, 0) + 1
 
 
+def _issued(number: str) -> bool:
+    """Whether a carrier could have issued this mainland mobile number (libphonenumber's metadata)."""
+    try:
+        return phonenumbers.is_valid_number(phonenumbers.parse(number, "CN"))
+    except phonenumbers.NumberParseException:  # libphonenumber reads some prefixes as trunk codes
+        return False
+
+
 class _Numbers:
-    """Unique phone numbers, ids and openids."""
+    """Unique phone numbers (only ones a carrier issues: real customers' numbers are valid), ids and openids."""
 
     def __init__(self, rng: random.Random) -> None:
         self.rng = rng
@@ -115,7 +124,7 @@ class _Numbers:
     def phone(self) -> str:
         while True:
             number = f"1{self.rng.choice('35789')}{self.rng.randrange(10**9):09d}"
-            if number not in self.phones and len(set(number)) > 3:
+            if number not in self.phones and len(set(number)) > 3 and _issued(number):
                 self.phones.add(number)
                 return number
 
@@ -319,7 +328,7 @@ def render(chain: Chain, number: int, item: tuple[int, int, int, int]) -> tuple[
         event.update(kind="member.update")
         ids = {"member_id": member_id or "", "member_card": card or ""}
     elif kind == CONSENT:
-        event.update(kind="consent.given")
+        event.update(kind="consent.given", payload={"purpose": "marketing", "channel": "sms"})
         ids = {"member_id": member_id} if member_id else {"phone": phone or ""}
     else:
         event.update(kind="service.complaint")

@@ -32,7 +32,10 @@ import orjson
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
+from central.identity.models import EventCustomer
+from central.identity.registry import Registry
 from central.ingest.models import Event
+from central.sources.backfill import LoadSummary
 from central.sources.survivors import survivors
 from shared.identifiers import normalize_phone
 
@@ -128,38 +131,56 @@ def naive_clusters(lines: Iterable[bytes]) -> dict[str, int]:
 
 
 def our_clusters(engine: Engine, source: str = SOURCE, page: int = 50_000) -> dict[str, int]:
-    """event_id -> the live customer its stored event is linked to (unlinked events are left out)."""
+    """event_id -> the live customer its stored event belongs to (unlinked events are left out)."""
     clusters: dict[str, int] = {}
     with Session(engine) as db:
         last = 0
         while True:
             rows = db.execute(
-                select(Event.id, Event.event_id, Event.customer_id)
+                select(Event.id, Event.event_id, EventCustomer.customer_id)
+                .join(EventCustomer, EventCustomer.event_pk == Event.id)
                 .where(Event.device_id == f"source:{source}", Event.id > last)
                 .order_by(Event.id)
                 .limit(page)
             ).all()
             if not rows:
                 return clusters
-            live = survivors(db.connection(), [r.customer_id for r in rows if r.customer_id is not None])
+            live = survivors(db.connection(), [r.customer_id for r in rows])
             for r in rows:
-                if r.customer_id is not None:
-                    clusters[r.event_id] = live.get(r.customer_id, r.customer_id)
+                clusters[r.event_id] = live.get(r.customer_id, r.customer_id)
             last = rows[-1].id
 
 
-def load_chain(engine: Engine, events_path: Path, *, chunk_size: int = 2000) -> float:
-    """Load the chain's events through load-events' code path; return the seconds it took."""
+def chain_registry(out_dir: Path) -> Registry:
+    """The registry a chain configures: the retail defaults plus its stores' staff phones.
 
-    from bench.common import default_registry
+    The staff list is configuration every chain keeps (``blocked.staff_phones``); a staff phone
+    typed alone at the till, with nothing else to meet, cannot be told from a loyal customer's.
+    """
+    from central.identity.registry import parse_registry
+
+    path = out_dir / "staff_phones.txt"
+    phones = [p for p in path.read_text().split() if p] if path.exists() else []
+    return parse_registry("[blocked]\nstaff_phones = " + orjson.dumps(phones).decode() + "\n", str(path))
+
+
+def load_chain(
+    engine: Engine, events_path: Path, *, chunk_size: int = 2000, registry: Registry | None = None
+) -> tuple[LoadSummary, float]:
+    """Load the chain's events through load-events' code path; return its summary and the seconds it took."""
     from central.sources.backfill import load_events
 
     started = time.perf_counter()
     with Session(engine) as db:
-        load_events(
-            db, events_path, SOURCE, registry=default_registry(), clock=lambda: datetime.now(UTC), chunk_size=chunk_size
+        summary = load_events(
+            db,
+            events_path,
+            SOURCE,
+            registry=registry or chain_registry(events_path.parent),
+            clock=lambda: datetime.now(UTC),
+            chunk_size=chunk_size,
         )
-    return time.perf_counter() - started
+    return summary, time.perf_counter() - started
 
 
 def report(label: str, scores: Scores) -> None:
@@ -186,8 +207,10 @@ def main(customers: int = 20_000, database_url: str | None = None, seed: int = 1
         upgrade(url)
         engine = make_engine(url)
         try:
-            seconds = load_chain(engine, out / "events.jsonl")
+            loaded, seconds = load_chain(engine, out / "events.jsonl")
             print(f"  loaded with load-events in {seconds:.0f} s ({counts['events'] / seconds:,.0f} events/s)")
+            if loaded.rejected_total:
+                raise SystemExit(f"the chain has events load-events rejects: {dict(loaded.rejected)}")
             truth = read_truth(out / "truth.csv")
             ours = pair_scores(our_clusters(engine), truth)
         finally:

@@ -40,6 +40,12 @@ def _sqlite_time(value: datetime | None) -> str | None:
     # SQLAlchemy's SQLite DATETIME text form, naive UTC: "2026-11-23 02:00:00.000000".
     if value is None:
         return None
+    return _sqlite_text(value)
+
+
+# The same instants come back in every table a batch writes (events, identifiers, ledger).
+@functools.lru_cache(maxsize=1 << 16)
+def _sqlite_text(value: datetime) -> str:
     if value.tzinfo is not UTC:
         if value.tzinfo is None:
             raise ValueError("naive datetime given where an aware UTC datetime is required")

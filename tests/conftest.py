@@ -78,3 +78,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="generated receipts with card numbers, track data and CVVs fed through the agent's ESC/POS capture "
         "path (tests/edge_agent/test_card_data_never_lands.py); 10000 for the acceptance run",
     )
+    parser.addoption(
+        "--chain-people",
+        type=int,
+        default=300,
+        help="people in the chain the resolution-quality test scores (tests/central/test_identity_score.py); "
+        "100000 for the acceptance run",
+    )

@@ -10,6 +10,7 @@ source. The preferred store also counts the customer's receipts per store.
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
@@ -55,6 +56,8 @@ def _converter() -> Any:
     return opencc.OpenCC("t2s")
 
 
+# Names repeat (a chain's members share surnames and given names): remember recent answers.
+@functools.lru_cache(maxsize=1 << 16)
 def name_key(name: str) -> str:
     """A name in the form used for comparison: 張 三 / 张三 / ＺＨＡＮＧ San all compare by this."""
     text = unicodedata.normalize("NFKC", name)
@@ -62,6 +65,7 @@ def name_key(name: str) -> str:
     return str(_converter().convert(text))
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def name_pinyin(name: str) -> str:
     """The comparison key spelled in toneless pinyin, so that 张三 and Zhang San meet."""
     from pypinyin import lazy_pinyin

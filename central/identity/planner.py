@@ -231,6 +231,7 @@ class Planner:
             if not strong:
                 plan.customers.append(None)
                 plan.anchors.append(None)
+                self._saw(fact)
                 return
             over = self._suspects(strong, fact, day)
             if not over:
@@ -241,6 +242,17 @@ class Planner:
         self._attach_weak(index, fact, target, strong[0], day)
         plan.customers.append(target)
         plan.anchors.append(strong[0])
+        self._saw(fact)
+
+    def _saw(self, fact: Fact) -> None:
+        """Remember when the fact's values were last seen, for the facts after it in this batch.
+
+        A recycled number's former owner may have used it earlier in the same batch: the idle
+        time that allows reassigning it counts from there, exactly as if the batch were split.
+        """
+        for pair in (*fact.strong, *fact.weak):
+            if pair not in self.last_seen or self.last_seen[pair] < fact.observed_at:
+                self.last_seen[pair] = fact.observed_at
 
     def _groups(self, strong: list[Pair]) -> tuple[dict[int, list[Pair]], list[Pair]]:
         groups: dict[int, list[Pair]] = {}

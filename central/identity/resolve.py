@@ -13,6 +13,7 @@ caller retries the whole batch.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -77,7 +78,13 @@ def prepare(registry: Registry, fact: IdentityFact, unusable: dict[str, int] | N
 def _as_time(value: object) -> datetime:
     if isinstance(value, datetime):
         return value if value.tzinfo else value.replace(tzinfo=UTC)
-    return datetime.fromisoformat(str(value)).replace(tzinfo=UTC)
+    return _parse_time(str(value))
+
+
+# SQLite hands times back as text; a batch's identifiers share few distinct instants.
+@functools.lru_cache(maxsize=1 << 16)
+def _parse_time(text: str) -> datetime:
+    return datetime.fromisoformat(text).replace(tzinfo=UTC)
 
 
 _LOOKUP_COLUMNS = (

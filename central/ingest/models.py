@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Index, Integer, String, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Index, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from central.models import Base, BigId, UTCDateTime
@@ -40,6 +40,5 @@ class Event(Base):
     identifiers: Mapped[dict[str, str] | None] = mapped_column(JSON(none_as_null=True))
     app_id: Mapped[str | None] = mapped_column(String(64))
     attributes: Mapped[dict[str, str] | None] = mapped_column(JSON(none_as_null=True))
-    # The customer identity resolution linked the event to when it was stored (follow
-    # customers.merged_into for the survivor); NULL when nothing in it was linkable.
-    customer_id: Mapped[int | None] = mapped_column(Integer)
+    # Which customer an event belongs to lives in one place, identity's event_customers, which
+    # merges and splits keep current.

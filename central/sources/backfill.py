@@ -28,7 +28,9 @@ from central.identity.registry import Registry
 from central.sources.events import SourceRow, Staged, store_rows
 from shared import wire
 
-DEFAULT_CHUNK = 2000
+# Per-chunk statements (look-ups, holdings, golden record) are a fixed cost: 5,000 events a
+# transaction used about 20 % less CPU per event than 2,000 on the generated chain (docs/benchmarks.md).
+DEFAULT_CHUNK = 5000
 MAX_LINE_BYTES = 1 << 20
 
 

@@ -6,9 +6,10 @@ stored in the agents' ``events`` table under ``device_id = "source:<name>"`` wit
 event id, with ``INSERT ... ON CONFLICT DO NOTHING RETURNING`` exactly as batch ingest does
 (``central.ingest.batches``): only the rows actually inserted are fresh, everything else is a
 duplicate, forever. Every fresh event that names an identifier goes through
-:func:`central.identity.resolve.resolve` in the same transaction, and the customer it was linked
-to is written back to ``events.customer_id``. An event id repeated within one call is a duplicate
-of its first copy, so the outcome never depends on where a backfill's chunks happen to end.
+:func:`central.identity.resolve.resolve` in the same transaction, which records the customer it
+was linked to in ``event_customers`` (the one place merges and splits keep current). An event id
+repeated within one call is a duplicate of its first copy, so the outcome never depends on where a
+backfill's chunks happen to end.
 """
 
 from __future__ import annotations
@@ -154,12 +155,6 @@ def identity_fact(device_id: str, row: SourceRow, pk: int, operator: str | None 
     )
 
 
-def record_customers(db: Session, facts: Sequence[IdentityFact], customer_ids: Sequence[int | None]) -> None:
-    """Write each linked event's customer to ``events.customer_id``."""
-    pairs = [(f.event_pk, cid) for f, cid in zip(facts, customer_ids, strict=True) if cid is not None]
-    bulk.remap(db.connection(), _events, "customer_id", pairs, match="id")
-
-
 def stage_rows(
     db: Session,
     source: str,
@@ -182,7 +177,6 @@ def stage_rows(
     ]
     if staged.facts:
         staged.resolution = resolve(db, staged.facts, now, registry=registry, allow_weak_merge=allow_weak_merge)
-        record_customers(db, staged.facts, staged.resolution.customer_ids)
         by_id = {row.event.event_id: row for row in rows}
         consent.record_events(
             db.connection(),

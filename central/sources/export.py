@@ -22,9 +22,8 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, and_, not_, select
 
-from central.customers.models import Receipt
 from central.db import READ_ONLY
-from central.identity.models import Customer, Identifier
+from central.identity.models import Customer, EventCustomer, Identifier
 from central.ingest.models import Event
 from central.sources.survivors import survivors
 from shared.masking import mask_identifier
@@ -87,18 +86,18 @@ def _identifier_rows(conn: Connection, unmasked: bool, size: int) -> Iterator[li
 
 
 def _event_rows(conn: Connection, size: int) -> Iterator[list[Any]]:
-    receipt = Receipt.__table__
+    owner = EventCustomer.__table__
 
     def query(last: int) -> Any:
         return (
-            select(Event.id, Event.device_id, Event.event_id, Event.customer_id, receipt.c.customer_id)
-            .outerjoin(receipt, receipt.c.event_pk == Event.id)
+            select(Event.id, Event.device_id, Event.event_id, owner.c.customer_id)
+            .outerjoin(owner, owner.c.event_pk == Event.id)
             .where(and_(Event.id > last, not_(Event.kind.startswith("agent."))))
             .order_by(Event.id)
         )
 
     for page in _pages(conn, query, size):
-        linked = [r[3] if r[3] is not None else r[4] for r in page]
+        linked = [r[3] for r in page]
         live = survivors(conn, [c for c in linked if c is not None])
         for r, customer in zip(page, linked, strict=True):
             yield [r.device_id, r.event_id, "" if customer is None else live.get(customer, customer)]

@@ -34,7 +34,7 @@ from central.identity.registry import Registry
 from central.identity.resolve import IdentityFact, Resolution, resolve
 from central.ingest.batches import MAX_ATTEMPTS, _is_retryable
 from central.models import table
-from central.sources.events import SourceRow, device_for, identity_fact, insert_events, record_customers
+from central.sources.events import SourceRow, device_for, identity_fact, insert_events
 from central.sources.import_mapping import (
     Mapping,
     PhoneNames,
@@ -218,8 +218,6 @@ def import_chunk(
     linked = [i for i in items if i.fact is not None]
     newest_before = db.scalar(select(func.max(Customer.id))) or 0
     _resolve_items(db, linked, now, registry, options, stats, resolver)
-    facts = [i.fact for i in linked if i.fact is not None]
-    record_customers(db, facts, [i.customer_id for i in linked])
     rows = _outcomes(items, newest_before, stats)
     bulk.insert(
         db.connection(),

@@ -13,7 +13,7 @@ from werkzeug.test import TestResponse
 
 from central import db as central_db
 from central.config import load_config
-from central.identity.models import Customer
+from central.identity.models import Customer, EventCustomer
 from central.identity.registry import Registry, load_registry
 from central.ingest.models import Event
 from central.sources.keys import issue_key
@@ -44,7 +44,10 @@ def source_event(event_id: str, kind: str = "member.login", **fields: Any) -> di
 
 def stored_events(app: Flask) -> list[Any]:
     with central_db.session_factory(app)() as db:
-        return list(db.execute(select(Event.__table__).order_by(Event.id)))
+        # Which customer an event belongs to is identity's event_customers.
+        owner = EventCustomer.__table__
+        query = select(Event.__table__, owner.c.customer_id).outerjoin(owner, owner.c.event_pk == Event.id)
+        return list(db.execute(query.order_by(Event.id)))
 
 
 def survivor(app: Flask, customer_id: int | None) -> int | None:

@@ -110,3 +110,25 @@ def test_pages_cover_every_row_exactly_once(app, graph, tmp_path):
     assert paged == whole
     for name in ("identifiers.csv", "events.csv", "customers.csv"):
         assert read(tmp_path / "a" / name) == read(tmp_path / "b" / name)
+
+
+def test_after_a_split_every_event_names_the_customer_it_now_belongs_to(app, graph, tmp_path):
+    """Ownership has one home (event_customers): a split moves source events and receipts alike."""
+    from sqlalchemy import select
+
+    from central.db import engine_for
+    from central.identity.models import LedgerEntry
+    from central.identity.split import split
+
+    with central_db.session_factory(app)() as db:
+        merge = db.scalar(select(LedgerEntry.id).where(LedgerEntry.action == "merge"))
+        result = split(db, 1, merge, now=app.config["CLOCK"](), operator="alice", registry=default_registry())
+        db.commit()
+    assert len(result.customers) == 2
+    export_identity(engine_for(app), tmp_path / "after", unmasked=True)
+    events = {e[1]: e[2] for e in read(tmp_path / "after" / "events.csv")[1:]}
+    receipts = [e for e in read(tmp_path / "after" / "events.csv")[1:] if e[0] == graph.device_id]
+    by_card, by_phone = receipts[1][2], receipts[0][2]  # R2 named the card, R1 the phone
+    assert by_card != by_phone
+    # The signup came through the card (the stronger identifier): it goes where the card went.
+    assert events["s-1"] == by_card

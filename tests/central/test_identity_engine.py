@@ -134,6 +134,23 @@ def test_a_recycled_phone_moves_to_the_newer_unique_owner(db):
     assert_rebuild_matches(db)
 
 
+def test_a_recycled_phone_moves_the_same_when_both_owners_come_in_one_batch(db):
+    """A backfill chunk may hold the old owner's last use and the new owner's signup together."""
+    both = facts(
+        db,
+        {"member_id": "OLD", "phone": "13912345670"},
+        {"member_id": "NEW", "phone": "13912345670"},
+        {"phone": "13912345670"},
+        at=START,
+        step=timedelta(days=200),
+    )
+    result = run(db, both)
+    old_owner, new_owner, receipt = result.customer_ids
+    assert old_owner != new_owner == receipt == owner_of(db, "phone", "+8613912345670")
+    assert [r.ReviewItem.reason for r in open_reviews(db)] == ["reassigned"]
+    assert_rebuild_matches(db)
+
+
 def test_a_phone_in_recent_use_is_not_taken_by_another_member(db):
     run(db, facts(db, {"member_id": "OLD", "phone": "13912345670"}, at=START))
     result = run(db, facts(db, {"member_id": "NEW", "phone": "13912345670"}, at=START + timedelta(days=10)))
