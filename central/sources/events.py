@@ -23,6 +23,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from central import bulk
+from central.customers import statistics
 from central.identity.registry import Registry
 from central.identity.resolve import IdentityFact, Resolution, resolve
 from central.ingest.batches import _EVENT_COLUMNS, MAX_ATTEMPTS, _is_retryable
@@ -181,6 +182,14 @@ def stage_rows(
     if staged.facts:
         staged.resolution = resolve(db, staged.facts, now, registry=registry, allow_weak_merge=allow_weak_merge)
         record_customers(db, staged.facts, staged.resolution.customer_ids)
+    statistics.record_sales(
+        db.connection(),
+        [
+            (pks[r.event.event_id], r.event.kind, r.event.store_id, r.observed_at, r.event.payload)
+            for r in rows
+            if r.event.event_id in pks
+        ],
+    )
     return staged
 
 
