@@ -71,3 +71,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=30,
         help="SIGKILLs in the agent's kill-storm test (tests/e2e/test_kill_storm.py); 1000 for the long run",
     )
+    parser.addoption(
+        "--chain-size",
+        default="150x1200",
+        help="CUSTOMERSxSALES of the generated chain in tests/central/test_customer_statistics.py;"
+        " 100000x1000000 for the acceptance run",
+    )

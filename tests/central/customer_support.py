@@ -77,3 +77,21 @@ def snapshot(engine: Engine) -> dict[str, list[tuple[Any, ...]]]:
         for name, order in STAT_TABLES.items():
             out[name] = [tuple(r) for r in conn.execute(text(f"SELECT * FROM {name} ORDER BY {order}"))]  # noqa: S608
     return out
+
+
+PRODUCTS = (
+    "sku,gtin,name,category,brand\n",
+    "F900,6901234567892,Formula 900 g,Baby > Formula,Feihe\n",
+    "D52,,Diapers M 52,Baby/Diapers,Pampers\n",
+    "W1,,Wipes,Baby/Care,\n",
+    "M1,,Milk 1 l,Dairy,\n",
+)
+
+
+def phone(n: int) -> str:
+    """A valid mainland mobile number for customer ``n`` that the registry accepts (not sequential)."""
+    return f"139{(n * 7919 + 1_000_003) % 10**8:08d}"
+
+
+def card(n: int) -> str:
+    return f"C{(n * 104729) % 10**9:09d}"
