@@ -8,7 +8,8 @@ As of 2026-11-30 12:00 UTC (20:00 in the chain's UTC+8), with the default settin
 - Bob: one app order of 50.00 on 1 June at 20:00, and a complaint yesterday. Dormant tier (182 days,
   1 purchase, under 100), lifecycle dormant, online-heavy, evening, high care.
 - Carol: mini-program 120.00 on Sunday 15 November and store 30.00 on Saturday 21 November at 14:00.
-  Potential (9 days, 2 purchases), new (first 15 days ago), omnichannel, afternoon, weekend share 1.0 but only 2 purchases.
+  Potential (9 days, 2 purchases), new (first 15 days ago), omnichannel, afternoon, weekend share
+  1.0 but only 2 purchases.
 - Dave: three store receipts of 40.00 at S002 on Saturdays 5, 12 and 19 September at 22:00. At risk
   (72 days), tier other, evening, weekend shopper.
 - Eve: one receipt of 20.00 on 10 January 2025: churned, dormant tier, not active (no RFM scores).
@@ -69,8 +70,8 @@ def _tags(engine) -> dict[str, dict[str, str]]:
     with engine.connect() as conn:
         rows = conn.execute(
             text(
-                "SELECT i.value, t.tag, t.value FROM customer_tags t JOIN identifiers i ON i.customer_id = t.customer_id"
-                " WHERE i.kind = 'phone'"
+                "SELECT i.value, t.tag, t.value FROM customer_tags t"
+                " JOIN identifiers i ON i.customer_id = t.customer_id WHERE i.kind = 'phone'"
             )
         )
         out: dict[str, dict[str, str]] = {}
@@ -188,9 +189,7 @@ def test_each_tag_keeps_its_inputs_and_version(backend):
                 ),
                 {"p": "+86" + ALICE},
             ).all()
-        why = {
-            tag: (inputs if isinstance(inputs, dict) else __import__("json").loads(inputs)) for tag, inputs, _ in rows
-        }
+        why = {tag: (inputs if isinstance(inputs, dict) else json.loads(inputs)) for tag, inputs, _ in rows}
         assert why["value_tier"] == {
             "days_since_last": 3,
             "purchases_in_window": 6,
