@@ -9,6 +9,7 @@ from bench import (
     auth_timing,
     backlog,
     clv,
+    customer_tags,
     escpos,
     identity_ingest,
     identity_rebuild,
@@ -34,6 +35,10 @@ BENCHMARKS: dict[str, Callable[[argparse.Namespace], None]] = {
     "score": lambda a: identity_score.main(customers=a.customers),
     "auth": lambda a: auth_timing.main(tries=a.events or 2000),
     "escpos": lambda a: escpos.main(runs=a.runs, receipts=a.events or 2000),
+    "stats": lambda a: customer_tags.stats(
+        events=a.events or 100_000, customers=a.customers, runs=min(a.runs, 3), backend=a.backend
+    ),
+    "tags": lambda a: customer_tags.recompute(customers=a.customers, backend=a.backend),
 }
 
 

@@ -50,6 +50,11 @@ class Sale:
 
 def cents(total: str) -> int:
     """A payload's money text ("12.50", "-3", "0.125") in whole cents, half away from zero."""
+    whole, dot, fraction = total.partition(".")
+    if len(fraction) <= 2 and whole.lstrip("-").isdigit() and (not dot or fraction.isdigit()):
+        # The usual two decimals or fewer: exact in integers, no rounding to do.
+        amount = abs(int(whole)) * 100 + int(fraction.ljust(2, "0") or "0")
+        return -amount if whole.startswith("-") else amount
     return int(Decimal(total).quantize(_CENT, ROUND_HALF_UP) * 100)
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import datetime
 from typing import Any
 
 from flask import current_app, has_app_context
@@ -104,6 +104,11 @@ def _take_marks(conn: Connection, limit: int) -> list[int]:
     return [r[0] for r in rows]
 
 
+_CHANNEL_INDEX = {c: 2 + 2 * i for i, c in enumerate(CHANNELS)}
+_DAYPART_BASE = 2 + 2 * len(CHANNELS)
+_WEEKDAY_BASE = _DAYPART_BASE + len(DAYPARTS)
+
+
 def _add(conn: Connection, sales: Sequence[Sale], marked: set[int]) -> None:
     owners = dict(
         bulk.select_matching(conn, _owners, ("event_pk",), [(s.event_pk,) for s in sales], ("event_pk", "customer_id"))
@@ -112,9 +117,11 @@ def _add(conn: Connection, sales: Sequence[Sale], marked: set[int]) -> None:
     categories = dict(bulk.select_matching(conn, _products, ("sku",), [(k,) for k in skus], ("sku", "category")))
     unknown: dict[tuple[str], list[Any]] = {}
     stats: dict[tuple[int], list[Any]] = {}
-    days: dict[tuple[int, date], list[Any]] = {}
+    days: dict[tuple[int, Any], list[Any]] = {}
     stores: dict[tuple[int, str], list[Any]] = {}
     kinds: dict[tuple[int, str], list[Any]] = {}
+    # SQLite gets its values in stored form, converted once per sale rather than once per row.
+    sqlite = conn.dialect.name != "postgresql"
     for sale in sales:
         for sku in sale.skus:
             if sku not in categories:
@@ -122,24 +129,25 @@ def _add(conn: Connection, sales: Sequence[Sale], marked: set[int]) -> None:
         customer = owners.get(sale.event_pk)
         if customer is None or customer in marked:
             continue
-        bought = 1 if sale.is_purchase else 0
-        at = sale.at if bought else None
+        bought = 1 if sale.cents > 0 else 0
+        at: Any = (bulk.sqlite_time(sale.at) if sqlite else sale.at) if bought else None
         row = stats.setdefault((customer,), [0] * len(STAT_COLUMNS) + [None, None])
         row[0] += bought
         row[1] += sale.cents
-        channel = 2 + 2 * CHANNELS.index(sale.channel)
+        channel = _CHANNEL_INDEX[sale.channel]
         row[channel] += bought
         row[channel + 1] += sale.cents
-        row[2 + 2 * len(CHANNELS) + sale.daypart] += bought
-        row[2 + 2 * len(CHANNELS) + len(DAYPARTS) + sale.weekday] += bought
+        row[_DAYPART_BASE + sale.daypart] += bought
+        row[_WEEKDAY_BASE + sale.weekday] += bought
         _widen(row, -2, -1, at)
-        _accumulate(days.setdefault((customer, sale.day), [0, 0]), bought, sale.cents)
+        day: Any = sale.day.isoformat() if sqlite else sale.day
+        _accumulate(days.setdefault((customer, day), [0, 0]), bought, sale.cents)
         store = stores.setdefault((customer, sale.store_id), [0, 0, None])
         _accumulate(store, bought, sale.cents)
         if at is not None and (store[2] is None or at > store[2]):
             store[2] = at
         if bought:
-            for category in sorted({categories[k] for k in sale.skus if k in categories}):
+            for category in {categories[k] for k in sale.skus if k in categories}:
                 entry = kinds.setdefault((customer, category), [0, None, None])
                 entry[0] += 1
                 _widen(entry, 1, 2, at)
@@ -155,7 +163,7 @@ def _accumulate(entry: list[Any], bought: int, amount: int) -> None:
     entry[1] += amount
 
 
-def _widen(entry: list[Any], low: int, high: int, at: datetime | None) -> None:
+def _widen(entry: list[Any], low: int, high: int, at: Any) -> None:
     if at is None:
         return
     if entry[low] is None or at < entry[low]:
@@ -192,5 +200,5 @@ def _upsert(conn: Connection, target: _Table, values: dict[Any, list[Any]]) -> N
     conn.exec_driver_sql(
         f"INSERT INTO {name} ({', '.join(columns)}) VALUES ({marks})"  # noqa: S608 - our own names
         f" ON CONFLICT ({conflict}) DO UPDATE SET {', '.join(updates)}",
-        bulk.sqlite_rows(target.table, columns, rows, conn.dialect),
+        rows,  # already in SQLite's stored form (see _add)
     )
