@@ -133,9 +133,12 @@ def stats(events: int, customers: int, runs: int, backend: str) -> None:
 def _generate(engine: Engine, customers: int, sales: int) -> None:
     """``sales`` sale events over ~700 days and their owners, written by the database itself."""
     postgres = engine.dialect.name == "postgresql"
+    # Customer c buys within its own span of 1-100 days starting on one of 600 days, so that the
+    # chain has the mix of short and long lives the lifetime-value models are fitted to.
+    offset = "(c * 7717) % 600 * 86400 + (i * 104729) % ((1 + (c * 31) % 100) * 86400)"
     if postgres:
-        numbers = f"SELECT g AS i FROM generate_series(1, {sales}) AS g"
-        at = "(timestamptz '2025-01-01 00:00:00+00' + make_interval(secs => (i * 104729) % (700 * 86400)))"
+        counted = f"SELECT CAST(g AS bigint) AS i FROM generate_series(1, {sales}) AS g"
+        at = f"(timestamptz '2025-01-01 00:00:00+00' + make_interval(secs => {offset}))"
         total = "CAST(((i * 7919) % 50000) / 100.0 + 0.01 AS text)"
         payload = (
             f"json_build_object('receipt_no', 'R' || i, 'total', {total}, 'channel',"
@@ -144,8 +147,8 @@ def _generate(engine: Engine, customers: int, sales: int) -> None:
             " json_build_object('sku', 'SKU' || ((i * 31) % 220), 'qty', 2)))"
         )
     else:
-        numbers = f"WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {sales}) SELECT i FROM n"
-        seconds = "'+' || ((i * 104729) % (700 * 86400)) || ' seconds'"
+        counted = f"WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {sales}) SELECT i FROM n"
+        seconds = f"'+' || ({offset}) || ' seconds'"
         at = f"(strftime('%Y-%m-%d %H:%M:%f', '2025-01-01', {seconds}) || '000')"
         total = "printf('%.2f', ((i * 7919) % 50000) / 100.0 + 0.01)"
         payload = (
@@ -154,18 +157,25 @@ def _generate(engine: Engine, customers: int, sales: int) -> None:
             " json_array(json_object('sku', 'SKU' || (i % 220), 'qty', 1),"
             " json_object('sku', 'SKU' || ((i * 31) % 220), 'qty', 2)))"
         )
+    numbers = f"SELECT i, 1 + (i * 2654435761) % {customers} AS c FROM ({counted}) AS k"
     kind = "CASE WHEN i % 4 = 0 THEN 'order.online' ELSE 'pos.receipt' END"
     store = "'S' || (i % 7)"
+    # psycopg reads % as a placeholder: the modulo operator is written %% there.
+    escape = (lambda sql: sql.replace("%", "%%")) if postgres else (lambda sql: sql)
     with engine.begin() as conn:
         catalog.load(conn, CATALOGUE, NOW)
         conn.exec_driver_sql(
-            "INSERT INTO events (id, device_id, event_id, seq, kind, store_id, observed_at, received_at, payload,"
-            f" batch_id) SELECT i, 'bench', 'e' || i, i, {kind}, {store}, {at}, {at}, {payload}, 'b'"
-            f" FROM ({numbers}) AS n"
+            escape(
+                "INSERT INTO events (id, device_id, event_id, seq, kind, store_id, observed_at, received_at, payload,"
+                f" batch_id) SELECT i, 'bench', 'e' || i, i, {kind}, {store}, {at}, {at}, {payload}, 'b'"
+                f" FROM ({numbers}) AS n"
+            )
         )
         conn.exec_driver_sql(
-            "INSERT INTO event_customers (event_pk, customer_id, identifier_id)"
-            f" SELECT i, 1 + (i * 2654435761) % {customers}, 1 FROM ({numbers}) AS n"
+            escape(
+                "INSERT INTO event_customers (event_pk, customer_id, identifier_id)"
+                f" SELECT i, c, 1 FROM ({numbers}) AS n"
+            )
         )
     if postgres:
         with engine.connect() as conn:

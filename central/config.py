@@ -308,6 +308,14 @@ class CentralConfig:
         minimum=0.0,
         maximum=1.0,
     )
+    tags_clv_fit_customers: int = setting(
+        "tags.clv_fit_customers",
+        20_000,
+        "Most customers the lifetime-value models are fitted on (an even sample by customer id); predictions"
+        " still cover everyone.",
+        minimum=100,
+        maximum=10_000_000,
+    )
     tags_high_care_days: int = setting(
         "tags.high_care_days",
         30,

@@ -3,7 +3,8 @@
 Histories come from ``customer_days`` in days: a customer's purchase days give the repeat purchases
 (days with a purchase after the first), the recency (first to last purchase day) and the age (first
 purchase day to today); the mean repeat spend is what the later purchase days brought. Both models
-are fitted on the whole chain in each recompute, and the fitted parameters are stored with every
+are fitted in each recompute on the chain (an even sample of at most ``tags.clv_fit_customers``
+customers by id on a large one), and the fitted parameters are stored with every
 customer's inputs. A chain too small or too uniform to fit gets no ``value.clv`` tags, and the
 recompute says why.
 """
@@ -53,20 +54,32 @@ def write_tags(conn: Connection, run: Run) -> tuple[int, str | None]:
     mean_spend = np.where(frequency > 0, np.maximum(repeat_cents / np.maximum(frequency, 1) / 100.0, 0.01), 0.0)
     try:
         histories = Histories.of(frequency, recency, age, mean_spend)
-        purchases = fit_purchases(histories).params
-        spend = fit_spend(histories).params
-        values = lifetime_value(
-            purchases,
-            spend,
-            histories,
-            periods=run.config.tags_clv_horizon_months,
-            period_length=DAYS_PER_MONTH,
-            discount_rate=run.config.tags_clv_monthly_discount,
+        # An even sample by customer id keeps each fit's cost bounded on a large chain.
+        stride = max(1, -(-len(ids) // run.config.tags_clv_fit_customers))
+        sample = (
+            histories
+            if stride == 1
+            else Histories.of(frequency[::stride], recency[::stride], age[::stride], mean_spend[::stride])
         )
+        purchases = fit_purchases(sample).params
+        spend = fit_spend(sample).params
+        with np.errstate(all="ignore"):
+            values = lifetime_value(
+                purchases,
+                spend,
+                histories,
+                periods=run.config.tags_clv_horizon_months,
+                period_length=DAYS_PER_MONTH,
+                discount_rate=run.config.tags_clv_monthly_discount,
+            )
     except ClvError as exc:
         return 0, f"lifetime value not predicted: {exc}"
-    if not np.all(np.isfinite(values)):
-        return 0, "lifetime value not predicted: the fitted models gave non-finite values"
+    finite = np.isfinite(values)
+    if not finite.any():
+        return 0, "lifetime value not predicted: the fitted models gave no finite value"
+    problem = None
+    if not finite.all():
+        problem = f"lifetime value not predicted for {int((~finite).sum())} customers (the models gave no finite value)"
     model = {
         "r": purchases.r,
         "alpha": purchases.alpha,
@@ -99,7 +112,8 @@ def write_tags(conn: Connection, run: Run) -> tuple[int, str | None]:
                 run.now,
             )
             for i in range(start, stop)
+            if finite[i]
         ]
         bulk.insert(conn, _tags, columns, chunk)
         written += len(chunk)
-    return written, None
+    return written, problem

@@ -66,7 +66,12 @@ SETTINGS = {
     ),
     "repurchase": ("tags_repurchase_min_purchases", "customers_utc_offset_minutes"),
     "value_spend": (),
-    "value_clv": ("tags_clv_horizon_months", "tags_clv_monthly_discount", "customers_utc_offset_minutes"),
+    "value_clv": (
+        "tags_clv_horizon_months",
+        "tags_clv_monthly_discount",
+        "tags_clv_fit_customers",
+        "customers_utc_offset_minutes",
+    ),
     "high_care": ("tags_high_care_days",),
 }
 
