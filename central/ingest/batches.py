@@ -168,17 +168,16 @@ def _store_once(db: Session, device: AuthenticatedDevice, batch: wire.DecodedBat
     if others:
         # Any other event may name who it is about (a member scan, a signup at the till).
         resolve(db, [_fact(device, r, pks) for r in others], now, registry=_registry())
-    statistics.record_sales(db.connection(), [(pks[r.event.event_id], *_stored(r)) for r in fresh])
+    statistics.record_sales(
+        db.connection(),
+        [(pks[r.event.event_id], r.event.kind, r.event.store_id, r.observed_at, r.event.payload) for r in fresh],
+    )
     _touch_device(db, device, rows, fresh, now)
     return wire.Reply(
         accepted=tuple(r.event.event_id for r in fresh),
         duplicate=tuple(r.event.event_id for r in rows if r.event.event_id not in pks),
         rejected=(*batch.rejected, *rejected),
     )
-
-
-def _stored(row: _Row) -> tuple[str, str, datetime, dict[str, Any]]:
-    return row.event.kind, row.event.store_id, row.observed_at, row.event.payload
 
 
 def member_identifiers(payload: dict[str, Any]) -> tuple[tuple[str, str], ...]:
