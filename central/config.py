@@ -310,7 +310,7 @@ class CentralConfig:
     )
     tags_clv_fit_customers: int = setting(
         "tags.clv_fit_customers",
-        20_000,
+        5_000,
         "Most customers the lifetime-value models are fitted on (an even sample by customer id); predictions"
         " still cover everyone.",
         minimum=100,

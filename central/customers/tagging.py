@@ -23,6 +23,7 @@ from central.models import table
 
 log = logging.getLogger(__name__)
 _marks = table(RecomputeMark)
+MARKS_CHUNK = 1000
 
 
 @dataclass
@@ -44,7 +45,9 @@ def recompute(conn: Connection, config: CentralConfig, now: datetime, *, statist
         rebuild.rebuild_all(conn, offset)
     else:
         rebuild.rebuild_customers(conn, marked, offset)
-    conn.execute(delete(_marks))
+    # Only the marks read above: one left meanwhile by a concurrent merge waits for the next run.
+    for start in range(0, len(marked), MARKS_CHUNK):
+        conn.execute(delete(_marks).where(_marks.c.customer_id.in_(marked[start : start + MARKS_CHUNK])))
     done.marked = len(marked)
     conn.exec_driver_sql("DELETE FROM customer_tags")
     run = Run(config, now)
