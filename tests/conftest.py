@@ -73,7 +73,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     parser.addoption(
         "--chain-size",
-        default="150x1200",
+        default="120x900",
         help="CUSTOMERSxSALES of the generated chain in tests/central/test_customer_statistics.py;"
         " 100000x1000000 for the acceptance run",
     )
