@@ -14,18 +14,17 @@ from __future__ import annotations
 from datetime import date
 
 import numpy as np
-from sqlalchemy import Connection, MetaData, text
+from sqlalchemy import Connection, text
 
 from central import bulk
 from central.customers.clv import ClvError, Histories, fit_purchases, fit_spend, lifetime_value
 from central.customers.models import CustomerTag
-from central.customers.tags import WORK, Run, version
+from central.customers.tags import Run, version
 from central.models import table
 
 DAYS_PER_MONTH = 365.25 / 12
 CHUNK = 20_000
-# The recompute's work table (see central.customers.tags.WORK), with customer_tags' columns.
-_work = table(CustomerTag).to_metadata(MetaData(), name=WORK)
+_tags = table(CustomerTag)
 _HISTORIES = (
     "WITH g AS (SELECT customer_id, COUNT(*) AS n, MIN(day) AS first_day, MAX(day) AS last_day, SUM(spent) AS total"
     " FROM customer_days WHERE purchases > 0 GROUP BY customer_id)"
@@ -115,6 +114,6 @@ def write_tags(conn: Connection, run: Run) -> tuple[int, str | None]:
             for i in range(start, stop)
             if finite[i]
         ]
-        bulk.insert(conn, _work, columns, chunk)
+        bulk.insert(conn, _tags, columns, chunk)
         written += len(chunk)
     return written, problem

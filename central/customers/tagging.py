@@ -17,7 +17,7 @@ from sqlalchemy import Connection, delete, select
 
 from central.config import CentralConfig
 from central.customers import lifetime, rebuild
-from central.customers.tags import INSERT, WORK, Run, Sql, execute, windows
+from central.customers.tags import INSERT, Run, Sql, execute, windows
 from central.identity.models import RecomputeMark
 from central.models import table
 
@@ -49,21 +49,17 @@ def recompute(conn: Connection, config: CentralConfig, now: datetime, *, statist
     for start in range(0, len(marked), MARKS_CHUNK):
         conn.execute(delete(_marks).where(_marks.c.customer_id.in_(marked[start : start + MARKS_CHUNK])))
     done.marked = len(marked)
-    # Written unindexed, then copied in primary-key order, so the index grows at its end instead of
-    # all over for each tag in turn.
-    conn.exec_driver_sql(f"CREATE TEMPORARY TABLE {WORK} AS SELECT * FROM customer_tags WHERE 1 = 0")  # noqa: S608
+    conn.exec_driver_sql("DELETE FROM customer_tags")
     run = Run(config, now)
     sql = Sql(conn.dialect.name == "postgresql", offset)
     for _, write in _WRITERS:
         write(conn, run, sql)
-    _, problem = lifetime.write_tags(conn, run)
-    conn.exec_driver_sql("DELETE FROM customer_tags")
-    conn.exec_driver_sql(f"INSERT INTO customer_tags SELECT * FROM {WORK} ORDER BY customer_id, tag")  # noqa: S608
-    conn.exec_driver_sql(f"DROP TABLE {WORK}")
     for tag, count in conn.exec_driver_sql("SELECT tag, COUNT(*) FROM customer_tags GROUP BY tag"):
         # One count for all top_category.N and all repurchase.<category> tags.
         key = str(tag).split(".")[0] if str(tag).startswith(("top_category.", "repurchase.")) else str(tag)
         done.tags[key] = done.tags.get(key, 0) + int(count)
+    written, problem = lifetime.write_tags(conn, run)
+    done.tags["value.clv"] = written
     done.clv_problem = problem
     return done
 

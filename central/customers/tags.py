@@ -156,9 +156,7 @@ def execute(conn: Connection, run: Run, definition: str, sql: str, **params: Any
     conn.execute(statement, {"now": run.now, "version": version(run.config, definition), **params})
 
 
-# Tags are written to a work table without an index, then copied into customer_tags in key order.
-WORK = "customer_tags_work"
-INSERT = f"INSERT INTO {WORK} (customer_id, tag, value, inputs, version, computed_at)"
+INSERT = "INSERT INTO customer_tags (customer_id, tag, value, inputs, version, computed_at)"
 
 
 def windows(run: Run) -> tuple[str, Mapping[str, Any]]:
