@@ -10,6 +10,7 @@ from bench import (
     backlog,
     clv,
     consent_triggers,
+    customer_tags,
     endurance,
     escpos,
     identity_ingest,
@@ -44,6 +45,10 @@ BENCHMARKS: dict[str, Callable[[argparse.Namespace], None]] = {
     "escpos": lambda a: escpos.main(runs=a.runs, receipts=a.events or 2000),
     "panel": lambda a: panel.main(scans=a.events or 1000),
     "consent": lambda a: consent_triggers.main(customers=a.events or 200_000, backend=a.backend, runs=a.runs),
+    "stats": lambda a: customer_tags.stats(
+        events=a.events or 100_000, customers=a.customers, runs=min(a.runs, 3), backend=a.backend
+    ),
+    "tags": lambda a: customer_tags.recompute(customers=a.customers, backend=a.backend),
 }
 
 

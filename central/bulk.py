@@ -53,6 +53,13 @@ def _sqlite_text(value: datetime) -> str:
     return value.isoformat(" ", "microseconds")[:26]
 
 
+def sqlite_time(value: datetime) -> str:
+    """An aware datetime in the text form SQLAlchemy stores in SQLite (naive UTC, microseconds)."""
+    text = _sqlite_time(value)
+    assert text is not None
+    return text
+
+
 def _json_text(value: Any) -> str | None:
     return None if value is None else orjson.dumps(value).decode()
 

@@ -310,6 +310,7 @@ def _commands() -> list[Command]:
     """The platform's commands, then each domain's (its ``cli.COMMANDS``), in that order."""
     from central.accounts import cli as accounts_cli
     from central.campaigns import cli as campaigns_cli
+    from central.customers import cli as customers_cli
     from central.fleet import cli as fleet_cli
     from central.identity import cli as identity_cli
     from central.members import cli as members_cli
@@ -328,6 +329,7 @@ def _commands() -> list[Command]:
         *identity_cli.COMMANDS,
         *sources_cli.COMMANDS,
         *members_cli.COMMANDS,
+        *customers_cli.COMMANDS,
         *campaigns_cli.COMMANDS,
     ]
 

@@ -85,3 +85,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="people in the chain the resolution-quality test scores (tests/central/test_identity_score.py); "
         "100000 for the acceptance run",
     )
+    parser.addoption(
+        "--chain-size",
+        default="120x900",
+        help="CUSTOMERSxSALES of the generated chain in tests/central/test_customer_statistics.py;"
+        " 100000x1000000 for the acceptance run",
+    )

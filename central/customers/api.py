@@ -1,15 +1,17 @@
 """The read-only JSON API for HQ tools, behind a console login (session cookie).
 
-``GET /api/v1/customers?limit=50&offset=0`` and ``GET /api/v1/customers/<id>``. Identifiers are
+``GET /api/v1/customers?limit=50&offset=0``, ``GET /api/v1/customers/<id>`` and
+``GET /api/v1/customers/<id>/tags`` (statistics and built-in tags, each with why). Identifiers are
 always masked, and every read of customer data is audited under the user who made it.
 """
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, jsonify, request
+from flask import Blueprint, Response, current_app, jsonify, request
 
 from central import audit, clock
 from central.auth import actor_name, login_required
+from central.customers.profile import local_today, statistics_of, tags_of
 from central.customers.queries import customer_detail, find_customer, list_customers, survivor_of
 from central.db import get_session
 from central.errors import ApiError
@@ -53,6 +55,20 @@ def customers() -> Response:
     return jsonify({"customers": [c.to_json() for c in rows], "total": total})
 
 
+def _merged(customer_id: int, survivor: int) -> Response:
+    response = jsonify(
+        {
+            "error": {
+                "code": "merged",
+                "message": f"customer {customer_id} was merged into customer {survivor}",
+                "merged_into": survivor,
+            }
+        }
+    )
+    response.status_code = 404
+    return response
+
+
 @bp.get("/api/v1/customers/<int:customer_id>")
 @login_required
 def customer(customer_id: int) -> Response:
@@ -66,18 +82,7 @@ def customer(customer_id: int) -> Response:
     if row is None:
         raise ApiError(404, "not_found", f"no customer {customer_id}")
     if row.merged_into is not None:
-        survivor = survivor_of(db, row)
-        response = jsonify(
-            {
-                "error": {
-                    "code": "merged",
-                    "message": f"customer {customer_id} was merged into customer {survivor}",
-                    "merged_into": survivor,
-                }
-            }
-        )
-        response.status_code = 404
-        return response
+        return _merged(customer_id, survivor_of(db, row))
     summary, receipts = customer_detail(db, row)
     audit.record(
         db,
@@ -90,3 +95,38 @@ def customer(customer_id: int) -> Response:
     db.commit()
     visits = beacons.customer_visits(db, customer_id)
     return jsonify({"customer": summary.to_json(), "receipts": [r.to_json() for r in receipts], "visits": visits})
+
+
+@bp.get("/api/v1/customers/<int:customer_id>/tags")
+@login_required
+def customer_tags(customer_id: int) -> Response:
+    """A customer's purchase statistics (rolling windows as of today) and built-in tags with their inputs.
+
+    ``statistics`` is null for a customer without sales; each tag carries ``why`` (the inputs that
+    decided it), its definition ``version`` and when it was computed. Merged and unknown customers
+    answer as ``GET /api/v1/customers/<id>`` does.
+    """
+    db = get_session()
+    row = find_customer(db, customer_id)
+    if row is None:
+        raise ApiError(404, "not_found", f"no customer {customer_id}")
+    if row.merged_into is not None:
+        return _merged(customer_id, survivor_of(db, row))
+    now = clock.now()
+    today = local_today(now, current_app.config["CENTRAL"].customers_utc_offset_minutes)
+    conn = db.connection()
+    body = {
+        "customer_id": customer_id,
+        "statistics": statistics_of(conn, customer_id, today),
+        "tags": tags_of(conn, customer_id),
+    }
+    audit.record(
+        db,
+        at=now,
+        actor=actor_name(),
+        action="customer.tags.view",
+        subject=f"customer:{customer_id}",
+        detail={"via": "api"},
+    )
+    db.commit()
+    return jsonify(body)

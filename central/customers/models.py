@@ -1,11 +1,12 @@
-"""Customer facts: purchases taken from till receipts."""
+"""Customer facts: receipts, the product catalogue, purchase statistics and built-in tags."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
+from typing import Any
 
-from sqlalchemy import BigInteger, Integer, String
+from sqlalchemy import JSON, BigInteger, Date, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from central.models import Base, BigId, Money, UTCDateTime
@@ -27,3 +28,109 @@ class Receipt(Base):
     total: Mapped[Decimal] = mapped_column(Money)
     observed_at: Mapped[datetime] = mapped_column(UTCDateTime)
     customer_id: Mapped[int | None] = mapped_column(Integer, index=True)
+
+
+class Product(Base):
+    """One product of the catalogue HQ loads: its SKU, GTIN, name, category path and brand."""
+
+    __tablename__ = "products"
+
+    sku: Mapped[str] = mapped_column(String(64), primary_key=True)
+    gtin: Mapped[str | None] = mapped_column(String(14), index=True)
+    name: Mapped[str] = mapped_column(String(256))
+    category: Mapped[str] = mapped_column(String(255))
+    brand: Mapped[str | None] = mapped_column(String(128))
+    loaded_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class UnknownSku(Base):
+    """A SKU sold that the catalogue does not hold, with how many sale lines named it."""
+
+    __tablename__ = "unknown_skus"
+
+    sku: Mapped[str] = mapped_column(String(64), primary_key=True)
+    lines: Mapped[int] = mapped_column(BigInteger)
+
+
+class CustomerStats(Base):
+    """A customer's purchase statistics, kept current by ingest (amounts in cents).
+
+    A purchase is a sale (``pos.receipt``, ``pos.sale``, ``order.online``) whose total is positive;
+    amounts add every sale's total, so returns recorded as negative sales reduce them. Times of day
+    and weekdays are counted in the chain's local time (``customers.utc_offset_minutes``).
+    """
+
+    __tablename__ = "customer_stats"
+
+    customer_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    purchases: Mapped[int] = mapped_column(Integer)
+    spent: Mapped[int] = mapped_column(BigInteger)
+    first_purchase_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_purchase_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    store_purchases: Mapped[int] = mapped_column(Integer)
+    store_spent: Mapped[int] = mapped_column(BigInteger)
+    online_purchases: Mapped[int] = mapped_column(Integer)
+    online_spent: Mapped[int] = mapped_column(BigInteger)
+    app_purchases: Mapped[int] = mapped_column(Integer)
+    app_spent: Mapped[int] = mapped_column(BigInteger)
+    mini_program_purchases: Mapped[int] = mapped_column(Integer)
+    mini_program_spent: Mapped[int] = mapped_column(BigInteger)
+    night_purchases: Mapped[int] = mapped_column(Integer)
+    morning_purchases: Mapped[int] = mapped_column(Integer)
+    afternoon_purchases: Mapped[int] = mapped_column(Integer)
+    evening_purchases: Mapped[int] = mapped_column(Integer)
+    mon_purchases: Mapped[int] = mapped_column(Integer)
+    tue_purchases: Mapped[int] = mapped_column(Integer)
+    wed_purchases: Mapped[int] = mapped_column(Integer)
+    thu_purchases: Mapped[int] = mapped_column(Integer)
+    fri_purchases: Mapped[int] = mapped_column(Integer)
+    sat_purchases: Mapped[int] = mapped_column(Integer)
+    sun_purchases: Mapped[int] = mapped_column(Integer)
+
+
+class CustomerDay(Base):
+    """A customer's purchases and amount on one local day: the rolling windows are sums of these."""
+
+    __tablename__ = "customer_days"
+
+    customer_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    purchases: Mapped[int] = mapped_column(Integer)
+    spent: Mapped[int] = mapped_column(BigInteger)
+
+
+class CustomerStore(Base):
+    """A customer's purchases and amount in one store (online sources count under their store id)."""
+
+    __tablename__ = "customer_stores"
+
+    customer_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    store_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    purchases: Mapped[int] = mapped_column(Integer)
+    spent: Mapped[int] = mapped_column(BigInteger)
+    last_purchase_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class CustomerCategory(Base):
+    """How many of a customer's purchases held a product of one category, and when the first and last were."""
+
+    __tablename__ = "customer_categories"
+
+    customer_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    category: Mapped[str] = mapped_column(String(255), primary_key=True)
+    purchases: Mapped[int] = mapped_column(Integer)
+    first_purchase_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_purchase_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class CustomerTag(Base):
+    """A built-in tag of a customer: its value, the inputs that gave it and its definition's version."""
+
+    __tablename__ = "customer_tags"
+
+    customer_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    tag: Mapped[str] = mapped_column(String(300), primary_key=True)
+    value: Mapped[str] = mapped_column(String(255))
+    inputs: Mapped[dict[str, Any]] = mapped_column(JSON)
+    version: Mapped[str] = mapped_column(String(32))
+    computed_at: Mapped[datetime] = mapped_column(UTCDateTime)

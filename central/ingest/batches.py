@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 
 from central import bulk
 from central.auth import AuthenticatedDevice
-from central.customers import consent, purchases
+from central.customers import consent, purchases, statistics
 from central.customers.models import Receipt
 from central.errors import ConcurrentChange
 from central.fleet.models import Device
@@ -205,6 +205,10 @@ def _store_once(db: Session, device: AuthenticatedDevice, batch: wire.DecodedBat
     ]
     if scans or receipts:
         linking.record(db, device.device_id, scans, [r.observed_at for r in receipts], now=now, window=_link_window())
+    statistics.record_sales(
+        db.connection(),
+        [(pks[r.event.event_id], r.event.kind, r.event.store_id, r.observed_at, r.event.payload) for r in fresh],
+    )
     _touch_device(db, device, rows, fresh, now)
     return wire.Reply(
         accepted=tuple(r.event.event_id for r in fresh),

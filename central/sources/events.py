@@ -24,7 +24,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from central import bulk
-from central.customers import consent
+from central.customers import consent, statistics
 from central.identity.registry import Registry
 from central.identity.resolve import IdentityFact, Resolution, resolve
 from central.ingest.batches import _EVENT_COLUMNS, MAX_ATTEMPTS, _is_retryable
@@ -195,6 +195,14 @@ def stage_rows(
             now=now,
             actor=device_id,
         )
+    statistics.record_sales(
+        db.connection(),
+        [
+            (pks[r.event.event_id], r.event.kind, r.event.store_id, r.observed_at, r.event.payload)
+            for r in rows
+            if r.event.event_id in pks
+        ],
+    )
     return staged
 
 

@@ -1,0 +1,109 @@
+"""Customer commands: load the product catalogue, recompute the built-in tags, export tags and statistics."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from sqlalchemy.exc import SQLAlchemyError
+
+from central.cli import PROG, CliError, Command, existing_database, load
+from central.clock import system_clock
+from central.customers import catalog, tagging
+from central.customers.export import FILES, export_tags
+
+SHOWN_REFUSALS = 20
+
+
+def cmd_load_catalog(args: argparse.Namespace) -> int:
+    """Load products (sku, gtin, name, category, brand) from a CSV file; rows refused are listed."""
+    path = Path(args.file)
+    config, config_path = load(args)
+    try:
+        handle = path.open(encoding="utf-8-sig", newline="")
+    except OSError as exc:
+        raise CliError(f"cannot read the catalogue {path}: {exc.strerror}", status=2) from None
+    engine = existing_database(config, config_path)
+    try:
+        with handle, engine.begin() as conn:
+            report = catalog.load(conn, handle, system_clock())
+    except catalog.CatalogError as exc:
+        raise CliError(f"{path}: {exc}", status=2) from None
+    except UnicodeDecodeError:
+        raise CliError(f"{path} is not UTF-8 text; save the catalogue as UTF-8 CSV", status=2) from None
+    finally:
+        engine.dispose()
+    print(f"{path}: {report.rows} rows, {report.loaded} products loaded, {len(report.refused)} refused")
+    for line, reason in report.refused[:SHOWN_REFUSALS]:
+        print(f"  line {line}: {reason}")
+    if len(report.refused) > SHOWN_REFUSALS:
+        print(f"  ... and {len(report.refused) - SHOWN_REFUSALS} more")
+    print(
+        f"unknown SKUs in sales: {report.unknown_skus} ({report.unknown_lines} sale lines);"
+        f" {report.newly_known} became known with this load"
+    )
+    if report.newly_known:
+        print(f"run `{PROG} recompute-tags --statistics` to give their past sales their categories")
+    return 0
+
+
+def cmd_recompute_tags(args: argparse.Namespace) -> int:
+    """Recompute the statistics of marked customers (or all, with --statistics) and every built-in tag."""
+    config, config_path = load(args)
+    engine = existing_database(config, config_path)
+    started = time.monotonic()
+    try:
+        with engine.begin() as conn:
+            done = tagging.recompute(conn, config, system_clock(), statistics=args.statistics)
+    except SQLAlchemyError as exc:
+        raise CliError(f"recompute failed and was rolled back: {exc.__class__.__name__}: {exc}") from None
+    finally:
+        engine.dispose()
+    scope = "all customers' statistics" if done.statistics else f"statistics of {done.marked} marked customers"
+    print(f"recomputed {scope} and {sum(done.tags.values())} tags in {time.monotonic() - started:.1f} s")
+    for tag, count in sorted(done.tags.items()):
+        print(f"  {tag:<20} {count}")
+    if done.clv_problem:
+        print(f"{PROG}: {done.clv_problem}", file=sys.stderr)
+    return 0
+
+
+def cmd_export_tags(args: argparse.Namespace) -> int:
+    """Write tags.csv and statistics.csv into a directory, streamed."""
+    out_dir = Path(args.out)
+    config, config_path = load(args)
+    engine = existing_database(config, config_path)
+    started = time.monotonic()
+    try:
+        counts = export_tags(engine, out_dir, system_clock(), config.customers_utc_offset_minutes)
+    except OSError as exc:
+        raise CliError(f"cannot write to {out_dir}: {exc.strerror}") from None
+    finally:
+        engine.dispose()
+    print(f"exported tags and statistics to {out_dir} in {time.monotonic() - started:.1f} s")
+    for name, count in zip(FILES, (counts.tags, counts.statistics), strict=True):
+        print(f"  {name:<16} {count} rows")
+    return 0
+
+
+def _catalog_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("file", metavar="FILE.csv", help="CSV with the columns sku, name, category (gtin, brand)")
+
+
+def _recompute_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--statistics", action="store_true", help="recompute every customer's statistics from the events first"
+    )
+
+
+def _export_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--out", required=True, metavar="DIR", help="directory for tags.csv and statistics.csv")
+
+
+COMMANDS = [
+    Command("load-catalog", cmd_load_catalog, "load the product catalogue from CSV", _catalog_arguments),
+    Command("recompute-tags", cmd_recompute_tags, "recompute the built-in tags (set-based)", _recompute_arguments),
+    Command("export-tags", cmd_export_tags, "write tags.csv and statistics.csv to a directory", _export_arguments),
+]

@@ -1,0 +1,119 @@
+"""The predicted lifetime value tag: BG/NBD plus Gamma-Gamma (:mod:`central.customers.clv`) over the chain.
+
+Histories come from ``customer_days`` in days: a customer's purchase days give the repeat purchases
+(days with a purchase after the first), the recency (first to last purchase day) and the age (first
+purchase day to today); the mean repeat spend is what the later purchase days brought. Both models
+are fitted in each recompute on the chain (an even sample of at most ``tags.clv_fit_customers``
+customers by id on a large one), and the fitted parameters are stored with every
+customer's inputs. A chain too small or too uniform to fit gets no ``value.clv`` tags, and the
+recompute says why.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+
+import numpy as np
+from sqlalchemy import Connection, text
+
+from central import bulk
+from central.customers.clv import ClvError, Histories, fit_purchases, fit_spend, lifetime_value
+from central.customers.models import CustomerTag
+from central.customers.tags import Run, version
+from central.models import table
+
+DAYS_PER_MONTH = 365.25 / 12
+CHUNK = 20_000
+_tags = table(CustomerTag)
+_HISTORIES = (
+    "WITH g AS (SELECT customer_id, COUNT(*) AS n, MIN(day) AS first_day, MAX(day) AS last_day, SUM(spent) AS total"
+    " FROM customer_days WHERE purchases > 0 GROUP BY customer_id)"
+    " SELECT g.customer_id, g.n, g.first_day, g.last_day, g.total, d.spent FROM g"
+    " JOIN customer_days d ON d.customer_id = g.customer_id AND d.day = g.first_day ORDER BY g.customer_id"
+)
+
+
+def _ordinal(value: object) -> int:
+    return (value if isinstance(value, date) else date.fromisoformat(str(value))).toordinal()
+
+
+def write_tags(conn: Connection, run: Run) -> tuple[int, str | None]:
+    """Fit the models, write ``value.clv`` for every customer with a purchase; (tags written, problem or None)."""
+    rows = conn.execute(text(_HISTORIES)).all()
+    if not rows:
+        return 0, "no customer has a purchase yet"
+    ids = np.array([r[0] for r in rows], dtype=np.int64)
+    frequency = np.array([r[1] - 1 for r in rows], dtype=np.float64)
+    first = np.array([_ordinal(r[2]) for r in rows], dtype=np.float64)
+    last = np.array([_ordinal(r[3]) for r in rows], dtype=np.float64)
+    repeat_cents = np.array([r[4] - r[5] for r in rows], dtype=np.float64)
+    today = float(run.today.toordinal())
+    recency = last - first
+    age = np.maximum(today - first, recency)
+    # Returns can leave a day's net amount at or below zero; the spend model needs a positive mean.
+    mean_spend = np.where(frequency > 0, np.maximum(repeat_cents / np.maximum(frequency, 1) / 100.0, 0.01), 0.0)
+    try:
+        histories = Histories.of(frequency, recency, age, mean_spend)
+        # An even sample by customer id keeps each fit's cost bounded on a large chain.
+        stride = max(1, -(-len(ids) // run.config.tags_clv_fit_customers))
+        sample = (
+            histories
+            if stride == 1
+            else Histories.of(frequency[::stride], recency[::stride], age[::stride], mean_spend[::stride])
+        )
+        purchases = fit_purchases(sample).params
+        spend = fit_spend(sample).params
+        with np.errstate(all="ignore"):
+            values = lifetime_value(
+                purchases,
+                spend,
+                histories,
+                periods=run.config.tags_clv_horizon_months,
+                period_length=DAYS_PER_MONTH,
+                discount_rate=run.config.tags_clv_monthly_discount,
+            )
+    except ClvError as exc:
+        return 0, f"lifetime value not predicted: {exc}"
+    finite = np.isfinite(values)
+    if not finite.any():
+        return 0, "lifetime value not predicted: the fitted models gave no finite value"
+    problem = None
+    if not finite.all():
+        problem = f"lifetime value not predicted for {int((~finite).sum())} customers (the models gave no finite value)"
+    model = {
+        "r": purchases.r,
+        "alpha": purchases.alpha,
+        "a": purchases.a,
+        "b": purchases.b,
+        "p": spend.p,
+        "q": spend.q,
+        "gamma": spend.gamma,
+    }
+    model = {k: round(v, 6) for k, v in model.items()}
+    tag_version = version(run.config, "value_clv")
+    columns = ("customer_id", "tag", "value", "inputs", "version", "computed_at")
+    written = 0
+    for start in range(0, len(ids), CHUNK):
+        stop = min(start + CHUNK, len(ids))
+        chunk = [
+            (
+                int(ids[i]),
+                "value.clv",
+                f"{values[i]:.2f}",
+                {
+                    "repeat_purchase_days": int(frequency[i]),
+                    "recency_days": int(recency[i]),
+                    "age_days": int(age[i]),
+                    "mean_repeat_spend": round(float(mean_spend[i]), 2),
+                    "horizon_months": run.config.tags_clv_horizon_months,
+                    "model": model,
+                },
+                tag_version,
+                run.now,
+            )
+            for i in range(start, stop)
+            if finite[i]
+        ]
+        bulk.insert(conn, _tags, columns, chunk)
+        written += len(chunk)
+    return written, problem

@@ -1,0 +1,101 @@
+"""What a sale event says for statistics: pure, the same rules as the set-based SQL in ``rebuild``.
+
+A sale is a ``pos.receipt``, ``pos.sale`` or ``order.online`` event, for example::
+
+    {"kind": "order.online", "store_id": "WEB", "observed_at": "2026-11-20T08:00:00+08:00",
+     "payload": {"order_no": "A-17", "total": "59.90", "channel": "mini_program",
+                 "items": [{"sku": "6901234567892", "name": "Formula 900g", "qty": 1}]}}
+
+Amounts are integer cents, rounded half away from zero (the SQL does the same on the text, so the
+two never differ by a float). A purchase is a sale with a positive amount. Local day, time of day
+and weekday use a fixed offset from UTC (the chain's time zone, ``customers.utc_offset_minutes``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
+
+SALE_KINDS = ("pos.receipt", "pos.sale", "order.online")
+ONLINE_KIND = "order.online"
+CHANNELS = ("store", "online", "app", "mini_program")
+# Hours 0-5, 6-11, 12-17 and 18-23 local time.
+DAYPARTS = ("night", "morning", "afternoon", "evening")
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+APP_NAMES = ("app",)
+MINI_PROGRAM_NAMES = ("mini_program", "miniprogram", "mini-program", "wechat_mini_program")
+_CENT = Decimal("0.01")
+
+
+@dataclass(frozen=True, slots=True)
+class Sale:
+    """One sale event reduced to what the statistics count."""
+
+    event_pk: int
+    store_id: str
+    at: datetime
+    channel: str
+    cents: int
+    day: date
+    daypart: int
+    weekday: int
+    skus: tuple[str, ...]
+
+    @property
+    def is_purchase(self) -> bool:
+        return self.cents > 0
+
+
+def cents(total: str) -> int:
+    """A payload's money text ("12.50", "-3", "0.125") in whole cents, half away from zero."""
+    whole, dot, fraction = total.partition(".")
+    if len(fraction) <= 2 and whole.lstrip("-").isdigit() and (not dot or fraction.isdigit()):
+        # The usual two decimals or fewer: exact in integers, no rounding to do.
+        amount = abs(int(whole)) * 100 + int(fraction.ljust(2, "0") or "0")
+        return -amount if whole.startswith("-") else amount
+    return int(Decimal(total).quantize(_CENT, ROUND_HALF_UP) * 100)
+
+
+def channel_of(kind: str, payload: dict[str, Any]) -> str:
+    """store for till sales; app, mini_program or online for online orders by their ``channel``."""
+    if kind != ONLINE_KIND:
+        return "store"
+    named = payload.get("channel")
+    name = named.lower() if isinstance(named, str) and named.isascii() else ""
+    if name in APP_NAMES:
+        return "app"
+    if name in MINI_PROGRAM_NAMES:
+        return "mini_program"
+    return "online"
+
+
+def skus_of(payload: dict[str, Any]) -> tuple[str, ...]:
+    """The SKU of each line that names one, in order (repeats kept: they are counted per line)."""
+    items = payload.get("items")
+    if not isinstance(items, list):
+        return ()
+    return tuple(
+        sku for item in items if isinstance(item, dict) and isinstance(sku := item.get("sku"), str) and sku != ""
+    )
+
+
+def sale_of(
+    event_pk: int, kind: str, store_id: str, observed_at: datetime, payload: dict[str, Any], offset_minutes: int
+) -> Sale | None:
+    """The sale an event records, or None for any other kind."""
+    if kind not in SALE_KINDS:
+        return None
+    local = observed_at + timedelta(minutes=offset_minutes)
+    return Sale(
+        event_pk=event_pk,
+        store_id=store_id,
+        at=observed_at,
+        channel=channel_of(kind, payload),
+        cents=cents(payload["total"]),
+        day=local.date(),
+        daypart=local.hour // 6,
+        weekday=local.weekday(),
+        skus=skus_of(payload),
+    )

@@ -1,0 +1,314 @@
+"""The full, set-based recompute of the built-in tags (``central-server recompute-tags``).
+
+Order: recompute the statistics of customers a merge or split marked (or, with ``statistics=True``,
+of everyone, after a catalogue load), then replace every built-in tag, one statement per
+definition (see :mod:`central.customers.tags` for the shared pieces), then the predicted lifetime
+value (:mod:`central.customers.lifetime`). Everything runs in the caller's transaction, so readers
+see the old tags or the new ones, never half.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import Connection, delete, select
+
+from central.config import CentralConfig
+from central.customers import lifetime, rebuild
+from central.customers.tags import INSERT, Run, Sql, execute, windows
+from central.identity.models import RecomputeMark
+from central.models import table
+
+log = logging.getLogger(__name__)
+_marks = table(RecomputeMark)
+MARKS_CHUNK = 1000
+
+
+@dataclass
+class Recomputed:
+    """What one recompute did: marked customers refreshed, tags written per definition, CLV notes."""
+
+    marked: int = 0
+    statistics: bool = False
+    tags: dict[str, int] = field(default_factory=dict)
+    clv_problem: str | None = None
+
+
+def recompute(conn: Connection, config: CentralConfig, now: datetime, *, statistics: bool = False) -> Recomputed:
+    """Refresh statistics (marked customers, or all) and replace every built-in tag as of ``now``."""
+    done = Recomputed(statistics=statistics)
+    offset = config.customers_utc_offset_minutes
+    marked = [r[0] for r in conn.execute(select(_marks.c.customer_id))]
+    if statistics:
+        rebuild.rebuild_all(conn, offset)
+    else:
+        rebuild.rebuild_customers(conn, marked, offset)
+    # Only the marks read above: one left meanwhile by a concurrent merge waits for the next run.
+    for start in range(0, len(marked), MARKS_CHUNK):
+        conn.execute(delete(_marks).where(_marks.c.customer_id.in_(marked[start : start + MARKS_CHUNK])))
+    done.marked = len(marked)
+    conn.exec_driver_sql("DELETE FROM customer_tags")
+    run = Run(config, now)
+    sql = Sql(conn.dialect.name == "postgresql", offset)
+    for _, write in _WRITERS:
+        write(conn, run, sql)
+    for tag, count in conn.exec_driver_sql("SELECT tag, COUNT(*) FROM customer_tags GROUP BY tag"):
+        # One count for all top_category.N and all repurchase.<category> tags.
+        key = str(tag).split(".")[0] if str(tag).startswith(("top_category.", "repurchase.")) else str(tag)
+        done.tags[key] = done.tags.get(key, 0) + int(count)
+    written, problem = lifetime.write_tags(conn, run)
+    done.tags["value.clv"] = written
+    done.clv_problem = problem
+    return done
+
+
+def _rfm(conn: Connection, run: Run, sql: Sql) -> None:
+    base, params = windows(run)
+    scores = (
+        ("r", "last_purchase_at", {"days_since_last": sql.days_since("last_purchase_at")}),
+        ("f", "wp", {"purchases_in_window": "wp"}),
+        ("m", "ws", {"spent_in_window": sql.money("ws")}),
+    )
+    for letter, column, shown in scores:
+        ranked = (
+            f"SELECT b.*, RANK() OVER (ORDER BY {column}) AS rnk, COUNT(*) OVER () AS active"  # noqa: S608
+            f" FROM ({base}) b WHERE b.wp > 0"
+        )
+        inputs = sql.obj(**shown, rank="rnk", active_customers="active", window_days=":window_days")
+        execute(
+            conn,
+            run,
+            "rfm",
+            f"{INSERT} SELECT customer_id, 'rfm.{letter}', CAST(1 + (5 * (rnk - 1)) / active AS text), {inputs},"  # noqa: S608
+            f" :version, :now FROM ({ranked}) r",
+            window_days=run.config.tags_rfm_window_days,
+            **params,
+        )
+
+
+def _value_tier(conn: Connection, run: Run, sql: Sql) -> None:
+    c = run.config
+    base, params = windows(run)
+    tier = (
+        "CASE WHEN last_purchase_at > :loyal_at AND wp >= :loyal_n AND ws >= :loyal_spent THEN 'loyal'"
+        " WHEN last_purchase_at > :potential_at AND wp >= :potential_low AND wp <= :potential_high THEN 'potential'"
+        " WHEN last_purchase_at < :dormant_at AND wp <= :dormant_n AND ws < :dormant_spent THEN 'dormant'"
+        " ELSE 'other' END"
+    )
+    inputs = sql.obj(
+        days_since_last=sql.days_since("last_purchase_at"),
+        purchases_in_window="wp",
+        spent_in_window=sql.money("ws"),
+        window_days=":window_days",
+    )
+    execute(
+        conn,
+        run,
+        "value_tier",
+        f"{INSERT} SELECT customer_id, 'value_tier', {tier}, {inputs}, :version, :now FROM ({base}) b",  # noqa: S608
+        window_days=c.tags_rfm_window_days,
+        loyal_at=run.ago(c.tags_loyal_max_days),
+        loyal_n=c.tags_loyal_min_purchases,
+        loyal_spent=round(c.tags_loyal_min_spent * 100),
+        potential_at=run.ago(c.tags_potential_max_days),
+        potential_low=c.tags_potential_min_purchases,
+        potential_high=c.tags_potential_max_purchases,
+        dormant_at=run.ago(c.tags_dormant_min_days),
+        dormant_n=c.tags_dormant_max_purchases,
+        dormant_spent=round(c.tags_dormant_max_spent * 100),
+        **params,
+    )
+
+
+def _frequency(conn: Connection, run: Run, sql: Sql) -> None:
+    base, params = windows(run)
+    inputs = sql.obj(purchases_in_window="fp", window_days=":window_days")
+    execute(
+        conn,
+        run,
+        "frequency",
+        f"{INSERT} SELECT customer_id, 'frequency', CASE WHEN fp >= :least THEN 'high' ELSE 'normal' END,"  # noqa: S608
+        f" {inputs}, :version, :now FROM ({base}) b",
+        window_days=run.config.tags_frequency_window_days,
+        least=run.config.tags_frequency_min_purchases,
+        **params,
+    )
+
+
+def _channel(conn: Connection, run: Run, sql: Sql) -> None:
+    value = (
+        "CASE WHEN store_purchases >= :share * purchases THEN 'store_heavy'"
+        " WHEN purchases - store_purchases >= :share * purchases THEN 'online_heavy' ELSE 'omnichannel' END"
+    )
+    inputs = sql.obj(
+        store="store_purchases", online="online_purchases", app="app_purchases", mini_program="mini_program_purchases"
+    )
+    execute(
+        conn,
+        run,
+        "channel",
+        f"{INSERT} SELECT customer_id, 'channel', {value}, {inputs}, :version, :now"  # noqa: S608
+        " FROM customer_stats WHERE purchases > 0",
+        share=run.config.tags_channel_heavy_share,
+    )
+
+
+def _top_categories(conn: Connection, run: Run, sql: Sql) -> None:
+    ranked = (
+        "SELECT k.customer_id, k.category, k.purchases AS cp, s.purchases AS total, ROW_NUMBER() OVER"
+        " (PARTITION BY k.customer_id ORDER BY k.purchases DESC, k.last_purchase_at DESC, k.category) AS rn"
+        " FROM customer_categories k JOIN customer_stats s ON s.customer_id = k.customer_id"
+        " WHERE s.purchases > 0 AND k.purchases >= :share * s.purchases"
+    )
+    inputs = sql.obj(purchases="cp", share=sql.share("cp", "total"), customer_purchases="total")
+    execute(
+        conn,
+        run,
+        "top_category",
+        f"{INSERT} SELECT customer_id, 'top_category.' || CAST(rn AS text), category, {inputs}, :version, :now"  # noqa: S608
+        f" FROM ({ranked}) r WHERE rn <= :top",
+        share=run.config.tags_top_category_min_share,
+        top=run.config.tags_top_categories,
+    )
+
+
+def _preferred_store(conn: Connection, run: Run, sql: Sql) -> None:
+    ranked = (
+        "SELECT t.customer_id, t.store_id, t.purchases AS sp, s.purchases AS total,"
+        " ROW_NUMBER() OVER (PARTITION BY t.customer_id ORDER BY t.purchases DESC, t.last_purchase_at DESC,"
+        " t.store_id) AS rn, COUNT(*) OVER (PARTITION BY t.customer_id) AS stores"
+        " FROM customer_stores t JOIN customer_stats s ON s.customer_id = t.customer_id"
+        " WHERE s.purchases > 0 AND t.purchases > 0"
+    )
+    inputs = sql.obj(purchases="sp", share=sql.share("sp", "total"), stores="stores")
+    execute(
+        conn,
+        run,
+        "preferred_store",
+        f"{INSERT} SELECT customer_id, 'preferred_store', store_id, {inputs}, :version, :now"  # noqa: S608
+        f" FROM ({ranked}) r WHERE rn = 1 AND sp >= :share * total",
+        share=run.config.tags_preferred_store_min_share,
+    )
+
+
+def _time_of_day(conn: Connection, run: Run, sql: Sql) -> None:
+    parts = ("morning", "afternoon", "evening", "night")
+    value = (
+        "CASE " + " ".join(f"WHEN {p}_purchases >= :share * purchases THEN '{p}'" for p in parts) + " ELSE 'mixed' END"
+    )
+    inputs = sql.obj(**{p: f"{p}_purchases" for p in parts})
+    execute(
+        conn,
+        run,
+        "time_of_day",
+        f"{INSERT} SELECT customer_id, 'time_of_day', {value}, {inputs}, :version, :now"  # noqa: S608
+        " FROM customer_stats WHERE purchases > 0",
+        share=run.config.tags_daypart_min_share,
+    )
+
+
+def _weekend(conn: Connection, run: Run, sql: Sql) -> None:
+    weekend = "(sat_purchases + sun_purchases)"
+    value = f"CASE WHEN purchases >= :least AND {weekend} >= :share * purchases THEN 'yes' ELSE 'no' END"
+    inputs = sql.obj(weekend_purchases=weekend, purchases="purchases")
+    execute(
+        conn,
+        run,
+        "weekend_shopper",
+        f"{INSERT} SELECT customer_id, 'weekend_shopper', {value}, {inputs}, :version, :now"  # noqa: S608
+        " FROM customer_stats WHERE purchases > 0",
+        share=run.config.tags_weekend_min_share,
+        least=run.config.tags_weekend_min_purchases,
+    )
+
+
+def _lifecycle(conn: Connection, run: Run, sql: Sql) -> None:
+    c = run.config
+    value = (
+        "CASE WHEN first_purchase_at >= :new_at THEN 'new' WHEN last_purchase_at >= :active_at THEN 'active'"
+        " WHEN last_purchase_at >= :risk_at THEN 'at_risk' WHEN last_purchase_at >= :dormant_at THEN 'dormant'"
+        " ELSE 'churned' END"
+    )
+    inputs = sql.obj(
+        days_since_first=sql.days_since("first_purchase_at"), days_since_last=sql.days_since("last_purchase_at")
+    )
+    execute(
+        conn,
+        run,
+        "lifecycle",
+        f"{INSERT} SELECT customer_id, 'lifecycle', {value}, {inputs}, :version, :now"  # noqa: S608
+        " FROM customer_stats WHERE purchases > 0",
+        new_at=run.ago(c.tags_lifecycle_new_days),
+        active_at=run.ago(c.tags_lifecycle_active_days),
+        risk_at=run.ago(c.tags_lifecycle_at_risk_days),
+        dormant_at=run.ago(c.tags_lifecycle_dormant_days),
+    )
+
+
+def _repurchase(conn: Connection, run: Run, sql: Sql) -> None:
+    interval = f"round({sql.days_between('first_purchase_at', 'last_purchase_at')} / (purchases - 1), 1)"
+    cycles = (
+        f"SELECT customer_id, category, purchases, first_purchase_at, last_purchase_at, {interval} AS iv"  # noqa: S608
+        " FROM customer_categories WHERE purchases >= :least"
+    )
+    due = sql.local_date_plus("last_purchase_at", "CAST(round(iv) AS integer)")
+    inputs = sql.obj(
+        purchases="purchases",
+        interval_days="iv",
+        first_purchase_at="first_purchase_at",
+        last_purchase_at="last_purchase_at",
+    )
+    execute(
+        conn,
+        run,
+        "repurchase",
+        f"{INSERT} SELECT customer_id, 'repurchase.' || category, {due}, {inputs}, :version, :now"  # noqa: S608
+        f" FROM ({cycles}) c",
+        least=run.config.tags_repurchase_min_purchases,
+    )
+
+
+def _value_spend(conn: Connection, run: Run, sql: Sql) -> None:
+    inputs = sql.obj(purchases="purchases", spent=sql.money("spent"))
+    execute(
+        conn,
+        run,
+        "value_spend",
+        f"{INSERT} SELECT customer_id, 'value.spend', {sql.money_text('spent')}, {inputs}, :version, :now"  # noqa: S608
+        " FROM customer_stats WHERE purchases > 0",
+    )
+
+
+def _high_care(conn: Connection, run: Run, sql: Sql) -> None:
+    complaints = (
+        "SELECT ec.customer_id, COUNT(*) AS complaints, MAX(e.observed_at) AS last_at FROM events e"
+        " JOIN event_customers ec ON ec.event_pk = e.id"
+        " WHERE e.kind = 'service.complaint' AND e.observed_at >= :since GROUP BY ec.customer_id"
+    )
+    inputs = sql.obj(complaints="complaints", last_complaint_at="last_at", days=":days")
+    execute(
+        conn,
+        run,
+        "high_care",
+        f"{INSERT} SELECT customer_id, 'service.high_care', 'yes', {inputs}, :version, :now FROM ({complaints}) c",  # noqa: S608
+        since=run.ago(run.config.tags_high_care_days),
+        days=run.config.tags_high_care_days,
+    )
+
+
+_WRITERS = (
+    ("rfm", _rfm),
+    ("value_tier", _value_tier),
+    ("frequency", _frequency),
+    ("channel", _channel),
+    ("top_category", _top_categories),
+    ("preferred_store", _preferred_store),
+    ("time_of_day", _time_of_day),
+    ("weekend_shopper", _weekend),
+    ("lifecycle", _lifecycle),
+    ("repurchase", _repurchase),
+    ("value_spend", _value_spend),
+    ("high_care", _high_care),
+)

@@ -1,0 +1,247 @@
+"""Every built-in tag against hand-computed values, including across a merge and a split.
+
+As of 2026-11-30 12:00 UTC (20:00 in the chain's UTC+8), with the default settings:
+
+- Alice: six store receipts of 62.50 with formula, 08:00 on 2, 7, 12, 17, 22 and 27 November
+  (7th a Saturday, 22nd a Sunday). Loyal (3 days, 6 purchases, 375.00), high frequency, new
+  (first 28 days ago), store-heavy, morning, not a weekend shopper, formula every 5 days: due 2 December.
+- Bob: one app order of 50.00 on 1 June at 20:00, and a complaint yesterday. Dormant tier (182 days,
+  1 purchase, under 100), lifecycle dormant, online-heavy, evening, high care.
+- Carol: mini-program 120.00 on Sunday 15 November and store 30.00 on Saturday 21 November at 14:00.
+  Potential (9 days, 2 purchases), new (first 15 days ago), omnichannel, afternoon, weekend share
+  1.0 but only 2 purchases.
+- Dave: three store receipts of 40.00 at S002 on Saturdays 5, 12 and 19 September at 22:00. At risk
+  (72 days), tier other, evening, weekend shopper.
+- Eve: one receipt of 20.00 on 10 January 2025: churned, dormant tier, not active (no RFM scores).
+
+RFM over the four active customers (score 1 + 5 (rank - 1) / 4): R by last purchase Bob 1, Dave 2,
+Carol 3, Alice 4; F by purchases Bob 1, Carol 2, Dave 3, Alice 4; M by spend Bob (50) 1,
+Dave (120) 2, Carol (150) 3, Alice (375) 4.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from sqlalchemy import select, text
+from sqlalchemy.orm import Session
+
+from central.config import load_config
+from central.customers import catalog, tagging
+from central.customers.clv import Histories, fit_purchases, fit_spend, lifetime_value
+from central.identity.models import LedgerEntry
+from central.identity.split import split
+from tests.central.customer_support import NOW, PRODUCTS, card, engine_at, phone, sale, store
+from tests.central.sources_support import default_registry
+
+ALICE, BOB, CAROL, DAVE, EVE, FRANK = (phone(n) for n in range(1, 7))
+CONFIG = load_config(None, environ={})
+
+
+def _history() -> list[dict[str, Any]]:
+    events = [
+        sale(f"a{d}", f"2026-11-{d:02d}T08:00:00+08:00", "62.50", phone=ALICE, skus=["F900", "W1"])
+        for d in (2, 7, 12, 17, 22, 27)
+    ]
+    events.append(
+        sale("b1", "2026-06-01T20:00:00+08:00", "50.00", phone=BOB, kind="order.online", channel="app", store="WEB")
+    )
+    events.append(
+        {
+            "event_id": "b-complaint",
+            "kind": "service.complaint",
+            "observed_at": "2026-11-29T10:00:00+08:00",
+            "identifiers": {"phone": BOB},
+            "payload": {"ticket_no": "T-1", "category": "quality"},
+        }
+    )
+    events.append(
+        sale("c1", "2026-11-15T14:00:00+08:00", "120.00", phone=CAROL, kind="order.online", channel="mini_program")
+    )
+    events.append(sale("c2", "2026-11-21T14:00:00+08:00", "30.00", phone=CAROL, skus=["D52"]))
+    events += [sale(f"d{d}", f"2026-09-{d:02d}T22:00:00+08:00", "40.00", phone=DAVE, store="S002") for d in (5, 12, 19)]
+    events.append(sale("e1", "2025-01-10T10:00:00+08:00", "20.00", phone=EVE))
+    return events
+
+
+def _tags(engine) -> dict[str, dict[str, str]]:
+    """phone -> {tag: value} for live customers, found through their phone."""
+    with engine.connect() as conn:
+        rows = conn.execute(
+            text(
+                "SELECT i.value, t.tag, t.value FROM customer_tags t"
+                " JOIN identifiers i ON i.customer_id = t.customer_id WHERE i.kind = 'phone'"
+            )
+        )
+        out: dict[str, dict[str, str]] = {}
+        for number, tag, value in rows:
+            out.setdefault(number.removeprefix("+86"), {})[tag] = value
+    return out
+
+
+def _recompute(engine) -> tagging.Recomputed:
+    with engine.begin() as conn:
+        return tagging.recompute(conn, CONFIG, NOW)
+
+
+def test_every_builtin_tag_matches_the_hand_computed_value(backend):
+    with engine_at(backend.url) as engine:
+        with engine.begin() as conn:
+            catalog.load(conn, PRODUCTS, NOW)
+        store(engine, _history())
+        done = _recompute(engine)
+        assert done.clv_problem is None
+        tags = _tags(engine)
+        clv = {k: float(v.pop("value.clv")) for k, v in tags.items()}
+        assert tags[ALICE] == {
+            "rfm.r": "4",
+            "rfm.f": "4",
+            "rfm.m": "4",
+            "value_tier": "loyal",
+            "frequency": "high",
+            "channel": "store_heavy",
+            "top_category.1": "Baby > Care",
+            "top_category.2": "Baby > Formula",
+            "preferred_store": "S001",
+            "time_of_day": "morning",
+            "weekend_shopper": "no",
+            "lifecycle": "new",
+            "repurchase.Baby > Care": "2026-12-02",
+            "repurchase.Baby > Formula": "2026-12-02",
+            "value.spend": "375.00",
+        }
+        assert tags[BOB] == {
+            "rfm.r": "1",
+            "rfm.f": "1",
+            "rfm.m": "1",
+            "value_tier": "dormant",
+            "frequency": "normal",
+            "channel": "online_heavy",
+            "preferred_store": "WEB",
+            "time_of_day": "evening",
+            "weekend_shopper": "no",
+            "lifecycle": "dormant",
+            "value.spend": "50.00",
+            "service.high_care": "yes",
+        }
+        assert tags[CAROL] == {
+            "rfm.r": "3",
+            "rfm.f": "2",
+            "rfm.m": "3",
+            "value_tier": "potential",
+            "frequency": "normal",
+            "channel": "omnichannel",
+            "top_category.1": "Baby > Diapers",
+            "preferred_store": "S001",
+            "time_of_day": "afternoon",
+            "weekend_shopper": "no",
+            "lifecycle": "new",
+            "value.spend": "150.00",
+        }
+        assert tags[DAVE] == {
+            "rfm.r": "2",
+            "rfm.f": "3",
+            "rfm.m": "2",
+            "value_tier": "other",
+            "frequency": "normal",
+            "channel": "store_heavy",
+            "preferred_store": "S002",
+            "time_of_day": "evening",
+            "weekend_shopper": "yes",
+            "lifecycle": "at_risk",
+            "value.spend": "120.00",
+        }
+        assert tags[EVE] == {
+            "value_tier": "dormant",
+            "frequency": "normal",
+            "channel": "store_heavy",
+            "preferred_store": "S001",
+            "time_of_day": "morning",
+            "weekend_shopper": "no",
+            "lifecycle": "churned",
+            "value.spend": "20.00",
+        }
+        # The predicted value is the existing model's, fitted on these histories (in days, as of today):
+        # repeat purchase days, first to last purchase day, first purchase day to 30 November.
+        histories = Histories.of([5, 0, 1, 2, 0], [25, 0, 6, 14, 0], [28, 182, 15, 86, 689], [62.5, 0, 30.0, 40.0, 0])
+        expected = lifetime_value(
+            fit_purchases(histories).params,
+            fit_spend(histories).params,
+            histories,
+            periods=12,
+            period_length=365.25 / 12,
+            discount_rate=0.01,
+        )
+        got = [clv[p] for p in (ALICE, BOB, CAROL, DAVE, EVE)]
+        assert got == [round(float(v), 2) for v in expected]
+
+
+def test_each_tag_keeps_its_inputs_and_version(backend):
+    with engine_at(backend.url) as engine:
+        store(engine, _history())
+        _recompute(engine)
+        with engine.connect() as conn:
+            rows = conn.execute(
+                text(
+                    "SELECT t.tag, t.inputs, t.version FROM customer_tags t JOIN identifiers i"
+                    " ON i.customer_id = t.customer_id WHERE i.value = :p ORDER BY t.tag"
+                ),
+                {"p": "+86" + ALICE},
+            ).all()
+        why = {tag: (inputs if isinstance(inputs, dict) else json.loads(inputs)) for tag, inputs, _ in rows}
+        assert why["value_tier"] == {
+            "days_since_last": 3,
+            "purchases_in_window": 6,
+            "spent_in_window": 375.0,
+            "window_days": 365,
+        }
+        assert why["frequency"] == {"purchases_in_window": 6, "window_days": 30}
+        assert why["rfm.r"]["rank"] == 4 and why["rfm.r"]["active_customers"] == 4
+        versions = {tag: version for tag, _, version in rows}
+        assert versions["value_tier"].startswith("1:")
+    # A changed threshold is a new version of the definition, and changes the value.
+    stricter = load_config(None, environ={}, overrides={"tags.loyal_min_purchases": 7})
+    with engine_at(backend.url) as engine:
+        with engine.begin() as conn:
+            tagging.recompute(conn, stricter, NOW)
+        with engine.connect() as conn:
+            value, version = conn.execute(
+                text(
+                    "SELECT t.value, t.version FROM customer_tags t JOIN identifiers i ON i.customer_id = t.customer_id"
+                    " WHERE i.value = :p AND t.tag = 'value_tier'"
+                ),
+                {"p": "+86" + ALICE},
+            ).one()
+    assert value == "other"
+    assert version != versions["value_tier"]
+
+
+def test_tags_follow_a_merge_and_a_split(backend):
+    with engine_at(backend.url) as engine:
+        # Frank buys twice by phone and three times by card, then one receipt names both: one customer.
+        store(engine, [sale(f"fp{d}", f"2026-11-{d:02d}T12:00:00+08:00", "30.00", phone=FRANK) for d in (10, 20)])
+        store(engine, [sale(f"fc{d}", f"2026-11-{d:02d}T12:00:00+08:00", "50.00", card=card(6)) for d in (12, 14, 16)])
+        store(engine, [sale("f-both", "2026-11-25T12:00:00+08:00", "100.00", phone=FRANK, card=card(6))])
+        _recompute(engine)
+        merged = _tags(engine)[FRANK]
+        assert merged["value.spend"] == "310.00"
+        assert merged["value_tier"] == "loyal"  # 6 purchases, 310.00, 5 days ago
+        assert merged["frequency"] == "high"
+        with Session(engine) as db:
+            survivor = db.scalar(text("SELECT customer_id FROM identifiers WHERE value = :p"), {"p": "+86" + FRANK})
+            merge = db.scalar(select(LedgerEntry.id).where(LedgerEntry.action == "merge"))
+            split(db, survivor, merge, now=NOW, operator="test", registry=default_registry())
+            db.commit()
+        done = _recompute(engine)
+        assert done.marked >= 2
+        with engine.connect() as conn:
+            by_customer = dict(
+                conn.execute(text("SELECT customer_id, value FROM customer_tags WHERE tag = 'value.spend'")).all()
+            )
+            tiers = dict(
+                conn.execute(text("SELECT customer_id, value FROM customer_tags WHERE tag = 'value_tier'")).all()
+            )
+        # The phone's two receipts on one side; the card's three and the receipt naming both on the other.
+        assert sorted(by_customer.values()) == ["250.00", "60.00"]
+        assert sorted(tiers.values()) == ["other", "potential"]

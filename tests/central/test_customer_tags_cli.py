@@ -1,0 +1,86 @@
+"""Through the agents' batches: statistics on arrival, load-catalog, recompute-tags, export-tags and the API."""
+
+from __future__ import annotations
+
+import csv
+from datetime import timedelta
+
+import pytest
+
+from central.cli import main
+from tests.central.cli_runner import write_config
+from tests.central.support import START
+
+
+def read(path):
+    with path.open(encoding="utf-8", newline="") as stream:
+        return list(csv.reader(stream))
+
+
+@pytest.fixture
+def config_path(app):
+    config = app.config["CENTRAL"]
+    return str(
+        write_config(config.server_data_dir.parent / "central.toml", config.server_data_dir, config.database_url)
+    )
+
+
+def _sale(agent, number, day, sku):
+    payload = {
+        "receipt_no": f"R{number}",
+        "total": "25.50",
+        "member": {"phone": "13957204816"},
+        "items": [{"sku": sku, "name": "item", "qty": 1}],
+    }
+    return agent.event("pos.receipt", payload, observed_at=START - timedelta(days=day))
+
+
+def test_statistics_tags_and_export(app, client, agent, user_client, config_path, tmp_path, capsys):
+    first = _sale(agent, 1, 10, "F900")
+    agent.send(client, [first, _sale(agent, 2, 5, "F900"), _sale(agent, 3, 1, "NOPE")])
+    agent.send(client, [first])  # a duplicate delivery adds nothing
+    listed = user_client.get("/api/v1/customers").get_json()["customers"]
+    customer = listed[0]["id"]
+    body = user_client.get(f"/api/v1/customers/{customer}/tags").get_json()
+    stats = body["statistics"]
+    assert (stats["purchases"], stats["spent"]) == (3, "76.50")
+    assert stats["windows"]["30d"] == {"purchases": 3, "spent": "76.50"}
+    assert stats["channels"]["store"] == {"purchases": 3, "spent": "76.50"}
+    assert stats["categories"] == [] and body["tags"] == []
+
+    catalogue = tmp_path / "catalogue.csv"
+    catalogue.write_text(
+        "sku,gtin,name,category,brand\nF900,6901234567892,Formula,Baby/Formula,Feihe\nBAD,12,Broken,Baby,\n",
+        encoding="utf-8",
+    )
+    assert main(["load-catalog", str(catalogue), "--config", config_path]) == 0
+    out = capsys.readouterr().out
+    assert "2 rows, 1 products loaded, 1 refused" in out
+    assert "line 3: gtin must be 8 to 14 digits" in out
+    assert "unknown SKUs in sales: 1 (1 sale lines); 1 became known with this load" in out
+
+    assert main(["recompute-tags", "--statistics", "--config", config_path]) == 0
+    assert "recomputed all customers' statistics" in capsys.readouterr().out
+    body = user_client.get(f"/api/v1/customers/{customer}/tags").get_json()
+    assert body["statistics"]["categories"][0]["category"] == "Baby > Formula"
+    tags = {t["tag"]: t for t in body["tags"]}
+    assert tags["value.spend"]["value"] == "76.50"
+    assert tags["value.spend"]["why"] == {"purchases": 3, "spent": 76.5}
+    assert tags["top_category.1"]["value"] == "Baby > Formula"
+    assert tags["value_tier"]["version"].startswith("1:")
+
+    out_dir = tmp_path / "export"
+    assert main(["export-tags", "--out", str(out_dir), "--config", config_path]) == 0
+    tag_rows = read(out_dir / "tags.csv")
+    assert tag_rows[0] == ["customer_id", "tag", "value", "definition_version", "computed_at"]
+    assert [str(customer), "value.spend", "76.50"] == tag_rows[[r[1] for r in tag_rows].index("value.spend")][:3]
+    assert len(tag_rows) - 1 == len(body["tags"])
+    stat_rows = read(out_dir / "statistics.csv")
+    header, row = stat_rows[0], stat_rows[1]
+    assert len(stat_rows) == 2
+    assert dict(zip(header, row, strict=True))["spent"] == "76.50"
+    assert dict(zip(header, row, strict=True))["store_purchases"] == "3"
+
+
+def test_tags_of_a_merged_or_unknown_customer(user_client):
+    assert user_client.get("/api/v1/customers/999/tags").get_json()["error"]["code"] == "not_found"
