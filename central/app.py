@@ -11,6 +11,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.wrappers.response import Response as BaseResponse
 
 from central import db, errors
+from central.campaigns import coupons_api
 from central.clock import system_clock
 from central.config import CentralConfig, default_config_path, load_config
 from central.customers import api as customers_api
@@ -63,6 +64,7 @@ def create_app(config: CentralConfig | None = None, *, test_config: dict[str, An
     app.register_blueprint(customers_api.bp)
     app.register_blueprint(identity_api.bp)
     app.register_blueprint(sources_api.bp)
+    app.register_blueprint(coupons_api.bp)
     app.register_blueprint(console.bp)
 
     @app.get("/healthz")

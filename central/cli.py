@@ -312,6 +312,7 @@ def _admin_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _commands() -> list[Command]:
     """The platform's commands, then each domain's (its ``cli.COMMANDS``), in that order."""
+    from central.campaigns import coupons_cli
     from central.fleet import cli as fleet_cli
     from central.identity import cli as identity_cli
     from central.sources import cli as sources_cli
@@ -322,7 +323,7 @@ def _commands() -> list[Command]:
         Command("check-config", cmd_check_config, "validate the configuration and print the effective settings"),
         Command("create-admin", cmd_create_admin, "create an admin console user", _admin_arguments),
     ]
-    return [*platform, *fleet_cli.COMMANDS, *identity_cli.COMMANDS, *sources_cli.COMMANDS]
+    return [*platform, *fleet_cli.COMMANDS, *identity_cli.COMMANDS, *sources_cli.COMMANDS, *coupons_cli.COMMANDS]
 
 
 def _db_problem(exc: SQLAlchemyError) -> str:

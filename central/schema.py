@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from central import models
+from central.campaigns import coupon_models as coupons
 from central.customers import models as customers
 from central.fleet import models as fleet
 from central.identity import models as identity
@@ -12,4 +13,4 @@ from central.sources import models as sources
 Base = models.Base
 metadata = Base.metadata
 
-__all__ = ["Base", "customers", "fleet", "identity", "ingest", "metadata", "models", "sources"]
+__all__ = ["Base", "coupons", "customers", "fleet", "identity", "ingest", "metadata", "models", "sources"]

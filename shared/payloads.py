@@ -310,7 +310,16 @@ SCHEMAS: Mapping[str, Obj] = {
     "pos.receipt": Obj(receipt_no=Text(64, min_len=1), **_SALE, required=("receipt_no", "total")),
     "pos.sale": Obj(sale_no=Text(64), receipt_no=Text(64), **_SALE, required=("total",)),
     "scan.member": Obj(**_SCAN, required=("code",)),
-    "scan.coupon": Obj(**_SCAN, coupon_id=Text(64), required=("code",)),
+    # A coupon scan: coupon_id is the code's serial; result is "accepted" or a refusal (shared.coupon_code).
+    "scan.coupon": Obj(
+        **_SCAN,
+        coupon_id=Text(64),
+        campaign=Integer(),
+        value=Money(),
+        result=Text(32),
+        detail=Text(256),
+        required=("code",),
+    ),
     "scan.product": Obj(**_SCAN, sku=Text(64), qty=Scalar(), required=("code",)),
     "presence.visit": Obj(
         visitor=Text(64, min_len=1),

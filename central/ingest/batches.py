@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 
 from central import bulk
 from central.auth import AuthenticatedDevice
+from central.campaigns import coupon_redemptions, coupons
 from central.customers import purchases
 from central.customers.models import Receipt
 from central.errors import ConcurrentChange
@@ -164,6 +165,18 @@ def _store_once(db: Session, device: AuthenticatedDevice, batch: wire.DecodedBat
     receipts = [r for r in fresh if r.event.kind == "pos.receipt"]
     if receipts:
         _store_receipts(db, device, receipts, pks, batch.batch_id, now)
+    redemptions = [r for r in fresh if coupon_redemptions.is_redemption(r.event.kind, r.event.payload)]
+    if redemptions:
+        coupon_redemptions.apply(
+            db,
+            device.device_id,
+            [
+                coupon_redemptions.Redemption(pks[r.event.event_id], r.event.store_id, r.observed_at, r.event.payload)
+                for r in redemptions
+            ],
+            now=now,
+            key=coupons.public_key(current_app.config["SECRET_KEY"]),
+        )
     others = [r for r in fresh if r.event.kind != "pos.receipt" and r.event.identifiers]
     if others:
         # Any other event may name who it is about (a member scan, a signup at the till).

@@ -1,0 +1,1 @@
+"""Campaigns: coupons (and, beside them, triggers and webhooks)."""

@@ -1,0 +1,1 @@
+"""The till: what a register's scanners read, verified offline (member codes, coupons)."""
