@@ -17,6 +17,7 @@ from bench import (
     memory,
     outbox,
     presence,
+    promotion,
     sync_drain,
 )
 
@@ -34,6 +35,7 @@ BENCHMARKS: dict[str, Callable[[argparse.Namespace], None]] = {
     "score": lambda a: identity_score.main(customers=a.customers),
     "auth": lambda a: auth_timing.main(tries=a.events or 2000),
     "escpos": lambda a: escpos.main(runs=a.runs, receipts=a.events or 2000),
+    "promotion": lambda a: promotion.main(members=a.members, backend=a.backend),
 }
 
 
@@ -45,6 +47,7 @@ def main() -> None:
     parser.add_argument("--backend", choices=["sqlite", "postgresql", "both"], default="both")
     parser.add_argument("--rows", type=int, default=100_000, help="legacy member rows for the import benchmark")
     parser.add_argument("--customers", type=int, default=20_000, help="people in the chain the scorer generates")
+    parser.add_argument("--members", type=int, default=100_000, help="members for the promotion stress test")
     args = parser.parse_args()
     for name, run in BENCHMARKS.items():
         if args.which in (name, "all"):

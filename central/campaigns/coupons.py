@@ -96,6 +96,7 @@ class Issued:
         return {"serial": self.serial, "code": self.code, "member_id": self.member_id}
 
 
+@functools.lru_cache(maxsize=4)
 def signing_key(secret: bytes) -> bytes:
     """Central's Ed25519 private key for coupon codes, derived from ``secret.key``."""
     return derive_key(secret, "coupon-signing-ed25519")
@@ -187,13 +188,18 @@ def list_campaigns(db: Session) -> list[Campaign]:
     return [_campaign(r, issued.get(r.id, 0)) for r in rows]
 
 
-def get_campaign(db: Session, ref: str) -> Campaign:
-    """A campaign by id or name; NotFound otherwise."""
+def _row(db: Session, ref: str) -> Any:
     query = select(_campaigns)
     query = query.where(_campaigns.c.id == int(ref)) if ref.isdigit() else query.where(_campaigns.c.name == ref)
     row = db.execute(query).first()
     if row is None:
         raise NotFound(f"no coupon campaign {ref!r} (coupons list shows them)")
+    return row
+
+
+def get_campaign(db: Session, ref: str) -> Campaign:
+    """A campaign by id or name, with its count of issued codes; NotFound otherwise."""
+    row = _row(db, ref)
     issued = db.scalar(select(func.count()).select_from(_codes).where(_codes.c.campaign_id == row.id)) or 0
     return _campaign(row, issued)
 
@@ -207,7 +213,7 @@ def issue_for_member(db: Session, ref: str, member_id: str, *, now: datetime, se
     """The member's code for a campaign: claimed once, the same code on every later claim."""
     if not 1 <= len(member_id) <= 64:
         raise CouponError("a member id is 1 to 64 characters")
-    campaign = get_campaign(db, ref)
+    campaign = _row(db, ref)
     if now > campaign.valid_to:
         raise CouponError(f"campaign {campaign.name} ended at {format_time(campaign.valid_to)}")
     inserted = bulk.insert(
@@ -231,7 +237,7 @@ def issue_anonymous(db: Session, ref: str, count: int, *, now: datetime, actor: 
     """``count`` codes for nobody in particular (printed flyers); the caller commits."""
     if not 1 <= count <= MAX_ISSUE:
         raise CouponError(f"--count must be between 1 and {MAX_ISSUE}")
-    campaign = get_campaign(db, ref)
+    campaign = _row(db, ref)
     rows = bulk.insert(
         db.connection(), _codes, ("campaign_id", "issued_at"), [(campaign.id, now)] * count, returning=("serial",)
     )
