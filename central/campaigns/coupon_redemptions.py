@@ -65,13 +65,33 @@ _CONFLICT_COLUMNS = (
 
 
 @dataclass(frozen=True, slots=True)
+class Checked:
+    """A redeemed code after its signature check: the decoded code, or why it is forged."""
+
+    code: coupon_code.CouponCode | None
+    problem: str | None
+
+
+def check_code(payload: dict[str, Any], key: bytes) -> Checked:
+    """Decode and verify a redemption's code (pure CPU: done before the batch's transaction writes)."""
+    try:
+        code = coupon_code.decode(str(payload.get("code", "")))
+    except coupon_code.CouponFormatError as exc:
+        return Checked(None, f"not a coupon code ({exc})")
+    if not code.verifies(key):
+        return Checked(code, "the code is not signed by central's coupon key")
+    return Checked(code, None)
+
+
+@dataclass(frozen=True, slots=True)
 class Redemption:
-    """One freshly stored ``scan.coupon`` event that a till accepted."""
+    """One freshly stored ``scan.coupon`` event that a till accepted, with its code checked."""
 
     event_pk: int
     store_id: str
     observed_at: datetime
     payload: dict[str, Any]
+    checked: Checked
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,18 +119,15 @@ class _Batch:
         )
 
 
-def apply(db: Session, device_id: str, redemptions: list[Redemption], *, now: datetime, key: bytes) -> Outcome:
-    """Apply one batch's redemptions inside its transaction (``key``: central's coupon public key)."""
+def apply(db: Session, device_id: str, redemptions: list[Redemption], *, now: datetime) -> Outcome:
+    """Apply one batch's redemptions (codes checked by :func:`check_code`) inside its transaction."""
     batch = _Batch(device_id, now, [])
     decoded: dict[int, tuple[Redemption, coupon_code.CouponCode]] = {}
     for r in sorted(redemptions, key=lambda r: (r.observed_at, r.event_pk)):
-        try:
-            code = coupon_code.decode(str(r.payload.get("code", "")))
-        except coupon_code.CouponFormatError as exc:
-            batch.flag("forged", r, f"not a coupon code ({exc})", None, None)
-            continue
-        if not code.verifies(key):
-            batch.flag("forged", r, "the code is not signed by central's coupon key", code.campaign, code.serial)
+        code = r.checked.code
+        if r.checked.problem is not None or code is None:
+            ids = (None, None) if code is None else (code.campaign, code.serial)
+            batch.flag("forged", r, r.checked.problem or "not a coupon code", *ids)
         elif code.serial in decoded:
             batch.flag("double_redemption", r, "redeemed twice in one batch", code.campaign, code.serial)
         else:

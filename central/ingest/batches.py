@@ -132,6 +132,14 @@ def store_batch(db: Session, device: AuthenticatedDevice, batch: wire.DecodedBat
 
 def _store_once(db: Session, device: AuthenticatedDevice, batch: wire.DecodedBatch, now: datetime) -> wire.Reply:
     rows, rejected = _sort_events(device, batch)
+    # Coupon signatures are checked before anything is written: SQLite's write lock is not held meanwhile.
+    checked = {
+        r.event.event_id: coupon_redemptions.check_code(
+            r.event.payload, coupons.public_key(current_app.config["SECRET_KEY"])
+        )
+        for r in rows
+        if coupon_redemptions.is_redemption(r.event.kind, r.event.payload)
+    }
     conn = db.connection()
     # ON CONFLICT DO NOTHING against UNIQUE (device_id, event_id): the rows that come back are the
     # accepted events; every other row was already stored, by an earlier copy of this batch or by a
@@ -165,18 +173,15 @@ def _store_once(db: Session, device: AuthenticatedDevice, batch: wire.DecodedBat
     receipts = [r for r in fresh if r.event.kind == "pos.receipt"]
     if receipts:
         _store_receipts(db, device, receipts, pks, batch.batch_id, now)
-    redemptions = [r for r in fresh if coupon_redemptions.is_redemption(r.event.kind, r.event.payload)]
-    if redemptions:
-        coupon_redemptions.apply(
-            db,
-            device.device_id,
-            [
-                coupon_redemptions.Redemption(pks[r.event.event_id], r.event.store_id, r.observed_at, r.event.payload)
-                for r in redemptions
-            ],
-            now=now,
-            key=coupons.public_key(current_app.config["SECRET_KEY"]),
+    redemptions = [
+        coupon_redemptions.Redemption(
+            pks[r.event.event_id], r.event.store_id, r.observed_at, r.event.payload, checked[r.event.event_id]
         )
+        for r in fresh
+        if r.event.event_id in checked
+    ]
+    if redemptions:
+        coupon_redemptions.apply(db, device.device_id, redemptions, now=now)
     others = [r for r in fresh if r.event.kind != "pos.receipt" and r.event.identifiers]
     if others:
         # Any other event may name who it is about (a member scan, a signup at the till).

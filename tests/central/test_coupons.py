@@ -110,6 +110,8 @@ def test_two_registers_redeeming_one_code_offline_make_one_redemption_and_one_co
     assert conflicts[0].payload["code"] == code and "S001" in conflicts[0].detail
     assert stored == 3  # both redemptions and the refusal: nothing lost
     assert redeemed == 1
+    for till in tills:
+        till.redeemer.close()
     listed = user_client.get("/api/v1/coupons/conflicts").get_json()["conflicts"]
     assert [c["kind"] for c in listed] == ["double_redemption"]
     reply = user_client.post(f"/api/v1/coupons/conflicts/{listed[0]['id']}/resolve", json={"resolution": "refunded"})

@@ -76,6 +76,7 @@ def test_each_refusal_has_its_own_reason(tmp_path, central):
     }
     payload = till.redeem(forged).payload(forged, "R2")
     assert payload["result"] == "forged" and payload["register"] == "R2" and payload["detail"]
+    till.close()
 
 
 def test_the_offline_budget_and_used_set_survive_a_restart(tmp_path, central):
@@ -94,6 +95,7 @@ def test_the_offline_budget_and_used_set_survive_a_restart(tmp_path, central):
     }  # fmt: skip
     assert till.redeem(codes[2]).reason == cc.BUDGET_EXHAUSTED
     assert till.store.redeemed(1) == 2
+    till.close()
 
 
 def test_codes_are_compact_and_classified_by_their_prefix(central):
