@@ -43,10 +43,6 @@ def _p99(values: list[float]) -> float:
     return ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
 
 
-def _rate(count: int, seconds: float, latencies: list[float], what: str = "batch") -> str:
-    return f"{count:,} in {seconds:.1f} s = {count / seconds:,.0f}/s, {what} p99 {_p99(latencies) * 1000:.0f} ms"
-
-
 def _login(base: str) -> requests.Session:
     session = requests.Session()
     token = _CSRF.search(session.get(f"{base}/console/login", timeout=30).text)
