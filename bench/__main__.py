@@ -22,6 +22,7 @@ from bench import (
     panel,
     presence,
     presence_agent,
+    promotion,
     signing,
     sync_drain,
 )
@@ -49,6 +50,7 @@ BENCHMARKS: dict[str, Callable[[argparse.Namespace], None]] = {
         events=a.events or 100_000, customers=a.customers, runs=min(a.runs, 3), backend=a.backend
     ),
     "tags": lambda a: customer_tags.recompute(customers=a.customers, backend=a.backend),
+    "promotion": lambda a: promotion.main(members=a.members, backend=a.backend),
 }
 
 
@@ -60,6 +62,7 @@ def main() -> None:
     parser.add_argument("--backend", choices=["sqlite", "postgresql", "both"], default="both")
     parser.add_argument("--rows", type=int, default=100_000, help="legacy member rows for the import benchmark")
     parser.add_argument("--customers", type=int, default=20_000, help="people in the chain the scorer generates")
+    parser.add_argument("--members", type=int, default=100_000, help="members for the promotion stress test")
     args = parser.parse_args()
     for name, run in BENCHMARKS.items():
         if args.which in (name, "all"):

@@ -11,6 +11,7 @@ from werkzeug.wrappers.response import Response as BaseResponse
 
 from central import db, errors, scheduler
 from central.campaigns import api as campaigns_api
+from central.campaigns import coupons_api
 from central.clock import system_clock
 from central.config import CentralConfig, default_config_path, load_config
 from central.customers import api as customers_api
@@ -68,6 +69,7 @@ def create_app(config: CentralConfig | None = None, *, test_config: dict[str, An
     app.register_blueprint(consent_api.bp)
     app.register_blueprint(campaigns_api.bp)
     app.register_blueprint(scheduler.bp)
+    app.register_blueprint(coupons_api.bp)
     console.init_app(app)
 
     @app.get("/healthz")

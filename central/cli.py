@@ -310,6 +310,7 @@ def _commands() -> list[Command]:
     """The platform's commands, then each domain's (its ``cli.COMMANDS``), in that order."""
     from central.accounts import cli as accounts_cli
     from central.campaigns import cli as campaigns_cli
+    from central.campaigns import coupons_cli
     from central.customers import cli as customers_cli
     from central.fleet import cli as fleet_cli
     from central.identity import cli as identity_cli
@@ -331,6 +332,7 @@ def _commands() -> list[Command]:
         *members_cli.COMMANDS,
         *customers_cli.COMMANDS,
         *campaigns_cli.COMMANDS,
+        *coupons_cli.COMMANDS,
     ]
 
 

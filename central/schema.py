@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from central import jobs, models
 from central.accounts import models as accounts
+from central.campaigns import coupon_models as coupons
 from central.campaigns import models as campaigns
 from central.customers import consent_models as consent
 from central.customers import models as customers
@@ -22,6 +23,7 @@ __all__ = [
     "accounts",
     "campaigns",
     "consent",
+    "coupons",
     "customers",
     "fleet",
     "identity",

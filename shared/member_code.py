@@ -26,7 +26,6 @@ from dataclasses import dataclass, replace
 from shared.crypto import sign, verify
 
 MEMBER_PREFIX = "CDPM1:"
-COUPON_PREFIX = "CDPC1:"
 STEP_SECONDS = 30
 SKEW_STEPS = 1
 CERT_CONTEXT = b"cdp-member-cert-v1\n"

@@ -361,7 +361,16 @@ SCHEMAS: Mapping[str, Obj] = {
         detail=Text(256),
         required=("code",),
     ),
-    "scan.coupon": Obj(**_SCAN, coupon_id=Text(64), required=("code",)),
+    # A coupon scan: coupon_id is the code's serial; result is "accepted" or a refusal (shared.coupon_code).
+    "scan.coupon": Obj(
+        **_SCAN,
+        coupon_id=Text(64),
+        campaign=Integer(),
+        value=Money(),
+        result=Text(32),
+        detail=Text(256),
+        required=("code",),
+    ),
     "scan.product": Obj(**_SCAN, sku=Text(64), qty=Scalar(), required=("code",)),
     "presence.visit": Obj(
         medium=Text(16),

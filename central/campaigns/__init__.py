@@ -1,1 +1,1 @@
-"""Campaigns: triggers, their ledger of occasions, and the actions they queue (webhooks, exports)."""
+"""Campaigns: coupons, triggers with their ledger of occasions, and the actions they queue (webhooks, exports)."""

@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 
 from central import bulk
 from central.auth import AuthenticatedDevice
+from central.campaigns import coupon_redemptions, coupons
 from central.customers import consent, purchases, statistics
 from central.customers.models import Receipt
 from central.errors import ConcurrentChange
@@ -142,6 +143,14 @@ def _store_once(db: Session, device: AuthenticatedDevice, batch: wire.DecodedBat
         now=now,
         registry=_registry(),
     )
+    # Coupon signatures are checked before anything is written: SQLite's write lock is not held meanwhile.
+    checked = {
+        r.event.event_id: coupon_redemptions.check_code(
+            r.event.payload, coupons.public_key(current_app.config["SECRET_KEY"])
+        )
+        for r in rows
+        if coupon_redemptions.is_redemption(r.event.kind, r.event.payload)
+    }
     conn = db.connection()
     # ON CONFLICT DO NOTHING against UNIQUE (device_id, event_id): the rows that come back are the
     # accepted events; every other row was already stored, by an earlier copy of this batch or by a
@@ -180,6 +189,15 @@ def _store_once(db: Session, device: AuthenticatedDevice, batch: wire.DecodedBat
         rows_of = [(pks[r.event.event_id], r.event.kind, r.event.store_id, r.event.payload) for r in seen]
         attached = {pks[e]: cid for e, cid in members.items() if e in pks}
         presence.store_presence(conn, device.device_id, rows_of, attached)
+    redemptions = [
+        coupon_redemptions.Redemption(
+            pks[r.event.event_id], r.event.store_id, r.observed_at, r.event.payload, checked[r.event.event_id]
+        )
+        for r in fresh
+        if r.event.event_id in checked
+    ]
+    if redemptions:
+        coupon_redemptions.apply(db, device.device_id, redemptions, now=now)
     others = [r for r in fresh if r.event.kind != "pos.receipt" and (r.event.identifiers or _member_scan(r))]
     customers: list[int | None] = []
     if others:

@@ -26,7 +26,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from edge_agent.parsing.gs1 import Gs1Error, ai_title, gs1_prefix, parse_element_string
-from shared.member_code import COUPON_PREFIX, MEMBER_PREFIX
+from shared.coupon_code import COUPON_PREFIX
+from shared.member_code import MEMBER_PREFIX
 
 KINDS = ("product", "member", "coupon", "payment", "unknown")
 GTIN_FORMATS = {8: "GTIN-8", 12: "GTIN-12", 13: "GTIN-13", 14: "GTIN-14"}

@@ -1,1 +1,1 @@
-"""The till: scans at the counter, member codes verified offline."""
+"""The till: what a register's scanners read, verified offline (member codes, coupons)."""

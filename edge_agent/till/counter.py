@@ -18,6 +18,7 @@ from edge_agent.downlink import DownlinkStore
 from edge_agent.records import Record
 from edge_agent.sources.scanner_evdev import EvdevScanner
 from edge_agent.sources.scanner_serial import SerialScanner
+from edge_agent.till.coupons import CouponRedeemer
 from edge_agent.till.member_codes import MemberCodeVerifier
 from edge_agent.till.scans import ScanHandler, ScanOutcome
 
@@ -40,7 +41,8 @@ class Till:
         self.on_scan = on_scan
         self._lock = threading.Lock()  # two scanners on one till share the verifier's SQLite connection
         self.verifier = MemberCodeVerifier(config.agent_data_dir, store_id, clock=clock)
-        self.handler = ScanHandler(self.verifier, config.till_register, clock=clock)
+        self.redeemer = CouponRedeemer(config.agent_data_dir, store_id, clock=clock)
+        self.handler = ScanHandler(self.verifier, config.till_register, clock=clock, redeemer=self.redeemer)
         self.scanners: dict[str, SerialScanner | EvdevScanner] = {}
         if config.scanner_port:
             self.scanners["scanner"] = SerialScanner(
@@ -56,8 +58,11 @@ class Till:
             )
 
     def refresh(self, downlink: DownlinkStore) -> None:
-        """Take the member-code documents now in force."""
-        self.verifier.update({name: downlink.document(name) for name in downlink.names()})
+        """Take the member-code and coupon documents now in force."""
+        documents = {name: downlink.document(name) for name in downlink.names()}
+        with self._lock:
+            self.verifier.update(documents)
+            self.redeemer.update(documents)
 
     def scan(self, payload: str, source: str) -> ScanOutcome:
         """Handle one payload from a scanner: classify, verify, and hand the event to the writer."""
@@ -67,6 +72,8 @@ class Till:
             self.emit(outcome.capture)
         if outcome.verdict is not None and not outcome.verdict.accepted:
             log.info("member code refused at %s: %s", source, outcome.verdict.reason)
+        if outcome.coupon is not None and not outcome.coupon.accepted:
+            log.info("coupon refused at %s: %s", source, outcome.coupon.reason)
         if self.on_scan is not None:
             self.on_scan(outcome)
         return outcome
@@ -79,6 +86,7 @@ class Till:
         for scanner in self.scanners.values():
             scanner.stop()
         self.verifier.close()
+        self.redeemer.close()
 
     def health(self) -> dict[str, Any]:
         """Each scanner's state and the scan counts by class and member-code verdict."""

@@ -1,6 +1,7 @@
 """From a scanner payload to the event the agent keeps: classify, verify member codes, drop payment codes.
 
-``scan.product`` and ``scan.coupon`` keep the code; ``scan.member`` keeps the member id, the time
+``scan.product`` keeps the code; ``scan.coupon`` keeps the code and what the offline redemption made
+of it (accepted, or a refusal such as ``used-here``); ``scan.member`` keeps the member id, the time
 step, the certified key's fingerprint, the verdict and the code's digest, never the code itself
 (a code copied off a store PC must not be showable elsewhere). A refused member code is kept too,
 with its reason, so HQ sees forgery attempts. Payment codes and unknown payloads make no event:
@@ -16,6 +17,7 @@ from dataclasses import dataclass
 
 from edge_agent.parsing.scan import Scan, classify
 from edge_agent.records import Capture
+from edge_agent.till.coupons import CouponRedeemer, CouponVerdict
 from edge_agent.till.member_codes import MemberCodeVerifier
 from shared.member_code import Verdict
 from shared.wire import timestamp
@@ -30,6 +32,7 @@ class ScanOutcome:
     scan: Scan
     verdict: Verdict | None
     capture: Capture | None
+    coupon: CouponVerdict | None = None
 
 
 class ScanHandler:
@@ -41,8 +44,10 @@ class ScanHandler:
         register: str,
         *,
         clock: Callable[[], float] = time.time,
+        redeemer: CouponRedeemer | None = None,
     ) -> None:
         self.verifier = verifier
+        self.redeemer = redeemer
         self.register = register
         self.clock = clock
         self.counts: Counter[str] = Counter()
@@ -59,7 +64,14 @@ class ScanHandler:
             product = {"code": scan.code, **base, **({"sku": scan.gtin} if scan.gtin else {})}
             return ScanOutcome(scan, None, Capture.of("scan.product", product, observed_at, source))
         if scan.kind == "coupon" and scan.code:
-            return ScanOutcome(scan, None, Capture.of("scan.coupon", {"code": scan.code, **base}, observed_at, source))
+            if self.redeemer is None:
+                return ScanOutcome(
+                    scan, None, Capture.of("scan.coupon", {"code": scan.code, **base}, observed_at, source)
+                )
+            coupon = self.redeemer.redeem(scan.code)
+            self.counts[f"coupon:{coupon.reason or ACCEPTED}"] += 1
+            redeemed = {**base, **coupon.payload(scan.code, self.register)}
+            return ScanOutcome(scan, None, Capture.of("scan.coupon", redeemed, observed_at, source), coupon)
         if scan.kind == "member" and scan.code:
             verdict = self._verify(scan.code)
             self.counts[f"member:{verdict.reason or ACCEPTED}"] += 1

@@ -1,0 +1,336 @@
+"""Coupon campaigns at central: create them, issue signed codes, publish the ``coupons`` downlink document.
+
+A campaign has a value, a validity window, a total ``max_redemptions`` that central enforces at sync,
+and a per-store ``offline_budget``: how many of its codes one store may redeem on its own say-so
+(see docs/decisions/0053-coupons.md). Codes are signed with central's coupon key, derived from
+``secret.key`` like the downlink key, so every central instance signs alike; agents hold only the
+public half, from the ``coupons`` document::
+
+    {"format": 1, "key": "<base64 Ed25519 public key>",
+     "campaigns": [{"id": 7, "name": "double-11", "value": "10.00", "valid_from": "...Z",
+                    "valid_to": "...Z", "offline_budget": 50, "stores": null}],
+     "revoked": [1042, 1043]}
+
+The document is republished whenever a campaign is created or a code revoked.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from central import audit, bulk
+from central.campaigns.coupon_models import CouponCampaign, CouponCode, CouponConflict
+from central.fleet import downlink
+from central.models import table
+from shared import coupon_code
+from shared.crypto import b64, derive_key, public_key_of
+from shared.wire import format_time
+
+DOCUMENT = "coupons"
+FORMAT = 1
+# Ended campaigns stay in the document this long, so a till says "expired" rather than "unknown".
+KEEP_ENDED = timedelta(days=30)
+MAX_ISSUE = 100_000
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+STORE_RE = re.compile(r"^[A-Za-z0-9_.-]{1,32}$")
+_campaigns = table(CouponCampaign)
+_codes = table(CouponCode)
+_conflicts = table(CouponConflict)
+
+
+class CouponError(ValueError):
+    """A request central refuses; the message says what to change."""
+
+
+class NotFound(CouponError):
+    """No such campaign, code or conflict."""
+
+
+@dataclass(frozen=True, slots=True)
+class Campaign:
+    """One campaign as listed."""
+
+    id: int
+    name: str
+    value: Decimal
+    valid_from: datetime
+    valid_to: datetime
+    max_redemptions: int
+    redeemed: int
+    offline_budget: int
+    stores: list[str] | None
+    issued: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "name": self.name,
+            "value": f"{self.value:.2f}",
+            "valid_from": format_time(self.valid_from),
+            "valid_to": format_time(self.valid_to),
+            "max_redemptions": self.max_redemptions,
+            "redeemed": self.redeemed,
+            "offline_budget": self.offline_budget,
+            "stores": self.stores,
+            "issued": self.issued,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Issued:
+    """A code handed out: its serial, the text to print as a QR code, and the member (if any)."""
+
+    serial: int
+    code: str
+    member_id: str | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"serial": self.serial, "code": self.code, "member_id": self.member_id}
+
+
+@functools.lru_cache(maxsize=4)
+def signing_key(secret: bytes) -> bytes:
+    """Central's Ed25519 private key for coupon codes, derived from ``secret.key``."""
+    return derive_key(secret, "coupon-signing-ed25519")
+
+
+@functools.lru_cache(maxsize=4)
+def public_key(secret: bytes) -> bytes:
+    """The public half tills verify codes with."""
+    return public_key_of(signing_key(secret))
+
+
+def parse_value(text: str) -> Decimal:
+    """A coupon value such as ``10`` or ``12.50`` (positive, at most 2 decimals)."""
+    try:
+        value = Decimal(text)
+    except InvalidOperation:
+        raise CouponError(f"value {text!r} is not an amount such as 10.00") from None
+    if not value.is_finite() or value <= 0 or value != value.quantize(Decimal("0.01")) or value >= 10**9:
+        raise CouponError(f"value {text!r} must be a positive amount with at most 2 decimals")
+    return value
+
+
+def create_campaign(
+    db: Session,
+    *,
+    name: str,
+    value: Decimal,
+    valid_from: datetime,
+    valid_to: datetime,
+    max_redemptions: int,
+    offline_budget: int,
+    stores: list[str] | None,
+    now: datetime,
+    actor: str,
+    secret: bytes,
+) -> Campaign:
+    """Create a campaign and publish the coupons document; the caller commits."""
+    if not NAME_RE.match(name):
+        raise CouponError(f"name {name!r} must be 1-128 characters of A-Z, a-z, 0-9, _ . - (no spaces)")
+    if valid_to <= valid_from:
+        raise CouponError("--valid-to must be after --valid-from")
+    if not 1 <= max_redemptions <= 10**12:
+        raise CouponError("--max-redemptions must be between 1 and 10^12")
+    if not 0 <= offline_budget <= 10**6:
+        raise CouponError("--per-store-offline-budget must be between 0 and 1,000,000")
+    for store in stores or ():
+        if not STORE_RE.match(store):
+            raise CouponError(f"store id {store!r} must be 1-32 characters of A-Z, a-z, 0-9, _ . -")
+    if db.scalar(select(_campaigns.c.id).where(_campaigns.c.name == name)) is not None:
+        raise CouponError(f"a campaign named {name!r} exists already (coupons list)")
+    values = {
+        "name": name,
+        "value": value,
+        "valid_from": valid_from,
+        "valid_to": valid_to,
+        "max_redemptions": max_redemptions,
+        "redeemed": 0,
+        "offline_budget": offline_budget,
+        "stores": sorted(set(stores)) if stores else None,
+        "created_at": now,
+        "created_by": actor[:128],
+    }
+    campaign_id = db.execute(_campaigns.insert().values(**values).returning(_campaigns.c.id)).scalar_one()
+    audit.record(db, at=now, actor=actor, action="coupons.create", subject=name, detail={"id": campaign_id})
+    publish_document(db, now=now, actor=actor, secret=secret)
+    return get_campaign(db, str(campaign_id))
+
+
+def _campaign(row: Any, issued: int = 0) -> Campaign:
+    return Campaign(
+        row.id,
+        row.name,
+        Decimal(row.value),
+        row.valid_from,
+        row.valid_to,
+        row.max_redemptions,
+        row.redeemed,
+        row.offline_budget,
+        row.stores,
+        issued,
+    )
+
+
+def list_campaigns(db: Session) -> list[Campaign]:
+    """Every campaign with how many codes were issued, oldest first."""
+    counts = db.execute(select(_codes.c.campaign_id, func.count()).group_by(_codes.c.campaign_id))
+    issued: dict[int, int] = {campaign_id: n for campaign_id, n in counts}
+    rows = db.execute(select(_campaigns).order_by(_campaigns.c.id))
+    return [_campaign(r, issued.get(r.id, 0)) for r in rows]
+
+
+def _row(db: Session, ref: str) -> Any:
+    query = select(_campaigns)
+    query = query.where(_campaigns.c.id == int(ref)) if ref.isdigit() else query.where(_campaigns.c.name == ref)
+    row = db.execute(query).first()
+    if row is None:
+        raise NotFound(f"no coupon campaign {ref!r} (coupons list shows them)")
+    return row
+
+
+def get_campaign(db: Session, ref: str) -> Campaign:
+    """A campaign by id or name, with its count of issued codes; NotFound otherwise."""
+    row = _row(db, ref)
+    issued = db.scalar(select(func.count()).select_from(_codes).where(_codes.c.campaign_id == row.id)) or 0
+    return _campaign(row, issued)
+
+
+def _code(secret: bytes, campaign: int, serial: int) -> str:
+    key = signing_key(secret)
+    return coupon_code.make_code(key, public_key_of(key), campaign, serial)
+
+
+def issue_for_member(db: Session, ref: str, member_id: str, *, now: datetime, secret: bytes) -> Issued:
+    """The member's code for a campaign: claimed once, the same code on every later claim."""
+    if not 1 <= len(member_id) <= 64:
+        raise CouponError("a member id is 1 to 64 characters")
+    campaign = _row(db, ref)
+    if now > campaign.valid_to:
+        raise CouponError(f"campaign {campaign.name} ended at {format_time(campaign.valid_to)}")
+    inserted = bulk.insert(
+        db.connection(),
+        _codes,
+        ("campaign_id", "member_id", "issued_at"),
+        [(campaign.id, member_id, now)],
+        returning=("serial",),
+        skip_conflicts_on=("campaign_id", "member_id"),
+    )
+    if inserted:
+        serial = int(inserted[0][0])
+    else:
+        serial = db.execute(
+            select(_codes.c.serial).where(_codes.c.campaign_id == campaign.id, _codes.c.member_id == member_id)
+        ).scalar_one()
+    return Issued(serial, _code(secret, campaign.id, serial), member_id)
+
+
+def issue_anonymous(db: Session, ref: str, count: int, *, now: datetime, actor: str, secret: bytes) -> list[Issued]:
+    """``count`` codes for nobody in particular (printed flyers); the caller commits."""
+    if not 1 <= count <= MAX_ISSUE:
+        raise CouponError(f"--count must be between 1 and {MAX_ISSUE}")
+    campaign = _row(db, ref)
+    rows = bulk.insert(
+        db.connection(), _codes, ("campaign_id", "issued_at"), [(campaign.id, now)] * count, returning=("serial",)
+    )
+    audit.record(db, at=now, actor=actor, action="coupons.issue", subject=campaign.name, detail={"count": count})
+    return [Issued(int(s), _code(secret, campaign.id, int(s)), None) for (s,) in sorted(rows)]
+
+
+def revoke(db: Session, serial: int, *, now: datetime, actor: str, secret: bytes) -> None:
+    """Revoke one code everywhere (tills refuse it once they have the new document); the caller commits."""
+    done = db.execute(
+        update(_codes)
+        .where(_codes.c.serial == serial, _codes.c.revoked_at.is_(None))
+        .values(revoked_at=now)
+        .returning(_codes.c.serial)
+    ).first()
+    if done is None:
+        if db.scalar(select(_codes.c.serial).where(_codes.c.serial == serial)) is None:
+            raise NotFound(f"no coupon code with serial {serial}")
+        return
+    audit.record(db, at=now, actor=actor, action="coupons.revoke", subject=str(serial))
+    publish_document(db, now=now, actor=actor, secret=secret)
+
+
+def document(db: Session, *, now: datetime, secret: bytes) -> dict[str, Any]:
+    """The ``coupons`` document: current and recently ended campaigns, the key, revoked serials."""
+    rows = db.execute(select(_campaigns).where(_campaigns.c.valid_to >= now - KEEP_ENDED).order_by(_campaigns.c.id))
+    campaigns = [
+        {
+            "id": r.id,
+            "name": r.name,
+            "value": f"{Decimal(r.value):.2f}",
+            "valid_from": format_time(r.valid_from),
+            "valid_to": format_time(r.valid_to),
+            "offline_budget": r.offline_budget,
+            "stores": r.stores,
+        }
+        for r in rows
+    ]
+    ids = [c["id"] for c in campaigns]
+    revoked = db.scalars(
+        select(_codes.c.serial)
+        .where(_codes.c.campaign_id.in_(ids), _codes.c.revoked_at.is_not(None))
+        .order_by(_codes.c.serial)
+    ).all()
+    return {"format": FORMAT, "key": b64(public_key(secret)), "campaigns": campaigns, "revoked": list(revoked)}
+
+
+def publish_document(db: Session, *, now: datetime, actor: str, secret: bytes) -> int:
+    """Publish the coupons document to every store; return its downlink version."""
+    return downlink.publish(
+        db, downlink.ALL_STORES, DOCUMENT, document(db, now=now, secret=secret), now=now, actor=actor
+    )
+
+
+def list_conflicts(db: Session, *, open_only: bool = True, kind: str | None = None, limit: int = 100) -> list[Any]:
+    """Flagged redemptions, newest first."""
+    query = select(_conflicts).order_by(_conflicts.c.id.desc()).limit(limit)
+    if open_only:
+        query = query.where(_conflicts.c.resolved_at.is_(None))
+    if kind:
+        query = query.where(_conflicts.c.kind == kind)
+    return list(db.execute(query))
+
+
+def conflict_json(row: Any) -> dict[str, Any]:
+    """One conflict as the API and CLI show it."""
+    return {
+        "id": row.id,
+        "kind": row.kind,
+        "campaign_id": row.campaign_id,
+        "serial": row.serial,
+        "device_id": row.device_id,
+        "store_id": row.store_id,
+        "observed_at": format_time(row.observed_at),
+        "flagged_at": format_time(row.flagged_at),
+        "detail": row.detail,
+        "payload": row.payload,
+        "resolved_at": None if row.resolved_at is None else format_time(row.resolved_at),
+        "resolved_by": row.resolved_by,
+        "resolution": row.resolution,
+    }
+
+
+def resolve_conflict(db: Session, conflict_id: int, resolution: str, *, now: datetime, actor: str) -> None:
+    """Mark a conflict reviewed with what was decided; the caller commits."""
+    if not 1 <= len(resolution) <= 255:
+        raise CouponError("a resolution is 1 to 255 characters saying what was decided")
+    done = db.execute(
+        update(_conflicts)
+        .where(_conflicts.c.id == conflict_id, _conflicts.c.resolved_at.is_(None))
+        .values(resolved_at=now, resolved_by=actor[:128], resolution=resolution)
+        .returning(_conflicts.c.id)
+    ).first()
+    if done is None:
+        raise NotFound(f"no open coupon conflict {conflict_id}")
+    audit.record(db, at=now, actor=actor, action="coupons.resolve", subject=str(conflict_id))

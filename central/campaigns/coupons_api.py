@@ -1,0 +1,169 @@
+"""The coupons JSON API (console users): campaigns, codes, revocation, and the conflicts to review.
+
+* ``POST /api/v1/coupons/campaigns`` ``{"name", "value": "10.00", "valid_from", "valid_to",
+  "max_redemptions", "offline_budget", "stores": ["S001"] | null}`` (times ISO 8601 with an offset)
+* ``GET /api/v1/coupons/campaigns``; ``GET /api/v1/coupons/campaigns/<id or name>``
+* ``POST /api/v1/coupons/campaigns/<id or name>/codes`` ``{"member_id": "M1"}`` (a member's claim:
+  the same code each time) or ``{"count": 100}`` (anonymous codes)
+* ``POST /api/v1/coupons/codes/<serial>/revoke``
+* ``GET /api/v1/coupons/conflicts[?all=1&kind=double_redemption&limit=100]``;
+  ``POST /api/v1/coupons/conflicts/<id>/resolve`` ``{"resolution": "..."}``
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+from flask import Blueprint, Response, current_app, jsonify, request
+
+from central import clock
+from central.auth import actor_name, login_required
+from central.campaigns import coupons
+from central.db import get_session
+from central.errors import ApiError
+from central.ingest.api import read_body
+
+bp = Blueprint("coupons", __name__)
+MAX_BODY = 64 * 1024
+
+
+def _body() -> dict[str, Any]:
+    if request.mimetype != "application/json":
+        raise ApiError(415, "unsupported_media_type", "send the body as application/json")
+    try:
+        doc = json.loads(read_body(MAX_BODY))
+    except ValueError:
+        raise ApiError(400, "invalid_request", "the body must be JSON") from None
+    if not isinstance(doc, dict):
+        raise ApiError(400, "invalid_request", "the body must be a JSON object")
+    return doc
+
+
+def _time(doc: dict[str, Any], key: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(str(doc[key]).replace("Z", "+00:00"))
+    except (KeyError, ValueError):
+        raise ApiError(
+            400, "invalid_request", f"{key} must be an ISO 8601 time such as 2026-12-01T00:00+08:00"
+        ) from None
+    if moment.tzinfo is None:
+        raise ApiError(400, "invalid_request", f"{key} needs a UTC offset (+08:00 or Z)")
+    return moment
+
+
+def _int(doc: dict[str, Any], key: str, default: int | None = None) -> int:
+    value = doc.get(key, default)
+    if type(value) is not int:
+        raise ApiError(400, "invalid_request", f"{key} must be an integer")
+    return value
+
+
+def _refused(exc: coupons.CouponError) -> ApiError:
+    return ApiError(404 if isinstance(exc, coupons.NotFound) else 400, "coupon_refused", str(exc))
+
+
+@bp.post("/api/v1/coupons/campaigns")
+@login_required
+def create() -> tuple[Response, int]:
+    """Create a campaign; the coupons document reaches the stores at their next sync."""
+    doc = _body()
+    stores = doc.get("stores")
+    if stores is not None and (not isinstance(stores, list) or not all(isinstance(s, str) for s in stores)):
+        raise ApiError(400, "invalid_request", "stores must be a list of store ids or null")
+    db = get_session()
+    try:
+        campaign = coupons.create_campaign(
+            db,
+            name=str(doc.get("name", "")),
+            value=coupons.parse_value(str(doc.get("value", ""))),
+            valid_from=_time(doc, "valid_from"),
+            valid_to=_time(doc, "valid_to"),
+            max_redemptions=_int(doc, "max_redemptions"),
+            offline_budget=_int(doc, "offline_budget"),
+            stores=stores,
+            now=clock.now(),
+            actor=actor_name(),
+            secret=current_app.config["SECRET_KEY"],
+        )
+    except coupons.CouponError as exc:
+        raise _refused(exc) from None
+    db.commit()
+    return jsonify(campaign.to_json()), 201
+
+
+@bp.get("/api/v1/coupons/campaigns")
+@login_required
+def listing() -> Response:
+    """Every campaign with its issued and redeemed counts."""
+    return jsonify({"campaigns": [c.to_json() for c in coupons.list_campaigns(get_session())]})
+
+
+@bp.get("/api/v1/coupons/campaigns/<ref>")
+@login_required
+def show(ref: str) -> Response:
+    """One campaign."""
+    try:
+        return jsonify(coupons.get_campaign(get_session(), ref).to_json())
+    except coupons.CouponError as exc:
+        raise _refused(exc) from None
+
+
+@bp.post("/api/v1/coupons/campaigns/<ref>/codes")
+@login_required
+def issue(ref: str) -> tuple[Response, int]:
+    """A member's claim (``member_id``) or ``count`` anonymous codes."""
+    doc = _body()
+    db = get_session()
+    secret = current_app.config["SECRET_KEY"]
+    try:
+        if "member_id" in doc:
+            issued = [coupons.issue_for_member(db, ref, str(doc["member_id"]), now=clock.now(), secret=secret)]
+        else:
+            count = _int(doc, "count")
+            issued = coupons.issue_anonymous(db, ref, count, now=clock.now(), actor=actor_name(), secret=secret)
+    except coupons.CouponError as exc:
+        raise _refused(exc) from None
+    db.commit()
+    return jsonify({"codes": [i.to_json() for i in issued]}), 201
+
+
+@bp.post("/api/v1/coupons/codes/<int:serial>/revoke")
+@login_required
+def revoke(serial: int) -> Response:
+    """Revoke one code; tills refuse it once they fetch the new coupons document."""
+    db = get_session()
+    try:
+        coupons.revoke(db, serial, now=clock.now(), actor=actor_name(), secret=current_app.config["SECRET_KEY"])
+    except coupons.CouponError as exc:
+        raise _refused(exc) from None
+    db.commit()
+    return jsonify({"serial": serial, "revoked": True})
+
+
+@bp.get("/api/v1/coupons/conflicts")
+@login_required
+def conflicts() -> Response:
+    """Redemptions flagged for review, newest first (open ones unless ``all=1``)."""
+    limit = request.args.get("limit", "100")
+    if not limit.isdigit() or not 1 <= int(limit) <= 1000:
+        raise ApiError(400, "invalid_request", "limit must be 1 to 1000")
+    rows = coupons.list_conflicts(
+        get_session(), open_only=request.args.get("all") != "1", kind=request.args.get("kind"), limit=int(limit)
+    )
+    return jsonify({"conflicts": [coupons.conflict_json(r) for r in rows]})
+
+
+@bp.post("/api/v1/coupons/conflicts/<int:conflict_id>/resolve")
+@login_required
+def resolve(conflict_id: int) -> Response:
+    """Close a conflict with what was decided."""
+    doc = _body()
+    db = get_session()
+    try:
+        coupons.resolve_conflict(db, conflict_id, str(doc.get("resolution", "")), now=clock.now(), actor=actor_name())
+    except coupons.CouponError as exc:
+        raise _refused(exc) from None
+    db.commit()
+    return jsonify({"id": conflict_id, "resolved": True})

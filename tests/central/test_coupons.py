@@ -1,0 +1,191 @@
+"""Coupons end to end: campaigns at central, offline redemption at two tills, atomic application at sync."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import shutil
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import requests
+from sqlalchemy import func, select
+
+from central import db as central_db
+from central.campaigns import coupons
+from central.campaigns.coupon_models import CouponCampaign, CouponConflict, CouponRedemption
+from central.cli import main
+from central.clock import system_clock
+from central.ingest.models import Event
+from edge_agent.downlink import DownlinkStore, remember_central_key
+from edge_agent.till.coupons import CouponRedeemer
+from shared import coupon_code, wire
+from shared.crypto import b64
+from tests.central.cli_runner import write_config
+from tests.central.live import serving
+from tests.central.support import BATCHES, Agent, create_user, login, token_for
+from tests.central.test_downlink import Getter
+
+
+def _campaign(client, name: str = "double-11", *, max_redemptions: int = 100, budget: int = 10, **extra) -> dict:
+    now = system_clock()
+    body = {
+        "name": name,
+        "value": "10.00",
+        "valid_from": (now - timedelta(hours=1)).isoformat(),
+        "valid_to": (now + timedelta(days=1)).isoformat(),
+        "max_redemptions": max_redemptions,
+        "offline_budget": budget,
+        "stores": None,
+        **extra,
+    }
+    reply = client.post("/api/v1/coupons/campaigns", json=body)
+    assert reply.status_code == 201, reply.get_data(as_text=True)
+    return reply.get_json()
+
+
+def _issue(client, campaign: int, member: str) -> str:
+    reply = client.post(f"/api/v1/coupons/campaigns/{campaign}/codes", json={"member_id": member})
+    assert reply.status_code == 201, reply.get_data(as_text=True)
+    return reply.get_json()["codes"][0]["code"]
+
+
+class Till:
+    """A register's agent: enrolled over HTTP, its downlink and used-set on disk, redeeming offline."""
+
+    def __init__(self, base: str, app, store: str, directory: Path) -> None:
+        self.agent = Agent(store_id=store, clock=lambda: datetime.now(UTC))
+        token = token_for(app, store, now=system_clock())
+        reply = requests.post(
+            f"{base}/api/v1/enroll", json={"token": token, "public_key": b64(self.agent.public_key)}, timeout=10
+        )
+        assert reply.status_code == 201, reply.text
+        self.agent.device_id = reply.json()["device_id"]
+        directory.mkdir()
+        remember_central_key(directory, reply.json())
+        self.directory = directory
+        self.downlink = DownlinkStore(directory, store)
+        self.redeemer = CouponRedeemer(directory, store)
+        self.pending: list[wire.Event] = []
+
+    def sync(self, base: str) -> wire.Reply:
+        body = gzip.compress(self.agent.body(self.pending or [self.agent.event("agent.heartbeat", {})]))
+        reply = requests.post(f"{base}{BATCHES}", data=body, headers=self.agent.signed_headers(body), timeout=10)
+        assert reply.status_code == 200, reply.text
+        decoded = wire.decode_reply(reply.content)
+        self.pending = []
+        self.downlink.maybe_fetch(Getter(base), self.agent.signer(), decoded.downlink_version)
+        self.redeemer.update({name: self.downlink.document(name) for name in self.downlink.names()})
+        return decoded
+
+    def scan(self, code: str) -> str:
+        verdict = self.redeemer.redeem(code)
+        payload = verdict.payload(code, "R1")
+        self.pending.append(self.agent.event("scan.coupon", payload, observed_at=datetime.now(UTC)))
+        return payload["result"]
+
+
+def test_two_registers_redeeming_one_code_offline_make_one_redemption_and_one_conflict(app, tmp_path):
+    app.config["CLOCK"] = system_clock  # before logging in: a session is timed by the app's clock
+    create_user(app)
+    user_client = app.test_client()
+    assert login(user_client).status_code == 302
+    campaign = _campaign(user_client)
+    code = _issue(user_client, campaign["id"], "M1")
+    with serving(app) as base:
+        tills = [Till(base, app, store, tmp_path / store) for store in ("S001", "S002")]
+        for till in tills:
+            till.sync(base)
+            assert till.redeemer.terms.campaigns
+    # Central is down: both tills accept the same code on their own.
+    assert [till.scan(code) for till in tills] == ["accepted", "accepted"]
+    assert tills[0].scan(code) == "used-here"
+    with serving(app) as base:
+        replies = [till.sync(base) for till in tills]
+    assert all(len(r.accepted) >= 1 and not r.rejected for r in replies)
+    with central_db.session_factory(app)() as db:
+        redemptions = db.execute(select(CouponRedemption)).scalars().all()
+        conflicts = db.execute(select(CouponConflict)).scalars().all()
+        stored = db.scalar(select(func.count()).select_from(Event).where(Event.kind == "scan.coupon"))
+        redeemed = db.scalar(select(CouponCampaign.redeemed))
+    assert [(r.status, r.store_id) for r in redemptions] == [("applied", "S001")]
+    assert [(c.kind, c.store_id) for c in conflicts] == [("double_redemption", "S002")]
+    assert conflicts[0].payload["code"] == code and "S001" in conflicts[0].detail
+    assert stored == 3  # both redemptions and the refusal: nothing lost
+    assert redeemed == 1
+    for till in tills:
+        till.redeemer.close()
+    listed = user_client.get("/api/v1/coupons/conflicts").get_json()["conflicts"]
+    assert [c["kind"] for c in listed] == ["double_redemption"]
+    reply = user_client.post(f"/api/v1/coupons/conflicts/{listed[0]['id']}/resolve", json={"resolution": "refunded"})
+    assert reply.status_code == 200
+    assert user_client.get("/api/v1/coupons/conflicts").get_json()["conflicts"] == []
+
+
+def test_central_never_counts_past_the_maximum_and_flags_the_rest(app, user_client, client, agent):
+    campaign = _campaign(user_client, max_redemptions=2)
+    codes = [_issue(user_client, campaign["id"], f"M{i}") for i in range(4)]
+    at = system_clock()
+    second = Agent(store_id="S001")
+    assert second.enroll(client, token_for(app)).status_code == 201
+
+    def event(sender: Agent, code: str, minutes: int) -> wire.Event:
+        payload = {"code": code, "result": "accepted", "register": "R1"}
+        return sender.event("scan.coupon", payload, observed_at=at + timedelta(minutes=minutes))
+
+    agent.send(client, [event(agent, codes[0], 1), event(agent, codes[1], 2)])
+    reply = second.send(client, [event(second, codes[2], 0), event(second, codes[3], 3), event(second, codes[0], 4)])
+    assert len(reply["accepted"]) == 3
+    forged = codes[1][:-4] + ("AAAA" if not codes[1].endswith("AAAA") else "BBBB")
+    second.send(client, [event(second, forged, 5), event(second, "CDPC1:XYZ", 6)])
+    with central_db.session_factory(app)() as db:
+        kinds = sorted(db.scalars(select(CouponConflict.kind)))
+        applied = db.scalar(
+            select(func.count()).select_from(CouponRedemption).where(CouponRedemption.status == "applied")
+        )
+        row = db.execute(select(CouponCampaign.redeemed, CouponCampaign.max_redemptions)).one()
+    assert kinds == ["double_redemption", "forged", "forged", "over_redemption", "over_redemption"]
+    assert applied == row.redeemed == row.max_redemptions == 2
+
+
+def test_the_coupons_document_carries_key_campaigns_and_revocations(app, user_client):
+    campaign = _campaign(user_client, stores=["S001"])
+    code = _issue(user_client, campaign["id"], "M1")
+    assert _issue(user_client, campaign["id"], "M1") == code  # a member claims once
+    serial = coupon_code.decode(code).serial
+    assert user_client.post(f"/api/v1/coupons/codes/{serial}/revoke").status_code == 200
+    with central_db.session_factory(app)() as db:
+        body = coupons.document(db, now=system_clock(), secret=app.config["SECRET_KEY"])
+    assert body["key"] == b64(coupons.public_key(app.config["SECRET_KEY"]))
+    assert [(c["id"], c["stores"], c["offline_budget"]) for c in body["campaigns"]] == [(campaign["id"], ["S001"], 10)]
+    assert body["revoked"] == [serial]
+    bad = user_client.post("/api/v1/coupons/campaigns", json={**campaign, "name": "x y", "value": "10"})
+    assert bad.status_code == 400 and "name" in bad.get_json()["error"]["message"]
+
+
+def test_the_command_line_creates_lists_and_issues(sqlite_template, tmp_path, capsys):
+    data = tmp_path / "data"
+    data.mkdir()
+    shutil.copyfile(sqlite_template, data / "central.db")
+    config = str(write_config(tmp_path / "central.toml", data, f"sqlite:///{data / 'central.db'}"))
+
+    def run(*args: str) -> tuple[int, str, str]:
+        status = main([*args, "--config", config])
+        out = capsys.readouterr()
+        return status, out.out, out.err
+
+    status, out, err = run(
+        "coupons", "create", "--name", "spring", "--value", "5", "--valid-from", "2026-01-01T00:00+08:00",
+        "--valid-to", "2030-01-01T00:00+08:00", "--max-redemptions", "10", "--per-store-offline-budget", "3",
+    )  # fmt: skip
+    assert status == 0, err
+    assert json.loads(out)["offline_budget"] == 3
+    status, out, err = run("coupons", "issue", "spring", "--count", "3")
+    assert status == 0, err
+    assert [line.startswith("CDPC1:") for line in out.split()] == [True] * 3
+    member = run("coupons", "issue", "spring", "--member", "M9")
+    assert member == run("coupons", "issue", "spring", "--member", "M9")
+    status, out, _ = run("coupons", "list")
+    assert "spring" in out and "     4 " in out
+    status, _, err = run("coupons", "issue", "nope", "--count", "1")
+    assert status == 2 and "coupons list" in err
