@@ -241,8 +241,14 @@ def select_matching(
     key_columns: Sequence[str],
     keys: Iterable[Sequence[Any]],
     columns: Sequence[str],
+    where: tuple[str, Sequence[Any]] = ("", ()),
 ) -> list[tuple[Any, ...]]:
-    """``columns`` of the rows whose ``key_columns`` equal one of ``keys``, in one query."""
+    """``columns`` of the rows whose ``key_columns`` equal one of ``keys``, in one query.
+
+    ``where``: a further condition on the table's row ``t`` (SQL starting with `` AND``, in the
+    driver's placeholder style) and its parameters, so that the database drops rows nobody wants.
+    """
+    condition, condition_params = where
     keys = list(keys)
     if not keys:
         return []
@@ -252,10 +258,10 @@ def select_matching(
         on = " AND ".join(f"t.{name} = q.{name}" for name in key_columns)
         sql = (
             f"SELECT {picked} FROM json_to_recordset(CAST(%s AS json)) AS q({record})"  # noqa: S608 - our names
-            f" JOIN {table.name} AS t ON {on}"
+            f" JOIN {table.name} AS t ON {on}{condition}"
         )
         document = json_param([dict(zip(key_columns, key, strict=True)) for key in keys])
-        return [tuple(row) for row in conn.exec_driver_sql(sql, (document,)).fetchall()]
+        return [tuple(row) for row in conn.exec_driver_sql(sql, (document, *condition_params)).fetchall()]
     on = " AND ".join(f"t.{name} = q.column{i + 1}" for i, name in enumerate(key_columns))
     marks = "(" + ", ".join("?" for _ in key_columns) + ")"
     out: list[tuple[Any, ...]] = []
@@ -264,9 +270,9 @@ def select_matching(
         chunk = keys[start : start + per_statement]
         sql = (
             f"SELECT {picked} FROM (VALUES {', '.join([marks] * len(chunk))}) AS q"  # noqa: S608 - our names
-            f" JOIN {table.name} AS t ON {on}"
+            f" JOIN {table.name} AS t ON {on}{condition}"
         )
-        params = tuple(v for key in chunk for v in key)
+        params = (*(v for key in chunk for v in key), *condition_params)
         out.extend(tuple(row) for row in conn.exec_driver_sql(sql, params).fetchall())
     return out
 
