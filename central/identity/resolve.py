@@ -115,7 +115,7 @@ def lookup(conn: Connection, pairs: Iterable[Pair]) -> dict[Pair, Known]:
             inner = f"SELECT column1 AS kind, column2 AS value FROM (VALUES {values})"  # noqa: S608
             sql = f"SELECT {_LOOKUP_COLUMNS} FROM ({inner}) AS q{tail}"  # noqa: S608 - placeholders only
             params = tuple(x for pair in chunk for x in pair)
-            rows.extend(tuple(r) for r in conn.exec_driver_sql(sql, params).fetchall())
+            rows.extend(bulk.sqlite_fetch(conn, sql, params))
     out: dict[Pair, Known] = {}
     for pk, kind, value, customer, state, seen, total, today, day, version in rows:
         out[(str(kind), str(value))] = Known(
