@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session
 
 from bench.chain import write_chain
 from bench.common import default_registry, line, load_note
+from bench.endurance import cpu_seconds
 from central.db import make_engine
 from central.migrate import upgrade
 from central.sources.backfill import LoadSummary, load_events
@@ -114,6 +115,8 @@ def via_batches(url: str, events_path: Path, workdir: Path) -> tuple[float, floa
                 pending.append((store, by_store.pop(store)))
         pending.extend(by_store.items())
         http = requests.Session()
+        assert central.process.proc is not None
+        central_cpu = cpu_seconds(central.process.proc.pid)
         marks: list[tuple[float, int]] = [(time.perf_counter(), 0)]
         seqs = dict.fromkeys(agents, 0)
         done = 0
@@ -137,6 +140,9 @@ def via_batches(url: str, events_path: Path, workdir: Path) -> tuple[float, floa
             assert len(reply.json()["accepted"]) == len(events), reply.text[:200]
             done += len(events)
             marks.append((time.perf_counter(), done))
+        central_cpu = cpu_seconds(central.process.proc.pid) - central_cpu
+        # Central's own CPU time for the whole drain (on PostgreSQL the database server's is not in it).
+        line("", f"{done / central_cpu:,.0f} events per CPU-second of the central process")
         return _edges(marks)
     finally:
         central.close()

@@ -13,6 +13,7 @@ models.
 from __future__ import annotations
 
 import functools
+import sqlite3
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -27,6 +28,7 @@ from sqlalchemy import (
     String,
     Table,
 )
+from sqlalchemy.exc import DBAPIError
 
 from central.models import UTCDateTime
 
@@ -158,6 +160,27 @@ def sqlite_rows(
     return out
 
 
+def sqlite_fetch(conn: Connection, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+    """The rows of one SQLite statement as the driver's own tuples, in ``conn``'s transaction.
+
+    A batch's look-ups and ``RETURNING`` clauses read tens of thousands of rows; SQLAlchemy's
+    result layer would wrap each in a ``Row`` first, which cost more than SQLite's own work here.
+    Driver errors come out as SQLAlchemy's (IntegrityError, OperationalError), as from
+    ``exec_driver_sql``, so callers' retry rules still apply.
+    """
+    if not conn.in_transaction():
+        conn.begin()  # as exec_driver_sql would: central's "begin" hook issues BEGIN IMMEDIATE
+    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.execute(sql, params)
+        rows: list[tuple[Any, ...]] = cursor.fetchall()
+    except sqlite3.Error as exc:
+        raise DBAPIError.instance(sql, params, exc, sqlite3.Error) from exc
+    finally:
+        cursor.close()
+    return rows
+
+
 def insert(
     conn: Connection,
     table: Table,
@@ -199,7 +222,7 @@ def insert(
             values = ", ".join([marks] * len(chunk))
             sql = f"INSERT INTO {table.name} ({names}) VALUES {values}{tail}"  # noqa: S608 - our own names
             flat = tuple(v for row in chunk for v in row)
-            out.extend(tuple(r) for r in conn.exec_driver_sql(sql, flat).fetchall())
+            out.extend(sqlite_fetch(conn, sql, flat))
     if list(returning) == [table.primary_key.columns.keys()[0]]:
         out.sort()
     return out
@@ -248,8 +271,14 @@ def select_matching(
     key_columns: Sequence[str],
     keys: Iterable[Sequence[Any]],
     columns: Sequence[str],
+    where: tuple[str, Sequence[Any]] = ("", ()),
 ) -> list[tuple[Any, ...]]:
-    """``columns`` of the rows whose ``key_columns`` equal one of ``keys``, in one query."""
+    """``columns`` of the rows whose ``key_columns`` equal one of ``keys``, in one query.
+
+    ``where``: a further condition on the table's row ``t`` (SQL starting with `` AND``, in the
+    driver's placeholder style) and its parameters, so that the database drops rows nobody wants.
+    """
+    condition, condition_params = where
     keys = list(keys)
     if not keys:
         return []
@@ -259,10 +288,10 @@ def select_matching(
         on = " AND ".join(f"t.{name} = q.{name}" for name in key_columns)
         sql = (
             f"SELECT {picked} FROM json_to_recordset(CAST(%s AS json)) AS q({record})"  # noqa: S608 - our names
-            f" JOIN {table.name} AS t ON {on}"
+            f" JOIN {table.name} AS t ON {on}{condition}"
         )
         document = json_param([dict(zip(key_columns, key, strict=True)) for key in keys])
-        return [tuple(row) for row in conn.exec_driver_sql(sql, (document,)).fetchall()]
+        return [tuple(row) for row in conn.exec_driver_sql(sql, (document, *condition_params)).fetchall()]
     on = " AND ".join(f"t.{name} = q.column{i + 1}" for i, name in enumerate(key_columns))
     marks = "(" + ", ".join("?" for _ in key_columns) + ")"
     out: list[tuple[Any, ...]] = []
@@ -271,10 +300,10 @@ def select_matching(
         chunk = keys[start : start + per_statement]
         sql = (
             f"SELECT {picked} FROM (VALUES {', '.join([marks] * len(chunk))}) AS q"  # noqa: S608 - our names
-            f" JOIN {table.name} AS t ON {on}"
+            f" JOIN {table.name} AS t ON {on}{condition}"
         )
-        params = tuple(v for key in chunk for v in key)
-        out.extend(tuple(row) for row in conn.exec_driver_sql(sql, params).fetchall())
+        params = (*(v for key in chunk for v in key), *condition_params)
+        out.extend(sqlite_fetch(conn, sql, params))
     return out
 
 

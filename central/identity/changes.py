@@ -226,13 +226,29 @@ def _update_stored(conn: Connection, plan: Plan, stored: dict[int, int], ranges:
         )
     else:
         prepared = bulk.sqlite_rows(_customers, columns, rows, conn.dialect)
-        result = conn.exec_driver_sql(
-            "UPDATE customers SET version = version + ?, merged_into = ?,"
-            " first_seen_at = min(first_seen_at, coalesce(?, first_seen_at)),"
-            " last_seen_at = max(last_seen_at, coalesce(?, last_seen_at))"
-            " WHERE id = ? AND version = ? AND merged_into IS NULL",
-            [(bump, into, first, last, cid, version) for cid, version, into, first, last, bump in prepared],
-        )
+        # Customers that stay themselves (nearly all) are updated without naming merged_into, which
+        # spares SQLite that column's index entry and its foreign-key check on every row.
+        staying = [(bump, first, last, cid, version) for cid, version, into, first, last, bump in prepared if not into]
+        merging = [(bump, into, cid, version) for cid, version, into, _, _, bump in prepared if into]
+        changed = 0
+        if staying:
+            changed += conn.exec_driver_sql(
+                "UPDATE customers SET version = version + ?,"
+                " first_seen_at = min(first_seen_at, coalesce(?, first_seen_at)),"
+                " last_seen_at = max(last_seen_at, coalesce(?, last_seen_at))"
+                " WHERE id = ? AND version = ? AND merged_into IS NULL",
+                staying,
+            ).rowcount
+        if merging:
+            # A merged customer's seen range went to its survivor (its own first/last are None).
+            changed += conn.exec_driver_sql(
+                "UPDATE customers SET version = version + ?, merged_into = ?"
+                " WHERE id = ? AND version = ? AND merged_into IS NULL",
+                merging,
+            ).rowcount
+        if changed != len(rows):
+            raise ConcurrentChange("a customer changed while this batch was being resolved")
+        return
     if result.rowcount != len(rows):
         raise ConcurrentChange("a customer changed while this batch was being resolved")
 
@@ -298,7 +314,8 @@ def _write_identifiers(
             returning=("id", "kind", "value"),
         )
         ids.update({(kind, value): pk for pk, kind, value in inserted})
-    updates = []
+    moved = []
+    sightings = []
     for pair, row in known.items():
         owner = plan.owner.get(pair)
         # Merged customers' identifiers were re-pointed above; compare with where they now are.
@@ -306,11 +323,14 @@ def _write_identifiers(
         customer = final(owner) if owner is not None else (None if pair in plan.unlinked else before)
         seen = plan.seen.get(pair, row.last_seen_at)
         state = plan.unlinked.get(pair, row.state)
-        unchanged = customer == before and state == row.state and pair not in plan.counters
-        if unchanged and seen - row.last_seen_at <= SEEN_RESOLUTION:
-            continue
-        updates.append((row.id, customer, state, max(seen, row.last_seen_at), *counters(pair)))
-    bulk.update_rows(conn, _identifiers, "id", _IDENT_COLUMNS, updates)
+        if customer != before or state != row.state:
+            moved.append((row.id, customer, state, max(seen, row.last_seen_at), *counters(pair)))
+        elif pair in plan.counters or seen - row.last_seen_at > SEEN_RESOLUTION:
+            sightings.append((row.id, max(seen, row.last_seen_at), *counters(pair)))
+    bulk.update_rows(conn, _identifiers, "id", _IDENT_COLUMNS, moved)
+    # Most stored identifiers a batch touches only get a sighting: leaving customer_id and state out
+    # of the SET spares SQLite their index entries and the foreign-key check on every row.
+    bulk.update_rows(conn, _identifiers, "id", _IDENT_COLUMNS[2:], sightings)
     return ids
 
 

@@ -142,8 +142,9 @@ class Planner:
     def _held(self, handle: int) -> Held:
         if handle > 0 and self._load_held is not None:
             loaded, self._load_held = self._load_held(), None
+            # The loader builds fresh dicts for this planner alone: adopt them rather than copy.
             for cid, kinds in loaded.items():
-                self.held.setdefault(cid, {k: dict(v) for k, v in kinds.items()})
+                self.held.setdefault(cid, kinds)
         return self.held.setdefault(handle, {})
 
     def _clash(self, a: Held, b: Held, at: datetime) -> str | None:
@@ -299,7 +300,10 @@ class Planner:
         self._touch(target, carriers, at)
         for pair in carriers:
             self._count(pair, met, day)
-        for root, members in sorted(groups.items(), key=lambda g: -max(self._priority(p) for p in g[1])):
+        ordered = list(groups.items())
+        if len(ordered) > 1:  # most facts name one customer: nothing to order
+            ordered.sort(key=lambda g: -max(self._priority(p) for p in g[1]))
+        for root, members in ordered:
             if root == target:
                 continue
             if not self._met_before(target, root):

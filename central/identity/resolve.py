@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 
 from central import bulk
 from central.identity import changes, golden, split, suggestions
-from central.identity.models import Identifier, ReviewItem
+from central.identity.models import LINKED, TRUSTED, Identifier, ReviewItem
 from central.identity.planner import Fact, Held, Known, Pair, plan_batch
 from central.identity.registry import Registry, default_registry
 from central.models import table
@@ -115,7 +115,7 @@ def lookup(conn: Connection, pairs: Iterable[Pair]) -> dict[Pair, Known]:
             inner = f"SELECT column1 AS kind, column2 AS value FROM (VALUES {values})"  # noqa: S608
             sql = f"SELECT {_LOOKUP_COLUMNS} FROM ({inner}) AS q{tail}"  # noqa: S608 - placeholders only
             params = tuple(x for pair in chunk for x in pair)
-            rows.extend(tuple(r) for r in conn.exec_driver_sql(sql, params).fetchall())
+            rows.extend(bulk.sqlite_fetch(conn, sql, params))
     out: dict[Pair, Known] = {}
     for pk, kind, value, customer, state, seen, total, today, day, version in rows:
         out[(str(kind), str(value))] = Known(
@@ -132,23 +132,29 @@ def lookup(conn: Connection, pairs: Iterable[Pair]) -> dict[Pair, Known]:
 
 
 def holdings(conn: Connection, registry: Registry, customer_ids: Iterable[int]) -> dict[int, Held]:
-    """The unique and limited identifiers each customer holds, with when each was last seen."""
+    """The unique and limited identifiers each customer holds, with when each was last seen.
+
+    Only the constrained types' linked identifiers are read: the database filters them (a customer's
+    device hashes, openids and detached values never reach Python).
+    """
     ids = sorted(set(customer_ids))
     kinds = sorted(k for k, t in registry.types.items() if t.unique or t.limit is not None)
     if not ids or not kinds:
         return {}
+    mark = "%s" if conn.dialect.name == "postgresql" else "?"
+    wanted = (*kinds, LINKED, TRUSTED)
+    only = f" AND t.kind IN ({', '.join([mark] * len(kinds))}) AND t.state IN ({mark}, {mark})"
     rows = bulk.select_matching(
         conn,
         _identifiers,
         ("customer_id",),
         [(i,) for i in ids],
-        ("customer_id", "kind", "value", "last_seen_at", "state"),
+        ("customer_id", "kind", "value", "last_seen_at"),
+        where=(only, wanted),
     )
     held: dict[int, Held] = {}
-    wanted = set(kinds)
-    for customer, kind, value, seen, state in rows:
-        if kind in wanted and state in ("linked", "trusted"):
-            held.setdefault(int(customer), {}).setdefault(str(kind), {})[str(value)] = _as_time(seen)
+    for customer, kind, value, seen in rows:
+        held.setdefault(int(customer), {}).setdefault(str(kind), {})[str(value)] = _as_time(seen)
     return held
 
 
