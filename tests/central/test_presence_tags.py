@@ -10,12 +10,16 @@ default settings (30 days from local midnight of 25 October, 2 visits, 20 minute
   21 and 22 November, 2, tagged; long dwell: the 25-minute one, 1, longest 25.0 minutes.
 - Ben (member M-2002) agreed to location use only: his three visits (one of 30 minutes, no purchase)
   are attached to him, but without profiling consent he gets neither tag.
+
+With a 40-day window Ann's 24 October visit counts too: 3 visits without purchase, 2 long ones. With
+3 visits and 26 minutes as thresholds she gets neither tag.
 """
 
 from __future__ import annotations
 
 import csv
 import uuid
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -24,7 +28,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from central import db as central_db
-from central.customers import tagging, tags
+from central.customers import profile, tagging, tags
 from central.customers.export import export_tags
 from central.presence.models import PresenceVisit
 from shared import wire
@@ -124,3 +128,43 @@ def test_presence_tags_match_the_hand_computed_values(app: Flask, client: FlaskC
     with Path(tmp_path / "out" / "tags.csv").open(newline="") as f:
         exported = [(int(r["customer_id"]), r["tag"], r["value"]) for r in csv.DictReader(f) if "presence" in r["tag"]]
     assert exported == [(ann, "presence.long_dwell", "1"), (ann, "presence.visits_without_purchase", "2")]
+
+
+def _presence_tags(engine: Any, customer: int) -> dict[str, tuple[str, Any, str]]:
+    with engine.connect() as conn:
+        return {
+            t["tag"]: (t["value"], t["why"], t["version"])
+            for t in profile.tags_of(conn, customer)
+            if t["tag"].startswith("presence.")
+        }
+
+
+def test_the_window_and_thresholds_are_settings(app: Flask, client: FlaskClient, agent: Agent, clock):
+    now = clock()
+    load(app, members(now))
+    events = [
+        visit(agent, "M-2001", "2026-11-20T10:00", 10),
+        agent.receipt("a-s001", "30.00", phone=ANN, observed_at=local("2026-11-20T07:30")),
+        visit(agent, "M-2001", "2026-11-21T15:00", 25),
+        visit(agent, "M-2001", "2026-11-22T18:00", 5),
+        visit(agent, "M-2001", "2026-10-24T20:00", 30),
+    ]
+    assert not agent.send(client, events)["rejected"]
+    ann = customer_of(app, ANN)
+    engine = central_db.engine_for(app)
+    default = app.config["CENTRAL"]
+    wider = replace(default, tags_presence_window_days=40)
+    with engine.begin() as conn:
+        tagging.recompute(conn, wider, now)
+    shown = _presence_tags(engine, ann)
+    assert shown["presence.visits_without_purchase"][:2] == (
+        "3",
+        {"visits": 4, "visits_without_purchase": 3, "window_days": 40, "min_visits": 2},
+    )
+    assert shown["presence.long_dwell"][0] == "2"
+    assert shown["presence.long_dwell"][1]["longest_dwell_minutes"] == 30.0
+    assert shown["presence.long_dwell"][2] != tags.version(default, "long_dwell")
+    stricter = replace(default, tags_browse_min_visits=3, tags_long_dwell_minutes=26)
+    with engine.begin() as conn:
+        tagging.recompute(conn, stricter, now)
+    assert _presence_tags(engine, ann) == {}
