@@ -440,6 +440,29 @@ class CentralConfig:
         minimum=1,
         maximum=3650,
     )
+    tags_presence_window_days: int = setting(
+        "tags.presence_window_days",
+        30,
+        "Days of member store visits (attached under location consent) the presence tags look at.",
+        minimum=1,
+        maximum=366,
+    )
+    tags_browse_min_visits: int = setting(
+        "tags.browse_min_visits",
+        2,
+        "Visits without purchase: tagged when at least this many store visits in tags.presence_window_days"
+        " fell on days the customer bought nothing at that store.",
+        minimum=1,
+        maximum=1000,
+    )
+    tags_long_dwell_minutes: int = setting(
+        "tags.long_dwell_minutes",
+        20,
+        "Long dwell: a store visit of at least this many minutes counts; tagged with at least one in"
+        " tags.presence_window_days.",
+        minimum=1,
+        maximum=1440,
+    )
     log_level: str = setting(
         "log.level", "info", "Least severe log level written.", choices=("debug", "info", "warning", "error")
     )

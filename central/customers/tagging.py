@@ -16,7 +16,7 @@ from datetime import datetime
 from sqlalchemy import Connection, delete, select
 
 from central.config import CentralConfig
-from central.customers import lifetime, rebuild
+from central.customers import lifetime, presence_tags, rebuild
 from central.customers.tags import INSERT, Run, Sql, execute, windows
 from central.identity.models import RecomputeMark
 from central.models import table
@@ -311,4 +311,6 @@ _WRITERS = (
     ("repurchase", _repurchase),
     ("value_spend", _value_spend),
     ("high_care", _high_care),
+    ("visits_without_purchase", presence_tags.write_visits_without_purchase),
+    ("long_dwell", presence_tags.write_long_dwell),
 )

@@ -36,6 +36,8 @@ DEFINITIONS = {
     "value_spend": 1,
     "value_clv": 1,
     "high_care": 1,
+    "visits_without_purchase": 1,
+    "long_dwell": 1,
 }
 # The settings each definition reads (its version's digest covers their values).
 SETTINGS = {
@@ -73,6 +75,12 @@ SETTINGS = {
         "customers_utc_offset_minutes",
     ),
     "high_care": ("tags_high_care_days",),
+    "visits_without_purchase": (
+        "tags_presence_window_days",
+        "tags_browse_min_visits",
+        "customers_utc_offset_minutes",
+    ),
+    "long_dwell": ("tags_presence_window_days", "tags_long_dwell_minutes", "customers_utc_offset_minutes"),
 }
 
 
