@@ -23,6 +23,15 @@ def central(request, tmp_path):
         server.close()
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The kill storm's time limit grows with ``--storm``: about 10 s a kill under load, beyond the
+    default limit for anything longer than the CI run."""
+    kills = config.getoption("--storm")
+    for item in items:
+        if item.nodeid.startswith("tests/e2e/test_kill_storm.py"):
+            item.add_marker(pytest.mark.timeout(max(300, 10 * kills)))
+
+
 @pytest.fixture
 def cleanup():
     """Things with a close() or stop() to call after the test, whatever happened in it: a failed
