@@ -14,7 +14,7 @@ restarts, else ``/dev/shm``), mode 0600: it survives the process, not a power cu
 reaches the disk. It is emptied before each read once the journal holds everything in it; after a
 kill, the next start journals what the file holds beyond the journal's end.
 
-Records follow each other from the start of the file; the rest of the file is zeros::
+The file starts with a format mark; records follow each other after it; the rest is zeros::
 
     stream offset (8) | claimed length (4) | read length (4) | tag (8) | claimed bytes
 
@@ -37,6 +37,7 @@ from pathlib import Path
 
 log = logging.getLogger(__name__)
 
+_MARK = b"EAstage2"  # a file without it (another format, or not ours) is set aside, never parsed
 _HEADER = struct.Struct(">QII8s")
 _TAG = 8
 PENDING = 0xFFFFFFFF
@@ -62,12 +63,12 @@ class ReadStaging:
     def __init__(self, path: Path | None, limit_bytes: int = 16 * 1024 * 1024) -> None:
         self.path = path
         self.limit_bytes = limit_bytes  # while the disk stays full the file grows; past this, stop staging
-        self._capacity = limit_bytes + _HEADER.size + MAX_READ  # a read claimed below the limit always fits
+        self._capacity = len(_MARK) + limit_bytes + _HEADER.size + MAX_READ  # a read below the limit fits
         self._fd: int | None = None
         self._map: mmap.mmap | None = None
         self._anchor: ctypes.c_char | None = None  # pins the mapping while its address is in use
         self._base = 0
-        self._size = 0  # bytes of records from the start of the file
+        self._size = len(_MARK)  # where the next record goes
         self._claimed: tuple[int, int] | None = None  # (record start, claimed length) while a read is out
         if path is None:
             return
@@ -79,18 +80,30 @@ class ReadStaging:
                 os.close(fd)
                 raise OSError(f"{path} belongs to uid {st.st_uid}, not to this agent")
             os.fchmod(fd, 0o600)
-            if st.st_size < self._capacity:
+            if os.pread(fd, len(_MARK), 0) not in (b"", _MARK, bytes(len(_MARK))):
+                os.close(fd)
+                fd = self._set_aside(path)
+            if os.fstat(fd).st_size < self._capacity:
                 os.ftruncate(fd, self._capacity)  # sparse: memory is used only where records are written
             self._fd = fd
             self._map = mmap.mmap(fd, self._capacity, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
             self._anchor = ctypes.c_char.from_buffer(self._map)
             self._base = ctypes.addressof(self._anchor)
+            self._map[: len(_MARK)] = _MARK
         except (OSError, ValueError) as exc:  # no RAM-backed directory: the journal alone protects what is read
             log.warning("cannot use %s to stage bytes read (%s); a kill may lose the bytes of one read", path, exc)
             self._release()
             return
-        self._size = sum(_HEADER.size + claimed for _start, claimed, _data in self._records())
+        self._size += sum(_HEADER.size + claimed for _start, claimed, _data in self._records())
         self._forget_claim(self._size)  # a claim a kill left unread, or half made
+
+    @staticmethod
+    def _set_aside(path: Path) -> int:
+        """Move a file in another format out of the way (kept for a technician) and start afresh."""
+        aside = path.with_name(path.name + ".unknown")
+        os.replace(path, aside)
+        log.warning("%s is not a staging file of this agent version; moved to %s", path, aside)
+        return os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
 
     @property
     def enabled(self) -> bool:
@@ -104,7 +117,10 @@ class ReadStaging:
         start = self._size
         at = start + _HEADER.size
         tag = os.urandom(_TAG)
-        self._map[at : at + min(length, _TAG)] = tag[:length]  # the tag first: a kill now leaves no header
+        # Zeros touch every page now, so the kernel's copy into them cannot fault (and, with a kill
+        # pending, fail after taking the bytes); then the tag, and only then a header for it.
+        self._map[at : at + length] = bytes(length)
+        self._map[at : at + min(length, _TAG)] = tag[:length]
         self._map[start:at] = _HEADER.pack(offset, length, PENDING, tag)
         self._claimed = (start, length)
         return self._base + at
@@ -140,15 +156,16 @@ class ReadStaging:
 
     def clear(self) -> None:
         """Forget what is staged (the journal has it)."""
-        if self._map is not None and self._size:
-            self._map[: _HEADER.size] = bytes(_HEADER.size)  # first: a kill from here on leaves no records
-            self._map[_HEADER.size : self._size] = bytes(self._size - _HEADER.size)
-            self._size = 0
+        first = len(_MARK)
+        if self._map is not None and self._size > first:
+            self._map[first : first + _HEADER.size] = bytes(_HEADER.size)  # first: a kill now leaves no records
+            self._map[first + _HEADER.size : self._size] = bytes(self._size - first - _HEADER.size)
+            self._size = first
 
     def _records(self) -> list[tuple[int, int, bytes]]:
         """(record start, claimed length, bytes read) for each record, in stream order."""
         assert self._map is not None
-        out, pos = [], 0
+        out, pos = [], len(_MARK)
         while pos + _HEADER.size <= self._capacity:
             _offset, claimed, got, tag = _HEADER.unpack_from(self._map, pos)
             if not claimed or claimed > MAX_READ or pos + _HEADER.size + claimed > self._capacity:
@@ -164,7 +181,7 @@ class ReadStaging:
 
     def leftovers(self) -> list[tuple[int, bytes]]:
         """What a killed predecessor staged, as (offset, data) in stream order."""
-        if self._map is None or not self._size:
+        if self._map is None or self._size == len(_MARK):
             return []
         return [(_HEADER.unpack_from(self._map, start)[0], data) for start, _claimed, data in self._records()]
 
