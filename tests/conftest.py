@@ -72,6 +72,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="SIGKILLs in the agent's kill-storm test (tests/e2e/test_kill_storm.py); 1000 for the long run",
     )
     parser.addoption(
+        "--storm-reading",
+        action="store_true",
+        help="in the kill storm, start each random delay once the restarted agent reads the port, so every "
+        "kill lands during capture (on a loaded machine most would otherwise land while the agent starts)",
+    )
+    parser.addoption(
         "--card-receipts",
         type=int,
         default=500,

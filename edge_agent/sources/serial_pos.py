@@ -211,13 +211,13 @@ class SerialPosSource:
         self._set_state("stopped", "")
 
     def _read(self, port: Any) -> None:
-        reader = PortReader(port, READ_TIMEOUT)
+        reader = PortReader(port, READ_TIMEOUT, self.staging)
         while not self._stop.is_set():
             self._before_read()
-            data = reader.read()
+            data = reader.read(self._stream.offset)  # read into the staging file (staging.py)
             if data:
-                # Nothing between the read and this write may let another thread run (staging.py).
-                self.staging.stage(self._stream.offset, data)
+                if not reader.staged:  # a port without a file descriptor: staged once in hand
+                    self.staging.stage(self._stream.offset, data)
                 self._take(data)
                 continue
             if len(self.backlog):
@@ -238,8 +238,8 @@ class SerialPosSource:
         self._take(data)
 
     def _before_read(self) -> None:
-        """Tidy the journal and, once it holds everything, the staging file: no system call is left
-        for the moment between a read and the staging write."""
+        """Tidy the journal and, once it holds everything, the staging file, before the next read
+        lands in it."""
         self.backlog.prepare()
         if not len(self.backlog):
             self.staging.clear()

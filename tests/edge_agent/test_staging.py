@@ -105,3 +105,13 @@ def test_a_planted_symlink_is_not_followed(tmp_path):
     staging.stage(0, b"raw bytes")  # disabled: nothing written anywhere
     assert target.read_bytes() == b"keep"
     assert os.path.islink(link)
+
+
+def test_a_file_in_another_format_is_set_aside_not_parsed(tmp_path):
+    path = tmp_path / "edge-agent-x-pos.staging"
+    path.write_bytes(b"\0" * 7 + b"\x10" + b"\0\0\0\x05hello")  # offset, length, bytes: an older layout
+    staging = ReadStaging(path)
+    assert staging.leftovers() == []
+    assert (tmp_path / "edge-agent-x-pos.staging.unknown").read_bytes().endswith(b"hello")
+    staging.stage(7, b"abc")
+    assert ReadStaging(path).leftovers() == [(7, b"abc")]  # and the new file is read back as it is
