@@ -17,7 +17,8 @@ import re
 import secrets
 import signal
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
@@ -138,6 +139,18 @@ def existing_database(config: CentralConfig, path: Path | None) -> Engine:
         engine.dispose()
         raise
     return engine
+
+
+@contextmanager
+def cli_session(args: argparse.Namespace) -> Iterator[tuple[Session, CentralConfig]]:
+    """A database session for one command on the configured, existing database, and the configuration."""
+    config, path = load(args)
+    engine = existing_database(config, path)
+    try:
+        with Session(engine) as db:
+            yield db, config
+    finally:
+        engine.dispose()
 
 
 def ready_schema(config: CentralConfig, engine: Engine) -> None:

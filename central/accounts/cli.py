@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from central import audit
 from central.accounts import passwords, users
 from central.accounts.roles import ROLES
-from central.cli import PROG, CliError, Command, existing_database, load
+from central.cli import PROG, CliError, Command, cli_session
 from central.clock import system_clock
 
 ACTOR = "cli"
@@ -26,13 +26,8 @@ USER_ACTIONS = ("add", "list", "disable", "reset-password")
 
 @contextmanager
 def _session(args: argparse.Namespace) -> Iterator[Session]:
-    config, path = load(args)
-    engine = existing_database(config, path)
-    try:
-        with Session(engine) as db:
-            yield db
-    finally:
-        engine.dispose()
+    with cli_session(args) as (db, _config):
+        yield db
 
 
 def _password(args: argparse.Namespace) -> tuple[str, bool]:

@@ -26,7 +26,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from central.campaigns import coupons
-from central.cli import PROG, CliError, Command, existing_database, load
+from central.cli import PROG, CliError, Command, cli_session
 from central.clock import system_clock
 from shared.crypto import load_or_create_key
 
@@ -35,13 +35,8 @@ ACTOR = "cli"
 
 @contextmanager
 def _session(args: argparse.Namespace) -> Iterator[tuple[Session, bytes]]:
-    config, path = load(args)
-    engine = existing_database(config, path)
-    try:
-        with Session(engine) as db:
-            yield db, load_or_create_key(config.secret_key_path)
-    finally:
-        engine.dispose()
+    with cli_session(args) as (db, config):
+        yield db, load_or_create_key(config.secret_key_path)
 
 
 def _time(text: str, option: str) -> datetime:

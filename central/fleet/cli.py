@@ -9,16 +9,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy.orm import Session
-
 from central import audit
-from central.cli import PROG, CliError, Command, existing_database, load
+from central.cli import PROG, CliError, Command, cli_session
 from central.clock import system_clock
 from central.fleet import downlink
 from central.fleet.devices import STATES, DeviceError, list_devices, set_status
@@ -27,15 +24,7 @@ from central.fleet.enrollment import STORE_ID_RE, TokenError, issue_token, list_
 ACTOR = "cli"
 
 
-@contextmanager
-def _session(args: argparse.Namespace) -> Iterator[tuple[Session, Any]]:
-    config, path = load(args)
-    engine = existing_database(config, path)
-    try:
-        with Session(engine) as db:
-            yield db, config
-    finally:
-        engine.dispose()
+_session = cli_session
 
 
 def _when(moment: datetime | None) -> str:

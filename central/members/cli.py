@@ -4,15 +4,10 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
-from sqlalchemy.orm import Session
-
-from central.cli import PROG, CliError, Command, existing_database, load
+from central.cli import PROG, CliError, Command, cli_session
 from central.clock import system_clock
 from central.members import codes, wallet
 from shared.crypto import load_or_create_key
@@ -20,15 +15,7 @@ from shared.crypto import load_or_create_key
 ACTOR = "cli"
 
 
-@contextmanager
-def _session(args: argparse.Namespace) -> Iterator[tuple[Session, Any]]:
-    config, path = load(args)
-    engine = existing_database(config, path)
-    try:
-        with Session(engine) as db:
-            yield db, config
-    finally:
-        engine.dispose()
+_session = cli_session
 
 
 def cmd_member_code(args: argparse.Namespace) -> int:
