@@ -78,6 +78,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "kill lands during capture (on a loaded machine most would otherwise land while the agent starts)",
     )
     parser.addoption(
+        "--outage",
+        type=float,
+        default=20.0,
+        help="seconds central stays down in tests/e2e/test_pipeline.py's outage test; 3600 for the long run",
+    )
+    parser.addoption(
         "--card-receipts",
         type=int,
         default=500,

@@ -131,9 +131,10 @@ def assert_nothing_in_clear(agent: Agent, when: str) -> None:
             assert number.encode() not in data, f"{number} in {path}{when}"
 
 
-def test_central_down_for_a_minute_loses_nothing(central, tmp_path, cleanup):
+def test_central_down_for_a_while_loses_nothing(central, tmp_path, cleanup, request):
+    outage = request.config.getoption("--outage")  # seconds; 20 by default, --outage 3600 for an hour
     lines, numbers = receipt_lines(1500, prefix="OUT")
-    till = Till(lines, rate=20)  # 75 s of trading
+    till = Till(lines, rate=40)  # 37.5 s of trading
     agent = Agent(tmp_path, till.path)
     cleanup += [till, agent]
     agent.enroll(central.url, central.enroll_token("S002"))
@@ -146,8 +147,8 @@ def test_central_down_for_a_minute_loses_nothing(central, tmp_path, cleanup):
     )
     central.stop()
     down_at = till.written
-    time.sleep(60)
-    assert till.written - down_at > 1000  # the till kept trading while central was away
+    time.sleep(outage)
+    assert till.written - down_at > 500  # the till kept trading while central was away
     central.start()
     till.join(60)
     wait_until(
