@@ -13,18 +13,18 @@ from __future__ import annotations
 import logging
 import os
 import select
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from edge_agent.parsing.keyboard import EVENT_SIZE, InputEvent, KeyboardDecoder, parse_events
+from edge_agent.sources.scanner_thread import ScannerThread
 
 log = logging.getLogger(__name__)
 
 
-class EvdevScanner:
+class EvdevScanner(ScannerThread):
     """One wedge scanner: a thread reading its input device until stopped."""
 
     def __init__(
@@ -39,45 +39,22 @@ class EvdevScanner:
         clock: Callable[[], float] = time.monotonic,
         max_delay: float = 30.0,
     ) -> None:
+        super().__init__(Path(path).name, on_payload, max_delay=max_delay)
         self.path = path
-        self.on_payload = on_payload
         self.decoder = KeyboardDecoder(layout)
         self.grab = grab
         self.idle_flush = idle_flush
         self.on_event = on_event
         self.clock = clock
-        self.max_delay = max_delay
-        self.state = "starting"
-        self.detail = ""
-        self.payloads = 0
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
 
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self.run, name=f"scanner:{Path(self.path).name}", daemon=True)
-        self._thread.start()
+    def _where(self) -> dict[str, str]:
+        return {"device": self.path}
 
-    def stop(self, timeout: float = 5.0) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
+    def _failure(self, exc: BaseException) -> str:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+        return f"cannot read {self.path}: {reason}; is the scanner plugged in?"
 
-    def health(self) -> dict[str, Any]:
-        return {"state": self.state, "detail": self.detail, "payloads": self.payloads, "device": self.path}
-
-    def run(self) -> None:
-        """Read until stopped, reopening the device after it goes away."""
-        delay = 1.0
-        while not self._stop.is_set():
-            try:
-                self._read_device()
-                delay = 1.0
-            except OSError as exc:
-                self._set_state("down", f"cannot read {self.path}: {exc.strerror or exc}; is the scanner plugged in?")
-                self._stop.wait(delay)
-                delay = min(delay * 2, self.max_delay)
-
-    def _read_device(self) -> None:
+    def _read(self) -> None:
         fd = os.open(self.path, os.O_RDONLY | os.O_NONBLOCK)
         holder = self._grab(fd) if self.grab else None
         try:
@@ -111,16 +88,6 @@ class EvdevScanner:
         device = evdev.InputDevice(self.path)
         device.grab()
         return device
-
-    def _emit(self, payload: str | None) -> None:
-        if payload:
-            self.payloads += 1
-            self.on_payload(payload)
-
-    def _set_state(self, state: str, detail: str) -> None:
-        if (state, detail) != (self.state, self.detail):
-            log.log(logging.WARNING if state == "down" else logging.INFO, "scanner %s %s %s", self.path, state, detail)
-        self.state, self.detail = state, detail
 
 
 def key_name(event: InputEvent) -> tuple[str, str]:

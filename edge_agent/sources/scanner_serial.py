@@ -8,14 +8,13 @@ read as Latin-1 so that no byte is lost before the classifier sees it.
 
 from __future__ import annotations
 
-import logging
-import threading
 from collections.abc import Callable
 from typing import Any
 
 import serial
 
-log = logging.getLogger(__name__)
+from edge_agent.sources.scanner_thread import ScannerThread
+
 MAX_PAYLOAD = 4096  # far above a QR member code (~320 characters); longer input is noise
 
 
@@ -34,8 +33,10 @@ def split_payloads(buffer: bytes) -> tuple[list[str], bytes]:
     return payloads, rest
 
 
-class SerialScanner:
+class SerialScanner(ScannerThread):
     """One serial scanner: a thread reading its port until stopped, reopening it after errors."""
+
+    errors = (serial.SerialException, OSError, ValueError)
 
     def __init__(
         self,
@@ -46,46 +47,22 @@ class SerialScanner:
         opener: Callable[..., Any] = serial.serial_for_url,
         max_delay: float = 30.0,
     ) -> None:
+        super().__init__("serial", on_payload, max_delay=max_delay)
         self.url = url
-        self.on_payload = on_payload
         self.baudrate = baudrate
         self.opener = opener
-        self.max_delay = max_delay
-        self.state = "starting"
-        self.detail = ""
-        self.payloads = 0
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
         self.port: Any = None
 
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self.run, name="scanner:serial", daemon=True)
-        self._thread.start()
+    def _where(self) -> dict[str, str]:
+        return {"port": self.url}
 
-    def stop(self, timeout: float = 5.0) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
+    def _failure(self, exc: BaseException) -> str:
+        return f"cannot read {self.url}: {exc}; check the cable and the URL"
 
-    def health(self) -> dict[str, Any]:
-        return {"state": self.state, "detail": self.detail, "payloads": self.payloads, "port": self.url}
-
-    def run(self) -> None:
-        delay = 1.0
-        while not self._stop.is_set():
-            try:
-                self._read_port()
-                delay = 1.0
-            except (serial.SerialException, OSError, ValueError) as exc:
-                self.state, self.detail = "down", f"cannot read {self.url}: {exc}; check the cable and the URL"
-                log.warning("scanner %s", self.detail)
-                self._stop.wait(delay)
-                delay = min(delay * 2, self.max_delay)
-
-    def _read_port(self) -> None:
+    def _read(self) -> None:
         port = self.port = self.opener(self.url, baudrate=self.baudrate, timeout=0.1)
         try:
-            self.state, self.detail = "up", ""
+            self._set_state("up", "")
             rest = b""
             while not self._stop.is_set():
                 data = port.read(max(1, port.in_waiting))
@@ -93,7 +70,6 @@ class SerialScanner:
                     continue
                 payloads, rest = split_payloads(rest + data)
                 for payload in payloads:
-                    self.payloads += 1
-                    self.on_payload(payload)
+                    self._emit(payload)
         finally:
             port.close()
