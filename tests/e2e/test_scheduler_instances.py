@@ -123,6 +123,12 @@ def test_two_instances_share_jobs_and_fire_each_birthday_once(tmp_path, database
             30,
             "more trigger runs",
         )
+        # Each instance takes jobs whenever the other does not hold their lease; give both the chance.
+        wait_until(
+            lambda: scalar("SELECT count(DISTINCT instance) FROM job_runs WHERE status = 'ok'") == 2,
+            30,
+            "both instances to have run a job",
+        )
     finally:
         a.close()
         b.close()
