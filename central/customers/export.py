@@ -10,8 +10,6 @@ reader never sees half a file. Tags and statistics hold no personal data: nothin
 
 from __future__ import annotations
 
-import csv
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -20,6 +18,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, and_, or_, select
 
+from central.csvfiles import write_csv
 from central.customers.models import CustomerStats, CustomerTag
 from central.customers.profile import STAT_COLUMNS, WINDOW_COLUMNS, local_today, stat_cells, windows
 from central.db import READ_ONLY
@@ -74,19 +73,6 @@ def _stat_rows(conn: Connection, page: int, today: date) -> Iterator[list[Any]]:
         last = high
 
 
-def _write(path: Path, header: list[str], rows: Iterator[list[Any]]) -> int:
-    partial = path.with_name(path.name + ".partial")
-    count = 0
-    with partial.open("w", encoding="utf-8", newline="") as out:
-        writer = csv.writer(out, lineterminator="\n")
-        writer.writerow(header)
-        for row in rows:
-            writer.writerow(row)
-            count += 1
-    os.replace(partial, path)
-    return count
-
-
 def export_tags(engine: Engine, out_dir: Path, now: datetime, offset_minutes: int, *, page: int = PAGE) -> TagExport:
     """Write tags.csv and statistics.csv into ``out_dir`` (created, owner-only) from one snapshot."""
     out_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -97,6 +83,6 @@ def export_tags(engine: Engine, out_dir: Path, now: datetime, offset_minutes: in
     with engine.connect() as conn:
         conn = conn.execution_options(**options)
         with conn.begin():
-            tags = _write(out_dir / FILES[0], TAG_HEADER, _tag_rows(conn, page))
-            stats = _write(out_dir / FILES[1], [*STAT_COLUMNS, *WINDOW_COLUMNS], _stat_rows(conn, page, today))
+            tags = write_csv(out_dir / FILES[0], TAG_HEADER, _tag_rows(conn, page))
+            stats = write_csv(out_dir / FILES[1], [*STAT_COLUMNS, *WINDOW_COLUMNS], _stat_rows(conn, page, today))
     return TagExport(tags, stats)

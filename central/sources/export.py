@@ -11,8 +11,6 @@ Events of the agents' own bookkeeping (``agent.*``) are left out: they never nam
 
 from __future__ import annotations
 
-import csv
-import os
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -22,6 +20,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, and_, not_, select
 
+from central.csvfiles import write_csv
 from central.db import READ_ONLY
 from central.identity.models import Customer, EventCustomer, Identifier
 from central.ingest.models import Event
@@ -125,20 +124,6 @@ def _customer_rows(conn: Connection, unmasked: bool, size: int) -> Iterator[list
             yield row
 
 
-def _write(path: Path, header: list[str], rows: Iterator[list[Any]]) -> int:
-    """Write a CSV next to ``path`` and move it into place when complete; return the rows written."""
-    partial = path.with_name(path.name + ".partial")
-    count = 0
-    with partial.open("w", encoding="utf-8", newline="") as out:
-        writer = csv.writer(out, lineterminator="\n")
-        writer.writerow(header)
-        for row in rows:
-            writer.writerow(row)
-            count += 1
-    os.replace(partial, path)
-    return count
-
-
 def export_identity(engine: Engine, out_dir: Path, *, unmasked: bool, page: int = PAGE) -> ExportCounts:
     """Write the three files into ``out_dir`` (created, owner-only) from one snapshot of the database."""
     out_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -148,9 +133,9 @@ def export_identity(engine: Engine, out_dir: Path, *, unmasked: bool, page: int 
     with engine.connect() as conn:
         conn = conn.execution_options(**options)
         with conn.begin():
-            identifiers = _write(
+            identifiers = write_csv(
                 out_dir / "identifiers.csv", ["type", "value", "customer_id"], _identifier_rows(conn, unmasked, page)
             )
-            events = _write(out_dir / "events.csv", ["source", "event_id", "customer_id"], _event_rows(conn, page))
-            customers = _write(out_dir / "customers.csv", _customer_columns(), _customer_rows(conn, unmasked, page))
+            events = write_csv(out_dir / "events.csv", ["source", "event_id", "customer_id"], _event_rows(conn, page))
+            customers = write_csv(out_dir / "customers.csv", _customer_columns(), _customer_rows(conn, unmasked, page))
     return ExportCounts(identifiers, events, customers)

@@ -6,10 +6,9 @@ two scanners of one PC cannot both redeem a code, nor both take the campaign's l
 
 from __future__ import annotations
 
-import sqlite3
 from pathlib import Path
 
-DB_FILE = "till.sqlite"
+from edge_agent.till.storage import DB_FILE, open_till_db
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS coupons_used (
@@ -30,10 +29,7 @@ class CouponStore:
     def __init__(self, directory: Path) -> None:
         directory.mkdir(parents=True, exist_ok=True)
         self.path = directory / DB_FILE
-        self._conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
-        self._conn.execute("PRAGMA journal_mode=WAL")
-        self._conn.execute("PRAGMA synchronous=FULL")
-        self._conn.executescript(_SCHEMA)
+        self._conn = open_till_db(directory, _SCHEMA)
 
     def close(self) -> None:
         self._conn.close()

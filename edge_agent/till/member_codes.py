@@ -14,12 +14,12 @@ otherwise central sees the second use at sync and flags it (docs/decisions/0038-
 
 from __future__ import annotations
 
-import sqlite3
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from edge_agent.till.storage import DB_FILE, open_till_db
 from shared.crypto import unb64
 from shared.member_code import (
     OTHER_STORE_REPLAYED,
@@ -34,7 +34,6 @@ from shared.member_code import (
 
 KEYS_DOCUMENT = "member_codes"
 USED_DOCUMENT = "member_codes_used"
-DB_FILE = "till.sqlite"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS member_codes_seen (
@@ -80,10 +79,7 @@ class MemberCodeVerifier:
         self.clock = clock
         self.keys = MemberCodeKeys(keys)
         self.path = directory / DB_FILE
-        self._conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
-        self._conn.execute("PRAGMA journal_mode=WAL")
-        self._conn.execute("PRAGMA synchronous=FULL")
-        self._conn.executescript(_SCHEMA)
+        self._conn = open_till_db(directory, _SCHEMA)
 
     def close(self) -> None:
         self._conn.close()
