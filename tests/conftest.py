@@ -91,6 +91,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "path (tests/edge_agent/test_card_data_never_lands.py); 10000 for the acceptance run",
     )
     parser.addoption(
+        "--till-receipts",
+        type=int,
+        default=37,
+        help="generated receipts a till prints through the agent to central in tests/e2e/test_escpos_pipeline.py "
+        "(beyond 100, all but the last with card numbers, track data and CVVs); 10000 for the acceptance run",
+    )
+    parser.addoption(
         "--chain-people",
         type=int,
         default=300,

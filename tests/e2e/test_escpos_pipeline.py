@@ -5,7 +5,9 @@ data and CVVs) into a pseudo-terminal; the agent splits them by reset, cut and i
 them with the built-in profiles and ships the sales. Central must hold exactly the generated
 sales, linked to customers by the member phone or card printed on them; a receipt no profile
 reads waits in the quarantine until ``edge-agent reparse`` reads it with a technician's profile.
-Then every file, log and export of both sides is scanned for card data. Each test runs on
+Then every file, log and export of both sides is scanned for card data (``--till-receipts``
+receipts, 37 by default with a third of them printing card data; beyond 100 receipts every one but
+the last does; 10000 for the acceptance run). Each test runs on
 central's SQLite and PostgreSQL backends.
 """
 
@@ -62,21 +64,24 @@ def database_text(central) -> str:
     return "\n".join(out)
 
 
-def test_printer_bytes_on_a_pty_become_sales_at_central_and_no_card_number_lands(central, tmp_path, cleanup):
+def test_printer_bytes_on_a_pty_become_sales_at_central_and_no_card_number_lands(central, tmp_path, cleanup, request):
+    count = max(2, request.config.getoption("--till-receipts"))
     made = []
-    for n in range(36):
-        options = {"card_data": True, "payment": "bank_card"} if n % 3 == 0 else {}
+    for n in range(count - 1):
+        options = {"card_data": True, "payment": "bank_card"} if n % 3 == 0 or count > 100 else {}
         made.append(receipt(random.Random(f"e2e-{n}"), reset=True, cut=n % 2 == 0 or None, **options))
     made.append(receipt(random.Random("e2e-last"), reset=True, cut=False))  # only the idle gap ends it
     chunks = [m.data for m in made[:18]] + [TEA_RECEIPT] + [m.data for m in made[18:]]
-    till = Till(chunks, rate=40)
+    till = Till(chunks, rate=40 if count < 100 else 400)
     agent = Agent(tmp_path, till.path, pos_settings='mode = "escpos"\nidle_gap = 0.5')
     cleanup += [till, agent]
     agent.enroll(central.url, central.enroll_token("S001"))
     agent.start()
     till.start()
-    till.join(60)
-    wait_until(lambda: central.scalar("SELECT COUNT(*) FROM receipts") >= len(made), 60, "the sales at central")
+    till.join(60 + count / 100)
+    wait_until(
+        lambda: central.scalar("SELECT COUNT(*) FROM receipts") >= len(made), 60 + count / 50, "the sales at central"
+    )
 
     got = central_payloads(central)
     assert len(got) == len(made)
@@ -121,13 +126,18 @@ def test_printer_bytes_on_a_pty_become_sales_at_central_and_no_card_number_lands
 
     # No full card number, track data or CVV anywhere: files, logs, the database, an export.
     secrets = {s for m in made for s in m.secrets if s.isdigit()}
-    assert len(secrets) >= 12
+    assert len(secrets) >= (count - 1 if count > 100 else count // 3)
     export = tmp_path / "export"
     export_identity(central.engine, export, unmasked=True)  # what `central-server export-identity --unmasked` writes
     staged = staging_path(agent.data_dir, "pos")
-    places = [agent.data_dir, tmp_path / "agent.log", tmp_path / "central.log", export]
+    # SQLite files hold sealed blobs and clear event ids side by side, where a Luhn-valid run of
+    # digits turns up by chance once in a few thousand receipts: those are scanned for the seeded
+    # numbers, track data and CVVs only (central's rows are also scanned value by value below).
+    databases = [p for p in agent.data_dir.rglob("*.db*")] + list(tmp_path.glob("central.db*"))
+    others = [p for p in agent.data_dir.rglob("*") if p.is_file() and p not in databases]
+    places = [*others, tmp_path / "agent.log", tmp_path / "central.log", export]
     assert scan_files(places + ([staged] if staged.exists() else []), secrets) == {}
-    assert scan_files(list(tmp_path.glob("central.db*")), secrets, any_card=False) == {}
+    assert scan_files(databases, secrets, any_card=False) == {}
     assert leaks(database_text(central), secrets) == []
     assert not (tmp_path / "agent.log").read_text(errors="replace").count("Traceback")
 
