@@ -34,6 +34,7 @@ from central.identity.registry import Registry
 from central.identity.resolve import IdentityFact, Resolution, resolve
 from central.ingest.batches import MAX_ATTEMPTS, _is_retryable
 from central.models import table
+from central.sources import import_runs
 from central.sources.events import SourceRow, device_for, identity_fact, insert_events
 from central.sources.import_mapping import (
     Mapping,
@@ -316,7 +317,12 @@ def run_import(
     """Import the planned file chunk by chunk (committed unless dry-run); return the import id and stats."""
     stats = RunStats()
     import_id, done = open_import(db, plan, options, clock())
+    run_id = None
     if not options.dry_run:
+        if done < plan.rows:
+            run_id = import_runs.start_run(
+                db, import_id, total=plan.rows, skipped=done, operator=options.operator, now=clock()
+            )
         db.commit()
     chunk: list[PreparedRow] = []
 
@@ -328,21 +334,30 @@ def run_import(
                 db, import_id, plan, chunk, clock(), registry=registry, options=options, stats=stats, resolver=resolver
             )
         else:
-            _commit_chunk(db, import_id, plan, chunk, clock, registry, options, stats, resolver)
+            _commit_chunk(db, import_id, plan, chunk, clock, registry, options, stats, resolver, run_id)
         stats.processed += len(chunk)
         on_rows(chunk[-1].row)
         chunk.clear()
 
     stats.skipped = min(done, plan.rows)
-    for prepared in prepared_rows(plan, registry, options, today, after=done) if done < plan.rows else ():
-        chunk.append(prepared)
-        if len(chunk) >= options.chunk_size:
-            flush()
-    flush()
+    try:
+        for prepared in prepared_rows(plan, registry, options, today, after=done) if done < plan.rows else ():
+            chunk.append(prepared)
+            if len(chunk) >= options.chunk_size:
+                flush()
+        flush()
+    except Exception as exc:
+        if run_id is not None:  # the run's row says how it ended; the chunks committed stay
+            db.rollback()
+            import_runs.finish(db, run_id, clock(), error=f"{type(exc).__name__}: {exc}"[:500])
+            db.commit()
+        raise
     on_rows(plan.rows)
     imported = db.get(MemberImport, import_id)
     if imported is not None and imported.completed_at is None:
         imported.completed_at, imported.rows = clock(), plan.rows
+    if run_id is not None:
+        import_runs.finish(db, run_id, clock())
     if not options.dry_run:
         db.commit()
     return import_id, stats
@@ -358,6 +373,7 @@ def _commit_chunk(
     options: ImportOptions,
     stats: RunStats,
     resolver: Resolver,
+    run_id: int | None = None,
 ) -> None:
     for attempt in range(1, MAX_ATTEMPTS + 1):
         attempt_stats = RunStats()
@@ -373,6 +389,8 @@ def _commit_chunk(
                 stats=attempt_stats,
                 resolver=resolver,
             )
+            if run_id is not None:
+                import_runs.progress(db, run_id, chunk[-1].row, clock())
             db.commit()
         except Exception as exc:  # _is_retryable decides; anything else is raised again
             db.rollback()
