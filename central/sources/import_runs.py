@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import func, insert, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from central.sources.models import ImportRow, ImportRun, MemberImport
 
@@ -84,7 +84,10 @@ def list_imports(
 ) -> tuple[list[ImportSummary], int | None]:
     """Imports newest first, after the cursor ``before`` (an import id); the next page's cursor or None."""
     done = select(func.count()).select_from(ImportRow).where(ImportRow.import_id == MemberImport.id).scalar_subquery()
-    newest = select(func.max(ImportRun.id)).where(ImportRun.import_id == MemberImport.id).scalar_subquery()
+    runs = aliased(ImportRun)
+    newest = (
+        select(func.max(runs.id)).where(runs.import_id == MemberImport.id).correlate(MemberImport).scalar_subquery()
+    )
     query = (
         select(
             MemberImport.id,
