@@ -13,6 +13,9 @@ an earlier row), ``suggestion`` (linked, and weak evidence went to the review qu
 ``rejected`` (unusable: no identifier, a malformed row), ``duplicate`` (its event was already
 stored by another run). The phone + name rule runs over the whole file first: a phone given for
 rows of different names links none of them.
+
+A run with rows to import records itself in ``import_runs`` (:mod:`central.sources.import_runs`):
+rows done, written with each chunk, and how it ended; the console shows it as the import's progress.
 """
 
 from __future__ import annotations
