@@ -29,6 +29,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 from sqlalchemy import func, select
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from central import bulk
@@ -351,9 +352,7 @@ def run_import(
         flush()
     except Exception as exc:
         if run_id is not None:  # the run's row says how it ended; the chunks committed stay
-            db.rollback()
-            import_runs.finish(db, run_id, clock(), error=f"{type(exc).__name__}: {exc}"[:500])
-            db.commit()
+            _record_failure(db, run_id, clock, exc)
         raise
     on_rows(plan.rows)
     imported = db.get(MemberImport, import_id)
@@ -364,6 +363,15 @@ def run_import(
     if not options.dry_run:
         db.commit()
     return import_id, stats
+
+
+def _record_failure(db: Session, run_id: int, clock: Callable[[], datetime], exc: Exception) -> None:
+    db.rollback()
+    try:
+        import_runs.finish(db, run_id, clock(), error=f"{type(exc).__name__}: {exc}"[:500])
+        db.commit()
+    except SQLAlchemyError:  # the database itself failed: the run stays "running" until the next run
+        db.rollback()
 
 
 def _commit_chunk(

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import re
-from datetime import timedelta
+from datetime import date, timedelta
 
 import pytest
 from sqlalchemy import select
 
 from central import db as central_db
+from central.fleet import health
 from central.identity.models import Identifier
+from central.identity.resolve import resolve
 from central.models import AuditLog
 from central.scheduler import run_now
 from central.sources.import_runs import start_run
+from central.sources.member_import import ImportOptions, plan_import, run_import
 from central.sources.models import ImportRun
 from tests.central.operations_support import (
     coupon_campaign,
@@ -21,7 +24,7 @@ from tests.central.operations_support import (
     redeem,
     tag_tier,
 )
-from tests.central.sources_support import new_key, post_events, source_event
+from tests.central.sources_support import default_registry, new_key, post_events, source_event
 from tests.central.support import Agent, create_user, csrf_from, login, table_rows, token_for
 
 SQLITE = pytest.mark.parametrize("backend", ["sqlite"], indirect=True)  # no database behaviour involved
@@ -79,8 +82,6 @@ def test_the_fleet_is_paged_by_keyset_and_a_store_manager_sees_only_their_stores
     for other in others:
         assert other.enroll(client, token_for(app, other.store_id)).status_code == 201
     admin = _as(app, "admin")
-    from central.fleet import health
-
     with central_db.session_factory(app)() as db:
         first = health.page_devices(db, app.config["CLOCK"](), 300.0, limit=3)
         rest = health.page_devices(db, app.config["CLOCK"](), 300.0, after=first.next_after, limit=3)
@@ -239,3 +240,39 @@ def test_imports_show_their_runs_progress_and_report_and_jobs_their_last_run(app
     assert "尚未运行" in _row(jobs, "data-job", "triggers")
     for role in ("technician", "marketing", "finance"):
         assert _as(app, role).get(f"/console/imports/{import_id}").status_code == 403
+
+
+@SQLITE
+def test_an_import_that_fails_part_way_shows_as_failed_with_the_rows_it_committed(app, tmp_path):
+    path = tmp_path / "broken.csv"
+    path.write_text("name,phone\n王芳,13800139001\n李雷,13800139002\n韩梅梅,13800139003\n", encoding="utf-8")
+    calls = []
+
+    def failing_on_the_second_chunk(db, facts, now, **options):
+        calls.append(len(facts))
+        if len(calls) > 1:
+            raise ValueError("the identity step gave up")
+        return resolve(db, facts, now, **options)
+
+    registry = default_registry()
+    options = ImportOptions(chunk_size=2)
+    plan = plan_import(path, options, registry)
+    with central_db.session_factory(app)() as db, pytest.raises(ValueError, match="gave up"):
+        run_import(
+            db,
+            plan,
+            options,
+            registry=registry,
+            clock=app.config["CLOCK"],
+            today=date(2026, 11, 23),
+            resolver=failing_on_the_second_chunk,
+        )
+    (run,) = table_rows(app, ImportRun)
+    assert (run.status, run.rows_done, run.rows_total, run.error) == (
+        "failed",
+        2,
+        3,
+        "ValueError: the identity step gave up",
+    )
+    html = _as(app, "admin").get("/console/imports").get_data(as_text=True)
+    assert "2 / 3 (67 %)" in _row(html, "data-import", run.import_id) and "失败" in html
