@@ -9,14 +9,16 @@ import pytest
 from sqlalchemy import select
 
 from central import db as central_db
+from central.accounts.roles import ROLES
 from central.fleet import health
+from central.fleet.models import Device, EnrollToken
 from central.identity.models import Identifier
 from central.identity.resolve import resolve
 from central.models import AuditLog
 from central.scheduler import run_now
 from central.sources.import_runs import start_run
 from central.sources.member_import import ImportOptions, plan_import, run_import
-from central.sources.models import ImportRun
+from central.sources.models import ImportRun, SourceKey
 from tests.central.operations_support import (
     coupon_campaign,
     declare_trigger,
@@ -26,6 +28,7 @@ from tests.central.operations_support import (
 )
 from tests.central.sources_support import default_registry, new_key, post_events, source_event
 from tests.central.support import Agent, create_user, csrf_from, login, table_rows, token_for
+from tests.central.test_console_roles import STATE_CHANGING
 
 SQLITE = pytest.mark.parametrize("backend", ["sqlite"], indirect=True)  # no database behaviour involved
 HEARTBEAT = {
@@ -276,3 +279,29 @@ def test_an_import_that_fails_part_way_shows_as_failed_with_the_rows_it_committe
     )
     html = _as(app, "admin").get("/console/imports").get_data(as_text=True)
     assert "2 / 3 (67 %)" in _row(html, "data-import", run.import_id) and "失败" in html
+
+
+# Who may send each state-changing operations route; every other role gets 403 with a valid token.
+POST_ROLES = {
+    "/console/fleet/tokens": {"admin", "technician"},
+    "/console/fleet/tokens/{token_id}/revoke": {"admin", "technician"},
+    "/console/fleet/devices/{device_id}/retire": {"admin", "technician"},
+    "/console/fleet/devices/{device_id}/revoke": {"admin"},
+    "/console/fleet/source-keys": {"admin"},
+    "/console/fleet/source-keys/{key_id}/revoke": {"admin"},
+}
+
+
+@SQLITE
+def test_every_operations_action_refuses_the_roles_it_does_not_name(app, agent):
+    assert set(POST_ROLES) <= set(STATE_CHANGING)
+    ids = {"token_id": "0123456789ab", "device_id": agent.device_id, "key_id": 1}
+    for role in ROLES:
+        client = _as(app, role, stores=("S001",) if role == "store_manager" else ())
+        token = csrf_from(client.get("/console/").get_data(as_text=True))
+        for route, allowed in POST_ROLES.items():
+            if role not in allowed:
+                response = client.post(route.format(**ids), data={"csrf_token": token, "store": "S001"})
+                assert response.status_code == 403, (role, route)
+    assert [d.status for d in table_rows(app, Device)] == ["active"]
+    assert len(table_rows(app, EnrollToken)) == 1 and table_rows(app, SourceKey) == []  # the fixture's token only
