@@ -78,6 +78,9 @@ def _globals() -> dict[str, object]:
         "coming": navigation.COMING,
         "kind_labels": navigation.SEARCH_LABELS,
         "state_labels": navigation.STATE_LABELS,
+        "tier_labels": navigation.TIER_LABELS,
+        "status_labels": navigation.JOB_STATUS_LABELS,
+        "outcome_labels": navigation.OUTCOME_LABELS,
     }
 
 
@@ -86,6 +89,6 @@ def init_app(app: Flask) -> None:
     app.config.setdefault("BABEL_DEFAULT_LOCALE", DEFAULT_LANGUAGE)
     app.config.setdefault("BABEL_TRANSLATION_DIRECTORIES", str(TRANSLATIONS))
     Babel(app, locale_selector=select_locale)
-    from central.console import login, pages  # noqa: F401  (registers the views on bp)
+    from central.console import campaigns, fleet, imports, login, pages  # noqa: F401  (registers the views on bp)
 
     app.register_blueprint(bp)

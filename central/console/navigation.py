@@ -45,8 +45,6 @@ TITLES = {item.page: item.label for item in NAV}
 
 COMING = {
     "segments": "即将推出：用标签和属性圈选人群并实时计数，以及导出。",
-    "campaigns": "即将推出：触发规则与优惠券活动，以及发放、核销、冲突和按层级、门店的核销率。",
-    "imports": "即将推出：历史会员导入的进度与报告，以及定时任务的上次运行。",
 }
 
 STATE_LABELS = {
@@ -66,3 +64,30 @@ SEARCH_LABELS = {"phone": "手机号", "member_card": "会员卡号", "member_id
 def nav_for(role: str) -> list[Item]:
     """The entries a role may open."""
     return [item for item in NAV if role in item.roles]
+
+
+TIER_LABELS = {
+    "loyal": "忠诚",
+    "potential": "潜力",
+    "dormant": "沉睡",
+    "other": "其他",
+    "untiered": "未分层",
+    "anonymous": "未领取（匿名券）",
+}
+
+JOB_STATUS_LABELS = {
+    "running": "运行中",
+    "ok": "成功",
+    "failed": "失败",
+    "completed": "已完成",
+    "interrupted": "已中断",
+}
+
+OUTCOME_LABELS = {
+    "new": "新客户",
+    "merged": "合并",
+    "suggestion": "建议",
+    "conflict": "冲突",
+    "rejected": "拒绝",
+    "duplicate": "重复",
+}

@@ -1,4 +1,6 @@
-"""The console's pages: overview, customers (search and the 360 view), segments, campaigns, fleet, imports.
+"""The console's pages: overview, customers (search and the 360 view), segments.
+
+Fleet, campaigns, and imports and jobs have their own modules (``fleet.py``, ``campaigns.py``, ``imports.py``).
 
 Each page declares its roles. Personal data is masked for every role but admin, and every page that
 shows a customer writes an audit row naming who looked.
@@ -13,13 +15,12 @@ from flask.typing import ResponseReturnValue
 
 from central import audit, clock
 from central.accounts import web
-from central.accounts.roles import ADMIN, EVERYONE, FINANCE, MARKETING
+from central.accounts.roles import ADMIN, EVERYONE, MARKETING
 from central.console import bp
-from central.console.navigation import CUSTOMER_ROLES, FLEET_ROLES
+from central.console.navigation import CUSTOMER_ROLES
 from central.customers.queries import customer_detail, find_customer, list_customers, money, survivor_of
 from central.db import get_session
 from central.fleet.devices import DeviceSummary, list_devices
-from central.fleet.enrollment import list_tokens
 from central.identity import golden, resolve
 from central.presence import beacons
 from shared.masking import mask_identifier, mask_name
@@ -48,12 +49,6 @@ def _devices() -> list[DeviceSummary]:
     if active is not None and web.current_policy().store_scoped:
         devices = [d for d in devices if d.store_id in active.stores]
     return devices
-
-
-def queue_depth(device: DeviceSummary) -> object:
-    """Events waiting in the agent's outbox at its last heartbeat, if it said."""
-    outbox = (device.last_heartbeat or {}).get("outbox")
-    return outbox.get("pending", "—") if isinstance(outbox, dict) else "—"
 
 
 @bp.get("/")
@@ -157,31 +152,3 @@ def customer(customer_id: int) -> ResponseReturnValue:
 def segments() -> ResponseReturnValue:
     """Placeholder until segments are built."""
     return render_template("placeholder.html", page="segments")
-
-
-@bp.get("/campaigns")
-@web.roles(ADMIN, MARKETING, FINANCE)
-def campaigns() -> ResponseReturnValue:
-    """Placeholder until campaigns are built."""
-    return render_template("placeholder.html", page="campaigns")
-
-
-@bp.get("/fleet")
-@web.roles(*FLEET_ROLES)
-def fleet() -> ResponseReturnValue:
-    """Agents with state, last seen, version and queue depth; enrollment tokens (ids and states only)."""
-    devices = _devices()
-    tokens = list_tokens(get_session(), clock.now())
-    active = web.current()
-    if active is not None and web.current_policy().store_scoped:
-        tokens = [t for t in tokens if t.store_id in active.stores]
-    return render_template(
-        "fleet.html", page="fleet", devices=devices, tokens=tokens, now=clock.now(), queue_depth=queue_depth
-    )
-
-
-@bp.get("/imports")
-@web.roles(ADMIN)
-def imports() -> ResponseReturnValue:
-    """Placeholder until imports and jobs are listed."""
-    return render_template("placeholder.html", page="imports")

@@ -147,3 +147,30 @@ def issue_token(session: Session, store_id: str, ttl_hours: float, *, now: datet
 def new_device_id() -> str:
     """A fresh device id: ``dev_`` and 16 hex digits."""
     return "dev_" + secrets.token_hex(8)
+
+
+def page_tokens(
+    db: Session, now: datetime, *, before: int | None = None, stores: list[str] | None = None, limit: int = 50
+) -> tuple[list[TokenSummary], int | None]:
+    """Tokens newest first, older than the cursor ``before`` (a row id); the next page's cursor or None."""
+    query = select(EnrollToken).order_by(EnrollToken.id.desc()).limit(limit + 1)
+    if before is not None:
+        query = query.where(EnrollToken.id < before)
+    if stores is not None:
+        query = query.where(EnrollToken.store_id.in_(sorted(stores)))
+    rows = list(db.scalars(query))
+    more = len(rows) > limit
+    rows = rows[:limit]
+    tokens = [
+        TokenSummary(
+            t.token_digest[:TOKEN_ID_CHARS],
+            t.store_id,
+            t.created_at,
+            t.expires_at,
+            token_state(t.used_at, t.revoked_at, t.expires_at, now),
+            t.used_at,
+            t.device_id,
+        )
+        for t in rows
+    ]
+    return tokens, rows[-1].id if more and rows else None

@@ -13,6 +13,9 @@ an earlier row), ``suggestion`` (linked, and weak evidence went to the review qu
 ``rejected`` (unusable: no identifier, a malformed row), ``duplicate`` (its event was already
 stored by another run). The phone + name rule runs over the whole file first: a phone given for
 rows of different names links none of them.
+
+A run with rows to import records itself in ``import_runs`` (:mod:`central.sources.import_runs`):
+rows done, written with each chunk, and how it ended; the console shows it as the import's progress.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 from sqlalchemy import func, select
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from central import bulk
@@ -34,6 +38,7 @@ from central.identity.registry import Registry
 from central.identity.resolve import IdentityFact, Resolution, resolve
 from central.ingest.batches import MAX_ATTEMPTS, _is_retryable
 from central.models import table
+from central.sources import import_runs
 from central.sources.events import SourceRow, device_for, identity_fact, insert_events
 from central.sources.import_mapping import (
     Mapping,
@@ -316,7 +321,12 @@ def run_import(
     """Import the planned file chunk by chunk (committed unless dry-run); return the import id and stats."""
     stats = RunStats()
     import_id, done = open_import(db, plan, options, clock())
+    run_id = None
     if not options.dry_run:
+        if done < plan.rows:
+            run_id = import_runs.start_run(
+                db, import_id, total=plan.rows, skipped=done, operator=options.operator, now=clock()
+            )
         db.commit()
     chunk: list[PreparedRow] = []
 
@@ -328,24 +338,40 @@ def run_import(
                 db, import_id, plan, chunk, clock(), registry=registry, options=options, stats=stats, resolver=resolver
             )
         else:
-            _commit_chunk(db, import_id, plan, chunk, clock, registry, options, stats, resolver)
+            _commit_chunk(db, import_id, plan, chunk, clock, registry, options, stats, resolver, run_id)
         stats.processed += len(chunk)
         on_rows(chunk[-1].row)
         chunk.clear()
 
     stats.skipped = min(done, plan.rows)
-    for prepared in prepared_rows(plan, registry, options, today, after=done) if done < plan.rows else ():
-        chunk.append(prepared)
-        if len(chunk) >= options.chunk_size:
-            flush()
-    flush()
+    try:
+        for prepared in prepared_rows(plan, registry, options, today, after=done) if done < plan.rows else ():
+            chunk.append(prepared)
+            if len(chunk) >= options.chunk_size:
+                flush()
+        flush()
+    except Exception as exc:
+        if run_id is not None:  # the run's row says how it ended; the chunks committed stay
+            _record_failure(db, run_id, clock, exc)
+        raise
     on_rows(plan.rows)
     imported = db.get(MemberImport, import_id)
     if imported is not None and imported.completed_at is None:
         imported.completed_at, imported.rows = clock(), plan.rows
+    if run_id is not None:
+        import_runs.finish(db, run_id, clock())
     if not options.dry_run:
         db.commit()
     return import_id, stats
+
+
+def _record_failure(db: Session, run_id: int, clock: Callable[[], datetime], exc: Exception) -> None:
+    db.rollback()
+    try:
+        import_runs.finish(db, run_id, clock(), error=f"{type(exc).__name__}: {exc}"[:500])
+        db.commit()
+    except SQLAlchemyError:  # the database itself failed: the run stays "running" until the next run
+        db.rollback()
 
 
 def _commit_chunk(
@@ -358,6 +384,7 @@ def _commit_chunk(
     options: ImportOptions,
     stats: RunStats,
     resolver: Resolver,
+    run_id: int | None = None,
 ) -> None:
     for attempt in range(1, MAX_ATTEMPTS + 1):
         attempt_stats = RunStats()
@@ -373,6 +400,8 @@ def _commit_chunk(
                 stats=attempt_stats,
                 resolver=resolver,
             )
+            if run_id is not None:
+                import_runs.progress(db, run_id, chunk[-1].row, clock())
             db.commit()
         except Exception as exc:  # _is_retryable decides; anything else is raised again
             db.rollback()

@@ -1,4 +1,4 @@
-"""Tables of the sources domain: online sources' API keys and legacy member imports, row by row."""
+"""Tables of the sources domain: online sources' API keys and legacy member imports, row by row and run by run."""
 
 from __future__ import annotations
 
@@ -54,3 +54,26 @@ class ImportRow(Base):
     customer_id: Mapped[int | None] = mapped_column(Integer)
     outcome: Mapped[str] = mapped_column(String(16))
     reason: Mapped[str] = mapped_column(Text)
+
+
+class ImportRun(Base):
+    """One run of an import (a rerun after a kill is another): rows done so far, and how it ended.
+
+    ``rows_done`` is written in the transaction of each chunk, so it never runs ahead of the rows
+    committed. ``status`` is ``running``, ``completed``, ``failed`` or ``interrupted`` (a later run of
+    the same import found it still ``running``: the process was killed).
+    """
+
+    __tablename__ = "import_runs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    import_id: Mapped[int] = mapped_column(Integer, ForeignKey("member_imports.id"), index=True)
+    operator: Mapped[str] = mapped_column(String(64))
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    rows_total: Mapped[int] = mapped_column(Integer)
+    rows_skipped: Mapped[int] = mapped_column(Integer)
+    rows_done: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16))
+    error: Mapped[str | None] = mapped_column(String(500))

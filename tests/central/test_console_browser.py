@@ -60,7 +60,7 @@ def test_each_role_logs_in_and_walks_every_page(app, client, agent, browser):
             allowed = sorted(
                 p.rstrip("/").rsplit("/", 1)[-1].replace("console", "overview")
                 for p, roles in PAGES.items()
-                if role in roles and "{" not in p
+                if role in roles and p.count("/") <= 2  # the pages the navigation links to
             )
             assert links == allowed, role
             for link in links:

@@ -9,6 +9,7 @@ import pytest
 from central.accounts.roles import ROLES
 from central.accounts.web import ROLES_ATTRIBUTE
 from central.models import AuditLog
+from tests.central.operations_support import coupon_campaign, declare_trigger, import_members
 from tests.central.sources_support import new_key, post_events, source_event
 from tests.central.support import create_user, csrf_from, login, table_rows
 
@@ -21,11 +22,30 @@ PAGES = {
     "/console/campaigns": {"admin", "marketing", "finance"},
     "/console/fleet": {"admin", "technician", "store_manager"},
     "/console/imports": {"admin"},
+    "/console/fleet/devices/{device_id}": {"admin", "technician", "store_manager"},
+    "/console/fleet/source-keys": {"admin", "technician"},
+    "/console/campaigns/triggers/{trigger_id}": {"admin", "marketing", "finance"},
+    "/console/campaigns/coupons/{campaign_id}": {"admin", "marketing", "finance"},
+    "/console/imports/{import_id}": {"admin"},
 }
 # Every state-changing console route, and a form that would do something if the token were right.
-STATE_CHANGING = {"/console/login": {"username": "alice"}, "/console/logout": {}, "/console/language": {"lang": "en"}}
+STATE_CHANGING = {
+    "/console/login": {"username": "alice"},
+    "/console/logout": {},
+    "/console/language": {"lang": "en"},
+    "/console/fleet/tokens": {"store": "S001"},
+    "/console/fleet/tokens/{token_id}/revoke": {},
+    "/console/fleet/devices/{device_id}/retire": {"reason": "replaced"},
+    "/console/fleet/devices/{device_id}/revoke": {"reason": "stolen"},
+    "/console/fleet/source-keys": {"source": "app"},
+    "/console/fleet/source-keys/{key_id}/revoke": {},
+}
 MOBILE = re.compile(r"1[3-9]\d{9}")
 XSS = "<script>alert(1)</script><img src=x onerror=alert(2)>"
+
+
+def _placeholders(rule: str) -> str:
+    return re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", rule)
 
 
 @pytest.mark.parametrize("backend", ["sqlite"], indirect=True)  # no database behaviour involved
@@ -42,18 +62,20 @@ def test_every_console_route_declares_its_roles(app):
 @pytest.mark.parametrize("backend", ["sqlite"], indirect=True)  # no database behaviour involved
 def test_the_page_table_covers_every_console_route(app):
     gets = {
-        re.sub(r"<int:customer_id>", "{customer}", r.rule)
+        _placeholders(re.sub(r"<int:customer_id>", "{customer}", r.rule))
         for r in app.url_map.iter_rules()
         if r.rule.startswith("/console") and r.endpoint != "console.static" and "GET" in r.methods
     }
-    posts = {r.rule for r in app.url_map.iter_rules() if r.rule.startswith("/console") and "POST" in r.methods}
+    posts = {
+        _placeholders(r.rule) for r in app.url_map.iter_rules() if r.rule.startswith("/console") and "POST" in r.methods
+    }
     assert gets - {"/console/login"} == set(PAGES)
     assert posts == set(STATE_CHANGING)
 
 
 @pytest.fixture
-def shop(app, client, agent):
-    """A customer with a mainland mobile and a member card, and an agent whose hostname is hostile."""
+def shop(app, client, agent, tmp_path):
+    """A customer with a mainland mobile and a member card, an agent, a trigger, a campaign and an import."""
     agent.send(client, [agent.receipt("R1", "12.50", phone="13812345678", card="VIP00421234")])
     agent.send(client, [agent.receipt(XSS[:60], "1.00", phone="13912345679", card=XSS[:40])])
     events = [
@@ -63,6 +85,14 @@ def shop(app, client, agent):
     assert post_events(client, new_key(app), events).get_json()["accepted"] == ["s1", "s2"]
     for role in ROLES:
         create_user(app, role, role=role, stores=("S001",) if role == "store_manager" else ())
+    app.config["TEST_IDS"] = {
+        "device_id": agent.device_id,
+        "trigger_id": declare_trigger(app),
+        "campaign_id": coupon_campaign(app, ["M1"]).id,
+        "import_id": import_members(app, tmp_path),
+        "token_id": "0123456789ab",
+        "key_id": 1,
+    }
     return app
 
 
@@ -88,7 +118,7 @@ def test_role_by_route_matrix(shop):
     for role in ROLES:
         client = _client_for(shop, role)
         for page, allowed in PAGES.items():
-            url = page.format(customer=customer)
+            url = page.format(customer=customer, **shop.config["TEST_IDS"])
             status = client.get(url).status_code
             assert status == (200 if role in allowed else 403), (role, url, status)
             refused = anonymous.get(url)
@@ -109,7 +139,7 @@ def test_marketing_sees_masked_personal_data_only_and_views_are_audited(shop):
     pages = [found]
     for page in PAGES:
         if "marketing" in PAGES[page]:
-            pages.append(client.get(page.format(customer=customer)).get_data(as_text=True))
+            pages.append(client.get(page.format(customer=customer, **shop.config["TEST_IDS"])).get_data(as_text=True))
     profile = client.get(f"/console/customers/{customer}").get_data(as_text=True)
     assert "138****5678" in profile and "VIP00421234" not in profile
     assert "张*" in profile and "张三丰" not in profile
@@ -124,7 +154,7 @@ def test_the_technician_sees_no_customer_data(shop):
     customer = _customer_id(shop)
     client = _client_for(shop, "technician")
     for page in PAGES:
-        html = client.get(page.format(customer=customer)).get_data(as_text=True)
+        html = client.get(page.format(customer=customer, **shop.config["TEST_IDS"])).get_data(as_text=True)
         assert "5678" not in html and "1234" not in html and "12.50" not in html
     nav = client.get("/console/").get_data(as_text=True)
     assert "/console/customers" not in nav and "/console/fleet" in nav
@@ -143,7 +173,7 @@ def test_a_store_manager_sees_only_their_stores(shop, client):
 def test_stored_xss_in_device_and_customer_fields_renders_inert(shop):
     customer = _customer_id(shop)
     client = _client_for(shop, "admin")
-    pages = [client.get(p.format(customer=customer)).get_data(as_text=True) for p in PAGES]
+    pages = [client.get(p.format(customer=customer, **shop.config["TEST_IDS"])).get_data(as_text=True) for p in PAGES]
     pages.append(client.get(f"/console/customers?kind=member_card&q={XSS[:40]}").get_data(as_text=True))
     pages.append(client.get("/console/customers?kind=phone&q=13912345679").get_data(as_text=True))
     hostile = _customer_id(shop, "13912345679")
@@ -157,7 +187,8 @@ def test_csrf_is_required_on_every_state_changing_route_for_every_role(shop):
     for role in ("admin", "technician"):
         client = _client_for(shop, role)
         token = csrf_from(client.get("/console/").get_data(as_text=True))
-        for path, form in STATE_CHANGING.items():
+        for route, form in STATE_CHANGING.items():
+            path = route.format(**shop.config["TEST_IDS"])
             assert client.post(path, data=form).status_code == 400, (role, path)
             assert client.post(path, data={**form, "csrf_token": token[::-1]}).status_code == 400, (role, path)
         assert client.get("/console/").status_code == 200

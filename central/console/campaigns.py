@@ -1,0 +1,83 @@
+"""The campaign pages: triggers with their firings and control groups, coupon campaigns with results.
+
+Admin, marketing and finance: only counts, amounts and rates, never a customer (finance sees no
+profiles, and none of these pages shows one). The figures come from set-based SQL in
+:mod:`central.campaigns.results`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import abort, render_template
+from flask.typing import ResponseReturnValue
+
+from central.accounts import web
+from central.accounts.roles import ADMIN, FINANCE, MARKETING
+from central.campaigns import results
+from central.console import bp
+from central.db import get_session
+from central.jobs import last_runs
+
+CAMPAIGN_ROLES = (ADMIN, MARKETING, FINANCE)
+TRIGGERS_JOB = "triggers"
+
+
+def percent(value: float | None) -> str:
+    """A rate as a percentage with one decimal, or a dash when nothing was issued."""
+    return "—" if value is None else f"{100 * value:.1f} %"
+
+
+def _last_trigger_run() -> Any:
+    runs = last_runs(get_session(), [TRIGGERS_JOB])[TRIGGERS_JOB]
+    return runs[0] if runs else None
+
+
+@bp.get("/campaigns")
+@web.roles(*CAMPAIGN_ROLES)
+def campaigns() -> ResponseReturnValue:
+    """Triggers (firings, control group, last run) and coupon campaigns (issued, redeemed, conflicts, rate)."""
+    db = get_session()
+    return render_template(
+        "campaigns.html",
+        page="campaigns",
+        triggers=results.trigger_results(db),
+        last_run=_last_trigger_run(),
+        coupons=results.coupon_results(db),
+        percent=percent,
+    )
+
+
+@bp.get("/campaigns/triggers/<int:trigger_id>")
+@web.roles(*CAMPAIGN_ROLES)
+def trigger(trigger_id: int) -> ResponseReturnValue:
+    """One trigger: its firings split into action and control group, and its effect report."""
+    db = get_session()
+    found = results.trigger_result(db, trigger_id)
+    if found is None:
+        abort(404)
+    # The control-group effect report (central.campaigns.effect.effect_report(db, found.name, weeks=4))
+    # is shown here once it is wired in; until then the page says it is coming.
+    effect = None
+    return render_template(
+        "trigger.html", page="campaigns", t=found, last_run=_last_trigger_run(), effect=effect, percent=percent
+    )
+
+
+@bp.get("/campaigns/coupons/<int:campaign_id>")
+@web.roles(*CAMPAIGN_ROLES)
+def coupon_campaign(campaign_id: int) -> ResponseReturnValue:
+    """One coupon campaign: its figures, and its redemption rate by value tier and by store."""
+    db = get_session()
+    found = results.coupon_results(db, campaign_id)
+    if not found:
+        abort(404)
+    campaign = found[0]
+    return render_template(
+        "coupon_campaign.html",
+        page="campaigns",
+        c=campaign,
+        tiers=results.by_tier(db, campaign_id),
+        stores=results.by_store(db, campaign_id, campaign.issued),
+        percent=percent,
+    )

@@ -1,0 +1,85 @@
+"""The imports and jobs page (admin): legacy member imports with progress and report, scheduled jobs.
+
+An import's progress is its rows committed over the file's rows (from its newest run, see
+:mod:`central.sources.import_runs`); its report is the totals by outcome and the rejected rows'
+reasons, read back from ``import_rows`` as ``central-server import-members`` prints them. A job's
+next run is an estimate: its last start plus its interval (every instance runs the schedule, and
+the lease lets one of them run each turn).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from flask import abort, current_app, render_template, request
+from flask.typing import ResponseReturnValue
+
+from central import clock
+from central.accounts import web
+from central.accounts.roles import ADMIN
+from central.console import bp
+from central.db import get_session
+from central.jobs import RUNNING, last_runs
+from central.scheduler import JOBS
+from central.sources import import_runs
+from central.sources.import_report import OUTCOMES, rejected_reasons, totals
+
+
+@dataclass(frozen=True, slots=True)
+class JobLine:
+    """A scheduled job as the page shows it."""
+
+    name: str
+    help: str
+    interval_s: float
+    last: Any
+    next_at: datetime | None
+
+
+def _jobs() -> list[JobLine]:
+    config = current_app.config["CENTRAL"]
+    names = sorted(JOBS)
+    runs = last_runs(get_session(), names)
+    out = []
+    for name in names:
+        job = JOBS[name]
+        interval = job.interval(config)
+        last = runs[name][0] if runs[name] else None
+        next_at = None if last is None or last.status == RUNNING else last.started_at + timedelta(seconds=interval)
+        out.append(JobLine(name, job.help, interval, last, next_at))
+    return out
+
+
+@bp.get("/imports")
+@web.roles(ADMIN)
+def imports() -> ResponseReturnValue:
+    """Legacy member imports (newest first, a page at a time) and every scheduled job's last run."""
+    text = request.args.get("before", "")
+    before = int(text) if text.isdigit() and len(text) < 10 else None
+    found, older = import_runs.list_imports(get_session(), before=before)
+    return render_template(
+        "imports.html", page="imports", imports=found, older=older, jobs=_jobs(), now=clock.now(), first_page=not before
+    )
+
+
+@bp.get("/imports/<int:import_id>")
+@web.roles(ADMIN)
+def member_import(import_id: int) -> ResponseReturnValue:
+    """One import: its report (rows by outcome, rejected rows by reason) and every run with its progress."""
+    db = get_session()
+    found = import_runs.get_import(db, import_id)
+    if found is None:
+        abort(404)
+    summary = totals(db, import_id)
+    return render_template(
+        "import.html",
+        page="imports",
+        i=found,
+        outcomes=[(o, summary.by_outcome.get(o, 0)) for o in OUTCOMES],
+        rows=summary.rows,
+        reasons=sorted(rejected_reasons(db, import_id).items(), key=lambda item: (-item[1], item[0])),
+        runs=import_runs.runs_of(db, import_id),
+        now=clock.now(),
+    )
