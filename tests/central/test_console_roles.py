@@ -21,11 +21,26 @@ PAGES = {
     "/console/campaigns": {"admin", "marketing", "finance"},
     "/console/fleet": {"admin", "technician", "store_manager"},
     "/console/imports": {"admin"},
+    "/console/customers/review": {"admin"},
 }
 # Every state-changing console route, and a form that would do something if the token were right.
 STATE_CHANGING = {"/console/login": {"username": "alice"}, "/console/logout": {}, "/console/language": {"lang": "en"}}
+STATE_CHANGING |= {
+    "/console/customers/{customer}/notes": {"kind": "note", "text": "called back"},
+    "/console/customers/{customer}/split": {"ledger_id": "1"},
+    "/console/customers/{customer}/identifiers/remove": {"identifier_id": "1"},
+    "/console/customers/review/{item}": {"decision": "reject"},
+}
 MOBILE = re.compile(r"1[3-9]\d{9}")
 XSS = "<script>alert(1)</script><img src=x onerror=alert(2)>"
+# Path parameters in the route table, and the placeholder each page or form above uses for them.
+PLACEHOLDERS = {"<int:customer_id>": "{customer}", "<int:item_id>": "{item}"}
+
+
+def _placeholders(rule: str) -> str:
+    for parameter, placeholder in PLACEHOLDERS.items():
+        rule = rule.replace(parameter, placeholder)
+    return rule
 
 
 @pytest.mark.parametrize("backend", ["sqlite"], indirect=True)  # no database behaviour involved
@@ -42,11 +57,13 @@ def test_every_console_route_declares_its_roles(app):
 @pytest.mark.parametrize("backend", ["sqlite"], indirect=True)  # no database behaviour involved
 def test_the_page_table_covers_every_console_route(app):
     gets = {
-        re.sub(r"<int:customer_id>", "{customer}", r.rule)
+        _placeholders(r.rule)
         for r in app.url_map.iter_rules()
         if r.rule.startswith("/console") and r.endpoint != "console.static" and "GET" in r.methods
     }
-    posts = {r.rule for r in app.url_map.iter_rules() if r.rule.startswith("/console") and "POST" in r.methods}
+    posts = {
+        _placeholders(r.rule) for r in app.url_map.iter_rules() if r.rule.startswith("/console") and "POST" in r.methods
+    }
     assert gets - {"/console/login"} == set(PAGES)
     assert posts == set(STATE_CHANGING)
 
@@ -154,10 +171,12 @@ def test_stored_xss_in_device_and_customer_fields_renders_inert(shop):
 
 
 def test_csrf_is_required_on_every_state_changing_route_for_every_role(shop):
+    customer = _customer_id(shop)
     for role in ("admin", "technician"):
         client = _client_for(shop, role)
         token = csrf_from(client.get("/console/").get_data(as_text=True))
-        for path, form in STATE_CHANGING.items():
+        for route, form in STATE_CHANGING.items():
+            path = route.format(customer=customer, item=1)
             assert client.post(path, data=form).status_code == 400, (role, path)
             assert client.post(path, data={**form, "csrf_token": token[::-1]}).status_code == 400, (role, path)
         assert client.get("/console/").status_code == 200
