@@ -241,6 +241,7 @@ def customers() -> ResponseReturnValue:
         kind=kind,
         kinds=SEARCH_KINDS,
         query=query,
+        shown_query=query if _unmasked() or kind == "name" else "",
         found=found,
         problem=problem,
         recent=recent,
