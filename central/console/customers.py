@@ -116,6 +116,15 @@ REVIEW_REASONS = {
     "suspicious_value": N_("可疑的标识值"),
     "reassigned": N_("标识已转给他人"),
 }
+STATE_NAMES = {
+    "linked": N_("已关联"),
+    "trusted": N_("已确认"),
+    "suspicious": N_("可疑"),
+    "removed": N_("已移除"),
+    "open": N_("待处理"),
+    "accepted": N_("已接受"),
+    "rejected": N_("已拒绝"),
+}
 DONE = {
     "note": N_("备注已保存。"),
     "complaint": N_("投诉已登记，客户将被标记为重点关怀。"),
@@ -135,6 +144,7 @@ def _labels() -> dict[str, object]:
         "channel_labels": CHANNEL_LABELS,
         "attribute_labels": ATTRIBUTE_LABELS,
         "review_reasons": REVIEW_REASONS,
+        "state_names": STATE_NAMES,
     }
 
 
