@@ -8,7 +8,7 @@
   actions and the open review items naming the customer, with accept and reject.
 - Customer service and admins add a note, or file a complaint: a ``service.complaint`` event
   ingested like any other (:mod:`central.customers.notes`).
-- The review queue has its own page, for admins.
+- The review queue has its own page, for admins (:mod:`central.console.review`).
 
 Every view of a customer writes an audit row; every change is a CSRF-checked POST with its roles.
 """
@@ -24,131 +24,23 @@ from central import audit, clock
 from central.accounts import web
 from central.accounts.roles import ADMIN, CUSTOMER_SERVICE
 from central.console import bp
+from central.console.customer_labels import DONE, PROBLEMS
 from central.console.navigation import CUSTOMER_ROLES
 from central.customers import consent_gate, notes, profile, timeline
 from central.customers.queries import find_by_name, find_customer, money, recent_customers, survivor_of
 from central.db import get_session
-from central.identity import golden, history, resolve, review, split
+from central.identity import golden, history, resolve, split
 from central.identity.registry import Registry
 from shared.masking import mask_identifier, mask_name, mask_text
 
 SEARCH_KINDS = ("phone", "member_card", "member_id", "name")
 RECENT = 50
 SERVICE_ROLES = (ADMIN, CUSTOMER_SERVICE)
-REVIEW_STATUSES = (review.OPEN, review.ACCEPTED, review.REJECTED)
 _MASKED_ATTRIBUTES = ("phone", "email", "address")
 
 
-def N_(text: str) -> str:
-    """Mark a Chinese message id for the catalogue; templates translate it when they show it."""
-    return text
-
-
-TIMELINE_LABELS = {
-    "pos.receipt": N_("门店购买"),
-    "pos.sale": N_("门店销售"),
-    "order.online": N_("线上订单"),
-    "scan.member": N_("会员码扫码"),
-    "scan.coupon": N_("优惠券扫码"),
-    "scan.product": N_("商品扫码"),
-    "service.complaint": N_("投诉"),
-    "presence.visit": N_("到店"),
-    "coupon.issued": N_("优惠券发放"),
-    "coupon.redeemed": N_("优惠券核销"),
-    "note": N_("备注"),
-}
-FIELD_LABELS = {
-    "receipt_no": N_("小票"),
-    "payment_method": N_("支付方式"),
-    "sale_no": N_("销售单号"),
-    "order_no": N_("订单号"),
-    "channel": N_("渠道"),
-    "status": N_("状态"),
-    "result": N_("结果"),
-    "member_id": N_("会员编号"),
-    "coupon_id": N_("券号"),
-    "sku": N_("商品编码"),
-    "code": N_("条码"),
-    "ticket_no": N_("工单号"),
-    "category": N_("类别"),
-    "severity": N_("严重程度"),
-    "text": N_("内容"),
-    "dwell_min": N_("停留（分钟）"),
-    "medium": N_("方式"),
-    "campaign": N_("活动"),
-    "serial": N_("序号"),
-}
-PURPOSE_LABELS = {
-    "service": N_("服务通知"),
-    "marketing": N_("营销"),
-    "profiling": N_("画像"),
-    "location": N_("位置"),
-}
-CHANNEL_LABELS = {
-    "sms": N_("短信"),
-    "wechat": N_("微信"),
-    "app_push": N_("App 推送"),
-    "email": N_("邮件"),
-    "all": N_("全部渠道"),
-}
-ATTRIBUTE_LABELS = {
-    "name": N_("姓名"),
-    "gender": N_("性别"),
-    "birthday": N_("生日"),
-    "city": N_("城市"),
-    "postcode": N_("邮编"),
-    "preferred_store": N_("常去门店"),
-}
-PROBLEMS = {
-    "empty": N_("内容为空，未保存。"),
-    "too_long": N_("内容过长，未保存。"),
-    "no_identifier": N_("该客户没有可用于登记投诉的标识。"),
-    "refused": N_("投诉未被接收，请重试。"),
-    "split": N_("无法拆分：这条记录不是该客户的合并或关联，或该客户已被合并。"),
-    "review": N_("无法处理这条审核：它已被处理，或合并被标识规则禁止（请先移除冲突的标识）。"),
-    "merged": N_("该客户已合并到另一个客户，请在合并后的客户上操作。"),
-}
-REVIEW_REASONS = {
-    "weak_match": N_("弱匹配建议"),
-    "conflict": N_("标识冲突"),
-    "unique_conflict": N_("唯一标识冲突"),
-    "limit_exceeded": N_("超出标识数量上限"),
-    "suspicious_value": N_("可疑的标识值"),
-    "reassigned": N_("标识已转给他人"),
-}
-STATE_NAMES = {
-    "linked": N_("已关联"),
-    "trusted": N_("已确认"),
-    "suspicious": N_("可疑"),
-    "removed": N_("已移除"),
-    "open": N_("待处理"),
-    "accepted": N_("已接受"),
-    "rejected": N_("已拒绝"),
-}
-DONE = {
-    "note": N_("备注已保存。"),
-    "complaint": N_("投诉已登记，客户将被标记为重点关怀。"),
-    "split": N_("已拆分。"),
-    "removed": N_("标识已移除，今后不会再关联。"),
-    "accept": N_("已接受。"),
-    "reject": N_("已拒绝。"),
-}
-
-
-@bp.context_processor
-def _labels() -> dict[str, object]:
-    return {
-        "timeline_labels": TIMELINE_LABELS,
-        "field_labels": FIELD_LABELS,
-        "purpose_labels": PURPOSE_LABELS,
-        "channel_labels": CHANNEL_LABELS,
-        "attribute_labels": ATTRIBUTE_LABELS,
-        "review_reasons": REVIEW_REASONS,
-        "state_names": STATE_NAMES,
-    }
-
-
-def _audit(action: str, subject: str = "", **detail: Any) -> None:
+def record_audit(action: str, subject: str = "", **detail: Any) -> None:
+    """Write an audit row for this console user (the caller commits it with the work)."""
     active = web.current()
     audit.record(
         get_session(),
@@ -160,12 +52,20 @@ def _audit(action: str, subject: str = "", **detail: Any) -> None:
     )
 
 
-def _operator() -> str:
+def role() -> str:
+    """The logged-in user's role (the views run behind ``web.roles``, so there is one)."""
+    active = web.current()
+    return active.role if active else ""
+
+
+def operator_name() -> str:
+    """The name the identity ledger and notes record for this console user."""
     active = web.current()
     return active.username if active else "console"
 
 
-def _registry() -> Registry:
+def identity_registry() -> Registry:
+    """The identifier registry this central runs with."""
     registry: Registry = current_app.config["IDENTITY_REGISTRY"]
     return registry
 
@@ -197,7 +97,8 @@ def shown_attribute(attribute: str, value: str) -> str:
     return mask_text(value)
 
 
-def _int_arg(name: str) -> int | None:
+def int_arg(name: str) -> int | None:
+    """A non-negative integer query parameter, None when absent; 400 for anything else."""
     raw = request.args.get(name, "")
     if not raw:
         return None
@@ -217,7 +118,7 @@ def customers() -> ResponseReturnValue:
     """Search by phone, member card, member id or name; below, the newest customers (not for customer service)."""
     kind = request.args.get("kind", "phone")
     query = request.args.get("q", "").strip()[:128]
-    after = _int_arg("after")
+    after = int_arg("after")
     if kind not in SEARCH_KINDS:
         abort(400)
     db = get_session()
@@ -225,15 +126,15 @@ def customers() -> ResponseReturnValue:
     problem = None
     recent: list[Any] = []
     next_after = None
-    listing = not query and web.current().role != CUSTOMER_SERVICE  # type: ignore[union-attr]
+    listing = not query and role() != CUSTOMER_SERVICE
     if listing:
         recent, next_after = recent_customers(db, RECENT, after)  # identifiers come masked
-        _audit("customers.list", after=after, returned=len(recent))
+        record_audit("customers.list", after=after, returned=len(recent))
     elif query and kind == "name":
         found = [_card(cid) for cid in find_by_name(db, query)]
-        _audit("customers.search", f"name:{mask_name(query)}", returned=len(found))
+        record_audit("customers.search", f"name:{mask_name(query)}", returned=len(found))
     elif query:
-        value, _reason = _registry().check(kind, query)
+        value, _reason = identity_registry().check(kind, query)
         if value is None:
             problem = "invalid"
         else:
@@ -243,7 +144,7 @@ def customers() -> ResponseReturnValue:
                 row = find_customer(db, cid)
                 if row is not None:
                     found.append(_card(survivor_of(db, row)))
-            _audit("customers.search", f"{kind}:{mask_identifier(kind, value)}", returned=len(found))
+            record_audit("customers.search", f"{kind}:{mask_identifier(kind, value)}", returned=len(found))
     db.commit()
     return render_template(
         "customers.html",
@@ -320,7 +221,7 @@ def customer(customer_id: int) -> ResponseReturnValue:
     if row is None:
         abort(404)
     live = row.merged_into is None
-    admin = web.current().role == ADMIN  # type: ignore[union-attr]
+    admin = role() == ADMIN
     identifiers = [
         {
             "id": i.id,
@@ -335,7 +236,7 @@ def customer(customer_id: int) -> ResponseReturnValue:
     entries, next_before = _timeline(customer_id, cursor)
     ledger = history.ledger_of(db, customer_id) if admin else []
     items = history.open_items_of(db, customer_id) if admin else []
-    _audit("customers.view", f"customer:{customer_id}", before=before or None, ledger=admin)
+    record_audit("customers.view", f"customer:{customer_id}", before=before or None, ledger=admin)
     db.commit()
     return render_template(
         "customer.html",
@@ -355,14 +256,15 @@ def customer(customer_id: int) -> ResponseReturnValue:
         evidence=history.evidence_items,
         shown_text=shown_text,
         money=money,
-        may_serve=web.current().role in SERVICE_ROLES,  # type: ignore[union-attr]
+        may_serve=role() in SERVICE_ROLES,
         admin=admin,
         problem=PROBLEMS.get(request.args.get("problem", "")),
         done=DONE.get(request.args.get("done", "")),
     )
 
 
-def _back(customer_id: int, **outcome: Any) -> ResponseReturnValue:
+def back_to_customer(customer_id: int, **outcome: Any) -> ResponseReturnValue:
+    """Redirect to the customer's page, saying what happened (``done``) or went wrong (``problem``)."""
     return redirect(url_for("console.customer", customer_id=customer_id, **outcome))
 
 
@@ -378,22 +280,22 @@ def add_note(customer_id: int) -> ResponseReturnValue:
     if row is None:
         abort(404)
     if row.merged_into is not None:
-        return _back(customer_id, problem="merged")
+        return back_to_customer(customer_id, problem="merged")
     text = request.form.get("text", "")
     now = clock.now()
     try:
         if kind == "note":
-            note = notes.add_note(db, customer_id, text, author=_operator(), now=now)
-            _audit("customers.note.add", f"customer:{customer_id}", note=note)
+            note = notes.add_note(db, customer_id, text, author=operator_name(), now=now)
+            record_audit("customers.note.add", f"customer:{customer_id}", note=note)
         else:
             category = request.form.get("category", "")
-            event_id = notes.file_complaint(db, _registry(), customer_id, text, category=category, now=now)
-            _audit("customers.complaint.add", f"customer:{customer_id}", event_id=event_id)
+            event_id = notes.file_complaint(db, identity_registry(), customer_id, text, category=category, now=now)
+            record_audit("customers.complaint.add", f"customer:{customer_id}", event_id=event_id)
     except notes.NoteError as exc:
         db.rollback()
-        return _back(customer_id, problem=exc.code)
+        return back_to_customer(customer_id, problem=exc.code)
     db.commit()
-    return _back(customer_id, done=kind)
+    return back_to_customer(customer_id, done=kind)
 
 
 @bp.post("/customers/<int:customer_id>/split")
@@ -406,13 +308,13 @@ def split_customer(customer_id: int) -> ResponseReturnValue:
     db = get_session()
     now = clock.now()
     try:
-        result = split.split(db, customer_id, int(raw), now=now, operator=_operator(), registry=_registry())
+        result = split.split(db, customer_id, int(raw), now=now, operator=operator_name(), registry=identity_registry())
     except split.SplitError:
         db.rollback()
-        return _back(customer_id, problem="split")
-    _audit("identity.split", f"customer:{customer_id}", ledger_id=int(raw), customers=result.customers)
+        return back_to_customer(customer_id, problem="split")
+    record_audit("identity.split", f"customer:{customer_id}", ledger_id=int(raw), customers=result.customers)
     db.commit()
-    return _back(customer_id, done="split")
+    return back_to_customer(customer_id, done="split")
 
 
 @bp.post("/customers/<int:customer_id>/identifiers/remove")
@@ -426,61 +328,9 @@ def remove_identifier(customer_id: int) -> ResponseReturnValue:
     held = history.identifier_of(db, customer_id, int(raw))
     if held is None:
         abort(404)
-    taken_from = split.remove_identifier(db, held.kind, held.value, now=clock.now(), operator=_operator())
-    _audit("identity.identifier.remove", f"{held.kind}:{mask_identifier(held.kind, held.value)}", customer=taken_from)
-    db.commit()
-    return _back(customer_id, done="removed")
-
-
-@bp.get("/customers/review")
-@web.roles(ADMIN)
-def review_queue() -> ResponseReturnValue:
-    """The identity review queue: conflicts, suspicious values and weak-match suggestions, oldest first."""
-    status = request.args.get("status", review.OPEN)
-    if status not in REVIEW_STATUSES:
-        abort(400)
-    after = _int_arg("after")
-    db = get_session()
-    items, next_after = history.review_page(db, status, after, RECENT)
-    _audit("identity.review.list", status=status, after=after, returned=len(items))
-    db.commit()
-    return render_template(
-        "review.html",
-        page="review",
-        items=items,
-        status=status,
-        statuses=REVIEW_STATUSES,
-        next_after=next_after,
-        evidence=history.evidence_items,
-        shown_text=shown_text,
-        problem=PROBLEMS.get(request.args.get("problem", "")),
-        done=DONE.get(request.args.get("done", "")),
+    taken_from = split.remove_identifier(db, held.kind, held.value, now=clock.now(), operator=operator_name())
+    record_audit(
+        "identity.identifier.remove", f"{held.kind}:{mask_identifier(held.kind, held.value)}", customer=taken_from
     )
-
-
-@bp.post("/customers/review/<int:item_id>")
-@web.roles(ADMIN)
-def decide(item_id: int) -> ResponseReturnValue:
-    """Accept or reject a review item; back to the customer page it was decided on, or to the queue."""
-    decision = request.form.get("decision", "")
-    if decision not in ("accept", "reject"):
-        abort(400)
-    raw_customer = request.form.get("customer", "")
-    back_to = int(raw_customer) if raw_customer.isdigit() and len(raw_customer) <= 18 else None
-    db = get_session()
-    now = clock.now()
-    try:
-        if decision == "accept":
-            done = review.accept(db, _registry(), item_id, operator=_operator(), now=now)
-        else:
-            done = review.reject(db, item_id, operator=_operator(), now=now)
-    except review.ReviewError:
-        db.rollback()
-        outcome: dict[str, Any] = {"problem": "review"}
-    else:
-        _audit(f"identity.review.{decision}", f"review:{item_id}", customer=done.customer_id)
-        db.commit()
-        outcome = {"done": decision}
-    if back_to is not None:
-        return _back(back_to, **outcome)
-    return redirect(url_for("console.review_queue", **outcome))
+    db.commit()
+    return back_to_customer(customer_id, done="removed")
