@@ -141,6 +141,11 @@ def test_the_360_view_shows_every_section_and_is_audited(app, member):
         assert shown in timeline, shown
     assert 'id="ledger"' in html and 'id="review-items"' in html
     assert _audited(app, "customers.view") == [("admin", f"customer:{member}")]
+    english = _as(app, "admin")
+    english.set_cookie("cdp-lang", "en")
+    html = english.get(f"/console/customers/{member}").get_data(as_text=True)
+    for label in ("Timeline", "Merge ledger", "Consents", "Withdrawn", "Online order", "Coupon redeemed"):
+        assert label in html, label
 
 
 def test_search_by_each_kind_finds_the_member_and_is_audited(app, member):
