@@ -229,6 +229,12 @@ def test_an_admin_splits_a_merge_and_removes_an_identifier(app, client, member):
     (removed,) = [i for i in table_rows(app, Identifier) if i.id == card]
     assert removed.state == "removed" and removed.customer_id is None
     assert _audited(app, "identity.identifier.remove") == [("admin", "member_card:*******1234")]
+    # With nothing left to name the customer by, a complaint cannot be filed (and nothing is stored).
+    for ident in [i for i in table_rows(app, Identifier) if i.customer_id == holder]:
+        _post(admin, f"/console/customers/{holder}/identifiers/remove", {"identifier_id": str(ident.id)})
+    refused = _post(admin, f"/console/customers/{holder}/notes", {"kind": "complaint", "text": "没有收到货"})
+    assert "problem=no_identifier" in refused.headers["Location"]
+    assert not [e for e in stored_events(app) if e.kind == "service.complaint"]
 
 
 @SQLITE_ONLY
