@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 
 def mask_phone(phone: str | None) -> str:
     """Show the first three and last four digits of a phone number (13812345678 -> 138****5678)."""
@@ -51,3 +53,15 @@ def mask_name(name: str | None) -> str:
     if not name:
         return ""
     return name.strip()[:1] + "*"
+
+
+# No digit boundaries: a mobile inside a longer run (a receipt number built from one) is masked too;
+# numbers written in groups (139 1234 5679, 139-1234-5679) as well.
+_MOBILE = re.compile(r"(1[3-9]\d)([ -]?)\d{4}([ -]?)(\d{4})")
+
+
+def mask_text(text: str | None) -> str:
+    """Mask every mainland mobile number inside free text (a complaint, a note, a receipt number)."""
+    if not text:
+        return ""
+    return _MOBILE.sub(r"\1\2****\3\4", text)

@@ -30,6 +30,7 @@ NAV = (
     Item("campaigns", "console.campaigns", "营销活动", (ADMIN, MARKETING, FINANCE)),
     Item("fleet", "console.fleet", "设备", FLEET_ROLES),
     Item("imports", "console.imports", "导入与任务", (ADMIN,)),
+    Item("review", "console.review_queue", "合并审核", (ADMIN,)),
 )
 
 ROLE_LABELS = {

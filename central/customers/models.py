@@ -134,3 +134,15 @@ class CustomerTag(Base):
     inputs: Mapped[dict[str, Any]] = mapped_column(JSON)
     version: Mapped[str] = mapped_column(String(32))
     computed_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class CustomerNote(Base):
+    """A note a console user wrote on a customer (complaints are ``service.complaint`` events instead)."""
+
+    __tablename__ = "customer_notes"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    customer_id: Mapped[int] = mapped_column(Integer, index=True)
+    author: Mapped[str] = mapped_column(String(128))
+    text: Mapped[str] = mapped_column(String(2000))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -155,7 +155,11 @@ class GoldenAttribute(Base):
     """The surviving value of one attribute of a customer, and where it came from."""
 
     __tablename__ = "golden_attributes"
-    __table_args__ = (UniqueConstraint("customer_id", "attribute"),)
+    __table_args__ = (
+        UniqueConstraint("customer_id", "attribute"),
+        # The console's search by name looks values up per attribute.
+        Index("ix_golden_attributes_attribute_value", "attribute", "value"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     customer_id: Mapped[int] = mapped_column(Integer, index=True)

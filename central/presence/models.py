@@ -20,7 +20,11 @@ class PresenceVisit(Base):
     """One visit of a device with a global address (randomized ones only count in the hours)."""
 
     __tablename__ = "presence_visits"
-    __table_args__ = (Index("ix_presence_visits_store_id_started_at", "store_id", "started_at"),)
+    __table_args__ = (
+        Index("ix_presence_visits_store_id_started_at", "store_id", "started_at"),
+        # A customer's visits, for the console's customer timeline.
+        Index("ix_presence_visits_customer_id_started_at", "customer_id", "started_at"),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     event_pk: Mapped[int] = mapped_column(BigId, ForeignKey("events.id"), unique=True)

@@ -27,6 +27,7 @@ PAGES = {
     "/console/campaigns/triggers/{trigger_id}": {"admin", "marketing", "finance"},
     "/console/campaigns/coupons/{campaign_id}": {"admin", "marketing", "finance"},
     "/console/imports/{import_id}": {"admin"},
+    "/console/customers/review": {"admin"},
 }
 # Every state-changing console route, and a form that would do something if the token were right.
 STATE_CHANGING = {
@@ -39,12 +40,17 @@ STATE_CHANGING = {
     "/console/fleet/devices/{device_id}/revoke": {"reason": "stolen"},
     "/console/fleet/source-keys": {"source": "app"},
     "/console/fleet/source-keys/{key_id}/revoke": {},
+    "/console/customers/{customer}/notes": {"kind": "note", "text": "called back"},
+    "/console/customers/{customer}/split": {"ledger_id": "1"},
+    "/console/customers/{customer}/identifiers/remove": {"identifier_id": "1"},
+    "/console/customers/review/{item}": {"decision": "reject"},
 }
 MOBILE = re.compile(r"1[3-9]\d{9}")
 XSS = "<script>alert(1)</script><img src=x onerror=alert(2)>"
 
 
 def _placeholders(rule: str) -> str:
+    rule = rule.replace("<int:customer_id>", "{customer}").replace("<int:item_id>", "{item}")
     return re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", rule)
 
 
@@ -62,7 +68,7 @@ def test_every_console_route_declares_its_roles(app):
 @pytest.mark.parametrize("backend", ["sqlite"], indirect=True)  # no database behaviour involved
 def test_the_page_table_covers_every_console_route(app):
     gets = {
-        _placeholders(re.sub(r"<int:customer_id>", "{customer}", r.rule))
+        _placeholders(r.rule)
         for r in app.url_map.iter_rules()
         if r.rule.startswith("/console") and r.endpoint != "console.static" and "GET" in r.methods
     }
@@ -184,11 +190,12 @@ def test_stored_xss_in_device_and_customer_fields_renders_inert(shop):
 
 
 def test_csrf_is_required_on_every_state_changing_route_for_every_role(shop):
+    customer = _customer_id(shop)
     for role in ("admin", "technician"):
         client = _client_for(shop, role)
         token = csrf_from(client.get("/console/").get_data(as_text=True))
         for route, form in STATE_CHANGING.items():
-            path = route.format(**shop.config["TEST_IDS"])
+            path = route.format(customer=customer, item=1, **shop.config["TEST_IDS"])
             assert client.post(path, data=form).status_code == 400, (role, path)
             assert client.post(path, data={**form, "csrf_token": token[::-1]}).status_code == 400, (role, path)
         assert client.get("/console/").status_code == 200

@@ -8,7 +8,7 @@ import pytest
 
 from shared.identifiers import normalize_card, normalize_phone
 from shared.ids import UUID7
-from shared.masking import mask_card, mask_phone
+from shared.masking import mask_card, mask_phone, mask_text
 
 
 def test_uuid7_is_version_7_time_ordered_and_monotonic_in_one_millisecond():
@@ -58,3 +58,10 @@ def test_masks():
     assert mask_phone("") == ""
     assert mask_card("VIP0001234") == "******1234"
     assert mask_card("123") == "***"
+
+
+def test_mobiles_inside_free_text_are_masked():
+    assert mask_text("请回电 13812345678 或 139-1234-5679") == "请回电 138****5678 或 139-****-5679"
+    assert mask_text("139 1234 5679") == "139 **** 5679"
+    assert mask_text("R2026113812345678") == "R20261138****5678"  # inside a longer run too
+    assert mask_text("") == "" and mask_text(None) == "" and mask_text("12345678901") == "12345678901"

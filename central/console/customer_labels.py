@@ -1,0 +1,118 @@
+"""The customer pages' texts as data: Chinese message ids, translated where a template shows them.
+
+``translations/en`` holds their English; ``python -m tools.translations`` finds them where ``N_`` marks them.
+"""
+
+from __future__ import annotations
+
+from central.console import bp
+
+
+def N_(text: str) -> str:
+    """Mark a Chinese message id for the catalogue; templates translate it when they show it."""
+    return text
+
+
+TIMELINE_LABELS = {
+    "pos.receipt": N_("门店购买"),
+    "pos.sale": N_("门店销售"),
+    "order.online": N_("线上订单"),
+    "scan.member": N_("会员码扫码"),
+    "scan.coupon": N_("优惠券扫码"),
+    "scan.product": N_("商品扫码"),
+    "service.complaint": N_("投诉"),
+    "presence.visit": N_("到店"),
+    "coupon.issued": N_("优惠券发放"),
+    "coupon.redeemed": N_("优惠券核销"),
+    "note": N_("备注"),
+}
+FIELD_LABELS = {
+    "receipt_no": N_("小票"),
+    "payment_method": N_("支付方式"),
+    "sale_no": N_("销售单号"),
+    "order_no": N_("订单号"),
+    "channel": N_("渠道"),
+    "status": N_("状态"),
+    "result": N_("结果"),
+    "member_id": N_("会员编号"),
+    "coupon_id": N_("券号"),
+    "sku": N_("商品编码"),
+    "code": N_("条码"),
+    "ticket_no": N_("工单号"),
+    "category": N_("类别"),
+    "severity": N_("严重程度"),
+    "text": N_("内容"),
+    "dwell_min": N_("停留（分钟）"),
+    "medium": N_("方式"),
+    "campaign": N_("活动"),
+    "serial": N_("序号"),
+}
+PURPOSE_LABELS = {
+    "service": N_("服务通知"),
+    "marketing": N_("营销"),
+    "profiling": N_("画像"),
+    "location": N_("位置"),
+}
+CHANNEL_LABELS = {
+    "sms": N_("短信"),
+    "wechat": N_("微信"),
+    "app_push": N_("App 推送"),
+    "email": N_("邮件"),
+    "all": N_("全部渠道"),
+}
+ATTRIBUTE_LABELS = {
+    "name": N_("姓名"),
+    "gender": N_("性别"),
+    "birthday": N_("生日"),
+    "city": N_("城市"),
+    "postcode": N_("邮编"),
+    "preferred_store": N_("常去门店"),
+}
+PROBLEMS = {
+    "empty": N_("内容为空，未保存。"),
+    "too_long": N_("内容过长，未保存。"),
+    "no_identifier": N_("该客户没有可用于登记投诉的标识。"),
+    "refused": N_("投诉未被接收，请重试。"),
+    "split": N_("无法拆分：这条记录不是该客户的合并或关联，或该客户已被合并。"),
+    "review": N_("无法处理这条审核：它已被处理，或合并被标识规则禁止（请先移除冲突的标识）。"),
+    "merged": N_("该客户已合并到另一个客户，请在合并后的客户上操作。"),
+}
+REVIEW_REASONS = {
+    "weak_match": N_("弱匹配建议"),
+    "conflict": N_("标识冲突"),
+    "unique_conflict": N_("唯一标识冲突"),
+    "limit_exceeded": N_("超出标识数量上限"),
+    "suspicious_value": N_("可疑的标识值"),
+    "reassigned": N_("标识已转给他人"),
+}
+STATE_NAMES = {
+    "linked": N_("已关联"),
+    "trusted": N_("已确认"),
+    "suspicious": N_("可疑"),
+    "removed": N_("已移除"),
+    "open": N_("待处理"),
+    "accepted": N_("已接受"),
+    "rejected": N_("已拒绝"),
+}
+DONE = {
+    "note": N_("备注已保存。"),
+    "complaint": N_("投诉已登记，客户将被标记为重点关怀。"),
+    "split": N_("已拆分。"),
+    "removed": N_("标识已移除，今后不会再关联。"),
+    "accept": N_("已接受。"),
+    "reject": N_("已拒绝。"),
+}
+
+
+@bp.context_processor
+def labels() -> dict[str, object]:
+    """The label tables every customer template reads."""
+    return {
+        "timeline_labels": TIMELINE_LABELS,
+        "field_labels": FIELD_LABELS,
+        "purpose_labels": PURPOSE_LABELS,
+        "channel_labels": CHANNEL_LABELS,
+        "attribute_labels": ATTRIBUTE_LABELS,
+        "review_reasons": REVIEW_REASONS,
+        "state_names": STATE_NAMES,
+    }

@@ -1,0 +1,336 @@
+"""The console's customers: search, the newest customers, the 360 view, customer service and identity review.
+
+- Search by phone, member card, member id or name; identifiers are always shown masked, names and
+  free text unmasked for admins only. Customer service opens one customer at a time (no list).
+- The 360 view: identifiers, the golden record with each attribute's source, tags with the inputs
+  and definition version that gave them, consents per purpose and channel, and a keyset-paginated
+  timeline (``?before=<cursor>``). Admins also get the merge ledger with split and remove-identifier
+  actions and the open review items naming the customer, with accept and reject.
+- Customer service and admins add a note, or file a complaint: a ``service.complaint`` event
+  ingested like any other (:mod:`central.customers.notes`).
+- The review queue has its own page, for admins (:mod:`central.console.review`).
+
+Every view of a customer writes an audit row; every change is a CSRF-checked POST with its roles.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import abort, current_app, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
+
+from central import audit, clock
+from central.accounts import web
+from central.accounts.roles import ADMIN, CUSTOMER_SERVICE
+from central.console import bp
+from central.console.customer_labels import DONE, PROBLEMS
+from central.console.navigation import CUSTOMER_ROLES
+from central.customers import consent_gate, notes, profile, timeline
+from central.customers.queries import find_by_name, find_customer, money, recent_customers, survivor_of
+from central.db import get_session
+from central.identity import golden, history, resolve, split
+from central.identity.registry import Registry
+from shared.masking import mask_identifier, mask_name, mask_text
+
+SEARCH_KINDS = ("phone", "member_card", "member_id", "name")
+RECENT = 50
+SERVICE_ROLES = (ADMIN, CUSTOMER_SERVICE)
+_MASKED_ATTRIBUTES = ("phone", "email", "address")
+
+
+def record_audit(action: str, subject: str = "", **detail: Any) -> None:
+    """Write an audit row for this console user (the caller commits it with the work)."""
+    active = web.current()
+    audit.record(
+        get_session(),
+        at=clock.now(),
+        actor=active.username if active else "anonymous",
+        action=action,
+        subject=subject,
+        detail={"via": "console", **detail},
+    )
+
+
+def role() -> str:
+    """The logged-in user's role (the views run behind ``web.roles``, so there is one)."""
+    active = web.current()
+    return active.role if active else ""
+
+
+def operator_name() -> str:
+    """The name the identity ledger and notes record for this console user."""
+    active = web.current()
+    return active.username if active else "console"
+
+
+def identity_registry() -> Registry:
+    """The identifier registry this central runs with."""
+    registry: Registry = current_app.config["IDENTITY_REGISTRY"]
+    return registry
+
+
+def _unmasked() -> bool:
+    return web.current_policy().unmasked
+
+
+def shown_text(value: str | None) -> str:
+    """Free text as this user may see it: mobile numbers masked for every role but admin."""
+    return (value or "") if _unmasked() else mask_text(value)
+
+
+def shown_name(value: str | None) -> str:
+    """A name as this user may see it: 张* for every role but admin."""
+    return (value or "") if _unmasked() else mask_name(value)
+
+
+def shown_attribute(attribute: str, value: str) -> str:
+    """A golden-record value as this user may see it."""
+    if _unmasked():
+        return value
+    if attribute == "name":
+        return mask_name(value)
+    if attribute == "birthday":
+        return value[:4] + "-**-**"
+    if attribute in _MASKED_ATTRIBUTES:
+        return mask_identifier(attribute, value)
+    return mask_text(value)
+
+
+def int_arg(name: str) -> int | None:
+    """A non-negative integer query parameter, None when absent; 400 for anything else."""
+    raw = request.args.get(name, "")
+    if not raw:
+        return None
+    if not raw.isdigit() or len(raw) > 18:
+        abort(400)
+    return int(raw)
+
+
+def _card(customer_id: int) -> dict[str, Any]:
+    record = golden.golden_of(get_session(), [customer_id]).get(customer_id, {})
+    return {"id": customer_id, "name": shown_name(record.get("name", ("", ""))[0])}
+
+
+@bp.get("/customers")
+@web.roles(*CUSTOMER_ROLES)
+def customers() -> ResponseReturnValue:
+    """Search by phone, member card, member id or name; below, the newest customers (not for customer service)."""
+    kind = request.args.get("kind", "phone")
+    query = request.args.get("q", "").strip()[:128]
+    after = int_arg("after")
+    if kind not in SEARCH_KINDS:
+        abort(400)
+    db = get_session()
+    found: list[dict[str, Any]] = []
+    problem = None
+    recent: list[Any] = []
+    next_after = None
+    listing = not query and role() != CUSTOMER_SERVICE
+    if listing:
+        recent, next_after = recent_customers(db, RECENT, after)  # identifiers come masked
+        record_audit("customers.list", after=after, returned=len(recent))
+    elif query and kind == "name":
+        found = [_card(cid) for cid in find_by_name(db, query)]
+        record_audit("customers.search", f"name:{mask_name(query)}", returned=len(found))
+    elif query:
+        value, _reason = identity_registry().check(kind, query)
+        if value is None:
+            problem = "invalid"
+        else:
+            known = resolve.lookup(db.connection(), [(kind, value)])
+            ids = sorted({k.customer_id for k in known.values() if k.customer_id is not None})
+            for cid in ids:
+                row = find_customer(db, cid)
+                if row is not None:
+                    found.append(_card(survivor_of(db, row)))
+            record_audit("customers.search", f"{kind}:{mask_identifier(kind, value)}", returned=len(found))
+    db.commit()
+    return render_template(
+        "customers.html",
+        page="customers",
+        kind=kind,
+        kinds=SEARCH_KINDS,
+        query=query,
+        shown_query=query if _unmasked() or kind == "name" else "",
+        found=found,
+        problem=problem,
+        recent=recent,
+        listing=listing,
+        next_after=next_after,
+    )
+
+
+def _golden_rows(customer_id: int) -> list[tuple[str, str, str]]:
+    record = golden.golden_of(get_session(), [customer_id]).get(customer_id, {})
+    return [(a, shown_attribute(a, value), source) for a, (value, source) in sorted(record.items())]
+
+
+def _tags(customer_id: int) -> list[dict[str, Any]]:
+    out = []
+    for tag in profile.tags_of(get_session().connection(), customer_id):
+        why = tag["why"] if isinstance(tag["why"], dict) else {}
+        inputs = [(str(k), shown_text(v if isinstance(v, str) else str(v))) for k, v in sorted(why.items())]
+        out.append({**tag, "value": shown_text(str(tag["value"])), "inputs": inputs})
+    return out
+
+
+def _consents(customer_id: int, live: bool) -> tuple[list[Any], list[Any]]:
+    """The decision holding per purpose and channel, and every decision, newest first."""
+    if not live:
+        return [], []
+    decisions = consent_gate.decisions_of(get_session(), customer_id)
+    holding: dict[tuple[str, str], Any] = {}
+    for d in decisions:
+        holding.setdefault((d.purpose, d.channel), d)
+    return [holding[key] for key in sorted(holding)], decisions
+
+
+def _timeline(customer_id: int, cursor: timeline.Cursor | None) -> tuple[list[dict[str, Any]], str | None]:
+    found = timeline.page(get_session(), customer_id, cursor)
+    rows = []
+    for e in found.entries:
+        fields = [
+            (name, mask_identifier(name, value) if name == "member_id" and not _unmasked() else shown_text(value))
+            for name, value in e.fields
+        ]
+        rows.append(
+            {
+                "at": e.at,
+                "kind": e.kind,
+                "store_id": shown_text(e.store_id),
+                "amount": None if e.amount is None else money(e.amount),
+                "fields": fields,
+                "author": e.author,
+            }
+        )
+    return rows, found.next.encode() if found.next else None
+
+
+@bp.get("/customers/<int:customer_id>")
+@web.roles(*CUSTOMER_ROLES)
+def customer(customer_id: int) -> ResponseReturnValue:
+    """The 360 view: identifiers, golden record, tags with why, consents, timeline; ledger and review for admins."""
+    before = request.args.get("before", "")
+    try:
+        cursor = timeline.Cursor.decode(before) if before else None
+    except ValueError:
+        abort(400)
+    db = get_session()
+    row = find_customer(db, customer_id)
+    if row is None:
+        abort(404)
+    live = row.merged_into is None
+    admin = role() == ADMIN
+    identifiers = [
+        {
+            "id": i.id,
+            "kind": i.kind,
+            "value": mask_identifier(i.kind, i.value),
+            "state": i.state,
+            "seen": i.last_seen_at,
+        }
+        for i in history.identifiers_of(db, customer_id)
+    ]
+    holding, decisions = _consents(customer_id, live)
+    entries, next_before = _timeline(customer_id, cursor)
+    ledger = history.ledger_of(db, customer_id) if admin else []
+    items = history.open_items_of(db, customer_id) if admin else []
+    record_audit("customers.view", f"customer:{customer_id}", before=before or None, ledger=admin)
+    db.commit()
+    return render_template(
+        "customer.html",
+        page="customers",
+        customer=row,
+        live=live,
+        identifiers=identifiers,
+        attributes=_golden_rows(customer_id),
+        tags=_tags(customer_id),
+        holding=holding,
+        decisions=decisions,
+        entries=entries,
+        next_before=next_before,
+        before=before,
+        ledger=ledger,
+        items=items,
+        evidence=history.evidence_items,
+        shown_text=shown_text,
+        money=money,
+        may_serve=role() in SERVICE_ROLES,
+        admin=admin,
+        problem=PROBLEMS.get(request.args.get("problem", "")),
+        done=DONE.get(request.args.get("done", "")),
+    )
+
+
+def back_to_customer(customer_id: int, **outcome: Any) -> ResponseReturnValue:
+    """Redirect to the customer's page, saying what happened (``done``) or went wrong (``problem``)."""
+    return redirect(url_for("console.customer", customer_id=customer_id, **outcome))
+
+
+@bp.post("/customers/<int:customer_id>/notes")
+@web.roles(*SERVICE_ROLES)
+def add_note(customer_id: int) -> ResponseReturnValue:
+    """Add a note, or file a complaint (``kind=complaint``), on a customer."""
+    kind = request.form.get("kind", "note")
+    if kind not in ("note", "complaint"):
+        abort(400)
+    db = get_session()
+    row = find_customer(db, customer_id)
+    if row is None:
+        abort(404)
+    if row.merged_into is not None:
+        return back_to_customer(customer_id, problem="merged")
+    text = request.form.get("text", "")
+    now = clock.now()
+    try:
+        if kind == "note":
+            note = notes.add_note(db, customer_id, text, author=operator_name(), now=now)
+            record_audit("customers.note.add", f"customer:{customer_id}", note=note)
+        else:
+            category = request.form.get("category", "")
+            event_id = notes.file_complaint(db, identity_registry(), customer_id, text, category=category, now=now)
+            record_audit("customers.complaint.add", f"customer:{customer_id}", event_id=event_id)
+    except notes.NoteError as exc:
+        db.rollback()
+        return back_to_customer(customer_id, problem=exc.code)
+    db.commit()
+    return back_to_customer(customer_id, done=kind)
+
+
+@bp.post("/customers/<int:customer_id>/split")
+@web.roles(ADMIN)
+def split_customer(customer_id: int) -> ResponseReturnValue:
+    """Undo one merge or link of the customer (a ledger row) by replaying its ledger without it."""
+    raw = request.form.get("ledger_id", "")
+    if not raw.isdigit() or len(raw) > 18:
+        abort(400)
+    db = get_session()
+    now = clock.now()
+    try:
+        result = split.split(db, customer_id, int(raw), now=now, operator=operator_name(), registry=identity_registry())
+    except split.SplitError:
+        db.rollback()
+        return back_to_customer(customer_id, problem="split")
+    record_audit("identity.split", f"customer:{customer_id}", ledger_id=int(raw), customers=result.customers)
+    db.commit()
+    return back_to_customer(customer_id, done="split")
+
+
+@bp.post("/customers/<int:customer_id>/identifiers/remove")
+@web.roles(ADMIN)
+def remove_identifier(customer_id: int) -> ResponseReturnValue:
+    """Remove one of the customer's identifiers for good (a tombstone: it never links again)."""
+    raw = request.form.get("identifier_id", "")
+    if not raw.isdigit() or len(raw) > 18:
+        abort(400)
+    db = get_session()
+    held = history.identifier_of(db, customer_id, int(raw))
+    if held is None:
+        abort(404)
+    taken_from = split.remove_identifier(db, held.kind, held.value, now=clock.now(), operator=operator_name())
+    record_audit(
+        "identity.identifier.remove", f"{held.kind}:{mask_identifier(held.kind, held.value)}", customer=taken_from
+    )
+    db.commit()
+    return back_to_customer(customer_id, done="removed")

@@ -1,0 +1,85 @@
+"""The identity review queue for admins: conflicts, suspicious values and weak-match suggestions.
+
+Decisions reuse :mod:`central.identity.review` (what the API and ``central-server review`` do) and are
+audited under the same actions; a decision taken on a customer's page goes back to that page.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import abort, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
+
+from central import clock
+from central.accounts import web
+from central.accounts.roles import ADMIN
+from central.console import bp
+from central.console.customer_labels import DONE, PROBLEMS
+from central.console.customers import (
+    RECENT,
+    back_to_customer,
+    identity_registry,
+    int_arg,
+    operator_name,
+    record_audit,
+    shown_text,
+)
+from central.db import get_session
+from central.identity import history, review
+
+REVIEW_STATUSES = (review.OPEN, review.ACCEPTED, review.REJECTED)
+
+
+@bp.get("/customers/review")
+@web.roles(ADMIN)
+def review_queue() -> ResponseReturnValue:
+    """The identity review queue: conflicts, suspicious values and weak-match suggestions, oldest first."""
+    status = request.args.get("status", review.OPEN)
+    if status not in REVIEW_STATUSES:
+        abort(400)
+    after = int_arg("after")
+    db = get_session()
+    items, next_after = history.review_page(db, status, after, RECENT)
+    record_audit("identity.review.list", status=status, after=after, returned=len(items))
+    db.commit()
+    return render_template(
+        "review.html",
+        page="review",
+        items=items,
+        status=status,
+        statuses=REVIEW_STATUSES,
+        next_after=next_after,
+        evidence=history.evidence_items,
+        shown_text=shown_text,
+        problem=PROBLEMS.get(request.args.get("problem", "")),
+        done=DONE.get(request.args.get("done", "")),
+    )
+
+
+@bp.post("/customers/review/<int:item_id>")
+@web.roles(ADMIN)
+def decide(item_id: int) -> ResponseReturnValue:
+    """Accept or reject a review item; back to the customer page it was decided on, or to the queue."""
+    decision = request.form.get("decision", "")
+    if decision not in ("accept", "reject"):
+        abort(400)
+    raw_customer = request.form.get("customer", "")
+    back_to = int(raw_customer) if raw_customer.isdigit() and len(raw_customer) <= 18 else None
+    db = get_session()
+    now = clock.now()
+    try:
+        if decision == "accept":
+            done = review.accept(db, identity_registry(), item_id, operator=operator_name(), now=now)
+        else:
+            done = review.reject(db, item_id, operator=operator_name(), now=now)
+    except review.ReviewError:
+        db.rollback()
+        outcome: dict[str, Any] = {"problem": "review"}
+    else:
+        record_audit(f"identity.review.{decision}", f"review:{item_id}", customer=done.customer_id)
+        db.commit()
+        outcome = {"done": decision}
+    if back_to is not None:
+        return back_to_customer(back_to, **outcome)
+    return redirect(url_for("console.review_queue", **outcome))
