@@ -1,7 +1,7 @@
 """Import runs: each run of a legacy member import with its progress and how it ended.
 
 Revision ID: 0016_import_runs
-Revises: 0011_coupons
+Revises: 0015_customer_notes
 Create Date: 2026-11-30
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0016_import_runs"
-down_revision = "0011_coupons"
+down_revision = "0015_customer_notes"
 branch_labels = None
 depends_on = None
 
