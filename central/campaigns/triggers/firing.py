@@ -66,7 +66,8 @@ def evaluate(
     ref = TriggerRef(trigger.id, trigger.name, trigger.action_params)
     when = When(today, now, db.get_bind().dialect.name == "postgresql")
     candidates = KINDS[trigger.kind].candidates(trigger.params, when).subquery()
-    detail = [c.name for c in candidates.c if c.name not in ("customer_id", "occasion")]
+    # Plain str names (SQLAlchemy's are a str subclass, which JSON encoders refuse as keys).
+    detail = [c.name.encode().decode() for c in candidates.c if c.name not in ("customer_id", "occasion")]
     unfired = ~exists().where(
         _occasions.c.trigger_id == trigger.id,
         _occasions.c.customer_id == candidates.c.customer_id,
