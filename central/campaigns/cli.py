@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from datetime import datetime
 from pathlib import Path
 
 from sqlalchemy.orm import Session, sessionmaker
@@ -99,13 +100,21 @@ def cmd_trigger_report(args: argparse.Namespace) -> int:
     """Print a trigger's effect report: action group against control group."""
     from central.campaigns.effect import UnknownTrigger, effect_report
 
+    as_of: datetime | None = system_clock()
+    if args.as_of:
+        try:
+            as_of = datetime.fromisoformat(args.as_of.replace("Z", "+00:00"))
+        except ValueError:
+            as_of = None
+        if as_of is None or as_of.tzinfo is None:
+            raise CliError("--as-of takes ISO 8601 with an offset, e.g. 2027-01-29T12:00:00Z", status=2)
     config, path = load(args)
     engine = existing_database(config, path)
     try:
         with Session(engine) as db:
             try:
                 found = effect_report(
-                    db, args.name, args.weeks, now=system_clock(), offset_minutes=config.customers_utc_offset_minutes
+                    db, args.name, args.weeks, now=as_of, offset_minutes=config.customers_utc_offset_minutes
                 )
             except UnknownTrigger as exc:
                 raise CliError(str(exc), status=2) from None
@@ -179,6 +188,7 @@ def _trigger_arguments(parser: argparse.ArgumentParser) -> None:
     p.set_defaults(func=cmd_trigger_report)
     p.add_argument("name", help="trigger name")
     p.add_argument("--weeks", type=int, default=4, help="weeks after each occasion (4)")
+    p.add_argument("--as-of", help="report as of this time (ISO 8601 with offset; default now)")
     p.add_argument("--json", action="store_true", help="print JSON, as the API returns it")
 
 

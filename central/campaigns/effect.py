@@ -1,13 +1,13 @@
 """A trigger's effect: its action group against its control group over the weeks after each occasion.
 
-For every occasion the trigger fired on, the window is the ``weeks`` after it: local days after the
-day it fired, up to ``7 * weeks`` days later (the firing day itself is left out, since a purchase
-on it may have come before the firing), and for coupon redemptions the same span from the firing
-instant. Per group (``action``, ``control``) the report counts occasions, coupons issued and
-redeemed in the window, occasions followed by at least one purchase (repurchase rate), and the net
-amount spent (returns subtract) per occasion. Purchases are read from ``customer_days`` of the
-customer the occasion's customer is now (a merge moves them to the survivor). One statement, grouped
-in the database.
+For every occasion the trigger fired on (as of ``now``: nothing later counts), the window is the
+``weeks`` after it: the local days after the day it fired, up to ``7 * weeks`` days later (the
+firing day itself is left out, since a purchase on it may have come before the firing), and for
+coupon redemptions the same span from the firing instant. Per group (``action``, ``control``) the
+report counts occasions, coupons issued and redeemed in the window, occasions followed by at least
+one purchase (repurchase rate), and the net amount spent (returns subtract) per occasion.
+Purchases are read from ``customer_days`` of the customer the occasion's customer is now (a merge
+moves them to the survivor). One statement, grouped in the database.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import bindparam, text
+from sqlalchemy import Date, bindparam, text
 from sqlalchemy.orm import Session
 
 from central.campaigns.models import ACTION, CONTROL
@@ -115,9 +115,10 @@ def _sql(postgres: bool, offset_minutes: int) -> str:
         " COALESCE(SUM(d.purchases), 0) AS bought, COALESCE(SUM(d.spent), 0) AS spent"
         " FROM trigger_occasions o JOIN customers c ON c.id = o.customer_id"
         " LEFT JOIN customer_days d ON d.customer_id = COALESCE(c.merged_into, c.id)"
-        f" AND d.day > {fired_day} AND d.day <= {last_day}"
+        f" AND d.day > {fired_day} AND d.day <= {last_day} AND d.day <= :today"
         " LEFT JOIN trigger_coupons tc ON tc.occasion_id = o.id"
-        f" LEFT JOIN coupon_redemptions r ON r.serial = tc.serial AND r.status = 'applied' AND {redeemed_in}"
+        " LEFT JOIN coupon_redemptions r ON r.serial = tc.serial AND r.status = 'applied'"
+        f" AND r.observed_at <= :now AND {redeemed_in}"
         " WHERE o.trigger_id = :trigger AND o.fired_at <= :now GROUP BY o.id, o.grp"
     )
     return (
@@ -165,10 +166,13 @@ def effect_report(
         raise UnknownTrigger(f"no trigger {trigger_name!r}")
     postgres = session.get_bind().dialect.name == "postgresql"
     statement = text(_sql(postgres, offset_minutes)).bindparams(
-        bindparam("now", type_=UTCDateTime), bindparam("open_since", type_=UTCDateTime)
+        bindparam("now", type_=UTCDateTime),
+        bindparam("open_since", type_=UTCDateTime),
+        bindparam("today", type_=Date()),
     )
     days = 7 * weeks
-    params = {"trigger": trigger.id, "days": days, "now": now, "open_since": now - timedelta(days=days)}
+    today = (now + timedelta(minutes=offset_minutes)).date()
+    params = {"trigger": trigger.id, "days": days, "now": now, "open_since": now - timedelta(days=days), "today": today}
     rows = {str(r[0]): r for r in session.execute(statement, params)}
     return EffectReport(
         trigger=trigger.name,

@@ -63,7 +63,7 @@ def test_each_kind_checks_its_parameters_and_fills_in_defaults():
         triggers.check("f", "second_item", {"channel": "sms"}, "coupon", {})
 
 
-def test_second_item_fires_once_per_first_purchase_after_72_hours_with_consent(app):
+def test_second_item_fires_once_per_first_purchase_after_72_hours_with_consent(app, user_client):
     trigger = declare(app, "second-item", "second_item")
     due, again, early, old, silent = (phone(n) for n in range(1, 6))
     for p in (due, again, early, old):
@@ -82,6 +82,11 @@ def test_second_item_fires_once_per_first_purchase_after_72_hours_with_consent(a
     assert evaluate(app, NOW + timedelta(hours=70))["fired"] == 1
     assert [c for c, _, _ in fired(app, trigger)] == [customer(app, due), customer(app, early)]
     assert exported(app, trigger) == 2
+    # Marketing downloads the export list (an audited download).
+    reply = user_client.get("/api/v1/triggers/second-item/export.csv")
+    lines = reply.get_data(as_text=True).splitlines()
+    assert reply.status_code == 200 and lines[0] == "customer_id,occasion,added_at" and len(lines) == 3
+    assert lines[1].startswith(f"{customer(app, due)},{instant(-timedelta(hours=80))},")
 
 
 def test_second_item_from_two_scheduler_instances_fires_each_customer_once(app, make_app, clock):
