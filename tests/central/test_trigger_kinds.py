@@ -226,3 +226,66 @@ def test_the_control_group_is_recorded_and_gets_no_action_in_every_kind(app):
     for kind, trigger in ids.items():
         assert fired(app, trigger) and {g for _, _, g in fired(app, trigger)} == {"control"}, kind
         assert exported(app, trigger) == 0
+
+
+def test_a_complaint_is_not_followed_up_again_after_its_customer_is_merged(app):
+    from central.identity import merges
+    from central.identity.registry import load_registry
+
+    trigger = declare(app, "care", "complaint", action="webhook", action_params=HOOK)
+    older, younger = phone(1), phone(2)
+    person(app, older)
+    person(app, younger)
+    _complaint(app, "T-1", younger, -timedelta(hours=1))
+    assert evaluate(app)["fired"] == 1
+    with central_db.session_factory(app)() as db:
+        kept = merges.merge_customers(
+            db,
+            load_registry(app.config["CENTRAL"]),
+            customer(app, older),
+            customer(app, younger),
+            rule="review",
+            now=NOW,
+            operator="t",
+        )
+        db.commit()
+    assert kept == customer(app, older)
+    assert evaluate(app, NOW + timedelta(hours=1))["fired"] == 0
+    assert len(fired(app, trigger)) == 1
+
+
+def test_a_coupon_trigger_whose_campaign_ended_fails_alone_and_the_others_still_fire(app):
+    from decimal import Decimal
+
+    from central.campaigns import coupons
+    from central.campaigns.actions import ActionError
+    from shared.crypto import load_or_create_key
+
+    secret = load_or_create_key(app.config["CENTRAL"].secret_key_path)
+    with central_db.session_factory(app)() as db:
+        coupons.create_campaign(
+            db,
+            name="SHORT",
+            value=Decimal("5"),
+            valid_from=NOW - timedelta(days=2),
+            valid_to=NOW + timedelta(hours=1),
+            max_redemptions=10,
+            offline_budget=1,
+            stores=None,
+            now=NOW - timedelta(days=2),
+            actor="test",
+            secret=secret,
+        )
+        db.commit()
+    with pytest.raises(triggers.TriggerError, match="no coupon campaign called 'NOPE'"):
+        declare(app, "nope", "second_item", action="coupon", action_params={"campaign": "NOPE"})
+    late = triggers.check("late", "second_item", {"channel": "sms"}, "coupon", {"campaign": "SHORT"})
+    with central_db.session_factory(app)() as db, pytest.raises(triggers.TriggerError, match="'SHORT' ended"):
+        triggers.declare(db, late, actor="test", now=NOW + timedelta(hours=2))
+    coupon = declare(app, "first-coupon", "second_item", action="coupon", action_params={"campaign": "SHORT"})
+    listed = declare(app, "first-list", "second_item")
+    person(app, phone(1))
+    buy(app, "f1", phone(1), -timedelta(hours=80))
+    with pytest.raises(ActionError, match="first-coupon: coupon campaign 'SHORT' ended"):
+        evaluate(app, NOW + timedelta(hours=2))
+    assert fired(app, coupon) == [] and len(fired(app, listed)) == 1

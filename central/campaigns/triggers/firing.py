@@ -18,6 +18,7 @@ and given no action, so the trigger's effect can be measured against it
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections.abc import Callable
 from datetime import date, datetime
 from typing import Any
@@ -26,7 +27,7 @@ from sqlalchemy import exists, func, or_, select
 from sqlalchemy.orm import Session
 
 from central import bulk
-from central.campaigns.actions import Firing, TriggerRef, action_named
+from central.campaigns.actions import ActionError, Firing, TriggerRef, action_named
 from central.campaigns.models import ACTION, CONTROL, Trigger, TriggerOccasion
 from central.campaigns.triggers.kinds import KINDS, When
 from central.clock import local_date
@@ -34,6 +35,7 @@ from central.customers.consent_gate import consented
 from central.identity.models import Customer
 from central.models import table
 
+log = logging.getLogger(__name__)
 CHUNK = 1000
 _triggers = table(Trigger)
 _occasions = table(TriggerOccasion)
@@ -138,13 +140,27 @@ def evaluate_all(
     instance: str,
     progress: Callable[..., None] = lambda **counts: None,
 ) -> dict[str, int]:
-    """Evaluate every enabled trigger; the summed counts (``progress`` hears of each chunk fired)."""
+    """Evaluate every enabled trigger; the summed counts (``progress`` hears of each chunk fired).
+
+    A trigger whose action cannot be carried out (its coupon campaign ended) does not hold up the
+    others: they are evaluated, then ActionError names every trigger that failed.
+    """
     today = local_today(now, timezone)
     total = {"due": 0, "fired": 0, "control": 0, "queued": 0}
     triggers = db.execute(select(_triggers).where(_triggers.c.enabled.is_(True)).order_by(_triggers.c.id)).all()
     db.commit()
+    failed: list[str] = []
     for trigger in triggers:
-        for key, value in evaluate(db, trigger, today, now, instance, progress).items():
+        try:
+            counts = evaluate(db, trigger, today, now, instance, progress)
+        except ActionError as exc:
+            db.rollback()
+            log.error("trigger %s not evaluated: %s", trigger.name, exc)
+            failed.append(str(exc))
+            continue
+        for key, value in counts.items():
             total[key] = total.get(key, 0) + value
     total["triggers"] = len(triggers)
+    if failed:
+        raise ActionError("; ".join(failed))
     return total
