@@ -23,7 +23,7 @@ from collections.abc import Callable
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import exists, func, or_, select
+from sqlalchemy import exists, func, or_, select, text
 from sqlalchemy.orm import Session
 
 from central import bulk
@@ -36,7 +36,11 @@ from central.identity.models import Customer
 from central.models import table
 
 log = logging.getLogger(__name__)
-CHUNK = 1000
+# Customers per transaction: the consent gate's cost per chunk has a fixed part, so bigger chunks
+# fire a big first run sooner; 5,000 keeps every statement's IN lists (the gate expands its list
+# three times) under SQLite's 32,766 parameters.
+CHUNK = 5000
+ANALYZE_AFTER = 10_000
 _triggers = table(Trigger)
 _occasions = table(TriggerOccasion)
 _customers = table(Customer)
@@ -83,7 +87,8 @@ def evaluate(
     counts = {"due": 0, "fired": 0, "control": 0, "queued": 0}
     for start in range(0, len(customers), CHUNK):
         ids = customers[start : start + CHUNK]
-        rows = db.execute(select(candidates).where(unfired, candidates.c.customer_id.in_(ids))).all()
+        # No anti-join here: _fired_already looks up this chunk's ledger rows by index instead.
+        rows = db.execute(select(candidates).where(candidates.c.customer_id.in_(ids))).all()
         allowed = set(db.scalars(consented(purpose, trigger.params["channel"], today, among=ids)))
         done = _fired_already(db, trigger.id, ids)
         due = {
@@ -112,6 +117,10 @@ def evaluate(
         counts["fired"] += len(inserted)
         counts["control"] += len(inserted) - len(firings)
         progress(fired=len(inserted), queued=queued, control=len(inserted) - len(firings))
+    if counts["fired"] >= ANALYZE_AFTER and when.postgres:
+        # A big first run grows the ledger from nothing; fresh statistics keep the next run's
+        # anti-join a hash join instead of a nested loop over the whole ledger per candidate.
+        db.execute(text("ANALYZE trigger_occasions"))
     db.commit()
     return counts
 
