@@ -9,6 +9,8 @@ from flask import Blueprint, Response, jsonify, request
 from sqlalchemy import func, select
 
 from central import audit, clock
+from central.accounts import web
+from central.accounts.roles import ADMIN, FINANCE, MARKETING
 from central.auth import actor_name, login_required
 from central.campaigns import triggers, webhooks
 from central.campaigns.actions import write_export
@@ -118,9 +120,12 @@ def retry(delivery_id: int) -> Response:
 
 
 @bp.get("/api/v1/triggers/<name>/report")
-@login_required
+@web.roles(ADMIN, MARKETING, FINANCE)
 def report(name: str) -> Response:
-    """The trigger's effect: action group against control group over ``weeks`` (default 4) after each occasion."""
+    """The trigger's effect: action group against control group over ``weeks`` (default 4) after each occasion.
+
+    Aggregates only (no customer appears), so finance may read it beside marketing.
+    """
     from central.campaigns.effect import DEFAULT_WEEKS, UnknownTrigger, effect_report
 
     db = get_session()
@@ -136,7 +141,7 @@ def report(name: str) -> Response:
 
 
 @bp.get("/api/v1/triggers/<name>/export.csv")
-@login_required
+@web.roles(ADMIN, MARKETING)
 def export_csv(name: str) -> Response:
     """The trigger's export list as CSV (customer_id, occasion, added_at); the download is audited."""
     db = get_session()

@@ -31,6 +31,7 @@ from shared import coupon_code
 from shared.crypto import load_or_create_key, public_key_of
 from tests.central.cli_runner import write_config
 from tests.central.customer_support import phone
+from tests.central.support import create_user, login
 from tests.central.trigger_support import NOW, buy, customer, declare, evaluate, fired, person
 
 SECRET_NAME = "second-item"
@@ -140,3 +141,9 @@ def test_the_report_over_the_api_and_the_command_line(
     assert "spend per customer" in out and "60.00" in out and "15.00" in out
     with central_db.session_factory(app)() as db, pytest.raises(UnknownTrigger):
         effect_report(db, "nobody", now=NOW)
+    # Finance reads the aggregates; the export list of customers is for marketing and admins only.
+    create_user(app, "fiona", "finance-password-1", role="finance")
+    finance = app.test_client()
+    assert login(finance, "fiona", "finance-password-1").status_code in (302, 303)
+    assert finance.get(f"/api/v1/triggers/{history}/report").status_code == 200
+    assert finance.get(f"/api/v1/triggers/{history}/export.csv").status_code == 403
