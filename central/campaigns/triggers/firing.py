@@ -1,9 +1,9 @@
 """Firing triggers: who is due, fired exactly once per occasion, with a random control group.
 
 Each kind (:mod:`central.campaigns.triggers.kinds`) selects its candidates as one query; this
-module keeps those not fired yet (an anti-join on the ledger), asks the consent gate chunk by
-chunk which of them the trigger's purpose may reach on its channel at evaluation time, so a
-withdrawal keeps a customer out from the next evaluation on, and fires the rest. Kinds evaluate
+module keeps those not fired yet (an anti-join on the ledger), asks the consent gate once which
+of them the trigger's purpose may reach on its channel at evaluation time, so a withdrawal keeps a
+customer out from the next evaluation on, and fires the rest in chunks. Kinds evaluate
 windows rather than exact instants, so a missed run (central down) is made up by the next one.
 
 Firing is exactly-once: the occasion is inserted into ``trigger_occasions`` (UNIQUE trigger,
@@ -36,9 +36,8 @@ from central.identity.models import Customer
 from central.models import table
 
 log = logging.getLogger(__name__)
-# Customers per transaction: the consent gate's cost per chunk has a fixed part, so bigger chunks
-# fire a big first run sooner; 5,000 keeps every statement's IN lists (the gate expands its list
-# three times) under SQLite's 32,766 parameters.
+# Customers per transaction; 5,000 keeps every statement's IN lists (the consent gate expands its
+# list three times) under SQLite's 32,766 parameters.
 CHUNK = 5000
 ANALYZE_AFTER = 10_000
 _triggers = table(Trigger)
@@ -79,22 +78,25 @@ def evaluate(
         _occasions.c.customer_id == candidates.c.customer_id,
         _occasions.c.occasion == candidates.c.occasion,
     )
-    # The customers due, once; then their occasions and consent chunk by chunk, as index lookups.
-    customers = list(
-        db.scalars(select(candidates.c.customer_id).where(unfired).distinct().order_by(candidates.c.customer_id))
-    )
+    # The customers due, once, and which of them the consent gate lets the trigger reach: one
+    # statement over a few ids (index lookups), or over the whole candidate set when it is large
+    # (one pass over the decisions instead of one per chunk). Then their occasions chunk by chunk.
+    unfired_ids = select(candidates.c.customer_id).where(unfired)
+    customers = list(db.scalars(unfired_ids.distinct().order_by(candidates.c.customer_id)))
     purpose = trigger.params.get("purpose", "marketing")
+    among: Any = customers if len(customers) <= CHUNK else unfired_ids
+    allowed = set(db.scalars(consented(purpose, trigger.params["channel"], today, among=among))) if customers else set()
+    customers = [cid for cid in customers if cid in allowed]
     counts = {"due": 0, "fired": 0, "control": 0, "queued": 0}
     for start in range(0, len(customers), CHUNK):
         ids = customers[start : start + CHUNK]
         # No anti-join here: _fired_already looks up this chunk's ledger rows by index instead.
         rows = db.execute(select(candidates).where(candidates.c.customer_id.in_(ids))).all()
-        allowed = set(db.scalars(consented(purpose, trigger.params["channel"], today, among=ids)))
         done = _fired_already(db, trigger.id, ids)
         due = {
             (int(r.customer_id), str(r.occasion)): {k: getattr(r, k) for k in detail}
             for r in rows
-            if r.customer_id in allowed and (r.customer_id, r.occasion) not in done
+            if (r.customer_id, r.occasion) not in done
         }
         grp = {cid: CONTROL if in_control_group(trigger.name, cid, trigger.control_percent) else ACTION for cid in ids}
         inserted = bulk.insert(
