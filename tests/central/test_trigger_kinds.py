@@ -11,12 +11,15 @@ import threading
 from datetime import timedelta
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sqlalchemy import func, select
 
 from central import db as central_db
 from central import scheduler
 from central.campaigns import triggers
 from central.campaigns.models import WebhookDelivery
+from tests.central.consent_support import consent_event
 from tests.central.customer_support import phone
 from tests.central.trigger_support import (
     NOW,
@@ -289,3 +292,41 @@ def test_a_coupon_trigger_whose_campaign_ended_fails_alone_and_the_others_still_
     with pytest.raises(ActionError, match="first-coupon: coupon campaign 'SHORT' ended"):
         evaluate(app, NOW + timedelta(hours=2))
     assert fired(app, coupon) == [] and len(fired(app, listed)) == 1
+
+
+_numbers = iter(range(100, 10_000))
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    histories=st.lists(
+        st.lists(st.tuples(st.integers(-60, 0), st.booleans(), st.sampled_from(["sms", "email", None])), max_size=3),
+        min_size=1,
+        max_size=3,
+    ),
+    data=st.data(),
+)
+def test_second_item_never_fires_without_a_standing_sms_grant(app, histories, data):
+    """Random consent histories, delivered in any order: fired exactly for the latest SMS decision being a grant."""
+    name = f"second-{next(_numbers)}"
+    trigger = declare(app, name, "second_item")
+    expected, mine = set(), set()
+    for history in histories:
+        p = phone(next(_numbers))
+        person(app, p, consent=None)
+        buy(app, f"{name}-{p}", p, -timedelta(hours=80))
+        events = [
+            consent_event(f"{name}-{p}-{i}", p, granted=g, at=NOW + timedelta(days=d, minutes=i), channel=ch)
+            for i, (d, g, ch) in enumerate(history)
+        ]
+        for event in data.draw(st.permutations(events)):
+            load(app, [event], now=NOW)
+        mine.add(customer(app, p))
+        relevant = [(d, i, g) for i, (d, g, ch) in enumerate(history) if ch in ("sms", None)]
+        if relevant and max(relevant)[2]:
+            expected.add(customer(app, p))
+    evaluate(app)
+    evaluate(app)
+    fires = [c for c, _, _ in fired(app, trigger)]  # earlier examples' customers are due too
+    assert set(fires) & mine == expected and len(fires) == len(set(fires))
