@@ -25,6 +25,7 @@ from bench import (
     promotion,
     signing,
     sync_drain,
+    trigger_kinds,
 )
 
 # name -> how to run it with the parsed options; "all" runs them in this order.
@@ -51,6 +52,9 @@ BENCHMARKS: dict[str, Callable[[argparse.Namespace], None]] = {
     ),
     "tags": lambda a: customer_tags.recompute(customers=a.customers, backend=a.backend),
     "promotion": lambda a: promotion.main(members=a.members, backend=a.backend),
+    "trigger-kinds": lambda a: trigger_kinds.main(
+        customers=a.events or 200_000, backend=a.backend, runs=min(a.runs, 3)
+    ),
 }
 
 

@@ -180,7 +180,7 @@ class CentralConfig:
     scheduler_triggers_interval: float = setting(
         "scheduler.triggers_interval",
         3600.0,
-        "Seconds between evaluations of the time-based triggers (birthdays).",
+        "Seconds between evaluations of the triggers (every kind; a complaint is followed up within one).",
         minimum=1.0,
         maximum=86400,
     )

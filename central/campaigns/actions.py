@@ -2,28 +2,33 @@
 
 An action is queued in the same transaction that writes the occasion to the ledger, so it is
 queued exactly once; carrying it out (a webhook call, a coupon synced to the stores) happens
-later and may be retried, with the occasion id as its idempotency key. A new action (the coupon
-issue's ``coupon``) implements :class:`Action` and is added with :func:`register_action`::
+later and may be retried, with the occasion id as its idempotency key. Built in: ``coupon``
+(issue a code of a coupon campaign), ``webhook`` (a signed call, retried, dead-lettered) and
+``export`` (a row of the trigger's export list, downloaded as CSV). Another action implements
+:class:`Action` and is added with :func:`register_action`::
 
-    class CouponAction:
-        name = "coupon"
+    class SmsAction:
+        name = "sms"
         def check(self, params): ...            # refuse bad parameters when the trigger is declared
         def enqueue(self, conn, trigger, firings, now): ...   # queue, in the ledger's transaction
 """
 
 from __future__ import annotations
 
+import csv
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, TextIO
 from urllib.parse import urlsplit
 
 import orjson
-from sqlalchemy import Connection
+from sqlalchemy import Connection, select
+from sqlalchemy.orm import Session
 
 from central import bulk
-from central.campaigns.models import PENDING, ExportEntry, WebhookDelivery
+from central.campaigns.coupon_models import CouponCampaign, CouponCode
+from central.campaigns.models import PENDING, ExportEntry, TriggerCoupon, WebhookDelivery
 from central.models import table
 
 
@@ -74,6 +79,24 @@ class ExportAction:
         return len(rows)
 
 
+def write_export(db: Session, trigger_id: int, out: TextIO) -> int:
+    """Write a trigger's export list to ``out`` as CSV (customer_id, occasion, added_at); the row count."""
+    exports = table(ExportEntry)
+    rows = db.execute(
+        select(exports.c.customer_id, exports.c.occasion, exports.c.added_at)
+        .where(exports.c.trigger_id == trigger_id)
+        .order_by(exports.c.id)
+        .execution_options(yield_per=10_000)
+    )
+    writer = csv.writer(out)
+    writer.writerow(["customer_id", "occasion", "added_at"])
+    count = 0
+    for customer_id, occasion, added_at in rows:
+        writer.writerow([customer_id, occasion, added_at.isoformat().replace("+00:00", "Z")])
+        count += 1
+    return count
+
+
 class WebhookAction:
     """Call an HTTP(S) endpoint with a signed JSON body (delivered by the ``webhooks`` job)."""
 
@@ -108,6 +131,62 @@ class WebhookAction:
         return len(rows)
 
 
+class ActionError(RuntimeError):
+    """An action that cannot be carried out as declared (its coupon campaign is gone or over)."""
+
+
+def coupon_campaign(conn: Connection, name: str, now: datetime) -> tuple[int | None, str | None]:
+    """The id of coupon campaign ``name`` if it can still issue codes at ``now``, else why not."""
+    campaigns = table(CouponCampaign)
+    row = conn.execute(select(campaigns.c.id, campaigns.c.valid_to).where(campaigns.c.name == name)).first()
+    if row is None:
+        return None, f"no coupon campaign called {name!r} (create it with central-server coupons create)"
+    if now > row.valid_to:
+        return None, f"coupon campaign {name!r} ended at {row.valid_to.isoformat()}"
+    return int(row.id), None
+
+
+class CouponAction:
+    """Issue a code of the trigger's coupon campaign to the customer (one per occasion).
+
+    The code is a campaign code like any other (tills check its signature offline); which
+    customer and occasion it was issued for is kept in ``trigger_coupons``, so the effect report
+    can count redemptions.
+    """
+
+    name = "coupon"
+
+    def check(self, params: Mapping[str, Any]) -> str | None:
+        campaign = params.get("campaign")
+        if not isinstance(campaign, str) or not campaign:
+            return "coupon needs campaign = the name of a coupon campaign"
+        if set(params) != {"campaign"}:
+            return "coupon takes only campaign"
+        return None
+
+    def enqueue(self, conn: Connection, trigger: TriggerRef, firings: Sequence[Firing], now: datetime) -> int:
+        if not firings:
+            return 0
+        campaign, problem = coupon_campaign(conn, trigger.action_params["campaign"], now)
+        if campaign is None:
+            raise ActionError(f"trigger {trigger.name}: {problem}")
+        # Only the primary key returned and no row skipped: serials come back in the order of the rows.
+        serials = bulk.insert(
+            conn,
+            table(CouponCode),
+            ("campaign_id", "issued_at"),
+            [(campaign, now)] * len(firings),
+            returning=("serial",),
+        )
+        rows = [
+            (f.occasion_id, trigger.id, f.customer_id, campaign, int(serial))
+            for f, (serial,) in zip(firings, serials, strict=True)
+        ]
+        columns = ("occasion_id", "trigger_id", "customer_id", "campaign_id", "serial")
+        bulk.insert(conn, table(TriggerCoupon), columns, rows)
+        return len(rows)
+
+
 def body(trigger_name: str, firing: Firing) -> str:
     """The JSON a webhook receives for one firing; ``occasion_id`` is its idempotency key."""
     return orjson.dumps(
@@ -122,7 +201,7 @@ def body(trigger_name: str, firing: Firing) -> str:
     ).decode()
 
 
-_ACTIONS: dict[str, Action] = {"export": ExportAction(), "webhook": WebhookAction()}
+_ACTIONS: dict[str, Action] = {"coupon": CouponAction(), "export": ExportAction(), "webhook": WebhookAction()}
 
 
 def register_action(action: Action) -> None:
@@ -136,4 +215,5 @@ def action_named(name: str) -> Action | None:
 
 
 def action_names() -> list[str]:
+    """The names of every registered action, sorted."""
     return sorted(_ACTIONS)

@@ -1,15 +1,19 @@
-"""Campaigns over the JSON API: triggers (list, declare) and dead-lettered webhook calls (list, retry)."""
+"""Campaigns over the JSON API: triggers (list, declare, effect report, export list) and dead-lettered webhook calls."""
 
 from __future__ import annotations
 
+import io
 from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
 from sqlalchemy import func, select
 
 from central import audit, clock
+from central.accounts import web
+from central.accounts.roles import ADMIN, FINANCE, MARKETING
 from central.auth import actor_name, login_required
 from central.campaigns import triggers, webhooks
+from central.campaigns.actions import write_export
 from central.campaigns.models import CONTROL, Trigger, TriggerOccasion
 from central.db import get_session
 from central.errors import ApiError
@@ -60,7 +64,7 @@ def list_triggers() -> Response:
 @bp.post("/api/v1/triggers")
 @login_required
 def declare_trigger() -> tuple[Response, int]:
-    """Declare a trigger: ``{name, kind: "birthday", params, action, action_params, control_percent}``."""
+    """Declare a trigger: ``{name, kind, params, action, action_params, control_percent}`` (kinds: see README)."""
     body = request.get_json(silent=True)
     if not isinstance(body, dict):
         raise ApiError(400, "invalid_trigger", "expected a JSON object")
@@ -113,3 +117,50 @@ def retry(delivery_id: int) -> Response:
     audit.record(db, at=clock.now(), actor=actor_name(), action="webhook.retry", subject=f"webhook:{delivery_id}")
     db.commit()
     return jsonify({"queued": delivery_id})
+
+
+@bp.get("/api/v1/triggers/<name>/report")
+@web.roles(ADMIN, MARKETING, FINANCE)
+def report(name: str) -> Response:
+    """The trigger's effect: action group against control group over ``weeks`` (default 4) after each occasion.
+
+    Aggregates only (no customer appears), so finance may read it beside marketing.
+    """
+    from central.campaigns.effect import DEFAULT_WEEKS, UnknownTrigger, effect_report
+
+    db = get_session()
+    try:
+        weeks = int(request.args.get("weeks", DEFAULT_WEEKS))
+        found = effect_report(db, name, weeks, now=clock.now())
+    except UnknownTrigger as exc:
+        raise ApiError(404, "not_found", str(exc)) from None
+    except ValueError as exc:
+        raise ApiError(400, "invalid_report", str(exc)) from None
+    db.commit()
+    return jsonify(found.to_json())
+
+
+@bp.get("/api/v1/triggers/<name>/export.csv")
+@web.roles(ADMIN, MARKETING)
+def export_csv(name: str) -> Response:
+    """The trigger's export list as CSV (customer_id, occasion, added_at); the download is audited."""
+    db = get_session()
+    trigger = triggers.trigger_named(db, name)
+    if trigger is None:
+        raise ApiError(404, "not_found", f"no trigger {name!r}")
+    out = io.StringIO()
+    count = write_export(db, trigger.id, out)
+    audit.record(
+        db,
+        at=clock.now(),
+        actor=actor_name(),
+        action="trigger.export",
+        subject=f"trigger:{name}",
+        detail={"rows": count},
+    )
+    db.commit()
+    return Response(
+        out.getvalue(),
+        mimetype="text/csv",
+        headers={"Content-Disposition": f'attachment; filename="trigger-{name}.csv"'},
+    )

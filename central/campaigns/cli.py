@@ -1,22 +1,20 @@
-"""Campaign commands: declare a trigger, run a scheduled job now, write a trigger's export list."""
+"""Campaign commands: declare a trigger, run a scheduled job now, write a trigger's export list, report its effect."""
 
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import sys
+from datetime import datetime
 from pathlib import Path
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from central import audit
 from central.campaigns import triggers
-from central.campaigns.models import ExportEntry, Trigger
+from central.campaigns.actions import write_export
 from central.cli import PROG, CliError, Command, existing_database, load
 from central.clock import system_clock
-from central.models import table
 
 OPERATOR = "cli"
 
@@ -72,41 +70,98 @@ def cmd_trigger_export(args: argparse.Namespace) -> int:
     """Write the customers a trigger added to its export list as CSV (customer_id, occasion, added_at)."""
     config, path = load(args)
     engine = existing_database(config, path)
-    exports, all_triggers = table(ExportEntry), table(Trigger)
     try:
         with Session(engine) as db:
-            trigger_id = db.scalar(select(all_triggers.c.id).where(all_triggers.c.name == args.name))
-            if trigger_id is None:
+            trigger = triggers.trigger_named(db, args.name)
+            if trigger is None:
                 raise CliError(f"no trigger {args.name!r}", status=2)
-            rows = db.execute(
-                select(exports.c.customer_id, exports.c.occasion, exports.c.added_at)
-                .where(exports.c.trigger_id == trigger_id)
-                .order_by(exports.c.id)
-            )
             out = sys.stdout if args.out == "-" else Path(args.out).open("w", newline="", encoding="utf-8")  # noqa: SIM115
             try:
-                writer = csv.writer(out)
-                writer.writerow(["customer_id", "occasion", "added_at"])
-                count = 0
-                for customer_id, occasion, added_at in rows:
-                    writer.writerow([customer_id, occasion, added_at.isoformat().replace("+00:00", "Z")])
-                    count += 1
+                count = write_export(db, trigger.id, out)
             finally:
                 if out is not sys.stdout:
                     out.close()
+            audit.record(
+                db,
+                at=system_clock(),
+                actor=OPERATOR,
+                action="trigger.export",
+                subject=f"trigger:{args.name}",
+                detail={"rows": count},
+            )
+            db.commit()
     finally:
         engine.dispose()
     print(f"{PROG}: {count} customers of trigger {args.name} written to {args.out}", file=sys.stderr)
     return 0
 
 
+def cmd_trigger_report(args: argparse.Namespace) -> int:
+    """Print a trigger's effect report: action group against control group."""
+    from central.campaigns.effect import UnknownTrigger, effect_report
+
+    as_of: datetime | None = system_clock()
+    if args.as_of:
+        try:
+            as_of = datetime.fromisoformat(args.as_of.replace("Z", "+00:00"))
+        except ValueError:
+            as_of = None
+        if as_of is None or as_of.tzinfo is None:
+            raise CliError("--as-of takes ISO 8601 with an offset, e.g. 2027-01-29T12:00:00Z", status=2)
+    config, path = load(args)
+    engine = existing_database(config, path)
+    try:
+        with Session(engine) as db:
+            try:
+                found = effect_report(
+                    db, args.name, args.weeks, now=as_of, offset_minutes=config.customers_utc_offset_minutes
+                )
+            except UnknownTrigger as exc:
+                raise CliError(str(exc), status=2) from None
+            except ValueError as exc:
+                raise CliError(str(exc), status=2) from None
+    finally:
+        engine.dispose()
+    if args.json:
+        print(json.dumps(found.to_json(), indent=2))
+        return 0
+    print(
+        f"trigger {found.trigger} ({found.kind}, action {found.action_name}), {found.weeks} weeks after each occasion"
+    )
+    print(f"{'':22}{'action':>12}{'control':>12}")
+    for label, field in (
+        ("occasions", "occasions"),
+        ("coupons issued", "coupons"),
+        ("redeemed", "redeemed"),
+        ("redemption rate", "redemption_rate"),
+        ("repurchased", "repurchased"),
+        ("repurchase rate", "repurchase_rate"),
+        ("spent", "spent"),
+        ("spend per customer", "spend_per_customer"),
+    ):
+        a, c = getattr(found.action, field), getattr(found.control, field)
+        print(f"{label:22}{_cell(a):>12}{_cell(c):>12}")
+    print(f"repurchase uplift: {_cell(found.repurchase_uplift)}; windows still open: {found.open_windows}")
+    return 0
+
+
+def _cell(value: object) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.1%}"
+    return str(value)
+
+
 def _add_trigger_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("name", help="trigger name (lower-case letters, digits, '_', '.', '-')")
-    parser.add_argument("--kind", default="birthday", help="when it fires (birthday)")
+    parser.add_argument(
+        "--kind", default="birthday", help="when it fires: birthday, second_item, win_back, repurchase_due, complaint"
+    )
     parser.add_argument(
         "--params", default="{}", help='JSON, for birthday: {"days_before": 3, "channel": "sms"} (channel required)'
     )
-    parser.add_argument("--action", required=True, help="what it does: export, webhook (or a registered action)")
+    parser.add_argument("--action", required=True, help="what it does: coupon, export, webhook (or a registered one)")
     parser.add_argument(
         "--action-params", default="{}", help='JSON, for webhook: {"url": "https://...", "secret": "16+ characters"}'
     )
@@ -124,8 +179,26 @@ def _export_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default="-", help="CSV file to write (default: standard output)")
 
 
+def _trigger_arguments(parser: argparse.ArgumentParser) -> None:
+    # --config is also accepted after the action; SUPPRESS keeps one given before it.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", metavar="PATH", default=argparse.SUPPRESS, help="TOML config file")
+    sub = parser.add_subparsers(dest="trigger_command", required=True, metavar="ACTION")
+    p = sub.add_parser("report", parents=[common], help="effect report: action group against control group")
+    p.set_defaults(func=cmd_trigger_report)
+    p.add_argument("name", help="trigger name")
+    p.add_argument("--weeks", type=int, default=4, help="weeks after each occasion (4)")
+    p.add_argument("--as-of", help="report as of this time (ISO 8601 with offset; default now)")
+    p.add_argument("--json", action="store_true", help="print JSON, as the API returns it")
+
+
+def _trigger_usage(args: argparse.Namespace) -> int:
+    raise CliError("give an action: report", status=2)
+
+
 COMMANDS = [
     Command("add-trigger", cmd_add_trigger, "declare a trigger (birthday) and its action", _add_trigger_arguments),
     Command("run-job", cmd_run_job, "run a scheduled job now, under its lease", _run_job_arguments),
     Command("trigger-export", cmd_trigger_export, "write a trigger's export list as CSV", _export_arguments),
+    Command("trigger", _trigger_usage, "trigger reports (trigger report NAME)", _trigger_arguments),
 ]

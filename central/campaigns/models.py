@@ -1,4 +1,4 @@
-"""Campaign tables: triggers, the ledger of occasions they fired on, webhook calls and export rows.
+"""Campaign tables: triggers, the ledger of occasions they fired on, webhook calls, export rows, issued coupons.
 
 ``trigger_occasions`` is what makes firing exactly-once: UNIQUE (trigger_id, customer_id,
 occasion), inserted with ``ON CONFLICT DO NOTHING`` in the same transaction that queues the
@@ -43,18 +43,16 @@ class Trigger(Base):
 
 
 class TriggerOccasion(Base):
-    """A trigger fired for a customer on an occasion (a birthday's year); never fires twice."""
+    """A trigger fired for a customer on an occasion (a birthday's year, a first purchase...); never fires twice."""
 
     __tablename__ = "trigger_occasions"
-    __table_args__ = (
-        UniqueConstraint("trigger_id", "customer_id", "occasion"),
-        Index("ix_trigger_occasions_trigger_id_occasion", "trigger_id", "occasion"),
-    )
+    # The unique key also serves every lookup by trigger (its prefix) and the anti-join of firing.
+    __table_args__ = (UniqueConstraint("trigger_id", "customer_id", "occasion"),)
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     trigger_id: Mapped[int] = mapped_column(Integer)
     customer_id: Mapped[int] = mapped_column(Integer, index=True)
-    occasion: Mapped[str] = mapped_column(String(32))
+    occasion: Mapped[str] = mapped_column(String(300))
     grp: Mapped[str] = mapped_column(String(8))
     fired_at: Mapped[datetime] = mapped_column(UTCDateTime)
     instance: Mapped[str] = mapped_column(String(128))
@@ -88,5 +86,17 @@ class ExportEntry(Base):
     occasion_id: Mapped[int] = mapped_column(BigInteger, unique=True)
     trigger_id: Mapped[int] = mapped_column(Integer, index=True)
     customer_id: Mapped[int] = mapped_column(Integer)
-    occasion: Mapped[str] = mapped_column(String(32))
+    occasion: Mapped[str] = mapped_column(String(300))
     added_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class TriggerCoupon(Base):
+    """The coupon code a trigger's ``coupon`` action issued on an occasion (for the effect report)."""
+
+    __tablename__ = "trigger_coupons"
+
+    occasion_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    trigger_id: Mapped[int] = mapped_column(Integer, index=True)
+    customer_id: Mapped[int] = mapped_column(Integer)
+    campaign_id: Mapped[int] = mapped_column(Integer)
+    serial: Mapped[int] = mapped_column(BigInteger, unique=True)

@@ -30,7 +30,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from central.campaigns.models import DEAD, DELIVERED, PENDING, Trigger, WebhookDelivery
-from central.customers.consent_gate import may_market
+from central.customers.consent_gate import verdict as consent_verdict
 from central.models import table
 
 log = logging.getLogger(__name__)
@@ -127,7 +127,9 @@ def deliver_due(
             _finish(db, row.id, DEAD, row.attempts, now, "the delivery's trigger or customer is unknown")
             counts["dead"] += 1
             continue
-        verdict = may_market(db, customer_id, channel, local_today(now, timezone))
+        # The trigger's own purpose: marketing, or service for a complaint follow-up.
+        purpose = (trigger.params or {}).get("purpose", "marketing")
+        verdict = consent_verdict(db, customer_id, purpose, channel, local_today(now, timezone))
         if not verdict:
             _finish(db, row.id, CANCELLED, row.attempts, now, f"consent: {verdict.reason}")
             counts["cancelled"] += 1

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Index, String, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Index, String, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from central.models import Base, BigId, UTCDateTime
@@ -22,6 +22,13 @@ class Event(Base):
     __table_args__ = (
         UniqueConstraint("device_id", "event_id"),
         Index("ix_events_device_id_seq", "device_id", "seq"),
+        # Complaint triggers look up recent complaints; the partial index holds only those events.
+        Index(
+            "ix_events_complaints",
+            "received_at",
+            postgresql_where=text("kind = 'service.complaint'"),
+            sqlite_where=text("kind = 'service.complaint'"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)

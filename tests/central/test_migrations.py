@@ -43,7 +43,7 @@ def test_upgrade_is_idempotent(backend):
     upgrade(backend.url)
     engine = make_engine(backend.url)
     try:
-        assert current_revision(engine) == head_revision() == "0016_import_runs"
+        assert current_revision(engine) == head_revision() == "0013_trigger_kinds"
     finally:
         engine.dispose()
 

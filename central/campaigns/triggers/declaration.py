@@ -1,0 +1,119 @@
+"""Declaring a trigger: checking its kind, parameters, action and control group, and storing it."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from central.campaigns.actions import action_named, action_names
+from central.campaigns.models import Trigger
+from central.campaigns.triggers.kinds import KINDS
+from central.customers.consent import CHANNELS
+from central.models import table
+
+NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
+DEFAULT_CONTROL_PERCENT = 10.0
+# The consent a trigger's action needs on its channel: marketing, or (for a complaint follow-up
+# by customer service) service.
+PURPOSES = ("marketing", "service")
+_triggers = table(Trigger)
+
+
+class TriggerError(ValueError):
+    """A trigger declaration that cannot be accepted; the message names the field and what is expected."""
+
+
+@dataclass(frozen=True, slots=True)
+class Declared:
+    """A checked trigger declaration."""
+
+    name: str
+    kind: str
+    params: dict[str, Any]
+    action: str
+    action_params: dict[str, Any]
+    control_percent: float
+
+
+def check_params(kind: str, params: Mapping[str, Any]) -> dict[str, Any]:
+    """``params`` of a ``kind`` trigger with defaults filled in; TriggerError says what is wrong."""
+    spec = KINDS[kind].params
+    channel = params.get("channel")
+    if channel not in CHANNELS:
+        raise TriggerError(f"channel: the marketing channel whose consent it needs, one of {', '.join(CHANNELS)}")
+    out: dict[str, Any] = {"channel": channel}
+    purpose = params.get("purpose", "marketing")
+    if purpose not in PURPOSES:
+        raise TriggerError(f"purpose: the consent the action needs, one of {', '.join(PURPOSES)}")
+    if purpose != "marketing":
+        out["purpose"] = purpose
+    for name, param in spec.items():
+        try:
+            out[name] = param.checked(name, params.get(name, param.default))
+        except ValueError as exc:
+            raise TriggerError(str(exc)) from None
+    unknown = set(params) - {"channel", "purpose", *spec}
+    if unknown:
+        expected = ", ".join([*spec, "channel", "purpose"])
+        raise TriggerError(f"unknown parameter {sorted(unknown)[0]!r} (expected {expected})")
+    return out
+
+
+def check(
+    name: str,
+    kind: str,
+    params: Mapping[str, Any],
+    action: str,
+    action_params: Mapping[str, Any],
+    control_percent: float = DEFAULT_CONTROL_PERCENT,
+) -> Declared:
+    """Validate a declaration; TriggerError says what is wrong."""
+    if not NAME_RE.match(name):
+        raise TriggerError("name: 1-64 lower-case letters, digits, '_', '.' or '-'")
+    if kind not in KINDS:
+        raise TriggerError(f"kind: expected one of {', '.join(KINDS)}")
+    checked = check_params(kind, params)
+    performer = action_named(action)
+    if performer is None:
+        raise TriggerError(f"action: expected one of {', '.join(action_names())}")
+    problem = performer.check(action_params)
+    if problem:
+        raise TriggerError(f"action {action}: {problem}")
+    if not 0 <= control_percent <= 100:
+        raise TriggerError("control_percent: expected a percentage from 0 to 100")
+    return Declared(name, kind, checked, action, dict(action_params), control_percent)
+
+
+def declare(db: Session, declared: Declared, *, actor: str, now: datetime) -> int:
+    """Store a new trigger (enabled); return its id. The caller commits."""
+    if db.scalar(select(_triggers.c.id).where(_triggers.c.name == declared.name)) is not None:
+        raise TriggerError(f"name: a trigger called {declared.name!r} exists already")
+    if declared.action == "coupon":
+        from central.campaigns.actions import coupon_campaign
+
+        problem = coupon_campaign(db.connection(), declared.action_params["campaign"], now)[1]
+        if problem:
+            raise TriggerError(f"action coupon: {problem}")
+    values = {
+        "name": declared.name,
+        "kind": declared.kind,
+        "params": declared.params,
+        "action": declared.action,
+        "action_params": declared.action_params,
+        "control_percent": declared.control_percent,
+        "enabled": True,
+        "created_at": now,
+        "created_by": actor,
+    }
+    return int(db.execute(_triggers.insert().values(**values).returning(_triggers.c.id)).scalar_one())
+
+
+def trigger_named(db: Session, name: str) -> Any | None:
+    """The trigger row called ``name``, or None."""
+    return db.execute(select(_triggers).where(_triggers.c.name == name)).first()
