@@ -12,9 +12,11 @@ from typing import Any
 from flask import abort, render_template
 from flask.typing import ResponseReturnValue
 
+from central import clock
 from central.accounts import web
 from central.accounts.roles import ADMIN, FINANCE, MARKETING
 from central.campaigns import results
+from central.campaigns.effect import effect_report
 from central.console import bp
 from central.db import get_session
 from central.jobs import last_runs
@@ -48,6 +50,9 @@ def campaigns() -> ResponseReturnValue:
     )
 
 
+EFFECT_WEEKS = 4  # the window after each occasion the effect report counts
+
+
 @bp.get("/campaigns/triggers/<int:trigger_id>")
 @web.roles(*CAMPAIGN_ROLES)
 def trigger(trigger_id: int) -> ResponseReturnValue:
@@ -56,9 +61,7 @@ def trigger(trigger_id: int) -> ResponseReturnValue:
     found = results.trigger_result(db, trigger_id)
     if found is None:
         abort(404)
-    # The control-group effect report (central.campaigns.effect.effect_report(db, found.name, weeks=4))
-    # is shown here once it is wired in; until then the page says it is coming.
-    effect = None
+    effect = effect_report(db, found.name, weeks=EFFECT_WEEKS, now=clock.now())
     return render_template(
         "trigger.html", page="campaigns", t=found, last_run=_last_trigger_run(), effect=effect, percent=percent
     )

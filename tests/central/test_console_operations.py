@@ -203,7 +203,7 @@ def test_campaign_figures_by_tier_and_store_match_a_hand_count(app, client, agen
     assert _row(detail, "data-store", "S001") == "S001 3 50.0 % 0"
     assert _row(detail, "data-store", "S002") == "S002 1 16.7 % 1"
     page = finance.get(f"/console/campaigns/triggers/{trigger}").get_data(as_text=True)
-    assert 'id="effect"' in page and "即将推出" in page
+    assert 'id="effect"' in page and "执行组" in page and "对照组" in page
     for role in ("technician", "customer_service", "store_manager"):
         assert _as(app, role).get(f"/console/campaigns/coupons/{campaign.id}").status_code == 403
 
