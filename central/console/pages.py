@@ -152,13 +152,6 @@ def customer(customer_id: int) -> ResponseReturnValue:
     )
 
 
-@bp.get("/segments")
-@web.roles(ADMIN, MARKETING)
-def segments() -> ResponseReturnValue:
-    """Placeholder until segments are built."""
-    return render_template("placeholder.html", page="segments")
-
-
 @bp.get("/campaigns")
 @web.roles(ADMIN, MARKETING, FINANCE)
 def campaigns() -> ResponseReturnValue:
