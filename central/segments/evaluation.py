@@ -111,6 +111,7 @@ def evaluate(db: Session, name: str, now: datetime, offset_minutes: int) -> Eval
         )
     )
     sid = segment.id
+    before = int(db.scalar(sa.select(sa.func.count()).where(_members.c.segment_id == sid)) or 0)
     stays = sa.exists().where(_target.c.customer_id == _members.c.customer_id)
     is_member = sa.exists().where(_members.c.segment_id == sid, _members.c.customer_id == _target.c.customer_id)
     leaving = sa.select(
@@ -134,10 +135,10 @@ def evaluate(db: Session, name: str, now: datetime, offset_minutes: int) -> Eval
     newcomers = sa.select(sa.literal(sid), _target.c.customer_id, sa.literal(now, _members.c.entered_at.type)).where(
         ~is_member
     )
-    entered = rows_changed(
-        db.execute(sa.insert(_members).from_select(["segment_id", "customer_id", "entered_at"], newcomers))
-    )
+    db.execute(sa.insert(_members).from_select(["segment_id", "customer_id", "entered_at"], newcomers))
     members = int(db.scalar(sa.select(sa.func.count()).select_from(_target)) or 0)
+    # Counted rather than read from INSERT ... SELECT's rowcount, which psycopg does not always report.
+    entered = members - (before - left)
     db.execute(sa.text(f"DROP TABLE {_temporary(db)}.{_TARGET}"))
     db.execute(
         sa.update(_segments)

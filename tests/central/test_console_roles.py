@@ -10,7 +10,7 @@ from central.accounts.roles import ROLES
 from central.accounts.web import ROLES_ATTRIBUTE
 from central.models import AuditLog
 from tests.central.sources_support import new_key, post_events, source_event
-from tests.central.support import create_user, csrf_from, login, table_rows
+from tests.central.support import START, create_user, csrf_from, login, table_rows
 
 # Every GET page of the console, with the roles that may open it.
 PAGES = {
@@ -18,12 +18,19 @@ PAGES = {
     "/console/customers": {"admin", "marketing", "customer_service"},
     "/console/customers/{customer}": {"admin", "marketing", "customer_service"},
     "/console/segments": {"admin", "marketing"},
+    "/console/segments/{segment}/export.csv": {"admin", "marketing"},
     "/console/campaigns": {"admin", "marketing", "finance"},
     "/console/fleet": {"admin", "technician", "store_manager"},
     "/console/imports": {"admin"},
 }
 # Every state-changing console route, and a form that would do something if the token were right.
-STATE_CHANGING = {"/console/login": {"username": "alice"}, "/console/logout": {}, "/console/language": {"lang": "en"}}
+STATE_CHANGING = {
+    "/console/login": {"username": "alice"},
+    "/console/logout": {},
+    "/console/language": {"lang": "en"},
+    "/console/segments": {"name": "everyone", "rule": "true", "channel": "sms"},
+    "/console/segments/<name>/evaluate": {},
+}
 MOBILE = re.compile(r"1[3-9]\d{9}")
 XSS = "<script>alert(1)</script><img src=x onerror=alert(2)>"
 
@@ -42,7 +49,7 @@ def test_every_console_route_declares_its_roles(app):
 @pytest.mark.parametrize("backend", ["sqlite"], indirect=True)  # no database behaviour involved
 def test_the_page_table_covers_every_console_route(app):
     gets = {
-        re.sub(r"<int:customer_id>", "{customer}", r.rule)
+        re.sub(r"<int:customer_id>", "{customer}", r.rule).replace("<name>", "{segment}")
         for r in app.url_map.iter_rules()
         if r.rule.startswith("/console") and r.endpoint != "console.static" and "GET" in r.methods
     }
@@ -59,11 +66,29 @@ def shop(app, client, agent):
     events = [
         source_event("s1", "member.signup", identifiers={"phone": "13812345678"}, name="张三丰"),
         source_event("s2", "member.signup", identifiers={"phone": "13912345679"}, name=XSS[:60]),
+        source_event(
+            "s3",
+            "consent.given",
+            identifiers={"phone": "13812345678"},
+            payload={"purpose": "marketing", "channel": "sms"},
+        ),
     ]
-    assert post_events(client, new_key(app), events).get_json()["accepted"] == ["s1", "s2"]
+    assert post_events(client, new_key(app), events).get_json()["accepted"] == ["s1", "s2", "s3"]
     for role in ROLES:
         create_user(app, role, role=role, stores=("S001",) if role == "store_manager" else ())
+    _segment(app)
     return app
+
+
+def _segment(app):
+    """A segment everyone who consented belongs to, evaluated, so its page and export have rows."""
+    from central import db as central_db
+    from central.segments import definitions, evaluation
+
+    with central_db.session_factory(app)() as db:
+        definitions.create(db, definitions.Draft("all-sms", "true", "sms"), actor="test", now=START)
+        evaluation.evaluate(db, "all-sms", START, 480)
+        db.commit()
 
 
 def _client_for(app, role):
@@ -88,7 +113,7 @@ def test_role_by_route_matrix(shop):
     for role in ROLES:
         client = _client_for(shop, role)
         for page, allowed in PAGES.items():
-            url = page.format(customer=customer)
+            url = page.format(customer=customer, segment="all-sms")
             status = client.get(url).status_code
             assert status == (200 if role in allowed else 403), (role, url, status)
             refused = anonymous.get(url)
@@ -109,7 +134,9 @@ def test_marketing_sees_masked_personal_data_only_and_views_are_audited(shop):
     pages = [found]
     for page in PAGES:
         if "marketing" in PAGES[page]:
-            pages.append(client.get(page.format(customer=customer)).get_data(as_text=True))
+            pages.append(client.get(page.format(customer=customer, segment="all-sms")).get_data(as_text=True))
+    exported = client.get("/console/segments/all-sms/export.csv").get_data(as_text=True)
+    assert "138****5678" in exported and "张*" in exported
     profile = client.get(f"/console/customers/{customer}").get_data(as_text=True)
     assert "138****5678" in profile and "VIP00421234" not in profile
     assert "张*" in profile and "张三丰" not in profile
@@ -124,7 +151,7 @@ def test_the_technician_sees_no_customer_data(shop):
     customer = _customer_id(shop)
     client = _client_for(shop, "technician")
     for page in PAGES:
-        html = client.get(page.format(customer=customer)).get_data(as_text=True)
+        html = client.get(page.format(customer=customer, segment="all-sms")).get_data(as_text=True)
         assert "5678" not in html and "1234" not in html and "12.50" not in html
     nav = client.get("/console/").get_data(as_text=True)
     assert "/console/customers" not in nav and "/console/fleet" in nav
@@ -143,7 +170,7 @@ def test_a_store_manager_sees_only_their_stores(shop, client):
 def test_stored_xss_in_device_and_customer_fields_renders_inert(shop):
     customer = _customer_id(shop)
     client = _client_for(shop, "admin")
-    pages = [client.get(p.format(customer=customer)).get_data(as_text=True) for p in PAGES]
+    pages = [client.get(p.format(customer=customer, segment="all-sms")).get_data(as_text=True) for p in PAGES]
     pages.append(client.get(f"/console/customers?kind=member_card&q={XSS[:40]}").get_data(as_text=True))
     pages.append(client.get("/console/customers?kind=phone&q=13912345679").get_data(as_text=True))
     hostile = _customer_id(shop, "13912345679")
