@@ -23,6 +23,7 @@ from bench import (
     presence,
     presence_agent,
     promotion,
+    segments,
     signing,
     sync_drain,
 )
@@ -51,6 +52,7 @@ BENCHMARKS: dict[str, Callable[[argparse.Namespace], None]] = {
     ),
     "tags": lambda a: customer_tags.recompute(customers=a.customers, backend=a.backend),
     "promotion": lambda a: promotion.main(members=a.members, backend=a.backend),
+    "segments": lambda a: segments.main(customers=a.customers, backend=a.backend, runs=min(a.runs, 3)),
 }
 
 

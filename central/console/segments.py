@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import abort, current_app, redirect, render_template, request, url_for
+from flask import Response, abort, current_app, redirect, render_template, request, stream_with_context, url_for
 from flask.typing import ResponseReturnValue
 
 from central import audit, clock
@@ -16,9 +16,8 @@ from central.accounts import web
 from central.accounts.roles import ADMIN, MARKETING
 from central.console import bp
 from central.customers.consent import CHANNELS
-from central.db import get_session
-from central.segments import definitions, evaluation
-from central.segments.api import csv_response
+from central.db import get_session, session_factory
+from central.segments import definitions, evaluation, exports
 from central.segments.definitions import Draft, SegmentError
 
 ROLES = (ADMIN, MARKETING)
@@ -128,4 +127,8 @@ def export_segment(name: str) -> ResponseReturnValue:
     unmasked = web.current_policy().unmasked
     _audit("segment.export", f"segment:{name}", to="csv", masked=not unmasked, version=row.evaluated_version)
     db.commit()
-    return csv_response(row, unmasked)
+    today = evaluation.local_today(clock.now(), _offset())
+    chunks = exports.csv_chunks(session_factory(current_app), row, today, unmasked=unmasked)
+    response = Response(stream_with_context(chunks), mimetype="text/csv")
+    response.headers["Content-Disposition"] = f'attachment; filename="segment-{name}.csv"'
+    return response

@@ -8,9 +8,6 @@ A refused rule answers 400 with the rule's reason code and position::
 
 from __future__ import annotations
 
-import csv
-import io
-from collections.abc import Iterator
 from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request, stream_with_context
@@ -210,25 +207,13 @@ def history(name: str) -> Response:
     return jsonify({"history": out, "next_before": rows[-1].id if rows else None})
 
 
-def _stream(segment: Any, unmasked: bool) -> Iterator[str]:
-    # Its own session: the rows are read while the response streams, after the view returned.
-    today = evaluation.local_today(clock.now(), _offset())
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(exports.HEADER)
-    with central_db.session_factory(current_app)() as db:
-        for row in exports.csv_rows(db, segment, today, unmasked=unmasked):
-            writer.writerow(row)
-            if buffer.tell() > 64 * 1024:
-                yield buffer.getvalue()
-                buffer.seek(0)
-                buffer.truncate()
-    yield buffer.getvalue()
-
-
 def csv_response(segment: Any, unmasked: bool) -> Response:
     """The segment's members as a streamed CSV download (the caller has audited it)."""
-    response = Response(stream_with_context(_stream(segment, unmasked)), mimetype="text/csv")
+    sessions = central_db.session_factory(current_app)
+    today = evaluation.local_today(clock.now(), _offset())
+    # Its own session: the rows are read while the response streams, after the view has returned.
+    chunks = exports.csv_chunks(sessions, segment, today, unmasked=unmasked)
+    response = Response(stream_with_context(chunks), mimetype="text/csv")
     response.headers["Content-Disposition"] = f'attachment; filename="segment-{segment.name}.csv"'
     return response
 

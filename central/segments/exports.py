@@ -10,6 +10,8 @@ is asked again and withdrawn members are dropped from the chunk.
 
 from __future__ import annotations
 
+import csv
+import io
 import uuid
 from collections.abc import Iterator
 from datetime import date, datetime
@@ -17,7 +19,7 @@ from typing import Any
 
 import orjson
 import sqlalchemy as sa
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from central.campaigns.models import DEAD, PENDING, WebhookDelivery
 from central.customers.consent_gate import consented
@@ -94,6 +96,23 @@ def csv_rows(db: Session, segment: Any, today: date, *, unmasked: bool) -> Itera
     """The CSV rows (after :data:`HEADER`) of a segment's export."""
     for record in member_records(db, segment, today, unmasked=unmasked):
         yield [record[column] for column in HEADER]
+
+
+def csv_chunks(
+    sessions: sessionmaker[Session], segment: Any, today: date, *, unmasked: bool, size: int = 64 * 1024
+) -> Iterator[str]:
+    """The export as CSV text (header first) in pieces of about ``size`` characters, read in its own session."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(HEADER)
+    with sessions() as db:
+        for row in csv_rows(db, segment, today, unmasked=unmasked):
+            writer.writerow(row)
+            if buffer.tell() > size:
+                yield buffer.getvalue()
+                buffer.seek(0)
+                buffer.truncate()
+    yield buffer.getvalue()
 
 
 def queue_webhook(
