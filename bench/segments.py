@@ -81,7 +81,8 @@ def measure(url: str, customers: int, runs: int) -> None:
             counted = evaluation.count(db, RULE, "sms", TODAY, OFFSET)
             times.append(time.perf_counter() - started)
         db.commit()
-        line("live count, median", f"{median(times):.3f} s ({counted.matching:,} matching, {counted.reachable:,} reachable)")
+        found = f"{counted.matching:,} matching, {counted.reachable:,} reachable"
+        line("live count, median", f"{median(times):.3f} s ({found})")
         for label, at in (("first evaluation", NOW), ("repeat evaluation", NOW + timedelta(hours=1))):
             started = time.perf_counter()
             done = evaluation.evaluate(db, "bench", at, OFFSET)
