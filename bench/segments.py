@@ -36,9 +36,10 @@ def _statistics(url: str, customers: int) -> None:
     dialect = engine.dialect.name
     series, ts = _SERIES[dialect].format(n=customers), _TS[dialect]
     zeros = ", ".join(["0"] * 19)
+    spent = "(CAST(n AS BIGINT) * 7919)"  # past int4 at a million customers
     with engine.begin() as conn:
         conn.exec_driver_sql(
-            f"INSERT INTO customer_stats SELECT n, n - (n / 7) * 7, (n * 7919) - ((n * 7919) / 50000) * 50000,"
+            f"INSERT INTO customer_stats SELECT n, n - (n / 7) * 7, {spent} - ({spent} / 50000) * 50000,"
             f" {ts}, {ts}, {zeros} FROM ({series}) AS q WHERE n - (n / 10) * 10 <> 0"
         )
         conn.exec_driver_sql(

@@ -131,6 +131,26 @@ def test_live_count_of_saved_and_unsaved_rules(app, chain):
     assert client.get("/api/v1/segments/loyal/count").get_json()["reachable"] == 2
 
 
+def test_rules_read_tags_and_golden_attributes(app, chain):
+    from central.customers import tagging
+
+    load(app, [signup("born", PHONES["ann"], birthday="1990-05-01", at=START - timedelta(days=2))])
+    with central_db.engine_for(app).begin() as conn:
+        tagging.recompute(conn, app.config["CENTRAL"], START)
+    today = evaluation.local_today(START, OFFSET)
+    expected = {
+        'value_tier = "potential"': 3,  # two purchases in the last 30 days: ann, bob, dan
+        'has_tag("value_tier:other")': 1,  # cat
+        'has_tag("lifecycle") and lifecycle = "new"': 4,
+        "birthday < 2000-01-01": 1,
+        "birthday is null": 3,
+        "first_seen_on <= 2026-11-23 and rfm_r >= 1": 4,
+    }
+    with _session(app) as db:
+        for rule, matching in expected.items():
+            assert evaluation.count(db, rule, "sms", today, OFFSET).matching == matching, rule
+
+
 def test_evaluation_records_who_entered_and_left(app, chain, clock):
     _save(app)
     first = _evaluate(app)
