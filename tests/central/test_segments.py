@@ -333,3 +333,35 @@ def test_the_scheduled_job_and_the_command_line_evaluate(app, chain, tmp_path, c
     rule = ["--rule", "city = 'x' and", "--channel", "sms"]
     assert main(["segment", "add", "bad", *rule, "--config", str(config)]) == 2
     assert "rule_" in capsys.readouterr().err
+
+
+def test_the_api_saves_edits_evaluates_and_pages_members(app, chain):
+    client = _api(app, "marketing")
+    body = {"name": "recent", "rule": "purchases >= 1", "channel": "sms", "webhook_url": "http://127.0.0.1:9/h"}
+    assert client.post("/api/v1/segments", json=body).get_json()["error"]["reason"] == "bad_webhook"  # no secret
+    created = client.post("/api/v1/segments", json={**body, "webhook_secret": SECRET})
+    assert created.status_code == 201 and created.get_json()["version"] == 1
+    assert "webhook_secret" not in created.get_json()
+    assert client.post("/api/v1/segments", json={**body, "webhook_secret": SECRET}).status_code == 409
+    edited = client.put("/api/v1/segments/recent", json={"rule": "purchases >= 2", "channel": "sms"}).get_json()
+    assert (edited["version"], edited["webhook_url"]) == (2, body["webhook_url"])  # the webhook is kept
+    assert client.post("/api/v1/segments/recent/evaluate").get_json() == {
+        "segment": "recent",
+        "version": 2,
+        "members": 2,
+        "entered": 2,
+        "left": 0,
+    }
+    first = client.get("/api/v1/segments/recent/members?limit=1").get_json()
+    second = client.get(f"/api/v1/segments/recent/members?after={first['next_after']}").get_json()
+    assert [m["customer_id"] for m in first["members"] + second["members"]] == sorted([chain["ann"], chain["bob"]])
+    listed = client.get("/api/v1/segments").get_json()["segments"]
+    assert [(s["name"], s["members"], s["evaluated_version"]) for s in listed] == [("recent", 2, 2)]
+    assert client.get("/api/v1/segments/nothing").status_code == 404
+    assert [a.action for a in table_rows(app, AuditLog) if a.action.startswith("segment.")] == [
+        "segment.create",
+        "segment.update",
+        "segment.evaluate",
+        "segment.members",
+        "segment.members",
+    ]
