@@ -23,6 +23,7 @@ from bench import (
     presence,
     presence_agent,
     promotion,
+    segments,
     signing,
     sync_drain,
     trigger_kinds,
@@ -55,6 +56,7 @@ BENCHMARKS: dict[str, Callable[[argparse.Namespace], None]] = {
     "trigger-kinds": lambda a: trigger_kinds.main(
         customers=a.events or 200_000, backend=a.backend, runs=min(a.runs, 3)
     ),
+    "segments": lambda a: segments.main(customers=a.customers, backend=a.backend, runs=min(a.runs, 3)),
 }
 
 

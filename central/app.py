@@ -21,6 +21,7 @@ from central.identity import api as identity_api
 from central.ingest import api as ingest_api
 from central.ingest import budget
 from central.presence import api as presence_api
+from central.segments import api as segments_api
 from central.sources import api as sources_api
 from shared.crypto import load_or_create_key
 
@@ -70,6 +71,7 @@ def create_app(config: CentralConfig | None = None, *, test_config: dict[str, An
     app.register_blueprint(campaigns_api.bp)
     app.register_blueprint(scheduler.bp)
     app.register_blueprint(coupons_api.bp)
+    app.register_blueprint(segments_api.bp)
     console.init_app(app)
 
     @app.get("/healthz")

@@ -224,6 +224,20 @@ class CentralConfig:
         minimum=0.1,
         maximum=300,
     )
+    scheduler_segments_interval: float = setting(
+        "scheduler.segments_interval",
+        3600.0,
+        "Seconds between evaluations of every segment (membership, entries and exits, consent applied).",
+        minimum=10.0,
+        maximum=7 * 86400,
+    )
+    segments_webhook_chunk: int = setting(
+        "segments.webhook_chunk",
+        500,
+        "Members per webhook call when a segment is exported to its webhook.",
+        minimum=1,
+        maximum=10_000,
+    )
     customers_utc_offset_minutes: int = setting(
         "customers.utc_offset_minutes",
         480,

@@ -77,6 +77,15 @@ def _member_beacons(ctx: RunContext) -> None:
     ctx.progress(published=int(version is not None))
 
 
+def _segments(ctx: RunContext) -> None:
+    from central.segments.evaluation import evaluate_all
+
+    config: CentralConfig = ctx.settings
+    with ctx.sessions() as db:
+        counts = evaluate_all(db, ctx.clock(), config.customers_utc_offset_minutes)
+    ctx.progress(**counts)
+
+
 JOBS: dict[str, Job] = {}
 
 
@@ -90,6 +99,7 @@ register_job(Job("webhooks", _webhooks, lambda c: c.scheduler_webhooks_interval,
 # Hourly: the day keys move on at UTC midnight, and a consent decision recorded outside a request
 # (a backfill) is published at the latest then.
 register_job(Job("member_beacons", _member_beacons, lambda c: 3600.0, "publish consenting members' beacon day keys"))
+register_job(Job("segments", _segments, lambda c: c.scheduler_segments_interval, "evaluate every segment's members"))
 
 
 def instance_name(config: CentralConfig) -> str:

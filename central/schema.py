@@ -13,6 +13,7 @@ from central.identity import models as identity
 from central.ingest import models as ingest
 from central.members import models as members
 from central.presence import models as presence
+from central.segments import models as segments
 from central.sources import models as sources
 
 Base = models.Base
@@ -33,5 +34,6 @@ __all__ = [
     "metadata",
     "models",
     "presence",
+    "segments",
     "sources",
 ]

@@ -59,14 +59,18 @@ class TriggerOccasion(Base):
 
 
 class WebhookDelivery(Base):
-    """One webhook call: its body, attempts so far, when to try next, and how it ended."""
+    """One webhook call: its body, attempts so far, when to try next, and how it ended.
+
+    A call comes from a trigger (``trigger_id``) or carries a chunk of a segment's export (``segment_id``).
+    """
 
     __tablename__ = "webhook_deliveries"
     __table_args__ = (Index("ix_webhook_deliveries_status_next_attempt_at", "status", "next_attempt_at"),)
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     occasion_id: Mapped[int | None] = mapped_column(BigInteger, unique=True)
-    trigger_id: Mapped[int] = mapped_column(Integer)
+    trigger_id: Mapped[int | None] = mapped_column(Integer)
+    segment_id: Mapped[int | None] = mapped_column(Integer)
     url: Mapped[str] = mapped_column(String(2048))
     body: Mapped[str] = mapped_column(Text)
     status: Mapped[str] = mapped_column(String(16))

@@ -22,7 +22,7 @@ import hmac
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import orjson
@@ -120,25 +120,18 @@ def deliver_due(
     triggers = {t.id: t for t in db.execute(select(_triggers)).all()}
     db.commit()
     for row in due:
-        trigger = triggers.get(row.trigger_id)
-        customer_id, channel = _customer_and_channel(row, trigger) if trigger else (None, None)
         now = clock()
-        if trigger is None or customer_id is None or channel is None:
-            _finish(db, row.id, DEAD, row.attempts, now, "the delivery's trigger or customer is unknown")
-            counts["dead"] += 1
+        secret, prepared = _prepare(db, row, triggers, local_today(now, timezone))
+        if secret is None:
+            status, reason = prepared
+            _finish(db, row.id, status, row.attempts, now, reason)
+            counts[status] += 1
             continue
-        # The trigger's own purpose: marketing, or service for a complaint follow-up.
-        purpose = (trigger.params or {}).get("purpose", "marketing")
-        verdict = consent_verdict(db, customer_id, purpose, channel, local_today(now, timezone))
-        if not verdict:
-            _finish(db, row.id, CANCELLED, row.attempts, now, f"consent: {verdict.reason}")
-            counts["cancelled"] += 1
-            continue
-        body = row.body.encode()
+        body = prepared
         headers = {
             "Content-Type": "application/json",
             DELIVERY_HEADER: str(row.id),
-            SIGNATURE_HEADER: signature(trigger.action_params["secret"], int(now.timestamp()), body),
+            SIGNATURE_HEADER: signature(secret, int(now.timestamp()), body),
         }
         error: str | None
         try:
@@ -164,6 +157,24 @@ def deliver_due(
             db.commit()
             counts["retry"] += 1
     return counts
+
+
+def _prepare(db: Session, row: Any, triggers: dict[int, Any], today: date) -> tuple[Any, Any]:
+    """``(secret, body)`` for a call that may go now, else ``(None, (status, reason))`` to end it."""
+    if row.segment_id is not None:
+        from central.segments.exports import prepare_call
+
+        return prepare_call(db, row, today)
+    trigger = triggers.get(row.trigger_id)
+    customer_id, channel = _customer_and_channel(row, trigger) if trigger else (None, None)
+    if trigger is None or customer_id is None or channel is None:
+        return None, (DEAD, "the delivery's trigger or customer is unknown")
+    # The trigger's own purpose: marketing, or service for a complaint follow-up.
+    purpose = (trigger.params or {}).get("purpose", "marketing")
+    verdict = consent_verdict(db, customer_id, purpose, channel, today)
+    if not verdict:
+        return None, (CANCELLED, f"consent: {verdict.reason}")
+    return trigger.action_params["secret"], row.body.encode()
 
 
 def _finish(db: Session, delivery_id: int, status: str, attempts: int, at: datetime, error: str | None) -> None:

@@ -75,7 +75,6 @@ def _globals() -> dict[str, object]:
         "nav": navigation.nav_for(active.role) if active else [],
         "role_labels": navigation.ROLE_LABELS,
         "titles": navigation.TITLES,
-        "coming": navigation.COMING,
         "kind_labels": navigation.SEARCH_LABELS,
         "state_labels": navigation.STATE_LABELS,
         "tier_labels": navigation.TIER_LABELS,
@@ -89,6 +88,15 @@ def init_app(app: Flask) -> None:
     app.config.setdefault("BABEL_DEFAULT_LOCALE", DEFAULT_LANGUAGE)
     app.config.setdefault("BABEL_TRANSLATION_DIRECTORIES", str(TRANSLATIONS))
     Babel(app, locale_selector=select_locale)
-    from central.console import campaigns, customers, fleet, imports, login, pages, review  # noqa: F401  (registers the views on bp)
+    from central.console import (  # noqa: F401  (registers the views on bp)
+        campaigns,
+        customers,
+        fleet,
+        imports,
+        login,
+        pages,
+        review,
+        segments,
+    )
 
     app.register_blueprint(bp)

@@ -44,10 +44,6 @@ ROLE_LABELS = {
 
 TITLES = {item.page: item.label for item in NAV}
 
-COMING = {
-    "segments": "即将推出：用标签和属性圈选人群并实时计数，以及导出。",
-}
-
 STATE_LABELS = {
     "healthy": "正常",
     "degraded": "降级",

@@ -1,4 +1,4 @@
-"""The console's overview and segments pages; customers, fleet, campaigns, imports have modules of their own.
+"""The console's overview page; customers, segments, fleet, campaigns and imports have modules of their own.
 
 Each page declares its roles.
 """
@@ -12,7 +12,7 @@ from flask.typing import ResponseReturnValue
 
 from central import audit, clock
 from central.accounts import web
-from central.accounts.roles import ADMIN, EVERYONE, MARKETING
+from central.accounts.roles import EVERYONE
 from central.console import bp
 from central.db import get_session
 from central.fleet.devices import DeviceSummary, list_devices
@@ -49,10 +49,3 @@ def index() -> ResponseReturnValue:
     for d in devices:
         states[d.state] = states.get(d.state, 0) + 1
     return render_template("overview.html", page="overview", fleet_states=sorted(states.items()))
-
-
-@bp.get("/segments")
-@web.roles(ADMIN, MARKETING)
-def segments() -> ResponseReturnValue:
-    """Placeholder until segments are built."""
-    return render_template("placeholder.html", page="segments")

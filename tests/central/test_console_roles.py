@@ -11,7 +11,7 @@ from central.accounts.web import ROLES_ATTRIBUTE
 from central.models import AuditLog
 from tests.central.operations_support import coupon_campaign, declare_trigger, import_members
 from tests.central.sources_support import new_key, post_events, source_event
-from tests.central.support import create_user, csrf_from, login, table_rows
+from tests.central.support import START, create_user, csrf_from, login, table_rows
 
 # Every GET page of the console, with the roles that may open it.
 PAGES = {
@@ -19,6 +19,7 @@ PAGES = {
     "/console/customers": {"admin", "marketing", "customer_service"},
     "/console/customers/{customer}": {"admin", "marketing", "customer_service"},
     "/console/segments": {"admin", "marketing"},
+    "/console/segments/{segment}/export.csv": {"admin", "marketing"},
     "/console/campaigns": {"admin", "marketing", "finance"},
     "/console/fleet": {"admin", "technician", "store_manager"},
     "/console/imports": {"admin"},
@@ -44,6 +45,8 @@ STATE_CHANGING = {
     "/console/customers/{customer}/split": {"ledger_id": "1"},
     "/console/customers/{customer}/identifiers/remove": {"identifier_id": "1"},
     "/console/customers/review/{item}": {"decision": "reject"},
+    "/console/segments": {"name": "everyone", "rule": "true", "channel": "sms"},
+    "/console/segments/{segment}/evaluate": {},
 }
 MOBILE = re.compile(r"1[3-9]\d{9}")
 XSS = "<script>alert(1)</script><img src=x onerror=alert(2)>"
@@ -51,6 +54,7 @@ XSS = "<script>alert(1)</script><img src=x onerror=alert(2)>"
 
 def _placeholders(rule: str) -> str:
     rule = rule.replace("<int:customer_id>", "{customer}").replace("<int:item_id>", "{item}")
+    rule = rule.replace("/segments/<name>", "/segments/{segment}")
     return re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", rule)
 
 
@@ -87,8 +91,14 @@ def shop(app, client, agent, tmp_path):
     events = [
         source_event("s1", "member.signup", identifiers={"phone": "13812345678"}, name="张三丰"),
         source_event("s2", "member.signup", identifiers={"phone": "13912345679"}, name=XSS[:60]),
+        source_event(
+            "s3",
+            "consent.given",
+            identifiers={"phone": "13812345678"},
+            payload={"purpose": "marketing", "channel": "sms"},
+        ),
     ]
-    assert post_events(client, new_key(app), events).get_json()["accepted"] == ["s1", "s2"]
+    assert post_events(client, new_key(app), events).get_json()["accepted"] == ["s1", "s2", "s3"]
     for role in ROLES:
         create_user(app, role, role=role, stores=("S001",) if role == "store_manager" else ())
     app.config["TEST_IDS"] = {
@@ -98,8 +108,21 @@ def shop(app, client, agent, tmp_path):
         "import_id": import_members(app, tmp_path),
         "token_id": "0123456789ab",
         "key_id": 1,
+        "segment": "all-sms",
     }
+    _segment(app)
     return app
+
+
+def _segment(app):
+    """A segment everyone who consented belongs to, evaluated, so its page and export have rows."""
+    from central import db as central_db
+    from central.segments import definitions, evaluation
+
+    with central_db.session_factory(app)() as db:
+        definitions.create(db, definitions.Draft("all-sms", "true", "sms"), actor="test", now=START)
+        evaluation.evaluate(db, "all-sms", START, 480)
+        db.commit()
 
 
 def _client_for(app, role):
@@ -146,6 +169,8 @@ def test_marketing_sees_masked_personal_data_only_and_views_are_audited(shop):
     for page in PAGES:
         if "marketing" in PAGES[page]:
             pages.append(client.get(page.format(customer=customer, **shop.config["TEST_IDS"])).get_data(as_text=True))
+    exported = client.get("/console/segments/all-sms/export.csv").get_data(as_text=True)
+    assert "138****5678" in exported and "张*" in exported
     profile = client.get(f"/console/customers/{customer}").get_data(as_text=True)
     assert "138****5678" in profile and "VIP00421234" not in profile
     assert "张*" in profile and "张三丰" not in profile

@@ -1,0 +1,367 @@
+"""Segments: rules refused with position and reason, live counts, evaluation history, consent, merges, exports."""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from datetime import timedelta
+from pathlib import Path
+
+import orjson
+import pytest
+from sqlalchemy import select
+
+from central import db as central_db
+from central.campaigns import webhooks
+from central.campaigns.models import DELIVERED, WebhookDelivery
+from central.cli import main
+from central.identity import merges
+from central.identity.registry import load_registry
+from central.models import AuditLog
+from central.segments import definitions, evaluation
+from central.segments.definitions import Draft, SegmentError
+from central.segments.models import SegmentMember, SegmentMembershipEvent
+from shared import wire
+from tests.central.consent_support import consent_event, customer_of, load, signup
+from tests.central.customer_support import sale
+from tests.central.support import START, create_user, csrf_from, login, table_rows
+from tests.central.test_webhooks import receiving
+
+OFFSET = 480
+SECRET = "segment-secret-shared-with-crm"
+LOYAL_RULE = "purchases >= 2 and spent >= 100 and days_since(last_purchase_on) <= 30d"
+PHONES = {"ann": "13800000001", "bob": "13800000002", "cat": "13800000003", "dan": "13800000004"}
+MOBILE = re.compile(r"1[3-9]\d{9}")
+
+
+def _at(days_ago: float) -> str:
+    return wire.format_time(START - timedelta(days=days_ago))
+
+
+@pytest.fixture
+def chain(app):
+    """Four customers: ann and bob bought twice recently for 150 (both consent to SMS), cat bought once,
+    dan bought like ann but never consented."""
+    events = [signup(f"s-{who}", phone, at=START - timedelta(days=60)) for who, phone in PHONES.items()]
+    events += [
+        sale("r1", _at(10), "80.00", phone=PHONES["ann"]),
+        sale("r2", _at(5), "70.00", phone=PHONES["ann"]),
+        sale("r3", _at(12), "100.00", phone=PHONES["bob"]),
+        sale("r4", _at(3), "50.00", phone=PHONES["bob"]),
+        sale("r5", _at(4), "500.00", phone=PHONES["cat"]),
+        sale("r6", _at(9), "90.00", phone=PHONES["dan"]),
+        sale("r7", _at(8), "90.00", phone=PHONES["dan"]),
+    ]
+    events += [
+        consent_event(f"c-{who}", PHONES[who], granted=True, at=START - timedelta(days=50))
+        for who in ("ann", "bob", "cat")
+    ]
+    load(app, events)
+    return {who: customer_of(app, phone) for who, phone in PHONES.items()}
+
+
+def _session(app):
+    return central_db.session_factory(app)()
+
+
+def _save(app, name="loyal", rule=LOYAL_RULE, channel="sms", **extra):
+    with _session(app) as db:
+        definitions.create(db, Draft(name, rule, channel, **extra), actor="test", now=START)
+        db.commit()
+
+
+def _evaluate(app, name="loyal", at=START):
+    with _session(app) as db:
+        done = evaluation.evaluate(db, name, at, OFFSET)
+        db.commit()
+        return done
+
+
+def _members(app):
+    return {r.customer_id for r in table_rows_by(app, SegmentMember)}
+
+
+def table_rows_by(app, model):
+    with _session(app) as db:
+        return list(db.execute(select(model.__table__)))
+
+
+def _history(app):
+    with _session(app) as db:
+        rows = db.execute(select(SegmentMembershipEvent.__table__).order_by(SegmentMembershipEvent.id))
+        return [(r.customer_id, r.change, r.at) for r in rows]
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)  # parsing only
+@pytest.mark.parametrize(
+    ("rule", "reason", "line", "column"),
+    [
+        ("purchase >= 2", "rule_unknown_field", 1, 1),
+        ("purchases >= 2 and\n  city > 'x'", "rule_not_comparable", 2, 8),
+        ("spent >= ", "rule_syntax", 1, 10),
+    ],
+)
+def test_a_bad_rule_is_refused_with_its_position_and_reason(app, rule, reason, line, column):
+    with pytest.raises(SegmentError) as caught:
+        _save(app, rule=rule)
+    error = caught.value.to_json()
+    assert error["reason"].startswith("rule_")
+    assert error["position"]["line"] == line, error
+    assert error["position"]["column"] == column, error
+    response = _api(app, "admin").post("/api/v1/segments", json={"name": "x", "rule": rule, "channel": "sms"})
+    assert response.status_code == 400
+    assert response.get_json()["error"]["position"]["line"] == line
+
+
+def test_live_count_of_saved_and_unsaved_rules(app, chain):
+    today = evaluation.local_today(START, OFFSET)
+    with _session(app) as db:
+        counted = evaluation.count(db, LOYAL_RULE, "sms", today, OFFSET)
+        assert counted.to_json() == {"matching": 3, "reachable": 2}  # ann, bob, dan; dan never consented
+        assert evaluation.count(db, LOYAL_RULE, "email", today, OFFSET).reachable == 0
+        assert evaluation.count(db, "spent_30d > 400 or purchases_90d = 2", "sms", today, OFFSET).matching == 4
+        assert evaluation.count(db, "purchases = 0", "sms", today, OFFSET).matching == 0
+    client = _api(app, "marketing")
+    assert client.post("/api/v1/segments/preview", json={"rule": "purchases = 1", "channel": "sms"}).get_json() == {
+        "matching": 1,
+        "reachable": 1,
+    }
+    _save(app)
+    assert client.get("/api/v1/segments/loyal/count").get_json()["reachable"] == 2
+
+
+def test_rules_read_tags_and_golden_attributes(app, chain):
+    from central.customers import tagging
+
+    load(app, [signup("born", PHONES["ann"], birthday="1990-05-01", at=START - timedelta(days=2))])
+    with central_db.engine_for(app).begin() as conn:
+        tagging.recompute(conn, app.config["CENTRAL"], START)
+    today = evaluation.local_today(START, OFFSET)
+    expected = {
+        'value_tier = "potential"': 3,  # two purchases in the last 30 days: ann, bob, dan
+        'has_tag("value_tier:other")': 1,  # cat
+        'has_tag("lifecycle") and lifecycle = "new"': 4,
+        "birthday < 2000-01-01": 1,
+        "birthday is null": 3,
+        "first_seen_on <= 2026-11-23 and rfm_r >= 1": 4,
+    }
+    with _session(app) as db:
+        for rule, matching in expected.items():
+            assert evaluation.count(db, rule, "sms", today, OFFSET).matching == matching, rule
+
+
+def test_evaluation_records_who_entered_and_left(app, chain, clock):
+    _save(app)
+    first = _evaluate(app)
+    assert (first.members, first.entered, first.left) == (2, 2, 0)
+    assert _members(app) == {chain["ann"], chain["bob"]}
+    assert _evaluate(app).to_json() == {"version": 1, "members": 2, "entered": 0, "left": 0}  # nothing changed
+
+    # A month on, ann and bob last bought over 30 days ago, and cat has bought again.
+    later = START + timedelta(days=30)
+    load(app, [sale("r8", wire.format_time(later - timedelta(days=1)), "20.00", phone=PHONES["cat"])])
+    done = _evaluate(app, at=later)
+    assert (done.entered, done.left) == (1, 2)
+    assert _members(app) == {chain["cat"]}
+    history = _history(app)
+    assert sorted((c, ch) for c, ch, _ in history) == sorted(
+        [
+            (chain["ann"], "entered"),
+            (chain["bob"], "entered"),
+            (chain["ann"], "left"),
+            (chain["bob"], "left"),
+            (chain["cat"], "entered"),
+        ]
+    )
+    assert {at for _, _, at in history} == {START, later}
+    api = _api(app, "marketing").get("/api/v1/segments/loyal/history?limit=2").get_json()
+    newest = api["history"][0]
+    assert (newest["customer_id"], newest["change"]) == (chain["cat"], "entered")
+    assert api["history"][1]["change"] == "left"  # newest first, a page at a time
+    rest = _api(app, "admin").get(f"/api/v1/segments/loyal/history?before={api['next_before']}").get_json()
+    assert len(rest["history"]) == 3
+
+
+def test_withdrawal_of_marketing_consent_removes_the_customer_at_the_next_evaluation(app, chain):
+    _save(app)
+    _evaluate(app)
+    assert chain["bob"] in _members(app)
+    load(app, [consent_event("w-bob", PHONES["bob"], granted=False, at=START + timedelta(hours=1))])
+    assert chain["bob"] in _members(app)  # membership changes at evaluations, not in between
+    _evaluate(app, at=START + timedelta(hours=2))
+    assert _members(app) == {chain["ann"]}
+    assert (chain["bob"], "left", START + timedelta(hours=2)) in _history(app)
+
+
+def test_a_merged_away_customer_leaves(app, chain):
+    _save(app)
+    _evaluate(app)
+    with _session(app) as db:
+        kept = merges.merge_customers(
+            db, load_registry(app.config["CENTRAL"]), chain["ann"], chain["bob"], rule="review", now=START, operator="t"
+        )
+        db.commit()
+    gone = chain["bob"] if kept == chain["ann"] else chain["ann"]
+    _evaluate(app, at=START + timedelta(hours=1))
+    assert gone not in _members(app)
+    assert (gone, "left", START + timedelta(hours=1)) in _history(app)
+
+
+def test_a_new_version_only_when_the_meaning_changes(app, chain):
+    _save(app)
+    with _session(app) as db:
+        respelt = LOYAL_RULE.replace(" and ", " AND ")
+        assert definitions.revise(db, "loyal", Draft("loyal", respelt, "sms"), actor="t", now=START) == 1
+        assert definitions.revise(db, "loyal", Draft("loyal", "purchases >= 3", "sms"), actor="t", now=START) == 2
+        assert definitions.revise(db, "loyal", Draft("loyal", "purchases >= 3", "email"), actor="t", now=START) == 3
+        db.commit()
+
+
+def _api(app, role):
+    create_user(app, role, role=role)
+    client = app.test_client()
+    assert login(client, role).status_code == 302
+    return client
+
+
+def _audits(app, action):
+    return [a for a in table_rows(app, AuditLog) if a.action == action]
+
+
+def test_csv_export_is_masked_for_marketing_unmasked_for_admin_and_audited(app, chain, tmp_path):
+    load(app, [signup("name-ann", PHONES["ann"], at=START - timedelta(days=1)) | {"name": "张三丰"}])
+    _save(app)
+    _evaluate(app)
+    marketing = _api(app, "marketing").get("/api/v1/segments/loyal/export")
+    assert marketing.status_code == 200 and marketing.mimetype == "text/csv"
+    text = marketing.get_data(as_text=True)
+    rows = list(csv.DictReader(io.StringIO(text)))
+    assert {int(r["customer_id"]) for r in rows} == {chain["ann"], chain["bob"]}
+    assert not MOBILE.search(text) and "138****0001" in text and "张三丰" not in text
+    admin = _api(app, "admin").get("/console/segments/loyal/export.csv").get_data(as_text=True)
+    assert PHONES["ann"] in admin and "张三丰" in admin
+    exports = _audits(app, "segment.export")
+    assert [(a.actor, a.detail["masked"]) for a in exports] == [("marketing", True), ("admin", False)]
+    # The command line writes the same file atomically, and audits it.
+    out = tmp_path / "loyal.csv"
+    config = tmp_path / "central.toml"
+    url = app.config["CENTRAL"].effective_database_url
+    config.write_text(f'[server]\ndata_dir = "{tmp_path / "data"}"\n[database]\nurl = "{url}"\n')
+    assert main(["segment", "export", "loyal", "--out", str(out), "--masked", "--config", str(config)]) == 0
+    assert not MOBILE.search(out.read_text()) and len(out.read_text().splitlines()) == 3
+    assert not Path(f"{out}.partial").exists()
+    assert len(_audits(app, "segment.export")) == 3
+
+
+def test_webhook_export_is_delivered_signed_in_chunks(app, chain):
+    with receiving([500, 200, 200]) as (receiver, url):
+        _save(app, webhook_url=url, webhook_secret=SECRET)
+        _evaluate(app)
+        client = _api(app, "admin")
+        queued = client.post("/api/v1/segments/loyal/export", json={})
+        assert queued.status_code == 202 and queued.get_json()["members"] == 2
+        policy = webhooks.Policy(max_attempts=3, backoff_seconds=60, backoff_max_seconds=600, timeout_seconds=5)
+        with _session(app) as db:
+            assert webhooks.deliver_due(db, lambda: START, policy)["retry"] == 1  # one call, answered 500
+        with _session(app) as db:
+            assert webhooks.deliver_due(db, lambda: START + timedelta(minutes=2), policy)["delivered"] == 1
+    headers, body = receiver.calls[-1]
+    assert webhooks.verify(SECRET, headers["X-CDP-Signature"], body, int((START + timedelta(minutes=2)).timestamp()))
+    sent = orjson.loads(body)
+    assert sent["segment"] == "loyal" and sent["last"] is True
+    assert {m["customer_id"] for m in sent["members"]} == {chain["ann"], chain["bob"]}
+    assert "+86" + PHONES["ann"] in {m["phone"] for m in sent["members"]}  # an administrator's export is unmasked
+    assert [r.status for r in table_rows(app, WebhookDelivery)] == [DELIVERED]
+
+
+def test_webhook_chunks_drop_members_who_withdrew_before_delivery(app, chain, make_app):
+    app = make_app(segments__webhook_chunk=1)
+    with receiving([]) as (receiver, url):
+        _save(app, webhook_url=url, webhook_secret=SECRET)
+        _evaluate(app)
+        assert _api(app, "marketing").post("/api/v1/segments/loyal/export", json={}).get_json()["calls"] == 2
+        load(app, [consent_event("w-ann", PHONES["ann"], granted=False, at=START + timedelta(hours=1))])
+        with _session(app) as db:
+            counts = webhooks.deliver_due(db, lambda: START + timedelta(hours=2), webhooks.Policy())
+    assert (counts["delivered"], counts["cancelled"]) == (1, 1)
+    ((_, body),) = receiver.calls
+    (member,) = orjson.loads(body)["members"]
+    assert member["customer_id"] == chain["bob"] and member["phone"] == "138****0002"  # marketing: masked
+
+
+def test_console_page_lists_previews_saves_and_refuses_without_csrf(app, chain):
+    _save(app)
+    client = _api(app, "marketing")
+    page = client.get("/console/segments")
+    html = page.get_data(as_text=True)
+    assert page.status_code == 200 and 'data-segment="loyal"' in html
+    assert re.search(r'live-reachable">2<', html)
+    preview = client.get("/console/segments", query_string={"rule": "purchases = 1", "channel": "sms"})
+    assert re.search(r'preview-matching">1<', preview.get_data(as_text=True))
+    refused = client.get("/console/segments", query_string={"rule": "purchases >", "channel": "sms"})
+    assert 'id="problem"' in refused.get_data(as_text=True)
+    form = {"name": "once", "rule": "purchases = 1", "channel": "sms", "description": ""}
+    assert client.post("/console/segments", data=form).status_code == 400  # no CSRF token
+    assert client.post("/console/segments/loyal/evaluate", data={}).status_code == 400
+    token = csrf_from(html)
+    saved = client.post("/console/segments", data={**form, "csrf_token": token})
+    assert saved.status_code == 302
+    assert client.post("/console/segments/once/evaluate", data={"csrf_token": token}).status_code == 302
+    with _session(app) as db:
+        assert definitions.find(db, "once").members == 1
+    bad = client.post("/console/segments", data={**form, "name": "bad", "rule": "purchases >", "csrf_token": token})
+    assert bad.status_code == 400 and 'id="problem"' in bad.get_data(as_text=True)
+    finance = _api(app, "finance")
+    assert finance.get("/console/segments").status_code == 403
+    assert finance.get("/api/v1/segments").status_code == 403
+
+
+def test_the_scheduled_job_and_the_command_line_evaluate(app, chain, tmp_path, capsys):
+    from central import scheduler
+    from tests.central.support import FakeClock
+
+    _save(app)
+    sessions = central_db.session_factory(app)
+    assert scheduler.run_now(sessions, app.config["CENTRAL"], "segments", FakeClock(START)) == "ok"
+    assert _members(app) == {chain["ann"], chain["bob"]}
+    config = tmp_path / "central.toml"
+    url = app.config["CENTRAL"].effective_database_url
+    config.write_text(f'[server]\ndata_dir = "{tmp_path / "data"}"\n[database]\nurl = "{url}"\n')
+    assert main(["segment", "list", "--config", str(config)]) == 0
+    assert "loyal\tv1\tsms\t2 members" in capsys.readouterr().out
+    rule = ["--rule", "city = 'x' and", "--channel", "sms"]
+    assert main(["segment", "add", "bad", *rule, "--config", str(config)]) == 2
+    assert "rule_" in capsys.readouterr().err
+
+
+def test_the_api_saves_edits_evaluates_and_pages_members(app, chain):
+    client = _api(app, "marketing")
+    body = {"name": "recent", "rule": "purchases >= 1", "channel": "sms", "webhook_url": "http://127.0.0.1:9/h"}
+    assert client.post("/api/v1/segments", json=body).get_json()["error"]["reason"] == "bad_webhook"  # no secret
+    created = client.post("/api/v1/segments", json={**body, "webhook_secret": SECRET})
+    assert created.status_code == 201 and created.get_json()["version"] == 1
+    assert "webhook_secret" not in created.get_json()
+    assert client.post("/api/v1/segments", json={**body, "webhook_secret": SECRET}).status_code == 409
+    edited = client.put("/api/v1/segments/recent", json={"rule": "purchases >= 2", "channel": "sms"}).get_json()
+    assert (edited["version"], edited["webhook_url"]) == (2, body["webhook_url"])  # the webhook is kept
+    assert client.post("/api/v1/segments/recent/evaluate").get_json() == {
+        "segment": "recent",
+        "version": 2,
+        "members": 2,
+        "entered": 2,
+        "left": 0,
+    }
+    first = client.get("/api/v1/segments/recent/members?limit=1").get_json()
+    second = client.get(f"/api/v1/segments/recent/members?after={first['next_after']}").get_json()
+    assert [m["customer_id"] for m in first["members"] + second["members"]] == sorted([chain["ann"], chain["bob"]])
+    listed = client.get("/api/v1/segments").get_json()["segments"]
+    assert [(s["name"], s["members"], s["evaluated_version"]) for s in listed] == [("recent", 2, 2)]
+    assert client.get("/api/v1/segments/nothing").status_code == 404
+    assert [a.action for a in table_rows(app, AuditLog) if a.action.startswith("segment.")] == [
+        "segment.create",
+        "segment.update",
+        "segment.evaluate",
+        "segment.members",
+        "segment.members",
+    ]
