@@ -121,8 +121,15 @@ def expected_purchases_if_alive(params: PurchaseParams, histories: Histories, ho
     # a + b + x - 1; z) becomes (1 - z)^(a - 1) 2F1(a + b - 1 - r, a - 1; a + b + x - 1; z), which stays
     # finite where the untransformed series overflows (large x and T).
     series = hyp2f1(a + p.b - 1 - p.r, a - 1, a + p.b + x - 1, z)
-    with np.errstate(divide="ignore"):
-        unconditional = -np.expm1((a - 1) * np.log1p(-z) + np.log(series))
+    log_power = (a - 1) * np.log1p(-z)
+    # 1 - (1 - z)^(a - 1) 2F1(...): in logs (expm1) while the series is positive, which keeps the small
+    # forecasts of a long-silent heavy buyer exact; directly where it is not, as it can be for a
+    # customer without repeat purchases when a + b < 1 (C = a + b - 1 is then negative).
+    positive = series > 0
+    with np.errstate(divide="ignore", over="ignore"):
+        in_logs = -np.expm1(log_power + np.log(np.where(positive, series, 1.0)))
+        direct = 1.0 - np.exp(log_power) * series
+    unconditional = np.where(positive, in_logs, direct)
     result: FloatArray = (a + p.b + x - 1) / (a - 1) * unconditional
     return result
 
