@@ -477,6 +477,14 @@ class CentralConfig:
         minimum=1,
         maximum=1440,
     )
+    tags_profiling_without_decision: str = setting(
+        "tags.profiling_without_decision",
+        "refuse",
+        "Tags that profile (everything but value.spend and service.high_care) for a customer with no"
+        " profiling consent decision: refuse (PIPL: profiling needs consent) or allow (another legal basis"
+        " applies). A withdrawal, or a minor without a guardian's grant, refuses them either way.",
+        choices=("refuse", "allow"),
+    )
     log_level: str = setting(
         "log.level", "info", "Least severe log level written.", choices=("debug", "info", "warning", "error")
     )

@@ -105,8 +105,16 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "100000 for the acceptance run",
     )
     parser.addoption(
-        "--chain-size",
-        default="120x900",
-        help="CUSTOMERSxSALES of the generated chain in tests/central/test_customer_statistics.py;"
-        " 100000x1000000 for the acceptance run",
+        "--stats-chain-customers",
+        type=int,
+        default=120,
+        help="customers in the generated chain of tests/central/test_customer_statistics.py; 100000 for the"
+        " acceptance run",
+    )
+    parser.addoption(
+        "--stats-chain-sales",
+        type=int,
+        default=900,
+        help="sales in the generated chain of tests/central/test_customer_statistics.py (each delivered once,"
+        " a fifth of them twice, in random order); 1000000 for the acceptance run",
     )

@@ -25,7 +25,8 @@ from typing import Any, Protocol
 from sqlalchemy import Connection
 
 from central import bulk
-from central.customers.consent_models import ALL_CHANNELS, ConsentDecision
+from central.customers import profiling
+from central.customers.consent_models import ALL_CHANNELS, GUARDIAN, ConsentDecision
 from central.models import table
 from shared.payloads import CONSENT_CHANNELS, CONSENT_PURPOSES, CONSENT_SOURCES
 
@@ -35,8 +36,6 @@ SOURCES = CONSENT_SOURCES
 PER_CHANNEL = frozenset({"service", "marketing"})
 """Purposes decided per channel; the others hold for the customer as a whole."""
 KINDS = {"consent.given": True, "consent.withdrawn": False}
-GUARDIAN = "guardian"
-"""``scope`` of a decision taken by a minor's guardian: the only kind of grant a minor's consent needs."""
 _decisions = table(ConsentDecision)
 _COLUMNS = (
     "customer_id",
@@ -144,7 +143,11 @@ def from_event(
 
 
 def record(conn: Connection, decisions: Sequence[Decision], now: datetime) -> int:
-    """Store decisions not stored before (by ``(origin, origin_id)``); return how many were new."""
+    """Store decisions not stored before (by ``(origin, origin_id)``); return how many were new.
+
+    Customers whose profiling consent no longer holds lose their profiling tags here and now
+    (:func:`central.customers.profiling.forget_refused`), whatever path the decision came by.
+    """
     if not decisions:
         return 0
     inserted = bulk.insert(
@@ -155,6 +158,9 @@ def record(conn: Connection, decisions: Sequence[Decision], now: datetime) -> in
         returning=("id",),
         skip_conflicts_on=("origin", "origin_id"),
     )
+    if inserted:
+        # A profiling withdrawal takes the customer's profiling tags with it, in this transaction.
+        profiling.forget_refused(conn, {d.customer_id for d in decisions if d.purpose == profiling.PURPOSE}, now.date())
     return len(inserted)
 
 

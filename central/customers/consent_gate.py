@@ -26,8 +26,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Select, case, func, literal, or_, select, union
 from sqlalchemy.orm import Session
 
-from central.customers.consent import GUARDIAN
-from central.customers.consent_models import ALL_CHANNELS, ConsentDecision
+from central.customers.consent_models import ALL_CHANNELS, GUARDIAN, ConsentDecision
 from central.identity.models import Customer, EventCustomer, GoldenAttribute
 from central.models import table
 
@@ -72,13 +71,16 @@ def minor_cutoff(today: date) -> str:
         return today.replace(year=today.year - MINOR_AGE, day=28).isoformat()
 
 
+_OWNED = (
+    _d.outerjoin(_ec, _ec.c.event_pk == _d.c.event_pk)
+    .outerjoin(_by_event, _by_event.c.id == _ec.c.customer_id)
+    .join(_by_record, _by_record.c.id == _d.c.customer_id)
+)
+
+
 def owned_decisions() -> Select[Any]:
     """Every decision with the live customer it belongs to now (column ``owner``)."""
-    return select(_d, OWNER.label("owner")).select_from(
-        _d.outerjoin(_ec, _ec.c.event_pk == _d.c.event_pk)
-        .outerjoin(_by_event, _by_event.c.id == _ec.c.customer_id)
-        .join(_by_record, _by_record.c.id == _d.c.customer_id)
-    )
+    return select(_d, OWNER.label("owner")).select_from(_OWNED)
 
 
 def _belonging_to(customers: Select[Any] | Sequence[int]) -> ColumnElement[bool]:
@@ -121,6 +123,25 @@ def consented(
         ranked.c.granted.is_(True),
         or_(ranked.c.scope == GUARDIAN, ranked.c.owner.not_in(minors)),
     )
+
+
+def refused(purpose: str, today: date) -> Select[tuple[int]]:
+    """The ids of live customers the rule refuses a whole-customer ``purpose`` (profiling, location) for.
+
+    Those with a decision for it whose holding decision is not a grant that counts (a withdrawal, or
+    a minor's own grant), and minors without any decision: the complement of :func:`consented`
+    among customers the rule has something to say about, for callers that let everyone else through.
+    """
+    decided = (
+        select(OWNER.label("customer_id"))
+        .select_from(_OWNED)
+        .where(_d.c.purpose == purpose, _d.c.channel == ALL_CHANNELS)
+    )
+    minors = select(_golden.c.customer_id).where(
+        _golden.c.attribute == "birthday", _golden.c.value > minor_cutoff(today)
+    )
+    either = union(decided, minors).subquery()
+    return select(either.c.customer_id).where(either.c.customer_id.not_in(consented(purpose, None, today)))
 
 
 def live_customer(db: Session, customer_id: int) -> int | None:

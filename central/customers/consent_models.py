@@ -16,6 +16,8 @@ from central.models import Base, BigId, UTCDateTime
 
 ALL_CHANNELS = "all"
 """``consent_decisions.channel`` of a decision that covers every channel."""
+GUARDIAN = "guardian"
+"""``scope`` of a decision taken by a minor's guardian: the only kind of grant a minor's consent needs."""
 
 
 class ConsentDecision(Base):

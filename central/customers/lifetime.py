@@ -6,7 +6,8 @@ purchase day to today); the mean repeat spend is what the later purchase days br
 are fitted in each recompute on the chain (an even sample of at most ``tags.clv_fit_customers``
 customers by id on a large one), and the fitted parameters are stored with every
 customer's inputs. A chain too small or too uniform to fit gets no ``value.clv`` tags, and the
-recompute says why.
+recompute says why. The value profiles a customer: it is written only for customers the recompute's
+profiling gate admits, though every customer's history informs the fit.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ _tags = table(CustomerTag)
 _HISTORIES = (
     "WITH g AS (SELECT customer_id, COUNT(*) AS n, MIN(day) AS first_day, MAX(day) AS last_day, SUM(spent) AS total"
     " FROM customer_days WHERE purchases > 0 GROUP BY customer_id)"
-    " SELECT g.customer_id, g.n, g.first_day, g.last_day, g.total, d.spent FROM g"
+    " SELECT g.customer_id, g.n, g.first_day, g.last_day, g.total, d.spent, {profiled} FROM g"
     " JOIN customer_days d ON d.customer_id = g.customer_id AND d.day = g.first_day ORDER BY g.customer_id"
 )
 
@@ -39,7 +40,9 @@ def _ordinal(value: object) -> int:
 
 def write_tags(conn: Connection, run: Run) -> tuple[int, str | None]:
     """Fit the models, write ``value.clv`` for every customer with a purchase; (tags written, problem or None)."""
-    rows = conn.execute(text(_HISTORIES)).all()
+    gate = run.profiling
+    profiled = f"CASE WHEN {gate.admits('g.customer_id')} THEN 1 ELSE 0 END" if gate is not None else "1"
+    rows = conn.execute(text(_HISTORIES.format(profiled=profiled))).all()
     if not rows:
         return 0, "no customer has a purchase yet"
     ids = np.array([r[0] for r in rows], dtype=np.int64)
@@ -47,6 +50,8 @@ def write_tags(conn: Connection, run: Run) -> tuple[int, str | None]:
     first = np.array([_ordinal(r[2]) for r in rows], dtype=np.float64)
     last = np.array([_ordinal(r[3]) for r in rows], dtype=np.float64)
     repeat_cents = np.array([r[4] - r[5] for r in rows], dtype=np.float64)
+    # Everyone's history informs the chain's models; only customers the profiling gate admits get a value.
+    admitted = np.array([bool(r[6]) for r in rows], dtype=bool)
     today = float(run.today.toordinal())
     recency = last - first
     age = np.maximum(today - first, recency)
@@ -75,11 +80,12 @@ def write_tags(conn: Connection, run: Run) -> tuple[int, str | None]:
     except ClvError as exc:
         return 0, f"lifetime value not predicted: {exc}"
     finite = np.isfinite(values)
-    if not finite.any():
+    if admitted.any() and not finite[admitted].any():
         return 0, "lifetime value not predicted: the fitted models gave no finite value"
     problem = None
-    if not finite.all():
-        problem = f"lifetime value not predicted for {int((~finite).sum())} customers (the models gave no finite value)"
+    if not finite[admitted].all():
+        missing = int((~finite[admitted]).sum())
+        problem = f"lifetime value not predicted for {missing} customers (the models gave no finite value)"
     model = {
         "r": purchases.r,
         "alpha": purchases.alpha,
@@ -112,7 +118,7 @@ def write_tags(conn: Connection, run: Run) -> tuple[int, str | None]:
                 run.now,
             )
             for i in range(start, stop)
-            if finite[i]
+            if finite[i] and admitted[i]
         ]
         bulk.insert(conn, _tags, columns, chunk)
         written += len(chunk)

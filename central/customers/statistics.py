@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from flask import current_app, has_app_context
@@ -104,9 +104,11 @@ def _take_marks(conn: Connection, limit: int) -> list[int]:
     return [r[0] for r in rows]
 
 
-_CHANNEL_INDEX = {c: 2 + 2 * i for i, c in enumerate(CHANNELS)}
-_DAYPART_BASE = 2 + 2 * len(CHANNELS)
+# Positions in a customer_stats row: customer_id, the STAT_COLUMNS, first and last purchase.
+_CHANNEL_INDEX = {c: 3 + 2 * i for i, c in enumerate(CHANNELS)}
+_DAYPART_BASE = 3 + 2 * len(CHANNELS)
 _WEEKDAY_BASE = _DAYPART_BASE + len(DAYPARTS)
+_BLANK = (0,) * len(STAT_COLUMNS)
 
 
 def _add(conn: Connection, sales: Sequence[Sale], marked: set[int]) -> None:
@@ -115,8 +117,10 @@ def _add(conn: Connection, sales: Sequence[Sale], marked: set[int]) -> None:
     )
     skus = sorted({sku for s in sales for sku in s.skus})
     categories = dict(bulk.select_matching(conn, _products, ("sku",), [(k,) for k in skus], ("sku", "category")))
-    unknown: dict[tuple[str], list[Any]] = {}
-    stats: dict[tuple[int], list[Any]] = {}
+    # Each table's rows, key columns first, as the upsert will bind them (this loop is the hot path:
+    # plain lists and dict look-ups, no helper calls per sale).
+    unknown: dict[str, list[Any]] = {}
+    stats: dict[int, list[Any]] = {}
     days: dict[tuple[int, Any], list[Any]] = {}
     stores: dict[tuple[int, str], list[Any]] = {}
     kinds: dict[tuple[int, str], list[Any]] = {}
@@ -125,32 +129,57 @@ def _add(conn: Connection, sales: Sequence[Sale], marked: set[int]) -> None:
     for sale in sales:
         for sku in sale.skus:
             if sku not in categories:
-                unknown.setdefault((sku,), [0])[0] += 1
+                if sku in unknown:
+                    unknown[sku][1] += 1
+                else:
+                    unknown[sku] = [sku, 1]
         customer = owners.get(sale.event_pk)
         if customer is None or customer in marked:
             continue
-        bought = 1 if sale.cents > 0 else 0
-        at: Any = (bulk.sqlite_time(sale.at) if sqlite else sale.at) if bought else None
-        row = stats.setdefault((customer,), [0] * len(STAT_COLUMNS) + [None, None])
-        row[0] += bought
-        row[1] += sale.cents
+        amount = sale.cents
+        bought = 1 if amount > 0 else 0
+        row = stats.get(customer)
+        if row is None:
+            row = stats[customer] = [customer, *_BLANK, None, None]
+        row[1] += bought
+        row[2] += amount
         channel = _CHANNEL_INDEX[sale.channel]
         row[channel] += bought
-        row[channel + 1] += sale.cents
+        row[channel + 1] += amount
         row[_DAYPART_BASE + sale.daypart] += bought
         row[_WEEKDAY_BASE + sale.weekday] += bought
-        _widen(row, -2, -1, at)
         day: Any = sale.day.isoformat() if sqlite else sale.day
-        _accumulate(days.setdefault((customer, day), [0, 0]), bought, sale.cents)
-        store = stores.setdefault((customer, sale.store_id), [0, 0, None])
-        _accumulate(store, bought, sale.cents)
-        if at is not None and (store[2] is None or at > store[2]):
-            store[2] = at
-        if bought:
-            for category in {categories[k] for k in sale.skus if k in categories}:
-                entry = kinds.setdefault((customer, category), [0, None, None])
-                entry[0] += 1
-                _widen(entry, 1, 2, at)
+        entry = days.get((customer, day))
+        if entry is None:
+            days[customer, day] = [customer, day, bought, amount]
+        else:
+            entry[2] += bought
+            entry[3] += amount
+        store = stores.get((customer, sale.store_id))
+        if store is None:
+            store = stores[customer, sale.store_id] = [customer, sale.store_id, bought, amount, None]
+        else:
+            store[2] += bought
+            store[3] += amount
+        if not bought:
+            continue
+        at: Any = _stored_time(sale.at) if sqlite else sale.at
+        if row[-2] is None or at < row[-2]:
+            row[-2] = at
+        if row[-1] is None or at > row[-1]:
+            row[-1] = at
+        if store[4] is None or at > store[4]:
+            store[4] = at
+        for category in {categories[k] for k in sale.skus if k in categories}:
+            entry = kinds.get((customer, category))
+            if entry is None:
+                kinds[customer, category] = [customer, category, 1, at, at]
+                continue
+            entry[2] += 1
+            if at < entry[3]:
+                entry[3] = at
+            if at > entry[4]:
+                entry[4] = at
     _upsert(conn, _STATS, stats)
     _upsert(conn, _DAYS, days)
     _upsert(conn, _STORES, stores)
@@ -158,30 +187,25 @@ def _add(conn: Connection, sales: Sequence[Sale], marked: set[int]) -> None:
     _upsert(conn, _UNKNOWN, unknown)
 
 
-def _accumulate(entry: list[Any], bought: int, amount: int) -> None:
-    entry[0] += bought
-    entry[1] += amount
-
-
-def _widen(entry: list[Any], low: int, high: int, at: Any) -> None:
-    if at is None:
-        return
-    if entry[low] is None or at < entry[low]:
-        entry[low] = at
-    if entry[high] is None or at > entry[high]:
-        entry[high] = at
+def _stored_time(at: datetime) -> str:
+    """SQLite's stored text of a UTC instant (:func:`central.bulk.sqlite_time`), without its cache's cost."""
+    if at.tzinfo is UTC:
+        return at.isoformat(" ", "microseconds")[:26]
+    return bulk.sqlite_time(at)
 
 
 def _upsert(conn: Connection, target: _Table, values: dict[Any, list[Any]]) -> None:
-    """Add ``values`` (key tuple -> added, low, high columns) to ``target`` in one statement."""
+    """Add ``values`` (key -> row of key, added, low and high columns) to ``target`` in one statement."""
     if not values:
         return
-    # Sorted keys: concurrent transactions lock rows in the same order and cannot deadlock.
-    rows = [(*key, *rest) for key, rest in sorted(values.items())]
+    rows = list(values.values())
     name = target.table.name
     columns = target.columns
     conflict = ", ".join(target.keys)
     if conn.dialect.name == "postgresql":
+        # Sorted by key: concurrent transactions lock rows in the same order and cannot deadlock.
+        # (SQLite has one writer at a time, so there the order is free.)
+        rows.sort()
         updates = [f"{c} = t.{c} + EXCLUDED.{c}" for c in target.sums]
         updates += [f"{c} = LEAST(t.{c}, EXCLUDED.{c})" for c in target.lows]
         updates += [f"{c} = GREATEST(t.{c}, EXCLUDED.{c})" for c in target.highs]
@@ -200,5 +224,5 @@ def _upsert(conn: Connection, target: _Table, values: dict[Any, list[Any]]) -> N
     conn.exec_driver_sql(
         f"INSERT INTO {name} ({', '.join(columns)}) VALUES ({marks})"  # noqa: S608 - our own names
         f" ON CONFLICT ({conflict}) DO UPDATE SET {', '.join(updates)}",
-        rows,  # already in SQLite's stored form (see _add)
+        list(map(tuple, rows)),  # already in SQLite's stored form (see _add); SQLAlchemy wants tuples
     )

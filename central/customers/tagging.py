@@ -3,8 +3,9 @@
 Order: recompute the statistics of customers a merge or split marked (or, with ``statistics=True``,
 of everyone, after a catalogue load), then replace every built-in tag, one statement per
 definition (see :mod:`central.customers.tags` for the shared pieces), then the predicted lifetime
-value (:mod:`central.customers.lifetime`). Everything runs in the caller's transaction, so readers
-see the old tags or the new ones, never half.
+value (:mod:`central.customers.lifetime`). Tags that profile are written only for the customers the
+profiling gate lets through (:mod:`central.customers.profiling`). Everything runs in the caller's
+transaction, so readers see the old tags or the new ones, never half.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from datetime import datetime
 from sqlalchemy import Connection, delete, select
 
 from central.config import CentralConfig
-from central.customers import lifetime, presence_tags, rebuild
+from central.customers import lifetime, presence_tags, profiling, rebuild
 from central.customers.tags import INSERT, Run, Sql, execute, windows
 from central.identity.models import RecomputeMark
 from central.models import table
@@ -50,7 +51,8 @@ def recompute(conn: Connection, config: CentralConfig, now: datetime, *, statist
         conn.execute(delete(_marks).where(_marks.c.customer_id.in_(marked[start : start + MARKS_CHUNK])))
     done.marked = len(marked)
     conn.exec_driver_sql("DELETE FROM customer_tags")
-    run = Run(config, now)
+    today = Run(config, now).today
+    run = Run(config, now, profiling.open_gate(conn, config.tags_profiling_without_decision, today))
     sql = Sql(conn.dialect.name == "postgresql", offset)
     for _, write in _WRITERS:
         write(conn, run, sql)
@@ -59,6 +61,7 @@ def recompute(conn: Connection, config: CentralConfig, now: datetime, *, statist
         key = str(tag).split(".")[0] if str(tag).startswith(("top_category.", "repurchase.")) else str(tag)
         done.tags[key] = done.tags.get(key, 0) + int(count)
     written, problem = lifetime.write_tags(conn, run)
+    profiling.close_gate(conn)
     done.tags["value.clv"] = written
     done.clv_problem = problem
     return done

@@ -19,6 +19,7 @@ from typing import Any
 from sqlalchemy import BindParameter, Connection, Date, bindparam, text
 
 from central.config import CentralConfig
+from central.customers.profiling import Gate, profiles
 from central.models import UTCDateTime
 
 # Bump a definition's number when its meaning changes (not when a setting does: the digest covers that).
@@ -135,10 +136,12 @@ class Sql:
 
 @dataclass(frozen=True)
 class Run:
-    """One recompute: the settings, the time it is computed as of, and the chain's local today."""
+    """One recompute: the settings, the time it is computed as of, the chain's local today, and the
+    profiling gate (None writes profiling tags for everyone: for callers that gate them otherwise)."""
 
     config: CentralConfig
     now: datetime
+    profiling: Gate | None = None
 
     @property
     def today(self) -> date:
@@ -153,7 +156,16 @@ class Run:
 
 
 def execute(conn: Connection, run: Run, definition: str, sql: str, **params: Any) -> None:
-    """Run one tag statement with :now, :version and the given parameters bound."""
+    """Run one tag statement (``INSERT ... SELECT``) with :now, :version and the given parameters bound.
+
+    A definition that profiles writes only the rows of customers the run's profiling gate lets through.
+    """
+    if run.profiling is not None and profiles(definition):
+        if not sql.startswith(INSERT):
+            raise ValueError(f"the {definition} statement must start with tags.INSERT")
+        rows = sql[len(INSERT) :]
+        admitted = run.profiling.admits("profiled.customer_id")
+        sql = f"{INSERT} SELECT * FROM ({rows}) profiled WHERE {admitted}"  # noqa: S608 - our own statements
     binds: list[BindParameter[Any]] = [bindparam("now", type_=UTCDateTime), bindparam("version")]
     for name, value in params.items():
         if isinstance(value, datetime):

@@ -61,6 +61,25 @@ def sale(
     return event
 
 
+def profiling_consent(
+    event_id: str,
+    *,
+    phone: str | None = None,
+    card: str | None = None,
+    granted: bool = True,
+    at: str = "2026-01-01T09:00:00+08:00",
+) -> dict[str, Any]:
+    """A ``consent.given`` (or ``consent.withdrawn``) event for profiling, naming a phone or a card."""
+    identifiers = {k: v for k, v in (("phone", phone), ("member_card", card)) if v is not None}
+    return {
+        "event_id": event_id,
+        "kind": "consent.given" if granted else "consent.withdrawn",
+        "observed_at": at,
+        "identifiers": identifiers,
+        "payload": {"purpose": "profiling", "notice_version": "2026-01"},
+    }
+
+
 def store(engine: Engine, events: Sequence[dict[str, Any]], source: str = "pos_backfill", now: datetime = NOW) -> None:
     """Store the events through the sources' ingest path in one transaction."""
     rows, _, rejected = read_events(events)

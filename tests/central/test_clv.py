@@ -7,7 +7,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from scipy.special import hyp2f1
+from scipy.integrate import quad
+from scipy.special import betaln, hyp2f1
 
 from central.customers.clv import (
     ClvError,
@@ -16,6 +17,7 @@ from central.customers.clv import (
     SpendParams,
     expected_mean_spend,
     expected_purchases,
+    expected_purchases_if_alive,
     fit_purchases,
     fit_spend,
     lifetime_value,
@@ -178,6 +180,99 @@ def test_large_frequencies_and_ages_stay_finite() -> None:
     heavy = Histories.of(x, t_x, age, np.full(x.size, 20.0))
     assert np.all(np.isfinite(spend_log_likelihood(spend, heavy)))
     assert expected_mean_spend(spend, heavy)[3] == pytest.approx(20.0, rel=1e-4)
+
+
+@pytest.mark.parametrize("unit", [1e2, 1e4, 1e7])
+def test_the_gamma_gamma_fit_does_not_depend_on_the_money_unit(cdnow_spend: Histories, unit: float) -> None:
+    # The same purchases in cents, in units of 1e-4 dollars, or at 10^7 a purchase: p and q stay, gamma scales.
+    base = fit_spend(cdnow_spend)
+    s = cdnow_spend
+    assert s.mean_spend is not None
+    fit = fit_spend(Histories.of(s.frequency, s.recency, s.age, s.mean_spend * unit))
+    assert fit.params.p == pytest.approx(base.params.p, rel=1e-3)
+    assert fit.params.q == pytest.approx(base.params.q, rel=1e-3)
+    assert fit.params.gamma == pytest.approx(base.params.gamma * unit, rel=1e-3)
+    assert fit.log_likelihood == pytest.approx(base.log_likelihood - fit.customers * np.log(unit), abs=1e-3)
+
+
+def _expected_by_integration(params: PurchaseParams, x: float, age: float, horizon: float) -> float:
+    """E[X(horizon) | alive] straight from the model: (1 - E[exp(-lambda p t)]) / p averaged over p ~ Beta(a, b + x)."""
+    a, b, shape, scale = params.a, params.b + x, params.r + x, params.alpha + age
+    log_beta = betaln(a, b)
+
+    mean = a / (a + b)
+    spread = 60 * np.sqrt(a * b / ((a + b) ** 2 * (a + b + 1)))
+    top = min(1.0, mean + spread)
+
+    def remaining(p: float) -> float:
+        """(1 - E[exp(-lambda p t)]) / p."""
+        if p == 0.0:
+            return shape * horizon / scale  # the limit: the rate's mean times the horizon
+        return float(-np.expm1(-shape * np.log1p(p * horizon / scale)) / p)
+
+    if a >= 1 and b >= 1:
+        # No singular end: the whole integrand in logs, over the part of [0, 1] that holds the mass
+        # (beyond 60 standard deviations the Beta density holds nothing a double can see).
+        def integrand(p: float) -> float:
+            density = np.exp((a - 1) * np.log(p) + (b - 1) * np.log1p(-p) - log_beta) if 0 < p < 1 else 0.0
+            return remaining(p) * float(density)
+
+        low = max(0.0, mean - spread)
+        value, _ = quad(integrand, low, top, points=[mean], limit=400, epsabs=0.0, epsrel=1e-10)
+        return float(value)
+    # QUADPACK's algebraic weight takes the density's p^(a - 1) (singular at 0 when a < 1) and, over the
+    # whole of [0, 1], its (1 - p)^(b - 1) (singular at 1 when b < 1).
+    whole = top == 1.0
+
+    def weighted(p: float) -> float:
+        return remaining(p) if whole else remaining(p) * float(np.exp((b - 1) * np.log1p(-p)))
+
+    limits = (a - 1, b - 1 if whole else 0.0)
+    value, _ = quad(weighted, 0.0, top, weight="alg", wvar=limits, limit=400, epsabs=0.0, epsrel=1e-10)
+    value *= np.exp(-log_beta)
+    return float(value)
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        PurchaseParams(2.0, 5.0, 0.3, 0.2),
+        PurchaseParams(0.7, 120.0, 0.6, 0.3),
+        PAPER,
+        PurchaseParams(1.2, 40.0, 3.0, 9),
+        PurchaseParams(2.64, 13.8, 675.0, 1982.0),  # the generated bench chain's fit: the series overflowed
+    ],
+)
+def test_the_forecast_equals_the_model_integrated_over_the_dropout_probability(params: PurchaseParams) -> None:
+    # a + b < 1 makes the hypergeometric series negative for customers without repeat purchases (a NaN
+    # once), large a and b make it overflow (NaN too); heavy and long-silent buyers test the other end.
+    x = np.array([0.0, 0.0, 1.0, 20.0, 4999.0, 4999.0])
+    t_x = np.array([0.0, 0.0, 30.0, 300.0, 3640.0, 1000.0])
+    age = np.array([0.0, 700.0, 400.0, 700.0, 3650.0, 3650.0])
+    forecast = expected_purchases_if_alive(params, Histories.of(x, t_x, age), 365.0)
+    expected = [_expected_by_integration(params, x[i], age[i], 365.0) for i in range(x.size)]
+    assert forecast == pytest.approx(expected, rel=1e-6)
+
+
+def test_lifetime_values_of_extreme_histories_are_finite_and_follow_the_money_unit() -> None:
+    # A chain whose heaviest buyers made 5,000 purchases over ten years, at 10^7 a purchase.
+    rng = np.random.default_rng(7)
+    x = np.concatenate([rng.poisson(4, 3000), np.full(40, 4999)]).astype(float)
+    age = np.concatenate([rng.uniform(30, 3650, 3000), np.full(40, 3650.0)])
+    t_x = np.where(x > 0, age * np.concatenate([rng.uniform(0, 1, 3000), np.linspace(0.2, 1.0, 40)]), 0.0)
+    spend = np.where(x > 0, rng.gamma(4.0, 50.0, x.size), 0.0)
+    values = {}
+    for unit in (1.0, 1e7 / 200):
+        histories = Histories.of(x, t_x, age, spend * unit)
+        purchases, fitted_spend = fit_purchases(histories).params, fit_spend(histories).params
+        values[unit] = lifetime_value(
+            purchases, fitted_spend, histories, periods=12, period_length=30.44, discount_rate=0.01
+        )
+        assert np.all(np.isfinite(values[unit])) and np.all(values[unit] >= 0)
+    assert values[1e7 / 200] == pytest.approx(values[1.0] * 1e7 / 200, rel=1e-3)
+    # The heaviest buyer still buying keeps buying at about their own rate (5,000 in 10 years), at their own spend.
+    heaviest = values[1.0][-1] / spend[-1]
+    assert heaviest == pytest.approx(4999 / 3650 * 365 * np.mean(0.99 ** np.arange(1, 13)), rel=0.1)
 
 
 def test_forecasts_grow_with_the_horizon(cdnow: Histories) -> None:

@@ -17,6 +17,8 @@ As of 2026-11-30 12:00 UTC (20:00 in the chain's UTC+8), with the default settin
 RFM over the four active customers (score 1 + 5 (rank - 1) / 4): R by last purchase Bob 1, Dave 2,
 Carol 3, Alice 4; F by purchases Bob 1, Carol 2, Dave 3, Alice 4; M by spend Bob (50) 1,
 Dave (120) 2, Carol (150) 3, Alice (375) 4.
+
+Everyone gave profiling consent on 1 January 2026: tags that profile need it (test_profiling_tags.py).
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from central.customers import catalog, tagging
 from central.customers.clv import Histories, fit_purchases, fit_spend, lifetime_value
 from central.identity.models import LedgerEntry
 from central.identity.split import split
-from tests.central.customer_support import NOW, PRODUCTS, card, engine_at, phone, sale, store
+from tests.central.customer_support import NOW, PRODUCTS, card, engine_at, phone, profiling_consent, sale, store
 from tests.central.sources_support import default_registry
 
 ALICE, BOB, CAROL, DAVE, EVE, FRANK = (phone(n) for n in range(1, 7))
@@ -62,6 +64,7 @@ def _history() -> list[dict[str, Any]]:
     events.append(sale("c2", "2026-11-21T14:00:00+08:00", "30.00", phone=CAROL, skus=["D52"]))
     events += [sale(f"d{d}", f"2026-09-{d:02d}T22:00:00+08:00", "40.00", phone=DAVE, store="S002") for d in (5, 12, 19)]
     events.append(sale("e1", "2025-01-10T10:00:00+08:00", "20.00", phone=EVE))
+    events += [profiling_consent(f"consent-{n}", phone=p) for n, p in enumerate((ALICE, BOB, CAROL, DAVE, EVE))]
     return events
 
 
@@ -220,6 +223,8 @@ def test_each_tag_keeps_its_inputs_and_version(backend):
 def test_tags_follow_a_merge_and_a_split(backend):
     with engine_at(backend.url) as engine:
         # Frank buys twice by phone and three times by card, then one receipt names both: one customer.
+        # He agreed to profiling by phone and by card, so each side keeps a grant after the split.
+        store(engine, [profiling_consent("f-phone", phone=FRANK), profiling_consent("f-card", card=card(6))])
         store(engine, [sale(f"fp{d}", f"2026-11-{d:02d}T12:00:00+08:00", "30.00", phone=FRANK) for d in (10, 20)])
         store(engine, [sale(f"fc{d}", f"2026-11-{d:02d}T12:00:00+08:00", "50.00", card=card(6)) for d in (12, 14, 16)])
         store(engine, [sale("f-both", "2026-11-25T12:00:00+08:00", "100.00", phone=FRANK, card=card(6))])

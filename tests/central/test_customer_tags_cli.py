@@ -47,6 +47,9 @@ def test_statistics_tags_and_export(app, client, agent, user_client, config_path
     assert stats["windows"]["30d"] == {"purchases": 3, "spent": "76.50"}
     assert stats["channels"]["store"] == {"purchases": 3, "spent": "76.50"}
     assert stats["categories"] == [] and body["tags"] == []
+    # The member agrees to profiling at the service desk: tags that profile need it.
+    granted = user_client.post(f"/api/v1/customers/{customer}/consents", json={"purpose": "profiling", "granted": True})
+    assert granted.status_code == 201, granted.get_json()
 
     catalogue = tmp_path / "catalogue.csv"
     catalogue.write_text(
@@ -80,6 +83,14 @@ def test_statistics_tags_and_export(app, client, agent, user_client, config_path
     assert len(stat_rows) == 2
     assert dict(zip(header, row, strict=True))["spent"] == "76.50"
     assert dict(zip(header, row, strict=True))["store_purchases"] == "3"
+
+    # Withdrawn at the console: the profiling tags go with the request, the spend (a service tag) stays.
+    withdrawn = user_client.post(
+        f"/api/v1/customers/{customer}/consents", json={"purpose": "profiling", "granted": False}
+    )
+    assert withdrawn.status_code == 201, withdrawn.get_json()
+    body = user_client.get(f"/api/v1/customers/{customer}/tags").get_json()
+    assert [t["tag"] for t in body["tags"]] == ["value.spend"]
 
 
 def test_tags_of_a_merged_or_unknown_customer(user_client):

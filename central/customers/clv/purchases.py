@@ -10,10 +10,13 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
-from scipy.special import betaln, expit, gammaln, hyp2f1
+from scipy.special import betaln, expit, gammaln, hyp2f1, roots_jacobi
 
 from central.customers.clv.estimation import compress, maximise
 from central.customers.clv.histories import ClvError, FloatArray, Histories
+
+_NODES = 64
+"""Gauss-Jacobi nodes for the expectation where the hypergeometric form fails; exact for polynomials of degree 127."""
 
 
 @dataclass(frozen=True)
@@ -121,10 +124,39 @@ def expected_purchases_if_alive(params: PurchaseParams, histories: Histories, ho
     # a + b + x - 1; z) becomes (1 - z)^(a - 1) 2F1(a + b - 1 - r, a - 1; a + b + x - 1; z), which stays
     # finite where the untransformed series overflows (large x and T).
     series = hyp2f1(a + p.b - 1 - p.r, a - 1, a + p.b + x - 1, z)
-    with np.errstate(divide="ignore"):
-        unconditional = -np.expm1((a - 1) * np.log1p(-z) + np.log(series))
-    result: FloatArray = (a + p.b + x - 1) / (a - 1) * unconditional
+    log_power = (a - 1) * np.log1p(-z)
+    # 1 - (1 - z)^(a - 1) 2F1(...): in logs (expm1) while the series is positive, which keeps the small
+    # forecasts of a long-silent heavy buyer exact; directly where it is not, as it can be for a
+    # customer without repeat purchases when a + b < 1 (C = a + b - 1 is then negative).
+    positive = series > 0
+    with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
+        in_logs = -np.expm1(log_power + np.log(np.where(positive, series, 1.0)))
+        direct = 1.0 - np.exp(log_power) * series
+    unconditional = np.where(positive, in_logs, direct)
+    with np.errstate(invalid="ignore"):
+        result: FloatArray = (a + p.b + x - 1) / (a - 1) * unconditional
+    failed = ~np.isfinite(result)
+    if failed.any():
+        # Large a and b (a fit saying customers almost never drop out) make the series overflow while
+        # (1 - z)^(a - 1) underflows; their product is fine, so take it from the model's integral instead.
+        horizons = np.broadcast_to(t, x.shape)
+        result[failed] = _by_quadrature(params, x[failed], histories.age[failed], horizons[failed])
     return result
+
+
+def _by_quadrature(params: PurchaseParams, x: FloatArray, age: FloatArray, horizon: FloatArray) -> FloatArray:
+    """E[X(t) | alive] as the model's integral: the mean over the drop-out probability q ~ Beta(a, b + x)
+    of (1 - (1 + q t / (alpha + T))^-(r + x)) / q, by Gauss-Jacobi quadrature (bounded and smooth in q)."""
+    out = np.empty(x.size)
+    ratio = horizon / (params.alpha + age)
+    for value in np.unique(x):
+        rows = x == value
+        # Jacobi weight (1 - u)^(b + x - 1) (1 + u)^(a - 1) on [-1, 1] is the Beta(a, b + x) density of q = (1 + u) / 2.
+        u, weights = roots_jacobi(_NODES, params.b + value - 1, params.a - 1)
+        q = (1 + u) / 2
+        remaining = -np.expm1(-(params.r + value) * np.log1p(np.outer(ratio[rows], q))) / q
+        out[rows] = remaining @ (weights / weights.sum())
+    return out
 
 
 def expected_purchases(params: PurchaseParams, histories: Histories, horizon: npt.ArrayLike) -> FloatArray:

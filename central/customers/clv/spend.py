@@ -81,14 +81,22 @@ def fit_spend(histories: Histories, start: SpendParams | None = None) -> SpendFi
     if x.size == 0:
         raise ClvError("no_repeat_customers", "cannot fit the Gamma-Gamma model: no customer has a repeat purchase")
     (x_rows, m_rows), weights = compress(x, m)
-    initial = start or SpendParams(1.0, 1.0, 1.0)
+    # The model does not care about the money unit (amounts times c: gamma times c, p and q as they
+    # were), but the optimiser does: from gamma = 1 it stalls on a ridge far from the optimum once
+    # amounts run to tens of thousands (CDNOW's dollars times 10^4, or a chain selling in dong or
+    # rupiah). So the fit runs in units of the mean repeat spend and gamma is scaled back.
+    unit = float(np.average(m_rows, weights=weights))
+    scaled = m_rows / unit
+    initial = start or SpendParams(1.0, 1.0, unit)
 
     def log_likelihood(theta: FloatArray) -> FloatArray:
-        return _log_likelihood(theta[0], theta[1], theta[2], x_rows, m_rows)
+        return _log_likelihood(theta[0], theta[1], theta[2], x_rows, scaled)
 
-    estimate = maximise(log_likelihood, weights, np.array([initial.p, initial.q, initial.gamma]), "Gamma-Gamma")
+    estimate = maximise(log_likelihood, weights, np.array([initial.p, initial.q, initial.gamma / unit]), "Gamma-Gamma")
     p, q, gamma = (float(v) for v in estimate.params)
-    return SpendFit(SpendParams(p, q, gamma), estimate.log_likelihood, int(x.size), estimate.iterations)
+    # The density of m is that of m / unit divided by unit: one log(unit) less per customer.
+    total = estimate.log_likelihood - float(weights.sum()) * np.log(unit)
+    return SpendFit(SpendParams(p, q, gamma * unit), total, int(x.size), estimate.iterations)
 
 
 def expected_mean_spend(params: SpendParams, histories: Histories) -> FloatArray:
