@@ -57,6 +57,11 @@ def chain(app):
         consent_event(f"c-{who}", PHONES[who], granted=True, at=START - timedelta(days=50))
         for who in ("ann", "bob", "cat")
     ]
+    # Everyone agreed to profiling, so the built-in tags a rule reads exist for all four.
+    events += [
+        consent_event(f"p-{who}", phone, granted=True, purpose="profiling", channel=None, at=START - timedelta(days=50))
+        for who, phone in PHONES.items()
+    ]
     load(app, events)
     return {who: customer_of(app, phone) for who, phone in PHONES.items()}
 

@@ -32,8 +32,11 @@ def instant(delta: timedelta) -> str:
 
 
 def person(app: Flask, phone: str, *, consent: bool | None = True, purpose: str = "marketing") -> None:
-    """A member (signed up 400 days ago) who granted, withdrew or never decided ``purpose`` on SMS."""
+    """A member (signed up 400 days ago, profiled) who granted, withdrew or never decided ``purpose`` on SMS."""
     events = [signup(f"s-{phone}", phone, at=NOW - timedelta(days=400))]
+    # Profiling consent, so the tags win-back and repurchase reminders read are computed for them.
+    profiled = NOW - timedelta(days=399)
+    events.append(consent_event(f"p-{phone}", phone, granted=True, purpose="profiling", channel=None, at=profiled))
     if consent is not None:
         events.append(
             consent_event(f"c-{phone}-{purpose}", phone, granted=consent, purpose=purpose, at=NOW - timedelta(days=399))
