@@ -86,6 +86,6 @@ def init_app(app: Flask) -> None:
     app.config.setdefault("BABEL_DEFAULT_LOCALE", DEFAULT_LANGUAGE)
     app.config.setdefault("BABEL_TRANSLATION_DIRECTORIES", str(TRANSLATIONS))
     Babel(app, locale_selector=select_locale)
-    from central.console import login, pages  # noqa: F401  (registers the views on bp)
+    from central.console import login, overview, pages  # noqa: F401  (registers the views on bp)
 
     app.register_blueprint(bp)

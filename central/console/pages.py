@@ -1,4 +1,4 @@
-"""The console's pages: overview, customers (search and the 360 view), segments, campaigns, fleet, imports.
+"""The console's pages: customers (search and the 360 view), segments, campaigns, fleet, imports.
 
 Each page declares its roles. Personal data is masked for every role but admin, and every page that
 shows a customer writes an audit row naming who looked.
@@ -13,7 +13,7 @@ from flask.typing import ResponseReturnValue
 
 from central import audit, clock
 from central.accounts import web
-from central.accounts.roles import ADMIN, EVERYONE, FINANCE, MARKETING
+from central.accounts.roles import ADMIN, FINANCE, MARKETING
 from central.console import bp
 from central.console.navigation import CUSTOMER_ROLES, FLEET_ROLES
 from central.customers.queries import customer_detail, find_customer, list_customers, money, survivor_of
@@ -54,17 +54,6 @@ def queue_depth(device: DeviceSummary) -> object:
     """Events waiting in the agent's outbox at its last heartbeat, if it said."""
     outbox = (device.last_heartbeat or {}).get("outbox")
     return outbox.get("pending", "—") if isinstance(outbox, dict) else "—"
-
-
-@bp.get("/")
-@web.roles(*EVERYONE)
-def index() -> ResponseReturnValue:
-    """Overview: fleet health for everyone; member and sales figures arrive with the dashboard work."""
-    devices = _devices()
-    states: dict[str, int] = {}
-    for d in devices:
-        states[d.state] = states.get(d.state, 0) + 1
-    return render_template("overview.html", page="overview", fleet_states=sorted(states.items()))
 
 
 @bp.get("/customers")

@@ -6,7 +6,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Date, Integer, String
+from sqlalchemy import JSON, BigInteger, Date, Float, Index, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from central.models import Base, BigId, Money, UTCDateTime
@@ -103,6 +103,7 @@ class CustomerStore(Base):
     """A customer's purchases and amount in one store (online sources count under their store id)."""
 
     __tablename__ = "customer_stores"
+    __table_args__ = (Index("ix_customer_stores_store_id", "store_id"),)
 
     customer_id: Mapped[int] = mapped_column(Integer, primary_key=True)
     store_id: Mapped[str] = mapped_column(String(32), primary_key=True)
@@ -127,6 +128,8 @@ class CustomerTag(Base):
     """A built-in tag of a customer: its value, the inputs that gave it and its definition's version."""
 
     __tablename__ = "customer_tags"
+    # The overview counts tiers and the RFM grid from this index alone.
+    __table_args__ = (Index("ix_customer_tags_tag_value_customer_id", "tag", "value", "customer_id"),)
 
     customer_id: Mapped[int] = mapped_column(Integer, primary_key=True)
     tag: Mapped[str] = mapped_column(String(300), primary_key=True)
@@ -134,3 +137,24 @@ class CustomerTag(Base):
     inputs: Mapped[dict[str, Any]] = mapped_column(JSON)
     version: Mapped[str] = mapped_column(String(32))
     computed_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class StoreAlert(Base):
+    """A store's figure that dropped on a day (``central.customers.alerts``), recorded once and sent once."""
+
+    __tablename__ = "store_alerts"
+    __table_args__ = (UniqueConstraint("store_id", "day", "kind"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    store_id: Mapped[str] = mapped_column(String(32))
+    day: Mapped[date] = mapped_column(Date)
+    kind: Mapped[str] = mapped_column(String(32))
+    value: Mapped[int] = mapped_column(Integer)
+    baseline: Mapped[float] = mapped_column(Float)
+    # pending (to send), delivered, dead (gave up), unsent (no webhook configured)
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    attempts: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_error: Mapped[str | None] = mapped_column(String(500))

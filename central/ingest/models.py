@@ -22,6 +22,8 @@ class Event(Base):
     __table_args__ = (
         UniqueConstraint("device_id", "event_id"),
         Index("ix_events_device_id_seq", "device_id", "seq"),
+        # The console overview counts new members per store and day from this index alone.
+        Index("ix_events_kind_observed_at_store_id", "kind", "observed_at", "store_id"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)

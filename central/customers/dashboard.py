@@ -1,0 +1,204 @@
+"""The console overview's figures, each one set-based SQL over indexed columns.
+
+* Members: live customer profiles (merged-away rows do not count); a store manager's figure is the
+  members who signed up at their stores.
+* New members per store and local day: ``member.signup`` events, counted from the index
+  ``(kind, observed_at, store_id)`` without reading the events themselves. Days are the chain's
+  local days (``customers.utc_offset_minutes``).
+* Sales by value tier: customers and their spending per ``value_tier`` tag (loyal, potential,
+  dormant, other); for some stores only, what the tier's customers spent in those stores.
+* The RFM grid: customers per recency and frequency score (1-5, the ``rfm.r`` and ``rfm.f`` tags),
+  with their mean monetary score.
+* Footfall: per store and medium, visitors, passers-by, capture rate, visits and mean dwell from the
+  stored presence hours (:mod:`central.presence.report`).
+
+``stores=None`` means every store; a tuple limits every figure to those stores.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+
+from sqlalchemy import bindparam, func, select, text
+from sqlalchemy.orm import Session
+
+from central.customers.tags import Sql
+from central.fleet.models import Device
+from central.identity.models import Customer
+from central.models import UTCDateTime
+from central.presence.models import PresenceHour
+from central.presence.report import HourFigures
+
+SIGNUP = "member.signup"
+TIERS = ("loyal", "potential", "dormant", "other")
+SCORES = (1, 2, 3, 4, 5)
+
+
+@dataclass(frozen=True, slots=True)
+class TierFigures:
+    """One value tier: how many customers hold it and what they spent (cents)."""
+
+    tier: str
+    customers: int
+    spent: int
+
+
+@dataclass(frozen=True, slots=True)
+class RfmCell:
+    """Customers with recency score ``r`` and frequency score ``f``, and their mean monetary score."""
+
+    r: int
+    f: int
+    customers: int
+    mean_m: float
+
+
+@dataclass(frozen=True, slots=True)
+class Footfall:
+    """One store's presence figures over a period for one medium (Wi-Fi or BLE)."""
+
+    store_id: str
+    medium: str
+    visitors: int
+    passers_by: int
+    capture_rate: float | None
+    visits: int
+    mean_dwell_s: float | None
+
+
+def local_today(now: datetime, offset_minutes: int) -> date:
+    """The chain's local date at ``now``."""
+    return (now + timedelta(minutes=offset_minutes)).date()
+
+
+def local_midnight(day: date, offset_minutes: int) -> datetime:
+    """The UTC time at which local ``day`` begins."""
+    return datetime.combine(day, time(), UTC) - timedelta(minutes=offset_minutes)
+
+
+def _in_stores(column: str, stores: Sequence[str] | None) -> str:
+    return "" if stores is None else f" AND {column} IN :stores"
+
+
+def _bind(sql: str, stores: Sequence[str] | None, **types: Any) -> Any:
+    statement = text(sql)
+    binds = [bindparam(name, type_=kind) for name, kind in types.items()]
+    if stores is not None:
+        binds.append(bindparam("stores", expanding=True))
+    return statement.bindparams(*binds)
+
+
+def _params(stores: Sequence[str] | None, **params: Any) -> dict[str, Any]:
+    return params if stores is None else {**params, "stores": list(stores)}
+
+
+def members_total(db: Session, stores: Sequence[str] | None = None) -> int:
+    """Live customer profiles, or for some stores the members who signed up there."""
+    if stores is None:
+        return db.scalar(select(func.count()).select_from(Customer).where(Customer.merged_into.is_(None))) or 0
+    if not stores:
+        return 0
+    sql = "SELECT COUNT(*) FROM events WHERE kind = :kind" + _in_stores("store_id", stores)  # noqa: S608
+    return int(db.execute(_bind(sql, stores), _params(stores, kind=SIGNUP)).scalar_one())
+
+
+def new_members(
+    db: Session, first: date, last: date, offset_minutes: int, stores: Sequence[str] | None = None
+) -> dict[str, dict[date, int]]:
+    """Sign-ups per store and local day from ``first`` to ``last`` (both included); days without any are absent."""
+    if stores is not None and not stores:
+        return {}
+    postgres = db.get_bind().dialect.name == "postgresql"
+    day = Sql(postgres, offset_minutes).local_date_plus("observed_at", "0")
+    sql = (
+        f"SELECT store_id, {day} AS day, COUNT(*) AS n FROM events"  # noqa: S608  (no user text in it)
+        " WHERE kind = :kind AND observed_at >= :start AND observed_at < :end"
+        + _in_stores("store_id", stores)
+        + " GROUP BY store_id, day"
+    )
+    statement = _bind(sql, stores, start=UTCDateTime(), end=UTCDateTime())
+    params = _params(
+        stores,
+        kind=SIGNUP,
+        start=local_midnight(first, offset_minutes),
+        end=local_midnight(last + timedelta(days=1), offset_minutes),
+    )
+    out: dict[str, dict[date, int]] = {}
+    for store_id, when, count in db.execute(statement, params):
+        out.setdefault(store_id, {})[date.fromisoformat(str(when)[:10])] = int(count)
+    return out
+
+
+def tier_sales(db: Session, stores: Sequence[str] | None = None) -> list[TierFigures]:
+    """Customers and spending per value tier, every tier listed (zero when nobody holds it)."""
+    if stores is None:
+        sql = (
+            "SELECT t.value, COUNT(*), COALESCE(SUM(s.spent), 0) FROM customer_tags t"
+            " JOIN customer_stats s ON s.customer_id = t.customer_id"
+            " WHERE t.tag = 'value_tier' GROUP BY t.value"
+        )
+    elif not stores:
+        return [TierFigures(tier, 0, 0) for tier in TIERS]
+    else:
+        sql = (
+            "SELECT t.value, COUNT(DISTINCT cs.customer_id), COALESCE(SUM(cs.spent), 0) FROM customer_stores cs"
+            " JOIN customer_tags t ON t.customer_id = cs.customer_id AND t.tag = 'value_tier'"
+            " WHERE cs.store_id IN :stores GROUP BY t.value"
+        )
+    found = {str(v): (int(n), int(s)) for v, n, s in db.execute(_bind(sql, stores), _params(stores))}
+    return [TierFigures(tier, *found.get(tier, (0, 0))) for tier in (*TIERS, *sorted(set(found) - set(TIERS)))]
+
+
+def rfm_grid(db: Session, stores: Sequence[str] | None = None) -> list[RfmCell]:
+    """Customers per recency and frequency score with their mean monetary score (empty cells left out)."""
+    if stores is not None and not stores:
+        return []
+    sql = (
+        "SELECT r.value, f.value, COUNT(*), AVG(CAST(m.value AS INTEGER)) FROM customer_tags r"
+        " JOIN customer_tags f ON f.customer_id = r.customer_id AND f.tag = 'rfm.f'"
+        " LEFT JOIN customer_tags m ON m.customer_id = r.customer_id AND m.tag = 'rfm.m'"
+        " WHERE r.tag = 'rfm.r'"
+    )
+    if stores is not None:
+        sql += " AND r.customer_id IN (SELECT customer_id FROM customer_stores WHERE store_id IN :stores)"
+    sql += " GROUP BY r.value, f.value"
+    cells = [
+        RfmCell(int(r), int(f), int(n), round(float(m or 0), 2))
+        for r, f, n, m in db.execute(_bind(sql, stores), _params(stores))
+    ]
+    return sorted(cells, key=lambda c: (c.r, c.f))
+
+
+def known_stores(db: Session) -> list[str]:
+    """Every store with an enrolled agent."""
+    return list(db.scalars(select(Device.store_id).distinct().order_by(Device.store_id)))
+
+
+def footfall(db: Session, start: datetime, end: datetime, stores: Sequence[str]) -> list[Footfall]:
+    """Per store and medium, the presence hours from ``start`` to ``end`` merged (one index range per store)."""
+    if not stores:
+        return []
+    query = select(PresenceHour).where(
+        PresenceHour.store_id.in_(list(stores)), PresenceHour.hour_start >= start, PresenceHour.hour_start < end
+    )
+    merged: dict[tuple[str, str], HourFigures] = {}
+    for row in db.scalars(query.order_by(PresenceHour.store_id, PresenceHour.hour_start, PresenceHour.id)):
+        merged.setdefault((row.store_id, row.medium), HourFigures(row.medium)).add(row)
+    out = []
+    for (store_id, medium), figures in sorted(merged.items()):
+        shown = figures.to_json()
+        out.append(
+            Footfall(
+                store_id,
+                medium,
+                shown["visitors"],
+                shown["passers_by"],
+                shown["capture_rate"],
+                shown["visits"],
+                shown["dwell"]["mean_s"],
+            )
+        )
+    return out
