@@ -56,6 +56,8 @@ def test_each_role_logs_in_and_walks_every_page(app, client, agent, browser):
             page.fill("input[name=password]", PASSWORD)
             page.click("form:not(.lang) button[type=submit]")
             page.wait_for_url(re.compile(r".*/console/$"))
+            if role == "admin":  # the overview's vendored ECharts draws on a canvas, no inline script needed
+                assert page.wait_for_selector("#chart-rfm[data-rendered=true] canvas", timeout=10_000)
             links = sorted({a.get_attribute("data-page") for a in page.query_selector_all("nav a")})
             allowed = sorted(
                 p.rstrip("/").rsplit("/", 1)[-1].replace("console", "overview")
