@@ -117,6 +117,7 @@ def index() -> ResponseReturnValue:
             tiers=tiers,
             tier_names=tier_labels(),
             grid={(c.r, c.f): c for c in grid},
+            tags_at=dashboard.figures_computed_at(db),
             scores=dashboard.SCORES,
             footfall=footfall,
             alert_day=alerts.last_full_day(dashboard.local_today(now, config.customers_utc_offset_minutes)),

@@ -9,6 +9,8 @@
   dormant, other); for some stores only, what the tier's customers spent in those stores.
 * The RFM grid: customers per recency and frequency score (1-5, the ``rfm.r`` and ``rfm.f`` tags),
   with their mean monetary score.
+* Tiers and the grid are read from ``overview_figures``, which every tag recompute refills
+  (:func:`snapshot`): joining a million tagged customers on each view would take seconds.
 * Footfall: per store and medium, visitors, passers-by, capture rate, visits and mean dwell from the
   stored presence hours (:mod:`central.presence.report`).
 
@@ -22,19 +24,21 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, func, select, text
+from sqlalchemy import Connection, bindparam, delete, func, select, text
 from sqlalchemy.orm import Session
 
+from central.customers.models import OverviewFigure
 from central.customers.tags import Sql
 from central.fleet.models import Device
 from central.identity.models import Customer
-from central.models import UTCDateTime
+from central.models import UTCDateTime, table
 from central.presence.models import PresenceHour
 from central.presence.report import HourFigures
 
 SIGNUP = "member.signup"
 TIERS = ("loyal", "potential", "dormant", "other")
 SCORES = (1, 2, 3, 4, 5)
+_figures = table(OverviewFigure)
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,42 +136,69 @@ def new_members(
     return out
 
 
+def snapshot(conn: Connection, now: datetime) -> int:
+    """Replace the tier and RFM figures, for the chain and per store, from the tags just written; rows written.
+
+    Called by every tag recompute, in its transaction: the tiers and scores change only then, so the
+    page reads a few hundred rows instead of joining every tagged customer on each view.
+    """
+    conn.execute(delete(_figures))
+    rfm = (
+        " FROM customer_tags r"
+        " JOIN customer_tags f ON f.customer_id = r.customer_id AND f.tag = 'rfm.f'"
+        " JOIN customer_tags m ON m.customer_id = r.customer_id AND m.tag = 'rfm.m'"
+    )
+    statements = (
+        "SELECT 'tier', '', t.value, '', COUNT(*), COALESCE(SUM(s.spent), 0), :now FROM customer_tags t"
+        " JOIN customer_stats s ON s.customer_id = t.customer_id WHERE t.tag = 'value_tier' GROUP BY t.value",
+        "SELECT 'tier', cs.store_id, t.value, '', COUNT(*), COALESCE(SUM(cs.spent), 0), :now FROM customer_stores cs"
+        " JOIN customer_tags t ON t.customer_id = cs.customer_id AND t.tag = 'value_tier'"
+        " GROUP BY cs.store_id, t.value",
+        f"SELECT 'rfm', '', r.value, f.value, COUNT(*), SUM(CAST(m.value AS INTEGER)), :now{rfm}"
+        " WHERE r.tag = 'rfm.r' GROUP BY r.value, f.value",
+        f"SELECT 'rfm', cs.store_id, r.value, f.value, COUNT(*), SUM(CAST(m.value AS INTEGER)), :now{rfm}"
+        " JOIN customer_stores cs ON cs.customer_id = r.customer_id"
+        " WHERE r.tag = 'rfm.r' GROUP BY cs.store_id, r.value, f.value",
+    )
+    written = 0
+    for select_sql in statements:
+        statement = text(
+            "INSERT INTO overview_figures (figure, store_id, a, b, customers, total, computed_at) " + select_sql
+        ).bindparams(bindparam("now", type_=UTCDateTime()))
+        written += conn.execute(statement, {"now": now}).rowcount
+    return written
+
+
+def _figures_of(db: Session, figure: str, stores: Sequence[str] | None) -> list[Any]:
+    where = [_figures.c.figure == figure]
+    where.append(_figures.c.store_id == "" if stores is None else _figures.c.store_id.in_(list(stores)))
+    query = (
+        select(_figures.c.a, _figures.c.b, func.sum(_figures.c.customers), func.sum(_figures.c.total))
+        .where(*where)
+        .group_by(_figures.c.a, _figures.c.b)
+    )
+    return list(db.execute(query))
+
+
+def figures_computed_at(db: Session) -> datetime | None:
+    """When the tier and RFM figures were last computed (the last tag recompute), or None."""
+    return db.scalar(select(func.max(_figures.c.computed_at)).where(_figures.c.store_id == ""))
+
+
 def tier_sales(db: Session, stores: Sequence[str] | None = None) -> list[TierFigures]:
-    """Customers and spending per value tier, every tier listed (zero when nobody holds it)."""
-    if stores is None:
-        sql = (
-            "SELECT t.value, COUNT(*), COALESCE(SUM(s.spent), 0) FROM customer_tags t"
-            " JOIN customer_stats s ON s.customer_id = t.customer_id"
-            " WHERE t.tag = 'value_tier' GROUP BY t.value"
-        )
-    elif not stores:
-        return [TierFigures(tier, 0, 0) for tier in TIERS]
-    else:
-        sql = (
-            "SELECT t.value, COUNT(DISTINCT cs.customer_id), COALESCE(SUM(cs.spent), 0) FROM customer_stores cs"
-            " JOIN customer_tags t ON t.customer_id = cs.customer_id AND t.tag = 'value_tier'"
-            " WHERE cs.store_id IN :stores GROUP BY t.value"
-        )
-    found = {str(v): (int(n), int(s)) for v, n, s in db.execute(_bind(sql, stores), _params(stores))}
+    """Customers and spending per value tier, every tier listed (zero when nobody holds it).
+
+    For stores, each store's customers of the tier and what they spent there, added up: a customer
+    who bought in two of the stores counts in both.
+    """
+    found = {str(a): (int(n), int(t)) for a, _b, n, t in _figures_of(db, "tier", stores)}
     return [TierFigures(tier, *found.get(tier, (0, 0))) for tier in (*TIERS, *sorted(set(found) - set(TIERS)))]
 
 
 def rfm_grid(db: Session, stores: Sequence[str] | None = None) -> list[RfmCell]:
     """Customers per recency and frequency score with their mean monetary score (empty cells left out)."""
-    if stores is not None and not stores:
-        return []
-    sql = (
-        "SELECT r.value, f.value, COUNT(*), AVG(CAST(m.value AS INTEGER)) FROM customer_tags r"
-        " JOIN customer_tags f ON f.customer_id = r.customer_id AND f.tag = 'rfm.f'"
-        " LEFT JOIN customer_tags m ON m.customer_id = r.customer_id AND m.tag = 'rfm.m'"
-        " WHERE r.tag = 'rfm.r'"
-    )
-    if stores is not None:
-        sql += " AND r.customer_id IN (SELECT customer_id FROM customer_stores WHERE store_id IN :stores)"
-    sql += " GROUP BY r.value, f.value"
     cells = [
-        RfmCell(int(r), int(f), int(n), round(float(m or 0), 2))
-        for r, f, n, m in db.execute(_bind(sql, stores), _params(stores))
+        RfmCell(int(r), int(f), int(n), round(int(m) / int(n), 2)) for r, f, n, m in _figures_of(db, "rfm", stores) if n
     ]
     return sorted(cells, key=lambda c: (c.r, c.f))
 

@@ -158,3 +158,23 @@ class StoreAlert(Base):
     next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_error: Mapped[str | None] = mapped_column(String(500))
+
+
+class OverviewFigure(Base):
+    """One cell of the overview's tier or RFM figures, for the chain (``store_id`` empty) or one store.
+
+    Written by every tag recompute (``central.customers.dashboard.snapshot``), since the tiers and
+    scores change only then; ``total`` is the tier's spending in cents, or the RFM cell's sum of M scores.
+    """
+
+    __tablename__ = "overview_figures"
+    __table_args__ = (Index("ix_overview_figures_figure_store_id", "figure", "store_id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    figure: Mapped[str] = mapped_column(String(16))
+    store_id: Mapped[str] = mapped_column(String(32))
+    a: Mapped[str] = mapped_column(String(32))  # the tier, or the R score
+    b: Mapped[str] = mapped_column(String(32))  # empty, or the F score
+    customers: Mapped[int] = mapped_column(BigInteger)
+    total: Mapped[int] = mapped_column(BigInteger)
+    computed_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -1,4 +1,4 @@
-"""The console overview: indexes its figures read, and the store alerts sent once per store and day.
+"""The console overview: indexes its figures read, its tier and RFM figures, and the store alerts sent once.
 
 Revision ID: 0014_dashboard
 Revises: 0011_coupons
@@ -19,7 +19,7 @@ BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
 
 def upgrade() -> None:
-    """Index new members by kind and day, tags by value, stores' customers by store; add store_alerts."""
+    """Index sign-ups by kind and day, tags by value, stores' customers by store; add the two tables."""
     # Covering: new members per store and day are counted from this index alone.
     op.create_index("ix_events_kind_observed_at_store_id", "events", ["kind", "observed_at", "store_id"])
     op.create_index("ix_customer_tags_tag_value_customer_id", "customer_tags", ["tag", "value", "customer_id"])
@@ -42,10 +42,24 @@ def upgrade() -> None:
         sa.UniqueConstraint("store_id", "day", "kind", name="uq_store_alerts_store_id_day_kind"),
     )
     op.create_index("ix_store_alerts_status", "store_alerts", ["status"])
+    op.create_table(
+        "overview_figures",
+        sa.Column("id", BigId, nullable=False),
+        sa.Column("figure", sa.String(16), nullable=False),
+        sa.Column("store_id", sa.String(32), nullable=False),
+        sa.Column("a", sa.String(32), nullable=False),
+        sa.Column("b", sa.String(32), nullable=False),
+        sa.Column("customers", sa.BigInteger(), nullable=False),
+        sa.Column("total", sa.BigInteger(), nullable=False),
+        sa.Column("computed_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("id", name="pk_overview_figures"),
+    )
+    op.create_index("ix_overview_figures_figure_store_id", "overview_figures", ["figure", "store_id"])
 
 
 def downgrade() -> None:
     """Drop the store alerts and the overview's indexes."""
+    op.drop_table("overview_figures")
     op.drop_table("store_alerts")
     op.drop_index("ix_customer_stores_store_id", "customer_stores")
     op.drop_index("ix_customer_tags_tag_value_customer_id", "customer_tags")
