@@ -77,18 +77,15 @@ def _chart_data(members: dict[str, Any], tiers: list[Any], grid: list[Any], foot
             "spent": _("消费额（元）"),
             "recency": _("最近购买（R 分）"),
             "frequency": _("购买频次（F 分）"),
-            "visitors": _("进店人数"),
-            "passers_by": _("路过人数"),
+            "visits": _("到访次数"),
+            "passes": _("路过次数"),
             "capture_rate": _("进店率"),
         },
         "days": [d.isoformat() for d in members["days"]],
         "new_members": members["counts"],
         "tiers": [{"name": names.get(t.tier, t.tier), "customers": t.customers, "spent": t.spent / 100} for t in tiers],
         "rfm": [[c.f - 1, c.r - 1, c.customers] for c in grid],
-        "footfall": [
-            {"store": f"{f.store_id} ({f.medium})", "visitors": f.visitors, "passers_by": f.passers_by}
-            for f in footfall
-        ],
+        "footfall": [{"store": f"{f.store_id} ({f.medium})", "visits": f.visits, "passes": f.passes} for f in footfall],
     }
 
 

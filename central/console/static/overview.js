@@ -30,7 +30,7 @@
   var stores = Object.keys(data.new_members);
   draw("chart-members", {
     tooltip: tooltip,
-    legend: { top: 4, data: stores },
+    legend: { top: 4, type: "scroll", data: stores },
     grid: { left: 48, right: 24, top: 40, bottom: 32 },
     xAxis: { type: "category", data: data.days.map(function (d) { return d.slice(5); }) },
     yAxis: { type: "value", name: labels.new_members, minInterval: 1 },
@@ -73,13 +73,13 @@
   if (data.footfall.length) {
     draw("chart-footfall", {
       tooltip: tooltip,
-      legend: { top: 4, data: [labels.visitors, labels.passers_by] },
+      legend: { top: 4, data: [labels.visits, labels.passes] },
       grid: { left: 48, right: 24, top: 40, bottom: 32 },
       xAxis: { type: "category", data: data.footfall.map(function (f) { return f.store; }) },
       yAxis: { type: "value", minInterval: 1 },
       series: [
-        { name: labels.visitors, type: "bar", stack: "traffic", data: data.footfall.map(function (f) { return f.visitors; }) },
-        { name: labels.passers_by, type: "bar", stack: "traffic", data: data.footfall.map(function (f) { return f.passers_by; }) },
+        { name: labels.visits, type: "bar", stack: "traffic", data: data.footfall.map(function (f) { return f.visits; }) },
+        { name: labels.passes, type: "bar", stack: "traffic", data: data.footfall.map(function (f) { return f.passes; }) },
       ],
     });
   }
