@@ -231,3 +231,14 @@ def test_chart_data_is_a_json_block_not_script(chain):
     html = _page(chain, "marketing")
     assert html.count("<script") == 3 and 'src="/console/static/overview.js"' in html
     assert 'src="/console/static/vendor/echarts/echarts.min.js"' in html
+
+
+def test_the_vendored_charting_library_ships_as_package_data():
+    import tomllib
+
+    from tests.conftest import REPO
+
+    vendor = REPO / "central" / "console" / "static" / "vendor" / "echarts"
+    assert (vendor / "echarts.min.js").stat().st_size > 500_000 and (vendor / "LICENSE").is_file()
+    package_data = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]
+    assert "console/static/vendor/echarts/*" in package_data["central"]
