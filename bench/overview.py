@@ -4,7 +4,8 @@ A chain of ``--customers`` live customers (value tier and R, F, M tags each, sta
 store) and ``--events`` events (one in twenty a ``member.signup``, spread over 60 days and
 ``--stores`` stores) is written by set-based SQL, then every figure the overview reads is run
 ``--repeat`` times: median and worst in milliseconds. The tier and RFM figures' snapshot, which
-each tag recompute writes, is timed once. SQLite by default; ``--postgres`` uses a
+each tag recompute writes, and the new members per day that the ``store_alerts`` job keeps, are
+timed once; after that the page's figures read them. SQLite by default; ``--postgres`` uses a
 throwaway PostgreSQL database.
 
     python -m bench.overview --customers 1000000 --events 10000000
@@ -145,6 +146,12 @@ def main(argv: list[str] | None = None) -> int:
         today = dashboard.local_today(NOW, 480)
         first = today - timedelta(days=29)
         one = ("S001",)
+        live = timed(1, lambda: dashboard.new_members(Session(engine), first, today, 480))[0]
+        print(f"new_members(30 days) from the events alone: {live:.0f} ms")
+        began = time.perf_counter()
+        with engine.begin() as conn:
+            rows = dashboard.count_new_members(conn, first, today - timedelta(days=1), 480)
+        print(f"store_alerts job's recount: {rows} store days in {time.perf_counter() - began:.1f} s")
         figures: dict[str, Callable[[Session], Any]] = {
             "members_total": lambda db: dashboard.members_total(db),
             "members_total(store)": lambda db: dashboard.members_total(db, one),

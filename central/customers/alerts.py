@@ -184,10 +184,17 @@ def deliver_due(
 def run(db: Session, config: CentralConfig, clock: Callable[[], datetime], transport: Transport) -> dict[str, int]:
     """One pass of the ``store_alerts`` job: record the last full day's drops, then send what is due."""
     send = bool(config.overview_alert_webhook_url)
+    today = dashboard.local_today(clock(), config.customers_utc_offset_minutes)
+    first, _ = window(today)
+    # Late events (an agent back online) land in past days: every run recounts the whole window.
+    stored = dashboard.count_new_members(
+        db.connection(), first, today - timedelta(days=1), config.customers_utc_offset_minutes
+    )
+    db.commit()
     found = check(db, config, clock())
     added = record(db, found, clock(), send=send)
     db.commit()
-    counts = {"drops": len(found), "recorded": added}
+    counts = {"store_days": stored, "drops": len(found), "recorded": added}
     if send:
         policy = Policy(
             config.webhooks_max_attempts,

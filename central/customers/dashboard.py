@@ -3,8 +3,9 @@
 * Members: live customer profiles (merged-away rows do not count); a store manager's figure is the
   members who signed up at their stores.
 * New members per store and local day: ``member.signup`` events, counted from the index
-  ``(kind, observed_at, store_id)`` without reading the events themselves. Days are the chain's
-  local days (``customers.utc_offset_minutes``).
+  ``(kind, observed_at, store_id)`` without reading the events themselves, and kept per past day
+  in ``new_member_days`` by the hourly ``store_alerts`` job, so a view counts only today from the
+  events. Days are the chain's local days (``customers.utc_offset_minutes``).
 * Sales by value tier: customers and their spending per ``value_tier`` tag (loyal, potential,
   dormant, other); for some stores only, what the tier's customers spent in those stores.
 * The RFM grid: customers per recency and frequency score (1-5, the ``rfm.r`` and ``rfm.f`` tags),
@@ -24,10 +25,10 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, delete, func, select, text
+from sqlalchemy import Connection, bindparam, delete, func, insert, select, text
 from sqlalchemy.orm import Session
 
-from central.customers.models import OverviewFigure
+from central.customers.models import NewMemberDay, OverviewFigure
 from central.customers.tags import Sql
 from central.fleet.models import Device
 from central.identity.models import Customer
@@ -39,6 +40,7 @@ TIERS = ("loyal", "potential", "dormant", "other")
 SCORES = (1, 2, 3, 4, 5)
 _figures = table(OverviewFigure)
 _hours = table(PresenceHour)
+_member_days = table(NewMemberDay)
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,10 +124,51 @@ def members_total(db: Session, stores: Sequence[str] | None = None) -> int:
 def new_members(
     db: Session, first: date, last: date, offset_minutes: int, stores: Sequence[str] | None = None
 ) -> dict[str, dict[date, int]]:
-    """Sign-ups per store and local day from ``first`` to ``last`` (both included); days without any are absent."""
+    """Sign-ups per store and local day from ``first`` to ``last`` (both included); days without any are absent.
+
+    Days the ``store_alerts`` job has counted come from ``new_member_days``; the rest (today, as a
+    rule) are counted from the events.
+    """
     if stores is not None and not stores:
         return {}
-    postgres = db.get_bind().dialect.name == "postgresql"
+    d = _member_days
+    in_range = (d.c.day >= first, d.c.day <= last)
+    covered = set(db.scalars(select(d.c.day).where(d.c.store_id == "", *in_range)))
+    query = select(d.c.store_id, d.c.day, d.c.members).where(d.c.store_id != "", *in_range)
+    if stores is not None:
+        query = query.where(d.c.store_id.in_(list(stores)))
+    out: dict[str, dict[date, int]] = {}
+    for store_id, day, members in db.execute(query):
+        out.setdefault(store_id, {})[day] = members
+    missing = [first + timedelta(days=n) for n in range((last - first).days + 1)]
+    missing = [day for day in missing if day not in covered]
+    if missing:
+        for store_id, days in _counted(db, min(missing), last, offset_minutes, stores).items():
+            for day, members in days.items():
+                if day not in covered:
+                    out.setdefault(store_id, {})[day] = members
+    return out
+
+
+def count_new_members(conn: Connection, first: date, last: date, offset_minutes: int) -> int:
+    """Recount the sign-ups of local days ``first`` to ``last`` into ``new_member_days``; stores' rows written."""
+    d = _member_days
+    conn.execute(delete(d).where(d.c.day >= first, d.c.day <= last))
+    counted = _counted(conn, first, last, offset_minutes)
+    rows = [{"store_id": s, "day": day, "members": n} for s, days in counted.items() for day, n in days.items()]
+    marks = [{"store_id": "", "day": first + timedelta(days=n), "members": 0} for n in range((last - first).days + 1)]
+    conn.execute(insert(d), rows + marks)
+    return len(rows)
+
+
+def _counted(
+    db: Session | Connection, first: date, last: date, offset_minutes: int, stores: Sequence[str] | None = None
+) -> dict[str, dict[date, int]]:
+    """Sign-ups per store and local day from ``first`` to ``last``, counted from the events' index."""
+    if stores is not None and not stores:
+        return {}
+    bind = db.get_bind() if isinstance(db, Session) else db
+    postgres = bind.dialect.name == "postgresql"
     day = Sql(postgres, offset_minutes).local_date_plus("observed_at", "0")
     sql = (
         f"SELECT store_id, {day} AS day, COUNT(*) AS n FROM events"  # noqa: S608  (no user text in it)

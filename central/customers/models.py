@@ -178,3 +178,17 @@ class OverviewFigure(Base):
     customers: Mapped[int] = mapped_column(BigInteger)
     total: Mapped[int] = mapped_column(BigInteger)
     computed_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class NewMemberDay(Base):
+    """Sign-ups in one store on one past local day, recounted hourly by the ``store_alerts`` job.
+
+    A row with an empty ``store_id`` marks a day as counted (even one without sign-ups), so the
+    overview counts only the days not yet here (today, or all before the job's first run) from events.
+    """
+
+    __tablename__ = "new_member_days"
+
+    store_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    members: Mapped[int] = mapped_column(Integer)

@@ -191,6 +191,21 @@ def test_a_drop_is_recorded_and_sent_once_to_the_webhook(chain, make_app, clock)
     assert "138" not in body.decode()  # counts only
 
 
+def test_past_days_are_kept_by_the_job_and_today_is_counted_live(chain, client, clock):
+    before = _chart(_page(chain, "admin"))["new_members"]
+    sessions = central_db.session_factory(chain)
+    assert scheduler.run_now(sessions, chain.config["CENTRAL"], "store_alerts", clock) == OK
+    assert _chart(_page(chain, "admin"))["new_members"] == before  # now read from new_member_days
+    # An agent back online delivers a sign-up of Sunday late; a member signs up today.
+    late = _signups("S001", SUNDAY, 1, 900) + _signups("S001", SUNDAY + timedelta(days=1), 1, 901)
+    assert len(post_events(client, new_key(chain), late).get_json()["accepted"]) == 2
+    s001 = _chart(_page(chain, "admin"))["new_members"]["S001"]
+    assert (s001[-2], s001[-1]) == (1, 1)  # today at once; Sunday at the job's next run
+    assert scheduler.run_now(sessions, chain.config["CENTRAL"], "store_alerts", clock) == OK
+    s001 = _chart(_page(chain, "admin"))["new_members"]["S001"]
+    assert (s001[-2], s001[-1]) == (2, 1)
+
+
 @pytest.mark.parametrize("backend", ["sqlite"], indirect=True)  # the rule alone, no database behaviour
 def test_without_a_webhook_the_alert_is_shown_and_recorded_unsent(chain, clock):
     sessions = central_db.session_factory(chain)

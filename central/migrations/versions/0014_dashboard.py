@@ -19,7 +19,7 @@ BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
 
 def upgrade() -> None:
-    """Index sign-ups by kind and day, tags by value, stores' customers by store; add the two tables."""
+    """Index sign-ups by kind and day, tags by value, stores' customers by store; add the overview's tables."""
     # Covering: new members per store and day are counted from this index alone.
     op.create_index("ix_events_kind_observed_at_store_id", "events", ["kind", "observed_at", "store_id"])
     op.create_index("ix_customer_tags_tag_value_customer_id", "customer_tags", ["tag", "value", "customer_id"])
@@ -55,10 +55,18 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name="pk_overview_figures"),
     )
     op.create_index("ix_overview_figures_figure_store_id", "overview_figures", ["figure", "store_id"])
+    op.create_table(
+        "new_member_days",
+        sa.Column("store_id", sa.String(32), nullable=False),
+        sa.Column("day", sa.Date(), nullable=False),
+        sa.Column("members", sa.Integer(), nullable=False),
+        sa.PrimaryKeyConstraint("store_id", "day", name="pk_new_member_days"),
+    )
 
 
 def downgrade() -> None:
     """Drop the store alerts and the overview's indexes."""
+    op.drop_table("new_member_days")
     op.drop_table("overview_figures")
     op.drop_table("store_alerts")
     op.drop_index("ix_customer_stores_store_id", "customer_stores")
