@@ -10,7 +10,7 @@ numbers for readers without JavaScript.
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import timedelta
 from typing import Any
 
 from flask import current_app, render_template
@@ -79,7 +79,6 @@ def _chart_data(members: dict[str, Any], tiers: list[Any], grid: list[Any], foot
             "frequency": _("购买频次（F 分）"),
             "visits": _("到访次数"),
             "passes": _("路过次数"),
-            "capture_rate": _("进店率"),
         },
         "days": [d.isoformat() for d in members["days"]],
         "new_members": members["counts"],
@@ -119,10 +118,5 @@ def index() -> ResponseReturnValue:
             footfall=footfall,
             alert_day=alerts.last_full_day(dashboard.local_today(now, config.customers_utc_offset_minutes)),
             chart=_chart_data(members, tiers if policy.amounts else [], grid, footfall),
-            day_label=_day_label,
         )
     return render_template("overview.html", **context)
-
-
-def _day_label(day: date) -> str:
-    return day.strftime("%m-%d")
