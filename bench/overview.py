@@ -171,7 +171,32 @@ def main(argv: list[str] | None = None) -> int:
                 middle, worst = timed(args.repeat, lambda f=figure: f(db))  # type: ignore[misc]
                 print(f"{engine.dialect.name:10} {name:24} median {middle:8.1f} ms  worst {worst:8.1f} ms")
         engine.dispose()
+        page(url, args.repeat)
     return 0
+
+
+def page(url: str, repeat: int) -> None:
+    """Time ``GET /console/`` for an administrator, server-side (Flask's test client, no network)."""
+    from central.accounts import users
+    from central.app import create_app
+    from central.config import load_config
+    from central.db import session_factory
+
+    with tempfile.TemporaryDirectory() as data_dir:
+        config = load_config(None, environ={}, overrides={"database.url": url, "server.data_dir": data_dir})
+        app = create_app(config, test_config={"CLOCK": lambda: NOW})
+        with session_factory(app)() as db:
+            users.add(db, "bench", "admin", "bench password 1", now=NOW, actor="bench")
+            db.commit()
+        client = app.test_client()
+        form = client.get("/console/login").get_data(as_text=True)
+        token = form.split('name="csrf_token" value="', 1)[1].split('"', 1)[0]
+        login = {"username": "bench", "password": "bench password 1", "csrf_token": token}
+        assert client.post("/console/login", data=login).status_code == 302
+        shown = client.get("/console/")
+        assert shown.status_code == 200 and b'id="table-rfm"' in shown.data, shown.status_code
+        middle, worst = timed(repeat, lambda: client.get("/console/"))
+        print(f"{'GET /console/ (admin)':35} median {middle:8.1f} ms  worst {worst:8.1f} ms")
 
 
 if __name__ == "__main__":
