@@ -39,7 +39,7 @@ DAYS = 60
 def _series(engine: Engine, count: int) -> str:
     """A ``SELECT n`` of 0 .. count-1 in this database's dialect."""
     if engine.dialect.name == "postgresql":
-        return f"SELECT generate_series(0, {count - 1}) AS n"
+        return f"SELECT generate_series(CAST(0 AS bigint), {count - 1}) AS n"
     return f"WITH RECURSIVE s(n) AS (SELECT 0 UNION ALL SELECT n + 1 FROM s WHERE n < {count - 1}) SELECT n FROM s"
 
 
