@@ -485,6 +485,41 @@ class CentralConfig:
         " applies). A withdrawal, or a minor without a guardian's grant, refuses them either way.",
         choices=("refuse", "allow"),
     )
+    overview_alert_drop_percent: float = setting(
+        "overview.alert_drop_percent",
+        50.0,
+        "A store's new members on a day that fell by at least this percentage against the mean of the same"
+        " weekday in the four weeks before raise an alert.",
+        minimum=1.0,
+        maximum=100.0,
+    )
+    overview_alert_min_baseline: float = setting(
+        "overview.alert_min_baseline",
+        1.0,
+        "Least mean of new members on the same weekday in the four weeks before for a store's drop to count"
+        " (keeps quiet stores from alerting on noise).",
+        minimum=0.0,
+        maximum=100000.0,
+    )
+    overview_alert_webhook_url: str = setting(
+        "overview.alert_webhook_url",
+        "",
+        "URL that receives each store alert once, as a signed POST; empty: alerts are shown on the overview only.",
+    )
+    overview_alert_webhook_secret: str = setting(
+        "overview.alert_webhook_secret",
+        "",
+        "Secret the store alert calls are signed with (X-CDP-Signature, HMAC-SHA256).",
+        secret=True,
+    )
+    scheduler_store_alerts_interval: float = setting(
+        "scheduler.store_alerts_interval",
+        3600.0,
+        "Seconds between checks for stores whose new members dropped on the last full day (each store's day"
+        " is recorded and sent once).",
+        minimum=1.0,
+        maximum=86400,
+    )
     log_level: str = setting(
         "log.level", "info", "Least severe log level written.", choices=("debug", "info", "warning", "error")
     )

@@ -86,6 +86,15 @@ def _segments(ctx: RunContext) -> None:
     ctx.progress(**counts)
 
 
+def _store_alerts(ctx: RunContext) -> None:
+    from central.campaigns.webhooks import requests_transport
+    from central.customers import alerts
+
+    with ctx.sessions() as db:
+        counts = alerts.run(db, ctx.settings, ctx.clock, requests_transport)
+    ctx.progress(**counts)
+
+
 JOBS: dict[str, Job] = {}
 
 
@@ -100,6 +109,14 @@ register_job(Job("webhooks", _webhooks, lambda c: c.scheduler_webhooks_interval,
 # (a backfill) is published at the latest then.
 register_job(Job("member_beacons", _member_beacons, lambda c: 3600.0, "publish consenting members' beacon day keys"))
 register_job(Job("segments", _segments, lambda c: c.scheduler_segments_interval, "evaluate every segment's members"))
+register_job(
+    Job(
+        "store_alerts",
+        _store_alerts,
+        lambda c: c.scheduler_store_alerts_interval,
+        "alert on stores whose new members dropped on the last full day",
+    )
+)
 
 
 def instance_name(config: CentralConfig) -> str:

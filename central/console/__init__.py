@@ -94,7 +94,7 @@ def init_app(app: Flask) -> None:
         fleet,
         imports,
         login,
-        pages,
+        overview,
         review,
         segments,
     )

@@ -6,7 +6,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Date, Integer, String
+from sqlalchemy import JSON, BigInteger, Date, Float, Index, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from central.models import Base, BigId, Money, UTCDateTime
@@ -103,6 +103,7 @@ class CustomerStore(Base):
     """A customer's purchases and amount in one store (online sources count under their store id)."""
 
     __tablename__ = "customer_stores"
+    __table_args__ = (Index("ix_customer_stores_store_id", "store_id"),)
 
     customer_id: Mapped[int] = mapped_column(Integer, primary_key=True)
     store_id: Mapped[str] = mapped_column(String(32), primary_key=True)
@@ -127,6 +128,8 @@ class CustomerTag(Base):
     """A built-in tag of a customer: its value, the inputs that gave it and its definition's version."""
 
     __tablename__ = "customer_tags"
+    # The overview counts tiers and the RFM grid from this index alone.
+    __table_args__ = (Index("ix_customer_tags_tag_value_customer_id", "tag", "value", "customer_id"),)
 
     customer_id: Mapped[int] = mapped_column(Integer, primary_key=True)
     tag: Mapped[str] = mapped_column(String(300), primary_key=True)
@@ -146,3 +149,58 @@ class CustomerNote(Base):
     author: Mapped[str] = mapped_column(String(128))
     text: Mapped[str] = mapped_column(String(2000))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class StoreAlert(Base):
+    """A store's figure that dropped on a day (``central.customers.alerts``), recorded once and sent once."""
+
+    __tablename__ = "store_alerts"
+    __table_args__ = (UniqueConstraint("store_id", "day", "kind"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    store_id: Mapped[str] = mapped_column(String(32))
+    day: Mapped[date] = mapped_column(Date)
+    kind: Mapped[str] = mapped_column(String(32))
+    value: Mapped[int] = mapped_column(Integer)
+    baseline: Mapped[float] = mapped_column(Float)
+    # pending (to send), delivered, dead (gave up), unsent (no webhook configured)
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    attempts: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_error: Mapped[str | None] = mapped_column(String(500))
+
+
+class OverviewFigure(Base):
+    """One cell of the overview's tier or RFM figures, for the chain (``store_id`` empty) or one store.
+
+    Written by every tag recompute (``central.customers.dashboard.snapshot``), since the tiers and
+    scores change only then; ``total`` is the tier's spending in cents, or the RFM cell's sum of M scores.
+    """
+
+    __tablename__ = "overview_figures"
+    __table_args__ = (Index("ix_overview_figures_figure_store_id", "figure", "store_id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    figure: Mapped[str] = mapped_column(String(16))
+    store_id: Mapped[str] = mapped_column(String(32))
+    a: Mapped[str] = mapped_column(String(32))  # the tier, or the R score
+    b: Mapped[str] = mapped_column(String(32))  # empty, or the F score
+    customers: Mapped[int] = mapped_column(BigInteger)
+    total: Mapped[int] = mapped_column(BigInteger)
+    computed_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class NewMemberDay(Base):
+    """Sign-ups in one store on one past local day, recounted hourly by the ``store_alerts`` job.
+
+    A row with an empty ``store_id`` marks a day as counted (even one without sign-ups), so the
+    overview counts only the days not yet here (today, or all before the job's first run) from events.
+    """
+
+    __tablename__ = "new_member_days"
+
+    store_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    members: Mapped[int] = mapped_column(Integer)

@@ -17,7 +17,7 @@ from datetime import datetime
 from sqlalchemy import Connection, delete, select
 
 from central.config import CentralConfig
-from central.customers import lifetime, presence_tags, profiling, rebuild
+from central.customers import dashboard, lifetime, presence_tags, profiling, rebuild
 from central.customers.tags import INSERT, Run, Sql, execute, windows
 from central.identity.models import RecomputeMark
 from central.models import table
@@ -64,6 +64,7 @@ def recompute(conn: Connection, config: CentralConfig, now: datetime, *, statist
     profiling.close_gate(conn)
     done.tags["value.clv"] = written
     done.clv_problem = problem
+    dashboard.snapshot(conn, now)  # the overview's tier and RFM figures follow the tags
     return done
 
 

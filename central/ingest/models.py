@@ -29,6 +29,8 @@ class Event(Base):
             postgresql_where=text("kind = 'service.complaint'"),
             sqlite_where=text("kind = 'service.complaint'"),
         ),
+        # The console overview counts new members per store and day from this index alone.
+        Index("ix_events_kind_observed_at_store_id", "kind", "observed_at", "store_id"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
