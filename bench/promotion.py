@@ -1,7 +1,9 @@
 """Promotion stress test: members claim coupons, then 50 tills' syncs redeem them at central at once.
 
 Central runs as its own process under waitress (SQLite file, then PostgreSQL). Phase 1: every
-member claims the campaign's code through the JSON API (8 logged-in clients). Phase 2: 50
+member claims the campaign's code through the JSON API (8 logged-in clients, one member a
+request); then a member app's backend hands a second campaign to every member, 1,000 members a
+request (the same 8 clients). Phase 2: 50
 enrolled devices each send their share of ``scan.coupon`` redemptions as signed, gzipped batches of
 500, all 50 at once; 1% of the codes are redeemed at two tills (double redemptions) and the
 campaign's maximum is 95% of the members, so central must refuse and flag the rest. Baseline, in
@@ -35,6 +37,7 @@ from tools.processes import Central
 AGENTS = 50
 BATCH = 500
 CLAIM_CLIENTS = 8
+CLAIM_BATCH = 1_000
 _CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 
@@ -80,6 +83,34 @@ def _claims(base: str, campaign: int, members: int) -> tuple[list[str], list[flo
     with ThreadPoolExecutor(CLAIM_CLIENTS) as pool:
         list(pool.map(worker, range(CLAIM_CLIENTS)))
     return codes, latencies, time.perf_counter() - start
+
+
+def _batch_claims(base: str, campaign: int, members: int) -> tuple[list[float], float]:
+    """Every member claims ``campaign`` through requests naming CLAIM_BATCH members each."""
+    sessions = [_login(base) for _ in range(CLAIM_CLIENTS)]
+    chunks = [range(first, min(members, first + CLAIM_BATCH)) for first in range(0, members, CLAIM_BATCH)]
+    latencies: list[float] = []
+    lock = threading.Lock()
+
+    def worker(k: int) -> None:
+        mine = []
+        for chunk in chunks[k::CLAIM_CLIENTS]:
+            start = time.perf_counter()
+            reply = sessions[k].post(
+                f"{base}/api/v1/coupons/campaigns/{campaign}/codes",
+                json={"member_ids": [f"M{m:07d}" for m in chunk]},
+                timeout=300,
+            )
+            mine.append(time.perf_counter() - start)
+            assert reply.status_code == 201, reply.text
+            assert len(reply.json()["codes"]) == len(chunk)
+        with lock:
+            latencies.extend(mine)
+
+    start = time.perf_counter()
+    with ThreadPoolExecutor(CLAIM_CLIENTS) as pool:
+        list(pool.map(worker, range(CLAIM_CLIENTS)))
+    return latencies, time.perf_counter() - start
 
 
 class _Device:
@@ -136,6 +167,11 @@ def run(workdir: Path, database_url: str, members: int) -> None:
         "--valid-to", (now + timedelta(days=1)).isoformat(), "--max-redemptions", str(maximum),
         "--per-store-offline-budget", str(members),
     )  # fmt: skip
+    central.cli(
+        "coupons", "create", "--name", "app-gift", "--value", "5",
+        "--valid-from", (now - timedelta(hours=1)).isoformat(), "--valid-to", (now + timedelta(days=1)).isoformat(),
+        "--max-redemptions", str(members), "--per-store-offline-budget", "0",
+    )  # fmt: skip
     engine = make_engine(database_url)
     with Session(engine) as db:
         tokens = [issue_token(db, f"S{i:03d}", 1.0) for i in range(AGENTS)]
@@ -148,6 +184,12 @@ def run(workdir: Path, database_url: str, members: int) -> None:
         line(
             "claims",
             f"{members:,} in {claim_s:.1f} s = {members / claim_s:,.0f}/s, p99 {_p99(claim_latencies) * 1000:.0f} ms",
+        )
+        batch_latencies, batch_s = _batch_claims(base, 2, members)
+        line(
+            f"claims, {CLAIM_BATCH:,} a request",
+            f"{members:,} in {batch_s:.1f} s = {members / batch_s:,.0f}/s, "
+            f"request p99 {_p99(batch_latencies) * 1000:.0f} ms",
         )
         devices = [_Device(base, tokens[i], f"S{i:03d}") for i in range(AGENTS)]
         at = now + timedelta(minutes=5)

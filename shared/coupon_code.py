@@ -15,11 +15,16 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
+import hmac
 import struct
 from dataclasses import dataclass
 
-from shared.crypto import sign, verify
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from shared.crypto import sign
 
 COUPON_PREFIX = "CDPC1:"
 CONTEXT = b"cdp-coupon-v1\n"
@@ -81,9 +86,47 @@ class CouponCode:
 
     def verifies(self, central_public_key: bytes) -> bool:
         """True if central's key signed this code (and it is the key the code names)."""
-        return self.key_id == key_id(central_public_key) and verify(
-            central_public_key, self.signed_part(), self.signature
-        )
+        if self.key_id != key_id(central_public_key):
+            return False
+        try:
+            _public_key(central_public_key).verify(self.signature, self.signed_part())
+        except (InvalidSignature, ValueError):
+            return False
+        return True
+
+
+@functools.lru_cache(maxsize=16)
+def _public_key(raw: bytes) -> Ed25519PublicKey:
+    # A till checks every code against the same one or two keys: load each once.
+    return Ed25519PublicKey.from_public_bytes(raw)
+
+
+class CodeSigner:
+    """Central's coupon key, loaded once: it makes codes, and tells its own codes from any other text.
+
+    Ed25519 signatures are deterministic (RFC 8032, section 5.1.6): central's key gives exactly one
+    signature for a code's signed part, so making it again and comparing it in constant time accepts
+    precisely the codes central issued. Signing is about three times cheaper than verifying, and
+    central checks every code a till redeems.
+    """
+
+    def __init__(self, private_key: bytes) -> None:
+        self._key = Ed25519PrivateKey.from_private_bytes(private_key)
+        self.public_key = self._key.public_key().public_bytes_raw()
+        self.key_id = key_id(self.public_key)
+
+    def make(self, campaign: int, serial: int) -> str:
+        """The code for ``serial`` of ``campaign`` (the same text every time)."""
+        if not 0 < campaign <= MAX_CAMPAIGN or not 0 < serial < 2**64:
+            raise ValueError(f"campaign {campaign} or serial {serial} out of range")
+        unsigned = CouponCode(self.key_id, campaign, serial, b"")
+        return CouponCode(self.key_id, campaign, serial, self._key.sign(unsigned.signed_part())).text()
+
+    def issued(self, code: CouponCode) -> bool:
+        """True if this key signed ``code``: what ``code.verifies(public_key)`` answers, for less CPU."""
+        if code.key_id != self.key_id:
+            return False
+        return hmac.compare_digest(self._key.sign(code.signed_part()), code.signature)
 
 
 def make_code(central_private_key: bytes, central_public_key: bytes, campaign: int, serial: int) -> str:

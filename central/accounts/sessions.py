@@ -66,10 +66,15 @@ def start(db: Session, user: User, *, now: datetime, remote_addr: str) -> str:
     return token
 
 
-def resume(db: Session, token: str, *, now: datetime, limits: Limits) -> Active | None:
+class WriteNeeded(Exception):
+    """A read-only :func:`resume` found a session due a write (its idle time to note, or its end)."""
+
+
+def resume(db: Session, token: str, *, now: datetime, limits: Limits, read_only: bool = False) -> Active | None:
     """The live session behind ``token``, or None; an expired one is deleted on the way.
 
-    The caller commits (the session's last-seen time may have moved).
+    The caller commits (the session's last-seen time may have moved). With ``read_only``, a session
+    that is due a write raises WriteNeeded instead, and nothing is written.
     """
     if not token or len(token) > 128:
         return None
@@ -83,6 +88,8 @@ def resume(db: Session, token: str, *, now: datetime, limits: Limits) -> Active 
         return None
     found, user = row
     expired = now - found.last_seen_at > limits.idle or now - found.created_at > limits.absolute
+    if read_only and (expired or user.disabled_at is not None or now - found.last_seen_at >= TOUCH_EVERY):
+        raise WriteNeeded(key)
     if expired or user.disabled_at is not None:
         db.execute(delete(ConsoleSession).where(ConsoleSession.token_hash == key))
         return None

@@ -34,7 +34,7 @@ from central import clock
 from central.accounts import sessions
 from central.accounts.roles import ROLES, Policy, policy
 from central.config import CentralConfig
-from central.db import get_session
+from central.db import READ_ONLY, get_session
 from central.errors import ApiError
 from central.models import User
 
@@ -79,14 +79,29 @@ def current() -> sessions.Active | None:
     """This request's live console session, or None (read from the database once per request)."""
     if "console_session" not in g:
         token = request.cookies.get(cookie_names(_config())[0], "")
-        db = get_session()
-        active = sessions.resume(db, token, now=clock.now(), limits=limits(_config())) if token else None
-        if token:
-            db.commit()
+        active = _resume(get_session(), token) if token else None
         g.console_session = active
         if token and active is None:
             g.console_cookie = ""  # a dead cookie is cleared
     return cast(sessions.Active | None, g.console_session)
+
+
+def _resume(db: Session, token: str) -> sessions.Active | None:
+    now, session_limits = clock.now(), limits(_config())
+    if not db.in_transaction():
+        # Most requests only read their session: a read-only transaction on SQLite neither waits for
+        # nor holds up writers (a JSON client's requests queue for the write lock once, not twice).
+        db.connection(execution_options=READ_ONLY)
+        try:
+            active = sessions.resume(db, token, now=now, limits=session_limits, read_only=True)
+        except sessions.WriteNeeded:
+            db.rollback()  # due its idle-time note or its end: done below, in a writing transaction
+        else:
+            db.rollback()
+            return active
+    active = sessions.resume(db, token, now=now, limits=session_limits)
+    db.commit()
+    return active
 
 
 def current_policy() -> Policy:

@@ -39,6 +39,8 @@ FORMAT = 1
 # Ended campaigns stay in the document this long, so a till says "expired" rather than "unknown".
 KEEP_ENDED = timedelta(days=30)
 MAX_ISSUE = 100_000
+# Members one claim request may name (a member app's backend handing a campaign to many members).
+MAX_CLAIMS = 1_000
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 STORE_RE = re.compile(r"^[A-Za-z0-9_.-]{1,32}$")
 _campaigns = table(CouponCampaign)
@@ -106,6 +108,12 @@ def signing_key(secret: bytes) -> bytes:
 def public_key(secret: bytes) -> bytes:
     """The public half tills verify codes with."""
     return public_key_of(signing_key(secret))
+
+
+@functools.lru_cache(maxsize=4)
+def code_signer(secret: bytes) -> coupon_code.CodeSigner:
+    """Central's coupon key loaded once: it signs codes at issue and recognises them at redemption."""
+    return coupon_code.CodeSigner(signing_key(secret))
 
 
 def parse_value(text: str) -> Decimal:
@@ -205,32 +213,48 @@ def get_campaign(db: Session, ref: str) -> Campaign:
 
 
 def _code(secret: bytes, campaign: int, serial: int) -> str:
-    key = signing_key(secret)
-    return coupon_code.make_code(key, public_key_of(key), campaign, serial)
+    return code_signer(secret).make(campaign, serial)
 
 
 def issue_for_member(db: Session, ref: str, member_id: str, *, now: datetime, secret: bytes) -> Issued:
-    """The member's code for a campaign: claimed once, the same code on every later claim."""
-    if not 1 <= len(member_id) <= 64:
+    """The member's code for a campaign: claimed once, the same code on every later claim; the caller commits."""
+    return issue_for_members(db, ref, [member_id], now=now, secret=secret)[0]
+
+
+def issue_for_members(db: Session, ref: str, member_ids: list[str], *, now: datetime, secret: bytes) -> list[Issued]:
+    """Each member's code for a campaign, in the order named, in one statement; the caller commits.
+
+    A member who claimed before gets the same code again, so a claim may be retried safely.
+    """
+    if not 1 <= len(member_ids) <= MAX_CLAIMS:
+        raise CouponError(f"a claim names 1 to {MAX_CLAIMS} members")
+    if not all(1 <= len(m) <= 64 for m in member_ids):
         raise CouponError("a member id is 1 to 64 characters")
     campaign = _row(db, ref)
     if now > campaign.valid_to:
         raise CouponError(f"campaign {campaign.name} ended at {format_time(campaign.valid_to)}")
-    inserted = bulk.insert(
-        db.connection(),
-        _codes,
-        ("campaign_id", "member_id", "issued_at"),
-        [(campaign.id, member_id, now)],
-        returning=("serial",),
-        skip_conflicts_on=("campaign_id", "member_id"),
-    )
-    if inserted:
-        serial = int(inserted[0][0])
-    else:
-        serial = db.execute(
-            select(_codes.c.serial).where(_codes.c.campaign_id == campaign.id, _codes.c.member_id == member_id)
-        ).scalar_one()
-    return Issued(serial, _code(secret, campaign.id, serial), member_id)
+    wanted = list(dict.fromkeys(member_ids))
+    serials: dict[str, int] = {
+        m: int(s)
+        for s, m in bulk.insert(
+            db.connection(),
+            _codes,
+            ("campaign_id", "member_id", "issued_at"),
+            [(campaign.id, m, now) for m in wanted],
+            returning=("serial", "member_id"),
+            skip_conflicts_on=("campaign_id", "member_id"),
+        )
+    }
+    earlier = [m for m in wanted if m not in serials]
+    if earlier:
+        found = db.execute(
+            select(_codes.c.serial, _codes.c.member_id).where(
+                _codes.c.campaign_id == campaign.id, _codes.c.member_id.in_(earlier)
+            )
+        )
+        serials.update((m, int(s)) for s, m in found)
+    signer = code_signer(secret)
+    return [Issued(serials[m], signer.make(campaign.id, serials[m]), m) for m in member_ids]
 
 
 def issue_anonymous(db: Session, ref: str, count: int, *, now: datetime, actor: str, secret: bytes) -> list[Issued]:

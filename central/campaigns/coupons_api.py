@@ -4,7 +4,9 @@
   "max_redemptions", "offline_budget", "stores": ["S001"] | null}`` (times ISO 8601 with an offset)
 * ``GET /api/v1/coupons/campaigns``; ``GET /api/v1/coupons/campaigns/<id or name>``
 * ``POST /api/v1/coupons/campaigns/<id or name>/codes`` ``{"member_id": "M1"}`` (a member's claim:
-  the same code each time) or ``{"count": 100}`` (anonymous codes)
+  the same code each time), ``{"member_ids": ["M1", "M2"]}`` (up to 1,000 members' claims in one
+  request, answered in the order named: a member app's backend handing a campaign out) or
+  ``{"count": 100}`` (anonymous codes)
 * ``POST /api/v1/coupons/codes/<serial>/revoke``
 * ``GET /api/v1/coupons/conflicts[?all=1&kind=double_redemption&limit=100]``;
   ``POST /api/v1/coupons/conflicts/<id>/resolve`` ``{"resolution": "..."}``
@@ -60,6 +62,13 @@ def _int(doc: dict[str, Any], key: str, default: int | None = None) -> int:
     return value
 
 
+def _members(doc: dict[str, Any]) -> list[str]:
+    members = doc["member_ids"]
+    if not isinstance(members, list) or not all(isinstance(m, str) for m in members):
+        raise ApiError(400, "invalid_request", "member_ids must be a list of member ids")
+    return members
+
+
 def _refused(exc: coupons.CouponError) -> ApiError:
     return ApiError(404 if isinstance(exc, coupons.NotFound) else 400, "coupon_refused", str(exc))
 
@@ -113,13 +122,15 @@ def show(ref: str) -> Response:
 @bp.post("/api/v1/coupons/campaigns/<ref>/codes")
 @login_required
 def issue(ref: str) -> tuple[Response, int]:
-    """A member's claim (``member_id``) or ``count`` anonymous codes."""
+    """A member's claim (``member_id``), many members' claims (``member_ids``) or ``count`` anonymous codes."""
     doc = _body()
     db = get_session()
     secret = current_app.config["SECRET_KEY"]
     try:
         if "member_id" in doc:
             issued = [coupons.issue_for_member(db, ref, str(doc["member_id"]), now=clock.now(), secret=secret)]
+        elif "member_ids" in doc:
+            issued = coupons.issue_for_members(db, ref, _members(doc), now=clock.now(), secret=secret)
         else:
             count = _int(doc, "count")
             issued = coupons.issue_anonymous(db, ref, count, now=clock.now(), actor=actor_name(), secret=secret)

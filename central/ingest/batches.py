@@ -144,10 +144,9 @@ def _store_once(db: Session, device: AuthenticatedDevice, batch: wire.DecodedBat
         registry=_registry(),
     )
     # Coupon signatures are checked before anything is written: SQLite's write lock is not held meanwhile.
+    signer = coupons.code_signer(current_app.config["SECRET_KEY"])
     checked = {
-        r.event.event_id: coupon_redemptions.check_code(
-            r.event.payload, coupons.public_key(current_app.config["SECRET_KEY"])
-        )
+        r.event.event_id: coupon_redemptions.check_code(r.event.payload, signer)
         for r in rows
         if coupon_redemptions.is_redemption(r.event.kind, r.event.payload)
     }

@@ -242,3 +242,20 @@ def test_the_data_directory_and_session_secret_are_private(make_app, tmp_path):
     assert data_dir.stat().st_mode & 0o777 == 0o700
     assert (data_dir / "secret.key").stat().st_mode & 0o777 == 0o600
     assert len((data_dir / "secret.key").read_bytes()) == 32
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_a_session_check_waits_for_no_writer_on_sqlite(app, user_client):
+    """A session not due its idle-time note is read without SQLite's write lock, which another writer holds."""
+    from central import db as central_db
+    from central.accounts import web
+
+    name = web.cookie_names(app.config["CENTRAL"])[0]
+    cookie = user_client.get_cookie(name)
+    assert cookie is not None
+    with central_db.engine_for(app).connect() as writer:
+        writer.exec_driver_sql("SELECT 1")  # central's engine begins IMMEDIATE: the write lock is held
+        with app.test_request_context("/api/v1/coupons/campaigns", headers={"Cookie": f"{name}={cookie.value}"}):
+            active = web.current()
+        writer.rollback()
+    assert active is not None and active.role == "admin"

@@ -163,6 +163,28 @@ def test_the_coupons_document_carries_key_campaigns_and_revocations(app, user_cl
     assert bad.status_code == 400 and "name" in bad.get_json()["error"]["message"]
 
 
+def test_many_members_claim_in_one_request_and_keep_the_codes_they_had(app, user_client):
+    campaign = _campaign(user_client)
+    earlier = _issue(user_client, campaign["id"], "M2")
+    url = f"/api/v1/coupons/campaigns/{campaign['id']}/codes"
+    reply = user_client.post(url, json={"member_ids": ["M1", "M2", "M3", "M1"]})
+    assert reply.status_code == 201, reply.get_data(as_text=True)
+    codes = reply.get_json()["codes"]
+    assert [c["member_id"] for c in codes] == ["M1", "M2", "M3", "M1"]
+    assert codes[1]["code"] == earlier and codes[0] == codes[3]
+    assert len({c["serial"] for c in codes}) == 3
+    assert [_issue(user_client, campaign["id"], m) for m in ("M1", "M3")] == [codes[0]["code"], codes[2]["code"]]
+    key = coupons.public_key(app.config["SECRET_KEY"])
+    assert all(coupon_code.decode(c["code"]).verifies(key) for c in codes)
+    refusals = [
+        user_client.post(url, json={"member_ids": body}).get_json()["error"]["message"]
+        for body in ([], ["M1", 2], ["x" * 65], ["M"] * (coupons.MAX_CLAIMS + 1))
+    ]
+    assert ["1 to 1000" in refusals[0], "list" in refusals[1], "64" in refusals[2], "1 to 1000" in refusals[3]] == [
+        True
+    ] * 4
+
+
 def test_the_command_line_creates_lists_and_issues(sqlite_template, tmp_path, capsys):
     data = tmp_path / "data"
     data.mkdir()
