@@ -158,6 +158,14 @@ class CentralConfig:
         minimum=1.0,
         maximum=3650,
     )
+    members_cards_days: float = setting(
+        "members.cards_days",
+        90.0,
+        "Days after a member's last purchase or code scan at a store during which the store's cashier panel"
+        " keeps the member's masked card and coupons (downlink document member_cards).",
+        minimum=1.0,
+        maximum=3650,
+    )
     scheduler_enabled: bool = setting(
         "scheduler.enabled",
         True,

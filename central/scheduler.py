@@ -77,6 +77,18 @@ def _member_beacons(ctx: RunContext) -> None:
     ctx.progress(published=int(version is not None))
 
 
+def _member_cards(ctx: RunContext) -> None:
+    from central.members import cards
+    from shared.crypto import load_or_create_key
+
+    config: CentralConfig = ctx.settings
+    with ctx.sessions() as db:
+        secret = load_or_create_key(config.secret_key_path)
+        stores = cards.publish(db, secret, now=ctx.clock(), days=config.members_cards_days, actor="scheduler")
+        db.commit()
+    ctx.progress(published=len(stores))
+
+
 def _segments(ctx: RunContext) -> None:
     from central.segments.evaluation import evaluate_all
 
@@ -117,6 +129,8 @@ register_job(
         "alert on stores whose new members dropped on the last full day",
     )
 )
+# Hourly: new members, tags, claimed and redeemed coupons reach the stores' cashier panels within the hour.
+register_job(Job("member_cards", _member_cards, lambda c: 3600.0, "publish each store's masked member cards"))
 
 
 def instance_name(config: CentralConfig) -> str:
