@@ -168,7 +168,16 @@ class Agent:
         )
         self.downlink = DownlinkStore(config.agent_data_dir, self.credentials.store_id)
         self._downlink_problem: str | None = None
-        self.panel = CashierPanel(config.panel_host, config.panel_port, clock=clock) if config.panel_port else None
+        self.panel = (
+            CashierPanel(
+                config.panel_host,
+                config.panel_port,
+                used_coupons=lambda serials: self.till.used_coupons(serials),
+                clock=clock,
+            )
+            if config.panel_port
+            else None
+        )
         self.till = Till(
             config,
             self.credentials.store_id,

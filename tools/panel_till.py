@@ -64,7 +64,7 @@ class Chain:
         cert = issue_certificate(rogue, self.code_public, member_id, public, now - 60, now + 86400)
         return make_code(cert, private, now)
 
-    def seed(self, data_dir: Path, members: dict[str, dict[str, str]]) -> None:
+    def seed(self, data_dir: Path, members: dict[str, dict[str, Any]]) -> None:
         """Enrolment and a fetched downlink, as they would be on disk: credentials, key, documents."""
         data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         device_private, _ = new_signing_key()

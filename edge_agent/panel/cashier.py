@@ -1,12 +1,17 @@
-"""The cashier panel as the agent runs it: scan outcomes in, cards out to the page, member cards from the downlink."""
+"""The cashier panel as the agent runs it: scan outcomes in, cards out to the page, member cards from the downlink.
+
+Unless given another :class:`CouponSource`, the panel lists a member's coupons from the same
+``member_cards`` document (:class:`MemberCoupons`), less the codes ``used_coupons`` says this store redeemed.
+"""
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 
 from edge_agent.downlink import DownlinkStore
+from edge_agent.panel.member_coupons import MemberCoupons
 from edge_agent.panel.server import Hub, PanelServer
 from edge_agent.panel.view import MEMBER_CARDS_DOCUMENT, Coupon, CouponSource, Directory, scan_card
 from edge_agent.till.scans import ScanOutcome
@@ -23,16 +28,21 @@ class CashierPanel:
         port: int,
         *,
         coupons: CouponSource | None = None,
+        used_coupons: Callable[[Collection[int]], Collection[int]] = lambda _serials: (),
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.hub = Hub(clock=clock)
         self.server = PanelServer(self.hub, host, port)
         self.directory = Directory()
-        self.coupons = coupons
+        self.member_coupons = MemberCoupons(used_coupons) if coupons is None else None
+        self.coupons: CouponSource | None = coupons if coupons is not None else self.member_coupons
 
     def refresh(self, downlink: DownlinkStore) -> None:
-        """Take the member cards now in force (downlink document ``member_cards``, if central sends one)."""
-        self.directory = Directory.from_document(downlink.document(MEMBER_CARDS_DOCUMENT))
+        """Take the member cards and their coupons now in force (downlink document ``member_cards``, if sent)."""
+        body = downlink.document(MEMBER_CARDS_DOCUMENT)
+        self.directory = Directory.from_document(body)
+        if self.member_coupons is not None:
+            self.member_coupons.update(body)
 
     def _valid_coupons(self, member_id: str) -> tuple[Coupon, ...]:
         return self.coupons.valid_for(member_id) if self.coupons is not None else ()

@@ -5,8 +5,9 @@ with all but its last four characters hidden when the agent knows no more), the 
 and the coupons they can use; a refused code shows why, in Chinese and English. A payment code shows
 only that it was one: its digits never leave :mod:`edge_agent.parsing.scan`.
 
-The tier and the coupons are seams: ``MemberCard.tier`` is empty until tags reach the store, and
-``coupons`` is filled by a :class:`CouponSource` (an empty tuple until one is given).
+Central's ``member_cards`` job fills both: ``MemberCard.tier`` is the member's value tier (empty
+without profiling consent), and ``coupons`` come from a :class:`CouponSource`, by default the same
+document's coupon hints (:mod:`edge_agent.panel.member_coupons`).
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ from typing import Any, Protocol
 from edge_agent.till.scans import ScanOutcome
 from shared.masking import mask_card, mask_name, mask_phone
 
-MEMBER_CARDS_DOCUMENT = "member_cards"  # downlink document: {"members": {member_id: {"name", "phone", "tier"}}}
+# downlink document, masked at central: {"members": {member_id: {"name", "phone", "tier", "coupons": [...]}}}
+MEMBER_CARDS_DOCUMENT = "member_cards"
 
 # (中文, English) for each refusal reason of shared.member_code.REASONS; a cashier reads it aloud.
 REASONS: dict[str, tuple[str, str]] = {

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Any
 
 from edge_agent.config import AgentConfig
@@ -63,6 +63,13 @@ class Till:
         with self._lock:
             self.verifier.update(documents)
             self.redeemer.update(documents)
+
+    def used_coupons(self, serials: Collection[int]) -> set[int]:
+        """Which of the coupon serials this store has redeemed (for the cashier panel)."""
+        if not serials:
+            return set()
+        with self._lock:
+            return self.redeemer.store.used(serials)
 
     def scan(self, payload: str, source: str) -> ScanOutcome:
         """Handle one payload from a scanner: classify, verify, and hand the event to the writer."""

@@ -6,6 +6,7 @@ two scanners of one PC cannot both redeem a code, nor both take the campaign's l
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from pathlib import Path
 
 from edge_agent.till.storage import DB_FILE, open_till_db
@@ -50,6 +51,13 @@ class CouponStore:
             return None
         finally:
             conn.execute("COMMIT")
+
+    def used(self, serials: Collection[int]) -> set[int]:
+        """Which of ``serials`` this store redeemed."""
+        wanted = sorted(set(serials))[:500]  # a member's coupons: a handful
+        marks = ",".join("?" * len(wanted))
+        rows = self._conn.execute(f"SELECT serial FROM coupons_used WHERE serial IN ({marks})", wanted)  # noqa: S608
+        return {int(serial) for (serial,) in rows}
 
     def redeemed(self, campaign: int) -> int:
         """How many codes of ``campaign`` this store redeemed."""

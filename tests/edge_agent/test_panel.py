@@ -4,15 +4,22 @@ from __future__ import annotations
 
 import socket
 import threading
+import time
+from typing import Any
 
 import orjson
 import pytest
 
+from edge_agent.config import load_config
+from edge_agent.downlink import DownlinkStore
+from edge_agent.panel.cashier import CashierPanel
 from edge_agent.panel.server import Hub, PanelError, PanelServer
 from edge_agent.panel.view import Coupon, Directory, scan_card
 from edge_agent.parsing.scan import classify
+from edge_agent.till.counter import Till
 from edge_agent.till.scans import ScanOutcome
-from shared.member_code import REASONS, Verdict
+from shared.member_code import REASONS, STEP_SECONDS, Verdict
+from tools.panel_till import STORE, Chain
 
 
 def _member(verdict: Verdict) -> ScanOutcome:
@@ -75,3 +82,35 @@ def test_a_taken_port_is_refused_with_the_setting_to_change():
         taken.listen()
         with pytest.raises(PanelError, match=r"set panel\.port to a free port, or to 0"):
             PanelServer(Hub(), "127.0.0.1", taken.getsockname()[1])
+
+
+def test_a_scanned_member_shows_the_downlinks_masked_card_tier_and_coupons_not_those_redeemed_here(tmp_path):
+    chain = Chain()
+    coupons = [
+        {"title": "double-11", "value": "10.00", "hint": "7Q2X", "serial": 1042, "campaign": 7},
+        {"title": "s041-only", "value": "5.00", "hint": "K9PA", "serial": 1043, "campaign": 8},
+    ]
+    members = {"M-1001": {"name": "张*", "phone": "138****5678", "tier": "loyal", "coupons": coupons}}
+    chain.seed(tmp_path, members)
+    config = load_config(None, {}, {"agent.data_dir": str(tmp_path)}, check_required=False)
+    panel = CashierPanel("127.0.0.1", 0, used_coupons=lambda serials: till.used_coupons(serials))
+    now = time.time()
+    till = Till(config, STORE, lambda record: None, clock=lambda: now, on_scan=panel.show)
+    downlink = DownlinkStore(tmp_path, STORE)
+    till.refresh(downlink)
+    panel.refresh(downlink)
+
+    def shown(seq: int) -> dict[str, Any]:
+        got = panel.hub.next_after(seq - 1, 1.0)
+        assert got is not None and got[0] == seq
+        return dict(orjson.loads(got[1]))
+
+    till.scan(chain.code("M-1001", now - STEP_SECONDS), "scanner")  # the step before: one step of skew is allowed
+    card = shown(1)
+    assert card["member"] == {"id": "**1001", "name": "张*", "phone": "138****5678", "tier": "loyal"}
+    assert card["coupons"] == [{"title": "double-11", "hint": "7Q2X"}, {"title": "s041-only", "hint": "K9PA"}]
+
+    till.redeemer.store.redeem(1042, 7, 50, 0.0)  # the till took that code since central last published
+    till.scan(chain.code("M-1001", now), "scanner")
+    assert shown(2)["coupons"] == [{"title": "s041-only", "hint": "K9PA"}]
+    till.redeemer.close()
