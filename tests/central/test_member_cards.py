@@ -18,6 +18,7 @@ from central.identity.models import Identifier
 from central.jobs import OK
 from central.members import cards
 from central.models import table
+from edge_agent.downlink import DownlinkStore, remember_central_key
 from shared import wire
 from tests.central.consent_support import load
 
@@ -86,7 +87,7 @@ def store_body(app: Flask, store_id: str) -> Any:
         return {d.name: d.body for d in downlink.changes(db, store_id, 0)}.get(cards.DOCUMENT)
 
 
-def test_each_store_gets_its_members_masked_with_tier_and_coupon_hints(app, clock):
+def test_each_store_gets_its_members_masked_with_tier_and_coupon_hints(app, clock, tmp_path):
     codes = setup(app)
     assert scheduler.run_now(central_db.session_factory(app), app.config["CENTRAL"], "member_cards", clock) == OK
 
@@ -115,11 +116,29 @@ def test_each_store_gets_its_members_masked_with_tier_and_coupon_hints(app, cloc
     for secret_text in (*PHONES.values(), "张三丰", "李四", "王五", *codes.values()):
         assert secret_text not in everything
 
+    # The store PC keeps the document as fetched: no full name, phone or code among its files.
+    agent_dir = tmp_path / "agent"
+    agent_dir.mkdir()
+    remember_central_key(agent_dir, {"central_key": downlink.public_key(app.config["SECRET_KEY"])})
+    with central_db.session_factory(app)() as db:
+        DownlinkStore(agent_dir, "S001").apply(downlink.signed_changes(db, "S001", 0, app.config["SECRET_KEY"]))
+    assert DownlinkStore(agent_dir, "S001").document(cards.DOCUMENT)["members"][LOYAL]["name"] == "张*"
+    data = b"".join(p.read_bytes() for p in agent_dir.rglob("*") if p.is_file())
+    for secret_text in (*PHONES.values(), "张三丰", "李四", *codes.values()):
+        assert secret_text.encode() not in data and secret_text.encode("unicode_escape") not in data
+
     # Nothing changed: the next run publishes nothing.
     with central_db.session_factory(app)() as db:
         before = downlink.current_version(db, "S001")
         assert cards.publish(db, app.config["SECRET_KEY"], now=clock(), days=90, actor="t") == []
         assert downlink.current_version(db, "S001") == before
+
+    # A revoked code leaves the member's card at the next run.
+    with central_db.session_factory(app)() as db:
+        coupons.revoke(db, s001[LOYAL]["coupons"][0]["serial"], now=clock(), actor="t", secret=app.config["SECRET_KEY"])
+        assert cards.publish(db, app.config["SECRET_KEY"], now=clock(), days=90, actor="t") == ["S001"]
+        db.commit()
+    assert store_body(app, "S001")["members"][LOYAL]["coupons"] == []
 
     # Months later the members have lapsed everywhere: each store's document empties once.
     clock.advance(days=120)

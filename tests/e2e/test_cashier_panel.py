@@ -20,7 +20,9 @@ from tools.panel_till import CHROMIUM, OBSERVE, Chain, PanelTill
 pytestmark = pytest.mark.e2e
 
 LIMIT = 0.100  # seconds from the scanner's write to the panel showing the result (issue 7, acceptance)
-MEMBERS = {"M-0042": {"name": "张三丰", "phone": "13812345678", "tier": ""}}
+# As central's member_cards job publishes it: masked at central, with the tier and coupon hints.
+COUPON = {"title": "double-11", "value": "10.00", "hint": "7Q2X", "serial": 1042, "campaign": 7}
+MEMBERS = {"M-0042": {"name": "张*", "phone": "138****5678", "tier": "loyal", "coupons": [COUPON]}}
 PAYMENT_CODE = "134567890123456789"  # a WeChat Pay payment code
 
 
@@ -66,6 +68,7 @@ def test_the_panel_shows_a_member_and_a_forged_code_within_100_ms_of_the_scan(tm
             assert shown["state"] == "member", shown
             assert "张*" in shown["text"] and "138****5678" in shown["text"], shown
             assert "张三丰" not in shown["text"] and "13812345678" not in shown["text"]
+            assert "loyal" in shown["text"] and "double-11 (7Q2X)" in shown["text"], shown
             assert latency < LIMIT, f"member shown {latency * 1000:.1f} ms after the scan"
 
             latency, shown = _shown(page, till, chain.forged_code("M-0042"), 2)
