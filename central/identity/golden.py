@@ -73,6 +73,32 @@ def name_pinyin(name: str) -> str:
     return "".join(lazy_pinyin(name_key(name))).casefold()
 
 
+@functools.lru_cache(maxsize=1 << 14)
+def _first_letters(char: str) -> frozenset[str]:
+    """The first letters of every reading of one character; empty when pypinyin has none (not Han)."""
+    from pypinyin import Style, pinyin
+
+    found = pinyin(char, style=Style.NORMAL, heteronym=True, errors="ignore")
+    return frozenset(reading.casefold()[:1] for reading in found[0]) if found and found[0] else frozenset()
+
+
+def name_initial(name: str) -> str:
+    """The first letter of :func:`name_pinyin`, found from the first character alone where that decides it.
+
+    Spelling a whole name is the costly part of pypinyin (segmenting, looking up phrases), and a
+    chain's names are mostly distinct, so a cache of names does not help. Only a polyphonic first
+    character whose readings start with different letters (曾 ceng/zeng, 单 dan/shan) needs the
+    name's context; every phrase of pypinyin's dictionary gives the same letter either way.
+    """
+    key = name_key(name)
+    if not key:
+        return ""
+    letters = _first_letters(key[0])
+    if len(letters) == 1:
+        return next(iter(letters))
+    return name_pinyin(name)[:1]
+
+
 def clean(attribute: str, raw: object) -> str | None:
     """An attribute value fit to store, or None (wrong type, empty, unreadable date or gender)."""
     if not isinstance(raw, str):
@@ -165,8 +191,8 @@ def match_block(golden: Mapping[str, str]) -> str | None:
     name, birthday = golden.get("name"), golden.get("birthday")
     if not name or not birthday:
         return None
-    spelled = name_pinyin(name)
-    return f"{birthday}|{spelled[:1]}" if spelled else None
+    initial = name_initial(name)
+    return f"{birthday}|{initial}" if initial else None
 
 
 def refresh(db: Session, registry: Registry, customer_ids: Iterable[int], now: datetime) -> None:
@@ -176,6 +202,8 @@ def refresh(db: Session, registry: Registry, customer_ids: Iterable[int], now: d
         return
     conn = db.connection()
     per: dict[int, dict[str, list[tuple[str, str, bool, datetime]]]] = {}
+    # An import's rows share one time: one object per distinct time lets bulk.insert convert it once.
+    times: dict[datetime, datetime] = {}
     for row in conn.execute(
         select(
             _observations.c.customer_id,
@@ -186,7 +214,8 @@ def refresh(db: Session, registry: Registry, customer_ids: Iterable[int], now: d
             _observations.c.observed_at,
         ).where(_observations.c.customer_id.in_(ids))
     ):
-        per.setdefault(row[0], {}).setdefault(row[1], []).append((row[2], row[3], bool(row[4]), row[5]))
+        at = times.setdefault(row[5], row[5])
+        per.setdefault(row[0], {}).setdefault(row[1], []).append((row[2], row[3], bool(row[4]), at))
     receipts = table(Receipt)
     stores = conn.execute(
         select(receipts.c.customer_id, receipts.c.store_id, func.count(), func.max(receipts.c.observed_at))
@@ -202,6 +231,11 @@ def refresh(db: Session, registry: Registry, customer_ids: Iterable[int], now: d
     for cid in ids:
         chosen: dict[str, str] = {}
         for attribute, observations in per.get(cid, {}).items():
+            if len(observations) == 1:  # most customers of an import: one statement, nothing to choose
+                value, source, verified, at = observations[0]
+                chosen[attribute] = value
+                golden_rows.append((cid, attribute, value, source, verified, at))
+                continue
             best = survivor(registry, attribute, observations)
             if best is not None:
                 chosen[attribute] = best.value
