@@ -13,13 +13,14 @@ from __future__ import annotations
 import functools
 import re
 import unicodedata
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import delete, func, select
+import orjson
+from sqlalchemy import Connection, select
 from sqlalchemy.orm import Session
 
 from central import bulk
@@ -47,6 +48,7 @@ _GENDERS = {
 _observations = table(AttributeObservation)
 _golden = table(GoldenAttribute)
 _keys = table(MatchKey)
+_receipts = table(Receipt)
 
 
 @cache
@@ -195,37 +197,65 @@ def match_block(golden: Mapping[str, str]) -> str | None:
     return f"{birthday}|{initial}" if initial else None
 
 
+def _ids_in(conn: Connection, column: str, ids: Sequence[int]) -> tuple[str, tuple[Any, ...]]:
+    """``column IN ids`` as driver SQL with one parameter (SQLAlchemy would expand and bind every id)."""
+    if conn.dialect.name == "postgresql":
+        return f"{column} = ANY(CAST(%s AS bigint[]))", (list(ids),)
+    return f"{column} IN (SELECT value FROM json_each(?))", (orjson.dumps(list(ids)).decode(),)  # noqa: S608
+
+
+def _fetch(conn: Connection, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+    if conn.dialect.name == "postgresql":
+        return [tuple(row) for row in conn.exec_driver_sql(sql, params).fetchall()]
+    return bulk.sqlite_fetch(conn, sql, params)
+
+
+def _instants() -> Callable[[Any], datetime]:
+    """Aware UTC datetimes from what the driver hands back (SQLite: naive UTC text), one object per instant.
+
+    An import's rows share one time, so one object per distinct value also lets ``bulk.insert``
+    convert it once.
+    """
+    seen: dict[Any, datetime] = {}
+
+    def instant(value: Any) -> datetime:
+        found = seen.get(value)
+        if found is None:
+            parsed = datetime.fromisoformat(value) if isinstance(value, str) else value
+            found = seen[value] = parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+        return found
+
+    return instant
+
+
 def refresh(db: Session, registry: Registry, customer_ids: Iterable[int], now: datetime) -> None:
     """Recompute the golden record and match keys of ``customer_ids`` from their observations."""
     ids = sorted(set(customer_ids))
     if not ids:
         return
     conn = db.connection()
+    instant = _instants()
     per: dict[int, dict[str, list[tuple[str, str, bool, datetime]]]] = {}
-    # An import's rows share one time: one object per distinct time lets bulk.insert convert it once.
-    times: dict[datetime, datetime] = {}
-    for row in conn.execute(
-        select(
-            _observations.c.customer_id,
-            _observations.c.attribute,
-            _observations.c.value,
-            _observations.c.source,
-            _observations.c.verified,
-            _observations.c.observed_at,
-        ).where(_observations.c.customer_id.in_(ids))
-    ):
-        at = times.setdefault(row[5], row[5])
-        per.setdefault(row[0], {}).setdefault(row[1], []).append((row[2], row[3], bool(row[4]), at))
-    receipts = table(Receipt)
-    stores = conn.execute(
-        select(receipts.c.customer_id, receipts.c.store_id, func.count(), func.max(receipts.c.observed_at))
-        .where(receipts.c.customer_id.in_(ids))
-        .group_by(receipts.c.customer_id, receipts.c.store_id)
+    where, params = _ids_in(conn, "customer_id", ids)
+    observed = _fetch(
+        conn,
+        f"SELECT customer_id, attribute, value, source, verified, observed_at FROM {_observations.name}"  # noqa: S608
+        f" WHERE {where}",
+        params,
+    )
+    for cid, attribute, value, source, verified, at in observed:
+        per.setdefault(cid, {}).setdefault(attribute, []).append((value, source, bool(verified), instant(at)))
+    stores = _fetch(
+        conn,
+        f"SELECT customer_id, store_id, count(*), max(observed_at) FROM {_receipts.name}"  # noqa: S608
+        f" WHERE {where} GROUP BY customer_id, store_id",
+        params,
     )
     for cid, store, count, latest in stores:
-        per.setdefault(cid, {}).setdefault("preferred_store", []).extend([(store, "receipts", False, latest)] * count)
-    conn.execute(delete(_golden).where(_golden.c.customer_id.in_(ids)))
-    conn.execute(delete(_keys).where(_keys.c.customer_id.in_(ids)))
+        at = instant(latest)
+        per.setdefault(cid, {}).setdefault("preferred_store", []).extend([(store, "receipts", False, at)] * count)
+    conn.exec_driver_sql(f"DELETE FROM {_golden.name} WHERE {where}", params)  # noqa: S608 - our own names
+    conn.exec_driver_sql(f"DELETE FROM {_keys.name} WHERE {where}", params)  # noqa: S608 - our own names
     golden_rows = []
     key_rows = []
     for cid in ids:
