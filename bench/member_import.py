@@ -59,12 +59,15 @@ class Timing:
 
 
 def _server_cpu(probe: Engine) -> float:
-    """CPU seconds used so far by the other PostgreSQL backends serving this database (0 on SQLite)."""
+    """CPU seconds used so far by the other client backends of this database (0 on SQLite); autovacuum is left out."""
     if probe.dialect.name != "postgresql":
         return 0.0
     with probe.connect() as conn:
         pids = conn.scalars(
-            text("SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()")
+            text(
+                "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
+                " AND backend_type = 'client backend' AND pid <> pg_backend_pid()"
+            )
         ).all()
     total = 0.0
     for pid in pids:
