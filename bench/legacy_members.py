@@ -5,7 +5,8 @@ and dates in mixed forms, extra columns) and returns the expected outcome of eve
 ``central-server import-members`` with :data:`MAPS`. The expectation is computed from the file's
 own ground truth (which person each row is), by rules stated here independently of the importer:
 a person's first row creates a customer, later rows of the same person join it; a phone given for
-people of different names links nobody; a row with no usable identifier is rejected.
+people of different names links nobody; a row with no usable identifier is rejected. People of the
+same birthday have surnames of different initials, so that none is a weak match of another.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ import csv
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from pypinyin import Style, pinyin
 
 from central.identity.registry import default_registry
 
@@ -124,6 +127,22 @@ class _Names:
     def __init__(self, rng: random.Random) -> None:
         self.rng = rng
         self.used: set[str] = set()
+        self.born: set[tuple[tuple[int, int, int], str]] = set()
+
+    def birthday(self, name: str) -> tuple[int, int, int]:
+        """A birthday no earlier person shares with a surname that may start with the same letter in pinyin.
+
+        Weak-evidence matching compares only such people (the same birthday and initial), so no
+        person's rows look like another's; past a few hundred draws (files far beyond 100,000 rows)
+        the last one is kept, and such a pair may come out as a suggestion.
+        """
+        initials = {reading[:1] for reading in pinyin(name[0], style=Style.NORMAL, heteronym=True)[0]}
+        for _ in range(500):
+            born = (self.rng.randint(1950, 2005), self.rng.randint(1, 12), self.rng.randint(1, 28))
+            if not any((born, letter) in self.born for letter in initials):
+                break
+        self.born.update((born, letter) for letter in initials)
+        return born
 
     def new(self) -> str:
         while True:
@@ -149,8 +168,8 @@ def _person(number: int, rng: random.Random, names: _Names, phones: set[str]) ->
                 break
     card = f"VIP{number:08d}" if rng.random() < 0.6 or phone is None else None
     email = f"m{number}@example.cn" if rng.random() < 0.25 else None
-    birthday = (rng.randint(1950, 2005), rng.randint(1, 12), rng.randint(1, 28))
-    return Person(number, names.new(), phone, card, email, rng.choice("男女"), birthday, rng.choice(CITIES))
+    name = names.new()
+    return Person(number, name, phone, card, email, rng.choice("男女"), names.birthday(name), rng.choice(CITIES))
 
 
 def write_file(path: Path, rows: int, seed: int = 7, encoding: str = "utf-8") -> list[Expected]:

@@ -13,13 +13,14 @@ from __future__ import annotations
 import functools
 import re
 import unicodedata
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import delete, func, select
+import orjson
+from sqlalchemy import Connection, select
 from sqlalchemy.orm import Session
 
 from central import bulk
@@ -47,6 +48,7 @@ _GENDERS = {
 _observations = table(AttributeObservation)
 _golden = table(GoldenAttribute)
 _keys = table(MatchKey)
+_receipts = table(Receipt)
 
 
 @cache
@@ -71,6 +73,32 @@ def name_pinyin(name: str) -> str:
     from pypinyin import lazy_pinyin
 
     return "".join(lazy_pinyin(name_key(name))).casefold()
+
+
+@functools.lru_cache(maxsize=1 << 14)
+def _first_letters(char: str) -> frozenset[str]:
+    """The first letters of every reading of one character; empty when pypinyin has none (not Han)."""
+    from pypinyin import Style, pinyin
+
+    found = pinyin(char, style=Style.NORMAL, heteronym=True, errors="ignore")
+    return frozenset(reading.casefold()[:1] for reading in found[0]) if found and found[0] else frozenset()
+
+
+def name_initial(name: str) -> str:
+    """The first letter of :func:`name_pinyin`, found from the first character alone where that decides it.
+
+    Spelling a whole name is the costly part of pypinyin (segmenting, looking up phrases), and a
+    chain's names are mostly distinct, so a cache of names does not help. Only a polyphonic first
+    character whose readings start with different letters (曾 ceng/zeng, 单 dan/shan) needs the
+    name's context; every phrase of pypinyin's dictionary gives the same letter either way.
+    """
+    key = name_key(name)
+    if not key:
+        return ""
+    letters = _first_letters(key[0])
+    if len(letters) == 1:
+        return next(iter(letters))
+    return name_pinyin(name)[:1]
 
 
 def clean(attribute: str, raw: object) -> str | None:
@@ -165,8 +193,39 @@ def match_block(golden: Mapping[str, str]) -> str | None:
     name, birthday = golden.get("name"), golden.get("birthday")
     if not name or not birthday:
         return None
-    spelled = name_pinyin(name)
-    return f"{birthday}|{spelled[:1]}" if spelled else None
+    initial = name_initial(name)
+    return f"{birthday}|{initial}" if initial else None
+
+
+def _ids_in(conn: Connection, column: str, ids: Sequence[int]) -> tuple[str, tuple[Any, ...]]:
+    """``column IN ids`` as driver SQL with one parameter (SQLAlchemy would expand and bind every id)."""
+    if conn.dialect.name == "postgresql":
+        return f"{column} = ANY(CAST(%s AS bigint[]))", (list(ids),)
+    return f"{column} IN (SELECT value FROM json_each(?))", (orjson.dumps(list(ids)).decode(),)  # noqa: S608
+
+
+def _fetch(conn: Connection, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+    if conn.dialect.name == "postgresql":
+        return [tuple(row) for row in conn.exec_driver_sql(sql, params).fetchall()]
+    return bulk.sqlite_fetch(conn, sql, params)
+
+
+def _instants() -> Callable[[Any], datetime]:
+    """Aware UTC datetimes from what the driver hands back (SQLite: naive UTC text), one object per instant.
+
+    An import's rows share one time, so one object per distinct value also lets ``bulk.insert``
+    convert it once.
+    """
+    seen: dict[Any, datetime] = {}
+
+    def instant(value: Any) -> datetime:
+        found = seen.get(value)
+        if found is None:
+            parsed = datetime.fromisoformat(value) if isinstance(value, str) else value
+            found = seen[value] = parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+        return found
+
+    return instant
 
 
 def refresh(db: Session, registry: Registry, customer_ids: Iterable[int], now: datetime) -> None:
@@ -175,33 +234,38 @@ def refresh(db: Session, registry: Registry, customer_ids: Iterable[int], now: d
     if not ids:
         return
     conn = db.connection()
+    instant = _instants()
     per: dict[int, dict[str, list[tuple[str, str, bool, datetime]]]] = {}
-    for row in conn.execute(
-        select(
-            _observations.c.customer_id,
-            _observations.c.attribute,
-            _observations.c.value,
-            _observations.c.source,
-            _observations.c.verified,
-            _observations.c.observed_at,
-        ).where(_observations.c.customer_id.in_(ids))
-    ):
-        per.setdefault(row[0], {}).setdefault(row[1], []).append((row[2], row[3], bool(row[4]), row[5]))
-    receipts = table(Receipt)
-    stores = conn.execute(
-        select(receipts.c.customer_id, receipts.c.store_id, func.count(), func.max(receipts.c.observed_at))
-        .where(receipts.c.customer_id.in_(ids))
-        .group_by(receipts.c.customer_id, receipts.c.store_id)
+    where, params = _ids_in(conn, "customer_id", ids)
+    observed = _fetch(
+        conn,
+        f"SELECT customer_id, attribute, value, source, verified, observed_at FROM {_observations.name}"  # noqa: S608
+        f" WHERE {where}",
+        params,
+    )
+    for cid, attribute, value, source, verified, at in observed:
+        per.setdefault(cid, {}).setdefault(attribute, []).append((value, source, bool(verified), instant(at)))
+    stores = _fetch(
+        conn,
+        f"SELECT customer_id, store_id, count(*), max(observed_at) FROM {_receipts.name}"  # noqa: S608
+        f" WHERE {where} GROUP BY customer_id, store_id",
+        params,
     )
     for cid, store, count, latest in stores:
-        per.setdefault(cid, {}).setdefault("preferred_store", []).extend([(store, "receipts", False, latest)] * count)
-    conn.execute(delete(_golden).where(_golden.c.customer_id.in_(ids)))
-    conn.execute(delete(_keys).where(_keys.c.customer_id.in_(ids)))
+        at = instant(latest)
+        per.setdefault(cid, {}).setdefault("preferred_store", []).extend([(store, "receipts", False, at)] * count)
+    conn.exec_driver_sql(f"DELETE FROM {_golden.name} WHERE {where}", params)  # noqa: S608 - our own names
+    conn.exec_driver_sql(f"DELETE FROM {_keys.name} WHERE {where}", params)  # noqa: S608 - our own names
     golden_rows = []
     key_rows = []
     for cid in ids:
         chosen: dict[str, str] = {}
         for attribute, observations in per.get(cid, {}).items():
+            if len(observations) == 1:  # most customers of an import: one statement, nothing to choose
+                value, source, verified, at = observations[0]
+                chosen[attribute] = value
+                golden_rows.append((cid, attribute, value, source, verified, at))
+                continue
             best = survivor(registry, attribute, observations)
             if best is not None:
                 chosen[attribute] = best.value

@@ -55,6 +55,14 @@ def test_names_compare_across_width_case_spaces_and_script():
     assert golden.clean("gender", "女") == "female"
 
 
+def test_the_blocking_initial_is_the_first_letter_of_the_whole_name_in_pinyin():
+    # 曾 (ceng/zeng), 单 (dan/shan), 朴 (piao/pu) need their name's context; the others do not.
+    names = ["张三", "曾小红", "曾经", "单田芳", "朴树", "長城", "Zhang San", "ＺＨＡＮＧ", "〇一", "·", "1号", "é李"]
+    for name in names:
+        assert golden.name_initial(name) == golden.name_pinyin(name)[:1], name
+    assert golden.match_block({"name": "曾经", "birthday": "1990-03-07"}) == "1990-03-07|c"
+
+
 def test_the_most_frequent_value_survives_and_keeps_the_form_last_sent(db):
     ids = {"member_id": "G1"}
     customer = say(db, ids, {"name": "張三", "city": "上海"}, at=START)
