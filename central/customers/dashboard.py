@@ -164,7 +164,7 @@ def count_new_members(conn: Connection, first: date, last: date, offset_minutes:
 def _counted(
     db: Session | Connection, first: date, last: date, offset_minutes: int, stores: Sequence[str] | None = None
 ) -> dict[str, dict[date, int]]:
-    """Sign-ups per store and local day from ``first`` to ``last``, counted from the events' index."""
+    """Sign-ups at stores per store and local day from ``first`` to ``last``, counted from the events' index."""
     if stores is not None and not stores:
         return {}
     bind = db.get_bind() if isinstance(db, Session) else db
@@ -173,6 +173,9 @@ def _counted(
     sql = (
         f"SELECT store_id, {day} AS day, COUNT(*) AS n FROM events"  # noqa: S608  (no user text in it)
         " WHERE kind = :kind AND observed_at >= :start AND observed_at < :end"
+        # Sign-ups from online sources name no store: they are no store's figure (and an empty
+        # store id is the counted-day mark in new_member_days).
+        " AND store_id IS NOT NULL AND store_id <> ''"
         + _in_stores("store_id", stores)
         + " GROUP BY store_id, day"
     )

@@ -217,6 +217,16 @@ def test_past_days_are_kept_by_the_job_and_today_is_counted_live(chain, client, 
     assert (s001[-2], s001[-1]) == (2, 1)
 
 
+def test_an_online_sign_up_names_no_store_and_the_job_still_keeps_the_days(chain, client, clock):
+    online = _signups("S001", SUNDAY, 1, 950)
+    del online[0]["store_id"]  # the mini-program's sign-up: no store
+    assert len(post_events(client, new_key(chain), online).get_json()["accepted"]) == 1
+    before = _chart(_page(chain, "admin"))["new_members"]
+    sessions = central_db.session_factory(chain)
+    assert scheduler.run_now(sessions, chain.config["CENTRAL"], "store_alerts", clock) == OK
+    assert _chart(_page(chain, "admin"))["new_members"] == before
+
+
 @pytest.mark.parametrize("backend", ["sqlite"], indirect=True)  # the rule alone, no database behaviour
 def test_without_a_webhook_the_alert_is_shown_and_recorded_unsent(chain, clock):
     sessions = central_db.session_factory(chain)

@@ -151,8 +151,8 @@ def test_consenting_member_gets_a_visit_on_the_timeline_and_the_other_does_not(
     # The console's customer page shows the same timeline.
     for member, rows in ((CONSENTING, 1), (OTHER, 0)):
         page = user_client.get(f"/console/customers/{customer(app, member)}").get_data(as_text=True)
-        visits_table = page.split('id="visits"', 1)[1].split("</table>", 1)[0]
-        assert visits_table.count("<tr>") == 1 + rows, member
+        timeline = page.split('id="timeline"', 1)[1].split("</table>", 1)[0]
+        assert timeline.count('class="entry presence-visit"') == rows, member
 
 
 def test_a_copied_agent_data_directory_cannot_resolve_a_member_without_location_consent(app, clock, tmp_path):

@@ -136,11 +136,13 @@ def test_two_instances_share_jobs_and_fire_each_birthday_once(tmp_path, database
         fired = conn.execute(sa.text("SELECT customer_id, occasion FROM trigger_occasions")).all()
         exports = conn.execute(sa.text("SELECT count(*) FROM trigger_exports")).scalar_one()
         runs = conn.execute(
-            sa.text("SELECT name, instance, started_at, finished_at, status FROM job_runs ORDER BY name, started_at")
+            sa.text(
+                "SELECT name, instance, started_at, finished_at, status, error FROM job_runs ORDER BY name, started_at"
+            )
         ).all()
     engine.dispose()
     assert len(fired) == len(set(fired)) == CUSTOMERS == exports
-    assert {r.status for r in runs} == {"ok"}
+    assert {r.status for r in runs} == {"ok"}, [(r.name, r.instance, r.error) for r in runs if r.status != "ok"]
     assert {r.instance for r in runs} == {"a", "b"}
     for name in ("triggers", "webhooks"):
         mine = [r for r in runs if r.name == name]
