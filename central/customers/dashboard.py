@@ -175,9 +175,7 @@ def _counted(
         " WHERE kind = :kind AND observed_at >= :start AND observed_at < :end"
         # Sign-ups from online sources name no store: they are no store's figure (and an empty
         # store id is the counted-day mark in new_member_days).
-        " AND store_id IS NOT NULL AND store_id <> ''"
-        + _in_stores("store_id", stores)
-        + " GROUP BY store_id, day"
+        " AND store_id IS NOT NULL AND store_id <> ''" + _in_stores("store_id", stores) + " GROUP BY store_id, day"
     )
     statement = _bind(sql, stores, start=UTCDateTime(), end=UTCDateTime())
     params = _params(
