@@ -5,7 +5,9 @@ from __future__ import annotations
 import os
 import random
 import statistics
-from typing import Any
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from edge_agent.outbox import Capture
 
@@ -56,3 +58,13 @@ def load_note() -> str:
     """The machine's load averages, printed beside figures taken on shared machines."""
     one, five, _ = os.getloadavg()
     return f"load average {one:.1f} (1 min), {five:.1f} (5 min) on {os.cpu_count()} CPUs"
+
+
+T = TypeVar("T")
+
+
+def timed(work: Callable[[], T]) -> tuple[float, T]:
+    """Seconds ``work`` took on the wall clock, and what it returned."""
+    start = time.perf_counter()
+    result = work()
+    return time.perf_counter() - start, result

@@ -15,14 +15,13 @@ from __future__ import annotations
 
 import argparse
 import tempfile
-import time
 from datetime import UTC, date, datetime
 from pathlib import Path
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from bench.common import line, load_note, median
+from bench.common import line, load_note, median, timed
 from central.db import make_engine
 from central.migrate import upgrade
 from tools.databases import temporary_postgres_database
@@ -75,12 +74,6 @@ def fill(url: str, customers: int) -> None:
     engine.dispose()
 
 
-def _timed(work) -> tuple[float, object]:  # type: ignore[no-untyped-def]
-    start = time.perf_counter()
-    result = work()
-    return time.perf_counter() - start, result
-
-
 def measure(url: str, runs: int) -> None:
     from central.campaigns import triggers
     from central.customers.consent_gate import consented
@@ -93,9 +86,9 @@ def measure(url: str, runs: int) -> None:
     with Session(engine) as db:
         gate_times, scan_times = [], []
         for _ in range(runs):
-            seconds, allowed = _timed(lambda: db.scalar(gate))
+            seconds, allowed = timed(lambda: db.scalar(gate))
             gate_times.append(seconds)
-            seconds, rows = _timed(lambda: db.scalar(scan))
+            seconds, rows = timed(lambda: db.scalar(scan))
             scan_times.append(seconds)
         db.commit()
         line("decisions scanned / customers allowed", f"{rows:,} / {allowed:,}")
@@ -105,8 +98,8 @@ def measure(url: str, runs: int) -> None:
         declared = triggers.check("bench", "birthday", {"days_before": 3, "channel": "sms"}, "export", {}, 10.0)
         triggers.declare(db, declared, actor="bench", now=NOW)
         db.commit()
-        first, counts = _timed(lambda: triggers.evaluate_all(db, NOW, "Asia/Shanghai", "bench"))
-        repeats = [_timed(lambda: triggers.evaluate_all(db, NOW, "Asia/Shanghai", "bench"))[0] for _ in range(runs)]
+        first, counts = timed(lambda: triggers.evaluate_all(db, NOW, "Asia/Shanghai", "bench"))
+        repeats = [timed(lambda: triggers.evaluate_all(db, NOW, "Asia/Shanghai", "bench"))[0] for _ in range(runs)]
     line("birthday trigger, first evaluation", f"{first:.3f} s ({counts})")  # type: ignore[str-format]
     line("birthday trigger, repeat evaluation, median", f"{median(repeats):.3f} s (fires nothing)")
     engine.dispose()

@@ -12,13 +12,12 @@ and the effect report over the win-back trigger's occasions.
 from __future__ import annotations
 
 import tempfile
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 
 from sqlalchemy.orm import Session
 
-from bench.common import line, load_note, median
+from bench.common import line, load_note, median, timed
 from central.customers.statistics import STAT_COLUMNS
 from central.db import make_engine
 from central.migrate import upgrade
@@ -104,12 +103,6 @@ def fill(url: str, customers: int) -> None:
     engine.dispose()
 
 
-def _timed(work) -> tuple[float, object]:  # type: ignore[no-untyped-def]
-    start = time.perf_counter()
-    result = work()
-    return time.perf_counter() - start, result
-
-
 def measure(url: str, runs: int) -> None:
     from central.campaigns import triggers
     from central.campaigns.effect import effect_report
@@ -123,13 +116,13 @@ def measure(url: str, runs: int) -> None:
             db.commit()
             row = triggers.trigger_named(db, f"bench-{kind}")
             fire = lambda row=row: triggers.evaluate(db, row, today, NOW, "bench")  # noqa: E731
-            first, counts = _timed(fire)
-            repeats = [_timed(fire)[0] for _ in range(runs)]
+            first, counts = timed(fire)
+            repeats = [timed(fire)[0] for _ in range(runs)]
             line(f"{kind}, first evaluation", f"{first:.3f} s (fired {counts['fired']:,})")  # type: ignore[index]
             line(f"{kind}, repeat evaluation, median", f"{median(repeats):.3f} s (fires nothing)")
         times = []
         for _ in range(runs):
-            seconds, report = _timed(lambda: effect_report(db, "bench-win_back", now=NOW, offset_minutes=480))
+            seconds, report = timed(lambda: effect_report(db, "bench-win_back", now=NOW, offset_minutes=480))
             times.append(seconds)
         line(
             "effect report (win_back occasions), median",

@@ -93,6 +93,25 @@ class DeviceSummary:
         }
 
 
+def summary(d: Device, offline_at: datetime) -> DeviceSummary:
+    """A device row as the fleet view shows it."""
+    return DeviceSummary(
+        device_id=d.device_id,
+        store_id=d.store_id,
+        hostname=d.hostname,
+        agent_version=d.agent_version,
+        status=d.status,
+        state=fleet_state(d.status, d.heartbeat_at, d.last_heartbeat, offline_at),
+        enrolled_at=d.enrolled_at,
+        last_seen_at=d.last_seen_at,
+        heartbeat_at=d.heartbeat_at,
+        last_seq=d.last_seq,
+        last_heartbeat=d.last_heartbeat,
+        status_changed_at=d.status_changed_at,
+        status_reason=d.status_reason,
+    )
+
+
 def list_devices(
     db: Session, now: datetime, offline_after: float = 300.0, *, state: str | None = None
 ) -> list[DeviceSummary]:
@@ -100,26 +119,9 @@ def list_devices(
     offline_at = now - timedelta(seconds=offline_after)
     out = []
     for d in db.scalars(select(Device).order_by(Device.store_id, Device.device_id)):
-        current = fleet_state(d.status, d.heartbeat_at, d.last_heartbeat, offline_at)
-        if state is not None and current != state:
-            continue
-        out.append(
-            DeviceSummary(
-                device_id=d.device_id,
-                store_id=d.store_id,
-                hostname=d.hostname,
-                agent_version=d.agent_version,
-                status=d.status,
-                state=current,
-                enrolled_at=d.enrolled_at,
-                last_seen_at=d.last_seen_at,
-                heartbeat_at=d.heartbeat_at,
-                last_seq=d.last_seq,
-                last_heartbeat=d.last_heartbeat,
-                status_changed_at=d.status_changed_at,
-                status_reason=d.status_reason,
-            )
-        )
+        found = summary(d, offline_at)
+        if state is None or found.state == state:
+            out.append(found)
     return out
 
 

@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import select, tuple_
 from sqlalchemy.orm import Session
 
-from central.fleet.devices import DeviceSummary, fleet_state
+from central.fleet.devices import DeviceSummary, summary
 from central.fleet.models import Device
 
 PAGE = 50
@@ -140,22 +140,3 @@ def find_device(db: Session, device_id: str, now: datetime, offline_after: float
     """One device with its fleet state, or None."""
     row = db.scalars(select(Device).where(Device.device_id == device_id)).first()
     return None if row is None else summary(row, now - timedelta(seconds=offline_after))
-
-
-def summary(d: Device, offline_at: datetime) -> DeviceSummary:
-    """A device row as the fleet view shows it."""
-    return DeviceSummary(
-        device_id=d.device_id,
-        store_id=d.store_id,
-        hostname=d.hostname,
-        agent_version=d.agent_version,
-        status=d.status,
-        state=fleet_state(d.status, d.heartbeat_at, d.last_heartbeat, offline_at),
-        enrolled_at=d.enrolled_at,
-        last_seen_at=d.last_seen_at,
-        heartbeat_at=d.heartbeat_at,
-        last_seq=d.last_seq,
-        last_heartbeat=d.last_heartbeat,
-        status_changed_at=d.status_changed_at,
-        status_reason=d.status_reason,
-    )
