@@ -301,7 +301,9 @@ def test_console_page_lists_previews_saves_and_refuses_without_csrf(app, chain):
     page = client.get("/console/segments")
     html = page.get_data(as_text=True)
     assert page.status_code == 200 and 'data-segment="loyal"' in html
-    assert re.search(r'live-reachable">2<', html)
+    assert "live-reachable" not in html  # the list shows stored members; live counts on request
+    counted = client.get("/console/segments", query_string={"count": "loyal"}).get_data(as_text=True)
+    assert re.search(r'live-reachable">2<', counted)
     preview = client.get("/console/segments", query_string={"rule": "purchases = 1", "channel": "sms"})
     assert re.search(r'preview-matching">1<', preview.get_data(as_text=True))
     refused = client.get("/console/segments", query_string={"rule": "purchases >", "channel": "sms"})
