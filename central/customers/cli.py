@@ -11,7 +11,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from central.cli import PROG, CliError, Command, existing_database, load
 from central.clock import system_clock
-from central.customers import catalog, tagging
+from central.customers import catalog
 from central.customers.export import FILES, export_tags
 
 SHOWN_REFUSALS = 20
@@ -51,6 +51,8 @@ def cmd_load_catalog(args: argparse.Namespace) -> int:
 
 def cmd_recompute_tags(args: argparse.Namespace) -> int:
     """Recompute the statistics of marked customers (or all, with --statistics) and every built-in tag."""
+    from central.customers import tagging  # numpy and scipy (the lifetime model): only this command needs them
+
     config, config_path = load(args)
     engine = existing_database(config, config_path)
     started = time.monotonic()
