@@ -68,3 +68,28 @@ def timed(work: Callable[[], T]) -> tuple[float, T]:
     start = time.perf_counter()
     result = work()
     return time.perf_counter() - start, result
+
+
+def on_each_backend(
+    backend: str, fill: Callable[[str, int], None], measure: Callable[[str, int], None], size: int, runs: int
+) -> None:
+    """For SQLite and/or PostgreSQL (``backend``: sqlite, postgresql or both): a migrated database, filled, measured."""
+    import tempfile
+    from pathlib import Path
+
+    from central.migrate import upgrade
+    from tools.databases import temporary_postgres_database
+
+    if backend in ("sqlite", "both"):
+        with tempfile.TemporaryDirectory() as tmp:
+            url = f"sqlite:///{Path(tmp) / 'central.db'}"
+            upgrade(url)
+            fill(url, size)
+            print(" SQLite")
+            measure(url, runs)
+    if backend in ("postgresql", "both"):
+        with temporary_postgres_database("cdp_bench") as url:
+            upgrade(url)
+            fill(url, size)
+            print(" PostgreSQL")
+            measure(url, runs)

@@ -14,17 +14,13 @@ customer a later withdrawal). It reports medians of:
 from __future__ import annotations
 
 import argparse
-import tempfile
 from datetime import UTC, date, datetime
-from pathlib import Path
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from bench.common import line, load_note, median, timed
+from bench.common import line, load_note, median, on_each_backend, timed
 from central.db import make_engine
-from central.migrate import upgrade
-from tools.databases import temporary_postgres_database
 
 _SERIES = {
     "sqlite": "WITH RECURSIVE s(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM s WHERE n < {n}) SELECT n FROM s",
@@ -107,19 +103,7 @@ def measure(url: str, runs: int) -> None:
 
 def main(customers: int = 200_000, backend: str = "both", runs: int = 5) -> None:
     print(f"consent filter and birthday trigger, {customers:,} customers ({load_note()})")
-    if backend in ("sqlite", "both"):
-        with tempfile.TemporaryDirectory() as tmp:
-            url = f"sqlite:///{Path(tmp) / 'central.db'}"
-            upgrade(url)
-            fill(url, customers)
-            print(" SQLite")
-            measure(url, runs)
-    if backend in ("postgresql", "both"):
-        with temporary_postgres_database("cdp_bench") as url:
-            upgrade(url)
-            fill(url, customers)
-            print(" PostgreSQL")
-            measure(url, runs)
+    on_each_backend(backend, fill, measure, customers, runs)
 
 
 if __name__ == "__main__":

@@ -11,17 +11,13 @@ and the effect report over the win-back trigger's occasions.
 
 from __future__ import annotations
 
-import tempfile
 from datetime import UTC, datetime
-from pathlib import Path
 
 from sqlalchemy.orm import Session
 
-from bench.common import line, load_note, median, timed
+from bench.common import line, load_note, median, on_each_backend, timed
 from central.customers.statistics import STAT_COLUMNS
 from central.db import make_engine
-from central.migrate import upgrade
-from tools.databases import temporary_postgres_database
 
 NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 _SERIES = {
@@ -134,16 +130,4 @@ def measure(url: str, runs: int) -> None:
 
 def main(customers: int = 200_000, backend: str = "both", runs: int = 3) -> None:
     print(f"trigger kinds and effect report, {customers:,} customers ({load_note()})")
-    if backend in ("sqlite", "both"):
-        with tempfile.TemporaryDirectory() as tmp:
-            url = f"sqlite:///{Path(tmp) / 'central.db'}"
-            upgrade(url)
-            fill(url, customers)
-            print(" SQLite")
-            measure(url, runs)
-    if backend in ("postgresql", "both"):
-        with temporary_postgres_database("cdp_bench") as url:
-            upgrade(url)
-            fill(url, customers)
-            print(" PostgreSQL")
-            measure(url, runs)
+    on_each_backend(backend, fill, measure, customers, runs)
