@@ -20,10 +20,11 @@ from typing import Any
 from flask import abort, current_app, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 
-from central import audit, clock
+from central import clock
 from central.accounts import web
 from central.accounts.roles import ADMIN, CUSTOMER_SERVICE
 from central.console import bp
+from central.console.auditing import record_audit
 from central.console.customer_labels import DONE, PROBLEMS
 from central.console.navigation import CUSTOMER_ROLES
 from central.customers import consent_gate, notes, profile, timeline
@@ -37,19 +38,6 @@ SEARCH_KINDS = ("phone", "member_card", "member_id", "name")
 RECENT = 50
 SERVICE_ROLES = (ADMIN, CUSTOMER_SERVICE)
 _MASKED_ATTRIBUTES = ("phone", "email", "address")
-
-
-def record_audit(action: str, subject: str = "", **detail: Any) -> None:
-    """Write an audit row for this console user (the caller commits it with the work)."""
-    active = web.current()
-    audit.record(
-        get_session(),
-        at=clock.now(),
-        actor=active.username if active else "anonymous",
-        action=action,
-        subject=subject,
-        detail={"via": "console", **detail},
-    )
 
 
 def role() -> str:

@@ -15,6 +15,7 @@ from central import clock
 from central.accounts import web
 from central.accounts.roles import ADMIN
 from central.console import bp
+from central.console.auditing import record_audit
 from central.console.customer_labels import DONE, PROBLEMS
 from central.console.customers import (
     RECENT,
@@ -22,7 +23,6 @@ from central.console.customers import (
     identity_registry,
     int_arg,
     operator_name,
-    record_audit,
     shown_text,
 )
 from central.db import get_session

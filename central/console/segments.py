@@ -11,10 +11,11 @@ from typing import Any
 from flask import Response, abort, current_app, redirect, render_template, request, stream_with_context, url_for
 from flask.typing import ResponseReturnValue
 
-from central import audit, clock
+from central import clock
 from central.accounts import web
 from central.accounts.roles import ADMIN, MARKETING
 from central.console import bp
+from central.console.auditing import record_audit
 from central.customers.consent import CHANNELS
 from central.db import get_session, session_factory
 from central.segments import definitions, evaluation, exports
@@ -23,14 +24,6 @@ from central.segments.definitions import Draft, SegmentError
 ROLES = (ADMIN, MARKETING)
 CHANNEL_LABELS = {"sms": "短信", "wechat": "微信", "app_push": "App 推送", "email": "电子邮件"}
 MAX_RULE = 4000
-
-
-def _audit(action: str, subject: str, **detail: Any) -> None:
-    active = web.current()
-    actor = active.username if active else "anonymous"
-    audit.record(
-        get_session(), at=clock.now(), actor=actor, action=action, subject=subject, detail={"via": "console", **detail}
-    )
 
 
 def _offset() -> int:
@@ -104,7 +97,7 @@ def save_segment() -> ResponseReturnValue:
     except SegmentError as exc:
         db.rollback()
         return _page(400, problem=_problem(exc), **form)
-    _audit("segment.create", f"segment:{draft.name}", rule=draft.rule, channel=draft.channel)
+    record_audit("segment.create", f"segment:{draft.name}", rule=draft.rule, channel=draft.channel)
     db.commit()
     return redirect(url_for("console.segments", saved=draft.name))
 
@@ -117,7 +110,7 @@ def evaluate_segment(name: str) -> ResponseReturnValue:
     if definitions.find(db, name) is None:
         abort(404)
     done = evaluation.evaluate(db, name, clock.now(), _offset())
-    _audit("segment.evaluate", f"segment:{name}", **done.to_json())
+    record_audit("segment.evaluate", f"segment:{name}", **done.to_json())
     db.commit()
     return redirect(url_for("console.segments"))
 
@@ -131,7 +124,7 @@ def export_segment(name: str) -> ResponseReturnValue:
     if row is None:
         abort(404)
     unmasked = web.current_policy().unmasked
-    _audit("segment.export", f"segment:{name}", to="csv", masked=not unmasked, version=row.evaluated_version)
+    record_audit("segment.export", f"segment:{name}", to="csv", masked=not unmasked, version=row.evaluated_version)
     db.commit()
     today = evaluation.local_today(clock.now(), _offset())
     chunks = exports.csv_chunks(session_factory(current_app), row, today, unmasked=unmasked)
