@@ -3,9 +3,16 @@
 The till (tools/escpos_till.py) prints Chinese receipts as a POS sends them to its receipt printer;
 the agent reads them with ``pos.mode = "escpos"``: printer bytes in, receipts and sales out.
 
+A simulated scanner at the same till scans members' codes, as the member app shows them, every few
+seconds; the agent's cashier panel shows each scan with the member's tier and coupons.
+
 The store also has a simulated floor (tools/store_floor.py): the last two hours of walkers-by and
 visitors as the agent's Wi-Fi readers heard them, replayed by the agent, so footfall, capture rate,
 dwell and zone heat appear at ``/api/v1/presence/S001``.
+
+Behind the live store, two years of the whole chain's history load in the background
+(tools/demo_history.py), then the tags, a segment and a birthday coupon campaign follow, so the
+console's overview, customer pages, segments and campaigns have something to show.
 
 Run it with ``./dev demo`` (which sets up the virtual environment first). Everything lives in
 ``.demo/`` beside the repository and is wiped at each start unless ``--keep`` is given.
@@ -15,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import random
 import secrets
 import shutil
 import signal
@@ -32,7 +40,11 @@ REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 sys.path.insert(0, str(REPO))
 
-from tools.store_floor import PLACEMENTS, StoreFloor, write_pcapng  # noqa: E402 - after the path is set
+from tools.demo_history import load_history  # noqa: E402 - after the path is set
+from tools.store_floor import PLACEMENTS, StoreFloor, write_pcapng  # noqa: E402
+
+SCAN_INTERVAL = 12.0  # seconds between the simulated scanner's member scans
+SCANNED_MEMBERS = 6  # members of store S001 whose app codes the scanner reads
 
 
 def port_free(host: str, port: int) -> bool:
@@ -64,11 +76,18 @@ class Demo:
         self.env.pop("DATABASE_URL", None)
         self.env["CENTRAL_CONFIG"] = str(self.root / "central.toml")
         self.env["EDGE_CONFIG"] = str(self.root / "agent.toml")
+        self.panel_port = pick_port("127.0.0.1", self.port + 1)
+        self.stop = threading.Event()
+        self.children: list[subprocess.Popen[str]] = []  # the background history's CLI runs
 
     def prepare(self) -> None:
+        self.fresh = not self.args.keep or not (self.root / "central").exists()
         if self.root.exists() and not self.args.keep:
             shutil.rmtree(self.root)
         (self.root / "logs").mkdir(parents=True, exist_ok=True)
+        # The simulated scanner's serial line: the agent opens the pty's far end like a /dev/ttyACM0.
+        self.scanner_fd, slave = os.openpty()
+        self.scanner_port = os.ttyname(slave)
         (self.root / "central.toml").write_text(
             "# central for the demo: SQLite in .demo/central\n"
             f'[server]\nhost = "{self.host}"\nport = {self.port}\ndata_dir = "{self.root / "central"}"\n'
@@ -80,6 +99,8 @@ class Demo:
             f'[agent]\ndata_dir = "{self.root / "agent"}"\nheartbeat_interval = 15\n'
             f'[pos]\nport = "{self.root / "pos.tty"}"\nmode = "escpos"\nidle_gap = 1.0\n'
             "[sync]\ninterval = 2.0\n"
+            f'[scanner]\nport = "{self.scanner_port}"\n'
+            f"[panel]\nport = {self.panel_port}\n"
             "[presence]\n"
             f'wifi = "{self.root / "floor.pcapng"}"\n'
             f'zones = "{", ".join(f"{reader}={zone}" for reader, zone in PLACEMENTS.items())}"\n'
@@ -91,10 +112,49 @@ class Demo:
             write_pcapng(floor.sightings(), out)
 
     def cli(self, *argv: str, stdin: str | None = None) -> str:
-        result = subprocess.run(argv, capture_output=True, text=True, env=self.env, input=stdin, check=False)
-        if result.returncode != 0:
-            raise SystemExit(f"demo: `{' '.join(argv)}` failed:\n{result.stderr.strip()}")
-        return result.stdout.strip()
+        proc = subprocess.Popen(
+            argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=self.env
+        )
+        self.children.append(proc)
+        try:
+            out, err = proc.communicate(stdin)
+        finally:
+            self.children.remove(proc)
+        if proc.returncode != 0:
+            if self.stop.is_set():
+                raise SystemExit(0)
+            raise SystemExit(f"demo: `{' '.join(argv)}` failed:\n{err.strip()}")
+        return out.strip()
+
+    def background(self, central: str) -> None:
+        """Load the chain's history, then scan a member's code at the till every few seconds."""
+        started = time.monotonic()
+        try:
+            shown = load_history(self.cli, central, self.root, self.args.history_customers, self.args.seed)
+        except SystemExit as exc:
+            if not self.stop.is_set():
+                print(exc, file=sys.stderr, flush=True)
+            return
+        print(
+            f"demo: history loaded in {time.monotonic() - started:.0f} s: {shown['events']:,} events of "
+            f"{self.args.history_customers:,} members; tags computed, segment recent-repeat and the "
+            "birthday-10 coupon campaign with its trigger are in the console",
+            flush=True,
+        )
+        # Their apps get their keys now, so the store's member_codes document names them by the first scan.
+        members = list(shown["members"])[:SCANNED_MEMBERS]  # type: ignore[call-overload]
+        try:
+            for member in members:
+                self.cli(central, "member-code", member)
+        except SystemExit:
+            return
+        rng = random.Random(self.args.seed)
+        while members and not self.stop.wait(SCAN_INTERVAL):
+            try:
+                code = self.cli(central, "member-code", rng.choice(members))
+            except SystemExit:
+                return
+            os.write(self.scanner_fd, code.encode("ascii") + b"\r\n")
 
     def spawn(self, name: str, *argv: str, cwd: Path | None = None) -> subprocess.Popen[bytes]:
         log = open(self.root / "logs" / f"{name}.log", "ab")  # noqa: SIM115 - the child owns it
@@ -148,6 +208,8 @@ class Demo:
         )
         self.wait_for("the simulated till", (self.root / "pos.tty").exists)
         self.spawn("agent", agent, "run")
+        if self.args.history_customers and self.fresh:
+            threading.Thread(target=self.background, args=(central,), name="history", daemon=True).start()
         print(
             "\n".join(
                 [
@@ -159,8 +221,19 @@ class Demo:
                     f"  store S001:  a simulated till prints {self.args.rate:g} Chinese ESC/POS receipts/s",
                     f"  till's pty:  {self.root / 'pos.tty'}",
                     f"  presence:    {self.url}/api/v1/presence/S001 (footfall, dwell, zones; log in first)",
+                    f"  till panel:  http://127.0.0.1:{self.panel_port}/ (member scans from a simulated scanner, "
+                    "with tier and coupons)",
                     f"  logs:        {self.root / 'logs'}/{{central,agent,till}}.log",
                     "Receipts are parsed from printer bytes; customers appear in the console within seconds.",
+                    *(
+                        [
+                            f"  history:     two years of a ten-store chain ({self.args.history_customers:,} members) "
+                            "load in the background;",
+                            "               tags, a segment and a birthday coupon campaign follow (about a minute)",
+                        ]
+                        if self.args.history_customers and self.fresh
+                        else []
+                    ),
                     f"  the bytes:   {self.root / 'till.bin'} (what the till printed; read it with",
                     f"               {BIN / 'edge-agent'} parse {self.root / 'till.bin'})",
                     "Press Ctrl-C to stop.",
@@ -169,7 +242,7 @@ class Demo:
             ),
             flush=True,
         )
-        stop = threading.Event()
+        stop = self.stop
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda *_: stop.set())
         deadline = time.monotonic() + self.args.duration if self.args.duration else None
@@ -185,6 +258,9 @@ class Demo:
         return 0
 
     def shutdown(self) -> None:
+        self.stop.set()
+        for child in list(self.children):
+            child.terminate()
         for proc in reversed(self.processes):
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
@@ -206,6 +282,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--duration", type=float, default=0, help="stop after this many seconds (default: run)")
     parser.add_argument("--dir", default=str(REPO / ".demo"), help="working directory (default .demo/)")
     parser.add_argument("--keep", action="store_true", help="keep the previous run's data")
+    parser.add_argument(
+        "--history-customers",
+        type=int,
+        default=1500,
+        help="members in the chain's two-year history loaded in the background (default 1500; 0: none)",
+    )
     return Demo(parser.parse_args(argv)).run()
 
 

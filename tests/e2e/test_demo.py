@@ -1,11 +1,13 @@
 """The README's demo: within 30 s of start the console lists customers built from the simulated till, and the
-simulated store floor's footfall and dwell are served."""
+simulated store floor's footfall and dwell are served; the chain's history then brings a segment and a
+campaign, and the till's cashier panel answers."""
 
 from __future__ import annotations
 
 import re
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -40,7 +42,9 @@ def test_demo_shows_customers_within_30_seconds(tmp_path):
             "--rate",
             "5",
             "--duration",
-            "90",
+            "180",
+            "--history-customers",
+            "300",
             "--dir",
             str(tmp_path / "demo"),
         ],
@@ -58,6 +62,8 @@ def test_demo_shows_customers_within_30_seconds(tmp_path):
             if "Press Ctrl-C" in text:
                 break
         output = "".join(banner)
+        later: list[str] = []  # what the demo prints after its banner
+        threading.Thread(target=lambda: later.extend(demo.stdout or ()), daemon=True).start()
         assert f"HQ console:  http://127.0.0.1:{port}/console/" in output, output
         assert "password:    demo-pass-123" in output
         assert "Chinese ESC/POS receipts" in output  # the till prints printer bytes, not records
@@ -82,6 +88,17 @@ def test_demo_shows_customers_within_30_seconds(tmp_path):
             time.sleep(1)
         assert wifi.get("visits", 0) > 0 and wifi["passers_by"] > 0, wifi
         assert wifi["dwell"]["mean_s"] > 120 and wifi["capture_rate"] > 0
+
+        # The chain's history, loaded behind the live store: tags, a segment, a campaign with its trigger.
+        while time.monotonic() - started < 150 and not any("history loaded" in text for text in later):
+            time.sleep(1)
+        assert any("history loaded" in text for text in later), later
+        assert "recent-repeat" in session.get(f"{base}/console/segments", timeout=10).text
+        campaigns = session.get(f"{base}/console/campaigns", timeout=10).text
+        assert "birthday-coupon" in campaigns and "birthday-10" in campaigns
+        panel = re.search(r"till panel:  (http://127\.0\.0\.1:\d+/)", output)
+        assert panel, output
+        assert requests.get(panel.group(1), timeout=10).status_code == 200
     finally:
         demo.terminate()
         demo.wait(30)

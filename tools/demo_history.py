@@ -1,0 +1,124 @@
+"""The demo chain's past: two years of members, receipts and online orders, so the console has something to show.
+
+A generated chain (:mod:`bench.chain`: ten stores, a mini-program and a member app, households, staff
+phones typed at the till, recycled numbers) is moved in time so its last day is yesterday, given the
+consent decisions a member signing up records (most members agree to profiling and to marketing
+messages, some only to one), and loaded through ``central-server load-events``. Then central does what
+its scheduled jobs would do over the next hours: tags, a segment, a coupon campaign with a birthday
+trigger, and the triggers' first run.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from bench.chain import write_chain
+
+# Repeat buyers seen in the last 60 days: the segment the demo's campaign starts from.
+SEGMENT_RULE = "purchases >= 2 and days_since(last_purchase_on) <= 60d"
+
+
+def _moved(line: bytes, shift: timedelta) -> dict[str, object]:
+    event: dict[str, object] = json.loads(line)
+    at = datetime.fromisoformat(str(event["observed_at"]).replace("Z", "+00:00"))
+    event["observed_at"] = (at + shift).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return event
+
+
+def _consents(event: dict[str, object], rng: random.Random) -> list[dict[str, object]]:
+    """The decisions a member takes when signing up (none for a walk-in, and none for one in ten)."""
+    ids = event.get("identifiers")
+    if event.get("kind") != "member.signup" or not isinstance(ids, dict) or not ids.get("phone"):
+        return []
+    draw = rng.random()
+    purposes = ["profiling", "marketing"] if draw < 0.75 else ["profiling"] if draw < 0.9 else []
+    return [
+        {
+            "event_id": f"{event['event_id']}-consent-{purpose}",
+            "observed_at": event["observed_at"],
+            "store_id": event.get("store_id", ""),
+            "kind": "consent.given",
+            "identifiers": {"phone": ids["phone"]},
+            "payload": {"purpose": purpose, "channel": "sms", "notice_version": "2024-01"},
+        }
+        for purpose in purposes
+    ]
+
+
+def write_history(out_dir: Path, customers: int, *, seed: int, now: datetime) -> tuple[Path, int]:
+    """Write the chain's events, ending yesterday, with consent decisions; the file and its event count."""
+    write_chain(out_dir, customers, seed=seed, years=2)
+    lines = (out_dir / "events.jsonl").read_bytes().splitlines()
+    last = max(datetime.fromisoformat(json.loads(line)["observed_at"].replace("Z", "+00:00")) for line in lines)
+    shift = (now - timedelta(days=1)) - last
+    rng = random.Random(seed)
+    target = out_dir / "history.jsonl"
+    written = 0
+    with target.open("w", encoding="utf-8") as out:
+        for line in lines:
+            event = _moved(line, shift)
+            for each in [event, *_consents(event, rng)]:
+                out.write(json.dumps(each, ensure_ascii=False, separators=(",", ":")) + "\n")
+                written += 1
+    return target, written
+
+
+def member_ids(history: Path, limit: int) -> list[str]:
+    """Member ids of the chain's members who signed up at store S001 (the demo's till), at most ``limit``."""
+    found: list[str] = []
+    with history.open(encoding="utf-8") as lines:
+        for line in lines:
+            event = json.loads(line)
+            member = event.get("identifiers", {}).get("member_id")
+            if event["kind"] == "member.signup" and event.get("store_id") == "S001" and member:
+                found.append(member)
+                if len(found) >= limit:
+                    break
+    return found
+
+
+def load_history(cli: Callable[..., str], central: str, root: Path, customers: int, seed: int) -> dict[str, object]:
+    """Load the past into central and run what its jobs would; what the console now shows."""
+    history, events = write_history(root / "history", customers, seed=seed, now=datetime.now(UTC))
+    cli(central, "load-events", "--source", "crm-history", "--no-progress", str(history))
+    cli(central, "recompute-tags")
+    cli(central, "segment", "add", "recent-repeat", "--rule", SEGMENT_RULE, "--channel", "sms",
+        "--description", "repeat buyers of the last 60 days")  # fmt: skip
+    cli(central, "segment", "evaluate", "recent-repeat")
+    today = datetime.now(UTC).date()
+    cli(
+        central,
+        "coupons",
+        "create",
+        "--name",
+        "birthday-10",
+        "--value",
+        "10",
+        "--valid-from",
+        f"{today - timedelta(days=1)}T00:00+08:00",
+        "--valid-to",
+        f"{today + timedelta(days=90)}T00:00+08:00",
+        "--max-redemptions",
+        "5000",
+        "--per-store-offline-budget",
+        "50",
+    )
+    cli(
+        central,
+        "add-trigger",
+        "birthday-coupon",
+        "--kind",
+        "birthday",
+        "--params",
+        json.dumps({"days_before": 7, "channel": "sms"}),
+        "--action",
+        "coupon",
+        "--action-params",
+        json.dumps({"campaign": "birthday-10"}),
+    )
+    cli(central, "run-job", "triggers")
+    return {"events": events, "members": member_ids(history, 50)}
