@@ -127,6 +127,17 @@ def parse_value(text: str) -> Decimal:
     return value
 
 
+def parse_time(key: str, text: str) -> datetime:
+    """An ISO 8601 time with a UTC offset for field ``key``; CouponError says what is expected."""
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise CouponError(f"{key} must be an ISO 8601 time such as 2026-12-01T00:00+08:00") from None
+    if moment.tzinfo is None:
+        raise CouponError(f"{key} needs a UTC offset (+08:00 or Z)")
+    return moment
+
+
 def create_campaign(
     db: Session,
     *,
@@ -171,6 +182,26 @@ def create_campaign(
     audit.record(db, at=now, actor=actor, action="coupons.create", subject=name, detail={"id": campaign_id})
     publish_document(db, now=now, actor=actor, secret=secret)
     return get_campaign(db, str(campaign_id))
+
+
+def end_campaign(db: Session, ref: str, *, now: datetime, actor: str, secret: bytes) -> bool:
+    """End a campaign now: no code of it is issued or redeemed after ``now``; the caller commits.
+
+    Its end moves to ``now`` and the coupons document is republished, so tills refuse its codes
+    ("expired") from their next sync. False when the campaign had ended already.
+    """
+    row = _row(db, ref)
+    done = db.execute(
+        update(_campaigns)
+        .where(_campaigns.c.id == row.id, _campaigns.c.valid_to > now)
+        .values(valid_to=now)
+        .returning(_campaigns.c.id)
+    ).first()
+    if done is None:
+        return False
+    audit.record(db, at=now, actor=actor, action="coupons.end", subject=row.name, detail={"id": row.id})
+    publish_document(db, now=now, actor=actor, secret=secret)
+    return True
 
 
 def _campaign(row: Any, issued: int = 0) -> Campaign:
