@@ -75,7 +75,9 @@ def test_marketing_creates_a_campaign_and_a_trigger_pauses_resumes_and_ends_them
     assert created.headers["Location"].endswith(f"/console/campaigns/coupons/{campaign.id}")
     # Typed in the chain's local time (UTC+8 in the tests' configuration).
     assert campaign.valid_from == START.replace(hour=0) - timedelta(hours=8)
-    assert campaign.stores == ["S001", "S002"] and campaign.max_redemptions == 500 and campaign.created_by == "marketing"
+    assert (
+        campaign.stores == ["S001", "S002"] and campaign.max_redemptions == 500 and campaign.created_by == "marketing"
+    )
     assert [(a, s) for a, s, _ in _audits(users, "coupons.create")] == [("marketing", "spring-10")]
 
     form = client.get("/console/campaigns/triggers/new?kind=birthday").get_data(as_text=True)
@@ -90,7 +92,12 @@ def test_marketing_creates_a_campaign_and_a_trigger_pauses_resumes_and_ends_them
     )
     assert trigger.control_percent == 20.0 and trigger.enabled and trigger.created_by == "marketing"
     ((actor, subject, detail),) = _audits(users, "trigger.declare")
-    assert (actor, subject, detail["via"], detail["does"]) == ("marketing", "trigger:birthday-spring", "console", "coupon")
+    assert (actor, subject, detail["via"], detail["does"]) == (
+        "marketing",
+        "trigger:birthday-spring",
+        "console",
+        "coupon",
+    )
     listing = client.get("/console/campaigns").get_data(as_text=True)
     assert 'data-trigger="birthday-spring"' in listing and 'data-campaign="spring-10"' in listing
 
@@ -215,3 +222,14 @@ def test_hostile_text_in_the_forms_comes_back_inert(users):
         assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
         assert "<script>alert" not in page and "<img src=x" not in page
     assert table_rows(users, Trigger) == [] and table_rows(users, CouponCampaign) == []
+
+
+@SQLITE_ONLY
+def test_the_forms_speak_english_on_request(users):
+    client = _as(users, "marketing")
+    assert "新建触发规则" in client.get("/console/campaigns/triggers/new").get_data(as_text=True)
+    assert _post(client, "/console/language", {"lang": "en", "next": "/console/"}).status_code == 302
+    trigger = client.get("/console/campaigns/triggers/new?kind=second_item").get_data(as_text=True)
+    assert "New trigger" in trigger and "Hours after the first purchase" in trigger and "新建" not in trigger
+    coupon = client.get("/console/campaigns/coupons/new").get_data(as_text=True)
+    assert "New coupon campaign" in coupon and "stores' local time (UTC+08:00)" in coupon.replace("&#39;", "'")
