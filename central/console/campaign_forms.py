@@ -234,9 +234,7 @@ def create_trigger() -> ResponseReturnValue:
     except triggers.TriggerError as exc:
         db.rollback()
         return _trigger_page(form, str(exc), 400)
-    record_audit(
-        "trigger.declare", f"trigger:{declared.name}", kind=declared.kind, does=declared.action, id=trigger_id
-    )
+    record_audit("trigger.declare", f"trigger:{declared.name}", kind=declared.kind, does=declared.action, id=trigger_id)
     db.commit()
     return redirect(url_for("console.trigger", trigger_id=trigger_id))
 

@@ -1,8 +1,9 @@
 """The console's customers: search, the newest customers, the 360 view, customer service and identity review.
 
 - Search by phone, member card, member id, or the start of a name (张 finds every 张…, a keyset page
-  at a time: :mod:`central.customers.name_search`); identifiers are always shown masked, names and
-  free text unmasked for admins only. Customer service opens one customer at a time (no list).
+  at a time: :mod:`central.customers.name_search`; customer service, who opens one customer at a
+  time, by the whole name only); identifiers are always shown masked, names and free text unmasked
+  for admins only. Customer service opens one customer at a time (no list).
 - The 360 view: identifiers, the golden record with each attribute's source, tags with the inputs
   and definition version that gave them, consents per purpose and channel, and a keyset-paginated
   timeline (``?before=<cursor>``). Admins also get the merge ledger with split and remove-identifier
@@ -30,7 +31,7 @@ from central.console.customer_labels import DONE, PROBLEMS
 from central.console.navigation import CUSTOMER_ROLES
 from central.customers import consent_gate, notes, profile, timeline
 from central.customers.name_search import find_by_name_prefix
-from central.customers.queries import find_customer, money, recent_customers, survivor_of
+from central.customers.queries import find_by_name, find_customer, money, recent_customers, survivor_of
 from central.db import get_session
 from central.identity import golden, history, resolve, split
 from central.identity.registry import Registry
@@ -121,7 +122,10 @@ def customers() -> ResponseReturnValue:
         recent, next_after = recent_customers(db, RECENT, after)  # identifiers come masked
         record_audit("customers.list", after=after, returned=len(recent))
     elif query and kind == "name":
-        ids, next_after = find_by_name_prefix(db, query, RECENT, after)
+        if role() == CUSTOMER_SERVICE:
+            ids = find_by_name(db, query)  # one customer at a time: the whole name, no pages to browse
+        else:
+            ids, next_after = find_by_name_prefix(db, query, RECENT, after)
         found = [_card(cid) for cid in ids]
         record_audit("customers.search", f"name:{mask_name(query)}", after=after, returned=len(found))
     elif query:

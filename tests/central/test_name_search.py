@@ -83,7 +83,7 @@ def test_the_search_reads_the_names_index_in_order_not_the_table(app, backend):
 
 
 @SQLITE_ONLY
-def test_marketing_finds_by_surname_sees_masked_names_and_pages_on(app, client):
+def test_marketing_finds_by_surname_sees_masked_names_and_pages_on_customer_service_by_whole_name(app, client):
     _sign_up(app, client, ["张三丰", "张伟", "李四"])
     _sign_up(app, client, [f"王{chr(0x4E00 + n)}" for n in range(52)], first_phone=13912340000)
     create_user(app, "marketing", role="marketing")
@@ -103,5 +103,10 @@ def test_marketing_finds_by_surname_sees_masked_names_and_pages_on(app, client):
     second = marketing.get(after).get_data(as_text=True)
     assert second.count("<td>王*</td>") == 2 and 'id="next-found"' not in second
     assert not MOBILE.search(first + second)
+    create_user(app, "customer_service", role="customer_service")
+    service = app.test_client()
+    assert login(service, "customer_service").status_code == 302
+    assert "<td>张*</td>" not in service.get("/console/customers?kind=name&q=张").get_data(as_text=True)
+    assert service.get("/console/customers?kind=name&q=张伟").get_data(as_text=True).count("<td>张*</td>") == 1
     searches = [(a.actor, a.subject) for a in table_rows(app, AuditLog) if a.action == "customers.search"]
     assert ("marketing", "name:张*") in searches and ("marketing", "name:王*") in searches
