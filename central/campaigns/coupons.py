@@ -227,6 +227,11 @@ def list_campaigns(db: Session) -> list[Campaign]:
     return [_campaign(r, issued.get(r.id, 0)) for r in rows]
 
 
+def running_names(db: Session, now: datetime) -> list[str]:
+    """The names of the campaigns that can still issue codes at ``now``, by name (no code is counted)."""
+    return list(db.scalars(select(_campaigns.c.name).where(_campaigns.c.valid_to > now).order_by(_campaigns.c.name)))
+
+
 def _row(db: Session, ref: str) -> Any:
     query = select(_campaigns)
     query = query.where(_campaigns.c.id == int(ref)) if ref.isdigit() else query.where(_campaigns.c.name == ref)
