@@ -127,6 +127,17 @@ def parse_value(text: str) -> Decimal:
     return value
 
 
+def parse_time(key: str, text: str) -> datetime:
+    """An ISO 8601 time with a UTC offset for field ``key``; CouponError says what is expected."""
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise CouponError(f"{key} must be an ISO 8601 time such as 2026-12-01T00:00+08:00") from None
+    if moment.tzinfo is None:
+        raise CouponError(f"{key} needs a UTC offset (+08:00 or Z)")
+    return moment
+
+
 def create_campaign(
     db: Session,
     *,
@@ -173,6 +184,26 @@ def create_campaign(
     return get_campaign(db, str(campaign_id))
 
 
+def end_campaign(db: Session, ref: str, *, now: datetime, actor: str, secret: bytes) -> bool:
+    """End a campaign now: no code of it is issued or redeemed after ``now``; the caller commits.
+
+    Its end moves to ``now`` and the coupons document is republished, so tills refuse its codes
+    ("expired") from their next sync. False when the campaign had ended already.
+    """
+    row = _row(db, ref)
+    done = db.execute(
+        update(_campaigns)
+        .where(_campaigns.c.id == row.id, _campaigns.c.valid_to > now)
+        .values(valid_to=now)
+        .returning(_campaigns.c.id)
+    ).first()
+    if done is None:
+        return False
+    audit.record(db, at=now, actor=actor, action="coupons.end", subject=row.name, detail={"id": row.id})
+    publish_document(db, now=now, actor=actor, secret=secret)
+    return True
+
+
 def _campaign(row: Any, issued: int = 0) -> Campaign:
     return Campaign(
         row.id,
@@ -194,6 +225,11 @@ def list_campaigns(db: Session) -> list[Campaign]:
     issued: dict[int, int] = {campaign_id: n for campaign_id, n in counts}
     rows = db.execute(select(_campaigns).order_by(_campaigns.c.id))
     return [_campaign(r, issued.get(r.id, 0)) for r in rows]
+
+
+def running_names(db: Session, now: datetime) -> list[str]:
+    """The names of the campaigns that can still issue codes at ``now``, by name (no code is counted)."""
+    return list(db.scalars(select(_campaigns.c.name).where(_campaigns.c.valid_to > now).order_by(_campaigns.c.name)))
 
 
 def _row(db: Session, ref: str) -> Any:

@@ -45,14 +45,9 @@ def _body() -> dict[str, Any]:
 
 def _time(doc: dict[str, Any], key: str) -> datetime:
     try:
-        moment = datetime.fromisoformat(str(doc[key]).replace("Z", "+00:00"))
-    except (KeyError, ValueError):
-        raise ApiError(
-            400, "invalid_request", f"{key} must be an ISO 8601 time such as 2026-12-01T00:00+08:00"
-        ) from None
-    if moment.tzinfo is None:
-        raise ApiError(400, "invalid_request", f"{key} needs a UTC offset (+08:00 or Z)")
-    return moment
+        return coupons.parse_time(key, str(doc.get(key, "")))
+    except coupons.CouponError as exc:
+        raise ApiError(400, "invalid_request", str(exc)) from None
 
 
 def _int(doc: dict[str, Any], key: str, default: int | None = None) -> int:

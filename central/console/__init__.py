@@ -89,6 +89,7 @@ def init_app(app: Flask) -> None:
     app.config.setdefault("BABEL_TRANSLATION_DIRECTORIES", str(TRANSLATIONS))
     Babel(app, locale_selector=select_locale)
     from central.console import (  # noqa: F401  (registers the views on bp)
+        campaign_forms,
         campaigns,
         customers,
         fleet,

@@ -1,7 +1,8 @@
 """The campaign pages: triggers with their firings and control groups, coupon campaigns with results.
 
 Admin, marketing and finance: only counts, amounts and rates, never a customer (finance sees no
-profiles, and none of these pages shows one). The figures come from set-based SQL in
+profiles, and none of these pages shows one). Admin and marketing also get the buttons of
+:mod:`central.console.campaign_forms` (create, pause, resume, end). The figures come from set-based SQL in
 :mod:`central.campaigns.results`.
 """
 
@@ -18,6 +19,7 @@ from central.accounts.roles import ADMIN, FINANCE, MARKETING
 from central.campaigns import results
 from central.campaigns.effect import effect_report
 from central.console import bp
+from central.console.campaign_forms import may_edit
 from central.db import get_session
 from central.jobs import last_runs
 
@@ -47,6 +49,7 @@ def campaigns() -> ResponseReturnValue:
         last_run=_last_trigger_run(),
         coupons=results.coupon_results(db),
         percent=percent,
+        editable=may_edit(),
     )
 
 
@@ -63,7 +66,13 @@ def trigger(trigger_id: int) -> ResponseReturnValue:
         abort(404)
     effect = effect_report(db, found.name, weeks=EFFECT_WEEKS, now=clock.now())
     return render_template(
-        "trigger.html", page="campaigns", t=found, last_run=_last_trigger_run(), effect=effect, percent=percent
+        "trigger.html",
+        page="campaigns",
+        t=found,
+        last_run=_last_trigger_run(),
+        effect=effect,
+        percent=percent,
+        editable=may_edit(),
     )
 
 
@@ -83,4 +92,6 @@ def coupon_campaign(campaign_id: int) -> ResponseReturnValue:
         tiers=results.by_tier(db, campaign_id),
         stores=results.by_store(db, campaign_id, campaign.issued),
         percent=percent,
+        editable=may_edit(),
+        running=campaign.valid_to > clock.now(),
     )

@@ -1,7 +1,9 @@
 """The console's customers: search, the newest customers, the 360 view, customer service and identity review.
 
-- Search by phone, member card, member id or name; identifiers are always shown masked, names and
-  free text unmasked for admins only. Customer service opens one customer at a time (no list).
+- Search by phone, member card, member id, or the start of a name (张 finds every 张…, a keyset page
+  at a time: :mod:`central.customers.name_search`; customer service, who opens one customer at a
+  time, by the whole name only); identifiers are always shown masked, names and free text unmasked
+  for admins only. Customer service opens one customer at a time (no list).
 - The 360 view: identifiers, the golden record with each attribute's source, tags with the inputs
   and definition version that gave them, consents per purpose and channel, and a keyset-paginated
   timeline (``?before=<cursor>``). Admins also get the merge ledger with split and remove-identifier
@@ -28,6 +30,7 @@ from central.console.auditing import record_audit
 from central.console.customer_labels import DONE, PROBLEMS
 from central.console.navigation import CUSTOMER_ROLES
 from central.customers import consent_gate, notes, profile, timeline
+from central.customers.name_search import find_by_name_prefix
 from central.customers.queries import find_by_name, find_customer, money, recent_customers, survivor_of
 from central.db import get_session
 from central.identity import golden, history, resolve, split
@@ -103,7 +106,7 @@ def _card(customer_id: int) -> dict[str, Any]:
 @bp.get("/customers")
 @web.roles(*CUSTOMER_ROLES)
 def customers() -> ResponseReturnValue:
-    """Search by phone, member card, member id or name; below, the newest customers (not for customer service)."""
+    """Search by phone, card, member id or the start of a name; else the newest customers (not for customer service)."""
     kind = request.args.get("kind", "phone")
     query = request.args.get("q", "").strip()[:128]
     after = int_arg("after")
@@ -119,8 +122,12 @@ def customers() -> ResponseReturnValue:
         recent, next_after = recent_customers(db, RECENT, after)  # identifiers come masked
         record_audit("customers.list", after=after, returned=len(recent))
     elif query and kind == "name":
-        found = [_card(cid) for cid in find_by_name(db, query)]
-        record_audit("customers.search", f"name:{mask_name(query)}", returned=len(found))
+        if role() == CUSTOMER_SERVICE:
+            ids = find_by_name(db, query)  # one customer at a time: the whole name, no pages to browse
+        else:
+            ids, next_after = find_by_name_prefix(db, query, RECENT, after)
+        found = [_card(cid) for cid in ids]
+        record_audit("customers.search", f"name:{mask_name(query)}", after=after, returned=len(found))
     elif query:
         value, _reason = identity_registry().check(kind, query)
         if value is None:

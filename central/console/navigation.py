@@ -88,3 +88,22 @@ OUTCOME_LABELS = {
     "rejected": "拒绝",
     "duplicate": "重复",
 }
+
+# The campaign forms: trigger kinds, their parameters, consent purposes and actions.
+TRIGGER_KIND_LABELS = {
+    "birthday": "生日",
+    "second_item": "首购后再次购买",
+    "win_back": "沉睡唤回",
+    "repurchase_due": "复购到期",
+    "complaint": "投诉跟进",
+}
+PARAM_LABELS = {
+    "days_before": "提前天数",
+    "hours": "首购后小时数",
+    "grace_hours": "补触发时限（小时）",
+    "unless_bought_again": "仅限未再次购买的客户",
+    "tag": "依据的标签",
+    "within_hours": "投诉后小时数内",
+}
+PURPOSE_LABELS = {"marketing": "营销", "service": "客户服务"}
+ACTION_LABELS = {"coupon": "发放优惠券", "export": "加入导出名单", "webhook": "Webhook 回调"}

@@ -10,7 +10,19 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Boolean, Float, ForeignKey, Index, Integer, String, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    ColumnElement,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    UniqueConstraint,
+    literal_column,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from central.models import Base, BigId, Money, UTCDateTime
@@ -168,6 +180,21 @@ class GoldenAttribute(Base):
     source: Mapped[str] = mapped_column(String(64))
     verified: Mapped[bool] = mapped_column(Boolean)
     observed_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+# The search by the start of a name reads the names in code-point order (central.customers.name_search):
+# (value, id) of the names; on PostgreSQL value COLLATE "C", whatever the database's collation. The
+# collation is written as the column's "operator class" text, which SQLAlchemy places right after
+# the column, because Alembic compares index columns by name and cannot express a collated one.
+_NAME: ColumnElement[str] = literal_column("'name'")
+Index(
+    "ix_golden_attributes_name_c",
+    GoldenAttribute.value,
+    GoldenAttribute.id,
+    postgresql_ops={"value": 'COLLATE "C"'},
+    postgresql_where=GoldenAttribute.attribute == _NAME,
+    sqlite_where=GoldenAttribute.attribute == _NAME,
+)
 
 
 class MatchKey(Base):

@@ -75,6 +75,17 @@ def test_each_role_logs_in_and_walks_every_page(app, client, agent, browser):
                 if role == "technician":
                     assert "5678" not in html and "12.50" not in html
                 page.screenshot(path=str(ARTIFACTS / f"{role}-{link}.png"))
+            if role in ("admin", "marketing"):  # the campaign forms, reached from the campaigns page
+                page.click("nav a[data-page=campaigns]")
+                page.click("#new-trigger")
+                page.wait_for_selector("#trigger-form")
+                page.screenshot(path=str(ARTIFACTS / f"{role}-trigger-form.png"))
+                page.goto(f"{host}/console/campaigns/coupons/new")
+                page.fill("input[name=name]", f"browser-{role}")
+                page.screenshot(path=str(ARTIFACTS / f"{role}-coupon-form.png"))
+                page.click("#coupon-form button[type=submit]")
+                page.wait_for_url(re.compile(r".*/console/campaigns/coupons/\d+$"))
+                assert page.query_selector("#end") is not None
             if "customers" in links:
                 page.click("nav a[data-page=customers]")
                 page.fill("input[name=q]", "13812345678")

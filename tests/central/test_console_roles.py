@@ -27,6 +27,8 @@ PAGES = {
     "/console/fleet/source-keys": {"admin", "technician"},
     "/console/campaigns/triggers/{trigger_id}": {"admin", "marketing", "finance"},
     "/console/campaigns/coupons/{campaign_id}": {"admin", "marketing", "finance"},
+    "/console/campaigns/coupons/new": {"admin", "marketing"},
+    "/console/campaigns/triggers/new": {"admin", "marketing"},
     "/console/imports/{import_id}": {"admin"},
     "/console/customers/review": {"admin"},
 }
@@ -47,6 +49,11 @@ STATE_CHANGING = {
     "/console/customers/review/{item}": {"decision": "reject"},
     "/console/segments": {"name": "everyone", "rule": "true", "channel": "sms"},
     "/console/segments/{segment}/evaluate": {},
+    "/console/campaigns/coupons/new": {"name": "spring", "value": "5", "valid_from": "2026-12-01T00:00"},
+    "/console/campaigns/coupons/{campaign_id}/end": {},
+    "/console/campaigns/triggers/new": {"name": "spring", "kind": "birthday", "action": "export"},
+    "/console/campaigns/triggers/{trigger_id}/pause": {},
+    "/console/campaigns/triggers/{trigger_id}/resume": {},
 }
 MOBILE = re.compile(r"1[3-9]\d{9}")
 XSS = "<script>alert(1)</script><img src=x onerror=alert(2)>"

@@ -14,6 +14,7 @@ from central.campaigns.triggers.declaration import (
     check,
     check_params,
     declare,
+    set_enabled,
     trigger_named,
 )
 from central.campaigns.triggers.firing import CHUNK, evaluate, evaluate_all, in_control_group, local_today
@@ -36,5 +37,6 @@ __all__ = [
     "evaluate_all",
     "in_control_group",
     "local_today",
+    "set_enabled",
     "trigger_named",
 ]

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from central.campaigns.actions import action_named, action_names
@@ -117,3 +117,15 @@ def declare(db: Session, declared: Declared, *, actor: str, now: datetime) -> in
 def trigger_named(db: Session, name: str) -> Any | None:
     """The trigger row called ``name``, or None."""
     return db.execute(select(_triggers).where(_triggers.c.name == name)).first()
+
+
+def set_enabled(db: Session, trigger_id: int, enabled: bool) -> bool:
+    """Resume (``enabled``) or pause a trigger; False when there is no such trigger. The caller commits.
+
+    A paused trigger is skipped by the triggers job; its ledger stays, so on resuming it does not
+    fire again for an occasion it already fired on.
+    """
+    done = db.execute(
+        update(_triggers).where(_triggers.c.id == trigger_id).values(enabled=enabled).returning(_triggers.c.id)
+    ).first()
+    return done is not None

@@ -1,0 +1,262 @@
+"""The campaign forms: create a coupon campaign or a trigger, pause and resume a trigger, end a campaign.
+
+Admin and marketing only (finance reads the results, changes nothing). The forms call the same
+domain functions as the JSON API and the CLI (:mod:`central.campaigns.coupons`,
+:mod:`central.campaigns.triggers`), so a refused form shows the API's own reason, above the form
+filled in again with what the user typed. Every change is a POST carrying the CSRF token and is
+audited (the coupon functions write their own audit rows, the trigger changes are recorded here).
+Times are typed in the chain's local time (``customers.utc_offset_minutes``).
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from typing import Any
+
+from flask import abort, current_app, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
+
+from central import clock
+from central.accounts import web
+from central.accounts.roles import ADMIN, MARKETING
+from central.campaigns import coupons, triggers
+from central.campaigns.triggers.kinds import Param
+from central.console import bp
+from central.console.auditing import record_audit
+from central.console.navigation import ACTION_LABELS, PARAM_LABELS, PURPOSE_LABELS, TRIGGER_KIND_LABELS
+from central.console.segments import CHANNEL_LABELS
+from central.customers.consent import CHANNELS
+from central.db import get_session
+
+EDIT_ROLES = (ADMIN, MARKETING)
+# The actions a marketer picks in the console; a webhook (a URL and a shared secret) is declared
+# through the API or the CLI.
+FORM_ACTIONS = ("coupon", "export")
+COUPON_FIELDS = ("name", "value", "valid_from", "valid_to", "max_redemptions", "offline_budget", "stores")
+MAX_FIELD = 2000
+_WHOLE = re.compile(r"-?\d{1,13}")
+_HAS_OFFSET = re.compile(r"(Z|[+-]\d\d:?\d\d)$")
+
+
+def may_edit() -> bool:
+    """Whether this console user may create and change campaigns (the pages show the buttons)."""
+    active = web.current()
+    return active is not None and active.role in EDIT_ROLES
+
+
+def _actor() -> str:
+    active = web.current()
+    return active.username if active else "console"
+
+
+def _offset_minutes() -> int:
+    return int(current_app.config["CENTRAL"].customers_utc_offset_minutes)
+
+
+def _offset_text() -> str:
+    minutes = _offset_minutes()
+    sign = "+" if minutes >= 0 else "-"
+    return f"{sign}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}"
+
+
+def _form(fields: tuple[str, ...]) -> dict[str, str]:
+    return {k: request.form.get(k, "").strip()[:MAX_FIELD] for k in fields}
+
+
+def _whole(key: str, text: str) -> int:
+    """A whole number typed in a form; the API's reason when it is not one."""
+    if not _WHOLE.fullmatch(text):
+        raise coupons.CouponError(f"{key} must be an integer")
+    return int(text)
+
+
+def _local_time(key: str, text: str) -> Any:
+    """A time typed in the chain's local time (``2026-12-01T00:00``), or with its own offset."""
+    return coupons.parse_time(key, text if _HAS_OFFSET.search(text) else text + _offset_text())
+
+
+def _coupon_defaults() -> dict[str, str]:
+    local = clock.now() + timedelta(minutes=_offset_minutes())
+    start = local.replace(hour=0, minute=0, second=0, microsecond=0)
+    return {
+        "name": "",
+        "value": "10.00",
+        "valid_from": start.strftime("%Y-%m-%dT%H:%M"),
+        "valid_to": (start + timedelta(days=30)).strftime("%Y-%m-%dT%H:%M"),
+        "max_redemptions": "1000",
+        "offline_budget": "50",
+        "stores": "",
+    }
+
+
+def _coupon_page(form: dict[str, str], problem: str | None = None, status: int = 200) -> ResponseReturnValue:
+    html = render_template("coupon_form.html", page="campaigns", form=form, problem=problem, offset=_offset_text())
+    return html, status
+
+
+@bp.get("/campaigns/coupons/new")
+@web.roles(*EDIT_ROLES)
+def new_coupon_campaign() -> ResponseReturnValue:
+    """The form for a new coupon campaign."""
+    return _coupon_page(_coupon_defaults())
+
+
+@bp.post("/campaigns/coupons/new")
+@web.roles(*EDIT_ROLES)
+def create_coupon_campaign() -> ResponseReturnValue:
+    """Create the campaign (published to the stores at their next sync), or show why not."""
+    form = _form(COUPON_FIELDS)
+    db = get_session()
+    stores = [s for s in re.split(r"[\s,，]+", form["stores"]) if s]
+    try:
+        campaign = coupons.create_campaign(
+            db,
+            name=form["name"],
+            value=coupons.parse_value(form["value"]),
+            valid_from=_local_time("valid_from", form["valid_from"]),
+            valid_to=_local_time("valid_to", form["valid_to"]),
+            max_redemptions=_whole("max_redemptions", form["max_redemptions"]),
+            offline_budget=_whole("offline_budget", form["offline_budget"]),
+            stores=stores or None,
+            now=clock.now(),
+            actor=_actor(),
+            secret=current_app.config["SECRET_KEY"],
+        )
+    except coupons.CouponError as exc:
+        db.rollback()
+        return _coupon_page(form, str(exc), 400)
+    db.commit()  # create_campaign wrote its audit row (coupons.create), as for the API
+    return redirect(url_for("console.coupon_campaign", campaign_id=campaign.id))
+
+
+@bp.post("/campaigns/coupons/<int:campaign_id>/end")
+@web.roles(*EDIT_ROLES)
+def end_coupon_campaign(campaign_id: int) -> ResponseReturnValue:
+    """End a campaign now: tills refuse its codes from their next sync."""
+    db = get_session()
+    try:
+        ended = coupons.end_campaign(
+            db, str(campaign_id), now=clock.now(), actor=_actor(), secret=current_app.config["SECRET_KEY"]
+        )
+    except coupons.NotFound:
+        abort(404)
+    if ended:
+        db.commit()  # end_campaign wrote its audit row (coupons.end)
+    return redirect(url_for("console.coupon_campaign", campaign_id=campaign_id))
+
+
+TRIGGER_FIELDS = ("name", "kind", "channel", "purpose", "action", "campaign", "control_percent")
+
+
+def _kind(requested: str) -> str:
+    return requested if requested in triggers.KINDS else next(iter(triggers.KINDS))
+
+
+def _param_fields(kind: str) -> list[tuple[str, Param]]:
+    return list(triggers.KINDS[kind].params.items())
+
+
+def _trigger_defaults(kind: str) -> dict[str, str]:
+    form = {
+        "name": "",
+        "kind": kind,
+        "channel": CHANNELS[0],
+        "purpose": triggers.PURPOSES[0],
+        "action": FORM_ACTIONS[0],
+        "campaign": "",
+        "control_percent": f"{triggers.DEFAULT_CONTROL_PERCENT:g}",
+    }
+    for name, param in _param_fields(kind):
+        form[f"param_{name}"] = ("1" if param.default else "") if param.flag else str(param.default)
+    return form
+
+
+def _trigger_page(form: dict[str, str], problem: str | None = None, status: int = 200) -> ResponseReturnValue:
+    db = get_session()
+    html = render_template(
+        "trigger_form.html",
+        page="campaigns",
+        form=form,
+        problem=problem,
+        kinds=list(triggers.KINDS),
+        params=_param_fields(form["kind"]),
+        channels=CHANNELS,
+        purposes=triggers.PURPOSES,
+        actions=FORM_ACTIONS,
+        campaigns=coupons.running_names(db, clock.now()),
+        trigger_kind_labels=TRIGGER_KIND_LABELS,
+        param_labels=PARAM_LABELS,
+        purpose_labels=PURPOSE_LABELS,
+        action_labels=ACTION_LABELS,
+        channel_labels=CHANNEL_LABELS,
+    )
+    return html, status
+
+
+@bp.get("/campaigns/triggers/new")
+@web.roles(*EDIT_ROLES)
+def new_trigger() -> ResponseReturnValue:
+    """The form for a new trigger; ``?kind=`` picks the kind whose parameters it asks for."""
+    return _trigger_page(_trigger_defaults(_kind(request.args.get("kind", ""))))
+
+
+def _params(kind: str, form: dict[str, str]) -> dict[str, Any]:
+    """The kind's parameters from the form: numbers as numbers, anything else as typed for the check to refuse."""
+    out: dict[str, Any] = {"channel": form["channel"], "purpose": form["purpose"]}
+    for name, param in _param_fields(kind):
+        text = form[f"param_{name}"]
+        if param.flag:
+            out[name] = text == "1"
+        elif param.choices:
+            out[name] = text
+        else:
+            out[name] = int(text) if _WHOLE.fullmatch(text) else text
+    return out
+
+
+@bp.post("/campaigns/triggers/new")
+@web.roles(*EDIT_ROLES)
+def create_trigger() -> ResponseReturnValue:
+    """Declare the trigger (enabled; the triggers job evaluates it), or show why not."""
+    kind = _kind(request.form.get("kind", ""))
+    fields = TRIGGER_FIELDS + tuple(f"param_{name}" for name, _ in _param_fields(kind))
+    form = {**_form(fields), "kind": kind}
+    action_params = {"campaign": form["campaign"]} if form["action"] == "coupon" else {}
+    db = get_session()
+    try:
+        try:
+            control = float(form["control_percent"] or triggers.DEFAULT_CONTROL_PERCENT)
+        except ValueError:
+            raise triggers.TriggerError("control_percent: expected a percentage from 0 to 100") from None
+        declared = triggers.check(form["name"], kind, _params(kind, form), form["action"], action_params, control)
+        trigger_id = triggers.declare(db, declared, actor=_actor(), now=clock.now())
+    except triggers.TriggerError as exc:
+        db.rollback()
+        return _trigger_page(form, str(exc), 400)
+    record_audit("trigger.declare", f"trigger:{declared.name}", kind=declared.kind, does=declared.action, id=trigger_id)
+    db.commit()
+    return redirect(url_for("console.trigger", trigger_id=trigger_id))
+
+
+def _switch(trigger_id: int, enabled: bool) -> ResponseReturnValue:
+    db = get_session()
+    if not triggers.set_enabled(db, trigger_id, enabled):
+        abort(404)
+    record_audit("trigger.resume" if enabled else "trigger.pause", f"trigger:{trigger_id}")
+    db.commit()
+    return redirect(url_for("console.trigger", trigger_id=trigger_id))
+
+
+@bp.post("/campaigns/triggers/<int:trigger_id>/pause")
+@web.roles(*EDIT_ROLES)
+def pause_trigger(trigger_id: int) -> ResponseReturnValue:
+    """Pause a trigger: the triggers job skips it until it is resumed."""
+    return _switch(trigger_id, False)
+
+
+@bp.post("/campaigns/triggers/<int:trigger_id>/resume")
+@web.roles(*EDIT_ROLES)
+def resume_trigger(trigger_id: int) -> ResponseReturnValue:
+    """Resume a paused trigger; occasions it fired on before stay fired."""
+    return _switch(trigger_id, True)

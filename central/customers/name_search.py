@@ -1,0 +1,76 @@
+"""Search customers by the start of their name: 张 finds every 张…, 张伟 every 张伟…, a page at a time.
+
+The golden record keeps each customer's name as stored (``golden_attributes``, attribute ``name``).
+A prefix is a range of that value in code-point order, ``[prefix, prefix with its last character
+raised by one)``, read from an index in that order, so a surname shared by a tenth of a chain
+costs one page of index entries, not a scan:
+
+* SQLite compares text byte by byte (UTF-8 keeps code-point order): the partial index
+  ``ix_golden_attributes_name_c`` on ``(value, id) WHERE attribute = 'name'`` serves range and order.
+* PostgreSQL compares text by the database's collation, in which a prefix is not always a range
+  (zh_CN and en_US sort by language rules). The search compares ``value COLLATE "C"``, and the
+  same index is built on ``(value COLLATE "C", id)`` there.
+
+Pages are keyset-paginated by ``(value, id)``; the cursor is the last row's id only, so no name
+travels in a URL (a marketer's URL would otherwise carry the unmasked name).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import ColumnElement, Select, literal, literal_column, select, tuple_
+from sqlalchemy.orm import Session
+
+from central.identity.models import Customer, GoldenAttribute
+from central.models import table
+
+_golden = table(GoldenAttribute)
+# A literal, not a bound value, so that PostgreSQL matches the partial index's predicate.
+_NAME: ColumnElement[str] = literal_column("'name'")
+_SURROGATES = range(0xD800, 0xE000)
+
+
+def _after(char: str) -> str | None:
+    """The next character in code-point order that text can hold, or None after the last one."""
+    point = ord(char) + 1
+    if point in _SURROGATES:
+        point = _SURROGATES.stop
+    return None if point > 0x10FFFF else chr(point)
+
+
+def _value(postgres: bool) -> ColumnElement[Any]:
+    return _golden.c.value.collate("C") if postgres else _golden.c.value
+
+
+def prefix_query(postgres: bool, prefix: str, limit: int, after: tuple[str, int] | None = None) -> Select[Any]:
+    """Names starting with ``prefix`` (not blank), in (value, id) order, after the row ``after`` = (value, id)."""
+    value = _value(postgres)
+    query = (
+        select(_golden.c.id, _golden.c.customer_id)
+        .join(Customer, Customer.id == _golden.c.customer_id)
+        .where(_golden.c.attribute == _NAME, value >= prefix, Customer.merged_into.is_(None))
+    )
+    following = _after(prefix[-1])
+    if following is not None:
+        query = query.where(value < prefix[:-1] + following)
+    if after is not None:
+        query = query.where(tuple_(value, _golden.c.id) > tuple_(literal(after[0]), literal(after[1])))
+    return query.order_by(value, _golden.c.id).limit(limit)
+
+
+def find_by_name_prefix(
+    db: Session, prefix: str, limit: int = 50, after: int | None = None
+) -> tuple[list[int], int | None]:
+    """Live customers whose name starts with ``prefix``, by name then record; and the next page's ``after``."""
+    prefix = prefix.strip()
+    if not prefix:
+        return [], None
+    anchor = None
+    if after is not None:
+        value = db.scalar(select(_golden.c.value).where(_golden.c.id == after))
+        anchor = None if value is None else (value, after)
+    postgres = db.get_bind().dialect.name == "postgresql"
+    rows = db.execute(prefix_query(postgres, prefix, limit + 1, anchor)).all()
+    shown = rows[:limit]
+    return [int(r.customer_id) for r in shown], int(shown[-1].id) if len(rows) > limit else None

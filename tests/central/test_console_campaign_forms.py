@@ -1,0 +1,235 @@
+"""The campaign forms: who may use them, the API's reasons on bad input, what they create, pause and end, audit."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from markupsafe import escape
+
+from central.accounts.roles import ROLES
+from central.campaigns.coupon_models import CouponCampaign
+from central.campaigns.models import Trigger
+from central.models import AuditLog
+from tests.central.operations_support import coupon_campaign, declare_trigger
+from tests.central.support import START, create_user, csrf_from, login, table_rows
+from tests.central.test_console_roles import XSS
+
+SQLITE_ONLY = pytest.mark.parametrize("backend", ["sqlite"], indirect=True)  # forms over domain code tested on both
+EDITORS = {"admin", "marketing"}
+COUPON = {
+    "name": "spring-10",
+    "value": "10.00",
+    "valid_from": "2026-11-23T00:00",
+    "valid_to": "2026-12-31T23:59",
+    "max_redemptions": "500",
+    "offline_budget": "20",
+    "stores": "S001, S002",
+}
+TRIGGER = {
+    "name": "birthday-spring",
+    "kind": "birthday",
+    "param_days_before": "5",
+    "channel": "sms",
+    "purpose": "marketing",
+    "action": "coupon",
+    "campaign": "spring-10",
+    "control_percent": "20",
+}
+
+
+@pytest.fixture
+def users(app):
+    """The app; each role's user is made when first logged in (hashing a password takes a moment)."""
+    app.config["TEST_USERS"] = set()
+    return app
+
+
+def _as(app, role):
+    if role not in app.config["TEST_USERS"]:
+        create_user(app, role, role=role, stores=("S001",) if role == "store_manager" else ())
+        app.config["TEST_USERS"].add(role)
+    client = app.test_client()
+    assert login(client, role).status_code == 302
+    return client
+
+
+def _post(client, path, form):
+    token = csrf_from(client.get("/console/").get_data(as_text=True))
+    return client.post(path, data={**form, "csrf_token": token})
+
+
+def _audits(app, action):
+    return [(a.actor, a.subject, a.detail) for a in table_rows(app, AuditLog) if a.action == action]
+
+
+def test_marketing_creates_a_campaign_and_a_trigger_pauses_resumes_and_ends_them(users):  # both databases
+    client = _as(users, "marketing")
+    listing = client.get("/console/campaigns").get_data(as_text=True)
+    assert 'id="new-trigger"' in listing and 'id="new-coupon-campaign"' in listing
+    assert client.get("/console/campaigns/coupons/new").status_code == 200
+
+    created = _post(client, "/console/campaigns/coupons/new", COUPON)
+    assert created.status_code == 302, created.get_data(as_text=True)
+    (campaign,) = table_rows(users, CouponCampaign)
+    assert created.headers["Location"].endswith(f"/console/campaigns/coupons/{campaign.id}")
+    # Typed in the chain's local time (UTC+8 in the tests' configuration).
+    assert campaign.valid_from == START.replace(hour=0) - timedelta(hours=8)
+    assert (
+        campaign.stores == ["S001", "S002"] and campaign.max_redemptions == 500 and campaign.created_by == "marketing"
+    )
+    assert [(a, s) for a, s, _ in _audits(users, "coupons.create")] == [("marketing", "spring-10")]
+
+    form = client.get("/console/campaigns/triggers/new?kind=birthday").get_data(as_text=True)
+    assert 'name="param_days_before"' in form and '<option value="spring-10"' in form
+    declared = _post(client, "/console/campaigns/triggers/new", TRIGGER)
+    assert declared.status_code == 302, declared.get_data(as_text=True)
+    (trigger,) = table_rows(users, Trigger)
+    assert (trigger.kind, trigger.params, trigger.action_params) == (
+        "birthday",
+        {"channel": "sms", "days_before": 5},
+        {"campaign": "spring-10"},
+    )
+    assert trigger.control_percent == 20.0 and trigger.enabled and trigger.created_by == "marketing"
+    ((actor, subject, detail),) = _audits(users, "trigger.declare")
+    assert (actor, subject, detail["via"], detail["does"]) == (
+        "marketing",
+        "trigger:birthday-spring",
+        "console",
+        "coupon",
+    )
+    listing = client.get("/console/campaigns").get_data(as_text=True)
+    assert 'data-trigger="birthday-spring"' in listing and 'data-campaign="spring-10"' in listing
+
+    assert _post(client, f"/console/campaigns/triggers/{trigger.id}/pause", {}).status_code == 302
+    assert not table_rows(users, Trigger)[0].enabled
+    assert "/resume" in client.get(f"/console/campaigns/triggers/{trigger.id}").get_data(as_text=True)
+    assert _post(client, f"/console/campaigns/triggers/{trigger.id}/resume", {}).status_code == 302
+    assert table_rows(users, Trigger)[0].enabled
+    assert [s for _, s, _ in _audits(users, "trigger.pause") + _audits(users, "trigger.resume")] == [
+        f"trigger:{trigger.id}"
+    ] * 2
+
+    assert _post(client, f"/console/campaigns/coupons/{campaign.id}/end", {}).status_code == 302
+    assert table_rows(users, CouponCampaign)[0].valid_to == START
+    page = client.get(f"/console/campaigns/coupons/{campaign.id}").get_data(as_text=True)
+    assert 'id="ended"' in page and 'id="end"' not in page
+    assert [(a, s) for a, s, _ in _audits(users, "coupons.end")] == [("marketing", "spring-10")]
+    # An ended campaign is no longer offered to a new trigger, and the domain refuses it by name.
+    users.config["CLOCK"].advance(seconds=1)
+    refused = _post(client, "/console/campaigns/triggers/new", {**TRIGGER, "name": "late"})
+    assert refused.status_code == 400
+    assert "coupon campaign &#39;spring-10&#39; ended at" in refused.get_data(as_text=True)
+
+
+@SQLITE_ONLY
+@pytest.mark.parametrize(
+    ("path", "form", "reason"),
+    [
+        ("/console/campaigns/coupons/new", {**COUPON, "value": "ten"}, "value 'ten' is not an amount such as 10.00"),
+        (
+            "/console/campaigns/coupons/new",
+            {**COUPON, "valid_to": "2026-11-01T00:00"},
+            "--valid-to must be after --valid-from",
+        ),
+        (
+            "/console/campaigns/coupons/new",
+            {**COUPON, "valid_from": "soon"},
+            "valid_from must be an ISO 8601 time such as 2026-12-01T00:00+08:00",
+        ),
+        ("/console/campaigns/coupons/new", {**COUPON, "max_redemptions": "many"}, "max_redemptions must be an integer"),
+        ("/console/campaigns/coupons/new", {**COUPON, "stores": "S001 S#1"}, "store id 'S#1'"),
+        (
+            "/console/campaigns/triggers/new",
+            {**TRIGGER, "param_days_before": "99"},
+            "days_before: expected a whole number from 0 to 31",
+        ),
+        (
+            "/console/campaigns/triggers/new",
+            {**TRIGGER, "campaign": ""},
+            "action coupon: coupon needs campaign = the name of a coupon campaign",
+        ),
+        ("/console/campaigns/triggers/new", {**TRIGGER, "name": "Birthday!"}, "name: 1-64 lower-case letters"),
+        ("/console/campaigns/triggers/new", {**TRIGGER, "channel": "fax"}, "channel: the marketing channel"),
+        (
+            "/console/campaigns/triggers/new",
+            {**TRIGGER, "control_percent": "150"},
+            "control_percent: expected a percentage from 0 to 100",
+        ),
+    ],
+)
+def test_refused_input_shows_the_domain_reason_in_the_form_filled_again(users, path, form, reason):
+    if "triggers" in path:
+        coupon_campaign(users, [], name="spring-10")
+    client = _as(users, "admin")
+    refused = _post(client, path, form)
+    page = refused.get_data(as_text=True)
+    assert refused.status_code == 400
+    assert str(escape(reason)) in page, page
+    assert f'value="{escape(form["name"])}"' in page  # what the user typed comes back
+    assert table_rows(users, Trigger) == [] and all(c.name != form["name"] for c in table_rows(users, CouponCampaign))
+
+
+@SQLITE_ONLY
+def test_the_trigger_form_asks_for_each_kinds_parameters(users):
+    client = _as(users, "marketing")
+    for kind, field in [
+        ("second_item", "param_unless_bought_again"),
+        ("win_back", "param_tag"),
+        ("complaint", "param_within_hours"),
+    ]:
+        assert f'name="{field}"' in client.get(f"/console/campaigns/triggers/new?kind={kind}").get_data(as_text=True)
+    form = {**TRIGGER, "name": "second", "kind": "second_item", "action": "export", "campaign": ""}
+    form |= {"param_hours": "48", "param_grace_hours": "24"}  # the checkbox left unticked: false
+    assert _post(client, "/console/campaigns/triggers/new", form).status_code == 302
+    (trigger,) = table_rows(users, Trigger)
+    assert trigger.params == {"channel": "sms", "hours": 48, "grace_hours": 24, "unless_bought_again": False}
+    assert trigger.action == "export" and trigger.action_params == {}
+
+
+@SQLITE_ONLY
+def test_other_roles_may_not_use_the_forms_and_every_post_needs_the_token(users):
+    trigger_id = declare_trigger(users)
+    campaign_id = coupon_campaign(users, []).id
+    posts = {
+        "/console/campaigns/coupons/new": COUPON,
+        "/console/campaigns/triggers/new": TRIGGER,
+        f"/console/campaigns/triggers/{trigger_id}/pause": {},
+        f"/console/campaigns/coupons/{campaign_id}/end": {},
+    }
+    for role in set(ROLES) - EDITORS:
+        client = _as(users, role)
+        assert client.get("/console/campaigns/triggers/new").status_code == 403
+        for path, form in posts.items():
+            assert _post(client, path, form).status_code == 403, (role, path)
+    finance = _as(users, "finance").get("/console/campaigns").get_data(as_text=True)
+    assert "new-trigger" not in finance and "/pause" not in finance
+    marketing = _as(users, "marketing")
+    for path, form in posts.items():
+        assert marketing.post(path, data=form).status_code == 400, path  # no CSRF token
+    assert table_rows(users, Trigger)[0].enabled
+    assert [c.name for c in table_rows(users, CouponCampaign)] == ["double-11"]
+
+
+@SQLITE_ONLY
+def test_hostile_text_in_the_forms_comes_back_inert(users):
+    client = _as(users, "marketing")
+    for path, form in [
+        ("/console/campaigns/coupons/new", {**COUPON, "name": XSS, "stores": XSS}),
+        ("/console/campaigns/triggers/new", {**TRIGGER, "name": XSS, "campaign": XSS, "param_days_before": XSS}),
+    ]:
+        page = _post(client, path, form).get_data(as_text=True)
+        assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+        assert "<script>alert" not in page and "<img src=x" not in page
+    assert table_rows(users, Trigger) == [] and table_rows(users, CouponCampaign) == []
+
+
+@SQLITE_ONLY
+def test_the_forms_speak_english_on_request(users):
+    client = _as(users, "marketing")
+    assert "新建触发规则" in client.get("/console/campaigns/triggers/new").get_data(as_text=True)
+    assert _post(client, "/console/language", {"lang": "en", "next": "/console/"}).status_code == 302
+    trigger = client.get("/console/campaigns/triggers/new?kind=second_item").get_data(as_text=True)
+    assert "New trigger" in trigger and "Hours after the first purchase" in trigger and "新建" not in trigger
+    coupon = client.get("/console/campaigns/coupons/new").get_data(as_text=True)
+    assert "New coupon campaign" in coupon and "stores' local time (UTC+08:00)" in coupon.replace("&#39;", "'")

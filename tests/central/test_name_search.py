@@ -1,0 +1,112 @@
+"""Search by the start of a name: 张 finds every 张…, in pages, from an index, masked for marketing."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select
+
+from central import db as central_db
+from central.customers.name_search import find_by_name_prefix, prefix_query
+from central.identity.models import GoldenAttribute
+from central.models import AuditLog
+from tests.central.sources_support import new_key, post_events, source_event
+from tests.central.support import create_user, login, table_rows
+from tests.central.test_console_roles import MOBILE
+
+SQLITE_ONLY = pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+# 张 (U+5F20) and 章 (U+7AE0) are different surnames; 張 is 张 in traditional characters.
+NAMES = ["张伟明", "李四", "张三丰", "章子怡", "张伟", "张", "張學友", "Zhang Wei"]
+
+
+def _sign_up(app, client, names, first_phone=13812340000):
+    events = [
+        source_event(f"n{first_phone + n}", "member.signup", identifiers={"phone": str(first_phone + n)}, name=name)
+        for n, name in enumerate(names)
+    ]
+    reply = post_events(client, new_key(app), events).get_json()
+    assert len(reply["accepted"]) == len(names), reply
+
+
+def _names(app, customer_ids):
+    with central_db.session_factory(app)() as db:
+        found = dict(
+            db.execute(
+                select(GoldenAttribute.customer_id, GoldenAttribute.value).where(GoldenAttribute.attribute == "name")
+            ).all()
+        )
+    return [found[c] for c in customer_ids]
+
+
+def _search(app, prefix, limit=50, after=None):
+    with central_db.session_factory(app)() as db:
+        return find_by_name_prefix(db, prefix, limit, after)
+
+
+def test_a_prefix_finds_every_name_it_starts_in_code_point_order_a_page_at_a_time(app, client):
+    _sign_up(app, client, NAMES)
+    ids, more = _search(app, "张")
+    assert _names(app, ids) == ["张", "张三丰", "张伟", "张伟明"] and more is None
+    assert _names(app, _search(app, " 张伟 ")[0]) == ["张伟", "张伟明"]
+    assert _names(app, _search(app, "章")[0]) == ["章子怡"]
+    assert _names(app, _search(app, "Zhang")[0]) == ["Zhang Wei"]
+    assert _search(app, "王") == ([], None) and _search(app, "  ") == ([], None)
+    pages, after = [], None
+    while True:
+        ids, after = _search(app, "张", limit=3 if not pages else 1, after=after)
+        pages.append(_names(app, ids))
+        if after is None:
+            break
+    assert pages == [["张", "张三丰", "张伟"], ["张伟明"]]
+
+
+def _plan(app, postgres):
+    query = prefix_query(postgres, "张", 51, ("张伟", 3))
+    with central_db.session_factory(app)() as db:
+        sql = str(query.compile(db.get_bind(), compile_kwargs={"literal_binds": True}))
+        if postgres:
+            # An empty table would be read whole: ask whether the index can serve at all, and in order.
+            db.execute(select(1))
+            db.connection().exec_driver_sql("SET LOCAL enable_seqscan = off")
+            db.connection().exec_driver_sql("SET LOCAL enable_bitmapscan = off")
+            return "\n".join(r[0] for r in db.connection().exec_driver_sql("EXPLAIN " + sql))
+        return "\n".join(r[-1] for r in db.connection().exec_driver_sql("EXPLAIN QUERY PLAN " + sql))
+
+
+def test_the_search_reads_the_names_index_in_order_not_the_table(app, backend):
+    postgres = backend.name == "postgresql"
+    plan = _plan(app, postgres)
+    if postgres:
+        assert "ix_golden_attributes_name_c" in plan and "Sort" not in plan, plan
+    else:
+        assert "USING INDEX ix_golden_attributes_" in plan and "TEMP B-TREE" not in plan, plan
+        assert "SCAN golden_attributes" not in plan, plan
+
+
+@SQLITE_ONLY
+def test_marketing_finds_by_surname_sees_masked_names_and_pages_on_customer_service_by_whole_name(app, client):
+    _sign_up(app, client, ["张三丰", "张伟", "李四"])
+    _sign_up(app, client, [f"王{chr(0x4E00 + n)}" for n in range(52)], first_phone=13912340000)
+    create_user(app, "marketing", role="marketing")
+    create_user(app, "admin", role="admin")
+    marketing, admin = app.test_client(), app.test_client()
+    assert login(marketing, "marketing").status_code == 302 and login(admin, "admin").status_code == 302
+
+    page = marketing.get("/console/customers?kind=name&q=张").get_data(as_text=True)
+    assert page.count("<td>张*</td>") == 2 and "张三丰" not in page and "张伟" not in page and "李" not in page
+    assert not MOBILE.search(page)
+    assert "张三丰" in admin.get("/console/customers?kind=name&q=张").get_data(as_text=True)
+
+    first = marketing.get("/console/customers?kind=name&q=王").get_data(as_text=True)
+    assert first.count("<td>王*</td>") == 50 and 'id="next-found"' in first
+    after = first.split('id="next-found" href="', 1)[1].split('"', 1)[0].replace("&amp;", "&")
+    assert "after=" in after and "王" not in after.split("after=", 1)[1]  # the cursor carries no name
+    second = marketing.get(after).get_data(as_text=True)
+    assert second.count("<td>王*</td>") == 2 and 'id="next-found"' not in second
+    assert not MOBILE.search(first + second)
+    create_user(app, "customer_service", role="customer_service")
+    service = app.test_client()
+    assert login(service, "customer_service").status_code == 302
+    assert "<td>张*</td>" not in service.get("/console/customers?kind=name&q=张").get_data(as_text=True)
+    assert service.get("/console/customers?kind=name&q=张伟").get_data(as_text=True).count("<td>张*</td>") == 1
+    searches = [(a.actor, a.subject) for a in table_rows(app, AuditLog) if a.action == "customers.search"]
+    assert ("marketing", "name:张*") in searches and ("marketing", "name:王*") in searches
