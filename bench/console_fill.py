@@ -12,9 +12,12 @@ their rows and runs; and an audit log of one row per customer.
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from sqlalchemy import Engine, text
 
-from bench.fill import Dialect, analyze, owner, reset_sequences, series
+from bench.fill import NOW, Dialect, analyze, owner, reset_sequences, series
+from central.customers import dashboard
 
 SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗"
 GIVEN = "伟芳娜敏静丽强磊军洋勇艳杰涛明超秀霞平刚"
@@ -24,6 +27,7 @@ TRIGGERS = (("birthday", "birthday", '{"days_before": 3}'), ("win_back", "win_ba
 SEGMENTS = 5
 DEVICES = 300
 IMPORTS = 30
+OFFSET = 480  # the chain's local time: UTC+8, the default customers.utc_offset_minutes
 
 
 def _name(d: Dialect) -> str:
@@ -207,3 +211,15 @@ def console(engine: Engine, customers: int, events: int) -> None:
     operations(engine, customers)
     reset_sequences(engine, TABLES)
     analyze(engine)
+    jobs(engine)
+
+
+def jobs(engine: Engine) -> None:
+    """What the scheduled jobs keep for the overview, unless kept already: the tier and RFM snapshot (each
+    tag recompute writes it) and the new members per store and day (``store_alerts``)."""
+    with engine.begin() as conn:
+        if conn.execute(text("SELECT COUNT(*) FROM overview_figures")).scalar_one():
+            return
+        dashboard.snapshot(conn, NOW)
+        today = dashboard.local_today(NOW, OFFSET)
+        dashboard.count_new_members(conn, today - timedelta(days=29), today - timedelta(days=1), OFFSET)

@@ -32,7 +32,7 @@ from pathlib import Path
 from sqlalchemy import text
 
 from bench.common import line, load_note
-from bench.console_fill import console
+from bench.console_fill import console, jobs
 from bench.fill import chain
 from central.db import make_engine
 from central.migrate import upgrade
@@ -47,6 +47,7 @@ def fill(url: str, customers: int, events: int, stores: int = 100) -> None:
         with engine.connect() as conn:
             if conn.execute(text("SELECT COUNT(*) FROM customers")).scalar_one():
                 line("database already filled", url.rsplit("@", 1)[-1])
+                jobs(engine)
                 return
         began, cpu = time.perf_counter(), time.process_time()
         chain(engine, customers, events, stores)
