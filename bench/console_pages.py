@@ -95,13 +95,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--browser", action="store_true", help="also time each page in chromium")
     parser.add_argument("--database", help="a database URL to fill once and reuse")
     parser.add_argument("--fill-only", action="store_true")
+    parser.add_argument("--only", default="", help="time only the pages whose label contains this")
     args = parser.parse_args(argv)
     with database(args.backend, args.database) as url:
         fill(url, args.customers, args.events)
         if not args.fill_only:
             from bench.console_timing import measure
 
-            measure(url, args.requests, args.browser)
+            measure(url, args.requests, args.browser, only=args.only)
         line("", load_note())
     return 0
 

@@ -5,6 +5,7 @@ Used by :mod:`bench.console_pages`; the pages and the role each is asked as are 
 
 from __future__ import annotations
 
+import os
 import random
 import re
 import statistics
@@ -16,13 +17,15 @@ from typing import Any
 
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import func, select
+from sqlalchemy import Engine, func, select, text
+from sqlalchemy.pool import NullPool
 
 from bench.common import line
 from bench.fill import NOW
 from central import db as central_db
 from central.app import create_app
 from central.config import load_config
+from central.db import make_engine
 from central.identity.models import Customer, GoldenAttribute, Identifier, ReviewItem
 from central.models import User
 from tests.central.support import PASSWORD, create_user, login
@@ -37,8 +40,11 @@ def _p95(values: list[float]) -> float:
     return statistics.quantiles(values, n=20)[-1] if len(values) >= 20 else max(values)
 
 
-def _report(label: str, role: str, wall: list[float], cpu: list[float] | None = None) -> None:
+def _report(
+    label: str, role: str, wall: list[float], cpu: list[float] | None = None, server: float | None = None
+) -> None:
     spent = f"   CPU p50 {statistics.median(cpu):6.1f} ms" if cpu else ""
+    spent += f"   PostgreSQL CPU mean {server:6.1f} ms" if server is not None else ""
     line(
         f"{label} ({role})",
         f"p50 {statistics.median(wall):6.1f} ms   p95 {_p95(wall):6.1f} ms{spent}   ({len(wall)} requests)",
@@ -130,8 +136,32 @@ def _older(client: FlaskClient, urls: list[str]) -> list[str]:
     return found
 
 
+def _postgres_cpu(engine: Engine) -> float | None:
+    """CPU seconds PostgreSQL's backends serving this database have used so far (None on SQLite).
+
+    Read from /proc: the server runs on this machine. The clock ticks are coarse (10 ms), so pages
+    report the mean over their requests.
+    """
+    if engine.dialect.name != "postgresql":
+        return None
+    with engine.connect() as conn:  # an engine of its own: not one of the backends serving the app
+        pids = conn.scalars(
+            text("SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()")
+        ).all()
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / ticks
+
+
 def server_side(app: Flask, listed: Pages) -> None:
-    """Each page through the WSGI app: wall and CPU time of this process per request."""
+    """Each page through the WSGI app: wall and CPU time of this process per request (and PostgreSQL's)."""
+    watch = make_engine(central_db.engine_for(app).url.render_as_string(hide_password=False), poolclass=NullPool)
     clients: dict[str, FlaskClient] = {}
     for role in ("", "admin", "marketing"):
         clients[role] = app.test_client()
@@ -140,6 +170,8 @@ def server_side(app: Flask, listed: Pages) -> None:
     for label, (role, urls) in listed.items():
         client = clients[role]
         wall, cpu = [], []
+        client.get(urls[0])  # the pool's connection is open before PostgreSQL's backends are read
+        before = _postgres_cpu(watch)
         for url in urls:
             began, used = time.perf_counter(), time.process_time()
             response = client.get(url)
@@ -147,7 +179,10 @@ def server_side(app: Flask, listed: Pages) -> None:
             cpu.append((time.process_time() - used) * 1000)
             wall.append((time.perf_counter() - began) * 1000)
             assert response.status_code == 200 and body, (url, response.status_code)
-        _report(label, role or "anonymous", wall, cpu)
+        after = _postgres_cpu(watch)
+        server = None if before is None or after is None else (after - before) * 1000 / len(urls)
+        _report(label, role or "anonymous", wall, cpu, server)
+    watch.dispose()
 
 
 NAVIGATION = "JSON.stringify(performance.getEntriesByType('navigation')[0])"
@@ -194,8 +229,8 @@ def in_browser(app: Flask, listed: Pages) -> None:
             browser.close()
 
 
-def measure(url: str, requests: int, browser: bool, seed: int = 7) -> None:
-    """Every page server-side, then (``browser``) in chromium."""
+def measure(url: str, requests: int, browser: bool, seed: int = 7, only: str = "") -> None:
+    """Every page (or those whose label contains ``only``) server-side, then (``browser``) in chromium."""
     rng = random.Random(seed)
     with tempfile.TemporaryDirectory() as data_dir:
         app = _app(url, Path(data_dir))
@@ -204,6 +239,7 @@ def measure(url: str, requests: int, browser: bool, seed: int = 7) -> None:
         assert login(admin, "admin").status_code == 302
         views = listed["360 view"][1]
         listed["360 view, an older timeline page"] = ("admin", _older(admin, views) or views)
+        listed = {label: page for label, page in listed.items() if only in label}
         print(f"  server-side, through the WSGI app ({central_db.engine_for(app).dialect.name}):", flush=True)
         server_side(app, listed)
         if browser:
