@@ -45,10 +45,11 @@ def fill(url: str, customers: int, events: int, stores: int = 100) -> None:
     engine = make_engine(url)
     try:
         with engine.connect() as conn:
-            if conn.execute(text("SELECT COUNT(*) FROM customers")).scalar_one():
-                line("database already filled", url.rsplit("@", 1)[-1])
-                jobs(engine)
-                return
+            filled = conn.execute(text("SELECT COUNT(*) FROM customers")).scalar_one()
+        if filled:
+            line("database already filled", url.rsplit("@", 1)[-1])
+            jobs(engine)
+            return
         began, cpu = time.perf_counter(), time.process_time()
         chain(engine, customers, events, stores)
         line("customers, tags, statistics, events", f"{time.perf_counter() - began:.0f} s")
