@@ -71,7 +71,7 @@ def _sample(app: Flask, requests: int, rng: random.Random) -> dict[str, Any]:
         raw = value.removeprefix("+86")
         if registry.check(kind, raw)[0] == value:  # only values a person could type and find
             by_kind.setdefault(kind, []).append(raw)
-    return {"ids": ids, "kinds": by_kind, "names": names, "reviews": reviews or [0]}
+    return {"ids": ids, "kinds": by_kind, "names": names, "reviews": reviews or [0], "heavy": min(1000, top)}
 
 
 def pages(sample: dict[str, Any], requests: int, rng: random.Random) -> Pages:
@@ -96,7 +96,7 @@ def pages(sample: dict[str, Any], requests: int, rng: random.Random) -> Pages:
         "search by name, masked": ("marketing", n(lambda: f"/console/customers?kind=name&q={rng.choice(names)}")),
         "360 view": ("admin", n(lambda: f"/console/customers/{rng.choice(ids)}")),
         "360 view, masked": ("marketing", n(lambda: f"/console/customers/{rng.choice(ids)}")),
-        "360 view of a heavy customer": ("admin", n(lambda: f"/console/customers/{rng.randint(1, 1000)}")),
+        "360 view of a heavy customer": ("admin", n(lambda: f"/console/customers/{rng.randint(1, sample['heavy'])}")),
         "review queue": ("admin", n(lambda: "/console/customers/review")),
         "review queue, a later page": ("admin", n(lambda: f"/console/customers/review?after={rng.choice(reviews)}")),
         "review queue, accepted": ("admin", n(lambda: "/console/customers/review?status=accepted")),
