@@ -96,7 +96,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--browser", action="store_true", help="also time each page in chromium")
     parser.add_argument("--database", help="a database URL to fill once and reuse")
     parser.add_argument("--fill-only", action="store_true")
-    parser.add_argument("--only", default="", help="time only the pages whose label contains this")
+    parser.add_argument(
+        "--only", default="", help="time only the pages whose label contains one of these (comma-separated)"
+    )
     args = parser.parse_args(argv)
     with database(args.backend, args.database) as url:
         fill(url, args.customers, args.events)
