@@ -10,6 +10,7 @@ from bench import (
     backlog,
     clv,
     consent_triggers,
+    console_pages,
     customer_tags,
     endurance,
     escpos,
@@ -57,6 +58,9 @@ BENCHMARKS: dict[str, Callable[[argparse.Namespace], None]] = {
         customers=a.events or 200_000, backend=a.backend, runs=min(a.runs, 3)
     ),
     "segments": lambda a: segments.main(customers=a.customers, backend=a.backend, runs=min(a.runs, 3)),
+    "pages": lambda a: console_pages.each_backend(
+        customers=a.customers, events=a.events or 10 * a.customers, backend=a.backend, requests=10 * a.runs
+    ),
 }
 
 

@@ -2,7 +2,7 @@
 
 A chain of ``--customers`` live customers (value tier and R, F, M tags each, statistics and a home
 store) and ``--events`` events (one in twenty a ``member.signup``, spread over 60 days and
-``--stores`` stores) is written by set-based SQL, then every figure the overview reads is run
+``--stores`` stores) is written by set-based SQL (:func:`bench.fill.chain`), then every figure the overview reads is run
 ``--repeat`` times: median and worst in milliseconds. The tier and RFM figures' snapshot, which
 each tag recompute writes, and the new members per day that the ``store_alerts`` job keeps, are
 timed once; after that the page's figures read them. SQLite by default; ``--postgres`` uses a
@@ -18,97 +18,25 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from bench.common import median
+from bench.fill import NOW, analyze, chain
 from central.customers import dashboard
-from central.customers.models import CustomerStats
 from central.db import make_engine
 from central.migrate import upgrade
 from tools.databases import temporary_postgres_database
 
-NOW = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)
-DAYS = 60
-
-
-def _series(engine: Engine, count: int) -> str:
-    """A ``SELECT n`` of 0 .. count-1 in this database's dialect."""
-    if engine.dialect.name == "postgresql":
-        return f"SELECT generate_series(CAST(0 AS bigint), {count - 1}) AS n"
-    return f"WITH RECURSIVE s(n) AS (SELECT 0 UNION ALL SELECT n + 1 FROM s WHERE n < {count - 1}) SELECT n FROM s"
-
 
 def populate(engine: Engine, customers: int, events: int, stores: int) -> None:
-    """Write the chain by set-based SQL (no Python loop over rows)."""
-    pg = engine.dialect.name == "postgresql"
-    start = NOW - timedelta(days=DAYS)
-    seconds = DAYS * 86400
-    at = (
-        "(CAST(:start AS timestamptz) + make_interval(secs => (n * 7919) % :seconds))"
-        if pg
-        else "datetime(:start, '+' || ((n * 7919) % :seconds) || ' seconds')"
-    )
-    store = "'S' || lpad(CAST(n % :stores AS text), 3, '0')" if pg else "printf('S%03d', n % :stores)"
-    # Events' stores step with n / 7, so the one in twenty that are sign-ups reach every store.
-    event_store = store.replace("n % :stores", "(n / 7) % :stores")
-    params = {"start": start.replace(tzinfo=None) if not pg else start, "seconds": seconds, "stores": stores}
-    with engine.begin() as conn:
-        conn.execute(
-            text(
-                "INSERT INTO customers (id, created_at, first_seen_at, last_seen_at, receipts_count, total_spent,"
-                f" version) SELECT n + 1, {at}, {at}, {at}, 1, 10, 0 FROM ({_series(engine, customers)}) s"
-            ),
-            params,
-        )
-        zeros = [c.name for c in CustomerStats.__table__.columns if c.name.endswith(("_purchases", "_spent"))]
-        conn.execute(
-            text(
-                f"INSERT INTO customer_stats (customer_id, purchases, spent, {', '.join(zeros)})"
-                f" SELECT n + 1, 1 + n % 9, 1000 + (n * 37) % 90000, {', '.join('0' for _ in zeros)}"
-                f" FROM ({_series(engine, customers)}) s"
-            )
-        )
-        conn.execute(
-            text(
-                "INSERT INTO customer_stores (customer_id, store_id, purchases, spent)"
-                f" SELECT n + 1, {store}, 1, 1000 FROM ({_series(engine, customers)}) s"
-            ),
-            params,
-        )
-        tiers = "CASE (n / 13) % 4 WHEN 0 THEN 'loyal' WHEN 1 THEN 'potential' WHEN 2 THEN 'dormant' ELSE 'other' END"
-        for tag, value in (
-            ("value_tier", tiers),
-            ("rfm.r", "CAST(1 + (n / 3) % 5 AS text)"),
-            ("rfm.f", "CAST(1 + (n / 7) % 5 AS text)"),
-            ("rfm.m", "CAST(1 + (n / 11) % 5 AS text)"),
-        ):
-            conn.execute(
-                text(
-                    "INSERT INTO customer_tags (customer_id, tag, value, inputs, version, computed_at)"
-                    f" SELECT n + 1, '{tag}', {value}, '{{}}', '1', :now FROM ({_series(engine, customers)}) s"
-                ),
-                {"now": NOW if pg else NOW.replace(tzinfo=None)},
-            )
-        kind = "CASE WHEN n % 20 = 0 THEN 'member.signup' ELSE 'pos.receipt' END"
-        conn.execute(
-            text(
-                "INSERT INTO events (device_id, event_id, seq, kind, store_id, observed_at, received_at, payload,"
-                f" batch_id) SELECT 'dev', CAST(n AS text), n, {kind}, {event_store}, {at}, {at}, '{{}}', 'b'"
-                f" FROM ({_series(engine, events)}) s"
-            ),
-            params,
-        )
-    if pg:  # as autovacuum leaves a steady database: statistics and a visibility map for index-only scans
-        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-            conn.exec_driver_sql("VACUUM ANALYZE")
-    else:
-        with engine.begin() as conn:
-            conn.exec_driver_sql("ANALYZE")
+    """Write the chain by set-based SQL (no Python loop over rows), then statistics."""
+    chain(engine, customers, events, stores)
+    analyze(engine)
 
 
 def timed(repeat: int, run: Callable[[], Any]) -> tuple[float, float]:

@@ -6,7 +6,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, ForeignKey, Integer, String, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, ForeignKey, Index, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from central.models import Base, BigId, Money, UTCDateTime
@@ -55,6 +55,8 @@ class CouponRedemption(Base):
     """
 
     __tablename__ = "coupon_redemptions"
+    # The campaign pages count each campaign's applied redemptions from this index alone.
+    __table_args__ = (Index("ix_coupon_redemptions_campaign_id_status", "campaign_id", "status"),)
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     serial: Mapped[int] = mapped_column(BigInteger, unique=True)

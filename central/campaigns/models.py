@@ -47,7 +47,11 @@ class TriggerOccasion(Base):
 
     __tablename__ = "trigger_occasions"
     # The unique key also serves every lookup by trigger (its prefix) and the anti-join of firing.
-    __table_args__ = (UniqueConstraint("trigger_id", "customer_id", "occasion"),)
+    __table_args__ = (
+        UniqueConstraint("trigger_id", "customer_id", "occasion"),
+        # The campaign pages count each trigger's firings by group, and its last, from this index alone.
+        Index("ix_trigger_occasions_trigger_id_grp_fired_at", "trigger_id", "grp", "fired_at"),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     trigger_id: Mapped[int] = mapped_column(Integer)

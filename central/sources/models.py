@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from central.models import Base, BigId, UTCDateTime
@@ -44,7 +44,11 @@ class ImportRow(Base):
     """What became of one row of an import, committed with the row's event; a rerun skips it."""
 
     __tablename__ = "import_rows"
-    __table_args__ = (UniqueConstraint("import_id", "row"),)
+    __table_args__ = (
+        UniqueConstraint("import_id", "row"),
+        # The import page counts rows by outcome from this index alone.
+        Index("ix_import_rows_import_id_outcome", "import_id", "outcome"),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     import_id: Mapped[int] = mapped_column(Integer, ForeignKey("member_imports.id"))
