@@ -55,7 +55,11 @@ def weekday_of(number: int) -> int:
 
 
 class Sale(NamedTuple):
-    """One sale event reduced to what the statistics count (a named tuple: ingest makes one per sale)."""
+    """One sale event reduced to what the statistics count.
+
+    The statistics step itself reads sales straight into its rows with the functions below (see
+    ``statistics._rows``); this is the same reading, one sale at a time.
+    """
 
     event_pk: int
     store_id: str
