@@ -13,7 +13,8 @@ and weekday use a fixed offset from UTC (the chain's time zone, ``customers.utc_
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+import functools
+from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, NamedTuple
 
@@ -26,10 +27,39 @@ WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 APP_NAMES = ("app",)
 MINI_PROGRAM_NAMES = ("mini_program", "miniprogram", "mini-program", "wechat_mini_program")
 _CENT = Decimal("0.01")
+# Hours in a daypart; 1 January 1970 (local day 0) was a Thursday.
+DAYPART_SECONDS = 6 * 3600
+_DAY_ZERO = date(1970, 1, 1)
+_DAY_ZERO_WEEKDAY = 3
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def local_epoch(offset_minutes: int) -> datetime:
+    """The instant at which local time (UTC plus ``offset_minutes``) read 1970-01-01 00:00.
+
+    ``observed_at - local_epoch(offset)`` is the local time as a duration: its ``days`` number the
+    local day, its ``seconds`` the time of day. One subtraction per sale, whatever the instant's zone.
+    """
+    return _EPOCH - timedelta(minutes=offset_minutes)
+
+
+@functools.lru_cache(maxsize=1 << 14)
+def day_of(number: int) -> date:
+    """Local day ``number`` (days since 1970-01-01)."""
+    return _DAY_ZERO + timedelta(days=number)
+
+
+def weekday_of(number: int) -> int:
+    """Monday 0 to Sunday 6 of local day ``number``."""
+    return (number + _DAY_ZERO_WEEKDAY) % 7
 
 
 class Sale(NamedTuple):
-    """One sale event reduced to what the statistics count (a named tuple: ingest makes one per sale)."""
+    """One sale event reduced to what the statistics count.
+
+    The statistics step itself reads sales straight into its rows with the functions below (see
+    ``statistics._rows``); this is the same reading, one sale at a time.
+    """
 
     event_pk: int
     store_id: str
@@ -84,15 +114,15 @@ def sale_of(
     """The sale an event records, or None for any other kind."""
     if kind not in SALE_KINDS:
         return None
-    local = observed_at + timedelta(minutes=offset_minutes)
+    local = observed_at - local_epoch(offset_minutes)
     return Sale(
         event_pk=event_pk,
         store_id=store_id,
         at=observed_at,
         channel=channel_of(kind, payload),
         cents=cents(payload["total"]),
-        day=local.date(),
-        daypart=local.hour // 6,
-        weekday=local.weekday(),
+        day=day_of(local.days),
+        daypart=local.seconds // DAYPART_SECONDS,
+        weekday=weekday_of(local.days),
         skus=skus_of(payload),
     )

@@ -58,3 +58,16 @@ def test_channels_and_local_time():
     # 01:30 on Sunday 22 November in UTC+8.
     assert (sale.day.isoformat(), sale.daypart, sale.weekday) == ("2026-11-22", 0, 6)
     assert sale_of(1, "member.login", "S1", datetime(2026, 11, 21, tzinfo=UTC), {}, 480) is None
+
+
+@pytest.mark.parametrize("offset", [-600, -330, 0, 345, 480, 840])
+def test_local_day_time_of_day_and_weekday_match_the_shifted_clock(offset):
+    from datetime import UTC, datetime, timedelta
+
+    start = datetime(1969, 12, 28, tzinfo=UTC)
+    for minutes in range(0, 60 * 24 * 400 * 40, 60 * 24 * 40 + 37):  # across years, every hour of the day
+        at = start + timedelta(minutes=minutes, microseconds=999_999)
+        sale = sale_of(1, "pos.sale", "S1", at, {"total": "1"}, offset)
+        local = at + timedelta(minutes=offset)
+        assert sale is not None
+        assert (sale.day, sale.daypart, sale.weekday) == (local.date(), local.hour // 6, local.weekday()), at

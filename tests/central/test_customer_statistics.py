@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import random
+from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
+from central import bulk
 from central.customers import catalog, rebuild, statistics
-from central.identity.models import Customer, LedgerEntry
+from central.customers.models import CustomerDay, CustomerStats
+from central.identity.models import Customer, EventCustomer, LedgerEntry
 from central.identity.split import split
+from central.models import table
 from central.sources.backfill import DEFAULT_CHUNK
 from central.sources.events import read_events, store_rows
 from tests.central.customer_support import NOW, PRODUCTS, card, engine_at, phone, sale, snapshot, store
@@ -138,3 +142,33 @@ def test_a_split_recomputes_both_sides(backend):
         after = snapshot(engine)
         assert sorted((r[1], r[2]) for r in after["customer_stats"]) == [(2, 3000), (2, 7000)]
     assert _full(backend.url) == after
+
+
+def test_an_instant_counts_the_same_whatever_zone_it_comes_in(backend):
+    """The step reads local day and time, and stores first and last purchase, from the instant itself."""
+    at = datetime(2026, 11, 21, 17, 30, 0, 250, tzinfo=UTC)  # 01:30 on Sunday 22 November in UTC+8
+    elsewhere = at.astimezone(timezone(timedelta(hours=-5)))
+    payload = {"total": "12.50", "items": [{"sku": "F900"}, {"sku": "X-UNKNOWN"}]}
+    with engine_at(backend.url) as engine:
+        with engine.begin() as conn:
+            catalog.load(conn, PRODUCTS, NOW)
+            bulk.insert(
+                conn, table(EventCustomer), ("event_pk", "customer_id", "identifier_id"), [(1, 1, 1), (2, 2, 1)]
+            )
+            statistics.record_sales(
+                conn, [(1, "pos.sale", "S001", at, payload), (2, "pos.sale", "S001", elsewhere, payload)]
+            )
+        rows = snapshot(engine)
+    for name in ("customer_stats", "customer_days", "customer_stores", "customer_categories"):
+        first, second = ([r[1:] for r in rows[name] if r[0] == c] for c in (1, 2))
+        assert first == second and first, name
+    with engine_at(backend.url) as engine, Session(engine) as db:
+        stats = db.get(CustomerStats, 2)
+        assert stats is not None
+        assert (stats.first_purchase_at, stats.last_purchase_at, stats.sun_purchases, stats.night_purchases) == (
+            at,
+            at,
+            1,
+            1,
+        )
+        assert db.scalar(select(CustomerDay.day).where(CustomerDay.customer_id == 2)) == date(2026, 11, 22)
