@@ -14,10 +14,8 @@ Customers a merge or split marked (``recompute_marks``) are not added to: up to
 from __future__ import annotations
 
 import functools
-import gc
 import sqlite3
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -27,6 +25,7 @@ from sqlalchemy import Connection, delete
 from sqlalchemy.exc import DBAPIError
 
 from central import bulk
+from central.collector import collector_paused
 from central.customers import rebuild
 from central.customers.models import (
     CustomerCategory,
@@ -142,33 +141,13 @@ def _add(conn: Connection, sales: Sequence[StoredEvent], marked: set[int], offse
     )
     skus = sorted({sku for named in lines for sku in named})
     categories = dict(bulk.select_matching(conn, _products, ("sku",), [(k,) for k in skus], ("sku", "category")))
-    with _collector_paused():
+    with collector_paused():
         _write(conn, _rows(sales, lines, owners, categories, marked, offset, conn.dialect.name != "postgresql"))
 
 
 def _write(conn: Connection, tables: tuple[dict[Any, list[Any]], ...]) -> None:
     for target, rows in zip((_STATS, _DAYS, _STORES, _CATEGORIES, _UNKNOWN), tables, strict=True):
         _upsert(conn, target, rows)
-
-
-@contextmanager
-def _collector_paused() -> Iterator[None]:
-    """Python's cyclic garbage collector off while a batch's rows are built and written.
-
-    The rows are thousands of small lists that live until their upsert and form no cycles; with the
-    collector on, they set off its passes and, surviving those, move to the oldest generation, whose
-    growth then sets off full passes over the whole process (about a tenth of the step's time). Freed
-    before the collector is back on, they are never examined at all. If another thread has it off
-    already, it stays off here and that thread turns it back on.
-    """
-    if not gc.isenabled():
-        yield
-        return
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.enable()
 
 
 def _rows(

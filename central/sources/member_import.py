@@ -21,11 +21,9 @@ rows done, written with each chunk, and how it ended; the console shows it as th
 from __future__ import annotations
 
 import csv
-import gc
 import hashlib
 import json
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -35,6 +33,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from central import bulk
+from central.collector import collector_paused
 from central.identity.models import Customer
 from central.identity.registry import Registry
 from central.identity.resolve import IdentityFact, Resolution, resolve
@@ -335,7 +334,7 @@ def run_import(
     def flush() -> None:
         if not chunk:
             return
-        with _cycles_collected_after():
+        with collector_paused():
             _flush()
 
     def _flush() -> None:
@@ -369,24 +368,6 @@ def run_import(
     if not options.dry_run:
         db.commit()
     return import_id, stats
-
-
-@contextmanager
-def _cycles_collected_after() -> Iterator[None]:
-    """Leave Python's cycle collector off while a chunk runs; it runs when the chunk is done.
-
-    A chunk allocates a few hundred thousand short-lived objects, and each automatic collection
-    they set off walks the long-lived ones too: pypinyin's phrase dictionary alone holds about
-    190,000 lists. That was about a tenth of an import's CPU time. What a chunk leaves behind in
-    cycles is bounded by the chunk, and the collector takes it up again when the chunk is done.
-    """
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
 
 
 def _record_failure(db: Session, run_id: int, clock: Callable[[], datetime], exc: Exception) -> None:
