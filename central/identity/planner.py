@@ -17,7 +17,7 @@ Customers are *handles*: stored ids are positive, customers still to create nega
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -26,9 +26,10 @@ from central.identity.registry import Registry
 
 Pair = tuple[str, str]
 Held = dict[str, dict[str, datetime]]  # kind -> value -> last seen, for constrained kinds only
+HeldLoader = Callable[[Collection[int]], dict[int, Held]]
 
 
-@dataclass
+@dataclass(slots=True)
 class Known:
     """A stored identifier as the batch's look-up found it."""
 
@@ -112,13 +113,21 @@ class Planner:
         self,
         registry: Registry,
         known: dict[Pair, Known],
-        held: Callable[[], dict[int, Held]],
+        held: HeldLoader,
         reviewed: Callable[[], set[tuple[int, int]]],
+        likely: Collection[int] = (),
     ) -> None:
         self.registry = registry
         # What stored customers hold, and which pairs of them are already in the review queue
         # (meeting again is not new evidence), are read on first need: most batches never ask.
-        self._load_held: Callable[[], dict[int, Held]] | None = held
+        # Holdings are read only for the customers that need them: on the first need, those of
+        # ``likely`` (the customers some fact may merge or add a value to) with it, in one read.
+        self._load_held = held
+        self._likely: set[int] | None = set(likely)
+        self._loaded: set[int] = set()
+        # Sightings of stored customers' values after the first read, kept for customers whose
+        # holdings are read later, so that a late read sees what an early one would have seen.
+        self._sightings: dict[int, Held] = {}
         self._load_reviewed: Callable[[], set[tuple[int, int]]] | None = reviewed
         self.reviewed: set[tuple[int, int]] = set()
         self.known = known
@@ -140,12 +149,26 @@ class Planner:
         return spec.unique or spec.limit is not None
 
     def _held(self, handle: int) -> Held:
-        if handle > 0 and self._load_held is not None:
-            loaded, self._load_held = self._load_held(), None
-            # The loader builds fresh dicts for this planner alone: adopt them rather than copy.
-            for cid, kinds in loaded.items():
-                self.held.setdefault(cid, kinds)
+        if handle > 0 and handle not in self._loaded:
+            self._read_held(handle)
         return self.held.setdefault(handle, {})
+
+    def _read_held(self, handle: int) -> None:
+        ids = {handle}
+        if self._likely is not None:
+            ids |= self._likely
+            self._likely = None
+        ids -= self._loaded
+        loaded = self._load_held(ids)
+        self._loaded |= ids
+        for cid in ids:
+            # The loader builds fresh dicts for this planner alone: adopt them rather than copy.
+            kinds = self.held.setdefault(cid, loaded.get(cid, {}))
+            for kind, seen in self._sightings.pop(cid, {}).items():
+                values = kinds.setdefault(kind, {})
+                for value, at in seen.items():
+                    if values.get(value, at) <= at:
+                        values[value] = at
 
     def _clash(self, a: Held, b: Held, at: datetime) -> str | None:
         """Why customers holding ``a`` and ``b`` cannot be one, or None."""
@@ -324,11 +347,15 @@ class Planner:
 
     def _touch(self, handle: int, pairs: list[Pair], at: datetime) -> None:
         """Note that ``pairs`` of customer ``handle`` were seen at ``at`` (for windowed limits)."""
-        if handle > 0 and self._load_held is not None:
-            return  # nothing of this batch has needed holdings yet; the stored last_seen_at will do
+        if handle > 0 and handle not in self._loaded:
+            if not self._loaded:
+                return  # nothing of this batch has needed holdings yet; the stored last_seen_at will do
+            held = self._sightings.setdefault(handle, {})  # applied when this customer's are read
+        else:
+            held = self._held(handle)
         for pair in pairs:
             if self._constrained(pair[0]):
-                values = self._held(handle).setdefault(pair[0], {})
+                values = held.setdefault(pair[0], {})
                 if values.get(pair[1], at) <= at:
                     values[pair[1]] = at
 
@@ -398,15 +425,36 @@ class Planner:
                     self._count(pair, 1, day)
 
 
+def likely_held(facts: Sequence[Fact], known: dict[Pair, Known]) -> set[int]:
+    """Stored customers whose holdings the plan will probably read: those a fact names beside a
+    value no stored customer owns, or beside another stored customer (a value to add, a merge).
+
+    Only an estimate to read them in one go; the planner reads any other it needs when it needs it.
+    """
+    likely: set[int] = set()
+    for fact in facts:
+        owners: set[int] = set()
+        unowned = False
+        for pair in (*fact.strong, *fact.weak):
+            row = known.get(pair)
+            if row is None or row.customer_id is None:
+                unowned = unowned or row is None or row.state in (LINKED, TRUSTED)
+            elif row.state in (LINKED, TRUSTED):
+                owners.add(row.customer_id)
+        if owners and (unowned or len(owners) > 1):
+            likely |= owners
+    return likely
+
+
 def plan_batch(
     registry: Registry,
     facts: Sequence[Fact],
     known: dict[Pair, Known],
-    held: Callable[[], dict[int, Held]] = dict,
+    held: HeldLoader = lambda ids: {},
     reviewed: Callable[[], set[tuple[int, int]]] = set,
 ) -> Plan:
     """The plan for ``facts`` in order, given the stored identifiers and loaders for the rest."""
-    planner = Planner(registry, known, held, reviewed)
+    planner = Planner(registry, known, held, reviewed, likely_held(facts, known))
     for index, fact in enumerate(facts):
         planner.place(index, fact)
     return planner.plan

@@ -193,7 +193,7 @@ def resolve(
         registry,
         prepared,
         known,
-        lambda: holdings(conn, registry, stored),
+        lambda ids: holdings(conn, registry, ids),
         lambda: reviewed_pairs(conn, stored),
     )
     applied = changes.apply(conn, plan, facts, known, now)
@@ -202,12 +202,14 @@ def resolve(
         for pair in plan.flagged:
             split.detach_value(db, applied.identifier_ids[pair], now=now, operator=None)
         customer_ids = changes.customers_of_events(conn, [f.event_pk for f in facts])
-    touched = golden.observe(db, registry, facts, customer_ids, now)
-    touched |= applied.merged_into
+    observed = golden.observe(db, registry, facts, customer_ids, now)
+    touched = {row[0] for row in observed} | applied.merged_into
+    # Customers this batch created have no observations but its own (unless a split moved events).
+    new = set() if plan.flagged else {applied.real[h] for h in plan.new_handles}
     merged = len(plan.merges)
     reviews = len(plan.reviews)
     if touched:
-        golden.refresh(db, registry, touched, now)
+        golden.refresh(db, registry, touched, now, new=new, observed=observed)
         extra = suggestions.suggest(db, registry, touched, now, allow_weak_merge=allow_weak_merge)
         reviews += extra.suggested
         merged += extra.merged
