@@ -27,6 +27,7 @@ from central.identity.registry import Registry
 Pair = tuple[str, str]
 Held = dict[str, dict[str, datetime]]  # kind -> value -> last seen, for constrained kinds only
 HeldLoader = Callable[[Collection[int]], dict[int, Held]]
+ReviewedLoader = Callable[[Collection[int]], set[tuple[int, int]]]  # pairs (low, high) naming any of the ids
 
 
 @dataclass(slots=True)
@@ -114,21 +115,23 @@ class Planner:
         registry: Registry,
         known: dict[Pair, Known],
         held: HeldLoader,
-        reviewed: Callable[[], set[tuple[int, int]]],
+        reviewed: ReviewedLoader,
         likely: Collection[int] = (),
     ) -> None:
         self.registry = registry
         # What stored customers hold, and which pairs of them are already in the review queue
         # (meeting again is not new evidence), are read on first need: most batches never ask.
-        # Holdings are read only for the customers that need them: on the first need, those of
+        # Both are read only for the customers that need them: on the first need, those of
         # ``likely`` (the customers some fact may merge or add a value to) with it, in one read.
         self._load_held = held
         self._likely: set[int] | None = set(likely)
         self._loaded: set[int] = set()
+        self._load_reviewed = reviewed
+        self._likely_reviewed: set[int] | None = set(likely)
+        self._loaded_reviewed: set[int] = set()
         # Sightings of stored customers' values after the first read, kept for customers whose
         # holdings are read later, so that a late read sees what an early one would have seen.
         self._sightings: dict[int, Held] = {}
-        self._load_reviewed: Callable[[], set[tuple[int, int]]] | None = reviewed
         self.reviewed: set[tuple[int, int]] = set()
         self.known = known
         self.plan = Plan()
@@ -232,9 +235,14 @@ class Planner:
         """Whether customers ``a`` and ``b`` already met in a conflict someone has to review."""
         if a is None:
             return False
-        if a > 0 and b > 0 and self._load_reviewed is not None:
-            loaded, self._load_reviewed = self._load_reviewed(), None
-            self.reviewed |= loaded
+        if a > 0 and b > 0 and a not in self._loaded_reviewed and b not in self._loaded_reviewed:
+            ids = {a, b}
+            if self._likely_reviewed is not None:
+                ids |= self._likely_reviewed
+                self._likely_reviewed = None
+            ids -= self._loaded_reviewed
+            self.reviewed |= self._load_reviewed(ids)
+            self._loaded_reviewed |= ids
         return (min(a, b), max(a, b)) in self.reviewed
 
     def _new_handle(self) -> int:
@@ -426,8 +434,9 @@ class Planner:
 
 
 def likely_held(facts: Sequence[Fact], known: dict[Pair, Known]) -> set[int]:
-    """Stored customers whose holdings the plan will probably read: those a fact names beside a
-    value no stored customer owns, or beside another stored customer (a value to add, a merge).
+    """Stored customers whose holdings (and review pairs) the plan will probably read: those a fact
+    names beside a value no stored customer owns, or beside another stored customer (a value to add,
+    a merge).
 
     Only an estimate to read them in one go; the planner reads any other it needs when it needs it.
     """
@@ -451,7 +460,7 @@ def plan_batch(
     facts: Sequence[Fact],
     known: dict[Pair, Known],
     held: HeldLoader = lambda ids: {},
-    reviewed: Callable[[], set[tuple[int, int]]] = set,
+    reviewed: ReviewedLoader = lambda ids: set(),
 ) -> Plan:
     """The plan for ``facts`` in order, given the stored identifiers and loaders for the rest."""
     planner = Planner(registry, known, held, reviewed, likely_held(facts, known))

@@ -188,13 +188,12 @@ def resolve(
     prepared = [prepare(registry, f, unusable) for f in facts]
     conn = db.connection()
     known = lookup(conn, {p for f in prepared for p in (*f.strong, *f.weak)})
-    stored = {k.customer_id for k in known.values() if k.customer_id is not None}
     plan = plan_batch(
         registry,
         prepared,
         known,
         lambda ids: holdings(conn, registry, ids),
-        lambda: reviewed_pairs(conn, stored),
+        lambda ids: reviewed_pairs(conn, ids),
     )
     applied = changes.apply(conn, plan, facts, known, now)
     customer_ids = applied.customer_ids

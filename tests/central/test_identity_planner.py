@@ -47,6 +47,22 @@ def test_holdings_are_read_once_and_only_for_customers_a_fact_adds_to_or_merges(
     assert plan.owner[("phone", PHONES[2])] == 2 and plan.root(plan.owner[("member_card", "CARD0002")]) == 3
 
 
+def test_review_pairs_are_read_only_for_customers_a_fact_names_together():
+    registry = default_registry()
+    one, two, three = ("phone", PHONES[0]), ("member_card", "CARD0001"), ("phone", PHONES[1])
+    known = _known({one: (1, NOW), two: (2, NOW), three: (3, NOW)})
+    asked: list[set[int]] = []
+
+    def reviewed(ids: Collection[int]) -> set[tuple[int, int]]:
+        asked.append(set(ids))
+        return {(1, 2)}  # these two met before: meeting again is not news
+
+    facts = [Fact(NOW, (three,), ()), Fact(NOW, (two, one), ())]
+    plan = plan_batch(registry, facts, known, Loader({1: {}, 2: {}, 3: {}}), reviewed)
+    assert asked == [{1, 2}]
+    assert plan.counters == {}  # neither value brought news to the other's customer
+
+
 def _late_read(seen_earlier: bool) -> tuple[Planner, Loader]:
     """Customer 1 holds three phones, one idle for 400 days; its holdings are read after customer 2's."""
     registry = default_registry()
@@ -55,7 +71,7 @@ def _late_read(seen_earlier: bool) -> tuple[Planner, Loader]:
     phones = {PHONES[0]: old, PHONES[1]: recent, PHONES[2]: recent}
     known = _known({("phone", p): (1, at) for p, at in phones.items()} | {("member_card", "CARD0001"): (2, NOW)})
     loader = Loader({1: {"phone": phones}, 2: {"member_card": {"CARD0001": NOW}}})
-    planner = Planner(registry, known, loader, set)  # no estimate: each customer is read on its own need
+    planner = Planner(registry, known, loader, lambda ids: set())  # no estimate: each customer is read on its own need
     facts = [Fact(NOW, (("member_card", "CARD0001"), ("member_card", "CARD0002")), ())]
     if seen_earlier:
         facts.append(Fact(NOW, (("phone", PHONES[0]),), ()))  # the idle phone used again
