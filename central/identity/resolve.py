@@ -17,6 +17,7 @@ import functools
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import Connection
 from sqlalchemy.orm import Session
@@ -102,7 +103,7 @@ def lookup(conn: Connection, pairs: Iterable[Pair]) -> dict[Pair, Known]:
         " JOIN identifiers AS t ON t.kind = q.kind AND t.value = q.value"
         " LEFT JOIN customers AS c ON c.id = t.customer_id"
     )
-    rows: list[tuple[object, ...]] = []
+    rows: list[tuple[Any, ...]] = []
     if conn.dialect.name == "postgresql":
         sql = f"SELECT {_LOOKUP_COLUMNS} FROM json_to_recordset(CAST(%s AS json)) AS q(kind text, value text){tail}"  # noqa: S608
         document = bulk.json_param([{"kind": k, "value": v} for k, v in keys])
@@ -116,19 +117,11 @@ def lookup(conn: Connection, pairs: Iterable[Pair]) -> dict[Pair, Known]:
             sql = f"SELECT {_LOOKUP_COLUMNS} FROM ({inner}) AS q{tail}"  # noqa: S608 - placeholders only
             params = tuple(x for pair in chunk for x in pair)
             rows.extend(bulk.sqlite_fetch(conn, sql, params))
-    out: dict[Pair, Known] = {}
-    for pk, kind, value, customer, state, seen, total, today, day, version in rows:
-        out[(str(kind), str(value))] = Known(
-            int(pk),  # type: ignore[call-overload]
-            None if customer is None else int(customer),  # type: ignore[call-overload]
-            str(state),
-            _as_time(seen),
-            int(total),  # type: ignore[call-overload]
-            int(today),  # type: ignore[call-overload]
-            str(day),
-            None if version is None else int(version),  # type: ignore[call-overload]
-        )
-    return out
+    # Both drivers hand integer and text columns back as int and str: only the time needs converting.
+    return {
+        (kind, value): Known(pk, customer, state, _as_time(seen), total, today, day, version)
+        for pk, kind, value, customer, state, seen, total, today, day, version in rows
+    }
 
 
 def holdings(conn: Connection, registry: Registry, customer_ids: Iterable[int]) -> dict[int, Held]:
