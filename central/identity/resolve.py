@@ -25,7 +25,8 @@ from sqlalchemy.orm import Session
 from central import bulk
 from central.identity import changes, golden, split, suggestions
 from central.identity.models import LINKED, TRUSTED, Identifier, ReviewItem
-from central.identity.planner import Fact, Held, Known, Pair, plan_batch
+from central.identity.planner import plan_batch
+from central.identity.plans import Fact, Held, Known, Pair
 from central.identity.registry import Registry, default_registry
 from central.models import table
 

@@ -6,7 +6,8 @@ from collections.abc import Collection
 from datetime import UTC, datetime, timedelta
 
 from central.identity.models import LINKED
-from central.identity.planner import Fact, Held, Known, Planner, plan_batch
+from central.identity.planner import Planner, plan_batch
+from central.identity.plans import Fact, Held, Known
 from central.identity.registry import default_registry
 
 NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
