@@ -34,7 +34,7 @@ from central.identity.models import (
     RecomputeMark,
     ReviewItem,
 )
-from central.identity.planner import Known, LedgerOp, Pair, Plan
+from central.identity.plans import Known, LedgerOp, Pair, Plan
 from central.models import table
 
 if TYPE_CHECKING:

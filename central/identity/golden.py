@@ -13,7 +13,7 @@ from __future__ import annotations
 import functools
 import re
 import unicodedata
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from functools import cache
@@ -129,10 +129,14 @@ def compare_key(attribute: str, value: str) -> str:
     return unicodedata.normalize("NFKC", value).strip().casefold()
 
 
+# An observation as refresh reads it: (customer, attribute, value, source, verified, observed_at).
+Observation = tuple[int, str, str, str, bool, datetime]
+
+
 def observe(
     db: Session, registry: Registry, facts: Sequence[IdentityFact], customer_ids: Sequence[int | None], now: datetime
-) -> set[int]:
-    """Store the attributes of resolved facts; return the customers whose golden record may change."""
+) -> list[Observation]:
+    """Store the attributes of resolved facts; return what was stored (its customers' golden record may change)."""
     rows = []
     for fact, customer in zip(facts, customer_ids, strict=True):
         if customer is None or not fact.attributes:
@@ -144,7 +148,7 @@ def observe(
                 rows.append((fact.event_pk, customer, attribute, value, fact.source, verified, fact.observed_at))
     columns = ("event_pk", "customer_id", "attribute", "value", "source", "verified", "observed_at")
     bulk.insert(db.connection(), _observations, columns, rows)
-    return {row[1] for row in rows}
+    return [row[1:] for row in rows]
 
 
 @dataclass
@@ -228,14 +232,55 @@ def _instants() -> Callable[[Any], datetime]:
     return instant
 
 
-def refresh(db: Session, registry: Registry, customer_ids: Iterable[int], now: datetime) -> None:
-    """Recompute the golden record and match keys of ``customer_ids`` from their observations."""
+def refresh(
+    db: Session,
+    registry: Registry,
+    customer_ids: Iterable[int],
+    now: datetime,
+    *,
+    new: Collection[int] = (),
+    observed: Iterable[Observation] = (),
+) -> None:
+    """Recompute the golden record and match keys of ``customer_ids`` from their observations.
+
+    ``new`` names customers created in this transaction, whose every observation is in ``observed``
+    (and who have no receipts, golden record or match key yet): theirs are not read back.
+    """
     ids = sorted(set(customer_ids))
     if not ids:
         return
     conn = db.connection()
-    instant = _instants()
     per: dict[int, dict[str, list[tuple[str, str, bool, datetime]]]] = {}
+    for cid, attribute, value, source, verified, at in observed:
+        if cid in new:
+            per.setdefault(cid, {}).setdefault(attribute, []).append((value, source, verified, at))
+    stored = [cid for cid in ids if cid not in new]
+    if stored:
+        _read_stored(conn, stored, per)
+    golden_rows = []
+    key_rows = []
+    for cid in ids:
+        chosen: dict[str, str] = {}
+        for attribute, observations in per.get(cid, {}).items():
+            if len(observations) == 1:  # most customers of an import: one statement, nothing to choose
+                value, source, verified, at = observations[0]
+                chosen[attribute] = value
+                golden_rows.append((cid, attribute, value, source, verified, at))
+                continue
+            best = survivor(registry, attribute, observations)
+            if best is not None:
+                chosen[attribute] = best.value
+                golden_rows.append((cid, attribute, best.value, best.source, best.verified, best.latest))
+        block = match_block(chosen)
+        if block:
+            key_rows.append((block, cid))
+    bulk.insert(conn, _golden, ("customer_id", "attribute", "value", "source", "verified", "observed_at"), golden_rows)
+    bulk.insert(conn, _keys, ("block", "customer_id"), key_rows)
+
+
+def _read_stored(conn: Connection, ids: Sequence[int], per: dict[int, dict[str, list[Any]]]) -> None:
+    """Read stored customers' observations and receipt counts into ``per``, and clear their old record."""
+    instant = _instants()
     where, params = _ids_in(conn, "customer_id", ids)
     observed = _fetch(
         conn,
@@ -256,25 +301,6 @@ def refresh(db: Session, registry: Registry, customer_ids: Iterable[int], now: d
         per.setdefault(cid, {}).setdefault("preferred_store", []).extend([(store, "receipts", False, at)] * count)
     conn.exec_driver_sql(f"DELETE FROM {_golden.name} WHERE {where}", params)  # noqa: S608 - our own names
     conn.exec_driver_sql(f"DELETE FROM {_keys.name} WHERE {where}", params)  # noqa: S608 - our own names
-    golden_rows = []
-    key_rows = []
-    for cid in ids:
-        chosen: dict[str, str] = {}
-        for attribute, observations in per.get(cid, {}).items():
-            if len(observations) == 1:  # most customers of an import: one statement, nothing to choose
-                value, source, verified, at = observations[0]
-                chosen[attribute] = value
-                golden_rows.append((cid, attribute, value, source, verified, at))
-                continue
-            best = survivor(registry, attribute, observations)
-            if best is not None:
-                chosen[attribute] = best.value
-                golden_rows.append((cid, attribute, best.value, best.source, best.verified, best.latest))
-        block = match_block(chosen)
-        if block:
-            key_rows.append((block, cid))
-    bulk.insert(conn, _golden, ("customer_id", "attribute", "value", "source", "verified", "observed_at"), golden_rows)
-    bulk.insert(conn, _keys, ("block", "customer_id"), key_rows)
 
 
 def golden_of(db: Session, customer_ids: Iterable[int]) -> dict[int, dict[str, tuple[str, str]]]:

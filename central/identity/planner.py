@@ -17,92 +17,22 @@ Customers are *handles*: stored ids are positive, customers still to create nega
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Collection, Sequence
 from datetime import datetime, timedelta
 
 from central.identity.models import LINKED, TRUSTED
+from central.identity.plans import (
+    Fact,
+    Held,
+    HeldLoader,
+    Known,
+    LedgerOp,
+    Pair,
+    Plan,
+    ReviewedLoader,
+    ReviewOp,
+)
 from central.identity.registry import Registry
-
-Pair = tuple[str, str]
-Held = dict[str, dict[str, datetime]]  # kind -> value -> last seen, for constrained kinds only
-
-
-@dataclass
-class Known:
-    """A stored identifier as the batch's look-up found it."""
-
-    id: int
-    customer_id: int | None
-    state: str
-    last_seen_at: datetime
-    partners_total: int
-    partners_today: int
-    partners_day: str
-    version: int | None
-
-
-@dataclass(frozen=True, slots=True)
-class Fact:
-    """What the planner needs from one event: its identifiers, already normalized."""
-
-    observed_at: datetime
-    strong: tuple[Pair, ...]  # highest priority first
-    weak: tuple[Pair, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class LedgerOp:
-    """A ledger row to write; customers are handles, identifiers pairs, ``fact`` the evidence's index."""
-
-    action: str
-    rule: str
-    fact: int | None
-    pair: Pair | None = None
-    anchor: Pair | None = None
-    customer: int | None = None
-    other: int | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class ReviewOp:
-    """A review item to open: the reason, the customers (handles) and the value concerned."""
-
-    reason: str
-    fact: int
-    customer: int | None
-    other: int | None = None
-    pair: Pair | None = None
-    detail: str = ""
-
-
-@dataclass
-class Plan:
-    """Everything a batch changes, in handles and pairs, ready to be written."""
-
-    customers: list[int | None] = field(default_factory=list)  # per fact: its customer handle (unresolved)
-    anchors: list[Pair | None] = field(default_factory=list)  # per fact: the identifier that decided it
-    new_handles: list[int] = field(default_factory=list)
-    owner: dict[Pair, int] = field(default_factory=dict)  # linkable pair -> handle (resolve with root())
-    new_pairs: dict[Pair, datetime] = field(default_factory=dict)  # created in this batch: first seen
-    unlinked: dict[Pair, str] = field(default_factory=dict)  # stored pairs detached: new state
-    counters: dict[Pair, tuple[int, int, str]] = field(default_factory=dict)  # changed partner counters
-    seen: dict[Pair, datetime] = field(default_factory=dict)  # latest sighting per pair in the batch
-    merges: list[tuple[int, int]] = field(default_factory=list)  # (kept, merged) handles as they happened
-    ledger: list[LedgerOp] = field(default_factory=list)
-    reviews: list[ReviewOp] = field(default_factory=list)
-    flagged: list[Pair] = field(default_factory=list)  # became suspicious: undo their links afterwards
-    changed: set[int] = field(default_factory=set)  # handles whose identifiers changed
-    parent: dict[int, int] = field(default_factory=dict)
-
-    def root(self, handle: int) -> int:
-        """The handle ``handle`` now lives on as."""
-        top = handle
-        while (up := self.parent.get(top, top)) != top:
-            top = up
-        while handle != top:
-            self.parent[handle], handle = top, self.parent.get(handle, handle)
-        return top
 
 
 class Planner:
@@ -112,14 +42,24 @@ class Planner:
         self,
         registry: Registry,
         known: dict[Pair, Known],
-        held: Callable[[], dict[int, Held]],
-        reviewed: Callable[[], set[tuple[int, int]]],
+        held: HeldLoader,
+        reviewed: ReviewedLoader,
+        likely: Collection[int] = (),
     ) -> None:
         self.registry = registry
         # What stored customers hold, and which pairs of them are already in the review queue
         # (meeting again is not new evidence), are read on first need: most batches never ask.
-        self._load_held: Callable[[], dict[int, Held]] | None = held
-        self._load_reviewed: Callable[[], set[tuple[int, int]]] | None = reviewed
+        # Both are read only for the customers that need them: on the first need, those of
+        # ``likely`` (the customers some fact may merge or add a value to) with it, in one read.
+        self._load_held = held
+        self._likely: set[int] | None = set(likely)
+        self._loaded: set[int] = set()
+        self._load_reviewed = reviewed
+        self._likely_reviewed: set[int] | None = set(likely)
+        self._loaded_reviewed: set[int] = set()
+        # Sightings of stored customers' values after the first read, kept for customers whose
+        # holdings are read later, so that a late read sees what an early one would have seen.
+        self._sightings: dict[int, Held] = {}
         self.reviewed: set[tuple[int, int]] = set()
         self.known = known
         self.plan = Plan()
@@ -140,12 +80,26 @@ class Planner:
         return spec.unique or spec.limit is not None
 
     def _held(self, handle: int) -> Held:
-        if handle > 0 and self._load_held is not None:
-            loaded, self._load_held = self._load_held(), None
-            # The loader builds fresh dicts for this planner alone: adopt them rather than copy.
-            for cid, kinds in loaded.items():
-                self.held.setdefault(cid, kinds)
+        if handle > 0 and handle not in self._loaded:
+            self._read_held(handle)
         return self.held.setdefault(handle, {})
+
+    def _read_held(self, handle: int) -> None:
+        ids = {handle}
+        if self._likely is not None:
+            ids |= self._likely
+            self._likely = None
+        ids -= self._loaded
+        loaded = self._load_held(ids)
+        self._loaded |= ids
+        for cid in ids:
+            # The loader builds fresh dicts for this planner alone: adopt them rather than copy.
+            kinds = self.held.setdefault(cid, loaded.get(cid, {}))
+            for kind, seen in self._sightings.pop(cid, {}).items():
+                values = kinds.setdefault(kind, {})
+                for value, at in seen.items():
+                    if values.get(value, at) <= at:
+                        values[value] = at
 
     def _clash(self, a: Held, b: Held, at: datetime) -> str | None:
         """Why customers holding ``a`` and ``b`` cannot be one, or None."""
@@ -209,9 +163,14 @@ class Planner:
         """Whether customers ``a`` and ``b`` already met in a conflict someone has to review."""
         if a is None:
             return False
-        if a > 0 and b > 0 and self._load_reviewed is not None:
-            loaded, self._load_reviewed = self._load_reviewed(), None
-            self.reviewed |= loaded
+        if a > 0 and b > 0 and a not in self._loaded_reviewed and b not in self._loaded_reviewed:
+            ids = {a, b}
+            if self._likely_reviewed is not None:
+                ids |= self._likely_reviewed
+                self._likely_reviewed = None
+            ids -= self._loaded_reviewed
+            self.reviewed |= self._load_reviewed(ids)
+            self._loaded_reviewed |= ids
         return (min(a, b), max(a, b)) in self.reviewed
 
     def _new_handle(self) -> int:
@@ -324,11 +283,15 @@ class Planner:
 
     def _touch(self, handle: int, pairs: list[Pair], at: datetime) -> None:
         """Note that ``pairs`` of customer ``handle`` were seen at ``at`` (for windowed limits)."""
-        if handle > 0 and self._load_held is not None:
-            return  # nothing of this batch has needed holdings yet; the stored last_seen_at will do
+        if handle > 0 and handle not in self._loaded:
+            if not self._loaded:
+                return  # nothing of this batch has needed holdings yet; the stored last_seen_at will do
+            held = self._sightings.setdefault(handle, {})  # applied when this customer's are read
+        else:
+            held = self._held(handle)
         for pair in pairs:
             if self._constrained(pair[0]):
-                values = self._held(handle).setdefault(pair[0], {})
+                values = held.setdefault(pair[0], {})
                 if values.get(pair[1], at) <= at:
                     values[pair[1]] = at
 
@@ -398,15 +361,37 @@ class Planner:
                     self._count(pair, 1, day)
 
 
+def likely_held(facts: Sequence[Fact], known: dict[Pair, Known]) -> set[int]:
+    """Stored customers whose holdings (and review pairs) the plan will probably read: those a fact
+    names beside a value no stored customer owns, or beside another stored customer (a value to add,
+    a merge).
+
+    Only an estimate to read them in one go; the planner reads any other it needs when it needs it.
+    """
+    likely: set[int] = set()
+    for fact in facts:
+        owners: set[int] = set()
+        unowned = False
+        for pair in (*fact.strong, *fact.weak):
+            row = known.get(pair)
+            if row is None or row.customer_id is None:
+                unowned = unowned or row is None or row.state in (LINKED, TRUSTED)
+            elif row.state in (LINKED, TRUSTED):
+                owners.add(row.customer_id)
+        if owners and (unowned or len(owners) > 1):
+            likely |= owners
+    return likely
+
+
 def plan_batch(
     registry: Registry,
     facts: Sequence[Fact],
     known: dict[Pair, Known],
-    held: Callable[[], dict[int, Held]] = dict,
-    reviewed: Callable[[], set[tuple[int, int]]] = set,
+    held: HeldLoader = lambda ids: {},
+    reviewed: ReviewedLoader = lambda ids: set(),
 ) -> Plan:
     """The plan for ``facts`` in order, given the stored identifiers and loaders for the rest."""
-    planner = Planner(registry, known, held, reviewed)
+    planner = Planner(registry, known, held, reviewed, likely_held(facts, known))
     for index, fact in enumerate(facts):
         planner.place(index, fact)
     return planner.plan

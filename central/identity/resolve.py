@@ -17,6 +17,7 @@ import functools
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import Connection
 from sqlalchemy.orm import Session
@@ -24,7 +25,8 @@ from sqlalchemy.orm import Session
 from central import bulk
 from central.identity import changes, golden, split, suggestions
 from central.identity.models import LINKED, TRUSTED, Identifier, ReviewItem
-from central.identity.planner import Fact, Held, Known, Pair, plan_batch
+from central.identity.planner import plan_batch
+from central.identity.plans import Fact, Held, Known, Pair
 from central.identity.registry import Registry, default_registry
 from central.models import table
 
@@ -102,7 +104,7 @@ def lookup(conn: Connection, pairs: Iterable[Pair]) -> dict[Pair, Known]:
         " JOIN identifiers AS t ON t.kind = q.kind AND t.value = q.value"
         " LEFT JOIN customers AS c ON c.id = t.customer_id"
     )
-    rows: list[tuple[object, ...]] = []
+    rows: list[tuple[Any, ...]] = []
     if conn.dialect.name == "postgresql":
         sql = f"SELECT {_LOOKUP_COLUMNS} FROM json_to_recordset(CAST(%s AS json)) AS q(kind text, value text){tail}"  # noqa: S608
         document = bulk.json_param([{"kind": k, "value": v} for k, v in keys])
@@ -116,19 +118,11 @@ def lookup(conn: Connection, pairs: Iterable[Pair]) -> dict[Pair, Known]:
             sql = f"SELECT {_LOOKUP_COLUMNS} FROM ({inner}) AS q{tail}"  # noqa: S608 - placeholders only
             params = tuple(x for pair in chunk for x in pair)
             rows.extend(bulk.sqlite_fetch(conn, sql, params))
-    out: dict[Pair, Known] = {}
-    for pk, kind, value, customer, state, seen, total, today, day, version in rows:
-        out[(str(kind), str(value))] = Known(
-            int(pk),  # type: ignore[call-overload]
-            None if customer is None else int(customer),  # type: ignore[call-overload]
-            str(state),
-            _as_time(seen),
-            int(total),  # type: ignore[call-overload]
-            int(today),  # type: ignore[call-overload]
-            str(day),
-            None if version is None else int(version),  # type: ignore[call-overload]
-        )
-    return out
+    # Both drivers hand integer and text columns back as int and str: only the time needs converting.
+    return {
+        (kind, value): Known(pk, customer, state, _as_time(seen), total, today, day, version)
+        for pk, kind, value, customer, state, seen, total, today, day, version in rows
+    }
 
 
 def holdings(conn: Connection, registry: Registry, customer_ids: Iterable[int]) -> dict[int, Held]:
@@ -188,13 +182,12 @@ def resolve(
     prepared = [prepare(registry, f, unusable) for f in facts]
     conn = db.connection()
     known = lookup(conn, {p for f in prepared for p in (*f.strong, *f.weak)})
-    stored = {k.customer_id for k in known.values() if k.customer_id is not None}
     plan = plan_batch(
         registry,
         prepared,
         known,
-        lambda: holdings(conn, registry, stored),
-        lambda: reviewed_pairs(conn, stored),
+        lambda ids: holdings(conn, registry, ids),
+        lambda ids: reviewed_pairs(conn, ids),
     )
     applied = changes.apply(conn, plan, facts, known, now)
     customer_ids = applied.customer_ids
@@ -202,12 +195,14 @@ def resolve(
         for pair in plan.flagged:
             split.detach_value(db, applied.identifier_ids[pair], now=now, operator=None)
         customer_ids = changes.customers_of_events(conn, [f.event_pk for f in facts])
-    touched = golden.observe(db, registry, facts, customer_ids, now)
-    touched |= applied.merged_into
+    observed = golden.observe(db, registry, facts, customer_ids, now)
+    touched = {row[0] for row in observed} | applied.merged_into
+    # Customers this batch created have no observations but its own (unless a split moved events).
+    new = set() if plan.flagged else {applied.real[h] for h in plan.new_handles}
     merged = len(plan.merges)
     reviews = len(plan.reviews)
     if touched:
-        golden.refresh(db, registry, touched, now)
+        golden.refresh(db, registry, touched, now, new=new, observed=observed)
         extra = suggestions.suggest(db, registry, touched, now, allow_weak_merge=allow_weak_merge)
         reviews += extra.suggested
         merged += extra.merged

@@ -131,3 +131,27 @@ def test_an_import_may_merge_on_weak_evidence_above_its_threshold(db):
     weak = say(db, {"email": "ls2@example.com"}, {"name": "Li Si", "birthday": "1985-12-01"}, allow_weak_merge=0.95)
     assert weak != first
     assert [r.reason for r in db.scalars(select(ReviewItem))] == ["weak_match"]
+
+
+def _all_golden(db):
+    rows = db.execute(
+        select(GoldenAttribute.customer_id, GoldenAttribute.attribute, GoldenAttribute.value, GoldenAttribute.source)
+    )
+    return sorted(tuple(r) for r in rows)
+
+
+def test_a_batch_s_new_customers_get_the_record_a_refresh_from_the_stored_observations_gives(db):
+    # Customers created by the batch are not read back; a later full refresh must find the same record.
+    made = facts(db, {"member_id": "N1"}, {"member_id": "N1", "phone": "13812345671"}, {"member_id": "N2"})
+    made += facts(db, {"phone": "13812345671", "member_card": "CARD7001"}, at=START + timedelta(days=1))
+    named = [{"name": "張三", "city": "上海"}, {"name": "张三"}, {"name": "李四", "birthday": "1990-03-07"}]
+    named.append({"name": "王五", "city": "杭州"})
+    sources = ["source:app", "dev_test"] * 2
+    made = [replace(f, attributes=a, source=s) for f, a, s in zip(made, named, sources, strict=True)]
+    resolve(db, made, START, registry=REGISTRY)
+    db.commit()
+    written = _all_golden(db)
+    assert {c for c, *_ in written} == set(live_customers(db)) and len(live_customers(db)) == 2
+    golden.refresh(db, REGISTRY, live_customers(db), START)
+    db.commit()
+    assert _all_golden(db) == written
