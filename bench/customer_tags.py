@@ -12,6 +12,7 @@ customers have profiling consent, so the profiling gate is part of the timed rec
 
 from __future__ import annotations
 
+import os
 import random
 import resource
 import tempfile
@@ -51,6 +52,18 @@ def _database(backend: str) -> Iterator[str]:
     else:
         with temporary_postgres_database("cdp_bench_tags") as url:
             yield url
+
+
+def _server_cpu(conn: Connection) -> float | None:
+    """CPU seconds the PostgreSQL backend serving ``conn`` has used (parallel workers not counted); None on SQLite."""
+    if conn.dialect.name != "postgresql":
+        return None
+    pid = conn.exec_driver_sql("SELECT pg_backend_pid()").scalar_one()
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:  # a server on another machine
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _peak_mb() -> float:
@@ -222,14 +235,21 @@ def recompute(customers: int, backend: str) -> None:
                 with engine.begin() as conn:
                     rebuild.rebuild_all(conn, config.customers_utc_offset_minutes)
                 stats_s = time.perf_counter() - started
-                started = time.perf_counter()
+                started, cpu = time.perf_counter(), time.process_time()
                 with engine.begin() as conn:
+                    server = _server_cpu(conn)
                     done = tagging.recompute(conn, config, NOW)
-                tags_s = time.perf_counter() - started
+                    server_after = _server_cpu(conn)
+                tags_s, tags_cpu = time.perf_counter() - started, time.process_time() - cpu
             finally:
                 engine.dispose()
         line(f"{name}: statistics from events", f"{stats_s:.1f} s")
         line(f"{name}: all built-in tags", f"{tags_s:.1f} s (target <= 30 s), {sum(done.tags.values()):,} tags")
+        line(f"{name}: CPU seconds of this process in the tags", f"{tags_cpu:.1f} s")
+        if server is not None and server_after is not None:
+            line(f"{name}: CPU seconds of the PostgreSQL backend", f"{server_after - server:.1f} s")
+        steps = sorted(done.seconds.items(), key=lambda item: -item[1])
+        line(f"{name}: slowest steps", ", ".join(f"{step} {s:.1f} s" for step, s in steps[:8]))
         line(f"{name}: peak resident memory (this process)", f"{_peak_mb():,.0f} MB")
         if done.clv_problem:
             line(f"{name}: lifetime value", done.clv_problem)
