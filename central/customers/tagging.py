@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy import Connection, delete, select
+from sqlalchemy.schema import AddConstraint, DropConstraint
 
 from central.config import CentralConfig
 from central.customers import dashboard, lifetime, presence_tags, profiling, rebuild
@@ -62,11 +63,7 @@ def recompute(conn: Connection, config: CentralConfig, now: datetime, *, statist
     done.seconds["statistics"] = time.perf_counter() - started
     started = time.perf_counter()
     conn.exec_driver_sql("DELETE FROM customer_tags")
-    # The secondary index, kept up row by row, cost four times the rows' own writing: one tag's rows
-    # arrive in customer order but land all over (tag, value, customer_id). Built again below, in
-    # one sort. (Readers of customer_tags on PostgreSQL wait for the commit meanwhile.)
-    for index in _tags.indexes:
-        index.drop(conn)
+    _drop_indexes(conn)
     today = Run(config, now).today
     run = Run(config, now, profiling.open_gate(conn, config.tags_profiling_without_decision, today))
     sql = Sql(conn.dialect.name == "postgresql", offset)
@@ -77,28 +74,51 @@ def recompute(conn: Connection, config: CentralConfig, now: datetime, *, statist
         started = time.perf_counter()
         write(conn, run, sql)
         done.seconds[definition] = time.perf_counter() - started
-    for tag, count in conn.exec_driver_sql("SELECT tag, COUNT(*) FROM customer_tags GROUP BY tag"):
-        # One count for all top_category.N and all repurchase.<category> tags.
-        key = str(tag).split(".")[0] if str(tag).startswith(("top_category.", "repurchase.")) else str(tag)
-        done.tags[key] = done.tags.get(key, 0) + int(count)
     drop_windows(conn)
     started = time.perf_counter()
     written, problem = lifetime.write_tags(conn, run)
     done.seconds["value_clv"] = time.perf_counter() - started
     profiling.close_gate(conn)
     started = time.perf_counter()
-    for index in _tags.indexes:
-        index.create(conn)
-    if conn.dialect.name == "postgresql":
-        # Every row is new: without fresh statistics the overview's plans (below) guess badly.
-        conn.exec_driver_sql("ANALYZE customer_tags")
+    _build_indexes(conn)
     done.seconds["index"] = time.perf_counter() - started
+    for tag, count in conn.exec_driver_sql(
+        "SELECT tag, COUNT(*) FROM customer_tags WHERE tag <> 'value.clv' GROUP BY tag"
+    ):
+        # One count for all top_category.N and all repurchase.<category> tags.
+        key = str(tag).split(".")[0] if str(tag).startswith(("top_category.", "repurchase.")) else str(tag)
+        done.tags[key] = done.tags.get(key, 0) + int(count)
     done.tags["value.clv"] = written
     done.clv_problem = problem
     started = time.perf_counter()
     dashboard.snapshot(conn, now)  # the overview's tier and RFM figures follow the tags
     done.seconds["overview"] = time.perf_counter() - started
     return done
+
+
+def _drop_indexes(conn: Connection) -> None:
+    """Drop the indexes of ``customer_tags`` that :func:`_build_indexes` builds again, each in one sort.
+
+    Kept up row by row they cost several times the rows' own writing: one definition's rows arrive
+    in customer order but land all over ``(tag, value, customer_id)``, and on PostgreSQL every new
+    key of the primary key also visits the row it replaces (deleted in this same transaction). On
+    PostgreSQL readers of ``customer_tags`` wait for the commit meanwhile; SQLite's readers (WAL)
+    read the old tags as before.
+    """
+    for index in _tags.indexes:
+        index.drop(conn)
+    if conn.dialect.name == "postgresql":
+        conn.execute(DropConstraint(_tags.primary_key))
+
+
+def _build_indexes(conn: Connection) -> None:
+    if conn.dialect.name == "postgresql":
+        conn.execute(AddConstraint(_tags.primary_key))
+    for index in _tags.indexes:
+        index.create(conn)
+    if conn.dialect.name == "postgresql":
+        # Every row is new: without fresh statistics the overview's plans (below) guess badly.
+        conn.exec_driver_sql("ANALYZE customer_tags")
 
 
 def _rfm(conn: Connection, run: Run, sql: Sql) -> None:
