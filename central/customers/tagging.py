@@ -5,7 +5,9 @@ of everyone, after a catalogue load), then replace every built-in tag, one state
 definition (see :mod:`central.customers.tags` for the shared pieces), then the predicted lifetime
 value (:mod:`central.customers.lifetime`). Tags that profile are written only for the customers the
 profiling gate lets through (:mod:`central.customers.profiling`). Everything runs in the caller's
-transaction, so readers see the old tags or the new ones, never half.
+transaction, so readers see the old tags or the new ones, never half. The indexes of
+``customer_tags`` are dropped for the rewrite and built again after it (docs/decisions/0062-tag-rewrite.md):
+on PostgreSQL readers of the table wait for the commit meanwhile.
 """
 
 from __future__ import annotations
@@ -62,8 +64,8 @@ def recompute(conn: Connection, config: CentralConfig, now: datetime, *, statist
     done.marked = len(marked)
     done.seconds["statistics"] = time.perf_counter() - started
     started = time.perf_counter()
+    _drop_indexes(conn)  # first: it takes the table's lock, which the DELETE would otherwise upgrade
     conn.exec_driver_sql("DELETE FROM customer_tags")
-    _drop_indexes(conn)
     today = Run(config, now).today
     run = Run(config, now, profiling.open_gate(conn, config.tags_profiling_without_decision, today))
     sql = Sql(conn.dialect.name == "postgresql", offset)
