@@ -41,7 +41,6 @@ SCORES = (1, 2, 3, 4, 5)
 _figures = table(OverviewFigure)
 _hours = table(PresenceHour)
 _member_days = table(NewMemberDay)
-_SCORES = "overview_scores"
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,26 +197,22 @@ def snapshot(conn: Connection, now: datetime) -> int:
     page reads a few hundred rows instead of joining every tagged customer on each view.
     """
     conn.execute(delete(_figures))
-    # One pass over the four tags' rows (the tag index) gives each customer's tier and scores; a
-    # join of customer_tags with itself per score cost several times more at a million customers.
-    temp = "pg_temp" if conn.dialect.name == "postgresql" else "temp"
-    conn.exec_driver_sql(f"DROP TABLE IF EXISTS {temp}.{_SCORES}")
-    conn.exec_driver_sql(
-        f"CREATE TEMPORARY TABLE {_SCORES} AS SELECT customer_id,"  # noqa: S608 - our own names
-        " MAX(CASE WHEN tag = 'value_tier' THEN value END) AS tier, MAX(CASE WHEN tag = 'rfm.r' THEN value END) AS r,"
-        " MAX(CASE WHEN tag = 'rfm.f' THEN value END) AS f, MAX(CASE WHEN tag = 'rfm.m' THEN value END) AS m"
-        " FROM customer_tags WHERE tag IN ('value_tier', 'rfm.r', 'rfm.f', 'rfm.m') GROUP BY customer_id"
+    rfm = (
+        " FROM customer_tags r"
+        " JOIN customer_tags f ON f.customer_id = r.customer_id AND f.tag = 'rfm.f'"
+        " JOIN customer_tags m ON m.customer_id = r.customer_id AND m.tag = 'rfm.m'"
     )
-    rfm = f" FROM {_SCORES} x WHERE x.r IS NOT NULL AND x.f IS NOT NULL AND x.m IS NOT NULL"
     statements = (
-        f"SELECT 'tier', '', x.tier, '', COUNT(*), COALESCE(SUM(s.spent), 0), :now FROM {_SCORES} x"  # noqa: S608
-        " JOIN customer_stats s ON s.customer_id = x.customer_id WHERE x.tier IS NOT NULL GROUP BY x.tier",
-        "SELECT 'tier', cs.store_id, x.tier, '', COUNT(*), COALESCE(SUM(cs.spent), 0), :now FROM customer_stores cs"  # noqa: S608
-        f" JOIN {_SCORES} x ON x.customer_id = cs.customer_id WHERE x.tier IS NOT NULL GROUP BY cs.store_id, x.tier",
-        f"SELECT 'rfm', '', x.r, x.f, COUNT(*), SUM(CAST(x.m AS INTEGER)), :now{rfm} GROUP BY x.r, x.f",
-        "SELECT 'rfm', cs.store_id, x.r, x.f, COUNT(*), SUM(CAST(x.m AS INTEGER)), :now"  # noqa: S608
-        f" FROM {_SCORES} x JOIN customer_stores cs ON cs.customer_id = x.customer_id"
-        " WHERE x.r IS NOT NULL AND x.f IS NOT NULL AND x.m IS NOT NULL GROUP BY cs.store_id, x.r, x.f",
+        "SELECT 'tier', '', t.value, '', COUNT(*), COALESCE(SUM(s.spent), 0), :now FROM customer_tags t"
+        " JOIN customer_stats s ON s.customer_id = t.customer_id WHERE t.tag = 'value_tier' GROUP BY t.value",
+        "SELECT 'tier', cs.store_id, t.value, '', COUNT(*), COALESCE(SUM(cs.spent), 0), :now FROM customer_stores cs"
+        " JOIN customer_tags t ON t.customer_id = cs.customer_id AND t.tag = 'value_tier'"
+        " GROUP BY cs.store_id, t.value",
+        f"SELECT 'rfm', '', r.value, f.value, COUNT(*), SUM(CAST(m.value AS INTEGER)), :now{rfm}"
+        " WHERE r.tag = 'rfm.r' GROUP BY r.value, f.value",
+        f"SELECT 'rfm', cs.store_id, r.value, f.value, COUNT(*), SUM(CAST(m.value AS INTEGER)), :now{rfm}"
+        " JOIN customer_stores cs ON cs.customer_id = r.customer_id"
+        " WHERE r.tag = 'rfm.r' GROUP BY cs.store_id, r.value, f.value",
     )
     written = 0
     for select_sql in statements:
@@ -225,7 +220,6 @@ def snapshot(conn: Connection, now: datetime) -> int:
             "INSERT INTO overview_figures (figure, store_id, a, b, customers, total, computed_at) " + select_sql
         ).bindparams(bindparam("now", type_=UTCDateTime()))
         written += conn.execute(statement, {"now": now}).rowcount
-    conn.exec_driver_sql(f"DROP TABLE {temp}.{_SCORES}")
     return written
 
 
