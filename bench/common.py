@@ -6,7 +6,8 @@ import os
 import random
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import Any, TypeVar
 
 from edge_agent.outbox import Capture
@@ -36,6 +37,24 @@ def receipt_capture(n: int, rng: random.Random) -> Capture:
     if rng.random() < 0.15:
         payload["member"]["card"] = f"VIP{rng.randrange(3000):07d}"
     return Capture.of("pos.receipt", payload, "2026-11-23T01:58:25.000Z", source="pos", offset=n)
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU seconds a process on this machine has used so far, from /proc/<pid>/stat."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
+
+
+def backends_cpu(pids: Iterable[int]) -> float:
+    """CPU seconds these processes (a database's backends) have used so far together; one that has
+    exited, or runs on another machine, counts nothing."""
+    total = 0.0
+    for pid in pids:
+        try:
+            total += cpu_seconds(pid)
+        except OSError:
+            continue
+    return total
 
 
 def median(values: list[float]) -> float:

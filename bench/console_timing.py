@@ -5,7 +5,6 @@ Used by :mod:`bench.console_pages`; the pages and the role each is asked as are 
 
 from __future__ import annotations
 
-import os
 import random
 import re
 import statistics
@@ -20,7 +19,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import Engine, func, select, text
 from sqlalchemy.pool import NullPool
 
-from bench.common import line
+from bench.common import backends_cpu, line
 from bench.fill import NOW
 from central import db as central_db
 from central.app import create_app
@@ -157,15 +156,7 @@ def _postgres_cpu(engine: Engine) -> float | None:
         pids = conn.scalars(
             text("SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()")
         ).all()
-    ticks = os.sysconf("SC_CLK_TCK")
-    total = 0
-    for pid in pids:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += int(fields[11]) + int(fields[12])  # utime, stime
-    return total / ticks
+    return backends_cpu(pids)
 
 
 def server_side(app: Flask, listed: Pages) -> None:

@@ -23,7 +23,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from bench.common import line, median, receipt_capture
+from bench.common import cpu_seconds, line, median, receipt_capture
 from bench.endurance_agent import BATCH_SIZE
 from edge_agent.enroll import enroll
 from edge_agent.outbox import Outbox
@@ -49,12 +49,6 @@ def drain_in_agent_process(workdir: Path, url: str) -> dict[str, float]:
     )
     figures: dict[str, float] = json.loads(out.stdout.strip().splitlines()[-1])
     return figures
-
-
-def cpu_seconds(pid: int) -> float:
-    """User plus system CPU seconds a process has used so far, from /proc/<pid>/stat."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def run_once(workdir: Path, events: int) -> dict[str, float]:

@@ -27,8 +27,7 @@ import requests
 from sqlalchemy.orm import Session
 
 from bench.chain import write_chain
-from bench.common import default_registry, line, load_note
-from bench.endurance import cpu_seconds
+from bench.common import cpu_seconds, default_registry, line, load_note
 from central.db import make_engine
 from central.migrate import upgrade
 from central.sources.backfill import LoadSummary, load_events

@@ -13,7 +13,6 @@ can be compared.
 
 from __future__ import annotations
 
-import os
 import tempfile
 import time
 from dataclasses import dataclass
@@ -24,7 +23,7 @@ from sqlalchemy import Engine, create_engine, func, select, text
 from sqlalchemy.orm import Session
 from sqlalchemy.pool import NullPool
 
-from bench.common import default_registry, line, load_note
+from bench.common import backends_cpu, default_registry, line, load_note
 from bench.legacy_members import MAPS, compare, write_file
 from central.db import make_engine
 from central.migrate import upgrade
@@ -69,14 +68,7 @@ def _server_cpu(probe: Engine) -> float:
                 " AND backend_type = 'client backend' AND pid <> pg_backend_pid()"
             )
         ).all()
-    total = 0.0
-    for pid in pids:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:  # the server is on another machine, or the backend has just exited
-            continue
-        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    return total
+    return backends_cpu(pids)
 
 
 def import_once(url: str, path: Path, report: Path) -> tuple[Timing, Timing]:

@@ -19,19 +19,13 @@ from pathlib import Path
 
 from sqlalchemy.orm import Session
 
-from bench.common import line, median
+from bench.common import cpu_seconds, line, median
 from central.fleet.enrollment import issue_token
 from tools.processes import Agent, Central, Till, wait_until
 from tools.store_floor import READERS, RawSighting, pcapng_header, pcapng_packet
 
 RATE = 500
 SPAN = 20.0
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime, stime
 
 
 def _pieces(rng: random.Random, start: float, count: int) -> list[bytes]:

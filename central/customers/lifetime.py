@@ -20,6 +20,7 @@ from sqlalchemy import Connection, text
 from central import bulk
 from central.customers.clv import ClvError, Histories, fit_purchases, fit_spend, lifetime_value
 from central.customers.models import CustomerTag
+from central.customers.profiling import GATE
 from central.customers.tags import Run, version
 from central.models import table
 
@@ -30,7 +31,7 @@ _HISTORIES = (
     "WITH g AS (SELECT customer_id, COUNT(*) AS n, MIN(day) AS first_day, MAX(day) AS last_day, SUM(spent) AS total"
     " FROM customer_days WHERE purchases > 0 GROUP BY customer_id)"
     " SELECT g.customer_id, g.n, g.first_day, g.last_day, g.total, d.spent, {profiled} FROM g"
-    " JOIN customer_days d ON d.customer_id = g.customer_id AND d.day = g.first_day ORDER BY g.customer_id"
+    " JOIN customer_days d ON d.customer_id = g.customer_id AND d.day = g.first_day{gate} ORDER BY g.customer_id"
 )
 
 
@@ -41,8 +42,13 @@ def _ordinal(value: object) -> int:
 def write_tags(conn: Connection, run: Run) -> tuple[int, str | None]:
     """Fit the models, write ``value.clv`` for every customer with a purchase; (tags written, problem or None)."""
     gate = run.profiling
-    profiled = f"CASE WHEN {gate.admits('g.customer_id')} THEN 1 ELSE 0 END" if gate is not None else "1"
-    rows = conn.execute(text(_HISTORIES.format(profiled=profiled))).all()
+    profiled, join = "1", ""
+    if gate is not None:
+        # A join, not IN (SELECT ...) in the select list: PostgreSQL runs that as a subplan that
+        # rescans the gate for every customer once the gate outgrows work_mem (a million customers).
+        profiled = f"CASE WHEN a.customer_id IS {'NOT ' if gate.lists_allowed else ''}NULL THEN 1 ELSE 0 END"
+        join = f" LEFT JOIN {GATE} a ON a.customer_id = g.customer_id"
+    rows = conn.execute(text(_HISTORIES.format(profiled=profiled, gate=join))).all()
     if not rows:
         return 0, "no customer has a purchase yet"
     ids = np.array([r[0] for r in rows], dtype=np.int64)

@@ -5,25 +5,31 @@ of everyone, after a catalogue load), then replace every built-in tag, one state
 definition (see :mod:`central.customers.tags` for the shared pieces), then the predicted lifetime
 value (:mod:`central.customers.lifetime`). Tags that profile are written only for the customers the
 profiling gate lets through (:mod:`central.customers.profiling`). Everything runs in the caller's
-transaction, so readers see the old tags or the new ones, never half.
+transaction, so readers see the old tags or the new ones, never half. The indexes of
+``customer_tags`` are dropped for the rewrite and built again after it (docs/decisions/0062-tag-rewrite.md):
+on PostgreSQL readers of the table wait for the commit meanwhile.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy import Connection, delete, select
+from sqlalchemy.schema import AddConstraint, DropConstraint
 
 from central.config import CentralConfig
 from central.customers import dashboard, lifetime, presence_tags, profiling, rebuild
-from central.customers.tags import INSERT, Run, Sql, execute, windows
+from central.customers.models import CustomerTag
+from central.customers.tags import INSERT, WINDOWS, Run, Sql, drop_windows, execute, keep_windows
 from central.identity.models import RecomputeMark
 from central.models import table
 
 log = logging.getLogger(__name__)
 _marks = table(RecomputeMark)
+_tags = table(CustomerTag)
 MARKS_CHUNK = 1000
 
 
@@ -35,13 +41,19 @@ class Recomputed:
     statistics: bool = False
     tags: dict[str, int] = field(default_factory=dict)
     clv_problem: str | None = None
+    seconds: dict[str, float] = field(default_factory=dict)
+    """Wall-clock seconds of each step (statistics, each definition, value_clv, overview)."""
 
 
 def recompute(conn: Connection, config: CentralConfig, now: datetime, *, statistics: bool = False) -> Recomputed:
     """Refresh statistics (marked customers, or all) and replace every built-in tag as of ``now``."""
     done = Recomputed(statistics=statistics)
     offset = config.customers_utc_offset_minutes
+    if conn.dialect.name == "postgresql":
+        # Compiling these one-off statements (JIT) cost seconds more than it saved in measurements.
+        conn.exec_driver_sql("SET LOCAL jit = off")
     marked = [r[0] for r in conn.execute(select(_marks.c.customer_id))]
+    started = time.perf_counter()
     if statistics:
         rebuild.rebuild_all(conn, offset)
     else:
@@ -50,26 +62,68 @@ def recompute(conn: Connection, config: CentralConfig, now: datetime, *, statist
     for start in range(0, len(marked), MARKS_CHUNK):
         conn.execute(delete(_marks).where(_marks.c.customer_id.in_(marked[start : start + MARKS_CHUNK])))
     done.marked = len(marked)
+    done.seconds["statistics"] = time.perf_counter() - started
+    started = time.perf_counter()
+    _drop_indexes(conn)  # first: it takes the table's lock, which the DELETE would otherwise upgrade
     conn.exec_driver_sql("DELETE FROM customer_tags")
     today = Run(config, now).today
     run = Run(config, now, profiling.open_gate(conn, config.tags_profiling_without_decision, today))
     sql = Sql(conn.dialect.name == "postgresql", offset)
-    for _, write in _WRITERS:
+    # Three RFM scores, the value tier and frequency read the same window sums: computed once.
+    keep_windows(conn, run)
+    done.seconds["delete_and_gate"] = time.perf_counter() - started
+    for definition, write in _WRITERS:
+        started = time.perf_counter()
         write(conn, run, sql)
-    for tag, count in conn.exec_driver_sql("SELECT tag, COUNT(*) FROM customer_tags GROUP BY tag"):
+        done.seconds[definition] = time.perf_counter() - started
+    drop_windows(conn)
+    started = time.perf_counter()
+    written, problem = lifetime.write_tags(conn, run)
+    done.seconds["value_clv"] = time.perf_counter() - started
+    profiling.close_gate(conn)
+    started = time.perf_counter()
+    _build_indexes(conn)
+    done.seconds["index"] = time.perf_counter() - started
+    for tag, count in conn.exec_driver_sql(
+        "SELECT tag, COUNT(*) FROM customer_tags WHERE tag <> 'value.clv' GROUP BY tag"
+    ):
         # One count for all top_category.N and all repurchase.<category> tags.
         key = str(tag).split(".")[0] if str(tag).startswith(("top_category.", "repurchase.")) else str(tag)
         done.tags[key] = done.tags.get(key, 0) + int(count)
-    written, problem = lifetime.write_tags(conn, run)
-    profiling.close_gate(conn)
     done.tags["value.clv"] = written
     done.clv_problem = problem
+    started = time.perf_counter()
     dashboard.snapshot(conn, now)  # the overview's tier and RFM figures follow the tags
+    done.seconds["overview"] = time.perf_counter() - started
     return done
 
 
+def _drop_indexes(conn: Connection) -> None:
+    """Drop the indexes of ``customer_tags`` that :func:`_build_indexes` builds again, each in one sort.
+
+    Kept up row by row they cost several times the rows' own writing: one definition's rows arrive
+    in customer order but land all over ``(tag, value, customer_id)``, and on PostgreSQL every new
+    key of the primary key also visits the row it replaces (deleted in this same transaction). On
+    PostgreSQL readers of ``customer_tags`` wait for the commit meanwhile; SQLite's readers (WAL)
+    read the old tags as before.
+    """
+    for index in _tags.indexes:
+        index.drop(conn)
+    if conn.dialect.name == "postgresql":
+        conn.execute(DropConstraint(_tags.primary_key))
+
+
+def _build_indexes(conn: Connection) -> None:
+    if conn.dialect.name == "postgresql":
+        conn.execute(AddConstraint(_tags.primary_key))
+    for index in _tags.indexes:
+        index.create(conn)
+    if conn.dialect.name == "postgresql":
+        # Every row is new: without fresh statistics the overview's plans (below) guess badly.
+        conn.exec_driver_sql("ANALYZE customer_tags")
+
+
 def _rfm(conn: Connection, run: Run, sql: Sql) -> None:
-    base, params = windows(run)
     scores = (
         ("r", "last_purchase_at", {"days_since_last": sql.days_since("last_purchase_at")}),
         ("f", "wp", {"purchases_in_window": "wp"}),
@@ -78,7 +132,7 @@ def _rfm(conn: Connection, run: Run, sql: Sql) -> None:
     for letter, column, shown in scores:
         ranked = (
             f"SELECT b.*, RANK() OVER (ORDER BY {column}) AS rnk, COUNT(*) OVER () AS active"  # noqa: S608
-            f" FROM ({base}) b WHERE b.wp > 0"
+            f" FROM {WINDOWS} b WHERE b.wp > 0"
         )
         inputs = sql.obj(**shown, rank="rnk", active_customers="active", window_days=":window_days")
         execute(
@@ -88,13 +142,11 @@ def _rfm(conn: Connection, run: Run, sql: Sql) -> None:
             f"{INSERT} SELECT customer_id, 'rfm.{letter}', CAST(1 + (5 * (rnk - 1)) / active AS text), {inputs},"  # noqa: S608
             f" :version, :now FROM ({ranked}) r",
             window_days=run.config.tags_rfm_window_days,
-            **params,
         )
 
 
 def _value_tier(conn: Connection, run: Run, sql: Sql) -> None:
     c = run.config
-    base, params = windows(run)
     tier = (
         "CASE WHEN last_purchase_at > :loyal_at AND wp >= :loyal_n AND ws >= :loyal_spent THEN 'loyal'"
         " WHEN last_purchase_at > :potential_at AND wp >= :potential_low AND wp <= :potential_high THEN 'potential'"
@@ -111,7 +163,7 @@ def _value_tier(conn: Connection, run: Run, sql: Sql) -> None:
         conn,
         run,
         "value_tier",
-        f"{INSERT} SELECT customer_id, 'value_tier', {tier}, {inputs}, :version, :now FROM ({base}) b",  # noqa: S608
+        f"{INSERT} SELECT customer_id, 'value_tier', {tier}, {inputs}, :version, :now FROM {WINDOWS} b",  # noqa: S608
         window_days=c.tags_rfm_window_days,
         loyal_at=run.ago(c.tags_loyal_max_days),
         loyal_n=c.tags_loyal_min_purchases,
@@ -122,22 +174,19 @@ def _value_tier(conn: Connection, run: Run, sql: Sql) -> None:
         dormant_at=run.ago(c.tags_dormant_min_days),
         dormant_n=c.tags_dormant_max_purchases,
         dormant_spent=round(c.tags_dormant_max_spent * 100),
-        **params,
     )
 
 
 def _frequency(conn: Connection, run: Run, sql: Sql) -> None:
-    base, params = windows(run)
     inputs = sql.obj(purchases_in_window="fp", window_days=":window_days")
     execute(
         conn,
         run,
         "frequency",
         f"{INSERT} SELECT customer_id, 'frequency', CASE WHEN fp >= :least THEN 'high' ELSE 'normal' END,"  # noqa: S608
-        f" {inputs}, :version, :now FROM ({base}) b",
+        f" {inputs}, :version, :now FROM {WINDOWS} b",
         window_days=run.config.tags_frequency_window_days,
         least=run.config.tags_frequency_min_purchases,
-        **params,
     )
 
 

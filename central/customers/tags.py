@@ -179,6 +179,29 @@ def execute(conn: Connection, run: Run, definition: str, sql: str, **params: Any
 INSERT = "INSERT INTO customer_tags (customer_id, tag, value, inputs, version, computed_at)"
 
 
+WINDOWS = "tag_windows"
+"""The temporary table :func:`keep_windows` fills: :func:`windows`' rows, read by several definitions."""
+
+
+def keep_windows(conn: Connection, run: Run) -> None:
+    """Compute :func:`windows` once into the temporary table :data:`WINDOWS` (dropped by :func:`drop_windows`)."""
+    drop_windows(conn)
+    sql, params = windows(run)
+    postgres = conn.dialect.name == "postgresql"
+    suffix = " ON COMMIT DROP" if postgres else ""
+    statement = text(f"CREATE TEMPORARY TABLE {WINDOWS}{suffix} AS {sql}").bindparams(
+        *(bindparam(name, type_=Date()) for name in params)
+    )
+    conn.execute(statement, dict(params))
+    if postgres:
+        conn.exec_driver_sql(f"ANALYZE {WINDOWS}")  # a temporary table has no statistics until asked
+
+
+def drop_windows(conn: Connection) -> None:
+    schema = "pg_temp" if conn.dialect.name == "postgresql" else "temp"
+    conn.exec_driver_sql(f"DROP TABLE IF EXISTS {schema}.{WINDOWS}")
+
+
 def windows(run: Run) -> tuple[str, Mapping[str, Any]]:
     """Live customers with purchases, their RFM-window and frequency-window sums (``wp``, ``ws``, ``fp``)."""
     sql = (

@@ -306,6 +306,23 @@ def test_lifetime_value_discounts_each_period() -> None:
     assert np.all(lifetime_value(PAPER, spend, histories, periods=0, period_length=4.35, discount_rate=0.01) == 0)
 
 
+def test_lifetime_values_of_many_customers_equal_each_customers_own() -> None:
+    # Customers sharing repeat purchases and age (computed once) but not recency or spend.
+    histories = Histories.of([2, 2, 0, 2, 5], [30, 10, 0, 30, 20], [40, 40, 40, 60, 40], [22.35, 9.0, 0, 22.35, 14])
+    spend = SpendParams(6.25, 3.74, 15.44)
+    together = lifetime_value(PAPER, spend, histories, periods=12, period_length=4.35, discount_rate=0.01)
+    for i in range(len(histories)):
+        one = Histories.of(
+            histories.frequency[i : i + 1],
+            histories.recency[i : i + 1],
+            histories.age[i : i + 1],
+            None if histories.mean_spend is None else histories.mean_spend[i : i + 1],
+        )
+        alone = lifetime_value(PAPER, spend, one, periods=12, period_length=4.35, discount_rate=0.01)
+        assert together[i] == pytest.approx(alone[0], rel=1e-12)
+    assert together[0] != together[1]  # same repeat purchases and age, other recency and spend
+
+
 @pytest.mark.parametrize(
     ("columns", "reason"),
     [

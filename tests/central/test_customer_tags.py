@@ -26,7 +26,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from sqlalchemy import select, text
+import pytest
+from sqlalchemy import inspect, select, text
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from central.config import load_config
@@ -250,3 +252,33 @@ def test_tags_follow_a_merge_and_a_split(backend):
         # The phone's two receipts on one side; the card's three and the receipt naming both on the other.
         assert sorted(by_customer.values()) == ["250.00", "60.00"]
         assert sorted(tiers.values()) == ["other", "potential"]
+
+
+def test_a_recompute_replaces_the_tags_and_leaves_the_keys_and_index_it_rebuilt(backend):
+    with engine_at(backend.url) as engine:
+        store(engine, _history())
+        _recompute(engine)
+        with engine.connect() as conn:
+            first = conn.execute(text("SELECT customer_id, tag, value, version FROM customer_tags ORDER BY 1, 2")).all()
+        again = _recompute(engine)
+        with engine.connect() as conn:
+            second = conn.execute(
+                text("SELECT customer_id, tag, value, version FROM customer_tags ORDER BY 1, 2")
+            ).all()
+            schema = inspect(conn)
+            key = schema.get_pk_constraint("customer_tags")
+            indexes = {i["name"]: i["column_names"] for i in schema.get_indexes("customer_tags")}
+        assert second == first and sum(again.tags.values()) == len(first)
+        assert key["constrained_columns"] == ["customer_id", "tag"]
+        assert indexes["ix_customer_tags_tag_value_customer_id"] == ["tag", "value", "customer_id"]
+        # The rebuilt primary key still refuses a second row of a customer's tag.
+        customer_id, tag, *_ = first[0]
+        with pytest.raises(IntegrityError), engine.begin() as conn:
+            conn.execute(
+                text(
+                    "INSERT INTO customer_tags (customer_id, tag, value, inputs, version, computed_at)"
+                    " SELECT customer_id, tag, value, inputs, version, computed_at FROM customer_tags"
+                    " WHERE customer_id = :c AND tag = :t"
+                ),
+                {"c": customer_id, "t": tag},
+            )

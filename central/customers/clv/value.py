@@ -35,12 +35,18 @@ def lifetime_value(
     if not np.isfinite(margin):
         raise ClvError("bad_margin", f"margin = {margin}: must be a finite number")
     per_purchase = margin * expected_mean_spend(spend, histories)
+    # The forecast of a customer known to be active depends on the repeat purchases and the age alone
+    # (the recency tells only whether the customer is active), so each distinct pair is forecast once:
+    # counted in days, a million customers have a few thousand.
+    keys = np.stack((histories.frequency, histories.age))
+    distinct, inverse = np.unique(keys, axis=1, return_inverse=True)
+    each = Histories(distinct[0], np.zeros(distinct.shape[1]), distinct[1])
     # Whether the customer is still active does not depend on the period: weigh by it once.
-    total = np.zeros(len(histories))
-    before = np.zeros(len(histories))
+    total = np.zeros(len(each))
+    before = np.zeros(len(each))
     for i in range(1, periods + 1):
-        after = expected_purchases_if_alive(purchases, histories, i * period_length)
+        after = expected_purchases_if_alive(purchases, each, i * period_length)
         total += (after - before) / (1.0 + discount_rate) ** i
         before = after
-    result: FloatArray = per_purchase * probability_alive(purchases, histories) * total
+    result: FloatArray = per_purchase * probability_alive(purchases, histories) * total[inverse.reshape(-1)]
     return result
