@@ -199,6 +199,14 @@ def csrf_from(page: str) -> str:
     return match.group(1)
 
 
+def post_form(
+    client: FlaskClient, path: str, form: dict[str, Any] | None = None, page: str = "/console/"
+) -> TestResponse:
+    """POST a console form as the browser would: with the CSRF token of ``page`` (a page of the session)."""
+    token = csrf_from(client.get(page).get_data(as_text=True))
+    return client.post(path, data={**(form or {}), "csrf_token": token})
+
+
 def login(client: FlaskClient, username: str = USERNAME, password: str = PASSWORD) -> TestResponse:
     """Log in through the real form, CSRF token included."""
     token = csrf_from(client.get("/console/login").get_data(as_text=True))

@@ -12,7 +12,7 @@ from central.campaigns.coupon_models import CouponCampaign
 from central.campaigns.models import Trigger
 from central.models import AuditLog
 from tests.central.operations_support import coupon_campaign, declare_trigger
-from tests.central.support import START, create_user, csrf_from, login, table_rows
+from tests.central.support import START, create_user, login, post_form, table_rows
 from tests.central.test_console_roles import XSS
 
 SQLITE_ONLY = pytest.mark.parametrize("backend", ["sqlite"], indirect=True)  # forms over domain code tested on both
@@ -54,11 +54,6 @@ def _as(app, role):
     return client
 
 
-def _post(client, path, form):
-    token = csrf_from(client.get("/console/").get_data(as_text=True))
-    return client.post(path, data={**form, "csrf_token": token})
-
-
 def _audits(app, action):
     return [(a.actor, a.subject, a.detail) for a in table_rows(app, AuditLog) if a.action == action]
 
@@ -69,7 +64,7 @@ def test_marketing_creates_a_campaign_and_a_trigger_pauses_resumes_and_ends_them
     assert 'id="new-trigger"' in listing and 'id="new-coupon-campaign"' in listing
     assert client.get("/console/campaigns/coupons/new").status_code == 200
 
-    created = _post(client, "/console/campaigns/coupons/new", COUPON)
+    created = post_form(client, "/console/campaigns/coupons/new", COUPON)
     assert created.status_code == 302, created.get_data(as_text=True)
     (campaign,) = table_rows(users, CouponCampaign)
     assert created.headers["Location"].endswith(f"/console/campaigns/coupons/{campaign.id}")
@@ -82,7 +77,7 @@ def test_marketing_creates_a_campaign_and_a_trigger_pauses_resumes_and_ends_them
 
     form = client.get("/console/campaigns/triggers/new?kind=birthday").get_data(as_text=True)
     assert 'name="param_days_before"' in form and '<option value="spring-10"' in form
-    declared = _post(client, "/console/campaigns/triggers/new", TRIGGER)
+    declared = post_form(client, "/console/campaigns/triggers/new", TRIGGER)
     assert declared.status_code == 302, declared.get_data(as_text=True)
     (trigger,) = table_rows(users, Trigger)
     assert (trigger.kind, trigger.params, trigger.action_params) == (
@@ -101,23 +96,23 @@ def test_marketing_creates_a_campaign_and_a_trigger_pauses_resumes_and_ends_them
     listing = client.get("/console/campaigns").get_data(as_text=True)
     assert 'data-trigger="birthday-spring"' in listing and 'data-campaign="spring-10"' in listing
 
-    assert _post(client, f"/console/campaigns/triggers/{trigger.id}/pause", {}).status_code == 302
+    assert post_form(client, f"/console/campaigns/triggers/{trigger.id}/pause", {}).status_code == 302
     assert not table_rows(users, Trigger)[0].enabled
     assert "/resume" in client.get(f"/console/campaigns/triggers/{trigger.id}").get_data(as_text=True)
-    assert _post(client, f"/console/campaigns/triggers/{trigger.id}/resume", {}).status_code == 302
+    assert post_form(client, f"/console/campaigns/triggers/{trigger.id}/resume", {}).status_code == 302
     assert table_rows(users, Trigger)[0].enabled
     assert [s for _, s, _ in _audits(users, "trigger.pause") + _audits(users, "trigger.resume")] == [
         f"trigger:{trigger.id}"
     ] * 2
 
-    assert _post(client, f"/console/campaigns/coupons/{campaign.id}/end", {}).status_code == 302
+    assert post_form(client, f"/console/campaigns/coupons/{campaign.id}/end", {}).status_code == 302
     assert table_rows(users, CouponCampaign)[0].valid_to == START
     page = client.get(f"/console/campaigns/coupons/{campaign.id}").get_data(as_text=True)
     assert 'id="ended"' in page and 'id="end"' not in page
     assert [(a, s) for a, s, _ in _audits(users, "coupons.end")] == [("marketing", "spring-10")]
     # An ended campaign is no longer offered to a new trigger, and the domain refuses it by name.
     users.config["CLOCK"].advance(seconds=1)
-    refused = _post(client, "/console/campaigns/triggers/new", {**TRIGGER, "name": "late"})
+    refused = post_form(client, "/console/campaigns/triggers/new", {**TRIGGER, "name": "late"})
     assert refused.status_code == 400
     assert "coupon campaign &#39;spring-10&#39; ended at" in refused.get_data(as_text=True)
 
@@ -162,7 +157,7 @@ def test_refused_input_shows_the_domain_reason_in_the_form_filled_again(users, p
     if "triggers" in path:
         coupon_campaign(users, [], name="spring-10")
     client = _as(users, "admin")
-    refused = _post(client, path, form)
+    refused = post_form(client, path, form)
     page = refused.get_data(as_text=True)
     assert refused.status_code == 400
     assert str(escape(reason)) in page, page
@@ -181,7 +176,7 @@ def test_the_trigger_form_asks_for_each_kinds_parameters(users):
         assert f'name="{field}"' in client.get(f"/console/campaigns/triggers/new?kind={kind}").get_data(as_text=True)
     form = {**TRIGGER, "name": "second", "kind": "second_item", "action": "export", "campaign": ""}
     form |= {"param_hours": "48", "param_grace_hours": "24"}  # the checkbox left unticked: false
-    assert _post(client, "/console/campaigns/triggers/new", form).status_code == 302
+    assert post_form(client, "/console/campaigns/triggers/new", form).status_code == 302
     (trigger,) = table_rows(users, Trigger)
     assert trigger.params == {"channel": "sms", "hours": 48, "grace_hours": 24, "unless_bought_again": False}
     assert trigger.action == "export" and trigger.action_params == {}
@@ -201,7 +196,7 @@ def test_other_roles_may_not_use_the_forms_and_every_post_needs_the_token(users)
         client = _as(users, role)
         assert client.get("/console/campaigns/triggers/new").status_code == 403
         for path, form in posts.items():
-            assert _post(client, path, form).status_code == 403, (role, path)
+            assert post_form(client, path, form).status_code == 403, (role, path)
     finance = _as(users, "finance").get("/console/campaigns").get_data(as_text=True)
     assert "new-trigger" not in finance and "/pause" not in finance
     marketing = _as(users, "marketing")
@@ -218,7 +213,7 @@ def test_hostile_text_in_the_forms_comes_back_inert(users):
         ("/console/campaigns/coupons/new", {**COUPON, "name": XSS, "stores": XSS}),
         ("/console/campaigns/triggers/new", {**TRIGGER, "name": XSS, "campaign": XSS, "param_days_before": XSS}),
     ]:
-        page = _post(client, path, form).get_data(as_text=True)
+        page = post_form(client, path, form).get_data(as_text=True)
         assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
         assert "<script>alert" not in page and "<img src=x" not in page
     assert table_rows(users, Trigger) == [] and table_rows(users, CouponCampaign) == []
@@ -228,7 +223,7 @@ def test_hostile_text_in_the_forms_comes_back_inert(users):
 def test_the_forms_speak_english_on_request(users):
     client = _as(users, "marketing")
     assert "新建触发规则" in client.get("/console/campaigns/triggers/new").get_data(as_text=True)
-    assert _post(client, "/console/language", {"lang": "en", "next": "/console/"}).status_code == 302
+    assert post_form(client, "/console/language", {"lang": "en", "next": "/console/"}).status_code == 302
     trigger = client.get("/console/campaigns/triggers/new?kind=second_item").get_data(as_text=True)
     assert "New trigger" in trigger and "Hours after the first purchase" in trigger and "新建" not in trigger
     coupon = client.get("/console/campaigns/coupons/new").get_data(as_text=True)

@@ -15,7 +15,7 @@ from central.customers import tagging
 from central.identity.models import Customer, Identifier, LedgerEntry, ReviewItem
 from central.models import AuditLog
 from tests.central.sources_support import new_key, post_events, source_event, stored_events, survivor
-from tests.central.support import create_user, csrf_from, login, table_rows
+from tests.central.support import create_user, login, post_form, table_rows
 from tests.central.test_console_roles import MOBILE, XSS
 
 SQLITE_ONLY = pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
@@ -40,11 +40,6 @@ def _as(app, role):
     client = app.test_client()
     assert login(client, role).status_code == 302
     return client
-
-
-def _post(client, path, form):
-    token = csrf_from(client.get("/console/").get_data(as_text=True))
-    return client.post(path, data={**form, "csrf_token": token})
 
 
 def _audited(app, action):
@@ -168,9 +163,9 @@ def test_a_note_and_a_complaint_from_customer_service_and_the_high_care_tag_that
     service = _as(app, "customer_service")
     page = f"/console/customers/{member}"
     assert 'id="recent"' not in service.get("/console/customers").get_data(as_text=True)  # one customer at a time
-    response = _post(service, f"{page}/notes", {"kind": "note", "text": "客户来电询问积分"})
+    response = post_form(service, f"{page}/notes", {"kind": "note", "text": "客户来电询问积分"})
     assert response.status_code == 302 and "done=note" in response.headers["Location"]
-    response = _post(
+    response = post_form(
         service, f"{page}/notes", {"kind": "complaint", "category": "refund", "text": f"退款未到账，回电 {OTHER_PHONE}"}
     )
     assert response.status_code == 302 and "done=complaint" in response.headers["Location"]
@@ -186,9 +181,9 @@ def test_a_note_and_a_complaint_from_customer_service_and_the_high_care_tag_that
     assert _audited(app, "customers.note.add") == [("customer_service", f"customer:{member}")]
     assert _audited(app, "customers.complaint.add") == [("customer_service", f"customer:{member}")]
     # Empty notes are refused; marketing and finance may not write at all.
-    assert "problem=empty" in _post(service, f"{page}/notes", {"kind": "note", "text": "  "}).headers["Location"]
+    assert "problem=empty" in post_form(service, f"{page}/notes", {"kind": "note", "text": "  "}).headers["Location"]
     for role in ("marketing", "finance"):
-        assert _post(_as(app, role), f"{page}/notes", {"kind": "note", "text": "x"}).status_code == 403
+        assert post_form(_as(app, role), f"{page}/notes", {"kind": "note", "text": "x"}).status_code == 403
 
 
 @SQLITE_ONLY
@@ -210,11 +205,11 @@ def test_an_admin_splits_a_merge_and_removes_an_identifier(app, client, member):
     html = admin.get(f"/console/customers/{live}").get_data(as_text=True)
     assert f'name="ledger_id" value="{merge.id}"' in html
     for role in ("marketing", "customer_service"):
-        refused = _post(_as(app, role), f"/console/customers/{live}/split", {"ledger_id": str(merge.id)})
+        refused = post_form(_as(app, role), f"/console/customers/{live}/split", {"ledger_id": str(merge.id)})
         assert refused.status_code == 403
     gone = admin.get(f"/console/customers/{merge.other_customer_id}").get_data(as_text=True)
     assert 'id="merged"' in gone and 'name="ledger_id"' not in gone and 'id="note-form"' not in gone
-    response = _post(admin, f"/console/customers/{live}/split", {"ledger_id": str(merge.id)})
+    response = post_form(admin, f"/console/customers/{live}/split", {"ledger_id": str(merge.id)})
     assert "done=split" in response.headers["Location"]
     assert survivor(app, _id_of(app, "phone", PHONE)) != survivor(app, _id_of(app, "phone", OTHER_PHONE))
     assert [s for _, s in _audited(app, "identity.split")] == [f"customer:{live}"]
@@ -223,16 +218,18 @@ def test_an_admin_splits_a_merge_and_removes_an_identifier(app, client, member):
     with central_db.session_factory(app)() as db:
         card = db.scalar(select(Identifier.id).where(Identifier.kind == "member_card"))
     form = {"identifier_id": str(card)}
-    assert _post(_as(app, "marketing"), f"/console/customers/{holder}/identifiers/remove", form).status_code == 403
-    assert _post(admin, f"/console/customers/{holder + 1000}/identifiers/remove", form).status_code == 404
-    assert "done=removed" in _post(admin, f"/console/customers/{holder}/identifiers/remove", form).headers["Location"]
+    assert post_form(_as(app, "marketing"), f"/console/customers/{holder}/identifiers/remove", form).status_code == 403
+    assert post_form(admin, f"/console/customers/{holder + 1000}/identifiers/remove", form).status_code == 404
+    assert (
+        "done=removed" in post_form(admin, f"/console/customers/{holder}/identifiers/remove", form).headers["Location"]
+    )
     (removed,) = [i for i in table_rows(app, Identifier) if i.id == card]
     assert removed.state == "removed" and removed.customer_id is None
     assert _audited(app, "identity.identifier.remove") == [("admin", "member_card:*******1234")]
     # With nothing left to name the customer by, a complaint cannot be filed (and nothing is stored).
     for ident in [i for i in table_rows(app, Identifier) if i.customer_id == holder]:
-        _post(admin, f"/console/customers/{holder}/identifiers/remove", {"identifier_id": str(ident.id)})
-    refused = _post(admin, f"/console/customers/{holder}/notes", {"kind": "complaint", "text": "没有收到货"})
+        post_form(admin, f"/console/customers/{holder}/identifiers/remove", {"identifier_id": str(ident.id)})
+    refused = post_form(admin, f"/console/customers/{holder}/notes", {"kind": "complaint", "text": "没有收到货"})
     assert "problem=no_identifier" in refused.headers["Location"]
     assert not [e for e in stored_events(app) if e.kind == "service.complaint"]
 
@@ -259,17 +256,20 @@ def test_weak_match_suggestions_are_accepted_or_rejected_from_the_review_queue(a
     for role in ("marketing", "customer_service"):
         assert _as(app, role).get("/console/customers/review").status_code == 403
         assert (
-            _post(_as(app, role), f"/console/customers/review/{items[0].id}", {"decision": "accept"}).status_code == 403
+            post_form(_as(app, role), f"/console/customers/review/{items[0].id}", {"decision": "accept"}).status_code
+            == 403
         )
     first, second = items[0], items[1]
     on_page = admin.get(f"/console/customers/{first.customer_id}").get_data(as_text=True)
     assert f'/console/customers/review/{first.id}"' in on_page  # suggestions show on the customer too
-    done = _post(admin, f"/console/customers/review/{first.id}", {"decision": "accept", "customer": first.customer_id})
+    done = post_form(
+        admin, f"/console/customers/review/{first.id}", {"decision": "accept", "customer": first.customer_id}
+    )
     assert done.headers["Location"].startswith(f"/console/customers/{first.customer_id}?done=accept")
     assert survivor(app, first.customer_id) == survivor(app, first.other_customer_id)
-    rejected = _post(admin, f"/console/customers/review/{second.id}", {"decision": "reject"})
+    rejected = post_form(admin, f"/console/customers/review/{second.id}", {"decision": "reject"})
     assert rejected.headers["Location"] == "/console/customers/review?done=reject"
-    again = _post(admin, f"/console/customers/review/{second.id}", {"decision": "accept"})
+    again = post_form(admin, f"/console/customers/review/{second.id}", {"decision": "accept"})
     assert again.headers["Location"] == "/console/customers/review?problem=review"
     statuses = {i.id: (i.status, i.decided_by) for i in table_rows(app, ReviewItem)}
     assert statuses[first.id] == ("accepted", "admin") and statuses[second.id] == ("rejected", "admin")
@@ -359,8 +359,8 @@ def test_marketing_and_customer_service_see_masked_data_and_stored_xss_is_inert(
     hostile = _id_of(app, "phone", OTHER_PHONE)
     service = _as(app, "customer_service")
     page = f"/console/customers/{hostile}"
-    _post(service, f"{page}/notes", {"kind": "note", "text": f"{XSS} {PHONE}"})
-    _post(service, f"{page}/notes", {"kind": "complaint", "category": XSS[:60], "text": XSS})
+    post_form(service, f"{page}/notes", {"kind": "note", "text": f"{XSS} {PHONE}"})
+    post_form(service, f"{page}/notes", {"kind": "complaint", "category": XSS[:60], "text": XSS})
     for role in ("admin", "marketing", "customer_service"):
         client = _as(app, role)
         for url in (

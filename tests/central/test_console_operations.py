@@ -27,7 +27,7 @@ from tests.central.operations_support import (
     tag_tier,
 )
 from tests.central.sources_support import default_registry, new_key, post_events, source_event
-from tests.central.support import Agent, create_user, csrf_from, login, table_rows, token_for
+from tests.central.support import Agent, create_user, csrf_from, login, post_form, table_rows, token_for
 from tests.central.test_console_roles import STATE_CHANGING
 
 SQLITE = pytest.mark.parametrize("backend", ["sqlite"], indirect=True)  # no database behaviour involved
@@ -53,8 +53,7 @@ def _as(app, role, stores=()):
 
 
 def _post(client, path, form=None, page="/console/fleet"):
-    token = csrf_from(client.get(page).get_data(as_text=True))
-    return client.post(path, data={**(form or {}), "csrf_token": token})
+    return post_form(client, path, form, page)
 
 
 def _row(html, attribute, value):
