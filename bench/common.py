@@ -67,7 +67,7 @@ def line(label: str, value: str) -> None:
 
 def default_registry() -> Any:
     """Central's identifier registry under the default settings."""
-    from central.config import load_config
+    from central.config_loader import load_config
     from central.identity.registry import load_registry
 
     return load_registry(load_config(None, environ={}))

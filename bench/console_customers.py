@@ -27,7 +27,7 @@ from bench.chain import write_chain
 from bench.common import default_registry, line, load_note
 from central import db as central_db
 from central.app import create_app
-from central.config import load_config
+from central.config_loader import load_config
 from central.db import make_engine
 from central.identity.models import Customer, GoldenAttribute, Identifier
 from central.migrate import upgrade

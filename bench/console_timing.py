@@ -23,7 +23,7 @@ from bench.common import backends_cpu, line
 from bench.fill import NOW
 from central import db as central_db
 from central.app import create_app
-from central.config import load_config
+from central.config_loader import load_config
 from central.db import make_engine
 from central.identity.models import Customer, GoldenAttribute, Identifier, ReviewItem
 from central.models import User

@@ -28,7 +28,8 @@ from sqlalchemy import Connection, Engine
 
 from bench.common import backends_cpu, line, load_note, median
 from central import bulk
-from central.config import CentralConfig, load_config
+from central.config import CentralConfig
+from central.config_loader import load_config
 from central.customers import catalog, rebuild, statistics, tagging
 from central.customers.statistics import StoredEvent
 from central.db import make_engine

@@ -111,7 +111,7 @@ def page(url: str, repeat: int) -> None:
     """Time ``GET /console/`` for an administrator, server-side (Flask's test client, no network)."""
     from central.accounts import users
     from central.app import create_app
-    from central.config import load_config
+    from central.config_loader import load_config
     from central.db import session_factory
 
     with tempfile.TemporaryDirectory() as data_dir:

@@ -13,7 +13,8 @@ from central import db, errors, scheduler
 from central.campaigns import api as campaigns_api
 from central.campaigns import coupons_api
 from central.clock import system_clock
-from central.config import CentralConfig, default_config_path, load_config
+from central.config import CentralConfig
+from central.config_loader import default_config_path, load_config
 from central.customers import api as customers_api
 from central.customers import consent_api
 from central.fleet import api as fleet_api

@@ -28,7 +28,8 @@ from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from central import __version__
-from central.config import CentralConfig, default_config_path, describe, load_config
+from central.config import CentralConfig
+from central.config_loader import default_config_path, describe, load_config
 from shared.crypto import KeyFileError
 from shared.settings import ConfigError
 

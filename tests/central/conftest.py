@@ -21,7 +21,8 @@ from sqlalchemy.pool import NullPool
 
 from central import db as central_db
 from central.app import create_app
-from central.config import CentralConfig, load_config
+from central.config import CentralConfig
+from central.config_loader import load_config
 from central.migrate import upgrade
 from central.schema import Base
 from tests.central.support import Agent, FakeClock, create_user, login, token_for

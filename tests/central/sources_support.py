@@ -12,7 +12,7 @@ from sqlalchemy import select
 from werkzeug.test import TestResponse
 
 from central import db as central_db
-from central.config import load_config
+from central.config_loader import load_config
 from central.identity.models import Customer, EventCustomer
 from central.identity.registry import Registry, load_registry
 from central.ingest.models import Event

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from central.config import CentralConfig, describe, load_config
+from central.config import CentralConfig
+from central.config_loader import describe, load_config
 from shared.settings import ConfigError, specs
 
 

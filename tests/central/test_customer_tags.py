@@ -31,7 +31,7 @@ from sqlalchemy import inspect, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from central.config import load_config
+from central.config_loader import load_config
 from central.customers import catalog, tagging
 from central.customers.clv import Histories, fit_purchases, fit_spend, lifetime_value
 from central.identity.models import LedgerEntry

@@ -11,7 +11,7 @@ from typing import Any
 
 from sqlalchemy import text
 
-from central.config import load_config
+from central.config_loader import load_config
 from central.customers import tagging
 from tests.central.customer_support import NOW, engine_at, profiling_consent, store
 from tests.central.test_customer_tags import ALICE, BOB, CAROL, DAVE, EVE, _history, _tags

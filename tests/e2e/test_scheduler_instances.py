@@ -75,7 +75,7 @@ def _load(url: str, workdir, events: bytes, *, declare: bool = False) -> None:
     """Store source events (and declare the trigger) in this process, as load-events and add-trigger do."""
     from central.app import create_app
     from central.campaigns import triggers
-    from central.config import load_config
+    from central.config_loader import load_config
     from central.db import engine_for, session_factory
     from central.identity.registry import load_registry
     from central.sources.events import store_source_events
