@@ -15,8 +15,11 @@ from edge_agent.privacy import luhn_valid
 
 # A "+" before the digits makes them an E.164 phone number (+8613812345678), never a card.
 CARD_LIKE = re.compile(r"(?<![0-9+])[0-9](?:[ -]?[0-9]){12,18}(?![0-9])")
-# Event ids (UUIDs) are kept in clear; a group of one can be all digits without being a card.
+# Event ids (UUIDs) are kept in clear; a group of one can be all digits without being a card. So are
+# hex digests (the audit chain's SHA-256 row hashes), where a Luhn-valid run of 13+ decimal digits
+# turns up in about one hash in 220.
 UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+HEX_DIGEST = re.compile(r"(?<![0-9A-Za-z])[0-9a-f]{32,}(?![0-9A-Za-z])")
 RUN = re.compile(r"[0-9]{13,}")
 TRACK_OR_CVV = re.compile(r";[0-9]{13,19}=[0-9]{4}|%B[0-9]{13,19}\^|CVV:[0-9]{3}")
 
@@ -34,7 +37,7 @@ def card_numbers(text: str) -> list[str]:
 def leaks(text: str, secrets: Iterable[str] = (), *, any_card: bool = True) -> list[str]:
     """Track data, CVV codes, any of ``secrets`` (digits only) and, with ``any_card``, every
     Luhn-valid card-like number found in ``text``."""
-    text = UUID.sub("-", text)
+    text = HEX_DIGEST.sub("-", UUID.sub("-", text))
     found = (card_numbers(text) if any_card else []) + TRACK_OR_CVV.findall(text)
     wanted = secrets if isinstance(secrets, set) else set(secrets)
     if wanted:
