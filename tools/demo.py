@@ -130,19 +130,21 @@ class Demo:
         """Load the chain's history, then scan a member's code at the till every few seconds."""
         started = time.monotonic()
         try:
-            shown = load_history(self.cli, central, self.root, self.args.history_customers, self.args.seed)
+            shown = load_history(
+                self.cli, central, self.root, self.args.history_customers, self.args.seed, scanned=SCANNED_MEMBERS
+            )
         except SystemExit as exc:
             if not self.stop.is_set():
                 print(exc, file=sys.stderr, flush=True)
             return
         print(
-            f"demo: history loaded in {time.monotonic() - started:.0f} s: {shown['events']:,} events of "
+            f"demo: history loaded in {time.monotonic() - started:.0f} s: {shown.events:,} events of "
             f"{self.args.history_customers:,} members; tags computed, segment recent-repeat and the "
             "birthday-10 coupon campaign with its trigger are in the console",
             flush=True,
         )
         # Their apps get their keys now, so the store's member_codes document names them by the first scan.
-        members = list(shown["members"])[:SCANNED_MEMBERS]  # type: ignore[call-overload]
+        members = shown.members
         try:
             for member in members:
                 self.cli(central, "member-code", member)

@@ -15,8 +15,17 @@ import random
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import NamedTuple
 
 from bench.chain import write_chain
+
+
+class Loaded(NamedTuple):
+    """What the history brought: its events, and members of store S001 for the till's scanner."""
+
+    events: int
+    members: list[str]
+
 
 # Repeat buyers seen in the last 60 days: the segment the demo's campaign starts from.
 SEGMENT_RULE = "purchases >= 2 and days_since(last_purchase_on) <= 60d"
@@ -81,8 +90,10 @@ def member_ids(history: Path, limit: int) -> list[str]:
     return found
 
 
-def load_history(cli: Callable[..., str], central: str, root: Path, customers: int, seed: int) -> dict[str, object]:
-    """Load the past into central and run what its jobs would; what the console now shows."""
+def load_history(
+    cli: Callable[..., str], central: str, root: Path, customers: int, seed: int, *, scanned: int
+) -> Loaded:
+    """Load the past into central and run what its jobs would; ``scanned`` members of store S001 to scan."""
     history, events = write_history(root / "history", customers, seed=seed, now=datetime.now(UTC))
     cli(central, "load-events", "--source", "crm-history", "--no-progress", str(history))
     cli(central, "recompute-tags")
@@ -121,4 +132,4 @@ def load_history(cli: Callable[..., str], central: str, root: Path, customers: i
         json.dumps({"campaign": "birthday-10"}),
     )
     cli(central, "run-job", "triggers")
-    return {"events": events, "members": member_ids(history, 50)}
+    return Loaded(events, member_ids(history, scanned))
