@@ -137,13 +137,29 @@ _NAIVE_EPOCH = datetime(1970, 1, 1)
 
 def _add(conn: Connection, sales: Sequence[StoredEvent], marked: set[int], offset: int) -> None:
     lines = [skus_of(e[4]) for e in sales]
-    owners = dict(
-        bulk.select_matching(conn, _owners, ("event_pk",), [(e[0],) for e in sales], ("event_pk", "customer_id"))
-    )
+    owners = _owners_of(conn, [e[0] for e in sales])
     skus = sorted({sku for named in lines for sku in named})
     categories = dict(bulk.select_matching(conn, _products, ("sku",), [(k,) for k in skus], ("sku", "category")))
     with collector_paused():
         _write(conn, _rows(sales, lines, owners, categories, marked, offset, conn.dialect.name != "postgresql"))
+
+
+def _owners_of(conn: Connection, event_pks: list[int]) -> dict[int, int]:
+    """event_pk -> customer_id of the owned events among ``event_pks`` (and maybe of others between them).
+
+    A transaction's events get consecutive keys, so a range of the primary key usually covers them
+    with few others (which no sale asks for); the look-up by each key is for keys spread wider.
+    """
+    low, high = min(event_pks), max(event_pks)
+    if high - low >= 2 * len(event_pks):
+        pairs = bulk.select_matching(
+            conn, _owners, ("event_pk",), [(k,) for k in event_pks], ("event_pk", "customer_id")
+        )
+        return dict(pairs)
+    sql = f"SELECT event_pk, customer_id FROM {_owners.name} WHERE event_pk BETWEEN ? AND ?"  # noqa: S608
+    if conn.dialect.name == "postgresql":
+        return {pk: customer for pk, customer in conn.exec_driver_sql(sql.replace("?", "%s"), (low, high))}
+    return dict(bulk.sqlite_fetch(conn, sql, (low, high)))
 
 
 def _write(conn: Connection, tables: tuple[dict[Any, list[Any]], ...]) -> None:

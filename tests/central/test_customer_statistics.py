@@ -191,3 +191,22 @@ def test_store_ids_categories_and_skus_are_stored_as_they_came(backend):
     assert [r[:2] for r in rows["customer_categories"]] == [(1, odd)]
     with engine.connect() as conn:
         assert conn.execute(text("SELECT sku, lines FROM unknown_skus")).all() == [('U"{,}\\', 1)]
+
+
+@pytest.mark.parametrize("keys", [(1, 3), (1, 900)])
+def test_only_the_sales_given_count_whatever_lies_between_their_keys(backend, keys):
+    """Owners are read by a range of event keys when the sales' keys are close, by each key otherwise."""
+    first, last = keys
+    payload = {"total": "5.00", "items": [{"sku": "M1"}]}
+    at = datetime(2026, 11, 21, 9, 0, tzinfo=UTC)
+    owners = [(first, 1, 1), (2, 2, 1), (last, 3, 1)]
+    with engine_at(backend.url) as engine:
+        with engine.begin() as conn:
+            catalog.load(conn, PRODUCTS, NOW)
+            bulk.insert(conn, table(EventCustomer), ("event_pk", "customer_id", "identifier_id"), owners)
+            statistics.record_sales(
+                conn, [(first, "pos.sale", "S001", at, payload), (last, "pos.sale", "S002", at, payload)]
+            )
+        rows = snapshot(engine)
+    assert [(r[0], r[1], r[2]) for r in rows["customer_stats"]] == [(1, 1, 500), (3, 1, 500)]
+    assert [r[:2] for r in rows["customer_stores"]] == [(1, "S001"), (3, "S002")]
