@@ -274,7 +274,8 @@ def _upsert(conn: Connection, target: _Table, values: dict[Any, list[Any]]) -> N
         # (SQLite has one writer at a time, so there the order is free.)
         rows.sort()
         # One array per column: the server reads each array once, where a JSON document made it
-        # parse every row's object and look up each column's key.
+        # parse every row's object and look up each column's key. The lone function scan of
+        # unnest yields the rows in the arrays' order, so the sort above still orders the locks.
         sql, kinds = _postgresql_upsert(target, conn.dialect)
         columns = zip(*rows, strict=True)
         conn.exec_driver_sql(sql, tuple(map(bulk.pg_array, columns, kinds)))
