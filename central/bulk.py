@@ -112,10 +112,29 @@ def json_param(value: Any) -> JsonBytes:
     return JsonBytes(orjson.dumps(value, default=_pg_default, option=orjson.OPT_NAIVE_UTC))
 
 
-def _pg_record_type(table: Table, name: str, dialect: Dialect) -> str:
+def pg_record_type(table: Table, name: str, dialect: Dialect) -> str:
     kind = table.c[name].type
     # Strings arrive as text so that the column's own length check applies on insert.
     return "text" if isinstance(kind, String) else kind.compile(dialect=dialect)
+
+
+def pg_array_kind(column: Column[Any]) -> str:
+    """How :func:`pg_array` writes ``column``'s values: "text" or "json"."""
+    return "text" if isinstance(column.type, String) else "json"
+
+
+def pg_array(values: Sequence[Any], kind: str) -> str:
+    """``values`` as a PostgreSQL array literal, to be cast to the column's array type in SQL.
+
+    ``kind`` is "text" (strings), or "json" for numbers, dates and aware datetimes (None as NULL),
+    which orjson writes as a JSON array whose items an array literal reads the same way. Built as
+    text here: psycopg adapts a list element by element, which cost more than the statement.
+    """
+    if kind == "text":
+        # Inside double quotes an array literal only gives meaning to backslash and double quote.
+        quoted = [v.replace("\\", "\\\\").replace('"', '\\"') for v in values]
+        return '{"' + '","'.join(quoted) + '"}' if quoted else "{}"
+    return "{" + orjson.dumps(values).decode()[1:-1] + "}"
 
 
 def pg_source(
@@ -126,7 +145,7 @@ def pg_source(
     ``json_to_recordset`` parses each row once however many columns it has (extracting fields from a
     ``json`` value one by one would re-read the row for every column).
     """
-    definitions = [f"{name} {_pg_record_type(table, name, dialect)}" for name in columns]
+    definitions = [f"{name} {pg_record_type(table, name, dialect)}" for name in columns]
     names = ", ".join(columns)
     sql = (
         f"SELECT {names} FROM ROWS FROM (json_to_recordset(CAST(%s AS json))"  # noqa: S608 - our names
@@ -247,8 +266,8 @@ def remap(
     match = match or column
     guard = f" AND {table.name}.{column} IS NULL" if only_unset else ""
     if conn.dialect.name == "postgresql":
-        old_type = _pg_record_type(table, match, conn.dialect)
-        new_type = _pg_record_type(table, column, conn.dialect)
+        old_type = pg_record_type(table, match, conn.dialect)
+        new_type = pg_record_type(table, column, conn.dialect)
         # The redundant "= ANY(array)" lets the planner see how few rows are meant; with only the
         # join it may estimate a large share of the table and scan all of it. MATERIALIZED: whatever
         # join it picks, the JSON is parsed once, not once per row.
@@ -284,7 +303,7 @@ def select_matching(
         return []
     picked = ", ".join(f"t.{name}" for name in columns)
     if conn.dialect.name == "postgresql":
-        record = ", ".join(f"{name} {_pg_record_type(table, name, conn.dialect)}" for name in key_columns)
+        record = ", ".join(f"{name} {pg_record_type(table, name, conn.dialect)}" for name in key_columns)
         on = " AND ".join(f"t.{name} = q.{name}" for name in key_columns)
         sql = (
             f"SELECT {picked} FROM json_to_recordset(CAST(%s AS json)) AS q({record})"  # noqa: S608 - our names

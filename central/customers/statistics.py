@@ -22,6 +22,7 @@ from typing import Any
 
 from flask import current_app, has_app_context
 from sqlalchemy import Connection, delete
+from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError
 
 from central import bulk
@@ -136,13 +137,29 @@ _NAIVE_EPOCH = datetime(1970, 1, 1)
 
 def _add(conn: Connection, sales: Sequence[StoredEvent], marked: set[int], offset: int) -> None:
     lines = [skus_of(e[4]) for e in sales]
-    owners = dict(
-        bulk.select_matching(conn, _owners, ("event_pk",), [(e[0],) for e in sales], ("event_pk", "customer_id"))
-    )
+    owners = _owners_of(conn, [e[0] for e in sales])
     skus = sorted({sku for named in lines for sku in named})
     categories = dict(bulk.select_matching(conn, _products, ("sku",), [(k,) for k in skus], ("sku", "category")))
     with collector_paused():
         _write(conn, _rows(sales, lines, owners, categories, marked, offset, conn.dialect.name != "postgresql"))
+
+
+def _owners_of(conn: Connection, event_pks: list[int]) -> dict[int, int]:
+    """event_pk -> customer_id of the owned events among ``event_pks`` (and maybe of others between them).
+
+    A transaction's events get consecutive keys, so a range of the primary key usually covers them
+    with few others (which no sale asks for); the look-up by each key is for keys spread wider.
+    """
+    low, high = min(event_pks), max(event_pks)
+    if high - low >= 2 * len(event_pks):
+        pairs = bulk.select_matching(
+            conn, _owners, ("event_pk",), [(k,) for k in event_pks], ("event_pk", "customer_id")
+        )
+        return dict(pairs)
+    sql = f"SELECT event_pk, customer_id FROM {_owners.name} WHERE event_pk BETWEEN ? AND ?"  # noqa: S608
+    if conn.dialect.name == "postgresql":
+        return {pk: customer for pk, customer in conn.exec_driver_sql(sql.replace("?", "%s"), (low, high))}
+    return dict(bulk.sqlite_fetch(conn, sql, (low, high)))
 
 
 def _write(conn: Connection, tables: tuple[dict[Any, list[Any]], ...]) -> None:
@@ -256,9 +273,12 @@ def _upsert(conn: Connection, target: _Table, values: dict[Any, list[Any]]) -> N
         # Sorted by key: concurrent transactions lock rows in the same order and cannot deadlock.
         # (SQLite has one writer at a time, so there the order is free.)
         rows.sort()
-        source, document = bulk.pg_source(target.table, target.columns, rows, conn.dialect)
-        into, conflict = _postgresql_upsert(target)
-        conn.exec_driver_sql(f"{into} {source} {conflict}", (document,))
+        # One array per column: the server reads each array once, where a JSON document made it
+        # parse every row's object and look up each column's key. The lone function scan of
+        # unnest yields the rows in the arrays' order, so the sort above still orders the locks.
+        sql, kinds = _postgresql_upsert(target, conn.dialect)
+        columns = zip(*rows, strict=True)
+        conn.exec_driver_sql(sql, tuple(map(bulk.pg_array, columns, kinds)))
         return
     # Straight to the driver: the rows are already in SQLite's stored form (see _add), and sqlite3
     # binds lists as they are, where SQLAlchemy would want each one copied into a tuple first.
@@ -275,15 +295,20 @@ def _upsert(conn: Connection, target: _Table, values: dict[Any, list[Any]]) -> N
 
 
 @functools.cache
-def _postgresql_upsert(target: _Table) -> tuple[str, str]:
-    """The upsert into ``target`` before and after its rows' subquery (central.bulk.pg_source's)."""
+def _postgresql_upsert(target: _Table, dialect: Dialect) -> tuple[str, tuple[str, ...]]:
+    """The upsert into ``target`` from one array per column (unnested in order), and each array's kind."""
+    types = [bulk.pg_record_type(target.table, c, dialect) for c in target.columns]
+    kinds = tuple(bulk.pg_array_kind(target.table.c[c]) for c in target.columns)
+    arrays = ", ".join(f"CAST(%s AS {kind}[])" for kind in types)
     updates = [f"{c} = t.{c} + EXCLUDED.{c}" for c in target.sums]
     updates += [f"{c} = LEAST(t.{c}, EXCLUDED.{c})" for c in target.lows]
     updates += [f"{c} = GREATEST(t.{c}, EXCLUDED.{c})" for c in target.highs]
-    return (
-        f"INSERT INTO {target.table.name} AS t ({', '.join(target.columns)})",
-        f"ON CONFLICT ({', '.join(target.keys)}) DO UPDATE SET {', '.join(updates)}",
+    names = ", ".join(target.columns)
+    sql = (
+        f"INSERT INTO {target.table.name} AS t ({names}) SELECT {names} FROM unnest({arrays}) AS r({names})"  # noqa: S608
+        f" ON CONFLICT ({', '.join(target.keys)}) DO UPDATE SET {', '.join(updates)}"
     )
+    return sql, kinds
 
 
 @functools.cache

@@ -172,3 +172,41 @@ def test_an_instant_counts_the_same_whatever_zone_it_comes_in(backend):
             1,
         )
         assert db.scalar(select(CustomerDay.day).where(CustomerDay.customer_id == 2)) == date(2026, 11, 22)
+
+
+def test_store_ids_categories_and_skus_are_stored_as_they_came(backend):
+    """Text that means something inside an array literal or JSON (quotes, backslashes, commas, braces, NULL)."""
+    odd = 'Odd "quoted", {braced} \\ back\nline'
+    products = ["sku,name,category\n", f'NULL,Odd product,"{odd.replace(chr(34), chr(34) * 2)}"\n']
+    store_id = 'S"1,{x}\\'
+    payload = {"total": "3.00", "items": [{"sku": "NULL"}, {"sku": 'U"{,}\\'}, {"sku": ""}]}
+    at = datetime(2026, 11, 21, 9, 0, tzinfo=UTC)
+    with engine_at(backend.url) as engine:
+        with engine.begin() as conn:
+            catalog.load(conn, products, NOW)
+            bulk.insert(conn, table(EventCustomer), ("event_pk", "customer_id", "identifier_id"), [(1, 1, 1)])
+            statistics.record_sales(conn, [(1, "pos.sale", store_id, at, payload)])
+        rows = snapshot(engine)
+    assert [r[:2] for r in rows["customer_stores"]] == [(1, store_id)]
+    assert [r[:2] for r in rows["customer_categories"]] == [(1, odd)]
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT sku, lines FROM unknown_skus")).all() == [('U"{,}\\', 1)]
+
+
+@pytest.mark.parametrize("keys", [(1, 3), (1, 900)])
+def test_only_the_sales_given_count_whatever_lies_between_their_keys(backend, keys):
+    """Owners are read by a range of event keys when the sales' keys are close, by each key otherwise."""
+    first, last = keys
+    payload = {"total": "5.00", "items": [{"sku": "M1"}]}
+    at = datetime(2026, 11, 21, 9, 0, tzinfo=UTC)
+    owners = [(first, 1, 1), (2, 2, 1), (last, 3, 1)]
+    with engine_at(backend.url) as engine:
+        with engine.begin() as conn:
+            catalog.load(conn, PRODUCTS, NOW)
+            bulk.insert(conn, table(EventCustomer), ("event_pk", "customer_id", "identifier_id"), owners)
+            statistics.record_sales(
+                conn, [(first, "pos.sale", "S001", at, payload), (last, "pos.sale", "S002", at, payload)]
+            )
+        rows = snapshot(engine)
+    assert [(r[0], r[1], r[2]) for r in rows["customer_stats"]] == [(1, 1, 500), (3, 1, 500)]
+    assert [r[:2] for r in rows["customer_stores"]] == [(1, "S001"), (3, "S002")]
