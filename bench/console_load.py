@@ -102,7 +102,8 @@ def concurrent(app: Flask, listed: Pages, clients: int) -> None:
         total = [t for t, _ in times[label]]
         first = ""
         if any(url.endswith(DOWNLOADS) for url in urls):
-            first = f"   first byte p95 {_p95([f for _, f in times[label]]):6.1f} ms"
+            firsts = [f for _, f in times[label]]
+            first = f"   first byte p50 {statistics.median(firsts):6.1f} ms, p95 {_p95(firsts):6.1f} ms"
         line(
             f"{label} ({role or 'anonymous'})",
             f"p50 {statistics.median(total):6.1f} ms   p95 {_p95(total):6.1f} ms{first}   ({len(total)} requests)",

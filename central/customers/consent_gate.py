@@ -155,7 +155,10 @@ def moved_owners(purpose: str, channels: Sequence[str]) -> Select[tuple[int]]:
     return (
         select(live)
         .select_from(d.join(ec, ec.c.event_pk == d.c.event_pk).join(owner, owner.c.id == ec.c.customer_id))
-        .where(d.c.purpose == purpose, d.c.channel.in_(channels), d.c.event_pk.is_not(None))
+        # A range on the event key (every event's is positive) rather than IS NOT NULL: SQLite reads that from
+        # the index, where it scanned every decision (700,000, 170 ms before an export's first row) when none
+        # had an event.
+        .where(d.c.purpose == purpose, d.c.channel.in_(channels), d.c.event_pk > 0)
         .where(ec.c.customer_id != d.c.customer_id)
         .correlate(None)
     )
