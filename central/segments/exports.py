@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from central.campaigns.models import DEAD, PENDING, WebhookDelivery
 from central.customers.consent_gate import consent_holds, consented
+from central.db import READ_ONLY
 from central.identity.models import LINKED, TRUSTED, Customer, GoldenAttribute, Identifier
 from central.models import table
 from central.segments.definitions import PURPOSE
@@ -120,6 +121,9 @@ def csv_chunks(
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(HEADER)
     with sessions() as db:
+        # Read-only: on SQLite a download of seconds otherwise holds the write lock, and every request
+        # that writes (a login, an audit row) waits for it to end.
+        db.connection(execution_options=READ_ONLY)
         for row in csv_rows(db, segment, today, unmasked=unmasked):
             writer.writerow(row)
             if buffer.tell() > piece:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import io
 import random
+import sqlite3
 from datetime import date, timedelta
 from typing import Any
 
@@ -186,3 +187,26 @@ def test_the_download_starts_with_a_small_first_piece(app):
         db.commit()
     pieces = list(exports.csv_chunks(central_db.session_factory(app), segment, TODAY, unmasked=True, size=2048))
     assert len(pieces[0]) < exports.FIRST + 200 < len("".join(pieces))
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)  # PostgreSQL's readers never lock out writers
+def test_a_download_under_way_does_not_hold_up_writers(app):
+    with central_db.session_factory(app)() as db:
+        _chain(db, random.Random(4))
+        definitions.create(db, Draft("all", "purchases >= 1", "sms"), actor="test", now=START)
+        segment = definitions.find(db, "all")
+        db.execute(
+            insert(table(SegmentMember)),
+            [{"segment_id": segment.id, "customer_id": c, "entered_at": START} for c in range(1, CUSTOMERS + 1)],
+        )
+        db.commit()
+    pieces = exports.csv_chunks(central_db.session_factory(app), segment, TODAY, unmasked=False, size=512)
+    assert next(pieces).startswith("customer_id,")  # the download's statement is open
+    writer = sqlite3.connect(app.config["CENTRAL"].effective_database_url.removeprefix("sqlite:///"), timeout=0.5)
+    try:
+        writer.execute("BEGIN IMMEDIATE")  # "database is locked" while the download held the write lock
+        writer.execute("DELETE FROM recompute_marks")
+        writer.commit()
+    finally:
+        writer.close()
+    assert "".join(pieces).count("\n") > 5  # and the rest of it still comes
