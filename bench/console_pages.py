@@ -1,7 +1,7 @@
 """Every console page's latency at chain scale, server-side and in a browser.
 
 ``python -m bench.console_pages --customers 1000000 --events 10000000 [--backend sqlite|postgresql]
-[--requests 50] [--browser] [--database URL] [--fill-only]``
+[--requests 50] [--browser] [--database URL] [--fill-only] [--concurrency 1,4]``
 
 writes a chain by set-based SQL into a migrated database (:func:`bench.fill.chain` and
 :func:`bench.console_fill.console`: customers with identifiers, names, tags, statistics, consents,
@@ -15,6 +15,11 @@ customers and ids picked at random:
 - with ``--browser``, in Debian's chromium (headless, via Playwright) against the app served by
   waitress on loopback: the navigation's duration (request start to the load event's end) and its
   time to the first byte.
+
+With ``--concurrency 1,4`` the in-process pass is replaced by clients in threads against waitress on
+loopback, that many at a time (:mod:`bench.console_load`): each walks every page, and each page's p50
+and p95 (to the whole answer; downloads also to their first byte) and the requests served per second
+are reported.
 
 ``--database`` names a database to reuse (filled when it has no customers yet, kept afterwards);
 without it a throwaway one is made and dropped.
@@ -99,13 +104,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--only", default="", help="time only the pages whose label contains one of these (comma-separated)"
     )
+    parser.add_argument(
+        "--concurrency", default="", help="clients at a time against waitress, instead of in-process (e.g. 1,4)"
+    )
     args = parser.parse_args(argv)
+    concurrency = tuple(int(n) for n in args.concurrency.split(",") if n)
     with database(args.backend, args.database) as url:
         fill(url, args.customers, args.events)
         if not args.fill_only:
             from bench.console_timing import measure
 
-            measure(url, args.requests, args.browser, only=args.only)
+            measure(url, args.requests, args.browser, only=args.only, concurrency=concurrency)
         line("", load_note())
     return 0
 

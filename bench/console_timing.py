@@ -229,9 +229,12 @@ def in_browser(app: Flask, listed: Pages) -> None:
             browser.close()
 
 
-def measure(url: str, requests: int, browser: bool, seed: int = 7, only: str = "") -> None:
+def measure(
+    url: str, requests: int, browser: bool, seed: int = 7, only: str = "", concurrency: tuple[int, ...] = ()
+) -> None:
     """Every page (or those whose label contains one of ``only``'s comma-separated parts) server-side, then
-    (``browser``) in chromium."""
+    (``browser``) in chromium; with ``concurrency``, instead of server-side, that many clients at a time
+    against waitress (each number in turn)."""
     rng = random.Random(seed)
     with tempfile.TemporaryDirectory() as data_dir:
         app = _app(url, Path(data_dir))
@@ -242,8 +245,15 @@ def measure(url: str, requests: int, browser: bool, seed: int = 7, only: str = "
         listed["360 view, an older timeline page"] = ("admin", _older(admin, views) or views)
         wanted = [part for part in only.split(",") if part] or [""]
         listed = {label: page for label, page in listed.items() if any(w in label for w in wanted)}
-        print(f"  server-side, through the WSGI app ({central_db.engine_for(app).dialect.name}):", flush=True)
-        server_side(app, listed)
+        name = central_db.engine_for(app).dialect.name
+        for clients in concurrency:
+            from bench.console_load import concurrent
+
+            print(f"  {clients} at a time, against waitress on loopback ({name}):", flush=True)
+            concurrent(app, listed, clients)
+        if not concurrency:
+            print(f"  server-side, through the WSGI app ({name}):", flush=True)
+            server_side(app, listed)
         if browser:
             print("  in chromium, against waitress on loopback:", flush=True)
             in_browser(app, listed)
