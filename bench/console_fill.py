@@ -15,8 +15,10 @@ from __future__ import annotations
 from datetime import timedelta
 
 from sqlalchemy import Engine, text
+from sqlalchemy.orm import Session
 
 from bench.fill import NOW, Dialect, analyze, owner, reset_sequences, series
+from central.campaigns import snapshots
 from central.customers import dashboard
 
 SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗"
@@ -215,11 +217,15 @@ def console(engine: Engine, customers: int, events: int) -> None:
 
 
 def jobs(engine: Engine) -> None:
-    """What the scheduled jobs keep for the overview, unless kept already: the tier and RFM snapshot (each
-    tag recompute writes it) and the new members per store and day (``store_alerts``)."""
+    """What the scheduled jobs keep for the pages, unless kept already: the overview's tier and RFM snapshot
+    (each tag recompute writes it) and new members per store and day (``store_alerts``), and the campaign
+    pages' report snapshots (``reports``)."""
     with engine.begin() as conn:
-        if conn.execute(text("SELECT COUNT(*) FROM overview_figures")).scalar_one():
-            return
-        dashboard.snapshot(conn, NOW)
-        today = dashboard.local_today(NOW, OFFSET)
-        dashboard.count_new_members(conn, today - timedelta(days=29), today - timedelta(days=1), OFFSET)
+        if not conn.execute(text("SELECT COUNT(*) FROM overview_figures")).scalar_one():
+            dashboard.snapshot(conn, NOW)
+            today = dashboard.local_today(NOW, OFFSET)
+            dashboard.count_new_members(conn, today - timedelta(days=29), today - timedelta(days=1), OFFSET)
+    with Session(engine) as db:
+        if not db.execute(text("SELECT COUNT(*) FROM report_snapshots")).scalar_one():
+            db.rollback()
+            snapshots.refresh_all(db, NOW, OFFSET)

@@ -102,17 +102,9 @@ def pages(sample: dict[str, Any], requests: int, rng: random.Random) -> Pages:
         "segments": ("marketing", n(lambda: "/console/segments")),
         "segment export, smallest (CSV)": ("marketing", n(lambda: "/console/segments/seg5/export.csv", 5)),
         "campaigns": ("marketing", n(lambda: "/console/campaigns")),
+        # with the effect report and the figures by tier, from the reports job's snapshots
         "trigger page": ("marketing", n(lambda: f"/console/campaigns/triggers/{rng.randint(1, 2)}")),
         "coupon campaign page": ("marketing", n(lambda: f"/console/campaigns/coupons/{rng.randint(1, 4)}")),
-        # what those two pages compute only when asked: every occasion's window, every code's tier
-        "trigger page, effect report asked for": (
-            "marketing",
-            n(lambda: f"/console/campaigns/triggers/{rng.randint(1, 2)}?effect=1", 5),
-        ),
-        "coupon campaign page, by tier asked for": (
-            "marketing",
-            n(lambda: f"/console/campaigns/coupons/{rng.randint(1, 4)}?tiers=1", 5),
-        ),
         "fleet": ("admin", n(lambda: "/console/fleet")),
         "fleet, a later page": ("admin", n(lambda: f"/console/fleet?after=S{rng.randrange(100):03d},pc-0000")),
         "device page": ("admin", n(lambda: f"/console/fleet/devices/pc-{rng.randrange(300):04d}")),

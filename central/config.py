@@ -231,6 +231,14 @@ class CentralConfig:
         minimum=10.0,
         maximum=7 * 86400,
     )
+    scheduler_reports_interval: float = setting(
+        "scheduler.reports_interval",
+        3600.0,
+        "Seconds between refreshes of the campaign pages' reports (each trigger's effect, each coupon campaign's"
+        " redemptions by value tier); the pages show when each was computed.",
+        minimum=60.0,
+        maximum=7 * 86400,
+    )
     segments_webhook_chunk: int = setting(
         "segments.webhook_chunk",
         500,

@@ -107,6 +107,15 @@ def _store_alerts(ctx: RunContext) -> None:
     ctx.progress(**counts)
 
 
+def _reports(ctx: RunContext) -> None:
+    from central.campaigns.snapshots import refresh_all
+
+    config: CentralConfig = ctx.settings
+    with ctx.sessions() as db:
+        refresh_all(db, ctx.clock(), config.customers_utc_offset_minutes, ctx.progress)
+    ctx.progress(triggers=0, campaigns=0)  # shown even when there is nothing to refresh
+
+
 JOBS: dict[str, Job] = {}
 
 
@@ -127,6 +136,14 @@ register_job(
         _store_alerts,
         lambda c: c.scheduler_store_alerts_interval,
         "alert on stores whose new members dropped on the last full day",
+    )
+)
+register_job(
+    Job(
+        "reports",
+        _reports,
+        lambda c: c.scheduler_reports_interval,
+        "refresh the campaign pages' reports (trigger effects, coupon redemptions by tier)",
     )
 )
 # Hourly: new members, tags, claimed and redeemed coupons reach the stores' cashier panels within the hour.

@@ -72,6 +72,36 @@ class EffectReport:
         a, c = self.action.spend_per_customer, self.control.spend_per_customer
         return None if a is None or c is None else a - c
 
+    def counts(self) -> dict[str, Any]:
+        """What :func:`from_counts` rebuilds the report from: its names and each group's counts and cents."""
+
+        def group(g: GroupEffect) -> list[int]:
+            return [g.occasions, g.coupons, g.redeemed, g.repurchased, int(g.spent * 100)]
+
+        return {
+            "trigger": self.trigger,
+            "kind": self.kind,
+            "action_name": self.action_name,
+            "weeks": self.weeks,
+            "open_windows": self.open_windows,
+            "action": group(self.action),
+            "control": group(self.control),
+        }
+
+    @classmethod
+    def from_counts(cls, counts: dict[str, Any], as_of: datetime) -> EffectReport:
+        """The report :meth:`counts` described, as of ``as_of``: rates and means derived as on request."""
+        return cls(
+            trigger=counts["trigger"],
+            kind=counts["kind"],
+            action_name=counts["action_name"],
+            weeks=int(counts["weeks"]),
+            as_of=as_of,
+            open_windows=int(counts["open_windows"]),
+            action=group_effect(*(int(v) for v in counts["action"])),
+            control=group_effect(*(int(v) for v in counts["control"])),
+        )
+
     def to_json(self) -> dict[str, Any]:
         """The report as the API returns it (money as text with two decimals)."""
 
@@ -129,8 +159,13 @@ def _sql(postgres: bool, offset_minutes: int) -> str:
 
 def _group(row: Any | None) -> GroupEffect:
     if row is None:
-        return GroupEffect(0, 0, 0, None, 0, None, Decimal("0.00"), None)
+        return group_effect(0, 0, 0, 0, 0)
     n, coupons, redeemed, repurchased, cents = (int(row[i] or 0) for i in range(1, 6))
+    return group_effect(n, coupons, redeemed, repurchased, cents)
+
+
+def group_effect(n: int, coupons: int, redeemed: int, repurchased: int, cents: int) -> GroupEffect:
+    """A group's figures from its counts and its spend in cents (rates and means derived here alone)."""
     spent = (Decimal(cents) / 100).quantize(Decimal("0.01"))
     return GroupEffect(
         occasions=n,
@@ -186,4 +221,4 @@ def effect_report(
     )
 
 
-__all__ = ["DEFAULT_WEEKS", "EffectReport", "GroupEffect", "UnknownTrigger", "effect_report"]
+__all__ = ["DEFAULT_WEEKS", "EffectReport", "GroupEffect", "UnknownTrigger", "effect_report", "group_effect"]

@@ -1,4 +1,5 @@
-"""The campaign forms: create a coupon campaign or a trigger, pause and resume a trigger, end a campaign.
+"""The campaign forms: create a coupon campaign or a trigger, pause and resume a trigger, end a campaign,
+refresh a trigger's effect report or a campaign's figures by tier now.
 
 Admin and marketing only (finance reads the results, changes nothing). The forms call the same
 domain functions as the JSON API and the CLI (:mod:`central.campaigns.coupons`,
@@ -20,7 +21,7 @@ from flask.typing import ResponseReturnValue
 from central import clock
 from central.accounts import web
 from central.accounts.roles import ADMIN, MARKETING
-from central.campaigns import coupons, triggers
+from central.campaigns import coupons, snapshots, triggers
 from central.campaigns.triggers.kinds import Param
 from central.console import bp
 from central.console.auditing import record_audit
@@ -260,3 +261,27 @@ def pause_trigger(trigger_id: int) -> ResponseReturnValue:
 def resume_trigger(trigger_id: int) -> ResponseReturnValue:
     """Resume a paused trigger; occasions it fired on before stay fired."""
     return _switch(trigger_id, True)
+
+
+@bp.post("/campaigns/triggers/<int:trigger_id>/effect")
+@web.roles(*EDIT_ROLES)
+def refresh_effect(trigger_id: int) -> ResponseReturnValue:
+    """Recompute the trigger's effect report now instead of at the ``reports`` job's next run."""
+    db = get_session()
+    if snapshots.refresh_effect(db, trigger_id, clock.now(), _offset_minutes()) is None:
+        abort(404)
+    record_audit("report.refresh", f"trigger:{trigger_id}", report=snapshots.EFFECT)
+    db.commit()
+    return redirect(url_for("console.trigger", trigger_id=trigger_id) + "#effect")
+
+
+@bp.post("/campaigns/coupons/<int:campaign_id>/tiers")
+@web.roles(*EDIT_ROLES)
+def refresh_tiers(campaign_id: int) -> ResponseReturnValue:
+    """Recompute the campaign's figures by value tier now instead of at the ``reports`` job's next run."""
+    db = get_session()
+    if snapshots.refresh_tiers(db, campaign_id, clock.now()) is None:
+        abort(404)
+    record_audit("report.refresh", f"coupon_campaign:{campaign_id}", report=snapshots.TIERS)
+    db.commit()
+    return redirect(url_for("console.coupon_campaign", campaign_id=campaign_id) + "#by-tier")

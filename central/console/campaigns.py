@@ -3,21 +3,23 @@
 Admin, marketing and finance: only counts, amounts and rates, never a customer (finance sees no
 profiles, and none of these pages shows one). Admin and marketing also get the buttons of
 :mod:`central.console.campaign_forms` (create, pause, resume, end). The figures come from set-based SQL in
-:mod:`central.campaigns.results`.
+:mod:`central.campaigns.results`; a trigger's effect and a campaign's figures by tier, which read every
+occasion or code, from the snapshots the ``reports`` job keeps (:mod:`central.campaigns.snapshots`),
+shown with the time they were computed.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from flask import abort, render_template, request
+from flask import abort, render_template
 from flask.typing import ResponseReturnValue
 
 from central import clock
 from central.accounts import web
 from central.accounts.roles import ADMIN, FINANCE, MARKETING
 from central.campaigns import results
-from central.campaigns.effect import effect_report
+from central.campaigns.snapshots import stored_effect, stored_tiers
 from central.console import bp
 from central.console.campaign_forms import may_edit
 from central.db import get_session
@@ -53,14 +55,6 @@ def campaigns() -> ResponseReturnValue:
     )
 
 
-EFFECT_WEEKS = 4  # the window after each occasion the effect report counts
-
-
-def _asked(figure: str) -> bool:
-    """Whether the page was asked for a figure that reads every occasion or code (``?figure=1``)."""
-    return request.args.get(figure) == "1"
-
-
 @bp.get("/campaigns/triggers/<int:trigger_id>")
 @web.roles(*CAMPAIGN_ROLES)
 def trigger(trigger_id: int) -> ResponseReturnValue:
@@ -69,14 +63,12 @@ def trigger(trigger_id: int) -> ResponseReturnValue:
     found = results.trigger_result(db, trigger_id)
     if found is None:
         abort(404)
-    # The effect report reads every occasion's window (seconds at 50,000 occasions): computed when asked.
-    effect = effect_report(db, found.name, weeks=EFFECT_WEEKS, now=clock.now()) if _asked("effect") else None
     return render_template(
         "trigger.html",
         page="campaigns",
         t=found,
         last_run=_last_trigger_run(),
-        effect=effect,
+        effect=stored_effect(db, trigger_id),
         percent=percent,
         editable=may_edit(),
     )
@@ -95,8 +87,7 @@ def coupon_campaign(campaign_id: int) -> ResponseReturnValue:
         "coupon_campaign.html",
         page="campaigns",
         c=campaign,
-        # By tier joins every code to its member's tier (a second at 100,000 codes): computed when asked.
-        tiers=results.by_tier(db, campaign_id) if _asked("tiers") else None,
+        tiers=stored_tiers(db, campaign_id),
         stores=results.by_store(db, campaign_id, campaign.issued),
         percent=percent,
         editable=may_edit(),

@@ -195,9 +195,12 @@ def test_campaign_figures_by_tier_and_store_match_a_hand_count(app, client, agen
     assert cells.endswith("6 4 66.7 % 1 1"), cells
     assert _row(html, "data-trigger", "birthday-coupon").startswith("birthday-coupon birthday export 是 4 1 25.0 %")
     detail = finance.get(f"/console/campaigns/coupons/{campaign.id}").get_data(as_text=True)
-    # By tier reads every code: asked for by a link, so the page stays quick at a million members.
-    assert 'data-tier="' not in detail and f"/console/campaigns/coupons/{campaign.id}?tiers=1" in detail
-    detail = finance.get(f"/console/campaigns/coupons/{campaign.id}?tiers=1").get_data(as_text=True)
+    # By tier reads every code: the page shows the reports job's snapshot, none before its first run.
+    assert 'data-tier="' not in detail and "还没有计算过" in detail and 'id="refresh-tiers"' not in detail
+    clock = app.config["CLOCK"]
+    assert run_now(central_db.session_factory(app), app.config["CENTRAL"], "reports", clock) == "ok"
+    detail = finance.get(f"/console/campaigns/coupons/{campaign.id}").get_data(as_text=True)
+    assert f"按 {clock().strftime('%Y-%m-%d %H:%M:%S')} UTC 的会员层级计算" in detail
     assert _row(detail, "data-tier", "loyal") == "忠诚 2 2 100.0 % 1"
     assert _row(detail, "data-tier", "dormant") == "沉睡 1 1 100.0 % 0"
     assert _row(detail, "data-tier", "untiered") == "未分层 1 0 0.0 % 0"
@@ -205,10 +208,9 @@ def test_campaign_figures_by_tier_and_store_match_a_hand_count(app, client, agen
     assert _row(detail, "data-store", "S001") == "S001 3 50.0 % 0"
     assert _row(detail, "data-store", "S002") == "S002 1 16.7 % 1"
     page = finance.get(f"/console/campaigns/triggers/{trigger}").get_data(as_text=True)
-    # The effect report reads every occasion's window: asked for by a link, like by tier above.
-    assert "执行组" not in page and f"/console/campaigns/triggers/{trigger}?effect=1" in page
-    page = finance.get(f"/console/campaigns/triggers/{trigger}?effect=1").get_data(as_text=True)
-    assert 'id="effect"' in page and "执行组" in page and "对照组" in page
+    # The effect report reads every occasion's window: a snapshot too, refreshed by the same job.
+    assert 'id="effect"' in page and "执行组" in page and "对照组" in page and 'id="effect-at"' in page
+    assert 'id="refresh-effect"' not in page  # finance reads, and refreshes nothing
     for role in ("technician", "customer_service", "store_manager"):
         assert _as(app, role).get(f"/console/campaigns/coupons/{campaign.id}").status_code == 403
 

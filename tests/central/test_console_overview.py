@@ -14,6 +14,7 @@ from flask import Flask
 from central import db as central_db
 from central import scheduler
 from central.campaigns import webhooks
+from central.console import asset_version
 from central.customers import tagging
 from central.customers.models import StoreAlert
 from central.jobs import OK
@@ -265,8 +266,24 @@ def test_a_store_manager_sees_only_their_stores(chain):
 @pytest.mark.parametrize("backend", ["sqlite"], indirect=True)  # no database behaviour involved
 def test_chart_data_is_a_json_block_not_script(chain):
     html = _page(chain, "marketing")
-    assert html.count("<script") == 3 and 'src="/console/static/overview.js"' in html
-    assert 'src="/console/static/vendor/echarts/echarts.min.js"' in html
+    assert html.count("<script") == 3 and 'src="/console/static/overview.js?v=' in html
+    assert 'src="/console/static/vendor/echarts/echarts.min.js?v=' in html
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)  # no database behaviour involved
+def test_static_files_linked_by_their_version_are_cached_and_others_revalidated(chain):
+    html = _page(chain, "marketing")
+    linked = re.search(r'src="(/console/static/vendor/echarts/echarts.min.js\?v=([0-9a-f]{12}))"', html)
+    assert linked, "the charting library is linked with its version"
+    client = chain.test_client()
+    cached = client.get(linked.group(1))
+    assert cached.status_code == 200 and "max-age=31536000" in cached.headers["Cache-Control"]
+    assert "no-cache" not in cached.headers["Cache-Control"]
+    for url in ("/console/static/vendor/echarts/echarts.min.js", "/console/static/overview.js?v=000000000000"):
+        response = client.get(url)  # an old or missing version is asked again each time
+        assert response.status_code == 200 and response.headers["Cache-Control"] == "no-cache", url
+    assert client.get("/console/static/../__init__.py?v=1").status_code == 404
+    assert asset_version("../__init__.py") is None and asset_version("nothing.js") is None
 
 
 def test_the_vendored_charting_library_ships_as_package_data():

@@ -54,6 +54,8 @@ STATE_CHANGING = {
     "/console/campaigns/triggers/new": {"name": "spring", "kind": "birthday", "action": "export"},
     "/console/campaigns/triggers/{trigger_id}/pause": {},
     "/console/campaigns/triggers/{trigger_id}/resume": {},
+    "/console/campaigns/triggers/{trigger_id}/effect": {},
+    "/console/campaigns/coupons/{campaign_id}/tiers": {},
 }
 MOBILE = re.compile(r"1[3-9]\d{9}")
 XSS = "<script>alert(1)</script><img src=x onerror=alert(2)>"

@@ -43,7 +43,7 @@ def test_upgrade_is_idempotent(backend):
     upgrade(backend.url)
     engine = make_engine(backend.url)
     try:
-        assert current_revision(engine) == head_revision() == "0018_console_pages"
+        assert current_revision(engine) == head_revision() == "0019_report_snapshots"
     finally:
         engine.dispose()
 

@@ -89,7 +89,15 @@ def test_runs_are_recorded_with_counts_or_error_and_shown_by_the_api(app, clock,
     assert len(_runs(app)) == 2
 
     jobs = {j["name"]: j for j in user_client.get("/api/v1/jobs").get_json()["jobs"]}
-    assert set(jobs) == {"triggers", "webhooks", "member_beacons", "segments", "store_alerts", "member_cards"}
+    assert set(jobs) == {
+        "triggers",
+        "webhooks",
+        "member_beacons",
+        "segments",
+        "store_alerts",
+        "member_cards",
+        "reports",
+    }
     assert jobs["triggers"]["last_run"]["status"] == OK
     assert jobs["webhooks"]["last_run"] is None
     assert jobs["triggers"]["interval_seconds"] == config.scheduler_triggers_interval

@@ -27,6 +27,8 @@
     charts.push(chart);
   }
 
+  // One line per store (a hundred in a chain) of 28 days: without a symbol at each point the chart has
+  // 2,800 fewer elements to lay out and paint; the axis tooltip still shows every store's value.
   var stores = Object.keys(data.new_members);
   draw("chart-members", {
     tooltip: tooltip,
@@ -35,7 +37,7 @@
     xAxis: { type: "category", data: data.days.map(function (d) { return d.slice(5); }) },
     yAxis: { type: "value", name: labels.new_members, minInterval: 1 },
     series: stores.map(function (store) {
-      return { name: store, type: "line", data: data.new_members[store] };
+      return { name: store, type: "line", showSymbol: false, data: data.new_members[store] };
     }),
   });
 
