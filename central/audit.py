@@ -1,4 +1,4 @@
-"""The audit trail: who read or changed what, written in the same transaction as the work itself.
+"""The audit trail: who read or changed what, written in the same transaction as a change itself.
 
 The log is append-only and hash-chained: each row stores the hash of the row before it
 (``prev_hash``) and a SHA-256 over its own content and that (``row_hash``). Appending takes a lock
@@ -49,7 +49,23 @@ def record(
     subject: str = "",
     detail: dict[str, Any] | None = None,
 ) -> None:
-    """Append one audit row; the caller commits it together with what it describes."""
+    """Append one audit row; the caller commits it together with what it describes.
+
+    A request that only reads (its transaction begun read-only, see ``central.db.READ_ONLY``) cannot
+    write: its row is appended and committed at once in a transaction of its own, before the caller
+    answers, so what it shows is never sent unrecorded.
+    """
+    if session.in_transaction() and session.connection().get_execution_options().get("central_read_only"):
+        with Session(session.get_bind().execution_options(central_read_only=False)) as writer:
+            _append(writer, at=at, actor=actor, action=action, subject=subject, detail=detail)
+            writer.commit()
+        return
+    _append(session, at=at, actor=actor, action=action, subject=subject, detail=detail)
+
+
+def _append(
+    session: Session, *, at: datetime, actor: str, action: str, subject: str, detail: dict[str, Any] | None
+) -> None:
     if session.get_bind().dialect.name == "postgresql":
         session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _LOCK_KEY})
     # Stored exactly as it will read back, so the hash checks out later.

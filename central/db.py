@@ -3,7 +3,8 @@
 SQLite runs in WAL mode with ``synchronous=NORMAL`` and a 30 s busy timeout, and every transaction
 starts with ``BEGIN IMMEDIATE``: waitress serves requests on several threads, and a transaction that
 reads first and writes later under a deferred BEGIN fails with "database is locked" instead of
-waiting when another thread committed in between.
+waiting when another thread committed in between. Transactions that only read (``READ_ONLY``, and
+every transaction of a page, ``read_only_session``) begin deferred instead, with ``query_only`` on.
 """
 
 from __future__ import annotations
@@ -58,6 +59,9 @@ def _configure_sqlite(engine: Engine) -> None:
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
         read_only = conn.get_execution_options().get("central_read_only", False)
+        # query_only makes a write in a read-only transaction fail at once, in every test, instead of
+        # only when another thread happened to commit first (a deferred transaction cannot then upgrade).
+        conn.exec_driver_sql("PRAGMA query_only=1" if read_only else "PRAGMA query_only=0")
         conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
 
@@ -90,6 +94,21 @@ def get_session() -> Session:
     """The current request's session, opened on first use."""
     if "db_session" not in g:
         g.db_session = session_factory(current_app)()
+    session: Session = g.db_session
+    return session
+
+
+def read_only_session() -> Session:
+    """From here on, every transaction of this request only reads (a page that shows what is stored).
+
+    On SQLite each begins deferred, so it neither waits for nor holds up a writer; a write in it fails
+    at once (``query_only``). The request's earlier session, if any, is closed first: its work (the
+    session check) is already committed or rolled back.
+    """
+    earlier: Session | None = g.pop("db_session", None)
+    if earlier is not None:
+        earlier.close()
+    g.db_session = session_factory(current_app)(bind=engine_for(current_app).execution_options(**READ_ONLY))
     session: Session = g.db_session
     return session
 

@@ -34,7 +34,7 @@ from central import clock
 from central.accounts import sessions
 from central.accounts.roles import ROLES, Policy, policy
 from central.config import CentralConfig
-from central.db import READ_ONLY, get_session
+from central.db import READ_ONLY, get_session, read_only_session
 from central.errors import ApiError
 from central.models import User
 
@@ -155,6 +155,9 @@ def roles(*allowed: str) -> Callable[[F], F]:
                 if request.path.startswith("/api/"):
                     raise ApiError(403, "forbidden", "your role may not use this")
                 abort(403)
+            if request.method in SAFE_METHODS:
+                # Pages only read; their audit rows are appended in a transaction of their own.
+                read_only_session()
             return view(*args, **kwargs)
 
         setattr(wrapped, ROLES_ATTRIBUTE, frozenset(allowed))
