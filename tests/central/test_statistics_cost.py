@@ -1,4 +1,4 @@
-"""Keeping statistics current costs the same however long the histories are (SQLite's steps counted).
+"""Keeping derived data current costs the same however long the histories are (work counted, not timed).
 
 SQLite's progress handler, called after every virtual-machine step, counts the work one transaction
 does: a figure that does not depend on the machine's load, unlike a timing. Each test compares a
@@ -8,6 +8,7 @@ short history with a long one.
 from __future__ import annotations
 
 import shutil
+import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from sqlalchemy import Connection, select
 from sqlalchemy.orm import Session
 
 from central.customers import rebuild, statistics
+from central.identity import golden
 from central.identity.models import Customer, LedgerEntry
 from central.identity.split import split
 from central.sources.events import read_events, stage_rows
@@ -137,3 +139,30 @@ def test_a_split_moves_only_what_leaves(backend, app, client, agent):
         # What still grows is the golden record's read of the receipts per store (about 20 steps
         # a receipt); rewriting and recounting them too took about 67.
         assert (steps[1] - steps[0]) / 400 < 25, steps
+
+
+def _python_calls(work: Callable[[], Any]) -> int:
+    """Python function calls made by ``work``: the interpreter's own count, not a timing."""
+    calls = 0
+
+    def count(frame: Any, event: str, arg: Any) -> None:
+        nonlocal calls
+        if event == "call":
+            calls += 1
+
+    sys.setprofile(count)
+    try:
+        work()
+    finally:
+        sys.setprofile(None)
+    return calls
+
+
+def test_the_golden_record_weighs_a_stores_receipts_without_a_step_per_receipt(backend, app, client, agent):
+    for n, history in ((1, 10), (2, 400)):
+        agent.send(client, [agent.receipt(f"R{n}-{i}", "10.00", phone=f"1390000{n:04d}") for i in range(history)])
+    with engine_at(backend.url) as engine, Session(engine) as db:
+        ids = db.scalars(select(Customer.id).order_by(Customer.id)).all()
+        calls = [_python_calls(lambda cid=cid: golden.refresh(db, default_registry(), [cid], NOW)) for cid in ids]
+        assert golden.golden_of(db, ids) == {cid: {"preferred_store": ("S001", "receipts")} for cid in ids}
+    assert calls[1] <= calls[0] * 1.1, calls
