@@ -71,7 +71,7 @@ STAT_COLUMNS = (
 
 
 @dataclass(frozen=True)
-class _Table:
+class StatTable:
     """A statistics table as an upsert target: its key, added columns and min/max columns."""
 
     table: Any
@@ -85,13 +85,16 @@ class _Table:
         return (*self.keys, *self.sums, *self.lows, *self.highs)
 
 
-_STATS = _Table(table(CustomerStats), ("customer_id",), STAT_COLUMNS, ("first_purchase_at",), ("last_purchase_at",))
-_DAYS = _Table(table(CustomerDay), ("customer_id", "day"), ("purchases", "spent"))
-_STORES = _Table(table(CustomerStore), ("customer_id", "store_id"), ("purchases", "spent"), (), ("last_purchase_at",))
-_CATEGORIES = _Table(
+_STATS = StatTable(table(CustomerStats), ("customer_id",), STAT_COLUMNS, ("first_purchase_at",), ("last_purchase_at",))
+_DAYS = StatTable(table(CustomerDay), ("customer_id", "day"), ("purchases", "spent"))
+_STORES = StatTable(
+    table(CustomerStore), ("customer_id", "store_id"), ("purchases", "spent"), (), ("last_purchase_at",)
+)
+_CATEGORIES = StatTable(
     table(CustomerCategory), ("customer_id", "category"), ("purchases",), ("first_purchase_at",), ("last_purchase_at",)
 )
-_UNKNOWN = _Table(table(UnknownSku), ("sku",), ("lines",))
+_UNKNOWN = StatTable(table(UnknownSku), ("sku",), ("lines",))
+CUSTOMER_TABLES = (_STATS, _DAYS, _STORES, _CATEGORIES)  # keyed by customer first
 
 
 def settings() -> tuple[int, int]:
@@ -164,7 +167,7 @@ def _owners_of(conn: Connection, event_pks: list[int]) -> dict[int, int]:
 
 def _write(conn: Connection, tables: tuple[dict[Any, list[Any]], ...]) -> None:
     for target, rows in zip((_STATS, _DAYS, _STORES, _CATEGORIES, _UNKNOWN), tables, strict=True):
-        _upsert(conn, target, rows)
+        upsert(conn, target, rows)
 
 
 def _rows(
@@ -264,7 +267,7 @@ def _sqlite_day(number: int) -> tuple[str, int]:
     return day_of(number).isoformat(), _WEEKDAY_BASE + weekday_of(number)
 
 
-def _upsert(conn: Connection, target: _Table, values: dict[Any, list[Any]]) -> None:
+def upsert(conn: Connection, target: StatTable, values: dict[Any, list[Any]]) -> None:
     """Add ``values`` (key -> row of key, added, low and high columns) to ``target`` in one statement."""
     if not values:
         return
@@ -295,7 +298,7 @@ def _upsert(conn: Connection, target: _Table, values: dict[Any, list[Any]]) -> N
 
 
 @functools.cache
-def _postgresql_upsert(target: _Table, dialect: Dialect) -> tuple[str, tuple[str, ...]]:
+def _postgresql_upsert(target: StatTable, dialect: Dialect) -> tuple[str, tuple[str, ...]]:
     """The upsert into ``target`` from one array per column (unnested in order), and each array's kind."""
     types = [bulk.pg_record_type(target.table, c, dialect) for c in target.columns]
     kinds = tuple(bulk.pg_array_kind(target.table.c[c]) for c in target.columns)
@@ -312,7 +315,7 @@ def _postgresql_upsert(target: _Table, dialect: Dialect) -> tuple[str, tuple[str
 
 
 @functools.cache
-def _sqlite_upsert(target: _Table) -> str:
+def _sqlite_upsert(target: StatTable) -> str:
     updates = [f"{c} = {c} + excluded.{c}" for c in target.sums]
     # SQLite's scalar min()/max() return NULL if either side is NULL; times are fixed-width UTC text.
     updates += [f"{c} = coalesce(min({c}, excluded.{c}), {c}, excluded.{c})" for c in target.lows]

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Connection, select
 
 from central import bulk
-from central.customers import purchases
+from central.customers import moves, purchases
 from central.customers.models import Receipt
 from central.errors import ConcurrentChange
 from central.identity.models import (
@@ -183,7 +183,7 @@ def apply(
     merged_into: set[int] = set()
     if merged_away:
         merged_into = {to for _, to in merged_away}
-        fold_merged(conn, merged_away)
+        fold_merged(conn, merged_away, now)
     identifier_ids = _write_identifiers(conn, plan, known, final, now)
     bulk.insert(conn, _ledger, LEDGER_COLUMNS, ledger_rows(plan.ledger, facts, identifier_ids, real, now))
     _write_reviews(conn, plan, facts, identifier_ids, final, now)
@@ -197,8 +197,6 @@ def apply(
         customer_ids.append(resolved)
         owned.append((fact.event_pk, resolved, identifier_ids[anchor]))
     bulk.insert(conn, _events, ("event_pk", "customer_id", "identifier_id"), owned)
-    if merged_away:
-        mark_recompute(conn, [c for pair in merged_away for c in pair], now, "merge")
     return Applied(customer_ids, identifier_ids, real, merged_into)
 
 
@@ -253,8 +251,9 @@ def _update_stored(conn: Connection, plan: Plan, stored: dict[int, int], ranges:
         raise ConcurrentChange("a customer changed while this batch was being resolved")
 
 
-def fold_merged(conn: Connection, merged_away: list[tuple[int, int]]) -> None:
+def fold_merged(conn: Connection, merged_away: list[tuple[int, int]], now: datetime) -> None:
     """Point everything of each merged customer at its survivor and add its statistics there."""
+    moves.fold(conn, merged_away, now)
     bulk.remap(conn, _customers, "merged_into", merged_away, match="id")
     bulk.remap(conn, _customers, "merged_into", merged_away)  # customers merged into them earlier
     bulk.remap(conn, _identifiers, "customer_id", merged_away)

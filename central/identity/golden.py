@@ -163,18 +163,22 @@ class _Candidate:
 
 
 def survivor(
-    registry: Registry, attribute: str, observations: Iterable[tuple[str, str, bool, datetime]]
+    registry: Registry, attribute: str, observations: Iterable[tuple[str, str, bool, datetime, int]]
 ) -> _Candidate | None:
-    """The winning (value, source, verified, observed_at) among observations of one attribute."""
+    """The winning (value, source, verified, observed_at) among observations of one attribute.
+
+    Each observation comes with how many times it was made (a store's receipts count as one
+    observation each, read as one row per store).
+    """
     groups: dict[str, _Candidate] = {}
-    for value, source, verified, at in observations:
+    for value, source, verified, at, times in observations:
         key = compare_key(attribute, value)
         rank = registry.source_rank(source)
         found = groups.get(key)
         if found is None:
-            groups[key] = _Candidate(value, source, 1, at, at if verified else None, rank, verified)
+            groups[key] = _Candidate(value, source, times, at, at if verified else None, rank, verified)
             continue
-        found.count += 1
+        found.count += times
         found.rank = min(found.rank, rank)
         if verified and (found.latest_verified is None or at > found.latest_verified):
             found.latest_verified = at
@@ -250,10 +254,10 @@ def refresh(
     if not ids:
         return
     conn = db.connection()
-    per: dict[int, dict[str, list[tuple[str, str, bool, datetime]]]] = {}
+    per: dict[int, dict[str, list[tuple[str, str, bool, datetime, int]]]] = {}
     for cid, attribute, value, source, verified, at in observed:
         if cid in new:
-            per.setdefault(cid, {}).setdefault(attribute, []).append((value, source, verified, at))
+            per.setdefault(cid, {}).setdefault(attribute, []).append((value, source, verified, at, 1))
     stored = [cid for cid in ids if cid not in new]
     if stored:
         _read_stored(conn, stored, per)
@@ -263,7 +267,7 @@ def refresh(
         chosen: dict[str, str] = {}
         for attribute, observations in per.get(cid, {}).items():
             if len(observations) == 1:  # most customers of an import: one statement, nothing to choose
-                value, source, verified, at = observations[0]
+                value, source, verified, at, _ = observations[0]
                 chosen[attribute] = value
                 golden_rows.append((cid, attribute, value, source, verified, at))
                 continue
@@ -289,7 +293,7 @@ def _read_stored(conn: Connection, ids: Sequence[int], per: dict[int, dict[str, 
         params,
     )
     for cid, attribute, value, source, verified, at in observed:
-        per.setdefault(cid, {}).setdefault(attribute, []).append((value, source, bool(verified), instant(at)))
+        per.setdefault(cid, {}).setdefault(attribute, []).append((value, source, bool(verified), instant(at), 1))
     stores = _fetch(
         conn,
         f"SELECT customer_id, store_id, count(*), max(observed_at) FROM {_receipts.name}"  # noqa: S608
@@ -298,7 +302,7 @@ def _read_stored(conn: Connection, ids: Sequence[int], per: dict[int, dict[str, 
     )
     for cid, store, count, latest in stores:
         at = instant(latest)
-        per.setdefault(cid, {}).setdefault("preferred_store", []).extend([(store, "receipts", False, at)] * count)
+        per.setdefault(cid, {}).setdefault("preferred_store", []).append((store, "receipts", False, at, int(count)))
     conn.exec_driver_sql(f"DELETE FROM {_golden.name} WHERE {where}", params)  # noqa: S608 - our own names
     conn.exec_driver_sql(f"DELETE FROM {_keys.name} WHERE {where}", params)  # noqa: S608 - our own names
 

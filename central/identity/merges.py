@@ -85,14 +85,13 @@ def merge_customers(
     kept, merged = min(a, b), max(a, b)
     conn.execute(update(_customers).where(_customers.c.id == kept).values(version=_customers.c.version + 1))
     conn.execute(update(_customers).where(_customers.c.id == merged).values(version=_customers.c.version + 1))
-    changes.fold_merged(conn, [(merged, kept)])
+    changes.fold_merged(conn, [(merged, kept)], now)
     bulk.insert(
         conn,
         table(LedgerEntry),
         changes.LEDGER_COLUMNS,
         [(now, MERGE, rule, None, None, kept, merged, None, None, None, operator, detail)],
     )
-    changes.mark_recompute(conn, [kept, merged], now, "merge")
     from central.identity import golden
 
     golden.refresh(db, registry, [kept], now)

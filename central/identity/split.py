@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 
 from central import bulk
 from central.customers import purchases
+from central.customers.models import Receipt
 from central.identity import changes, golden
 from central.identity.models import (
     LINK,
@@ -209,11 +210,13 @@ def _resplit(
     bulk.insert(conn, _ledger, changes.LEDGER_COLUMNS, ledger)
     _write_customers(conn, tree, root_of, live)
     moved = [(ident, target) for ident, target in moves.items() if target != customer_id]
+    leaving = _leaving_events(conn, [ident for ident, _ in moved], through)
+    _subtract_receipts(conn, customer_id, leaving)
     bulk.update_rows(conn, _identifiers, "id", ("customer_id",), moved)
     bulk.update_rows(conn, _events, "identifier_id", ("customer_id",), moved)
     if through:
         conn.execute(delete(_events).where(_events.c.identifier_id.in_(sorted(through))))
-    _follow_events(conn, sorted(set(tree) | live))
+    _follow_events(conn, leaving, sorted((set(tree) | live) - {customer_id}))
     changes.mark_recompute(conn, sorted(live | set(tree)), now, "split")
     golden.refresh(db, registry, live, now)
     ordered = [customer_id, *sorted(live - {customer_id})]
@@ -226,21 +229,55 @@ def _write_customers(conn: Connection, tree: list[int], root_of: dict[int, int],
     conn.execute(update(_customers).where(_customers.c.id.in_(sorted(live))).values(version=_customers.c.version + 1))
 
 
-def _follow_events(conn: Connection, customers: list[int]) -> None:
-    """Receipts and attribute observations follow their event's customer; statistics are recounted."""
-    from central.customers.models import Receipt
+def _leaving_events(conn: Connection, moved: list[int], through: set[int]) -> list[int]:
+    """The events that change owner: those that came through a moved or left-out identifier."""
+    idents = sorted({*moved, *through})
+    if not idents:
+        return []
+    rows = bulk.select_matching(conn, _events, ("identifier_id",), [(i,) for i in idents], ("event_pk",))
+    return sorted(int(r[0]) for r in rows)
 
+
+def _listed(numbers: list[int]) -> list[str]:
+    """``numbers`` as SQL lists of integer literals, a bounded number per statement."""
+    return [", ".join(str(int(n)) for n in numbers[i : i + 5000]) for i in range(0, len(numbers), 5000)]
+
+
+def _subtract_receipts(conn: Connection, customer_id: int, leaving: list[int]) -> None:
+    """Take the receipts of the events leaving ``customer_id`` out of its counts (before they move)."""
+    receipts = table(Receipt).name
+    for listed in _listed(leaving):
+        # The unary plus keeps SQLite on the event_pk index: by customer it read every receipt kept.
+        mine = f"FROM {receipts} r WHERE r.event_pk IN ({listed}) AND +r.customer_id = customers.id"
+        conn.exec_driver_sql(
+            f"UPDATE customers SET receipts_count = receipts_count - (SELECT count(*) {mine}),"  # noqa: S608 - integers only
+            f" total_spent = total_spent - (SELECT coalesce(sum(r.total), 0) {mine}) WHERE id = {int(customer_id)}"
+        )
+
+
+def _follow_events(conn: Connection, leaving: list[int], others: list[int]) -> None:
+    """Receipts and attribute observations of the events that changed owner follow them.
+
+    Only those events are read and written, so a split costs what it moves, not the history the
+    kept customer still holds. Every customer of the split but the kept one holds only moved
+    events now: their counts are recounted from their receipts (the kept one's were subtracted).
+    """
     receipts = table(Receipt)
-    owner = select(_events.c.customer_id).where(_events.c.event_pk == receipts.c.event_pk).scalar_subquery()
-    conn.execute(update(receipts).where(receipts.c.customer_id.in_(customers)).values(customer_id=owner))
     observations = table(AttributeObservation)
-    known = select(_events.c.event_pk)
-    conn.execute(
-        delete(observations).where(observations.c.customer_id.in_(customers), observations.c.event_pk.not_in(known))
-    )
-    owner = select(_events.c.customer_id).where(_events.c.event_pk == observations.c.event_pk).scalar_subquery()
-    conn.execute(update(observations).where(observations.c.customer_id.in_(customers)).values(customer_id=owner))
-    purchases.recount(conn, customers)
+    for listed in _listed(leaving):
+        conn.exec_driver_sql(
+            f"UPDATE {receipts.name} SET customer_id = (SELECT ec.customer_id FROM {_events.name} ec"  # noqa: S608
+            f" WHERE ec.event_pk = {receipts.name}.event_pk) WHERE event_pk IN ({listed})"
+        )
+        conn.exec_driver_sql(
+            f"DELETE FROM {observations.name} WHERE event_pk IN ({listed})"  # noqa: S608 - integers only
+            f" AND NOT EXISTS (SELECT 1 FROM {_events.name} ec WHERE ec.event_pk = {observations.name}.event_pk)"
+        )
+        conn.exec_driver_sql(
+            f"UPDATE {observations.name} SET customer_id = (SELECT ec.customer_id FROM {_events.name} ec"  # noqa: S608
+            f" WHERE ec.event_pk = {observations.name}.event_pk) WHERE event_pk IN ({listed})"
+        )
+    purchases.recount(conn, others)
 
 
 def split(
