@@ -32,6 +32,14 @@ def _held_write_lock(app) -> sqlite3.Connection:
     return writer
 
 
+def _admin_while_locked(app):
+    """A logged-in admin's client, and a connection holding SQLite's write lock (roll it back to free it)."""
+    create_user(app, "admin", role="admin")
+    client = app.test_client()
+    assert login(client, "admin").status_code == 302
+    return client, _held_write_lock(app)
+
+
 def _get_in_thread(client, path: str) -> tuple[threading.Thread, list[int]]:
     statuses: list[int] = []
     thread = threading.Thread(target=lambda: statuses.append(client.get(path).status_code), daemon=True)
@@ -40,10 +48,7 @@ def _get_in_thread(client, path: str) -> tuple[threading.Thread, list[int]]:
 
 
 def test_pages_answer_while_another_transaction_holds_the_write_lock(app):
-    create_user(app, "admin", role="admin")
-    client = app.test_client()
-    assert login(client, "admin").status_code == 302
-    writer = _held_write_lock(app)
+    client, writer = _admin_while_locked(app)
     try:
         for path in ("/console/fleet", "/console/segments", "/console/campaigns", "/console/"):
             thread, statuses = _get_in_thread(client, path)
@@ -55,10 +60,7 @@ def test_pages_answer_while_another_transaction_holds_the_write_lock(app):
 
 
 def test_a_page_that_shows_personal_data_is_sent_only_after_its_audit_row_is_committed(app):
-    create_user(app, "admin", role="admin")
-    client = app.test_client()
-    assert login(client, "admin").status_code == 302
-    writer = _held_write_lock(app)
+    client, writer = _admin_while_locked(app)
     try:
         thread, statuses = _get_in_thread(client, "/console/customers")
         thread.join(timeout=1.5)

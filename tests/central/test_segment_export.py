@@ -174,8 +174,8 @@ def test_the_streamed_export_keeps_exactly_the_members_the_gate_lets_through(app
         assert _exported(app, segment, unmasked) == expected[unmasked]
 
 
-def test_the_download_starts_with_a_small_first_piece(app):
-    rng = random.Random(3)
+def _everyone(app, rng):
+    """A chain from ``rng`` and a segment "all" holding every customer of it."""
     with central_db.session_factory(app)() as db:
         _chain(db, rng)
         definitions.create(db, Draft("all", "purchases >= 1", "sms"), actor="test", now=START)
@@ -185,21 +185,18 @@ def test_the_download_starts_with_a_small_first_piece(app):
             [{"segment_id": segment.id, "customer_id": c, "entered_at": START} for c in range(1, CUSTOMERS + 1)],
         )
         db.commit()
+    return segment
+
+
+def test_the_download_starts_with_a_small_first_piece(app):
+    segment = _everyone(app, random.Random(3))
     pieces = list(exports.csv_chunks(central_db.session_factory(app), segment, TODAY, unmasked=True, size=2048))
     assert len(pieces[0]) < exports.FIRST + 200 < len("".join(pieces))
 
 
 @pytest.mark.parametrize("backend", ["sqlite"], indirect=True)  # PostgreSQL's readers never lock out writers
 def test_a_download_under_way_does_not_hold_up_writers(app):
-    with central_db.session_factory(app)() as db:
-        _chain(db, random.Random(4))
-        definitions.create(db, Draft("all", "purchases >= 1", "sms"), actor="test", now=START)
-        segment = definitions.find(db, "all")
-        db.execute(
-            insert(table(SegmentMember)),
-            [{"segment_id": segment.id, "customer_id": c, "entered_at": START} for c in range(1, CUSTOMERS + 1)],
-        )
-        db.commit()
+    segment = _everyone(app, random.Random(4))
     pieces = exports.csv_chunks(central_db.session_factory(app), segment, TODAY, unmasked=False, size=512)
     assert next(pieces).startswith("customer_id,")  # the download's statement is open
     writer = sqlite3.connect(app.config["CENTRAL"].effective_database_url.removeprefix("sqlite:///"), timeout=0.5)
