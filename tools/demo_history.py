@@ -5,7 +5,7 @@ phones typed at the till, recycled numbers) is moved in time so its last day is 
 consent decisions a member signing up records (most members agree to profiling and to marketing
 messages, some only to one), and loaded through ``central-server load-events``. Then central does what
 its scheduled jobs would do over the next hours: tags, a segment, a coupon campaign with a birthday
-trigger, and the triggers' first run.
+trigger, the triggers' first run and the campaign pages' reports.
 """
 
 from __future__ import annotations
@@ -132,4 +132,5 @@ def load_history(
         json.dumps({"campaign": "birthday-10"}),
     )
     cli(central, "run-job", "triggers")
+    cli(central, "run-job", "reports")  # the campaign pages' effect and by-tier reports, due hourly
     return Loaded(events, member_ids(history, scanned))

@@ -96,6 +96,10 @@ def test_demo_shows_customers_within_30_seconds(tmp_path):
         assert "recent-repeat" in session.get(f"{base}/console/segments", timeout=10).text
         campaigns = session.get(f"{base}/console/campaigns", timeout=10).text
         assert "birthday-coupon" in campaigns and "birthday-10" in campaigns
+        trigger = re.search(r'href="(/console/campaigns/triggers/\d+)">birthday-coupon<', campaigns)
+        assert trigger, campaigns
+        # Its effect report is there already, not waiting for the hourly reports job.
+        assert 'class="note" id="effect-at"' in session.get(f"{base}{trigger.group(1)}", timeout=10).text
         panel = re.search(r"till panel:  (http://127\.0\.0\.1:\d+/)", output)
         assert panel, output
         assert requests.get(panel.group(1), timeout=10).status_code == 200
