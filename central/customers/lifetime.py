@@ -13,20 +13,19 @@ profiling gate admits, though every customer's history informs the fit.
 from __future__ import annotations
 
 from datetime import date
+from typing import Any
 
 import numpy as np
+import orjson
 from sqlalchemy import Connection, text
 
 from central import bulk
 from central.customers.clv import ClvError, Histories, fit_purchases, fit_spend, lifetime_value
-from central.customers.models import CustomerTag
 from central.customers.profiling import GATE
 from central.customers.tags import Run, version
-from central.models import table
 
 DAYS_PER_MONTH = 365.25 / 12
-CHUNK = 20_000
-_tags = table(CustomerTag)
+CHUNK = 50_000
 _HISTORIES = (
     "WITH g AS (SELECT customer_id, COUNT(*) AS n, MIN(day) AS first_day, MAX(day) AS last_day, SUM(spent) AS total"
     " FROM customer_days WHERE purchases > 0 GROUP BY customer_id)"
@@ -101,31 +100,52 @@ def write_tags(conn: Connection, run: Run) -> tuple[int, str | None]:
         "q": spend.q,
         "gamma": spend.gamma,
     }
-    model = {k: round(v, 6) for k, v in model.items()}
+    keep = finite & admitted
     tag_version = version(run.config, "value_clv")
-    columns = ("customer_id", "tag", "value", "inputs", "version", "computed_at")
-    written = 0
-    for start in range(0, len(ids), CHUNK):
-        stop = min(start + CHUNK, len(ids))
-        chunk = [
-            (
-                int(ids[i]),
-                "value.clv",
-                f"{values[i]:.2f}",
-                {
-                    "repeat_purchase_days": int(frequency[i]),
-                    "recency_days": int(recency[i]),
-                    "age_days": int(age[i]),
-                    "mean_repeat_spend": round(float(mean_spend[i]), 2),
-                    "horizon_months": run.config.tags_clv_horizon_months,
-                    "model": model,
-                },
-                tag_version,
-                run.now,
-            )
-            for i in range(start, stop)
-            if finite[i] and admitted[i]
-        ]
-        bulk.insert(conn, _tags, columns, chunk)
-        written += len(chunk)
+    columns: list[list[Any]] = [
+        ids[keep].tolist(),
+        [f"{v:.2f}" for v in values[keep].tolist()],
+        frequency[keep].astype(np.int64).tolist(),
+        recency[keep].astype(np.int64).tolist(),
+        age[keep].astype(np.int64).tolist(),
+        [round(v, 2) for v in mean_spend[keep].tolist()],
+    ]
+    # The constant inputs are bound once; each row's inputs object is built by the database, in C.
+    model_json = orjson.dumps({k: round(v, 6) for k, v in model.items()}).decode()
+    written = len(columns[0])
+    horizon = run.config.tags_clv_horizon_months
+    postgres = conn.dialect.name == "postgresql"
+    insert = _insert_postgresql if postgres else _insert_sqlite
+    constants: tuple[Any, ...] = (horizon, model_json, tag_version, run.now if postgres else bulk.sqlite_time(run.now))
+    for start in range(0, written, CHUNK):
+        insert(conn, [column[start : start + CHUNK] for column in columns], constants)
     return written, problem
+
+
+# Each row's inputs object is built by the database (in C) from the numbers bound for it.
+_POSTGRESQL = (
+    "INSERT INTO customer_tags (customer_id, tag, value, inputs, version, computed_at)"
+    " SELECT r.customer_id, 'value.clv', r.value, json_build_object('repeat_purchase_days', r.repeat_days,"
+    " 'recency_days', r.recency, 'age_days', r.age, 'mean_repeat_spend', r.mean_spend,"
+    " 'horizon_months', CAST(%s AS integer), 'model', CAST(%s AS json)), %s, %s"
+    " FROM unnest(CAST(%s AS bigint[]), CAST(%s AS text[]), CAST(%s AS integer[]), CAST(%s AS integer[]),"
+    " CAST(%s AS integer[]), CAST(%s AS double precision[])) AS r(customer_id, value, repeat_days, recency, age,"
+    " mean_spend)"
+)
+_SQLITE = (
+    "INSERT INTO customer_tags (customer_id, tag, value, inputs, version, computed_at)"
+    " VALUES (?, 'value.clv', ?, json_object('repeat_purchase_days', ?, 'recency_days', ?, 'age_days', ?,"
+    " 'mean_repeat_spend', ?, 'horizon_months', ?, 'model', json(?)), ?, ?)"
+)
+
+
+def _insert_postgresql(conn: Connection, columns: list[list[Any]], constants: tuple[Any, ...]) -> None:
+    """One ``INSERT ... SELECT`` from one array per column (see :func:`central.bulk.pg_array`)."""
+    arrays = tuple(map(bulk.pg_array, columns, ("json", "text", "json", "json", "json", "json")))
+    conn.exec_driver_sql(_POSTGRESQL, (*constants, *arrays))
+
+
+def _insert_sqlite(conn: Connection, columns: list[list[Any]], constants: tuple[Any, ...]) -> None:
+    """``executemany`` of one ``INSERT`` whose inputs object SQLite builds from the bound numbers."""
+    rows = [(*row, *constants) for row in zip(*columns, strict=True)]
+    conn.exec_driver_sql(_SQLITE, rows)

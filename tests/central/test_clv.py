@@ -241,6 +241,8 @@ def _expected_by_integration(params: PurchaseParams, x: float, age: float, horiz
         PAPER,
         PurchaseParams(1.2, 40.0, 3.0, 9),
         PurchaseParams(2.64, 13.8, 675.0, 1982.0),  # the generated bench chain's fit: the series overflowed
+        # The bench chain's fit at 30,000 customers: the quadrature's normalising constant overflowed too.
+        PurchaseParams(4.13, 28.3, 3990.0, 11424.0),
     ],
 )
 def test_the_forecast_equals_the_model_integrated_over_the_dropout_probability(params: PurchaseParams) -> None:

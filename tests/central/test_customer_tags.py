@@ -203,6 +203,17 @@ def test_each_tag_keeps_its_inputs_and_version(backend):
         }
         assert why["frequency"] == {"purchases_in_window": 6, "window_days": 30}
         assert why["rfm.r"]["rank"] == 4 and why["rfm.r"]["active_customers"] == 4
+        # Six purchase days from 2 to 27 November, 62.50 each; today is 30 November.
+        model = why["value.clv"].pop("model")
+        assert why["value.clv"] == {
+            "repeat_purchase_days": 5,
+            "recency_days": 25,
+            "age_days": 28,
+            "mean_repeat_spend": 62.5,
+            "horizon_months": 12,
+        }
+        assert set(model) == {"r", "alpha", "a", "b", "p", "q", "gamma"}
+        assert all(isinstance(v, float) for v in model.values())
         versions = {tag: version for tag, _, version in rows}
         assert versions["value_tier"].startswith("1:")
     # A changed threshold is a new version of the definition, and changes the value.

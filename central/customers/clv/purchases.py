@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
+from scipy.linalg import eigh_tridiagonal
 from scipy.special import betaln, expit, gammaln, hyp2f1, roots_jacobi
 
 from central.customers.clv.estimation import compress, maximise
@@ -152,11 +153,32 @@ def _by_quadrature(params: PurchaseParams, x: FloatArray, age: FloatArray, horiz
     for value in np.unique(x):
         rows = x == value
         # Jacobi weight (1 - u)^(b + x - 1) (1 + u)^(a - 1) on [-1, 1] is the Beta(a, b + x) density of q = (1 + u) / 2.
-        u, weights = roots_jacobi(_NODES, params.b + value - 1, params.a - 1)
+        u, weights = _jacobi_nodes(params.b + value - 1, params.a - 1)
         q = (1 + u) / 2
         remaining = -np.expm1(-(params.r + value) * np.log1p(np.outer(ratio[rows], q))) / q
         out[rows] = remaining @ (weights / weights.sum())
     return out
+
+
+def _jacobi_nodes(alpha: float, beta: float) -> tuple[FloatArray, FloatArray]:
+    """Gauss-Jacobi nodes on [-1, 1] and weights proportional to the true ones (only their ratios are used)."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        u, weights = roots_jacobi(_NODES, alpha, beta)
+    if np.all(np.isfinite(weights)) and weights.sum() > 0:
+        return u, weights
+    # Large a and b + x: roots_jacobi scales its weights by the weight function's integral,
+    # 2^(alpha + beta + 1) B(alpha + 1, beta + 1), which overflows. The nodes are the eigenvalues of the
+    # Jacobi matrix of the orthonormal polynomials and the relative weights the squared first components
+    # of its eigenvectors (Golub and Welsch 1969), neither of which needs that integral.
+    k = np.arange(_NODES, dtype=np.float64)
+    s = 2 * k + alpha + beta
+    diagonal = (beta**2 - alpha**2) / (s * (s + 2))
+    n = k[1:]
+    sn = s[1:]
+    off = np.sqrt(4 * n * (n + alpha) * (n + beta) * (n + alpha + beta) / (sn**2 * (sn + 1) * (sn - 1)))
+    nodes, vectors = eigh_tridiagonal(diagonal, off)
+    relative: FloatArray = vectors[0] ** 2
+    return np.asarray(nodes, dtype=np.float64), relative
 
 
 def expected_purchases(params: PurchaseParams, histories: Histories, horizon: npt.ArrayLike) -> FloatArray:
