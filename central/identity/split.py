@@ -13,7 +13,8 @@ no later or late-arriving event attaches it again.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -139,7 +140,7 @@ def _resplit(
     now: datetime,
     operator: str | None,
     detail: dict[str, Any],
-    registry: Registry,
+    pending: _Pending,
 ) -> SplitResult:
     conn = db.connection()
     tree = _tree(conn, customer_id)
@@ -208,25 +209,85 @@ def _resplit(
         if target != customer_id or root_of.get(last_link.get(ident, customer_id), target) != target:
             entry(LINK, ident, target, None)
     bulk.insert(conn, _ledger, changes.LEDGER_COLUMNS, ledger)
-    _write_customers(conn, tree, root_of, live)
+    _write_customers(conn, customer_id, tree, root_of, live)
     moved = [(ident, target) for ident, target in moves.items() if target != customer_id]
-    leaving = _leaving_events(conn, [ident for ident, _ in moved], through)
-    _subtract_receipts(conn, customer_id, leaving)
     bulk.update_rows(conn, _identifiers, "id", ("customer_id",), moved)
-    bulk.update_rows(conn, _events, "identifier_id", ("customer_id",), moved)
-    if through:
-        conn.execute(delete(_events).where(_events.c.identifier_id.in_(sorted(through))))
-    _follow_events(conn, leaving, sorted((set(tree) | live) - {customer_id}))
-    changes.mark_recompute(conn, sorted(live | set(tree)), now, "split")
-    golden.refresh(db, registry, live, now)
+    pending.add(customer_id, moved, through, (set(tree) | live) - {customer_id}, live | set(tree), live)
     ordered = [customer_id, *sorted(live - {customer_id})]
     return SplitResult(ordered)
 
 
-def _write_customers(conn: Connection, tree: list[int], root_of: dict[int, int], live: set[int]) -> None:
-    rows = [(cid, None if root_of[cid] == cid else root_of[cid]) for cid in tree]
-    bulk.update_rows(conn, _customers, "id", ("merged_into",), rows)
-    conn.execute(update(_customers).where(_customers.c.id.in_(sorted(live))).values(version=_customers.c.version + 1))
+@dataclass
+class _Pending:
+    """What the splits of one transaction leave for their events to follow, written together at the end.
+
+    A split's own decisions (ledger, customers, identifiers) are written at once: the next split
+    reads them. What follows from them (which customer each event, receipt and observation
+    belongs to, the counts, the marks, the golden records) is written once for all the splits of
+    a batch, in a fixed number of set-based statements, from the identifiers' final owners.
+    """
+
+    targets: dict[int, int] = field(default_factory=dict)  # moved identifier -> its final customer
+    through: set[int] = field(default_factory=set)  # identifiers left out: their events lose their owner
+    kept: set[int] = field(default_factory=set)  # the split customers, whose counts lose what leaves
+    others: set[int] = field(default_factory=set)  # the other customers of the splits: recounted
+    marked: set[int] = field(default_factory=set)
+    live: set[int] = field(default_factory=set)
+
+    def add(
+        self,
+        customer_id: int,
+        moved: list[tuple[int, int]],
+        through: set[int],
+        others: set[int],
+        marked: set[int],
+        live: set[int],
+    ) -> None:
+        self.targets.update(moved)
+        self.through |= through
+        self.kept.add(customer_id)
+        self.others |= others
+        self.marked |= marked
+        self.live |= live
+
+    def write(self, db: Session, registry: Registry, now: datetime) -> None:
+        """Move the events of every identifier that moved or was left out, then their receipts and counts."""
+        if not self.kept:
+            return
+        conn = db.connection()
+        leaving = _leaving_events(conn, sorted(self.targets), self.through)
+        # A kept customer that another split of the batch created or revived holds only moved
+        # events: it is recounted with the others instead.
+        for customer_id in sorted(self.kept - self.others):
+            _subtract_receipts(conn, customer_id, leaving)
+        bulk.update_rows(conn, _events, "identifier_id", ("customer_id",), sorted(self.targets.items()))
+        if self.through:
+            conn.execute(delete(_events).where(_events.c.identifier_id.in_(sorted(self.through))))
+        _follow_events(conn, leaving, sorted(self.others))
+        changes.mark_recompute(conn, sorted(self.marked), now, "split")
+        golden.refresh(db, registry, self.live, now)
+
+
+def _write_customers(
+    conn: Connection, customer_id: int, tree: list[int], root_of: dict[int, int], live: set[int]
+) -> None:
+    """Point the tree's customers at their new roots and bump the live ones' versions, in one statement.
+
+    Only the rows that change are written: a customer merged into a large one (a card that met a
+    hundred phones) has many merged customers that stay merged, and rewriting each of them on
+    every detach made its cost grow with the tree, not with what the detach changed.
+    """
+    rows: list[tuple[int | None, int, int]] = []
+    for cid in sorted(set(tree) | live):
+        before = customer_id if cid in tree and cid != customer_id else None  # what _tree read
+        after = None if root_of[cid] == cid else root_of[cid]
+        bump = 1 if cid in live else 0
+        if after != before or bump:
+            rows.append((after, bump, cid))
+    if rows:
+        mark = "%s" if conn.dialect.name == "postgresql" else "?"
+        sql = f"UPDATE {_customers.name} SET merged_into = {mark}, version = version + {mark} WHERE id = {mark}"  # noqa: S608
+        conn.exec_driver_sql(sql, rows)
 
 
 def _leaving_events(conn: Connection, moved: list[int], through: set[int]) -> list[int]:
@@ -296,7 +357,8 @@ def split(
         raise SplitError(f"ledger row {ledger_id} is not in the history of customer {customer_id}")
     if not (bad.action == MERGE or (bad.action == LINK and bad.anchor_identifier_id is not None)) or bad.rule == SPLIT:
         raise SplitError(f"ledger row {ledger_id} is a {bad.action} ({bad.rule}); only merges and links can be undone")
-    return _resplit(
+    pending = _Pending()
+    result = _resplit(
         db,
         customer_id,
         skip={ledger_id},
@@ -304,37 +366,60 @@ def split(
         now=now,
         operator=operator,
         detail={"undoes": [ledger_id]},
-        registry=registry or default_registry(),
+        pending=pending,
     )
+    pending.write(db, registry or default_registry(), now)
+    return result
 
 
 def detach_value(
     db: Session, identifier_id: int, *, now: datetime, operator: str | None, registry: Registry | None = None
 ) -> SplitResult | None:
     """Undo every link that came through ``identifier_id`` (already unlinked), e.g. a suspicious value."""
+    return detach_values(db, [identifier_id], now=now, operator=operator, registry=registry)[0]
+
+
+def detach_values(
+    db: Session, identifier_ids: Sequence[int], *, now: datetime, operator: str | None, registry: Registry | None = None
+) -> list[SplitResult | None]:
+    """:func:`detach_value` for each of ``identifier_ids`` in turn, their events moved together at the end.
+
+    Each detach replays the ledger as the detaches before it left it; the events, receipts,
+    observations, counts, marks and golden records of all of them are then written once, in a
+    fixed number of statements, instead of once per value (a batch of receipts can flag ten).
+    """
     conn = db.connection()
-    last = conn.execute(
-        select(_ledger.c.customer_id)
-        .where(_ledger.c.identifier_id == identifier_id, _ledger.c.action == UNLINK)
-        .order_by(_ledger.c.id.desc())
-        .limit(1)
-    ).first()
-    if last is None or last[0] is None:
-        return None
-    holder = conn.execute(select(_customers.c.id, _customers.c.merged_into).where(_customers.c.id == last[0])).first()
-    if holder is None:
-        return None
-    customer_id = holder[1] if holder[1] is not None else holder[0]
-    return _resplit(
-        db,
-        customer_id,
-        skip=set(),
-        through={identifier_id},
-        now=now,
-        operator=operator,
-        detail={"through": [identifier_id]},
-        registry=registry or default_registry(),
-    )
+    pending = _Pending()
+    results: list[SplitResult | None] = []
+    for identifier_id in identifier_ids:
+        # The customer of the value's last unlink, and its survivor if it was merged since: one statement.
+        last = (
+            select(_ledger.c.customer_id)
+            .where(_ledger.c.identifier_id == identifier_id, _ledger.c.action == UNLINK)
+            .order_by(_ledger.c.id.desc())
+            .limit(1)
+            .scalar_subquery()
+        )
+        holder = conn.execute(select(_customers.c.id, _customers.c.merged_into).where(_customers.c.id == last)).first()
+        if holder is None:
+            results.append(None)
+            continue
+        customer_id = holder[1] if holder[1] is not None else holder[0]
+        detail = {"through": [identifier_id]}
+        results.append(
+            _resplit(
+                db,
+                customer_id,
+                skip=set(),
+                through={identifier_id},
+                now=now,
+                operator=operator,
+                detail=detail,
+                pending=pending,
+            )
+        )
+    pending.write(db, registry or default_registry(), now)
+    return results
 
 
 def remove_identifier(
