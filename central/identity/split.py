@@ -212,7 +212,7 @@ def _resplit(
     _write_customers(conn, customer_id, tree, root_of, live)
     moved = [(ident, target) for ident, target in moves.items() if target != customer_id]
     bulk.update_rows(conn, _identifiers, "id", ("customer_id",), moved)
-    pending.add(customer_id, moved, through, (set(tree) | live) - {customer_id}, live | set(tree), live)
+    pending.add(customer_id, moved, through, (set(tree) | live) - {customer_id}, live)
     ordered = [customer_id, *sorted(live - {customer_id})]
     return SplitResult(ordered)
 
@@ -231,7 +231,6 @@ class _Pending:
     through: set[int] = field(default_factory=set)  # identifiers left out: their events lose their owner
     kept: set[int] = field(default_factory=set)  # the split customers, whose counts lose what leaves
     others: set[int] = field(default_factory=set)  # the other customers of the splits: recounted
-    marked: set[int] = field(default_factory=set)
     live: set[int] = field(default_factory=set)
 
     def add(
@@ -240,14 +239,12 @@ class _Pending:
         moved: list[tuple[int, int]],
         through: set[int],
         others: set[int],
-        marked: set[int],
         live: set[int],
     ) -> None:
         self.targets.update(moved)
         self.through |= through
         self.kept.add(customer_id)
         self.others |= others
-        self.marked |= marked
         self.live |= live
 
     def write(self, db: Session, registry: Registry, now: datetime) -> None:
@@ -255,16 +252,21 @@ class _Pending:
         if not self.kept:
             return
         conn = db.connection()
-        leaving = _leaving_events(conn, sorted(self.targets), self.through)
+        rows = _leaving_events(conn, sorted(self.targets), self.through)
+        leaving = sorted(event_pk for event_pk, _, _ in rows)
         # A kept customer that another split of the batch created or revived holds only moved
         # events: it is recounted with the others instead.
-        for customer_id in sorted(self.kept - self.others):
-            _subtract_receipts(conn, customer_id, leaving)
+        _subtract_receipts(conn, sorted(self.kept - self.others), leaving)
         bulk.update_rows(conn, _events, "identifier_id", ("customer_id",), sorted(self.targets.items()))
         if self.through:
             conn.execute(delete(_events).where(_events.c.identifier_id.in_(sorted(self.through))))
         _follow_events(conn, leaving, sorted(self.others))
-        changes.mark_recompute(conn, sorted(self.marked), now, "split")
+        # Only customers whose events changed have statistics to recompute: the events' owners
+        # before and after. A customer that stays merged, or is revived or created without events,
+        # has no sales and no statistics rows (a merge folded them into its survivor).
+        before = {owner for _, owner, _ in rows}
+        after = {self.targets[ident] for _, _, ident in rows if ident in self.targets and ident not in self.through}
+        changes.mark_recompute(conn, sorted(before | after), now, "split")
         golden.refresh(db, registry, self.live, now)
 
 
@@ -290,13 +292,14 @@ def _write_customers(
         conn.exec_driver_sql(sql, rows)
 
 
-def _leaving_events(conn: Connection, moved: list[int], through: set[int]) -> list[int]:
-    """The events that change owner: those that came through a moved or left-out identifier."""
+def _leaving_events(conn: Connection, moved: list[int], through: set[int]) -> list[tuple[int, int, int]]:
+    """``(event, owner, identifier)`` of the events that change owner: those of a moved or left-out identifier."""
     idents = sorted({*moved, *through})
     if not idents:
         return []
-    rows = bulk.select_matching(conn, _events, ("identifier_id",), [(i,) for i in idents], ("event_pk",))
-    return sorted(int(r[0]) for r in rows)
+    columns = ("event_pk", "customer_id", "identifier_id")
+    rows = bulk.select_matching(conn, _events, ("identifier_id",), [(i,) for i in idents], columns)
+    return [(int(pk), int(owner), int(ident)) for pk, owner, ident in rows]
 
 
 def _listed(numbers: list[int]) -> list[str]:
@@ -304,15 +307,18 @@ def _listed(numbers: list[int]) -> list[str]:
     return [", ".join(str(int(n)) for n in numbers[i : i + 5000]) for i in range(0, len(numbers), 5000)]
 
 
-def _subtract_receipts(conn: Connection, customer_id: int, leaving: list[int]) -> None:
-    """Take the receipts of the events leaving ``customer_id`` out of its counts (before they move)."""
+def _subtract_receipts(conn: Connection, customer_ids: list[int], leaving: list[int]) -> None:
+    """Take the receipts of the events leaving ``customer_ids`` out of their counts (before they move)."""
+    if not customer_ids:
+        return
     receipts = table(Receipt).name
+    customers = ", ".join(str(int(c)) for c in customer_ids)
     for listed in _listed(leaving):
         # The unary plus keeps SQLite on the event_pk index: by customer it read every receipt kept.
         mine = f"FROM {receipts} r WHERE r.event_pk IN ({listed}) AND +r.customer_id = customers.id"
         conn.exec_driver_sql(
             f"UPDATE customers SET receipts_count = receipts_count - (SELECT count(*) {mine}),"  # noqa: S608 - integers only
-            f" total_spent = total_spent - (SELECT coalesce(sum(r.total), 0) {mine}) WHERE id = {int(customer_id)}"
+            f" total_spent = total_spent - (SELECT coalesce(sum(r.total), 0) {mine}) WHERE id IN ({customers})"
         )
 
 
