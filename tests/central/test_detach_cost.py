@@ -14,10 +14,13 @@ from typing import Any
 
 from flask.testing import FlaskClient
 from sqlalchemy import Engine, event, func, select
+from sqlalchemy.orm import Session
 
-from central.identity.models import Identifier
+from central.identity.models import Identifier, RecomputeMark
+from central.identity.resolve import resolve
 from central.ingest.models import Event
-from tests.central.customer_support import engine_at
+from tests.central.customer_support import NOW, engine_at
+from tests.central.identity_support import engine_for, facts, live_customers
 from tests.central.support import Agent
 
 
@@ -61,3 +64,16 @@ def test_the_values_of_one_batch_are_detached_together(backend, app, client, age
     # about eight statements. Moving each value's events, receipts, observations, counts and
     # golden record on its own made it about nineteen.
     assert (five - one) / 4 <= 10, (one, five)
+
+
+def test_a_detach_that_moves_no_events_leaves_no_statistics_to_recompute(backend):
+    # Eight members typed the same phone: each receipt belongs to its member id (the stronger
+    # type), so undoing the phone's links moves no event, and no customer's sales change.
+    phone = "13812345678"
+    with engine_for(backend.url) as engine, Session(engine) as db:
+        resolve(db, facts(db, *[{"member_id": f"M{n}", "phone": phone} for n in range(8)]), NOW)
+        db.commit()
+        state = db.scalar(select(Identifier.state).where(Identifier.value == "+86" + phone))
+        assert (state, len(live_customers(db))) == ("suspicious", 8)
+        # The phone's first holder was marked for a recompute of statistics that had not changed.
+        assert db.scalars(select(RecomputeMark.customer_id)).all() == []
