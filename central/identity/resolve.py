@@ -192,8 +192,8 @@ def resolve(
     applied = changes.apply(conn, plan, facts, known, now)
     customer_ids = applied.customer_ids
     if plan.flagged:
-        for pair in plan.flagged:
-            split.detach_value(db, applied.identifier_ids[pair], now=now, operator=None)
+        flagged = [applied.identifier_ids[pair] for pair in plan.flagged]
+        split.detach_values(db, flagged, now=now, operator=None, registry=registry)
         customer_ids = changes.customers_of_events(conn, [f.event_pk for f in facts])
     observed = golden.observe(db, registry, facts, customer_ids, now)
     touched = {row[0] for row in observed} | applied.merged_into

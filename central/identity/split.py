@@ -5,25 +5,25 @@ in order (links follow the identifier they came through, merges join the identif
 leaving out the bad row, or every row that came through a suspicious value. The replay falls
 apart into groups of identifiers; the group holding the customer's own founding identifier keeps
 its id, the others revive a customer merged in earlier or get a new one. Events, receipts and
-attributes follow the identifier that resolved them, statistics are recounted and both sides are
-marked for recompute. The ledger records the split and every resulting move, so a rebuild from
-the ledger still equals the tables. Removing an identifier writes a tombstone (state ``removed``):
+attributes follow the identifier that resolved them (``central.identity.relocation``, once for
+every split of a transaction), counts are adjusted and the customers whose events changed owner
+are marked for a statistics recompute. The ledger records the split and every resulting move, so
+a rebuild from the ledger still equals the tables. Removing an identifier writes a tombstone (state ``removed``):
 no later or late-arriving event attaches it again.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, delete, or_, select, update
+from sqlalchemy import Connection, or_, select, update
 from sqlalchemy.orm import Session
 
 from central import bulk
-from central.customers import purchases
-from central.customers.models import Receipt
-from central.identity import changes, golden
+from central.identity import changes, relocation
 from central.identity.models import (
     LINK,
     LINKED,
@@ -32,7 +32,6 @@ from central.identity.models import (
     TRUSTED,
     UNLINK,
     UNMERGE,
-    AttributeObservation,
     Customer,
     EventCustomer,
     Identifier,
@@ -139,7 +138,7 @@ def _resplit(
     now: datetime,
     operator: str | None,
     detail: dict[str, Any],
-    registry: Registry,
+    pending: relocation.Pending,
 ) -> SplitResult:
     conn = db.connection()
     tree = _tree(conn, customer_id)
@@ -208,76 +207,34 @@ def _resplit(
         if target != customer_id or root_of.get(last_link.get(ident, customer_id), target) != target:
             entry(LINK, ident, target, None)
     bulk.insert(conn, _ledger, changes.LEDGER_COLUMNS, ledger)
-    _write_customers(conn, tree, root_of, live)
+    _write_customers(conn, customer_id, tree, root_of, live)
     moved = [(ident, target) for ident, target in moves.items() if target != customer_id]
-    leaving = _leaving_events(conn, [ident for ident, _ in moved], through)
-    _subtract_receipts(conn, customer_id, leaving)
     bulk.update_rows(conn, _identifiers, "id", ("customer_id",), moved)
-    bulk.update_rows(conn, _events, "identifier_id", ("customer_id",), moved)
-    if through:
-        conn.execute(delete(_events).where(_events.c.identifier_id.in_(sorted(through))))
-    _follow_events(conn, leaving, sorted((set(tree) | live) - {customer_id}))
-    changes.mark_recompute(conn, sorted(live | set(tree)), now, "split")
-    golden.refresh(db, registry, live, now)
+    pending.add(customer_id, moved, through, (set(tree) | live) - {customer_id}, live)
     ordered = [customer_id, *sorted(live - {customer_id})]
     return SplitResult(ordered)
 
 
-def _write_customers(conn: Connection, tree: list[int], root_of: dict[int, int], live: set[int]) -> None:
-    rows = [(cid, None if root_of[cid] == cid else root_of[cid]) for cid in tree]
-    bulk.update_rows(conn, _customers, "id", ("merged_into",), rows)
-    conn.execute(update(_customers).where(_customers.c.id.in_(sorted(live))).values(version=_customers.c.version + 1))
+def _write_customers(
+    conn: Connection, customer_id: int, tree: list[int], root_of: dict[int, int], live: set[int]
+) -> None:
+    """Point the tree's customers at their new roots and bump the live ones' versions, in one statement.
 
-
-def _leaving_events(conn: Connection, moved: list[int], through: set[int]) -> list[int]:
-    """The events that change owner: those that came through a moved or left-out identifier."""
-    idents = sorted({*moved, *through})
-    if not idents:
-        return []
-    rows = bulk.select_matching(conn, _events, ("identifier_id",), [(i,) for i in idents], ("event_pk",))
-    return sorted(int(r[0]) for r in rows)
-
-
-def _listed(numbers: list[int]) -> list[str]:
-    """``numbers`` as SQL lists of integer literals, a bounded number per statement."""
-    return [", ".join(str(int(n)) for n in numbers[i : i + 5000]) for i in range(0, len(numbers), 5000)]
-
-
-def _subtract_receipts(conn: Connection, customer_id: int, leaving: list[int]) -> None:
-    """Take the receipts of the events leaving ``customer_id`` out of its counts (before they move)."""
-    receipts = table(Receipt).name
-    for listed in _listed(leaving):
-        # The unary plus keeps SQLite on the event_pk index: by customer it read every receipt kept.
-        mine = f"FROM {receipts} r WHERE r.event_pk IN ({listed}) AND +r.customer_id = customers.id"
-        conn.exec_driver_sql(
-            f"UPDATE customers SET receipts_count = receipts_count - (SELECT count(*) {mine}),"  # noqa: S608 - integers only
-            f" total_spent = total_spent - (SELECT coalesce(sum(r.total), 0) {mine}) WHERE id = {int(customer_id)}"
-        )
-
-
-def _follow_events(conn: Connection, leaving: list[int], others: list[int]) -> None:
-    """Receipts and attribute observations of the events that changed owner follow them.
-
-    Only those events are read and written, so a split costs what it moves, not the history the
-    kept customer still holds. Every customer of the split but the kept one holds only moved
-    events now: their counts are recounted from their receipts (the kept one's were subtracted).
+    Only the rows that change are written: a customer merged into a large one (a card that met a
+    hundred phones) has many merged customers that stay merged, and rewriting each of them on
+    every detach made its cost grow with the tree, not with what the detach changed.
     """
-    receipts = table(Receipt)
-    observations = table(AttributeObservation)
-    for listed in _listed(leaving):
-        conn.exec_driver_sql(
-            f"UPDATE {receipts.name} SET customer_id = (SELECT ec.customer_id FROM {_events.name} ec"  # noqa: S608
-            f" WHERE ec.event_pk = {receipts.name}.event_pk) WHERE event_pk IN ({listed})"
-        )
-        conn.exec_driver_sql(
-            f"DELETE FROM {observations.name} WHERE event_pk IN ({listed})"  # noqa: S608 - integers only
-            f" AND NOT EXISTS (SELECT 1 FROM {_events.name} ec WHERE ec.event_pk = {observations.name}.event_pk)"
-        )
-        conn.exec_driver_sql(
-            f"UPDATE {observations.name} SET customer_id = (SELECT ec.customer_id FROM {_events.name} ec"  # noqa: S608
-            f" WHERE ec.event_pk = {observations.name}.event_pk) WHERE event_pk IN ({listed})"
-        )
-    purchases.recount(conn, others)
+    rows: list[tuple[int | None, int, int]] = []
+    for cid in sorted(set(tree) | live):
+        before = customer_id if cid in tree and cid != customer_id else None  # what _tree read
+        after = None if root_of[cid] == cid else root_of[cid]
+        bump = 1 if cid in live else 0
+        if after != before or bump:
+            rows.append((after, bump, cid))
+    if rows:
+        mark = "%s" if conn.dialect.name == "postgresql" else "?"
+        sql = f"UPDATE {_customers.name} SET merged_into = {mark}, version = version + {mark} WHERE id = {mark}"  # noqa: S608
+        conn.exec_driver_sql(sql, rows)
 
 
 def split(
@@ -296,7 +253,8 @@ def split(
         raise SplitError(f"ledger row {ledger_id} is not in the history of customer {customer_id}")
     if not (bad.action == MERGE or (bad.action == LINK and bad.anchor_identifier_id is not None)) or bad.rule == SPLIT:
         raise SplitError(f"ledger row {ledger_id} is a {bad.action} ({bad.rule}); only merges and links can be undone")
-    return _resplit(
+    pending = relocation.Pending()
+    result = _resplit(
         db,
         customer_id,
         skip={ledger_id},
@@ -304,37 +262,60 @@ def split(
         now=now,
         operator=operator,
         detail={"undoes": [ledger_id]},
-        registry=registry or default_registry(),
+        pending=pending,
     )
+    pending.write(db, registry or default_registry(), now)
+    return result
 
 
 def detach_value(
     db: Session, identifier_id: int, *, now: datetime, operator: str | None, registry: Registry | None = None
 ) -> SplitResult | None:
     """Undo every link that came through ``identifier_id`` (already unlinked), e.g. a suspicious value."""
+    return detach_values(db, [identifier_id], now=now, operator=operator, registry=registry)[0]
+
+
+def detach_values(
+    db: Session, identifier_ids: Sequence[int], *, now: datetime, operator: str | None, registry: Registry | None = None
+) -> list[SplitResult | None]:
+    """:func:`detach_value` for each of ``identifier_ids`` in turn, their events moved together at the end.
+
+    Each detach replays the ledger as the detaches before it left it; the events, receipts,
+    observations, counts, marks and golden records of all of them are then written once, in a
+    fixed number of statements, instead of once per value (a batch of receipts can flag ten).
+    """
     conn = db.connection()
-    last = conn.execute(
-        select(_ledger.c.customer_id)
-        .where(_ledger.c.identifier_id == identifier_id, _ledger.c.action == UNLINK)
-        .order_by(_ledger.c.id.desc())
-        .limit(1)
-    ).first()
-    if last is None or last[0] is None:
-        return None
-    holder = conn.execute(select(_customers.c.id, _customers.c.merged_into).where(_customers.c.id == last[0])).first()
-    if holder is None:
-        return None
-    customer_id = holder[1] if holder[1] is not None else holder[0]
-    return _resplit(
-        db,
-        customer_id,
-        skip=set(),
-        through={identifier_id},
-        now=now,
-        operator=operator,
-        detail={"through": [identifier_id]},
-        registry=registry or default_registry(),
-    )
+    pending = relocation.Pending()
+    results: list[SplitResult | None] = []
+    for identifier_id in identifier_ids:
+        # The customer of the value's last unlink, and its survivor if it was merged since: one statement.
+        last = (
+            select(_ledger.c.customer_id)
+            .where(_ledger.c.identifier_id == identifier_id, _ledger.c.action == UNLINK)
+            .order_by(_ledger.c.id.desc())
+            .limit(1)
+            .scalar_subquery()
+        )
+        holder = conn.execute(select(_customers.c.id, _customers.c.merged_into).where(_customers.c.id == last)).first()
+        if holder is None:
+            results.append(None)
+            continue
+        customer_id = holder[1] if holder[1] is not None else holder[0]
+        detail = {"through": [identifier_id]}
+        results.append(
+            _resplit(
+                db,
+                customer_id,
+                skip=set(),
+                through={identifier_id},
+                now=now,
+                operator=operator,
+                detail=detail,
+                pending=pending,
+            )
+        )
+    pending.write(db, registry or default_registry(), now)
+    return results
 
 
 def remove_identifier(
