@@ -200,6 +200,16 @@ def sqlite_fetch(conn: Connection, sql: str, params: Sequence[Any]) -> list[tupl
     return rows
 
 
+def integer_list(values: Iterable[int]) -> str:
+    """``values`` as an SQL list of integer literals (each through ``int``, so nothing else gets in)."""
+    return ", ".join(str(int(v)) for v in values)
+
+
+def integer_lists(values: Sequence[int], size: int = 5000) -> list[str]:
+    """``values`` as SQL lists of integer literals, at most ``size`` in each (one statement apiece)."""
+    return [integer_list(values[i : i + size]) for i in range(0, len(values), size)]
+
+
 def insert(
     conn: Connection,
     table: Table,

@@ -31,7 +31,7 @@ def fold(conn: Connection, merged_away: Sequence[tuple[int, int]], now: datetime
     if not merged_away:
         return
     into = dict(merged_away)
-    listed = ", ".join(str(int(m)) for m in sorted(into))
+    listed = bulk.integer_list(sorted(into))
     sql = f"SELECT customer_id FROM {_marks.name} WHERE customer_id IN ({listed})"  # noqa: S608 - integers only
     marked = [row[0] for row in conn.exec_driver_sql(sql)]
     if marked:

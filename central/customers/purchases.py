@@ -59,7 +59,7 @@ def recount(conn: Connection, customer_ids: Iterable[int]) -> None:
     ids = sorted(set(customer_ids))
     if not ids:
         return
-    marks = ", ".join(str(int(i)) for i in ids)
+    marks = bulk.integer_list(ids)
     receipts = table(Receipt).name
     conn.exec_driver_sql(
         f"UPDATE customers SET"  # noqa: S608 - integers only

@@ -90,18 +90,13 @@ def _leaving_events(conn: Connection, moved: list[int], through: set[int]) -> li
     return [(int(pk), int(owner), int(ident)) for pk, owner, ident in rows]
 
 
-def _listed(numbers: list[int]) -> list[str]:
-    """``numbers`` as SQL lists of integer literals, a bounded number per statement."""
-    return [", ".join(str(int(n)) for n in numbers[i : i + 5000]) for i in range(0, len(numbers), 5000)]
-
-
 def _subtract_receipts(conn: Connection, customer_ids: list[int], leaving: list[int]) -> None:
     """Take the receipts of the events leaving ``customer_ids`` out of their counts (before they move)."""
     if not customer_ids:
         return
     receipts = table(Receipt).name
-    customers = ", ".join(str(int(c)) for c in customer_ids)
-    for listed in _listed(leaving):
+    customers = bulk.integer_list(customer_ids)
+    for listed in bulk.integer_lists(leaving):
         # The unary plus keeps SQLite on the event_pk index: by customer it read every receipt kept.
         mine = f"FROM {receipts} r WHERE r.event_pk IN ({listed}) AND +r.customer_id = customers.id"
         conn.exec_driver_sql(
@@ -119,7 +114,7 @@ def _follow_events(conn: Connection, leaving: list[int], others: list[int]) -> N
     """
     receipts = table(Receipt)
     observations = table(AttributeObservation)
-    for listed in _listed(leaving):
+    for listed in bulk.integer_lists(leaving):
         conn.exec_driver_sql(
             f"UPDATE {receipts.name} SET customer_id = (SELECT ec.customer_id FROM {_events.name} ec"  # noqa: S608
             f" WHERE ec.event_pk = {receipts.name}.event_pk) WHERE event_pk IN ({listed})"
