@@ -56,5 +56,8 @@ def test_sqlite_connection_settings(tmp_path):
             assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 1  # NORMAL
             assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 30000
             assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+            # a checkpoint per 20,000 WAL pages, not per 1,000: ingest's commits each dirty thousands
+            assert conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() == 20000
+            assert conn.exec_driver_sql("PRAGMA journal_size_limit").scalar() == 64 * 1024 * 1024
     finally:
         engine.dispose()
