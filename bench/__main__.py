@@ -44,7 +44,7 @@ BENCHMARKS: dict[str, Callable[[argparse.Namespace], None]] = {
     "import": lambda a: member_import.main(rows=a.rows, backend=a.backend),
     "score": lambda a: identity_score.main(customers=a.customers),
     "auth": lambda a: auth_timing.main(tries=a.events or 2000),
-    "endurance": lambda a: endurance.main(runs=min(a.runs, 3), events=a.events or 500_000),
+    "endurance": lambda a: endurance.main(runs=min(a.runs, 3), events=a.events or 500_000, cards=a.cards),
     "signing": lambda a: signing.main(runs=a.runs, events=a.events or 50_000),
     "escpos": lambda a: escpos.main(runs=a.runs, receipts=a.events or 2000),
     "panel": lambda a: panel.main(scans=a.events or 1000),
@@ -73,6 +73,13 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=100_000, help="legacy member rows for the import benchmark")
     parser.add_argument("--customers", type=int, default=20_000, help="people in the chain the scorer generates")
     parser.add_argument("--members", type=int, default=100_000, help="members for the promotion stress test")
+    parser.add_argument(
+        "--cards",
+        choices=["random", "members"],
+        default="random",
+        help="endurance: member cards drawn at random beside phones (the over-merge guard's worst case), or one card"
+        " per member as in an honest store",
+    )
     args = parser.parse_args()
     for name, run in BENCHMARKS.items():
         if args.which in (name, "all"):

@@ -13,8 +13,14 @@ from typing import Any, TypeVar
 from edge_agent.outbox import Capture
 
 
-def receipt_capture(n: int, rng: random.Random) -> Capture:
-    """A receipt event as the POS source would emit it (about 450 bytes of JSON)."""
+def receipt_capture(n: int, rng: random.Random, *, cards: str = "random") -> Capture:
+    """A receipt event as the POS source would emit it (about 450 bytes of JSON).
+
+    60 % name one of 4,000 member phones; 15 % also carry a member card. ``cards="random"`` picks
+    the card from 3,000 at random, so each card meets about a hundred phones over a long backlog
+    (a broken POS integration, or an attack: identity's over-merge guard flags and detaches those
+    cards); ``cards="members"`` gives each member one card of their own, as an honest store does.
+    """
     items = [
         {
             "sku": f"69{rng.randrange(10**11):011d}",
@@ -24,19 +30,27 @@ def receipt_capture(n: int, rng: random.Random) -> Capture:
         }
         for _ in range(rng.randint(1, 4))
     ]
+    total = f"{rng.randrange(1, 50000) / 100:.2f}"
+    member = rng.randrange(4000) if rng.random() < 0.6 else None  # the same draws, in the same order, as ever
     payload = {
         "receipt_no": f"S001-261123-{n:07d}",
-        "total": f"{rng.randrange(1, 50000) / 100:.2f}",
+        "total": total,
         "currency": "CNY",
         "items": items,
-        "member": {"phone": f"139{rng.randrange(4000):08d}"} if rng.random() < 0.6 else {},
+        "member": {} if member is None else {"phone": f"139{member:08d}"},
         "format": "json",
         "paid_at": "2026-11-23T09:58:25",
         "payment": "wechat",
     }
     if rng.random() < 0.15:
-        payload["member"]["card"] = f"VIP{rng.randrange(3000):07d}"
+        payload["member"]["card"] = f"VIP{_card(rng, cards, member):07d}"
     return Capture.of("pos.receipt", payload, "2026-11-23T01:58:25.000Z", source="pos", offset=n)
+
+
+def _card(rng: random.Random, cards: str, member: int | None) -> int:
+    if cards == "random":
+        return rng.randrange(3000)
+    return rng.randrange(4000) if member is None else member
 
 
 def cpu_seconds(pid: int) -> float:

@@ -31,11 +31,11 @@ from shared.crypto import Sealer, load_or_create_key
 from tools.processes import Central
 
 
-def fill(workdir: Path, store_id: str, events: int) -> None:
+def fill(workdir: Path, store_id: str, events: int, cards: str = "random") -> None:
     outbox = Outbox(workdir / "outbox.db", Sealer(load_or_create_key(workdir / "outbox.key")), store_id)
     rng = random.Random(5)
     for first in range(0, events, 5000):
-        outbox.append([receipt_capture(n, rng) for n in range(first, min(events, first + 5000))])
+        outbox.append([receipt_capture(n, rng, cards=cards) for n in range(first, min(events, first + 5000))])
     outbox.close()
 
 
@@ -51,12 +51,12 @@ def drain_in_agent_process(workdir: Path, url: str) -> dict[str, float]:
     return figures
 
 
-def run_once(workdir: Path, events: int) -> dict[str, float]:
+def run_once(workdir: Path, events: int, cards: str = "random") -> dict[str, float]:
     central = Central(workdir, f"sqlite:///{workdir}/central.db")
     central.start()
     try:
         creds = enroll(central.url, central.enroll_token("S001"), workdir / "credentials.json")
-        fill(workdir, creds.store_id, events)
+        fill(workdir, creds.store_id, events, cards)
         assert central.process.proc is not None
         central_before = cpu_seconds(central.process.proc.pid)
         figures = drain_in_agent_process(workdir, central.url)
@@ -73,17 +73,18 @@ def run_once(workdir: Path, events: int) -> dict[str, float]:
         central.close()
 
 
-def main(runs: int = 3, events: int = 500_000, small: int = 100_000) -> None:
+def main(runs: int = 3, events: int = 500_000, small: int = 100_000, cards: str = "random") -> None:
+    mix = "cards drawn at random beside phones" if cards == "random" else "each member with a card of their own"
     print(
         f"offline endurance: {small:,} and {events:,} queued events drained to central on SQLite by the"
-        f" production SyncJob in an agent process, batches of {BATCH_SIZE}, {runs} runs (medians)",
+        f" production SyncJob in an agent process, batches of {BATCH_SIZE}, {runs} runs (medians); {mix}",
         flush=True,
     )
     results: dict[int, list[dict[str, float]]] = {small: [], events: []}
     for _ in range(runs):
         for size in (small, events):
             with tempfile.TemporaryDirectory() as tmp:
-                results[size].append(run_once(Path(tmp), size))
+                results[size].append(run_once(Path(tmp), size, cards))
             got = results[size][-1]
             line(
                 f"run, {size:,} backlog",
