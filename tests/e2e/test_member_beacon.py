@@ -29,7 +29,7 @@ from central.models import User
 from central.sources.events import store_source_events
 from edge_agent.agent import Agent as EdgeAgent
 from edge_agent.config import load_config
-from shared import wire
+from shared import member_beacon, wire
 from shared.crypto import read_secret_file
 from tests.e2e.test_presence import PASSWORD, login
 from tools.processes import Agent, Central, wait_until
@@ -104,7 +104,11 @@ def test_consenting_member_visit_reaches_the_timeline_and_withdrawal_stops_resol
     cleanup.append(agent)
     wait_until(lambda: station.as_dict()["resolvable_members"] == 1, 30, "the agent to run central's member_beacons")
 
-    floor = StoreFloor(seed=4, start=now.timestamp() - 2 * 3600, hours=1.5)
+    # Yesterday from noon (UTC, the agent's timezone here), whatever the time the test runs: a visit
+    # across midnight ends at the salt change (decision 0045) and would make two visits of one,
+    # which failed this test when it ran between about 00:45 and 01:45 UTC.
+    yesterday_noon = (member_beacon.day_of(now.timestamp()) - 1) * member_beacon.DAY_SECONDS + 12 * 3600
+    floor = StoreFloor(seed=4, start=yesterday_noon, hours=1.5)
     apps = {m: (lambda at, m=m: wallet.beacon_id(central.workdir, m, at) or b"") for m in (CONSENTING, OTHER)}
     sightings, truth = floor.member_phones(apps)
     for s in sightings:
