@@ -159,14 +159,15 @@ class Agent:
         sync_settings: str = "",
         pos_settings: str = "",
         presence_settings: str = "",
+        heartbeat_interval: float = 5,
     ) -> None:
         """``sync_settings``, ``pos_settings``: more lines for the ``[sync]`` and ``[pos]`` sections,
         such as ``ca_file = "..."`` or ``mode = "escpos"``; ``presence_settings``: lines for a
-        ``[presence]`` section."""
+        ``[presence]`` section; ``heartbeat_interval``: seconds between heartbeats."""
         self.data_dir = workdir / "agent"
         self.config = workdir / "agent.toml"
         lines = [
-            f'[agent]\ndata_dir = "{self.data_dir}"\nheartbeat_interval = 5',
+            f'[agent]\ndata_dir = "{self.data_dir}"\nheartbeat_interval = {heartbeat_interval}',
             f'[pos]\nport = "{pos_port}"' + (f"\n{pos_settings}" if pos_settings else ""),
             "[capture]\nfsync = true",
             "[sync]\ninterval = 0.2\nmax_backoff = 2.0" + (f"\n{sync_settings}" if sync_settings else ""),
