@@ -162,3 +162,21 @@ def test_an_empty_database_is_refused_too(tmp_path):
     assert done.returncode == 1
     assert f"database sqlite:///{empty} holds no central-server schema" in done.stderr
     assert not (tmp_path / "data").exists()
+
+
+def test_a_command_run_in_process_leaves_this_process_as_it_found_it(backend, tmp_path, monkeypatch):
+    import logging
+    import os
+    import sys
+
+    monkeypatch.setenv("CENTRAL_SERVER_DATA_DIR", str(tmp_path / "elsewhere"))  # must not reach the command
+    root = logging.getLogger()
+    before = (root.handlers[:], root.level, logging.getLogger("alembic").level, dict(os.environ), sys.stdin)
+    cli = InProcessCli(write_config(tmp_path / "central.toml", tmp_path / "data", backend.url))
+    done = cli.run("tokens", "--json")
+    assert done.returncode == 0, done.stderr
+    said_database(done, backend)  # central-server configured logging and wrote to its own stderr ...
+    assert json.loads(done.stdout) == {"tokens": []}
+    after = (root.handlers[:], root.level, logging.getLogger("alembic").level, dict(os.environ), sys.stdin)
+    assert after == before  # ... and this process's logging, environment and stdin are as they were
+    assert not (tmp_path / "elsewhere").exists()
