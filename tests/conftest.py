@@ -80,7 +80,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption(
         "--outage",
         type=float,
-        default=20.0,
+        default=8.0,
         help="seconds central stays down in tests/e2e/test_pipeline.py's outage test; 3600 for the long run",
     )
     parser.addoption(

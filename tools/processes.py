@@ -82,8 +82,11 @@ class Process:
 class Central:
     """central-server on a free loopback port, on SQLite or PostgreSQL."""
 
-    def __init__(self, workdir: Path, database_url: str) -> None:
+    def __init__(self, workdir: Path, database_url: str, *, cli_in_process: bool = False) -> None:
+        """``cli_in_process``: run :meth:`cli` commands through ``tools.central_cli`` in this process
+        (same command, same configuration, without a second's start-up each) instead of as processes."""
         self.workdir = workdir
+        self.cli_in_process = cli_in_process
         self.database_url = database_url
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -112,9 +115,19 @@ class Central:
         self.process.stop()
 
     def cli(self, *args: str, stdin: str | None = None) -> str:
-        result = subprocess.run(
-            [str(BIN / "central-server"), *args], capture_output=True, text=True, env=self.env, input=stdin, timeout=60
-        )
+        if self.cli_in_process:
+            from tools import central_cli
+
+            result = central_cli.run(args, self.env, stdin or "")
+        else:
+            result = subprocess.run(
+                [str(BIN / "central-server"), *args],
+                capture_output=True,
+                text=True,
+                env=self.env,
+                input=stdin,
+                timeout=60,
+            )
         assert result.returncode == 0, result.stderr
         return result.stdout.strip()
 
@@ -146,14 +159,15 @@ class Agent:
         sync_settings: str = "",
         pos_settings: str = "",
         presence_settings: str = "",
+        heartbeat_interval: float = 5,
     ) -> None:
         """``sync_settings``, ``pos_settings``: more lines for the ``[sync]`` and ``[pos]`` sections,
         such as ``ca_file = "..."`` or ``mode = "escpos"``; ``presence_settings``: lines for a
-        ``[presence]`` section."""
+        ``[presence]`` section; ``heartbeat_interval``: seconds between heartbeats."""
         self.data_dir = workdir / "agent"
         self.config = workdir / "agent.toml"
         lines = [
-            f'[agent]\ndata_dir = "{self.data_dir}"\nheartbeat_interval = 5',
+            f'[agent]\ndata_dir = "{self.data_dir}"\nheartbeat_interval = {heartbeat_interval}',
             f'[pos]\nport = "{pos_port}"' + (f"\n{pos_settings}" if pos_settings else ""),
             "[capture]\nfsync = true",
             "[sync]\ninterval = 0.2\nmax_backoff = 2.0" + (f"\n{sync_settings}" if sync_settings else ""),

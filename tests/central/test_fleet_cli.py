@@ -1,4 +1,8 @@
-"""Fleet commands run for real: tokens, devices, their revocation, the downlink, and which database."""
+"""Fleet commands run for real: tokens, devices, their revocation, the downlink, and which database.
+
+The commands run through ``central.cli.main`` in this process (``InProcessCli``); the console script
+itself, started as a process with the environment's defaults, is the last-but-one test.
+"""
 
 from __future__ import annotations
 
@@ -9,15 +13,15 @@ import pytest
 
 from central.fleet.models import Device
 from central.models import AuditLog
-from tests.central.cli_runner import Cli, clean_environment, command, write_config
+from tests.central.cli_runner import InProcessCli, clean_environment, command, write_config
 from tests.central.support import Agent, table_rows, token_for
 
 UNAUTHORIZED = b'{"error":{"code":"unauthorized","message":"authentication failed"}}\n'
 
 
 @pytest.fixture
-def cli(backend, tmp_path) -> Cli:
-    return Cli(write_config(tmp_path / "central.toml", tmp_path / "data", backend.url))
+def cli(backend, tmp_path) -> InProcessCli:
+    return InProcessCli(write_config(tmp_path / "central.toml", tmp_path / "data", backend.url))
 
 
 def said_database(done, backend) -> None:
@@ -116,7 +120,7 @@ def test_downlink_set_list_and_delete(app, cli, tmp_path, backend):
 
 def test_commands_other_than_serve_and_migrate_never_create_a_database(tmp_path):
     data = tmp_path / "nothing-here"
-    cli = Cli(write_config(tmp_path / "central.toml", data, ""))
+    cli = InProcessCli(write_config(tmp_path / "central.toml", data, ""))
     for args in (
         ["enroll-token", "--store", "S001"],
         ["tokens"],
@@ -153,8 +157,26 @@ def test_an_empty_database_is_refused_too(tmp_path):
 
     empty = tmp_path / "empty.db"
     sqlite3.connect(empty).close()
-    cli = Cli(write_config(tmp_path / "central.toml", tmp_path / "data", f"sqlite:///{empty}"))
+    cli = InProcessCli(write_config(tmp_path / "central.toml", tmp_path / "data", f"sqlite:///{empty}"))
     done = cli.run("tokens")
     assert done.returncode == 1
     assert f"database sqlite:///{empty} holds no central-server schema" in done.stderr
     assert not (tmp_path / "data").exists()
+
+
+def test_a_command_run_in_process_leaves_this_process_as_it_found_it(backend, tmp_path, monkeypatch):
+    import logging
+    import os
+    import sys
+
+    monkeypatch.setenv("CENTRAL_SERVER_DATA_DIR", str(tmp_path / "elsewhere"))  # must not reach the command
+    root = logging.getLogger()
+    before = (root.handlers[:], root.level, logging.getLogger("alembic").level, dict(os.environ), sys.stdin)
+    cli = InProcessCli(write_config(tmp_path / "central.toml", tmp_path / "data", backend.url))
+    done = cli.run("tokens", "--json")
+    assert done.returncode == 0, done.stderr
+    said_database(done, backend)  # central-server configured logging and wrote to its own stderr ...
+    assert json.loads(done.stdout) == {"tokens": []}
+    after = (root.handlers[:], root.level, logging.getLogger("alembic").level, dict(os.environ), sys.stdin)
+    assert after == before  # ... and this process's logging, environment and stdin are as they were
+    assert not (tmp_path / "elsewhere").exists()

@@ -10,7 +10,7 @@ from central import db as central_db
 from central.identity.models import LedgerEntry
 from central.identity.resolve import resolve
 from central.models import AuditLog
-from tests.central.cli_runner import Cli, write_config
+from tests.central.cli_runner import Cli, InProcessCli, write_config
 from tests.central.identity_support import facts
 from tests.central.support import START, table_rows
 
@@ -101,8 +101,8 @@ def test_remove_identifier_through_the_api(app, user_client):
 
 
 @pytest.fixture
-def cli(backend, tmp_path) -> Cli:
-    return Cli(write_config(tmp_path / "central.toml", tmp_path / "data", backend.url))
+def cli(backend, tmp_path) -> InProcessCli:
+    return InProcessCli(write_config(tmp_path / "central.toml", tmp_path / "data", backend.url))
 
 
 def test_commands_split_remove_review_and_rebuild(app, cli):

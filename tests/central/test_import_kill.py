@@ -6,7 +6,9 @@ import signal
 import subprocess
 import time
 from datetime import UTC, datetime
+from pathlib import Path
 
+import pytest
 from sqlalchemy import create_engine, func, select, text
 from sqlalchemy.orm import Session
 from sqlalchemy.pool import NullPool
@@ -16,7 +18,7 @@ from central.db import make_engine
 from central.migrate import upgrade
 from central.sources.member_import import ImportOptions, plan_import, run_import
 from central.sources.models import ImportRow
-from tests.central.cli_runner import Cli, clean_environment, command, write_config
+from tests.central.cli_runner import InProcessCli, clean_environment, command, write_config
 from tests.central.sources_support import default_registry
 
 ROWS = 6000
@@ -36,12 +38,14 @@ def _counts(url):
     return counts
 
 
-def test_a_killed_import_run_again_equals_one_clean_run(backend, tmp_path):
-    path = tmp_path / "members.csv"
+@pytest.fixture(scope="module")
+def clean_run(tmp_path_factory) -> tuple[Path, list, dict]:
+    """The members file, its expected report, and the table counts of one clean run of it into a
+    scratch SQLite database: the reference both backends' runs must equal, made once."""
+    folder = tmp_path_factory.mktemp("clean-import")
+    path = folder / "members.csv"
     expected = write_file(path, ROWS, seed=21)
-
-    # The reference: one clean run into a scratch SQLite database.
-    reference = f"sqlite:///{tmp_path}/clean.db"
+    reference = f"sqlite:///{folder}/clean.db"
     upgrade(reference)
     options = ImportOptions(maps=MAPS, chunk_size=CHUNK)
     today = datetime.now(UTC).date()
@@ -50,7 +54,11 @@ def test_a_killed_import_run_again_equals_one_clean_run(backend, tmp_path):
     with Session(engine) as db:
         run_import(db, plan, options, registry=default_registry(), clock=lambda: datetime.now(UTC), today=today)
     engine.dispose()
+    return path, expected, _counts(reference)
 
+
+def test_a_killed_import_run_again_equals_one_clean_run(backend, tmp_path, clean_run):
+    path, expected, reference_counts = clean_run
     config = write_config(tmp_path / "central.toml", tmp_path / "data", backend.url)
     args = ["import-members", str(path), *MAP_ARGS, "--chunk-size", str(CHUNK), "--config", str(config)]
     child = subprocess.Popen(
@@ -80,8 +88,8 @@ def test_a_killed_import_run_again_equals_one_clean_run(backend, tmp_path):
     assert at_kill % CHUNK == 0, "a chunk is committed whole or not at all"
 
     report = tmp_path / "report.csv"
-    done = Cli(config).run(*args, "--report", str(report))
+    done = InProcessCli(config).run(*args, "--report", str(report))  # the same command, in this process
     assert done.returncode == 0, done.stderr
     assert f"{ROWS - at_kill} rows processed, {at_kill} already imported" in done.stdout
     assert compare(report, expected) == []
-    assert _counts(backend.url) == _counts(reference)
+    assert _counts(backend.url) == reference_counts

@@ -10,14 +10,17 @@ from tools.processes import Central
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def central(request, tmp_path):
+    """Central under waitress in a process of its own. Its commands (enroll tokens, devices, the
+    downlink) run in this process, through the same ``central.cli.main``: the console script as a
+    process is tested in tests/central/test_cli.py."""
     if request.param == "sqlite":
-        server = Central(tmp_path, f"sqlite:///{tmp_path / 'central.db'}")
+        server = Central(tmp_path, f"sqlite:///{tmp_path / 'central.db'}", cli_in_process=True)
         server.start()
         yield server
         server.close()
         return
     with fresh_postgres_database("cdp_e2e") as url:
-        server = Central(tmp_path, url)
+        server = Central(tmp_path, url, cli_in_process=True)
         server.start()
         yield server
         server.close()

@@ -43,7 +43,7 @@ def post(central: Central, agent: Agent, receipt_no: str) -> requests.Response:
 @pytest.mark.parametrize("central", ["postgresql"], indirect=True)  # how a chain runs several instances
 def test_a_replay_a_revocation_and_a_retirement_hold_on_both_instances(central, tmp_path, cleanup):
     (tmp_path / "second").mkdir()
-    second = Central(tmp_path / "second", central.database_url)
+    second = Central(tmp_path / "second", central.database_url, cli_in_process=True)
     cleanup.append(second)
     second.start()
     agent, other = enrolled(central, "S001"), enrolled(second, "S002")

@@ -47,13 +47,13 @@ class SkippingClock:
 @pytest.fixture(params=DATABASES)
 def chaos_central(request, tmp_path):
     if request.param == "sqlite":
-        server = Central(tmp_path, f"sqlite:///{tmp_path / 'central.db'}")
+        server = Central(tmp_path, f"sqlite:///{tmp_path / 'central.db'}", cli_in_process=True)
         server.start()
         yield server
         server.close()
         return
     with fresh_postgres_database("cdp_chaos") as url:
-        server = Central(tmp_path, url)
+        server = Central(tmp_path, url, cli_in_process=True)
         server.start()
         yield server
         server.close()

@@ -35,7 +35,9 @@ def test_a_setting_changed_at_central_is_applied_by_every_agent_of_the_store(cen
     for n, store in enumerate(("S021", "S021", "S022")):
         till = Till([b"receipt_no=DL-%d total=1.00\n" % n], rate=10)
         (tmp_path / f"pc{n}").mkdir()
-        agent = Agent(tmp_path / f"pc{n}", till.path)
+        # A heartbeat a second (the least allowed): each is a batch whose reply names the downlink
+        # version, so the agents hear of a new one within a second instead of five.
+        agent = Agent(tmp_path / f"pc{n}", till.path, heartbeat_interval=1)
         cleanup += [till, agent]
         agent.enroll(central.url, central.enroll_token(store))
         agent.start()

@@ -20,7 +20,7 @@ pytestmark = pytest.mark.e2e
 
 @pytest.fixture
 def sqlite_central(tmp_path):
-    server = Central(tmp_path, f"sqlite:///{tmp_path / 'central.db'}")
+    server = Central(tmp_path, f"sqlite:///{tmp_path / 'central.db'}", cli_in_process=True)
     server.start()
     yield server
     server.close()
