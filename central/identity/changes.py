@@ -141,14 +141,24 @@ def _stored_customers(plan: Plan, known: dict[Pair, Known]) -> dict[int, int]:
 
 
 def _seen_ranges(plan: Plan, facts: Sequence[IdentityFact]) -> dict[int, tuple[datetime, datetime]]:
-    ranges: dict[int, tuple[datetime, datetime]] = {}
+    # Per handle first (a customer's facts share one), then per root: one root() per handle, not per fact.
+    per_handle: dict[int, list[datetime]] = {}
     for fact, handle in zip(facts, plan.customers, strict=True):
         if handle is None:
             continue
-        root = plan.root(handle)
         at = fact.observed_at
-        first, last = ranges.get(root, (at, at))
-        ranges[root] = (min(first, at), max(last, at))
+        span = per_handle.get(handle)
+        if span is None:
+            per_handle[handle] = [at, at]
+        elif at < span[0]:
+            span[0] = at
+        elif at > span[1]:
+            span[1] = at
+    ranges: dict[int, tuple[datetime, datetime]] = {}
+    for handle, (first, last) in per_handle.items():
+        root = plan.root(handle)
+        found = ranges.get(root)
+        ranges[root] = (first, last) if found is None else (min(found[0], first), max(found[1], last))
     return ranges
 
 
@@ -175,8 +185,14 @@ def apply(
     for cid in stored:
         real[cid] = cid
 
+    # The plan is complete: each handle's final customer is found once, then remembered.
+    finals: dict[int, int] = {}
+
     def final(handle: int) -> int:
-        return real[plan.root(handle)]
+        found = finals.get(handle)
+        if found is None:
+            found = finals[handle] = real[plan.root(handle)]
+        return found
 
     _update_stored(conn, plan, stored, ranges, final)
     merged_away = [(real[m], final(m)) for _, m in plan.merges]
@@ -223,11 +239,14 @@ def _update_stored(conn: Connection, plan: Plan, stored: dict[int, int], ranges:
             (document,),
         )
     else:
-        prepared = bulk.sqlite_rows(_customers, columns, rows, conn.dialect)
         # Customers that stay themselves (nearly all) are updated without naming merged_into, which
         # spares SQLite that column's index entry and its foreign-key check on every row.
-        staying = [(bump, first, last, cid, version) for cid, version, into, first, last, bump in prepared if not into]
-        merging = [(bump, into, cid, version) for cid, version, into, _, _, bump in prepared if into]
+        staying = [
+            (bump, _stored_time(first), _stored_time(last), cid, version)
+            for cid, version, into, first, last, bump in rows
+            if not into
+        ]
+        merging = [(bump, into, cid, version) for cid, version, into, _, _, bump in rows if into]
         changed = 0
         if staying:
             changed += conn.exec_driver_sql(
@@ -249,6 +268,11 @@ def _update_stored(conn: Connection, plan: Plan, stored: dict[int, int], ranges:
         return
     if result.rowcount != len(rows):
         raise ConcurrentChange("a customer changed while this batch was being resolved")
+
+
+def _stored_time(value: datetime | None) -> str | None:
+    # bulk's conversion remembers recent instants: the events' insert has just converted these.
+    return None if value is None else bulk.sqlite_time(value)
 
 
 def fold_merged(conn: Connection, merged_away: list[tuple[int, int]], now: datetime) -> None:
@@ -310,9 +334,10 @@ def _write_identifiers(
             _identifiers,
             ("kind", "value", "customer_id", "state", "created_at", "last_seen_at", *_IDENT_COLUMNS[3:]),
             new_rows,
-            returning=("id", "kind", "value"),
+            returning=("id",),
         )
-        ids.update({(kind, value): pk for pk, kind, value in inserted})
+        # Ids come back sorted, which is the order of the rows (see bulk.insert).
+        ids.update(zip(plan.new_pairs, (row[0] for row in inserted), strict=True))
     moved = []
     sightings = []
     for pair, row in known.items():

@@ -182,10 +182,14 @@ class Planner:
     def place(self, index: int, fact: Fact) -> None:
         """Decide fact ``index``: its customer, and what it links, merges, moves or sends to review."""
         plan = self.plan
-        for pair in (*fact.strong, *fact.weak):
-            if pair not in self.excluded and (pair not in plan.seen or plan.seen[pair] < fact.observed_at):
-                plan.seen[pair] = fact.observed_at
-        day = fact.observed_at.date().isoformat()
+        at = fact.observed_at
+        seen, excluded = plan.seen, self.excluded
+        for pair in fact.strong + fact.weak:
+            if pair not in excluded:
+                before = seen.get(pair)
+                if before is None or before < at:
+                    seen[pair] = at
+        day = at.date().isoformat()
         while True:
             strong = [p for p in fact.strong if p not in self.excluded]
             if not strong:
@@ -193,12 +197,14 @@ class Planner:
                 plan.anchors.append(None)
                 self._saw(fact)
                 return
-            over = self._suspects(strong, fact, day)
+            groups, fresh = self._groups(strong)
+            over = self._suspects(strong, groups, fresh, day)
             if not over:
                 break
             for pair in over:
                 self._flag(index, pair)
-        target = self._resolve(index, fact, strong, day)
+        # Nothing changed owners or exclusions since the groups were formed: _resolve reuses them.
+        target = self._resolve(index, fact, strong, groups, fresh, day)
         self._attach_weak(index, fact, target, strong[0], day)
         plan.customers.append(target)
         plan.anchors.append(strong[0])
@@ -210,9 +216,11 @@ class Planner:
         A recycled number's former owner may have used it earlier in the same batch: the idle
         time that allows reassigning it counts from there, exactly as if the batch were split.
         """
-        for pair in (*fact.strong, *fact.weak):
-            if pair not in self.last_seen or self.last_seen[pair] < fact.observed_at:
-                self.last_seen[pair] = fact.observed_at
+        at, last_seen = fact.observed_at, self.last_seen
+        for pair in fact.strong + fact.weak:
+            before = last_seen.get(pair)
+            if before is None or before < at:
+                last_seen[pair] = at
 
     def _groups(self, strong: list[Pair]) -> tuple[dict[int, list[Pair]], list[Pair]]:
         groups: dict[int, list[Pair]] = {}
@@ -229,10 +237,13 @@ class Planner:
         others = [root for root in groups if root != anchor and not self._met_before(anchor, root)]
         return len(others) + len(fresh)
 
-    def _suspects(self, strong: list[Pair], fact: Fact, day: str) -> list[Pair]:
+    def _suspects(self, strong: list[Pair], groups: dict[int, list[Pair]], fresh: list[Pair], day: str) -> list[Pair]:
         """Stored values this fact would push past the suspicion thresholds."""
-        groups, fresh = self._groups(strong)
+        if not groups:
+            return []  # only values no customer holds: nothing stored to count against
         anchor = self.plan.root(self.plan.owner[strong[0]]) if strong[0] in self.plan.owner else None
+        if not fresh and len(groups) == 1 and anchor in groups:
+            return []  # the values of one customer seen together again: nothing new, nothing gained
         met = self._news(anchor, groups, fresh)
         over: list[Pair] = []
         for root, members in groups.items():
@@ -240,9 +251,10 @@ class Planner:
             over.extend(p for p in members if self._over(p, gain, day))
         return over
 
-    def _resolve(self, index: int, fact: Fact, strong: list[Pair], day: str) -> int:
+    def _resolve(
+        self, index: int, fact: Fact, strong: list[Pair], groups: dict[int, list[Pair]], fresh: list[Pair], day: str
+    ) -> int:
         plan = self.plan
-        groups, fresh = self._groups(strong)
         best = strong[0]
         at = fact.observed_at
         if best in plan.owner:

@@ -44,6 +44,8 @@ WEAK = "weak"
 TYPE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
 MAX_APP_ID = 32
 MEMO_SIZE = 200_000
+# usable(): (strong pairs strongest first, weak pairs sorted, reasons of the values left out).
+Usable = tuple[tuple[tuple[str, str], ...], tuple[tuple[str, str], ...], tuple[str, ...]]
 
 
 class RegistryError(ValueError):
@@ -101,6 +103,10 @@ class Registry:
     _memo: dict[tuple[str, str, str | None], tuple[str | None, str | None]] = field(
         default_factory=dict, init=False, compare=False, hash=False, repr=False
     )
+    # Recent answers of usable(): a customer's events name the same identifiers again and again.
+    _usable_memo: dict[tuple[Any, str | None], Usable] = field(
+        default_factory=dict, init=False, compare=False, hash=False, repr=False
+    )
 
     def check(self, kind: str, raw: str, app_id: str | None = None) -> tuple[str | None, str | None]:
         """``(normalized, None)`` for a usable value, else ``(None, reason)``.
@@ -139,6 +145,35 @@ class Registry:
                 return None, "missing_app_id"
             value = f"{app_id}:{value}"
         return value, None
+
+    def usable(self, identifiers: tuple[tuple[str, str], ...], app_id: str | None = None) -> Usable:
+        """An event's usable identifiers, normalized: strong ones strongest first, weak ones sorted,
+        and the reason each unusable one was left out (in the order given)."""
+        key = (identifiers, app_id)
+        try:
+            found = self._usable_memo.get(key)
+        except TypeError:  # a value that is not text (rejected by check() as a placeholder)
+            return self._usable(identifiers, app_id)
+        if found is None:
+            if len(self._usable_memo) >= MEMO_SIZE:
+                self._usable_memo.clear()
+            found = self._usable_memo[key] = self._usable(identifiers, app_id)
+        return found
+
+    def _usable(self, identifiers: tuple[tuple[str, str], ...], app_id: str | None) -> Usable:
+        strong: dict[tuple[str, str], int] = {}
+        weak: dict[tuple[str, str], int] = {}
+        reasons: list[str] = []
+        for kind, raw in identifiers:
+            value, reason = self.check(kind, raw, app_id)
+            if value is None:
+                if reason is not None:
+                    reasons.append(reason)
+                continue
+            spec = self.types[kind]
+            (weak if spec.weak else strong)[(kind, value)] = spec.priority
+        order = tuple(strong) if len(strong) < 2 else tuple(sorted(strong, key=lambda p: (-strong[p], p)))
+        return order, tuple(sorted(weak)), tuple(reasons)
 
     def normalize(self, kind: str, raw: str, app_id: str | None = None) -> str | None:
         """The stored form of a value, or None when it cannot identify anyone (invalid or blocked)."""

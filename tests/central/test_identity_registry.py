@@ -110,3 +110,41 @@ def test_registry_errors_name_the_line_and_key(text, message):
     with pytest.raises(RegistryError) as caught:
         parse_registry(text, "r.toml")
     assert str(caught.value).startswith(message)
+
+
+def test_the_sequential_pattern_finds_exactly_the_runs_of_nine():
+    rng = random.Random(11)
+    values = [run + tail for run in normalizers._SEQUENTIAL_9 for tail in ("", "7", "123")]
+    values += ["".join(rng.choice("0123456789") for _ in range(rng.randrange(15))) for _ in range(5000)]
+    values += ["1" + "".join(rng.choice("0123456789"[: rng.randrange(1, 11)]) for _ in range(10)) for _ in range(3000)]
+    for value in values:
+        by_window = any(value[i : i + 9] in normalizers._SEQUENTIAL_9 for i in range(len(value) - 8))
+        assert bool(normalizers._SEQUENTIAL.search(value)) == by_window, value
+
+
+def test_an_events_usable_identifiers_are_checked_once_per_combination():
+    registry = default_registry()
+    identifiers = (
+        ("device_hash", "ABCDEF0123456789"),
+        ("phone", "138 1234 5678"),
+        ("member_card", "c-2001"),
+        ("phone", "13888888888"),
+        ("app_user_id", "u1"),
+        ("nickname", "x"),
+        ("email", "A@Example.com"),
+    )
+    strong, weak, reasons = registry.usable(identifiers, "shop")
+    assert strong == (
+        ("member_card", "C2001"),
+        ("app_user_id", "shop:u1"),
+        ("phone", "+8613812345678"),
+        ("email", "a@example.com"),
+    )
+    assert weak == (("device_hash", "abcdef0123456789"),)
+    assert reasons == ("same_digits", "unknown_type")
+    # The answer for a combination is kept: the same event again is not normalized value by value.
+    registry._memo.clear()
+    assert registry.usable(identifiers, "shop") == (strong, weak, reasons)
+    assert not registry._memo
+    # Values that are not text cannot be kept by their combination; they are still refused as placeholders.
+    assert registry.usable((("phone", ["13812345678"]),), None) == ((), (), ("placeholder",))  # type: ignore[arg-type]
