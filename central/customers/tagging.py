@@ -228,14 +228,18 @@ def _top_categories(conn: Connection, run: Run, sql: Sql) -> None:
 
 
 def _preferred_store(conn: Connection, run: Run, sql: Sql) -> None:
+    # Only stores with the share can be first: ranking by purchases first, a store below the share
+    # never outranks one that has it. Ranking those few instead of every store of every customer
+    # saves a sort of all of customer_stores; the stores are counted for the customers tagged only.
     ranked = (
         "SELECT t.customer_id, t.store_id, t.purchases AS sp, s.purchases AS total,"
         " ROW_NUMBER() OVER (PARTITION BY t.customer_id ORDER BY t.purchases DESC, t.last_purchase_at DESC,"
-        " t.store_id) AS rn, COUNT(*) OVER (PARTITION BY t.customer_id) AS stores"
+        " t.store_id) AS rn"
         " FROM customer_stores t JOIN customer_stats s ON s.customer_id = t.customer_id"
-        " WHERE s.purchases > 0 AND t.purchases > 0"
+        " WHERE s.purchases > 0 AND t.purchases > 0 AND t.purchases >= :share * s.purchases"
     )
-    inputs = sql.obj(purchases="sp", share=sql.share("sp", "total"), stores="stores")
+    stores = "(SELECT COUNT(*) FROM customer_stores c WHERE c.customer_id = r.customer_id AND c.purchases > 0)"
+    inputs = sql.obj(purchases="sp", share=sql.share("sp", "total"), stores=stores)
     execute(
         conn,
         run,
