@@ -32,6 +32,16 @@ _HISTORIES = (
     " SELECT g.customer_id, g.n, g.first_day, g.last_day, g.total, d.spent, {profiled} FROM g"
     " JOIN customer_days d ON d.customer_id = g.customer_id AND d.day = g.first_day{gate} ORDER BY g.customer_id"
 )
+# The same rows on PostgreSQL in one pass over customer_days in key order. Joined back as above, its
+# parallel plan built the whole grouping once in each process: three times the CPU of this one.
+_HISTORIES_POSTGRESQL = (
+    "WITH g AS (SELECT customer_id, COUNT(*) AS n, MIN(day) AS first_day, MAX(day) AS last_day, SUM(spent) AS total,"
+    " SUM(CASE WHEN rn = 1 THEN spent ELSE 0 END) AS spent FROM (SELECT customer_id, day, spent,"
+    " ROW_NUMBER() OVER (PARTITION BY customer_id ORDER BY day) AS rn FROM customer_days WHERE purchases > 0) d"
+    " GROUP BY customer_id)"
+    " SELECT g.customer_id, g.n, g.first_day, g.last_day, g.total, g.spent, {profiled} FROM g{gate}"
+    " ORDER BY g.customer_id"
+)
 
 
 def _ordinal(value: object) -> int:
@@ -47,7 +57,8 @@ def write_tags(conn: Connection, run: Run) -> tuple[int, str | None]:
         # rescans the gate for every customer once the gate outgrows work_mem (a million customers).
         profiled = f"CASE WHEN a.customer_id IS {'NOT ' if gate.lists_allowed else ''}NULL THEN 1 ELSE 0 END"
         join = f" LEFT JOIN {GATE} a ON a.customer_id = g.customer_id"
-    rows = conn.execute(text(_HISTORIES.format(profiled=profiled, gate=join))).all()
+    histories_sql = _HISTORIES_POSTGRESQL if conn.dialect.name == "postgresql" else _HISTORIES
+    rows = conn.execute(text(histories_sql.format(profiled=profiled, gate=join))).all()
     if not rows:
         return 0, "no customer has a purchase yet"
     ids = np.array([r[0] for r in rows], dtype=np.int64)
