@@ -130,9 +130,11 @@ def _rfm(conn: Connection, run: Run, sql: Sql) -> None:
         ("m", "ws", {"spent_in_window": sql.money("ws")}),
     )
     for letter, column, shown in scores:
+        # Only the columns read below: the window sorts and keeps whole rows, and SQLite's cost
+        # followed their width (0.22 against 0.07 CPU-seconds at 100,000 customers with b.*).
         ranked = (
-            f"SELECT b.*, RANK() OVER (ORDER BY {column}) AS rnk, COUNT(*) OVER () AS active"  # noqa: S608
-            f" FROM {WINDOWS} b WHERE b.wp > 0"
+            "SELECT b.customer_id, b.last_purchase_at, b.wp, b.ws,"  # noqa: S608
+            f" RANK() OVER (ORDER BY {column}) AS rnk, COUNT(*) OVER () AS active FROM {WINDOWS} b WHERE b.wp > 0"
         )
         inputs = sql.obj(**shown, rank="rnk", active_customers="active", window_days=":window_days")
         execute(
