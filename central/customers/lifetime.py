@@ -12,12 +12,11 @@ profiling gate admits, though every customer's history informs the fit.
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Any
 
 import numpy as np
 import orjson
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection
 
 from central import bulk
 from central.customers.clv import ClvError, Histories, fit_purchases, fit_spend, lifetime_value
@@ -26,16 +25,25 @@ from central.customers.tags import Run, version
 
 DAYS_PER_MONTH = 365.25 / 12
 CHUNK = 50_000
+# Days come as ordinals (1 January of year 1 is day 1, as date.toordinal) and sums as integers, so
+# the rows go into one integer array at once instead of a date parsed per row.
 _HISTORIES = (
     "WITH g AS (SELECT customer_id, COUNT(*) AS n, MIN(day) AS first_day, MAX(day) AS last_day, SUM(spent) AS total"
     " FROM customer_days WHERE purchases > 0 GROUP BY customer_id)"
-    " SELECT g.customer_id, g.n, g.first_day, g.last_day, g.total, d.spent, {profiled} FROM g"
+    " SELECT g.customer_id, g.n, CAST(julianday(g.first_day) - 1721424.5 AS INTEGER),"
+    " CAST(julianday(g.last_day) - 1721424.5 AS INTEGER), g.total, d.spent, {profiled} FROM g"
     " JOIN customer_days d ON d.customer_id = g.customer_id AND d.day = g.first_day{gate} ORDER BY g.customer_id"
 )
-
-
-def _ordinal(value: object) -> int:
-    return (value if isinstance(value, date) else date.fromisoformat(str(value))).toordinal()
+# The same rows on PostgreSQL in one pass over customer_days in key order. Joined back as above, its
+# parallel plan built the whole grouping once in each process: three times the CPU of this one.
+_HISTORIES_POSTGRESQL = (
+    "WITH g AS (SELECT customer_id, COUNT(*) AS n, MIN(day) AS first_day, MAX(day) AS last_day,"
+    " CAST(SUM(spent) AS bigint) AS total, CAST(SUM(CASE WHEN rn = 1 THEN spent ELSE 0 END) AS bigint) AS spent"
+    " FROM (SELECT customer_id, day, spent, ROW_NUMBER() OVER (PARTITION BY customer_id ORDER BY day) AS rn"
+    " FROM customer_days WHERE purchases > 0) d GROUP BY customer_id)"
+    " SELECT g.customer_id, g.n, g.first_day - DATE '0001-01-01' + 1, g.last_day - DATE '0001-01-01' + 1, g.total,"
+    " g.spent, {profiled} FROM g{gate} ORDER BY g.customer_id"
+)
 
 
 def write_tags(conn: Connection, run: Run) -> tuple[int, str | None]:
@@ -47,16 +55,20 @@ def write_tags(conn: Connection, run: Run) -> tuple[int, str | None]:
         # rescans the gate for every customer once the gate outgrows work_mem (a million customers).
         profiled = f"CASE WHEN a.customer_id IS {'NOT ' if gate.lists_allowed else ''}NULL THEN 1 ELSE 0 END"
         join = f" LEFT JOIN {GATE} a ON a.customer_id = g.customer_id"
-    rows = conn.execute(text(_HISTORIES.format(profiled=profiled, gate=join))).all()
+    postgres = conn.dialect.name == "postgresql"
+    sql = (_HISTORIES_POSTGRESQL if postgres else _HISTORIES).format(profiled=profiled, gate=join)
+    # Plain tuples (on SQLite the driver's own): numpy looks each Row's items up by key otherwise.
+    rows = [tuple(row) for row in conn.exec_driver_sql(sql).all()] if postgres else bulk.sqlite_fetch(conn, sql, ())
     if not rows:
         return 0, "no customer has a purchase yet"
-    ids = np.array([r[0] for r in rows], dtype=np.int64)
-    frequency = np.array([r[1] - 1 for r in rows], dtype=np.float64)
-    first = np.array([_ordinal(r[2]) for r in rows], dtype=np.float64)
-    last = np.array([_ordinal(r[3]) for r in rows], dtype=np.float64)
-    repeat_cents = np.array([r[4] - r[5] for r in rows], dtype=np.float64)
+    table = np.array(rows, dtype=np.int64)
+    ids = table[:, 0]
+    frequency = (table[:, 1] - 1).astype(np.float64)
+    first = table[:, 2].astype(np.float64)
+    last = table[:, 3].astype(np.float64)
+    repeat_cents = (table[:, 4] - table[:, 5]).astype(np.float64)
     # Everyone's history informs the chain's models; only customers the profiling gate admits get a value.
-    admitted = np.array([bool(r[6]) for r in rows], dtype=bool)
+    admitted = table[:, 6] != 0
     today = float(run.today.toordinal())
     recency = last - first
     age = np.maximum(today - first, recency)
@@ -114,7 +126,6 @@ def write_tags(conn: Connection, run: Run) -> tuple[int, str | None]:
     model_json = orjson.dumps({k: round(v, 6) for k, v in model.items()}).decode()
     written = len(columns[0])
     horizon = run.config.tags_clv_horizon_months
-    postgres = conn.dialect.name == "postgresql"
     insert = _insert_postgresql if postgres else _insert_sqlite
     constants: tuple[Any, ...] = (horizon, model_json, tag_version, run.now if postgres else bulk.sqlite_time(run.now))
     for start in range(0, written, CHUNK):

@@ -130,9 +130,11 @@ def _rfm(conn: Connection, run: Run, sql: Sql) -> None:
         ("m", "ws", {"spent_in_window": sql.money("ws")}),
     )
     for letter, column, shown in scores:
+        # Only the columns read below: the window sorts and keeps whole rows, and SQLite's cost
+        # followed their width (0.22 against 0.07 CPU-seconds at 100,000 customers with b.*).
         ranked = (
-            f"SELECT b.*, RANK() OVER (ORDER BY {column}) AS rnk, COUNT(*) OVER () AS active"  # noqa: S608
-            f" FROM {WINDOWS} b WHERE b.wp > 0"
+            "SELECT b.customer_id, b.last_purchase_at, b.wp, b.ws,"  # noqa: S608
+            f" RANK() OVER (ORDER BY {column}) AS rnk, COUNT(*) OVER () AS active FROM {WINDOWS} b WHERE b.wp > 0"
         )
         inputs = sql.obj(**shown, rank="rnk", active_customers="active", window_days=":window_days")
         execute(
@@ -228,14 +230,18 @@ def _top_categories(conn: Connection, run: Run, sql: Sql) -> None:
 
 
 def _preferred_store(conn: Connection, run: Run, sql: Sql) -> None:
+    # Only stores with the share can be first: ranking by purchases first, a store below the share
+    # never outranks one that has it. Ranking those few instead of every store of every customer
+    # saves a sort of all of customer_stores; the stores are counted for the customers tagged only.
     ranked = (
         "SELECT t.customer_id, t.store_id, t.purchases AS sp, s.purchases AS total,"
         " ROW_NUMBER() OVER (PARTITION BY t.customer_id ORDER BY t.purchases DESC, t.last_purchase_at DESC,"
-        " t.store_id) AS rn, COUNT(*) OVER (PARTITION BY t.customer_id) AS stores"
+        " t.store_id) AS rn"
         " FROM customer_stores t JOIN customer_stats s ON s.customer_id = t.customer_id"
-        " WHERE s.purchases > 0 AND t.purchases > 0"
+        " WHERE s.purchases > 0 AND t.purchases > 0 AND t.purchases >= :share * s.purchases"
     )
-    inputs = sql.obj(purchases="sp", share=sql.share("sp", "total"), stores="stores")
+    stores = "(SELECT COUNT(*) FROM customer_stores c WHERE c.customer_id = r.customer_id AND c.purchases > 0)"
+    inputs = sql.obj(purchases="sp", share=sql.share("sp", "total"), stores=stores)
     execute(
         conn,
         run,

@@ -203,9 +203,14 @@ def drop_windows(conn: Connection) -> None:
 
 
 def windows(run: Run) -> tuple[str, Mapping[str, Any]]:
-    """Live customers with purchases, their RFM-window and frequency-window sums (``wp``, ``ws``, ``fp``)."""
+    """Live customers with purchases: last purchase, RFM-window and frequency-window sums (``wp``, ``ws``, ``fp``).
+
+    Only the columns the RFM scores, value tier and frequency read: the whole ``customer_stats`` row
+    made the table, and every sort of it, several times wider.
+    """
     sql = (
-        "SELECT s.*, coalesce(w.wp, 0) AS wp, coalesce(w.ws, 0) AS ws, coalesce(f.fp, 0) AS fp"
+        "SELECT s.customer_id, s.last_purchase_at, coalesce(w.wp, 0) AS wp, coalesce(w.ws, 0) AS ws,"
+        " coalesce(f.fp, 0) AS fp"
         " FROM customer_stats s"
         " LEFT JOIN (SELECT customer_id, SUM(purchases) AS wp, SUM(spent) AS ws FROM customer_days"
         " WHERE day >= :rfm_day GROUP BY customer_id) w ON w.customer_id = s.customer_id"

@@ -293,3 +293,33 @@ def test_a_recompute_replaces_the_tags_and_leaves_the_keys_and_index_it_rebuilt(
                 ),
                 {"c": customer_id, "t": tag},
             )
+
+
+def test_the_preferred_store_needs_its_share_and_counts_every_store(backend):
+    # Grace: two receipts at S003, one at S002 and one online; S003 has half of them, the least share.
+    # Heidi: one purchase at each of three stores; none has half, so no preferred store.
+    grace, heidi = phone(7), phone(8)
+    events = [
+        sale("g1", "2026-11-02T10:00:00+08:00", "10.00", phone=grace, store="S003"),
+        sale("g2", "2026-11-03T10:00:00+08:00", "10.00", phone=grace, store="S003"),
+        sale("g3", "2026-11-04T10:00:00+08:00", "10.00", phone=grace, store="S002"),
+        sale("g4", "2026-11-05T10:00:00+08:00", "10.00", phone=grace, kind="order.online", store="WEB"),
+        *(sale(f"h{n}", f"2026-11-0{n}T10:00:00+08:00", "10.00", phone=heidi, store=f"S00{n}") for n in (1, 2, 3)),
+        profiling_consent("g-consent", phone=grace),
+        profiling_consent("h-consent", phone=heidi),
+    ]
+    with engine_at(backend.url) as engine:
+        store(engine, events)
+        _recompute(engine)
+        tags = _tags(engine)
+        with engine.connect() as conn:
+            inputs = conn.execute(
+                text(
+                    "SELECT t.inputs FROM customer_tags t JOIN identifiers i ON i.customer_id = t.customer_id"
+                    " WHERE i.value = :p AND t.tag = 'preferred_store'"
+                ),
+                {"p": "+86" + grace},
+            ).scalar_one()
+    assert tags[grace]["preferred_store"] == "S003"
+    assert (inputs if isinstance(inputs, dict) else json.loads(inputs)) == {"purchases": 2, "share": 0.5, "stores": 3}
+    assert "preferred_store" not in tags[heidi]
