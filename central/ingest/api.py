@@ -17,6 +17,7 @@ from flask import Blueprint, Response, current_app, jsonify, request
 
 from central import clock
 from central.auth import authenticate_device
+from central.collector import collector_paused
 from central.config import CentralConfig
 from central.db import READ_ONLY, get_session
 from central.errors import ApiError
@@ -99,7 +100,8 @@ def post_batch() -> Response:
     body = read_body(config.ingest_max_body_bytes)
     db = get_session()
     device = authenticate_device(db, body)
-    with budget_for(current_app).lease() as lease:
+    # The batch's objects live until it is stored: the cycle collector waits (central.collector).
+    with budget_for(current_app).lease() as lease, collector_paused():
         data = decode_content(
             body, request.headers.get("Content-Encoding"), config.ingest_max_decompressed_bytes, lease
         )

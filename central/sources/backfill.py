@@ -24,6 +24,7 @@ from typing import BinaryIO
 import orjson
 from sqlalchemy.orm import Session
 
+from central.collector import collector_paused
 from central.identity.registry import Registry
 from central.sources.events import SourceRow, Staged, store_rows
 from shared import wire
@@ -129,8 +130,9 @@ def load_events(
             in_chunk.clear()
         on_chunk(summary)
 
-    with path.open("rb") as stream:
-        for number, line in _lines(stream):
+    def fill(lines: Iterator[tuple[int, bytes]], stream: BinaryIO) -> bool:
+        """Read lines into the chunk until it is full (True) or the file ends (False)."""
+        for number, line in lines:
             summary.lines = number
             summary.bytes_read = stream.tell()
             if not line.strip():
@@ -146,6 +148,16 @@ def load_events(
             in_chunk.add(row.event.event_id)
             chunk.append(row)
             if len(chunk) >= chunk_size:
+                return True
+        return False
+
+    with path.open("rb") as stream:
+        lines = _lines(stream)
+        more = True
+        while more:
+            # A chunk's rows, from its first line read to its commit, are short-lived objects
+            # (central.collector); the collector runs between chunks.
+            with collector_paused():
+                more = fill(lines, stream)
                 flush()
-    flush()
     return summary
