@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import functools
+import gc
 import gzip
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -211,3 +213,19 @@ def login(client: FlaskClient, username: str = USERNAME, password: str = PASSWOR
     """Log in through the real form, CSRF token included."""
     token = csrf_from(client.get("/console/login").get_data(as_text=True))
     return client.post("/console/login", data={"username": username, "password": password, "csrf_token": token})
+
+
+@contextmanager
+def collector_passes() -> Iterator[list[int]]:
+    """The generations of the cycle collector's passes that start inside the ``with`` block."""
+    passes: list[int] = []
+
+    def count(phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            passes.append(info["generation"])
+
+    gc.callbacks.append(count)
+    try:
+        yield passes
+    finally:
+        gc.callbacks.remove(count)

@@ -12,7 +12,7 @@ from central.cli import main
 from central.sources.backfill import MAX_LINE_BYTES, load_events
 from tests.central.cli_runner import write_config
 from tests.central.sources_support import default_registry, new_key, post_events, stored_events, survivor
-from tests.central.support import row_counts
+from tests.central.support import collector_passes, row_counts
 
 
 def line(event_id, kind="member.signup", **fields):
@@ -181,27 +181,17 @@ def test_a_chunk_is_read_and_stored_without_cycle_collections(app, tmp_path):
         )
         + "\n"
     )
-    passes: list[int] = []
     chunks: list[int] = []
-
-    def count(phase: str, info: dict) -> None:
-        if phase == "start":
-            passes.append(info["generation"])
-
-    gc.callbacks.append(count)
-    try:
-        with central_db.session_factory(app)() as db:
-            summary = load_events(
-                db,
-                path,
-                "crm",
-                registry=default_registry(),
-                clock=app.config["CLOCK"],
-                chunk_size=400,
-                on_chunk=lambda s: chunks.append(len(passes)),
-            )
-    finally:
-        gc.callbacks.remove(count)
+    with collector_passes() as passes, central_db.session_factory(app)() as db:
+        summary = load_events(
+            db,
+            path,
+            "crm",
+            registry=default_registry(),
+            clock=app.config["CLOCK"],
+            chunk_size=400,
+            on_chunk=lambda s: chunks.append(len(passes)),
+        )
     assert summary.accepted == 1200 and gc.isenabled()
     # Each chunk (three, and the empty last call) ends with the passes so far: none within a chunk,
     # at most the one its first allocation after the previous chunk sets off.

@@ -23,7 +23,7 @@ from tests.central.identity_support import (
     owner_of,
     partition,
 )
-from tests.central.support import START
+from tests.central.support import START, collector_passes
 
 NOW = START + timedelta(days=400)
 
@@ -357,17 +357,8 @@ def test_a_batch_is_resolved_without_cycle_collections(db):
     """A batch's short-lived objects do not set off the cycle collector while it is resolved (its
     passes walk every long-lived object of the process); the collector is back on afterwards."""
     batch = facts(db, *({"phone": f"1381234{n:04d}", "member_card": f"CARD{n:04d}"} for n in range(300)))
-    passes = []
-
-    def count(phase: str, info: dict) -> None:
-        if phase == "start":
-            passes.append(info["generation"])
-
-    gc.callbacks.append(count)
-    try:
+    with collector_passes() as passes:
         result = resolve(db, batch, NOW)
-    finally:
-        gc.callbacks.remove(count)
     db.commit()
     # At most the one pass the first allocation after the batch sets off, over what the batch kept.
     assert result.created == 300 and passes in ([], [0]) and gc.isenabled()

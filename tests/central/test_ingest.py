@@ -11,7 +11,7 @@ from central.customers.models import Receipt
 from central.fleet.models import Device
 from central.identity.models import Customer
 from central.ingest.models import Event
-from tests.central.support import BATCHES, Agent, row_counts, table_rows, token_for
+from tests.central.support import BATCHES, Agent, collector_passes, row_counts, table_rows, token_for
 
 
 def test_accepts_events_and_stores_them(app, client, agent, clock):
@@ -279,18 +279,9 @@ def test_a_batch_is_decoded_and_stored_without_cycle_collections(client, agent):
     events = [agent.receipt(f"R{n}", "9.90", phone=f"1381234{n:04d}") for n in range(500)]
     body = gzip.compress(agent.body(events))
     headers = agent.signed_headers(body)
-    passes: list[int] = []
-
-    def count(phase: str, info: dict) -> None:
-        if phase == "start":
-            passes.append(info["generation"])
-
-    gc.callbacks.append(count)
-    try:
+    with collector_passes() as passes:
         response = client.post(BATCHES, data=body, headers=headers)
-        during = len(passes)
-    finally:
-        gc.callbacks.remove(count)
+    during = len(passes)
     assert response.status_code == 200 and len(response.get_json()["accepted"]) == 500
     # Reading the request and authenticating it come before the pause, answering after it: a pass
     # or two there, where the batch's own objects set off a dozen.
