@@ -15,7 +15,7 @@ import re
 import unicodedata
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
@@ -229,20 +229,10 @@ def _instants() -> Callable[[Any], datetime]:
     def instant(value: Any) -> datetime:
         found = seen.get(value)
         if found is None:
-            found = seen[value] = _instant(value)
+            found = seen[value] = bulk.stored_instant(value)
         return found
 
     return instant
-
-
-def _instant(value: Any) -> datetime:
-    if isinstance(value, str):
-        try:
-            # SQLite's naive UTC text: parsed with its offset appended, far cheaper than replace(tzinfo=).
-            return datetime.fromisoformat(value + "+00:00")
-        except ValueError:
-            value = datetime.fromisoformat(value)
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def refresh(

@@ -16,7 +16,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection
@@ -71,27 +71,6 @@ def prepare(registry: Registry, fact: IdentityFact, unusable: dict[str, int] | N
     return Fact(fact.observed_at, strong, weak)
 
 
-def _as_time(value: object) -> datetime:
-    if isinstance(value, str):
-        return _parse_time(value)
-    if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=UTC)
-    return _parse_time(str(value))
-
-
-def _parse_time(text: str) -> datetime:
-    """SQLite's naive UTC text as an aware datetime.
-
-    Parsing the text with its offset appended takes a sixth of the time of parsing it and then
-    replacing its tzinfo (``replace`` with a keyword is slow), which mattered at tens of thousands
-    of identifiers a batch; their instants are mostly distinct, so a cache did not help.
-    """
-    try:
-        return datetime.fromisoformat(text + "+00:00")
-    except ValueError:  # text that already names an offset: read as before, in UTC
-        return datetime.fromisoformat(text).replace(tzinfo=UTC)
-
-
 _LOOKUP_COLUMNS = (
     "t.id, t.kind, t.value, t.customer_id, t.state, t.last_seen_at, t.partners_total, t.partners_today,"
     " t.partners_day, c.version"
@@ -122,7 +101,7 @@ def lookup(conn: Connection, pairs: Iterable[Pair]) -> dict[Pair, Known]:
             rows.extend(bulk.sqlite_fetch(conn, sql, tuple(itertools.chain.from_iterable(chunk))))
     # Both drivers hand integer and text columns back as int and str: only the time needs converting.
     return {
-        (kind, value): Known(pk, customer, state, _as_time(seen), total, today, day, version)
+        (kind, value): Known(pk, customer, state, bulk.stored_instant(seen), total, today, day, version)
         for pk, kind, value, customer, state, seen, total, today, day, version in rows
     }
 
@@ -150,7 +129,7 @@ def holdings(conn: Connection, registry: Registry, customer_ids: Iterable[int]) 
     )
     held: dict[int, Held] = {}
     for customer, kind, value, seen in rows:
-        held.setdefault(int(customer), {}).setdefault(str(kind), {})[str(value)] = _as_time(seen)
+        held.setdefault(int(customer), {}).setdefault(str(kind), {})[str(value)] = bulk.stored_instant(seen)
     return held
 
 
