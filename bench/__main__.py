@@ -41,6 +41,9 @@ BENCHMARKS: dict[str, Callable[[argparse.Namespace], None]] = {
     "clv": lambda a: clv.main(runs=a.runs),
     "rebuild": lambda a: identity_rebuild.main(links=a.events or 1_000_000, backend=a.backend),
     "ingest": lambda a: identity_ingest.main(events=a.events or 50_000, backend=a.backend),
+    "ingest-size": lambda a: identity_ingest.size_effect(
+        events=a.events or 300_000, backend=a.backend, runs=min(a.runs, 3)
+    ),
     "import": lambda a: member_import.main(rows=a.rows, backend=a.backend),
     "score": lambda a: identity_score.main(customers=a.customers),
     "auth": lambda a: auth_timing.main(tries=a.events or 2000),

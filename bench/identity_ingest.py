@@ -16,10 +16,11 @@ from __future__ import annotations
 
 import gzip
 import itertools
+import statistics
 import tempfile
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import orjson
@@ -27,7 +28,7 @@ import requests
 from sqlalchemy.orm import Session
 
 from bench.chain import write_chain
-from bench.common import cpu_seconds, default_registry, line, load_note
+from bench.common import backends_cpu, cpu_seconds, default_registry, line, load_note
 from central.db import make_engine
 from central.migrate import upgrade
 from central.sources.backfill import LoadSummary, load_events
@@ -96,55 +97,157 @@ def _receipts(events_path: Path) -> Iterator[tuple[str, dict[str, object]]]:
             yield event["store_id"], {"observed_at": event["observed_at"], "payload": payload}
 
 
+def _receipt_batches(events_path: Path, shift: timedelta = timedelta(0)) -> list[tuple[str, list[dict[str, object]]]]:
+    """The chain's receipts as (store, up to BATCH receipts) in the order a store's agent would send them."""
+    pending: list[tuple[str, list[dict[str, object]]]] = []
+    by_store: dict[str, list[dict[str, object]]] = {}
+    for store, fields in _receipts(events_path):
+        if shift:
+            at = datetime.fromisoformat(str(fields["observed_at"])) + shift
+            fields["observed_at"] = at.strftime("%Y-%m-%dT%H:%M:%SZ")
+        batch = by_store.setdefault(store, [])
+        batch.append(fields)
+        if len(batch) == BATCH:
+            pending.append((store, by_store.pop(store)))
+    pending.extend(by_store.items())
+    return pending
+
+
+class _Stores:
+    """One enrolled agent per store posting signed, gzipped batches to a running central."""
+
+    def __init__(self, central: Central, workdir: Path) -> None:
+        self.central, self.workdir = central, workdir
+        self.signers: dict[str, RequestSigner] = {}
+        self.seqs: dict[str, int] = {}
+        self.http = requests.Session()
+        self.new_id = UUID7()
+
+    def enroll(self, pending: list[tuple[str, list[dict[str, object]]]]) -> None:
+        for store, _ in pending:
+            if store not in self.signers:
+                creds = enroll(self.central.url, self.central.enroll_token(store), self.workdir / f"{store}.json")
+                self.signers[store] = RequestSigner(creds.device_id, creds.private_key)
+                self.seqs[store] = 0
+
+    def post(self, store: str, fields_list: list[dict[str, object]]) -> int:
+        signer = self.signers[store]
+        events = []
+        for fields in fields_list:
+            self.seqs[store] += 1
+            observed = str(fields["observed_at"])
+            events.append(
+                wire.Event(self.new_id(), self.seqs[store], "pos.receipt", observed, store, fields["payload"])
+            )  # type: ignore[arg-type]
+        batch = wire.Batch(signer.device_id, self.new_id(), wire.timestamp(), tuple(events))
+        body = gzip.compress(wire.encode_batch(batch), 1)
+        headers = signer.headers("POST", "/api/v1/batches", wire.timestamp(), body)
+        headers.update({"Content-Type": "application/json", "Content-Encoding": "gzip"})
+        reply = self.http.post(self.central.url + "/api/v1/batches", data=body, headers=headers, timeout=120)
+        assert reply.status_code == 200, reply.text
+        assert len(reply.json()["accepted"]) == len(events), reply.text[:200]
+        return len(events)
+
+    def central_cpu(self) -> float:
+        assert self.central.process.proc is not None
+        return cpu_seconds(self.central.process.proc.pid)
+
+
 def via_batches(url: str, events_path: Path, workdir: Path) -> tuple[float, float, float]:
     central = Central(workdir, url)
     central.start()
     try:
-        agents: dict[str, tuple[RequestSigner, list[bytes]]] = {}
-        new_id = UUID7()
-        pending: list[tuple[str, list[dict[str, object]]]] = []
-        by_store: dict[str, list[dict[str, object]]] = {}
-        for store, fields in _receipts(events_path):
-            if store not in agents:
-                creds = enroll(central.url, central.enroll_token(store), workdir / f"{store}.json")
-                agents[store] = (RequestSigner(creds.device_id, creds.private_key), [])
-            batch = by_store.setdefault(store, [])
-            batch.append(fields)
-            if len(batch) == BATCH:
-                pending.append((store, by_store.pop(store)))
-        pending.extend(by_store.items())
-        http = requests.Session()
-        assert central.process.proc is not None
-        central_cpu = cpu_seconds(central.process.proc.pid)
+        stores = _Stores(central, workdir)
+        pending = _receipt_batches(events_path)
+        stores.enroll(pending)
+        central_cpu = stores.central_cpu()
         marks: list[tuple[float, int]] = [(time.perf_counter(), 0)]
-        seqs = dict.fromkeys(agents, 0)
         done = 0
         for store, fields_list in pending:
-            signer = agents[store][0]
-            events = []
-            for fields in fields_list:
-                seqs[store] += 1
-                events.append(
-                    wire.Event(
-                        new_id(), seqs[store], "pos.receipt", str(fields["observed_at"]), store, fields["payload"]
-                    )
-                )  # type: ignore[arg-type]
-            body = gzip.compress(
-                wire.encode_batch(wire.Batch(signer.device_id, new_id(), wire.timestamp(), tuple(events))), 1
-            )
-            headers = signer.headers("POST", "/api/v1/batches", wire.timestamp(), body)
-            headers.update({"Content-Type": "application/json", "Content-Encoding": "gzip"})
-            reply = http.post(central.url + "/api/v1/batches", data=body, headers=headers, timeout=120)
-            assert reply.status_code == 200, reply.text
-            assert len(reply.json()["accepted"]) == len(events), reply.text[:200]
-            done += len(events)
+            done += stores.post(store, fields_list)
             marks.append((time.perf_counter(), done))
-        central_cpu = cpu_seconds(central.process.proc.pid) - central_cpu
+        central_cpu = stores.central_cpu() - central_cpu
         # Central's own CPU time for the whole drain (on PostgreSQL the database server's is not in it).
         line("", f"{done / central_cpu:,.0f} events per CPU-second of the central process")
         return _edges(marks)
     finally:
         central.close()
+
+
+def _probe(url: str, workdir: Path, fill: Path | None, probe: Path, shift: timedelta) -> float:
+    """CPU microseconds a receipt (central's, and PostgreSQL's backends') for the probe chain's receipts,
+    after ``fill``'s if given."""
+    central = Central(workdir, url)
+    central.start()
+    try:
+        stores = _Stores(central, workdir)
+        filling = _receipt_batches(fill) if fill else []
+        probing = _receipt_batches(probe, shift)
+        stores.enroll(filling + probing)
+        for store, fields_list in filling:
+            stores.post(store, fields_list)
+        cpu, server, done = stores.central_cpu(), _server_cpu(url), 0
+        for store, fields_list in probing:
+            done += stores.post(store, fields_list)
+        cpu = stores.central_cpu() - cpu
+        after = _server_cpu(url)
+        cpu += sum(seconds - server.get(pid, 0.0) for pid, seconds in after.items())
+        return cpu / done * 1e6
+    finally:
+        central.close()
+
+
+def _server_cpu(url: str) -> dict[int, float]:
+    """CPU seconds so far of each PostgreSQL backend serving the database; nothing for SQLite."""
+    if not url.startswith("postgresql"):
+        return {}
+    engine = make_engine(url)
+    try:
+        with engine.connect() as conn:
+            pids = conn.exec_driver_sql(
+                "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            ).scalars()
+            return {pid: backends_cpu([pid]) for pid in pids}
+    finally:
+        engine.dispose()
+
+
+def size_effect(events: int = 300_000, backend: str = "both", runs: int = 1) -> None:
+    """The same receipts (a probe chain of other people) into an empty central and into one that
+    already holds a chain of ``events`` events: the mix is the same, only the database's size differs.
+
+    The first and last tenth of one load also differ in mix (early on, most people are new); this
+    compares like with like. The probe's people are drawn with another seed, over one year placed
+    after the chain's four, so its receipts meet none of the chain's people and arrive in time order.
+    """
+    customers = max(100, round(events / EVENTS_PER_PERSON))
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp)
+        write_chain(out / "chain", customers)
+        write_chain(out / "probe", max(100, customers // 10), seed=2, years=1)
+        shift = timedelta(days=4 * 365)
+        receipts = sum(len(f) for _, f in _receipt_batches(out / "probe" / "events.jsonl"))
+        print(f"ingest and size: {receipts:,} probe receipts, into an empty central and after {events:,} events")
+        for name in ["sqlite", "postgresql"] if backend == "both" else [backend]:
+            empty, filled = [], []
+            for run in range(runs):
+                for fill, into in ((None, empty), (out / "chain" / "events.jsonl", filled)):
+                    work = out / f"{name}-{run}-{'filled' if fill else 'empty'}"
+                    work.mkdir()
+                    if name == "sqlite":
+                        into.append(
+                            _probe(f"sqlite:///{work}/central.db", work, fill, out / "probe" / "events.jsonl", shift)
+                        )
+                    else:
+                        with temporary_postgres_database("cdp_bench") as url:
+                            into.append(_probe(url, work, fill, out / "probe" / "events.jsonl", shift))
+            a, b = statistics.median(empty), statistics.median(filled)
+            line(
+                f"batch endpoint on {name}",
+                f"{a:,.0f} µs a receipt empty, {b:,.0f} µs after the chain: {b / a:.2f}x"
+                f" (CPU of central and the database server, median of {runs})",
+            )
+            line("", load_note())
 
 
 def _print(label: str, rates: tuple[float, float, float]) -> None:
