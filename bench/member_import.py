@@ -1,7 +1,7 @@
 """Legacy member import: rows/s for a 100,000-row export (duplicates, format variants, bad rows).
 
 The file comes from :mod:`bench.legacy_members`; the import runs in this process exactly as
-``central-server import-members`` runs it (both passes, commits every 1,000 rows), into a fresh
+``central-server import-members`` runs it (both passes, commits every 5,000 rows), into a fresh
 SQLite file and a fresh PostgreSQL database. The report is checked against the file's known
 answers, then the import is run again to time a rerun (which must change nothing).
 

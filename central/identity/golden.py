@@ -17,7 +17,7 @@ from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from functools import cache
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import orjson
 from sqlalchemy import Connection, select
@@ -84,13 +84,23 @@ def _first_letters(char: str) -> frozenset[str]:
     return frozenset(reading.casefold()[:1] for reading in found[0]) if found and found[0] else frozenset()
 
 
-def name_initial(name: str) -> str:
-    """The first letter of :func:`name_pinyin`, found from the first character alone where that decides it.
+@functools.lru_cache(maxsize=1 << 14)
+def _word_initial(word: str) -> str:
+    """The first letter of one word (a phrase of pypinyin's dictionary, or one character) spelled alone."""
+    from pypinyin import lazy_pinyin
 
-    Spelling a whole name is the costly part of pypinyin (segmenting, looking up phrases), and a
-    chain's names are mostly distinct, so a cache of names does not help. Only a polyphonic first
-    character whose readings start with different letters (曾 ceng/zeng, 单 dan/shan) needs the
-    name's context; every phrase of pypinyin's dictionary gives the same letter either way.
+    return "".join(lazy_pinyin(word)).casefold()[:1]
+
+
+def name_initial(name: str) -> str:
+    """The first letter of :func:`name_pinyin`, found from the first character or the first word alone.
+
+    A chain's names are mostly distinct, so a cache of names does not help, and spelling one costs
+    about 80 µs (most of it pypinyin turning readings into the requested style, not segmenting).
+    Only a polyphonic first character whose readings start with different letters (曾 ceng/zeng,
+    单 dan/shan) needs the name's context, and of that only the first word pypinyin cuts the name
+    into: it spells each word on its own (a phrase from its dictionary, else character by
+    character). Those first words are few (mostly a surname alone), so their letters are kept.
     """
     key = name_key(name)
     if not key:
@@ -98,7 +108,15 @@ def name_initial(name: str) -> str:
     letters = _first_letters(key[0])
     if len(letters) == 1:
         return next(iter(letters))
-    return name_pinyin(name)[:1]
+    return _word_initial(_segmenter()(key)[0]) or name_pinyin(name)[:1]
+
+
+@cache
+def _segmenter() -> Callable[[str], list[str]]:
+    """pypinyin's word segmentation, as its spelling functions cut a text (imported once, on first need)."""
+    from pypinyin.seg.simpleseg import seg
+
+    return cast(Callable[[str], list[str]], seg)
 
 
 def clean(attribute: str, raw: object) -> str | None:

@@ -174,7 +174,8 @@ class GoldenAttribute(Base):
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    customer_id: Mapped[int] = mapped_column(Integer, index=True)
+    # No index of its own: the unique (customer_id, attribute) index serves reads by customer.
+    customer_id: Mapped[int] = mapped_column(Integer)
     attribute: Mapped[str] = mapped_column(String(32))
     value: Mapped[str] = mapped_column(String(255))
     source: Mapped[str] = mapped_column(String(64))

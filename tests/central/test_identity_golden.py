@@ -63,6 +63,18 @@ def test_the_blocking_initial_is_the_first_letter_of_the_whole_name_in_pinyin():
     assert golden.match_block({"name": "曾经", "birthday": "1990-03-07"}) == "1990-03-07|c"
 
 
+def test_the_blocking_initial_agrees_with_the_whole_name_for_phrases_led_by_a_polyphonic_character():
+    """Every 40th phrase of pypinyin's dictionary whose first character starts readings with different
+    letters, alone, as a name's start and cut short: the first word alone decides the letter."""
+    from pypinyin.constants import PHRASES_DICT
+
+    phrases = sorted(p for p in PHRASES_DICT if len(golden._first_letters(p[0])) > 1)[::40]
+    assert len(phrases) > 300
+    for phrase in phrases:
+        for name in (phrase, f"{phrase}小红", f"{phrase[0]}小红", f"{phrase[:2]}芳", f"{phrase} Li"):
+            assert golden.name_initial(name) == golden.name_pinyin(name)[:1], name
+
+
 def test_the_most_frequent_value_survives_and_keeps_the_form_last_sent(db):
     ids = {"member_id": "G1"}
     customer = say(db, ids, {"name": "張三", "city": "上海"}, at=START)

@@ -39,11 +39,56 @@ def test_the_comparison_notices_a_drift(backend):
         engine.dispose()
 
 
+# The tables a legacy import or an ingest batch writes rows into, one or more per member or event.
+_WRITTEN_PER_ROW = (
+    "events",
+    "customers",
+    "identifiers",
+    "identity_ledger",
+    "event_customers",
+    "attribute_observations",
+    "golden_attributes",
+    "match_keys",
+    "import_rows",
+)
+
+
+def _index_columns(engine, name):
+    """(index name, columns) of every whole-table index of a table: indexes, unique constraints, primary key."""
+    found = inspect(engine)
+    out = [
+        (ix["name"], tuple(ix["column_names"]))
+        for ix in found.get_indexes(name)
+        if not any(key.endswith("_where") for key in ix.get("dialect_options", {}))
+    ]
+    out += [(uq["name"], tuple(uq["column_names"])) for uq in found.get_unique_constraints(name)]
+    primary = found.get_pk_constraint(name)
+    if primary["constrained_columns"]:
+        out.append((primary["name"] or "primary key", tuple(primary["constrained_columns"])))
+    return out
+
+
+def test_no_index_on_a_written_table_repeats_the_start_of_another(backend):
+    """Each index costs an entry per row written; one whose columns begin another serves no read the other does not."""
+    engine = make_engine(backend.url)
+    try:
+        redundant = [
+            (name, ix, columns, other)
+            for name in _WRITTEN_PER_ROW
+            for ix, columns in _index_columns(engine, name)
+            for other, longer in _index_columns(engine, name)
+            if other != ix and len(longer) > len(columns) and longer[: len(columns)] == columns
+        ]
+    finally:
+        engine.dispose()
+    assert redundant == []
+
+
 def test_upgrade_is_idempotent(backend):
     upgrade(backend.url)
     engine = make_engine(backend.url)
     try:
-        assert current_revision(engine) == head_revision() == "0019_report_snapshots"
+        assert current_revision(engine) == head_revision() == "0020_golden_index"
     finally:
         engine.dispose()
 
