@@ -60,7 +60,7 @@ class CouponRedemption(Base):
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     serial: Mapped[int] = mapped_column(BigInteger, unique=True)
-    campaign_id: Mapped[int] = mapped_column(Integer, index=True)
+    campaign_id: Mapped[int] = mapped_column(Integer)  # ix_coupon_redemptions_campaign_id_status serves it
     event_pk: Mapped[int] = mapped_column(BigInteger)
     device_id: Mapped[str] = mapped_column(String(64))
     store_id: Mapped[str] = mapped_column(String(32))

@@ -39,20 +39,6 @@ def test_the_comparison_notices_a_drift(backend):
         engine.dispose()
 
 
-# The tables a legacy import or an ingest batch writes rows into, one or more per member or event.
-_WRITTEN_PER_ROW = (
-    "events",
-    "customers",
-    "identifiers",
-    "identity_ledger",
-    "event_customers",
-    "attribute_observations",
-    "golden_attributes",
-    "match_keys",
-    "import_rows",
-)
-
-
 def _index_columns(engine, name):
     """(index name, columns) of every whole-table index of a table: indexes, unique constraints, primary key."""
     found = inspect(engine)
@@ -68,13 +54,13 @@ def _index_columns(engine, name):
     return out
 
 
-def test_no_index_on_a_written_table_repeats_the_start_of_another(backend):
+def test_no_index_repeats_the_start_of_another(backend):
     """Each index costs an entry per row written; one whose columns begin another serves no read the other does not."""
     engine = make_engine(backend.url)
     try:
         redundant = [
             (name, ix, columns, other)
-            for name in _WRITTEN_PER_ROW
+            for name in inspect(engine).get_table_names()
             for ix, columns in _index_columns(engine, name)
             for other, longer in _index_columns(engine, name)
             if other != ix and len(longer) > len(columns) and longer[: len(columns)] == columns
@@ -88,7 +74,7 @@ def test_upgrade_is_idempotent(backend):
     upgrade(backend.url)
     engine = make_engine(backend.url)
     try:
-        assert current_revision(engine) == head_revision() == "0020_golden_index"
+        assert current_revision(engine) == head_revision() == "0021_coupon_index"
     finally:
         engine.dispose()
 
