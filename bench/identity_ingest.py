@@ -41,6 +41,7 @@ from tools.processes import Central
 
 BATCH = 500
 EVENTS_PER_PERSON = 9.6  # what the chain generator averages
+PROBE_PEOPLE = 3_000  # people in ingest-size's probe chain (about 20,000 receipts)
 
 
 def _edges(marks: list[tuple[float, int]]) -> tuple[float, float, float]:
@@ -217,14 +218,16 @@ def size_effect(events: int = 300_000, backend: str = "both", runs: int = 1) -> 
     already holds a chain of ``events`` events: the mix is the same, only the database's size differs.
 
     The first and last tenth of one load also differ in mix (early on, most people are new); this
-    compares like with like. The probe's people are drawn with another seed, over one year placed
-    after the chain's four, so its receipts meet none of the chain's people and arrive in time order.
+    compares like with like. The probe's people (a tenth of the chain's, at most ``PROBE_PEOPLE``)
+    are drawn with another seed, over one year placed after the chain's four, so its receipts meet
+    none of the chain's people and arrive in time order.
     """
     customers = max(100, round(events / EVENTS_PER_PERSON))
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp)
         write_chain(out / "chain", customers)
-        write_chain(out / "probe", max(100, customers // 10), seed=2, years=1)
+        # A probe of the same size whatever the chain's, so that the empty central stays small.
+        write_chain(out / "probe", max(100, min(customers // 10, PROBE_PEOPLE)), seed=2, years=1)
         shift = timedelta(days=4 * 365)
         receipts = sum(len(f) for _, f in _receipt_batches(out / "probe" / "events.jsonl"))
         print(f"ingest and size: {receipts:,} probe receipts, into an empty central and after {events:,} events")
