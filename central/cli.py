@@ -173,12 +173,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import waitress
 
     from central.app import create_app
+    from central.db import autovacuum_warning
 
     config, path = load(args)
     announce_database(config, path)
     engine = engine_for(config)
     try:
         ready_schema(config, engine)
+        if warning := autovacuum_warning(engine):
+            log.warning("%s", warning)
     finally:
         engine.dispose()
     app = create_app(config)

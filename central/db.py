@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from flask import Flask, current_app, g
-from sqlalchemy import CursorResult, Engine, Result, create_engine, event
+from sqlalchemy import Connection, CursorResult, Engine, Result, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -128,3 +128,54 @@ def _close_session(_exc: BaseException | None) -> None:
     session: Session | None = g.pop("db_session", None)
     if session is not None:
         session.close()
+
+
+# Tables at least twice as large as at their last ANALYZE (or never analysed), from their size on
+# disk: the statistics system's counters reach the views a second or more late, and not at all with
+# track_counts off. Tables under 8 pages are left alone (a scan of them costs no more than a look-up).
+_STALE_STATISTICS = """
+SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname)
+FROM pg_class AS c JOIN pg_namespace AS n ON n.oid = c.relnamespace
+WHERE n.nspname = current_schema() AND c.relkind = 'r'
+  AND pg_relation_size(c.oid) / current_setting('block_size')::int
+      >= GREATEST(2 * c.relpages, 8)
+ORDER BY c.relname
+"""
+
+
+def catch_up_statistics(conn: Connection) -> list[str]:
+    """``ANALYZE`` the tables a bulk load has outgrown since their last statistics (PostgreSQL only).
+
+    PostgreSQL's planner sizes each join from the statistics autovacuum keeps; a table loaded faster
+    than autovacuum wakes (or with autovacuum off) looks a few pages long, and every look-up of a
+    batch becomes a sequential scan of it (docs/benchmarks.md, "Size with the mix held"). Bulk loads
+    call this between chunks. A table is analysed each time it doubles, so a load analyses each table
+    a few dozen times at most, each a bounded sample; where autovacuum keeps up it finds nothing to
+    do. Returns the tables analysed, in the caller's transaction.
+    """
+    if conn.dialect.name != "postgresql":
+        return []
+    tables = list(conn.exec_driver_sql(_STALE_STATISTICS).scalars())
+    if tables:
+        conn.exec_driver_sql(f"ANALYZE {', '.join(tables)}")
+    return tables
+
+
+def autovacuum_warning(engine: Engine) -> str | None:
+    """Why the server is a risk to the planner's statistics (PostgreSQL with autovacuum off), or None."""
+    if engine.dialect.name != "postgresql":
+        return None
+    with engine.connect() as conn:
+        settings: dict[str, str] = dict(
+            conn.exec_driver_sql(
+                "SELECT name, setting FROM pg_settings WHERE name IN ('autovacuum', 'track_counts')"
+            ).all()
+        )
+    off = sorted(name for name in ("autovacuum", "track_counts") if settings.get(name) != "on")
+    if not off:
+        return None
+    return (
+        f"PostgreSQL's {' and '.join(off)} {'is' if len(off) == 1 else 'are'} off: the planner's statistics"
+        " go stale as tables grow, look-ups turn into sequential scans and ingest slows with the database's"
+        " size; turn it on (postgresql.conf) or ANALYZE after large loads"
+    )

@@ -25,6 +25,7 @@ import orjson
 from sqlalchemy.orm import Session
 
 from central.collector import collector_paused
+from central.db import catch_up_statistics
 from central.identity.registry import Registry
 from central.sources.events import SourceRow, Staged, store_rows
 from shared import wire
@@ -128,6 +129,8 @@ def load_events(
             summary.add(store_rows(db, source, chunk, clock(), registry=registry))
             chunk.clear()
             in_chunk.clear()
+            if catch_up_statistics(db.connection()):
+                db.commit()
         on_chunk(summary)
 
     def fill(lines: Iterator[tuple[int, bytes]], stream: BinaryIO) -> bool:

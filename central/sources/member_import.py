@@ -34,6 +34,7 @@ from sqlalchemy.orm import Session
 
 from central import bulk
 from central.collector import collector_paused
+from central.db import catch_up_statistics
 from central.identity.models import Customer
 from central.identity.registry import Registry
 from central.identity.resolve import IdentityFact, Resolution, resolve
@@ -348,6 +349,8 @@ def run_import(
             )
         else:
             _commit_chunk(db, import_id, plan, chunk, clock, registry, options, stats, resolver, run_id)
+            if catch_up_statistics(db.connection()):
+                db.commit()
         stats.processed += len(chunk)
         on_rows(chunk[-1].row)
         chunk.clear()
