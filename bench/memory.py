@@ -1,6 +1,8 @@
-"""Agent resident memory: the real `edge-agent run` process, idle and while ingesting a busy till.
+"""Agent resident memory: the real `edge-agent run` process, idle, while ingesting a busy till, and
+while draining a backlog queued during an outage (100,000 and 500,000 events).
 
-RSS is read from /proc/<pid>/status (VmRSS, sampled every 100 ms); the target is at most 60 MB.
+RSS is read from /proc/<pid>/status (VmRSS, sampled every 100 ms); the target is at most 60 MB, the
+same at both backlogs. (The endurance benchmark's peak is a process running only the sync path.)
 """
 
 from __future__ import annotations
@@ -11,7 +13,11 @@ import threading
 import time
 from pathlib import Path
 
-from bench.common import line, median
+from bench.common import line, median, receipt_capture
+from edge_agent.config import load_config
+from edge_agent.outbox import Outbox
+from edge_agent.rotation import resolve_outbox_key
+from shared.crypto import Sealer
 from tools.processes import Agent, Central, Till, wait_until
 
 
@@ -43,7 +49,50 @@ def busy_lines(count: int) -> list[bytes]:
     ]
 
 
-def main(idle_seconds: float = 20.0, rate: float = 1000.0, busy_seconds: float = 20.0) -> None:
+def queue_backlog(agent: Agent, events: int) -> None:
+    """Write ``events`` receipts into the enrolled agent's outbox, as an outage would leave them."""
+    config = load_config(agent.config)
+    key = resolve_outbox_key(config.key_path, config.outbox_path, config.journal_dir)
+    outbox = Outbox(config.outbox_path, Sealer(key), "S001")
+    rng = random.Random(5)
+    try:
+        for first in range(0, events, 5000):
+            outbox.append([receipt_capture(n, rng) for n in range(first, min(events, first + 5000))])
+    finally:
+        outbox.close()
+
+
+def drain_peak(events: int) -> tuple[float, float]:
+    """(peak RSS in MB, seconds) of the real agent draining a backlog of ``events`` to central."""
+    with tempfile.TemporaryDirectory() as tmp:
+        workdir = Path(tmp)
+        central = Central(workdir, f"sqlite:///{workdir / 'central.db'}")
+        central.start()
+        till = Till([], rate=1)
+        agent = Agent(workdir, till.path)
+        try:
+            agent.enroll(central.url, central.enroll_token("S001"))
+            queue_backlog(agent, events)
+            agent.start()
+            assert agent.process.proc is not None
+            pid, peak, started = agent.process.proc.pid, 0.0, time.monotonic()
+            while central.scalar("SELECT COUNT(*) FROM events WHERE kind = 'pos.receipt'") < events:
+                peak = max(peak, *sample(pid, 1.0))
+                if time.monotonic() - started > 3600:
+                    raise RuntimeError("the backlog did not drain within an hour")
+            return peak, time.monotonic() - started
+        finally:
+            agent.stop()
+            central.close()
+            till.close()
+
+
+def main(
+    idle_seconds: float = 20.0,
+    rate: float = 1000.0,
+    busy_seconds: float = 20.0,
+    backlogs: tuple[int, ...] = (100_000, 500_000),
+) -> None:
     print(
         f"agent memory: idle {idle_seconds:.0f} s, then a till at {rate:.0f} lines/s for {busy_seconds:.0f} s",
         flush=True,
@@ -82,3 +131,10 @@ def main(idle_seconds: float = 20.0, rate: float = 1000.0, busy_seconds: float =
         f"RSS ingesting {rate:.0f} lines/s (median / max)",
         f"{median(busy):.1f} MB / {max(busy):.1f} MB   target <= 60 MB",
     )
+    peaks = []
+    for events in backlogs:
+        peak, seconds = drain_peak(events)
+        peaks.append(peak)
+        line(f"RSS draining a {events:,}-event backlog (max)", f"{peak:.1f} MB in {seconds:.0f} s   target <= 60 MB")
+    if len(peaks) > 1:
+        line("peak RSS, largest / smallest backlog", f"{peaks[-1] / peaks[0]:.2f}   target ~1")

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import sqlite3
+import threading
 
 import pytest
 
-from edge_agent.outbox import Capture, Outbox, OutboxKeyError, Quarantined
+from edge_agent.outbox import CACHE_KIB, Capture, Outbox, OutboxKeyError, Quarantined
 from shared.crypto import Sealer
 
 PHONE = "13912345678"
@@ -133,3 +134,19 @@ def test_pending_after_a_seq_and_the_answered_cursor(outbox):
     assert [p.seq for p in outbox.pending(10)] == [7, 8, 9, 10]
     outbox.answered_through(2)  # never moves backwards
     assert [p.seq for p in outbox.pending(1)] == [7]
+
+
+def test_every_threads_connection_keeps_a_small_page_cache(outbox):
+    # The agent holds one connection per thread that uses the outbox; with SQLite's default cache
+    # of about 2 MB each, draining a backlog took the agent past its 60 MB memory budget.
+    sizes = [outbox.connection().execute("PRAGMA cache_size").fetchone()[0]]
+
+    def other_thread():
+        sizes.append(outbox.connection().execute("PRAGMA cache_size").fetchone()[0])
+        outbox.close()
+
+    worker = threading.Thread(target=other_thread)
+    worker.start()
+    worker.join()
+    assert CACHE_KIB <= 1024
+    assert sizes == [-CACHE_KIB, -CACHE_KIB]
