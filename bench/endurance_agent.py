@@ -23,7 +23,7 @@ from edge_agent.sync import SyncJob
 from edge_agent.transport import HttpTransport
 from shared.crypto import RequestSigner, Sealer, load_or_create_key
 
-BATCH_SIZE = 500  # the agent's default sync.batch_size
+BATCH_SIZE = 2000  # the agent's default sync.batch_size
 
 
 def drain(workdir: Path, url: str) -> dict[str, float]:

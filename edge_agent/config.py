@@ -222,8 +222,9 @@ class AgentConfig:
     )
     sync_batch_size: int = setting(
         "sync.batch_size",
-        500,
-        "Most events in one batch sent to central (central accepts at most 5000 by default).",
+        2000,
+        "Most events in one batch sent to central (central accepts at most 5000 by default); sync.batch_bytes"
+        " also bounds each batch.",
         minimum=1,
         maximum=5000,
     )

@@ -96,7 +96,7 @@ class SyncJob:
         transport: Transport,
         signer: RequestSigner,
         *,
-        batch_size: int = 500,
+        batch_size: int = 2000,
         batch_bytes: int = 1_048_576,
         timeout: float = 30.0,
         min_backoff: float = 1.0,
