@@ -64,6 +64,10 @@ def _configure_sqlite(engine: Engine) -> None:
             cursor.execute(f"PRAGMA cache_size={-CACHE_KIB}")
             cursor.execute(f"PRAGMA wal_autocheckpoint={WAL_CHECKPOINT_PAGES}")
             cursor.execute(f"PRAGMA journal_size_limit={WAL_LIMIT_BYTES}")
+            # Deleted rows (a removed identifier, a withdrawn consent's tags) are overwritten, not left in
+            # free pages. Debian's libsqlite3 does this by default; other builds (Python's own, on some
+            # platforms) do not, so it is asked for.
+            cursor.execute("PRAGMA secure_delete=ON")
         finally:
             cursor.close()
 

@@ -90,5 +90,6 @@ def test_sqlite_connection_settings(tmp_path):
             # a checkpoint per 20,000 WAL pages, not per 1,000: ingest's commits each dirty thousands
             assert conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() == 20000
             assert conn.exec_driver_sql("PRAGMA journal_size_limit").scalar() == 64 * 1024 * 1024
+            assert conn.exec_driver_sql("PRAGMA secure_delete").scalar() == 1  # asked for, whatever the build
     finally:
         engine.dispose()
