@@ -231,7 +231,7 @@ class SyncJob:
                 if p.body is None:
                     continue
                 encoded = encode_event(p.event_id, p.seq, p.kind, p.body)
-                if rows and (size + len(encoded) + 1 > self.batch_bytes or len(rows) >= self.current_batch_size):
+                if rows and size + len(encoded) + 1 > self.batch_bytes:
                     full = True  # the rest goes in the next batch; a single oversized event still goes alone
                     break
                 chunks.append(stream.compress(encoded if not rows else b"," + encoded))

@@ -115,6 +115,18 @@ def fill(outbox, count, kind="pos.receipt"):
     )
 
 
+def fill_padded(outbox, count):
+    """Receipts of about 400 bytes of JSON each, for batches cut by bytes."""
+    outbox.append(
+        [
+            Capture.of(
+                "pos.receipt", {"receipt_no": f"R{n}", "total": "1.00", "note": "x" * 300}, "2026-11-23T02:00:00Z"
+            )
+            for n in range(count)
+        ]
+    )
+
+
 def test_run_drains_the_whole_backlog_in_batches(outbox, central_and_job):
     central, job, _ = central_and_job
     fill(outbox, 120)
@@ -323,14 +335,7 @@ def test_sent_at_and_signature_use_centrals_time(outbox):
 def test_batches_are_bounded_by_bytes_as_well_as_count(outbox, central_and_job):
     central, job, _ = central_and_job
     job.batch_bytes = 4096
-    outbox.append(
-        [
-            Capture.of(
-                "pos.receipt", {"receipt_no": f"R{n}", "total": "1.00", "note": "x" * 300}, "2026-11-23T02:00:00Z"
-            )
-            for n in range(40)
-        ]
-    )
+    fill_padded(outbox, 40)
     job.run()
     assert outbox.stats().pending == 0 and len(central.events) == 40
     assert central.requests > 3
@@ -471,14 +476,7 @@ def test_the_byte_budget_cuts_a_batch_inside_a_later_page(outbox, central_and_jo
     central, job, _ = central_and_job
     job.batch_size = job.current_batch_size = 100
     job.batch_bytes = 4096
-    outbox.append(
-        [
-            Capture.of(
-                "pos.receipt", {"receipt_no": f"R{n}", "total": "1.00", "note": "x" * 300}, "2026-11-23T02:00:00Z"
-            )
-            for n in range(40)
-        ]
-    )
+    fill_padded(outbox, 40)
     job.run()
     sizes = [len(decode_batch(raw).events) for raw in central.bodies]
     assert sum(sizes) == 40 and max(sizes) > 7 and len(sizes) > 3  # more than a page each, cut by bytes
