@@ -8,8 +8,9 @@ A file such as::
 
 Category paths may separate their levels with ``>`` or ``/``; they are stored as ``Baby > Formula >
 Stage 1``. A later load replaces a SKU's row. Sale lines whose SKU the catalogue does not hold are
-counted in ``unknown_skus``; loading the catalogue takes the SKUs it now knows off that list (their
-past sales get their categories at the next ``central-server recompute-tags``).
+counted in ``unknown_skus`` (ingest logs them and folds the log in bulk, and a load folds it first);
+loading the catalogue takes the SKUs it now knows off that list (their past sales get their
+categories at the next ``central-server recompute-tags``).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from datetime import datetime
 from sqlalchemy import Connection, delete, func, select
 
 from central import bulk
+from central.customers import statistics
 from central.customers.models import Product, UnknownSku
 from central.models import table
 
@@ -113,6 +115,7 @@ def load(conn: Connection, lines: Iterable[str], now: datetime) -> LoadReport:
             report.loaded += _write(conn, chunk, now)
             chunk = {}
     report.loaded += _write(conn, chunk, now)
+    statistics.fold_unknown_skus(conn)
     known = select(_products.c.sku).where(_products.c.sku == _unknown.c.sku).exists()
     report.newly_known = conn.execute(delete(_unknown).where(known)).rowcount
     count, lines_total = conn.execute(select(func.count(), func.coalesce(func.sum(_unknown.c.lines), 0))).one()

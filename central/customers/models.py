@@ -52,6 +52,22 @@ class UnknownSku(Base):
     lines: Mapped[int] = mapped_column(BigInteger)
 
 
+class UnknownSkuSighting(Base):
+    """Sale lines of one SKU the catalogue did not hold, as one ingest transaction found them.
+
+    Ingest appends these rows (at the end of the table's key) instead of adding to
+    ``unknown_skus`` in place, where every new SKU lands at a random place of the key and dirties a
+    page of its own; :func:`central.customers.statistics.fold_unknown_skus` moves them into
+    ``unknown_skus`` in bulk.
+    """
+
+    __tablename__ = "unknown_sku_sightings"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    sku: Mapped[str] = mapped_column(String(64))
+    lines: Mapped[int] = mapped_column(BigInteger)
+
+
 class CustomerStats(Base):
     """A customer's purchase statistics, kept current by ingest (amounts in cents).
 

@@ -171,7 +171,7 @@ def _unknown_skus(conn: Connection) -> None:
 
 def rebuild_all(conn: Connection, offset_minutes: int) -> None:
     """Recompute every customer's statistics and the unknown-SKU counts from the stored events."""
-    for name in (*STAT_TABLES, "unknown_skus"):
+    for name in (*STAT_TABLES, "unknown_skus", "unknown_sku_sightings"):
         conn.exec_driver_sql(f"DELETE FROM {name}")  # noqa: S608 - our own names
     _insert_statistics(conn, sales_sql(conn, offset_minutes), analyze=True)
     _unknown_skus(conn)

@@ -9,11 +9,16 @@ care about order, so the tables equal a full recompute whatever order sales arri
 Customers a merge or split marked (``recompute_marks``) are not added to: up to
 ``customers.marks_per_batch`` of them are recomputed from their events by the set-based SQL in
 :mod:`central.customers.rebuild`, which already sees this batch's sales, and their marks cleared.
+
+SKUs the catalogue does not hold are appended to ``unknown_sku_sightings`` (one row a SKU and
+transaction) and folded into ``unknown_skus`` by :func:`fold_unknown_skus`: by ingest itself each
+time the log has grown by ``FOLD_ROWS`` rows, and by the catalogue's load before it reports.
 """
 
 from __future__ import annotations
 
 import functools
+import hashlib
 import sqlite3
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -35,6 +40,7 @@ from central.customers.models import (
     CustomerStore,
     Product,
     UnknownSku,
+    UnknownSkuSighting,
 )
 from central.customers.sales import (
     CHANNELS,
@@ -93,8 +99,15 @@ _STORES = StatTable(
 _CATEGORIES = StatTable(
     table(CustomerCategory), ("customer_id", "category"), ("purchases",), ("first_purchase_at",), ("last_purchase_at",)
 )
-_UNKNOWN = StatTable(table(UnknownSku), ("sku",), ("lines",))
 CUSTOMER_TABLES = (_STATS, _DAYS, _STORES, _CATEGORIES)  # keyed by customer first
+_unknown = table(UnknownSku)
+_sightings = table(UnknownSkuSighting)
+# Ingest folds the log into unknown_skus each time its ids pass a multiple of this: often enough
+# to keep the log small, seldom enough that one fold, sorted by SKU, writes each page of
+# unknown_skus about once for the many batches whose new SKUs landed on it.
+FOLD_ROWS = 50_000
+# Transaction-level advisory lock that lets one PostgreSQL transaction fold at a time.
+_FOLD_LOCK = int.from_bytes(hashlib.sha256(b"central:unknown-sku-fold").digest()[:8], "big", signed=True)
 
 
 def settings() -> tuple[int, int]:
@@ -166,8 +179,64 @@ def _owners_of(conn: Connection, event_pks: list[int]) -> dict[int, int]:
 
 
 def _write(conn: Connection, tables: tuple[dict[Any, list[Any]], ...]) -> None:
-    for target, rows in zip((_STATS, _DAYS, _STORES, _CATEGORIES, _UNKNOWN), tables, strict=True):
+    *by_customer, unknown = tables
+    for target, rows in zip(CUSTOMER_TABLES, by_customer, strict=True):
         upsert(conn, target, rows)
+    if unknown:
+        _log_unknown(conn, list(unknown.values()))
+
+
+def _log_unknown(conn: Connection, rows: list[list[Any]]) -> None:
+    """Append this transaction's unknown SKUs (sku, lines) to the log; fold it when its ids pass FOLD_ROWS again."""
+    sql = f"INSERT INTO {_sightings.name} (sku, lines)"
+    if conn.dialect.name == "postgresql":
+        skus, lines = zip(*rows, strict=True)
+        conn.exec_driver_sql(
+            f"{sql} SELECT * FROM unnest(CAST(%s AS text[]), CAST(%s AS bigint[]))",  # noqa: S608 - our own names
+            (bulk.pg_array(skus, "text"), bulk.pg_array(lines, "json")),
+        )
+        last = conn.exec_driver_sql(f"SELECT currval(pg_get_serial_sequence('{_sightings.name}', 'id'))").scalar_one()
+    else:
+        if not conn.in_transaction():
+            conn.begin()  # as exec_driver_sql would: central's "begin" hook issues BEGIN IMMEDIATE
+        cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        try:
+            cursor.executemany(f"{sql} VALUES (?, ?)", rows)
+            last = cursor.execute("SELECT last_insert_rowid()").fetchone()[0]
+        except sqlite3.Error as exc:
+            raise DBAPIError.instance(sql, rows, exc, sqlite3.Error) from exc
+        finally:
+            cursor.close()
+    if (last - len(rows)) // FOLD_ROWS != last // FOLD_ROWS:
+        fold_unknown_skus(conn, wait=False)
+
+
+def fold_unknown_skus(conn: Connection, *, wait: bool = True) -> bool:
+    """Add the log of unknown SKUs into ``unknown_skus`` in SKU order, and empty it, in the caller's transaction.
+
+    On PostgreSQL one transaction folds at a time; with ``wait=False`` (ingest) a transaction that
+    finds another folding leaves the log to it and returns False. Rows of transactions not yet
+    committed stay for the next fold.
+    """
+    updates = "lines = t.lines + excluded.lines"
+    if conn.dialect.name == "postgresql":
+        if wait:
+            conn.exec_driver_sql("SELECT pg_advisory_xact_lock(%s)", (_FOLD_LOCK,))
+        elif not conn.exec_driver_sql("SELECT pg_try_advisory_xact_lock(%s)", (_FOLD_LOCK,)).scalar():
+            return False
+        conn.exec_driver_sql(
+            f"WITH moved AS (DELETE FROM {_sightings.name} RETURNING sku, lines)"  # noqa: S608 - our own names
+            f" INSERT INTO {_unknown.name} AS t (sku, lines) SELECT sku, SUM(lines) FROM moved GROUP BY sku"
+            f" ORDER BY sku ON CONFLICT (sku) DO UPDATE SET {updates}"
+        )
+        return True
+    # One writer at a time on SQLite: the DELETE removes exactly the rows the INSERT read.
+    conn.exec_driver_sql(
+        f"INSERT INTO {_unknown.name} AS t (sku, lines) SELECT sku, SUM(lines) FROM {_sightings.name}"  # noqa: S608
+        f" WHERE true GROUP BY sku ORDER BY sku ON CONFLICT (sku) DO UPDATE SET {updates}"
+    )
+    conn.exec_driver_sql(f"DELETE FROM {_sightings.name}")  # noqa: S608 - our own names
+    return True
 
 
 def _rows(

@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 
+from central.customers import statistics
 from central.db import make_engine
 from central.sources.events import SourceRow, read_events, stage_rows
 from tests.central.sources_support import default_registry
@@ -90,8 +91,10 @@ def store(engine: Engine, events: Sequence[dict[str, Any]], source: str = "pos_b
 
 
 def snapshot(engine: Engine) -> dict[str, list[tuple[Any, ...]]]:
-    """Every statistics row, in key order."""
+    """Every statistics row, in key order (the log of unknown SKUs folded first)."""
     out = {}
+    with engine.begin() as conn:
+        statistics.fold_unknown_skus(conn)
     with engine.connect() as conn:
         for name, order in STAT_TABLES.items():
             out[name] = [tuple(r) for r in conn.execute(text(f"SELECT * FROM {name} ORDER BY {order}"))]  # noqa: S608

@@ -74,7 +74,7 @@ def test_upgrade_is_idempotent(backend):
     upgrade(backend.url)
     engine = make_engine(backend.url)
     try:
-        assert current_revision(engine) == head_revision() == "0021_coupon_index"
+        assert current_revision(engine) == head_revision() == "0022_unknown_sku_log"
     finally:
         engine.dispose()
 
