@@ -53,7 +53,7 @@ def totals_statement(import_id: int) -> Select[str, int]:
 
 def totals(db: Session, import_id: int) -> Totals:
     """Rows by outcome for one import."""
-    counts: dict[str, int] = dict(db.execute(totals_statement(import_id)).tuples().all())
+    counts: dict[str, int] = dict(db.execute(totals_statement(import_id)).all())
     return Totals(sum(counts.values()), counts)
 
 
