@@ -5,7 +5,9 @@
 * New members per store and local day: ``member.signup`` events, counted from the index
   ``(kind, observed_at, store_id)`` without reading the events themselves, and kept per past day
   in ``new_member_days`` by the hourly ``store_alerts`` job, so a view counts only today from the
-  events. Days are the chain's local days (``customers.utc_offset_minutes``).
+  events. A sign-up stored for a past day (an agent back online, a backfill) takes that day out of
+  the kept ones until the job's next run, so the view counts it from the events meanwhile. Days
+  are the chain's local days (``customers.utc_offset_minutes``).
 * Sales by value tier: customers and their spending per ``value_tier`` tag (loyal, potential,
   dormant, other); for some stores only, what the tier's customers spent in those stores.
 * The RFM grid: customers per recency and frequency score (1-5, the ``rfm.r`` and ``rfm.f`` tags),
@@ -20,7 +22,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
@@ -28,6 +30,7 @@ from typing import Any
 from sqlalchemy import Connection, bindparam, delete, func, insert, select, text
 from sqlalchemy.orm import Session
 
+from central.customers import statistics
 from central.customers.models import NewMemberDay, OverviewFigure
 from central.customers.tags import Sql
 from central.fleet.models import Device
@@ -139,7 +142,8 @@ def new_members(
         query = query.where(d.c.store_id.in_(list(stores)))
     out: dict[str, dict[date, int]] = {}
     for store_id, day, members in db.execute(query):
-        out.setdefault(store_id, {})[day] = members
+        if day in covered:
+            out.setdefault(store_id, {})[day] = members
     missing = [first + timedelta(days=n) for n in range((last - first).days + 1)]
     missing = [day for day in missing if day not in covered]
     if missing:
@@ -148,6 +152,21 @@ def new_members(
                 if day not in covered:
                     out.setdefault(store_id, {})[day] = members
     return out
+
+
+def signups_stored(
+    conn: Connection, events: Iterable[statistics.StoredEvent], offset_minutes: int | None = None
+) -> None:
+    """Take the local days of freshly stored store sign-ups out of the counted days of ``new_member_days``.
+
+    Called in the transaction that stores ``events``; the ``store_alerts`` job counts those days
+    again at its next run, and views count them from the events until then.
+    """
+    offset = statistics.settings()[0] if offset_minutes is None else offset_minutes
+    days = {local_today(at, offset) for _, kind, store_id, at, _ in events if kind == SIGNUP and store_id}
+    if days:
+        d = _member_days
+        conn.execute(delete(d).where(d.c.store_id == "", d.c.day.in_(sorted(days))))
 
 
 def count_new_members(conn: Connection, first: date, last: date, offset_minutes: int) -> int:

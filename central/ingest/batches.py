@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session
 from central import bulk
 from central.auth import AuthenticatedDevice
 from central.campaigns import coupon_redemptions, coupons
-from central.customers import consent, purchases, statistics
+from central.customers import consent, dashboard, purchases, statistics
 from central.customers.models import Receipt
 from central.errors import ConcurrentChange
 from central.fleet.models import Device
@@ -222,10 +222,9 @@ def _store_once(db: Session, device: AuthenticatedDevice, batch: wire.DecodedBat
     ]
     if scans or receipts:
         linking.record(db, device.device_id, scans, [r.observed_at for r in receipts], now=now, window=_link_window())
-    statistics.record_sales(
-        db.connection(),
-        [(pks[r.event.event_id], r.event.kind, r.event.store_id, r.observed_at, r.event.payload) for r in fresh],
-    )
+    stored = [(pks[r.event.event_id], r.event.kind, r.event.store_id, r.observed_at, r.event.payload) for r in fresh]
+    statistics.record_sales(db.connection(), stored)
+    dashboard.signups_stored(db.connection(), stored)
     _touch_device(db, device, rows, fresh, now)
     return wire.Reply(
         accepted=tuple(r.event.event_id for r in fresh),

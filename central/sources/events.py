@@ -24,7 +24,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from central import bulk
-from central.customers import consent, statistics
+from central.customers import consent, dashboard, statistics
 from central.identity.registry import Registry
 from central.identity.resolve import IdentityFact, Resolution, resolve
 from central.ingest.batches import _EVENT_COLUMNS, MAX_ATTEMPTS, _is_retryable
@@ -195,14 +195,13 @@ def stage_rows(
             now=now,
             actor=device_id,
         )
-    statistics.record_sales(
-        db.connection(),
-        [
-            (pks[r.event.event_id], r.event.kind, r.event.store_id, r.observed_at, r.event.payload)
-            for r in rows
-            if r.event.event_id in pks
-        ],
-    )
+    stored = [
+        (pks[r.event.event_id], r.event.kind, r.event.store_id, r.observed_at, r.event.payload)
+        for r in rows
+        if r.event.event_id in pks
+    ]
+    statistics.record_sales(db.connection(), stored)
+    dashboard.signups_stored(db.connection(), stored)
     return staged
 
 

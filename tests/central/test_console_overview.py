@@ -212,10 +212,23 @@ def test_past_days_are_kept_by_the_job_and_today_is_counted_live(chain, client, 
     late = _signups("S001", SUNDAY, 1, 900) + _signups("S001", SUNDAY + timedelta(days=1), 1, 901)
     assert len(post_events(client, new_key(chain), late).get_json()["accepted"]) == 2
     s001 = _chart(_page(chain, "admin"))["new_members"]["S001"]
-    assert (s001[-2], s001[-1]) == (1, 1)  # today at once; Sunday at the job's next run
+    assert (s001[-2], s001[-1]) == (2, 1)  # both at once: Sunday is counted from the events until the job runs
     assert scheduler.run_now(sessions, chain.config["CENTRAL"], "store_alerts", clock) == OK
     s001 = _chart(_page(chain, "admin"))["new_members"]["S001"]
     assert (s001[-2], s001[-1]) == (2, 1)
+
+
+def test_a_late_sign_up_from_a_till_shows_before_the_job_runs_again(chain, agent, client, clock):
+    sessions = central_db.session_factory(chain)
+    assert scheduler.run_now(sessions, chain.config["CENTRAL"], "store_alerts", clock) == OK
+    before = _chart(_page(chain, "admin"))["new_members"]["S001"]
+    saturday = datetime.fromisoformat(_at(SUNDAY - timedelta(days=1), 15))
+    agent.send(client, [agent.event("member.signup", {}, observed_at=saturday)])
+    after = _chart(_page(chain, "admin"))["new_members"]["S001"]
+    assert after[-3] == before[-3] + 1
+    assert after[:-3] + after[-2:] == before[:-3] + before[-2:]
+    assert scheduler.run_now(sessions, chain.config["CENTRAL"], "store_alerts", clock) == OK
+    assert _chart(_page(chain, "admin"))["new_members"]["S001"] == after
 
 
 def test_an_online_sign_up_names_no_store_and_the_job_still_keeps_the_days(chain, client, clock):
