@@ -250,7 +250,7 @@ class CentralConfig:
         "customers.utc_offset_minutes",
         480,
         "Minutes the chain's local time is ahead of UTC; days, times of day and weekdays of purchases are"
-        " counted in it.",
+        " counted in it, and the console shows and reads times in it.",
         minimum=-720,
         maximum=840,
     )

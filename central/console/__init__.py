@@ -2,18 +2,22 @@
 
 Views and templates only: the pages call the domains' functions, never SQL. Every view declares its
 roles (``central.accounts.web.roles``); a test fails on any console route that does not.
+
+Times are shown, and typed in forms, in the chain's local time (``customers.utc_offset_minutes``)
+with the offset written beside them: ``2026-12-02 09:55:35 UTC+08:00``.
 """
 
 from __future__ import annotations
 
 import hashlib
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from flask import Blueprint, Flask, request
+from flask import Blueprint, Flask, current_app, request
 from flask_babel import Babel
+from markupsafe import Markup
 from werkzeug.security import safe_join
 
 from central.accounts import web
@@ -82,9 +86,30 @@ def ago(moment: datetime | None, now: datetime) -> str:
     return f"{seconds // 86400} d"
 
 
-def utc(moment: datetime | None) -> str:
-    """An absolute UTC time for tables: 2026-11-23 02:00:00 UTC."""
-    return "—" if moment is None else moment.strftime("%Y-%m-%d %H:%M:%S UTC")
+def offset_minutes() -> int:
+    """The chain's local time as minutes east of UTC."""
+    return int(current_app.config["CENTRAL"].customers_utc_offset_minutes)
+
+
+def offset_text(minutes: int) -> str:
+    """An offset as ISO 8601 writes it: +08:00."""
+    sign = "+" if minutes >= 0 else "-"
+    return f"{sign}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}"
+
+
+def local_time(moment: datetime | None) -> Markup | str:
+    """An instant for pages, in the chain's local time with its offset, in a ``<time>`` element.
+
+    ``2026-12-02 09:55:35 UTC+08:00``; the element's ``datetime`` attribute carries the instant in
+    UTC for scripts and tests. A naive value is taken as UTC, as central stores times.
+    """
+    if moment is None:
+        return "—"
+    instant = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    minutes = offset_minutes()
+    shown = (instant + timedelta(minutes=minutes)).strftime("%Y-%m-%d %H:%M:%S")
+    stamp = instant.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return Markup('<time datetime="{}">{} UTC{}</time>').format(stamp, shown, offset_text(minutes))
 
 
 def select_locale() -> str:
@@ -116,7 +141,7 @@ def _globals() -> dict[str, object]:
         "can": policy(active.role if active else ""),
         "lang": select_locale(),
         "ago": ago,
-        "utc": utc,
+        "local_time": local_time,
         "nav": navigation.nav_for(active.role) if active else [],
         "role_labels": navigation.ROLE_LABELS,
         "titles": navigation.TITLES,

@@ -23,7 +23,7 @@ from central.accounts import web
 from central.accounts.roles import ADMIN, MARKETING
 from central.campaigns import coupons, snapshots, triggers
 from central.campaigns.triggers.kinds import Param
-from central.console import bp
+from central.console import bp, offset_minutes, offset_text
 from central.console.auditing import record_audit
 from central.console.navigation import ACTION_LABELS, PARAM_LABELS, PURPOSE_LABELS, TRIGGER_KIND_LABELS
 from central.console.segments import CHANNEL_LABELS
@@ -51,16 +51,6 @@ def _actor() -> str:
     return active.username if active else "console"
 
 
-def _offset_minutes() -> int:
-    return int(current_app.config["CENTRAL"].customers_utc_offset_minutes)
-
-
-def _offset_text() -> str:
-    minutes = _offset_minutes()
-    sign = "+" if minutes >= 0 else "-"
-    return f"{sign}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}"
-
-
 def _form(fields: tuple[str, ...]) -> dict[str, str]:
     return {k: request.form.get(k, "").strip()[:MAX_FIELD] for k in fields}
 
@@ -74,11 +64,11 @@ def _whole(key: str, text: str) -> int:
 
 def _local_time(key: str, text: str) -> Any:
     """A time typed in the chain's local time (``2026-12-01T00:00``), or with its own offset."""
-    return coupons.parse_time(key, text if _HAS_OFFSET.search(text) else text + _offset_text())
+    return coupons.parse_time(key, text if _HAS_OFFSET.search(text) else text + offset_text(offset_minutes()))
 
 
 def _coupon_defaults() -> dict[str, str]:
-    local = clock.now() + timedelta(minutes=_offset_minutes())
+    local = clock.now() + timedelta(minutes=offset_minutes())
     start = local.replace(hour=0, minute=0, second=0, microsecond=0)
     return {
         "name": "",
@@ -92,7 +82,8 @@ def _coupon_defaults() -> dict[str, str]:
 
 
 def _coupon_page(form: dict[str, str], problem: str | None = None, status: int = 200) -> ResponseReturnValue:
-    html = render_template("coupon_form.html", page="campaigns", form=form, problem=problem, offset=_offset_text())
+    offset = offset_text(offset_minutes())
+    html = render_template("coupon_form.html", page="campaigns", form=form, problem=problem, offset=offset)
     return html, status
 
 
@@ -268,7 +259,7 @@ def resume_trigger(trigger_id: int) -> ResponseReturnValue:
 def refresh_effect(trigger_id: int) -> ResponseReturnValue:
     """Recompute the trigger's effect report now instead of at the ``reports`` job's next run."""
     db = get_session()
-    if snapshots.refresh_effect(db, trigger_id, clock.now(), _offset_minutes()) is None:
+    if snapshots.refresh_effect(db, trigger_id, clock.now(), offset_minutes()) is None:
         abort(404)
     record_audit("report.refresh", f"trigger:{trigger_id}", report=snapshots.EFFECT)
     db.commit()

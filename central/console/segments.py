@@ -14,7 +14,7 @@ from flask.typing import ResponseReturnValue
 from central import clock
 from central.accounts import web
 from central.accounts.roles import ADMIN, MARKETING
-from central.console import bp
+from central.console import bp, offset_minutes
 from central.console.auditing import record_audit
 from central.customers.consent import CHANNELS
 from central.db import get_session, session_factory
@@ -26,17 +26,13 @@ CHANNEL_LABELS = {"sms": "短信", "wechat": "微信", "app_push": "App 推送",
 MAX_RULE = 4000
 
 
-def _offset() -> int:
-    return int(current_app.config["CENTRAL"].customers_utc_offset_minutes)
-
-
 def _problem(exc: SegmentError) -> dict[str, Any]:
     return exc.to_json()
 
 
 def _page(status: int = 200, **form: Any) -> ResponseReturnValue:
     db = get_session()
-    offset = _offset()
+    offset = offset_minutes()
     today = evaluation.local_today(clock.now(), offset)
     # A live count reads every customer: the list shows the stored members of each segment's last
     # evaluation and counts live only the segment asked for (``?count=NAME``), so the page stays
@@ -109,7 +105,7 @@ def evaluate_segment(name: str) -> ResponseReturnValue:
     db = get_session()
     if definitions.find(db, name) is None:
         abort(404)
-    done = evaluation.evaluate(db, name, clock.now(), _offset())
+    done = evaluation.evaluate(db, name, clock.now(), offset_minutes())
     record_audit("segment.evaluate", f"segment:{name}", **done.to_json())
     db.commit()
     return redirect(url_for("console.segments"))
@@ -126,7 +122,7 @@ def export_segment(name: str) -> ResponseReturnValue:
     unmasked = web.current_policy().unmasked
     record_audit("segment.export", f"segment:{name}", to="csv", masked=not unmasked, version=row.evaluated_version)
     db.commit()
-    today = evaluation.local_today(clock.now(), _offset())
+    today = evaluation.local_today(clock.now(), offset_minutes())
     chunks = exports.csv_chunks(session_factory(current_app), row, today, unmasked=unmasked)
     response = Response(stream_with_context(chunks), mimetype="text/csv")
     response.headers["Content-Disposition"] = f'attachment; filename="segment-{name}.csv"'

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -11,6 +11,7 @@ from sqlalchemy import event, select
 
 from central import db as central_db
 from central.campaigns import coupons
+from central.console import local_time
 from central.customers import tagging
 from central.identity.models import Customer, Identifier, LedgerEntry, ReviewItem
 from central.models import AuditLog
@@ -377,3 +378,20 @@ def test_marketing_and_customer_service_see_masked_data_and_stored_xss_is_inert(
             assert "&lt;script&gt;alert(1)&lt;/script&gt;" in client.get(page).get_data(as_text=True)
     masked = _as(app, "marketing").get(f"/console/customers/{member}").get_data(as_text=True)
     assert "张*" in masked and "张三丰" not in masked and "1990-**-**" in masked and "VIP00421234" not in masked
+
+
+def test_times_are_shown_in_the_chains_local_time_with_its_offset(app, member):
+    html = _as(app, "admin").get(f"/console/customers/{member}").get_data(as_text=True)
+    consents = html[html.index('id="consents"') : html.index('id="timeline"')]
+    # The withdrawal was observed at 08:00 in Beijing (00:00 UTC); the tests' chain is at UTC+8.
+    assert '<time datetime="2026-11-21T00:00:00Z">2026-11-21 08:00:00 UTC+08:00</time>' in consents
+    assert " UTC<" not in html and " UTC " not in html
+
+
+@SQLITE_ONLY
+def test_a_chain_west_of_greenwich_sees_its_own_offset(make_app):
+    app = make_app(customers__utc_offset_minutes=-210)
+    with app.test_request_context():
+        shown = local_time(datetime(2026, 11, 21, 2, 0, tzinfo=UTC))
+        naive = local_time(datetime(2026, 11, 21, 2, 0))  # stored times are UTC
+    assert shown == naive == '<time datetime="2026-11-21T02:00:00Z">2026-11-20 22:30:00 UTC-03:30</time>'

@@ -200,7 +200,11 @@ def test_campaign_figures_by_tier_and_store_match_a_hand_count(app, client, agen
     clock = app.config["CLOCK"]
     assert run_now(central_db.session_factory(app), app.config["CENTRAL"], "reports", clock) == "ok"
     detail = finance.get(f"/console/campaigns/coupons/{campaign.id}").get_data(as_text=True)
-    assert f"按 {clock().strftime('%Y-%m-%d %H:%M:%S')} UTC 的会员层级计算" in detail
+    beijing = clock() + timedelta(hours=8)  # shown in the chain's local time (UTC+8 in the tests)
+    assert (
+        f'按 <time datetime="{clock():%Y-%m-%dT%H:%M:%SZ}">{beijing:%Y-%m-%d %H:%M:%S} UTC+08:00</time> 的会员层级计算'
+        in detail
+    )
     assert _row(detail, "data-tier", "loyal") == "忠诚 2 2 100.0 % 1"
     assert _row(detail, "data-tier", "dormant") == "沉睡 1 1 100.0 % 0"
     assert _row(detail, "data-tier", "untiered") == "未分层 1 0 0.0 % 0"
@@ -246,7 +250,7 @@ def test_imports_show_their_runs_progress_and_report_and_jobs_their_last_run(app
     jobs = admin.get("/console/imports").get_data(as_text=True)
     webhooks = _row(jobs, "data-job", "webhooks")
     next_at = app.config["CLOCK"]() + timedelta(seconds=config.scheduler_webhooks_interval)
-    assert "成功" in webhooks and next_at.strftime("%Y-%m-%d %H:%M:%S UTC") in webhooks
+    assert "成功" in webhooks and (next_at + timedelta(hours=8)).strftime("%Y-%m-%d %H:%M:%S UTC+08:00") in webhooks
     assert "尚未运行" in _row(jobs, "data-job", "triggers")
     for role in ("technician", "marketing", "finance"):
         assert _as(app, role).get(f"/console/imports/{import_id}").status_code == 403

@@ -107,7 +107,7 @@ def test_marketing_refreshes_a_report_at_once_with_the_csrf_token_and_it_is_audi
     assert response.status_code == 302 and response.headers["Location"].endswith(f"{page}#by-tier")
     with sessions() as db:
         assert snapshots.stored_tiers(db, campaign.id).computed_at == clock()
-    assert clock().strftime("%Y-%m-%d %H:%M:%S") in marketing.get(page).get_data(as_text=True)
+    assert (clock() + timedelta(hours=8)).strftime("%Y-%m-%d %H:%M:%S") in marketing.get(page).get_data(as_text=True)
     assert marketing.post("/console/campaigns/coupons/999/tiers", data={"csrf_token": token}).status_code == 404
     assert marketing.post("/console/campaigns/triggers/999/effect", data={"csrf_token": token}).status_code == 404
     audited = [(r.actor, r.action, r.subject) for r in table_rows(app, AuditLog) if r.action == "report.refresh"]
@@ -128,6 +128,10 @@ def test_a_trigger_page_shows_its_snapshot_and_refreshes_it(app, history):  # no
     response = marketing.post(f"{page}/effect", data={"csrf_token": csrf_from(html)})
     assert response.status_code == 302 and response.headers["Location"].endswith(f"{page}#effect")
     html = marketing.get(page).get_data(as_text=True)
-    assert "执行组" in html and "60.00" in html and clock().strftime("%Y-%m-%d %H:%M:%S UTC") in html
+    assert (
+        "执行组" in html
+        and "60.00" in html
+        and (clock() + timedelta(hours=8)).strftime("%Y-%m-%d %H:%M:%S UTC+08:00") in html
+    )
     audited = [(r.action, r.subject) for r in table_rows(app, AuditLog) if r.action == "report.refresh"]
     assert audited == [("report.refresh", f"trigger:{trigger_id}")]
