@@ -17,6 +17,8 @@ Every view of a customer writes an audit row; every change is a CSRF-checked POS
 
 from __future__ import annotations
 
+from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from flask import abort, current_app, redirect, render_template, request, url_for
@@ -31,7 +33,14 @@ from central.console.customer_labels import DONE, PROBLEMS
 from central.console.navigation import CUSTOMER_ROLES
 from central.customers import consent_gate, notes, profile, timeline
 from central.customers.name_search import find_by_name_prefix
-from central.customers.queries import find_by_name, find_customer, money, recent_customers, survivor_of
+from central.customers.queries import (
+    find_by_name,
+    find_customer,
+    money,
+    purchase_totals,
+    recent_customers,
+    survivor_of,
+)
 from central.db import get_session
 from central.identity import golden, history, resolve, split
 from central.identity.registry import Registry
@@ -166,7 +175,8 @@ def _tags(customer_id: int) -> list[dict[str, Any]]:
     for tag in profile.tags_of(get_session().connection(), customer_id):
         why = tag["why"] if isinstance(tag["why"], dict) else {}
         inputs = [(str(k), shown_text(v if isinstance(v, str) else str(v))) for k, v in sorted(why.items())]
-        out.append({**tag, "value": shown_text(str(tag["value"])), "inputs": inputs})
+        at = datetime.fromisoformat(tag["computed_at"]) if tag["computed_at"] else None  # the API's text form
+        out.append({**tag, "value": shown_text(str(tag["value"])), "inputs": inputs, "computed_at": at})
     return out
 
 
@@ -237,6 +247,7 @@ def customer(customer_id: int) -> ResponseReturnValue:
         "customer.html",
         page="customers",
         customer=row,
+        purchases=purchase_totals(db, [customer_id]).get(customer_id, (0, Decimal("0"))),
         live=live,
         identifiers=identifiers,
         attributes=_golden_rows(customer_id),

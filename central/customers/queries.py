@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from central.customers.models import Receipt
+from central.customers.models import CustomerStats, Receipt
 from central.identity.models import Customer, GoldenAttribute, Identifier
 from shared.masking import mask_identifier
 from shared.wire import format_time
@@ -45,6 +45,8 @@ class CustomerSummary:
     last_seen_at: datetime
     receipts_count: int
     total_spent: Decimal
+    purchases: int = 0
+    spent: Decimal = Decimal("0")
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -54,6 +56,8 @@ class CustomerSummary:
             "last_seen_at": _time(self.last_seen_at),
             "receipts_count": self.receipts_count,
             "total_spent": money(self.total_spent),
+            "purchases": self.purchases,
+            "spent": money(self.spent),
         }
 
 
@@ -90,16 +94,35 @@ def _identifiers_of(db: Session, customer_ids: list[int]) -> dict[int, list[Mask
     return out
 
 
+def purchase_totals(db: Session, customer_ids: list[int]) -> dict[int, tuple[int, Decimal]]:
+    """(purchases, spent) of each customer that has bought, over every channel and source.
+
+    From the purchase statistics (``customer_stats``), which every ingest path keeps; a customer's
+    ``receipts_count`` and ``total_spent`` count only the receipts agents delivered from tills.
+    """
+    if not customer_ids:
+        return {}
+    rows = db.execute(
+        select(CustomerStats.customer_id, CustomerStats.purchases, CustomerStats.spent).where(
+            CustomerStats.customer_id.in_(customer_ids)
+        )
+    )
+    return {cid: (purchases, Decimal(spent) / 100) for cid, purchases, spent in rows}
+
+
 def _summaries(db: Session, customers: list[Customer]) -> list[CustomerSummary]:
-    idents = _identifiers_of(db, [c.id for c in customers])
+    ids = [c.id for c in customers]
+    idents = _identifiers_of(db, ids)
+    totals = purchase_totals(db, ids)
     return [
         CustomerSummary(
-            id=c.id,
-            identifiers=tuple(idents[c.id]),
-            first_seen_at=c.first_seen_at,
-            last_seen_at=c.last_seen_at,
-            receipts_count=c.receipts_count,
-            total_spent=c.total_spent,
+            c.id,
+            tuple(idents[c.id]),
+            c.first_seen_at,
+            c.last_seen_at,
+            c.receipts_count,
+            c.total_spent,
+            *totals.get(c.id, (0, Decimal("0"))),
         )
         for c in customers
     ]

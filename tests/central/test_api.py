@@ -40,6 +40,8 @@ def test_customers_are_listed_masked_newest_first(app, client, agent, user_clien
         "last_seen_at": "2026-11-23T02:00:00.000Z",
         "receipts_count": 1,
         "total_spent": "12.50",
+        "purchases": 1,
+        "spent": "12.50",
     }
     text = response.get_data(as_text=True)
     assert "13812345678" not in text and "VIP00421234" not in text

@@ -381,10 +381,14 @@ def test_marketing_and_customer_service_see_masked_data_and_stored_xss_is_inert(
 
 
 def test_times_are_shown_in_the_chains_local_time_with_its_offset(app, member):
+    with central_db.engine_for(app).begin() as conn:
+        tagging.recompute(conn, app.config["CENTRAL"], datetime(2026, 11, 23, 2, 0, tzinfo=UTC))
     html = _as(app, "admin").get(f"/console/customers/{member}").get_data(as_text=True)
     consents = html[html.index('id="consents"') : html.index('id="timeline"')]
     # The withdrawal was observed at 08:00 in Beijing (00:00 UTC); the tests' chain is at UTC+8.
     assert '<time datetime="2026-11-21T00:00:00Z">2026-11-21 08:00:00 UTC+08:00</time>' in consents
+    tags = html[html.index('id="tags"') : html.index('id="consents"')]
+    assert "2026-11-23 10:00:00 UTC+08:00</time>" in tags and "Z<" not in tags  # when the tag was computed
     assert " UTC<" not in html and " UTC " not in html
 
 
@@ -395,3 +399,12 @@ def test_a_chain_west_of_greenwich_sees_its_own_offset(make_app):
         shown = local_time(datetime(2026, 11, 21, 2, 0, tzinfo=UTC))
         naive = local_time(datetime(2026, 11, 21, 2, 0))  # stored times are UTC
     assert shown == naive == '<time datetime="2026-11-21T02:00:00Z">2026-11-20 22:30:00 UTC-03:30</time>'
+
+
+def test_the_header_counts_purchases_over_every_channel_like_the_timeline(app, member):
+    html = _as(app, "admin").get(f"/console/customers/{member}").get_data(as_text=True)
+    # The till's receipt (12.50) and the mini-program's order (59.00), as in the timeline below.
+    assert '<span id="purchases">2</span>' in html and '<span id="spent">71.50</span>' in html
+    api = _as(app, "admin").get(f"/api/v1/customers/{member}").get_json()["customer"]
+    assert (api["purchases"], api["spent"]) == (2, "71.50")
+    assert (api["receipts_count"], api["total_spent"]) == (1, "12.50")  # the tills' receipts alone
