@@ -177,6 +177,14 @@ class CentralConfig:
         minimum=5.0,
         maximum=86400,
     )
+    scheduler_tags_hour: int = setting(
+        "scheduler.tags_hour",
+        3,
+        "Hour of the day, in the chain's local time (customers.utc_offset_minutes), at which the tags job"
+        " recomputes every built-in tag; -1: never (run `central-server recompute-tags` yourself).",
+        minimum=-1,
+        maximum=23,
+    )
     scheduler_triggers_interval: float = setting(
         "scheduler.triggers_interval",
         3600.0,

@@ -5,6 +5,12 @@ Jobs are declared in :data:`JOBS` (name, interval setting, function); a domain a
 (:mod:`central.jobs`) lets one of them run each job at a time and the others skip that turn.
 ``GET /api/v1/jobs`` shows every job with its current or last run, and
 ``central-server run-job NAME`` runs one now, under the same lease.
+
+Most jobs run at start-up and then every interval. The ``tags`` job, the nightly full recompute
+of statistics marks and every built-in tag, runs daily at ``scheduler.tags_hour`` in the chain's
+local time instead, and at start-up only when its last successful run is more than a day old (a
+central that was down at that hour catches up); a recompute of millions of customers takes
+minutes and must not follow every restart.
 """
 
 from __future__ import annotations
@@ -14,18 +20,21 @@ import os
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
 
 from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 from flask import Blueprint, Flask, Response, current_app, jsonify
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from central import db as central_db
 from central.auth import login_required
 from central.clock import Clock
 from central.config import CentralConfig
-from central.jobs import RunContext, last_runs, run_job, run_json
+from central.jobs import OK, JobRun, RunContext, last_runs, run_job, run_json
 
 log = logging.getLogger(__name__)
 bp = Blueprint("jobs", __name__)
@@ -39,6 +48,12 @@ class Job:
     func: Callable[[RunContext], None]
     interval: Callable[[CentralConfig], float]
     help: str
+    # A job run once a day at this local hour (-1: not scheduled) instead of every interval.
+    daily_hour: Callable[[CentralConfig], int] | None = None
+
+    def hour(self, config: CentralConfig) -> int | None:
+        """The local hour a daily job runs at (-1: never), or None for a job run every interval."""
+        return None if self.daily_hour is None else self.daily_hour(config)
 
 
 def _triggers(ctx: RunContext) -> None:
@@ -116,6 +131,17 @@ def _reports(ctx: RunContext) -> None:
     ctx.progress(triggers=0, campaigns=0)  # shown even when there is nothing to refresh
 
 
+def _tags(ctx: RunContext) -> None:
+    from central.customers import tagging  # numpy and scipy (the lifetime model): only this job needs them
+
+    with ctx.sessions() as db:
+        done = tagging.recompute(db.connection(), ctx.settings, ctx.clock())
+        db.commit()
+    if done.clv_problem:
+        log.warning("job tags: %s", done.clv_problem)
+    ctx.progress(tags=sum(done.tags.values()), marked=done.marked, seconds=round(sum(done.seconds.values())))
+
+
 JOBS: dict[str, Job] = {}
 
 
@@ -148,6 +174,15 @@ register_job(
 )
 # Hourly: new members, tags, claimed and redeemed coupons reach the stores' cashier panels within the hour.
 register_job(Job("member_cards", _member_cards, lambda c: 3600.0, "publish each store's masked member cards"))
+register_job(
+    Job(
+        "tags",
+        _tags,
+        lambda c: 86400.0,
+        "recompute marked customers' statistics and every built-in tag (nightly)",
+        daily_hour=lambda c: c.scheduler_tags_hour,
+    )
+)
 
 
 def instance_name(config: CentralConfig) -> str:
@@ -179,20 +214,37 @@ def start(app: Flask) -> BackgroundScheduler:
     scheduler = BackgroundScheduler(timezone="UTC")
     first = datetime.now(UTC)
     for job in JOBS.values():
+        when: dict[str, Any] = {"next_run_time": first}  # once at start-up, then every interval
+        trigger: CronTrigger | IntervalTrigger = IntervalTrigger(seconds=job.interval(config))
+        hour = job.hour(config)
+        if hour is not None:
+            if hour < 0:
+                continue
+            local = timezone(timedelta(minutes=config.customers_utc_offset_minutes))
+            trigger = CronTrigger(hour=hour, minute=0, timezone=local)
+            if not overdue(sessions, job.name, clock()):
+                when = {}  # the trigger's own next time
         scheduler.add_job(
             run_now,
-            IntervalTrigger(seconds=job.interval(config)),
+            trigger,
             args=(sessions, config, job.name, clock),
             id=job.name,
             name=job.name,
             max_instances=1,
             coalesce=True,
             misfire_grace_time=None,
-            next_run_time=first,  # once at start-up, then every interval
+            **when,
         )
     scheduler.start()
     log.info("scheduler started as %s with jobs %s", instance_name(config), ", ".join(sorted(JOBS)))
     return scheduler
+
+
+def overdue(sessions: sessionmaker[Session], name: str, now: datetime) -> bool:
+    """Whether a daily job last succeeded more than a day before ``now`` (never: not overdue, it waits for its hour)."""
+    with sessions() as db:
+        last = db.scalar(select(func.max(JobRun.started_at)).where(JobRun.name == name, JobRun.status == OK))
+    return last is not None and now - last > timedelta(days=1)
 
 
 @bp.get("/api/v1/jobs")
@@ -210,6 +262,7 @@ def jobs() -> Response:
                     "name": name,
                     "help": JOBS[name].help,
                     "interval_seconds": JOBS[name].interval(config),
+                    "daily_hour": JOBS[name].hour(config),
                     "last_run": run_json(runs[name][0]) if runs[name] else None,
                 }
                 for name in sorted(JOBS)

@@ -149,6 +149,7 @@ def _globals() -> dict[str, object]:
         "state_labels": navigation.STATE_LABELS,
         "tier_labels": navigation.TIER_LABELS,
         "status_labels": navigation.JOB_STATUS_LABELS,
+        "job_labels": navigation.JOB_LABELS,
         "outcome_labels": navigation.OUTCOME_LABELS,
     }
 

@@ -36,6 +36,7 @@ class JobLine:
     interval_s: float
     last: Any
     next_at: datetime | None
+    hour: int | None = None  # a daily job's local hour (-1: switched off)
 
 
 def _jobs() -> list[JobLine]:
@@ -45,11 +46,21 @@ def _jobs() -> list[JobLine]:
     out = []
     for name in names:
         job = JOBS[name]
-        interval = job.interval(config)
+        interval, hour = job.interval(config), job.hour(config)
         last = runs[name][0] if runs[name] else None
         next_at = None if last is None or last.status == RUNNING else last.started_at + timedelta(seconds=interval)
-        out.append(JobLine(name, job.help, interval, last, next_at))
+        if hour is not None:
+            next_at = _next_local_hour(hour, config.customers_utc_offset_minutes) if hour >= 0 else None
+        out.append(JobLine(name, job.help, interval, last, next_at, hour))
     return out
+
+
+def _next_local_hour(hour: int, offset_minutes: int) -> datetime:
+    """The next time the chain's local clock shows ``hour``:00, in UTC."""
+    offset = timedelta(minutes=offset_minutes)
+    local = clock.now() + offset
+    at = local.replace(hour=hour, minute=0, second=0, microsecond=0)
+    return (at if at > local else at + timedelta(days=1)) - offset
 
 
 @bp.get("/imports")

@@ -80,6 +80,18 @@ JOB_STATUS_LABELS = {
     "interrupted": "已中断",
 }
 
+# Each scheduled job as the operations page names it (a test checks every registered job has one).
+JOB_LABELS = {
+    "triggers": "执行定时触发规则",
+    "webhooks": "投递到期的 Webhook 回调",
+    "member_beacons": "发布已同意会员的信标日密钥",
+    "segments": "重新计算每个人群的成员",
+    "store_alerts": "检查上一个完整营业日新会员下降的门店",
+    "reports": "刷新营销活动页的报表（触发效果、按层级核销）",
+    "member_cards": "向各门店发布脱敏后的会员卡号",
+    "tags": "每晚重新计算标记客户的统计和全部内置标签",
+}
+
 OUTCOME_LABELS = {
     "new": "新客户",
     "merged": "合并",

@@ -10,12 +10,13 @@ from sqlalchemy import select
 
 from central import db as central_db
 from central.accounts.roles import ROLES
+from central.console.navigation import JOB_LABELS
 from central.fleet import health
 from central.fleet.models import Device, EnrollToken
 from central.identity.models import Identifier
 from central.identity.resolve import resolve
 from central.models import AuditLog
-from central.scheduler import run_now
+from central.scheduler import JOBS, run_now
 from central.sources.import_runs import start_run
 from central.sources.member_import import ImportOptions, plan_import, run_import
 from central.sources.models import ImportRun, SourceKey
@@ -252,6 +253,11 @@ def test_imports_show_their_runs_progress_and_report_and_jobs_their_last_run(app
     next_at = app.config["CLOCK"]() + timedelta(seconds=config.scheduler_webhooks_interval)
     assert "成功" in webhooks and (next_at + timedelta(hours=8)).strftime("%Y-%m-%d %H:%M:%S UTC+08:00") in webhooks
     assert "尚未运行" in _row(jobs, "data-job", "triggers")
+    assert set(JOB_LABELS) == set(JOBS)  # every job is named in Chinese, and in English below
+    assert "投递到期的 Webhook 回调" in webhooks and "deliver due webhook calls" not in webhooks
+    admin.set_cookie("cdp-lang", "en")
+    english = admin.get("/console/imports").get_data(as_text=True)
+    assert "deliver due webhook calls" in _row(english, "data-job", "webhooks")
     for role in ("technician", "marketing", "finance"):
         assert _as(app, role).get(f"/console/imports/{import_id}").status_code == 403
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
 from sqlalchemy import select
 
 from central import db as central_db
 from central import scheduler
+from central.customers.models import CustomerTag
 from central.db import make_engine
 from central.jobs import FAILED, OK, JobRun, acquire, run_job
 from tests.central.support import FakeClock
@@ -97,8 +98,69 @@ def test_runs_are_recorded_with_counts_or_error_and_shown_by_the_api(app, clock,
         "store_alerts",
         "member_cards",
         "reports",
+        "tags",
     }
     assert jobs["triggers"]["last_run"]["status"] == OK
     assert jobs["webhooks"]["last_run"] is None
     assert jobs["triggers"]["interval_seconds"] == config.scheduler_triggers_interval
+    assert (jobs["triggers"]["daily_hour"], jobs["tags"]["daily_hour"]) == (None, 3)
     assert app.test_client().get("/api/v1/jobs").status_code == 401
+
+
+def test_the_nightly_tags_job_recomputes_every_tag_under_its_lease(app, client, agent, clock):
+    receipts = [
+        agent.receipt(f"R{n}", "88.00", phone="13812345678", observed_at=clock() - timedelta(days=n)) for n in (1, 9)
+    ]
+    agent.send(client, receipts)
+    sessions = central_db.session_factory(app)
+    with sessions() as db:
+        assert not db.scalars(select(CustomerTag.tag)).all()
+    assert scheduler.run_now(sessions, app.config["CENTRAL"], "tags", clock) == OK
+    (run,) = _runs(app)
+    with sessions() as db:
+        tags = db.scalars(select(CustomerTag.tag)).all()
+    # Without a profiling consent only the historical spend is kept (the profiling tags need one).
+    assert tags == ["value.spend"] and run.counts["tags"] == 1
+
+
+def test_the_tags_job_waits_for_its_local_hour_unless_a_day_was_missed(make_app, clock):
+    app = make_app(scheduler__tags_hour=4)
+    sessions = central_db.session_factory(app)
+    assert not scheduler.overdue(sessions, "tags", clock())  # never run: it waits for its hour
+    with sessions() as db:
+        db.add(
+            JobRun(
+                name="tags",
+                instance="i1",
+                started_at=clock() - timedelta(hours=30),
+                updated_at=clock(),
+                status=OK,
+                counts={},
+            )
+        )
+        db.add(
+            JobRun(
+                name="tags",
+                instance="i1",
+                started_at=clock() - timedelta(hours=2),
+                updated_at=clock(),
+                status=FAILED,
+                counts={},
+            )
+        )
+        db.commit()
+    assert scheduler.overdue(sessions, "tags", clock())  # the last success is more than a day old
+    assert not scheduler.overdue(sessions, "tags", clock() - timedelta(hours=7))
+
+    running = scheduler.start(make_app(scheduler__tags_hour=4, scheduler__enabled=False))
+    try:
+        at = running.get_job("tags").next_run_time
+        assert at > datetime.now(UTC) - timedelta(minutes=1)
+        assert (at.astimezone(timezone(timedelta(hours=8))).hour, at.minute, at.second) == (4, 0, 0)
+    finally:
+        running.shutdown(wait=True)
+    running = scheduler.start(make_app(scheduler__tags_hour=-1, scheduler__enabled=False))
+    try:
+        assert running.get_job("tags") is None and running.get_job("triggers") is not None
+    finally:
+        running.shutdown(wait=True)
