@@ -128,26 +128,9 @@ def test_the_tags_job_waits_for_its_local_hour_unless_a_day_was_missed(make_app,
     sessions = central_db.session_factory(app)
     assert not scheduler.overdue(sessions, "tags", clock())  # never run: it waits for its hour
     with sessions() as db:
-        db.add(
-            JobRun(
-                name="tags",
-                instance="i1",
-                started_at=clock() - timedelta(hours=30),
-                updated_at=clock(),
-                status=OK,
-                counts={},
-            )
-        )
-        db.add(
-            JobRun(
-                name="tags",
-                instance="i1",
-                started_at=clock() - timedelta(hours=2),
-                updated_at=clock(),
-                status=FAILED,
-                counts={},
-            )
-        )
+        for hours_ago, status in ((30, OK), (2, FAILED)):
+            started = clock() - timedelta(hours=hours_ago)
+            db.add(JobRun(name="tags", instance="i1", started_at=started, updated_at=started, status=status, counts={}))
         db.commit()
     assert scheduler.overdue(sessions, "tags", clock())  # the last success is more than a day old
     assert not scheduler.overdue(sessions, "tags", clock() - timedelta(hours=7))
