@@ -13,6 +13,7 @@ from central.cli import PROG, CliError, Command, existing_database, load
 from central.clock import system_clock
 from central.customers import catalog
 from central.customers.export import FILES, export_tags
+from central.sources.legacy_formats import FormatError, detect_encoding
 
 SHOWN_REFUSALS = 20
 
@@ -22,7 +23,15 @@ def cmd_load_catalog(args: argparse.Namespace) -> int:
     path = Path(args.file)
     config, config_path = load(args)
     try:
-        handle = path.open(encoding="utf-8-sig", newline="")
+        # Excel on a Chinese Windows saves CSV in GBK: read it as GB18030 (its superset) when it is not UTF-8.
+        encoding = args.encoding or detect_encoding(path)
+        handle = path.open(encoding=encoding, newline="")
+    except FormatError:
+        raise CliError(
+            f"cannot decode {path} as UTF-8 or GB18030; give its encoding with --encoding", status=2
+        ) from None
+    except LookupError:
+        raise CliError(f"unknown encoding {args.encoding!r}", status=2) from None
     except OSError as exc:
         raise CliError(f"cannot read the catalogue {path}: {exc.strerror}", status=2) from None
     engine = existing_database(config, config_path)
@@ -31,8 +40,8 @@ def cmd_load_catalog(args: argparse.Namespace) -> int:
             report = catalog.load(conn, handle, system_clock())
     except catalog.CatalogError as exc:
         raise CliError(f"{path}: {exc}", status=2) from None
-    except UnicodeDecodeError:
-        raise CliError(f"{path} is not UTF-8 text; save the catalogue as UTF-8 CSV", status=2) from None
+    except UnicodeDecodeError as exc:
+        raise CliError(f"cannot read {path} as {encoding}: {exc}", status=2) from None
     finally:
         engine.dispose()
     print(f"{path}: {report.rows} rows, {report.loaded} products loaded, {len(report.refused)} refused")
@@ -92,6 +101,7 @@ def cmd_export_tags(args: argparse.Namespace) -> int:
 
 def _catalog_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("file", metavar="FILE.csv", help="CSV with the columns sku, name, category (gtin, brand)")
+    parser.add_argument("--encoding", help="the file's encoding (default: UTF-8 with or without BOM, else GB18030)")
 
 
 def _recompute_arguments(parser: argparse.ArgumentParser) -> None:

@@ -6,8 +6,11 @@ import csv
 from datetime import timedelta
 
 import pytest
+from sqlalchemy import select
 
+from central import db as central_db
 from central.cli import main
+from central.customers.models import Product
 from tests.central.cli_runner import write_config
 from tests.central.support import START
 
@@ -95,3 +98,23 @@ def test_statistics_tags_and_export(app, client, agent, user_client, config_path
 
 def test_tags_of_a_merged_or_unknown_customer(user_client):
     assert user_client.get("/api/v1/customers/999/tags").get_json()["error"]["code"] == "not_found"
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)  # reading the file; no database behaviour
+def test_a_catalogue_saved_by_excel_in_gbk_loads_and_an_undecodable_one_is_refused(app, config_path, tmp_path, capsys):
+    catalogue = tmp_path / "商品目录.csv"
+    catalogue.write_bytes("sku,name,category,brand\nF900,婴儿配方奶粉,母婴/奶粉,飞鹤\n".encode("gbk"))
+    assert main(["load-catalog", str(catalogue), "--config", config_path]) == 0
+    assert "1 rows, 1 products loaded, 0 refused" in capsys.readouterr().out
+    with central_db.session_factory(app)() as db:
+        assert db.execute(select(Product.name, Product.category, Product.brand)).one() == (
+            "婴儿配方奶粉",
+            "母婴 > 奶粉",
+            "飞鹤",
+        )
+    catalogue.write_bytes(b"sku,name,category\nF1,\x81\x30\x81\xff,Baby\n")  # neither UTF-8 nor GB18030
+    assert main(["load-catalog", str(catalogue), "--config", config_path]) == 2
+    assert "cannot decode" in capsys.readouterr().err
+    assert main(["load-catalog", str(catalogue), "--encoding", "latin-1", "--config", config_path]) == 0
+    assert main(["load-catalog", str(catalogue), "--encoding", "klingon", "--config", config_path]) == 2
+    assert "unknown encoding 'klingon'" in capsys.readouterr().err
