@@ -146,6 +146,7 @@ def _globals() -> dict[str, object]:
         "role_labels": navigation.ROLE_LABELS,
         "titles": navigation.TITLES,
         "kind_labels": navigation.SEARCH_LABELS,
+        "identifier_labels": navigation.IDENTIFIER_LABELS,
         "state_labels": navigation.STATE_LABELS,
         "tier_labels": navigation.TIER_LABELS,
         "status_labels": navigation.JOB_STATUS_LABELS,

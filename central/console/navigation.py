@@ -56,6 +56,17 @@ STATE_LABELS = {
 }
 
 SEARCH_LABELS = {"phone": "手机号", "member_card": "会员卡号", "member_id": "会员编号", "name": "姓名"}
+# Identifier types as the customer pages name them (a custom type from the configuration shows as itself).
+IDENTIFIER_LABELS = {
+    "phone": "手机号",
+    "member_card": "会员卡号",
+    "member_id": "会员编号",
+    "wechat_unionid": "微信 UnionID",
+    "wechat_openid": "微信 OpenID",
+    "app_user_id": "App 用户 ID",
+    "email": "电子邮件",
+    "device_hash": "设备标识",
+}
 
 
 def nav_for(role: str) -> list[Item]:

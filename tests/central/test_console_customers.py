@@ -408,3 +408,13 @@ def test_the_header_counts_purchases_over_every_channel_like_the_timeline(app, m
     api = _as(app, "admin").get(f"/api/v1/customers/{member}").get_json()["customer"]
     assert (api["purchases"], api["spent"]) == (2, "71.50")
     assert (api["receipts_count"], api["total_spent"]) == (1, "12.50")  # the tills' receipts alone
+
+
+def test_the_list_names_each_identifiers_type_in_the_pages_language(app, member):
+    admin = _as(app, "admin")
+    html = admin.get("/console/customers").get_data(as_text=True)
+    listed = html[html.index('id="recent"') :]
+    assert '<span class="kind">手机号</span> 138****5678' in listed and '<span class="kind">会员卡号</span>' in listed
+    admin.set_cookie("cdp-lang", "en")
+    listed = admin.get("/console/customers").get_data(as_text=True)
+    assert '<span class="kind">Member card</span>' in listed and ">card<" not in listed
