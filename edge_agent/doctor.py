@@ -16,7 +16,15 @@ from edge_agent.outbox import Outbox
 from edge_agent.parsing.receipt_profile import ProfileError
 from edge_agent.presence.radios import doctor_checks as presence_checks
 from edge_agent.receipt_reader import configured_profiles
-from edge_agent.status import StatusError, agent_running, duration, is_current, read_status, skew_words
+from edge_agent.status import (
+    StatusError,
+    agent_running,
+    duration,
+    is_current,
+    read_status,
+    size_words,
+    skew_words,
+)
 from edge_agent.tls import TlsSettingError
 from edge_agent.transport import CentralUrlError, HttpTransport, TransportError
 from shared.crypto import KeyFileError, Sealer
@@ -105,7 +113,7 @@ def run_checks(config: AgentConfig, *, path: Path | None = None) -> list[Check]:
             )
         )
     disk = inspect_disk(data_dir, config.outbox_reserve_bytes)
-    free = "unknown" if disk.free_bytes is None else f"{disk.free_bytes / 1024**2:.0f} MiB"
+    free = size_words(disk.free_bytes)
     if disk.full:
         checks.append(
             (

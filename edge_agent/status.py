@@ -103,7 +103,7 @@ def render(
     age = now - float(doc.get("written_at_epoch", now))
     lines = []
     if disk is not None and disk.full and running is not False:
-        free = "unknown" if disk.free_bytes is None else _bytes(disk.free_bytes)
+        free = "unknown" if disk.free_bytes is None else size_words(disk.free_bytes)
         lines.append(
             f"state          DEGRADED: the data disk is full ({free} free, reserve file released); the agent "
             f"holds what it reads and commits it when space returns: free space there "
@@ -139,7 +139,7 @@ def render(
             " (reported to central as an agent.gap)"
         )
     lines += [
-        f"disk free      {_bytes(h.get('disk_free_bytes') if disk is None else disk.free_bytes)}",
+        f"disk free      {size_words(h.get('disk_free_bytes') if disk is None else disk.free_bytes)}",
         "clock          "
         + (
             "not measured yet (no answer from central)"
@@ -176,7 +176,8 @@ def skew_words(offset: float) -> str:
     return f"{duration(offset)} {'behind' if offset > 0 else 'ahead of'}"
 
 
-def _bytes(value: int | None) -> str:
+def size_words(value: int | None) -> str:
+    """A size as people read it: 82.0 GB, 512.3 kB, 17 bytes (decimal units, as disks are sold)."""
     if value is None:
         return "unknown"
     for unit, size in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import re
+
 from edge_agent.config import load_config
 from edge_agent.doctor import run_checks
+from edge_agent.status import size_words
 from tests.edge_agent.test_cli import run
 
 
@@ -52,3 +55,13 @@ def test_lines_lost_to_a_full_disk_fail_the_doctor_even_from_a_stopped_agents_st
         "7 POS lines were lost: read while the data disk stayed full, past what memory may hold"
         " (central has them counted in an agent.gap); keep free space on that disk",
     )
+
+
+def test_free_disk_space_reads_as_status_reads_it(tmp_path):
+    data = tmp_path / "data"
+    data.mkdir(mode=0o700)
+    config = load_config(None, environ={"EDGE_AGENT_DATA_DIR": str(data), "EDGE_POS_PORT": str(tmp_path / "tty")})
+    (line,) = [line for _, line in run_checks(config) if line.startswith(f"disk of {data}")]
+    # In the same decimal units as `edge-agent status` (other processes may change the figure meanwhile).
+    assert re.fullmatch(rf"disk of {re.escape(str(data))}: [0-9]+\.[0-9] (GB|MB|kB) free", line), line
+    assert size_words(82_041_000_000) == "82.0 GB" and size_words(512) == "512 bytes"
