@@ -159,6 +159,23 @@ def test_the_overview_figures_match_a_hand_count(chain):
     assert 'id="fleet-states"' in html and "离线: 2" in html  # no heartbeats yet
 
 
+def test_an_online_order_that_names_no_store_counts_its_buyer_once_in_the_chain(chain, client):
+    order = {
+        "event_id": "web-1",
+        "kind": "order.online",
+        "observed_at": _at(SUNDAY, 20),
+        "identifiers": {"phone": BUYERS["loyal"]},
+        "payload": {"order_no": "W1", "total": "30.00", "channel": "mini_program", "items": []},
+    }
+    assert post_events(client, new_key(chain), [order]).get_json()["accepted"] == ["web-1"]
+    with central_db.engine_for(chain).begin() as conn:
+        tagging.recompute(conn, chain.config["CENTRAL"], START)
+    tiers = {row[0]: row[1:] for row in _cells(_page(chain, "admin"), "table-tiers")[1:]}
+    assert tiers["忠诚"] == ["1", "530.00"]  # once, with the order: not again as a store named ''
+    rfm = {(row[0]): row[1:] for row in _cells(_page(chain, "admin"), "table-rfm")[1:]}
+    assert sum(int(cell.split()[0]) for row in rfm.values() for cell in row) == 4
+
+
 @pytest.mark.parametrize("backend", ["sqlite"], indirect=True)  # no database behaviour involved
 def test_english_labels(chain):
     client = chain.test_client()

@@ -323,3 +323,21 @@ def test_the_preferred_store_needs_its_share_and_counts_every_store(backend):
     assert tags[grace]["preferred_store"] == "S003"
     assert (inputs if isinstance(inputs, dict) else json.loads(inputs)) == {"purchases": 2, "share": 0.5, "stores": 3}
     assert "preferred_store" not in tags[heidi]
+
+
+def test_online_orders_that_name_no_store_are_no_preferred_store(backend):
+    # Ivan: an order from the mini-program (no store) and, before it, one receipt at S001: half each.
+    ivan = phone(9)
+    events = [
+        sale("i1", "2026-11-02T10:00:00+08:00", "10.00", phone=ivan, store="S001"),
+        sale("i2", "2026-11-20T10:00:00+08:00", "10.00", phone=ivan, kind="order.online", channel="mini_program"),
+        profiling_consent("i-consent", phone=ivan),
+    ]
+    del events[1]["store_id"]
+    with engine_at(backend.url) as engine:
+        store(engine, events)
+        _recompute(engine)
+        assert _tags(engine)[ivan]["preferred_store"] == "S001"
+        with engine.connect() as conn:
+            inputs = conn.execute(text("SELECT inputs FROM customer_tags WHERE tag = 'preferred_store'")).scalar_one()
+    assert (inputs if isinstance(inputs, dict) else json.loads(inputs)) == {"purchases": 1, "share": 0.5, "stores": 1}

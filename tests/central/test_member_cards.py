@@ -14,6 +14,7 @@ from central import scheduler
 from central.campaigns import coupons
 from central.customers.models import CustomerTag
 from central.fleet import downlink
+from central.fleet.models import DownlinkDocument
 from central.identity.models import Identifier
 from central.jobs import OK
 from central.members import cards
@@ -146,3 +147,20 @@ def test_each_store_gets_its_members_masked_with_tier_and_coupon_hints(app, cloc
         assert cards.publish(db, app.config["SECRET_KEY"], now=clock(), days=90, actor="t") == ["S001", "S002"]
         db.commit()
     assert store_body(app, "S001") == {"members": {}}
+
+
+def test_an_online_order_that_names_no_store_is_no_stores_card(app, clock):
+    setup(app)
+    online = {
+        "event_id": "order-loyal",
+        "kind": "order.online",
+        "observed_at": wire.format_time(clock() - timedelta(days=1)),
+        "identifiers": {"member_id": LOYAL},
+        "payload": {"order_no": "WX-1", "total": "59.00", "channel": "mini_program", "items": []},
+    }
+    load(app, [online])  # the mini-program names no store
+    assert scheduler.run_now(central_db.session_factory(app), app.config["CENTRAL"], "member_cards", clock) == OK
+    assert sorted(store_body(app, "S001")["members"]) == [LOYAL, QUIET]
+    with central_db.session_factory(app)() as db:
+        stores = db.scalars(select(DownlinkDocument.store_id).where(DownlinkDocument.name == cards.DOCUMENT))
+        assert sorted(stores) == ["S001", "S002"]
