@@ -68,7 +68,7 @@ def test_the_panel_shows_a_member_and_a_forged_code_within_100_ms_of_the_scan(tm
             assert shown["state"] == "member", shown
             assert "张*" in shown["text"] and "138****5678" in shown["text"], shown
             assert "张三丰" not in shown["text"] and "13812345678" not in shown["text"]
-            assert "loyal" in shown["text"] and "double-11 (7Q2X)" in shown["text"], shown
+            assert "忠诚 · Loyal" in shown["text"] and "double-11 (7Q2X)" in shown["text"], shown
             assert latency < LIMIT, f"member shown {latency * 1000:.1f} ms after the scan"
 
             latency, shown = _shown(page, till, chain.forged_code("M-0042"), 2)

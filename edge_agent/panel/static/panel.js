@@ -10,6 +10,14 @@ const HEADLINES = {
   unknown: "无法识别 · Not recognised",
 };
 
+// Central's value tiers (the value_tier tag); another value is shown as it comes.
+const TIERS = {
+  loyal: "忠诚 · Loyal",
+  potential: "潜力 · Potential",
+  dormant: "沉睡 · Dormant",
+  other: "其他 · Other",
+};
+
 function text(id, value) {
   document.getElementById(id).textContent = value || "";
 }
@@ -22,7 +30,8 @@ function show(card) {
   text("member-name", member ? member.name || "—" : "");
   text("member-phone", member ? member.phone || "—" : "");
   text("member-id", member ? member.id : "");
-  text("member-tier", member ? member.tier || "—" : "");
+  const tier = member && Object.hasOwn(TIERS, member.tier) ? TIERS[member.tier] : member && member.tier;
+  text("member-tier", member ? tier || "—" : "");
   const list = document.getElementById("coupons");
   list.replaceChildren();
   for (const coupon of card.coupons || []) {
