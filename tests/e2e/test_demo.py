@@ -100,6 +100,10 @@ def test_demo_shows_customers_within_30_seconds(tmp_path):
         assert trigger, campaigns
         # Its effect report is there already, not waiting for the hourly reports job.
         assert 'class="note" id="effect-at"' in session.get(f"{base}{trigger.group(1)}", timeout=10).text
+        # The cashier panel's cards (tiers, coupons) are published from that history at once.
+        jobs = {j["name"]: j for j in session.get(f"{base}/api/v1/jobs", timeout=10).json()["jobs"]}
+        cards = jobs["member_cards"]["last_run"]
+        assert cards["status"] == "ok" and cards["counts"]["published"] >= 1, cards
         panel = re.search(r"till panel:  (http://127\.0\.0\.1:\d+/)", output)
         assert panel, output
         assert requests.get(panel.group(1), timeout=10).status_code == 200
