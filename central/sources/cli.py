@@ -242,7 +242,7 @@ def cmd_import_members(args: argparse.Namespace) -> int:
         print(f"    {reason:<40} {count}")
     print(
         f"  this run: {stats.processed} rows processed, {stats.skipped} already imported; customers created"
-        f" {stats.created}, merged {stats.merged}, sent to review {stats.reviewed}"
+        f" {stats.created}, existing customers merged into others {stats.merged}, sent to review {stats.reviewed}"
     )
     if options.dry_run:
         print("  dry run: nothing was stored")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import codecs
 import gzip
+import re
 from datetime import UTC, date, datetime
 
 import pytest
@@ -49,6 +50,12 @@ def test_a_legacy_file_imports_with_an_exact_report_and_a_rerun_changes_nothing(
     assert f"  merges           {counts['merged']}" in out
     assert f"  conflicts        {counts['conflict']}" in out
     assert f"  rejected         {counts['rejected']}" in out
+    # A row that joined an existing customer is a merge row; customers joined together are counted apart.
+    assert re.search(
+        r"this run: \d+ rows processed, 0 already imported; customers created \d+,"
+        r" existing customers merged into others \d+,",
+        out,
+    )
 
     before = without_audit(row_counts(app))
     first_report = report.read_text(encoding="utf-8")
