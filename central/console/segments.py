@@ -6,6 +6,7 @@ carrying the CSRF token. The CSV export is masked for every role but admin and a
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 from flask import Response, abort, current_app, redirect, render_template, request, stream_with_context, url_for
@@ -24,6 +25,7 @@ from central.segments.definitions import Draft, SegmentError
 ROLES = (ADMIN, MARKETING)
 CHANNEL_LABELS = {"sms": "短信", "wechat": "微信", "app_push": "App 推送", "email": "电子邮件"}
 MAX_RULE = 4000
+EXCEL_BOM = "\ufeff"
 
 
 def _problem(exc: SegmentError) -> dict[str, Any]:
@@ -124,6 +126,8 @@ def export_segment(name: str) -> ResponseReturnValue:
     db.commit()
     today = evaluation.local_today(clock.now(), offset_minutes())
     chunks = exports.csv_chunks(session_factory(current_app), row, today, unmasked=unmasked)
-    response = Response(stream_with_context(chunks), mimetype="text/csv")
+    # A byte order mark first: Excel on a Chinese Windows reads a CSV without one as GBK, and the
+    # names come out garbled. The API's export, read by programs, goes without.
+    response = Response(stream_with_context(itertools.chain((EXCEL_BOM,), chunks)), mimetype="text/csv")
     response.headers["Content-Disposition"] = f'attachment; filename="segment-{name}.csv"'
     return response
