@@ -151,6 +151,8 @@ def _globals() -> dict[str, object]:
         "tier_labels": navigation.TIER_LABELS,
         "status_labels": navigation.JOB_STATUS_LABELS,
         "job_labels": navigation.JOB_LABELS,
+        "trigger_kinds": navigation.TRIGGER_KIND_LABELS,
+        "actions": navigation.ACTION_LABELS,
         "outcome_labels": navigation.OUTCOME_LABELS,
     }
 

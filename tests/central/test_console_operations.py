@@ -194,7 +194,11 @@ def test_campaign_figures_by_tier_and_store_match_a_hand_count(app, client, agen
     # 6 issued (4 members, 2 anonymous); 4 redeemed; M1 again at S002 refused: 1 conflict; 4/6 = 66.7 %
     cells = _row(html, "data-campaign", "double-11")
     assert cells.endswith("6 4 66.7 % 1 1"), cells
-    assert _row(html, "data-trigger", "birthday-coupon").startswith("birthday-coupon birthday export 是 4 1 25.0 %")
+    assert _row(html, "data-trigger", "birthday-coupon").startswith("birthday-coupon 生日 加入导出名单 是 4 1 25.0 %")
+    finance.set_cookie("cdp-lang", "en")
+    english = _row(finance.get("/console/campaigns").get_data(as_text=True), "data-trigger", "birthday-coupon")
+    assert english.startswith("birthday-coupon Birthday Add to the export list"), english
+    finance.set_cookie("cdp-lang", "zh")
     detail = finance.get(f"/console/campaigns/coupons/{campaign.id}").get_data(as_text=True)
     # By tier reads every code: the page shows the reports job's snapshot, none before its first run.
     assert 'data-tier="' not in detail and "还没有计算过" in detail and 'id="refresh-tiers"' not in detail
