@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from flask import Blueprint, Flask, current_app, request
-from flask_babel import Babel
+from flask_babel import Babel, gettext
 from markupsafe import Markup
 from werkzeug.security import safe_join
 
@@ -112,6 +112,13 @@ def local_time(moment: datetime | None) -> Markup | str:
     return Markup('<time datetime="{}">{} UTC{}</time>').format(stamp, shown, offset_text(minutes))
 
 
+def source_state(state: str) -> str:
+    """An agent source's reported state in the page's language: "scanning (active)" -> "扫描中 (active)"."""
+    head, bracket, rest = str(state).partition(" (")
+    label = navigation.SOURCE_STATE_LABELS.get(head)
+    return f"{gettext(label)}{bracket}{rest}" if label else str(state)
+
+
 def select_locale() -> str:
     """The language cookie's choice, else Chinese."""
     chosen = request.cookies.get(LANGUAGE_COOKIE, "")
@@ -142,6 +149,7 @@ def _globals() -> dict[str, object]:
         "lang": select_locale(),
         "ago": ago,
         "local_time": local_time,
+        "source_state": source_state,
         "nav": navigation.nav_for(active.role) if active else [],
         "role_labels": navigation.ROLE_LABELS,
         "titles": navigation.TITLES,

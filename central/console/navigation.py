@@ -91,6 +91,23 @@ JOB_STATUS_LABELS = {
     "interrupted": "已中断",
 }
 
+# The states an agent reports for its sources (the POS port, scanners, BLE, Wi-Fi); others show as sent.
+SOURCE_STATE_LABELS = {
+    "starting": "启动中",
+    "reading": "读取中",
+    "scanning": "扫描中",
+    "waiting": "等待设备",
+    "up": "正常",
+    "down": "故障",
+    "replaying": "回放中",
+    "finished": "已读完",
+    "restarting": "重启中",
+    "stopped": "已停止",
+    "failed": "失败",
+    "interface_unavailable": "网卡不可用",
+    "interface_lost": "网卡已断开",
+}
+
 # Each scheduled job as the operations page names it (a test checks every registered job has one).
 JOB_LABELS = {
     "triggers": "执行定时触发规则",

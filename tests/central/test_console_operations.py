@@ -80,6 +80,17 @@ def test_fleet_states_and_heartbeat_readings_of_a_real_agent(app, client, agent,
     assert "离线" in _row(admin.get("/console/fleet").get_data(as_text=True), "data-device", agent.device_id)
 
 
+def test_the_agents_source_states_are_named_in_the_pages_language(app, client, agent):
+    sources = {"pos": {"state": "reading"}, "ble": {"state": "scanning (active)"}, "wifi": {"state": "interface_lost"}}
+    agent.send(client, [agent.event("agent.heartbeat", {**HEARTBEAT, "sources": sources})])
+    admin = _as(app, "admin")
+    row = _row(admin.get("/console/fleet").get_data(as_text=True), "data-device", agent.device_id)
+    assert "pos: 读取中" in row and "ble: 扫描中 (active)" in row and "wifi: 网卡已断开" in row, row
+    admin.set_cookie("cdp-lang", "en")
+    detail = admin.get(f"/console/fleet/devices/{agent.device_id}").get_data(as_text=True)
+    assert "<td>ble</td><td>scanning (active)</td>" in detail and "<td>wifi</td><td>interface lost</td>" in detail
+
+
 def test_the_fleet_is_paged_by_keyset_and_a_store_manager_sees_only_their_stores(app, client, agent):
     others = [Agent(store_id=store) for store in ("S002", "S002", "S003")]
     for other in others:
