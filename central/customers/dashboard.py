@@ -214,8 +214,8 @@ def snapshot(conn: Connection, now: datetime) -> int:
 
     Called by every tag recompute, in its transaction: the tiers and scores change only then, so the
     page reads a few hundred rows instead of joining every tagged customer on each view. The chain's
-    rows have the store id ''; online sales that name no store (also '' in ``customer_stores``) are
-    no store's figure.
+    rows have the store id '', which no store has (online sales that name no store have no
+    ``customer_stores`` row).
     """
     conn.execute(delete(_figures))
     rfm = (
@@ -228,12 +228,12 @@ def snapshot(conn: Connection, now: datetime) -> int:
         " JOIN customer_stats s ON s.customer_id = t.customer_id WHERE t.tag = 'value_tier' GROUP BY t.value",
         "SELECT 'tier', cs.store_id, t.value, '', COUNT(*), COALESCE(SUM(cs.spent), 0), :now FROM customer_stores cs"
         " JOIN customer_tags t ON t.customer_id = cs.customer_id AND t.tag = 'value_tier'"
-        " WHERE cs.store_id <> '' GROUP BY cs.store_id, t.value",
+        " GROUP BY cs.store_id, t.value",
         f"SELECT 'rfm', '', r.value, f.value, COUNT(*), SUM(CAST(m.value AS INTEGER)), :now{rfm}"
         " WHERE r.tag = 'rfm.r' GROUP BY r.value, f.value",
         f"SELECT 'rfm', cs.store_id, r.value, f.value, COUNT(*), SUM(CAST(m.value AS INTEGER)), :now{rfm}"
         " JOIN customer_stores cs ON cs.customer_id = r.customer_id"
-        " WHERE r.tag = 'rfm.r' AND cs.store_id <> '' GROUP BY cs.store_id, r.value, f.value",
+        " WHERE r.tag = 'rfm.r' GROUP BY cs.store_id, r.value, f.value",
     )
     written = 0
     for select_sql in statements:

@@ -116,7 +116,10 @@ class CustomerDay(Base):
 
 
 class CustomerStore(Base):
-    """A customer's purchases and amount in one store (online sources count under their store id)."""
+    """A customer's purchases and amount in one store (online sources count under the store id they name).
+
+    An online sale that names no store (store id '') is counted in ``customer_stats`` only.
+    """
 
     __tablename__ = "customer_stores"
     __table_args__ = (Index("ix_customer_stores_store_id", "store_id"),)

@@ -141,7 +141,7 @@ def _insert_statistics(conn: Connection, sales: str, *, analyze: bool = False) -
     conn.exec_driver_sql(
         "INSERT INTO customer_stores (customer_id, store_id, purchases, spent, last_purchase_at)"  # noqa: S608
         f" SELECT customer_id, store_id, {_count('cents > 0')}, SUM(cents), MAX(CASE WHEN cents > 0 THEN at END)"
-        f" FROM {WORK} s GROUP BY customer_id, store_id"
+        f" FROM {WORK} s WHERE store_id <> '' GROUP BY customer_id, store_id"
     )
     conn.exec_driver_sql(
         "INSERT INTO customer_categories (customer_id, category, purchases, first_purchase_at, last_purchase_at)"  # noqa: S608

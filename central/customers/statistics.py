@@ -294,12 +294,14 @@ def _rows(
         else:
             entry[2] += bought
             entry[3] += amount
-        store = stores.get((customer, store_id))
-        if store is None:
-            store = stores[customer, store_id] = [customer, store_id, bought, amount, None]
-        else:
-            store[2] += bought
-            store[3] += amount
+        store = None
+        if store_id:  # an online sale that names no store is no store's
+            store = stores.get((customer, store_id))
+            if store is None:
+                store = stores[customer, store_id] = [customer, store_id, bought, amount, None]
+            else:
+                store[2] += bought
+                store[3] += amount
         if not bought:
             continue
         # Fixed-width UTC text compares as the instants do; a naive datetime formats without a zone.
@@ -308,7 +310,7 @@ def _rows(
             row[-2] = when
         if row[-1] is None or when > row[-1]:
             row[-1] = when
-        if store[4] is None or when > store[4]:
+        if store is not None and (store[4] is None or when > store[4]):
             store[4] = when
         for category in set(found) if len(found) > 1 else found:
             if category is None:

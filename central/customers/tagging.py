@@ -238,13 +238,9 @@ def _preferred_store(conn: Connection, run: Run, sql: Sql) -> None:
         " ROW_NUMBER() OVER (PARTITION BY t.customer_id ORDER BY t.purchases DESC, t.last_purchase_at DESC,"
         " t.store_id) AS rn"
         " FROM customer_stores t JOIN customer_stats s ON s.customer_id = t.customer_id"
-        " WHERE s.purchases > 0 AND t.purchases > 0 AND t.purchases >= :share * s.purchases AND t.store_id <> ''"
+        " WHERE s.purchases > 0 AND t.purchases > 0 AND t.purchases >= :share * s.purchases"
     )
-    # Online sales that name no store count in the customer's purchases but are no store.
-    stores = (
-        "(SELECT COUNT(*) FROM customer_stores c"
-        " WHERE c.customer_id = r.customer_id AND c.purchases > 0 AND c.store_id <> '')"
-    )
+    stores = "(SELECT COUNT(*) FROM customer_stores c WHERE c.customer_id = r.customer_id AND c.purchases > 0)"
     inputs = sql.obj(purchases="sp", share=sql.share("sp", "total"), stores=stores)
     execute(
         conn,

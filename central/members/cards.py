@@ -74,9 +74,7 @@ def store_members(db: Session, since: datetime) -> dict[str, list[tuple[str, int
         members.c.member_id, members.c.customer_id, _scans.c.store_id, _scans.c.observed_at.label("at")
     ).join(_scans, _scans.c.member_id == members.c.member_id)
     seen = union_all(
-        # Online sales that name no store have the store id '': no till to publish to.
-        bought.where(_stores.c.last_purchase_at >= since, _stores.c.store_id != ""),
-        scanned.where(_scans.c.observed_at >= since),
+        bought.where(_stores.c.last_purchase_at >= since), scanned.where(_scans.c.observed_at >= since)
     ).subquery()
     rows = db.execute(
         select(seen.c.store_id, seen.c.member_id, seen.c.customer_id, func.max(seen.c.at).label("at"))

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect, text
 
 from central.db import make_engine
-from central.migrate import current_revision, head_revision, upgrade
+from central.migrate import alembic_config, current_revision, head_revision, upgrade
 from central.schema import Base
 
 
@@ -74,7 +75,7 @@ def test_upgrade_is_idempotent(backend):
     upgrade(backend.url)
     engine = make_engine(backend.url)
     try:
-        assert current_revision(engine) == head_revision() == "0022_unknown_sku_log"
+        assert current_revision(engine) == head_revision() == "0023_no_store_rows"
     finally:
         engine.dispose()
 
@@ -91,5 +92,25 @@ def test_sqlite_connection_settings(tmp_path):
             assert conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() == 20000
             assert conn.exec_driver_sql("PRAGMA journal_size_limit").scalar() == 64 * 1024 * 1024
             assert conn.exec_driver_sql("PRAGMA secure_delete").scalar() == 1  # asked for, whatever the build
+    finally:
+        engine.dispose()
+
+
+def test_the_store_rows_of_online_sales_that_named_no_store_are_deleted(tmp_path):
+    engine = make_engine(f"sqlite:///{tmp_path / 'central.db'}")
+    try:
+        with engine.begin() as conn:
+            config = alembic_config()
+            config.attributes["connection"] = conn
+            command.upgrade(config, "0022_unknown_sku_log")
+            conn.execute(
+                text(
+                    "INSERT INTO customer_stores (customer_id, store_id, purchases, spent)"
+                    " VALUES (1, '', 2, 11800), (1, 'S001', 1, 1250)"
+                )
+            )
+        upgrade(engine)
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT store_id FROM customer_stores")).scalars().all() == ["S001"]
     finally:
         engine.dispose()
