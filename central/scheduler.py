@@ -220,8 +220,7 @@ def start(app: Flask) -> BackgroundScheduler:
         if hour is not None:
             if hour < 0:
                 continue
-            local = timezone(timedelta(minutes=config.customers_utc_offset_minutes))
-            trigger = CronTrigger(hour=hour, minute=0, timezone=local)
+            trigger = daily_trigger(hour, config)
             if not overdue(sessions, job.name, clock()):
                 when = {}  # the trigger's own next time
         scheduler.add_job(
@@ -238,6 +237,11 @@ def start(app: Flask) -> BackgroundScheduler:
     scheduler.start()
     log.info("scheduler started as %s with jobs %s", instance_name(config), ", ".join(sorted(JOBS)))
     return scheduler
+
+
+def daily_trigger(hour: int, config: CentralConfig) -> CronTrigger:
+    """Every day at ``hour``:00 in the chain's local time (``customers.utc_offset_minutes``)."""
+    return CronTrigger(hour=hour, minute=0, timezone=timezone(timedelta(minutes=config.customers_utc_offset_minutes)))
 
 
 def overdue(sessions: sessionmaker[Session], name: str, now: datetime) -> bool:

@@ -18,7 +18,6 @@ Every view of a customer writes an audit row; every change is a CSRF-checked POS
 from __future__ import annotations
 
 from datetime import datetime
-from decimal import Decimal
 from typing import Any
 
 from flask import abort, current_app, redirect, render_template, request, url_for
@@ -247,7 +246,7 @@ def customer(customer_id: int) -> ResponseReturnValue:
         "customer.html",
         page="customers",
         customer=row,
-        purchases=purchase_totals(db, [customer_id]).get(customer_id, (0, Decimal("0"))),
+        purchases=purchase_totals(db, [customer_id])[customer_id],
         live=live,
         identifiers=identifiers,
         attributes=_golden_rows(customer_id),

@@ -22,7 +22,7 @@ from central.accounts.roles import ADMIN
 from central.console import bp
 from central.db import get_session
 from central.jobs import RUNNING, last_runs
-from central.scheduler import JOBS
+from central.scheduler import JOBS, daily_trigger
 from central.sources import import_runs
 from central.sources.import_report import OUTCOMES, rejected_reasons, totals
 
@@ -50,17 +50,9 @@ def _jobs() -> list[JobLine]:
         last = runs[name][0] if runs[name] else None
         next_at = None if last is None or last.status == RUNNING else last.started_at + timedelta(seconds=interval)
         if hour is not None:
-            next_at = _next_local_hour(hour, config.customers_utc_offset_minutes) if hour >= 0 else None
+            next_at = daily_trigger(hour, config).get_next_fire_time(None, clock.now()) if hour >= 0 else None
         out.append(JobLine(name, job.help, interval, last, next_at, hour))
     return out
-
-
-def _next_local_hour(hour: int, offset_minutes: int) -> datetime:
-    """The next time the chain's local clock shows ``hour``:00, in UTC."""
-    offset = timedelta(minutes=offset_minutes)
-    local = clock.now() + offset
-    at = local.replace(hour=hour, minute=0, second=0, microsecond=0)
-    return (at if at > local else at + timedelta(days=1)) - offset
 
 
 @bp.get("/imports")

@@ -95,19 +95,20 @@ def _identifiers_of(db: Session, customer_ids: list[int]) -> dict[int, list[Mask
 
 
 def purchase_totals(db: Session, customer_ids: list[int]) -> dict[int, tuple[int, Decimal]]:
-    """(purchases, spent) of each customer that has bought, over every channel and source.
+    """(purchases, spent) of each of ``customer_ids`` over every channel and source; (0, 0) if none bought.
 
     From the purchase statistics (``customer_stats``), which every ingest path keeps; a customer's
     ``receipts_count`` and ``total_spent`` count only the receipts agents delivered from tills.
     """
-    if not customer_ids:
-        return {}
-    rows = db.execute(
-        select(CustomerStats.customer_id, CustomerStats.purchases, CustomerStats.spent).where(
-            CustomerStats.customer_id.in_(customer_ids)
+    out = dict.fromkeys(customer_ids, (0, Decimal("0")))
+    if customer_ids:
+        rows = db.execute(
+            select(CustomerStats.customer_id, CustomerStats.purchases, CustomerStats.spent).where(
+                CustomerStats.customer_id.in_(customer_ids)
+            )
         )
-    )
-    return {cid: (purchases, Decimal(spent) / 100) for cid, purchases, spent in rows}
+        out.update((cid, (purchases, Decimal(spent) / 100)) for cid, purchases, spent in rows)
+    return out
 
 
 def _summaries(db: Session, customers: list[Customer]) -> list[CustomerSummary]:
@@ -122,7 +123,7 @@ def _summaries(db: Session, customers: list[Customer]) -> list[CustomerSummary]:
             c.last_seen_at,
             c.receipts_count,
             c.total_spent,
-            *totals.get(c.id, (0, Decimal("0"))),
+            *totals[c.id],
         )
         for c in customers
     ]
