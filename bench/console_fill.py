@@ -57,8 +57,9 @@ def people(engine: Engine, customers: int) -> None:
         "INSERT INTO identifiers (id, kind, value, customer_id, state, created_at, last_seen_at, partners_total,"
         f" partners_today, partners_day) SELECT 2 * :customers + n + 1, 'member_card', {d.padded('VIP', 'n + 1', 8)},"
         f" n + 1, 'linked', {at}, {at}, 1, 0, '' {every} WHERE n % 3 = 0",
-        "INSERT INTO golden_attributes (customer_id, attribute, value, source, verified, observed_at)"
-        f" SELECT n + 1, 'name', {_name(d)}, 'pos', false, {at} {every}",
+        # The generated names are simplified characters without spaces: each is its own search key.
+        "INSERT INTO golden_attributes (customer_id, attribute, value, source, verified, observed_at, search_key)"
+        f" SELECT n + 1, 'name', {_name(d)}, 'pos', false, {at}, {_name(d)} {every}",
         "INSERT INTO golden_attributes (customer_id, attribute, value, source, verified, observed_at)"
         f" SELECT n + 1, 'birthday', {d.padded('19', '50 + n % 50', 2)} || '-0' || (1 + n % 9) || '-1' || (n % 9),"
         f" 'member', true, {at} {every} WHERE n % 2 = 0",

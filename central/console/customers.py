@@ -31,9 +31,8 @@ from central.console.auditing import record_audit
 from central.console.customer_labels import DONE, PROBLEMS
 from central.console.navigation import CUSTOMER_ROLES
 from central.customers import consent_gate, notes, profile, timeline
-from central.customers.name_search import find_by_name_prefix
+from central.customers.name_search import find_by_name, find_by_name_prefix
 from central.customers.queries import (
-    find_by_name,
     find_customer,
     money,
     purchase_totals,

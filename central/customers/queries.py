@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from central.customers.models import CustomerStats, Receipt
-from central.identity.models import Customer, GoldenAttribute, Identifier
+from central.identity.models import Customer, Identifier
 from shared.masking import mask_identifier
 from shared.wire import format_time
 
@@ -183,16 +183,3 @@ def recent_customers(db: Session, limit: int, after: int | None = None) -> tuple
     customers = list(db.scalars(query.order_by(Customer.id.desc()).limit(limit + 1)))
     shown = customers[:limit]
     return _summaries(db, shown), shown[-1].id if len(customers) > limit else None
-
-
-def find_by_name(db: Session, name: str, limit: int = 50) -> list[int]:
-    """Live customers whose golden-record name is ``name`` as stored (at most ``limit``, newest first)."""
-    golden = GoldenAttribute.__table__
-    rows = db.scalars(
-        select(golden.c.customer_id)
-        .join(Customer, Customer.id == golden.c.customer_id)
-        .where(golden.c.attribute == "name", golden.c.value == name.strip(), Customer.merged_into.is_(None))
-        .order_by(golden.c.customer_id.desc())
-        .limit(limit)
-    )
-    return list(rows)

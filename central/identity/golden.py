@@ -140,6 +140,11 @@ def clean(attribute: str, raw: object) -> str | None:
     return text
 
 
+def _search_key(attribute: str, value: str) -> str | None:
+    """What the search by name compares (a name's comparison key, within the column); None for other attributes."""
+    return name_key(value)[:MAX_VALUE] if attribute == "name" else None
+
+
 def compare_key(attribute: str, value: str) -> str:
     """The key under which two observations of ``attribute`` count as the same value."""
     if attribute == "name":
@@ -286,16 +291,18 @@ def refresh(
             if len(observations) == 1:  # most customers of an import: one statement, nothing to choose
                 value, source, verified, at, _ = observations[0]
                 chosen[attribute] = value
-                golden_rows.append((cid, attribute, value, source, verified, at))
+                golden_rows.append((cid, attribute, value, source, verified, at, _search_key(attribute, value)))
                 continue
             best = survivor(registry, attribute, observations)
             if best is not None:
                 chosen[attribute] = best.value
-                golden_rows.append((cid, attribute, best.value, best.source, best.verified, best.latest))
+                key = _search_key(attribute, best.value)
+                golden_rows.append((cid, attribute, best.value, best.source, best.verified, best.latest, key))
         block = match_block(chosen)
         if block:
             key_rows.append((block, cid))
-    bulk.insert(conn, _golden, ("customer_id", "attribute", "value", "source", "verified", "observed_at"), golden_rows)
+    columns = ("customer_id", "attribute", "value", "source", "verified", "observed_at", "search_key")
+    bulk.insert(conn, _golden, columns, golden_rows)
     bulk.insert(conn, _keys, ("block", "customer_id"), key_rows)
 
 

@@ -169,7 +169,7 @@ class GoldenAttribute(Base):
     __tablename__ = "golden_attributes"
     __table_args__ = (
         UniqueConstraint("customer_id", "attribute"),
-        # The console's search by name looks values up per attribute.
+        # Reads by attribute and value: the consent gate's minors (birthdays after a date), the birthday trigger.
         Index("ix_golden_attributes_attribute_value", "attribute", "value"),
     )
 
@@ -181,18 +181,22 @@ class GoldenAttribute(Base):
     source: Mapped[str] = mapped_column(String(64))
     verified: Mapped[bool] = mapped_column(Boolean)
     observed_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # A name's comparison key (central.identity.golden.name_key: width, spaces, case and traditional
+    # characters folded), which the search by name compares; None for every other attribute.
+    search_key: Mapped[str | None] = mapped_column(String(255), nullable=True)
 
 
-# The search by the start of a name reads the names in code-point order (central.customers.name_search):
-# (value, id) of the names; on PostgreSQL value COLLATE "C", whatever the database's collation. The
-# collation is written as the column's "operator class" text, which SQLAlchemy places right after
+# The search by name reads the names' comparison keys in code-point order (central.customers.name_search):
+# (attribute, search_key, id) of the names; on PostgreSQL search_key COLLATE "C", whatever the database's collation.
+# The collation is written as the column's "operator class" text, which SQLAlchemy places right after
 # the column, because Alembic compares index columns by name and cannot express a collated one.
 _NAME: ColumnElement[str] = literal_column("'name'")
 Index(
-    "ix_golden_attributes_name_c",
-    GoldenAttribute.value,
+    "ix_golden_attributes_name_key",
+    GoldenAttribute.attribute,
+    GoldenAttribute.search_key,
     GoldenAttribute.id,
-    postgresql_ops={"value": 'COLLATE "C"'},
+    postgresql_ops={"search_key": 'COLLATE "C"'},
     postgresql_where=GoldenAttribute.attribute == _NAME,
     sqlite_where=GoldenAttribute.attribute == _NAME,
 )

@@ -75,7 +75,7 @@ def test_upgrade_is_idempotent(backend):
     upgrade(backend.url)
     engine = make_engine(backend.url)
     try:
-        assert current_revision(engine) == head_revision() == "0023_no_store_rows"
+        assert current_revision(engine) == head_revision() == "0024_name_search_key"
     finally:
         engine.dispose()
 
@@ -113,4 +113,32 @@ def test_the_store_rows_of_online_sales_that_named_no_store_are_deleted(tmp_path
         with engine.connect() as conn:
             assert conn.execute(text("SELECT store_id FROM customer_stores")).scalars().all() == ["S001"]
     finally:
+        engine.dispose()
+
+
+def test_stored_names_get_their_search_key_and_the_index_moves_to_it(backend):
+    engine = make_engine(backend.url)
+    try:
+        with engine.begin() as conn:
+            config = alembic_config()
+            config.attributes["connection"] = conn
+            command.downgrade(config, "0023_no_store_rows")
+            conn.execute(
+                text(
+                    "INSERT INTO golden_attributes (customer_id, attribute, value, source, verified, observed_at)"
+                    " VALUES (1, 'name', '丁 佳', 'till', false, '2026-12-01 10:00:00'),"
+                    " (2, 'name', '張學友', 'import', false, '2026-12-01 10:00:00'),"
+                    " (2, 'city', '上海', 'import', false, '2026-12-01 10:00:00')"
+                )
+            )
+        upgrade(engine)
+        with engine.connect() as conn:
+            keys = conn.execute(text("SELECT value, search_key FROM golden_attributes ORDER BY id")).all()
+        assert [tuple(k) for k in keys] == [("丁 佳", "丁佳"), ("張學友", "张学友"), ("上海", None)]
+        names = {i["name"] for i in inspect(engine).get_indexes("golden_attributes")}
+        assert "ix_golden_attributes_name_key" in names and "ix_golden_attributes_name_c" not in names
+        assert not _differences(engine)
+    finally:
+        with engine.begin() as conn:
+            conn.execute(text("DELETE FROM golden_attributes"))
         engine.dispose()

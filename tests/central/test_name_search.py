@@ -6,7 +6,7 @@ import pytest
 from sqlalchemy import select
 
 from central import db as central_db
-from central.customers.name_search import find_by_name_prefix, prefix_query
+from central.customers.name_search import find_by_name, find_by_name_prefix, prefix_query
 from central.identity.models import GoldenAttribute
 from central.models import AuditLog
 from tests.central.sources_support import new_key, post_events, source_event
@@ -45,7 +45,8 @@ def _search(app, prefix, limit=50, after=None):
 def test_a_prefix_finds_every_name_it_starts_in_code_point_order_a_page_at_a_time(app, client):
     _sign_up(app, client, NAMES)
     ids, more = _search(app, "张")
-    assert _names(app, ids) == ["张", "张三丰", "张伟", "张伟明"] and more is None
+    # In key order: 張學友 is 张学友 folded, after 张伟明 (学 U+5B66 follows 伟 U+4F1F).
+    assert _names(app, ids) == ["张", "张三丰", "张伟", "张伟明", "張學友"] and more is None
     assert _names(app, _search(app, " 张伟 ")[0]) == ["张伟", "张伟明"]
     assert _names(app, _search(app, "章")[0]) == ["章子怡"]
     assert _names(app, _search(app, "Zhang")[0]) == ["Zhang Wei"]
@@ -56,7 +57,22 @@ def test_a_prefix_finds_every_name_it_starts_in_code_point_order_a_page_at_a_tim
         pages.append(_names(app, ids))
         if after is None:
             break
-    assert pages == [["张", "张三丰", "张伟"], ["张伟明"]]
+    assert pages == [["张", "张三丰", "张伟"], ["张伟明"], ["張學友"]]
+
+
+def test_the_search_folds_spaces_width_case_and_traditional_characters_as_the_names_do(app, client):
+    _sign_up(app, client, ["丁 佳", "Ｌｉ Ｌｅｉ", "劉德華", "王·芳"])
+    assert _names(app, _search(app, "丁佳")[0]) == ["丁 佳"]
+    assert _names(app, _search(app, "丁 佳")[0]) == ["丁 佳"]
+    assert _names(app, _search(app, "li lei")[0]) == ["Ｌｉ Ｌｅｉ"]
+    assert _names(app, _search(app, "LI")[0]) == ["Ｌｉ Ｌｅｉ"]
+    assert _names(app, _search(app, "刘德")[0]) == ["劉德華"]
+    assert _names(app, _search(app, "王芳")[0]) == ["王·芳"]
+    assert _search(app, " · ") == ([], None)
+    with central_db.session_factory(app)() as db:
+        found = {typed: find_by_name(db, typed) for typed in ("刘德华", "丁佳", "丁", " ")}
+    assert _names(app, found["刘德华"]) == ["劉德華"] and _names(app, found["丁佳"]) == ["丁 佳"]
+    assert found["丁"] == [] and found[" "] == []
 
 
 def _plan(app, postgres):
@@ -79,7 +95,7 @@ def test_the_search_reads_the_names_index_in_order_not_the_table(app, backend):
     postgres = backend.name == "postgresql"
     plan = _plan(app, postgres)
     if postgres:
-        assert "ix_golden_attributes_name_c" in plan and "Sort" not in plan, plan
+        assert "ix_golden_attributes_name_key" in plan and "Sort" not in plan, plan
     else:
         assert "USING INDEX ix_golden_attributes_" in plan and "TEMP B-TREE" not in plan, plan
         assert "SCAN golden_attributes" not in plan, plan
