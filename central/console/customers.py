@@ -33,10 +33,12 @@ from central.console.navigation import CUSTOMER_ROLES
 from central.customers import consent_gate, notes, profile, timeline
 from central.customers.name_search import find_by_name, find_by_name_prefix
 from central.customers.queries import (
+    CustomerSummary,
     find_customer,
     money,
     purchase_totals,
     recent_customers,
+    summaries_of,
     survivor_of,
 )
 from central.db import get_session
@@ -105,9 +107,19 @@ def int_arg(name: str) -> int | None:
     return int(raw)
 
 
-def _card(customer_id: int) -> dict[str, Any]:
-    record = golden.golden_of(get_session(), [customer_id]).get(customer_id, {})
-    return {"id": customer_id, "name": shown_name(record.get("name", ("", ""))[0])}
+def _rows(summaries: list[CustomerSummary]) -> list[dict[str, Any]]:
+    """What a list of customers shows of each: name (masked per role), identifiers (masked), purchases, last contact."""
+    records = golden.golden_of(get_session(), [c.id for c in summaries])
+    return [
+        {
+            "id": c.id,
+            "name": shown_name(records.get(c.id, {}).get("name", ("", ""))[0]),
+            "identifiers": c.identifiers,
+            "purchases": c.purchases,
+            "last_seen_at": c.last_seen_at,
+        }
+        for c in summaries
+    ]
 
 
 @bp.get("/customers")
@@ -126,14 +138,15 @@ def customers() -> ResponseReturnValue:
     next_after = None
     listing = not query and role() != CUSTOMER_SERVICE
     if listing:
-        recent, next_after = recent_customers(db, RECENT, after)  # identifiers come masked
+        summaries, next_after = recent_customers(db, RECENT, after)  # identifiers come masked
+        recent = _rows(summaries)
         record_audit("customers.list", after=after, returned=len(recent))
     elif query and kind == "name":
         if role() == CUSTOMER_SERVICE:
             ids = find_by_name(db, query)  # one customer at a time: the whole name, no pages to browse
         else:
             ids, next_after = find_by_name_prefix(db, query, RECENT, after)
-        found = [_card(cid) for cid in ids]
+        found = _rows(summaries_of(db, ids))
         record_audit("customers.search", f"name:{mask_name(query)}", after=after, returned=len(found))
     elif query:
         value, _reason = identity_registry().check(kind, query)
@@ -142,10 +155,12 @@ def customers() -> ResponseReturnValue:
         else:
             known = resolve.lookup(db.connection(), [(kind, value)])
             ids = sorted({k.customer_id for k in known.values() if k.customer_id is not None})
+            live = []
             for cid in ids:
                 row = find_customer(db, cid)
                 if row is not None:
-                    found.append(_card(survivor_of(db, row)))
+                    live.append(survivor_of(db, row))
+            found = _rows(summaries_of(db, list(dict.fromkeys(live))))
             record_audit("customers.search", f"{kind}:{mask_identifier(kind, value)}", returned=len(found))
     db.commit()
     return render_template(

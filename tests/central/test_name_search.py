@@ -129,3 +129,24 @@ def test_marketing_finds_by_surname_sees_masked_names_and_pages_on_customer_serv
     assert service.get("/console/customers?kind=name&q=张伟").get_data(as_text=True).count("<td>张*</td>") == 1
     searches = [(a.actor, a.subject) for a in table_rows(app, AuditLog) if a.action == "customers.search"]
     assert ("marketing", "name:张*") in searches and ("marketing", "name:王*") in searches
+
+
+@SQLITE_ONLY
+def test_found_and_listed_customers_show_name_masked_identifiers_purchases_and_last_contact(app, client):
+    """Two 张伟 are told apart by their masked phones; the newest customers' list shows names too."""
+    _sign_up(app, client, ["张伟", "张伟"])
+    create_user(app, "admin", role="admin")
+    create_user(app, "marketing", role="marketing")
+    admin, marketing = app.test_client(), app.test_client()
+    assert login(admin, "admin").status_code == 302 and login(marketing, "marketing").status_code == 302
+
+    found = admin.get("/console/customers?kind=name&q=张伟").get_data(as_text=True)
+    table = found.split('id="results"', 1)[1].split("</table>", 1)[0]
+    assert table.count("<td>张伟</td>") == 2 and "138****0000" in table and "138****0001" in table
+    assert '<td class="num">0</td>' in table and "UTC+08:00" in table
+    by_phone = admin.get("/console/customers?kind=phone&q=13812340001").get_data(as_text=True)
+    assert "<td>张伟</td>" in by_phone and "138****0001" in by_phone and "138****0000" not in by_phone
+
+    listed = marketing.get("/console/customers").get_data(as_text=True)
+    table = listed.split('id="recent"', 1)[1].split("</table>", 1)[0]
+    assert table.count("<td>张*</td>") == 2 and "138****0001" in table and not MOBILE.search(table)
