@@ -45,12 +45,15 @@ def test_each_role_logs_in_and_walks_every_page(app, client, agent, browser):
         create_user(app, role, role=role, stores=("S001",) if role == "store_manager" else ())
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     dialogs: list[str] = []
+    broken: list[str] = []  # failed requests and the browser's console errors (a missing icon, a refused script)
     with serving(app) as base:
         host = base.replace("127.0.0.1", "localhost")  # a secure context, so the __Host- cookie is kept
         for role in ROLES:
             context = browser.new_context()  # type: ignore[attr-defined]
             page = context.new_page()
             page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+            page.on("response", lambda r: broken.append(f"{r.status} {r.url}") if r.status >= 400 else None)
+            page.on("console", lambda m: broken.append(f"console: {m.text}") if m.type == "error" else None)
             page.goto(f"{host}/console/")
             page.fill("input[name=username]", role)
             page.fill("input[name=password]", PASSWORD)
@@ -99,3 +102,4 @@ def test_each_role_logs_in_and_walks_every_page(app, client, agent, browser):
                 page.screenshot(path=str(ARTIFACTS / f"{role}-customer.png"))
             context.close()
     assert dialogs == []  # no stored script ran
+    assert broken == []

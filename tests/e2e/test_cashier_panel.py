@@ -63,6 +63,7 @@ def test_the_panel_shows_members_and_refused_codes_within_100_ms_of_the_scan(tmp
             page = browser.new_page()
             errors: list[str] = []
             page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+            page.on("response", lambda r: errors.append(f"{r.status} {r.url}") if r.status >= 400 else None)
             page.goto(till.url)
             page.wait_for_selector("footer[data-state=up]", timeout=5000)
             page.evaluate(OBSERVE)
@@ -93,7 +94,12 @@ def test_the_panel_shows_members_and_refused_codes_within_100_ms_of_the_scan(tmp
                 latency, shown = _shown(page, till, chain.forged_code("M-0042"), seq)
                 assert (shown["state"], shown["reason"]) == ("rejected", "forged"), shown
                 latencies.append(latency)
-            assert errors == [], errors  # no CSP violation, no script error
+            icon_loads = page.evaluate(
+                "() => new Promise(done => { const i = new Image(); i.onload = () => done(true);"
+                " i.onerror = () => done(false); i.src = document.querySelector('link[rel=icon]').href; })"
+            )
+            assert icon_loads, "the panel's icon is missing or refused by its own Content-Security-Policy"
+            assert errors == [], errors  # no CSP violation, no script error, no missing file
             shown_ms = ", ".join(f"{s * 1000:.1f}" for s in latencies)
             assert statistics.median(latencies) < LIMIT, f"median over {LIMIT * 1000:.0f} ms: {shown_ms} ms"
             assert max(latencies) < STALL, f"a scan took over {STALL:.0f} s to show: {shown_ms} ms"
