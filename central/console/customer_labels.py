@@ -85,6 +85,28 @@ REVIEW_REASONS = {
     "suspicious_value": N_("可疑的标识值"),
     "reassigned": N_("标识已转给他人"),
 }
+# Event kinds as a review item's evidence names them: the timeline's, and the member systems' own.
+KIND_LABELS = {
+    **TIMELINE_LABELS,
+    "member.signup": N_("会员注册"),
+    "member.update": N_("会员资料变更"),
+    "member.login": N_("会员登录"),
+}
+# A review item's evidence (central.identity.changes and .suggestions write these keys).
+EVIDENCE_LABELS = {
+    "event_id": N_("事件"),
+    "kind": N_("事件类型"),
+    "match": N_("依据"),
+    "fields": N_("一致的资料"),
+}
+# Weak-match rules: a base rule, then "_city" or "_postcode" when that place agreed too.
+MATCH_LABELS = {
+    "name_birthday": N_("姓名与生日相同"),
+    "pinyin_birthday": N_("姓名拼音与生日相同"),
+    "fuzzy_name_birthday": N_("姓名相近，生日相同"),
+    "city": N_("城市相同"),
+    "postcode": N_("邮编相同"),
+}
 STATE_NAMES = {
     "linked": N_("已关联"),
     "trusted": N_("已确认"),

@@ -28,8 +28,15 @@ from central.accounts import web
 from central.accounts.roles import ADMIN, CUSTOMER_SERVICE
 from central.console import bp
 from central.console.auditing import record_audit
-from central.console.customer_labels import DONE, PROBLEMS
-from central.console.navigation import CUSTOMER_ROLES
+from central.console.customer_labels import (
+    ATTRIBUTE_LABELS,
+    DONE,
+    EVIDENCE_LABELS,
+    KIND_LABELS,
+    MATCH_LABELS,
+    PROBLEMS,
+)
+from central.console.navigation import CUSTOMER_ROLES, IDENTIFIER_LABELS
 from central.customers import consent_gate, notes, profile, timeline
 from central.customers.name_search import find_by_name, find_by_name_prefix
 from central.customers.queries import (
@@ -68,6 +75,45 @@ def identity_registry() -> Registry:
     """The identifier registry this central runs with."""
     registry: Registry = current_app.config["IDENTITY_REGISTRY"]
     return registry
+
+
+# One line of a review item's evidence: a label (a message id) and its parts, each (text, translate it).
+EvidenceLine = tuple[str, list[tuple[str, bool]]]
+
+
+def _match_parts(rule: str) -> list[tuple[str, bool]]:
+    for place in ("city", "postcode"):
+        base = rule.removesuffix(f"_{place}")
+        if base != rule and base in MATCH_LABELS:
+            return [(MATCH_LABELS[base], True), (MATCH_LABELS[place], True)]
+    return [(MATCH_LABELS[rule], True)] if rule in MATCH_LABELS else [(rule, False)]
+
+
+def review_evidence(evidence: dict[str, Any] | None) -> list[EvidenceLine]:
+    """A review item's evidence in the page's words: the event, its kind, the identifier (masked per role), the rule."""
+    evidence = dict(evidence or {})
+    lines: list[EvidenceLine] = []
+    kind_of_value = evidence.pop("type", None)
+    value = evidence.pop("value", None)
+    for key in ("event_id", "kind", "match", "fields"):
+        raw = evidence.pop(key, None)
+        if raw is None:
+            continue
+        if key == "kind":
+            parts = [(KIND_LABELS[raw], True)] if raw in KIND_LABELS else [(str(raw), False)]
+        elif key == "match":
+            parts = _match_parts(str(raw))
+        elif key == "fields" and isinstance(raw, list):
+            parts = [(ATTRIBUTE_LABELS[f], True) if f in ATTRIBUTE_LABELS else (str(f), False) for f in raw]
+        else:
+            parts = [(shown_text(str(raw)), False)]
+        lines.append((EVIDENCE_LABELS[key], parts))
+    if value is not None:
+        kind = str(kind_of_value or "")
+        shown = str(value) if _unmasked() else mask_identifier(kind, str(value))
+        lines.append((IDENTIFIER_LABELS.get(kind, kind or "标识"), [(shown, False)]))
+    lines.extend((str(k), [(shown_text(str(v)), False)]) for k, v in sorted(evidence.items()))  # keys of later writers
+    return lines
 
 
 def _unmasked() -> bool:
@@ -272,7 +318,7 @@ def customer(customer_id: int) -> ResponseReturnValue:
         before=before,
         ledger=ledger,
         items=items,
-        evidence=history.evidence_items,
+        evidence=review_evidence,
         shown_text=shown_text,
         money=money,
         may_serve=role() in SERVICE_ROLES,

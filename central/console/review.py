@@ -23,7 +23,7 @@ from central.console.customers import (
     identity_registry,
     int_arg,
     operator_name,
-    shown_text,
+    review_evidence,
 )
 from central.db import get_session
 from central.identity import history, review
@@ -50,8 +50,7 @@ def review_queue() -> ResponseReturnValue:
         status=status,
         statuses=REVIEW_STATUSES,
         next_after=next_after,
-        evidence=history.evidence_items,
-        shown_text=shown_text,
+        evidence=review_evidence,
         problem=PROBLEMS.get(request.args.get("problem", "")),
         done=DONE.get(request.args.get("done", "")),
     )

@@ -418,3 +418,29 @@ def test_the_list_names_each_identifiers_type_in_the_pages_language(app, member)
     admin.set_cookie("cdp-lang", "en")
     listed = admin.get("/console/customers").get_data(as_text=True)
     assert '<span class="kind">Member card</span>' in listed and ">card<" not in listed
+
+
+@SQLITE_ONLY
+def test_review_evidence_reads_in_the_pages_language_with_the_identifier_named(app, client, member):
+    twins = {"name": "王芳", "birthday": "1990-03-05", "city": "上海"}
+    _accepted(
+        app,
+        client,
+        [
+            source_event("w1", "member.signup", identifiers={"phone": "13700000001"}, **twins),
+            source_event("w2", "member.signup", identifiers={"phone": "13700000002"}, **twins),
+            source_event("u1", "member.signup", identifiers={"member_id": "U001", "phone": "13700000009"}),
+            source_event("u2", "member.signup", identifiers={"member_id": "U002", "phone": "13700000009"}),
+        ],
+    )
+    reasons = {i.reason for i in table_rows(app, ReviewItem)}
+    assert {"weak_match", "unique_conflict"} <= reasons, reasons
+    admin = _as(app, "admin")
+    queue = admin.get("/console/customers/review").get_data(as_text=True)
+    table = queue.split('id="review-items"', 1)[1]
+    assert "依据</span> 姓名与生日相同、城市相同" in table and "一致的资料</span> 生日、城市、姓名" in table
+    assert "手机号</span> +8613700000009" in table and "事件</span> u2" in table and "事件类型</span> 会员注册" in table
+    assert "fields=" not in table and "[&#39;" not in table and "value=+86" not in table
+    admin.set_cookie("cdp-lang", "en")
+    english = admin.get("/console/customers/review").get_data(as_text=True).split('id="review-items"', 1)[1]
+    assert "same name and birthday, same city" in english and "birthday, city, name" in english.lower()
