@@ -32,9 +32,12 @@ from central.console.customer_labels import (
     ATTRIBUTE_LABELS,
     DONE,
     EVIDENCE_LABELS,
+    INPUT_LABELS,
     KIND_LABELS,
     MATCH_LABELS,
     PROBLEMS,
+    TAG_LABELS,
+    TAG_VALUE_LABELS,
 )
 from central.console.navigation import CUSTOMER_ROLES, IDENTIFIER_LABELS
 from central.customers import consent_gate, notes, profile, timeline
@@ -229,13 +232,34 @@ def _golden_rows(customer_id: int) -> list[tuple[str, str, str]]:
     return [(a, shown_attribute(a, value), source) for a, (value, source) in sorted(record.items())]
 
 
+def _input_text(value: Any) -> str:
+    """A tag input as the page shows it: a model's parameters as name value pairs, not a Python dict."""
+    if isinstance(value, dict):
+        return ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in value.items())
+    return value if isinstance(value, str) else str(value)
+
+
 def _tags(customer_id: int) -> list[dict[str, Any]]:
+    """The customer's tags: name and value in the page's words where known, the key and inputs beside them."""
     out = []
     for tag in profile.tags_of(get_session().connection(), customer_id):
         why = tag["why"] if isinstance(tag["why"], dict) else {}
-        inputs = [(str(k), shown_text(v if isinstance(v, str) else str(v))) for k, v in sorted(why.items())]
+        inputs = [(INPUT_LABELS.get(str(k), str(k)), shown_text(_input_text(v))) for k, v in sorted(why.items())]
         at = datetime.fromisoformat(tag["computed_at"]) if tag["computed_at"] else None  # the API's text form
-        out.append({**tag, "value": shown_text(str(tag["value"])), "inputs": inputs, "computed_at": at})
+        name, _dot, rest = str(tag["tag"]).partition(".")
+        family = name if name in ("top_category", "repurchase") else str(tag["tag"])  # top_category.1, repurchase.奶粉
+        value = str(tag["value"])
+        out.append(
+            {
+                **tag,
+                "label": TAG_LABELS.get(family),
+                "label_detail": rest if family != tag["tag"] else "",
+                "value": shown_text(value),
+                "value_label": TAG_VALUE_LABELS.get(family, {}).get(value),
+                "inputs": inputs,
+                "computed_at": at,
+            }
+        )
     return out
 
 

@@ -176,7 +176,8 @@ def test_a_note_and_a_complaint_from_customer_service_and_the_high_care_tag_that
     with central_db.engine_for(app).begin() as conn:
         tagging.recompute(conn, app.config["CENTRAL"], app.config["CLOCK"]())
     html = service.get(page).get_data(as_text=True)
-    assert "客户来电询问积分" in html and "service.high_care" in html and "complaints=1" in html
+    assert "客户来电询问积分" in html and '重点关怀 <code class="key">service.high_care</code></td><td>是</td>' in html
+    assert "投诉次数</span> 1" in html and "complaints=1" not in html
     assert "139****5679" in html and not MOBILE.search(html)
     assert OTHER_PHONE in _as(app, "admin").get(page).get_data(as_text=True)
     assert _audited(app, "customers.note.add") == [("customer_service", f"customer:{member}")]
@@ -444,3 +445,21 @@ def test_review_evidence_reads_in_the_pages_language_with_the_identifier_named(a
     admin.set_cookie("cdp-lang", "en")
     english = admin.get("/console/customers/review").get_data(as_text=True).split('id="review-items"', 1)[1]
     assert "same name and birthday, same city" in english and "birthday, city, name" in english.lower()
+
+
+@SQLITE_ONLY
+def test_tags_read_in_the_pages_language_with_their_keys_and_inputs(app, client, member):
+    profiling = {"purpose": "profiling", "source": "app"}
+    _accepted(app, client, [source_event("p1", "consent.given", identifiers={"phone": PHONE}, payload=profiling)])
+    with central_db.engine_for(app).begin() as conn:
+        tagging.recompute(conn, app.config["CENTRAL"], app.config["CLOCK"]())
+    admin = _as(app, "admin")
+    table = admin.get(f"/console/customers/{member}").get_data(as_text=True).split('id="tags"', 1)[1]
+    table = table.split("</table>", 1)[0]
+    assert '生命周期 <code class="key">lifecycle</code></td><td>新客</td>' in table
+    assert '渠道偏好 <code class="key">channel</code></td><td>全渠道</td>' in table
+    assert '价值层级 <code class="key">value_tier</code>' in table and "距最近购买（天）</span>" in table
+    assert not re.search(r">[^<]*\w=[^<]*<", table)  # no key=value left in the text
+    admin.set_cookie("cdp-lang", "en")
+    english = admin.get(f"/console/customers/{member}").get_data(as_text=True).split('id="tags"', 1)[1]
+    assert ">new</td>" in english and "lifecycle" in english and "days since last purchase</span>" in english
