@@ -152,6 +152,26 @@ INPUT_LABELS = {
     "longest_dwell_minutes": N_("最长停留（分钟）"),
     "min_minutes": N_("停留阈值（分钟）"),
 }
+# The identity ledger: what happened (action) and why (rule); a rule not listed shows as stored.
+LEDGER_ACTIONS = {
+    "link": N_("关联"),
+    "unlink": N_("解除关联"),
+    "merge": N_("合并"),
+    "unmerge": N_("取消合并"),
+    "split": N_("拆分"),
+}
+LEDGER_RULES = {
+    "new_customer": N_("新客户"),
+    "same_event": N_("同一事件"),
+    "shared_identifier": N_("共用标识"),
+    "weak_attach": N_("弱标识附加"),
+    "reassigned": N_("标识转给他人"),
+    "suspicious": N_("可疑标识"),
+    "split": N_("拆分"),
+    "removed": N_("人工移除"),
+    "review_accepted": N_("审核接受"),
+    "weak_match": N_("弱匹配"),
+}
 PROBLEMS = {
     "empty": N_("内容为空，未保存。"),
     "too_long": N_("内容过长，未保存。"),
@@ -221,4 +241,6 @@ def labels() -> dict[str, object]:
         "attribute_labels": ATTRIBUTE_LABELS,
         "review_reasons": REVIEW_REASONS,
         "state_names": STATE_NAMES,
+        "ledger_actions": LEDGER_ACTIONS,
+        "ledger_rules": LEDGER_RULES,
     }

@@ -18,6 +18,7 @@ from central.identity.models import LINK, MERGE, Customer, Identifier, LedgerEnt
 from central.identity.review import OPEN
 from central.identity.split import SPLIT
 from central.models import table
+from shared.masking import mask_identifier
 
 _customers = table(Customer)
 _identifiers = table(Identifier)
@@ -53,6 +54,9 @@ class LedgerLine:
     store_id: str | None
     operator: str | None
     splittable: bool
+    identifier_value: str | None = None  # masked
+    anchor_kind: str | None = None
+    anchor_value: str | None = None  # masked
 
 
 def identifiers_of(db: Session, customer_id: int) -> list[HeldIdentifier]:
@@ -92,8 +96,12 @@ def ledger_of(db: Session, customer_id: int, limit: int = 200) -> list[LedgerLin
             .limit(limit)
         )
     )
-    named = {r.identifier_id for r in rows if r.identifier_id is not None}
-    kinds = dict(db.execute(select(_identifiers.c.id, _identifiers.c.kind).where(_identifiers.c.id.in_(named))).all())
+    named = {i for r in rows for i in (r.identifier_id, r.anchor_identifier_id) if i is not None}
+    found = db.execute(
+        select(_identifiers.c.id, _identifiers.c.kind, _identifiers.c.value).where(_identifiers.c.id.in_(named))
+    ).all()
+    kinds = {i: kind for i, kind, _value in found}
+    masked = {i: mask_identifier(kind, value) for i, kind, value in found}
     return [
         LedgerLine(
             r.id,
@@ -109,6 +117,9 @@ def ledger_of(db: Session, customer_id: int, limit: int = 200) -> list[LedgerLin
             r.store_id,
             r.operator,
             _splittable(r.action, r.rule, r.anchor_identifier_id),
+            masked.get(r.identifier_id),
+            kinds.get(r.anchor_identifier_id),
+            masked.get(r.anchor_identifier_id),
         )
         for r in rows
     ]

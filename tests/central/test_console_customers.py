@@ -206,6 +206,11 @@ def test_an_admin_splits_a_merge_and_removes_an_identifier(app, client, member):
     admin = _as(app, "admin")
     html = admin.get(f"/console/customers/{live}").get_data(as_text=True)
     assert f'name="ledger_id" value="{merge.id}"' in html
+    ledger = html.split('id="ledger"', 1)[1].split("</table>", 1)[0]
+    # In words, with the identifier named by its masked value: 合并 共用标识 电子邮件 z**@example.com.
+    assert "<td>合并</td><td>共用标识</td>" in ledger and "<td>关联</td><td>同一事件</td>" in ledger
+    assert '<span class="kind">电子邮件</span> ' in ledger and "zsf@example.com" not in ledger
+    assert '<span class="kind">手机号</span> 139****5679' in ledger and not MOBILE.search(ledger)
     for role in ("marketing", "customer_service"):
         refused = post_form(_as(app, role), f"/console/customers/{live}/split", {"ledger_id": str(merge.id)})
         assert refused.status_code == 403
