@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -112,6 +113,16 @@ def local_time(moment: datetime | None) -> Markup | str:
     return Markup('<time datetime="{}">{} UTC{}</time>').format(stamp, shown, offset_text(minutes))
 
 
+def amount(value: Any, cents: bool = False) -> str:
+    """Money for pages: two decimals, thousands grouped (590,368.66); ``cents`` when stored in fen; blank for None."""
+    if value is None or value == "":
+        return ""
+    number = Decimal(str(value))
+    if cents:
+        number /= 100
+    return f"{number:,.2f}"
+
+
 def source_state(state: str) -> str:
     """An agent source's reported state in the page's language: "scanning (active)" -> "扫描中 (active)"."""
     head, bracket, rest = str(state).partition(" (")
@@ -149,6 +160,7 @@ def _globals() -> dict[str, object]:
         "lang": select_locale(),
         "ago": ago,
         "local_time": local_time,
+        "amount": amount,
         "source_state": source_state,
         "nav": navigation.nav_for(active.role) if active else [],
         "role_labels": navigation.ROLE_LABELS,

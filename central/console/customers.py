@@ -344,7 +344,6 @@ def customer(customer_id: int) -> ResponseReturnValue:
         items=items,
         evidence=review_evidence,
         shown_text=shown_text,
-        money=money,
         may_serve=role() in SERVICE_ROLES,
         admin=admin,
         problem=PROBLEMS.get(request.args.get("problem", "")),

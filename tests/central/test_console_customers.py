@@ -11,7 +11,7 @@ from sqlalchemy import event, select
 
 from central import db as central_db
 from central.campaigns import coupons
-from central.console import local_time
+from central.console import amount, local_time
 from central.customers import tagging
 from central.identity.models import Customer, Identifier, LedgerEntry, ReviewItem
 from central.models import AuditLog
@@ -468,3 +468,14 @@ def test_tags_read_in_the_pages_language_with_their_keys_and_inputs(app, client,
     admin.set_cookie("cdp-lang", "en")
     english = admin.get(f"/console/customers/{member}").get_data(as_text=True).split('id="tags"', 1)[1]
     assert ">new</td>" in english and "lifecycle" in english and "days since last purchase</span>" in english
+
+
+@SQLITE_ONLY
+def test_amounts_show_with_thousands_grouped(app, client, member):
+    _accepted(
+        app, client, [source_event("big", "order.online", identifiers={"phone": PHONE}, payload={"total": "12345.60"})]
+    )
+    html = _as(app, "admin").get(f"/console/customers/{member}").get_data(as_text=True)
+    assert '<span id="spent">12,417.10</span>' in html and '<td class="num">12,345.60</td>' in html
+    assert amount(None) == amount("") == "" and amount(Decimal("-1234.5")) == "-1,234.50"
+    assert amount(59036866, cents=True) == "590,368.66"
