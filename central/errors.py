@@ -1,16 +1,19 @@
 """One JSON error shape for everything under ``/api/``: ``{"error": {"code": ..., "message": ...}}``.
 
-Console pages keep Flask's HTML error pages; API clients (agents, scripts) always get JSON with a
-stable ``code`` they can branch on and a ``message`` for people.
+API clients (agents, scripts) always get JSON with a stable ``code`` they can branch on and a
+``message`` for people. Console pages get the console's own error page in the page's language
+(:data:`PAGE_RENDERERS`, which the console fills in); any other path keeps Flask's HTML pages.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from flask import Flask, Response, jsonify, request
 from sqlalchemy.exc import InterfaceError, OperationalError
-from werkzeug.exceptions import HTTPException, InternalServerError
+from werkzeug.exceptions import HTTPException, InternalServerError, ServiceUnavailable
+from werkzeug.wrappers import Response as BaseResponse
 
 log = logging.getLogger(__name__)
 
@@ -50,15 +53,31 @@ def _is_api_path() -> bool:
     return request.path.startswith("/api/")
 
 
+# Path prefix -> a function that answers an HTTP error with an HTML page there, or None to leave it to Flask.
+PAGE_RENDERERS: dict[str, Callable[[HTTPException], BaseResponse | None]] = {}
+
+
+def _page(exc: HTTPException) -> BaseResponse | HTTPException:
+    for prefix, render in PAGE_RENDERERS.items():
+        if request.path.startswith(prefix):
+            try:
+                page = render(exc)
+            except Exception:  # an error page that fails must not hide the first error
+                log.exception("the error page for %s failed", request.path)
+                page = None
+            return exc if page is None else page
+    return exc
+
+
 def _api_error(exc: ApiError) -> Response:
     response = error_response(exc.status, exc.code, exc.message)
     response.headers.update(exc.headers)
     return response
 
 
-def _http_error(exc: HTTPException) -> Response | HTTPException:
+def _http_error(exc: HTTPException) -> BaseResponse | HTTPException:
     if not _is_api_path():
-        return exc
+        return _page(exc)
     status = exc.code or 500
     code, message = _HTTP_CODES.get(status, ("http_error", exc.name.lower()))
     response = error_response(status, code, message)
@@ -69,18 +88,21 @@ def _http_error(exc: HTTPException) -> Response | HTTPException:
     return response
 
 
-def _internal_error(exc: InternalServerError) -> Response | InternalServerError:
+def _internal_error(exc: InternalServerError) -> BaseResponse | HTTPException:
     original = exc.original_exception or exc
     log.error("unhandled error on %s %s", request.method, request.path, exc_info=original)
     if not _is_api_path():
-        return exc
+        return _page(exc)
     return error_response(500, "internal_error", "internal server error")
 
 
-def _database_down(exc: OperationalError | InterfaceError) -> Response:
+def _database_down(exc: OperationalError | InterfaceError) -> BaseResponse:
     # A database that cannot be reached is a retriable condition for agents, not a server bug.
     log.error("database unavailable on %s %s: %s", request.method, request.path, str(exc.orig).strip())
     if not _is_api_path():
+        page = _page(ServiceUnavailable())
+        if isinstance(page, BaseResponse):
+            return page
         return Response("The database is unavailable; try again shortly.\n", 503, mimetype="text/plain")
     return error_response(503, "unavailable", "the database is unavailable; retry later")
 

@@ -207,6 +207,10 @@ def _csrf_valid() -> bool:
     return hmac.compare_digest(expected.encode(), submitted.encode())
 
 
+CROSS_SITE = "cross-site requests are refused"
+FORM_EXPIRED = "the form expired or did not come from this console; reload the page and try again"
+
+
 def _cross_site() -> bool:
     if request.headers.get("Sec-Fetch-Site", "") == "cross-site":
         return True
@@ -218,9 +222,9 @@ def _before() -> Response | None:
     if request.method in SAFE_METHODS:
         return None
     if _cross_site() or request.headers.get("Origin") == "null":
-        abort(403, "cross-site requests are refused")
+        abort(403, CROSS_SITE)
     if request.path.startswith("/console/") and not _csrf_valid():
-        abort(400, "the form expired or did not come from this console; reload the page and try again")
+        abort(400, FORM_EXPIRED)
     return None
 
 

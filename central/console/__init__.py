@@ -16,11 +16,14 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from flask import Blueprint, Flask, current_app, request
+from flask import Blueprint, Flask, current_app, render_template, request
 from flask_babel import Babel, gettext
 from markupsafe import Markup
+from werkzeug.exceptions import HTTPException
 from werkzeug.security import safe_join
+from werkzeug.wrappers import Response as BaseResponse
 
+from central import errors
 from central.accounts import web
 from central.accounts.roles import policy
 from central.console import navigation
@@ -177,8 +180,20 @@ def _globals() -> dict[str, object]:
     }
 
 
+def error_page(exc: HTTPException) -> BaseResponse:
+    """A console error in the console's frame and the page's language, with the status and headers it had."""
+    status = exc.code or 500
+    texts = navigation.ERROR_TEXTS
+    text = navigation.ERROR_REASONS.get(str(exc.description)) or texts.get(status) or texts[500]
+    response = exc.get_response()
+    response.set_data(render_template("error.html", status=status, text=text))
+    response.content_type = "text/html; charset=utf-8"
+    return response
+
+
 def init_app(app: Flask) -> None:
     """Register the console and its translations on ``app``."""
+    errors.PAGE_RENDERERS["/console"] = error_page
     app.config.setdefault("BABEL_DEFAULT_LOCALE", DEFAULT_LANGUAGE)
     app.config.setdefault("BABEL_TRANSLATION_DIRECTORIES", str(TRANSLATIONS))
     Babel(app, locale_selector=select_locale)

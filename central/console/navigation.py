@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from central.accounts import web
 from central.accounts.roles import ADMIN, CUSTOMER_SERVICE, EVERYONE, FINANCE, MARKETING, STORE_MANAGER, TECHNICIAN
 
 
@@ -147,3 +148,20 @@ PARAM_LABELS = {
 }
 PURPOSE_LABELS = {"marketing": "营销", "service": "客户服务"}
 ACTION_LABELS = {"coupon": "发放优惠券", "export": "加入导出名单", "webhook": "Webhook 回调"}
+
+# What an error page says, by status (Chinese message ids).
+ERROR_TEXTS = {
+    400: "请求无法读取。",
+    403: "你的角色不能打开这个页面。",
+    404: "没有这个页面。",
+    405: "这个页面不接受这种请求。",
+    413: "提交的内容太大。",
+    429: "请求太频繁，请稍后再试。",
+    500: "服务器出错了，错误已记入日志。请稍后再试。",
+    503: "数据库暂时不可用，请稍后再试。",
+}
+# Refusals whose reason is worth its own sentence (central.accounts.web aborts with these).
+ERROR_REASONS = {
+    web.FORM_EXPIRED: "表单已过期，或不是从本控制台提交的。请刷新页面后重试。",
+    web.CROSS_SITE: "拒绝来自其他网站的请求。",
+}

@@ -259,3 +259,29 @@ def test_a_session_check_waits_for_no_writer_on_sqlite(app, user_client):
             active = web.current()
         writer.rollback()
     assert active is not None and active.role == "admin"
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_console_errors_are_console_pages_in_the_pages_language(app, client):
+    create_user(app, "alice", role="admin")
+    create_user(app, "mia", role="marketing")
+    anonymous = app.test_client()
+    missing = anonymous.get("/console/no-such-page")
+    page = missing.get_data(as_text=True)
+    assert missing.status_code == 404 and 'data-status="404"' in page and "没有这个页面。" in page
+    assert "console.css" in page and "Not Found" not in page
+    expired = anonymous.post("/console/login", data={"username": "alice", "password": PASSWORD, "csrf_token": "x"})
+    assert expired.status_code == 400 and "表单已过期" in expired.get_data(as_text=True)
+    marketing = app.test_client()
+    assert login(marketing, "mia").status_code == 302
+    refused = marketing.get("/console/customers/review")
+    assert refused.status_code == 403 and "你的角色不能打开这个页面。" in refused.get_data(as_text=True)
+    assert 'data-page="segments"' in refused.get_data(as_text=True)  # the navigation is there to go on from
+    wrong_method = marketing.get("/console/customers/review/1")  # decisions are posted
+    assert wrong_method.status_code == 405 and "POST" in wrong_method.headers["Allow"]
+    assert "这个页面不接受这种请求。" in wrong_method.get_data(as_text=True)
+    marketing.set_cookie("cdp-lang", "en")
+    english = marketing.get("/console/no-such-page").get_data(as_text=True)
+    assert "There is no such page." in english and 'lang="en"' in english
+    api = anonymous.get("/api/v1/no-such-thing")
+    assert api.status_code == 404 and api.get_json()["error"]["code"] == "not_found"  # the API keeps JSON
