@@ -96,19 +96,30 @@ def test_sqlite_connection_settings(tmp_path):
         engine.dispose()
 
 
+def _at_revision(engine, revision, rows_sql):
+    """Move ``engine``'s database to ``revision`` (up from nothing, or down from the head) and run ``rows_sql``."""
+    empty = current_revision(engine) is None
+    with engine.begin() as conn:
+        config = alembic_config()
+        config.attributes["connection"] = conn
+        if empty:
+            command.upgrade(config, revision)
+        else:
+            command.downgrade(config, revision)
+        conn.execute(rows_sql)
+
+
 def test_the_store_rows_of_online_sales_that_named_no_store_are_deleted(tmp_path):
     engine = make_engine(f"sqlite:///{tmp_path / 'central.db'}")
     try:
-        with engine.begin() as conn:
-            config = alembic_config()
-            config.attributes["connection"] = conn
-            command.upgrade(config, "0022_unknown_sku_log")
-            conn.execute(
-                text(
-                    "INSERT INTO customer_stores (customer_id, store_id, purchases, spent)"
-                    " VALUES (1, '', 2, 11800), (1, 'S001', 1, 1250)"
-                )
-            )
+        _at_revision(
+            engine,
+            "0022_unknown_sku_log",
+            text(
+                "INSERT INTO customer_stores (customer_id, store_id, purchases, spent)"
+                " VALUES (1, '', 2, 11800), (1, 'S001', 1, 1250)"
+            ),
+        )
         upgrade(engine)
         with engine.connect() as conn:
             assert conn.execute(text("SELECT store_id FROM customer_stores")).scalars().all() == ["S001"]
@@ -119,18 +130,16 @@ def test_the_store_rows_of_online_sales_that_named_no_store_are_deleted(tmp_path
 def test_stored_names_get_their_search_key_and_the_index_moves_to_it(backend):
     engine = make_engine(backend.url)
     try:
-        with engine.begin() as conn:
-            config = alembic_config()
-            config.attributes["connection"] = conn
-            command.downgrade(config, "0023_no_store_rows")
-            conn.execute(
-                text(
-                    "INSERT INTO golden_attributes (customer_id, attribute, value, source, verified, observed_at)"
-                    " VALUES (1, 'name', '丁 佳', 'till', false, '2026-12-01 10:00:00'),"
-                    " (2, 'name', '張學友', 'import', false, '2026-12-01 10:00:00'),"
-                    " (2, 'city', '上海', 'import', false, '2026-12-01 10:00:00')"
-                )
-            )
+        _at_revision(
+            engine,
+            "0023_no_store_rows",
+            text(
+                "INSERT INTO golden_attributes (customer_id, attribute, value, source, verified, observed_at)"
+                " VALUES (1, 'name', '丁 佳', 'till', false, '2026-12-01 10:00:00'),"
+                " (2, 'name', '張學友', 'import', false, '2026-12-01 10:00:00'),"
+                " (2, 'city', '上海', 'import', false, '2026-12-01 10:00:00')"
+            ),
+        )
         upgrade(engine)
         with engine.connect() as conn:
             keys = conn.execute(text("SELECT value, search_key FROM golden_attributes ORDER BY id")).all()
