@@ -161,7 +161,7 @@ LEDGER_ACTIONS = {
     "split": N_("拆分"),
 }
 LEDGER_RULES = {
-    "new_customer": N_("新客户"),
+    "new_customer": N_("新建客户"),
     "same_event": N_("同一事件"),
     "shared_identifier": N_("共用标识"),
     "weak_attach": N_("弱标识附加"),

@@ -449,7 +449,7 @@ def test_review_evidence_reads_in_the_pages_language_with_the_identifier_named(a
     assert "fields=" not in table and "[&#39;" not in table and "value=+86" not in table
     admin.set_cookie("cdp-lang", "en")
     english = admin.get("/console/customers/review").get_data(as_text=True).split('id="review-items"', 1)[1]
-    assert "same name and birthday, same city" in english and "birthday, city, name" in english.lower()
+    assert "Same name and birthday, same city" in english and "birthday, city, name" in english.lower()
 
 
 @SQLITE_ONLY
@@ -459,15 +459,18 @@ def test_tags_read_in_the_pages_language_with_their_keys_and_inputs(app, client,
     with central_db.engine_for(app).begin() as conn:
         tagging.recompute(conn, app.config["CENTRAL"], app.config["CLOCK"]())
     admin = _as(app, "admin")
-    table = admin.get(f"/console/customers/{member}").get_data(as_text=True).split('id="tags"', 1)[1]
-    table = table.split("</table>", 1)[0]
+    page = admin.get(f"/console/customers/{member}").get_data(as_text=True)
+    assert f"<h1>客户 #{member}</h1>" in page
+    table = page.split('id="tags"', 1)[1].split("</table>", 1)[0]
     assert '生命周期 <code class="key">lifecycle</code></td><td>新客</td>' in table
     assert '渠道偏好 <code class="key">channel</code></td><td>全渠道</td>' in table
     assert '价值层级 <code class="key">value_tier</code>' in table and "距最近购买（天）</span>" in table
     assert not re.search(r">[^<]*\w=[^<]*<", table)  # no key=value left in the text
     admin.set_cookie("cdp-lang", "en")
-    english = admin.get(f"/console/customers/{member}").get_data(as_text=True).split('id="tags"', 1)[1]
-    assert ">new</td>" in english and "lifecycle" in english and "days since last purchase</span>" in english
+    english_page = admin.get(f"/console/customers/{member}").get_data(as_text=True)
+    english = english_page.split('id="tags"', 1)[1]
+    assert ">New</td>" in english and "Lifecycle" in english and "Days since last purchase</span>" in english
+    assert f"<h1>Customer #{member}</h1>" in english_page
 
 
 @SQLITE_ONLY
