@@ -26,7 +26,10 @@ LIMIT = 0.100  # seconds from the scanner's write to the panel showing the resul
 STALL = 1.0
 # As central's member_cards job publishes it: masked at central, with the tier and coupon hints.
 COUPON = {"title": "double-11", "value": "10.00", "hint": "7Q2X", "serial": 1042, "campaign": 7}
-MEMBERS = {"M-0042": {"name": "张*", "phone": "138****5678", "tier": "loyal", "coupons": [COUPON]}}
+MEMBERS = {
+    "M-0042": {"name": "张*", "phone": "138****5678", "tier": "loyal", "coupons": [COUPON]},
+    "M-0043": {"name": "李*", "phone": "139****0043", "tier": "potential", "coupons": []},
+}
 PAYMENT_CODE = "134567890123456789"  # a WeChat Pay payment code
 
 
@@ -90,7 +93,11 @@ def test_the_panel_shows_members_and_refused_codes_within_100_ms_of_the_scan(tmp
             assert shown["state"] == "payment"
             assert not re.search(r"\d{4}", page.content()), "payment code digits on the panel"
             latencies.append(latency)
-            for seq in range(5, 10):  # more forged codes, each new, for a median worth the name
+            latency, shown = _shown(page, till, chain.code("M-0043"), 5)
+            assert shown["state"] == "member" and "潜力 · Potential" in shown["text"], shown
+            assert "无 · None" in shown["text"] and "double-11" not in shown["text"], shown  # no coupon, said so
+            latencies.append(latency)
+            for seq in range(6, 11):  # more forged codes, each new, for a median worth the name
                 latency, shown = _shown(page, till, chain.forged_code("M-0042"), seq)
                 assert (shown["state"], shown["reason"]) == ("rejected", "forged"), shown
                 latencies.append(latency)

@@ -39,6 +39,12 @@ function show(card) {
     item.textContent = coupon.hint ? coupon.title + " (" + coupon.hint + ")" : coupon.title;
     list.append(item);
   }
+  if (member && !list.children.length) {
+    const none = document.createElement("li");
+    none.className = "none";
+    none.textContent = "无 · None";
+    list.append(none);
+  }
   text("detail", card.kind === "product" ? card.code : "");
   text("reason-zh", card.kind === "rejected" ? card.zh : "");
   text("reason-en", card.kind === "rejected" ? card.en : "");
