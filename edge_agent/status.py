@@ -11,7 +11,7 @@ import fcntl
 import json
 import os
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 from pathlib import Path
 from typing import Any
 
@@ -93,11 +93,13 @@ def render(
     running: bool | None,
     dead_letters: Sequence[tuple[int, str, str, str | None]],
     disk: DiskFacts | None = None,
+    zone: tzinfo | None = None,
 ) -> tuple[list[str], int]:
     """The status as lines for a technician, and the exit code (0 ok, 1 degraded, 3 not running).
 
     ``disk`` is the data disk as this command sees it now: the agent cannot rewrite its status file
-    while that disk is full, so a full disk is reported from here, not from the file.
+    while that disk is full, so a full disk is reported from here, not from the file. Times are
+    shown in ``zone``, by default this PC's own, as the store's staff read their clocks.
     """
     h = doc["health"]
     age = now - float(doc.get("written_at_epoch", now))
@@ -111,7 +113,8 @@ def render(
         )
         code = EXIT_DEGRADED
     elif not is_current(doc, now, running):
-        lines.append(f"state          NOT RUNNING (last status written {duration(age)} ago, at {doc['written_at']})")
+        written = local_time(doc["written_at"], zone)
+        lines.append(f"state          NOT RUNNING (last status written {duration(age)} ago, at {written})")
         code = EXIT_NOT_RUNNING
     elif h["state"] == "degraded":
         lines.append(f"state          DEGRADED: {h['problem']}")
@@ -126,7 +129,11 @@ def render(
         f"backlog        {h['queue_depth']} events waiting"
         + ("" if oldest is None else f", oldest {duration(oldest)}"),
         "last sync      "
-        + ("never, since start" if last_sync is None else f"{last_sync} ({duration(h['last_sync_age_s'] + age)} ago)"),
+        + (
+            "never, since start"
+            if last_sync is None
+            else f"{local_time(last_sync, zone)} ({duration(h['last_sync_age_s'] + age)} ago)"
+        ),
         f"since start    {h['captured']} captured, {h['delivered']} delivered",
         f"dead letters   {h['dead_lettered']}" + (" (rejected by central; listed below)" if h["dead_lettered"] else ""),
         f"quarantined    {h['quarantined']} (see `edge-agent quarantine`)"
@@ -155,6 +162,17 @@ def render(
     for seq, event_id, kind, reason in dead_letters:
         lines.append(f"  dead letter  seq {seq}  {event_id}  {kind:<18} {reason}")
     return lines, code
+
+
+def local_time(stamp: str, zone: tzinfo | None = None) -> str:
+    """An RFC 3339 instant from the status file as '2026-12-02 14:43:47 +08:00' in ``zone`` (None: this PC's)."""
+    try:
+        moment = datetime.fromisoformat(stamp)
+    except (TypeError, ValueError):
+        return str(stamp)
+    shown = moment.astimezone(zone)
+    offset = shown.strftime("%z")
+    return shown.strftime("%Y-%m-%d %H:%M:%S ") + (f"{offset[:3]}:{offset[3:]}" if offset else "")
 
 
 def duration(seconds: float) -> str:

@@ -6,6 +6,7 @@ import json
 import logging
 import socket
 from dataclasses import replace
+from datetime import datetime, timedelta, timezone
 
 import pytest
 
@@ -184,10 +185,14 @@ def test_status_file_is_written_and_rendered_for_the_technician(parts, outbox, t
     monitor.check()
     doc = read_status(tmp_path / "status.json")
     assert doc["health"]["dead_lettered"] == 1 and doc["health"]["sources"] == {"pos": "waiting"}
-    lines, code = render(doc, now=clocks.wall + 3, running=True, dead_letters=outbox.rejected(10))
+    beijing = timezone(timedelta(hours=8))
+    lines, code = render(doc, now=clocks.wall + 3, running=True, dead_letters=outbox.rejected(10), zone=beijing)
     text = "\n".join(lines)
     assert code == EXIT_OK
     assert "state          ok (status written 3 s ago)" in text
+    # In the store's own time, not UTC: the technician compares it with the clock on the wall.
+    synced = datetime.fromisoformat(doc["health"]["last_sync_at"]).astimezone(beijing)
+    assert f"last sync      {synced:%Y-%m-%d %H:%M:%S} +08:00 (" in text and "Z (" not in text
     assert "dead letters   1 (rejected by central; listed below)" in text
     assert "scan.coupon" in text and "unknown_kind" in text
     assert "sources        pos: waiting" in text
