@@ -142,6 +142,14 @@ def _tags(ctx: RunContext) -> None:
     ctx.progress(tags=sum(done.tags.values()), marked=done.marked, seconds=round(sum(done.seconds.values())))
 
 
+def _name_pinyin(ctx: RunContext) -> None:
+    from central.customers.name_search import fill_pinyin
+
+    with ctx.sessions() as db:
+        spelled = fill_pinyin(db)
+    ctx.progress(spelled=spelled)
+
+
 JOBS: dict[str, Job] = {}
 
 
@@ -273,3 +281,7 @@ def jobs() -> Response:
             ]
         }
     )
+
+
+# Every five minutes: names written since are found by their pinyin within minutes.
+register_job(Job("name_pinyin", _name_pinyin, lambda c: 300.0, "spell new names in pinyin for the search by name"))

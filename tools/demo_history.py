@@ -134,4 +134,5 @@ def load_history(
     cli(central, "run-job", "triggers")
     cli(central, "run-job", "reports")  # the campaign pages' effect and by-tier reports, due hourly
     cli(central, "run-job", "member_cards")  # the cashier panel's tiers and coupons, published hourly
+    cli(central, "run-job", "name_pinyin")  # the console finds the history's members by pinyin (zhangwei)
     return Loaded(events, member_ids(history, scanned))

@@ -119,6 +119,7 @@ JOB_LABELS = {
     "reports": "刷新营销活动页的报表（触发效果、按层级核销）",
     "member_cards": "向各门店发布脱敏后的会员卡号",
     "tags": "每晚重新计算标记客户的统计和全部内置标签",
+    "name_pinyin": "为新姓名生成拼音，供按拼音搜索",
 }
 
 OUTCOME_LABELS = {

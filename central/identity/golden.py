@@ -140,9 +140,16 @@ def clean(attribute: str, raw: object) -> str | None:
     return text
 
 
-def _search_key(attribute: str, value: str) -> str | None:
-    """What the search by name compares (a name's comparison key, within the column); None for other attributes."""
-    return name_key(value)[:MAX_VALUE] if attribute == "name" else None
+def _search_keys(attribute: str, value: str) -> tuple[str | None, str | None]:
+    """What the search by name compares: a name's comparison key, and its pinyin when that costs nothing.
+
+    A key in Latin letters is its own pinyin; a Han name's pinyin is left to the name_pinyin job
+    (:func:`central.customers.name_search.fill_pinyin`), off the import's and ingest's path.
+    """
+    if attribute != "name":
+        return None, None
+    key = name_key(value)[:MAX_VALUE]
+    return key, key if key.isascii() else None
 
 
 def compare_key(attribute: str, value: str) -> str:
@@ -291,17 +298,17 @@ def refresh(
             if len(observations) == 1:  # most customers of an import: one statement, nothing to choose
                 value, source, verified, at, _ = observations[0]
                 chosen[attribute] = value
-                golden_rows.append((cid, attribute, value, source, verified, at, _search_key(attribute, value)))
+                golden_rows.append((cid, attribute, value, source, verified, at, *_search_keys(attribute, value)))
                 continue
             best = survivor(registry, attribute, observations)
             if best is not None:
                 chosen[attribute] = best.value
-                key = _search_key(attribute, best.value)
-                golden_rows.append((cid, attribute, best.value, best.source, best.verified, best.latest, key))
+                keys = _search_keys(attribute, best.value)
+                golden_rows.append((cid, attribute, best.value, best.source, best.verified, best.latest, *keys))
         block = match_block(chosen)
         if block:
             key_rows.append((block, cid))
-    columns = ("customer_id", "attribute", "value", "source", "verified", "observed_at", "search_key")
+    columns = ("customer_id", "attribute", "value", "source", "verified", "observed_at", "search_key", "pinyin_key")
     bulk.insert(conn, _golden, columns, golden_rows)
     bulk.insert(conn, _keys, ("block", "customer_id"), key_rows)
 

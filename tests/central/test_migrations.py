@@ -75,7 +75,7 @@ def test_upgrade_is_idempotent(backend):
     upgrade(backend.url)
     engine = make_engine(backend.url)
     try:
-        assert current_revision(engine) == head_revision() == "0024_name_search_key"
+        assert current_revision(engine) == head_revision() == "0025_name_pinyin"
     finally:
         engine.dispose()
 

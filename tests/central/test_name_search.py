@@ -6,7 +6,7 @@ import pytest
 from sqlalchemy import select
 
 from central import db as central_db
-from central.customers.name_search import find_by_name, find_by_name_prefix, prefix_query
+from central.customers.name_search import fill_pinyin, find_by_name, find_by_name_prefix, prefix_query
 from central.identity.models import GoldenAttribute
 from central.models import AuditLog
 from tests.central.sources_support import new_key, post_events, source_event
@@ -75,8 +75,10 @@ def test_the_search_folds_spaces_width_case_and_traditional_characters_as_the_na
     assert found["丁"] == [] and found[" "] == []
 
 
-def _plan(app, postgres):
-    query = prefix_query(postgres, "张", 51, ("张伟", 3))
+def _plan(app, postgres, spelled=False):
+    query = prefix_query(
+        postgres, "zhang" if spelled else "张", 51, ("zhangwei" if spelled else "张伟", 3), spelled=spelled
+    )
     with central_db.session_factory(app)() as db:
         sql = str(query.compile(db.get_bind(), compile_kwargs={"literal_binds": True}))
         if postgres:
@@ -91,13 +93,15 @@ def _plan(app, postgres):
         return "\n".join(r[-1] for r in db.connection().exec_driver_sql("EXPLAIN QUERY PLAN " + sql))
 
 
-def test_the_search_reads_the_names_index_in_order_not_the_table(app, backend):
+@pytest.mark.parametrize("spelled", [False, True], ids=["characters", "pinyin"])
+def test_the_search_reads_the_names_index_in_order_not_the_table(app, backend, spelled):
     postgres = backend.name == "postgresql"
-    plan = _plan(app, postgres)
+    plan = _plan(app, postgres, spelled)
+    index = "ix_golden_attributes_name_pinyin" if spelled else "ix_golden_attributes_name_key"
     if postgres:
-        assert "ix_golden_attributes_name_key" in plan and "Sort" not in plan, plan
+        assert index in plan and "Sort" not in plan, plan
     else:
-        assert "USING INDEX ix_golden_attributes_" in plan and "TEMP B-TREE" not in plan, plan
+        assert f"USING INDEX {index}" in plan and "TEMP B-TREE" not in plan, plan
         assert "SCAN golden_attributes" not in plan, plan
 
 
@@ -150,3 +154,34 @@ def test_found_and_listed_customers_show_name_masked_identifiers_purchases_and_l
     listed = marketing.get("/console/customers").get_data(as_text=True)
     table = listed.split('id="recent"', 1)[1].split("</table>", 1)[0]
     assert table.count("<td>张*</td>") == 2 and "138****0001" in table and not MOBILE.search(table)
+
+
+def _spell(app):
+    with central_db.session_factory(app)() as db:
+        return fill_pinyin(db, batch=3)  # several batches
+
+
+def test_names_are_found_by_their_pinyin_once_the_job_has_spelled_them(app, client):
+    _sign_up(app, client, NAMES)
+    # Before the job: Latin letters find the names written in Latin letters, which are their own spelling.
+    assert _names(app, _search(app, "zhang")[0]) == ["Zhang Wei"]
+    assert _spell(app) == 7 and _spell(app) == 0  # every Han name once; nothing left the second time
+    assert _names(app, _search(app, "zhangwei")[0]) == ["张伟", "Zhang Wei", "张伟明"]  # by spelling, then record
+    assert _names(app, _search(app, "Zhang Wei")[0]) == ["张伟", "Zhang Wei", "张伟明"]
+    assert _names(app, _search(app, "zhangxue")[0]) == ["張學友"]  # traditional characters spell the same
+    assert _names(app, _search(app, "zhangzi")[0]) == ["章子怡"]  # another 张 sound, another surname
+    assert _names(app, _search(app, "li")[0]) == ["李四"]
+    assert _names(app, _search(app, "张")[0])[0] == "张"  # characters still search the characters
+    pages, after = [], None
+    while True:
+        ids, after = _search(app, "zhang", limit=4, after=after)
+        pages.append(_names(app, ids))
+        if after is None:
+            break
+    assert [len(p) for p in pages] == [4, 3] and "章子怡" in pages[0] + pages[1]
+    with central_db.session_factory(app)() as db:
+        whole = find_by_name(db, "zhangsanfeng")
+    assert _names(app, whole) == ["张三丰"]
+    _sign_up(app, client, ["张三丰"], first_phone=13912340000)  # a new name waits for the next run
+    assert len(_search(app, "zhangsanfeng")[0]) == 1 and _spell(app) == 1
+    assert len(_search(app, "zhangsanfeng")[0]) == 2

@@ -99,6 +99,7 @@ def test_runs_are_recorded_with_counts_or_error_and_shown_by_the_api(app, clock,
         "member_cards",
         "reports",
         "tags",
+        "name_pinyin",
     }
     assert jobs["triggers"]["last_run"]["status"] == OK
     assert jobs["webhooks"]["last_run"] is None
