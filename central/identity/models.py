@@ -190,29 +190,23 @@ class GoldenAttribute(Base):
     pinyin_key: Mapped[str | None] = mapped_column(String(255), nullable=True)
 
 
-# The search by name reads the names' comparison keys in code-point order (central.customers.name_search):
-# (attribute, search_key, id) of the names; on PostgreSQL search_key COLLATE "C", whatever the database's collation.
-# The collation is written as the column's "operator class" text, which SQLAlchemy places right after
-# the column, because Alembic compares index columns by name and cannot express a collated one.
+# The search by name reads the names' keys in code-point order (central.customers.name_search):
+# (attribute, key, id) of the names, by comparison key and by pinyin; on PostgreSQL the key COLLATE "C",
+# whatever the database's collation. The collation is written as the column's "operator class" text,
+# which SQLAlchemy places right after the column, because Alembic compares index columns by name and
+# cannot express a collated one.
 _NAME: ColumnElement[str] = literal_column("'name'")
-Index(
-    "ix_golden_attributes_name_key",
-    GoldenAttribute.attribute,
-    GoldenAttribute.search_key,
-    GoldenAttribute.id,
-    postgresql_ops={"search_key": 'COLLATE "C"'},
-    postgresql_where=GoldenAttribute.attribute == _NAME,
-    sqlite_where=GoldenAttribute.attribute == _NAME,
-)
-Index(
-    "ix_golden_attributes_name_pinyin",
-    GoldenAttribute.attribute,
-    GoldenAttribute.pinyin_key,
-    GoldenAttribute.id,
-    postgresql_ops={"pinyin_key": 'COLLATE "C"'},
-    postgresql_where=GoldenAttribute.attribute == _NAME,
-    sqlite_where=GoldenAttribute.attribute == _NAME,
-)
+_NAME_INDEXES = {"ix_golden_attributes_name_key": "search_key", "ix_golden_attributes_name_pinyin": "pinyin_key"}
+for _index, _key in _NAME_INDEXES.items():
+    Index(
+        _index,
+        GoldenAttribute.attribute,
+        getattr(GoldenAttribute, _key),
+        GoldenAttribute.id,
+        postgresql_ops={_key: 'COLLATE "C"'},
+        postgresql_where=GoldenAttribute.attribute == _NAME,
+        sqlite_where=GoldenAttribute.attribute == _NAME,
+    )
 
 
 class MatchKey(Base):
