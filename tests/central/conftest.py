@@ -51,7 +51,14 @@ def postgres_url() -> Iterator[str]:
         yield url
 
 
-_TABLES = ", ".join(Base.metadata.tables)
+# Each test starts from empty tables with ids from 1. TRUNCATE makes new files for a table and each
+# of its indexes, about 170 ms for all of them a test, so only the tables a test wrote are emptied
+# (found by one probe each, in one statement) and every sequence is set back with setval.
+_WRITTEN = " UNION ALL ".join(f"SELECT '{t}' WHERE EXISTS (SELECT 1 FROM {t})" for t in Base.metadata.tables)  # noqa: S608 - our own table names
+_RESTART = (
+    "SELECT setval(c.oid, 1, false) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+    " WHERE c.relkind = 'S' AND n.nspname = current_schema()"
+)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -64,7 +71,10 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
     url = request.getfixturevalue("postgres_url")
     engine = create_engine(url, poolclass=NullPool)
     with engine.begin() as conn:
-        conn.execute(text(f"TRUNCATE {_TABLES} RESTART IDENTITY CASCADE"))
+        written = conn.execute(text(_WRITTEN)).scalars().all()
+        if written:
+            conn.execute(text(f"TRUNCATE {', '.join(written)} CASCADE"))
+        conn.execute(text(_RESTART))
     engine.dispose()
     return Backend("postgresql", url)
 
