@@ -19,8 +19,15 @@ def serving(app: Flask, threads: int = 4) -> Iterator[str]:
     try:
         yield f"http://127.0.0.1:{server.effective_port}"
     finally:
-        server.close()
-        # Keep-alive connections a client left open would keep waitress's loop running: end them.
-        for channel in list(getattr(server, "_map", {}).values()):
-            channel.close()
+        # Closed in the loop's own thread (through its trigger): a socket closed from here while the
+        # loop waits in select() on it made that thread fail with "Bad file descriptor".
+        server.trigger.pull_trigger(lambda: _close_all(server))
         thread.join(timeout=10)
+
+
+def _close_all(server: waitress.server.BaseWSGIServer) -> None:
+    """End keep-alive connections a client left open, then the listening socket and the trigger: the loop ends."""
+    for channel in list(server._map.values()):
+        if channel is not server and channel is not server.trigger:
+            channel.close()
+    server.close()
