@@ -93,7 +93,9 @@ def test_a_missing_port_is_retried_until_it_appears(tmp_path, sealer):
     link = tmp_path / "ttyPOS"
     source = make_source(tmp_path, sealer, str(link), got, reconnect_max_delay=0.2)
     source.start()
-    time.sleep(0.5)
+    deadline = time.monotonic() + 10  # polled: a loaded machine once took over 0.5 s to get there
+    while source.health.state != "waiting" and time.monotonic() < deadline:
+        time.sleep(0.05)
     assert source.health.state == "waiting"
     master, slave = os.openpty()
     tty.setraw(slave)
