@@ -6,10 +6,8 @@ The console's customer page and review queue read through these; changes go thro
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
@@ -147,8 +145,3 @@ def review_page(db: Session, status: str, after: int | None, limit: int) -> tupl
         query = query.where(ReviewItem.id > after)
     rows = list(db.scalars(query.order_by(ReviewItem.id).limit(limit + 1)))
     return rows[:limit], rows[limit - 1].id if len(rows) > limit else None
-
-
-def evidence_items(evidence: dict[str, Any] | None) -> Sequence[tuple[str, str]]:
-    """A review item's evidence as (name, text) pairs, the identifier value under ``value``."""
-    return [(str(k), v if isinstance(v, str) else str(v)) for k, v in sorted((evidence or {}).items())]
