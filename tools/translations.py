@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parent.parent
 CONSOLE = ROOT / "central" / "console"
 PO = CONSOLE / "translations" / "en" / "LC_MESSAGES" / "messages.po"
 MO = PO.with_suffix(".mo")
-_TEMPLATE_CALL = re.compile(r"""_\('([^']+)'\)""")
+_TEMPLATE_CALL = re.compile(r"""_\('([^']+)'\s*[,)]""")
 _PYTHON_CALL = re.compile(r'_\(\s*"([^"]+)"')
 _CHINESE = re.compile(r'"([^"]*[\u4e00-\u9fff][^"]*)"')
 

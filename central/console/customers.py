@@ -22,6 +22,7 @@ from typing import Any
 
 from flask import abort, current_app, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
+from sqlalchemy.orm import Session
 
 from central import clock
 from central.accounts import web
@@ -52,7 +53,8 @@ from central.customers.queries import (
     survivor_of,
 )
 from central.db import get_session
-from central.identity import golden, history, resolve, split
+from central.identity import golden, history, resolve, review, split
+from central.identity.models import ReviewItem
 from central.identity.registry import Registry
 from shared.masking import mask_identifier, mask_name, mask_text
 
@@ -117,6 +119,12 @@ def review_evidence(evidence: dict[str, Any] | None) -> list[EvidenceLine]:
         lines.append((IDENTIFIER_LABELS.get(kind, kind or "标识"), [(shown, False)]))
     lines.extend((str(k), [(shown_text(str(v)), False)]) for k, v in sorted(evidence.items()))  # keys of later writers
     return lines
+
+
+def blocked_types(db: Session, items: list[ReviewItem]) -> dict[int, tuple[str, str]]:
+    """The items among ``items`` that cannot be accepted now: (``unique_conflict`` or ``limit_exceeded``, type)."""
+    found = review.blocked(db, identity_registry(), items)
+    return {item_id: (why.partition(":")[0], why.partition(":")[2]) for item_id, why in found.items()}
 
 
 def _unmasked() -> bool:
@@ -342,6 +350,7 @@ def customer(customer_id: int) -> ResponseReturnValue:
         before=before,
         ledger=ledger,
         items=items,
+        blocked=blocked_types(db, items),
         evidence=review_evidence,
         shown_text=shown_text,
         may_serve=role() in SERVICE_ROLES,

@@ -20,6 +20,7 @@ from central.console.customer_labels import DONE, PROBLEMS
 from central.console.customers import (
     RECENT,
     back_to_customer,
+    blocked_types,
     identity_registry,
     int_arg,
     operator_name,
@@ -29,6 +30,13 @@ from central.db import get_session
 from central.identity import history, review
 
 REVIEW_STATUSES = (review.OPEN, review.ACCEPTED, review.REJECTED)
+# Why a decision could not be made (ReviewError's code, without its type) as the page says it.
+_PROBLEM_OF = {
+    "decided": "review_decided",
+    "unknown": "review_decided",
+    "unique_conflict": "review_unique",
+    "limit_exceeded": "review_limit",
+}
 
 
 @bp.get("/customers/review")
@@ -47,6 +55,7 @@ def review_queue() -> ResponseReturnValue:
         "review.html",
         page="review",
         items=items,
+        blocked=blocked_types(db, items),
         status=status,
         statuses=REVIEW_STATUSES,
         next_after=next_after,
@@ -72,9 +81,9 @@ def decide(item_id: int) -> ResponseReturnValue:
             done = review.accept(db, identity_registry(), item_id, operator=operator_name(), now=now)
         else:
             done = review.reject(db, item_id, operator=operator_name(), now=now)
-    except review.ReviewError:
+    except review.ReviewError as exc:
         db.rollback()
-        outcome: dict[str, Any] = {"problem": "review"}
+        outcome: dict[str, Any] = {"problem": _PROBLEM_OF.get(exc.code.partition(":")[0], "review")}
     else:
         record_audit(f"identity.review.{decision}", f"review:{item_id}", customer=done.customer_id)
         db.commit()

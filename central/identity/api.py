@@ -162,7 +162,7 @@ def history(customer_id: int) -> Response:
     return jsonify({"ledger": out})
 
 
-def _item_json(item: ReviewItem) -> dict[str, Any]:
+def _item_json(item: ReviewItem, blocked: dict[int, str]) -> dict[str, Any]:
     evidence = dict(item.evidence or {})
     if "value" in evidence:
         evidence["value"] = mask_identifier(str(evidence.get("type", "")), str(evidence["value"]))
@@ -180,6 +180,7 @@ def _item_json(item: ReviewItem) -> dict[str, Any]:
         "score": item.score,
         "evidence": evidence,
         "decided_by": item.decided_by,
+        "blocked": blocked.get(item.id),
     }
 
 
@@ -194,9 +195,10 @@ def review_items() -> Response:
     offset = _int_param("offset", 0, 0, None)
     db = get_session()
     items, total = review.list_items(db, status, limit, offset)
+    blocked = review.blocked(db, _registry(), items)
     _audit(db, "identity.review.list", status=status, returned=len(items))
     db.commit()
-    return jsonify({"items": [_item_json(i) for i in items], "total": total})
+    return jsonify({"items": [_item_json(i, blocked) for i in items], "total": total})
 
 
 def _json_body() -> dict[str, Any]:

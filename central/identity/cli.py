@@ -87,12 +87,14 @@ def cmd_review(args: argparse.Namespace) -> int:
         now = system_clock()
         if args.action == "list":
             items, total = review.list_items(db, args.status, args.limit, 0)
+            blocked = review.blocked(db, registry, items)
             audit.record(db, at=now, actor=OPERATOR, action="identity.review.list", detail={"returned": len(items)})
             db.commit()
             print(f"{total} {args.status} review item(s)")
             for item in items:
                 score = f" score {item.score:.2f}" if item.score is not None else ""
-                print(f"#{item.id} {item.reason}: customer {item.customer_id} / {item.other_customer_id}{score}")
+                why = f" (cannot be accepted: {blocked[item.id]})" if item.id in blocked else ""
+                print(f"#{item.id} {item.reason}: customer {item.customer_id} / {item.other_customer_id}{score}{why}")
             return 0
         if args.item is None:
             raise CliError(f"review {args.action} needs the item number", status=2)

@@ -102,12 +102,18 @@ class Planner:
                         values[value] = at
 
     def _clash(self, a: Held, b: Held, at: datetime) -> str | None:
-        """Why customers holding ``a`` and ``b`` cannot be one, or None."""
-        for kind in a.keys() & b.keys():
+        """Why customers holding ``a`` and ``b`` cannot be one, or None: a unique type's clash before a limit's.
+
+        The order matters: a reviewer may accept a limit's item (and merge past the limit), never a
+        unique type's.
+        """
+        shared = a.keys() & b.keys()
+        for kind in shared:
+            if self.registry.types[kind].unique and len({**a[kind], **b[kind]}) > 1:
+                return "unique_conflict"
+        for kind in shared:
             spec = self.registry.types[kind]
             values = {**a[kind], **b[kind]}
-            if spec.unique and len(values) > 1:
-                return "unique_conflict"
             if spec.limit is not None:
                 if spec.window_days is not None:
                     since = at - timedelta(days=spec.window_days)

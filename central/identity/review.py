@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from central import bulk
 from central.identity import changes
-from central.identity.merges import MergeRefused, merge_customers
+from central.identity.merges import MergeRefused, clashes, merge_customers
 from central.identity.models import LINK, SUSPICIOUS, TRUSTED, Customer, Identifier, LedgerEntry, ReviewItem
 from central.identity.registry import Registry
 from central.models import table
@@ -29,7 +29,16 @@ _items = table(ReviewItem)
 
 
 class ReviewError(ValueError):
-    """A decision that cannot be made: unknown or already decided item, or a merge the registry forbids."""
+    """A decision that cannot be made, with why as a code.
+
+    ``unknown`` (no such item), ``decided`` (decided already), ``held`` (the value is someone else's
+    by now), or the registry's clash that forbids the merge (``unique_conflict:<type>``,
+    ``limit_exceeded:<type>``), or ``refused`` (a customer is gone).
+    """
+
+    def __init__(self, message: str, code: str) -> None:
+        super().__init__(message)
+        self.code = code
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,9 +77,9 @@ def _close(db: Session, item: ReviewItem, status: str, operator: str, now: datet
 def _open_item(db: Session, item_id: int) -> ReviewItem:
     item = db.get(ReviewItem, item_id, with_for_update=True)
     if item is None:
-        raise ReviewError(f"no review item {item_id}")
+        raise ReviewError(f"no review item {item_id}", "unknown")
     if item.status != OPEN:
-        raise ReviewError(f"review item {item_id} was already {item.status}")
+        raise ReviewError(f"review item {item_id} was already {item.status}", "decided")
     return item
 
 
@@ -102,11 +111,47 @@ def accept(db: Session, registry: Registry, item_id: int, *, operator: str, now:
                 force=item.reason == "limit_exceeded",
             )
         except MergeRefused as exc:
-            raise ReviewError(f"{exc}; remove the conflicting identifier first") from None
+            raise ReviewError(f"{exc}; remove the conflicting identifier first", exc.clash or "refused") from None
     elif customer is not None and item.evidence and item.identifier_id is None:
         customer = _attach(db, customer, item.evidence, operator, now, detail)
     _close(db, item, ACCEPTED, operator, now)
     return Decision(item.id, ACCEPTED, customer)
+
+
+def _merges(item: ReviewItem) -> bool:
+    """Whether accepting ``item`` merges its two customers (every reason but a flagged value and a move)."""
+    return item.reason != "reassigned" and not (item.reason == "suspicious_value" and item.identifier_id is not None)
+
+
+def blocked(db: Session, registry: Registry, items: list[ReviewItem]) -> dict[int, str]:
+    """For each open item among ``items`` that accepting could not merge now, why (``unique_conflict:<type>``...).
+
+    What :func:`accept` would run into: a unique type's clash always, a limit's unless the item is
+    the limit's own (accepting a ``limit_exceeded`` item overrides the limit).
+    """
+    merging = [i for i in items if i.status == OPEN and _merges(i) and i.customer_id and i.other_customer_id]
+    if not merging:
+        return {}
+    ids = {cid for i in merging for cid in (i.customer_id, i.other_customer_id)}
+    customers = table(Customer)
+    live = {
+        cid: into or cid
+        for cid, into in db.execute(
+            select(customers.c.id, customers.c.merged_into).where(customers.c.id.in_(ids))
+        ).all()
+    }
+    pairs = {
+        i.id: (live[i.customer_id], live[i.other_customer_id])
+        for i in merging
+        if i.customer_id in live and i.other_customer_id in live
+    }
+    found = clashes(db, registry, pairs.values())
+    reasons = {i.id: i.reason for i in merging}
+    return {
+        item_id: found[pair]
+        for item_id, pair in pairs.items()
+        if pair in found and not (reasons[item_id] == "limit_exceeded" and found[pair].startswith("limit_exceeded"))
+    }
 
 
 def _attach(db: Session, customer: int, evidence: dict[str, Any], operator: str, now: datetime, detail: Any) -> int:
@@ -122,7 +167,7 @@ def _attach(db: Session, customer: int, evidence: dict[str, Any], operator: str,
     ).first()
     if found is not None:
         if found[1] is not None and found[1] != customer:
-            raise ReviewError(f"the {kind} is held by customer {found[1]} by now; merge or split instead")
+            raise ReviewError(f"the {kind} is held by customer {found[1]} by now; merge or split instead", "held")
         ident = found[0]
         conn.execute(update(table(Identifier)).where(table(Identifier).c.id == ident).values(customer_id=customer))
     else:

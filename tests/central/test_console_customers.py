@@ -277,7 +277,7 @@ def test_weak_match_suggestions_are_accepted_or_rejected_from_the_review_queue(a
     rejected = post_form(admin, f"/console/customers/review/{second.id}", {"decision": "reject"})
     assert rejected.headers["Location"] == "/console/customers/review?done=reject"
     again = post_form(admin, f"/console/customers/review/{second.id}", {"decision": "accept"})
-    assert again.headers["Location"] == "/console/customers/review?problem=review"
+    assert again.headers["Location"] == "/console/customers/review?problem=review_decided"
     statuses = {i.id: (i.status, i.decided_by) for i in table_rows(app, ReviewItem)}
     assert statuses[first.id] == ("accepted", "admin") and statuses[second.id] == ("rejected", "admin")
     assert [s for _, s in _audited(app, "identity.review.accept")] == [f"review:{first.id}"]
@@ -450,6 +450,58 @@ def test_review_evidence_reads_in_the_pages_language_with_the_identifier_named(a
     admin.set_cookie("cdp-lang", "en")
     english = admin.get("/console/customers/review").get_data(as_text=True).split('id="review-items"', 1)[1]
     assert "Same name and birthday, same city" in english and "birthday, city, name" in english.lower()
+
+
+def test_a_review_item_a_unique_type_blocks_says_so_instead_of_offering_accept(app, client, member):
+    _accepted(
+        app,
+        client,
+        [
+            source_event("u1", "member.signup", identifiers={"member_id": "U001", "phone": "13700000009"}),
+            source_event("u2", "member.signup", identifiers={"member_id": "U002", "phone": "13700000009"}),
+        ],
+    )
+    (item,) = [i for i in table_rows(app, ReviewItem) if i.reason == "unique_conflict"]
+    admin = _as(app, "admin")
+    form = f'action="/console/customers/review/{item.id}"'
+    for page in ("/console/customers/review", f"/console/customers/{item.customer_id}"):
+        html = admin.get(page).get_data(as_text=True)
+        row = html.split(f"<tr><td>{item.id}</td>", 1)[1].split("</tr>", 1)[0]
+        assert "不能合并：会员编号不同。" in row and "移除其会员编号" in row, row
+        assert f"{form} class" in row and row.count(form) == 1  # reject only
+    refused = post_form(admin, f"/console/customers/review/{item.id}", {"decision": "accept"})
+    assert refused.headers["Location"] == "/console/customers/review?problem=review_unique"
+    assert "如确为同一人，请先在其中一位的页面移除该标识" in admin.get(refused.headers["Location"]).get_data(
+        as_text=True
+    )
+    admin.set_cookie("cdp-lang", "en")
+    english = admin.get("/console/customers/review").get_data(as_text=True)
+    assert "Cannot merge: Member id differs." in english
+    admin.set_cookie("cdp-lang", "zh")
+    # The reviewer removes the newer account's member id: the item can be accepted, and merges.
+    newer = max(item.customer_id, item.other_customer_id)
+    with central_db.session_factory(app)() as db:
+        held = db.scalar(select(Identifier.id).where(Identifier.kind == "member_id", Identifier.customer_id == newer))
+    removed = post_form(admin, f"/console/customers/{newer}/identifiers/remove", {"identifier_id": held})
+    assert removed.status_code == 302
+    assert f"{form} class" in admin.get("/console/customers/review").get_data(as_text=True).split("不能合并", 1)[0]
+    accepted = post_form(admin, f"/console/customers/review/{item.id}", {"decision": "accept"})
+    assert accepted.headers["Location"] == "/console/customers/review?done=accept"
+    assert survivor(app, item.customer_id) == survivor(app, item.other_customer_id)
+    again = post_form(admin, f"/console/customers/review/{item.id}", {"decision": "reject"})
+    assert again.headers["Location"] == "/console/customers/review?problem=review_decided"
+
+
+def test_a_weak_match_a_limit_blocks_says_so(app, client, member):
+    twin = {"name": "王芳", "birthday": "1990-03-05"}
+    cards = [{"member_card": f"CARD000{n}", "phone": "13700000003"} for n in (1, 2, 3)]
+    events = [source_event(f"lim{n}", "member.signup", identifiers=ids, **twin) for n, ids in enumerate(cards)]
+    events.append(source_event("lim9", "member.signup", identifiers={"member_card": "CARD0004"}, **twin))
+    _accepted(app, client, events)
+    (item,) = [i for i in table_rows(app, ReviewItem) if i.reason == "weak_match"]
+    queue = _as(app, "admin").get("/console/customers/review").get_data(as_text=True)
+    row = queue.split(f"<tr><td>{item.id}</td>", 1)[1].split("</tr>", 1)[0]
+    assert "不能合并：会员卡号合计超出上限。" in row and 'value="accept"' not in row
 
 
 @SQLITE_ONLY

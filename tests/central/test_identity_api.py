@@ -7,7 +7,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from central import db as central_db
-from central.identity.models import LedgerEntry
+from central.identity.models import Identifier, LedgerEntry
 from central.identity.resolve import resolve
 from central.models import AuditLog
 from tests.central.cli_runner import Cli, InProcessCli, write_config
@@ -90,6 +90,35 @@ def test_review_accept_merges_and_reject_keeps_apart(app, user_client):
     assert refused.status_code == 409 and "member_id" in refused.get_json()["error"]["message"]
     assert user_client.post(f"/api/v1/identity/review/{item['id']}/reject", json={}).status_code == 200
     assert user_client.get("/api/v1/identity/review").get_json()["total"] == 0
+
+
+def test_accepting_a_limit_item_never_merges_past_a_unique_type(app, user_client):
+    """A reviewer may override a limit, not a unique type that clashes by the time the item is decided."""
+    feed(app, *({"member_card": f"CARD000{n}", "phone": "13912340002"} for n in (1, 2, 3)))
+    feed(app, {"member_card": "CARD0004", "email": "b@example.com"})
+    feed(app, {"member_card": "CARD0004", "phone": "13912340002"})
+    (item,) = user_client.get("/api/v1/identity/review").get_json()["items"]
+    assert (item["reason"], item["blocked"]) == ("limit_exceeded", None)
+    # While the item waits, each customer signs up with a member id of their own.
+    feed(app, {"member_id": "A1", "phone": "13912340002"})
+    feed(app, {"member_id": "B1", "email": "b@example.com"})
+    (item,) = user_client.get("/api/v1/identity/review").get_json()["items"]
+    assert item["blocked"] == "unique_conflict:member_id"
+    refused = user_client.post(f"/api/v1/identity/review/{item['id']}/accept", json={})
+    assert refused.status_code == 409 and "unique_conflict:member_id" in refused.get_json()["error"]["message"]
+    with central_db.session_factory(app)() as db:
+        owners = db.execute(select(Identifier.customer_id).where(Identifier.kind == "member_id")).scalars().all()
+    assert len(set(owners)) == 2
+
+
+def test_a_weak_match_past_a_limit_is_marked_blocked_and_refused(app, user_client):
+    twin = {"name": "王芳", "birthday": "1990-03-05"}
+    feed(app, *({"member_card": f"CARD000{n}", "phone": "13912340003"} for n in (1, 2, 3)), attributes=twin)
+    feed(app, {"member_card": "CARD0004", "email": "b@example.com"}, attributes=twin)
+    (item,) = user_client.get("/api/v1/identity/review").get_json()["items"]
+    assert (item["reason"], item["blocked"]) == ("weak_match", "limit_exceeded:member_card")
+    refused = user_client.post(f"/api/v1/identity/review/{item['id']}/accept", json={})
+    assert refused.status_code == 409 and "limit_exceeded:member_card" in refused.get_json()["error"]["message"]
 
 
 def test_remove_identifier_through_the_api(app, user_client):
