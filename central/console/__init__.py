@@ -181,12 +181,16 @@ def _globals() -> dict[str, object]:
 
 
 def error_page(exc: HTTPException) -> BaseResponse:
-    """A console error in the console's frame and the page's language, with the status and headers it had."""
+    """A console error in the console's frame and the page's language, with the status and headers it had.
+
+    The frame's values are passed in: a path that no view serves has no blueprint, so the console's
+    context processor does not run for it.
+    """
     status = exc.code or 500
     texts = navigation.ERROR_TEXTS
     text = navigation.ERROR_REASONS.get(str(exc.description)) or texts.get(status) or texts[500]
     response = exc.get_response()
-    response.set_data(render_template("error.html", status=status, text=text))
+    response.set_data(render_template("error.html", **_globals(), status=status, text=text))
     response.content_type = "text/html; charset=utf-8"
     return response
 

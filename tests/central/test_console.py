@@ -280,8 +280,13 @@ def test_console_errors_are_console_pages_in_the_pages_language(app, client):
     wrong_method = marketing.get("/console/customers/review/1")  # decisions are posted
     assert wrong_method.status_code == 405 and "POST" in wrong_method.headers["Allow"]
     assert "这个页面不接受这种请求。" in wrong_method.get_data(as_text=True)
+    # A path no view serves still gets the console's frame: the navigation, the user, the language.
+    lost = marketing.get("/console/segments/no-such-segment/page").get_data(as_text=True)
+    assert 'data-page="segments"' in lost and "mia" in lost and "退出登录" in lost
+    assert '<html lang="zh-CN">' in lost and 'value="en">English</button>' in lost
     marketing.set_cookie("cdp-lang", "en")
     english = marketing.get("/console/no-such-page").get_data(as_text=True)
-    assert "There is no such page." in english and 'lang="en"' in english
+    assert "There is no such page." in english and '<html lang="en">' in english
+    assert 'value="zh">中文</button>' in english and "Log out" in english
     api = anonymous.get("/api/v1/no-such-thing")
     assert api.status_code == 404 and api.get_json()["error"]["code"] == "not_found"  # the API keeps JSON
