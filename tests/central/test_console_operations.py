@@ -89,6 +89,9 @@ def test_the_agents_source_states_are_named_in_the_pages_language(app, client, a
     admin.set_cookie("cdp-lang", "en")
     detail = admin.get(f"/console/fleet/devices/{agent.device_id}").get_data(as_text=True)
     assert "<td>ble</td><td>scanning (active)</td>" in detail and "<td>wifi</td><td>interface lost</td>" in detail
+    english = admin.get("/console/fleet").get_data(as_text=True)
+    headers = re.findall(r"<th[^>]*>([^<]+)</th>", english)
+    assert headers[0] == "Device" and headers.count("Device") == 2 and "Fleet" not in headers, headers
 
 
 def test_the_fleet_is_paged_by_keyset_and_a_store_manager_sees_only_their_stores(app, client, agent):
