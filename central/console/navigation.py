@@ -127,7 +127,7 @@ OUTCOME_LABELS = {
     "merged": "合并",
     "suggestion": "建议",
     "conflict": "冲突",
-    "rejected": "拒绝",
+    "rejected": "被拒绝",
     "duplicate": "重复",
 }
 

@@ -95,6 +95,10 @@ def test_marketing_creates_a_campaign_and_a_trigger_pauses_resumes_and_ends_them
     )
     listing = client.get("/console/campaigns").get_data(as_text=True)
     assert 'data-trigger="birthday-spring"' in listing and 'data-campaign="spring-10"' in listing
+    client.set_cookie("cdp-lang", "en")
+    english = client.get("/console/campaigns").get_data(as_text=True).split('data-trigger="birthday-spring"', 1)[1]
+    assert "<td>Issue a coupon</td>" in english.split("</tr>", 1)[0]  # the action, not a count of coupons
+    client.set_cookie("cdp-lang", "zh")
 
     assert post_form(client, f"/console/campaigns/triggers/{trigger.id}/pause", {}).status_code == 302
     assert not table_rows(users, Trigger)[0].enabled

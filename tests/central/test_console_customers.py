@@ -450,6 +450,7 @@ def test_review_evidence_reads_in_the_pages_language_with_the_identifier_named(a
     admin.set_cookie("cdp-lang", "en")
     english = admin.get("/console/customers/review").get_data(as_text=True).split('id="review-items"', 1)[1]
     assert "Same name and birthday, same city" in english and "birthday, city, name" in english.lower()
+    assert 'class="reject">Reject</button>' in english and 'class="accept">Accept</button>' in english
 
 
 def test_a_review_item_a_unique_type_blocks_says_so_instead_of_offering_accept(app, client, member):

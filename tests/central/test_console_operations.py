@@ -234,6 +234,10 @@ def test_campaign_figures_by_tier_and_store_match_a_hand_count(app, client, agen
     # The effect report reads every occasion's window: a snapshot too, refreshed by the same job.
     assert 'id="effect"' in page and "执行组" in page and "对照组" in page and 'id="effect-at"' in page
     assert 'id="refresh-effect"' not in page  # finance reads, and refreshes nothing
+    finance.set_cookie("cdp-lang", "en")
+    english_page = finance.get(f"/console/campaigns/triggers/{trigger}").get_data(as_text=True)
+    assert "<th>Coupons issued</th>" in english_page.split('id="effect"', 1)[1]  # a count, not the action
+    finance.set_cookie("cdp-lang", "zh")
     for role in ("technician", "customer_service", "store_manager"):
         assert _as(app, role).get(f"/console/campaigns/coupons/{campaign.id}").status_code == 403
 
@@ -247,7 +251,7 @@ def test_imports_show_their_runs_progress_and_report_and_jobs_their_last_run(app
     assert "legacy.csv" in row and "ops-test" in row and "4 / 4 (100 %)" in row and "已完成" in row
     detail = admin.get(f"/console/imports/{import_id}").get_data(as_text=True)
     assert _row(detail, "data-outcome", "rows") == "行数 4"
-    assert _row(detail, "data-outcome", "rejected") == "拒绝 1"
+    assert _row(detail, "data-outcome", "rejected") == "被拒绝 1"
     assert _row(detail, "data-outcome", "new") == "新客户 2" and _row(detail, "data-outcome", "merged") == "合并 1"
     assert "<code>no_identifier</code>" in detail
     report = admin.get(f"/api/v1/imports/{import_id}/report.csv")  # the page links to it
