@@ -126,6 +126,11 @@ def amount(value: Any, cents: bool = False) -> str:
     return f"{number:,.2f}"
 
 
+def count(value: Any) -> str:
+    """A count for pages, thousands grouped (1,234,567), as a chain's member counts need; blank for None."""
+    return "" if value is None else f"{int(value):,}"
+
+
 def source_state(state: str) -> str:
     """An agent source's reported state in the page's language: "scanning (active)" -> "扫描中 (active)"."""
     head, bracket, rest = str(state).partition(" (")
@@ -164,6 +169,7 @@ def _globals() -> dict[str, object]:
         "ago": ago,
         "local_time": local_time,
         "amount": amount,
+        "count": count,
         "source_state": source_state,
         "nav": navigation.nav_for(active.role) if active else [],
         "role_labels": navigation.ROLE_LABELS,

@@ -10,6 +10,7 @@ from datetime import date, datetime, timedelta
 import orjson
 import pytest
 from flask import Flask
+from sqlalchemy import insert
 
 from central import db as central_db
 from central import scheduler
@@ -17,6 +18,7 @@ from central.campaigns import webhooks
 from central.console import asset_version
 from central.customers import tagging
 from central.customers.models import StoreAlert
+from central.identity.models import Customer
 from central.jobs import OK
 from tests.central.sources_support import new_key, post_events
 from tests.central.support import START, Agent, create_user, login, table_rows, token_for
@@ -157,6 +159,16 @@ def test_the_overview_figures_match_a_hand_count(chain):
     # 30 visits of 300 s each, 100 passes: 30 / 130 came in.
     assert _cells(html, "table-footfall")[1:] == [["S001", "Wi-Fi", "30", "100", "23.1%", "5.0"]]
     assert 'id="fleet-states"' in html and "离线: 2" in html  # no heartbeats yet
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)  # formatting only
+def test_counts_show_with_thousands_grouped(chain):
+    with central_db.engine_for(chain).begin() as conn:
+        conn.execute(
+            insert(Customer),
+            [{"created_at": START, "first_seen_at": START, "last_seen_at": START} for _ in range(1_234)],
+        )
+    assert re.search(r'id="members-total">1,264<', _page(chain, "admin"))  # the chain's 30 and 1,234 more
 
 
 def test_an_online_order_that_names_no_store_counts_its_buyer_once_in_the_chain(chain, client):
