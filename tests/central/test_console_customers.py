@@ -524,6 +524,8 @@ def test_tags_read_in_the_pages_language_with_their_keys_and_inputs(app, client,
     english = english_page.split('id="tags"', 1)[1]
     assert ">New</td>" in english and "Lifecycle" in english and "Days since last purchase</span>" in english
     assert f"<h1>Customer #{member}</h1>" in english_page
+    identifiers = english_page.split('id="identifiers"', 1)[1].split("</table>", 1)[0]
+    assert "<td>Linked</td>" in identifiers and "<td>linked</td>" not in identifiers  # sentence case, as "Given"
 
 
 @SQLITE_ONLY
