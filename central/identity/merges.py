@@ -51,8 +51,10 @@ def _clash_of(
     for kind, spec, values in specs:
         if spec.unique and len(values) > 1:
             return f"unique_conflict:{kind}"
+    if not limits:
+        return None
     for kind, spec, values in specs:
-        if limits and spec.limit is not None and spec.window_days is None and len(values) > spec.limit:
+        if spec.limit is not None and spec.window_days is None and len(values) > spec.limit:
             return f"limit_exceeded:{kind}"
     return None
 
