@@ -21,7 +21,7 @@ from bench.chain import write_chain
 
 
 class Loaded(NamedTuple):
-    """What the history brought: its events, and members of store S001 for the till's scanner."""
+    """What the history brought: its events, and members on store S001's cards for the till's scanner."""
 
     events: int
     members: list[str]
@@ -76,24 +76,25 @@ def write_history(out_dir: Path, customers: int, *, seed: int, now: datetime) ->
     return target, written
 
 
-def member_ids(history: Path, limit: int) -> list[str]:
-    """Member ids of the chain's members who signed up at store S001 (the demo's till), at most ``limit``."""
-    found: list[str] = []
-    with history.open(encoding="utf-8") as lines:
-        for line in lines:
-            event = json.loads(line)
-            member = event.get("identifiers", {}).get("member_id")
-            if event["kind"] == "member.signup" and event.get("store_id") == "S001" and member:
-                found.append(member)
-                if len(found) >= limit:
-                    break
-    return found
+def panel_members(cli: Callable[..., str], central: str, limit: int) -> list[str]:
+    """Member ids on store S001's cashier cards, at most ``limit``: those with coupons and a tier first.
+
+    The demo's till is at S001, and its panel shows a scanned member's masked name, tier and coupons
+    only for the members on the store's cards (the ``member_cards`` job's document: who bought or
+    was scanned there lately); anyone else shows as a masked member id.
+    """
+    listing = json.loads(cli(central, "downlink", "list", "--store", "S001", "--json"))
+    cards: dict[str, dict] = next(
+        (d["body"]["members"] for d in listing["documents"] if d["name"] == "member_cards" and d["body"]), {}
+    )
+    ranked = sorted(cards, key=lambda member: (not cards[member].get("coupons"), not cards[member].get("tier"), member))
+    return ranked[:limit]
 
 
 def load_history(
     cli: Callable[..., str], central: str, root: Path, customers: int, seed: int, *, scanned: int
 ) -> Loaded:
-    """Load the past into central and run what its jobs would; ``scanned`` members of store S001 to scan."""
+    """Load the past into central and run what its jobs would; ``scanned`` members on store S001's cards to scan."""
     history, events = write_history(root / "history", customers, seed=seed, now=datetime.now(UTC))
     cli(central, "load-events", "--source", "crm-history", "--no-progress", str(history))
     cli(central, "recompute-tags")
@@ -135,4 +136,4 @@ def load_history(
     cli(central, "run-job", "reports")  # the campaign pages' effect and by-tier reports, due hourly
     cli(central, "run-job", "member_cards")  # the cashier panel's tiers and coupons, published hourly
     cli(central, "run-job", "name_pinyin")  # the console finds the history's members by pinyin (zhangwei)
-    return Loaded(events, member_ids(history, scanned))
+    return Loaded(events, panel_members(cli, central, scanned))

@@ -4,6 +4,7 @@ campaign, and the till's cashier panel answers."""
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -27,6 +28,15 @@ def login(session: requests.Session, base: str, password: str) -> requests.Respo
         data={"username": "admin", "password": password, "csrf_token": token.group(1)},
         timeout=10,
     )
+
+
+def _first_scan(panel: str, timeout: float) -> dict:
+    """The first scan card the cashier panel's event stream sends."""
+    with requests.get(f"{panel}events", stream=True, timeout=timeout) as stream:
+        for line in stream.iter_lines(decode_unicode=True):
+            if line and line.startswith("data: "):
+                return json.loads(line[len("data: ") :])
+    raise AssertionError("the panel's stream ended without a scan")
 
 
 def test_demo_shows_customers_within_30_seconds(tmp_path):
@@ -107,6 +117,10 @@ def test_demo_shows_customers_within_30_seconds(tmp_path):
         panel = re.search(r"till panel:  (http://127\.0\.0\.1:\d+/)", output)
         assert panel, output
         assert requests.get(panel.group(1), timeout=10).status_code == 200
+        # The till scans members on the store's cards: the panel shows their masked name and tier.
+        card = _first_scan(panel.group(1), timeout=max(5.0, 175 - (time.monotonic() - started)))
+        assert card["kind"] == "member", card
+        assert card["member"]["name"].endswith("*") and card["member"]["tier"], card
     finally:
         demo.terminate()
         demo.wait(30)
