@@ -75,6 +75,7 @@ def test_the_panel_shows_members_and_refused_codes_within_100_ms_of_the_scan(tmp
             latency, shown = _shown(page, till, code, 1)
             assert shown["state"] == "member", shown
             assert "张*" in shown["text"] and "138****5678" in shown["text"], shown
+            assert "姓名 · Name" in shown["text"], shown  # the name's row, under the card's 会员 · Member title
             assert "张三丰" not in shown["text"] and "13812345678" not in shown["text"]
             assert "忠诚 · Loyal" in shown["text"] and "double-11 (7Q2X)" in shown["text"], shown
             latencies = [latency]
