@@ -17,6 +17,7 @@ from central.accounts import web
 from central.accounts.roles import ADMIN, MARKETING
 from central.console import bp, offset_minutes
 from central.console.auditing import record_audit
+from central.console.customer_labels import N_
 from central.customers.consent import CHANNELS
 from central.db import get_session, session_factory
 from central.segments import definitions, evaluation, exports
@@ -25,6 +26,48 @@ from central.segments.definitions import Draft, SegmentError
 ROLES = (ADMIN, MARKETING)
 CHANNEL_LABELS = {"sms": "短信", "wechat": "微信", "app_push": "App 推送", "email": "电子邮件"}
 MAX_RULE = 4000
+# Why a rule or a segment was refused, in the page's words, by reason code (``rule_`` + the rule's
+# own code); the English detail naming the token or field follows it.
+PROBLEM_TEXTS = {
+    "rule_expected": N_("这里缺少应有的符号或关键字。"),
+    "rule_expected_operand": N_("这里需要一个字段、函数或值。"),
+    "rule_unexpected_token": N_("这里应是 and、or 或规则的结尾。"),
+    "rule_unknown_field": N_("没有这个字段。"),
+    "rule_unknown_function": N_("没有这个函数。"),
+    "rule_bad_argument": N_("函数的参数不对。"),
+    "rule_no_tags": N_("这里不能测试标签。"),
+    "rule_null_comparison": N_("判断缺失值请用 is null 或 is not null。"),
+    "rule_constant_comparison": N_("这里比较的是两个常量，请比较一个字段。"),
+    "rule_not_comparable": N_("has_tag(...)、true 和 false 本身就是条件，不能再比较。"),
+    "rule_not_a_condition": N_("这不是完整的条件，请加上比较。"),
+    "rule_days_comparison": N_("天数要与天数比较，例如 30d。"),
+    "rule_bad_days": N_("天数须为整数，且不超过一百年。"),
+    "rule_type_mismatch": N_("两边的类型不一致。"),
+    "rule_unordered_type": N_("文本和是/否字段只能用 = 和 != 比较。"),
+    "rule_bad_date": N_("不是有效的日期。"),
+    "rule_bad_in": N_("in 只用于数字、文本或日期字段，列表中只能是值。"),
+    "rule_empty_list": N_("in 列表至少要有一个值。"),
+    "rule_too_many_values": N_("in 列表中的值过多。"),
+    "rule_bad_null_test": N_("只有字段可以用 is null 判断。"),
+    "rule_too_deep": N_("嵌套层数过多。"),
+    "rule_too_many_terms": N_("条件过多。"),
+    "rule_too_long": N_("规则过长。"),
+    "rule_unexpected_character": N_("无法识别的字符。"),
+    "rule_unterminated_string": N_("文本缺少结尾的引号。"),
+    "rule_bad_escape": N_("文本中的转义无效。"),
+    "rule_control_character": N_("规则中有控制字符。"),
+    "rule_string_too_long": N_("文本过长。"),
+    "rule_bad_number": N_("不是有效的数字。"),
+    "rule_number_too_long": N_("数字过长。"),
+    "rule_duration_too_long": N_("时长过长。"),
+    "rule_no_attributes": N_("字段按名称读取，没有“.”属性。"),
+    "bad_name": N_("人群名称须为 1-64 个小写字母、数字、“-”或“_”。"),
+    "exists": N_("已有同名人群，请换一个名称或更新原人群。"),
+    "bad_description": N_("说明最多 500 个字符。"),
+    "bad_channel": N_("没有这个渠道。"),
+    "bad_webhook": N_("Webhook 地址须为 http:// 或 https:// 开头，最长 2048 个字符。"),
+    "not_found": N_("没有这个人群。"),
+}
 EXCEL_BOM = "\ufeff"
 
 
@@ -66,6 +109,7 @@ def _page(status: int = 200, **form: Any) -> ResponseReturnValue:
         channel=channel if channel in CHANNELS else CHANNELS[0],
         channels=CHANNELS,
         channel_labels=CHANNEL_LABELS,
+        problem_texts=PROBLEM_TEXTS,
         preview=preview,
         problem=form.get("problem", problem),
         name=form.get("name", ""),

@@ -38,7 +38,8 @@ class SegmentError(ValueError):
 
     def to_json(self) -> dict[str, Any]:
         """The error as the API returns it, with the rule's position when the rule was at fault."""
-        out: dict[str, Any] = {"reason": self.reason, "message": str(self)}
+        detail = self.rule_error.detail if self.rule_error else str(self)
+        out: dict[str, Any] = {"reason": self.reason, "message": str(self), "detail": detail}
         position = self.rule_error.position if self.rule_error else None
         if position is not None:
             out["position"] = {"line": position.line, "column": position.column, "offset": position.offset}

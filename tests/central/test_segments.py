@@ -312,7 +312,15 @@ def test_console_page_lists_previews_saves_and_refuses_without_csrf(app, chain):
     preview = client.get("/console/segments", query_string={"rule": "purchases = 1", "channel": "sms"})
     assert re.search(r'preview-matching">1<', preview.get_data(as_text=True))
     refused = client.get("/console/segments", query_string={"rule": "purchases >", "channel": "sms"})
-    assert 'id="problem"' in refused.get_data(as_text=True)
+    problem = refused.get_data(as_text=True).split('id="problem">', 1)[1].split("</p>", 1)[0]
+    # In the page's words, with the position once and the parser's own detail after it.
+    assert "规则无法使用 (第 1 行，第 12 列)：这里需要一个字段、函数或值。" in problem, problem
+    assert "expected a field, a function or a value, found the end of the rule" in problem
+    assert problem.count("column 12") == 0 and "<code>rule_expected_operand</code>" in problem
+    client.set_cookie("cdp-lang", "en")
+    english = client.get("/console/segments", query_string={"rule": "purchases >", "channel": "sms"})
+    assert "A field, a function or a value is needed here." in english.get_data(as_text=True)
+    client.set_cookie("cdp-lang", "zh")
     form = {"name": "once", "rule": "purchases = 1", "channel": "sms", "description": ""}
     assert client.post("/console/segments", data=form).status_code == 400  # no CSRF token
     assert client.post("/console/segments/loyal/evaluate", data={}).status_code == 400
@@ -324,6 +332,8 @@ def test_console_page_lists_previews_saves_and_refuses_without_csrf(app, chain):
         assert definitions.find(db, "once").members == 1
     bad = client.post("/console/segments", data={**form, "name": "bad", "rule": "purchases >", "csrf_token": token})
     assert bad.status_code == 400 and 'id="problem"' in bad.get_data(as_text=True)
+    taken = client.post("/console/segments", data={**form, "csrf_token": token}).get_data(as_text=True)
+    assert "无法保存人群：已有同名人群" in taken and "规则无法使用" not in taken  # not the rule's fault
     finance = _api(app, "finance")
     assert finance.get("/console/segments").status_code == 403
     assert finance.get("/api/v1/segments").status_code == 403
