@@ -17,6 +17,7 @@ from central import db as central_db
 from central.campaigns import webhooks
 from central.campaigns.models import DELIVERED, WebhookDelivery
 from central.cli import main
+from central.console import segments as console_segments
 from central.identity import merges
 from central.identity.registry import load_registry
 from central.models import AuditLog
@@ -118,6 +119,28 @@ def test_a_bad_rule_is_refused_with_its_position_and_reason(app, rule, reason, l
     response = _api(app, "admin").post("/api/v1/segments", json={"name": "x", "rule": rule, "channel": "sms"})
     assert response.status_code == 400
     assert response.get_json()["error"]["position"]["line"] == line
+
+
+# Reasons a rule written in the console cannot meet: the caller's, not the text's.
+NOT_FROM_THE_TEXT = {
+    "bad_as_of",
+    "bad_name",
+    "bad_value",
+    "definition_changed",
+    "no_column",
+    "no_tag_source",
+    "not_text",
+}
+
+
+def test_every_reason_a_typed_rule_can_be_refused_for_reads_in_the_console():
+    rules = Path(__file__).resolve().parents[2] / "central" / "customers" / "rules"
+    codes = set()
+    for module in rules.glob("*.py"):
+        codes |= set(re.findall(r'(?:\.error|RuleError)\(\s*"([a-z_]+)"', module.read_text(encoding="utf-8")))
+    assert "expected_operand" in codes and "unterminated_string" in codes  # the scan finds them
+    missing = {f"rule_{code}" for code in codes - NOT_FROM_THE_TEXT} - set(console_segments.PROBLEM_TEXTS)
+    assert not missing, missing
 
 
 def test_live_count_of_saved_and_unsaved_rules(app, chain):
