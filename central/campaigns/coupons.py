@@ -156,11 +156,11 @@ def create_campaign(
     if not NAME_RE.match(name):
         raise CouponError(f"name {name!r} must be 1-128 characters of A-Z, a-z, 0-9, _ . - (no spaces)")
     if valid_to <= valid_from:
-        raise CouponError("--valid-to must be after --valid-from")
+        raise CouponError("valid_to must be after valid_from")
     if not 1 <= max_redemptions <= 10**12:
-        raise CouponError("--max-redemptions must be between 1 and 10^12")
+        raise CouponError("max_redemptions must be between 1 and 10^12")
     if not 0 <= offline_budget <= 10**6:
-        raise CouponError("--per-store-offline-budget must be between 0 and 1,000,000")
+        raise CouponError("offline_budget (a store's offline redemptions) must be between 0 and 1,000,000")
     for store in stores or ():
         if not STORE_RE.match(store):
             raise CouponError(f"store id {store!r} must be 1-32 characters of A-Z, a-z, 0-9, _ . -")
@@ -296,7 +296,7 @@ def issue_for_members(db: Session, ref: str, member_ids: list[str], *, now: date
 def issue_anonymous(db: Session, ref: str, count: int, *, now: datetime, actor: str, secret: bytes) -> list[Issued]:
     """``count`` codes for nobody in particular (printed flyers); the caller commits."""
     if not 1 <= count <= MAX_ISSUE:
-        raise CouponError(f"--count must be between 1 and {MAX_ISSUE}")
+        raise CouponError(f"count must be between 1 and {MAX_ISSUE}")
     campaign = _row(db, ref)
     rows = bulk.insert(
         db.connection(), _codes, ("campaign_id", "issued_at"), [(campaign.id, now)] * count, returning=("serial",)

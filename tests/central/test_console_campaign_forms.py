@@ -129,7 +129,7 @@ def test_marketing_creates_a_campaign_and_a_trigger_pauses_resumes_and_ends_them
         (
             "/console/campaigns/coupons/new",
             {**COUPON, "valid_to": "2026-11-01T00:00"},
-            "--valid-to must be after --valid-from",
+            "valid_to must be after valid_from",
         ),
         (
             "/console/campaigns/coupons/new",
