@@ -1,7 +1,8 @@
 """The console overview's figures, each one set-based SQL over indexed columns.
 
-* Members: live customer profiles (merged-away rows do not count); a store manager's figure is the
-  members who signed up at their stores.
+* Customers: live customer profiles (merged-away rows do not count), members or not (a phone given
+  at the till makes a profile too); a store manager's figure is the members who signed up at their
+  stores.
 * New members per store and local day: ``member.signup`` events, counted from the index
   ``(kind, observed_at, store_id)`` without reading the events themselves, and kept per past day
   in ``new_member_days`` by the hourly ``store_alerts`` job, so a view counts only today from the

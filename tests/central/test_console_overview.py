@@ -131,6 +131,7 @@ def _cells(html: str, table: str) -> list[list[str]]:
 def test_the_overview_figures_match_a_hand_count(chain):
     html = _page(chain, "admin")
     assert re.search(r'id="members-total">30<', html)  # 30 sign-ups, one profile each; receipts linked to them
+    assert '<span class="label">客户总数</span>' in html  # every live profile, member or not: not "members"
     assert re.search(r'id="members-new">24<', html)  # 10-27 to today: not the six of Sunday 10-25
     chart = _chart(html)
     days = chart["days"]
@@ -195,6 +196,7 @@ def test_english_labels(chain):
     client.set_cookie("cdp-lang", "en")
     html = client.get("/console/").get_data(as_text=True)
     assert "Sales by value tier" in html and "RFM heat map" in html and "Loyal" in html
+    assert '<span class="label">Customers</span>' in html
     assert "75% below the mean of 4.0" in html
     assert _chart(html)["labels"]["visits"] == "Visits"
 
