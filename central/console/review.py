@@ -85,7 +85,9 @@ def decide(item_id: int) -> ResponseReturnValue:
         db.rollback()
         outcome: dict[str, Any] = {"problem": _PROBLEM_OF.get(exc.code.partition(":")[0], "review")}
     else:
-        record_audit(f"identity.review.{decision}", f"review:{item_id}", customer=done.customer_id)
+        record_audit(
+            f"identity.review.{decision}", f"review:{item_id}", customer=done.customer_id, also=list(done.also)
+        )
         db.commit()
         outcome = {"done": decision}
     if back_to is not None:

@@ -227,9 +227,9 @@ def decide(item_id: int, decision: str) -> Response:
     except review.ReviewError as exc:
         db.rollback()
         raise ApiError(409, "conflict", str(exc)) from None
-    _audit(db, f"identity.review.{decision}", f"review:{item_id}", customer=done.customer_id)
+    _audit(db, f"identity.review.{decision}", f"review:{item_id}", customer=done.customer_id, also=list(done.also))
     db.commit()
-    return jsonify({"item": item_id, "status": done.status, "customer_id": done.customer_id})
+    return jsonify({"item": item_id, "status": done.status, "customer_id": done.customer_id, "also": list(done.also)})
 
 
 @bp.post("/customers/<int:customer_id>/split")

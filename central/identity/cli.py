@@ -105,9 +105,17 @@ def cmd_review(args: argparse.Namespace) -> int:
                 done = review.reject(db, args.item, operator=OPERATOR, now=now)
         except review.ReviewError as exc:
             raise CliError(str(exc)) from None
-        audit.record(db, at=now, actor=OPERATOR, action=f"identity.review.{args.action}", subject=f"review:{args.item}")
+        audit.record(
+            db,
+            at=now,
+            actor=OPERATOR,
+            action=f"identity.review.{args.action}",
+            subject=f"review:{args.item}",
+            detail={"also": list(done.also)} if done.also else None,
+        )
         db.commit()
-        print(f"{PROG}: review item {done.item_id} {done.status} (customer {done.customer_id})")
+        also = f"; with it item(s) {', '.join(map(str, done.also))} on the same two customers" if done.also else ""
+        print(f"{PROG}: review item {done.item_id} {done.status} (customer {done.customer_id}){also}")
         return 0
 
     return _in_session(args, work)

@@ -48,6 +48,7 @@ class Decision:
     item_id: int
     status: str
     customer_id: int | None
+    also: tuple[int, ...] = ()  # the pair's other open items, decided with it
 
 
 def list_items(db: Session, status: str = OPEN, limit: int = 50, offset: int = 0) -> tuple[list[ReviewItem], int]:
@@ -72,6 +73,34 @@ def _close(db: Session, item: ReviewItem, status: str, operator: str, now: datet
         .where(_items.c.id == item.id, _items.c.status == OPEN)
         .values(status=status, decided_at=now, decided_by=operator)
     )
+
+
+def _close_pair(db: Session, item: ReviewItem, status: str, operator: str, now: datetime) -> tuple[int, ...]:
+    """Decide the other open items that ask whether the same two customers are one person, as ``item`` was.
+
+    A conflict and a weak-match suggestion can name the same pair: one answer settles both, so the
+    reviewer is not asked twice (a rejected pair is not suggested again, a merged one is one customer).
+    """
+    if not (_merges(item) and item.customer_id and item.other_customer_id):
+        return ()
+    pair = {item.customer_id, item.other_customer_id}
+    rows = db.execute(
+        select(_items.c.id, _items.c.reason, _items.c.identifier_id).where(
+            _items.c.status == OPEN,
+            _items.c.id != item.id,
+            _items.c.customer_id.in_(pair),
+            _items.c.other_customer_id.in_(pair),
+            _items.c.customer_id != _items.c.other_customer_id,
+        )
+    ).all()
+    siblings = tuple(sorted(i for i, reason, ident in rows if _merging(reason, ident)))
+    if siblings:
+        db.execute(
+            update(_items)
+            .where(_items.c.id.in_(siblings), _items.c.status == OPEN)
+            .values(status=status, decided_at=now, decided_by=operator)
+        )
+    return siblings
 
 
 def _open_item(db: Session, item_id: int) -> ReviewItem:
@@ -115,12 +144,16 @@ def accept(db: Session, registry: Registry, item_id: int, *, operator: str, now:
     elif customer is not None and item.evidence and item.identifier_id is None:
         customer = _attach(db, customer, item.evidence, operator, now, detail)
     _close(db, item, ACCEPTED, operator, now)
-    return Decision(item.id, ACCEPTED, customer)
+    return Decision(item.id, ACCEPTED, customer, _close_pair(db, item, ACCEPTED, operator, now))
 
 
 def _merges(item: ReviewItem) -> bool:
     """Whether accepting ``item`` merges its two customers (every reason but a flagged value and a move)."""
-    return item.reason != "reassigned" and not (item.reason == "suspicious_value" and item.identifier_id is not None)
+    return _merging(item.reason, item.identifier_id)
+
+
+def _merging(reason: str, identifier_id: int | None) -> bool:
+    return reason != "reassigned" and not (reason == "suspicious_value" and identifier_id is not None)
 
 
 def blocked(db: Session, registry: Registry, items: list[ReviewItem]) -> dict[int, str]:
@@ -185,4 +218,4 @@ def reject(db: Session, item_id: int, *, operator: str, now: datetime) -> Decisi
     """Close review item ``item_id`` without acting on it."""
     item = _open_item(db, item_id)
     _close(db, item, REJECTED, operator, now)
-    return Decision(item.id, REJECTED, _live(db, item.customer_id))
+    return Decision(item.id, REJECTED, _live(db, item.customer_id), _close_pair(db, item, REJECTED, operator, now))

@@ -493,6 +493,33 @@ def test_a_review_item_a_unique_type_blocks_says_so_instead_of_offering_accept(a
     assert again.headers["Location"] == "/console/customers/review?problem=review_decided"
 
 
+def test_one_decision_settles_every_open_item_on_the_same_two_customers(app, client, member):
+    twin = {"name": "王芳", "birthday": "1990-03-05"}
+    _accepted(
+        app,
+        client,
+        [
+            source_event("p1", "member.signup", identifiers={"member_id": "P001", "phone": "13700000007"}, **twin),
+            source_event("p2", "member.signup", identifiers={"member_id": "P002", "phone": "13700000007"}, **twin),
+        ],
+    )
+    items = {i.reason: i for i in table_rows(app, ReviewItem)}
+    conflict, suggestion = items["unique_conflict"], items["weak_match"]
+    assert {conflict.customer_id, conflict.other_customer_id} == {suggestion.customer_id, suggestion.other_customer_id}
+    admin = _as(app, "admin")
+    rejected = post_form(admin, f"/console/customers/review/{conflict.id}", {"decision": "reject"})
+    assert rejected.headers["Location"] == "/console/customers/review?done=reject"
+    statuses = {i.id: (i.status, i.decided_by) for i in table_rows(app, ReviewItem)}
+    assert statuses[conflict.id] == statuses[suggestion.id] == ("rejected", "admin")
+    ((actor, subject, detail),) = [
+        (a.actor, a.subject, a.detail) for a in table_rows(app, AuditLog) if a.action == "identity.review.reject"
+    ]
+    assert (actor, subject, detail["also"]) == ("admin", f"review:{conflict.id}", [suggestion.id])
+    assert f'/console/customers/review/{suggestion.id}"' not in admin.get("/console/customers/review").get_data(
+        as_text=True
+    )
+
+
 def test_a_weak_match_a_limit_blocks_says_so(app, client, member):
     twin = {"name": "王芳", "birthday": "1990-03-05"}
     cards = [{"member_card": f"CARD000{n}", "phone": "13700000003"} for n in (1, 2, 3)]

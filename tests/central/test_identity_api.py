@@ -88,7 +88,8 @@ def test_review_accept_merges_and_reject_keeps_apart(app, user_client):
     assert item["reason"] == "unique_conflict"
     refused = user_client.post(f"/api/v1/identity/review/{item['id']}/accept", json={})
     assert refused.status_code == 409 and "member_id" in refused.get_json()["error"]["message"]
-    assert user_client.post(f"/api/v1/identity/review/{item['id']}/reject", json={}).status_code == 200
+    decided = user_client.post(f"/api/v1/identity/review/{item['id']}/reject", json={})
+    assert decided.status_code == 200 and decided.get_json()["also"] == []  # no other item on this pair
     assert user_client.get("/api/v1/identity/review").get_json()["total"] == 0
 
 
