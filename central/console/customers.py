@@ -165,18 +165,34 @@ def int_arg(name: str) -> int | None:
 
 
 def _rows(summaries: list[CustomerSummary]) -> list[dict[str, Any]]:
-    """What a list of customers shows of each: name (masked per role), identifiers (masked), purchases, last contact."""
+    """What a list of customers shows of each: name (masked per role), identifiers (masked), purchases, last contact.
+
+    Also the birthday and city (masked per role), which a reviewer compares two customers by.
+    """
     records = golden.golden_of(get_session(), [c.id for c in summaries])
+
+    def attribute(customer_id: int, name: str) -> str:
+        value = records.get(customer_id, {}).get(name, ("", ""))[0]
+        return shown_attribute(name, value) if value else ""
+
     return [
         {
             "id": c.id,
             "name": shown_name(records.get(c.id, {}).get("name", ("", ""))[0]),
+            "birthday": attribute(c.id, "birthday"),
+            "city": attribute(c.id, "city"),
             "identifiers": c.identifiers,
             "purchases": c.purchases,
             "last_seen_at": c.last_seen_at,
         }
         for c in summaries
     ]
+
+
+def review_people(db: Session, items: list[ReviewItem]) -> dict[int, dict[str, Any]]:
+    """The customers ``items`` name, as lists show them, by id: what a reviewer compares."""
+    ids = sorted({cid for i in items for cid in (i.customer_id, i.other_customer_id) if cid is not None})
+    return {row["id"]: row for row in _rows(summaries_of(db, ids))}
 
 
 @bp.get("/customers")
@@ -351,6 +367,7 @@ def customer(customer_id: int) -> ResponseReturnValue:
         ledger=ledger,
         items=items,
         blocked=blocked_types(db, items),
+        people=review_people(db, items),
         evidence=review_evidence,
         shown_text=shown_text,
         may_serve=role() in SERVICE_ROLES,

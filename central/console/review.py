@@ -25,6 +25,7 @@ from central.console.customers import (
     int_arg,
     operator_name,
     review_evidence,
+    review_people,
 )
 from central.db import get_session
 from central.identity import history, review
@@ -56,6 +57,7 @@ def review_queue() -> ResponseReturnValue:
         page="review",
         items=items,
         blocked=blocked_types(db, items),
+        people=review_people(db, items),
         status=status,
         statuses=REVIEW_STATUSES,
         next_after=next_after,
