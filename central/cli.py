@@ -368,7 +368,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         status: int = args.func(args)
         return status
     except ConfigError as exc:
-        print(f"{PROG}: {str(exc).replace(chr(10), ' ')}", file=sys.stderr)
+        for line in exc.lines:  # every problem of the file at once, one line each
+            print(f"{PROG}: {line}", file=sys.stderr)
         return 2
     except CliError as exc:
         print(f"{PROG}: {exc}", file=sys.stderr)

@@ -80,7 +80,9 @@ def main(argv: list[str] | None = None) -> int:
         # The doctor reports a missing required setting as its first failed check and goes on.
         config = load_config(path, check_required=args.command in ("run", "check-config"))
     except ConfigError as exc:
-        print(f"{PROG}: {exc}{_no_file_hint(path, exc)}", file=sys.stderr)
+        first, *rest = exc.lines  # every problem of the file at once, one line each
+        for line in (first + _no_file_hint(path, exc), *rest):
+            print(f"{PROG}: {line}", file=sys.stderr)
         return 2
     logging.basicConfig(
         level=config.agent_log_level.upper(),

@@ -8,18 +8,19 @@ line (see :func:`setting`). :func:`load` reads a TOML file such as::
     baudrate = 9600
 
 then environment variables (``EDGE_POS_BAUDRATE=19200``), and returns the dataclass or raises
-:class:`ConfigError`, whose one-line message names the key and where it came from.
+:class:`ConfigError`, one line per problem naming the key and where it came from.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import difflib
 import os
 import tomllib
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -30,14 +31,24 @@ _FALSE = {"0", "false", "no", "off"}
 
 
 class ConfigError(Exception):
-    """A configuration problem, reported as one line naming the key and its source."""
+    """A configuration problem, reported as one line naming the key and its source.
 
-    def __init__(self, source: str, key: str | None, problem: str) -> None:
+    :func:`load` reports every problem it finds at once: the first is this error's own
+    ``source``, ``key`` and ``problem``, the rest are in ``others``, one line each in the message.
+    """
+
+    def __init__(self, source: str, key: str | None, problem: str, others: Sequence[ConfigError] = ()) -> None:
         self.source = source
         self.key = key
         self.problem = problem
+        self.others = tuple(others)
         where = f"{source}: {key}" if key else source
-        super().__init__(f"config error in {where}: {problem}")
+        super().__init__("\n".join([f"config error in {where}: {problem}", *map(str, self.others)]))
+
+    @property
+    def lines(self) -> list[str]:
+        """One line per problem."""
+        return str(self).splitlines()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -223,7 +234,8 @@ def load(
 ) -> T:
     """Load ``cls`` from the TOML file at ``path`` (if given), then ``environ``, then ``overrides``.
 
-    Unknown keys, wrong types, values out of range and missing required values raise ConfigError.
+    Unknown keys, wrong types, values out of range and missing required values raise one
+    ConfigError that names every one of them (a file that cannot be read, at once).
     ``reserved_env`` names variables under ``env_prefix`` that are not settings (the config path).
     ``check_required=False`` suits commands that need only part of the table (enrolling a device).
     """
@@ -231,6 +243,7 @@ def load(
     table = specs(cls)
     by_name = {s.name: s for s in table}
     values: dict[str, Any] = {}
+    problems: list[ConfigError] = []
 
     if path is not None:
         source = str(path)
@@ -248,8 +261,10 @@ def load(
         for key, value in _flatten(raw).items():
             spec = by_name.get(key)
             if spec is None:
-                raise ConfigError(source, key, "unknown key" + _suggest(key, by_name))
-            values[key] = _coerce(spec, value, source, key)
+                problems.append(ConfigError(source, key, "unknown key" + _suggest(key, by_name)))
+                continue
+            with _collected(problems):
+                values[key] = _coerce(spec, value, source, key)
 
     env_names = {}
     for spec in table:
@@ -259,27 +274,43 @@ def load(
     for var in sorted(environ):
         if var.startswith(env_prefix) and var not in env_names and var not in reserved_env:
             known = {n: s for n, s in env_names.items() if n.startswith(env_prefix)}
-            raise ConfigError("environment", var, "unknown variable" + _suggest(var, known))
+            problems.append(ConfigError("environment", var, "unknown variable" + _suggest(var, known)))
     for spec in table:
         # The prefixed name wins over an alias such as DATABASE_URL.
         for var in (*spec.env_aliases, spec.env_name(env_prefix)):
             if var in environ:
-                values[spec.name] = _coerce(spec, environ[var], "environment", var, from_env=True)
+                with _collected(problems):
+                    values[spec.name] = _coerce(spec, environ[var], "environment", var, from_env=True)
 
     for key, value in (overrides or {}).items():
         spec = by_name.get(key)
         if spec is None:
-            raise ConfigError("overrides", key, "unknown key" + _suggest(key, by_name))
-        values[key] = _coerce(spec, value, "overrides", key, from_env=isinstance(value, str))
+            problems.append(ConfigError("overrides", key, "unknown key" + _suggest(key, by_name)))
+            continue
+        with _collected(problems):
+            values[key] = _coerce(spec, value, "overrides", key, from_env=isinstance(value, str))
 
     kwargs = {}
     for spec in table:
         if spec.name in values:
             kwargs[spec.attr] = values[spec.name]
-        elif spec.required and check_required:
+        elif spec.required and check_required and not any(p.key == spec.name for p in problems):
             where = str(path) if path is not None else "environment"
-            raise ConfigError(where, spec.name, f"required setting is missing (or set {spec.env_name(env_prefix)})")
+            missing = f"required setting is missing (or set {spec.env_name(env_prefix)})"
+            problems.append(ConfigError(where, spec.name, missing))
+    if problems:
+        first = problems[0]
+        raise ConfigError(first.source, first.key, first.problem, problems[1:])
     return cls(**kwargs)
+
+
+@contextlib.contextmanager
+def _collected(problems: list[ConfigError]) -> Iterator[None]:
+    """Note a setting's ConfigError and go on, so that one run reports every problem."""
+    try:
+        yield
+    except ConfigError as exc:
+        problems.append(exc)
 
 
 def _suggest(key: str, known: Mapping[str, Any]) -> str:

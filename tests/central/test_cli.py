@@ -100,6 +100,17 @@ def test_a_config_error_is_one_line_and_exit_2(tmp_path):
         )
 
 
+def test_every_config_problem_is_reported_at_once_one_line_each(tmp_path):
+    path = tmp_path / "central.toml"
+    path.write_text('[server]\nport = "eighty"\nhots = "0.0.0.0"\n', encoding="utf-8")
+    done = Cli(path).run("check-config")
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        f"central-server: config error in {path}: server.port: expected an integer, got 'eighty'",
+        f"central-server: config error in {path}: server.hots: unknown key (did you mean 'server.host'?)",
+    ]
+
+
 def test_an_unreachable_database_is_one_line_and_exit_1(tmp_path, backend):
     if backend.name == "sqlite":
         (tmp_path / "db-is-a-directory").mkdir()

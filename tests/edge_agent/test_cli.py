@@ -40,6 +40,17 @@ def test_bad_config_file_exits_2_with_one_line_naming_key_and_file(tmp_path, tex
         assert expected in lines[0]
 
 
+def test_every_config_problem_is_reported_at_once_one_line_each(tmp_path):
+    path = tmp_path / "agent.toml"
+    path.write_text('[pos]\nport = "/dev/ttyUSB0"\nbaud = 9600\n[sync]\ninterval = -1\n')
+    result = run("check-config", "--config", str(path))
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        f"edge-agent: config error in {path}: pos.baud: unknown key (did you mean 'pos.baudrate'?)",
+        f"edge-agent: config error in {path}: sync.interval: must be from 0.05 to 3600; got -1.0",
+    ]
+
+
 def test_bad_environment_variable_exits_2(tmp_path):
     result = run("check-config", env_extra={"EDGE_POS_PORT": "loop://", "EDGE_SYNC_INTERVAL": "soon"})
     assert result.returncode == 2

@@ -74,6 +74,23 @@ def test_file_errors_name_the_key_and_the_file(tmp_path, text, key, fragment):
     assert "\n" not in message
 
 
+def test_every_problem_is_reported_at_once_one_line_each(tmp_path):
+    path = write(tmp_path, '[io]\nsped = 1\ntcp = 0\nmode = "raw"\n')
+    with pytest.raises(ConfigError) as info:
+        load(Example, path=path, env_prefix="EX_", environ={"EX_IO_FAST": "maybe", "EX_IO_SPEDD": "2"})
+    assert (info.value.source, info.value.key) == (str(path), "io.sped")  # the first, as before
+    lines = info.value.lines
+    assert len(lines) == 6 and all(line.startswith("config error in ") for line in lines), lines
+    assert [line.split(": ", 2)[1] for line in lines] == [
+        "io.sped",
+        "io.tcp",
+        "io.mode",
+        "EX_IO_SPEDD",
+        "EX_IO_FAST",
+        "io.port",  # required and missing, said last
+    ]
+
+
 def test_invalid_toml_and_missing_file(tmp_path):
     with pytest.raises(ConfigError, match=r"invalid TOML: .*line 1"):
         load(Example, path=write(tmp_path, "io.port = \n"), env_prefix="EX_", environ={})
