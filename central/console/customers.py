@@ -10,7 +10,9 @@
   actions and the open review items naming the customer, with accept and reject.
 - Customer service and admins add a note, or file a complaint: a ``service.complaint`` event
   ingested like any other (:mod:`central.customers.notes`).
-- The review queue has its own page, for admins (:mod:`central.console.review`).
+- The review queue has its own page, for admins (:mod:`central.console.review`); both show review
+  items through :mod:`central.console.review_items`, and people masked per role through
+  :mod:`central.console.shown`.
 
 Every view of a customer writes an audit row; every change is a CSRF-checked POST with its roles.
 """
@@ -20,9 +22,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from flask import abort, current_app, redirect, render_template, request, url_for
+from flask import abort, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
-from sqlalchemy.orm import Session
 
 from central import clock
 from central.accounts import web
@@ -30,21 +31,25 @@ from central.accounts.roles import ADMIN, CUSTOMER_SERVICE
 from central.console import bp
 from central.console.auditing import record_audit
 from central.console.customer_labels import (
-    ATTRIBUTE_LABELS,
     DONE,
-    EVIDENCE_LABELS,
     INPUT_LABELS,
-    KIND_LABELS,
-    MATCH_LABELS,
     PROBLEMS,
     TAG_LABELS,
     TAG_VALUE_LABELS,
 )
-from central.console.navigation import CUSTOMER_ROLES, IDENTIFIER_LABELS
+from central.console.navigation import CUSTOMER_ROLES
+from central.console.review_items import blocked_types, identity_registry, review_evidence, review_people
+from central.console.shown import (
+    customer_rows,
+    operator_name,
+    role,
+    shown_attribute,
+    shown_text,
+    unmasked,
+)
 from central.customers import consent_gate, notes, profile, timeline
 from central.customers.name_search import find_by_name, find_by_name_prefix
 from central.customers.queries import (
-    CustomerSummary,
     find_customer,
     money,
     purchase_totals,
@@ -53,105 +58,13 @@ from central.customers.queries import (
     survivor_of,
 )
 from central.db import get_session
-from central.identity import golden, history, resolve, review, split
-from central.identity.models import ReviewItem
-from central.identity.registry import Registry
-from shared.masking import mask_identifier, mask_name, mask_text
+from central.identity import golden, history, resolve, split
+from shared.masking import mask_identifier, mask_name
 
 SEARCH_KINDS = ("phone", "member_card", "member_id", "name")
 RECENT = 50
 SERVICE_ROLES = (ADMIN, CUSTOMER_SERVICE)
 _MASKED_ATTRIBUTES = ("phone", "email", "address")
-
-
-def role() -> str:
-    """The logged-in user's role (the views run behind ``web.roles``, so there is one)."""
-    active = web.current()
-    return active.role if active else ""
-
-
-def operator_name() -> str:
-    """The name the identity ledger and notes record for this console user."""
-    active = web.current()
-    return active.username if active else "console"
-
-
-def identity_registry() -> Registry:
-    """The identifier registry this central runs with."""
-    registry: Registry = current_app.config["IDENTITY_REGISTRY"]
-    return registry
-
-
-# One line of a review item's evidence: a label (a message id) and its parts, each (text, translate it).
-EvidenceLine = tuple[str, list[tuple[str, bool]]]
-
-
-def _match_parts(rule: str) -> list[tuple[str, bool]]:
-    for place in ("city", "postcode"):
-        base = rule.removesuffix(f"_{place}")
-        if base != rule and base in MATCH_LABELS:
-            return [(MATCH_LABELS[base], True), (MATCH_LABELS[place], True)]
-    return [(MATCH_LABELS[rule], True)] if rule in MATCH_LABELS else [(rule, False)]
-
-
-def review_evidence(evidence: dict[str, Any] | None) -> list[EvidenceLine]:
-    """A review item's evidence in the page's words: the event, its kind, the identifier (masked per role), the rule."""
-    evidence = dict(evidence or {})
-    lines: list[EvidenceLine] = []
-    kind_of_value = evidence.pop("type", None)
-    value = evidence.pop("value", None)
-    for key in ("event_id", "kind", "match", "fields"):
-        raw = evidence.pop(key, None)
-        if raw is None:
-            continue
-        if key == "kind":
-            parts = [(KIND_LABELS[raw], True)] if raw in KIND_LABELS else [(str(raw), False)]
-        elif key == "match":
-            parts = _match_parts(str(raw))
-        elif key == "fields" and isinstance(raw, list):
-            parts = [(ATTRIBUTE_LABELS[f], True) if f in ATTRIBUTE_LABELS else (str(f), False) for f in raw]
-        else:
-            parts = [(shown_text(str(raw)), False)]
-        lines.append((EVIDENCE_LABELS[key], parts))
-    if value is not None:
-        kind = str(kind_of_value or "")
-        shown = str(value) if _unmasked() else mask_identifier(kind, str(value))
-        lines.append((IDENTIFIER_LABELS.get(kind, kind or "标识"), [(shown, False)]))
-    lines.extend((str(k), [(shown_text(str(v)), False)]) for k, v in sorted(evidence.items()))  # keys of later writers
-    return lines
-
-
-def blocked_types(db: Session, items: list[ReviewItem]) -> dict[int, tuple[str, str]]:
-    """The items among ``items`` that cannot be accepted now: (``unique_conflict`` or ``limit_exceeded``, type)."""
-    found = review.blocked(db, identity_registry(), items)
-    return {item_id: (why.partition(":")[0], why.partition(":")[2]) for item_id, why in found.items()}
-
-
-def _unmasked() -> bool:
-    return web.current_policy().unmasked
-
-
-def shown_text(value: str | None) -> str:
-    """Free text as this user may see it: mobile numbers masked for every role but admin."""
-    return (value or "") if _unmasked() else mask_text(value)
-
-
-def shown_name(value: str | None) -> str:
-    """A name as this user may see it: 张* for every role but admin."""
-    return (value or "") if _unmasked() else mask_name(value)
-
-
-def shown_attribute(attribute: str, value: str) -> str:
-    """A golden-record value as this user may see it."""
-    if _unmasked():
-        return value
-    if attribute == "name":
-        return mask_name(value)
-    if attribute == "birthday":
-        return value[:4] + "-**-**"
-    if attribute in _MASKED_ATTRIBUTES:
-        return mask_identifier(attribute, value)
-    return mask_text(value)
 
 
 def int_arg(name: str) -> int | None:
@@ -162,37 +75,6 @@ def int_arg(name: str) -> int | None:
     if not raw.isdigit() or len(raw) > 18:
         abort(400)
     return int(raw)
-
-
-def _rows(summaries: list[CustomerSummary]) -> list[dict[str, Any]]:
-    """What a list of customers shows of each: name (masked per role), identifiers (masked), purchases, last contact.
-
-    Also the birthday and city (masked per role), which a reviewer compares two customers by.
-    """
-    records = golden.golden_of(get_session(), [c.id for c in summaries])
-
-    def attribute(customer_id: int, name: str) -> str:
-        value = records.get(customer_id, {}).get(name, ("", ""))[0]
-        return shown_attribute(name, value) if value else ""
-
-    return [
-        {
-            "id": c.id,
-            "name": shown_name(records.get(c.id, {}).get("name", ("", ""))[0]),
-            "birthday": attribute(c.id, "birthday"),
-            "city": attribute(c.id, "city"),
-            "identifiers": c.identifiers,
-            "purchases": c.purchases,
-            "last_seen_at": c.last_seen_at,
-        }
-        for c in summaries
-    ]
-
-
-def review_people(db: Session, items: list[ReviewItem]) -> dict[int, dict[str, Any]]:
-    """The customers ``items`` name, as lists show them, by id: what a reviewer compares."""
-    ids = sorted({cid for i in items for cid in (i.customer_id, i.other_customer_id) if cid is not None})
-    return {row["id"]: row for row in _rows(summaries_of(db, ids))}
 
 
 @bp.get("/customers")
@@ -212,14 +94,14 @@ def customers() -> ResponseReturnValue:
     listing = not query and role() != CUSTOMER_SERVICE
     if listing:
         summaries, next_after = recent_customers(db, RECENT, after)  # identifiers come masked
-        recent = _rows(summaries)
+        recent = customer_rows(summaries)
         record_audit("customers.list", after=after, returned=len(recent))
     elif query and kind == "name":
         if role() == CUSTOMER_SERVICE:
             ids = find_by_name(db, query)  # one customer at a time: the whole name, no pages to browse
         else:
             ids, next_after = find_by_name_prefix(db, query, RECENT, after)
-        found = _rows(summaries_of(db, ids))
+        found = customer_rows(summaries_of(db, ids))
         record_audit("customers.search", f"name:{mask_name(query)}", after=after, returned=len(found))
     elif query:
         value, _reason = identity_registry().check(kind, query)
@@ -233,7 +115,7 @@ def customers() -> ResponseReturnValue:
                 row = find_customer(db, cid)
                 if row is not None:
                     live.append(survivor_of(db, row))
-            found = _rows(summaries_of(db, list(dict.fromkeys(live))))
+            found = customer_rows(summaries_of(db, list(dict.fromkeys(live))))
             record_audit("customers.search", f"{kind}:{mask_identifier(kind, value)}", returned=len(found))
     db.commit()
     return render_template(
@@ -242,7 +124,7 @@ def customers() -> ResponseReturnValue:
         kind=kind,
         kinds=SEARCH_KINDS,
         query=query,
-        shown_query=query if _unmasked() or kind == "name" else "",
+        shown_query=query if unmasked() or kind == "name" else "",
         found=found,
         problem=problem,
         recent=recent,
@@ -251,7 +133,7 @@ def customers() -> ResponseReturnValue:
     )
 
 
-def _golden_rows(customer_id: int) -> list[tuple[str, str, str]]:
+def _goldencustomer_rows(customer_id: int) -> list[tuple[str, str, str]]:
     record = golden.golden_of(get_session(), [customer_id]).get(customer_id, {})
     return [(a, shown_attribute(a, value), source) for a, (value, source) in sorted(record.items())]
 
@@ -303,7 +185,7 @@ def _timeline(customer_id: int, cursor: timeline.Cursor | None) -> tuple[list[di
     rows = []
     for e in found.entries:
         fields = [
-            (name, mask_identifier(name, value) if name == "member_id" and not _unmasked() else shown_text(value))
+            (name, mask_identifier(name, value) if name == "member_id" and not unmasked() else shown_text(value))
             for name, value in e.fields
         ]
         rows.append(
@@ -357,7 +239,7 @@ def customer(customer_id: int) -> ResponseReturnValue:
         purchases=purchase_totals(db, [customer_id])[customer_id],
         live=live,
         identifiers=identifiers,
-        attributes=_golden_rows(customer_id),
+        attributes=_goldencustomer_rows(customer_id),
         tags=_tags(customer_id),
         holding=holding,
         decisions=decisions,

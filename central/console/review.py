@@ -17,16 +17,9 @@ from central.accounts.roles import ADMIN
 from central.console import bp
 from central.console.auditing import record_audit
 from central.console.customer_labels import DONE, PROBLEMS
-from central.console.customers import (
-    RECENT,
-    back_to_customer,
-    blocked_types,
-    identity_registry,
-    int_arg,
-    operator_name,
-    review_evidence,
-    review_people,
-)
+from central.console.customers import RECENT, back_to_customer, int_arg
+from central.console.review_items import blocked_types, identity_registry, review_evidence, review_people
+from central.console.shown import operator_name
 from central.db import get_session
 from central.identity import history, review
 
