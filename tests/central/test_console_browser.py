@@ -83,7 +83,19 @@ def test_each_role_logs_in_and_walks_every_page(app, client, agent, browser):
                 page.click("#new-trigger")
                 page.wait_for_selector("#trigger-form")
                 page.screenshot(path=str(ARTIFACTS / f"{role}-trigger-form.png"))
+                # The browser checks what it can before sending, in its own language.
+                page.fill("#trigger-form input[name=name]", "Birthday!")
+                page.fill("#trigger-form input[name=control_percent]", "150")
+                assert page.eval_on_selector("#trigger-form", "f => f.checkValidity()") is False
+                invalid = page.eval_on_selector_all("#trigger-form :invalid", "els => els.map(e => e.name)")
+                assert set(invalid) == {"name", "control_percent"}, invalid
                 page.goto(f"{host}/console/campaigns/coupons/new")
+                page.fill("input[name=value]", "0")
+                page.fill("input[name=stores]", "S001 S#1")
+                invalid = page.eval_on_selector_all("#coupon-form :invalid", "els => els.map(e => e.name)")
+                assert set(invalid) == {"name", "value", "stores"}, invalid  # name: required, still empty
+                page.fill("input[name=value]", "10.00")
+                page.fill("input[name=stores]", "")
                 page.fill("input[name=name]", f"browser-{role}")
                 page.screenshot(path=str(ARTIFACTS / f"{role}-coupon-form.png"))
                 page.click("#coupon-form button[type=submit]")
