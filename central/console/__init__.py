@@ -183,6 +183,7 @@ def _globals() -> dict[str, object]:
         "trigger_kinds": navigation.TRIGGER_KIND_LABELS,
         "actions": navigation.ACTION_LABELS,
         "outcome_labels": navigation.OUTCOME_LABELS,
+        "reject_reason_labels": navigation.REJECT_REASON_LABELS,
     }
 
 

@@ -122,6 +122,18 @@ JOB_LABELS = {
     "name_pinyin": "为新姓名生成拼音，供按拼音搜索",
 }
 
+# Why an import rejected a row (the reason's code, before any ':' detail), as the import page says it.
+REJECT_REASON_LABELS = {
+    "no_identifier": "没有可用的标识（手机号、会员号、卡号等缺失或无效）",
+    "empty_row": "空行",
+    "malformed_row": "字段数与表头不符",
+    "invalid_identifiers": "标识的格式无效",
+    "invalid_identifier": "标识的格式无效",
+    "invalid_app_id": "应用 ID 无效",
+    "invalid_attributes": "资料字段无效",
+    "invalid_attribute": "资料字段无效",
+}
+
 OUTCOME_LABELS = {
     "new": "新客户",
     "merged": "合并",

@@ -254,6 +254,7 @@ def test_imports_show_their_runs_progress_and_report_and_jobs_their_last_run(app
     assert _row(detail, "data-outcome", "rejected") == "被拒绝 1"
     assert _row(detail, "data-outcome", "new") == "新客户 2" and _row(detail, "data-outcome", "merged") == "合并 1"
     assert "<code>no_identifier</code>" in detail
+    assert _row(detail, "data-reason", "no_identifier").startswith("没有可用的标识")  # in words, the code beside
     report = admin.get(f"/api/v1/imports/{import_id}/report.csv")  # the page links to it
     assert f'href="/api/v1/imports/{import_id}/report.csv"' in detail and report.status_code == 200
     assert report.get_data(as_text=True).splitlines()[3].endswith(",rejected,no_identifier")
