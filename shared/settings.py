@@ -43,12 +43,14 @@ class ConfigError(Exception):
         self.problem = problem
         self.others = tuple(others)
         where = f"{source}: {key}" if key else source
-        super().__init__("\n".join([f"config error in {where}: {problem}", *map(str, self.others)]))
+        # One line whatever the problem's text holds (a TOML parser's message may span lines).
+        self.line = f"config error in {where}: {' '.join(problem.splitlines())}"
+        super().__init__("\n".join(self.lines))
 
     @property
     def lines(self) -> list[str]:
-        """One line per problem."""
-        return str(self).splitlines()
+        """One line per problem, this one first."""
+        return [self.line, *(other.line for other in self.others)]
 
 
 @dataclasses.dataclass(frozen=True)
