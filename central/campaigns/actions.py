@@ -19,7 +19,7 @@ import csv
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol, TextIO
+from typing import Any, NamedTuple, Protocol, TextIO
 from urllib.parse import urlsplit
 
 import orjson
@@ -135,15 +135,24 @@ class ActionError(RuntimeError):
     """An action that cannot be carried out as declared (its coupon campaign is gone or over)."""
 
 
-def coupon_campaign(conn: Connection, name: str, now: datetime) -> tuple[int | None, str | None]:
-    """The id of coupon campaign ``name`` if it can still issue codes at ``now``, else why not."""
+class CampaignFound(NamedTuple):
+    """A coupon campaign looked up by name: its id if it can still issue codes, else a reason code and why not."""
+
+    id: int | None
+    reason: str = ""
+    problem: str = ""
+
+
+def coupon_campaign(conn: Connection, name: str, now: datetime) -> CampaignFound:
+    """Coupon campaign ``name``'s id if it can still issue codes at ``now``, else why not."""
     campaigns = table(CouponCampaign)
     row = conn.execute(select(campaigns.c.id, campaigns.c.valid_to).where(campaigns.c.name == name)).first()
     if row is None:
-        return None, f"no coupon campaign called {name!r} (create it with central-server coupons create)"
+        how = "create it with central-server coupons create"
+        return CampaignFound(None, "unknown_campaign", f"no coupon campaign called {name!r} ({how})")
     if now > row.valid_to:
-        return None, f"coupon campaign {name!r} ended at {row.valid_to.isoformat()}"
-    return int(row.id), None
+        return CampaignFound(None, "campaign_ended", f"coupon campaign {name!r} ended at {row.valid_to.isoformat()}")
+    return CampaignFound(int(row.id))
 
 
 class CouponAction:
@@ -167,7 +176,7 @@ class CouponAction:
     def enqueue(self, conn: Connection, trigger: TriggerRef, firings: Sequence[Firing], now: datetime) -> int:
         if not firings:
             return 0
-        campaign, problem = coupon_campaign(conn, trigger.action_params["campaign"], now)
+        campaign, _, problem = coupon_campaign(conn, trigger.action_params["campaign"], now)
         if campaign is None:
             raise ActionError(f"trigger {trigger.name}: {problem}")
         # Only the primary key returned and no row skipped: serials come back in the order of the rows.

@@ -49,11 +49,23 @@ _conflicts = table(CouponConflict)
 
 
 class CouponError(ValueError):
-    """A request central refuses; the message says what to change."""
+    """A request central refuses; the message says what to change.
+
+    ``reason`` is a stable code for the refusal and ``field`` the request field at fault, if one:
+    the console words the refusal in the page's language from them.
+    """
+
+    def __init__(self, message: str, reason: str = "refused", field: str | None = None) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.field = field
 
 
 class NotFound(CouponError):
     """No such campaign, code or conflict."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, "not_found")
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,9 +133,9 @@ def parse_value(text: str) -> Decimal:
     try:
         value = Decimal(text)
     except InvalidOperation:
-        raise CouponError(f"value {text!r} is not an amount such as 10.00") from None
+        raise CouponError(f"value {text!r} is not an amount such as 10.00", "bad_amount", "value") from None
     if not value.is_finite() or value <= 0 or value != value.quantize(Decimal("0.01")) or value >= 10**9:
-        raise CouponError(f"value {text!r} must be a positive amount with at most 2 decimals")
+        raise CouponError(f"value {text!r} must be a positive amount with at most 2 decimals", "bad_amount", "value")
     return value
 
 
@@ -132,9 +144,9 @@ def parse_time(key: str, text: str) -> datetime:
     try:
         moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
-        raise CouponError(f"{key} must be an ISO 8601 time such as 2026-12-01T00:00+08:00") from None
+        raise CouponError(f"{key} must be an ISO 8601 time such as 2026-12-01T00:00+08:00", "bad_time", key) from None
     if moment.tzinfo is None:
-        raise CouponError(f"{key} needs a UTC offset (+08:00 or Z)")
+        raise CouponError(f"{key} needs a UTC offset (+08:00 or Z)", "no_offset", key)
     return moment
 
 
@@ -154,18 +166,25 @@ def create_campaign(
 ) -> Campaign:
     """Create a campaign and publish the coupons document; the caller commits."""
     if not NAME_RE.match(name):
-        raise CouponError(f"name {name!r} must be 1-128 characters of A-Z, a-z, 0-9, _ . - (no spaces)")
+        raise CouponError(
+            f"name {name!r} must be 1-128 characters of A-Z, a-z, 0-9, _ . - (no spaces)", "bad_name", "name"
+        )
     if valid_to <= valid_from:
-        raise CouponError("valid_to must be after valid_from")
+        raise CouponError("valid_to must be after valid_from", "bad_period", "valid_to")
     if not 1 <= max_redemptions <= 10**12:
-        raise CouponError("max_redemptions must be between 1 and 10^12")
+        raise CouponError("max_redemptions must be between 1 and 10^12", "bad_max_redemptions", "max_redemptions")
     if not 0 <= offline_budget <= 10**6:
-        raise CouponError("offline_budget (a store's offline redemptions) must be between 0 and 1,000,000")
+        raise CouponError(
+            "offline_budget (a store's offline redemptions) must be between 0 and 1,000,000",
+            "bad_offline_budget",
+            "offline_budget",
+        )
     for store in stores or ():
         if not STORE_RE.match(store):
-            raise CouponError(f"store id {store!r} must be 1-32 characters of A-Z, a-z, 0-9, _ . -")
+            expected = "1-32 characters of A-Z, a-z, 0-9, _ . -"
+            raise CouponError(f"store id {store!r} must be {expected}", "bad_store", "stores")
     if db.scalar(select(_campaigns.c.id).where(_campaigns.c.name == name)) is not None:
-        raise CouponError(f"a campaign named {name!r} exists already (coupons list)")
+        raise CouponError(f"a campaign named {name!r} exists already (coupons list)", "exists", "name")
     values = {
         "name": name,
         "value": value,

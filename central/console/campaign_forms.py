@@ -17,6 +17,7 @@ from typing import Any
 
 from flask import abort, current_app, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
+from flask_babel import gettext as _
 
 from central import clock
 from central.accounts import web
@@ -25,6 +26,7 @@ from central.campaigns import coupons, snapshots, triggers
 from central.campaigns.triggers.kinds import Param
 from central.console import bp, offset_minutes, offset_text
 from central.console.auditing import record_audit
+from central.console.customer_labels import N_
 from central.console.navigation import ACTION_LABELS, PARAM_LABELS, PURPOSE_LABELS, TRIGGER_KIND_LABELS
 from central.console.segments import CHANNEL_LABELS
 from central.customers.consent import CHANNELS
@@ -37,6 +39,49 @@ FORM_ACTIONS = ("coupon", "export")
 COUPON_FIELDS = ("name", "value", "valid_from", "valid_to", "max_redemptions", "offline_budget", "stores")
 MAX_FIELD = 2000
 _WHOLE = re.compile(r"-?\d{1,13}")
+# The forms' fields by name, as the refusal names the field at fault (a kind's parameters: PARAM_LABELS).
+FIELD_LABELS = {
+    "name": N_("名称"),
+    "value": N_("面额（元）"),
+    "valid_from": N_("开始时间"),
+    "valid_to": N_("结束时间"),
+    "max_redemptions": N_("核销上限"),
+    "offline_budget": N_("单店离线核销额度"),
+    "stores": N_("门店"),
+    "kind": N_("类型"),
+    "channel": N_("渠道"),
+    "purpose": N_("同意用途"),
+    "action": N_("动作"),
+    "action_params": N_("动作"),
+    "campaign": N_("优惠券活动"),
+    "control_percent": N_("对照组比例"),
+}
+# Why a coupon campaign or a trigger was refused, in the page's words, by the domain's reason code;
+# the English detail from the API follows it.
+PROBLEM_TEXTS = {
+    "not_integer": N_("须为整数。"),
+    "bad_amount": N_("须为正数金额，最多两位小数，例如 10.00。"),
+    "bad_time": N_("不是有效的时间。"),
+    "no_offset": N_("时间须带时区（+08:00 或 Z）。"),
+    "bad_period": N_("结束时间须晚于开始时间。"),
+    "bad_max_redemptions": N_("须在 1 到 10^12 之间。"),
+    "bad_offline_budget": N_("须在 0 到 1,000,000 之间。"),
+    "bad_store": N_("门店编号须为 1-32 个字符：A-Z a-z 0-9 _ . -，以逗号分隔。"),
+    "coupon_bad_name": N_("须为 1-128 个字符：A-Z a-z 0-9 _ . -，不含空格。"),
+    "coupon_exists": N_("已有同名的优惠券活动，请换一个名称。"),
+    "trigger_bad_name": N_("须为 1-64 个小写字母、数字、“_”、“.”或“-”，以字母或数字开头。"),
+    "trigger_exists": N_("已有同名的触发规则，请换一个名称。"),
+    "bad_kind": N_("没有这个类型。"),
+    "bad_channel": N_("没有这个渠道。"),
+    "bad_purpose": N_("没有这个同意用途。"),
+    "bad_action": N_("没有这个动作。"),
+    "bad_action_params": N_("请选择一个进行中的优惠券活动。"),
+    "unknown_campaign": N_("没有这个优惠券活动。"),
+    "campaign_ended": N_("这个优惠券活动已结束，请选择进行中的活动。"),
+    "bad_control": N_("须为 0 到 100 之间的百分比。"),
+    "unknown_param": N_("没有这个参数。"),
+    "bad_param": N_("取值无效。"),
+}
 _HAS_OFFSET = re.compile(r"(Z|[+-]\d\d:?\d\d)$")
 
 
@@ -58,7 +103,7 @@ def _form(fields: tuple[str, ...]) -> dict[str, str]:
 def _whole(key: str, text: str) -> int:
     """A whole number typed in a form; the API's reason when it is not one."""
     if not _WHOLE.fullmatch(text):
-        raise coupons.CouponError(f"{key} must be an integer")
+        raise coupons.CouponError(f"{key} must be an integer", "not_integer", key)
     return int(text)
 
 
@@ -81,7 +126,38 @@ def _coupon_defaults() -> dict[str, str]:
     }
 
 
-def _coupon_page(form: dict[str, str], problem: str | None = None, status: int = 200) -> ResponseReturnValue:
+def _param_text(kind: str, name: str) -> str | None:
+    """What a kind's parameter must be, in the page's language."""
+    param = triggers.KINDS[kind].params.get(name) if kind in triggers.KINDS else None
+    if param is None:
+        return None
+    if param.flag:
+        return _("须为是或否。")
+    if param.choices:
+        return _("须为列表中的一项。")
+    return _("须为 %(low)d 到 %(high)d 之间的整数。", low=param.low, high=param.high)
+
+
+Refusal = dict[str, str]
+
+
+def refusal(exc: coupons.CouponError | triggers.TriggerError, kind: str = "") -> Refusal:
+    """A refused form's problem as the page shows it: the field at fault, why in the page's words, the API's text.
+
+    Names and duplicates are worded per form (``coupon_`` or ``trigger_`` before the reason).
+    """
+    reason = exc.reason
+    scoped = ("coupon_" if isinstance(exc, coupons.CouponError) else "trigger_") + reason
+    field = exc.field or ""
+    text = _param_text(kind, field) if reason == "bad_param" else None
+    if text is None:
+        message = PROBLEM_TEXTS.get(scoped) or PROBLEM_TEXTS.get(reason)
+        text = _(message) if message else ""
+    label = FIELD_LABELS.get(field) or PARAM_LABELS.get(field)
+    return {"field": _(label) if label else "", "text": text, "detail": str(exc), "reason": reason}
+
+
+def _coupon_page(form: dict[str, str], problem: Refusal | None = None, status: int = 200) -> ResponseReturnValue:
     offset = offset_text(offset_minutes())
     html = render_template("coupon_form.html", page="campaigns", form=form, problem=problem, offset=offset)
     return html, status
@@ -117,7 +193,7 @@ def create_coupon_campaign() -> ResponseReturnValue:
         )
     except coupons.CouponError as exc:
         db.rollback()
-        return _coupon_page(form, str(exc), 400)
+        return _coupon_page(form, refusal(exc), 400)
     db.commit()  # create_campaign wrote its audit row (coupons.create), as for the API
     return redirect(url_for("console.coupon_campaign", campaign_id=campaign.id))
 
@@ -164,7 +240,7 @@ def _trigger_defaults(kind: str) -> dict[str, str]:
     return form
 
 
-def _trigger_page(form: dict[str, str], problem: str | None = None, status: int = 200) -> ResponseReturnValue:
+def _trigger_page(form: dict[str, str], problem: Refusal | None = None, status: int = 200) -> ResponseReturnValue:
     db = get_session()
     html = render_template(
         "trigger_form.html",
@@ -220,12 +296,14 @@ def create_trigger() -> ResponseReturnValue:
         try:
             control = float(form["control_percent"] or triggers.DEFAULT_CONTROL_PERCENT)
         except ValueError:
-            raise triggers.TriggerError("control_percent: expected a percentage from 0 to 100") from None
+            raise triggers.TriggerError(
+                "control_percent: expected a percentage from 0 to 100", "bad_control", "control_percent"
+            ) from None
         declared = triggers.check(form["name"], kind, _params(kind, form), form["action"], action_params, control)
         trigger_id = triggers.declare(db, declared, actor=_actor(), now=clock.now())
     except triggers.TriggerError as exc:
         db.rollback()
-        return _trigger_page(form, str(exc), 400)
+        return _trigger_page(form, refusal(exc, kind), 400)
     record_audit("trigger.declare", f"trigger:{declared.name}", kind=declared.kind, does=declared.action, id=trigger_id)
     db.commit()
     return redirect(url_for("console.trigger", trigger_id=trigger_id))

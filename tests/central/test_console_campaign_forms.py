@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import inspect
+import re
 from datetime import timedelta
 
 import pytest
 from markupsafe import escape
 
 from central.accounts.roles import ROLES
+from central.campaigns import actions, coupons
 from central.campaigns.coupon_models import CouponCampaign
 from central.campaigns.models import Trigger
+from central.campaigns.triggers import declaration
+from central.console import campaign_forms
 from central.models import AuditLog
 from tests.central.operations_support import coupon_campaign, declare_trigger
 from tests.central.support import START, create_user, login, post_form, table_rows
@@ -121,52 +126,101 @@ def test_marketing_creates_a_campaign_and_a_trigger_pauses_resumes_and_ends_them
     assert "coupon campaign &#39;spring-10&#39; ended at" in refused.get_data(as_text=True)
 
 
+COUPONS, TRIGGERS = "/console/campaigns/coupons/new", "/console/campaigns/triggers/new"
+
+
 @SQLITE_ONLY
 @pytest.mark.parametrize(
-    ("path", "form", "reason"),
+    ("path", "form", "field", "words", "reason"),
     [
-        ("/console/campaigns/coupons/new", {**COUPON, "value": "ten"}, "value 'ten' is not an amount such as 10.00"),
+        (COUPONS, {**COUPON, "value": "ten"}, "面额（元）", "须为正数金额", "value 'ten' is not an amount such as"),
         (
-            "/console/campaigns/coupons/new",
+            COUPONS,
             {**COUPON, "valid_to": "2026-11-01T00:00"},
+            "结束时间",
+            "结束时间须晚于开始时间。",
             "valid_to must be after valid_from",
         ),
         (
-            "/console/campaigns/coupons/new",
+            COUPONS,
             {**COUPON, "valid_from": "soon"},
+            "开始时间",
+            "不是有效的时间。",
             "valid_from must be an ISO 8601 time such as 2026-12-01T00:00+08:00",
         ),
-        ("/console/campaigns/coupons/new", {**COUPON, "max_redemptions": "many"}, "max_redemptions must be an integer"),
-        ("/console/campaigns/coupons/new", {**COUPON, "stores": "S001 S#1"}, "store id 'S#1'"),
+        (COUPONS, {**COUPON, "max_redemptions": "x"}, "核销上限", "须为整数。", "max_redemptions must be an integer"),
+        (COUPONS, {**COUPON, "stores": "S001 S#1"}, "门店", "门店编号须为 1-32 个字符", "store id 'S#1'"),
+        (COUPONS, {**COUPON, "name": "春季 券"}, "名称", "不含空格", "must be 1-128 characters"),
         (
-            "/console/campaigns/triggers/new",
+            TRIGGERS,
             {**TRIGGER, "param_days_before": "99"},
+            "提前天数",
+            "须为 0 到 31 之间的整数。",
             "days_before: expected a whole number from 0 to 31",
         ),
         (
-            "/console/campaigns/triggers/new",
+            TRIGGERS,
             {**TRIGGER, "campaign": ""},
+            "优惠券活动",
+            "请选择一个进行中的优惠券活动。",
             "action coupon: coupon needs campaign = the name of a coupon campaign",
         ),
-        ("/console/campaigns/triggers/new", {**TRIGGER, "name": "Birthday!"}, "name: 1-64 lower-case letters"),
-        ("/console/campaigns/triggers/new", {**TRIGGER, "channel": "fax"}, "channel: the marketing channel"),
         (
-            "/console/campaigns/triggers/new",
+            TRIGGERS,
+            {**TRIGGER, "campaign": "autumn"},
+            "优惠券活动",
+            "没有这个优惠券活动。",
+            "no coupon campaign called 'autumn'",
+        ),
+        (TRIGGERS, {**TRIGGER, "name": "Birthday!"}, "名称", "须为 1-64 个小写字母", "name: 1-64 lower-case letters"),
+        (TRIGGERS, {**TRIGGER, "channel": "fax"}, "渠道", "没有这个渠道。", "channel: the marketing channel"),
+        (
+            TRIGGERS,
             {**TRIGGER, "control_percent": "150"},
+            "对照组比例",
+            "须为 0 到 100 之间的百分比。",
             "control_percent: expected a percentage from 0 to 100",
         ),
     ],
 )
-def test_refused_input_shows_the_domain_reason_in_the_form_filled_again(users, path, form, reason):
+def test_refused_input_names_the_field_and_why_in_the_page_language_with_the_domain_reason(
+    users, path, form, field, words, reason
+):
     if "triggers" in path:
         coupon_campaign(users, [], name="spring-10")
     client = _as(users, "admin")
     refused = post_form(client, path, form)
     page = refused.get_data(as_text=True)
     assert refused.status_code == 400
-    assert str(escape(reason)) in page, page
+    problem = page.split('id="problem">', 1)[1].split("</p>", 1)[0]
+    assert f"<strong>{field}</strong>" in problem and words in problem, problem
+    assert str(escape(reason)) in problem, problem
     assert f'value="{escape(form["name"])}"' in page  # what the user typed comes back
     assert table_rows(users, Trigger) == [] and all(c.name != form["name"] for c in table_rows(users, CouponCampaign))
+
+
+@SQLITE_ONLY
+def test_a_refusal_reads_in_english_on_request(users):
+    client = _as(users, "marketing")
+    assert post_form(client, "/console/language", {"lang": "en", "next": "/console/"}).status_code == 302
+    page = post_form(client, COUPONS, {**COUPON, "valid_to": "2026-11-01T00:00"}).get_data(as_text=True)
+    problem = page.split('id="problem">', 1)[1].split("</p>", 1)[0]
+    assert "<strong>Ends</strong>" in problem and "The end must be after the start." in problem, problem
+    assert not re.search("[\u4e00-\u9fff]", problem), problem
+
+
+def test_every_reason_the_domain_gives_has_words_in_the_console():
+    reasons = set()
+    for module in (coupons, declaration, actions, campaign_forms):
+        source = inspect.getsource(module)
+        # The reason is the second argument; the first is one string literal, maybe an f-string, or str(exc).
+        first = r'(?:f?"(?:[^"\\]|\\.)*"|str\(exc\))'
+        reasons |= set(re.findall(rf'(?:CouponError|TriggerError)\(\s*{first},\s*"([a-z_]+)"', source))
+        reasons |= set(re.findall(r'CampaignFound\(\s*None, "([a-z_]+)"', source))
+    assert {"bad_amount", "bad_param", "unknown_campaign", "campaign_ended", "not_integer"} <= reasons
+    texts = campaign_forms.PROBLEM_TEXTS
+    missing = {r for r in reasons if r not in texts and f"coupon_{r}" not in texts and f"trigger_{r}" not in texts}
+    assert missing == set()
 
 
 @SQLITE_ONLY

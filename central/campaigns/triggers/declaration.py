@@ -26,7 +26,16 @@ _triggers = table(Trigger)
 
 
 class TriggerError(ValueError):
-    """A trigger declaration that cannot be accepted; the message names the field and what is expected."""
+    """A trigger declaration that cannot be accepted; the message names the field and what is expected.
+
+    ``reason`` is a stable code for the refusal and ``field`` the declaration's field at fault (a
+    parameter's own name for a kind's parameter): the console words the refusal from them.
+    """
+
+    def __init__(self, message: str, reason: str = "invalid", field: str | None = None) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.field = field
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,22 +55,27 @@ def check_params(kind: str, params: Mapping[str, Any]) -> dict[str, Any]:
     spec = KINDS[kind].params
     channel = params.get("channel")
     if channel not in CHANNELS:
-        raise TriggerError(f"channel: the marketing channel whose consent it needs, one of {', '.join(CHANNELS)}")
+        expected = ", ".join(CHANNELS)
+        raise TriggerError(
+            f"channel: the marketing channel whose consent it needs, one of {expected}", "bad_channel", "channel"
+        )
     out: dict[str, Any] = {"channel": channel}
     purpose = params.get("purpose", "marketing")
     if purpose not in PURPOSES:
-        raise TriggerError(f"purpose: the consent the action needs, one of {', '.join(PURPOSES)}")
+        raise TriggerError(
+            f"purpose: the consent the action needs, one of {', '.join(PURPOSES)}", "bad_purpose", "purpose"
+        )
     if purpose != "marketing":
         out["purpose"] = purpose
     for name, param in spec.items():
         try:
             out[name] = param.checked(name, params.get(name, param.default))
         except ValueError as exc:
-            raise TriggerError(str(exc)) from None
+            raise TriggerError(str(exc), "bad_param", name) from None
     unknown = set(params) - {"channel", "purpose", *spec}
     if unknown:
         expected = ", ".join([*spec, "channel", "purpose"])
-        raise TriggerError(f"unknown parameter {sorted(unknown)[0]!r} (expected {expected})")
+        raise TriggerError(f"unknown parameter {sorted(unknown)[0]!r} (expected {expected})", "unknown_param")
     return out
 
 
@@ -75,31 +89,32 @@ def check(
 ) -> Declared:
     """Validate a declaration; TriggerError says what is wrong."""
     if not NAME_RE.match(name):
-        raise TriggerError("name: 1-64 lower-case letters, digits, '_', '.' or '-'")
+        raise TriggerError("name: 1-64 lower-case letters, digits, '_', '.' or '-'", "bad_name", "name")
     if kind not in KINDS:
-        raise TriggerError(f"kind: expected one of {', '.join(KINDS)}")
+        raise TriggerError(f"kind: expected one of {', '.join(KINDS)}", "bad_kind", "kind")
     checked = check_params(kind, params)
     performer = action_named(action)
     if performer is None:
-        raise TriggerError(f"action: expected one of {', '.join(action_names())}")
+        raise TriggerError(f"action: expected one of {', '.join(action_names())}", "bad_action", "action")
     problem = performer.check(action_params)
     if problem:
-        raise TriggerError(f"action {action}: {problem}")
+        at_fault = "campaign" if action == "coupon" else "action_params"  # the coupon action's one parameter
+        raise TriggerError(f"action {action}: {problem}", "bad_action_params", at_fault)
     if not 0 <= control_percent <= 100:
-        raise TriggerError("control_percent: expected a percentage from 0 to 100")
+        raise TriggerError("control_percent: expected a percentage from 0 to 100", "bad_control", "control_percent")
     return Declared(name, kind, checked, action, dict(action_params), control_percent)
 
 
 def declare(db: Session, declared: Declared, *, actor: str, now: datetime) -> int:
     """Store a new trigger (enabled); return its id. The caller commits."""
     if db.scalar(select(_triggers.c.id).where(_triggers.c.name == declared.name)) is not None:
-        raise TriggerError(f"name: a trigger called {declared.name!r} exists already")
+        raise TriggerError(f"name: a trigger called {declared.name!r} exists already", "exists", "name")
     if declared.action == "coupon":
         from central.campaigns.actions import coupon_campaign
 
-        problem = coupon_campaign(db.connection(), declared.action_params["campaign"], now)[1]
-        if problem:
-            raise TriggerError(f"action coupon: {problem}")
+        found = coupon_campaign(db.connection(), declared.action_params["campaign"], now)
+        if found.id is None:
+            raise TriggerError(f"action coupon: {found.problem}", found.reason, "campaign")
     values = {
         "name": declared.name,
         "kind": declared.kind,
