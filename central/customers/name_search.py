@@ -23,6 +23,12 @@ zhangwei. Spelling a Han name takes about 80 µs, so it stays off the paths that
 letters, its own spelling, gets it when written. Until the job has run, a new Han name is found by
 its characters but not yet by its pinyin.
 
+Letters with no vowel (``zw``, ``lxm``) are a name's initials, the first letter of each syllable of
+its pinyin, as cashiers type them (``initials_key``, spelled with the pinyin and indexed the same
+way): ``zw`` finds 张伟 and 赵薇. ``zh``, ``ch``, ``sh`` and a single letter start pinyin as well, and
+are searched as pinyin: they find what their initials would, and more. Initials with a vowel
+(``oynn`` for 欧阳娜娜, ``axl``) are searched as initials when no pinyin starts with them.
+
 Pages are keyset-paginated by ``(key, id)``; the cursor is the last row's id only, so no name
 travels in a URL (a marketer's URL would otherwise carry the unmasked name).
 """
@@ -34,7 +40,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Select, bindparam, literal, literal_column, select, tuple_
 from sqlalchemy.orm import Session
 
-from central.identity.golden import MAX_VALUE, name_key, name_pinyin
+from central.identity.golden import MAX_VALUE, name_initials, name_key, name_pinyin
 from central.identity.models import Customer, GoldenAttribute
 from central.models import table
 
@@ -42,6 +48,11 @@ _golden = table(GoldenAttribute)
 # A literal, not a bound value, so that PostgreSQL matches the partial index's predicate.
 _NAME: ColumnElement[str] = literal_column("'name'")
 _SURROGATES = range(0xD800, 0xE000)
+# How what is typed is compared: with the names' comparison keys, their pinyin or their initials.
+KEY, PINYIN, INITIALS = "key", "pinyin", "initials"
+_VOWELS = frozenset("aeiouv")
+# Typed without a vowel, yet the start of some pinyin: searched as pinyin (a superset of the initials' answer).
+_PINYIN_STARTS = frozenset({"zh", "ch", "sh", "ng", "hm", "hng"})
 
 
 def _after(char: str) -> str | None:
@@ -52,12 +63,12 @@ def _after(char: str) -> str | None:
     return None if point > 0x10FFFF else chr(point)
 
 
-def _column(spelled: bool) -> ColumnElement[Any]:
-    return _golden.c.pinyin_key if spelled else _golden.c.search_key
+def _column(compared: str) -> ColumnElement[Any]:
+    return {KEY: _golden.c.search_key, PINYIN: _golden.c.pinyin_key, INITIALS: _golden.c.initials_key}[compared]
 
 
-def _key(postgres: bool, spelled: bool = False) -> ColumnElement[Any]:
-    column = _column(spelled)
+def _key(postgres: bool, compared: str = KEY) -> ColumnElement[Any]:
+    column = _column(compared)
     return column.collate("C") if postgres else column
 
 
@@ -66,11 +77,20 @@ def search_key(typed: str) -> str:
     return name_key(typed.strip())
 
 
+def compared_with(key: str) -> str:
+    """What a folded search ``key`` is compared with: names' keys (KEY), pinyin (PINYIN) or initials (INITIALS)."""
+    if not key.isascii():
+        return KEY
+    if len(key) > 1 and key.isalpha() and not _VOWELS & set(key) and key not in _PINYIN_STARTS:
+        return INITIALS
+    return PINYIN
+
+
 def prefix_query(
-    postgres: bool, prefix: str, limit: int, after: tuple[str, int] | None = None, *, spelled: bool = False
+    postgres: bool, prefix: str, limit: int, after: tuple[str, int] | None = None, *, compared: str = KEY
 ) -> Select[Any]:
-    """Names whose key (``spelled``: pinyin) starts with ``prefix`` (not empty), in (key, id) order, after ``after``."""
-    value = _key(postgres, spelled)
+    """Names whose key (or pinyin, or initials) starts with ``prefix`` (not empty), in that order, after ``after``."""
+    value = _key(postgres, compared)
     query = (
         select(_golden.c.id, _golden.c.customer_id)
         .join(Customer, Customer.id == _golden.c.customer_id)
@@ -84,6 +104,14 @@ def prefix_query(
     return query.order_by(value, _golden.c.id).limit(limit)
 
 
+def _compared(db: Session, postgres: bool, key: str) -> str:
+    """:func:`compared_with`, but letters that start no name's pinyin are taken for initials (``oynn``)."""
+    compared = compared_with(key)
+    if compared != PINYIN or not key.isalpha():
+        return compared
+    return PINYIN if db.execute(prefix_query(postgres, key, 1, compared=PINYIN)).first() else INITIALS
+
+
 def find_by_name_prefix(
     db: Session, prefix: str, limit: int = 50, after: int | None = None
 ) -> tuple[list[int], int | None]:
@@ -91,13 +119,13 @@ def find_by_name_prefix(
     prefix = search_key(prefix)
     if not prefix:
         return [], None
-    spelled = prefix.isascii()
+    postgres = db.get_bind().dialect.name == "postgresql"
+    compared = _compared(db, postgres, prefix)
     anchor = None
     if after is not None:
-        value = db.scalar(select(_column(spelled)).where(_golden.c.id == after))
+        value = db.scalar(select(_column(compared)).where(_golden.c.id == after))
         anchor = None if value is None else (value, after)
-    postgres = db.get_bind().dialect.name == "postgresql"
-    rows = db.execute(prefix_query(postgres, prefix, limit + 1, anchor, spelled=spelled)).all()
+    rows = db.execute(prefix_query(postgres, prefix, limit + 1, anchor, compared=compared)).all()
     shown = rows[:limit]
     return [int(r.customer_id) for r in shown], int(shown[-1].id) if len(rows) > limit else None
 
@@ -107,10 +135,11 @@ def find_by_name(db: Session, name: str, limit: int = 50) -> list[int]:
     key = search_key(name)
     if not key:
         return []
+    postgres = db.get_bind().dialect.name == "postgresql"
     rows = db.scalars(
         select(_golden.c.customer_id)
         .join(Customer, Customer.id == _golden.c.customer_id)
-        .where(_golden.c.attribute == _NAME, _key(db.get_bind().dialect.name == "postgresql", key.isascii()) == key)
+        .where(_golden.c.attribute == _NAME, _key(postgres, _compared(db, postgres, key)) == key)
         .where(Customer.merged_into.is_(None))
         .order_by(_golden.c.customer_id.desc())
         .limit(limit)
@@ -119,24 +148,33 @@ def find_by_name(db: Session, name: str, limit: int = 50) -> list[int]:
 
 
 def fill_pinyin(db: Session, batch: int = 5000) -> int:
-    """Spell in pinyin every name that has no spelling yet, a batch a transaction; how many were spelled.
+    """Spell in pinyin, with its initials, every name that has no initials yet, a batch a transaction; how many.
 
-    The name_pinyin job's work. A name that spells to nothing (only symbols) gets an empty spelling,
+    The name_pinyin job's work. A name that spells to nothing (only symbols) gets empty spellings,
     so it is not read again.
     """
     spelled = 0
     while True:
         rows = db.execute(
             select(_golden.c.id, _golden.c.value)
-            .where(_golden.c.attribute == _NAME, _golden.c.pinyin_key.is_(None))
+            .where(_golden.c.attribute == _NAME, _golden.c.initials_key.is_(None))
             .order_by(_golden.c.id)
             .limit(batch)
         ).all()
         if not rows:
             return spelled
         db.execute(
-            _golden.update().where(_golden.c.id == bindparam("row_id")).values(pinyin_key=bindparam("spelling")),
-            [{"row_id": row_id, "spelling": name_pinyin(value)[:MAX_VALUE]} for row_id, value in rows],
+            _golden.update()
+            .where(_golden.c.id == bindparam("row_id"))
+            .values(pinyin_key=bindparam("spelling"), initials_key=bindparam("letters")),
+            [
+                {
+                    "row_id": row_id,
+                    "spelling": name_pinyin(value)[:MAX_VALUE],
+                    "letters": name_initials(value)[:MAX_VALUE],
+                }
+                for row_id, value in rows
+            ],
         )
         db.commit()
         spelled += len(rows)

@@ -59,6 +59,9 @@ def _converter() -> Any:
 
 
 # Names repeat (a chain's members share surnames and given names): remember recent answers.
+_WORDS = re.compile(r"[^\W_]+")
+
+
 @functools.lru_cache(maxsize=1 << 16)
 def name_key(name: str) -> str:
     """A name in the form used for comparison: 張 三 / 张三 / ＺＨＡＮＧ San all compare by this."""
@@ -68,11 +71,28 @@ def name_key(name: str) -> str:
 
 
 @functools.lru_cache(maxsize=1 << 16)
-def name_pinyin(name: str) -> str:
-    """The comparison key spelled in toneless pinyin, so that 张三 and Zhang San meet."""
+def _syllables(name: str) -> tuple[str, ...]:
+    """The comparison key spelled in toneless pinyin, a syllable an item (a run of other letters: one item)."""
     from pypinyin import lazy_pinyin
 
-    return "".join(lazy_pinyin(name_key(name))).casefold()
+    return tuple(s.casefold() for s in lazy_pinyin(name_key(name)) if s)
+
+
+def name_pinyin(name: str) -> str:
+    """The comparison key spelled in toneless pinyin, so that 张三 and Zhang San meet."""
+    return "".join(_syllables(name))
+
+
+def name_initials(name: str) -> str:
+    """The first letters of a name's syllables (张伟 -> zw, 欧阳娜娜 -> oynn), or of its Latin words (Li Lei -> ll).
+
+    What cashiers and customer service type for a Chinese name when the pinyin is long: the first
+    letter of each character's reading. A name in Latin letters has no syllables to cut, so its
+    words, as written, give the letters.
+    """
+    if name_key(name).isascii():
+        return "".join(word[:1] for word in _WORDS.findall(unicodedata.normalize("NFKC", name).casefold()))
+    return "".join(syllable[:1] for syllable in _syllables(name))
 
 
 @functools.lru_cache(maxsize=1 << 14)
@@ -140,16 +160,18 @@ def clean(attribute: str, raw: object) -> str | None:
     return text
 
 
-def _search_keys(attribute: str, value: str) -> tuple[str | None, str | None]:
-    """What the search by name compares: a name's comparison key, and its pinyin when that costs nothing.
+def _search_keys(attribute: str, value: str) -> tuple[str | None, str | None, str | None]:
+    """What the search by name compares: a name's comparison key, and its pinyin and initials when they cost nothing.
 
-    A key in Latin letters is its own pinyin; a Han name's pinyin is left to the name_pinyin job
+    A key in Latin letters is its own pinyin; a Han name's spellings are left to the name_pinyin job
     (:func:`central.customers.name_search.fill_pinyin`), off the import's and ingest's path.
     """
     if attribute != "name":
-        return None, None
+        return None, None, None
     key = name_key(value)[:MAX_VALUE]
-    return key, key if key.isascii() else None
+    if key.isascii():
+        return key, key, name_initials(value)[:MAX_VALUE]
+    return key, None, None
 
 
 def compare_key(attribute: str, value: str) -> str:
@@ -308,7 +330,17 @@ def refresh(
         block = match_block(chosen)
         if block:
             key_rows.append((block, cid))
-    columns = ("customer_id", "attribute", "value", "source", "verified", "observed_at", "search_key", "pinyin_key")
+    columns = (
+        "customer_id",
+        "attribute",
+        "value",
+        "source",
+        "verified",
+        "observed_at",
+        "search_key",
+        "pinyin_key",
+        "initials_key",
+    )
     bulk.insert(conn, _golden, columns, golden_rows)
     bulk.insert(conn, _keys, ("block", "customer_id"), key_rows)
 

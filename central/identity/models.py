@@ -188,15 +188,21 @@ class GoldenAttribute(Base):
     # Spelling costs about 80 µs a name, so the name_pinyin job fills it after the row is written
     # (None until then); a name in Latin letters is its own spelling and gets it at once.
     pinyin_key: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    # The first letters of the pinyin's syllables (张伟 -> zw), filled with pinyin_key.
+    initials_key: Mapped[str | None] = mapped_column(String(255), nullable=True)
 
 
 # The search by name reads the names' keys in code-point order (central.customers.name_search):
-# (attribute, key, id) of the names, by comparison key and by pinyin; on PostgreSQL the key COLLATE "C",
+# (attribute, key, id) of the names, by comparison key, pinyin and initials; on PostgreSQL the key COLLATE "C",
 # whatever the database's collation. The collation is written as the column's "operator class" text,
 # which SQLAlchemy places right after the column, because Alembic compares index columns by name and
 # cannot express a collated one.
 _NAME: ColumnElement[str] = literal_column("'name'")
-_NAME_INDEXES = {"ix_golden_attributes_name_key": "search_key", "ix_golden_attributes_name_pinyin": "pinyin_key"}
+_NAME_INDEXES = {
+    "ix_golden_attributes_name_key": "search_key",
+    "ix_golden_attributes_name_pinyin": "pinyin_key",
+    "ix_golden_attributes_name_initials": "initials_key",
+}
 for _index, _key in _NAME_INDEXES.items():
     Index(
         _index,

@@ -75,7 +75,7 @@ def test_upgrade_is_idempotent(backend):
     upgrade(backend.url)
     engine = make_engine(backend.url)
     try:
-        assert current_revision(engine) == head_revision() == "0025_name_pinyin"
+        assert current_revision(engine) == head_revision() == "0026_name_initials"
     finally:
         engine.dispose()
 

@@ -6,7 +6,7 @@ import pytest
 from sqlalchemy import select
 
 from central import db as central_db
-from central.customers.name_search import fill_pinyin, find_by_name, find_by_name_prefix, prefix_query
+from central.customers.name_search import KEY, PINYIN, fill_pinyin, find_by_name, find_by_name_prefix, prefix_query
 from central.identity.models import GoldenAttribute
 from central.models import AuditLog
 from tests.central.sources_support import new_key, post_events, source_event
@@ -76,8 +76,9 @@ def test_the_search_folds_spaces_width_case_and_traditional_characters_as_the_na
 
 
 def _plan(app, postgres, spelled=False):
+    compared = PINYIN if spelled else KEY
     query = prefix_query(
-        postgres, "zhang" if spelled else "张", 51, ("zhangwei" if spelled else "张伟", 3), spelled=spelled
+        postgres, "zhang" if spelled else "张", 51, ("zhangwei" if spelled else "张伟", 3), compared=compared
     )
     with central_db.session_factory(app)() as db:
         sql = str(query.compile(db.get_bind(), compile_kwargs={"literal_binds": True}))
@@ -185,3 +186,39 @@ def test_names_are_found_by_their_pinyin_once_the_job_has_spelled_them(app, clie
     _sign_up(app, client, ["张三丰"], first_phone=13912340000)  # a new name waits for the next run
     assert len(_search(app, "zhangsanfeng")[0]) == 1 and _spell(app) == 1
     assert len(_search(app, "zhangsanfeng")[0]) == 2
+
+
+def test_letters_without_a_vowel_find_names_by_their_initials_once_the_job_has_spelled_them(app, client):
+    _sign_up(app, client, [*NAMES, "赵薇", "欧阳娜娜"])
+    # A name in Latin letters has its initials when written; Han names wait for the job.
+    assert _names(app, _search(app, "zw")[0]) == ["Zhang Wei"]
+    assert _spell(app) == 9 and _spell(app) == 0
+    zw = ["张伟", "Zhang Wei", "赵薇", "张伟明"]  # initials zw in record order, then zwm
+    assert _names(app, _search(app, "zw")[0]) == zw
+    assert _names(app, _search(app, " Z W ")[0]) == zw  # case and spaces fold as elsewhere
+    assert _names(app, _search(app, "zwm")[0]) == ["张伟明"]
+    assert _names(app, _search(app, "zxy")[0]) == ["張學友"]  # traditional characters spell the same
+    assert _names(app, _search(app, "oynn")[0]) == ["欧阳娜娜"]  # a two-character surname
+    assert _names(app, _search(app, "ls")[0]) == ["李四"]
+    # zh, ch and sh start pinyin too: searched as pinyin, they find every zh... name, the initials' answer included.
+    assert sorted(_names(app, _search(app, "zh")[0])) == sorted(
+        ["张伟明", "张三丰", "章子怡", "张伟", "张", "張學友", "Zhang Wei", "赵薇"]
+    )
+    pages, after = [], None
+    while True:
+        ids, after = _search(app, "zw", limit=3, after=after)
+        pages.append(_names(app, ids))
+        if after is None:
+            break
+    assert pages == [zw[:3], zw[3:]]
+    with central_db.session_factory(app)() as db:
+        whole = find_by_name(db, "zsf")
+    assert _names(app, whole) == ["张三丰"]
+
+    create_user(app, "service", role="customer_service")
+    console = app.test_client()
+    assert login(console, "service").status_code == 302
+    page = console.get("/console/customers?kind=name&q=oynn").get_data(as_text=True)
+    rows = page.split('id="results"', 1)[1].split("</table>", 1)[0].split("<tr><td><a")[1:]
+    assert len(rows) == 1 and "<td>欧" in rows[0], rows  # one customer, her name masked for the role
+    assert "zw" in page.split('name="q"', 1)[1].split(">", 1)[0]  # the field's hint says initials work
