@@ -42,6 +42,16 @@ def _search(app, prefix, limit=50, after=None):
         return find_by_name_prefix(db, prefix, limit, after)
 
 
+def _pages(app, typed, *limits):
+    """Every page of the search for ``typed``, as names; page n holds ``limits[n]`` (the last limit thereafter)."""
+    pages, after = [], None
+    while True:
+        ids, after = _search(app, typed, limit=limits[min(len(pages), len(limits) - 1)], after=after)
+        pages.append(_names(app, ids))
+        if after is None:
+            return pages
+
+
 def test_a_prefix_finds_every_name_it_starts_in_code_point_order_a_page_at_a_time(app, client):
     _sign_up(app, client, NAMES)
     ids, more = _search(app, "张")
@@ -51,13 +61,7 @@ def test_a_prefix_finds_every_name_it_starts_in_code_point_order_a_page_at_a_tim
     assert _names(app, _search(app, "章")[0]) == ["章子怡"]
     assert _names(app, _search(app, "Zhang")[0]) == ["Zhang Wei"]
     assert _search(app, "王") == ([], None) and _search(app, "  ") == ([], None)
-    pages, after = [], None
-    while True:
-        ids, after = _search(app, "张", limit=3 if not pages else 1, after=after)
-        pages.append(_names(app, ids))
-        if after is None:
-            break
-    assert pages == [["张", "张三丰", "张伟"], ["张伟明"], ["張學友"]]
+    assert _pages(app, "张", 3, 1) == [["张", "张三丰", "张伟"], ["张伟明"], ["張學友"]]
 
 
 def test_the_search_folds_spaces_width_case_and_traditional_characters_as_the_names_do(app, client):
@@ -173,12 +177,7 @@ def test_names_are_found_by_their_pinyin_once_the_job_has_spelled_them(app, clie
     assert _names(app, _search(app, "zhangzi")[0]) == ["章子怡"]  # another 张 sound, another surname
     assert _names(app, _search(app, "li")[0]) == ["李四"]
     assert _names(app, _search(app, "张")[0])[0] == "张"  # characters still search the characters
-    pages, after = [], None
-    while True:
-        ids, after = _search(app, "zhang", limit=4, after=after)
-        pages.append(_names(app, ids))
-        if after is None:
-            break
+    pages = _pages(app, "zhang", 4)
     assert [len(p) for p in pages] == [4, 3] and "章子怡" in pages[0] + pages[1]
     with central_db.session_factory(app)() as db:
         whole = find_by_name(db, "zhangsanfeng")
@@ -204,13 +203,7 @@ def test_letters_without_a_vowel_find_names_by_their_initials_once_the_job_has_s
     assert sorted(_names(app, _search(app, "zh")[0])) == sorted(
         ["张伟明", "张三丰", "章子怡", "张伟", "张", "張學友", "Zhang Wei", "赵薇"]
     )
-    pages, after = [], None
-    while True:
-        ids, after = _search(app, "zw", limit=3, after=after)
-        pages.append(_names(app, ids))
-        if after is None:
-            break
-    assert pages == [zw[:3], zw[3:]]
+    assert _pages(app, "zw", 3) == [zw[:3], zw[3:]]
     with central_db.session_factory(app)() as db:
         whole = find_by_name(db, "zsf")
     assert _names(app, whole) == ["张三丰"]
