@@ -83,6 +83,7 @@ PROBLEM_TEXTS = {
     "bad_param": N_("取值无效。"),
 }
 _HAS_OFFSET = re.compile(r"(Z|[+-]\d\d:?\d\d)$")
+Refusal = dict[str, str]  # a refused form's problem as its template shows it (see _refusal)
 
 
 def may_edit() -> bool:
@@ -138,10 +139,7 @@ def _param_text(kind: str, name: str) -> str | None:
     return _("须为 %(low)d 到 %(high)d 之间的整数。", low=param.low, high=param.high)
 
 
-Refusal = dict[str, str]
-
-
-def refusal(exc: coupons.CouponError | triggers.TriggerError, kind: str = "") -> Refusal:
+def _refusal(exc: coupons.CouponError | triggers.TriggerError, kind: str = "") -> Refusal:
     """A refused form's problem as the page shows it: the field at fault, why in the page's words, the API's text.
 
     Names and duplicates are worded per form (``coupon_`` or ``trigger_`` before the reason).
@@ -193,7 +191,7 @@ def create_coupon_campaign() -> ResponseReturnValue:
         )
     except coupons.CouponError as exc:
         db.rollback()
-        return _coupon_page(form, refusal(exc), 400)
+        return _coupon_page(form, _refusal(exc), 400)
     db.commit()  # create_campaign wrote its audit row (coupons.create), as for the API
     return redirect(url_for("console.coupon_campaign", campaign_id=campaign.id))
 
@@ -303,7 +301,7 @@ def create_trigger() -> ResponseReturnValue:
         trigger_id = triggers.declare(db, declared, actor=_actor(), now=clock.now())
     except triggers.TriggerError as exc:
         db.rollback()
-        return _trigger_page(form, refusal(exc, kind), 400)
+        return _trigger_page(form, _refusal(exc, kind), 400)
     record_audit("trigger.declare", f"trigger:{declared.name}", kind=declared.kind, does=declared.action, id=trigger_id)
     db.commit()
     return redirect(url_for("console.trigger", trigger_id=trigger_id))
