@@ -8,7 +8,8 @@ API clients (agents, scripts) always get JSON with a stable ``code`` they can br
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from flask import Flask, Response, jsonify, request
 from sqlalchemy.exc import InterfaceError, OperationalError
@@ -32,19 +33,31 @@ _HTTP_CODES = {
 
 
 class ApiError(Exception):
-    """An error answered with the JSON error shape; raise it from any API view."""
+    """An error answered with the JSON error shape; raise it from any API view.
 
-    def __init__(self, status: int, code: str, message: str, *, headers: dict[str, str] | None = None) -> None:
+    ``details`` go into the error object beside code and message (a refusal's ``reason`` and ``field``).
+    """
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        *,
+        headers: dict[str, str] | None = None,
+        details: Mapping[str, Any] | None = None,
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
         self.headers = headers or {}
+        self.details = dict(details or {})
 
 
-def error_response(status: int, code: str, message: str) -> Response:
+def error_response(status: int, code: str, message: str, details: Mapping[str, Any] | None = None) -> Response:
     """The JSON error body with ``status``."""
-    response = jsonify({"error": {"code": code, "message": message}})
+    response = jsonify({"error": {"code": code, "message": message, **(details or {})}})
     response.status_code = status
     return response
 
@@ -70,7 +83,7 @@ def _page(exc: HTTPException) -> BaseResponse | HTTPException:
 
 
 def _api_error(exc: ApiError) -> Response:
-    response = error_response(exc.status, exc.code, exc.message)
+    response = error_response(exc.status, exc.code, exc.message, exc.details)
     response.headers.update(exc.headers)
     return response
 

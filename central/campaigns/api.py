@@ -79,8 +79,10 @@ def declare_trigger() -> tuple[Response, int]:
             float(body.get("control_percent", triggers.DEFAULT_CONTROL_PERCENT)),
         )
         trigger_id = triggers.declare(db, declared, actor=actor_name(), now=clock.now())
-    except (triggers.TriggerError, TypeError, ValueError) as exc:
-        raise ApiError(400, "invalid_trigger", str(exc)) from None
+    except triggers.TriggerError as exc:
+        raise ApiError(400, "invalid_trigger", str(exc), details={"reason": exc.reason, "field": exc.field}) from None
+    except (TypeError, ValueError) as exc:
+        raise ApiError(400, "invalid_trigger", str(exc), details={"reason": "invalid", "field": None}) from None
     audit.record(db, at=clock.now(), actor=actor_name(), action="trigger.declare", subject=f"trigger:{declared.name}")
     db.commit()
     return jsonify({"id": trigger_id, "name": declared.name}), 201

@@ -47,7 +47,7 @@ def _time(doc: dict[str, Any], key: str) -> datetime:
     try:
         return coupons.parse_time(key, str(doc.get(key, "")))
     except coupons.CouponError as exc:
-        raise ApiError(400, "invalid_request", str(exc)) from None
+        raise ApiError(400, "invalid_request", str(exc), details=_why(exc)) from None
 
 
 def _int(doc: dict[str, Any], key: str, default: int | None = None) -> int:
@@ -64,8 +64,12 @@ def _members(doc: dict[str, Any]) -> list[str]:
     return members
 
 
+def _why(exc: coupons.CouponError) -> dict[str, str | None]:
+    return {"reason": exc.reason, "field": exc.field}
+
+
 def _refused(exc: coupons.CouponError) -> ApiError:
-    return ApiError(404 if isinstance(exc, coupons.NotFound) else 400, "coupon_refused", str(exc))
+    return ApiError(404 if isinstance(exc, coupons.NotFound) else 400, "coupon_refused", str(exc), details=_why(exc))
 
 
 @bp.post("/api/v1/coupons/campaigns")

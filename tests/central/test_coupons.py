@@ -161,6 +161,8 @@ def test_the_coupons_document_carries_key_campaigns_and_revocations(app, user_cl
     assert body["revoked"] == [serial]
     bad = user_client.post("/api/v1/coupons/campaigns", json={**campaign, "name": "x y", "value": "10"})
     assert bad.status_code == 400 and "name" in bad.get_json()["error"]["message"]
+    error = bad.get_json()["error"]
+    assert (error["code"], error["reason"], error["field"]) == ("coupon_refused", "bad_name", "name")
 
 
 def test_many_members_claim_in_one_request_and_keep_the_codes_they_had(app, user_client):

@@ -232,8 +232,10 @@ def test_triggers_are_declared_and_listed_over_the_api_without_their_secret(app,
     assert user_client.post("/api/v1/triggers", json=body).status_code == 201
     again = user_client.post("/api/v1/triggers", json=body)
     assert again.status_code == 400 and "exists already" in again.get_json()["error"]["message"]
+    assert (again.get_json()["error"]["reason"], again.get_json()["error"]["field"]) == ("exists", "name")
     bad = user_client.post("/api/v1/triggers", json={**body, "name": "x", "params": {"channel": "fax"}})
     assert bad.status_code == 400 and bad.get_json()["error"]["message"].startswith("channel:")
+    assert (bad.get_json()["error"]["reason"], bad.get_json()["error"]["field"]) == ("bad_channel", "channel")
     short = user_client.post("/api/v1/triggers", json={**body, "name": "y", "action_params": {"url": "ftp://x"}})
     assert short.status_code == 400
     (listed,) = user_client.get("/api/v1/triggers").get_json()["triggers"]
