@@ -27,7 +27,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from central import audit, bulk
-from central.campaigns.coupon_models import CouponCampaign, CouponCode, CouponConflict
+from central.campaigns.coupon_models import CouponCampaign, CouponCode
 from central.fleet import downlink
 from central.models import table
 from shared import coupon_code
@@ -45,7 +45,6 @@ NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 STORE_RE = re.compile(r"^[A-Za-z0-9_.-]{1,32}$")
 _campaigns = table(CouponCampaign)
 _codes = table(CouponCode)
-_conflicts = table(CouponConflict)
 
 
 class CouponError(ValueError):
@@ -369,47 +368,3 @@ def publish_document(db: Session, *, now: datetime, actor: str, secret: bytes) -
     return downlink.publish(
         db, downlink.ALL_STORES, DOCUMENT, document(db, now=now, secret=secret), now=now, actor=actor
     )
-
-
-def list_conflicts(db: Session, *, open_only: bool = True, kind: str | None = None, limit: int = 100) -> list[Any]:
-    """Flagged redemptions, newest first."""
-    query = select(_conflicts).order_by(_conflicts.c.id.desc()).limit(limit)
-    if open_only:
-        query = query.where(_conflicts.c.resolved_at.is_(None))
-    if kind:
-        query = query.where(_conflicts.c.kind == kind)
-    return list(db.execute(query))
-
-
-def conflict_json(row: Any) -> dict[str, Any]:
-    """One conflict as the API and CLI show it."""
-    return {
-        "id": row.id,
-        "kind": row.kind,
-        "campaign_id": row.campaign_id,
-        "serial": row.serial,
-        "device_id": row.device_id,
-        "store_id": row.store_id,
-        "observed_at": format_time(row.observed_at),
-        "flagged_at": format_time(row.flagged_at),
-        "detail": row.detail,
-        "payload": row.payload,
-        "resolved_at": None if row.resolved_at is None else format_time(row.resolved_at),
-        "resolved_by": row.resolved_by,
-        "resolution": row.resolution,
-    }
-
-
-def resolve_conflict(db: Session, conflict_id: int, resolution: str, *, now: datetime, actor: str) -> None:
-    """Mark a conflict reviewed with what was decided; the caller commits."""
-    if not 1 <= len(resolution) <= 255:
-        raise CouponError("a resolution is 1 to 255 characters saying what was decided")
-    done = db.execute(
-        update(_conflicts)
-        .where(_conflicts.c.id == conflict_id, _conflicts.c.resolved_at.is_(None))
-        .values(resolved_at=now, resolved_by=actor[:128], resolution=resolution)
-        .returning(_conflicts.c.id)
-    ).first()
-    if done is None:
-        raise NotFound(f"no open coupon conflict {conflict_id}")
-    audit.record(db, at=now, actor=actor, action="coupons.resolve", subject=str(conflict_id))

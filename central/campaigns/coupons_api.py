@@ -22,7 +22,7 @@ from flask import Blueprint, Response, current_app, jsonify, request
 
 from central import clock
 from central.auth import actor_name, login_required
-from central.campaigns import coupons
+from central.campaigns import coupon_conflicts, coupons
 from central.db import get_session
 from central.errors import ApiError
 from central.ingest.api import read_body
@@ -159,10 +159,10 @@ def conflicts() -> Response:
     limit = request.args.get("limit", "100")
     if not limit.isdigit() or not 1 <= int(limit) <= 1000:
         raise ApiError(400, "invalid_request", "limit must be 1 to 1000")
-    rows = coupons.list_conflicts(
+    rows = coupon_conflicts.list_conflicts(
         get_session(), open_only=request.args.get("all") != "1", kind=request.args.get("kind"), limit=int(limit)
     )
-    return jsonify({"conflicts": [coupons.conflict_json(r) for r in rows]})
+    return jsonify({"conflicts": [coupon_conflicts.conflict_json(r) for r in rows]})
 
 
 @bp.post("/api/v1/coupons/conflicts/<int:conflict_id>/resolve")
@@ -172,7 +172,8 @@ def resolve(conflict_id: int) -> Response:
     doc = _body()
     db = get_session()
     try:
-        coupons.resolve_conflict(db, conflict_id, str(doc.get("resolution", "")), now=clock.now(), actor=actor_name())
+        resolution = str(doc.get("resolution", ""))
+        coupon_conflicts.resolve_conflict(db, conflict_id, resolution, now=clock.now(), actor=actor_name())
     except coupons.CouponError as exc:
         raise _refused(exc) from None
     db.commit()

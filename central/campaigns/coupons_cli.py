@@ -25,7 +25,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from central.campaigns import coupons
+from central.campaigns import coupon_conflicts, coupons
 from central.cli import PROG, CliError, Command, cli_session
 from central.clock import system_clock
 from shared.crypto import load_or_create_key
@@ -136,8 +136,8 @@ def cmd_revoke(args: argparse.Namespace) -> int:
 def cmd_conflicts(args: argparse.Namespace) -> int:
     """Print redemptions flagged for review as JSON, newest first."""
     with _session(args) as (db, _):
-        rows = coupons.list_conflicts(db, open_only=not args.all, kind=args.kind, limit=args.limit)
-        _print_json([coupons.conflict_json(r) for r in rows])
+        rows = coupon_conflicts.list_conflicts(db, open_only=not args.all, kind=args.kind, limit=args.limit)
+        _print_json([coupon_conflicts.conflict_json(r) for r in rows])
     return 0
 
 
@@ -145,7 +145,7 @@ def cmd_resolve(args: argparse.Namespace) -> int:
     """Close a conflict with what was decided."""
     with _session(args) as (db, _):
         try:
-            coupons.resolve_conflict(db, args.id, args.resolution, now=system_clock(), actor=ACTOR)
+            coupon_conflicts.resolve_conflict(db, args.id, args.resolution, now=system_clock(), actor=ACTOR)
         except coupons.CouponError as exc:
             raise CliError(str(exc), status=2) from None
         db.commit()
