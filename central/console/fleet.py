@@ -21,7 +21,8 @@ from central import audit, clock
 from central.accounts import web
 from central.accounts.roles import ADMIN, TECHNICIAN
 from central.console import bp
-from central.console.navigation import FLEET_ROLES
+from central.console.customer_labels import N_
+from central.console.navigation import FLEET_ROLES, STATE_LABELS
 from central.db import get_session
 from central.fleet.devices import DeviceError, DeviceSummary, set_status
 from central.fleet.enrollment import STORE_ID_RE, TokenError, issue_token, page_tokens, revoke_token
@@ -35,6 +36,18 @@ KEY_LIST_ROLES = (ADMIN, TECHNICIAN)
 MAX_TTL_HOURS = 24 * 30
 MAX_REASON = 255
 _SEP = ","
+# Why a device or token change was refused, in the page's words, by the domain's reason code; the
+# English detail (which names the command-line equivalent) follows it.
+REFUSALS = {
+    "unknown_device": N_("没有这台设备。"),
+    "bad_transition": N_("这台设备%(status)s，不能改为%(target)s。"),
+    "device_changed": N_("这台设备的状态刚被修改，请刷新页面后重试。"),
+    "bad_token_id": N_("不是有效的令牌编号。"),
+    "unknown_token": N_("没有这个令牌。"),
+    "ambiguous_token": N_("不止一个令牌以这个编号开头，请输入更多位。"),
+    "token_used": N_("这个令牌已被设备 %(device)s 用于登记，不能再吊销；如需停用，请吊销这台设备。"),
+    "token_changed": N_("这个令牌刚被用于登记，没有吊销。"),
+}
 
 
 def _actor() -> str:
@@ -63,8 +76,25 @@ def _int(text: str | None) -> int | None:
     return int(text) if text and text.isdigit() and len(text) < 19 else None
 
 
-def _problem(message: str, status: int, back: str) -> ResponseReturnValue:
-    return render_template("outcome.html", page="fleet", problem=message, back=back), status
+def _problem(message: str, status: int, back: str, exc: DeviceError | TokenError | None = None) -> ResponseReturnValue:
+    detail, reason = (str(exc), exc.reason) if exc else (None, None)
+    page = render_template("outcome.html", page="fleet", problem=message, detail=detail, reason=reason, back=back)
+    return page, status
+
+
+def _refused(exc: DeviceError | TokenError, status: int, back: str, target: str = "") -> ResponseReturnValue:
+    """The page for a refused device or token change: why in the page's words, then the domain's own."""
+    known = REFUSALS.get(exc.reason)
+    if known is None:
+        return _problem(str(exc), status, back)
+    state = getattr(exc, "status", None) or ""
+    words = _(
+        known,
+        status=_(STATE_LABELS.get(state, state)) if state else "",
+        target=_(STATE_LABELS.get(target, target)) if target else "",
+        device=getattr(exc, "device_id", None) or "",
+    )
+    return _problem(words, status, back, exc)
 
 
 @bp.get("/fleet")
@@ -132,7 +162,7 @@ def _set_status(device_id: str, status: str) -> ResponseReturnValue:
         set_status(db, device_id, status, reason=reason, now=clock.now(), actor=_actor())
     except DeviceError as exc:
         db.rollback()
-        return _problem(str(exc), 409, back)
+        return _refused(exc, 409, back, status)
     db.commit()
     return redirect(back, 303)
 
@@ -192,7 +222,7 @@ def revoke_enroll_token(token_id: str) -> ResponseReturnValue:
         revoke_token(db, token_id[:64], now=clock.now(), actor=_actor())
     except TokenError as exc:
         db.rollback()
-        return _problem(str(exc), 409, url_for("console.fleet"))
+        return _refused(exc, 409, url_for("console.fleet"))
     db.commit()
     return redirect(url_for("console.fleet"), 303)
 

@@ -26,7 +26,16 @@ _ALLOWED = {"revoked": ("active", "retired"), "retired": ("active",)}
 
 
 class DeviceError(ValueError):
-    """A device that does not exist or cannot take the requested status; the message says which."""
+    """A device that does not exist or cannot take the requested status; the message says which.
+
+    ``reason`` is a stable code (``unknown_device``, ``bad_transition``, ``device_changed``) and
+    ``status`` the device's status when that was what stood in the way: the console words it from them.
+    """
+
+    def __init__(self, message: str, reason: str, status: str | None = None) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.status = status
 
 
 def _time(moment: datetime | None) -> str | None:
@@ -134,11 +143,11 @@ def set_status(db: Session, device_id: str, status: str, *, reason: str, now: da
     allowed_from = _ALLOWED[status]
     previous = db.scalar(select(Device.status).where(Device.device_id == device_id))
     if previous is None:
-        raise DeviceError(f"no device {device_id!r} (list them with `central-server devices`)")
+        raise DeviceError(f"no device {device_id!r} (list them with `central-server devices`)", "unknown_device")
     if previous == status:
         return previous
     if previous not in allowed_from:
-        raise DeviceError(f"device {device_id} is {previous}; it cannot become {status}")
+        raise DeviceError(f"device {device_id} is {previous}; it cannot become {status}", "bad_transition", previous)
     changed = rows_changed(
         db.execute(
             update(Device)
@@ -147,7 +156,7 @@ def set_status(db: Session, device_id: str, status: str, *, reason: str, now: da
         )
     )
     if changed != 1:
-        raise DeviceError(f"device {device_id} changed while it was being updated; try again")
+        raise DeviceError(f"device {device_id} changed while it was being updated; try again", "device_changed")
     audit.record(
         db,
         at=now,
@@ -163,7 +172,7 @@ def rotate_key(db: Session, device_id: str, public_key: str, *, now: datetime) -
     """Register a new public key for an active device; False if it already was its key. The caller commits."""
     current = db.scalar(select(Device.public_key).where(Device.device_id == device_id, Device.status == "active"))
     if current is None:
-        raise DeviceError(f"no active device {device_id!r}")
+        raise DeviceError(f"no active device {device_id!r}", "unknown_device")
     if current == public_key:
         return False
     db.execute(

@@ -30,7 +30,16 @@ TOKEN_ID_RE = re.compile(r"^[0-9a-f]{6,64}$")
 
 
 class TokenError(ValueError):
-    """A token id that matches no token, or more than one, or one that can no longer be revoked."""
+    """A token id that matches no token, or more than one, or one that can no longer be revoked.
+
+    ``reason`` is a stable code (``bad_token_id``, ``unknown_token``, ``ambiguous_token``,
+    ``token_used``, ``token_changed``) and ``device_id`` the device a used token enrolled.
+    """
+
+    def __init__(self, message: str, reason: str, device_id: str | None = None) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.device_id = device_id
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,18 +96,22 @@ def revoke_token(db: Session, token_id: str, *, now: datetime, actor: str) -> To
     """Revoke the unused token whose id starts with ``token_id``; the caller commits."""
     token_id = token_id.strip().lower()
     if not TOKEN_ID_RE.match(token_id):
-        raise TokenError(f"{token_id!r} is not a token id (6 or more hex digits, as `central-server tokens` shows)")
+        raise TokenError(
+            f"{token_id!r} is not a token id (6 or more hex digits, as `central-server tokens` shows)", "bad_token_id"
+        )
     matches = list(db.scalars(select(EnrollToken).where(EnrollToken.token_digest.startswith(token_id)).limit(2)))
     if not matches:
-        raise TokenError(f"no token with id {token_id} (list them with `central-server tokens`)")
+        raise TokenError(f"no token with id {token_id} (list them with `central-server tokens`)", "unknown_token")
     if len(matches) > 1:
-        raise TokenError(f"more than one token id starts with {token_id}; give more digits")
+        raise TokenError(f"more than one token id starts with {token_id}; give more digits", "ambiguous_token")
     token = matches[0]
     state = token_state(token.used_at, token.revoked_at, token.expires_at, now)
     if state == "used":
         raise TokenError(
             f"token {token_id} was already used by device {token.device_id}; revoke the device instead "
-            f"(`central-server revoke-device {token.device_id}`)"
+            f"(`central-server revoke-device {token.device_id}`)",
+            "token_used",
+            token.device_id,
         )
     if state != "revoked":
         changed = rows_changed(
@@ -109,7 +122,7 @@ def revoke_token(db: Session, token_id: str, *, now: datetime, actor: str) -> To
             )
         )
         if changed != 1:
-            raise TokenError(f"token {token_id} was used while it was being revoked")
+            raise TokenError(f"token {token_id} was used while it was being revoked", "token_changed")
         audit.record(
             db,
             at=now,

@@ -135,7 +135,10 @@ def test_a_technician_creates_a_token_shown_once_that_enrolls_and_revokes_anothe
     assert Agent(store_id="S009").enroll(client, token).status_code == 201
     assert Agent(store_id="S009").enroll(client, other).status_code == 401
     used = _post(technician, f"/console/fleet/tokens/{token_digest(token)[:12]}/revoke")
-    assert used.status_code == 409 and "already used" in used.get_data(as_text=True)
+    problem = used.get_data(as_text=True).split('id="problem">', 1)[1].split("</p>", 1)[0]
+    device = table_rows(app, Device)[0].device_id
+    assert used.status_code == 409 and f"这个令牌已被设备 {device} 用于登记，不能再吊销" in problem, problem
+    assert "already used" in problem and "<code>token_used</code>" in problem  # the domain's words and code after
     assert _post(technician, "/console/fleet/tokens", {"store": "bad store!"}).status_code == 400
     actions = [(a.actor, a.action) for a in table_rows(app, AuditLog)]
     assert (
@@ -155,7 +158,9 @@ def test_retire_and_revoke_a_device_from_its_page(app, client, agent):
     assert _post(admin, f"{page}/revoke", {"reason": "stolen"}, page).status_code == 303
     assert "已吊销" in _row(admin.get("/console/fleet").get_data(as_text=True), "data-device", agent.device_id)
     again = _post(admin, f"{page}/retire", {}, page)
-    assert again.status_code == 409 and "cannot become retired" in again.get_data(as_text=True)
+    problem = again.get_data(as_text=True).split('id="problem">', 1)[1].split("</p>", 1)[0]
+    assert again.status_code == 409 and "这台设备已吊销，不能改为已退役。" in problem, problem
+    assert "cannot become retired" in problem and "<code>bad_transition</code>" in problem
     actions = [(a.actor, a.action, a.subject) for a in table_rows(app, AuditLog)]
     assert ("technician", "device.retire", agent.device_id) in actions
     assert ("admin", "device.revoke", agent.device_id) in actions
