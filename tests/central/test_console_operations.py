@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import re
 from datetime import date, timedelta
 
@@ -10,8 +11,9 @@ from sqlalchemy import select
 
 from central import db as central_db
 from central.accounts.roles import ROLES
+from central.console import fleet as console_fleet
 from central.console.navigation import JOB_LABELS
-from central.fleet import health
+from central.fleet import devices, enrollment, health
 from central.fleet.models import Device, EnrollToken
 from central.identity.models import Identifier
 from central.identity.resolve import resolve
@@ -350,3 +352,12 @@ def test_every_operations_action_refuses_the_roles_it_does_not_name(app, agent):
                 assert response.status_code == 403, (role, route)
     assert [d.status for d in table_rows(app, Device)] == ["active"]
     assert len(table_rows(app, EnrollToken)) == 1 and table_rows(app, SourceKey) == []  # the fixture's token only
+
+
+def test_every_reason_a_device_or_token_change_is_refused_for_has_words_in_the_console():
+    reasons = set()
+    for module in (devices, enrollment):
+        source = inspect.getsource(module)
+        reasons |= set(re.findall(r'(?:DeviceError|TokenError)\(\s*(?:f?"(?:[^"\\]|\\.)*"\s*)+,\s*"([a-z_]+)"', source))
+    assert {"bad_transition", "token_used", "unknown_token"} <= reasons
+    assert reasons - set(console_fleet.REFUSALS) == set()
