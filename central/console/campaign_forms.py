@@ -63,7 +63,7 @@ PROBLEM_TEXTS = {
     "bad_amount": N_("须为正数金额，最多两位小数，例如 10.00。"),
     "bad_time": N_("不是有效的时间。"),
     "no_offset": N_("时间须带时区（+08:00 或 Z）。"),
-    "bad_period": N_("结束时间须晚于开始时间。"),
+    "bad_period": N_("须晚于开始时间。"),
     "bad_max_redemptions": N_("须在 1 到 10^12 之间。"),
     "bad_offline_budget": N_("须在 0 到 1,000,000 之间。"),
     "bad_store": N_("门店编号须为 1-32 个字符：A-Z a-z 0-9 _ . -，以逗号分隔。"),

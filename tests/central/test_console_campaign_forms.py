@@ -138,7 +138,7 @@ COUPONS, TRIGGERS = "/console/campaigns/coupons/new", "/console/campaigns/trigge
             COUPONS,
             {**COUPON, "valid_to": "2026-11-01T00:00"},
             "结束时间",
-            "结束时间须晚于开始时间。",
+            "须晚于开始时间。",
             "valid_to must be after valid_from",
         ),
         (
@@ -205,7 +205,7 @@ def test_a_refusal_reads_in_english_on_request(users):
     assert post_form(client, "/console/language", {"lang": "en", "next": "/console/"}).status_code == 302
     page = post_form(client, COUPONS, {**COUPON, "valid_to": "2026-11-01T00:00"}).get_data(as_text=True)
     problem = page.split('id="problem">', 1)[1].split("</p>", 1)[0]
-    assert "<strong>Ends</strong>" in problem and "The end must be after the start." in problem, problem
+    assert "<strong>Ends</strong>" in problem and "Must be after the start." in problem, problem
     assert not re.search("[\u4e00-\u9fff]", problem), problem
 
 
