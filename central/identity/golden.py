@@ -60,6 +60,19 @@ def _converter() -> Any:
 
 # Names repeat (a chain's members share surnames and given names): remember recent answers.
 _WORDS = re.compile(r"[^\W_]+")
+# Surnames read otherwise than the character's everyday reading, which pypinyin gives (曾 is zeng as a
+# surname, ceng in 曾经): the name's first character is spelled so. Only surnames whose everyday
+# reading is not also a common surname reading are listed (覃 qin/tan, 乐 yue/le stay as pypinyin
+# reads them). Readings as the surname entries of the Xiandai Hanyu Cidian give them; see
+# https://zh.wikipedia.org/wiki/百家姓 for the surnames with their pinyin.
+SURNAME_READINGS = {
+    "曾": "zeng", "单": "shan", "解": "xie", "仇": "qiu", "区": "ou", "查": "zha", "朴": "piao",
+    "召": "shao", "繁": "po", "员": "yun", "翟": "zhai", "缪": "miao", "祭": "zhai", "秘": "bi",
+    "种": "chong", "阚": "kan", "隗": "wei", "句": "gou", "藏": "zang", "薄": "bo", "都": "du",
+    "洗": "xian", "黑": "he", "能": "nai", "折": "she",
+}  # fmt: skip
+# Compound surnames that begin with one of those characters and keep pypinyin's reading (单于 chanyu).
+_COMPOUND_SURNAMES = ("单于",)
 
 
 @functools.lru_cache(maxsize=1 << 16)
@@ -70,12 +83,25 @@ def name_key(name: str) -> str:
     return str(_converter().convert(text))
 
 
+def _surname_reading(key: str) -> str | None:
+    """How a name's first character reads as a surname, where that differs from pypinyin's reading."""
+    reading = SURNAME_READINGS.get(key[:1])
+    return None if reading is None or key.startswith(_COMPOUND_SURNAMES) else reading
+
+
 @functools.lru_cache(maxsize=1 << 16)
 def _syllables(name: str) -> tuple[str, ...]:
-    """The comparison key spelled in toneless pinyin, a syllable an item (a run of other letters: one item)."""
+    """The comparison key spelled in toneless pinyin, a syllable an item (a run of other letters: one item).
+
+    The first character is read as a surname (:data:`SURNAME_READINGS`): 曾刚 is zeng gang.
+    """
     from pypinyin import lazy_pinyin
 
-    return tuple(s.casefold() for s in lazy_pinyin(name_key(name)) if s)
+    key = name_key(name)
+    surname = _surname_reading(key)
+    if surname is not None:
+        return (surname, *(s.casefold() for s in lazy_pinyin(key[1:]) if s))
+    return tuple(s.casefold() for s in lazy_pinyin(key) if s)
 
 
 def name_pinyin(name: str) -> str:
@@ -117,14 +143,18 @@ def name_initial(name: str) -> str:
 
     A chain's names are mostly distinct, so a cache of names does not help, and spelling one costs
     about 80 µs (most of it pypinyin turning readings into the requested style, not segmenting).
-    Only a polyphonic first character whose readings start with different letters (曾 ceng/zeng,
-    单 dan/shan) needs the name's context, and of that only the first word pypinyin cuts the name
-    into: it spells each word on its own (a phrase from its dictionary, else character by
-    character). Those first words are few (mostly a surname alone), so their letters are kept.
+    A surname read as a surname (曾 zeng, 单 shan: :data:`SURNAME_READINGS`) gives its letter at
+    once. Only another polyphonic first character whose readings start with different letters
+    needs the name's context, and of that only the first word pypinyin cuts the name into: it
+    spells each word on its own (a phrase from its dictionary, else character by character).
+    Those first words are few (mostly a surname alone), so their letters are kept.
     """
     key = name_key(name)
     if not key:
         return ""
+    surname = _surname_reading(key)
+    if surname is not None:
+        return surname[0]
     letters = _first_letters(key[0])
     if len(letters) == 1:
         return next(iter(letters))

@@ -56,11 +56,15 @@ def test_names_compare_across_width_case_spaces_and_script():
 
 
 def test_the_blocking_initial_is_the_first_letter_of_the_whole_name_in_pinyin():
-    # 曾 (ceng/zeng), 单 (dan/shan), 朴 (piao/pu) need their name's context; the others do not.
+    # 曾 (ceng/zeng), 单 (dan/shan), 朴 (piao/pu) read as surnames; the others need no context.
     names = ["张三", "曾小红", "曾经", "单田芳", "朴树", "長城", "Zhang San", "ＺＨＡＮＧ", "〇一", "·", "1号", "é李"]
     for name in names:
         assert golden.name_initial(name) == golden.name_pinyin(name)[:1], name
-    assert golden.match_block({"name": "曾经", "birthday": "1990-03-07"}) == "1990-03-07|c"
+    # A name starts with its surname: 曾 reads zeng there, as in Zeng Gang, not ceng as in the word 曾经.
+    assert golden.match_block({"name": "曾经", "birthday": "1990-03-07"}) == "1990-03-07|z"
+    assert golden.match_block({"name": "曾刚", "birthday": "1990-03-07"}) == golden.match_block(
+        {"name": "Zeng Gang", "birthday": "1990-03-07"}
+    )
 
 
 def test_the_blocking_initial_agrees_with_the_whole_name_for_phrases_led_by_a_polyphonic_character():

@@ -75,7 +75,7 @@ def test_upgrade_is_idempotent(backend):
     upgrade(backend.url)
     engine = make_engine(backend.url)
     try:
-        assert current_revision(engine) == head_revision() == "0026_name_initials"
+        assert current_revision(engine) == head_revision() == "0027_surname_readings"
     finally:
         engine.dispose()
 
@@ -150,4 +150,52 @@ def test_stored_names_get_their_search_key_and_the_index_moves_to_it(backend):
     finally:
         with engine.begin() as conn:
             conn.execute(text("DELETE FROM golden_attributes"))
+        engine.dispose()
+
+
+def test_names_that_start_with_a_surname_read_otherwise_are_spelled_again_and_reblocked(backend):
+    engine = make_engine(backend.url)
+    names = [
+        (1, "曾刚", "曾刚", "c"),
+        (2, "单于明", "单于明", "c"),
+        (3, "單雄信", "单雄信", "d"),
+        (4, "张伟", "张伟", "z"),
+    ]
+    try:
+        _at_revision(engine, "0026_name_initials", text("SELECT 1"))
+        with engine.begin() as conn:
+            conn.execute(
+                text(
+                    "INSERT INTO golden_attributes (customer_id, attribute, value, source, verified, observed_at,"
+                    " search_key, pinyin_key, initials_key)"
+                    " VALUES (:c, 'name', :v, 'till', false, '2026-12-01 10:00:00', :k, 'spelled', 'sp')"
+                ),
+                [{"c": c, "v": v, "k": k} for c, v, k, _ in names],
+            )
+            conn.execute(
+                text("INSERT INTO match_keys (block, customer_id) VALUES (:b, :c)"),
+                [{"b": f"1990-01-0{c}|{letter}", "c": c} for c, _, _, letter in names],
+            )
+        upgrade(engine)
+        with engine.connect() as conn:
+            spelled = conn.execute(text("SELECT value, pinyin_key, initials_key FROM golden_attributes ORDER BY id"))
+            keys = conn.execute(text("SELECT customer_id, block FROM match_keys ORDER BY customer_id")).all()
+        # 曾 and 單 (单 folded) read as surnames from now on: spelled again by the job, blocked by their letter;
+        # the compound surname 单于 and everyday surnames keep what they had.
+        assert [tuple(r) for r in spelled] == [
+            ("曾刚", None, None),
+            ("单于明", "spelled", "sp"),
+            ("單雄信", None, None),
+            ("张伟", "spelled", "sp"),
+        ]
+        assert [tuple(k) for k in keys] == [
+            (1, "1990-01-01|z"),
+            (2, "1990-01-02|c"),
+            (3, "1990-01-03|s"),
+            (4, "1990-01-04|z"),
+        ]
+    finally:
+        with engine.begin() as conn:
+            conn.execute(text("DELETE FROM golden_attributes"))
+            conn.execute(text("DELETE FROM match_keys"))
         engine.dispose()

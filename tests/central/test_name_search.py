@@ -215,3 +215,15 @@ def test_letters_without_a_vowel_find_names_by_their_initials_once_the_job_has_s
     rows = page.split('id="results"', 1)[1].split("</table>", 1)[0].split("<tr><td><a")[1:]
     assert len(rows) == 1 and "<td>欧" in rows[0], rows  # one customer, her name masked for the role
     assert "zw" in page.split('name="q"', 1)[1].split(">", 1)[0]  # the field's hint says initials work
+
+
+def test_a_surname_is_spelled_as_a_surname(app, client):
+    # 曾 reads ceng in 曾经 but zeng as a surname; 单 shan, 区 ou; the compound surname 单于 keeps chanyu.
+    _sign_up(app, client, ["曾刚", "单雄信", "区华", "单于明", "Zeng Gang"])
+    _spell(app)
+    assert _names(app, _search(app, "zeng")[0]) == ["曾刚", "Zeng Gang"]
+    assert _names(app, _search(app, "zg")[0]) == ["曾刚", "Zeng Gang"]
+    assert _names(app, _search(app, "shanxiong")[0]) == ["单雄信"]
+    assert _names(app, _search(app, "ouhua")[0]) == ["区华"]
+    assert _names(app, _search(app, "chanyu")[0]) == ["单于明"]
+    assert _search(app, "ceng") == ([], None)
