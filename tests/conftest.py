@@ -64,6 +64,16 @@ def small_fs(tmp_path: Path) -> Iterator[Callable[[Path, int], SmallFilesystem]]
         yield lambda path, size: stack.enter_context(small_filesystem(path, size))
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """End-to-end tests first, as one xdist group: on ``-n 2`` (``./dev test``) one worker runs them
+    in turn from the start while the other takes the rest, so no two of them compete for the CPU and
+    the run does not end waiting on a long one that started last."""
+    items.sort(key=lambda item: not item.nodeid.startswith("tests/e2e/"))
+    for item in items:
+        if item.nodeid.startswith("tests/e2e/"):
+            item.add_marker(pytest.mark.xdist_group("e2e"))
+
+
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption(
         "--storm",
