@@ -1,7 +1,7 @@
 """Search customers by their name or its start: 张 finds every 张…, 张伟 every 张伟…, a page at a time.
 
 The golden record keeps each customer's name as stored (``golden_attributes``, attribute ``name``)
-and beside it the name's comparison key (``search_key``, :func:`central.identity.golden.name_key`):
+and beside it the name's comparison key (``search_key``, :func:`central.identity.names.name_key`):
 full-width letters, spaces and dots, case and traditional characters folded, so 丁 佳, 丁佳 and
 丁·佳 are one name, 張 finds 张 and ＺＨＡＮＧ finds Zhang. The search folds what is typed the same way.
 A prefix is a range of keys in code-point order, ``[prefix, prefix with its last character raised
@@ -40,8 +40,9 @@ from typing import Any
 from sqlalchemy import ColumnElement, Select, bindparam, literal, literal_column, select, tuple_
 from sqlalchemy.orm import Session
 
-from central.identity.golden import MAX_VALUE, name_initials, name_key, name_pinyin
+from central.identity.golden import MAX_VALUE
 from central.identity.models import Customer, GoldenAttribute
+from central.identity.names import name_initials, name_key, name_pinyin
 from central.models import table
 
 _golden = table(GoldenAttribute)

@@ -181,7 +181,7 @@ class GoldenAttribute(Base):
     source: Mapped[str] = mapped_column(String(64))
     verified: Mapped[bool] = mapped_column(Boolean)
     observed_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    # A name's comparison key (central.identity.golden.name_key: width, spaces, case and traditional
+    # A name's comparison key (central.identity.names.name_key: width, spaces, case and traditional
     # characters folded), which the search by name compares; None for every other attribute.
     search_key: Mapped[str | None] = mapped_column(String(255), nullable=True)
     # The key spelled in toneless pinyin (张伟 -> zhangwei), so a name is found by typing its pinyin.

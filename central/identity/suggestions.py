@@ -23,7 +23,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from central import bulk
-from central.identity import changes, golden
+from central.identity import changes, golden, names
 from central.identity.merges import MergeRefused, merge_customers
 from central.identity.models import Customer, MatchKey, ReviewItem
 from central.identity.registry import Registry
@@ -46,10 +46,10 @@ def score(a: dict[str, str], b: dict[str, str]) -> tuple[float, str]:
     """The weak-evidence score of two golden records, and the rule that gave it."""
     if not a.get("name") or not b.get("name") or a.get("birthday") != b.get("birthday") or not a.get("birthday"):
         return 0.0, ""
-    if golden.name_key(a["name"]) == golden.name_key(b["name"]):
+    if names.name_key(a["name"]) == names.name_key(b["name"]):
         value, rule = 0.90, "name_birthday"
     else:
-        pa, pb = golden.name_pinyin(a["name"]), golden.name_pinyin(b["name"])
+        pa, pb = names.name_pinyin(a["name"]), names.name_pinyin(b["name"])
         if pa == pb:
             value, rule = 0.85, "pinyin_birthday"
         else:

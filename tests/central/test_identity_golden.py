@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from central.identity import golden
+from central.identity import golden, names
 from central.identity.models import GoldenAttribute, ReviewItem
 from central.identity.registry import default_registry
 from central.identity.resolve import resolve
@@ -46,9 +46,9 @@ def record(db, customer):
 
 
 def test_names_compare_across_width_case_spaces_and_script():
-    assert golden.name_key("張 三") == golden.name_key("张三") == golden.name_key("张·三")
-    assert golden.name_key("ＺＨＡＮＧ San") == golden.name_key("zhang san") == "zhangsan"
-    assert golden.name_pinyin("张三") == golden.name_pinyin("Zhang San") == "zhangsan"
+    assert names.name_key("張 三") == names.name_key("张三") == names.name_key("张·三")
+    assert names.name_key("ＺＨＡＮＧ San") == names.name_key("zhang san") == "zhangsan"
+    assert names.name_pinyin("张三") == names.name_pinyin("Zhang San") == "zhangsan"
     assert golden.clean("birthday", "1990/3/7") == "1990-03-07"
     assert golden.clean("birthday", "19900307") == "1990-03-07"
     assert golden.clean("birthday", "1990-02-30") is None
@@ -57,9 +57,9 @@ def test_names_compare_across_width_case_spaces_and_script():
 
 def test_the_blocking_initial_is_the_first_letter_of_the_whole_name_in_pinyin():
     # 曾 (ceng/zeng), 单 (dan/shan), 朴 (piao/pu) read as surnames; the others need no context.
-    names = ["张三", "曾小红", "曾经", "单田芳", "朴树", "長城", "Zhang San", "ＺＨＡＮＧ", "〇一", "·", "1号", "é李"]
-    for name in names:
-        assert golden.name_initial(name) == golden.name_pinyin(name)[:1], name
+    samples = ["张三", "曾小红", "曾经", "单田芳", "朴树", "長城", "Zhang San", "ＺＨＡＮＧ", "〇一", "·", "1号", "é李"]
+    for name in samples:
+        assert names.name_initial(name) == names.name_pinyin(name)[:1], name
     # A name starts with its surname: 曾 reads zeng there, as in Zeng Gang, not ceng as in the word 曾经.
     assert golden.match_block({"name": "曾经", "birthday": "1990-03-07"}) == "1990-03-07|z"
     assert golden.match_block({"name": "曾刚", "birthday": "1990-03-07"}) == golden.match_block(
@@ -72,11 +72,11 @@ def test_the_blocking_initial_agrees_with_the_whole_name_for_phrases_led_by_a_po
     letters, alone, as a name's start and cut short: the first word alone decides the letter."""
     from pypinyin.constants import PHRASES_DICT
 
-    phrases = sorted(p for p in PHRASES_DICT if len(golden._first_letters(p[0])) > 1)[::40]
+    phrases = sorted(p for p in PHRASES_DICT if len(names._first_letters(p[0])) > 1)[::40]
     assert len(phrases) > 300
     for phrase in phrases:
         for name in (phrase, f"{phrase}小红", f"{phrase[0]}小红", f"{phrase[:2]}芳", f"{phrase} Li"):
-            assert golden.name_initial(name) == golden.name_pinyin(name)[:1], name
+            assert names.name_initial(name) == names.name_pinyin(name)[:1], name
 
 
 def test_the_most_frequent_value_survives_and_keeps_the_form_last_sent(db):

@@ -1,7 +1,7 @@
 """Names that start with a surname read otherwise than its everyday reading (曾 zeng, 单 shan ...).
 
 The name's pinyin, initials and weak-matching block now spell such a surname as a surname
-(``central.identity.golden.SURNAME_READINGS``). Here the stored names concerned lose their pinyin
+(``central.identity.names.SURNAME_READINGS``). Here the stored names concerned lose their pinyin
 and initials, so the ``name_pinyin`` job spells them again, and their customers' blocking keys
 (``birthday|letter``) take the surname's letter, so that 曾刚 and Zeng Gang meet in one block.
 The readings are copied as they were at this revision: a later change to the table needs its own
