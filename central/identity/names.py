@@ -27,7 +27,6 @@ def _converter() -> Any:
     return opencc.OpenCC("t2s")
 
 
-# Names repeat (a chain's members share surnames and given names): remember recent answers.
 _WORDS = re.compile(r"[^\W_]+")
 # Surnames read otherwise than the character's everyday reading, which pypinyin gives (曾 is zeng as a
 # surname, ceng in 曾经): the name's first character is spelled so. Only surnames whose everyday
@@ -44,6 +43,7 @@ SURNAME_READINGS = {
 _COMPOUND_SURNAMES = ("单于",)
 
 
+# Names repeat (a chain's members share surnames and given names): remember recent answers.
 @functools.lru_cache(maxsize=1 << 16)
 def name_key(name: str) -> str:
     """A name in the form used for comparison: 張 三 / 张三 / ＺＨＡＮＧ San all compare by this."""
