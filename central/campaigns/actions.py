@@ -15,7 +15,6 @@ later and may be retried, with the occasion id as its idempotency key. Built in:
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -29,6 +28,7 @@ from sqlalchemy.orm import Session
 from central import bulk
 from central.campaigns.coupon_models import CouponCampaign, CouponCode
 from central.campaigns.models import PENDING, ExportEntry, TriggerCoupon, WebhookDelivery
+from central.csvfiles import SpreadsheetWriter
 from central.models import table
 
 
@@ -88,7 +88,7 @@ def write_export(db: Session, trigger_id: int, out: TextIO) -> int:
         .order_by(exports.c.id)
         .execution_options(yield_per=10_000)
     )
-    writer = csv.writer(out)
+    writer = SpreadsheetWriter(out, lineterminator="\r\n")
     writer.writerow(["customer_id", "occasion", "added_at"])
     count = 0
     for customer_id, occasion, added_at in rows:

@@ -11,7 +11,6 @@ is asked again and withdrawn members are dropped from the chunk.
 
 from __future__ import annotations
 
-import csv
 import io
 import uuid
 from collections.abc import Iterator
@@ -25,6 +24,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 
 from central.campaigns.models import DEAD, PENDING, WebhookDelivery
+from central.csvfiles import SpreadsheetWriter
 from central.customers.consent_gate import consent_holds, consented
 from central.db import READ_ONLY
 from central.identity.models import LINKED, TRUSTED, Customer, GoldenAttribute, Identifier
@@ -118,7 +118,7 @@ def csv_chunks(
     The first piece is a few rows, so that a browser shows the download starting at once."""
     buffer = io.StringIO()
     piece = FIRST
-    writer = csv.writer(buffer, lineterminator="\n")
+    writer = SpreadsheetWriter(buffer)
     writer.writerow(HEADER)
     with sessions() as db:
         # Read-only: on SQLite a download of seconds otherwise holds the write lock, and every request

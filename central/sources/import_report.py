@@ -7,7 +7,6 @@ shown as its survivor).
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TextIO
@@ -15,6 +14,7 @@ from typing import TextIO
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
+from central.csvfiles import SpreadsheetWriter
 from central.sources.models import ImportRow
 from central.sources.survivors import survivors
 
@@ -92,7 +92,7 @@ def report_rows(db: Session, import_id: int) -> Iterator[tuple[int, str, int | N
 
 def write_report(db: Session, import_id: int, out: TextIO, id_column: str | None) -> int:
     """Write the per-row CSV (row, the file's id column if mapped, customer_id, outcome, reason)."""
-    writer = csv.writer(out, lineterminator="\n")
+    writer = SpreadsheetWriter(out)
     writer.writerow(["row", *([id_column] if id_column else []), "customer_id", "outcome", "reason"])
     count = 0
     for row, external_id, customer, outcome, reason in report_rows(db, import_id):

@@ -132,3 +132,22 @@ def test_after_a_split_every_event_names_the_customer_it_now_belongs_to(app, gra
     assert by_card != by_phone
     # The signup came through the card (the stronger identifier): it goes where the card went.
     assert events["s-1"] == by_card
+
+
+def test_an_event_id_that_would_run_as_a_formula_is_exported_as_text(app, config_path, tmp_path):
+    """A source chooses its own event ids (any text up to 64 characters); the files open in spreadsheets."""
+    events = [
+        {
+            "event_id": "=cmd|' /C calc'!A0",
+            "kind": "member.signup",
+            "observed_at": "2026-11-22T10:00:00Z",
+            "identifiers": {"phone": "13800139001"},
+        }
+    ]
+    with central_db.session_factory(app)() as db:
+        store_source_events(db, "memberapp", events, app.config["CLOCK"](), registry=default_registry())
+    create_user(app, "alice")
+    out = tmp_path / "clear"
+    assert main(["export-identity", "--out", str(out), "--unmasked", "--admin", "alice", "--config", config_path]) == 0
+    assert read(out / "events.csv")[1] == ["source:memberapp", "'=cmd|' /C calc'!A0", "1"]
+    assert read(out / "identifiers.csv")[1] == ["phone", "+8613800139001", "1"]

@@ -87,6 +87,19 @@ def test_utf16_tab_separated_exports_read_too(app, config_path, tmp_path, capsys
     assert report.read_text().splitlines() == ["row,customer_id,outcome,reason", "1,1,new,new customer"]
 
 
+def test_a_member_number_that_would_run_as_a_formula_is_reported_as_text(app, config_path, tmp_path, capsys):
+    """The report repeats the legacy file's member numbers, whatever the old system let people type."""
+    path = tmp_path / "members.csv"
+    row = '"=HYPERLINK(""http://evil.example/"")",王芳,13800139001'
+    path.write_text(f"会员号,姓名,手机\n{row}\n", encoding="utf-8")
+    report = tmp_path / "r.csv"
+    args = ["--map", "会员号=external_id", "--map", "姓名=name", "--map", "手机=phone"]
+    assert main(["import-members", str(path), *args, "--report", str(report), "--config", config_path]) == 0
+    header, row = report.read_text(encoding="utf-8").splitlines()
+    assert header == "row,会员号,customer_id,outcome,reason"
+    assert row.startswith('1,"\'=HYPERLINK(""http://evil.example/"")",'), row
+
+
 def test_a_dry_run_reports_and_stores_nothing(app, config_path, tmp_path, capsys):
     path = tmp_path / "members.csv"
     expected = write_file(path, 400, seed=3)

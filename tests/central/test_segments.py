@@ -287,6 +287,31 @@ def test_csv_export_is_masked_for_marketing_unmasked_for_admin_and_audited(app, 
     assert len(_audits(app, "segment.export")) == 3
 
 
+FORMULA = '=HYPERLINK("http://evil.example/","领取优惠")'
+
+
+def test_a_name_that_would_run_as_a_formula_is_exported_as_text(app, chain, tmp_path):
+    """A member may call themselves anything in the app; marketing opens the export in a spreadsheet."""
+    load(app, [signup("name-ann", PHONES["ann"], at=START - timedelta(days=1)) | {"name": FORMULA}])
+    _save(app)
+    _evaluate(app)
+    admin = _api(app, "admin")
+    served = {
+        "api": admin.get("/api/v1/segments/loyal/export").get_data(as_text=True),
+        "console": admin.get("/console/segments/loyal/export.csv").get_data().decode("utf-8-sig"),
+    }
+    out = tmp_path / "loyal.csv"
+    config = tmp_path / "central.toml"
+    url = app.config["CENTRAL"].effective_database_url
+    config.write_text(f'[server]\ndata_dir = "{tmp_path / "data"}"\n[database]\nurl = "{url}"\n')
+    assert main(["segment", "export", "loyal", "--out", str(out), "--config", str(config)]) == 0
+    served["cli"] = out.read_text(encoding="utf-8")
+    for where, text in served.items():
+        names = {int(r["customer_id"]): r["name"] for r in csv.DictReader(io.StringIO(text))}
+        assert names[chain["ann"]] == "'" + FORMULA, where
+        assert PHONES["ann"] in text, where
+
+
 def test_webhook_export_is_delivered_signed_in_chunks(app, chain):
     with receiving([500, 200, 200]) as (receiver, url):
         _save(app, webhook_url=url, webhook_secret=SECRET)
