@@ -202,7 +202,7 @@ def in_browser(app: Flask, listed: Pages) -> None:
                     tabs[role].fill("input[name=username]", role)
                     tabs[role].fill("input[name=password]", PASSWORD)
                     tabs[role].click("form:not(.lang) button[type=submit]")
-                    tabs[role].wait_for_url(re.compile(r".*/console/$"))
+                    tabs[role].wait_for_url(re.compile(r".*/console/\Z"))
             for label, (role, urls) in listed.items():
                 if any(url.endswith(DOWNLOADS) for url in urls):
                     continue

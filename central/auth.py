@@ -50,7 +50,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 UNAUTHORIZED_MESSAGE = "authentication failed"
 _MAX_HEADER = 256
-_NONCE_RE = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
+_NONCE_RE = re.compile(r"^[A-Za-z0-9_-]{16,64}\Z")
 PURGE_EVERY = 60.0
 _PURGE_EXTENSION = "central.auth.purge"
 # Verified against when the device is unknown, revoked or retired, so that path does the same work.

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import re
 import secrets
 import signal
 import sys
@@ -36,7 +35,6 @@ from shared.settings import ConfigError
 log = logging.getLogger("central")
 
 PROG = "central-server"
-USERNAME_RE = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
 MIN_PASSWORD = 8
 # Room above ingest.max_body_bytes so that the app, not waitress, answers slightly oversized batches.
 BODY_MARGIN = 64 * 1024
@@ -272,7 +270,7 @@ def cmd_create_admin(args: argparse.Namespace) -> int:
     from central.clock import system_clock
     from central.models import User
 
-    if not USERNAME_RE.match(args.username):
+    if not users.USERNAME_RE.match(args.username):
         raise CliError("the username must be 1-64 characters of A-Z, a-z, 0-9, _ . @ -", status=2)
     config, path = load(args)
     password, generated = _read_password(args.password_stdin)

@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-_SPY_LINE = re.compile(r"^(\d+\.\d+) (\S+)\s+(.*)$")
+_SPY_LINE = re.compile(r"^(\d+\.\d+) (\S+)\s+(.*)\Z")
 _SPY_DATA = re.compile(r"^([0-9A-F]{4})  (.{1,49})")
 _HEX = re.compile(r"[0-9A-F]{2}")
 

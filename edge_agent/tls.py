@@ -15,7 +15,7 @@ from typing import Any
 
 from requests.adapters import HTTPAdapter
 
-_HEX = re.compile(r"^[0-9a-f]{64}$")
+_HEX = re.compile(r"^[0-9a-f]{64}\Z")
 _GOT = re.compile(r'got "([0-9a-f]+)"')
 
 

@@ -18,8 +18,8 @@ MAX_IDENTIFIER_CHARS = 128
 MAX_ATTRIBUTES = 32
 MAX_ATTRIBUTE_NAME_CHARS = 64
 MAX_ATTRIBUTE_CHARS = 256
-TYPE_RE = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
-_APP_ID_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
+TYPE_RE = re.compile(r"^[a-z][a-z0-9_]{0,31}\Z")
+_APP_ID_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,64}\Z")
 _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
 
 # Profile attributes a backfill line may give at the top level instead of inside ``attributes``.

@@ -5,10 +5,10 @@ from __future__ import annotations
 import re
 
 _PHONE_JUNK = re.compile(r"[\s\-().]")
-_MAINLAND = re.compile(r"^1[3-9]\d{9}$")
-_INTERNATIONAL = re.compile(r"^\+[1-9]\d{7,14}$")
+_MAINLAND = re.compile(r"^1[3-9]\d{9}\Z")
+_INTERNATIONAL = re.compile(r"^\+[1-9]\d{7,14}\Z")
 _CARD_JUNK = re.compile(r"[\s\-]")
-_CARD = re.compile(r"^[A-Z0-9]{4,32}$")
+_CARD = re.compile(r"^[A-Z0-9]{4,32}\Z")
 
 
 def normalize_phone(raw: str) -> str | None:

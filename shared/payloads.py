@@ -32,7 +32,7 @@ MAX_EVENT_BYTES = 256 * 1024
 MAX_SAFE_INT = 2**53 - 1
 """Integers beyond this lose precision in JSON readers that use doubles."""
 
-_MONEY_RE = re.compile(r"^-?\d{1,12}(\.\d{1,4})?$")
+_MONEY_RE = re.compile(r"^-?\d{1,12}(\.\d{1,4})?\Z")
 
 
 class PayloadError(ValueError):

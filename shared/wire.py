@@ -50,9 +50,9 @@ KINDS = payloads.KINDS
 MAX_EVENTS_PER_BATCH = 5000
 MAX_SEQ = payloads.MAX_SAFE_INT
 """Highest ``seq`` accepted: any device reaches it never, and every JSON reader holds it exactly."""
-_ID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
-_DEVICE_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
-_STORE_RE = re.compile(r"^[A-Za-z0-9_.-]{1,32}$")
+_ID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}\Z")
+_DEVICE_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,64}\Z")
+_STORE_RE = re.compile(r"^[A-Za-z0-9_.-]{1,32}\Z")
 
 
 class WireError(ValueError):

@@ -19,8 +19,8 @@ from central.accounts.roles import ROLES, STORE_MANAGER
 from central.accounts.throttle import clear_account
 from central.models import User
 
-USERNAME_RE = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
-STORE_RE = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
+USERNAME_RE = re.compile(r"^[A-Za-z0-9_.@-]{1,64}\Z")
+STORE_RE = re.compile(r"^[A-Za-z0-9_-]{1,32}\Z")
 
 
 class AccountError(ValueError):

@@ -41,8 +41,8 @@ KEEP_ENDED = timedelta(days=30)
 MAX_ISSUE = 100_000
 # Members one claim request may name (a member app's backend handing a campaign to many members).
 MAX_CLAIMS = 1_000
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
-STORE_RE = re.compile(r"^[A-Za-z0-9_.-]{1,32}$")
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}\Z")
+STORE_RE = re.compile(r"^[A-Za-z0-9_.-]{1,32}\Z")
 _campaigns = table(CouponCampaign)
 _codes = table(CouponCode)
 

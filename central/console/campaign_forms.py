@@ -82,7 +82,7 @@ PROBLEM_TEXTS = {
     "unknown_param": N_("没有这个参数。"),
     "bad_param": N_("取值无效。"),
 }
-_HAS_OFFSET = re.compile(r"(Z|[+-]\d\d:?\d\d)$")
+_HAS_OFFSET = re.compile(r"(Z|[+-]\d\d:?\d\d)\Z")
 Refusal = dict[str, str]  # a refused form's problem as its template shows it (see _refusal)
 
 

@@ -35,9 +35,9 @@ from shared.crypto import b64, derive_key, document_message, public_key_of, sign
 from shared.wire import format_time
 
 ALL_STORES = "*"
-NAME_RE = re.compile(r"^[a-z][a-z0-9_.-]{0,63}$")
-STORE_RE = re.compile(r"^(\*|[A-Za-z0-9_.-]{1,32})$")
-SETTING_RE = re.compile(r"^[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*$")
+NAME_RE = re.compile(r"^[a-z][a-z0-9_.-]{0,63}\Z")
+STORE_RE = re.compile(r"^(\*|[A-Za-z0-9_.-]{1,32})\Z")
+SETTING_RE = re.compile(r"^[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*\Z")
 KNOWN_NAMES = ("settings", "member_codes", "member_codes_used", "coupons", "location_consent", "suppression")
 MAX_DOCUMENT_CHARS = 1024 * 1024
 MAX_DEPTH = 16

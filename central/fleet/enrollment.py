@@ -21,12 +21,12 @@ from shared.crypto import token_digest
 from shared.wire import format_time
 
 MAX_BODY = 16 * 1024
-STORE_ID_RE = re.compile(r"^[A-Za-z0-9_.-]{1,32}$")
+STORE_ID_RE = re.compile(r"^[A-Za-z0-9_.-]{1,32}\Z")
 
 
 TOKEN_PREFIX = "cdpet_"  # noqa: S105 - a label, not a secret
 TOKEN_ID_CHARS = 12
-TOKEN_ID_RE = re.compile(r"^[0-9a-f]{6,64}$")
+TOKEN_ID_RE = re.compile(r"^[0-9a-f]{6,64}\Z")
 
 
 class TokenError(ValueError):

@@ -16,10 +16,10 @@ import phonenumbers
 Normalizer = Callable[[str], str | None]
 
 _CARD_JUNK = re.compile(r"[\s\-]")
-_CARD = re.compile(r"^[A-Z0-9]{4,32}$")
-_EMAIL = re.compile(r"^[^@\s]{1,64}@[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)+$")
-_TOKEN = re.compile(r"^[A-Za-z0-9_\-=.+/]{4,128}$")
-_HEX_ISH = re.compile(r"^[a-z0-9_\-=.+/:]{8,128}$")
+_CARD = re.compile(r"^[A-Z0-9]{4,32}\Z")
+_EMAIL = re.compile(r"^[^@\s]{1,64}@[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)+\Z")
+_TOKEN = re.compile(r"^[A-Za-z0-9_\-=.+/]{4,128}\Z")
+_HEX_ISH = re.compile(r"^[a-z0-9_\-=.+/:]{8,128}\Z")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _PHONE_SEPARATORS = re.compile(r"[\s\-().]")
 # The mobile and fixed-line types; pagers, premium-rate and short codes do not identify a customer.

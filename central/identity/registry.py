@@ -41,7 +41,7 @@ from typing import Any
 from central.identity import normalizers
 
 WEAK = "weak"
-TYPE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
+TYPE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,31}\Z")
 MAX_APP_ID = 32
 MEMO_SIZE = 200_000
 # usable(): (strong pairs strongest first, weak pairs sorted, reasons of the values left out).
@@ -141,7 +141,7 @@ class Registry:
         if spec.normalizer == "phone" and value in self.staff_phones:
             return None, "staff_phone"
         if spec.scoped:
-            if not app_id or len(app_id) > MAX_APP_ID or not re.match(r"^[A-Za-z0-9_.\-]+$", app_id):
+            if not app_id or len(app_id) > MAX_APP_ID or not re.match(r"^[A-Za-z0-9_.\-]+\Z", app_id):
                 return None, "missing_app_id"
             value = f"{app_id}:{value}"
         return value, None

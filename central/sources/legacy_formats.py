@@ -37,13 +37,13 @@ MONTHS = {
     for name in names
 }
 DATE_ORDERS = ("dmy", "mdy")
-_TIME_TAIL = re.compile(r"[ T]\d{1,2}:\d{2}(:\d{2}(\.\d+)?)?$")
-_COMPACT = re.compile(r"^(\d{4})(\d{2})(\d{2})$")
-_YMD = re.compile(r"^(\d{4})\s*[-/.年]\s*(\d{1,2})\s*[-/.月]\s*(\d{1,2})\s*日?$")
-_DAY_MONTH_NAME = re.compile(r"^(\d{1,2})[-/. ]+([A-Za-z]{3,9})\.?[-/., ]+(\d{4})$")
-_MONTH_NAME_DAY = re.compile(r"^([A-Za-z]{3,9})\.?[-/. ]+(\d{1,2})(?:st|nd|rd|th)?,?[-/. ]+(\d{4})$")
-_NUMERIC = re.compile(r"^(\d{1,2})[-/.](\d{1,2})[-/.](\d{4})$")
-_EXCEL_SERIAL = re.compile(r"^(\d{5})(\.0+)?$")
+_TIME_TAIL = re.compile(r"[ T]\d{1,2}:\d{2}(:\d{2}(\.\d+)?)?\Z")
+_COMPACT = re.compile(r"^(\d{4})(\d{2})(\d{2})\Z")
+_YMD = re.compile(r"^(\d{4})\s*[-/.年]\s*(\d{1,2})\s*[-/.月]\s*(\d{1,2})\s*日?\Z")
+_DAY_MONTH_NAME = re.compile(r"^(\d{1,2})[-/. ]+([A-Za-z]{3,9})\.?[-/., ]+(\d{4})\Z")
+_MONTH_NAME_DAY = re.compile(r"^([A-Za-z]{3,9})\.?[-/. ]+(\d{1,2})(?:st|nd|rd|th)?,?[-/. ]+(\d{4})\Z")
+_NUMERIC = re.compile(r"^(\d{1,2})[-/.](\d{1,2})[-/.](\d{4})\Z")
+_EXCEL_SERIAL = re.compile(r"^(\d{5})(\.0+)?\Z")
 _EXCEL_EPOCH = date(1899, 12, 30)
 _OLDEST_YEAR = 1900
 
@@ -108,7 +108,7 @@ def _month(name: str) -> int:
 
 
 _PHONE_NOISE = re.compile(r"^(tel|phone|mobile|手机|电话)[:：]?", re.IGNORECASE)
-_EXCEL_NUMBER = re.compile(r"^(\d{7,15})\.0+$")
+_EXCEL_NUMBER = re.compile(r"^(\d{7,15})\.0+\Z")
 
 
 def clean_phone(raw: str) -> str:

@@ -47,7 +47,7 @@ _TITLES = {
 }
 _PREFIX_TITLES = {"310": "NET WEIGHT (kg)", "392": "PRICE", "393": "PRICE"}
 _DATE_AIS = frozenset({"11", "12", "13", "15", "16", "17"})
-_DATA_RE = re.compile(r"^[\x21-\x22\x25-\x3f\x41-\x5a\x5f\x61-\x7a]*$")  # GS1 AI encodable character set 82
+_DATA_RE = re.compile(r"^[\x21-\x22\x25-\x3f\x41-\x5a\x5f\x61-\x7a]*\Z")  # GS1 AI encodable character set 82
 # GS1 company prefix ranges that a till sees most (GS1 "GS1 Company Prefix" list, first three digits).
 _PREFIXES = (
     (0, 19, "GS1 US"),

@@ -58,7 +58,7 @@ ALIASES = {
     "商品": "items",
     "currency": "currency",
 }
-_KEY = re.compile(r"^[^\s=]{1,40}$")
+_KEY = re.compile(r"^[^\s=]{1,40}\Z")
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 _CONTROL_BYTES = re.compile(rb"[\x00-\x08\x0b-\x1f\x7f]")
 

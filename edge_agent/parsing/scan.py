@@ -50,14 +50,14 @@ SYMBOLOGIES = {
 # The carriers whose data is a GS1 element string (first character FNC1).
 GS1_CARRIERS = frozenset({"]C1", "]e0", "]e1", "]e2", "]d2", "]Q3", "]J1", "]z4"})
 _AIM_RE = re.compile(r"^\][A-Za-z][0-9A-Za-z]")
-_DIGITS = re.compile(r"^[0-9]+$")
+_DIGITS = re.compile(r"^[0-9]+\Z")
 _PAYMENT = (
     # scheme, pattern. Published by the wallets for merchants' scanners.
-    ("wechat", re.compile(r"^1[0-5][0-9]{16}$")),
-    ("alipay", re.compile(r"^(2[5-9]|30)[0-9]{14,22}$")),
-    ("unionpay", re.compile(r"^62[0-9]{17}$")),
+    ("wechat", re.compile(r"^1[0-5][0-9]{16}\Z")),
+    ("alipay", re.compile(r"^(2[5-9]|30)[0-9]{14,22}\Z")),
+    ("unionpay", re.compile(r"^62[0-9]{17}\Z")),
 )
-_CODE_ALPHABET = re.compile(r"^[A-Z2-7]+$")
+_CODE_ALPHABET = re.compile(r"^[A-Z2-7]+\Z")
 
 
 @dataclass(frozen=True, slots=True)

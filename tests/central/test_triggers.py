@@ -241,3 +241,12 @@ def test_triggers_are_declared_and_listed_over_the_api_without_their_secret(app,
     (listed,) = user_client.get("/api/v1/triggers").get_json()["triggers"]
     assert listed["action_params"] == {"url": "http://127.0.0.1:9/hook"}
     assert (listed["control_percent"], listed["fired"], listed["control"]) == (10.0, 0, 0)
+
+
+def test_a_name_with_a_trailing_line_break_is_refused(app, user_client):
+    """A second 'bday-hook' beside the first, whose export's Content-Disposition could not be sent."""
+    params = {"days_before": 3, "channel": "sms"}
+    body = {"name": "bday-hook\n", "kind": "birthday", "params": params, "action": "export"}
+    refused = user_client.post("/api/v1/triggers", json=body)
+    assert refused.status_code == 400, refused.get_json()
+    assert refused.get_json()["error"]["reason"] == "bad_name", refused.get_json()

@@ -126,6 +126,8 @@ def test_too_many_events_is_a_batch_fault():
         (_event(seq=True), "invalid_seq"),
         (_event(observed_at="2026-11-23 01:59:58"), "invalid_observed_at"),
         (_event(store_id=""), "invalid_store_id"),
+        (_event(store_id="S001\n"), "invalid_store_id"),  # not a second store beside S001
+        (_event(payload={"receipt_no": "R1", "total": "1.00\n"}), "invalid_payload:total"),
         (_event(payload=[]), "invalid_payload"),
         (_event(payload={"total": "1.00"}), "invalid_payload:receipt_no"),
         (_event(payload={"receipt_no": "R1", "total": "1,00"}), "invalid_payload:total"),
@@ -143,11 +145,13 @@ def test_a_bad_event_is_rejected_alone_with_a_reason(event, reason):
 
 def test_unreadable_event_ids_are_rejected_and_repeats_answered_once():
     events = [_event(event_id="nope"), _event(event_id=None), "junk", _event(), _event(), _event(seq=-1)]
+    events.append(_event(event_id=EVENT_ID + "\n"))  # not a second event beside EVENT_ID
     decoded = decode_batch(json.dumps(_doc(events=events)).encode())
     assert decoded.rejected == (
         Rejection("nope", "invalid_event_id"),
         Rejection(None, "invalid_event_id"),
         Rejection(None, "invalid_event_id"),
+        Rejection(EVENT_ID + "\n", "invalid_event_id"),
     )
     assert [e.event_id for e in decoded.events] == [EVENT_ID]
 

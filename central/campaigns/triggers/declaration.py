@@ -17,7 +17,7 @@ from central.campaigns.triggers.kinds import KINDS
 from central.customers.consent import CHANNELS
 from central.models import table
 
-NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
+NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}\Z")
 DEFAULT_CONTROL_PERCENT = 10.0
 # The consent a trigger's action needs on its channel: marketing, or (for a complaint follow-up
 # by customer service) service.
