@@ -22,6 +22,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
+import orjson
+
 from edge_agent.transport import Response, TransportError
 from shared.crypto import RequestSigner, b64, document_message, unb64, verify
 from shared.wire import timestamp as wire_timestamp
@@ -200,7 +202,7 @@ class DownlinkStore:
             detail = response.body[:200].decode("utf-8", "replace")
             raise DownlinkError(f"central answered {response.status} to the downlink fetch: {detail}")
         try:
-            answer = json.loads(response.body)
+            answer = orjson.loads(response.body)
         except ValueError:
             raise DownlinkError("central's downlink answer is not JSON") from None
         if not isinstance(answer, dict):

@@ -6,6 +6,8 @@ import json
 import socket
 from pathlib import Path
 
+import orjson
+
 from edge_agent import __version__
 from edge_agent.credentials import Credentials
 from edge_agent.downlink import remember_central_key
@@ -71,7 +73,7 @@ def enroll(
             "(try again later; if it persists, HQ should check central's log)"
         )
     try:
-        doc = json.loads(reply.body)
+        doc = orjson.loads(reply.body)
         creds = Credentials(
             device_id=str(doc["device_id"]),
             store_id=str(doc["store_id"]),
@@ -89,7 +91,7 @@ def enroll(
 def _error_text(body: bytes) -> str:
     """Central's error message from its JSON error shape, or the start of the body."""
     try:
-        message = json.loads(body)["error"]["message"]
+        message = orjson.loads(body)["error"]["message"]
         return str(message)[:200]
     except (ValueError, KeyError, TypeError):
         return body[:120].decode("utf-8", "replace").strip() or "(empty answer)"

@@ -12,6 +12,7 @@ from central import audit, clock
 from central.accounts import web
 from central.accounts.roles import ADMIN, FINANCE, MARKETING
 from central.auth import actor_name, login_required
+from central.bodies import json_body
 from central.campaigns import triggers, webhooks
 from central.campaigns.actions import write_export
 from central.campaigns.models import CONTROL, Trigger, TriggerOccasion
@@ -65,7 +66,7 @@ def list_triggers() -> Response:
 @login_required
 def declare_trigger() -> tuple[Response, int]:
     """Declare a trigger: ``{name, kind, params, action, action_params, control_percent}`` (kinds: see README)."""
-    body = request.get_json(silent=True)
+    body = json_body()
     if not isinstance(body, dict):
         raise ApiError(400, "invalid_trigger", "expected a JSON object")
     db = get_session()

@@ -14,18 +14,18 @@
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 from typing import Any
 
+import orjson
 from flask import Blueprint, Response, current_app, jsonify, request
 
 from central import clock
 from central.auth import actor_name, login_required
+from central.bodies import read_body
 from central.campaigns import coupon_conflicts, coupons
 from central.db import get_session
 from central.errors import ApiError
-from central.ingest.api import read_body
 
 bp = Blueprint("coupons", __name__)
 MAX_BODY = 64 * 1024
@@ -35,7 +35,7 @@ def _body() -> dict[str, Any]:
     if request.mimetype != "application/json":
         raise ApiError(415, "unsupported_media_type", "send the body as application/json")
     try:
-        doc = json.loads(read_body(MAX_BODY))
+        doc = orjson.loads(read_body(MAX_BODY, "the request body"))
     except ValueError:
         raise ApiError(400, "invalid_request", "the body must be JSON") from None
     if not isinstance(doc, dict):

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, Response, jsonify, request
+from flask import Blueprint, Response, jsonify
 
 from central import audit, clock
 from central.auth import actor_name, login_required
+from central.bodies import json_body
 from central.customers import consent, consent_gate
 from central.db import get_session
 from central.errors import ApiError
@@ -70,9 +71,7 @@ def record_consents(customer_id: int) -> tuple[Response, int]:
     live = _live(customer_id)
     now = clock.now()
     try:
-        decisions = consent.parse_request(
-            live, request.get_json(silent=True), now=now, origin="api", actor=actor_name()
-        )
+        decisions = consent.parse_request(live, json_body(), now=now, origin="api", actor=actor_name())
     except consent.ConsentError as exc:
         raise ApiError(400, "invalid_consent", str(exc)) from None
     recorded = consent.record(db.connection(), decisions, now)

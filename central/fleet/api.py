@@ -20,14 +20,15 @@ HQ (console login; writes take JSON bodies only, which browsers cannot send cros
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
+import orjson
 from flask import Blueprint, Response, current_app, jsonify, request
 from sqlalchemy import insert, select, update
 
 from central import audit, clock
 from central.auth import actor_name, authenticate_device, login_required
+from central.bodies import read_body
 from central.config import CentralConfig
 from central.db import READ_ONLY, get_session, rows_changed
 from central.errors import ApiError
@@ -35,7 +36,6 @@ from central.fleet import downlink
 from central.fleet.devices import STATES, DeviceError, list_devices, rotate_key, set_status
 from central.fleet.enrollment import MAX_BODY, new_device_id
 from central.fleet.models import Device, EnrollToken
-from central.ingest.api import read_body
 from shared.crypto import HEADER_NEW_KEY_PROOF, key_rotation_message, token_digest, unb64, verify
 
 bp = Blueprint("fleet", __name__)
@@ -54,7 +54,7 @@ def _config() -> CentralConfig:
 
 def _json_body(limit: int) -> Any:
     try:
-        return json.loads(read_body(limit))
+        return orjson.loads(read_body(limit, "the request body"))
     except ValueError:
         raise ApiError(400, "invalid_request", "the body must be JSON") from None
 
@@ -144,7 +144,7 @@ def rotate_device_key() -> Response:
     db = get_session()
     device = authenticate_device(db, body)
     try:
-        doc = json.loads(body)
+        doc = orjson.loads(body)
     except ValueError:
         doc = None
     if not isinstance(doc, dict):

@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from central import audit, clock
 from central.auth import actor_name, login_required
+from central.bodies import json_body
 from central.customers.api import _int_param
 from central.db import get_session
 from central.errors import ApiError
@@ -204,7 +205,7 @@ def review_items() -> Response:
 def _json_body() -> dict[str, Any]:
     if not request.is_json:
         raise ApiError(415, "unsupported_media_type", "send a JSON body (Content-Type: application/json)")
-    body = request.get_json(silent=True)
+    body = json_body()
     if not isinstance(body, dict):
         raise ApiError(400, "invalid_request", "the body must be a JSON object")
     return body

@@ -17,6 +17,7 @@ from flask import Blueprint, Response, current_app, jsonify, request
 
 from central import clock
 from central.auth import authenticate_device
+from central.bodies import read_body, too_large
 from central.collector import collector_paused
 from central.config import CentralConfig
 from central.db import READ_ONLY, get_session
@@ -33,10 +34,6 @@ CHUNK = 1024 * 1024
 RETRY_AFTER_SECONDS = 5
 
 
-def _too_large() -> ApiError:
-    return ApiError(413, "too_large", "the batch is larger than this server accepts")
-
-
 def _busy() -> ApiError:
     return ApiError(
         503,
@@ -44,16 +41,6 @@ def _busy() -> ApiError:
         "the server is decoding as many batches as its memory budget allows; retry later",
         headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
     )
-
-
-def read_body(limit: int) -> bytes:
-    """The request body exactly as sent, refusing more than ``limit`` bytes (declared or actual)."""
-    if request.content_length is not None and request.content_length > limit:
-        raise _too_large()
-    body = request.stream.read(limit + 1)
-    if len(body) > limit:
-        raise _too_large()
-    return body
 
 
 def decode_content(body: bytes, encoding: str | None, limit: int, lease: Lease | None = None) -> bytes | bytearray:
@@ -75,7 +62,7 @@ def decode_content(body: bytes, encoding: str | None, limit: int, lease: Lease |
             chunk = inflater.decompress(pending, CHUNK)
             pending = inflater.unconsumed_tail
             if len(data) + len(chunk) > limit:
-                raise _too_large()
+                raise too_large("the batch")
             if chunk and lease is not None and not lease.take(len(chunk)):
                 raise _busy()
             data += chunk

@@ -17,6 +17,7 @@ from central import db as central_db
 from central.accounts import web
 from central.accounts.roles import ADMIN, MARKETING
 from central.auth import actor_name
+from central.bodies import json_body
 from central.config import CentralConfig
 from central.db import get_session
 from central.errors import ApiError
@@ -46,7 +47,7 @@ def _refused(exc: SegmentError) -> Response:
 
 
 def _body() -> dict[str, Any]:
-    body = request.get_json(silent=True)
+    body = json_body()
     if not isinstance(body, dict):
         raise ApiError(400, "invalid_segment", "expected a JSON object")
     return body

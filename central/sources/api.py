@@ -32,11 +32,12 @@ from flask import Blueprint, Flask, Response, current_app, jsonify, request
 
 from central import audit, clock
 from central.auth import UNAUTHORIZED_MESSAGE, current_user, login_required
+from central.bodies import read_body
 from central.config import CentralConfig
 from central.db import get_session
 from central.errors import ApiError
 from central.identity.registry import Registry, load_registry
-from central.ingest.api import decode_content, read_body
+from central.ingest.api import decode_content
 from central.sources.events import SOURCE_RE, store_source_events
 from central.sources.import_mapping import MappingError
 from central.sources.import_report import rejected_reasons, report_rows, totals, write_report
