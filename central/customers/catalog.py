@@ -34,13 +34,15 @@ CHUNK = 5000
 _LEVELS = re.compile(r"\s*[>/]\s*")
 _GTIN = re.compile(r"^\d{8,14}\Z")
 _LIMITS = {"sku": 64, "name": 256, "category": 255, "brand": 128}
+# NUL (which PostgreSQL cannot store), bells, escapes: a broken export, not a product's name.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _products = table(Product)
 _unknown = table(UnknownSku)
 _COLUMNS = ("sku", "gtin", "name", "category", "brand", "loaded_at")
 
 
 class CatalogError(ValueError):
-    """A file that cannot be read as a catalogue at all (no header, missing columns)."""
+    """A file that cannot be read as a catalogue at all (no header, missing columns, not CSV)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,10 +81,13 @@ def parse(lines: Iterable[str]) -> Iterator[tuple[int, Item | str]]:
     if missing:
         raise CatalogError(f"the header must name the columns {', '.join(REQUIRED)}; missing: {', '.join(missing)}")
     reader.fieldnames = header
-    for row in reader:
-        line = reader.line_num
-        values = {k: (v or "").strip() for k, v in row.items() if isinstance(k, str)}
-        yield line, _item(values)
+    try:
+        for row in reader:
+            line = reader.line_num
+            values = {k: (v or "").strip() for k, v in row.items() if isinstance(k, str)}
+            yield line, _item(values)
+    except csv.Error as exc:
+        raise CatalogError(f"line {reader.line_num}: {exc}; the file is not CSV as exported") from None
 
 
 def _item(values: dict[str, str]) -> Item | str:
@@ -92,6 +97,8 @@ def _item(values: dict[str, str]) -> Item | str:
     for name, limit in _LIMITS.items():
         if len(values.get(name, "")) > limit:
             return f"{name} is longer than {limit} characters"
+        if _CONTROL.search(values.get(name, "")):
+            return f"{name} contains control characters"
     gtin = values.get("gtin") or None
     if gtin is not None and not _GTIN.match(gtin):
         return "gtin must be 8 to 14 digits"

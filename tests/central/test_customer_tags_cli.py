@@ -118,3 +118,20 @@ def test_a_catalogue_saved_by_excel_in_gbk_loads_and_an_undecodable_one_is_refus
     assert main(["load-catalog", str(catalogue), "--encoding", "latin-1", "--config", config_path]) == 0
     assert main(["load-catalog", str(catalogue), "--encoding", "klingon", "--config", config_path]) == 2
     assert "unknown encoding 'klingon'" in capsys.readouterr().err
+
+
+def test_a_row_with_control_characters_is_refused_and_a_field_too_long_for_csv_stops_the_load(
+    app, config_path, tmp_path, capsys
+):
+    """A supplier's export with a NUL in a name (which PostgreSQL cannot store) or a broken quote."""
+    catalogue = tmp_path / "catalogue.csv"
+    catalogue.write_text("sku,name,category\nF1,Milk\x00,Dairy\nF2,Bread,Bakery\x07\nF3,Eggs,Dairy\n", encoding="utf-8")
+    assert main(["load-catalog", str(catalogue), "--config", config_path]) == 0
+    out = capsys.readouterr().out
+    assert "3 rows, 1 products loaded, 2 refused" in out
+    assert "line 2: name contains control characters" in out and "line 3: category contains control characters" in out
+    catalogue.write_text('sku,name,category\nF4,"Flour,Baking\n' + "x" * 200_000 + "\n", encoding="utf-8")
+    assert main(["load-catalog", str(catalogue), "--config", config_path]) == 2
+    assert "field larger than field limit (131072); the file is not CSV as exported" in capsys.readouterr().err
+    with central_db.session_factory(app)() as db:
+        assert db.scalars(select(Product.sku)).all() == ["F3"]
