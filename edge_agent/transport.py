@@ -12,7 +12,7 @@ import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
-from urllib.parse import urlsplit
+from urllib.parse import urljoin, urlsplit
 
 import requests
 
@@ -118,11 +118,26 @@ class HttpTransport:
                 headers=headers,
                 timeout=(self.connect_timeout, timeout),
                 verify=self.trust.verify,
+                # A 307 or 308 would send the same signed body (customers' phones) to another address,
+                # https or not; central's address is what the configuration says, nothing else.
+                allow_redirects=False,
             )
             content = reply.content  # read here, so a body cut short fails inside this try
         except requests.RequestException as exc:
             raise TransportError(self.explain(exc, timeout)) from None
+        if reply.is_redirect:
+            raise TransportError(self._redirected(reply.status_code, path, reply.headers.get("Location", "")))
         return Response(reply.status_code, content, dict(reply.headers))
+
+    def _redirected(self, status: int, path: str, location: str) -> str:
+        """A redirect in words, naming the address to configure when it moves the whole site (http to https)."""
+        target = urljoin(self.base_url + path, location)
+        moved = target[: -len(path)] if target.endswith(path) and len(target) > len(path) else None
+        fix = f"use {moved} as central's URL" if moved else "if central moved, use its new address as central's URL"
+        return (
+            f"central at {self.base_url} answered {status} redirecting to {target}; the agent does not follow"
+            f" redirects: {fix}"
+        )
 
     def explain(self, exc: requests.RequestException, timeout: float) -> str:
         """What went wrong, in words a technician can act on."""

@@ -7,11 +7,7 @@ enrollment endpoint. Every JSON body is now read within its limit and decoded by
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import requests
@@ -23,6 +19,7 @@ from shared.crypto import RequestSigner, new_signing_key
 from tests.central.consent_support import customer_of, load, signup
 from tests.central.live import serving
 from tests.central.support import START
+from tests.edge_agent.servers import raw_app, waitress_on_loopback
 
 DEEP = b"[" * 3000  # the standard library gives up after about a thousand levels
 PHONE = "13800139001"
@@ -77,40 +74,10 @@ def test_anyone_on_the_network_gets_a_400_from_the_enrollment_endpoint_not_a_500
     assert response.json()["error"] == {"code": "invalid_request", "message": "the body must be JSON"}
 
 
-@contextmanager
-def answering(status: int, body: bytes) -> Iterator[str]:
-    """A loopback HTTP server that answers every request with ``status`` and ``body``."""
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            self.do_POST()
-
-        def do_POST(self) -> None:
-            self.rfile.read(int(self.headers.get("Content-Length", 0)))
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
-
-
-@pytest.mark.parametrize("status", [201, 400])
+@pytest.mark.parametrize("status", ["201 Created", "400 Bad Request"])
 def test_an_agent_enrolling_against_an_answer_nested_too_deep_says_so(tmp_path, status):
     """Whoever answers the technician's enrollment (a proxy, an impostor) cannot crash the command."""
-    with answering(status, DEEP) as url, pytest.raises(EnrollError) as failed:
+    with waitress_on_loopback(raw_app(status, DEEP)) as url, pytest.raises(EnrollError) as failed:
         enroll(url, "a-token", tmp_path / "credentials.json", timeout=5)
     assert f"central at {url} answered" in str(failed.value)
     assert not (tmp_path / "credentials.json").exists()
@@ -121,6 +88,6 @@ def test_an_agent_fetching_its_downlink_from_an_answer_nested_too_deep_says_so(t
     RecursionError this gave before escaped into the sync run."""
     store = DownlinkStore(tmp_path, "S001")
     signer = RequestSigner("device-1", new_signing_key()[0])
-    with answering(200, DEEP) as url, pytest.raises(DownlinkError, match="not JSON"):
+    with waitress_on_loopback(raw_app("200 OK", DEEP)) as url, pytest.raises(DownlinkError, match="not JSON"):
         store.maybe_fetch(HttpTransport(url), signer, reply_version=3, timeout=5)
     assert store.version == 0

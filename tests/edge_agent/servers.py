@@ -45,3 +45,20 @@ def waitress_on_loopback(app: WsgiApp) -> Iterator[str]:
     finally:
         closing.set()
         server.close()
+
+
+def raw_app(status: str, body: bytes, headers: list[tuple[str, str]] | None = None) -> WsgiApp:
+    """A WSGI app answering every request with ``status``, ``body`` and ``headers``, recording what it was sent.
+
+    Each request's (method, path, body) is appended to the app's ``calls`` list.
+    """
+    calls: list[tuple[str, str, bytes]] = []
+
+    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+        sent = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
+        calls.append((environ["REQUEST_METHOD"], environ["PATH_INFO"], sent))
+        start_response(status, [("Content-Length", str(len(body))), *(headers or [])])
+        return [body]
+
+    app.calls = calls  # type: ignore[attr-defined]
+    return app

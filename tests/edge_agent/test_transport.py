@@ -9,7 +9,7 @@ import pytest
 
 from edge_agent.tls import TlsSettingError, parse_fingerprint
 from edge_agent.transport import CentralUrlError, HttpTransport, TransportError, check_central_url
-from tests.edge_agent.servers import json_app, waitress_on_loopback
+from tests.edge_agent.servers import json_app, raw_app, waitress_on_loopback
 from tools.certs import issue, make_authority
 from tools.faultproxy import Fault, FaultProxy
 
@@ -157,3 +157,32 @@ def test_faults_after_connecting_are_described(plain, fault, fragment):
         proxy.close()
     assert fragment in str(info.value)
     assert "Traceback" not in str(info.value) and "urllib3" not in str(info.value)
+
+
+@pytest.mark.parametrize("status", ["307 Temporary Redirect", "308 Permanent Redirect", "302 Found"])
+def test_a_redirect_is_not_followed_and_says_where_it_pointed(status):
+    """A 307 or 308 makes an HTTP client send the same body again to the new address: a batch of
+    customers' phone numbers, signed, to wherever a proxy (or whoever answers in its place) says."""
+    elsewhere = raw_app("200 OK", b'{"accepted": []}')
+    with waitress_on_loopback(elsewhere) as other:
+        target = f"{other}/api/v1/batches"
+        with waitress_on_loopback(raw_app(status, b"", [("Location", target)])) as url:
+            transport = HttpTransport(url)
+            with pytest.raises(TransportError) as info:
+                transport.post("/api/v1/batches", b"13812345678", {"X-CDP-Device": "d"}, 5)
+            with pytest.raises(TransportError) as relative:
+                transport.get("/healthz", 5)
+    assert elsewhere.calls == []
+    assert str(info.value) == (
+        f"central at {url} answered {status[:3]} redirecting to {target}; the agent does not follow redirects:"
+        f" use {other} as central's URL"
+    )
+    assert str(relative.value).endswith("if central moved, use its new address as central's URL")
+
+
+def test_the_plain_http_address_behind_the_readme_nginx_names_the_https_one():
+    """nginx's `return 301 https://$host$request_uri` for port 80, as the README configures it."""
+    moved = raw_app("301 Moved Permanently", b"", [("Location", "https://cdp.example.com/api/v1/batches")])
+    with waitress_on_loopback(moved) as url, pytest.raises(TransportError) as info:
+        HttpTransport(url).post("/api/v1/batches", b"{}", {}, 5)
+    assert str(info.value).endswith("use https://cdp.example.com as central's URL")
