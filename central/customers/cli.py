@@ -8,7 +8,9 @@ import time
 from pathlib import Path
 
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
 
+from central import audit
 from central.cli import PROG, CliError, Command, existing_database, load
 from central.clock import system_clock
 from central.customers import catalog
@@ -89,6 +91,13 @@ def cmd_export_tags(args: argparse.Namespace) -> int:
     started = time.monotonic()
     try:
         counts = export_tags(engine, out_dir, system_clock(), config.customers_utc_offset_minutes)
+        # Every customer's profile leaves the database: audited like the identity and segment exports.
+        with Session(engine) as db:
+            detail = {"tags": counts.tags, "statistics": counts.statistics}
+            audit.record(
+                db, at=system_clock(), actor="cli", action="tags.export", subject=str(out_dir)[:255], detail=detail
+            )
+            db.commit()
     except OSError as exc:
         raise CliError(f"cannot write to {out_dir}: {exc.strerror}") from None
     finally:

@@ -11,8 +11,9 @@ from sqlalchemy import select
 from central import db as central_db
 from central.cli import main
 from central.customers.models import Product
+from central.models import AuditLog
 from tests.central.cli_runner import write_config
-from tests.central.support import START
+from tests.central.support import START, table_rows
 
 
 def read(path):
@@ -86,6 +87,10 @@ def test_statistics_tags_and_export(app, client, agent, user_client, config_path
     assert len(stat_rows) == 2
     assert dict(zip(header, row, strict=True))["spent"] == "76.50"
     assert dict(zip(header, row, strict=True))["store_purchases"] == "3"
+    # Every customer's profile left the database: the audit log says who, where and how much.
+    exported = table_rows(app, AuditLog)[-1]
+    assert (exported.actor, exported.action, exported.subject) == ("cli", "tags.export", str(out_dir))
+    assert exported.detail == {"tags": len(tag_rows) - 1, "statistics": 1}
 
     # Withdrawn at the console: the profiling tags go with the request, the spend (a service tag) stays.
     withdrawn = user_client.post(
