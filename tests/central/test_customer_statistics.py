@@ -176,10 +176,10 @@ def test_an_instant_counts_the_same_whatever_zone_it_comes_in(backend):
 
 def test_store_ids_categories_and_skus_are_stored_as_they_came(backend):
     """Text that means something inside an array literal or JSON (quotes, backslashes, commas, braces, NULL)."""
-    odd = 'Odd "quoted", {braced} \\ back\nline'
+    odd = 'Odd "quoted", {braced} \\ back\\nslash'  # a catalogue refuses control characters
     products = ["sku,name,category\n", f'NULL,Odd product,"{odd.replace(chr(34), chr(34) * 2)}"\n']
     store_id = 'S"1,{x}\\'
-    payload = {"total": "3.00", "items": [{"sku": "NULL"}, {"sku": 'U"{,}\\'}, {"sku": ""}]}
+    payload = {"total": "3.00", "items": [{"sku": "NULL"}, {"sku": 'U"{,}\\\nline'}, {"sku": ""}]}
     at = datetime(2026, 11, 21, 9, 0, tzinfo=UTC)
     with engine_at(backend.url) as engine:
         with engine.begin() as conn:
@@ -190,7 +190,7 @@ def test_store_ids_categories_and_skus_are_stored_as_they_came(backend):
     assert [r[:2] for r in rows["customer_stores"]] == [(1, store_id)]
     assert [r[:2] for r in rows["customer_categories"]] == [(1, odd)]
     with engine.connect() as conn:
-        assert conn.execute(text("SELECT sku, lines FROM unknown_skus")).all() == [('U"{,}\\', 1)]
+        assert conn.execute(text("SELECT sku, lines FROM unknown_skus")).all() == [('U"{,}\\\nline', 1)]
 
 
 @pytest.mark.parametrize("keys", [(1, 3), (1, 900)])
