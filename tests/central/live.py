@@ -20,8 +20,12 @@ def serving(app: Flask, threads: int = 4) -> Iterator[str]:
     try:
         yield f"http://127.0.0.1:{server.effective_port}"
     finally:
-        # Closed in the loop's own thread (through its trigger): a socket closed from here while the
-        # loop waits in select() on it made that thread fail with "Bad file descriptor".
+        # The request threads first: one still finishing a request pulls the trigger when it is
+        # done, and closing the server closes the trigger (waitress's own close does not wait for
+        # them), which failed that thread with "Bad file descriptor".
+        server.task_dispatcher.shutdown()
+        # Then closed in the loop's own thread (through its trigger): a socket closed from here while
+        # the loop waits in select() on it made that thread fail with "Bad file descriptor".
         try:
             server.trigger.pull_trigger(lambda: _close_all(server))
         except OSError:

@@ -44,6 +44,9 @@ def waitress_on_loopback(app: WsgiApp) -> Iterator[str]:
         yield f"http://127.0.0.1:{server.effective_port}"
     finally:
         closing.set()
+        # Request threads first: one finishing after the server (and its trigger) closed would fail
+        # pulling the trigger with "Bad file descriptor"; waitress's close does not wait for them.
+        server.task_dispatcher.shutdown()
         server.close()
 
 
