@@ -39,6 +39,7 @@ from central.errors import ApiError
 from central.identity.registry import Registry, load_registry
 from central.ingest.api import decode_content
 from central.sources.events import SOURCE_RE, store_source_events
+from central.sources.import_consent import notice_problem
 from central.sources.import_mapping import MappingError
 from central.sources.import_report import rejected_reasons, report_rows, totals, write_report
 from central.sources.keys import key_matches
@@ -134,6 +135,9 @@ def _import_options(operator: str) -> ImportOptions:
         threshold = float(merge) if merge else None
     except ValueError:
         raise ApiError(400, "invalid_request", "merge_suggestions must be a score such as 0.9") from None
+    notice = args.get("consent_notice", "")
+    if problem := notice_problem(notice):
+        raise ApiError(400, "invalid_request", problem)
     return ImportOptions(
         maps=tuple(args.getlist("map")),
         source=source,
@@ -143,6 +147,7 @@ def _import_options(operator: str) -> ImportOptions:
         merge_suggestions=threshold,
         dry_run=args.get("dry_run", "").lower() in ("1", "true", "yes"),
         operator=operator,
+        consent_notice=notice,
     )
 
 

@@ -18,6 +18,7 @@ from central.models import User
 from central.sources.backfill import DEFAULT_CHUNK, BadLine, LoadSummary, load_events
 from central.sources.events import SOURCE_RE
 from central.sources.export import FILES, export_identity
+from central.sources.import_consent import notice_problem
 from central.sources.import_mapping import MappingError
 from central.sources.import_report import rejected_reasons, totals, write_report
 from central.sources.keys import issue_key, list_keys, revoke_key
@@ -25,6 +26,13 @@ from central.sources.legacy_formats import DATE_ORDERS, FormatError
 from central.sources.member_import import DEFAULT_CHUNK as IMPORT_CHUNK
 from central.sources.member_import import ImportOptions, plan_import, run_import
 from central.sources.progress import progress_bar
+
+
+def check_notice(notice: str) -> str:
+    """``notice`` if it can name a privacy notice version; otherwise a usage error."""
+    if problem := notice_problem(notice):
+        raise CliError(problem, status=2)
+    return notice
 
 
 def check_source(name: str) -> str:
@@ -181,6 +189,7 @@ def cmd_import_members(args: argparse.Namespace) -> int:
         merge_suggestions=args.merge_suggestions,
         chunk_size=args.chunk_size,
         dry_run=args.dry_run,
+        consent_notice=check_notice(args.consent_notice),
     )
     config, _ = load(args)
     registry = load_registry(config)
@@ -240,9 +249,11 @@ def cmd_import_members(args: argparse.Namespace) -> int:
     print("\n".join(summary.lines()))
     for reason, count in sorted(reasons.items(), key=lambda item: (-item[1], item[0])):
         print(f"    {reason:<40} {count}")
+    consents = f", consent decisions {stats.consents}" if plan.mapping.has_consent else ""
     print(
         f"  this run: {stats.processed} rows processed, {stats.skipped} already imported; customers created"
         f" {stats.created}, existing customers merged into others {stats.merged}, sent to review {stats.reviewed}"
+        f"{consents}"
     )
     if options.dry_run:
         print("  dry run: nothing was stored")
@@ -313,7 +324,8 @@ def _import_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="COLUMN=FIELD",
         help="what a column holds (repeat): name, given_name, family_name, gender, birthday, phone, email,"
         " member_card, member_id, address, city, postcode, province, external_id, any identifier type,"
-        " attr:NAME, or - to drop it; unmapped columns are kept as attributes",
+        " attr:NAME, consent:PURPOSE[:CHANNEL] (a yes/no answer), consent_at (its date), or - to drop it;"
+        " unmapped columns are kept as attributes",
     )
     parser.add_argument(
         "--dry-run", action="store_true", help="do everything, then roll it back; the report shows what would happen"
@@ -327,6 +339,12 @@ def _import_arguments(parser: argparse.ArgumentParser) -> None:
         help="merge weak-evidence matches scoring at least SCORE (default 0.9) instead of only suggesting them",
     )
     parser.add_argument("--report", metavar="FILE", help="write the per-row CSV report here")
+    parser.add_argument(
+        "--consent-notice",
+        default="",
+        metavar="VERSION",
+        help="the privacy notice the file's consent columns were answered under (kept with each decision)",
+    )
     parser.add_argument(
         "--source", default="import", metavar="NAME", help="source the rows' events belong to (default: import)"
     )

@@ -4,19 +4,22 @@
 ``family_name``), ``gender``, ``birthday``, ``address``, ``city``, ``postcode``, ``province``
 (profile attributes); ``phone``, ``email``, ``member_card``, ``member_id`` and any other identifier
 type of the registry (identifiers); ``external_id`` (the old system's own member id, kept as an
-attribute and echoed in the report); ``attr:NAME`` (an extra attribute under another name); ``-``
-(drop the column). A column not mapped keeps its place: as the field it is named after when its
-header is a field name, otherwise as an extra attribute named by its header.
+attribute and echoed in the report); ``attr:NAME`` (an extra attribute under another name);
+``consent:PURPOSE[:CHANNEL]`` and ``consent_at`` (the member's consent answers and their date,
+:mod:`central.sources.import_consent`); ``-`` (drop the column). A column not mapped keeps its
+place: as the field it is named after when its header is a field name, otherwise as an extra
+attribute named by its header.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 from central.identity.registry import Registry
+from central.sources.import_consent import CONSENT, CONSENT_AT, answered_on, consent_target, read_answer
 from central.sources.legacy_formats import (
     FormatError,
     clean_phone,
@@ -46,7 +49,7 @@ class MappingError(ValueError):
 class Target:
     """What one column becomes: a profile field, an identifier type, an attribute, or nothing."""
 
-    kind: str  # "profile", "identifier", "attribute", "external_id" or "ignore"
+    kind: str  # "profile", "identifier", "attribute", "external_id", "consent", "consent_at" or "ignore"
     name: str = ""
 
 
@@ -65,6 +68,11 @@ class Mapping:
                 return column
         return None
 
+    @property
+    def has_consent(self) -> bool:
+        """Whether a column holds consent answers."""
+        return any(t.kind == CONSENT for t in self.targets)
+
     def canonical(self) -> list[list[str]]:
         """The mapping as plain data, for the import's digest."""
         return [[c, t.kind, t.name] for c, t in zip(self.header, self.targets, strict=True)]
@@ -80,9 +88,19 @@ def _target(spec: str) -> Target:
         return Target("profile", spec)
     if spec == EXTERNAL_ID:
         return Target(EXTERNAL_ID, EXTERNAL_ID)
+    if spec == CONSENT_AT:
+        return Target(CONSENT_AT, CONSENT_AT)
+    if spec.startswith(f"{CONSENT}:"):
+        try:
+            return Target(CONSENT, consent_target(spec))
+        except ValueError as exc:
+            raise MappingError(f"consent column {exc}") from None
     if spec in IDENTIFIER_FIELDS or TYPE_RE.match(spec):
         return Target("identifier", spec)
-    raise MappingError(f"unknown field {spec!r}: use a profile field, an identifier type, attr:NAME or -")
+    raise MappingError(
+        f"unknown field {spec!r}: use a profile field, an identifier type, attr:NAME, consent:PURPOSE[:CHANNEL],"
+        " consent_at or -"
+    )
 
 
 def build_mapping(header: Sequence[str], specs: Sequence[str], where: str) -> Mapping:
@@ -132,6 +150,8 @@ class PreparedRow:
     rejected: str | None = None
     phone: str | None = None  # normalized, for the phone + name rule
     name_key: str = ""
+    consents: dict[str, bool] = field(default_factory=dict)  # "purpose[:channel]" -> granted
+    consent_at: datetime | None = None
 
 
 def prepare_row(
@@ -170,6 +190,16 @@ def prepare_row(
             profile[target.name] = text
         elif kind == "identifier":
             _identifier(out, registry, target.name, text)
+        elif kind == CONSENT:
+            if (answer := read_answer(text)) is None:
+                out.warnings.append(f"invalid_consent:{target.name}")
+            else:
+                out.consents[target.name] = answer
+        elif kind == CONSENT_AT:
+            try:
+                out.consent_at = answered_on(parse_date(text, order=date_order, today=today))
+            except FormatError as exc:
+                out.warnings.append(f"{exc.code}:{CONSENT_AT}")
         else:
             out.external_id = text[:MAX_EXTERNAL_ID]
             attributes[EXTERNAL_ID] = text[:MAX_ATTRIBUTE_CHARS]

@@ -34,14 +34,16 @@ from sqlalchemy.orm import Session
 
 from central import bulk
 from central.collector import collector_paused
+from central.customers import consent
 from central.db import catch_up_statistics
 from central.identity.models import Customer
 from central.identity.registry import Registry
 from central.identity.resolve import IdentityFact, Resolution, resolve
 from central.ingest.batches import MAX_ATTEMPTS, _is_retryable
 from central.models import table
-from central.sources import import_runs
+from central.sources import import_consent, import_runs
 from central.sources.events import SourceRow, device_for, identity_fact, insert_events
+from central.sources.import_consent import ImportedRow
 from central.sources.import_mapping import (
     Mapping,
     PhoneNames,
@@ -79,6 +81,7 @@ class ImportOptions:
     chunk_size: int = DEFAULT_CHUNK
     dry_run: bool = False
     operator: str = OPERATOR_CLI
+    consent_notice: str = ""  # the privacy notice the file's consent answers were given under
 
 
 @dataclass
@@ -108,6 +111,7 @@ class RunStats:
     created: int = 0
     merged: int = 0
     reviewed: int = 0
+    consents: int = 0
     outcomes: dict[str, int] = field(default_factory=dict)
 
 
@@ -143,6 +147,8 @@ def plan_import(path: Path, options: ImportOptions, registry: Registry) -> Plan:
         "delimiter": delimiter,
         "merge_suggestions": options.merge_suggestions,
     }
+    if options.consent_notice:  # only then: the digests of imports before consent columns stay as they were
+        settings["consent_notice"] = options.consent_notice
     digest.update(b"\x00" + json.dumps(settings, sort_keys=True, ensure_ascii=False).encode())
     phones = PhoneNames()
     rows = 0
@@ -229,6 +235,14 @@ def import_chunk(
     linked = [i for i in items if i.fact is not None]
     newest_before = db.scalar(select(func.max(Customer.id))) or 0
     _resolve_items(db, linked, now, registry, options, stats, resolver)
+    answered = [
+        ImportedRow(i.fact.event_id, i.pk, i.customer_id, i.prepared.consents, i.prepared.consent_at)
+        for i in linked
+        if i.prepared.consents and i.customer_id is not None and i.fact is not None and i.pk is not None
+    ]
+    if answered:
+        stated = import_consent.decisions(answered, observed_at, origin=device_id, notice=options.consent_notice)
+        stats.consents += consent.record(db.connection(), stated, now)
     rows = _outcomes(items, newest_before, stats)
     bulk.insert(
         db.connection(),
@@ -423,6 +437,7 @@ def _commit_chunk(
         stats.created += attempt_stats.created
         stats.merged += attempt_stats.merged
         stats.reviewed += attempt_stats.reviewed
+        stats.consents += attempt_stats.consents
         for outcome, count in attempt_stats.outcomes.items():
             stats.outcomes[outcome] = stats.outcomes.get(outcome, 0) + count
         return

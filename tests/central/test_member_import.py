@@ -13,6 +13,7 @@ from sqlalchemy import text
 from bench.legacy_members import MAPS, compare, write_file
 from central import db as central_db
 from central.cli import main
+from central.customers.consent_gate import may_market, may_profile
 from central.identity.resolve import Resolution, resolve
 from central.models import AuditLog
 from central.sources.import_report import report_rows, totals, totals_statement
@@ -265,3 +266,87 @@ def test_an_imports_page_counts_outcomes_from_an_index_not_the_rows(app):
         compiled = statement.compile(db.get_bind(), compile_kwargs={"literal_binds": True})
         plan = " ".join(str(row[-1]) for row in db.execute(text(f"EXPLAIN QUERY PLAN {compiled}")))
     assert "COVERING INDEX ix_import_rows_import_id_outcome" in plan, plan
+
+
+CONSENT_FILE = (
+    "会员号,姓名,手机,生日,短信营销,个性化推荐,同意时间\n"
+    "L1,王芳,13800139001,1990-03-05,是,同意,2024-03-01\n"
+    "L2,李雷,13800139002,1988-07-01,否,,\n"
+    "L3,韩梅,13800139003,1991-01-09,也许,Y,\n"
+    "L4,小明,13800139004,2019-06-01,是,,2025-01-02\n"
+)
+CONSENT_SPECS = (
+    *("会员号=external_id", "姓名=name", "手机=phone", "生日=birthday"),
+    *("短信营销=consent:marketing:sms", "个性化推荐=consent:profiling", "同意时间=consent_at"),
+)
+CONSENT_MAPS = [arg for spec in CONSENT_SPECS for arg in ("--map", spec)]
+
+
+def test_consent_columns_become_decisions_of_the_members_they_belong_to(app, config_path, tmp_path, capsys):
+    path = tmp_path / "members.csv"
+    path.write_text(CONSENT_FILE, encoding="utf-8")
+    report = tmp_path / "r.csv"
+    args = ["import-members", str(path), *CONSENT_MAPS, "--consent-notice", "2023-privacy", "--report", str(report)]
+    assert main([*args, "--config", config_path]) == 0
+    assert "consent decisions 5" in capsys.readouterr().out
+    with central_db.session_factory(app)() as db:
+        decided = db.execute(
+            text(
+                "SELECT e.external_id, d.purpose, d.channel, d.granted, d.observed_at, d.source, d.notice_version"
+                " FROM consent_decisions d JOIN import_rows e ON e.event_pk = d.event_pk ORDER BY 1, 2"
+            )
+        ).all()
+        customers = dict(db.execute(text("SELECT external_id, customer_id FROM import_rows")).all())
+        today = date(2026, 11, 23)
+        verdicts = {who: may_market(db, customers[who], "sms", today).reason for who in customers}
+        profiled = {who: bool(may_profile(db, customers[who], today)) for who in customers}
+    assert [(who, p, c, bool(g)) for who, p, c, g, *_ in decided] == [
+        ("L1", "marketing", "sms", True),
+        ("L1", "profiling", "all", True),
+        ("L2", "marketing", "sms", False),
+        ("L3", "profiling", "all", True),
+        ("L4", "marketing", "sms", True),
+    ]
+    # Answered on the day the file says, else on the file's date.
+    days = [at.astimezone(UTC).date().isoformat() if isinstance(at, datetime) else at[:10] for *_, at, _, _ in decided]
+    assert days[0] == days[1] == "2024-03-01" and days[4] == "2025-01-02"
+    assert days[2] == days[3] == datetime.fromtimestamp(path.stat().st_mtime, UTC).date().isoformat()
+    assert {(source, notice) for *_, source, notice in decided} == {("import", "2023-privacy")}
+    # A minor's own yes is not a guardian's: the gate still says no.
+    assert verdicts == {"L1": "granted", "L2": "withdrawn", "L3": "no_consent", "L4": "minor_without_guardian_consent"}
+    assert profiled == {"L1": True, "L2": False, "L3": True, "L4": False}
+    assert "invalid_consent:marketing:sms" in report.read_text(encoding="utf-8").splitlines()[3]
+    # A rerun of the finished import records nothing more.
+    assert main([*args, "--config", config_path]) == 0
+    with central_db.session_factory(app)() as db:
+        assert db.execute(text("SELECT count(*) FROM consent_decisions")).scalar() == 5
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)  # the mapping is read before any database work
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ("consent:shopping", "unknown purpose 'shopping' (one of service, marketing, profiling, location)"),
+        ("consent:marketing:fax", "unknown channel 'fax' (one of sms, wechat, app_push, email)"),
+        ("consent:profiling:sms", "profiling is decided for the customer as a whole; write consent:profiling"),
+    ],
+)
+def test_a_consent_column_mapped_to_what_is_not_a_purpose_and_channel_is_refused(
+    app, config_path, tmp_path, capsys, spec, message
+):
+    path = tmp_path / "members.csv"
+    path.write_text(CONSENT_FILE, encoding="utf-8")
+    args = ["--map", "手机=phone", "--map", f"短信营销={spec}"]
+    assert main(["import-members", str(path), *args, "--config", config_path]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_the_api_takes_consent_columns_and_the_notice_they_were_answered_under(app, user_client):
+    query = "&".join(f"map={spec}" for spec in CONSENT_SPECS)
+    long_notice = user_client.post(f"/api/v1/imports/members?{query}&consent_notice={'v' * 33}", data=CONSENT_FILE)
+    assert long_notice.status_code == 400 and "at most 32 characters" in long_notice.get_json()["error"]["message"]
+    answer = user_client.post(f"/api/v1/imports/members?{query}&consent_notice=2023-privacy", data=CONSENT_FILE)
+    assert answer.status_code == 200, answer.get_json()
+    with central_db.session_factory(app)() as db:
+        rows = db.execute(text("SELECT source, notice_version, count(*) FROM consent_decisions GROUP BY 1, 2")).all()
+    assert rows == [("import", "2023-privacy", 5)]
