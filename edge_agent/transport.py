@@ -65,6 +65,13 @@ def check_central_url(url: str) -> str:
                 f"central's URL {text!r} lacks http:// or https:// (for example https://{text.rstrip('/')})"
             )
         raise CentralUrlError(f"central's URL {text!r} must start with http:// or https://, not {parts.scheme}://")
+    if parts.username is not None or parts.password is not None:
+        # Said without the URL: what it carries is a secret, and this message goes to logs.
+        host = parts.hostname or "the host"
+        raise CentralUrlError(
+            f"central's URL must not carry a user name or password (before the @ in front of {host}):"
+            " agents sign every request with their device key"
+        )
     if not parts.hostname:
         raise CentralUrlError(f"central's URL {text!r} names no host (for example https://cdp.example.com)")
     try:

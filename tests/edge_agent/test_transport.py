@@ -186,3 +186,13 @@ def test_the_plain_http_address_behind_the_readme_nginx_names_the_https_one():
     with waitress_on_loopback(moved) as url, pytest.raises(TransportError) as info:
         HttpTransport(url).post("/api/v1/batches", b"{}", {}, 5)
     assert str(info.value).endswith("use https://cdp.example.com as central's URL")
+
+
+@pytest.mark.parametrize("url", ["https://user:s3cret@cdp.example.com", "https://s3cret@cdp.example.com:8443"])
+def test_a_url_carrying_a_password_is_refused_without_repeating_it(url):
+    """Agents sign every request with their device key; a password in the URL would only end up in
+    logs, status files and heartbeats, which print central's URL."""
+    with pytest.raises(CentralUrlError) as info:
+        check_central_url(url)
+    assert "must not carry a user name or password" in str(info.value)
+    assert "s3cret" not in str(info.value)
