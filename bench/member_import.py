@@ -27,8 +27,9 @@ from bench.common import backends_cpu, default_registry, line, load_note
 from bench.legacy_members import MAPS, compare, write_file
 from central.db import make_engine
 from central.migrate import upgrade
+from central.sources.import_file import ImportOptions, plan_import
 from central.sources.import_report import write_report
-from central.sources.member_import import ImportOptions, plan_import, run_import
+from central.sources.member_import import run_import
 from central.sources.models import ImportRow
 from tools.databases import temporary_postgres_database
 

@@ -40,11 +40,12 @@ from central.identity.registry import Registry, load_registry
 from central.ingest.api import decode_content
 from central.sources.events import SOURCE_RE, store_source_events
 from central.sources.import_consent import notice_problem
+from central.sources.import_file import ImportOptions, plan_import
 from central.sources.import_mapping import MappingError
 from central.sources.import_report import rejected_reasons, report_rows, totals, write_report
 from central.sources.keys import key_matches
 from central.sources.legacy_formats import DATE_ORDERS, FormatError
-from central.sources.member_import import ImportOptions, plan_import, run_import
+from central.sources.member_import import run_import
 from central.sources.models import MemberImport
 from shared import wire
 

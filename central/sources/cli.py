@@ -19,12 +19,13 @@ from central.sources.backfill import DEFAULT_CHUNK, BadLine, LoadSummary, load_e
 from central.sources.events import SOURCE_RE
 from central.sources.export import FILES, export_identity
 from central.sources.import_consent import notice_problem
+from central.sources.import_file import DEFAULT_CHUNK as IMPORT_CHUNK
+from central.sources.import_file import ImportOptions, plan_import
 from central.sources.import_mapping import MappingError
 from central.sources.import_report import rejected_reasons, totals, write_report
 from central.sources.keys import issue_key, list_keys, revoke_key
 from central.sources.legacy_formats import DATE_ORDERS, FormatError
-from central.sources.member_import import DEFAULT_CHUNK as IMPORT_CHUNK
-from central.sources.member_import import ImportOptions, plan_import, run_import
+from central.sources.member_import import run_import
 from central.sources.progress import progress_bar
 
 

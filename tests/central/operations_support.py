@@ -13,7 +13,8 @@ from central import db as central_db
 from central.campaigns import coupons, triggers
 from central.campaigns.models import ACTION, CONTROL, TriggerOccasion
 from central.customers.models import CustomerTag
-from central.sources.member_import import ImportOptions, plan_import, run_import
+from central.sources.import_file import ImportOptions, plan_import
+from central.sources.member_import import run_import
 from tests.central.sources_support import default_registry
 from tests.central.support import START, Agent
 

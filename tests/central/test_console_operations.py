@@ -19,8 +19,9 @@ from central.identity.models import Identifier
 from central.identity.resolve import resolve
 from central.models import AuditLog
 from central.scheduler import JOBS, run_now
+from central.sources.import_file import ImportOptions, plan_import
 from central.sources.import_runs import start_run
-from central.sources.member_import import ImportOptions, plan_import, run_import
+from central.sources.member_import import run_import
 from central.sources.models import ImportRun, SourceKey
 from tests.central.operations_support import (
     coupon_campaign,

@@ -16,7 +16,8 @@ from sqlalchemy.pool import NullPool
 from bench.legacy_members import MAPS, compare, write_file
 from central.db import make_engine
 from central.migrate import upgrade
-from central.sources.member_import import ImportOptions, plan_import, run_import
+from central.sources.import_file import ImportOptions, plan_import
+from central.sources.member_import import run_import
 from central.sources.models import ImportRow
 from tests.central.cli_runner import InProcessCli, clean_environment, command, write_config
 from tests.central.sources_support import default_registry

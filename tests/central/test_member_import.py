@@ -16,8 +16,9 @@ from central.cli import main
 from central.customers.consent_gate import may_market, may_profile
 from central.identity.resolve import Resolution, resolve
 from central.models import AuditLog
+from central.sources.import_file import ImportOptions, plan_import
 from central.sources.import_report import report_rows, totals, totals_statement
-from central.sources.member_import import ImportOptions, plan_import, run_import
+from central.sources.member_import import run_import
 from tests.central.cli_runner import write_config
 from tests.central.sources_support import default_registry
 from tests.central.support import row_counts, table_rows

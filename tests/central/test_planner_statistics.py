@@ -18,7 +18,8 @@ from bench.legacy_members import MAPS, write_file
 from central.db import autovacuum_warning, catch_up_statistics, make_engine
 from central.migrate import upgrade
 from central.sources.backfill import load_events
-from central.sources.member_import import ImportOptions, plan_import, run_import
+from central.sources.import_file import ImportOptions, plan_import
+from central.sources.member_import import run_import
 from tests.central.sources_support import default_registry
 from tests.conftest import fresh_postgres_database
 
