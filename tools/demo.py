@@ -10,6 +10,10 @@ The store also has a simulated floor (tools/store_floor.py): the last two hours 
 visitors as the agent's Wi-Fi readers heard them, replayed by the agent, so footfall, capture rate,
 dwell and zone heat appear at ``/api/v1/presence/S001``.
 
+A simulated member app (tools/member_app.py) signs a shopper up every few seconds, posted to
+central as an online source with its key: half of them are the till's regulars, whose receipts and
+sign-up become one named customer, and the overview's new members per store fill up as it runs.
+
 Behind the live store, two years of the whole chain's history load in the background
 (tools/demo_history.py), then the tags, a segment and a birthday coupon campaign follow, so the
 console's overview, customer pages, segments and campaigns have something to show.
@@ -32,6 +36,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 
 import requests
@@ -41,10 +46,13 @@ BIN = Path(sys.executable).parent
 sys.path.insert(0, str(REPO))
 
 from tools.demo_history import load_history  # noqa: E402 - after the path is set
+from tools.escpos_till import Printer  # noqa: E402
+from tools.member_app import SOURCE, MemberApp, post  # noqa: E402
 from tools.store_floor import PLACEMENTS, StoreFloor, write_pcapng  # noqa: E402
 
 SCAN_INTERVAL = 12.0  # seconds between the simulated scanner's member scans
 SCANNED_MEMBERS = 6  # members of store S001 whose app codes the scanner reads
+SIGNUP_INTERVAL = 5.0  # seconds between the simulated member app's sign-ups
 
 
 def port_free(host: str, port: int) -> bool:
@@ -158,6 +166,21 @@ class Demo:
                 return
             os.write(self.scanner_fd, code.encode("ascii") + b"\r\n")
 
+    def member_app(self, key: str) -> None:
+        """Post a sign-up from the simulated member app every few seconds; say once if central refuses."""
+        app = MemberApp(self.args.seed, Printer(self.args.seed).regulars)
+        failing = False
+        with requests.Session() as session:
+            while not self.stop.is_set():
+                try:
+                    post(session, self.url, key, app.signup(datetime.now(UTC)))
+                    failing = False
+                except requests.RequestException as exc:
+                    if not failing and not self.stop.is_set():
+                        print(f"demo: the member app's sign-up was not taken: {exc}", file=sys.stderr, flush=True)
+                    failing = True
+                self.stop.wait(SIGNUP_INTERVAL)
+
     def spawn(self, name: str, *argv: str, cwd: Path | None = None) -> subprocess.Popen[bytes]:
         log = open(self.root / "logs" / f"{name}.log", "ab")  # noqa: SIM115 - the child owns it
         proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=self.env, cwd=cwd)
@@ -210,6 +233,8 @@ class Demo:
         )
         self.wait_for("the simulated till", (self.root / "pos.tty").exists)
         self.spawn("agent", agent, "run")
+        app_key = self.cli(central, "source-key", "--source", SOURCE)
+        threading.Thread(target=self.member_app, args=(app_key,), name="member-app", daemon=True).start()
         if self.args.history_customers and self.fresh:
             threading.Thread(target=self.background, args=(central,), name="history", daemon=True).start()
         print(
@@ -222,6 +247,8 @@ class Demo:
                     f"  password:    {password}",
                     f"  store S001:  a simulated till prints {self.args.rate:g} Chinese ESC/POS receipts/s",
                     f"  till's pty:  {self.root / 'pos.tty'}",
+                    f"  member app:  a shopper signs up every {SIGNUP_INTERVAL:g} s (online source {SOURCE}), half of"
+                    " them the till's regulars",
                     f"  presence:    {self.url}/api/v1/presence/S001 (footfall, dwell, zones; log in first)",
                     f"  till panel:  http://127.0.0.1:{self.panel_port}/ (member scans from a simulated scanner, "
                     "with tier and coupons)",

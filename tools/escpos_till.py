@@ -28,7 +28,8 @@ class Printer:
 
     def __init__(self, seed: int = 1, members: int = 150) -> None:
         self._rng = random.Random(seed)
-        self._phones = [f"1{self._rng.choice('3456789')}{self._rng.randrange(10**9):09d}" for _ in range(members)]
+        # The members who come back: their phones are on many receipts.
+        self.regulars = [f"1{self._rng.choice('3456789')}{self._rng.randrange(10**9):09d}" for _ in range(members)]
         self.count = 0
 
     def next(self) -> bytes:
@@ -38,7 +39,7 @@ class Printer:
         phone = made.sale["member_phone"]
         if phone and "*" not in phone:
             # A returning member instead of a stranger: the same customer shops again.
-            regular = self._rng.choice(self._phones)
+            regular = self._rng.choice(self.regulars)
             return made.data.replace(phone.encode(), regular.encode())
         return made.data
 

@@ -1,6 +1,6 @@
-"""The README's demo: within 30 s of start the console lists customers built from the simulated till, and the
-simulated store floor's footfall and dwell are served; the chain's history then brings a segment and a
-campaign, and the till's cashier panel answers."""
+"""The README's demo: within 30 s of start the console lists customers built from the simulated till, the
+member app's sign-ups count as new members, and the simulated store floor's footfall and dwell are served;
+the chain's history then brings a segment and a campaign, and the till's cashier panel answers."""
 
 from __future__ import annotations
 
@@ -90,6 +90,15 @@ def test_demo_shows_customers_within_30_seconds(tmp_path):
         assert not re.search(r"1[3-9]\d{9}", page), "a full phone number is shown"
         assert "dev_" in session.get(f"{base}/console/fleet", timeout=10).text  # the store PC, with its last-seen time
         assert (tmp_path / "demo" / "till.bin").read_bytes().startswith(b"\x1b@")  # ESC @: a printer reset
+        assert "member app:  a shopper signs up every" in output
+
+        # The member app's sign-ups, posted as an online source: today's new members on the overview.
+        joined = 0
+        while time.monotonic() - started < 60 and not joined:
+            found = re.search(r'id="members-new">(\d+)<', session.get(f"{base}/console/", timeout=10).text)
+            joined = int(found.group(1)) if found else 0
+            time.sleep(1)
+        assert joined > 0, "no new members on the overview a minute after the demo started"
 
         # The simulated store floor: footfall and dwell of its last two hours.
         wifi: dict = {}
