@@ -21,6 +21,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 from sqlalchemy import Engine, select
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
@@ -191,6 +192,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             threads=config.server_threads,
             max_request_body_size=config.ingest_max_body_bytes + BODY_MARGIN,
             ident=PROG,
+            **proxy_options(config),
         )
     except OSError as exc:
         where = f"{config.server_host}:{config.server_port}"
@@ -357,6 +359,18 @@ def _db_problem(exc: SQLAlchemyError) -> str:
     detail = str(exc.orig if isinstance(exc, DBAPIError) and exc.orig is not None else exc)
     first = next((line.strip() for line in detail.splitlines() if line.strip()), type(exc).__name__)
     return f"database error: {first}"
+
+
+def proxy_options(config: CentralConfig) -> dict[str, Any]:
+    """waitress's options for ``server.trusted_proxy``: the client address and scheme from that proxy only."""
+    if not config.server_trusted_proxy:
+        return {}
+    return {
+        "trusted_proxy": config.server_trusted_proxy,
+        "trusted_proxy_count": 1,  # the address nginx appends: the one that reached it
+        "trusted_proxy_headers": {"x-forwarded-for", "x-forwarded-proto"},
+        "clear_untrusted_proxy_headers": True,
+    }
 
 
 def main(argv: Sequence[str] | None = None) -> int:

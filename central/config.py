@@ -27,6 +27,13 @@ class CentralConfig:
     server_host: str = setting("server.host", "127.0.0.1", "Address the HTTP server listens on.")
     server_port: int = setting("server.port", 8000, "TCP port the HTTP server listens on.", minimum=1, maximum=65535)
     server_threads: int = setting("server.threads", 8, "Worker threads serving requests.", minimum=1, maximum=256)
+    server_trusted_proxy: str = setting(
+        "server.trusted_proxy",
+        "",
+        "IP address of the reverse proxy in front of central (127.0.0.1 for nginx on the same machine): requests"
+        " from it come from the client its X-Forwarded-For names, for login throttling, sessions and the audit"
+        " log. Empty: no proxy is trusted and X-Forwarded-* headers are ignored.",
+    )
     server_data_dir: Path = setting(
         "server.data_dir",
         Path("/var/lib/central-server"),

@@ -57,6 +57,17 @@ def load_config(
             else:
                 source, key = str(path), "database.url"
             raise settings.ConfigError(source, key, problem)
+    if config.server_trusted_proxy:
+        import ipaddress
+
+        try:
+            ipaddress.ip_address(config.server_trusted_proxy)
+        except ValueError:
+            raise settings.ConfigError(
+                str(path) if path else "environment",
+                "server.trusted_proxy",
+                "not an IP address (the proxy's own address, such as 127.0.0.1)",
+            ) from None
     if config.triggers_timezone:
         from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 

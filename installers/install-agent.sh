@@ -30,7 +30,7 @@ while [ $# -gt 0 ]; do
     --pos-port) POS_PORT="$2"; shift 2 ;;
     --baudrate) BAUDRATE="$2"; shift 2 ;;
     --encoding) ENCODING="$2"; shift 2 ;;
-    -h|--help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
     *) common_option "$@"; [ "$USED" -gt 0 ] || die "unknown option $1 (see --help)"; shift "$USED" ;;
   esac
 done

@@ -7,6 +7,7 @@
 #   --host ADDR          listen address written to a new central.toml (default 127.0.0.1)
 #   --port N             listen port (default 8000)
 #   --database-url URL   PostgreSQL URL; default is a SQLite file in the data directory
+#   --trusted-proxy ADDR the reverse proxy's address (127.0.0.1 for nginx on this machine; see the README)
 #   --admin NAME         create this console administrator (prints a generated password)
 #   --prefix DIR         where the virtual environment goes (default /opt/retail-cdp)
 #   --etc-dir DIR        settings directory (default /etc/central-server)
@@ -20,7 +21,7 @@ PROG=install-central
 # shellcheck source=installers/common.sh
 . "$(dirname "$0")/common.sh"
 
-HOST=127.0.0.1 PORT=8000 DATABASE_URL_ARG="" ADMIN=""
+HOST=127.0.0.1 PORT=8000 DATABASE_URL_ARG="" ADMIN="" TRUSTED_PROXY=""
 ETC_DIR=/etc/central-server STATE_DIR=/var/lib/central-server SERVICE_USER=central-server
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -28,7 +29,8 @@ while [ $# -gt 0 ]; do
     --port) PORT="$2"; shift 2 ;;
     --database-url) DATABASE_URL_ARG="$2"; shift 2 ;;
     --admin) ADMIN="$2"; shift 2 ;;
-    -h|--help) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --trusted-proxy) TRUSTED_PROXY="$2"; shift 2 ;;
+    -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
     *) common_option "$@"; [ "$USED" -gt 0 ] || die "unknown option $1 (see --help)"; shift "$USED" ;;
   esac
 done
@@ -46,6 +48,9 @@ if [ ! -f "$CONFIG" ]; then
     echo "host = \"$HOST\""
     echo "port = $PORT"
     echo "data_dir = \"$STATE_DIR\""
+    if [ -n "$TRUSTED_PROXY" ]; then
+      echo "trusted_proxy = \"$TRUSTED_PROXY\""
+    fi
     if [ -n "$DATABASE_URL_ARG" ]; then
       echo
       echo "[database]"

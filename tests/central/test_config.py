@@ -60,6 +60,8 @@ def test_database_url_alias_and_driver_spelling():
         ("[server]\nport = 0\n", "server.port", "must be from 1 to 65535; got 0"),
         ('[log]\nlevel = "loud"\n', "log.level", "must be one of debug, info, warning, error"),
         ('[database]\nurl = "mysql://x@y/z"\n', "database.url", "unsupported database 'mysql'"),
+        ('[server]\ntrusted_proxy = "nginx"\n', "server.trusted_proxy", "not an IP address"),
+        ('[server]\ntrusted_proxy = "*"\n', "server.trusted_proxy", "not an IP address"),
     ],
 )
 def test_bad_file_names_the_key_and_file(tmp_path, text, key, problem):
