@@ -3,8 +3,13 @@
 The counters live in ``login_failures`` so every central instance sharing the database sees the
 same numbers (an in-process limiter would let an attacker multiply the budget by the instance
 count). A key that reached its limit within the window refuses logins until the window, counted
-from the first failure, has passed; a successful login clears the account's counter. The account
-key is the name as typed, so an unknown name is throttled exactly like a real one.
+from the first failure, has passed; a successful login clears the counter it was counted on. The
+account key is the name as typed, so an unknown name is throttled exactly like a real one.
+
+An attempt from a browser the account logged in from before (its device cookie,
+:mod:`central.accounts.devices`) counts on that browser's own key instead of the account's, with
+the same limit: a stranger guessing the account's password locks out browsers the account never
+used, never the one its owner uses (OWASP's device cookies).
 """
 
 from __future__ import annotations
@@ -31,29 +36,35 @@ class Rules:
     window: timedelta
 
 
-def keys(username: str, remote_addr: str) -> tuple[str, str]:
-    """The account key and the address key of one attempt."""
-    return f"account:{username.strip().lower()[:64]}", f"address:{remote_addr[:64]}"
+def keys(username: str, remote_addr: str, device: str | None = None) -> tuple[str, str]:
+    """The attempt's own key (its browser's, given the ``device`` it logged in from before, else the
+    account's) and its address key."""
+    own = f"device:{device[:57]}" if device else f"account:{username.strip().lower()[:64]}"
+    return own, f"address:{remote_addr[:64]}"
 
 
-def blocked(db: Session, username: str, remote_addr: str, *, now: datetime, rules: Rules) -> bool:
+def blocked(
+    db: Session, username: str, remote_addr: str, *, now: datetime, rules: Rules, device: str | None = None
+) -> bool:
     """True if either key already used up its failures within the window."""
-    account, address = keys(username, remote_addr)
+    own, address = keys(username, remote_addr, device)
     rows = db.execute(
         select(_failures.c.key, _failures.c.failures).where(
-            _failures.c.key.in_((account, address)), _failures.c.window_start > now - rules.window
+            _failures.c.key.in_((own, address)), _failures.c.window_start > now - rules.window
         )
     )
-    limits = {account: rules.per_account, address: rules.per_address}
+    limits = {own: rules.per_account, address: rules.per_address}
     return any(failures >= limits[key] for key, failures in rows)
 
 
-def failed(db: Session, username: str, remote_addr: str, *, now: datetime, rules: Rules) -> None:
+def failed(
+    db: Session, username: str, remote_addr: str, *, now: datetime, rules: Rules, device: str | None = None
+) -> None:
     """Count one failure against both keys (a window that ran out starts afresh); the caller commits."""
     insert = postgresql.insert if db.get_bind().dialect.name == "postgresql" else sqlite.insert
     stale = _failures.c.window_start <= now - rules.window
     at = literal(now, type_=_failures.c.window_start.type)
-    for key in keys(username, remote_addr):
+    for key in keys(username, remote_addr, device):
         statement = insert(_failures).values(key=key, failures=1, window_start=now)
         db.execute(
             statement.on_conflict_do_update(
@@ -66,9 +77,12 @@ def failed(db: Session, username: str, remote_addr: str, *, now: datetime, rules
         )
 
 
-def succeeded(db: Session, username: str) -> None:
-    """Clear the account's counter after a successful login; the caller commits."""
-    db.execute(delete(_failures).where(_failures.c.key == keys(username, "")[0]))
+def succeeded(db: Session, username: str, device: str | None = None) -> None:
+    """Clear the counter a successful login was counted on (its browser's, or the account's); the caller commits.
+
+    The owner logging in from their own browser leaves the strangers' count on the account as it is.
+    """
+    db.execute(delete(_failures).where(_failures.c.key == keys(username, "", device)[0]))
 
 
 def clear_account(db: Session, username: str) -> None:

@@ -9,7 +9,7 @@ from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 
 from central import audit, clock
-from central.accounts import throttle, users, web
+from central.accounts import devices, throttle, users, web
 from central.accounts.roles import EVERYONE
 from central.config import CentralConfig
 from central.console import LANGUAGE_COOKIE, LANGUAGES, bp
@@ -49,7 +49,8 @@ def login() -> ResponseReturnValue:
     rules = _rules(current_app.config["CENTRAL"])
     db = get_session()
     now = clock.now()
-    if throttle.blocked(db, username, address, now=now, rules=rules):
+    device = devices.known(username)  # a browser this account logged in from before counts on its own
+    if throttle.blocked(db, username, address, now=now, rules=rules, device=device):
         audit.record(db, at=now, actor=username or "(empty)", action="login_throttled", detail={"remote_addr": address})
         db.commit()
         message = _(
@@ -59,17 +60,19 @@ def login() -> ResponseReturnValue:
         return render_template("login.html", error=message), 429
     user = users.check_login(db, username, password) if username and password else None
     if user is None:
-        throttle.failed(db, username, address, now=now, rules=rules)
+        throttle.failed(db, username, address, now=now, rules=rules, device=device)
         audit.record(db, at=now, actor=username or "(empty)", action="login_failed", detail={"remote_addr": address})
         db.commit()
         return render_template("login.html", error=_("用户名或密码错误。")), 401
     user.last_login_at = now
-    throttle.succeeded(db, username)
+    throttle.succeeded(db, username, device)
     web.purge_expired(db)
     web.begin(user)
     audit.record(db, at=now, actor=user.username, action="login", detail={"remote_addr": address})
     db.commit()
-    return redirect(_safe_next(request.args.get("next")))
+    response = redirect(_safe_next(request.args.get("next")))
+    devices.remember(response, username, device)
+    return response
 
 
 @bp.post("/logout")

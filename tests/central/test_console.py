@@ -142,6 +142,27 @@ def test_logins_are_throttled_per_account_across_instances_with_identical_messag
     assert login(known).status_code == 302
 
 
+def test_a_stranger_guessing_an_account_cannot_lock_its_owner_out_of_the_browser_they_use(make_app, clock):
+    """OWASP's device cookies: failures from browsers the account never logged in from lock those out,
+    not the one its owner uses; failures in that browser count against that browser alone."""
+    app = make_app(console__login_failures_per_account=3)
+    create_user(app)
+    owner = app.test_client()
+    assert login(owner).status_code == 302
+    assert owner.post("/console/logout", data={"csrf_token": csrf_from(owner.get("/console/").get_data(as_text=True))})
+    strangers = [app.test_client() for _ in range(4)]
+    for n, stranger in enumerate(strangers):
+        stranger.environ_base["REMOTE_ADDR"] = f"10.0.0.{n}"
+        assert login(stranger, password="wrong-wrong").status_code == (401 if n < 3 else 429)
+    assert login(app.test_client()).status_code == 429  # any other new browser: still refused
+    assert login(owner).status_code == 302  # the owner's own browser, after the lockout
+    # Wrong passwords typed in the owner's browser count there, as for anyone.
+    owner.post("/console/logout", data={"csrf_token": csrf_from(owner.get("/console/").get_data(as_text=True))})
+    assert [login(owner, password="wrong-wrong").status_code for _ in range(4)] == [401, 401, 401, 429]
+    clock.advance(minutes=16)
+    assert login(owner).status_code == 302
+
+
 def test_logins_are_throttled_per_address(make_app):
     app = make_app(console__login_failures_per_address=2)
     create_user(app)
