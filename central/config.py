@@ -239,6 +239,12 @@ class CentralConfig:
         minimum=0.1,
         maximum=300,
     )
+    webhooks_allow_private_addresses: bool = setting(
+        "webhooks.allow_private_addresses",
+        False,
+        "Let webhook calls reach private, loopback and link-local addresses (receivers on HQ's own network, or an"
+        " egress proxy there); otherwise only public addresses are called.",
+    )
     scheduler_segments_interval: float = setting(
         "scheduler.segments_interval",
         3600.0,

@@ -75,6 +75,7 @@ def _webhooks(ctx: RunContext) -> None:
         config.webhooks_backoff_seconds,
         config.webhooks_backoff_max_seconds,
         config.webhooks_timeout_seconds,
+        config.webhooks_allow_private_addresses,
     )
     with ctx.sessions() as db:
         counts = deliver_due(db, ctx.clock, policy, timezone=config.triggers_timezone)
@@ -118,7 +119,8 @@ def _store_alerts(ctx: RunContext) -> None:
     from central.customers import alerts
 
     with ctx.sessions() as db:
-        counts = alerts.run(db, ctx.settings, ctx.clock, requests_transport)
+        transport = requests_transport(allow_private=ctx.settings.webhooks_allow_private_addresses)
+        counts = alerts.run(db, ctx.settings, ctx.clock, transport)
     ctx.progress(**counts)
 
 

@@ -46,15 +46,34 @@ Transport = Callable[[str, bytes, dict[str, str], float], int]
 """POST ``body`` to ``url`` with ``headers`` within ``timeout`` seconds; return the status or raise OSError."""
 
 
-def requests_transport(url: str, body: bytes, headers: dict[str, str], timeout: float) -> int:
-    """The production transport (requests, no redirects followed)."""
+def requests_transport(*, allow_private: bool = False) -> Transport:
+    """The production transport: requests, no redirects followed, public addresses only unless
+    ``allow_private`` (:mod:`central.outbound`)."""
     import requests
 
-    try:
-        response = requests.post(url, data=body, headers=headers, timeout=timeout, allow_redirects=False)
-    except requests.RequestException as exc:
-        raise OSError(f"{type(exc).__name__}: {exc}") from None
-    return response.status_code
+    from central import outbound
+
+    def post(url: str, body: bytes, headers: dict[str, str], timeout: float) -> int:
+        try:
+            with outbound.session(allow_private=allow_private) as session:
+                response = session.post(url, data=body, headers=headers, timeout=timeout, allow_redirects=False)
+        except requests.RequestException as exc:
+            raise OSError(_reason(exc)) from None
+        return response.status_code
+
+    return post
+
+
+def _reason(exc: BaseException) -> str:
+    """A failed call in words: an address refused says so plainly, anything else by its type and message."""
+    from central import outbound
+
+    cause: BaseException | None = exc
+    while cause is not None:
+        if isinstance(cause, outbound.BlockedAddress):
+            return f"refused: {cause}"
+        cause = cause.__cause__ or cause.__context__
+    return f"{type(exc).__name__}: {exc}"
 
 
 def signature(secret: str, timestamp: int, body: bytes) -> str:
@@ -83,6 +102,7 @@ class Policy:
     backoff_seconds: float = 30.0
     backoff_max_seconds: float = 3600.0
     timeout_seconds: float = 10.0
+    allow_private: bool = False  # receivers on HQ's own network (webhooks.allow_private_addresses)
 
     def delay(self, attempts: int) -> timedelta:
         """Wait after the ``attempts``-th failed attempt."""
@@ -102,7 +122,7 @@ def deliver_due(
     clock: Callable[[], datetime],
     policy: Policy,
     *,
-    transport: Transport = requests_transport,
+    transport: Transport | None = None,
     timezone: str = "UTC",
     limit: int = 1000,
 ) -> dict[str, int]:
@@ -110,6 +130,7 @@ def deliver_due(
     from central.campaigns.triggers import local_today
 
     counts = {"delivered": 0, "retry": 0, "dead": 0, "cancelled": 0}
+    post = transport or requests_transport(allow_private=policy.allow_private)
     now = clock()
     due = db.execute(
         select(_deliveries)
@@ -135,7 +156,7 @@ def deliver_due(
         }
         error: str | None
         try:
-            status = transport(row.url, body, headers, policy.timeout_seconds)
+            status = post(row.url, body, headers, policy.timeout_seconds)
             error = None if 200 <= status < 300 else f"HTTP {status}"
         except OSError as exc:
             error = str(exc) or type(exc).__name__

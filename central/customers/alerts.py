@@ -201,6 +201,7 @@ def run(db: Session, config: CentralConfig, clock: Callable[[], datetime], trans
             config.webhooks_backoff_seconds,
             config.webhooks_backoff_max_seconds,
             config.webhooks_timeout_seconds,
+            config.webhooks_allow_private_addresses,
         )
         counts.update(deliver_due(db, clock, config, policy, transport))
     return counts

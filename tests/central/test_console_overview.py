@@ -203,7 +203,11 @@ def test_english_labels(chain):
 
 def test_a_drop_is_recorded_and_sent_once_to_the_webhook(chain, make_app, clock):
     with receiving([500]) as (receiver, url):
-        app = make_app(overview__alert_webhook_url=url, overview__alert_webhook_secret=SECRET)
+        app = make_app(
+            overview__alert_webhook_url=url,
+            overview__alert_webhook_secret=SECRET,
+            webhooks__allow_private_addresses=True,
+        )
         sessions = central_db.session_factory(app)
         config = app.config["CENTRAL"]
         assert scheduler.run_now(sessions, config, "store_alerts", clock) == OK  # the receiver fails once
@@ -213,7 +217,11 @@ def test_a_drop_is_recorded_and_sent_once_to_the_webhook(chain, make_app, clock)
         assert scheduler.run_now(sessions, config, "store_alerts", clock) == OK
         clock.advance(hours=1)
         assert scheduler.run_now(sessions, config, "store_alerts", clock) == OK
-        make_app(overview__alert_webhook_url=url, overview__alert_webhook_secret=SECRET)  # a second instance
+        make_app(
+            overview__alert_webhook_url=url,
+            overview__alert_webhook_secret=SECRET,
+            webhooks__allow_private_addresses=True,
+        )  # a second instance
         assert scheduler.run_now(sessions, config, "store_alerts", clock) == OK
     assert len(receiver.calls) == 2  # the failed attempt and the one delivery; never again
     (row,) = table_rows(app, StoreAlert)

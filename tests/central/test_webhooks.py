@@ -1,4 +1,5 @@
-"""Webhook calls: signed, retried with backoff against a real loopback receiver, dead-lettered, cancelled."""
+"""Webhook calls: signed, retried with backoff against a real loopback receiver, dead-lettered, cancelled,
+and kept off HQ's own network unless allowed."""
 
 from __future__ import annotations
 
@@ -9,16 +10,21 @@ from datetime import UTC, date, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import orjson
+import pytest
 from sqlalchemy import select
 
 from central import db as central_db
+from central import outbound
 from central.campaigns import triggers, webhooks
 from central.campaigns.models import DEAD, DELIVERED, WebhookDelivery
 from tests.central.consent_support import consent_event, customer_of, load, signup
 
 NOW = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)
 SECRET = "s3cret-shared-with-the-receiver"
-POLICY = webhooks.Policy(max_attempts=3, backoff_seconds=60, backoff_max_seconds=3600, timeout_seconds=5)
+# The tests' receivers listen on loopback, an address webhooks are refused by default.
+POLICY = webhooks.Policy(
+    max_attempts=3, backoff_seconds=60, backoff_max_seconds=3600, timeout_seconds=5, allow_private=True
+)
 
 
 class Receiver:
@@ -141,3 +147,47 @@ def test_a_withdrawal_before_delivery_cancels_the_call(app):
         assert _deliver(app, NOW)["cancelled"] == 1
     assert receiver.calls == []
     assert _delivery(app).status == webhooks.CANCELLED
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "localhost"])
+def test_a_webhook_to_this_machine_or_hqs_network_is_refused_unless_allowed(app, host):
+    """A marketer's webhook URL cannot make central call HQ's own services (server-side request forgery):
+    the address connected to is checked, so a name that resolves to one is refused as well."""
+    strict = webhooks.Policy(max_attempts=2, backoff_seconds=60, backoff_max_seconds=3600, timeout_seconds=5)
+    with receiving([200]) as (receiver, url):
+        _fire(app, url.replace("127.0.0.1", host), "13905730003")
+        with central_db.session_factory(app)() as db:
+            assert webhooks.deliver_due(db, lambda: NOW, strict)["retry"] == 1
+        row = _delivery(app)
+        assert row.last_error.startswith("refused: ") and "webhooks.allow_private_addresses" in row.last_error
+        assert (f"{host} (127.0.0.1)" if host == "localhost" else "127.0.0.1 is not a public address") in row.last_error
+        assert receiver.calls == []
+        with central_db.session_factory(app)() as db:  # allowed: HQ's receivers live there
+            assert webhooks.deliver_due(db, lambda: NOW + timedelta(hours=1), POLICY)["delivered"] == 1
+    assert len(receiver.calls) == 1
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)  # no database involved
+@pytest.mark.parametrize(
+    ("address", "reachable"),
+    [
+        ("8.8.8.8", True),
+        ("2001:4860:4860::8888", True),
+        ("127.0.0.1", False),
+        ("10.1.2.3", False),
+        ("172.16.0.1", False),
+        ("192.168.1.1", False),
+        ("169.254.169.254", False),  # a cloud's metadata service
+        ("100.64.0.1", False),
+        ("0.0.0.0", False),  # noqa: S104 - an address to classify, not to bind
+        ("224.0.0.1", False),
+        ("203.0.113.5", False),
+        ("::1", False),
+        ("fd00::1", False),
+        ("fe80::1%eth0", False),
+        ("::ffff:127.0.0.1", False),
+        ("::ffff:10.0.0.1", False),
+    ],
+)
+def test_only_public_addresses_are_called(backend, address, reachable):
+    assert outbound.public(address) is reachable
