@@ -76,6 +76,14 @@ class CentralConfig:
         minimum=1,
         maximum=4 * 1024**3,
     )
+    sources_max_ahead_minutes: float = setting(
+        "sources.max_ahead_minutes",
+        60.0,
+        "How far past central's clock an online source's or a backfill's event may be dated; a later one is"
+        " rejected as observed_at_in_future (agents' events are kept: their clocks are reported instead).",
+        minimum=0.0,
+        maximum=7 * 24 * 60,
+    )
     auth_max_clock_skew: float = setting(
         "auth.max_clock_skew",
         300.0,

@@ -17,7 +17,7 @@ from central.customers.models import CustomerNote
 from central.identity.models import LINKED, TRUSTED, Identifier
 from central.identity.registry import Registry
 from central.models import table
-from central.sources.events import read_events, stage_rows
+from central.sources.events import DEFAULT_MAX_AHEAD, read_events, stage_rows
 from shared import wire
 from shared.ids import UUID7
 
@@ -107,7 +107,7 @@ def file_complaint(
     }
     if app_id:
         raw["app_id"] = app_id
-    rows, _repeated, rejected = read_events([raw])
+    rows, _repeated, rejected = read_events([raw], now + DEFAULT_MAX_AHEAD)
     if rejected:
         raise NoteError("refused", f"the complaint was refused ({rejected[0].reason})")
     staged = stage_rows(db, SOURCE, rows, now, registry=registry)

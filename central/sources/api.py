@@ -25,6 +25,7 @@ from __future__ import annotations
 import io
 import logging
 import tempfile
+from datetime import timedelta
 from pathlib import Path
 
 import orjson
@@ -105,7 +106,8 @@ def post_events(source: str) -> Response:
         db.rollback()  # that read holds SQLite's write lock, and decoding needs none
     data = decode_content(body, request.headers.get("Content-Encoding"), config.ingest_max_decompressed_bytes)
     events = decode_source_batch(data, config.ingest_max_events)
-    staged = store_source_events(db, source, events, clock.now(), registry=app_registry(current_app))
+    ahead = timedelta(minutes=config.sources_max_ahead_minutes)
+    staged = store_source_events(db, source, events, clock.now(), registry=app_registry(current_app), max_ahead=ahead)
     log.debug(
         "source %s: %d accepted, %d duplicate, %d rejected",
         source,

@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import BinaryIO
 
@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session
 from central.collector import collector_paused
 from central.db import catch_up_statistics
 from central.identity.registry import Registry
-from central.sources.events import SourceRow, Staged, store_rows
+from central.sources.events import DEFAULT_MAX_AHEAD, SourceRow, Staged, observed, store_rows
 from shared import wire
 
 # Per-chunk statements (look-ups, holdings, golden record) are a fixed cost: 5,000 events a
@@ -90,8 +90,8 @@ def _lines(stream: BinaryIO) -> Iterator[tuple[int, bytes]]:
         yield number, line
 
 
-def read_line(line: bytes) -> SourceRow | wire.Rejection:
-    """One line as a storable event, or why it cannot be."""
+def read_line(line: bytes, latest: datetime) -> SourceRow | wire.Rejection:
+    """One line as a storable event dated at the latest ``latest``, or why it cannot be."""
     if line == b"\x00":
         return wire.Rejection(None, "line_too_long")
     try:
@@ -101,10 +101,9 @@ def read_line(line: bytes) -> SourceRow | wire.Rejection:
     event = wire.decode_source_event(raw)
     if isinstance(event, wire.Rejection):
         return event
-    try:
-        observed_at = wire.parse_time(event.observed_at).astimezone(UTC)
-    except (ValueError, OverflowError):
-        return wire.Rejection(event.event_id, "invalid_observed_at")
+    observed_at = observed(event.observed_at, latest)
+    if isinstance(observed_at, str):
+        return wire.Rejection(event.event_id, observed_at)
     return SourceRow(event, observed_at)
 
 
@@ -116,11 +115,13 @@ def load_events(
     registry: Registry,
     clock: Callable[[], datetime],
     chunk_size: int = DEFAULT_CHUNK,
+    max_ahead: timedelta = DEFAULT_MAX_AHEAD,
     on_bad_line: Callable[[BadLine], None] = lambda bad: None,
     on_chunk: Callable[[LoadSummary], None] = lambda summary: None,
 ) -> LoadSummary:
     """Load ``path`` into ``source``'s events, committing every ``chunk_size`` events."""
     summary = LoadSummary()
+    latest = clock() + max_ahead
     chunk: list[SourceRow] = []
     in_chunk: set[str] = set()
 
@@ -140,7 +141,7 @@ def load_events(
             summary.bytes_read = stream.tell()
             if not line.strip():
                 continue
-            row = read_line(line)
+            row = read_line(line, latest)
             if isinstance(row, wire.Rejection):
                 summary.rejected[row.reason] += 1
                 on_bad_line(BadLine(number, row.event_id, row.reason))

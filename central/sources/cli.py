@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from datetime import timedelta
 from pathlib import Path
 
 from sqlalchemy import select
@@ -155,6 +156,7 @@ def cmd_load_events(args: argparse.Namespace) -> int:
                 registry=registry,
                 clock=system_clock,
                 chunk_size=args.chunk_size,
+                max_ahead=timedelta(minutes=config.sources_max_ahead_minutes),
                 on_bad_line=bad_line,
                 on_chunk=chunk_done,
             )

@@ -18,7 +18,7 @@ import logging
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -42,6 +42,11 @@ SOURCE_PREFIX = "source:"
 _MEMBER_FIELDS = (("phone", "phone"), ("card", "member_card"))
 _events = table(Event)
 _new_batch_id = UUID7()
+# How far past central's clock an online source's or a backfill's event may be dated
+# (sources.max_ahead_minutes). A source whose clock is off, or that sends local time labelled as
+# UTC (eight hours ahead here), would otherwise date sales in the future, where they would stay
+# their customer's last purchase, and keep them "active", for as long.
+DEFAULT_MAX_AHEAD = timedelta(hours=1)
 
 
 def device_for(source: str) -> str:
@@ -72,8 +77,19 @@ class Staged:
         return wire.Reply(tuple(self.accepted), tuple(self.duplicate), tuple(self.rejected))
 
 
-def read_events(raw_events: Iterable[Any]) -> tuple[list[SourceRow], list[str], list[wire.Rejection]]:
-    """Decode raw events: storable rows, ids repeated within the call (duplicates), rejections."""
+def observed(text: str, latest: datetime) -> datetime | str:
+    """An event's ``observed_at`` in UTC, or why it cannot be (``invalid_observed_at``, or
+    ``observed_at_in_future`` when after ``latest``)."""
+    try:
+        moment = wire.parse_time(text).astimezone(UTC)
+    except (ValueError, OverflowError):
+        return "invalid_observed_at"
+    return moment if moment <= latest else "observed_at_in_future"
+
+
+def read_events(raw_events: Iterable[Any], latest: datetime) -> tuple[list[SourceRow], list[str], list[wire.Rejection]]:
+    """Decode raw events dated at the latest ``latest``: storable rows, ids repeated within the call
+    (duplicates), rejections."""
     rows: list[SourceRow] = []
     repeated: list[str] = []
     rejected: list[wire.Rejection] = []
@@ -86,10 +102,9 @@ def read_events(raw_events: Iterable[Any]) -> tuple[list[SourceRow], list[str], 
         if event.event_id in seen:
             repeated.append(event.event_id)
             continue
-        try:
-            observed_at = wire.parse_time(event.observed_at).astimezone(UTC)
-        except (ValueError, OverflowError):
-            rejected.append(wire.Rejection(event.event_id, "invalid_observed_at"))
+        observed_at = observed(event.observed_at, latest)
+        if isinstance(observed_at, str):
+            rejected.append(wire.Rejection(event.event_id, observed_at))
             continue
         seen.add(event.event_id)
         rows.append(SourceRow(event, observed_at))
@@ -221,10 +236,16 @@ def store_rows(db: Session, source: str, rows: Sequence[SourceRow], now: datetim
 
 
 def store_source_events(
-    db: Session, source: str, raw_events: Iterable[Any], now: datetime, *, registry: Registry
+    db: Session,
+    source: str,
+    raw_events: Iterable[Any],
+    now: datetime,
+    *,
+    registry: Registry,
+    max_ahead: timedelta = DEFAULT_MAX_AHEAD,
 ) -> Staged:
     """Decode, store and resolve one call's raw events in one transaction (committed)."""
-    rows, repeated, rejected = read_events(raw_events)
+    rows, repeated, rejected = read_events(raw_events, now + max_ahead)
     staged = store_rows(db, source, rows, now, registry=registry)
     staged.duplicate.extend(repeated)
     staged.rejected.extend(rejected)

@@ -196,3 +196,12 @@ def test_a_chunk_is_read_and_stored_without_cycle_collections(app, tmp_path):
     # Each chunk (three, and the empty last call) ends with the passes so far: none within a chunk,
     # at most the one its first allocation after the previous chunk sets off.
     assert chunks == sorted(chunks) and chunks[-1] <= len(chunks), (chunks, passes)
+
+
+def test_a_line_dated_after_the_load_is_rejected_and_the_rest_loads(app, config_path, tmp_path, capsys):
+    path = tmp_path / "history.jsonl"
+    future = line("crm-9", identifiers={"phone": "13800139009"}, observed_at="2099-01-01T08:00:00+08:00")
+    path.write_text(f"{line('crm-8', identifiers={'phone': '13800139008'})}\n{future}\n", encoding="utf-8")
+    assert main(["load-events", str(path), "--source", "crm", "--config", config_path]) == 0
+    assert f"{path}:2: rejected (event crm-9): observed_at_in_future" in capsys.readouterr().err
+    assert [r.event_id for r in stored_events(app)] == ["crm-8"]

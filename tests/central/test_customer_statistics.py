@@ -18,7 +18,7 @@ from central.identity.split import split
 from central.models import table
 from central.sources.backfill import DEFAULT_CHUNK
 from central.sources.events import read_events, store_rows
-from tests.central.customer_support import NOW, PRODUCTS, card, engine_at, phone, sale, snapshot, store
+from tests.central.customer_support import ANY_TIME, NOW, PRODUCTS, card, engine_at, phone, sale, snapshot, store
 from tests.central.sources_support import default_registry
 
 SKUS = ("F900", "D52", "W1", "M1", "X-UNKNOWN", "Y-UNKNOWN")
@@ -64,7 +64,7 @@ def _deliver(url: str, events: list[dict[str, Any]], rng: random.Random, max_bat
     Each transaction goes through :func:`central.sources.events.store_rows`, the path
     ``central-server load-events`` stores its chunks by; the events are decoded once, up front.
     """
-    rows, repeated, rejected = read_events(events)
+    rows, repeated, rejected = read_events(events, ANY_TIME)
     assert not repeated and not rejected, (repeated[:3], rejected[:3])
     copies = rows + rng.sample(rows, len(rows) // 5)
     rng.shuffle(copies)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from sqlalchemy import select, text
 
@@ -9,6 +11,7 @@ from central import db as central_db
 from central.cli import main
 from central.models import AuditLog
 from central.sources.models import SourceKey
+from shared.wire import format_time
 from tests.central.cli_runner import write_config
 from tests.central.sources_support import new_key, post_events, source_event, stored_events, survivor
 from tests.central.support import table_rows
@@ -77,6 +80,30 @@ def test_the_same_event_id_from_two_sources_is_two_events(app, client):
     assert post_events(client, new_key(app, "shop"), events, source="shop").get_json()["accepted"] == ["42"]
     assert post_events(client, new_key(app, "memberapp"), events, source="memberapp").get_json()["accepted"] == ["42"]
     assert [r.device_id for r in stored_events(app)] == ["source:shop", "source:memberapp"]
+
+
+def test_an_event_dated_past_centrals_clock_is_rejected(make_app):
+    """A source whose clock is off, or that sends local time labelled as UTC, would date sales in the future."""
+    app = make_app()
+    client = app.test_client()
+    now = app.config["CLOCK"]()
+    local_as_utc = (now + timedelta(hours=8)).strftime("%Y-%m-%dT%H:%M:%SZ")  # Beijing time marked Z
+    events = [
+        source_event(
+            "soon", observed_at=format_time(now + timedelta(minutes=50)), identifiers={"phone": "13800139001"}
+        ),
+        source_event("later", observed_at=format_time(now + timedelta(hours=2))),
+        source_event("local-as-utc", observed_at=local_as_utc),
+    ]
+    reply = post_events(client, new_key(app), events).get_json()
+    assert reply["accepted"] == ["soon"]
+    assert reply["rejected"] == [
+        {"event_id": "later", "reason": "observed_at_in_future"},
+        {"event_id": "local-as-utc", "reason": "observed_at_in_future"},
+    ]
+    lenient = make_app(sources__max_ahead_minutes=180)
+    reply = post_events(lenient.test_client(), new_key(lenient), events[1:]).get_json()
+    assert reply["accepted"] == ["later"]
 
 
 @pytest.mark.parametrize(

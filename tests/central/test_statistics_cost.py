@@ -22,7 +22,7 @@ from central.identity import golden
 from central.identity.models import Customer, LedgerEntry
 from central.identity.split import split
 from central.sources.events import read_events, stage_rows
-from tests.central.customer_support import NOW, card, engine_at, phone, sale, snapshot, store
+from tests.central.customer_support import ANY_TIME, NOW, card, engine_at, phone, sale, snapshot, store
 from tests.central.sources_support import default_registry
 from tests.central.support import Agent
 
@@ -49,7 +49,7 @@ def _steps(url: str, work: Callable[[Connection], Any]) -> int:
 
 
 def _stage(events: Sequence[dict[str, Any]]) -> Callable[[Connection], None]:
-    rows, _, rejected = read_events(events)
+    rows, _, rejected = read_events(events, ANY_TIME)
     assert not rejected
 
     def work(conn: Connection) -> None:
