@@ -65,6 +65,7 @@ def chain(app: Flask, client, agent: Agent) -> Flask:
     events += _signups("S001", SUNDAY, 1, 1)  # 13800000001: the loyal buyer signed up in S001
     events += _signups("S002", SUNDAY, 2, 300)
     events += _signups("S002", SUNDAY + timedelta(days=1), 1, 2)  # today, 13800000002
+    events[-1]["observed_at"] = _at(SUNDAY + timedelta(days=1), 9)  # this morning, before START (10:00)
     events += _signups("S001", SUNDAY - timedelta(days=3), 2, 3)  # 13800000003 and 13800000004
     # The buyers agreed to profiling, so their value tiers and RFM scores are computed.
     events += [
@@ -249,6 +250,7 @@ def test_past_days_are_kept_by_the_job_and_today_is_counted_live(chain, client, 
     assert _chart(_page(chain, "admin"))["new_members"] == before  # now read from new_member_days
     # An agent back online delivers a sign-up of Sunday late; a member signs up today.
     late = _signups("S001", SUNDAY, 1, 900) + _signups("S001", SUNDAY + timedelta(days=1), 1, 901)
+    late[-1]["observed_at"] = _at(SUNDAY + timedelta(days=1), 9)  # this morning, before START (10:00)
     assert len(post_events(client, new_key(chain), late).get_json()["accepted"]) == 2
     s001 = _chart(_page(chain, "admin"))["new_members"]["S001"]
     assert (s001[-2], s001[-1]) == (2, 1)  # both at once: Sunday is counted from the events until the job runs

@@ -189,7 +189,7 @@ def test_evaluation_records_who_entered_and_left(app, chain, clock):
 
     # A month on, ann and bob last bought over 30 days ago, and cat has bought again.
     later = START + timedelta(days=30)
-    load(app, [sale("r8", wire.format_time(later - timedelta(days=1)), "20.00", phone=PHONES["cat"])])
+    load(app, [sale("r8", wire.format_time(later - timedelta(days=1)), "20.00", phone=PHONES["cat"])], now=later)
     done = _evaluate(app, at=later)
     assert (done.entered, done.left) == (1, 2)
     assert _members(app) == {chain["cat"]}

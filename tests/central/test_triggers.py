@@ -109,7 +109,11 @@ def test_never_without_consent_and_a_withdrawal_keeps_the_customer_out_from_the_
     assert _evaluate(app, NOW + timedelta(days=3))["fired"] == 0
     assert _fired(app, trigger) == []
     # Granting again lets the next evaluation fire.
-    load(app, [consent_event("g2", phone, granted=True, at=NOW + timedelta(days=3, hours=1))])
+    load(
+        app,
+        [consent_event("g2", phone, granted=True, at=NOW + timedelta(days=3, hours=1))],
+        now=NOW + timedelta(days=4),
+    )
     assert _evaluate(app, NOW + timedelta(days=3, hours=2))["fired"] == 1
 
 
