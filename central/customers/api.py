@@ -7,7 +7,7 @@ always masked, and every read of customer data is audited under the user who mad
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, current_app, jsonify, request
+from flask import Blueprint, Response, current_app, jsonify
 
 from central import audit, clock
 from central.auth import actor_name, login_required
@@ -15,6 +15,7 @@ from central.customers.profile import local_today, statistics_of, tags_of
 from central.customers.queries import customer_detail, find_customer, list_customers, survivor_of
 from central.db import get_session
 from central.errors import ApiError
+from central.params import int_param
 from central.presence import beacons
 
 bp = Blueprint("customers", __name__)
@@ -22,26 +23,12 @@ bp = Blueprint("customers", __name__)
 MAX_LIMIT = 500
 
 
-def _int_param(name: str, default: int, lowest: int, highest: int | None) -> int:
-    raw = request.args.get(name)
-    if raw is None:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        value = lowest - 1
-    if value < lowest or (highest is not None and value > highest):
-        bound = f"between {lowest} and {highest}" if highest is not None else f"at least {lowest}"
-        raise ApiError(400, "invalid_request", f"{name} must be an integer {bound}")
-    return value
-
-
 @bp.get("/api/v1/customers")
 @login_required
 def customers() -> Response:
     """A page of live customers, most recently seen first."""
-    limit = _int_param("limit", 50, 1, MAX_LIMIT)
-    offset = _int_param("offset", 0, 0, None)
+    limit = int_param("limit", 50, 1, MAX_LIMIT)
+    offset = int_param("offset", 0, 0)
     db = get_session()
     rows, total = list_customers(db, limit, offset)
     audit.record(

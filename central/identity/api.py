@@ -22,12 +22,12 @@ from sqlalchemy.orm import Session
 from central import audit, clock
 from central.auth import actor_name, login_required
 from central.bodies import json_body
-from central.customers.api import _int_param
 from central.db import get_session
 from central.errors import ApiError
 from central.identity import golden, health, review, split
 from central.identity.models import Customer, Identifier, LedgerEntry, ReviewItem
 from central.identity.registry import Registry, default_registry
+from central.params import int_param
 from shared.masking import mask_identifier
 from shared.wire import format_time
 
@@ -192,8 +192,8 @@ def review_items() -> Response:
     status = request.args.get("status", review.OPEN)
     if status not in (review.OPEN, review.ACCEPTED, review.REJECTED):
         raise ApiError(400, "invalid_request", "status must be open, accepted or rejected")
-    limit = _int_param("limit", 50, 1, MAX_LIMIT)
-    offset = _int_param("offset", 0, 0, None)
+    limit = int_param("limit", 50, 1, MAX_LIMIT)
+    offset = int_param("offset", 0, 0)
     db = get_session()
     items, total = review.list_items(db, status, limit, offset)
     blocked = review.blocked(db, _registry(), items)

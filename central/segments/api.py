@@ -21,6 +21,7 @@ from central.bodies import json_body
 from central.config import CentralConfig
 from central.db import get_session
 from central.errors import ApiError
+from central.params import int_param
 from central.segments import definitions, evaluation, exports
 from central.segments.definitions import Draft, SegmentError
 from shared.wire import format_time
@@ -180,10 +181,7 @@ def evaluate(name: str) -> Response:
 def members(name: str) -> Response:
     """Members at the last evaluation by customer id (``after``, ``limit``): ids and entry times only."""
     row = _segment(name)
-    try:
-        after = int(request.args.get("after", "0"))
-    except ValueError:
-        raise ApiError(400, "invalid_request", "after: a customer id") from None
+    after = int_param("after", 0, 0)
     rows = evaluation.members_page(get_session(), row.id, after, _limit())
     _audit("segment.members", f"segment:{name}", returned=len(rows))
     get_session().commit()
@@ -196,11 +194,8 @@ def members(name: str) -> Response:
 def history(name: str) -> Response:
     """Entries and exits, newest first (``before`` an id, ``limit``)."""
     row = _segment(name)
-    before = request.args.get("before")
-    try:
-        rows = evaluation.history_page(get_session(), row.id, int(before) if before else None, _limit())
-    except ValueError:
-        raise ApiError(400, "invalid_request", "before: a history id") from None
+    before = int_param("before", 0, 1) if "before" in request.args else None
+    rows = evaluation.history_page(get_session(), row.id, before, _limit())
     out = [
         {"id": r.id, "customer_id": r.customer_id, "change": r.change, "at": format_time(r.at), "version": r.version}
         for r in rows
