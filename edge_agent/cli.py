@@ -112,12 +112,12 @@ def main(argv: list[str] | None = None) -> int:
 def _run(config: AgentConfig, path: Path | None, args: argparse.Namespace) -> int:
     from edge_agent.agent import Agent, AlreadyRunning
     from edge_agent.central_settings import effective_config
+    from edge_agent.central_url import CentralUrlError
     from edge_agent.downlink import DownlinkStore
     from edge_agent.panel.server import PanelError
     from edge_agent.parsing.receipt_profile import ProfileError
     from edge_agent.presence.radios import PresenceSettingError
     from edge_agent.tls import TlsSettingError
-    from edge_agent.transport import CentralUrlError
 
     def with_central(overrides: Mapping[str, Any]) -> Effective:
         return effective_config(path, overrides)

@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from shared.settings import load, setting
+from edge_agent.central_url import CentralUrlError, check_central_url
+from shared.settings import ConfigError, load, setting
 
 ENV_PREFIX = "EDGE_"
 CONFIG_ENV = "EDGE_CONFIG"
@@ -416,7 +417,7 @@ def load_config(
     check_required: bool = True,
 ) -> AgentConfig:
     """Load and validate the agent's settings; raise shared.settings.ConfigError on any problem."""
-    return load(
+    config = load(
         AgentConfig,
         path=path,
         env_prefix=ENV_PREFIX,
@@ -425,3 +426,12 @@ def load_config(
         overrides=overrides,
         check_required=check_required,
     )
+    if config.sync_central_url:
+        try:
+            check_central_url(config.sync_central_url)
+        except CentralUrlError as exc:
+            variable = f"{ENV_PREFIX}SYNC_CENTRAL_URL"
+            if variable in (os.environ if environ is None else environ):
+                raise ConfigError("environment", variable, str(exc)) from None
+            raise ConfigError(str(path), "sync.central_url", str(exc)) from None
+    return config

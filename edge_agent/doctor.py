@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 from edge_agent.central_clock import CentralClock
+from edge_agent.central_url import CentralUrlError
 from edge_agent.config import ENV_PREFIX, AgentConfig
 from edge_agent.credentials import Credentials, CredentialsError, load_outbox_key
 from edge_agent.diskspace import inspect_disk
@@ -26,7 +27,7 @@ from edge_agent.status import (
     skew_words,
 )
 from edge_agent.tls import TlsSettingError
-from edge_agent.transport import CentralUrlError, HttpTransport, TransportError
+from edge_agent.transport import HttpTransport, TransportError
 from shared.crypto import KeyFileError, Sealer
 from shared.settings import specs
 

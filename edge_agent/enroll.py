@@ -9,10 +9,11 @@ from pathlib import Path
 import orjson
 
 from edge_agent import __version__
+from edge_agent.central_url import CentralUrlError, check_central_url
 from edge_agent.credentials import Credentials
 from edge_agent.downlink import remember_central_key
 from edge_agent.tls import TlsSettingError
-from edge_agent.transport import CentralUrlError, HttpTransport, Transport, TransportError, check_central_url
+from edge_agent.transport import HttpTransport, Transport, TransportError
 from shared.crypto import b64, new_signing_key
 
 ENROLL_PATH = "/api/v1/enroll"

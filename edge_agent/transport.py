@@ -16,6 +16,7 @@ from urllib.parse import urljoin, urlsplit
 
 import requests
 
+from edge_agent.central_url import check_central_url
 from edge_agent.tls import PinnedAdapter, TlsTrust, plain_http_message
 
 DEFAULT_CONNECT_TIMEOUT = 5.0
@@ -24,10 +25,6 @@ PROBE_TIMEOUT = 2.0
 
 class TransportError(Exception):
     """Central could not be reached or did not answer (retriable); the message says what to check."""
-
-
-class CentralUrlError(ValueError):
-    """Central's URL cannot be used as given; the message says how to write it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,34 +50,6 @@ class Transport(Protocol):
     def post(self, path: str, body: bytes, headers: dict[str, str], timeout: float) -> Response: ...
 
     def get(self, path: str, timeout: float, headers: dict[str, str] | None = None) -> Response: ...
-
-
-def check_central_url(url: str) -> str:
-    """``url`` without a trailing slash if it can reach central; raise CentralUrlError saying how to fix it."""
-    text = url.strip()
-    parts = urlsplit(text)
-    if parts.scheme not in ("http", "https"):
-        if "://" not in text:
-            raise CentralUrlError(
-                f"central's URL {text!r} lacks http:// or https:// (for example https://{text.rstrip('/')})"
-            )
-        raise CentralUrlError(f"central's URL {text!r} must start with http:// or https://, not {parts.scheme}://")
-    if parts.username is not None or parts.password is not None:
-        # Said without the URL: what it carries is a secret, and this message goes to logs.
-        host = parts.hostname or "the host"
-        raise CentralUrlError(
-            f"central's URL must not carry a user name or password (before the @ in front of {host}):"
-            " agents sign every request with their device key"
-        )
-    if not parts.hostname:
-        raise CentralUrlError(f"central's URL {text!r} names no host (for example https://cdp.example.com)")
-    try:
-        parts.port  # noqa: B018  (raises ValueError on a port that is not a number or out of range)
-    except ValueError:
-        raise CentralUrlError(f"central's URL {text!r} has an invalid port") from None
-    if parts.query or parts.fragment:
-        raise CentralUrlError(f"central's URL {text!r} must not have a query or fragment (just scheme, host, port)")
-    return text.rstrip("/")
 
 
 class HttpTransport:

@@ -26,6 +26,14 @@ def run(*args, env_extra=None, cwd=None):
         ('[pos]\nport = "/dev/ttyUSB0"\nbaudrate = "fast"\n', "pos.baudrate: expected an integer, got 'fast'"),
         ('[agent]\ndata_dir = "/tmp/x"\n', "pos.port: required setting is missing (or set EDGE_POS_PORT)"),
         ("[pos\n", "invalid TOML"),
+        (
+            '[pos]\nport = "/dev/ttyUSB0"\n[sync]\ncentral_url = "cdp.example.com"\n',
+            "sync.central_url: central's URL 'cdp.example.com' lacks http:// or https://",
+        ),
+        (
+            '[pos]\nport = "/dev/ttyUSB0"\n[sync]\ncentral_url = "https://hq:s3cret@cdp.example.com"\n',
+            "sync.central_url: central's URL must not carry a user name or password",
+        ),
     ],
 )
 def test_bad_config_file_exits_2_with_one_line_naming_key_and_file(tmp_path, text, expected):
@@ -38,6 +46,7 @@ def test_bad_config_file_exits_2_with_one_line_naming_key_and_file(tmp_path, tex
         assert len(lines) == 1, result.stderr
         assert lines[0].startswith(f"edge-agent: config error in {path}")
         assert expected in lines[0]
+        assert "s3cret" not in result.stderr + result.stdout
 
 
 def test_every_config_problem_is_reported_at_once_one_line_each(tmp_path):
@@ -137,3 +146,14 @@ def test_enroll_over_https_to_a_plain_http_central_fails_fast_and_says_what_to_d
     assert f"cannot reach central at https://{host}: central at {host} speaks plain HTTP, not TLS" in result.stderr
     assert f"use http://{host}" in result.stderr
     assert "Traceback" not in result.stderr and "requests" not in result.stderr
+
+
+def test_a_bad_central_url_in_the_environment_names_the_variable(tmp_path):
+    path = tmp_path / "agent.toml"
+    path.write_text('[pos]\nport = "/dev/ttyUSB0"\n')
+    result = run("check-config", "--config", str(path), env_extra={"EDGE_SYNC_CENTRAL_URL": "ftp://cdp.example.com"})
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        "edge-agent: config error in environment: EDGE_SYNC_CENTRAL_URL: central's URL 'ftp://cdp.example.com'"
+        " must start with http:// or https://, not ftp://"
+    )

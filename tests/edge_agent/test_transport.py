@@ -7,8 +7,9 @@ import time
 
 import pytest
 
+from edge_agent.central_url import CentralUrlError, check_central_url
 from edge_agent.tls import TlsSettingError, parse_fingerprint
-from edge_agent.transport import CentralUrlError, HttpTransport, TransportError, check_central_url
+from edge_agent.transport import HttpTransport, TransportError
 from tests.edge_agent.servers import json_app, raw_app, waitress_on_loopback
 from tools.certs import issue, make_authority
 from tools.faultproxy import Fault, FaultProxy
