@@ -194,7 +194,7 @@ def members(name: str) -> Response:
 def history(name: str) -> Response:
     """Entries and exits, newest first (``before`` an id, ``limit``)."""
     row = _segment(name)
-    before = int_param("before", 0, 1) if "before" in request.args else None
+    before = int_param("before", 0, 1) if request.args.get("before") else None
     rows = evaluation.history_page(get_session(), row.id, before, _limit())
     out = [
         {"id": r.id, "customer_id": r.customer_id, "change": r.change, "at": format_time(r.at), "version": r.version}
