@@ -40,6 +40,25 @@ def json_body(limit: int = MAX_JSON_BYTES) -> Any:
         return None
 
 
+def json_document(limit: int = MAX_JSON_BYTES) -> Any:
+    """The JSON body of a management request that must send one: 415 ``unsupported_media_type`` unless
+    sent as ``application/json``, 400 ``invalid_request`` unless it decodes."""
+    if not request.is_json:
+        raise ApiError(415, "unsupported_media_type", "send the body as JSON (Content-Type: application/json)")
+    try:
+        return orjson.loads(read_body(limit, "the request body"))
+    except orjson.JSONDecodeError:
+        raise ApiError(400, "invalid_request", "the body must be JSON") from None
+
+
+def json_object(limit: int = MAX_JSON_BYTES) -> dict[str, Any]:
+    """As :func:`json_document`, and 400 ``invalid_request`` unless the document is an object."""
+    doc = json_document(limit)
+    if not isinstance(doc, dict):
+        raise ApiError(400, "invalid_request", "the body must be a JSON object")
+    return doc
+
+
 def too_large(what: str) -> ApiError:
     """413 too_large: ``what`` (the batch, the request body) is larger than allowed."""
     return ApiError(413, "too_large", f"{what} is larger than this server accepts")

@@ -17,30 +17,17 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-import orjson
 from flask import Blueprint, Response, current_app, jsonify, request
 
 from central import clock
 from central.auth import actor_name, login_required
-from central.bodies import read_body
+from central.bodies import json_object
 from central.campaigns import coupon_conflicts, coupons
 from central.db import get_session
 from central.errors import ApiError
 
 bp = Blueprint("coupons", __name__)
 MAX_BODY = 64 * 1024
-
-
-def _body() -> dict[str, Any]:
-    if request.mimetype != "application/json":
-        raise ApiError(415, "unsupported_media_type", "send the body as application/json")
-    try:
-        doc = orjson.loads(read_body(MAX_BODY, "the request body"))
-    except ValueError:
-        raise ApiError(400, "invalid_request", "the body must be JSON") from None
-    if not isinstance(doc, dict):
-        raise ApiError(400, "invalid_request", "the body must be a JSON object")
-    return doc
 
 
 def _time(doc: dict[str, Any], key: str) -> datetime:
@@ -76,7 +63,7 @@ def _refused(exc: coupons.CouponError) -> ApiError:
 @login_required
 def create() -> tuple[Response, int]:
     """Create a campaign; the coupons document reaches the stores at their next sync."""
-    doc = _body()
+    doc = json_object(MAX_BODY)
     stores = doc.get("stores")
     if stores is not None and (not isinstance(stores, list) or not all(isinstance(s, str) for s in stores)):
         raise ApiError(400, "invalid_request", "stores must be a list of store ids or null")
@@ -122,7 +109,7 @@ def show(ref: str) -> Response:
 @login_required
 def issue(ref: str) -> tuple[Response, int]:
     """A member's claim (``member_id``), many members' claims (``member_ids``) or ``count`` anonymous codes."""
-    doc = _body()
+    doc = json_object(MAX_BODY)
     db = get_session()
     secret = current_app.config["SECRET_KEY"]
     try:
@@ -169,7 +156,7 @@ def conflicts() -> Response:
 @login_required
 def resolve(conflict_id: int) -> Response:
     """Close a conflict with what was decided."""
-    doc = _body()
+    doc = json_object(MAX_BODY)
     db = get_session()
     try:
         resolution = str(doc.get("resolution", ""))

@@ -28,7 +28,7 @@ from sqlalchemy import insert, select, update
 
 from central import audit, clock
 from central.auth import actor_name, authenticate_device, login_required
-from central.bodies import read_body
+from central.bodies import json_document, read_body
 from central.config import CentralConfig
 from central.db import READ_ONLY, get_session, rows_changed
 from central.errors import ApiError
@@ -198,14 +198,8 @@ def devices() -> Response:
     return jsonify({"devices": [d.to_json() for d in rows], "counts": counts})
 
 
-def _admin_json(limit: int) -> Any:
-    if request.mimetype != "application/json":
-        raise ApiError(415, "unsupported_media_type", "send the body as application/json")
-    return _json_body(limit)
-
-
 def _change_status(device_id: str, status: str) -> Response:
-    doc = _admin_json(MAX_BODY)
+    doc = json_document(MAX_BODY)
     reason = _text(doc if isinstance(doc, dict) else {}, "reason", 255, required=False)
     db = get_session()
     try:
@@ -243,7 +237,7 @@ def list_documents() -> Response:
 @login_required
 def put_document(store_id: str, name: str) -> Response:
     """Publish a document for one store (or ``*``); agents fetch it after their next batch."""
-    body = _admin_json(MAX_DOCUMENT_BODY)
+    body = json_document(MAX_DOCUMENT_BODY)
     return _publish(store_id, name, body)
 
 

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from central import audit, clock
 from central.auth import actor_name, login_required
-from central.bodies import json_body
+from central.bodies import json_object
 from central.db import get_session
 from central.errors import ApiError
 from central.identity import golden, health, review, split
@@ -202,20 +202,11 @@ def review_items() -> Response:
     return jsonify({"items": [_item_json(i, blocked) for i in items], "total": total})
 
 
-def _json_body() -> dict[str, Any]:
-    if not request.is_json:
-        raise ApiError(415, "unsupported_media_type", "send a JSON body (Content-Type: application/json)")
-    body = json_body()
-    if not isinstance(body, dict):
-        raise ApiError(400, "invalid_request", "the body must be a JSON object")
-    return body
-
-
 @bp.post("/review/<int:item_id>/<decision>")
 @login_required
 def decide(item_id: int, decision: str) -> Response:
     """Accept or reject a review item."""
-    _json_body()
+    json_object()
     if decision not in ("accept", "reject"):
         raise ApiError(404, "not_found", "decide with /accept or /reject")
     db = get_session()
@@ -237,7 +228,7 @@ def decide(item_id: int, decision: str) -> Response:
 @login_required
 def split_customer(customer_id: int) -> Response:
     """Undo one merge or link of a customer by replaying its ledger without it."""
-    body = _json_body()
+    body = json_object()
     ledger_id = body.get("ledger_id")
     if not isinstance(ledger_id, int) or isinstance(ledger_id, bool):
         raise ApiError(400, "invalid_request", "ledger_id must be the integer id of a ledger row")
@@ -256,7 +247,7 @@ def split_customer(customer_id: int) -> Response:
 @login_required
 def remove() -> Response:
     """Remove an identifier from its customer for good (a tombstone: it never links again)."""
-    body = _json_body()
+    body = json_object()
     kind, raw = body.get("type"), body.get("value")
     if not isinstance(kind, str) or not isinstance(raw, str):
         raise ApiError(400, "invalid_request", "type and value must be strings")

@@ -91,3 +91,30 @@ def test_an_agent_fetching_its_downlink_from_an_answer_nested_too_deep_says_so(t
     with waitress_on_loopback(raw_app("200 OK", DEEP)) as url, pytest.raises(DownlinkError, match="not JSON"):
         store.maybe_fetch(HttpTransport(url), signer, reply_version=3, timeout=5)
     assert store.version == 0
+
+
+# The management APIs that take a JSON object and nothing else, one answer each for the same mistakes.
+OBJECT_ENDPOINTS = [
+    ("post", "/api/v1/coupons/campaigns"),
+    ("post", "/api/v1/identity/identifiers/remove"),
+    ("post", "/api/v1/identity/review/1/accept"),
+]
+
+
+@pytest.mark.parametrize(("method", "path"), OBJECT_ENDPOINTS)
+@pytest.mark.parametrize(
+    ("body", "content_type", "status", "error"),
+    [
+        (b"{}", "text/plain", 415, "unsupported_media_type"),
+        (b'{"a": ', "application/json", 400, "the body must be JSON"),
+        (b"[1, 2]", "application/json", 400, "the body must be a JSON object"),
+    ],
+    ids=["not-sent-as-json", "malformed", "not-an-object"],
+)
+def test_the_management_apis_answer_the_same_mistake_the_same_way(
+    user_client, method, path, body, content_type, status, error
+):
+    response = getattr(user_client, method)(path, data=body, content_type=content_type)
+    assert response.status_code == status, response.get_data()[:200]
+    got = response.get_json()["error"]
+    assert error in (got["code"], got["message"])
