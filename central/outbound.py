@@ -9,14 +9,17 @@ address when a URL is saved and to a private one when it is used gains nothing. 
 private (RFC 1918, unique local), link-local (169.254.169.254), shared (100.64.0.0/10),
 documentation, reserved, multicast and unspecified addresses are refused unless
 ``webhooks.allow_private_addresses`` says HQ's receivers live there (or an egress proxy on HQ's
-network carries the calls: its address is the one connected to).
+network carries the calls: its address is the one connected to). Calls to public addresses go over
+https only: a webhook's body names customers (their ids; identifiers too, in an administrator's
+segment export), which plain http would carry in clear across the internet.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import socket
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, ClassVar
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -36,11 +39,20 @@ def public(address: str) -> bool:
     return ip.is_global and not ip.is_multicast
 
 
-def _checked(sock: socket.socket, host: str) -> socket.socket:
+def check_peer(sock: socket.socket, host: str, *, allow_private: bool, plain: bool) -> socket.socket:
+    """``sock``, connected to ``host``, if a webhook may be sent over it; otherwise closed, and
+    :class:`BlockedAddress` says why (``plain``: the connection is http://, not https://)."""
     address = sock.getpeername()[0]
-    if not public(address):
+    where = address if host.strip("[]") == address else f"{host} ({address})"
+    if public(address):
+        if plain:
+            sock.close()
+            raise BlockedAddress(
+                f"{where} is a public address reached over plain http://, which would carry customers' data"
+                " in clear; use its https:// address"
+            )
+    elif not allow_private:
         sock.close()
-        where = address if host.strip("[]") == address else f"{host} ({address})"
         raise BlockedAddress(
             f"{where} is not a public address (a private network, this machine, link-local or reserved);"
             " webhooks go to public addresses unless webhooks.allow_private_addresses is set"
@@ -49,13 +61,25 @@ def _checked(sock: socket.socket, host: str) -> socket.socket:
 
 
 class _HTTPConnection(HTTPConnection):
+    allow_private = False
+
     def _new_conn(self) -> socket.socket:
-        return _checked(super()._new_conn(), self.host)
+        return check_peer(super()._new_conn(), self.host, allow_private=self.allow_private, plain=True)
 
 
 class _HTTPSConnection(HTTPSConnection):
+    allow_private = False
+
     def _new_conn(self) -> socket.socket:  # before the TLS handshake: nothing is sent to a refused address
-        return _checked(super()._new_conn(), self.host)
+        return check_peer(super()._new_conn(), self.host, allow_private=self.allow_private, plain=False)
+
+
+class _PrivateHTTPConnection(_HTTPConnection):
+    allow_private = True
+
+
+class _PrivateHTTPSConnection(_HTTPSConnection):
+    allow_private = True
 
 
 class _HTTPPool(HTTPConnectionPool):
@@ -66,19 +90,36 @@ class _HTTPSPool(HTTPSConnectionPool):
     ConnectionCls = _HTTPSConnection
 
 
+class _PrivateHTTPPool(HTTPConnectionPool):
+    ConnectionCls = _PrivateHTTPConnection
+
+
+class _PrivateHTTPSPool(HTTPSConnectionPool):
+    ConnectionCls = _PrivateHTTPSConnection
+
+
 class PublicOnlyAdapter(HTTPAdapter):
-    """A requests adapter whose connections to anything but public addresses fail with :class:`BlockedAddress`."""
+    """A requests adapter whose connections to anything but public addresses, and plain-http ones to
+    public addresses, fail with :class:`BlockedAddress`."""
+
+    pools: ClassVar[Mapping[str, type[HTTPConnectionPool]]] = {"http": _HTTPPool, "https": _HTTPSPool}
 
     def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
         super().init_poolmanager(*args, **kwargs)
-        self.poolmanager.pool_classes_by_scheme = {"http": _HTTPPool, "https": _HTTPSPool}
+        self.poolmanager.pool_classes_by_scheme = dict(self.pools)
+
+
+class ReceiverAdapter(PublicOnlyAdapter):
+    """As :class:`PublicOnlyAdapter`, except that HQ's own network is allowed (over http or https)."""
+
+    pools: ClassVar[Mapping[str, type[HTTPConnectionPool]]] = {"http": _PrivateHTTPPool, "https": _PrivateHTTPSPool}
 
 
 def session(*, allow_private: bool) -> requests.Session:
-    """A requests session for calls to configured URLs: public addresses only unless ``allow_private``."""
+    """A requests session for calls to configured URLs: public addresses only unless ``allow_private``,
+    and never plain http:// to a public address."""
     made = requests.Session()
-    if not allow_private:
-        adapter = PublicOnlyAdapter()
-        made.mount("http://", adapter)
-        made.mount("https://", adapter)
+    adapter = ReceiverAdapter() if allow_private else PublicOnlyAdapter()
+    made.mount("http://", adapter)
+    made.mount("https://", adapter)
     return made

@@ -191,3 +191,38 @@ def test_a_webhook_to_this_machine_or_hqs_network_is_refused_unless_allowed(app,
 )
 def test_only_public_addresses_are_called(backend, address, reachable):
     assert outbound.public(address) is reachable
+
+
+class _Connected:
+    """What a socket connected to ``address`` reports (there is no public receiver to connect to here)."""
+
+    def __init__(self, address: str) -> None:
+        self.address, self.closed = address, False
+
+    def getpeername(self) -> tuple[str, int]:
+        return self.address, 80
+
+    def close(self) -> None:
+        self.closed = True
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)  # no database involved
+@pytest.mark.parametrize("allow_private", [False, True])
+def test_a_public_receiver_is_called_over_https_only(backend, allow_private):
+    """A webhook's body names customers (and their identifiers in an administrator's export): plain
+    http:// would carry them in clear across the internet, so a public address must be https://."""
+    plain = _Connected("8.8.8.8")
+    with pytest.raises(outbound.BlockedAddress, match=r"plain http://.*use its https:// address"):
+        outbound.check_peer(plain, "hooks.example.com", allow_private=allow_private, plain=True)  # type: ignore[arg-type]
+    assert plain.closed
+    secure = _Connected("8.8.8.8")
+    assert outbound.check_peer(secure, "hooks.example.com", allow_private=allow_private, plain=False) is secure  # type: ignore[arg-type]
+    assert not secure.closed
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)  # no database involved
+def test_hqs_own_receivers_may_take_plain_http_when_allowed(backend):
+    inside = _Connected("10.1.2.3")
+    assert outbound.check_peer(inside, "crm.hq.lan", allow_private=True, plain=True) is inside  # type: ignore[arg-type]
+    with pytest.raises(outbound.BlockedAddress, match="not a public address"):
+        outbound.check_peer(_Connected("10.1.2.3"), "crm.hq.lan", allow_private=False, plain=True)  # type: ignore[arg-type]
