@@ -1,5 +1,7 @@
 """Segments over the JSON API (admin and marketing): save, count, preview, evaluate, members, history, export.
 
+A segment's webhook (``webhook_url``, ``webhook_secret``) is set by administrators only.
+
 A refused rule answers 400 with the rule's reason code and position::
 
     {"error": {"code": "invalid_segment", "reason": "rule_unknown_field", "message": "line 1, column 1: ...",
@@ -9,6 +11,7 @@ A refused rule answers 400 with the rule's reason code and position::
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlsplit
 
 from flask import Blueprint, Response, current_app, jsonify, request, stream_with_context
 
@@ -73,6 +76,19 @@ def _draft(body: dict[str, Any], name: str | None = None) -> Draft:
     )
 
 
+def _webhook_host(url: str | None) -> str | None:
+    return (urlsplit(url).hostname or url) if url else None
+
+
+def _webhook_by_admin(body: dict[str, Any]) -> None:
+    """A segment's webhook is set by administrators only: an export to it carries the members'
+    identifiers, in full when an administrator runs it, so whoever may choose where it goes could
+    otherwise have an administrator's routine export delivered to a server of their own."""
+    active = web.current()
+    if ("webhook_url" in body or "webhook_secret" in body) and (active is None or active.role != ADMIN):
+        raise ApiError(403, "forbidden", "only an administrator sets a segment's webhook")
+
+
 def _segment(name: str) -> Any:
     row = definitions.find(get_session(), name)
     if row is None:
@@ -103,13 +119,16 @@ def list_segments() -> Response:
 def create_segment() -> Response | tuple[Response, int]:
     """Save a new segment: ``{name, rule, channel, description?, webhook_url?, webhook_secret?}``."""
     db = get_session()
-    draft = _draft(_body())
+    body = _body()
+    _webhook_by_admin(body)
+    draft = _draft(body)
     try:
         definitions.create(db, draft, actor=actor_name(), now=clock.now())
     except SegmentError as exc:
         db.rollback()
         return _refused(exc)
-    _audit("segment.create", f"segment:{draft.name}", rule=draft.rule, channel=draft.channel)
+    webhook = {"webhook": _webhook_host(draft.webhook_url)} if draft.webhook_url else {}
+    _audit("segment.create", f"segment:{draft.name}", rule=draft.rule, channel=draft.channel, **webhook)
     db.commit()
     return jsonify(definitions.to_json(_segment(draft.name))), 201
 
@@ -126,13 +145,18 @@ def get_segment(name: str) -> Response:
 def update_segment(name: str) -> Response:
     """Edit a segment (the whole draft; a webhook not given is kept); the version moves on if its meaning does."""
     db = get_session()
-    draft = _draft(_body(), name)
+    body = _body()
+    _webhook_by_admin(body)
+    draft = _draft(body, name)
+    before = _segment(name).webhook_url
     try:
         version = definitions.revise(db, name, draft, actor=actor_name(), now=clock.now())
     except SegmentError as exc:
         db.rollback()
         return _refused(exc)
-    _audit("segment.update", f"segment:{name}", rule=draft.rule, channel=draft.channel, version=version)
+    after = _segment(name).webhook_url
+    webhook = {"webhook": {"from": _webhook_host(before), "to": _webhook_host(after)}} if after != before else {}
+    _audit("segment.update", f"segment:{name}", rule=draft.rule, channel=draft.channel, version=version, **webhook)
     db.commit()
     return jsonify(definitions.to_json(_segment(name)))
 

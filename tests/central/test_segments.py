@@ -406,13 +406,13 @@ def test_the_scheduled_job_and_the_command_line_evaluate(app, chain, tmp_path, c
 
 
 def test_the_api_saves_edits_evaluates_and_pages_members(app, chain):
-    client = _api(app, "marketing")
+    admin, client = _api(app, "admin"), _api(app, "marketing")
     body = {"name": "recent", "rule": "purchases >= 1", "channel": "sms", "webhook_url": "http://127.0.0.1:9/h"}
-    assert client.post("/api/v1/segments", json=body).get_json()["error"]["reason"] == "bad_webhook"  # no secret
-    created = client.post("/api/v1/segments", json={**body, "webhook_secret": SECRET})
+    assert admin.post("/api/v1/segments", json=body).get_json()["error"]["reason"] == "bad_webhook"  # no secret
+    created = admin.post("/api/v1/segments", json={**body, "webhook_secret": SECRET})
     assert created.status_code == 201 and created.get_json()["version"] == 1
     assert "webhook_secret" not in created.get_json()
-    assert client.post("/api/v1/segments", json={**body, "webhook_secret": SECRET}).status_code == 409
+    assert admin.post("/api/v1/segments", json={**body, "webhook_secret": SECRET}).status_code == 409
     edited = client.put("/api/v1/segments/recent", json={"rule": "purchases >= 2", "channel": "sms"}).get_json()
     assert (edited["version"], edited["webhook_url"]) == (2, body["webhook_url"])  # the webhook is kept
     assert client.post("/api/v1/segments/recent/evaluate").get_json() == {
@@ -435,3 +435,26 @@ def test_the_api_saves_edits_evaluates_and_pages_members(app, chain):
         "segment.members",
         "segment.members",
     ]
+    assert _audits(app, "segment.create")[0].detail["webhook"] == "127.0.0.1"
+
+
+def test_only_an_administrator_points_a_segment_at_a_webhook(app, chain):
+    """Marketing may edit a segment's rule but not where its exports go: an administrator's export is
+    unmasked, so a marketer who could repoint the webhook would have full phones and names delivered
+    to a server of their own by the next routine export."""
+    admin, marketing = _api(app, "admin"), _api(app, "marketing")
+    hooked = {"name": "hooked", "rule": "purchases >= 1", "channel": "sms"}
+    ours = {"webhook_url": "https://crm.example.cn/hooks/seg", "webhook_secret": SECRET}
+    assert admin.post("/api/v1/segments", json={**hooked, **ours}).status_code == 201
+    theirs = {"webhook_url": "https://attacker.example.net/x", "webhook_secret": "attackersecret-123456"}
+    for method, url in (("put", "/api/v1/segments/hooked"), ("post", "/api/v1/segments")):
+        for change in (theirs, {"webhook_url": ""}, {"webhook_secret": "attackersecret-123456"}):
+            body = {**hooked, "name": "hooked" if method == "put" else "other", **change}
+            refused = getattr(marketing, method)(url, json=body)
+            assert refused.status_code == 403, refused.get_json()
+            assert refused.get_json()["error"]["code"] == "forbidden"
+    assert admin.get("/api/v1/segments/hooked").get_json()["webhook_url"] == ours["webhook_url"]
+    assert marketing.put("/api/v1/segments/hooked", json={**hooked, "rule": "purchases >= 2"}).status_code == 200
+    assert admin.put("/api/v1/segments/hooked", json={**hooked, **theirs}).status_code == 200
+    [*_, changed] = _audits(app, "segment.update")
+    assert changed.detail["webhook"] == {"from": "crm.example.cn", "to": "attacker.example.net"}
