@@ -13,7 +13,7 @@
   state-changing request that a browser marks as cross-site (``Sec-Fetch-Site``, ``Origin``) is
   refused everywhere, the JSON APIs included.
 - Every response carries a CSP without inline script, frame-ancestors 'none', nosniff and a
-  Referrer-Policy.
+  Referrer-Policy; every console and API response ``Cache-Control: no-store``.
 """
 
 from __future__ import annotations
@@ -234,7 +234,7 @@ def _after(response: Response) -> Response:
     config = _config()
     session_cookie, login_cookie = cookie_names(config)
     secure = config.console_secure_cookie
-    if request.path.startswith("/console/"):
+    if request.path.startswith(("/console/", "/api/")):  # customer data: never in a browser's or a proxy's cache
         response.headers.setdefault("Cache-Control", "no-store")
     if "console_cookie" in g:
         token = cast(str, g.console_cookie)

@@ -209,6 +209,13 @@ def test_every_response_carries_the_security_headers(client, user_client):
 
 
 @pytest.mark.parametrize("backend", ["sqlite"], indirect=True)  # no database behaviour involved
+def test_no_page_or_api_answer_is_kept_in_a_cache(user_client):
+    """A browser's or a proxy's cache would keep a customer's profile or an export on disk after logout."""
+    for url in ("/console/fleet", "/api/v1/devices", "/api/v1/customers/1", "/api/v1/nothing"):
+        assert user_client.get(url).headers.get("Cache-Control") == "no-store", url
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)  # no database behaviour involved
 def test_chinese_by_default_english_on_request(user_client):
     page = user_client.get("/console/")
     html = page.get_data(as_text=True)
