@@ -220,6 +220,8 @@ def history(name: str) -> Response:
     row = _segment(name)
     before = int_param("before", 0, 1) if request.args.get("before") else None
     rows = evaluation.history_page(get_session(), row.id, before, _limit())
+    _audit("segment.history", f"segment:{name}", returned=len(rows))
+    get_session().commit()
     out = [
         {"id": r.id, "customer_id": r.customer_id, "change": r.change, "at": format_time(r.at), "version": r.version}
         for r in rows

@@ -428,12 +428,15 @@ def test_the_api_saves_edits_evaluates_and_pages_members(app, chain):
     listed = client.get("/api/v1/segments").get_json()["segments"]
     assert [(s["name"], s["members"], s["evaluated_version"]) for s in listed] == [("recent", 2, 2)]
     assert client.get("/api/v1/segments/nothing").status_code == 404
+    history = client.get("/api/v1/segments/recent/history?limit=1").get_json()["history"]
+    assert [h["customer_id"] for h in history] == [max(chain["ann"], chain["bob"])]
     assert [a.action for a in table_rows(app, AuditLog) if a.action.startswith("segment.")] == [
         "segment.create",
         "segment.update",
         "segment.evaluate",
         "segment.members",
         "segment.members",
+        "segment.history",  # who entered and left: customers' ids, like the members
     ]
     assert _audits(app, "segment.create")[0].detail["webhook"] == "127.0.0.1"
 
