@@ -48,7 +48,7 @@ from central.console.shown import (
     unmasked,
 )
 from central.customers import consent_gate, notes, profile, timeline
-from central.customers.name_search import find_by_name, find_by_name_prefix
+from central.customers.name_search import find_by_name, find_by_name_prefix, search_key
 from central.customers.queries import (
     find_customer,
     money,
@@ -77,6 +77,16 @@ def int_arg(name: str) -> int | None:
     return int(raw)
 
 
+def _surname_only(query: str) -> bool:
+    """Whether a name search asks for no more than a masked name shows (its first character: 张*).
+
+    A role that sees names masked may page through a surname, but a longer prefix would answer, one
+    letter at a time, what the mask hides: 胡华 spelled out as h, hu, huh, ... from whether the
+    customer is still among the results. Anything longer is matched as a whole name.
+    """
+    return len(search_key(query)) == 1
+
+
 @bp.get("/customers")
 @web.roles(*CUSTOMER_ROLES)
 def customers() -> ResponseReturnValue:
@@ -97,10 +107,10 @@ def customers() -> ResponseReturnValue:
         recent = customer_rows(summaries)
         record_audit("customers.list", after=after, returned=len(recent))
     elif query and kind == "name":
-        if role() == CUSTOMER_SERVICE:
-            ids = find_by_name(db, query)  # one customer at a time: the whole name, no pages to browse
-        else:
+        if unmasked() or (role() != CUSTOMER_SERVICE and _surname_only(query)):
             ids, next_after = find_by_name_prefix(db, query, RECENT, after)
+        else:
+            ids = find_by_name(db, query)  # the whole name: one customer at a time, no pages to browse
         found = customer_rows(summaries_of(db, ids))
         record_audit("customers.search", f"name:{mask_name(query)}", after=after, returned=len(found))
     elif query:

@@ -141,6 +141,30 @@ def test_marketing_finds_by_surname_sees_masked_names_and_pages_on_customer_serv
 
 
 @SQLITE_ONLY
+def test_a_masked_role_cannot_spell_out_a_name_one_letter_at_a_time(app, client):
+    """Marketing sees 张*; if 张三 and then zhangs still found the customer, a script could extend the
+    prefix a letter at a time and read the whole name from whether the customer stays in the results."""
+    _sign_up(app, client, ["张三丰", "张伟"])
+    _spell(app)
+    create_user(app, "marketing", role="marketing")
+    create_user(app, "admin", role="admin")
+    marketing, admin = app.test_client(), app.test_client()
+    assert login(marketing, "marketing").status_code == 302 and login(admin, "admin").status_code == 302
+
+    def found(console, query):
+        page = console.get(f"/console/customers?kind=name&q={query}").get_data(as_text=True)
+        if 'id="results"' not in page:
+            return 0
+        return page.split('id="results"', 1)[1].split("</table>", 1)[0].count("<tr><td><a")
+
+    for prefix in ("张三", "zhangs", "zhangsan", "zs"):
+        assert found(marketing, prefix) == 0, prefix  # a part of a name is not a name
+        assert found(admin, prefix) == 1, prefix
+    assert found(marketing, "张") == found(marketing, "z") == 2  # the surname the mask shows
+    assert found(marketing, "张三丰") == found(marketing, "zhangsanfeng") == 1  # the whole name, as customer service
+
+
+@SQLITE_ONLY
 def test_found_and_listed_customers_show_name_masked_identifiers_purchases_and_last_contact(app, client):
     """Two 张伟 are told apart by their masked phones; the newest customers' list shows names too."""
     _sign_up(app, client, ["张伟", "张伟"])
