@@ -1,7 +1,8 @@
 """What the console shows of a customer, as the logged-in user may see it: masked per role.
 
-Identifiers are always masked; names, birthdays, addresses and free text are shown in full to
-admins only (``web.current_policy().unmasked``).
+Identifiers are always masked; names, birthdays (the year shown), addresses, postcodes (the first
+three digits shown) and free text are shown in full to admins only (``web.current_policy().unmasked``).
+Gender, city and province, which a campaign targets by and which single out no one, are shown as they are.
 """
 
 from __future__ import annotations
@@ -52,6 +53,8 @@ def shown_attribute(attribute: str, value: str) -> str:
         return mask_name(value)
     if attribute == "birthday":
         return value[:4] + "-**-**"
+    if attribute == "postcode":
+        return value[:3] + "*" * (len(value) - 3)  # the area (a city's postal district), not the streets
     if attribute in _MASKED_ATTRIBUTES:
         return mask_identifier(attribute, value)
     return mask_text(value)

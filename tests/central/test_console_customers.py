@@ -386,6 +386,23 @@ def test_marketing_and_customer_service_see_masked_data_and_stored_xss_is_inert(
     assert "张*" in masked and "张三丰" not in masked and "1990-**-**" in masked and "VIP00421234" not in masked
 
 
+@SQLITE_ONLY
+def test_a_postcode_shows_its_area_only_to_roles_that_see_data_masked(app, client):
+    """A six-digit postcode narrows a customer to a few streets; its first three digits name the area
+    (the city's postal district), as much as marketing needs beside the city and province."""
+    signup = source_event(
+        "p1", "member.signup", identifiers={"phone": OTHER_PHONE}, name="王五", city="上海", postcode="200031"
+    )
+    _accepted(app, client, [signup])
+    for role in ("admin", "marketing", "customer_service"):
+        create_user(app, role, role=role)
+    page = f"/console/customers/{_id_of(app, 'phone', OTHER_PHONE)}"
+    for role in ("marketing", "customer_service"):
+        html = _as(app, role).get(page).get_data(as_text=True)
+        assert "200***" in html and "200031" not in html and "上海" in html, role
+    assert "200031" in _as(app, "admin").get(page).get_data(as_text=True)
+
+
 def test_times_are_shown_in_the_chains_local_time_with_its_offset(app, member):
     with central_db.engine_for(app).begin() as conn:
         tagging.recompute(conn, app.config["CENTRAL"], datetime(2026, 11, 23, 2, 0, tzinfo=UTC))
