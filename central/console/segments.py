@@ -22,6 +22,7 @@ from central.customers.consent import CHANNELS
 from central.db import get_session, session_factory
 from central.segments import definitions, evaluation, exports
 from central.segments.definitions import Draft, SegmentError
+from central.segments.fields import schema_for
 
 ROLES = (ADMIN, MARKETING)
 CHANNEL_LABELS = {"sms": "短信", "wechat": "微信", "app_push": "App 推送", "email": "电子邮件"}
@@ -61,6 +62,7 @@ PROBLEM_TEXTS = {
     "rule_number_too_long": N_("数字过长。"),
     "rule_duration_too_long": N_("时长过长。"),
     "rule_no_attributes": N_("字段按名称读取，没有“.”属性。"),
+    "rule_withheld_field": N_("您的角色只能看到生日的年份和邮编的前三位：请改用 birth_year 或 postcode_area。"),
     "bad_name": N_("人群名称须为 1-64 个小写字母、数字、“-”或“_”。"),
     "exists": N_("已有同名人群，请换一个名称或更新原人群。"),
     "bad_description": N_("说明最多 500 个字符。"),
@@ -98,6 +100,7 @@ def _page(status: int = 200, **form: Any) -> ResponseReturnValue:
     if rule.strip() and "problem" not in form:
         try:
             definitions.check_channel(channel)
+            definitions.check_rule(rule, schema_for(web.current_policy().unmasked))
             preview = evaluation.count(db, rule, channel, today, offset)
         except SegmentError as exc:
             problem = _problem(exc)
@@ -135,7 +138,13 @@ def save_segment() -> ResponseReturnValue:
     active = web.current()
     draft = Draft(form["name"].strip(), form["rule"], form["channel"], form["description"].strip()[:500])
     try:
-        definitions.create(db, draft, actor=active.username if active else "anonymous", now=clock.now())
+        definitions.create(
+            db,
+            draft,
+            actor=active.username if active else "anonymous",
+            now=clock.now(),
+            schema=schema_for(web.current_policy().unmasked),
+        )
     except SegmentError as exc:
         db.rollback()
         return _page(400, problem=_problem(exc), **form)

@@ -22,11 +22,13 @@ from central.accounts.roles import ADMIN, MARKETING
 from central.auth import actor_name
 from central.bodies import json_body
 from central.config import CentralConfig
+from central.customers.rules import Schema
 from central.db import get_session
 from central.errors import ApiError
 from central.params import int_param
 from central.segments import definitions, evaluation, exports
 from central.segments.definitions import Draft, SegmentError
+from central.segments.fields import schema_for
 from shared.wire import format_time
 
 bp = Blueprint("segments", __name__)
@@ -76,6 +78,11 @@ def _draft(body: dict[str, Any], name: str | None = None) -> Draft:
     )
 
 
+def _schema() -> Schema:
+    """What this user's rules may read: birthdays and postcodes only as coarsely as their role sees them."""
+    return schema_for(web.current_policy().unmasked)
+
+
 def _webhook_host(url: str | None) -> str | None:
     return (urlsplit(url).hostname or url) if url else None
 
@@ -123,7 +130,7 @@ def create_segment() -> Response | tuple[Response, int]:
     _webhook_by_admin(body)
     draft = _draft(body)
     try:
-        definitions.create(db, draft, actor=actor_name(), now=clock.now())
+        definitions.create(db, draft, actor=actor_name(), now=clock.now(), schema=_schema())
     except SegmentError as exc:
         db.rollback()
         return _refused(exc)
@@ -150,7 +157,7 @@ def update_segment(name: str) -> Response:
     draft = _draft(body, name)
     before = _segment(name).webhook_url
     try:
-        version = definitions.revise(db, name, draft, actor=actor_name(), now=clock.now())
+        version = definitions.revise(db, name, draft, actor=actor_name(), now=clock.now(), schema=_schema())
     except SegmentError as exc:
         db.rollback()
         return _refused(exc)
@@ -182,6 +189,7 @@ def preview() -> Response:
     today = evaluation.local_today(clock.now(), _offset())
     try:
         definitions.check_channel(channel)
+        definitions.check_rule(rule, _schema())
         counted = evaluation.count(get_session(), rule, channel, today, _offset())
     except SegmentError as exc:
         return _refused(exc)

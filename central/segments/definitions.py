@@ -17,7 +17,7 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
 from central.customers.consent import CHANNELS
-from central.customers.rules import RuleDefinition, RuleError
+from central.customers.rules import RuleDefinition, RuleError, Schema
 from central.models import table
 from central.segments.fields import SCHEMA
 from central.segments.models import Segment
@@ -58,10 +58,13 @@ class Draft:
     webhook_secret: str | None = None
 
 
-def check_rule(source: str) -> RuleDefinition:
-    """The rule as a versioned definition; raises :class:`SegmentError` with the rule's position and reason."""
+def check_rule(source: str, schema: Schema = SCHEMA) -> RuleDefinition:
+    """The rule as a versioned definition; raises :class:`SegmentError` with the rule's position and reason.
+
+    ``schema``: what the rule's author may read (:func:`central.segments.fields.schema_for` their role).
+    """
     try:
-        return RuleDefinition.create("segment", source, SCHEMA)
+        return RuleDefinition.create("segment", source, schema)
     except RuleError as exc:
         raise SegmentError(f"rule_{exc.reason}", str(exc), exc) from None
 
@@ -86,13 +89,13 @@ def _check_webhook(url: str | None, secret: str | None) -> tuple[str | None, str
     return url, secret
 
 
-def _checked(draft: Draft) -> tuple[RuleDefinition, tuple[str | None, str | None]]:
+def _checked(draft: Draft, schema: Schema) -> tuple[RuleDefinition, tuple[str | None, str | None]]:
     if not _NAME.match(draft.name):
         raise SegmentError("bad_name", f"segment name {draft.name!r}: 1-64 lower-case letters, digits, '-' or '_'")
     if len(draft.description) > 500:
         raise SegmentError("bad_description", "description: at most 500 characters")
     check_channel(draft.channel)
-    return check_rule(draft.rule), _check_webhook(draft.webhook_url, draft.webhook_secret)
+    return check_rule(draft.rule, schema), _check_webhook(draft.webhook_url, draft.webhook_secret)
 
 
 def find(db: Session, name: str) -> Any | None:
@@ -105,9 +108,9 @@ def listed(db: Session) -> list[Any]:
     return list(db.execute(select(_segments).order_by(_segments.c.name)))
 
 
-def create(db: Session, draft: Draft, *, actor: str, now: datetime) -> int:
+def create(db: Session, draft: Draft, *, actor: str, now: datetime, schema: Schema = SCHEMA) -> int:
     """Save a new segment at version 1; the caller commits. Refused if the name is taken."""
-    definition, (url, secret) = _checked(draft)
+    definition, (url, secret) = _checked(draft, schema)
     if find(db, draft.name) is not None:
         raise SegmentError("exists", f"a segment named {draft.name!r} exists; update it instead")
     values = {
@@ -129,14 +132,14 @@ def create(db: Session, draft: Draft, *, actor: str, now: datetime) -> int:
     return int(db.execute(insert(_segments).values(**values).returning(_segments.c.id)).scalar_one())
 
 
-def revise(db: Session, name: str, draft: Draft, *, actor: str, now: datetime) -> int:
+def revise(db: Session, name: str, draft: Draft, *, actor: str, now: datetime, schema: Schema = SCHEMA) -> int:
     """Save an edit; the version moves on if the rule's meaning or the channel changed. Returns the version."""
     row = find(db, name)
     if row is None:
         raise SegmentError("not_found", f"no segment named {name!r}")
     if draft.name != name:
         raise SegmentError("bad_name", "a segment keeps its name; create a new one instead")
-    checked, (url, secret) = _checked(draft)
+    checked, (url, secret) = _checked(draft, schema)
     if url is None and draft.webhook_url is None:
         url, secret = row.webhook_url, row.webhook_secret  # not given: kept
     old = RuleDefinition("segment", row.version, row.rule, row.fingerprint)

@@ -43,6 +43,8 @@ _TAG_FIELDS = {
     "high_care": ("service.high_care", B),
 }
 _GOLDEN = {"gender": S, "city": S, "postcode": S, "birthday": D}
+# Coarse forms of golden attributes that roles seeing data masked see only coarsely: field -> (attribute, characters).
+_COARSE = {"birth_year": ("birthday", 4), "postcode_area": ("postcode", 3)}
 
 FIELDS: dict[str, FieldType] = {
     **dict.fromkeys(_COUNTS, N),
@@ -53,10 +55,29 @@ FIELDS: dict[str, FieldType] = {
     "first_seen_on": D,
     "last_seen_on": D,
     **_GOLDEN,
+    "birth_year": N,
+    "postcode_area": S,
     **{name: kind for name, (_, kind) in _TAG_FIELDS.items()},
 }
 SCHEMA = Schema(FIELDS)
 """The schema every segment rule is parsed against."""
+
+MASKED_SCHEMA = Schema(
+    {name: kind for name, kind in FIELDS.items() if name not in ("birthday", "postcode")},
+    withheld={
+        "birthday": "your role sees birthdays as their year only: use birth_year",
+        "postcode": "your role sees postcodes as their first three digits only: use postcode_area",
+    },
+)
+"""What a rule written by a role that sees data masked may read: a birthday or a postcode only as
+coarsely as that role is shown them. With the whole date, the rule's members (or counts) would
+answer a bisection: is this customer born after 1959-06-30, after 1959-03-31, ... (nine saves)."""
+
+
+def schema_for(unmasked: bool) -> Schema:
+    """The schema a user's rules are checked against: every field for those who see data in full."""
+    return SCHEMA if unmasked else MASKED_SCHEMA
+
 
 customers = table(Customer)
 _stats = table(CustomerStats)
@@ -114,6 +135,12 @@ class Columns(Mapping[str, ColumnElement[Any]]):
             return self.dialect.local_date(stats.c[name.replace("_on", "_at")])
         if name in ("first_seen_on", "last_seen_on"):
             return self.dialect.local_date(customers.c[name.replace("_on", "_at")])
+        if name in _COARSE:
+            attribute, characters = _COARSE[name]
+            start = sa.func.substr(
+                self._keyed("golden", attribute, _golden, _golden.c.attribute).c.value, 1, characters
+            )
+            return sa.cast(start, sa.Integer) if FIELDS[name] is N else start
         if name in _GOLDEN:
             value = self._keyed("golden", name, _golden, _golden.c.attribute).c.value
             return self.dialect.text_date(value) if _GOLDEN[name] is D else value

@@ -163,7 +163,8 @@ def test_live_count_of_saved_and_unsaved_rules(app, chain):
 def test_rules_read_tags_and_golden_attributes(app, chain):
     from central.customers import tagging
 
-    load(app, [signup("born", PHONES["ann"], birthday="1990-05-01", at=START - timedelta(days=2))])
+    born = signup("born", PHONES["ann"], birthday="1990-05-01", at=START - timedelta(days=2)) | {"postcode": "200031"}
+    load(app, [born])
     with central_db.engine_for(app).begin() as conn:
         tagging.recompute(conn, app.config["CENTRAL"], START)
     today = evaluation.local_today(START, OFFSET)
@@ -173,11 +174,43 @@ def test_rules_read_tags_and_golden_attributes(app, chain):
         'has_tag("lifecycle") and lifecycle = "new"': 4,
         "birthday < 2000-01-01": 1,
         "birthday is null": 3,
+        "birth_year = 1990": 1,
+        "birth_year < 1990 or birth_year > 1990": 0,
+        'postcode = "200031"': 1,
+        'postcode_area = "200"': 1,
+        'postcode_area = "201"': 0,
         "first_seen_on <= 2026-11-23 and rfm_r >= 1": 4,
     }
     with _session(app) as db:
         for rule, matching in expected.items():
             assert evaluation.count(db, rule, "sms", today, OFFSET).matching == matching, rule
+
+
+def test_a_role_that_sees_birthdays_as_years_writes_rules_with_years(app, chain):
+    """Marketing sees 1959-**-**. Were the whole date a field of its rules, nine saves of
+    ``birthday >= A and birthday <= B`` with a look at the members (or at a live count of a rule that
+    singles one customer out) would bisect the masked date; its rules read birth_year instead."""
+    load(app, [signup("born", PHONES["ann"], birthday="1959-01-21", at=START - timedelta(days=2))])
+    marketing, admin = _api(app, "marketing"), _api(app, "admin")
+    whole = "purchases >= 1 and birthday >= 1959-01-01 and birthday <= 1959-06-30"
+    for method, url, body in (
+        ("post", "/api/v1/segments", {"name": "born", "rule": whole, "channel": "sms"}),
+        ("post", "/api/v1/segments/preview", {"rule": whole, "channel": "sms"}),
+        ("post", "/api/v1/segments", {"name": "area", "rule": 'postcode = "200031"', "channel": "sms"}),
+    ):
+        refused = getattr(marketing, method)(url, json=body)
+        assert refused.status_code == 400, refused.get_json()
+        error = refused.get_json()["error"]
+        assert error["reason"] == "rule_withheld_field", error
+        assert "use birth_year" in error["message"] or "use postcode_area" in error["message"], error
+    assert admin.post("/api/v1/segments", json={"name": "born", "rule": whole, "channel": "sms"}).status_code == 201
+    edit = marketing.put("/api/v1/segments/born", json={"rule": whole.replace("06-30", "03-31"), "channel": "sms"})
+    assert edit.status_code == 400 and edit.get_json()["error"]["reason"] == "rule_withheld_field"
+    by_year = {"rule": "birth_year = 1959", "channel": "sms"}
+    assert marketing.post("/api/v1/segments/preview", json=by_year).get_json()["matching"] == 1
+    assert marketing.put("/api/v1/segments/born", json=by_year).status_code == 200
+    page = marketing.get("/console/segments?rule=birthday+%3E%3D+1959-01-01&channel=sms").get_data(as_text=True)
+    assert "rule_withheld_field" in page and "birth_year" in page
 
 
 def test_evaluation_records_who_entered_and_left(app, chain, clock):

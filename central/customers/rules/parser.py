@@ -188,6 +188,8 @@ class Parser:
             return FieldRef(token.text, kind, token.position)
         if token.text in FUNCTIONS:
             raise self.error("expected", f"{token.text} is a function: write {token.text}(...)", token)
+        if token.text in self.schema.withheld:
+            raise self.error("withheld_field", f"{token.text}: {self.schema.withheld[token.text]}", token)
         close = difflib.get_close_matches(token.text, self.schema.names, n=1)
         hint = f" (did you mean '{close[0]}'?)" if close else ""
         raise self.error("unknown_field", f"unknown field '{token.text}'{hint}", token)

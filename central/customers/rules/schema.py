@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import re
 from collections.abc import Mapping
@@ -33,6 +34,9 @@ class Schema:
 
     fields: Mapping[str, FieldType]
     tags_field: str | None = "tags"
+    withheld: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    """Fields this schema leaves out on purpose, each with what to use instead (a rule naming one is
+    refused as ``withheld_field`` with that advice, not as an unknown field)."""
 
     def __post_init__(self) -> None:
         for name, kind in self.fields.items():
@@ -43,6 +47,7 @@ class Schema:
         if self.tags_field is not None and self.tags_field in self.fields:
             raise ValueError(f"schema: tags field {self.tags_field!r} is also declared as a field")
         object.__setattr__(self, "fields", MappingProxyType(dict(self.fields)))
+        object.__setattr__(self, "withheld", MappingProxyType(dict(self.withheld)))
 
     def type_of(self, name: str) -> FieldType | None:
         """The type of field ``name``, or None if the schema does not declare it."""
