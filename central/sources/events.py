@@ -9,7 +9,7 @@ duplicate, forever. Every fresh event that names an identifier goes through
 :func:`central.identity.resolve.resolve` in the same transaction, which records the customer it
 was linked to in ``event_customers`` (the one place merges and splits keep current). An event id
 repeated within one call is a duplicate of its first copy, so the outcome never depends on where a
-backfill's chunks happen to end.
+backfill's chunks happen to end; the API answers each id once, for its first copy.
 """
 
 from __future__ import annotations
@@ -74,7 +74,10 @@ class Staged:
     resolution: Resolution | None = None
 
     def reply(self) -> wire.Reply:
-        return wire.Reply(tuple(self.accepted), tuple(self.duplicate), tuple(self.rejected))
+        """The answer to the call: every event id in exactly one list, that of its first copy."""
+        answered = {*self.accepted, *(r.event_id for r in self.rejected)}
+        duplicate = tuple(e for e in dict.fromkeys(self.duplicate) if e not in answered)
+        return wire.Reply(tuple(self.accepted), duplicate, tuple(self.rejected))
 
 
 def observed(text: str, latest: datetime) -> datetime | str:
@@ -88,25 +91,32 @@ def observed(text: str, latest: datetime) -> datetime | str:
 
 
 def read_events(raw_events: Iterable[Any], latest: datetime) -> tuple[list[SourceRow], list[str], list[wire.Rejection]]:
-    """Decode raw events dated at the latest ``latest``: storable rows, ids repeated within the call
-    (duplicates), rejections."""
+    """Decode raw events dated at the latest ``latest``: storable rows, ids repeated within the call,
+    rejections.
+
+    An id's first copy decides its answer, stored or rejected; a later copy of it is never stored,
+    not even when the first was refused and the later one would pass (a client that resends a
+    corrected event does so in a new call, where it is read on its own).
+    """
     rows: list[SourceRow] = []
     repeated: list[str] = []
     rejected: list[wire.Rejection] = []
     seen: set[str] = set()
     for raw in raw_events:
+        event_id = raw.get("event_id") if isinstance(raw, dict) else None
+        if isinstance(event_id, str) and event_id in seen:
+            repeated.append(event_id)
+            continue
+        if isinstance(event_id, str):
+            seen.add(event_id)
         event = wire.decode_source_event(raw)
         if isinstance(event, wire.Rejection):
             rejected.append(event)
-            continue
-        if event.event_id in seen:
-            repeated.append(event.event_id)
             continue
         observed_at = observed(event.observed_at, latest)
         if isinstance(observed_at, str):
             rejected.append(wire.Rejection(event.event_id, observed_at))
             continue
-        seen.add(event.event_id)
         rows.append(SourceRow(event, observed_at))
     return rows, repeated, rejected
 

@@ -51,20 +51,23 @@ def test_events_are_stored_once_under_the_source_with_their_own_ids(app, client)
     assert rows[2].customer_id is None and rows[2].identifiers is None
 
 
-def test_a_repeated_id_in_one_post_is_a_duplicate_and_bad_events_are_rejected_alone(app, client):
+def test_a_repeated_id_in_one_post_is_answered_once_and_bad_events_are_rejected_alone(app, client):
     key = new_key(app)
     events = [
         source_event("e1", identifiers={"phone": "13800139001"}),
         source_event("e1", identifiers={"phone": "13800139002"}),
         source_event("e2", kind="member.teleport"),
+        source_event("e2", identifiers={"phone": "13800139004"}),  # the first copy was refused: not stored
         source_event("e3", observed_at="yesterday"),
         source_event("e4", identifiers={"phone": 13800139003}),
         "junk",
         source_event("e5", store_id="S 1"),
+        source_event("e6", identifiers={"phone": "13800139005"}),
+        source_event("e6", kind="member.teleport"),  # a bad later copy changes nothing
     ]
     reply = post_events(client, key, events).get_json()
-    assert reply["accepted"] == ["e1"]
-    assert reply["duplicate"] == ["e1"]
+    assert reply["accepted"] == ["e1", "e6"]
+    assert reply["duplicate"] == []  # every id in exactly one list, the first copy's
     assert reply["rejected"] == [
         {"event_id": "e2", "reason": "unknown_kind"},
         {"event_id": "e3", "reason": "invalid_observed_at"},
@@ -72,7 +75,9 @@ def test_a_repeated_id_in_one_post_is_a_duplicate_and_bad_events_are_rejected_al
         {"event_id": None, "reason": "invalid_event"},
         {"event_id": "e5", "reason": "invalid_store_id"},
     ]
-    assert [r.identifiers for r in stored_events(app)] == [{"phone": "13800139001"}]
+    assert [r.identifiers for r in stored_events(app)] == [{"phone": "13800139001"}, {"phone": "13800139005"}]
+    again = post_events(client, key, events[:2]).get_json()
+    assert (again["accepted"], again["duplicate"]) == ([], ["e1"])  # stored before: a duplicate, once
 
 
 def test_the_same_event_id_from_two_sources_is_two_events(app, client):
