@@ -14,6 +14,7 @@ anywhere (Ctrl-C, a crash, a kill) is finished by running it again.
 
 from __future__ import annotations
 
+import codecs
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -74,12 +75,17 @@ class LoadSummary:
 
 
 def _lines(stream: BinaryIO) -> Iterator[tuple[int, bytes]]:
-    """(line number, bytes) for every line; an over-long line is skipped and comes back as a NUL byte."""
+    """(line number, bytes) for every line; an over-long line is skipped and comes back as a NUL byte.
+
+    A UTF-8 byte order mark at the start of the file (Windows tools write one) is not part of the first line.
+    """
     number = 0
     while True:
         line = stream.readline(MAX_LINE_BYTES + 1)
         if not line:
             return
+        if number == 0 and line.startswith(codecs.BOM_UTF8):
+            line = line[len(codecs.BOM_UTF8) :]
         number += 1
         if len(line) > MAX_LINE_BYTES and not line.endswith(b"\n"):
             # Skip the rest of the over-long line so the next one starts where it should.

@@ -107,6 +107,19 @@ def test_an_over_long_line_is_skipped_and_the_next_one_loads(app, tmp_path):
     assert [r.event_id for r in stored_events(app)] == ["small"]
 
 
+def test_a_file_saved_with_a_byte_order_mark_loads_its_first_line(app, tmp_path):
+    """Notepad and Excel on Windows save UTF-8 with a byte order mark; it is not part of the first event."""
+    path = tmp_path / "bom.jsonl"
+    path.write_bytes(b"\xef\xbb\xbf" + (line("first") + "\n" + line("second") + "\n").encode())
+    bad = []
+    with central_db.session_factory(app)() as db:
+        summary = load_events(
+            db, path, "crm", registry=default_registry(), clock=app.config["CLOCK"], on_bad_line=bad.append
+        )
+    assert bad == [] and summary.accepted == 2
+    assert [r.event_id for r in stored_events(app)] == ["first", "second"]
+
+
 class Stop(Exception):
     pass
 
