@@ -115,7 +115,10 @@ def post_events(source: str) -> Response:
         len(staged.duplicate),
         len(staged.rejected),
     )
-    return jsonify(staged.reply().to_dict())
+    answer = staged.reply().to_dict()
+    if staged.warnings:  # stored, but an identifier the source sent identifies no one
+        answer["warnings"] = [{"event_id": w.event_id, "reason": w.reason} for w in staged.warnings]
+    return jsonify(answer)
 
 
 def _require_admin() -> str:

@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session
 from central.collector import collector_paused
 from central.db import catch_up_statistics
 from central.identity.registry import Registry
-from central.sources.events import DEFAULT_MAX_AHEAD, SourceRow, Staged, observed, store_rows
+from central.sources.events import DEFAULT_MAX_AHEAD, SourceRow, Staged, consent_problem, observed, store_rows
 from shared import wire
 
 # Per-chunk statements (look-ups, holdings, golden record) are a fixed cost: 5,000 events a
@@ -148,6 +148,8 @@ def load_events(
             if not line.strip():
                 continue
             row = read_line(line, latest)
+            if not isinstance(row, wire.Rejection) and (problem := consent_problem(row.event, registry)):
+                row = wire.Rejection(row.event.event_id, problem)
             if isinstance(row, wire.Rejection):
                 summary.rejected[row.reason] += 1
                 on_bad_line(BadLine(number, row.event_id, row.reason))

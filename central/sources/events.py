@@ -69,6 +69,7 @@ class Staged:
     accepted: list[str] = field(default_factory=list)
     duplicate: list[str] = field(default_factory=list)
     rejected: list[wire.Rejection] = field(default_factory=list)
+    warnings: list[wire.Rejection] = field(default_factory=list)  # accepted, but an identifier was left out
     pks: dict[str, int] = field(default_factory=dict)
     facts: list[IdentityFact] = field(default_factory=list)
     resolution: Resolution | None = None
@@ -164,6 +165,30 @@ def fact_identifiers(event: wire.Event) -> tuple[tuple[str, str], ...]:
     return tuple(pairs)
 
 
+def consent_problem(event: wire.Event, registry: Registry) -> str | None:
+    """Why a consent event cannot be recorded against anyone, before it is stored: ``consent_without_identifier``
+    when it names no identifier the registry can use (none at all, ``12345``, a test number, a staff phone).
+
+    Accepted, such an event would be kept with no decision recorded: the source would believe a
+    withdrawal had landed that no one will ever be held to.
+    """
+    if event.kind not in consent.KINDS:
+        return None
+    strong, weak, _ = registry.usable(fact_identifiers(event), event.app_id)
+    return None if strong or weak else "consent_without_identifier"
+
+
+def unusable_identifiers(event: wire.Event, registry: Registry) -> list[str]:
+    """``unusable_identifier:<type>:<why>`` for each identifier the registry leaves out of an accepted
+    event (``invalid``, ``blocked``, ``staff_phone``, ``placeholder``, ...; see Registry.check)."""
+    out = []
+    for kind, raw in fact_identifiers(event):
+        value, why = registry.check(kind, raw, event.app_id)
+        if value is None:
+            out.append(f"unusable_identifier:{kind}:{why}")
+    return out
+
+
 def identity_fact(device_id: str, row: SourceRow, pk: int, operator: str | None = None) -> IdentityFact:
     """The fact identity resolution needs from one stored event."""
     return IdentityFact(
@@ -256,7 +281,21 @@ def store_source_events(
 ) -> Staged:
     """Decode, store and resolve one call's raw events in one transaction (committed)."""
     rows, repeated, rejected = read_events(raw_events, now + max_ahead)
-    staged = store_rows(db, source, rows, now, registry=registry)
+    storable = []
+    for row in rows:
+        problem = consent_problem(row.event, registry)
+        if problem is None:
+            storable.append(row)
+        else:
+            rejected.append(wire.Rejection(row.event.event_id, problem))
+    staged = store_rows(db, source, storable, now, registry=registry)
     staged.duplicate.extend(repeated)
     staged.rejected.extend(rejected)
+    fresh = set(staged.accepted)
+    staged.warnings = [
+        wire.Rejection(row.event.event_id, why)
+        for row in storable
+        if row.event.event_id in fresh
+        for why in unusable_identifiers(row.event, registry)
+    ]
     return staged

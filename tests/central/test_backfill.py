@@ -38,7 +38,9 @@ def history_file(path):
     path.write_bytes(
         "\n".join(lines).encode()
         + b"\n\xff\xfe\n"
-        + line("crm-7", "consent.given", payload={"purpose": "marketing"}).encode()
+        + line(
+            "crm-7", "consent.given", payload={"purpose": "marketing"}, identifiers={"phone": "13800139001"}
+        ).encode()
     )
     return path
 
@@ -75,7 +77,8 @@ def test_load_reports_every_line_and_a_rerun_changes_nothing(app, config_path, t
     assert rows[0].attributes == {"name": "王芳", "birthday": "1990-03-05"}
     assert rows[0].identifiers == {"phone": "13800139001", "member_card": "VIP1"}  # the first copy of crm-1
     assert survivor(app, rows[0].customer_id) == survivor(app, rows[1].customer_id) is not None
-    assert rows[3].customer_id is not None and rows[4].customer_id is None
+    assert rows[3].customer_id is not None
+    assert survivor(app, rows[4].customer_id) == survivor(app, rows[0].customer_id)  # the consent is 王芳's
 
     before = row_counts(app)
     assert main(["load-events", str(path), "--source", "crm", "--config", config_path]) == 0

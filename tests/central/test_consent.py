@@ -17,6 +17,7 @@ from central.identity.registry import load_registry
 from central.sources.backfill import load_events
 from shared import wire
 from tests.central.consent_support import consent_event, customer_of, load, signup
+from tests.central.sources_support import new_key, post_events
 from tests.central.support import START
 
 TODAY = START.date()
@@ -121,6 +122,48 @@ def test_a_backfill_applies_consent_like_any_source(app, tmp_path: Path):
         (row,) = consent_gate.decisions_of(db, customer)
     assert (row.source, row.origin) == ("import", "source:legacy")
     assert _verdict(app, customer).allowed
+
+
+def test_a_consent_event_that_names_no_one_is_refused_not_lost(app, client, tmp_path: Path):
+    """A withdrawal with no identifier, an unusable phone or a test number was answered "accepted" and
+    recorded nowhere: the source believed it had landed. It is refused with a reason now, by the API
+    and by a backfill alike, and nothing of it is stored."""
+    at = START - timedelta(days=1)
+    nameless = {k: v for k, v in consent_event("c1", "13905710010", granted=False, at=at).items() if k != "identifiers"}
+    events = [
+        nameless,
+        consent_event("c2", "12345", granted=False, at=at),
+        consent_event("c3", "13800138000", granted=False, at=at),  # a built-in test number
+        consent_event("c4", "13905710011", granted=False, at=at),
+    ]
+    reply = post_events(client, new_key(app), events).get_json()
+    assert reply["accepted"] == ["c4"]
+    assert reply["rejected"] == [{"event_id": e, "reason": "consent_without_identifier"} for e in ("c1", "c2", "c3")]
+    assert _decisions(app) == 1  # c4's
+    path = tmp_path / "consents.jsonl"
+    path.write_bytes(b"\n".join(orjson.dumps({**e, "event_id": "b" + e["event_id"]}) for e in events) + b"\n")
+    with central_db.session_factory(app)() as db:
+        summary = load_events(db, path, "legacy", registry=load_registry(app.config["CENTRAL"]), clock=lambda: START)
+    assert (summary.accepted, dict(summary.rejected)) == (1, {"consent_without_identifier": 3})
+
+
+def test_an_accepted_event_says_which_identifiers_were_left_out(app, client):
+    """The order is kept (a sale is a sale), but the source learns that 12345 identifies no one."""
+    order = {
+        "event_id": "o1",
+        "kind": "order.online",
+        "observed_at": wire.format_time(START - timedelta(hours=1)),
+        "identifiers": {"phone": "12345", "email": "bad", "member_id": "M-77"},
+        "payload": {"order_no": "W1", "total": "9.90"},
+    }
+    reply = post_events(client, new_key(app), [order]).get_json()
+    assert reply["accepted"] == ["o1"]
+    assert reply["warnings"] == [
+        {"event_id": "o1", "reason": "unusable_identifier:phone:invalid"},
+        {"event_id": "o1", "reason": "unusable_identifier:email:invalid"},
+    ]
+    clean = {**order, "event_id": "o2", "identifiers": {"member_id": "M-78"}}
+    assert "warnings" not in post_events(client, new_key(app), [clean]).get_json()
 
 
 def test_after_a_merge_the_latest_decision_of_either_side_holds_and_a_split_gives_each_its_own(app, clock):

@@ -30,7 +30,13 @@ def test_events_are_stored_once_under_the_source_with_their_own_ids(app, client)
             identifiers={"wechat_openid": "oAbc123", "phone": "+86 138 0013 9001"},
             app_id="wxmini01",
         ),
-        source_event("x" * 64, "consent.given", payload={"purpose": "marketing", "channel": "sms"}),
+        source_event(
+            "x" * 64,
+            "consent.given",
+            payload={"purpose": "marketing", "channel": "sms"},
+            identifiers={"wechat_openid": "oAbc123"},
+            app_id="wxmini01",
+        ),
     ]
     reply = post_events(client, key, events).get_json()
     assert reply == {"accepted": ["login-000001", "订单-2026-0001", "x" * 64], "duplicate": [], "rejected": []}
@@ -45,10 +51,10 @@ def test_events_are_stored_once_under_the_source_with_their_own_ids(app, client)
     ]
     assert rows[1].identifiers == {"wechat_openid": "oAbc123", "phone": "+86 138 0013 9001"}
     assert rows[1].app_id == "wxmini01"
-    # Both events name the same openid: one customer; the consent names nobody.
+    # The three events name the same openid: one customer.
     assert rows[0].customer_id is not None
     assert survivor(app, rows[0].customer_id) == survivor(app, rows[1].customer_id)
-    assert rows[2].customer_id is None and rows[2].identifiers is None
+    assert survivor(app, rows[2].customer_id) == survivor(app, rows[0].customer_id)
 
 
 def test_a_repeated_id_in_one_post_is_answered_once_and_bad_events_are_rejected_alone(app, client):
