@@ -348,13 +348,14 @@ MAX_SOURCE_EVENT_ID = 64
 _SHORTHAND = frozenset(ATTRIBUTE_SHORTHAND)
 
 
-def decode_source_event(raw: Any) -> Event | Rejection:
+def decode_source_event(raw: Any, max_event_chars: int = payloads.MAX_EVENT_BYTES) -> Event | Rejection:
     """Read one event from an online source or a backfill line.
 
     The same event as an agent's, except that ``event_id`` is the source's own (1-64 characters,
     no control characters), ``seq`` defaults to 0, ``payload`` to ``{}``, ``store_id`` may be empty
     or absent, and ``name``, ``birthday`` and the other :data:`ATTRIBUTE_SHORTHAND` fields may
-    stand at the top level (``attributes`` wins where both give one).
+    stand at the top level (``attributes`` wins where both give one). ``max_event_chars`` bounds the
+    payload as :func:`decode_batch` does (central's ``ingest.max_event_bytes``).
     """
     if not isinstance(raw, dict):
         return Rejection(None, "invalid_event")
@@ -369,7 +370,7 @@ def decode_source_event(raw: Any) -> Event | Rejection:
     reason = _event_problem(raw, online=True)
     if reason is not None:
         return Rejection(event_id, reason)
-    payload, reason = payloads.check_event(raw["kind"], raw.get("payload", {}))
+    payload, reason = payloads.check_event(raw["kind"], raw.get("payload", {}), max_chars=max_event_chars)
     if payload is None:
         return Rejection(event_id, reason or "invalid_payload")
     return Event(

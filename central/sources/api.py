@@ -107,7 +107,15 @@ def post_events(source: str) -> Response:
     data = decode_content(body, request.headers.get("Content-Encoding"), config.ingest_max_decompressed_bytes)
     events = decode_source_batch(data, config.ingest_max_events)
     ahead = timedelta(minutes=config.sources_max_ahead_minutes)
-    staged = store_source_events(db, source, events, clock.now(), registry=app_registry(current_app), max_ahead=ahead)
+    staged = store_source_events(
+        db,
+        source,
+        events,
+        clock.now(),
+        registry=app_registry(current_app),
+        max_ahead=ahead,
+        max_event_chars=config.ingest_max_event_bytes,
+    )
     log.debug(
         "source %s: %d accepted, %d duplicate, %d rejected",
         source,

@@ -29,7 +29,7 @@ from central.collector import collector_paused
 from central.db import catch_up_statistics
 from central.identity.registry import Registry
 from central.sources.events import DEFAULT_MAX_AHEAD, SourceRow, Staged, consent_problem, observed, store_rows
-from shared import wire
+from shared import payloads, wire
 
 # Per-chunk statements (look-ups, holdings, golden record) are a fixed cost: 5,000 events a
 # transaction used about 20 % less CPU per event than 2,000 on the generated chain (docs/benchmarks.md).
@@ -96,7 +96,9 @@ def _lines(stream: BinaryIO) -> Iterator[tuple[int, bytes]]:
         yield number, line
 
 
-def read_line(line: bytes, latest: datetime) -> SourceRow | wire.Rejection:
+def read_line(
+    line: bytes, latest: datetime, max_event_chars: int = payloads.MAX_EVENT_BYTES
+) -> SourceRow | wire.Rejection:
     """One line as a storable event dated at the latest ``latest``, or why it cannot be."""
     if line == b"\x00":
         return wire.Rejection(None, "line_too_long")
@@ -104,7 +106,7 @@ def read_line(line: bytes, latest: datetime) -> SourceRow | wire.Rejection:
         raw = orjson.loads(line)
     except orjson.JSONDecodeError as exc:
         return wire.Rejection(None, "invalid_utf8" if "UTF-8" in str(exc) else "invalid_json")
-    event = wire.decode_source_event(raw)
+    event = wire.decode_source_event(raw, max_event_chars)
     if isinstance(event, wire.Rejection):
         return event
     observed_at = observed(event.observed_at, latest)
@@ -122,6 +124,7 @@ def load_events(
     clock: Callable[[], datetime],
     chunk_size: int = DEFAULT_CHUNK,
     max_ahead: timedelta = DEFAULT_MAX_AHEAD,
+    max_event_chars: int = payloads.MAX_EVENT_BYTES,
     on_bad_line: Callable[[BadLine], None] = lambda bad: None,
     on_chunk: Callable[[LoadSummary], None] = lambda summary: None,
 ) -> LoadSummary:
@@ -147,7 +150,7 @@ def load_events(
             summary.bytes_read = stream.tell()
             if not line.strip():
                 continue
-            row = read_line(line, latest)
+            row = read_line(line, latest, max_event_chars)
             if not isinstance(row, wire.Rejection) and (problem := consent_problem(row.event, registry)):
                 row = wire.Rejection(row.event.event_id, problem)
             if isinstance(row, wire.Rejection):

@@ -31,7 +31,7 @@ from central.ingest.batches import _EVENT_COLUMNS, MAX_ATTEMPTS, _is_retryable
 from central.ingest.models import Event
 from central.models import table
 from central.presence import beacons
-from shared import wire
+from shared import payloads, wire
 from shared.ids import UUID7
 
 log = logging.getLogger(__name__)
@@ -91,7 +91,9 @@ def observed(text: str, latest: datetime) -> datetime | str:
     return moment if moment <= latest else "observed_at_in_future"
 
 
-def read_events(raw_events: Iterable[Any], latest: datetime) -> tuple[list[SourceRow], list[str], list[wire.Rejection]]:
+def read_events(
+    raw_events: Iterable[Any], latest: datetime, max_event_chars: int = payloads.MAX_EVENT_BYTES
+) -> tuple[list[SourceRow], list[str], list[wire.Rejection]]:
     """Decode raw events dated at the latest ``latest``: storable rows, ids repeated within the call,
     rejections.
 
@@ -110,7 +112,7 @@ def read_events(raw_events: Iterable[Any], latest: datetime) -> tuple[list[Sourc
             continue
         if isinstance(event_id, str):
             seen.add(event_id)
-        event = wire.decode_source_event(raw)
+        event = wire.decode_source_event(raw, max_event_chars)
         if isinstance(event, wire.Rejection):
             rejected.append(event)
             continue
@@ -278,9 +280,10 @@ def store_source_events(
     *,
     registry: Registry,
     max_ahead: timedelta = DEFAULT_MAX_AHEAD,
+    max_event_chars: int = payloads.MAX_EVENT_BYTES,
 ) -> Staged:
     """Decode, store and resolve one call's raw events in one transaction (committed)."""
-    rows, repeated, rejected = read_events(raw_events, now + max_ahead)
+    rows, repeated, rejected = read_events(raw_events, now + max_ahead, max_event_chars)
     storable = []
     for row in rows:
         problem = consent_problem(row.event, registry)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 
 import pytest
@@ -9,7 +10,9 @@ from sqlalchemy import select, text
 
 from central import db as central_db
 from central.cli import main
+from central.identity.registry import load_registry
 from central.models import AuditLog
+from central.sources.backfill import load_events
 from central.sources.models import SourceKey
 from shared.wire import format_time
 from tests.central.cli_runner import write_config
@@ -208,6 +211,28 @@ def test_too_many_events_is_refused_whole(make_app):
     response = post_events(app.test_client(), key, [source_event(str(i)) for i in range(3)])
     assert (response.status_code, response.get_json()["error"]["code"]) == (400, "too_many_events")
     assert stored_events(app) == []
+
+
+def test_an_event_larger_than_the_configured_limit_is_rejected_alone(make_app, tmp_path):
+    """ingest.max_event_bytes bounds a source's and a backfill's events as it bounds an agent's."""
+    app = make_app(ingest__max_event_bytes=2048)
+    big = source_event("big", "order.online", payload={"total": "1.00", "items": [], "note": "x" * 6000})
+    small = source_event("small", identifiers={"member_id": "M1"})
+    reply = post_events(app.test_client(), new_key(app), [big, small]).get_json()
+    assert reply["accepted"] == ["small"]
+    assert reply["rejected"] == [{"event_id": "big", "reason": "event_too_large"}]
+    path = tmp_path / "big.jsonl"
+    path.write_text(json.dumps({**big, "event_id": "big-2"}) + "\n")
+    with central_db.session_factory(app)() as db:
+        summary = load_events(
+            db,
+            path,
+            "crm",
+            registry=load_registry(app.config["CENTRAL"]),
+            clock=app.config["CLOCK"],
+            max_event_chars=2048,
+        )
+    assert dict(summary.rejected) == {"event_too_large": 1}
 
 
 def test_receipts_from_a_source_link_their_member_like_an_agents(app, client):
