@@ -25,6 +25,7 @@ from __future__ import annotations
 import io
 import logging
 import tempfile
+import unicodedata
 from datetime import timedelta
 from pathlib import Path
 
@@ -41,7 +42,7 @@ from central.identity.registry import Registry, load_registry
 from central.ingest.api import decode_content
 from central.sources.events import SOURCE_RE, store_source_events
 from central.sources.import_consent import notice_problem
-from central.sources.import_file import ImportOptions, plan_import
+from central.sources.import_file import ImportOptions, OptionError, plan_import
 from central.sources.import_mapping import MappingError
 from central.sources.import_report import rejected_reasons, report_rows, totals, write_report
 from central.sources.keys import key_matches
@@ -136,6 +137,14 @@ def _require_admin() -> str:
     return user.username
 
 
+def _upload_name(given: str) -> str:
+    """The uploaded file's name as the audit log and the answers show it (never a path on this server)."""
+    name = Path(given.replace("\\", "/")).name
+    if not name or name in (".", "..") or len(name) > 255 or any(unicodedata.category(c)[0] == "C" for c in name):
+        raise ApiError(400, "invalid_request", "filename: the file's name, at most 255 printable characters")
+    return name
+
+
 def _import_options(operator: str) -> ImportOptions:
     args = request.args
     source = args.get("source", "import")
@@ -174,24 +183,30 @@ def import_members() -> Response:
     config = _config()
     body = read_body(config.ingest_max_body_bytes)
     data = decode_content(body, request.headers.get("Content-Encoding"), config.ingest_max_decompressed_bytes)
-    name = Path(request.args.get("filename") or "upload.csv").name
+    name = _upload_name(request.args.get("filename") or "upload.csv")
     registry = app_registry(current_app)
     today = clock.now().date()
     db = get_session()
     db.rollback()
     with tempfile.TemporaryDirectory(dir=config.server_data_dir) as tmp:
-        path = Path(tmp) / name
+        path = Path(tmp) / "upload.csv"
         path.write_bytes(data)
+
+        def said(exc: Exception) -> str:  # the file as the uploader named it, not where central keeps it
+            return str(exc).replace(str(path), name)
+
         try:
             plan = plan_import(path, options, registry)
+        except OptionError as exc:
+            raise ApiError(400, "invalid_request", said(exc)) from None
         except MappingError as exc:
-            raise ApiError(400, "invalid_mapping", str(exc)) from None
+            raise ApiError(400, "invalid_mapping", said(exc)) from None
         except FormatError:
             raise ApiError(400, "undecodable", "the file is neither UTF-8 nor GB18030; give encoding=") from None
         except (UnicodeDecodeError, LookupError) as exc:
-            raise ApiError(400, "undecodable", f"cannot read the file as {options.encoding}: {exc}") from None
+            raise ApiError(400, "undecodable", f"cannot read the file as {options.encoding}: {said(exc)}") from None
         except ValueError as exc:
-            raise ApiError(400, "invalid_file", str(exc)) from None
+            raise ApiError(400, "invalid_file", said(exc)) from None
         import_id, stats = run_import(db, plan, options, registry=registry, clock=clock.now, today=today)
     answer: dict[str, object] = {
         "import_id": None if options.dry_run else import_id,

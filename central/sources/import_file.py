@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -79,8 +80,24 @@ def _records(path: Path, encoding: str, delimiter: str) -> Iterator[list[str]]:
             raise ValueError(f"{path}, line {reader.line_num}: {exc}; the file is not CSV as exported") from None
 
 
+class OptionError(ValueError):
+    """An import option that cannot work, whatever the file: a delimiter of two characters, a score of -5."""
+
+
+def check_options(options: ImportOptions) -> None:
+    """Refuse options no file could be read with, before anything is read (:class:`OptionError`)."""
+    if options.delimiter is not None and (len(options.delimiter) != 1 or options.delimiter in '"\r\n'):
+        raise OptionError(
+            f"delimiter {options.delimiter[:8]!r}: one character other than a quote or a line break (\\t for tab)"
+        )
+    score = options.merge_suggestions
+    if score is not None and not (isinstance(score, float | int) and math.isfinite(score) and 0 < score <= 1):
+        raise OptionError(f"merge suggestions: a score above 0 and at most 1, such as 0.9, not {score}")
+
+
 def plan_import(path: Path, options: ImportOptions, registry: Registry) -> Plan:
     """First pass: read the header, build the mapping, hash file and mapping, apply the phone + name rule."""
+    check_options(options)
     encoding = options.encoding or detect_encoding(path)
     with path.open("r", encoding=encoding, newline="") as stream:
         first_line = stream.readline()

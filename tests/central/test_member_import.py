@@ -223,6 +223,42 @@ def test_the_api_explains_a_bad_mapping(app, user_client):
     assert response.get_json()["error"]["code"] == "invalid_mapping"
 
 
+@pytest.mark.parametrize(
+    ("query", "said"),
+    [
+        ("filename=..", "filename"),
+        ("filename=/", "filename"),
+        ("filename=a%00b.csv", "filename"),
+        (f"filename={'f' * 300}.csv", "filename"),
+        ("delimiter=abc", "delimiter 'abc'"),
+        ("merge_suggestions=nan", "merge suggestions"),
+        ("merge_suggestions=-5", "merge suggestions"),
+        ("merge_suggestions=1.5", "merge suggestions"),
+    ],
+)
+def test_the_api_refuses_options_that_cannot_work_with_a_400(app, user_client, query, said):
+    """These gave 500s (a directory or a NUL written as the upload's name, csv's own TypeError), or,
+    for nan, quietly turned merging off."""
+    response = user_client.post(f"/api/v1/imports/members?{query}", data="name,phone\n王芳,13800139001\n")
+    assert response.status_code == 400, response.get_data()[:300]
+    error = response.get_json()["error"]
+    assert error["code"] == "invalid_request" and said in error["message"], error
+
+
+def test_the_api_names_the_file_as_uploaded_not_where_central_keeps_it(app, user_client, tmp_path):
+    response = user_client.post("/api/v1/imports/members?filename=会员.csv", data=b"")
+    assert response.status_code == 400
+    message = response.get_json()["error"]["message"]
+    assert "会员.csv is empty" in message and str(tmp_path) not in message and "/" not in message
+
+
+def test_the_command_refuses_a_delimiter_of_several_characters(app, config_path, tmp_path, capsys):
+    path = tmp_path / "members.csv"
+    path.write_text("name,phone\n王芳,13800139001\n", encoding="utf-8")
+    assert main(["import-members", str(path), "--delimiter", "abc", "--config", config_path]) == 2
+    assert "delimiter 'abc': one character" in capsys.readouterr().err
+
+
 def test_a_file_that_is_not_csv_is_refused_with_its_line(app, config_path, tmp_path, capsys):
     path = tmp_path / "members.csv"
     path.write_text('name,phone\n王芳,13800139001\n"unterminated,1\n' + "x" * 200_000 + "\n", encoding="utf-8")
