@@ -33,7 +33,7 @@ from central import bulk
 from central.collector import collector_paused
 from central.customers import consent
 from central.db import catch_up_statistics
-from central.identity.models import Customer
+from central.identity.models import Customer, ReviewItem
 from central.identity.registry import Registry
 from central.identity.resolve import IdentityFact, Resolution, resolve
 from central.ingest.batches import MAX_ATTEMPTS, _is_retryable
@@ -47,6 +47,7 @@ from central.sources.models import ImportRow, MemberImport
 from shared import wire
 
 _rows_table = table(ImportRow)
+_review = table(ReviewItem)
 _ROW_COLUMNS = ("import_id", "row", "event_pk", "external_id", "customer_id", "outcome", "reason")
 Resolver = Callable[..., Resolution]
 
@@ -133,7 +134,7 @@ def import_chunk(
     if answered:
         stated = import_consent.decisions(answered, observed_at, origin=device_id, notice=options.consent_notice)
         stats.consents += consent.record(db.connection(), stated, now)
-    rows = _outcomes(items, newest_before, stats)
+    rows = _outcomes(items, newest_before, stats, _review_reasons(db, [i.pk for i in linked if i.reviewed]))
     bulk.insert(
         db.connection(),
         _rows_table,
@@ -180,7 +181,29 @@ def _resolve_items(
 _Outcome = tuple[int, int | None, str | None, int | None, str, str]
 
 
-def _outcomes(items: list[_Item], newest_before: int, stats: RunStats) -> list[_Outcome]:
+# What a row's report says went to the review queue, by the review item's reason.
+_REVIEWED = {
+    "weak_match": "weak match sent to review",
+    "unique_conflict": "an identifier another customer holds sent to review",
+    "suspicious": "an identifier shared by too many customers sent to review",
+}
+
+
+def _review_reasons(db: Session, pks: list[int | None]) -> dict[int, str]:
+    """The review items' reasons for these events (one per event: the first opened)."""
+    wanted = [pk for pk in pks if pk is not None]
+    if not wanted:
+        return {}
+    rows = db.execute(
+        select(_review.c.event_pk, _review.c.reason).where(_review.c.event_pk.in_(wanted)).order_by(_review.c.id)
+    )
+    found: dict[int, str] = {}
+    for pk, reason in rows:
+        found.setdefault(pk, reason)
+    return found
+
+
+def _outcomes(items: list[_Item], newest_before: int, stats: RunStats, reviews: dict[int, str]) -> list[_Outcome]:
     """Each row's (row, event_pk, external_id, customer_id, outcome, reason)."""
     first_row: dict[int, int] = {}
     out: list[_Outcome] = []
@@ -209,7 +232,8 @@ def _outcomes(items: list[_Item], newest_before: int, stats: RunStats) -> list[_
             else:
                 outcome, reason = "merged", "matched an existing customer"
             if item.reviewed:
-                outcome, reason = "suggestion", f"{reason}; weak match sent to review"
+                what = _REVIEWED.get(reviews.get(item.pk or 0, ""), "sent to review")
+                outcome, reason = "suggestion", f"{reason}; {what}"
         if notes:
             reason = f"{reason} ({', '.join(notes)})"
         stats.outcomes[outcome] = stats.outcomes.get(outcome, 0) + 1

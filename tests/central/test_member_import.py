@@ -15,6 +15,7 @@ from central import db as central_db
 from central.cli import main
 from central.customers.consent_gate import may_market, may_profile
 from central.identity.resolve import Resolution, resolve
+from central.identity.models import ReviewItem
 from central.models import AuditLog
 from central.sources.import_file import ImportOptions, plan_import
 from central.sources.import_report import report_rows, totals, totals_statement
@@ -100,6 +101,21 @@ def test_a_member_number_that_would_run_as_a_formula_is_reported_as_text(app, co
     header, row = report.read_text(encoding="utf-8").splitlines()
     assert header == "row,会员号,customer_id,outcome,reason"
     assert row.startswith('1,"\'=HYPERLINK(""http://evil.example/"")",'), row
+
+
+def test_the_report_says_what_went_to_review(app, config_path, tmp_path, capsys):
+    """Two member numbers on one phone: the second row's phone is another customer's, which the review
+    queue holds as a conflict; the report called every such row a weak match."""
+    path = tmp_path / "members.csv"
+    path.write_text("会员号,姓名,手机号码\nA1,周一,13655550001\nA2,周一,13655550001\n", encoding="utf-8")
+    report = tmp_path / "report.csv"
+    maps = ["--map", "会员号=member_id", "--map", "姓名=name", "--map", "手机号码=phone"]
+    assert main(["import-members", str(path), *maps, "--report", str(report), "--config", config_path]) == 0
+    reviews = [(r.reason, r.event_pk) for r in table_rows(app, ReviewItem)]
+    assert [reason for reason, _ in reviews] == ["unique_conflict"]
+    second = report.read_text(encoding="utf-8").splitlines()[2]
+    assert second.startswith("2,") and ",suggestion,new customer; " in second, second
+    assert "an identifier another customer holds sent to review" in second and "weak match" not in second
 
 
 def test_a_dry_run_reports_and_stores_nothing(app, config_path, tmp_path, capsys):
