@@ -3,12 +3,18 @@
 Pure functions, one per normalizer name the registry may name. Phones go through Google's
 ``phonenumbers`` metadata: a mainland number with or without +86 / 0086 / 86 becomes
 ``+8613812345678``; other countries' numbers must carry their prefix (``+85291234567``).
+
+Every normalizer but ``token`` and ``device`` (machine-made ASCII ids, refused otherwise) first
+reads its value through :func:`fold`: what a Chinese input method types in full-width mode
+(``１３８``, ``ＶＩＰ００４２``) and digits of other scripts (``١٣٨``) count as the ASCII they stand
+for, so that one value cannot become two identifiers, or slip past a blocked one, by its spelling.
 """
 
 from __future__ import annotations
 
 import functools
 import re
+import unicodedata
 from collections.abc import Callable
 
 import phonenumbers
@@ -33,19 +39,35 @@ _PERSONAL_TYPES = frozenset(
     }
 )
 MAX_VALUE = 128
+_ASCII_DIGITS = "0123456789"
+
+
+def fold(raw: str) -> str:
+    """``raw`` with full-width forms as ASCII (NFKC) and every decimal digit as its ASCII digit.
+
+    NFKC folds ``１３８`` and ``ＶＩＰ`` but leaves the digits of other scripts alone, which
+    ``str.isdigit`` and ``\\d`` still accept: Arabic-Indic ``١٣٨`` and Devanagari ``१३८`` are read
+    by their Unicode decimal value.
+    """
+    if raw.isascii():
+        return raw
+    text = unicodedata.normalize("NFKC", raw)
+    if text.isascii():
+        return text
+    return "".join(_ASCII_DIGITS[d] if (d := unicodedata.decimal(c, None)) is not None else c for c in text)
 
 
 @functools.cache
 def _mainland_mobile() -> re.Pattern[str]:
-    """libphonenumber's own pattern for mainland mobile numbers (national significant number)."""
+    """libphonenumber's own pattern for mainland mobile numbers (national significant number), on ASCII digits."""
     metadata = phonenumbers.PhoneMetadata.metadata_for_region("CN")
     pattern = metadata.mobile.national_number_pattern if metadata and metadata.mobile else None
-    return re.compile(pattern or r"1[3-9]\d{9}")
+    return re.compile(pattern or r"1[3-9]\d{9}", re.ASCII)
 
 
 def phone(raw: str) -> str | None:
     """E.164 (``+8613812345678``); a number without a country prefix is read as mainland China."""
-    text = raw.strip()
+    text = fold(raw).strip()
     if not text or len(text) > 32:
         return None
     # Fast path for the common case, with the same metadata a full parse would consult.
@@ -54,11 +76,11 @@ def phone(raw: str) -> str | None:
         if national.startswith(prefix) and len(national) == len(prefix) + 11:
             national = national[len(prefix) :]
             break
-    if len(national) == 11 and national.isdigit() and national[0] == "1":
+    if len(national) == 11 and national.isascii() and national.isdigit() and national[0] == "1":
         return "+86" + national if _mainland_mobile().fullmatch(national) else None
     if text.startswith("00"):
         text = "+" + text[2:]
-    elif text.startswith("86") and len(re.sub(r"\D", "", text)) == 13:
+    elif text.startswith("86") and len(re.sub(r"[^0-9]", "", text)) == 13:
         text = "+" + text
     try:
         number = phonenumbers.parse(text, "CN")
@@ -71,13 +93,17 @@ def phone(raw: str) -> str | None:
 
 def card(raw: str) -> str | None:
     """A member card: upper case without spaces or dashes, 4-32 of A-Z and 0-9."""
-    text = _CARD_JUNK.sub("", raw.strip()).upper()
+    text = _CARD_JUNK.sub("", fold(raw).strip())
+    # Checked before upper(), which turns some other letters into ASCII ones (ß -> SS).
+    if not text.isascii():
+        return None
+    text = text.upper()
     return text if _CARD.match(text) else None
 
 
 def email(raw: str) -> str | None:
     """An e-mail address in lower case; None unless it looks like one."""
-    text = raw.strip().lower()
+    text = fold(raw).strip().lower()
     return text if len(text) <= 254 and _EMAIL.match(text) else None
 
 
@@ -95,7 +121,7 @@ def device(raw: str) -> str | None:
 
 def text_value(raw: str) -> str | None:
     """Any printable text up to 128 characters, trimmed."""
-    text = raw.strip()
+    text = fold(raw).strip()
     return text if 0 < len(text) <= MAX_VALUE and not _CONTROL.search(text) else None
 
 
@@ -112,8 +138,8 @@ def lower(raw: str) -> str | None:
 
 
 def digits(raw: str) -> str | None:
-    """Only the digits, 4 to 32 of them."""
-    value = re.sub(r"\D", "", raw)
+    """Only the digits (read as ASCII), 4 to 32 of them."""
+    value = re.sub(r"[^0-9]", "", fold(raw))
     return value if 4 <= len(value) <= 32 else None
 
 
@@ -152,7 +178,7 @@ PLACEHOLDERS = frozenset(
 )
 
 
-_SAME_DIGITS = re.compile(r"(\d)\1{7}")
+_SAME_DIGITS = re.compile(r"([0-9])\1{7}")
 _RUN = "01234567890123456789"
 # Every run of nine consecutive digits, ascending or descending, wrapping 9 -> 0.
 _SEQUENTIAL_9 = frozenset(w for text in (_RUN, _RUN[::-1]) for w in (text[i : i + 9] for i in range(11)))
@@ -162,7 +188,7 @@ _SEQUENTIAL = re.compile("|".join(sorted(_SEQUENTIAL_9)))
 
 def _is_run(value: str) -> bool:
     """A value made only of consecutive digits, ascending or descending (123456, 9876)."""
-    return value.isdigit() and (value in _RUN * 4 or value in _RUN[::-1] * 4)
+    return value.isascii() and value.isdigit() and (value in _RUN * 4 or value in _RUN[::-1] * 4)
 
 
 def junk_reason(kind_normalizer: str, value: str) -> str | None:

@@ -148,3 +148,49 @@ def test_an_events_usable_identifiers_are_checked_once_per_combination():
     assert not registry._memo
     # Values that are not text cannot be kept by their combination; they are still refused as placeholders.
     assert registry.usable((("phone", ["13812345678"]),), None) == ((), (), ("placeholder",))  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "13８12345678",  # one full-width digit, as an input method in full-width mode types it
+        "１３８１２３４５６７８",
+        "138١٢٣٤٥٦٧٨",  # Arabic-Indic
+        "১৩৮১২৩৪৫৬৭৮",  # Bengali
+        "+８６ 138 1234 5678",
+        "86١٣٨١٢٣٤٥٦٧٨",
+    ],
+)
+def test_a_phone_in_other_digits_is_the_phone_in_ascii_digits(raw):
+    assert normalizers.phone(raw) == "+8613812345678"
+
+
+def test_a_blocked_or_staff_phone_in_other_digits_is_still_refused():
+    registry = parse_registry('[blocked]\nstaff_phones = ["13912345000"]\n')
+    assert registry.check("phone", "138٠٠١٣٨٠٠٠") == (None, "blocked")  # 13800138000
+    assert registry.check("phone", "１３８００１３８０００") == (None, "blocked")
+    assert registry.check("phone", "139١٢٣٤٥٠٠٠") == (None, "staff_phone")
+    assert registry.check("phone", "138٨٨٨٨٨٨٨٨") == (None, "same_digits")
+
+
+@pytest.mark.parametrize(
+    ("kind", "raw", "expected"),
+    [
+        ("member_card", "Ｃ－２００１", "C2001"),
+        ("member_card", "C٢٠٠١", "C2001"),
+        ("member_card", "straße01", None),  # not turned into STRASSE01 by upper()
+        ("member_id", "ＶＩＰ００４２", "VIP0042"),
+        ("member_id", "VIP٠٠٤٢", "VIP0042"),
+        ("email", "ａｂｃ＠ｅｘａｍｐｌｅ．ｃｏｍ", "abc@example.com"),
+        ("email", "abc@example.com", "abc@example.com"),
+        ("wechat_unionid", "o６_bmjrPTlm6_2sgVt7hMZOPfL2M", None),  # machine-made: ASCII or nothing
+    ],
+)
+def test_identifiers_are_read_in_ascii_whatever_digits_and_width_they_are_typed_in(kind, raw, expected):
+    assert default_registry().normalize(kind, raw) == expected
+
+
+def test_the_digits_normalizer_keeps_only_ascii_digits():
+    assert normalizers.digits("LN-٠٠٤٢-७७३१") == "00427731"
+    assert normalizers.digits("１２３４") == "1234"
+    assert default_registry().check("member_card", "١٢٣٤٥٦") == (None, "sequential")
