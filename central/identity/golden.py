@@ -3,8 +3,9 @@
 Survivorship per attribute: the value most recently stated by a *verified* source wins; without
 one, the value stated most often; then the value from the source ranked first in the registry's
 ``sources.priority``; then the most recent. Values are compared by a normalized key (names:
-full-width folded, spaces and dots dropped, case folded, traditional characters simplified with
-OpenCC: :mod:`central.identity.names`) but stored and shown exactly as a source sent them. Each
+full-width folded, spaces, dots and format characters dropped, case folded, traditional
+characters simplified with OpenCC: :mod:`central.identity.names`) but stored and shown as a
+source sent them, trimmed and without invisible format characters. Each
 surviving value remembers its source. The preferred store also counts the customer's receipts per
 store.
 """
@@ -26,6 +27,7 @@ from central import bulk
 from central.customers.models import Receipt
 from central.identity.models import AttributeObservation, GoldenAttribute, MatchKey
 from central.identity.names import name_initial, name_initials, name_key
+from central.identity.normalizers import drop_format_characters
 from central.identity.registry import Registry
 from central.models import table
 
@@ -51,11 +53,17 @@ _receipts = table(Receipt)
 
 
 def clean(attribute: str, raw: object) -> str | None:
-    """An attribute value fit to store, or None (wrong type, empty, unreadable date or gender)."""
+    """An attribute value fit to store, or None (wrong type, empty, unreadable date or gender, a name of no letters).
+
+    Invisible format characters (:func:`central.identity.normalizers.drop_format_characters`) are
+    not kept: a bidi override would show the value reordered, and a name made of them is no name.
+    """
     if not isinstance(raw, str):
         return None
-    text = raw.strip()[:MAX_VALUE]
+    text = drop_format_characters(raw).strip()[:MAX_VALUE]
     if not text or "\x00" in text:
+        return None
+    if attribute == "name" and not name_key(text):
         return None
     if attribute == "birthday":
         digits = re.sub(r"[^\d]", "-", unicodedata.normalize("NFKC", text)).strip("-")

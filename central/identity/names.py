@@ -1,7 +1,8 @@
 """Names compared and spelled: the comparison key, toneless pinyin, its initials, the blocking letter.
 
 A name's comparison key folds what differs between the ways tills, apps and exports type one
-name (full-width letters, spaces and dots, case, traditional characters with OpenCC); the golden
+name (full-width letters, spaces and dots, invisible format characters such as a zero-width
+space or a bidi override, case, traditional characters with OpenCC); the golden
 record compares names by it and the search by name reads it. The spellings (pypinyin) let a name
 be found and matched by its pinyin: 张伟, 張偉 and Zhang Wei all spell zhangwei, initials zw. A
 name starts with its surname, and a surname whose reading differs from the character's everyday
@@ -16,6 +17,8 @@ import unicodedata
 from collections.abc import Callable
 from functools import cache
 from typing import Any, cast
+
+from central.identity.normalizers import drop_format_characters
 
 _SEPARATORS = re.compile(r"[\s·•.\-_'’,，、]+")
 
@@ -47,7 +50,7 @@ _COMPOUND_SURNAMES = ("单于",)
 @functools.lru_cache(maxsize=1 << 16)
 def name_key(name: str) -> str:
     """A name in the form used for comparison: 張 三 / 张三 / ＺＨＡＮＧ San all compare by this."""
-    text = unicodedata.normalize("NFKC", name)
+    text = drop_format_characters(unicodedata.normalize("NFKC", name))
     text = _SEPARATORS.sub("", text).casefold()
     return str(_converter().convert(text))
 
@@ -86,7 +89,8 @@ def name_initials(name: str) -> str:
     words, as written, give the letters.
     """
     if name_key(name).isascii():
-        return "".join(word[:1] for word in _WORDS.findall(unicodedata.normalize("NFKC", name).casefold()))
+        words = _WORDS.findall(drop_format_characters(unicodedata.normalize("NFKC", name)).casefold())
+        return "".join(word[:1] for word in words)
     return "".join(syllable[:1] for syllable in _syllables(name))
 
 

@@ -7,7 +7,8 @@ Pure functions, one per normalizer name the registry may name. Phones go through
 Every normalizer but ``token`` and ``device`` (machine-made ASCII ids, refused otherwise) first
 reads its value through :func:`fold`: what a Chinese input method types in full-width mode
 (``１３８``, ``ＶＩＰ００４２``) and digits of other scripts (``١٣٨``) count as the ASCII they stand
-for, so that one value cannot become two identifiers, or slip past a blocked one, by its spelling.
+for, and invisible format characters (a zero-width space) count as nothing, so that one value
+cannot become two identifiers, or slip past a blocked one, by its spelling.
 """
 
 from __future__ import annotations
@@ -42,16 +43,29 @@ MAX_VALUE = 128
 _ASCII_DIGITS = "0123456789"
 
 
+def drop_format_characters(text: str) -> str:
+    """``text`` without Unicode format characters (category Cf), which show nothing or only reorder the text.
+
+    Zero-width space and joiners, bidi embeddings, overrides and isolates (``\\u202eevil`` shows
+    as ``live``), the BOM, the soft hyphen: a value with them looks like the value without them,
+    so it is the same value. Joiners also shape emoji sequences and some scripts' letters, which a
+    retail name or address does without.
+    """
+    if text.isascii():
+        return text
+    return "".join(c for c in text if unicodedata.category(c) != "Cf")
+
+
 def fold(raw: str) -> str:
-    """``raw`` with full-width forms as ASCII (NFKC) and every decimal digit as its ASCII digit.
+    """``raw`` with full-width forms as ASCII (NFKC), every decimal digit as its ASCII digit, no format characters.
 
     NFKC folds ``１３８`` and ``ＶＩＰ`` but leaves the digits of other scripts alone, which
     ``str.isdigit`` and ``\\d`` still accept: Arabic-Indic ``١٣٨`` and Devanagari ``१३८`` are read
-    by their Unicode decimal value.
+    by their Unicode decimal value. Format characters: :func:`drop_format_characters`.
     """
     if raw.isascii():
         return raw
-    text = unicodedata.normalize("NFKC", raw)
+    text = unicodedata.normalize("NFKC", drop_format_characters(raw))
     if text.isascii():
         return text
     return "".join(_ASCII_DIGITS[d] if (d := unicodedata.decimal(c, None)) is not None else c for c in text)

@@ -15,6 +15,8 @@ import unicodedata
 from datetime import date, timedelta
 from pathlib import Path
 
+from central.identity.normalizers import drop_format_characters
+
 MONTHS = {
     name: number
     for number, names in enumerate(
@@ -57,10 +59,14 @@ class FormatError(ValueError):
 
 
 def clean_text(raw: str) -> str:
-    """NFKC (full-width letters and digits become ASCII), trimmed, inner whitespace collapsed."""
+    """NFKC (full-width letters and digits become ASCII), trimmed, inner whitespace collapsed, no format characters.
+
+    Format characters (zero-width space, bidi overrides, a BOM left in a cell) show nothing:
+    :func:`central.identity.normalizers.drop_format_characters`.
+    """
     if raw.isascii():
         return raw if raw.isalnum() else " ".join(raw.split())
-    return " ".join(unicodedata.normalize("NFKC", raw).split())
+    return " ".join(unicodedata.normalize("NFKC", drop_format_characters(raw)).split())
 
 
 def parse_date(raw: str, *, order: str | None = None, today: date | None = None) -> date:
@@ -154,8 +160,8 @@ def full_name(name: str, given: str, family: str) -> str:
 
 
 def name_key(name: str) -> str:
-    """A name for comparison only: NFKC, case-folded, without spaces and name punctuation."""
-    return _NAME_PUNCTUATION.sub("", unicodedata.normalize("NFKC", name).casefold())
+    """A name for comparison only: NFKC, case-folded, without spaces, name punctuation and format characters."""
+    return _NAME_PUNCTUATION.sub("", drop_format_characters(unicodedata.normalize("NFKC", name)).casefold())
 
 
 _BOMS = (

@@ -55,6 +55,18 @@ def test_names_compare_across_width_case_spaces_and_script():
     assert golden.clean("gender", "女") == "female"
 
 
+def test_invisible_format_characters_are_no_part_of_a_name_or_a_value():
+    # A bidi override shows "evil" as "live"; zero-width characters and a BOM show nothing.
+    assert names.name_key("\u202eevil\u202c") == "evil"
+    assert names.name_key("张\u200b三") == names.name_key("\ufeff张三\u200d") == names.name_key("张三")
+    assert names.name_initials("Li\u2060 Lei") == "ll"
+    assert golden.clean("name", "\u202eevil\u202c") == "evil"
+    assert golden.clean("name", "张\u200b三") == "张三"
+    assert golden.clean("city", "上海\u200b") == "上海"
+    for nothing in ("\u200b", " \u200b\u200c\u200d ", "\ufeff", "\u202e\u202c", "·"):
+        assert golden.clean("name", nothing) is None, repr(nothing)
+
+
 def test_the_blocking_initial_is_the_first_letter_of_the_whole_name_in_pinyin():
     # 曾 (ceng/zeng), 单 (dan/shan), 朴 (piao/pu) read as surnames; the others need no context.
     samples = ["张三", "曾小红", "曾经", "单田芳", "朴树", "長城", "Zhang San", "ＺＨＡＮＧ", "〇一", "·", "1号", "é李"]

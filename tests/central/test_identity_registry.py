@@ -194,3 +194,16 @@ def test_the_digits_normalizer_keeps_only_ascii_digits():
     assert normalizers.digits("LN-٠٠٤٢-७७३१") == "00427731"
     assert normalizers.digits("１２３４") == "1234"
     assert default_registry().check("member_card", "١٢٣٤٥٦") == (None, "sequential")
+
+
+@pytest.mark.parametrize(
+    ("kind", "raw", "expected"),
+    [
+        ("member_id", "\u202dVIP\u200b0042", "VIP0042"),
+        ("member_id", "\u200b\u200d", None),
+        ("email", "abc\u200b@example.com", "abc@example.com"),
+        ("member_card", "\ufeffC2001", "C2001"),
+    ],
+)
+def test_invisible_format_characters_are_no_part_of_an_identifier(kind, raw, expected):
+    assert default_registry().normalize(kind, raw) == expected

@@ -10,6 +10,7 @@ import pytest
 from central.sources.legacy_formats import (
     FormatError,
     clean_phone,
+    clean_text,
     detect_encoding,
     full_name,
     name_key,
@@ -125,6 +126,13 @@ def test_names_compose_and_compare():
     assert full_name(" 王  芳 ", "x", "y") == "王 芳"
     assert name_key("王 芳") == name_key("王芳") == name_key("王·芳")
     assert name_key("ＷＡＮＧ Fang") == name_key("wang-fang")
+
+
+def test_format_characters_are_dropped_from_values_and_names():
+    assert clean_text("\ufeff张\u200b三\u202c ") == "张三"
+    assert name_key("张\u200b三") == name_key("\u202e张三") == name_key("张三")
+    assert full_name("\u200b", "三", "张") == "张三"
+    assert full_name("\u200b\u200d", "", "") == ""
 
 
 @pytest.mark.parametrize(

@@ -14,6 +14,7 @@ from bench.legacy_members import MAPS, compare, write_file
 from central import db as central_db
 from central.cli import main
 from central.customers.consent_gate import may_market, may_profile
+from central.identity.models import GoldenAttribute
 from central.identity.resolve import Resolution, resolve
 from central.identity.models import ReviewItem
 from central.models import AuditLog
@@ -88,6 +89,21 @@ def test_utf16_tab_separated_exports_read_too(app, config_path, tmp_path, capsys
     args = ["--map", "卡号=member_card", "--map", "姓名=name", "--map", "手机=phone", "--map", "生日=birthday"]
     assert main(["import-members", str(path), *args, "--report", str(report), "--config", config_path]) == 0
     assert report.read_text().splitlines() == ["row,customer_id,outcome,reason", "1,1,new,new customer"]
+
+
+def test_a_name_typed_with_a_zero_width_space_is_the_same_name_for_the_phone_and_name_rule(
+    app, config_path, tmp_path, capsys
+):
+    path = tmp_path / "members.csv"
+    path.write_text("姓名,手机\n张三,13922220001\n张\u200b三,13922220001\n\u200b,13922220002\n", encoding="utf-8")
+    report = tmp_path / "r.csv"
+    args = ["--map", "姓名=name", "--map", "手机=phone"]
+    assert main(["import-members", str(path), *args, "--report", str(report), "--config", config_path]) == 0
+    rows = report.read_text(encoding="utf-8").splitlines()
+    assert "phone_shared_by_other_names" not in report.read_text(encoding="utf-8"), rows
+    assert [row.split(",")[1:3] for row in rows[1:]] == [["1", "new"], ["1", "merged"], ["2", "new"]]
+    names = [(a.customer_id, a.value) for a in table_rows(app, GoldenAttribute) if a.attribute == "name"]
+    assert names == [(1, "张三")]
 
 
 def test_a_member_number_that_would_run_as_a_formula_is_reported_as_text(app, config_path, tmp_path, capsys):

@@ -79,6 +79,14 @@ def test_the_search_folds_spaces_width_case_and_traditional_characters_as_the_na
     assert found["丁"] == [] and found[" "] == []
 
 
+def test_invisible_format_characters_neither_hide_a_name_nor_make_one(app, client):
+    _sign_up(app, client, ["\u202eevil\u202c", "张\u200b三", "\u200b"])
+    assert _names(app, _search(app, "evil")[0]) == ["evil"]
+    assert _names(app, _search(app, "张三")[0]) == ["张三"]
+    assert _names(app, _search(app, "张\u200b三")[0]) == ["张三"]
+    assert len(table_rows(app, GoldenAttribute)) == 2  # the third signed up with no name
+
+
 def _plan(app, postgres, spelled=False):
     compared = PINYIN if spelled else KEY
     query = prefix_query(
