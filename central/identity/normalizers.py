@@ -80,7 +80,13 @@ def _mainland_mobile() -> re.Pattern[str]:
 
 
 def phone(raw: str) -> str | None:
-    """E.164 (``+8613812345678``); a number without a country prefix is read as mainland China."""
+    """E.164 (``+8613812345678``); a number without a country prefix is read as mainland China.
+
+    A number with an extension (``021-63456789 ext 801``, ``#801``, ``x801``, ``;ext=801``) is
+    refused: it reaches a desk behind a switchboard that a whole office shares, not a person, and
+    E.164 has no place for the extension. Keeping only the switchboard's number joined everyone
+    behind it into one customer.
+    """
     text = fold(raw).strip()
     if not text or len(text) > 32:
         return None
@@ -100,7 +106,9 @@ def phone(raw: str) -> str | None:
         number = phonenumbers.parse(text, "CN")
     except phonenumbers.NumberParseException:
         return None
-    if not phonenumbers.is_valid_number(number) or phonenumbers.number_type(number) not in _PERSONAL_TYPES:
+    if number.extension or not phonenumbers.is_valid_number(number):
+        return None
+    if phonenumbers.number_type(number) not in _PERSONAL_TYPES:
         return None
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 

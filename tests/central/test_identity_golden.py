@@ -67,6 +67,13 @@ def test_invisible_format_characters_are_no_part_of_a_name_or_a_value():
         assert golden.clean("name", nothing) is None, repr(nothing)
 
 
+def test_people_behind_one_switchboard_are_not_joined_by_their_extensions(db):
+    zhou = say(db, [("phone", "021-63456789 ext 801"), ("member_card", "C801")], {"name": "周一"})
+    wu = say(db, [("phone", "021-63456789 ext 802"), ("member_card", "C802")], {"name": "吴二"})
+    assert zhou != wu
+    assert record(db, zhou)["name"][0] == "周一" and record(db, wu)["name"][0] == "吴二"
+
+
 def test_the_blocking_initial_is_the_first_letter_of_the_whole_name_in_pinyin():
     # 曾 (ceng/zeng), 单 (dan/shan), 朴 (piao/pu) read as surnames; the others need no context.
     samples = ["张三", "曾小红", "曾经", "单田芳", "朴树", "長城", "Zhang San", "ＺＨＡＮＧ", "〇一", "·", "1号", "é李"]

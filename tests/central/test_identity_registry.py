@@ -207,3 +207,20 @@ def test_the_digits_normalizer_keeps_only_ascii_digits():
 )
 def test_invisible_format_characters_are_no_part_of_an_identifier(kind, raw, expected):
     assert default_registry().normalize(kind, raw) == expected
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "021-63456789 ext 801",
+        "021-63456789 ext 802",
+        "021-63456789#801",
+        "021-63456789 x801",
+        "+86 21 6345 6789;ext=801",
+        "13812345678 ext 1",
+        "021-63456789-801",  # read by libphonenumber as one (invalid) number, refused already
+    ],
+)
+def test_a_phone_with_an_extension_is_no_identifier(raw):
+    assert default_registry().check("phone", raw) == (None, "invalid")
+    assert normalizers.phone("021-63456789") == "+862163456789"  # the switchboard alone still is
