@@ -16,7 +16,7 @@ import re
 import unicodedata
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -27,7 +27,7 @@ from central import bulk
 from central.customers.models import Receipt
 from central.identity.models import AttributeObservation, GoldenAttribute, MatchKey
 from central.identity.names import name_initial, name_initials, name_key
-from central.identity.normalizers import drop_format_characters
+from central.identity.normalizers import drop_format_characters, fold
 from central.identity.registry import Registry
 from central.models import table
 
@@ -36,6 +36,10 @@ if TYPE_CHECKING:
 
 ATTRIBUTES = ("name", "gender", "birthday", "city", "postcode", "preferred_store")
 MAX_VALUE = 255
+# The legacy import's oldest plausible date (central.sources.legacy_formats); a test holds them equal.
+OLDEST_BIRTH_YEAR = 1900
+# The time zone that reaches each calendar date first (Kiribati's Line Islands).
+_FIRST_ZONE = timezone(timedelta(hours=14))
 _GENDERS = {
     "f": "female",
     "female": "female",
@@ -52,11 +56,40 @@ _keys = table(MatchKey)
 _receipts = table(Receipt)
 
 
-def clean(attribute: str, raw: object) -> str | None:
-    """An attribute value fit to store, or None (wrong type, empty, unreadable date or gender, a name of no letters).
+def read_birthday(raw: str) -> date | None:
+    """The calendar date a birthday value names (``1990-03-07``, ``1990/3/7``, ``19900307``, full-width), or None."""
+    digits = re.sub(r"[^0-9]", "-", fold(raw)).strip("-")
+    parts = [p for p in digits.split("-") if p]
+    if len(parts) == 1 and len(parts[0]) == 8:
+        parts = [parts[0][:4], parts[0][4:6], parts[0][6:]]
+    try:
+        return date(int(parts[0]), int(parts[1]), int(parts[2])) if len(parts) == 3 else None
+    except ValueError:
+        return None
 
-    Invisible format characters (:func:`central.identity.normalizers.drop_format_characters`) are
-    not kept: a bidi override would show the value reordered, and a name made of them is no name.
+
+def plausible_birthday(value: date, at: date | datetime) -> bool:
+    """Whether ``value`` can be the birthday of a person known at ``at``: in 1900 or later, and not after ``at``.
+
+    The bounds of the legacy import's ``implausible_date`` (:func:`central.sources.legacy_formats.parse_date`
+    refuses dates before 1900 and after its day). ``at`` is the time the value was stated (an
+    event's ``observed_at``) or a calendar date; a time is read as the date it already is
+    somewhere (UTC+14), so that a baby born today in Shanghai is not refused before midnight UTC.
+    A placeholder such as 0001-01-01 or 2099-01-01 is implausible; an implausible birthday would
+    make an adult a minor (marketing refused) or put a customer in the wrong birthday campaign.
+    """
+    if isinstance(at, datetime):
+        at = (at if at.tzinfo else at.replace(tzinfo=UTC)).astimezone(_FIRST_ZONE).date()
+    return value.year >= OLDEST_BIRTH_YEAR and value <= at
+
+
+def clean(attribute: str, raw: object, *, at: datetime) -> str | None:
+    """An attribute value stated at ``at`` fit to store, or None.
+
+    None for what is not text or is empty, a birthday unreadable or not :func:`plausible_birthday`
+    at ``at``, an unknown gender, a name of no letters. Invisible format characters
+    (:func:`central.identity.normalizers.drop_format_characters`) are not kept: a bidi override
+    would show the value reordered, and a name made of them is no name.
     """
     if not isinstance(raw, str):
         return None
@@ -66,14 +99,8 @@ def clean(attribute: str, raw: object) -> str | None:
     if attribute == "name" and not name_key(text):
         return None
     if attribute == "birthday":
-        digits = re.sub(r"[^\d]", "-", unicodedata.normalize("NFKC", text)).strip("-")
-        parts = [p for p in digits.split("-") if p]
-        if len(parts) == 1 and len(parts[0]) == 8:
-            parts = [parts[0][:4], parts[0][4:6], parts[0][6:]]
-        try:
-            return date(int(parts[0]), int(parts[1]), int(parts[2])).isoformat() if len(parts) == 3 else None
-        except ValueError:
-            return None
+        day = read_birthday(text)
+        return day.isoformat() if day is not None and plausible_birthday(day, at) else None
     if attribute == "gender":
         return _GENDERS.get(text.casefold())
     return text
@@ -114,7 +141,7 @@ def observe(
             continue
         verified = fact.source in registry.verified_sources
         for attribute in ATTRIBUTES:
-            value = clean(attribute, fact.attributes.get(attribute))
+            value = clean(attribute, fact.attributes.get(attribute), at=fact.observed_at)
             if value is not None:
                 rows.append((fact.event_pk, customer, attribute, value, fact.source, verified, fact.observed_at))
     columns = ("event_pk", "customer_id", "attribute", "value", "source", "verified", "observed_at")
@@ -275,7 +302,10 @@ def _read_stored(conn: Connection, ids: Sequence[int], per: dict[int, dict[str, 
         params,
     )
     for cid, attribute, value, source, verified, at in observed:
-        per.setdefault(cid, {}).setdefault(attribute, []).append((value, source, bool(verified), instant(at), 1))
+        when = instant(at)
+        if attribute == "birthday" and clean(attribute, value, at=when) is None:
+            continue  # stored before birthdays were checked: never the golden value
+        per.setdefault(cid, {}).setdefault(attribute, []).append((value, source, bool(verified), when, 1))
     stores = _fetch(
         conn,
         f"SELECT customer_id, store_id, count(*), max(observed_at) FROM {_receipts.name}"  # noqa: S608

@@ -4,17 +4,18 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import replace
-from datetime import timedelta
+from datetime import date, timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from central.identity import golden, names
-from central.identity.models import GoldenAttribute, ReviewItem
+from central.identity.models import AttributeObservation, GoldenAttribute, ReviewItem
 from central.identity.registry import default_registry
 from central.identity.resolve import resolve
 from central.identity.suggestions import score
+from central.sources.legacy_formats import FormatError, parse_date
 from tests.central.identity_support import engine_for, facts, live_customers
 from tests.central.support import START
 
@@ -49,10 +50,10 @@ def test_names_compare_across_width_case_spaces_and_script():
     assert names.name_key("張 三") == names.name_key("张三") == names.name_key("张·三")
     assert names.name_key("ＺＨＡＮＧ San") == names.name_key("zhang san") == "zhangsan"
     assert names.name_pinyin("张三") == names.name_pinyin("Zhang San") == "zhangsan"
-    assert golden.clean("birthday", "1990/3/7") == "1990-03-07"
-    assert golden.clean("birthday", "19900307") == "1990-03-07"
-    assert golden.clean("birthday", "1990-02-30") is None
-    assert golden.clean("gender", "女") == "female"
+    assert golden.clean("birthday", "1990/3/7", at=START) == "1990-03-07"
+    assert golden.clean("birthday", "19900307", at=START) == "1990-03-07"
+    assert golden.clean("birthday", "1990-02-30", at=START) is None
+    assert golden.clean("gender", "女", at=START) == "female"
 
 
 def test_invisible_format_characters_are_no_part_of_a_name_or_a_value():
@@ -60,11 +61,11 @@ def test_invisible_format_characters_are_no_part_of_a_name_or_a_value():
     assert names.name_key("\u202eevil\u202c") == "evil"
     assert names.name_key("张\u200b三") == names.name_key("\ufeff张三\u200d") == names.name_key("张三")
     assert names.name_initials("Li\u2060 Lei") == "ll"
-    assert golden.clean("name", "\u202eevil\u202c") == "evil"
-    assert golden.clean("name", "张\u200b三") == "张三"
-    assert golden.clean("city", "上海\u200b") == "上海"
+    assert golden.clean("name", "\u202eevil\u202c", at=START) == "evil"
+    assert golden.clean("name", "张\u200b三", at=START) == "张三"
+    assert golden.clean("city", "上海\u200b", at=START) == "上海"
     for nothing in ("\u200b", " \u200b\u200c\u200d ", "\ufeff", "\u202e\u202c", "·"):
-        assert golden.clean("name", nothing) is None, repr(nothing)
+        assert golden.clean("name", nothing, at=START) is None, repr(nothing)
 
 
 def test_people_behind_one_switchboard_are_not_joined_by_their_extensions(db):
@@ -72,6 +73,54 @@ def test_people_behind_one_switchboard_are_not_joined_by_their_extensions(db):
     wu = say(db, [("phone", "021-63456789 ext 802"), ("member_card", "C802")], {"name": "吴二"})
     assert zhou != wu
     assert record(db, zhou)["name"][0] == "周一" and record(db, wu)["name"][0] == "吴二"
+
+
+@pytest.mark.parametrize("raw", ["2099-01-01", "1800-01-01", "0001-01-01", "00010101", "1899-12-31", "2026-11-24"])
+def test_an_implausible_birthday_never_becomes_the_golden_one(db, raw):
+    customer = say(db, {"phone": "13912340101"}, {"name": "张三", "birthday": raw})  # said at START
+    assert "birthday" not in record(db, customer)
+    say(db, {"phone": "13912340101"}, {"birthday": "1990-03-07"})
+    assert record(db, customer)["birthday"][0] == "1990-03-07"
+
+
+def test_a_birthday_of_the_day_it_was_stated_is_plausible_wherever_that_day_has_begun():
+    # START is 2026-11-23 02:00 UTC, 10:00 in Shanghai; 24 November has begun nowhere yet.
+    assert golden.clean("birthday", "2026-11-23", at=START) == "2026-11-23"
+    assert golden.clean("birthday", "2026-11-24", at=START) is None
+    assert golden.clean("birthday", "1900-01-01", at=START) == "1900-01-01"
+    assert golden.plausible_birthday(date(2026, 11, 24), START.replace(tzinfo=None) + timedelta(hours=10))
+    assert not golden.plausible_birthday(date(2026, 11, 24), date(2026, 11, 23))
+
+
+def test_a_birthday_stored_before_birthdays_were_checked_is_not_chosen(db):
+    customer = say(db, {"phone": "13912340102"}, {"name": "张三", "birthday": "1990-03-07"})
+    event = facts(db, {"phone": "13912340102"})[0].event_pk
+    row = {"event_pk": event, "customer_id": customer, "attribute": "birthday", "source": "dev_test"}
+    db.execute(insert(AttributeObservation).values(**row, value="2099-01-01", verified=True, observed_at=START))
+    db.commit()
+    say(db, {"phone": "13912340102"}, {"city": "上海"})
+    assert record(db, customer)["birthday"][0] == "1990-03-07"
+
+
+@pytest.mark.parametrize(
+    ("day", "plausible"),
+    [
+        (date(1, 1, 1), False),
+        (date(1899, 12, 31), False),
+        (date(1900, 1, 1), True),
+        (date(2026, 11, 30), True),
+        (date(2026, 12, 1), False),
+        (date(2099, 1, 1), False),
+    ],
+)
+def test_the_golden_record_and_the_legacy_import_agree_on_plausible_birthdays(day, plausible):
+    today = date(2026, 11, 30)
+    assert golden.plausible_birthday(day, today) is plausible
+    if plausible:
+        assert parse_date(day.isoformat(), today=today) == day
+    else:
+        with pytest.raises(FormatError, match="implausible_date"):
+            parse_date(day.isoformat(), today=today)
 
 
 def test_the_blocking_initial_is_the_first_letter_of_the_whole_name_in_pinyin():
