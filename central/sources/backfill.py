@@ -28,7 +28,15 @@ from sqlalchemy.orm import Session
 from central.collector import collector_paused
 from central.db import catch_up_statistics
 from central.identity.registry import Registry
-from central.sources.events import DEFAULT_MAX_AHEAD, SourceRow, Staged, consent_problem, observed, store_rows
+from central.sources.events import (
+    DEFAULT_MAX_AHEAD,
+    SourceRow,
+    Staged,
+    attribute_problem,
+    consent_problem,
+    observed,
+    store_rows,
+)
 from shared import payloads, wire
 
 # Per-chunk statements (look-ups, holdings, golden record) are a fixed cost: 5,000 events a
@@ -112,7 +120,9 @@ def read_line(
     observed_at = observed(event.observed_at, latest)
     if isinstance(observed_at, str):
         return wire.Rejection(event.event_id, observed_at)
-    return SourceRow(event, observed_at)
+    row = SourceRow(event, observed_at)
+    problem = attribute_problem(row)
+    return wire.Rejection(event.event_id, problem) if problem else row
 
 
 def load_events(

@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 
 from central import bulk
 from central.customers import consent, dashboard, statistics
+from central.identity import golden
 from central.identity.registry import Registry
 from central.identity.resolve import IdentityFact, Resolution, resolve
 from central.ingest.batches import _EVENT_COLUMNS, MAX_ATTEMPTS, _is_retryable
@@ -47,6 +48,9 @@ _new_batch_id = UUID7()
 # UTC (eight hours ahead here), would otherwise date sales in the future, where they would stay
 # their customer's last purchase, and keep them "active", for as long.
 DEFAULT_MAX_AHEAD = timedelta(hours=1)
+# Before this, an online or backfilled event's date is a placeholder (0001-01-01), not a sale's: it
+# would count as a customer's first purchase two thousand years ago.
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def device_for(source: str) -> str:
@@ -82,13 +86,28 @@ class Staged:
 
 
 def observed(text: str, latest: datetime) -> datetime | str:
-    """An event's ``observed_at`` in UTC, or why it cannot be (``invalid_observed_at``, or
-    ``observed_at_in_future`` when after ``latest``)."""
+    """An event's ``observed_at`` in UTC, or why it cannot be (``invalid_observed_at``, also for a
+    placeholder date before :data:`EARLIEST`, or ``observed_at_in_future`` when after ``latest``)."""
     try:
         moment = wire.parse_time(text).astimezone(UTC)
     except (ValueError, OverflowError):
         return "invalid_observed_at"
+    if moment < EARLIEST:
+        return "invalid_observed_at"
     return moment if moment <= latest else "observed_at_in_future"
+
+
+def attribute_problem(row: SourceRow) -> str | None:
+    """``invalid_attribute:birthday`` for a birthday no one can have when the event was observed (unreadable,
+    before 1900 or after the event: :func:`central.identity.golden.plausible_birthday`), the bounds the
+    legacy import calls ``implausible_date``; a placeholder such as 2099-01-01 would make an adult a minor."""
+    birthday = (row.event.attributes or {}).get("birthday")
+    if birthday is None:
+        return None
+    day = golden.read_birthday(birthday) if isinstance(birthday, str) else None
+    if day is None or not golden.plausible_birthday(day, row.observed_at):
+        return "invalid_attribute:birthday"
+    return None
 
 
 def read_events(
@@ -120,7 +139,11 @@ def read_events(
         if isinstance(observed_at, str):
             rejected.append(wire.Rejection(event.event_id, observed_at))
             continue
-        rows.append(SourceRow(event, observed_at))
+        row = SourceRow(event, observed_at)
+        if problem := attribute_problem(row):
+            rejected.append(wire.Rejection(event.event_id, problem))
+            continue
+        rows.append(row)
     return rows, repeated, rejected
 
 

@@ -235,6 +235,35 @@ def test_an_event_larger_than_the_configured_limit_is_rejected_alone(make_app, t
     assert dict(summary.rejected) == {"event_too_large": 1}
 
 
+def test_a_birthday_or_a_date_no_one_can_have_is_rejected_with_its_reason(app, client, tmp_path):
+    """The legacy import refused these as implausible_date, but a source's or a backfill's event took them:
+    2099-01-01 made an adult a minor (marketing refused), year 1 counted as a purchase two thousand years ago."""
+    events = [
+        source_event("b1", "member.signup", identifiers={"phone": "13800139101"}, birthday="2099-01-01"),
+        source_event("b2", "member.signup", identifiers={"phone": "13800139102"}, birthday="1800-01-01"),
+        source_event("b3", "member.signup", identifiers={"phone": "13800139103"}, birthday="0001-01-01"),
+        source_event("b4", "member.signup", identifiers={"phone": "13800139104"}, birthday="someday"),
+        source_event("b5", "order.online", payload={"total": "1.00", "items": []}, observed_at="0001-01-01T00:00:00Z"),
+        source_event("b6", "member.signup", identifiers={"phone": "13800139106"}, birthday="1990-03-05"),
+    ]
+    reply = post_events(client, new_key(app), events).get_json()
+    assert reply["accepted"] == ["b6"]
+    assert [(r["event_id"], r["reason"]) for r in reply["rejected"]] == [
+        ("b1", "invalid_attribute:birthday"),
+        ("b2", "invalid_attribute:birthday"),
+        ("b3", "invalid_attribute:birthday"),
+        ("b4", "invalid_attribute:birthday"),
+        ("b5", "invalid_observed_at"),
+    ]
+    path = tmp_path / "old.jsonl"
+    path.write_text("\n".join(json.dumps({**e, "event_id": "x" + e["event_id"]}) for e in events) + "\n")
+    with central_db.session_factory(app)() as db:
+        registry = load_registry(app.config["CENTRAL"])
+        summary = load_events(db, path, "crm", registry=registry, clock=app.config["CLOCK"])
+    assert summary.accepted == 1
+    assert dict(summary.rejected) == {"invalid_attribute:birthday": 4, "invalid_observed_at": 1}
+
+
 def test_receipts_from_a_source_link_their_member_like_an_agents(app, client):
     key = new_key(app, "pos-history")
     receipt = {"receipt_no": "R1", "total": "10.00", "member": {"phone": "13800139077", "card": "VIP-77"}}
