@@ -252,7 +252,23 @@ def split(
     if bad is None:
         raise SplitError(f"ledger row {ledger_id} is not in the history of customer {customer_id}")
     if not (bad.action == MERGE or (bad.action == LINK and bad.anchor_identifier_id is not None)) or bad.rule == SPLIT:
-        raise SplitError(f"ledger row {ledger_id} is a {bad.action} ({bad.rule}); only merges and links can be undone")
+        what = f"{bad.action} ({bad.rule})"
+        if bad.action == LINK and bad.rule != SPLIT:
+            what += ", which gave the customer its first identifier and joined no one"
+        raise SplitError(
+            f"ledger row {ledger_id} is a {what}; only a merge, or a link that came through another identifier,"
+            " can be undone"
+        )
+    involved = [c for c in (bad.customer_id, bad.other_customer_id) if c is not None]
+    splits = conn.execute(
+        select(_ledger.c.id, _ledger.c.detail).where(
+            _ledger.c.action == SPLIT,
+            or_(_ledger.c.customer_id.in_(involved), _ledger.c.other_customer_id.in_(involved)),
+        )
+    )
+    undone = next((sid for sid, detail in splits if ledger_id in (detail or {}).get("undoes", [])), None)
+    if undone is not None:
+        raise SplitError(f"ledger row {ledger_id} was already undone by ledger row {undone}")
     pending = relocation.Pending()
     result = _resplit(
         db,

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from central.identity import ledger, split
@@ -214,6 +214,11 @@ def test_split_undoes_a_merge_and_the_same_evidence_merges_again(db):
     assert event_owner(db, a_receipt[0].event_pk) != event_owner(db, b_receipt[0].event_pk)
     assert db.scalar(select(Customer.merged_into).where(Customer.id == result.customers[1])) is None
     assert_rebuild_matches(db)
+    ledger = db.scalar(select(func.count()).select_from(LedgerEntry))
+    for customer in result.customers:  # undoing it again changes nothing and says so
+        with pytest.raises(split.SplitError, match=f"ledger row {merge_row} was already undone by ledger row"):
+            split.split(db, customer, merge_row, now=NOW, operator="alice")
+    assert db.scalar(select(func.count()).select_from(LedgerEntry)) == ledger
     run(db, facts(db, bridge))
     assert partition(db) == merged
     assert_rebuild_matches(db)
@@ -223,7 +228,7 @@ def test_split_refuses_what_it_cannot_undo(db):
     run(db, facts(db, {"member_card": "CARDAAAA"}))
     (customer,) = live_customers(db)
     founding = db.scalar(select(LedgerEntry.id))
-    with pytest.raises(split.SplitError, match="only merges and links"):
+    with pytest.raises(split.SplitError, match=r"first identifier and joined no one; only a merge, or a link"):
         split.split(db, customer, founding, now=NOW, operator="alice")
     with pytest.raises(split.SplitError, match="no customer"):
         split.split(db, 999, founding, now=NOW, operator="alice")
