@@ -14,9 +14,8 @@ from bench.legacy_members import MAPS, compare, write_file
 from central import db as central_db
 from central.cli import main
 from central.customers.consent_gate import may_market, may_profile
-from central.identity.models import GoldenAttribute
+from central.identity.models import GoldenAttribute, ReviewItem
 from central.identity.resolve import Resolution, resolve
-from central.identity.models import ReviewItem
 from central.models import AuditLog
 from central.sources.import_file import ImportOptions, plan_import
 from central.sources.import_report import report_rows, totals, totals_statement
