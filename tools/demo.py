@@ -87,6 +87,7 @@ class Demo:
         self.panel_port = pick_port("127.0.0.1", self.port + 1)
         self.stop = threading.Event()
         self.children: list[subprocess.Popen[str]] = []  # the background history's CLI runs
+        self.logs: dict[int, Path] = {}  # each spawned process's log, by pid
 
     def prepare(self) -> None:
         self.fresh = not self.args.keep or not (self.root / "central").exists()
@@ -185,6 +186,7 @@ class Demo:
         log = open(self.root / "logs" / f"{name}.log", "ab")  # noqa: SIM115 - the child owns it
         proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=self.env, cwd=cwd)
         self.processes.append(proc)
+        self.logs[proc.pid] = self.root / "logs" / f"{name}.log"
         return proc
 
     def wait_for(self, what: str, check: Callable[[], bool], timeout: float = 30.0) -> None:
@@ -194,11 +196,21 @@ class Demo:
                 return
             for proc in self.processes:
                 if proc.poll() is not None:
+                    log = self.logs.get(proc.pid)
+                    lines = log.read_text(encoding="utf-8", errors="replace").strip().splitlines() if log else []
+                    said = f": {lines[-1].strip()}" if lines else ""
+                    argv = proc.args if isinstance(proc.args, list) else [proc.args]
                     raise SystemExit(
-                        f"demo: a process exited early ({' '.join(map(str, proc.args))}); see {self.root / 'logs'}"
+                        f"demo: a process exited early ({' '.join(map(str, argv))}){said}; see {log or self.root}"
                     )
             time.sleep(0.2)
         raise SystemExit(f"demo: timed out waiting for {what}; see {self.root / 'logs'}")
+
+    def central_listening(self) -> bool:
+        """Our central bound its port (it logs so once bound) and answers. A health answer alone can
+        come from another program that took the port between pick_port and the bind."""
+        log = self.root / "logs" / "central.log"
+        return log.exists() and b" listening on http://" in log.read_bytes() and self.healthy()
 
     def healthy(self) -> bool:
         try:
@@ -213,7 +225,7 @@ class Demo:
         self.cli(central, "migrate")
         self.cli(central, "create-admin", "--username", "admin", "--password-stdin", stdin=password + "\n")
         self.spawn("central", central, "serve")
-        self.wait_for("central to start", self.healthy)
+        self.wait_for("central to start", self.central_listening)
         token = self.cli(central, "enroll-token", "--store", "S001")
         self.cli(agent, "enroll", "--central", self.url, f"--token={token}")
         self.spawn(
@@ -301,7 +313,8 @@ class Demo:
         print("demo: stopped", flush=True)
 
 
-def main(argv: list[str] | None = None) -> int:
+def parser() -> argparse.ArgumentParser:
+    """The demo's command line."""
     parser = argparse.ArgumentParser(prog="./dev demo", description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--host", default="127.0.0.1", help="address central listens on (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=8000, help="central's port (a free one if taken)")
@@ -317,7 +330,11 @@ def main(argv: list[str] | None = None) -> int:
         default=1500,
         help="members in the chain's two-year history loaded in the background (default 1500; 0: none)",
     )
-    return Demo(parser.parse_args(argv)).run()
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    return Demo(parser().parse_args(argv)).run()
 
 
 if __name__ == "__main__":

@@ -133,3 +133,29 @@ def test_demo_shows_customers_within_30_seconds(tmp_path):
     finally:
         demo.terminate()
         demo.wait(30)
+
+
+def test_the_demo_does_not_take_another_programs_central_for_its_own(tmp_path):
+    """Another program took the chosen port between the demo's check and central's bind, and answered
+    /healthz: the demo enrolled its agent against that server (token refused) instead of saying why
+    its own central could not start."""
+    from waitress import create_server
+
+    from tests.edge_agent.servers import raw_app
+    from tools import demo as demo_tool
+    from tools.processes import free_port as a_port
+
+    args = ["--password", "demo-pass-123", "--history-customers", "0", "--dir", str(tmp_path / "demo")]
+    demo = demo_tool.Demo(demo_tool.parser().parse_args([*args, "--port", str(a_port())]))
+    squatter = create_server(raw_app("200 OK", b'{"status": "ok"}'), host="127.0.0.1", port=demo.port, threads=1)
+    serving = threading.Thread(target=squatter.run, daemon=True)
+    serving.start()
+    try:
+        with pytest.raises(SystemExit) as stopped:
+            demo.run()
+    finally:
+        squatter.close()
+        for proc in demo.processes:
+            if proc.poll() is None:
+                proc.kill()
+    assert f"cannot listen on 127.0.0.1:{demo.port}" in str(stopped.value)
