@@ -80,6 +80,8 @@ class MemberCodeVerifier:
         self.keys = MemberCodeKeys(keys)
         self.path = directory / DB_FILE
         self._conn = open_till_db(directory, _SCHEMA)
+        # Files written before the replay cache stopped keeping member ids (till.sqlite is not sealed).
+        self._conn.execute("UPDATE member_codes_seen SET member_id = '' WHERE member_id <> ''")
 
     def close(self) -> None:
         self._conn.close()
@@ -92,7 +94,7 @@ class MemberCodeVerifier:
         for entry in used.get("used", []) if isinstance(used, dict) else []:
             if isinstance(entry, dict) and isinstance(entry.get("digest"), str) and isinstance(entry.get("store"), str):
                 step = entry.get("step") if type(entry.get("step")) is int else 0
-                rows.append((entry["digest"][:64], entry["store"][:32], str(entry.get("member", ""))[:64], step))
+                rows.append((entry["digest"][:64], entry["store"][:32], "", step))
         if rows:
             self._conn.executemany(
                 "INSERT OR IGNORE INTO member_codes_seen (digest, store_id, member_id, step, seen_at)"
@@ -120,7 +122,7 @@ class MemberCodeVerifier:
         cursor = self._conn.execute(
             "INSERT OR IGNORE INTO member_codes_seen (digest, store_id, member_id, step, seen_at)"
             " VALUES (?, ?, ?, ?, ?)",
-            (verdict.digest, self.store_id, verdict.member_id, verdict.step, now),
+            (verdict.digest, self.store_id, "", verdict.step, now),  # the member id is not needed to refuse a replay
         )
         if cursor.rowcount == 1:
             self._prune(int(now // self.keys.step_seconds))

@@ -4,6 +4,8 @@ survives a restart, and nothing a store PC holds lets anyone mint a code another
 from __future__ import annotations
 
 import os
+import sqlite3
+import stat
 from dataclasses import replace
 from pathlib import Path
 
@@ -80,6 +82,23 @@ def test_a_valid_code_is_accepted_once_then_refused_as_replayed_even_after_a_res
     assert restarted.verify(code).reason == "replayed"
     # The next step's code is a new code.
     assert restarted.verify(make_code(cert, key, NOW + STEP_SECONDS)).accepted
+
+
+def test_the_replay_cache_keeps_no_member_id_and_only_its_owner_reads_it(tmp_path, central):
+    """till.sqlite sits outside the sealed outbox: it kept each scanned member's id in clear, readable by
+    anyone on the PC (0644 without the unit's UMask). A replay needs the code's digest and store only."""
+    used = {"used": [{"digest": "d" * 64, "store": "S002", "member": "M-0099", "step": 1}]}
+    verifier = _verifier(tmp_path, central, member_codes_used=used)
+    key, cert = central.app("M-0042")
+    assert verifier.verify(make_code(cert, key, NOW)).accepted
+    verifier.close()
+    path = tmp_path / "S001" / "till.sqlite"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    with sqlite3.connect(path) as conn:
+        held = conn.execute("SELECT member_id FROM member_codes_seen").fetchall()
+    assert held and all(member == "" for (member,) in held)
+    for name in path.parent.iterdir():
+        assert b"M-0042" not in name.read_bytes() and b"M-0099" not in name.read_bytes(), name
 
 
 def test_one_step_of_clock_skew_either_way_is_accepted_two_are_not(tmp_path, central):
