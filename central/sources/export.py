@@ -4,7 +4,9 @@
 event_id, customer_id) and ``customers.csv`` (the golden record: every live customer, with the
 columns of the customers table). All three are read from one snapshot (a read-only transaction;
 REPEATABLE READ on PostgreSQL), a page at a time by primary key, so memory stays flat whatever
-the size. Customer ids are the live ones: a customer merged away is shown as its survivor.
+the size. Customer ids are the live ones: a customer merged away is shown as its survivor; an
+identifier or event that belongs to no customer (a removed identifier, one held back as suspicious,
+an event that names no one) has an empty customer_id.
 Personal values are masked (``138****5678``, last four characters) unless the export is unmasked.
 Events of the agents' own bookkeeping (``agent.*``) are left out: they never name anyone.
 """
@@ -78,10 +80,12 @@ def _identifier_rows(conn: Connection, unmasked: bool, size: int) -> Iterator[li
         )
 
     for page in _pages(conn, query, size):
-        live = survivors(conn, [r.customer_id for r in page])
+        # A removed identifier (a tombstone) or one held back as suspicious belongs to no one.
+        live = survivors(conn, [r.customer_id for r in page if r.customer_id is not None])
         for r in page:
             value = r.value if unmasked else mask_identifier(r.kind, r.value)
-            yield [r.kind, value, live.get(r.customer_id, r.customer_id)]
+            owner = "" if r.customer_id is None else live.get(r.customer_id, r.customer_id)
+            yield [r.kind, value, owner]
 
 
 def _event_rows(conn: Connection, size: int) -> Iterator[list[Any]]:

@@ -151,3 +151,21 @@ def test_an_event_id_that_would_run_as_a_formula_is_exported_as_text(app, config
     assert main(["export-identity", "--out", str(out), "--unmasked", "--admin", "alice", "--config", config_path]) == 0
     assert read(out / "events.csv")[1] == ["source:memberapp", "'=cmd|' /C calc'!A0", "1"]
     assert read(out / "identifiers.csv")[1] == ["phone", "+8613800139001", "1"]
+
+
+def test_an_identifier_held_by_no_customer_is_exported_with_an_empty_customer_id(app, graph, config_path, tmp_path):
+    """A removed identifier (a tombstone) belongs to no one; the export names it with no customer, as it
+    does an event of no one."""
+    removed = ["remove-identifier", "--type", "phone", "--value", "13800139001", "--config", config_path]
+    assert main(removed) == 0
+    never_seen = ["remove-identifier", "--type", "phone", "--value", "13987654329", "--config", config_path]
+    assert main(never_seen) == 0
+    out = tmp_path / "export"
+    assert main(["export-identity", "--out", str(out), "--config", config_path]) == 0
+    assert sorted(read(out / "identifiers.csv")[1:]) == [
+        ["email", "f***@example.cn", "3"],
+        ["member_card", "***0002", "1"],
+        ["phone", "138****9001", ""],
+        ["phone", "139****4329", ""],
+    ]
+    assert not list(out.glob("*.partial"))
