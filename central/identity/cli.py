@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from central import audit
-from central.cli import PROG, CliError, Command, engine_for, load, ready_schema
+from central.cli import PROG, CliError, Command, existing_database, load
 from central.clock import system_clock
 from central.identity import ledger, review, split
 from central.identity.registry import load_registry
@@ -19,11 +19,10 @@ OPERATOR = "cli"
 
 
 def _in_session(args: argparse.Namespace, work: Callable[[Session, Any], int]) -> int:
-    config, _ = load(args)
+    config, path = load(args)
     registry = load_registry(config)
-    engine = engine_for(config)
+    engine = existing_database(config, path)
     try:
-        ready_schema(config, engine)
         with Session(engine) as db:
             return work(db, registry)
     finally:

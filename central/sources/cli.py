@@ -12,7 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from central import audit
-from central.cli import PROG, CliError, Command, engine_for, load, ready_schema
+from central.cli import PROG, CliError, Command, existing_database, load
 from central.clock import system_clock
 from central.identity.registry import load_registry
 from central.models import User
@@ -51,11 +51,10 @@ def cmd_source_key(args: argparse.Namespace) -> int:
     """Issue a new API key for an online source (printed once), or revoke one with --revoke ID."""
     if (args.source is None) == (args.revoke is None):
         raise CliError("give either --source NAME (issue a key) or --revoke KEY_ID", status=2)
-    config, _ = load(args)
-    engine = engine_for(config)
+    config, path = load(args)
+    engine = existing_database(config, path)
     now = system_clock()
     try:
-        ready_schema(config, engine)
         with Session(engine) as db:
             if args.revoke is not None:
                 info = revoke_key(db, args.revoke, now)
@@ -95,10 +94,9 @@ def cmd_source_key(args: argparse.Namespace) -> int:
 
 def cmd_source_keys(args: argparse.Namespace) -> int:
     """List every source key: id, source, the key's first characters, when issued, whether revoked."""
-    config, _ = load(args)
-    engine = engine_for(config)
+    config, path = load(args)
+    engine = existing_database(config, path)
     try:
-        ready_schema(config, engine)
         with Session(engine) as db:
             keys = list_keys(db)
     finally:
@@ -133,9 +131,9 @@ def cmd_load_events(args: argparse.Namespace) -> int:
         raise CliError(f"cannot read {path}: no such file", status=2)
     if args.chunk_size < 1:
         raise CliError("--chunk-size must be at least 1", status=2)
-    config, _ = load(args)
+    config, config_path = load(args)
     registry = load_registry(config)
-    engine = engine_for(config)
+    engine = existing_database(config, config_path)
     bar = progress_bar(total=path.stat().st_size, unit="B", desc=path.name, enabled=not args.no_progress)
 
     def bad_line(bad: BadLine) -> None:
@@ -147,7 +145,6 @@ def cmd_load_events(args: argparse.Namespace) -> int:
 
     started = time.monotonic()
     try:
-        ready_schema(config, engine)
         with Session(engine) as db:
             summary = load_events(
                 db,
@@ -194,7 +191,7 @@ def cmd_import_members(args: argparse.Namespace) -> int:
         dry_run=args.dry_run,
         consent_notice=check_notice(args.consent_notice),
     )
-    config, _ = load(args)
+    config, config_path = load(args)
     registry = load_registry(config)
     today = system_clock().date()
     try:
@@ -209,11 +206,10 @@ def cmd_import_members(args: argparse.Namespace) -> int:
         raise CliError(f"cannot read {path} as {options.encoding}: {exc}", status=2) from None
     except ValueError as exc:
         raise CliError(str(exc), status=2) from None
-    engine = engine_for(config)
+    engine = existing_database(config, config_path)
     bar = progress_bar(total=plan.rows, unit="rows", desc=path.name, enabled=not args.no_progress)
     started = time.monotonic()
     try:
-        ready_schema(config, engine)
         with Session(engine) as db:
             import_id, stats = run_import(
                 db,
@@ -270,10 +266,9 @@ def cmd_export_identity(args: argparse.Namespace) -> int:
     if args.unmasked and not args.admin:
         raise CliError("--unmasked needs --admin NAME: the administrator answerable for the personal data", status=2)
     out_dir = Path(args.out)
-    config, _ = load(args)
-    engine = engine_for(config)
+    config, path = load(args)
+    engine = existing_database(config, path)
     try:
-        ready_schema(config, engine)
         actor = "cli"
         if args.unmasked:
             with Session(engine) as db:

@@ -9,7 +9,7 @@ import pytest
 from central.fleet.models import Device
 from central.migrate import head_revision
 from central.models import AuditLog
-from tests.central.cli_runner import Cli, write_config
+from tests.central.cli_runner import Cli, InProcessCli, write_config
 from tests.central.support import Agent, login, table_rows
 
 
@@ -130,3 +130,35 @@ def test_migrate_reports_the_revision(tmp_path):
     done = cli.run("migrate")
     assert done.returncode == 0, done.stderr
     assert done.stdout == f"database is at revision {head_revision()}\n"
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["source-key", "--source", "miniprogram"],
+        ["source-key", "--revoke", "1"],
+        ["source-keys"],
+        ["load-events", "{dir}/history.jsonl", "--source", "crm", "--no-progress"],
+        ["import-members", "{dir}/members.csv", "--map", "手机号码=phone", "--no-progress"],
+        ["export-identity", "--out", "{dir}/export"],
+        ["split", "--customer", "1", "--ledger-row", "1"],
+        ["remove-identifier", "--type", "phone", "--value", "13987654329"],
+        ["review", "list"],
+        ["rebuild-identity"],
+    ],
+    ids=lambda args: " ".join(arg for arg in args[:2] if not arg.startswith("{")),
+)
+def test_the_identity_and_sources_commands_never_create_a_database(tmp_path, args):
+    (tmp_path / "history.jsonl").write_text("", encoding="utf-8")
+    (tmp_path / "members.csv").write_text("手机号码\n13812345678\n", encoding="utf-8")
+    data = tmp_path / "nothing-here"
+    cli = InProcessCli(write_config(tmp_path / "central.toml", data, ""))
+    done = cli.run(*(arg.format(dir=tmp_path) for arg in args))
+    assert done.returncode == 1, done.stderr
+    said, refused = done.stderr.strip().splitlines()
+    assert said == f"central-server: database sqlite:///{data / 'central.db'} (config: {cli.config})"
+    assert refused.startswith(f"central-server: no database at {data / 'central.db'} (config: {cli.config})")
+    assert "this command does not create one" in refused and "central-server migrate" in refused
+    assert done.stdout == ""
+    assert not data.exists()
+    assert not (tmp_path / "export").exists()
