@@ -158,6 +158,7 @@ def ready_schema(config: CentralConfig, engine: Engine) -> None:
     from central import migrate
 
     current, head = migrate.current_revision(engine), migrate.head_revision()
+    refuse_newer_schema(config, current)
     if config.database_auto_migrate:
         if current != head:
             migrate.upgrade(engine)
@@ -165,6 +166,16 @@ def ready_schema(config: CentralConfig, engine: Engine) -> None:
         return
     if current != head:
         raise CliError(f"the database is at revision {current}, not {head}; run `{PROG} migrate`")
+
+
+def refuse_newer_schema(config: CentralConfig, revision: str | None) -> None:
+    """A one-line refusal of a database that a newer release of central-server has migrated."""
+    from central import migrate
+
+    try:
+        migrate.refuse_newer(revision, f"database {database_label(config)}")
+    except migrate.NewerSchemaError as exc:
+        raise CliError(str(exc)) from None
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -238,6 +249,7 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     engine = engine_for(config)
     try:
         before = migrate.current_revision(engine)
+        refuse_newer_schema(config, before)
         migrate.upgrade(engine)
         revision = migrate.current_revision(engine)
         if before != revision:

@@ -1,4 +1,9 @@
-"""Running central's Alembic migrations from code: ``upgrade(engine_or_url)`` brings a database to head."""
+"""Running central's Alembic migrations from code: ``upgrade(engine_or_url)`` brings a database to head.
+
+A database at a revision this release does not ship was migrated by a newer central-server: it is
+refused with :class:`NewerSchemaError` rather than handed to Alembic, which can only fail to locate
+the revision.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +20,18 @@ from central.db import make_engine
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
 
+class NewerSchemaError(Exception):
+    """The database is at a revision this release does not know: a newer release migrated it."""
+
+    def __init__(self, revision: str, head: str | None, database: str = "the database") -> None:
+        super().__init__(
+            f"{database} was migrated by a newer release of central-server (revision {revision}; this release"
+            f" knows revisions up to {head}): upgrade central-server, or restore a backup taken before that upgrade"
+        )
+        self.revision = revision
+        self.head = head
+
+
 def alembic_config() -> Config:
     """An Alembic configuration pointing at the packaged migrations, with no ini file."""
     config = Config()
@@ -27,6 +44,7 @@ def upgrade(target: Engine | str) -> None:
     engine = make_engine(target) if isinstance(target, str) else target
     try:
         with engine.begin() as connection:
+            refuse_newer(MigrationContext.configure(connection).get_current_revision())
             config = alembic_config()
             config.attributes["connection"] = connection
             command.upgrade(config, "head")
@@ -44,3 +62,15 @@ def current_revision(engine: Engine) -> str | None:
 def head_revision() -> str | None:
     """The newest revision shipped with this release."""
     return ScriptDirectory.from_config(alembic_config()).get_current_head()
+
+
+def refuse_newer(revision: str | None, database: str = "the database") -> None:
+    """Raise :class:`NewerSchemaError` (naming ``database``) if ``revision`` is not one this release ships.
+
+    None, an empty database, is not refused.
+    """
+    if revision is None:
+        return
+    script = ScriptDirectory.from_config(alembic_config())
+    if revision not in {r.revision for r in script.walk_revisions()}:
+        raise NewerSchemaError(revision, script.get_current_head(), database)

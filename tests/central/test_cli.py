@@ -162,3 +162,35 @@ def test_the_identity_and_sources_commands_never_create_a_database(tmp_path, arg
     assert done.stdout == ""
     assert not data.exists()
     assert not (tmp_path / "export").exists()
+
+
+def test_a_database_migrated_by_a_newer_release_is_refused_in_one_line(backend, tmp_path):
+    from sqlalchemy import text
+
+    from central.db import make_engine
+
+    engine = make_engine(backend.url)
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE alembic_version SET version_num = '0099_future'"))
+    try:
+        config = write_config(tmp_path / "central.toml", tmp_path / "data", backend.url)
+        frozen = tmp_path / "no-auto-migrate.toml"
+        frozen.write_text(config.read_text(encoding="utf-8") + "auto_migrate = false\n", encoding="utf-8")
+        for path, args in ((config, ["migrate"]), (config, ["serve"]), (config, ["tokens"]), (frozen, ["tokens"])):
+            done = InProcessCli(path).run(*args)
+            assert done.returncode == 1, (args, done.stderr)
+            said, refused = done.stderr.strip().splitlines()
+            assert said.startswith("central-server: database ")
+            assert refused == (
+                f"central-server: database {backend.url}"
+                f" was migrated by a newer release of central-server (revision 0099_future; this release knows"
+                f" revisions up to {head_revision()}): upgrade central-server, or restore a backup taken before"
+                f" that upgrade"
+            ), args
+            assert done.stdout == ""
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar_one() == "0099_future"
+    finally:
+        with engine.begin() as conn:
+            conn.execute(text("UPDATE alembic_version SET version_num = :head"), {"head": head_revision()})
+        engine.dispose()
