@@ -1,19 +1,26 @@
-"""Numbers in requests: ids in paths and integers in query strings, bounded by what the database holds.
+"""Numbers in requests and on the command line: ids and counts, bounded by what the database holds.
 
-Flask's ``int`` converter and ``int()`` accept any number of digits, while a BIGINT holds at most
-2^63-1: SQLite cannot bind a larger integer and PostgreSQL refuses it, so an id or an offset past it
-ended a request in a 500. Past that bound no row exists: a path does not match (404) and a query
-parameter is a 400 naming its range.
+Flask's ``int`` converter, argparse's ``type=int`` and ``int()`` accept any number of digits, while a
+BIGINT holds at most 2^63-1: SQLite cannot bind a larger integer and PostgreSQL refuses it, so an id
+or an offset past it ended a request in a 500 and a command in a traceback. Past that bound no row
+exists: a path does not match (404), a query parameter is a 400 naming its range, and a command's
+argument is a usage error naming its range (exit 2), which for an id of an INTEGER column ends at
+2^31-1, the most PostgreSQL holds in one.
 """
 
 from __future__ import annotations
 
+import argparse
+
 from flask import request
+from sqlalchemy import BigInteger
+from sqlalchemy.orm import QueryableAttribute
 from werkzeug.routing import IntegerConverter, Map
 
 from central.errors import ApiError
 
 MAX_ROW_ID = 2**63 - 1
+MAX_INTEGER_ID = 2**31 - 1  # an INTEGER column's on PostgreSQL
 
 
 class RowIdConverter(IntegerConverter):
@@ -37,3 +44,34 @@ def int_param(name: str, default: int, lowest: int, highest: int = MAX_ROW_ID) -
         bound = f"between {lowest} and {highest}" if highest < MAX_ROW_ID else f"at least {lowest}"
         raise ApiError(400, "invalid_request", f"{name} must be an integer {bound}")
     return value
+
+
+class WholeNumber:
+    """An argparse ``type``: a whole number from ``lowest`` to ``highest``, else a usage error naming the range."""
+
+    def __init__(self, lowest: int, highest: int = MAX_ROW_ID) -> None:
+        self.lowest, self.highest = lowest, highest
+
+    def __call__(self, text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = self.lowest - 1
+        if not self.lowest <= value <= self.highest:
+            raise argparse.ArgumentTypeError(
+                f"must be a whole number from {self.lowest} to {self.highest}; got {text!r}"
+            )
+        return value
+
+
+def id_argument(column: QueryableAttribute[int]) -> WholeNumber:
+    """An argparse ``type`` for ids of ``column`` (``Customer.id``): from 1 to the most its type holds.
+
+    BIGINT ids run to 2^63-1; INTEGER ids to 2^31-1, as PostgreSQL stores them in 32 bits and refuses
+    a larger number (SQLite holds 64 everywhere, but the schema is the same on both).
+    """
+    return WholeNumber(1, MAX_ROW_ID if isinstance(column.type, BigInteger) else MAX_INTEGER_ID)
+
+
+ROW_COUNT = WholeNumber(1)
+"""An argparse ``type`` for how many rows a command lists (``--limit``)."""

@@ -26,8 +26,10 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from central.campaigns import coupon_conflicts, coupons
+from central.campaigns.coupon_models import CouponCode, CouponConflict
 from central.cli import PROG, CliError, Command, cli_session
 from central.clock import system_clock
+from central.params import ROW_COUNT, id_argument
 from shared.crypto import load_or_create_key
 
 ACTOR = "cli"
@@ -176,15 +178,15 @@ def _arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--count", type=int, help="number of anonymous codes")
     p = sub.add_parser("revoke", parents=[common], help="revoke one code")
     p.set_defaults(func=cmd_revoke)
-    p.add_argument("serial", type=int)
+    p.add_argument("serial", type=id_argument(CouponCode.serial))
     p = sub.add_parser("conflicts", parents=[common], help="redemptions flagged for review")
     p.set_defaults(func=cmd_conflicts)
     p.add_argument("--all", action="store_true", help="resolved ones too")
     p.add_argument("--kind")
-    p.add_argument("--limit", type=int, default=100)
+    p.add_argument("--limit", type=ROW_COUNT, default=100)
     p = sub.add_parser("resolve", parents=[common], help="close a conflict")
     p.set_defaults(func=cmd_resolve)
-    p.add_argument("id", type=int)
+    p.add_argument("id", type=id_argument(CouponConflict.id))
     p.add_argument("--resolution", required=True)
 
 

@@ -12,7 +12,9 @@ from central import audit
 from central.cli import PROG, CliError, Command, existing_database, load
 from central.clock import system_clock
 from central.identity import ledger, review, split
+from central.identity.models import Customer, LedgerEntry, ReviewItem
 from central.identity.registry import load_registry
+from central.params import ROW_COUNT, id_argument
 from shared.masking import mask_identifier
 
 OPERATOR = "cli"
@@ -137,8 +139,10 @@ def cmd_rebuild(args: argparse.Namespace) -> int:
 
 
 def _split_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--customer", type=int, required=True, metavar="ID")
-    parser.add_argument("--ledger-row", type=int, required=True, metavar="N", help="the merge or link to undo")
+    parser.add_argument("--customer", type=id_argument(Customer.id), required=True, metavar="ID")
+    parser.add_argument(
+        "--ledger-row", type=id_argument(LedgerEntry.id), required=True, metavar="N", help="the merge or link to undo"
+    )
 
 
 def _remove_arguments(parser: argparse.ArgumentParser) -> None:
@@ -149,9 +153,9 @@ def _remove_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _review_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("action", choices=["list", "accept", "reject"])
-    parser.add_argument("item", nargs="?", type=int, help="review item number (accept, reject)")
+    parser.add_argument("item", nargs="?", type=id_argument(ReviewItem.id), help="review item number (accept, reject)")
     parser.add_argument("--status", default="open", choices=["open", "accepted", "rejected"])
-    parser.add_argument("--limit", type=int, default=50)
+    parser.add_argument("--limit", type=ROW_COUNT, default=50)
 
 
 def _rebuild_arguments(parser: argparse.ArgumentParser) -> None:

@@ -16,6 +16,7 @@ from central.cli import PROG, CliError, Command, existing_database, load
 from central.clock import system_clock
 from central.identity.registry import load_registry
 from central.models import User
+from central.params import id_argument
 from central.sources.backfill import DEFAULT_CHUNK, BadLine, LoadSummary, load_events
 from central.sources.events import SOURCE_RE
 from central.sources.export import FILES, export_identity
@@ -27,6 +28,7 @@ from central.sources.import_report import rejected_reasons, totals, write_report
 from central.sources.keys import issue_key, list_keys, revoke_key
 from central.sources.legacy_formats import DATE_ORDERS, FormatError
 from central.sources.member_import import run_import
+from central.sources.models import SourceKey
 from central.sources.progress import progress_bar
 
 
@@ -304,7 +306,12 @@ def cmd_export_identity(args: argparse.Namespace) -> int:
 
 def _source_key_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--source", metavar="NAME", help="issue a new key for this source (e.g. miniprogram)")
-    parser.add_argument("--revoke", type=int, metavar="KEY_ID", help="revoke the key with this id (see source-keys)")
+    parser.add_argument(
+        "--revoke",
+        type=id_argument(SourceKey.id),
+        metavar="KEY_ID",
+        help="revoke the key with this id (see source-keys)",
+    )
 
 
 def _load_events_arguments(parser: argparse.ArgumentParser) -> None:

@@ -194,3 +194,40 @@ def test_a_database_migrated_by_a_newer_release_is_refused_in_one_line(backend, 
         with engine.begin() as conn:
             conn.execute(text("UPDATE alembic_version SET version_num = :head"), {"head": head_revision()})
         engine.dispose()
+
+
+BIGINT_MAX, INTEGER_MAX = 2**63 - 1, 2**31 - 1  # the largest ids of BIGINT and (on PostgreSQL) INTEGER columns
+
+
+@pytest.mark.parametrize(
+    ("args", "largest", "not_found"),
+    [
+        (["review", "accept", "{id}"], INTEGER_MAX, "no review item {id}"),
+        (["review", "reject", "{id}"], INTEGER_MAX, "no review item {id}"),
+        (["split", "--customer", "{id}", "--ledger-row", "1"], INTEGER_MAX, "no customer {id}"),
+        (["split", "--customer", "1", "--ledger-row", "{id}"], BIGINT_MAX, "no customer 1"),
+        (["source-key", "--revoke", "{id}"], INTEGER_MAX, "there is no source key {id} (list them with"),
+        (["coupons", "revoke", "{id}"], BIGINT_MAX, "no coupon code with serial {id}"),
+        (["coupons", "resolve", "{id}", "--resolution", "refunded"], BIGINT_MAX, "no open coupon conflict {id}"),
+        (["review", "list", "--limit", "{id}"], BIGINT_MAX, None),
+        (["coupons", "conflicts", "--limit", "{id}"], BIGINT_MAX, None),
+    ],
+    ids=lambda value: " ".join(a for a in value if a != "{id}")[:40] if isinstance(value, list) else "",
+)
+def test_an_id_past_what_the_database_holds_is_a_usage_error(backend, tmp_path, args, largest, not_found):
+    cli = InProcessCli(write_config(tmp_path / "central.toml", tmp_path / "data", backend.url))
+    for bad in (str(largest + 1), "99999999999999999999999", "0", "-1", "seven"):
+        done = cli.run(*(arg.format(id=bad) for arg in args))
+        assert done.returncode == 2, (bad, done.stderr)
+        assert "Traceback" not in done.stderr
+        assert (
+            done.stderr.strip().splitlines()[-1].endswith(f"must be a whole number from 1 to {largest}; got {bad!r}")
+        ), done.stderr
+        assert done.stdout == ""
+    done = cli.run(*(arg.format(id=largest) for arg in args))  # the largest is looked up, and is not there
+    assert "Traceback" not in done.stderr
+    if not_found is None:
+        assert done.returncode == 0, done.stderr
+    else:
+        assert done.returncode in (1, 2), done.stderr
+        assert done.stderr.strip().splitlines()[-1].startswith(f"central-server: {not_found.format(id=largest)}")
