@@ -35,48 +35,57 @@ def load_config(
     environ: Mapping[str, str] | None = None,
     overrides: Mapping[str, Any] | None = None,
 ) -> CentralConfig:
-    """Load and validate the settings; raise ``shared.settings.ConfigError`` naming the bad key."""
+    """Load and validate the settings; raise ``shared.settings.ConfigError`` naming every bad key at once."""
     environ = os.environ if environ is None else environ
-    config = settings.load(
+
+    def check(config: CentralConfig) -> list[settings.ConfigError]:
+        return _cross_checks(config, path, environ, overrides or {})
+
+    return settings.load(
         CentralConfig,
         path=path,
         env_prefix=ENV_PREFIX,
         environ=environ,
         reserved_env=frozenset({CONFIG_ENV}),
         overrides=overrides,
+        check=check,
     )
-    if config.database_url:
-        problem = _url_problem(config.effective_database_url)
-        if problem:
-            if overrides and "database.url" in overrides:
-                source, key = "overrides", "database.url"
-            elif f"{ENV_PREFIX}DATABASE_URL" in environ:
-                source, key = "environment", f"{ENV_PREFIX}DATABASE_URL"
-            elif "DATABASE_URL" in environ:
-                source, key = "environment", "DATABASE_URL"
-            else:
-                source, key = str(path), "database.url"
-            raise settings.ConfigError(source, key, problem)
+
+
+def _cross_checks(
+    config: CentralConfig, path: Path | None, environ: Mapping[str, str], overrides: Mapping[str, Any]
+) -> list[settings.ConfigError]:
+    """The problems of settings that need more than their type and range: each one, not just the first."""
+    problems = []
+
+    def origin(name: str) -> tuple[str, str]:
+        """Where the value of setting ``name`` came from, and the key it was given under there."""
+        if name in overrides:
+            return "overrides", name
+        spec = next(s for s in settings.specs(CentralConfig) if s.name == name)
+        for var in (spec.env_name(ENV_PREFIX), *spec.env_aliases):  # the prefixed name wins over an alias
+            if var in environ:
+                return "environment", var
+        return (str(path), name) if path else ("defaults", name)
+
+    if config.database_url and (problem := _url_problem(config.effective_database_url)):
+        problems.append(settings.ConfigError(*origin("database.url"), problem))
     if config.server_trusted_proxy:
         import ipaddress
 
         try:
             ipaddress.ip_address(config.server_trusted_proxy)
         except ValueError:
-            raise settings.ConfigError(
-                str(path) if path else "environment",
-                "server.trusted_proxy",
-                "not an IP address (the proxy's own address, such as 127.0.0.1)",
-            ) from None
+            reason = "not an IP address (the proxy's own address, such as 127.0.0.1)"
+            problems.append(settings.ConfigError(*origin("server.trusted_proxy"), reason))
     if config.triggers_timezone:
         from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
         try:
             ZoneInfo(config.triggers_timezone)
         except (ZoneInfoNotFoundError, ValueError):
-            raise settings.ConfigError(
-                str(path) if path else "environment", "triggers.timezone", "not an IANA time zone such as Asia/Shanghai"
-            ) from None
+            reason = "not an IANA time zone such as Asia/Shanghai"
+            problems.append(settings.ConfigError(*origin("triggers.timezone"), reason))
     if config.identity_registry_file:
         from central.identity.registry import RegistryError, load_registry
 
@@ -84,8 +93,8 @@ def load_config(
             load_registry(config)
         except RegistryError as exc:
             where = f"{exc.source}:{exc.line}" if exc.line else exc.source
-            raise settings.ConfigError(where, exc.key or None, exc.reason) from None
-    return config
+            problems.append(settings.ConfigError(where, exc.key or None, exc.reason))
+    return problems
 
 
 def _url_problem(url: str) -> str | None:

@@ -17,10 +17,11 @@ import contextlib
 import dataclasses
 import difflib
 import os
+import re
 import tomllib
 import types
 import typing
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -233,13 +234,17 @@ def load(
     reserved_env: frozenset[str] = frozenset(),
     overrides: Mapping[str, Any] | None = None,
     check_required: bool = True,
+    check: Callable[[T], Sequence[ConfigError]] | None = None,
 ) -> T:
     """Load ``cls`` from the TOML file at ``path`` (if given), then ``environ``, then ``overrides``.
 
-    Unknown keys, wrong types, values out of range and missing required values raise one
-    ConfigError that names every one of them (a file that cannot be read, at once).
+    Unknown sections and keys, wrong types, values out of range and missing required values raise
+    one ConfigError that names every one of them (a file that cannot be read, at once).
     ``reserved_env`` names variables under ``env_prefix`` that are not settings (the config path).
     ``check_required=False`` suits commands that need only part of the table (enrolling a device).
+    ``check`` looks further at the loaded settings (what needs several settings or a file of its
+    own); it is given them with any invalid value at its default, and its problems are reported
+    with the others.
     """
     environ = os.environ if environ is None else environ
     table = specs(cls)
@@ -251,7 +256,8 @@ def load(
         source = str(path)
         try:
             with open(path, "rb") as fh:
-                raw = tomllib.load(fh)
+                text = fh.read().decode("utf-8")
+            raw = tomllib.loads(text)
         except FileNotFoundError:
             raise ConfigError(source, None, "file not found") from None
         except PermissionError:
@@ -260,13 +266,21 @@ def load(
             raise ConfigError(source, None, f"invalid TOML: {exc}") from None
         except UnicodeDecodeError:
             raise ConfigError(source, None, "invalid TOML: the file is not UTF-8") from None
-        for key, value in _flatten(raw).items():
-            spec = by_name.get(key)
-            if spec is None:
-                problems.append(ConfigError(source, key, "unknown key" + _suggest(key, by_name)))
+        sections = {name.split(".", 1)[0] for name in by_name if "." in name}
+        for section, content in raw.items():
+            if isinstance(content, dict) and section not in sections:
+                # One line for the whole section (an empty one too), at its header, not one per key in it.
+                line = _section_line(text, section)
+                where = f"{source}:{line}" if line else source
+                problems.append(ConfigError(where, section, "unknown section" + _suggest(section, sections)))
                 continue
-            with _collected(problems):
-                values[key] = _coerce(spec, value, source, key)
+            for key, value in _flatten({section: content}).items():
+                spec = by_name.get(key)
+                if spec is None:
+                    problems.append(ConfigError(source, key, "unknown key" + _suggest(key, by_name)))
+                    continue
+                with _collected(problems):
+                    values[key] = _coerce(spec, value, source, key)
 
     env_names = {}
     for spec in table:
@@ -300,10 +314,25 @@ def load(
             where = str(path) if path is not None else "environment"
             missing = f"required setting is missing (or set {spec.env_name(env_prefix)})"
             problems.append(ConfigError(where, spec.name, missing))
+    loaded = cls(**kwargs)
+    if check is not None:
+        problems.extend(check(loaded))
     if problems:
         first = problems[0]
         raise ConfigError(first.source, first.key, first.problem, problems[1:])
-    return cls(**kwargs)
+    return loaded
+
+
+def _section_line(text: str, section: str) -> int | None:
+    """The line of the TOML table header (``[section]``, ``[section.sub]``, ``[[section]]``) or dotted key
+    (``section.key = ...``) where ``section`` first appears in ``text``; None if it cannot be found."""
+    name = re.escape(section)
+    quoted = f"(?:{name}|\"{name}\"|'{name}')"
+    pattern = re.compile(rf"^\s*(?:\[\[?\s*{quoted}\s*[.\]]|{quoted}\s*\.)")
+    for number, line in enumerate(text.splitlines(), start=1):
+        if pattern.match(line):
+            return number
+    return None
 
 
 @contextlib.contextmanager
@@ -315,7 +344,7 @@ def _collected(problems: list[ConfigError]) -> Iterator[None]:
         problems.append(exc)
 
 
-def _suggest(key: str, known: Mapping[str, Any]) -> str:
+def _suggest(key: str, known: Iterable[str]) -> str:
     close = difflib.get_close_matches(key, list(known), n=1)
     return f" (did you mean {close[0]!r}?)" if close else ""
 

@@ -111,6 +111,25 @@ def test_every_config_problem_is_reported_at_once_one_line_each(tmp_path):
     ]
 
 
+def test_check_config_reports_a_bad_port_time_zone_registry_and_section_together(tmp_path):
+    path = tmp_path / "central.toml"
+    registry = tmp_path / "registry.toml"
+    path.write_text(
+        f'[server]\nport = 0\n[triggers]\ntimezone = "Mars/Olympus_Mons"\n[identity]\nregistry_file = "{registry}"\n'
+        "[typo_section]\n",
+        encoding="utf-8",
+    )
+    done = Cli(path).run("check-config")
+    assert done.returncode == 2
+    assert done.stdout == ""
+    assert done.stderr.strip().splitlines() == [
+        f"central-server: config error in {path}: server.port: must be from 1 to 65535; got 0",
+        f"central-server: config error in {path}:7: typo_section: unknown section",
+        f"central-server: config error in {path}: triggers.timezone: not an IANA time zone such as Asia/Shanghai",
+        f"central-server: config error in {registry}: cannot read the identifier registry: No such file or directory",
+    ]
+
+
 def test_an_unreachable_database_is_one_line_and_exit_1(tmp_path, backend):
     if backend.name == "sqlite":
         (tmp_path / "db-is-a-directory").mkdir()

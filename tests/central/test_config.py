@@ -105,3 +105,48 @@ def test_a_port_out_of_range_is_refused_with_the_key_and_the_file(tmp_path):
     with pytest.raises(ConfigError) as caught:
         load_config(path, environ={})
     assert str(caught.value) == f"config error in {path}: server.port: must be from 1 to 65535; got 99999"
+
+
+def test_every_problem_of_the_file_and_environment_is_reported_at_once(tmp_path):
+    """Type and range errors, unknown keys and sections, and the checks that look further (database URL,
+    proxy address, time zone, identifier registry) together: the file's in its order, the environment's,
+    then those checks'."""
+    missing = tmp_path / "registry-that-is-not-there.toml"
+    path = write(
+        tmp_path,
+        "[server]\n"
+        "port = 99999\n"
+        'hots = "0.0.0.0"\n'
+        'trusted_proxy = "nginx"\n'
+        "\n"
+        "[typo_section]\n"
+        "\n"
+        "[database]\n"
+        'url = "mysql://x@y/z"\n'
+        "[triggers]\n"
+        'timezone = "Mars/Olympus_Mons"\n'
+        "[identity]\n"
+        f'registry_file = "{missing}"\n',
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, environ={"CENTRAL_LOG_LEVEL": "loud"})
+    assert caught.value.lines == [
+        f"config error in {path}: server.port: must be from 1 to 65535; got 99999",
+        f"config error in {path}: server.hots: unknown key (did you mean 'server.host'?)",
+        f"config error in {path}:6: typo_section: unknown section",
+        "config error in environment: CENTRAL_LOG_LEVEL: must be one of debug, info, warning, error; got 'loud'",
+        f"config error in {path}: database.url: unsupported database 'mysql'; use sqlite or postgresql",
+        f"config error in {path}: server.trusted_proxy: not an IP address (the proxy's own address, such as 127.0.0.1)",
+        f"config error in {path}: triggers.timezone: not an IANA time zone such as Asia/Shanghai",
+        f"config error in {missing}: cannot read the identifier registry: No such file or directory",
+    ]
+
+
+def test_a_checked_value_from_the_environment_is_named_by_its_variable(tmp_path):
+    path = write(tmp_path, '[triggers]\ntimezone = "Asia/Shanghai"\n')
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, environ={"CENTRAL_TRIGGERS_TIMEZONE": "Asia/Peking", "DATABASE_URL": "mysql://x@y/z"})
+    assert caught.value.lines == [
+        "config error in environment: DATABASE_URL: unsupported database 'mysql'; use sqlite or postgresql",
+        "config error in environment: CENTRAL_TRIGGERS_TIMEZONE: not an IANA time zone such as Asia/Shanghai",
+    ]

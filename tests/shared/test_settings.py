@@ -91,6 +91,38 @@ def test_every_problem_is_reported_at_once_one_line_each(tmp_path):
     ]
 
 
+def test_an_unknown_section_is_one_problem_at_its_line_even_when_empty(tmp_path):
+    text = '[io]\nport = "x"\n\n[typo_section]\nspeed = 1\nfast = true\n[dbb]\n[io2.deeper]\nx = 1\n'
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as info:
+        load(Example, path=path, env_prefix="EX_", environ={})
+    assert info.value.lines == [
+        f"config error in {path}:4: typo_section: unknown section",
+        f"config error in {path}:7: dbb: unknown section (did you mean 'db'?)",
+        f"config error in {path}:8: io2: unknown section (did you mean 'io'?)",
+    ]
+
+
+def test_a_check_of_the_loaded_settings_is_reported_with_the_other_problems(tmp_path):
+    path = write(tmp_path, '[io]\nport = "x"\nspeed = 1\nmode = "escpos"\n')
+    seen = []
+
+    def check(cfg: Example) -> list[ConfigError]:
+        seen.append(cfg)
+        return (
+            [ConfigError(str(path), "io.mode", "escpos needs io.fast")] if cfg.mode == "escpos" and not cfg.fast else []
+        )
+
+    with pytest.raises(ConfigError) as info:
+        load(Example, path=path, env_prefix="EX_", environ={}, check=check)
+    assert [line.split(": ", 2)[1:] for line in info.value.lines] == [
+        ["io.speed", "must be at least 50; got 1"],
+        ["io.mode", "escpos needs io.fast"],
+    ]
+    assert seen[0].speed == 9600  # the check saw the invalid value at its default
+    assert load(Example, path=None, env_prefix="EX_", environ={"EX_IO_PORT": "x"}, check=check).mode == "line"
+
+
 def test_invalid_toml_and_missing_file(tmp_path):
     with pytest.raises(ConfigError, match=r"invalid TOML: .*line 1"):
         load(Example, path=write(tmp_path, "io.port = \n"), env_prefix="EX_", environ={})
