@@ -1,7 +1,8 @@
 """The ``central-server`` command: the platform's subcommands, then each domain's ``cli.COMMANDS``.
 
 Expected failures end with one line on stderr and a status: 2 for configuration and usage errors,
-1 for operational ones (database unreachable, port taken). No tracebacks for either.
+1 for operational ones (database unreachable, port taken). No tracebacks for either. A command
+whose stdout is closed under it (``| head -1``) stops quietly with 141, as if killed by SIGPIPE.
 
 Every command that uses the database first says which one on stderr. Only ``serve`` and ``migrate``
 may create it; every other command insists on an existing database with central's schema, so a
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import secrets
 import signal
 import sys
@@ -385,12 +387,30 @@ def proxy_options(config: CentralConfig) -> dict[str, Any]:
     }
 
 
+def _stdout_closed() -> int:
+    """The reader of stdout went away (``| head -1``): end quietly, with the status of a command killed by SIGPIPE.
+
+    Not 0: what was printed may not all have been read, and a key or password printed once may be
+    lost; a pipeline reports 141 as it does for ``cat`` or ``yes``, and ignores it unless pipefail.
+    """
+    try:
+        # Python flushes stdout once more at exit; from /dev/null that flush cannot fail again.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # not a real file (a test's capture): nothing will be flushed to a pipe
+        pass
+    return 128 + signal.SIGPIPE
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one subcommand and return its exit status."""
     args = build_parser().parse_args(argv)
     try:
         status: int = args.func(args)
+        sys.stdout.flush()  # a closed stdout shows here, not in the interpreter's own flush at exit
         return status
+    except BrokenPipeError:
+        return _stdout_closed()
     except ConfigError as exc:
         for line in exc.lines:  # every problem of the file at once, one line each
             print(f"{PROG}: {line}", file=sys.stderr)

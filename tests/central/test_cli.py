@@ -130,6 +130,31 @@ def test_check_config_reports_a_bad_port_time_zone_registry_and_section_together
     ]
 
 
+def test_a_closed_stdout_ends_the_command_quietly_as_sigpipe_would(offline_cli):
+    """``central-server check-config | head -1``: the reader goes away before the command has written."""
+    import os
+    import subprocess
+
+    from tests.central.cli_runner import clean_environment, command
+
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # every write to stdout now fails with EPIPE
+    try:
+        done = subprocess.run(
+            [*command(), "check-config", "--config", str(offline_cli.config)],
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=clean_environment(),
+            timeout=60,
+            check=False,
+        )
+    finally:
+        os.close(write_end)
+    assert done.stderr == ""
+    assert done.returncode == 141  # 128 + SIGPIPE, what a shell reports for `yes | head -1`'s yes
+
+
 def test_an_unreachable_database_is_one_line_and_exit_1(tmp_path, backend):
     if backend.name == "sqlite":
         (tmp_path / "db-is-a-directory").mkdir()
