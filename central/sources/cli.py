@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from datetime import timedelta
@@ -175,11 +176,33 @@ def cmd_load_events(args: argparse.Namespace) -> int:
     return 0
 
 
+def check_report(report: Path) -> Path:
+    """``report`` if the per-row report can be written there; otherwise a usage error saying why.
+
+    Checked before importing: the report is written at the end, after the rows are committed.
+    """
+    folder = report.parent
+    why = None
+    if report.is_dir():
+        why = "it is a directory"
+    elif not folder.is_dir():
+        why = f"directory {folder} does not exist" if not folder.exists() else f"{folder} is not a directory"
+    elif report.exists() and not os.access(report, os.W_OK):
+        why = "the file is not writable"
+    elif not report.exists() and not os.access(folder, os.W_OK | os.X_OK):
+        why = f"directory {folder} is not writable"
+    if why is not None:
+        raise CliError(f"cannot write the report to {report}: {why}; nothing was imported", status=2)
+    return report
+
+
 def cmd_import_members(args: argparse.Namespace) -> int:
     """Import a legacy member CSV: every row becomes an event and a line of the report; rerunnable."""
     path = Path(args.file)
     if not path.is_file():
         raise CliError(f"cannot read {path}: no such file", status=2)
+    if args.report:
+        check_report(Path(args.report))
     if args.chunk_size < 1:
         raise CliError("--chunk-size must be at least 1", status=2)
     options = ImportOptions(

@@ -165,6 +165,24 @@ def test_mapping_mistakes_stop_before_anything_is_stored(app, config_path, tmp_p
     assert row_counts(app)["events"] == 0
 
 
+def test_a_report_that_cannot_be_written_stops_the_import_before_anything_is_stored(app, config_path, tmp_path, capsys):
+    path = tmp_path / "members.csv"
+    write_file(path, 20)
+    (tmp_path / "not-a-directory").write_text("", encoding="utf-8")
+    for report, why in [
+        (tmp_path / "nonexistent" / "dir" / "r.csv", f"directory {tmp_path / 'nonexistent' / 'dir'} does not exist"),
+        (tmp_path / "not-a-directory" / "r.csv", f"{tmp_path / 'not-a-directory'} is not a directory"),
+        (tmp_path, "it is a directory"),
+    ]:
+        args = ["import-members", str(path), *MAP_ARGS, "--report", str(report), "--config", config_path]
+        assert main(args) == 2, report
+        out, err = capsys.readouterr()
+        assert err == f"central-server: cannot write the report to {report}: {why}; nothing was imported\n"
+        assert out == ""
+        assert row_counts(app)["events"] == 0
+        assert row_counts(app)["member_imports"] == 0
+
+
 def test_an_undecodable_file_names_the_fix(app, config_path, tmp_path, capsys):
     path = tmp_path / "members.csv"
     path.write_bytes(b"name,phone\n\x81\x30\x81\xff,1\n")  # neither UTF-8 nor GB18030
