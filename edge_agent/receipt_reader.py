@@ -15,7 +15,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from edge_agent.parsing.escpos import Code, EscposParser, Kanji, PrintedReceipt
+from edge_agent.parsing.escpos import IMPLAUSIBLE, Code, EscposParser, Kanji, PrintedReceipt
 from edge_agent.parsing.receipt_profile import Profile, ProfileError, parse_profile
 from edge_agent.parsing.receipt_sale import Sale, SaleError, read_sale
 from edge_agent.privacy import PanRedactor, drop_card_secrets
@@ -89,12 +89,17 @@ class ReceiptReader:
         return [self.record(p) for p in self.parser.close()]
 
     def record(self, printed: PrintedReceipt) -> ReceiptRecord:
-        """Redact one printed receipt and read its sale."""
+        """Redact one printed receipt and read its sale.
+
+        A receipt without a sale that held a command no printer accepts is kept as
+        ``implausible_command``: garbage on the line, not a layout a profile should learn.
+        """
         printed = redact(printed, self.redactor)
         try:
             return ReceiptRecord(printed, read_sale(printed.lines, self.profiles, self.only), None)
         except SaleError as exc:
-            return ReceiptRecord(printed, None, exc.reason)
+            garbage = any(w.startswith(IMPLAUSIBLE) for w in printed.warnings)
+            return ReceiptRecord(printed, None, "implausible_command" if garbage else exc.reason)
 
 
 def builtin_profiles() -> list[Profile]:

@@ -10,9 +10,12 @@ A till prints a receipt as text lines between printer commands, usually in GBK/G
     1d 56 42 00                GS V       feed and cut: the receipt ends here
 
 Bytes arrive in chunks of any size and a command may straddle two of them; raster images, graphics
-and barcode payloads are skipped by their declared lengths because their bytes look like commands.
+and barcode payloads are skipped by their declared lengths because their bytes look like commands,
+as long as a printer would accept those lengths: a larger one is garbage, noted as
+``implausible_command:<name>``, and the bytes after the command are read as the stream they are.
 Receipts end at a cut (``GS V``, ``ESC i``, ``ESC m``), a reset (``ESC @``) or an idle gap the
-caller reports with :meth:`EscposParser.idle`: the parser holds no clock. Text is decoded when its
+caller reports with :meth:`EscposParser.idle`, which also ends a command still waiting for its
+bytes: the parser holds no clock. Text is decoded when its
 receipt ends, so a receipt whose stream never says which printer dialect it speaks (Chinese
 printers start in double-byte mode, Epson's in code page PC437) is decoded by the evidence the
 receipt itself gives (``FS &``, ``ESC t 255`` versus ``ESC t n``). The command table is in
@@ -26,24 +29,42 @@ from typing import Literal
 
 from edge_agent.parsing.escpos_codepages import DOUBLE_BYTE, international, page_name
 from edge_agent.parsing.escpos_commands import (
+    BIT_IMAGE_MAX_DOTS,
+    BIT_IMAGE_MODES,
     CUT_WITH_FEED,
     DLE,
+    DOWNLOAD_IMAGE_MAX,
     ESC,
     FIXED_BY_PAIR,
+    GLYPH_MAX_HEIGHT,
+    GLYPH_MAX_WIDTH,
+    GRAPHICS_HEADER,
     GS,
+    NV_IMAGE_AREA,
+    NV_IMAGE_MAX_WIDTH,
     PREFIXES,
     PRINT_GRAPHICS,
+    QR_MAX,
+    RASTER_MAX_BYTES,
+    RASTER_MAX_HEIGHT,
+    RASTER_MAX_WIDTH,
+    RASTER_MODES,
     RUN,
     STYLING,
+    SYMBOL_MAX,
     SYMBOLS_2D,
     barcode,
     dle_length,
+    graphics_plausible,
     payload_text,
 )
 from edge_agent.parsing.escpos_payload import NUL_LIMIT, Payload
 from edge_agent.parsing.escpos_receipt import Code, PrintedReceipt, ReceiptBuilder, SegmentKey
 
-__all__ = ["Code", "EscposParser", "PrintedReceipt", "parse_stream"]
+__all__ = ["IMPLAUSIBLE", "Code", "EscposParser", "PrintedReceipt", "parse_stream"]
+
+IMPLAUSIBLE = "implausible_command:"
+"""Prefix of the warning for a command declaring more than a printer accepts (then its name)."""
 
 _CONTROL = re.compile(rb"[\x00-\x1f]")
 _LF, _CR, _HT, _FF = 0x0A, 0x0D, 0x09, 0x0C
@@ -107,9 +128,15 @@ class EscposParser:
             payload = self._payload
             if payload is not None:
                 pos = payload.consume(buf, pos)
-                if payload.done:
+                if payload.rejected:  # the bytes at pos are not this payload's: read them as they are
+                    self._payload = None
+                    self._receipt.warn(IMPLAUSIBLE + payload.kind)
+                elif payload.done:
                     self._payload = None
                     self._finished(payload)
+                elif pos < end:  # a block header split by the read
+                    self._pending = buf[pos:]
+                    break
                 continue
             stop = -1  # where the next control byte is, once known
             if not self._cr:
@@ -175,9 +202,17 @@ class EscposParser:
         return out
 
     def idle(self) -> list[PrintedReceipt]:
-        """The caller saw no bytes for its idle gap: the receipt in progress (if any) ends here."""
+        """The caller saw no bytes for its idle gap: the receipt in progress (if any) ends here.
+
+        So does a command still waiting for its bytes: a POS sends a command in one write, so what
+        comes after a quiet spell is a new print job, not the rest of an image that never came.
+        """
         out: list[PrintedReceipt] = []
-        self._close("idle", self._offset - len(self._pending), out)
+        if self._pending or self._payload is not None:
+            self._receipt.warn("truncated_command")
+        self._pending = b""
+        self._payload = None
+        self._close("idle", self._offset, out)
         return out
 
     def close(self) -> list[PrintedReceipt]:
@@ -264,16 +299,20 @@ class EscposParser:
             if i + 5 > end:
                 return None
             height, first, last = buf[i + 2], buf[i + 3], buf[i + 4]
-            self._glyphs.update(c for c in range(first, last + 1) if 0x20 <= c <= 0x7E)
+            if not (1 <= height <= GLYPH_MAX_HEIGHT and 0x20 <= first <= last <= 0x7E):
+                return self._implausible(i, "ESC &")
+            self._glyphs.update(range(first, last + 1))
             self._rekey()
-            self._start(Payload.blocks_of(max(0, last - first + 1), 1, height))
+            self._start(Payload.blocks_of("ESC &", last - first + 1, 1, height, widest=GLYPH_MAX_WIDTH))
             return i + 5
         if cmd == 0x2A:  # ESC * m nL nH bit image
             if i + 5 > end:
                 return None
-            dots = buf[i + 3] + buf[i + 4] * 256
+            mode, dots = buf[i + 2], buf[i + 3] + buf[i + 4] * 256
+            if mode not in BIT_IMAGE_MODES or dots > BIT_IMAGE_MAX_DOTS:
+                return self._implausible(i, "ESC *")
             self._receipt.images += 1
-            return self._skip(i + 5, dots * 3 if buf[i + 2] in (32, 33) else dots, end)
+            return self._skip(i + 5, dots * 3 if mode >= 32 else dots, end)
         if cmd == 0x44:  # ESC D tab positions, NUL-terminated
             self._start(Payload("tabs", collect=-1))
             return i + 2
@@ -284,7 +323,10 @@ class EscposParser:
         if cmd == 0x5A:  # ESC Z v r k dL dH: QR code on Chinese and some Japanese models
             if i + 7 > end:
                 return None
-            return self._collect(buf, i + 7, buf[i + 5] + buf[i + 6] * 256, "qr", 0)
+            length = buf[i + 5] + buf[i + 6] * 256
+            if length > QR_MAX:
+                return self._implausible(i, "ESC Z")
+            return self._collect(buf, i + 7, length, "qr", 0)
         if i + 3 > end:
             return None
         n = buf[i + 2]
@@ -349,25 +391,33 @@ class EscposParser:
                 return None
             length = buf[i + 3] + buf[i + 4] * 256
             if n == 0x6B:
+                if length > SYMBOL_MAX:
+                    return self._implausible(i, "GS ( k")
                 return self._collect(buf, i + 5, length, "symbol", 0)
-            if n == 0x4C and length >= 2:  # GS ( L m fn: graphics; a print function counts as an image
-                if i + 7 > end:
-                    return None
-                self._receipt.images += buf[i + 6] in PRINT_GRAPHICS
+            if n == 0x4C:
+                return self._graphics(buf, i, i + 5, length, "GS ( L")
             return self._skip(i + 5, length, end)
         if cmd == 0x38:  # GS 8 L p1 p2 p3 p4 m fn: large graphics
-            if i + 9 > end:
+            if i + 7 > end:
                 return None
-            self._receipt.images += buf[i + 8] in PRINT_GRAPHICS
-            return self._skip(i + 7, int.from_bytes(buf[i + 3 : i + 7], "little"), end)
+            return self._graphics(buf, i, i + 7, int.from_bytes(buf[i + 3 : i + 7], "little"), "GS 8 L")
         if cmd in (0x76, 0x51):  # GS v 0 / GS Q 0 m xL xH yL yH raster image
             if i + 8 > end:
                 return None
+            width, height = buf[i + 4] + buf[i + 5] * 256, buf[i + 6] + buf[i + 7] * 256
+            if cmd == 0x76:  # x bytes across, y dots down
+                mode = buf[i + 3]
+                if n != 0x30 or mode not in RASTER_MODES or width > RASTER_MAX_WIDTH or height > RASTER_MAX_HEIGHT:
+                    return self._implausible(i, "GS v 0")
+            elif n != 0x30 or width * height > RASTER_MAX_BYTES:
+                return self._implausible(i, "GS Q 0")
             self._receipt.images += 1
-            return self._skip(i + 8, (buf[i + 4] + buf[i + 5] * 256) * (buf[i + 6] + buf[i + 7] * 256), end)
+            return self._skip(i + 8, width * height, end)
         if cmd == 0x2A:  # GS * x y downloaded bit image
             if i + 4 > end:
                 return None
+            if n * buf[i + 3] > DOWNLOAD_IMAGE_MAX:
+                return self._implausible(i, "GS *")
             return self._skip(i + 4, n * buf[i + 3] * 8, end)
         if cmd == 0x2F:  # GS / m print the downloaded bit image
             self._receipt.images += 1
@@ -389,7 +439,9 @@ class EscposParser:
         if cmd == 0x71:  # FS q n, then per image xL xH yL yH and its data
             if i + 3 > end:
                 return None
-            self._start(Payload.blocks_of(buf[i + 2], 4, 0))
+            if not buf[i + 2]:
+                return self._implausible(i, "FS q")
+            self._start(Payload.blocks_of("FS q", buf[i + 2], 4, 0, widest=NV_IMAGE_MAX_WIDTH, area=NV_IMAGE_AREA))
             return i + 3
         if cmd == 0x70:  # FS p n m print an NV bit image
             if i + 4 > end:
@@ -402,6 +454,21 @@ class EscposParser:
             return self._skip(i + 5, buf[i + 3] + buf[i + 4] * 256, end)
         self._receipt.warn(f"unknown_command:FS {cmd:02x}")
         return i + 2
+
+    def _implausible(self, i: int, name: str) -> int:
+        """A command at ``buf[i]`` declaring more than a printer accepts: read on after its two bytes."""
+        self._receipt.warn(IMPLAUSIBLE + name)
+        return i + 2
+
+    def _graphics(self, buf: bytes, i: int, start: int, length: int, name: str) -> int | None:
+        """``GS ( L`` / ``GS 8 L`` whose data (m fn ...) starts at ``start``: believed if it fits its function."""
+        head = start + min(length, GRAPHICS_HEADER)
+        if head > len(buf):
+            return None
+        if not graphics_plausible(length, buf[start:head]):
+            return self._implausible(i, name)
+        self._receipt.images += buf[start + 1] in PRINT_GRAPHICS
+        return self._skip(start, length, len(buf))
 
     # -- payloads ------------------------------------------------------------------------------
 

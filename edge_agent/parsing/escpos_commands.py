@@ -101,6 +101,58 @@ def _styling_pattern() -> bytes:
 STYLING = re.compile(_styling_pattern())
 RUN = re.compile(rb"(?:[\x20-\xff\n]+|\r\n|" + _styling_pattern() + rb")+")
 
+# -- what a printer accepts ---------------------------------------------------------------------
+# A declared size beyond what any printer accepts is garbage (line noise, a stream joined in the
+# middle of a command): skipping by it would swallow the receipts after it. Each bound is the
+# largest the command references give: Epson's ESC/POS reference and TM-T88VI application
+# development guide, and the command manuals of Citizen, Cino, HPRT, TransAct and Zijiang printers.
+RASTER_MODES = frozenset({0, 1, 2, 3, 48, 49, 50, 51})  # GS v 0 m
+RASTER_MAX_WIDTH = 300  # GS v 0 bytes across: 2,400 dots (Epson); 80 mm paper is 576, 112 mm 832
+RASTER_MAX_HEIGHT = 4095  # GS v 0 dots down (Epson; Cino and HPRT stop at 2,303)
+RASTER_MAX_BYTES = RASTER_MAX_WIDTH * RASTER_MAX_HEIGHT  # GS Q 0, whose size is given another way
+BIT_IMAGE_MODES = frozenset({0, 1, 32, 33})  # ESC * m
+BIT_IMAGE_MAX_DOTS = 1023  # ESC * nL nH: nH <= 3 (Epson, TransAct, Zijiang)
+DOWNLOAD_IMAGE_MAX = 1536  # GS * x y: x * y <= 1536, at most 12,288 bytes (Epson)
+GLYPH_MAX_HEIGHT = 3  # ESC & y: bytes down a user-defined character (24 dots, Epson)
+GLYPH_MAX_WIDTH = 12  # ESC & x: dots across one (font A is 12 x 24, Epson)
+NV_IMAGE_MAX_WIDTH = 1023  # FS q: bytes across one NV bit image (Epson, Citizen, Microcom)
+NV_IMAGE_AREA = 256 * 1024  # FS q: all its images with their 4-byte headers (Citizen; Cino 64 KB)
+SYMBOL_MAX = 7092  # GS ( k: a QR code's 7,089 digits and cn fn m; every other symbol holds less
+QR_MAX = 7089  # ESC Z dL dH: the data of a QR code
+# GS ( L and GS 8 L functions that carry an image, and the largest image (Epson: 8,192 x 2,304
+# dots); the other functions take at most six parameter bytes.
+GRAPHICS_STORE = frozenset({112, 113})  # a bx by c xL xH yL yH, then the data: print buffer
+GRAPHICS_DEFINE = frozenset({67, 68, 83, 84})  # a kc1 kc2 b xL xH yL yH, then b x (c, data): NV, download
+GRAPHICS_COLUMNS = frozenset({68, 84, 113})  # column format: 8 dots down a byte
+GRAPHICS_MAX_WIDTH, GRAPHICS_MAX_HEIGHT = 8192, 2304
+GRAPHICS_HEADER = 10  # m fn and the eight bytes before an image's data
+GRAPHICS_SETTING_MAX = 16
+
+
+def graphics_plausible(length: int, head: bytes) -> bool:
+    """True if a ``GS ( L`` / ``GS 8 L`` declaring ``length`` bytes fits the function it names.
+
+    ``head`` is the first ``min(length, GRAPHICS_HEADER)`` bytes of the data (m fn ...). An image
+    function must declare exactly its header and image: random bytes almost never do.
+    """
+    if length < 2 or head[0] != 48:  # m is 48 for every function
+        return False
+    fn = head[1]
+    if fn not in GRAPHICS_STORE and fn not in GRAPHICS_DEFINE:
+        return length <= GRAPHICS_SETTING_MAX
+    if length < GRAPHICS_HEADER:
+        return False
+    a, p1, p2, p3 = head[2], head[3], head[4], head[5]
+    width, height = head[6] + head[7] * 256, head[8] + head[9] * 256
+    if a != 48 or not (1 <= width <= GRAPHICS_MAX_WIDTH and 1 <= height <= GRAPHICS_MAX_HEIGHT):
+        return False
+    image = width * ((height + 7) // 8) if fn in GRAPHICS_COLUMNS else (width + 7) // 8 * height
+    if fn in GRAPHICS_STORE:  # bx, by: 1 or 2; c: colour 1-4
+        return p1 in (1, 2) and p2 in (1, 2) and 49 <= p3 <= 52 and length == GRAPHICS_HEADER + image
+    # kc1 kc2: a printable key code; b: 1-4 colours, each a colour byte and the image
+    return 32 <= p1 <= 126 and 32 <= p2 <= 126 and 1 <= p3 <= 4 and length == GRAPHICS_HEADER + p3 * (1 + image)
+
+
 # GS k m: function A (m 0-6, NUL-terminated) and function B (m 65-79, length-prefixed).
 BARCODES = {
     0: "upc_a",

@@ -4,7 +4,8 @@ Raster images (``GS v 0``), graphics (``GS ( L``, ``GS 8 L``) and bit images (``
 skipped by length; barcode and 2D-symbol data (``GS k``, ``GS ( k``) is collected; glyph and NV
 image definitions (``ESC &``, ``FS q``) are a count of blocks, each a small header giving the size
 of its data. A payload may span any number of reads; it finishes at the same byte however the
-stream was split.
+stream was split. A block header that asks for more than a printer accepts rejects the payload
+there, before the header is consumed: those bytes are read again as the stream they really are.
 """
 
 from __future__ import annotations
@@ -25,13 +26,18 @@ class Payload:
         self.blocks = 0
         self.header = 0
         self.unit = 0
-        self._head = bytearray()
+        self.widest = 0
+        self.area = 0
+        self.rejected = False  # a block header asked for more than a printer accepts
 
     @classmethod
-    def blocks_of(cls, count: int, header: int, unit: int) -> Payload:
-        """``count`` blocks, each a ``header``-byte size then data (1-byte header: unit x size)."""
-        payload = cls("blocks")
+    def blocks_of(cls, command: str, count: int, header: int, unit: int, *, widest: int, area: int = 0) -> Payload:
+        """``count`` blocks, each a ``header``-byte size then data: a 1-byte header is a width of at
+        most ``widest`` times ``unit`` bytes; a 4-byte one is ``xL xH yL yH`` (x at most ``widest``)
+        of x * y * 8 bytes, all blocks with their headers at most ``area`` bytes."""
+        payload = cls(command)
         payload.blocks, payload.header, payload.unit = count, header, unit
+        payload.widest, payload.area = widest, area
         return payload
 
     @property
@@ -40,7 +46,11 @@ class Payload:
         return not (self.skip or self.blocks or self.left)
 
     def consume(self, buf: bytes, pos: int) -> int:
-        """Take this payload's bytes from ``buf[pos:]``; return the position after them."""
+        """Take this payload's bytes from ``buf[pos:]``; return the position after them.
+
+        It stops short of the end of ``buf`` only at a block header that is not all there yet
+        (the caller keeps those bytes for the next read) or that is :attr:`rejected`.
+        """
         end = len(buf)
         while pos < end and not self.done:
             if self.skip:
@@ -48,13 +58,15 @@ class Payload:
                 self.skip -= take
                 pos += take
             elif self.blocks:
-                head = buf[pos : pos + self.header - len(self._head)]
-                self._head += head
-                pos += len(head)
-                if len(self._head) == self.header:
-                    self.blocks -= 1
-                    self.skip = self._block_size(self._head)
-                    self._head.clear()
+                if end - pos < self.header:
+                    return pos
+                size = self._block_size(buf, pos)
+                if size is None:
+                    self.rejected = True
+                    return pos
+                self.blocks -= 1
+                self.skip = size
+                pos += self.header
             elif self.left is not None and self.left < 0:
                 pos = self._up_to_nul(buf, pos)
             else:
@@ -65,10 +77,14 @@ class Payload:
                 pos += take
         return pos
 
-    def _block_size(self, head: bytearray) -> int:
+    def _block_size(self, buf: bytes, pos: int) -> int | None:
         if self.header == 1:
-            return self.unit * head[0]
-        return (head[0] + head[1] * 256) * (head[2] + head[3] * 256) * 8
+            width = buf[pos]
+            return self.unit * width if width <= self.widest else None
+        width, height = buf[pos] + buf[pos + 1] * 256, buf[pos + 2] + buf[pos + 3] * 256
+        size = width * height * 8
+        self.area -= self.header + size
+        return size if 1 <= width <= self.widest and height and self.area >= 0 else None
 
     def _up_to_nul(self, buf: bytes, pos: int) -> int:
         room = NUL_LIMIT - len(self.data)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 
 import pytest
 
@@ -179,7 +180,8 @@ def test_commands_straddling_reads_and_payloads_that_look_like_commands():
     qr = b"https://m.example.cn/\x1dV\x00?q=1"
     qr_store = GS + b"(k" + bytes([len(qr) + 3, 0]) + b"1P0" + qr
     qr_print = GS + b"(k\x03\x001Q0"
-    big = GS + b"8L" + (4 + 2 + 3).to_bytes(4, "little") + b"0p" + b"\x1b@\x0a" + b"\x00" * 4
+    image = b"0p0\x01\x011" + (8).to_bytes(2, "little") + (3).to_bytes(2, "little") + b"\x1b@\x0a"  # 8 x 3 dots
+    big = GS + b"8L" + len(image).to_bytes(4, "little") + image
     data = ESC + b"@" + b"Logo" + raster + b"\n" + qr_store + qr_print + big + b"Thanks\n" + CUT
     expected = parse_stream(data)
     assert texts(expected) == [["Logo", "Thanks"]]
@@ -249,7 +251,7 @@ def test_barcodes_function_a_and_b_and_esc_z_qr():
 
 
 def test_unknown_and_truncated_commands_are_noted_not_fatal():
-    [receipt] = parse_stream(b"a" + ESC + b"\x01" + b"b\n" + GS + b"v0\x00\xff\xff\x01\x00")
+    [receipt] = parse_stream(b"a" + ESC + b"\x01" + b"b\n" + GS + b"v0\x00\x10\x00\x01\x00")
     assert receipt.lines == ("ab",)
     assert receipt.warnings == ("unknown_command:ESC 01", "truncated_command")
 
@@ -268,3 +270,70 @@ def test_barcode_whose_nul_never_comes_ends_at_the_same_byte_however_the_stream_
     assert expected[0].warnings == ("unterminated_command",)
     for size in range(1, 8):
         assert fed_in_chunks(data, size) == expected
+
+
+# -- garbage on the line ----------------------------------------------------------------------
+
+# Commands declaring more data than any printer accepts (escpos_commands.py gives the bounds), each
+# followed on the line by good receipts whose bytes the declared size would swallow.
+IMPLAUSIBLE = {
+    "GS 8 L": GS + b"8L\xff\xff\xff\xff0p",  # ~4 GB of graphics
+    "GS v 0": GS + b"v0\x00\xff\xff\xff\xff",  # 65535 bytes x 65535 dots of raster
+    "FS q": FS + b"q\xff",  # 255 NV images, the first header read from the next receipt
+    "ESC *": ESC + b"*\x21\xff\xff",  # 65535 columns of 24-dot bit image
+    "GS ( L": GS + b"(L\xff\xff0p",  # 65535 bytes of graphics whose image header is the next receipt
+}
+GOOD = b"".join(ESC + b"@" + f"receipt {n}\nTOTAL {n}.00\n".encode() + CUT for n in range(3))
+
+
+@pytest.mark.parametrize("name", list(IMPLAUSIBLE))
+def test_a_command_declaring_more_than_a_printer_accepts_is_garbage_and_what_follows_parses(name):
+    alone = parse_stream(GOOD)
+    head = ESC + b"@" + b"hello\n" + IMPLAUSIBLE[name]
+    straight = parse_stream(head + GOOD)
+    assert [r.lines[0] for r in straight] == ["hello", "receipt 0", "receipt 1", "receipt 2"]
+    assert f"implausible_command:{name}" in straight[0].warnings
+    assert [r.lines for r in straight[1:]] == [r.lines for r in alone]
+    for size in range(1, 8):
+        assert fed_in_chunks(head + GOOD, size) == straight, size
+
+    # The same stream with the printer line going quiet after the garbage: the same receipts follow.
+    parser = EscposParser()
+    gapped = parser.feed(head) + parser.idle() + parser.feed(GOOD) + parser.close()
+    assert gapped[1:] == straight[1:]
+    assert gapped[0].ended_by == "idle"
+
+
+def test_an_idle_gap_ends_a_command_whose_data_never_came():
+    # A plausible raster (72 bytes x 100 dots) cut off after 10 bytes, then silence, then receipts.
+    parser = EscposParser()
+    out = parser.feed(ESC + b"@" + b"logo\n" + GS + b"v0\x00\x48\x00\x64\x00" + bytes(10))
+    [cut_off] = parser.idle()
+    assert cut_off.lines == ("logo",) and cut_off.warnings == ("truncated_command",)
+    out += parser.feed(GOOD) + parser.close()
+    assert [r.lines for r in out] == [r.lines for r in parse_stream(GOOD)]
+    # A command header split by the gap is dropped too: its first bytes start no command later.
+    parser = EscposParser()
+    parser.feed(b"x\n" + GS + b"v0")
+    assert parser.idle()[0].warnings == ("truncated_command",)
+    assert [r.lines for r in parser.feed(GOOD)] == [r.lines for r in parse_stream(GOOD)]
+
+
+def test_receipts_after_two_mib_of_line_noise_and_an_idle_gap_all_parse():
+    noise = random.Random(2).randbytes(2 * 1024 * 1024)
+    parser = EscposParser()
+    parser.feed(ESC + b"@" + b"hello\n" + noise)
+    parser.idle()
+    assert [r.lines for r in parser.feed(GOOD) + parser.close()] == [r.lines for r in parse_stream(GOOD)]
+
+
+def test_block_headers_beyond_the_bounds_reject_glyph_and_nv_image_definitions():
+    # ESC & glyphs are at most 12 dots wide; FS q images at most 1023 bytes wide and 256 KiB in all.
+    wide_glyph = ESC + b"&\x03AB" + bytes([12]) + b"\x00" * 36 + bytes([13])
+    [receipt] = parse_stream(wide_glyph + b"ok\n")
+    assert receipt.lines[-1].endswith("ok") and "implausible_command:ESC &" in receipt.warnings
+    one_image = FS + b"q\x01" + b"\x01\x00\x01\x00" + b"\x1b@" * 4  # 1 x 1 bytes: 8 bytes of data
+    assert parse_stream(one_image + b"ok\n")[0].lines == ("ok",)
+    too_big = FS + b"q\x02" + b"\x01\x00\x01\x00" + bytes(8) + b"\xff\x03\xff\x00"  # 1023 x 255 x 8 > 256 KiB
+    [receipt] = parse_stream(too_big + b"ok\n")
+    assert receipt.lines[-1].endswith("ok") and receipt.warnings[0] == "implausible_command:FS q"

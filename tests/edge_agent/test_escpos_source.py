@@ -43,7 +43,7 @@ def sale_fields(payload: dict) -> dict:
     return {k: v for k, v in payload.items() if k not in ("format", "member", "text_lines", "codes")}
 
 
-def escpos_source(tmp_path, sealer, url, emit, *, profiles=PROFILES, idle_gap=0.3) -> SerialPosSource:
+def escpos_source(tmp_path, sealer, url, emit, *, profiles=PROFILES, idle_gap=0.3, **options) -> SerialPosSource:
     journal = CaptureJournal(tmp_path / "pos.journal", sealer, "pos", fsync=False)
     redactor = PanRedactor(KEY)
 
@@ -51,7 +51,14 @@ def escpos_source(tmp_path, sealer, url, emit, *, profiles=PROFILES, idle_gap=0.
         return EscposStream(offset, profiles=profiles, redactor=redactor, clock=lambda: 1_780_000_000.0)
 
     return SerialPosSource(
-        url=url, baudrate=9600, journal=journal, emit=emit, redactor=redactor, stream=stream, idle_gap=idle_gap
+        url=url,
+        baudrate=9600,
+        journal=journal,
+        emit=emit,
+        redactor=redactor,
+        stream=stream,
+        idle_gap=idle_gap,
+        **options,
     )
 
 
@@ -200,3 +207,28 @@ def test_after_a_crash_the_journal_replays_the_receipt_in_progress_none_lost_non
         done.payload()["receipt_no"],
         record.payload()["receipt_no"],
     ]
+
+
+def test_garbage_on_the_printer_line_is_quarantined_and_every_receipt_after_it_arrives(tmp_path, sealer):
+    made = [receipt(random.Random(n), cut=True, reset=True) for n in (31, 32, 33)]
+    garbage = b"\x1b@HELLO\n\x1d8L\xff\xff\xff\xff0p"  # GS 8 L declaring about 4 GB of graphics
+    redactor = PanRedactor(KEY)
+    for gap, reason in ((False, "implausible_command"), (True, "no_profile_matched")):
+        now = [0.0]
+        folder = tmp_path / f"gap-{gap}"
+        folder.mkdir()
+        got = Collected()
+        source = escpos_source(folder, sealer, "loop://", got, idle_gap=2.0, monotonic=lambda clock=now: clock[0])
+        source.feed(garbage)
+        if gap:  # the port goes quiet mid-command, as it did in the store
+            now[0] += 5.0
+            source.check_idle()
+        for generated in made:
+            source.feed(generated.data)
+        first, *sales = got.records
+        assert isinstance(first, Quarantined) and first.reason == reason, gap
+        assert orjson.loads(first.raw)["text_lines"][0] == "HELLO"
+        assert [type(r) for r in sales] == [Capture] * 3, gap
+        assert [sale_fields(r.payload()) for r in sales] == [expected_payload(m, redactor)[0] for m in made]
+        assert source.health.quarantined_by_reason == {reason: 1}
+        source.journal.close()
