@@ -1,12 +1,14 @@
 """Card-number redaction before anything touches disk.
 
 Any run of 13-19 digits, written solid or in the groupings cards are printed in (4-4-4-4 up to
-19 digits, 4-6-5 and 4-6-4, with one space or dash: ``6222 0212 3456 7890``), that passes the
-Luhn check is treated as a payment card number (PAN) and
-replaced by ``[PAN …7890 #kbpcnhfgmdfelkap]``: the last four digits and a keyed hash, so the same
-card still compares equal without the number being recoverable. The hash is written in letters
-only (``a``-``p``, one per hex digit): a token must never itself look like the digit run a card
-scanner (or this module, on a second pass) would flag. Track data and CVV are dropped, not kept.
+19 digits, 4-6-5 and 4-6-4, or one digit at a time, with one consistent separator:
+``6222 0212 3456 7890``, ``4111.1111.1111.1111``, ``4 1 1 1 …``), that passes the Luhn check is
+treated as a payment card number (PAN) and replaced by ``[PAN …7890 #kbpcnhfgmdfelkap]``: the last
+four digits (always ASCII) and a keyed hash, so the same card still compares equal without the
+number being recoverable. Digits are any Unicode decimal digits (full-width ``６２２２`` from a
+Chinese input method included), folded to ASCII before the Luhn check. The hash is written in
+letters only (``a``-``p``, one per hex digit): a token must never itself look like the digit run a
+card scanner (or this module, on a second pass) would flag. Track data and CVV are dropped, not kept.
 """
 
 from __future__ import annotations
@@ -16,17 +18,46 @@ from typing import Any
 
 from shared.crypto import keyed_hash
 
-# Only card-shaped groupings: a looser pattern would join a date to a phone number.
-_PATTERN = (
-    r"(?<![0-9])(?:[0-9]{13,19}"
-    r"|[0-9]{4}([ -])[0-9]{4}\1[0-9]{4}\1(?:[0-9]{4}\1[0-9]{1,3}|[0-9]{1,7})"
-    r"|[0-9]{4}([ -])[0-9]{6}\2[0-9]{4,5})(?![0-9])"
+# The separators a card number is printed with, as tills, keyboards and input methods write them:
+# spaces (ASCII, no-break, figure, thin, and the ideographic space U+3000 a Chinese input method
+# types), the dash and its look-alikes (hyphens, en and em dash, minus sign), and '.', '*', '/' and
+# '_', which some tills and terminal echoes group with; each also in its full-width form. Not ','
+# or ':', which join amounts and times into digit runs.
+SEPARATORS = " \u00a0\u2007\u2009\u202f\u3000-\u2010\u2011\u2012\u2013\u2014\u2212\uff0d.\uff0e*\uff0a/\uff0f_\uff3f"
+
+
+def _shapes(digit: str, separator: str, not_after: str, not_before: str) -> str:
+    """Only card-shaped groupings, each with one consistent separator: a looser pattern would join
+    a date to a phone number. The first digit is matched once for all shapes, which makes the
+    search about twice as fast as trying each shape from the start."""
+    d = f"(?:{digit})"
+    return (
+        f"{not_after}{d}(?:{d}{{12,18}}"  # solid
+        f"|{d}{{3}}({separator}){d}{{4}}\\1{d}{{4}}\\1(?:{d}{{4}}\\1{d}{{1,3}}|{d}{{1,7}})"  # 4-4-4-4(-3)
+        f"|{d}{{3}}({separator}){d}{{6}}\\2{d}{{4,5}}"  # 4-6-5 and 4-6-4
+        f"|({separator}){d}(?:\\3{d}){{11,17}}"  # one digit at a time
+        f"){not_before}"
+    )
+
+
+_CANDIDATE = re.compile(_shapes(r"\d", f"[{re.escape(SEPARATORS)}]", r"(?<!\d)", r"(?!\d)"))
+# Undecoded bytes (a quarantined line of unknown encoding): ASCII digits, and the full-width ones
+# and the separators as UTF-8 and as GBK/GB18030 write them.
+_RAW_DIGIT = rb"[0-9]|\xef\xbc[\x90-\x99]|\xa3[\xb0-\xb9]"
+_RAW_SEPARATORS = sorted(
+    {form for ch in SEPARATORS for form in (ch.encode(), ch.encode("gb18030"))}, key=lambda f: (-len(f), f)
 )
-_CANDIDATE = re.compile(_PATTERN)
+_CANDIDATE_BYTES = re.compile(
+    _shapes(
+        _RAW_DIGIT.decode("latin-1"),
+        "|".join(re.escape(form.decode("latin-1")) for form in _RAW_SEPARATORS),
+        r"(?<![0-9])(?<!\xef\xbc[\x90-\x99])(?<!\xa3[\xb0-\xb9])",
+        r"(?![0-9]|\xef\xbc[\x90-\x99]|\xa3[\xb0-\xb9])",
+    ).encode("latin-1")
+)
 _LETTERS = str.maketrans("0123456789abcdef", "abcdefghijklmnop")
 TOKEN = re.compile(r"\[PAN …[0-9]{4} #[a-p]{16}\]")
 """A redaction token as :class:`PanRedactor` writes it."""
-_CANDIDATE_BYTES = re.compile(_PATTERN.encode())
 
 
 def luhn_valid(digits: str) -> bool:
@@ -54,8 +85,10 @@ class PanRedactor:
         return f"[PAN …{digits[-4:]} #{keyed_hash(self._key, digits).translate(_LETTERS)}]"
 
     def text(self, value: str) -> str:
+        """``value`` with every card number replaced by its token."""
+
         def swap(match: re.Match[str]) -> str:
-            digits = re.sub(r"[ -]", "", match.group(0))
+            digits = "".join(str(int(c)) for c in match.group(0) if c.isdecimal())
             return self._replacement(digits) if luhn_valid(digits) else match.group(0)
 
         return _CANDIDATE.sub(swap, value) if len(value) >= 13 else value
@@ -71,10 +104,16 @@ class PanRedactor:
         return value
 
     def raw(self, data: bytes) -> bytes:
-        """Redact ASCII digit runs in undecoded bytes (digits are ASCII in UTF-8, GBK and GB18030)."""
+        """Redact card numbers in undecoded bytes: ASCII digits, and full-width ones in UTF-8 or GBK."""
 
         def swap(match: re.Match[bytes]) -> bytes:
-            digits = re.sub(rb"[ -]", b"", match.group(0)).decode("ascii")
+            found = match.group(0)
+            separator = match.group(1) or match.group(2) or match.group(3)
+            if separator:  # removed first: a four-byte GB18030 separator holds ASCII digit bytes
+                found = found.replace(separator, b"")
+            # What is left is digits only: 0x30-0x39, or a full-width digit whose last byte is
+            # 0x90-0x99 (UTF-8) or 0xb0-0xb9 (GBK): the low four bits are its value.
+            digits = "".join(str(b & 0x0F) for b in found.replace(b"\xef\xbc", b"").replace(b"\xa3", b""))
             return self._replacement(digits).encode("utf-8") if luhn_valid(digits) else match.group(0)
 
         return _CANDIDATE_BYTES.sub(swap, data) if len(data) >= 13 else data

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from edge_agent.parsing.escpos import Code, PrintedReceipt
@@ -53,3 +55,26 @@ def test_a_receipt_without_a_sale_is_kept_with_its_reason():
         "images": 0,
         "warnings": [],
     }
+
+
+def supermarket_receipt(*lines: str) -> bytes:
+    """A cn-supermarket receipt in GBK with ``lines`` after the totals, reset and cut."""
+    body = [
+        "联华超市(南京西路店)",
+        "单号:A1-0001",
+        "品名 数量 单价 金额",
+        "可口可乐 330ml  2  3.50  7.00",
+        "--------------------------------",
+        "合计:7.00",
+        "支付方式:银行卡",
+        *lines,
+    ]
+    return b"\x1b@\x1c&" + "\n".join(body).encode("gbk") + b"\n\x1dV\x00"
+
+
+def test_a_card_number_in_full_width_digits_is_redacted_and_its_last_four_read_in_ascii():
+    reader = ReceiptReader(builtin_profiles(), PanRedactor(b"k" * 32))
+    [record] = reader.feed(supermarket_receipt("银行卡号:６２２２０２１２３４５６７８９０１２８"))
+    assert record.sale is not None and record.sale.card_last4 == "0128"
+    kept = json.dumps(record.as_json(), ensure_ascii=False)
+    assert "６２２２０２１２３４５６７８９０１２８" not in kept and "…0128 #" in kept
