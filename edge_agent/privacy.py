@@ -14,6 +14,7 @@ card scanner (or this module, on a second pass) would flag. Track data and CVV a
 from __future__ import annotations
 
 import re
+from collections.abc import Container
 from typing import Any
 
 from shared.crypto import keyed_hash
@@ -60,6 +61,21 @@ TOKEN = re.compile(r"\[PAN …[0-9]{4} #[a-p]{16}\]")
 """A redaction token as :class:`PanRedactor` writes it."""
 
 
+# Leading digits of the numbers payment networks issue, taken broadly. ISO/IEC 7812 gives whole
+# first digits to card issuers: 1 airlines (UATP), 3 travel and entertainment (Amex, JCB, Diners),
+# 4-6 banking and merchandising (Visa, Mastercard, Discover, UnionPay 62, Maestro, RuPay, Troy),
+# 7 petroleum (fleet cards), 9 national use (China's domestic 9-prefixed bank cards). Within 2 and
+# 8 the networks hold 22-27 (Mir 2200-2204, Borica 2205, Mastercard 2221-2720) and 81-82 (UnionPay,
+# RuPay). Whole digits and blocks rather than today's ranges, because ranges are added (Mastercard's
+# 2-series in 2017, UnionPay's 81): a table that lagged would let a new card through.
+_ISSUED = re.compile(r"[134567]|2[2-7]|8[12]|9")
+
+
+def card_issuer_prefix(digits: str) -> bool:
+    """True if some payment network issues card numbers starting like ``digits`` (ASCII)."""
+    return _ISSUED.match(digits) is not None
+
+
 def luhn_valid(digits: str) -> bool:
     """True if the digit string passes the Luhn (mod 10) check."""
     total = 0
@@ -82,16 +98,26 @@ class PanRedactor:
 
     def _replacement(self, digits: str) -> str:
         self.redacted += 1
+        return self._token(digits)
+
+    def _token(self, digits: str) -> str:
         return f"[PAN …{digits[-4:]} #{keyed_hash(self._key, digits).translate(_LETTERS)}]"
 
-    def text(self, value: str) -> str:
-        """``value`` with every card number replaced by its token."""
+    def text(self, value: str, keep: Container[str] = ()) -> str:
+        """``value`` with every card number replaced by its token, but those whose digits are in ``keep``."""
 
         def swap(match: re.Match[str]) -> str:
-            digits = "".join(str(int(c)) for c in match.group(0) if c.isdecimal())
-            return self._replacement(digits) if luhn_valid(digits) else match.group(0)
+            digits = _digits(match)
+            return self._replacement(digits) if luhn_valid(digits) and digits not in keep else match.group(0)
 
         return _CANDIDATE.sub(swap, value) if len(value) >= 13 else value
+
+    def found(self, value: str) -> dict[str, str]:
+        """The card numbers in ``value``: each one's token, and its digits in ASCII (nothing is counted)."""
+        if len(value) < 13:
+            return {}
+        numbers = (_digits(match) for match in _CANDIDATE.finditer(value))
+        return {self._token(digits): digits for digits in numbers if luhn_valid(digits)}
 
     def payload(self, value: Any) -> Any:
         """A copy of a JSON-like value with every string redacted."""
@@ -117,6 +143,11 @@ class PanRedactor:
             return self._replacement(digits).encode("utf-8") if luhn_valid(digits) else match.group(0)
 
         return _CANDIDATE_BYTES.sub(swap, data) if len(data) >= 13 else data
+
+
+def _digits(match: re.Match[str]) -> str:
+    """The digits of a candidate, folded to ASCII."""
+    return "".join(str(int(c)) for c in match.group(0) if c.isdecimal())
 
 
 # Magnetic-stripe track data and card verification codes are never kept, not even hashed. A

@@ -4,12 +4,13 @@ This is the one path from a POS printer stream to what the agent keeps, used by
 ``edge-agent parse`` on a capture file and by a live ESC/POS source alike. Card data is
 removed here, before a record exists: track data and CVV codes are dropped and every Luhn-valid
 card number in the text or in a printed code is redacted (privacy.py), so neither profiles nor
-anything downstream ever sees one.
+anything downstream ever sees one. A receipt number that only looks like one (Luhn-valid, but led by
+digits no card network issues) is given back once the profile has found it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Container, Iterable, Sequence
 from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
@@ -18,7 +19,7 @@ from typing import Any
 from edge_agent.parsing.escpos import IMPLAUSIBLE, Code, EscposParser, Kanji, PrintedReceipt
 from edge_agent.parsing.receipt_profile import Profile, ProfileError, parse_profile
 from edge_agent.parsing.receipt_sale import Sale, SaleError, read_sale
-from edge_agent.privacy import PanRedactor, drop_card_secrets
+from edge_agent.privacy import TOKEN, PanRedactor, card_issuer_prefix, drop_card_secrets
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,11 +47,11 @@ class ReceiptRecord:
         return out
 
 
-def redact(printed: PrintedReceipt, redactor: PanRedactor) -> PrintedReceipt:
-    """The receipt with track data and CVV codes dropped and card numbers redacted."""
+def redact(printed: PrintedReceipt, redactor: PanRedactor, keep: Container[str] = ()) -> PrintedReceipt:
+    """The receipt with track data and CVV codes dropped and card numbers redacted (but ``keep``)."""
 
     def clean(text: str) -> str:
-        return redactor.text(drop_card_secrets(text))
+        return redactor.text(drop_card_secrets(text), keep)
 
     return replace(
         printed,
@@ -92,14 +93,43 @@ class ReceiptReader:
         """Redact one printed receipt and read its sale.
 
         A receipt without a sale that held a command no printer accepts is kept as
-        ``implausible_command``: garbage on the line, not a layout a profile should learn.
+        ``implausible_command``: garbage on the line, not a layout a profile should learn. A
+        receipt number that redaction took for a card number is given back when no card network
+        issues numbers starting like it (:meth:`receipt_number`).
         """
-        printed = redact(printed, self.redactor)
+        clean = redact(printed, self.redactor)
         try:
-            return ReceiptRecord(printed, read_sale(printed.lines, self.profiles, self.only), None)
+            sale = read_sale(clean.lines, self.profiles, self.only)
         except SaleError as exc:
-            garbage = any(w.startswith(IMPLAUSIBLE) for w in printed.warnings)
-            return ReceiptRecord(printed, None, "implausible_command" if garbage else exc.reason)
+            garbage = any(w.startswith(IMPLAUSIBLE) for w in clean.warnings)
+            return ReceiptRecord(clean, None, "implausible_command" if garbage else exc.reason)
+        keep = self.receipt_number(printed, clean, sale)
+        if keep:
+            again = redact(printed, self.redactor, keep)
+            try:
+                second: Sale | None = read_sale(again.lines, self.profiles, self.only)
+            except SaleError:
+                second = None
+            if second is not None and second.receipt_no:  # the profile reads the number as printed too
+                return ReceiptRecord(again, second, None)
+        return ReceiptRecord(clean, sale, None)
+
+    def receipt_number(self, printed: PrintedReceipt, clean: PrintedReceipt, sale: Sale) -> frozenset[str]:
+        """The digits of the receipt number if redaction replaced it though it cannot be a card.
+
+        The profile found the number in the receipt-number field (单号, 流水号...); it is a Luhn-valid
+        13-19 digit run, so it was redacted. It is kept (in every line and code that prints it)
+        only if no payment network issues card numbers starting like it (privacy.card_issuer_prefix):
+        anything else could be a real card printed there, and stays a token.
+        """
+        tokens = set(TOKEN.findall(sale.receipt_no or ""))
+        if not tokens:
+            return frozenset()
+        found: dict[str, str] = {}
+        for line, redacted in zip(printed.lines, clean.lines, strict=True):
+            if any(token in redacted for token in tokens):
+                found.update(self.redactor.found(drop_card_secrets(line)))
+        return frozenset(d for token, d in found.items() if token in tokens and not card_issuer_prefix(d))
 
 
 def builtin_profiles() -> list[Profile]:

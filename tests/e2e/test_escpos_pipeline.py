@@ -22,7 +22,7 @@ import sqlalchemy as sa
 
 from central.identity.registry import default_registry
 from central.sources.export import export_identity
-from edge_agent.privacy import PanRedactor
+from edge_agent.privacy import PanRedactor, card_issuer_prefix
 from edge_agent.sources.staging import staging_path
 from shared.identifiers import normalize_phone
 from tests.card_scan import leaks, scan_files
@@ -138,7 +138,14 @@ def test_printer_bytes_on_a_pty_become_sales_at_central_and_no_card_number_lands
     places = [*others, tmp_path / "agent.log", tmp_path / "central.log", export]
     assert scan_files(places + ([staged] if staged.exists() else []), secrets) == {}
     assert scan_files(databases, secrets, any_card=False) == {}
-    assert leaks(database_text(central), secrets) == []
+    # A receipt number that looks like a card number stays in clear only when no card network
+    # issues numbers starting like it (receipt_reader.py); any other card-like number is a leak.
+    dump = database_text(central)
+    for payload in got:
+        if kept := _redactor().found(payload["receipt_no"]):
+            assert not any(card_issuer_prefix(digits) for digits in kept.values()), payload["receipt_no"]
+            dump = dump.replace(payload["receipt_no"], "-")
+    assert leaks(dump, secrets) == []
     assert not (tmp_path / "agent.log").read_text(errors="replace").count("Traceback")
 
 

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from edge_agent.parsing.escpos import Code, PrintedReceipt
-from edge_agent.privacy import PanRedactor, drop_card_secrets
+from edge_agent.privacy import TOKEN, PanRedactor, card_issuer_prefix, drop_card_secrets, luhn_valid
 from edge_agent.receipt_reader import ReceiptReader, builtin_profiles, redact
 
 
@@ -78,3 +78,61 @@ def test_a_card_number_in_full_width_digits_is_redacted_and_its_last_four_read_i
     assert record.sale is not None and record.sale.card_last4 == "0128"
     kept = json.dumps(record.as_json(), ensure_ascii=False)
     assert "６２２２０２１２３４５６７８９０１２８" not in kept and "…0128 #" in kept
+
+
+def luhn_completed(prefix: str) -> str:
+    return prefix + next(str(d) for d in range(10) if luhn_valid(prefix + str(d)))
+
+
+def test_a_luhn_valid_receipt_number_no_card_network_issues_is_kept_where_it_is_printed():
+    number = luhn_completed("2026031401000042")  # date, store, counter: 17 digits that pass Luhn
+    assert PanRedactor(b"k" * 32).text(number) != number  # alone, it is redacted as a card number
+    reader = ReceiptReader(builtin_profiles(), PanRedactor(b"k" * 32))
+    data = supermarket_receipt(f"会员卡号:{luhn_completed('800000123456')}").replace(
+        "单号:A1-0001".encode("gbk"), f"单号:{number}".encode("gbk")
+    )
+    qr = f"https://fp.example.cn/i?no={number}".encode()
+    data = data.replace(b"\x1dV\x00", b"\x1d(k" + bytes([len(qr) + 3, 0]) + b"1P0" + qr + b"\x1d(k\x03\x001Q0\x1dV\x00")
+    [record] = reader.feed(data)
+    assert record.sale is not None and record.sale.receipt_no == number
+    assert f"单号:{number}" in record.printed.lines
+    assert record.printed.codes == (Code("qr", qr.decode()),)
+    assert record.sale.member_card is not None and record.sale.member_card.startswith("[PAN …")  # not the number
+
+
+@pytest.mark.parametrize(
+    "number",
+    [
+        "6222021234567894",  # a UnionPay card printed where the receipt number goes
+        "4111111111111111",  # a Visa card
+        luhn_completed("8100000000000001"),  # UnionPay's 81 range: a receipt number like it cannot be told apart
+    ],
+)
+def test_a_card_number_in_the_receipt_number_position_stays_redacted(number):
+    reader = ReceiptReader(builtin_profiles(), PanRedactor(b"k" * 32))
+    data = supermarket_receipt().replace("单号:A1-0001".encode("gbk"), f"单号:{number}".encode("gbk"))
+    [record] = reader.feed(data)
+    assert record.sale is not None and TOKEN.fullmatch(record.sale.receipt_no or "")
+    assert f"…{number[-4:]} #" in (record.sale.receipt_no or "")
+    assert number not in json.dumps(record.as_json())
+
+
+@pytest.mark.parametrize(
+    ("digits", "issued"),
+    [
+        ("4111111111111111", True),
+        ("5555555555554444", True),
+        ("2221000000000009", True),  # Mastercard's 2-series
+        ("2200000000000004", True),  # Mir
+        ("6222021234567894", True),  # UnionPay 62
+        ("8100000000000000", True),  # UnionPay 81
+        ("9558800000000000", True),  # a Chinese domestic bank card
+        ("7000000000000000", True),  # a fleet card (petroleum)
+        ("1000000000000000", True),  # UATP (airlines)
+        ("0000000000000018", False),
+        ("2026031401000042", False),  # a year: 20xx
+        ("8900000000000000", False),  # a SIM card's ICCID (telecoms)
+    ],
+)
+def test_card_issuer_prefixes(digits, issued):
+    assert card_issuer_prefix(digits) is issued
