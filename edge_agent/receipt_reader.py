@@ -16,7 +16,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from edge_agent.parsing.escpos import IMPLAUSIBLE, Code, EscposParser, Kanji, PrintedReceipt
+from edge_agent.parsing.escpos import IMPLAUSIBLE, TOO_LARGE, Code, EscposParser, Kanji, PrintedReceipt
 from edge_agent.parsing.receipt_profile import Profile, ProfileError, parse_profile
 from edge_agent.parsing.receipt_sale import Sale, SaleError, read_sale
 from edge_agent.privacy import TOKEN, PanRedactor, card_issuer_prefix, drop_card_secrets
@@ -93,11 +93,14 @@ class ReceiptReader:
         """Redact one printed receipt and read its sale.
 
         A receipt without a sale that held a command no printer accepts is kept as
-        ``implausible_command``: garbage on the line, not a layout a profile should learn. A
-        receipt number that redaction took for a card number is given back when no card network
-        issues numbers starting like it (:meth:`receipt_number`).
+        ``implausible_command``: garbage on the line, not a layout a profile should learn. One cut
+        off at the parser's size limit is kept as ``receipt_too_large`` without reading a sale from
+        what is left of it. A receipt number that redaction took for a card number is given back
+        when no card network issues numbers starting like it (:meth:`receipt_number`).
         """
         clean = redact(printed, self.redactor)
+        if TOO_LARGE in clean.warnings:
+            return ReceiptRecord(clean, None, TOO_LARGE)
         try:
             sale = read_sale(clean.lines, self.profiles, self.only)
         except SaleError as exc:

@@ -59,12 +59,16 @@ from edge_agent.parsing.escpos_commands import (
     payload_text,
 )
 from edge_agent.parsing.escpos_payload import NUL_LIMIT, Payload
-from edge_agent.parsing.escpos_receipt import Code, PrintedReceipt, ReceiptBuilder, SegmentKey
+from edge_agent.parsing.escpos_receipt import TOO_LARGE, Code, PrintedReceipt, ReceiptBuilder, SegmentKey
 
-__all__ = ["IMPLAUSIBLE", "Code", "EscposParser", "PrintedReceipt", "parse_stream"]
+__all__ = ["IMPLAUSIBLE", "MAX_RECEIPT_BYTES", "TOO_LARGE", "Code", "EscposParser", "PrintedReceipt", "parse_stream"]
 
 IMPLAUSIBLE = "implausible_command:"
 """Prefix of the warning for a command declaring more than a printer accepts (then its name)."""
+MAX_RECEIPT_BYTES = 256 * 1024
+"""What a receipt may hold. The 5,000-line limit filled with full 80 mm lines (48 columns) is
+245,000 bytes, and the longest real receipts (a few hundred items) are tens of KB; past this it is
+cut off (``receipt_too_large``) and the rest of it, until the next cut, reset or idle gap, dropped."""
 
 _CONTROL = re.compile(rb"[\x00-\x1f]")
 _LF, _CR, _HT, _FF = 0x0A, 0x0D, 0x09, 0x0C
@@ -77,7 +81,9 @@ class EscposParser:
 
     ``kanji`` is the printer's double-byte mode after power-up or ``ESC @``: ``on`` for Chinese
     models, ``off`` for Epson's, ``auto`` to decide from the stream. ``double_byte`` is the codec
-    of double-byte text (GB18030 reads GB2312 and GBK too).
+    of double-byte text (GB18030 reads GB2312 and GBK too). A receipt ends after ``max_lines``
+    lines; one that holds more than ``max_receipt_bytes`` is cut off there and the rest of it
+    dropped up to the next receipt, so memory stays bounded whatever the stream.
     """
 
     def __init__(
@@ -88,17 +94,19 @@ class EscposParser:
         start_offset: int = 0,
         max_lines: int = 5000,
         max_line_bytes: int = 65536,
+        max_receipt_bytes: int = MAX_RECEIPT_BYTES,
     ) -> None:
         self._kanji_default: bool | None = {"auto": None, "on": True, "off": False}[kanji]
         self._double_default = double_byte
         self._max_lines = max_lines
         self._max_line_bytes = max_line_bytes
+        self._max_receipt_bytes = max_receipt_bytes
         self._offset = start_offset
         self._pending = b""
         self._cr = False  # the last byte was a CR: a LF right after it ends no second line
         self._payload: Payload | None = None  # a command's data still to skip or collect
         self._dialect = "D"  # how the last receipt with evidence was decoded
-        self._receipt = ReceiptBuilder(start_offset, ("U", "cp437", double_byte, None))
+        self._receipt = ReceiptBuilder(start_offset, ("U", "cp437", double_byte, None), max_receipt_bytes)
         self._reset_printer()
 
     # -- public -------------------------------------------------------------------------------
@@ -265,7 +273,7 @@ class EscposParser:
         printed = receipt.finish(reason, at, self._dialect)
         if printed is not None:
             out.append(printed)
-        self._receipt = ReceiptBuilder(at, self._key)
+        self._receipt = ReceiptBuilder(at, self._key, self._max_receipt_bytes)
 
     # -- commands ----------------------------------------------------------------------------
 
@@ -500,16 +508,16 @@ class EscposParser:
 
     def _use(self, kind: str, arg: int, data: bytes) -> None:
         if kind == "barcode":
-            self._receipt.codes.append(barcode(arg, data))
+            self._receipt.code(barcode(arg, data))
         elif kind == "qr":
-            self._receipt.codes.append(Code("qr", payload_text(data)))
+            self._receipt.code(Code("qr", payload_text(data)))
         elif kind == "symbol" and len(data) >= 2:
             symbol, function = data[0], data[1]
             if function == 80:  # store the data (after cn fn m)
                 self._stored[symbol] = data[3:]
             elif function == 81 and symbol in self._stored:  # print it
                 name = SYMBOLS_2D.get(symbol, f"symbol_{symbol}")
-                self._receipt.codes.append(Code(name, payload_text(self._stored[symbol])))
+                self._receipt.code(Code(name, payload_text(self._stored[symbol])))
 
 
 def parse_stream(data: bytes, **options: object) -> list[PrintedReceipt]:

@@ -3,7 +3,9 @@
 Text is kept as raw byte segments, each tagged with how to decode it, until the receipt ends;
 then every line is decoded. Segments printed before the stream said which dialect it speaks
 (double-byte Chinese or a single-byte code page) are decoded by what the rest of the receipt
-shows, so the answer does not depend on where the reads happened to split the stream.
+shows, so the answer does not depend on where the reads happened to split the stream. A receipt
+keeps at most ``limit`` bytes: past that it is cut off (warned ``receipt_too_large``) and the rest
+of it, up to wherever it ends, is dropped, so a stream that never cuts holds bounded memory.
 """
 
 from __future__ import annotations
@@ -16,6 +18,11 @@ from edge_agent.parsing.escpos_codepages import decoding_table
 # How a segment decodes: (mode, single-byte page, double-byte codec, translate table).
 # Mode "S" is single-byte, "D" double-byte, "U" not yet known (decided when the receipt ends).
 SegmentKey = tuple[str, str, str, dict[int, str] | None]
+# What a segment or a code costs beyond its bytes, counted against the limit so that a stream
+# switching code pages around every character cannot hold more objects than bytes.
+OVERHEAD = 64
+TOO_LARGE = "receipt_too_large"
+"""The warning on a receipt cut off at its size limit."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,7 +58,7 @@ class ReceiptBuilder:
     inside a character), so a receipt decodes in as many calls as it has code-page switches.
     """
 
-    def __init__(self, start: int, key: SegmentKey) -> None:
+    def __init__(self, start: int, key: SegmentKey, limit: int) -> None:
         self.start = start
         self.key = key
         self.segments: list[tuple[SegmentKey, bytearray]] = []
@@ -63,6 +70,8 @@ class ReceiptBuilder:
         self.warnings: list[str] = []
         self.saw_double = False  # FS &, FS ., ESC t 255 or ESC 9: a Chinese printer's dialect
         self.saw_single = False  # ESC t n: a single-byte code page chosen on purpose
+        self.room = limit  # bytes it may still keep, each segment and code costing OVERHEAD more
+        self.full = False  # cut off at its limit: nothing more is kept
 
     def switch(self, key: SegmentKey) -> None:
         """Text from now on decodes by ``key``."""
@@ -70,16 +79,24 @@ class ReceiptBuilder:
         self.segment = None
 
     def warn(self, reason: str) -> None:
-        """Note a problem once per receipt."""
-        if reason not in self.warnings:
+        """Note a problem once per receipt (none once it is cut off: what follows is dropped)."""
+        if reason not in self.warnings and not self.full:
             self.warnings.append(reason)
 
     def text(self, data: bytes) -> None:
         """Append printable bytes to the current line."""
         segment = self.segment
         if segment is None:
-            segment = self.segment = bytearray()
-            self.segments.append((self.key, segment))
+            if self.full:
+                return
+            segment = self._segment()
+        room = self.room - len(data)
+        if room < 0:
+            if self.full:
+                return
+            data = self._cut(data)
+        else:
+            self.room = room
         segment += data
         self.line_bytes += len(data)
 
@@ -87,8 +104,17 @@ class ReceiptBuilder:
         """Append text holding ``lines`` line feeds: what ``text`` and ``newline`` would do, at once."""
         segment = self.segment
         if segment is None:
-            segment = self.segment = bytearray()
-            self.segments.append((self.key, segment))
+            if self.full:
+                return
+            segment = self._segment()
+        room = self.room - len(data)
+        if room < 0:
+            if self.full:
+                return
+            data = self._cut(data)
+            lines = data.count(b"\n")
+        else:
+            self.room = room
         segment += data
         if lines:
             self.lines += lines
@@ -100,12 +126,44 @@ class ReceiptBuilder:
         """End the current line (empty or not); return how many lines the receipt has."""
         segment = self.segment
         if segment is None:
-            segment = self.segment = bytearray()
-            self.segments.append((self.key, segment))
+            if self.full:
+                return self.lines
+            segment = self._segment()
+        if self.room < 1:
+            if not self.full:
+                self._cut(b"")
+            return self.lines
+        self.room -= 1
         segment += b"\n"
         self.line_bytes = 0
         self.lines += 1
         return self.lines
+
+    def code(self, code: Code) -> None:
+        """Note a printed barcode or 2D symbol."""
+        if self.full:
+            return
+        room = self.room - OVERHEAD - len(code.data)
+        if room < 0:
+            self._cut(b"")
+        else:
+            self.room = room
+            self.codes.append(code)
+
+    def _segment(self) -> bytearray:
+        segment = self.segment = bytearray()
+        self.segments.append((self.key, segment))
+        self.room -= OVERHEAD
+        return segment
+
+    def _cut(self, data: bytes) -> bytes:
+        """What of ``data`` still fits; the receipt keeps nothing more from here on."""
+        self.warn(TOO_LARGE)
+        self.full = True
+        kept = data[: max(0, self.room)]
+        self.room = -1
+        self.line_bytes = 0
+        return kept
 
     def finish(self, ended_by: str, end: int, dialect: str) -> PrintedReceipt | None:
         """The receipt, decoded; None if nothing was printed on it but blank lines."""

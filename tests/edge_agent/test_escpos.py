@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from edge_agent.parsing.escpos import Code, EscposParser, PrintedReceipt, parse_stream
+from edge_agent.parsing.escpos import MAX_RECEIPT_BYTES, Code, EscposParser, PrintedReceipt, parse_stream
 
 ESC, GS, FS = b"\x1b", b"\x1d", b"\x1c"
 CUT = GS + b"V\x42\x00"
@@ -337,3 +337,36 @@ def test_block_headers_beyond_the_bounds_reject_glyph_and_nv_image_definitions()
     too_big = FS + b"q\x02" + b"\x01\x00\x01\x00" + bytes(8) + b"\xff\x03\xff\x00"  # 1023 x 255 x 8 > 256 KiB
     [receipt] = parse_stream(too_big + b"ok\n")
     assert receipt.lines[-1].endswith("ok") and receipt.warnings[0] == "implausible_command:FS q"
+
+
+# -- size ---------------------------------------------------------------------------------------
+
+
+def test_a_receipt_past_its_size_limit_is_cut_off_and_the_stream_picks_up_at_the_next_receipt():
+    big = ESC + b"@" + b"head\n" + b"A" * 3000 + b"\n\n" + b"B" * 3000 + GS + b"k\x04" + b"123\x00" + b"tail\n"
+    data = big + GOOD
+    cut_off, *rest = parse_stream(data, max_receipt_bytes=4096, max_line_bytes=1000)
+    assert cut_off.warnings == ("line_too_long", "receipt_too_large")
+    assert cut_off.lines[0] == "head" and cut_off.lines[-1].startswith("B") and not cut_off.codes
+    assert sum(len(line) + 1 for line in cut_off.lines) <= 4096
+    assert (cut_off.ended_by, cut_off.end) == ("reset", len(big))  # it ends where the next receipt starts
+    assert [r.lines for r in rest] == [r.lines for r in parse_stream(GOOD)]
+    for size in range(1, 8):
+        assert fed_in_chunks(data, size, max_receipt_bytes=4096, max_line_bytes=1000) == [cut_off, *rest], size
+
+
+def test_a_stream_that_never_ends_its_receipt_holds_bounded_memory_until_the_idle_gap():
+    parser = EscposParser()
+    assert parser.feed(ESC + b"@") == []
+    for _ in range(64):  # 4 MiB of text without a line feed, a cut or a reset
+        assert parser.feed(b"A" * 65536) == []
+    [cut_off] = parser.idle()
+    assert "receipt_too_large" in cut_off.warnings and cut_off.ended_by == "idle"
+    assert MAX_RECEIPT_BYTES - 100 < sum(len(line) for line in cut_off.lines) < MAX_RECEIPT_BYTES
+    assert [r.lines for r in parser.feed(GOOD)] == [r.lines for r in parse_stream(GOOD)]
+
+
+def test_code_page_switches_around_every_character_count_against_the_limit():
+    [receipt] = parse_stream((ESC + b"t\x00x" + ESC + b"t\x02y") * 100_000)
+    assert "receipt_too_large" in receipt.warnings
+    assert len(receipt.text) < MAX_RECEIPT_BYTES // 64  # each switch costs a segment

@@ -232,3 +232,20 @@ def test_garbage_on_the_printer_line_is_quarantined_and_every_receipt_after_it_a
         assert [sale_fields(r.payload()) for r in sales] == [expected_payload(m, redactor)[0] for m in made]
         assert source.health.quarantined_by_reason == {reason: 1}
         source.journal.close()
+
+
+def test_a_receipt_that_never_ends_is_quarantined_cut_off_and_the_next_one_is_a_sale(tmp_path, sealer):
+    made = receipt(random.Random(41), cut=True, reset=True)
+    got = Collected()
+    source = escpos_source(tmp_path, sealer, "loop://", got)
+    source.feed(b"\x1b@")
+    for _ in range(48):  # 3 MiB without a line feed, a cut or a reset, in 64 KiB reads
+        source.feed(b"A" * 65536)
+    source.feed(made.data)  # its reset ends the runaway receipt
+    quarantined, sale = got.records
+    assert isinstance(quarantined, Quarantined) and quarantined.reason == "receipt_too_large"
+    assert len(quarantined.raw) < 300_000  # a few hundred KiB, not the megabytes printed
+    assert "receipt_too_large" in orjson.loads(quarantined.raw)["warnings"]
+    assert isinstance(sale, Capture) and sale_fields(sale.payload()) == expected_payload(made, PanRedactor(KEY))[0]
+    assert quarantined.offset == 2 + 48 * 65536 and sale.offset == quarantined.offset + len(made.data)
+    source.journal.close()
