@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from edge_agent import __version__, reparse, replay
 from edge_agent.config import CONFIG_ENV, DEFAULT_CONFIG_PATH, AgentConfig, config_path, load_config
 from edge_agent.credentials import Credentials, CredentialsError
+from edge_agent.keys import StoreMissing, require_store
 from shared.crypto import KeyFileError
 from shared.settings import ConfigError, specs
 
@@ -24,6 +25,8 @@ if TYPE_CHECKING:
     from edge_agent.central_settings import Effective
 
 PROG = "edge-agent"
+# Commands that work on the outbox an agent has written: they refuse, creating nothing, when it is not there.
+STORE_COMMANDS = frozenset({"quarantine", "rotate-key", "reparse"})
 CONFIG_HELP = f"TOML settings file (default: ${CONFIG_ENV}, else {DEFAULT_CONFIG_PATH})"
 
 
@@ -91,6 +94,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     # APScheduler logs every run of every job at INFO; only its problems belong in the agent's log.
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    if args.command in STORE_COMMANDS:
+        # These open the outbox the agent made; none of them may create a data directory or a key.
+        try:
+            require_store(config)
+        except (StoreMissing, KeyFileError) as exc:
+            print(f"{PROG}: {exc}", file=sys.stderr)
+            return 1
     handler = {
         "run": _run,
         "check-config": _check_config,
@@ -104,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     }[args.command]
     try:
         return handler(config, path, args)
-    except (CredentialsError, KeyFileError) as exc:
+    except (CredentialsError, KeyFileError, StoreMissing) as exc:
         print(f"{PROG}: {exc}", file=sys.stderr)
         return 1
 
@@ -234,7 +244,7 @@ def _status(config: AgentConfig, path: Path | None, args: argparse.Namespace) ->
 
         try:
             dead_letters = open_outbox(config).rejected(args.dead_letters)
-        except (KeyFileError, OSError, sqlite3.Error) as exc:
+        except (KeyFileError, StoreMissing, OSError, sqlite3.Error) as exc:
             note = f"(dead letters not listed: the outbox cannot be opened: {exc})"
     disk = inspect_disk(config.agent_data_dir, config.outbox_reserve_bytes)  # the agent cannot report a full disk
     if args.json:

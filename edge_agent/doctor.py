@@ -10,9 +10,10 @@ from pathlib import Path
 from edge_agent.central_clock import CentralClock
 from edge_agent.central_url import CentralUrlError
 from edge_agent.config import ENV_PREFIX, AgentConfig
-from edge_agent.credentials import Credentials, CredentialsError, load_outbox_key
+from edge_agent.credentials import Credentials, CredentialsError
 from edge_agent.diskspace import inspect_disk
 from edge_agent.journal import inspect_journal
+from edge_agent.keys import StoreMissing, missing_key_message, read_outbox_key, require_store
 from edge_agent.outbox import Outbox
 from edge_agent.parsing.receipt_profile import ProfileError
 from edge_agent.presence.radios import doctor_checks as presence_checks
@@ -38,8 +39,10 @@ def open_outbox(config: AgentConfig) -> Outbox:
     """Open the outbox for inspection (read-mostly; safe beside a running agent).
 
     The key comes from where the agent takes it: the systemd credential when present, else the file.
+    Raises StoreMissing, never creating anything, when the data directory, the outbox or its key is missing.
     """
-    key, _source = load_outbox_key(config.key_path)
+    require_store(config)
+    key, _source = read_outbox_key(config.key_path, config.outbox_path)
     try:
         store_id = Credentials.load(config.credentials_path).store_id
     except CredentialsError:
@@ -78,18 +81,25 @@ def run_checks(config: AgentConfig, *, path: Path | None = None) -> list[Check]:
         creds = None
 
     committed = 0
-    if config.key_path.exists():
-        try:
-            load_outbox_key(config.key_path)
-            checks.append((True, f"outbox key {config.key_path} mode {_mode(config.key_path):04o}"))
-        except KeyFileError as exc:
-            checks.append((False, str(exc)))
-    if config.outbox_path.exists() and config.key_path.exists():
+    key_ok = False
+    try:
+        _key, source = read_outbox_key(config.key_path, config.outbox_path)
+    except StoreMissing:
+        if config.outbox_path.exists():
+            checks.append((False, missing_key_message(config.key_path, config.outbox_path)))
+        else:
+            checks.append((True, f"no outbox yet in {data_dir}: the agent creates it and its key when it first runs"))
+    except KeyFileError as exc:
+        checks.append((False, str(exc)))
+    else:
+        key_ok = True
+        checks.append((True, f"outbox key {source.path} mode {_mode(source.path):04o}"))
+    if config.outbox_path.exists() and key_ok:
         try:
             outbox = open_outbox(config)
             stats = outbox.stats()
             committed = outbox.committed_offset("pos")
-        except (KeyFileError, OSError) as exc:
+        except (KeyFileError, StoreMissing, OSError) as exc:
             checks.append((False, f"outbox cannot be opened: {exc}"))
         else:
             age = (
