@@ -38,7 +38,7 @@ from edge_agent.sources.serial_pos import SerialPosSource
 from edge_agent.sources.staging import ReadStaging, staging_path
 from edge_agent.sync import SyncJob
 from edge_agent.till.counter import Till
-from edge_agent.transport import HttpTransport, Transport
+from edge_agent.transport import HttpTransport, RefusalWatch, Transport
 from edge_agent.writer import OutboxWriter
 from shared.crypto import RequestSigner, Sealer, derive_key
 from shared.settings import specs
@@ -159,12 +159,16 @@ class Agent:
         # Probe requests and advertisements become pseudonymous visits and hourly aggregates (shed first).
         self.presence = PresenceRadios(config, self.writer.put, clock=clock)
         central_url = config.sync_central_url or self.credentials.central_url
-        self.transport = transport or HttpTransport(
-            central_url,
-            ca_file=config.sync_ca_file,
-            fingerprint=config.sync_tls_fingerprint,
-            connect_timeout=config.sync_connect_timeout,
-            user_agent=f"edge-agent/{__version__}",
+        self.transport = RefusalWatch(
+            transport
+            or HttpTransport(
+                central_url,
+                ca_file=config.sync_ca_file,
+                fingerprint=config.sync_tls_fingerprint,
+                connect_timeout=config.sync_connect_timeout,
+                user_agent=f"edge-agent/{__version__}",
+            ),
+            clock=clock,
         )
         self.downlink = DownlinkStore(config.agent_data_dir, self.credentials.store_id)
         self._downlink_problem: str | None = None
@@ -219,6 +223,7 @@ class Agent:
             shed=self._shed,
             lost=lambda: self.pos.health.dropped_lines,
             downlink_version=lambda: self.downlink.version or None,
+            refused_since=lambda: self.transport.refused_since,
             clock=clock,
         )
         self.scheduler = BackgroundScheduler(timezone=UTC, executors={"default": ThreadPoolExecutor(max_workers=2)})

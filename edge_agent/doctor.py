@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
 import stat
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 from edge_agent.central_clock import CentralClock
@@ -12,6 +14,8 @@ from edge_agent.central_url import CentralUrlError
 from edge_agent.config import ENV_PREFIX, AgentConfig
 from edge_agent.credentials import Credentials, CredentialsError
 from edge_agent.diskspace import inspect_disk
+from edge_agent.downlink import DOWNLINK_PATH
+from edge_agent.downlink import STATE_FILE as DOWNLINK_STATE_FILE
 from edge_agent.journal import inspect_journal
 from edge_agent.keys import StoreMissing, missing_key_message, read_outbox_key, require_store
 from edge_agent.outbox import Outbox
@@ -29,8 +33,9 @@ from edge_agent.status import (
 )
 from edge_agent.tls import TlsSettingError
 from edge_agent.transport import HttpTransport, TransportError
-from shared.crypto import KeyFileError, Sealer
+from shared.crypto import KeyFileError, RequestSigner, Sealer
 from shared.settings import specs
+from shared.wire import format_time
 
 Check = tuple[bool, str]
 
@@ -157,7 +162,7 @@ def run_checks(config: AgentConfig, *, path: Path | None = None) -> list[Check]:
         checks.append(profiles_check(config))
     checks.extend(status_checks(config))
     if creds is not None:
-        checks.extend(central_checks(config, config.sync_central_url or creds.central_url))
+        checks.extend(central_checks(config, config.sync_central_url or creds.central_url, creds))
     return checks
 
 
@@ -209,8 +214,9 @@ def status_checks(config: AgentConfig, now: float | None = None) -> list[Check]:
     ]
 
 
-def central_checks(config: AgentConfig, central_url: str) -> list[Check]:
-    """Whether central answers /healthz with this agent's TLS settings, and how far apart the clocks are."""
+def central_checks(config: AgentConfig, central_url: str, creds: Credentials | None = None) -> list[Check]:
+    """Whether central answers /healthz with this agent's TLS settings, how far apart the clocks are,
+    and (given the credentials) whether central accepts this device's signature."""
     try:
         transport = HttpTransport(
             central_url,
@@ -226,9 +232,8 @@ def central_checks(config: AgentConfig, central_url: str) -> list[Check]:
     try:
         reply = transport.get("/healthz", 10)
     except TransportError as exc:
-        return [(False, f"central {url} unreachable: {exc}")]
-    finally:
         transport.close()
+        return [(False, f"central {url} unreachable: {exc}")]
     checks: list[Check] = [(reply.status == 200, f"central {url} answered {reply.status}")]
     if transport.base_url.startswith("https://"):
         checks.append((True, f"central's TLS certificate verified: {transport.trust.describe()}"))
@@ -238,4 +243,42 @@ def central_checks(config: AgentConfig, central_url: str) -> list[Check]:
         if abs(offset) > 300:
             text += " (the agent signs with central's time, but fix this PC's clock: `timedatectl set-ntp true`)"
         checks.append((abs(offset) <= 300, text))
+    try:
+        if creds is not None and reply.status == 200:
+            checks.append(device_check(transport, creds, clock, config.agent_data_dir))
+    finally:
+        transport.close()
     return checks
+
+
+def device_check(transport: HttpTransport, creds: Credentials, clock: CentralClock, data_dir: Path) -> Check:
+    """Does central accept this device's signature? A signed read of the downlink, as the agent makes one.
+
+    Signed with central's time (measured from /healthz), asking only for documents newer than the
+    version this PC already has, so it changes nothing on either side.
+    """
+    path = f"{DOWNLINK_PATH}?since={_downlink_version(data_dir)}"
+    stamp = format_time(datetime.fromtimestamp(clock.now(), UTC))
+    headers = RequestSigner(creds.device_id, creds.private_key).headers("GET", path, stamp, b"")
+    try:
+        reply = transport.get(path, 10, headers=headers)
+    except TransportError as exc:
+        return False, f"central could not be asked whether it accepts device {creds.device_id}: {exc}"
+    if reply.status == 200:
+        return True, f"central accepts the signature of device {creds.device_id}"
+    if reply.status == 401:
+        return (
+            False,
+            f"central refuses the signature of device {creds.device_id} (401): revoked, retired or re-enrolled"
+            " at HQ? check it with `central-server devices`; a revoked PC must be enrolled again with a new token",
+        )
+    return False, f"central answered {reply.status} to a signed request from device {creds.device_id} ({path})"
+
+
+def _downlink_version(data_dir: Path) -> int:
+    """The downlink version this PC holds (0 if none), read without the store's side effects."""
+    try:
+        version = json.loads((data_dir / DOWNLINK_STATE_FILE).read_bytes())["version"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return 0
+    return version if type(version) is int and version >= 0 else 0

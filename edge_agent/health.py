@@ -6,7 +6,8 @@ Every ``health.interval`` seconds the monitor looks at the running parts and:
   central's clock offset, per-source state, ...) that goes into heartbeats under ``health`` and into
   ``status.json`` in the data directory, which `edge-agent status` and `edge-agent doctor` read;
 * calls the agent *degraded* when events are waiting and nothing has been delivered for
-  ``health.stall_minutes``, or when the writer or the sync job has stopped moving;
+  ``health.stall_minutes``, when the writer or the sync job has stopped moving, or at once when
+  central refuses the device's signature (401: revoked, retired or re-enrolled at HQ);
 * pings systemd's watchdog only while the writer commits what it is given and the sync job keeps
   running, so a wedged agent is restarted (a central that is down is not a reason to restart);
 * logs state changes, and a one-line summary every ``health.summary_interval`` seconds.
@@ -63,6 +64,7 @@ class HealthMonitor:
         shed: Callable[[], int | None] = lambda: None,
         lost: Callable[[], int] = lambda: 0,
         downlink_version: Callable[[], int | None] = lambda: None,
+        refused_since: Callable[[], float | None] = lambda: None,
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -79,6 +81,7 @@ class HealthMonitor:
         self._shed = shed
         self._lost = lost
         self._downlink_version = downlink_version
+        self._refused_since = refused_since
         self._clock = clock
         self._monotonic = monotonic
         self.started_at = clock()
@@ -105,6 +108,14 @@ class HealthMonitor:
         last_progress = sync.last_progress_at if sync.last_progress_at is not None else self.started_at
         problem = writer_problem or sync_problem
         self._problem_kind = "writer" if writer_problem else "sync" if sync_problem else ""
+        refused_since = self._refused_since()
+        if not problem and refused_since is not None:
+            self._problem_kind = "refused"
+            problem = (
+                f"central has refused this device's signature (401) for {duration(now - refused_since)}: "
+                "revoked, retired or re-enrolled at HQ? check the device with `central-server devices`; "
+                "nothing is delivered until central accepts it again"
+            )
         stalled_for = now - last_progress
         if not problem and stats.pending and stalled_for > self.stall_seconds:
             self._problem_kind = "stalled"

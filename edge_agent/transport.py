@@ -9,15 +9,18 @@ says what was tried and what to check, never a library's raw exception.
 from __future__ import annotations
 
 import socket
-from collections.abc import Mapping
+import threading
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 from urllib.parse import urljoin, urlsplit
 
 import requests
 
 from edge_agent.central_url import check_central_url
 from edge_agent.tls import PinnedAdapter, TlsTrust, plain_http_message
+from shared.crypto import HEADER_SIGNATURE
 
 DEFAULT_CONNECT_TIMEOUT = 5.0
 PROBE_TIMEOUT = 2.0
@@ -159,3 +162,38 @@ class HttpTransport:
 
     def close(self) -> None:
         self._session.close()
+
+
+class RefusalWatch:
+    """A Transport that notes when central refuses this device's signature (401), until it accepts one again.
+
+    Central answers 401 to every signed request of a revoked, retired or re-enrolled device; the
+    health monitor reads :attr:`refused_since` to report that at once, instead of waiting for the
+    backlog to count as stalled. Unsigned requests (``/healthz``) say nothing about the device.
+    """
+
+    def __init__(self, inner: Transport, *, clock: Callable[[], float] = time.time) -> None:
+        self.inner = inner
+        self._clock = clock
+        self._lock = threading.Lock()
+        self.refused_since: float | None = None
+
+    def post(self, path: str, body: bytes, headers: dict[str, str], timeout: float) -> Response:
+        return self._note(headers, self.inner.post(path, body, headers, timeout))
+
+    def get(self, path: str, timeout: float, headers: dict[str, str] | None = None) -> Response:
+        return self._note(headers or {}, self.inner.get(path, timeout, headers=headers))
+
+    def _note(self, headers: Mapping[str, str], response: Response) -> Response:
+        if HEADER_SIGNATURE in headers:
+            with self._lock:
+                if response.status == 401:
+                    if self.refused_since is None:
+                        self.refused_since = self._clock()
+                elif 200 <= response.status < 300:
+                    self.refused_since = None
+        return response
+
+    def __getattr__(self, name: str) -> Any:
+        # base_url, trust, close() of the transport it watches
+        return getattr(self.inner, name)

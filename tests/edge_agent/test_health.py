@@ -297,3 +297,51 @@ def test_lines_lost_to_a_disk_that_never_freed_are_in_the_status(parts, outbox, 
             dead_letters=[],
         )[0]
     )
+
+
+def test_a_device_central_refuses_is_degraded_at_once_and_ok_again_once_accepted(tmp_path, outbox, systemd, caplog):
+    from edge_agent.transport import RefusalWatch
+
+    clocks = Clocks()
+    private, public = new_signing_key()
+    central = StandInCentral(public)
+    watch = RefusalWatch(central, clock=lambda: clocks.wall)
+    sync = SyncJob(
+        outbox,
+        watch,
+        RequestSigner("dev_test", private),
+        clock=lambda: clocks.wall,
+        monotonic=lambda: clocks.mono,
+        rng=lambda: 1.0,
+    )
+    monitor = HealthMonitor(
+        outbox=outbox,
+        writer=OutboxWriter(outbox, commit_interval=0.0),
+        sync=sync,
+        sources={},
+        status_path=tmp_path / "status.json",
+        stall_seconds=15 * 60,
+        notifier=systemd[0],
+        refused_since=lambda: watch.refused_since,
+        clock=lambda: clocks.wall,
+        monotonic=lambda: clocks.mono,
+    )
+    outbox.append(receipts(3))
+    central.status = 401  # revoked at HQ: every signed request is refused
+    sync.run()
+    clocks.advance(5)
+    with caplog.at_level(logging.INFO):
+        health = monitor.check()
+    assert health["state"] == "degraded"
+    assert health["problem"].startswith("central has refused this device's signature (401) for 5 s: revoked,")
+    assert health["sync_ok"] and health["writer_ok"]  # a restart would not help: systemd is still fed
+    assert any(m.startswith("WATCHDOG=1") for m in received(systemd[1]))
+    assert any("health: degraded: central has refused" in r.message for r in caplog.records)
+    lines, code = render(read_status(tmp_path / "status.json"), now=clocks.wall, running=True, dead_letters=[])
+    assert code == EXIT_DEGRADED and lines[0].startswith("state          DEGRADED: central has refused")
+
+    central.status = None  # re-activated: the next batch is accepted
+    clocks.advance(300)
+    sync.run()
+    health = monitor.check()
+    assert health["state"] == "ok" and health["delivered"] == 3
