@@ -11,6 +11,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 from apscheduler.executors.pool import ThreadPoolExecutor
@@ -210,6 +211,7 @@ class Agent:
             sync=self.sync,
             sources={
                 "pos": lambda: self.pos.health.state,
+                **{name: partial(getattr, scanner, "state") for name, scanner in self.till.scanners.items()},
                 **self.presence.states(),
             },
             status_path=config.status_path,
@@ -224,10 +226,20 @@ class Agent:
             lost=lambda: self.pos.health.dropped_lines,
             downlink_version=lambda: self.downlink.version or None,
             refused_since=lambda: self.transport.refused_since,
+            source_problem=self._scanner_problem,
             clock=clock,
         )
         self.scheduler = BackgroundScheduler(timezone=UTC, executors={"default": ThreadPoolExecutor(max_workers=2)})
         self._stopped = threading.Event()
+
+    def _scanner_problem(self) -> str | None:
+        """Why a configured barcode scanner is not being read, if one is down (member codes and coupons need it)."""
+        down = [
+            scanner.detail or f"{name} is down"
+            for name, scanner in self.till.scanners.items()
+            if scanner.state == "down"
+        ]
+        return "barcode scanner down: " + "; ".join(down) if down else None
 
     def _shed(self) -> int | None:
         """Events the outbox has shed under its quotas or disk pressure."""

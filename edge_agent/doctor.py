@@ -141,21 +141,19 @@ def run_checks(config: AgentConfig, *, path: Path | None = None) -> list[Check]:
     else:
         checks.append((True, f"disk of {data_dir}: {free} free"))
 
-    port = config.pos_port
-    if not port:
-        pass  # reported by the configuration check
-    elif "://" in port:
-        checks.append((True, f"POS port {port} (a pyserial URL; not opened while the agent may be reading)"))
-    elif os.path.exists(port) and stat.S_ISCHR(os.stat(port).st_mode):
-        access = os.access(port, os.R_OK | os.W_OK)
+    if config.pos_port:  # a missing one is reported by the configuration check
+        checks.append(port_check("POS port", config.pos_port, "cable unplugged? wrong path?"))
+    if config.scanner_port:
+        checks.append(port_check("scanner port", config.scanner_port, "scanner unplugged? wrong path?"))
+    if config.scanner_evdev_device:
         checks.append(
-            (
-                access,
-                f"POS port {port} is a character device" + ("" if access else " without read/write access"),
+            port_check(
+                "scanner input device",
+                config.scanner_evdev_device,
+                "scanner unplugged? wrong path? see `ls -l /dev/input/by-id/`",
+                access=os.R_OK,
             )
         )
-    else:
-        checks.append((False, f"POS port {port} does not exist (cable unplugged? wrong path?)"))
 
     checks.extend(presence_checks(config))
     if config.pos_mode == "escpos":
@@ -164,6 +162,20 @@ def run_checks(config: AgentConfig, *, path: Path | None = None) -> list[Check]:
     if creds is not None:
         checks.extend(central_checks(config, config.sync_central_url or creds.central_url, creds))
     return checks
+
+
+def port_check(what: str, port: str, hint: str, access: int = os.R_OK | os.W_OK) -> Check:
+    """A serial port or input device the agent reads: there, a character device, and open to it.
+
+    Only looked at, never opened: the running agent may be reading it.
+    """
+    if "://" in port:
+        return True, f"{what} {port} (a pyserial URL; not opened while the agent may be reading)"
+    if os.path.exists(port) and stat.S_ISCHR(os.stat(port).st_mode):
+        allowed = os.access(port, access)
+        mode = "read" if access == os.R_OK else "read/write"
+        return allowed, f"{what} {port} is a character device" + ("" if allowed else f" without {mode} access")
+    return False, f"{what} {port} does not exist ({hint})"
 
 
 def profiles_check(config: AgentConfig) -> Check:

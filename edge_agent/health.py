@@ -6,8 +6,9 @@ Every ``health.interval`` seconds the monitor looks at the running parts and:
   central's clock offset, per-source state, ...) that goes into heartbeats under ``health`` and into
   ``status.json`` in the data directory, which `edge-agent status` and `edge-agent doctor` read;
 * calls the agent *degraded* when events are waiting and nothing has been delivered for
-  ``health.stall_minutes``, when the writer or the sync job has stopped moving, or at once when
-  central refuses the device's signature (401: revoked, retired or re-enrolled at HQ);
+  ``health.stall_minutes``, when the writer or the sync job has stopped moving, while a source
+  that the till cannot do without is down (a barcode scanner unplugged), or at once when central
+  refuses the device's signature (401: revoked, retired or re-enrolled at HQ);
 * pings systemd's watchdog only while the writer commits what it is given and the sync job keeps
   running, so a wedged agent is restarted (a central that is down is not a reason to restart);
 * logs state changes, and a one-line summary every ``health.summary_interval`` seconds.
@@ -65,6 +66,7 @@ class HealthMonitor:
         lost: Callable[[], int] = lambda: 0,
         downlink_version: Callable[[], int | None] = lambda: None,
         refused_since: Callable[[], float | None] = lambda: None,
+        source_problem: Callable[[], str | None] = lambda: None,
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -82,6 +84,7 @@ class HealthMonitor:
         self._lost = lost
         self._downlink_version = downlink_version
         self._refused_since = refused_since
+        self._source_problem = source_problem
         self._clock = clock
         self._monotonic = monotonic
         self.started_at = clock()
@@ -116,6 +119,10 @@ class HealthMonitor:
                 "revoked, retired or re-enrolled at HQ? check the device with `central-server devices`; "
                 "nothing is delivered until central accepts it again"
             )
+        source_problem = None if problem else self._source_problem()
+        if source_problem:
+            self._problem_kind = "source"
+            problem = source_problem
         stalled_for = now - last_progress
         if not problem and stats.pending and stalled_for > self.stall_seconds:
             self._problem_kind = "stalled"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 
 from edge_agent.config import load_config
@@ -65,3 +66,33 @@ def test_free_disk_space_reads_as_status_reads_it(tmp_path):
     # In the same decimal units as `edge-agent status` (other processes may change the figure meanwhile).
     assert re.fullmatch(rf"disk of {re.escape(str(data))}: [0-9]+\.[0-9] (GB|MB|kB) free", line), line
     assert size_words(82_041_000_000) == "82.0 GB" and size_words(512) == "512 bytes"
+
+
+def test_a_configured_scanner_that_is_not_there_fails_the_doctor(tmp_path):
+    data = tmp_path / "data"
+    data.mkdir(mode=0o700)
+    environ = {
+        "EDGE_AGENT_DATA_DIR": str(data),
+        "EDGE_POS_PORT": "loop://",
+        "EDGE_SCANNER_PORT": "/dev/ttyACM9",
+        "EDGE_SCANNER_EVDEV_DEVICE": "/dev/input/event99",
+    }
+    checks = dict((line, ok) for ok, line in run_checks(load_config(None, environ=environ)))
+    assert checks["scanner port /dev/ttyACM9 does not exist (scanner unplugged? wrong path?)"] is False
+    assert (
+        checks[
+            "scanner input device /dev/input/event99 does not exist (scanner unplugged? wrong path?"
+            " see `ls -l /dev/input/by-id/`)"
+        ]
+        is False
+    )
+    master, slave = os.openpty()
+    try:
+        environ["EDGE_SCANNER_PORT"] = os.ttyname(slave)
+        environ["EDGE_SCANNER_EVDEV_DEVICE"] = "/dev/null"  # a character device, as an input device is
+        checks = dict((line, ok) for ok, line in run_checks(load_config(None, environ=environ)))
+    finally:
+        os.close(master)
+        os.close(slave)
+    assert checks[f"scanner port {environ['EDGE_SCANNER_PORT']} is a character device"] is True
+    assert checks["scanner input device /dev/null is a character device"] is True
