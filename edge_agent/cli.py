@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from edge_agent import __version__, reparse, replay
-from edge_agent.config import CONFIG_ENV, DEFAULT_CONFIG_PATH, AgentConfig, config_path, load_config
+from edge_agent.config import CONFIG_ENV, DEFAULT_CONFIG_PATH, AgentConfig, check_usable, config_path, load_config
 from edge_agent.credentials import Credentials, CredentialsError
 from edge_agent.keys import StoreMissing, require_store
 from shared.crypto import KeyFileError
@@ -82,6 +82,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         # The doctor reports a missing required setting as its first failed check and goes on.
         config = load_config(path, check_required=args.command in ("run", "check-config"))
+        if args.command in ("run", "check-config"):
+            # The files the settings name, checked as doctor checks them: what check-config accepts, run starts with.
+            problems = check_usable(config, path)
+            if problems:
+                raise ConfigError(problems[0].source, problems[0].key, problems[0].problem, problems[1:])
     except ConfigError as exc:
         first, *rest = exc.lines  # every problem of the file at once, one line each
         for line in (first + _no_file_hint(path, exc), *rest):
@@ -132,10 +137,6 @@ def _run(config: AgentConfig, path: Path | None, args: argparse.Namespace) -> in
     def with_central(overrides: Mapping[str, Any]) -> Effective:
         return effective_config(path, overrides)
 
-    problem = _profiles_problem(config)
-    if problem:
-        print(problem, file=sys.stderr)
-        return 2
     with contextlib.suppress(CredentialsError):  # not enrolled: Agent() says so below
         store = DownlinkStore(config.agent_data_dir, Credentials.load(config.credentials_path).store_id)
         effective = with_central(store.settings_overrides())
@@ -164,25 +165,7 @@ def _no_file_hint(path: Path | None, exc: ConfigError) -> str:
     return f" (no settings file was read: no --config, ${CONFIG_ENV} unset, {DEFAULT_CONFIG_PATH} does not exist)"
 
 
-def _profiles_problem(config: AgentConfig) -> str | None:
-    """In ``escpos`` mode, why the receipt profiles cannot be used, if they cannot."""
-    if config.pos_mode != "escpos":
-        return None
-    from edge_agent.parsing.receipt_profile import ProfileError
-    from edge_agent.receipt_reader import configured_profiles
-
-    try:
-        configured_profiles(config.pos_profiles_dir, config.pos_profile)
-    except ProfileError as exc:
-        return f"{PROG}: receipt profile error: {exc}"
-    return None
-
-
 def _check_config(config: AgentConfig, path: Path | None, args: argparse.Namespace) -> int:
-    problem = _profiles_problem(config)
-    if problem:
-        print(problem, file=sys.stderr)
-        return 2
     if path is None:
         print(
             f"config ok: no settings file (no --config, ${CONFIG_ENV} unset, {DEFAULT_CONFIG_PATH} does not exist);"

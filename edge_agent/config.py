@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -9,11 +10,22 @@ from pathlib import Path
 from typing import Any
 
 from edge_agent.central_url import CentralUrlError, check_central_url
-from shared.settings import ConfigError, load, setting
+from shared.settings import ConfigError, load, setting, specs
 
 ENV_PREFIX = "EDGE_"
 CONFIG_ENV = "EDGE_CONFIG"
 DEFAULT_CONFIG_PATH = Path("/etc/edge-agent/agent.toml")
+
+
+def _text_encoding(name: str) -> None:
+    """``pos.encoding``: ``auto`` or a codec Python decodes bytes to text with."""
+    if name == "auto":
+        return
+    try:
+        codecs.lookup(name)
+        b"x".decode(name, "replace")  # refuses the codecs that are not text encodings too (base64, rot13)
+    except LookupError:
+        raise ValueError(f"{name!r} is not a text encoding Python knows (auto, utf-8, gb18030, gbk, big5...)") from None
 
 
 @dataclass(frozen=True)
@@ -80,6 +92,7 @@ class AgentConfig:
         "pos.encoding",
         "auto",
         "Text encoding of POS lines: `auto` tries UTF-8 then GB18030; or any Python codec name.",
+        check=_text_encoding,
     )
     pos_max_line_bytes: int = setting(
         "pos.max_line_bytes",
@@ -426,12 +439,68 @@ def load_config(
         overrides=overrides,
         check_required=check_required,
     )
+    problems = []
     if config.sync_central_url:
         try:
             check_central_url(config.sync_central_url)
         except CentralUrlError as exc:
-            variable = f"{ENV_PREFIX}SYNC_CENTRAL_URL"
-            if variable in (os.environ if environ is None else environ):
-                raise ConfigError("environment", variable, str(exc)) from None
-            raise ConfigError(str(path), "sync.central_url", str(exc)) from None
+            problems.append(_error("sync.central_url", str(exc), path, environ))
+    if problems:
+        raise ConfigError(problems[0].source, problems[0].key, problems[0].problem, problems[1:])
     return config
+
+
+def _error(name: str, problem: str, path: Path | None, environ: Mapping[str, str] | None) -> ConfigError:
+    """A problem with setting ``name`` found after loading, named as its source names it (variable or key)."""
+    variable = ENV_PREFIX + name.upper().replace(".", "_")
+    if variable in (os.environ if environ is None else environ):
+        return ConfigError("environment", variable, problem)
+    return ConfigError(str(path) if path is not None else "defaults", name, problem)
+
+
+def check_usable(config: AgentConfig, path: Path | None, environ: Mapping[str, str] | None = None) -> list[ConfigError]:
+    """What `run` refuses in settings that load: TLS trust, presence settings, receipt profiles.
+
+    Each is checked by the very function the running agent builds that part with, whether or not
+    the part is turned on. `check-config` and `run` exit 2 on any of these and doctor fails a line
+    for each, so a configuration check-config accepts is one run starts with.
+    """
+    from edge_agent.parsing.receipt_profile import ProfileError
+    from edge_agent.presence.radios import PresenceSettingError, engine_settings, parse_zones, store_timezone
+    from edge_agent.receipt_reader import configured_profiles
+    from edge_agent.tls import TlsSettingError, TlsTrust
+
+    problems = []
+    try:
+        TlsTrust.from_settings(config.sync_ca_file, config.sync_tls_fingerprint)
+    except TlsSettingError as exc:
+        problems.append(_named(str(exc), path, environ))
+    presence = (
+        lambda: engine_settings(config, "wifi"),  # the thresholds, then the zones
+        lambda: parse_zones(config.presence_zones),  # the zones even when a threshold failed first
+        lambda: store_timezone(config.presence_timezone),
+    )
+    for check in presence:
+        try:
+            check()
+        except PresenceSettingError as exc:
+            if not any(p.problem == str(exc) for p in problems):
+                problems.append(_named(str(exc), path, environ))
+    # reparse reads pos.profiles_dir in either mode; pos.profile only matters in escpos mode.
+    if config.pos_mode == "escpos" or config.pos_profiles_dir:
+        profile = config.pos_profile if config.pos_mode == "escpos" else ""
+        try:
+            configured_profiles(config.pos_profiles_dir, profile)
+        except ProfileError as exc:
+            name = "pos.profiles_dir" if config.pos_profiles_dir else "pos.profile"
+            problems.append(_named(f"{name}: receipt profile error: {exc}", path, environ))
+    return problems
+
+
+def _named(message: str, path: Path | None, environ: Mapping[str, str] | None) -> ConfigError:
+    """A problem whose message begins with the setting's name, said to come from its variable or file."""
+    name = max((s.name for s in specs(AgentConfig) if message.startswith(s.name)), key=len, default="")
+    variable = ENV_PREFIX + name.upper().replace(".", "_")
+    if name and variable in (os.environ if environ is None else environ):
+        return ConfigError("environment", variable, message)
+    return ConfigError(str(path) if path is not None else "defaults and environment", None, message)

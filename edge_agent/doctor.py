@@ -11,7 +11,7 @@ from pathlib import Path
 
 from edge_agent.central_clock import CentralClock
 from edge_agent.central_url import CentralUrlError
-from edge_agent.config import ENV_PREFIX, AgentConfig
+from edge_agent.config import ENV_PREFIX, AgentConfig, check_usable
 from edge_agent.credentials import Credentials, CredentialsError
 from edge_agent.diskspace import inspect_disk
 from edge_agent.downlink import DOWNLINK_PATH
@@ -34,7 +34,7 @@ from edge_agent.status import (
 from edge_agent.tls import TlsSettingError
 from edge_agent.transport import HttpTransport, TransportError
 from shared.crypto import KeyFileError, RequestSigner, Sealer
-from shared.settings import specs
+from shared.settings import ConfigError, specs
 from shared.wire import format_time
 
 Check = tuple[bool, str]
@@ -59,19 +59,28 @@ def _mode(path: Path) -> int:
     return stat.S_IMODE(path.stat().st_mode)
 
 
-def config_check(config: AgentConfig, path: Path | None) -> Check:
-    """Whether the settings are complete: the one place the doctor speaks about required settings."""
+def config_checks(config: AgentConfig, path: Path | None, problems: list[ConfigError]) -> list[Check]:
+    """Whether the settings are complete and the files they name usable (``problems``, from
+    :func:`check_usable` as `run` and `check-config` apply it): the one place the doctor speaks about them."""
     where = str(path) if path is not None else "from defaults and environment (no settings file)"
-    missing = [s for s in specs(AgentConfig) if s.required and not getattr(config, s.attr)]
+    checks: list[Check] = []
+    missing = [s for s in specs(AgentConfig) if s.required and not str(getattr(config, s.attr)).strip()]
     if missing:
         names = ", ".join(f"{s.name} (or {s.env_name(ENV_PREFIX)})" for s in missing)
-        return False, f"configuration {where}: required setting missing: {names}"
-    return True, f"configuration {where} is valid"
+        checks.append((False, f"configuration {where}: required setting missing: {names}"))
+    for problem in problems:
+        if config.pos_mode == "escpos" and problem.problem.startswith("pos.profile"):
+            # Said in full by the receipt profiles' own line, further down.
+            checks.append((False, f"configuration {where}: the receipt profiles cannot be used (see below)"))
+        else:
+            checks.append((False, problem.line))
+    return checks or [(True, f"configuration {where} is valid")]
 
 
 def run_checks(config: AgentConfig, *, path: Path | None = None) -> list[Check]:
     """Every check, in the order a technician would fix them."""
-    checks: list[Check] = [config_check(config, path)]
+    problems = check_usable(config, path)
+    checks = config_checks(config, path, problems)
     data_dir = config.agent_data_dir
     if not data_dir.is_dir():
         checks.append((False, f"data directory {data_dir} does not exist (run `edge-agent enroll` first)"))
@@ -155,7 +164,8 @@ def run_checks(config: AgentConfig, *, path: Path | None = None) -> list[Check]:
             )
         )
 
-    checks.extend(presence_checks(config))
+    # A presence setting run refuses is already among the configuration lines.
+    checks.extend(c for c in presence_checks(config) if c[0] or not any(c[1] == p.problem for p in problems))
     if config.pos_mode == "escpos":
         checks.append(profiles_check(config))
     checks.extend(status_checks(config))
@@ -237,7 +247,7 @@ def central_checks(config: AgentConfig, central_url: str, creds: Credentials | N
             connect_timeout=config.sync_connect_timeout,
         )
     except (CentralUrlError, TlsSettingError) as exc:
-        return [(False, str(exc))]
+        return [(False, f"central not checked: {exc}")]
     url = transport.base_url + "/healthz"
     clock = CentralClock()
     sent = time.monotonic()

@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import difflib
+import math
 import os
 import re
 import tomllib
@@ -69,6 +70,7 @@ class Spec:
     env_aliases: tuple[str, ...] = ()
     secret: bool = False
     maximum: float | None = None
+    check: Callable[[Any], None] | None = None
 
     def env_name(self, prefix: str) -> str:
         return prefix + self.name.upper().replace(".", "_")
@@ -85,11 +87,14 @@ def setting(
     env_aliases: tuple[str, ...] = (),
     secret: bool = False,
     maximum: float | None = None,
+    check: Callable[[Any], None] | None = None,
 ) -> Any:
     """Declare a dataclass field as a setting with a dotted ``name`` and a one-line ``help``.
 
     ``minimum`` and ``maximum`` bound a numeric setting (both inclusive); a value outside them is a
-    configuration error naming the range.
+    configuration error naming the range. ``check`` is called with the value once it has its type
+    and raises ValueError saying what is wrong with it (an encoding Python does not know, a time
+    zone that does not exist): the setting's error, like a value out of range.
     """
     if minimum is not None and maximum is not None and minimum > maximum:
         raise ValueError(f"setting {name}: minimum {minimum} is above maximum {maximum}")
@@ -103,6 +108,7 @@ def setting(
             "env_aliases": env_aliases,
             "secret": secret,
             "maximum": maximum,
+            "check": check,
         }
     }
     return dataclasses.field(default=default, metadata=meta)
@@ -129,6 +135,7 @@ def specs(cls: type) -> list[Spec]:
                 env_aliases=meta["env_aliases"],
                 secret=meta["secret"],
                 maximum=meta.get("maximum"),
+                check=meta.get("check"),
             )
         )
     return out
@@ -180,6 +187,9 @@ def _coerce(spec: Spec, value: Any, source: str, key: str, *, from_env: bool = F
             if not isinstance(result, int | float):
                 raise ValueError
             result = float(result)
+            if not math.isfinite(result):
+                # NaN passes every comparison with a bound; infinity is no interval or size either.
+                raise ConfigError(source, key, f"must be a finite number; got {value!r}")
         elif kind is Path:
             if not isinstance(value, str):
                 raise ValueError
@@ -196,6 +206,11 @@ def _coerce(spec: Spec, value: Any, source: str, key: str, *, from_env: bool = F
         raise ConfigError(source, key, f"must be {_range_words(spec)}; got {result!r}")
     if spec.maximum is not None and result > spec.maximum:
         raise ConfigError(source, key, f"must be {_range_words(spec)}; got {result!r}")
+    if spec.check is not None:
+        try:
+            spec.check(result)
+        except ValueError as exc:
+            raise ConfigError(source, key, str(exc)) from None
     return result
 
 
@@ -308,11 +323,15 @@ def load(
 
     kwargs = {}
     for spec in table:
-        if spec.name in values:
+        blank = isinstance(values.get(spec.name), str) and not values[spec.name].strip()
+        if spec.name in values and not (blank and spec.required and check_required):
             kwargs[spec.attr] = values[spec.name]
         elif spec.required and check_required and not any(p.key == spec.name for p in problems):
             where = str(path) if path is not None else "environment"
-            missing = f"required setting is missing (or set {spec.env_name(env_prefix)})"
+            if blank and spec.env_name(env_prefix) in environ:
+                where = "environment"
+            state = "empty" if blank else "missing"
+            missing = f"required setting is {state} (or set {spec.env_name(env_prefix)})"
             problems.append(ConfigError(where, spec.name, missing))
     loaded = cls(**kwargs)
     if check is not None:

@@ -6,6 +6,7 @@ import pytest
 
 from edge_agent.config import AgentConfig, load_config
 from shared.settings import ConfigError, specs
+from tests.edge_agent.test_cli import run
 
 
 def test_every_numeric_setting_has_a_range_that_holds_its_default():
@@ -28,3 +29,66 @@ def test_out_of_range_values_are_refused_naming_the_range(key, value, message):
     env = {"EDGE_POS_PORT": "loop://", "EDGE_" + key.upper().replace(".", "_"): value}
     with pytest.raises(ConfigError, match=message.replace("+", r"\+")):
         load_config(None, environ=env)
+
+
+# Each of these was "config ok" to check-config and doctor, while `run` refused it (exit 2), crashed
+# with a traceback (sync.interval = nan reached APScheduler) or ran and quarantined every line.
+REFUSED = [
+    ('[sync]\ntls_fingerprint = "zz"', "sync.tls_fingerprint 'zz' is not a SHA-256 fingerprint"),
+    ('[sync]\nca_file = "/nonexistent/ca.pem"', "sync.ca_file /nonexistent/ca.pem does not exist"),
+    ('[presence]\nzones = "entrance"', "presence.zones: item 1 ('entrance') is not `anchor=zone`"),
+    ('[presence]\ntimezone = "Mars/Base"', "presence.timezone: 'Mars/Base' is not an IANA time zone"),
+    ("[presence]\nexit_dbm = -60.0", "presence.exit_dbm must not be above presence.enter_dbm"),
+    ('[pos]\nprofiles_dir = "/nonexistent/profiles"', "pos.profiles_dir: receipt profile error: /nonexistent"),
+    ("[sync]\ninterval = nan", "sync.interval: must be a finite number; got nan"),
+    ("[health]\nstall_minutes = inf", "health.stall_minutes: must be a finite number; got inf"),
+    ('[pos]\nencoding = "gbkk"', "pos.encoding: 'gbkk' is not a text encoding Python knows"),
+    ('[pos]\nport = ""', "pos.port: required setting is empty (or set EDGE_POS_PORT)"),
+    ('[pos]\nport = "  "', "pos.port: required setting is empty (or set EDGE_POS_PORT)"),
+]
+
+
+@pytest.mark.parametrize(("text", "expected"), REFUSED, ids=[t.split("\n")[1] for t, _ in REFUSED])
+def test_check_config_doctor_and_run_refuse_what_run_cannot_use_alike(tmp_path, text, expected):
+    data = tmp_path / "data"
+    data.mkdir(mode=0o700)
+    path = tmp_path / "agent.toml"
+    port = "" if "port =" in text else 'port = "loop://"\n'
+    text = text.replace("[pos]\n", f"[pos]\n{port}") if "[pos]" in text else f"{text}\n[pos]\n{port}"
+    path.write_text(f'[agent]\ndata_dir = "{data}"\n{text}\n')
+    lines = {}
+    for command in ("check-config", "run"):
+        result = run(command, "--config", str(path))
+        assert result.returncode == 2, (command, result.stdout, result.stderr)
+        assert "Traceback" not in result.stderr
+        lines[command] = result.stderr.strip().splitlines()
+        assert lines[command] == [f"edge-agent: config error in {path}: {lines[command][0].split(': ', 2)[2]}"]
+        assert expected in lines[command][0], lines[command]
+        assert lines[command][0].count(expected.split(" ")[0].split(":")[0]) == 1  # named once
+    assert lines["check-config"] == lines["run"]
+    doctor = run("doctor", "--config", str(path))
+    assert "is valid" not in doctor.stdout
+    setting = expected.split(" ")[0].split(":")[0]
+    if doctor.returncode == 2:  # a value no command can load: the same line as check-config's
+        assert doctor.stderr.strip().splitlines() == lines["check-config"]
+    else:  # doctor goes on past a missing value or a file it cannot use, reporting it first
+        assert doctor.returncode == 1
+        first = doctor.stdout.splitlines()[0]
+        assert first.startswith("FAIL  ") and setting in first, doctor.stdout
+
+
+def test_a_text_encoding_python_knows_is_accepted_in_any_spelling():
+    for name in ("auto", "utf-8", "GB18030", "gbk", "big5", "cp936"):
+        assert load_config(None, environ={"EDGE_POS_PORT": "loop://", "EDGE_POS_ENCODING": name}).pos_encoding == name
+    with pytest.raises(ConfigError, match="'base64' is not a text encoding"):
+        load_config(None, environ={"EDGE_POS_PORT": "loop://", "EDGE_POS_ENCODING": "base64"})
+
+
+def test_a_number_central_sends_that_is_not_finite_is_ignored_with_its_reason_not_fatal():
+    from edge_agent.central_settings import effective_config
+
+    effective = effective_config(
+        None, {"sync.interval": float("nan"), "sync.batch_size": 100}, {"EDGE_POS_PORT": "loop://"}
+    )
+    assert effective.applied == {"sync.batch_size": 100}
+    assert "must be a finite number" in effective.ignored["sync.interval"]
