@@ -25,6 +25,7 @@ from edge_agent.diskspace import RESERVE_NAME, SpaceReserve
 from edge_agent.downlink import DownlinkError, DownlinkStore
 from edge_agent.health import HealthMonitor
 from edge_agent.journal import CaptureJournal
+from edge_agent.keys import DataDirError
 from edge_agent.notify import SystemdNotifier
 from edge_agent.outbox import Capture, Outbox
 from edge_agent.outbox_policy import OutboxHousekeeper, policy_from_config
@@ -64,7 +65,15 @@ def lock_data_dir(config: AgentConfig) -> int:
     Two agents on one outbox would interleave sequence numbers and race for the journal.
     """
     path = config.agent_data_dir / "agent.lock"
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    except FileNotFoundError:
+        raise DataDirError(
+            f"data directory {config.agent_data_dir} does not exist (check agent.data_dir, or the file given"
+            " with --config)"
+        ) from None
+    except OSError as exc:
+        raise DataDirError(f"cannot lock {path}: {exc.strerror or exc} (run as root or the edge-agent user)") from None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:

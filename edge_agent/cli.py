@@ -6,6 +6,7 @@ import argparse
 import contextlib
 import json
 import logging
+import os
 import sqlite3
 import sys
 import time
@@ -17,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from edge_agent import __version__, reparse, replay
 from edge_agent.config import CONFIG_ENV, DEFAULT_CONFIG_PATH, AgentConfig, check_usable, config_path, load_config
 from edge_agent.credentials import Credentials, CredentialsError
-from edge_agent.keys import StoreMissing, require_store
+from edge_agent.keys import DataDirError, StoreMissing, require_store
 from shared.crypto import KeyFileError
 from shared.settings import ConfigError, specs
 
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
     from edge_agent.central_settings import Effective
 
 PROG = "edge-agent"
+EXIT_BROKEN_PIPE = 141  # as a shell reports a command killed by SIGPIPE
 # Commands that work on the outbox an agent has written: they refuse, creating nothing, when it is not there.
 STORE_COMMANDS = frozenset({"quarantine", "rotate-key", "reparse"})
 CONFIG_HELP = f"TOML settings file (default: ${CONFIG_ENV}, else {DEFAULT_CONFIG_PATH})"
@@ -71,6 +73,18 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one command; its exit status. A reader that closes our output early (`| head`) ends it quietly."""
+    try:
+        code = _main(argv)
+        sys.stdout.flush()  # a closed pipe shows here, inside the try, rather than at interpreter exit
+    except BrokenPipeError:
+        # Whatever is still buffered has nowhere to go; keep Python's exit flush from reporting it.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
+    return code
+
+
+def _main(argv: list[str] | None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "simulate-pos":
         from edge_agent.simulator import main_simulate
@@ -119,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     }[args.command]
     try:
         return handler(config, path, args)
-    except (CredentialsError, KeyFileError, StoreMissing) as exc:
+    except (CredentialsError, KeyFileError, StoreMissing, DataDirError) as exc:
         print(f"{PROG}: {exc}", file=sys.stderr)
         return 1
 

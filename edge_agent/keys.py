@@ -21,6 +21,10 @@ class StoreMissing(Exception):
     """The data directory, the outbox or its key is not there; the message says which and what to do."""
 
 
+class DataDirError(Exception):
+    """The data directory cannot be locked (gone, or not this user's); the message says which and why."""
+
+
 def missing_key_message(key_path: Path, outbox_path: Path) -> str:
     """What to say about an outbox whose key file is gone."""
     return (

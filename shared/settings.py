@@ -277,6 +277,10 @@ def load(
             raise ConfigError(source, None, "file not found") from None
         except PermissionError:
             raise ConfigError(source, None, "permission denied") from None
+        except IsADirectoryError:
+            raise ConfigError(source, None, "is a directory, not a settings file (give the TOML file's path)") from None
+        except OSError as exc:
+            raise ConfigError(source, None, f"cannot be read: {exc.strerror or exc}") from None
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(source, None, f"invalid TOML: {exc}") from None
         except UnicodeDecodeError:

@@ -157,3 +157,36 @@ def test_a_bad_central_url_in_the_environment_names_the_variable(tmp_path):
         "edge-agent: config error in environment: EDGE_SYNC_CENTRAL_URL: central's URL 'ftp://cdp.example.com'"
         " must start with http:// or https://, not ftp://"
     )
+
+
+def test_a_directory_given_as_the_settings_file_is_one_line_not_a_traceback(tmp_path):
+    for command in ("check-config", "status", "doctor"):
+        result = run("--config", str(tmp_path), command)
+        assert result.returncode == 2
+        assert result.stderr.strip() == (
+            f"edge-agent: config error in {tmp_path}: is a directory, not a settings file (give the TOML file's path)"
+        )
+
+
+def test_a_reader_that_closes_the_output_early_ends_the_command_quietly(tmp_path):
+    from edge_agent.status import write_status
+
+    health = {"state": "ok", "problem": "", "agent_version": "1", "queue_depth": 0, "captured": 0, "delivered": 0}
+    health |= {"dead_lettered": 0, "quarantined": 0}
+    write_status(tmp_path / "status.json", health, written_at=time.time(), interval=10)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EDGE_")} | {"EDGE_AGENT_DATA_DIR": str(tmp_path)}
+    for command in (["status"], ["status", "--json"], ["check-config"]):
+        reader, writer = os.pipe()
+        os.close(reader)  # as `edge-agent status | head -1` once head has its line and exits
+        try:
+            result = subprocess.run(
+                [str(BIN), *command],
+                stdout=writer,
+                stderr=subprocess.PIPE,
+                env=env | {"EDGE_POS_PORT": "loop://"},
+                timeout=60,
+            )
+        finally:
+            os.close(writer)
+        assert result.stderr == b"", result.stderr.decode()
+        assert result.returncode == 141
