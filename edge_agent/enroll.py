@@ -68,6 +68,11 @@ def enroll(
             f"{central_url}{ENROLL_PATH} answered {reply.status}: this is not central's address "
             "(check the URL, and the path if central sits behind a proxy)"
         )
+    if reply.status != 201 and reply.foreign:
+        # A web page, not central's API: the URL names a page under central (/console/) or something else.
+        raise EnrollError(
+            f"central at {central_url} answered {reply.status} to enrollment: {reply.body.decode('utf-8', 'replace')}"
+        )
     if reply.status != 201:
         raise EnrollError(
             f"central at {central_url} answered {reply.status} to enrollment: {_error_text(reply.body)} "

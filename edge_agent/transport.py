@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 from urllib.parse import urljoin, urlsplit
 
+import orjson
 import requests
 
 from edge_agent.central_url import check_central_url
@@ -32,11 +33,17 @@ class TransportError(Exception):
 
 @dataclass(frozen=True, slots=True)
 class Response:
-    """Central's answer: status, body and headers (looked up without regard to case)."""
+    """Central's answer: status, body and headers (looked up without regard to case).
+
+    ``foreign`` marks an error answer that is not central's JSON (a web page: a wrong path such as
+    /console/, or a proxy's error page); its ``body`` is then :func:`foreign_summary`'s one line,
+    so that no caller puts a page of HTML into a message or the log.
+    """
 
     status: int
     body: bytes
     headers: Mapping[str, str] = field(default_factory=dict)
+    foreign: bool = False
 
     def header(self, name: str) -> str | None:
         """The value of header ``name``, whatever its case, or None."""
@@ -45,6 +52,32 @@ class Response:
             if key.lower() == wanted:
                 return value
         return None
+
+
+def foreign_summary(content_type: str, body: bytes, limit: int = 200) -> str | None:
+    """One line about an answer that is not JSON (its type and first line, trimmed), or None if it is JSON.
+
+    At most ``limit`` bytes of UTF-8, as callers keep the first 200 bytes of an error body.
+    """
+    try:
+        orjson.loads(body)
+    except ValueError:
+        pass
+    else:
+        return None
+    kind = content_type.split(";")[0].strip()[:40] or "untyped"
+    text = body.decode("utf-8", "replace")
+    first = next((line.strip() for line in text.splitlines() if line.strip()), "")
+    advice = (
+        "check central's URL: it must be central's base address, e.g. https://cdp.example.com, "
+        "with no path such as /console/"
+    )
+    for keep in (60, 40, 20, 0):
+        shown = first if len(first) <= keep else first[: max(keep - 3, 0)] + "..."
+        line = f"not central's API but a {kind} answer" + (f" ({shown!r})" if shown else "") + f"; {advice}"
+        if len(line.encode()) <= limit:
+            return line
+    return f"not central's API but a {kind} answer; {advice}"[:limit]
 
 
 class Transport(Protocol):
@@ -106,6 +139,10 @@ class HttpTransport:
             raise TransportError(self.explain(exc, timeout)) from None
         if reply.is_redirect:
             raise TransportError(self._redirected(reply.status_code, path, reply.headers.get("Location", "")))
+        if reply.status_code >= 400 and content:
+            summary = foreign_summary(reply.headers.get("Content-Type", ""), content)
+            if summary is not None:
+                return Response(reply.status_code, summary.encode(), dict(reply.headers), foreign=True)
         return Response(reply.status_code, content, dict(reply.headers))
 
     def _redirected(self, status: int, path: str, location: str) -> str:

@@ -190,3 +190,20 @@ def test_a_reader_that_closes_the_output_early_ends_the_command_quietly(tmp_path
             os.close(writer)
         assert result.stderr == b"", result.stderr.decode()
         assert result.returncode == 141
+
+
+def test_enrolling_at_a_page_of_central_instead_of_its_base_address_says_to_check_the_url(tmp_path):
+    from tests.edge_agent.servers import raw_app, waitress_on_loopback
+    from tests.edge_agent.test_transport import CONSOLE_PAGE, HTML
+
+    with waitress_on_loopback(raw_app("400 BAD REQUEST", CONSOLE_PAGE, HTML)) as url:
+        result = run(
+            "enroll", "--central", f"{url}/console/", "--token", "t", env_extra={"EDGE_AGENT_DATA_DIR": str(tmp_path)}
+        )
+    assert result.returncode == 1
+    assert result.stderr.strip() == (
+        f"edge-agent: enrollment failed: central at {url}/console answered 400 to enrollment: not central's API but"
+        " a text/html answer ('<!doctype html>'); check central's URL: it must be central's base address, e.g."
+        " https://cdp.example.com, with no path such as /console/"
+    )
+    assert not (tmp_path / "credentials.json").exists()

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import logging
 import socket
 import time
 
 import pytest
 
 from edge_agent.central_url import CentralUrlError, check_central_url
+from edge_agent.outbox import Capture
+from edge_agent.sync import SyncJob
 from edge_agent.tls import TlsSettingError, parse_fingerprint
 from edge_agent.transport import HttpTransport, TransportError
+from shared.crypto import RequestSigner, new_signing_key
 from tests.edge_agent.servers import json_app, raw_app, waitress_on_loopback
 from tools.certs import issue, make_authority
 from tools.faultproxy import Fault, FaultProxy
@@ -197,3 +201,45 @@ def test_a_url_carrying_a_password_is_refused_without_repeating_it(url):
         check_central_url(url)
     assert "must not carry a user name or password" in str(info.value)
     assert "s3cret" not in str(info.value)
+
+
+# What central's console answers under /console/ to a request meant for its API: a whole HTML page.
+CONSOLE_PAGE = (
+    '<!doctype html>\n<html lang="zh-CN">\n<head>\n  <meta charset="utf-8">\n  <title>零售 CDP 控制台</title>\n'
+    "</head>\n<body>\n" + "  <p>请登录</p>\n" * 200 + "</body>\n</html>\n"
+).encode()
+HTML = [("Content-Type", "text/html; charset=utf-8")]
+
+
+def test_a_web_page_for_an_answer_becomes_one_line_naming_its_type_and_what_to_check():
+    app = raw_app("400 BAD REQUEST", CONSOLE_PAGE, HTML)
+    with waitress_on_loopback(app) as url:
+        reply = HttpTransport(url + "/console/").post("/api/v1/batches", b"{}", {}, 5)
+    assert reply.status == 400 and reply.foreign
+    assert reply.body.decode() == (
+        "not central's API but a text/html answer ('<!doctype html>'); check central's URL: it must be"
+        " central's base address, e.g. https://cdp.example.com, with no path such as /console/"
+    )
+    assert len(reply.body) <= 200  # what the sync job and the downlink keep of an error body
+
+
+def test_the_sync_warning_about_a_web_page_is_one_line_without_html(outbox, caplog):
+    outbox.append([Capture.of("pos.receipt", {"receipt_no": "R1", "total": "1.00"}, "2026-11-23T02:00:00Z")])
+    with waitress_on_loopback(raw_app("400 BAD REQUEST", CONSOLE_PAGE, HTML)) as url:
+        sync = SyncJob(outbox, HttpTransport(url + "/console/"), RequestSigner("dev_x", new_signing_key()[0]))
+        with caplog.at_level(logging.WARNING):
+            sync.run()
+        sync.close()
+    assert sync.status.last_error == (
+        "central answered 400: not central's API but a text/html answer ('<!doctype html>'); check central's URL:"
+        " it must be central's base address, e.g. https://cdp.example.com, with no path such as /console/"
+    )
+    [warning] = [r.getMessage() for r in caplog.records if "sync failed" in r.getMessage()]
+    assert "\n" not in warning and "<html" not in warning and "请登录" not in warning
+
+
+def test_central_s_own_json_errors_are_kept_as_they_are():
+    body = b'{"error": {"code": "invalid_batch", "message": "events must be a list"}}'
+    with waitress_on_loopback(raw_app("400 BAD REQUEST", body, [("Content-Type", "application/json")])) as url:
+        reply = HttpTransport(url).post("/api/v1/batches", b"{}", {}, 5)
+    assert (reply.status, reply.body, reply.foreign) == (400, body, False)
