@@ -2,8 +2,9 @@
 
 A member code that verifies shows the member masked (name 张*, phone 138****5678, or the member id
 with all but its last four characters hidden when the agent knows no more), the member's value tier
-and the coupons they can use; a refused code shows why, in Chinese and English. A payment code shows
-only that it was one: its digits never leave :mod:`edge_agent.parsing.scan`.
+and the coupons they can use; a refused code shows why, in Chinese and English. A coupon shows the
+till's verdict: accepted (campaign and value), or refused with the reason in both languages. A
+payment code shows only that it was one: its digits never leave :mod:`edge_agent.parsing.scan`.
 
 Central's ``member_cards`` job fills both: ``MemberCard.tier`` is the member's value tier (empty
 without profiling consent), and ``coupons`` come from a :class:`CouponSource`, by default the same
@@ -37,6 +38,24 @@ REASONS: dict[str, tuple[str, str]] = {
     "revoked": ("此会员的手机已停用，请会员重新登录", "The member's app key is revoked: ask them to sign in again"),
 }
 OTHER_REASON = ("会员码被拒绝", "Member code refused")
+
+# (中文, English) for each refusal reason of shared.coupon_code.REASONS, as the till's redemption gives them.
+COUPON_REASONS: dict[str, tuple[str, str]] = {
+    "not-a-coupon": ("这不是本公司的优惠券", "Not a coupon of this chain"),
+    "unknown-key": (
+        "无法识别的优惠券（非本公司签发，或本店尚未同步优惠券）",
+        "Unknown coupon: not issued by us, or this store has no coupons from HQ yet",
+    ),
+    "forged": ("优惠券无效：签名不符", "Forged coupon: the signature does not verify"),
+    "unknown-campaign": ("本店没有此优惠活动（可能尚未同步）", "Unknown campaign: this store has not received it yet"),
+    "not-this-store": ("此优惠券不适用于本店", "This coupon is not valid at this store"),
+    "revoked": ("此优惠券已被总部作废", "This coupon was withdrawn by HQ"),
+    "not-yet-valid": ("优惠活动尚未开始", "The campaign has not started yet"),
+    "expired": ("优惠券已过期", "Coupon expired"),
+    "used-here": ("此优惠券已在本店使用过", "Coupon already used at this store"),
+    "budget-exhausted": ("本店此活动的核销名额已用完", "This store's allowance for the campaign is used up"),
+}
+OTHER_COUPON_REASON = ("优惠券未能核销", "Coupon not accepted")
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,5 +133,15 @@ def scan_card(
     if scan.kind == "product":
         return {"kind": "product", "code": scan.gtin or scan.code or ""}
     if scan.kind == "coupon":
-        return {"kind": "coupon"}
+        coupon = outcome.coupon
+        if coupon is not None and coupon.accepted:
+            campaign = coupon.campaign
+            return {
+                "kind": "coupon",
+                "campaign": campaign.name if campaign is not None else "",
+                "value": campaign.value if campaign is not None else "",
+            }
+        reason = coupon.reason if coupon is not None and coupon.reason else "not-checked"
+        zh, en = COUPON_REASONS.get(reason, OTHER_COUPON_REASON)
+        return {"kind": "coupon-refused", "reason": reason, "zh": zh, "en": en}
     return {"kind": "unknown"}

@@ -122,3 +122,72 @@ def test_the_panel_shows_members_and_refused_codes_within_100_ms_of_the_scan(tmp
     connection.request("GET", "/events", headers={"Host": "panel.attacker.example"})
     refused = connection.getresponse()
     assert refused.status == 421  # a page elsewhere cannot read the stream through DNS rebinding
+
+
+def _browser(playwright):
+    return playwright.chromium.launch(
+        executable_path=str(CHROMIUM), args=["--headless", "--no-sandbox", "--disable-gpu"]
+    )
+
+
+def _panel_text(page) -> dict[str, str]:
+    return page.evaluate(
+        """() => {
+          const panel = document.getElementById("panel");
+          return {state: panel.dataset.state, reason: panel.dataset.reason, text: panel.innerText};
+        }"""
+    )
+
+
+def test_the_panel_shows_a_coupons_verdict_accepted_or_refused_with_its_reason(tmp_path):
+    if not CHROMIUM.exists():
+        unavailable(f"{CHROMIUM} is missing (./dev installs Debian's chromium)")
+    import time
+
+    from playwright.sync_api import sync_playwright
+
+    from edge_agent.config import load_config
+    from edge_agent.panel.cashier import CashierPanel
+    from edge_agent.till.counter import Till
+    from shared import coupon_code as cc
+    from shared.crypto import b64, new_signing_key
+
+    private, public = new_signing_key()
+    now = time.time()
+    period = {
+        "valid_from": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now - 3600)),
+        "valid_to": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now + 3600)),
+    }
+    campaign = {"id": 7, "name": "double-11", "value": "10.00", "offline_budget": 5, **period}
+    config = load_config(None, {}, {"agent.data_dir": str(tmp_path)}, check_required=False)
+    panel = CashierPanel("127.0.0.1", 0)
+    till = Till(config, "S041", lambda record: None, on_scan=panel.show)
+    till.redeemer.update({"coupons": {"key": b64(public), "campaigns": [campaign], "revoked": []}})
+    panel.start()
+    code = cc.make_code(private, public, 7, 1042)
+    try:
+        with sync_playwright() as playwright:
+            browser = _browser(playwright)
+            try:
+                page = browser.new_page()
+                page.goto(f"http://127.0.0.1:{panel.server.port}/")
+                page.wait_for_selector("footer[data-state=up]", timeout=5000)
+                till.scan(code, "scanner")
+                page.wait_for_selector("#panel[data-seq='1']", timeout=5000)
+                shown = _panel_text(page)
+                assert shown["state"] == "coupon" and "优惠券已核销 · Coupon accepted" in shown["text"], shown
+                assert "double-11 · 10.00" in shown["text"], shown
+                till.scan(code, "scanner")  # the same code again
+                page.wait_for_selector("#panel[data-seq='2']", timeout=5000)
+                shown = _panel_text(page)
+                assert (shown["state"], shown["reason"]) == ("coupon-refused", "used-here"), shown
+                assert "优惠券被拒绝 · Coupon refused" in shown["text"], shown
+                assert (
+                    "此优惠券已在本店使用过" in shown["text"] and "Coupon already used at this store" in shown["text"]
+                )
+                assert "double-11" not in shown["text"]
+            finally:
+                browser.close()
+    finally:
+        panel.stop()
+        till.stop()

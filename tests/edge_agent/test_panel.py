@@ -17,6 +17,7 @@ from edge_agent.panel.server import Hub, PanelError, PanelServer
 from edge_agent.panel.view import Coupon, Directory, scan_card
 from edge_agent.parsing.scan import classify
 from edge_agent.till.counter import Till
+from edge_agent.till.coupons import CouponVerdict
 from edge_agent.till.scans import ScanOutcome
 from shared.member_code import REASONS, STEP_SECONDS, Verdict
 from tools.panel_till import STORE, Chain
@@ -114,3 +115,55 @@ def test_a_scanned_member_shows_the_downlinks_masked_card_tier_and_coupons_not_t
     till.scan(chain.code("M-1001", now), "scanner")
     assert shown(2)["coupons"] == [{"title": "s041-only", "hint": "K9PA"}]
     till.redeemer.close()
+
+
+def test_every_coupon_refusal_reason_has_a_chinese_and_an_english_sentence():
+    from edge_agent.panel.view import COUPON_REASONS
+    from shared import coupon_code as cc
+
+    assert set(COUPON_REASONS) == set(cc.REASONS)
+    for reason in cc.REASONS:
+        card = scan_card(ScanOutcome(classify("CDPC1:AAAA"), None, None, CouponVerdict(reason, "detail for the log")))
+        assert card["kind"] == "coupon-refused" and card["reason"] == reason
+        assert card["zh"] and card["en"] and card["zh"] != card["en"]
+        assert not any("\u4e00" <= ch <= "\u9fff" for ch in card["en"])
+        assert any("\u4e00" <= ch <= "\u9fff" for ch in card["zh"])
+    assert len({COUPON_REASONS[r] for r in cc.REASONS}) == len(cc.REASONS)
+
+
+def test_a_scanned_coupon_shows_whether_the_till_accepted_it_and_why_not(tmp_path):
+    from edge_agent.till.coupons import DOCUMENT as COUPONS
+    from shared import coupon_code as cc
+    from shared.crypto import b64, new_signing_key
+
+    private, public = new_signing_key()
+    now = time.time()
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now - 3600))
+    until = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now + 3600))
+    campaigns = [
+        {"id": 7, "name": "double-11", "value": "10.00", "valid_from": stamp, "valid_to": until, "offline_budget": 5},
+        {"id": 8, "name": "s999-only", "value": "5.00", "valid_from": stamp, "valid_to": until, "offline_budget": 5,
+         "stores": ["S999"]},
+    ]  # fmt: skip
+    config = load_config(None, {}, {"agent.data_dir": str(tmp_path)}, check_required=False)
+    panel = CashierPanel("127.0.0.1", 0)
+    till = Till(config, STORE, lambda record: None, clock=lambda: now, on_scan=panel.show)
+    till.redeemer.update({COUPONS: {"key": b64(public), "campaigns": campaigns, "revoked": []}})
+    code = cc.make_code(private, public, 7, 1042)
+    forged = cc.CouponCode(cc.key_id(public), 7, 1043, b"\0" * 64).text()
+    scans = [code, code, forged, cc.make_code(private, public, 8, 1044)]
+    cards = []
+    for seq, payload in enumerate(scans, 1):
+        till.scan(payload, "scanner")
+        got = panel.hub.next_after(seq - 1, 1.0)
+        assert got is not None and got[0] == seq
+        cards.append({k: v for k, v in orjson.loads(got[1]).items() if k not in ("seq", "at")})
+    till.stop()
+    assert cards[0] == {"kind": "coupon", "campaign": "double-11", "value": "10.00"}
+    assert [(c["kind"], c["reason"]) for c in cards[1:]] == [
+        ("coupon-refused", "used-here"),
+        ("coupon-refused", "forged"),
+        ("coupon-refused", "not-this-store"),
+    ]
+    assert cards[1]["zh"] == "此优惠券已在本店使用过" and cards[1]["en"] == "Coupon already used at this store"
+    assert not any(code[6:20] in orjson.dumps(c).decode() for c in cards)  # the code itself is never shown

@@ -6,7 +6,8 @@ const HEADLINES = {
   rejected: "会员码被拒绝 · Member code refused",
   payment: "付款码（请在收银机上收款）· Payment code: take payment on the POS",
   product: "商品 · Product",
-  coupon: "优惠券 · Coupon",
+  coupon: "优惠券已核销 · Coupon accepted",
+  "coupon-refused": "优惠券被拒绝 · Coupon refused",
   unknown: "无法识别 · Not recognised",
 };
 
@@ -45,10 +46,15 @@ function show(card) {
     none.textContent = "无 · None";
     list.append(none);
   }
-  text("detail", card.kind === "product" ? card.code : "");
-  text("reason-zh", card.kind === "rejected" ? card.zh : "");
-  text("reason-en", card.kind === "rejected" ? card.en : "");
-  panel.dataset.reason = card.kind === "rejected" ? card.reason : "";
+  const refused = card.kind === "rejected" || card.kind === "coupon-refused";
+  const detail = {
+    product: card.code,
+    coupon: [card.campaign, card.value].filter(Boolean).join(" · "),
+  };
+  text("detail", detail[card.kind] || "");
+  text("reason-zh", refused ? card.zh : "");
+  text("reason-en", refused ? card.en : "");
+  panel.dataset.reason = refused ? card.reason : "";
   panel.dataset.state = card.kind;
   panel.dataset.seq = String(card.seq);
 }
