@@ -187,6 +187,7 @@ class Agent:
                 config.panel_host,
                 config.panel_port,
                 used_coupons=lambda serials: self.till.used_coupons(serials),
+                card_seconds=config.panel_card_seconds,
                 clock=clock,
             )
             if config.panel_port

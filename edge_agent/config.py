@@ -152,6 +152,14 @@ class AgentConfig:
         minimum=0,
         maximum=65535,
     )
+    panel_card_seconds: float = setting(
+        "panel.card_seconds",
+        120.0,
+        "Seconds the cashier panel shows a scan (a member's masked name, phone and coupons) before it goes back "
+        "to waiting; a page opened later gets the last scan only within this time.",
+        minimum=5,
+        maximum=3600,
+    )
     panel_host: str = setting(
         "panel.host",
         "127.0.0.1",

@@ -45,18 +45,28 @@ HEADERS = {
 }
 
 
+IDLE_CARD: dict[str, Any] = {"kind": "idle"}  # what the panel shows once a scan's card has expired
+
+
 class PanelError(Exception):
     """The panel cannot listen where its settings say (port taken, address not on this PC)."""
 
 
 class Hub:
-    """The last scan's card, and a way for each open stream to wait for the next one."""
+    """The last scan's card, and a way for each open stream to wait for the next one.
 
-    def __init__(self, *, clock: Callable[[], float] = time.time) -> None:
+    A card is the customer in front of the till *now*: ``card_seconds`` after it was published it
+    gives way to the idle card (the panel goes back to waiting), so neither an open page nor one
+    opened later keeps showing the previous customer's name, phone and coupons.
+    """
+
+    def __init__(self, *, clock: Callable[[], float] = time.time, card_seconds: float = 120.0) -> None:
         self.clock = clock
+        self.card_seconds = card_seconds
         self._changed = threading.Condition()
         self._seq = 0
         self._last = b""
+        self._expires_at: float | None = None
         self.closed = False
         # Event ids are "run.seq": a browser that reconnects after the agent restarted starts afresh.
         self.run = f"{int(clock() * 1000):x}"
@@ -64,15 +74,33 @@ class Hub:
     def publish(self, card: dict[str, Any]) -> int:
         """Make ``card`` the last scan; every open stream sends it at once. Returns its sequence number."""
         with self._changed:
-            self._seq += 1
-            self._last = orjson.dumps({"seq": self._seq, "at": round(self.clock(), 3), **card})
-            self._changed.notify_all()
-            return self._seq
+            return self._publish(card, self.card_seconds)
+
+    def _publish(self, card: dict[str, Any], lifetime: float | None) -> int:
+        now = self.clock()
+        self._seq += 1
+        self._last = orjson.dumps({"seq": self._seq, "at": round(now, 3), **card})
+        self._expires_at = None if lifetime is None else now + lifetime
+        self._changed.notify_all()
+        return self._seq
+
+    def _expire(self) -> None:
+        """Put the idle card in place of a card whose time is up (the caller holds the lock)."""
+        if self._expires_at is not None and self.clock() >= self._expires_at:
+            self._publish(IDLE_CARD, None)
 
     def next_after(self, seq: int, timeout: float) -> tuple[int, bytes] | None:
-        """The last card if it is newer than ``seq`` (waiting up to ``timeout``), else None."""
+        """The last card if it is newer than ``seq`` (waiting up to ``timeout``), else None.
+
+        A card whose time is up is replaced by the idle card first, so that is what a stream gets.
+        """
         with self._changed:
-            self._changed.wait_for(lambda: self._seq > seq or self.closed, timeout)
+            self._expire()
+            wait = timeout
+            if self._expires_at is not None:
+                wait = min(wait, max(0.0, self._expires_at - self.clock()))
+            self._changed.wait_for(lambda: self._seq > seq or self.closed, wait)
+            self._expire()
             return (self._seq, self._last) if self._seq > seq and not self.closed else None
 
     def close(self) -> None:

@@ -191,3 +191,44 @@ def test_the_panel_shows_a_coupons_verdict_accepted_or_refused_with_its_reason(t
     finally:
         panel.stop()
         till.stop()
+
+
+def test_the_panel_goes_back_to_waiting_when_a_card_expires(tmp_path):
+    if not CHROMIUM.exists():
+        unavailable(f"{CHROMIUM} is missing (./dev installs Debian's chromium)")
+    from playwright.sync_api import sync_playwright
+
+    from edge_agent.panel.cashier import CashierPanel
+
+    panel = CashierPanel("127.0.0.1", 0, card_seconds=1.0)
+    panel.start()
+    try:
+        with sync_playwright() as playwright:
+            browser = _browser(playwright)
+            try:
+                page = browser.new_page()
+                page.goto(f"http://127.0.0.1:{panel.server.port}/")
+                page.wait_for_selector("footer[data-state=up]", timeout=5000)
+                member = {"id": "**0042", "name": "张*", "phone": "138****5678", "tier": "loyal"}
+                panel.hub.publish(
+                    {"kind": "member", "member": member, "coupons": [{"title": "double-11", "hint": "7Q2X"}]}
+                )
+                page.wait_for_selector("#panel[data-state=member]", timeout=5000)
+                assert "138****5678" in _panel_text(page)["text"]
+                page.wait_for_selector("#panel[data-state=idle]", timeout=5000)
+                shown = _panel_text(page)
+                assert "等待扫码 · Waiting for a scan" in shown["text"], shown
+                assert (
+                    "张*" not in shown["text"]
+                    and "138****5678" not in shown["text"]
+                    and "double-11" not in shown["text"]
+                )
+                later = browser.new_page()  # a page opened after the card expired shows no customer either
+                later.goto(f"http://127.0.0.1:{panel.server.port}/")
+                later.wait_for_selector("footer[data-state=up]", timeout=5000)
+                later.wait_for_timeout(300)
+                assert "138****5678" not in _panel_text(later)["text"]
+            finally:
+                browser.close()
+    finally:
+        panel.stop()

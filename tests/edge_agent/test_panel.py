@@ -167,3 +167,69 @@ def test_a_scanned_coupon_shows_whether_the_till_accepted_it_and_why_not(tmp_pat
     ]
     assert cards[1]["zh"] == "此优惠券已在本店使用过" and cards[1]["en"] == "Coupon already used at this store"
     assert not any(code[6:20] in orjson.dumps(c).decode() for c in cards)  # the code itself is never shown
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_800_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+MEMBER_CARD = {"kind": "member", "member": {"id": "**1001", "name": "张*", "phone": "138****5678", "tier": ""}}
+
+
+def test_a_card_gives_way_to_the_idle_card_once_its_time_is_up():
+    clock = Clock()
+    hub = Hub(clock=clock, card_seconds=120)
+    hub.publish(MEMBER_CARD)
+    clock.now += 119
+    seq, data = hub.next_after(0, 0) or (0, b"")  # a page opened now still gets it
+    assert seq == 1 and orjson.loads(data)["kind"] == "member"
+    clock.now += 2
+    seq, data = hub.next_after(0, 0) or (0, b"")  # a page opened later gets the idle card, not the customer
+    assert seq == 2 and orjson.loads(data) == {"seq": 2, "at": clock.now, "kind": "idle"}
+    assert hub.next_after(1, 0) == (2, data)  # and so does a page that shows the card
+    assert hub.next_after(2, 0) is None  # the idle card does not expire
+    hub.publish({"kind": "payment"})
+    assert orjson.loads((hub.next_after(2, 0) or (0, b""))[1])["kind"] == "payment"
+
+
+def test_a_page_showing_a_card_is_sent_the_idle_card_when_it_expires():
+    hub = Hub(card_seconds=0.3)
+    hub.publish(MEMBER_CARD)
+    started = time.monotonic()
+    seq, data = hub.next_after(1, 5) or (0, b"")  # a stream waiting for the next scan
+    assert seq == 2 and orjson.loads(data)["kind"] == "idle"
+    assert 0.2 < time.monotonic() - started < 2
+
+
+def _first_event(port: int) -> dict[str, Any]:
+    """The first scan event a newly opened /events stream sends (none within a second: {})."""
+    with socket.create_connection(("127.0.0.1", port), timeout=1) as sock:
+        sock.sendall(b"GET /events HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        received = b""
+        try:
+            while b"\ndata: " not in received or not received.endswith(b"\n\n"):
+                chunk = sock.recv(65536)
+                if not chunk:
+                    break
+                received += chunk
+        except TimeoutError:
+            return {}
+    return dict(orjson.loads(received.split(b"\ndata: ", 1)[1].split(b"\n", 1)[0]))
+
+
+def test_a_page_opened_long_after_a_scan_is_not_sent_the_previous_customer():
+    clock = Clock()
+    server = PanelServer(Hub(clock=clock, card_seconds=120), "127.0.0.1", 0)
+    server.start()
+    try:
+        server.hub.publish(MEMBER_CARD)
+        assert _first_event(server.port)["member"]["name"] == "张*"  # within the card's time
+        clock.now += 600
+        first = _first_event(server.port)
+        assert first["kind"] == "idle" and "member" not in first
+    finally:
+        server.stop()

@@ -2,6 +2,7 @@
 "use strict";
 
 const HEADLINES = {
+  idle: "等待扫码 · Waiting for a scan",
   member: "会员 · Member",
   rejected: "会员码被拒绝 · Member code refused",
   payment: "付款码（请在收银机上收款）· Payment code: take payment on the POS",
