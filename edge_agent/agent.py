@@ -188,6 +188,7 @@ class Agent:
                 config.panel_port,
                 used_coupons=lambda serials: self.till.used_coupons(serials),
                 card_seconds=config.panel_card_seconds,
+                screen=config.panel_screen_address,
                 clock=clock,
             )
             if config.panel_port

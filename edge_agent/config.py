@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import codecs
+import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -163,8 +164,15 @@ class AgentConfig:
     panel_host: str = setting(
         "panel.host",
         "127.0.0.1",
-        "Address the cashier panel listens on; keep loopback unless its screen is another PC (then this PC's own "
-        "address: the panel answers only requests that name it).",
+        "Address the cashier panel listens on: a loopback address, unless panel.screen_address names another PC "
+        "that shows the panel (then this PC's address on that network, or `0.0.0.0`).",
+    )
+    panel_screen_address: str = setting(
+        "panel.screen_address",
+        "",
+        "IP address of another PC whose browser shows the cashier panel; the panel then answers that PC and this "
+        "one, no other. Empty: this PC only. The scans (masked names, phones, coupons) cross the network "
+        "unencrypted: use a cable or VLAN the shop's guests cannot reach.",
     )
     capture_fsync: bool = setting(
         "capture.fsync",
@@ -453,9 +461,44 @@ def load_config(
             check_central_url(config.sync_central_url)
         except CentralUrlError as exc:
             problems.append(_error("sync.central_url", str(exc), path, environ))
+    problems += _panel_problems(config, path, environ)
     if problems:
         raise ConfigError(problems[0].source, problems[0].key, problems[0].problem, problems[1:])
     return config
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` (an address, or ``localhost``) is this PC's loopback."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _panel_problems(config: AgentConfig, path: Path | None, environ: Mapping[str, str] | None) -> list[ConfigError]:
+    """The cashier panel shows customers (masked): on this PC only, unless a screen elsewhere is named."""
+    screen = config.panel_screen_address
+    if screen:
+        try:
+            ipaddress.ip_address(screen)
+        except ValueError:
+            problem = f"{screen!r} is not an IP address (e.g. 192.168.1.23)"
+            return [_error("panel.screen_address", problem, path, environ)]
+        return []
+    if not is_loopback(config.panel_host):
+        return [
+            _error(
+                "panel.host",
+                f"{config.panel_host!r} is not a loopback address: the panel shows customers' masked names and "
+                "phones, so it listens on this PC only (127.0.0.1); to show it on another PC, set "
+                "panel.screen_address to that PC's IP address",
+                path,
+                environ,
+            )
+        ]
+    return []
 
 
 def _error(name: str, problem: str, path: Path | None, environ: Mapping[str, str] | None) -> ConfigError:

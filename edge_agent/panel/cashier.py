@@ -30,10 +30,11 @@ class CashierPanel:
         coupons: CouponSource | None = None,
         used_coupons: Callable[[Collection[int]], Collection[int]] = lambda _serials: (),
         card_seconds: float = 120.0,
+        screen: str = "",
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.hub = Hub(clock=clock, card_seconds=card_seconds)
-        self.server = PanelServer(self.hub, host, port)
+        self.server = PanelServer(self.hub, host, port, screen=screen)
         self.directory = Directory()
         self.member_coupons = MemberCoupons(used_coupons) if coupons is None else None
         self.coupons: CouponSource | None = coupons if coupons is not None else self.member_coupons

@@ -7,13 +7,16 @@ on ``/events`` (``EventSource``, so no polling: the browser reconnects by itself
 
 Served by the standard library's ``ThreadingHTTPServer``: the agent's dependencies include no HTTP
 server, and a WSGI server would tie one worker to each open stream and buffer its writes (see
-docs/decisions/0054-cashier-panel.md). It listens on loopback unless ``panel.host`` says otherwise,
-answers only requests addressed to a name it listens on (a page on another site cannot reach it
-through DNS rebinding), and sends a Content-Security-Policy that allows only its own script.
+docs/decisions/0054-cashier-panel.md). It listens on loopback unless ``panel.screen_address`` names
+another PC that shows it, answers only this PC and that one (by the peer's address), and only
+requests addressed to a name it listens on (a page on another site cannot reach it through DNS
+rebinding), and sends a Content-Security-Policy that allows only its own script.
 """
 
 from __future__ import annotations
 
+import errno
+import ipaddress
 import logging
 import socket
 import threading
@@ -109,6 +112,20 @@ class Hub:
             self._changed.notify_all()
 
 
+def _listen_problem(host: str, port: int, exc: OSError) -> str:
+    """Why the panel cannot listen, naming the setting to change."""
+    reason = exc.strerror or str(exc)
+    if exc.errno == errno.EADDRNOTAVAIL or isinstance(exc, socket.gaierror):
+        return (
+            f"the cashier panel cannot listen on {host}:{port} ({reason}): panel.host {host} is not an address of"
+            " this PC; set panel.host to 127.0.0.1 (or to this PC's address on the screen's network)"
+        )
+    return (
+        f"the cashier panel cannot listen on {host}:{port} ({reason}); set panel.port to a free port, or to 0 to"
+        " turn the panel off"
+    )
+
+
 def _static(name: str) -> bytes:
     return resources.files("edge_agent.panel").joinpath("static", name).read_bytes()
 
@@ -116,7 +133,8 @@ def _static(name: str) -> bytes:
 class PanelServer:
     """Serves the panel for one hub on ``host:port`` from a thread of its own."""
 
-    def __init__(self, hub: Hub, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(self, hub: Hub, host: str = "127.0.0.1", port: int = 0, *, screen: str = "") -> None:
+        """``screen``: the one other PC (an IP address) allowed to show the panel; "" for this PC only."""
         self.hub = hub
         files = {path: (_static(name), kind) for path, (name, kind) in STATIC.items()}
         server = self
@@ -129,14 +147,22 @@ class PanelServer:
         try:
             self.httpd = ThreadingHTTPServer((host, port), Handler)
         except OSError as exc:
-            raise PanelError(
-                f"the cashier panel cannot listen on {host}:{port} ({exc.strerror or exc}); set panel.port to a"
-                " free port, or to 0 to turn the panel off"
-            ) from None
+            raise PanelError(_listen_problem(host, port, exc)) from None
         self.httpd.daemon_threads = True
         self.host, self.port = host, int(self.httpd.server_address[1])
         self.names = {host, "127.0.0.1", "localhost", "[::1]"}
+        self.screen = ipaddress.ip_address(screen) if screen else None
         self._thread = threading.Thread(target=self.httpd.serve_forever, name="panel", daemon=True)
+
+    def allows(self, peer: str) -> bool:
+        """Whether a connection from ``peer`` may see the panel: this PC (loopback), or the named screen."""
+        try:
+            address = ipaddress.ip_address(peer)
+        except ValueError:
+            return False
+        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+            address = address.ipv4_mapped
+        return address.is_loopback or address == self.screen
 
     @property
     def url(self) -> str:
@@ -169,8 +195,14 @@ class _Handler(BaseHTTPRequestHandler):
         pass  # no line per request; the agent logs state changes, not traffic
 
     def do_GET(self) -> None:
+        # The peer's address, not the Host header (which any client writes as it likes), says who is asking.
+        if not self.panel.allows(self.client_address[0]):
+            refusal = b"this panel answers only the till PC and panel.screen_address\n"
+            self._send(403, refusal, "text/plain; charset=utf-8")
+            return
         host = (self.headers.get("Host") or "").rsplit(":", 1)[0]
-        if host not in self.panel.names:
+        # The address this connection reached counts as a name of the panel (a screen PC names the till's address).
+        if host not in self.panel.names and host != self.connection.getsockname()[0]:
             self._send(421, b"this panel answers only on the till PC's own address\n", "text/plain; charset=utf-8")
             return
         path = self.path.split("?", 1)[0]

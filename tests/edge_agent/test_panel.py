@@ -20,6 +20,7 @@ from edge_agent.till.counter import Till
 from edge_agent.till.coupons import CouponVerdict
 from edge_agent.till.scans import ScanOutcome
 from shared.member_code import REASONS, STEP_SECONDS, Verdict
+from shared.settings import ConfigError
 from tools.panel_till import STORE, Chain
 
 
@@ -233,3 +234,73 @@ def test_a_page_opened_long_after_a_scan_is_not_sent_the_previous_customer():
         assert first["kind"] == "idle" and "member" not in first
     finally:
         server.stop()
+
+
+def _lan_address() -> str:
+    """This PC's address on its network (no packet is sent), or skip where it has none."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.connect(("192.0.2.1", 9))
+            address = probe.getsockname()[0]
+        except OSError:
+            address = ""
+    if not address or address.startswith("127."):
+        pytest.skip("this machine has no network address besides loopback")
+    return address
+
+
+def _get(panel: PanelServer, source: str, host_header: str, path: str = "/events") -> int:
+    """The status of a GET sent from ``source`` (a local address) to the panel, naming ``host_header``."""
+    with socket.create_connection((source, panel.port), timeout=5, source_address=(source, 0)) as sock:
+        sock.sendall(f"GET {path} HTTP/1.1\r\nHost: {host_header}\r\n\r\n".encode())
+        return int(sock.recv(64).split(b" ", 2)[1])
+
+
+def test_a_panel_on_every_address_answers_only_this_pc_and_the_named_screen_whatever_host_is_claimed():
+    lan = _lan_address()
+    unnamed = PanelServer(Hub(), "0.0.0.0", 0)  # noqa: S104  (bound widely, but no screen named)
+    unnamed.start()
+    try:
+        # A PC on the shop's network claiming to be the till itself is refused by its address.
+        assert _get(unnamed, lan, "127.0.0.1") == 403
+        assert _get(unnamed, lan, lan, "/") == 403
+        assert _get(unnamed, "127.0.0.1", "127.0.0.1", "/") == 200
+    finally:
+        unnamed.stop()
+    elsewhere = PanelServer(Hub(), "0.0.0.0", 0, screen="192.0.2.250")  # noqa: S104  (the screen is another PC)
+    elsewhere.start()
+    try:
+        # A PC on the shop's network claiming to be the till itself is still another PC.
+        assert _get(elsewhere, lan, "127.0.0.1") == 403
+        assert _get(elsewhere, "127.0.0.1", "127.0.0.1", "/") == 200
+    finally:
+        elsewhere.stop()
+    shown_on = PanelServer(Hub(), "0.0.0.0", 0, screen=lan)  # noqa: S104  (the screen: this address)
+    shown_on.start()
+    try:
+        assert _get(shown_on, lan, lan, "/") == 200  # it names the till's address, as its browser does
+        assert _get(shown_on, lan, "panel.attacker.example", "/") == 421  # DNS rebinding is still refused
+    finally:
+        shown_on.stop()
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "192.168.1.10", "tillpc"])  # noqa: S104
+def test_a_panel_host_that_is_not_loopback_needs_a_named_screen(host):
+    env = {"EDGE_POS_PORT": "loop://", "EDGE_PANEL_PORT": "8765", "EDGE_PANEL_HOST": host}
+    with pytest.raises(
+        ConfigError, match=f"EDGE_PANEL_HOST: '{host}' is not a loopback address: .*panel.screen_address"
+    ):
+        load_config(None, environ=env)
+    config = load_config(None, environ=env | {"EDGE_PANEL_SCREEN_ADDRESS": "192.168.1.23"})
+    assert (config.panel_host, config.panel_screen_address) == (host, "192.168.1.23")
+    with pytest.raises(ConfigError, match="EDGE_PANEL_SCREEN_ADDRESS: 'screen-pc' is not an IP address"):
+        load_config(None, environ=env | {"EDGE_PANEL_SCREEN_ADDRESS": "screen-pc"})
+    for loopback in ("127.0.0.1", "127.0.0.2", "localhost", "::1"):
+        assert load_config(None, environ=env | {"EDGE_PANEL_HOST": loopback}).panel_host == loopback
+
+
+def test_a_panel_host_this_pc_does_not_have_names_panel_host_not_panel_port():
+    with pytest.raises(PanelError) as refused:
+        PanelServer(Hub(), "192.0.2.123", 0)
+    assert "panel.host 192.0.2.123 is not an address of this PC; set panel.host to 127.0.0.1" in str(refused.value)
+    assert "panel.port" not in str(refused.value)
