@@ -23,6 +23,8 @@ LOCAL_ONLY = frozenset(
         "agent.data_dir",
         "capture.staging_dir",
         "pos.port",
+        "panel.host",  # who on the shop network may see the panel: decided at the PC, not from HQ
+        "panel.screen_address",
         "sync.central_url",
         "sync.ca_file",
         "sync.tls_fingerprint",

@@ -92,3 +92,14 @@ def test_a_number_central_sends_that_is_not_finite_is_ignored_with_its_reason_no
     )
     assert effective.applied == {"sync.batch_size": 100}
     assert "must be a finite number" in effective.ignored["sync.interval"]
+
+
+def test_hq_cannot_move_the_cashier_panel_onto_the_shop_network():
+    """Who on the shop network may see the panel's customer cards is decided at the PC, not by a
+    settings document from central."""
+    from edge_agent.central_settings import effective_config
+
+    sent = {"panel.host": "0.0.0.0", "panel.screen_address": "192.0.2.7", "sync.batch_size": 100}  # noqa: S104
+    effective = effective_config(None, sent, {"EDGE_POS_PORT": "loop://"})
+    assert effective.applied == {"sync.batch_size": 100}
+    assert set(effective.ignored) == {"panel.host", "panel.screen_address"}
