@@ -157,6 +157,7 @@ def cmd_load_events(args: argparse.Namespace) -> int:
                 clock=system_clock,
                 chunk_size=args.chunk_size,
                 max_ahead=timedelta(minutes=config.sources_max_ahead_minutes),
+                max_event_chars=config.ingest_max_event_bytes,
                 on_bad_line=bad_line,
                 on_chunk=chunk_done,
             )
