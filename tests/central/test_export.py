@@ -41,10 +41,9 @@ def graph(app, client, agent):
             "observed_at": "2026-11-22T10:00:00Z",
             "identifiers": {"phone": "13800139001", "member_card": "VIP0002"},
         },
-        {
+        {  # names no one: exported with an empty customer_id
             "event_id": "s-2",
-            "kind": "consent.given",
-            "payload": {"purpose": "marketing"},
+            "kind": "member.login",
             "observed_at": "2026-11-22T10:00:00Z",
         },
         {
