@@ -60,6 +60,23 @@ def redact(printed: PrintedReceipt, redactor: PanRedactor, keep: Container[str] 
     )
 
 
+def read_record(clean: PrintedReceipt, profiles: Sequence[Profile], only: str | None = None) -> ReceiptRecord:
+    """The sale the profiles read from a receipt whose card data is gone, or why there is none.
+
+    A receipt cut off at the parser's size limit is kept as ``receipt_too_large`` without reading a
+    sale from what is left of it; one without a sale that held a command no printer accepts, as
+    ``implausible_command``: garbage on the line, not a layout a profile should learn. The same
+    reasons hold when ``edge-agent reparse`` reads a quarantined receipt again.
+    """
+    if TOO_LARGE in clean.warnings:
+        return ReceiptRecord(clean, None, TOO_LARGE)
+    try:
+        return ReceiptRecord(clean, read_sale(clean.lines, profiles, only), None)
+    except SaleError as exc:
+        garbage = any(w.startswith(IMPLAUSIBLE) for w in clean.warnings)
+        return ReceiptRecord(clean, None, "implausible_command" if garbage else exc.reason)
+
+
 class ReceiptReader:
     """Feeds a printer stream through the parser and turns each receipt into a record."""
 
@@ -90,22 +107,16 @@ class ReceiptReader:
         return [self.record(p) for p in self.parser.close()]
 
     def record(self, printed: PrintedReceipt) -> ReceiptRecord:
-        """Redact one printed receipt and read its sale.
+        """Redact one printed receipt and read its sale (:func:`read_record`).
 
-        A receipt without a sale that held a command no printer accepts is kept as
-        ``implausible_command``: garbage on the line, not a layout a profile should learn. One cut
-        off at the parser's size limit is kept as ``receipt_too_large`` without reading a sale from
-        what is left of it. A receipt number that redaction took for a card number is given back
-        when no card network issues numbers starting like it (:meth:`receipt_number`).
+        A receipt number that redaction took for a card number is given back when no card network
+        issues numbers starting like it (:meth:`receipt_number`).
         """
         clean = redact(printed, self.redactor)
-        if TOO_LARGE in clean.warnings:
-            return ReceiptRecord(clean, None, TOO_LARGE)
-        try:
-            sale = read_sale(clean.lines, self.profiles, self.only)
-        except SaleError as exc:
-            garbage = any(w.startswith(IMPLAUSIBLE) for w in clean.warnings)
-            return ReceiptRecord(clean, None, "implausible_command" if garbage else exc.reason)
+        first = read_record(clean, self.profiles, self.only)
+        sale = first.sale
+        if sale is None:
+            return first
         keep = self.receipt_number(printed, clean, sale)
         if keep:
             again = redact(printed, self.redactor, keep)

@@ -23,9 +23,8 @@ from typing import Any
 from edge_agent.config import AgentConfig
 from edge_agent.outbox import Outbox
 from edge_agent.parsing.receipt_profile import Profile, ProfileError
-from edge_agent.parsing.receipt_sale import SaleError, read_sale
 from edge_agent.receipt_events import from_quarantine, receipt_record
-from edge_agent.receipt_reader import ReceiptRecord, configured_profiles, load_profiles
+from edge_agent.receipt_reader import configured_profiles, load_profiles, read_record
 from edge_agent.records import Capture, Record
 
 PROG = "edge-agent"
@@ -49,11 +48,7 @@ def reparse(outbox: Outbox, profiles: list[Profile], only: str | None = None, *,
         if found is None:
             continue  # a line-mode line or an unreadable row: nothing a profile can read
         printed, observed_at = found
-        try:
-            record = ReceiptRecord(printed, read_sale(printed.lines, profiles, only), None)
-        except SaleError as exc:
-            record = ReceiptRecord(printed, None, exc.reason)
-        result = receipt_record(record, observed_at, row.received_at)
+        result = receipt_record(read_record(printed, profiles, only), observed_at, row.received_at)
         if isinstance(result, Capture):
             # No source offset: the journal committed past this receipt when it was quarantined.
             records.append(Capture(result.kind, result.payload_json, result.observed_at))

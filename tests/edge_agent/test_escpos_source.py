@@ -249,3 +249,27 @@ def test_a_receipt_that_never_ends_is_quarantined_cut_off_and_the_next_one_is_a_
     assert isinstance(sale, Capture) and sale_fields(sale.payload()) == expected_payload(made, PanRedactor(KEY))[0]
     assert quarantined.offset == 2 + 48 * 65536 and sale.offset == quarantined.offset + len(made.data)
     source.journal.close()
+
+
+def test_reparse_keeps_garbage_and_cut_off_receipts_quarantined_with_their_reasons(tmp_path, sealer, outbox):
+    made = receipt(random.Random(43), cut=False, reset=True)
+    garbage = b"\x1b@HELLO\n\x1d8L\xff\xff\xff\xff0p"  # GS 8 L declaring about 4 GB of graphics
+    got = Collected()
+    source = escpos_source(tmp_path, sealer, "loop://", got, idle_gap=2.0)
+    source.feed(garbage)
+    source.feed(b"\x1b@")
+    # A whole receipt's text, then a runaway line: what is kept of it would read as that sale.
+    source.feed(made.data)
+    for _ in range(8):
+        source.feed(b"A" * 65536)
+    source.feed(b"\x1b@")
+    assert [r.reason for r in got.records if isinstance(r, Quarantined)] == [
+        "implausible_command",
+        "receipt_too_large",
+    ]
+    outbox.append(got.records)
+
+    outcome = reparse(outbox, PROFILES)
+    assert (outcome.sales, dict(outcome.still)) == (0, {"implausible_command": 1, "receipt_too_large": 1})
+    assert outbox.stats().quarantined == 2
+    source.journal.close()
