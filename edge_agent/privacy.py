@@ -119,18 +119,29 @@ class PanRedactor:
         numbers = (_digits(match) for match in _CANDIDATE.finditer(value))
         return {self._token(digits): digits for digits in numbers if luhn_valid(digits)}
 
-    def payload(self, value: Any) -> Any:
-        """A copy of a JSON-like value with every string redacted."""
+    def payload(self, value: Any, keep: Container[str] = ()) -> Any:
+        """A copy of a JSON-like value with every string's track data and CVV dropped and its card
+        numbers redacted (but card-shaped digits in ``keep``)."""
         if isinstance(value, str):
-            return self.text(value)
+            return self.text(drop_card_secrets(value), keep)
         if isinstance(value, dict):
-            return {k: self.payload(v) for k, v in value.items()}
+            return {k: self.payload(v, keep) for k, v in value.items()}
         if isinstance(value, list):
-            return [self.payload(v) for v in value]
+            return [self.payload(v, keep) for v in value]
         return value
 
+    def receipt_number(self, receipt_no: str) -> frozenset[str]:
+        """The card-shaped digits of a receipt number that no payment network issues cards like.
+
+        Redaction would take them for a card number (Luhn-valid, 13-19 digits); a field the till
+        names as the receipt number that starts like no issuer's cards (:func:`card_issuer_prefix`)
+        cannot be one, so it is given back wherever it is written. Anything else stays a token.
+        """
+        return frozenset(d for d in self.found(drop_card_secrets(receipt_no)).values() if not card_issuer_prefix(d))
+
     def raw(self, data: bytes) -> bytes:
-        """Redact card numbers in undecoded bytes: ASCII digits, and full-width ones in UTF-8 or GBK."""
+        """Drop track data and CVV codes and redact card numbers in undecoded bytes: ASCII digits, and
+        full-width ones in UTF-8 or GBK."""
 
         def swap(match: re.Match[bytes]) -> bytes:
             found = match.group(0)
@@ -142,6 +153,7 @@ class PanRedactor:
             digits = "".join(str(b & 0x0F) for b in found.replace(b"\xef\xbc", b"").replace(b"\xa3", b""))
             return self._replacement(digits).encode("utf-8") if luhn_valid(digits) else match.group(0)
 
+        data = drop_card_secrets_raw(data)
         return _CANDIDATE_BYTES.sub(swap, data) if len(data) >= 13 else data
 
 
@@ -161,9 +173,30 @@ _CVV = re.compile(
 )
 
 
+# The same in undecoded bytes: track data is ASCII in every encoding a till writes; the CVV's labels
+# and the full-width colon as UTF-8 and as GBK/GB18030 write them.
+_TRACK_BYTES = re.compile(_TRACK.pattern.encode("ascii"))
+_CVV_BYTES = re.compile(
+    b"(?:(?<![A-Za-z])(?:CVV2?|CVC2?|CID|CAV2)|"
+    + b"|".join(re.escape(word.encode(enc)) for word in ("安全码", "校验码") for enc in ("utf-8", "gb18030"))
+    + rb")\s*(?::|"
+    + b"|".join(re.escape("：".encode(enc)) for enc in ("utf-8", "gb18030"))
+    + rb")?\s*[0-9]{3,4}(?![0-9])",
+    re.IGNORECASE,
+)
+
+
 def drop_card_secrets(text: str) -> str:
     """Remove track data and CVV codes from ``text`` (run before PAN redaction: track 2 holds a PAN)."""
     if len(text) < 3:
         return text
     text = _TRACK.sub("[track data removed]", text)
     return _CVV.sub("[CVV removed]", text)
+
+
+def drop_card_secrets_raw(data: bytes) -> bytes:
+    """:func:`drop_card_secrets` for undecoded bytes (ASCII, UTF-8 or GBK/GB18030)."""
+    if len(data) < 3:
+        return data
+    data = _TRACK_BYTES.sub(b"[track data removed]", data)
+    return _CVV_BYTES.sub(b"[CVV removed]", data)

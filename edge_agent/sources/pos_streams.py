@@ -77,7 +77,7 @@ class LineStream:
                 raw = self._redactor.raw(piece.raw)
                 out.append(Quarantined(self._source, exc.reason, raw, self._clock(), piece.end))
                 continue
-            payload = self._redactor.payload(receipt.payload())
+            payload = self._redactor.payload(receipt.payload(), self._redactor.receipt_number(receipt.receipt_no))
             out.append(Capture.of("pos.receipt", payload, timestamp(self._clock), self._source, piece.end))
         return out
 

@@ -7,6 +7,7 @@ import threading
 import time
 import tty
 
+import orjson
 import pytest
 import serial
 
@@ -78,6 +79,31 @@ def test_card_numbers_never_reach_records(tmp_path, sealer):
     capture, quarantined = got.records
     assert "4111" not in capture.payload()["payment"].replace("…1111", "")
     assert b"4111111111111111" not in quarantined.raw
+
+
+def test_a_receipt_number_no_card_network_issues_is_kept_and_one_that_could_be_a_card_is_not(tmp_path, sealer):
+    got = Collected()
+    source = make_source(tmp_path, sealer, "loop://", got)
+    # Both pass the Luhn check; a number led by a year cannot be a card, one led by 4 can (Visa).
+    source.feed(b'{"receipt_no": "20261130000042116", "total": "1", "payment": "ref 20261130000042116"}\n')
+    source.feed(b"receipt_no=4111000000001238 total=2\n")
+    year_led, visa_led = (r.payload() for r in got.records)
+    assert year_led["receipt_no"] == "20261130000042116" and year_led["payment"] == "ref 20261130000042116"
+    assert visa_led["receipt_no"].startswith("[PAN …1238 #")
+
+
+def test_track_data_and_cvv_codes_never_reach_records(tmp_path, sealer):
+    got = Collected()
+    source = make_source(tmp_path, sealer, "loop://", got)
+    swipe = ";4111111111111111=25121010000012345678?"
+    item = {"sku": "6901028075831", "name": f"充值 {swipe}", "qty": "1", "unit_price": "1"}
+    line = {"receipt_no": "R1", "total": "1", "payment": "VISA CVV2: 123", "items": [item]}
+    source.feed(orjson.dumps(line) + b"\n")
+    source.feed(f"安全码：456 %B4111111111111111^DOE/JOHN^2512101000000? {swipe}\n".encode("gbk"))
+    capture, quarantined = got.records
+    assert capture.payload()["payment"] == "VISA [CVV removed]"
+    assert capture.payload()["items"][0]["name"] == "充值 [track data removed]"
+    assert quarantined.raw.decode("gbk") == "[CVV removed] [track data removed] [track data removed]"
 
 
 def test_an_overlong_line_is_quarantined_and_reading_resumes(tmp_path, sealer):
