@@ -207,6 +207,16 @@ class _Reader:
         self.lines = text.splitlines()
 
     def line_of(self, table: str, key: str | None) -> int | None:
+        """The line of ``key`` in ``[table]`` (or of the header), else of a ``[table.key]`` header."""
+        found = self._key_line(table, key)
+        if found is None and key is not None:
+            # A key written as a table of its own: [revue], [types.phone.extra], [[sources]].
+            dotted = re.escape(".".join(p for p in (table, key) if p))
+            header = re.compile(rf"^\s*\[\[?\s*{dotted}\s*[\].]")
+            found = next((n for n, line in enumerate(self.lines, start=1) if header.match(line)), None)
+        return found
+
+    def _key_line(self, table: str, key: str | None) -> int | None:
         header = re.compile(rf"^\s*\[\s*{re.escape(table)}\s*\]") if table else None
         inside = header is None
         for number, line in enumerate(self.lines, start=1):
@@ -215,9 +225,9 @@ class _Reader:
                 if key is None:
                     return number
                 continue
-            if inside and key is not None and re.match(rf"^\s*{re.escape(key)}\s*=", line):
+            if inside and key is not None and re.match(rf"^\s*{re.escape(key)}\s*[=.]", line):
                 return number
-            if inside and header is not None and re.match(r"^\s*\[", line):
+            if inside and re.match(r"^\s*\[", line):  # the next table (the top level ends at the first)
                 inside = False
         return None
 
