@@ -267,6 +267,7 @@ def load(
     values: dict[str, Any] = {}
     problems: list[ConfigError] = []
 
+    text: str | None = None
     if path is not None:
         source = str(path)
         try:
@@ -295,11 +296,13 @@ def load(
                 continue
             for key, value in _flatten({section: content}).items():
                 spec = by_name.get(key)
+                line = _key_line(text, key) or _section_line(text, section)
+                where = f"{source}:{line}" if line else source
                 if spec is None:
-                    problems.append(ConfigError(source, key, "unknown key" + _suggest(key, by_name)))
+                    problems.append(ConfigError(where, key, "unknown key" + _suggest(key, by_name)))
                     continue
                 with _collected(problems):
-                    values[key] = _coerce(spec, value, source, key)
+                    values[key] = _coerce(spec, value, where, key)
 
     env_names = {}
     for spec in table:
@@ -339,7 +342,12 @@ def load(
             problems.append(ConfigError(where, spec.name, missing))
     loaded = cls(**kwargs)
     if check is not None:
-        problems.extend(check(loaded))
+        for problem in check(loaded):
+            # A problem with a setting the file holds is said at its line, like the file's own.
+            line = _key_line(text, problem.key) if text is not None and problem.key else None
+            if line is not None and problem.source == str(path):
+                problem = ConfigError(f"{problem.source}:{line}", problem.key, problem.problem, problem.others)
+            problems.append(problem)
     if problems:
         first = problems[0]
         raise ConfigError(first.source, first.key, first.problem, problems[1:])
@@ -347,15 +355,40 @@ def load(
 
 
 def _section_line(text: str, section: str) -> int | None:
-    """The line of the TOML table header (``[section]``, ``[section.sub]``, ``[[section]]``) or dotted key
-    (``section.key = ...``) where ``section`` first appears in ``text``; None if it cannot be found."""
+    """The line of the TOML table header (``[section]``, ``[section.sub]``, ``[[section]]``), dotted key
+    (``section.key = ...``) or inline table (``section = {...}``) where ``section`` first appears in
+    ``text``; None if it cannot be found."""
     name = re.escape(section)
     quoted = f"(?:{name}|\"{name}\"|'{name}')"
-    pattern = re.compile(rf"^\s*(?:\[\[?\s*{quoted}\s*[.\]]|{quoted}\s*\.)")
+    pattern = re.compile(rf"^\s*(?:\[\[?\s*{quoted}\s*[.\]]|{quoted}\s*[.=])")
     for number, line in enumerate(text.splitlines(), start=1):
         if pattern.match(line):
             return number
     return None
+
+
+_HEADER = re.compile(r"^\s*\[\[?([^\]]+)\]")
+_ASSIGNMENT = re.compile(r"^\s*([A-Za-z0-9_\-.\"' ]+?)\s*=")
+
+
+def _key_line(text: str, key: str) -> int | None:
+    """The line that sets the dotted ``key`` in ``text``, under its table header or as a dotted key
+    (``[server]`` then ``port = 1``, or ``server.port = 1``); None if it cannot be found (an inline table)."""
+    table = ""
+    for number, line in enumerate(text.splitlines(), start=1):
+        header = _HEADER.match(line)
+        if header:
+            table = _dotted(header.group(1))
+            continue
+        assignment = _ASSIGNMENT.match(line)
+        if assignment and ".".join(p for p in (table, _dotted(assignment.group(1))) if p) == key:
+            return number
+    return None
+
+
+def _dotted(name: str) -> str:
+    """A TOML key or table name as one dotted string: ``"server" . port`` is ``server.port``."""
+    return ".".join(part.strip().strip("\"'") for part in name.split("."))
 
 
 @contextlib.contextmanager

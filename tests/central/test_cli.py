@@ -96,7 +96,7 @@ def test_a_config_error_is_one_line_and_exit_2(tmp_path):
         done = Cli(path).run(*subcommand)
         assert done.returncode == 2, subcommand
         assert one_line(done.stderr) == (
-            f"central-server: config error in {path}: server.port: expected an integer, got 'eighty'"
+            f"central-server: config error in {path}:2: server.port: expected an integer, got 'eighty'"
         )
 
 
@@ -106,8 +106,8 @@ def test_every_config_problem_is_reported_at_once_one_line_each(tmp_path):
     done = Cli(path).run("check-config")
     assert done.returncode == 2
     assert done.stderr.strip().splitlines() == [
-        f"central-server: config error in {path}: server.port: expected an integer, got 'eighty'",
-        f"central-server: config error in {path}: server.hots: unknown key (did you mean 'server.host'?)",
+        f"central-server: config error in {path}:2: server.port: expected an integer, got 'eighty'",
+        f"central-server: config error in {path}:3: server.hots: unknown key (did you mean 'server.host'?)",
     ]
 
 
@@ -123,9 +123,9 @@ def test_check_config_reports_a_bad_port_time_zone_registry_and_section_together
     assert done.returncode == 2
     assert done.stdout == ""
     assert done.stderr.strip().splitlines() == [
-        f"central-server: config error in {path}: server.port: must be from 1 to 65535; got 0",
+        f"central-server: config error in {path}:2: server.port: must be from 1 to 65535; got 0",
         f"central-server: config error in {path}:7: typo_section: unknown section",
-        f"central-server: config error in {path}: triggers.timezone: not an IANA time zone such as Asia/Shanghai",
+        f"central-server: config error in {path}:4: triggers.timezone: not an IANA time zone such as Asia/Shanghai",
         f"central-server: config error in {registry}: cannot read the identifier registry: No such file or directory",
     ]
 

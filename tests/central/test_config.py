@@ -104,7 +104,7 @@ def test_a_port_out_of_range_is_refused_with_the_key_and_the_file(tmp_path):
     path = write(tmp_path, "[server]\nport = 99999\n")
     with pytest.raises(ConfigError) as caught:
         load_config(path, environ={})
-    assert str(caught.value) == f"config error in {path}: server.port: must be from 1 to 65535; got 99999"
+    assert str(caught.value) == f"config error in {path}:2: server.port: must be from 1 to 65535; got 99999"
 
 
 def test_every_problem_of_the_file_and_environment_is_reported_at_once(tmp_path):
@@ -131,13 +131,14 @@ def test_every_problem_of_the_file_and_environment_is_reported_at_once(tmp_path)
     with pytest.raises(ConfigError) as caught:
         load_config(path, environ={"CENTRAL_LOG_LEVEL": "loud"})
     assert caught.value.lines == [
-        f"config error in {path}: server.port: must be from 1 to 65535; got 99999",
-        f"config error in {path}: server.hots: unknown key (did you mean 'server.host'?)",
+        f"config error in {path}:2: server.port: must be from 1 to 65535; got 99999",
+        f"config error in {path}:3: server.hots: unknown key (did you mean 'server.host'?)",
         f"config error in {path}:6: typo_section: unknown section",
         "config error in environment: CENTRAL_LOG_LEVEL: must be one of debug, info, warning, error; got 'loud'",
-        f"config error in {path}: database.url: unsupported database 'mysql'; use sqlite or postgresql",
-        f"config error in {path}: server.trusted_proxy: not an IP address (the proxy's own address, such as 127.0.0.1)",
-        f"config error in {path}: triggers.timezone: not an IANA time zone such as Asia/Shanghai",
+        f"config error in {path}:9: database.url: unsupported database 'mysql'; use sqlite or postgresql",
+        f"config error in {path}:4: server.trusted_proxy: not an IP address "
+        "(the proxy's own address, such as 127.0.0.1)",
+        f"config error in {path}:11: triggers.timezone: not an IANA time zone such as Asia/Shanghai",
         f"config error in {missing}: cannot read the identifier registry: No such file or directory",
     ]
 

@@ -55,8 +55,8 @@ def test_every_config_problem_is_reported_at_once_one_line_each(tmp_path):
     result = run("check-config", "--config", str(path))
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
-        f"edge-agent: config error in {path}: pos.baud: unknown key (did you mean 'pos.baudrate'?)",
-        f"edge-agent: config error in {path}: sync.interval: must be from 0.05 to 3600; got -1.0",
+        f"edge-agent: config error in {path}:3: pos.baud: unknown key (did you mean 'pos.baudrate'?)",
+        f"edge-agent: config error in {path}:5: sync.interval: must be from 0.05 to 3600; got -1.0",
     ]
 
 

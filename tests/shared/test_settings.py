@@ -78,9 +78,10 @@ def test_every_problem_is_reported_at_once_one_line_each(tmp_path):
     path = write(tmp_path, '[io]\nsped = 1\ntcp = 0\nmode = "raw"\n')
     with pytest.raises(ConfigError) as info:
         load(Example, path=path, env_prefix="EX_", environ={"EX_IO_FAST": "maybe", "EX_IO_SPEDD": "2"})
-    assert (info.value.source, info.value.key) == (str(path), "io.sped")  # the first, as before
+    assert (info.value.source, info.value.key) == (f"{path}:2", "io.sped")  # the first, at its line
     lines = info.value.lines
     assert len(lines) == 6 and all(line.startswith("config error in ") for line in lines), lines
+    assert [line.split(": ", 2)[0].rsplit(":", 1)[-1] for line in lines[:3]] == ["2", "3", "4"]
     assert [line.split(": ", 2)[1] for line in lines] == [
         "io.sped",
         "io.tcp",
@@ -89,6 +90,21 @@ def test_every_problem_is_reported_at_once_one_line_each(tmp_path):
         "EX_IO_FAST",
         "io.port",  # required and missing, said last
     ]
+
+
+def test_a_key_is_reported_at_its_line_under_its_table_or_as_a_dotted_key(tmp_path):
+    text = '# serial port\n[io]\n\n"port" = 70000\n\n[other]\nio.x = 1\n'
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as info:
+        load(Example, path=path, env_prefix="EX_", environ={})
+    assert [line.split(": ")[0] for line in info.value.lines] == [
+        f"config error in {path}:4",
+        f"config error in {path}:6",  # [other] is an unknown section, said once at its header
+    ]
+    inline = write(tmp_path, "io = { port = 70000 }\n")
+    with pytest.raises(ConfigError) as info:
+        load(Example, path=inline, env_prefix="EX_", environ={})
+    assert info.value.source == f"{inline}:1"  # an inline table: the line of its section
 
 
 def test_an_unknown_section_is_one_problem_at_its_line_even_when_empty(tmp_path):
