@@ -290,13 +290,13 @@ def load(
         for section, content in raw.items():
             if isinstance(content, dict) and section not in sections:
                 # One line for the whole section (an empty one too), at its header, not one per key in it.
-                line = _section_line(text, section)
+                line = section_line(text, section)
                 where = f"{source}:{line}" if line else source
                 problems.append(ConfigError(where, section, "unknown section" + _suggest(section, sections)))
                 continue
             for key, value in _flatten({section: content}).items():
                 spec = by_name.get(key)
-                line = _key_line(text, key) or _section_line(text, section)
+                line = key_line(text, key) or section_line(text, section)
                 where = f"{source}:{line}" if line else source
                 if spec is None:
                     problems.append(ConfigError(where, key, "unknown key" + _suggest(key, by_name)))
@@ -344,7 +344,7 @@ def load(
     if check is not None:
         for problem in check(loaded):
             # A problem with a setting the file holds is said at its line, like the file's own.
-            line = _key_line(text, problem.key) if text is not None and problem.key else None
+            line = key_line(text, problem.key) if text is not None and problem.key else None
             if line is not None and problem.source == str(path):
                 problem = ConfigError(f"{problem.source}:{line}", problem.key, problem.problem, problem.others)
             problems.append(problem)
@@ -354,7 +354,7 @@ def load(
     return loaded
 
 
-def _section_line(text: str, section: str) -> int | None:
+def section_line(text: str, section: str) -> int | None:
     """The line of the TOML table header (``[section]``, ``[section.sub]``, ``[[section]]``), dotted key
     (``section.key = ...``) or inline table (``section = {...}``) where ``section`` first appears in
     ``text``; None if it cannot be found."""
@@ -371,7 +371,7 @@ _HEADER = re.compile(r"^\s*\[\[?([^\]]+)\]")
 _ASSIGNMENT = re.compile(r"^\s*([A-Za-z0-9_\-.\"' ]+?)\s*=")
 
 
-def _key_line(text: str, key: str) -> int | None:
+def key_line(text: str, key: str) -> int | None:
     """The line that sets the dotted ``key`` in ``text``, under its table header or as a dotted key
     (``[server]`` then ``port = 1``, or ``server.port = 1``); None if it cannot be found (an inline table)."""
     table = ""

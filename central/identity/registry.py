@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from central.identity import normalizers
+from shared.settings import key_line, section_line
 
 WEAK = "weak"
 TYPE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,31}\Z")
@@ -204,32 +205,12 @@ class _Reader:
 
     def __init__(self, source: str, text: str) -> None:
         self.source = source
-        self.lines = text.splitlines()
+        self.text = text
 
     def line_of(self, table: str, key: str | None) -> int | None:
-        """The line of ``key`` in ``[table]`` (or of the header), else of a ``[table.key]`` header."""
-        found = self._key_line(table, key)
-        if found is None and key is not None:
-            # A key written as a table of its own: [revue], [types.phone.extra], [[sources]].
-            dotted = re.escape(".".join(p for p in (table, key) if p))
-            header = re.compile(rf"^\s*\[\[?\s*{dotted}\s*[\].]")
-            found = next((n for n, line in enumerate(self.lines, start=1) if header.match(line)), None)
-        return found
-
-    def _key_line(self, table: str, key: str | None) -> int | None:
-        header = re.compile(rf"^\s*\[\s*{re.escape(table)}\s*\]") if table else None
-        inside = header is None
-        for number, line in enumerate(self.lines, start=1):
-            if header is not None and header.match(line):
-                inside = True
-                if key is None:
-                    return number
-                continue
-            if inside and key is not None and re.match(rf"^\s*{re.escape(key)}\s*[=.]", line):
-                return number
-            if inside and re.match(r"^\s*\[", line):  # the next table (the top level ends at the first)
-                inside = False
-        return None
+        """The line that sets ``table.key`` (or opens ``[table]``), as a key or a table of its own."""
+        dotted = ".".join(p for p in (table, key) if p)
+        return (key_line(self.text, dotted) if key is not None else None) or section_line(self.text, dotted)
 
     def fail(self, table: str, key: str | None, reason: str) -> RegistryError:
         dotted = ".".join(p for p in (table, key) if p)
