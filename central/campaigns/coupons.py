@@ -133,7 +133,8 @@ def parse_value(text: str) -> Decimal:
         value = Decimal(text)
     except InvalidOperation:
         raise CouponError(f"value {text!r} is not an amount such as 10.00", "bad_amount", "value") from None
-    if not value.is_finite() or value <= 0 or value != value.quantize(Decimal("0.01")) or value >= 10**9:
+    # The bound first: quantizing a number of more digits than the context holds raises.
+    if not value.is_finite() or value <= 0 or value >= 10**9 or value != value.quantize(Decimal("0.01")):
         raise CouponError(f"value {text!r} must be a positive amount with at most 2 decimals", "bad_amount", "value")
     return value
 

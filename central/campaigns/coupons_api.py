@@ -39,6 +39,10 @@ def _time(doc: dict[str, Any], key: str) -> datetime:
 
 def _int(doc: dict[str, Any], key: str, default: int | None = None) -> int:
     value = doc.get(key, default)
+    if type(value) is float and value.is_integer() and abs(value) >= 2**63:
+        # A whole number past 64 bits, which the JSON parser reads as a float: out of every range the
+        # campaign checks, which then says which one.
+        return int(value)
     if type(value) is not int:
         raise ApiError(400, "invalid_request", f"{key} must be an integer")
     return value

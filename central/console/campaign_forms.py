@@ -38,7 +38,7 @@ EDIT_ROLES = (ADMIN, MARKETING)
 FORM_ACTIONS = ("coupon", "export")
 COUPON_FIELDS = ("name", "value", "valid_from", "valid_to", "max_redemptions", "offline_budget", "stores")
 MAX_FIELD = 2000
-_WHOLE = re.compile(r"-?\d{1,13}")
+_WHOLE = re.compile(r"-?\d+")  # any length: the campaign says which range a large one is out of
 # The forms' fields by name, as the refusal names the field at fault (a kind's parameters: PARAM_LABELS).
 FIELD_LABELS = {
     "name": N_("名称"),

@@ -149,6 +149,14 @@ COUPONS, TRIGGERS = "/console/campaigns/coupons/new", "/console/campaigns/trigge
             "valid_from must be an ISO 8601 time such as 2026-12-01T00:00+08:00",
         ),
         (COUPONS, {**COUPON, "max_redemptions": "x"}, "核销上限", "须为整数。", "max_redemptions must be an integer"),
+        (
+            COUPONS,
+            {**COUPON, "max_redemptions": "9" * 23},
+            "核销上限",
+            "须在 1 到 10^12 之间。",
+            "max_redemptions must be between 1 and 10^12",
+        ),
+        (COUPONS, {**COUPON, "value": "1e30"}, "面额（元）", "须为正数金额", "must be a positive amount"),
         (COUPONS, {**COUPON, "stores": "S001 S#1"}, "门店", "门店编号须为 1-32 个字符", "store id 'S#1'"),
         (COUPONS, {**COUPON, "name": "春季 券"}, "名称", "不含空格", "must be 1-128 characters"),
         (

@@ -165,6 +165,23 @@ def test_the_coupons_document_carries_key_campaigns_and_revocations(app, user_cl
     assert (error["code"], error["reason"], error["field"]) == ("coupon_refused", "bad_name", "name")
 
 
+def test_amounts_and_counts_past_any_bound_are_refused_with_the_range(app, user_client):
+    campaign = _campaign(user_client)
+    body = {k: campaign[k] for k in ("valid_from", "valid_to", "max_redemptions", "offline_budget", "stores")}
+    body["name"] = "too-much"
+    for field, value, reason, words in (
+        ("value", "1e30", "bad_amount", "positive amount"),
+        ("value", "1E+9999", "bad_amount", "positive amount"),
+        ("max_redemptions", 99999999999999999999, "bad_max_redemptions", "between 1 and 10^12"),
+        ("offline_budget", -99999999999999999999, "bad_offline_budget", "between 0 and 1,000,000"),
+    ):
+        data = json.dumps({"value": "10", **body, field: value})  # orjson writes no int past 64 bits
+        reply = user_client.post("/api/v1/coupons/campaigns", data=data, content_type="application/json")
+        assert reply.status_code == 400, (field, value, reply.get_data(as_text=True))
+        error = reply.get_json()["error"]
+        assert (error["reason"], error["field"]) == (reason, field) and words in error["message"], error
+
+
 def test_many_members_claim_in_one_request_and_keep_the_codes_they_had(app, user_client):
     campaign = _campaign(user_client)
     earlier = _issue(user_client, campaign["id"], "M2")
