@@ -56,8 +56,11 @@ def mask_name(name: str | None) -> str:
 
 
 # No digit boundaries: a mobile inside a longer run (a receipt number built from one) is masked too;
-# numbers written in groups (139 1234 5679, 139-1234-5679) as well.
-_MOBILE = re.compile(r"(1[3-9]\d)([ -]?)\d{4}([ -]?)(\d{4})")
+# numbers written in groups as well (139 1234 5679, 139-1234-5679, 139.1234.5679, 139/1234/5679), in
+# ASCII or in the full-width digits, spaces and punctuation a Chinese input method types (\d is any
+# decimal digit).
+_GROUP = r"([ \-./\u00a0\u3000\u2010-\u2014\uff0d\uff0e\uff0f]?)"
+_MOBILE = re.compile(rf"([1１][3-9３-９]\d){_GROUP}\d{{4}}{_GROUP}(\d{{4}})")
 
 
 def mask_text(text: str | None) -> str:

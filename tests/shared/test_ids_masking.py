@@ -65,3 +65,11 @@ def test_mobiles_inside_free_text_are_masked():
     assert mask_text("139 1234 5679") == "139 **** 5679"
     assert mask_text("R2026113812345678") == "R20261138****5678"  # inside a longer run too
     assert mask_text("") == "" and mask_text(None) == "" and mask_text("12345678901") == "12345678901"
+
+
+def test_mobiles_written_with_dots_slashes_or_full_width_characters_are_masked_in_text():
+    assert mask_text("call me 139.0000.1111 or 139/0000/1111") == "call me 139.****.1111 or 139/****/1111"
+    assert mask_text("手机：１３９　１２３４　５６７９") == "手机：１３９　****　５６７９"
+    assert mask_text("139．1234．5679、139－1234－5679") == "139．****．5679、139－****－5679"
+    assert mask_text("139-1234 5679") == "139-**** 5679"
+    assert mask_text("2026.11.30 12:00") == "2026.11.30 12:00"  # dates and times are not mobiles
