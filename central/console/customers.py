@@ -110,7 +110,8 @@ def customers() -> ResponseReturnValue:
         if unmasked() or (role() != CUSTOMER_SERVICE and _surname_only(query)):
             ids, next_after = find_by_name_prefix(db, query, RECENT, after)
         else:
-            ids = find_by_name(db, query)  # the whole name: one customer at a time, no pages to browse
+            # The whole name as written: one customer at a time, no pages to browse, no spellings to guess.
+            ids = find_by_name(db, query, spellings=unmasked())
         found = customer_rows(summaries_of(db, ids))
         record_audit("customers.search", f"name:{mask_name(query)}", after=after, returned=len(found))
     elif query:
@@ -135,6 +136,8 @@ def customers() -> ResponseReturnValue:
         kinds=SEARCH_KINDS,
         query=query,
         shown_query=query if unmasked() or kind == "name" else "",
+        # What the name search takes from this role: any start, spellings too; a surname; or a whole name.
+        name_hint="spellings" if unmasked() else "surname" if role() != CUSTOMER_SERVICE else "whole",
         found=found,
         problem=problem,
         recent=recent,

@@ -131,16 +131,22 @@ def find_by_name_prefix(
     return [int(r.customer_id) for r in shown], int(shown[-1].id) if len(rows) > limit else None
 
 
-def find_by_name(db: Session, name: str, limit: int = 50) -> list[int]:
-    """Live customers whose whole name is ``name`` (folded), at most ``limit``, newest first."""
+def find_by_name(db: Session, name: str, limit: int = 50, *, spellings: bool = True) -> list[int]:
+    """Live customers whose whole name is ``name`` (folded), at most ``limit``, newest first.
+
+    ``spellings=False`` compares with the names as written only, never with a Han name's pinyin or
+    initials: two to four letters of initials, or a few hundred syllables after a known surname, are
+    few enough guesses to read a masked name from whether its customer is found.
+    """
     key = search_key(name)
     if not key:
         return []
     postgres = db.get_bind().dialect.name == "postgresql"
+    compared = _compared(db, postgres, key) if spellings else KEY
     rows = db.scalars(
         select(_golden.c.customer_id)
         .join(Customer, Customer.id == _golden.c.customer_id)
-        .where(_golden.c.attribute == _NAME, _key(postgres, _compared(db, postgres, key)) == key)
+        .where(_golden.c.attribute == _NAME, _key(postgres, compared) == key)
         .where(Customer.merged_into.is_(None))
         .order_by(_golden.c.customer_id.desc())
         .limit(limit)
