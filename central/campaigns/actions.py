@@ -17,18 +17,20 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, NamedTuple, Protocol, TextIO
 from urllib.parse import urlsplit
 
 import orjson
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, func, select, text
 from sqlalchemy.orm import Session
 
 from central import bulk
 from central.campaigns.coupon_models import CouponCampaign, CouponCode
 from central.campaigns.models import PENDING, ExportEntry, TriggerCoupon, WebhookDelivery
 from central.csvfiles import SpreadsheetWriter
+from central.customers.consent_gate import consent_holds
+from central.identity.models import Customer
 from central.models import table
 
 
@@ -79,12 +81,26 @@ class ExportAction:
         return len(rows)
 
 
-def write_export(db: Session, trigger_id: int, out: TextIO) -> int:
-    """Write a trigger's export list to ``out`` as CSV (customer_id, occasion, added_at); the row count."""
+def write_export(db: Session, trigger: Any, today: date, out: TextIO) -> int:
+    """Write a trigger's export list to ``out`` as CSV (customer_id, occasion, added_at); the row count.
+
+    Only customers whom the trigger's purpose may still reach on its channel on ``today`` are written:
+    the consent gate's rule, the one the trigger fired under, asked again at download as a condition on
+    each row (as segment exports ask it), of the live customer the row's is now (itself, or the survivor
+    it was merged into). So a customer who withdrew since the trigger fired is left out.
+    """
     exports = table(ExportEntry)
+    # An alias: the gate's own queries read ``customers`` and must not be correlated with this one.
+    customer = table(Customer).alias("exported")
+    live = func.coalesce(customer.c.merged_into, customer.c.id)
+    reachable = consent_holds(trigger.params.get("purpose", "marketing"), trigger.params["channel"], today, live)
+    if db.get_bind().dialect.name == "postgresql":
+        # As for segment exports: compiling the statement (JIT) cost more than finding a long list's rows.
+        db.execute(text("SET LOCAL jit = off"))
     rows = db.execute(
         select(exports.c.customer_id, exports.c.occasion, exports.c.added_at)
-        .where(exports.c.trigger_id == trigger_id)
+        .join(customer, customer.c.id == exports.c.customer_id)
+        .where(exports.c.trigger_id == trigger.id, reachable)
         .order_by(exports.c.id)
         .execution_options(yield_per=10_000)
     )

@@ -146,13 +146,13 @@ def report(name: str) -> Response:
 @bp.get("/api/v1/triggers/<name>/export.csv")
 @web.roles(ADMIN, MARKETING)
 def export_csv(name: str) -> Response:
-    """The trigger's export list as CSV (customer_id, occasion, added_at); the download is audited."""
+    """The trigger's export list as CSV (customer_id, occasion, added_at), of those it may still reach; audited."""
     db = get_session()
     trigger = triggers.trigger_named(db, name)
     if trigger is None:
         raise ApiError(404, "not_found", f"no trigger {name!r}")
     out = io.StringIO()
-    count = write_export(db, trigger.id, out)
+    count = write_export(db, trigger, clock.today(), out)
     audit.record(
         db,
         at=clock.now(),

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from central import audit
 from central.campaigns import triggers
 from central.campaigns.actions import write_export
+from central.campaigns.triggers import local_today
 from central.cli import PROG, CliError, Command, existing_database, load
 from central.clock import system_clock
 
@@ -67,7 +68,8 @@ def cmd_run_job(args: argparse.Namespace) -> int:
 
 
 def cmd_trigger_export(args: argparse.Namespace) -> int:
-    """Write the customers a trigger added to its export list as CSV (customer_id, occasion, added_at)."""
+    """Write the customers a trigger added to its export list, and may still reach, as CSV (customer_id, occasion,
+    added_at)."""
     config, path = load(args)
     engine = existing_database(config, path)
     try:
@@ -77,7 +79,7 @@ def cmd_trigger_export(args: argparse.Namespace) -> int:
                 raise CliError(f"no trigger {args.name!r}", status=2)
             out = sys.stdout if args.out == "-" else Path(args.out).open("w", newline="", encoding="utf-8")  # noqa: SIM115
             try:
-                count = write_export(db, trigger.id, out)
+                count = write_export(db, trigger, local_today(system_clock(), config.triggers_timezone), out)
             finally:
                 if out is not sys.stdout:
                     out.close()

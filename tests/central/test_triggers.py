@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 from central import db as central_db
 from central.campaigns import triggers
 from central.campaigns.models import CONTROL, ExportEntry, TriggerOccasion
+from central.models import AuditLog
 from tests.central.consent_support import consent_event, customer_of, load, signup
 
 TZ = "Asia/Shanghai"
@@ -254,3 +255,46 @@ def test_a_name_with_a_trailing_line_break_is_refused(app, user_client):
     refused = user_client.post("/api/v1/triggers", json=body)
     assert refused.status_code == 400, refused.get_json()
     assert refused.get_json()["error"]["reason"] == "bad_name", refused.get_json()
+
+
+def _export_ids(client, name: str) -> list[int]:
+    reply = client.get(f"/api/v1/triggers/{name}/export.csv")
+    assert reply.status_code == 200, reply.get_data(as_text=True)
+    header, *rows = reply.get_data(as_text=True).splitlines()
+    assert header == "customer_id,occasion,added_at"
+    return [int(row.split(",")[0]) for row in rows]
+
+
+def test_the_export_list_leaves_out_customers_who_withdrew_since_the_trigger_fired(app, user_client):
+    from central.identity import merges
+    from central.identity.registry import load_registry
+
+    _declare(app, "birthday-list")
+    survivor = _customer(app, _in(200), consent=None)  # no birthday due, no decision of its own
+    stays, withdraws, merged = (_customer(app, _in(1)) for _ in range(3))
+    assert _evaluate(app)["fired"] == 3
+    assert _export_ids(user_client, "birthday-list") == [stays, withdraws, merged]
+
+    # A withdrawal after the firing: the next download leaves the customer out.
+    withdrawal = {"decisions": [{"purpose": "marketing", "granted": False, "id": "w1"}]}
+    assert user_client.post(f"/api/v1/customers/{withdraws}/consents", json=withdrawal).status_code == 201
+    assert _export_ids(user_client, "birthday-list") == [stays, merged]
+
+    # Merged away since: judged as the customer it is now, whose decisions now include its grant ...
+    with central_db.session_factory(app)() as db:
+        kept = merges.merge_customers(
+            db, load_registry(app.config["CENTRAL"]), survivor, merged, rule="review", now=NOW, operator="t"
+        )
+        db.commit()
+    assert kept == survivor
+    assert _export_ids(user_client, "birthday-list") == [stays, merged]
+    # ... until the survivor withdraws.
+    withdrawal = {"decisions": [{"purpose": "marketing", "channel": "sms", "granted": False, "id": "w2"}]}
+    assert user_client.post(f"/api/v1/customers/{survivor}/consents", json=withdrawal).status_code == 201
+    assert _export_ids(user_client, "birthday-list") == [stays]
+    # The download is audited with the rows it held.
+    with central_db.session_factory(app)() as db:
+        detail = db.scalars(
+            select(AuditLog.detail).where(AuditLog.action == "trigger.export").order_by(AuditLog.id.desc())
+        ).first()
+    assert detail == {"rows": 1}
