@@ -19,6 +19,7 @@ from central.campaigns.models import CONTROL, Trigger, TriggerOccasion
 from central.db import get_session
 from central.errors import ApiError
 from central.models import table
+from central.segments.fields import schema_for
 
 bp = Blueprint("campaigns", __name__)
 _triggers = table(Trigger)
@@ -146,11 +147,25 @@ def report(name: str) -> Response:
 @bp.get("/api/v1/triggers/<name>/export.csv")
 @web.roles(ADMIN, MARKETING)
 def export_csv(name: str) -> Response:
-    """The trigger's export list as CSV (customer_id, occasion, added_at), of those it may still reach; audited."""
+    """The trigger's export list as CSV (customer_id, occasion, added_at), of those it may still reach; audited.
+
+    Refused (403, reason ``withheld_field``) to a role shown a field only coarsely when the list gives that
+    field away: whom a birthday trigger fired for, and on which day, is each one's birthday.
+    """
     db = get_session()
     trigger = triggers.trigger_named(db, name)
     if trigger is None:
         raise ApiError(404, "not_found", f"no trigger {name!r}")
+    # What a role's segment rules may not read is what it may not learn of each customer here either.
+    withheld = triggers.revealed(trigger.kind, schema_for(web.current_policy().unmasked).withheld)
+    if withheld is not None:
+        raise ApiError(
+            403,
+            "forbidden",
+            f"your role sees {withheld} only in part, and the export list of {trigger.kind} trigger {name!r} gives"
+            f" each customer's {withheld} away in full (who was added on which day); an administrator can download it",
+            details={"reason": "withheld_field", "field": withheld},
+        )
     out = io.StringIO()
     count = write_export(db, trigger, clock.today(), out)
     audit.record(

@@ -15,6 +15,7 @@ from central.campaigns import triggers
 from central.campaigns.models import CONTROL, ExportEntry, TriggerOccasion
 from central.models import AuditLog
 from tests.central.consent_support import consent_event, customer_of, load, signup
+from tests.central.support import create_user, login, post_form
 
 TZ = "Asia/Shanghai"
 NOW = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)  # 10:00 in Shanghai
@@ -298,3 +299,36 @@ def test_the_export_list_leaves_out_customers_who_withdrew_since_the_trigger_fir
             select(AuditLog.detail).where(AuditLog.action == "trigger.export").order_by(AuditLog.id.desc())
         ).first()
     assert detail == {"rows": 1}
+
+
+def test_marketing_runs_birthday_triggers_but_may_not_read_whom_they_fired_for(app, user_client):
+    """Marketing sees birthdays as their year: the list of customers a birthday trigger fired for, with the day
+    each was added, would give the rest away (days_before 0, 1, 2 ... diffed recover every birthday)."""
+    create_user(app, "mia", role="marketing")
+    marketing = app.test_client()
+    assert login(marketing, "mia").status_code == 302
+    form = {"kind": "birthday", "channel": "sms", "purpose": "marketing", "action": "export", "control_percent": "0"}
+    for days in (0, 1):
+        created = post_form(
+            marketing,
+            "/console/campaigns/triggers/new",
+            {**form, "name": f"bday-{days}", "param_days_before": str(days)},
+        )
+        assert created.status_code == 302, created.get_data(as_text=True)
+    today, tomorrow = _customer(app, _in(0)), _customer(app, _in(1))
+    assert _evaluate(app)["fired"] == 3
+    for name in ("bday-0", "bday-1"):
+        refused = marketing.get(f"/api/v1/triggers/{name}/export.csv")
+        assert refused.status_code == 403, refused.get_data(as_text=True)
+        error = refused.get_json()["error"]
+        assert (error["code"], error["reason"], error["field"]) == ("forbidden", "withheld_field", "birthday")
+        assert "birthday" in error["message"]
+    # Administrators see birthdays in full, and the lists with them.
+    assert _export_ids(user_client, "bday-0") == [today]
+    assert sorted(_export_ids(user_client, "bday-1")) == sorted([today, tomorrow])
+    # Other kinds' occasions are purchases, tags and complaints marketing reads anyway: their lists stay open.
+    declared = triggers.check("second", "second_item", {"channel": "sms"}, "export", {}, 0.0)
+    with central_db.session_factory(app)() as db:
+        triggers.declare(db, declared, actor="test", now=NOW)
+        db.commit()
+    assert marketing.get("/api/v1/triggers/second/export.csv").status_code == 200

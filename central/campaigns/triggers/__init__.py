@@ -18,7 +18,7 @@ from central.campaigns.triggers.declaration import (
     trigger_named,
 )
 from central.campaigns.triggers.firing import CHUNK, evaluate, evaluate_all, in_control_group, local_today
-from central.campaigns.triggers.kinds import KINDS, MAX_DAYS_BEFORE, birthday_window
+from central.campaigns.triggers.kinds import KINDS, MAX_DAYS_BEFORE, birthday_window, revealed
 
 __all__ = [
     "CHUNK",
@@ -37,6 +37,7 @@ __all__ = [
     "evaluate_all",
     "in_control_group",
     "local_today",
+    "revealed",
     "set_enabled",
     "trigger_named",
 ]

@@ -21,7 +21,7 @@ consent or the ledger: :mod:`central.campaigns.triggers.firing` adds both.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -83,11 +83,26 @@ Candidates = Callable[[Mapping[str, Any], When], Select[Any]]
 
 @dataclass(frozen=True, slots=True)
 class Kind:
-    """A trigger kind: its own parameters (besides channel and purpose) and its candidates query."""
+    """A trigger kind: its own parameters (besides channel and purpose), its candidates query, and the customer
+    fields its list of customers gives away.
+
+    ``reveals`` names golden-record fields that whom it fired for, and on which day, tells about each customer:
+    a birthday trigger adds a customer the day their birthday enters its window, so its list holds every
+    birthday in full. Purchase times, tags and complaints, which the other kinds fire on, are shown to every
+    role that sees customers.
+    """
 
     name: str
     candidates: Candidates
     params: Mapping[str, Param] = field(default_factory=dict)
+    reveals: tuple[str, ...] = ()
+
+
+def revealed(kind: str, withheld: Collection[str]) -> str | None:
+    """The first of ``withheld`` (fields a role is shown only coarsely) that the customers a ``kind`` trigger
+    fired for would give away, or None when its list gives none of them away."""
+    found = KINDS.get(kind)
+    return next((name for name in found.reveals if name in withheld), None) if found else None
 
 
 def iso_instant(column: Any, postgres: bool) -> ColumnElement[str]:
@@ -218,7 +233,7 @@ def _complaint(params: Mapping[str, Any], when: When) -> Select[Any]:
 
 _DAYS_BEFORE = Param(3, 0, MAX_DAYS_BEFORE)
 KINDS: dict[str, Kind] = {
-    "birthday": Kind("birthday", _birthday, {"days_before": _DAYS_BEFORE}),
+    "birthday": Kind("birthday", _birthday, {"days_before": _DAYS_BEFORE}, reveals=("birthday",)),
     "second_item": Kind(
         "second_item",
         _second_item,
