@@ -10,9 +10,9 @@ PIP=1
 common_option() {
   USED=2
   case "$1" in
-    --prefix) PREFIX="$2" ;;
-    --etc-dir) ETC_DIR="$2" ;;
-    --state-dir) STATE_DIR="$2" ;;
+    --prefix) check_unit_path "$1" "${2:-}"; PREFIX="${2%/}" ;;
+    --etc-dir) check_unit_path "$1" "${2:-}"; ETC_DIR="${2%/}" ;;
+    --state-dir) check_unit_path "$1" "${2:-}"; STATE_DIR="${2%/}" ;;
     --user) SERVICE_USER="$2" ;;
     --no-systemd) SYSTEMD=0; USED=1 ;;
     --no-pip) PIP=0; USED=1 ;;
@@ -22,6 +22,18 @@ common_option() {
 
 say() { printf '%s: %s\n' "$PROG" "$*"; }
 die() { printf '%s: error: %s\n' "$PROG" "$*" >&2; exit 1; }
+
+# check_unit_path OPTION DIR: stop unless a systemd unit can name DIR (absolute; no spaces, quotes,
+# '#', '&', '%' or backslashes, which a unit line or the installer's substitution would read otherwise).
+check_unit_path() {
+  case "$2" in
+    /?*) ;;
+    *) die "$1 needs an absolute path, got '${2}'" ;;
+  esac
+  case "$2" in
+    *[[:space:]\"\'#\&%\\]*) die "$1 '$2': use a path without spaces, quotes, '#', '&', '%' or backslashes" ;;
+  esac
+}
 
 require_root() {
   [ "$(id -u)" -eq 0 ] || die "run me as root (sudo $0 ...)"
@@ -73,7 +85,19 @@ install_package() {
   fi
 }
 
-# install_unit NAME START: copy systemd/NAME.service with this prefix, then enable and (re)start it;
+# render_unit NAME: systemd/NAME.service for this prefix and these settings and data directories
+# (defaults /opt/retail-cdp, /etc/NAME and /var/lib/NAME). A data directory of its own is not
+# systemd's StateDirectory (which is always under /var/lib), only writable through ReadWritePaths.
+render_unit() {
+  local name="$1"
+  local etc="${ETC_DIR:-/etc/$name}" state="${STATE_DIR:-/var/lib/$name}"
+  local rules=(-e "s#/opt/retail-cdp#$PREFIX#g" -e "s#/etc/$name\([/ ]\|\$\)#$etc\1#g"
+    -e "s#/var/lib/$name\([/ ]\|\$\)#$state\1#g")
+  [ "$state" = "/var/lib/$name" ] || rules+=(-e '/^StateDirectory/d')
+  sed "${rules[@]}" "$SRC_DIR/systemd/$name.service"
+}
+
+# install_unit NAME START: install render_unit's unit, then enable and (re)start it;
 # START is the command to show where systemd is not available.
 install_unit() {
   local name="$1" START="$2" unit_dir="${UNIT_DIR:-/etc/systemd/system}"
@@ -85,7 +109,7 @@ install_unit() {
     say "systemd is not running here; unit not installed. Start it with: $START"
     return 0
   fi
-  sed "s#/opt/retail-cdp#$PREFIX#g" "$SRC_DIR/systemd/$name.service" > "$unit_dir/$name.service"
+  render_unit "$name" > "$unit_dir/$name.service"
   systemctl daemon-reload
   systemctl enable "$name.service" >/dev/null
   systemctl restart "$name.service"

@@ -1,0 +1,72 @@
+"""The installers' systemd units name the directories the installer was given, and uninstall finds them."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+COMMON = ROOT / "installers" / "common.sh"
+
+
+def bash(script: str, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["bash", "-c", f"set -euo pipefail; PROG=test; . {COMMON}; {script}"],
+        capture_output=True,
+        text=True,
+        env={"PATH": os.environ["PATH"], **env},
+        check=False,
+    )
+
+
+@pytest.mark.parametrize("name", ["edge-agent", "central-server"])
+def test_with_the_default_directories_the_unit_is_the_one_in_the_repository(name):
+    done = bash(f"render_unit {name}")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == (ROOT / "systemd" / f"{name}.service").read_text(encoding="utf-8")
+
+
+def test_the_unit_names_the_prefix_settings_and_data_directories_given():
+    done = bash(
+        "common_option --prefix /srv/cdp/; common_option --etc-dir /srv/etc/agent;"
+        " common_option --state-dir /srv/state/agent; render_unit edge-agent"
+    )
+    assert done.returncode == 0, done.stderr
+    unit = done.stdout
+    assert "Environment=EDGE_CONFIG=/srv/etc/agent/agent.toml\n" in unit
+    assert "ExecStart=/srv/cdp/venv/bin/edge-agent run\n" in unit
+    assert "ReadWritePaths=/srv/state/agent\n" in unit
+    # systemd's StateDirectory is always under /var/lib: a data directory elsewhere is not one.
+    assert "StateDirectory" not in unit and "/var/lib/edge-agent" not in unit and "/etc/edge-agent" not in unit
+    assert "RuntimeDirectory=edge-agent\n" in unit  # the staging directory in memory stays
+
+
+@pytest.mark.parametrize("path", ["srv/state", "/srv/my state", "/srv/a#b", "/srv/100%", ""])
+def test_a_directory_a_unit_cannot_name_stops_the_installer(path):
+    done = bash(f"common_option --state-dir '{path}'; echo went on")
+    assert done.returncode == 1 and "went on" not in done.stdout
+    assert done.stderr.startswith("test: error: --state-dir ")
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the uninstaller runs as root")
+def test_uninstall_purges_the_directories_the_installed_unit_names(tmp_path):
+    etc, state, units = tmp_path / "etc" / "agent", tmp_path / "state" / "agent", tmp_path / "units"
+    for folder in (etc, state, units):
+        folder.mkdir(parents=True)
+    (etc / "agent.toml").write_text("[pos]\n", encoding="utf-8")
+    (state / "outbox.db").write_bytes(b"x")
+    script = f"common_option --etc-dir {etc}; common_option --state-dir {state}; render_unit edge-agent"
+    (units / "edge-agent.service").write_text(bash(script).stdout, encoding="utf-8")
+    done = subprocess.run(
+        ["bash", str(ROOT / "installers" / "uninstall.sh"), "agent", "--purge"],
+        capture_output=True,
+        text=True,
+        env={"PATH": os.environ["PATH"], "UNIT_DIR": str(units)},
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert f"purged {etc} and {state}" in done.stdout
+    assert not etc.exists() and not state.exists()
