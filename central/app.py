@@ -21,7 +21,7 @@ from central.fleet import api as fleet_api
 from central.identity import api as identity_api
 from central.ingest import api as ingest_api
 from central.ingest import budget
-from central.params import RowIdConverter
+from central.params import CONVERTERS
 from central.presence import api as presence_api
 from central.segments import api as segments_api
 from central.sources import api as sources_api
@@ -36,9 +36,10 @@ def create_app(config: CentralConfig | None = None, *, test_config: dict[str, An
     if config is None:
         config = load_config(default_config_path())
     app = Flask(__name__)
-    # Every <int:...> in a path names a row: past a BIGINT no row exists, so no route matches (404),
-    # where the database would refuse to bind the number (a 500).
-    app.url_map.converters["int"] = RowIdConverter
+    # Every <int:...> or <int32:...> in a path names a row: past what its id column holds (a BIGINT,
+    # an INTEGER) no row exists, so no route matches (404), where the database would refuse to bind
+    # the number (a 500).
+    app.url_map.converters.update(CONVERTERS)
     app.jinja_env.trim_blocks = True
     app.jinja_env.lstrip_blocks = True
     # The directory holds the session secret and, with SQLite, personal data: owner only.

@@ -2,10 +2,11 @@
 
 Flask's ``int`` converter, argparse's ``type=int`` and ``int()`` accept any number of digits, while a
 BIGINT holds at most 2^63-1: SQLite cannot bind a larger integer and PostgreSQL refuses it, so an id
-or an offset past it ended a request in a 500 and a command in a traceback. Past that bound no row
-exists: a path does not match (404), a query parameter is a 400 naming its range, and a command's
-argument is a usage error naming its range (exit 2), which for an id of an INTEGER column ends at
-2^31-1, the most PostgreSQL holds in one.
+or an offset past it ended a request in a 500 and a command in a traceback. Most ids are INTEGER
+columns, which PostgreSQL holds in 32 bits: it refuses to bind 2^31 to one ("integer out of range"),
+so their bound is 2^31-1. Past the bound no row exists: a path does not match (404; ``<int32:...>``
+for an INTEGER id, ``<int:...>`` for a BIGINT one), a query parameter is a 400 naming its range,
+and a command's argument is a usage error naming its range (exit 2).
 """
 
 from __future__ import annotations
@@ -23,11 +24,37 @@ MAX_ROW_ID = 2**63 - 1
 MAX_INTEGER_ID = 2**31 - 1  # an INTEGER column's on PostgreSQL
 
 
+def _decimal_up_to(highest: int) -> str:
+    """A regular expression for the decimal numbers from 0 to ``highest``: fewer digits, or as many and
+    smaller at the first digit that differs; for 127, ``\\d{1,2}|[0-0]\\d{2}|1[0-1]\\d{1}|12[0-6]\\d{0}|127``."""
+    digits = str(highest)
+    shorter = [rf"\d{{1,{len(digits) - 1}}}"] if len(digits) > 1 else []
+    lower = [rf"{digits[:i]}[0-{int(d) - 1}]\d{{{len(digits) - i - 1}}}" for i, d in enumerate(digits) if d != "0"]
+    return "(?:" + "|".join([*shorter, *lower, digits]) + ")"
+
+
 class RowIdConverter(IntegerConverter):
     """``<int:...>`` for central's routes: a non-negative integer no larger than a BIGINT."""
 
+    highest = MAX_ROW_ID
+
     def __init__(self, url_map: Map, fixed_digits: int = 0, min: int | None = None, max: int | None = None) -> None:
-        super().__init__(url_map, fixed_digits=fixed_digits, min=min, max=MAX_ROW_ID if max is None else max)
+        bound = self.highest if max is None else max
+        super().__init__(url_map, fixed_digits=fixed_digits, min=min, max=bound)
+        # A larger number does not match the path at all, so it is a 404 for every method: refused only
+        # after matching, it would be a 405 where a rule for another method shares the path.
+        if not fixed_digits:
+            self.regex = _decimal_up_to(bound)
+
+
+class IntegerIdConverter(RowIdConverter):
+    """``<int32:...>``: the id of a row whose id column is an INTEGER (``customers.id``), at most 2^31-1."""
+
+    highest = MAX_INTEGER_ID
+
+
+CONVERTERS = {"int": RowIdConverter, "int32": IntegerIdConverter}
+"""The URL converters of central's routes, by name."""
 
 
 def int_param(name: str, default: int, lowest: int, highest: int = MAX_ROW_ID) -> int:

@@ -196,7 +196,7 @@ def create_coupon_campaign() -> ResponseReturnValue:
     return redirect(url_for("console.coupon_campaign", campaign_id=campaign.id))
 
 
-@bp.post("/campaigns/coupons/<int:campaign_id>/end")
+@bp.post("/campaigns/coupons/<int32:campaign_id>/end")
 @web.roles(*EDIT_ROLES)
 def end_coupon_campaign(campaign_id: int) -> ResponseReturnValue:
     """End a campaign now: tills refuse its codes from their next sync."""
@@ -316,21 +316,21 @@ def _switch(trigger_id: int, enabled: bool) -> ResponseReturnValue:
     return redirect(url_for("console.trigger", trigger_id=trigger_id))
 
 
-@bp.post("/campaigns/triggers/<int:trigger_id>/pause")
+@bp.post("/campaigns/triggers/<int32:trigger_id>/pause")
 @web.roles(*EDIT_ROLES)
 def pause_trigger(trigger_id: int) -> ResponseReturnValue:
     """Pause a trigger: the triggers job skips it until it is resumed."""
     return _switch(trigger_id, False)
 
 
-@bp.post("/campaigns/triggers/<int:trigger_id>/resume")
+@bp.post("/campaigns/triggers/<int32:trigger_id>/resume")
 @web.roles(*EDIT_ROLES)
 def resume_trigger(trigger_id: int) -> ResponseReturnValue:
     """Resume a paused trigger; occasions it fired on before stay fired."""
     return _switch(trigger_id, True)
 
 
-@bp.post("/campaigns/triggers/<int:trigger_id>/effect")
+@bp.post("/campaigns/triggers/<int32:trigger_id>/effect")
 @web.roles(*EDIT_ROLES)
 def refresh_effect(trigger_id: int) -> ResponseReturnValue:
     """Recompute the trigger's effect report now instead of at the ``reports`` job's next run."""
@@ -342,7 +342,7 @@ def refresh_effect(trigger_id: int) -> ResponseReturnValue:
     return redirect(url_for("console.trigger", trigger_id=trigger_id) + "#effect")
 
 
-@bp.post("/campaigns/coupons/<int:campaign_id>/tiers")
+@bp.post("/campaigns/coupons/<int32:campaign_id>/tiers")
 @web.roles(*EDIT_ROLES)
 def refresh_tiers(campaign_id: int) -> ResponseReturnValue:
     """Recompute the campaign's figures by value tier now instead of at the ``reports`` job's next run."""

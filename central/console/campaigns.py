@@ -55,7 +55,7 @@ def campaigns() -> ResponseReturnValue:
     )
 
 
-@bp.get("/campaigns/triggers/<int:trigger_id>")
+@bp.get("/campaigns/triggers/<int32:trigger_id>")
 @web.roles(*CAMPAIGN_ROLES)
 def trigger(trigger_id: int) -> ResponseReturnValue:
     """One trigger: its firings split into action and control group, and its effect report."""
@@ -74,7 +74,7 @@ def trigger(trigger_id: int) -> ResponseReturnValue:
     )
 
 
-@bp.get("/campaigns/coupons/<int:campaign_id>")
+@bp.get("/campaigns/coupons/<int32:campaign_id>")
 @web.roles(*CAMPAIGN_ROLES)
 def coupon_campaign(campaign_id: int) -> ResponseReturnValue:
     """One coupon campaign: its figures, and its redemption rate by value tier and by store."""

@@ -214,7 +214,7 @@ def _timeline(customer_id: int, cursor: timeline.Cursor | None) -> tuple[list[di
     return rows, found.next.encode() if found.next else None
 
 
-@bp.get("/customers/<int:customer_id>")
+@bp.get("/customers/<int32:customer_id>")
 @web.roles(*CUSTOMER_ROLES)
 def customer(customer_id: int) -> ResponseReturnValue:
     """The 360 view: identifiers, golden record, tags with why, consents, timeline; ledger and review for admins."""
@@ -277,7 +277,7 @@ def back_to_customer(customer_id: int, **outcome: Any) -> ResponseReturnValue:
     return redirect(url_for("console.customer", customer_id=customer_id, **outcome))
 
 
-@bp.post("/customers/<int:customer_id>/notes")
+@bp.post("/customers/<int32:customer_id>/notes")
 @web.roles(*SERVICE_ROLES)
 def add_note(customer_id: int) -> ResponseReturnValue:
     """Add a note, or file a complaint (``kind=complaint``), on a customer."""
@@ -307,7 +307,7 @@ def add_note(customer_id: int) -> ResponseReturnValue:
     return back_to_customer(customer_id, done=kind)
 
 
-@bp.post("/customers/<int:customer_id>/split")
+@bp.post("/customers/<int32:customer_id>/split")
 @web.roles(ADMIN)
 def split_customer(customer_id: int) -> ResponseReturnValue:
     """Undo one merge or link of the customer (a ledger row) by replaying its ledger without it."""
@@ -326,7 +326,7 @@ def split_customer(customer_id: int) -> ResponseReturnValue:
     return back_to_customer(customer_id, done="split")
 
 
-@bp.post("/customers/<int:customer_id>/identifiers/remove")
+@bp.post("/customers/<int32:customer_id>/identifiers/remove")
 @web.roles(ADMIN)
 def remove_identifier(customer_id: int) -> ResponseReturnValue:
     """Remove one of the customer's identifiers for good (a tombstone: it never links again)."""

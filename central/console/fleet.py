@@ -259,7 +259,7 @@ def create_source_key() -> ResponseReturnValue:
     )
 
 
-@bp.post("/fleet/source-keys/<int:key_id>/revoke")
+@bp.post("/fleet/source-keys/<int32:key_id>/revoke")
 @web.roles(ADMIN)
 def revoke_source_key(key_id: int) -> ResponseReturnValue:
     """Revoke a source key for good."""

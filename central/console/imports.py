@@ -67,7 +67,7 @@ def imports() -> ResponseReturnValue:
     )
 
 
-@bp.get("/imports/<int:import_id>")
+@bp.get("/imports/<int32:import_id>")
 @web.roles(ADMIN)
 def member_import(import_id: int) -> ResponseReturnValue:
     """One import: its report (rows by outcome, rejected rows by reason) and every run with its progress."""

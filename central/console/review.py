@@ -60,7 +60,7 @@ def review_queue() -> ResponseReturnValue:
     )
 
 
-@bp.post("/customers/review/<int:item_id>")
+@bp.post("/customers/review/<int32:item_id>")
 @web.roles(ADMIN)
 def decide(item_id: int) -> ResponseReturnValue:
     """Accept or reject a review item; back to the customer page it was decided on, or to the queue."""

@@ -56,7 +56,7 @@ def _merged(customer_id: int, survivor: int) -> Response:
     return response
 
 
-@bp.get("/api/v1/customers/<int:customer_id>")
+@bp.get("/api/v1/customers/<int32:customer_id>")
 @login_required
 def customer(customer_id: int) -> Response:
     """One customer's timeline: their last 20 receipts and last 20 store visits (member-app beacon, consented).
@@ -84,7 +84,7 @@ def customer(customer_id: int) -> Response:
     return jsonify({"customer": summary.to_json(), "receipts": [r.to_json() for r in receipts], "visits": visits})
 
 
-@bp.get("/api/v1/customers/<int:customer_id>/tags")
+@bp.get("/api/v1/customers/<int32:customer_id>/tags")
 @login_required
 def customer_tags(customer_id: int) -> Response:
     """A customer's purchase statistics (rolling windows as of today) and built-in tags with their inputs.

@@ -44,7 +44,7 @@ def _decision_json(row: Any) -> dict[str, Any]:
     }
 
 
-@bp.get("/api/v1/customers/<int:customer_id>/consents")
+@bp.get("/api/v1/customers/<int32:customer_id>/consents")
 @login_required
 def consents(customer_id: int) -> Response:
     """The customer's consent verdicts and decisions (a merged-away id answers for its survivor)."""
@@ -63,7 +63,7 @@ def consents(customer_id: int) -> Response:
     return jsonify(body)
 
 
-@bp.post("/api/v1/customers/<int:customer_id>/consents")
+@bp.post("/api/v1/customers/<int32:customer_id>/consents")
 @login_required
 def record_consents(customer_id: int) -> tuple[Response, int]:
     """Record decisions taken at the console or reported by an API client; 201 with what was new."""

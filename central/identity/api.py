@@ -104,7 +104,7 @@ def lookup() -> Response:
     return jsonify({"customer": _customer_json(db, _live(db, owner))})
 
 
-@bp.get("/customers/<int:customer_id>")
+@bp.get("/customers/<int32:customer_id>")
 @login_required
 def customer(customer_id: int) -> Response:
     """One customer's golden record and identifiers."""
@@ -115,7 +115,7 @@ def customer(customer_id: int) -> Response:
     return jsonify({"customer": _customer_json(db, row)})
 
 
-@bp.get("/customers/<int:customer_id>/identifiers")
+@bp.get("/customers/<int32:customer_id>/identifiers")
 @login_required
 def identifiers(customer_id: int) -> Response:
     """A customer's identifiers, masked."""
@@ -126,7 +126,7 @@ def identifiers(customer_id: int) -> Response:
     return jsonify({"identifiers": _identifiers(db, customer_id)})
 
 
-@bp.get("/customers/<int:customer_id>/ledger")
+@bp.get("/customers/<int32:customer_id>/ledger")
 @login_required
 def history(customer_id: int) -> Response:
     """Every ledger row naming the customer or a customer merged into it, oldest first."""
@@ -202,7 +202,7 @@ def review_items() -> Response:
     return jsonify({"items": [_item_json(i, blocked) for i in items], "total": total})
 
 
-@bp.post("/review/<int:item_id>/<decision>")
+@bp.post("/review/<int32:item_id>/<decision>")
 @login_required
 def decide(item_id: int, decision: str) -> Response:
     """Accept or reject a review item."""
@@ -224,7 +224,7 @@ def decide(item_id: int, decision: str) -> Response:
     return jsonify({"item": item_id, "status": done.status, "customer_id": done.customer_id, "also": list(done.also)})
 
 
-@bp.post("/customers/<int:customer_id>/split")
+@bp.post("/customers/<int32:customer_id>/split")
 @login_required
 def split_customer(customer_id: int) -> Response:
     """Undo one merge or link of a customer by replaying its ledger without it."""

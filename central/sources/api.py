@@ -242,7 +242,7 @@ def import_members() -> Response:
     return jsonify(answer)
 
 
-@bp.get("/api/v1/imports/<int:import_id>/report.csv")
+@bp.get("/api/v1/imports/<int32:import_id>/report.csv")
 @login_required
 def import_report(import_id: int) -> Response:
     """The per-row CSV report of an import."""

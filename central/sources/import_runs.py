@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import Select, func, insert, select, update
 from sqlalchemy.orm import Session, aliased
 
 from central.sources.models import ImportRow, ImportRun, MemberImport
@@ -79,16 +80,14 @@ class ImportSummary:
         return None if not total else min(100.0, 100.0 * self.rows_done / total)
 
 
-def list_imports(
-    db: Session, *, before: int | None = None, limit: int = PAGE
-) -> tuple[list[ImportSummary], int | None]:
-    """Imports newest first, after the cursor ``before`` (an import id); the next page's cursor or None."""
+def _summaries() -> Select[Any]:
+    """Every import newest first, with how many of its rows are done and its newest run."""
     done = select(func.count()).select_from(ImportRow).where(ImportRow.import_id == MemberImport.id).scalar_subquery()
     runs = aliased(ImportRun)
     newest = (
         select(func.max(runs.id)).where(runs.import_id == MemberImport.id).correlate(MemberImport).scalar_subquery()
     )
-    query = (
+    return (
         select(
             MemberImport.id,
             MemberImport.source,
@@ -104,8 +103,14 @@ def list_imports(
         )
         .outerjoin(ImportRun, ImportRun.id == newest)
         .order_by(MemberImport.id.desc())
-        .limit(limit + 1)
     )
+
+
+def list_imports(
+    db: Session, *, before: int | None = None, limit: int = PAGE
+) -> tuple[list[ImportSummary], int | None]:
+    """Imports newest first, after the cursor ``before`` (an import id); the next page's cursor or None."""
+    query = _summaries().limit(limit + 1)
     if before is not None:
         query = query.where(MemberImport.id < before)
     rows = [ImportSummary(*r) for r in db.execute(query)]
@@ -116,8 +121,9 @@ def list_imports(
 
 def get_import(db: Session, import_id: int) -> ImportSummary | None:
     """One import as listed, or None."""
-    found, _ = list_imports(db, before=import_id + 1, limit=1)
-    return found[0] if found and found[0].id == import_id else None
+    # Not a page before import_id + 1: past the last id an INTEGER holds, PostgreSQL refuses that number.
+    row = db.execute(_summaries().where(MemberImport.id == import_id)).first()
+    return None if row is None else ImportSummary(*row)
 
 
 def runs_of(db: Session, import_id: int) -> list[ImportRun]:

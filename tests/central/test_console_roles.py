@@ -62,7 +62,7 @@ XSS = "<script>alert(1)</script><img src=x onerror=alert(2)>"
 
 
 def _placeholders(rule: str) -> str:
-    rule = rule.replace("<int:customer_id>", "{customer}").replace("<int:item_id>", "{item}")
+    rule = rule.replace("<int32:customer_id>", "{customer}").replace("<int32:item_id>", "{item}")
     rule = rule.replace("/segments/<name>", "/segments/{segment}")
     return re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", rule)
 
