@@ -13,8 +13,10 @@ from typing import Any
 
 import orjson
 from flask import request
+from sqlalchemy.orm import QueryableAttribute
 
 from central.errors import ApiError
+from central.params import id_limit
 
 # A segment, a trigger, a coupon campaign, consents, a review decision: a few KiB each.
 MAX_JSON_BYTES = 64 * 1024
@@ -57,6 +59,15 @@ def json_object(limit: int = MAX_JSON_BYTES) -> dict[str, Any]:
     if not isinstance(doc, dict):
         raise ApiError(400, "invalid_request", "the body must be a JSON object")
     return doc
+
+
+def id_member(doc: dict[str, Any], name: str, column: QueryableAttribute[int], what: str) -> int:
+    """``doc[name]``, the id of ``what`` (a ledger row) in ``column``; 400 ``invalid_request`` naming the
+    range unless it is an integer the column holds (a larger one names no row, and cannot be bound)."""
+    value, highest = doc.get(name), id_limit(column)
+    if type(value) is not int or not 1 <= value <= highest:
+        raise ApiError(400, "invalid_request", f"{name} must be the integer id of {what}, from 1 to {highest}")
+    return value
 
 
 def too_large(what: str) -> ApiError:

@@ -4,9 +4,10 @@ Flask's ``int`` converter, argparse's ``type=int`` and ``int()`` accept any numb
 BIGINT holds at most 2^63-1: SQLite cannot bind a larger integer and PostgreSQL refuses it, so an id
 or an offset past it ended a request in a 500 and a command in a traceback. Most ids are INTEGER
 columns, which PostgreSQL holds in 32 bits: it refuses to bind 2^31 to one ("integer out of range"),
-so their bound is 2^31-1. Past the bound no row exists: a path does not match (404; ``<int32:...>``
-for an INTEGER id, ``<int:...>`` for a BIGINT one), a query parameter is a 400 naming its range,
-and a command's argument is a usage error naming its range (exit 2).
+so their bound is 2^31-1 (:func:`id_limit` reads it from the column). Past the bound no row exists:
+a path does not match (404; ``<int32:...>`` for an INTEGER id, ``<int:...>`` for a BIGINT one), a
+query parameter is a 400 naming its range, and a command's argument is a usage error naming its
+range (exit 2).
 """
 
 from __future__ import annotations
@@ -57,6 +58,26 @@ CONVERTERS = {"int": RowIdConverter, "int32": IntegerIdConverter}
 """The URL converters of central's routes, by name."""
 
 
+def id_limit(column: QueryableAttribute[int]) -> int:
+    """The largest id ``column`` (``Customer.id``) holds: 2^63-1 for a BIGINT, 2^31-1 for an INTEGER.
+
+    PostgreSQL stores an INTEGER in 32 bits and refuses a larger number; SQLite holds 64 everywhere,
+    but the schema is the same on both.
+    """
+    return MAX_ROW_ID if isinstance(column.type, BigInteger) else MAX_INTEGER_ID
+
+
+def whole_number(text: str, highest: int = MAX_ROW_ID) -> int | None:
+    """``text`` as a whole number from 0 to ``highest`` written in ASCII digits, else None.
+
+    ``str.isdigit`` also says yes to ``²`` and ``١٢``, which ``int()`` then refuses or reads.
+    """
+    if not (text.isascii() and text.isdigit()) or len(text) > len(str(highest)):
+        return None
+    value = int(text)
+    return value if value <= highest else None
+
+
 def int_param(name: str, default: int, lowest: int, highest: int = MAX_ROW_ID) -> int:
     """The query parameter ``name`` as an integer from ``lowest`` to ``highest``, or ``default`` when absent;
     anything else is a 400 naming the range."""
@@ -92,12 +113,8 @@ class WholeNumber:
 
 
 def id_argument(column: QueryableAttribute[int]) -> WholeNumber:
-    """An argparse ``type`` for ids of ``column`` (``Customer.id``): from 1 to the most its type holds.
-
-    BIGINT ids run to 2^63-1; INTEGER ids to 2^31-1, as PostgreSQL stores them in 32 bits and refuses
-    a larger number (SQLite holds 64 everywhere, but the schema is the same on both).
-    """
-    return WholeNumber(1, MAX_ROW_ID if isinstance(column.type, BigInteger) else MAX_INTEGER_ID)
+    """An argparse ``type`` for ids of ``column`` (``Customer.id``): from 1 to :func:`id_limit`."""
+    return WholeNumber(1, id_limit(column))
 
 
 ROW_COUNT = WholeNumber(1)

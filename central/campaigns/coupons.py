@@ -30,6 +30,7 @@ from central import audit, bulk
 from central.campaigns.coupon_models import CouponCampaign, CouponCode
 from central.fleet import downlink
 from central.models import table
+from central.params import id_limit, whole_number
 from shared import coupon_code
 from shared.crypto import b64, derive_key, public_key_of
 from shared.wire import format_time
@@ -252,9 +253,12 @@ def running_names(db: Session, now: datetime) -> list[str]:
 
 
 def _row(db: Session, ref: str) -> Any:
-    query = select(_campaigns)
-    query = query.where(_campaigns.c.id == int(ref)) if ref.isdigit() else query.where(_campaigns.c.name == ref)
-    row = db.execute(query).first()
+    if ref.isascii() and ref.isdigit():
+        # An id past what the column holds names no campaign (and PostgreSQL would refuse to bind it).
+        number = whole_number(ref, id_limit(CouponCampaign.id))
+        row = None if number is None else db.execute(select(_campaigns).where(_campaigns.c.id == number)).first()
+    else:
+        row = db.execute(select(_campaigns).where(_campaigns.c.name == ref)).first()
     if row is None:
         raise NotFound(f"no coupon campaign {ref!r} (coupons list shows them)")
     return row

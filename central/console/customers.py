@@ -24,6 +24,7 @@ from typing import Any
 
 from flask import abort, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
+from sqlalchemy.orm import QueryableAttribute
 
 from central import clock
 from central.accounts import web
@@ -59,6 +60,8 @@ from central.customers.queries import (
 )
 from central.db import get_session
 from central.identity import golden, history, resolve, split
+from central.identity.models import Customer, Identifier, LedgerEntry
+from central.params import id_limit, whole_number
 from shared.masking import mask_identifier, mask_name
 
 SEARCH_KINDS = ("phone", "member_card", "member_id", "name")
@@ -67,14 +70,23 @@ SERVICE_ROLES = (ADMIN, CUSTOMER_SERVICE)
 _MASKED_ATTRIBUTES = ("phone", "email", "address")
 
 
-def int_arg(name: str) -> int | None:
-    """A non-negative integer query parameter, None when absent; 400 for anything else."""
+def int_arg(name: str, highest: int) -> int | None:
+    """A query parameter from 0 to ``highest``, None when absent; 400 for anything else."""
     raw = request.args.get(name, "")
     if not raw:
         return None
-    if not raw.isdigit() or len(raw) > 18:
+    value = whole_number(raw, highest)
+    if value is None:
         abort(400)
-    return int(raw)
+    return value
+
+
+def id_field(name: str, column: QueryableAttribute[int]) -> int:
+    """The form field ``name``, an id of ``column``; 400 unless it is a number the column holds."""
+    value = whole_number(request.form.get(name, ""), id_limit(column))
+    if value is None:
+        abort(400)
+    return value
 
 
 def _surname_only(query: str) -> bool:
@@ -93,7 +105,7 @@ def customers() -> ResponseReturnValue:
     """Search by phone, card, member id or the start of a name; else the newest customers (not for customer service)."""
     kind = request.args.get("kind", "phone")
     query = request.args.get("q", "").strip()[:128]
-    after = int_arg("after")
+    after = int_arg("after", id_limit(Customer.id))  # or golden_attributes.id, an INTEGER as well
     if kind not in SEARCH_KINDS:
         abort(400)
     db = get_session()
@@ -311,17 +323,15 @@ def add_note(customer_id: int) -> ResponseReturnValue:
 @web.roles(ADMIN)
 def split_customer(customer_id: int) -> ResponseReturnValue:
     """Undo one merge or link of the customer (a ledger row) by replaying its ledger without it."""
-    raw = request.form.get("ledger_id", "")
-    if not raw.isdigit() or len(raw) > 18:
-        abort(400)
+    ledger_id = id_field("ledger_id", LedgerEntry.id)
     db = get_session()
-    now = clock.now()
+    now, who = clock.now(), operator_name()
     try:
-        result = split.split(db, customer_id, int(raw), now=now, operator=operator_name(), registry=identity_registry())
+        result = split.split(db, customer_id, ledger_id, now=now, operator=who, registry=identity_registry())
     except split.SplitError:
         db.rollback()
         return back_to_customer(customer_id, problem="split")
-    record_audit("identity.split", f"customer:{customer_id}", ledger_id=int(raw), customers=result.customers)
+    record_audit("identity.split", f"customer:{customer_id}", ledger_id=ledger_id, customers=result.customers)
     db.commit()
     return back_to_customer(customer_id, done="split")
 
@@ -330,11 +340,9 @@ def split_customer(customer_id: int) -> ResponseReturnValue:
 @web.roles(ADMIN)
 def remove_identifier(customer_id: int) -> ResponseReturnValue:
     """Remove one of the customer's identifiers for good (a tombstone: it never links again)."""
-    raw = request.form.get("identifier_id", "")
-    if not raw.isdigit() or len(raw) > 18:
-        abort(400)
+    identifier_id = id_field("identifier_id", Identifier.id)
     db = get_session()
-    held = history.identifier_of(db, customer_id, int(raw))
+    held = history.identifier_of(db, customer_id, identifier_id)
     if held is None:
         abort(404)
     taken_from = split.remove_identifier(db, held.kind, held.value, now=clock.now(), operator=operator_name())

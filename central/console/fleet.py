@@ -27,6 +27,8 @@ from central.db import get_session
 from central.fleet.devices import DeviceError, DeviceSummary, set_status
 from central.fleet.enrollment import STORE_ID_RE, TokenError, issue_token, page_tokens, revoke_token
 from central.fleet.health import find_device, page_devices, readings
+from central.fleet.models import EnrollToken
+from central.params import id_limit, whole_number
 from central.sources.events import SOURCE_RE
 from central.sources.keys import issue_key, list_keys, revoke_key
 
@@ -72,10 +74,6 @@ def _cursor(text: str) -> tuple[str, str] | None:
     return (store, device) if sep and STORE_ID_RE.match(store) and len(device) <= 64 else None
 
 
-def _int(text: str | None) -> int | None:
-    return int(text) if text and text.isdigit() and len(text) < 19 else None
-
-
 def _problem(message: str, status: int, back: str, exc: DeviceError | TokenError | None = None) -> ResponseReturnValue:
     detail, reason = (str(exc), exc.reason) if exc else (None, None)
     page = render_template("outcome.html", page="fleet", problem=message, detail=detail, reason=reason, back=back)
@@ -106,7 +104,9 @@ def fleet() -> ResponseReturnValue:
     stores = _stores()
     after = _cursor(request.args.get("after", ""))
     page = page_devices(db, now, _offline_after(), after=after, stores=stores)
-    tokens, older = page_tokens(db, now, before=_int(request.args.get("tokens_before")), stores=stores)
+    # A cursor that is not a token id is read as none: the first page.
+    before = whole_number(request.args.get("tokens_before", ""), id_limit(EnrollToken.id))
+    tokens, older = page_tokens(db, now, before=before, stores=stores)
     return render_template(
         "fleet.html",
         page="fleet",

@@ -22,9 +22,11 @@ from central.accounts.roles import ADMIN
 from central.console import bp
 from central.db import get_session
 from central.jobs import RUNNING, last_runs
+from central.params import id_limit, whole_number
 from central.scheduler import JOBS, daily_trigger
 from central.sources import import_runs
 from central.sources.import_report import OUTCOMES, rejected_reasons, totals
+from central.sources.models import MemberImport
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,7 +62,7 @@ def _jobs() -> list[JobLine]:
 def imports() -> ResponseReturnValue:
     """Legacy member imports (newest first, a page at a time) and every scheduled job's last run."""
     text = request.args.get("before", "")
-    before = int(text) if text.isdigit() and len(text) < 10 else None
+    before = whole_number(text, id_limit(MemberImport.id))
     found, older = import_runs.list_imports(get_session(), before=before)
     return render_template(
         "imports.html", page="imports", imports=found, older=older, jobs=_jobs(), now=clock.now(), first_page=not before

@@ -22,6 +22,8 @@ from central.console.review_items import blocked_types, identity_registry, revie
 from central.console.shown import operator_name
 from central.db import get_session
 from central.identity import history, review
+from central.identity.models import Customer, ReviewItem
+from central.params import id_limit, whole_number
 
 REVIEW_STATUSES = (review.OPEN, review.ACCEPTED, review.REJECTED)
 # Why a decision could not be made (ReviewError's code, without its type) as the page says it.
@@ -40,7 +42,7 @@ def review_queue() -> ResponseReturnValue:
     status = request.args.get("status", review.OPEN)
     if status not in REVIEW_STATUSES:
         abort(400)
-    after = int_arg("after")
+    after = int_arg("after", id_limit(ReviewItem.id))
     db = get_session()
     items, next_after = history.review_page(db, status, after, RECENT)
     record_audit("identity.review.list", status=status, after=after, returned=len(items))
@@ -67,8 +69,7 @@ def decide(item_id: int) -> ResponseReturnValue:
     decision = request.form.get("decision", "")
     if decision not in ("accept", "reject"):
         abort(400)
-    raw_customer = request.form.get("customer", "")
-    back_to = int(raw_customer) if raw_customer.isdigit() and len(raw_customer) <= 18 else None
+    back_to = whole_number(request.form.get("customer", ""), id_limit(Customer.id))
     db = get_session()
     now = clock.now()
     try:

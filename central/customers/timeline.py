@@ -23,6 +23,7 @@ from central.customers.models import CustomerNote
 from central.identity.models import LINKED, TRUSTED, Customer, EventCustomer, Identifier
 from central.ingest.models import Event
 from central.models import table
+from central.params import MAX_ROW_ID
 from central.presence.models import PresenceVisit
 
 PAGE = 50
@@ -69,6 +70,8 @@ class Cursor:
         if len(parts) != 3 or not all(p.isdigit() and len(p) <= 20 for p in parts):
             raise ValueError(f"not a timeline cursor: {text[:40]!r}")
         micros, rank, row = (int(p) for p in parts)
+        if row > MAX_ROW_ID:  # no row has it, and a database cannot bind it
+            raise ValueError(f"not a timeline cursor: {text[:40]!r}")
         at = datetime.fromtimestamp(micros // 1_000_000, UTC).replace(microsecond=micros % 1_000_000)
         return cls(at, rank, row)
 

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from central import audit, clock
 from central.auth import actor_name, login_required
-from central.bodies import json_object
+from central.bodies import id_member, json_object
 from central.db import get_session
 from central.errors import ApiError
 from central.identity import golden, health, review, split
@@ -228,10 +228,7 @@ def decide(item_id: int, decision: str) -> Response:
 @login_required
 def split_customer(customer_id: int) -> Response:
     """Undo one merge or link of a customer by replaying its ledger without it."""
-    body = json_object()
-    ledger_id = body.get("ledger_id")
-    if not isinstance(ledger_id, int) or isinstance(ledger_id, bool):
-        raise ApiError(400, "invalid_request", "ledger_id must be the integer id of a ledger row")
+    ledger_id = id_member(json_object(), "ledger_id", LedgerEntry.id, "a ledger row")
     db = get_session()
     try:
         result = split.split(db, customer_id, ledger_id, now=clock.now(), operator=actor_name(), registry=_registry())

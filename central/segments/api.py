@@ -25,10 +25,11 @@ from central.config import CentralConfig
 from central.customers.rules import Schema
 from central.db import get_session
 from central.errors import ApiError
-from central.params import int_param
+from central.params import id_limit, int_param
 from central.segments import definitions, evaluation, exports
 from central.segments.definitions import Draft, SegmentError
 from central.segments.fields import schema_for
+from central.segments.models import SegmentMember
 from shared.wire import format_time
 
 bp = Blueprint("segments", __name__)
@@ -213,7 +214,7 @@ def evaluate(name: str) -> Response:
 def members(name: str) -> Response:
     """Members at the last evaluation by customer id (``after``, ``limit``): ids and entry times only."""
     row = _segment(name)
-    after = int_param("after", 0, 0)
+    after = int_param("after", 0, 0, id_limit(SegmentMember.customer_id))
     rows = evaluation.members_page(get_session(), row.id, after, _limit())
     _audit("segment.members", f"segment:{name}", returned=len(rows))
     get_session().commit()
