@@ -17,7 +17,7 @@ from edge_agent.diskspace import inspect_disk
 from edge_agent.downlink import DOWNLINK_PATH
 from edge_agent.downlink import STATE_FILE as DOWNLINK_STATE_FILE
 from edge_agent.journal import inspect_journal
-from edge_agent.keys import StoreMissing, missing_key_message, read_outbox_key, require_store
+from edge_agent.keys import StoreMissing, find_outbox_key, require_store
 from edge_agent.outbox import Outbox
 from edge_agent.parsing.receipt_profile import ProfileError
 from edge_agent.presence.radios import doctor_checks as presence_checks
@@ -43,16 +43,17 @@ Check = tuple[bool, str]
 def open_outbox(config: AgentConfig) -> Outbox:
     """Open the outbox for inspection (read-mostly; safe beside a running agent).
 
-    The key comes from where the agent takes it: the systemd credential when present, else the file.
-    Raises StoreMissing, never creating anything, when the data directory, the outbox or its key is missing.
+    The key comes from where the agent takes it: the systemd credential when present, else the file
+    (or the new key of a rotation that committed and is not finished). Raises StoreMissing, never
+    creating anything, when the data directory, the outbox or its key is missing, and OutboxKeyError
+    when no key at hand opens the outbox.
     """
-    require_store(config)
-    key, _source = read_outbox_key(config.key_path, config.outbox_path)
+    found = require_store(config)
     try:
         store_id = Credentials.load(config.credentials_path).store_id
     except CredentialsError:
         store_id = ""
-    return Outbox(config.outbox_path, Sealer(key), store_id)
+    return Outbox(config.outbox_path, Sealer(found.key), store_id)
 
 
 def _mode(path: Path) -> int:
@@ -95,19 +96,8 @@ def run_checks(config: AgentConfig, *, path: Path | None = None) -> list[Check]:
         creds = None
 
     committed = 0
-    key_ok = False
-    try:
-        _key, source = read_outbox_key(config.key_path, config.outbox_path)
-    except StoreMissing:
-        if config.outbox_path.exists():
-            checks.append((False, missing_key_message(config.key_path, config.outbox_path)))
-        else:
-            checks.append((True, f"no outbox yet in {data_dir}: the agent creates it and its key when it first runs"))
-    except KeyFileError as exc:
-        checks.append((False, str(exc)))
-    else:
-        key_ok = True
-        checks.append((True, f"outbox key {source.path} mode {_mode(source.path):04o}"))
+    key_check, key_ok = outbox_key_check(config)
+    checks.append(key_check)
     if config.outbox_path.exists() and key_ok:
         try:
             outbox = open_outbox(config)
@@ -172,6 +162,35 @@ def run_checks(config: AgentConfig, *, path: Path | None = None) -> list[Check]:
     if creds is not None:
         checks.extend(central_checks(config, config.sync_central_url or creds.central_url, creds))
     return checks
+
+
+def outbox_key_check(config: AgentConfig) -> tuple[Check, bool]:
+    """Which key opens the outbox, found as the agent will find it; and whether there is an outbox it opens."""
+    try:
+        found = find_outbox_key(config.key_path, config.outbox_path, config.journal_dir)
+    except (StoreMissing, KeyFileError) as exc:
+        return (False, str(exc)), False
+    if found is None:
+        if config.outbox_path.exists():
+            return (True, f"outbox {config.outbox_path} holds nothing yet: the agent makes its key when it runs"), False
+        return (
+            True,
+            f"no outbox yet in {config.agent_data_dir}: the agent creates it and its key when it first runs",
+        ), False
+    if found.rotation_pending and found.source.from_credential:
+        return (
+            False,
+            f"outbox key: the outbox is under the new key in {found.path}, which waits to be installed as the"
+            f" service's credential: systemd-creds encrypt --name=outbox.key {found.path}"
+            f" /etc/edge-agent/outbox.key.cred, then delete {found.path}",
+        ), True
+    if found.rotation_pending:
+        return (
+            True,
+            f"outbox key: a rotation was interrupted after its switch: the outbox is under {found.path}, which"
+            f" the agent's next start (or `edge-agent rotate-key`) puts in place of {config.key_path}",
+        ), True
+    return (True, f"outbox key {found.path} mode {_mode(found.path):04o}"), config.outbox_path.exists()
 
 
 def port_check(what: str, port: str, hint: str, access: int = os.R_OK | os.W_OK) -> Check:

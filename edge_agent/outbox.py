@@ -157,8 +157,7 @@ class Outbox:
             except (InvalidTag, ValueError):
                 raise OutboxKeyError(
                     f"{self.path} is sealed under a different key than the one given "
-                    "(outbox.key or the systemd credential): restore the right key file; "
-                    "`edge-agent rotate-key` finishes an interrupted rotation"
+                    "(outbox.key or the systemd credential): restore outbox.key from the backup taken with this outbox"
                 ) from None
         sample = conn.execute("SELECT event_id, sealed FROM events ORDER BY seq DESC LIMIT 1").fetchone()
         if sample is not None:

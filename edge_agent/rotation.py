@@ -15,7 +15,8 @@ The steps, and what a kill at each point leaves:
 :func:`resolve_outbox_key`, called whenever the outbox is opened, finishes or undoes an interrupted
 rotation: the canary says which key the database is under; leftovers of a rotation that did not
 commit are deleted, those of one that did are put in place. So a kill at any moment leaves a store
-that opens, with the old key or the new, and loses nothing.
+that opens, with the old key or the new, and loses nothing. It makes a key only for a store that
+holds nothing sealed yet; a store whose key is gone or wrong is refused (keys.py says which).
 See docs/decisions/0011-outbox-key-rotation.md.
 """
 
@@ -33,18 +34,15 @@ from cryptography.exceptions import InvalidTag
 from edge_agent.config import AgentConfig
 from edge_agent.credentials import KeySource, load_outbox_key, outbox_key_source
 from edge_agent.journal import CaptureJournal
+from edge_agent.keys import NEXT_SUFFIX, StoreMissing, find_outbox_key, next_key_path
 from edge_agent.outbox import KEY_CHECK, Outbox
-from shared.crypto import KEY_BYTES, KeyFileError, Sealer, read_secret_file, replace_secret_file
+from shared.crypto import KEY_BYTES, KeyFileError, Sealer, replace_secret_file
 
 log = logging.getLogger(__name__)
 
-NEXT_SUFFIX = ".next"
+__all__ = ["NEXT_SUFFIX", "REKEY_SUFFIX", "resolve_outbox_key", "rotate_key", "run_rotate_key"]
 REKEY_SUFFIX = ".rekey"
 PAGE_ROWS = 1000
-
-
-class RotationError(Exception):
-    """The store cannot be opened with any key at hand."""
 
 
 def _fsync_dir(path: Path) -> None:
@@ -55,26 +53,6 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def _canary_opens(outbox_path: Path, key: bytes) -> bool | None:
-    """Does ``key`` open the outbox's key check? None if there is no outbox (or no check) yet."""
-    if not outbox_path.exists():
-        return None
-    conn = sqlite3.connect(outbox_path)
-    try:
-        row = conn.execute("SELECT value FROM meta WHERE key = 'key_check'").fetchone()
-    except sqlite3.OperationalError:
-        return None  # no tables yet
-    finally:
-        conn.close()
-    if row is None:
-        return None
-    try:
-        Sealer(key).open(bytes.fromhex(row[0]), b"key_check")
-    except (InvalidTag, ValueError):
-        return False
-    return True
-
-
 def _journals(journal_dir: Path) -> list[Path]:
     return sorted(journal_dir.glob("*.journal")) if journal_dir.is_dir() else []
 
@@ -82,26 +60,22 @@ def _journals(journal_dir: Path) -> list[Path]:
 def resolve_outbox_key(
     key_path: Path, outbox_path: Path, journal_dir: Path, environ: Mapping[str, str] | None = None
 ) -> bytes:
-    """The key the store is sealed under, after finishing or undoing an interrupted rotation."""
-    key, source = load_outbox_key(key_path, environ)
-    next_path = key_path.with_name(key_path.name + NEXT_SUFFIX)
-    if _canary_opens(outbox_path, key) is not False:
-        # The store is under the configured key: leftovers of a rotation that had not committed are
-        # deleted (and with a credential that now holds the new key, so is the file copy of it).
-        for leftover in journal_dir.glob("*" + REKEY_SUFFIX) if journal_dir.is_dir() else []:
-            leftover.unlink()
-        next_path.unlink(missing_ok=True)
-        return key
-    if next_path.exists():
-        new = read_secret_file(next_path)
-        if len(new) == KEY_BYTES and _canary_opens(outbox_path, new):
-            _finish(new, source, key_path, journal_dir)
-            return new
-    raise RotationError(
-        f"{outbox_path} is sealed under a different key than {source.path}"
-        + (f" or {next_path}" if next_path.exists() else "")
-        + ": restore the key file from the backup taken with this outbox"
-    )
+    """The key the store is sealed under, after finishing or undoing an interrupted rotation.
+
+    A new key is made only for a store that holds nothing sealed yet. Raises StoreMissing when the
+    key of a store that does is gone, and OutboxKeyError when no key at hand opens it.
+    """
+    found = find_outbox_key(key_path, outbox_path, journal_dir, environ)
+    if found is not None and found.rotation_pending:
+        _finish(found.key, found.source, key_path, journal_dir)
+        return found.key
+    # The store is under the configured key (or new): leftovers of a rotation that had not committed
+    # are deleted (and with a credential that now holds the new key, so is the file copy of it).
+    key = load_outbox_key(key_path, environ)[0] if found is None else found.key
+    for leftover in journal_dir.glob("*" + REKEY_SUFFIX) if journal_dir.is_dir() else []:
+        leftover.unlink()
+    next_key_path(key_path).unlink(missing_ok=True)
+    return key
 
 
 def _finish(new: bytes, source: KeySource, key_path: Path, journal_dir: Path) -> None:
@@ -110,7 +84,7 @@ def _finish(new: bytes, source: KeySource, key_path: Path, journal_dir: Path) ->
         os.replace(rekeyed, rekeyed.with_suffix(""))
     if journal_dir.is_dir():
         _fsync_dir(journal_dir)
-    next_path = key_path.with_name(key_path.name + NEXT_SUFFIX)
+    next_path = next_key_path(key_path)
     if source.from_credential:
         log.warning(
             "the outbox is under the new key in %s; install it as the systemd credential and delete the file: "
@@ -185,11 +159,11 @@ def rotate_key(
     the process there).
     """
     old_key = resolve_outbox_key(key_path, outbox_path, journal_dir, environ)
-    _, source = load_outbox_key(key_path, environ)
+    source = outbox_key_source(key_path, environ)
     Outbox(outbox_path, Sealer(old_key), "").close()  # migrations, and the key check on an older store
     old, new_key = Sealer(old_key), os.urandom(KEY_BYTES)
     new = Sealer(new_key)
-    next_path = key_path.with_name(key_path.name + NEXT_SUFFIX)
+    next_path = next_key_path(key_path)
     replace_secret_file(next_path, new_key)
     on_step("new key written")
     for journal in _journals(journal_dir):
@@ -241,7 +215,7 @@ def run_rotate_key(config: AgentConfig) -> int:
         return 1
     try:
         counts = rotate_key(config.key_path, config.outbox_path, config.journal_dir)
-    except (RotationError, KeyFileError) as exc:
+    except (StoreMissing, KeyFileError) as exc:
         print(f"edge-agent: {exc}", file=sys.stderr)
         return 1
     finally:
@@ -251,7 +225,7 @@ def run_rotate_key(config: AgentConfig) -> int:
         f"{counts['journals']} capture journals under a new key"
     )
     source = outbox_key_source(config.key_path)
-    next_path = config.key_path.with_name(config.key_path.name + NEXT_SUFFIX)
+    next_path = next_key_path(config.key_path)
     if source.from_credential:
         print(f"the new key is in {next_path}; install it as the service's credential, then delete that file:")
         print(f"  systemd-creds encrypt --name=outbox.key {next_path} /etc/edge-agent/outbox.key.cred")

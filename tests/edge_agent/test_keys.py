@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
+from edge_agent.keys import StoreMissing
 from edge_agent.outbox import Capture, Outbox
 from shared.crypto import Sealer, load_or_create_key
 from tests.edge_agent.test_cli import run
@@ -86,3 +88,117 @@ def test_a_store_with_its_key_still_opens_for_the_commands(tmp_path):
     assert f"ok    outbox key {data / 'outbox.key'} mode 0600" in doctor.stdout
     assert "ok    outbox: 1 pending" in doctor.stdout
     assert (data / "outbox.key").read_bytes() == key
+
+
+def _enrolled_store(data: Path) -> bytes:
+    """A store as an enrolled agent leaves it; central is not needed (`run` refuses before it syncs)."""
+    from edge_agent.credentials import Credentials
+    from shared.crypto import new_signing_key
+
+    key = _store(data)
+    Credentials("dev_0123456789abcdef", "S001", "http://127.0.0.1:9", new_signing_key()[0]).save(
+        data / "credentials.json"
+    )
+    return key
+
+
+def _run_env(data: Path) -> dict[str, str]:
+    return {"EDGE_AGENT_DATA_DIR": str(data), "EDGE_POS_PORT": "loop://"}
+
+
+def test_run_refuses_an_outbox_whose_key_is_missing_in_one_line_and_writes_no_key(tmp_path):
+    data = tmp_path / "data"
+    _enrolled_store(data)
+    (data / "outbox.key").unlink()
+    result = run("run", env_extra=_run_env(data))
+    assert result.returncode == 1, result.stderr
+    assert result.stderr.strip().splitlines() == [
+        f"edge-agent: outbox key missing: {data / 'outbox.db'} exists but {data / 'outbox.key'} does not, and the"
+        " outbox cannot be opened without it; restore outbox.key from the backup taken with this outbox (a new key"
+        " cannot open it)"
+    ]
+    assert not (data / "outbox.key").exists()
+    # The doctor still tells the truth afterwards: the key is missing, not a different one.
+    doctor = run("doctor", env_extra=_run_env(data))
+    assert f"FAIL  outbox key missing: {data / 'outbox.db'} exists" in doctor.stdout
+    assert "rotate-key" not in doctor.stdout
+
+
+def test_run_refuses_an_outbox_sealed_under_another_key_in_one_line(tmp_path):
+    data = tmp_path / "data"
+    _enrolled_store(data)
+    (data / "outbox.key").write_bytes(os.urandom(32))  # someone copied the wrong key file in
+    result = run("run", env_extra=_run_env(data))
+    assert result.returncode == 1, result.stderr
+    assert result.stderr.strip().splitlines() == [
+        f"edge-agent: {data / 'outbox.db'} is sealed under a different key than {data / 'outbox.key'}: restore"
+        " outbox.key from the backup taken with this outbox"
+    ]
+    doctor = run("doctor", env_extra=_run_env(data))
+    assert (
+        f"FAIL  {data / 'outbox.db'} is sealed under a different key than {data / 'outbox.key'}: restore"
+        " outbox.key from the backup taken with this outbox"
+    ) in doctor.stdout
+    assert "rotate-key" not in doctor.stdout
+    for command in STORE_COMMANDS:
+        refused = run(*command, env_extra={"EDGE_AGENT_DATA_DIR": str(data)})
+        assert refused.returncode == 1
+        assert refused.stderr.strip() == result.stderr.strip(), command
+
+
+def test_a_capture_journal_alone_is_sealed_data_that_gets_no_fresh_key(tmp_path):
+    from edge_agent.journal import CaptureJournal
+
+    data = tmp_path / "data"
+    _enrolled_store(data)
+    key = (data / "outbox.key").read_bytes()
+    journal = CaptureJournal(data / "journal" / "pos.journal", Sealer(key), "pos", fsync=False)
+    journal.append(0, b"receipt_no=R2 total=2.00\n")
+    journal.close()
+    (data / "outbox.db").unlink()
+    (data / "outbox.key").unlink()
+    result = run("run", env_extra=_run_env(data))
+    assert result.returncode == 1, result.stderr
+    assert result.stderr.startswith(
+        f"edge-agent: outbox key missing: {data / 'journal' / 'pos.journal'} exists but {data / 'outbox.key'} does not"
+    )
+    assert not (data / "outbox.key").exists() and not (data / "outbox.db").exists()
+
+
+def test_a_rotation_interrupted_after_its_switch_is_read_with_the_new_key_and_said_so(tmp_path):
+    from edge_agent.rotation import rotate_key
+
+    data = tmp_path / "data"
+    old = _enrolled_store(data)
+
+    def stop_after_the_switch(step: str) -> None:
+        if step == "committed":
+            raise KeyboardInterrupt  # as a kill right after the commit leaves it
+
+    with pytest.raises(KeyboardInterrupt):
+        rotate_key(data / "outbox.key", data / "outbox.db", data / "journal", environ={}, on_step=stop_after_the_switch)
+    assert (data / "outbox.key").read_bytes() == old and (data / "outbox.key.next").exists()
+    quarantine = run("quarantine", env_extra={"EDGE_AGENT_DATA_DIR": str(data)})
+    assert quarantine.returncode == 0, quarantine.stderr
+    doctor = run("doctor", env_extra=_run_env(data))
+    assert (
+        "ok    outbox key: a rotation was interrupted after its switch: the outbox is under"
+        f" {data / 'outbox.key.next'}, which the agent's next start (or `edge-agent rotate-key`) puts in place of"
+        f" {data / 'outbox.key'}"
+    ) in doctor.stdout, doctor.stdout
+    assert "ok    outbox: 1 pending" in doctor.stdout
+    assert (data / "outbox.key").read_bytes() == old  # the doctor and quarantine change nothing
+
+
+def test_a_new_key_is_made_only_for_a_store_with_nothing_sealed(tmp_path):
+    from edge_agent.rotation import resolve_outbox_key
+
+    data = tmp_path / "data"
+    data.mkdir()
+    key = resolve_outbox_key(data / "outbox.key", data / "outbox.db", data / "journal", {})
+    assert (data / "outbox.key").read_bytes() == key
+    Outbox(data / "outbox.db", Sealer(key), "S001").close()  # an outbox with its key check, and no events
+    (data / "outbox.key").unlink()
+    with pytest.raises(StoreMissing, match="outbox key missing"):
+        resolve_outbox_key(data / "outbox.key", data / "outbox.db", data / "journal", {})
+    assert not (data / "outbox.key").exists()

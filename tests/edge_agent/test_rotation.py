@@ -16,7 +16,7 @@ import pytest
 from edge_agent.credentials import load_outbox_key
 from edge_agent.journal import CaptureJournal
 from edge_agent.outbox import Capture, Outbox, OutboxKeyError, Quarantined
-from edge_agent.rotation import NEXT_SUFFIX, REKEY_SUFFIX, RotationError, resolve_outbox_key, rotate_key
+from edge_agent.rotation import NEXT_SUFFIX, REKEY_SUFFIX, resolve_outbox_key, rotate_key
 from shared.crypto import Sealer, load_or_create_key
 
 BIN = Path(sys.executable).parent / "edge-agent"
@@ -209,5 +209,5 @@ def test_with_a_credential_the_new_key_waits_beside_it_until_installed(store, tm
 def test_a_store_under_an_unknown_key_is_refused_with_a_clear_message(store):
     (store / "outbox.key").unlink()
     load_or_create_key(store / "outbox.key")  # someone replaced the key file
-    with pytest.raises(RotationError, match="restore the key file from the backup"):
+    with pytest.raises(OutboxKeyError, match=r"restore outbox\.key from the backup taken with this outbox"):
         resolved(store)
