@@ -281,19 +281,28 @@ def _rotate_key(config: AgentConfig, path: Path | None, args: argparse.Namespace
 
 
 def _rotate_device_key(config: AgentConfig, path: Path | None, args: argparse.Namespace) -> int:
+    from edge_agent.agent import AlreadyRunning, lock_data_dir
     from edge_agent.credentials import Credentials
     from edge_agent.device_key import RotationError, rotate_device_key
     from edge_agent.transport import HttpTransport
 
     creds = Credentials.load(config.credentials_path)
-    transport = HttpTransport(config.sync_central_url or creds.central_url, ca_file=config.sync_ca_file)
+    # A running agent would go on signing with the old key, which central refuses once it has the new one.
     try:
+        lock = lock_data_dir(config)
+    except AlreadyRunning as exc:
+        print(f"{PROG}: {exc}; stop it first (systemctl stop edge-agent)", file=sys.stderr)
+        return 1
+    try:
+        transport = HttpTransport(config.sync_central_url or creds.central_url, ca_file=config.sync_ca_file)
         rotated = rotate_device_key(config.credentials_path, transport)
     except RotationError as exc:
         print(f"{PROG}: key rotation failed: {exc}", file=sys.stderr)
         return 1
+    finally:
+        os.close(lock)
     print(f"device {rotated.device_id}: new signing key registered with central and saved in {config.credentials_path}")
-    print("restart the agent (systemctl restart edge-agent) so that it signs with the new key")
+    print("start the agent again (systemctl start edge-agent); it signs with the new key")
     return 0
 
 

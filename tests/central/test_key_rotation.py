@@ -142,6 +142,7 @@ def test_a_revoked_device_cannot_rotate(app, live, enrolled, tmp_path):
 
 
 def test_the_edge_agent_command(app, live, enrolled, tmp_path):
+    import os
     import subprocess
     import sys
     from pathlib import Path
@@ -153,9 +154,9 @@ def test_the_edge_agent_command(app, live, enrolled, tmp_path):
     config = tmp_path / "agent.toml"
     config.write_text(f'[agent]\ndata_dir = "{data}"\n', encoding="utf-8")
     script = Path(sys.executable).with_name("edge-agent")
-    env = {"PATH": "/usr/bin:/bin"}
+    env = {"PATH": "/usr/bin:/bin"} | {k: v for k, v in os.environ.items() if k == "PYTHONPATH"}
     argv = [str(script), "rotate-device-key", "--config", str(config)]
     done = subprocess.run(argv, capture_output=True, text=True, env=env, check=False)
     assert done.returncode == 0, done.stderr
-    assert "new signing key registered" in done.stdout and "restart the agent" in done.stdout
+    assert "new signing key registered" in done.stdout and "start the agent again" in done.stdout
     assert _deliver(app, agent, Credentials.load(data / "credentials.json").private_key) == 200
