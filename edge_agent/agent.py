@@ -21,6 +21,7 @@ from edge_agent import __version__
 from edge_agent.central_settings import LIVE, Effective
 from edge_agent.config import AgentConfig
 from edge_agent.credentials import Credentials
+from edge_agent.device_key import InterruptedRotation
 from edge_agent.diskspace import RESERVE_NAME, SpaceReserve
 from edge_agent.downlink import DownlinkError, DownlinkStore
 from edge_agent.health import HealthMonitor
@@ -44,7 +45,7 @@ from edge_agent.transport import HttpTransport, RefusalWatch, Transport
 from edge_agent.writer import OutboxWriter
 from shared.crypto import RequestSigner, Sealer, derive_key
 from shared.settings import specs
-from shared.wire import timestamp
+from shared.wire import format_time, timestamp
 
 log = logging.getLogger(__name__)
 
@@ -180,6 +181,11 @@ class Agent:
             ),
             clock=clock,
         )
+        # A device-key rotation whose reply was lost is finished here, after central refuses the old key.
+        self.device_rotation = InterruptedRotation(
+            config.credentials_path, self.transport, timestamp=self._central_time, timeout=config.sync_timeout
+        )
+        self._refusals_seen = 0
         self.downlink = DownlinkStore(config.agent_data_dir, self.credentials.store_id)
         self._downlink_problem: str | None = None
         self.panel = (
@@ -237,6 +243,7 @@ class Agent:
             lost=lambda: self.pos.health.dropped_lines,
             downlink_version=lambda: self.downlink.version or None,
             refused_since=lambda: self.transport.refused_since,
+            refusal_detail=self.device_rotation.refusal_detail,
             source_problem=self._scanner_problem,
             clock=clock,
         )
@@ -315,6 +322,21 @@ class Agent:
                 f"; at the next restart: {', '.join(later)}" if later else "",
             )
 
+    def _sync(self) -> None:
+        """One run of the sync job; after a new refusal (401) with a device key waiting, finish that rotation."""
+        self.sync.run()
+        if self.transport.refused_since is None or self.transport.refusals == self._refusals_seen:
+            return  # at most one try per refusal the sync job met, so the tries follow its backoff
+        rotated = self.device_rotation.after_refusal()
+        self._refusals_seen = self.transport.refusals
+        if rotated is not None:
+            self.credentials = rotated
+            self.sync.signer = RequestSigner(rotated.device_id, rotated.private_key)
+
+    def _central_time(self) -> str:
+        """Now on central's clock, as the sync job signs with it."""
+        return format_time(datetime.fromtimestamp(self.sync.central_clock.now(), UTC))
+
     def _committed(self, offsets: dict[str, int]) -> None:
         if "pos" in offsets:
             self.journal.committed = offsets["pos"]
@@ -329,7 +351,7 @@ class Agent:
             self.panel.start()
         now = self._now()
         self.scheduler.add_job(
-            self.sync.run,
+            self._sync,
             "interval",
             seconds=self.config.sync_interval,
             id="sync",

@@ -225,6 +225,7 @@ def _doctor(config: AgentConfig, path: Path | None, args: argparse.Namespace) ->
 
 
 def _status(config: AgentConfig, path: Path | None, args: argparse.Namespace) -> int:
+    from edge_agent.device_key import pending_path
     from edge_agent.diskspace import inspect_disk
     from edge_agent.status import EXIT_NOT_RUNNING, StatusError, agent_running, read_status, render
 
@@ -244,9 +245,12 @@ def _status(config: AgentConfig, path: Path | None, args: argparse.Namespace) ->
         except (KeyFileError, StoreMissing, OSError, sqlite3.Error) as exc:
             note = f"(dead letters not listed: the outbox cannot be opened: {exc})"
     disk = inspect_disk(config.agent_data_dir, config.outbox_reserve_bytes)  # the agent cannot report a full disk
+    pending = pending_path(config.credentials_path)
+    pending_key = pending if pending.exists() else None
     if args.json:
         doc["running"] = running
         doc["disk_now"] = disk.as_dict()
+        doc["pending_device_key"] = None if pending_key is None else str(pending_key)
         doc["dead_letters"] = [
             {"seq": seq, "event_id": event_id, "kind": kind, "reason": reason}
             for seq, event_id, kind, reason in dead_letters
@@ -254,6 +258,13 @@ def _status(config: AgentConfig, path: Path | None, args: argparse.Namespace) ->
         print(json.dumps(doc, indent=1, sort_keys=True))
         return 0
     lines, code = render(doc, now=time.time(), running=running, dead_letters=dead_letters, disk=disk)
+    if pending_key is not None:
+        # A rotation whose reply was lost: central may refuse the old key until it is finished (decision 0078).
+        lines.append(
+            f"device key     a rotation did not finish: {pending_key} holds the new key; run `edge-agent"
+            " rotate-device-key` again with the agent stopped (the agent finishes it by itself once central has"
+            " registered that key)"
+        )
     print("\n".join([*lines, note] if note else lines))
     return code
 

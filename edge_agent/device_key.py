@@ -9,14 +9,17 @@
 3. Once central has answered, ``credentials.json`` is replaced atomically with the new key and
    the ``.next`` file removed.
 
-If the agent is stopped between 2 and 3, central already holds the new key and refuses the old
-one; the rerun finds the ``.next`` file, and when the current key is refused it asks again signed
-by the new key itself (which central accepts as "already rotated") and finishes step 3.
+If the agent is stopped between 2 and 3 (or central's reply is lost), central already holds the new
+key and refuses the old one; the rerun finds the ``.next`` file, and when the current key is refused
+it asks again signed by the new key itself (which central accepts as "already rotated") and finishes
+step 3. The running agent does the same by itself after a refusal (:class:`InterruptedRotation`,
+docs/decisions/0078-interrupted-device-key-rotation.md); the command refuses while the agent runs.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 from collections.abc import Callable
 from dataclasses import replace
@@ -41,6 +44,8 @@ from shared.crypto import (
 )
 from shared.wire import timestamp as wire_timestamp
 
+log = logging.getLogger(__name__)
+
 ROTATE_PATH = "/api/v1/devices/rotate-key"
 
 
@@ -48,19 +53,31 @@ class RotationError(Exception):
     """The key could not be rotated; the message says why and what to do."""
 
 
+class BothKeysRefused(RotationError):
+    """Central refused the current key and the new one: the device is revoked, retired or re-enrolled."""
+
+
 def pending_path(credentials_path: Path) -> Path:
     """Where the new key waits until central has registered it."""
     return credentials_path.with_name(credentials_path.name + ".next")
 
 
+def read_pending_key(path: Path) -> bytes | None:
+    """The new key waiting in ``path`` for central to register it; None if no rotation is waiting."""
+    if not path.exists():
+        return None
+    try:
+        key = unb64(read_secret_file(path).decode("ascii").strip())
+    except (KeyFileError, ValueError, UnicodeDecodeError) as exc:
+        raise RotationError(f"{path}: unreadable pending key ({exc}); remove it and run again") from None
+    if len(key) != 32:
+        raise RotationError(f"{path}: not an Ed25519 key; remove it and run again")
+    return key
+
+
 def _pending_key(path: Path, generate: Callable[[], tuple[bytes, bytes]]) -> bytes:
-    if path.exists():
-        try:
-            key = unb64(read_secret_file(path).decode("ascii").strip())
-        except (KeyFileError, ValueError, UnicodeDecodeError) as exc:
-            raise RotationError(f"{path}: unreadable pending key ({exc}); remove it and run again") from None
-        if len(key) != 32:
-            raise RotationError(f"{path}: not an Ed25519 key; remove it and run again")
+    key = read_pending_key(path)
+    if key is not None:
         return key
     key, _ = generate()
     write_secret_file(path, b64(key).encode("ascii") + b"\n")
@@ -110,7 +127,7 @@ def rotate_device_key(
             # Perhaps central registered the new key before an interruption: the new key proves it.
             status = _ask(transport, creds, new_key, new_key, timestamp(), timeout)
             if status == 401:
-                raise RotationError(
+                raise BothKeysRefused(
                     "central refused both the current and the new key: this device may be revoked or retired "
                     f"(ask HQ: `central-server devices`); {pending} is kept"
                 )
@@ -120,3 +137,63 @@ def rotate_device_key(
         _replace_credentials(credentials_path, creds)
     pending.unlink(missing_ok=True)
     return creds
+
+
+class InterruptedRotation:
+    """Finishes, in the running agent, a rotation whose reply was lost (decision 0078).
+
+    Once central has registered the new key it refuses the old one with 401. After such a refusal,
+    with a new key waiting in ``credentials.json.next``, the agent does what a rerun of
+    ``edge-agent rotate-device-key`` does (:func:`rotate_device_key`) and signs with the new key
+    from then on. A device whose new key is refused too is left as it is, and said so.
+    """
+
+    def __init__(
+        self,
+        credentials_path: Path,
+        transport: Transport,
+        *,
+        timestamp: Callable[[], str] = wire_timestamp,
+        timeout: float = 30.0,
+    ) -> None:
+        self.credentials_path = credentials_path
+        self.pending = pending_path(credentials_path)
+        self._transport = transport
+        self._timestamp = timestamp
+        self._timeout = timeout
+        self.refused_too = False  # central refused the new key as well: nothing to finish
+        self.last_error: str | None = None
+
+    def after_refusal(self) -> Credentials | None:
+        """Central refused the device's signature: finish a waiting rotation; the new credentials if it did."""
+        if self.refused_too or not self.pending.exists():
+            return None
+        try:
+            creds = rotate_device_key(
+                self.credentials_path, self._transport, timestamp=self._timestamp, timeout=self._timeout
+            )
+        except BothKeysRefused:
+            self.refused_too = True
+            log.warning("central refuses the device's key and the new key in %s too; the rotation stays", self.pending)
+            return None
+        except RotationError as exc:
+            if str(exc) != self.last_error:
+                log.warning("device-key rotation not finished yet: %s", exc)
+            self.last_error = str(exc)
+            return None
+        log.info("device-key rotation finished: central had the new key; %s holds it now", self.credentials_path)
+        return creds
+
+    def refusal_detail(self) -> str | None:
+        """What follows "central has refused this device's signature (401) for N s" while a new key waits."""
+        if not self.pending.exists():
+            return None
+        if self.refused_too:
+            return (
+                f", and the new key in {self.pending} too: revoked, retired or re-enrolled at HQ? check the device"
+                " with `central-server devices`; nothing is delivered until central accepts it again"
+            )
+        return (
+            f": a device-key rotation was interrupted ({self.pending} holds the new key); the agent is finishing it"
+            + (f" (last attempt: {self.last_error})" if self.last_error else "")
+        )

@@ -13,6 +13,8 @@ from edge_agent.central_clock import CentralClock
 from edge_agent.central_url import CentralUrlError
 from edge_agent.config import ENV_PREFIX, AgentConfig, check_usable
 from edge_agent.credentials import Credentials, CredentialsError
+from edge_agent.device_key import RotationError as DeviceKeyError
+from edge_agent.device_key import pending_path, read_pending_key
 from edge_agent.diskspace import inspect_disk
 from edge_agent.downlink import DOWNLINK_PATH
 from edge_agent.downlink import STATE_FILE as DOWNLINK_STATE_FILE
@@ -286,34 +288,66 @@ def central_checks(config: AgentConfig, central_url: str, creds: Credentials | N
         checks.append((abs(offset) <= 300, text))
     try:
         if creds is not None and reply.status == 200:
-            checks.append(device_check(transport, creds, clock, config.agent_data_dir))
+            pending = pending_path(config.credentials_path)
+            checks.append(device_check(transport, creds, clock, config.agent_data_dir, pending=pending))
     finally:
         transport.close()
     return checks
 
 
-def device_check(transport: HttpTransport, creds: Credentials, clock: CentralClock, data_dir: Path) -> Check:
+def device_check(
+    transport: HttpTransport, creds: Credentials, clock: CentralClock, data_dir: Path, *, pending: Path | None = None
+) -> Check:
     """Does central accept this device's signature? A signed read of the downlink, as the agent makes one.
 
     Signed with central's time (measured from /healthz), asking only for documents newer than the
-    version this PC already has, so it changes nothing on either side.
+    version this PC already has, so it changes nothing on either side. With a device-key rotation
+    waiting in ``pending`` (``credentials.json.next``), a refused signature is asked again with the
+    new key: central accepting it means the rotation was interrupted after central registered it.
     """
     path = f"{DOWNLINK_PATH}?since={_downlink_version(data_dir)}"
-    stamp = format_time(datetime.fromtimestamp(clock.now(), UTC))
-    headers = RequestSigner(creds.device_id, creds.private_key).headers("GET", path, stamp, b"")
     try:
-        reply = transport.get(path, 10, headers=headers)
+        new_key = read_pending_key(pending) if pending is not None else None
+    except DeviceKeyError as exc:
+        return False, str(exc)
+    if new_key == creds.private_key:
+        new_key = None  # the rotation finished but for deleting that file, which the next rotation does
+    try:
+        status = _signed_read(transport, creds.device_id, creds.private_key, clock, path)
+        new_status = _signed_read(transport, creds.device_id, new_key, clock, path) if status == 401 and new_key else 0
     except TransportError as exc:
         return False, f"central could not be asked whether it accepts device {creds.device_id}: {exc}"
-    if reply.status == 200:
-        return True, f"central accepts the signature of device {creds.device_id}"
-    if reply.status == 401:
+    if status == 200 and new_key is not None:
         return (
             False,
-            f"central refuses the signature of device {creds.device_id} (401): revoked, retired or re-enrolled"
+            f"central accepts the signature of device {creds.device_id}, but a device-key rotation did not finish:"
+            f" {pending} holds a new key central does not have; run `edge-agent rotate-device-key` again with the"
+            " agent stopped",
+        )
+    if status == 200:
+        return True, f"central accepts the signature of device {creds.device_id}"
+    if new_status == 200:
+        return (
+            False,
+            f"central refuses the signature of device {creds.device_id} (401) but accepts the new key in {pending}:"
+            " a device-key rotation was interrupted after central registered the new key; run `edge-agent"
+            " rotate-device-key` again to finish it (or start the agent: it finishes the rotation itself)",
+        )
+    if status == 401:
+        too = f", and the new key in {pending} too" if new_key is not None else ""
+        return (
+            False,
+            f"central refuses the signature of device {creds.device_id} (401){too}: revoked, retired or re-enrolled"
             " at HQ? check it with `central-server devices`; a revoked PC must be enrolled again with a new token",
         )
-    return False, f"central answered {reply.status} to a signed request from device {creds.device_id} ({path})"
+    return False, f"central answered {status} to a signed request from device {creds.device_id} ({path})"
+
+
+def _signed_read(transport: HttpTransport, device_id: str, key: bytes, clock: CentralClock, path: str) -> int:
+    """The status central answers to a GET of ``path`` signed by ``key`` with central's time."""
+    stamp = format_time(datetime.fromtimestamp(clock.now(), UTC))
+    headers = RequestSigner(device_id, key).headers("GET", path, stamp, b"")
+    return transport.get(path, 10, headers=headers).status
 
 
 def _downlink_version(data_dir: Path) -> int:

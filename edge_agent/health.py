@@ -8,7 +8,8 @@ Every ``health.interval`` seconds the monitor looks at the running parts and:
 * calls the agent *degraded* when events are waiting and nothing has been delivered for
   ``health.stall_minutes``, when the writer or the sync job has stopped moving, while a source
   that the till cannot do without is down (a barcode scanner unplugged), or at once when central
-  refuses the device's signature (401: revoked, retired or re-enrolled at HQ);
+  refuses the device's signature (401: revoked, retired or re-enrolled at HQ, or a device-key
+  rotation interrupted after central took the new key, which ``refusal_detail`` then says);
 * pings systemd's watchdog only while the writer commits what it is given and the sync job keeps
   running, so a wedged agent is restarted (a central that is down is not a reason to restart);
 * logs state changes, and a one-line summary every ``health.summary_interval`` seconds.
@@ -66,6 +67,7 @@ class HealthMonitor:
         lost: Callable[[], int] = lambda: 0,
         downlink_version: Callable[[], int | None] = lambda: None,
         refused_since: Callable[[], float | None] = lambda: None,
+        refusal_detail: Callable[[], str | None] = lambda: None,
         source_problem: Callable[[], str | None] = lambda: None,
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
@@ -84,6 +86,7 @@ class HealthMonitor:
         self._lost = lost
         self._downlink_version = downlink_version
         self._refused_since = refused_since
+        self._refusal_detail = refusal_detail
         self._source_problem = source_problem
         self._clock = clock
         self._monotonic = monotonic
@@ -114,9 +117,9 @@ class HealthMonitor:
         refused_since = self._refused_since()
         if not problem and refused_since is not None:
             self._problem_kind = "refused"
-            problem = (
-                f"central has refused this device's signature (401) for {duration(now - refused_since)}: "
-                "revoked, retired or re-enrolled at HQ? check the device with `central-server devices`; "
+            problem = f"central has refused this device's signature (401) for {duration(now - refused_since)}" + (
+                self._refusal_detail()
+                or ": revoked, retired or re-enrolled at HQ? check the device with `central-server devices`; "
                 "nothing is delivered until central accepts it again"
             )
         source_problem = None if problem else self._source_problem()

@@ -214,6 +214,7 @@ class RefusalWatch:
         self._clock = clock
         self._lock = threading.Lock()
         self.refused_since: float | None = None
+        self.refusals = 0  # signed requests refused since start
 
     def post(self, path: str, body: bytes, headers: dict[str, str], timeout: float) -> Response:
         return self._note(headers, self.inner.post(path, body, headers, timeout))
@@ -225,6 +226,7 @@ class RefusalWatch:
         if HEADER_SIGNATURE in headers:
             with self._lock:
                 if response.status == 401:
+                    self.refusals += 1
                     if self.refused_since is None:
                         self.refused_since = self._clock()
                 elif 200 <= response.status < 300:

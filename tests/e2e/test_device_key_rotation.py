@@ -1,0 +1,96 @@
+"""A device-key rotation whose reply was lost: central holds the new key, the PC still signs with the old.
+
+`edge-agent rotate-device-key` keeps the new key in ``credentials.json.next`` when it cannot tell
+whether central registered it. Central then refuses the old key with 401, which doctor and the
+running agent used to report as a revoked or re-enrolled device to be enrolled again. Now doctor and
+status name the interrupted rotation, and the agent finishes it with the pending key (decision 0078).
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from edge_agent.device_key import ROTATE_PATH
+from tools.faultproxy import Fault, FaultProxy
+from tools.processes import Agent, wait_until
+
+pytestmark = pytest.mark.e2e
+
+
+def _interrupted_rotation(central, tmp_path, cleanup) -> tuple[Agent, str, dict]:
+    """An agent that ran once, then a rotate-device-key whose reply the proxy dropped after central committed."""
+    proxy = FaultProxy(central.url, only_path=ROTATE_PATH).start()
+    cleanup.append(proxy)
+    agent = Agent(tmp_path, "loop://", heartbeat_interval=1)
+    cleanup.append(agent)
+    agent.enroll(proxy.url, central.enroll_token("S001"))
+    agent.start()
+    wait_until(lambda: agent.command("status").returncode == 0, 30, "the agent to report itself ok")
+    agent.stop()
+    before = json.loads((agent.data_dir / "credentials.json").read_text())
+    proxy.script(Fault.DROP)  # central registers the new key; its answer never arrives
+    rotated = agent.command("rotate-device-key")
+    assert rotated.returncode == 1, rotated.stdout + rotated.stderr
+    assert "cannot reach central" in rotated.stderr
+    assert (agent.data_dir / "credentials.json.next").exists()
+    assert json.loads((agent.data_dir / "credentials.json").read_text()) == before
+    return agent, before["device_id"], before
+
+
+@pytest.mark.parametrize("central", ["sqlite"], indirect=True)
+def test_an_interrupted_device_key_rotation_is_named_and_the_agent_finishes_it(central, tmp_path, cleanup):
+    agent, device, before = _interrupted_rotation(central, tmp_path, cleanup)
+    pending = agent.data_dir / "credentials.json.next"
+
+    doctor = agent.command("doctor")
+    assert doctor.returncode == 1
+    assert (
+        f"FAIL  central refuses the signature of device {device} (401) but accepts the new key in {pending}: a"
+        " device-key rotation was interrupted after central registered the new key; run `edge-agent"
+        " rotate-device-key` again to finish it (or start the agent: it finishes the rotation itself)"
+    ) in doctor.stdout, doctor.stdout
+    assert "enrolled again" not in doctor.stdout
+    status = agent.command("status")
+    assert status.returncode == 3
+    assert (
+        f"device key     a rotation did not finish: {pending} holds the new key; run `edge-agent"
+        " rotate-device-key` again with the agent stopped (the agent finishes it by itself once central has"
+        " registered that key)"
+    ) in status.stdout, status.stdout
+
+    agent.start()
+    wait_until(lambda: not pending.exists(), 30, "the agent to finish the rotation")
+    after = json.loads((agent.data_dir / "credentials.json").read_text())
+    assert after["private_key"] != before["private_key"] and after["device_id"] == device
+    delivered = central.scalar("SELECT COUNT(*) FROM events")
+    wait_until(lambda: central.scalar("SELECT COUNT(*) FROM events") > delivered, 30, "deliveries with the new key")
+    status = agent.command("status")
+    assert status.returncode == 0, status.stdout
+    assert "device key" not in status.stdout
+    assert "device-key rotation finished" in agent.process.tail(200)
+    doctor = agent.command("doctor")
+    assert f"ok    central accepts the signature of device {device}" in doctor.stdout, doctor.stdout
+
+
+@pytest.mark.parametrize("central", ["sqlite"], indirect=True)
+def test_a_device_revoked_after_an_interrupted_rotation_is_told_apart(central, tmp_path, cleanup):
+    agent, device, before = _interrupted_rotation(central, tmp_path, cleanup)
+    pending = agent.data_dir / "credentials.json.next"
+    central.cli("revoke-device", device, "--reason", "stolen till PC")
+
+    doctor = agent.command("doctor")
+    assert (
+        f"FAIL  central refuses the signature of device {device} (401), and the new key in {pending} too:"
+        " revoked, retired or re-enrolled at HQ?"
+    ) in doctor.stdout, doctor.stdout
+
+    agent.start()
+    wait_until(lambda: "too" in agent.command("status").stdout, 30, "status to say both keys are refused")
+    status = agent.command("status")
+    assert status.returncode == 1
+    assert status.stdout.startswith("state          DEGRADED: central has refused this device's signature (401) for ")
+    assert f"and the new key in {pending} too: revoked, retired or re-enrolled at HQ?" in status.stdout
+    assert pending.exists()
+    assert json.loads((agent.data_dir / "credentials.json").read_text()) == before
