@@ -202,3 +202,25 @@ def test_a_new_key_is_made_only_for_a_store_with_nothing_sealed(tmp_path):
     with pytest.raises(StoreMissing, match="outbox key missing"):
         resolve_outbox_key(data / "outbox.key", data / "outbox.db", data / "journal", {})
     assert not (data / "outbox.key").exists()
+
+
+def test_with_a_credential_the_doctor_names_the_new_key_waiting_to_be_installed(tmp_path):
+    from edge_agent.rotation import rotate_key
+
+    data = tmp_path / "data"
+    _enrolled_store(data)
+    creds = tmp_path / "credentials"
+    creds.mkdir()
+    os.replace(data / "outbox.key", creds / "outbox.key")
+    environ = {"CREDENTIALS_DIRECTORY": str(creds)}
+    rotate_key(data / "outbox.key", data / "outbox.db", data / "journal", environ=environ)
+    doctor = run("doctor", env_extra=_run_env(data) | environ)
+    pending = data / "outbox.key.next"
+    assert (
+        f"FAIL  outbox key: the outbox is under the new key in {pending}, which waits to be installed as the"
+        f" service's credential: systemd-creds encrypt --name=outbox.key {pending} /etc/edge-agent/outbox.key.cred,"
+        f" then delete {pending}"
+    ) in doctor.stdout, doctor.stdout
+    assert "ok    outbox: 1 pending" in doctor.stdout
+    quarantine = run("quarantine", env_extra={"EDGE_AGENT_DATA_DIR": str(data)} | environ)
+    assert quarantine.returncode == 0, quarantine.stderr
