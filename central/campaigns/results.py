@@ -2,14 +2,17 @@
 
 Every figure is one grouped query in the database, never a loop over codes or redemptions.
 
-- ``issued``: codes handed out (claimed by a member or printed anonymously).
+- ``issued``: codes handed out (claimed by a member, issued by a trigger or printed anonymously).
 - ``redeemed``: redemptions applied (``coupon_redemptions.status = 'applied'``).
 - ``conflicts``: double redemptions refused (a code already redeemed, redeemed again, e.g. at
   two offline tills); ``flagged``: every redemption flagged for review, of whatever kind.
-- The redemption rate is redeemed / issued. By value tier, the tier is the member's current
-  ``value_tier`` tag (``anonymous`` for unclaimed codes, ``untiered`` for a member without the
-  tag). By store, it is the codes redeemed in that store over all codes issued (codes are not
-  issued per store), so the stores' rates add up to the campaign's.
+- The redemption rate is redeemed / issued. By value tier, the tier is the current ``value_tier``
+  tag of the customer the code was issued to: the member who claimed it (by member id) or the
+  customer a trigger issued it to (``trigger_coupons``), as the customer they are now (a merge
+  moves their codes to the survivor). ``anonymous`` is for codes issued to no one (printed
+  flyers), ``untiered`` for a customer without the tag. By store, it is the codes redeemed in that
+  store over all codes issued (codes are not issued per store), so the stores' rates add up to the
+  campaign's.
 """
 
 from __future__ import annotations
@@ -23,9 +26,9 @@ from sqlalchemy import and_, case, func, literal, select
 from sqlalchemy.orm import Session
 
 from central.campaigns.coupon_models import CouponCampaign, CouponCode, CouponConflict, CouponRedemption
-from central.campaigns.models import CONTROL, Trigger, TriggerOccasion
+from central.campaigns.models import CONTROL, Trigger, TriggerCoupon, TriggerOccasion
 from central.customers.models import CustomerTag
-from central.identity.models import Identifier
+from central.identity.models import Customer, Identifier
 
 APPLIED = "applied"
 DOUBLE = "double_redemption"
@@ -141,9 +144,12 @@ class Breakdown:
 
 
 def by_tier(db: Session, campaign_id: int) -> list[Breakdown]:
-    """Codes issued and redeemed by the claiming member's value tier, in one grouped query."""
+    """Codes issued and redeemed by the value tier of the customer each was issued to, in one grouped query."""
+    # A member's claim names the member id; a trigger's code names no one on the code, only in trigger_coupons.
+    owner = func.coalesce(TriggerCoupon.customer_id, Identifier.customer_id)
+    issued_to_no_one = and_(CouponCode.member_id.is_(None), TriggerCoupon.serial.is_(None))
     tier = func.coalesce(
-        CustomerTag.value, case((CouponCode.member_id.is_(None), literal("anonymous")), else_=literal("untiered"))
+        CustomerTag.value, case((issued_to_no_one, literal("anonymous")), else_=literal("untiered"))
     ).label("tier")
     query = (
         select(
@@ -154,9 +160,15 @@ def by_tier(db: Session, campaign_id: int) -> list[Breakdown]:
             func.count(CouponConflict.id.distinct()),
         )
         .select_from(CouponCode)
+        .outerjoin(TriggerCoupon, TriggerCoupon.serial == CouponCode.serial)
         .outerjoin(Identifier, and_(Identifier.kind == "member_id", Identifier.value == CouponCode.member_id))
+        .outerjoin(Customer, Customer.id == owner)
         .outerjoin(
-            CustomerTag, and_(CustomerTag.customer_id == Identifier.customer_id, CustomerTag.tag == "value_tier")
+            CustomerTag,
+            and_(
+                CustomerTag.customer_id == func.coalesce(Customer.merged_into, Customer.id),
+                CustomerTag.tag == "value_tier",
+            ),
         )
         .outerjoin(
             CouponRedemption, and_(CouponRedemption.serial == CouponCode.serial, CouponRedemption.status == APPLIED)

@@ -13,11 +13,13 @@ import pytest
 from sqlalchemy import select
 
 from central import db as central_db
-from central.campaigns import snapshots
+from central.campaigns import coupons, snapshots
 from central.campaigns.effect import effect_report
-from central.campaigns.models import Trigger
+from central.campaigns.models import Trigger, TriggerCoupon
 from central.campaigns.results import by_tier
+from central.identity import merges
 from central.identity.models import Identifier
+from central.identity.registry import load_registry
 from central.models import AuditLog
 from central.scheduler import run_now
 from tests.central.operations_support import coupon_campaign, redeem, tag_tier
@@ -78,6 +80,33 @@ def test_a_tier_snapshot_equals_the_figures_computed_on_request(app, client, age
     assert stored is not None and stored.computed_at == clock() and stored.tiers == asked
     found = {b.key: (b.issued, b.redeemed, b.conflicts) for b in stored.tiers}
     assert found == {"loyal": (2, 2, 1), "dormant": (1, 1, 0), "untiered": (1, 0, 0), "anonymous": (2, 1, 0)}
+
+
+def test_codes_a_trigger_issued_count_under_their_customers_tiers_and_a_merged_ones_under_its_survivor(
+    app,
+    history,  # noqa: F811
+):
+    """The trigger's codes name no member id: they are its customers' all the same, never "anonymous"."""
+    secret = app.config["SECRET_KEY"]
+    sessions = central_db.session_factory(app)
+    with sessions() as db:
+        issued = dict(db.execute(select(TriggerCoupon.customer_id, TriggerCoupon.campaign_id)).all())
+        (campaign,) = set(issued.values())
+        coupons.issue_anonymous(db, str(campaign), 1, now=NOW, actor="t", secret=secret)
+        db.commit()
+    first, second = sorted(issued)  # A1 (its code redeemed) and A2
+    tag_tier(app, first, "loyal")
+    tag_tier(app, second, "dormant")
+    with sessions() as db:
+        found = {b.key: (b.issued, b.redeemed) for b in by_tier(db, campaign)}
+    assert found == {"loyal": (1, 1), "dormant": (1, 0), "anonymous": (1, 0)}
+    with sessions() as db:
+        registry = load_registry(app.config["CENTRAL"])
+        assert merges.merge_customers(db, registry, first, second, rule="review", now=NOW, operator="t") == first
+        db.commit()
+    with sessions() as db:
+        found = {b.key: (b.issued, b.redeemed) for b in by_tier(db, campaign)}
+    assert found == {"loyal": (2, 1), "anonymous": (1, 0)}  # A2 is A1 now, whatever tier A2 last had
 
 
 @SQLITE
