@@ -19,6 +19,7 @@ from sqlalchemy import ColumnElement, and_, or_, select, true
 from sqlalchemy.orm import Session
 
 from central.campaigns.coupon_models import CouponCampaign, CouponCode, CouponRedemption
+from central.campaigns.models import TriggerCoupon, TriggerOccasion
 from central.customers.models import CustomerNote
 from central.identity.models import LINKED, TRUSTED, Customer, EventCustomer, Identifier
 from central.ingest.models import Event
@@ -48,6 +49,8 @@ _redemptions = table(CouponRedemption)
 _notes = table(CustomerNote)
 _identifiers = table(Identifier)
 _customers = table(Customer)
+_trigger_coupons = table(TriggerCoupon)
+_occasions = table(TriggerOccasion)
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,7 +172,7 @@ def _visit_entries(ids: Sequence[int], db: Session, cursor: Cursor | None, limit
 
 
 def member_ids(db: Session, ids: Sequence[int]) -> list[str]:
-    """The ``member_id`` identifiers the customers hold (coupons are issued to these)."""
+    """The ``member_id`` identifiers the customers hold (members claim coupons with these)."""
     return list(
         db.scalars(
             select(_identifiers.c.value).where(
@@ -181,13 +184,23 @@ def member_ids(db: Session, ids: Sequence[int]) -> list[str]:
     )
 
 
-def _coupon_entries(members: Sequence[str], db: Session, cursor: Cursor | None, limit: int) -> list[Entry]:
-    if not members:
-        return []
+def _coupon_entries(
+    ids: Sequence[int], members: Sequence[str], db: Session, cursor: Cursor | None, limit: int
+) -> list[Entry]:
+    """Codes issued to the customers, claimed by their member ids or issued by a trigger, and their redemptions."""
+    # Through the occasions, whose customer_id is indexed (trigger_coupons' is not).
+    by_trigger = (
+        select(_trigger_coupons.c.serial)
+        .join(_occasions, _occasions.c.id == _trigger_coupons.c.occasion_id)
+        .where(_occasions.c.customer_id.in_(ids))
+    )
+    theirs: ColumnElement[bool] = _codes.c.serial.in_(by_trigger)
+    if members:
+        theirs = or_(_codes.c.member_id.in_(members), theirs)
     issued = db.execute(
         select(_codes.c.serial, _codes.c.issued_at, _campaigns.c.name, _campaigns.c.value)
         .join(_campaigns, _campaigns.c.id == _codes.c.campaign_id)
-        .where(_codes.c.member_id.in_(members), _before(_codes.c.issued_at, _codes.c.serial, ISSUED, cursor))
+        .where(theirs, _before(_codes.c.issued_at, _codes.c.serial, ISSUED, cursor))
         .order_by(_codes.c.issued_at.desc(), _codes.c.serial.desc())
         .limit(limit)
     )
@@ -207,10 +220,7 @@ def _coupon_entries(members: Sequence[str], db: Session, cursor: Cursor | None, 
         )
         .join(_codes, _codes.c.serial == _redemptions.c.serial)
         .join(_campaigns, _campaigns.c.id == _redemptions.c.campaign_id)
-        .where(
-            _codes.c.member_id.in_(members),
-            _before(_redemptions.c.observed_at, _redemptions.c.id, REDEEMED, cursor),
-        )
+        .where(theirs, _before(_redemptions.c.observed_at, _redemptions.c.id, REDEEMED, cursor))
         .order_by(_redemptions.c.observed_at.desc(), _redemptions.c.id.desc())
         .limit(limit)
     )
@@ -245,7 +255,7 @@ def page(db: Session, customer_id: int, cursor: Cursor | None = None, limit: int
     wanted = limit + 1
     entries = _event_entries(db, customer_id, cursor, wanted)
     entries += _visit_entries(ids, db, cursor, wanted)
-    entries += _coupon_entries(member_ids(db, ids), db, cursor, wanted)
+    entries += _coupon_entries(ids, member_ids(db, ids), db, cursor, wanted)
     entries += _note_entries(ids, db, cursor, wanted)
     entries.sort(key=lambda e: (e.at, e.rank, e.id), reverse=True)
     shown = entries[:limit]

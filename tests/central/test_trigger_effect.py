@@ -27,6 +27,7 @@ from central.campaigns.coupon_redemptions import Redemption, apply, check_code
 from central.campaigns.effect import GroupEffect, UnknownTrigger, effect_report
 from central.campaigns.models import TriggerCoupon
 from central.cli import main
+from central.customers import timeline
 from shared import coupon_code
 from shared.crypto import load_or_create_key, public_key_of
 from tests.central.cli_runner import write_config
@@ -147,3 +148,19 @@ def test_the_report_over_the_api_and_the_command_line(
     assert login(finance, "fiona", "finance-password-1").status_code in (302, 303)
     assert finance.get(f"/api/v1/triggers/{history}/report").status_code == 200
     assert finance.get(f"/api/v1/triggers/{history}/export.csv").status_code == 403
+
+
+def test_a_customers_timeline_lists_the_code_a_trigger_issued_them_and_its_redemption(app, history):
+    """A trigger's code names no member id on the code; it is the customer's all the same."""
+    with central_db.session_factory(app)() as db:
+        rows = db.execute(select(TriggerCoupon.customer_id, TriggerCoupon.serial).order_by(TriggerCoupon.customer_id))
+        (first, redeemed), (second, waiting) = ((int(c), str(s)) for c, s in rows)
+        pages = {c: timeline.page(db, c).entries for c in (first, second)}
+    shown = {
+        c: [(e.kind, dict(e.fields)["serial"]) for e in entries if e.kind.startswith("coupon.")]
+        for c, entries in pages.items()
+    }
+    assert shown == {
+        first: [("coupon.redeemed", redeemed), ("coupon.issued", redeemed)],
+        second: [("coupon.issued", waiting)],
+    }
