@@ -31,6 +31,7 @@ from central.campaigns.coupon_models import CouponCampaign, CouponCode
 from central.fleet import downlink
 from central.models import table
 from central.params import id_limit, whole_number
+from central.stores import known_stores
 from shared import coupon_code
 from shared.crypto import b64, derive_key, public_key_of
 from shared.wire import format_time
@@ -165,13 +166,25 @@ def create_campaign(
     actor: str,
     secret: bytes,
 ) -> Campaign:
-    """Create a campaign and publish the coupons document; the caller commits."""
+    """Create a campaign and publish the coupons document; the caller commits.
+
+    Refused (CouponError) when its validity is over by ``now`` (no till could ever redeem a code of
+    it), or when it names a store central does not know (:func:`central.stores.known_stores`: a
+    store's first enrollment token makes it known, so a campaign may name a store opening later).
+    """
     if not NAME_RE.match(name):
         raise CouponError(
             f"name {name!r} must be 1-128 characters of A-Z, a-z, 0-9, _ . - (no spaces)", "bad_name", "name"
         )
     if valid_to <= valid_from:
         raise CouponError("valid_to must be after valid_from", "bad_period", "valid_to")
+    if valid_to <= now:
+        raise CouponError(
+            f"valid_to {format_time(valid_to)} is not after now ({format_time(now)}): the campaign would be over"
+            " before it exists; give an end in the future",
+            "period_over",
+            "valid_to",
+        )
     if not 1 <= max_redemptions <= 10**12:
         raise CouponError("max_redemptions must be between 1 and 10^12", "bad_max_redemptions", "max_redemptions")
     if not 0 <= offline_budget <= 10**6:
@@ -184,6 +197,9 @@ def create_campaign(
         if not STORE_RE.match(store):
             expected = "1-32 characters of A-Z, a-z, 0-9, _ . -"
             raise CouponError(f"store id {store!r} must be {expected}", "bad_store", "stores")
+    unknown = sorted(set(stores or ()) - known_stores(db, stores or ()))
+    if unknown:
+        raise CouponError(_unknown_stores(unknown), "unknown_store", "stores")
     if db.scalar(select(_campaigns.c.id).where(_campaigns.c.name == name)) is not None:
         raise CouponError(f"a campaign named {name!r} exists already (coupons list)", "exists", "name")
     values = {
@@ -202,6 +218,16 @@ def create_campaign(
     audit.record(db, at=now, actor=actor, action="coupons.create", subject=name, detail={"id": campaign_id})
     publish_document(db, now=now, actor=actor, secret=secret)
     return get_campaign(db, str(campaign_id))
+
+
+def _unknown_stores(unknown: list[str]) -> str:
+    named = ", ".join(repr(s) for s in unknown)
+    which = f"store {named} is not one" if len(unknown) == 1 else f"stores {named} are not ones"
+    return (
+        f"{which} central knows: no agent is enrolled there, no enrollment token was issued for it and no"
+        " purchase was recorded there (check the id; a new store's PC gets its token first:"
+        f" central-server enroll-token --store {unknown[0]})"
+    )
 
 
 def end_campaign(db: Session, ref: str, *, now: datetime, actor: str, secret: bytes) -> bool:

@@ -17,7 +17,7 @@ from central.campaigns.triggers import declaration
 from central.console import campaign_forms
 from central.models import AuditLog
 from tests.central.operations_support import coupon_campaign, declare_trigger
-from tests.central.support import START, create_user, login, post_form, table_rows
+from tests.central.support import START, create_user, login, post_form, table_rows, token_for
 from tests.central.test_console_roles import XSS
 
 SQLITE_ONLY = pytest.mark.parametrize("backend", ["sqlite"], indirect=True)  # forms over domain code tested on both
@@ -45,8 +45,13 @@ TRIGGER = {
 
 @pytest.fixture
 def users(app):
-    """The app; each role's user is made when first logged in (hashing a password takes a moment)."""
+    """The app; each role's user is made when first logged in (hashing a password takes a moment).
+
+    Central knows stores S001 and S002 by the enrollment tokens issued for their PCs.
+    """
     app.config["TEST_USERS"] = set()
+    for store in ("S001", "S002"):
+        token_for(app, store)
     return app
 
 
@@ -158,6 +163,14 @@ COUPONS, TRIGGERS = "/console/campaigns/coupons/new", "/console/campaigns/trigge
         ),
         (COUPONS, {**COUPON, "value": "1e30"}, "面额（元）", "须为正数金额", "must be a positive amount"),
         (COUPONS, {**COUPON, "stores": "S001 S#1"}, "门店", "门店编号须为 1-32 个字符", "store id 'S#1'"),
+        (COUPONS, {**COUPON, "stores": "S001, S999"}, "门店", "系统中没有这个门店", "store 'S999' is not one"),
+        (
+            COUPONS,
+            {**COUPON, "valid_from": "2020-01-01T00:00", "valid_to": "2020-02-01T00:00"},
+            "结束时间",
+            "有效期已经结束",
+            "valid_to 2020-01-31T16:00:00.000Z is not after now",
+        ),
         (COUPONS, {**COUPON, "name": "春季 券"}, "名称", "不含空格", "must be 1-128 characters"),
         (
             TRIGGERS,
@@ -214,6 +227,15 @@ def test_a_refusal_reads_in_english_on_request(users):
     page = post_form(client, COUPONS, {**COUPON, "valid_to": "2026-11-01T00:00"}).get_data(as_text=True)
     problem = page.split('id="problem">', 1)[1].split("</p>", 1)[0]
     assert "<strong>Ends</strong>" in problem and "Must be after the start." in problem, problem
+    assert not re.search("[\u4e00-\u9fff]", problem), problem
+    page = post_form(client, COUPONS, {**COUPON, "stores": "S999"}).get_data(as_text=True)
+    problem = page.split('id="problem">', 1)[1].split("</p>", 1)[0]
+    assert "<strong>Store</strong>" in problem and "Central knows no such store" in problem, problem
+    page = post_form(
+        client, COUPONS, {**COUPON, "valid_from": "2026-11-01T00:00", "valid_to": "2026-11-22T00:00"}
+    ).get_data(as_text=True)
+    problem = page.split('id="problem">', 1)[1].split("</p>", 1)[0]
+    assert "<strong>Ends</strong>" in problem and "already over" in problem, problem
     assert not re.search("[\u4e00-\u9fff]", problem), problem
 
 

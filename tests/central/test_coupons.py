@@ -9,13 +9,14 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import requests
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from central import db as central_db
 from central.campaigns import coupons
 from central.campaigns.coupon_models import CouponCampaign, CouponConflict, CouponRedemption
 from central.cli import main
 from central.clock import system_clock
+from central.fleet.models import EnrollToken
 from central.ingest.models import Event
 from edge_agent.downlink import DownlinkStore, remember_central_key
 from edge_agent.till.coupons import CouponRedeemer
@@ -148,7 +149,7 @@ def test_central_never_counts_past_the_maximum_and_flags_the_rest(app, user_clie
     assert applied == row.redeemed == row.max_redemptions == 2
 
 
-def test_the_coupons_document_carries_key_campaigns_and_revocations(app, user_client):
+def test_the_coupons_document_carries_key_campaigns_and_revocations(app, user_client, agent):
     campaign = _campaign(user_client, stores=["S001"])
     code = _issue(user_client, campaign["id"], "M1")
     assert _issue(user_client, campaign["id"], "M1") == code  # a member claims once
@@ -163,6 +164,39 @@ def test_the_coupons_document_carries_key_campaigns_and_revocations(app, user_cl
     assert bad.status_code == 400 and "name" in bad.get_json()["error"]["message"]
     error = bad.get_json()["error"]
     assert (error["code"], error["reason"], error["field"]) == ("coupon_refused", "bad_name", "name")
+
+
+def test_a_campaign_in_a_store_central_does_not_know_or_over_before_it_exists_is_refused(app, user_client, agent):
+    """A store is known by an agent enrolled there or an enrollment token issued for it (a store still to enrol)."""
+    token_for(app, "S002")
+    token_for(app, "S998")
+    with central_db.session_factory(app)() as db:  # a token revoked unused (say its id was mistyped) makes none
+        db.execute(update(EnrollToken).where(EnrollToken.store_id == "S998").values(revoked_at=system_clock()))
+        db.commit()
+    now = system_clock()
+    for extra, reason, field, words in (
+        ({"stores": ["S001", "S999", "S998"]}, "unknown_store", "stores", "stores 'S998', 'S999' are not"),
+        (
+            {"valid_from": "2020-01-01T00:00+08:00", "valid_to": "2020-02-01T00:00+08:00"},
+            "period_over",
+            "valid_to",
+            "valid_to 2020-01-31T16:00:00.000Z is not after now",
+        ),
+    ):
+        body = {
+            "name": "refused",
+            "value": "10.00",
+            "valid_from": (now - timedelta(hours=1)).isoformat(),
+            "valid_to": (now + timedelta(days=1)).isoformat(),
+            "max_redemptions": 10,
+            "offline_budget": 1,
+            **extra,
+        }
+        reply = user_client.post("/api/v1/coupons/campaigns", json=body)
+        assert reply.status_code == 400, reply.get_data(as_text=True)
+        error = reply.get_json()["error"]
+        assert (error["reason"], error["field"]) == (reason, field) and words in error["message"], error
+    assert _campaign(user_client, "both", stores=["S002", "S001"])["stores"] == ["S001", "S002"]
 
 
 def test_amounts_and_counts_past_any_bound_are_refused_with_the_range(app, user_client):
@@ -230,3 +264,9 @@ def test_the_command_line_creates_lists_and_issues(sqlite_template, tmp_path, ca
     assert "spring" in out and "     4 " in out
     status, _, err = run("coupons", "issue", "nope", "--count", "1")
     assert status == 2 and "coupons list" in err
+    status, _, err = run(
+        "coupons", "create", "--name", "elsewhere", "--value", "5", "--valid-from", "2026-01-01T00:00+08:00",
+        "--valid-to", "2030-01-01T00:00+08:00", "--max-redemptions", "10", "--per-store-offline-budget", "3",
+        "--stores", "S999",
+    )  # fmt: skip
+    assert status == 2 and "store 'S999' is not one central knows" in err and "enroll-token --store S999" in err
