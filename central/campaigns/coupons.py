@@ -41,6 +41,7 @@ FORMAT = 1
 # Ended campaigns stay in the document this long, so a till says "expired" rather than "unknown".
 KEEP_ENDED = timedelta(days=30)
 MAX_ISSUE = 100_000
+MAX_VALUE = 10**9  # a coupon's value is below this (999,999,999.99 at most)
 # Members one claim request may name (a member app's backend handing a campaign to many members).
 MAX_CLAIMS = 1_000
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}\Z")
@@ -130,13 +131,15 @@ def code_signer(secret: bytes) -> coupon_code.CodeSigner:
 
 
 def parse_value(text: str) -> Decimal:
-    """A coupon value such as ``10`` or ``12.50`` (positive, at most 2 decimals)."""
+    """A coupon value such as ``10`` or ``12.50`` (positive, below :data:`MAX_VALUE`, at most 2 decimals)."""
     try:
         value = Decimal(text)
     except InvalidOperation:
         raise CouponError(f"value {text!r} is not an amount such as 10.00", "bad_amount", "value") from None
+    if value.is_finite() and value >= MAX_VALUE:
+        raise CouponError(f"value {text!r} must be below {MAX_VALUE:,}", "amount_too_large", "value")
     # The bound first: quantizing a number of more digits than the context holds raises.
-    if not value.is_finite() or value <= 0 or value >= 10**9 or value != value.quantize(Decimal("0.01")):
+    if not value.is_finite() or value <= 0 or value != value.quantize(Decimal("0.01")):
         raise CouponError(f"value {text!r} must be a positive amount with at most 2 decimals", "bad_amount", "value")
     return value
 

@@ -61,6 +61,7 @@ FIELD_LABELS = {
 PROBLEM_TEXTS = {
     "not_integer": N_("须为整数。"),
     "bad_amount": N_("须为正数金额，最多两位小数，例如 10.00。"),
+    "amount_too_large": N_("须小于 1,000,000,000。"),
     "bad_time": N_("不是有效的时间。"),
     "no_offset": N_("时间须带时区（+08:00 或 Z）。"),
     "bad_period": N_("须晚于开始时间。"),

@@ -161,7 +161,13 @@ COUPONS, TRIGGERS = "/console/campaigns/coupons/new", "/console/campaigns/trigge
             "须在 1 到 10^12 之间。",
             "max_redemptions must be between 1 and 10^12",
         ),
-        (COUPONS, {**COUPON, "value": "1e30"}, "面额（元）", "须为正数金额", "must be a positive amount"),
+        (
+            COUPONS,
+            {**COUPON, "value": "99999999999"},
+            "面额（元）",
+            "须小于 1,000,000,000",
+            "must be below 1,000,000,000",
+        ),
         (COUPONS, {**COUPON, "stores": "S001 S#1"}, "门店", "门店编号须为 1-32 个字符", "store id 'S#1'"),
         (COUPONS, {**COUPON, "stores": "S001, S999"}, "门店", "系统中没有这个门店", "store 'S999' is not one"),
         (

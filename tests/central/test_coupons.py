@@ -204,8 +204,11 @@ def test_amounts_and_counts_past_any_bound_are_refused_with_the_range(app, user_
     body = {k: campaign[k] for k in ("valid_from", "valid_to", "max_redemptions", "offline_budget", "stores")}
     body["name"] = "too-much"
     for field, value, reason, words in (
-        ("value", "1e30", "bad_amount", "positive amount"),
-        ("value", "1E+9999", "bad_amount", "positive amount"),
+        ("value", "99999999999", "amount_too_large", "must be below 1,000,000,000"),
+        ("value", "1e30", "amount_too_large", "must be below 1,000,000,000"),
+        ("value", "1E+9999", "amount_too_large", "must be below 1,000,000,000"),
+        ("value", "-99999999999", "bad_amount", "positive amount"),
+        ("value", "10.001", "bad_amount", "at most 2 decimals"),
         ("max_redemptions", 99999999999999999999, "bad_max_redemptions", "between 1 and 10^12"),
         ("offline_budget", -99999999999999999999, "bad_offline_budget", "between 0 and 1,000,000"),
     ):
