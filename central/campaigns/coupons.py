@@ -23,13 +23,13 @@ from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import case, func, literal, select, update
 from sqlalchemy.orm import Session
 
 from central import audit, bulk
 from central.campaigns.coupon_models import CouponCampaign, CouponCode
 from central.fleet import downlink
-from central.models import table
+from central.models import UTCDateTime, table
 from central.params import id_limit, whole_number
 from central.stores import known_stores
 from shared import coupon_code
@@ -237,18 +237,24 @@ def end_campaign(db: Session, ref: str, *, now: datetime, actor: str, secret: by
     """End a campaign now: no code of it is issued or redeemed after ``now``; the caller commits.
 
     Its end moves to ``now`` and the coupons document is republished, so tills refuse its codes
-    ("expired") from their next sync. False when the campaign had ended already.
+    ("expired") from their next sync. A campaign that had not started yet ends before it starts:
+    its start moves to ``now`` as well (its window empty, never an end before its start), and the
+    audit row keeps the start it was to have. False when the campaign had ended already.
     """
     row = _row(db, ref)
+    start = _campaigns.c.valid_from
     done = db.execute(
         update(_campaigns)
         .where(_campaigns.c.id == row.id, _campaigns.c.valid_to > now)
-        .values(valid_to=now)
+        .values(valid_to=now, valid_from=case((start > now, literal(now, UTCDateTime)), else_=start))
         .returning(_campaigns.c.id)
     ).first()
     if done is None:
         return False
-    audit.record(db, at=now, actor=actor, action="coupons.end", subject=row.name, detail={"id": row.id})
+    detail: dict[str, Any] = {"id": row.id}
+    if row.valid_from > now:
+        detail["valid_from"] = format_time(row.valid_from)
+    audit.record(db, at=now, actor=actor, action="coupons.end", subject=row.name, detail=detail)
     publish_document(db, now=now, actor=actor, secret=secret)
     return True
 

@@ -8,7 +8,9 @@ from datetime import timedelta
 
 import pytest
 from markupsafe import escape
+from sqlalchemy import update
 
+from central import db as central_db
 from central.accounts.roles import ROLES
 from central.campaigns import actions, coupons
 from central.campaigns.coupon_models import CouponCampaign
@@ -129,6 +131,31 @@ def test_marketing_creates_a_campaign_and_a_trigger_pauses_resumes_and_ends_them
     refused = post_form(client, "/console/campaigns/triggers/new", {**TRIGGER, "name": "late"})
     assert refused.status_code == 400
     assert "coupon campaign &#39;spring-10&#39; ended at" in refused.get_data(as_text=True)
+
+
+def test_ending_a_campaign_before_it_starts_ends_it_then_and_never_shows_an_end_before_its_start(users):  # both
+    client = _as(users, "marketing")
+    later = {**COUPON, "valid_from": "2026-12-04T00:00", "valid_to": "2026-12-31T23:59"}
+    assert post_form(client, "/console/campaigns/coupons/new", later).status_code == 302
+    (campaign,) = table_rows(users, CouponCampaign)
+    assert post_form(client, f"/console/campaigns/coupons/{campaign.id}/end", {}).status_code == 302
+    (ended,) = table_rows(users, CouponCampaign)
+    assert ended.valid_from == ended.valid_to == START  # over from now, its window empty: no code is ever valid
+    ((_, _, detail),) = _audits(users, "coupons.end")
+    assert detail["valid_from"] == "2026-12-03T16:00:00.000Z"  # the start it was to have
+    ended_at = '<time datetime="2026-11-23T02:00:00Z">2026-11-23 10:00:00 UTC+08:00</time>'
+    for page in (f"/console/campaigns/coupons/{campaign.id}", "/console/campaigns"):
+        html = client.get(page).get_data(as_text=True)
+        assert "2026-12-04" not in html and f"<td>开始前已结束（{ended_at}）</td>" in html, page
+    client.set_cookie("cdp-lang", "en")
+    html = client.get(f"/console/campaigns/coupons/{campaign.id}").get_data(as_text=True)
+    assert f"<td>Ended before it started ({ended_at})</td>" in html and 'id="ended"' in html
+    # A campaign ended so before this behaviour kept its later start: shown the same way.
+    with central_db.session_factory(users)() as db:
+        db.execute(update(CouponCampaign).values(valid_from=START + timedelta(days=11)))
+        db.commit()
+    html = client.get("/console/campaigns").get_data(as_text=True)
+    assert f"<td>Ended before it started ({ended_at})</td>" in html and "2026-12-04" not in html
 
 
 COUPONS, TRIGGERS = "/console/campaigns/coupons/new", "/console/campaigns/triggers/new"
