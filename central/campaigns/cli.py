@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from contextlib import nullcontext
 from datetime import datetime
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from central.campaigns.actions import write_export
 from central.campaigns.triggers import local_today
 from central.cli import PROG, CliError, Command, existing_database, load
 from central.clock import system_clock
+from central.csvfiles import open_private
 
 OPERATOR = "cli"
 
@@ -77,12 +79,9 @@ def cmd_trigger_export(args: argparse.Namespace) -> int:
             trigger = triggers.trigger_named(db, args.name)
             if trigger is None:
                 raise CliError(f"no trigger {args.name!r}", status=2)
-            out = sys.stdout if args.out == "-" else Path(args.out).open("w", newline="", encoding="utf-8")  # noqa: SIM115
-            try:
+            target = nullcontext(sys.stdout) if args.out == "-" else open_private(Path(args.out))
+            with target as out:
                 count = write_export(db, trigger, local_today(system_clock(), config.triggers_timezone), out)
-            finally:
-                if out is not sys.stdout:
-                    out.close()
             audit.record(
                 db,
                 at=system_clock(),
@@ -178,7 +177,7 @@ def _run_job_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _export_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("name", help="trigger name")
-    parser.add_argument("--out", default="-", help="CSV file to write (default: standard output)")
+    parser.add_argument("--out", default="-", help="CSV file to write, owner-only (0600) (default: standard output)")
 
 
 def _trigger_arguments(parser: argparse.ArgumentParser) -> None:

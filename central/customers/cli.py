@@ -120,7 +120,12 @@ def _recompute_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _export_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--out", required=True, metavar="DIR", help="directory for tags.csv and statistics.csv")
+    parser.add_argument(
+        "--out",
+        required=True,
+        metavar="DIR",
+        help="directory for tags.csv and statistics.csv, each owner-only (0600); created 0700 if missing",
+    )
 
 
 COMMANDS = [

@@ -138,7 +138,7 @@ def _arguments(parser: argparse.ArgumentParser) -> None:
     export.add_argument(
         "--to", choices=("csv", "webhook"), default="csv", help="csv (default) or the segment's webhook"
     )
-    export.add_argument("--out", help="CSV file to write (appears whole or not at all)")
+    export.add_argument("--out", help="CSV file to write, owner-only (0600); it appears whole or not at all")
     export.add_argument("--masked", action="store_true", help="mask identifiers and names as marketing sees them")
     for sub in named:
         # Also accepted after the action; SUPPRESS keeps a --config given before it.

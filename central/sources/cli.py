@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from central import audit
 from central.cli import PROG, CliError, Command, existing_database, load
 from central.clock import system_clock
+from central.csvfiles import open_private
 from central.identity.registry import load_registry
 from central.models import User
 from central.params import id_argument
@@ -190,7 +191,8 @@ def check_report(report: Path) -> Path:
         why = f"directory {folder} does not exist" if not folder.exists() else f"{folder} is not a directory"
     elif report.exists() and not os.access(report, os.W_OK):
         why = "the file is not writable"
-    elif not report.exists() and not os.access(folder, os.W_OK | os.X_OK):
+    elif not os.access(folder, os.W_OK | os.X_OK) and (not report.exists() or report.is_file()):
+        # The report is written beside its name and moved into place (owner-only from its first byte).
         why = f"directory {folder} is not writable"
     if why is not None:
         raise CliError(f"cannot write the report to {report}: {why}; nothing was imported", status=2)
@@ -250,7 +252,7 @@ def cmd_import_members(args: argparse.Namespace) -> int:
             summary = totals(db, import_id)
             reasons = rejected_reasons(db, import_id)
             if args.report:
-                with open(args.report, "w", encoding="utf-8", newline="") as out:
+                with open_private(Path(args.report)) as out:
                     write_report(db, import_id, out, plan.mapping.id_column)
             if options.dry_run:
                 db.rollback()
@@ -367,7 +369,7 @@ def _import_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="SCORE",
         help="merge weak-evidence matches scoring at least SCORE (default 0.9) instead of only suggesting them",
     )
-    parser.add_argument("--report", metavar="FILE", help="write the per-row CSV report here")
+    parser.add_argument("--report", metavar="FILE", help="write the per-row CSV report here, owner-only (0600)")
     parser.add_argument(
         "--consent-notice",
         default="",
@@ -387,7 +389,12 @@ def _import_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _export_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--out", required=True, metavar="DIR", help="directory for the three CSV files (created)")
+    parser.add_argument(
+        "--out",
+        required=True,
+        metavar="DIR",
+        help="directory for the three CSV files, each owner-only (0600); created 0700 if missing",
+    )
     parser.add_argument("--unmasked", action="store_true", help="write identifiers and personal values in clear")
     parser.add_argument("--admin", metavar="NAME", help="the console administrator answerable for an unmasked export")
 

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import csv
 import io
+import os
+import stat
+from pathlib import Path
 
 import pytest
 
-from central.csvfiles import SpreadsheetWriter, spreadsheet_cell, write_csv
+from central.csvfiles import SpreadsheetWriter, open_private, spreadsheet_cell, write_csv
 
 
 @pytest.mark.parametrize(
@@ -52,3 +55,60 @@ def test_the_writer_and_the_file_writer_write_every_cell_through_the_rule(tmp_pa
     assert write_csv(path, ["id", "name"], [[1, "@SUM(A1)"], [2, "王芳"]]) == 2
     with path.open(encoding="utf-8", newline="") as written:
         assert list(csv.reader(written)) == [["id", "name"], ["1", "'@SUM(A1)"], ["2", "王芳"]]
+
+
+def mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+@pytest.fixture
+def usual_umask():
+    """The umask of a login shell or a cron job: files 0644 and directories 0755 unless asked otherwise."""
+    old = os.umask(0o022)
+    yield
+    os.umask(old)
+
+
+def test_a_file_is_owner_only_from_its_first_byte_whatever_the_directory(tmp_path, usual_umask):
+    """Exports hold phones and names: in a 0755 directory too, no one else may read them, not even half-written."""
+    folder = tmp_path / "exports"
+    folder.mkdir(mode=0o755)
+    path = folder / "rows.csv"
+    path.write_text("an earlier export\n", encoding="utf-8")
+    path.chmod(0o644)
+    (folder / "rows.csv.partial").write_text("left by a killed run\n", encoding="utf-8")
+    (folder / "rows.csv.partial").chmod(0o644)
+    while_writing = []
+
+    def rows():
+        while_writing.append(mode(folder / "rows.csv.partial"))
+        yield [1, "王芳"]
+
+    assert write_csv(path, ["id", "name"], rows()) == 1
+    assert while_writing == [0o600]
+    assert mode(path) == 0o600
+    assert path.read_text(encoding="utf-8") == "id,name\n1,王芳\n"
+    assert not (folder / "rows.csv.partial").exists()
+    assert mode(folder) == 0o755  # a directory the command did not create is left as it is
+
+
+def test_a_private_file_that_fails_midway_leaves_the_earlier_file_and_no_partial_one(tmp_path, usual_umask):
+    path = tmp_path / "report.csv"
+    path.write_text("the earlier report\n", encoding="utf-8")
+
+    def interrupted() -> None:
+        with open_private(path) as out:
+            out.write("half a report")
+            raise RuntimeError("the database went away")
+
+    with pytest.raises(RuntimeError):
+        interrupted()
+    assert path.read_text(encoding="utf-8") == "the earlier report\n"
+    assert list(tmp_path.iterdir()) == [path]
+
+
+def test_a_device_is_written_as_it_is(tmp_path):
+    """``--out /dev/stdout`` (or a pipe) has no mode of its own to protect and cannot be replaced."""
+    with open_private(Path(os.devnull)) as out:
+        out.write("王芳\n")
+    assert stat.S_ISCHR(os.stat(os.devnull).st_mode)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import csv
+import os
+import stat
 from datetime import timedelta
 
 import pytest
@@ -99,6 +101,19 @@ def test_statistics_tags_and_export(app, client, agent, user_client, config_path
     assert withdrawn.status_code == 201, withdrawn.get_json()
     body = user_client.get(f"/api/v1/customers/{customer}/tags").get_json()
     assert [t["tag"] for t in body["tags"]] == ["value.spend"]
+
+
+def test_the_export_is_owner_only_in_a_directory_others_may_read(app, client, agent, config_path, tmp_path):
+    agent.send(client, [_sale(agent, 1, 10, "F900")])
+    out_dir = tmp_path / "tags"
+    out_dir.mkdir(mode=0o755)
+    old = os.umask(0o022)
+    try:
+        assert main(["export-tags", "--out", str(out_dir), "--config", config_path]) == 0
+    finally:
+        os.umask(old)
+    modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in out_dir.iterdir()}
+    assert modes == {"tags.csv": 0o600, "statistics.csv": 0o600}
 
 
 def test_tags_of_a_merged_or_unknown_customer(user_client):

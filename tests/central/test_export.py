@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import csv
+import os
+import stat
 
 import pytest
 
@@ -10,7 +12,7 @@ from central import db as central_db
 from central.cli import main
 from central.models import AuditLog
 from central.sources.events import store_source_events
-from central.sources.export import export_identity
+from central.sources.export import FILES, export_identity
 from tests.central.cli_runner import write_config
 from tests.central.sources_support import default_registry
 from tests.central.support import create_user, table_rows
@@ -99,6 +101,21 @@ def test_unmasked_export_needs_an_administrator(app, graph, config_path, tmp_pat
     assert sorted(r[1] for r in read(out / "identifiers.csv")[1:]) == ["+8613800139001", "VIP0002", "fang@example.cn"]
     last = table_rows(app, AuditLog)[-1]
     assert (last.actor, last.action, last.detail["unmasked"]) == ("alice", "identity.export", True)
+
+
+def test_every_file_is_owner_only_in_a_directory_others_may_read(app, graph, config_path, tmp_path, capsys):
+    """``mkdir exp3`` under a usual umask makes a 0755 directory; the full phone numbers stay the owner's."""
+    out = tmp_path / "exp3"
+    out.mkdir(mode=0o755)
+    create_user(app, "alice")
+    old = os.umask(0o022)
+    try:
+        assert (
+            main(["export-identity", "--out", str(out), "--unmasked", "--admin", "alice", "--config", config_path]) == 0
+        )
+    finally:
+        os.umask(old)
+    assert {p.name: stat.S_IMODE(p.stat().st_mode) for p in out.iterdir()} == {name: 0o600 for name in FILES}
 
 
 def test_pages_cover_every_row_exactly_once(app, graph, tmp_path):

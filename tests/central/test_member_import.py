@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import codecs
 import gzip
+import os
 import re
+import stat
 from datetime import UTC, date, datetime
 
 import pytest
@@ -181,6 +183,25 @@ def test_a_report_that_cannot_be_written_stops_the_import_before_anything_is_sto
         assert out == ""
         assert row_counts(app)["events"] == 0
         assert row_counts(app)["member_imports"] == 0
+
+
+def test_the_report_is_owner_only_in_a_directory_others_may_read(app, config_path, tmp_path, capsys):
+    """The report echoes the old system's member numbers against customer ids."""
+    path = tmp_path / "members.csv"
+    write_file(path, 20)
+    folder = tmp_path / "reports"
+    folder.mkdir(mode=0o755)
+    report = folder / "report.csv"
+    report.write_text("an earlier report\n", encoding="utf-8")
+    report.chmod(0o644)
+    old = os.umask(0o022)
+    try:
+        assert main(["import-members", str(path), *MAP_ARGS, "--report", str(report), "--config", config_path]) == 0
+    finally:
+        os.umask(old)
+    assert len(report.read_text(encoding="utf-8").splitlines()) == 21
+    assert stat.S_IMODE(report.stat().st_mode) == 0o600
+    assert [p.name for p in folder.iterdir()] == ["report.csv"]
 
 
 def test_an_undecodable_file_names_the_fix(app, config_path, tmp_path, capsys):

@@ -5,7 +5,9 @@ from __future__ import annotations
 import codecs
 import csv
 import io
+import os
 import re
+import stat
 from datetime import timedelta
 from pathlib import Path
 
@@ -318,6 +320,23 @@ def test_csv_export_is_masked_for_marketing_unmasked_for_admin_and_audited(app, 
     assert not MOBILE.search(out.read_text()) and len(out.read_text().splitlines()) == 3
     assert not Path(f"{out}.partial").exists()
     assert len(_audits(app, "segment.export")) == 3
+
+
+def test_the_command_line_export_is_owner_only_in_a_directory_others_may_read(app, chain, tmp_path):
+    _save(app)
+    _evaluate(app)
+    folder = tmp_path / "exports"
+    folder.mkdir(mode=0o755)
+    config = tmp_path / "central.toml"
+    url = app.config["CENTRAL"].effective_database_url
+    config.write_text(f'[server]\ndata_dir = "{tmp_path / "data"}"\n[database]\nurl = "{url}"\n')
+    old = os.umask(0o022)
+    try:
+        assert main(["segment", "export", "loyal", "--out", str(folder / "loyal.csv"), "--config", str(config)]) == 0
+    finally:
+        os.umask(old)
+    assert PHONES["ann"] in (folder / "loyal.csv").read_text(encoding="utf-8")
+    assert stat.S_IMODE((folder / "loyal.csv").stat().st_mode) == 0o600
 
 
 FORMULA = '=HYPERLINK("http://evil.example/","领取优惠")'

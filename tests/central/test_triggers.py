@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import itertools
+import os
+import stat
 import threading
 from datetime import UTC, date, datetime, timedelta
 
@@ -13,7 +15,9 @@ from sqlalchemy import func, select
 from central import db as central_db
 from central.campaigns import triggers
 from central.campaigns.models import CONTROL, ExportEntry, TriggerOccasion
+from central.cli import main
 from central.models import AuditLog
+from tests.central.cli_runner import write_config
 from tests.central.consent_support import consent_event, customer_of, load, signup
 from tests.central.support import create_user, login, post_form
 
@@ -299,6 +303,24 @@ def test_the_export_list_leaves_out_customers_who_withdrew_since_the_trigger_fir
             select(AuditLog.detail).where(AuditLog.action == "trigger.export").order_by(AuditLog.id.desc())
         ).first()
     assert detail == {"rows": 1}
+
+
+def test_the_command_line_export_is_owner_only_in_a_directory_others_may_read(app, tmp_path, capsys):
+    _declare(app, "birthday-list")
+    customer = _customer(app, _in(1))
+    assert _evaluate(app)["fired"] == 1
+    config = app.config["CENTRAL"]
+    path = write_config(tmp_path / "central.toml", config.server_data_dir, config.database_url)
+    folder = tmp_path / "lists"
+    folder.mkdir(mode=0o755)
+    out = folder / "birthdays.csv"
+    old = os.umask(0o022)
+    try:
+        assert main(["trigger-export", "birthday-list", "--out", str(out), "--config", str(path)]) == 0
+    finally:
+        os.umask(old)
+    assert out.read_text(encoding="utf-8").splitlines()[1].startswith(f"{customer},")
+    assert stat.S_IMODE(out.stat().st_mode) == 0o600
 
 
 def test_marketing_runs_birthday_triggers_but_may_not_read_whom_they_fired_for(app, user_client):
