@@ -416,7 +416,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"{PROG}: {line}", file=sys.stderr)
         return 2
     except CliError as exc:
-        print(f"{PROG}: {exc}", file=sys.stderr)
+        for line in str(exc).splitlines():  # a refusal naming several problems says one a line
+            print(f"{PROG}: {line}", file=sys.stderr)
         return exc.status
     except SQLAlchemyError as exc:
         print(f"{PROG}: {_db_problem(exc)}", file=sys.stderr)

@@ -2,9 +2,12 @@
 
 Precedence, lowest first: defaults, the local TOML file, central's overrides, then the environment
 (so a technician's systemd override still wins on site). Central may not move the agent's data, its
-trust anchors or its central URL: those stay local (:data:`LOCAL_ONLY`). An override that names an
-unknown setting or a bad value is ignored with a reason, never fatal: a mistake at HQ must not stop
-every store's agent. Some settings take effect at once (:data:`LIVE`); the rest at the next start.
+trust anchors or its central URL: those stay local (:data:`shared.agent_settings.LOCAL_ONLY`). What
+the agent takes from central is decided by :func:`shared.agent_settings.central_setting_problem`,
+the rule central checks a document by before publishing it. An override that fails it anyway (a
+document published by an older central) is ignored with a reason, never fatal: a mistake at HQ
+must not stop every store's agent. Some settings take effect at once (:data:`LIVE`); the rest at
+the next start.
 """
 
 from __future__ import annotations
@@ -16,20 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from edge_agent.config import ENV_PREFIX, AgentConfig, load_config
-from shared.settings import ConfigError, specs
+from shared.agent_settings import central_setting_problem
 
-LOCAL_ONLY = frozenset(
-    {
-        "agent.data_dir",
-        "capture.staging_dir",
-        "pos.port",
-        "panel.host",  # who on the shop network may see the panel: decided at the PC, not from HQ
-        "panel.screen_address",
-        "sync.central_url",
-        "sync.ca_file",
-        "sync.tls_fingerprint",
-    }
-)
 # Applied to the running agent without a restart (see Agent.apply_settings).
 LIVE = frozenset(
     {
@@ -62,22 +53,16 @@ def effective_config(
 ) -> Effective:
     """Load the configuration with central's ``overrides`` layered under the environment."""
     environ = os.environ if environ is None else environ
-    env_names = {spec.name: spec.env_name(ENV_PREFIX) for spec in specs(AgentConfig)}
     applied: dict[str, Any] = {}
     ignored: dict[str, str] = {}
     for key, value in overrides.items():
-        if key in LOCAL_ONLY:
-            ignored[key] = "set locally only"
-        elif key not in env_names:
-            ignored[key] = "unknown setting"
-        elif env_names[key] in environ:
-            ignored[key] = f"{env_names[key]} is set on this PC"
+        problem = central_setting_problem(key, value)
+        variable = ENV_PREFIX + key.upper().replace(".", "_")
+        if problem is None and variable in environ:
+            problem = f"{variable} is set on this PC"
+        if problem is None:
+            applied[key] = value
         else:
-            try:
-                load_config(path, environ, {key: value}, check_required=False)
-            except ConfigError as exc:
-                ignored[key] = str(exc)
-            else:
-                applied[key] = value
+            ignored[key] = problem
     config = load_config(path, environ, applied, check_required=check_required)
     return Effective(config, applied, ignored)

@@ -147,13 +147,14 @@ def _read_document(file: str) -> Any:
 
 
 def cmd_downlink_set(args: argparse.Namespace) -> int:
-    """Publish a JSON document to one store (or every store, ``--store '*'``)."""
+    """Publish a JSON document to one store (or every store, ``--store '*'``); a refusal exits 2, a line a problem."""
     body = _read_document(args.file)
     with _session(args) as (db, _):
         try:
             version = downlink.publish(db, args.store, args.name, body, now=system_clock(), actor=ACTOR)
         except downlink.DownlinkError as exc:
-            raise CliError(str(exc)) from None
+            refusal = [*exc.lines, f"{args.file} was not published: nothing changed at the stores"]
+            raise CliError("\n".join(refusal), status=2) from None
         db.commit()
     print(f"{PROG}: published {args.name} for store {args.store} as version {version}", file=sys.stderr)
     print(version)

@@ -2,7 +2,8 @@
 
 A document is (store, name, version, body). ``store`` is a store id or ``*`` for every store; a
 store's own document of a name overrides the ``*`` one. Names are an open set of slots: today
-``settings`` (the agent's setting overrides, ``{"sync.interval": 5, ...}``), later the member-code
+``settings`` (the agent's setting overrides, ``{"sync.interval": 5, ...}``, refused unless every
+one of them is a setting the agents would apply: :mod:`shared.agent_settings`), later the member-code
 keys, coupons, location-consent and suppression lists. Deleting a document publishes a tombstone
 (a null body) under a new version, so agents learn of deletions too.
 
@@ -31,6 +32,7 @@ from central import audit
 from central.fleet.models import DownlinkDocument
 from central.models import table
 from shared import payloads
+from shared.agent_settings import central_setting_problem
 from shared.crypto import b64, derive_key, document_message, public_key_of, sign
 from shared.wire import format_time
 
@@ -46,7 +48,11 @@ _docs = table(DownlinkDocument)
 
 
 class DownlinkError(ValueError):
-    """A document central will not publish; the message says why."""
+    """A document central will not publish; ``lines`` says why, one problem each (the message joins them)."""
+
+    def __init__(self, *lines: str) -> None:
+        super().__init__("; ".join(lines))
+        self.lines = lines
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,11 +111,17 @@ def check_document(store_id: str, name: str, body: Any) -> None:
     if name == "settings":
         if not isinstance(body, dict):
             raise DownlinkError('settings must be an object of setting names and values, e.g. {"sync.interval": 5}')
+        problems = []
         for key, value in body.items():
             if not SETTING_RE.match(key):
-                raise DownlinkError(f"settings: {key!r} is not a setting name such as 'sync.interval'")
-            if isinstance(value, dict | list) or value is None:
-                raise DownlinkError(f"settings: {key} must be a string, number or true/false")
+                problems.append(f"settings: {key!r} is not a setting name such as 'sync.interval'")
+            elif isinstance(value, dict | list) or value is None:
+                problems.append(f"settings: {key} must be a string, number or true/false")
+            elif problem := central_setting_problem(key, value):
+                # The agents would ignore it, and say so only in their own logs: refused here, where HQ sees it.
+                problems.append(f"settings: {key}: {problem}")
+        if problems:
+            raise DownlinkError(*problems)
 
 
 def current_version(db: Session, store_id: str) -> int | None:

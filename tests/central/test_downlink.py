@@ -159,6 +159,15 @@ def test_admin_writes_need_a_login_and_json(app, client, user_client):
     bad = user_client.put("/api/v1/downlink/documents/*/settings", json={"interval": 5})
     assert bad.status_code == 400
     assert bad.get_json()["error"]["code"] == "invalid_document"
+    # What the agents would not apply is refused too, every problem named.
+    sent = {"sync.interval": 0.001, "panel.host": "0.0.0.0"}  # noqa: S104
+    bad = user_client.put("/api/v1/downlink/documents/*/settings", json=sent)
+    assert bad.status_code == 400
+    assert bad.get_json()["error"] == {
+        "code": "invalid_document",
+        "message": "settings: sync.interval: must be from 0.05 to 3600; got 0.001; "
+        "settings: panel.host: set on the store PC only; central may not change it",
+    }
     assert user_client.delete("/api/v1/downlink/documents/S001/nothing").status_code == 400
     listing = user_client.get("/api/v1/downlink/documents").get_json()
     assert listing == {"documents": []}

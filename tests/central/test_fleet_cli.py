@@ -111,11 +111,41 @@ def test_downlink_set_list_and_delete(app, cli, tmp_path, backend):
     ]
     settings.write_text('{"sync.interval": {"nested": 1}}', encoding="utf-8")
     bad = cli.run("downlink", "set", "--store", "S001", "--name", "settings", str(settings))
-    assert bad.returncode == 1
+    assert bad.returncode == 2
     assert "settings: sync.interval must be a string, number or true/false" in bad.stderr
     gone = cli.run("downlink", "delete", "--store", "S001", "--name", "settings")
     assert gone.returncode == 0, gone.stderr
     assert json.loads(cli.run("downlink", "list", "--json").stdout)["documents"][0]["deleted"] is True
+
+
+@pytest.mark.parametrize(
+    ("document", "said"),
+    [
+        ({"sync.intervall": 5}, ["settings: sync.intervall: unknown setting (did you mean 'sync.interval'?)"]),
+        ({"sync.interval": 0.001}, ["settings: sync.interval: must be from 0.05 to 3600; got 0.001"]),
+        (
+            {"agent.data_dir": "/x", "pos.port": "/dev/null", "sync.interval": 5},
+            [
+                "settings: agent.data_dir: set on the store PC only; central may not change it",
+                "settings: pos.port: set on the store PC only; central may not change it",
+            ],
+        ),
+        ({"sync.batch_size": "many"}, ["settings: sync.batch_size: expected an integer, got 'many'"]),
+    ],
+)
+def test_downlink_set_refuses_settings_the_agent_would_not_apply(app, cli, tmp_path, document, said):
+    """Published anyway, such a document only made each store's agent log "not applied", and HQ never heard."""
+    settings = tmp_path / "settings.json"
+    settings.write_text(json.dumps(document), encoding="utf-8")
+    refused = cli.run("downlink", "set", "--store", "S001", "--name", "settings", str(settings))
+    assert refused.returncode == 2, refused.stderr
+    assert refused.stdout == ""
+    lines = refused.stderr.splitlines()[1:]  # after the line naming the database
+    assert lines == [f"central-server: {line}" for line in said] + [
+        f"central-server: {settings} was not published: nothing changed at the stores"
+    ]
+    assert json.loads(cli.run("downlink", "list", "--json").stdout)["documents"] == []
+    assert "downlink.publish" not in [a.action for a in table_rows(app, AuditLog)]
 
 
 def test_commands_other_than_serve_and_migrate_never_create_a_database(tmp_path):
