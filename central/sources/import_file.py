@@ -106,7 +106,7 @@ def plan_import(path: Path, options: ImportOptions, registry: Registry) -> Plan:
     header = next(records, None)
     if header is None:
         raise ValueError(f"{path} is empty: expected a header line, then one member a line")
-    mapping = build_mapping(header, options.maps, str(path))
+    mapping = build_mapping(header, options.maps, str(path), registry.types.keys())
     digest = hashlib.sha256()
     with path.open("rb") as raw:
         while block := raw.read(1 << 20):

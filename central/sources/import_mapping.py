@@ -6,14 +6,16 @@
 type of the registry (identifiers); ``external_id`` (the old system's own member id, kept as an
 attribute and echoed in the report); ``attr:NAME`` (an extra attribute under another name);
 ``consent:PURPOSE[:CHANNEL]`` and ``consent_at`` (the member's consent answers and their date,
-:mod:`central.sources.import_consent`); ``-`` (drop the column). A column not mapped keeps its
+:mod:`central.sources.import_consent`); ``-`` (drop the column). Any other field (``nmae``) is
+refused before anything is read, naming the fields there are. A column not mapped keeps its
 place: as the field it is named after when its header is a field name, otherwise as an extra
 attribute named by its header.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import difflib
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
@@ -30,7 +32,7 @@ from central.sources.legacy_formats import (
     parse_gender,
 )
 from shared import wire
-from shared.envelope import MAX_ATTRIBUTE_CHARS, MAX_ATTRIBUTES, MAX_IDENTIFIERS, TYPE_RE, envelope_problem
+from shared.envelope import MAX_ATTRIBUTE_CHARS, MAX_ATTRIBUTES, MAX_IDENTIFIERS, envelope_problem
 
 PROFILE_FIELDS = ("name", "given_name", "family_name", "gender", "birthday", "address", "city", "postcode", "province")
 IDENTIFIER_FIELDS = ("phone", "email", "member_card", "member_id")
@@ -78,7 +80,21 @@ class Mapping:
         return [[c, t.kind, t.name] for c, t in zip(self.header, self.targets, strict=True)]
 
 
-def _target(spec: str) -> Target:
+def known_fields(identifier_types: Collection[str]) -> list[str]:
+    """Every field a column can be mapped to, as ``--map`` spells them, for a registry of these identifier types."""
+    others = sorted(set(identifier_types) - set(IDENTIFIER_FIELDS))
+    return [
+        *PROFILE_FIELDS,
+        *IDENTIFIER_FIELDS,
+        *others,
+        EXTERNAL_ID,
+        "attr:NAME",
+        f"{CONSENT}:PURPOSE[:CHANNEL]",
+        CONSENT_AT,
+    ]
+
+
+def _target(spec: str, identifier_types: Collection[str]) -> Target:
     spec = spec.strip()
     if spec in IGNORE:
         return Target("ignore")
@@ -95,16 +111,22 @@ def _target(spec: str) -> Target:
             return Target(CONSENT, consent_target(spec))
         except ValueError as exc:
             raise MappingError(f"consent column {exc}") from None
-    if spec in IDENTIFIER_FIELDS or TYPE_RE.match(spec):
+    if spec in IDENTIFIER_FIELDS or spec in identifier_types:
         return Target("identifier", spec)
-    raise MappingError(
-        f"unknown field {spec!r}: use a profile field, an identifier type, attr:NAME, consent:PURPOSE[:CHANNEL],"
-        " consent_at or -"
-    )
+    # Not an identifier type of the registry either: read as one, every value would be dropped as unusable.
+    fields = known_fields(identifier_types)
+    close = difflib.get_close_matches(spec, [f for f in fields if ":" not in f], n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    raise MappingError(f"unknown field {spec!r}{hint}; the fields are {', '.join(fields)} and - (drop the column)")
 
 
-def build_mapping(header: Sequence[str], specs: Sequence[str], where: str) -> Mapping:
-    """Each column's target from ``--map column=field`` specs and the header's own names."""
+def build_mapping(
+    header: Sequence[str], specs: Sequence[str], where: str, identifier_types: Collection[str]
+) -> Mapping:
+    """Each column's target from ``--map column=field`` specs and the header's own names.
+
+    A field must be one of :func:`known_fields` for the registry's ``identifier_types``.
+    """
     columns = tuple(clean_text(h) or f"column_{i + 1}" for i, h in enumerate(header))
     if len(set(columns)) != len(columns):
         raise MappingError(f"the header of {where} names a column twice; rename it first")
@@ -116,13 +138,16 @@ def build_mapping(header: Sequence[str], specs: Sequence[str], where: str) -> Ma
             raise MappingError(f"--map {spec!r} must be COLUMN=FIELD")
         if column not in columns:
             raise MappingError(f"--map {spec!r}: {where} has no column {column!r} (columns: {', '.join(columns)})")
-        given[column] = _target(target)
+        try:
+            given[column] = _target(target, identifier_types)
+        except MappingError as exc:
+            raise MappingError(f"--map {spec!r}: {exc}") from None
     targets = []
     for column in columns:
         if column in given:
             targets.append(given[column])
         elif column.lower() in (*PROFILE_FIELDS, *IDENTIFIER_FIELDS, EXTERNAL_ID):
-            targets.append(_target(column.lower()))
+            targets.append(_target(column.lower(), identifier_types))
         else:
             targets.append(Target("attribute", column))
     seen: set[tuple[str, str]] = set()

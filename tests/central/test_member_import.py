@@ -167,6 +167,27 @@ def test_mapping_mistakes_stop_before_anything_is_stored(app, config_path, tmp_p
     assert row_counts(app)["events"] == 0
 
 
+def test_a_mistyped_field_is_refused_with_the_fields_there_are(app, user_client, config_path, tmp_path, capsys):
+    """It read as an identifier type of that name: every name was dropped, each row saying only "unusable:nmae"."""
+    path = tmp_path / "members.csv"
+    write_file(path, 20)
+    maps = [arg for spec in MAPS for arg in ("--map", "姓名=nmae" if spec == "姓名=name" else spec)]
+    assert main(["import-members", str(path), *maps, "--config", config_path]) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err.splitlines()[-1] == (
+        "central-server: --map '姓名=nmae': unknown field 'nmae' (did you mean 'name'?); the fields are"
+        " name, given_name, family_name, gender, birthday, address, city, postcode, province,"
+        " phone, email, member_card, member_id, app_user_id, device_hash, wechat_openid, wechat_unionid,"
+        " external_id, attr:NAME, consent:PURPOSE[:CHANNEL], consent_at and - (drop the column)"
+    )
+    assert row_counts(app)["events"] == 0
+    refused = user_client.post("/api/v1/imports/members?map=姓名=nmae", data="姓名,手机号码\n王芳,13800139001\n")
+    assert refused.status_code == 400
+    assert refused.get_json()["error"]["code"] == "invalid_mapping"
+    assert "unknown field 'nmae' (did you mean 'name'?)" in refused.get_json()["error"]["message"]
+
+
 def test_a_report_that_cannot_be_written_stops_the_import_before_anything_is_stored(app, config_path, tmp_path, capsys):
     path = tmp_path / "members.csv"
     write_file(path, 20)
