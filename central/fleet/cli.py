@@ -17,11 +17,14 @@ from typing import Any
 from central import audit
 from central.cli import PROG, CliError, Command, cli_session
 from central.clock import system_clock
+from central.config import CentralConfig
 from central.fleet import downlink
 from central.fleet.devices import STATES, DeviceError, list_devices, set_status
 from central.fleet.enrollment import STORE_ID_RE, TokenError, issue_token, list_tokens, revoke_token
+from shared.settings import specs
 
 ACTOR = "cli"
+TTL_SETTING = "enroll.token_ttl_hours"
 
 
 _session = cli_session
@@ -35,12 +38,27 @@ def _print_json(doc: Any) -> None:
     print(json.dumps(doc, ensure_ascii=False, indent=2))
 
 
+def _ttl_bounds() -> tuple[float, float]:
+    """The lifetimes ``enroll.token_ttl_hours`` allows, in hours: ``--ttl-hours`` is held to the same."""
+    spec = next(s for s in specs(CentralConfig) if s.name == TTL_SETTING)
+    assert spec.minimum is not None and spec.maximum is not None  # declared with both
+    return spec.minimum, spec.maximum
+
+
+def _check_ttl(hours: float) -> None:
+    low, high = _ttl_bounds()
+    if not low <= hours <= high:  # NaN fails both comparisons
+        raise CliError(
+            f"--ttl-hours must be from {low:g} to {high:g} hours (as {TTL_SETTING}); got {hours:g}", status=2
+        )
+
+
 def cmd_enroll_token(args: argparse.Namespace) -> int:
     """Print a single-use enrollment token for a store (only the token goes to stdout)."""
     if not STORE_ID_RE.match(args.store):
         raise CliError(f"store id {args.store!r} must be 1-32 characters of A-Z, a-z, 0-9, _ . -", status=2)
-    if args.ttl_hours is not None and args.ttl_hours <= 0:
-        raise CliError("--ttl-hours must be positive", status=2)
+    if args.ttl_hours is not None:
+        _check_ttl(args.ttl_hours)
     now = system_clock()
     with _session(args) as (db, config):
         ttl = args.ttl_hours if args.ttl_hours is not None else config.enroll_token_ttl_hours
@@ -192,8 +210,12 @@ def cmd_downlink_list(args: argparse.Namespace) -> int:
 
 def _enroll_token_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--store", required=True, metavar="STORE_ID")
+    low, high = _ttl_bounds()
     parser.add_argument(
-        "--ttl-hours", type=float, metavar="H", help="lifetime in hours (default: enroll.token_ttl_hours)"
+        "--ttl-hours",
+        type=float,
+        metavar="H",
+        help=f"lifetime in hours, {low:g} to {high:g} (default: {TTL_SETTING})",
     )
 
 

@@ -51,6 +51,23 @@ def test_enroll_token_refuses_a_bad_store_id(offline_cli):
     assert done.stdout == ""
 
 
+@pytest.mark.parametrize("hours", ["100000", "720.5", "0", "-1", "0.001", "nan", "inf"])
+def test_enroll_token_refuses_a_lifetime_the_setting_would_refuse(offline_cli, hours):
+    """--ttl-hours 100000 gave a token valid until 2038, where enroll.token_ttl_hours stops at 720."""
+    done = offline_cli.run("enroll-token", "--store", "S007", "--ttl-hours", hours)
+    assert done.returncode == 2
+    assert one_line(done.stderr) == (
+        f"central-server: --ttl-hours must be from 0.01 to 720 hours (as enroll.token_ttl_hours); got {hours}"
+    )
+    assert done.stdout == ""
+
+
+def test_enroll_token_takes_the_longest_lifetime_the_setting_allows(app, cli):
+    done = cli.run("enroll-token", "--store", "S007", "--ttl-hours", "720")
+    assert done.returncode == 0, done.stderr
+    assert "valid until" in done.stderr
+
+
 def test_create_admin_generates_a_password_that_logs_in(app, cli):
     done = cli.run("create-admin", "--username", "root")
     assert done.returncode == 0, done.stderr
