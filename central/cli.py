@@ -25,7 +25,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
@@ -281,10 +281,11 @@ def _read_password(from_stdin: bool) -> tuple[str, bool]:
 
 
 def cmd_create_admin(args: argparse.Namespace) -> int:
-    """Create an admin console user (or, with --reset, give an existing one a new password)."""
+    """Create an admin console user (or, with --reset, give an existing admin a new password)."""
     from central.accounts import users
+    from central.accounts.cli import disabled_note
+    from central.accounts.roles import ADMIN
     from central.clock import system_clock
-    from central.models import User
 
     if not users.USERNAME_RE.match(args.username):
         raise CliError("the username must be 1-64 characters of A-Z, a-z, 0-9, _ . @ -", status=2)
@@ -293,19 +294,32 @@ def cmd_create_admin(args: argparse.Namespace) -> int:
     engine = existing_database(config, path)
     try:
         with Session(engine) as db:
-            exists = db.scalars(select(User.id).where(User.username == args.username)).first() is not None
-            if exists and not args.reset:
+            existing = users.summary(db, args.username)
+            if existing is not None and existing.role != ADMIN:
+                # Not made an administrator, nor given a password here: `user reset-password` says whose it sets.
+                if not args.reset:
+                    raise CliError(
+                        f"user {args.username!r} already exists, a {existing.role} user, not an administrator"
+                    )
+                raise CliError(
+                    f"{args.username!r} is a {existing.role} user, not an administrator, and create-admin --reset"
+                    f" resets administrators only: give it a new password with `{PROG} user reset-password"
+                    f" {args.username}`"
+                )
+            if existing is not None and not args.reset:
                 raise CliError(f"user {args.username!r} already exists (use --reset to set a new password)")
             now = system_clock()
-            if exists:
+            if existing is not None:
                 users.reset_password(db, args.username, password, now=now, actor="cli")
             else:
-                users.add(db, args.username, "admin", password, now=now, actor="cli")
+                users.add(db, args.username, ADMIN, password, now=now, actor="cli")
             db.commit()
     finally:
         engine.dispose()
-    verb = "reset the password of" if exists else "created"
-    print(f"{PROG}: {verb} admin user {args.username!r}", file=sys.stderr)
+    if existing is None:
+        print(f"{PROG}: created admin user {args.username!r}", file=sys.stderr)
+    else:
+        print(f"{PROG}: reset the password of admin user {args.username!r}{disabled_note(existing)}", file=sys.stderr)
     if generated:
         print(f"{PROG}: generated password follows on stdout; it is not shown again", file=sys.stderr)
         print(password)
@@ -334,7 +348,9 @@ def build_parser() -> argparse.ArgumentParser:
 def _admin_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--username", required=True)
     parser.add_argument("--password-stdin", action="store_true", help="read the password from the first line of stdin")
-    parser.add_argument("--reset", action="store_true", help="set a new password if the user exists")
+    parser.add_argument(
+        "--reset", action="store_true", help="set a new password if the user exists (administrators only)"
+    )
 
 
 def _commands() -> list[Command]:

@@ -1,4 +1,4 @@
-"""Account and audit commands: ``user add|list|disable|reset-password`` and ``audit verify``.
+"""Account and audit commands: ``user add|list|disable|enable|reset-password`` and ``audit verify``.
 
 A new or reset password is read from the first line of stdin with ``--password-stdin``; otherwise
 one is generated and printed once on stdout (everything else goes to stderr).
@@ -21,7 +21,7 @@ from central.cli import PROG, CliError, Command, cli_session
 from central.clock import system_clock
 
 ACTOR = "cli"
-USER_ACTIONS = ("add", "list", "disable", "reset-password")
+USER_ACTIONS = ("add", "list", "disable", "enable", "reset-password")
 
 
 @contextmanager
@@ -47,6 +47,20 @@ def _show_generated(password: str, generated: bool) -> None:
         print(password)
 
 
+def _disabled_hint(user: users.UserSummary) -> str:
+    """For a message that ends at the user's name: how to enable them again, if they are disabled."""
+    if user.disabled_at is None:
+        return ""
+    return f", disabled: `{PROG} user enable {user.username}` lets it log in again"
+
+
+def disabled_note(user: users.UserSummary) -> str:
+    """For a message about a user's password: that it does not let a disabled user in."""
+    if user.disabled_at is None:
+        return ""
+    return f", which is disabled: it cannot log in until `{PROG} user enable {user.username}`"
+
+
 def cmd_user(args: argparse.Namespace) -> int:
     """Manage console users."""
     if args.action != "list" and not args.username:
@@ -63,6 +77,9 @@ def cmd_user(args: argparse.Namespace) -> int:
     if args.action == "add":
         password, generated = _password(args)
         with _session(args) as db:
+            existing = users.summary(db, args.username)
+            if existing is not None:
+                raise CliError(f"user {args.username!r} already exists{_disabled_hint(existing)}")
             try:
                 users.add(db, args.username, args.role, password, stores=tuple(args.store), now=now, actor=ACTOR)
             except users.AccountError as exc:
@@ -80,14 +97,32 @@ def cmd_user(args: argparse.Namespace) -> int:
             db.commit()
         print(f"{PROG}: disabled {args.username!r}; {ended} session(s) ended", file=sys.stderr)
         return 0
+    if args.action == "enable":
+        with _session(args) as db:
+            try:
+                enabled = users.enable(db, args.username, now=now, actor=ACTOR)
+            except users.AccountError as exc:
+                raise CliError(str(exc)) from None
+            user = users.summary(db, args.username)
+            db.commit()
+        role = user.role if user is not None else ""
+        if enabled:
+            print(
+                f"{PROG}: enabled {role} user {args.username!r}; it logs in with the password it had", file=sys.stderr
+            )
+        else:
+            print(f"{PROG}: {role} user {args.username!r} is not disabled; nothing changed", file=sys.stderr)
+        return 0
     password, generated = _password(args)
     with _session(args) as db:
         try:
             ended = users.reset_password(db, args.username, password, now=now, actor=ACTOR)
         except users.AccountError as exc:
             raise CliError(str(exc)) from None
+        user = users.summary(db, args.username)
         db.commit()
-    print(f"{PROG}: new password for {args.username!r}; {ended} session(s) ended", file=sys.stderr)
+    whose = f"{args.username!r}" if user is None else f"{user.role} user {args.username!r}{disabled_note(user)}"
+    print(f"{PROG}: new password for {whose}; {ended} session(s) ended", file=sys.stderr)
     _show_generated(password, generated)
     return 0
 
@@ -124,6 +159,6 @@ def _audit_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 COMMANDS = [
-    Command("user", cmd_user, "console users: add, list, disable, reset-password", _user_arguments),
+    Command("user", cmd_user, "console users: add, list, disable, enable, reset-password", _user_arguments),
     Command("audit", cmd_audit, "audit log: verify its hash chain", _audit_arguments),
 ]

@@ -1,6 +1,7 @@
-"""Console users: create, list, disable, reset a password, check a login. Every change is audited.
+"""Console users: create, list, disable and enable, reset a password, check a login. Every change is audited.
 
 Disabling a user or giving them a new password ends all of their sessions in the same transaction.
+Enabling a disabled user lets them log in again with the password they had.
 """
 
 from __future__ import annotations
@@ -87,6 +88,17 @@ def listing(db: Session) -> list[UserSummary]:
     ]
 
 
+def summary(db: Session, username: str) -> UserSummary | None:
+    """One user as listings show it, or None if there is no such user."""
+    user = db.scalars(select(User).where(User.username == username)).first()
+    if user is None:
+        return None
+    stores = tuple(
+        db.scalars(select(UserStore.store_id).where(UserStore.user_id == user.id).order_by(UserStore.store_id))
+    )
+    return UserSummary(user.username, user.role, stores, user.created_at, user.last_login_at, user.disabled_at)
+
+
 def disable(db: Session, username: str, *, now: datetime, actor: str) -> int:
     """Disable a user and end their sessions; returns how many sessions ended. Caller commits."""
     user = _find(db, username)
@@ -95,6 +107,19 @@ def disable(db: Session, username: str, *, now: datetime, actor: str) -> int:
     ended = sessions.end_all(db, user.id)
     audit.record(db, at=now, actor=actor, action="user.disable", subject=username, detail={"sessions_ended": ended})
     return ended
+
+
+def enable(db: Session, username: str, *, now: datetime, actor: str) -> bool:
+    """Let a disabled user log in again, with the password they had; False if they were not disabled. Caller commits."""
+    user = _find(db, username)
+    if user.disabled_at is None:
+        return False
+    disabled_at = user.disabled_at
+    user.disabled_at = None
+    audit.record(
+        db, at=now, actor=actor, action="user.enable", subject=username, detail={"disabled_at": disabled_at.isoformat()}
+    )
+    return True
 
 
 def reset_password(db: Session, username: str, password: str, *, now: datetime, actor: str) -> int:

@@ -119,3 +119,50 @@ def test_user_commands_add_list_disable_and_reset(app, cli, capsys, monkeypatch)
     assert "mia\tstore_manager\tS001,S002\tdisabled" in run("user", "list")[1]
     status, out, _err = run("audit", "verify")
     assert status == 0 and '"ok": true' in out
+
+
+def test_a_disabled_user_is_enabled_again_with_the_password_they_had(app, cli, capsys, monkeypatch):
+    """`user add` said "exists" and nothing enabled a disabled user again."""
+    from central.models import AuditLog
+    from tests.central.support import login, table_rows
+
+    def run(*args, stdin=""):
+        return _run(cli.config, capsys, monkeypatch, *args, stdin=stdin)
+
+    status, password, err = run("user", "add", "tech1", "--role", "technician")
+    assert status == 0, err
+    assert run("user", "disable", "tech1")[0] == 0
+    status, _out, err = run("user", "add", "tech1", "--role", "technician")
+    assert status == 1
+    assert err.splitlines()[-1] == (
+        "central-server: user 'tech1' already exists, disabled: `central-server user enable tech1` lets it log in again"
+    )
+    status, _out, err = run("user", "enable", "tech1")
+    assert status == 0, err
+    assert err.splitlines()[-1] == (
+        "central-server: enabled technician user 'tech1'; it logs in with the password it had"
+    )
+    assert login(app.test_client(), "tech1", password.strip()).status_code == 302
+    assert "tech1\ttechnician\t-\tactive" in run("user", "list")[1]
+    status, _out, err = run("user", "enable", "tech1")
+    assert status == 0
+    assert err.splitlines()[-1] == "central-server: technician user 'tech1' is not disabled; nothing changed"
+    status, _out, err = run("user", "enable", "nobody")
+    assert status == 1 and err.splitlines()[-1] == "central-server: no user 'nobody'"
+    assert [(a.actor, a.action, a.subject) for a in table_rows(app, AuditLog) if a.action == "user.enable"] == [
+        ("cli", "user.enable", "tech1")
+    ]
+
+
+def test_a_new_password_for_a_disabled_user_says_it_is_disabled(app, cli, capsys, monkeypatch):
+    def run(*args, stdin=""):
+        return _run(cli.config, capsys, monkeypatch, *args, stdin=stdin)
+
+    assert run("user", "add", "mia", "--role", "marketing")[0] == 0
+    assert run("user", "disable", "mia")[0] == 0
+    status, _out, err = run("user", "reset-password", "mia", "--password-stdin", stdin="a new secret 99\n")
+    assert status == 0
+    assert err.splitlines()[-1] == (
+        "central-server: new password for marketing user 'mia', which is disabled: it cannot log in until"
+        " `central-server user enable mia`; 0 session(s) ended"
+    )

@@ -10,7 +10,7 @@ from central.fleet.models import Device
 from central.migrate import head_revision
 from central.models import AuditLog
 from tests.central.cli_runner import Cli, InProcessCli, write_config
-from tests.central.support import Agent, login, table_rows
+from tests.central.support import Agent, create_user, login, table_rows
 
 
 @pytest.fixture
@@ -86,6 +86,30 @@ def test_create_admin_generates_a_password_that_logs_in(app, cli):
     assert reset.returncode == 0, reset.stderr
     assert reset.stdout == ""
     assert login(app.test_client(), "root", password).status_code == 401
+    assert login(app.test_client(), "root", "new secret 123").status_code == 302
+
+
+def test_create_admin_reset_resets_administrators_only_and_says_when_one_is_disabled(app, cli):
+    """It printed "reset the password of admin user 'tech1'" for a disabled technician."""
+    create_user(app, "tech1", role="technician")
+    refused = cli.run("create-admin", "--username", "tech1", "--reset", "--password-stdin", stdin="new secret 123\n")
+    assert refused.returncode == 1
+    assert refused.stderr.splitlines()[-1] == (
+        "central-server: 'tech1' is a technician user, not an administrator, and create-admin --reset resets"
+        " administrators only: give it a new password with `central-server user reset-password tech1`"
+    )
+    assert login(app.test_client(), "tech1", "new secret 123").status_code == 401
+
+    create_user(app, "root")
+    assert cli.run("user", "disable", "root").returncode == 0
+    reset = cli.run("create-admin", "--username", "root", "--reset", "--password-stdin", stdin="new secret 123\n")
+    assert reset.returncode == 0, reset.stderr
+    assert reset.stderr.splitlines()[-1] == (
+        "central-server: reset the password of admin user 'root', which is disabled: it cannot log in until"
+        " `central-server user enable root`"
+    )
+    assert login(app.test_client(), "root", "new secret 123").status_code == 401
+    assert cli.run("user", "enable", "root").returncode == 0
     assert login(app.test_client(), "root", "new secret 123").status_code == 302
 
 
