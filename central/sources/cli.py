@@ -128,7 +128,11 @@ def _print_load_summary(path: Path, source: str, summary: LoadSummary, seconds: 
 
 
 def cmd_load_events(args: argparse.Namespace) -> int:
-    """Load a JSON-lines file of historical events for a source; idempotent, resumable by rerunning."""
+    """Load a JSON-lines file of historical events for a source; idempotent, resumable by rerunning.
+
+    Exit status (as --help says): 0 when every line was loaded or was already there,
+    1 when any line was rejected (the others are loaded), 2 for a usage error.
+    """
     source = check_source(args.source)
     path = Path(args.file)
     if not path.is_file():
@@ -175,6 +179,14 @@ def cmd_load_events(args: argparse.Namespace) -> int:
         bar.close()
         engine.dispose()
     _print_load_summary(path, source, summary, time.monotonic() - started)
+    if summary.rejected_total:
+        # Exit 1, as a cron job or a script can tell: the file was not taken whole (a rerun rejects the same lines).
+        rest = "the others are loaded" if summary.accepted or summary.duplicate else "nothing was loaded"
+        print(
+            f"{PROG}: {summary.rejected_total} of the {summary.lines} lines of {path} were rejected (above); {rest}",
+            file=sys.stderr,
+        )
+        return 1
     return 0
 
 
@@ -340,7 +352,15 @@ def _source_key_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+LOAD_EVENTS_STATUS = (
+    "Exit status 0 when every line was loaded or was already there, 1 when any line was rejected (each is"
+    " reported on stderr with its number and reason; the other lines are loaded all the same, and a rerun"
+    " rejects the same lines), 2 for a usage error such as a missing file."
+)
+
+
 def _load_events_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.epilog = LOAD_EVENTS_STATUS
     parser.add_argument("file", metavar="FILE.jsonl", help="one JSON event a line")
     parser.add_argument("--source", required=True, metavar="NAME", help="the source the events come from")
     parser.add_argument("--chunk-size", type=int, default=DEFAULT_CHUNK, metavar="N", help="events per transaction")

@@ -55,8 +55,13 @@ def config_path(app):
 
 def test_load_reports_every_line_and_a_rerun_changes_nothing(app, config_path, tmp_path, capsys):
     path = history_file(tmp_path / "history.jsonl")
-    assert main(["load-events", str(path), "--source", "crm", "--config", config_path, "--chunk-size", "2"]) == 0
+    # Some lines were rejected: the rest is loaded, and the status says the file was not taken whole.
+    assert main(["load-events", str(path), "--source", "crm", "--config", config_path, "--chunk-size", "2"]) == 1
     out, err = capsys.readouterr()
+    assert (
+        err.splitlines()[-1]
+        == f"central-server: 4 of the 11 lines of {path} were rejected (above); the others are loaded"
+    )
     assert f"{path}:4: rejected: invalid_json" in err
     assert f"{path}:5: rejected (event crm-3): unknown_kind" in err
     assert f"{path}:8: rejected (event crm-5): invalid_observed_at" in err
@@ -81,11 +86,34 @@ def test_load_reports_every_line_and_a_rerun_changes_nothing(app, config_path, t
     assert survivor(app, rows[4].customer_id) == survivor(app, rows[0].customer_id)  # the consent is 王芳's
 
     before = row_counts(app)
-    assert main(["load-events", str(path), "--source", "crm", "--config", config_path]) == 0
+    assert main(["load-events", str(path), "--source", "crm", "--config", config_path]) == 1
     out, _ = capsys.readouterr()
     assert "  accepted             0" in out and "  duplicate            6" in out
     after = row_counts(app)
     assert {k: v for k, v in after.items() if k != "audit_log"} == {k: v for k, v in before.items() if k != "audit_log"}
+
+
+def test_the_exit_status_says_whether_every_line_was_taken(app, config_path, tmp_path, capsys):
+    """A cron backfill whose every line was rejected exited 0 like a clean one."""
+    good = tmp_path / "good.jsonl"
+    good.write_text(line("crm-1", identifiers={"phone": "13800139001"}) + "\n", encoding="utf-8")
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text("{not json\n" + line("crm-2", kind="member.teleport") + "\n", encoding="utf-8")
+    assert main(["load-events", str(good), "--source", "crm", "--config", config_path]) == 0
+    assert main(["load-events", str(good), "--source", "crm", "--config", config_path]) == 0  # duplicates are fine
+    capsys.readouterr()
+    assert main(["load-events", str(bad), "--source", "crm", "--config", config_path]) == 1
+    out, err = capsys.readouterr()
+    assert "  rejected             2" in out
+    assert (
+        err.splitlines()[-1] == f"central-server: 2 of the 2 lines of {bad} were rejected (above); nothing was loaded"
+    )
+    assert main(["load-events", str(tmp_path / "missing.jsonl"), "--source", "crm", "--config", config_path]) == 2
+    with pytest.raises(SystemExit) as done:
+        main(["load-events", "--help"])
+    assert done.value.code == 0
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert "Exit status 0 when every line was loaded or was already there, 1 when any line was rejected" in help_text
 
 
 def test_a_backfilled_event_is_a_duplicate_for_the_online_endpoint(app, client, config_path, tmp_path, capsys):
@@ -218,6 +246,6 @@ def test_a_line_dated_after_the_load_is_rejected_and_the_rest_loads(app, config_
     path = tmp_path / "history.jsonl"
     future = line("crm-9", identifiers={"phone": "13800139009"}, observed_at="2099-01-01T08:00:00+08:00")
     path.write_text(f"{line('crm-8', identifiers={'phone': '13800139008'})}\n{future}\n", encoding="utf-8")
-    assert main(["load-events", str(path), "--source", "crm", "--config", config_path]) == 0
+    assert main(["load-events", str(path), "--source", "crm", "--config", config_path]) == 1
     assert f"{path}:2: rejected (event crm-9): observed_at_in_future" in capsys.readouterr().err
     assert [r.event_id for r in stored_events(app)] == ["crm-8"]
