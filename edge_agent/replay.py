@@ -18,7 +18,7 @@ from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import Any, BinaryIO
 
 from edge_agent.capture_file import CaptureError, read_capture, spy_rows
 from edge_agent.parsing.receipt_profile import ProfileError
@@ -80,10 +80,15 @@ def add_commands(sub: Any) -> None:
     capture = sub.add_parser(
         "capture",
         help="Record what a POS sends its receipt printer to a file.",
-        description="Read a pyserial port and write every byte to a file until Ctrl-C (or --duration).",
+        description="Read a pyserial port and write every byte to a file until Ctrl-C (or --duration). The file "
+        "holds what the till printed, card numbers in clear included: it is created readable by its owner only "
+        "(0600), and an existing file is refused unless --force is given.",
     )
     capture.add_argument("--port", required=True, help="pyserial URL: /dev/ttyUSB0, a pty path, socket://host:port")
-    capture.add_argument("--out", required=True, type=Path, help="file to write")
+    capture.add_argument("--out", required=True, type=Path, help="file to write (a new one, mode 0600)")
+    capture.add_argument(
+        "--force", action="store_true", help="replace --out if it exists (default: refuse, keeping the earlier capture)"
+    )
     capture.add_argument("--baudrate", type=int, default=9600)
     capture.add_argument(
         "--format",
@@ -180,6 +185,9 @@ def _capture(args: argparse.Namespace) -> int:
 
     from edge_agent.sources.serial_pos import open_port
 
+    if os.path.lexists(args.out) and not args.force:  # before the port is opened: nothing to undo
+        print(f"{PROG}: {_exists(args.out)}", file=sys.stderr)
+        return 1
     try:
         port = open_port(args.port, args.baudrate)
     except (serial.SerialException, OSError, ValueError) as exc:
@@ -188,6 +196,16 @@ def _capture(args: argparse.Namespace) -> int:
             "(the agent service?) holds the port; the user needs to be in the dialout group.",
             file=sys.stderr,
         )
+        return 1
+    try:
+        out = _create_capture(args.out, replace=args.force)
+    except FileExistsError:  # it appeared while the port was being opened
+        port.close()
+        print(f"{PROG}: {_exists(args.out)}", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        port.close()
+        print(f"{PROG}: cannot create {args.out}: {exc.strerror or exc}", file=sys.stderr)
         return 1
     stop = False
 
@@ -200,7 +218,7 @@ def _capture(args: argparse.Namespace) -> int:
     started = time.monotonic()
     total = reads = 0
     try:
-        with args.out.open("wb") as out:
+        with out:
             print(f"capturing {args.port} to {args.out} (Ctrl-C to stop)", file=sys.stderr, flush=True)
             while not stop and not (args.duration and time.monotonic() - started >= args.duration):
                 data = port.read(1)  # waits up to the port's timeout, so a stop request is seen
@@ -217,3 +235,25 @@ def _capture(args: argparse.Namespace) -> int:
         port.close()
     print(f"captured {total} bytes in {reads} reads to {args.out}", file=sys.stderr)
     return 0
+
+
+def _exists(out: Path) -> str:
+    """Why a capture is refused when its file is there already."""
+    return f"{out} already exists: give another --out, or add --force to replace it"
+
+
+def _create_capture(out: Path, *, replace: bool) -> BinaryIO:
+    """Open ``out`` for a capture, owner-only (0600) as the agent's own files holding card data are.
+
+    Without ``replace`` the file must be new (FileExistsError otherwise), so an earlier capture is
+    never truncated; with it, an existing file is emptied and its mode set to 0600 too. A symbolic
+    link is never followed.
+    """
+    flags = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | (os.O_TRUNC if replace else os.O_EXCL)
+    fd = os.open(out, flags, 0o600)
+    try:
+        os.fchmod(fd, 0o600)
+    except OSError:
+        os.close(fd)
+        raise
+    return os.fdopen(fd, "wb")

@@ -155,3 +155,38 @@ def test_capture_says_what_to_check_when_the_port_cannot_be_opened(tmp_path):
     assert result.returncode == 1
     assert f"cannot open {tmp_path / 'ttyNONE'}" in result.stderr
     assert "dialout" in result.stderr
+
+
+def test_a_capture_is_written_owner_only_whatever_the_umask(tmp_path, pty_pair):
+    """A raw capture holds card numbers in clear: like the agent's own files, it is 0600."""
+    master, port = pty_pair
+    out = tmp_path / "till.bin"
+    old = os.umask(0o022)
+    try:
+        process = start_capture(port, out, "--duration", "1")
+    finally:
+        os.umask(old)
+    os.write(master, b"4111111111111111\n")
+    assert process.wait(timeout=15) == 0
+    assert out.read_bytes() == b"4111111111111111\n"
+    assert out.stat().st_mode & 0o777 == 0o600
+
+
+def test_an_existing_capture_is_never_overwritten_without_force(tmp_path, pty_pair):
+    master, port = pty_pair
+    out = tmp_path / "till.bin"
+    out.write_bytes(b"yesterday's receipts")
+    out.chmod(0o644)
+    result = edge_agent("capture", "--port", port, "--out", out, "--duration", "1")
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        f"edge-agent: {out} already exists: give another --out, or add --force to replace it"
+    ]
+    assert out.read_bytes() == b"yesterday's receipts"
+
+    process = start_capture(port, out, "--duration", "1", "--force")
+    os.write(master, b"today\n")
+    assert process.wait(timeout=15) == 0
+    assert out.read_bytes() == b"today\n"
+    assert out.stat().st_mode & 0o777 == 0o600  # a replaced capture is owner-only too
+    assert "--force" in edge_agent("capture", "--help").stdout
