@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from shared.settings import setting
+from shared.settings import PATH, setting
 
 MIB = 1024 * 1024
 
@@ -42,7 +42,8 @@ class CentralConfig:
     database_url: str = setting(
         "database.url",
         "",
-        "SQLAlchemy URL of the database; empty means a SQLite file in server.data_dir.",
+        "SQLAlchemy URL of the database (a SQLite file by its absolute path: `sqlite:////srv/cdp/central.db`);"
+        " empty means a SQLite file in server.data_dir.",
         env_aliases=("DATABASE_URL",),
     )
     database_auto_migrate: bool = setting(
@@ -150,6 +151,7 @@ class CentralConfig:
         "",
         "TOML file changing the identifier registry (types, limits, blocked values, staff phones); empty: the"
         " built-in retail defaults.",
+        path=PATH,
     )
     members_link_window: float = setting(
         "members.link_window",

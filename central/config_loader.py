@@ -110,6 +110,14 @@ def _url_problem(url: str) -> str | None:
         return f"unsupported database {parsed.get_backend_name()!r}; use sqlite or postgresql"
     if parsed.get_backend_name() == "postgresql" and parsed.get_driver_name() != "psycopg":
         return "PostgreSQL URLs must name the psycopg driver: postgresql+psycopg://..."
+    database = parsed.database or ""
+    named = database not in ("", ":memory:") and not database.startswith("file:")  # not in memory, not a URI
+    if parsed.get_backend_name() == "sqlite" and named and not os.path.isabs(database):
+        # SQLite opens a relative file from the working directory (and expands no ~).
+        return (
+            f"the SQLite file {database!r} is not an absolute path (under systemd it would be taken from /);"
+            " write sqlite:////ABSOLUTE/PATH.db, or leave database.url empty for central.db in server.data_dir"
+        )
     return None
 
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from shared.settings import ConfigError, load, setting, specs
+from shared.settings import PATH, PATH_OR_NAME, PATH_OR_URL, ConfigError, load, setting, specs
 
 ENV_PREFIX = "EDGE_"
 LOCAL_ONLY = frozenset(
@@ -73,6 +73,7 @@ class AgentConfig:
         "",
         "pyserial URL of the POS output: `/dev/ttyUSB0`, a pty path, `socket://host:port`, `loop://`.",
         required=True,
+        path=PATH_OR_URL,
     )
     pos_baudrate: int = setting("pos.baudrate", 9600, "Serial speed in baud.", minimum=50, maximum=4_000_000)
     pos_mode: str = setting(
@@ -93,6 +94,7 @@ class AgentConfig:
         "",
         "A TOML receipt profile, or a folder of them, added to the built-in ones (one of the same name "
         "replaces the built-in); check it with `edge-agent parse CAPTURE --profiles PATH` first.",
+        path=PATH,
     )
     pos_idle_gap: float = setting(
         "pos.idle_gap",
@@ -138,6 +140,7 @@ class AgentConfig:
         "scanner.port",
         "",
         "pyserial URL of a serial or USB-CDC barcode scanner (`/dev/ttyACM0`); empty: none.",
+        path=PATH_OR_URL,
     )
     scanner_baudrate: int = setting(
         "scanner.baudrate", 9600, "Serial speed of the scanner in baud.", minimum=50, maximum=4_000_000
@@ -146,6 +149,7 @@ class AgentConfig:
         "scanner.evdev_device",
         "",
         "Input device of a keyboard-wedge scanner (`/dev/input/by-id/usb-...-event-kbd`); empty: none.",
+        path=PATH,
     )
     scanner_keyboard_layout: str = setting(
         "scanner.keyboard_layout",
@@ -212,6 +216,7 @@ class AgentConfig:
         "",
         "RAM-backed directory where bytes just read wait for the journal, so a kill cannot lose them; "
         "empty means $RUNTIME_DIRECTORY (systemd RuntimeDirectory=), else /dev/shm.",
+        path=PATH,
     )
     outbox_commit_interval: float = setting(
         "outbox.commit_interval",
@@ -320,7 +325,7 @@ class AgentConfig:
         "Central's base URL; empty means the URL the agent was enrolled against.",
     )
     sync_ca_file: str = setting(
-        "sync.ca_file", "", "CA bundle for central's TLS certificate; empty means the system's."
+        "sync.ca_file", "", "CA bundle for central's TLS certificate; empty means the system's.", path=PATH
     )
     sync_tls_fingerprint: str = setting(
         "sync.tls_fingerprint",
@@ -353,7 +358,9 @@ class AgentConfig:
         "presence.wifi",
         "",
         "Wi-Fi probe requests: a monitor-mode interface (`wlan1mon`, raw socket, needs CAP_NET_RAW), or the path of "
-        "a pcap/pcapng file or FIFO written by a capture tool; empty turns Wi-Fi presence off.",
+        "a pcap/pcapng file or FIFO written by a capture tool, with a `/` (`./floor.pcapng` for one beside the "
+        "settings file); empty turns Wi-Fi presence off.",
+        path=PATH_OR_NAME,
     )
     presence_ble_adapter: str = setting(
         "presence.ble_adapter", "", "Bluetooth adapter to scan for BLE presence (`hci0`); empty turns BLE presence off."

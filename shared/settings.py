@@ -9,6 +9,10 @@ line (see :func:`setting`). :func:`load` reads a TOML file such as::
 
 then environment variables (``EDGE_POS_BAUDRATE=19200``), and returns the dataclass or raises
 :class:`ConfigError`, one line per problem naming the key and where it came from.
+
+Path settings (of type ``Path``, or declared with ``path=``) never depend on the working directory
+(docs/decisions/0079-relative-paths.md): a relative path in a file is taken from that file's folder,
+and one from the environment or overrides, which have no folder, is refused.
 """
 
 from __future__ import annotations
@@ -24,9 +28,20 @@ import types
 import typing
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 T = TypeVar("T")
+
+PathKind = Literal["path", "path-or-url", "path-or-name"]
+PATH: PathKind = "path"  # a file or directory; empty (for a text setting) means none
+PATH_OR_URL: PathKind = "path-or-url"  # a device path, or a URL such as socket://host:port (has "://")
+PATH_OR_NAME: PathKind = "path-or-name"  # a name (a network interface), or a path: a value with a "/"
+_PATH_WORDS = {  # what a value from the environment must be
+    PATH: "an absolute path",
+    PATH_OR_URL: "an absolute path or a URL",
+    PATH_OR_NAME: "a name or an absolute path",
+}
+_PATH_TYPE_WORDS = {PATH: "a path string", PATH_OR_URL: "a path or URL string", PATH_OR_NAME: "a name or path string"}
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
@@ -71,6 +86,7 @@ class Spec:
     secret: bool = False
     maximum: float | None = None
     check: Callable[[Any], None] | None = None
+    path: PathKind | None = None
 
     def env_name(self, prefix: str) -> str:
         return prefix + self.name.upper().replace(".", "_")
@@ -88,16 +104,24 @@ def setting(
     secret: bool = False,
     maximum: float | None = None,
     check: Callable[[Any], None] | None = None,
+    path: PathKind | None = None,
 ) -> Any:
     """Declare a dataclass field as a setting with a dotted ``name`` and a one-line ``help``.
 
     ``minimum`` and ``maximum`` bound a numeric setting (both inclusive); a value outside them is a
     configuration error naming the range. ``check`` is called with the value once it has its type
     and raises ValueError saying what is wrong with it (an encoding Python does not know, a time
-    zone that does not exist): the setting's error, like a value out of range.
+    zone that does not exist): the setting's error, like a value out of range. ``path`` declares a
+    text setting that names a file, directory or device (:data:`PATH`, :data:`PATH_OR_URL`,
+    :data:`PATH_OR_NAME`; a ``Path`` setting is a :data:`PATH` without saying so): it is resolved
+    as :func:`load` says, and ``check`` sees the absolute path.
     """
     if minimum is not None and maximum is not None and minimum > maximum:
         raise ValueError(f"setting {name}: minimum {minimum} is above maximum {maximum}")
+    declared_path = path is not None or isinstance(default, Path)
+    # A default comes from no file, so it has no folder to be relative to.
+    if declared_path and _is_path(path or PATH, str(default)) and not Path(default).is_absolute():
+        raise ValueError(f"setting {name}: a path setting's default must be absolute or empty; got {default!r}")
     meta = {
         "setting": {
             "name": name,
@@ -109,6 +133,7 @@ def setting(
             "secret": secret,
             "maximum": maximum,
             "check": check,
+            "path": path,
         }
     }
     return dataclasses.field(default=default, metadata=meta)
@@ -122,11 +147,12 @@ def specs(cls: type) -> list[Spec]:
         meta = f.metadata.get("setting")
         if meta is None:
             raise TypeError(f"{cls.__name__}.{f.name} is not declared with setting()")
+        kind = _base_type(hints[f.name])
         out.append(
             Spec(
                 name=meta["name"],
                 attr=f.name,
-                type=_base_type(hints[f.name]),
+                type=kind,
                 default=f.default,
                 help=meta["help"],
                 required=meta["required"],
@@ -136,6 +162,7 @@ def specs(cls: type) -> list[Spec]:
                 secret=meta["secret"],
                 maximum=meta.get("maximum"),
                 check=meta.get("check"),
+                path=meta.get("path") or (PATH if kind is Path else None),
             )
         )
     return out
@@ -161,8 +188,12 @@ def _flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
-def _coerce(spec: Spec, value: Any, source: str, key: str, *, from_env: bool = False) -> Any:
-    """Turn a TOML value (typed) or an environment string into the declared type, or raise ConfigError."""
+def _coerce(spec: Spec, value: Any, source: str, key: str, *, from_env: bool = False, base: Path | None = None) -> Any:
+    """Turn a TOML value (typed) or an environment string into the declared type, or raise ConfigError.
+
+    A path setting's relative value is taken from ``base`` (the settings file's folder), and refused
+    without one.
+    """
     kind = spec.type
     try:
         if kind is bool:
@@ -193,11 +224,13 @@ def _coerce(spec: Spec, value: Any, source: str, key: str, *, from_env: bool = F
         elif kind is Path:
             if not isinstance(value, str):
                 raise ValueError
-            result = Path(value).expanduser()
+            if not value.strip():  # Path("") is the working directory
+                raise ConfigError(source, key, "must not be empty (give an absolute path)")
+            result = Path(_placed(spec, value, base, source, key))
         else:
             if not isinstance(value, str):
                 raise ValueError
-            result = value
+            result = _placed(spec, value, base, source, key) if spec.path else value
     except ValueError:
         raise ConfigError(source, key, f"expected {_type_word(kind)}, got {value!r}") from None
     if spec.choices is not None and result not in spec.choices:
@@ -214,6 +247,38 @@ def _coerce(spec: Spec, value: Any, source: str, key: str, *, from_env: bool = F
     return result
 
 
+def _is_path(kind: PathKind, value: str) -> bool:
+    """Whether ``value`` of a setting declared ``kind`` names a file (else it is empty, a URL or a name)."""
+    if not value.strip():
+        return False
+    if kind == PATH_OR_URL:
+        return "://" not in value
+    if kind == PATH_OR_NAME:
+        return "/" in value  # a network interface's name never holds one
+    return True
+
+
+def _placed(spec: Spec, value: str, base: Path | None, source: str, key: str) -> str:
+    """A path setting's value as an absolute path: ``~`` expanded, a relative path joined to ``base``.
+
+    Without ``base`` (the environment, overrides) a relative path is refused rather than taken from
+    the working directory, which is / under systemd and wherever a technician stands otherwise.
+    """
+    if spec.path is None or not _is_path(spec.path, value):
+        return value
+    expanded = os.path.expanduser(value)
+    if os.path.isabs(expanded):
+        return expanded
+    if base is None:
+        raise ConfigError(
+            source,
+            key,
+            f"must be {_PATH_WORDS[spec.path]}, got {value!r}"
+            " (only a settings file's relative paths are resolved, against the file's folder)",
+        )
+    return os.path.normpath(base / expanded)
+
+
 def _range_words(spec: Spec) -> str:
     """The allowed range of a bounded setting, in words: "at least 50", "at most 9", "from 1 to 65535"."""
     if spec.minimum is not None and spec.maximum is not None:
@@ -228,6 +293,13 @@ def _number(value: float | None) -> str:
     if value is None:
         return ""
     return str(int(value)) if float(value).is_integer() else repr(float(value))
+
+
+def _kind_words(spec: Spec) -> str:
+    """What a setting's value is, for the reference: its type, or what a path setting may name."""
+    if spec.type is str and spec.path is not None:
+        return _PATH_TYPE_WORDS[spec.path]
+    return _type_word(spec.type)
 
 
 def _type_word(kind: type) -> str:
@@ -260,6 +332,9 @@ def load(
     ``check`` looks further at the loaded settings (what needs several settings or a file of its
     own); it is given them with any invalid value at its default, and its problems are reported
     with the others.
+
+    A path setting's value comes out absolute: ``~`` is expanded, a relative path in the file is
+    taken from the file's folder, and a relative path from ``environ`` or ``overrides`` is refused.
     """
     environ = os.environ if environ is None else environ
     table = specs(cls)
@@ -270,6 +345,7 @@ def load(
     text: str | None = None
     if path is not None:
         source = str(path)
+        folder = Path(os.path.abspath(path)).parent  # what the file's relative paths are relative to
         try:
             with open(path, "rb") as fh:
                 text = fh.read().decode("utf-8")
@@ -302,7 +378,7 @@ def load(
                     problems.append(ConfigError(where, key, "unknown key" + _suggest(key, by_name)))
                     continue
                 with _collected(problems):
-                    values[key] = _coerce(spec, value, where, key)
+                    values[key] = _coerce(spec, value, where, key, base=folder)
 
     env_names = {}
     for spec in table:
@@ -411,7 +487,7 @@ def reference_rows(cls: type, env_prefix: str) -> list[str]:
     for spec in specs(cls):
         default = "*(required)*" if spec.required else _show_default(spec.default)
         env = spec.env_name(env_prefix)
-        kind = "one of " + ", ".join(f"`{c}`" for c in spec.choices) if spec.choices else _type_word(spec.type)
+        kind = "one of " + ", ".join(f"`{c}`" for c in spec.choices) if spec.choices else _kind_words(spec)
         if spec.maximum is not None:
             kind += f", {_range_words(spec)}"
         rows.append(f"| `{spec.name}` | `{env}` | {kind} | {default} | {spec.help} |")

@@ -316,3 +316,35 @@ def test_an_id_past_what_the_database_holds_is_a_usage_error(backend, tmp_path, 
     else:
         assert done.returncode in (1, 2), done.stderr
         assert done.stderr.strip().splitlines()[-1].startswith(f"central-server: {not_found.format(id=largest)}")
+
+
+def test_relative_paths_in_the_settings_file_are_taken_from_its_folder_from_any_working_directory(tmp_path):
+    """Under systemd the working directory is /: `data_dir = "reldata"` must mean the same from anywhere."""
+    import subprocess
+
+    from tests.central.cli_runner import clean_environment, command
+
+    folder = tmp_path / "cfg"
+    folder.mkdir()
+    (folder / "registry.toml").write_text("[review]\nsuspicious_per_day = 9\n")
+    path = folder / "central.toml"
+    path.write_text('[server]\ndata_dir = "reldata"\n[identity]\nregistry_file = "registry.toml"\n')
+    outputs = []
+    for cwd in (folder, "/"):
+        done = subprocess.run(
+            [*command(), "check-config", "--config", str(path)],
+            capture_output=True,
+            text=True,
+            env=clean_environment(),
+            cwd=cwd,
+            timeout=60,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+        lines = done.stdout.splitlines()
+        assert f"server.data_dir = {folder / 'reldata'}" in lines
+        assert f"database.url = sqlite:///{folder / 'reldata' / 'central.db'}" in lines
+        assert f"identity.registry_file = {folder / 'registry.toml'}" in lines
+        outputs.append(done.stdout)
+    assert outputs[0] == outputs[1]
+    assert not (folder / "reldata").exists()

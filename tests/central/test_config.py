@@ -62,6 +62,11 @@ def test_database_url_alias_and_driver_spelling():
         ('[database]\nurl = "mysql://x@y/z"\n', "database.url", "unsupported database 'mysql'"),
         ('[server]\ntrusted_proxy = "nginx"\n', "server.trusted_proxy", "not an IP address"),
         ('[server]\ntrusted_proxy = "*"\n', "server.trusted_proxy", "not an IP address"),
+        (
+            '[database]\nurl = "sqlite:///central.db"\n',
+            "database.url",
+            "the SQLite file 'central.db' is not an absolute path",
+        ),
     ],
 )
 def test_bad_file_names_the_key_and_file(tmp_path, text, key, problem):
@@ -150,4 +155,18 @@ def test_a_checked_value_from_the_environment_is_named_by_its_variable(tmp_path)
     assert caught.value.lines == [
         "config error in environment: DATABASE_URL: unsupported database 'mysql'; use sqlite or postgresql",
         "config error in environment: CENTRAL_TRIGGERS_TIMEZONE: not an IANA time zone such as Asia/Shanghai",
+    ]
+
+
+def test_a_relative_path_is_taken_from_the_files_folder_and_refused_from_the_environment(tmp_path, monkeypatch):
+    path = write(tmp_path, '[server]\ndata_dir = "data"\n')
+    monkeypatch.chdir("/")
+    config = load_config(path, environ={})
+    assert config.server_data_dir == tmp_path / "data"
+    assert config.effective_database_url == f"sqlite:///{tmp_path / 'data' / 'central.db'}"
+    with pytest.raises(ConfigError) as caught:
+        load_config(None, environ={"CENTRAL_SERVER_DATA_DIR": "data", "CENTRAL_IDENTITY_REGISTRY_FILE": "r.toml"})
+    assert [line.split(", got")[0] for line in caught.value.lines] == [
+        "config error in environment: CENTRAL_SERVER_DATA_DIR: must be an absolute path",
+        "config error in environment: CENTRAL_IDENTITY_REGISTRY_FILE: must be an absolute path",
     ]

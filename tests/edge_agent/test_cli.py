@@ -207,3 +207,39 @@ def test_enrolling_at_a_page_of_central_instead_of_its_base_address_says_to_chec
         " https://cdp.example.com, with no path such as /console/"
     )
     assert not (tmp_path / "credentials.json").exists()
+
+
+def test_relative_paths_in_the_settings_file_are_taken_from_its_folder_not_the_working_directory(tmp_path):
+    """Under systemd the working directory is /: a relative path must mean the same from anywhere."""
+    folder = tmp_path / "cfg"
+    (folder / "reldata").mkdir(parents=True, mode=0o700)
+    (folder / "profiles").mkdir()
+    shipped = Path(__file__).resolve().parents[2] / "edge_agent" / "profiles" / "cn-convenience.toml"
+    (folder / "profiles" / "my-till.toml").write_bytes(shipped.read_bytes())
+    path = folder / "agent.toml"
+    path.write_text(
+        '[agent]\ndata_dir = "reldata"\n[pos]\nport = "loop://"\nprofiles_dir = "profiles"\n'
+        '[capture]\nstaging_dir = "."\n'
+    )
+    outputs = []
+    for cwd in (folder, "/"):
+        result = run("check-config", "--config", str(path), cwd=cwd)
+        assert result.returncode == 0, result.stderr
+        assert f"  agent.data_dir = {folder / 'reldata'}\n" in result.stdout
+        assert f"  pos.profiles_dir = {folder / 'profiles'}\n" in result.stdout
+        assert f"  capture.staging_dir = {folder}\n" in result.stdout
+        outputs.append(result.stdout)
+        doctor = run("doctor", "--config", str(path), cwd=cwd)
+        assert f"ok    data directory {folder / 'reldata'} mode 0700" in doctor.stdout, doctor.stdout
+    assert outputs[0] == outputs[1]
+
+
+def test_a_relative_path_in_the_environment_is_refused_naming_the_variable(tmp_path):
+    for command in ("check-config", "run", "doctor"):
+        result = run(command, env_extra={"EDGE_POS_PORT": "loop://", "EDGE_AGENT_DATA_DIR": "reldata"}, cwd=tmp_path)
+        assert result.returncode == 2
+        assert result.stderr.strip() == (
+            "edge-agent: config error in environment: EDGE_AGENT_DATA_DIR: must be an absolute path, got 'reldata'"
+            " (only a settings file's relative paths are resolved, against the file's folder)"
+        )
+    assert not (tmp_path / "reldata").exists()

@@ -12,7 +12,7 @@ from tests.edge_agent.test_cli import run
 
 
 def test_unenrolled_agent_fails_with_the_next_step(tmp_path):
-    config = load_config(None, environ={"EDGE_AGENT_DATA_DIR": str(tmp_path / "missing"), "EDGE_POS_PORT": "x"})
+    config = load_config(None, environ={"EDGE_AGENT_DATA_DIR": str(tmp_path / "missing"), "EDGE_POS_PORT": "loop://"})
     checks = run_checks(config)
     assert checks[0] == (True, "configuration from defaults and environment (no settings file) is valid")
     assert checks[-1][0] is False
@@ -46,7 +46,7 @@ def test_lines_lost_to_a_full_disk_fail_the_doctor_even_from_a_stopped_agents_st
 
     data = tmp_path / "data"
     data.mkdir(mode=0o700)
-    config = load_config(None, environ={"EDGE_AGENT_DATA_DIR": str(data), "EDGE_POS_PORT": "x"})
+    config = load_config(None, environ={"EDGE_AGENT_DATA_DIR": str(data), "EDGE_POS_PORT": "loop://"})
     health = {"state": "ok", "queue_depth": 0, "dead_lettered": 0, "last_sync_age_s": 1, "lost_lines": 7}
     write_status(config.status_path, health, written_at=1_800_000_000.0, interval=10)
     checks = status_checks(config, now=1_800_000_000.0 + 3600)

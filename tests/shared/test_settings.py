@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -190,3 +191,65 @@ def test_reference_rows_show_the_range_of_bounded_settings():
 def test_a_minimum_above_the_maximum_is_a_declaration_error():
     with pytest.raises(ValueError, match="minimum 10 is above maximum 1"):
         setting("x.y", 5, "Nonsense.", minimum=10, maximum=1)
+
+
+def test_a_relative_path_in_a_file_is_taken_from_the_files_folder_whatever_the_working_directory(tmp_path, monkeypatch):
+    folder = tmp_path / "etc" / "x"
+    folder.mkdir(parents=True)
+    path = write(folder, '[io]\nport = "x"\nhome = "data"\n')
+    for cwd in (folder, tmp_path, Path("/")):
+        monkeypatch.chdir(cwd)
+        assert load(Example, path=path, env_prefix="EX_", environ={}).home == folder / "data"
+        # The settings file given by a relative name is found from the working directory, as any argument is.
+        relative = Path(os.path.relpath(path, cwd))
+        assert load(Example, path=relative, env_prefix="EX_", environ={}).home == folder / "data"
+    up = write(folder, '[io]\nport = "x"\nhome = "../lib/./data"\n')
+    assert load(Example, path=up, env_prefix="EX_", environ={}).home == tmp_path / "etc" / "lib" / "data"
+    absolute = write(folder, '[io]\nport = "x"\nhome = "/srv/x"\n')
+    assert load(Example, path=absolute, env_prefix="EX_", environ={}).home == Path("/srv/x")
+
+
+def test_a_relative_path_from_the_environment_or_overrides_is_refused_naming_where_it_came_from(tmp_path):
+    env = {"EX_IO_PORT": "x", "EX_IO_HOME": "data"}
+    with pytest.raises(ConfigError) as info:
+        load(Example, path=write(tmp_path, ""), env_prefix="EX_", environ=env)
+    assert info.value.lines == [
+        "config error in environment: EX_IO_HOME: must be an absolute path, got 'data'"
+        " (only a settings file's relative paths are resolved, against the file's folder)"
+    ]
+    with pytest.raises(ConfigError, match=r"overrides: io\.home: must be an absolute path, got 'data'"):
+        load(Example, path=None, env_prefix="EX_", environ={"EX_IO_PORT": "x"}, overrides={"io.home": "data"})
+    home = load(Example, path=None, env_prefix="EX_", environ={"EX_IO_PORT": "x", "EX_IO_HOME": "~/data"}).home
+    assert home == Path("~/data").expanduser() and home.is_absolute()
+    with pytest.raises(ConfigError, match="EX_IO_HOME: must not be empty"):
+        load(Example, path=None, env_prefix="EX_", environ={"EX_IO_PORT": "x", "EX_IO_HOME": ""})
+
+
+def test_text_settings_declared_as_paths_are_resolved_by_the_same_rule(tmp_path):
+    from shared.settings import PATH, PATH_OR_NAME, PATH_OR_URL
+
+    @dataclass(frozen=True)
+    class Paths:
+        ca: str = setting("io.ca", "", "A file; empty: none.", path=PATH)
+        port: str = setting("io.port", "loop://", "A device path or a URL.", path=PATH_OR_URL)
+        wifi: str = setting("io.wifi", "", "An interface name, or a capture file's path.", path=PATH_OR_NAME)
+
+    path = write(tmp_path, '[io]\nca = "ca.pem"\nport = "pty/till"\nwifi = "captures/floor.pcapng"\n')
+    loaded = load(Paths, path=path, env_prefix="EX_", environ={})
+    assert (loaded.ca, loaded.port, loaded.wifi) == (
+        str(tmp_path / "ca.pem"),
+        str(tmp_path / "pty" / "till"),
+        str(tmp_path / "captures" / "floor.pcapng"),
+    )
+    # Empty stays empty (not set), a URL stays a URL, a name without a slash stays a name.
+    path = write(tmp_path, '[io]\nca = ""\nport = "socket://till:9100"\nwifi = "wlan1mon"\n')
+    loaded = load(Paths, path=path, env_prefix="EX_", environ={})
+    assert (loaded.ca, loaded.port, loaded.wifi) == ("", "socket://till:9100", "wlan1mon")
+    with pytest.raises(ConfigError) as info:
+        load(Paths, path=None, env_prefix="EX_", environ={"EX_IO_CA": "ca.pem", "EX_IO_PORT": "ttyUSB0"})
+    assert [line.split(", got")[0] for line in info.value.lines] == [
+        "config error in environment: EX_IO_CA: must be an absolute path",
+        "config error in environment: EX_IO_PORT: must be an absolute path or a URL",
+    ]
+    with pytest.raises(ValueError, match=r"io\.x: a path setting's default must be absolute or empty"):
+        setting("io.x", "relative", "Nonsense.", path=PATH)
