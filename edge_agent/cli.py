@@ -215,12 +215,12 @@ def _enroll(config: AgentConfig, path: Path | None, args: argparse.Namespace) ->
 
 
 def _doctor(config: AgentConfig, path: Path | None, args: argparse.Namespace) -> int:
-    from edge_agent.doctor import run_checks
+    from edge_agent.doctor import WARN, run_checks
 
     problems = 0
     for ok, line in run_checks(config, path=path):
-        print(("ok    " if ok else "FAIL  ") + line)
-        problems += not ok
+        print(("warn  " if ok is WARN else "ok    " if ok else "FAIL  ") + line)
+        problems += ok is False
     return 1 if problems else 0
 
 

@@ -98,7 +98,8 @@ def _error(name: str, problem: str, path: Path | None, environ: Mapping[str, str
 
 
 def check_usable(config: AgentConfig, path: Path | None, environ: Mapping[str, str] | None = None) -> list[ConfigError]:
-    """What `run` refuses in settings that load: TLS trust, presence settings, receipt profiles.
+    """What `run` refuses in settings that load: TLS trust, presence settings, receipt profiles, the
+    staging directory.
 
     Each is checked by the very function the running agent builds that part with, whether or not
     the part is turned on. `check-config` and `run` exit 2 on any of these and doctor fails a line
@@ -107,6 +108,7 @@ def check_usable(config: AgentConfig, path: Path | None, environ: Mapping[str, s
     from edge_agent.parsing.receipt_profile import ProfileError
     from edge_agent.presence.radios import PresenceSettingError, engine_settings, parse_zones, store_timezone
     from edge_agent.receipt_reader import configured_profiles
+    from edge_agent.sources.staging import staging_dir_problem
     from edge_agent.tls import TlsSettingError, TlsTrust
 
     problems = []
@@ -133,6 +135,9 @@ def check_usable(config: AgentConfig, path: Path | None, environ: Mapping[str, s
         except ProfileError as exc:
             name = "pos.profiles_dir" if config.pos_profiles_dir else "pos.profile"
             problems.append(_named(f"{name}: receipt profile error: {exc}", path, environ))
+    # Without a usable staging directory every read could be lost to a kill (docs/decisions/0013).
+    if staging := staging_dir_problem(config.capture_staging_dir, environ):
+        problems.append(_named(staging, path, environ))
     return problems
 
 

@@ -24,6 +24,7 @@ from edge_agent.outbox import Outbox
 from edge_agent.parsing.receipt_profile import ProfileError
 from edge_agent.presence.radios import doctor_checks as presence_checks
 from edge_agent.receipt_reader import configured_profiles
+from edge_agent.sources.staging import MEMORY_FILESYSTEMS, filesystem_type, staging_dir
 from edge_agent.status import (
     StatusError,
     agent_running,
@@ -39,7 +40,9 @@ from shared.crypto import KeyFileError, RequestSigner, Sealer
 from shared.settings import ConfigError, specs
 from shared.wire import format_time
 
-Check = tuple[bool, str]
+# True passes and False fails (doctor exits 1); WARN is a caveat, printed but not failed.
+Check = tuple[bool | None, str]
+WARN = None
 
 
 def open_outbox(config: AgentConfig) -> Outbox:
@@ -84,6 +87,8 @@ def run_checks(config: AgentConfig, *, path: Path | None = None) -> list[Check]:
     """Every check, in the order a technician would fix them."""
     problems = check_usable(config, path)
     checks = config_checks(config, path, problems)
+    if not any(p.problem.startswith("capture.staging_dir") for p in problems):
+        checks.append(staging_check(config))
     data_dir = config.agent_data_dir
     if not data_dir.is_dir():
         checks.append((False, f"data directory {data_dir} does not exist (run `edge-agent enroll` first)"))
@@ -193,6 +198,22 @@ def outbox_key_check(config: AgentConfig) -> tuple[Check, bool]:
             f" the agent's next start (or `edge-agent rotate-key`) puts in place of {config.key_path}",
         ), True
     return (True, f"outbox key {found.path} mode {_mode(found.path):04o}"), config.outbox_path.exists()
+
+
+def staging_check(config: AgentConfig, mountinfo: Path = Path("/proc/self/mountinfo")) -> Check:
+    """Is the staging directory in memory? Bytes just read wait there, card numbers in clear included
+    (docs/decisions/0013): on a disk they would be written to it. A caveat, not a failure: the agent works."""
+    directory = staging_dir(config.capture_staging_dir)
+    kind = filesystem_type(directory, mountinfo)
+    if kind in MEMORY_FILESYSTEMS:
+        return True, f"capture staging directory {directory} is in memory ({kind})"
+    where = f"is on {kind}, not in memory" if kind else "may not be in memory (no mount table to tell)"
+    return (
+        WARN,
+        f"capture staging directory {directory} {where}: bytes just read, card numbers in clear included, are"
+        " written to it; set capture.staging_dir to a tmpfs such as /run/edge-agent (systemd's RuntimeDirectory=)"
+        " or /dev/shm",
+    )
 
 
 def port_check(what: str, port: str, hint: str, access: int = os.R_OK | os.W_OK) -> Check:

@@ -215,7 +215,8 @@ class AgentConfig:
         "capture.staging_dir",
         "",
         "RAM-backed directory where bytes just read wait for the journal, so a kill cannot lose them; "
-        "empty means $RUNTIME_DIRECTORY (systemd RuntimeDirectory=), else /dev/shm.",
+        "empty means $RUNTIME_DIRECTORY (systemd RuntimeDirectory=), else /dev/shm. It must exist and be "
+        "writable: the agent creates none.",
         path=PATH,
     )
     outbox_commit_interval: float = setting(

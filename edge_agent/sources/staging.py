@@ -31,6 +31,7 @@ import hashlib
 import logging
 import mmap
 import os
+import re
 import struct
 from collections.abc import Mapping
 from pathlib import Path
@@ -44,17 +45,66 @@ PENDING = 0xFFFFFFFF
 MAX_READ = 65536  # the most one read asks for (port_reader.py)
 
 
+MEMORY_FILESYSTEMS = frozenset({"tmpfs", "ramfs"})
+_IN_MEMORY = "a directory in memory, such as /run/edge-agent (systemd's RuntimeDirectory=) or /dev/shm"
+
+
+def staging_dir(configured: str = "", environ: Mapping[str, str] | None = None) -> Path:
+    """The directory of the staging files: ``capture.staging_dir``, else $RUNTIME_DIRECTORY, else /dev/shm."""
+    environ = os.environ if environ is None else environ
+    # /dev/shm is shared: the file is opened with O_NOFOLLOW and must be ours (see ReadStaging).
+    return Path(configured or environ.get("RUNTIME_DIRECTORY", "").split(":")[0] or "/dev/shm")  # noqa: S108
+
+
 def staging_path(data_dir: Path, source: str, configured: str = "", environ: Mapping[str, str] | None = None) -> Path:
-    """Where a source's staging file goes: the configured directory, else $RUNTIME_DIRECTORY, else /dev/shm.
+    """Where a source's staging file goes, in :func:`staging_dir`.
 
     The name carries a hash of the data directory, so agents with different data directories
     sharing /dev/shm (tests, a second till) never meet.
     """
-    environ = os.environ if environ is None else environ
-    # /dev/shm is shared: the file is opened with O_NOFOLLOW and must be ours (see ReadStaging).
-    directory = Path(configured or environ.get("RUNTIME_DIRECTORY", "").split(":")[0] or "/dev/shm")  # noqa: S108
     tag = hashlib.sha256(str(data_dir.resolve()).encode()).hexdigest()[:12]
-    return directory / f"edge-agent-{tag}-{source}.staging"
+    return staging_dir(configured, environ) / f"edge-agent-{tag}-{source}.staging"
+
+
+def staging_dir_problem(configured: str = "", environ: Mapping[str, str] | None = None) -> str | None:
+    """Why the staging directory cannot take staging files (a line starting with the setting's name), or None.
+
+    Only looked at: the agent creates no staging directory, so a typo cannot put clear bytes in a new
+    folder on a disk, and a directory it could not use would leave every read unprotected.
+    """
+    directory = staging_dir(configured, environ)
+    name = f"capture.staging_dir {directory}" + ("" if configured else " (its default)")
+    if not directory.exists():
+        return f"{name} does not exist (the agent creates none): give {_IN_MEMORY}"
+    if not directory.is_dir():
+        return f"{name} is not a directory: give {_IN_MEMORY}"
+    if not os.access(directory, os.W_OK | os.X_OK):
+        return (
+            f"{name} cannot be written by this user (uid {os.geteuid()}): make it the agent user's (mode 0700),"
+            f" or give another {_IN_MEMORY.removeprefix('a ')}"
+        )
+    return None
+
+
+def filesystem_type(directory: Path, mountinfo: Path = Path("/proc/self/mountinfo")) -> str | None:
+    """The type of the filesystem ``directory`` is on (``tmpfs``, ``ext4``), from the kernel's mount table;
+    None if that cannot be read."""
+    try:
+        table = mountinfo.read_text()
+    except OSError:
+        return None
+    target = os.path.realpath(directory)
+    found, kind = "", None
+    for line in table.splitlines():  # "36 35 98:0 / /mnt/x rw,noatime master:1 - ext3 /dev/root rw,errors=continue"
+        mount, _, rest = line.partition(" - ")
+        fields = mount.split()
+        if len(fields) < 5 or not rest:
+            continue
+        point = re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), fields[4])  # "\040" is a space
+        inside = target == point or target.startswith(point.rstrip("/") + "/")
+        if inside and len(point) >= len(found):  # the deepest mount; of two on one point, the later one
+            found, kind = point, rest.split()[0]
+    return kind
 
 
 class ReadStaging:
@@ -73,7 +123,6 @@ class ReadStaging:
         if path is None:
             return
         try:
-            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
             fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
             st = os.fstat(fd)
             if st.st_uid != os.geteuid():

@@ -35,6 +35,7 @@ def test_no_full_card_number_track_data_or_cvv_lands_anywhere(tmp_path, sealer, 
     count = request.config.getoption("--card-receipts")
     data_dir, run_dir = tmp_path / "agent", tmp_path / "run"
     data_dir.mkdir()
+    run_dir.mkdir()  # as systemd makes /run/edge-agent: the agent creates no staging directory
     caplog.set_level(logging.DEBUG)
     outbox = Outbox(data_dir / "outbox.db", sealer, "S001")
     journaled = bytearray()  # every byte ever written to the journal file (it is truncated as commits go)

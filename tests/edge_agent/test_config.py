@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
 
 import pytest
 
@@ -47,6 +49,9 @@ REFUSED = [
     ('[pos]\nencoding = "gbkk"', "pos.encoding: 'gbkk' is not a text encoding Python knows"),
     ('[pos]\nport = ""', "pos.port: required setting is empty (or set EDGE_POS_PORT)"),
     ('[pos]\nport = "  "', "pos.port: required setting is empty (or set EDGE_POS_PORT)"),
+    # Each of these ran with one warning and lost the staging's crash safety, or made the folder on disk.
+    ('[capture]\nstaging_dir = "/etc/passwd"', "capture.staging_dir /etc/passwd is not a directory"),
+    ('[capture]\nstaging_dir = "/nonexistent/run"', "capture.staging_dir /nonexistent/run does not exist"),
 ]
 
 
@@ -106,3 +111,50 @@ def test_hq_cannot_move_the_cashier_panel_onto_the_shop_network():
     effective = effective_config(None, sent, {"EDGE_POS_PORT": "loop://"})
     assert effective.applied == {"sync.batch_size": 100}
     assert set(effective.ignored) == {"panel.host", "panel.screen_address"}
+
+
+@pytest.mark.parametrize("staging", ["/etc/passwd", "missing/run"])
+def test_a_staging_directory_from_the_environment_is_refused_alike_and_never_created(tmp_path, staging):
+    data = tmp_path / "data"
+    data.mkdir(mode=0o700)
+    staging = staging if staging.startswith("/") else str(tmp_path / staging)
+    env = {"EDGE_POS_PORT": "loop://", "EDGE_AGENT_DATA_DIR": str(data), "EDGE_CAPTURE_STAGING_DIR": staging}
+    problem = "is not a directory" if staging == "/etc/passwd" else "does not exist"
+    expected = f"edge-agent: config error in environment: EDGE_CAPTURE_STAGING_DIR: capture.staging_dir {staging} "
+    for command in ("check-config", "run"):
+        result = run(command, env_extra=env)
+        assert result.returncode == 2, (command, result.stderr)
+        [line] = result.stderr.strip().splitlines()
+        assert line.startswith(expected + problem), line
+    doctor = run("doctor", env_extra=env)
+    assert doctor.returncode == 1
+    assert f"FAIL  config error in environment: EDGE_CAPTURE_STAGING_DIR: capture.staging_dir {staging} " in (
+        doctor.stdout
+    )
+    assert not (tmp_path / "missing").exists()
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root may write into any directory")
+def test_a_staging_directory_the_agent_cannot_write_is_refused(tmp_path):
+    staging = tmp_path / "run"
+    staging.mkdir(mode=0o500)
+    env = {"EDGE_POS_PORT": "loop://", "EDGE_AGENT_DATA_DIR": str(tmp_path), "EDGE_CAPTURE_STAGING_DIR": str(staging)}
+    result = run("check-config", env_extra=env)
+    assert result.returncode == 2
+    assert f"capture.staging_dir {staging} cannot be written by this user" in result.stderr
+
+
+def test_doctor_says_whether_the_staging_directory_is_in_memory(tmp_path):
+    """Bytes just read, card numbers in clear included, wait there: on a disk they would reach it."""
+    on_disk = tmp_path / "run"
+    on_disk.mkdir()
+    disk_type = subprocess.run(["stat", "-f", "-c", "%T", str(on_disk)], capture_output=True, text=True).stdout
+    if disk_type.strip() in ("tmpfs", "ramfs"):
+        pytest.skip(f"{tmp_path} is in memory here")
+    env = {"EDGE_POS_PORT": "loop://", "EDGE_AGENT_DATA_DIR": str(tmp_path)}
+    lines = run("doctor", env_extra=env | {"EDGE_CAPTURE_STAGING_DIR": str(on_disk)}).stdout.splitlines()
+    staging = [line for line in lines if "staging directory" in line]
+    assert len(staging) == 1 and staging[0].startswith(f"warn  capture staging directory {on_disk} is on "), lines
+    assert "not in memory" in staging[0]
+    lines = run("doctor", env_extra=env | {"EDGE_CAPTURE_STAGING_DIR": "/dev/shm"}).stdout.splitlines()
+    assert "ok    capture staging directory /dev/shm is in memory (tmpfs)" in lines, lines

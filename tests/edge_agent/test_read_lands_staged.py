@@ -28,6 +28,7 @@ from edge_agent.sources import port_reader
 from edge_agent.sources.serial_pos import open_port
 from edge_agent.sources.staging import ReadStaging, staging_path
 data, tty_path, moment = Path(sys.argv[1]), sys.argv[2], sys.argv[3]
+(data / "run").mkdir(exist_ok=True)  # as systemd makes /run/edge-agent: the agent creates none
 staging = ReadStaging(staging_path(data, "pos", str(data / "run")))
 port = open_port(tty_path, 9600)
 select.select([port.fd], [], [], 5)

@@ -15,6 +15,7 @@ from shared.crypto import Sealer, load_or_create_key
 
 
 def make_source(data, sealer, emit):
+    (data / "run").mkdir(exist_ok=True)  # as systemd makes /run/edge-agent: the agent creates none
     journal = CaptureJournal(data / "pos.journal", sealer, "pos", fsync=False)
     return SerialPosSource(
         url="loop://",
@@ -35,6 +36,7 @@ from edge_agent.sources.serial_pos import SerialPosSource
 from edge_agent.sources.staging import ReadStaging, staging_path
 from shared.crypto import Sealer, load_or_create_key
 data, journaled = Path(sys.argv[1]), sys.argv[2] == "journaled"
+(data / "run").mkdir(exist_ok=True)
 journal = CaptureJournal(data / "pos.journal", Sealer(load_or_create_key(data / "outbox.key")), "pos", fsync=False)
 staging = ReadStaging(staging_path(data, "pos", str(data / "run")))
 source = SerialPosSource(url="loop://", baudrate=9600, journal=journal, emit=lambda r: None,
@@ -115,3 +117,10 @@ def test_a_file_in_another_format_is_set_aside_not_parsed(tmp_path):
     assert (tmp_path / "edge-agent-x-pos.staging.unknown").read_bytes().endswith(b"hello")
     staging.stage(7, b"abc")
     assert ReadStaging(path).leftovers() == [(7, b"abc")]  # and the new file is read back as it is
+
+
+def test_no_staging_directory_is_ever_created(tmp_path):
+    """A typo in capture.staging_dir must not put clear bytes in a new folder on the root disk."""
+    staging = ReadStaging(tmp_path / "missing" / "run" / "edge-agent-x-pos.staging")
+    assert not staging.enabled
+    assert not (tmp_path / "missing").exists()
