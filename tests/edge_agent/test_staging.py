@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 from edge_agent.journal import CaptureJournal
 from edge_agent.privacy import PanRedactor
@@ -124,3 +125,20 @@ def test_no_staging_directory_is_ever_created(tmp_path):
     staging = ReadStaging(tmp_path / "missing" / "run" / "edge-agent-x-pos.staging")
     assert not staging.enabled
     assert not (tmp_path / "missing").exists()
+
+
+def test_the_filesystem_of_a_directory_is_read_from_the_deepest_mount_holding_it(tmp_path):
+    from edge_agent.sources.staging import filesystem_type
+
+    mountinfo = tmp_path / "mountinfo"
+    mountinfo.write_text(
+        "22 1 8:1 / / rw,relatime shared:1 - ext4 /dev/sda1 rw\n"
+        "25 22 0:23 / /run rw,nosuid,nodev shared:5 - tmpfs tmpfs rw,size=1620k,mode=755\n"
+        "26 25 0:24 / /run/edge\\040agent rw shared:6 - ext4 /dev/sdb1 rw\n"
+        "27 22 0:25 / /runtime rw shared:7 - xfs /dev/sdc1 rw\n"
+    )
+    assert filesystem_type(Path("/run/edge-agent"), mountinfo) == "tmpfs"
+    assert filesystem_type(Path("/run/edge agent/x"), mountinfo) == "ext4"  # a mount point with a space
+    assert filesystem_type(Path("/runtime"), mountinfo) == "xfs"
+    assert filesystem_type(Path("/var/lib"), mountinfo) == "ext4"
+    assert filesystem_type(Path("/run"), tmp_path / "absent") is None
