@@ -7,6 +7,8 @@ from urllib.parse import urlsplit
 from flask import current_app, make_response, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
+from werkzeug.exceptions import HTTPException, MethodNotAllowed
+from werkzeug.routing import RequestRedirect
 
 from central import audit, clock
 from central.accounts import devices, throttle, users, web
@@ -21,7 +23,40 @@ LANGUAGE_MAX_AGE = 365 * 24 * 3600
 def _safe_next(target: str | None) -> str:
     # Only same-site paths, so the login form cannot be used to bounce users to another site.
     if target and target.startswith("/") and not target.startswith("//") and not urlsplit(target).netloc:
+        return _page_for(target)
+    return url_for("console.index")
+
+
+def _answers_get(path: str) -> bool | None:
+    """Whether a GET of ``path`` reaches a view: True, False (it takes other methods only), None (no view)."""
+    adapter = current_app.url_map.bind_to_environ(request.environ)
+    try:
+        adapter.match(path, method="GET")
+    except RequestRedirect:
+        return True
+    except MethodNotAllowed:
+        return False
+    except HTTPException:
+        return None
+    return True
+
+
+def _page_for(target: str) -> str:
+    """``target``, or the nearest page above it when it takes POST only.
+
+    A page shown in answer to a form (an enrollment token, a refusal) has the form's
+    address, and going back there by GET would be a 405: the language switch on it goes to the
+    section's page instead (``/console/fleet/tokens`` to ``/console/fleet``). A path no view serves
+    is kept, so that its 404 shows in the new language.
+    """
+    path = urlsplit(target).path
+    if _answers_get(path) is not False:
         return target
+    parts = path.rstrip("/").split("/")  # "", "console", section, ...
+    for end in range(len(parts) - 1, 2, -1):
+        above = "/".join(parts[:end])
+        if _answers_get(above):
+            return above
     return url_for("console.index")
 
 

@@ -8,7 +8,7 @@ import pytest
 
 from central.accounts.models import ConsoleSession
 from central.models import AuditLog, User
-from tests.central.support import PASSWORD, create_user, csrf_from, login, table_rows
+from tests.central.support import PASSWORD, create_user, csrf_from, login, post_form, table_rows
 
 WRONG = "Wrong username or password."
 WRONG_ZH = "用户名或密码错误。"
@@ -226,6 +226,43 @@ def test_chinese_by_default_english_on_request(user_client):
     assert switched.headers["Location"] == "/console/fleet"
     english = user_client.get("/console/fleet").get_data(as_text=True)
     assert "Overview" in english and "Enrollment tokens" in english and 'lang="en"' in english
+
+
+def _language_form(html):
+    form = re.search(r'<form class="lang"[^>]*>.*?</form>', html, re.S)
+    assert form, "no language switch on the page"
+    return form.group(0), re.search(r'name="next" value="([^"]*)"', form.group(0)).group(1)
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)  # no database behaviour involved
+def test_the_language_switch_on_a_forms_answer_goes_to_its_sections_page_not_a_405(app):
+    create_user(app, "tess", role="technician")
+    technician = app.test_client()
+    assert login(technician, "tess").status_code == 302
+    shown = post_form(technician, "/console/fleet/tokens", {"store": "S009"}, "/console/fleet")
+    html = shown.get_data(as_text=True)
+    assert shown.status_code == 200 and 'id="secret"' in html
+    form, back = _language_form(html)
+    assert back == "/console/fleet/tokens"  # the page's own address, which takes POST only
+    # The token is shown once: switching opens a new tab, so this one keeps it.
+    assert 'target="_blank"' in form
+    switched = technician.post("/console/language", data={"lang": "en", "csrf_token": csrf_from(html), "next": back})
+    assert switched.status_code == 302 and switched.headers["Location"] == "/console/fleet"
+    landed = technician.get(switched.headers["Location"])
+    assert landed.status_code == 200 and "Enrollment tokens" in landed.get_data(as_text=True)
+    assert 'target="_blank"' not in _language_form(landed.get_data(as_text=True))[0]  # an ordinary page
+    token = csrf_from(html)
+    for asked, answered in (
+        ("/console/customers/7/identifiers/remove", "/console/customers/7"),
+        ("/console/segments/all-sms/evaluate?x=1", "/console/segments"),
+        ("/console/fleet/source-keys/3/revoke", "/console/fleet/source-keys"),
+        ("/console/customers/review/12", "/console/customers/review"),
+        ("/console/language", "/console/"),
+        ("/console/fleet?after=S001,d1", "/console/fleet?after=S001,d1"),  # a page that answers GET stays
+        ("/console/no-such-page", "/console/no-such-page"),  # its 404, in the new language
+    ):
+        switched = technician.post("/console/language", data={"lang": "zh", "csrf_token": token, "next": asked})
+        assert switched.headers["Location"] == answered, asked
 
 
 def test_the_message_catalogue_is_complete_and_compiled():

@@ -115,3 +115,33 @@ def test_each_role_logs_in_and_walks_every_page(app, client, agent, browser):
             context.close()
     assert dialogs == []  # no stored script ran
     assert broken == []
+
+
+def _log_in(browser, host, role):
+    page = browser.new_context().new_page()  # type: ignore[attr-defined]
+    page.goto(f"{host}/console/")
+    page.fill("input[name=username]", role)
+    page.fill("input[name=password]", PASSWORD)
+    page.click("form:not(.lang) button[type=submit]")
+    page.wait_for_url(re.compile(r".*/console/$"))
+    return page
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_the_language_switch_on_a_new_token_opens_a_tab_and_keeps_the_token(app, browser):
+    create_user(app, "technician", role="technician")
+    with serving(app) as base:
+        host = base.replace("127.0.0.1", "localhost")  # a secure context, so the __Host- cookie is kept
+        page = _log_in(browser, host, "technician")
+        page.goto(f"{host}/console/fleet")
+        page.fill("#new-token input[name=store]", "S009")
+        page.click("#new-token button[type=submit]")
+        secret = page.inner_text("#secret")
+        assert "--token cdpet_" in secret
+        with page.context.expect_page() as opened:
+            page.click("form.lang button")
+        english = opened.value
+        english.wait_for_load_state()
+        assert english.url.endswith("/console/fleet") and "Enrollment tokens" in english.content()
+        assert page.inner_text("#secret") == secret  # still there to copy
+        page.context.close()
