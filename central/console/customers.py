@@ -7,7 +7,8 @@
 - The 360 view: identifiers, the golden record with each attribute's source, tags with the inputs
   and definition version that gave them, consents per purpose and channel, and a keyset-paginated
   timeline (``?before=<cursor>``). Admins also get the merge ledger with split and remove-identifier
-  actions and the open review items naming the customer, with accept and reject.
+  actions, each confirmed on a page of its own (:mod:`central.console.confirmation`), and the open
+  review items naming the customer, with accept and reject.
 - Customer service and admins add a note, or file a complaint: a ``service.complaint`` event
   ingested like any other (:mod:`central.customers.notes`).
 - The review queue has its own page, for admins (:mod:`central.console.review`); both show review
@@ -24,6 +25,7 @@ from typing import Any
 
 from flask import abort, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
+from flask_babel import gettext as _
 from sqlalchemy.orm import QueryableAttribute
 
 from central import clock
@@ -31,6 +33,7 @@ from central.accounts import web
 from central.accounts.roles import ADMIN, CUSTOMER_SERVICE
 from central.console import bp
 from central.console.auditing import record_audit
+from central.console.confirmation import ask, confirmed
 from central.console.customer_labels import (
     DONE,
     INPUT_LABELS,
@@ -38,7 +41,7 @@ from central.console.customer_labels import (
     TAG_LABELS,
     TAG_VALUE_LABELS,
 )
-from central.console.navigation import CUSTOMER_ROLES
+from central.console.navigation import CUSTOMER_ROLES, IDENTIFIER_LABELS
 from central.console.review_items import blocked_types, identity_registry, review_evidence, review_people
 from central.console.shown import (
     customer_rows,
@@ -322,8 +325,16 @@ def add_note(customer_id: int) -> ResponseReturnValue:
 @bp.post("/customers/<int32:customer_id>/split")
 @web.roles(ADMIN)
 def split_customer(customer_id: int) -> ResponseReturnValue:
-    """Undo one merge or link of the customer (a ledger row) by replaying its ledger without it."""
+    """Undo one merge or link of the customer (a ledger row) by replaying its ledger without it; asks first."""
     ledger_id = id_field("ledger_id", LedgerEntry.id)
+    if not confirmed():
+        what = _(
+            "撤销客户 #%(customer)s 的合并记录 #%(ledger)s：按其余记录重新计算这位客户，这条记录带来的客户重新独立。",
+            customer=customer_id,
+            ledger=ledger_id,
+        )
+        back = url_for("console.customer", customer_id=customer_id)
+        return ask("customers", _("拆分"), what, back, {"ledger_id": str(ledger_id)})
     db = get_session()
     now, who = clock.now(), operator_name()
     try:
@@ -339,12 +350,21 @@ def split_customer(customer_id: int) -> ResponseReturnValue:
 @bp.post("/customers/<int32:customer_id>/identifiers/remove")
 @web.roles(ADMIN)
 def remove_identifier(customer_id: int) -> ResponseReturnValue:
-    """Remove one of the customer's identifiers for good (a tombstone: it never links again)."""
+    """Remove one of the customer's identifiers for good (a tombstone: it never links again); asks first."""
     identifier_id = id_field("identifier_id", Identifier.id)
     db = get_session()
     held = history.identifier_of(db, customer_id, identifier_id)
     if held is None:
         abort(404)
+    if not confirmed():
+        what = _(
+            "从客户 #%(customer)s 移除%(kind)s %(value)s：这个标识今后不会再关联到任何客户。",
+            customer=customer_id,
+            kind=_(IDENTIFIER_LABELS[held.kind]) if held.kind in IDENTIFIER_LABELS else held.kind,
+            value=mask_identifier(held.kind, held.value),
+        )
+        back = url_for("console.customer", customer_id=customer_id)
+        return ask("customers", _("移除标识"), what, back, {"identifier_id": str(identifier_id)})
     taken_from = split.remove_identifier(db, held.kind, held.value, now=clock.now(), operator=operator_name())
     record_audit(
         "identity.identifier.remove", f"{held.kind}:{mask_identifier(held.kind, held.value)}", customer=taken_from

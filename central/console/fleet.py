@@ -5,7 +5,8 @@ Who may do what (docs/decisions/0059-console-operations-pages.md):
 - admin: everything.
 - technician: installs and replaces store PCs, so creates and revokes enrollment tokens and retires
   a device; revoking a device (a stolen PC) and online-source keys (which let a system write
-  customer data) stay with admin. Sees the source keys' list (hints only).
+  customer data) stay with admin. Sees the source keys' list (hints only). Retiring and revoking a
+  device, which cannot be undone, are confirmed on a page of their own first.
 - store_manager: reads the fleet and tokens of their own stores; changes nothing.
 """
 
@@ -21,6 +22,7 @@ from central import audit, clock
 from central.accounts import web
 from central.accounts.roles import ADMIN, TECHNICIAN
 from central.console import bp
+from central.console.confirmation import ask, confirmed
 from central.console.customer_labels import N_
 from central.console.navigation import FLEET_ROLES, STATE_LABELS
 from central.db import get_session
@@ -156,7 +158,14 @@ def device(device_id: str) -> ResponseReturnValue:
 def _set_status(device_id: str, status: str) -> ResponseReturnValue:
     db = get_session()
     back = url_for("console.device", device_id=device_id)
-    _visible(find_device(db, device_id[:64], clock.now(), _offline_after()))
+    found = _visible(find_device(db, device_id[:64], clock.now(), _offline_after()))
+    if not confirmed():
+        named = {"store": found.store_id, "device": found.device_id}
+        if status == "retired":
+            title, what = _("退役设备"), _("退役门店 %(store)s 的设备 %(device)s：它从此不能再连接总部。", **named)
+        else:
+            title, what = _("吊销设备"), _("吊销门店 %(store)s 的设备 %(device)s：总部从此拒绝它的一切请求。", **named)
+        return ask("fleet", title, what, back, {"reason": request.form.get("reason", "")[:MAX_REASON]})
     reason = request.form.get("reason", "").strip()[:MAX_REASON] or "console"
     try:
         set_status(db, device_id, status, reason=reason, now=clock.now(), actor=_actor())
@@ -170,14 +179,14 @@ def _set_status(device_id: str, status: str) -> ResponseReturnValue:
 @bp.post("/fleet/devices/<device_id>/retire")
 @web.roles(*RETIRE_ROLES)
 def retire_device(device_id: str) -> ResponseReturnValue:
-    """Take a device out of service (it authenticates no more)."""
+    """Take a device out of service (it authenticates no more); asks first."""
     return _set_status(device_id, "retired")
 
 
 @bp.post("/fleet/devices/<device_id>/revoke")
 @web.roles(ADMIN)
 def revoke_device(device_id: str) -> ResponseReturnValue:
-    """Refuse a device from now on (a stolen or compromised PC)."""
+    """Refuse a device from now on (a stolen or compromised PC); asks first."""
     return _set_status(device_id, "revoked")
 
 

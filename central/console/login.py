@@ -44,7 +44,7 @@ def _answers_get(path: str) -> bool | None:
 def _page_for(target: str) -> str:
     """``target``, or the nearest page above it when it takes POST only.
 
-    A page shown in answer to a form (an enrollment token, a refusal) has the form's
+    A page shown in answer to a form (an enrollment token, a refusal, a confirmation) has the form's
     address, and going back there by GET would be a 405: the language switch on it goes to the
     section's page instead (``/console/fleet/tokens`` to ``/console/fleet``). A path no view serves
     is kept, so that its 404 shows in the new language.

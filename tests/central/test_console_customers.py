@@ -22,6 +22,7 @@ from tests.central.test_console_roles import MOBILE, XSS
 SQLITE_ONLY = pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
 PHONE = "13812345678"
 OTHER_PHONE = "13912345679"
+CONFIRMED = {"confirm": "yes"}  # what the page asking to confirm an action that cannot be undone sends
 
 
 def _accepted(app, client, events):
@@ -216,7 +217,7 @@ def test_an_admin_splits_a_merge_and_removes_an_identifier(app, client, member):
         assert refused.status_code == 403
     gone = admin.get(f"/console/customers/{merge.other_customer_id}").get_data(as_text=True)
     assert 'id="merged"' in gone and 'name="ledger_id"' not in gone and 'id="note-form"' not in gone
-    response = post_form(admin, f"/console/customers/{live}/split", {"ledger_id": str(merge.id)})
+    response = post_form(admin, f"/console/customers/{live}/split", {"ledger_id": str(merge.id), **CONFIRMED})
     assert "done=split" in response.headers["Location"]
     assert survivor(app, _id_of(app, "phone", PHONE)) != survivor(app, _id_of(app, "phone", OTHER_PHONE))
     assert [s for _, s in _audited(app, "identity.split")] == [f"customer:{live}"]
@@ -224,7 +225,7 @@ def test_an_admin_splits_a_merge_and_removes_an_identifier(app, client, member):
     holder = _id_of(app, "member_card", "VIP00421234")
     with central_db.session_factory(app)() as db:
         card = db.scalar(select(Identifier.id).where(Identifier.kind == "member_card"))
-    form = {"identifier_id": str(card)}
+    form = {"identifier_id": str(card), **CONFIRMED}
     assert post_form(_as(app, "marketing"), f"/console/customers/{holder}/identifiers/remove", form).status_code == 403
     assert post_form(admin, f"/console/customers/{holder + 1000}/identifiers/remove", form).status_code == 404
     assert (
@@ -235,10 +236,60 @@ def test_an_admin_splits_a_merge_and_removes_an_identifier(app, client, member):
     assert _audited(app, "identity.identifier.remove") == [("admin", "member_card:*******1234")]
     # With nothing left to name the customer by, a complaint cannot be filed (and nothing is stored).
     for ident in [i for i in table_rows(app, Identifier) if i.customer_id == holder]:
-        post_form(admin, f"/console/customers/{holder}/identifiers/remove", {"identifier_id": str(ident.id)})
+        form = {"identifier_id": str(ident.id), **CONFIRMED}
+        post_form(admin, f"/console/customers/{holder}/identifiers/remove", form)
     refused = post_form(admin, f"/console/customers/{holder}/notes", {"kind": "complaint", "text": "没有收到货"})
     assert "problem=no_identifier" in refused.headers["Location"]
     assert not [e for e in stored_events(app) if e.kind == "service.complaint"]
+
+
+def _confirmation(response):
+    """The page asking to confirm: its form's action and fields."""
+    html = response.get_data(as_text=True)
+    form = html.split('id="confirm"', 1)[1].split("</form>", 1)[0]
+    action = re.search(r'action="([^"]+)"', form).group(1)
+    return html, action, dict(re.findall(r'name="(\w+)" value="([^"]*)"', form))
+
+
+@SQLITE_ONLY
+def test_split_and_remove_identifier_change_nothing_until_confirmed(app, client, member):
+    email = {"email": "zsf@example.com"}
+    _accepted(
+        app,
+        client,
+        [
+            source_event("m1", "member.login", identifiers={"phone": OTHER_PHONE, **email}),
+            source_event("m2", "member.login", identifiers={"phone": PHONE, **email}),
+        ],
+    )
+    live = survivor(app, member)
+    merge = [r for r in table_rows(app, LedgerEntry) if r.action == "merge"][-1]
+    admin = _as(app, "admin")
+    asked = post_form(admin, f"/console/customers/{live}/split", {"ledger_id": str(merge.id)})
+    html, action, fields = _confirmation(asked)
+    assert asked.status_code == 200 and "这个操作无法撤销。" in html and f"合并记录 #{merge.id}" in html
+    assert survivor(app, _id_of(app, "phone", OTHER_PHONE)) == live and _audited(app, "identity.split") == []
+    assert action == f"/console/customers/{live}/split" and fields["ledger_id"] == str(merge.id)
+    assert fields["confirm"] == "yes" and fields["csrf_token"]
+    assert f'href="/console/customers/{live}"' in html  # cancel: back to the customer
+    done = admin.post(action, data=fields)
+    assert "done=split" in done.headers["Location"]
+    assert survivor(app, _id_of(app, "phone", PHONE)) != survivor(app, _id_of(app, "phone", OTHER_PHONE))
+
+    holder = _id_of(app, "member_card", "VIP00421234")
+    with central_db.session_factory(app)() as db:
+        card = db.scalar(select(Identifier.id).where(Identifier.kind == "member_card"))
+    asked = post_form(admin, f"/console/customers/{holder}/identifiers/remove", {"identifier_id": str(card)})
+    html, action, fields = _confirmation(asked)
+    assert asked.status_code == 200 and "这个操作无法撤销。" in html
+    assert "会员卡号 *******1234" in html and "VIP00421234" not in html  # masked, as on the customer's page
+    assert [i.state for i in table_rows(app, Identifier) if i.id == card] != ["removed"]
+    assert _audited(app, "identity.identifier.remove") == []
+    admin.set_cookie("cdp-lang", "en")
+    english = post_form(admin, f"/console/customers/{holder}/identifiers/remove", {"identifier_id": str(card)})
+    assert "This cannot be undone." in english.get_data(as_text=True)
+    assert "done=removed" in admin.post(action, data=fields).headers["Location"]
+    assert [i.state for i in table_rows(app, Identifier) if i.id == card] == ["removed"]
 
 
 @SQLITE_ONLY
@@ -503,7 +554,7 @@ def test_a_review_item_a_unique_type_blocks_says_so_instead_of_offering_accept(a
     newer = max(item.customer_id, item.other_customer_id)
     with central_db.session_factory(app)() as db:
         held = db.scalar(select(Identifier.id).where(Identifier.kind == "member_id", Identifier.customer_id == newer))
-    removed = post_form(admin, f"/console/customers/{newer}/identifiers/remove", {"identifier_id": held})
+    removed = post_form(admin, f"/console/customers/{newer}/identifiers/remove", {"identifier_id": held, **CONFIRMED})
     assert removed.status_code == 302
     assert f"{form} class" in admin.get("/console/customers/review").get_data(as_text=True).split("不能合并", 1)[0]
     accepted = post_form(admin, f"/console/customers/review/{item.id}", {"decision": "accept"})

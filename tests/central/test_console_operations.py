@@ -35,6 +35,7 @@ from tests.central.support import Agent, create_user, csrf_from, login, post_for
 from tests.central.test_console_roles import STATE_CHANGING
 
 SQLITE = pytest.mark.parametrize("backend", ["sqlite"], indirect=True)  # no database behaviour involved
+CONFIRMED = {"confirm": "yes"}  # what the page asking to confirm an action that cannot be undone sends
 HEARTBEAT = {
     "agent_version": "0.4.2",
     "outbox": {"pending": 7},
@@ -153,20 +154,44 @@ def test_a_technician_creates_a_token_shown_once_that_enrolls_and_revokes_anothe
 def test_retire_and_revoke_a_device_from_its_page(app, client, agent):
     technician = _as(app, "technician")
     page = f"/console/fleet/devices/{agent.device_id}"
-    assert _post(technician, f"{page}/revoke", {"reason": "stolen"}, page).status_code == 403
-    assert _post(technician, f"{page}/retire", {"reason": "replaced"}, page).status_code == 303
+    assert _post(technician, f"{page}/revoke", {"reason": "stolen", **CONFIRMED}, page).status_code == 403
+    assert _post(technician, f"{page}/retire", {"reason": "replaced", **CONFIRMED}, page).status_code == 303
     assert "已退役" in technician.get(page).get_data(as_text=True)
     assert agent.post(client, agent.body([agent.receipt("R9")])).status_code == 401
     admin = _as(app, "admin")
-    assert _post(admin, f"{page}/revoke", {"reason": "stolen"}, page).status_code == 303
+    assert _post(admin, f"{page}/revoke", {"reason": "stolen", **CONFIRMED}, page).status_code == 303
     assert "已吊销" in _row(admin.get("/console/fleet").get_data(as_text=True), "data-device", agent.device_id)
-    again = _post(admin, f"{page}/retire", {}, page)
+    again = _post(admin, f"{page}/retire", CONFIRMED, page)
     problem = again.get_data(as_text=True).split('id="problem">', 1)[1].split("</p>", 1)[0]
     assert again.status_code == 409 and "这台设备已吊销，不能改为已退役。" in problem, problem
     assert "cannot become retired" in problem and "<code>bad_transition</code>" in problem
     actions = [(a.actor, a.action, a.subject) for a in table_rows(app, AuditLog)]
     assert ("technician", "device.retire", agent.device_id) in actions
     assert ("admin", "device.revoke", agent.device_id) in actions
+
+
+@SQLITE
+def test_retire_and_revoke_change_nothing_until_confirmed(app, client, agent):
+    page = f"/console/fleet/devices/{agent.device_id}"
+    admin = _as(app, "admin")
+    for action, done in (("retire", "已退役"), ("revoke", "已吊销")):
+        asked = _post(admin, f"{page}/{action}", {"reason": "replaced by PC-2"}, page)
+        html = asked.get_data(as_text=True)
+        assert asked.status_code == 200 and "这个操作无法撤销。" in html and agent.device_id in html, action
+        assert [d.status for d in table_rows(app, Device)] == ["active" if action == "retire" else "retired"]
+        form = html.split('id="confirm"', 1)[1].split("</form>", 1)[0]
+        assert f'action="{page}/{action}"' in form
+        fields = dict(re.findall(r'name="(\w+)" value="([^"]*)"', form))
+        assert fields["reason"] == "replaced by PC-2" and fields["confirm"] == "yes"
+        assert f'href="{page}"' in html  # cancel: back to the device
+        assert admin.post(f"{page}/{action}", data=fields).status_code == 303
+        assert done in admin.get(page).get_data(as_text=True)
+    admin.set_cookie("cdp-lang", "en")
+    english = _post(admin, f"{page}/revoke", {}, page).get_data(as_text=True)
+    assert "This cannot be undone." in english
+    audited = table_rows(app, AuditLog)
+    changes = [(a.action, a.detail["reason"]) for a in audited if a.action in ("device.retire", "device.revoke")]
+    assert changes == [("device.retire", "replaced by PC-2"), ("device.revoke", "replaced by PC-2")]
 
 
 @SQLITE
