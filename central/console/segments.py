@@ -1,7 +1,9 @@
 """The console's segments page: saved segments, a live count on request, a rule builder with a preview, exports.
 
 The builder previews on the server (a GET form: no script); saving and evaluating are POST forms
-carrying the CSRF token. The CSV export is masked for every role but admin and audited.
+carrying the CSRF token. A saved segment opens in the builder to be edited (rule, channel and
+description; :func:`central.segments.definitions.revise`, as ``PUT /api/v1/segments/<name>``, audited
+as ``segment.update``). The CSV export is masked for every role but admin and audited.
 """
 
 from __future__ import annotations
@@ -77,7 +79,8 @@ def _problem(exc: SegmentError) -> dict[str, Any]:
     return exc.to_json()
 
 
-def _page(status: int = 200, **form: Any) -> ResponseReturnValue:
+def _page(status: int = 200, editing: Any = None, **form: Any) -> ResponseReturnValue:
+    """The list and the builder; or, ``editing`` a saved segment, the builder holding its rule."""
     db = get_session()
     offset = offset_minutes()
     today = evaluation.local_today(clock.now(), offset)
@@ -86,7 +89,7 @@ def _page(status: int = 200, **form: Any) -> ResponseReturnValue:
     # quick however many segments a chain keeps.
     counting = request.args.get("count", "")
     rows = []
-    for row in definitions.listed(db):
+    for row in [] if editing else definitions.listed(db):
         live: Any = None
         if row.name == counting:
             try:
@@ -94,8 +97,9 @@ def _page(status: int = 200, **form: Any) -> ResponseReturnValue:
             except SegmentError:
                 live = None  # a rule saved before a field was retired: shown, not counted
         rows.append((row, live))
-    rule = form.get("rule", request.args.get("rule", ""))[:MAX_RULE]
-    channel = form.get("channel", request.args.get("channel", CHANNELS[0]))
+    saved = editing or {"rule": "", "channel": CHANNELS[0], "description": ""}
+    rule = form.get("rule", request.args.get("rule", saved["rule"]))[:MAX_RULE]
+    channel = form.get("channel", request.args.get("channel", saved["channel"]))
     preview = problem = None
     if rule.strip() and "problem" not in form:
         try:
@@ -116,8 +120,9 @@ def _page(status: int = 200, **form: Any) -> ResponseReturnValue:
         preview=preview,
         problem=form.get("problem", problem),
         name=form.get("name", ""),
-        description=form.get("description", ""),
+        description=form.get("description", request.args.get("description", saved["description"])),
         saved=request.args.get("saved", ""),
+        editing=editing,
     )
     return html, status
 
@@ -149,6 +154,46 @@ def save_segment() -> ResponseReturnValue:
         db.rollback()
         return _page(400, problem=_problem(exc), **form)
     record_audit("segment.create", f"segment:{draft.name}", rule=draft.rule, channel=draft.channel)
+    db.commit()
+    return redirect(url_for("console.segments", saved=draft.name))
+
+
+def _saved(name: str) -> Any:
+    row = definitions.find(get_session(), name[:64])
+    if row is None:
+        abort(404)
+    return row._mapping
+
+
+@bp.get("/segments/<name>/edit")
+@web.roles(*ROLES)
+def edit_segment(name: str) -> ResponseReturnValue:
+    """A saved segment in the builder, counted; ``?rule=...&channel=...`` previews a change before saving it."""
+    return _page(editing=_saved(name))
+
+
+@bp.post("/segments/<name>/edit")
+@web.roles(*ROLES)
+def update_segment(name: str) -> ResponseReturnValue:
+    """Save the builder's rule, channel and description over a segment's (its name and webhook stay)."""
+    saved = _saved(name)
+    form = {k: request.form.get(k, "")[:MAX_RULE] for k in ("rule", "channel", "description")}
+    db = get_session()
+    active = web.current()
+    draft = Draft(saved["name"], form["rule"], form["channel"], form["description"].strip()[:500])
+    try:
+        version = definitions.revise(
+            db,
+            draft.name,
+            draft,
+            actor=active.username if active else "anonymous",
+            now=clock.now(),
+            schema=schema_for(web.current_policy().unmasked),
+        )
+    except SegmentError as exc:
+        db.rollback()
+        return _page(400, editing=saved, problem=_problem(exc), **form)
+    record_audit("segment.update", f"segment:{draft.name}", rule=draft.rule, channel=draft.channel, version=version)
     db.commit()
     return redirect(url_for("console.segments", saved=draft.name))
 

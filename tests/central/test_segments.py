@@ -13,6 +13,7 @@ from pathlib import Path
 
 import orjson
 import pytest
+from markupsafe import escape
 from sqlalchemy import select
 
 from central import db as central_db
@@ -437,6 +438,41 @@ def test_console_page_lists_previews_saves_and_refuses_without_csrf(app, chain):
     finance = _api(app, "finance")
     assert finance.get("/console/segments").status_code == 403
     assert finance.get("/api/v1/segments").status_code == 403
+
+
+def test_the_console_edits_a_segment_and_a_taken_name_leads_to_it(app, chain):
+    _save(app, webhook_url="https://crm.example.cn/hooks/seg", webhook_secret=SECRET)
+    client = _api(app, "marketing")
+    html = client.get("/console/segments").get_data(as_text=True)
+    edit = "/console/segments/loyal/edit"
+    assert f'href="{edit}"' in html.split('data-segment="loyal"', 1)[1].split("</tr>", 1)[0]
+    token = csrf_from(html)
+    form = {"name": "loyal", "rule": "purchases >= 1", "channel": "sms", "description": "", "csrf_token": token}
+    taken = client.post("/console/segments", data=form)
+    problem = taken.get_data(as_text=True).split('id="problem">', 1)[1].split("</p>", 1)[0]
+    assert taken.status_code == 400 and "已有同名人群" in problem and f'href="{edit}"' in problem, problem
+    page = client.get(edit).get_data(as_text=True)  # the saved rule, counted, ready to change
+    assert str(escape(LOYAL_RULE)) in page and re.search(r'preview-matching">3<', page)
+    assert 'value="loyal"' not in page.split('id="save"', 1)[1]  # a segment keeps its name
+    previewed = client.get(edit, query_string={"rule": "purchases >= 1", "channel": "sms"}).get_data(as_text=True)
+    assert re.search(r'preview-matching">4<', previewed) and re.search(r'preview-reachable">3<', previewed)
+    assert f'action="{edit}"' in previewed.split('id="save"', 1)[1].split(">", 1)[0]
+    change = {"rule": "purchases >= 1", "channel": "sms", "description": "any buyer", "csrf_token": token}
+    assert client.post(edit, data={**change, "csrf_token": ""}).status_code == 400  # CSRF as everywhere
+    refused = client.post(edit, data={**change, "rule": "purchases >"})
+    assert refused.status_code == 400 and "这里需要一个字段、函数或值。" in refused.get_data(as_text=True)
+    saved = client.post(edit, data=change)
+    assert saved.status_code == 302 and saved.headers["Location"] == "/console/segments?saved=loyal"
+    with _session(app) as db:
+        row = definitions.find(db, "loyal")
+    assert (row.rule, row.description, row.version, row.updated_by) == ("purchases >= 1", "any buyer", 2, "marketing")
+    assert row.webhook_url == "https://crm.example.cn/hooks/seg"  # set by an administrator, kept
+    (audited,) = _audits(app, "segment.update")
+    assert (audited.actor, audited.subject) == ("marketing", "segment:loyal")
+    assert audited.detail == {"via": "console", "rule": "purchases >= 1", "channel": "sms", "version": 2}
+    assert client.get("/console/segments/nothing/edit").status_code == 404
+    assert client.post("/console/segments/nothing/edit", data=change).status_code == 404
+    assert _api(app, "finance").get(edit).status_code == 403
 
 
 def test_the_scheduled_job_and_the_command_line_evaluate(app, chain, tmp_path, capsys):
