@@ -40,8 +40,8 @@ KEY_LIST_ROLES = (ADMIN, TECHNICIAN)
 MAX_TTL_HOURS = 24 * 30
 MAX_REASON = 255
 _SEP = ","
-# Why a device or token change was refused, in the page's words, by the domain's reason code; the
-# English detail (which names the command-line equivalent) follows it.
+# Why a device or token change was refused, in the page's words, by the domain's reason code; on
+# English pages the domain's English detail (which names the command-line equivalent) follows it.
 REFUSALS = {
     "unknown_device": N_("没有这台设备。"),
     "bad_transition": N_("这台设备%(status)s，不能改为%(target)s。"),

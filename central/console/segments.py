@@ -30,7 +30,7 @@ ROLES = (ADMIN, MARKETING)
 CHANNEL_LABELS = {"sms": "短信", "wechat": "微信", "app_push": "App 推送", "email": "电子邮件"}
 MAX_RULE = 4000
 # Why a rule or a segment was refused, in the page's words, by reason code (``rule_`` + the rule's
-# own code); the English detail naming the token or field follows it.
+# own code); on English pages the rule's English detail naming the token or field follows it.
 PROBLEM_TEXTS = {
     "rule_expected": N_("这里缺少应有的符号或关键字。"),
     "rule_expected_operand": N_("这里需要一个字段、函数或值。"),

@@ -130,7 +130,7 @@ def test_marketing_creates_a_campaign_and_a_trigger_pauses_resumes_and_ends_them
     users.config["CLOCK"].advance(seconds=1)
     refused = post_form(client, "/console/campaigns/triggers/new", {**TRIGGER, "name": "late"})
     assert refused.status_code == 400
-    assert "coupon campaign &#39;spring-10&#39; ended at" in refused.get_data(as_text=True)
+    assert "这个优惠券活动已结束，请选择进行中的活动。" in refused.get_data(as_text=True)
 
 
 def test_ending_a_campaign_before_it_starts_ends_it_then_and_never_shows_an_end_before_its_start(users):  # both
@@ -248,7 +248,9 @@ def test_refused_input_names_the_field_and_why_in_the_page_language_with_the_dom
     assert refused.status_code == 400
     problem = page.split('id="problem">', 1)[1].split("</p>", 1)[0]
     assert f"<strong>{field}</strong>" in problem and words in problem, problem
-    assert str(escape(reason)) in problem, problem
+    # Chinese only: the API's English stays out, the reason code stays, small and labelled.
+    assert str(escape(reason)) not in problem, problem
+    assert '<span class="reason">原因代码 <code>' in problem and '<span class="hint">' not in problem, problem
     assert f'value="{escape(form["name"])}"' in page  # what the user typed comes back
     assert table_rows(users, Trigger) == [] and all(c.name != form["name"] for c in table_rows(users, CouponCampaign))
 
@@ -260,6 +262,7 @@ def test_a_refusal_reads_in_english_on_request(users):
     page = post_form(client, COUPONS, {**COUPON, "valid_to": "2026-11-01T00:00"}).get_data(as_text=True)
     problem = page.split('id="problem">', 1)[1].split("</p>", 1)[0]
     assert "<strong>Ends</strong>" in problem and "Must be after the start." in problem, problem
+    assert "valid_to must be after valid_from" in problem and "Reason code <code>bad_period</code>" in problem
     assert not re.search("[\u4e00-\u9fff]", problem), problem
     page = post_form(client, COUPONS, {**COUPON, "stores": "S999"}).get_data(as_text=True)
     problem = page.split('id="problem">', 1)[1].split("</p>", 1)[0]

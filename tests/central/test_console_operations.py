@@ -142,7 +142,7 @@ def test_a_technician_creates_a_token_shown_once_that_enrolls_and_revokes_anothe
     problem = used.get_data(as_text=True).split('id="problem">', 1)[1].split("</p>", 1)[0]
     device = table_rows(app, Device)[0].device_id
     assert used.status_code == 409 and f"这个令牌已被设备 {device} 用于登记，不能再吊销" in problem, problem
-    assert "already used" in problem and "<code>token_used</code>" in problem  # the domain's words and code after
+    assert "already used" not in problem and "原因代码 <code>token_used</code>" in problem  # the code, for support
     assert _post(technician, "/console/fleet/tokens", {"store": "bad store!"}).status_code == 400
     actions = [(a.actor, a.action) for a in table_rows(app, AuditLog)]
     assert (
@@ -164,7 +164,14 @@ def test_retire_and_revoke_a_device_from_its_page(app, client, agent):
     again = _post(admin, f"{page}/retire", CONFIRMED, page)
     problem = again.get_data(as_text=True).split('id="problem">', 1)[1].split("</p>", 1)[0]
     assert again.status_code == 409 and "这台设备已吊销，不能改为已退役。" in problem, problem
-    assert "cannot become retired" in problem and "<code>bad_transition</code>" in problem
+    assert "cannot become retired" not in problem and "原因代码 <code>bad_transition</code>" in problem
+    assert not re.search("[A-Za-z]", re.sub(r"<[^>]+>", "", problem.split('<span class="reason">', 1)[0]))
+    admin.set_cookie("cdp-lang", "en")
+    again = _post(admin, f"{page}/retire", CONFIRMED, page)
+    problem = again.get_data(as_text=True).split('id="problem">', 1)[1].split("</p>", 1)[0]
+    assert "This device is in state Revoked" in problem and "cannot become retired" in problem, problem
+    assert "Reason code <code>bad_transition</code>" in problem
+    admin.set_cookie("cdp-lang", "zh")
     actions = [(a.actor, a.action, a.subject) for a in table_rows(app, AuditLog)]
     assert ("technician", "device.retire", agent.device_id) in actions
     assert ("admin", "device.revoke", agent.device_id) in actions

@@ -290,6 +290,11 @@ def _api(app, role):
     return client
 
 
+def _text(html):
+    """What a reader sees of a fragment of a page: its text, blanks folded."""
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", "", html)).strip()
+
+
 def _audits(app, action):
     return [a for a in table_rows(app, AuditLog) if a.action == action]
 
@@ -414,13 +419,15 @@ def test_console_page_lists_previews_saves_and_refuses_without_csrf(app, chain):
     assert re.search(r'preview-matching">1<', preview.get_data(as_text=True))
     refused = client.get("/console/segments", query_string={"rule": "purchases >", "channel": "sms"})
     problem = refused.get_data(as_text=True).split('id="problem">', 1)[1].split("</p>", 1)[0]
-    # In the page's words, with the position once and the parser's own detail after it.
-    assert "规则无法使用 (第 1 行，第 12 列)：这里需要一个字段、函数或值。" in problem, problem
-    assert "expected a field, a function or a value, found the end of the rule" in problem
-    assert problem.count("column 12") == 0 and "<code>rule_expected_operand</code>" in problem
+    # In the page's words with the position, and the reason code labelled, for support; no English.
+    words = "规则无法使用 (第 1 行，第 12 列)：这里需要一个字段、函数或值。"
+    assert _text(problem) == f"{words} 原因代码 rule_expected_operand"
+    assert '<span class="reason">原因代码 <code>rule_expected_operand</code></span>' in problem, problem
     client.set_cookie("cdp-lang", "en")
     english = client.get("/console/segments", query_string={"rule": "purchases >", "channel": "sms"})
-    assert "A field, a function or a value is needed here." in english.get_data(as_text=True)
+    problem = english.get_data(as_text=True).split('id="problem">', 1)[1].split("</p>", 1)[0]
+    assert "A field, a function or a value is needed here." in problem  # then the parser's own English detail
+    assert "found the end of the rule" in problem and problem.count("column 12") == 1 and "Reason code" in problem
     client.set_cookie("cdp-lang", "zh")
     form = {"name": "once", "rule": "purchases = 1", "channel": "sms", "description": ""}
     assert client.post("/console/segments", data=form).status_code == 400  # no CSRF token
