@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from central.console.customer_labels import ATTRIBUTE_LABELS, EVIDENCE_LABELS, KIND_LABELS, MATCH_LABELS
 from central.console.navigation import IDENTIFIER_LABELS
-from central.console.shown import customer_rows, shown_text, unmasked
+from central.console.shown import customer_rows, shown_text
 from central.customers.queries import summaries_of
 from central.identity import review
 from central.identity.models import ReviewItem
@@ -40,7 +40,11 @@ def _match_parts(rule: str) -> list[tuple[str, bool]]:
 
 
 def review_evidence(evidence: dict[str, Any] | None) -> list[EvidenceLine]:
-    """A review item's evidence in the page's words: the event, its kind, the identifier (masked per role), the rule."""
+    """A review item's evidence in the page's words: the event, its kind, the identifier (masked), the rule.
+
+    The identifier is masked for every role, admins included, as everywhere identifiers are shown
+    (decision 0058): deciding needs its type and its last digits, not the whole number.
+    """
     evidence = dict(evidence or {})
     lines: list[EvidenceLine] = []
     kind_of_value = evidence.pop("type", None)
@@ -60,8 +64,7 @@ def review_evidence(evidence: dict[str, Any] | None) -> list[EvidenceLine]:
         lines.append((EVIDENCE_LABELS[key], parts))
     if value is not None:
         kind = str(kind_of_value or "")
-        shown = str(value) if unmasked() else mask_identifier(kind, str(value))
-        lines.append((IDENTIFIER_LABELS.get(kind, kind or "标识"), [(shown, False)]))
+        lines.append((IDENTIFIER_LABELS.get(kind, kind or "标识"), [(mask_identifier(kind, str(value)), False)]))
     lines.extend((str(k), [(shown_text(str(v)), False)]) for k, v in sorted(evidence.items()))  # keys of later writers
     return lines
 
