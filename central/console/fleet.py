@@ -12,6 +12,7 @@ Who may do what (docs/decisions/0059-console-operations-pages.md):
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from flask import abort, current_app, redirect, render_template, request, url_for
@@ -21,14 +22,14 @@ from flask_babel import gettext as _
 from central import audit, clock
 from central.accounts import web
 from central.accounts.roles import ADMIN, TECHNICIAN
-from central.console import bp
+from central.console import bp, local_time
 from central.console.confirmation import ask, confirmed
 from central.console.customer_labels import N_
 from central.console.navigation import FLEET_ROLES, STATE_LABELS
 from central.db import get_session
 from central.fleet.devices import DeviceError, DeviceSummary, set_status
 from central.fleet.enrollment import STORE_ID_RE, TokenError, issue_token, page_tokens, revoke_token
-from central.fleet.health import find_device, page_devices, readings
+from central.fleet.health import find_device, page_devices, readings, snapshot_figures
 from central.fleet.models import EnrollToken
 from central.params import id_limit, whole_number
 from central.sources.events import SOURCE_RE
@@ -141,8 +142,8 @@ def device(device_id: str) -> ResponseReturnValue:
     """One device: its state, every health figure of its newest heartbeat, its sources, and actions."""
     now = clock.now()
     found = _visible(find_device(get_session(), device_id[:64], now, _offline_after()))
-    health = found.health or {}
-    figures = sorted((k, v) for k, v in health.items() if not isinstance(v, dict | list))
+    # Times as every page shows them: local, with the offset.
+    figures = [(k, local_time(v) if isinstance(v, datetime) else v) for k, v in snapshot_figures(found.last_heartbeat)]
     return render_template(
         "device.html",
         page="fleet",

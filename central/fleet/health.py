@@ -9,6 +9,7 @@ entry holds one object per scanner instead). The first release sent ``outbox`` a
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -19,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from central.fleet.devices import DeviceSummary, summary
 from central.fleet.models import Device
+from shared.wire import parse_time
 
 PAGE = 50
 
@@ -76,6 +78,23 @@ def source_states(beat: dict[str, Any] | None) -> list[tuple[str, str]]:
         for part, sub in sorted(report.items()):
             if isinstance(sub, dict) and isinstance(sub.get("state"), str):
                 out.append((f"{name}/{part}", sub["state"]))
+    return out
+
+
+def snapshot_figures(beat: dict[str, Any] | None) -> list[tuple[str, Any]]:
+    """Every flat figure of the heartbeat's health snapshot, by key; a time (``last_sync_at``) as a datetime.
+
+    The agent writes times as the wire does (``2026-11-23T01:59:30.250Z``); one that does not parse
+    is kept as sent.
+    """
+    out: list[tuple[str, Any]] = []
+    for key, value in sorted(_health(beat or {}).items()):
+        if isinstance(value, dict | list):
+            continue
+        if key.endswith("_at") and isinstance(value, str):
+            with contextlib.suppress(ValueError):
+                value = parse_time(value)
+        out.append((key, value))
     return out
 
 

@@ -98,6 +98,15 @@ def test_the_agents_source_states_are_named_in_the_pages_language(app, client, a
     assert headers[0] == "Device" and headers.count("Device") == 2 and "Fleet" not in headers, headers
 
 
+def test_the_health_snapshots_times_read_in_local_time_as_on_every_page(app, client, agent):
+    synced = {**HEARTBEAT, "health": {**HEARTBEAT["health"], "last_sync_at": "2026-11-23T01:59:30.250Z"}}
+    agent.send(client, [agent.event("agent.heartbeat", synced)])  # the agent writes times as the wire does
+    detail = _as(app, "admin").get(f"/console/fleet/devices/{agent.device_id}").get_data(as_text=True)
+    snapshot = detail.split('id="health"', 1)[1].split("</table>", 1)[0]
+    assert '<time datetime="2026-11-23T01:59:30Z">2026-11-23 09:59:30 UTC+08:00</time>' in snapshot, snapshot
+    assert "01:59:30.250Z" not in detail
+
+
 def test_the_fleet_is_paged_by_keyset_and_a_store_manager_sees_only_their_stores(app, client, agent):
     others = [Agent(store_id=store) for store in ("S002", "S002", "S003")]
     for other in others:
