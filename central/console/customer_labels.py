@@ -47,6 +47,48 @@ FIELD_LABELS = {
     "campaign": N_("活动"),
     "serial": N_("序号"),
 }
+# Timeline values that are codes, by field; a value not listed shows as sent (an order's own status).
+FIELD_VALUE_LABELS = {
+    "payment_method": {  # edge_agent.parsing.receipt_profile.PAYMENT_METHODS
+        "wechat": N_("微信支付"),
+        "alipay": N_("支付宝"),
+        "cash": N_("现金"),
+        "bank_card": N_("银行卡"),
+        "unionpay_qr": N_("银联二维码"),
+        "stored_value": N_("储值卡"),
+        "other": N_("其他"),
+    },
+    "channel": {  # an online order's (central.customers.sales), a complaint's (console)
+        "store": N_("门店"),
+        "online": N_("线上"),
+        "app": N_("App"),
+        "mini_program": N_("小程序"),
+        "miniprogram": N_("小程序"),
+        "mini-program": N_("小程序"),
+        "wechat_mini_program": N_("小程序"),
+        "console": N_("控制台"),
+    },
+    "medium": {"ble": "BLE", "wifi": "Wi-Fi"},
+    "result": {  # a scan's: accepted, or why the till refused the code (shared.coupon_code, shared.member_code)
+        "accepted": N_("通过"),
+        "not-a-coupon": N_("不是优惠券码"),
+        "not-a-member-code": N_("不是会员码"),
+        "unknown-key": N_("未知的密钥"),
+        "unknown": N_("未知的会员"),
+        "forged": N_("伪造"),
+        "unknown-campaign": N_("未知的活动"),
+        "not-this-store": N_("不适用本店"),
+        "wrong-member": N_("会员不符"),
+        "revoked": N_("已作废"),
+        "not-yet-valid": N_("尚未生效"),
+        "expired": N_("已过期"),
+        "used-here": N_("本店已用过"),
+        "budget-exhausted": N_("离线额度已用完"),
+        "replayed": N_("重复使用"),
+        "other-store-replayed": N_("已在其他门店使用"),
+    },
+    "status": {"applied": N_("已计入活动"), "over_limit": N_("超出核销上限")},  # a coupon redemption's
+}
 PURPOSE_LABELS = {
     "service": N_("服务通知"),
     "marketing": N_("营销"),
@@ -60,6 +102,23 @@ CHANNEL_LABELS = {
     "email": N_("邮件"),
     "all": N_("全部渠道"),
 }
+# Who recorded a consent decision (shared.payloads.CONSENT_SOURCES).
+CONSENT_SOURCE_LABELS = {
+    "till": N_("门店收银台"),
+    "app": N_("App"),
+    "import": N_("会员导入"),
+    "console": N_("控制台"),
+    "api": "API",
+}
+# Where a golden value came from: central's own sources by name; any other online source (or an
+# import) as source:<name>, and a store PC by its device id, with the name beside the words.
+ATTRIBUTE_SOURCE_LABELS = {
+    "receipts": N_("门店小票统计"),
+    "source:console": N_("控制台"),
+    "source:import": N_("会员导入"),
+}
+NAMED_SOURCE = N_("来源 %(name)s")
+STORE_DEVICE = N_("门店设备 %(name)s")
 ATTRIBUTE_LABELS = {
     "name": N_("姓名"),
     "gender": N_("性别"),
@@ -241,6 +300,7 @@ def labels() -> dict[str, object]:
         "field_labels": FIELD_LABELS,
         "purpose_labels": PURPOSE_LABELS,
         "channel_labels": CHANNEL_LABELS,
+        "consent_sources": CONSENT_SOURCE_LABELS,
         "attribute_labels": ATTRIBUTE_LABELS,
         "review_reasons": REVIEW_REASONS,
         "state_names": STATE_NAMES,

@@ -35,9 +35,13 @@ from central.console import bp
 from central.console.auditing import record_audit
 from central.console.confirmation import ask, confirmed
 from central.console.customer_labels import (
+    ATTRIBUTE_SOURCE_LABELS,
     DONE,
+    FIELD_VALUE_LABELS,
     INPUT_LABELS,
+    NAMED_SOURCE,
     PROBLEMS,
+    STORE_DEVICE,
     TAG_LABELS,
     TAG_VALUE_LABELS,
 )
@@ -62,9 +66,11 @@ from central.customers.queries import (
     survivor_of,
 )
 from central.db import get_session
+from central.fleet.enrollment import DEVICE_PREFIX
 from central.identity import golden, history, resolve, split
 from central.identity.models import Customer, Identifier, LedgerEntry
 from central.params import id_limit, whole_number
+from central.sources.events import SOURCE_PREFIX
 from shared.masking import mask_identifier, mask_name
 
 SEARCH_KINDS = ("phone", "member_card", "member_id", "name")
@@ -161,9 +167,20 @@ def customers() -> ResponseReturnValue:
     )
 
 
+def _source_text(source: str) -> str:
+    """Where a golden value came from, in the page's words: 门店小票统计, 来源 miniprogram, 门店设备 dev_…."""
+    if source in ATTRIBUTE_SOURCE_LABELS:
+        return _(ATTRIBUTE_SOURCE_LABELS[source])
+    if source.startswith(SOURCE_PREFIX):
+        return _(NAMED_SOURCE, name=source.removeprefix(SOURCE_PREFIX))
+    if source.startswith(DEVICE_PREFIX):
+        return _(STORE_DEVICE, name=source)
+    return source
+
+
 def _goldencustomer_rows(customer_id: int) -> list[tuple[str, str, str]]:
     record = golden.golden_of(get_session(), [customer_id]).get(customer_id, {})
-    return [(a, shown_attribute(a, value), source) for a, (value, source) in sorted(record.items())]
+    return [(a, shown_attribute(a, value), _source_text(source)) for a, (value, source) in sorted(record.items())]
 
 
 def _input_text(value: Any) -> str:
@@ -213,7 +230,11 @@ def _timeline(customer_id: int, cursor: timeline.Cursor | None) -> tuple[list[di
     rows = []
     for e in found.entries:
         fields = [
-            (name, mask_identifier(name, value) if name == "member_id" and not unmasked() else shown_text(value))
+            (
+                name,
+                mask_identifier(name, value) if name == "member_id" and not unmasked() else shown_text(value),
+                FIELD_VALUE_LABELS.get(name, {}).get(value),  # a code in the page's words, else None
+            )
             for name, value in e.fields
         ]
         rows.append(

@@ -27,6 +27,7 @@ STORE_ID_RE = re.compile(r"^[A-Za-z0-9_.-]{1,32}\Z")
 TOKEN_PREFIX = "cdpet_"  # noqa: S105 - a label, not a secret
 TOKEN_ID_CHARS = 12
 TOKEN_ID_RE = re.compile(r"^[0-9a-f]{6,64}\Z")
+DEVICE_PREFIX = "dev_"
 
 
 class TokenError(ValueError):
@@ -159,7 +160,7 @@ def issue_token(session: Session, store_id: str, ttl_hours: float, *, now: datet
 
 def new_device_id() -> str:
     """A fresh device id: ``dev_`` and 16 hex digits."""
-    return "dev_" + secrets.token_hex(8)
+    return DEVICE_PREFIX + secrets.token_hex(8)
 
 
 def page_tokens(

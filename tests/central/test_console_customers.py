@@ -118,7 +118,7 @@ def test_the_360_view_shows_every_section_and_is_audited(app, member):
     identifiers = html[html.index('id="identifiers"') : html.index('id="golden"')]
     assert "138****5678" in identifiers and "****1234" in identifiers  # masked even for admins
     golden = html[html.index('id="golden"') : html.index('id="tags"')]
-    assert "张三丰" in golden and "上海" in golden and "source:miniprogram" in golden
+    assert "张三丰" in golden and "上海" in golden and "来源 miniprogram" in golden
     consents = html[html.index('id="consents"') : html.index('id="timeline"')]
     assert "已撤回" in consents and "2026-01" in html  # the withdrawal holds; the notice version is kept
     timeline = html[html.index('id="timeline"') : html.index("</table>", html.index('id="timeline"'))]
@@ -143,6 +143,43 @@ def test_the_360_view_shows_every_section_and_is_audited(app, member):
     html = english.get(f"/console/customers/{member}").get_data(as_text=True)
     for label in ("Timeline", "Merge ledger", "Consents", "Withdrawn", "Online order", "Coupon redeemed"):
         assert label in html, label
+
+
+@SQLITE_ONLY
+def test_the_360_view_names_payments_channels_and_sources_in_the_pages_language(app, client, agent, member):
+    paid = {"receipt_no": "R-2002", "total": "8.00", "items": [], "payment_method": "unionpay_qr"}
+    agent.send(client, [agent.event("pos.receipt", {**paid, "member": {"phone": PHONE}})])
+    order = {"order_no": "MP-9", "total": "5.00", "channel": "mini_program"}
+    _accepted(app, client, [source_event("o2", "order.online", identifiers={"phone": PHONE}, payload=order)])
+    page = f"/console/customers/{member}"
+    complaint = {"kind": "complaint", "category": "refund", "text": "退款未到账"}
+    assert post_form(_as(app, "customer_service"), f"{page}/notes", complaint).status_code == 302  # channel console
+    with central_db.engine_for(app).begin() as conn:
+        tagging.recompute(conn, app.config["CENTRAL"], app.config["CLOCK"]())  # the preferred store, from receipts
+    admin = _as(app, "admin")
+
+    def sections(html):
+        cut = {n: html.index(f'id="{n}"') for n in ("golden", "tags", "consents", "timeline", "ledger")}
+        return (
+            html[cut["golden"] : cut["tags"]],
+            html[cut["consents"] : cut["timeline"]],
+            html[cut["timeline"] : html.index("</table>", cut["timeline"])],
+        )
+
+    golden, consents, timeline = sections(admin.get(page).get_data(as_text=True))
+    assert "支付方式</span> 银联二维码" in timeline and "渠道</span> 小程序" in timeline, timeline
+    assert "渠道</span> 控制台" in timeline and "结果</span> 通过" in timeline and "方式</span> BLE" in timeline
+    for code in ("unionpay_qr", "mini_program", "console", "accepted", "ble<"):
+        assert code not in timeline, code
+    assert "<td>来源 miniprogram</td>" in golden and "<td>门店小票统计</td>" in golden and "source:" not in golden
+    assert "<td>App</td>" in consents and ">app<" not in consents
+    assert "<td>营销</td><td>短信</td>" in consents.split('id="consent-history"', 1)[1]  # every decision, too
+    admin.set_cookie("cdp-lang", "en")
+    golden, consents, timeline = sections(admin.get(page).get_data(as_text=True))
+    assert "Payment</span> UnionPay QR" in timeline and "Channel</span> Mini-program" in timeline, timeline
+    assert "Channel</span> Console" in timeline and "Outcome</span> Accepted" in timeline
+    assert "<td>Source miniprogram</td>" in golden and "<td>Store receipts</td>" in golden
+    assert "<td>Marketing</td><td>SMS</td>" in consents.split('id="consent-history"', 1)[1]
 
 
 def test_search_by_each_kind_finds_the_member_and_is_audited(app, member):
