@@ -20,6 +20,7 @@ from central import clock
 from central.accounts import web
 from central.accounts.roles import ADMIN
 from central.console import bp
+from central.console.navigation import JOB_COUNT_LABELS, JOB_COUNT_LABELS_BY_JOB
 from central.db import get_session
 from central.jobs import RUNNING, last_runs
 from central.params import id_limit, whole_number
@@ -39,6 +40,13 @@ class JobLine:
     last: Any
     next_at: datetime | None
     hour: int | None = None  # a daily job's local hour (-1: switched off)
+    counts: tuple[tuple[str, Any], ...] = ()  # what the last run counted: (message id, or the key as written; n)
+
+
+def _counts(name: str, counts: dict[str, Any] | None) -> tuple[tuple[str, Any], ...]:
+    """A run's counts by key, each named by its words for that job (a key without words as written)."""
+    own = JOB_COUNT_LABELS_BY_JOB.get(name, {})
+    return tuple((own.get(k) or JOB_COUNT_LABELS.get(k) or k, v) for k, v in sorted((counts or {}).items()))
 
 
 def _jobs() -> list[JobLine]:
@@ -53,7 +61,7 @@ def _jobs() -> list[JobLine]:
         next_at = None if last is None or last.status == RUNNING else last.started_at + timedelta(seconds=interval)
         if hour is not None:
             next_at = daily_trigger(hour, config).get_next_fire_time(None, clock.now()) if hour >= 0 else None
-        out.append(JobLine(name, job.help, interval, last, next_at, hour))
+        out.append(JobLine(name, job.help, interval, last, next_at, hour, _counts(name, last.counts if last else None)))
     return out
 
 

@@ -122,6 +122,36 @@ JOB_LABELS = {
     "name_pinyin": "为新姓名生成拼音，供按拼音搜索",
 }
 
+# What a job's last run counted (central.scheduler's jobs report these keys), by key; a key that
+# means something else in one job is worded for that job. A key not listed shows as the job wrote it.
+JOB_COUNT_LABELS = {
+    "due": "到期的时机",
+    "triggers": "触发规则",
+    "fired": "已触发",
+    "queued": "已排队",
+    "control": "对照组",
+    "delivered": "已送达",
+    "retry": "待重试",
+    "dead": "已放弃",
+    "cancelled": "已取消",
+    "segments": "人群",
+    "entered": "进入",
+    "left": "离开",
+    "refused": "规则无法计算",
+    "store_days": "统计的门店日",
+    "drops": "下降",
+    "recorded": "新记下的提醒",
+    "tags": "标签",
+    "marked": "标记的客户",
+    "seconds": "耗时（秒）",
+    "spelled": "生成拼音的姓名",
+}
+JOB_COUNT_LABELS_BY_JOB = {
+    "member_beacons": {"published": "发布新的日密钥"},
+    "member_cards": {"published": "发布到的门店"},
+    "reports": {"triggers": "刷新的触发效果报表", "campaigns": "刷新的活动报表"},
+}
+
 # Why an import rejected a row (the reason's code, before any ':' detail), as the import page says it.
 REJECT_REASON_LABELS = {
     "no_identifier": "没有可用的标识（手机号、会员号、卡号等缺失或无效）",

@@ -17,6 +17,7 @@ from central.fleet import devices, enrollment, health
 from central.fleet.models import Device, EnrollToken
 from central.identity.models import Identifier
 from central.identity.resolve import resolve
+from central.jobs import last_runs
 from central.models import AuditLog
 from central.scheduler import JOBS, run_now
 from central.sources.import_file import ImportOptions, plan_import
@@ -332,6 +333,29 @@ def test_imports_show_their_runs_progress_and_report_and_jobs_their_last_run(app
     assert "deliver due webhook calls" in _row(english, "data-job", "webhooks")
     for role in ("technician", "marketing", "finance"):
         assert _as(app, role).get(f"/console/imports/{import_id}").status_code == 403
+
+
+@SQLITE
+def test_every_jobs_counts_read_in_the_pages_language(app, client, agent):
+    declare_trigger(app)
+    coupon_campaign(app, ["M1"])
+    sessions, config = central_db.session_factory(app), app.config["CENTRAL"]
+    for name in JOBS:
+        assert run_now(sessions, config, name, app.config["CLOCK"]) == "ok", name
+    admin = _as(app, "admin")
+    with sessions() as db:
+        counts = {name: runs[0].counts for name, runs in last_runs(db, list(JOBS)).items()}
+    for lang, words in (("zh", {"name_pinyin": "生成拼音的姓名 0", "segments": "进入 0"}), ("en", {})):
+        admin.set_cookie("cdp-lang", lang)
+        page = admin.get("/console/imports").get_data(as_text=True)
+        for name in JOBS:
+            cell = re.search(r'<td class="counts">(.*?)</td>', page.split(f'data-job="{name}"', 1)[1], re.S).group(1)
+            assert counts[name], name  # every job reports what it did
+            shown = cell.strip().split(", ")
+            for key, value in counts[name].items():
+                assert f"{key} {value}" not in shown, (lang, name, cell)  # a word for each count, not its key
+            assert words.get(name, "") in cell, (name, cell)
+    assert "Names spelled 0" in page and "Entered 0, Left 0" in page
 
 
 @SQLITE
