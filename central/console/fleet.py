@@ -25,7 +25,7 @@ from central.accounts.roles import ADMIN, TECHNICIAN
 from central.console import bp, local_time
 from central.console.confirmation import ask, confirmed
 from central.console.customer_labels import N_
-from central.console.navigation import FLEET_ROLES, STATE_LABELS
+from central.console.navigation import FLEET_ROLES, HEALTH_LABELS, HEALTH_STATE_LABELS, STATE_LABELS
 from central.db import get_session
 from central.fleet.devices import DeviceError, DeviceSummary, set_status
 from central.fleet.enrollment import STORE_ID_RE, TokenError, issue_token, page_tokens, revoke_token
@@ -136,14 +136,30 @@ def _visible(device: DeviceSummary | None) -> DeviceSummary:
     return device
 
 
+def _figure(key: str, value: Any) -> Any:
+    """A health figure as the page shows it: a time local with its offset, as on every page; yes or no; a state."""
+    if isinstance(value, datetime):
+        return local_time(value)
+    if isinstance(value, bool):
+        return _("是") if value else _("否")
+    if key == "state" and value in HEALTH_STATE_LABELS:
+        return _(HEALTH_STATE_LABELS[value])
+    return value
+
+
 @bp.get("/fleet/devices/<device_id>")
 @web.roles(*FLEET_ROLES)
 def device(device_id: str) -> ResponseReturnValue:
     """One device: its state, every health figure of its newest heartbeat, its sources, and actions."""
     now = clock.now()
     found = _visible(find_device(get_session(), device_id[:64], now, _offline_after()))
-    # Times as every page shows them: local, with the offset.
-    figures = [(k, local_time(v) if isinstance(v, datetime) else v) for k, v in snapshot_figures(found.last_heartbeat)]
+    order = {key: n for n, key in enumerate(HEALTH_LABELS)}
+    figures = [
+        (key, HEALTH_LABELS.get(key), _figure(key, value))
+        for key, value in sorted(
+            snapshot_figures(found.last_heartbeat), key=lambda f: (order.get(f[0], len(order)), f[0])
+        )
+    ]
     return render_template(
         "device.html",
         page="fleet",

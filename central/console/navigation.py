@@ -109,6 +109,36 @@ SOURCE_STATE_LABELS = {
     "interface_lost": "网卡已断开",
 }
 
+# A device's health snapshot (edge_agent.health.HealthMonitor.snapshot), figure by figure, in the
+# agent's order; a figure not listed shows by its key.
+HEALTH_LABELS = {
+    "state": "状态",
+    "problem": "问题",
+    "agent_version": "版本",
+    "uptime_s": "已运行（秒）",
+    "queue_depth": "待发送",
+    "oldest_unsent_age_s": "最早未发送（秒）",
+    "writer_backlog": "待写入",
+    "last_sync_at": "最后同步",
+    "last_sync_age_s": "距最后同步（秒）",
+    "captured": "已采集",
+    "delivered": "已送达",
+    "shed": "已丢弃（超出配额）",
+    "lost_lines": "丢失的行",
+    "quarantined": "已隔离",
+    "refused_payloads": "被拒绝的内容",
+    "dead_lettered": "死信",
+    "disk_free_bytes": "磁盘剩余（字节）",
+    "clock_offset_s": "时钟偏差（秒）",
+    "downlink_version": "下发版本",
+    "sync_failures": "连续同步失败",
+    "next_attempt_in_s": "下次同步（秒后）",
+    "last_error": "最近错误",
+    "writer_ok": "写入正常",
+    "sync_ok": "同步正常",
+}
+HEALTH_STATE_LABELS = {"ok": "正常", "degraded": "降级", "stopped": "已停止"}
+
 # Each scheduled job as the operations page names it (a test checks every registered job has one).
 JOB_LABELS = {
     "triggers": "执行定时触发规则",

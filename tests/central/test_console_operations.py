@@ -76,7 +76,7 @@ def test_fleet_states_and_heartbeat_readings_of_a_real_agent(app, client, agent,
     assert " 7 " in f" {row} " and "42 s" in row and "-1.5 s" in row
     assert "pos: connected" in row and "till/scanner1: open" in row and row.endswith("3")
     detail = admin.get(f"/console/fleet/devices/{agent.device_id}").get_data(as_text=True)
-    assert "oldest_unsent_age_s" in detail and "till/scanner1" in detail
+    assert "最早未发送（秒）" in detail and "till/scanner1" in detail
 
     degraded = {**HEARTBEAT, "health": {**HEARTBEAT["health"], "state": "degraded", "problem": "disk"}}
     agent.send(client, [agent.event("agent.heartbeat", degraded)])
@@ -106,6 +106,28 @@ def test_the_health_snapshots_times_read_in_local_time_as_on_every_page(app, cli
     snapshot = detail.split('id="health"', 1)[1].split("</table>", 1)[0]
     assert '<time datetime="2026-11-23T01:59:30Z">2026-11-23 09:59:30 UTC+08:00</time>' in snapshot, snapshot
     assert "01:59:30.250Z" not in detail
+
+
+def test_the_health_snapshot_reads_in_the_pages_language(app, client, agent):
+    snapshot = {**HEARTBEAT["health"], "sync_ok": True, "writer_ok": False, "disk_free_bytes": 52_428_800}
+    agent.send(client, [agent.event("agent.heartbeat", {**HEARTBEAT, "health": snapshot})])
+    admin = _as(app, "admin")
+    page = f"/console/fleet/devices/{agent.device_id}"
+    chinese = {"queue_depth": "待发送 7", "sync_ok": "同步正常 是", "writer_ok": "写入正常 否", "state": "状态 正常"}
+    english = {
+        "queue_depth": "Queued 7",
+        "sync_ok": "Sync OK Yes",
+        "writer_ok": "Writer OK No",
+        "state": "State Healthy",
+    }
+    for lang, rows in (("zh", chinese), ("en", english)):
+        admin.set_cookie("cdp-lang", lang)
+        table = admin.get(page).get_data(as_text=True).split('id="health"', 1)[1].split("</table>", 1)[0]
+        for key, shown in rows.items():
+            assert _row(table, "data-key", key) == shown, (lang, key, _row(table, "data-key", key))
+        text = re.sub(r"<[^>]+>", " ", table)
+        assert "_" not in text and "True" not in text and "ok" not in text.split(), (lang, text)
+        assert _row(table, "data-key", "disk_free_bytes").endswith("52428800")
 
 
 def test_the_fleet_is_paged_by_keyset_and_a_store_manager_sees_only_their_stores(app, client, agent):
