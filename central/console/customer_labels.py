@@ -294,7 +294,7 @@ DONE = {
 
 @bp.context_processor
 def labels() -> dict[str, object]:
-    """The label tables every customer template reads."""
+    """The label tables the customer templates read (and the trigger form, the tags a win-back follows)."""
     return {
         "timeline_labels": TIMELINE_LABELS,
         "field_labels": FIELD_LABELS,
@@ -302,6 +302,7 @@ def labels() -> dict[str, object]:
         "channel_labels": CHANNEL_LABELS,
         "consent_sources": CONSENT_SOURCE_LABELS,
         "attribute_labels": ATTRIBUTE_LABELS,
+        "tag_labels": TAG_LABELS,
         "review_reasons": REVIEW_REASONS,
         "state_names": STATE_NAMES,
         "ledger_actions": LEDGER_ACTIONS,

@@ -307,6 +307,18 @@ def test_the_trigger_form_asks_for_each_kinds_parameters(users):
 
 
 @SQLITE_ONLY
+def test_the_win_back_trigger_names_the_tags_it_follows_in_the_pages_language(users):
+    client = _as(users, "marketing")
+    for lang, lifecycle, tier in (("zh", "生命周期", "价值层级"), ("en", "Lifecycle", "Value tier")):
+        client.set_cookie("cdp-lang", lang)
+        form = client.get("/console/campaigns/triggers/new?kind=win_back").get_data(as_text=True)
+        choices = form.split('name="param_tag"', 1)[1].split("</select>", 1)[0]
+        # In words, with the tag's key after them, as the customer page and the segment rules name it.
+        assert f'<option value="lifecycle" selected>{lifecycle} (lifecycle)</option>' in choices, choices
+        assert f'<option value="value_tier">{tier} (value_tier)</option>' in choices, choices
+
+
+@SQLITE_ONLY
 def test_other_roles_may_not_use_the_forms_and_every_post_needs_the_token(users):
     trigger_id = declare_trigger(users)
     campaign_id = coupon_campaign(users, []).id
