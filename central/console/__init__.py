@@ -176,6 +176,7 @@ def _globals() -> dict[str, object]:
         "titles": navigation.TITLES,
         "kind_labels": navigation.SEARCH_LABELS,
         "identifier_labels": navigation.IDENTIFIER_LABELS,
+        "medium_labels": navigation.MEDIUM_LABELS,
         "state_labels": navigation.STATE_LABELS,
         "tier_labels": navigation.TIER_LABELS,
         "status_labels": navigation.JOB_STATUS_LABELS,

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 from central.console import bp
+from central.console.navigation import MEDIUM_LABELS
 
 
 def N_(text: str) -> str:
@@ -68,7 +69,7 @@ FIELD_VALUE_LABELS = {
         "wechat_mini_program": N_("小程序"),
         "console": N_("控制台"),
     },
-    "medium": {"ble": "BLE", "wifi": "Wi-Fi"},
+    "medium": MEDIUM_LABELS,
     "result": {  # a scan's: accepted, or why the till refused the code (shared.coupon_code, shared.member_code)
         "accepted": N_("通过"),
         "not-a-coupon": N_("不是优惠券码"),

@@ -22,6 +22,7 @@ from central.accounts import web
 from central.accounts.roles import EVERYONE
 from central.config import CentralConfig
 from central.console import bp
+from central.console.navigation import MEDIUM_LABELS
 from central.customers import alerts, dashboard
 from central.db import get_session
 from central.fleet.devices import list_devices
@@ -84,7 +85,10 @@ def _chart_data(members: dict[str, Any], tiers: list[Any], grid: list[Any], foot
         "new_members": members["counts"],
         "tiers": [{"name": names.get(t.tier, t.tier), "customers": t.customers, "spent": t.spent / 100} for t in tiers],
         "rfm": [[c.f - 1, c.r - 1, c.customers] for c in grid],
-        "footfall": [{"store": f"{f.store_id} ({f.medium})", "visits": f.visits, "passes": f.passes} for f in footfall],
+        "footfall": [
+            {"store": f"{f.store_id} ({MEDIUM_LABELS.get(f.medium, f.medium)})", "visits": f.visits, "passes": f.passes}
+            for f in footfall
+        ],
     }
 
 

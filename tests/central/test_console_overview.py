@@ -160,6 +160,7 @@ def test_the_overview_figures_match_a_hand_count(chain):
 
     # 30 visits of 300 s each, 100 passes: 30 / 130 came in.
     assert _cells(html, "table-footfall")[1:] == [["S001", "Wi-Fi", "30", "100", "23.1%", "5.0"]]
+    assert [f["store"] for f in chart["footfall"]] == ["S001 (Wi-Fi)"]  # the chart names the medium as the table
     assert 'id="fleet-states"' in html and "离线: 2" in html  # no heartbeats yet
 
 
