@@ -57,7 +57,7 @@ FIELD_LABELS = {
     "control_percent": N_("对照组比例"),
 }
 # Why a coupon campaign or a trigger was refused, in the page's words, by the domain's reason code;
-# the English detail from the API follows it.
+# the code follows, labelled, and on English pages the API's own detail too.
 PROBLEM_TEXTS = {
     "not_integer": N_("须为整数。"),
     "bad_amount": N_("须为正数金额，最多两位小数，例如 10.00。"),
