@@ -138,24 +138,36 @@ def segments() -> ResponseReturnValue:
 @web.roles(*ROLES)
 def save_segment() -> ResponseReturnValue:
     """Save the builder's rule as a new segment, or refuse it with the reason and position."""
-    form = {k: request.form.get(k, "")[:MAX_RULE] for k in ("name", "rule", "channel", "description")}
+    form = _form("name", "rule", "channel", "description")
+    draft = _draft(form["name"].strip(), form)
     db = get_session()
-    active = web.current()
-    draft = Draft(form["name"].strip(), form["rule"], form["channel"], form["description"].strip()[:500])
     try:
-        definitions.create(
-            db,
-            draft,
-            actor=active.username if active else "anonymous",
-            now=clock.now(),
-            schema=schema_for(web.current_policy().unmasked),
-        )
+        definitions.create(db, draft, **_author())
     except SegmentError as exc:
         db.rollback()
         return _page(400, problem=_problem(exc), **form)
     record_audit("segment.create", f"segment:{draft.name}", rule=draft.rule, channel=draft.channel)
     db.commit()
     return redirect(url_for("console.segments", saved=draft.name))
+
+
+def _form(*fields: str) -> dict[str, str]:
+    return {k: request.form.get(k, "")[:MAX_RULE] for k in fields}
+
+
+def _draft(name: str, form: dict[str, str]) -> Draft:
+    """The segment the builder's form describes, under ``name``."""
+    return Draft(name, form["rule"], form["channel"], form["description"].strip()[:500])
+
+
+def _author() -> dict[str, Any]:
+    """Who saves a segment, when, and the fields this user's rules may read."""
+    active = web.current()
+    return {
+        "actor": active.username if active else "anonymous",
+        "now": clock.now(),
+        "schema": schema_for(web.current_policy().unmasked),
+    }
 
 
 def _saved(name: str) -> Any:
@@ -177,19 +189,11 @@ def edit_segment(name: str) -> ResponseReturnValue:
 def update_segment(name: str) -> ResponseReturnValue:
     """Save the builder's rule, channel and description over a segment's (its name and webhook stay)."""
     saved = _saved(name)
-    form = {k: request.form.get(k, "")[:MAX_RULE] for k in ("rule", "channel", "description")}
+    form = _form("rule", "channel", "description")
+    draft = _draft(saved["name"], form)
     db = get_session()
-    active = web.current()
-    draft = Draft(saved["name"], form["rule"], form["channel"], form["description"].strip()[:500])
     try:
-        version = definitions.revise(
-            db,
-            draft.name,
-            draft,
-            actor=active.username if active else "anonymous",
-            now=clock.now(),
-            schema=schema_for(web.current_policy().unmasked),
-        )
+        version = definitions.revise(db, draft.name, draft, **_author())
     except SegmentError as exc:
         db.rollback()
         return _page(400, editing=saved, problem=_problem(exc), **form)
