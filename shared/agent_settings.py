@@ -14,13 +14,12 @@ know.)
 from __future__ import annotations
 
 import codecs
-import difflib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from shared.settings import PATH, PATH_OR_NAME, PATH_OR_URL, ConfigError, load, setting, specs
+from shared.settings import PATH, PATH_OR_NAME, PATH_OR_URL, ConfigError, load, setting, specs, suggest
 
 ENV_PREFIX = "EDGE_"
 LOCAL_ONLY = frozenset(
@@ -462,8 +461,7 @@ def central_setting_problem(key: str, value: Any) -> str | None:
         return LOCAL_ONLY_REASON
     names = [spec.name for spec in specs(AgentConfig)]
     if key not in names:
-        close = difflib.get_close_matches(key, names, n=1)
-        return "unknown setting" + (f" (did you mean {close[0]!r}?)" if close else "")
+        return "unknown setting" + suggest(key, names)
     try:
         # Loaded as the agent loads central's overrides: text is read as an environment value ("5" is 5).
         load(AgentConfig, path=None, env_prefix=ENV_PREFIX, environ={}, overrides={key: value}, check_required=False)

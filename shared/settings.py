@@ -368,14 +368,14 @@ def load(
                 # One line for the whole section (an empty one too), at its header, not one per key in it.
                 line = section_line(text, section)
                 where = f"{source}:{line}" if line else source
-                problems.append(ConfigError(where, section, "unknown section" + _suggest(section, sections)))
+                problems.append(ConfigError(where, section, "unknown section" + suggest(section, sections)))
                 continue
             for key, value in _flatten({section: content}).items():
                 spec = by_name.get(key)
                 line = key_line(text, key) or section_line(text, section)
                 where = f"{source}:{line}" if line else source
                 if spec is None:
-                    problems.append(ConfigError(where, key, "unknown key" + _suggest(key, by_name)))
+                    problems.append(ConfigError(where, key, "unknown key" + suggest(key, by_name)))
                     continue
                 with _collected(problems):
                     values[key] = _coerce(spec, value, where, key, base=folder)
@@ -388,7 +388,7 @@ def load(
     for var in sorted(environ):
         if var.startswith(env_prefix) and var not in env_names and var not in reserved_env:
             known = {n: s for n, s in env_names.items() if n.startswith(env_prefix)}
-            problems.append(ConfigError("environment", var, "unknown variable" + _suggest(var, known)))
+            problems.append(ConfigError("environment", var, "unknown variable" + suggest(var, known)))
     for spec in table:
         # The prefixed name wins over an alias such as DATABASE_URL.
         for var in (*spec.env_aliases, spec.env_name(env_prefix)):
@@ -399,7 +399,7 @@ def load(
     for key, value in (overrides or {}).items():
         spec = by_name.get(key)
         if spec is None:
-            problems.append(ConfigError("overrides", key, "unknown key" + _suggest(key, by_name)))
+            problems.append(ConfigError("overrides", key, "unknown key" + suggest(key, by_name)))
             continue
         with _collected(problems):
             values[key] = _coerce(spec, value, "overrides", key, from_env=isinstance(value, str))
@@ -476,7 +476,8 @@ def _collected(problems: list[ConfigError]) -> Iterator[None]:
         problems.append(exc)
 
 
-def _suggest(key: str, known: Iterable[str]) -> str:
+def suggest(key: str, known: Iterable[str]) -> str:
+    """`` (did you mean 'x'?)`` for the known name closest to ``key``, or nothing."""
     close = difflib.get_close_matches(key, list(known), n=1)
     return f" (did you mean {close[0]!r}?)" if close else ""
 
