@@ -212,7 +212,11 @@ def check_report(report: Path) -> Path:
 
 
 def cmd_import_members(args: argparse.Namespace) -> int:
-    """Import a legacy member CSV: every row becomes an event and a line of the report; rerunnable."""
+    """Import a legacy member CSV: every row becomes an event and a line of the report; rerunnable.
+
+    Exit status (as --help says): 0 when no row of the file was rejected (duplicates, conflicts and
+    suggestions are outcomes, not errors), 1 when any row was rejected, 2 for a usage error.
+    """
     path = Path(args.file)
     if not path.is_file():
         raise CliError(f"cannot read {path}: no such file", status=2)
@@ -298,6 +302,19 @@ def cmd_import_members(args: argparse.Namespace) -> int:
         print("  dry run: nothing was stored")
     if args.report:
         print(f"  report: {args.report}")
+    rejected = summary.by_outcome.get("rejected", 0)
+    if rejected:
+        # Exit 1 as load-events does: the file was not taken whole. The count is the import's, not this
+        # run's, so a rerun of a finished import (which changes nothing) exits as the first run did.
+        rest = "the others are imported" if rejected < summary.rows else "nothing was imported"
+        if options.dry_run:
+            rest = "the others would be imported" if rejected < summary.rows else "nothing would be imported"
+        where = f"; see {args.report}" if args.report else ""
+        print(
+            f"{PROG}: {rejected} of the {summary.rows} rows of {path} were rejected{where}; {rest}",
+            file=sys.stderr,
+        )
+        return 1
     return 0
 
 
@@ -367,7 +384,16 @@ def _load_events_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-progress", action="store_true", help="no progress bar (it goes to stderr)")
 
 
+IMPORT_MEMBERS_STATUS = (
+    "Exit status 0 when no row was rejected (rows already imported, duplicates, conflicts and suggestions are"
+    " not errors), 1 when any row was rejected (the summary counts them by reason and --report names each;"
+    " the other rows are imported all the same, and a rerun rejects the same rows), 2 for a usage error such"
+    " as a missing file or an unknown --map field."
+)
+
+
 def _import_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.epilog = IMPORT_MEMBERS_STATUS
     parser.add_argument("file", metavar="FILE.csv", help="the legacy system's member export, with a header line")
     parser.add_argument(
         "--map",

@@ -90,7 +90,10 @@ def test_a_killed_import_run_again_equals_one_clean_run(backend, tmp_path, clean
 
     report = tmp_path / "report.csv"
     done = InProcessCli(config).run(*args, "--report", str(report))  # the same command, in this process
-    assert done.returncode == 0, done.stderr
+    rejected = sum(1 for e in expected if e.outcome == "rejected")
+    assert rejected, "the generated file has rows to reject"
+    assert done.returncode == 1, done.stderr  # some rows are rejected: the file was not taken whole
+    assert f"{rejected} of the {ROWS} rows of {path} were rejected" in done.stderr
     assert f"{ROWS - at_kill} rows processed, {at_kill} already imported" in done.stdout
     assert compare(report, expected) == []
     assert _counts(backend.url) == reference_counts

@@ -41,12 +41,18 @@ def without_audit(counts):
     return {k: v for k, v in counts.items() if k != "audit_log"}
 
 
+def status_of(expected):
+    """The exit status an import of a generated file ends with: 1 if any of its rows is rejected."""
+    return 1 if any(e.outcome == "rejected" for e in expected) else 0
+
+
 def test_a_legacy_file_imports_with_an_exact_report_and_a_rerun_changes_nothing(app, config_path, tmp_path, capsys):
     path = tmp_path / "members.csv"
     expected = write_file(path, 1500, seed=11)
     report = tmp_path / "report.csv"
     args = ["import-members", str(path), *MAP_ARGS, "--report", str(report), "--config", config_path]
-    assert main([*args, "--chunk-size", "200"]) == 0
+    assert status_of(expected) == 1
+    assert main([*args, "--chunk-size", "200"]) == 1
     out = capsys.readouterr().out
     assert compare(report, expected) == []
     counts = {o: sum(1 for e in expected if e.outcome == o) for o in ("new", "merged", "conflict", "rejected")}
@@ -64,7 +70,7 @@ def test_a_legacy_file_imports_with_an_exact_report_and_a_rerun_changes_nothing(
 
     before = without_audit(row_counts(app))
     first_report = report.read_text(encoding="utf-8")
-    assert main(args) == 0
+    assert main(args) == 1  # rerun: nothing changes, the same rows are still the file's rejected ones
     out = capsys.readouterr().out
     assert "this run: 0 rows processed, 1500 already imported" in out
     assert without_audit(row_counts(app)) == before
@@ -77,7 +83,8 @@ def test_bom_and_gb18030_files_read_the_same(app, config_path, tmp_path, encodin
     path = tmp_path / "members.csv"
     expected = write_file(path, 300, seed=5, encoding=encoding)
     report = tmp_path / "report.csv"
-    assert main(["import-members", str(path), *MAP_ARGS, "--report", str(report), "--config", config_path]) == 0
+    args = ["import-members", str(path), *MAP_ARGS, "--report", str(report), "--config", config_path]
+    assert main(args) == status_of(expected)
     assert f", {encoding})" in capsys.readouterr().out
     assert compare(report, expected) == []
 
@@ -135,18 +142,53 @@ def test_the_report_says_what_went_to_review(app, config_path, tmp_path, capsys)
     assert "an identifier another customer holds sent to review" in second and "weak match" not in second
 
 
+def test_a_rejected_row_makes_the_import_exit_1_with_the_summary_and_the_report_all_the_same(
+    app, config_path, tmp_path, capsys
+):
+    """As load-events does: a cron job or a script can tell a file that was not taken whole."""
+    path = tmp_path / "members.csv"
+    path.write_text("姓名,手机号码\n王芳,13800139001\n李四,\n张三,13800139002\n", encoding="utf-8")
+    report = tmp_path / "report.csv"
+    args = ["import-members", str(path), "--map", "姓名=name", "--map", "手机号码=phone", "--report", str(report)]
+    assert main([*args, "--config", config_path]) == 1
+    out, err = capsys.readouterr()
+    assert "  rejected         1" in out and "no_identifier" in out
+    assert f"  report: {report}" in out
+    assert err.splitlines()[-1] == (
+        f"central-server: 1 of the 3 rows of {path} were rejected; see {report}; the others are imported"
+    )
+    assert [line.split(",")[2] for line in report.read_text(encoding="utf-8").splitlines()[1:]] == [
+        "new",
+        "rejected",
+        "new",
+    ]
+    assert row_counts(app)["customers"] == 2
+    assert main([*args, "--config", config_path]) == 1  # a rerun changes nothing and says the same
+    assert "this run: 0 rows processed, 3 already imported" in capsys.readouterr().out
+
+    # Rows already imported, or merged into customers already there, are not errors.
+    clean = tmp_path / "clean.csv"
+    clean.write_text("姓名,手机号码\n王芳,13800139001\n赵六,13800139003\n", encoding="utf-8")
+    plain = ["import-members", str(clean), "--map", "姓名=name", "--map", "手机号码=phone", "--config", config_path]
+    assert main(plain) == 0
+    assert main(plain) == 0
+    out, err = capsys.readouterr()
+    assert "this run: 0 rows processed, 2 already imported" in out
+    assert "were rejected" not in err
+
+
 def test_a_dry_run_reports_and_stores_nothing(app, config_path, tmp_path, capsys):
     path = tmp_path / "members.csv"
     expected = write_file(path, 400, seed=3)
     before = row_counts(app)
     report = tmp_path / "dry.csv"
     args = ["import-members", str(path), *MAP_ARGS, "--report", str(report), "--config", config_path]
-    assert main([*args, "--dry-run"]) == 0
+    assert main([*args, "--dry-run"]) == status_of(expected)
     assert "dry run: nothing was stored" in capsys.readouterr().out
     assert compare(report, expected) == []
     assert row_counts(app) == before
     real = tmp_path / "real.csv"
-    assert main([*args[:-4], "--report", str(real), "--config", config_path]) == 0
+    assert main([*args[:-4], "--report", str(real), "--config", config_path]) == status_of(expected)
     assert compare(real, expected) == []  # the same outcomes (PostgreSQL does not reuse rolled-back ids)
 
 
