@@ -9,9 +9,10 @@ Which decision holds for a customer, purpose and channel:
 * the latest by observed time wins; at the same instant a withdrawal beats a grant, then the
   larger ``(origin, origin_id)``; so the answer never depends on arrival order or duplicates,
   and a withdrawal is never overridden by an older grant, before or after a merge;
-* a customer under 14 (from the golden record's birthday, counted in whole years on ``today``)
-  is refused unless the holding grant was given by a guardian (``scope = "guardian"``); a
-  customer without a known birthday is treated as an adult.
+* a minor (a customer under 14 by the golden record's birthday, and kept one until the end of the
+  calendar year of their fourteenth birthday: decision 0082) is refused unless the holding grant
+  was given by a guardian (``scope = "guardian"``); a customer without a known birthday is treated
+  as an adult.
 
 :func:`consented` is the same rule as one SQL statement for segments, exports and triggers;
 :func:`consent_holds` is it again as a condition on each row of a query that walks live customers in
@@ -22,7 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import ColumnElement, Select, and_, case, exists, func, literal, or_, select, union, union_all
@@ -66,11 +67,21 @@ class Verdict:
 
 
 def minor_cutoff(today: date) -> str:
-    """Birthdays after this ISO date belong to customers under 14 on ``today``."""
-    try:
-        return today.replace(year=today.year - MINOR_AGE).isoformat()
-    except ValueError:  # 29 February: the birthday is reached on 28 February
-        return today.replace(year=today.year - MINOR_AGE, day=28).isoformat()
+    """Birthdays after this ISO date belong to customers the gate treats as minors on ``today``.
+
+    Those are the customers born in the year that makes them 14 this year, or later: a customer stays a
+    minor until the 31 December after their fourteenth birthday. The flag then changes on 1 January for a
+    whole year of births at once, so it tells no more than the birth year, which every role is shown;
+    flipping on the birthday itself gave the exact date away to roles shown only the year (decision 0082).
+    """
+    return date(today.year - MINOR_AGE - 1, 12, 31).isoformat()
+
+
+def earliest_today(now: datetime) -> date:
+    """The earliest calendar date anywhere on Earth at ``now`` (UTC-12): the day to judge on for a caller
+    that does not know the chain's time zone, so that it never treats someone as an adult before the
+    chain's calendar (and the flag the consoles show) does."""
+    return (now.astimezone(UTC) - timedelta(hours=12)).date()
 
 
 _OWNED = (
@@ -236,7 +247,7 @@ def holding(decisions: Sequence[Any], purpose: str, channel: str | None) -> Any 
 
 
 def is_minor(db: Session, customer_id: int, today: date) -> bool:
-    """Whether the golden record's birthday makes the customer under 14 on ``today``."""
+    """Whether the golden record's birthday makes the customer a minor on ``today`` (see :func:`minor_cutoff`)."""
     birthday = db.scalar(
         select(_golden.c.value).where(_golden.c.customer_id == customer_id, _golden.c.attribute == "birthday")
     )

@@ -109,7 +109,7 @@ def _profiles(db: Session, customers: Sequence[int], now: datetime) -> dict[int,
         )
         for customer_id, value in phones:  # the most recently seen phone wins
             out[int(customer_id)]["phone"] = mask_phone(value)
-        allowed = consent_gate.consented("profiling", None, now.date(), among=list(chunk))
+        allowed = consent_gate.consented("profiling", None, consent_gate.earliest_today(now), among=list(chunk))
         tiers = db.execute(
             select(_tags.c.customer_id, _tags.c.value).where(
                 _tags.c.tag == "value_tier", _tags.c.customer_id.in_(chunk), _tags.c.customer_id.in_(allowed)

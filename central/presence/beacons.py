@@ -86,9 +86,8 @@ def consenting_keys(db: Session, now: datetime, registry: Registry | None = None
     customers = _member_customers(db, [k.member_id for k in keys], registry or default_registry())
     if not customers:
         return []
-    allowed = set(
-        db.scalars(consent_gate.consented(LOCATION, None, now.date(), among=sorted(set(customers.values())))).all()
-    )
+    among = sorted(set(customers.values()))
+    allowed = set(db.scalars(consent_gate.consented(LOCATION, None, consent_gate.earliest_today(now), among=among)))
     return [(k.member_id, k.fingerprint) for k in keys if customers.get(k.member_id) in allowed]
 
 
@@ -135,7 +134,8 @@ def member_visit_customers(
     if not named:
         return {}
     customers = _member_customers(db, [p["member_id"] for _, p in named], registry or default_registry())
-    allowed = {cid for cid in set(customers.values()) if consent_gate.may_locate(db, cid, now.date())}
+    today = consent_gate.earliest_today(now)
+    allowed = {cid for cid in set(customers.values()) if consent_gate.may_locate(db, cid, today)}
     out: dict[str, int] = {}
     for event_id, payload in named:
         cid = customers.get(payload["member_id"])

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 
 import orjson
@@ -12,13 +12,14 @@ from central import db as central_db
 from central.customers import consent_gate
 from central.customers.consent_models import ConsentDecision
 from central.identity import merges, split
-from central.identity.models import MERGE, LedgerEntry
+from central.identity.models import MERGE, Customer, LedgerEntry
 from central.identity.registry import load_registry
+from central.segments.evaluation import count
 from central.sources.backfill import load_events
 from shared import wire
 from tests.central.consent_support import consent_event, customer_of, load, signup
 from tests.central.sources_support import new_key, post_events
-from tests.central.support import START
+from tests.central.support import START, create_user, login
 
 TODAY = START.date()
 
@@ -228,8 +229,80 @@ def test_a_minor_needs_a_guardians_consent(app):
     load(app, [consent_event("c2", "13905710009", granted=True, at=START - timedelta(days=3), scope="guardian")])
     assert _verdict(app, child).allowed
     assert child in _consented(app)
-    # On the fourteenth birthday the customer is no longer a minor.
-    assert consent_gate.minor_cutoff(date(TODAY.year + 4, 6, 1)) == birthday.isoformat()
+    # A minor until the end of the year of the fourteenth birthday (decision 0082).
+    assert consent_gate.minor_cutoff(date(TODAY.year + 5, 1, 1)) == date(TODAY.year - 10, 12, 31).isoformat()
+
+
+def _minor_everywhere(app, customers, born_in, day):
+    """Whether each customer is a minor on ``day`` by every form of the gate, which must all agree."""
+    walk = select(Customer.id).where(
+        Customer.id.in_(customers), consent_gate.consent_holds("marketing", "sms", day, Customer.id)
+    )
+    with central_db.session_factory(app)() as db:
+        consented = set(db.scalars(consent_gate.consented("marketing", "sms", day, among=list(customers))))
+        refused = set(db.scalars(consent_gate.refused("marketing", day)))
+        held = set(db.scalars(walk))
+        answers = {}
+        for customer in customers:
+            verdict = consent_gate.may_market(db, customer, "sms", day)
+            forms = {
+                consent_gate.is_minor(db, customer, day),
+                consent_gate.summary(db, customer, day)["minor"],
+                verdict.reason == "minor_without_guardian_consent",
+                customer not in consented,
+                customer in refused,
+                customer not in held,
+            }
+            assert len(forms) == 1, (customer, day, verdict)
+            answers[customer] = forms.pop()
+        # A segment of the customers' birth year, as a role shown birthdays by their year writes it.
+        reachable = count(db, f"birth_year = {born_in}", "sms", day, 480).reachable
+        assert reachable == sum(not minor for minor in answers.values()), day
+    return answers
+
+
+def test_the_minor_flag_changes_on_new_years_day_so_it_never_tells_the_birthday(app, clock):
+    """Roles shown a birthday as its year only (decision 0058) see the minor flag, the consent verdicts,
+    segments and exports: a flag turning on the fourteenth birthday, watched day by day, gave the date away."""
+    year = TODAY.year - 14
+    born = [date(year, 1, 1), date(year, 6, 15), date(year, 12, 31)]
+    for n, birthday in enumerate(born):
+        phone = f"1390571010{n}"
+        load(app, [signup(f"k{n}", phone, birthday=birthday, at=START - timedelta(days=5))])
+        load(app, [consent_event(f"k{n}-grant", phone, granted=True, at=START - timedelta(days=4))])
+    customers = [customer_of(app, f"1390571010{n}") for n in range(len(born))]
+    days = [date(year + 14, 1, 1) - timedelta(days=1)]
+    for birthday in born:
+        fourteenth = birthday.replace(year=year + 14)
+        days += [fourteenth - timedelta(days=1), fourteenth, fourteenth + timedelta(days=1)]
+    days += [date(year + 14, 12, 31), date(year + 15, 1, 1), date(year + 15, 6, 15)]
+    for day in sorted(set(days)):
+        minor = day < date(year + 15, 1, 1)  # never an adult before the fourteenth birthday
+        assert _minor_everywhere(app, customers, year, day) == dict.fromkeys(customers, minor), day
+
+    # Member beacons and card profiles, which do not know the chain's time zone, judge on the earliest
+    # date anywhere: not yet New Year's Day until it is New Year's Day everywhere.
+    for at, minor in [
+        (datetime(year + 15, 1, 1, 11, 59, tzinfo=UTC), True),
+        (datetime(year + 15, 1, 1, 12, tzinfo=UTC), False),
+    ]:
+        assert consent_gate.earliest_today(at) == date(year + 14, 12, 31) + timedelta(days=not minor)
+        assert _minor_everywhere(app, customers, year, consent_gate.earliest_today(at)) == dict.fromkeys(
+            customers, minor
+        )
+
+    # The API shows the same flag and the same verdicts.
+    create_user(app)
+    for day, minor in [(date(year + 14, 6, 15), True), (date(year + 14, 12, 31), True), (date(year + 15, 1, 1), False)]:
+        clock.now = datetime.combine(day, time(4), tzinfo=UTC)  # midday in the chain's time zone
+        viewer = app.test_client()
+        assert login(viewer).status_code == 302
+        for customer in customers:
+            got = viewer.get(f"/api/v1/customers/{customer}/consents")
+            assert got.status_code == 200, got.get_data(as_text=True)
+            shown = got.get_json()["verdicts"]
+            assert shown["minor"] is minor, (day, customer)
+            assert shown["marketing"]["sms"]["allowed"] is not minor
 
 
 def test_profiling_and_location_cover_every_channel(app):
