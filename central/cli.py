@@ -158,12 +158,13 @@ def cli_session(args: argparse.Namespace) -> Iterator[tuple[Session, CentralConf
 def ready_schema(config: CentralConfig, engine: Engine) -> None:
     """Migrate if ``database.auto_migrate``; otherwise insist the schema is already current."""
     from central import migrate
+    from central.identity.registry import load_registry
 
     current, head = migrate.current_revision(engine), migrate.head_revision()
     refuse_newer_schema(config, current)
     if config.database_auto_migrate:
         if current != head:
-            migrate.upgrade(engine)
+            migrate.upgrade(engine, load_registry(config))
             log.info("database migrated from revision %s to %s", current, head)
         return
     if current != head:
@@ -245,6 +246,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def cmd_migrate(args: argparse.Namespace) -> int:
     """Bring the database schema to the newest revision."""
     from central import migrate
+    from central.identity.registry import load_registry
 
     config, path = load(args)
     announce_database(config, path)
@@ -252,7 +254,7 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     try:
         before = migrate.current_revision(engine)
         refuse_newer_schema(config, before)
-        migrate.upgrade(engine)
+        migrate.upgrade(engine, load_registry(config))
         revision = migrate.current_revision(engine)
         if before != revision:
             log.info("database migrated from revision %s to %s", before, revision)

@@ -16,6 +16,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Engine
 
 from central.db import make_engine
+from central.identity.registry import Registry
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
@@ -39,14 +40,19 @@ def alembic_config() -> Config:
     return config
 
 
-def upgrade(target: Engine | str) -> None:
-    """Apply every pending migration to the database behind ``target`` (an engine or a URL)."""
+def upgrade(target: Engine | str, registry: Registry | None = None) -> None:
+    """Apply every pending migration to the database behind ``target`` (an engine or a URL).
+
+    ``registry`` is the identifier registry migrations that normalize stored values use (the
+    retail defaults if None).
+    """
     engine = make_engine(target) if isinstance(target, str) else target
     try:
         with engine.begin() as connection:
             refuse_newer(MigrationContext.configure(connection).get_current_revision())
             config = alembic_config()
             config.attributes["connection"] = connection
+            config.attributes["identity_registry"] = registry
             command.upgrade(config, "head")
     finally:
         if isinstance(target, str):

@@ -10,6 +10,7 @@ from sqlalchemy import inspect, text
 from central.db import make_engine
 from central.migrate import alembic_config, current_revision, head_revision, upgrade
 from central.schema import Base
+from tests.central.support import START
 
 
 def _differences(engine):
@@ -75,7 +76,7 @@ def test_upgrade_is_idempotent(backend):
     upgrade(backend.url)
     engine = make_engine(backend.url)
     try:
-        assert current_revision(engine) == head_revision() == "0027_surname_readings"
+        assert current_revision(engine) == head_revision() == "0028_respell_identifiers"
     finally:
         engine.dispose()
 
@@ -198,4 +199,113 @@ def test_names_that_start_with_a_surname_read_otherwise_are_spelled_again_and_re
         with engine.begin() as conn:
             conn.execute(text("DELETE FROM golden_attributes"))
             conn.execute(text("DELETE FROM match_keys"))
+        engine.dispose()
+
+
+_CUSTOMER = (
+    "INSERT INTO customers (id, created_at, first_seen_at, last_seen_at, receipts_count, total_spent, version)"
+    " VALUES (:id, '2025-01-01 00:00:00', '2025-01-01 00:00:00', '2025-01-01 00:00:00', 0, 0, 1)"
+)
+_IDENTIFIER = (
+    "INSERT INTO identifiers (id, kind, value, customer_id, state, created_at, last_seen_at, partners_total,"
+    " partners_today, partners_day) VALUES (:id, :kind, :value, :customer, :state, '2025-01-01 00:00:00', :seen,"
+    " 0, 0, '')"
+)
+# Stored before the normalizers folded full-width characters (central.identity.normalizers.fold).
+_OLD_FORMS = [
+    (1, "phone", "１３９００００１１１１", 1, "linked"),  # nobody holds +8613900001111: renamed
+    (2, "member_card", "ＶＩＰ００４２", 2, "linked"),  # VIP0042 is customer 3's: review, never a merge
+    (3, "member_card", "VIP0042", 3, "linked"),
+    (4, "phone", "１３９００００２２２２", 4, "linked"),  # customer 4 holds both spellings: folded into one row
+    (5, "phone", "+8613900002222", 4, "linked"),
+    (6, "email", "ＡＮＮ＠example.com", 5, "linked"),  # ann@example.com was removed for good: removed too
+    (7, "email", "ann@example.com", None, "removed"),
+    (8, "member_id", "会员１２３", 6, "linked"),  # renamed, still not ASCII
+    (9, "loyalty_no", "ＬＯＹ１", 6, "linked"),  # a type this registry does not know: left alone
+    (10, "phone", "１２３", 6, "linked"),  # not a phone by today's rules: left alone
+]
+
+
+def _identity_tables(conn):
+    return {
+        name: [tuple(r) for r in conn.execute(text(f"SELECT * FROM {name} ORDER BY 1")).all()]  # noqa: S608
+        for name in ("identifiers", "identity_ledger", "review_items", "event_customers", "customers")
+    }
+
+
+def test_identifiers_stored_in_full_width_are_spelt_as_today_without_merging_anyone(backend):
+    """The same person arriving today with the ASCII form finds the customer; a clash goes to review."""
+    import importlib
+
+    from central.identity.registry import default_registry
+
+    engine = make_engine(backend.url)
+    registry = default_registry()
+    try:
+        _at_revision(engine, "0027_surname_readings", text("SELECT 1"))
+        with engine.begin() as conn:
+            conn.execute(text(_CUSTOMER), [{"id": c} for c in range(1, 7)])
+            conn.execute(
+                text(_IDENTIFIER),
+                [
+                    {
+                        "id": i,
+                        "kind": k,
+                        "value": v,
+                        "customer": c,
+                        "state": s,
+                        "seen": f"2025-0{9 - i % 9}-01 00:00:00",
+                    }
+                    for i, k, v, c, s in _OLD_FORMS
+                ],
+            )
+            conn.execute(
+                text("INSERT INTO event_customers (event_pk, customer_id, identifier_id) VALUES (:e, :c, :i)"),
+                [{"e": 40, "c": 4, "i": 4}, {"e": 41, "c": 4, "i": 5}, {"e": 42, "c": 1, "i": 1}],
+            )
+        upgrade(engine)
+        with engine.connect() as conn:
+            values = dict(conn.execute(text("SELECT id, value FROM identifiers")).all())
+            owners = dict(conn.execute(text("SELECT id, customer_id FROM identifiers")).all())
+            states = dict(conn.execute(text("SELECT id, state FROM identifiers")).all())
+            ledger = conn.execute(
+                text("SELECT action, rule, identifier_id, customer_id FROM identity_ledger ORDER BY id")
+            ).all()
+            reviews = conn.execute(
+                text("SELECT reason, status, customer_id, other_customer_id, identifier_id FROM review_items")
+            ).all()
+            events = dict(conn.execute(text("SELECT event_pk, identifier_id FROM event_customers")).all())
+            versions = dict(conn.execute(text("SELECT id, version FROM customers")).all())
+            merged = conn.execute(text("SELECT count(*) FROM customers WHERE merged_into IS NOT NULL")).scalar()
+            last_seen = conn.execute(text("SELECT last_seen_at FROM identifiers WHERE id = 5")).scalar()
+            before = _identity_tables(conn)
+
+        assert values[1] == registry.normalize("phone", "13900001111") == "+8613900001111"
+        assert (owners[1], states[1]) == (1, "linked")
+        assert values[8] == registry.normalize("member_id", "会员123") == "会员123"
+        # Two customers holding one card in two spellings: both kept as they were, and asked about.
+        assert (values[2], owners[2], values[3], owners[3]) == ("ＶＩＰ００４２", 2, "VIP0042", 3)
+        assert [tuple(r) for r in reviews] == [("respelled_value", "open", 2, 3, 2)]
+        assert merged == 0
+        # One customer, one phone in two spellings: the old row is unlinked, its events move to the other.
+        assert (owners[4], owners[5], states[4]) == (None, 4, "linked")
+        assert events == {40: 5, 41: 5, 42: 1}
+        assert "2025-05-01" in str(last_seen)  # the later sighting of the two spellings
+        # The removal of ann@example.com covers the old spelling too.
+        assert (owners[6], states[6]) == (None, "removed")
+        assert [tuple(r) for r in ledger] == [("unlink", "respelled", 4, 4), ("unlink", "removed", 6, 5)]
+        assert (versions[4], versions[5], versions[1]) == (2, 2, 1)
+        assert (values[9], values[10]) == ("ＬＯＹ１", "１２３")
+
+        # Idempotent: run again, nothing changes.
+        migration = importlib.import_module("central.migrations.versions.0028_respell_identifiers")
+        with engine.begin() as conn:
+            counts = migration.respell(conn, registry, START, batch=3)
+            assert _identity_tables(conn) == before
+        assert counts["renamed"] == 0
+    finally:
+        with engine.begin() as conn:
+            for name in ("review_items", "identity_ledger", "event_customers", "recompute_marks", "identifiers"):
+                conn.execute(text(f"DELETE FROM {name}"))  # noqa: S608
+            conn.execute(text("DELETE FROM customers"))
         engine.dispose()
