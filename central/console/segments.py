@@ -3,7 +3,10 @@
 The builder previews on the server (a GET form: no script); saving and evaluating are POST forms
 carrying the CSRF token. A saved segment opens in the builder to be edited (rule, channel and
 description; :func:`central.segments.definitions.revise`, as ``PUT /api/v1/segments/<name>``, audited
-as ``segment.update``). The CSV export is masked for every role but admin and audited.
+as ``segment.update``). Deleting one asks first on a page of its own (:mod:`central.console.confirmation`),
+is refused while a webhook export of it is being sent, and keeps its membership history
+(:mod:`central.segments.deletion`, as ``DELETE /api/v1/segments/<name>``, audited as ``segment.delete``).
+The CSV export is masked for every role but admin and audited.
 """
 
 from __future__ import annotations
@@ -13,16 +16,18 @@ from typing import Any
 
 from flask import Response, abort, current_app, redirect, render_template, request, stream_with_context, url_for
 from flask.typing import ResponseReturnValue
+from flask_babel import gettext as _
 
 from central import clock
 from central.accounts import web
 from central.accounts.roles import ADMIN, MARKETING
 from central.console import bp, offset_minutes
 from central.console.auditing import record_audit
+from central.console.confirmation import ask, confirmed
 from central.console.customer_labels import N_
 from central.customers.consent import CHANNELS
 from central.db import get_session, session_factory
-from central.segments import definitions, evaluation, exports
+from central.segments import definitions, deletion, evaluation, exports
 from central.segments.definitions import Draft, SegmentError
 from central.segments.fields import schema_for
 
@@ -71,6 +76,7 @@ PROBLEM_TEXTS = {
     "bad_channel": N_("没有这个渠道。"),
     "bad_webhook": N_("Webhook 地址须为 http:// 或 https:// 开头，最长 2048 个字符。"),
     "not_found": N_("没有这个人群。"),
+    "in_use_export": N_("这个人群的 Webhook 导出还在发送中，发送完成（或进入失败队列）后才能删除。"),
 }
 EXCEL_BOM = "\ufeff"
 
@@ -122,6 +128,7 @@ def _page(status: int = 200, editing: Any = None, **form: Any) -> ResponseReturn
         name=form.get("name", ""),
         description=form.get("description", request.args.get("description", saved["description"])),
         saved=request.args.get("saved", ""),
+        deleted=request.args.get("deleted", "")[:64],
         editing=editing,
     )
     return html, status
@@ -200,6 +207,29 @@ def update_segment(name: str) -> ResponseReturnValue:
     record_audit("segment.update", f"segment:{draft.name}", rule=draft.rule, channel=draft.channel, version=version)
     db.commit()
     return redirect(url_for("console.segments", saved=draft.name))
+
+
+@bp.post("/segments/<name>/delete")
+@web.roles(*ROLES)
+def delete_segment(name: str) -> ResponseReturnValue:
+    """Delete a segment, after a page asking to confirm; refused while its webhook export is being sent."""
+    saved = _saved(name)
+    if not confirmed():
+        what = _(
+            "删除人群 %(name)s（%(members)s 位成员）：不再计算和导出；成员记录留下此刻的离开，审计日志留下规则。",
+            name=saved["name"],
+            members=saved["members"],
+        )
+        return ask("segments", _("删除人群"), what, url_for("console.segments"), {})
+    db = get_session()
+    try:
+        done = deletion.delete(db, saved["name"], now=clock.now())
+    except SegmentError as exc:
+        db.rollback()
+        return _page(409, problem=_problem(exc))
+    record_audit("segment.delete", f"segment:{saved['name']}", **done.to_audit())
+    db.commit()
+    return redirect(url_for("console.segments", deleted=saved["name"]))
 
 
 @bp.post("/segments/<name>/evaluate")

@@ -1,4 +1,4 @@
-"""Segments over the JSON API (admin and marketing): save, count, preview, evaluate, members, history, export.
+"""Segments over the JSON API (admin and marketing): save, delete, count, preview, evaluate, members, history, export.
 
 A segment's webhook (``webhook_url``, ``webhook_secret``) is set by administrators only.
 
@@ -26,7 +26,7 @@ from central.customers.rules import Schema
 from central.db import get_session
 from central.errors import ApiError
 from central.params import id_limit, int_param
-from central.segments import definitions, evaluation, exports
+from central.segments import definitions, deletion, evaluation, exports
 from central.segments.definitions import Draft, SegmentError
 from central.segments.fields import schema_for
 from central.segments.models import SegmentMember
@@ -47,7 +47,7 @@ def _offset() -> int:
 
 
 def _refused(exc: SegmentError) -> Response:
-    status = 404 if exc.reason == "not_found" else 409 if exc.reason == "exists" else 400
+    status = 404 if exc.reason == "not_found" else 409 if exc.reason in ("exists", deletion.IN_USE_EXPORT) else 400
     response = jsonify({"error": {"code": "invalid_segment", **exc.to_json()}})
     response.status_code = status
     return response
@@ -167,6 +167,24 @@ def update_segment(name: str) -> Response:
     _audit("segment.update", f"segment:{name}", rule=draft.rule, channel=draft.channel, version=version, **webhook)
     db.commit()
     return jsonify(definitions.to_json(_segment(name)))
+
+
+@bp.delete("/api/v1/segments/<name>")
+@web.roles(*ROLES)
+def delete_segment(name: str) -> Response:
+    """Delete a segment (409 ``in_use_export`` while its webhook export is being sent); its history stays.
+
+    Answers the segment as it was and how many members left it; the audit row keeps its definition.
+    """
+    db = get_session()
+    try:
+        done = deletion.delete(db, name, now=clock.now())
+    except SegmentError as exc:
+        db.rollback()
+        return _refused(exc)
+    _audit("segment.delete", f"segment:{name}", **done.to_audit())
+    db.commit()
+    return jsonify({"deleted": done.segment, "members_left": done.left})
 
 
 @bp.get("/api/v1/segments/<name>/count")

@@ -51,6 +51,7 @@ STATE_CHANGING = {
     "/console/segments": {"name": "everyone", "rule": "true", "channel": "sms"},
     "/console/segments/{segment}/evaluate": {},
     "/console/segments/{segment}/edit": {"rule": "false", "channel": "sms"},
+    "/console/segments/{segment}/delete": {"confirm": "yes"},
     "/console/campaigns/coupons/new": {"name": "spring", "value": "5", "valid_from": "2026-12-01T00:00"},
     "/console/campaigns/coupons/{campaign_id}/end": {},
     "/console/campaigns/triggers/new": {"name": "spring", "kind": "birthday", "action": "export"},

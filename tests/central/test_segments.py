@@ -30,7 +30,7 @@ from central.segments.models import SegmentMember, SegmentMembershipEvent
 from shared import wire
 from tests.central.consent_support import consent_event, customer_of, load, signup
 from tests.central.customer_support import sale
-from tests.central.support import START, create_user, csrf_from, login, table_rows
+from tests.central.support import START, create_user, csrf_from, login, post_form, table_rows
 from tests.central.test_webhooks import receiving
 
 OFFSET = 480
@@ -556,3 +556,59 @@ def test_only_an_administrator_points_a_segment_at_a_webhook(app, chain):
     assert admin.put("/api/v1/segments/hooked", json={**hooked, **theirs}).status_code == 200
     [*_, changed] = _audits(app, "segment.update")
     assert changed.detail["webhook"] == {"from": "crm.example.cn", "to": "attacker.example.net"}
+
+
+def test_a_segment_is_deleted_after_confirmation_keeping_its_history_not_while_its_export_is_sent(app, chain, clock):
+    _save(app, webhook_url="https://crm.example.cn/hooks/seg", webhook_secret=SECRET)
+    _save(app, name="once", rule="purchases = 1")
+    _evaluate(app)
+    admin, marketing = _api(app, "admin"), _api(app, "marketing")
+    assert admin.post("/api/v1/segments/loyal/export", json={}).status_code == 202  # a call queued
+    html = marketing.get("/console/segments").get_data(as_text=True)
+    row = html.split('data-segment="loyal"', 1)[1].split("</tr>", 1)[0]
+    assert 'action="/console/segments/loyal/delete"' in row
+    token = csrf_from(html)
+    # Asked first: the page names the segment and holds the form again, with confirm=yes.
+    asked = marketing.post("/console/segments/loyal/delete", data={"csrf_token": token})
+    page = asked.get_data(as_text=True)
+    assert asked.status_code == 200 and "删除人群 loyal（2 位成员）" in page and 'name="confirm" value="yes"' in page
+    with _session(app) as db:
+        assert definitions.find(db, "loyal") is not None
+    # In use: its export is still being sent.
+    refused = marketing.post("/console/segments/loyal/delete", data={"csrf_token": token, "confirm": "yes"})
+    problem = refused.get_data(as_text=True).split('id="problem">', 1)[1].split("</p>", 1)[0]
+    assert refused.status_code == 409 and "无法删除人群" in problem and "in_use_export" in problem, problem
+    api_refused = marketing.delete("/api/v1/segments/loyal")
+    assert api_refused.status_code == 409 and api_refused.get_json()["error"]["reason"] == "in_use_export"
+    assert "1 webhook call" in api_refused.get_json()["error"]["message"]
+    finance = _api(app, "finance")
+    assert post_form(finance, "/console/segments/loyal/delete", {"confirm": "yes"}).status_code == 403
+    with _session(app) as db:  # the call ends (delivered); the segment is no longer in use
+        db.execute(WebhookDelivery.__table__.update().values(status=DELIVERED))
+        db.commit()
+    clock.advance(minutes=10)
+    done = marketing.post("/console/segments/loyal/delete", data={"csrf_token": token, "confirm": "yes"})
+    assert done.status_code == 302 and done.headers["Location"] == "/console/segments?deleted=loyal"
+    listed = marketing.get(done.headers["Location"]).get_data(as_text=True)
+    assert 'id="deleted"' in listed and 'data-segment="loyal"' not in listed and 'data-segment="once"' in listed
+    with _session(app) as db:
+        assert definitions.find(db, "loyal") is None
+    assert _members(app) == set()  # "once" was never evaluated; loyal's members are gone with it
+    # Who was in it stays answerable: everyone who entered left at the deletion, under its id.
+    after = START + timedelta(minutes=10)
+    assert sorted(_history(app)) == sorted(
+        [(chain[w], "entered", START) for w in ("ann", "bob")] + [(chain[w], "left", after) for w in ("ann", "bob")]
+    )
+    (audited,) = _audits(app, "segment.delete")
+    assert (audited.actor, audited.subject) == ("marketing", "segment:loyal")
+    segment_id = {r.segment_id for r in table_rows_by(app, SegmentMembershipEvent)}
+    assert audited.detail["id"] in segment_id and audited.detail["rule"] == LOYAL_RULE
+    assert (audited.detail["via"], audited.detail["version"], audited.detail["members_left"]) == ("console", 1, 2)
+    # The API deletes the same way; a name freed by deletion may be used again.
+    deleted = marketing.delete("/api/v1/segments/once")
+    assert deleted.status_code == 200 and deleted.get_json()["deleted"]["name"] == "once"
+    assert deleted.get_json()["members_left"] == 0
+    assert marketing.delete("/api/v1/segments/once").status_code == 404
+    assert finance.delete("/api/v1/segments/loyal").status_code == 403
+    _save(app)
+    assert [a.detail.get("via") for a in _audits(app, "segment.delete")] == ["console", None]
