@@ -48,7 +48,7 @@ FIELD_LABELS = {
     "campaign": N_("活动"),
     "serial": N_("序号"),
 }
-# Timeline values that are codes, by field; a value not listed shows as sent (an order's own status).
+# Timeline values that are codes, by field; a value not listed shows as sent, marked as the source's own.
 FIELD_VALUE_LABELS = {
     "payment_method": {  # edge_agent.parsing.receipt_profile.PAYMENT_METHODS
         "wechat": N_("微信支付"),
@@ -88,8 +88,44 @@ FIELD_VALUE_LABELS = {
         "replayed": N_("重复使用"),
         "other-store-replayed": N_("已在其他门店使用"),
     },
-    "status": {"applied": N_("已计入活动"), "over_limit": N_("超出核销上限")},  # a coupon redemption's
 }
+# Codes whose meaning depends on the entry's kind: a status is an order's or a coupon redemption's.
+# An online source names its order statuses itself (shared.payloads: any text up to 32 characters);
+# these are the common ones, matched ignoring case and "-" or " " for "_" (Cancelled, canceled).
+ORDER_STATUS_LABELS = {
+    "created": N_("已下单"),
+    "pending": N_("待付款"),
+    "unpaid": N_("待付款"),
+    "pending_payment": N_("待付款"),
+    "paid": N_("已付款"),
+    "processing": N_("处理中"),
+    "shipped": N_("已发货"),
+    "delivered": N_("已送达"),
+    "completed": N_("已完成"),
+    "closed": N_("交易关闭"),
+    "cancelled": N_("已取消"),
+    "canceled": N_("已取消"),
+    "refunding": N_("退款中"),
+    "refunded": N_("已退款"),
+    "partially_refunded": N_("部分退款"),
+    "returned": N_("已退货"),
+}
+KIND_FIELD_VALUE_LABELS = {
+    ("order.online", "status"): ORDER_STATUS_LABELS,
+    ("coupon.redeemed", "status"): {"applied": N_("已计入活动"), "over_limit": N_("超出核销上限")},
+}
+
+
+def value_labels(kind: str, name: str) -> dict[str, str] | None:
+    """The labels of a timeline field's codes in an entry of ``kind``, or None when the field is not a code."""
+    return KIND_FIELD_VALUE_LABELS.get((kind, name)) or FIELD_VALUE_LABELS.get(name)
+
+
+def code_key(value: str) -> str:
+    """A code as the label tables key it: ``Partially-Refunded`` -> ``partially_refunded``."""
+    return value.strip().lower().replace("-", "_").replace(" ", "_")
+
+
 PURPOSE_LABELS = {
     "service": N_("服务通知"),
     "marketing": N_("营销"),

@@ -37,13 +37,14 @@ from central.console.confirmation import ask, confirmed
 from central.console.customer_labels import (
     ATTRIBUTE_SOURCE_LABELS,
     DONE,
-    FIELD_VALUE_LABELS,
     INPUT_LABELS,
     NAMED_SOURCE,
     PROBLEMS,
     STORE_DEVICE,
     TAG_LABELS,
     TAG_VALUE_LABELS,
+    code_key,
+    value_labels,
 )
 from central.console.navigation import CUSTOMER_ROLES, IDENTIFIER_LABELS
 from central.console.review_items import blocked_types, identity_registry, review_evidence, review_people
@@ -229,14 +230,13 @@ def _timeline(customer_id: int, cursor: timeline.Cursor | None) -> tuple[list[di
     found = timeline.page(get_session(), customer_id, cursor)
     rows = []
     for e in found.entries:
-        fields = [
-            (
-                name,
-                mask_identifier(name, value) if name == "member_id" and not unmasked() else shown_text(value),
-                FIELD_VALUE_LABELS.get(name, {}).get(value),  # a code in the page's words, else None
-            )
-            for name, value in e.fields
-        ]
+        fields = []
+        for name, value in e.fields:
+            shown = mask_identifier(name, value) if name == "member_id" and not unmasked() else shown_text(value)
+            labels = value_labels(e.kind, name)
+            label = None if labels is None else labels.get(value) or labels.get(code_key(value))
+            # A code in the page's words; a code not known here is shown as sent, marked as the source's own.
+            fields.append((name, shown, label, labels is not None and label is None))
         rows.append(
             {
                 "at": e.at,

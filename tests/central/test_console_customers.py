@@ -675,3 +675,31 @@ def test_amounts_show_with_thousands_grouped(app, client, member):
     assert '<span id="spent">12,417.10</span>' in html and '<td class="num">12,345.60</td>' in html
     assert amount(None) == amount("") == "" and amount(Decimal("-1234.5")) == "-1,234.50"
     assert amount(59036866, cents=True) == "590,368.66"
+
+
+@SQLITE_ONLY
+def test_an_online_orders_status_reads_in_the_pages_language_and_an_unknown_one_as_sent(app, client, member):
+    statuses = {"o-paid": "paid", "o-refunded": "Refunded", "o-cancelled": "canceled", "o-odd": "awaiting_pickup"}
+    payloads = {order: {"order_no": order, "total": "3.00", "status": status} for order, status in statuses.items()}
+    orders = [source_event(o, "order.online", identifiers={"phone": PHONE}, payload=p) for o, p in payloads.items()]
+    _accepted(app, client, orders)
+    admin = _as(app, "admin")
+
+    def rows():
+        html = admin.get(f"/console/customers/{member}").get_data(as_text=True)
+        timeline = html[html.index('id="timeline"') : html.index("</table>", html.index('id="timeline"'))]
+        found = {order: next(r for r in timeline.split("<tr") if f" {order}</span>" in r) for order in statuses}
+        return {**found, "coupon": next(r for r in timeline.split("<tr") if "coupon-redeemed" in r)}
+
+    shown = rows()
+    assert "状态</span> 已付款</span>" in shown["o-paid"], shown["o-paid"]
+    assert "状态</span> 已退款</span>" in shown["o-refunded"] and "状态</span> 已取消</span>" in shown["o-cancelled"]
+    odd = shown["o-odd"]
+    assert '<q class="as-sent"' in odd and ">awaiting_pickup</q>" in odd and "（来源原值）" in odd, odd
+    assert not any(f"</span> {code}</span>" in "".join(shown.values()) for code in ("paid", "Refunded", "canceled"))
+    assert "状态</span> 已计入活动</span>" in shown["coupon"]  # a redemption's status is a code of its own
+    admin.set_cookie("cdp-lang", "en")
+    shown = rows()
+    assert "State</span> Paid</span>" in shown["o-paid"] and "State</span> Refunded</span>" in shown["o-refunded"]
+    assert "State</span> Cancelled</span>" in shown["o-cancelled"]
+    assert ">awaiting_pickup</q>" in shown["o-odd"] and "(as the source sent it)" in shown["o-odd"]
