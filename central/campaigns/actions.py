@@ -162,11 +162,12 @@ class CampaignFound(NamedTuple):
 def coupon_campaign(conn: Connection, name: str, now: datetime) -> CampaignFound:
     """Coupon campaign ``name``'s id if it can still issue codes at ``now``, else why not."""
     campaigns = table(CouponCampaign)
-    row = conn.execute(select(campaigns.c.id, campaigns.c.valid_to).where(campaigns.c.name == name)).first()
+    columns = (campaigns.c.id, campaigns.c.valid_from, campaigns.c.valid_to)
+    row = conn.execute(select(*columns).where(campaigns.c.name == name)).first()
     if row is None:
         how = "create it with central-server coupons create"
         return CampaignFound(None, "unknown_campaign", f"no coupon campaign called {name!r} ({how})")
-    if now > row.valid_to:
+    if now > row.valid_to or row.valid_to <= row.valid_from:  # an end not after its start: never valid
         return CampaignFound(None, "campaign_ended", f"coupon campaign {name!r} ended at {row.valid_to.isoformat()}")
     return CampaignFound(int(row.id))
 

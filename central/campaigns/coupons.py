@@ -70,6 +70,17 @@ class NotFound(CouponError):
         super().__init__(message, "not_found")
 
 
+def ended_before_start(valid_from: datetime, valid_to: datetime) -> bool:
+    """Whether a campaign's end is not after its start: no code of it is valid at any moment.
+
+    A campaign ended before it started has its start moved to its end (:func:`end_campaign`); one
+    saved before an end had to be after its start may still hold an end before its start. Both read
+    as ended at their end: their times are kept as stored, flagged (``ended_before_start``), never
+    running and issuing no code, whenever the end is.
+    """
+    return valid_to <= valid_from
+
+
 @dataclass(frozen=True, slots=True)
 class Campaign:
     """One campaign as listed."""
@@ -85,6 +96,11 @@ class Campaign:
     stores: list[str] | None
     issued: int = 0
 
+    @property
+    def ended_before_start(self) -> bool:
+        """Whether its end is not after its start: see :func:`ended_before_start`."""
+        return ended_before_start(self.valid_from, self.valid_to)
+
     def to_json(self) -> dict[str, Any]:
         return {
             "id": self.id,
@@ -92,6 +108,7 @@ class Campaign:
             "value": f"{self.value:.2f}",
             "valid_from": format_time(self.valid_from),
             "valid_to": format_time(self.valid_to),
+            "ended_before_start": self.ended_before_start,
             "max_redemptions": self.max_redemptions,
             "redeemed": self.redeemed,
             "offline_budget": self.offline_budget,
@@ -284,7 +301,8 @@ def list_campaigns(db: Session) -> list[Campaign]:
 
 def running_names(db: Session, now: datetime) -> list[str]:
     """The names of the campaigns that can still issue codes at ``now``, by name (no code is counted)."""
-    return list(db.scalars(select(_campaigns.c.name).where(_campaigns.c.valid_to > now).order_by(_campaigns.c.name)))
+    running = (_campaigns.c.valid_to > now, _campaigns.c.valid_to > _campaigns.c.valid_from)
+    return list(db.scalars(select(_campaigns.c.name).where(*running).order_by(_campaigns.c.name)))
 
 
 def _row(db: Session, ref: str) -> Any:
@@ -325,7 +343,7 @@ def issue_for_members(db: Session, ref: str, member_ids: list[str], *, now: date
     if not all(1 <= len(m) <= 64 for m in member_ids):
         raise CouponError("a member id is 1 to 64 characters")
     campaign = _row(db, ref)
-    if now > campaign.valid_to:
+    if now > campaign.valid_to or ended_before_start(campaign.valid_from, campaign.valid_to):
         raise CouponError(f"campaign {campaign.name} ended at {format_time(campaign.valid_to)}")
     wanted = list(dict.fromkeys(member_ids))
     serials: dict[str, int] = {

@@ -91,5 +91,6 @@ def coupon_campaign(campaign_id: int) -> ResponseReturnValue:
         stores=results.by_store(db, campaign_id, campaign.issued),
         percent=percent,
         editable=may_edit(),
-        running=campaign.valid_to > clock.now(),
+        # A campaign whose end is not after its start never runs, whenever its end is.
+        running=campaign.valid_to > clock.now() and campaign.valid_to > campaign.valid_from,
     )

@@ -158,6 +158,39 @@ def test_ending_a_campaign_before_it_starts_ends_it_then_and_never_shows_an_end_
     assert f"<td>Ended before it started ({ended_at})</td>" in html and "2026-12-04" not in html
 
 
+def test_a_campaign_stored_with_its_end_before_its_start_reads_as_ended_flagged_and_issues_nothing(users):  # both
+    """A row saved before an end had to follow its start, inserted as such: its end is still to come."""
+    start, end = START + timedelta(days=20), START + timedelta(days=10)
+    row = {"value": 5, "max_redemptions": 10, "redeemed": 0, "offline_budget": 1, "stores": None}
+    with central_db.session_factory(users)() as db:
+        db.execute(
+            CouponCampaign.__table__.insert().values(
+                name="old-inverted", valid_from=start, valid_to=end, created_at=START, created_by="legacy", **row
+            )
+        )
+        db.commit()
+    (campaign,) = table_rows(users, CouponCampaign)
+    admin, client = _as(users, "admin"), _as(users, "marketing")
+    shown = admin.get(f"/api/v1/coupons/campaigns/{campaign.id}").get_json()
+    # As stored (nothing rewritten), and flagged: no code of it is valid at any moment.
+    assert (shown["valid_from"], shown["valid_to"]) == ("2026-12-13T02:00:00.000Z", "2026-12-03T02:00:00.000Z")
+    assert shown["ended_before_start"] is True
+    listed = admin.get("/api/v1/coupons/campaigns").get_json()["campaigns"]
+    assert [c["ended_before_start"] for c in listed] == [True]
+    claimed = admin.post(f"/api/v1/coupons/campaigns/{campaign.id}/codes", json={"member_id": "M1"})
+    assert claimed.status_code == 400 and "ended at 2026-12-03" in claimed.get_data(as_text=True)
+    page = client.get(f"/console/campaigns/coupons/{campaign.id}").get_data(as_text=True)
+    ended_at = '<time datetime="2026-12-03T02:00:00Z">2026-12-03 10:00:00 UTC+08:00</time>'
+    assert f"<td>开始前已结束（{ended_at}）</td>" in page and "2026-12-13" not in page
+    assert 'id="ended"' in page and 'id="end"' not in page  # over, so no "end now" either
+    form = client.get(TRIGGERS).get_data(as_text=True)
+    assert 'value="old-inverted"' not in form  # a trigger cannot be pointed at it
+    with central_db.engine_for(users).connect() as conn:
+        found = actions.coupon_campaign(conn, "old-inverted", START)
+    assert (found.id, found.reason) == (None, "campaign_ended")
+    assert table_rows(users, CouponCampaign)[0].valid_from == start  # still as stored
+
+
 COUPONS, TRIGGERS = "/console/campaigns/coupons/new", "/console/campaigns/triggers/new"
 
 
