@@ -267,6 +267,7 @@ LEDGER_RULES = {
     "removed": N_("人工移除"),
     "review_accepted": N_("审核接受"),
     "weak_match": N_("弱匹配"),
+    "respelled": N_("按新规则重新规范化"),
 }
 PROBLEMS = {
     "empty": N_("内容为空，未保存。"),
@@ -287,6 +288,7 @@ REVIEW_REASONS = {
     "limit_exceeded": N_("超出标识数量上限"),
     "suspicious_value": N_("可疑的标识值"),
     "reassigned": N_("标识已转给他人"),
+    "respelled_value": N_("标识值重新规范化后与另一位客户的相同"),
 }
 # Event kinds as a review item's evidence names them: the timeline's, and the member systems' own.
 KIND_LABELS = {
@@ -301,6 +303,7 @@ EVIDENCE_LABELS = {
     "kind": N_("事件类型"),
     "match": N_("依据"),
     "fields": N_("一致的资料"),
+    "stored_ids": N_("存储记录"),
 }
 # Weak-match rules: a base rule, then "_city" or "_postcode" when that place agreed too.
 MATCH_LABELS = {

@@ -49,7 +49,7 @@ def review_evidence(evidence: dict[str, Any] | None) -> list[EvidenceLine]:
     lines: list[EvidenceLine] = []
     kind_of_value = evidence.pop("type", None)
     value = evidence.pop("value", None)
-    for key in ("event_id", "kind", "match", "fields"):
+    for key in EVIDENCE_LABELS:
         raw = evidence.pop(key, None)
         if raw is None:
             continue

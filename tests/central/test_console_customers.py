@@ -564,6 +564,50 @@ def test_review_evidence_reads_in_the_pages_language_with_the_identifier_named(a
     assert 'class="reject">Reject</button>' in english and 'class="accept">Accept</button>' in english
 
 
+@SQLITE_ONLY
+def test_an_identifier_respelled_by_the_migration_reads_in_the_pages_language(app, client, member):
+    """Migration 0028's review items and ledger rows (a full-width value now spelt as another customer's)."""
+    _accepted(app, client, [source_event("r1", "member.signup", identifiers={"phone": "13900001111"})])
+    mine, other = _id_of(app, "phone", PHONE[-8:]), _id_of(app, "phone", "13900001111")
+    with central_db.session_factory(app)() as db:
+        held = db.scalar(select(Identifier.id).where(Identifier.customer_id == mine, Identifier.kind == "phone"))
+        now = app.config["CLOCK"]()
+        db.add(
+            ReviewItem(
+                key=f"respelled_value:{mine}:{other}",
+                reason="respelled_value",
+                status="open",
+                created_at=now,
+                customer_id=mine,
+                other_customer_id=other,
+                identifier_id=held,
+                source="migration",
+                evidence={"type": "phone", "value": "+8613900001111", "stored_ids": f"{held} 99"},
+            )
+        )
+        db.add(
+            LedgerEntry(
+                at=now,
+                action="unlink",
+                rule="respelled",
+                identifier_id=held,
+                customer_id=mine,
+                operator="migration 0028_respell_identifiers",
+                detail={"respelled_as": 99},
+            )
+        )
+        db.commit()
+    admin = _as(app, "admin")
+    queue = admin.get("/console/customers/review").get_data(as_text=True).split('id="review-items"', 1)[1]
+    assert "重新规范化后与另一位客户的相同" in queue and "存储记录</span> " in queue, queue
+    assert "respelled_value" not in queue and "stored_ids" not in queue and "+8613900001111" not in queue
+    ledger = admin.get(f"/console/customers/{mine}").get_data(as_text=True)
+    assert "按新规则重新规范化" in ledger and ">respelled<" not in ledger
+    admin.set_cookie("cdp-lang", "en")
+    english = admin.get("/console/customers/review").get_data(as_text=True).split('id="review-items"', 1)[1]
+    assert "respelled_value" not in english and "stored_ids" not in english
+
+
 def test_a_review_item_a_unique_type_blocks_says_so_instead_of_offering_accept(app, client, member):
     _accepted(
         app,
