@@ -41,7 +41,7 @@ from edge_agent.sources.serial_pos import SerialPosSource
 from edge_agent.sources.staging import ReadStaging, staging_path
 from edge_agent.sync import SyncJob
 from edge_agent.till.counter import Till
-from edge_agent.transport import HttpTransport, RefusalWatch, Transport
+from edge_agent.transport import RefusalWatch, Transport, central_transport
 from edge_agent.writer import OutboxWriter
 from shared.crypto import RequestSigner, Sealer, derive_key
 from shared.settings import specs
@@ -171,14 +171,7 @@ class Agent:
         self.presence = PresenceRadios(config, self.writer.put, clock=clock)
         central_url = config.sync_central_url or self.credentials.central_url
         self.transport = RefusalWatch(
-            transport
-            or HttpTransport(
-                central_url,
-                ca_file=config.sync_ca_file,
-                fingerprint=config.sync_tls_fingerprint,
-                connect_timeout=config.sync_connect_timeout,
-                user_agent=f"edge-agent/{__version__}",
-            ),
+            transport or central_transport(config, central_url),
             clock=clock,
         )
         # A device-key rotation whose reply was lost is finished here, after central refuses the old key.

@@ -19,6 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from edge_agent.config import ENV_PREFIX, AgentConfig, load_config
+from edge_agent.credentials import Credentials, CredentialsError
+from edge_agent.downlink import DownlinkStore
 from shared.agent_settings import central_setting_problem
 
 # Applied to the running agent without a restart (see Agent.apply_settings).
@@ -66,3 +68,18 @@ def effective_config(
             ignored[key] = problem
     config = load_config(path, environ, applied, check_required=check_required)
     return Effective(config, applied, ignored)
+
+
+def config_in_force(path: Path | None, config: AgentConfig, *, check_required: bool = True) -> Effective:
+    """The configuration the agent runs with: ``config`` (loaded from ``path``) under central's overrides
+    as last fetched into the data directory; ``config`` itself before enrollment.
+
+    Every command that talks to central as the agent does (rotate-device-key, doctor) starts here,
+    so that a setting central moved (``sync.connect_timeout``) is the same for them as for sync.
+    """
+    try:
+        store_id = Credentials.load(config.credentials_path).store_id
+    except CredentialsError:
+        return Effective(config, {}, {})
+    overrides = DownlinkStore(config.agent_data_dir, store_id).settings_overrides()
+    return effective_config(path, overrides, check_required=check_required)

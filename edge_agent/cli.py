@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import logging
 import os
@@ -140,9 +139,8 @@ def _main(argv: list[str] | None) -> int:
 
 def _run(config: AgentConfig, path: Path | None, args: argparse.Namespace) -> int:
     from edge_agent.agent import Agent, AlreadyRunning
-    from edge_agent.central_settings import effective_config
+    from edge_agent.central_settings import config_in_force, effective_config
     from edge_agent.central_url import CentralUrlError
-    from edge_agent.downlink import DownlinkStore
     from edge_agent.panel.server import PanelError
     from edge_agent.parsing.receipt_profile import ProfileError
     from edge_agent.presence.radios import PresenceSettingError
@@ -151,12 +149,10 @@ def _run(config: AgentConfig, path: Path | None, args: argparse.Namespace) -> in
     def with_central(overrides: Mapping[str, Any]) -> Effective:
         return effective_config(path, overrides)
 
-    with contextlib.suppress(CredentialsError):  # not enrolled: Agent() says so below
-        store = DownlinkStore(config.agent_data_dir, Credentials.load(config.credentials_path).store_id)
-        effective = with_central(store.settings_overrides())
-        for key, why in sorted(effective.ignored.items()):
-            logging.getLogger("edge_agent").warning("central's setting %s is not applied: %s", key, why)
-        config = effective.config
+    effective = config_in_force(path, config)  # not enrolled: the local settings, and Agent() says so below
+    for key, why in sorted(effective.ignored.items()):
+        logging.getLogger("edge_agent").warning("central's setting %s is not applied: %s", key, why)
+    config = effective.config
     try:
         agent = Agent(config, settings_loader=with_central)
     except AlreadyRunning as exc:
@@ -198,14 +194,7 @@ def _enroll(config: AgentConfig, path: Path | None, args: argparse.Namespace) ->
 
     prepare_data_dir(config)
     try:
-        creds = enroll(
-            args.central,
-            args.token,
-            config.credentials_path,
-            ca_file=config.sync_ca_file,
-            fingerprint=config.sync_tls_fingerprint,
-            connect_timeout=config.sync_connect_timeout,
-        )
+        creds = enroll(args.central, args.token, config.credentials_path, config=config)
     except EnrollError as exc:
         print(f"{PROG}: enrollment failed: {exc}", file=sys.stderr)
         return 1
@@ -293,9 +282,11 @@ def _rotate_key(config: AgentConfig, path: Path | None, args: argparse.Namespace
 
 def _rotate_device_key(config: AgentConfig, path: Path | None, args: argparse.Namespace) -> int:
     from edge_agent.agent import AlreadyRunning, lock_data_dir
-    from edge_agent.credentials import Credentials
+    from edge_agent.central_settings import config_in_force
+    from edge_agent.central_url import CentralUrlError
     from edge_agent.device_key import RotationError, rotate_device_key
-    from edge_agent.transport import HttpTransport
+    from edge_agent.tls import TlsSettingError
+    from edge_agent.transport import central_transport
 
     creds = Credentials.load(config.credentials_path)
     # A running agent would go on signing with the old key, which central refuses once it has the new one.
@@ -305,8 +296,13 @@ def _rotate_device_key(config: AgentConfig, path: Path | None, args: argparse.Na
         print(f"{PROG}: {exc}; stop it first (systemctl stop edge-agent)", file=sys.stderr)
         return 1
     try:
-        transport = HttpTransport(config.sync_central_url or creds.central_url, ca_file=config.sync_ca_file)
-        rotated = rotate_device_key(config.credentials_path, transport)
+        # The client and the wait of the running agent's sync: its TLS trust, timeouts and central's overrides.
+        config = config_in_force(path, config, check_required=False).config
+        transport = central_transport(config, config.sync_central_url or creds.central_url)
+        rotated = rotate_device_key(config.credentials_path, transport, timeout=config.sync_timeout)
+    except (CentralUrlError, TlsSettingError) as exc:
+        print(f"{PROG}: {exc}", file=sys.stderr)
+        return 2
     except RotationError as exc:
         print(f"{PROG}: key rotation failed: {exc}", file=sys.stderr)
         return 1

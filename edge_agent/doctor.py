@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from edge_agent.central_clock import CentralClock
+from edge_agent.central_settings import config_in_force
 from edge_agent.central_url import CentralUrlError
 from edge_agent.config import ENV_PREFIX, AgentConfig, check_usable
 from edge_agent.credentials import Credentials, CredentialsError
@@ -35,7 +36,7 @@ from edge_agent.status import (
     skew_words,
 )
 from edge_agent.tls import TlsSettingError
-from edge_agent.transport import HttpTransport, TransportError
+from edge_agent.transport import HttpTransport, TransportError, central_transport
 from shared.crypto import KeyFileError, RequestSigner, Sealer
 from shared.settings import ConfigError, specs
 from shared.wire import format_time
@@ -167,7 +168,9 @@ def run_checks(config: AgentConfig, *, path: Path | None = None) -> list[Check]:
         checks.append(profiles_check(config))
     checks.extend(status_checks(config))
     if creds is not None:
-        checks.extend(central_checks(config, config.sync_central_url or creds.central_url, creds))
+        # Central is reached as the running agent reaches it: under central's overrides (sync.connect_timeout).
+        in_force = config_in_force(path, config, check_required=False).config
+        checks.extend(central_checks(in_force, config.sync_central_url or creds.central_url, creds))
     return checks
 
 
@@ -282,12 +285,7 @@ def central_checks(config: AgentConfig, central_url: str, creds: Credentials | N
     """Whether central answers /healthz with this agent's TLS settings, how far apart the clocks are,
     and (given the credentials) whether central accepts this device's signature."""
     try:
-        transport = HttpTransport(
-            central_url,
-            ca_file=config.sync_ca_file,
-            fingerprint=config.sync_tls_fingerprint,
-            connect_timeout=config.sync_connect_timeout,
-        )
+        transport = central_transport(config, central_url)
     except (CentralUrlError, TlsSettingError) as exc:
         return [(False, f"central not checked: {exc}")]
     url = transport.base_url + "/healthz"

@@ -10,10 +10,11 @@ import orjson
 
 from edge_agent import __version__
 from edge_agent.central_url import CentralUrlError, check_central_url
+from edge_agent.config import AgentConfig, load_config
 from edge_agent.credentials import Credentials
 from edge_agent.downlink import remember_central_key
 from edge_agent.tls import TlsSettingError
-from edge_agent.transport import HttpTransport, Transport, TransportError
+from edge_agent.transport import Transport, TransportError, central_transport
 from shared.crypto import b64, new_signing_key
 
 ENROLL_PATH = "/api/v1/enroll"
@@ -30,19 +31,21 @@ def enroll(
     *,
     hostname: str | None = None,
     transport: Transport | None = None,
-    timeout: float = 30.0,
-    ca_file: str = "",
-    fingerprint: str = "",
-    connect_timeout: float = 5.0,
+    timeout: float | None = None,
+    config: AgentConfig | None = None,
 ) -> Credentials:
-    """Generate a signing key, register its public half with central, store the credentials."""
+    """Generate a signing key, register its public half with central, store the credentials.
+
+    Central is reached as the agent's sync reaches it, with ``config``'s TLS trust and timeouts
+    (``sync.timeout`` unless ``timeout`` is given); without ``config``, with the settings' defaults.
+    """
     if credentials_path.exists():
         raise EnrollError(f"{credentials_path} exists: this agent is enrolled already (remove it to re-enroll)")
+    config = config or load_config(None, {}, check_required=False)
+    timeout = config.sync_timeout if timeout is None else timeout
     try:
         central_url = check_central_url(central_url)
-        transport = transport or HttpTransport(
-            central_url, ca_file=ca_file, fingerprint=fingerprint, connect_timeout=connect_timeout
-        )
+        transport = transport or central_transport(config, central_url)
     except (CentralUrlError, TlsSettingError) as exc:
         raise EnrollError(str(exc)) from None
     private_key, public_key = new_signing_key()

@@ -19,8 +19,10 @@ from urllib.parse import urljoin, urlsplit
 import orjson
 import requests
 
+from edge_agent import __version__
 from edge_agent.central_url import check_central_url
 from edge_agent.tls import PinnedAdapter, TlsTrust, plain_http_message
+from shared.agent_settings import AgentConfig
 from shared.crypto import HEADER_SIGNATURE
 
 DEFAULT_CONNECT_TIMEOUT = 5.0
@@ -199,6 +201,22 @@ class HttpTransport:
 
     def close(self) -> None:
         self._session.close()
+
+
+def central_transport(config: AgentConfig, central_url: str) -> HttpTransport:
+    """The client for central with the agent's settings: sync's TLS trust, connect timeout and user agent.
+
+    The running agent's sync and every command that talks to central (enroll, rotate-device-key,
+    doctor) build their client here, so that none of them trusts or waits otherwise than sync does.
+    Raises CentralUrlError or TlsSettingError when the URL or the TLS settings cannot be used.
+    """
+    return HttpTransport(
+        central_url,
+        ca_file=config.sync_ca_file,
+        fingerprint=config.sync_tls_fingerprint,
+        connect_timeout=config.sync_connect_timeout,
+        user_agent=f"edge-agent/{__version__}",
+    )
 
 
 class RefusalWatch:

@@ -11,8 +11,11 @@ from __future__ import annotations
 import json
 
 import pytest
+import sqlalchemy as sa
 
 from edge_agent.device_key import ROTATE_PATH
+from shared.crypto import b64, public_key_of, unb64
+from tools.certs import issue, make_authority
 from tools.faultproxy import Fault, FaultProxy
 from tools.processes import Agent, wait_until
 
@@ -94,3 +97,30 @@ def test_a_device_revoked_after_an_interrupted_rotation_is_told_apart(central, t
     assert f"and the new key in {pending} too: revoked, retired or re-enrolled at HQ?" in status.stdout
     assert pending.exists()
     assert json.loads((agent.data_dir / "credentials.json").read_text()) == before
+
+
+def _devices_with_key(central, public_key: str) -> list[str]:
+    """The devices central holds ``public_key`` for."""
+    with central.engine.connect() as conn:
+        query = sa.text("SELECT device_id FROM devices WHERE public_key = :key ORDER BY device_id")
+        return list(conn.execute(query, {"key": public_key}).scalars())
+
+
+@pytest.mark.parametrize("central", ["sqlite"], indirect=True)
+def test_rotate_device_key_trusts_central_s_certificate_as_sync_does(central, tmp_path, cleanup):
+    """A self-signed certificate at HQ, pinned by sync.tls_fingerprint: sync and rotate-device-key both accept it."""
+    certificate = issue(make_authority("HQ's own self-signed certificate"))
+    tls = FaultProxy(central.url, tls=certificate.context()).start()
+    cleanup.append(tls)
+    agent = Agent(tmp_path, "loop://", sync_settings=f'tls_fingerprint = "{certificate.fingerprint}"')
+    agent.enroll(tls.url, central.enroll_token("S001"))
+    before = json.loads((agent.data_dir / "credentials.json").read_text())
+
+    rotated = agent.command("rotate-device-key")
+    assert rotated.returncode == 0, rotated.stdout + rotated.stderr
+    after = json.loads((agent.data_dir / "credentials.json").read_text())
+    assert after["device_id"] == before["device_id"] and after["private_key"] != before["private_key"]
+    assert not (agent.data_dir / "credentials.json.next").exists()
+    new_public = b64(public_key_of(unb64(after["private_key"])))
+    assert _devices_with_key(central, new_public) == [after["device_id"]]
+    assert all(e.fault is Fault.PASS for e in tls.log)  # through the pinned TLS proxy, nothing around it
