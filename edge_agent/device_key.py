@@ -62,6 +62,33 @@ def pending_path(credentials_path: Path) -> Path:
     return credentials_path.with_name(credentials_path.name + ".next")
 
 
+def discard_stale_rotation(credentials_path: Path) -> Path | None:
+    """Before an enrollment: remove a pending key left by an earlier identity; its path if there was one.
+
+    With no credentials beside it, a ``.next`` file belongs to a device this PC no longer is (its
+    credentials were removed to enroll again). Kept, the agent or a rerun of rotate-device-key would
+    register that key for the new device (docs/decisions/0080-enrollment-clears-a-stale-rotation.md).
+    """
+    if credentials_path.exists():
+        raise RotationError(f"{credentials_path} exists: the pending key beside it belongs to it")
+    pending = pending_path(credentials_path)
+    try:
+        pending.unlink()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise RotationError(
+            f"cannot remove {pending}, a device-key rotation left by an earlier enrollment: {exc.strerror}"
+            " (remove it, as root or the edge-agent user, and enroll again)"
+        ) from None
+    dir_fd = os.open(pending.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)  # gone for good before the new credentials are written
+    finally:
+        os.close(dir_fd)
+    return pending
+
+
 def read_pending_key(path: Path) -> bytes | None:
     """The new key waiting in ``path`` for central to register it; None if no rotation is waiting."""
     if not path.exists():

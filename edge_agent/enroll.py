@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import socket
 from pathlib import Path
 
@@ -12,10 +13,13 @@ from edge_agent import __version__
 from edge_agent.central_url import CentralUrlError, check_central_url
 from edge_agent.config import AgentConfig, load_config
 from edge_agent.credentials import Credentials
+from edge_agent.device_key import RotationError, discard_stale_rotation
 from edge_agent.downlink import remember_central_key
 from edge_agent.tls import TlsSettingError
 from edge_agent.transport import Transport, TransportError, central_transport
 from shared.crypto import b64, new_signing_key
+
+log = logging.getLogger(__name__)
 
 ENROLL_PATH = "/api/v1/enroll"
 
@@ -48,6 +52,13 @@ def enroll(
         transport = transport or central_transport(config, central_url)
     except (CentralUrlError, TlsSettingError) as exc:
         raise EnrollError(str(exc)) from None
+    # A rotation left by the identity this PC had before must never be finished for the new one.
+    try:
+        stale = discard_stale_rotation(credentials_path)
+    except RotationError as exc:
+        raise EnrollError(str(exc)) from None
+    if stale is not None:
+        log.warning("removed %s: a device-key rotation of the previous enrollment, not for the new device", stale)
     private_key, public_key = new_signing_key()
     body = json.dumps(
         {

@@ -124,3 +124,29 @@ def test_rotate_device_key_trusts_central_s_certificate_as_sync_does(central, tm
     new_public = b64(public_key_of(unb64(after["private_key"])))
     assert _devices_with_key(central, new_public) == [after["device_id"]]
     assert all(e.fault is Fault.PASS for e in tls.log)  # through the pinned TLS proxy, nothing around it
+
+
+@pytest.mark.parametrize("central", ["sqlite"], indirect=True)
+def test_enrolling_again_removes_the_rotation_left_by_the_previous_identity(central, tmp_path, cleanup):
+    """The PC is enrolled again (credentials removed, a new token) with an interrupted rotation of its old
+    identity waiting: that key must never become the new device's key."""
+    agent, old_device, _ = _interrupted_rotation(central, tmp_path, cleanup)
+    pending = agent.data_dir / "credentials.json.next"
+    stale_key = unb64(pending.read_text().strip())
+    (agent.data_dir / "credentials.json").unlink()
+
+    enrolled = agent.enroll(central.url, central.enroll_token("S001"))
+    assert not pending.exists()
+    assert f"removed {pending}: a device-key rotation of the previous enrollment" in enrolled.stderr
+    new = json.loads((agent.data_dir / "credentials.json").read_text())
+    assert new["device_id"] != old_device
+
+    status = agent.command("status")
+    assert "device key" not in status.stdout
+    rotated = agent.command("rotate-device-key")
+    assert rotated.returncode == 0, rotated.stdout + rotated.stderr
+    after = json.loads((agent.data_dir / "credentials.json").read_text())
+    assert after["device_id"] == new["device_id"]
+    assert unb64(after["private_key"]) not in (stale_key, unb64(new["private_key"]))  # a key made for this device
+    stale_public = b64(public_key_of(stale_key))
+    assert _devices_with_key(central, stale_public) == [old_device]  # the old identity's, registered before
