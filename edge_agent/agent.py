@@ -122,9 +122,12 @@ class Agent:
         clock: Callable[[], float] = time.time,
         notifier: SystemdNotifier | None = None,
         settings_loader: Callable[[Mapping[str, Any]], Effective] | None = None,
+        settings_ignored: Mapping[str, str] | None = None,
     ) -> None:
         self.config = config
         self._settings_loader = settings_loader
+        # Central's overrides this agent does not apply, with reason codes: reported in every heartbeat.
+        self.settings_ignored: dict[str, str] = dict(settings_ignored or {})
         self._clock = clock
         self._started_at = time.monotonic()
         prepare_data_dir(config)
@@ -238,6 +241,7 @@ class Agent:
             refused_since=lambda: self.transport.refused_since,
             refusal_detail=self.device_rotation.refusal_detail,
             source_problem=self._scanner_problem,
+            settings_ignored=lambda: self.settings_ignored,
             clock=clock,
         )
         self.scheduler = BackgroundScheduler(timezone=UTC, executors={"default": ThreadPoolExecutor(max_workers=2)})
@@ -294,6 +298,7 @@ class Agent:
         effective = self._settings_loader(self.downlink.settings_overrides())
         for key, why in sorted(effective.ignored.items()):
             log.warning("central's setting %s is not applied: %s", key, why)
+        self.settings_ignored = dict(effective.ignored_codes)
         old, new = self.config, effective.config
         changed = [s for s in specs(AgentConfig) if getattr(old, s.attr) != getattr(new, s.attr)]
         later = [s.name for s in changed if s.name not in LIVE]

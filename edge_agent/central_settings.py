@@ -14,14 +14,14 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from edge_agent.config import ENV_PREFIX, AgentConfig, load_config
 from edge_agent.credentials import Credentials, CredentialsError
 from edge_agent.downlink import DownlinkStore
-from shared.agent_settings import central_setting_problem
+from shared.agent_settings import SET_ON_PC, central_setting_refusal
 
 # Applied to the running agent without a restart (see Agent.apply_settings).
 LIVE = frozenset(
@@ -43,7 +43,8 @@ class Effective:
 
     config: AgentConfig
     applied: dict[str, Any]
-    ignored: dict[str, str]  # setting -> why it was not applied
+    ignored: dict[str, str]  # setting -> why it was not applied, in words (for the PC's log)
+    ignored_codes: dict[str, str] = field(default_factory=dict)  # setting -> reason code (for HQ)
 
 
 def effective_config(
@@ -57,17 +58,18 @@ def effective_config(
     environ = os.environ if environ is None else environ
     applied: dict[str, Any] = {}
     ignored: dict[str, str] = {}
+    codes: dict[str, str] = {}
     for key, value in overrides.items():
-        problem = central_setting_problem(key, value)
+        refusal = central_setting_refusal(key, value)
         variable = ENV_PREFIX + key.upper().replace(".", "_")
-        if problem is None and variable in environ:
-            problem = f"{variable} is set on this PC"
-        if problem is None:
+        if refusal is None and variable in environ:
+            refusal = SET_ON_PC, f"{variable} is set on this PC"
+        if refusal is None:
             applied[key] = value
         else:
-            ignored[key] = problem
+            codes[key], ignored[key] = refusal
     config = load_config(path, environ, applied, check_required=check_required)
-    return Effective(config, applied, ignored)
+    return Effective(config, applied, ignored, codes)
 
 
 def config_in_force(path: Path | None, config: AgentConfig, *, check_required: bool = True) -> Effective:

@@ -154,7 +154,7 @@ def _run(config: AgentConfig, path: Path | None, args: argparse.Namespace) -> in
         logging.getLogger("edge_agent").warning("central's setting %s is not applied: %s", key, why)
     config = effective.config
     try:
-        agent = Agent(config, settings_loader=with_central)
+        agent = Agent(config, settings_loader=with_central, settings_ignored=effective.ignored_codes)
     except AlreadyRunning as exc:
         print(f"{PROG}: {exc}", file=sys.stderr)
         return 1

@@ -3,7 +3,8 @@
 Every ``health.interval`` seconds the monitor looks at the running parts and:
 
 * builds a flat snapshot (queue depth, oldest unsent event, last delivery, dead letters, disk free,
-  central's clock offset, per-source state, ...) that goes into heartbeats under ``health`` and into
+  central's clock offset, per-source state, central's settings it ignores and why, ...) that goes
+  into heartbeats under ``health`` and into
   ``status.json`` in the data directory, which `edge-agent status` and `edge-agent doctor` read;
 * calls the agent *degraded* when events are waiting and nothing has been delivered for
   ``health.stall_minutes``, when the writer or the sync job has stopped moving, while a source
@@ -35,6 +36,7 @@ from edge_agent.payload_gate import REFUSED_COUNTER
 from edge_agent.status import duration, skew_words, write_status
 from edge_agent.sync import SyncJob
 from edge_agent.writer import OutboxWriter
+from shared.agent_settings import ignored_settings_report
 from shared.wire import format_time
 
 log = logging.getLogger(__name__)
@@ -69,6 +71,7 @@ class HealthMonitor:
         refused_since: Callable[[], float | None] = lambda: None,
         refusal_detail: Callable[[], str | None] = lambda: None,
         source_problem: Callable[[], str | None] = lambda: None,
+        settings_ignored: Callable[[], Mapping[str, str]] = dict,
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -88,6 +91,7 @@ class HealthMonitor:
         self._refused_since = refused_since
         self._refusal_detail = refusal_detail
         self._source_problem = source_problem
+        self._settings_ignored = settings_ignored
         self._clock = clock
         self._monotonic = monotonic
         self.started_at = clock()
@@ -159,6 +163,8 @@ class HealthMonitor:
             "writer_ok": writer_ok,
             "sync_ok": sync_ok,
             "sources": {name: state() for name, state in self.sources.items()},
+            # Central's settings this agent does not apply: {name: reason code}, never a value.
+            "settings_ignored": ignored_settings_report(self._settings_ignored()),
         }
 
     def _writer_progress(self, mono: float) -> tuple[bool, str]:

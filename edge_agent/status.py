@@ -154,6 +154,7 @@ def render(
             else f"this PC is {skew_words(h['clock_offset_s'])} central"
         ),
         f"downlink       {h.get('downlink_version') or 'none yet'}",
+        *_ignored_lines(h.get("settings_ignored")),
         "sources        " + (", ".join(f"{n}: {s}" for n, s in sorted(h.get("sources", {}).items())) or "none"),
         "last error     "
         + (h.get("last_error") or "none")
@@ -162,6 +163,14 @@ def render(
     for seq, event_id, kind, reason in dead_letters:
         lines.append(f"  dead letter  seq {seq}  {event_id}  {kind:<18} {reason}")
     return lines, code
+
+
+def _ignored_lines(ignored: Any) -> list[str]:
+    """Central's settings the agent does not apply, by name with the reason code (none: no line)."""
+    if not isinstance(ignored, dict) or not ignored:
+        return []
+    named = ", ".join(f"{name} ({code})" for name, code in sorted(ignored.items()))
+    return [f"not applied    {len(ignored)} of central's settings: {named} (the agent's log says why)"]
 
 
 def local_time(stamp: str, zone: tzinfo | None = None) -> str:

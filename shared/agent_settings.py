@@ -14,6 +14,7 @@ know.)
 from __future__ import annotations
 
 import codecs
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +36,17 @@ LOCAL_ONLY = frozenset(
     }
 )
 LOCAL_ONLY_REASON = "set on the store PC only; central may not change it"
+
+# Why the agent does not apply a setting central sent, as a code: what leaves the PC (its heartbeat,
+# status.json, central's fleet view) names the setting and one of these, never the value sent.
+LOCAL_ONLY_CODE = "local_only"  # LOCAL_ONLY: decided at the PC
+UNKNOWN_SETTING = "unknown_setting"  # a name the agent does not know (a typo, or a setting of another release)
+INVALID_VALUE = "invalid_value"  # the wrong type, or out of range
+SET_ON_PC = "set_on_pc"  # its environment variable is set on the PC, and the technician's value wins
+IGNORED_REASONS = (LOCAL_ONLY_CODE, UNKNOWN_SETTING, INVALID_VALUE, SET_ON_PC)
+MAX_IGNORED_REPORTED = 32
+UNNAMED_SETTING = "(not a setting name)"
+_SETTING_NAME = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z0-9_]+)+\Z")
 
 
 def _text_encoding(name: str) -> None:
@@ -455,19 +467,45 @@ class AgentConfig:
         return self.agent_data_dir / "presence.secret"
 
 
-def central_setting_problem(key: str, value: Any) -> str | None:
-    """Why the agent will not take ``value`` for setting ``key`` from central, or None if it will."""
+def central_setting_refusal(key: str, value: Any) -> tuple[str, str] | None:
+    """Why the agent will not take ``value`` for setting ``key`` from central, as (reason code, words);
+    None if it will. The words may quote the value; the code never does."""
     if key in LOCAL_ONLY:
-        return LOCAL_ONLY_REASON
+        return LOCAL_ONLY_CODE, LOCAL_ONLY_REASON
     names = [spec.name for spec in specs(AgentConfig)]
     if key not in names:
-        return "unknown setting" + suggest(key, names)
+        return UNKNOWN_SETTING, "unknown setting" + suggest(key, names)
     try:
         # Loaded as the agent loads central's overrides: text is read as an environment value ("5" is 5).
         load(AgentConfig, path=None, env_prefix=ENV_PREFIX, environ={}, overrides={key: value}, check_required=False)
     except ConfigError as exc:
-        return exc.problem
+        return INVALID_VALUE, exc.problem
     return None
+
+
+def central_setting_problem(key: str, value: Any) -> str | None:
+    """Why the agent will not take ``value`` for setting ``key`` from central, in words; None if it will."""
+    refusal = central_setting_refusal(key, value)
+    return None if refusal is None else refusal[1]
+
+
+def ignored_settings_report(codes: Mapping[str, str]) -> dict[str, str]:
+    """Settings the agent ignores as reported beyond the PC: ``{setting name: reason code}``.
+
+    Bounded for a heartbeat (at most :data:`MAX_IGNORED_REPORTED`, by name) and for privacy: a name
+    that is not shaped like a setting (a document written by hand may hold anything) is reported as
+    :data:`UNNAMED_SETTING`, and a reason that is not one of :data:`IGNORED_REASONS` as ``invalid_value``.
+    Central reads its devices' reports with the same function.
+    """
+    report: dict[str, str] = {}
+    for name, code in sorted(codes.items()):
+        shown = name if isinstance(name, str) and len(name) <= 64 and _SETTING_NAME.match(name) else UNNAMED_SETTING
+        if shown in report:
+            continue
+        if len(report) == MAX_IGNORED_REPORTED:
+            break
+        report[shown] = code if code in IGNORED_REASONS else INVALID_VALUE
+    return report
 
 
 def settings_document_problems(document: Mapping[str, Any]) -> dict[str, str]:

@@ -128,6 +128,9 @@ def cmd_devices(args: argparse.Namespace) -> int:
             f"{d.device_id:<22}{d.store_id:<12}{d.state:<10}{d.agent_version or '-':<10}"
             f"{_when(d.last_seen_at):<18}{d.hostname or '-'}"
         )
+        if d.settings_ignored:
+            ignored = ", ".join(f"{name} ({code})" for name, code in d.settings_ignored.items())
+            print(f"  settings not applied: {ignored}")
     return 0
 
 

@@ -2,7 +2,9 @@
 
 A device's fleet state is, in this order: ``revoked`` or ``retired`` (its status), ``offline`` (no
 heartbeat for ``fleet.offline_after`` seconds, or never), ``degraded`` (its newest heartbeat says so:
-``health.state == "degraded"`` or ``health.degraded == true``), else ``healthy``.
+``health.state == "degraded"`` or ``health.degraded == true``), else ``healthy``. Apart from its
+state, a device shows the settings of central's downlink it ignores (``settings_ignored``: each
+name with a reason code from :data:`shared.agent_settings.IGNORED_REASONS`, never the value).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from sqlalchemy.orm import Session
 from central import audit
 from central.db import rows_changed
 from central.fleet.models import Device
+from shared.agent_settings import ignored_settings_report
 from shared.wire import format_time
 
 STATES = ("healthy", "degraded", "offline", "retired", "revoked")
@@ -80,6 +83,16 @@ class DeviceSummary:
         value = (self.last_heartbeat or {}).get("health")
         return value if isinstance(value, dict) else None
 
+    @property
+    def settings_ignored(self) -> dict[str, str]:
+        """Central's settings the agent said at its newest heartbeat it does not apply: {name: reason code}.
+
+        Read from ``health.settings_ignored`` (agents of earlier releases send none: empty), bounded
+        and checked as the agent bounds it, so a heartbeat can show nothing else here.
+        """
+        value = (self.health or {}).get("settings_ignored")
+        return ignored_settings_report(value) if isinstance(value, dict) else {}
+
     def to_json(self) -> dict[str, Any]:
         beat = self.last_heartbeat or {}
         return {
@@ -96,6 +109,7 @@ class DeviceSummary:
             "health": self.health,
             "sources": beat.get("sources"),
             "downlink_version": beat.get("downlink_version"),
+            "settings_ignored": self.settings_ignored,
             "last_heartbeat": self.last_heartbeat,
             "status_changed_at": _time(self.status_changed_at),
             "status_reason": self.status_reason,

@@ -2,7 +2,7 @@
 
 The agent's heartbeat (``edge_agent.agent.Agent.health``) carries ``outbox.pending``, a flat
 ``health`` snapshot (``queue_depth``, ``oldest_unsent_age_s``, ``clock_offset_s``,
-``downlink_version``, ``state``) and ``sources``: ``{name: {"state": ..., ...}}`` (the till's
+``downlink_version``, ``state``, ``settings_ignored``) and ``sources``: ``{name: {"state": ..., ...}}`` (the till's
 entry holds one object per scanner instead). The first release sent ``outbox`` and a top-level
 ``downlink_version`` only; every reading falls back to those.
 """
@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from central.fleet.devices import DeviceSummary, summary
 from central.fleet.models import Device
+from shared.agent_settings import ignored_settings_report
 from shared.wire import parse_time
 
 PAGE = 50
@@ -82,13 +83,20 @@ def source_states(beat: dict[str, Any] | None) -> list[tuple[str, str]]:
 
 
 def snapshot_figures(beat: dict[str, Any] | None) -> list[tuple[str, Any]]:
-    """Every flat figure of the heartbeat's health snapshot, by key; a time (``last_sync_at``) as a datetime.
+    """Every flat figure of the heartbeat's health snapshot, by key; a time (``last_sync_at``) as a datetime;
+    the settings the agent ignores (``settings_ignored``) as one figure, ``name (reason code), ...``.
 
     The agent writes times as the wire does (``2026-11-23T01:59:30.250Z``); one that does not parse
     is kept as sent.
     """
     out: list[tuple[str, Any]] = []
     for key, value in sorted(_health(beat or {}).items()):
+        if key == "settings_ignored" and isinstance(value, dict):
+            # One figure: each setting with its reason code, as `edge-agent status` shows them; none: no line.
+            ignored = ignored_settings_report(value)
+            if ignored:
+                out.append((key, ", ".join(f"{name} ({code})" for name, code in ignored.items())))
+            continue
         if isinstance(value, dict | list):
             continue
         if key.endswith("_at") and isinstance(value, str):

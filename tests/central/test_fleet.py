@@ -81,3 +81,38 @@ def test_admins_revoke_and_retire_through_the_api(app, client, user_client):
     assert conflict.status_code == 409
     assert user_client.post("/api/v1/devices/dev_nope/revoke", json={}).status_code == 404
     assert user_client.post(f"/api/v1/devices/{second.device_id}/revoke", data="x").status_code == 415
+
+
+def test_settings_an_agent_ignores_are_shown_by_name_and_reason_code(app, client, user_client):
+    from central.fleet.health import snapshot_figures
+
+    ignoring, older = _agent(app, client), _agent(app, client)
+    ignored = {
+        "sync.tls_fingerprint": "local_only",
+        "sync.intervall": "unknown_setting",
+        "sync.batch_size": "invalid_value",
+        "Zhang Wei 13800138000": "unknown_setting",  # a hand-written document may hold anything as a name
+        "sync.max_backoff": "expected an integer, got '13800138000'",  # an agent's words, not a code
+    }
+    health = {"state": "ok", "queue_depth": 0, "settings_ignored": ignored}
+    ignoring.send(client, [ignoring.event("agent.heartbeat", {"agent_version": "0.3.0", "health": health})])
+    older.send(client, [older.event("agent.heartbeat", {"agent_version": "0.1.0", "health": {"state": "ok"}})])
+
+    devices = {d["device_id"]: d for d in user_client.get("/api/v1/devices").get_json()["devices"]}
+    assert devices[ignoring.device_id]["settings_ignored"] == {
+        "(not a setting name)": "unknown_setting",
+        "sync.batch_size": "invalid_value",
+        "sync.intervall": "unknown_setting",
+        "sync.max_backoff": "invalid_value",
+        "sync.tls_fingerprint": "local_only",
+    }
+    assert devices[ignoring.device_id]["state"] == "healthy"  # it runs; what HQ asked for does not all apply
+    assert devices[older.device_id]["settings_ignored"] == {}
+    figures = dict(snapshot_figures(devices[ignoring.device_id]["last_heartbeat"]))
+    assert figures["settings_ignored"] == (
+        "(not a setting name) (unknown_setting), sync.batch_size (invalid_value), sync.intervall (unknown_setting),"
+        " sync.max_backoff (invalid_value), sync.tls_fingerprint (local_only)"
+    )
+    assert "settings_ignored" not in dict(snapshot_figures(devices[older.device_id]["last_heartbeat"]))
+    shown = str(devices[ignoring.device_id]["settings_ignored"]) + figures["settings_ignored"]
+    assert "13800138000" not in shown

@@ -88,13 +88,15 @@ def receipts(count, prefix="R"):
     ]
 
 
-def test_the_snapshot_is_flat_apart_from_sources_and_holds_what_hq_asked_for(parts, outbox):
+def test_the_snapshot_is_flat_apart_from_two_maps_and_holds_what_hq_asked_for(parts, outbox):
     monitor = parts[4]
     outbox.append(receipts(5))
     health = monitor.snapshot()
     for key, value in health.items():
         if key == "sources":
             assert value == {"pos": "reading"}
+        elif key == "settings_ignored":  # central's settings not applied: {name: reason code}
+            assert value == {}
         else:
             assert value is None or isinstance(value, int | float | str | bool), key
     assert health["queue_depth"] == 5

@@ -5,7 +5,13 @@ from __future__ import annotations
 import pytest
 
 from edge_agent.central_settings import effective_config
-from shared.agent_settings import LOCAL_ONLY, settings_document_problems
+from shared.agent_settings import (
+    IGNORED_REASONS,
+    LOCAL_ONLY,
+    MAX_IGNORED_REPORTED,
+    ignored_settings_report,
+    settings_document_problems,
+)
 
 DOCUMENTS = [
     {"sync.interval": 5, "sync.batch_size": 200},
@@ -43,3 +49,21 @@ def test_what_stays_local_is_a_setting_of_the_agent():
     from shared.settings import specs
 
     assert {spec.name for spec in specs(AgentConfig)} >= LOCAL_ONLY
+
+
+@pytest.mark.parametrize("document", DOCUMENTS)
+def test_every_setting_the_agent_ignores_has_a_reason_code(document):
+    effective = effective_config(None, document, {"EDGE_POS_PORT": "loop://", "EDGE_SYNC_BATCH_SIZE": "10"})
+    assert set(effective.ignored_codes) == set(effective.ignored)
+    assert set(effective.ignored_codes.values()) <= set(IGNORED_REASONS)
+    if document.get("sync.batch_size") == 200:  # a value the agent would take, but for the PC's own
+        assert effective.ignored_codes["sync.batch_size"] == "set_on_pc"
+
+
+def test_the_report_of_ignored_settings_is_bounded_and_names_no_value():
+    many = {f"sync.setting_{n:03}": "unknown_setting" for n in range(100)}
+    assert len(ignored_settings_report(many)) == MAX_IGNORED_REPORTED
+    report = ignored_settings_report(
+        {"x" * 65 + ".y": "local_only", "sync.a": "got '13800138000'", "sync.b": "local_only"}
+    )
+    assert report == {"(not a setting name)": "local_only", "sync.a": "invalid_value", "sync.b": "local_only"}
