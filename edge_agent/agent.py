@@ -14,9 +14,6 @@ from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 
-from apscheduler.executors.pool import ThreadPoolExecutor
-from apscheduler.schedulers.background import BackgroundScheduler
-
 from edge_agent import __version__
 from edge_agent.central_settings import LIVE, Effective
 from edge_agent.config import AgentConfig
@@ -25,6 +22,7 @@ from edge_agent.device_key import InterruptedRotation
 from edge_agent.diskspace import RESERVE_NAME, SpaceReserve
 from edge_agent.downlink import DownlinkError, DownlinkStore
 from edge_agent.health import HealthMonitor
+from edge_agent.jobs import Repeating
 from edge_agent.journal import CaptureJournal
 from edge_agent.keys import DataDirError
 from edge_agent.notify import SystemdNotifier
@@ -244,7 +242,7 @@ class Agent:
             settings_ignored=lambda: self.settings_ignored,
             clock=clock,
         )
-        self.scheduler = BackgroundScheduler(timezone=UTC, executors={"default": ThreadPoolExecutor(max_workers=2)})
+        self.jobs: dict[str, Repeating] = {}
         self._stopped = threading.Event()
 
     def _scanner_problem(self) -> str | None:
@@ -308,10 +306,10 @@ class Agent:
         self.sync.timeout = new.sync_timeout
         self.sync.backoff.minimum = new.sync_min_backoff
         self.sync.max_backoff = new.sync_max_backoff
-        if any(s.name == "sync.interval" for s in changed):
-            self.scheduler.reschedule_job("sync", trigger="interval", seconds=new.sync_interval)
-        if any(s.name == "agent.heartbeat_interval" for s in changed):
-            self.scheduler.reschedule_job("heartbeat", trigger="interval", seconds=new.agent_heartbeat_interval)
+        if any(s.name == "sync.interval" for s in changed) and "sync" in self.jobs:
+            self.jobs["sync"].reschedule(new.sync_interval)
+        if any(s.name == "agent.heartbeat_interval" for s in changed) and "heartbeat" in self.jobs:
+            self.jobs["heartbeat"].reschedule(new.agent_heartbeat_interval)
         if changed:
             log.info(
                 "settings from central (downlink version %d) in force: %s%s",
@@ -347,36 +345,15 @@ class Agent:
         self.till.start()
         if self.panel is not None:
             self.panel.start()
-        now = self._now()
-        self.scheduler.add_job(
-            self._sync,
-            "interval",
-            seconds=self.config.sync_interval,
-            id="sync",
-            max_instances=1,
-            coalesce=True,
-            next_run_time=now,
-        )
-        self.scheduler.add_job(
-            self.heartbeat,
-            "interval",
-            seconds=self.config.agent_heartbeat_interval,
-            id="heartbeat",
-            max_instances=1,
-            coalesce=True,
-            next_run_time=now,
-        )
+        self.jobs["sync"] = Repeating("sync", self._sync, self.config.sync_interval)
+        self.jobs["heartbeat"] = Repeating("heartbeat", self.heartbeat, self.config.agent_heartbeat_interval)
         if self.presence.enabled:
             self.presence.start()
-            self.scheduler.add_job(
-                self.presence.tick,
-                "interval",
-                seconds=self.config.presence_tick_interval,
-                id="presence",
-                max_instances=1,
-                coalesce=True,
+            self.jobs["presence"] = Repeating(
+                "presence", self.presence.tick, self.config.presence_tick_interval, run_first=False
             )
-        self.scheduler.start()
+        for job in self.jobs.values():
+            job.start()
         self.monitor.check(notify=False)  # a first status.json before telling systemd start-up is over
         self.monitor.start()
         self.notifier.ready(f"capturing from {self.config.pos_port}")
@@ -389,9 +366,6 @@ class Agent:
             getattr(self.transport, "base_url", "(injected transport)"),
             self.config.status_path,
         )
-
-    def _now(self) -> datetime:
-        return datetime.fromtimestamp(self._clock(), UTC)
 
     def health(self) -> dict[str, Any]:
         """The agent's own view of itself, as sent in heartbeats."""
@@ -429,7 +403,8 @@ class Agent:
         self.till.stop()
         if self.panel is not None:
             self.panel.stop()
-        self.scheduler.shutdown(wait=True)
+        for job in self.jobs.values():
+            job.stop()
         self.presence.stop()
         self.sync.close()
         self.writer.stop()

@@ -110,8 +110,6 @@ def _main(argv: list[str] | None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    # APScheduler logs every run of every job at INFO; only its problems belong in the agent's log.
-    logging.getLogger("apscheduler").setLevel(logging.WARNING)
     if args.command in STORE_COMMANDS:
         # These open the outbox the agent made; none of them may create a data directory or a key.
         try:

@@ -88,7 +88,7 @@ class SyncStatus:
 
 
 class SyncJob:
-    """Drains the outbox to central; APScheduler calls :meth:`run` every ``sync.interval`` seconds."""
+    """Drains the outbox to central; the ``sync`` job (edge_agent.jobs) calls :meth:`run` every ``sync.interval`` seconds."""
 
     def __init__(
         self,
