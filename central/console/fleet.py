@@ -25,7 +25,13 @@ from central.accounts.roles import ADMIN, TECHNICIAN
 from central.console import bp, local_time
 from central.console.confirmation import ask, confirmed
 from central.console.customer_labels import N_
-from central.console.navigation import FLEET_ROLES, HEALTH_LABELS, HEALTH_STATE_LABELS, STATE_LABELS
+from central.console.navigation import (
+    FLEET_ROLES,
+    HEALTH_LABELS,
+    HEALTH_STATE_LABELS,
+    IGNORED_SETTING_REASONS,
+    STATE_LABELS,
+)
 from central.db import get_session
 from central.fleet.devices import DeviceError, DeviceSummary, set_status
 from central.fleet.enrollment import STORE_ID_RE, TokenError, issue_token, page_tokens, revoke_token
@@ -147,6 +153,16 @@ def _figure(key: str, value: Any) -> Any:
     return value
 
 
+def _ignored(device: DeviceSummary) -> str:
+    """Central's settings the device does not apply, each with its reason in the page's language."""
+    return _("、").join(
+        _("%(name)s（%(reason)s）", name=name, reason=_(IGNORED_SETTING_REASONS[code]))
+        if code in IGNORED_SETTING_REASONS
+        else f"{name} ({code})"
+        for name, code in device.settings_ignored.items()
+    )
+
+
 @bp.get("/fleet/devices/<device_id>")
 @web.roles(*FLEET_ROLES)
 def device(device_id: str) -> ResponseReturnValue:
@@ -155,7 +171,7 @@ def device(device_id: str) -> ResponseReturnValue:
     found = _visible(find_device(get_session(), device_id[:64], now, _offline_after()))
     order = {key: n for n, key in enumerate(HEALTH_LABELS)}
     figures = [
-        (key, HEALTH_LABELS.get(key), _figure(key, value))
+        (key, HEALTH_LABELS.get(key), _ignored(found) if key == "settings_ignored" else _figure(key, value))
         for key, value in sorted(
             snapshot_figures(found.last_heartbeat), key=lambda f: (order.get(f[0], len(order)), f[0])
         )

@@ -139,6 +139,14 @@ HEALTH_LABELS = {
     "last_error": "最近错误",
     "writer_ok": "写入正常",
     "sync_ok": "同步正常",
+    "settings_ignored": "未生效的总部设置",
+}
+# Why an agent does not apply one of central's settings (shared.agent_settings' reason codes).
+IGNORED_SETTING_REASONS = {
+    "local_only": "只能在门店电脑上设置",
+    "unknown_setting": "代理不认识此设置",
+    "invalid_value": "值无效",
+    "set_on_pc": "门店电脑的环境变量优先",
 }
 HEALTH_STATE_LABELS = {"ok": "正常", "degraded": "降级", "stopped": "已停止"}
 

@@ -108,6 +108,21 @@ def test_the_health_snapshots_times_read_in_local_time_as_on_every_page(app, cli
     assert "01:59:30.250Z" not in detail
 
 
+def test_central_settings_a_device_ignores_read_in_the_pages_language(app, client, agent):
+    ignored = {"sync.tls_fingerprint": "local_only", "sync.batch_size": "invalid_value"}
+    health = {**HEARTBEAT["health"], "settings_ignored": ignored}
+    agent.send(client, [agent.event("agent.heartbeat", {**HEARTBEAT, "health": health})])
+    admin = _as(app, "admin")
+    detail = admin.get(f"/console/fleet/devices/{agent.device_id}").get_data(as_text=True)
+    row = _row(detail, "data-key", "settings_ignored")
+    assert row.startswith("未生效的总部设置 ") and "sync.batch_size（值无效）" in row, row
+    assert "sync.tls_fingerprint（只能在门店电脑上设置）" in row and "local_only" not in row
+    admin.set_cookie("cdp-lang", "en")
+    english = admin.get(f"/console/fleet/devices/{agent.device_id}").get_data(as_text=True)
+    row = _row(english, "data-key", "settings_ignored")
+    assert row.startswith("Central settings not applied ") and "sync.batch_size (invalid value)" in row, row
+
+
 def test_the_health_snapshot_reads_in_the_pages_language(app, client, agent):
     snapshot = {**HEARTBEAT["health"], "sync_ok": True, "writer_ok": False, "disk_free_bytes": 52_428_800}
     agent.send(client, [agent.event("agent.heartbeat", {**HEARTBEAT, "health": snapshot})])
