@@ -115,7 +115,7 @@ class HealthMonitor:
         writer_ok, writer_problem = self._writer_progress(mono)
         sync_ok, sync_problem = self._sync_progress(mono)
         offset = self.sync.central_clock.offset()
-        last_progress = sync.last_progress_at if sync.last_progress_at is not None else self.started_at
+        last_progress = sync.last_progress_mono if sync.last_progress_mono is not None else self._started_mono
         problem = writer_problem or sync_problem
         self._problem_kind = "writer" if writer_problem else "sync" if sync_problem else ""
         refused_since = self._refused_since()
@@ -130,7 +130,7 @@ class HealthMonitor:
         if source_problem:
             self._problem_kind = "source"
             problem = source_problem
-        stalled_for = now - last_progress
+        stalled_for = mono - last_progress
         if not problem and stats.pending and stalled_for > self.stall_seconds:
             self._problem_kind = "stalled"
             problem = (
@@ -146,7 +146,7 @@ class HealthMonitor:
             "oldest_unsent_age_s": None if stats.oldest_pending_at is None else round(now - stats.oldest_pending_at, 1),
             "writer_backlog": self.writer.backlog(),
             "last_sync_at": _iso(sync.last_success_at),
-            "last_sync_age_s": None if sync.last_success_at is None else round(now - sync.last_success_at, 1),
+            "last_sync_age_s": None if sync.last_success_mono is None else round(mono - sync.last_success_mono, 1),
             "captured": self.writer.committed,
             "delivered": sync.delivered,
             "shed": self._shed(),

@@ -79,6 +79,10 @@ class SyncStatus:
     last_success_at: float | None = None  # last batch central answered for
     last_progress_at: float | None = None  # last moment nothing was waiting, or a batch was answered
     last_activity: float = 0.0  # monotonic: the job last started a run, or finished a request
+    # The same two moments on the monotonic clock, which ages and stalls are measured by (a wall
+    # clock stepped back an hour must not make the last sync an hour in the future).
+    last_success_mono: float | None = None
+    last_progress_mono: float | None = None
     next_attempt_in: float = 0.0
     retry_after: float | None = None
 
@@ -88,7 +92,7 @@ class SyncStatus:
 
 
 class SyncJob:
-    """Drains the outbox to central; the ``sync`` job (edge_agent.jobs) calls :meth:`run` every ``sync.interval`` seconds."""
+    """Drains the outbox to central; the ``sync`` job (edge_agent.jobs) calls :meth:`run` every ``sync.interval``."""
 
     def __init__(
         self,
@@ -183,6 +187,7 @@ class SyncJob:
         batch = self._prepare(after=None)
         if batch is None:
             self.status.last_progress_at = self._clock()
+            self.status.last_progress_mono = self._monotonic()
         future = self._poster.submit(self._post, batch) if batch else None
         while batch is not None and future is not None:
             upcoming = self._prepare(after=batch.last_seq)
@@ -353,6 +358,7 @@ class SyncJob:
         self.status.retry_after = None
         self.status.last_success_at = now
         self.status.last_progress_at = now
+        self.status.last_success_mono = self.status.last_progress_mono = self._monotonic()
         self.status.next_attempt_in = 0.0
         self.backoff.reset()
         self._next_attempt = 0.0

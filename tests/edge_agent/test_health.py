@@ -135,6 +135,22 @@ def test_a_backlog_with_no_delivery_for_the_stall_time_is_degraded_until_deliver
     assert any("health: ok again" in r.message for r in caplog.records)
 
 
+def test_ages_and_stalls_are_measured_in_elapsed_time_whatever_the_wall_clock_does(parts, outbox):
+    clocks, central, sync, _writer, monitor, _, _ = parts
+    outbox.append(receipts(3))
+    sync.run()
+    clocks.advance(30)
+    clocks.wall -= 3600  # NTP steps the PC's clock back an hour
+    assert monitor.snapshot()["last_sync_age_s"] == 30.0
+    outbox.append(receipts(3, prefix="S"))
+    central.down = True
+    sync.run()
+    clocks.advance(16 * 60)
+    sync.run()
+    health = monitor.check()
+    assert health["state"] == "degraded" and health["problem"].startswith("nothing delivered for 16 min 30 s"), health
+
+
 def test_an_idle_agent_with_central_down_is_not_degraded(parts):
     clocks, central, sync, _writer, monitor, _, _ = parts
     central.down = True
