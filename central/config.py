@@ -153,6 +153,14 @@ class CentralConfig:
         " built-in retail defaults.",
         path=PATH,
     )
+    receipts_reprint_window: float = setting(
+        "receipts.reprint_window",
+        21600.0,
+        "Seconds within which a receipt repeating a store, register and receipt number is a reprint of the first"
+        " (counted once); one that also repeats the printed date and time is a reprint up to 31 days later.",
+        minimum=0.0,
+        maximum=86400,
+    )
     members_link_window: float = setting(
         "members.link_window",
         300.0,

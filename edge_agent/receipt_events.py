@@ -26,11 +26,14 @@ from typing import Any
 import orjson
 
 from edge_agent.parsing.escpos import Code, PrintedReceipt
+from edge_agent.parsing.reprint_marker import is_reprint
 from edge_agent.receipt_reader import ReceiptRecord
 from edge_agent.records import Capture, Quarantined, Record
 from shared.identifiers import normalize_card, normalize_phone
 from shared.payloads import check_event
 
+REPRINT_WARNING = "reprint"
+"""The warning on a receipt that printed a reprint marker (central.customers.reprints.MARKER_WARNING)."""
 QUARANTINE_FORMAT = "escpos-receipt/1"
 """Marks a quarantine row that holds a printed receipt as JSON, which ``reparse`` can read again."""
 
@@ -43,6 +46,8 @@ def sale_payload(record: ReceiptRecord) -> dict[str, Any]:
     items = sale.pop("items")
     warnings = list(sale.pop("warnings"))
     warnings += [w for w in printed.warnings if w not in warnings]
+    if is_reprint(printed.lines) and REPRINT_WARNING not in warnings:
+        warnings.append(REPRINT_WARNING)  # a hint for central, which tells reprints apart by number
     payload: dict[str, Any] = {"format": "escpos"}
     payload.update((key, value) for key, value in sale.items() if value is not None)
     payload["items"] = [{k: v for k, v in item.items() if v is not None} for item in items]

@@ -13,9 +13,15 @@ from central.models import Base, BigId, Money, UTCDateTime
 
 
 class Receipt(Base):
-    """A till receipt taken from a ``pos.receipt`` event, linked to a customer when one was named."""
+    """A till receipt taken from a ``pos.receipt`` event, linked to a customer when one was named.
+
+    A reprint (the same store, register and receipt number again, see central.customers.reprints)
+    is kept with ``reprint_of`` naming the first copy and a ``flag``; it has no customer and counts
+    nowhere.
+    """
 
     __tablename__ = "receipts"
+    __table_args__ = (Index("ix_receipts_store_number", "store_id", "receipt_no"),)
 
     # event_pk and customer_id are references without FOREIGN KEY constraints: both are written by
     # the ingest transaction that creates their targets, events and customers are never deleted (a
@@ -28,6 +34,10 @@ class Receipt(Base):
     total: Mapped[Decimal] = mapped_column(Money)
     observed_at: Mapped[datetime] = mapped_column(UTCDateTime)
     customer_id: Mapped[int | None] = mapped_column(Integer, index=True)
+    register: Mapped[str] = mapped_column(String(32), default="", server_default="")
+    printed_at: Mapped[str | None] = mapped_column(String(40))
+    reprint_of: Mapped[int | None] = mapped_column(BigInteger)
+    flag: Mapped[str | None] = mapped_column(String(32))
 
 
 class Product(Base):

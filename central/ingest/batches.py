@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session
 from central import bulk
 from central.auth import AuthenticatedDevice
 from central.campaigns import coupon_redemptions, coupons
-from central.customers import consent, dashboard, purchases, statistics
+from central.customers import consent, dashboard, purchases, reprints, statistics
 from central.customers.models import Receipt
 from central.errors import ConcurrentChange
 from central.fleet.models import Device
@@ -50,7 +50,19 @@ _CENT = Decimal("0.01")
 _events = table(Event)
 _devices = table(Device)
 _receipts = table(Receipt)
-_RECEIPT_COLUMNS = ("event_pk", "device_id", "store_id", "receipt_no", "total", "observed_at", "customer_id")
+_RECEIPT_COLUMNS = (
+    "event_pk",
+    "device_id",
+    "store_id",
+    "receipt_no",
+    "total",
+    "observed_at",
+    "customer_id",
+    "register",
+    "printed_at",
+    "reprint_of",
+    "flag",
+)
 _EVENT_COLUMNS = (
     "device_id",
     "event_id",
@@ -180,9 +192,10 @@ def _store_once(db: Session, device: AuthenticatedDevice, batch: wire.DecodedBat
     )
     pks = {event_id: pk for pk, event_id in inserted}
     fresh = [r for r in rows if r.event.event_id in pks]
-    receipts = [r for r in fresh if r.event.kind == "pos.receipt"]
-    if receipts:
-        _store_receipts(db, device, receipts, pks, batch.batch_id, now)
+    printed = [r for r in fresh if r.event.kind == "pos.receipt"]
+    # Reprints are stored as evidence and go no further: no customer, statistics or member scan.
+    receipts = _store_receipts(db, device, printed, pks, batch.batch_id, now) if printed else []
+    reprinted = {r.event.event_id for r in printed} - {r.event.event_id for r in receipts}
     seen = [r for r in fresh if r.event.kind in presence.KINDS]
     if seen:
         rows_of = [(pks[r.event.event_id], r.event.kind, r.event.store_id, r.event.payload) for r in seen]
@@ -222,7 +235,11 @@ def _store_once(db: Session, device: AuthenticatedDevice, batch: wire.DecodedBat
     ]
     if scans or receipts:
         linking.record(db, device.device_id, scans, [r.observed_at for r in receipts], now=now, window=_link_window())
-    stored = [(pks[r.event.event_id], r.event.kind, r.event.store_id, r.observed_at, r.event.payload) for r in fresh]
+    stored = [
+        (pks[r.event.event_id], r.event.kind, r.event.store_id, r.observed_at, r.event.payload)
+        for r in fresh
+        if r.event.event_id not in reprinted
+    ]
     statistics.record_sales(db.connection(), stored)
     dashboard.signups_stored(db.connection(), stored)
     _touch_device(db, device, rows, fresh, now)
@@ -239,6 +256,10 @@ def _consent_purposes(events: Iterable[wire.Event]) -> set[str]:
 
 def _member_scan(row: _Row) -> bool:
     return linking.is_accepted_scan(row.event.kind, row.event.payload)
+
+
+def _reprint_window() -> float:
+    return float(current_app.config["CENTRAL"].receipts_reprint_window) if has_app_context() else 21600.0
 
 
 def _link_window() -> float:
@@ -284,43 +305,70 @@ def _registry() -> Registry | None:
 
 def _store_receipts(
     db: Session, device: AuthenticatedDevice, receipts: list[_Row], pks: dict[str, int], batch_id: str, now: datetime
-) -> None:
-    """Resolve the newly accepted receipts' customers and store the receipts with them."""
+) -> list[_Row]:
+    """Store the newly accepted receipts, resolving the customers of all but reprints; the receipts that count."""
     totals = [Decimal(r.event.payload["total"]).quantize(_CENT, ROUND_HALF_UP) for r in receipts]
-    facts = [_fact(device, r, pks) for r in receipts]
-    outcome = resolve(db, facts, now, registry=_registry())
-    bulk.insert(
+    printed = [
+        reprints.printed(device.device_id, r.event.store_id, r.event.payload, total, r.observed_at)
+        for r, total in zip(receipts, totals, strict=True)
+    ]
+    verdicts = reprints.classify(db.connection(), printed, window=_reprint_window())
+    firsts = [i for i, v in enumerate(verdicts) if not v.is_copy]
+    outcome = resolve(db, [_fact(device, receipts[i], pks) for i in firsts], now, registry=_registry())
+    customers = dict(zip(firsts, outcome.customer_ids, strict=True))
+
+    def row(i: int, customer_id: int | None, reprint_of: int | None) -> tuple[Any, ...]:
+        r, p = receipts[i], printed[i]
+        return (
+            pks[r.event.event_id],
+            device.device_id,
+            r.event.store_id,
+            r.event.payload["receipt_no"],
+            totals[i],
+            r.observed_at,
+            customer_id,
+            p.register,
+            p.printed_at,
+            reprint_of,
+            verdicts[i].flag,
+        )
+
+    inserted = bulk.insert(
         db.connection(),
         _receipts,
         _RECEIPT_COLUMNS,
-        [
-            (
-                pks[r.event.event_id],
-                device.device_id,
-                r.event.store_id,
-                r.event.payload["receipt_no"],
-                total,
-                r.observed_at,
-                customer_id,
-            )
-            for r, total, customer_id in zip(receipts, totals, outcome.customer_ids, strict=True)
-        ],
+        [row(i, customers[i], None) for i in firsts],
+        returning=("id", "event_pk"),
     )
+    id_of = {event_pk: receipt_id for receipt_id, event_pk in inserted}
+    copies = [row(i, None, _first_id(v, receipts, pks, id_of)) for i, v in enumerate(verdicts) if v.is_copy]
+    bulk.insert(db.connection(), _receipts, _RECEIPT_COLUMNS, copies)
     stats: dict[int, purchases.StatRow] = {}
-    for r, total, customer_id in zip(receipts, totals, outcome.customer_ids, strict=True):
+    for i in firsts:
+        r, total, customer_id = receipts[i], totals[i], customers[i]
         if customer_id is None:
             continue
         _, n, spent, first, last = stats.get(customer_id, (customer_id, 0, Decimal(0), r.observed_at, r.observed_at))
         stats[customer_id] = (customer_id, n + 1, spent + total, min(first, r.observed_at), max(last, r.observed_at))
     purchases.add_to_customers(db.connection(), list(stats.values()))
     log.debug(
-        "batch %s: %d receipts, %d new customers, %d merges, %d to review",
+        "batch %s: %d receipts (%d reprints), %d new customers, %d merges, %d to review",
         batch_id,
         len(receipts),
+        len(copies),
         outcome.created,
         outcome.merged,
         outcome.reviewed,
     )
+    return [receipts[i] for i in firsts]
+
+
+def _first_id(verdict: reprints.Verdict, receipts: list[_Row], pks: dict[str, int], id_of: dict[int, int]) -> int:
+    """The receipt id of a copy's first copy: stored before, or just inserted from this batch."""
+    if verdict.original_id is not None:
+        return verdict.original_id
+    assert verdict.original_index is not None
+    return id_of[pks[receipts[verdict.original_index].event.event_id]]
 
 
 def _touch_device(db: Session, device: AuthenticatedDevice, rows: list[_Row], fresh: list[_Row], now: datetime) -> None:

@@ -152,6 +152,7 @@ def _pair(db: Session, device_id: str, start: datetime, end: datetime, span: tim
         select(_receipts.c.id, _receipts.c.observed_at, _receipts.c.customer_id, _receipts.c.total)
         .where(
             _receipts.c.device_id == device_id,
+            _receipts.c.reprint_of.is_(None),  # a reprint is no sale of its own
             _receipts.c.observed_at.between(start, end + span),
             _receipts.c.id.not_in(claimed),
         )

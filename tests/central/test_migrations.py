@@ -76,7 +76,7 @@ def test_upgrade_is_idempotent(backend):
     upgrade(backend.url)
     engine = make_engine(backend.url)
     try:
-        assert current_revision(engine) == head_revision() == "0028_respell_identifiers"
+        assert current_revision(engine) == head_revision() == "0029_receipt_reprints"
     finally:
         engine.dispose()
 

@@ -1,0 +1,123 @@
+"""Reprinted receipts: kept as evidence, counted once, whichever batch or instance brings each copy."""
+
+from __future__ import annotations
+
+import gzip
+import threading
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from central import db as central_db
+from central.customers.models import CustomerStats, Receipt
+from central.identity.models import Customer
+from shared import wire
+from tests.central.support import BATCHES, START, Agent, table_rows
+
+PHONE = "13957241836"
+
+
+def _printed(
+    agent: Agent,
+    number: str,
+    total: str,
+    minutes: float,
+    *,
+    register: str = "03",
+    printed: str | None = "2026-11-23 10:00:05",
+    marked: bool = False,
+    phone: str | None = PHONE,
+) -> wire.Event:
+    payload: dict[str, Any] = {
+        "format": "escpos",
+        "receipt_no": number,
+        "total": total,
+        "items": [],
+        "member": {"phone": phone} if phone else {},
+        "register": register,
+        "warnings": ["reprint"] if marked else [],
+    }
+    if printed is not None:
+        payload["datetime"] = printed
+    return agent.event("pos.receipt", payload, observed_at=START + timedelta(minutes=minutes))
+
+
+def _receipts(app) -> list[tuple[str, str, str, bool, str | None, bool]]:
+    rows = table_rows(app, Receipt)
+    ids = {r.id: r.receipt_no for r in rows}
+    return [
+        (
+            r.receipt_no,
+            r.register,
+            str(r.total),
+            r.customer_id is not None,
+            r.flag,
+            ids.get(r.reprint_of) == r.receipt_no,
+        )
+        for r in sorted(rows, key=lambda r: r.id)
+    ]
+
+
+def test_a_reprint_is_kept_flagged_and_not_counted_again(app, client, agent):
+    # The sale and its reprint (with the 重打印 marker) in one batch, as an agent sends them.
+    first = agent.send(
+        client, [_printed(agent, "LV-RP2", "35.50", 0), _printed(agent, "LV-RP2", "35.50", 0.05, marked=True)]
+    )
+    assert len(first["accepted"]) == 2
+    # Later batches: a reprint with no marker, a copy whose total is not the sale's, another
+    # register's receipt with the same number, and the same number printed the next day by a till
+    # that numbers each day from 1.
+    agent.send(client, [_printed(agent, "LV-RP2", "35.50", 30)])
+    agent.send(client, [_printed(agent, "LV-RP2", "53.50", 31, printed="2026-11-23 10:31:00")])
+    agent.send(
+        client,
+        [
+            _printed(agent, "LV-RP2", "12.00", 32, register="04", printed="2026-11-23 10:32:00"),
+            _printed(agent, "LV-RP2", "35.50", 24 * 60, printed="2026-11-24 10:00:05"),
+        ],
+    )
+
+    assert _receipts(app) == [
+        ("LV-RP2", "03", "35.50", True, None, False),
+        ("LV-RP2", "03", "35.50", False, "reprint", True),
+        ("LV-RP2", "03", "35.50", False, "reprint", True),
+        ("LV-RP2", "03", "53.50", False, "reprint_total_differs", True),
+        ("LV-RP2", "04", "12.00", True, None, False),
+        ("LV-RP2", "03", "35.50", True, None, False),
+    ]
+    (customer,) = table_rows(app, Customer)
+    # The sale, register 04's sale and the next day's sale: three purchases.
+    assert (customer.receipts_count, str(customer.total_spent)) == (3, "83.00")
+    with Session(central_db.engine_for(app)) as db:
+        stats = db.get(CustomerStats, customer.id)
+        assert stats is not None
+        assert (stats.purchases, stats.spent) == (3, 8300)
+
+
+def test_copies_sent_at_once_in_two_batches_count_once(app, agent):
+    # No member: nothing else (a new customer's phone) makes the transactions wait for each other.
+    bodies = [
+        gzip.compress(agent.body([_printed(agent, "LV-RP9", "20.00", minutes, phone=None)]))
+        for minutes in (0.0, 0.1, 0.2)
+    ]
+    start = threading.Barrier(len(bodies))
+    statuses: list[int] = []
+
+    def send(body: bytes) -> None:
+        client = app.test_client()
+        start.wait()
+        statuses.append(client.post(BATCHES, data=body, headers=agent.signed_headers(body)).status_code)
+
+    threads = [threading.Thread(target=send, args=(body,)) for body in bodies]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert statuses == [200, 200, 200]
+    assert sorted(r.flag or "" for r in table_rows(app, Receipt)) == ["", "reprint", "reprint"]
+
+
+def test_a_marked_reprint_of_a_sale_central_never_saw_is_counted_and_flagged(app, client, agent):
+    agent.send(client, [_printed(agent, "LV-RP5", "9.90", 0, marked=True)])
+    assert _receipts(app) == [("LV-RP5", "03", "9.90", True, "reprint_unmatched", False)]
