@@ -163,8 +163,9 @@ class CentralConfig:
     )
     members_link_window: float = setting(
         "members.link_window",
-        300.0,
-        "Seconds after a member's code is scanned within which the register's next receipt is attached to that member.",
+        120.0,
+        "Seconds after a member's code is scanned within which the register's next sale (not a refund) is attached"
+        " to that member; a later sale stays anonymous.",
         minimum=5.0,
         maximum=86400,
     )

@@ -263,7 +263,7 @@ def _reprint_window() -> float:
 
 
 def _link_window() -> float:
-    return float(current_app.config["CENTRAL"].members_link_window) if has_app_context() else 300.0
+    return float(current_app.config["CENTRAL"].members_link_window) if has_app_context() else 120.0
 
 
 def member_identifiers(payload: dict[str, Any]) -> tuple[tuple[str, str], ...]:

@@ -1,10 +1,16 @@
 """Member scans attached to sales: the receipt a member's code was scanned for gets that member.
 
 A cashier scans the member's code while the sale is open, and the receipt prints when it is paid,
-so the sale a scan belongs to is the first receipt of the same register (the same agent) printed
-within ``members.link_window`` seconds after the scan that no other scan claimed. Scans and
-receipts may reach central in either order (or the same batch, after days offline), so every batch
-that brings either tries to pair the unpaired ones of its device in that time range.
+so the sale a scan belongs to can only be the first sale (a receipt with a positive total, not a
+reprint) the same register (the same agent) printed after the scan, within ``members.link_window``
+seconds (120 by default: a checkout, not a coupon check followed by the next customer). Even that
+sale is not the member's when another member's code was scanned in between, when another scan
+took it, or when it names another customer; the scan then links nothing rather than give the sale
+to the wrong person. A scan within ``LATE_SCAN`` after a sale no scan claimed may be that
+customer's own code shown after paying: it is flagged ``doubtful`` and links nothing (decision
+0086). Refunds and voids never take a scan. Scans and receipts may reach central in either order
+(or the same batch, after days offline), so every batch that brings either tries to pair the
+unpaired ones of its device in that time range.
 
 A code accepted twice (two stores, or two registers, each offline) is flagged ``code_reused`` on
 every use, and the uses that arrive after the first link nothing: only one of them can be the
@@ -36,6 +42,9 @@ from shared.member_code import SKEW_STEPS, STEP_SECONDS
 ACCEPTED = "accepted"
 REUSED = "code_reused"
 UNKNOWN_KEY = "unknown_key"
+DOUBTFUL = "doubtful"
+# A scan this soon after a sale no scan claimed may be that customer's code shown after paying.
+LATE_SCAN = timedelta(seconds=20)
 # How long a used code stays on the stores' list: its validity (±skew steps) with a margin for clocks.
 USED_RETENTION = timedelta(seconds=STEP_SECONDS * (2 * SKEW_STEPS + 2) * 2)
 _scans = table(MemberScan)
@@ -135,46 +144,38 @@ def _publish_used(db: Session, now: datetime) -> None:
 
 def _pair(db: Session, device_id: str, start: datetime, end: datetime, span: timedelta) -> int:
     scans = db.execute(
-        select(_scans.c.id, _scans.c.observed_at, _scans.c.customer_id)
-        .where(
-            _scans.c.device_id == device_id,
-            _scans.c.receipt_id.is_(None),
-            _scans.c.flag.is_(None),
-            _scans.c.customer_id.is_not(None),
-            _scans.c.observed_at.between(start, end),
-        )
+        select(_scans.c.id, _scans.c.observed_at, _scans.c.customer_id, _scans.c.receipt_id, _scans.c.flag)
+        .where(_scans.c.device_id == device_id, _scans.c.observed_at.between(start - LATE_SCAN, end + span))
         .order_by(_scans.c.observed_at, _scans.c.id)
     ).all()
-    if not scans:
+    waiting = [
+        s
+        for s in scans
+        if s.receipt_id is None and s.flag is None and s.customer_id is not None and start <= s.observed_at <= end
+    ]
+    if not waiting:
         return 0
-    claimed = select(_scans.c.receipt_id).where(_scans.c.receipt_id.is_not(None))
+    claimed = {s.receipt_id for s in scans if s.receipt_id is not None}
+    # Sales only: a refund or void (a total of 0 or less) and a reprint are no one's purchase.
     receipts = db.execute(
         select(_receipts.c.id, _receipts.c.observed_at, _receipts.c.customer_id, _receipts.c.total)
         .where(
             _receipts.c.device_id == device_id,
-            _receipts.c.reprint_of.is_(None),  # a reprint is no sale of its own
-            _receipts.c.observed_at.between(start, end + span),
-            _receipts.c.id.not_in(claimed),
+            _receipts.c.reprint_of.is_(None),
+            _receipts.c.total > 0,
+            _receipts.c.observed_at.between(start - LATE_SCAN, end + span),
         )
         .order_by(_receipts.c.observed_at, _receipts.c.id)
     ).all()
-    taken: set[int] = set()
     stats: dict[int, purchases.StatRow] = {}
     linked = 0
-    for scan in scans:
-        receipt = next(
-            (
-                r
-                for r in receipts
-                if r.id not in taken
-                and scan.observed_at <= r.observed_at <= scan.observed_at + span
-                and r.customer_id in (None, scan.customer_id)
-            ),
-            None,
-        )
+    for scan in waiting:
+        receipt, doubtful = _receipt_of(scan, scans, receipts, claimed, span)
+        if doubtful:
+            db.execute(update(_scans).where(_scans.c.id == scan.id).values(flag=DOUBTFUL))
         if receipt is None:
             continue
-        taken.add(receipt.id)
+        claimed.add(receipt.id)
         linked += 1
         db.execute(update(_scans).where(_scans.c.id == scan.id).values(receipt_id=receipt.id))
         if receipt.customer_id is None:
@@ -184,3 +185,34 @@ def _pair(db: Session, device_id: str, start: datetime, end: datetime, span: tim
             stats[cid] = (cid, n + 1, spent + Decimal(receipt.total), min(first, at), max(last, at))
     purchases.add_to_customers(db.connection(), list(stats.values()))
     return linked
+
+
+def _receipt_of(
+    scan: Any, scans: Sequence[Any], receipts: Sequence[Any], claimed: set[int], span: timedelta
+) -> tuple[Any | None, bool]:
+    """The sale ``scan`` belongs to, if one plausibly does, and whether the scan is doubtful.
+
+    Only the register's first sale printed after the scan (within the window) can be the member's.
+    It is not when another member's code was scanned at the register in between, when another scan
+    took it, or when it names another customer. A scan that follows within ``LATE_SCAN`` a sale no
+    one claimed may be that customer's own code shown late: doubtful, it links nothing.
+    """
+    before = [r for r in receipts if scan.observed_at - LATE_SCAN <= r.observed_at < scan.observed_at]
+    if any(r.customer_id is None and r.id not in claimed for r in before):
+        return None, True
+    first = next((r for r in receipts if r.observed_at >= scan.observed_at), None)
+    if first is None or first.observed_at > scan.observed_at + span or first.id in claimed:
+        return None, False
+    if first.customer_id not in (None, scan.customer_id):
+        return None, False
+    between = (
+        s
+        for s in scans
+        if s.id != scan.id
+        and scan.observed_at <= s.observed_at <= first.observed_at
+        and (s.observed_at, s.id) > (scan.observed_at, scan.id)
+        and s.customer_id != scan.customer_id
+    )
+    if next(between, None) is not None:
+        return None, False
+    return first, False

@@ -29,7 +29,8 @@ class MemberScan(Base):
     """A ``scan.member`` event a store accepted, and the receipt it was attached to.
 
     ``flag`` is set when the same code was accepted elsewhere too (``code_reused``): such a scan
-    links nothing and waits for review.
+    links nothing and waits for review; ``doubtful`` when the scan came right after a sale no one
+    claimed (central.members.linking), so it links nothing either.
     """
 
     __tablename__ = "member_scans"
