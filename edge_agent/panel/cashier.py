@@ -15,6 +15,7 @@ from edge_agent.panel.member_coupons import MemberCoupons
 from edge_agent.panel.server import Hub, PanelServer
 from edge_agent.panel.view import MEMBER_CARDS_DOCUMENT, Coupon, CouponSource, Directory, scan_card
 from edge_agent.till.scans import ScanOutcome
+from shared.member_code import REPLAYED
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +35,11 @@ class CashierPanel:
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.hub = Hub(clock=clock, card_seconds=card_seconds)
+        self.clock = clock
+        self.card_seconds = card_seconds
+        # The member code this register accepted last (its digest) and when: a repeat of it is shown
+        # as that member again, not as a refusal.
+        self._accepted: tuple[str, float] | None = None
         self.server = PanelServer(self.hub, host, port, screen=screen)
         self.directory = Directory()
         self.member_coupons = MemberCoupons(used_coupons) if coupons is None else None
@@ -49,10 +55,25 @@ class CashierPanel:
     def _valid_coupons(self, member_id: str) -> tuple[Coupon, ...]:
         return self.coupons.valid_for(member_id) if self.coupons is not None else ()
 
+    def _again(self, outcome: ScanOutcome) -> bool:
+        """Whether ``outcome`` repeats the member code just accepted here, while its card could still be up."""
+        verdict = outcome.verdict
+        if outcome.scan.kind != "member" or verdict is None or verdict.digest is None:
+            return False
+        now = self.clock()
+        if verdict.accepted:
+            self._accepted = (verdict.digest, now)
+            return False
+        if verdict.reason != REPLAYED or self._accepted is None:
+            return False
+        digest, at = self._accepted
+        return digest == verdict.digest and now - at <= self.card_seconds
+
     def show(self, outcome: ScanOutcome) -> None:
         """Put one scan on the panel (called on the scanner's thread; never raises into it)."""
         try:
-            self.hub.publish(scan_card(outcome, directory=self.directory, coupons=self._valid_coupons))
+            again = self._again(outcome)
+            self.hub.publish(scan_card(outcome, directory=self.directory, coupons=self._valid_coupons, again=again))
         except Exception:  # a panel fault must not stop the scanner that feeds the outbox
             log.exception("the cashier panel could not show a scan")
 

@@ -115,16 +115,25 @@ def scan_card(
     *,
     directory: Directory = Directory(),
     coupons: Callable[[str], tuple[Coupon, ...]] = lambda _member: (),
+    again: bool = False,
 ) -> dict[str, Any]:
-    """The panel's card for one scan (without its sequence number and time, added by the hub)."""
+    """The panel's card for one scan (without its sequence number and time, added by the hub).
+
+    ``again``: the scan is a repeat of the member code this register has just accepted (a double
+    read, or the cashier scanning once more): it shows that member, marked as already scanned,
+    not the ``replayed`` refusal the till recorded for it.
+    """
     scan, verdict = outcome.scan, outcome.verdict
     if scan.kind == "member" and verdict is not None:
-        if verdict.accepted and verdict.member_id:
-            return {
+        if (verdict.accepted or again) and verdict.member_id:
+            card: dict[str, Any] = {
                 "kind": "member",
                 "member": masked_member(verdict.member_id, directory.cards.get(verdict.member_id)),
                 "coupons": [{"title": c.title, "hint": c.code_hint} for c in coupons(verdict.member_id)],
             }
+            if again and not verdict.accepted:
+                card["again"] = True
+            return card
         reason = verdict.reason or "unknown"
         zh, en = REASONS.get(reason, OTHER_REASON)
         return {"kind": "rejected", "reason": reason, "zh": zh, "en": en}

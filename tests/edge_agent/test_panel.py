@@ -118,6 +118,41 @@ def test_a_scanned_member_shows_the_downlinks_masked_card_tier_and_coupons_not_t
     till.redeemer.close()
 
 
+def test_the_code_just_accepted_read_again_shows_the_member_as_already_scanned_and_is_kept_once(tmp_path):
+    chain = Chain()
+    chain.seed(tmp_path, {"M-1001": {"name": "张*", "phone": "138****5678"}, "M-1002": {"name": "李*"}})
+    config = load_config(None, {}, {"agent.data_dir": str(tmp_path)}, check_required=False)
+    now = time.time()
+    panel = CashierPanel("127.0.0.1", 0, clock=lambda: now)
+    kept: list[dict[str, Any]] = []
+    till = Till(config, STORE, lambda record: kept.append(record.payload()), clock=lambda: now, on_scan=panel.show)
+    downlink = DownlinkStore(tmp_path, STORE)
+    till.refresh(downlink)
+    panel.refresh(downlink)
+
+    def shown(seq: int) -> dict[str, Any]:
+        got = panel.hub.next_after(seq - 1, 1.0)
+        assert got is not None and got[0] == seq
+        return dict(orjson.loads(got[1]))
+
+    code = chain.code("M-1001", now)
+    till.scan(code, "scanner")
+    assert shown(1)["member"]["name"] == "张*" and "again" not in shown(1)
+    now += 1.2  # the scanner read the code twice
+    till.scan(code, "scanner")
+    again = shown(2)
+    assert (again["kind"], again["member"]["name"], again.get("again")) == ("member", "张*", True)
+    # The till still records the second read as a replay: only the first one is the member's scan.
+    assert [p["result"] for p in kept] == ["accepted", "replayed"]
+
+    now += 30
+    till.scan(chain.code("M-1002", now), "scanner")
+    assert shown(3)["kind"] == "member"
+    till.scan(code, "scanner")  # the first code again, after another member: a replay, refused
+    assert (shown(4)["kind"], shown(4)["reason"]) == ("rejected", "replayed")
+    till.redeemer.close()
+
+
 def test_every_coupon_refusal_reason_has_a_chinese_and_an_english_sentence():
     from edge_agent.panel.view import COUPON_REASONS
     from shared import coupon_code as cc

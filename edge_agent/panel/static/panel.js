@@ -12,6 +12,8 @@ const HEADLINES = {
   unknown: "无法识别 · Not recognised",
 };
 
+const AGAIN = "会员（已扫描）· Member, already scanned";
+
 // Central's value tiers (the value_tier tag); another value is shown as it comes.
 const TIERS = {
   loyal: "忠诚 · Loyal",
@@ -27,7 +29,8 @@ function text(id, value) {
 function show(card) {
   const panel = document.getElementById("panel");
   const member = card.kind === "member" ? card.member : null;
-  text("headline", HEADLINES[card.kind] || HEADLINES.unknown);
+  // A repeat of the code this register just accepted: the same member, marked as already scanned.
+  text("headline", member && card.again ? AGAIN : HEADLINES[card.kind] || HEADLINES.unknown);
   document.getElementById("member").hidden = !member;
   text("member-name", member ? member.name || "—" : "");
   text("member-phone", member ? member.phone || "—" : "");
@@ -57,6 +60,7 @@ function show(card) {
   text("reason-en", refused ? card.en : "");
   panel.dataset.reason = refused ? card.reason : "";
   panel.dataset.state = card.kind;
+  panel.dataset.again = member && card.again ? "true" : "";
   panel.dataset.seq = String(card.seq);
 }
 
