@@ -42,7 +42,19 @@ REVOKED = "revoked"
 EXPIRED = "expired"
 REPLAYED = "replayed"
 OTHER_STORE_REPLAYED = "other-store-replayed"
-REASONS = (NOT_A_MEMBER_CODE, UNKNOWN, FORGED, WRONG_MEMBER, REVOKED, EXPIRED, REPLAYED, OTHER_STORE_REPLAYED)
+# Not a refusal: the store holds no keys from central yet, so it keeps the code for central to check.
+UNVERIFIED = "unverified"
+REASONS = (
+    NOT_A_MEMBER_CODE,
+    UNKNOWN,
+    FORGED,
+    WRONG_MEMBER,
+    REVOKED,
+    EXPIRED,
+    REPLAYED,
+    OTHER_STORE_REPLAYED,
+    UNVERIFIED,
+)
 
 
 class CodeFormatError(ValueError):
@@ -199,6 +211,21 @@ class Verdict:
     @property
     def accepted(self) -> bool:
         return self.reason is None
+
+
+def unchecked(text: str) -> Verdict:
+    """What a till without central's keys reads from a code: ``unverified`` with its claims, or not a member code.
+
+    Nothing here is proven; the till keeps the code sealed for central, which checks it with its own key.
+    """
+    try:
+        code = decode(text)
+    except CodeFormatError as exc:
+        return Verdict(NOT_A_MEMBER_CODE, f"not a member code of this chain ({exc})")
+    detail = "this store has no member-code keys from central yet; central checks the code"
+    return Verdict(
+        UNVERIFIED, detail, code.member_id, code.step, fingerprint(code.certificate.public_key), code_digest(text)
+    )
 
 
 def check(

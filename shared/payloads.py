@@ -351,7 +351,8 @@ _SEQ = Nullable(Integer())
 SCHEMAS: Mapping[str, Obj] = {
     "pos.receipt": Obj(receipt_no=Text(64, min_len=1), **_SALE, **_PRINTED_SALE, required=("receipt_no", "total")),
     "pos.sale": Obj(sale_no=Text(64), receipt_no=Text(64), **_SALE, required=("total",)),
-    # A member scan keeps the code's digest ("digest:<hex>"), never the code (shared.member_code).
+    # A member scan keeps the code's digest ("digest:<hex>"), never the code (shared.member_code), except
+    # an "unverified" one, whose proof central checks and drops before it stores the event.
     "scan.member": Obj(
         **_SCAN,
         member_id=Text(64),
@@ -359,6 +360,8 @@ SCHEMAS: Mapping[str, Obj] = {
         key=Text(32),
         result=Text(32),
         detail=Text(256),
+        # Only with result "unverified" (the store had no keys yet): the code, for central to check.
+        proof=Text(600),
         required=("code",),
     ),
     # A coupon scan: coupon_id is the code's serial; result is "accepted" or a refusal (shared.coupon_code).

@@ -26,9 +26,12 @@ from shared.member_code import (
     MAX_MEMBER_ID,
     SKEW_STEPS,
     STEP_SECONDS,
+    UNVERIFIED,
     Certificate,
+    check,
     fingerprint,
     issue_certificate,
+    key_id,
 )
 
 KEYS_DOCUMENT = "member_codes"
@@ -114,3 +117,34 @@ def publish_keys(db: Session, secret: bytes, *, now: datetime, actor: str) -> in
     if current == body:
         return None
     return downlink.publish(db, downlink.ALL_STORES, KEYS_DOCUMENT, body, now=now, actor=actor)
+
+
+def settle_unverified(payload: dict[str, Any], observed_at: datetime, secret: bytes) -> dict[str, Any]:
+    """A ``scan.member`` payload as central stores it: a code the store kept unverified, checked here.
+
+    A store that had no keys yet sends the code itself (``proof``). Central checks it with its own
+    key at the time the till saw it, and stores its own verdict (``accepted`` or the refusal) with
+    the code's digest, member, step and key, never the code. A proof that is not the code the store
+    named by digest is refused as forged. Any other payload only loses a stray ``proof``.
+    """
+    proof = payload.get("proof")
+    kept = {k: v for k, v in payload.items() if k != "proof"}
+    if payload.get("result") != UNVERIFIED or not isinstance(proof, str):
+        return kept
+    central = certifying_key(secret).public
+    verdict = check(proof, {key_id(central): central}, now=observed_at.timestamp())
+    if verdict.digest is None or f"digest:{verdict.digest}" != payload.get("code"):
+        return {**kept, "result": "forged", "detail": "checked by central: the code is not the one the store named"}
+    checked = {
+        **kept,
+        "result": verdict.reason or "accepted",
+        "detail": f"checked by central: {verdict.detail}"[:256],
+        "code": f"digest:{verdict.digest}",
+    }
+    if verdict.member_id is not None:
+        checked["member_id"] = verdict.member_id[:MAX_MEMBER_ID]
+    if verdict.step is not None:
+        checked["step"] = verdict.step
+    if verdict.fingerprint is not None:
+        checked["key"] = verdict.fingerprint
+    return checked

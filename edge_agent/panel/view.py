@@ -36,6 +36,10 @@ REASONS: dict[str, tuple[str, str]] = {
     "not-a-member-code": ("这不是会员码", "Not a member code"),
     "wrong-member": ("会员码与会员不符", "The code does not belong to the member it names"),
     "revoked": ("此会员的手机已停用，请会员重新登录", "The member's app key is revoked: ask them to sign in again"),
+    "unverified": (
+        "本店尚未同步会员密钥：会员码已记录，总部核验后关联本单",
+        "This store has no member keys from HQ yet: the code is kept, and HQ will check it and link the sale",
+    ),
 }
 OTHER_REASON = ("会员码被拒绝", "Member code refused")
 

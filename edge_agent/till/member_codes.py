@@ -4,8 +4,11 @@ What the agent holds: central's member-code public keys and revocation list (dow
 ``member_codes``), the codes other stores accepted recently (document ``member_codes_used``), and
 its own replay cache, all in ``till.sqlite``. None of it can make a code: the keys are public and
 the caches hold only :func:`shared.member_code.code_digest` values, never a code that could be shown
-again. The replay cache is a table in SQLite (WAL, ``synchronous=FULL``), so a code accepted just
-before a power cut is still refused after it.
+again. A store with no keys yet (freshly enrolled) keeps a code that reads as a member code as
+``unverified``, with the code itself sealed in the outbox for central to check with its own key
+(decision 0038), and notes it in the replay cache like an accepted one. The replay cache is a
+table in SQLite (WAL, ``synchronous=FULL``), so a code accepted just before a power cut is still
+refused after it.
 
 A code accepted here and then shown at another store within its few steps of validity is refused
 there only if that store has fetched central's ``member_codes_used`` since this store synced;
@@ -27,9 +30,11 @@ from shared.member_code import (
     SKEW_STEPS,
     STEP_SECONDS,
     UNKNOWN,
+    UNVERIFIED,
     Verdict,
     check,
     key_id,
+    unchecked,
 )
 
 KEYS_DOCUMENT = "member_codes"
@@ -106,8 +111,12 @@ class MemberCodeVerifier:
         """Accept a code once (and remember it), or refuse it with one of shared.member_code.REASONS."""
         now = self.clock()
         if not self.keys.keys:
-            detail = "this store has no member-code keys from central yet (downlink document member_codes)"
-            return Verdict(UNKNOWN, detail)
+            # Kept for central to check with its own key, so the member's sale can still be linked.
+            verdict = unchecked(text)
+            if verdict.reason != UNVERIFIED:
+                detail = "this store has no member-code keys from central yet (downlink document member_codes)"
+                return Verdict(UNKNOWN, detail)
+            return self._remember(verdict, now)
         verdict = check(
             text,
             self.keys.keys,
@@ -118,6 +127,10 @@ class MemberCodeVerifier:
         )
         if not verdict.accepted:
             return verdict
+        return self._remember(verdict, now)
+
+    def _remember(self, verdict: Verdict, now: float) -> Verdict:
+        """Note the code as used here; a code already noted is a replay."""
         assert verdict.digest is not None and verdict.member_id is not None and verdict.step is not None
         cursor = self._conn.execute(
             "INSERT OR IGNORE INTO member_codes_seen (digest, store_id, member_id, step, seen_at)"

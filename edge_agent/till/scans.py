@@ -3,7 +3,9 @@
 ``scan.product`` keeps the code; ``scan.coupon`` keeps the code and what the offline redemption made
 of it (accepted, or a refusal such as ``used-here``); ``scan.member`` keeps the member id, the time
 step, the certified key's fingerprint, the verdict and the code's digest, never the code itself
-(a code copied off a store PC must not be showable elsewhere). A refused member code is kept too,
+(a code copied off a store PC must not be showable elsewhere), except when the store has no keys from
+central yet: then the code is kept as ``unverified`` with the code itself, sealed in the outbox, for
+central to check and drop. A refused member code is kept too,
 with its reason, so HQ sees forgery attempts. Payment codes and unknown payloads make no event:
 only their count is kept.
 """
@@ -19,7 +21,7 @@ from edge_agent.parsing.scan import Scan, classify
 from edge_agent.records import Capture
 from edge_agent.till.coupons import CouponRedeemer, CouponVerdict
 from edge_agent.till.member_codes import MemberCodeVerifier
-from shared.member_code import Verdict
+from shared.member_code import UNVERIFIED, Verdict
 from shared.wire import timestamp
 
 ACCEPTED = "accepted"
@@ -86,6 +88,9 @@ class ScanHandler:
                 body["key"] = verdict.fingerprint
             if verdict.reason:
                 body["detail"] = verdict.detail[:200]
+            if verdict.reason == UNVERIFIED:
+                # No keys from central yet: the code goes, sealed, to central, which checks it itself.
+                body["proof"] = scan.code
             capture = Capture.of("scan.member", body, observed_at, source) if "code" in body else None
             return ScanOutcome(scan, verdict, capture)
         return ScanOutcome(scan, None, None)

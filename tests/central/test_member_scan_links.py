@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session
 
 from central import db as central_db
 from central.customers.models import Receipt
+from central.ingest.models import Event
 from central.members.models import MemberScan
 from tests.central.live import serving
 from tests.central.support import START
@@ -58,3 +59,30 @@ def test_a_scan_links_the_next_sale_only_never_a_refund_a_later_customer_or_anot
         "M-5": (None, "doubtful"),
         "M-6": (None, None),
     }
+
+
+def test_a_code_scanned_before_the_store_had_keys_is_checked_by_central_and_links_the_sale(app, tmp_path):
+    with serving(app) as url:
+        till = Store(app, url, "S001", tmp_path / "till")  # enrolled, member_codes not fetched yet
+        code = _code(app, "M-7", T0)
+        other = _code(app, "M-8", T0)
+        assert till.scan(code, T0) == "unverified"
+        till.receipt("NK-1", "45.00", T0 + 40)
+        # A store PC that names one code by digest and sends another as the code: refused by central.
+        assert till.scan(other, T0 + 300) == "unverified"
+        swapped = till.events[-1]
+        till.events[-1] = till.agent.event(
+            "scan.member", {**swapped.payload, "proof": code}, observed_at=START + timedelta(seconds=300)
+        )
+        till.receipt("NK-2", "15.00", T0 + 320)
+        assert till.sync(url)["rejected"] == []
+
+    engine = central_db.engine_for(app)
+    with Session(engine) as db:
+        receipts = {r.id: r.receipt_no for r in db.scalars(select(Receipt))}
+        links = {s.member_id: (receipts.get(s.receipt_id or 0), s.flag) for s in db.scalars(select(MemberScan))}
+        stored = [e.payload for e in db.scalars(select(Event).where(Event.kind == "scan.member"))]
+    assert links == {"M-7": ("NK-1", None)}
+    assert [p["result"] for p in stored] == ["accepted", "forged"]
+    assert all("proof" not in p for p in stored)  # central keeps the digest, never the code
+    assert code not in str(stored) and other not in str(stored)

@@ -157,6 +157,9 @@ def test_every_refusal_has_its_own_reason(tmp_path, central):
     r_key, r_cert = central.app("M-0007")
     verifier.update({"member_codes": central.document(revoked=(fingerprint(r_cert.public_key),))})
     results["revoked"] = verifier.verify(make_code(r_cert, r_key, NOW)).reason
+    # unverified: a store with no keys from central yet keeps the code for central to check.
+    keyless = MemberCodeVerifier(tmp_path, "S009", clock=Clock())
+    results["unverified"] = keyless.verify(make_code(cert, key, NOW + STEP_SECONDS)).reason
 
     assert results == {
         "forged": "forged",
@@ -171,14 +174,28 @@ def test_every_refusal_has_its_own_reason(tmp_path, central):
         "replayed": "replayed",
         "other-store-replayed": "other-store-replayed",
         "revoked": "revoked",
+        "unverified": "unverified",
     }
     assert set(results.values()) - {None} == set(REASONS)
 
 
-def test_a_store_without_keys_from_central_refuses_as_unknown(tmp_path, central):
+def test_a_store_without_keys_from_central_keeps_the_code_sealed_for_central_and_refuses_anything_else(
+    tmp_path, central
+):
     key, cert = central.app("M-1")
-    verifier = MemberCodeVerifier(tmp_path, "S001", clock=Clock())
-    assert verifier.verify(make_code(cert, key, NOW)).reason == "unknown"
+    code = make_code(cert, key, NOW)
+    handler = ScanHandler(MemberCodeVerifier(tmp_path, "S001", clock=Clock()), "R2", clock=Clock())
+    first, again = handler.handle(code, "scanner"), handler.handle(code, "scanner")
+    assert first.verdict is not None and first.verdict.reason == "unverified"
+    assert first.capture is not None and first.capture.kind == "scan.member"
+    payload = first.capture.payload()
+    assert (payload["result"], payload["member_id"], payload["proof"]) == ("unverified", "M-1", code)
+    assert payload["code"] == f"digest:{code_digest(code)}" and payload["key"] == fingerprint(cert.public_key)
+    # A double read is a replay here too, and does not carry the code again.
+    assert again.capture is not None and again.capture.payload()["result"] == "replayed"
+    assert "proof" not in again.capture.payload()
+    truncated = handler.handle(code[:-20], "scanner")
+    assert truncated.verdict is not None and truncated.verdict.reason == "unknown" and truncated.capture is None
 
 
 def test_scan_events_keep_the_verdict_and_digest_never_the_code(tmp_path, central):
