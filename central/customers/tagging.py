@@ -157,6 +157,7 @@ def _value_tier(conn: Connection, run: Run, sql: Sql) -> None:
     )
     inputs = sql.obj(
         days_since_last=sql.days_since("last_purchase_at"),
+        last_purchase_at="last_purchase_at",
         purchases_in_window="wp",
         spent_in_window=sql.money("ws"),
         window_days=":window_days",
@@ -290,8 +291,11 @@ def _lifecycle(conn: Connection, run: Run, sql: Sql) -> None:
         " WHEN last_purchase_at >= :risk_at THEN 'at_risk' WHEN last_purchase_at >= :dormant_at THEN 'dormant'"
         " ELSE 'churned' END"
     )
+    # The last purchase itself too: a win-back trigger compares it with the statistics of the moment.
     inputs = sql.obj(
-        days_since_first=sql.days_since("first_purchase_at"), days_since_last=sql.days_since("last_purchase_at")
+        days_since_first=sql.days_since("first_purchase_at"),
+        days_since_last=sql.days_since("last_purchase_at"),
+        last_purchase_at="last_purchase_at",
     )
     execute(
         conn,

@@ -24,6 +24,7 @@ Everyone gave profiling consent on 1 January 2026: tags that profile need it (te
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -195,6 +196,10 @@ def test_each_tag_keeps_its_inputs_and_version(backend):
                 {"p": "+86" + ALICE},
             ).all()
         why = {tag: (inputs if isinstance(inputs, dict) else json.loads(inputs)) for tag, inputs, _ in rows}
+        # The last purchase itself, as each database writes a timestamp into JSON (win-back compares it).
+        for tag in ("value_tier", "lifecycle"):
+            last = datetime.fromisoformat(why[tag].pop("last_purchase_at"))
+            assert last.replace(tzinfo=last.tzinfo or UTC) == datetime(2026, 11, 27, tzinfo=UTC)
         assert why["value_tier"] == {
             "days_since_last": 3,
             "purchases_in_window": 6,

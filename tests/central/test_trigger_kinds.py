@@ -20,7 +20,7 @@ from central import scheduler
 from central.campaigns import triggers
 from central.campaigns.models import WebhookDelivery
 from tests.central.consent_support import consent_event
-from tests.central.customer_support import phone
+from tests.central.customer_support import phone, sale
 from tests.central.trigger_support import (
     NOW,
     at,
@@ -34,6 +34,7 @@ from tests.central.trigger_support import (
     load,
     person,
     recompute,
+    sales,
     with_catalog,
 )
 
@@ -176,6 +177,57 @@ def test_repurchase_due_reminds_once_per_category_and_due_date(app):
     assert evaluate(app, NOW + timedelta(days=3))["fired"] == 1
     assert evaluate(app, NOW + timedelta(days=3, hours=1))["fired"] == 0
     assert [o for _, o, _ in fired(app, trigger)] == ["2026-12-02:Baby > Formula", "2026-12-06:Baby > Formula"]
+
+
+def late(app, event_id: str, p: str, when: timedelta, skus: tuple[str, ...] = ()) -> None:
+    """A receipt made at NOW + ``when`` that reaches central only an hour after NOW (a store back online)."""
+    sales(app, [sale(event_id, at(when), "50.00", phone=p, skus=list(skus))], now=NOW + timedelta(hours=1))
+
+
+@pytest.mark.parametrize("tag", ["lifecycle", "value_tier"])
+def test_win_back_is_stopped_by_a_purchase_the_tag_did_not_know_about_even_one_made_before_it(app, tag):
+    trigger = declare(app, "win-back", "win_back", {"tag": tag})
+    bob, carol = phone(1), phone(2)
+    for p in (bob, carol):
+        person(app, p)
+        buy(app, f"{p}-old", p, -timedelta(days=182))
+    recompute(app)  # both dormant, computed at NOW
+    # Bob's comeback was rung up two hours before the recompute; the till was offline and sent it after.
+    late(app, "b-back", bob, -timedelta(hours=2))
+    # Carol's late receipt is older than the purchase the tag knew: she is still dormant since then.
+    late(app, "c-older", carol, -timedelta(days=190))
+    assert evaluate(app, NOW + timedelta(hours=2))["fired"] == 1
+    assert fired(app, trigger) == [(customer(app, carol), instant(-timedelta(days=182)), "action")]
+
+
+def test_win_back_does_not_fire_again_for_the_comeback_purchase_that_arrived_late(app):
+    trigger = declare(app, "win-back", "win_back")
+    bob = phone(1)
+    person(app, bob)
+    buy(app, "b-old", bob, -timedelta(days=182))
+    recompute(app, NOW - timedelta(days=1))
+    assert evaluate(app, NOW - timedelta(days=1))["fired"] == 1
+    recompute(app)  # still dormant
+    late(app, "b-back", bob, -timedelta(hours=2))
+    assert evaluate(app, NOW + timedelta(hours=2))["fired"] == 0
+    assert fired(app, trigger) == [(customer(app, bob), instant(-timedelta(days=182)), "action")]
+
+
+def test_repurchase_due_is_stopped_by_a_purchase_of_the_category_the_tag_did_not_know_about(app):
+    with_catalog(app)
+    trigger = declare(app, "formula-due", "repurchase_due")
+    alice, bob = phone(1), phone(2)
+    for p in (alice, bob):
+        person(app, p)
+        for d in (3, 8, 13):  # Formula every 5 days: due 2 December
+            buy(app, f"{p}-{d}", p, -timedelta(days=d, hours=12), skus=["F900"])
+    recompute(app)
+    # Alice restocked two hours before the recompute; the receipt arrived after it.
+    late(app, "a-restock", alice, -timedelta(hours=2), skus=("F900",))
+    # Bob's late receipt is another category: his formula is still due.
+    late(app, "b-milk", bob, -timedelta(hours=2), skus=("M1",))
+    assert evaluate(app, NOW + timedelta(hours=2))["fired"] == 1
+    assert fired(app, trigger) == [(customer(app, bob), "2026-12-02:Baby > Formula", "action")]
 
 
 def _complaint(app, event_id: str, p: str, received: timedelta) -> None:

@@ -10,11 +10,19 @@ consent or the ledger: :mod:`central.campaigns.triggers.firing` adds both.
   missed run is made up but declaring the trigger does not sweep up the whole customer base);
   with ``unless_bought_again`` only customers with that single purchase; occasion = the first
   purchase's time.
-* ``win_back``: the ``lifecycle`` (or ``value_tier``) tag says dormant and no purchase arrived
-  since the tag was computed; occasion = the last purchase's time, so a customer fires once per
-  dormant spell and again only after buying and lapsing again.
+* ``win_back``: the ``lifecycle`` (or ``value_tier``) tag says dormant and the customer's last
+  purchase is still the one the tag was computed from; occasion = the last purchase's time, so a
+  customer fires once per dormant spell and again only after buying and lapsing again.
 * ``repurchase_due``: a category's repurchase tag (next due date) falls within ``days_before``
-  days and the category was not bought since; occasion = due date and category.
+  days and the category's last purchase is still the one the tag was computed from; occasion =
+  due date and category.
+
+Both compare what the statistics hold now with what the tag knew (the last purchase it recorded
+among its inputs), not a purchase's time with the tag's ``computed_at``: a purchase made before
+the recompute but received after it (a store that was offline, a late online source) is one the
+tag did not know about, and it stops the trigger until the next recompute decides again. A late
+purchase older than the last one the tag knew changes nothing, so it stops nothing. A tag written
+before its inputs held the last purchase falls back to comparing with ``computed_at``.
 * ``complaint``: a ``service.complaint`` event received within ``within_hours``; occasion =
   the event, so every complaint fires once.
 """
@@ -163,6 +171,19 @@ def _second_item(params: Mapping[str, Any], when: When) -> Select[Any]:
     return query.where(_stats.c.purchases == 1) if params["unless_bought_again"] else query
 
 
+def known_last_purchase(when: When, column: Any) -> ColumnElement[Any]:
+    """The last purchase a tag was computed from (its input ``last_purchase_at``), comparable with ``column``.
+
+    The input holds the statistics column as the database wrote it into JSON: on SQLite the stored
+    text itself, on PostgreSQL a timestamp that casts back exactly. A tag without it (written by
+    an earlier version) falls back to its ``computed_at``.
+    """
+    known: ColumnElement[Any] = _tags.c.inputs["last_purchase_at"].as_string()
+    if when.postgres:
+        known = cast(known, column.type)
+    return func.coalesce(known, _tags.c.computed_at)
+
+
 def _win_back(params: Mapping[str, Any], when: When) -> Select[Any]:
     last = _stats.c.last_purchase_at
     return (
@@ -179,8 +200,9 @@ def _win_back(params: Mapping[str, Any], when: When) -> Select[Any]:
             _tags.c.value == DORMANT,
             _customers.c.merged_into.is_(None),
             last.is_not(None),
-            # A purchase since the tag was computed means the customer is back, whatever the tag says.
-            last <= _tags.c.computed_at,
+            # A purchase the tag did not know about means the customer is back, whatever the tag says,
+            # even one made before the tag was computed but received after it.
+            last <= known_last_purchase(when, last),
         )
     )
 
@@ -205,7 +227,8 @@ def _repurchase_due(params: Mapping[str, Any], when: When) -> Select[Any]:
             _tags.c.value >= when.today.isoformat(),
             _tags.c.value <= last_day.isoformat(),
             _customers.c.merged_into.is_(None),
-            _categories.c.last_purchase_at <= _tags.c.computed_at,
+            # Bought again since the due date was computed (received after it, whenever made): not due.
+            _categories.c.last_purchase_at <= known_last_purchase(when, _categories.c.last_purchase_at),
         )
     )
 
