@@ -8,6 +8,11 @@ bought in), never the events, and costs the same however long the two customers'
 
 A merged customer whose statistics were waiting for a recompute (``recompute_marks``, left by a
 split) has rows that cannot be trusted: its survivor is marked too and recomputed from events.
+
+Ingest recomputes the customers marked by the changes it makes itself, in the same transaction.
+A change made outside ingest (a split, a removed identifier, an accepted review item) calls
+:func:`settle` instead, so its customers' statistics are complete when it commits: segments,
+triggers and the API read them meanwhile, and a quiet chain may see no ingest for hours.
 """
 
 from __future__ import annotations
@@ -19,7 +24,8 @@ from typing import Any
 from sqlalchemy import Connection
 
 from central import bulk
-from central.customers.statistics import CUSTOMER_TABLES, StatTable, upsert
+from central.customers import rebuild
+from central.customers.statistics import CUSTOMER_TABLES, StatTable, settings, upsert
 from central.identity.models import RecomputeMark
 from central.models import table
 
@@ -50,6 +56,25 @@ def fold(conn: Connection, merged_away: Sequence[tuple[int, int]], now: datetime
             continue
         upsert(conn, target, _combined(target, rows, into))
         conn.exec_driver_sql(f"DELETE FROM {target.table.name} WHERE customer_id IN ({listed})")  # noqa: S608
+
+
+def settle(conn: Connection, customer_ids: Sequence[int], offset_minutes: int | None = None) -> None:
+    """Recompute from their events the statistics of those of ``customer_ids`` that are marked; clear their marks.
+
+    A split is rare and reads only its own customers' events, so it is done at once, in the
+    caller's transaction. ``offset_minutes`` is ``customers.utc_offset_minutes`` (the app's
+    setting when None).
+    """
+    if not customer_ids:
+        return
+    listed = bulk.integer_list(sorted(set(customer_ids)))
+    sql = f"SELECT customer_id FROM {_marks.name} WHERE customer_id IN ({listed})"  # noqa: S608 - integers only
+    marked = sorted(row[0] for row in conn.exec_driver_sql(sql))
+    if not marked:
+        return
+    rebuild.rebuild_customers(conn, marked, settings()[0] if offset_minutes is None else offset_minutes)
+    done = bulk.integer_list(marked)
+    conn.exec_driver_sql(f"DELETE FROM {_marks.name} WHERE customer_id IN ({done})")  # noqa: S608 - integers only
 
 
 def _combined(target: StatTable, rows: Sequence[Sequence[Any]], into: dict[int, int]) -> dict[Any, list[Any]]:

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from central import audit
 from central.cli import PROG, CliError, Command, existing_database, load
 from central.clock import system_clock
+from central.config import CentralConfig
 from central.identity import ledger, review, split
 from central.identity.models import Customer, LedgerEntry, ReviewItem
 from central.identity.registry import load_registry
@@ -20,13 +21,13 @@ from shared.masking import mask_identifier
 OPERATOR = "cli"
 
 
-def _in_session(args: argparse.Namespace, work: Callable[[Session, Any], int]) -> int:
+def _in_session(args: argparse.Namespace, work: Callable[[Session, Any, CentralConfig], int]) -> int:
     config, path = load(args)
     registry = load_registry(config)
     engine = existing_database(config, path)
     try:
         with Session(engine) as db:
-            return work(db, registry)
+            return work(db, registry, config)
     finally:
         engine.dispose()
 
@@ -34,10 +35,18 @@ def _in_session(args: argparse.Namespace, work: Callable[[Session, Any], int]) -
 def cmd_split(args: argparse.Namespace) -> int:
     """Undo one merge or link of a customer (ledger row from `review` or the API's ledger view)."""
 
-    def work(db: Session, registry: Any) -> int:
+    def work(db: Session, registry: Any, config: CentralConfig) -> int:
         now = system_clock()
         try:
-            result = split.split(db, args.customer, args.ledger_row, now=now, operator=OPERATOR, registry=registry)
+            result = split.split(
+                db,
+                args.customer,
+                args.ledger_row,
+                now=now,
+                operator=OPERATOR,
+                registry=registry,
+                offset_minutes=config.customers_utc_offset_minutes,
+            )
         except split.SplitError as exc:
             raise CliError(str(exc)) from None
         audit.record(
@@ -58,12 +67,14 @@ def cmd_split(args: argparse.Namespace) -> int:
 def cmd_remove_identifier(args: argparse.Namespace) -> int:
     """Remove an identifier from its customer and keep it from ever linking again."""
 
-    def work(db: Session, registry: Any) -> int:
+    def work(db: Session, registry: Any, config: CentralConfig) -> int:
         value, reason = registry.check(args.type, args.value, args.app_id)
         if value is None:
             raise CliError(f"the {args.type} value cannot identify anyone ({reason})", status=2)
         now = system_clock()
-        customer = split.remove_identifier(db, args.type, value, now=now, operator=OPERATOR)
+        customer = split.remove_identifier(
+            db, args.type, value, now=now, operator=OPERATOR, offset_minutes=config.customers_utc_offset_minutes
+        )
         shown = mask_identifier(args.type, value)
         audit.record(
             db,
@@ -84,7 +95,7 @@ def cmd_remove_identifier(args: argparse.Namespace) -> int:
 def cmd_review(args: argparse.Namespace) -> int:
     """List open review items, or accept / reject one."""
 
-    def work(db: Session, registry: Any) -> int:
+    def work(db: Session, registry: Any, config: CentralConfig) -> int:
         now = system_clock()
         if args.action == "list":
             items, total = review.list_items(db, args.status, args.limit, 0)
@@ -101,7 +112,8 @@ def cmd_review(args: argparse.Namespace) -> int:
             raise CliError(f"review {args.action} needs the item number", status=2)
         try:
             if args.action == "accept":
-                done = review.accept(db, registry, args.item, operator=OPERATOR, now=now)
+                offset = config.customers_utc_offset_minutes
+                done = review.accept(db, registry, args.item, operator=OPERATOR, now=now, offset_minutes=offset)
             else:
                 done = review.reject(db, args.item, operator=OPERATOR, now=now)
         except review.ReviewError as exc:
@@ -125,7 +137,7 @@ def cmd_review(args: argparse.Namespace) -> int:
 def cmd_rebuild(args: argparse.Namespace) -> int:
     """Replay the identity ledger and report (or, with --apply, repair) any difference with the tables."""
 
-    def work(db: Session, registry: Any) -> int:
+    def work(db: Session, registry: Any, config: CentralConfig) -> int:
         found = ledger.rebuild(db, apply=args.apply)
         db.commit()
         print(

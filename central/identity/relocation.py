@@ -42,6 +42,7 @@ class Pending:
     kept: set[int] = field(default_factory=set)  # the split customers, whose counts lose what leaves
     others: set[int] = field(default_factory=set)  # the other customers of the splits: recounted
     live: set[int] = field(default_factory=set)
+    marked: list[int] = field(default_factory=list)  # the customers left marked for a statistics recompute
 
     def add(
         self,
@@ -76,7 +77,8 @@ class Pending:
         # has no sales and no statistics rows (a merge folded them into its survivor).
         before = {owner for _, owner, _ in rows}
         after = {self.targets[ident] for _, _, ident in rows if ident in self.targets and ident not in self.through}
-        changes.mark_recompute(conn, sorted(before | after), now, "split")
+        self.marked = sorted(before | after)
+        changes.mark_recompute(conn, self.marked, now, "split")
         golden.refresh(db, registry, self.live, now)
 
 

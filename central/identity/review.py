@@ -18,6 +18,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from central import bulk
+from central.customers import moves
 from central.identity import changes
 from central.identity.merges import MergeRefused, clashes, merge_customers
 from central.identity.models import LINK, SUSPICIOUS, TRUSTED, Customer, Identifier, LedgerEntry, ReviewItem
@@ -112,8 +113,15 @@ def _open_item(db: Session, item_id: int) -> ReviewItem:
     return item
 
 
-def accept(db: Session, registry: Registry, item_id: int, *, operator: str, now: datetime) -> Decision:
-    """Do what review item ``item_id`` proposed, as ``operator``."""
+def accept(
+    db: Session, registry: Registry, item_id: int, *, operator: str, now: datetime, offset_minutes: int | None = None
+) -> Decision:
+    """Do what review item ``item_id`` proposed, as ``operator``.
+
+    A merge folds the two customers' statistics; a survivor left marked for a recompute (one of
+    them was waiting for one) is recomputed in the same transaction (``offset_minutes``:
+    ``customers.utc_offset_minutes``, the app's when None).
+    """
     item = _open_item(db, item_id)
     customer = _live(db, item.customer_id)
     other = _live(db, item.other_customer_id)
@@ -141,6 +149,7 @@ def accept(db: Session, registry: Registry, item_id: int, *, operator: str, now:
             )
         except MergeRefused as exc:
             raise ReviewError(f"{exc}; remove the conflicting identifier first", exc.clash or "refused") from None
+        moves.settle(db.connection(), [customer], offset_minutes)
     elif customer is not None and item.evidence and item.identifier_id is None:
         customer = _attach(db, customer, item.evidence, operator, now, detail)
     _close(db, item, ACCEPTED, operator, now)

@@ -23,6 +23,7 @@ from sqlalchemy import Connection, or_, select, update
 from sqlalchemy.orm import Session
 
 from central import bulk
+from central.customers import moves
 from central.identity import changes, relocation
 from central.identity.models import (
     LINK,
@@ -238,9 +239,20 @@ def _write_customers(
 
 
 def split(
-    db: Session, customer_id: int, ledger_id: int, *, now: datetime, operator: str, registry: Registry | None = None
+    db: Session,
+    customer_id: int,
+    ledger_id: int,
+    *,
+    now: datetime,
+    operator: str,
+    registry: Registry | None = None,
+    offset_minutes: int | None = None,
 ) -> SplitResult:
-    """Undo ledger row ``ledger_id`` (a merge, or a link through another identifier) of a live customer."""
+    """Undo ledger row ``ledger_id`` (a merge, or a link through another identifier) of a live customer.
+
+    The statistics of every customer whose events changed owner are recomputed in the same
+    transaction (``offset_minutes``: ``customers.utc_offset_minutes``, the app's when None).
+    """
     conn = db.connection()
     row = conn.execute(select(_customers.c.merged_into).where(_customers.c.id == customer_id)).first()
     if row is None:
@@ -281,6 +293,7 @@ def split(
         pending=pending,
     )
     pending.write(db, registry or default_registry(), now)
+    moves.settle(conn, pending.marked, offset_minutes)
     return result
 
 
@@ -335,9 +348,19 @@ def detach_values(
 
 
 def remove_identifier(
-    db: Session, kind: str, value: str, *, now: datetime, operator: str, reason: str = "removed"
+    db: Session,
+    kind: str,
+    value: str,
+    *,
+    now: datetime,
+    operator: str,
+    reason: str = "removed",
+    offset_minutes: int | None = None,
 ) -> int | None:
-    """Tombstone a stored identifier; return the customer it was taken from (None if it had none)."""
+    """Tombstone a stored identifier; return the customer it was taken from (None if it had none).
+
+    That customer's statistics are recomputed in the same transaction, as after a split.
+    """
     conn = db.connection()
     row = conn.execute(
         select(_identifiers.c.id, _identifiers.c.customer_id, _identifiers.c.state).where(
@@ -359,4 +382,5 @@ def remove_identifier(
         entry = (now, UNLINK, reason, ident, None, customer, None, None, None, None, operator, None)
         bulk.insert(conn, _ledger, changes.LEDGER_COLUMNS, [entry])
         changes.mark_recompute(conn, [customer], now, "identifier_removed")
+        moves.settle(conn, [customer], offset_minutes)
     return customer

@@ -13,8 +13,10 @@ from sqlalchemy.orm import Session
 from central import bulk
 from central.customers import catalog, rebuild, statistics
 from central.customers.models import CustomerDay, CustomerStats
-from central.identity.models import Customer, EventCustomer, LedgerEntry
-from central.identity.split import split
+from central.identity.changes import mark_recompute
+from central.identity.models import Customer, EventCustomer, LedgerEntry, ReviewItem
+from central.identity.review import accept
+from central.identity.split import remove_identifier, split
 from central.models import table
 from central.sources.backfill import DEFAULT_CHUNK
 from central.sources.events import read_events, store_rows
@@ -135,12 +137,55 @@ def test_a_split_recomputes_both_sides(backend):
             merge = db.scalar(select(LedgerEntry.id).where(LedgerEntry.action == "merge"))
             split(db, survivor, merge, now=NOW, operator="test", registry=default_registry())
             db.commit()
-        # The next transaction through ingest picks up the marks, even with no sale in it.
-        with engine.begin() as conn:
-            statistics.record_sales(conn, [])
-            assert conn.execute(text("SELECT COUNT(*) FROM recompute_marks")).scalar() == 0
+        # Both sides are complete when the split commits: segments, triggers and the API read them
+        # at once, and no ingest transaction may come for hours.
+        assert _marks(engine) == 0
         after = snapshot(engine)
         assert sorted((r[1], r[2]) for r in after["customer_stats"]) == [(2, 3000), (2, 7000)]
+    assert _full(backend.url) == after
+
+
+def _marks(engine) -> int:
+    with engine.connect() as conn:
+        return int(conn.execute(text("SELECT COUNT(*) FROM recompute_marks")).scalar_one())
+
+
+def test_removing_an_identifier_leaves_its_customer_complete(backend):
+    with engine_at(backend.url) as engine:
+        store(engine, [sale("b", "2026-11-04T10:00:00+08:00", "40.00", phone=phone(1), card=card(1))])
+        with Session(engine) as db:
+            remove_identifier(db, "member_card", card(1), now=NOW, operator="test")
+            db.commit()
+        assert _marks(engine) == 0
+        after = snapshot(engine)
+        assert [(r[1], r[2]) for r in after["customer_stats"]] == [(1, 4000)]
+    assert _full(backend.url) == after
+
+
+def test_accepting_a_review_merge_recomputes_a_survivor_left_waiting(backend):
+    with engine_at(backend.url) as engine:
+        # Three cards with one phone, then a fourth card's customer meets that phone: over the limit, to review.
+        store(
+            engine,
+            [sale(f"a{n}", f"2026-11-0{n}T10:00:00+08:00", "10.00", phone=phone(1), card=card(n)) for n in (1, 2, 3)],
+        )
+        store(engine, [sale("b1", "2026-11-04T10:00:00+08:00", "20.00", card=card(4))])
+        store(engine, [sale("ab", "2026-11-05T10:00:00+08:00", "30.00", phone=phone(1), card=card(4))])
+        with Session(engine) as db:
+            item = db.scalar(select(ReviewItem).where(ReviewItem.reason == "limit_exceeded"))
+            assert item is not None
+            item_id, other = item.id, int(item.other_customer_id or 0)
+            # The card's customer waits for a recompute (as one a split in a large batch left marked),
+            # its statistics not to be trusted until then.
+            mark_recompute(db.connection(), [other], NOW, "split")
+            db.execute(text("DELETE FROM customer_stats WHERE customer_id = :c"), {"c": other})
+            db.commit()
+        with Session(engine) as db:
+            accept(db, default_registry(), item_id, operator="test", now=NOW)
+            db.commit()
+        assert _marks(engine) == 0
+        after = snapshot(engine)
+        assert [(r[1], r[2]) for r in after["customer_stats"]] == [(5, 8000)]
     assert _full(backend.url) == after
 
 
