@@ -1,6 +1,9 @@
 """``central-server export-tags --out DIR``: tags.csv and statistics.csv for warehouses and audits.
 
-``tags.csv`` holds customer_id, tag, value, definition version and computed_at (RFC 3339);
+``tags.csv`` holds customer_id, tag, value, definition version and computed_at (RFC 3339) of live
+customers: a customer merged away since the last recompute has no statistics and no longer exists,
+so its tags (still stored until that recompute rewrites them) are left out. A survivor's tags are
+those of the last recompute, as their computed_at says; its statistics already hold both sides.
 ``statistics.csv`` holds customer_id and each statistic (amounts in currency units), then the
 purchases and amounts of the rolling windows ending on the chain's local today. Both are read from
 one snapshot (REPEATABLE READ on PostgreSQL), a page at a time by key, and written to a
@@ -22,6 +25,7 @@ from central.csvfiles import write_csv
 from central.customers.models import CustomerStats, CustomerTag
 from central.customers.profile import STAT_COLUMNS, WINDOW_COLUMNS, local_today, stat_cells, windows
 from central.db import READ_ONLY
+from central.identity.models import Customer
 from central.models import table
 from shared.wire import format_time
 
@@ -30,6 +34,7 @@ FILES = ("tags.csv", "statistics.csv")
 TAG_HEADER = ["customer_id", "tag", "value", "definition_version", "computed_at"]
 _tags = table(CustomerTag)
 _stats = table(CustomerStats)
+_customers = table(Customer)
 
 
 @dataclass(frozen=True)
@@ -44,7 +49,13 @@ def _tag_rows(conn: Connection, page: int) -> Iterator[list[Any]]:
     columns = (_tags.c.customer_id, _tags.c.tag, _tags.c.value, _tags.c.version, _tags.c.computed_at)
     last: tuple[int, str] | None = None
     while True:
-        query = select(*columns).order_by(_tags.c.customer_id, _tags.c.tag).limit(page)
+        query = (
+            select(*columns)
+            .join(_customers, _customers.c.id == _tags.c.customer_id)
+            .where(_customers.c.merged_into.is_(None))
+            .order_by(_tags.c.customer_id, _tags.c.tag)
+            .limit(page)
+        )
         if last is not None:
             query = query.where(
                 or_(_tags.c.customer_id > last[0], and_(_tags.c.customer_id == last[0], _tags.c.tag > last[1]))

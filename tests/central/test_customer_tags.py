@@ -23,6 +23,7 @@ Everyone gave profiling consent on 1 January 2026: tags that profile need it (te
 
 from __future__ import annotations
 
+import csv
 import json
 from datetime import UTC, datetime
 from typing import Any
@@ -35,6 +36,7 @@ from sqlalchemy.orm import Session
 from central.config_loader import load_config
 from central.customers import catalog, tagging
 from central.customers.clv import Histories, fit_purchases, fit_spend, lifetime_value
+from central.customers.export import export_tags
 from central.identity.models import LedgerEntry
 from central.identity.split import split
 from tests.central.customer_support import NOW, PRODUCTS, card, engine_at, phone, profiling_consent, sale, store
@@ -352,3 +354,20 @@ def test_online_orders_that_name_no_store_are_no_store(backend):
         with engine.connect() as conn:
             inputs = conn.execute(text("SELECT inputs FROM customer_tags WHERE tag = 'preferred_store'")).scalar_one()
     assert (inputs if isinstance(inputs, dict) else json.loads(inputs)) == {"purchases": 1, "share": 0.5, "stores": 1}
+
+
+def test_the_export_leaves_out_the_tags_of_a_customer_merged_away_since_the_recompute(backend, tmp_path):
+    with engine_at(backend.url) as engine:
+        store(engine, [sale("p", "2026-11-20T10:00:00+08:00", "30.00", phone=ALICE)])
+        store(engine, [sale("c", "2026-11-21T10:00:00+08:00", "40.00", card=card(1))])
+        _recompute(engine)
+        store(engine, [sale("both", "2026-11-22T10:00:00+08:00", "50.00", phone=ALICE, card=card(1))])
+        done = export_tags(engine, tmp_path, NOW, CONFIG.customers_utc_offset_minutes)
+        with engine.connect() as conn:
+            merged = conn.execute(text("SELECT id, merged_into FROM customers WHERE merged_into IS NOT NULL")).one()
+        with (tmp_path / "tags.csv").open(encoding="utf-8", newline="") as stream:
+            rows = list(csv.DictReader(stream))
+    # Only the survivor: its tags as of the recompute, its statistics with both sides.
+    assert {r["customer_id"] for r in rows} == {str(merged[1])}
+    assert [r["value"] for r in rows if r["tag"] == "value.spend"] == ["30.00"]
+    assert (done.tags, done.statistics) == (len(rows), 1)
