@@ -27,11 +27,28 @@ WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 APP_NAMES = ("app",)
 MINI_PROGRAM_NAMES = ("mini_program", "miniprogram", "mini-program", "wechat_mini_program")
 _CENT = Decimal("0.01")
+# Every amount central keeps is in the chain's currency (docs/decisions/0087-one-currency.md); the
+# spellings a till or a source may give it. A sale that names no currency is in it.
+CURRENCY_NAMES = ("", "CNY", "RMB")
 # Hours in a daypart; 1 January 1970 (local day 0) was a Thursday.
 DAYPART_SECONDS = 6 * 3600
 _DAY_ZERO = date(1970, 1, 1)
 _DAY_ZERO_WEEKDAY = 3
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def currency_problem(kind: str, payload: Any) -> str | None:
+    """``unsupported_currency`` for a sale in another currency than the chain's (CNY), else None.
+
+    Its total cannot be added to yuan and no rate is known for it: refused with a reason the
+    source sees, never mixed into the amounts.
+    """
+    if kind not in SALE_KINDS or not isinstance(payload, dict):
+        return None
+    currency = payload.get("currency")
+    if currency is None or str(currency).strip().upper() in CURRENCY_NAMES:
+        return None
+    return "unsupported_currency"
 
 
 def local_epoch(offset_minutes: int) -> datetime:

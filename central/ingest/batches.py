@@ -30,6 +30,7 @@ from central.auth import AuthenticatedDevice
 from central.campaigns import coupon_redemptions, coupons
 from central.customers import consent, dashboard, purchases, reprints, statistics
 from central.customers.models import Receipt
+from central.customers.sales import currency_problem
 from central.errors import ConcurrentChange
 from central.fleet.models import Device
 from central.identity.registry import Registry
@@ -132,6 +133,8 @@ def _event_problem(device: AuthenticatedDevice, event: wire.Event) -> str | None
         return "invalid_seq"
     if event.kind == "pos.receipt" and abs(Decimal(event.payload["total"])) >= MAX_RECEIPT_TOTAL:
         return "invalid_payload:total"
+    if problem := currency_problem(event.kind, event.payload):
+        return problem
     return presence.presence_problem(event.kind, event.payload)
 
 

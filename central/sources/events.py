@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 
 from central import bulk
 from central.customers import consent, dashboard, statistics
+from central.customers.sales import currency_problem
 from central.identity import golden
 from central.identity.registry import Registry
 from central.identity.resolve import IdentityFact, Resolution, resolve
@@ -100,7 +101,10 @@ def observed(text: str, latest: datetime) -> datetime | str:
 def attribute_problem(row: SourceRow) -> str | None:
     """``invalid_attribute:birthday`` for a birthday no one can have when the event was observed (unreadable,
     before 1900 or after the event: :func:`central.identity.golden.plausible_birthday`), the bounds the
-    legacy import calls ``implausible_date``; a placeholder such as 2099-01-01 would make an adult a minor."""
+    legacy import calls ``implausible_date``; a placeholder such as 2099-01-01 would make an adult a minor.
+    ``unsupported_currency`` for a sale in another currency than the chain's (:func:`currency_problem`)."""
+    if problem := currency_problem(row.event.kind, row.event.payload):
+        return problem
     birthday = (row.event.attributes or {}).get("birthday")
     if birthday is None:
         return None

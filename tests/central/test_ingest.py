@@ -197,6 +197,14 @@ def test_values_no_column_can_hold_are_rejected_not_a_500(app, client, agent):
     assert row_counts(app)["events"] == 0
 
 
+def test_a_receipt_in_another_currency_than_the_chains_is_rejected(app, client, agent):
+    usd = agent.event("pos.receipt", {"receipt_no": "R1", "total": "100.00", "currency": "USD"})
+    cny = agent.event("pos.receipt", {"receipt_no": "R2", "total": "100.00", "currency": "CNY"})
+    reply = agent.send(client, [usd, cny])
+    assert reply["rejected"] == [{"event_id": usd.event_id, "reason": "unsupported_currency"}]
+    assert reply["accepted"] == [cny.event_id]
+
+
 def test_api_errors_are_json(client):
     missing = client.get("/api/v1/nothing-here")
     assert missing.status_code == 404

@@ -264,6 +264,35 @@ def test_a_birthday_or_a_date_no_one_can_have_is_rejected_with_its_reason(app, c
     assert dict(summary.rejected) == {"invalid_attribute:birthday": 4, "invalid_observed_at": 1}
 
 
+def test_a_sale_in_another_currency_than_the_chains_is_rejected_not_added_to_the_yuan(app, client, tmp_path):
+    """A USD order of 100.00 used to add 100 to the customer's spend in yuan."""
+    who = {"phone": "13800139201"}
+    events = [
+        source_event("u1", "order.online", identifiers=who, payload={"total": "100.00", "currency": "USD"}),
+        source_event(
+            "u2", "pos.receipt", identifiers=who, payload={"receipt_no": "R1", "total": "5.00", "currency": "hkd"}
+        ),
+        source_event("c1", "order.online", identifiers=who, payload={"total": "30.00", "currency": "CNY"}),
+        source_event("c2", "order.online", identifiers=who, payload={"total": "20.00", "currency": " rmb"}),
+        source_event("c3", "order.online", identifiers=who, payload={"total": "10.00"}),
+    ]
+    reply = post_events(client, new_key(app), events).get_json()
+    assert reply["accepted"] == ["c1", "c2", "c3"]
+    assert [(r["event_id"], r["reason"]) for r in reply["rejected"]] == [
+        ("u1", "unsupported_currency"),
+        ("u2", "unsupported_currency"),
+    ]
+    with central_db.engine_for(app).connect() as conn:
+        assert conn.execute(text("SELECT purchases, spent FROM customer_stats")).all() == [(3, 6000)]
+    path = tmp_path / "orders.jsonl"
+    path.write_text("\n".join(json.dumps({**e, "event_id": "x" + e["event_id"]}) for e in events) + "\n")
+    with central_db.session_factory(app)() as db:
+        registry = load_registry(app.config["CENTRAL"])
+        summary = load_events(db, path, "crm", registry=registry, clock=app.config["CLOCK"])
+    assert summary.accepted == 3
+    assert dict(summary.rejected) == {"unsupported_currency": 2}
+
+
 def test_receipts_from_a_source_link_their_member_like_an_agents(app, client):
     key = new_key(app, "pos-history")
     receipt = {"receipt_no": "R1", "total": "10.00", "member": {"phone": "13800139077", "card": "VIP-77"}}
