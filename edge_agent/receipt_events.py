@@ -15,12 +15,16 @@ text and codes (all card data already removed, see receipt_reader.py)::
 (a masked phone is not): central links the sale to a customer by it, as it does for line mode.
 
 A receipt no profile reads (or one without a receipt number or total) is quarantined, sealed,
-with the reason; what is kept is the redacted text and codes as JSON (never printer bytes), so
-``edge-agent reparse`` can read it again once a profile is fixed.
+with the reason; what is kept is the redacted text and codes as JSON and, when the reader still had
+them, the printer bytes it was printed from (base64, card data removed the same way), so
+``edge-agent reparse`` can read it again once a profile is fixed, or decode it again in another
+printer mode (``--kanji``).
 """
 
 from __future__ import annotations
 
+import base64
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -81,30 +85,40 @@ def receipt_record(record: ReceiptRecord, observed_at: str, received_at: float, 
     return Quarantined(
         source=source,
         reason=reason or "no_sale",
-        raw=quarantine_body(record.printed, observed_at),
+        raw=quarantine_body(record.printed, observed_at, record.printer_bytes),
         received_at=received_at,
         offset=record.printed.end,
     )
 
 
-def quarantine_body(printed: PrintedReceipt, observed_at: str) -> bytes:
-    """What a quarantine row keeps of a receipt without a sale: its redacted text and codes."""
-    return orjson.dumps(
-        {
-            "format": QUARANTINE_FORMAT,
-            "observed_at": observed_at,
-            "text_lines": list(printed.lines),
-            "codes": [{"symbology": c.symbology, "data": c.data} for c in printed.codes],
-            "ended_by": printed.ended_by,
-            "bytes": [printed.start, printed.end],
-            "images": printed.images,
-            "warnings": list(printed.warnings),
-        }
-    )
+def quarantine_body(printed: PrintedReceipt, observed_at: str, printer_bytes: bytes | None = None) -> bytes:
+    """What a quarantine row keeps of a receipt without a sale: its redacted text, codes and printer bytes."""
+    doc: dict[str, Any] = {
+        "format": QUARANTINE_FORMAT,
+        "observed_at": observed_at,
+        "text_lines": list(printed.lines),
+        "codes": [{"symbology": c.symbology, "data": c.data} for c in printed.codes],
+        "ended_by": printed.ended_by,
+        "bytes": [printed.start, printed.end],
+        "images": printed.images,
+        "warnings": list(printed.warnings),
+    }
+    if printer_bytes is not None:
+        doc["printer_bytes"] = base64.b64encode(printer_bytes).decode("ascii")
+    return orjson.dumps(doc)
 
 
-def from_quarantine(raw: bytes | None) -> tuple[PrintedReceipt, str] | None:
-    """The printed receipt and its observation time a quarantine row holds, or None if it holds none."""
+@dataclass(frozen=True, slots=True)
+class QuarantinedReceipt:
+    """What a quarantine row holds of a printed receipt."""
+
+    printed: PrintedReceipt
+    observed_at: str
+    printer_bytes: bytes | None  # redacted (receipt_reader.redact_printer_bytes); None in older rows
+
+
+def from_quarantine(raw: bytes | None) -> QuarantinedReceipt | None:
+    """The printed receipt a quarantine row holds, or None if it holds none."""
     if not raw or not raw.startswith(b"{"):
         return None
     try:
@@ -123,4 +137,5 @@ def from_quarantine(raw: bytes | None) -> tuple[PrintedReceipt, str] | None:
         images=doc["images"],
         warnings=tuple(doc["warnings"]),
     )
-    return printed, str(doc["observed_at"])
+    kept = doc.get("printer_bytes")
+    return QuarantinedReceipt(printed, str(doc["observed_at"]), base64.b64decode(kept) if kept else None)

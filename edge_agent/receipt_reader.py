@@ -10,13 +10,22 @@ digits no card network issues) is given back once the profile has found it.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Container, Iterable, Sequence
 from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from edge_agent.parsing.escpos import IMPLAUSIBLE, TOO_LARGE, Code, EscposParser, Kanji, PrintedReceipt
+from edge_agent.parsing.escpos import (
+    IMPLAUSIBLE,
+    MAX_RECEIPT_BYTES,
+    TOO_LARGE,
+    Code,
+    EscposParser,
+    Kanji,
+    PrintedReceipt,
+)
 from edge_agent.parsing.receipt_profile import Profile, ProfileError, parse_profile
 from edge_agent.parsing.receipt_sale import Sale, SaleError, read_sale
 from edge_agent.privacy import TOKEN, PanRedactor, card_issuer_prefix, drop_card_secrets
@@ -29,6 +38,7 @@ class ReceiptRecord:
     printed: PrintedReceipt
     sale: Sale | None
     error: str | None
+    printer_bytes: bytes | None = None  # what the printer was sent for it, card data removed; None if not kept
 
     def as_json(self) -> dict[str, Any]:
         """``{text_lines, codes, sale | error, ...}`` as ``edge-agent parse --json`` prints it."""
@@ -45,6 +55,30 @@ class ReceiptRecord:
         out["images"] = self.printed.images
         out["warnings"] = list(self.printed.warnings)
         return out
+
+
+# A card-number token as PanRedactor.raw writes it into printer bytes (UTF-8), and as kept here:
+# ASCII, so that it reads the same in whatever code page or double-byte mode the bytes are decoded.
+_RAW_TOKEN = re.compile(rb"\[PAN \xe2\x80\xa6([0-9]{4}) #([a-p]{16})\]")
+_KEPT_TOKEN = re.compile(r"\[PAN \.\.\.([0-9]{4}) #([a-p]{16})\]")
+
+
+def redact_printer_bytes(data: bytes, redactor: PanRedactor) -> bytes:
+    """Printer bytes with track data and CVV codes dropped and card numbers redacted, tokens in ASCII."""
+    return _RAW_TOKEN.sub(rb"[PAN ...\1 #\2]", redactor.raw(data))
+
+
+def restore_tokens(printed: PrintedReceipt) -> PrintedReceipt:
+    """A receipt parsed from :func:`redact_printer_bytes` output, its card tokens as text redaction writes them."""
+
+    def fix(text: str) -> str:
+        return _KEPT_TOKEN.sub(r"[PAN …\1 #\2]", text) if "[PAN ..." in text else text
+
+    return replace(
+        printed,
+        lines=tuple(fix(line) for line in printed.lines),
+        codes=tuple(Code(c.symbology, fix(c.data)) for c in printed.codes),
+    )
 
 
 def redact(printed: PrintedReceipt, redactor: PanRedactor, keep: Container[str] = ()) -> PrintedReceipt:
@@ -77,8 +111,17 @@ def read_record(clean: PrintedReceipt, profiles: Sequence[Profile], only: str | 
         return ReceiptRecord(clean, None, "implausible_command" if garbage else exc.reason)
 
 
+RAW_KEPT = 2 * MAX_RECEIPT_BYTES
+"""How many of the latest printer bytes the reader keeps for the receipt in progress; a receipt
+spanning more (mostly images) gets no ``printer_bytes``."""
+
+
 class ReceiptReader:
-    """Feeds a printer stream through the parser and turns each receipt into a record."""
+    """Feeds a printer stream through the parser and turns each receipt into a record.
+
+    Each record carries the printer bytes of its receipt, card data removed (privacy.py), so a
+    quarantined receipt can be read again from what the printer was sent (``edge-agent reparse``).
+    """
 
     def __init__(
         self,
@@ -93,25 +136,61 @@ class ReceiptReader:
         self.redactor = redactor
         self.only = only
         self.parser = EscposParser(kanji=kanji, start_offset=start_offset)
+        self._raw = bytearray()  # the latest printer bytes, from stream offset _raw_start
+        self._raw_start = start_offset
 
     def feed(self, data: bytes) -> list[ReceiptRecord]:
         """Records for the receipts ``data`` completes."""
-        return [self.record(p) for p in self.parser.feed(data)]
+        self._raw += data
+        return self._records(self.parser.feed(data))
 
     def idle(self) -> list[ReceiptRecord]:
         """The port went quiet: the receipt in progress, if any, is complete."""
-        return [self.record(p) for p in self.parser.idle()]
+        return self._records(self.parser.idle())
 
     def close(self) -> list[ReceiptRecord]:
         """The stream ended."""
-        return [self.record(p) for p in self.parser.close()]
+        return self._records(self.parser.close())
 
-    def record(self, printed: PrintedReceipt) -> ReceiptRecord:
+    def skip(self, data: bytes) -> int:
+        """Parse ``data`` that cannot be kept, so state and offsets stay right; how many receipts it ended."""
+        ended = len(self.parser.feed(data))
+        self._raw.clear()
+        self._raw_start = self.parser.offset
+        return ended
+
+    def _records(self, printed: list[PrintedReceipt]) -> list[ReceiptRecord]:
+        out = [self.record(p, self._printer_bytes(p)) for p in printed]
+        if printed:  # what is before the last receipt's end is no receipt's any more
+            del self._raw[: max(0, printed[-1].end - self._raw_start)]
+            self._raw_start = max(self._raw_start, printed[-1].end)
+        if len(self._raw) > RAW_KEPT:
+            cut = len(self._raw) - RAW_KEPT
+            del self._raw[:cut]
+            self._raw_start += cut
+        return out
+
+    def _printer_bytes(self, printed: PrintedReceipt) -> bytes | None:
+        if printed.start < self._raw_start:
+            return None  # its start was let go of
+        raw = bytes(self._raw[printed.start - self._raw_start : printed.end - self._raw_start])
+        return raw if len(raw) == printed.end - printed.start else None
+
+    def record(self, printed: PrintedReceipt, printer_bytes: bytes | None = None) -> ReceiptRecord:
         """Redact one printed receipt and read its sale (:func:`read_record`).
 
         A receipt number that redaction took for a card number is given back when no card network
-        issues numbers starting like it (:meth:`receipt_number`).
+        issues numbers starting like it (:meth:`receipt_number`). The ``printer_bytes`` of a receipt
+        without a sale, receipt number or total are kept on the record, card data removed from them
+        (:func:`redact_printer_bytes`).
         """
+        record = self._read(printed)
+        sale = record.sale
+        if printer_bytes is None or (sale is not None and sale.receipt_no and sale.total):
+            return record  # only a receipt that will be quarantined needs its bytes
+        return replace(record, printer_bytes=redact_printer_bytes(printer_bytes, self.redactor))
+
+    def _read(self, printed: PrintedReceipt) -> ReceiptRecord:
         clean = redact(printed, self.redactor)
         first = read_record(clean, self.profiles, self.only)
         sale = first.sale

@@ -119,7 +119,8 @@ class AgentConfig:
         "pos.kanji",
         "auto",
         "In `escpos` mode, the printer's Chinese double-byte mode after a reset: `on` (Chinese models), "
-        "`off` (Epson), `auto` (decided from each receipt's own commands).",
+        "`off` (Epson), `auto` (decided per receipt: Chinese unless the receipt cancels it with `FS .`, or "
+        "chose a code page with `ESC t` and its text is not GB18030; see docs/decisions/0084).",
         choices=("auto", "on", "off"),
     )
     pos_encoding: str = setting(

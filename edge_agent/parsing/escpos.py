@@ -17,8 +17,10 @@ Receipts end at a cut (``GS V``, ``ESC i``, ``ESC m``), a reset (``ESC @``) or a
 caller reports with :meth:`EscposParser.idle`, which also ends a command still waiting for its
 bytes: the parser holds no clock. Text is decoded when its
 receipt ends, so a receipt whose stream never says which printer dialect it speaks (Chinese
-printers start in double-byte mode, Epson's in code page PC437) is decoded by the evidence the
-receipt itself gives (``FS &``, ``ESC t 255`` versus ``ESC t n``). The command table is in
+printers start in double-byte mode, Epson's in code page PC437) is decoded by the evidence that
+receipt gives, never by an earlier receipt's: ``FS &``, ``FS .``, ``ESC t 255`` and ``ESC 9`` settle
+it; ``ESC t n`` alone does not (a Chinese printer keeps double-byte mode under it), so then text
+that is not GB18030 reads by the chosen page (docs/decisions/0084). The command table is in
 escpos_commands.py.
 """
 
@@ -105,7 +107,7 @@ class EscposParser:
         self._pending = b""
         self._cr = False  # the last byte was a CR: a LF right after it ends no second line
         self._payload: Payload | None = None  # a command's data still to skip or collect
-        self._dialect = "D"  # how the last receipt with evidence was decoded
+        self._page_chosen = False  # ESC t n since the last reset: single-byte text uses a chosen page
         self._receipt = ReceiptBuilder(start_offset, ("U", "cp437", double_byte, None), max_receipt_bytes)
         self._reset_printer()
 
@@ -237,6 +239,7 @@ class EscposParser:
 
     def _reset_printer(self) -> None:
         self._page = "cp437"
+        self._page_chosen = False
         self._intl = 0
         self._kanji = self._kanji_default
         self._double = self._double_default
@@ -268,12 +271,12 @@ class EscposParser:
         self._close("limit", at, out)
 
     def _close(self, reason: str, at: int, out: list[PrintedReceipt]) -> None:
-        receipt = self._receipt
-        self._dialect = receipt.dialect or self._dialect
-        printed = receipt.finish(reason, at, self._dialect)
+        printed = self._receipt.finish(reason, at)
         if printed is not None:
             out.append(printed)
         self._receipt = ReceiptBuilder(at, self._key, self._max_receipt_bytes)
+        # A page chosen before a cut is still the printer's page: the next receipt prints with it.
+        self._receipt.saw_single = self._page_chosen
 
     # -- commands ----------------------------------------------------------------------------
 
@@ -346,7 +349,7 @@ class EscposParser:
                 self._receipt.saw_double = True
             else:
                 self._page = page_name(n)
-                self._receipt.saw_single = True
+                self._page_chosen = self._receipt.saw_single = True
             self._rekey()
         elif cmd == 0x52:  # ESC R n international character set
             self._intl = n

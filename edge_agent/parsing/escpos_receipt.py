@@ -21,6 +21,7 @@ SegmentKey = tuple[str, str, str, dict[int, str] | None]
 # What a segment or a code costs beyond its bytes, counted against the limit so that a stream
 # switching code pages around every character cannot hold more objects than bytes.
 OVERHEAD = 64
+_HIGH = bytes(range(0x80, 0x100))
 TOO_LARGE = "receipt_too_large"
 """The warning on a receipt cut off at its size limit."""
 
@@ -165,12 +166,11 @@ class ReceiptBuilder:
         self.line_bytes = 0
         return kept
 
-    def finish(self, ended_by: str, end: int, dialect: str) -> PrintedReceipt | None:
+    def finish(self, ended_by: str, end: int) -> PrintedReceipt | None:
         """The receipt, decoded; None if nothing was printed on it but blank lines."""
         if not (self.segments or self.codes or self.images):
             return None  # a reset right after a cut, say: nothing was printed
-        mode = "D" if self.saw_double else "S" if self.saw_single else dialect
-        text = _decode(self.segments, mode)
+        text = _decode(self.segments, self.chinese)
         # Trailing spaces are layout, and so are blank lines before and after the text.
         lines = [line.rstrip() for line in text.split("\n")]
         while lines and not lines[-1]:
@@ -188,16 +188,39 @@ class ReceiptBuilder:
         )
 
     @property
-    def dialect(self) -> str | None:
-        """The mode this receipt's own commands point to, if any."""
-        return "D" if self.saw_double else "S" if self.saw_single else None
+    def chinese(self) -> bool:
+        """Whether text printed before any double-byte command decodes as double-byte.
+
+        A Chinese printer starts in double-byte mode, and ``ESC t n`` there picks the page of
+        single-byte characters only: a page choice alone proves no Epson printer. So when the
+        printer chose a page and no double-byte command settles it, the text decides: Chinese
+        unless most of its non-ASCII bytes are in text that is not GB18030 (an Epson printer's
+        jordbær, déjà).
+        """
+        if self.saw_double or not self.saw_single:
+            return True
+        weight = 0
+        for (mode, *_), raw in self.segments:
+            if mode == "U":
+                high = len(raw) - len(raw.translate(None, _HIGH))
+                weight += high if _double_byte_text(raw) else -high
+        return weight > 0
 
 
-def _decode(segments: list[tuple[SegmentKey, bytearray]], unknown_mode: str) -> str:
+def _double_byte_text(raw: bytearray) -> bool:
+    """Whether bytes read as GB18030 without an error (ASCII does)."""
+    try:
+        raw.decode("gb18030")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def _decode(segments: list[tuple[SegmentKey, bytearray]], chinese: bool) -> str:
     parts = []
     for (mode, page, double, table), raw in segments:
         if mode == "U":
-            mode = unknown_mode
+            mode = "D" if chinese else "S"
         if mode == "D":
             text = raw.decode(double, "replace")
         else:

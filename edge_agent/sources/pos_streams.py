@@ -123,4 +123,4 @@ class EscposStream:
 
     def lost(self, data: bytes) -> int:
         # Parsed (not read for sales) so the printer state and offsets stay right for what follows.
-        return len(self._reader.parser.feed(data))
+        return self._reader.skip(data)

@@ -169,6 +169,21 @@ def test_gbk_with_no_mode_command_reads_as_chinese_like_a_chinese_printer_after_
     assert parse_stream(data, kanji="off")[0].lines != ("合计: 12.50",)
 
 
+def test_a_code_page_chosen_on_one_receipt_leaves_the_next_ones_chinese_and_gbk_after_esc_t_0_reads():
+    # A Chinese printer keeps double-byte mode under ESC t n: an English Z-report selecting PC437,
+    # or a POS driver sending ESC t 0 at start-up, says nothing about the receipts after it.
+    sale = "联华超市\n单号:DC-1\n合计:35.50\n".encode("gbk")
+    z_report = ESC + b"@" + ESC + b"t\x00" + b"Z-REPORT / shift open\n" + GS + b"V\x00"
+    receipts = parse_stream(z_report + ESC + b"@" + sale + CUT + ESC + b"@" + sale + CUT)
+    chinese = ["联华超市", "单号:DC-1", "合计:35.50"]
+    assert texts(receipts) == [["Z-REPORT / shift open"], chinese, chinese]
+    [receipt] = parse_stream(ESC + b"@" + ESC + b"t\x00" + sale + CUT)
+    assert receipt.lines == ("联华超市", "单号:DC-1", "合计:35.50")
+    # A page chosen before a cut is still the printer's page on the next receipt (no reset between).
+    epson = ESC + b"t\x10" + b"caf\xe9\n" + CUT + b"d\xe9j\xe0\n" + CUT
+    assert texts(parse_stream(epson)) == [["café"], ["déjà"]]
+
+
 def test_code_page_chosen_later_in_the_receipt_decides_earlier_text():
     # escpos-php prints PC437 text first and switches with ESC t only when it needs another page.
     data = b"jordb\x91r " + ESC + b"t\x10" + b"d\xe9j\xe0\n" + CUT

@@ -43,12 +43,14 @@ def sale_fields(payload: dict) -> dict:
     return {k: v for k, v in payload.items() if k not in ("format", "member", "text_lines", "codes")}
 
 
-def escpos_source(tmp_path, sealer, url, emit, *, profiles=PROFILES, idle_gap=0.3, **options) -> SerialPosSource:
+def escpos_source(
+    tmp_path, sealer, url, emit, *, profiles=PROFILES, idle_gap=0.3, kanji="auto", **options
+) -> SerialPosSource:
     journal = CaptureJournal(tmp_path / "pos.journal", sealer, "pos", fsync=False)
     redactor = PanRedactor(KEY)
 
     def stream(offset: int) -> EscposStream:
-        return EscposStream(offset, profiles=profiles, redactor=redactor, clock=lambda: 1_780_000_000.0)
+        return EscposStream(offset, profiles=profiles, redactor=redactor, kanji=kanji, clock=lambda: 1_780_000_000.0)
 
     return SerialPosSource(
         url=url,
@@ -141,6 +143,49 @@ def test_a_receipt_no_profile_reads_is_quarantined_sealed_then_reparsed_once_a_p
     }
     assert event.payload["items"] == [{"name": "Green tea", "qty": "2", "unit_price": "9.00", "amount": "18.00"}]
     assert event.observed_at == orjson.loads(quarantined.raw)["observed_at"]  # when it was printed
+
+
+def supermarket(number: str, *, extra: tuple[str, ...] = (), total: str = "35.50") -> list[str]:
+    """The lines of a cn-supermarket receipt."""
+    return [
+        "联华超市(南京东路店)",
+        f"单号:{number}",
+        "机号:03",
+        "收银员:张三",
+        "日期:2026-11-23 10:15:00",
+        "品名           数量   单价    金额",
+        "海飞丝洗发水      1   35.50   35.50",
+        "--------------------------------",
+        f"合计:{total}",
+        *extra,
+        f"应收:{total}",
+    ]
+
+
+def printed(lines: list[str], head: bytes = b"\x1b@") -> bytes:
+    return head + "".join(line + "\n" for line in lines).encode("gb18030") + b"\n\n\x1dV\x00"
+
+
+def test_a_receipt_decoded_in_the_wrong_printer_mode_is_recovered_from_its_printer_bytes(tmp_path, sealer, outbox):
+    card = "6222021234567890128"
+    data = printed(supermarket("KJ-1", extra=(f"银行卡号:{card}",)))
+    got = Collected()
+    source = escpos_source(tmp_path, sealer, "loop://", got, kanji="off")  # pos.kanji set wrong for this till
+    source.feed(data)
+    [quarantined] = got.records
+    assert isinstance(quarantined, Quarantined) and quarantined.reason == "no_profile_matched"
+    assert card.encode() not in quarantined.raw and b"6222" not in quarantined.raw  # nor in the printer bytes
+    outbox.append(got.records)
+
+    redactor = PanRedactor(KEY)
+    assert reparse(outbox, PROFILES, redactor=redactor, kanji="off").sales == 0
+    outcome = reparse(outbox, PROFILES, redactor=redactor, kanji="on")
+    assert (outcome.sales, dict(outcome.still)) == (1, {})
+    assert outbox.stats().quarantined == 0
+    payload = outbox.pending(10)[-1].event().payload
+    assert (payload["receipt_no"], payload["total"], payload["store_name"]) == ("KJ-1", "35.50", "联华超市(南京东路店)")
+    assert payload["card_last4"] == "0128" and redactor.text(card) in payload["text_lines"][-2]
+    source.journal.close()
 
 
 def test_arithmetic_that_does_not_add_up_is_kept_with_a_warning_never_fixed(tmp_path, sealer):
