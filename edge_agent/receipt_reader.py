@@ -27,7 +27,7 @@ from edge_agent.parsing.escpos import (
     PrintedReceipt,
 )
 from edge_agent.parsing.receipt_profile import Profile, ProfileError, parse_profile
-from edge_agent.parsing.receipt_sale import Sale, SaleError, read_sale
+from edge_agent.parsing.receipt_sale import Sale, SaleError, read_sale, receipt_starts
 from edge_agent.privacy import TOKEN, PanRedactor, card_issuer_prefix, drop_card_secrets
 
 
@@ -111,6 +111,8 @@ def read_record(clean: PrintedReceipt, profiles: Sequence[Profile], only: str | 
         return ReceiptRecord(clean, None, "implausible_command" if garbage else exc.reason)
 
 
+SPLIT = "receipts_without_cut"
+"""The warning on each of the receipts a till printed one after another with no cut or reset between."""
 RAW_KEPT = 2 * MAX_RECEIPT_BYTES
 """How many of the latest printer bytes the reader keeps for the receipt in progress; a receipt
 spanning more (mostly images) gets no ``printer_bytes``."""
@@ -160,7 +162,7 @@ class ReceiptReader:
         return ended
 
     def _records(self, printed: list[PrintedReceipt]) -> list[ReceiptRecord]:
-        out = [self.record(p, self._printer_bytes(p)) for p in printed]
+        out = [record for p in printed for record in self._split(p)]
         if printed:  # what is before the last receipt's end is no receipt's any more
             del self._raw[: max(0, printed[-1].end - self._raw_start)]
             self._raw_start = max(self._raw_start, printed[-1].end)
@@ -170,28 +172,48 @@ class ReceiptReader:
             self._raw_start += cut
         return out
 
+    def _split(self, printed: PrintedReceipt) -> list[ReceiptRecord]:
+        """The records of one printed receipt: two or more if the till printed them with no cut or reset
+        between (:func:`receipt_starts`), each part warned ``receipts_without_cut``."""
+        clean = redact(printed, self.redactor)
+        starts = receipt_starts(clean.lines, self.profiles, self.only)
+        if len(starts) == 1:
+            return [self.record(printed, self._printer_bytes(printed), clean=clean)]
+        warnings = (*printed.warnings, SPLIT)
+        ends = [*starts[1:], len(printed.lines)]
+        parts = []
+        for number, (start, end) in enumerate(zip(starts, ends, strict=True)):
+            lines = list(printed.lines[start:end])
+            while lines and not lines[-1]:
+                lines.pop()
+            last = number == len(starts) - 1  # where the printed codes go: which part printed them is unknown
+            part = replace(printed, lines=tuple(lines), codes=printed.codes if last else (), warnings=warnings)
+            parts.append(self.record(part))  # no printer bytes: every part would hold them all
+        return parts
+
     def _printer_bytes(self, printed: PrintedReceipt) -> bytes | None:
         if printed.start < self._raw_start:
             return None  # its start was let go of
         raw = bytes(self._raw[printed.start - self._raw_start : printed.end - self._raw_start])
         return raw if len(raw) == printed.end - printed.start else None
 
-    def record(self, printed: PrintedReceipt, printer_bytes: bytes | None = None) -> ReceiptRecord:
+    def record(
+        self, printed: PrintedReceipt, printer_bytes: bytes | None = None, *, clean: PrintedReceipt | None = None
+    ) -> ReceiptRecord:
         """Redact one printed receipt and read its sale (:func:`read_record`).
 
         A receipt number that redaction took for a card number is given back when no card network
         issues numbers starting like it (:meth:`receipt_number`). The ``printer_bytes`` of a receipt
         without a sale, receipt number or total are kept on the record, card data removed from them
-        (:func:`redact_printer_bytes`).
+        (:func:`redact_printer_bytes`). ``clean`` is ``printed`` already redacted, if at hand.
         """
-        record = self._read(printed)
+        record = self._read(printed, clean or redact(printed, self.redactor))
         sale = record.sale
         if printer_bytes is None or (sale is not None and sale.receipt_no and sale.total):
             return record  # only a receipt that will be quarantined needs its bytes
         return replace(record, printer_bytes=redact_printer_bytes(printer_bytes, self.redactor))
 
-    def _read(self, printed: PrintedReceipt) -> ReceiptRecord:
-        clean = redact(printed, self.redactor)
+    def _read(self, printed: PrintedReceipt, clean: PrintedReceipt) -> ReceiptRecord:
         first = read_record(clean, self.profiles, self.only)
         sale = first.sale
         if sale is None:

@@ -104,16 +104,59 @@ def choose_profile(lines: Sequence[str], profiles: Sequence[Profile]) -> Profile
 
 def read_sale(lines: Sequence[str], profiles: Sequence[Profile], only: str | None = None) -> Sale:
     """The sale printed on ``lines``; ``only`` names the one profile to use."""
-    if only is not None:
-        chosen = [p for p in profiles if p.name == only]
-        if not chosen:
-            raise SaleError(f"unknown_profile:{only}")
-        if not _recognises(chosen[0], lines):
-            raise SaleError(f"profile_not_matched:{only}")
-        profile = chosen[0]
-    else:
-        profile = choose_profile(lines, profiles)
-    return _Extraction(profile, list(lines)).sale()
+    return _Extraction(read_profile(lines, profiles, only), list(lines)).sale()
+
+
+def receipt_starts(lines: Sequence[str], profiles: Sequence[Profile], only: str | None = None) -> list[int]:
+    """Where each receipt printed on ``lines`` starts: ``[0]``, unless the till printed another with no cut
+    or reset between.
+
+    A second receipt shows as another receipt number (a different one) after a total, with a total
+    of its own after it; it starts as many lines before its number as the first receipt's header is
+    long (the same till prints the same header), and never before the line after the last total.
+    """
+    try:
+        profile = read_profile(lines, profiles, only)
+    except SaleError:
+        return [0]
+    number, total = profile.fields.get("receipt_no"), profile.fields.get("total")
+    if number is None or total is None or not number.patterns or not total.patterns:
+        return [0]
+    numbers: list[tuple[int, str]] = []
+    totals: list[int] = []
+    for index, line in enumerate(lines):
+        found = next((m for m in map(lambda p: p.search(line), number.patterns) if m is not None), None)
+        if found is not None:
+            numbers.append((index, found.group("value").strip()))
+        if any(p.search(line) for p in total.patterns):
+            totals.append(index)
+    if len(numbers) < 2:
+        return [0]
+    header = numbers[0][0]
+    starts = [0]
+    previous, value = numbers[0]
+    for index, other in numbers[1:]:
+        before = [t for t in totals if previous < t < index]
+        if other == value or not before or not any(t > index for t in totals):
+            continue
+        start = max(index - header, before[-1] + 1)
+        while start < index and not lines[start].strip():
+            start += 1
+        starts.append(start)
+        previous, value = index, other
+    return starts
+
+
+def read_profile(lines: Sequence[str], profiles: Sequence[Profile], only: str | None = None) -> Profile:
+    """The profile that reads ``lines``: ``only`` if it recognises them, else :func:`choose_profile`."""
+    if only is None:
+        return choose_profile(lines, profiles)
+    chosen = [p for p in profiles if p.name == only]
+    if not chosen:
+        raise SaleError(f"unknown_profile:{only}")
+    if not _recognises(chosen[0], lines):
+        raise SaleError(f"profile_not_matched:{only}")
+    return chosen[0]
 
 
 def _recognises(profile: Profile, lines: Sequence[str]) -> bool:

@@ -136,3 +136,43 @@ def test_a_card_number_in_the_receipt_number_position_stays_redacted(number):
 )
 def test_card_issuer_prefixes(digits, issued):
     assert card_issuer_prefix(digits) is issued
+
+
+def supermarket(number: str, total: str, phone: str, *, footer: tuple[str, ...] = ()) -> bytes:
+    lines = [
+        "联华超市(南京东路店)",
+        "--------------------------------",
+        f"单号:{number}",
+        "机号:03",
+        "收银员:张三",
+        "日期:2026-11-23 10:15:00",
+        "品名           数量   单价    金额",
+        f"海飞丝洗发水      1  {total:>6}  {total:>6}",
+        "--------------------------------",
+        f"合计:{total}",
+        f"应收:{total}",
+        "支付方式:现金",
+        f"实收:{total}",
+        f"会员手机:{phone}",
+        *footer,
+        "谢谢惠顾 欢迎再次光临",
+    ]
+    return "".join(line + "\n" for line in lines).encode("gb18030")
+
+
+def test_two_receipts_printed_with_no_cut_or_reset_between_become_two_sales():
+    first = supermarket("NC-1", "35.50", "13957241836")
+    second = supermarket("NC-2", "99.00", "13671829354")
+    reader = ReceiptReader(builtin_profiles(), PanRedactor(b"k" * 32))
+    records = reader.feed(b"\x1b@" + first + b"\n\n" + second + b"\n\n\x1dV\x00")
+    sales = [r.sale for r in records]
+    assert [(s.receipt_no, s.total, s.member_phone) for s in sales if s] == [
+        ("NC-1", "35.50", "13957241836"),
+        ("NC-2", "99.00", "13671829354"),
+    ]
+    assert records[0].printed.lines[-1] == "谢谢惠顾 欢迎再次光临"
+    assert records[1].printed.lines[0] == "联华超市(南京东路店)"
+    assert all(r.printed.warnings == ("receipts_without_cut",) for r in records)
+    # A receipt number printed again in the footer (under its barcode) is still one receipt.
+    [one] = reader.feed(b"\x1b@" + supermarket("NC-3", "12.00", "13957241836", footer=("单号:NC-3",)) + b"\x1dV\x00")
+    assert one.sale is not None and one.sale.receipt_no == "NC-3" and not one.printed.warnings
