@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from edge_agent.parsing.escpos import (
+    IDLE_SPLIT,
     IMPLAUSIBLE,
     MAX_RECEIPT_BYTES,
     TOO_LARGE,
@@ -99,7 +100,8 @@ def read_record(clean: PrintedReceipt, profiles: Sequence[Profile], only: str | 
 
     A receipt cut off at the parser's size limit is kept as ``receipt_too_large`` without reading a
     sale from what is left of it; one without a sale that held a command no printer accepts, as
-    ``implausible_command``: garbage on the line, not a layout a profile should learn. The same
+    ``implausible_command``: garbage on the line, not a layout a profile should learn; a piece of a
+    receipt an idle gap split (``idle_gap_split``), as that, ``edge-agent reparse`` rejoining it. The same
     reasons hold when ``edge-agent reparse`` reads a quarantined receipt again.
     """
     if TOO_LARGE in clean.warnings:
@@ -108,7 +110,8 @@ def read_record(clean: PrintedReceipt, profiles: Sequence[Profile], only: str | 
         return ReceiptRecord(clean, read_sale(clean.lines, profiles, only), None)
     except SaleError as exc:
         garbage = any(w.startswith(IMPLAUSIBLE) for w in clean.warnings)
-        return ReceiptRecord(clean, None, "implausible_command" if garbage else exc.reason)
+        reason = "implausible_command" if garbage else IDLE_SPLIT if IDLE_SPLIT in clean.warnings else exc.reason
+        return ReceiptRecord(clean, None, reason)
 
 
 SPLIT = "receipts_without_cut"

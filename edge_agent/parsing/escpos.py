@@ -63,8 +63,19 @@ from edge_agent.parsing.escpos_commands import (
 from edge_agent.parsing.escpos_payload import NUL_LIMIT, Payload
 from edge_agent.parsing.escpos_receipt import TOO_LARGE, Code, PrintedReceipt, ReceiptBuilder, SegmentKey
 
-__all__ = ["IMPLAUSIBLE", "MAX_RECEIPT_BYTES", "TOO_LARGE", "Code", "EscposParser", "PrintedReceipt", "parse_stream"]
+__all__ = [
+    "IDLE_SPLIT",
+    "IMPLAUSIBLE",
+    "MAX_RECEIPT_BYTES",
+    "TOO_LARGE",
+    "Code",
+    "EscposParser",
+    "PrintedReceipt",
+    "parse_stream",
+]
 
+IDLE_SPLIT = "idle_gap_split"
+"""The warning on both pieces of a receipt framed by ``ESC @`` and a cut that an idle gap ended early."""
 IMPLAUSIBLE = "implausible_command:"
 """Prefix of the warning for a command declaring more than a printer accepts (then its name)."""
 MAX_RECEIPT_BYTES = 256 * 1024
@@ -108,6 +119,8 @@ class EscposParser:
         self._cr = False  # the last byte was a CR: a LF right after it ends no second line
         self._payload: Payload | None = None  # a command's data still to skip or collect
         self._page_chosen = False  # ESC t n since the last reset: single-byte text uses a chosen page
+        self._framing: bool | None = None  # every receipt so far started with ESC @ and ended with a cut
+        self._reset_first = False  # the receipt in progress started with ESC @
         self._receipt = ReceiptBuilder(start_offset, ("U", "cp437", double_byte, None), max_receipt_bytes)
         self._reset_printer()
 
@@ -117,6 +130,15 @@ class EscposParser:
     def offset(self) -> int:
         """Stream position just past the last byte fed."""
         return self._offset
+
+    @property
+    def framed(self) -> bool:
+        """Whether the receipt in progress is framed: it started with ``ESC @``, and every receipt before
+        it in the stream (one at least) started with ``ESC @`` and ended with a cut. An idle gap inside
+        it (a till printing line by line, waiting for a card payment) more likely splits one receipt
+        than ends it: both pieces are warned ``idle_gap_split``. One receipt ended otherwise turns
+        this off for the rest of the stream."""
+        return bool(self._framing) and self._reset_first
 
     def feed(self, data: bytes) -> list[PrintedReceipt]:
         """Consume ``data``; return the receipts it completes, in stream order."""
@@ -222,7 +244,13 @@ class EscposParser:
             self._receipt.warn("truncated_command")
         self._pending = b""
         self._payload = None
+        split = self.framed
+        if split:
+            self._receipt.warn(IDLE_SPLIT)
         self._close("idle", self._offset, out)
+        if split:  # what follows is likely the rest of it, still framed: it ends with its cut
+            self._receipt.warn(IDLE_SPLIT)
+            self._framing = self._reset_first = True
         return out
 
     def close(self) -> list[PrintedReceipt]:
@@ -274,6 +302,9 @@ class EscposParser:
         printed = self._receipt.finish(reason, at)
         if printed is not None:
             out.append(printed)
+            if self._framing is not False:
+                self._framing = self._reset_first and reason == "cut"
+        self._reset_first = reason == "reset"
         self._receipt = ReceiptBuilder(at, self._key, self._max_receipt_bytes)
         # A page chosen before a cut is still the printer's page: the next receipt prints with it.
         self._receipt.saw_single = self._page_chosen

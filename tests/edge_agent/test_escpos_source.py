@@ -188,6 +188,31 @@ def test_a_receipt_decoded_in_the_wrong_printer_mode_is_recovered_from_its_print
     source.journal.close()
 
 
+def test_pieces_of_a_framed_receipt_an_idle_gap_split_are_named_so_and_reparse_rejoins_them(
+    tmp_path, sealer, outbox
+):
+    now = [0.0]
+    got = Collected()
+    source = escpos_source(tmp_path, sealer, "loop://", got, idle_gap=2.0, monotonic=lambda: now[0])
+    source.feed(printed(supermarket("SL-0")))  # the till frames its receipts with ESC @ and a cut
+    slow = printed(supermarket("SL-1"))
+    items, totals = slow.index("海飞丝".encode("gb18030")), slow.index("合计".encode("gb18030"))
+    for piece in (slow[:items], slow[items:totals], slow[totals:]):  # printed line by line, 3 s apart
+        source.feed(piece)
+        now[0] += 3.0
+        source.check_idle()
+    first, *pieces = got.records
+    assert isinstance(first, Capture)
+    assert [r.reason for r in pieces if isinstance(r, Quarantined)] == ["idle_gap_split"] * 3
+    outbox.append(got.records)
+    outcome = reparse(outbox, PROFILES, redactor=PanRedactor(KEY))
+    assert (outcome.sales, dict(outcome.still)) == (1, {})
+    assert outbox.stats().quarantined == 0
+    payload = outbox.pending(10)[-1].event().payload
+    assert (payload["receipt_no"], payload["total"], len(payload["items"])) == ("SL-1", "35.50", 1)
+    source.journal.close()
+
+
 def test_arithmetic_that_does_not_add_up_is_kept_with_a_warning_never_fixed(tmp_path, sealer):
     made = receipt(random.Random(11), layout="cn-convenience", cut=True, reset=True)
     total = made.sale["total"].encode()
