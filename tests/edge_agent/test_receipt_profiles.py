@@ -245,3 +245,24 @@ def test_every_shipped_profile_is_package_data():
         p.relative_to(repo / "edge_agent").as_posix() for p in (repo / "edge_agent" / "profiles").iterdir()
     )
     assert shipped and all(any(fnmatch(name, pattern) for pattern in patterns) for name in shipped)
+
+
+def test_convenience_receipt_paid_with_two_tenders_paid_their_sum_without_a_change_warning():
+    lines = [
+        "便利蜂(望京店)",
+        "店号:9304  机号:02",
+        "流水号:CM-1",
+        "收银员:赵敏",
+        "2026/02/04 01:31:49",
+        "--------------------------------",
+        "海飞丝洗发水                36.00",
+        "--------------------------------",
+        "合计:36.00",
+        "应付:36.00",
+        "微信支付:20.00",
+        "现金:20.00",
+        "找零:4.00",
+    ]
+    sale = read_sale(lines, builtin_profiles())
+    assert (sale.profile, sale.total, sale.paid, sale.change) == ("cn-convenience", "36.00", "40.00", "4.00")
+    assert sale.warnings == ()
