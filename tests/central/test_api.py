@@ -120,6 +120,7 @@ def test_devices(client, agent, user_client, app):
                 "last_heartbeat": {"agent_version": "0.2.0", "health": {"state": "ok", "backlog": 0}},
                 "status_changed_at": None,
                 "status_reason": "",
+                "settings_ignored": {},  # an agent of an earlier release reports none
             }
         ],
         "counts": {"healthy": 1, "degraded": 0, "offline": 0, "retired": 0, "revoked": 0},

@@ -188,9 +188,7 @@ def test_a_receipt_decoded_in_the_wrong_printer_mode_is_recovered_from_its_print
     source.journal.close()
 
 
-def test_pieces_of_a_framed_receipt_an_idle_gap_split_are_named_so_and_reparse_rejoins_them(
-    tmp_path, sealer, outbox
-):
+def test_pieces_of_a_framed_receipt_an_idle_gap_split_are_named_so_and_reparse_rejoins_them(tmp_path, sealer, outbox):
     now = [0.0]
     got = Collected()
     source = escpos_source(tmp_path, sealer, "loop://", got, idle_gap=2.0, monotonic=lambda: now[0])
