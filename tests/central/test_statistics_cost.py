@@ -135,10 +135,11 @@ def test_a_split_moves_only_what_leaves(backend, app, client, agent):
     # The bridging receipt came through the card (the stronger type): it leaves with the card.
     assert [(n, float(total)) for n, total in counts] == [(10, 100), (4, 16), (410, 4100), (4, 16)]
     if backend.name == "sqlite":
-        # The kept customer's 400 more receipts are neither rewritten nor recounted.
-        # What still grows is the golden record's read of the receipts per store (about 20 steps
-        # a receipt); rewriting and recounting them too took about 67.
-        assert (steps[1] - steps[0]) / 400 < 25, steps
+        # The kept customer's 400 more receipts are not rewritten. Since a split commits with both
+        # sides' statistics complete, the kept customer's statistics are recounted from its events
+        # in the same transaction (about 300 steps a receipt, on top of the golden record's read of
+        # the receipts per store, about 20): the cost grows with that one customer's history only.
+        assert (steps[1] - steps[0]) / 400 < 400, steps
 
 
 def _python_calls(work: Callable[[], Any]) -> int:
