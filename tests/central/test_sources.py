@@ -235,6 +235,15 @@ def test_an_event_larger_than_the_configured_limit_is_rejected_alone(make_app, t
     assert dict(summary.rejected) == {"event_too_large": 1}
 
 
+def _backfill_again(app, tmp_path, events):
+    """The same events loaded from a file by ``load-events`` under new ids: the backfill's summary."""
+    path = tmp_path / "again.jsonl"
+    path.write_text("\n".join(json.dumps({**e, "event_id": "x" + e["event_id"]}) for e in events) + "\n")
+    with central_db.session_factory(app)() as db:
+        registry = load_registry(app.config["CENTRAL"])
+        return load_events(db, path, "crm", registry=registry, clock=app.config["CLOCK"])
+
+
 def test_a_birthday_or_a_date_no_one_can_have_is_rejected_with_its_reason(app, client, tmp_path):
     """The legacy import refused these as implausible_date, but a source's or a backfill's event took them:
     2099-01-01 made an adult a minor (marketing refused), year 1 counted as a purchase two thousand years ago."""
@@ -255,11 +264,7 @@ def test_a_birthday_or_a_date_no_one_can_have_is_rejected_with_its_reason(app, c
         ("b4", "invalid_attribute:birthday"),
         ("b5", "invalid_observed_at"),
     ]
-    path = tmp_path / "old.jsonl"
-    path.write_text("\n".join(json.dumps({**e, "event_id": "x" + e["event_id"]}) for e in events) + "\n")
-    with central_db.session_factory(app)() as db:
-        registry = load_registry(app.config["CENTRAL"])
-        summary = load_events(db, path, "crm", registry=registry, clock=app.config["CLOCK"])
+    summary = _backfill_again(app, tmp_path, events)
     assert summary.accepted == 1
     assert dict(summary.rejected) == {"invalid_attribute:birthday": 4, "invalid_observed_at": 1}
 
@@ -284,11 +289,7 @@ def test_a_sale_in_another_currency_than_the_chains_is_rejected_not_added_to_the
     ]
     with central_db.engine_for(app).connect() as conn:
         assert conn.execute(text("SELECT purchases, spent FROM customer_stats")).all() == [(3, 6000)]
-    path = tmp_path / "orders.jsonl"
-    path.write_text("\n".join(json.dumps({**e, "event_id": "x" + e["event_id"]}) for e in events) + "\n")
-    with central_db.session_factory(app)() as db:
-        registry = load_registry(app.config["CENTRAL"])
-        summary = load_events(db, path, "crm", registry=registry, clock=app.config["CLOCK"])
+    summary = _backfill_again(app, tmp_path, events)
     assert summary.accepted == 3
     assert dict(summary.rejected) == {"unsupported_currency": 2}
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import socket
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -26,6 +28,20 @@ from tools.panel_till import STORE, Chain
 
 def _member(verdict: Verdict) -> ScanOutcome:
     return ScanOutcome(classify("CDPM1:AAAA"), verdict, None)
+
+
+def _read_downlink(data_dir: Path, till: Till, panel: CashierPanel) -> None:
+    """The till and the panel take the store's published documents, as the agent does at start."""
+    downlink = DownlinkStore(data_dir, STORE)
+    till.refresh(downlink)
+    panel.refresh(downlink)
+
+
+def _card(panel: CashierPanel, seq: int) -> dict[str, Any]:
+    """The card the panel published as number ``seq``."""
+    got = panel.hub.next_after(seq - 1, 1.0)
+    assert got is not None and got[0] == seq
+    return dict(orjson.loads(got[1]))
 
 
 def test_every_refusal_reason_has_a_chinese_and_an_english_sentence():
@@ -98,14 +114,8 @@ def test_a_scanned_member_shows_the_downlinks_masked_card_tier_and_coupons_not_t
     panel = CashierPanel("127.0.0.1", 0, used_coupons=lambda serials: till.used_coupons(serials))
     now = time.time()
     till = Till(config, STORE, lambda record: None, clock=lambda: now, on_scan=panel.show)
-    downlink = DownlinkStore(tmp_path, STORE)
-    till.refresh(downlink)
-    panel.refresh(downlink)
-
-    def shown(seq: int) -> dict[str, Any]:
-        got = panel.hub.next_after(seq - 1, 1.0)
-        assert got is not None and got[0] == seq
-        return dict(orjson.loads(got[1]))
+    _read_downlink(tmp_path, till, panel)
+    shown = functools.partial(_card, panel)
 
     till.scan(chain.code("M-1001", now - STEP_SECONDS), "scanner")  # the step before: one step of skew is allowed
     card = shown(1)
@@ -126,14 +136,8 @@ def test_the_code_just_accepted_read_again_shows_the_member_as_already_scanned_a
     panel = CashierPanel("127.0.0.1", 0, clock=lambda: now)
     kept: list[dict[str, Any]] = []
     till = Till(config, STORE, lambda record: kept.append(record.payload()), clock=lambda: now, on_scan=panel.show)
-    downlink = DownlinkStore(tmp_path, STORE)
-    till.refresh(downlink)
-    panel.refresh(downlink)
-
-    def shown(seq: int) -> dict[str, Any]:
-        got = panel.hub.next_after(seq - 1, 1.0)
-        assert got is not None and got[0] == seq
-        return dict(orjson.loads(got[1]))
+    _read_downlink(tmp_path, till, panel)
+    shown = functools.partial(_card, panel)
 
     code = chain.code("M-1001", now)
     till.scan(code, "scanner")
