@@ -31,12 +31,15 @@ from central.console.navigation import (
     HEALTH_STATE_LABELS,
     IGNORED_SETTING_REASONS,
     STATE_LABELS,
+    TILL_RECEIPT_LABELS,
+    TILL_SCAN_LABELS,
 )
 from central.db import get_session
 from central.fleet.devices import DeviceError, DeviceSummary, set_status
 from central.fleet.enrollment import STORE_ID_RE, TokenError, issue_token, page_tokens, revoke_token
 from central.fleet.health import find_device, page_devices, readings, snapshot_figures
 from central.fleet.models import EnrollToken
+from central.fleet.till_quality import WINDOW, till_quality
 from central.params import id_limit, whole_number
 from central.sources.events import SOURCE_RE
 from central.sources.keys import issue_key, list_keys, revoke_key
@@ -182,6 +185,10 @@ def device(device_id: str) -> ResponseReturnValue:
         d=found,
         r=readings(found),
         figures=figures,
+        till=till_quality(get_session(), found.device_id, now),
+        till_days=WINDOW.days,
+        receipt_labels=TILL_RECEIPT_LABELS,
+        scan_labels=TILL_SCAN_LABELS,
         now=now,
         may_retire=_role() in RETIRE_ROLES,
         may_revoke=_role() == ADMIN,

@@ -149,6 +149,21 @@ IGNORED_SETTING_REASONS = {
     "set_on_pc": "门店电脑的环境变量优先",
 }
 HEALTH_STATE_LABELS = {"ok": "正常", "degraded": "降级", "stopped": "已停止"}
+# What the device page counts of a till's receipts and member scans (central.fleet.till_quality),
+# by flag or outcome; one not listed shows by its code.
+TILL_RECEIPT_LABELS = {
+    "reprint": "重打印（与原单相同，不计）",
+    "reprint_total_differs": "重打印但金额不同（不计，待核查）",
+    "reprint_unmatched": "重打印但未收到原单（已计为销售）",
+    "duplicate_source": "其他来源已上传的同一张小票（不计）",
+}
+TILL_SCAN_LABELS = {
+    "linked": "已关联到销售",
+    "unlinked": "未关联销售",
+    "doubtful": "存疑（紧跟在无人认领的销售之后）",
+    "code_reused": "会员码在别处也被使用（待审核）",
+    "unknown_key": "会员码的密钥未知",
+}
 
 # Each scheduled job as the operations page names it (a test checks every registered job has one).
 JOB_LABELS = {

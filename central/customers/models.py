@@ -21,7 +21,10 @@ class Receipt(Base):
     """
 
     __tablename__ = "receipts"
-    __table_args__ = (Index("ix_receipts_store_number", "store_id", "receipt_no"),)
+    __table_args__ = (
+        Index("ix_receipts_store_number", "store_id", "receipt_no"),
+        Index("ix_receipts_device_time", "device_id", "observed_at"),
+    )
 
     # event_pk and customer_id are references without FOREIGN KEY constraints: both are written by
     # the ingest transaction that creates their targets, events and customers are never deleted (a

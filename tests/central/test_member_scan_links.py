@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 from sqlalchemy import select
@@ -12,7 +13,7 @@ from central.customers.models import Receipt
 from central.ingest.models import Event
 from central.members.models import MemberScan
 from tests.central.live import serving
-from tests.central.support import START
+from tests.central.support import START, create_user, login
 from tests.central.test_member_codes import T0, Store, _code
 
 
@@ -86,3 +87,29 @@ def test_a_code_scanned_before_the_store_had_keys_is_checked_by_central_and_link
     assert [p["result"] for p in stored] == ["accepted", "forged"]
     assert all("proof" not in p for p in stored)  # central keeps the digest, never the code
     assert code not in str(stored) and other not in str(stored)
+
+
+def test_the_device_page_counts_its_tills_set_aside_receipts_and_scans_that_linked_nothing(app, tmp_path):
+    with serving(app) as url:
+        till = Store(app, url, "S001", tmp_path / "till")
+        codes = {m: _code(app, m, T0 + at) for m, at in (("M-1", 0), ("M-2", 608), ("M-3", 1200))}
+        till.fetch(url, 1)
+        assert till.scan(codes["M-1"], T0) == "accepted"
+        till.receipt("S-1", "20.00", T0 + 30)  # the member's sale
+        till.receipt("S-1", "20.00", T0 + 90)  # printed again for an invoice
+        till.receipt("S-2", "15.00", T0 + 600)
+        assert till.scan(codes["M-2"], T0 + 608) == "accepted"  # shown after an anonymous sale: doubtful
+        assert till.scan(codes["M-3"], T0 + 1200) == "accepted"  # a coupon check, no sale follows
+        assert till.sync(url)["rejected"] == []
+    create_user(app, "ops", role="technician")
+    ops = app.test_client()
+    assert login(ops, "ops").status_code == 302
+
+    page = ops.get(f"/console/fleet/devices/{till.agent.device_id}").get_data(as_text=True)
+    till_table = page.split('id="till"', 1)[1].split("</table>", 1)[0]
+    rows = dict(re.findall(r'<tr data-key="([^"]+)"><th>(?:[^<]|<[^/])*?</th><td>(\d+)</td>', till_table))
+    assert rows == {"counted": "2", "reprint": "1", "scan-linked": "1", "scan-doubtful": "1", "scan-unlinked": "1"}
+    assert "收银数据（近 30 天）" in page and "重打印（与原单相同，不计）" in page and "存疑" in page
+    ops.set_cookie("cdp-lang", "en")
+    english = ops.get(f"/console/fleet/devices/{till.agent.device_id}").get_data(as_text=True)
+    assert "Till data, last 30 days" in english and "Member scans: linked to a sale" in english

@@ -76,7 +76,7 @@ def test_upgrade_is_idempotent(backend):
     upgrade(backend.url)
     engine = make_engine(backend.url)
     try:
-        assert current_revision(engine) == head_revision() == "0029_receipt_reprints"
+        assert current_revision(engine) == head_revision() == "0031_receipts_device_time"
     finally:
         engine.dispose()
 
