@@ -10,9 +10,10 @@ store PC never receives a full name or phone::
                                         "serial": 1042, "campaign": 7}]}}}
 
 ``tier`` is the member's ``value_tier`` tag, only while their profiling consent holds (empty
-otherwise). ``coupons`` are the member's claimed codes of campaigns running now at this store, not
-revoked and not yet redeemed at central: a title and the code's last four characters, never the code
-(the serial lets the till leave out the codes it redeemed itself). The hourly ``member_cards`` job
+otherwise). ``coupons`` are the member's codes of campaigns running now at this store, not revoked
+and not yet redeemed at central, whether the member claimed them (by member id) or a trigger issued
+them to the customer (a birthday or win-back coupon): a title and the code's last four characters,
+never the code (the serial lets the till leave out the codes it redeemed itself). The hourly ``member_cards`` job
 publishes a store's document only when its content changed.
 """
 
@@ -23,11 +24,12 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import func, select, union_all
+from sqlalchemy import func, or_, select, union_all
 from sqlalchemy.orm import Session
 
 from central.campaigns import coupons
 from central.campaigns.coupon_models import CouponCampaign, CouponCode, CouponRedemption
+from central.campaigns.models import TriggerCoupon, TriggerOccasion
 from central.customers import consent_gate
 from central.customers.models import CustomerStore, CustomerTag
 from central.fleet import downlink
@@ -50,6 +52,8 @@ _tags = table(CustomerTag)
 _campaigns = table(CouponCampaign)
 _codes = table(CouponCode)
 _redemptions = table(CouponRedemption)
+_trigger_coupons = table(TriggerCoupon)
+_occasions = table(TriggerOccasion)
 _docs = table(DownlinkDocument)
 
 
@@ -120,42 +124,54 @@ def _profiles(db: Session, customers: Sequence[int], now: datetime) -> dict[int,
     return out
 
 
-def _coupons(db: Session, members: Sequence[str], now: datetime, secret: bytes) -> dict[str, list[dict[str, Any]]]:
-    """Each member's usable claimed codes (with the campaign's ``stores``), oldest campaign first."""
+def _coupons(
+    db: Session, members: Sequence[tuple[str, int]], now: datetime, secret: bytes
+) -> dict[int, list[dict[str, Any]]]:
+    """Each live customer's usable codes (with the campaign's ``stores``), oldest campaign first: those
+    claimed by their member id and those a trigger issued to them (a merge brings the merged-away
+    customer's codes to the survivor)."""
     signer = coupons.code_signer(secret)
-    out: dict[str, list[dict[str, Any]]] = {}
-    redeemed = select(_redemptions.c.serial)
-    for chunk in _chunks(sorted(set(members))):
-        rows = db.execute(
-            select(
-                _codes.c.serial,
-                _codes.c.member_id,
-                _campaigns.c.id,
-                _campaigns.c.name,
-                _campaigns.c.value,
-                _campaigns.c.stores,
-            )
-            .join(_campaigns, _campaigns.c.id == _codes.c.campaign_id)
-            .where(
-                _codes.c.member_id.in_(chunk),
-                _codes.c.revoked_at.is_(None),
-                _codes.c.serial.not_in(redeemed),
-                _campaigns.c.valid_from <= now,
-                _campaigns.c.valid_to > now,
-            )
-            .order_by(_campaigns.c.id, _codes.c.serial)
+    owner_of = dict(members)
+    found: dict[int, dict[int, Any]] = {}
+    usable = (
+        select(_codes.c.serial, _campaigns.c.id, _campaigns.c.name, _campaigns.c.value, _campaigns.c.stores)
+        .join(_campaigns, _campaigns.c.id == _codes.c.campaign_id)
+        .where(
+            _codes.c.revoked_at.is_(None),
+            _codes.c.serial.not_in(select(_redemptions.c.serial)),
+            _campaigns.c.valid_from <= now,
+            _campaigns.c.valid_to > now,
         )
-        for r in rows:
-            code = signer.make(r.id, int(r.serial))
-            entry = {
+    )
+    for chunk in _chunks(sorted(owner_of)):
+        claimed = usable.add_columns(_codes.c.member_id).where(_codes.c.member_id.in_(chunk))
+        for r in db.execute(claimed):
+            found.setdefault(owner_of[r.member_id], {})[int(r.serial)] = r
+    live = func.coalesce(_customers.c.merged_into, _customers.c.id)
+    for chunk in _chunks(sorted(set(owner_of.values()))):
+        # Through the occasions, whose customer_id is indexed (trigger_coupons' is not).
+        issued = (
+            usable.add_columns(live.label("customer_id"))
+            .join(_trigger_coupons, _trigger_coupons.c.serial == _codes.c.serial)
+            .join(_occasions, _occasions.c.id == _trigger_coupons.c.occasion_id)
+            .join(_customers, _customers.c.id == _occasions.c.customer_id)
+            .where(or_(_customers.c.id.in_(chunk), _customers.c.merged_into.in_(chunk)))
+        )
+        for r in db.execute(issued):
+            found.setdefault(int(r.customer_id), {})[int(r.serial)] = r
+    out: dict[int, list[dict[str, Any]]] = {}
+    for customer_id, codes in found.items():
+        out[customer_id] = [
+            {
                 "title": r.name,
                 "value": f"{Decimal(r.value):.2f}",
-                "hint": code[-HINT_CHARS:],
+                "hint": signer.make(r.id, int(r.serial))[-HINT_CHARS:],
                 "serial": int(r.serial),
                 "campaign": r.id,
                 "stores": r.stores,
             }
-            out.setdefault(r.member_id, []).append(entry)
+            for r in sorted(codes.values(), key=lambda r: (r.id, r.serial))
+        ]
     return out
 
 
@@ -164,14 +180,14 @@ def documents(db: Session, *, now: datetime, days: float, secret: bytes) -> dict
     by_store = store_members(db, now - timedelta(days=days))
     customers = sorted({c for listed in by_store.values() for _, c in listed})
     profiles = _profiles(db, customers, now)
-    held = _coupons(db, sorted({m for listed in by_store.values() for m, _ in listed}), now, secret)
+    held = _coupons(db, sorted({pair for listed in by_store.values() for pair in listed}), now, secret)
     out: dict[str, dict[str, Any]] = {}
     for store_id, listed in by_store.items():
         cards: dict[str, Any] = {}
         for member_id, customer_id in listed:
             usable = [
                 {k: v for k, v in c.items() if k != "stores"}
-                for c in held.get(member_id, ())
+                for c in held.get(customer_id, ())
                 if c["stores"] is None or store_id in c["stores"]
             ]
             cards[member_id] = {**profiles[customer_id], "coupons": usable}

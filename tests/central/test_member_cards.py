@@ -12,6 +12,8 @@ from sqlalchemy import select
 from central import db as central_db
 from central import scheduler
 from central.campaigns import coupons
+from central.campaigns.actions import CouponAction, Firing, TriggerRef
+from central.campaigns.models import TriggerOccasion
 from central.customers.models import CustomerTag
 from central.fleet import downlink
 from central.fleet.models import DownlinkDocument
@@ -164,3 +166,27 @@ def test_an_online_order_that_names_no_store_is_no_stores_card(app, clock):
     with central_db.session_factory(app)() as db:
         stores = db.scalars(select(DownlinkDocument.store_id).where(DownlinkDocument.name == cards.DOCUMENT))
         assert sorted(stores) == ["S001", "S002"]
+
+
+def test_a_code_a_trigger_issued_to_the_member_is_on_their_card_like_one_they_claimed(app, clock):
+    """A birthday or win-back code is issued to the customer, not claimed by member id: the panel must show it too."""
+    codes = setup(app)
+    now = clock()
+    with central_db.session_factory(app)() as db:
+        owner = db.scalar(select(Identifier.customer_id).where(Identifier.value == QUIET))
+        trigger = TriggerRef(77, "birthday-coupon", {"campaign": "double-11"})
+        occasion = db.execute(
+            table(TriggerOccasion)
+            .insert()
+            .values(trigger_id=77, customer_id=owner, occasion="2026", grp="action", fired_at=now, instance="t")
+            .returning(table(TriggerOccasion).c.id)
+        ).scalar_one()
+        firing = Firing(occasion, owner, "2026", now, {})
+        assert CouponAction().enqueue(db.connection(), trigger, [firing], now) == 1
+        db.commit()
+    assert scheduler.run_now(central_db.session_factory(app), app.config["CENTRAL"], "member_cards", clock) == OK
+
+    s001 = store_body(app, "S001")["members"]
+    assert [(c["title"], c["value"]) for c in s001[QUIET]["coupons"]] == [("double-11", "10.00")]
+    assert [c["title"] for c in s001[LOYAL]["coupons"]] == ["double-11"]  # the claimed one, as before
+    assert not any(code in str(s001) for code in codes.values())
