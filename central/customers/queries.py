@@ -37,14 +37,20 @@ class MaskedIdentifier:
 
 @dataclass(frozen=True, slots=True)
 class CustomerSummary:
-    """One customer profile, identifiers already masked."""
+    """One customer profile, identifiers already masked.
+
+    ``purchases`` and ``spent`` cover every channel and source, as the statistics and tags count
+    them: purchases are sales above zero, spent is every sale's amount with refunds taken off.
+    ``till_receipts`` and ``till_spent`` are the part of that the stores' tills printed: receipts
+    (refunds included, a reprint once) and their total, refunds taken off (decision 0091).
+    """
 
     id: int
     identifiers: tuple[MaskedIdentifier, ...]
     first_seen_at: datetime
     last_seen_at: datetime
-    receipts_count: int
-    total_spent: Decimal
+    till_receipts: int
+    till_spent: Decimal
     purchases: int = 0
     spent: Decimal = Decimal("0")
 
@@ -54,10 +60,10 @@ class CustomerSummary:
             "identifiers": [{"kind": i.kind, "value": i.value} for i in self.identifiers],
             "first_seen_at": _time(self.first_seen_at),
             "last_seen_at": _time(self.last_seen_at),
-            "receipts_count": self.receipts_count,
-            "total_spent": money(self.total_spent),
             "purchases": self.purchases,
             "spent": money(self.spent),
+            "till_receipts": self.till_receipts,
+            "till_spent": money(self.till_spent),
         }
 
 
@@ -97,8 +103,9 @@ def _identifiers_of(db: Session, customer_ids: list[int]) -> dict[int, list[Mask
 def purchase_totals(db: Session, customer_ids: list[int]) -> dict[int, tuple[int, Decimal]]:
     """(purchases, spent) of each of ``customer_ids`` over every channel and source; (0, 0) if none bought.
 
-    From the purchase statistics (``customer_stats``), which every ingest path keeps; a customer's
-    ``receipts_count`` and ``total_spent`` count only the receipts agents delivered from tills.
+    From the purchase statistics (``customer_stats``), which every ingest path keeps; the customer
+    row's ``receipts_count`` and ``total_spent`` count only the receipts agents delivered from tills
+    (the API's ``till_receipts`` and ``till_spent``).
     """
     out = dict.fromkeys(customer_ids, (0, Decimal("0")))
     if customer_ids:

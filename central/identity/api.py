@@ -81,7 +81,7 @@ def _customer_json(db: Session, customer: Customer) -> dict[str, Any]:
         "id": customer.id,
         "first_seen_at": format_time(customer.first_seen_at),
         "last_seen_at": format_time(customer.last_seen_at),
-        "receipts_count": customer.receipts_count,
+        "till_receipts": customer.receipts_count,
         "golden": {a: {"value": _mask_attribute(a, v), "source": s} for a, (v, s) in sorted(record.items())},
         "identifiers": _identifiers(db, customer.id),
     }

@@ -8,6 +8,7 @@ import pytest
 
 from central.identity.models import Customer
 from central.models import AuditLog
+from tests.central.sources_support import new_key, post_events, source_event
 from tests.central.support import START, table_rows
 
 UNAUTHORIZED = {"error": {"code": "unauthorized", "message": "login required"}}
@@ -38,10 +39,10 @@ def test_customers_are_listed_masked_newest_first(app, client, agent, user_clien
         ],
         "first_seen_at": "2026-11-23T02:00:00.000Z",
         "last_seen_at": "2026-11-23T02:00:00.000Z",
-        "receipts_count": 1,
-        "total_spent": "12.50",
         "purchases": 1,
         "spent": "12.50",
+        "till_receipts": 1,
+        "till_spent": "12.50",
     }
     text = response.get_data(as_text=True)
     assert "13812345678" not in text and "VIP00421234" not in text
@@ -65,8 +66,8 @@ def test_customer_detail_with_recent_receipts(app, client, agent, user_client):
     response = user_client.get(f"/api/v1/customers/{customer_id}")
     assert response.status_code == 200
     body = response.get_json()
-    assert body["customer"]["receipts_count"] == 25
-    assert body["customer"]["total_spent"] == "27.50"
+    assert body["customer"]["till_receipts"] == 25
+    assert body["customer"]["till_spent"] == "27.50"
     assert len(body["receipts"]) == 20
     assert body["receipts"][0] == {
         "receipt_no": "R24",
@@ -76,6 +77,41 @@ def test_customer_detail_with_recent_receipts(app, client, agent, user_client):
     }
     views = [a for a in table_rows(app, AuditLog) if a.action == "customer.view"]
     assert [(a.actor, a.subject) for a in views] == [("alice", f"customer:{customer_id}")]
+
+
+def test_a_profiles_figures_agree_with_a_hand_count(app, client, agent, user_client):
+    """Two sales and a refund at the till, one online order: every figure the API and the console show.
+
+    By hand: the till printed 3 receipts (100.00 + 45.50 - 20.00 = 125.50); the customer made 3
+    purchases (the two sales and the order; a refund is no purchase) and spent 125.50 + 59.90 = 185.40.
+    """
+    agent.send(
+        client,
+        [
+            agent.receipt("R1", "100.00", phone="13812345678"),
+            agent.receipt("R2", "45.50", phone="13812345678", observed_at=START + timedelta(hours=1)),
+            agent.receipt("RF1", "-20.00", phone="13812345678", observed_at=START + timedelta(hours=2)),
+        ],
+    )
+    order = source_event("o1", "order.online", identifiers={"phone": "13812345678"})
+    reply = post_events(client, new_key(app), [{**order, "payload": {"order_no": "WX-1", "total": "59.90"}}])
+    assert reply.get_json()["accepted"] == ["o1"], reply.get_json()
+    (listed,) = user_client.get("/api/v1/customers").get_json()["customers"]
+    figures = {"purchases": 3, "spent": "185.40", "till_receipts": 3, "till_spent": "125.50"}
+    assert {k: listed[k] for k in figures} == figures
+    assert "receipts_count" not in listed and "total_spent" not in listed  # renamed: they read as the whole spend
+    cid = listed["id"]
+    detail = user_client.get(f"/api/v1/customers/{cid}").get_json()
+    assert {k: detail["customer"][k] for k in figures} == figures
+    assert sorted(r["total"] for r in detail["receipts"]) == ["-20.00", "100.00", "45.50"]
+    statistics = user_client.get(f"/api/v1/customers/{cid}/tags").get_json()["statistics"]
+    assert (statistics["purchases"], statistics["spent"]) == (3, "185.40")
+    assert statistics["channels"]["store"] == {"purchases": 2, "spent": "125.50"}
+    assert statistics["channels"]["online"] == {"purchases": 1, "spent": "59.90"}
+    assert user_client.get(f"/api/v1/identity/customers/{cid}").get_json()["customer"]["till_receipts"] == 3
+    page = user_client.get(f"/console/customers/{cid}").get_data(as_text=True)
+    assert '<span id="purchases">3</span>' in page and '<span id="spent">185.40</span>' in page
+    assert '<span id="till-receipts">3</span>' in page and '<span id="till-spent">125.50</span>' in page
 
 
 def test_unknown_and_merged_customers(app, client, agent, user_client):

@@ -518,7 +518,7 @@ def test_the_header_counts_purchases_over_every_channel_like_the_timeline(app, m
     assert '<span id="purchases">2</span>' in html and '<span id="spent">71.50</span>' in html
     api = _as(app, "admin").get(f"/api/v1/customers/{member}").get_json()["customer"]
     assert (api["purchases"], api["spent"]) == (2, "71.50")
-    assert (api["receipts_count"], api["total_spent"]) == (1, "12.50")  # the tills' receipts alone
+    assert (api["till_receipts"], api["till_spent"]) == (1, "12.50")  # the tills' receipts alone
 
 
 def test_the_list_names_each_identifiers_type_in_the_pages_language(app, member):
