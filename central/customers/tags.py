@@ -24,7 +24,8 @@ from central.models import UTCDateTime
 
 # Bump a definition's number when its meaning changes (not when a setting does: the digest covers that).
 DEFINITIONS = {
-    "rfm": 1,
+    # 2: R ranks whole local days since the last purchase (what its why shows), not the exact time.
+    "rfm": 2,
     "value_tier": 1,
     "frequency": 1,
     "channel": 1,
@@ -42,7 +43,7 @@ DEFINITIONS = {
 }
 # The settings each definition reads (its version's digest covers their values).
 SETTINGS = {
-    "rfm": ("tags_rfm_window_days",),
+    "rfm": ("tags_rfm_window_days", "customers_utc_offset_minutes"),
     "value_tier": (
         "tags_rfm_window_days",
         "tags_loyal_max_days",
@@ -108,6 +109,17 @@ class Sql:
         if self.postgres:
             return f"CAST(floor(EXTRACT(EPOCH FROM (:now - {column})) / 86400) AS integer)"
         return f"CAST(julianday(:now) - julianday({column}) AS INTEGER)"
+
+    def local_days_since(self, column: str) -> str:
+        """Whole local days from the chain's local date of ``column`` to the local date :today.
+
+        A purchase at 09:00 and one at 21:00 on the same local day are the same number of days ago,
+        however late today it is.
+        """
+        if self.postgres:
+            local = f"(({column} AT TIME ZONE 'UTC') + make_interval(mins => {self.offset_minutes}))"
+            return f"(:today - CAST({local} AS date))"
+        return f"CAST(julianday(:today) - julianday(date({column}, '{self.offset_minutes:+d} minutes')) AS INTEGER)"
 
     def days_between(self, first: str, last: str) -> str:
         """Days, with fractions, from ``first`` to ``last`` (numeric on PostgreSQL)."""

@@ -240,6 +240,52 @@ def test_each_tag_keeps_its_inputs_and_version(backend):
     assert version != versions["value_tier"]
 
 
+def test_recency_scores_rank_the_local_days_their_why_shows(backend):
+    """Last purchases as of 30 November 20:00 in the chain's UTC+8 (12:00 UTC), each one of five:
+
+    - 27 November 09:00 and 19:00 local: 3 local days ago both (3 d 11 h and 3 d 1 h elapsed).
+    - 28 November 07:00 local (27 November in UTC) and 23:00 local: 2 local days ago both
+      (2 d 13 h and 1 d 21 h elapsed).
+    - 30 November 10:00 local: today, 0 days.
+
+    Ranked by days, most first, ties sharing a rank: 1, 1, 3, 3, 5 of 5 customers; scores
+    1 + 5 (rank - 1) / 5 = 1, 1, 3, 3, 5. Ranked by the exact time they were 1, 2, 3, 4, 5.
+    """
+    lasts = ("2026-11-27T09:00", "2026-11-27T19:00", "2026-11-28T07:00", "2026-11-28T23:00", "2026-11-30T10:00")
+    phones = [phone(n) for n in range(11, 16)]
+    events = [
+        sale(f"r{n}", f"{at}:00+08:00", "10.00", phone=p) for n, (at, p) in enumerate(zip(lasts, phones, strict=True))
+    ]
+    events += [profiling_consent(f"rc{n}", phone=p) for n, p in enumerate(phones)]
+    with engine_at(backend.url) as engine:
+        store(engine, events)
+        _recompute(engine)
+        with engine.connect() as conn:
+            rows = conn.execute(
+                text(
+                    "SELECT i.value, t.value, t.inputs, t.version FROM customer_tags t"
+                    " JOIN identifiers i ON i.customer_id = t.customer_id AND i.kind = 'phone' WHERE t.tag = 'rfm.r'"
+                )
+            ).all()
+    got = {
+        number.removeprefix("+86"): (value, inputs if isinstance(inputs, dict) else json.loads(inputs), version)
+        for number, value, inputs, version in rows
+    }
+    assert [(got[p][0], got[p][1]["days_since_last"], got[p][1]["rank"]) for p in phones] == [
+        ("1", 3, 1),
+        ("1", 3, 1),
+        ("3", 2, 3),
+        ("3", 2, 3),
+        ("5", 0, 5),
+    ]
+    for p in phones:
+        assert {k: v for k, v in got[p][1].items() if k not in ("days_since_last", "rank")} == {
+            "active_customers": 5,
+            "window_days": 365,
+        }
+    assert {got[p][2].split(":")[0] for p in phones} == {"2"}  # the definition changed: stored tags show it
+
+
 def test_tags_follow_a_merge_and_a_split(backend):
     with engine_at(backend.url) as engine:
         # Frank buys twice by phone and three times by card, then one receipt names both: one customer.
