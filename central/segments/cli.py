@@ -1,7 +1,8 @@
-"""``central-server segment add|list|show|count|evaluate|export``: segments from the command line.
+"""``central-server segment add|list|show|count|evaluate|export|delete``: segments from the command line.
 
 The command line acts as an operator with administrator rights: exports are unmasked (``--masked``
-masks them) and every one is written to the audit log.
+masks them) and every one is written to the audit log. ``delete`` follows decision 0081 as the API
+and the console do, and asks for ``--yes`` as the console asks on a page of its own.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy.orm import Session
 
@@ -16,7 +18,7 @@ from central import audit
 from central.cli import PROG, CliError, Command, existing_database, load
 from central.clock import system_clock
 from central.csvfiles import write_csv
-from central.segments import definitions, evaluation, exports
+from central.segments import definitions, deletion, evaluation, exports
 from central.segments.definitions import Draft, SegmentError
 
 OPERATOR = "cli"
@@ -78,11 +80,40 @@ def cmd_segment(args: argparse.Namespace) -> int:
                 )
                 db.commit()
                 print(f"{args.name}: {done.members} members, {done.entered} entered, {done.left} left")
+            elif args.action == "delete":
+                _delete(db, args.name, confirmed=args.yes)
             else:
                 _export(db, args, today, config.segments_webhook_chunk)
     finally:
         engine.dispose()
     return 0
+
+
+def _delete(db: Session, name: str, *, confirmed: bool) -> None:
+    """Delete a segment as ``DELETE /api/v1/segments/<name>`` does, once ``--yes`` confirms it.
+
+    Exit status 2 for a name no segment has or a missing ``--yes`` (nothing changed), 1 while its
+    webhook export is still being sent (the same command succeeds once the calls have ended).
+    """
+    row: Any = _found(db, name)
+    if not confirmed:
+        raise CliError(
+            f"deleting segment {name!r} (version {row.version}, {row.members} members at its last evaluation)"
+            " cannot be undone; it stops being evaluated and exported, its membership history and"
+            " definition are kept (audit log). Nothing was changed: run again with --yes to delete it",
+            status=2,
+        )
+    now = system_clock()
+    try:
+        done = deletion.delete(db, name, now=now)
+    except SegmentError as exc:
+        db.rollback()
+        status = 1 if exc.reason == deletion.IN_USE_EXPORT else 2
+        raise CliError(f"{exc} ({exc.reason})", status=status) from None
+    detail = {"via": "cli", **done.to_audit()}
+    audit.record(db, at=now, actor=OPERATOR, action="segment.delete", subject=f"segment:{name}", detail=detail)
+    db.commit()
+    print(f"{PROG}: segment {name} deleted; {done.left} members left it, its history is kept")
 
 
 def _export(db: Session, args: argparse.Namespace, today: object, chunk: int) -> None:
@@ -133,7 +164,12 @@ def _arguments(parser: argparse.ArgumentParser) -> None:
         one.add_argument("name")
         named.append(one)
     export = actions.add_parser("export", help="write the members as CSV, or post them to the webhook (audited)")
-    named += [add, export]
+    remove = actions.add_parser(
+        "delete", help="delete a segment, keeping its membership history (audited; refused while its export is sent)"
+    )
+    remove.add_argument("name")
+    remove.add_argument("--yes", action="store_true", help="confirm the deletion, which cannot be undone")
+    named += [add, export, remove]
     export.add_argument("name")
     export.add_argument(
         "--to", choices=("csv", "webhook"), default="csv", help="csv (default) or the segment's webhook"
@@ -145,4 +181,4 @@ def _arguments(parser: argparse.ArgumentParser) -> None:
         sub.add_argument("--config", metavar="PATH", default=argparse.SUPPRESS, help="TOML config file")
 
 
-COMMANDS = [Command("segment", cmd_segment, "segments: add, list, show, count, evaluate, export", _arguments)]
+COMMANDS = [Command("segment", cmd_segment, "segments: add, list, show, count, evaluate, export, delete", _arguments)]

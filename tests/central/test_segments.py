@@ -612,3 +612,41 @@ def test_a_segment_is_deleted_after_confirmation_keeping_its_history_not_while_i
     assert finance.delete("/api/v1/segments/loyal").status_code == 403
     _save(app)
     assert [a.detail.get("via") for a in _audits(app, "segment.delete")] == ["console", None]
+
+
+def test_the_command_line_deletes_a_segment_with_yes_as_the_api_does(app, chain, tmp_path, capsys):
+    _save(app, webhook_url="https://crm.example.cn/hooks/seg", webhook_secret=SECRET)
+    _evaluate(app)
+    config = tmp_path / "central.toml"
+    url = app.config["CENTRAL"].effective_database_url
+    config.write_text(f'[server]\ndata_dir = "{tmp_path / "data"}"\n[database]\nurl = "{url}"\n')
+
+    def delete(*args):
+        status = main(["segment", "delete", *args, "--config", str(config)])
+        out, err = capsys.readouterr()
+        return status, out, err.splitlines()[-1]
+
+    status, _, said = delete("nothing", "--yes")
+    assert status == 2 and "no segment 'nothing'" in said
+    # Without --yes nothing changes: the line says what would go and how to confirm.
+    status, _, said = delete("loyal")
+    assert status == 2 and "version 1, 2 members" in said and "--yes" in said, said
+    assert _api(app, "admin").post("/api/v1/segments/loyal/export", json={}).status_code == 202  # a call queued
+    status, _, said = delete("loyal", "--yes")
+    assert status == 1 and "in_use_export" in said and "1 webhook call" in said, said
+    with _session(app) as db:
+        assert definitions.find(db, "loyal") is not None
+    assert _audits(app, "segment.delete") == [] and len(_history(app)) == 2
+    with _session(app) as db:  # the call ends (delivered); the segment is no longer in use
+        db.execute(WebhookDelivery.__table__.update().values(status=DELIVERED))
+        db.commit()
+    status, out, _ = delete("loyal", "--yes")
+    assert status == 0 and "segment loyal deleted; 2 members left it" in out
+    with _session(app) as db:
+        assert definitions.find(db, "loyal") is None
+    assert _members(app) == set() and sorted(c for _, c, _ in _history(app)) == ["entered"] * 2 + ["left"] * 2
+    (audited,) = _audits(app, "segment.delete")
+    assert (audited.actor, audited.subject, audited.detail["via"]) == ("cli", "segment:loyal", "cli")
+    assert (audited.detail["rule"], audited.detail["members_left"]) == (LOYAL_RULE, 2)
+    status, _, said = delete("loyal", "--yes")
+    assert status == 2 and "no segment 'loyal'" in said
