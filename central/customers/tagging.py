@@ -155,32 +155,37 @@ def _rfm(conn: Connection, run: Run, sql: Sql) -> None:
 
 def _value_tier(conn: Connection, run: Run, sql: Sql) -> None:
     c = run.config
+    # Recency in whole local days, the number the why shows (and rfm.r ranks): a customer whose why
+    # says 90 days is not yet "more than 90 days ago".
     tier = (
-        "CASE WHEN last_purchase_at > :loyal_at AND wp >= :loyal_n AND ws >= :loyal_spent THEN 'loyal'"
-        " WHEN last_purchase_at > :potential_at AND wp >= :potential_low AND wp <= :potential_high THEN 'potential'"
-        " WHEN last_purchase_at < :dormant_at AND wp <= :dormant_n AND ws < :dormant_spent THEN 'dormant'"
+        "CASE WHEN days < :loyal_days AND wp >= :loyal_n AND ws >= :loyal_spent THEN 'loyal'"
+        " WHEN days < :potential_days AND wp >= :potential_low AND wp <= :potential_high THEN 'potential'"
+        " WHEN days > :dormant_days AND wp <= :dormant_n AND ws < :dormant_spent THEN 'dormant'"
         " ELSE 'other' END"
     )
     inputs = sql.obj(
-        days_since_last=sql.days_since("last_purchase_at"),
+        days_since_last="days",
         last_purchase_at="last_purchase_at",
         purchases_in_window="wp",
         spent_in_window=sql.money("ws"),
         window_days=":window_days",
     )
+    recency = f"SELECT customer_id, last_purchase_at, wp, ws, {sql.local_days_since('last_purchase_at')} AS days"
     execute(
         conn,
         run,
         "value_tier",
-        f"{INSERT} SELECT customer_id, 'value_tier', {tier}, {inputs}, :version, :now FROM {WINDOWS} b",  # noqa: S608
+        f"{INSERT} SELECT customer_id, 'value_tier', {tier}, {inputs}, :version, :now"  # noqa: S608
+        f" FROM ({recency} FROM {WINDOWS}) b",
+        today=run.today,
         window_days=c.tags_rfm_window_days,
-        loyal_at=run.ago(c.tags_loyal_max_days),
+        loyal_days=c.tags_loyal_max_days,
         loyal_n=c.tags_loyal_min_purchases,
         loyal_spent=round(c.tags_loyal_min_spent * 100),
-        potential_at=run.ago(c.tags_potential_max_days),
+        potential_days=c.tags_potential_max_days,
         potential_low=c.tags_potential_min_purchases,
         potential_high=c.tags_potential_max_purchases,
-        dormant_at=run.ago(c.tags_dormant_min_days),
+        dormant_days=c.tags_dormant_min_days,
         dormant_n=c.tags_dormant_max_purchases,
         dormant_spent=round(c.tags_dormant_max_spent * 100),
     )
@@ -292,27 +297,28 @@ def _weekend(conn: Connection, run: Run, sql: Sql) -> None:
 
 def _lifecycle(conn: Connection, run: Run, sql: Sql) -> None:
     c = run.config
+    # In whole local days, the numbers the why shows, as value_tier.
     value = (
-        "CASE WHEN first_purchase_at >= :new_at THEN 'new' WHEN last_purchase_at >= :active_at THEN 'active'"
-        " WHEN last_purchase_at >= :risk_at THEN 'at_risk' WHEN last_purchase_at >= :dormant_at THEN 'dormant'"
+        "CASE WHEN first_days <= :new_days THEN 'new' WHEN days <= :active_days THEN 'active'"
+        " WHEN days <= :risk_days THEN 'at_risk' WHEN days <= :dormant_days THEN 'dormant'"
         " ELSE 'churned' END"
     )
     # The last purchase itself too: a win-back trigger compares it with the statistics of the moment.
-    inputs = sql.obj(
-        days_since_first=sql.days_since("first_purchase_at"),
-        days_since_last=sql.days_since("last_purchase_at"),
-        last_purchase_at="last_purchase_at",
+    inputs = sql.obj(days_since_first="first_days", days_since_last="days", last_purchase_at="last_purchase_at")
+    recency = (
+        f"SELECT customer_id, last_purchase_at, {sql.local_days_since('first_purchase_at')} AS first_days,"  # noqa: S608
+        f" {sql.local_days_since('last_purchase_at')} AS days FROM customer_stats WHERE purchases > 0"
     )
     execute(
         conn,
         run,
         "lifecycle",
-        f"{INSERT} SELECT customer_id, 'lifecycle', {value}, {inputs}, :version, :now"  # noqa: S608
-        " FROM customer_stats WHERE purchases > 0",
-        new_at=run.ago(c.tags_lifecycle_new_days),
-        active_at=run.ago(c.tags_lifecycle_active_days),
-        risk_at=run.ago(c.tags_lifecycle_at_risk_days),
-        dormant_at=run.ago(c.tags_lifecycle_dormant_days),
+        f"{INSERT} SELECT customer_id, 'lifecycle', {value}, {inputs}, :version, :now FROM ({recency}) s",  # noqa: S608
+        today=run.today,
+        new_days=c.tags_lifecycle_new_days,
+        active_days=c.tags_lifecycle_active_days,
+        risk_days=c.tags_lifecycle_at_risk_days,
+        dormant_days=c.tags_lifecycle_dormant_days,
     )
 
 

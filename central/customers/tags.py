@@ -26,14 +26,16 @@ from central.models import UTCDateTime
 DEFINITIONS = {
     # 2: R ranks whole local days since the last purchase (what its why shows), not the exact time.
     "rfm": 2,
-    "value_tier": 1,
+    # 2: recency in whole local days since the last purchase, as the why shows it.
+    "value_tier": 2,
     "frequency": 1,
     "channel": 1,
     "top_category": 1,
     "preferred_store": 1,
     "time_of_day": 1,
     "weekend_shopper": 1,
-    "lifecycle": 1,
+    # 2: first and last purchase in whole local days, as the why shows them.
+    "lifecycle": 2,
     "repurchase": 1,
     "value_spend": 1,
     "value_clv": 1,
@@ -45,6 +47,7 @@ DEFINITIONS = {
 SETTINGS = {
     "rfm": ("tags_rfm_window_days", "customers_utc_offset_minutes"),
     "value_tier": (
+        "customers_utc_offset_minutes",
         "tags_rfm_window_days",
         "tags_loyal_max_days",
         "tags_loyal_min_purchases",
@@ -63,6 +66,7 @@ SETTINGS = {
     "time_of_day": ("tags_daypart_min_share", "customers_utc_offset_minutes"),
     "weekend_shopper": ("tags_weekend_min_share", "tags_weekend_min_purchases", "customers_utc_offset_minutes"),
     "lifecycle": (
+        "customers_utc_offset_minutes",
         "tags_lifecycle_new_days",
         "tags_lifecycle_active_days",
         "tags_lifecycle_at_risk_days",
@@ -103,12 +107,6 @@ class Sql:
         """A JSON object of SQL expressions."""
         args = ", ".join(f"'{k}', {v}" for k, v in fields.items())
         return f"json_build_object({args})" if self.postgres else f"json_object({args})"
-
-    def days_since(self, column: str) -> str:
-        """Whole days from ``column`` to :now."""
-        if self.postgres:
-            return f"CAST(floor(EXTRACT(EPOCH FROM (:now - {column})) / 86400) AS integer)"
-        return f"CAST(julianday(:now) - julianday({column}) AS INTEGER)"
 
     def local_days_since(self, column: str) -> str:
         """Whole local days from the chain's local date of ``column`` to the local date :today.

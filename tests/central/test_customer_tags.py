@@ -222,7 +222,7 @@ def test_each_tag_keeps_its_inputs_and_version(backend):
         assert set(model) == {"r", "alpha", "a", "b", "p", "q", "gamma"}
         assert all(isinstance(v, float) for v in model.values())
         versions = {tag: version for tag, _, version in rows}
-        assert versions["value_tier"].startswith("1:")
+        assert versions["value_tier"].startswith("2:")
     # A changed threshold is a new version of the definition, and changes the value.
     stricter = load_config(None, environ={}, overrides={"tags.loyal_min_purchases": 7})
     with engine_at(backend.url) as engine:
@@ -284,6 +284,41 @@ def test_recency_scores_rank_the_local_days_their_why_shows(backend):
             "window_days": 365,
         }
     assert {got[p][2].split(":")[0] for p in phones} == {"2"}  # the definition changed: stored tags show it
+
+
+def test_value_tier_and_lifecycle_decide_on_the_local_days_their_why_shows(backend):
+    """As of 30 November 20:00 in the chain's UTC+8, one purchase of 10.00 each:
+
+    - 1 September 08:00 local: 90 local days ago (90 d 12 h elapsed). Dormant needs more than 90
+      days: not dormant, its why says 90. By the exact time it was dormant with a why of 90.
+    - 31 August 23:00 local: 91 local days ago (91 d 21 h elapsed): dormant.
+    - 31 October 09:00 local: 30 local days ago (30 d 11 h elapsed). New is a first purchase at
+      most 30 days ago: new, its why says 30. By the exact time it was active with a why of 30.
+    """
+    firsts = ("2026-09-01T08:00", "2026-08-31T23:00", "2026-10-31T09:00")
+    phones = [phone(n) for n in range(21, 24)]
+    events = [
+        sale(f"d{n}", f"{at}:00+08:00", "10.00", phone=p) for n, (at, p) in enumerate(zip(firsts, phones, strict=True))
+    ]
+    events += [profiling_consent(f"dc{n}", phone=p) for n, p in enumerate(phones)]
+    with engine_at(backend.url) as engine:
+        store(engine, events)
+        _recompute(engine)
+        with engine.connect() as conn:
+            rows = conn.execute(
+                text(
+                    "SELECT i.value, t.tag, t.value, t.inputs FROM customer_tags t JOIN identifiers i"
+                    " ON i.customer_id = t.customer_id AND i.kind = 'phone' WHERE t.tag IN ('value_tier', 'lifecycle')"
+                )
+            ).all()
+    got = {
+        (number.removeprefix("+86"), tag): (value, (inputs if isinstance(inputs, dict) else json.loads(inputs)))
+        for number, tag, value, inputs in rows
+    }
+    tiers = [(got[p, "value_tier"][0], got[p, "value_tier"][1]["days_since_last"]) for p in phones]
+    assert tiers == [("other", 90), ("dormant", 91), ("other", 30)]
+    cycle = [(got[p, "lifecycle"][0], got[p, "lifecycle"][1]["days_since_first"]) for p in phones]
+    assert cycle == [("at_risk", 90), ("at_risk", 91), ("new", 30)]
 
 
 def test_tags_follow_a_merge_and_a_split(backend):
