@@ -13,6 +13,7 @@ models.
 from __future__ import annotations
 
 import functools
+import hashlib
 import sqlite3
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
@@ -370,3 +371,20 @@ def update_rows(conn: Connection, table: Table, key: str, columns: Sequence[str]
     sets = ", ".join(f"{name} = ?" for name in columns)
     sql = f"UPDATE {table.name} SET {sets} WHERE {key} = ?"  # noqa: S608 - our own names
     return conn.exec_driver_sql(sql, [(*row[1:], row[0]) for row in prepared]).rowcount
+
+
+def advisory_locks(conn: Connection, names: Iterable[str]) -> None:
+    """PostgreSQL: hold a transaction-level advisory lock on each of ``names`` until commit (SQLite: nothing).
+
+    The locks are taken in one statement, in the order of their keys, so two transactions naming
+    the same things cannot deadlock on them; the second waits for the first to commit. (On SQLite
+    the ingest transaction already holds the database's write lock.)
+    """
+    if conn.dialect.name != "postgresql":
+        return
+    keys = sorted({int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True) for name in names})
+    if keys:
+        conn.exec_driver_sql(
+            "SELECT count(pg_advisory_xact_lock(k)) FROM (SELECT unnest(CAST(%s AS bigint[])) AS k) AS keys",
+            (pg_array(keys, "json"),),
+        )

@@ -6,7 +6,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Date, Float, Index, Integer, String, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Boolean, Date, Float, Index, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from central.models import Base, BigId, Money, UTCDateTime
@@ -17,7 +17,9 @@ class Receipt(Base):
 
     A reprint (the same store, register and receipt number again, see central.customers.reprints)
     is kept with ``reprint_of`` naming the first copy and a ``flag``; it has no customer and counts
-    nowhere.
+    nowhere. So is the same receipt loaded again from another source (``duplicate_source``). A
+    receipt from an online source or a backfill (``device_id`` ``source:<name>``) is stored with
+    no customer: it counts in the statistics through its event, not in ``receipts_count``.
     """
 
     __tablename__ = "receipts"
@@ -40,6 +42,32 @@ class Receipt(Base):
     register: Mapped[str] = mapped_column(String(32), default="", server_default="")
     printed_at: Mapped[str | None] = mapped_column(String(40))
     reprint_of: Mapped[int | None] = mapped_column(BigInteger)
+    flag: Mapped[str | None] = mapped_column(String(32))
+
+
+class OnlineOrder(Base):
+    """An online order of one source (``order_no`` of its ``order.online`` events), counted once.
+
+    ``event_pk`` is the order's sale: its earliest event, the only one the statistics count, and
+    only while ``counted`` (its newest status is not a cancellation, closure or refund). The
+    status is the newest event's (``status_at``, ``status_pk``); ``flag`` is ``order_total_differs``
+    when an event of the order gave another total than the sale's. See central.customers.orders.
+    """
+
+    __tablename__ = "online_orders"
+    __table_args__ = (UniqueConstraint("device_id", "order_no"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    device_id: Mapped[str] = mapped_column(String(64))
+    order_no: Mapped[str] = mapped_column(String(64))
+    event_pk: Mapped[int] = mapped_column(BigInteger, unique=True)
+    observed_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    total: Mapped[Decimal] = mapped_column(Money)
+    status: Mapped[str] = mapped_column(String(32))
+    status_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    status_pk: Mapped[int] = mapped_column(BigInteger)
+    counted: Mapped[bool] = mapped_column(Boolean)
+    events: Mapped[int] = mapped_column(Integer)
     flag: Mapped[str | None] = mapped_column(String(32))
 
 

@@ -21,6 +21,7 @@ from datetime import datetime, time, timedelta
 
 from sqlalchemy import Connection
 
+from central.customers import rebuild
 from central.customers.consent_gate import consented
 from central.customers.sales import SALE_KINDS
 from central.customers.tags import INSERT, Run, Sql, execute
@@ -58,7 +59,7 @@ def _purchase_days(sql: Sql) -> str:
     return (
         f"SELECT DISTINCT ec.customer_id AS customer_id, e.store_id AS store_id, {day} AS day"  # noqa: S608
         " FROM event_customers ec JOIN events e ON e.id = ec.event_pk"
-        f" WHERE e.kind IN ({_KINDS}) AND e.observed_at >= :since"
+        f" WHERE e.kind IN ({_KINDS}) AND {rebuild.counted(sql.postgres)} AND e.observed_at >= :since"
     )
 
 

@@ -1,7 +1,8 @@
 """Set-based recomputation of the purchase statistics from the stored events, on SQLite and PostgreSQL.
 
-The same rules as :mod:`central.customers.sales`, written as SQL: every sale event owned by a
-customer (``event_customers``, which merges and splits keep current) is one row of a derived table,
+The same rules as :mod:`central.customers.sales`, written as SQL: every sale event that counts
+(:func:`counted`: an online order once, see :mod:`central.customers.orders`) owned by a customer
+(``event_customers``, which merges and splits keep current) is one row of a derived table,
 and each statistics table is one ``INSERT ... SELECT ... GROUP BY`` over it. ``rebuild_all`` does
 the whole chain (``central-server recompute-tags``); ``rebuild_customers`` the customers a merge or
 split marked, inside the caller's transaction.
@@ -17,6 +18,16 @@ from central.customers.sales import APP_NAMES, CHANNELS, DAYPARTS, MINI_PROGRAM_
 
 STAT_TABLES = ("customer_stats", "customer_days", "customer_stores", "customer_categories")
 _KINDS = ", ".join(f"'{k}'" for k in SALE_KINDS)
+
+
+def counted(postgres: bool, alias: str = "e") -> str:
+    """SQL true for a sale event ``alias`` (a row of ``events``) that counts: any but an online order's
+    event that is not its order's counted sale (``online_orders``, see central.customers.orders)."""
+    order_no = f"{alias}.payload->>'order_no'" if postgres else f"json_extract({alias}.payload, '$.order_no')"
+    return (
+        f"({alias}.kind <> '{ONLINE_KIND}' OR {order_no} IS NULL"  # noqa: S608 - our own names
+        f" OR EXISTS (SELECT 1 FROM online_orders oo WHERE oo.event_pk = {alias}.id AND oo.counted))"
+    )
 
 
 def _names(values: Sequence[str]) -> str:
@@ -37,7 +48,7 @@ def _sqlite_sales(offset: int, where: str) -> str:
         # CROSS JOIN: SQLite then reads the customers' rows first. Left to itself, for more than a
         # few customers it chose to scan every sale by the kind index: a cost that grew with history.
         " FROM event_customers ec CROSS JOIN events e ON e.id = ec.event_pk"
-        f" WHERE e.kind IN ({_KINDS}){where}"
+        f" WHERE e.kind IN ({_KINDS}) AND {counted(False)}{where}"
     )
     # The total as an exact integer of 1/10000ths (the money text padded to four decimals), then
     # cents rounded half away from zero: no float on the way. MATERIALIZED: flattened into the
@@ -66,7 +77,7 @@ def _pg_sales(offset: int, where: str) -> str:
         # numeric's round() goes half away from zero, like the Python side.
         " CAST(round(CAST(e.payload->>'total' AS numeric) * 100) AS bigint) AS cents"
         " FROM event_customers ec JOIN events e ON e.id = ec.event_pk"
-        f" WHERE e.kind IN ({_KINDS}){where}"
+        f" WHERE e.kind IN ({_KINDS}) AND {counted(True)}{where}"
     )
 
 

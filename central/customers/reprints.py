@@ -24,7 +24,6 @@ database's write lock). Decision 0085.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -175,17 +174,6 @@ def _same_number(a: Printed, b: Printed) -> bool:
 
 def _lock(conn: Connection, receipts: Sequence[Printed]) -> None:
     """PostgreSQL: hold a transaction lock on each (store, receipt number) until commit, in a fixed order."""
-    if conn.dialect.name != "postgresql":
-        return
-    keys = sorted({_lock_key(r.store_id, r.receipt_no) for r in receipts})
-    # One lock a store and number (whatever the register): a concurrent batch carrying another copy
-    # waits here for this transaction's outcome, then reads the committed first copy.
-    conn.exec_driver_sql(
-        "SELECT count(pg_advisory_xact_lock(k)) FROM (SELECT unnest(CAST(%s AS bigint[])) AS k) AS keys",
-        (bulk.pg_array(keys, "json"),),
-    )
-
-
-def _lock_key(store_id: str, receipt_no: str) -> int:
-    digest = hashlib.sha256(f"central:receipt:{store_id}\x00{receipt_no}".encode()).digest()
-    return int.from_bytes(digest[:8], "big", signed=True)
+    # One lock a store and number (whatever the register or source): a concurrent batch carrying
+    # another copy waits here for this transaction's outcome, then reads the committed first copy.
+    bulk.advisory_locks(conn, (f"central:receipt:{r.store_id}\x00{r.receipt_no}" for r in receipts))

@@ -1,5 +1,9 @@
 """A customer's timeline: purchases, online orders, scans, complaints, visits, coupons and notes, newest first.
 
+An online order posted again at each status shows every event; the order's sale (the one event
+that counts, central.customers.orders) shows the order's status now and the amount, its other
+events their own status and no amount.
+
 Each kind of entry lives in its own table, so a page is read as keyset pages of each source merged
 in Python: every source is asked for the entries before the cursor, newest first, one more than a
 page, and the newest ``limit`` of all of them make the page. The cursor is the last entry's
@@ -20,7 +24,8 @@ from sqlalchemy.orm import Session
 
 from central.campaigns.coupon_models import CouponCampaign, CouponCode, CouponRedemption
 from central.campaigns.models import TriggerCoupon, TriggerOccasion
-from central.customers.models import CustomerNote
+from central.customers.models import CustomerNote, OnlineOrder
+from central.customers.sales import ONLINE_KIND
 from central.identity.models import LINKED, TRUSTED, Customer, EventCustomer, Identifier
 from central.ingest.models import Event
 from central.models import table
@@ -47,6 +52,7 @@ _codes = table(CouponCode)
 _campaigns = table(CouponCampaign)
 _redemptions = table(CouponRedemption)
 _notes = table(CustomerNote)
+_orders = table(OnlineOrder)
 _identifiers = table(Identifier)
 _customers = table(Customer)
 _trigger_coupons = table(TriggerCoupon)
@@ -146,14 +152,26 @@ def _event_entries(db: Session, customer_id: int, cursor: Cursor | None, limit: 
         )
         .order_by(_events.c.observed_at.desc(), _events.c.id.desc())
         .limit(limit)
+    ).all()
+    # An online order's sale shows the order's status now; its other events (status updates) no amount.
+    sales = dict(
+        db.execute(
+            select(_orders.c.event_pk, _orders.c.status).where(
+                _orders.c.event_pk.in_([r[0] for r in rows if r[1] == ONLINE_KIND])
+            )
+        ).all()
     )
     out = []
     for pk, kind, store, at, payload in rows:
         payload = payload if isinstance(payload, dict) else {}
+        if sales.get(pk):
+            payload = {**payload, "status": sales[pk]}
         shown = tuple(
             (name, _text(payload[name])) for name in EVENT_FIELDS[kind] if payload.get(name) not in (None, "")
         )
         amount = _amount(payload.get("total") if kind != "scan.coupon" else payload.get("value"))
+        if kind == ONLINE_KIND and pk not in sales and payload.get("order_no"):
+            amount = None
         out.append(Entry(at, EVENT, pk, kind, store or "", amount, shown))
     return out
 

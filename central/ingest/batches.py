@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session
 from central import bulk
 from central.auth import AuthenticatedDevice
 from central.campaigns import coupon_redemptions, coupons
-from central.customers import consent, dashboard, purchases, reprints, statistics
+from central.customers import consent, dashboard, orders, purchases, reprints, statistics
 from central.customers.models import Receipt
 from central.customers.sales import currency_problem
 from central.errors import ConcurrentChange
@@ -257,7 +257,9 @@ def _store_once(db: Session, device: AuthenticatedDevice, batch: wire.DecodedBat
         for r in fresh
         if r.event.event_id not in reprinted
     ]
-    statistics.record_sales(db.connection(), stored)
+    ordered = orders.record(db.connection(), device.device_id, stored)
+    statistics.record_sales(db.connection(), orders.counted(stored, ordered))
+    orders.recount(db.connection(), ordered, statistics.settings()[0])
     dashboard.signups_stored(db.connection(), stored)
     _touch_device(db, device, rows, fresh, now)
     return wire.Reply(

@@ -24,7 +24,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from central import bulk
-from central.customers import consent, dashboard, statistics
+from central.customers import consent, dashboard, orders, statistics
 from central.customers.sales import currency_problem
 from central.identity import golden
 from central.identity.registry import Registry
@@ -279,7 +279,10 @@ def stage_rows(
         for r in rows
         if r.event.event_id in pks
     ]
-    statistics.record_sales(db.connection(), stored)
+    # An online order posted again with a new status is stored, and counted once (decision 0089).
+    ordered = orders.record(db.connection(), device_id, stored)
+    statistics.record_sales(db.connection(), orders.counted(stored, ordered))
+    orders.recount(db.connection(), ordered, statistics.settings()[0])
     dashboard.signups_stored(db.connection(), stored)
     return staged
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
@@ -308,4 +310,59 @@ def test_identifiers_stored_in_full_width_are_spelt_as_today_without_merging_any
             for name in ("review_items", "identity_ledger", "event_customers", "recompute_marks", "identifiers"):
                 conn.execute(text(f"DELETE FROM {name}"))  # noqa: S608
             conn.execute(text("DELETE FROM customers"))
+        engine.dispose()
+
+
+_ORDER_EVENT = (
+    "INSERT INTO events (id, device_id, event_id, seq, kind, store_id, observed_at, received_at, payload, batch_id)"
+    " VALUES (:id, :device, :event, 0, 'order.online', '', :at, :at, :payload, 'b')"
+)
+
+
+def test_online_orders_already_stored_are_kept_once_and_their_customers_marked(backend):
+    engine = make_engine(backend.url)
+    try:
+        _at_revision(engine, "0029_receipt_reprints", text("SELECT 1"))
+        orders = [
+            (1, "source:shop", "A", "paid", "2026-11-01 08:00:00", "30.00"),
+            (2, "source:shop", "A", "completed", "2026-11-03 08:00:00", "30.00"),
+            (3, "source:shop", "B", "paid", "2026-11-02 08:00:00", "45.00"),
+            (4, "source:shop", "B", "refunded", "2026-11-04 08:00:00", "45.00"),
+            (5, "source:app", "A", "paid", "2026-11-02 09:00:00", "12.50"),
+        ]
+        with engine.begin() as conn:
+            conn.execute(
+                text(_ORDER_EVENT),
+                [
+                    {
+                        "id": pk,
+                        "device": device,
+                        "event": f"e{pk}",
+                        "at": at,
+                        "payload": json.dumps({"order_no": number, "status": status, "total": total}),
+                    }
+                    for pk, device, number, status, at, total in orders
+                ],
+            )
+            conn.execute(
+                text("INSERT INTO event_customers (event_pk, customer_id, identifier_id) VALUES (:e, :c, 1)"),
+                [{"e": pk, "c": 7 if pk < 5 else 8} for pk in range(1, 6)],
+            )
+        upgrade(engine)
+        with engine.connect() as conn:
+            kept = conn.execute(
+                text(
+                    "SELECT device_id, order_no, event_pk, status, status_pk, counted, events, total FROM online_orders"
+                    " ORDER BY device_id, order_no"
+                )
+            ).all()
+            marks = conn.execute(text("SELECT customer_id, reason FROM recompute_marks")).all()
+        assert [(*r[:5], bool(r[5]), r[6], f"{float(r[7]):.2f}") for r in kept] == [
+            ("source:app", "A", 5, "paid", 5, True, 1, "12.50"),
+            ("source:shop", "A", 1, "completed", 2, True, 2, "30.00"),
+            ("source:shop", "B", 3, "refunded", 4, False, 2, "45.00"),
+        ]
+        # Customer 7 held status updates and a refunded order: recounted by the next ingest.
+        assert [tuple(m) for m in marks] == [(7, "online_orders")]
+    finally:
         engine.dispose()

@@ -1,7 +1,7 @@
 """Receipts are indexed by device and time, for the device page's count of its till's receipts.
 
 Revision ID: 0031_receipts_device_time
-Revises: 0029_receipt_reprints
+Revises: 0030_online_orders
 Create Date: 2026-12-10
 """
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 from alembic import op
 
 revision = "0031_receipts_device_time"
-down_revision = "0029_receipt_reprints"
+down_revision = "0030_online_orders"
 branch_labels = None
 depends_on = None
 
