@@ -6,20 +6,29 @@ receipt is a copy of an earlier one when it names the same store, register and r
 either prints the same date and time (within ``LOOKBACK``) or was printed within
 ``receipts.reprint_window`` of it (tills whose reprint shows the time of the reprint). The register
 is the one printed on the receipt; a receipt that prints none is compared only with receipts of
-the same agent. The window keeps apart tills that start their numbers again each day.
+the same agent, or, when one of the two was loaded from a source (``source:<name>``, which has no
+agent), with one that prints the same date and time and total. The window keeps apart tills that
+start their numbers again each day.
 
-A copy is stored with ``reprint_of`` naming the first one and a flag: ``reprint``, or
-``reprint_total_differs`` when its total is not the first one's (for review: it is not merged
-into the sale, and not counted either). A copy has no customer and no identity facts, so no
-statistic, tag, trigger or member scan sees it. A receipt the agent marked as a reprint (the
-``reprint`` warning, from the printed marker) whose first copy central never saw is counted, since
-it is the only record of the sale, and flagged ``reprint_unmatched``.
+The same receipt may reach central twice from two senders: the agent uploads it, and HQ loads the
+till's history again (``central-server load-events FILE --source pos-backfill``), or the other
+way round. Receipts from sources are stored in ``receipts`` too (with no customer: they count in
+the statistics through their event, not in ``receipts_count``), and whichever arrived first is
+the sale; the later one is a copy flagged ``duplicate_source``.
+
+A copy is stored with ``reprint_of`` naming the first one and a flag: ``reprint``,
+``duplicate_source`` (from another sender), or ``reprint_total_differs`` when its total is not the
+first one's (for review: it is not merged into the sale, and not counted either). A copy has no
+customer and no identity facts, so no statistic, tag, trigger or member scan sees it. A receipt
+the agent marked as a reprint (the ``reprint`` warning, from the printed marker) whose first copy
+central never saw is counted, since it is the only record of the sale, and flagged
+``reprint_unmatched``.
 
 Which copy is first does not depend on batches or instances: the copies of one batch are taken in
 the order they were printed, and on PostgreSQL a transaction holds an advisory lock on each
 (store, register, receipt number) it stores until it commits, so a concurrent batch carrying
 another copy waits and then sees the first one (on SQLite the ingest transaction already holds the
-database's write lock). Decision 0085.
+database's write lock). Decisions 0085 and 0089.
 """
 
 from __future__ import annotations
@@ -39,6 +48,9 @@ from central.models import table
 REPRINT = "reprint"
 TOTAL_DIFFERS = "reprint_total_differs"
 UNMATCHED = "reprint_unmatched"
+DUPLICATE_SOURCE = "duplicate_source"
+SOURCE_PREFIX = "source:"
+"""The ``device_id`` of events from an online source or a backfill (central.sources.events.device_for)."""
 MARKER_WARNING = "reprint"
 """The warning an agent puts on a receipt that printed a reprint marker."""
 LOOKBACK = timedelta(days=31)
@@ -141,7 +153,10 @@ def classify(conn: Connection, receipts: Sequence[Printed], *, window: float) ->
             firsts.append((None, index, receipt))
             continue
         original_id, original_index, first = match
-        flag = REPRINT if first.total == receipt.total else TOTAL_DIFFERS
+        if first.total != receipt.total:
+            flag = TOTAL_DIFFERS
+        else:
+            flag = REPRINT if first.device_id == receipt.device_id else DUPLICATE_SOURCE
         verdicts[index] = Verdict(original_id, original_index, flag)
     return [v for v in verdicts if v is not None]
 
@@ -150,26 +165,28 @@ def _first_copy(
     receipt: Printed, firsts: Sequence[tuple[int | None, int | None, Printed]], span: timedelta
 ) -> tuple[int | None, int | None, Printed] | None:
     """The nearest earlier-stored receipt ``receipt`` repeats, if any."""
-    candidates = [
-        entry
-        for entry in firsts
-        if _same_number(receipt, entry[2])
-        and (
-            (receipt.printed_at is not None and receipt.printed_at == entry[2].printed_at)
-            or abs(receipt.observed_at - entry[2].observed_at) <= span
-        )
-    ]
+    candidates = [entry for entry in firsts if _repeats(receipt, entry[2], span)]
     if not candidates:
         return None
     return min(candidates, key=lambda entry: abs(receipt.observed_at - entry[2].observed_at))
 
 
-def _same_number(a: Printed, b: Printed) -> bool:
-    if (a.store_id, a.receipt_no) != (b.store_id, b.receipt_no):
+def _repeats(receipt: Printed, first: Printed, span: timedelta) -> bool:
+    """Whether ``receipt`` is a copy of ``first``: the same number (see below), and printed at the same
+    date and time or within ``span`` of it.
+
+    Without a register on either, the two must come from the same agent; or, when one of them was
+    loaded from a source (a backfill has no agent), print the same date and time and the same total.
+    """
+    if (receipt.store_id, receipt.receipt_no) != (first.store_id, first.receipt_no):
         return False
-    if a.register or b.register:
-        return a.register == b.register
-    return a.device_id == b.device_id
+    same_time = receipt.printed_at is not None and receipt.printed_at == first.printed_at
+    if not receipt.register and not first.register and receipt.device_id != first.device_id:
+        from_source = receipt.device_id.startswith(SOURCE_PREFIX) or first.device_id.startswith(SOURCE_PREFIX)
+        return from_source and same_time and receipt.total == first.total
+    if receipt.register != first.register:
+        return False
+    return same_time or abs(receipt.observed_at - first.observed_at) <= span
 
 
 def _lock(conn: Connection, receipts: Sequence[Printed]) -> None:

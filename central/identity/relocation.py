@@ -123,6 +123,8 @@ def _follow_events(conn: Connection, leaving: list[int], others: list[int]) -> N
         conn.exec_driver_sql(
             f"UPDATE {receipts.name} SET customer_id = (SELECT ec.customer_id FROM {_events.name} ec"  # noqa: S608
             f" WHERE ec.event_pk = {receipts.name}.event_pk) WHERE event_pk IN ({listed})"
+            # A source's receipts have no customer (they count through their events only, decision 0089).
+            " AND substr(device_id, 1, 7) <> 'source:'"
         )
         conn.exec_driver_sql(
             f"DELETE FROM {observations.name} WHERE event_pk IN ({listed})"  # noqa: S608 - integers only

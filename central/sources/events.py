@@ -19,17 +19,26 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from sqlalchemy.orm import Session
 
 from central import bulk
-from central.customers import consent, dashboard, orders, statistics
+from central.customers import consent, dashboard, orders, reprints, statistics
+from central.customers.models import Receipt
 from central.customers.sales import currency_problem
 from central.identity import golden
 from central.identity.registry import Registry
 from central.identity.resolve import IdentityFact, Resolution, resolve
-from central.ingest.batches import _EVENT_COLUMNS, MAX_ATTEMPTS, _is_retryable
+from central.ingest.batches import (
+    _EVENT_COLUMNS,
+    _RECEIPT_COLUMNS,
+    MAX_ATTEMPTS,
+    MAX_RECEIPT_TOTAL,
+    _is_retryable,
+    _reprint_window,
+)
 from central.ingest.models import Event
 from central.models import table
 from central.presence import beacons
@@ -43,6 +52,8 @@ SOURCE_PREFIX = "source:"
 # Receipts name their member in the payload; the registry's types for those fields.
 _MEMBER_FIELDS = (("phone", "phone"), ("card", "member_card"))
 _events = table(Event)
+_receipts = table(Receipt)
+_CENT = Decimal("0.01")
 _new_batch_id = UUID7()
 # How far past central's clock an online source's or a backfill's event may be dated
 # (sources.max_ahead_minutes). A source whose clock is off, or that sends local time labelled as
@@ -105,6 +116,8 @@ def attribute_problem(row: SourceRow) -> str | None:
     ``unsupported_currency`` for a sale in another currency than the chain's (:func:`currency_problem`)."""
     if problem := currency_problem(row.event.kind, row.event.payload):
         return problem
+    if row.event.kind == "pos.receipt" and abs(Decimal(row.event.payload["total"])) >= MAX_RECEIPT_TOTAL:
+        return "invalid_payload:total"  # as an agent's: more than a receipt's column holds
     birthday = (row.event.attributes or {}).get("birthday")
     if birthday is None:
         return None
@@ -249,10 +262,17 @@ def stage_rows(
     staged = Staged(pks=pks)
     for row in rows:
         (staged.accepted if row.event.event_id in pks else staged.duplicate).append(row.event.event_id)
+    # A receipt another sender (an agent, another source) already brought is kept as evidence and
+    # goes no further: no customer, no statistics (decisions 0085 and 0089).
+    copies = store_receipts(
+        db, device_id, [r for r in rows if r.event.event_id in pks and r.event.kind == "pos.receipt"], pks
+    )
     staged.facts = [
         fact
         for row in rows
-        if row.event.event_id in pks and (fact := identity_fact(device_id, row, pks[row.event.event_id])).identifiers
+        if row.event.event_id in pks
+        and row.event.event_id not in copies
+        and (fact := identity_fact(device_id, row, pks[row.event.event_id])).identifiers
     ]
     if staged.facts:
         staged.resolution = resolve(db, staged.facts, now, registry=registry, allow_weak_merge=allow_weak_merge)
@@ -277,7 +297,7 @@ def stage_rows(
     stored = [
         (pks[r.event.event_id], r.event.kind, r.event.store_id, r.observed_at, r.event.payload)
         for r in rows
-        if r.event.event_id in pks
+        if r.event.event_id in pks and r.event.event_id not in copies
     ]
     # An online order posted again with a new status is stored, and counted once (decision 0089).
     ordered = orders.record(db.connection(), device_id, stored)
@@ -285,6 +305,57 @@ def stage_rows(
     orders.recount(db.connection(), ordered, statistics.settings()[0])
     dashboard.signups_stored(db.connection(), stored)
     return staged
+
+
+def store_receipts(db: Session, device_id: str, receipts: Sequence[SourceRow], pks: dict[str, int]) -> set[str]:
+    """Store a source's freshly accepted receipts in ``receipts`` (with no customer); the event ids of the copies.
+
+    A receipt from a source counts in the statistics through its event, as before, and never in a
+    customer's ``receipts_count`` (the receipts agents delivered from tills); but it is stored, so
+    that the same receipt coming again from an agent or another source is recognised as a copy,
+    and so that one coming from here after an agent's is.
+    """
+    if not receipts:
+        return set()
+    totals = [Decimal(r.event.payload["total"]).quantize(_CENT, ROUND_HALF_UP) for r in receipts]
+    printed = [
+        reprints.printed(device_id, r.event.store_id, r.event.payload, total, r.observed_at)
+        for r, total in zip(receipts, totals, strict=True)
+    ]
+    verdicts = reprints.classify(db.connection(), printed, window=_reprint_window())
+
+    def row(i: int, reprint_of: int | None) -> tuple[Any, ...]:
+        r, p = receipts[i], printed[i]
+        return (
+            pks[r.event.event_id],
+            device_id,
+            r.event.store_id,
+            p.receipt_no,
+            totals[i],
+            r.observed_at,
+            None,
+            p.register,
+            p.printed_at,
+            reprint_of,
+            verdicts[i].flag,
+        )
+
+    firsts = [i for i, v in enumerate(verdicts) if not v.is_copy]
+    inserted = bulk.insert(
+        db.connection(), _receipts, _RECEIPT_COLUMNS, [row(i, None) for i in firsts], ("id", "event_pk")
+    )
+    id_of = {event_pk: receipt_id for receipt_id, event_pk in inserted}
+    copies = []
+    for i, verdict in enumerate(verdicts):
+        if not verdict.is_copy:
+            continue
+        if verdict.original_id is not None:
+            copies.append(row(i, verdict.original_id))
+        else:
+            assert verdict.original_index is not None
+            copies.append(row(i, id_of[pks[receipts[verdict.original_index].event.event_id]]))
+    bulk.insert(db.connection(), _receipts, _RECEIPT_COLUMNS, copies)
+    return {receipts[i].event.event_id for i, v in enumerate(verdicts) if v.is_copy}
 
 
 def store_rows(db: Session, source: str, rows: Sequence[SourceRow], now: datetime, *, registry: Registry) -> Staged:

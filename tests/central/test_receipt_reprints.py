@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import json
 import threading
 from datetime import timedelta
 from typing import Any
@@ -10,9 +11,12 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from central import db as central_db
+from central.cli import main
 from central.customers.models import CustomerStats, Receipt
 from central.identity.models import Customer
 from shared import wire
+from tests.central.cli_runner import write_config
+from tests.central.sources_support import new_key, post_events
 from tests.central.support import BATCHES, START, Agent, table_rows
 
 PHONE = "13957241836"
@@ -121,3 +125,82 @@ def test_copies_sent_at_once_in_two_batches_count_once(app, agent):
 def test_a_marked_reprint_of_a_sale_central_never_saw_is_counted_and_flagged(app, client, agent):
     agent.send(client, [_printed(agent, "LV-RP5", "9.90", 0, marked=True)])
     assert _receipts(app) == [("LV-RP5", "03", "9.90", True, "reprint_unmatched", False)]
+
+
+def _backfilled(number: str, total: str, *, register: str = "03", printed: str = "2026-11-23 10:00:05") -> str:
+    """The same receipt as HQ's export of the till's history gives it, one JSON line."""
+    payload: dict[str, Any] = {"receipt_no": number, "total": total, "items": [], "datetime": printed}
+    if register:
+        payload["register"] = register
+    return json.dumps(
+        {
+            "event_id": f"pos-{number}-{register or 'x'}",
+            "kind": "pos.receipt",
+            "store_id": "S001",
+            "observed_at": "2026-11-23T10:00:05+08:00",
+            "identifiers": {"phone": PHONE},
+            "payload": payload,
+        }
+    )
+
+
+def _load(app, tmp_path, *lines: str) -> None:
+    config = app.config["CENTRAL"]
+    path = write_config(config.server_data_dir.parent / "central.toml", config.server_data_dir, config.database_url)
+    history = tmp_path / "receipts.jsonl"
+    history.write_text("\n".join(lines) + "\n")
+    assert main(["load-events", str(history), "--source", "pos-backfill", "--config", str(path)]) == 0
+
+
+def _purchases(app) -> tuple[int, int]:
+    (customer,) = table_rows(app, Customer)
+    with Session(central_db.engine_for(app)) as db:
+        stats = db.get(CustomerStats, customer.id)
+        assert stats is not None
+        return stats.purchases, stats.spent
+
+
+def test_a_receipt_the_agent_sent_and_a_backfill_loaded_again_counts_once(app, client, agent, tmp_path):
+    agent.send(client, [_printed(agent, "LV-D1", "35.50", 0)])
+    # HQ loads the till's history: the same receipt, and one the agent never sent.
+    _load(app, tmp_path, _backfilled("LV-D1", "35.50"), _backfilled("LV-D2", "12.00"))
+    assert _receipts(app) == [
+        ("LV-D1", "03", "35.50", True, None, False),
+        ("LV-D2", "03", "12.00", False, None, False),
+        ("LV-D1", "03", "35.50", False, "duplicate_source", True),
+    ]
+    assert _purchases(app) == (2, 4750)
+    # The agent's receipt alone is in receipts_count (a source's count through their events only).
+    (customer,) = table_rows(app, Customer)
+    assert (customer.receipts_count, str(customer.total_spent)) == (1, "35.50")
+
+
+def test_a_backfilled_receipt_the_agent_sends_afterwards_counts_once(app, client, agent, tmp_path):
+    # Without a register: the backfill and the agent meet on the printed time and the total.
+    _load(app, tmp_path, _backfilled("LV-D3", "20.00", register=""), _backfilled("LV-D4", "8.00", register=""))
+    reply = agent.send(
+        client,
+        [
+            _printed(agent, "LV-D3", "20.00", 0, register=""),
+            # The same number and time with another total: another sale, not a copy.
+            _printed(agent, "LV-D4", "9.00", 0, register=""),
+        ],
+    )
+    assert len(reply["accepted"]) == 2
+    assert _receipts(app) == [
+        ("LV-D3", "", "20.00", False, None, False),
+        ("LV-D4", "", "8.00", False, None, False),
+        ("LV-D4", "", "9.00", True, None, False),
+        ("LV-D3", "", "20.00", False, "duplicate_source", True),
+    ]
+    assert _purchases(app) == (3, 3700)
+
+
+def test_a_receipt_loaded_twice_from_two_sources_counts_once(app, client, tmp_path):
+    line = _backfilled("LV-D5", "15.00")
+    _load(app, tmp_path, line)
+    key = new_key(app, "pos-export")
+    reply = post_events(client, key, [json.loads(line)], source="pos-export").get_json()
+    assert reply["accepted"] == ["pos-LV-D5-03"]
+    assert [r[4] for r in _receipts(app)] == [None, "duplicate_source"]
+    assert _purchases(app) == (1, 1500)
