@@ -76,7 +76,7 @@ def test_statistics_tags_and_export(app, client, agent, user_client, config_path
     assert tags["value.spend"]["value"] == "76.50"
     assert tags["value.spend"]["why"] == {"purchases": 3, "spent": 76.5}
     assert tags["top_category.1"]["value"] == "Baby > Formula"
-    assert tags["value_tier"]["version"].startswith("1:")
+    assert tags["value_tier"]["version"].startswith("2:")
 
     out_dir = tmp_path / "export"
     assert main(["export-tags", "--out", str(out_dir), "--config", config_path]) == 0
