@@ -64,7 +64,7 @@ class CentralConfig:
     )
     ingest_max_event_bytes: int = setting(
         "ingest.max_event_bytes",
-        256 * 1024,
+        4 * 1024 * 1024,
         "Largest event payload, in bytes of compact JSON, unknown fields included; a bigger one is rejected.",
         minimum=1024,
         maximum=16 * 1024**2,

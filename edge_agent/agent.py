@@ -93,7 +93,15 @@ def pos_stream(config: AgentConfig, redactor: PanRedactor, clock: Callable[[], f
         kanji: Any = config.pos_kanji
 
         def escpos(offset: int) -> PosStream:
-            return EscposStream(offset, profiles=profiles, redactor=redactor, only=only, kanji=kanji, clock=clock)
+            return EscposStream(
+                offset,
+                profiles=profiles,
+                redactor=redactor,
+                only=only,
+                kanji=kanji,
+                clock=clock,
+                max_receipt_bytes=config.pos_max_receipt_bytes,
+            )
 
         return escpos
 
@@ -157,6 +165,7 @@ class Agent:
             redactor=redactor,
             stream=pos_stream(config, redactor, clock),
             idle_gap=config.pos_idle_gap,
+            max_receipt_pause=config.pos_max_receipt_pause,
             encoding=config.pos_encoding,
             max_line_bytes=config.pos_max_line_bytes,
             reconnect_max_delay=config.pos_reconnect_max_delay,

@@ -20,6 +20,7 @@ from typing import Any
 from edge_agent.parsing.escpos import (
     IDLE_SPLIT,
     IMPLAUSIBLE,
+    LONG_PAUSE,
     MAX_RECEIPT_BYTES,
     TOO_LARGE,
     Code,
@@ -98,27 +99,31 @@ def redact(printed: PrintedReceipt, redactor: PanRedactor, keep: Container[str] 
 def read_record(clean: PrintedReceipt, profiles: Sequence[Profile], only: str | None = None) -> ReceiptRecord:
     """The sale the profiles read from a receipt whose card data is gone, or why there is none.
 
-    A receipt cut off at the parser's size limit is kept as ``receipt_too_large`` without reading a
-    sale from what is left of it; one without a sale that held a command no printer accepts, as
-    ``implausible_command``: garbage on the line, not a layout a profile should learn; a piece of a
-    receipt an idle gap split (``idle_gap_split``), as that, ``edge-agent reparse`` rejoining it. The same
-    reasons hold when ``edge-agent reparse`` reads a quarantined receipt again.
+    A piece of a receipt that reached the parser's size limit is kept as ``receipt_too_large`` without
+    reading a sale from it, and so is a framed receipt a pause ended (``receipt_pause_too_long``): its
+    cut never came, so what it printed may not be all of it. One without a sale that held a command no
+    printer accepts is kept as ``implausible_command``: garbage on the line, not a layout a profile
+    should learn; the rest of a receipt a pause ended (``receipt_pause_too_long``), or a piece of one an
+    idle gap split in earlier releases (``idle_gap_split``), as that, ``edge-agent reparse`` rejoining
+    them. The same reasons hold when ``edge-agent reparse`` reads a quarantined receipt again.
     """
     if TOO_LARGE in clean.warnings:
         return ReceiptRecord(clean, None, TOO_LARGE)
+    if clean.ended_by == "pause":
+        return ReceiptRecord(clean, None, LONG_PAUSE)
     try:
         return ReceiptRecord(clean, read_sale(clean.lines, profiles, only), None)
     except SaleError as exc:
         garbage = any(w.startswith(IMPLAUSIBLE) for w in clean.warnings)
-        reason = "implausible_command" if garbage else IDLE_SPLIT if IDLE_SPLIT in clean.warnings else exc.reason
+        split = next((w for w in (LONG_PAUSE, IDLE_SPLIT) if w in clean.warnings), None)
+        reason = "implausible_command" if garbage else split or exc.reason
         return ReceiptRecord(clean, None, reason)
 
 
 SPLIT = "receipts_without_cut"
 """The warning on each of the receipts a till printed one after another with no cut or reset between."""
-RAW_KEPT = 2 * MAX_RECEIPT_BYTES
-"""How many of the latest printer bytes the reader keeps for the receipt in progress; a receipt
-spanning more (mostly images) gets no ``printer_bytes``."""
+MAX_RECEIPT_PAUSE = 600.0
+"""Seconds a framed receipt stays open across a pause (``pos.max_receipt_pause``) before it ends."""
 
 
 class ReceiptReader:
@@ -126,6 +131,8 @@ class ReceiptReader:
 
     Each record carries the printer bytes of its receipt, card data removed (privacy.py), so a
     quarantined receipt can be read again from what the printer was sent (``edge-agent reparse``).
+    A receipt spans at most ``max_receipt_bytes`` of them (the parser ends it there), and the reader
+    keeps no more than that.
     """
 
     def __init__(
@@ -136,11 +143,13 @@ class ReceiptReader:
         only: str | None = None,
         kanji: Kanji = "auto",
         start_offset: int = 0,
+        max_receipt_bytes: int = MAX_RECEIPT_BYTES,
     ) -> None:
         self.profiles = list(profiles)
         self.redactor = redactor
         self.only = only
-        self.parser = EscposParser(kanji=kanji, start_offset=start_offset)
+        self.parser = EscposParser(kanji=kanji, start_offset=start_offset, max_receipt_bytes=max_receipt_bytes)
+        self._raw_kept = max_receipt_bytes
         self._raw = bytearray()  # the latest printer bytes, from stream offset _raw_start
         self._raw_start = start_offset
 
@@ -152,6 +161,10 @@ class ReceiptReader:
     def idle(self) -> list[ReceiptRecord]:
         """The port went quiet: the receipt in progress, if any, is complete."""
         return self._records(self.parser.idle())
+
+    def expire(self) -> list[ReceiptRecord]:
+        """The port stayed quiet for the longest pause: a framed receipt held open ends (``receipt_pause_too_long``)."""
+        return self._records(self.parser.expire())
 
     def close(self) -> list[ReceiptRecord]:
         """The stream ended."""
@@ -169,8 +182,8 @@ class ReceiptReader:
         if printed:  # what is before the last receipt's end is no receipt's any more
             del self._raw[: max(0, printed[-1].end - self._raw_start)]
             self._raw_start = max(self._raw_start, printed[-1].end)
-        if len(self._raw) > RAW_KEPT:
-            cut = len(self._raw) - RAW_KEPT
+        if len(self._raw) > self._raw_kept:
+            cut = len(self._raw) - self._raw_kept
             del self._raw[:cut]
             self._raw_start += cut
         return out

@@ -10,7 +10,8 @@ the rest stay as they were. Run it with the agent stopped: the outbox has one wr
 
 A row that kept the printer bytes of its receipt is read from them, in the printer mode
 ``--kanji`` gives (default ``pos.kanji``), so a receipt decoded in the wrong mode is recovered;
-receipts the idle gap split (pieces ended by ``idle`` whose bytes follow on) are joined first, and a
+pieces of one receipt (ended by an idle gap, a pause that lasted too long, or ``pos.max_receipt_bytes``,
+whose bytes follow on) are joined first and read with the ``pos.max_receipt_bytes`` in force, and a
 row whose bytes hold two receipts gives both. Older rows are read from their text.
 """
 
@@ -26,7 +27,7 @@ from typing import Any
 
 from edge_agent.config import AgentConfig
 from edge_agent.outbox import Outbox, QuarantineRow
-from edge_agent.parsing.escpos import EscposParser, Kanji
+from edge_agent.parsing.escpos import MAX_RECEIPT_BYTES, EscposParser, Kanji
 from edge_agent.parsing.receipt_profile import Profile, ProfileError
 from edge_agent.privacy import PanRedactor
 from edge_agent.receipt_events import QuarantinedReceipt, from_quarantine, receipt_record
@@ -42,6 +43,8 @@ from edge_agent.records import Capture, Quarantined, Record
 from shared.crypto import derive_key
 
 PROG = "edge-agent"
+PIECE_ENDS = ("idle", "pause", "limit")
+"""How a piece ends whose receipt may go on in the next row: an idle gap, a pause too long, the size limit."""
 
 
 @dataclass
@@ -60,6 +63,7 @@ def reparse(
     dry_run: bool = False,
     redactor: PanRedactor | None = None,
     kanji: Kanji = "auto",
+    max_receipt_bytes: int = MAX_RECEIPT_BYTES,
 ) -> Outcome:
     """Read every quarantined printed receipt again; commit those that now give a sale, in one transaction.
 
@@ -71,7 +75,7 @@ def reparse(
     released: list[int] = []
     for group in _groups(outbox, redactor is not None):
         if redactor is not None and all(q.printer_bytes is not None for _, q in group):
-            results = _from_bytes(group, profiles, only, redactor, kanji)
+            results = _from_bytes(group, profiles, only, redactor, kanji, max_receipt_bytes)
         else:
             [(row, kept)] = group
             results = [read_record(kept.printed, profiles, only)]
@@ -90,7 +94,7 @@ def reparse(
 
 
 def _groups(outbox: Outbox, join: bool) -> list[list[tuple[QuarantineRow, QuarantinedReceipt]]]:
-    """The printed receipts in the quarantine, oldest first; pieces an idle gap split joined when ``join``."""
+    """The printed receipts in the quarantine, oldest first; pieces of one joined when ``join``."""
     groups: list[list[tuple[QuarantineRow, QuarantinedReceipt]]] = []
     for row in outbox.quarantined("pos"):
         found = from_quarantine(row.raw)
@@ -99,7 +103,7 @@ def _groups(outbox: Outbox, join: bool) -> list[list[tuple[QuarantineRow, Quaran
         if join and groups:
             last = groups[-1][-1][1]
             if (
-                last.printed.ended_by == "idle"
+                last.printed.ended_by in PIECE_ENDS
                 and last.printed.end == found.printed.start
                 and last.printer_bytes is not None
                 and found.printer_bytes is not None
@@ -116,10 +120,11 @@ def _from_bytes(
     only: str | None,
     redactor: PanRedactor,
     kanji: Kanji,
+    max_receipt_bytes: int,
 ) -> list[ReceiptRecord]:
-    """The receipts in the printer bytes of ``group`` (one piece, or pieces an idle gap split)."""
+    """The receipts in the printer bytes of ``group`` (one piece, or the pieces of one receipt)."""
     start = group[0][1].printed.start
-    parser = EscposParser(kanji=kanji, start_offset=start)
+    parser = EscposParser(kanji=kanji, start_offset=start, max_receipt_bytes=max_receipt_bytes)
     data = b"".join(q.printer_bytes or b"" for _, q in group)
     printed = parser.feed(data) + parser.close()
     reader = ReceiptReader(profiles, redactor, only=only, kanji=kanji)
@@ -178,7 +183,15 @@ def run(config: AgentConfig, args: argparse.Namespace) -> int:
         # The agent's card-hash key, so a card number redacted again hashes as it did the first time.
         pan_key = outbox.secret("pan-hash", derive_key(require_store(config).key, "pan-hash"))
         kanji: Any = args.kanji or config.pos_kanji
-        outcome = reparse(outbox, profiles, only, dry_run=args.dry_run, redactor=PanRedactor(pan_key), kanji=kanji)
+        outcome = reparse(
+            outbox,
+            profiles,
+            only,
+            dry_run=args.dry_run,
+            redactor=PanRedactor(pan_key),
+            kanji=kanji,
+            max_receipt_bytes=config.pos_max_receipt_bytes,
+        )
     finally:
         os.close(lock)
     still = ", ".join(f"{reason}: {n}" for reason, n in sorted(outcome.still.items())) or "none"

@@ -21,10 +21,11 @@ from types import FrameType
 from typing import Any, BinaryIO
 
 from edge_agent.capture_file import CaptureError, read_capture, spy_rows
+from edge_agent.parsing.escpos import MAX_RECEIPT_BYTES
 from edge_agent.parsing.receipt_profile import ProfileError
 from edge_agent.presence import dump as presence_dump
 from edge_agent.privacy import PanRedactor
-from edge_agent.receipt_reader import ReceiptReader, ReceiptRecord, load_profiles
+from edge_agent.receipt_reader import MAX_RECEIPT_PAUSE, ReceiptReader, ReceiptRecord, load_profiles
 
 COMMANDS = ("parse", "capture")
 PROG = "edge-agent"
@@ -75,7 +76,22 @@ def add_commands(sub: Any) -> None:
         type=float,
         default=2.0,
         metavar="SECONDS",
-        help="in a spy:// log, a pause this long ends the receipt in progress (default 2)",
+        help="in a spy:// log, a pause this long ends the receipt in progress, unless the stream frames its "
+        "receipts with a reset and a cut (default 2)",
+    )
+    parse.add_argument(
+        "--max-receipt-pause",
+        type=float,
+        default=MAX_RECEIPT_PAUSE,
+        metavar="SECONDS",
+        help=f"in a spy:// log, a pause this long ends even a framed receipt (default {MAX_RECEIPT_PAUSE:g})",
+    )
+    parse.add_argument(
+        "--max-receipt-bytes",
+        type=int,
+        default=MAX_RECEIPT_BYTES,
+        metavar="BYTES",
+        help=f"printer bytes a receipt may span before it is cut into pieces (default {MAX_RECEIPT_BYTES})",
     )
     capture = sub.add_parser(
         "capture",
@@ -126,15 +142,24 @@ def _parse(args: argparse.Namespace) -> int:
         print(f"{PROG}: {exc}", file=sys.stderr)
         return 1
     # The hashes of redacted card numbers only need to compare equal within one run.
-    reader = ReceiptReader(profiles, PanRedactor(os.urandom(32)), only=args.profile, kanji=args.kanji)
+    reader = ReceiptReader(
+        profiles,
+        PanRedactor(os.urandom(32)),
+        only=args.profile,
+        kanji=args.kanji,
+        max_receipt_bytes=args.max_receipt_bytes,
+    )
     show: Callable[[int, ReceiptRecord], None] = _print_json if args.json else _print_text
     counts: Counter[str] = Counter()
     previous: float | None = None
     number = 0
     for read in reads:
         records = []
-        if read.at is not None and previous is not None and read.at - previous >= args.idle_gap:
+        gap = read.at - previous if read.at is not None and previous is not None else 0.0
+        if gap >= args.idle_gap:
             records += reader.idle()
+        if gap >= args.max_receipt_pause:
+            records += reader.expire()
         previous = read.at
         records += reader.feed(read.data)
         for record in records:

@@ -115,6 +115,24 @@ class AgentConfig:
         minimum=0.1,
         maximum=3600,
     )
+    pos_max_receipt_pause: float = setting(
+        "pos.max_receipt_pause",
+        600.0,
+        "In `escpos` mode, for a till that ends its receipts with a cut: seconds of quiet after which a receipt "
+        "held open across a pause (a card terminal waiting for a PIN) ends without its cut; it is quarantined "
+        "as `receipt_pause_too_long`, and `edge-agent reparse` joins it with the rest of it.",
+        minimum=1,
+        maximum=86400,
+    )
+    pos_max_receipt_bytes: int = setting(
+        "pos.max_receipt_bytes",
+        1024 * 1024,
+        "In `escpos` mode, printer bytes one receipt may span (a 2,600-item receipt is about 250 KB); a longer "
+        "one is cut into pieces this size, each quarantined as `receipt_too_large` with its printer bytes, "
+        "never read as a sale: raise it and run `edge-agent reparse` to read them as one.",
+        minimum=4096,
+        maximum=64 * 1024 * 1024,
+    )
     pos_kanji: str = setting(
         "pos.kanji",
         "auto",

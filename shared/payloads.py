@@ -27,8 +27,9 @@ import orjson
 
 MAX_DEPTH = 16
 """Deepest nesting a payload may have, counting the payload object itself as level 1."""
-MAX_EVENT_BYTES = 256 * 1024
-"""Largest payload, in bytes of its compact UTF-8 JSON, unknown fields included."""
+MAX_EVENT_BYTES = 4 * 1024 * 1024
+"""Largest payload, in bytes of its compact UTF-8 JSON, unknown fields included: a printed receipt
+as long as the agent reads (``pos.max_receipt_bytes``, 1 MiB of printer bytes) is about 2.7 MB."""
 MAX_SAFE_INT = 2**53 - 1
 """Integers beyond this lose precision in JSON readers that use doubles."""
 
@@ -295,8 +296,8 @@ def _deeper_than(payload: Any, limit: int) -> bool:
 
 _MEMBER = Obj(phone=Text(64, min_len=1), card=Text(64, min_len=1))
 _ITEMS = ListOf(
-    Obj(sku=Text(64), name=Text(256), qty=Scalar(), unit_price=Nullable(Scalar()), amount=Nullable(Money())), 1000
-)
+    Obj(sku=Text(64), name=Text(256), qty=Scalar(), unit_price=Nullable(Scalar()), amount=Nullable(Money())), 20_000
+)  # a wholesale or group purchase prints thousands of items on one receipt
 _SALE: dict[str, Any] = {
     "total": Money(),
     "currency": Text(8),
@@ -324,7 +325,7 @@ _PRINTED_SALE: dict[str, Any] = {
     "card_last4": Text(4, min_len=4),
     "member_card": Text(64),
     "member_phone": Text(64),
-    "text_lines": ListOf(Text(4096), 5000),
+    "text_lines": ListOf(Text(4096), 50_000),
     "codes": ListOf(Obj(symbology=Text(32), data=Text(4096)), 64),
 }
 _SCAN: dict[str, Any] = {"code": Text(512, min_len=1), "symbology": Text(32), "register": Text(32), "cashier": Text(64)}

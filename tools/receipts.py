@@ -98,10 +98,10 @@ def ean13(name: str) -> str:
     return body + str(check)
 
 
-def _items(rng: random.Random, gb18030: bool) -> list[dict[str, Any]]:
+def _items(rng: random.Random, gb18030: bool, count: int | None = None) -> list[dict[str, Any]]:
     goods = list(GOODS) + (list(GB18030_ONLY) if gb18030 else [])
     items = []
-    for _ in range(rng.randint(1, 10)):
+    for _ in range(rng.randint(1, 10) if count is None else count):
         if rng.random() < 0.15:
             name, price = rng.choice(WEIGHED)
             name += "(kg)"
@@ -126,18 +126,21 @@ def receipt(
     cut: bool | None = None,
     card_data: bool = False,
     payment: str | None = None,
+    items: int | None = None,
+    columns: int | None = None,
 ) -> GeneratedReceipt:
     """One random receipt; ``card_data`` prints a full card number, track data and a CVV when the
-    payment is by bank card (``payment="bank_card"`` makes sure it is)."""
+    payment is by bank card (``payment="bank_card"`` makes sure it is); ``items`` sets how many items
+    (1-10 otherwise) and ``columns`` the paper width (32 or 48)."""
     layout = layout or rng.choice(["cn-supermarket", "cn-convenience"])
     encoding = encoding or rng.choice(["gbk", "gb18030"])
     reset = rng.random() < 0.8 if reset is None else reset
     cut = rng.random() < 0.8 if cut is None else cut
-    total_width = rng.choice([32, 48])
+    total_width = rng.choice([32, 48]) if columns is None else columns
     when = datetime(2026, 1, 1) + timedelta(seconds=rng.randrange(365 * 86400))
-    items = _items(rng, encoding == "gb18030")
-    subtotal = sum((i["amount"] for i in items), Decimal(0))
-    item_off = sum((i["off"] for i in items), Decimal(0))
+    bought = _items(rng, encoding == "gb18030", items)
+    subtotal = sum((i["amount"] for i in bought), Decimal(0))
+    item_off = sum((i["off"] for i in bought), Decimal(0))
     extra: list[tuple[str, Decimal]] = []
     for label in ("会员优惠", "满减优惠"):
         off = Decimal(rng.choice([100, 200, 500])) / 100
@@ -179,7 +182,7 @@ def receipt(
         ]
     )
     secrets: list[str] = []
-    order = Order(sale, when, items, extra, shown, subtotal, paid, card_data, secrets)
+    order = Order(sale, when, bought, extra, shown, subtotal, paid, card_data, secrets)
     body = (Supermarket if layout == "cn-supermarket" else Convenience)(rng, total_width, order).render()
     codes: list[dict[str, str]] = []
     tail = b""
@@ -227,12 +230,15 @@ def stream(rng: random.Random, count: int, *, idle_gap: float | None = 2.0, **op
     """``count`` receipts, minutes apart, each sent in reads of 1-256 bytes a few ms apart.
 
     With ``idle_gap`` None the stream must split without idle gaps: a receipt that has no reset
-    never follows one that has no cut. Otherwise receipts with neither rely on the gap.
+    never follows one that has no cut. Otherwise receipts with neither rely on the gap, except in a
+    stream that has framed every receipt with a reset and a cut so far: there a gap is a pause inside
+    a receipt (docs/decisions/0090), so the receipt after one that skips its cut has a reset.
     """
     receipts: list[GeneratedReceipt] = []
     for _ in range(count):
         made = receipt(rng, **options)
-        if idle_gap is None and receipts and not receipts[-1].cut and not made.reset:
+        framed = bool(receipts) and receipts[-1].reset and all(r.reset and r.cut for r in receipts[:-1])
+        if receipts and not receipts[-1].cut and not made.reset and (idle_gap is None or framed):
             made = receipt(rng, **{**options, "reset": True})
         receipts.append(made)
     reads: list[tuple[float, bytes]] = []

@@ -15,7 +15,11 @@ as long as a printer would accept those lengths: a larger one is garbage, noted 
 ``implausible_command:<name>``, and the bytes after the command are read as the stream they are.
 Receipts end at a cut (``GS V``, ``ESC i``, ``ESC m``), a reset (``ESC @``) or an idle gap the
 caller reports with :meth:`EscposParser.idle`, which also ends a command still waiting for its
-bytes: the parser holds no clock. Text is decoded when its
+bytes: the parser holds no clock. In a stream that frames its receipts with ``ESC @`` and a cut, an
+idle gap is a pause (a card terminal waiting for a PIN) and ends nothing; the caller ends a pause
+that lasts too long with :meth:`EscposParser.expire`. A receipt whose printer bytes reach
+``max_receipt_bytes`` ends there, and so do the pieces after it, each warned ``receipt_too_large``
+(docs/decisions/0090). Text is decoded when its
 receipt ends, so a receipt whose stream never says which printer dialect it speaks (Chinese
 printers start in double-byte mode, Epson's in code page PC437) is decoded by the evidence that
 receipt gives, never by an earlier receipt's: ``FS &``, ``FS .``, ``ESC t 255`` and ``ESC 9`` settle
@@ -66,6 +70,8 @@ from edge_agent.parsing.escpos_receipt import TOO_LARGE, Code, PrintedReceipt, R
 __all__ = [
     "IDLE_SPLIT",
     "IMPLAUSIBLE",
+    "KEPT_PER_BYTE",
+    "LONG_PAUSE",
     "MAX_RECEIPT_BYTES",
     "TOO_LARGE",
     "Code",
@@ -75,13 +81,18 @@ __all__ = [
 ]
 
 IDLE_SPLIT = "idle_gap_split"
-"""The warning on both pieces of a receipt framed by ``ESC @`` and a cut that an idle gap ended early."""
+"""The warning on both pieces of a framed receipt an idle gap ended early (rows of earlier releases)."""
+LONG_PAUSE = "receipt_pause_too_long"
+"""The warning on both pieces of a framed receipt a pause longer than the caller allows ended early."""
 IMPLAUSIBLE = "implausible_command:"
 """Prefix of the warning for a command declaring more than a printer accepts (then its name)."""
-MAX_RECEIPT_BYTES = 256 * 1024
-"""What a receipt may hold. The 5,000-line limit filled with full 80 mm lines (48 columns) is
-245,000 bytes, and the longest real receipts (a few hundred items) are tens of KB; past this it is
-cut off (``receipt_too_large``) and the rest of it, until the next cut, reset or idle gap, dropped."""
+MAX_RECEIPT_BYTES = 1024 * 1024
+"""The printer bytes a receipt may span (``pos.max_receipt_bytes``). A 2,600-item wholesale receipt,
+two lines an item on 80 mm paper, is about 250 KB; past this the receipt ends where it is, and what
+follows up to its cut or reset is read in pieces of this size, all warned ``receipt_too_large``."""
+
+KEPT_PER_BYTE = 4
+"""How much a receipt may keep (text, plus a segment's and a code's overhead) per printer byte it may span."""
 
 _CONTROL = re.compile(rb"[\x00-\x1f]")
 _LF, _CR, _HT, _FF = 0x0A, 0x0D, 0x09, 0x0C
@@ -94,9 +105,9 @@ class EscposParser:
 
     ``kanji`` is the printer's double-byte mode after power-up or ``ESC @``: ``on`` for Chinese
     models, ``off`` for Epson's, ``auto`` to decide from the stream. ``double_byte`` is the codec
-    of double-byte text (GB18030 reads GB2312 and GBK too). A receipt ends after ``max_lines``
-    lines; one that holds more than ``max_receipt_bytes`` is cut off there and the rest of it
-    dropped up to the next receipt, so memory stays bounded whatever the stream.
+    of double-byte text (GB18030 reads GB2312 and GBK too). A receipt ends when its printer bytes
+    reach ``max_receipt_bytes`` (and keeps no more text than that), so memory stays bounded whatever
+    the stream; no line count ends one.
     """
 
     def __init__(
@@ -105,15 +116,16 @@ class EscposParser:
         kanji: Kanji = "auto",
         double_byte: str = "gb18030",
         start_offset: int = 0,
-        max_lines: int = 5000,
         max_line_bytes: int = 65536,
         max_receipt_bytes: int = MAX_RECEIPT_BYTES,
     ) -> None:
         self._kanji_default: bool | None = {"auto": None, "on": True, "off": False}[kanji]
         self._double_default = double_byte
-        self._max_lines = max_lines
         self._max_line_bytes = max_line_bytes
         self._max_receipt_bytes = max_receipt_bytes
+        # What a receipt's text, codes and segments may cost (escpos_receipt.OVERHEAD): a code-page switch
+        # of 3 printer bytes costs a segment, so text switching page around every line still fits.
+        self._kept = KEPT_PER_BYTE * max_receipt_bytes
         self._offset = start_offset
         self._pending = b""
         self._cr = False  # the last byte was a CR: a LF right after it ends no second line
@@ -121,7 +133,8 @@ class EscposParser:
         self._page_chosen = False  # ESC t n since the last reset: single-byte text uses a chosen page
         self._framing: bool | None = None  # every receipt so far started with ESC @ and ended with a cut
         self._reset_first = False  # the receipt in progress started with ESC @
-        self._receipt = ReceiptBuilder(start_offset, ("U", "cp437", double_byte, None), max_receipt_bytes)
+        self._paused = False  # an idle gap came inside a framed receipt, which stays open across it
+        self._receipt = ReceiptBuilder(start_offset, ("U", "cp437", double_byte, None), self._kept)
         self._reset_printer()
 
     # -- public -------------------------------------------------------------------------------
@@ -140,8 +153,32 @@ class EscposParser:
         this off for the rest of the stream."""
         return bool(self._framing) and self._reset_first
 
+    @property
+    def paused(self) -> bool:
+        """Whether a framed receipt is held open across an idle gap (see :meth:`expire`)."""
+        return self._paused
+
     def feed(self, data: bytes) -> list[PrintedReceipt]:
-        """Consume ``data``; return the receipts it completes, in stream order."""
+        """Consume ``data``; return the receipts it completes, in stream order.
+
+        A receipt ends where its printer bytes reach ``max_receipt_bytes``, however the reads split.
+        """
+        self._paused = False
+        out: list[PrintedReceipt] = []
+        view = memoryview(data)
+        while True:
+            room = self._receipt.start + self._max_receipt_bytes - self._offset
+            if len(view) < room:
+                out += self._feed(view)
+                return out
+            out += self._feed(view[:room])
+            view = view[room:]
+            if self._offset - self._receipt.start >= self._max_receipt_bytes:
+                self._receipt.warn(TOO_LARGE)
+                self._close("limit", self._offset, out)
+                self._receipt.warn(TOO_LARGE)  # the rest of it: no sale is read from a piece
+
+    def _feed(self, data: bytes | memoryview) -> list[PrintedReceipt]:
         out: list[PrintedReceipt] = []
         if self._pending:
             buf = self._pending + data
@@ -155,7 +192,6 @@ class EscposParser:
         search = _CONTROL.search
         fixed = FIXED_BY_PAIR.get
         run = RUN.match
-        max_lines = self._max_lines
         while pos < end:
             payload = self._payload
             if payload is not None:
@@ -179,13 +215,11 @@ class EscposParser:
                     text = STYLING.sub(b"", match.group())
                     if b"\r" in text:
                         text = text.replace(b"\r\n", b"\n")
-                    lines = text.count(b"\n")
-                    if receipt.lines + lines < max_lines:
-                        receipt.run(text, lines)
-                        pos = match.end()
-                        if pos == end or buf[pos] >= 0x20:  # the end, or the line limit
-                            continue
-                        stop = pos  # a run stops at a control byte: no need to search for it
+                    receipt.run(text, text.count(b"\n"))
+                    pos = match.end()
+                    if pos == end or buf[pos] >= 0x20:  # the end, or the line limit
+                        continue
+                    stop = pos  # a run stops at a control byte: no need to search for it
             if stop < 0:
                 match = search(buf, pos)
                 stop = match.start() if match else end
@@ -196,7 +230,7 @@ class EscposParser:
                     if stop - pos > room:  # a runaway line: end it at the limit, wherever the reads split
                         receipt.text(buf[pos : pos + room])
                         receipt.warn("line_too_long")
-                        self._newline(base + pos + room, out)
+                        self._receipt.newline()
                         pos += room
                         continue
                     receipt.text(buf[pos:stop])
@@ -206,8 +240,8 @@ class EscposParser:
             if byte == _LF:
                 if self._cr:
                     self._cr = False
-                elif self._receipt.newline() >= max_lines:
-                    self._limit(base + stop + 1, out)
+                else:
+                    self._receipt.newline()
                 pos = stop + 1
             elif byte in PREFIXES:
                 self._cr = False
@@ -221,7 +255,7 @@ class EscposParser:
                     break
                 pos = after
             elif byte == _CR:
-                self._newline(base + stop + 1, out)
+                self._receipt.newline()
                 self._cr = True
                 pos = stop + 1
             else:
@@ -229,7 +263,7 @@ class EscposParser:
                 if byte == _HT:
                     self._text(b"\t")
                 elif byte == _FF:
-                    self._newline(base + stop + 1, out)
+                    self._receipt.newline()
                 pos = stop + 1
         return out
 
@@ -238,19 +272,41 @@ class EscposParser:
 
         So does a command still waiting for its bytes: a POS sends a command in one write, so what
         comes after a quiet spell is a new print job, not the rest of an image that never came.
+        Not in a framed receipt (:attr:`framed`): that stream ends its receipts with a cut, so the
+        gap is a pause inside one (a slow item lookup, a card terminal waiting for a PIN) and the
+        receipt stays open, a command in it too, until its cut or :meth:`expire`.
         """
         out: list[PrintedReceipt] = []
+        if self._receipt.empty and not self._pending and self._payload is None:
+            return out  # nothing printed since the last receipt ended: nothing to end, framing unchanged
+        if self.framed:
+            self._paused = True
+            return out
         if self._pending or self._payload is not None:
             self._receipt.warn("truncated_command")
         self._pending = b""
         self._payload = None
-        split = self.framed
-        if split:
-            self._receipt.warn(IDLE_SPLIT)
         self._close("idle", self._offset, out)
-        if split:  # what follows is likely the rest of it, still framed: it ends with its cut
-            self._receipt.warn(IDLE_SPLIT)
-            self._framing = self._reset_first = True
+        return out
+
+    def expire(self) -> list[PrintedReceipt]:
+        """The pause :meth:`idle` held a framed receipt open across lasted too long: end it there.
+
+        Both pieces (this one, and the rest if it ever comes) are warned ``receipt_pause_too_long``;
+        the stream stays framed, so the rest ends with its cut.
+        """
+        out: list[PrintedReceipt] = []
+        if not self._paused:
+            return out
+        self._paused = False
+        if self._pending or self._payload is not None:
+            self._receipt.warn("truncated_command")
+        self._pending = b""
+        self._payload = None
+        self._receipt.warn(LONG_PAUSE)
+        self._close("pause", self._offset, out)
+        self._receipt.warn(LONG_PAUSE)
+        self._framing = self._reset_first = True
         return out
 
     def close(self) -> list[PrintedReceipt]:
@@ -290,14 +346,6 @@ class EscposParser:
         self._cr = False
         self._receipt.text(data)
 
-    def _newline(self, at: int, out: list[PrintedReceipt]) -> None:
-        if self._receipt.newline() >= self._max_lines:
-            self._limit(at, out)
-
-    def _limit(self, at: int, out: list[PrintedReceipt]) -> None:
-        self._receipt.warn("too_many_lines")
-        self._close("limit", at, out)
-
     def _close(self, reason: str, at: int, out: list[PrintedReceipt]) -> None:
         printed = self._receipt.finish(reason, at)
         if printed is not None:
@@ -305,7 +353,7 @@ class EscposParser:
             if self._framing is not False:
                 self._framing = self._reset_first and reason == "cut"
         self._reset_first = reason == "reset"
-        self._receipt = ReceiptBuilder(at, self._key, self._max_receipt_bytes)
+        self._receipt = ReceiptBuilder(at, self._key, self._kept)
         # A page chosen before a cut is still the printer's page: the next receipt prints with it.
         self._receipt.saw_single = self._page_chosen
 
@@ -373,7 +421,7 @@ class EscposParser:
             return None
         n = buf[i + 2]
         if cmd in (0x64, 0x4A, 0x65, 0x4B):  # ESC d / J / e / K: print and feed
-            self._newline(base + i + 3, out)
+            self._receipt.newline()
         elif cmd == 0x74:  # ESC t n code page; 255 is GBK on Chinese printers
             if n == 255:
                 self._kanji = True

@@ -5,7 +5,9 @@ then every line is decoded. Segments printed before the stream said which dialec
 (double-byte Chinese or a single-byte code page) are decoded by what the rest of the receipt
 shows, so the answer does not depend on where the reads happened to split the stream. A receipt
 keeps at most ``limit`` bytes: past that it is cut off (warned ``receipt_too_large``) and the rest
-of it, up to wherever it ends, is dropped, so a stream that never cuts holds bounded memory.
+of it, up to wherever it ends, is dropped, so a stream that never cuts holds bounded memory (the
+parser ends a receipt at as many printer bytes, so this bounds only code-page switches and codes,
+each of which costs more here than it was sent).
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ class PrintedReceipt:
 
     lines: tuple[str, ...]
     codes: tuple[Code, ...]
-    ended_by: str  # cut, reset, idle, end, limit
+    ended_by: str  # cut, reset, idle, pause (held open too long), end, limit (max_receipt_bytes)
     start: int
     end: int
     images: int = 0  # logos and other graphics printed
@@ -74,8 +76,15 @@ class ReceiptBuilder:
         self.room = limit  # bytes it may still keep, each segment and code costing OVERHEAD more
         self.full = False  # cut off at its limit: nothing more is kept
 
+    @property
+    def empty(self) -> bool:
+        """Whether nothing has been printed on it yet, not even a blank line."""
+        return not (self.segments or self.codes or self.images)
+
     def switch(self, key: SegmentKey) -> None:
         """Text from now on decodes by ``key``."""
+        if key == self.key:
+            return  # the same decoding: the current segment goes on
         self.key = key
         self.segment = None
 

@@ -2,7 +2,8 @@
 
 ``line`` mode reads one JSON or key=value record per line (parsing/receipt_line.py); ``escpos``
 mode reads the stream a POS sends its receipt printer (receipt_reader.py) and ends a receipt at a
-cut, a reset, or when the source reports an idle gap. Both know how far into the byte stream
+cut, a reset, or when the source reports an idle gap (in a stream that frames its receipts with a
+reset and a cut, only when the source reports that the pause lasted too long). Both know how far into the byte stream
 each record reaches, which is what the capture journal needs to replay after a crash.
 """
 
@@ -11,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
-from edge_agent.parsing.escpos import Kanji
+from edge_agent.parsing.escpos import MAX_RECEIPT_BYTES, Kanji
 from edge_agent.parsing.lines import LineSplitter
 from edge_agent.parsing.receipt_line import LineError, decode_line, parse_receipt_line
 from edge_agent.parsing.receipt_profile import Profile
@@ -34,6 +35,9 @@ class PosStream(Protocol):
 
     def idle(self) -> list[Record]:
         """The port has been quiet for the idle gap: the records that ends."""
+
+    def expire(self) -> list[Record]:
+        """The port has been quiet for the longest pause a receipt may hold: the records that ends."""
 
     def lost(self, data: bytes) -> int:
         """Consume ``data`` that cannot be kept (the disk is full); how many records it held."""
@@ -84,6 +88,9 @@ class LineStream:
     def idle(self) -> list[Record]:
         return []  # a line ends at its terminator, never at a pause
 
+    def expire(self) -> list[Record]:
+        return []
+
     def lost(self, data: bytes) -> int:
         return len(self._splitter.feed(data))  # keeps line boundaries and offsets right for what follows
 
@@ -101,8 +108,11 @@ class EscposStream:
         kanji: Kanji = "auto",
         clock: Callable[[], float],
         source: str = "pos",
+        max_receipt_bytes: int = MAX_RECEIPT_BYTES,
     ) -> None:
-        self._reader = ReceiptReader(profiles, redactor, only=only, kanji=kanji, start_offset=start_offset)
+        self._reader = ReceiptReader(
+            profiles, redactor, only=only, kanji=kanji, start_offset=start_offset, max_receipt_bytes=max_receipt_bytes
+        )
         self._clock = clock
         self._source = source
 
@@ -120,6 +130,9 @@ class EscposStream:
 
     def idle(self) -> list[Record]:
         return self._records(self._reader.idle())
+
+    def expire(self) -> list[Record]:
+        return self._records(self._reader.expire())
 
     def lost(self, data: bytes) -> int:
         # Parsed (not read for sales) so the printer state and offsets stay right for what follows.

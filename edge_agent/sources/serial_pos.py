@@ -5,7 +5,9 @@ in tests and ``socket://`` from a serial-over-IP box. Every chunk read is journa
 parsed (see journal.py); then the stream of the configured ``pos.mode`` (pos_streams.py) turns
 complete lines, or complete printed receipts, into ``pos.receipt`` events or quarantine rows. In
 ``escpos`` mode a receipt the printer neither cut nor reset ends when the port stays quiet for
-``pos.idle_gap`` seconds. An unplugged cable or a vanished device is retried with exponential
+``pos.idle_gap`` seconds; in a stream that frames its receipts with a reset and a cut, a receipt
+stays open across such a pause and ends at its cut, or after ``pos.max_receipt_pause`` seconds of
+quiet. An unplugged cable or a vanished device is retried with exponential
 backoff, forever.
 
 If the disk refuses a journal write, the chunk is held in memory and written later (backlog.py);
@@ -109,9 +111,11 @@ class SerialPosSource:
         stream: StreamFactory | None = None,
         idle_gap: float = 2.0,
         monotonic: Callable[[], float] = time.monotonic,
+        max_receipt_pause: float = 600.0,
     ) -> None:
         """``stream`` makes the reader of the configured ``pos.mode`` (default: line mode with
-        ``encoding`` and ``max_line_bytes``); ``idle_gap`` is the quiet time that ends a receipt."""
+        ``encoding`` and ``max_line_bytes``); ``idle_gap`` is the quiet time that ends a receipt, and
+        ``max_receipt_pause`` the quiet time that ends even one the stream holds open across a pause."""
         self.url = url
         self.baudrate = baudrate
         self.journal = journal
@@ -132,6 +136,8 @@ class SerialPosSource:
         )
         self._stream: PosStream = self._make_stream(0)
         self.idle_gap = idle_gap
+        self.max_receipt_pause = max_receipt_pause
+        self._paused = False  # the idle gap was reported since the last read: the pause may run too long
         self._monotonic = monotonic
         self._last_read = monotonic()
         self._unended = False  # bytes were read since the last idle gap was reported
@@ -226,10 +232,16 @@ class SerialPosSource:
             self.check_idle()
 
     def check_idle(self) -> None:
-        """End the receipt in progress if the port has been quiet for the idle gap."""
-        if self._unended and self._monotonic() - self._last_read >= self.idle_gap:
+        """End the receipt in progress if the port has been quiet for the idle gap (or, one the stream
+        holds open across a pause, for ``max_receipt_pause``)."""
+        quiet = self._monotonic() - self._last_read
+        if self._unended and quiet >= self.idle_gap:
             self._unended = False
+            self._paused = True
             self._handle(self._stream.idle())
+        if self._paused and quiet >= self.max_receipt_pause:
+            self._paused = False
+            self._handle(self._stream.expire())
 
     def feed(self, data: bytes) -> None:
         """Journal a chunk read from the device (or hold it while the disk is full), then parse it."""
@@ -248,6 +260,7 @@ class SerialPosSource:
         self.health.bytes_read += len(data)
         self._last_read = self._monotonic()
         self._unended = True
+        self._paused = False
         kept = self.backlog.write(self._stream.offset, data)
         self._journal_state()
         if kept:

@@ -28,7 +28,7 @@ def test_a_payload_nested_too_deep_is_rejected_alone(app, client, agent):
 
 
 def test_an_oversized_event_is_rejected_and_unknown_fields_are_dropped(app, client, agent):
-    huge = agent.event("scan.product", {"code": "6901234567892", "padding": "x" * (2 * 1024 * 1024)})
+    huge = agent.event("scan.product", {"code": "6901234567892", "padding": "x" * (5 * 1024 * 1024)})
     small = agent.event("scan.product", {"code": "6901234567892", "colour": "red", "nested": {"a": 1}})
     reply = agent.send(client, [huge, small])
     assert reply["accepted"] == [small.event_id]

@@ -43,7 +43,7 @@ def test_a_batch_that_would_exceed_the_budget_is_a_503_with_retry_after(make_app
 
 
 def test_the_budget_is_shared_by_concurrent_requests(make_app):
-    app = make_app(ingest__decode_budget_bytes=3 * MIB)
+    app = make_app(ingest__decode_budget_bytes=3 * MIB, ingest__max_event_bytes=MIB)
     client = app.test_client()
     agent = Agent()
     agent.enroll(client, token_for(app))

@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from edge_agent.parsing.escpos import MAX_RECEIPT_BYTES, Code, EscposParser, PrintedReceipt, parse_stream
+from edge_agent.parsing.escpos import KEPT_PER_BYTE, MAX_RECEIPT_BYTES, Code, EscposParser, PrintedReceipt, parse_stream
 
 ESC, GS, FS = b"\x1b", b"\x1d", b"\x1c"
 CUT = GS + b"V\x42\x00"
@@ -272,10 +272,19 @@ def test_unknown_and_truncated_commands_are_noted_not_fatal():
 
 
 def test_runaway_stream_without_line_ends_or_cuts_is_bounded():
-    parser = EscposParser(max_lines=3, max_line_bytes=10)
+    parser = EscposParser(max_receipt_bytes=25, max_line_bytes=10)
     out = parser.feed(b"x" * 25 + b"\n" + b"y\n")
     assert texts(out) == [["x" * 10, "x" * 10, "x" * 5]]
-    assert out[0].ended_by == "limit" and "line_too_long" in out[0].warnings
+    assert out[0].ended_by == "limit" and out[0].warnings == ("line_too_long", "receipt_too_large")
+    [rest] = parser.close()
+    assert (rest.lines, rest.warnings, rest.start) == (("y",), ("receipt_too_large",), 25)
+
+
+def test_a_receipt_of_2600_items_on_5200_lines_is_read_whole():
+    lines = b"".join(b"item %04d\n      1    3.50    3.50\n" % n for n in range(2600))
+    [receipt] = parse_stream(ESC + b"@" + lines + b"total 9100.00\n" + GS + b"V\x00")
+    assert (len(receipt.lines), receipt.lines[-1], receipt.ended_by) == (5201, "total 9100.00", "cut")
+    assert receipt.warnings == ()
 
 
 def test_barcode_whose_nul_never_comes_ends_at_the_same_byte_however_the_stream_is_split():
@@ -360,28 +369,32 @@ def test_block_headers_beyond_the_bounds_reject_glyph_and_nv_image_definitions()
 def test_a_receipt_past_its_size_limit_is_cut_off_and_the_stream_picks_up_at_the_next_receipt():
     big = ESC + b"@" + b"head\n" + b"A" * 3000 + b"\n\n" + b"B" * 3000 + GS + b"k\x04" + b"123\x00" + b"tail\n"
     data = big + GOOD
-    cut_off, *rest = parse_stream(data, max_receipt_bytes=4096, max_line_bytes=1000)
+    cut_off, piece, *rest = parse_stream(data, max_receipt_bytes=4096, max_line_bytes=1000)
     assert cut_off.warnings == ("line_too_long", "receipt_too_large")
     assert cut_off.lines[0] == "head" and cut_off.lines[-1].startswith("B") and not cut_off.codes
-    assert sum(len(line) + 1 for line in cut_off.lines) <= 4096
-    assert (cut_off.ended_by, cut_off.end) == ("reset", len(big))  # it ends where the next receipt starts
+    assert (cut_off.ended_by, cut_off.end) == ("limit", 4096)  # at its printer bytes' limit
+    assert piece.warnings[0] == "receipt_too_large" and piece.lines[-1].endswith("tail") and piece.codes
+    assert (piece.start, piece.ended_by, piece.end) == (4096, "reset", len(big))  # to where the next starts
     assert [r.lines for r in rest] == [r.lines for r in parse_stream(GOOD)]
     for size in range(1, 8):
-        assert fed_in_chunks(data, size, max_receipt_bytes=4096, max_line_bytes=1000) == [cut_off, *rest], size
+        want = [cut_off, piece, *rest]
+        assert fed_in_chunks(data, size, max_receipt_bytes=4096, max_line_bytes=1000) == want, size
 
 
-def test_a_stream_that_never_ends_its_receipt_holds_bounded_memory_until_the_idle_gap():
+def test_a_stream_that_never_ends_its_receipt_holds_bounded_memory_in_pieces_of_its_limit():
     parser = EscposParser()
     assert parser.feed(ESC + b"@") == []
+    pieces = []
     for _ in range(64):  # 4 MiB of text without a line feed, a cut or a reset
-        assert parser.feed(b"A" * 65536) == []
-    [cut_off] = parser.idle()
-    assert "receipt_too_large" in cut_off.warnings and cut_off.ended_by == "idle"
-    assert MAX_RECEIPT_BYTES - 100 < sum(len(line) for line in cut_off.lines) < MAX_RECEIPT_BYTES
+        pieces += parser.feed(b"A" * 65536)
+    pieces += parser.idle()
+    assert [p.ended_by for p in pieces] == ["limit"] * 4 + ["idle"]
+    assert all("receipt_too_large" in p.warnings for p in pieces)
+    assert [p.end - p.start for p in pieces[:4]] == [MAX_RECEIPT_BYTES] * 4
     assert [r.lines for r in parser.feed(GOOD)] == [r.lines for r in parse_stream(GOOD)]
 
 
 def test_code_page_switches_around_every_character_count_against_the_limit():
     [receipt] = parse_stream((ESC + b"t\x00x" + ESC + b"t\x02y") * 100_000)
     assert "receipt_too_large" in receipt.warnings
-    assert len(receipt.text) < MAX_RECEIPT_BYTES // 64  # each switch costs a segment
+    assert len(receipt.text) < KEPT_PER_BYTE * MAX_RECEIPT_BYTES // 64  # each switch costs a segment

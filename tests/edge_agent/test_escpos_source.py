@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import random
 import re
+import time
 
 import orjson
 
@@ -16,6 +17,7 @@ from edge_agent.config import load_config
 from edge_agent.doctor import run_checks
 from edge_agent.journal import CaptureJournal
 from edge_agent.outbox import Capture, Quarantined
+from edge_agent.parsing.escpos import MAX_RECEIPT_BYTES
 from edge_agent.privacy import PanRedactor
 from edge_agent.receipt_reader import builtin_profiles, load_profiles
 from edge_agent.reparse import reparse
@@ -44,13 +46,29 @@ def sale_fields(payload: dict) -> dict:
 
 
 def escpos_source(
-    tmp_path, sealer, url, emit, *, profiles=PROFILES, idle_gap=0.3, kanji="auto", **options
+    tmp_path,
+    sealer,
+    url,
+    emit,
+    *,
+    profiles=PROFILES,
+    idle_gap=0.3,
+    kanji="auto",
+    max_receipt_bytes=MAX_RECEIPT_BYTES,
+    **options,
 ) -> SerialPosSource:
     journal = CaptureJournal(tmp_path / "pos.journal", sealer, "pos", fsync=False)
     redactor = PanRedactor(KEY)
 
     def stream(offset: int) -> EscposStream:
-        return EscposStream(offset, profiles=profiles, redactor=redactor, kanji=kanji, clock=lambda: 1_780_000_000.0)
+        return EscposStream(
+            offset,
+            profiles=profiles,
+            redactor=redactor,
+            kanji=kanji,
+            clock=lambda: 1_780_000_000.0,
+            max_receipt_bytes=max_receipt_bytes,
+        )
 
     return SerialPosSource(
         url=url,
@@ -188,20 +206,45 @@ def test_a_receipt_decoded_in_the_wrong_printer_mode_is_recovered_from_its_print
     source.journal.close()
 
 
-def test_pieces_of_a_framed_receipt_an_idle_gap_split_are_named_so_and_reparse_rejoins_them(tmp_path, sealer, outbox):
+def test_a_framed_receipt_stays_open_across_pauses_until_its_cut(tmp_path, sealer):
     now = [0.0]
     got = Collected()
     source = escpos_source(tmp_path, sealer, "loop://", got, idle_gap=2.0, monotonic=lambda: now[0])
     source.feed(printed(supermarket("SL-0")))  # the till frames its receipts with ESC @ and a cut
     slow = printed(supermarket("SL-1"))
     items, totals = slow.index("海飞丝".encode("gb18030")), slow.index("合计".encode("gb18030"))
-    for piece in (slow[:items], slow[items:totals], slow[totals:]):  # printed line by line, 3 s apart
+    for piece in (slow[:items], slow[items:totals], slow[totals:]):  # printed line by line, 300 s apart
         source.feed(piece)
-        now[0] += 3.0
+        now[0] += 300.0
         source.check_idle()
+    assert [(type(r), r.payload()["receipt_no"]) for r in got.records] == [(Capture, "SL-0"), (Capture, "SL-1")]
+    assert got.records[1].payload()["total"] == "35.50" and got.records[1].offset == source.offset
+    source.journal.close()
+
+
+def test_a_framed_receipt_paused_past_max_receipt_pause_is_quarantined_and_reparse_rejoins_it(tmp_path, sealer, outbox):
+    now = [0.0]
+    got = Collected()
+    source = escpos_source(
+        tmp_path, sealer, "loop://", got, idle_gap=2.0, max_receipt_pause=60.0, monotonic=lambda: now[0]
+    )
+    source.feed(printed(supermarket("SL-0")))
+    slow = printed(supermarket("SL-1"))
+    totals = slow.index("合计".encode("gb18030"))
+    source.feed(slow[:totals])
+    for step in (30.0, 29.0):
+        now[0] += step
+        source.check_idle()
+    assert len(got.records) == 1  # a 59 s pause is still a pause
+    now[0] += 1.0
+    source.check_idle()
+    source.feed(slow[totals:])  # the rest of it, still ending with its cut
     first, *pieces = got.records
     assert isinstance(first, Capture)
-    assert [r.reason for r in pieces if isinstance(r, Quarantined)] == ["idle_gap_split"] * 3
+    assert [(r.reason, orjson.loads(r.raw)["ended_by"]) for r in pieces if isinstance(r, Quarantined)] == [
+        ("receipt_pause_too_long", "pause"),
+        ("receipt_pause_too_long", "cut"),
+    ]
     outbox.append(got.records)
     outcome = reparse(outbox, PROFILES, redactor=PanRedactor(KEY))
     assert (outcome.sales, dict(outcome.still)) == (1, {})
@@ -302,20 +345,20 @@ def test_garbage_on_the_printer_line_is_quarantined_and_every_receipt_after_it_a
         source.journal.close()
 
 
-def test_a_receipt_that_never_ends_is_quarantined_cut_off_and_the_next_one_is_a_sale(tmp_path, sealer):
+def test_a_receipt_that_never_ends_is_quarantined_in_pieces_and_the_next_one_is_a_sale(tmp_path, sealer):
     made = receipt(random.Random(41), cut=True, reset=True)
     got = Collected()
-    source = escpos_source(tmp_path, sealer, "loop://", got)
+    source = escpos_source(tmp_path, sealer, "loop://", got, max_receipt_bytes=256 * 1024)
     source.feed(b"\x1b@")
     for _ in range(48):  # 3 MiB without a line feed, a cut or a reset, in 64 KiB reads
         source.feed(b"A" * 65536)
     source.feed(made.data)  # its reset ends the runaway receipt
-    quarantined, sale = got.records
-    assert isinstance(quarantined, Quarantined) and quarantined.reason == "receipt_too_large"
-    assert len(quarantined.raw) < 300_000  # a few hundred KiB, not the megabytes printed
-    assert "receipt_too_large" in orjson.loads(quarantined.raw)["warnings"]
+    *pieces, sale = got.records
+    assert len(pieces) == 13 and {r.reason for r in pieces if isinstance(r, Quarantined)} == {"receipt_too_large"}
+    assert all(len(r.raw) < 1_100_000 for r in pieces)  # each about its 256 KiB of bytes, twice (text, base64)
+    assert "receipt_too_large" in orjson.loads(pieces[0].raw)["warnings"]
     assert isinstance(sale, Capture) and sale_fields(sale.payload()) == expected_payload(made, PanRedactor(KEY))[0]
-    assert quarantined.offset == 2 + 48 * 65536 and sale.offset == quarantined.offset + len(made.data)
+    assert pieces[-1].offset == 2 + 48 * 65536 and sale.offset == pieces[-1].offset + len(made.data)
     source.journal.close()
 
 
@@ -323,7 +366,7 @@ def test_reparse_keeps_garbage_and_cut_off_receipts_quarantined_with_their_reaso
     made = receipt(random.Random(43), cut=False, reset=True)
     garbage = b"\x1b@HELLO\n\x1d8L\xff\xff\xff\xff0p"  # GS 8 L declaring about 4 GB of graphics
     got = Collected()
-    source = escpos_source(tmp_path, sealer, "loop://", got, idle_gap=2.0)
+    source = escpos_source(tmp_path, sealer, "loop://", got, idle_gap=2.0, max_receipt_bytes=256 * 1024)
     source.feed(garbage)
     source.feed(b"\x1b@")
     # A whole receipt's text, then a runaway line: what is kept of it would read as that sale.
@@ -333,11 +376,81 @@ def test_reparse_keeps_garbage_and_cut_off_receipts_quarantined_with_their_reaso
     source.feed(b"\x1b@")
     assert [r.reason for r in got.records if isinstance(r, Quarantined)] == [
         "implausible_command",
-        "receipt_too_large",
+        *["receipt_too_large"] * 3,
     ]
     outbox.append(got.records)
 
     outcome = reparse(outbox, PROFILES)
-    assert (outcome.sales, dict(outcome.still)) == (0, {"implausible_command": 1, "receipt_too_large": 1})
-    assert outbox.stats().quarantined == 2
+    assert (outcome.sales, dict(outcome.still)) == (0, {"implausible_command": 1, "receipt_too_large": 3})
+    assert outbox.stats().quarantined == 4
     source.journal.close()
+
+
+def wholesale() -> GeneratedReceipt:
+    """A group purchase: 2,600 items on 5,659 lines of 58 mm paper (most items on two lines)."""
+    made = receipt(random.Random(1), layout="cn-supermarket", columns=32, items=2600, cut=True, reset=True)
+    assert made.data.count(b"\n") > 5000 and len(made.sale["items"]) == 2600
+    return made
+
+
+def test_a_2600_item_receipt_on_5659_lines_is_one_sale_with_every_item(tmp_path, sealer):
+    made = wholesale()
+    got = Collected()
+    source = escpos_source(tmp_path, sealer, "loop://", got)
+    for start in range(0, len(made.data), 4096):
+        source.feed(made.data[start : start + 4096])
+    [record] = got.records
+    assert isinstance(record, Capture), record
+    assert sale_fields(record.payload()) == expected_payload(made, PanRedactor(KEY))[0]
+    assert record.offset == len(made.data)
+    source.journal.close()
+
+
+def test_a_receipt_past_max_receipt_bytes_is_quarantined_in_pieces_with_its_bytes_and_reparse_joins_them(
+    tmp_path, sealer, outbox
+):
+    made, after = wholesale(), receipt(random.Random(2), cut=True, reset=True)
+    got = Collected()
+    source = escpos_source(tmp_path, sealer, "loop://", got, max_receipt_bytes=64 * 1024)
+    for start in range(0, len(made.data), 4096):
+        source.feed(made.data[start : start + 4096])
+    source.feed(after.data)
+    *pieces, sale = got.records
+    assert [r.reason for r in pieces if isinstance(r, Quarantined)] == ["receipt_too_large"] * 3  # never a sale
+    assert all(orjson.loads(r.raw)["printer_bytes"] for r in pieces)
+    assert isinstance(sale, Capture) and sale.payload()["receipt_no"] == after.sale["receipt_no"]
+    outbox.append(got.records)
+    redactor = PanRedactor(KEY)
+    assert reparse(outbox, PROFILES, redactor=redactor, max_receipt_bytes=64 * 1024).sales == 0  # still too large
+    outcome = reparse(outbox, PROFILES, redactor=redactor, max_receipt_bytes=MAX_RECEIPT_BYTES)
+    assert (outcome.sales, dict(outcome.still), outbox.stats().quarantined) == (1, {}, 0)
+    payload = outbox.pending(10)[-1].event().payload
+    assert sale_fields(payload) == expected_payload(made, redactor)[0]
+    source.journal.close()
+
+
+def test_on_a_pty_a_pause_longer_than_the_idle_gap_inside_a_cut_framed_receipt_does_not_split_it(
+    tmp_path,
+    sealer,
+    pty_pair,  # noqa: F811
+):
+    master, path = pty_pair
+    first, slow = (receipt(random.Random(n), layout="cn-convenience", cut=True, reset=True) for n in (51, 52))
+    half = slow.data.index("合计".encode("gbk"))
+    got = Collected()
+    source = escpos_source(tmp_path, sealer, path, got, idle_gap=0.3)
+    source.start()
+    try:
+        os.write(master, first.data)  # the till has shown that it ends its receipts with a cut
+        got.wait_for(1)
+        os.write(master, slow.data[:half])
+        time.sleep(1.2)  # the card terminal waits for a PIN: four idle gaps long
+        assert len(got.records) == 1
+        os.write(master, slow.data[half:])
+        records = got.wait_for(2)
+    finally:
+        source.stop()
+    assert [type(r) for r in records] == [Capture] * 2, [getattr(r, "reason", None) for r in records]
+    redactor = PanRedactor(KEY)
+    assert [sale_fields(r.payload()) for r in records] == [expected_payload(m, redactor)[0] for m in (first, slow)]
+    assert records[-1].offset == len(first.data) + len(slow.data)
