@@ -7,12 +7,15 @@ text and codes (all card data already removed, see receipt_reader.py)::
      "datetime": "2026-03-14T09:12:05", "store_name": "联华超市(南京西路店)", "register": "03",
      "cashier": "王芳", "items": [{"name": "可口可乐 330ml", "sku": "6901028075831", "qty": "2",
      "unit_price": "3.50", "amount": "7.00"}], "discount_total": "1.00", "total": "6.00",
-     "paid": "10.00", "change": "4.00", "payment_method": "cash", "member_phone": "138****5678",
+     "paid": "10.00", "change": "4.00", "payment_method": "cash",
+     "tenders": [{"method": "cash", "amount": "10.00"}], "member_phone": "138****5678",
      "member": {}, "text_lines": [...], "codes": [{"symbology": "qr", "data": "https://..."}],
      "warnings": []}
 
-``member`` holds the member phone and card normalised, when what was printed is a whole number
-(a masked phone is not): central links the sale to a customer by it, as it does for line mode.
+``payment_method`` is the first tender's; ``tenders`` lists every payment printed with its amount
+(微信支付 20.00 and 现金 20.00), when the profile reads them. ``member`` holds the member phone and
+card normalised, when what was printed is a whole number (a masked phone is not): central links the
+sale to a customer by it, as it does for line mode.
 
 A receipt no profile reads (or one without a receipt number or total) is quarantined, sealed,
 with the reason; what is kept is the redacted text and codes as JSON and, when the reader still had
@@ -48,6 +51,7 @@ def sale_payload(record: ReceiptRecord) -> dict[str, Any]:
     printed = record.printed
     sale = record.sale.as_dict()
     items = sale.pop("items")
+    tenders = sale.pop("tenders")
     warnings = list(sale.pop("warnings"))
     warnings += [w for w in printed.warnings if w not in warnings]
     if is_reprint(printed.lines) and REPRINT_WARNING not in warnings:
@@ -55,6 +59,8 @@ def sale_payload(record: ReceiptRecord) -> dict[str, Any]:
     payload: dict[str, Any] = {"format": "escpos"}
     payload.update((key, value) for key, value in sale.items() if value is not None)
     payload["items"] = [{k: v for k, v in item.items() if v is not None} for item in items]
+    if tenders:
+        payload["tenders"] = tenders
     member: dict[str, str] = {}
     phone = normalize_phone(record.sale.member_phone) if record.sale.member_phone else None
     card = normalize_card(record.sale.member_card) if record.sale.member_card else None

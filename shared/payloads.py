@@ -321,7 +321,8 @@ _PRINTED_SALE: dict[str, Any] = {
     "tax_total": Money(),
     "paid": Money(),
     "change": Money(),
-    "payment_method": Text(32),
+    "payment_method": Text(32),  # the first tender's
+    "tenders": ListOf(Obj(method=Text(32, min_len=1), amount=Money(), required=("method", "amount")), 32),
     "card_last4": Text(4, min_len=4),
     "member_card": Text(64),
     "member_phone": Text(64),

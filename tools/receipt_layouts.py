@@ -107,6 +107,7 @@ class Layout:
         else:
             lines.append(Line(f"{order.shown}:{money(order.paid)}"))
             sale["paid"] = money(order.paid)
+            sale["tenders"] = [{"method": sale["payment_method"], "amount": money(order.paid)}]
         if sale["payment_method"] == "cash" or (sale["paid"] and rng.random() < 0.3):
             lines.append(Line(f"找零:{money(change)}"))
             sale["change"] = money(change)

@@ -169,6 +169,7 @@ def receipt(
         "paid": None,
         "change": None,
         "payment_method": method,
+        "tenders": [],
         "card_last4": None,
         "member_card": None,
         "member_phone": None,

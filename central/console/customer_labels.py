@@ -58,6 +58,7 @@ FIELD_VALUE_LABELS = {
         "unionpay_qr": N_("银联二维码"),
         "stored_value": N_("储值卡"),
         "other": N_("其他"),
+        "mixed": N_("组合支付"),  # several tenders (central.customers.timeline.MIXED_TENDERS)
     },
     "channel": {  # an online order's (central.customers.sales), a complaint's (console)
         "store": N_("门店"),

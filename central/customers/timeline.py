@@ -43,6 +43,9 @@ EVENT_FIELDS = {
     "scan.product": ("sku", "code"),
     "service.complaint": ("ticket_no", "category", "severity", "channel", "text"),
 }
+MIXED_TENDERS = "mixed"
+"""What the timeline shows as a receipt's payment method when it lists tenders of more than one method
+(its ``payment_method`` is only the first)."""
 # Ties on time are broken by source (higher first), then row id (higher first).
 EVENT, VISIT, ISSUED, REDEEMED, NOTE = 5, 4, 3, 2, 1
 _events = table(Event)
@@ -131,6 +134,13 @@ def _amount(raw: Any) -> Decimal | None:
         return None
 
 
+def _mixed(tenders: Any) -> bool:
+    """Whether a receipt's ``tenders`` name more than one payment method (微信支付 20.00 + 现金 20.00)."""
+    if not isinstance(tenders, list):
+        return False
+    return len({t.get("method") for t in tenders if isinstance(t, dict)}) > 1
+
+
 def _text(value: Any) -> str:
     return value if isinstance(value, str) else "" if value is None else str(value)
 
@@ -169,6 +179,8 @@ def _event_entries(db: Session, customer_id: int, cursor: Cursor | None, limit: 
         shown = tuple(
             (name, _text(payload[name])) for name in EVENT_FIELDS[kind] if payload.get(name) not in (None, "")
         )
+        if kind == "pos.receipt" and _mixed(payload.get("tenders")):
+            shown = tuple((name, MIXED_TENDERS if name == "payment_method" else text) for name, text in shown)
         amount = _amount(payload.get("total") if kind != "scan.coupon" else payload.get("value"))
         if kind == ONLINE_KIND and pk not in sales and payload.get("order_no"):
             amount = None

@@ -12,6 +12,9 @@ A profile is data, never code: regular expressions and a few field rules. A shor
     [fields.store_name]
     line = 1                              # the first non-blank line
 
+    [tenders]                             # every payment printed with its amount, in order
+    pattern = '^(?P<method>微信支付|现金)\\s*[:：]\\s*(?P<amount>[\\d,]+\\.\\d{2})$'
+
     [items]
     start = '^-{10,}'                     # items follow the first line matching this
     end = '^-{10,}'                       # and stop at the next line matching this
@@ -34,6 +37,7 @@ AMOUNT_FIELDS = ("total", "paid", "change", "discount_total", "tax_total")
 FIELDS = (*TEXT_FIELDS, "datetime", *AMOUNT_FIELDS, *CODE_FIELDS)
 PAYMENT_METHODS = ("wechat", "alipay", "cash", "bank_card", "unionpay_qr", "stored_value", "other")
 ITEM_GROUPS = ("name", "sku", "qty", "unit_price", "amount")
+TENDER_GROUPS = ("method", "amount")
 DATE_GROUPS = ("year", "month", "day", "hour", "minute", "second", "ampm")
 SECTIONS = ("all", "header", "footer")
 COLLECT = ("first", "last", "sum")
@@ -77,13 +81,24 @@ class Profile:
     required: tuple[str, ...] = ("total",)
     fields: dict[str, FieldRule] = field(default_factory=dict)
     payment_methods: tuple[tuple[str, str], ...] = ()
+    tenders: tuple[re.Pattern[str], ...] = ()  # fallbacks, like a field's: the first that finds a line decides
     items_start: re.Pattern[str] | None = None
     items_end: re.Pattern[str] | None = None
     items_skip: tuple[re.Pattern[str], ...] = ()
     layouts: tuple[ItemLayout, ...] = ()
 
 
-_TOP_KEYS = {"name", "description", "priority", "require", "required", "fields", "payment_methods", "items"}
+_TOP_KEYS = {
+    "name",
+    "description",
+    "priority",
+    "require",
+    "required",
+    "fields",
+    "payment_methods",
+    "tenders",
+    "items",
+}
 _RULE_KEYS = {"pattern", "line", "section", "collect"}
 _ITEM_KEYS = {"start", "end", "skip", "layouts"}
 
@@ -139,6 +154,7 @@ class _Reader:
             required=tuple(required),
             fields=self.fields(self.table(doc, ("fields",))),
             payment_methods=self.payment_methods(self.table(doc, ("payment_methods",))),
+            tenders=self.tenders(self.table(doc, ("tenders",))),
             items_start=self.pattern(items["start"], ("items", "start")) if "start" in items else None,
             items_end=self.pattern(items["end"], ("items", "end")) if "end" in items else None,
             items_skip=self.patterns(items.get("skip", []), ("items", "skip")),
@@ -218,6 +234,16 @@ class _Reader:
             if value not in PAYMENT_METHODS:
                 raise self.fail(("payment_methods", key), f"expected one of {', '.join(PAYMENT_METHODS)}")
         return tuple(table.items())
+
+    def tenders(self, table: dict[str, Any]) -> tuple[re.Pattern[str], ...]:
+        self.unknown(table, {"pattern"}, ("tenders",))
+        where: tuple[str | int, ...] = ("tenders", "pattern")
+        patterns = self.patterns(table.get("pattern", []), where, TENDER_GROUPS)
+        for index, compiled in enumerate(patterns):
+            if missing := set(TENDER_GROUPS) - set(compiled.groupindex):
+                at = (*where, index) if len(patterns) > 1 else where
+                raise self.fail(at, f"missing group(s) {', '.join(sorted(missing))}")
+        return patterns
 
     def layouts(self, raw: Any, path: tuple[str | int, ...]) -> tuple[ItemLayout, ...]:
         if not isinstance(raw, list):

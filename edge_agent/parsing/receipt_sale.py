@@ -65,6 +65,14 @@ class SaleItem:
 
 
 @dataclass(frozen=True, slots=True)
+class Tender:
+    """One payment towards the sale, as printed: its method (normalised) and amount."""
+
+    method: str
+    amount: str
+
+
+@dataclass(frozen=True, slots=True)
 class Sale:
     """What the receipt says was sold, to whom and how it was paid."""
 
@@ -80,7 +88,8 @@ class Sale:
     total: str | None = None
     paid: str | None = None
     change: str | None = None
-    payment_method: str | None = None
+    payment_method: str | None = None  # the first tender's, when several paid
+    tenders: tuple[Tender, ...] = ()  # every payment printed with its amount, in order
     card_last4: str | None = None
     member_card: str | None = None
     member_phone: str | None = None
@@ -90,6 +99,7 @@ class Sale:
         """Plain JSON-ready data: amounts stay decimal strings."""
         out = asdict(self)
         out["items"] = [asdict(item) for item in self.items]
+        out["tenders"] = [asdict(tender) for tender in self.tenders]
         out["warnings"] = list(self.warnings)
         return out
 
@@ -194,7 +204,7 @@ class _Extraction:
             if name not in values:
                 raise SaleError(f"missing_field:{name}")
         items = self.items()
-        sale = Sale(profile=self.profile.name, items=tuple(items), **values)
+        sale = Sale(profile=self.profile.name, items=tuple(items), tenders=self.tenders(), **values)
         self.check(sale)
         return replace(sale, warnings=tuple(self.warnings))
 
@@ -263,6 +273,23 @@ class _Extraction:
             self.warn("invalid_field:card_last4")
             return None
         return raw or None
+
+    def tenders(self) -> tuple[Tender, ...]:
+        """Every tender line the profile's ``[tenders]`` patterns find (the first pattern that finds one)."""
+        lines = [line for line in self.lines if line.strip()]
+        for pattern in self.profile.tenders:
+            found = [m for m in map(pattern.search, lines) if m is not None]
+            if not found:
+                continue
+            tenders = []
+            for match in found:
+                amount = money(match.group("amount"))
+                if amount is None:
+                    self.warn("invalid_field:tenders")
+                    continue
+                tenders.append(Tender(self.payment(match.group("method").strip()), amount))
+            return tuple(tenders)
+        return ()
 
     def payment(self, printed: str) -> str:
         folded = printed.casefold()

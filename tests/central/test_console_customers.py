@@ -182,6 +182,18 @@ def test_the_360_view_names_payments_channels_and_sources_in_the_pages_language(
     assert "<td>Marketing</td><td>SMS</td>" in consents.split('id="consent-history"', 1)[1]
 
 
+@SQLITE_ONLY
+def test_a_receipt_paid_with_several_tenders_shows_mixed_tenders_not_its_first(app, client, agent, member):
+    tenders = [{"method": "wechat", "amount": "20.00"}, {"method": "cash", "amount": "16.00"}]
+    paid = {"receipt_no": "R-3003", "total": "36.00", "items": [], "payment_method": "wechat", "tenders": tenders}
+    agent.send(client, [agent.event("pos.receipt", {**paid, "member": {"phone": PHONE}})])
+    admin = _as(app, "admin")
+    html = admin.get(f"/console/customers/{member}").get_data(as_text=True)
+    assert "支付方式</span> 组合支付" in html and "支付方式</span> 微信支付" not in html
+    admin.set_cookie("cdp-lang", "en")
+    assert "Payment</span> Mixed tenders" in admin.get(f"/console/customers/{member}").get_data(as_text=True)
+
+
 def test_search_by_each_kind_finds_the_member_and_is_audited(app, member):
     client = _as(app, "marketing")
     for kind, query in (

@@ -35,7 +35,7 @@ PROFILES = builtin_profiles()
 def expected_payload(made: GeneratedReceipt, redactor: PanRedactor) -> tuple[dict, list[dict]]:
     """The sale fields of the pos.receipt payload, and its codes, for a generated receipt."""
     sale, codes = expected(made, redactor)
-    want = {k: v for k, v in sale.items() if v is not None and k not in ("items", "warnings")}
+    want = {k: v for k, v in sale.items() if v not in (None, []) and k not in ("items", "warnings")}
     want["items"] = [{k: v for k, v in item.items() if v is not None} for item in sale["items"]]
     want["warnings"] = []
     return want, codes
@@ -454,3 +454,28 @@ def test_on_a_pty_a_pause_longer_than_the_idle_gap_inside_a_cut_framed_receipt_d
     redactor = PanRedactor(KEY)
     assert [sale_fields(r.payload()) for r in records] == [expected_payload(m, redactor)[0] for m in (first, slow)]
     assert records[-1].offset == len(first.data) + len(slow.data)
+
+
+def test_a_receipt_paid_with_two_tenders_records_both_with_their_amounts(tmp_path, sealer):
+    lines = [
+        "便利蜂(望京店)",
+        "店号:9304  机号:02",
+        "流水号:CM-1",
+        "收银员:赵敏",
+        "2026/02/04 01:31:49",
+        "--------------------------------",
+        "海飞丝洗发水                36.00",
+        "--------------------------------",
+        "合计:36.00",
+        "应付:36.00",
+        "微信支付:20.00",
+        "现金:￥20.00",
+        "找零:4.00",
+    ]
+    got = Collected()
+    escpos_source(tmp_path, sealer, "loop://", got).feed(printed(lines))
+    [record] = got.records
+    payload = record.payload()
+    assert payload["payment_method"] == "wechat"  # the first, as before
+    assert payload["tenders"] == [{"method": "wechat", "amount": "20.00"}, {"method": "cash", "amount": "20.00"}]
+    assert (payload["paid"], payload["change"], payload["warnings"]) == ("40.00", "4.00", [])

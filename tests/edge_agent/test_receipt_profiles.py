@@ -64,6 +64,7 @@ def test_the_sample_receipt_becomes_its_sale(samples_dir):
         "paid": None,
         "change": None,
         "payment_method": None,
+        "tenders": [],
         "card_last4": None,
         "member_card": None,
         "member_phone": None,
@@ -266,3 +267,28 @@ def test_convenience_receipt_paid_with_two_tenders_paid_their_sum_without_a_chan
     sale = read_sale(lines, builtin_profiles())
     assert (sale.profile, sale.total, sale.paid, sale.change) == ("cn-convenience", "36.00", "40.00", "4.00")
     assert sale.warnings == ()
+
+
+def test_supermarket_receipt_paid_with_two_tenders_lists_both_and_keeps_the_first_as_payment_method():
+    lines = [
+        "联华超市(南京东路店)",
+        "单号:SM-7",
+        "收银员:张三",
+        "日期:2026-11-23 10:15:00",
+        "品名           数量   单价    金额",
+        "海飞丝洗发水      1   35.50   35.50",
+        "--------------------------------",
+        "合计:35.50",
+        "支付方式:组合支付",
+        "支付宝:30.00",
+        "储值卡:5.50",
+    ]
+    sale = read_sale(lines, builtin_profiles())
+    assert (sale.profile, sale.payment_method) == ("cn-supermarket", "other")  # as printed: 组合支付
+    assert [(t.method, t.amount) for t in sale.tenders] == [("alipay", "30.00"), ("stored_value", "5.50")]
+
+
+def test_a_tenders_pattern_needs_its_method_and_amount():
+    text = 'name = "t"\nrequire = ["x"]\n[tenders]\npattern = \'(?P<method>现金):\'\n'
+    with pytest.raises(ProfileError, match=r"tenders.pattern: missing group\(s\) amount"):
+        parse_profile(text, "t.toml")
