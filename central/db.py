@@ -37,7 +37,12 @@ _EXTENSION = "central.db"
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
-    """An engine for ``url`` with central's connection settings (SQLite pragmas, pool checks)."""
+    """An engine for ``url`` with central's connection settings (SQLite pragmas, pool checks).
+
+    A failed statement's error never quotes the values bound to it (``hide_parameters``): they are
+    phones, member ids and names, and the error reaches the log.
+    """
+    kwargs.setdefault("hide_parameters", True)
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
