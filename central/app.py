@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import logging
+import os
 from typing import Any
 
 from flask import Flask, Response, jsonify, redirect, url_for
-from sqlalchemy import text
+from sqlalchemy import Engine, text
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.wrappers.response import Response as BaseResponse
 
-from central import db, errors, scheduler
+from central import db, errors, scheduler, secret_key
 from central.campaigns import api as campaigns_api
 from central.campaigns import coupons_api
 from central.clock import system_clock
@@ -25,7 +27,9 @@ from central.params import CONVERTERS
 from central.presence import api as presence_api
 from central.segments import api as segments_api
 from central.sources import api as sources_api
-from shared.crypto import load_or_create_key
+from shared.crypto import KEY_BYTES, read_secret_file
+
+log = logging.getLogger(__name__)
 
 
 def create_app(config: CentralConfig | None = None, *, test_config: dict[str, Any] | None = None) -> Flask:
@@ -47,8 +51,6 @@ def create_app(config: CentralConfig | None = None, *, test_config: dict[str, An
     app.config.update(
         CENTRAL=config,
         CLOCK=system_clock,
-        # Signs the login form's CSRF token; console sessions themselves live in the database.
-        SECRET_KEY=load_or_create_key(config.secret_key_path),
         # The ingest view enforces its own, larger limit on the raw body; forms stay small.
         MAX_FORM_MEMORY_SIZE=64 * 1024,
     )
@@ -60,6 +62,9 @@ def create_app(config: CentralConfig | None = None, *, test_config: dict[str, An
         app.config.update(test_config)
 
     db.init_app(app, config.effective_database_url)
+    # Signs login forms, coupon codes, member certificates and downlink documents: the key the
+    # database was set up with, or none (decision 0092).
+    app.config["SECRET_KEY"] = _secret_key(db.engine_for(app), config)
     errors.init_app(app)
     budget.init_app(app, config.ingest_decode_budget_bytes)
 
@@ -96,3 +101,18 @@ def create_app(config: CentralConfig | None = None, *, test_config: dict[str, An
         return redirect(url_for("console.index"))
 
     return app
+
+
+def _secret_key(engine: Engine, config: CentralConfig) -> bytes:
+    """``secret.key`` as the database knows it; refuses (``SecretKeyRefused``) any other key or none.
+
+    With the database unreachable nothing this app signs could be stored or served, so it starts
+    (its pages answer 503) with the key on disk unchecked, or a key it never writes down; ``serve``
+    reaches the database before it builds the app.
+    """
+    path = config.secret_key_path
+    try:
+        return secret_key.load(engine, path)
+    except SQLAlchemyError as exc:
+        log.warning("cannot check %s against database %s: %s", path, secret_key.label(engine), type(exc).__name__)
+    return read_secret_file(path) if path.exists() else os.urandom(KEY_BYTES)

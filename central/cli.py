@@ -32,6 +32,7 @@ from sqlalchemy.orm import Session
 from central import __version__
 from central.config import CentralConfig
 from central.config_loader import default_config_path, describe, load_config
+from central.secret_key import SecretKeyRefused
 from shared.crypto import KeyFileError
 from shared.settings import ConfigError
 
@@ -270,6 +271,9 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     print(f"config ok: {path if path else 'defaults'}")
     for line in describe(config):
         print(line)
+    from central import secret_key
+
+    print(secret_key.report(config.effective_database_url, config.secret_key_path))
     return 0
 
 
@@ -443,6 +447,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyFileError as exc:
         print(f"{PROG}: {exc}", file=sys.stderr)
         return 1
+    except SecretKeyRefused as exc:  # a configuration problem: secret.key is not the database's
+        print(f"{PROG}: {exc}", file=sys.stderr)
+        return 2
     except OSError as exc:
         print(f"{PROG}: {exc}", file=sys.stderr)
         return 1

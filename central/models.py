@@ -12,6 +12,7 @@ from typing import Any, cast
 from sqlalchemy import (
     JSON,
     BigInteger,
+    CheckConstraint,
     DateTime,
     Dialect,
     Integer,
@@ -103,3 +104,14 @@ class AuditLog(Base):
     # The hash chain (``central.audit``): the previous row's hash, and this row's over its content and that.
     prev_hash: Mapped[str] = mapped_column(String(64), default="")
     row_hash: Mapped[str] = mapped_column(String(64), default="")
+
+
+class CentralKey(Base):
+    """The fingerprint of the ``secret.key`` this database was set up with: one row (``central.secret_key``)."""
+
+    __tablename__ = "central_key"
+    __table_args__ = (CheckConstraint("id = 1", name="one_row"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime)

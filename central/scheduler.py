@@ -83,23 +83,24 @@ def _webhooks(ctx: RunContext) -> None:
 
 
 def _member_beacons(ctx: RunContext) -> None:
+    from central import secret_key
     from central.presence import beacons
-    from shared.crypto import load_or_create_key
 
     config: CentralConfig = ctx.settings
     with ctx.sessions() as db:
-        version = beacons.publish(db, load_or_create_key(config.secret_key_path), now=ctx.clock(), actor="scheduler")
+        secret = secret_key.for_session(db, config.secret_key_path)
+        version = beacons.publish(db, secret, now=ctx.clock(), actor="scheduler")
         db.commit()
     ctx.progress(published=int(version is not None))
 
 
 def _member_cards(ctx: RunContext) -> None:
+    from central import secret_key
     from central.members import cards
-    from shared.crypto import load_or_create_key
 
     config: CentralConfig = ctx.settings
     with ctx.sessions() as db:
-        secret = load_or_create_key(config.secret_key_path)
+        secret = secret_key.for_session(db, config.secret_key_path)
         stores = cards.publish(db, secret, now=ctx.clock(), days=config.members_cards_days, actor="scheduler")
         db.commit()
     ctx.progress(published=len(stores))

@@ -25,12 +25,12 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from central import secret_key
 from central.campaigns import coupon_conflicts, coupons
 from central.campaigns.coupon_models import CouponCode, CouponConflict
 from central.cli import PROG, CliError, Command, cli_session
 from central.clock import system_clock
 from central.params import ROW_COUNT, id_argument
-from shared.crypto import load_or_create_key
 
 ACTOR = "cli"
 
@@ -38,7 +38,7 @@ ACTOR = "cli"
 @contextmanager
 def _session(args: argparse.Namespace) -> Iterator[tuple[Session, bytes]]:
     with cli_session(args) as (db, config):
-        yield db, load_or_create_key(config.secret_key_path)
+        yield db, secret_key.for_session(db, config.secret_key_path)
 
 
 def _time(text: str, option: str) -> datetime:

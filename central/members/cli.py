@@ -7,10 +7,10 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
+from central import secret_key
 from central.cli import PROG, CliError, Command, cli_session
 from central.clock import system_clock
 from central.members import codes, wallet
-from shared.crypto import load_or_create_key
 
 ACTOR = "cli"
 
@@ -22,7 +22,7 @@ def cmd_member_code(args: argparse.Namespace) -> int:
     """Print the member code the member's app shows now (and write it as a QR image with --png)."""
     now = datetime.fromtimestamp(args.at, UTC) if args.at is not None else system_clock()
     with _session(args) as (db, config):
-        secret = load_or_create_key(config.secret_key_path)
+        secret = secret_key.for_session(db, config.secret_key_path)
         try:
             code = wallet.member_code(
                 db,
@@ -50,7 +50,7 @@ def cmd_member_revoke(args: argparse.Namespace) -> int:
     """Revoke every key of a member; stores refuse their codes once they fetch the new list."""
     now = system_clock()
     with _session(args) as (db, config):
-        count = codes.revoke(db, load_or_create_key(config.secret_key_path), args.member, now=now, actor=ACTOR)
+        count = codes.revoke(db, secret_key.for_session(db, config.secret_key_path), args.member, now=now, actor=ACTOR)
         db.commit()
     print(f"{PROG}: revoked {count} key(s) of member {args.member}; stores refuse them after their next sync")
     return 0

@@ -4,6 +4,7 @@ and when one instance stops the other takes its jobs over."""
 from __future__ import annotations
 
 import itertools
+import shutil
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -107,6 +108,9 @@ def test_two_instances_share_jobs_and_fire_each_birthday_once(tmp_path, database
     try:
         upgrade(database_url)
         _load(database_url, tmp_path, _events(0, CUSTOMERS), declare=True)
+        # Every instance serves the database with the secret.key it was set up with (decision 0092).
+        for instance in (a, b):
+            shutil.copy2(tmp_path / "secret.key", instance.workdir / "secret.key")
         a.process.start()
         b.process.start()
         wait_until(lambda: a.healthy() and b.healthy(), 60, "both instances to answer /healthz")
