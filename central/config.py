@@ -37,7 +37,8 @@ class CentralConfig:
     server_data_dir: Path = setting(
         "server.data_dir",
         Path("/var/lib/central-server"),
-        "Directory for the SQLite database file and the session secret.",
+        "Directory for the SQLite database file and secret.key, the key central signs with"
+        " (the same file on every instance).",
     )
     database_url: str = setting(
         "database.url",
@@ -581,7 +582,7 @@ class CentralConfig:
 
     @property
     def secret_key_path(self) -> Path:
-        """Where the session-signing secret lives (mode 0600, created on first use)."""
+        """Where central's signing secret lives (mode 0600; created only for a database without one, decision 0092)."""
         return self.server_data_dir / "secret.key"
 
 
