@@ -8,6 +8,7 @@ refusal has the same status and body.
 from __future__ import annotations
 
 import gzip
+import shutil
 import time
 from datetime import UTC, datetime
 
@@ -44,6 +45,8 @@ def post(central: Central, agent: Agent, receipt_no: str) -> requests.Response:
 def test_a_replay_a_revocation_and_a_retirement_hold_on_both_instances(central, tmp_path, cleanup):
     (tmp_path / "second").mkdir()
     second = Central(tmp_path / "second", central.database_url, cli_in_process=True)
+    # Every instance serves the database with the secret.key it was set up with (decision 0092).
+    shutil.copy2(central.workdir / "secret.key", second.workdir / "secret.key")
     cleanup.append(second)
     second.start()
     agent, other = enrolled(central, "S001"), enrolled(second, "S002")
