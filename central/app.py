@@ -7,11 +7,11 @@ import os
 from typing import Any
 
 from flask import Flask, Response, jsonify, redirect, url_for
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.wrappers.response import Response as BaseResponse
 
-from central import db, errors, scheduler, secret_key
+from central import db, errors, readiness, scheduler, secret_key
 from central.campaigns import api as campaigns_api
 from central.campaigns import coupons_api
 from central.clock import system_clock
@@ -86,13 +86,12 @@ def create_app(config: CentralConfig | None = None, *, test_config: dict[str, An
     console.init_app(app)
 
     @app.get("/healthz")
-    def healthz() -> tuple[Response, int]:
-        """Liveness and database reachability, without authentication."""
-        try:
-            with db.engine_for(app).connect() as conn:
-                conn.execution_options(**db.READ_ONLY).execute(text("SELECT 1"))
-        except SQLAlchemyError:
-            return jsonify({"status": "unavailable", "database": "unreachable"}), 503
+    def healthz() -> tuple[Response, int, dict[str, str]] | tuple[Response, int]:
+        """Readiness, without authentication: the database is reachable and can take writes now."""
+        state = readiness.database_state(db.engine_for(app))
+        if state != readiness.READY:
+            retry = {"Retry-After": str(errors.RETRY_AFTER_SECONDS)}
+            return jsonify({"status": "unavailable", "database": state}), 503, retry
         return jsonify({"status": "ok", "database": "ok"}), 200
 
     @app.get("/")

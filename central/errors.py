@@ -8,11 +8,12 @@ API clients (agents, scripts) always get JSON with a stable ``code`` they can br
 from __future__ import annotations
 
 import logging
+import sqlite3
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from flask import Flask, Response, jsonify, request
-from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from werkzeug.exceptions import HTTPException, InternalServerError, ServiceUnavailable
 from werkzeug.wrappers import Response as BaseResponse
 
@@ -94,6 +95,8 @@ def _http_error(exc: HTTPException) -> BaseResponse | HTTPException:
     status = exc.code or 500
     code, message = _HTTP_CODES.get(status, ("http_error", exc.name.lower()))
     response = error_response(status, code, message)
+    if status == 503:
+        response.headers["Retry-After"] = str(getattr(exc, "retry_after", None) or RETRY_AFTER_SECONDS)
     if status == 405 and exc.response is None:
         allowed = getattr(exc, "valid_methods", None)
         if allowed:
@@ -109,22 +112,64 @@ def _internal_error(exc: InternalServerError) -> BaseResponse | HTTPException:
     return error_response(500, "internal_error", "internal server error")
 
 
-def _database_down(exc: OperationalError | InterfaceError) -> BaseResponse:
-    # A database that cannot be reached is a retriable condition for agents, not a server bug.
-    log.error("database unavailable on %s %s: %s", request.method, request.path, str(exc.orig).strip())
+# Seconds a client is asked to wait (``Retry-After``) when the database cannot take its request.
+RETRY_AFTER_SECONDS = 30
+
+# A database condition -> the API's code and message, and the line logged (with the driver's first line).
+DATABASE_CONDITIONS = {
+    "unreachable": ("unavailable", "the database is unavailable; retry later", "database unavailable"),
+    "read_only": (
+        "database_read_only",
+        "the database is read-only (a standby, or switched to read-only); retry later",
+        "database read-only",
+    ),
+    "full": ("database_full", "the database's disk is full; retry later", "database disk full"),
+}
+_PG_READ_ONLY = "25006"  # read_only_sql_transaction: a standby, or default_transaction_read_only
+_PG_DISK_FULL = "53100"  # disk_full
+
+
+def database_condition(exc: DBAPIError) -> str | None:
+    """``unreachable``, ``read_only`` or ``full`` for a database error a client should retry; None for a bug."""
+    orig = exc.orig
+    if getattr(orig, "sqlstate", None) == _PG_READ_ONLY:
+        return "read_only"
+    if getattr(orig, "sqlstate", None) == _PG_DISK_FULL:
+        return "full"
+    primary = (getattr(orig, "sqlite_errorcode", None) or 0) & 0xFF  # the extended code's primary part
+    if primary == sqlite3.SQLITE_FULL:
+        return "full"
+    if primary == sqlite3.SQLITE_READONLY:
+        return "read_only"
+    if isinstance(exc, OperationalError | InterfaceError):
+        return "unreachable"
+    return None
+
+
+def _database_error(exc: DBAPIError) -> BaseResponse | HTTPException:
+    condition = database_condition(exc)
+    if condition is None:
+        return _internal_error(InternalServerError(original_exception=exc))
+    # A database that cannot take the request is a retriable condition for agents, not a server bug:
+    # one line, no traceback.
+    code, message, what = DATABASE_CONDITIONS[condition]
+    first = next((line.strip() for line in str(exc.orig).splitlines() if line.strip()), type(exc.orig).__name__)
+    log.error("%s on %s %s: %s", what, request.method, request.path, first)
     if not _is_api_path():
-        page = _page(ServiceUnavailable())
+        page = _page(ServiceUnavailable(retry_after=RETRY_AFTER_SECONDS))
         if isinstance(page, BaseResponse):
             return page
-        return Response("The database is unavailable; try again shortly.\n", 503, mimetype="text/plain")
-    return error_response(503, "unavailable", "the database is unavailable; retry later")
+        page = Response("The database is unavailable; try again shortly.\n", 503, mimetype="text/plain")
+    else:
+        page = error_response(503, code, message)
+    page.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    return page
 
 
 def init_app(app: Flask) -> None:
     """Register the error handlers on ``app``."""
     app.register_error_handler(ApiError, _api_error)
-    app.register_error_handler(OperationalError, _database_down)
-    app.register_error_handler(InterfaceError, _database_down)
+    app.register_error_handler(DBAPIError, _database_error)
     app.register_error_handler(InternalServerError, _internal_error)
     app.register_error_handler(HTTPException, _http_error)
 
