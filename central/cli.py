@@ -159,17 +159,29 @@ def cli_session(args: argparse.Namespace) -> Iterator[tuple[Session, CentralConf
 def ready_schema(config: CentralConfig, engine: Engine) -> None:
     """Migrate if ``database.auto_migrate``; otherwise insist the schema is already current."""
     from central import migrate
-    from central.identity.registry import load_registry
 
     current, head = migrate.current_revision(engine), migrate.head_revision()
     refuse_newer_schema(config, current)
     if config.database_auto_migrate:
         if current != head:
-            migrate.upgrade(engine, load_registry(config))
-            log.info("database migrated from revision %s to %s", current, head)
+            before = run_migrations(config, engine)
+            if before != head:  # else another instance migrated it while this one waited
+                log.info("database migrated from revision %s to %s", before, head)
         return
     if current != head:
         raise CliError(f"the database is at revision {current}, not {head}; run `{PROG} migrate`")
+
+
+def run_migrations(config: CentralConfig, engine: Engine) -> str | None:
+    """Migrate to the newest revision; the revision the database was at."""
+    from central import migrate
+    from central.identity.registry import load_registry
+
+    try:
+        return migrate.upgrade(engine, load_registry(config))
+    except migrate.NewerSchemaError as exc:  # a newer release migrated it while this one waited
+        refuse_newer_schema(config, exc.revision)
+        raise
 
 
 def refuse_newer_schema(config: CentralConfig, revision: str | None) -> None:
@@ -247,15 +259,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def cmd_migrate(args: argparse.Namespace) -> int:
     """Bring the database schema to the newest revision."""
     from central import migrate
-    from central.identity.registry import load_registry
 
     config, path = load(args)
     announce_database(config, path)
     engine = engine_for(config)
     try:
-        before = migrate.current_revision(engine)
-        refuse_newer_schema(config, before)
-        migrate.upgrade(engine, load_registry(config))
+        refuse_newer_schema(config, migrate.current_revision(engine))
+        before = run_migrations(config, engine)
         revision = migrate.current_revision(engine)
         if before != revision:
             log.info("database migrated from revision %s to %s", before, revision)
@@ -426,6 +436,8 @@ def _stdout_closed() -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one subcommand and return its exit status."""
+    from alembic.util.exc import CommandError
+
     args = build_parser().parse_args(argv)
     try:
         status: int = args.func(args)
@@ -443,6 +455,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.status
     except SQLAlchemyError as exc:
         print(f"{PROG}: {_db_problem(exc)}", file=sys.stderr)
+        return 1
+    except CommandError as exc:  # Alembic refusing the database's migration state
+        first = next((line.strip() for line in str(exc).splitlines() if line.strip()), "no detail")
+        print(f"{PROG}: cannot migrate the database: {first}", file=sys.stderr)
         return 1
     except KeyFileError as exc:
         print(f"{PROG}: {exc}", file=sys.stderr)
