@@ -17,6 +17,7 @@ import logging
 import os
 import secrets
 import signal
+import socket
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -202,28 +203,30 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from central.db import autovacuum_warning
 
     config, path = load(args)
-    announce_database(config, path)
-    engine = engine_for(config)
+    # The port first: a port that is taken (or mistyped) fails before the database is created or migrated.
+    sockets = listening_sockets(config)
     try:
-        ready_schema(config, engine)
-        if warning := autovacuum_warning(engine):
-            log.warning("%s", warning)
-    finally:
-        engine.dispose()
-    app = create_app(config)
-    try:
+        announce_database(config, path)
+        engine = engine_for(config)
+        try:
+            ready_schema(config, engine)
+            if warning := autovacuum_warning(engine):
+                log.warning("%s", warning)
+        finally:
+            engine.dispose()
+        app = create_app(config)
         server = waitress.create_server(
             app,
-            host=config.server_host,
-            port=config.server_port,
+            sockets=sockets,
             threads=config.server_threads,
             max_request_body_size=config.ingest_max_body_bytes + BODY_MARGIN,
             ident=PROG,
             **proxy_options(config),
         )
-    except OSError as exc:
-        where = f"{config.server_host}:{config.server_port}"
-        raise CliError(f"cannot listen on {where}: {exc.strerror or exc}") from None
+    except BaseException:
+        for sock in sockets:
+            sock.close()
+        raise
 
     def stop(signum: int, _frame: FrameType | None) -> None:
         # waitress's loop treats KeyboardInterrupt as "shut down the worker threads and return".
@@ -236,7 +239,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         PROG,
         __version__,
         config.server_host,
-        server.effective_port,
+        sockets[0].getsockname()[1],
         path or "defaults",
     )
     jobs = None
@@ -254,6 +257,28 @@ def cmd_serve(args: argparse.Namespace) -> int:
         server.close()
     log.info("%s stopped", PROG)
     return 0
+
+
+def listening_sockets(config: CentralConfig) -> list[socket.socket]:
+    """Sockets bound to ``server.host:server.port`` (every address the host resolves to), not yet listening."""
+    from waitress.adjustments import Adjustments
+
+    where = f"{config.server_host}:{config.server_port}"
+    sockets: list[socket.socket] = []
+    try:
+        for family, kind, proto, address in Adjustments(host=config.server_host, port=config.server_port).listen:
+            sock = socket.socket(family, kind, proto)
+            sockets.append(sock)
+            if family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind(address)
+    except (OSError, ValueError) as exc:
+        for sock in sockets:
+            sock.close()
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise CliError(f"cannot listen on {where}: {reason}") from None
+    return sockets
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:

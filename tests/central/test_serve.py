@@ -86,3 +86,19 @@ def test_serve_enroll_and_ingest_over_http(backend, tmp_path):
     assert server.returncode == 0, stderr
     assert f"listening on http://127.0.0.1:{port}" in stderr
     assert "Traceback" not in stderr
+
+
+def test_a_port_in_use_stops_serve_before_the_database_is_touched(tmp_path):
+    database = tmp_path / "central.db"
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        config = write_config(
+            tmp_path / "central.toml", tmp_path / "data", f"sqlite:///{database}", server=f"port = {port}"
+        )
+        done = Cli(config).run("serve", timeout=60)
+    assert done.returncode == 1
+    assert done.stderr.splitlines()[-1] == f"central-server: cannot listen on 127.0.0.1:{port}: Address already in use"
+    assert "database" not in done.stderr  # neither named nor created, let alone migrated
+    assert not database.exists()
