@@ -8,7 +8,8 @@
 #   --port N             listen port (default 8000)
 #   --database-url URL   PostgreSQL URL; default is a SQLite file in the data directory
 #   --trusted-proxy ADDR the reverse proxy's address (127.0.0.1 for nginx on this machine; see the README)
-#   --admin NAME         create this console administrator (prints a generated password)
+#   --admin NAME         create this console administrator (prints a generated password);
+#                        skipped, with a note, if a user of that name exists
 #   --prefix DIR         where the virtual environment goes (default /opt/retail-cdp)
 #   --etc-dir DIR        settings directory (default /etc/central-server)
 #   --state-dir DIR      data directory (default /var/lib/central-server)
@@ -70,7 +71,15 @@ as_central() { runuser -u "$SERVICE_USER" -- env CENTRAL_CONFIG="$CONFIG" "$PREF
 as_central check-config >/dev/null || die "$CONFIG is not valid (run: CENTRAL_CONFIG=$CONFIG $PREFIX/venv/bin/central-server check-config)"
 as_central migrate
 if [ -n "$ADMIN" ]; then
-  as_central create-admin --username "$ADMIN"
+  # A re-run (an upgrade) finds the user it made the first time: keep it and its password.
+  EXISTING_ROLE="$(as_central user list | awk -F '\t' -v name="$ADMIN" '$1 == name { print $2 }')"
+  if [ -z "$EXISTING_ROLE" ]; then
+    as_central create-admin --username "$ADMIN"
+  elif [ "$EXISTING_ROLE" = admin ]; then
+    say "admin user $ADMIN already exists; keeping its password (a new one: CENTRAL_CONFIG=$CONFIG $PREFIX/venv/bin/central-server create-admin --username $ADMIN --reset)"
+  else
+    say "warning: user $ADMIN already exists as a $EXISTING_ROLE user, not an administrator; no admin created"
+  fi
 fi
 if [ "$SERVICE_USER" = central-server ]; then
   install_unit central-server "CENTRAL_CONFIG=$CONFIG $PREFIX/venv/bin/central-server serve"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -70,3 +71,28 @@ def test_uninstall_purges_the_directories_the_installed_unit_names(tmp_path):
     assert done.returncode == 0, done.stderr
     assert f"purged {etc} and {state}" in done.stdout
     assert not etc.exists() and not state.exists()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the installer runs as root")
+def test_rerunning_install_central_with_its_admin_keeps_the_admin_and_finishes(tmp_path):
+    prefix, etc, state = tmp_path / "prefix", tmp_path / "etc", tmp_path / "state"
+    prefix.mkdir()
+    (prefix / "venv").symlink_to(sys.prefix)  # this environment, no pip
+    command = [
+        "bash", str(ROOT / "installers" / "install-central.sh"), "--admin", "admin", "--user", "root",
+        "--prefix", str(prefix), "--etc-dir", str(etc), "--state-dir", str(state), "--no-pip", "--no-systemd",
+    ]  # fmt: skip
+    env = {"PATH": os.environ["PATH"], "PYTHONPATH": str(ROOT)}
+
+    def install() -> subprocess.CompletedProcess[str]:
+        return subprocess.run(command, capture_output=True, text=True, env=env, check=False, timeout=300)
+
+    first = install()
+    assert first.returncode == 0, first.stderr
+    assert "created admin user 'admin'" in first.stderr
+    (password,) = [line for line in first.stdout.splitlines() if not line.startswith(("install-central:", "database "))]
+    again = install()
+    assert again.returncode == 0, again.stderr
+    assert "install-central: admin user admin already exists; keeping its password" in again.stdout
+    assert "install-central: done." in again.stdout
+    assert password not in again.stdout  # no password printed, the first one still holds
