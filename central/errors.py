@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+import traceback
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -104,9 +105,28 @@ def _http_error(exc: HTTPException) -> BaseResponse | HTTPException:
     return response
 
 
+def summary(exc: BaseException) -> str:
+    """One line naming an error, safe to log or store: for a database error its class, the driver's
+    first line and the statement, never the rest of the driver's message (a PostgreSQL ``DETAIL``
+    quotes the row's values: phones, member ids, names)."""
+    if isinstance(exc, DBAPIError):
+        orig = exc.orig
+        first = next((line.strip() for line in str(orig).splitlines() if line.strip()), "")
+        statement = " ".join((exc.statement or "").split())
+        return f"{type(exc).__name__} ({type(orig).__name__}): {first} [SQL: {statement}]"
+    return "".join(traceback.format_exception_only(exc)).strip()
+
+
+def _logged(exc: BaseException) -> str:
+    """An unhandled error's traceback as logged: the frames, then :func:`summary` (no chained driver error)."""
+    if isinstance(exc, DBAPIError):
+        return "Traceback (most recent call last):\n" + "".join(traceback.format_tb(exc.__traceback__)) + summary(exc)
+    return "".join(traceback.format_exception(exc)).rstrip()
+
+
 def _internal_error(exc: InternalServerError) -> BaseResponse | HTTPException:
     original = exc.original_exception or exc
-    log.error("unhandled error on %s %s", request.method, request.path, exc_info=original)
+    log.error("unhandled error on %s %s\n%s", request.method, request.path, _logged(original))
     if not _is_api_path():
         return _page(exc)
     return error_response(500, "internal_error", "internal server error")

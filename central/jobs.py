@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -27,6 +26,7 @@ from typing import Any
 from sqlalchemy import JSON, Connection, Engine, String, delete, insert, or_, select, text, update
 from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 
+from central.errors import summary
 from central.models import Base, BigId, UTCDateTime, table
 
 log = logging.getLogger(__name__)
@@ -204,8 +204,8 @@ def run_job(
             func(context)
         except Exception as exc:
             status = FAILED
-            error = f"{type(exc).__name__}: {exc}"[:MAX_ERROR]
-            log.error("job %s failed: %s", name, "".join(traceback.format_exception_only(exc)).strip())
+            error = summary(exc)[:MAX_ERROR]
+            log.error("job %s failed: %s", name, summary(exc))
         with sessions() as db:
             finished = clock()
             db.execute(
