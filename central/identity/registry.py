@@ -14,6 +14,11 @@ TOML file that changes them (any key may be left out)::
     priority = ["source:crm", "source:member_app"]   # earlier wins a survivorship tie
     verified = ["source:crm"]                        # attributes from these count as verified
 
+    [matching]
+    placeholder_birthdays = ["1900-01-01", "1970-01-01", "2000-01-01"]   # "--01-01": any year's
+    block_limit = 30              # a match block with more customers is too common to pair within
+    suggestions_per_customer = 3  # the best few weak matches a customer is offered
+
     [types.phone]
     limit = 3                  # most distinct phones one customer may hold ...
     window_days = 365          # ... seen within this many days
@@ -35,6 +40,7 @@ import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -88,6 +94,31 @@ _DEFAULT_TYPES = (
 # Numbers typed at tills when the customer gives none: operator service numbers, documentation
 # examples and keyboard runs that the junk rules (same digits, sequences) do not already catch.
 DEFAULT_TEST_PHONES = ("13800138000", "12345678901", "13800001111", "13912345678", "18612345678", "13012345678")
+# Birthdays that legacy tills, CRMs and spreadsheets fill in when nobody gave one: the zero dates of
+# Excel and SQL Server (1900-01-01), Unix time (1970-01-01) and many forms (2000-01-01). The first of
+# January of other years is not among them: real people are born then, and a date that a chain's
+# data overuses is caught by the match block limit without losing everyone's real birthday.
+DEFAULT_PLACEHOLDER_BIRTHDAYS = ("1900-01-01", "1970-01-01", "2000-01-01")
+# A match block (birthday and name initial) with more customers than this is no evidence.
+DEFAULT_BLOCK_LIMIT = 30
+DEFAULT_SUGGESTIONS_PER_CUSTOMER = 3
+_ANY_YEAR = re.compile(r"^--(\d\d)-(\d\d)\Z")
+_ISO_DATE = re.compile(r"^(\d{4})-(\d\d)-(\d\d)\Z")
+
+
+def placeholder_birthday_problem(entry: str) -> str | None:
+    """Why ``entry`` cannot name a placeholder birthday (``YYYY-MM-DD`` or ``--MM-DD``), or None."""
+    if match := _ANY_YEAR.match(entry):
+        year, month, day = 2000, int(match.group(1)), int(match.group(2))  # a leap year: --02-29 exists
+    elif match := _ISO_DATE.match(entry):
+        year, month, day = (int(g) for g in match.groups())
+    else:
+        return f"{entry!r} is neither a date (1970-01-01) nor a day of any year (--01-01)"
+    try:
+        date(year, month, day)
+    except ValueError:
+        return f"{entry!r} is not a calendar date"
+    return None
 
 
 @dataclass(frozen=True)
@@ -100,6 +131,9 @@ class Registry:
     source_priority: tuple[str, ...] = ()
     verified_sources: frozenset[str] = frozenset()
     staff_phones: frozenset[str] = field(default_factory=frozenset)
+    placeholder_birthdays: frozenset[str] = frozenset(DEFAULT_PLACEHOLDER_BIRTHDAYS)
+    block_limit: int = DEFAULT_BLOCK_LIMIT
+    suggestions_per_customer: int = DEFAULT_SUGGESTIONS_PER_CUSTOMER
     # Recent answers of check(): the same phones and cards come back batch after batch.
     _memo: dict[tuple[str, str, str | None], tuple[str | None, str | None]] = field(
         default_factory=dict, init=False, compare=False, hash=False, repr=False
@@ -179,6 +213,10 @@ class Registry:
     def normalize(self, kind: str, raw: str, app_id: str | None = None) -> str | None:
         """The stored form of a value, or None when it cannot identify anyone (invalid or blocked)."""
         return self.check(kind, raw, app_id)[0]
+
+    def placeholder_birthday(self, iso: str) -> bool:
+        """Whether a birthday (``YYYY-MM-DD``) is a default that sources fill in, no evidence of anyone."""
+        return iso in self.placeholder_birthdays or f"--{iso[5:]}" in self.placeholder_birthdays
 
     def source_rank(self, source: str) -> int:
         """Lower is preferred; sources not listed rank after every listed one."""
@@ -319,12 +357,17 @@ def parse_registry(text: str, source: str = "<registry>") -> Registry:
         raise RegistryError(source, int(match.group(1)) if match else None, "", f"not valid TOML: {exc}") from None
     reader = _Reader(source, text)
     for key in doc:
-        if key not in {"review", "blocked", "sources", "types"}:
-            raise reader.fail("", key, "unknown section (expected review, blocked, sources or types)")
+        if key not in {"review", "blocked", "sources", "matching", "types"}:
+            raise reader.fail("", key, "unknown section (expected review, blocked, sources, matching or types)")
     base = default_registry()
     review = reader.table(doc, "review", {"suspicious_per_day", "suspicious_total"})
     blocked = reader.table(doc, "blocked", {"staff_phones"})
     sources = reader.table(doc, "sources", {"priority", "verified"})
+    matching = reader.table(doc, "matching", {"placeholder_birthdays", "block_limit", "suggestions_per_customer"})
+    placeholders = reader.strings("matching", matching, "placeholder_birthdays")
+    for entry in placeholders or ():
+        if problem := placeholder_birthday_problem(entry):
+            raise reader.fail("matching", "placeholder_birthdays", problem)
     types = dict(base.types)
     raw_types = doc.get("types", {})
     if not isinstance(raw_types, dict):
@@ -344,6 +387,11 @@ def parse_registry(text: str, source: str = "<registry>") -> Registry:
         source_priority=tuple(reader.strings("sources", sources, "priority") or ()),
         verified_sources=frozenset(reader.strings("sources", sources, "verified") or ()),
         staff_phones=frozenset(staff),
+        # A list replaces the defaults, so that a chain whose members are born on one of them can say so.
+        placeholder_birthdays=base.placeholder_birthdays if placeholders is None else frozenset(placeholders),
+        block_limit=reader.integer("matching", matching, "block_limit", minimum=2) or base.block_limit,
+        suggestions_per_customer=reader.integer("matching", matching, "suggestions_per_customer")
+        or base.suggestions_per_customer,
     )
 
 

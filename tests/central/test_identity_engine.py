@@ -328,6 +328,10 @@ def test_the_readme_registry_example_is_valid():
     assert registry.types["loyalty_no"].unique and registry.types["phone"].limit == 2
     assert registry.check("phone", "17055501234") == (None, "blocked")
     assert registry.check("phone", "021-62345678") == (None, "staff_phone")
+    defaults = default_registry()  # the example's [matching] shows the defaults
+    assert registry.placeholder_birthdays == defaults.placeholder_birthdays
+    assert (registry.block_limit, registry.suggestions_per_customer) == (30, 3)
+    assert (defaults.block_limit, defaults.suggestions_per_customer) == (30, 3)
 
 
 def test_rebuild_repairs_tables_that_drifted_from_the_ledger(db):

@@ -108,12 +108,36 @@ unique = true
         ("[types.phone]\nlimit = 2\n[revue]\n", "r.toml:3: revue: unknown section"),
         ("[types.phone\n", "r.toml:1: not valid TOML"),
         ("[types.member_id]\nweak = true\n", "r.toml:2: types.member_id.weak: a type cannot be both unique and weak"),
+        (
+            '[matching]\nplaceholder_birthdays = ["1970-1-1"]\n',
+            "r.toml:2: matching.placeholder_birthdays: '1970-1-1' is neither a date",
+        ),
+        (
+            '[matching]\nplaceholder_birthdays = ["--02-30"]\n',
+            "r.toml:2: matching.placeholder_birthdays: '--02-30' is not",
+        ),
+        ("[matching]\nblock_limit = 1\n", "r.toml:2: matching.block_limit: must be an integer of at least 2"),
+        ("[matching]\nsuggestions = 2\n", "r.toml:2: matching.suggestions: unknown key"),
     ],
 )
 def test_registry_errors_name_the_line_and_key(text, message):
     with pytest.raises(RegistryError) as caught:
         parse_registry(text, "r.toml")
     assert str(caught.value).startswith(message)
+
+
+def test_matching_defaults_and_a_file_that_changes_them():
+    defaults = default_registry()
+    assert [defaults.placeholder_birthday(d) for d in ("1970-01-01", "1900-01-01", "2000-01-01")] == [True] * 3
+    assert not defaults.placeholder_birthday("1985-01-01")  # real people are born on 1 January
+    assert (defaults.block_limit, defaults.suggestions_per_customer) == (30, 3)
+    changed = parse_registry(
+        '[matching]\nplaceholder_birthdays = ["--01-01", "1999-09-09"]\n'
+        "block_limit = 50\nsuggestions_per_customer = 5\n"
+    )
+    assert changed.placeholder_birthday("1985-01-01") and changed.placeholder_birthday("1999-09-09")
+    assert not changed.placeholder_birthday("1970-06-01")
+    assert (changed.block_limit, changed.suggestions_per_customer) == (50, 5)
 
 
 def test_the_sequential_pattern_finds_exactly_the_runs_of_nine():
