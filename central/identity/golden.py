@@ -29,6 +29,7 @@ from central.identity.models import AttributeObservation, GoldenAttribute, Match
 from central.identity.names import name_initial, name_initials, name_key
 from central.identity.normalizers import drop_format_characters, fold
 from central.identity.registry import Registry
+from central.identity.registry import default_registry as _default_registry
 from central.models import table
 
 if TYPE_CHECKING:
@@ -194,9 +195,27 @@ def survivor(
     return max(groups.values(), key=order)
 
 
-def match_block(golden: Mapping[str, str]) -> str | None:
-    """The blocking key for weak matching: birthday and the first letter of the name in pinyin."""
-    name, birthday = golden.get("name"), golden.get("birthday")
+def birthday_evidence(raw: str | None, registry: Registry) -> str | None:
+    """A golden birthday as matching evidence (``YYYY-MM-DD``): None when unknown, unreadable or a placeholder.
+
+    A placeholder (the registry's ``[matching] placeholder_birthdays``, such as 1970-01-01) stays the
+    golden value the source sent; it only never makes two customers look alike.
+    """
+    day = read_birthday(raw) if raw else None
+    if day is None:
+        return None
+    iso = day.isoformat()
+    return None if registry.placeholder_birthday(iso) else iso
+
+
+def match_block(golden: Mapping[str, str], registry: Registry | None = None) -> str | None:
+    """The blocking key for weak matching: birthday and the first letter of the name in pinyin.
+
+    None without a name or a birthday that is evidence (:func:`birthday_evidence`; ``registry``
+    defaults to the retail defaults).
+    """
+    name = golden.get("name")
+    birthday = birthday_evidence(golden.get("birthday"), registry or _default_registry())
     if not name or not birthday:
         return None
     initial = name_initial(name)
@@ -273,7 +292,7 @@ def refresh(
                 chosen[attribute] = best.value
                 keys = _search_keys(attribute, best.value)
                 golden_rows.append((cid, attribute, best.value, best.source, best.verified, best.latest, *keys))
-        block = match_block(chosen)
+        block = match_block(chosen, registry)
         if block:
             key_rows.append((block, cid))
     columns = (

@@ -60,6 +60,7 @@ class Resolution:
     merged: int
     reviewed: int
     unusable: dict[str, int] = field(default_factory=dict)  # reason -> identifiers not used
+    common_blocks: dict[str, int] = field(default_factory=dict)  # match blocks too common to pair: size
 
 
 def prepare(registry: Registry, fact: IdentityFact, unusable: dict[str, int] | None = None) -> Fact:
@@ -190,11 +191,13 @@ def _resolve(
     new = set() if plan.flagged else {applied.real[h] for h in plan.new_handles}
     merged = len(plan.merges)
     reviews = len(plan.reviews)
+    common: dict[str, int] = {}
     if touched:
         golden.refresh(db, registry, touched, now, new=new, observed=observed)
         extra = suggestions.suggest(db, registry, touched, now, allow_weak_merge=allow_weak_merge)
         reviews += extra.suggested
         merged += extra.merged
+        common = extra.common
         if extra.merged:
             customer_ids = changes.customers_of_events(conn, [f.event_pk for f in facts])
-    return Resolution(customer_ids, len(plan.new_handles), merged, reviews, unusable)
+    return Resolution(customer_ids, len(plan.new_handles), merged, reviews, unusable, common)

@@ -67,6 +67,8 @@ class LoadSummary:
     customers_merged: int = 0
     reviewed: int = 0
     bytes_read: int = 0
+    # Match blocks too common to be evidence (block -> most customers seen in it): not paired.
+    common_blocks: dict[str, int] = field(default_factory=dict)
 
     @property
     def rejected_total(self) -> int:
@@ -80,6 +82,8 @@ class LoadSummary:
             self.customers_created += staged.resolution.created
             self.customers_merged += staged.resolution.merged
             self.reviewed += staged.resolution.reviewed
+            for block, size in staged.resolution.common_blocks.items():
+                self.common_blocks[block] = max(size, self.common_blocks.get(block, 0))
 
 
 def _lines(stream: BinaryIO) -> Iterator[tuple[int, bytes]]:

@@ -125,6 +125,13 @@ def _print_load_summary(path: Path, source: str, summary: LoadSummary, seconds: 
     print(f"  customers created    {summary.customers_created}")
     print(f"  customers merged     {summary.customers_merged}")
     print(f"  sent to review       {summary.reviewed}")
+    if summary.common_blocks:
+        # A block holds more customers than [matching] block_limit, so its birthday and initial name
+        # none of them; the largest say which default birthday to add to placeholder_birthdays.
+        largest = sorted(summary.common_blocks.items(), key=lambda item: (-item[1], item[0]))
+        shown = "; ".join(f"{block}, {size} customers" for block, size in largest[:3])
+        more = f"; {len(largest) - 3} more" if len(largest) > 3 else ""
+        print(f"  blocks too common    {len(largest)} (not paired: {shown}{more})")
 
 
 def cmd_load_events(args: argparse.Namespace) -> int:

@@ -188,8 +188,9 @@ def test_weak_scores():
     assert score(a, {"name": "Zhang San", "birthday": "1990-03-07"}) == (pytest.approx(0.85), "pinyin_birthday")
     assert score(a, {**a, "birthday": "1990-03-08"}) == (0.0, "")
     assert score(a, {**a, "city": "北京"})[0] == pytest.approx(0.70)
-    fuzzy, rule = score({"name": "欧阳娜娜", "birthday": "2000-01-01"}, {"name": "欧阳娜", "birthday": "2000-01-01"})
+    fuzzy, rule = score({"name": "欧阳娜娜", "birthday": "2000-02-01"}, {"name": "欧阳娜", "birthday": "2000-02-01"})
     assert rule == "fuzzy_name_birthday" and 0.7 < fuzzy < 0.85
+    assert score({**a, "birthday": "1970-01-01"}, {**a, "birthday": "1970-01-01"}) == (0.0, "")  # a placeholder
 
 
 def test_name_and_birthday_make_a_suggestion_not_a_merge(db):
