@@ -112,6 +112,18 @@ def cmd_source_keys(args: argparse.Namespace) -> int:
     return 0
 
 
+def common_blocks_line(blocks: dict[str, int]) -> str:
+    """How many match blocks were too common for weak-match suggestions, and the largest three.
+
+    A block holds more customers than ``[matching] block_limit``, so its birthday and initial name
+    none of them; the largest say which default birthday to add to ``placeholder_birthdays``.
+    """
+    largest = sorted(blocks.items(), key=lambda item: (-item[1], item[0]))
+    shown = "; ".join(f"{block}, {size} customers" for block, size in largest[:3])
+    more = f"; {len(largest) - 3} more" if len(largest) > 3 else ""
+    return f"{len(largest)} (not paired: {shown}{more})"
+
+
 def _print_load_summary(path: Path, source: str, summary: LoadSummary, seconds: float) -> None:
     rate = summary.lines / seconds if seconds > 0 else 0.0
     print(f"loaded {path} into source:{source} in {seconds:.1f} s ({rate:,.0f} lines/s)")
@@ -126,12 +138,7 @@ def _print_load_summary(path: Path, source: str, summary: LoadSummary, seconds: 
     print(f"  customers merged     {summary.customers_merged}")
     print(f"  sent to review       {summary.reviewed}")
     if summary.common_blocks:
-        # A block holds more customers than [matching] block_limit, so its birthday and initial name
-        # none of them; the largest say which default birthday to add to placeholder_birthdays.
-        largest = sorted(summary.common_blocks.items(), key=lambda item: (-item[1], item[0]))
-        shown = "; ".join(f"{block}, {size} customers" for block, size in largest[:3])
-        more = f"; {len(largest) - 3} more" if len(largest) > 3 else ""
-        print(f"  blocks too common    {len(largest)} (not paired: {shown}{more})")
+        print(f"  blocks too common    {common_blocks_line(summary.common_blocks)}")
 
 
 def cmd_load_events(args: argparse.Namespace) -> int:
@@ -305,6 +312,8 @@ def cmd_import_members(args: argparse.Namespace) -> int:
         f" {stats.created}, existing customers merged into others {stats.merged}, sent to review {stats.reviewed}"
         f"{consents}"
     )
+    if stats.common_blocks:
+        print(f"  match blocks too common for weak-match suggestions: {common_blocks_line(stats.common_blocks)}")
     if options.dry_run:
         print("  dry run: nothing was stored")
     if args.report:

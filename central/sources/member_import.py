@@ -63,6 +63,13 @@ class RunStats:
     reviewed: int = 0
     consents: int = 0
     outcomes: dict[str, int] = field(default_factory=dict)
+    # Match blocks too common to be evidence (block -> most customers seen in it): not paired.
+    common_blocks: dict[str, int] = field(default_factory=dict)
+
+    def note_common(self, blocks: dict[str, int]) -> None:
+        """Remember blocks found too common for weak-match suggestions, at their largest size."""
+        for block, size in blocks.items():
+            self.common_blocks[block] = max(size, self.common_blocks.get(block, 0))
 
 
 def open_import(db: Session, plan: Plan, options: ImportOptions, now: datetime) -> tuple[int, int]:
@@ -169,6 +176,7 @@ def _resolve_items(
                 stats.merged + one.merged,
                 stats.reviewed + one.reviewed,
             )
+            stats.note_common(one.common_blocks)
         return
     savepoint.commit()
     for item, customer_id in zip(linked, result.customer_ids, strict=True):
@@ -176,6 +184,7 @@ def _resolve_items(
     stats.created += result.created
     stats.merged += result.merged
     stats.reviewed += result.reviewed
+    stats.note_common(result.common_blocks)
 
 
 _Outcome = tuple[int, int | None, str | None, int | None, str, str]
@@ -352,6 +361,7 @@ def _commit_chunk(
         stats.merged += attempt_stats.merged
         stats.reviewed += attempt_stats.reviewed
         stats.consents += attempt_stats.consents
+        stats.note_common(attempt_stats.common_blocks)
         for outcome, count in attempt_stats.outcomes.items():
             stats.outcomes[outcome] = stats.outcomes.get(outcome, 0) + count
         return

@@ -142,6 +142,17 @@ def test_the_report_says_what_went_to_review(app, config_path, tmp_path, capsys)
     assert "an identifier another customer holds sent to review" in second and "weak match" not in second
 
 
+def test_members_sharing_a_name_and_birthday_are_not_paired_past_the_block_limit(app, config_path, tmp_path, capsys):
+    rows = "".join(f"B{i},张伟,1391111{i:04d},1990-03-07\n" for i in range(40))
+    path = tmp_path / "members.csv"
+    path.write_text("会员号,姓名,手机号码,生日\n" + rows, encoding="utf-8")
+    maps = ["--map", "会员号=member_id", "--map", "姓名=name", "--map", "手机号码=phone", "--map", "生日=birthday"]
+    assert main(["import-members", str(path), *maps, "--config", config_path]) == 0
+    out, _ = capsys.readouterr()
+    assert [r for r in table_rows(app, ReviewItem) if r.reason == "weak_match"] == []  # every pair was 780
+    assert "  match blocks too common for weak-match suggestions: 1 (not paired: 1990-03-07|z, 40 customers)" in out
+
+
 def test_a_rejected_row_makes_the_import_exit_1_with_the_summary_and_the_report_all_the_same(
     app, config_path, tmp_path, capsys
 ):
