@@ -262,9 +262,9 @@ def remove() -> Response:
 @bp.get("/health")
 @login_required
 def graph_health() -> Response:
-    """Customers, identifiers per customer, merge rate, review queue and the largest clusters."""
+    """Customers, identifiers per customer, merge rate, review queue, the largest clusters and common blocks."""
     db = get_session()
-    figures = health.graph_health(db)
+    figures = health.graph_health(db, _registry().block_limit)
     _audit(db, "identity.health.view")
     db.commit()
     return jsonify(figures.to_json())

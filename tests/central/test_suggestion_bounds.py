@@ -54,7 +54,9 @@ def weak_matches(app):
         return sorted(tuple(r) for r in rows)
 
 
-def test_two_hundred_sign_ups_sharing_a_name_and_birthday_send_few_to_review(app, config_path, tmp_path, capsys):
+def test_two_hundred_sign_ups_sharing_a_name_and_birthday_send_few_to_review(
+    app, user_client, config_path, tmp_path, capsys
+):
     lines = [signup(f"s{i}", f"1391234{i:04d}", "张伟", "1990-03-07") for i in range(200)]
     load(config_path, tmp_path, "signups.jsonl", lines, "--chunk-size", "10")
     out, _ = capsys.readouterr()
@@ -65,6 +67,12 @@ def test_two_hundred_sign_ups_sharing_a_name_and_birthday_send_few_to_review(app
     assert len(items) == len(set((a, b) for a, b, _ in items))
     assert f"  sent to review       {len(items)}" in out
     assert "  blocks too common    1 (not paired: 1990-03-07|z, 200 customers)" in out
+    health = user_client.get("/api/v1/identity/health").get_json()
+    assert health["match_blocks"] == {
+        "limit": 30,
+        "too_common": 1,
+        "largest": [{"block": "1990-03-07|z", "customers": 200}],
+    }
 
 
 def test_a_placeholder_birthday_is_no_evidence_and_a_real_one_still_is(app, config_path, tmp_path, capsys):
