@@ -58,10 +58,12 @@ class Job:
 
 def _triggers(ctx: RunContext) -> None:
     from central.campaigns.triggers import evaluate_all
+    from central.identity.registry import load_registry
 
     config: CentralConfig = ctx.settings
+    placeholders = load_registry(config).placeholder_birthdays
     with ctx.sessions() as db:
-        counts = evaluate_all(db, ctx.clock(), config.triggers_timezone, ctx.lease.holder, ctx.progress)
+        counts = evaluate_all(db, ctx.clock(), config.triggers_timezone, ctx.lease.holder, ctx.progress, placeholders)
     # fired, queued and control were reported chunk by chunk; adding 0 shows them when nothing fired.
     ctx.progress(due=counts["due"], triggers=counts["triggers"], fired=0, queued=0, control=0)
 

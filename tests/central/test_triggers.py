@@ -13,9 +13,11 @@ from hypothesis import strategies as st
 from sqlalchemy import func, select
 
 from central import db as central_db
+from central import scheduler
 from central.campaigns import triggers
 from central.campaigns.models import CONTROL, ExportEntry, TriggerOccasion
 from central.cli import main
+from central.jobs import OK
 from central.models import AuditLog
 from tests.central.cli_runner import write_config
 from tests.central.consent_support import consent_event, customer_of, load, signup
@@ -354,3 +356,15 @@ def test_marketing_runs_birthday_triggers_but_may_not_read_whom_they_fired_for(a
         triggers.declare(db, declared, actor="test", now=NOW)
         db.commit()
     assert marketing.get("/api/v1/triggers/second/export.csv").status_code == 200
+
+
+def test_a_placeholder_birthday_gets_no_birthday_coupon(app, clock):
+    """Legacy member systems fill in 1970-01-01 for members who gave no birthday: all of them used to
+    get a birthday coupon on New Year's Day."""
+    trigger = _declare(app)
+    placeholder = _customer(app, date(1970, 1, 1))
+    born = _customer(app, date(1988, 1, 1))
+    clock.now = datetime(2026, 12, 30, 2, 0, tzinfo=UTC)  # 10:00 on 30 December in Shanghai
+    assert scheduler.run_now(central_db.session_factory(app), app.config["CENTRAL"], "triggers", clock) == OK
+    assert _fired(app, trigger) == [(born, "2027", "action")]
+    assert placeholder != born

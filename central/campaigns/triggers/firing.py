@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from datetime import date, datetime
 from typing import Any
 
@@ -33,6 +33,7 @@ from central.campaigns.triggers.kinds import KINDS, When
 from central.clock import local_date
 from central.customers.consent_gate import consented
 from central.identity.models import Customer
+from central.identity.registry import DEFAULT_PLACEHOLDER_BIRTHDAYS
 from central.models import table
 
 log = logging.getLogger(__name__)
@@ -63,13 +64,14 @@ def evaluate(
     now: datetime,
     instance: str,
     progress: Callable[..., None] = lambda **counts: None,
+    placeholder_birthdays: Collection[str] = DEFAULT_PLACEHOLDER_BIRTHDAYS,
 ) -> dict[str, int]:
     """Fire ``trigger`` for every customer due and not yet fired; commit and report ``progress`` per chunk."""
     action = action_named(trigger.action)
     if action is None:
         raise RuntimeError(f"trigger {trigger.name} names action {trigger.action!r}, which this server does not have")
     ref = TriggerRef(trigger.id, trigger.name, trigger.action_params)
-    when = When(today, now, db.get_bind().dialect.name == "postgresql")
+    when = When(today, now, db.get_bind().dialect.name == "postgresql", frozenset(placeholder_birthdays))
     candidates = KINDS[trigger.kind].candidates(trigger.params, when).subquery()
     # Plain str names (SQLAlchemy's are a str subclass, which JSON encoders refuse as keys).
     detail = [c.name.encode().decode() for c in candidates.c if c.name not in ("customer_id", "occasion")]
@@ -150,6 +152,7 @@ def evaluate_all(
     timezone: str,
     instance: str,
     progress: Callable[..., None] = lambda **counts: None,
+    placeholder_birthdays: Collection[str] = DEFAULT_PLACEHOLDER_BIRTHDAYS,
 ) -> dict[str, int]:
     """Evaluate every enabled trigger; the summed counts (``progress`` hears of each chunk fired).
 
@@ -163,7 +166,7 @@ def evaluate_all(
     failed: list[str] = []
     for trigger in triggers:
         try:
-            counts = evaluate(db, trigger, today, now, instance, progress)
+            counts = evaluate(db, trigger, today, now, instance, progress, placeholder_birthdays)
         except ActionError as exc:
             db.rollback()
             log.error("trigger %s not evaluated: %s", trigger.name, exc)

@@ -5,7 +5,8 @@ out or replaced by their survivor), ``occasion`` (the text that makes a firing u
 customer) and detail columns that travel with the firing to its action. It must not look at
 consent or the ledger: :mod:`central.campaigns.triggers.firing` adds both.
 
-* ``birthday``: the birthday falls within ``days_before`` days; occasion = the year it falls in.
+* ``birthday``: the birthday falls within ``days_before`` days; occasion = the year it falls in. A
+  placeholder birthday (the identity registry's ``placeholder_birthdays``) never fires.
 * ``second_item``: the first purchase was ``hours`` ago (and at most ``grace_hours`` more, so a
   missed run is made up but declaring the trigger does not sweep up the whole customer base);
   with ``unless_bought_again`` only customers with that single purchase; occasion = the first
@@ -61,6 +62,8 @@ class When:
     today: date
     now: datetime
     postgres: bool
+    # Birthdays sources fill in by default (the identity registry's), ``YYYY-MM-DD`` or ``--MM-DD``.
+    placeholder_birthdays: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,6 +152,9 @@ def _birthday(params: Mapping[str, Any], when: When) -> Select[Any]:
         )
         .join(_customers, _live(_golden.c.customer_id))
         .where(_golden.c.attribute == "birthday", _customers.c.merged_into.is_(None), month_day.in_(list(window)))
+        # A default date a source filled in (1970-01-01) is nobody's birthday: no coupon for it.
+        .where(_golden.c.value.not_in(sorted(p for p in when.placeholder_birthdays if not p.startswith("--"))))
+        .where(month_day.not_in(sorted(p[2:] for p in when.placeholder_birthdays if p.startswith("--"))))
     )
 
 
