@@ -10,6 +10,10 @@ An attempt from a browser the account logged in from before (its device cookie,
 :mod:`central.accounts.devices`) counts on that browser's own key instead of the account's, with
 the same limit: a stranger guessing the account's password locks out browsers the account never
 used, never the one its owner uses (OWASP's device cookies).
+
+A refused attempt writes no audit row: it adds one to the counter of each key that refused it, so
+``failures`` past the limit is the number of attempts refused in that window. The audit log gets
+one ``login_throttled`` row when a key reaches its limit (:func:`failed` reports which did).
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import case, delete, literal, select
+from sqlalchemy import case, delete, literal, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -57,23 +61,50 @@ def blocked(
     return any(failures >= limits[key] for key, failures in rows)
 
 
+def kind(key: str) -> str:
+    """What a key counts: "account", "device" or "address"."""
+    return key.split(":", 1)[0]
+
+
 def failed(
     db: Session, username: str, remote_addr: str, *, now: datetime, rules: Rules, device: str | None = None
-) -> None:
-    """Count one failure against both keys (a window that ran out starts afresh); the caller commits."""
+) -> list[str]:
+    """Count one failure against both keys (a window that ran out starts afresh); the caller commits.
+
+    Returns the keys this failure brought to their limit: throttling starts for them now.
+    """
     insert = postgresql.insert if db.get_bind().dialect.name == "postgresql" else sqlite.insert
     stale = _failures.c.window_start <= now - rules.window
     at = literal(now, type_=_failures.c.window_start.type)
+    reached = []
     for key in keys(username, remote_addr, device):
         statement = insert(_failures).values(key=key, failures=1, window_start=now)
-        db.execute(
+        counted = db.execute(
             statement.on_conflict_do_update(
                 index_elements=[_failures.c.key],
                 set_={
                     "failures": case((stale, 1), else_=_failures.c.failures + 1),
                     "window_start": case((stale, at), else_=_failures.c.window_start),
                 },
-            )
+            ).returning(_failures.c.failures)
+        ).scalar_one()
+        if counted == (rules.per_address if kind(key) == "address" else rules.per_account):
+            reached.append(key)
+    return reached
+
+
+def refused(
+    db: Session, username: str, remote_addr: str, *, now: datetime, rules: Rules, device: str | None = None
+) -> None:
+    """Count a refused attempt on the keys that refused it (those at their limit within the window); the
+    caller commits. Their windows keep their start, so counting a refusal never lengthens a block."""
+    own, address = keys(username, remote_addr, device)
+    current = _failures.c.window_start > now - rules.window
+    for key, limit in ((own, rules.per_account), (address, rules.per_address)):
+        db.execute(
+            update(_failures)
+            .where(_failures.c.key == key, current, _failures.c.failures >= limit)
+            .values(failures=_failures.c.failures + 1)
         )
 
 

@@ -138,6 +138,11 @@ def reset_password(db: Session, username: str, password: str, *, now: datetime, 
     return ended
 
 
+def exists(db: Session, username: str) -> bool:
+    """Whether a user of this exact name exists, enabled or not."""
+    return db.scalar(select(User.id).where(User.username == username).limit(1)) is not None
+
+
 def check_login(db: Session, username: str, password: str) -> User | None:
     """The active user if ``password`` is theirs, else None; as slow for unknown or disabled names.
 

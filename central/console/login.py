@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+from typing import Any
 from urllib.parse import urlsplit
 
 from flask import current_app, make_response, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
+from sqlalchemy.orm import Session
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 from werkzeug.routing import RequestRedirect
 
@@ -70,6 +74,27 @@ def _rules(config: CentralConfig) -> throttle.Rules:
     )
 
 
+def _minutes(rules: throttle.Rules) -> int:
+    return int(rules.window.total_seconds() // 60)
+
+
+def _attempt(db: Session, username: str, address: str) -> tuple[str, dict[str, Any]]:
+    """The actor and detail a failed login's audit rows carry.
+
+    A name no account has is never stored: it may be a password typed into the wrong field or a
+    phone number, and the audit log cannot be erased. Its keyed hash (HMAC-SHA256 under the
+    server's secret key, cut to 16 hex digits) still shows repeated tries of one name.
+    """
+    if username and users.exists(db, username):
+        return username, {"remote_addr": address, "account_exists": True}
+    detail: dict[str, Any] = {"remote_addr": address, "account_exists": False}
+    if not username:
+        return "(empty)", detail
+    key = current_app.config["SECRET_KEY"]
+    digest = hmac.new(key, b"login-name\0" + username.lower().encode(), hashlib.sha256).hexdigest()
+    return "(unknown)", {**detail, "name_hash": digest[:16]}
+
+
 @bp.route("/login", methods=["GET", "POST"])
 @web.public
 def login() -> ResponseReturnValue:
@@ -86,17 +111,23 @@ def login() -> ResponseReturnValue:
     now = clock.now()
     device = devices.known(username)  # a browser this account logged in from before counts on its own
     if throttle.blocked(db, username, address, now=now, rules=rules, device=device):
-        audit.record(db, at=now, actor=username or "(empty)", action="login_throttled", detail={"remote_addr": address})
+        # Counted in login_failures, not one audit row each: the row came when the block began.
+        throttle.refused(db, username, address, now=now, rules=rules, device=device)
         db.commit()
         message = _(
             "登录失败次数过多，请 %(minutes)d 分钟后再试，或请管理员重置密码。",
-            minutes=int(rules.window.total_seconds() // 60),
+            minutes=_minutes(rules),
         )
         return render_template("login.html", error=message), 429
     user = users.check_login(db, username, password) if username and password else None
     if user is None:
-        throttle.failed(db, username, address, now=now, rules=rules, device=device)
-        audit.record(db, at=now, actor=username or "(empty)", action="login_failed", detail={"remote_addr": address})
+        reached = throttle.failed(db, username, address, now=now, rules=rules, device=device)
+        actor, detail = _attempt(db, username, address)
+        audit.record(db, at=now, actor=actor, action="login_failed", detail=detail)
+        for key in reached:
+            limit = rules.per_address if throttle.kind(key) == "address" else rules.per_account
+            throttled = {**detail, "by": throttle.kind(key), "failures": limit, "minutes": _minutes(rules)}
+            audit.record(db, at=now, actor=actor, action="login_throttled", detail=throttled)
         db.commit()
         return render_template("login.html", error=_("用户名或密码错误。")), 401
     user.last_login_at = now

@@ -117,11 +117,39 @@ def test_failed_logins_look_alike_and_are_audited(app, client):
         assert response.status_code == 401
         assert WRONG_ZH in response.get_data(as_text=True)
     assert without_csrf(wrong_password) == without_csrf(unknown_user)
-    assert [(a.actor, a.action) for a in table_rows(app, AuditLog)] == [
-        ("alice", "login_failed"),
-        ("mallory", "login_failed"),
-    ]
+    alice, mallory = table_rows(app, AuditLog)
+    assert (alice.actor, alice.action, alice.detail["account_exists"]) == ("alice", "login_failed", True)
+    # A name no account has is not kept: only whether it exists and a keyed hash of it.
+    assert (mallory.actor, mallory.action, mallory.detail["account_exists"]) == ("(unknown)", "login_failed", False)
+    assert "mallory" not in str(mallory) and len(mallory.detail["name_hash"]) == 16
     assert client.get("/console/").status_code == 302
+
+
+def test_refused_logins_are_counted_not_audited_and_unknown_names_are_never_stored(app, client):
+    """IT's report: 6 wrong logins for a real account, then a stream of made-up names from the same
+    address wrote an audit row per request (refused ones too) with every name typed, verbatim."""
+    from sqlalchemy import select
+
+    from central import db as central_db
+    from central.accounts.models import LoginFailures
+
+    create_user(app)
+    assert [login(client, password="wrong-wrong").status_code for _ in range(6)] == [401] * 5 + [429]
+    answers = [login(client, username=f"attacker-{n}-13812345678", password="x-x-x-x-x") for n in range(60)]
+    assert [a.status_code for a in answers] == [401] * 25 + [429] * 35  # the address allows 30 failures
+    rows = table_rows(app, AuditLog)
+    assert [(r.actor, r.action) for r in rows] == (
+        [("alice", "login_failed")] * 5
+        + [("alice", "login_throttled")]
+        + [("(unknown)", "login_failed")] * 25
+        + [("(unknown)", "login_throttled")]
+    )
+    assert rows[5].detail["by"] == "account" and rows[-1].detail["by"] == "address"
+    assert not any("attacker" in str(r) or "13812345678" in str(r) for r in rows)
+    assert len({r.detail["name_hash"] for r in rows[6:-1]}) == 25
+    with central_db.session_factory(app)() as db:
+        counted = {key: n for key, n in db.execute(select(LoginFailures.key, LoginFailures.failures))}
+    assert counted["account:alice"] == 6 and counted["address:127.0.0.1"] == 30 + 35  # refusals counted
 
 
 def test_logins_are_throttled_per_account_across_instances_with_identical_messages(make_app, clock):
