@@ -569,6 +569,49 @@ class CentralConfig:
         minimum=1.0,
         maximum=86400,
     )
+    retention_interval: float = setting(
+        "retention.interval",
+        3600.0,
+        "Seconds between runs of the retention job, which deletes what central keeps only for a while"
+        " (never the audit log or customer data).",
+        minimum=60.0,
+        maximum=7 * 86400,
+    )
+    retention_heartbeat_days: float = setting(
+        "retention.heartbeat_days",
+        14.0,
+        "Days an agent's heartbeat events are kept; each device's newest is kept whatever its age.",
+        minimum=1.0,
+        maximum=36500,
+    )
+    retention_job_run_days: float = setting(
+        "retention.job_run_days",
+        30.0,
+        "Days a scheduled job's run records are kept; each job's latest run is kept whatever its age.",
+        minimum=1.0,
+        maximum=36500,
+    )
+    retention_webhook_days: float = setting(
+        "retention.webhook_days",
+        90.0,
+        "Days a webhook call is kept after it was delivered, dead-lettered or cancelled (pending calls stay).",
+        minimum=1.0,
+        maximum=36500,
+    )
+    retention_enroll_token_days: float = setting(
+        "retention.enroll_token_days",
+        90.0,
+        "Days an enrollment token is kept after it was used, revoked or expired.",
+        minimum=1.0,
+        maximum=36500,
+    )
+    retention_chunk: int = setting(
+        "retention.chunk",
+        5000,
+        "Rows the retention job deletes per transaction, so that no deletion holds locks for long.",
+        minimum=100,
+        maximum=100000,
+    )
     log_level: str = setting(
         "log.level", "info", "Least severe log level written.", choices=("debug", "info", "warning", "error")
     )

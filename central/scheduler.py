@@ -155,6 +155,22 @@ def _name_pinyin(ctx: RunContext) -> None:
     ctx.progress(spelled=spelled)
 
 
+def _retention(ctx: RunContext) -> None:
+    from central import retention
+
+    config: CentralConfig = ctx.settings
+    days = timedelta(days=1)
+    policy = retention.Policy(
+        heartbeats=config.retention_heartbeat_days * days,
+        job_runs=config.retention_job_run_days * days,
+        login_window=timedelta(minutes=config.console_login_window_minutes),
+        webhooks=config.retention_webhook_days * days,
+        enroll_tokens=config.retention_enroll_token_days * days,
+        chunk=config.retention_chunk,
+    )
+    retention.run(ctx.sessions, ctx.clock(), policy, ctx.progress)
+
+
 JOBS: dict[str, Job] = {}
 
 
@@ -187,6 +203,14 @@ register_job(
 )
 # Hourly: new members, tags, claimed and redeemed coupons reach the stores' cashier panels within the hour.
 register_job(Job("member_cards", _member_cards, lambda c: 3600.0, "publish each store's masked member cards"))
+register_job(
+    Job(
+        "retention",
+        _retention,
+        lambda c: c.retention_interval,
+        "delete heartbeats, job runs, login failures, webhook calls and enrollment tokens past their retention",
+    )
+)
 register_job(
     Job(
         "tags",

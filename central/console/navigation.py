@@ -176,6 +176,7 @@ JOB_LABELS = {
     "member_cards": "向各门店发布脱敏后的会员卡号",
     "tags": "每晚重新计算标记客户的统计和全部内置标签",
     "name_pinyin": "为新姓名生成拼音，供按拼音搜索",
+    "retention": "删除超过保留期限的心跳、任务记录、登录失败计数、Webhook 回调和注册令牌",
 }
 
 # What a job's last run counted (central.scheduler's jobs report these keys), by key; a key that
@@ -206,6 +207,13 @@ JOB_COUNT_LABELS_BY_JOB = {
     "member_beacons": {"published": "发布新的日密钥"},
     "member_cards": {"published": "发布到的门店"},
     "reports": {"triggers": "刷新的触发效果报表", "campaigns": "刷新的活动报表"},
+    "retention": {
+        "heartbeats": "删除的心跳",
+        "job_runs": "删除的任务记录",
+        "login_failures": "删除的登录失败计数",
+        "webhook_deliveries": "删除的 Webhook 回调",
+        "enroll_tokens": "删除的注册令牌",
+    },
 }
 
 # Why an import rejected a row (the reason's code, before any ':' detail), as the import page says it.

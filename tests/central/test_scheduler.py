@@ -100,6 +100,7 @@ def test_runs_are_recorded_with_counts_or_error_and_shown_by_the_api(app, clock,
         "reports",
         "tags",
         "name_pinyin",
+        "retention",
     }
     assert jobs["triggers"]["last_run"]["status"] == OK
     assert jobs["webhooks"]["last_run"] is None
