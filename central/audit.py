@@ -12,9 +12,11 @@ the head hash so an operator can record them elsewhere and compare (``--expect-h
 
 from __future__ import annotations
 
+import getpass
 import hashlib
 import json
-from collections.abc import Iterator
+import os
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -38,6 +40,22 @@ def row_digest(prev_hash: str, at: datetime, actor: str, action: str, subject: s
     moment = at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     content = _canonical([prev_hash, moment, actor, action, subject, detail])
     return hashlib.sha256(content.encode()).hexdigest()
+
+
+def cli_actor(environ: Mapping[str, str] | None = None) -> str:
+    """Who ran a ``central-server`` command, as audit rows name them: ``cli:`` and the login name.
+
+    Behind ``sudo`` that is the operator who typed it (``SUDO_USER``), not root; otherwise the
+    process's own user. It names, it does not prove: anyone who can run the command can set both.
+    """
+    env = os.environ if environ is None else environ
+    name = env.get("SUDO_USER", "").strip()
+    if not name:
+        try:
+            name = getpass.getuser()
+        except (OSError, KeyError):  # no login name in the environment and no passwd entry (a container)
+            name = f"uid-{os.getuid()}"
+    return f"cli:{name}"[:128]
 
 
 def record(
@@ -99,6 +117,31 @@ def _rows(session: Session) -> Iterator[Any]:
     columns = (_log.c.id, _log.c.at, _log.c.actor, _log.c.action, _log.c.subject, _log.c.detail)
     statement = select(*columns, _log.c.prev_hash, _log.c.row_hash).order_by(_log.c.id)
     yield from session.execute(statement.execution_options(yield_per=5000))
+
+
+def listing(session: Session, *, since: datetime | None = None, action: str = "", actor: str = "") -> Iterator[Any]:
+    """The log's rows in id order, read a batch at a time: since a moment, of one action, by one actor."""
+    statement = select(_log.c.id, _log.c.at, _log.c.actor, _log.c.action, _log.c.subject, _log.c.detail)
+    if since is not None:
+        statement = statement.where(_log.c.at >= since)
+    if action:
+        statement = statement.where(_log.c.action == action)
+    if actor:
+        statement = statement.where(_log.c.actor == actor)
+    yield from session.execute(statement.order_by(_log.c.id).execution_options(yield_per=1000))
+
+
+def row_json(row: Any) -> dict[str, Any]:
+    """An audit row as ``audit list --json`` writes it: the log's own fields, the time in UTC."""
+    moment = row.at.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    return {
+        "id": row.id,
+        "at": moment,
+        "actor": row.actor,
+        "action": row.action,
+        "subject": row.subject,
+        "detail": row.detail,
+    }
 
 
 def verify(session: Session) -> Verdict:

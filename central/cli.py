@@ -324,7 +324,7 @@ def _read_password(from_stdin: bool) -> tuple[str, bool]:
 def cmd_create_admin(args: argparse.Namespace) -> int:
     """Create an admin console user (or, with --reset, give an existing admin a new password)."""
     from central.accounts import users
-    from central.accounts.cli import disabled_note
+    from central.accounts.cli import ACTOR, disabled_note
     from central.accounts.roles import ADMIN
     from central.clock import system_clock
 
@@ -351,9 +351,9 @@ def cmd_create_admin(args: argparse.Namespace) -> int:
                 raise CliError(f"user {args.username!r} already exists (use --reset to set a new password)")
             now = system_clock()
             if existing is not None:
-                users.reset_password(db, args.username, password, now=now, actor="cli")
+                users.reset_password(db, args.username, password, now=now, actor=ACTOR)
             else:
-                users.add(db, args.username, ADMIN, password, now=now, actor="cli")
+                users.add(db, args.username, ADMIN, password, now=now, actor=ACTOR)
             db.commit()
     finally:
         engine.dispose()

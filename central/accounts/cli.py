@@ -1,4 +1,4 @@
-"""Account and audit commands: ``user add|list|disable|enable|reset-password`` and ``audit verify``.
+"""Account and audit commands: ``user add|list|disable|enable|reset-password`` and ``audit verify|list``.
 
 A new or reset password is read from the first line of stdin with ``--password-stdin``; otherwise
 one is generated and printed once on stdout (everything else goes to stderr).
@@ -11,6 +11,7 @@ import json
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 
 from sqlalchemy.orm import Session
 
@@ -20,7 +21,7 @@ from central.accounts.roles import ROLES
 from central.cli import PROG, CliError, Command, cli_session
 from central.clock import system_clock
 
-ACTOR = "cli"
+ACTOR = audit.cli_actor()
 USER_ACTIONS = ("add", "list", "disable", "enable", "reset-password")
 
 
@@ -137,8 +138,35 @@ def _user_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--password-stdin", action="store_true", help="read the password from the first line of stdin")
 
 
+def _since(text: str) -> datetime | None:
+    """``--since``: a date (its midnight, UTC) or a time; one without an offset is UTC."""
+    if not text:
+        return None
+    try:
+        moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise CliError(f"--since {text!r} is not a date or time (2026-11-01 or 2026-11-01T08:00:00+08:00)", 2) from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _list_audit(args: argparse.Namespace) -> int:
+    since = _since(args.since)
+    with _session(args) as db:
+        for row in audit.listing(db, since=since, action=args.action_name, actor=args.actor):
+            shown = audit.row_json(row)
+            if args.json:
+                print(json.dumps(shown, ensure_ascii=False))
+            else:
+                detail = json.dumps(row.detail, ensure_ascii=False, sort_keys=True) if row.detail is not None else ""
+                print("\t".join((str(row.id), shown["at"], row.actor, row.action, row.subject, detail)))
+        db.rollback()  # read only
+    return 0
+
+
 def cmd_audit(args: argparse.Namespace) -> int:
-    """Check the audit log's hash chain."""
+    """Check the audit log's hash chain, or list its rows."""
+    if args.action == "list":
+        return _list_audit(args)
     with _session(args) as db:
         verdict = audit.verify(db)
     summary = {"rows": verdict.rows, "legacy_rows": verdict.legacy_rows, "head": verdict.head, "ok": verdict.ok}
@@ -154,11 +182,15 @@ def cmd_audit(args: argparse.Namespace) -> int:
 
 
 def _audit_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("action", choices=("verify",))
-    parser.add_argument("--expect-head", default="", metavar="HASH", help="the head hash recorded at an earlier check")
+    parser.add_argument("action", choices=("verify", "list"))
+    parser.add_argument("--expect-head", default="", metavar="HASH", help="verify: the head hash recorded earlier")
+    parser.add_argument("--since", default="", metavar="TIME", help="list: rows at or after this date or time")
+    parser.add_argument("--action", dest="action_name", default="", metavar="ACTION", help="list: rows of this action")
+    parser.add_argument("--actor", default="", metavar="ACTOR", help="list: rows by this actor (cli:NAME, a username)")
+    parser.add_argument("--json", action="store_true", help="list: one JSON object a line instead of tab-separated")
 
 
 COMMANDS = [
     Command("user", cmd_user, "console users: add, list, disable, enable, reset-password", _user_arguments),
-    Command("audit", cmd_audit, "audit log: verify its hash chain", _audit_arguments),
+    Command("audit", cmd_audit, "audit log: verify its hash chain, list its rows", _audit_arguments),
 ]

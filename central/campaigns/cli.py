@@ -19,7 +19,7 @@ from central.cli import PROG, CliError, Command, existing_database, load
 from central.clock import system_clock
 from central.csvfiles import open_private
 
-OPERATOR = "cli"
+OPERATOR = audit.cli_actor()
 
 
 def cmd_add_trigger(args: argparse.Namespace) -> int:

@@ -25,14 +25,14 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from central import secret_key
+from central import audit, secret_key
 from central.campaigns import coupon_conflicts, coupons
 from central.campaigns.coupon_models import CouponCode, CouponConflict
 from central.cli import PROG, CliError, Command, cli_session
 from central.clock import system_clock
 from central.params import ROW_COUNT, id_argument
 
-ACTOR = "cli"
+ACTOR = audit.cli_actor()
 
 
 @contextmanager

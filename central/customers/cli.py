@@ -95,7 +95,12 @@ def cmd_export_tags(args: argparse.Namespace) -> int:
         with Session(engine) as db:
             detail = {"tags": counts.tags, "statistics": counts.statistics}
             audit.record(
-                db, at=system_clock(), actor="cli", action="tags.export", subject=str(out_dir)[:255], detail=detail
+                db,
+                at=system_clock(),
+                actor=audit.cli_actor(),
+                action="tags.export",
+                subject=str(out_dir)[:255],
+                detail=detail,
             )
             db.commit()
     except OSError as exc:

@@ -23,7 +23,7 @@ from central.fleet.devices import STATES, DeviceError, list_devices, set_status
 from central.fleet.enrollment import STORE_ID_RE, TokenError, issue_token, list_tokens, revoke_token
 from shared.settings import specs
 
-ACTOR = "cli"
+ACTOR = audit.cli_actor()
 TTL_SETTING = "enroll.token_ttl_hours"
 
 

@@ -18,7 +18,7 @@ from central.identity.registry import load_registry
 from central.params import ROW_COUNT, id_argument
 from shared.masking import mask_identifier
 
-OPERATOR = "cli"
+OPERATOR = audit.cli_actor()
 
 
 def _in_session(args: argparse.Namespace, work: Callable[[Session, Any, CentralConfig], int]) -> int:

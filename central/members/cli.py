@@ -7,12 +7,12 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-from central import secret_key
+from central import audit, secret_key
 from central.cli import PROG, CliError, Command, cli_session
 from central.clock import system_clock
 from central.members import codes, wallet
 
-ACTOR = "cli"
+ACTOR = audit.cli_actor()
 
 
 _session = cli_session

@@ -21,7 +21,7 @@ from central.csvfiles import write_csv
 from central.segments import definitions, deletion, evaluation, exports
 from central.segments.definitions import Draft, SegmentError
 
-OPERATOR = "cli"
+OPERATOR = audit.cli_actor()
 
 
 def _refusal(exc: SegmentError) -> CliError:

@@ -67,7 +67,7 @@ def cmd_source_key(args: argparse.Namespace) -> int:
                 audit.record(
                     db,
                     at=now,
-                    actor="cli",
+                    actor=audit.cli_actor(),
                     action="source_key.revoke",
                     subject=f"source:{info.source}",
                     detail={"key_id": info.id},
@@ -76,11 +76,11 @@ def cmd_source_key(args: argparse.Namespace) -> int:
                 print(f"{PROG}: revoked key {info.id} ({info.hint}...) of source {info.source}", file=sys.stderr)
                 return 0
             source = check_source(args.source)
-            key_id, key = issue_key(db, source, now, created_by="cli")
+            key_id, key = issue_key(db, source, now, created_by=audit.cli_actor())
             audit.record(
                 db,
                 at=now,
-                actor="cli",
+                actor=audit.cli_actor(),
                 action="source_key.create",
                 subject=f"source:{source}",
                 detail={"key_id": key_id},
@@ -183,7 +183,7 @@ def cmd_load_events(args: argparse.Namespace) -> int:
             audit.record(
                 db,
                 at=system_clock(),
-                actor="cli",
+                actor=audit.cli_actor(),
                 action="events.load",
                 subject=f"source:{source}",
                 detail={"file": str(path), "lines": summary.lines, "accepted": summary.accepted},
@@ -290,7 +290,7 @@ def cmd_import_members(args: argparse.Namespace) -> int:
                 audit.record(
                     db,
                     at=system_clock(),
-                    actor="cli",
+                    actor=audit.cli_actor(),
                     action="members.import",
                     subject=f"import:{plan.digest[:16]}",
                     detail={"file": str(path), "rows": plan.rows, "processed": stats.processed},
@@ -342,7 +342,7 @@ def cmd_export_identity(args: argparse.Namespace) -> int:
     config, path = load(args)
     engine = existing_database(config, path)
     try:
-        actor = "cli"
+        actor = audit.cli_actor()
         if args.unmasked:
             with Session(engine) as db:
                 role = db.scalar(select(User.role).where(User.username == args.admin))

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
 
+from central import audit
 from central.identity.registry import Registry
 from central.sources.import_mapping import (
     Mapping,
@@ -34,7 +35,7 @@ from shared import wire
 # 2026-12-01). A kill loses at most one chunk; a chunk that sends anything to review is resolved
 # again row by row.
 DEFAULT_CHUNK = 5000
-OPERATOR_CLI = "cli"
+OPERATOR_CLI = audit.cli_actor()
 
 
 @dataclass(frozen=True)

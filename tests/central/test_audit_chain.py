@@ -150,7 +150,7 @@ def test_a_disabled_user_is_enabled_again_with_the_password_they_had(app, cli, c
     status, _out, err = run("user", "enable", "nobody")
     assert status == 1 and err.splitlines()[-1] == "central-server: no user 'nobody'"
     assert [(a.actor, a.action, a.subject) for a in table_rows(app, AuditLog) if a.action == "user.enable"] == [
-        ("cli", "user.enable", "tech1")
+        (audit.cli_actor(), "user.enable", "tech1")
     ]
 
 
@@ -166,3 +166,37 @@ def test_a_new_password_for_a_disabled_user_says_it_is_disabled(app, cli, capsys
         "central-server: new password for marketing user 'mia', which is disabled: it cannot log in until"
         " `central-server user enable mia`; 0 session(s) ended"
     )
+
+
+def test_audit_list_streams_the_rows_and_cli_changes_name_the_operator(app, cli, capsys, monkeypatch):
+    """`audit` had only `verify`, and every command's rows named "cli", not who ran it."""
+    import getpass
+    import json
+
+    from tests.central.support import START
+
+    def run(*args):
+        return _run(cli.config, capsys, monkeypatch, *args)
+
+    _write(app)
+    assert run("user", "add", "mia", "--role", "marketing")[0] == 0
+    operator = f"cli:{getpass.getuser()}"
+    status, out, err = run("audit", "list")
+    assert status == 0, err
+    lines = [line.split("\t") for line in out.splitlines()]
+    assert [line[:5] for line in lines] == [
+        *[[str(i + 1), f"2026-11-23T02:00:0{i}Z", "alice", "customers.view", f"customer:{i}"] for i in range(4)],
+        ["5", lines[4][1], operator, "user.create", "mia"],
+    ]
+    assert json.loads(lines[0][5]) == {"via": "console", "n": 0, "名": "张三"}
+    status, out, _err = run("audit", "list", "--json", "--action", "user.create")
+    (created,) = [json.loads(line) for line in out.splitlines()]
+    assert (created["actor"], created["subject"], created["detail"]) == (operator, "mia", {"role": "marketing"})
+    since = (START + timedelta(seconds=2)).isoformat()
+    status, out, _err = run("audit", "list", "--actor", "alice", "--since", since, "--json")
+    assert [json.loads(line)["id"] for line in out.splitlines()] == [3, 4]
+    assert run("audit", "list", "--since", "last tuesday")[0] == 2
+    assert _verify(app).rows == 5  # listing writes nothing
+    # Behind sudo the row names who typed the command, not root.
+    assert audit.cli_actor({"SUDO_USER": "wang"}) == "cli:wang"
+    assert audit.cli_actor({}) == operator

@@ -6,6 +6,7 @@ import re
 
 import pytest
 
+from central.audit import cli_actor
 from central.fleet.models import Device
 from central.migrate import head_revision
 from central.models import AuditLog
@@ -35,7 +36,7 @@ def test_enroll_token_prints_only_the_token(app, client, cli):
     assert agent.enroll(client, token).status_code == 201
     assert [d.store_id for d in table_rows(app, Device)] == ["S007"]
     first = table_rows(app, AuditLog)[0]
-    assert (first.actor, first.action, first.subject) == ("cli", "enroll_token.create", "S007")
+    assert (first.actor, first.action, first.subject) == (cli_actor(), "enroll_token.create", "S007")
 
 
 @pytest.fixture
@@ -74,7 +75,7 @@ def test_create_admin_generates_a_password_that_logs_in(app, cli):
     password = one_line(done.stdout)
     assert len(password) >= 20
     assert login(app.test_client(), "root", password).status_code == 302
-    assert ("cli", "user.create", "root") in [(a.actor, a.action, a.subject) for a in table_rows(app, AuditLog)]
+    assert (cli_actor(), "user.create", "root") in [(a.actor, a.action, a.subject) for a in table_rows(app, AuditLog)]
 
     again = cli.run("create-admin", "--username", "root")
     assert again.returncode == 1

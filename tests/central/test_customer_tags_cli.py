@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import select
 
 from central import db as central_db
+from central.audit import cli_actor
 from central.cli import main
 from central.customers.models import Product
 from central.models import AuditLog
@@ -91,7 +92,7 @@ def test_statistics_tags_and_export(app, client, agent, user_client, config_path
     assert dict(zip(header, row, strict=True))["store_purchases"] == "3"
     # Every customer's profile left the database: the audit log says who, where and how much.
     exported = table_rows(app, AuditLog)[-1]
-    assert (exported.actor, exported.action, exported.subject) == ("cli", "tags.export", str(out_dir))
+    assert (exported.actor, exported.action, exported.subject) == (cli_actor(), "tags.export", str(out_dir))
     assert exported.detail == {"tags": len(tag_rows) - 1, "statistics": 1}
 
     # Withdrawn at the console: the profiling tags go with the request, the spend (a service tag) stays.

@@ -9,6 +9,7 @@ import stat
 import pytest
 
 from central import db as central_db
+from central.audit import cli_actor
 from central.cli import main
 from central.models import AuditLog
 from central.sources.events import store_source_events
@@ -84,7 +85,7 @@ def test_masked_export_with_live_customer_ids(app, graph, config_path, tmp_path,
     assert customers[0][0] == "id" and "merged_into" not in customers[0]
     assert [c[0] for c in customers[1:]] == ["1", "3"]
     assert not list(out.glob("*.partial"))
-    assert [(a.actor, a.action) for a in table_rows(app, AuditLog)][-1] == ("cli", "identity.export")
+    assert [(a.actor, a.action) for a in table_rows(app, AuditLog)][-1] == (cli_actor(), "identity.export")
 
 
 def test_unmasked_export_needs_an_administrator(app, graph, config_path, tmp_path, capsys):

@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 
 import pytest
 
+from central.audit import cli_actor
 from central.fleet.models import Device
 from central.models import AuditLog
 from tests.central.cli_runner import InProcessCli, clean_environment, command, write_config
@@ -84,8 +85,8 @@ def test_a_revoked_device_is_refused_at_once_and_a_retired_one_too(app, client, 
     revoked = next(d for d in table_rows(app, Device) if d.device_id == agent.device_id)
     assert (revoked.status, revoked.status_reason) == ("revoked", "stolen")
     audit = [(a.action, a.subject, a.actor) for a in table_rows(app, AuditLog)]
-    assert ("device.revoke", agent.device_id, "cli") in audit
-    assert ("device.retire", other.device_id, "cli") in audit
+    assert ("device.revoke", agent.device_id, cli_actor()) in audit
+    assert ("device.retire", other.device_id, cli_actor()) in audit
 
 
 def test_devices_table_and_state_filter(app, client, cli, agent):

@@ -17,6 +17,7 @@ from markupsafe import escape
 from sqlalchemy import select
 
 from central import db as central_db
+from central.audit import cli_actor
 from central.campaigns import webhooks
 from central.campaigns.models import DELIVERED, WebhookDelivery
 from central.cli import main
@@ -646,7 +647,7 @@ def test_the_command_line_deletes_a_segment_with_yes_as_the_api_does(app, chain,
         assert definitions.find(db, "loyal") is None
     assert _members(app) == set() and sorted(c for _, c, _ in _history(app)) == ["entered"] * 2 + ["left"] * 2
     (audited,) = _audits(app, "segment.delete")
-    assert (audited.actor, audited.subject, audited.detail["via"]) == ("cli", "segment:loyal", "cli")
+    assert (audited.actor, audited.subject, audited.detail["via"]) == (cli_actor(), "segment:loyal", "cli")
     assert (audited.detail["rule"], audited.detail["members_left"]) == (LOYAL_RULE, 2)
     status, _, said = delete("loyal", "--yes")
     assert status == 2 and "no segment 'loyal'" in said
