@@ -1,4 +1,4 @@
-"""Account and audit commands: ``user add|list|disable|enable|reset-password`` and ``audit verify|list``.
+"""Account and audit commands: ``user add|list|disable|enable|reset-password|throttled``, ``audit verify|list``.
 
 A new or reset password is read from the first line of stdin with ``--password-stdin``; otherwise
 one is generated and printed once on stdout (everything else goes to stderr).
@@ -16,13 +16,14 @@ from datetime import UTC, datetime
 from sqlalchemy.orm import Session
 
 from central import audit
-from central.accounts import passwords, users
+from central.accounts import passwords, throttle, users
 from central.accounts.roles import ROLES
 from central.cli import PROG, CliError, Command, cli_session
 from central.clock import system_clock
+from shared.crypto import load_or_create_key
 
 ACTOR = audit.cli_actor()
-USER_ACTIONS = ("add", "list", "disable", "enable", "reset-password")
+USER_ACTIONS = ("add", "list", "disable", "enable", "reset-password", "throttled")
 
 
 @contextmanager
@@ -62,8 +63,28 @@ def disabled_note(user: users.UserSummary) -> str:
     return f", which is disabled: it cannot log in until `{PROG} user enable {user.username}`"
 
 
+def _throttled(args: argparse.Namespace) -> int:
+    """Print each name, browser and address refusing console logins now, with its refusals since."""
+    with cli_session(args) as (db, config):
+        now = system_clock()
+        found = throttle.blocks(db, now=now, rules=throttle.Rules.of(config))
+        accounts = {u.username.lower() for u in users.listing(db)}
+        db.rollback()
+    secret = load_or_create_key(config.secret_key_path)
+    for block in found:
+        who = block.value
+        if block.kind == "account" and who not in accounts:
+            who = f"(unknown) {throttle.name_hash(secret, who)}"  # as the audit log names it
+        until = block.until.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+        print(f"{block.kind}\t{who}\t{block.failures}\t{block.refused}\t{until}")
+    print(f"{PROG}: {len(found)} blocked; columns: kind, who, failures, refused since, until", file=sys.stderr)
+    return 0
+
+
 def cmd_user(args: argparse.Namespace) -> int:
     """Manage console users."""
+    if args.action == "throttled":
+        return _throttled(args)
     if args.action != "list" and not args.username:
         raise CliError(f"`user {args.action}` needs a username", status=2)
     if args.action == "list":
@@ -191,6 +212,6 @@ def _audit_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 COMMANDS = [
-    Command("user", cmd_user, "console users: add, list, disable, enable, reset-password", _user_arguments),
+    Command("user", cmd_user, "console users: add, list, disable, enable, reset-password, throttled", _user_arguments),
     Command("audit", cmd_audit, "audit log: verify its hash chain, list its rows", _audit_arguments),
 ]

@@ -18,6 +18,8 @@ one ``login_throttled`` row when a key reaches its limit (:func:`failed` reports
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -26,6 +28,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from central.accounts.models import LoginFailures
+from central.config import CentralConfig
 from central.models import table
 
 _failures = table(LoginFailures)
@@ -38,6 +41,48 @@ class Rules:
     per_account: int
     per_address: int
     window: timedelta
+
+    @classmethod
+    def of(cls, config: CentralConfig) -> Rules:
+        """The ``console.login_*`` settings."""
+        return cls(
+            per_account=config.console_login_failures_per_account,
+            per_address=config.console_login_failures_per_address,
+            window=timedelta(minutes=config.console_login_window_minutes),
+        )
+
+
+def name_hash(secret: bytes, username: str) -> str:
+    """A login name no account has, as the audit log and ``user throttled`` show it: 16 hex digits of
+    an HMAC-SHA256 under the server's secret key, the same for the same name in any case."""
+    digest = hmac.new(secret, b"login-name\0" + username.strip().lower().encode(), hashlib.sha256)
+    return digest.hexdigest()[:16]
+
+
+@dataclass(frozen=True, slots=True)
+class Block:
+    """A key refusing logins now: its kind and value, failures counted, refusals since, and until when."""
+
+    kind: str
+    value: str
+    failures: int
+    refused: int
+    until: datetime
+
+
+def blocks(db: Session, *, now: datetime, rules: Rules) -> list[Block]:
+    """Every key at its limit within its window, the one blocked longest first."""
+    rows = db.execute(
+        select(_failures.c.key, _failures.c.failures, _failures.c.window_start)
+        .where(_failures.c.window_start > now - rules.window)
+        .order_by(_failures.c.window_start)
+    )
+    out = []
+    for key, failures, start in rows:
+        limit = rules.per_address if kind(key) == "address" else rules.per_account
+        if failures >= limit:
+            out.append(Block(kind(key), key.split(":", 1)[1], limit, failures - limit, start + rules.window))
+    return out
 
 
 def keys(username: str, remote_addr: str, device: str | None = None) -> tuple[str, str]:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -65,13 +63,7 @@ def _page_for(target: str) -> str:
 
 
 def _rules(config: CentralConfig) -> throttle.Rules:
-    from datetime import timedelta
-
-    return throttle.Rules(
-        per_account=config.console_login_failures_per_account,
-        per_address=config.console_login_failures_per_address,
-        window=timedelta(minutes=config.console_login_window_minutes),
-    )
+    return throttle.Rules.of(config)
 
 
 def _minutes(rules: throttle.Rules) -> int:
@@ -90,9 +82,7 @@ def _attempt(db: Session, username: str, address: str) -> tuple[str, dict[str, A
     detail: dict[str, Any] = {"remote_addr": address, "account_exists": False}
     if not username:
         return "(empty)", detail
-    key = current_app.config["SECRET_KEY"]
-    digest = hmac.new(key, b"login-name\0" + username.lower().encode(), hashlib.sha256).hexdigest()
-    return "(unknown)", {**detail, "name_hash": digest[:16]}
+    return "(unknown)", {**detail, "name_hash": throttle.name_hash(current_app.config["SECRET_KEY"], username)}
 
 
 @bp.route("/login", methods=["GET", "POST"])

@@ -200,3 +200,26 @@ def test_audit_list_streams_the_rows_and_cli_changes_name_the_operator(app, cli,
     # Behind sudo the row names who typed the command, not root.
     assert audit.cli_actor({"SUDO_USER": "wang"}) == "cli:wang"
     assert audit.cli_actor({}) == operator
+
+
+def test_user_throttled_shows_each_block_and_the_logins_it_refused(app, cli, clock, capsys, monkeypatch):
+    """Refused logins write no audit rows; IT reads how many there were, and until when, here."""
+    from datetime import UTC, datetime
+
+    from tests.central.support import create_user, login
+
+    clock.now = datetime.now(UTC).replace(microsecond=0)  # the command reads the wall clock
+    create_user(app)
+    client = app.test_client()
+    assert [login(client, password="wrong-wrong").status_code for _ in range(8)] == [401] * 5 + [429] * 3
+    assert [login(client, username="13812345678", password="x").status_code for _ in range(7)] == [401] * 5 + [429] * 2
+    status, out, err = _run(cli.config, capsys, monkeypatch, "user", "throttled")
+    assert status == 0, err
+    until = (clock.now + timedelta(minutes=15)).isoformat().replace("+00:00", "Z")
+    rows = sorted(line.split("\t") for line in out.splitlines())
+    (unknown,) = [r for r in rows if r[1].startswith("(unknown) ")]
+    assert rows == sorted([["account", "alice", "5", "3", until], unknown])
+    assert unknown[2:] == ["5", "2", until] and "13812345678" not in out
+    with central_db.session_factory(app)() as db:
+        hashes = {r.detail.get("name_hash") for r in audit.listing(db, action="login_failed")}
+    assert unknown[1].removeprefix("(unknown) ") in hashes  # the same hash as its audit rows
