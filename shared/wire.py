@@ -345,6 +345,9 @@ def _event_problem(raw: dict[str, Any], *, online: bool = False) -> str | None:
 
 # Online sources and backfills: any id of up to 64 characters, unique per source.
 MAX_SOURCE_EVENT_ID = 64
+# What only a store's agent observes (its scanners, radios and health), signed by its device key:
+# from a source such an event would be stored and act on nothing, so it is refused.
+AGENT_ONLY_PREFIXES = ("scan.", "presence.", "agent.")
 _SHORTHAND = frozenset(ATTRIBUTE_SHORTHAND)
 
 
@@ -370,6 +373,8 @@ def decode_source_event(raw: Any, max_event_chars: int = payloads.MAX_EVENT_BYTE
     reason = _event_problem(raw, online=True)
     if reason is not None:
         return Rejection(event_id, reason)
+    if raw["kind"].startswith(AGENT_ONLY_PREFIXES):
+        return Rejection(event_id, "kind_not_for_sources")
     payload, reason = payloads.check_event(raw["kind"], raw.get("payload", {}), max_chars=max_event_chars)
     if payload is None:
         return Rejection(event_id, reason or "invalid_payload")

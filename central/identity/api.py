@@ -28,7 +28,7 @@ from central.identity import golden, health, review, split
 from central.identity.models import Customer, Identifier, LedgerEntry, ReviewItem
 from central.identity.registry import Registry, default_registry
 from central.params import int_param
-from shared.masking import mask_identifier
+from shared.masking import mask_identifier, mask_name
 from shared.wire import format_time
 
 bp = Blueprint("identity", __name__, url_prefix="/api/v1/identity")
@@ -48,7 +48,7 @@ def _audit(db: Session, action: str, subject: str = "", **detail: Any) -> None:
 
 def _mask_attribute(attribute: str, value: str) -> str:
     if attribute == "name":
-        return value[:1] + "*" * max(len(value) - 1, 1)
+        return mask_name(value)
     if attribute == "birthday":
         return value[:4] + "-**-**"
     return value

@@ -60,9 +60,10 @@ _new_batch_id = UUID7()
 # UTC (eight hours ahead here), would otherwise date sales in the future, where they would stay
 # their customer's last purchase, and keep them "active", for as long.
 DEFAULT_MAX_AHEAD = timedelta(hours=1)
-# Before this, an online or backfilled event's date is a placeholder (0001-01-01), not a sale's: it
-# would count as a customer's first purchase two thousand years ago.
-EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+# Before this, an online or backfilled event's date is a placeholder, not a sale's: 0001-01-01, or
+# a null Unix time (1970-01-01 08:00 in Beijing time), which would count as a customer's first
+# purchase decades ago. No event of this product's chains is from 1970.
+EARLIEST = datetime(1971, 1, 1, tzinfo=UTC)
 
 
 def device_for(source: str) -> str:

@@ -50,6 +50,13 @@ def test_lookup_by_any_identifier_is_masked_and_audited(app, user_client):
     assert user_client.get("/api/v1/identity/lookup?type=phone&value=12").status_code == 400
 
 
+def test_a_masked_name_does_not_give_its_length_away(app, user_client):
+    """The identity API showed 欧阳娜娜 as 欧***: one star per hidden character, unlike every other page (欧*)."""
+    feed(app, {"member_id": "M101", "phone": "13812345679"}, attributes={"name": "欧阳娜娜"})
+    body = user_client.get("/api/v1/identity/lookup?type=phone&value=13812345679").get_json()
+    assert body["customer"]["golden"]["name"]["value"] == "欧*"
+
+
 def test_ledger_review_accept_and_split(app, user_client):
     feed(app, {"member_card": "CARD1111", "phone": "13912345699"})
     feed(app, {"member_card": "CARD2222", "email": "b@example.com"})

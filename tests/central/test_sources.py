@@ -254,6 +254,8 @@ def test_a_birthday_or_a_date_no_one_can_have_is_rejected_with_its_reason(app, c
         source_event("b4", "member.signup", identifiers={"phone": "13800139104"}, birthday="someday"),
         source_event("b5", "order.online", payload={"total": "1.00", "items": []}, observed_at="0001-01-01T00:00:00Z"),
         source_event("b6", "member.signup", identifiers={"phone": "13800139106"}, birthday="1990-03-05"),
+        # A null Unix time written in Beijing time: the placeholder a feed sends for "no date".
+        source_event("b7", "order.online", payload={"total": "1.00"}, observed_at="1970-01-01T08:00:00+08:00"),
     ]
     reply = post_events(client, new_key(app), events).get_json()
     assert reply["accepted"] == ["b6"]
@@ -263,10 +265,29 @@ def test_a_birthday_or_a_date_no_one_can_have_is_rejected_with_its_reason(app, c
         ("b3", "invalid_attribute:birthday"),
         ("b4", "invalid_attribute:birthday"),
         ("b5", "invalid_observed_at"),
+        ("b7", "invalid_observed_at"),
     ]
     summary = _backfill_again(app, tmp_path, events)
     assert summary.accepted == 1
-    assert dict(summary.rejected) == {"invalid_attribute:birthday": 4, "invalid_observed_at": 1}
+    assert dict(summary.rejected) == {"invalid_attribute:birthday": 4, "invalid_observed_at": 2}
+
+
+def test_what_only_a_stores_agent_observes_is_refused_from_a_source(app, client):
+    """A source's heartbeat, coupon scan or store visit was stored as accepted and acted on nothing."""
+    who = {"member_id": "M0001"}
+    events = [
+        source_event("k1", "agent.heartbeat", payload={"agent_version": "1"}),
+        source_event("k2", "scan.coupon", payload={"code": "CDPC1:AAAA", "result": "accepted"}),
+        source_event("k3", "presence.visit", identifiers=who, payload={"member_id": "M0001"}),
+        source_event("k4", "member.login", identifiers=who),
+    ]
+    reply = post_events(client, new_key(app), events).get_json()
+    assert reply["accepted"] == ["k4"]
+    assert {(r["event_id"], r["reason"]) for r in reply["rejected"]} == {
+        ("k1", "kind_not_for_sources"),
+        ("k2", "kind_not_for_sources"),
+        ("k3", "kind_not_for_sources"),
+    }
 
 
 def test_a_sale_in_another_currency_than_the_chains_is_rejected_not_added_to_the_yuan(app, client, tmp_path):
