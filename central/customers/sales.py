@@ -24,8 +24,12 @@ CHANNELS = ("store", "online", "app", "mini_program")
 # Hours 0-5, 6-11, 12-17 and 18-23 local time.
 DAYPARTS = ("night", "morning", "afternoon", "evening")
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-APP_NAMES = ("app",)
-MINI_PROGRAM_NAMES = ("mini_program", "miniprogram", "mini-program", "wechat_mini_program")
+# An online order's ``channel`` as sources spell it, compared in lower case with "-" and " " read as "_".
+APP_NAMES = frozenset({"app", "member_app", "mobile_app", "ios", "android", "会员app", "app端"})
+MINI_PROGRAM_NAMES = frozenset(
+    {"mini_program", "miniprogram", "wechat_mini_program", "weapp", "wxapp", "alipay_mini_program"}
+    | {"小程序", "微信小程序", "支付宝小程序"}
+)
 _CENT = Decimal("0.01")
 # Every amount central keeps is in the chain's currency (docs/decisions/0087-one-currency.md); the
 # spellings a till or a source may give it. A sale that names no currency is in it.
@@ -108,7 +112,7 @@ def channel_of(kind: str, payload: dict[str, Any]) -> str:
     if kind != ONLINE_KIND:
         return "store"
     named = payload.get("channel")
-    name = named.lower() if isinstance(named, str) and named.isascii() else ""
+    name = named.strip().lower().replace("-", "_").replace(" ", "_") if isinstance(named, str) else ""
     if name in APP_NAMES:
         return "app"
     if name in MINI_PROGRAM_NAMES:

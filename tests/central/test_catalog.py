@@ -53,6 +53,13 @@ def test_channels_and_local_time():
     assert channel_of("pos.sale", {"channel": "app"}) == "store"
     assert channel_of("order.online", {"channel": "Mini-Program"}) == "mini_program"
     assert channel_of("order.online", {"channel": "商城"}) == "online"
+    # Spellings feeds send: they used to count as plain online orders.
+    assert [channel_of("order.online", {"channel": c}) for c in ("小程序", "微信小程序", "WeApp", "Member App")] == [
+        "mini_program",
+        "mini_program",
+        "mini_program",
+        "app",
+    ]
     sale = sale_of(1, "pos.receipt", "S1", datetime(2026, 11, 21, 17, 30, tzinfo=UTC), {"total": "1"}, 480)
     assert sale is not None
     # 01:30 on Sunday 22 November in UTC+8.
