@@ -10,7 +10,7 @@ split marked, inside the caller's transaction.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 from sqlalchemy import Connection
 
@@ -30,13 +30,18 @@ def counted(postgres: bool, alias: str = "e") -> str:
     )
 
 
-def _names(values: Sequence[str]) -> str:
-    return ", ".join(f"'{v}'" for v in values)
+def _names(values: Collection[str]) -> str:
+    return ", ".join(f"'{v}'" for v in sorted(values))
+
+
+def _channel_name(field: str) -> str:
+    """An order's channel folded as :func:`central.customers.sales.channel_of` folds it."""
+    return f"replace(replace(lower(trim({field})), '-', '_'), ' ', '_')"
 
 
 def _sqlite_sales(offset: int, where: str) -> str:
     shift = f"'{offset:+d} minutes'"
-    channel = "lower(json_extract(e.payload, '$.channel'))"
+    channel = _channel_name("json_extract(e.payload, '$.channel')")
     inner = (
         "SELECT ec.customer_id AS customer_id, e.id AS event_pk, e.store_id AS store_id, e.observed_at AS at,"  # noqa: S608
         f" CASE WHEN e.kind <> '{ONLINE_KIND}' THEN 'store' WHEN {channel} IN ({_names(APP_NAMES)}) THEN 'app'"
@@ -66,7 +71,7 @@ def _sqlite_sales(offset: int, where: str) -> str:
 
 def _pg_sales(offset: int, where: str) -> str:
     local = f"((e.observed_at AT TIME ZONE 'UTC') + make_interval(mins => {offset}))"
-    channel = "lower(e.payload->>'channel')"
+    channel = _channel_name("e.payload->>'channel'")
     return (
         "SELECT ec.customer_id AS customer_id, e.id AS event_pk, e.store_id AS store_id, e.observed_at AS at,"  # noqa: S608
         f" CASE WHEN e.kind <> '{ONLINE_KIND}' THEN 'store' WHEN {channel} IN ({_names(APP_NAMES)}) THEN 'app'"

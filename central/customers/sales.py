@@ -112,7 +112,10 @@ def channel_of(kind: str, payload: dict[str, Any]) -> str:
     if kind != ONLINE_KIND:
         return "store"
     named = payload.get("channel")
-    name = named.strip().lower().replace("-", "_").replace(" ", "_") if isinstance(named, str) else ""
+    if not isinstance(named, str):
+        return "online"
+    # As the full recompute's SQL folds it (central.customers.rebuild): spaces trimmed, ASCII lower case.
+    name = "".join(c.lower() if c.isascii() else c for c in named.strip(" ")).replace("-", "_").replace(" ", "_")
     if name in APP_NAMES:
         return "app"
     if name in MINI_PROGRAM_NAMES:
