@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import JSON, Connection, Engine, String, delete, insert, or_, select, text, update
+from sqlalchemy import JSON, Connection, Engine, String, delete, func, insert, or_, select, text, update
 from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 
 from central.errors import summary
@@ -183,12 +183,21 @@ def run_job(
     clock: Callable[[], datetime],
     lease_seconds: float,
     settings: Any = None,
+    unless_ran_within: timedelta | None = None,
 ) -> str | None:
-    """Run ``func`` under job ``name``'s lease; its final status, or None if another instance held the lease."""
+    """Run ``func`` under job ``name``'s lease; its final status, or None if it did not run here.
+
+    It does not run when another instance holds the lease, nor, with ``unless_ran_within``, when a
+    run of the job (on any instance) succeeded that recently: instances serving one database keep
+    their own timers, and without this each would run an hourly job once an hour.
+    """
     engine = sessions.kw["bind"]
     with _leased(engine, name, instance, clock, lease_seconds) as lease:
         if lease is None:
             log.debug("job %s is running on another instance; skipped here", name)
+            return None
+        if unless_ran_within is not None and _ran_since(sessions, name, clock() - unless_ran_within):
+            log.debug("job %s ran less than %s ago; skipped here", name, unless_ran_within)
             return None
         with sessions() as db:
             started = clock()
@@ -217,6 +226,13 @@ def run_job(
         if any(context.counts.values()) or status != OK:
             log.info("job %s %s: %s", name, status, context.counts)
         return status
+
+
+def _ran_since(sessions: sessionmaker[Session], name: str, since: datetime) -> bool:
+    """Whether a run of job ``name`` that started at or after ``since`` succeeded."""
+    with sessions() as db:
+        newest = db.scalar(select(func.max(_runs.c.started_at)).where(_runs.c.name == name, _runs.c.status == OK))
+    return newest is not None and newest >= since
 
 
 def last_runs(db: Session, names: list[str], per_job: int = 1) -> dict[str, list[Any]]:

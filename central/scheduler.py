@@ -2,7 +2,9 @@
 
 Jobs are declared in :data:`JOBS` (name, interval setting, function); a domain adds its own with
 :func:`register_job`. Every instance serving a database runs the same schedule; the lease
-(:mod:`central.jobs`) lets one of them run each job at a time and the others skip that turn.
+(:mod:`central.jobs`) lets one of them run each job at a time, and an instance whose timer falls
+due skips a job any instance ran successfully within the last half of its interval, so two
+instances run an hourly job about once an hour, not twice.
 ``GET /api/v1/jobs`` shows every job with its current or last run, and
 ``central-server run-job NAME`` runs one now, under the same lease.
 
@@ -227,8 +229,14 @@ def instance_name(config: CentralConfig) -> str:
     return config.scheduler_instance or f"{socket.gethostname()}:{os.getpid()}"
 
 
-def run_now(sessions: sessionmaker[Session], config: CentralConfig, name: str, clock: Clock) -> str | None:
-    """Run job ``name`` once under its lease; its status, or None if another instance holds the lease."""
+def run_now(
+    sessions: sessionmaker[Session], config: CentralConfig, name: str, clock: Clock, *, scheduled: bool = False
+) -> str | None:
+    """Run job ``name`` once under its lease; its status, or None if it did not run here.
+
+    ``scheduled``: this instance's timer is due, and the job is skipped when any instance ran it
+    successfully within the last half of its interval (every instance keeps its own timer).
+    """
     job = JOBS[name]
     return run_job(
         sessions,
@@ -238,6 +246,7 @@ def run_now(sessions: sessionmaker[Session], config: CentralConfig, name: str, c
         clock=clock,
         lease_seconds=config.scheduler_lease_seconds,
         settings=config,
+        unless_ran_within=timedelta(seconds=job.interval(config) / 2) if scheduled else None,
     )
 
 
@@ -264,6 +273,7 @@ def start(app: Flask) -> BackgroundScheduler:
             run_now,
             trigger,
             args=(sessions, config, job.name, clock),
+            kwargs={"scheduled": True},
             id=job.name,
             name=job.name,
             max_instances=1,

@@ -149,3 +149,23 @@ def test_the_tags_job_waits_for_its_local_hour_unless_a_day_was_missed(make_app,
         assert running.get_job("tags") is None and running.get_job("triggers") is not None
     finally:
         running.shutdown(wait=True)
+
+
+def test_an_instance_whose_timer_is_due_skips_a_job_another_ran_within_half_its_interval(make_app, clock):
+    """Two instances keep their own timers: each ran the hourly segments job once an hour, twice in all."""
+    first = make_app(scheduler__instance="hq-1")
+    second = make_app(scheduler__instance="hq-2")
+    sessions = central_db.session_factory(first)
+    hourly = first.config["CENTRAL"].scheduler_segments_interval
+    assert hourly == 3600
+
+    assert scheduler.run_now(sessions, first.config["CENTRAL"], "segments", clock, scheduled=True) == OK
+    clock.advance(seconds=hourly / 2 - 60)  # the other instance's timer falls due half an hour later
+    assert scheduler.run_now(sessions, second.config["CENTRAL"], "segments", clock, scheduled=True) is None
+    clock.advance(seconds=120)  # past half the interval since the run: due again
+    assert scheduler.run_now(sessions, second.config["CENTRAL"], "segments", clock, scheduled=True) == OK
+    # Run by hand (`central-server run-job`), a job runs whenever asked.
+    assert scheduler.run_now(sessions, first.config["CENTRAL"], "segments", clock) == OK
+    with sessions() as db:
+        runs = db.execute(select(JobRun.instance).where(JobRun.name == "segments").order_by(JobRun.id)).scalars()
+        assert list(runs) == ["hq-1", "hq-2", "hq-1"]
