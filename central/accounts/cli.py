@@ -37,7 +37,7 @@ def _password(args: argparse.Namespace) -> tuple[str, bool]:
         return passwords.generate(), True
     password = sys.stdin.readline().rstrip("\r\n")
     try:
-        passwords.check_policy(password)
+        passwords.check_policy(password, getattr(args, "username", "") or "")
     except passwords.PasswordError as exc:
         raise CliError(str(exc)) from None
     return password, False

@@ -63,7 +63,7 @@ def add(
     if bad:
         raise AccountError(f"not a store id: {bad[0]!r}")
     try:
-        passwords.check_policy(password)
+        passwords.check_policy(password, username)
     except passwords.PasswordError as exc:
         raise AccountError(str(exc)) from None
     taken = db.scalar(select(func.count()).select_from(User).where(User.username == username))
@@ -125,7 +125,7 @@ def enable(db: Session, username: str, *, now: datetime, actor: str) -> bool:
 def reset_password(db: Session, username: str, password: str, *, now: datetime, actor: str) -> int:
     """Give a user a new password, end their sessions and lift their throttle. Caller commits."""
     try:
-        passwords.check_policy(password)
+        passwords.check_policy(password, username)
     except passwords.PasswordError as exc:
         raise AccountError(str(exc)) from None
     user = _find(db, username)

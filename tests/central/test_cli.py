@@ -120,6 +120,25 @@ def test_create_admin_refuses_a_short_password(offline_cli):
     assert one_line(done.stderr) == "central-server: the password must be at least 8 characters"
 
 
+@pytest.mark.parametrize(
+    ("password", "rule"),
+    [
+        ("password", "one of the most common passwords"),
+        ("Admin123", "one of the most common passwords"),
+        ("12345678", "a run of keys"),
+        ("87654321", "a run of keys"),
+        ("poiuytrew", "a run of keys"),
+        ("aaaaaaaaaa", "repeats one character"),
+        ("ops-wang-2026", "contains the username"),
+    ],
+)
+def test_a_common_or_guessable_password_is_refused_with_the_rule_it_breaks(offline_cli, password, rule):
+    """Only the length was checked: password, 12345678 and admin123 guarded accounts that read customers."""
+    done = offline_cli.run("user", "add", "wang", "--role", "marketing", "--password-stdin", stdin=f"{password}\n")
+    assert done.returncode == 1
+    assert rule in one_line(done.stderr)
+
+
 def test_check_config_prints_the_effective_settings(offline_cli, tmp_path):
     done = offline_cli.run("check-config")
     assert done.returncode == 0, done.stderr
