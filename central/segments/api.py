@@ -230,10 +230,12 @@ def evaluate(name: str) -> Response:
 @bp.get("/api/v1/segments/<name>/members")
 @web.roles(*ROLES)
 def members(name: str) -> Response:
-    """Members at the last evaluation by customer id (``after``, ``limit``): ids and entry times only."""
+    """Members at the last evaluation whom marketing may still reach, by customer id (``after``,
+    ``limit``): ids and entry times only."""
     row = _segment(name)
     after = int_param("after", 0, 0, id_limit(SegmentMember.customer_id))
-    rows = evaluation.members_page(get_session(), row.id, after, _limit())
+    today = evaluation.local_today(clock.now(), _offset())
+    rows = exports.members_page(get_session(), row, today, after, _limit())
     _audit("segment.members", f"segment:{name}", returned=len(rows))
     get_session().commit()
     out = [{"customer_id": r.customer_id, "entered_at": format_time(r.entered_at)} for r in rows]

@@ -172,17 +172,6 @@ def evaluate_all(db: Session, now: datetime, offset_minutes: int) -> dict[str, i
     return totals
 
 
-def members_page(db: Session, segment_id: int, after: int = 0, limit: int = 100) -> list[Any]:
-    """Members with ids above ``after`` (keyset pagination), with when they entered."""
-    query = (
-        sa.select(_members.c.customer_id, _members.c.entered_at)
-        .where(_members.c.segment_id == segment_id, _members.c.customer_id > after)
-        .order_by(_members.c.customer_id)
-        .limit(limit)
-    )
-    return list(db.execute(query))
-
-
 def history_page(db: Session, segment_id: int, before: int | None = None, limit: int = 100) -> list[Any]:
     """Membership changes, newest first, with ids below ``before`` (keyset pagination)."""
     query = sa.select(_history).where(_history.c.segment_id == segment_id)

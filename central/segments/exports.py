@@ -68,13 +68,35 @@ def members_query(segment: Any, today: date) -> sa.Select[Any]:
             .outerjoin(_golden, sa.and_(_golden.c.customer_id == who, _golden.c.attribute == "name"))
             .outerjoin(held, sa.and_(held.c.customer_id == who, held.c.kind.in_(KINDS), held.c.state.in_(HELD)))
         )
-        .where(
-            _members.c.segment_id == segment.id,
-            live.c.merged_into.is_(None),  # merged away since: its survivor is a member, or not, in its own right
-            consent_holds(PURPOSE, segment.channel, today, who),
-        )
+        .where(*_reachable(segment, today, live))
         .order_by(who, held.c.id)
     )
+
+
+def _reachable(segment: Any, today: date, live: Any) -> tuple[sa.ColumnElement[bool], ...]:
+    """The conditions on a row of the segment's members (joined to ``live``, their customers) that
+    marketing may still reach them: not merged away since, and their consent still holds."""
+    who = _members.c.customer_id
+    return (
+        _members.c.segment_id == segment.id,
+        live.c.merged_into.is_(None),  # merged away since: its survivor is a member, or not, in its own right
+        consent_holds(PURPOSE, segment.channel, today, who),
+    )
+
+
+def members_page(db: Session, segment: Any, today: date, after: int = 0, limit: int = 100) -> list[Any]:
+    """The members marketing may still reach with ids above ``after`` (keyset pagination), with when
+    they entered: a customer who withdrew consent since the last evaluation is not listed."""
+    who = _members.c.customer_id
+    live = _customers.alias("member")
+    query = (
+        sa.select(who, _members.c.entered_at)
+        .select_from(_members.join(live, live.c.id == who))
+        .where(*_reachable(segment, today, live), who > after)
+        .order_by(who)
+        .limit(limit)
+    )
+    return list(db.execute(query))
 
 
 def _rows(db: Session, segment: Any, today: date, unmasked: bool) -> Iterator[list[Any]]:

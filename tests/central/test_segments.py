@@ -260,6 +260,20 @@ def test_withdrawal_of_marketing_consent_removes_the_customer_at_the_next_evalua
     assert (chain["bob"], "left", START + timedelta(hours=2)) in _history(app)
 
 
+def test_the_members_api_lists_no_one_who_withdrew_since_the_last_evaluation(app, chain):
+    """The list of ids is what an integration markets to: it read the stored membership, so a customer
+    who withdrew stayed on it until the next evaluation (the CSV and webhook exports already left them out)."""
+    _save(app)
+    _evaluate(app)
+    client = _api(app, "marketing")
+    listed = client.get("/api/v1/segments/loyal/members").get_json()["members"]
+    assert sorted(m["customer_id"] for m in listed) == sorted([chain["ann"], chain["bob"]])
+    load(app, [consent_event("w-bob", PHONES["bob"], granted=False, at=START + timedelta(minutes=5))])
+    listed = client.get("/api/v1/segments/loyal/members").get_json()["members"]
+    assert [m["customer_id"] for m in listed] == [chain["ann"]]
+    assert chain["bob"] in _members(app)  # the stored membership still changes at the next evaluation only
+
+
 def test_a_merged_away_customer_leaves(app, chain):
     _save(app)
     _evaluate(app)
