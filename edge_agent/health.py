@@ -154,6 +154,10 @@ class HealthMonitor:
             "quarantined": stats.quarantined,
             "refused_payloads": (stats.counters or {}).get(REFUSED_COUNTER, 0),
             "dead_lettered": stats.rejected,
+            # Central asked for events again (restored from a backup): how many were resent, and how
+            # many of the seqs it asked for the outbox no longer held (lost to central, unless shed).
+            "resent": (stats.counters or {}).get("resent", 0),
+            "resend_missing": (stats.counters or {}).get("resend_missing", 0),
             "disk_free_bytes": _disk_free(self.status_path.parent),
             "clock_offset_s": None if offset is None else round(offset, 1),
             "downlink_version": self._downlink_version(),

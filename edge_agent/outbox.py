@@ -346,6 +346,55 @@ class Outbox:
             _rollback(conn)
             raise
 
+    def ask_resend(self, seq: int) -> None:
+        """Remember that central asked for everything from ``seq`` again (the lowest such ask wins)."""
+        self._conn().execute(
+            "INSERT INTO meta (key, value) VALUES ('resend_asked', ?) ON CONFLICT (key) DO UPDATE SET value = "
+            "CAST(MIN(CAST(value AS INTEGER), CAST(excluded.value AS INTEGER)) AS TEXT)",
+            (str(seq),),
+        )
+
+    def resend_asked(self) -> int | None:
+        """The seq central asked to resend from and :meth:`resend_from` has not yet acted on, if any."""
+        row = self._conn().execute("SELECT value FROM meta WHERE key = 'resend_asked'").fetchone()
+        return None if row is None else int(row[0])
+
+    def resend_from(self, seq: int) -> tuple[int, int] | None:
+        """Central asked for everything from ``seq`` again: mark the delivered rows held from there pending.
+
+        Returns (rows made pending again, seqs asked for that the outbox no longer holds), or None
+        when the range from ``seq`` up to the newest row was already resent once: central asks
+        again while the gap it sees stays open, and what this outbox could not fill the first time
+        (purged after delivery, shed, set aside as unreadable, rejected) it cannot fill later.
+        One UPDATE and one COUNT over the key range: nothing is read into memory.
+        """
+        conn = self._conn()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.execute("DELETE FROM meta WHERE key = 'resend_asked'")
+            done = dict(conn.execute("SELECT key, value FROM meta WHERE key IN ('resent_from', 'resent_through')"))
+            top = self._load_next_seq() - 1
+            if "resent_from" in done and int(done["resent_from"]) <= seq <= int(done["resent_through"]):
+                conn.execute("COMMIT")
+                return None
+            resent = conn.execute(
+                "UPDATE events SET state = 0, state_at = NULL WHERE seq >= ? AND state = 1", (seq,)
+            ).rowcount
+            held = conn.execute("SELECT COUNT(*) FROM events WHERE seq >= ? AND seq <= ?", (seq, top)).fetchone()[0]
+            missing = max(0, top - seq + 1 - held)
+            conn.executemany(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
+                [("resent_from", str(seq)), ("resent_through", str(top))],
+            )
+            add_counts(conn, {"resent": resent, "resend_missing": missing})
+            conn.execute("COMMIT")
+        except BaseException:
+            _rollback(conn)
+            raise
+        if self._pending_from is not None:
+            self._pending_from = min(self._pending_from, seq)
+        return resent, missing
+
     def purge_delivered(self, older_than_seconds: float) -> int:
         """Delete delivered rows acknowledged more than ``older_than_seconds`` ago."""
         cutoff = self._clock() - older_than_seconds
@@ -370,7 +419,8 @@ class Outbox:
         )
 
     def counters(self) -> dict[str, int]:
-        """Running totals of what the outbox let go: ``shed:<kind>``, ``quarantine_purged``, ``unreadable_events``."""
+        """Running totals of what the outbox let go: ``shed:<kind>``, ``quarantine_purged``, ``unreadable_events``,
+        and of resyncs central asked for: ``resent`` (rows sent again), ``resend_missing`` (seqs no longer held)."""
         rows = self._conn().execute("SELECT key, value FROM meta WHERE key GLOB 'count:*'").fetchall()
         return {key[len("count:") :]: int(value) for key, value in rows}
 

@@ -140,6 +140,17 @@ def render(
         + (f", {h['refused_payloads']} refused by the payload schema" if h.get("refused_payloads") else ""),
         f"shed           {'not counted' if h.get('shed') is None else h['shed']}",
     ]
+    if h.get("resent") or h.get("resend_missing"):
+        lines.append(
+            f"resent         {h.get('resent', 0)} delivered events sent again because central asked for them"
+            " (restored from a backup?)"
+            + (
+                f"; {h['resend_missing']} of the seqs it asked for were no longer in the outbox"
+                " (purged after delivery, shed or unreadable): central lacks them, except shed ones it was told of"
+                if h.get("resend_missing")
+                else ""
+            )
+        )
     if h.get("lost_lines"):
         lines.append(
             f"lost           {h['lost_lines']} POS lines read while the disk stayed full, past what memory may hold"

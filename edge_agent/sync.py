@@ -112,6 +112,7 @@ class SyncJob:
         new_id: Callable[[], str] = ids.new_id,
         central_clock: CentralClock | None = None,
         on_downlink: Callable[[int, Callable[[], str]], None] | None = None,
+        on_resend: Callable[[int], None] | None = None,
     ) -> None:
         self.outbox = outbox
         self.transport = transport
@@ -135,6 +136,7 @@ class SyncJob:
         # agent fetches the documents then (with a request signed on central's time).
         self.downlink_version: int | None = None
         self._on_downlink = on_downlink
+        self._on_resend = on_resend
 
     @property
     def max_backoff(self) -> float:
@@ -183,6 +185,31 @@ class SyncJob:
         encoded, and the previous one is settled, so the agent's work and central's overlap
         instead of adding up.
         """
+        settled = self._drain_once()
+        # A resend central asked for is applied once nothing is in flight: a batch answered later
+        # would move the pending cursor past the rows made pending again.
+        while (seq := self.outbox.resend_asked()) is not None and self._resend(seq):
+            settled += self._drain_once()
+        return settled
+
+    def _resend(self, seq: int) -> bool:
+        """Make the rows central asked for pending again; True if any were (then the drain goes on)."""
+        done = self.outbox.resend_from(seq)
+        if done is None:
+            return False  # resent once already: what is still missing is gone, and was counted then
+        resent, missing = done  # also counted in the outbox, for heartbeats and `edge-agent status`
+        log.warning(
+            "central holds none of this device's events from seq %d on (restored from a backup?): "
+            "sending again the %d delivered events still kept%s",
+            seq,
+            resent,
+            f"; {missing} of the seqs asked for are no longer in the outbox and cannot be sent" if missing else "",
+        )
+        if self._on_resend is not None:
+            self._on_resend(seq)
+        return resent > 0
+
+    def _drain_once(self) -> int:
         settled = 0
         batch = self._prepare(after=None)
         if batch is None:
@@ -325,6 +352,8 @@ class SyncJob:
             raise SyncFailure(str(exc)) from None
         if reply.downlink_version is not None:
             self.downlink_version = reply.downlink_version
+        if reply.resend_from is not None:
+            self.outbox.ask_resend(reply.resend_from)  # kept in the outbox: a restart must not forget it
         by_id = {event_id: seq for seq, event_id in batch.rows}
         answered = [*reply.accepted, *reply.duplicate, *(r.event_id for r in reply.rejected)]
         if set(answered) != set(by_id):

@@ -10,11 +10,15 @@ A batch as sent (before gzip)::
 and the reply::
 
     {"accepted": ["0193..."], "duplicate": [],
-     "rejected": [{"event_id": "0193...", "reason": "unknown_kind"}], "downlink_version": 7}
+     "rejected": [{"event_id": "0193...", "reason": "unknown_kind"}], "downlink_version": 7,
+     "resend_from": 1046}
 
 Every event id of the batch is in exactly one of the three lists (an id sent twice in one batch is
 answered once). ``downlink_version`` is the newest version of the documents central publishes for
-the sender's store; it is absent when central publishes none.
+the sender's store; it is absent when central publishes none. ``resend_from`` is present only when
+the batch does not follow on from what central holds for the device (central restored from a
+backup): the agent sends again what it still holds from that seq on. Agents that predate either
+field ignore it.
 
 Batch-level problems raise :class:`WireError` with a reason code; event-level problems become
 :class:`Rejection` entries so one bad event never sinks its neighbours. Unknown kinds and schema
@@ -129,6 +133,7 @@ class Reply:
     duplicate: tuple[str, ...] = ()
     rejected: tuple[Rejection, ...] = field(default_factory=tuple)
     downlink_version: int | None = None
+    resend_from: int | None = None  # the lowest seq of a gap before this batch that the agent should fill
 
     def to_dict(self) -> dict[str, Any]:
         doc: dict[str, Any] = {
@@ -138,6 +143,8 @@ class Reply:
         }
         if self.downlink_version is not None:
             doc["downlink_version"] = self.downlink_version
+        if self.resend_from is not None:
+            doc["resend_from"] = self.resend_from
         return doc
 
 
@@ -218,7 +225,7 @@ def encode_reply(reply: Reply) -> bytes:
 def decode_reply(data: bytes) -> Reply:
     """Read central's reply; raise WireError if it is not a v1 reply.
 
-    ``downlink_version`` is optional: central releases before the downlink do not send it.
+    ``downlink_version`` and ``resend_from`` are optional: older central releases do not send them.
     """
     try:
         doc = orjson.loads(data)
@@ -228,9 +235,14 @@ def decode_reply(data: bytes) -> Reply:
         version = doc.get("downlink_version")
         if version is not None and (type(version) is not int or not 0 <= version <= MAX_SEQ):
             raise TypeError("downlink_version must be a non-negative integer")
+        resend_from = doc.get("resend_from")
+        if resend_from is not None and (type(resend_from) is not int or not 1 <= resend_from <= MAX_SEQ):
+            raise TypeError("resend_from must be a positive integer")
     except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError) as exc:
         raise WireError("invalid_reply", f"reply is not a v1 reply: {exc}") from None
-    return Reply(accepted=accepted, duplicate=duplicate, rejected=rejected, downlink_version=version)
+    return Reply(
+        accepted=accepted, duplicate=duplicate, rejected=rejected, downlink_version=version, resend_from=resend_from
+    )
 
 
 def _str_list(value: Any) -> list[str]:

@@ -21,7 +21,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from flask import Blueprint, current_app, has_app_context
-from sqlalchemy import JSON, bindparam, case, or_, update
+from sqlalchemy import JSON, bindparam, case, func, or_, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
@@ -165,6 +165,7 @@ def store_batch(db: Session, device: AuthenticatedDevice, batch: wire.DecodedBat
 
 def _store_once(db: Session, device: AuthenticatedDevice, batch: wire.DecodedBatch, now: datetime) -> wire.Reply:
     rows, rejected = _sort_events(device, batch)
+    resend_from = _gap_before(db, device.device_id, batch)
     # A visit naming a member keeps the name only if it may be attached now (location consent).
     members = beacons.member_visit_customers(
         db,
@@ -266,7 +267,38 @@ def _store_once(db: Session, device: AuthenticatedDevice, batch: wire.DecodedBat
         accepted=tuple(r.event.event_id for r in fresh),
         duplicate=tuple(r.event.event_id for r in rows if r.event.event_id not in pks),
         rejected=(*batch.rejected, *rejected),
+        resend_from=resend_from,
     )
+
+
+def _gap_before(db: Session, device_id: str, batch: wire.DecodedBatch) -> int | None:
+    """The first seq of a gap between what central holds for the device and this batch, or None.
+
+    One look-up on (device_id, seq): the highest seq stored below the batch's lowest. A gap means
+    central lost events it had acknowledged (restored from a backup), or the agent never sent some
+    (presence data it shed, rows it set aside as unreadable, events central rejected and so never
+    stored). Asking costs the agent one resend of what it holds from there, which central answers
+    as duplicates; the agent asks itself whether it has already resent that range, so a gap it
+    cannot fill is asked about, not looped on (docs/decisions/0093-resync-after-a-restore.md).
+    A device with nothing stored below the batch is new (or was restored to before its first
+    event): nothing to follow on from.
+    """
+    lowest = min((e.seq for e in batch.events), default=None)
+    if lowest is None or lowest <= 1 or lowest > wire.MAX_SEQ:
+        return None
+    held = db.execute(
+        select(func.max(_events.c.seq)).where(_events.c.device_id == device_id, _events.c.seq < lowest)
+    ).scalar_one_or_none()
+    if held is None or held >= lowest - 1:
+        return None
+    log.warning(
+        "device %s sent seq %d on, but central holds its events only up to seq %d; asking it to resend from %d",
+        device_id,
+        lowest,
+        held,
+        held + 1,
+    )
+    return int(held) + 1
 
 
 def _consent_purposes(events: Iterable[wire.Event]) -> set[str]:

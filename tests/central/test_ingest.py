@@ -294,3 +294,12 @@ def test_a_batch_is_decoded_and_stored_without_cycle_collections(client, agent):
     # Reading the request and authenticating it come before the pause, answering after it: a pass
     # or two there, where the batch's own objects set off a dozen.
     assert during <= 3 and gc.isenabled(), passes
+
+
+def test_a_batch_that_does_not_follow_on_from_the_stored_events_asks_for_the_gap(client, agent):
+    first = agent.send(client, [agent.receipt("R1"), agent.receipt("R2")])
+    assert "resend_from" not in first  # a device's first events follow on from nothing
+    assert "resend_from" not in agent.send(client, [agent.receipt("R3")])
+    agent.seq += 7  # seqs 4-10 were acknowledged by a database since restored from an older backup
+    assert agent.send(client, [agent.receipt("R11"), agent.receipt("R12")])["resend_from"] == 4
+    assert "resend_from" not in agent.send(client, [agent.receipt("R13")])

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import email.utils
 import gzip
+import sqlite3
 import time
 import tracemalloc
 from datetime import datetime
 
 import pytest
 
-from edge_agent.outbox import Capture
+from edge_agent.outbox import Capture, Outbox
 from edge_agent.sync import SyncJob
 from edge_agent.transport import Response, TransportError
 from shared.crypto import HEADER_SIGNATURE, HEADER_TIMESTAMP, RequestSigner, new_signing_key, verify_request
@@ -36,6 +37,8 @@ class StandInCentral:
         self.delay = 0.0
         self.in_flight = 0
         self.max_in_flight = 0
+        self.seq_of: dict[str, int] = {}
+        self.ask_for_gaps = False  # answer resend_from when a batch does not follow on, like central
 
     def post(self, path, body, headers, timeout):
         self.in_flight += 1
@@ -81,6 +84,7 @@ class StandInCentral:
         if self.max_events is not None and len(batch.events) > self.max_events:
             return Response(413, b'{"error": {"code": "too_large", "message": "too large"}}')
         accepted, duplicate, rejected = [], [], list(batch.rejected)
+        resend_from = self._gap_before(min(e.seq for e in batch.events)) if batch.events else None
         for event in batch.events:
             if event.kind in self.reject_kinds:
                 rejected.append(Rejection(event.event_id, "unknown_kind"))
@@ -88,8 +92,20 @@ class StandInCentral:
                 duplicate.append(event.event_id)
             else:
                 self.events[event.event_id] = event.payload
+                self.seq_of[event.event_id] = event.seq
                 accepted.append(event.event_id)
-        return Response(200, encode_reply(Reply(tuple(accepted), tuple(duplicate), tuple(rejected))))
+        reply = Reply(tuple(accepted), tuple(duplicate), tuple(rejected), resend_from=resend_from)
+        return Response(200, encode_reply(reply))
+
+    def _gap_before(self, lowest: int) -> int | None:
+        held = max((seq for seq in self.seq_of.values() if seq < lowest), default=None)
+        return held + 1 if self.ask_for_gaps and held is not None and held < lowest - 1 else None
+
+    def restore(self, through_seq: int) -> None:
+        """Forget every event after ``through_seq``, as a restore from an older backup does."""
+        for event_id, seq in list(self.seq_of.items()):
+            if seq > through_seq:
+                del self.seq_of[event_id], self.events[event_id]
 
 
 class Clock:
@@ -507,3 +523,38 @@ def test_a_large_batch_is_built_in_little_memory(outbox, central_and_job):
         tracemalloc.stop()
     assert batch is not None and len(batch.rows) == 2000
     assert peak < 2_000_000, peak  # 4.5 MB when every row was opened and encoded before compressing
+
+
+def test_a_gap_central_asks_about_is_resent_once_and_what_the_outbox_no_longer_holds_is_counted(
+    outbox, central_and_job
+):
+    central, job, _ = central_and_job
+    central.ask_for_gaps = True
+    fill(outbox, 120)
+    job.run()
+    central.restore(through_seq=5)
+    # Delivered rows 6-20 were purged (their 72 h were up): nobody can send them again.
+    sqlite3.connect(outbox.path, isolation_level=None).execute("DELETE FROM events WHERE seq BETWEEN 6 AND 20")
+    fill(outbox, 10)
+    central.requests = 0
+    job.run()
+    assert sorted(central.seq_of.values()) == [*range(1, 6), *range(21, 131)]
+    assert outbox.stats().pending == 0
+    assert outbox.counters()["resent"] == 110 and outbox.counters()["resend_missing"] == 15
+    # Central keeps asking while the gap is open; the range was resent once, so the agent does not loop.
+    assert central.requests == 4  # the 10 new events, then rows 21-130 again in batches of 50
+    job.run()
+    assert central.requests == 4 and outbox.resend_asked() is None
+
+
+def test_a_resend_asked_for_before_a_restart_is_still_made(tmp_path, sealer, central_and_job):
+    central, job, _ = central_and_job
+    central.ask_for_gaps = True
+    fill(job.outbox, 30)
+    job.run()
+    central.restore(through_seq=10)
+    job.outbox.ask_resend(11)  # central's answer arrived; the agent stopped before acting on it
+    reopened = Outbox(job.outbox.path, sealer, "S001")
+    again = SyncJob(reopened, central, job.signer, batch_size=50)
+    again.run()
+    assert sorted(central.seq_of.values()) == list(range(1, 31))
