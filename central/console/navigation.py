@@ -131,6 +131,8 @@ HEALTH_LABELS = {
     "quarantined": "已隔离",
     "refused_payloads": "被拒绝的内容",
     "dead_lettered": "死信",
+    "resent": "应总部要求重发",
+    "resend_missing": "要求重发但已不在代理上",
     "disk_free_bytes": "磁盘剩余（字节）",
     "clock_offset_s": "时钟偏差（秒）",
     "downlink_version": "下发版本",

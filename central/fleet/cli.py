@@ -131,6 +131,13 @@ def cmd_devices(args: argparse.Namespace) -> int:
         if d.settings_ignored:
             ignored = ", ".join(f"{name} ({code})" for name, code in d.settings_ignored.items())
             print(f"  settings not applied: {ignored}")
+        health = d.health or {}
+        if health.get("resent") or health.get("resend_missing"):
+            # Central asked the agent for events it lacked (restored from a backup), docs/decisions/0093.
+            print(
+                f"  resent on central's request: {health.get('resent', 0)} events;"
+                f" no longer held by the agent: {health.get('resend_missing', 0)}"
+            )
     return 0
 
 

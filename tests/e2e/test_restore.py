@@ -90,3 +90,6 @@ def test_events_delivered_after_the_backup_reach_a_restored_central_exactly_once
     health = reported()
     assert health["resend_missing"] == 0
     assert health["resent"] >= 200
+    # HQ sees it too, from the agent's heartbeats.
+    wait_until(lambda: "resent on central's request" in central.cli("devices"), 30, "the resend in `devices`")
+    assert "no longer held by the agent: 0" in central.cli("devices")
