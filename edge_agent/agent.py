@@ -191,6 +191,9 @@ class Agent:
         self._refusals_seen = 0
         self.downlink = DownlinkStore(config.agent_data_dir, self.credentials.store_id)
         self._downlink_problem: str | None = None
+        # Central asked for events it had acknowledged (restored from a backup): its downlink
+        # versions may since have been reused for other documents, so the next fetch takes everything.
+        self._downlink_refetch = False
         self.panel = (
             CashierPanel(
                 config.panel_host,
@@ -223,6 +226,7 @@ class Agent:
             keep_delivered_hours=config.outbox_keep_delivered_hours,
             clock=clock,
             on_downlink=self._downlink_named,
+            on_resend=self._central_restored,
         )
         self.notifier = notifier or SystemdNotifier()
         self.monitor = HealthMonitor(
@@ -267,6 +271,10 @@ class Agent:
         """Events the outbox has shed under its quotas or disk pressure."""
         return self.outbox.shed_count()
 
+    def _central_restored(self, seq: int) -> None:
+        """Central lacks events from ``seq`` on that it had acknowledged: fetch its whole downlink again."""
+        self._downlink_refetch = True
+
     def _downlink_named(self, version: int, central_time: Callable[[], str]) -> None:
         """Central's reply named downlink ``version``: fetch what changed and put new settings in force."""
         before = self.downlink.settings_overrides()
@@ -277,6 +285,7 @@ class Agent:
                 version,
                 timestamp=central_time,
                 timeout=self.config.sync_timeout,
+                everything=self._downlink_refetch,
             )
         except DownlinkError as exc:
             if str(exc) != self._downlink_problem:
@@ -286,6 +295,7 @@ class Agent:
             self._downlink_problem = str(exc)
             return
         self._downlink_problem = None
+        self._downlink_refetch = False
         if fetched:
             self._refresh_till()
         if fetched and self.downlink.settings_overrides() != before:

@@ -183,15 +183,20 @@ class DownlinkStore:
         *,
         timestamp: Callable[[], str] = wire_timestamp,
         timeout: float = 30.0,
+        everything: bool = False,
     ) -> bool:
         """Fetch and apply what changed if central's reply names another version; True if something was applied.
 
         A lower version than the one in force (central restored from a backup) fetches everything
-        again and replaces the set. Raises DownlinkError when the fetch fails or is refused.
+        again and replaces the set, and so does ``everything`` (the agent learnt of a restore from the
+        events central asked for again): after a restore, central may have published other documents
+        under versions this agent already ran, even past its own, and a fetch of what is newer would
+        miss them. A set with lower versions is still central's, signed with its key.
+        Raises DownlinkError when the fetch fails or is refused.
         """
-        if reply_version is None or reply_version == self.version:
+        if reply_version is None or (reply_version == self.version and not everything):
             return False
-        full = reply_version < self.version
+        full = everything or reply_version < self.version
         path = f"{DOWNLINK_PATH}?since={0 if full else self.version}"
         headers = signer.headers("GET", path, timestamp(), b"")
         try:
