@@ -1,7 +1,8 @@
 """Central restored from a backup: the agents send again what the backup lost, and nothing twice.
 
-Real processes on loopback: a till's pty -> edge-agent -> central under waitress on SQLite, whose
-database is copied with SQLite's online backup while the agent delivers, and copied back later.
+Real processes on loopback: a till's pty -> edge-agent -> central under waitress. Central's
+database is backed up while the agent delivers (SQLite's online backup; ``pg_dump``) and, later,
+restored (copied back; ``pg_restore`` into a new database central is then pointed at).
 """
 
 from __future__ import annotations
@@ -9,9 +10,15 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+import subprocess
+from collections.abc import Iterator
+from contextlib import ExitStack
+from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
+from tests.conftest import fresh_postgres_database
 from tools.processes import Agent, Central, Till, wait_until
 
 pytestmark = pytest.mark.e2e
@@ -39,15 +46,57 @@ def delivered_receipts(agent: Agent) -> int:
     return int(row[0])
 
 
-def restore(central: Central, backup) -> None:
-    """Stop central and put the backup in place of its database (the server is started again by the caller)."""
-    central.stop()
-    central.engine.dispose()
-    database = central.workdir / "central.db"
-    for old in (database, central.workdir / "central.db-wal", central.workdir / "central.db-shm"):
-        old.unlink(missing_ok=True)
-    with sqlite3.connect(backup) as copy, sqlite3.connect(database) as restored:
-        copy.backup(restored)
+class Restorable:
+    """Central on a database that can be backed up while it runs and restored while it is stopped."""
+
+    def __init__(self, central: Central, spare_url: str | None = None) -> None:
+        self.central = central
+        self.spare_url = spare_url  # PostgreSQL: the new database the backup is restored into
+        self.backup_file = central.workdir / "central.backup"
+
+    def backup(self) -> None:
+        url = self.central.database_url
+        if url.startswith("sqlite"):
+            with sqlite3.connect(url.removeprefix("sqlite:///")) as live, sqlite3.connect(self.backup_file) as copy:
+                live.backup(copy)
+        else:
+            subprocess.run(["pg_dump", "-Fc", "-f", str(self.backup_file), _libpq(url)], check=True, timeout=120)
+
+    def restore(self) -> None:
+        """Stop central and restore the backup (the caller starts central again)."""
+        central = self.central
+        central.stop()
+        central.engine.dispose()
+        if self.spare_url is None:
+            database = Path(central.database_url.removeprefix("sqlite:///"))
+            for old in (database, Path(f"{database}-wal"), Path(f"{database}-shm")):
+                old.unlink(missing_ok=True)
+            with sqlite3.connect(self.backup_file) as copy, sqlite3.connect(database) as restored:
+                copy.backup(restored)
+            return
+        subprocess.run(
+            ["pg_restore", "--no-owner", "-d", _libpq(self.spare_url), str(self.backup_file)], check=True, timeout=120
+        )
+        central.config.write_text(central.config.read_text().replace(central.database_url, self.spare_url))
+        central.database_url = self.spare_url
+        central.engine = sa.create_engine(self.spare_url)
+
+
+def _libpq(url: str) -> str:
+    return url.replace("postgresql+psycopg://", "postgresql://", 1)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def restorable(request, tmp_path) -> Iterator[Restorable]:
+    with ExitStack() as stack:
+        if request.param == "sqlite":
+            server = Restorable(Central(tmp_path, f"sqlite:///{tmp_path / 'central.db'}", cli_in_process=True))
+        else:
+            first = stack.enter_context(fresh_postgres_database("cdp_e2e"))
+            spare = stack.enter_context(fresh_postgres_database("cdp_e2e_restored"))
+            server = Restorable(Central(tmp_path, first, cli_in_process=True), spare)
+        yield server
+        server.central.close()
 
 
 def agent_documents(agent: Agent) -> dict:
@@ -58,20 +107,17 @@ def agent_documents(agent: Agent) -> dict:
     )
 
 
-def test_documents_published_after_a_restore_reach_the_agents_whatever_their_versions(tmp_path, cleanup):
-    database = tmp_path / "central.db"
-    central = Central(tmp_path, f"sqlite:///{database}", cli_in_process=True)
+def test_documents_published_after_a_restore_reach_the_agents_whatever_their_versions(restorable, tmp_path, cleanup):
+    central = restorable.central
     till = Till([], rate=1)
     agent = Agent(tmp_path, till.path, heartbeat_interval=1)
-    cleanup += [till, agent, central]
+    cleanup += [till, agent]
     central.start()
     agent.enroll(central.url, central.enroll_token("S001"))
     agent.start()
     sell(till, 0, 10)
     wait_until(lambda: delivered_receipts(agent) == 10, 60, "the first receipts delivered")
-    backup = tmp_path / "backup.db"
-    with sqlite3.connect(database) as live, sqlite3.connect(backup) as copy:
-        live.backup(copy)
+    restorable.backup()
 
     document = tmp_path / "document.json"
     document.write_text('{"text": "published after the backup"}')
@@ -79,7 +125,7 @@ def test_documents_published_after_a_restore_reach_the_agents_whatever_their_ver
     wait_until(
         lambda: "notice" in agent_documents(agent), 30, "the agent to run the document published after the backup"
     )
-    restore(central, backup)
+    restorable.restore()
     # Published before the agents hear from the restored central, under versions up to past the one they run.
     published = {}
     while not published or max(published.values()) <= ran:
@@ -94,27 +140,24 @@ def test_documents_published_after_a_restore_reach_the_agents_whatever_their_ver
     )
 
 
-def test_events_delivered_after_the_backup_reach_a_restored_central_exactly_once(tmp_path, cleanup):
-    database = tmp_path / "central.db"
-    central = Central(tmp_path, f"sqlite:///{database}", cli_in_process=True)
+def test_events_delivered_after_the_backup_reach_a_restored_central_exactly_once(restorable, tmp_path, cleanup):
+    central = restorable.central
     till = Till([], rate=1)
     agent = Agent(tmp_path, till.path, heartbeat_interval=1)
-    cleanup += [till, agent, central]
+    cleanup += [till, agent]
     central.start()
     agent.enroll(central.url, central.enroll_token("S001"))
     agent.start()
 
     sell(till, 0, 300)
     wait_until(lambda: delivered_receipts(agent) == 300, 60, "the first 300 receipts delivered")
-    backup = tmp_path / "backup.db"
-    with sqlite3.connect(database) as live, sqlite3.connect(backup) as copy:
-        live.backup(copy)
+    restorable.backup()
     held_at_backup = central.scalar("SELECT MAX(seq) FROM events")
 
     sell(till, 300, 200)  # delivered, acknowledged, then lost with the restore
     wait_until(lambda: delivered_receipts(agent) == 500, 60, "500 receipts delivered")
 
-    restore(central, backup)
+    restorable.restore()
     assert central.scalar("SELECT COUNT(*) FROM events WHERE kind = 'pos.receipt'") == 300
     central.start()
 
