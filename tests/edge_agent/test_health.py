@@ -274,6 +274,23 @@ def test_payloads_refused_by_their_schema_are_counted_in_the_status(parts, outbo
     assert "quarantined    1 (see `edge-agent quarantine`), 1 refused by the payload schema" in lines
 
 
+def test_a_resend_central_asked_for_and_what_was_no_longer_held_are_in_the_status(parts, outbox, tmp_path):
+    clocks, _central, _sync, _writer, monitor, _, _ = parts
+    outbox.append(receipts(5))
+    outbox.settle([1, 2, 3, 4, 5], [])
+    outbox.purge_delivered(-1.0)  # every delivered row purged, as after 72 h
+    outbox.append(receipts(3))
+    outbox.settle([6, 7, 8], [])
+    assert outbox.resend_from(3) == (3, 3)
+    monitor.check()
+    doc = read_status(tmp_path / "status.json")
+    assert (doc["health"]["resent"], doc["health"]["resend_missing"]) == (3, 3)
+    lines, _ = render(doc, now=clocks.wall, running=True, dead_letters=[])
+    assert any(
+        line.startswith("resent         3 delivered events sent again") and "3 of the seqs" in line for line in lines
+    )
+
+
 def test_a_full_data_disk_is_reported_by_status_even_from_a_stale_file(parts, outbox, tmp_path):
     from edge_agent.diskspace import DiskFacts
 
