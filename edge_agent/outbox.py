@@ -346,53 +346,52 @@ class Outbox:
             _rollback(conn)
             raise
 
-    def ask_resend(self, seq: int) -> None:
-        """Remember that central asked for everything from ``seq`` again (the lowest such ask wins)."""
+    def ask_resend(self, first: int, before: int) -> None:
+        """Remember that central lacks seqs ``first`` to ``before - 1`` (it said so in reply to a batch
+        starting at ``before``), until :meth:`resend` acts on it; a restart must not forget it."""
         self._conn().execute(
-            "INSERT INTO meta (key, value) VALUES ('resend_asked', ?) ON CONFLICT (key) DO UPDATE SET value = "
-            "CAST(MIN(CAST(value AS INTEGER), CAST(excluded.value AS INTEGER)) AS TEXT)",
-            (str(seq),),
+            "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = "
+            "CAST(MAX(CAST(value AS INTEGER), CAST(excluded.value AS INTEGER)) AS TEXT)",
+            (f"resend:{first}", str(before)),
         )
 
-    def resend_asked(self) -> int | None:
-        """The seq central asked to resend from and :meth:`resend_from` has not yet acted on, if any."""
-        row = self._conn().execute("SELECT value FROM meta WHERE key = 'resend_asked'").fetchone()
-        return None if row is None else int(row[0])
+    def resend_asked(self) -> list[tuple[int, int]]:
+        """The gaps central asked for and :meth:`resend` has not acted on: (first seq, seq after the last)."""
+        rows = self._conn().execute("SELECT key, value FROM meta WHERE key GLOB 'resend:*'").fetchall()
+        return sorted((int(key[len("resend:") :]), int(value)) for key, value in rows)
 
-    def resend_from(self, seq: int) -> tuple[int, int] | None:
-        """Central asked for everything from ``seq`` again: mark the delivered rows held from there pending.
+    def resend(self, first: int, before: int) -> tuple[int, int]:
+        """Mark the delivered rows from ``first`` up to ``before`` pending again; (rows marked, seqs not held).
 
-        Returns (rows made pending again, seqs asked for that the outbox no longer holds), or None
-        when the range from ``seq`` up to the newest row was already resent once: central asks
-        again while the gap it sees stays open, and what this outbox could not fill the first time
-        (purged after delivery, shed, set aside as unreadable, rejected) it cannot fill later.
-        One UPDATE and one COUNT over the key range: nothing is read into memory.
+        Central holds nothing of the device in that range (its highest seq below ``before`` is
+        ``first - 1``), so exactly these rows go again, and none is a duplicate. A seq of the range
+        the outbox holds no row for (purged after delivery, shed, set aside as unreadable) is counted
+        once, however often central asks: it asks again after the resend whenever such a hole stays
+        below a resent row. One UPDATE and one COUNT over the key range: nothing is read into memory.
         """
         conn = self._conn()
         conn.execute("BEGIN IMMEDIATE")
         try:
-            conn.execute("DELETE FROM meta WHERE key = 'resend_asked'")
-            done = dict(conn.execute("SELECT key, value FROM meta WHERE key IN ('resent_from', 'resent_through')"))
-            top = self._load_next_seq() - 1
-            if "resent_from" in done and int(done["resent_from"]) <= seq <= int(done["resent_through"]):
-                conn.execute("COMMIT")
-                return None
+            conn.execute("DELETE FROM meta WHERE key = ?", (f"resend:{first}",))
             resent = conn.execute(
-                "UPDATE events SET state = 0, state_at = NULL WHERE seq >= ? AND state = 1", (seq,)
+                "UPDATE events SET state = 0, state_at = NULL WHERE seq >= ? AND seq < ? AND state = 1",
+                (first, before),
             ).rowcount
-            held = conn.execute("SELECT COUNT(*) FROM events WHERE seq >= ? AND seq <= ?", (seq, top)).fetchone()[0]
-            missing = max(0, top - seq + 1 - held)
-            conn.executemany(
-                "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
-                [("resent_from", str(seq)), ("resent_through", str(top))],
-            )
+            row = conn.execute("SELECT value FROM meta WHERE key = 'resend_counted_through'").fetchone()
+            start = max(first, int(row[0]) + 1 if row else first)
+            held = conn.execute("SELECT COUNT(*) FROM events WHERE seq >= ? AND seq < ?", (start, before)).fetchone()[0]
+            missing = max(0, before - start - held)
+            if before - 1 >= start:
+                conn.execute(
+                    "INSERT OR REPLACE INTO meta (key, value) VALUES ('resend_counted_through', ?)", (str(before - 1),)
+                )
             add_counts(conn, {"resent": resent, "resend_missing": missing})
             conn.execute("COMMIT")
         except BaseException:
             _rollback(conn)
             raise
-        if self._pending_from is not None:
-            self._pending_from = min(self._pending_from, seq)
+        if resent and self._pending_from is not None:
+            self._pending_from = min(self._pending_from, first)
         return resent, missing
 
     def purge_delivered(self, older_than_seconds: float) -> int:

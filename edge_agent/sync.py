@@ -186,28 +186,30 @@ class SyncJob:
         instead of adding up.
         """
         settled = self._drain_once()
-        # A resend central asked for is applied once nothing is in flight: a batch answered later
-        # would move the pending cursor past the rows made pending again.
-        while (seq := self.outbox.resend_asked()) is not None and self._resend(seq):
+        # Gaps central asked for are filled once nothing is in flight: a batch answered later would
+        # move the pending cursor past the rows made pending again.
+        while (asked := self.outbox.resend_asked()) and self._resend(asked):
             settled += self._drain_once()
         return settled
 
-    def _resend(self, seq: int) -> bool:
-        """Make the rows central asked for pending again; True if any were (then the drain goes on)."""
-        done = self.outbox.resend_from(seq)
-        if done is None:
-            return False  # resent once already: what is still missing is gone, and was counted then
-        resent, missing = done  # also counted in the outbox, for heartbeats and `edge-agent status`
-        log.warning(
-            "central holds none of this device's events from seq %d on (restored from a backup?): "
-            "sending again the %d delivered events still kept%s",
-            seq,
-            resent,
-            f"; {missing} of the seqs asked for are no longer in the outbox and cannot be sent" if missing else "",
-        )
-        if self._on_resend is not None:
-            self._on_resend(seq)
-        return resent > 0
+    def _resend(self, asked: list[tuple[int, int]]) -> bool:
+        """Make the delivered rows of the gaps central asked for pending again; True if any were."""
+        any_resent = False
+        for first, before in asked:
+            resent, missing = self.outbox.resend(first, before)  # counted in the outbox for status and heartbeats
+            any_resent = any_resent or resent > 0
+            if resent or missing:
+                log.warning(
+                    "central lacks this device's seqs %d to %d (restored from a backup?): sending again %d "
+                    "delivered events%s",
+                    first,
+                    before - 1,
+                    resent,
+                    f"; {missing} of them are no longer in the outbox (purged, shed or unreadable)" if missing else "",
+                )
+        if any_resent and self._on_resend is not None:
+            self._on_resend(asked[0][0])
+        return any_resent
 
     def _drain_once(self) -> int:
         settled = 0
@@ -352,8 +354,8 @@ class SyncJob:
             raise SyncFailure(str(exc)) from None
         if reply.downlink_version is not None:
             self.downlink_version = reply.downlink_version
-        if reply.resend_from is not None:
-            self.outbox.ask_resend(reply.resend_from)  # kept in the outbox: a restart must not forget it
+        if reply.resend_from is not None and batch.rows and reply.resend_from < batch.rows[0][0]:
+            self.outbox.ask_resend(reply.resend_from, batch.rows[0][0])
         by_id = {event_id: seq for seq, event_id in batch.rows}
         answered = [*reply.accepted, *reply.duplicate, *(r.event_id for r in reply.rejected)]
         if set(answered) != set(by_id):

@@ -17,8 +17,8 @@ Every event id of the batch is in exactly one of the three lists (an id sent twi
 answered once). ``downlink_version`` is the newest version of the documents central publishes for
 the sender's store; it is absent when central publishes none. ``resend_from`` is present only when
 the batch does not follow on from what central holds for the device (central restored from a
-backup): the agent sends again what it still holds from that seq on. Agents that predate either
-field ignore it.
+backup): the agent sends again what it still holds from that seq up to the batch's first. Agents
+that predate either field ignore it.
 
 Batch-level problems raise :class:`WireError` with a reason code; event-level problems become
 :class:`Rejection` entries so one bad event never sinks its neighbours. Unknown kinds and schema
@@ -133,7 +133,7 @@ class Reply:
     duplicate: tuple[str, ...] = ()
     rejected: tuple[Rejection, ...] = field(default_factory=tuple)
     downlink_version: int | None = None
-    resend_from: int | None = None  # the lowest seq of a gap before this batch that the agent should fill
+    resend_from: int | None = None  # the first seq of a gap central sees just before this batch
 
     def to_dict(self) -> dict[str, Any]:
         doc: dict[str, Any] = {

@@ -274,12 +274,13 @@ def _store_once(db: Session, device: AuthenticatedDevice, batch: wire.DecodedBat
 def _gap_before(db: Session, device_id: str, batch: wire.DecodedBatch) -> int | None:
     """The first seq of a gap between what central holds for the device and this batch, or None.
 
-    One look-up on (device_id, seq): the highest seq stored below the batch's lowest. A gap means
-    central lost events it had acknowledged (restored from a backup), or the agent never sent some
-    (presence data it shed, rows it set aside as unreadable, events central rejected and so never
-    stored). Asking costs the agent one resend of what it holds from there, which central answers
-    as duplicates; the agent asks itself whether it has already resent that range, so a gap it
-    cannot fill is asked about, not looped on (docs/decisions/0093-resync-after-a-restore.md).
+    One look-up on (device_id, seq): the highest seq stored below the batch's lowest (a backward
+    read of one index entry on SQLite and PostgreSQL). A gap means central lost events it had
+    acknowledged (restored from a backup), or the agent never sent some (presence data it shed,
+    rows it set aside as unreadable) or central rejected them and so stored none. The agent sends
+    again the delivered rows it holds in the gap, none of which central has, and counts the seqs
+    it holds no row for once: a hole nobody can fill is asked about again only when a resent row
+    lands just above it, and costs no resend (docs/decisions/0093-resync-after-a-restore.md).
     A device with nothing stored below the batch is new (or was restored to before its first
     event): nothing to follow on from.
     """

@@ -281,7 +281,7 @@ def test_a_resend_central_asked_for_and_what_was_no_longer_held_are_in_the_statu
     outbox.purge_delivered(-1.0)  # every delivered row purged, as after 72 h
     outbox.append(receipts(3))
     outbox.settle([6, 7, 8], [])
-    assert outbox.resend_from(3) == (3, 3)
+    assert outbox.resend(3, 9) == (3, 3)
     monitor.check()
     doc = read_status(tmp_path / "status.json")
     assert (doc["health"]["resent"], doc["health"]["resend_missing"]) == (3, 3)

@@ -525,7 +525,7 @@ def test_a_large_batch_is_built_in_little_memory(outbox, central_and_job):
     assert peak < 2_000_000, peak  # 4.5 MB when every row was opened and encoded before compressing
 
 
-def test_a_gap_central_asks_about_is_resent_once_and_what_the_outbox_no_longer_holds_is_counted(
+def test_the_gap_central_asks_about_is_resent_and_what_the_outbox_no_longer_holds_is_counted_once(
     outbox, central_and_job
 ):
     central, job, _ = central_and_job
@@ -540,11 +540,14 @@ def test_a_gap_central_asks_about_is_resent_once_and_what_the_outbox_no_longer_h
     job.run()
     assert sorted(central.seq_of.values()) == [*range(1, 6), *range(21, 131)]
     assert outbox.stats().pending == 0
-    assert outbox.counters()["resent"] == 110 and outbox.counters()["resend_missing"] == 15
-    # Central keeps asking while the gap is open; the range was resent once, so the agent does not loop.
-    assert central.requests == 4  # the 10 new events, then rows 21-130 again in batches of 50
+    # Exactly the gap goes again: rows 21-120, none of them a duplicate; 6-20 are counted as gone.
+    assert outbox.counters()["resent"] == 100 and outbox.counters()["resend_missing"] == 15
+    assert sorted(central.seqs).count(21) == 2 and sorted(central.seqs).count(121) == 1
+    # Central asks again for 6-20 (the resent rows start at 21): nothing to send, nothing counted twice.
+    assert central.requests == 3  # the 10 new events, then rows 21-120 in two batches of 50
     job.run()
-    assert central.requests == 4 and outbox.resend_asked() is None
+    assert central.requests == 3 and outbox.resend_asked() == []
+    assert outbox.counters()["resend_missing"] == 15
 
 
 def test_a_resend_asked_for_before_a_restart_is_still_made(tmp_path, sealer, central_and_job):
@@ -553,7 +556,7 @@ def test_a_resend_asked_for_before_a_restart_is_still_made(tmp_path, sealer, cen
     fill(job.outbox, 30)
     job.run()
     central.restore(through_seq=10)
-    job.outbox.ask_resend(11)  # central's answer arrived; the agent stopped before acting on it
+    job.outbox.ask_resend(11, 31)  # central's answer arrived; the agent stopped before acting on it
     reopened = Outbox(job.outbox.path, sealer, "S001")
     again = SyncJob(reopened, central, job.signer, batch_size=50)
     again.run()
