@@ -198,7 +198,7 @@ class SyncJob:
         for first, before in asked:
             resent, missing = self.outbox.resend(first, before)  # counted in the outbox for status and heartbeats
             any_resent = any_resent or resent > 0
-            if resent or missing:
+            if resent:  # a hole alone (a shed row, most often) is only counted: status and heartbeats show it
                 log.warning(
                     "central lacks this device's seqs %d to %d (restored from a backup?): sending again %d "
                     "delivered events%s",

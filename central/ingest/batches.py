@@ -292,7 +292,8 @@ def _gap_before(db: Session, device_id: str, batch: wire.DecodedBatch) -> int | 
     ).scalar_one_or_none()
     if held is None or held >= lowest - 1:
         return None
-    log.warning(
+    # Info, not a warning: a shed row just before a batch asks too; the agent's heartbeats say what was lost.
+    log.info(
         "device %s sent seq %d on, but central holds its events only up to seq %d; asking it to resend from %d",
         device_id,
         lowest,
