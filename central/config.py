@@ -73,8 +73,8 @@ class CentralConfig:
     ingest_decode_budget_bytes: int = setting(
         "ingest.decode_budget_bytes",
         48 * MIB,
-        "Bytes of batch bodies (as sent plus inflated) that all requests together may hold while they are "
-        "decoded; a batch that would exceed it is answered 503 with Retry-After.",
+        "Bytes of inflated gzip bodies (agents' batches, sources' events, member uploads) that all requests "
+        "together may hold while they are decoded; a body that would exceed it is answered 503 with Retry-After.",
         minimum=1,
         maximum=4 * 1024**3,
     )

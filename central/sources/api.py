@@ -11,10 +11,12 @@ the device fields::
 
 authenticated by ``Authorization: Bearer <key>`` (``central-server source-key``). The reply is
 the agents' ``{accepted, duplicate, rejected: [{event_id, reason}]}``. The size limits are the
-batch endpoint's (``ingest.*``).
+batch endpoint's (``ingest.*``), and a gzip body inflates from the same process-wide budget
+(``ingest.decode_budget_bytes``, central.ingest.budget): when it is spent the answer is 503 ``busy``
+with ``Retry-After``, as for agents' batches.
 
 ``POST /api/v1/imports/members?map=COLUMN=FIELD&...`` (console admins): the body is the CSV file
-(gzip allowed), the query takes the command's options (``map`` repeated, ``dry_run``,
+(gzip allowed, inflated from the same budget), the query takes the command's options (``map`` repeated, ``dry_run``,
 ``merge_suggestions``, ``date_order``, ``encoding``, ``delimiter``, ``source``, ``filename``). The
 import runs in the request; the answer holds the totals, and ``GET /api/v1/imports/<id>/report.csv``
 the per-row report.
@@ -35,11 +37,13 @@ from flask import Blueprint, Flask, Response, current_app, jsonify, request
 from central import audit, clock
 from central.auth import UNAUTHORIZED_MESSAGE, current_user, login_required
 from central.bodies import read_body
+from central.collector import collector_paused
 from central.config import CentralConfig
 from central.db import get_session
 from central.errors import ApiError
 from central.identity.registry import Registry, load_registry
 from central.ingest.api import decode_content
+from central.ingest.budget import budget_for
 from central.sources.events import SOURCE_RE, store_source_events
 from central.sources.import_consent import notice_problem
 from central.sources.import_file import ImportOptions, OptionError, plan_import
@@ -105,18 +109,25 @@ def post_events(source: str) -> Response:
         raise ApiError(401, "unauthorized", UNAUTHORIZED_MESSAGE)
     if db.get_bind().dialect.name == "sqlite":
         db.rollback()  # that read holds SQLite's write lock, and decoding needs none
-    data = decode_content(body, request.headers.get("Content-Encoding"), config.ingest_max_decompressed_bytes)
-    events = decode_source_batch(data, config.ingest_max_events)
     ahead = timedelta(minutes=config.sources_max_ahead_minutes)
-    staged = store_source_events(
-        db,
-        source,
-        events,
-        clock.now(),
-        registry=app_registry(current_app),
-        max_ahead=ahead,
-        max_event_chars=config.ingest_max_event_bytes,
-    )
+    # The batches endpoint's path: inflated from the process-wide budget (503 busy when it is spent),
+    # and the cycle collector waits until the events are stored (central.collector).
+    with budget_for(current_app).lease() as lease, collector_paused():
+        data = decode_content(
+            body, request.headers.get("Content-Encoding"), config.ingest_max_decompressed_bytes, lease
+        )
+        del body
+        events = decode_source_batch(data, config.ingest_max_events)
+        del data
+        staged = store_source_events(
+            db,
+            source,
+            events,
+            clock.now(),
+            registry=app_registry(current_app),
+            max_ahead=ahead,
+            max_event_chars=config.ingest_max_event_bytes,
+        )
     log.debug(
         "source %s: %d accepted, %d duplicate, %d rejected",
         source,
@@ -182,7 +193,6 @@ def import_members() -> Response:
     options = _import_options(operator)
     config = _config()
     body = read_body(config.ingest_max_body_bytes)
-    data = decode_content(body, request.headers.get("Content-Encoding"), config.ingest_max_decompressed_bytes)
     name = _upload_name(request.args.get("filename") or "upload.csv")
     registry = app_registry(current_app)
     today = clock.now().date()
@@ -190,7 +200,11 @@ def import_members() -> Response:
     db.rollback()
     with tempfile.TemporaryDirectory(dir=config.server_data_dir) as tmp:
         path = Path(tmp) / "upload.csv"
-        path.write_bytes(data)
+        # Inflated from the budget every ingest endpoint shares, held only until it is on disk.
+        with budget_for(current_app).lease() as lease:
+            encoding = request.headers.get("Content-Encoding")
+            path.write_bytes(decode_content(body, encoding, config.ingest_max_decompressed_bytes, lease))
+        del body
 
         def said(exc: Exception) -> str:  # the file as the uploader named it, not where central keeps it
             return str(exc).replace(str(path), name)

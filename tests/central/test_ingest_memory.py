@@ -14,7 +14,8 @@ import requests
 
 from central.ingest.budget import budget_for
 from shared.crypto import b64
-from tests.central.support import BATCHES, Agent, row_counts, token_for
+from tests.central.sources_support import new_key, post_events, source_event
+from tests.central.support import BATCHES, Agent, create_user, login, row_counts, token_for
 from tools.processes import Central
 
 MIB = 1024 * 1024
@@ -112,3 +113,46 @@ def test_eight_concurrent_60_mib_bodies_leave_memory_bounded(tmp_path):
     assert set(statuses) <= {413, 503} and len(statuses) == 8
     assert growth < 160 * MIB, f"peak RSS grew by {growth / MIB:.0f} MiB"
     assert healthy == 200
+
+
+def test_a_sources_post_inflates_from_the_same_budget(make_app):
+    """5,000 gzipped order events inflating to about 1 MB were taken whatever the budget."""
+    app = make_app(ingest__decode_budget_bytes=100_000)
+    client = app.test_client()
+    key = new_key(app)
+    events = [
+        source_event(f"o-{i}", "order.online", payload={"order_no": f"N{i}", "total": "66.00"}) for i in range(5000)
+    ]
+    response = post_events(client, key, events, gzipped=True)
+    assert response.status_code == 503
+    assert response.headers["Retry-After"] == "5"
+    assert response.get_json()["error"]["code"] == "busy"
+    assert row_counts(app)["events"] == 0
+    assert budget_for(app).used == 0
+    budget = budget_for(app)
+    assert budget.take(90_000)  # another request holds most of it: a small post waits its turn too
+    try:
+        busy = post_events(client, key, events[:500], gzipped=True)
+        assert busy.status_code == 503
+    finally:
+        budget.give(90_000)
+    assert post_events(client, key, events[:500], gzipped=True).get_json()["accepted"][-1] == "o-499"
+    assert budget_for(app).used == 0
+
+
+def test_a_member_import_upload_inflates_from_the_same_budget(make_app):
+    app = make_app(ingest__decode_budget_bytes=100_000)
+    create_user(app)
+    client = app.test_client()
+    assert login(client).status_code == 302
+    rows = "".join(f"王芳{i},1380013{i:04d}\n" for i in range(9000))
+    body = gzip.compress(f"姓名,手机号码\n{rows}".encode())
+    response = client.post(
+        "/api/v1/imports/members?map=姓名=name&map=手机号码=phone",
+        data=body,
+        headers={"Content-Encoding": "gzip", "Content-Type": "text/csv"},
+    )
+    assert response.status_code == 503
+    assert response.get_json()["error"]["code"] == "busy"
+    assert row_counts(app)["events"] == 0
+    assert budget_for(app).used == 0
