@@ -88,6 +88,9 @@ def test_unknown_fields_are_dropped_at_every_declared_level():
         ("pos.receipt", {"receipt_no": "R1", "total": 1.0}, "invalid_payload:total"),
         ("pos.receipt", {"receipt_no": "R1", "total": "1", "items": [{"sku": 7}]}, "invalid_payload:items.sku"),
         ("pos.receipt", {"receipt_no": "R1", "total": "1", "items": [{}] * 20_001}, "invalid_payload:items"),
+        ("order.online", {"status": "closed"}, "invalid_payload:total"),
+        ("order.online", {"order_no": "A1"}, "invalid_payload:total"),
+        ("order.online", {"order_no": "A1", "status": " "}, "invalid_payload:total"),
         ("consent.given", {"purpose": "telepathy"}, "invalid_payload:purpose"),
         ("consent.withdrawn", {"purpose": "marketing", "channel": "fax"}, "invalid_payload:channel"),
         ("consent.given", {"purpose": "marketing", "source": "rumour"}, "invalid_payload:source"),
@@ -226,3 +229,9 @@ def test_a_sale_read_from_a_printed_receipt_keeps_every_declared_field():
     assert check_event("pos.receipt", {**payload, "change": "4,00"}) == (None, "invalid_payload:change")
     bad_item = [{**payload["items"][0], "amount": 7.0}]
     assert check_event("pos.receipt", {**payload, "items": bad_item}) == (None, "invalid_payload:items.amount")
+
+
+def test_an_order_status_update_may_leave_out_the_total():
+    """Cancellation and refund webhooks name the order and its status, no amount."""
+    update = {"order_no": "JD-1", "status": "TRADE_CLOSED"}
+    assert check_event("order.online", update) == (update, None)
