@@ -49,7 +49,7 @@ class OnlineOrder(Base):
     """An online order of one source (``order_no`` of its ``order.online`` events), counted once.
 
     ``event_pk`` is the order's sale: its earliest event, the only one the statistics count, and
-    only while ``counted`` (its newest status is not a cancellation, closure or refund). The
+    only while ``counted`` (it has a total and its newest status is neither void nor unpaid). The
     status is the newest event's (``status_at``, ``status_pk``); ``flag`` is ``order_total_differs``
     when an event of the order gave another total than the sale's. See central.customers.orders.
     """

@@ -26,6 +26,7 @@ import orjson
 from sqlalchemy.orm import Session
 
 from central.collector import collector_paused
+from central.customers import orders
 from central.db import catch_up_statistics
 from central.identity.registry import Registry
 from central.sources.events import (
@@ -62,6 +63,8 @@ class LoadSummary:
     accepted: int = 0
     duplicate: int = 0
     rejected: Counter[str] = field(default_factory=Counter)
+    # Loaded, with a warning (unknown_order_status: the order counts, but its status is not one central knows).
+    warnings: Counter[str] = field(default_factory=Counter)
     linked: int = 0
     customers_created: int = 0
     customers_merged: int = 0
@@ -150,7 +153,12 @@ def load_events(
 
     def flush() -> None:
         if chunk:
-            summary.add(store_rows(db, source, chunk, clock(), registry=registry))
+            staged = store_rows(db, source, chunk, clock(), registry=registry)
+            summary.add(staged)
+            fresh = set(staged.accepted)
+            for row in chunk:
+                if row.event.event_id in fresh and (why := orders.status_warning(row.event.kind, row.event.payload)):
+                    summary.warnings[why] += 1
             chunk.clear()
             in_chunk.clear()
             if catch_up_statistics(db.connection()):

@@ -133,6 +133,10 @@ def _print_load_summary(path: Path, source: str, summary: LoadSummary, seconds: 
     print(f"  rejected             {summary.rejected_total}")
     for reason, count in sorted(summary.rejected.items(), key=lambda item: (-item[1], item[0])):
         print(f"    {reason:<26} {count}")
+    if summary.warnings:
+        print(f"  loaded with warnings {sum(summary.warnings.values())}")
+        for reason, count in sorted(summary.warnings.items(), key=lambda item: (-item[1], item[0])):
+            print(f"    {reason:<26} {count}")
     print(f"  linked to customers  {summary.linked}")
     print(f"  customers created    {summary.customers_created}")
     print(f"  customers merged     {summary.customers_merged}")

@@ -191,3 +191,128 @@ def test_statuses_of_one_order_posted_at_once_count_once(app):
     assert _orders(app) == [("seed", "paid", True, 1, None), ("4", "cancelled", False, 4, None)]
     assert _stats(app) == (1, 100, "2026-10-19T00:00:00+00:00", "2026-10-19T00:00:00+00:00")
     _same_as_a_recount(app)
+
+
+def _status_update(event_id: str, number: str, status: str, at: str) -> dict[str, Any]:
+    """A cancellation or refund webhook as platforms send it: the order and its status, no total."""
+    event = _order(event_id, number, status, at)
+    del event["payload"]["total"]
+    return event
+
+
+def _post_known(client, key: str, *events: dict[str, Any]) -> None:
+    """Post ``events``: each accepted, with no warning (every status is one central knows)."""
+    reply = post_events(client, key, list(events)).get_json()
+    assert reply["accepted"] == [e["event_id"] for e in events]
+    assert "warnings" not in reply
+
+
+def test_an_unpaid_order_is_no_purchase_until_a_newer_status_says_it_was_paid(app, client):
+    key = new_key(app)
+    # Placed, not paid, then closed (Taobao): never a purchase.
+    _post_known(client, key, _order("tb-1-new", "TB1", "WAIT_BUYER_PAY", "10T09:00:00", "66.00"))
+    assert _stats(app) is None
+    _post_known(client, key, _order("tb-1-closed", "TB1", "TRADE_CLOSED", "10T10:00:00", "66.00"))
+    assert _stats(app) is None
+    # Placed (待付款), then paid and awaiting shipment: a purchase, dated at its first event.
+    _post_known(client, key, _order("tb-2-new", "TB2", "待付款", "11T09:00:00", "66.00"))
+    assert _stats(app) is None
+    _post_known(client, key, _order("tb-2-paid", "TB2", "WAIT_SELLER_SEND_GOODS", "11T09:05:00", "66.00"))
+    assert _stats(app) == (1, 6600, "2026-10-11T01:00:00+00:00", "2026-10-11T01:00:00+00:00")
+    assert [(number, counted) for number, _, counted, _, _ in _orders(app)] == [("TB1", False), ("TB2", True)]
+    _same_as_a_recount(app)
+
+
+def test_platform_spellings_of_closures_and_full_refunds_take_a_paid_order_out(app, client):
+    key = new_key(app)
+    _post_known(client, key, _order("tb-1-paid", "TB1", "paid", "11T09:00:00", "66.00"))
+    _post_known(client, key, _order("tb-3-paid", "TB3", "paid", "12T08:00:00", "20.00"))
+    _post_known(client, key, _order("tb-3-refund", "TB3", "退款成功", "13T08:00:00", "20.00"))
+    _post_known(
+        client,
+        key,
+        _order("tb-4-paid", "TB4", "paid", "14T08:00:00", "30.00"),
+        _order("yz-5-paid", "YZ5", "paid", "14T09:00:00"),
+        _order("yz-6-paid", "YZ6", "paid", "14T10:00:00"),
+    )
+    _post_known(
+        client,
+        key,
+        _order("tb-4-closed", "TB4", "Trade Closed By Taobao", "15T08:00:00", "30.00"),
+        _order("yz-5-closed", "YZ5", "交易取消", "15T09:00:00"),
+        _order("yz-6-void", "YZ6", "已作废", "15T10:00:00"),
+    )
+    assert _stats(app) == (1, 6600, "2026-10-11T01:00:00+00:00", "2026-10-11T01:00:00+00:00")
+    assert [(number, counted) for number, _, counted, _, _ in _orders(app)] == [
+        ("TB1", True),
+        ("TB3", False),
+        ("TB4", False),
+        ("YZ5", False),
+        ("YZ6", False),
+    ]
+    _same_as_a_recount(app)
+
+
+def test_an_unknown_status_counts_with_a_warning_in_the_reply_and_the_load_summary(app, client, tmp_path, capsys):
+    key = new_key(app)
+    reply = post_events(
+        client,
+        key,
+        [
+            _order("yz-1", "Y1", "WAIT_GROUP_SUCCESS", "10T09:00:00", "12.00"),
+            _order("yz-2", "Y2", "paid", "11T09:00:00", "8.00"),
+            _order("yz-1", "Y1", "WAIT_GROUP_SUCCESS", "10T09:00:00", "12.00"),
+        ],
+    ).get_json()
+    assert reply["accepted"] == ["yz-1", "yz-2"]
+    assert reply["warnings"] == [{"event_id": "yz-1", "reason": "unknown_order_status"}]
+    assert _stats(app) == (2, 2000, "2026-10-10T01:00:00+00:00", "2026-10-11T01:00:00+00:00")
+
+    config = app.config["CENTRAL"]
+    config_path = write_config(
+        config.server_data_dir.parent / "central.toml", config.server_data_dir, config.database_url
+    )
+    history = tmp_path / "orders.jsonl"
+    lines = [_order("h-1", "H1", "待成团", "01T08:00:00", "5.00"), _order("h-2", "H2", "completed", "02T08:00:00")]
+    history.write_text("\n".join(json.dumps(e) for e in lines) + "\n")
+    capsys.readouterr()
+    assert main(["load-events", str(history), "--source", "eshop", "--config", str(config_path)]) == 0
+    out = capsys.readouterr().out
+    assert "  loaded with warnings 1\n    unknown_order_status       1\n" in out
+    _same_as_a_recount(app)
+
+
+def test_a_status_update_without_a_total_cancels_and_never_changes_the_sales_total(app, client):
+    key = new_key(app)
+    post_events(client, key, [_order("wx-88-paid", "88", "paid", "20T08:00:00")])
+    assert _stats(app) == (1, 5990, "2026-10-20T00:00:00+00:00", "2026-10-20T00:00:00+00:00")
+    # Shipped without a total: still the sale's 59.90, and no total_differs flag.
+    reply = post_events(client, key, [_status_update("wx-88-shipped", "88", "shipped", "21T08:00:00")]).get_json()
+    assert reply["accepted"] == ["wx-88-shipped"]
+    assert _orders(app) == [("88", "shipped", True, 2, None)]
+    assert _stats(app) == (1, 5990, "2026-10-20T00:00:00+00:00", "2026-10-20T00:00:00+00:00")
+    # The refund webhook carries no total either: the order stops counting.
+    post_events(client, key, [_status_update("wx-88-refund", "88", "refunded", "22T08:00:00")])
+    assert _orders(app) == [("88", "refunded", False, 3, None)]
+    assert _stats(app) is None
+    _same_as_a_recount(app)
+
+    # The first central hears of order 91 is its shipment without a total: kept, not counted,
+    # until an event with a total (the payment, posted later) arrives and becomes its sale.
+    post_events(client, key, [_status_update("wx-91-shipped", "91", "shipped", "24T08:00:00")])
+    assert _orders(app)[1] == ("91", "shipped", False, 1, None)
+    assert _stats(app) is None
+    post_events(client, key, [_order("wx-91-paid", "91", "paid", "23T08:00:00", "30.00")])
+    assert _orders(app)[1] == ("91", "shipped", True, 2, None)
+    assert _stats(app) == (1, 3000, "2026-10-23T00:00:00+00:00", "2026-10-23T00:00:00+00:00")
+    _same_as_a_recount(app)
+
+    # An order with no number, or a number but no status, still needs its total.
+    loose = _status_update("wx-loose", "x", "paid", "24T10:00:00")
+    del loose["payload"]["order_no"]
+    bare = _status_update("wx-bare", "92", "", "24T10:00:00")
+    rejected = post_events(client, key, [loose, bare]).get_json()["rejected"]
+    assert rejected == [
+        {"event_id": "wx-loose", "reason": "invalid_payload:total"},
+        {"event_id": "wx-bare", "reason": "invalid_payload:total"},
+    ]
