@@ -29,7 +29,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from sqlalchemy import inspect, select, text
+from sqlalchemy import bindparam, inspect, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -240,6 +240,35 @@ def test_each_tag_keeps_its_inputs_and_version(backend):
     assert version != versions["value_tier"]
 
 
+def _one_sale_each(
+    backend, times: tuple[str, ...], first: int, tags: tuple[str, ...]
+) -> tuple[list[str], dict[tuple[str, str], tuple[str, dict[str, Any], str]]]:
+    """One customer per local time in ``times`` (phones from ``first``), each with one sale of 10.00 then and
+    profiling consent; after a recompute, ``tags`` of each as ``{(phone, tag): (value, inputs, version)}``."""
+    phones = [phone(n) for n in range(first, first + len(times))]
+    events = [
+        sale(f"one{first + n}", f"{at}:00+08:00", "10.00", phone=p)
+        for n, (at, p) in enumerate(zip(times, phones, strict=True))
+    ]
+    events += [profiling_consent(f"onec{first + n}", phone=p) for n, p in enumerate(phones)]
+    with engine_at(backend.url) as engine:
+        store(engine, events)
+        _recompute(engine)
+        with engine.connect() as conn:
+            rows = conn.execute(
+                text(
+                    "SELECT i.value, t.tag, t.value, t.inputs, t.version FROM customer_tags t JOIN identifiers i"
+                    " ON i.customer_id = t.customer_id AND i.kind = 'phone' WHERE t.tag IN :tags"
+                ).bindparams(bindparam("tags", expanding=True)),
+                {"tags": list(tags)},
+            ).all()
+    got = {
+        (number.removeprefix("+86"), tag): (value, inputs if isinstance(inputs, dict) else json.loads(inputs), version)
+        for number, tag, value, inputs, version in rows
+    }
+    return phones, got
+
+
 def test_recency_scores_rank_the_local_days_their_why_shows(backend):
     """Last purchases as of 30 November 20:00 in the chain's UTC+8 (12:00 UTC), each one of five:
 
@@ -252,25 +281,8 @@ def test_recency_scores_rank_the_local_days_their_why_shows(backend):
     1 + 5 (rank - 1) / 5 = 1, 1, 3, 3, 5. Ranked by the exact time they were 1, 2, 3, 4, 5.
     """
     lasts = ("2026-11-27T09:00", "2026-11-27T19:00", "2026-11-28T07:00", "2026-11-28T23:00", "2026-11-30T10:00")
-    phones = [phone(n) for n in range(11, 16)]
-    events = [
-        sale(f"r{n}", f"{at}:00+08:00", "10.00", phone=p) for n, (at, p) in enumerate(zip(lasts, phones, strict=True))
-    ]
-    events += [profiling_consent(f"rc{n}", phone=p) for n, p in enumerate(phones)]
-    with engine_at(backend.url) as engine:
-        store(engine, events)
-        _recompute(engine)
-        with engine.connect() as conn:
-            rows = conn.execute(
-                text(
-                    "SELECT i.value, t.value, t.inputs, t.version FROM customer_tags t"
-                    " JOIN identifiers i ON i.customer_id = t.customer_id AND i.kind = 'phone' WHERE t.tag = 'rfm.r'"
-                )
-            ).all()
-    got = {
-        number.removeprefix("+86"): (value, inputs if isinstance(inputs, dict) else json.loads(inputs), version)
-        for number, value, inputs, version in rows
-    }
+    phones, tags = _one_sale_each(backend, lasts, 11, ("rfm.r",))
+    got = {p: tags[p, "rfm.r"] for p in phones}
     assert [(got[p][0], got[p][1]["days_since_last"], got[p][1]["rank"]) for p in phones] == [
         ("1", 3, 1),
         ("1", 3, 1),
@@ -296,25 +308,7 @@ def test_value_tier_and_lifecycle_decide_on_the_local_days_their_why_shows(backe
       most 30 days ago: new, its why says 30. By the exact time it was active with a why of 30.
     """
     firsts = ("2026-09-01T08:00", "2026-08-31T23:00", "2026-10-31T09:00")
-    phones = [phone(n) for n in range(21, 24)]
-    events = [
-        sale(f"d{n}", f"{at}:00+08:00", "10.00", phone=p) for n, (at, p) in enumerate(zip(firsts, phones, strict=True))
-    ]
-    events += [profiling_consent(f"dc{n}", phone=p) for n, p in enumerate(phones)]
-    with engine_at(backend.url) as engine:
-        store(engine, events)
-        _recompute(engine)
-        with engine.connect() as conn:
-            rows = conn.execute(
-                text(
-                    "SELECT i.value, t.tag, t.value, t.inputs FROM customer_tags t JOIN identifiers i"
-                    " ON i.customer_id = t.customer_id AND i.kind = 'phone' WHERE t.tag IN ('value_tier', 'lifecycle')"
-                )
-            ).all()
-    got = {
-        (number.removeprefix("+86"), tag): (value, (inputs if isinstance(inputs, dict) else json.loads(inputs)))
-        for number, tag, value, inputs in rows
-    }
+    phones, got = _one_sale_each(backend, firsts, 21, ("value_tier", "lifecycle"))
     tiers = [(got[p, "value_tier"][0], got[p, "value_tier"][1]["days_since_last"]) for p in phones]
     assert tiers == [("other", 90), ("dormant", 91), ("other", 30)]
     cycle = [(got[p, "lifecycle"][0], got[p, "lifecycle"][1]["days_since_first"]) for p in phones]

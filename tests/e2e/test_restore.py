@@ -107,14 +107,20 @@ def agent_documents(agent: Agent) -> dict:
     )
 
 
-def test_documents_published_after_a_restore_reach_the_agents_whatever_their_versions(restorable, tmp_path, cleanup):
-    central = restorable.central
+def _store_selling_to(central: Central, tmp_path, cleanup) -> tuple[Till, Agent]:
+    """Central started, and a store whose agent is enrolled with it and running beside its till."""
     till = Till([], rate=1)
     agent = Agent(tmp_path, till.path, heartbeat_interval=1)
     cleanup += [till, agent]
     central.start()
     agent.enroll(central.url, central.enroll_token("S001"))
     agent.start()
+    return till, agent
+
+
+def test_documents_published_after_a_restore_reach_the_agents_whatever_their_versions(restorable, tmp_path, cleanup):
+    central = restorable.central
+    till, agent = _store_selling_to(central, tmp_path, cleanup)
     sell(till, 0, 10)
     wait_until(lambda: delivered_receipts(agent) == 10, 60, "the first receipts delivered")
     restorable.backup()
@@ -142,12 +148,7 @@ def test_documents_published_after_a_restore_reach_the_agents_whatever_their_ver
 
 def test_events_delivered_after_the_backup_reach_a_restored_central_exactly_once(restorable, tmp_path, cleanup):
     central = restorable.central
-    till = Till([], rate=1)
-    agent = Agent(tmp_path, till.path, heartbeat_interval=1)
-    cleanup += [till, agent]
-    central.start()
-    agent.enroll(central.url, central.enroll_token("S001"))
-    agent.start()
+    till, agent = _store_selling_to(central, tmp_path, cleanup)
 
     sell(till, 0, 300)
     wait_until(lambda: delivered_receipts(agent) == 300, 60, "the first 300 receipts delivered")
