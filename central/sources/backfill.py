@@ -31,10 +31,12 @@ from central.db import catch_up_statistics
 from central.identity.registry import Registry
 from central.sources.events import (
     DEFAULT_MAX_AHEAD,
+    EVENT_ID_CONFLICT,
     SourceRow,
     Staged,
     attribute_problem,
     consent_problem,
+    content,
     observed,
     store_rows,
 )
@@ -149,7 +151,7 @@ def load_events(
     summary = LoadSummary()
     latest = clock() + max_ahead
     chunk: list[SourceRow] = []
-    in_chunk: set[str] = set()
+    in_chunk: dict[str, tuple[int, SourceRow]] = {}  # event id -> its line and row
 
     def flush() -> None:
         if chunk:
@@ -159,6 +161,9 @@ def load_events(
             for row in chunk:
                 if row.event.event_id in fresh and (why := orders.status_warning(row.event.kind, row.event.payload)):
                     summary.warnings[why] += 1
+            for refused in staged.rejected:  # an id loaded before with other content (event_id_conflict)
+                summary.rejected[refused.reason] += 1
+                on_bad_line(BadLine(in_chunk[str(refused.event_id)][0], refused.event_id, refused.reason))
             chunk.clear()
             in_chunk.clear()
             if catch_up_statistics(db.connection()):
@@ -179,10 +184,16 @@ def load_events(
                 summary.rejected[row.reason] += 1
                 on_bad_line(BadLine(number, row.event_id, row.reason))
                 continue
-            if row.event.event_id in in_chunk:
+            first = in_chunk.get(row.event.event_id)
+            if first is not None and content(first[1]) != content(row):
+                # The id of an event a few lines up for another event: as if that one were stored.
+                summary.rejected[EVENT_ID_CONFLICT] += 1
+                on_bad_line(BadLine(number, row.event.event_id, EVENT_ID_CONFLICT))
+                continue
+            if first is not None:
                 summary.duplicate += 1  # a repeat of an event a few lines up: the first copy counts
                 continue
-            in_chunk.add(row.event.event_id)
+            in_chunk[row.event.event_id] = (number, row)
             chunk.append(row)
             if len(chunk) >= chunk_size:
                 return True

@@ -22,6 +22,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
+import orjson
 from sqlalchemy.orm import Session
 
 from central import bulk
@@ -195,6 +196,62 @@ def insert_events(db: Session, device_id: str, rows: Sequence[SourceRow], now: d
     return {event_id: pk for pk, event_id in inserted}
 
 
+EVENT_ID_CONFLICT = "event_id_conflict"
+_STORED = ("event_id", "kind", "store_id", "observed_at", "payload", "identifiers", "app_id", "attributes")
+
+
+def conflicting(db: Session, device_id: str, repeats: Sequence[SourceRow]) -> set[str]:
+    """The event ids among ``repeats`` (rows whose id the source already used) stored with other content.
+
+    A retry sends the same event again and is a duplicate; the same id with another kind, time,
+    store, payload, identifiers or attributes is a collision (a counter reset, an order number used
+    as the event id) whose new content would otherwise be dropped without a word.
+    """
+    if not repeats:
+        return set()
+    stored = {
+        row[0]: row[1:]
+        for row in bulk.select_matching(
+            db.connection(),
+            _events,
+            ("device_id", "event_id"),
+            [(device_id, r.event.event_id) for r in repeats],
+            _STORED,
+        )
+    }
+    out = set()
+    for r in repeats:
+        was = stored.get(r.event.event_id)
+        if was is None:
+            continue
+        kind, store_id, at, payload, identifiers, app_id, attributes = was
+        then = (kind, store_id, bulk.stored_instant(at), _json(payload), _json(identifiers), app_id, _json(attributes))
+        if content(r) != then:
+            out.add(r.event.event_id)
+    return out
+
+
+def content(row: SourceRow) -> tuple[Any, ...]:
+    """What an event says, to tell a retry (the same) from another event under a used id."""
+    e = row.event
+    return (
+        e.kind,
+        e.store_id,
+        row.observed_at,
+        e.payload or None,
+        e.identifiers or None,
+        e.app_id,
+        e.attributes or None,
+    )
+
+
+def _json(value: Any) -> Any:
+    """A JSON column as the driver hands it back (SQLite's text, PostgreSQL's decoded value), decoded;
+    an empty object as None, as an event without it is stored."""
+    decoded = orjson.loads(value) if isinstance(value, str | bytes) else value
+    return decoded or None
+
+
 def fact_identifiers(event: wire.Event) -> tuple[tuple[str, str], ...]:
     """The (type, raw value) pairs an event names: its envelope, and a receipt's ``payload.member``."""
     pairs = list((event.identifiers or {}).items())
@@ -261,8 +318,15 @@ def stage_rows(
     device_id = device_for(source)
     pks = insert_events(db, device_id, rows, now)
     staged = Staged(pks=pks)
+    conflicts = conflicting(db, device_id, [r for r in rows if r.event.event_id not in pks])
     for row in rows:
-        (staged.accepted if row.event.event_id in pks else staged.duplicate).append(row.event.event_id)
+        event_id = row.event.event_id
+        if event_id in pks:
+            staged.accepted.append(event_id)
+        elif event_id in conflicts:
+            staged.rejected.append(wire.Rejection(event_id, EVENT_ID_CONFLICT))
+        else:
+            staged.duplicate.append(event_id)
     # A receipt another sender (an agent, another source) already brought is kept as evidence and
     # goes no further: no customer, no statistics (decisions 0085 and 0089).
     copies = store_receipts(

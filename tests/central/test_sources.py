@@ -60,6 +60,35 @@ def test_events_are_stored_once_under_the_source_with_their_own_ids(app, client)
     assert survivor(app, rows[2].customer_id) == survivor(app, rows[0].customer_id)
 
 
+def test_an_id_used_again_for_other_content_is_a_conflict_not_a_duplicate(app, client, tmp_path):
+    """A retry is a duplicate; the same id for another order (a counter reset) was answered duplicate too,
+    and the new order was dropped without a word."""
+    key = new_key(app)
+    order = source_event(
+        "mp-order-1", "order.online", payload={"order_no": "A1", "total": "59.00"}, identifiers={"member_id": "M1"}
+    )
+    consent = source_event("c-1", "consent.given", payload={"purpose": "marketing"}, identifiers={"member_id": "M1"})
+    assert post_events(client, key, [order, consent]).get_json()["accepted"] == ["mp-order-1", "c-1"]
+    other_order = {**order, "payload": {"order_no": "ZZ", "total": "1.00"}, "identifiers": {"member_id": "M2"}}
+    other_time = {**consent, "observed_at": "2026-11-22T08:00:00+08:00"}
+    retried = {**order, "observed_at": order["observed_at"]}  # the same event, sent again after a timeout
+    reply = post_events(client, key, [other_order, other_time, retried]).get_json()
+    assert reply["accepted"] == [] and reply["duplicate"] == []
+    assert [(r["event_id"], r["reason"]) for r in reply["rejected"]] == [
+        ("mp-order-1", "event_id_conflict"),
+        ("c-1", "event_id_conflict"),
+    ]
+    assert post_events(client, key, [retried, consent]).get_json()["duplicate"] == ["mp-order-1", "c-1"]
+    path = tmp_path / "again.jsonl"
+    path.write_text(json.dumps(other_order) + "\n" + json.dumps(consent) + "\n")
+    with central_db.session_factory(app)() as db:
+        summary = load_events(
+            db, path, "miniprogram", registry=load_registry(app.config["CENTRAL"]), clock=app.config["CLOCK"]
+        )
+    assert (summary.duplicate, dict(summary.rejected)) == (1, {"event_id_conflict": 1})
+    assert [r.payload["order_no"] for r in stored_events(app) if r.kind == "order.online"] == ["A1"]
+
+
 def test_a_repeated_id_in_one_post_is_answered_once_and_bad_events_are_rejected_alone(app, client):
     key = new_key(app)
     events = [
