@@ -144,13 +144,15 @@ DATABASE_CONDITIONS = {
         "database read-only",
     ),
     "full": ("database_full", "the database's disk is full; retry later", "database disk full"),
+    # SQLite: another write held the database past its busy timeout (a long recompute, a backup).
+    "busy": ("database_busy", "the database is busy with another write; retry later", "database busy"),
 }
 _PG_READ_ONLY = "25006"  # read_only_sql_transaction: a standby, or default_transaction_read_only
 _PG_DISK_FULL = "53100"  # disk_full
 
 
 def database_condition(exc: DBAPIError) -> str | None:
-    """``unreachable``, ``read_only`` or ``full`` for a database error a client should retry; None for a bug."""
+    """``unreachable``, ``read_only``, ``full`` or ``busy`` for an error a client should retry; None for a bug."""
     orig = exc.orig
     if getattr(orig, "sqlstate", None) == _PG_READ_ONLY:
         return "read_only"
@@ -161,6 +163,8 @@ def database_condition(exc: DBAPIError) -> str | None:
         return "full"
     if primary == sqlite3.SQLITE_READONLY:
         return "read_only"
+    if primary in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+        return "busy"
     if isinstance(exc, OperationalError | InterfaceError):
         return "unreachable"
     return None

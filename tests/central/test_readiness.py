@@ -8,14 +8,17 @@ from __future__ import annotations
 
 import logging
 import shutil
+import sqlite3
 from collections.abc import Iterator
 
 import psycopg
 import pytest
+import sqlalchemy as sa
 from flask import Flask
 from sqlalchemy.engine import make_url
 
 from central import db as central_db
+from central import errors
 from central.app import create_app
 from central.config_loader import load_config
 from central.migrate import upgrade
@@ -128,3 +131,21 @@ def test_an_unreachable_database_asks_to_retry_after(tmp_path):
     health = client.get("/healthz")
     assert (health.status_code, health.headers["Retry-After"]) == (503, "30")
     assert health.get_json() == {"status": "unavailable", "database": "unreachable"}
+
+
+def test_a_write_kept_waiting_past_the_busy_timeout_is_database_busy_not_unavailable(tmp_path):
+    """Another write held SQLite's lock (a recompute, a backup): the batch was told the database was unavailable."""
+    path = tmp_path / "central.db"
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("CREATE TABLE t (x)")
+    holder.execute("BEGIN IMMEDIATE")
+    engine = sa.create_engine(f"sqlite:///{path}", connect_args={"timeout": 0})
+    try:
+        with pytest.raises(sa.exc.OperationalError) as waited, engine.begin() as conn:
+            conn.execute(sa.text("INSERT INTO t VALUES (1)"))
+    finally:
+        engine.dispose()
+        holder.rollback()
+        holder.close()
+    assert errors.database_condition(waited.value) == "busy"
+    assert errors.DATABASE_CONDITIONS["busy"][0] == "database_busy"
