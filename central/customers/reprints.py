@@ -127,30 +127,29 @@ def classify(conn: Connection, receipts: Sequence[Printed], *, window: float) ->
         )
         .order_by(_receipts.c.observed_at, _receipts.c.id)
     ).all()
-    firsts: list[tuple[int | None, int | None, Printed]] = [
-        (
-            row.id,
-            None,
-            Printed(
-                row.device_id,
-                row.store_id,
-                row.register,
-                row.receipt_no,
-                row.printed_at,
-                Decimal(row.total),
-                row.observed_at,
-                False,
-            ),
+    # First copies by store and receipt number, the only ones a receipt can repeat: a backfill's
+    # chunk of thousands of receipts is then read in one pass, not compared with every earlier one.
+    firsts: dict[tuple[str, str], list[tuple[int | None, int | None, Printed]]] = {}
+    for row in stored:
+        first = Printed(
+            row.device_id,
+            row.store_id,
+            row.register,
+            row.receipt_no,
+            row.printed_at,
+            Decimal(row.total),
+            row.observed_at,
+            False,
         )
-        for row in stored
-    ]
+        firsts.setdefault((row.store_id, row.receipt_no), []).append((row.id, None, first))
     verdicts: list[Verdict | None] = [None] * len(receipts)
     for index in sorted(range(len(receipts)), key=lambda i: (receipts[i].observed_at, i)):
         receipt = receipts[index]
-        match = _first_copy(receipt, firsts, span)
+        same_number = firsts.setdefault((receipt.store_id, receipt.receipt_no), [])
+        match = _first_copy(receipt, same_number, span)
         if match is None:
             verdicts[index] = Verdict(None, None, UNMATCHED if receipt.marked else None)
-            firsts.append((None, index, receipt))
+            same_number.append((None, index, receipt))
             continue
         original_id, original_index, first = match
         if first.total != receipt.total:
