@@ -39,6 +39,7 @@ from central.sources.events import (
     content,
     observed,
     store_rows,
+    unusable_identifiers,
 )
 from shared import payloads, wire
 
@@ -65,8 +66,10 @@ class LoadSummary:
     accepted: int = 0
     duplicate: int = 0
     rejected: Counter[str] = field(default_factory=Counter)
-    # Loaded, with a warning (unknown_order_status: the order counts, but its status is not one central knows).
+    # Loaded, with a warning: unknown_order_status (the order counts, but its status is not one central
+    # knows), unusable_identifier:<type>:<why> (an identifier the registry leaves out), as the API says.
     warnings: Counter[str] = field(default_factory=Counter)
+    blank: int = 0
     linked: int = 0
     customers_created: int = 0
     customers_merged: int = 0
@@ -159,8 +162,11 @@ def load_events(
             summary.add(staged)
             fresh = set(staged.accepted)
             for row in chunk:
-                if row.event.event_id in fresh and (why := orders.status_warning(row.event.kind, row.event.payload)):
+                if row.event.event_id not in fresh:
+                    continue
+                if why := orders.status_warning(row.event.kind, row.event.payload):
                     summary.warnings[why] += 1
+                summary.warnings.update(unusable_identifiers(row.event, registry))
             for refused in staged.rejected:  # an id loaded before with other content (event_id_conflict)
                 summary.rejected[refused.reason] += 1
                 on_bad_line(BadLine(in_chunk[str(refused.event_id)][0], refused.event_id, refused.reason))
@@ -176,6 +182,7 @@ def load_events(
             summary.lines = number
             summary.bytes_read = stream.tell()
             if not line.strip():
+                summary.blank += 1
                 continue
             row = read_line(line, latest, max_event_chars)
             if not isinstance(row, wire.Rejection) and (problem := consent_problem(row.event, registry)):

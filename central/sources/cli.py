@@ -128,6 +128,8 @@ def _print_load_summary(path: Path, source: str, summary: LoadSummary, seconds: 
     rate = summary.lines / seconds if seconds > 0 else 0.0
     print(f"loaded {path} into source:{source} in {seconds:.1f} s ({rate:,.0f} lines/s)")
     print(f"  lines read           {summary.lines}")
+    if summary.blank:
+        print(f"  blank lines          {summary.blank}")
     print(f"  accepted             {summary.accepted}")
     print(f"  duplicate            {summary.duplicate}")
     print(f"  rejected             {summary.rejected_total}")

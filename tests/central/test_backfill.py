@@ -95,6 +95,29 @@ def test_load_reports_every_line_and_a_rerun_changes_nothing(app, config_path, t
     assert {k: v for k, v in after.items() if k != "audit_log"} == {k: v for k, v in before.items() if k != "audit_log"}
 
 
+def test_the_summary_says_what_the_api_would_warn_about_and_counts_blank_lines(app, config_path, tmp_path, capsys):
+    """The API warns of an identifier it leaves out (12345, a test number); load-events said nothing, and its
+    blank lines were in "lines read" but in no other count."""
+    path = tmp_path / "h.jsonl"
+    lines = [
+        line("w-1", identifiers={"phone": "12345", "member_id": "M1"}),
+        "",
+        line("w-2", identifiers={"phone": "13800138000", "member_id": "M2"}),
+        line("w-3", identifiers={"phone": "13800139003"}),
+    ]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    reply = post_events(
+        app.test_client(), new_key(app, "api"), [json.loads(x) for x in lines if x], source="api"
+    ).get_json()
+    warned = sorted(w["reason"] for w in reply["warnings"])
+    assert main(["load-events", str(path), "--source", "crm", "--config", config_path]) == 0
+    out = capsys.readouterr().out
+    assert "  lines read           4" in out and "  blank lines          1" in out and "  accepted             3" in out
+    assert f"  loaded with warnings {len(warned)}" in out and len(warned) == 2
+    for reason in warned:
+        assert f"    {reason}" in out
+
+
 def test_the_exit_status_says_whether_every_line_was_taken(app, config_path, tmp_path, capsys):
     """A cron backfill whose every line was rejected exited 0 like a clean one."""
     good = tmp_path / "good.jsonl"
