@@ -107,10 +107,15 @@ class Batch:
 
 @dataclass(frozen=True, slots=True)
 class Rejection:
-    """An event central refused, with a stable reason code; ``event_id`` is None if it was unreadable."""
+    """An event central refused, with a stable reason code; ``event_id`` is None if it was unreadable.
+
+    ``index``: for an event without a readable id, its place in the request (0 for the first), so
+    that the sender can tell which one it was.
+    """
 
     event_id: str | None
     reason: str
+    index: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,13 +144,20 @@ class Reply:
         doc: dict[str, Any] = {
             "accepted": list(self.accepted),
             "duplicate": list(self.duplicate),
-            "rejected": [{"event_id": r.event_id, "reason": r.reason} for r in self.rejected],
+            "rejected": [_rejection_dict(r) for r in self.rejected],
         }
         if self.downlink_version is not None:
             doc["downlink_version"] = self.downlink_version
         if self.resend_from is not None:
             doc["resend_from"] = self.resend_from
         return doc
+
+
+def _rejection_dict(rejection: Rejection) -> dict[str, Any]:
+    out: dict[str, Any] = {"event_id": rejection.event_id, "reason": rejection.reason}
+    if rejection.event_id is None and rejection.index is not None:
+        out["index"] = rejection.index
+    return out
 
 
 def format_time(moment: datetime) -> str:

@@ -143,7 +143,7 @@ def read_events(
     repeated: list[str] = []
     rejected: list[wire.Rejection] = []
     seen: set[str] = set()
-    for raw in raw_events:
+    for index, raw in enumerate(raw_events):
         event_id = raw.get("event_id") if isinstance(raw, dict) else None
         if isinstance(event_id, str) and event_id in seen:
             repeated.append(event_id)
@@ -152,7 +152,7 @@ def read_events(
             seen.add(event_id)
         event = wire.decode_source_event(raw, max_event_chars)
         if isinstance(event, wire.Rejection):
-            rejected.append(event)
+            rejected.append(event if event.event_id is not None else wire.Rejection(None, event.reason, index))
             continue
         observed_at = observed(event.observed_at, latest)
         if isinstance(observed_at, str):

@@ -110,7 +110,7 @@ def test_a_repeated_id_in_one_post_is_answered_once_and_bad_events_are_rejected_
         {"event_id": "e2", "reason": "unknown_kind"},
         {"event_id": "e3", "reason": "invalid_observed_at"},
         {"event_id": "e4", "reason": "invalid_identifier:phone"},
-        {"event_id": None, "reason": "invalid_event"},
+        {"event_id": None, "reason": "invalid_event", "index": 6},  # an event without an id: where it stood
         {"event_id": "e5", "reason": "invalid_store_id"},
     ]
     assert [r.identifiers for r in stored_events(app)] == [{"phone": "13800139001"}, {"phone": "13800139005"}]
