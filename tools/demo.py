@@ -3,8 +3,12 @@
 The till (tools/escpos_till.py) prints Chinese receipts as a POS sends them to its receipt printer;
 the agent reads them with ``pos.mode = "escpos"``: printer bytes in, receipts and sales out.
 
-A simulated scanner at the same till scans members' codes, as the member app shows them, every few
-seconds; the agent's cashier panel shows each scan with the member's tier and coupons.
+A simulated scanner at the same till scans members' codes, as the member app shows them, about
+every half minute; the agent's cashier panel shows each scan with the member's tier and coupons.
+Before each scan the till falls quiet for a while (the member's basket being rung up), as a real
+register between customers: central links a scan to the sale that follows it, but not one made
+right after another customer's unclaimed sale (decision 0086), which at the till's demo pace of
+two receipts a second would be every scan.
 
 The store also has a simulated floor (tools/store_floor.py): the last two hours of walkers-by and
 visitors as the agent's Wi-Fi readers heard them, replayed by the agent, so footfall, capture rate,
@@ -50,7 +54,8 @@ from tools.escpos_till import Printer  # noqa: E402
 from tools.member_app import SOURCE, MemberApp, post  # noqa: E402
 from tools.store_floor import PLACEMENTS, StoreFloor, write_pcapng  # noqa: E402
 
-SCAN_INTERVAL = 12.0  # seconds between the simulated scanner's member scans
+SCAN_INTERVAL = 8.0  # seconds of trading between one member's scan and the till falling quiet again
+QUIET_BEFORE_SCAN = 22.0  # the till's silence before a member scan: past linking's 20 s of doubt
 SCANNED_MEMBERS = 6  # members of store S001 whose app codes the scanner reads
 SIGNUP_INTERVAL = 5.0  # seconds between the simulated member app's sign-ups
 
@@ -88,6 +93,7 @@ class Demo:
         self.stop = threading.Event()
         self.children: list[subprocess.Popen[str]] = []  # the background history's CLI runs
         self.logs: dict[int, Path] = {}  # each spawned process's log, by pid
+        self.till: subprocess.Popen[bytes] | None = None  # held quiet (SIGSTOP) before each member scan
 
     def prepare(self) -> None:
         self.fresh = not self.args.keep or not (self.root / "central").exists()
@@ -165,7 +171,25 @@ class Demo:
                 code = self.cli(central, "member-code", rng.choice(members))
             except SystemExit:
                 return
+            if not self._quiet_till(QUIET_BEFORE_SCAN):
+                return
             os.write(self.scanner_fd, code.encode("ascii") + b"\r\n")
+            self.stop.wait(1.0)  # the member's receipt prints a moment after the scan
+            self._resume_till()
+
+    def _quiet_till(self, seconds: float) -> bool:
+        """Hold the till's printing for ``seconds``; False if the demo is stopping meanwhile."""
+        if self.till is None or self.till.poll() is not None:
+            return not self.stop.is_set()
+        self.till.send_signal(signal.SIGSTOP)
+        if self.stop.wait(seconds):
+            self._resume_till()
+            return False
+        return True
+
+    def _resume_till(self) -> None:
+        if self.till is not None and self.till.poll() is None:
+            self.till.send_signal(signal.SIGCONT)
 
     def member_app(self, key: str) -> None:
         """Post a sign-up from the simulated member app every few seconds; say once if central refuses."""
@@ -228,7 +252,7 @@ class Demo:
         self.wait_for("central to start", self.central_listening)
         token = self.cli(central, "enroll-token", "--store", "S001")
         self.cli(agent, "enroll", "--central", self.url, f"--token={token}")
-        self.spawn(
+        self.till = self.spawn(
             "till",
             sys.executable,
             "-m",
@@ -305,6 +329,7 @@ class Demo:
         for proc in reversed(self.processes):
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
+        self._resume_till()  # a till held quiet takes its SIGTERM once it runs again
         for proc in self.processes:
             try:
                 proc.wait(20)
