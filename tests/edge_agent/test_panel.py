@@ -132,7 +132,9 @@ def test_the_code_just_accepted_read_again_shows_the_member_as_already_scanned_a
     chain = Chain()
     chain.seed(tmp_path, {"M-1001": {"name": "张*", "phone": "138****5678"}, "M-1002": {"name": "李*"}})
     config = load_config(None, {}, {"agent.data_dir": str(tmp_path)}, check_required=False)
-    now = time.time()
+    # At the start of a code's step, so that 31.2 s later the code is one step old (replayed), never two
+    # (expired): from a time late in its step the test failed one run in 25.
+    now = time.time() // STEP_SECONDS * STEP_SECONDS + 0.5
     panel = CashierPanel("127.0.0.1", 0, clock=lambda: now)
     kept: list[dict[str, Any]] = []
     till = Till(config, STORE, lambda record: kept.append(record.payload()), clock=lambda: now, on_scan=panel.show)
