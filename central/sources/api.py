@@ -28,7 +28,6 @@ import io
 import logging
 import tempfile
 import unicodedata
-from collections.abc import Iterable
 from datetime import timedelta
 from pathlib import Path
 
@@ -40,7 +39,6 @@ from central.auth import UNAUTHORIZED_MESSAGE, current_user, login_required
 from central.bodies import read_body
 from central.collector import collector_paused
 from central.config import CentralConfig
-from central.customers import orders
 from central.db import get_session
 from central.errors import ApiError
 from central.identity.registry import Registry, load_registry
@@ -101,19 +99,6 @@ def decode_source_batch(data: bytes | bytearray, max_events: int) -> list[object
     return events
 
 
-def status_warnings(events: list[object], accepted: Iterable[str]) -> list[wire.Rejection]:
-    """``unknown_order_status`` for each accepted order event whose status central does not know (it counts)."""
-    fresh = set(accepted)
-    out = []
-    for raw in events:
-        if not isinstance(raw, dict) or (event_id := raw.get("event_id")) not in fresh:
-            continue
-        fresh.discard(event_id)  # a repeated id is answered for its first copy
-        if why := orders.status_warning(raw.get("kind"), raw.get("payload")):
-            out.append(wire.Rejection(event_id, why))
-    return out
-
-
 @bp.post("/api/v1/sources/<source>/events")
 def post_events(source: str) -> Response:
     """Receive a source's events; answer per event."""
@@ -152,9 +137,8 @@ def post_events(source: str) -> Response:
     )
     answer = staged.reply().to_dict()
     # Stored, but an identifier the source sent identifies no one, or an order's status is unknown.
-    warnings = [*staged.warnings, *status_warnings(events, staged.accepted)]
-    if warnings:
-        answer["warnings"] = [{"event_id": w.event_id, "reason": w.reason} for w in warnings]
+    if staged.warnings:
+        answer["warnings"] = [{"event_id": w.event_id, "reason": w.reason} for w in staged.warnings]
     return jsonify(answer)
 
 

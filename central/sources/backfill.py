@@ -26,7 +26,6 @@ import orjson
 from sqlalchemy.orm import Session
 
 from central.collector import collector_paused
-from central.customers import orders
 from central.db import catch_up_statistics
 from central.identity.registry import Registry
 from central.sources.events import (
@@ -34,12 +33,12 @@ from central.sources.events import (
     EVENT_ID_CONFLICT,
     SourceRow,
     Staged,
+    accepted_warnings,
     attribute_problem,
     consent_problem,
     content,
     observed,
     store_rows,
-    unusable_identifiers,
 )
 from shared import payloads, wire
 
@@ -160,13 +159,7 @@ def load_events(
         if chunk:
             staged = store_rows(db, source, chunk, clock(), registry=registry)
             summary.add(staged)
-            fresh = set(staged.accepted)
-            for row in chunk:
-                if row.event.event_id not in fresh:
-                    continue
-                if why := orders.status_warning(row.event.kind, row.event.payload):
-                    summary.warnings[why] += 1
-                summary.warnings.update(unusable_identifiers(row.event, registry))
+            summary.warnings.update(w.reason for w in accepted_warnings(chunk, staged.accepted, registry))
             for refused in staged.rejected:  # an id loaded before with other content (event_id_conflict)
                 summary.rejected[refused.reason] += 1
                 on_bad_line(BadLine(in_chunk[str(refused.event_id)][0], refused.event_id, refused.reason))

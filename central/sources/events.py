@@ -460,11 +460,21 @@ def store_source_events(
     staged = store_rows(db, source, storable, now, registry=registry)
     staged.duplicate.extend(repeated)
     staged.rejected.extend(rejected)
-    fresh = set(staged.accepted)
-    staged.warnings = [
-        wire.Rejection(row.event.event_id, why)
-        for row in storable
-        if row.event.event_id in fresh
-        for why in unusable_identifiers(row.event, registry)
-    ]
+    staged.warnings = accepted_warnings(storable, staged.accepted, registry)
     return staged
+
+
+def accepted_warnings(rows: Sequence[SourceRow], accepted: Sequence[str], registry: Registry) -> list[wire.Rejection]:
+    """What the sender is told of its accepted events: each identifier the registry left out
+    (``unusable_identifier:<type>:<why>``), then an order status central does not know
+    (``unknown_order_status``: the order counts)."""
+    fresh = set(accepted)
+    out: list[wire.Rejection] = []
+    for row in rows:
+        if row.event.event_id not in fresh:
+            continue
+        whys = unusable_identifiers(row.event, registry)
+        if status := orders.status_warning(row.event.kind, row.event.payload):
+            whys.append(status)
+        out.extend(wire.Rejection(row.event.event_id, why) for why in whys)
+    return out
