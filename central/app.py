@@ -11,7 +11,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.wrappers.response import Response as BaseResponse
 
-from central import db, errors, readiness, scheduler, secret_key
+from central import access_log, db, errors, readiness, scheduler, secret_key
 from central.campaigns import api as campaigns_api
 from central.campaigns import coupons_api
 from central.clock import system_clock
@@ -84,6 +84,8 @@ def create_app(config: CentralConfig | None = None, *, test_config: dict[str, An
     app.register_blueprint(coupons_api.bp)
     app.register_blueprint(segments_api.bp)
     console.init_app(app)
+    if config.server_access_log:
+        access_log.init_app(app)
 
     @app.get("/healthz")
     def healthz() -> tuple[Response, int, dict[str, str]] | tuple[Response, int]:

@@ -28,7 +28,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from central import clock
+from central import access_log, clock
 from central.accounts import passwords, web
 from central.accounts.roles import ADMIN
 from central.db import rows_changed
@@ -124,6 +124,7 @@ def authenticate_device(db: Session, body: bytes) -> AuthenticatedDevice:
         raise _unauthorized()
     _purge_nonces(db, now, window)
     db.commit()
+    access_log.attribute(f"device:{device_id}")
     return AuthenticatedDevice(device_id=device_id, store_id=row.store_id, timestamp=timestamp, nonce=nonce)
 
 

@@ -34,6 +34,12 @@ class CentralConfig:
         " from it come from the client its X-Forwarded-For names, for login throttling, sessions and the audit"
         " log. Empty: no proxy is trusted and X-Forwarded-* headers are ignored.",
     )
+    server_access_log: bool = setting(
+        "server.access_log",
+        True,
+        "Log one line per request (logger central.access): client, device, source or console user, method,"
+        " path, query parameter names (never their values), status, bytes and milliseconds.",
+    )
     server_data_dir: Path = setting(
         "server.data_dir",
         Path("/var/lib/central-server"),

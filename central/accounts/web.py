@@ -30,7 +30,7 @@ from urllib.parse import urlsplit
 from flask import Flask, Response, abort, current_app, g, redirect, request, url_for
 from sqlalchemy.orm import Session
 
-from central import clock
+from central import access_log, clock
 from central.accounts import sessions
 from central.accounts.roles import ROLES, Policy, policy
 from central.config import CentralConfig
@@ -81,6 +81,8 @@ def current() -> sessions.Active | None:
         token = request.cookies.get(cookie_names(_config())[0], "")
         active = _resume(get_session(), token) if token else None
         g.console_session = active
+        if active is not None:
+            access_log.attribute(f"user:{active.username}")
         if token and active is None:
             g.console_cookie = ""  # a dead cookie is cleared
     return cast(sessions.Active | None, g.console_session)

@@ -34,7 +34,7 @@ from pathlib import Path
 import orjson
 from flask import Blueprint, Flask, Response, current_app, jsonify, request
 
-from central import audit, clock
+from central import access_log, audit, clock
 from central.auth import UNAUTHORIZED_MESSAGE, current_user, login_required
 from central.bodies import read_body
 from central.collector import collector_paused
@@ -107,6 +107,7 @@ def post_events(source: str) -> Response:
     db = get_session()
     if not SOURCE_RE.match(source) or not key_matches(db, source, _presented_key()):
         raise ApiError(401, "unauthorized", UNAUTHORIZED_MESSAGE)
+    access_log.attribute(f"source:{source}")
     if db.get_bind().dialect.name == "sqlite":
         db.rollback()  # that read holds SQLite's write lock, and decoding needs none
     ahead = timedelta(minutes=config.sources_max_ahead_minutes)
