@@ -199,6 +199,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     """Run the HTTP server until SIGTERM or SIGINT."""
     import waitress
 
+    from central import server_errors
     from central.app import create_app
     from central.db import autovacuum_warning
 
@@ -223,6 +224,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             ident=PROG,
             **proxy_options(config),
         )
+        server_errors.install(server, access_log_on=config.server_access_log)
     except BaseException:
         for sock in sockets:
             sock.close()

@@ -20,14 +20,15 @@ from werkzeug.wrappers import Response as BaseResponse
 
 log = logging.getLogger(__name__)
 
-# Stable codes for Flask's own errors on API paths.
-_HTTP_CODES = {
+# Stable codes for Flask's (and waitress's, central.server_errors) own errors on API paths.
+HTTP_CODES = {
     400: ("invalid_request", "the request could not be read"),
     401: ("unauthorized", "authentication failed"),
     403: ("forbidden", "not allowed"),
     404: ("not_found", "no such resource"),
     405: ("method_not_allowed", "this method is not allowed here"),
     413: ("too_large", "the request body is too large"),
+    431: ("headers_too_large", "the request headers are too large"),
     503: ("unavailable", "the service is unavailable; retry later"),
     415: ("unsupported_media_type", "unsupported media type"),
     500: ("internal_error", "internal server error"),
@@ -94,7 +95,7 @@ def _http_error(exc: HTTPException) -> BaseResponse | HTTPException:
     if not _is_api_path():
         return _page(exc)
     status = exc.code or 500
-    code, message = _HTTP_CODES.get(status, ("http_error", exc.name.lower()))
+    code, message = HTTP_CODES.get(status, ("http_error", exc.name.lower()))
     response = error_response(status, code, message)
     if status == 503:
         response.headers["Retry-After"] = str(getattr(exc, "retry_after", None) or RETRY_AFTER_SECONDS)

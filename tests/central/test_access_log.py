@@ -7,9 +7,12 @@ typed into a query string, and nothing in a path can break it into two lines.
 from __future__ import annotations
 
 import gzip
+import json
 import logging
 import re
+import socket
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 import requests
@@ -19,6 +22,7 @@ from shared.crypto import b64
 from tests.central.live import serving
 from tests.central.sources_support import new_key, source_event
 from tests.central.support import PASSWORD, USERNAME, Agent, create_user, csrf_from, token_for
+from tools.processes import Central
 
 LINE = re.compile(
     r"^remote=(?P<remote>\S+) who=(?P<who>\S+) method=(?P<method>\S+) path=(?P<path>\S+)"
@@ -115,3 +119,44 @@ def test_the_log_can_be_switched_off(make_app: Callable[..., Flask], logged: pyt
     with serving(app) as url:
         assert requests.get(url + "/console/login", timeout=10).status_code == 200
     assert access_lines(logged) == []
+
+
+def _raw_request(port: int, head: bytes) -> tuple[int, dict[str, str], bytes]:
+    """Send ``head`` as is and read the answer until the server closes: (status, headers, body)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as conn:
+        conn.sendall(head)
+        answer = b""
+        while chunk := conn.recv(65536):
+            answer += chunk
+    top, _, body = answer.partition(b"\r\n\r\n")
+    status_line, *header_lines = top.decode("latin-1").split("\r\n")
+    headers = {k.lower(): v.strip() for k, _, v in (h.partition(":") for h in header_lines)}
+    return int(status_line.split()[1]), headers, body
+
+
+def test_what_waitress_refuses_itself_is_answered_and_logged_like_the_app(tmp_path: Path) -> None:
+    central = Central(tmp_path, f"sqlite:///{tmp_path}/central.db")
+    with central.config.open("a") as config:
+        config.write("[ingest]\nmax_body_bytes = 1024\n")
+    central.start()
+    try:
+        # Past ingest.max_body_bytes and its margin: waitress answers before reading the body.
+        status, headers, body = _raw_request(
+            central.port,
+            b"POST /api/v1/batches?q=13812345678 HTTP/1.1\r\nHost: central\r\nContent-Length: 10000000\r\n\r\n",
+        )
+        assert (status, headers["content-type"]) == (413, "application/json")
+        assert json.loads(body)["error"]["code"] == "too_large"
+        # Chunked framing waitress cannot read.
+        status, headers, body = _raw_request(
+            central.port,
+            b"POST /api/v1/sources/app/events HTTP/1.1\r\nHost: central\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+        )
+        assert (status, headers["content-type"]) == (400, "application/json")
+        assert json.loads(body)["error"]["code"] == "invalid_request"
+    finally:
+        central.close()
+    log = central.process.log.read_text()
+    assert "path=/api/v1/batches query=q status=413" in log
+    assert "path=/api/v1/sources/app/events status=400" in log
+    assert "13812345678" not in log
