@@ -405,6 +405,7 @@ def _commands() -> list[Command]:
     from central.fleet import cli as fleet_cli
     from central.identity import cli as identity_cli
     from central.members import cli as members_cli
+    from central.privacy import cli as privacy_cli
     from central.segments import cli as segments_cli
     from central.sources import cli as sources_cli
 
@@ -425,6 +426,7 @@ def _commands() -> list[Command]:
         *campaigns_cli.COMMANDS,
         *coupons_cli.COMMANDS,
         *segments_cli.COMMANDS,
+        *privacy_cli.COMMANDS,
     ]
 
 

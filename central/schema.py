@@ -13,6 +13,7 @@ from central.identity import models as identity
 from central.ingest import models as ingest
 from central.members import models as members
 from central.presence import models as presence
+from central.privacy import models as privacy
 from central.segments import models as segments
 from central.sources import models as sources
 
@@ -34,6 +35,7 @@ __all__ = [
     "metadata",
     "models",
     "presence",
+    "privacy",
     "segments",
     "sources",
 ]

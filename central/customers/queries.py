@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from central.customers.models import CustomerStats, Receipt
 from central.identity.models import Customer, Identifier
+from central.privacy.models import not_erased
 from shared.masking import mask_identifier
 from shared.wire import format_time
 
@@ -138,7 +139,7 @@ def _summaries(db: Session, customers: list[Customer]) -> list[CustomerSummary]:
 
 def list_customers(db: Session, limit: int, offset: int) -> tuple[list[CustomerSummary], int]:
     """Current (not merged-away) customers, most recently seen first, and how many there are."""
-    live = Customer.merged_into.is_(None)
+    live = Customer.merged_into.is_(None) & not_erased(Customer.id)
     total = db.scalar(select(func.count()).select_from(Customer).where(live)) or 0
     customers = list(
         db.scalars(
@@ -190,7 +191,7 @@ def summaries_of(db: Session, customer_ids: list[int]) -> list[CustomerSummary]:
 
 def recent_customers(db: Session, limit: int, after: int | None = None) -> tuple[list[CustomerSummary], int | None]:
     """Live customers, newest first, a keyset page after customer id ``after``; and the next page's ``after``."""
-    query = select(Customer).where(Customer.merged_into.is_(None))
+    query = select(Customer).where(Customer.merged_into.is_(None), not_erased(Customer.id))
     if after is not None:
         query = query.where(Customer.id < after)
     customers = list(db.scalars(query.order_by(Customer.id.desc()).limit(limit + 1)))

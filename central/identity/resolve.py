@@ -30,6 +30,7 @@ from central.identity.planner import plan_batch
 from central.identity.plans import Fact, Held, Known, Pair
 from central.identity.registry import Registry, default_registry
 from central.models import table
+from central.privacy import tombstones
 
 _identifiers = table(Identifier)
 _reviews = table(ReviewItem)
@@ -169,8 +170,9 @@ def _resolve(
     db: Session, facts: Sequence[IdentityFact], now: datetime, registry: Registry, allow_weak_merge: float | None
 ) -> Resolution:
     unusable: dict[str, int] = {}
-    prepared = [prepare(registry, f, unusable) for f in facts]
     conn = db.connection()
+    # Evidence observed before an erasure names no one through the identifiers it removed (decision 0098).
+    prepared = tombstones.withhold(conn, [prepare(registry, f, unusable) for f in facts])
     known = lookup(conn, {p for f in prepared for p in (*f.strong, *f.weak)})
     plan = plan_batch(
         registry,

@@ -26,6 +26,7 @@ from central.csvfiles import write_csv
 from central.db import READ_ONLY
 from central.identity.models import Customer, EventCustomer, Identifier
 from central.ingest.models import Event
+from central.privacy.models import not_erased
 from central.sources.survivors import survivors
 from shared.masking import mask_identifier
 from shared.wire import format_time
@@ -115,7 +116,11 @@ def _customer_rows(conn: Connection, unmasked: bool, size: int) -> Iterator[list
     columns = [table.c[name] for name in _customer_columns()]
 
     def query(last: int) -> Any:
-        return select(*columns).where(table.c.id > last, table.c.merged_into.is_(None)).order_by(table.c.id)
+        return (
+            select(*columns)
+            .where(table.c.id > last, table.c.merged_into.is_(None), not_erased(table.c.id))
+            .order_by(table.c.id)
+        )
 
     names = _customer_columns()
     for page in _pages(conn, query, size):

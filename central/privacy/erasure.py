@@ -1,0 +1,399 @@
+"""Erasing a customer (PIPL Art. 47; decision 0098): afterwards central holds no personal data of theirs.
+
+One transaction does it all, and writes the ``erasures`` row last: killed midway, nothing is done;
+run again, it finds the row and says so. What goes and what stays:
+
+* identifiers, the golden record, attribute observations, match keys, notes, statistics, tags,
+  segment memberships and their history, trigger export rows, review items and the person's rows of
+  the identity ledger are deleted; each identifier leaves only a keyed hash (``tombstones``);
+* the person's events keep their kind, store, time and sale (total, items) for finance, with the
+  identity envelope, attributes and every personal field of the payload removed; receipts, scans,
+  visits and import rows no longer name the customer; coupon codes no longer name the member;
+* consent decisions are reduced to the withdrawals, the proof that a withdrawal was honoured;
+* pending webhook calls about the person are cancelled, and every call's body about them emptied;
+* the member's app keys are revoked at every store, and the stores' member cards lose the member;
+* the ``customers`` row stays as an empty shell (no figures, dates set to the erasure) so that its
+  id is never given to someone else, and the erasure row says when, by whom and why.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, Table, delete, insert, or_, select, update
+from sqlalchemy.orm import Session
+
+from central.campaigns.coupon_models import CouponCode, CouponConflict
+from central.campaigns.models import PENDING, ExportEntry, TriggerOccasion, WebhookDelivery
+from central.customers.consent_models import ConsentDecision
+from central.customers.models import (
+    CustomerCategory,
+    CustomerDay,
+    CustomerNote,
+    CustomerStats,
+    CustomerStore,
+    CustomerTag,
+    Receipt,
+)
+from central.fleet import downlink
+from central.fleet.models import DownlinkDocument
+from central.identity.models import (
+    AttributeObservation,
+    Customer,
+    EventCustomer,
+    GoldenAttribute,
+    Identifier,
+    LedgerEntry,
+    MatchKey,
+    RecomputeMark,
+    ReviewItem,
+)
+from central.ingest.models import Event
+from central.members import cards, codes
+from central.members.models import MemberKey, MemberScan
+from central.models import table
+from central.presence.models import PresenceVisit
+from central.privacy import tombstones
+from central.privacy.models import ErasedIdentifier, Erasure
+from central.privacy.subjects import customers_of
+from central.segments.models import SegmentMember, SegmentMembershipEvent
+from central.sources.models import ImportRow
+
+ERASED = "[erased]"
+CANCELLED = "cancelled"
+# Payload fields that name or describe a person, dropped wherever they stand at the top of a payload
+# (and ``member``/``customer`` blocks at any depth); a sale's items and totals have none of these names.
+PERSONAL_FIELDS = frozenset(
+    {
+        "member",
+        "customer",
+        "identifiers",
+        "attributes",
+        "name",
+        "given_name",
+        "family_name",
+        "nickname",
+        "phone",
+        "mobile",
+        "email",
+        "address",
+        "birthday",
+        "gender",
+        "city",
+        "postcode",
+        "province",
+        "member_id",
+        "member_card",
+        "card",
+        "wechat_openid",
+        "wechat_unionid",
+        "app_user_id",
+        "openid",
+        "unionid",
+        "text",
+        "note",
+        "comment",
+    }
+)
+NESTED_PERSONAL = frozenset({"member", "customer", "identifiers", "attributes"})
+# Attributes too common to replace inside other text (a city is also in store names).
+_NOT_SEARCHED = frozenset({"gender", "city", "province", "postcode"})
+_MIN_SEARCHED = 2
+
+
+class ErasureError(Exception):
+    """An erasure that cannot be done as asked (the message says why)."""
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What erasing a customer would touch, counted before anything changes."""
+
+    customer_id: int
+    counts: dict[str, int]
+
+
+@dataclass(frozen=True)
+class Done:
+    """An erasure, done now or earlier (``already``)."""
+
+    customer_id: int
+    erased_at: datetime
+    counts: dict[str, int]
+    already: bool
+
+
+def erasure_of(db: Session, customer_id: int) -> Erasure | None:
+    """The erasure of a customer, if there was one."""
+    return db.scalar(select(Erasure).where(Erasure.customer_id == customer_id))
+
+
+def _count(db: Session, model: Any, *where: Any) -> int:
+    from sqlalchemy import func
+
+    return int(db.scalar(select(func.count()).select_from(model).where(*where)) or 0)
+
+
+def _event_pks(db: Session, ids: Sequence[int]) -> list[int]:
+    """Every event that says something about the person: linked to them, or behind a fact of theirs."""
+    found: set[int] = set(db.scalars(select(EventCustomer.event_pk).where(EventCustomer.customer_id.in_(ids))))
+    for column, owner in (
+        (AttributeObservation.event_pk, AttributeObservation.customer_id),
+        (ConsentDecision.event_pk, ConsentDecision.customer_id),
+        (MemberScan.event_pk, MemberScan.customer_id),
+        (PresenceVisit.event_pk, PresenceVisit.customer_id),
+        (ImportRow.event_pk, ImportRow.customer_id),
+    ):
+        found.update(pk for pk in db.scalars(select(column).where(owner.in_(ids))) if pk is not None)
+    return sorted(found)
+
+
+def plan(db: Session, customer_id: int) -> Plan:
+    """Count what erasing ``customer_id`` would change, changing nothing."""
+    ids = customers_of(db, customer_id)
+    counts = {
+        "identifiers": _count(db, Identifier, Identifier.customer_id.in_(ids)),
+        "attributes": _count(db, GoldenAttribute, GoldenAttribute.customer_id.in_(ids)),
+        "events": len(_event_pks(db, ids)),
+        "receipts": _count(db, Receipt, Receipt.customer_id.in_(ids)),
+        "consent_decisions": _count(db, ConsentDecision, ConsentDecision.customer_id.in_(ids)),
+        "notes": _count(db, CustomerNote, CustomerNote.customer_id.in_(ids)),
+        "tags": _count(db, CustomerTag, CustomerTag.customer_id.in_(ids)),
+        "segment_members": _count(db, SegmentMember, SegmentMember.customer_id.in_(ids)),
+    }
+    return Plan(customer_id, counts)
+
+
+def _personal_strings(db: Session, ids: Sequence[int], event_pks: Sequence[int]) -> list[str]:
+    """Every text that names the person, longest first: identifiers as stored and as sent, names, birthdays."""
+    found: set[str] = set()
+    for kind, value in db.execute(select(Identifier.kind, Identifier.value).where(Identifier.customer_id.in_(ids))):
+        found.add(value)
+        if kind == "phone" and value.startswith("+86"):
+            found.add(value[3:])  # the national form tills print
+    for model in (GoldenAttribute, AttributeObservation):
+        for attribute, value in db.execute(select(model.attribute, model.value).where(model.customer_id.in_(ids))):
+            if attribute not in _NOT_SEARCHED:
+                found.add(value)
+    found.update(db.scalars(select(MemberScan.member_id).where(MemberScan.customer_id.in_(ids))))
+    for start in range(0, len(event_pks), 500):
+        chunk = event_pks[start : start + 500]
+        for sent, payload in db.execute(select(Event.identifiers, Event.payload).where(Event.id.in_(chunk))):
+            if isinstance(sent, dict):
+                found.update(v for v in sent.values() if isinstance(v, str))
+            member = payload.get("member") if isinstance(payload, dict) else None
+            if isinstance(member, dict):
+                found.update(v for v in member.values() if isinstance(v, str))
+    return sorted((s for s in found if len(s.strip()) >= _MIN_SEARCHED), key=len, reverse=True)
+
+
+def scrub(value: Any, personal: re.Pattern[str] | None, *, top: bool = True) -> Any:
+    """``value`` (a payload) without personal fields, and with every personal text inside replaced."""
+    if isinstance(value, dict):
+        dropped = PERSONAL_FIELDS if top else NESTED_PERSONAL
+        return {k: scrub(v, personal, top=False) for k, v in value.items() if k not in dropped}
+    if isinstance(value, list):
+        return [scrub(v, personal, top=False) for v in value]
+    if isinstance(value, str) and personal is not None:
+        return personal.sub(ERASED, value)
+    return value
+
+
+def _pattern(strings: Sequence[str]) -> re.Pattern[str] | None:
+    return re.compile("|".join(re.escape(s) for s in strings)) if strings else None
+
+
+def _delete(conn: Connection, model: Any, *where: Any) -> int:
+    return int(conn.execute(delete(table(model)).where(*where)).rowcount or 0)
+
+
+def _update(conn: Connection, model: Any, values: dict[str, Any], *where: Any) -> int:
+    return int(conn.execute(update(table(model)).where(*where).values(**values)).rowcount or 0)
+
+
+def erase(
+    db: Session,
+    customer_id: int,
+    *,
+    now: datetime,
+    operator: str,
+    reason: str,
+    secret: bytes | None,
+) -> Done:
+    """Erase a live customer in the caller's transaction (the caller commits); an erased one is left as it is.
+
+    ``secret`` (central's ``secret.key``) signs the revoked member keys' list for the stores; it may
+    be None only when the customer holds no member app keys.
+    """
+    earlier = erasure_of(db, customer_id)
+    if earlier is not None:
+        return Done(customer_id, earlier.erased_at, dict(earlier.counts), already=True)
+    row = db.get(Customer, customer_id)
+    if row is None:
+        raise ErasureError(f"no customer {customer_id}")
+    if row.merged_into is not None:
+        raise ErasureError(f"customer {customer_id} was merged into {row.merged_into}: erase that customer")
+    reason = reason.strip()
+    if not reason:
+        raise ErasureError("say why (the request's ticket), with a reason")
+    ids = customers_of(db, customer_id)
+    conn = db.connection()
+    counts: dict[str, int] = {}
+    event_pks = _event_pks(db, ids)
+    personal = _pattern(_personal_strings(db, ids, event_pks))
+
+    # Identifiers: the hash stays, the value goes; member keys and cards follow the member id.
+    idents = db.execute(select(Identifier.id, Identifier.kind, Identifier.value).where(Identifier.customer_id.in_(ids)))
+    held = [(i, k, v) for i, k, v in idents]
+    member_ids = [v for _, k, v in held if k == "member_id"]
+    counts["member_keys"] = _revoke_members(db, member_ids, secret, now=now, operator=operator)
+    key = tombstones.key_for_erasure(conn, now)
+    ident_ids = [i for i, _, _ in held]
+    counts["ledger"] = _delete(
+        conn,
+        LedgerEntry,
+        or_(
+            LedgerEntry.customer_id.in_(ids),
+            LedgerEntry.other_customer_id.in_(ids),
+            LedgerEntry.identifier_id.in_(ident_ids),
+            LedgerEntry.anchor_identifier_id.in_(ident_ids),
+        ),
+    )
+    counts["review_items"] = _delete(
+        conn,
+        ReviewItem,
+        or_(
+            ReviewItem.customer_id.in_(ids),
+            ReviewItem.other_customer_id.in_(ids),
+            ReviewItem.identifier_id.in_(ident_ids),
+        ),
+    )
+    counts["event_customers"] = _delete(conn, EventCustomer, EventCustomer.customer_id.in_(ids))
+    counts["identifiers"] = _delete(conn, Identifier, Identifier.id.in_(ident_ids))
+    for model, column in (
+        (GoldenAttribute, GoldenAttribute.customer_id),
+        (AttributeObservation, AttributeObservation.customer_id),
+        (MatchKey, MatchKey.customer_id),
+        (CustomerNote, CustomerNote.customer_id),
+        (CustomerStats, CustomerStats.customer_id),
+        (CustomerDay, CustomerDay.customer_id),
+        (CustomerStore, CustomerStore.customer_id),
+        (CustomerCategory, CustomerCategory.customer_id),
+        (CustomerTag, CustomerTag.customer_id),
+        (SegmentMember, SegmentMember.customer_id),
+        (SegmentMembershipEvent, SegmentMembershipEvent.customer_id),
+        (ExportEntry, ExportEntry.customer_id),
+        (RecomputeMark, RecomputeMark.customer_id),
+    ):
+        counts[str(model.__tablename__)] = _delete(conn, model, column.in_(ids))
+    counts["consent_grants"] = _delete(
+        conn, ConsentDecision, ConsentDecision.customer_id.in_(ids), ConsentDecision.granted.is_(True)
+    )
+    counts["consent_withdrawals_kept"] = _count(db, ConsentDecision, ConsentDecision.customer_id.in_(ids))
+
+    # Facts that stay for finance and operations, no longer about anyone.
+    counts["receipts"] = _update(conn, Receipt, {"customer_id": None}, Receipt.customer_id.in_(ids))
+    counts["member_scans"] = _update(
+        conn, MemberScan, {"customer_id": None, "member_id": ERASED}, MemberScan.customer_id.in_(ids)
+    )
+    counts["presence_visits"] = _update(conn, PresenceVisit, {"customer_id": None}, PresenceVisit.customer_id.in_(ids))
+    counts["import_rows"] = _update(
+        conn, ImportRow, {"customer_id": None, "external_id": None}, ImportRow.customer_id.in_(ids)
+    )
+    if member_ids:
+        counts["coupon_codes"] = _update(conn, CouponCode, {"member_id": None}, CouponCode.member_id.in_(member_ids))
+    counts["events"] = _scrub_events(conn, event_pks, personal)
+    counts["webhook_calls"] = _webhooks(conn, ids, now)
+
+    tables = table(Customer)
+    conn.execute(
+        update(tables)
+        .where(tables.c.id.in_(ids))
+        .values(receipts_count=0, total_spent=0, first_seen_at=now, last_seen_at=now, version=tables.c.version + 1)
+    )
+    counts = {name: n for name, n in sorted(counts.items()) if n}
+    erasure_id = conn.execute(
+        insert(table(Erasure))
+        .values(customer_id=customer_id, erased_at=now, operator=operator[:128], reason=reason[:500], counts=counts)
+        .returning(table(Erasure).c.id)
+    ).scalar_one()
+    digests = sorted({tombstones.digest(key, kind, value) for _, kind, value in held})
+    if digests:
+        conn.execute(
+            insert(table(ErasedIdentifier)),
+            [{"digest": d, "erasure_id": erasure_id, "erased_at": now} for d in digests],
+        )
+    return Done(customer_id, now, counts, already=False)
+
+
+def _scrub_events(conn: Connection, event_pks: Sequence[int], personal: re.Pattern[str] | None) -> int:
+    events = table(Event)
+    conflicts = table(CouponConflict)
+    done = 0
+    for start in range(0, len(event_pks), 500):
+        chunk = event_pks[start : start + 500]
+        for pk, payload in conn.execute(select(events.c.id, events.c.payload).where(events.c.id.in_(chunk))).all():
+            conn.execute(
+                update(events)
+                .where(events.c.id == pk)
+                .values(payload=scrub(payload, personal), identifiers=None, attributes=None)
+            )
+            done += 1
+        for cid, payload in conn.execute(
+            select(conflicts.c.id, conflicts.c.payload).where(conflicts.c.event_pk.in_(chunk))
+        ).all():
+            conn.execute(update(conflicts).where(conflicts.c.id == cid).values(payload=scrub(payload, personal)))
+    return done
+
+
+def _webhooks(conn: Connection, ids: Sequence[int], now: datetime) -> int:
+    """Cancel the calls about the person still to be sent and empty the body of every call about them."""
+    calls = table(WebhookDelivery)
+    occasions = select(TriggerOccasion.id).where(TriggerOccasion.customer_id.in_(ids))
+    about = calls.c.occasion_id.in_(occasions)
+    conn.execute(
+        update(calls)
+        .where(about, calls.c.status == PENDING)
+        .values(status=CANCELLED, finished_at=now, last_error="customer erased")
+    )
+    return int(conn.execute(update(calls).where(about).values(body="{}")).rowcount or 0)
+
+
+def _revoke_members(
+    db: Session, member_ids: Sequence[str], secret: bytes | None, *, now: datetime, operator: str
+) -> int:
+    """Revoke the members' app keys at every store and take them off the stores' member cards."""
+    if not member_ids:
+        return 0
+    keys: Table = table(MemberKey)
+    held = db.scalar(select(keys.c.id).where(keys.c.member_id.in_(member_ids)).limit(1))
+    revoked = 0
+    if held is not None:
+        if secret is None:
+            raise ErasureError("the member's app keys are revoked with central's secret.key, which was not given")
+        revoked = int(
+            db.connection()
+            .execute(
+                update(keys).where(keys.c.member_id.in_(member_ids), keys.c.revoked_at.is_(None)).values(revoked_at=now)
+            )
+            .rowcount
+            or 0
+        )
+        db.execute(update(keys).where(keys.c.member_id.in_(member_ids)).values(member_id=ERASED))
+        codes.publish_keys(db, secret, now=now, actor=operator)
+    _drop_cards(db, member_ids, now=now, operator=operator)
+    return revoked
+
+
+def _drop_cards(db: Session, member_ids: Iterable[str], *, now: datetime, operator: str) -> None:
+    docs = table(DownlinkDocument)
+    gone = set(member_ids)
+    for store_id, body in db.execute(select(docs.c.store_id, docs.c.body).where(docs.c.name == cards.DOCUMENT)).all():
+        members = body.get("members") if isinstance(body, dict) else None
+        if isinstance(members, dict) and gone & set(members):
+            kept = {k: v for k, v in members.items() if k not in gone}
+            downlink.publish(db, store_id, cards.DOCUMENT, {**body, "members": kept}, now=now, actor=operator)
