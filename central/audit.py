@@ -73,7 +73,9 @@ def record(
     write: its row is appended and committed at once in a transaction of its own, before the caller
     answers, so what it shows is never sent unrecorded.
     """
-    if session.in_transaction() and session.connection().get_execution_options().get("central_read_only"):
+    # The transaction begun read-only, or about to be: a page's session reads only, from its first
+    # statement (read_only_session), even when nothing has been read before this row.
+    if session.connection().get_execution_options().get("central_read_only"):
         with Session(session.get_bind().execution_options(central_read_only=False)) as writer:
             _append(writer, at=at, actor=actor, action=action, subject=subject, detail=detail)
             writer.commit()

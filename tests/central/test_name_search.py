@@ -149,6 +149,21 @@ def test_marketing_finds_by_surname_sees_masked_names_and_pages_on_customer_serv
 
 
 @SQLITE_ONLY
+@pytest.mark.parametrize("role", ["admin", "marketing", "customer_service"])
+@pytest.mark.parametrize("typed", ["_", "·", "\u200b", "--"])
+def test_a_name_of_punctuation_only_finds_no_one_and_is_audited(app, role, typed):
+    """Nothing is left of it to search by: the page says nothing was found (it was a 503 saying the
+    database was read-only, and an ERROR line, as the search's audit row was written in the page's
+    read-only transaction)."""
+    create_user(app, "someone", role=role)
+    browser = app.test_client()
+    assert login(browser, "someone").status_code == 302
+    page = browser.get("/console/customers", query_string={"kind": "name", "q": typed})
+    assert page.status_code == 200
+    assert "<td>" not in page.get_data(as_text=True)
+    assert [a.actor for a in table_rows(app, AuditLog) if a.action == "customers.search"] == ["someone"]
+
+
 def test_a_masked_role_cannot_spell_out_a_name_one_letter_at_a_time(app, client):
     """Marketing sees 张*; if 张三 and then zhangs still found the customer, a script could extend the
     prefix a letter at a time and read the whole name from whether the customer stays in the results."""
