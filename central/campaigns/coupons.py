@@ -34,6 +34,7 @@ from central.params import id_limit, whole_number
 from central.stores import known_stores
 from shared import coupon_code
 from shared.crypto import b64, derive_key, public_key_of
+from shared.masking import mask_identifier
 from shared.wire import format_time
 
 DOCUMENT = "coupons"
@@ -328,15 +329,18 @@ def _code(secret: bytes, campaign: int, serial: int) -> str:
     return code_signer(secret).make(campaign, serial)
 
 
-def issue_for_member(db: Session, ref: str, member_id: str, *, now: datetime, secret: bytes) -> Issued:
+def issue_for_member(db: Session, ref: str, member_id: str, *, now: datetime, actor: str, secret: bytes) -> Issued:
     """The member's code for a campaign: claimed once, the same code on every later claim; the caller commits."""
-    return issue_for_members(db, ref, [member_id], now=now, secret=secret)[0]
+    return issue_for_members(db, ref, [member_id], now=now, actor=actor, secret=secret)[0]
 
 
-def issue_for_members(db: Session, ref: str, member_ids: list[str], *, now: datetime, secret: bytes) -> list[Issued]:
+def issue_for_members(
+    db: Session, ref: str, member_ids: list[str], *, now: datetime, actor: str, secret: bytes
+) -> list[Issued]:
     """Each member's code for a campaign, in the order named, in one statement; the caller commits.
 
-    A member who claimed before gets the same code again, so a claim may be retried safely.
+    A member who claimed before gets the same code again, so a claim may be retried safely. Audited
+    as ``coupons.issue``: the member masked, or how many members a claim named.
     """
     if not 1 <= len(member_ids) <= MAX_CLAIMS:
         raise CouponError(f"a claim names 1 to {MAX_CLAIMS} members")
@@ -365,6 +369,15 @@ def issue_for_members(db: Session, ref: str, member_ids: list[str], *, now: date
             )
         )
         serials.update((m, int(s)) for s, m in found)
+    named = {"member": mask_identifier("member_id", wanted[0])} if len(wanted) == 1 else {"members": len(wanted)}
+    audit.record(
+        db,
+        at=now,
+        actor=actor,
+        action="coupons.issue",
+        subject=campaign.name,
+        detail={**named, "new": len(wanted) - len(earlier)},
+    )
     signer = code_signer(secret)
     return [Issued(serials[m], signer.make(campaign.id, serials[m]), m) for m in member_ids]
 

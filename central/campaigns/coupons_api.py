@@ -118,9 +118,13 @@ def issue(ref: str) -> tuple[Response, int]:
     secret = current_app.config["SECRET_KEY"]
     try:
         if "member_id" in doc:
-            issued = [coupons.issue_for_member(db, ref, str(doc["member_id"]), now=clock.now(), secret=secret)]
+            issued = [coupons.issue_for_member(
+                db, ref, str(doc["member_id"]), now=clock.now(), actor=actor_name(), secret=secret
+            )]
         elif "member_ids" in doc:
-            issued = coupons.issue_for_members(db, ref, _members(doc), now=clock.now(), secret=secret)
+            issued = coupons.issue_for_members(
+                db, ref, _members(doc), now=clock.now(), actor=actor_name(), secret=secret
+            )
         else:
             count = _int(doc, "count")
             issued = coupons.issue_anonymous(db, ref, count, now=clock.now(), actor=actor_name(), secret=secret)

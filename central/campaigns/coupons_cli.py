@@ -111,7 +111,7 @@ def cmd_issue(args: argparse.Namespace) -> int:
     with _session(args) as (db, secret):
         try:
             if args.member is not None:
-                issued = [coupons.issue_for_member(db, args.campaign, args.member, now=now, secret=secret)]
+                issued = [coupons.issue_for_member(db, args.campaign, args.member, now=now, actor=ACTOR, secret=secret)]
             else:
                 issued = coupons.issue_anonymous(db, args.campaign, args.count, now=now, actor=ACTOR, secret=secret)
         except coupons.CouponError as exc:

@@ -22,6 +22,7 @@ from central.members.models import MemberKey
 from central.models import table
 from central.presence import beacons
 from shared.crypto import b64, derive_key, public_key_of
+from shared.masking import mask_identifier
 from shared.member_code import (
     MAX_MEMBER_ID,
     SKEW_STEPS,
@@ -80,7 +81,14 @@ def certify(
             created_at=now,
         )
     )
-    audit.record(db, at=now, actor=actor, action="member_key.certify", subject=member_id, detail={"days": days})
+    audit.record(
+        db,
+        at=now,
+        actor=actor,
+        action="member_key.certify",
+        subject=mask_identifier("member_id", member_id),
+        detail={"days": days},
+    )
     publish_keys(db, secret, now=now, actor=actor)
     beacons.publish(db, secret, now=now, actor=actor)
     return cert
@@ -91,7 +99,9 @@ def revoke(db: Session, secret: bytes, member_id: str, *, now: datetime, actor: 
     result: CursorResult[Any] = db.execute(  # type: ignore[assignment]
         update(_keys).where(_keys.c.member_id == member_id, _keys.c.revoked_at.is_(None)).values(revoked_at=now)
     )
-    audit.record(db, at=now, actor=actor, action="member_key.revoke", subject=member_id, detail={})
+    audit.record(
+        db, at=now, actor=actor, action="member_key.revoke", subject=mask_identifier("member_id", member_id), detail={}
+    )
     publish_keys(db, secret, now=now, actor=actor)
     beacons.publish(db, secret, now=now, actor=actor)
     return int(result.rowcount or 0)

@@ -69,7 +69,10 @@ def coupon_campaign(app: Flask, members: list[str], anonymous: int = 0, name: st
             actor="test",
             secret=secret,
         )
-        codes = {m: coupons.issue_for_member(db, str(created.id), m, now=START, secret=secret).code for m in members}
+        codes = {
+            m: coupons.issue_for_member(db, str(created.id), m, now=START, actor="test", secret=secret).code
+            for m in members
+        }
         extra = (
             [
                 i.code

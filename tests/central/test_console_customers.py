@@ -90,7 +90,7 @@ def member(app, client, agent):
             actor="test",
             secret=secret,
         )
-        issued = coupons.issue_for_member(db, "double11", "M0042", now=now, secret=secret)
+        issued = coupons.issue_for_member(db, "double11", "M0042", now=now, actor="test", secret=secret)
         db.commit()
     visit = {
         "medium": "ble",

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import requests
+import sqlalchemy as sa
 from sqlalchemy import func, select, update
 
 from central import db as central_db
@@ -261,8 +262,16 @@ def test_the_command_line_creates_lists_and_issues(sqlite_template, tmp_path, ca
     status, out, err = run("coupons", "issue", "spring", "--count", "3")
     assert status == 0, err
     assert [line.startswith("CDPC1:") for line in out.split()] == [True] * 3
-    member = run("coupons", "issue", "spring", "--member", "M9")
-    assert member == run("coupons", "issue", "spring", "--member", "M9")
+    member = run("coupons", "issue", "spring", "--member", "M1009")
+    assert member == run("coupons", "issue", "spring", "--member", "M1009")
+    # Each claim audited, the member masked; the second is the same code again, nothing new.
+    with sa.create_engine(f"sqlite:///{data / 'central.db'}").connect() as conn:
+        rows = conn.execute(sa.text("SELECT subject, detail FROM audit_log WHERE action = 'coupons.issue'")).all()
+    assert [(subject, json.loads(detail)) for subject, detail in rows] == [
+        ("spring", {"count": 3}),
+        ("spring", {"member": "*1009", "new": 1}),
+        ("spring", {"member": "*1009", "new": 0}),
+    ]
     status, out, _ = run("coupons", "list")
     assert "spring" in out and "     4 " in out
     status, _, err = run("coupons", "issue", "nope", "--count", "1")

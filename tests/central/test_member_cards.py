@@ -79,7 +79,7 @@ def setup(app: Flask) -> dict[str, str]:
         coupons.create_campaign(db, name="s002-only", stores=["S002"], **window, **terms)  # type: ignore[arg-type]
         codes = {}
         for ref in ("double-11", "s002-only"):
-            for issued in coupons.issue_for_members(db, ref, [LOYAL, ELSEWHERE], now=now, secret=secret):
+            for issued in coupons.issue_for_members(db, ref, [LOYAL, ELSEWHERE], now=now, actor="test", secret=secret):
                 codes[f"{ref}/{issued.member_id}"] = issued.code
         db.commit()
     return codes

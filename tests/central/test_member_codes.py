@@ -23,6 +23,7 @@ from central.fleet.downlink import changes, current_version
 from central.identity.models import Identifier
 from central.members import wallet
 from central.members.models import MemberScan
+from central.models import AuditLog
 from edge_agent.downlink import DownlinkStore
 from edge_agent.till.member_codes import MemberCodeVerifier
 from edge_agent.till.scans import ScanHandler
@@ -188,6 +189,10 @@ def test_member_code_command_prints_a_code_and_writes_its_qr_image_and_revoke_re
     with Session(central_db.engine_for(app)) as db:
         revoked = frozenset({d.name: d.body for d in changes(db, "S001", 0)}["member_codes"]["revoked"])
     assert check(code, {key_id(k): k for k in _published_keys(app)}, now=T0, revoked=revoked).reason == "revoked"
+    # The audit log names the member as the console shows them, masked: it cannot be erased later.
+    with Session(central_db.engine_for(app)) as db:
+        rows = db.execute(select(AuditLog.action, AuditLog.subject).where(AuditLog.action.like("member_key.%"))).all()
+    assert sorted(rows) == [("member_key.certify", "**0042"), ("member_key.revoke", "**0042")]
 
 
 def _published_keys(app: Flask) -> list[bytes]:
