@@ -15,9 +15,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from central.accounts.roles import ROLES
 from shared.settings import PATH, setting
 
 MIB = 1024 * 1024
+
+
+def _known_roles(value: str) -> None:
+    unknown = [part.strip() for part in value.split(",") if part.strip() and part.strip() not in ROLES]
+    if unknown:
+        raise ValueError(f"unknown role {unknown[0]!r}; roles are {', '.join(ROLES)}")
 
 
 @dataclass(frozen=True)
@@ -152,6 +159,14 @@ class CentralConfig:
         "Window, from the first failure, in which failed logins are counted and after which a refusal lifts.",
         minimum=1.0,
         maximum=24 * 60,
+    )
+    console_two_step_roles: str = setting(
+        "console.two_step_roles",
+        "admin",
+        "Roles, comma-separated, whose users must give a one-time code from an authenticator app after the"
+        " password (two-step sign-in); one who has not set it up is led to set it up at the next login and can"
+        " do nothing else until then. Empty: required of no one (anyone may still turn it on).",
+        check=_known_roles,
     )
     identity_registry_file: str = setting(
         "identity.registry_file",

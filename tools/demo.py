@@ -108,6 +108,8 @@ class Demo:
             f'[server]\nhost = "{self.host}"\nport = {self.port}\ndata_dir = "{self.root / "central"}"\n'
             "# plain HTTP on loopback: the session cookie cannot be __Host-/Secure here\n"
             "[console]\nsecure_cookie = false\n"
+            '# the demo admin logs in with the password alone; "admin" (the default) asks for a code too\n'
+            'two_step_roles = ""\n'
         )
         (self.root / "agent.toml").write_text(
             "# the store PC's agent for the demo, reading the simulated till's pty\n"

@@ -94,8 +94,9 @@ class Central:
         self.config.write_text(
             f'[server]\nhost = "127.0.0.1"\nport = {self.port}\nthreads = 4\ndata_dir = "{workdir}"\n'
             f'[database]\nurl = "{database_url}"\n'
-            # Plain HTTP over loopback: a Secure session cookie would never be sent back.
-            "[console]\nsecure_cookie = false\n"
+            # Plain HTTP over loopback: a Secure session cookie would never be sent back. The tests' admins
+            # log in with a password alone (tests/central/test_two_step.py covers two-step sign-in).
+            '[console]\nsecure_cookie = false\ntwo_step_roles = ""\n'
         )
         self.env = _clean_env({"CENTRAL_CONFIG": str(self.config)})
         self.process = Process([str(BIN / "central-server"), "serve"], workdir / "central.log", self.env)

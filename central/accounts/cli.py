@@ -1,4 +1,5 @@
-"""Account and audit commands: ``user add|list|disable|enable|reset-password|throttled``, ``audit verify|list``.
+"""Account and audit commands: ``user add|list|disable|enable|reset-password|reset-two-step|throttled``,
+``audit verify|list``.
 
 A new or reset password is read from the first line of stdin with ``--password-stdin``; otherwise
 one is generated and printed once on stdout (everything else goes to stderr).
@@ -16,14 +17,14 @@ from datetime import UTC, datetime
 from sqlalchemy.orm import Session
 
 from central import audit
-from central.accounts import passwords, throttle, users
+from central.accounts import passwords, throttle, two_step, users
 from central.accounts.roles import ROLES
 from central.cli import PROG, CliError, Command, cli_session
 from central.clock import system_clock
 from shared.crypto import load_or_create_key
 
 ACTOR = audit.cli_actor()
-USER_ACTIONS = ("add", "list", "disable", "enable", "reset-password", "throttled")
+USER_ACTIONS = ("add", "list", "disable", "enable", "reset-password", "reset-two-step", "throttled")
 
 
 @contextmanager
@@ -81,6 +82,28 @@ def _throttled(args: argparse.Namespace) -> int:
     return 0
 
 
+def _reset_two_step(args: argparse.Namespace, now: datetime) -> int:
+    """Turn a user's two-step sign-in off (a lost phone): they sign in with the password and set it up again."""
+    with _session(args) as db:
+        try:
+            was_on, ended = two_step.reset(db, args.username, now=now, actor=ACTOR)
+        except two_step.TwoStepError as exc:
+            raise CliError(str(exc)) from None
+        user = users.summary(db, args.username)
+        db.commit()
+    role = user.role if user is not None else ""
+    if was_on:
+        print(
+            f"{PROG}: two-step sign-in of {role} user {args.username!r} is off; {ended} session(s) ended; at the"
+            " next login it signs in with the password and, if its role requires two-step sign-in, sets it up again",
+            file=sys.stderr,
+        )
+    else:
+        said = f"{PROG}: {role} user {args.username!r} had no two-step sign-in; {ended} session(s) ended"
+        print(said, file=sys.stderr)
+    return 0
+
+
 def cmd_user(args: argparse.Namespace) -> int:
     """Manage console users."""
     if args.action == "throttled":
@@ -90,12 +113,16 @@ def cmd_user(args: argparse.Namespace) -> int:
     if args.action == "list":
         with _session(args) as db:
             rows = users.listing(db)
+            with_two_step = two_step.enabled_user_ids(db)
         for u in rows:
             state = "disabled" if u.disabled_at else "active"
             stores = ",".join(u.stores) or "-"
-            print(f"{u.username}\t{u.role}\t{stores}\t{state}")
+            sign_in = "two-step" if u.id in with_two_step else "password-only"
+            print(f"{u.username}\t{u.role}\t{stores}\t{state}\t{sign_in}")
         return 0
     now = system_clock()
+    if args.action == "reset-two-step":
+        return _reset_two_step(args, now)
     if args.action == "add":
         password, generated = _password(args)
         with _session(args) as db:
@@ -212,6 +239,11 @@ def _audit_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 COMMANDS = [
-    Command("user", cmd_user, "console users: add, list, disable, enable, reset-password, throttled", _user_arguments),
+    Command(
+        "user",
+        cmd_user,
+        "console users: add, list, disable, enable, reset-password, reset-two-step, throttled",
+        _user_arguments,
+    ),
     Command("audit", cmd_audit, "audit log: verify its hash chain, list its rows", _audit_arguments),
 ]

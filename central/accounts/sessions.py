@@ -16,12 +16,14 @@ from datetime import datetime, timedelta
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
-from central.accounts.models import ConsoleSession, UserStore
+from central.accounts.models import ConsoleSession, PendingLogin, UserStore
 from central.db import rows_changed
 from central.models import User
 
 # last_seen_at is rewritten at most this often, so a busy page does not write on every request.
 TOUCH_EVERY = timedelta(seconds=30)
+# How long a login whose password was right waits for its one-time code before the password is asked again.
+PENDING_FOR = timedelta(minutes=5)
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +45,7 @@ class Active:
     stores: tuple[str, ...]
     csrf_token: str
     created_at: datetime
+    two_step: bool  # the user passed two-step sign-in in this session
 
 
 def digest(token: str) -> str:
@@ -50,8 +53,9 @@ def digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def start(db: Session, user: User, *, now: datetime, remote_addr: str) -> str:
-    """Open a session for ``user`` and return the token for the cookie; the caller commits."""
+def start(db: Session, user: User, *, now: datetime, remote_addr: str, two_step: bool = False) -> str:
+    """Open a session for ``user`` (``two_step``: after a one-time code) and return the token for the cookie;
+    the caller commits."""
     token = secrets.token_urlsafe(32)
     db.add(
         ConsoleSession(
@@ -61,6 +65,7 @@ def start(db: Session, user: User, *, now: datetime, remote_addr: str) -> str:
             created_at=now,
             last_seen_at=now,
             remote_addr=remote_addr[:64],
+            two_step=two_step,
         )
     )
     return token
@@ -106,6 +111,7 @@ def resume(db: Session, token: str, *, now: datetime, limits: Limits, read_only:
         stores=stores,
         csrf_token=found.csrf_token,
         created_at=found.created_at,
+        two_step=bool(found.two_step),
     )
 
 
@@ -115,13 +121,60 @@ def end(db: Session, token_hash: str) -> None:
 
 
 def end_all(db: Session, user_id: int) -> int:
-    """End every session of a user (password reset, disabling); the caller commits. Returns how many."""
+    """End every session of a user (password reset, disabling), and any login of theirs waiting for a code;
+    the caller commits. Returns how many sessions ended."""
+    end_pending(db, user_id)
     return rows_changed(db.execute(delete(ConsoleSession).where(ConsoleSession.user_id == user_id)))
 
 
+def passed_two_step(db: Session, token_hash: str, user_id: int) -> int:
+    """Note that this session's user has just set up two-step sign-in in it, and end their other sessions
+    (opened by the password alone); the caller commits. Returns how many others ended."""
+    db.execute(update(ConsoleSession).where(ConsoleSession.token_hash == token_hash).values(two_step=True))
+    others = delete(ConsoleSession).where(ConsoleSession.user_id == user_id, ConsoleSession.token_hash != token_hash)
+    return rows_changed(db.execute(others))
+
+
 def purge(db: Session, *, now: datetime, limits: Limits) -> int:
-    """Delete sessions past either limit; the caller commits. Returns how many went."""
+    """Delete sessions past either limit, and logins left waiting for a code; the caller commits. Returns how
+    many sessions went."""
+    db.execute(delete(PendingLogin).where(PendingLogin.created_at < now - PENDING_FOR))
     statement = delete(ConsoleSession).where(
         (ConsoleSession.last_seen_at < now - limits.idle) | (ConsoleSession.created_at < now - limits.absolute)
     )
     return rows_changed(db.execute(statement))
+
+
+def start_pending(db: Session, user: User, *, now: datetime, remote_addr: str) -> str:
+    """Hold a login whose password was right until its one-time code comes; returns the token for its cookie.
+    The caller commits."""
+    token = secrets.token_urlsafe(32)
+    db.add(PendingLogin(token_hash=digest(token), user_id=user.id, created_at=now, remote_addr=remote_addr[:64]))
+    return token
+
+
+def pending_user(db: Session, token: str, *, now: datetime) -> User | None:
+    """The active user whose login ``token`` holds, if it has not expired; None otherwise."""
+    if not token or len(token) > 128:
+        return None
+    row = db.execute(
+        select(PendingLogin, User)
+        .join(User, User.id == PendingLogin.user_id)
+        .where(PendingLogin.token_hash == digest(token))
+    ).first()
+    if row is None:
+        return None
+    pending, user = row
+    if now - pending.created_at > PENDING_FOR or user.disabled_at is not None:
+        return None
+    return user
+
+
+def finish_pending(db: Session, token: str) -> None:
+    """The code came (or the login was given up): the held login goes. The caller commits."""
+    db.execute(delete(PendingLogin).where(PendingLogin.token_hash == digest(token)))
+
+
+def end_pending(db: Session, user_id: int) -> None:
+    """Drop every login of a user waiting for a code (a reset, a new password, disabling). The caller commits."""
+    db.execute(delete(PendingLogin).where(PendingLogin.user_id == user_id))

@@ -32,6 +32,7 @@ class AccountError(ValueError):
 class UserSummary:
     """A user as listings show it."""
 
+    id: int
     username: str
     role: str
     stores: tuple[str, ...]
@@ -83,7 +84,7 @@ def listing(db: Session) -> list[UserSummary]:
     for user_id, store_id in db.execute(select(UserStore.user_id, UserStore.store_id).order_by(UserStore.store_id)):
         stores.setdefault(user_id, []).append(store_id)
     return [
-        UserSummary(u.username, u.role, tuple(stores.get(u.id, ())), u.created_at, u.last_login_at, u.disabled_at)
+        UserSummary(u.id, u.username, u.role, tuple(stores.get(u.id, ())), u.created_at, u.last_login_at, u.disabled_at)
         for u in db.scalars(select(User).order_by(User.username))
     ]
 
@@ -96,7 +97,7 @@ def summary(db: Session, username: str) -> UserSummary | None:
     stores = tuple(
         db.scalars(select(UserStore.store_id).where(UserStore.user_id == user.id).order_by(UserStore.store_id))
     )
-    return UserSummary(user.username, user.role, stores, user.created_at, user.last_login_at, user.disabled_at)
+    return UserSummary(user.id, user.username, user.role, stores, user.created_at, user.last_login_at, user.disabled_at)
 
 
 def disable(db: Session, username: str, *, now: datetime, actor: str) -> int:

@@ -12,6 +12,11 @@
   random value in a second cookie (``__Host-cdp-login``), so the login form is covered too. Any
   state-changing request that a browser marks as cross-site (``Sec-Fetch-Site``, ``Origin``) is
   refused everywhere, the JSON APIs included.
+- Two-step sign-in (``central.accounts.two_step``): a user whose password was right and who has it on
+  holds a login waiting for the code (cookie ``__Host-cdp-pending``), not a session. A session of a user
+  whose role requires it (``console.two_step_roles``) but who signed in by the password alone reaches
+  only the views declared with ``roles(..., enrolment=True)`` (setting it up, logging out); every other
+  view sends it there (403 JSON under /api/).
 - Every response carries a CSP without inline script, frame-ancestors 'none', nosniff and a
   Referrer-Policy; every console and API response ``Cache-Control: no-store``.
 """
@@ -33,6 +38,7 @@ from sqlalchemy.orm import Session
 from central import access_log, clock
 from central.accounts import sessions
 from central.accounts.roles import ROLES, Policy, policy
+from central.accounts.two_step import required_roles
 from central.config import CentralConfig
 from central.db import READ_ONLY, get_session, read_only_session
 from central.errors import ApiError
@@ -44,6 +50,7 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "X-CSRF-Token"
 ROLES_ATTRIBUTE = "console_roles"
+TWO_STEP_NEEDED = "two-step sign-in is required for your role: set it up at /console/account/two-step"
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; object-src 'none'; "
     "base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
@@ -66,6 +73,21 @@ def cookie_names(config: CentralConfig) -> tuple[str, str]:
     """The session cookie's and the login-form cookie's names for this configuration."""
     prefix = "__Host-" if config.console_secure_cookie else ""
     return f"{prefix}cdp-session", f"{prefix}cdp-login"
+
+
+def pending_cookie_name(config: CentralConfig) -> str:
+    """The cookie of a login waiting for its one-time code."""
+    return f"{'__Host-' if config.console_secure_cookie else ''}cdp-pending"
+
+
+def two_step_required(role: str) -> bool:
+    """Whether ``console.two_step_roles`` requires two-step sign-in of ``role``."""
+    return role in required_roles(_config().console_two_step_roles)
+
+
+def confined(active: sessions.Active | None) -> bool:
+    """Whether this session may only set up two-step sign-in: its role requires it and it was opened without."""
+    return active is not None and not active.two_step and two_step_required(active.role)
 
 
 def limits(config: CentralConfig) -> sessions.Limits:
@@ -118,9 +140,12 @@ def current_user() -> User | None:
     return None if active is None else get_session().get(User, active.user_id)
 
 
-def begin(user: User) -> None:
-    """Log ``user`` in: a fresh session row (the caller commits), its cookie set on the response."""
-    token = sessions.start(get_session(), user, now=clock.now(), remote_addr=request.remote_addr or "")
+def begin(user: User, *, two_step: bool = False) -> None:
+    """Log ``user`` in (``two_step``: a one-time code was given): a fresh session row (the caller commits),
+    its cookie set on the response."""
+    token = sessions.start(
+        get_session(), user, now=clock.now(), remote_addr=request.remote_addr or "", two_step=two_step
+    )
     g.console_cookie = token
     g.pop("console_session", None)
 
@@ -139,8 +164,11 @@ def finish() -> None:
     g.console_cookie = ""
 
 
-def roles(*allowed: str) -> Callable[[F], F]:
-    """Declare which roles may call a view; everyone else is refused (the declaration is checked by a test)."""
+def roles(*allowed: str, enrolment: bool = False) -> Callable[[F], F]:
+    """Declare which roles may call a view; everyone else is refused (the declaration is checked by a test).
+
+    ``enrolment``: a session confined to setting up two-step sign-in may call it too.
+    """
     unknown = set(allowed) - set(ROLES)
     if unknown or not allowed:
         raise ValueError(f"roles() needs known role names, got {allowed!r}")
@@ -157,6 +185,10 @@ def roles(*allowed: str) -> Callable[[F], F]:
                 if request.path.startswith("/api/"):
                     raise ApiError(403, "forbidden", "your role may not use this")
                 abort(403)
+            if not enrolment and confined(active):
+                if request.path.startswith("/api/"):
+                    raise ApiError(403, "two_step_required", TWO_STEP_NEEDED)
+                return redirect(url_for("console.two_step"))
             if request.method in SAFE_METHODS:
                 # Pages only read; their audit rows are appended in a transaction of their own.
                 read_only_session()
@@ -252,6 +284,15 @@ def _after(response: Response) -> Response:
             )
         else:
             response.delete_cookie(session_cookie, path="/", secure=secure, httponly=True, samesite="Strict")
+    if "pending_cookie" in g:
+        pending, name = cast(str, g.pending_cookie), pending_cookie_name(config)
+        if pending:
+            max_age = int(sessions.PENDING_FOR.total_seconds())
+            response.set_cookie(
+                name, pending, max_age=max_age, path="/", secure=secure, httponly=True, samesite="Strict"
+            )
+        else:
+            response.delete_cookie(name, path="/", secure=secure, httponly=True, samesite="Strict")
     if "new_login_nonce" in g:
         response.set_cookie(
             login_cookie, cast(str, g.new_login_nonce), path="/", secure=secure, httponly=True, samesite="Strict"

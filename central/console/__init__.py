@@ -171,7 +171,7 @@ def _globals() -> dict[str, object]:
         "amount": amount,
         "count": count,
         "source_state": source_state,
-        "nav": navigation.nav_for(active.role) if active else [],
+        "nav": navigation.nav_for(active.role) if active and not web.confined(active) else [],
         "role_labels": navigation.ROLE_LABELS,
         "titles": navigation.TITLES,
         "kind_labels": navigation.SEARCH_LABELS,
@@ -210,6 +210,7 @@ def init_app(app: Flask) -> None:
     app.config.setdefault("BABEL_TRANSLATION_DIRECTORIES", str(TRANSLATIONS))
     Babel(app, locale_selector=select_locale)
     from central.console import (  # noqa: F401  (registers the views on bp)
+        account,
         campaign_forms,
         campaigns,
         customers,

@@ -1,11 +1,16 @@
-"""Logging in and out, and choosing the console's language."""
+"""Logging in (the password, then a one-time code for users with two-step sign-in) and out, and the language.
+
+A wrong code counts against the login throttle and is audited as a failed login, as a wrong password
+is; a right password followed by a code does not clear the throttle until the code passes, or a known
+password would buy endless guesses at the code.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 from urllib.parse import urlsplit
 
-from flask import current_app, make_response, redirect, render_template, request, url_for
+from flask import current_app, g, make_response, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 from sqlalchemy.orm import Session
@@ -13,7 +18,7 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed
 from werkzeug.routing import RequestRedirect
 
 from central import audit, clock
-from central.accounts import devices, throttle, users, web
+from central.accounts import devices, sessions, throttle, two_step, users, web
 from central.accounts.roles import EVERYONE
 from central.config import CentralConfig
 from central.console import LANGUAGE_COOKIE, LANGUAGES, bp
@@ -85,6 +90,32 @@ def _attempt(db: Session, username: str, address: str) -> tuple[str, dict[str, A
     return "(unknown)", {**detail, "name_hash": throttle.name_hash(current_app.config["SECRET_KEY"], username)}
 
 
+def count_failure(
+    db: Session, username: str, address: str, rules: throttle.Rules, device: str | None, step: str = ""
+) -> None:
+    """Count a failed login (or a wrong code: ``step``) against the throttle and audit it; the caller commits."""
+    now = clock.now()
+    reached = throttle.failed(db, username, address, now=now, rules=rules, device=device)
+    actor, detail = _attempt(db, username, address)
+    if step:
+        detail = {**detail, "step": step}
+    audit.record(db, at=now, actor=actor, action="login_failed", detail=detail)
+    for key in reached:
+        limit = rules.per_address if throttle.kind(key) == "address" else rules.per_account
+        throttled = {**detail, "by": throttle.kind(key), "failures": limit, "minutes": _minutes(rules)}
+        audit.record(db, at=now, actor=actor, action="login_throttled", detail=throttled)
+
+
+def _too_many(rules: throttle.Rules) -> str:
+    return _("登录失败次数过多，请 %(minutes)d 分钟后再试，或请管理员重置密码。", minutes=_minutes(rules))
+
+
+def secret_key() -> bytes:
+    """The server's secret key (two-step secrets are sealed under a key derived from it)."""
+    key = current_app.config["SECRET_KEY"]
+    return key if isinstance(key, bytes) else str(key).encode()
+
+
 @bp.route("/login", methods=["GET", "POST"])
 @web.public
 def login() -> ResponseReturnValue:
@@ -104,35 +135,74 @@ def login() -> ResponseReturnValue:
         # Counted in login_failures, not one audit row each: the row came when the block began.
         throttle.refused(db, username, address, now=now, rules=rules, device=device)
         db.commit()
-        message = _(
-            "登录失败次数过多，请 %(minutes)d 分钟后再试，或请管理员重置密码。",
-            minutes=_minutes(rules),
-        )
-        return render_template("login.html", error=message), 429
+        return render_template("login.html", error=_too_many(rules)), 429
     user = users.check_login(db, username, password) if username and password else None
     if user is None:
-        reached = throttle.failed(db, username, address, now=now, rules=rules, device=device)
-        actor, detail = _attempt(db, username, address)
-        audit.record(db, at=now, actor=actor, action="login_failed", detail=detail)
-        for key in reached:
-            limit = rules.per_address if throttle.kind(key) == "address" else rules.per_account
-            throttled = {**detail, "by": throttle.kind(key), "failures": limit, "minutes": _minutes(rules)}
-            audit.record(db, at=now, actor=actor, action="login_throttled", detail=throttled)
+        count_failure(db, username, address, rules, device)
         db.commit()
         return render_template("login.html", error=_("用户名或密码错误。")), 401
+    web.purge_expired(db)
+    if two_step.state(db, user.id).enabled:
+        # Not logged in yet: the code comes next, and the throttle is cleared only when it passes.
+        g.pending_cookie = sessions.start_pending(db, user, now=now, remote_addr=address)
+        db.commit()
+        return redirect(url_for("console.login_code", next=request.args.get("next") or None))
     user.last_login_at = now
     throttle.succeeded(db, username, device)
-    web.purge_expired(db)
     web.begin(user)
     audit.record(db, at=now, actor=user.username, action="login", detail={"remote_addr": address})
     db.commit()
-    response = redirect(_safe_next(request.args.get("next")))
+    if web.two_step_required(user.role):  # not set up yet: that first, and nothing else until it is
+        response = redirect(url_for("console.two_step"))
+    else:
+        response = redirect(_safe_next(request.args.get("next")))
     devices.remember(response, username, device)
     return response
 
 
+@bp.route("/login/code", methods=["GET", "POST"])
+@web.public
+def login_code() -> ResponseReturnValue:
+    """The second step: a one-time code from the authenticator app, or a recovery code."""
+    db = get_session()
+    now = clock.now()
+    token = request.cookies.get(web.pending_cookie_name(current_app.config["CENTRAL"]), "")
+    user = sessions.pending_user(db, token, now=now)
+    if user is None:
+        g.pending_cookie = ""
+        message = _("登录已超时，请重新输入用户名和密码。")
+        return render_template("login.html", error=message), 401 if request.method == "POST" else 200
+    if request.method == "GET":
+        return render_template("login_code.html", error=None)
+    address = request.remote_addr or ""
+    rules = _rules(current_app.config["CENTRAL"])
+    device = devices.known(user.username)
+    if throttle.blocked(db, user.username, address, now=now, rules=rules, device=device):
+        throttle.refused(db, user.username, address, now=now, rules=rules, device=device)
+        db.commit()
+        return render_template("login_code.html", error=_too_many(rules)), 429
+    how = two_step.check_code(db, user.id, request.form.get("code", "")[:64], secret_key=secret_key(), now=now)
+    if how is None:
+        count_failure(db, user.username, address, rules, device, step="two_step")
+        db.commit()
+        return render_template("login_code.html", error=_("验证码错误或已用过，请输入验证器上的新验证码。")), 401
+    sessions.finish_pending(db, token)
+    g.pending_cookie = ""
+    user.last_login_at = now
+    throttle.succeeded(db, user.username, device)
+    web.begin(user, two_step=True)
+    detail = {"remote_addr": address, "two_step": how}
+    audit.record(db, at=now, actor=user.username, action="login", detail=detail)
+    db.commit()
+    # A recovery code spent: the two-step page says how many are left and lets them set up a new phone.
+    target = url_for("console.two_step") if how == "recovery" else _safe_next(request.args.get("next"))
+    response = redirect(target)
+    devices.remember(response, user.username, device)
+    return response
+
+
 @bp.post("/logout")
-@web.roles(*EVERYONE)
+@web.roles(*EVERYONE, enrolment=True)
 def logout() -> ResponseReturnValue:
     """End the session everywhere (its row goes), not just in this browser."""
     db = get_session()

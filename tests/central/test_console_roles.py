@@ -32,6 +32,7 @@ PAGES = {
     "/console/campaigns/triggers/new": {"admin", "marketing"},
     "/console/imports/{import_id}": {"admin"},
     "/console/customers/review": {"admin"},
+    "/console/account/two-step": set(ROLES),
 }
 # Every state-changing console route, and a form that would do something if the token were right.
 STATE_CHANGING = {
@@ -59,6 +60,10 @@ STATE_CHANGING = {
     "/console/campaigns/triggers/{trigger_id}/resume": {},
     "/console/campaigns/triggers/{trigger_id}/effect": {},
     "/console/campaigns/coupons/{campaign_id}/tiers": {},
+    "/console/login/code": {"code": "123456"},
+    "/console/account/two-step/start": {},
+    "/console/account/two-step/confirm": {"code": "123456"},
+    "/console/account/two-step/disable": {"password": "x"},
 }
 MOBILE = re.compile(r"1[3-9]\d{9}")
 XSS = "<script>alert(1)</script><img src=x onerror=alert(2)>"
@@ -91,7 +96,7 @@ def test_the_page_table_covers_every_console_route(app):
     posts = {
         _placeholders(r.rule) for r in app.url_map.iter_rules() if r.rule.startswith("/console") and "POST" in r.methods
     }
-    assert gets - {"/console/login"} == set(PAGES)
+    assert gets - {"/console/login", "/console/login/code"} == set(PAGES)
     assert posts == set(STATE_CHANGING)
 
 

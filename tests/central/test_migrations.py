@@ -78,7 +78,7 @@ def test_upgrade_is_idempotent(backend):
     upgrade(backend.url)
     engine = make_engine(backend.url)
     try:
-        assert current_revision(engine) == head_revision() == "0033_erasures"
+        assert current_revision(engine) == head_revision() == "0034_two_step"
     finally:
         engine.dispose()
 
