@@ -2,7 +2,7 @@
 
 Revision ID: 0033_erasures
 Revises: 0032_central_key
-Create Date: 2026-12-08
+Create Date: 2026-12-03
 """
 
 from __future__ import annotations

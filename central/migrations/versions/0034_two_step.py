@@ -3,8 +3,8 @@
 Console sessions note whether they passed the second step; every session open at the upgrade did not.
 
 Revision ID: 0034_two_step
-Revises: 0032_central_key
-Create Date: 2026-12-10
+Revises: 0033_erasures
+Create Date: 2026-12-03
 """
 
 from __future__ import annotations
