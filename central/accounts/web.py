@@ -30,12 +30,12 @@ import secrets
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any, TypeVar, cast
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from flask import Flask, Response, abort, current_app, g, redirect, request, url_for
 from sqlalchemy.orm import Session
 
-from central import access_log, clock
+from central import access_log, audit, clock
 from central.accounts import sessions
 from central.accounts.roles import ROLES, Policy, policy
 from central.accounts.two_step import required_roles
@@ -182,6 +182,7 @@ def roles(*allowed: str, enrolment: bool = False) -> Callable[[F], F]:
                     raise ApiError(401, "unauthorized", "login required")
                 return redirect(url_for("console.login", next=request.full_path.rstrip("?")))
             if active.role not in allowed:
+                _audit_refusal(active)
                 if request.path.startswith("/api/"):
                     raise ApiError(403, "forbidden", "your role may not use this")
                 abort(403)
@@ -198,6 +199,21 @@ def roles(*allowed: str, enrolment: bool = False) -> Callable[[F], F]:
         return cast(F, wrapped)
 
     return decorate
+
+
+def _audit_refusal(active: sessions.Active) -> None:
+    """Note a logged-in user's request their role may not make: probing for what a role cannot
+    reach is worth knowing, and the access log is not kept as long."""
+    db = get_session()
+    audit.record(
+        db,
+        at=clock.now(),
+        actor=active.username,
+        action="access.refused",
+        subject=f"{request.method} {quote(request.path)}",
+        detail={"role": active.role},
+    )
+    db.commit()
 
 
 def public(view: F) -> F:

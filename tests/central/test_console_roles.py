@@ -171,6 +171,22 @@ def test_role_by_route_matrix(shop):
             assert refused.status_code == 302 and refused.headers["Location"].startswith("/console/login")
 
 
+def test_a_request_refused_to_a_logged_in_role_is_audited(shop):
+    """Probing for what a role may not reach leaves a trace in the audit log, page or API, GET or POST."""
+    customer = _customer_id(shop)
+    service = _client_for(shop, "customer_service")
+    assert service.get("/console/fleet").status_code == 403
+    assert service.post(f"/api/v1/customers/{customer}/consents", json={}).status_code == 403
+    finance = _client_for(shop, "finance")
+    assert finance.get(f"/console/customers/{customer}").status_code == 403
+    refused = [(a.actor, a.subject, a.detail) for a in table_rows(shop, AuditLog) if a.action == "access.refused"]
+    assert refused == [
+        ("customer_service", "GET /console/fleet", {"role": "customer_service"}),
+        ("customer_service", f"POST /api/v1/customers/{customer}/consents", {"role": "customer_service"}),
+        ("finance", f"GET /console/customers/{customer}", {"role": "finance"}),
+    ]
+
+
 def test_json_apis_without_a_role_declaration_are_for_administrators_only(shop):
     assert _client_for(shop, "marketing").get("/api/v1/devices").status_code == 403
     assert _client_for(shop, "admin").get("/api/v1/devices").status_code == 200
