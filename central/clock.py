@@ -22,6 +22,12 @@ def now() -> datetime:
     return clock()
 
 
+def offset_text(minutes: int) -> str:
+    """A UTC offset in minutes as ISO 8601 writes it: +08:00."""
+    sign = "+" if minutes >= 0 else "-"
+    return f"{sign}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}"
+
+
 def local_date(moment: datetime, timezone: str) -> date:
     """The calendar date at ``moment`` in the IANA ``timezone`` (birthdays, ages, occasions)."""
     return moment.astimezone(ZoneInfo(timezone)).date()

@@ -20,7 +20,7 @@ import json
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -29,7 +29,7 @@ from central import audit, secret_key
 from central.campaigns import coupon_conflicts, coupons
 from central.campaigns.coupon_models import CouponCode, CouponConflict
 from central.cli import PROG, CliError, Command, cli_session
-from central.clock import system_clock
+from central.clock import offset_text, system_clock
 from central.params import ROW_COUNT, id_argument
 
 ACTOR = audit.cli_actor()
@@ -86,15 +86,18 @@ def cmd_create(args: argparse.Namespace) -> int:
 
 def cmd_list(args: argparse.Namespace) -> int:
     """List campaigns: id, name, value, validity, issued/redeemed/max, offline budget, stores."""
-    with _session(args) as (db, _):
+    with cli_session(args) as (db, config):
         rows = coupons.list_campaigns(db)
     if args.json:
         _print_json([c.to_json() for c in rows])
         return 0
-    head = f"{'ID':>4}  {'NAME':<24} {'VALUE':>8}  {'VALID':<33} {'ISSUED':>7} {'REDEEMED':>9} {'MAX':>8}"
+    # In the chain's local time, as the console shows it, with the offset in the heading.
+    offset = timedelta(minutes=config.customers_utc_offset_minutes)
+    zone = f"VALID (UTC{offset_text(config.customers_utc_offset_minutes)})"
+    head = f"{'ID':>4}  {'NAME':<24} {'VALUE':>8}  {zone:<33} {'ISSUED':>7} {'REDEEMED':>9} {'MAX':>8}"
     print(f"{head} {'BUDGET':>6}  STORES")
     for c in rows:
-        valid = f"{c.valid_from:%Y-%m-%d %H:%M} - {c.valid_to:%Y-%m-%d %H:%M}"
+        valid = f"{c.valid_from + offset:%Y-%m-%d %H:%M} - {c.valid_to + offset:%Y-%m-%d %H:%M}"
         stores = "all" if c.stores is None else ",".join(c.stores)
         print(
             f"{c.id:>4}  {c.name:<24} {c.value:>8}  {valid:<33} {c.issued:>7} {c.redeemed:>9} "

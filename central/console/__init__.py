@@ -26,6 +26,7 @@ from werkzeug.wrappers import Response as BaseResponse
 from central import errors
 from central.accounts import web
 from central.accounts.roles import policy
+from central.clock import offset_text
 from central.console import navigation
 
 STATIC = Path(__file__).resolve().parent / "static"
@@ -93,12 +94,6 @@ def ago(moment: datetime | None, now: datetime) -> str:
 def offset_minutes() -> int:
     """The chain's local time as minutes east of UTC."""
     return int(current_app.config["CENTRAL"].customers_utc_offset_minutes)
-
-
-def offset_text(minutes: int) -> str:
-    """An offset as ISO 8601 writes it: +08:00."""
-    sign = "+" if minutes >= 0 else "-"
-    return f"{sign}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}"
 
 
 def local_time(moment: datetime | None) -> Markup | str:

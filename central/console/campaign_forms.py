@@ -24,7 +24,8 @@ from central.accounts import web
 from central.accounts.roles import ADMIN, MARKETING
 from central.campaigns import coupons, snapshots, triggers
 from central.campaigns.triggers.kinds import Param
-from central.console import bp, offset_minutes, offset_text
+from central.clock import offset_text
+from central.console import bp, offset_minutes
 from central.console.auditing import record_audit
 from central.console.customer_labels import N_
 from central.console.navigation import ACTION_LABELS, PARAM_LABELS, PURPOSE_LABELS, TRIGGER_KIND_LABELS

@@ -274,6 +274,8 @@ def test_the_command_line_creates_lists_and_issues(sqlite_template, tmp_path, ca
     ]
     status, out, _ = run("coupons", "list")
     assert "spring" in out and "     4 " in out
+    # Validity in the chain's local time, as the console shows it, and saying so.
+    assert "VALID (UTC+08:00)" in out and "2026-01-01 00:00 - 2030-01-01 00:00" in out
     status, _, err = run("coupons", "issue", "nope", "--count", "1")
     assert status == 2 and "coupons list" in err
     status, _, err = run(
