@@ -118,9 +118,11 @@ def issue(ref: str) -> tuple[Response, int]:
     secret = current_app.config["SECRET_KEY"]
     try:
         if "member_id" in doc:
-            issued = [coupons.issue_for_member(
-                db, ref, str(doc["member_id"]), now=clock.now(), actor=actor_name(), secret=secret
-            )]
+            issued = [
+                coupons.issue_for_member(
+                    db, ref, str(doc["member_id"]), now=clock.now(), actor=actor_name(), secret=secret
+                )
+            ]
         elif "member_ids" in doc:
             issued = coupons.issue_for_members(
                 db, ref, _members(doc), now=clock.now(), actor=actor_name(), secret=secret

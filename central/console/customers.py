@@ -139,7 +139,8 @@ def customers() -> ResponseReturnValue:
     elif query:
         value, _reason = identity_registry().check(kind, query)
         if value is None:
-            problem = "invalid"
+            # A number copied from a masked page (177****6492) names no one; say what would.
+            problem = "masked" if "*" in query else "invalid"
         else:
             known = resolve.lookup(db.connection(), [(kind, value)])
             ids = sorted({k.customer_id for k in known.values() if k.customer_id is not None})

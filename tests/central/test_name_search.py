@@ -164,6 +164,16 @@ def test_a_name_of_punctuation_only_finds_no_one_and_is_audited(app, role, typed
     assert [a.actor for a in table_rows(app, AuditLog) if a.action == "customers.search"] == ["someone"]
 
 
+def test_a_masked_number_typed_into_the_search_says_to_ask_for_the_whole_number(app):
+    create_user(app, "desk", role="customer_service")
+    desk = app.test_client()
+    assert login(desk, "desk").status_code == 302
+    page = desk.get("/console/customers", query_string={"kind": "phone", "q": "177****6492"}).get_data(as_text=True)
+    assert "打了星号的号码无法搜索" in page and "这个值无法识别任何客户" not in page
+    page = desk.get("/console/customers", query_string={"kind": "phone", "q": "17744"}).get_data(as_text=True)
+    assert "这个值无法识别任何客户" in page
+
+
 def test_a_masked_role_cannot_spell_out_a_name_one_letter_at_a_time(app, client):
     """Marketing sees 张*; if 张三 and then zhangs still found the customer, a script could extend the
     prefix a letter at a time and read the whole name from whether the customer stays in the results."""
