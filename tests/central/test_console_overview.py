@@ -145,6 +145,8 @@ def test_the_overview_figures_match_a_hand_count(chain):
     (alert,) = re.findall(r'<li class="alert">(.*?)</li>', html)
     assert "S001" in alert and "2026-11-22" in alert and "75%" in alert and "S002" not in alert
 
+    # Finance read the tiers' spending as the chain's sales: the page says whom they leave out.
+    assert 'id="tiers-cover"' in html and "同意画像分析的客户" in html
     tiers = {row[0]: row[1:] for row in _cells(html, "table-tiers")[1:]}
     assert tiers == {
         "忠诚": ["1", "500.00"],
