@@ -12,9 +12,8 @@ from central import audit, secret_key
 from central.cli import PROG, CliError, Command, cli_session
 from central.clock import system_clock
 from central.config import CentralConfig
-from central.identity.models import Customer, Identifier
+from central.identity.models import Customer
 from central.identity.registry import load_registry
-from central.members.models import MemberKey
 from central.params import id_argument
 from central.privacy import access, erasure, subjects
 
@@ -71,13 +70,8 @@ def _erase(db: Session, config: CentralConfig, customer_id: int, args: argparse.
         print(f"customer {customer_id} would be erased: {shown}")
         print(f"{PROG}: nothing erased; run again with --yes to erase", file=sys.stderr)
         return 2
-    has_keys = (
-        db.query(MemberKey.id)
-        .join(Identifier, Identifier.value == MemberKey.member_id)
-        .filter(Identifier.customer_id == customer_id, Identifier.kind == "member_id")
-        .first()
-    )
-    secret = secret_key.for_session(db, config.secret_key_path) if has_keys else None
+    needed = erasure.revokes_member_keys(db, customer_id)
+    secret = secret_key.for_session(db, config.secret_key_path) if needed else None
     now = system_clock()
     try:
         result = erasure.erase(db, customer_id, now=now, operator=ACTOR, reason=args.reason, secret=secret)

@@ -132,6 +132,17 @@ def erasure_of(db: Session, customer_id: int) -> Erasure | None:
     return db.scalar(select(Erasure).where(Erasure.customer_id == customer_id))
 
 
+def revokes_member_keys(db: Session, customer_id: int) -> bool:
+    """Whether erasing the customer revokes member app keys: then it needs central's ``secret.key`` to sign."""
+    held = (
+        select(MemberKey.id)
+        .join(Identifier, Identifier.value == MemberKey.member_id)
+        .where(Identifier.customer_id.in_(customers_of(db, customer_id)), Identifier.kind == "member_id")
+        .limit(1)
+    )
+    return db.scalar(held) is not None
+
+
 def _count(db: Session, model: Any, *where: Any) -> int:
     from sqlalchemy import func
 
