@@ -213,6 +213,7 @@ def init_app(app: Flask) -> None:
         imports,
         login,
         overview,
+        privacy,
         review,
         segments,
     )

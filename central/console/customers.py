@@ -71,6 +71,7 @@ from central.fleet.enrollment import DEVICE_PREFIX
 from central.identity import golden, history, resolve, split
 from central.identity.models import Customer, Identifier, LedgerEntry
 from central.params import id_limit, whole_number
+from central.privacy.erasure import erasure_of
 from central.sources.events import SOURCE_PREFIX
 from shared.masking import mask_identifier, mask_name
 
@@ -264,6 +265,17 @@ def customer(customer_id: int) -> ResponseReturnValue:
     row = find_customer(db, customer_id)
     if row is None:
         abort(404)
+    erased = erasure_of(db, customer_id)
+    if erased is not None:  # nothing personal is left to show, and nothing to do (decision 0098)
+        record_audit("customers.view", f"customer:{customer_id}", erased=True)
+        db.commit()
+        return render_template(
+            "customer_erased.html",
+            page="customers",
+            customer_id=customer_id,
+            erased_at=erased.erased_at,
+            done=DONE.get(request.args.get("done", "")),
+        )
     live = row.merged_into is None
     admin = role() == ADMIN
     identifiers = [
@@ -327,6 +339,8 @@ def add_note(customer_id: int) -> ResponseReturnValue:
         abort(404)
     if row.merged_into is not None:
         return back_to_customer(customer_id, problem="merged")
+    if erasure_of(db, customer_id) is not None:
+        return back_to_customer(customer_id)  # an erased customer's page takes no notes
     text = request.form.get("text", "")
     now = clock.now()
     try:

@@ -33,6 +33,7 @@ PAGES = {
     "/console/imports/{import_id}": {"admin"},
     "/console/customers/review": {"admin"},
     "/console/account/two-step": set(ROLES),
+    "/console/customers/{customer}/personal-data": {"admin"},
 }
 # Every state-changing console route, and a form that would do something if the token were right.
 STATE_CHANGING = {
@@ -48,6 +49,7 @@ STATE_CHANGING = {
     "/console/customers/{customer}/notes": {"kind": "note", "text": "called back"},
     "/console/customers/{customer}/split": {"ledger_id": "1"},
     "/console/customers/{customer}/identifiers/remove": {"identifier_id": "1"},
+    "/console/customers/{customer}/erase": {"confirm": "yes", "reason": "ticket 1", "typed_id": "1"},
     "/console/customers/review/{item}": {"decision": "reject"},
     "/console/segments": {"name": "everyone", "rule": "true", "channel": "sms"},
     "/console/segments/{segment}/evaluate": {},
