@@ -6,6 +6,7 @@ Without chromium the test skips on a developer machine and fails under CI (``./d
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from collections.abc import Iterator
@@ -13,8 +14,10 @@ from pathlib import Path
 
 import pytest
 
+from central import db as central_db
 from central.accounts.roles import ROLES
 from tests.central.live import serving
+from tests.central.privacy_support import NAME, NEEDLES, make_person, traces
 from tests.central.support import PASSWORD, create_user
 from tests.central.test_console_roles import MOBILE, PAGES, XSS
 from tests.conftest import REPO, unavailable
@@ -145,3 +148,34 @@ def test_the_language_switch_on_a_new_token_opens_a_tab_and_keeps_the_token(app,
         assert english.url.endswith("/console/fleet") and "Enrollment tokens" in english.content()
         assert page.inner_text("#secret") == secret  # still there to copy
         page.context.close()
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"], indirect=True)
+def test_an_admin_downloads_and_then_erases_a_customer_in_the_browser(app, client, agent, browser):
+    person = make_person(app, client, agent)
+    create_user(app, "admin", role="admin")
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with serving(app) as base:
+        host = base.replace("127.0.0.1", "localhost")  # a secure context, so the __Host- cookie is kept
+        page = _log_in(browser, host, "admin")
+        page.goto(f"{host}/console/customers/{person}")
+        assert NAME in page.content()
+        with page.expect_download() as downloading:
+            page.click("#download")
+        document = json.loads(Path(downloading.value.path()).read_text(encoding="utf-8"))
+        assert document["customer_id"] == person and document["golden_record"]
+        page.click("#erase-start button")
+        page.wait_for_selector("#erase-form")
+        page.screenshot(path=str(ARTIFACTS / "admin-erase.png"))
+        page.fill("#erase-form input[name=reason]", "ticket 4411")
+        page.fill("#erase-form input[name=typed_id]", str(person + 1))
+        page.click("#erase-form button[type=submit]")
+        assert page.inner_text("#problem")  # a wrong number erases nothing
+        page.fill("#erase-form input[name=typed_id]", str(person))
+        page.click("#erase-form button[type=submit]")
+        page.wait_for_url(re.compile(rf".*/console/customers/{person}\?done=erased$"))
+        assert page.query_selector("#erased time") is not None and page.query_selector("#download") is None
+        assert NAME not in page.content()
+        page.screenshot(path=str(ARTIFACTS / "admin-erased.png"))
+        page.context.close()
+    assert traces(central_db.engine_for(app), NEEDLES) == []
