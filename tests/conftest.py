@@ -115,6 +115,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "100000 for the acceptance run",
     )
     parser.addoption(
+        "--erase-kills",
+        type=int,
+        default=2,
+        help="SIGKILLs of customer erase in tests/central/test_privacy_kill.py, spread over its run (each one"
+        " a fresh database copy and a rerun); 10 for a thorough run",
+    )
+    parser.addoption(
         "--stats-chain-customers",
         type=int,
         default=120,
