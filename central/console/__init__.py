@@ -215,6 +215,7 @@ def init_app(app: Flask) -> None:
         overview,
         privacy,
         review,
+        sales,
         segments,
     )
 

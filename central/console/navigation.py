@@ -29,6 +29,7 @@ NAV = (
     Item("customers", "console.customers", "客户", CUSTOMER_ROLES),
     Item("segments", "console.segments", "人群", (ADMIN, MARKETING)),
     Item("campaigns", "console.campaigns", "营销活动", (ADMIN, MARKETING, FINANCE)),
+    Item("sales", "console.sales", "销售日报", (ADMIN, FINANCE, STORE_MANAGER)),
     Item("fleet", "console.fleet", "设备", FLEET_ROLES),
     Item("imports", "console.imports", "导入与任务", (ADMIN,)),
     Item("review", "console.review_queue", "合并审核", (ADMIN,)),

@@ -23,6 +23,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from datetime import date, timedelta
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import bindparam, text
@@ -158,3 +159,49 @@ def daily_sales(
 def totals(rows: Sequence[DaySales]) -> DaySales:
     """Every row added up (``store_id`` '' and ``day`` None)."""
     return DaySales("", None, *(sum(getattr(r, name) for r in rows) for name in COUNTS))
+
+
+# The CSV's columns (console download and ``central-server sales daily --csv``): stable names for
+# spreadsheets and scripts, amounts in yuan with two decimals, counts as integers, one row per store-day.
+CSV_HEADER = [
+    "date",
+    "store_id",
+    "sales",
+    "gross",
+    "refunds",
+    "refunded",
+    "net",
+    "set_aside",
+    "set_aside_amount",
+    "member_sales",
+    "member_gross",
+    "member_share_percent",
+    "online_orders",
+    "online_amount",
+]
+
+
+def yuan(cents: int) -> Decimal:
+    """Fen as yuan with two decimals (a number in a CSV, never text)."""
+    return (Decimal(cents) / 100).quantize(Decimal("0.01"))
+
+
+def csv_row(row: DaySales) -> list[Any]:
+    """One store-day as CSV cells, in ``CSV_HEADER`` order."""
+    share = row.member_share
+    return [
+        row.day.isoformat() if row.day else "",
+        row.store_id,
+        row.sales,
+        yuan(row.gross),
+        row.refunds,
+        yuan(row.refunded),
+        yuan(row.net),
+        row.set_aside,
+        yuan(row.set_aside_amount),
+        row.member_sales,
+        yuan(row.member_gross),
+        "" if share is None else round(100 * share, 1),
+        row.online_orders,
+        yuan(row.online_amount),
+    ]

@@ -34,6 +34,8 @@ PAGES = {
     "/console/customers/review": {"admin"},
     "/console/account/two-step": set(ROLES),
     "/console/customers/{customer}/personal-data": {"admin"},
+    "/console/sales": {"admin", "finance", "store_manager"},
+    "/console/sales/daily.csv": {"admin", "finance", "store_manager"},
 }
 # Every state-changing console route, and a form that would do something if the token were right.
 STATE_CHANGING = {

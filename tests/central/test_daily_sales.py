@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -9,8 +11,9 @@ import pytest
 
 from central import db as central_db
 from central.customers.daily_sales import DaySales, RangeError, daily_sales, totals
+from central.models import AuditLog
 from tests.central.sources_support import new_key, post_events
-from tests.central.support import Agent, token_for
+from tests.central.support import Agent, create_user, login, table_rows, token_for
 
 OFFSET = 480  # the chain's local time, UTC+08:00
 FIRST, LAST = date(2026, 10, 31), date(2026, 11, 1)
@@ -137,3 +140,64 @@ def test_a_range_backwards_or_over_a_year_is_refused(app):
             daily_sales(db, LAST, FIRST, OFFSET)
         with pytest.raises(RangeError):
             daily_sales(db, date(2024, 12, 31), date(2026, 1, 1), OFFSET)
+
+
+def _logged_in(app, role: str, stores: tuple[str, ...] = ()):
+    create_user(app, role, role=role, stores=stores)
+    client = app.test_client()
+    assert login(client, role).status_code == 302
+    return client
+
+
+def test_finance_reads_the_page_and_a_store_manager_only_their_store(app, client):
+    make_chain(app, client)
+    finance = _logged_in(app, "finance")
+    html = finance.get("/console/sales?from=2026-10-31&to=2026-11-01").get_data(as_text=True)
+    assert 'data-store="S001" data-day="2026-10-31"' in html and 'data-store="S002"' in html
+    assert "30.50" in html and "65.50" in html  # S001's net on the 31st, and the total net
+    assert 'href="/console/sales"' in finance.get("/console/campaigns").get_data(as_text=True)
+    manager = _logged_in(app, "store_manager", ("S002",))
+    mine = manager.get("/console/sales?from=2026-10-31&to=2026-11-01").get_data(as_text=True)
+    assert 'data-store="S002"' in mine and 'data-store="S001"' not in mine
+    csv = manager.get("/console/sales/daily.csv?from=2026-10-31&to=2026-11-01").get_data(as_text=True)
+    assert csv.splitlines()[1:] == ["2026-10-31,S002,2,23.00,0,0.00,23.00,1,15.00,1,8.00,34.8,0,0.00"]
+    # A page view of aggregates is not audited; the download is an export and is.
+    exports = [(a.actor, a.action, a.detail) for a in table_rows(app, AuditLog) if a.action.startswith("sales.")]
+    assert exports == [
+        (
+            "store_manager",
+            "sales.export",
+            {"via": "console", "from": "2026-10-31", "to": "2026-11-01", "rows": 1, "stores": ["S002"]},
+        )
+    ]
+    assert finance.get("/console/sales?from=2026-11-01&to=2026-10-31").status_code == 400
+    assert finance.get("/console/sales?from=yesterday").status_code == 400
+    assert _logged_in(app, "marketing").get("/console/sales").status_code == 403
+
+
+def test_the_csv_has_numbers_as_numbers_and_no_formula_cells(app, client):
+    # A store id a spreadsheet would compute (-2-1 = -3); a refund of 12.50 there.
+    refund = _source_receipt("r-9", "-2-1", "R9", "-12.50")
+    reply = post_events(client, new_key(app, "pos-export"), [refund], source="pos-export").get_json()
+    assert reply["accepted"] == ["r-9"], reply
+    reader = _logged_in(app, "finance")
+    text = reader.get("/console/sales/daily.csv?from=2026-10-31&to=2026-10-31").get_data(as_text=True)
+    header, row = list(csv.reader(io.StringIO(text.lstrip("\ufeff"))))
+    assert header[:3] == ["date", "store_id", "sales"]
+    # Counts and amounts as plain numbers (a spreadsheet sums them); the store id behind an apostrophe.
+    assert row == [
+        "2026-10-31",
+        "'-2-1",
+        "0",
+        "0.00",
+        "1",
+        "12.50",
+        "-12.50",
+        "0",
+        "0.00",
+        "0",
+        "0.00",
+        "",
+        "0",
+        "0.00",
+    ]
