@@ -402,6 +402,7 @@ def _commands() -> list[Command]:
     from central.campaigns import cli as campaigns_cli
     from central.campaigns import coupons_cli
     from central.customers import cli as customers_cli
+    from central.customers import sales_cli
     from central.fleet import cli as fleet_cli
     from central.identity import cli as identity_cli
     from central.members import cli as members_cli
@@ -423,6 +424,7 @@ def _commands() -> list[Command]:
         *sources_cli.COMMANDS,
         *members_cli.COMMANDS,
         *customers_cli.COMMANDS,
+        *sales_cli.COMMANDS,
         *campaigns_cli.COMMANDS,
         *coupons_cli.COMMANDS,
         *segments_cli.COMMANDS,

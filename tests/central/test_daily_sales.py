@@ -10,8 +10,10 @@ from typing import Any
 import pytest
 
 from central import db as central_db
+from central.cli import main
 from central.customers.daily_sales import DaySales, RangeError, daily_sales, totals
 from central.models import AuditLog
+from tests.central.cli_runner import write_config
 from tests.central.sources_support import new_key, post_events
 from tests.central.support import Agent, create_user, login, table_rows, token_for
 
@@ -201,3 +203,25 @@ def test_the_csv_has_numbers_as_numbers_and_no_formula_cells(app, client):
         "0",
         "0.00",
     ]
+
+
+def test_the_command_prints_the_table_and_writes_the_csv(app, client, tmp_path, capsys):
+    make_chain(app, client)
+    config = app.config["CENTRAL"]
+    path = write_config(config.server_data_dir.parent / "central.toml", config.server_data_dir, config.database_url)
+    assert main(["sales", "daily", "--from", "2026-10-31", "--to", "2026-11-01", "--config", str(path)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("date\tstore_id\tsales\tgross")
+    assert lines[1:] == [
+        "2026-10-31\tS001\t1\t35.50\t1\t5.00\t30.50\t1\t53.50\t1\t35.50\t100.0\t1\t59.90",
+        "2026-10-31\tS002\t2\t23.00\t0\t0.00\t23.00\t1\t15.00\t1\t8.00\t34.8\t0\t0.00",
+        "2026-11-01\tS001\t1\t12.00\t0\t0.00\t12.00\t0\t0.00\t0\t0.00\t0.0\t0\t0.00",
+        "total\t\t4\t70.50\t1\t5.00\t65.50\t2\t68.50\t2\t43.50\t61.7\t1\t59.90",
+    ]
+    out = tmp_path / "november.csv"
+    argv = ["sales", "daily", "--from", "2026-10-31", "--to", "2026-11-01", "--store", "S002", "--csv", str(out)]
+    assert main([*argv, "--config", str(path)]) == 0
+    assert out.read_text().splitlines()[1:] == ["2026-10-31,S002,2,23.00,0,0.00,23.00,1,15.00,1,8.00,34.8,0,0.00"]
+    assert out.stat().st_mode & 0o777 == 0o600
+    assert [a.action for a in table_rows(app, AuditLog) if a.action.startswith("sales.")] == ["sales.export"]
+    assert main(["sales", "daily", "--from", "2026-11-01", "--to", "2026-10-31", "--config", str(path)]) == 2
