@@ -2,7 +2,9 @@
 
 * ``POST /api/v1/coupons/campaigns`` ``{"name", "value": "10.00", "valid_from", "valid_to",
   "max_redemptions", "offline_budget", "stores": ["S001"] | null}`` (times ISO 8601 with an offset)
-* ``GET /api/v1/coupons/campaigns``; ``GET /api/v1/coupons/campaigns/<id or name>``
+* ``GET /api/v1/coupons/campaigns``; ``GET /api/v1/coupons/campaigns/<id or name>`` (admin and finance;
+  with ``revoked``, ``outstanding``, ``outstanding_value`` and ``expired_unredeemed``, see
+  :mod:`central.campaigns.liability`); everything else admin only
 * ``POST /api/v1/coupons/campaigns/<id or name>/codes`` ``{"member_id": "M1"}`` (a member's claim:
   the same code each time), ``{"member_ids": ["M1", "M2"]}`` (up to 1,000 members' claims in one
   request, answered in the order named: a member app's backend handing a campaign out) or
@@ -20,9 +22,11 @@ from typing import Any
 from flask import Blueprint, Response, current_app, jsonify, request
 
 from central import clock
+from central.accounts import web
+from central.accounts.roles import ADMIN, FINANCE
 from central.auth import actor_name, login_required
 from central.bodies import json_object
-from central.campaigns import coupon_conflicts, coupons
+from central.campaigns import coupon_conflicts, coupons, liability
 from central.db import get_session
 from central.errors import ApiError
 
@@ -92,19 +96,27 @@ def create() -> tuple[Response, int]:
     return jsonify(campaign.to_json()), 201
 
 
+def _with_liability(campaigns: list[coupons.Campaign]) -> list[dict[str, Any]]:
+    """Each campaign's answer with what its codes still owe (central.campaigns.liability) as of now."""
+    db = get_session()
+    owed = {row.campaign_id: row for row in liability.liabilities(db, clock.now())}
+    return [{**c.to_json(), **owed[c.id].to_json()} if c.id in owed else c.to_json() for c in campaigns]
+
+
+# Finance reads campaigns and what they owe for the monthly close; issuing and revoking stay as they were.
 @bp.get("/api/v1/coupons/campaigns")
-@login_required
+@web.roles(ADMIN, FINANCE)
 def listing() -> Response:
-    """Every campaign with its issued and redeemed counts."""
-    return jsonify({"campaigns": [c.to_json() for c in coupons.list_campaigns(get_session())]})
+    """Every campaign with its issued and redeemed counts and its outstanding codes and their value."""
+    return jsonify({"campaigns": _with_liability(coupons.list_campaigns(get_session()))})
 
 
 @bp.get("/api/v1/coupons/campaigns/<ref>")
-@login_required
+@web.roles(ADMIN, FINANCE)
 def show(ref: str) -> Response:
-    """One campaign."""
+    """One campaign, with its outstanding codes and their value."""
     try:
-        return jsonify(coupons.get_campaign(get_session(), ref).to_json())
+        return jsonify(_with_liability([coupons.get_campaign(get_session(), ref)])[0])
     except coupons.CouponError as exc:
         raise _refused(exc) from None
 

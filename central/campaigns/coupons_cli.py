@@ -26,7 +26,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from central import audit, secret_key
-from central.campaigns import coupon_conflicts, coupons
+from central.campaigns import coupon_conflicts, coupons, liability
 from central.campaigns.coupon_models import CouponCode, CouponConflict
 from central.cli import PROG, CliError, Command, cli_session
 from central.clock import offset_text, system_clock
@@ -88,20 +88,22 @@ def cmd_list(args: argparse.Namespace) -> int:
     """List campaigns: id, name, value, validity, issued/redeemed/max, offline budget, stores."""
     with cli_session(args) as (db, config):
         rows = coupons.list_campaigns(db)
+        owed = {row.campaign_id: row for row in liability.liabilities(db, system_clock())}
     if args.json:
-        _print_json([c.to_json() for c in rows])
+        _print_json([{**c.to_json(), **owed[c.id].to_json()} if c.id in owed else c.to_json() for c in rows])
         return 0
     # In the chain's local time, as the console shows it, with the offset in the heading.
     offset = timedelta(minutes=config.customers_utc_offset_minutes)
     zone = f"VALID (UTC{offset_text(config.customers_utc_offset_minutes)})"
     head = f"{'ID':>4}  {'NAME':<24} {'VALUE':>8}  {zone:<33} {'ISSUED':>7} {'REDEEMED':>9} {'MAX':>8}"
-    print(f"{head} {'BUDGET':>6}  STORES")
+    print(f"{head} {'BUDGET':>6} {'OUTSTANDING':>11} {'OWED':>12}  STORES")
     for c in rows:
         valid = f"{c.valid_from + offset:%Y-%m-%d %H:%M} - {c.valid_to + offset:%Y-%m-%d %H:%M}"
         stores = "all" if c.stores is None else ",".join(c.stores)
         print(
             f"{c.id:>4}  {c.name:<24} {c.value:>8}  {valid:<33} {c.issued:>7} {c.redeemed:>9} "
-            f"{c.max_redemptions:>8} {c.offline_budget:>6}  {stores}"
+            f"{c.max_redemptions:>8} {c.offline_budget:>6} {owed[c.id].outstanding:>11}"
+            f" {owed[c.id].outstanding_value / 100:>12.2f}  {stores}"
         )
     return 0
 
