@@ -33,7 +33,9 @@ as long as the agent reads (``pos.max_receipt_bytes``, 1 MiB of printer bytes) i
 MAX_SAFE_INT = 2**53 - 1
 """Integers beyond this lose precision in JSON readers that use doubles."""
 
-_MONEY_RE = re.compile(r"^-?\d{1,12}(\.\d{1,4})?\Z")
+# Up to four decimals are read, but any past the second must be zeros ("12.500" is 12.50): every
+# amount that changes hands is in whole fen (docs/decisions/0102-money-in-whole-fen.md).
+_MONEY_RE = re.compile(r"^-?\d{1,12}(\.\d{1,2}0{0,2})?\Z")
 
 
 class PayloadError(ValueError):
@@ -49,7 +51,7 @@ class PayloadError(ValueError):
 
 
 def is_money(value: Any) -> bool:
-    """A decimal amount written as a string, such as "12.50" or "-3"."""
+    """An amount in whole fen written as a string, such as "12.50", "-3" or "12.500"; never "10.005"."""
     if not isinstance(value, str) or not _MONEY_RE.match(value):
         return False
     try:
@@ -82,7 +84,11 @@ class Text(Field):
 
 
 class Money(Field):
-    """A decimal amount as a string ("12.50"), never a float."""
+    """An amount that changes hands, in whole fen, as a string ("12.50"), never a float.
+
+    A unit price is not one (a scale prints ¥12.345/kg; the line's amount is what is paid): items
+    keep ``unit_price`` as a Scalar.
+    """
 
     def clean(self, value: Any) -> Any:
         if not is_money(value):

@@ -28,6 +28,7 @@ from central.accounts import web
 from central.accounts.roles import policy
 from central.clock import offset_text
 from central.console import navigation
+from central.customers.sales import fen
 
 STATIC = Path(__file__).resolve().parent / "static"
 ASSET_MAX_AGE = 365 * 86400
@@ -118,7 +119,7 @@ def amount(value: Any, cents: bool = False) -> str:
     number = Decimal(str(value))
     if cents:
         number /= 100
-    return f"{number:,.2f}"
+    return f"{fen(number):,.2f}"
 
 
 def count(value: Any) -> str:

@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from central.customers.models import CustomerStats, Receipt
+from central.customers.sales import fen
 from central.identity.models import Customer, Identifier
 from central.privacy.models import not_erased
 from shared.masking import mask_identifier
@@ -24,8 +25,8 @@ def _time(moment: datetime | None) -> str | None:
 
 
 def money(amount: Decimal) -> str:
-    """An amount as the API and console show it: two decimals, no exponent."""
-    return f"{amount:.2f}"
+    """An amount as the API and console show it: two decimals (whole fen, half away from zero), no exponent."""
+    return f"{fen(amount):.2f}"
 
 
 @dataclass(frozen=True, slots=True)

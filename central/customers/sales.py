@@ -97,6 +97,12 @@ class Sale(NamedTuple):
         return self.cents > 0
 
 
+def fen(amount: Decimal | str | int | float) -> Decimal:
+    """An amount to whole fen, half away from zero, as :func:`cents` counts it: every page, answer and file
+    shows money this way, so a line shown and the total it adds to never disagree (decision 0102)."""
+    return Decimal(str(amount)).quantize(_CENT, ROUND_HALF_UP)
+
+
 def cents(total: str) -> int:
     """A payload's money text ("12.50", "-3", "0.125") in whole cents, half away from zero."""
     whole, dot, fraction = total.partition(".")

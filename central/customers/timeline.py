@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 from central.campaigns.coupon_models import CouponCampaign, CouponCode, CouponRedemption
 from central.campaigns.models import TriggerCoupon, TriggerOccasion
 from central.customers.models import CustomerNote, OnlineOrder
-from central.customers.sales import ONLINE_KIND
+from central.customers.sales import ONLINE_KIND, fen
 from central.identity.models import LINKED, TRUSTED, Customer, EventCustomer, Identifier
 from central.ingest.models import Event
 from central.models import table
@@ -129,7 +129,7 @@ def _amount(raw: Any) -> Decimal | None:
     if raw is None or isinstance(raw, bool):
         return None
     try:
-        return Decimal(str(raw))
+        return fen(str(raw))
     except InvalidOperation:
         return None
 

@@ -23,6 +23,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, and_, not_, select
 
 from central.csvfiles import write_csv
+from central.customers.sales import fen
 from central.db import READ_ONLY
 from central.identity.models import Customer, EventCustomer, Identifier
 from central.ingest.models import Event
@@ -52,7 +53,7 @@ def _cell(value: Any) -> Any:
     if isinstance(value, datetime):
         return format_time(value)
     if isinstance(value, Decimal):
-        return f"{value:.2f}"
+        return f"{fen(value):.2f}"
     return value
 
 

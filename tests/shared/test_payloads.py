@@ -235,3 +235,36 @@ def test_an_order_status_update_may_leave_out_the_total():
     """Cancellation and refund webhooks name the order and its status, no amount."""
     update = {"order_no": "JD-1", "status": "TRADE_CLOSED"}
     assert check_event("order.online", update) == (update, None)
+
+
+@pytest.mark.parametrize("total", ["10.005", "0.001", "10.0049", "10.125", "10.135", "-0.001", "1.0001"])
+def test_an_amount_finer_than_a_fen_is_refused(total: str) -> None:
+    """A total a till or source rounded differently from central would be shown and summed two ways."""
+    assert check_event("pos.receipt", {"receipt_no": "R1", "total": total}) == (None, "invalid_payload:total")
+
+
+@pytest.mark.parametrize(
+    ("payload", "reason"),
+    [
+        ({"items": [{"sku": "1", "qty": 1, "amount": "1.005"}]}, "invalid_payload:items.amount"),
+        ({"tenders": [{"method": "cash", "amount": "0.015"}]}, "invalid_payload:tenders.amount"),
+        ({"paid": "20.001"}, "invalid_payload:paid"),
+        ({"change": "0.005"}, "invalid_payload:change"),
+        ({"discount_total": "0.333"}, "invalid_payload:discount_total"),
+    ],
+)
+def test_every_amount_that_changes_hands_is_in_whole_fen(payload: dict[str, object], reason: str) -> None:
+    assert check_event("pos.receipt", {"receipt_no": "R1", "total": "1.00", **payload}) == (None, reason)
+    assert check_event("order.online", {"order_no": "A", "total": "-3.0001"}) == (None, "invalid_payload:total")
+    assert check_event("scan.coupon", {"code": "C", "value": "0.015"}) == (None, "invalid_payload:value")
+
+
+@pytest.mark.parametrize("total", ["10", "-3", "10.5", "10.50", "10.500", "10.5000", "0.01"])
+def test_whole_fen_are_accepted_with_trailing_zeros(total: str) -> None:
+    assert check_event("pos.receipt", {"receipt_no": "R1", "total": total})[1] is None
+
+
+def test_a_weighed_items_unit_price_may_be_finer_than_a_fen() -> None:
+    """A scale's label prints ¥12.345/kg; the line's amount, what is paid, is in fen."""
+    item = {"sku": "2100001", "name": "猪肉", "qty": "0.512", "unit_price": "12.345", "amount": "6.32"}
+    assert check_event("pos.receipt", {"receipt_no": "R1", "total": "6.32", "items": [item]})[1] is None
