@@ -18,8 +18,9 @@ class Receipt(Base):
     A reprint (the same store, register and receipt number again, see central.customers.reprints)
     is kept with ``reprint_of`` naming the first copy and a ``flag``; it has no customer and counts
     nowhere. So is the same receipt loaded again from another source (``duplicate_source``). A
-    receipt from an online source or a backfill (``device_id`` ``source:<name>``) is stored with
-    no customer: it counts in the statistics through its event, not in ``receipts_count``.
+    receipt from an online source or a backfill (``device_id`` ``source:<name>``) that names a store
+    takes the customer its event is linked to and counts in ``receipts_count`` as an agent's does
+    (a till receipt however it reached central, decision 0091); one naming no store has no customer.
     """
 
     __tablename__ = "receipts"

@@ -106,8 +106,8 @@ def purchase_totals(db: Session, customer_ids: list[int]) -> dict[int, tuple[int
     """(purchases, spent) of each of ``customer_ids`` over every channel and source; (0, 0) if none bought.
 
     From the purchase statistics (``customer_stats``), which every ingest path keeps; the customer
-    row's ``receipts_count`` and ``total_spent`` count only the receipts agents delivered from tills
-    (the API's ``till_receipts`` and ``till_spent``).
+    row's ``receipts_count`` and ``total_spent`` count the receipts the stores' tills printed, from
+    an agent, a source or a backfill (the API's ``till_receipts`` and ``till_spent``).
     """
     out = dict.fromkeys(customer_ids, (0, Decimal("0")))
     if customer_ids:

@@ -12,9 +12,9 @@ start their numbers again each day.
 
 The same receipt may reach central twice from two senders: the agent uploads it, and HQ loads the
 till's history again (``central-server load-events FILE --source pos-backfill``), or the other
-way round. Receipts from sources are stored in ``receipts`` too (with no customer: they count in
-the statistics through their event, not in ``receipts_count``), and whichever arrived first is
-the sale; the later one is a copy flagged ``duplicate_source``.
+way round. Receipts from sources are stored in ``receipts`` too (one naming a store takes its
+event's customer and counts in ``receipts_count``, as an agent's: decision 0091 as amended), and
+whichever arrived first is the sale; the later one is a copy flagged ``duplicate_source``.
 
 A copy is stored with ``reprint_of`` naming the first one and a flag: ``reprint``,
 ``duplicate_source`` (from another sender), or ``reprint_total_differs`` when its total is not the

@@ -23,13 +23,15 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 import orjson
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from central import bulk
-from central.customers import consent, dashboard, orders, reprints, statistics
+from central.customers import consent, dashboard, orders, purchases, reprints, statistics
 from central.customers.models import Receipt
 from central.customers.sales import currency_problem
 from central.identity import golden
+from central.identity.models import EventCustomer
 from central.identity.registry import Registry
 from central.identity.resolve import IdentityFact, Resolution, resolve
 from central.ingest.batches import (
@@ -54,6 +56,7 @@ SOURCE_PREFIX = "source:"
 _MEMBER_FIELDS = (("phone", "phone"), ("card", "member_card"))
 _events = table(Event)
 _receipts = table(Receipt)
+_owners = table(EventCustomer)
 _CENT = Decimal("0.01")
 _new_batch_id = UUID7()
 # How far past central's clock an online source's or a backfill's event may be dated
@@ -359,6 +362,18 @@ def stage_rows(
             now=now,
             actor=device_id,
         )
+        link_till_receipts(
+            db,
+            [
+                pks[r.event.event_id]
+                for r in rows
+                if r.event.kind == "pos.receipt"
+                and r.event.store_id
+                and r.event.event_id in pks
+                and r.event.event_id not in copies
+                and fact_identifiers(r.event)
+            ],
+        )
     stored = [
         (pks[r.event.event_id], r.event.kind, r.event.store_id, r.observed_at, r.event.payload)
         for r in rows
@@ -372,13 +387,47 @@ def stage_rows(
     return staged
 
 
-def store_receipts(db: Session, device_id: str, receipts: Sequence[SourceRow], pks: dict[str, int]) -> set[str]:
-    """Store a source's freshly accepted receipts in ``receipts`` (with no customer); the event ids of the copies.
+def link_till_receipts(db: Session, event_pks: Sequence[int]) -> None:
+    """Give a source's freshly stored store receipts (not copies) the customers their events were linked to,
+    and add them to those customers' till figures (``receipts_count``, ``total_spent``), as an agent's.
 
-    A receipt from a source counts in the statistics through its event, as before, and never in a
-    customer's ``receipts_count`` (the receipts agents delivered from tills); but it is stored, so
-    that the same receipt coming again from an agent or another source is recognised as a copy,
-    and so that one coming from here after an agent's is.
+    A receipt a store printed is a till receipt however it reached central (an agent, an online
+    source, a backfill: decision 0091 as amended); merges and splits then move it with its event.
+    """
+    conn = db.connection()
+    for listed in bulk.integer_lists(sorted(event_pks)):
+        conn.exec_driver_sql(
+            f"UPDATE {_receipts.name} SET customer_id = (SELECT ec.customer_id FROM {_owners.name} ec"  # noqa: S608
+            f" WHERE ec.event_pk = {_receipts.name}.event_pk) WHERE event_pk IN ({listed})"
+        )
+    stats: list[purchases.StatRow] = []
+    for chunk in range(0, len(event_pks), 5000):
+        found = conn.execute(
+            select(
+                _receipts.c.customer_id,
+                func.count(),
+                func.sum(_receipts.c.total),
+                func.min(_receipts.c.observed_at),
+                func.max(_receipts.c.observed_at),
+            )
+            .where(_receipts.c.event_pk.in_(event_pks[chunk : chunk + 5000]), _receipts.c.customer_id.is_not(None))
+            .group_by(_receipts.c.customer_id)
+        )
+        stats += [(int(cid), int(n), Decimal(total), first, last) for cid, n, total, first, last in found]
+    merged: dict[int, purchases.StatRow] = {}
+    for cid, n, total, first, last in stats:
+        _, n0, total0, first0, last0 = merged.get(cid, (cid, 0, Decimal(0), first, last))
+        merged[cid] = (cid, n0 + n, total0 + total, min(first, first0), max(last, last0))
+    purchases.add_to_customers(conn, list(merged.values()))
+
+
+def store_receipts(db: Session, device_id: str, receipts: Sequence[SourceRow], pks: dict[str, int]) -> set[str]:
+    """Store a source's freshly accepted receipts in ``receipts``; the event ids of the copies.
+
+    Stored with no customer: :func:`link_till_receipts` gives a store's receipt the customer its
+    event is linked to once identities are resolved. Stored so that the same receipt coming again
+    from an agent or another source is recognised as a copy, and so that one coming from here
+    after an agent's is.
     """
     if not receipts:
         return set()

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+import json
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from central import db as central_db
 from central.identity.models import Customer
 from central.models import AuditLog
-from tests.central.sources_support import new_key, post_events, source_event
+from central.sources.backfill import load_events
+from tests.central.sources_support import default_registry, new_key, post_events, source_event
 from tests.central.support import START, table_rows
 
 UNAUTHORIZED = {"error": {"code": "unauthorized", "message": "login required"}}
@@ -112,6 +115,59 @@ def test_a_profiles_figures_agree_with_a_hand_count(app, client, agent, user_cli
     page = user_client.get(f"/console/customers/{cid}").get_data(as_text=True)
     assert '<span id="purchases">3</span>' in page and '<span id="spent">185.40</span>' in page
     assert '<span id="till-receipts">3</span>' in page and '<span id="till-spent">125.50</span>' in page
+
+
+def test_store_receipts_loaded_as_history_or_posted_by_a_source_are_till_receipts(
+    app, client, agent, user_client, tmp_path
+):
+    """A history customer's header said 12 purchases and 0 till receipts while the timeline listed 12 store
+    receipts: receipts a store printed count however they reached central (an agent, a source, load-events)."""
+    history = tmp_path / "history.jsonl"
+    lines = [
+        {
+            "event_id": f"h{i}",
+            "kind": "pos.receipt",
+            "observed_at": f"2026-10-0{i}T10:00:00+08:00",
+            "store_id": "S001",
+            "identifiers": {"phone": "13812345678"},
+            "payload": {"receipt_no": f"R00000257{i}", "register": "01", "total": "100.10"},
+        }
+        for i in (1, 2)
+    ]
+    history.write_text("\n".join(json.dumps(x) for x in lines) + "\n", encoding="utf-8")
+    with central_db.session_factory(app)() as db:
+        load_events(db, history, "pos-backfill", registry=default_registry(), clock=app.config["CLOCK"])
+    posted = source_event(
+        "o1",
+        "pos.receipt",
+        store_id="S003",
+        identifiers={"phone": "13812345678"},
+        payload={"receipt_no": "W1", "total": "5.00"},
+    )
+    online = source_event(
+        "o2", "pos.receipt", identifiers={"phone": "13812345678"}, payload={"receipt_no": "W2", "total": "7.00"}
+    )
+    assert post_events(client, new_key(app), [posted, online]).get_json()["accepted"] == ["o1", "o2"]
+    agent.send(client, [agent.receipt("R9", "1.00", phone="13812345678")])
+    # The backfill's first receipt again from the agent's till: a copy, counted once.
+    agent.send(
+        client,
+        [
+            agent.event(
+                "pos.receipt",
+                {**lines[0]["payload"], "member": {"phone": "13812345678"}},
+                observed_at=datetime(2026, 10, 1, 2, tzinfo=UTC),
+            )
+        ],
+    )
+    (listed,) = user_client.get("/api/v1/customers").get_json()["customers"]
+    # A receipt that names no store is no store's receipt: it counts among purchases, not at the tills.
+    till = {"till_receipts": 4, "till_spent": "206.20", "purchases": 5, "spent": "213.20"}
+    assert {k: listed[k] for k in till} == till
+    detail = user_client.get(f"/api/v1/customers/{listed['id']}").get_json()
+    assert {k: detail["customer"][k] for k in till} == till
+    assert [r["receipt_no"] for r in detail["receipts"]] == ["R9", "W1", "R000002572", "R000002571"]
+    assert user_client.get(f"/api/v1/identity/customers/{listed['id']}").get_json()["customer"]["till_receipts"] == 4
 
 
 def test_unknown_and_merged_customers(app, client, agent, user_client):

@@ -78,7 +78,7 @@ def test_upgrade_is_idempotent(backend):
     upgrade(backend.url)
     engine = make_engine(backend.url)
     try:
-        assert current_revision(engine) == head_revision() == "0034_two_step"
+        assert current_revision(engine) == head_revision() == "0035_source_till_receipts"
     finally:
         engine.dispose()
 
@@ -364,5 +364,57 @@ def test_online_orders_already_stored_are_kept_once_and_their_customers_marked(b
         ]
         # Customer 7 held status updates and a refunded order: recounted by the next ingest.
         assert [tuple(m) for m in marks] == [(7, "online_orders")]
+    finally:
+        engine.dispose()
+
+
+_RECEIPT_EVENT = (
+    "INSERT INTO events (id, device_id, event_id, seq, kind, store_id, observed_at, received_at, payload, batch_id)"
+    " VALUES (:id, :device, :event, 0, 'pos.receipt', :store, '2026-11-01 08:00:00', '2026-11-01 08:00:00', '{}', 'b')"
+)
+_RECEIPT = (
+    "INSERT INTO receipts (id, event_pk, device_id, store_id, receipt_no, total, observed_at, customer_id, register,"
+    " reprint_of, flag) VALUES (:id, :id, :device, :store, :no, :total, '2026-11-01 08:00:00', :cid, '', :of, :flag)"
+)
+
+
+def test_store_receipts_from_sources_already_stored_become_till_receipts(backend):
+    engine = make_engine(backend.url)
+    try:
+        _at_revision(engine, "0034_two_step", text("SELECT 1"))
+        receipts = [  # id, sender, store, total, customer (agents' only), reprint_of, flag
+            (1, "agent-1", "S001", "10.00", 7, None, None),
+            (2, "source:pos-backfill", "S001", "20.00", None, None, None),
+            (3, "source:pos-backfill", "S001", "99.99", None, 2, "reprint_total_differs"),
+            (4, "source:shop", "", "5.00", None, None, None),
+            (5, "source:pos-backfill", "S002", "30.00", None, None, None),
+        ]
+        with engine.begin() as conn:
+            conn.execute(
+                text(_CUSTOMER),
+                [{"id": 7}, {"id": 8}],
+            )
+            conn.execute(
+                text(_RECEIPT_EVENT),
+                [{"id": r[0], "device": r[1], "event": f"e{r[0]}", "store": r[2]} for r in receipts],
+            )
+            conn.execute(
+                text(_RECEIPT),
+                [
+                    {"id": i, "device": d, "store": s, "no": f"R{i}", "total": t, "cid": c, "of": of, "flag": f}
+                    for i, d, s, t, c, of, f in receipts
+                ],
+            )
+            conn.execute(
+                text("INSERT INTO event_customers (event_pk, customer_id, identifier_id) VALUES (:e, :c, 1)"),
+                [{"e": e, "c": c} for e, c in ((1, 7), (2, 7), (3, 7), (4, 7), (5, 8))],
+            )
+        upgrade(engine)
+        with engine.connect() as conn:
+            linked = conn.execute(text("SELECT id, customer_id FROM receipts ORDER BY id")).all()
+            figures = conn.execute(text("SELECT id, receipts_count, total_spent FROM customers ORDER BY id")).all()
+        # The copy and the receipt naming no store stay without a customer.
+        assert [tuple(r) for r in linked] == [(1, 7), (2, 7), (3, None), (4, None), (5, 8)]
+        assert [(i, n, f"{float(s):.2f}") for i, n, s in figures] == [(7, 2, "30.00"), (8, 1, "30.00")]
     finally:
         engine.dispose()

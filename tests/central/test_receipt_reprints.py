@@ -166,13 +166,13 @@ def test_a_receipt_the_agent_sent_and_a_backfill_loaded_again_counts_once(app, c
     _load(app, tmp_path, _backfilled("LV-D1", "35.50"), _backfilled("LV-D2", "12.00"))
     assert _receipts(app) == [
         ("LV-D1", "03", "35.50", True, None, False),
-        ("LV-D2", "03", "12.00", False, None, False),
+        ("LV-D2", "03", "12.00", True, None, False),
         ("LV-D1", "03", "35.50", False, "duplicate_source", True),
     ]
     assert _purchases(app) == (2, 4750)
-    # The agent's receipt alone is in receipts_count (a source's count through their events only).
+    # Both receipts the store printed are till receipts, whoever brought them; the copy is not.
     (customer,) = table_rows(app, Customer)
-    assert (customer.receipts_count, str(customer.total_spent)) == (1, "35.50")
+    assert (customer.receipts_count, str(customer.total_spent)) == (2, "47.50")
 
 
 def test_a_backfilled_receipt_the_agent_sends_afterwards_counts_once(app, client, agent, tmp_path):
@@ -188,12 +188,14 @@ def test_a_backfilled_receipt_the_agent_sends_afterwards_counts_once(app, client
     )
     assert len(reply["accepted"]) == 2
     assert _receipts(app) == [
-        ("LV-D3", "", "20.00", False, None, False),
-        ("LV-D4", "", "8.00", False, None, False),
+        ("LV-D3", "", "20.00", True, None, False),
+        ("LV-D4", "", "8.00", True, None, False),
         ("LV-D4", "", "9.00", True, None, False),
         ("LV-D3", "", "20.00", False, "duplicate_source", True),
     ]
     assert _purchases(app) == (3, 3700)
+    (customer,) = table_rows(app, Customer)
+    assert (customer.receipts_count, str(customer.total_spent)) == (3, "37.00")
 
 
 def test_a_receipt_loaded_twice_from_two_sources_counts_once(app, client, tmp_path):
