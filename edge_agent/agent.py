@@ -405,6 +405,7 @@ class Agent:
             "sync": {
                 "consecutive_failures": self.sync.status.consecutive_failures,
                 "last_error": self.sync.status.last_error,
+                "warned_by_reason": dict(self.sync.status.warned_by_reason.most_common(16)),
             },
             "health": self.monitor.snapshot(),
         }

@@ -73,6 +73,8 @@ class SyncStatus:
     duplicate: int = 0
     rejected: int = 0
     rejected_by_reason: Counter[str] = field(default_factory=Counter)
+    # Accepted events central warned about: a receipt set aside at HQ (reprint_total_differs).
+    warned_by_reason: Counter[str] = field(default_factory=Counter)
     failures: int = 0
     consecutive_failures: int = 0
     last_error: str | None = None
@@ -369,6 +371,15 @@ class SyncJob:
                 "central rejected %d events (%s); they stay in the outbox as dead letters (`edge-agent status`)",
                 len(rejected),
                 ", ".join(f"{reason}: {n}" for reason, n in sorted(reasons.items())),
+            )
+        if reply.warnings:
+            warned = Counter(w.reason for w in reply.warnings)
+            self.status.warned_by_reason.update(warned)
+            log.info(
+                "central accepted %d events with a warning (%s): receipts set aside at HQ are counted nowhere"
+                " until finance looks at them (`central-server receipts set-aside`)",
+                len(reply.warnings),
+                ", ".join(f"{reason}: {n}" for reason, n in sorted(warned.items())),
             )
         return delivered, rejected, (len(reply.accepted), len(reply.duplicate), len(rejected))
 

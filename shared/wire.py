@@ -139,6 +139,9 @@ class Reply:
     rejected: tuple[Rejection, ...] = field(default_factory=tuple)
     downlink_version: int | None = None
     resend_from: int | None = None  # the first seq of a gap central sees just before this batch
+    # Accepted events central has something to say about: a receipt set aside as evidence, counted
+    # nowhere (``reprint_total_differs``, a copy of a receipt number with another total).
+    warnings: tuple[Rejection, ...] = field(default_factory=tuple)
 
     def to_dict(self) -> dict[str, Any]:
         doc: dict[str, Any] = {
@@ -150,6 +153,8 @@ class Reply:
             doc["downlink_version"] = self.downlink_version
         if self.resend_from is not None:
             doc["resend_from"] = self.resend_from
+        if self.warnings:
+            doc["warnings"] = [_rejection_dict(w) for w in self.warnings]
         return doc
 
 
@@ -237,13 +242,15 @@ def encode_reply(reply: Reply) -> bytes:
 def decode_reply(data: bytes) -> Reply:
     """Read central's reply; raise WireError if it is not a v1 reply.
 
-    ``downlink_version`` and ``resend_from`` are optional: older central releases do not send them.
+    ``downlink_version``, ``resend_from`` and ``warnings`` are optional: older central releases do not send them.
     """
     try:
         doc = orjson.loads(data)
         accepted = tuple(_str_list(doc["accepted"]))
         duplicate = tuple(_str_list(doc["duplicate"]))
         rejected = tuple(Rejection(event_id=r.get("event_id"), reason=str(r["reason"])) for r in doc["rejected"])
+        said = doc.get("warnings", ())
+        warnings = tuple(Rejection(event_id=w.get("event_id"), reason=str(w["reason"])) for w in said)
         version = doc.get("downlink_version")
         if version is not None and (type(version) is not int or not 0 <= version <= MAX_SEQ):
             raise TypeError("downlink_version must be a non-negative integer")
@@ -253,7 +260,12 @@ def decode_reply(data: bytes) -> Reply:
     except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError) as exc:
         raise WireError("invalid_reply", f"reply is not a v1 reply: {exc}") from None
     return Reply(
-        accepted=accepted, duplicate=duplicate, rejected=rejected, downlink_version=version, resend_from=resend_from
+        accepted=accepted,
+        duplicate=duplicate,
+        rejected=rejected,
+        downlink_version=version,
+        resend_from=resend_from,
+        warnings=warnings,
     )
 
 

@@ -212,7 +212,7 @@ def _store_once(db: Session, device: AuthenticatedDevice, batch: wire.DecodedBat
     fresh = [r for r in rows if r.event.event_id in pks]
     printed = [r for r in fresh if r.event.kind == "pos.receipt"]
     # Reprints are stored as evidence and go no further: no customer, statistics or member scan.
-    receipts = _store_receipts(db, device, printed, pks, batch.batch_id, now) if printed else []
+    receipts, set_aside = _store_receipts(db, device, printed, pks, batch.batch_id, now) if printed else ([], [])
     reprinted = {r.event.event_id for r in printed} - {r.event.event_id for r in receipts}
     seen = [r for r in fresh if r.event.kind in presence.KINDS]
     if seen:
@@ -268,6 +268,7 @@ def _store_once(db: Session, device: AuthenticatedDevice, batch: wire.DecodedBat
         duplicate=tuple(r.event.event_id for r in rows if r.event.event_id not in pks),
         rejected=(*batch.rejected, *rejected),
         resend_from=resend_from,
+        warnings=tuple(wire.Rejection(event_id, reprints.TOTAL_DIFFERS) for event_id in set_aside),
     )
 
 
@@ -358,8 +359,9 @@ def _registry() -> Registry | None:
 
 def _store_receipts(
     db: Session, device: AuthenticatedDevice, receipts: list[_Row], pks: dict[str, int], batch_id: str, now: datetime
-) -> list[_Row]:
-    """Store the newly accepted receipts, resolving the customers of all but reprints; the receipts that count."""
+) -> tuple[list[_Row], list[str]]:
+    """Store the newly accepted receipts, resolving the customers of all but reprints; the receipts that count,
+    and the event ids of those set aside (a copy whose total differs: counted nowhere, decision 0103)."""
     totals = [Decimal(r.event.payload["total"]).quantize(_CENT, ROUND_HALF_UP) for r in receipts]
     printed = [
         reprints.printed(device.device_id, r.event.store_id, r.event.payload, total, r.observed_at)
@@ -413,7 +415,8 @@ def _store_receipts(
         outcome.merged,
         outcome.reviewed,
     )
-    return [receipts[i] for i in firsts]
+    set_aside = [receipts[i].event.event_id for i, v in enumerate(verdicts) if v.flag == reprints.TOTAL_DIFFERS]
+    return [receipts[i] for i in firsts], set_aside
 
 
 def _first_id(verdict: reprints.Verdict, receipts: list[_Row], pks: dict[str, int], id_of: dict[int, int]) -> int:

@@ -159,7 +159,8 @@ def load_events(
         if chunk:
             staged = store_rows(db, source, chunk, clock(), registry=registry)
             summary.add(staged)
-            summary.warnings.update(w.reason for w in accepted_warnings(chunk, staged.accepted, registry))
+            warned = accepted_warnings(chunk, staged.accepted, registry, set_aside=staged.set_aside)
+            summary.warnings.update(w.reason for w in warned)
             for refused in staged.rejected:  # an id loaded before with other content (event_id_conflict)
                 summary.rejected[refused.reason] += 1
                 on_bad_line(BadLine(in_chunk[str(refused.event_id)][0], refused.event_id, refused.reason))

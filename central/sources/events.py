@@ -91,6 +91,7 @@ class Staged:
     duplicate: list[str] = field(default_factory=list)
     rejected: list[wire.Rejection] = field(default_factory=list)
     warnings: list[wire.Rejection] = field(default_factory=list)  # accepted, but an identifier was left out
+    set_aside: list[str] = field(default_factory=list)  # receipts kept as evidence, not counted (decision 0103)
     pks: dict[str, int] = field(default_factory=dict)
     facts: list[IdentityFact] = field(default_factory=list)
     resolution: Resolution | None = None
@@ -374,6 +375,7 @@ def stage_rows(
                 and fact_identifiers(r.event)
             ],
         )
+    staged.set_aside = [event_id for event_id, flag in copies.items() if flag == reprints.TOTAL_DIFFERS]
     stored = [
         (pks[r.event.event_id], r.event.kind, r.event.store_id, r.observed_at, r.event.payload)
         for r in rows
@@ -421,8 +423,10 @@ def link_till_receipts(db: Session, event_pks: Sequence[int]) -> None:
     purchases.add_to_customers(conn, list(merged.values()))
 
 
-def store_receipts(db: Session, device_id: str, receipts: Sequence[SourceRow], pks: dict[str, int]) -> set[str]:
-    """Store a source's freshly accepted receipts in ``receipts``; the event ids of the copies.
+def store_receipts(
+    db: Session, device_id: str, receipts: Sequence[SourceRow], pks: dict[str, int]
+) -> dict[str, str | None]:
+    """Store a source's freshly accepted receipts in ``receipts``; the event ids of the copies, with their flags.
 
     Stored with no customer: :func:`link_till_receipts` gives a store's receipt the customer its
     event is linked to once identities are resolved. Stored so that the same receipt coming again
@@ -430,7 +434,7 @@ def store_receipts(db: Session, device_id: str, receipts: Sequence[SourceRow], p
     after an agent's is.
     """
     if not receipts:
-        return set()
+        return {}
     totals = [Decimal(r.event.payload["total"]).quantize(_CENT, ROUND_HALF_UP) for r in receipts]
     printed = [
         reprints.printed(device_id, r.event.store_id, r.event.payload, total, r.observed_at)
@@ -469,7 +473,7 @@ def store_receipts(db: Session, device_id: str, receipts: Sequence[SourceRow], p
             assert verdict.original_index is not None
             copies.append(row(i, id_of[pks[receipts[verdict.original_index].event.event_id]]))
     bulk.insert(db.connection(), _receipts, _RECEIPT_COLUMNS, copies)
-    return {receipts[i].event.event_id for i, v in enumerate(verdicts) if v.is_copy}
+    return {receipts[i].event.event_id: v.flag for i, v in enumerate(verdicts) if v.is_copy}
 
 
 def store_rows(db: Session, source: str, rows: Sequence[SourceRow], now: datetime, *, registry: Registry) -> Staged:
@@ -509,15 +513,20 @@ def store_source_events(
     staged = store_rows(db, source, storable, now, registry=registry)
     staged.duplicate.extend(repeated)
     staged.rejected.extend(rejected)
-    staged.warnings = accepted_warnings(storable, staged.accepted, registry)
+    staged.warnings = accepted_warnings(storable, staged.accepted, registry, set_aside=staged.set_aside)
     return staged
 
 
-def accepted_warnings(rows: Sequence[SourceRow], accepted: Sequence[str], registry: Registry) -> list[wire.Rejection]:
+def accepted_warnings(
+    rows: Sequence[SourceRow], accepted: Sequence[str], registry: Registry, *, set_aside: Sequence[str] = ()
+) -> list[wire.Rejection]:
     """What the sender is told of its accepted events: each identifier the registry left out
     (``unusable_identifier:<type>:<why>``), then an order status central does not know
-    (``unknown_order_status``: the order counts)."""
+    (``unknown_order_status``: the order counts), then a receipt kept as evidence and counted nowhere
+    because it repeats a stored receipt's number with another total (``reprint_total_differs``,
+    decision 0103)."""
     fresh = set(accepted)
+    aside = set(set_aside)
     out: list[wire.Rejection] = []
     for row in rows:
         if row.event.event_id not in fresh:
@@ -525,5 +534,7 @@ def accepted_warnings(rows: Sequence[SourceRow], accepted: Sequence[str], regist
         whys = unusable_identifiers(row.event, registry)
         if status := orders.status_warning(row.event.kind, row.event.payload):
             whys.append(status)
+        if row.event.event_id in aside:
+            whys.append(reprints.TOTAL_DIFFERS)
         out.extend(wire.Rejection(row.event.event_id, why) for why in whys)
     return out

@@ -206,3 +206,59 @@ def test_a_receipt_loaded_twice_from_two_sources_counts_once(app, client, tmp_pa
     assert reply["accepted"] == ["pos-LV-D5-03"]
     assert [r[4] for r in _receipts(app)] == [None, "duplicate_source"]
     assert _purchases(app) == (1, 1500)
+
+
+def _line(event_id: str, number: str, total: str, at: str) -> str:
+    return json.dumps(
+        {
+            "event_id": event_id,
+            "kind": "pos.receipt",
+            "store_id": "S002",
+            "observed_at": at,
+            "identifiers": {"phone": PHONE},
+            "payload": {"receipt_no": number, "register": "01", "total": total},
+        }
+    )
+
+
+def test_a_copy_with_another_total_is_named_in_the_load_summary_and_the_sources_reply(app, client, tmp_path, capsys):
+    """F0004 at 12.34, the same number an hour later at 99.99: the summary said "accepted 2" and nothing else."""
+    config = app.config["CENTRAL"]
+    path = write_config(config.server_data_dir.parent / "central.toml", config.server_data_dir, config.database_url)
+    history = tmp_path / "f.jsonl"
+    history.write_text(
+        _line("f1", "F0004", "12.34", "2026-11-20T10:00:00+08:00")
+        + "\n"
+        + _line("f2", "F0004", "99.99", "2026-11-20T11:00:00+08:00")
+        + "\n"
+    )
+    assert main(["load-events", str(history), "--source", "pos-backfill", "--config", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "  loaded with warnings 1" in out and "    reprint_total_differs" in out
+    # The same through the API: the copy is accepted, and the reply says it was set aside.
+    posted = [
+        json.loads(_line(f"w{i}", "F0005", total, at))
+        for i, (total, at) in enumerate(
+            (
+                ("5.00", "2026-11-20T12:00:00+08:00"),
+                ("5.00", "2026-11-20T12:01:00+08:00"),
+                ("6.00", "2026-11-20T12:02:00+08:00"),
+            )
+        )
+    ]
+    reply = post_events(client, new_key(app, "pos-export"), posted, source="pos-export").get_json()
+    assert reply["accepted"] == ["w0", "w1", "w2"]
+    # A plain reprint (same total) counts once and needs no one: only the other total is named.
+    assert reply["warnings"] == [{"event_id": "w2", "reason": "reprint_total_differs"}]
+
+
+def test_an_agents_copy_with_another_total_is_named_in_the_batch_reply(app, client, agent):
+    reply = agent.send(client, [_printed(agent, "F0004", "12.34", 0), _printed(agent, "F0004", "12.34", 1)])
+    assert "warnings" not in reply
+    differs = _printed(agent, "F0004", "99.99", 60)
+    reply = agent.send(client, [differs])
+    assert reply["accepted"] == [differs.event_id]
+    assert reply["warnings"] == [{"event_id": differs.event_id, "reason": "reprint_total_differs"}]
+    assert wire.decode_reply(json.dumps(reply).encode()).warnings == (
+        wire.Rejection(differs.event_id, "reprint_total_differs"),
+    )

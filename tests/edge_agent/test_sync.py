@@ -33,6 +33,7 @@ class StandInCentral:
         self.status: int | None = None
         self.max_events: int | None = None
         self.reject_kinds: set[str] = set()
+        self.set_aside: set[int] = set()  # seqs central accepts and warns reprint_total_differs about
         self.requests = 0
         self.delay = 0.0
         self.in_flight = 0
@@ -94,7 +95,12 @@ class StandInCentral:
                 self.events[event.event_id] = event.payload
                 self.seq_of[event.event_id] = event.seq
                 accepted.append(event.event_id)
-        reply = Reply(tuple(accepted), tuple(duplicate), tuple(rejected), resend_from=resend_from)
+        warnings = tuple(
+            Rejection(e.event_id, "reprint_total_differs")
+            for e in batch.events
+            if e.seq in self.set_aside and e.event_id in accepted
+        )
+        reply = Reply(tuple(accepted), tuple(duplicate), tuple(rejected), resend_from=resend_from, warnings=warnings)
         return Response(200, encode_reply(reply))
 
     def _gap_before(self, lowest: int) -> int | None:
@@ -561,3 +567,13 @@ def test_a_resend_asked_for_before_a_restart_is_still_made(tmp_path, sealer, cen
     again = SyncJob(reopened, central, job.signer, batch_size=50)
     again.run()
     assert sorted(central.seq_of.values()) == list(range(1, 31))
+
+
+def test_receipts_central_set_aside_are_delivered_and_counted_by_reason(outbox, central_and_job):
+    """A copy of a receipt number with another total is kept at HQ and counted nowhere: the agent says so in health."""
+    central, job, _ = central_and_job
+    central.set_aside = {3, 7}
+    fill(outbox, 10)
+    job.run()
+    assert outbox.stats().delivered == 10
+    assert job.status.warned_by_reason == {"reprint_total_differs": 2}
