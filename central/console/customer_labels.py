@@ -16,6 +16,7 @@ def N_(text: str) -> str:
 
 TIMELINE_LABELS = {
     "pos.receipt": N_("门店购买"),
+    "receipt.set_aside": N_("门店小票（已搁置，未计入）"),  # central.customers.timeline.SET_ASIDE_KIND
     "pos.sale": N_("门店销售"),
     "order.online": N_("线上订单"),
     "scan.member": N_("会员码扫码"),
@@ -47,6 +48,8 @@ FIELD_LABELS = {
     "medium": N_("方式"),
     "campaign": N_("活动"),
     "serial": N_("序号"),
+    "set_aside": N_("搁置原因"),
+    "counted_total": N_("已计入的金额"),
 }
 # Timeline values that are codes, by field; a value not listed shows as sent, marked as the source's own.
 FIELD_VALUE_LABELS = {
@@ -71,6 +74,9 @@ FIELD_VALUE_LABELS = {
         "console": N_("控制台"),
     },
     "medium": MEDIUM_LABELS,
+    "set_aside": {  # central.customers.set_aside.SET_ASIDE_FLAGS
+        "reprint_total_differs": N_("同一小票号再次出现，金额不同：待财务核对"),
+    },
     "result": {  # a scan's: accepted, or why the till refused the code (shared.coupon_code, shared.member_code)
         "accepted": N_("通过"),
         "not-a-coupon": N_("不是优惠券码"),

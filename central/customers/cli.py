@@ -1,19 +1,22 @@
-"""Customer commands: load the product catalogue, recompute the built-in tags, export tags and statistics."""
+"""Customer commands: load the product catalogue, recompute the built-in tags, export tags and statistics,
+list the receipts set aside."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 import time
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from central import audit
-from central.cli import PROG, CliError, Command, existing_database, load
+from central.cli import PROG, CliError, Command, cli_session, existing_database, load
 from central.clock import system_clock
-from central.customers import catalog
+from central.csvfiles import SpreadsheetWriter
+from central.customers import catalog, set_aside
 from central.customers.export import FILES, export_tags
 from central.sources.legacy_formats import FormatError, detect_encoding
 
@@ -113,6 +116,64 @@ def cmd_export_tags(args: argparse.Namespace) -> int:
     return 0
 
 
+def _local_day(text: str, option: str, offset_minutes: int) -> datetime | None:
+    """The UTC instant a local day (YYYY-MM-DD, the chain's time zone) starts at; None for no day."""
+    if not text:
+        return None
+    try:
+        day = date.fromisoformat(text.strip())
+    except ValueError:
+        raise CliError(f"{option} {text!r} is not a date (2026-11-20, a day in the chain's local time)", 2) from None
+    return datetime(day.year, day.month, day.day, tzinfo=UTC) - timedelta(minutes=offset_minutes)
+
+
+def _shown(value: object) -> str:
+    """A till's or source's text for a terminal: control characters (an escape sequence) shown as "?"."""
+    return "".join(c if c.isprintable() else "?" for c in str(value))
+
+
+def cmd_receipts(args: argparse.Namespace) -> int:
+    """List the receipts set aside (a copy of a stored receipt's number with another total), per store and day."""
+    with cli_session(args) as (db, config):
+        offset = config.customers_utc_offset_minutes
+        since = _local_day(args.since, "--since", offset)
+        last = _local_day(args.until, "--until", offset)
+        until = None if last is None else last + timedelta(days=1)  # --until is the last day listed
+        if since is not None and until is not None and until <= since:
+            raise CliError("--until is before --since: no day to list", 2)
+        found = set_aside.listing(db.connection(), store=args.store or None, since=since, until=until)
+        writer = SpreadsheetWriter(sys.stdout)
+        if args.csv:
+            writer.writerow(set_aside.COLUMNS)
+        count, days = 0, set()
+        for receipt in found:
+            row = receipt.row(offset)
+            count += 1
+            if args.csv:
+                writer.writerow(row)
+                continue
+            store, day, at, register, number, total, counted, _, reason, sender = row[:10]
+            if (store, day) not in days:
+                days.add((store, day))
+                print(f"{store} {day}")
+            print(
+                f"  {str(at)[11:]}  register {_shown(register) or '-'}  receipt {_shown(number)}  {total}"
+                f"  (counted: {counted})"
+            )
+            print(f"      {reason}; sent by {_shown(sender)}")
+        db.rollback()  # read only
+    print(f"{PROG}: {count} receipts set aside, counted nowhere", file=sys.stderr)
+    return 0
+
+
+def _receipts_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("action", choices=("set-aside",))
+    parser.add_argument("--store", default="", metavar="STORE", help="only this store's receipts")
+    parser.add_argument("--since", default="", metavar="DATE", help="from this local day (YYYY-MM-DD)")
+    parser.add_argument("--until", default="", metavar="DATE", help="through this local day (YYYY-MM-DD)")
+    parser.add_argument("--csv", action="store_true", help="CSV on stdout (a header row, then a row a receipt)")
+
+
 def _catalog_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("file", metavar="FILE.csv", help="CSV with the columns sku, name, category (gtin, brand)")
     parser.add_argument("--encoding", help="the file's encoding (default: UTF-8 with or without BOM, else GB18030)")
@@ -137,4 +198,10 @@ COMMANDS = [
     Command("load-catalog", cmd_load_catalog, "load the product catalogue from CSV", _catalog_arguments),
     Command("recompute-tags", cmd_recompute_tags, "recompute the built-in tags (set-based)", _recompute_arguments),
     Command("export-tags", cmd_export_tags, "write tags.csv and statistics.csv to a directory", _export_arguments),
+    Command(
+        "receipts",
+        cmd_receipts,
+        "set-aside: the receipts kept as evidence and counted nowhere (a receipt number again with another total)",
+        _receipts_arguments,
+    ),
 ]

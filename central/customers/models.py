@@ -6,10 +6,12 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Boolean, Date, Float, Index, Integer, String, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Boolean, Date, Float, Index, Integer, String, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from central.models import Base, BigId, Money, UTCDateTime
+
+_COPIES = text("reprint_of IS NOT NULL")
 
 
 class Receipt(Base):
@@ -27,6 +29,12 @@ class Receipt(Base):
     __table_args__ = (
         Index("ix_receipts_store_number", "store_id", "receipt_no"),
         Index("ix_receipts_device_time", "device_id", "observed_at"),
+        # Copies only, a small part of the receipts: a counted receipt's copies (the timeline), and
+        # the receipts set aside per store and day (central.customers.set_aside).
+        Index("ix_receipts_reprint_of", "reprint_of", postgresql_where=_COPIES, sqlite_where=_COPIES),
+        Index(
+            "ix_receipts_copies_store_time", "store_id", "observed_at", postgresql_where=_COPIES, sqlite_where=_COPIES
+        ),
     )
 
     # event_pk and customer_id are references without FOREIGN KEY constraints: both are written by

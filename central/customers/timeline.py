@@ -2,7 +2,9 @@
 
 An online order posted again at each status shows every event; the order's sale (the one event
 that counts, central.customers.orders) shows the order's status now and the amount, its other
-events their own status and no amount.
+events their own status and no amount. A receipt set aside (a copy of one of the customer's
+receipts with another total, counted nowhere: central.customers.set_aside) shows as a
+``receipt.set_aside`` entry with its amount, why, and the total that counts.
 
 Each kind of entry lives in its own table, so a page is read as keyset pages of each source merged
 in Python: every source is asked for the entries before the cursor, newest first, one more than a
@@ -24,6 +26,7 @@ from sqlalchemy.orm import Session
 
 from central.campaigns.coupon_models import CouponCampaign, CouponCode, CouponRedemption
 from central.campaigns.models import TriggerCoupon, TriggerOccasion
+from central.customers import set_aside
 from central.customers.models import CustomerNote, OnlineOrder
 from central.customers.sales import ONLINE_KIND, fen
 from central.identity.models import LINKED, TRUSTED, Customer, EventCustomer, Identifier
@@ -46,8 +49,10 @@ EVENT_FIELDS = {
 MIXED_TENDERS = "mixed"
 """What the timeline shows as a receipt's payment method when it lists tenders of more than one method
 (its ``payment_method`` is only the first)."""
+SET_ASIDE_KIND = "receipt.set_aside"
+"""A receipt kept as evidence and counted nowhere (decision 0103); its fields name why and what counts instead."""
 # Ties on time are broken by source (higher first), then row id (higher first).
-EVENT, VISIT, ISSUED, REDEEMED, NOTE = 5, 4, 3, 2, 1
+SET_ASIDE, EVENT, VISIT, ISSUED, REDEEMED, NOTE = 6, 5, 4, 3, 2, 1
 _events = table(Event)
 _owners = table(EventCustomer)
 _visits = table(PresenceVisit)
@@ -188,6 +193,23 @@ def _event_entries(db: Session, customer_id: int, cursor: Cursor | None, limit: 
     return out
 
 
+def _set_aside_entries(db: Session, customer_id: int, cursor: Cursor | None, limit: int) -> list[Entry]:
+    at, pk = set_aside.copy_columns()
+    rows = set_aside.of_customer(db.connection(), customer_id, _before(at, pk, SET_ASIDE, cursor), limit)
+    return [
+        Entry(
+            r.observed_at,
+            SET_ASIDE,
+            r.event_pk,
+            SET_ASIDE_KIND,
+            r.store_id,
+            fen(r.total),
+            (("receipt_no", r.receipt_no), ("set_aside", r.reason), ("counted_total", f"{fen(r.counted_total):.2f}")),
+        )
+        for r in rows
+    ]
+
+
 def _visit_entries(ids: Sequence[int], db: Session, cursor: Cursor | None, limit: int) -> list[Entry]:
     rows = db.execute(
         select(_visits.c.id, _visits.c.store_id, _visits.c.started_at, _visits.c.dwell_s, _visits.c.medium)
@@ -284,6 +306,7 @@ def page(db: Session, customer_id: int, cursor: Cursor | None = None, limit: int
     ids = tree(db, customer_id)
     wanted = limit + 1
     entries = _event_entries(db, customer_id, cursor, wanted)
+    entries += _set_aside_entries(db, customer_id, cursor, wanted)
     entries += _visit_entries(ids, db, cursor, wanted)
     entries += _coupon_entries(ids, member_ids(db, ids), db, cursor, wanted)
     entries += _note_entries(ids, db, cursor, wanted)

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from central import db as central_db
 from central.cli import main
+from central.customers import timeline
 from central.customers.models import CustomerStats, Receipt
 from central.identity.models import Customer
 from shared import wire
@@ -262,3 +263,99 @@ def test_an_agents_copy_with_another_total_is_named_in_the_batch_reply(app, clie
     assert wire.decode_reply(json.dumps(reply).encode()).warnings == (
         wire.Rejection(differs.event_id, "reprint_total_differs"),
     )
+
+
+def _reprint_with_another_total(app, client, agent) -> int:
+    """Receipt F0004 at 12.34, then the same number an hour later at 99.99 (set aside); the customer's id."""
+    agent.send(client, [_printed(agent, "F0004", "12.34", 0)])
+    agent.send(client, [_printed(agent, "F0004", "99.99", 60)])
+    agent.send(client, [_printed(agent, "F0006", "8.00", 24 * 60, printed="2026-11-24 10:00:05")])
+    agent.send(client, [_printed(agent, "F0006", "80.00", 24 * 60 + 5, printed="2026-11-24 10:05:00")])
+    (customer,) = table_rows(app, Customer)
+    return customer.id
+
+
+def test_a_receipt_set_aside_is_on_its_customers_timeline_marked_as_such(app, client, agent, user_client):
+    customer_id = _reprint_with_another_total(app, client, agent)
+    with Session(central_db.engine_for(app)) as db:
+        entries = timeline.page(db, customer_id).entries
+        # Paged one entry at a time, the set-aside entries come in order and none twice.
+        cursor, paged = None, []
+        while True:
+            page = timeline.page(db, customer_id, cursor, limit=1)
+            paged += page.entries
+            if page.next is None:
+                break
+            cursor = page.next
+    assert [(e.kind, str(e.amount)) for e in entries] == [
+        (timeline.SET_ASIDE_KIND, "80.00"),
+        ("pos.receipt", "8.00"),
+        (timeline.SET_ASIDE_KIND, "99.99"),
+        ("pos.receipt", "12.34"),
+    ]
+    assert [(e.kind, e.id) for e in paged] == [(e.kind, e.id) for e in entries]
+    assert dict(entries[2].fields) == {
+        "receipt_no": "F0004",
+        "set_aside": "reprint_total_differs",
+        "counted_total": "12.34",
+    }
+    page_text = user_client.get(f"/console/customers/{customer_id}").get_data(as_text=True)
+    assert "门店小票（已搁置，未计入）" in page_text and "同一小票号再次出现，金额不同：待财务核对" in page_text
+    # Still counted nowhere: the figures are the two sales.
+    (listed,) = user_client.get("/api/v1/customers").get_json()["customers"]
+    assert (listed["till_receipts"], listed["till_spent"], listed["purchases"]) == (2, "20.34", 2)
+
+
+def test_finance_lists_the_receipts_set_aside_per_store_and_day(app, client, agent, capsys):
+    _reprint_with_another_total(app, client, agent)
+    config = app.config["CENTRAL"]
+    path = str(
+        write_config(config.server_data_dir.parent / "central.toml", config.server_data_dir, config.database_url)
+    )
+    capsys.readouterr()
+    assert main(["receipts", "set-aside", "--csv", "--config", path]) == 0
+    out, err = capsys.readouterr()
+    rows = [line.split(",") for line in out.splitlines()]
+    assert rows[0][:9] == [
+        "store_id",
+        "local_date",
+        "observed_at",
+        "register",
+        "receipt_no",
+        "total",
+        "counted_total",
+        "difference",
+        "reason",
+    ]
+    # START is 10:00 in the chain's time (UTC+8); the second copy was an hour later.
+    assert [r[:9] for r in rows[1:]] == [
+        [
+            "S001",
+            "2026-11-23",
+            "2026-11-23 11:00:00",
+            "03",
+            "F0004",
+            "99.99",
+            "12.34",
+            "87.65",
+            "reprint_total_differs",
+        ],
+        ["S001", "2026-11-24", "2026-11-24 10:05:00", "03", "F0006", "80.00", "8.00", "72.00", "reprint_total_differs"],
+    ]
+    assert [r[9] for r in rows[1:]] == [agent.device_id] * 2
+    assert "2 receipts set aside" in err
+    assert main(["receipts", "set-aside", "--csv", "--since", "2026-11-24", "--config", path]) == 0
+    assert [line.split(",")[4] for line in capsys.readouterr().out.splitlines()[1:]] == ["F0006"]
+    assert main(["receipts", "set-aside", "--csv", "--until", "2026-11-23", "--config", path]) == 0
+    assert [line.split(",")[4] for line in capsys.readouterr().out.splitlines()[1:]] == ["F0004"]
+    assert main(["receipts", "set-aside", "--store", "S009", "--config", path]) == 0
+    out, err = capsys.readouterr()
+    assert out == "" and "0 receipts set aside" in err
+    assert main(["receipts", "set-aside", "--config", path]) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[:3] == [
+        "S001 2026-11-23",
+        "  11:00:00  register 03  receipt F0004  99.99  (counted: 12.34)",
+        f"      reprint_total_differs; sent by {agent.device_id}",
+    ]
+    assert main(["receipts", "set-aside", "--since", "23 Nov", "--config", path]) == 2
