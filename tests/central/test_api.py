@@ -234,3 +234,18 @@ def test_an_unexpected_error_on_the_api_is_a_json_500(make_app):
     assert response.get_json() == {"error": {"code": "internal_error", "message": "internal server error"}}
     page = app.test_client().get("/console/broken")
     assert (page.status_code, page.content_type.startswith("text/html")) == (500, True)
+
+
+def test_a_source_receipt_that_merges_two_customers_counts_on_the_survivor(app, client, agent, user_client):
+    agent.send(client, [agent.receipt("R1", "1.00", phone="13800000001")])
+    agent.send(client, [agent.receipt("R2", "2.00", card="CARD0002")])
+    both = source_event(
+        "m1",
+        "pos.receipt",
+        store_id="S001",
+        identifiers={"phone": "13800000001", "member_card": "CARD0002"},
+        payload={"receipt_no": "W3", "total": "4.00"},
+    )
+    assert post_events(client, new_key(app), [both]).get_json()["accepted"] == ["m1"]
+    (listed,) = user_client.get("/api/v1/customers").get_json()["customers"]
+    assert (listed["till_receipts"], listed["till_spent"]) == (3, "7.00")

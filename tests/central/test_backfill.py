@@ -276,3 +276,23 @@ def test_a_line_dated_after_the_load_is_rejected_and_the_rest_loads(app, config_
     assert main(["load-events", str(path), "--source", "crm", "--config", config_path]) == 1
     assert f"{path}:2: rejected (event crm-9): observed_at_in_future" in capsys.readouterr().err
     assert [r.event_id for r in stored_events(app)] == ["crm-8"]
+
+
+def test_a_sale_amount_finer_than_a_fen_is_refused_with_its_field(app, config_path, tmp_path, capsys):
+    """10.005 was accepted, then stored as 10.01 and shown as 10.00 (decision 0102)."""
+    path = tmp_path / "fen.jsonl"
+    lines = [
+        line("f-1", "pos.receipt", payload={"receipt_no": "R1", "total": "10.005"}),
+        line(
+            "f-2",
+            "pos.receipt",
+            payload={"receipt_no": "R2", "total": "10.00", "tenders": [{"method": "cash", "amount": "10.001"}]},
+        ),
+        line("f-3", "pos.receipt", payload={"receipt_no": "R3", "total": "10.500"}),
+    ]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    assert main(["load-events", str(path), "--source", "crm", "--config", config_path]) == 1
+    err = capsys.readouterr().err
+    assert f"{path}:1: rejected (event f-1): invalid_payload:total" in err
+    assert f"{path}:2: rejected (event f-2): invalid_payload:tenders.amount" in err
+    assert [r.event_id for r in stored_events(app)] == ["f-3"]
