@@ -43,7 +43,8 @@ def _chain(rng: random.Random, customers: int, sales: int) -> list[dict[str, Any
             ids = {"phone": phone(who), "card": card(who)}
         kind = rng.choice(("pos.receipt", "pos.receipt", "pos.sale", "order.online"))
         cents = rng.choice((rng.randrange(1, 50_000), -rng.randrange(1, 5_000), 0))
-        total = f"{cents / 100:.2f}" if rng.random() < 0.9 else f"{cents / 100:.2f}5"
+        # Now and then written with a third decimal, a zero: money is whole fen (decision 0102).
+        total = f"{cents / 100:.2f}" if rng.random() < 0.9 else f"{cents / 100:.2f}0"
         day = f"2025-{rng.randrange(1, 13):02d}-{rng.randrange(1, 29):02d}"
         at = f"{day}T{rng.randrange(24):02d}:{rng.randrange(60):02d}:00+08:00"
         events.append(
