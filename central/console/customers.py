@@ -20,6 +20,7 @@ Every view of a customer writes an audit row; every change is a CSRF-checked POS
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Any
 
@@ -31,7 +32,7 @@ from sqlalchemy.orm import QueryableAttribute
 from central import clock
 from central.accounts import web
 from central.accounts.roles import ADMIN, CUSTOMER_SERVICE
-from central.console import bp
+from central.console import bp, local_time
 from central.console.auditing import record_audit
 from central.console.confirmation import ask, confirmed
 from central.console.customer_labels import (
@@ -79,6 +80,8 @@ SEARCH_KINDS = ("phone", "member_card", "member_id", "name")
 RECENT = 50
 SERVICE_ROLES = (ADMIN, CUSTOMER_SERVICE)
 _MASKED_ATTRIBUTES = ("phone", "email", "address")
+# A date with a time of day, as either database writes a timestamp into a tag's JSON inputs.
+_TIMESTAMP = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}")
 
 
 def int_arg(name: str, highest: int) -> int | None:
@@ -193,12 +196,32 @@ def _input_text(value: Any) -> str:
     return value if isinstance(value, str) else str(value)
 
 
+def _input_time(value: Any) -> datetime | None:
+    """A tag input that is an instant (``last_purchase_at``), else None.
+
+    Stored as UTC text (``2026-10-30 05:29:34.000000`` on SQLite, ``2026-10-30T05:29:34+00:00`` on
+    PostgreSQL); a plain date (``2026-10-30``) is a calendar day, not an instant, and stays as it is.
+    """
+    if not isinstance(value, str) or not _TIMESTAMP.match(value):
+        return None
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        return None
+
+
+def _input_shown(value: Any) -> Any:
+    """A tag input for the page: an instant in the chain's local time, like the timeline; anything else as text."""
+    at = _input_time(value)
+    return local_time(at) if at is not None else shown_text(_input_text(value))
+
+
 def _tags(customer_id: int) -> list[dict[str, Any]]:
     """The customer's tags: name and value in the page's words where known, the key and inputs beside them."""
     out = []
     for tag in profile.tags_of(get_session().connection(), customer_id):
         why = tag["why"] if isinstance(tag["why"], dict) else {}
-        inputs = [(INPUT_LABELS.get(str(k), str(k)), shown_text(_input_text(v))) for k, v in sorted(why.items())]
+        inputs = [(INPUT_LABELS.get(str(k), str(k)), _input_shown(v)) for k, v in sorted(why.items())]
         at = datetime.fromisoformat(tag["computed_at"]) if tag["computed_at"] else None  # the API's text form
         name, _dot, rest = str(tag["tag"]).partition(".")
         family = name if name in ("top_category", "repurchase") else str(tag["tag"])  # top_category.1, repurchase.奶粉
