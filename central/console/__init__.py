@@ -209,6 +209,7 @@ def init_app(app: Flask) -> None:
         account,
         campaign_forms,
         campaigns,
+        consents,
         customers,
         fleet,
         imports,

@@ -154,6 +154,19 @@ CONSENT_SOURCE_LABELS = {
     "console": N_("控制台"),
     "api": "API",
 }
+# Why a purpose is allowed or refused now (central.customers.consent_gate.Verdict.reason).
+CONSENT_VERDICT_LABELS = {
+    "granted": N_("已同意"),
+    "withdrawn": N_("已撤回"),
+    "no_consent": N_("未同意"),
+    "minor_without_guardian_consent": N_("未成年，无监护人同意"),
+}
+# How a customer asked the service desk to withdraw consent, kept in the audit row.
+CONSENT_ASKED_LABELS = {
+    "phone": N_("来电"),
+    "counter": N_("到店"),
+    "message": N_("书面或在线留言"),
+}
 # Where a golden value came from: central's own sources by name; any other online source (or an
 # import) as source:<name>, and a store PC by its device id, with the name beside the words.
 ATTRIBUTE_SOURCE_LABELS = {
@@ -287,6 +300,7 @@ PROBLEMS = {
     "review_unique": N_("无法合并：两位客户的唯一标识不同。如确为同一人，请先在其中一位的页面移除该标识。"),
     "review_limit": N_("无法合并：合并后某类标识的数量会超出上限。请先在其中一位的页面移除多余的标识。"),
     "merged": N_("该客户已合并到另一个客户，请在合并后的客户上操作。"),
+    "consent": N_("撤回未记录：请选择用途、渠道和客户提出的方式后重试。"),
 }
 REVIEW_REASONS = {
     "weak_match": N_("弱匹配建议"),
@@ -337,6 +351,7 @@ DONE = {
     "accept": N_("已接受。"),
     "reject": N_("已拒绝。"),
     "erased": N_("客户已删除：总部不再保存这位客户的个人信息。"),
+    "consent": N_("撤回已记录，立即生效：人群导出和触发不再按所选的用途和渠道使用这位客户。"),
 }
 
 
@@ -349,6 +364,8 @@ def labels() -> dict[str, object]:
         "purpose_labels": PURPOSE_LABELS,
         "channel_labels": CHANNEL_LABELS,
         "consent_sources": CONSENT_SOURCE_LABELS,
+        "consent_verdicts": CONSENT_VERDICT_LABELS,
+        "consent_asked": CONSENT_ASKED_LABELS,
         "attribute_labels": ATTRIBUTE_LABELS,
         "tag_labels": TAG_LABELS,
         "review_reasons": REVIEW_REASONS,

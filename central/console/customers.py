@@ -32,7 +32,7 @@ from sqlalchemy.orm import QueryableAttribute
 from central import clock
 from central.accounts import web
 from central.accounts.roles import ADMIN, CUSTOMER_SERVICE
-from central.console import bp, local_time
+from central.console import bp, consents, local_time
 from central.console.auditing import record_audit
 from central.console.confirmation import ask, confirmed
 from central.console.customer_labels import (
@@ -328,6 +328,7 @@ def customer(customer_id: int) -> ResponseReturnValue:
         tags=_tags(customer_id),
         holding=holding,
         decisions=decisions,
+        consent_panel=consents.panel(customer_id, live),
         entries=entries,
         next_before=next_before,
         before=before,

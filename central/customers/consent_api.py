@@ -3,16 +3,26 @@
 ``GET`` answers the current verdict for every purpose and channel (with the minor flag) and the
 decisions behind it, newest first; ``POST`` records console or API decisions (see
 :func:`central.customers.consent.parse_request`). Both are audited under the logged-in user.
+
+Admins and customer service may call both; customer service records withdrawals only (403
+``grant_needs_admin`` for a grant): a grant needs the customer to have read a notice, which the
+member app and the till show and a phone call does not (decision 0105). The console's consent
+panel records through :func:`record_decisions` as well.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 from flask import Blueprint, Response, jsonify
+from sqlalchemy.orm import Session
 
 from central import audit, clock
-from central.auth import actor_name, login_required
+from central.accounts import web
+from central.accounts.roles import ADMIN, CUSTOMER_SERVICE
+from central.auth import actor_name
 from central.bodies import json_body
 from central.customers import consent, consent_gate
 from central.db import get_session
@@ -20,6 +30,31 @@ from central.errors import ApiError
 from central.presence import beacons
 
 bp = Blueprint("consent", __name__)
+DESK = (ADMIN, CUSTOMER_SERVICE)
+"""Who may read and record a customer's consent decisions; only admins record grants."""
+GRANTS = (ADMIN,)
+
+
+def record_decisions(
+    db: Session, live: int, decisions: Sequence[consent.Decision], *, now: datetime, actor: str, **detail: Any
+) -> int:
+    """Record decisions for live customer ``live`` and audit them under ``actor``; return how many were new.
+
+    The one path for the API and the console: a location decision publishes the member beacons again
+    (:func:`central.presence.beacons.after_consent`). The caller commits.
+    """
+    recorded = consent.record(db.connection(), decisions, now)
+    if recorded:
+        beacons.after_consent(db, {d.purpose for d in decisions}, now=now, actor=actor)
+    audit.record(
+        db,
+        at=now,
+        actor=actor,
+        action="consent.record",
+        subject=f"customer:{live}",
+        detail={**detail, "decisions": len(decisions), "recorded": recorded},
+    )
+    return recorded
 
 
 def _live(customer_id: int) -> int:
@@ -45,7 +80,7 @@ def _decision_json(row: Any) -> dict[str, Any]:
 
 
 @bp.get("/api/v1/customers/<int32:customer_id>/consents")
-@login_required
+@web.roles(*DESK)
 def consents(customer_id: int) -> Response:
     """The customer's consent verdicts and decisions (a merged-away id answers for its survivor)."""
     db = get_session()
@@ -64,7 +99,7 @@ def consents(customer_id: int) -> Response:
 
 
 @bp.post("/api/v1/customers/<int32:customer_id>/consents")
-@login_required
+@web.roles(*DESK)
 def record_consents(customer_id: int) -> tuple[Response, int]:
     """Record decisions taken at the console or reported by an API client; 201 with what was new."""
     db = get_session()
@@ -74,16 +109,11 @@ def record_consents(customer_id: int) -> tuple[Response, int]:
         decisions = consent.parse_request(live, json_body(), now=now, origin="api", actor=actor_name())
     except consent.ConsentError as exc:
         raise ApiError(400, "invalid_consent", str(exc)) from None
-    recorded = consent.record(db.connection(), decisions, now)
-    if recorded:
-        beacons.after_consent(db, {d.purpose for d in decisions}, now=now, actor=actor_name())
-    audit.record(
-        db,
-        at=now,
-        actor=actor_name(),
-        action="consent.record",
-        subject=f"customer:{live}",
-        detail={"decisions": len(decisions), "recorded": recorded},
-    )
+    active = web.current()
+    if any(d.granted for d in decisions) and (active is None or active.role not in GRANTS):
+        raise ApiError(
+            403, "grant_needs_admin", "customer service records withdrawals only; ask an admin to record a grant"
+        )
+    recorded = record_decisions(db, live, decisions, now=now, actor=actor_name())
     db.commit()
     return jsonify({"recorded": recorded, "duplicate": len(decisions) - recorded}), 201

@@ -2,14 +2,42 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import re
 
 from central import db as central_db
 from central.customers import tagging
+from central.customers.consent_models import ConsentDecision
+from central.models import AuditLog
 from tests.central.sources_support import source_event
+from tests.central.support import csrf_from, post_form, table_rows
 from tests.central.test_console_customers import PHONE, _accepted, _as, member
+from tests.central.test_segments import _api, _evaluate, _save, chain
 
-__all__ = ["member"]  # the fixture, shared with the customer pages' tests
+__all__ = ["chain", "member"]  # the fixtures, shared with the customer pages' and segments' tests
+
+
+def _cell(html, purpose):
+    """The text of a purpose's row in the consent panel."""
+    row = html.split(f'<tr data-purpose="{purpose}">', 1)[1].split("</tr>", 1)[0]
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", row)).strip()
+
+
+def _withdraw(client, customer, **form):
+    page = client.get(f"/console/customers/{customer}").get_data(as_text=True)
+    request_id = re.search(r'name="request_id" value="([0-9a-f]+)"', page).group(1)
+    fields = {"purpose": "marketing", "channel": "sms", "asked": "phone", "request_id": request_id, **form}
+    url = f"/console/customers/{customer}/consents/withdraw"
+    return client.post(url, data={**fields, "csrf_token": csrf_from(page)})
+
+
+def _consent_rows(app):
+    return [
+        (d.purpose, d.channel, d.granted, d.source, d.origin, d.actor)
+        for d in table_rows(app, ConsentDecision)
+        if d.origin == "console"
+    ]
 
 
 def test_a_tags_time_inputs_read_in_the_chains_local_time_without_microseconds(app, client, member):
@@ -26,3 +54,86 @@ def test_a_tags_time_inputs_read_in_the_chains_local_time_without_microseconds(a
         assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC\+08:00", local)
         assert local[11:13] == f"{(int(instant[11:13]) + 8) % 24:02d}"  # UTC shown eight hours on
     assert ".000000" not in table
+
+
+def test_customer_service_records_a_withdrawal_on_the_customers_page(app, member):
+    service = _as(app, "customer_service")
+    page = f"/console/customers/{member}"
+    html = service.get(page).get_data(as_text=True)
+    assert _cell(html, "location") == "位置 已同意 · 全部渠道"
+    assert _cell(html, "marketing") == "营销 已撤回 未同意 未同意 未同意"  # SMS withdrawn, the rest never given
+    assert 'id="consent-withdraw"' in html and 'name="granted"' not in html  # withdrawals only
+    response = _withdraw(service, member, purpose="location", channel="all", asked="counter")
+    assert response.status_code == 302 and "done=consent" in response.headers["Location"]
+    html = service.get(page).get_data(as_text=True)
+    assert _cell(html, "location") == "位置 已撤回 · 全部渠道" and "撤回已记录" not in html
+    assert "撤回已记录" in service.get(response.headers["Location"]).get_data(as_text=True)
+    assert _consent_rows(app) == [("location", "all", False, "console", "console", "customer_service")]
+    (audited,) = [a for a in table_rows(app, AuditLog) if a.action == "consent.record"]
+    assert (audited.actor, audited.subject) == ("customer_service", f"customer:{member}")
+    assert audited.detail == {
+        "via": "console",
+        "purpose": "location",
+        "channel": "all",
+        "asked": "counter",
+        "decisions": 1,
+        "recorded": 1,
+    }
+    # "Stop everything": marketing on every channel.
+    _withdraw(service, member, channel="all")
+    assert _cell(service.get(page).get_data(as_text=True), "marketing") == "营销 已撤回 已撤回 已撤回 已撤回"
+
+
+def test_a_withdrawal_form_sent_twice_records_once_and_a_bad_one_nothing(app, member):
+    service = _as(app, "customer_service")
+    page = service.get(f"/console/customers/{member}").get_data(as_text=True)
+    request_id = re.search(r'name="request_id" value="([0-9a-f]+)"', page).group(1)
+    form = {"purpose": "marketing", "channel": "email", "asked": "phone", "request_id": request_id}
+    url = f"/console/customers/{member}/consents/withdraw"
+    for _ in range(2):
+        assert post_form(service, url, form, page=f"/console/customers/{member}").status_code == 302
+    assert _consent_rows(app) == [("marketing", "email", False, "console", "console", "customer_service")]
+    for bad in ({"purpose": "spam"}, {"channel": "fax"}, {"asked": ""}, {"request_id": "x"}):
+        response = post_form(service, url, {**form, **bad})
+        assert "problem=consent" in response.headers["Location"], bad
+    assert service.post(url, data=form).status_code == 400  # no CSRF token: the form expired
+    assert len(_consent_rows(app)) == 1
+
+
+def test_marketing_sees_the_consent_state_without_the_form_and_may_not_withdraw(app, member):
+    marketing = _as(app, "marketing")
+    html = marketing.get(f"/console/customers/{member}").get_data(as_text=True)
+    assert _cell(html, "location") == "位置 已同意 · 全部渠道" and 'id="consent-withdraw"' not in html
+    form = {"purpose": "marketing", "channel": "sms", "asked": "phone", "request_id": "0" * 32}
+    assert post_form(marketing, f"/console/customers/{member}/consents/withdraw", form).status_code == 403
+    assert _consent_rows(app) == []
+
+
+def test_a_withdrawal_at_the_desk_takes_the_customer_out_of_a_marketing_sms_segments_export(app, chain):
+    _save(app)
+    _evaluate(app)
+    marketing = _api(app, "marketing")
+
+    def exported():
+        text = marketing.get("/api/v1/segments/loyal/export").get_data(as_text=True)
+        return {int(r["customer_id"]) for r in csv.DictReader(io.StringIO(text))}
+
+    assert exported() == {chain["ann"], chain["bob"]}
+    service = _api(app, "customer_service")
+    assert _withdraw(service, chain["bob"]).status_code == 302  # "stop sending me SMS"
+    assert exported() == {chain["ann"]}  # at once, before the next evaluation
+
+
+def test_customer_service_may_withdraw_but_not_grant_through_the_api(app, member):
+    service = _as(app, "customer_service")
+    url = f"/api/v1/customers/{member}/consents"
+    assert service.get(url).status_code == 200
+    withdrawal = {"purpose": "marketing", "channel": "email", "granted": False, "id": "ticket-7"}
+    assert service.post(url, json=withdrawal).status_code == 201
+    grant = {"purpose": "marketing", "channel": "email", "granted": True, "notice_version": "2026-01"}
+    refused = service.post(url, json={"decisions": [withdrawal, grant]})
+    assert refused.status_code == 403 and refused.get_json()["error"]["code"] == "grant_needs_admin"
+    assert [(d.granted, d.origin, d.actor) for d in table_rows(app, ConsentDecision) if d.origin == "api"] == [
+        (False, "api", "customer_service")
+    ]
+    assert _as(app, "marketing").post(url, json=withdrawal).status_code == 403

@@ -49,6 +49,7 @@ STATE_CHANGING = {
     "/console/fleet/source-keys": {"source": "app"},
     "/console/fleet/source-keys/{key_id}/revoke": {},
     "/console/customers/{customer}/notes": {"kind": "note", "text": "called back"},
+    "/console/customers/{customer}/consents/withdraw": {"purpose": "marketing", "channel": "sms", "asked": "phone"},
     "/console/customers/{customer}/split": {"ledger_id": "1"},
     "/console/customers/{customer}/identifiers/remove": {"identifier_id": "1"},
     "/console/customers/{customer}/erase": {"confirm": "yes", "reason": "ticket 1", "typed_id": "1"},
@@ -180,13 +181,13 @@ def test_a_request_refused_to_a_logged_in_role_is_audited(shop):
     customer = _customer_id(shop)
     service = _client_for(shop, "customer_service")
     assert service.get("/console/fleet").status_code == 403
-    assert service.post(f"/api/v1/customers/{customer}/consents", json={}).status_code == 403
     finance = _client_for(shop, "finance")
+    assert finance.post(f"/api/v1/customers/{customer}/consents", json={}).status_code == 403
     assert finance.get(f"/console/customers/{customer}").status_code == 403
     refused = [(a.actor, a.subject, a.detail) for a in table_rows(shop, AuditLog) if a.action == "access.refused"]
     assert refused == [
         ("customer_service", "GET /console/fleet", {"role": "customer_service"}),
-        ("customer_service", f"POST /api/v1/customers/{customer}/consents", {"role": "customer_service"}),
+        ("finance", f"POST /api/v1/customers/{customer}/consents", {"role": "finance"}),
         ("finance", f"GET /console/customers/{customer}", {"role": "finance"}),
     ]
 
