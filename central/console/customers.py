@@ -1,5 +1,7 @@
 """The console's customers: search, the newest customers, the 360 view, customer service and identity review.
 
+- Search by receipt number (and store), for the customer a receipt is linked to
+  (:mod:`central.customers.receipt_search`).
 - Search by phone, member card, member id, or the start of a name (张 finds every 张…, a keyset page
   at a time: :mod:`central.customers.name_search`; customer service, who opens one customer at a
   time, by the whole name only); identifiers are always shown masked, names and free text unmasked
@@ -39,6 +41,7 @@ from central.console.customer_labels import (
     ATTRIBUTE_SOURCE_LABELS,
     DONE,
     INPUT_LABELS,
+    MORE_SEARCH_LABELS,
     NAMED_SOURCE,
     PROBLEMS,
     STORE_DEVICE,
@@ -47,7 +50,7 @@ from central.console.customer_labels import (
     code_key,
     value_labels,
 )
-from central.console.navigation import CUSTOMER_ROLES, IDENTIFIER_LABELS
+from central.console.navigation import CUSTOMER_ROLES, IDENTIFIER_LABELS, SEARCH_LABELS
 from central.console.review_items import blocked_types, identity_registry, review_evidence, review_people
 from central.console.shown import (
     customer_rows,
@@ -67,6 +70,7 @@ from central.customers.queries import (
     summaries_of,
     survivor_of,
 )
+from central.customers.receipt_search import find_receipts
 from central.db import get_session
 from central.fleet.enrollment import DEVICE_PREFIX
 from central.identity import golden, history, resolve, split
@@ -76,7 +80,8 @@ from central.privacy.erasure import erasure_of
 from central.sources.events import SOURCE_PREFIX
 from shared.masking import mask_identifier, mask_name
 
-SEARCH_KINDS = ("phone", "member_card", "member_id", "name")
+SEARCH_KINDS = ("phone", "member_card", "member_id", "name", "receipt")
+RECEIPT = "receipt"
 RECENT = 50
 SERVICE_ROLES = (ADMIN, CUSTOMER_SERVICE)
 _MASKED_ATTRIBUTES = ("phone", "email", "address")
@@ -116,9 +121,13 @@ def _surname_only(query: str) -> bool:
 @bp.get("/customers")
 @web.roles(*CUSTOMER_ROLES)
 def customers() -> ResponseReturnValue:
-    """Search by phone, card, member id or the start of a name; else the newest customers (not for customer service)."""
+    """Search by phone, card, member id, the start of a name or a receipt number; else the newest customers.
+
+    Customer service, who serves one customer at a time, gets no list of the newest.
+    """
     kind = request.args.get("kind", "phone")
     query = request.args.get("q", "").strip()[:128]
+    store = request.args.get("store", "").strip()[:32]
     after = int_arg("after", id_limit(Customer.id))  # or golden_attributes.id, an INTEGER as well
     if kind not in SEARCH_KINDS:
         abort(400)
@@ -126,12 +135,20 @@ def customers() -> ResponseReturnValue:
     found: list[dict[str, Any]] = []
     problem = None
     recent: list[Any] = []
+    receipts: list[Any] = []
     next_after = None
     listing = not query and role() != CUSTOMER_SERVICE
     if listing:
         summaries, next_after = recent_customers(db, RECENT, after)  # identifiers come masked
         recent = customer_rows(summaries)
         record_audit("customers.list", after=after, returned=len(recent))
+    elif query and kind == RECEIPT:
+        receipts = find_receipts(db, query, store or None)
+        linked = dict.fromkeys(r.customer_id for r in receipts if r.customer_id is not None)
+        found = customer_rows(summaries_of(db, list(linked)))
+        # Not personal data, but masked like every other search (a number may be built from a mobile).
+        subject = f"receipt:{mask_identifier(RECEIPT, query)}"
+        record_audit("customers.search", subject, store=store or None, receipts=len(receipts), returned=len(found))
     elif query and kind == "name":
         if unmasked() or (role() != CUSTOMER_SERVICE and _surname_only(query)):
             ids, next_after = find_by_name_prefix(db, query, RECENT, after)
@@ -161,7 +178,11 @@ def customers() -> ResponseReturnValue:
         page="customers",
         kind=kind,
         kinds=SEARCH_KINDS,
+        kind_labels={**SEARCH_LABELS, **MORE_SEARCH_LABELS},
         query=query,
+        store=store,
+        receipts=receipts,
+        shown_text=shown_text,
         shown_query=query if unmasked() or kind == "name" else "",
         # What the name search takes from this role: any start, spellings too; a surname; or a whole name.
         name_hint="spellings" if unmasked() else "surname" if role() != CUSTOMER_SERVICE else "whole",

@@ -35,6 +35,7 @@ class Receipt(Base):
         Index(
             "ix_receipts_copies_store_time", "store_id", "observed_at", postgresql_where=_COPIES, sqlite_where=_COPIES
         ),
+        Index("ix_receipts_receipt_no", "receipt_no"),  # the console's search by receipt number
     )
 
     # event_pk and customer_id are references without FOREIGN KEY constraints: both are written by

@@ -6,9 +6,12 @@ import csv
 import io
 import re
 
+from sqlalchemy import select
+
 from central import db as central_db
 from central.customers import tagging
 from central.customers.consent_models import ConsentDecision
+from central.customers.receipt_search import receipts_query
 from central.models import AuditLog
 from tests.central.sources_support import source_event
 from tests.central.support import csrf_from, post_form, table_rows
@@ -137,3 +140,48 @@ def test_customer_service_may_withdraw_but_not_grant_through_the_api(app, member
         (False, "api", "customer_service")
     ]
     assert _as(app, "marketing").post(url, json=withdrawal).status_code == 403
+
+
+def test_search_by_receipt_number_finds_the_customer_it_is_linked_to(app, client, agent, member):
+    agent.send(client, [agent.receipt("R000002577", "8.00")])  # nobody named at the till
+    service = _as(app, "customer_service")
+
+    def search(number, store=""):
+        return service.get(f"/console/customers?kind=receipt&q={number}&store={store}").get_data(as_text=True)
+
+    html = search("R-1001")
+    receipts = html.split('id="receipts"', 1)[1].split("</table>", 1)[0]
+    assert (
+        f'href="/console/customers/{member}">#{member}</a>' in receipts and "S001" in receipts and "12.50" in receipts
+    )
+    assert f"/console/customers/{member}" in html.split('id="results"', 1)[1]  # the customer's row, masked
+    assert f"/console/customers/{member}" in search("R-1001", "S001")
+    elsewhere = search("R-1001", "S999")
+    assert 'id="no-receipt"' in elsewhere and 'id="receipts"' not in elsewhere
+    unlinked = search("R000002577")
+    assert "这张小票没有关联任何客户" in unlinked and 'id="results"' not in unlinked
+    subjects = [(s, a.detail) for a in table_rows(app, AuditLog) if a.action == "customers.search" for s in [a.subject]]
+    assert [s for s, _ in subjects] == [
+        "receipt:**1001",
+        "receipt:**1001",
+        "receipt:**1001",
+        "receipt:******2577",
+    ]
+    assert [(d["store"], d["receipts"], d["returned"]) for _, d in subjects] == [
+        (None, 1, 1),
+        ("S001", 1, 1),
+        ("S999", 0, 0),
+        (None, 1, 0),
+    ]
+
+
+def test_the_search_by_receipt_number_reads_an_index_not_the_table(app, backend):
+    with central_db.session_factory(app)() as db:
+        sql = str(receipts_query("R000002577").compile(db.get_bind(), compile_kwargs={"literal_binds": True}))
+        if backend.name == "postgresql":
+            db.execute(select(1))
+            db.connection().exec_driver_sql("SET LOCAL enable_seqscan = off")
+            plan = "\n".join(r[0] for r in db.connection().exec_driver_sql("EXPLAIN " + sql))
+        else:
+            plan = "\n".join(r[-1] for r in db.connection().exec_driver_sql("EXPLAIN QUERY PLAN " + sql))
+    assert "ix_receipts_receipt_no" in plan, plan

@@ -78,7 +78,7 @@ def test_upgrade_is_idempotent(backend):
     upgrade(backend.url)
     engine = make_engine(backend.url)
     try:
-        assert current_revision(engine) == head_revision() == "0036_receipt_copies_index"
+        assert current_revision(engine) == head_revision() == "0037_receipts_number"
     finally:
         engine.dispose()
 
