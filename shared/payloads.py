@@ -457,6 +457,7 @@ SCHEMAS: Mapping[str, Obj] = {
         channel=Text(32),
         status=Text(32),
         text=Text(4000),
+        operator=Text(128),  # who took it: a console user, a call centre's agent
     ),
 }
 

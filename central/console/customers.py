@@ -274,6 +274,8 @@ def _consents(customer_id: int, live: bool) -> tuple[list[Any], list[Any]]:
 
 def _timeline(customer_id: int, cursor: timeline.Cursor | None) -> tuple[list[dict[str, Any]], str | None]:
     found = timeline.page(get_session(), customer_id, cursor)
+    # Who filed each complaint, as a note shows its author (the timeline lists payload fields only).
+    operators = notes.complaint_operators(get_session(), [e.id for e in found.entries if e.kind == notes.COMPLAINT])
     rows = []
     for e in found.entries:
         fields = []
@@ -290,7 +292,7 @@ def _timeline(customer_id: int, cursor: timeline.Cursor | None) -> tuple[list[di
                 "store_id": shown_text(e.store_id),
                 "amount": None if e.amount is None else money(e.amount),
                 "fields": fields,
-                "author": e.author,
+                "author": operators.get(e.id, "") if e.kind == notes.COMPLAINT else e.author,
             }
         )
     return rows, found.next.encode() if found.next else None
@@ -394,7 +396,9 @@ def add_note(customer_id: int) -> ResponseReturnValue:
             record_audit("customers.note.add", f"customer:{customer_id}", note=note)
         else:
             category = request.form.get("category", "")
-            event_id = notes.file_complaint(db, identity_registry(), customer_id, text, category=category, now=now)
+            event_id = notes.file_complaint(
+                db, identity_registry(), customer_id, text, category=category, operator=operator_name(), now=now
+            )
             record_audit("customers.complaint.add", f"customer:{customer_id}", event_id=event_id)
     except notes.NoteError as exc:
         db.rollback()

@@ -4,10 +4,12 @@ A complaint is an event like any other: it goes through the online sources' inge
 (:func:`central.sources.events.stage_rows`) as source ``console``, named by one of the customer's
 own identifiers, so identity resolution places it with the customer and the ``service.high_care``
 tag follows on the next tag run exactly as for a complaint from the member app or a call centre.
+The console user who filed it is its ``operator``, as a note's author is (:func:`complaint_operators`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy import insert, select
@@ -16,6 +18,7 @@ from sqlalchemy.orm import Session
 from central.customers.models import CustomerNote
 from central.identity.models import LINKED, TRUSTED, Identifier
 from central.identity.registry import Registry
+from central.ingest.models import Event
 from central.models import table
 from central.sources.events import DEFAULT_MAX_AHEAD, read_events, stage_rows
 from shared import wire
@@ -27,6 +30,8 @@ MAX_COMPLAINT = 4000
 MAX_CATEGORY = 64
 _notes = table(CustomerNote)
 _identifiers = table(Identifier)
+_events = table(Event)
+COMPLAINT = "service.complaint"
 _new_id = UUID7()
 
 
@@ -86,21 +91,25 @@ def file_complaint(
     text: str,
     *,
     category: str = "",
+    operator: str,
     now: datetime,
 ) -> str:
-    """Ingest a ``service.complaint`` for ``customer_id`` in the caller's transaction; return its event id."""
+    """Ingest a ``service.complaint`` for ``customer_id``, filed by ``operator``, in the caller's transaction.
+
+    Returns its event id.
+    """
     body = _clean(text, MAX_COMPLAINT, "complaint")
     named = naming_identifier(db, registry, customer_id)
     if named is None:
         raise NoteError("no_identifier", f"customer {customer_id} holds no identifier to file a complaint under")
     kind, value, app_id = named
     event_id = f"console-{_new_id()}"
-    payload = {"channel": SOURCE, "text": body}
+    payload = {"channel": SOURCE, "text": body, "operator": operator[:128]}
     if category.strip():
         payload["category"] = category.strip()[:MAX_CATEGORY]
     raw = {
         "event_id": event_id,
-        "kind": "service.complaint",
+        "kind": COMPLAINT,
         "observed_at": wire.format_time(now),
         "identifiers": {kind: value},
         "payload": payload,
@@ -115,3 +124,17 @@ def file_complaint(
     if staged.accepted != [event_id] or not placed or placed[0] != customer_id:
         raise NoteError("refused", f"the complaint could not be placed with customer {customer_id}")
     return event_id
+
+
+def complaint_operators(db: Session, event_pks: Sequence[int]) -> dict[int, str]:
+    """Who filed each of these complaint events (their ``operator``), by event pk; those naming none are left out."""
+    if not event_pks:
+        return {}
+    rows = db.execute(
+        select(_events.c.id, _events.c.payload).where(_events.c.id.in_(event_pks), _events.c.kind == COMPLAINT)
+    )
+    return {
+        pk: payload["operator"]
+        for pk, payload in rows
+        if isinstance(payload, dict) and isinstance(payload.get("operator"), str) and payload["operator"]
+    }

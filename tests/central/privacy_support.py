@@ -73,7 +73,7 @@ def make_person(app: Flask, client: FlaskClient, agent: Agent) -> int:
         customer = db.scalar(select(Identifier.customer_id).where(Identifier.value == "+86" + PHONE))
         assert customer is not None
         add_note(db, customer, f"called back {NAME} about the order", author="wang", now=START)
-        file_complaint(db, load_registry(app.config["CENTRAL"]), customer, "late delivery", now=START)
+        file_complaint(db, load_registry(app.config["CENTRAL"]), customer, "late delivery", operator="cs1", now=START)
         db.commit()
     return customer
 

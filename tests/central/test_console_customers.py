@@ -215,7 +215,12 @@ def test_a_note_and_a_complaint_from_customer_service_and_the_high_care_tag_that
     assert response.status_code == 302 and "done=complaint" in response.headers["Location"]
     (complaint,) = [e for e in stored_events(app) if e.kind == "service.complaint"]
     assert complaint.device_id == "source:console" and complaint.customer_id == member
-    assert complaint.payload == {"category": "refund", "channel": "console", "text": f"退款未到账，回电 {OTHER_PHONE}"}
+    assert complaint.payload == {
+        "category": "refund",
+        "channel": "console",
+        "text": f"退款未到账，回电 {OTHER_PHONE}",
+        "operator": "customer_service",
+    }
     with central_db.engine_for(app).begin() as conn:
         tagging.recompute(conn, app.config["CENTRAL"], app.config["CLOCK"]())
     html = service.get(page).get_data(as_text=True)

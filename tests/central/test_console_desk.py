@@ -185,3 +185,16 @@ def test_the_search_by_receipt_number_reads_an_index_not_the_table(app, backend)
         else:
             plan = "\n".join(r[-1] for r in db.connection().exec_driver_sql("EXPLAIN QUERY PLAN " + sql))
     assert "ix_receipts_receipt_no" in plan, plan
+
+
+def test_a_complaint_shows_who_filed_it_as_a_note_shows_its_author(app, member):
+    service = _as(app, "customer_service")
+    page = f"/console/customers/{member}"
+    post_form(service, f"{page}/notes", {"kind": "note", "text": "客户来电询问积分"})
+    post_form(service, f"{page}/notes", {"kind": "complaint", "category": "refund", "text": "退款未到账"})
+    html = _as(app, "marketing").get(page).get_data(as_text=True)
+    timeline = html.split('id="timeline"', 1)[1].split("</table>", 1)[0]
+    (complaint,) = re.findall(r'<tr class="entry service-complaint">.*?</tr>', timeline, re.S)
+    (note,) = re.findall(r'<tr class="entry note">.*?</tr>', timeline, re.S)
+    assert '<span class="author">— customer_service</span>' in complaint
+    assert '<span class="author">— customer_service</span>' in note
