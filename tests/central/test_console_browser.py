@@ -6,6 +6,8 @@ Without chromium the test skips on a developer machine and fails under CI (``./d
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import os
 import re
@@ -20,9 +22,14 @@ from tests.central.live import serving
 from tests.central.privacy_support import NAME, NEEDLES, make_person, traces
 from tests.central.support import PASSWORD, create_user
 from tests.central.test_console_roles import MOBILE, PAGES, XSS
+from tests.central.test_segments import _api as segment_client
+from tests.central.test_segments import _evaluate as evaluate_segment
+from tests.central.test_segments import _save as save_segment
+from tests.central.test_segments import chain
 from tests.conftest import REPO, unavailable
 
 CHROMIUM = Path("/usr/bin/chromium")
+__all__ = ["chain"]  # the segments' fixture: four customers, two of them on the loyal SMS segment
 ARTIFACTS = Path(os.environ.get("CDP_TEST_ARTIFACTS", REPO / "test-artifacts")) / "console"
 
 
@@ -179,3 +186,37 @@ def test_an_admin_downloads_and_then_erases_a_customer_in_the_browser(app, clien
         page.screenshot(path=str(ARTIFACTS / "admin-erased.png"))
         page.context.close()
     assert traces(central_db.engine_for(app), NEEDLES) == []
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"], indirect=True)
+def test_the_service_desk_withdraws_sms_marketing_in_the_browser_and_the_export_leaves_the_customer_out(
+    app, chain, browser
+):
+    """ "Stop sending me SMS", taken on the phone: the desk records it on the customer's page, and the
+    marketing SMS segment's export leaves the customer out at once."""
+    save_segment(app)
+    evaluate_segment(app)
+    marketing = segment_client(app, "marketing")
+
+    def exported() -> set[int]:
+        text = marketing.get("/api/v1/segments/loyal/export").get_data(as_text=True)
+        return {int(r["customer_id"]) for r in csv.DictReader(io.StringIO(text))}
+
+    assert exported() == {chain["ann"], chain["bob"]}
+    create_user(app, "customer_service", role="customer_service")
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with serving(app) as base:
+        host = base.replace("127.0.0.1", "localhost")  # a secure context, so the __Host- cookie is kept
+        page = _log_in(browser, host, "customer_service")
+        page.goto(f"{host}/console/customers/{chain['bob']}")
+        assert page.inner_text("#consent-state tr[data-purpose=marketing] td:nth-child(2)") == "已同意"
+        page.select_option("#consent-withdraw select[name=purpose]", "marketing")
+        page.select_option("#consent-withdraw select[name=channel]", "sms")
+        page.select_option("#consent-withdraw select[name=asked]", "phone")
+        page.click("#consent-withdraw button[type=submit]")
+        page.wait_for_url(re.compile(rf".*/console/customers/{chain['bob']}\?done=consent$"))
+        assert page.inner_text("#consent-state tr[data-purpose=marketing] td:nth-child(2)") == "已撤回"
+        assert "撤回已记录" in page.inner_text("p.done")
+        page.screenshot(path=str(ARTIFACTS / "service-desk-withdraws-sms.png"))
+        page.context.close()
+    assert exported() == {chain["ann"]}
