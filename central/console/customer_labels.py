@@ -154,8 +154,6 @@ CONSENT_SOURCE_LABELS = {
     "console": N_("控制台"),
     "api": "API",
 }
-# Search kinds beyond navigation.SEARCH_LABELS' identifiers and name.
-MORE_SEARCH_LABELS = {"receipt": N_("小票号")}
 # Why a purpose is allowed or refused now (central.customers.consent_gate.Verdict.reason).
 CONSENT_VERDICT_LABELS = {
     "granted": N_("已同意"),

@@ -41,7 +41,6 @@ from central.console.customer_labels import (
     ATTRIBUTE_SOURCE_LABELS,
     DONE,
     INPUT_LABELS,
-    MORE_SEARCH_LABELS,
     NAMED_SOURCE,
     PROBLEMS,
     STORE_DEVICE,
@@ -50,7 +49,7 @@ from central.console.customer_labels import (
     code_key,
     value_labels,
 )
-from central.console.navigation import CUSTOMER_ROLES, IDENTIFIER_LABELS, SEARCH_LABELS
+from central.console.navigation import CUSTOMER_ROLES, IDENTIFIER_LABELS
 from central.console.review_items import blocked_types, identity_registry, review_evidence, review_people
 from central.console.shown import (
     customer_rows,
@@ -178,7 +177,6 @@ def customers() -> ResponseReturnValue:
         page="customers",
         kind=kind,
         kinds=SEARCH_KINDS,
-        kind_labels={**SEARCH_LABELS, **MORE_SEARCH_LABELS},
         query=query,
         store=store,
         receipts=receipts,
@@ -274,8 +272,6 @@ def _consents(customer_id: int, live: bool) -> tuple[list[Any], list[Any]]:
 
 def _timeline(customer_id: int, cursor: timeline.Cursor | None) -> tuple[list[dict[str, Any]], str | None]:
     found = timeline.page(get_session(), customer_id, cursor)
-    # Who filed each complaint, as a note shows its author (the timeline lists payload fields only).
-    operators = notes.complaint_operators(get_session(), [e.id for e in found.entries if e.kind == notes.COMPLAINT])
     rows = []
     for e in found.entries:
         fields = []
@@ -292,7 +288,7 @@ def _timeline(customer_id: int, cursor: timeline.Cursor | None) -> tuple[list[di
                 "store_id": shown_text(e.store_id),
                 "amount": None if e.amount is None else money(e.amount),
                 "fields": fields,
-                "author": operators.get(e.id, "") if e.kind == notes.COMPLAINT else e.author,
+                "author": e.author,
             }
         )
     return rows, found.next.encode() if found.next else None

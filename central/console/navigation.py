@@ -60,7 +60,13 @@ STATE_LABELS = {
 # How a visit was seen (presence): names, the same in every language.
 MEDIUM_LABELS = {"wifi": "Wi-Fi", "ble": "BLE"}
 
-SEARCH_LABELS = {"phone": "手机号", "member_card": "会员卡号", "member_id": "会员编号", "name": "姓名"}
+SEARCH_LABELS = {
+    "phone": "手机号",
+    "member_card": "会员卡号",
+    "member_id": "会员编号",
+    "name": "姓名",
+    "receipt": "小票号",
+}
 # Identifier types as the customer pages name them (a custom type from the configuration shows as itself).
 IDENTIFIER_LABELS = {
     "phone": "手机号",

@@ -4,12 +4,11 @@ A complaint is an event like any other: it goes through the online sources' inge
 (:func:`central.sources.events.stage_rows`) as source ``console``, named by one of the customer's
 own identifiers, so identity resolution places it with the customer and the ``service.high_care``
 tag follows on the next tag run exactly as for a complaint from the member app or a call centre.
-The console user who filed it is its ``operator``, as a note's author is (:func:`complaint_operators`).
+The console user who filed it is its ``operator``, as a note's author is (the timeline's entry carries it).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy import insert, select
@@ -124,17 +123,3 @@ def file_complaint(
     if staged.accepted != [event_id] or not placed or placed[0] != customer_id:
         raise NoteError("refused", f"the complaint could not be placed with customer {customer_id}")
     return event_id
-
-
-def complaint_operators(db: Session, event_pks: Sequence[int]) -> dict[int, str]:
-    """Who filed each of these complaint events (their ``operator``), by event pk; those naming none are left out."""
-    if not event_pks:
-        return {}
-    rows = db.execute(
-        select(_events.c.id, _events.c.payload).where(_events.c.id.in_(event_pks), _events.c.kind == COMPLAINT)
-    )
-    return {
-        pk: payload["operator"]
-        for pk, payload in rows
-        if isinstance(payload, dict) and isinstance(payload.get("operator"), str) and payload["operator"]
-    }

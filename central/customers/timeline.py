@@ -37,6 +37,7 @@ from central.presence.models import PresenceVisit
 
 PAGE = 50
 # Which event kinds the timeline shows, and the payload fields it lists for each.
+COMPLAINT_KIND = "service.complaint"  # its entry names who filed it (payload ``operator``)
 EVENT_FIELDS = {
     "pos.receipt": ("receipt_no", "payment_method"),
     "pos.sale": ("sale_no", "receipt_no"),
@@ -189,7 +190,9 @@ def _event_entries(db: Session, customer_id: int, cursor: Cursor | None, limit: 
         amount = _amount(payload.get("total") if kind != "scan.coupon" else payload.get("value"))
         if kind == ONLINE_KIND and pk not in sales and payload.get("order_no"):
             amount = None
-        out.append(Entry(at, EVENT, pk, kind, store or "", amount, shown))
+        # A complaint names the console user who filed it, as a note its author.
+        author = _text(payload.get("operator")) if kind == COMPLAINT_KIND else ""
+        out.append(Entry(at, EVENT, pk, kind, store or "", amount, shown, author))
     return out
 
 
