@@ -16,6 +16,7 @@ def N_(text: str) -> str:
 
 TIMELINE_LABELS = {
     "pos.receipt": N_("门店购买"),
+    "pos.refund": N_("门店退款"),  # a till receipt below zero (central.console.customers)
     "receipt.set_aside": N_("门店小票（已搁置，未计入）"),  # central.customers.timeline.SET_ASIDE_KIND
     "pos.sale": N_("门店销售"),
     "order.online": N_("线上订单"),
@@ -47,6 +48,7 @@ FIELD_LABELS = {
     "dwell_min": N_("停留（分钟）"),
     "medium": N_("方式"),
     "campaign": N_("活动"),
+    "face_value": N_("面值"),
     "serial": N_("序号"),
     "set_aside": N_("搁置原因"),
     "counted_total": N_("已计入的金额"),

@@ -270,6 +270,10 @@ def _consents(customer_id: int, live: bool) -> tuple[list[Any], list[Any]]:
     return [holding[key] for key in sorted(holding)], decisions
 
 
+COUPON_KINDS = frozenset({"coupon.issued", "coupon.redeemed", "scan.coupon"})
+TILL_KINDS = frozenset({"pos.receipt", "pos.sale"})
+
+
 def _timeline(customer_id: int, cursor: timeline.Cursor | None) -> tuple[list[dict[str, Any]], str | None]:
     found = timeline.page(get_session(), customer_id, cursor)
     rows = []
@@ -281,12 +285,20 @@ def _timeline(customer_id: int, cursor: timeline.Cursor | None) -> tuple[list[di
             label = None if labels is None else labels.get(value) or labels.get(code_key(value))
             # A code in the page's words; a code not known here is shown as sent, marked as the source's own.
             fields.append((name, shown, label, labels is not None and label is None))
+        amount = None if e.amount is None else money(e.amount)
+        kind = e.kind
+        if kind in COUPON_KINDS and amount is not None:
+            # A coupon's face value is no money paid: beside its campaign, not in the amounts' column.
+            fields.append(("face_value", amount, None, False))
+            amount = None
+        elif kind in TILL_KINDS and e.amount is not None and e.amount < 0:
+            kind = "pos.refund"  # a negative receipt gives money back
         rows.append(
             {
                 "at": e.at,
-                "kind": e.kind,
+                "kind": kind,
                 "store_id": shown_text(e.store_id),
-                "amount": None if e.amount is None else money(e.amount),
+                "amount": amount,
                 "fields": fields,
                 "author": e.author,
             }

@@ -107,6 +107,19 @@ def member(app, client, agent):
     return _id_of(app, "phone", PHONE)
 
 
+def test_a_refund_reads_as_one_and_a_coupon_value_is_not_in_the_amounts(app, client, agent, member):
+    """Finance read a -20.00 receipt labelled "store purchase", and a coupon's face value in the amount
+    column beside purchases, as if paid."""
+    agent.send(client, [agent.receipt("R-1002", "-20.00", phone=PHONE)])
+    html = _as(app, "admin").get(f"/console/customers/{member}").get_data(as_text=True)
+    rows = re.findall(r'<tr class="entry ([\w-]+)">(.*?)</tr>', html, re.S)
+    amounts = {kind: re.findall(r'<td class="num">([^<]*)</td>', row) for kind, row in rows}
+    assert "-20.00" in amounts["pos-refund"] and "12.50" in amounts["pos-receipt"]
+    assert amounts["coupon-issued"] == [""] and amounts["coupon-redeemed"] == [""]
+    coupon_row = dict(rows)["coupon-issued"]
+    assert "面值" in coupon_row and "10.00" in coupon_row
+
+
 def test_the_360_view_shows_every_section_and_is_audited(app, member):
     html = _as(app, "admin").get(f"/console/customers/{member}").get_data(as_text=True)
     identifiers = html[html.index('id="identifiers"') : html.index('id="golden"')]
