@@ -18,7 +18,7 @@ So ``issued = redeemed + revoked + outstanding + expired``. Amounts in fen.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -55,6 +55,11 @@ class Liability:
         """Outstanding codes times the face value, in fen."""
         return int(self.outstanding * self.value * 100)
 
+    @property
+    def redeemed_in_period_value(self) -> int | None:
+        """Redemptions in the period times the face value, in fen (None without a period): what the month cost."""
+        return None if self.redeemed_in_period is None else int(self.redeemed_in_period * self.value * 100)
+
     def to_json(self) -> dict[str, Any]:
         """The figures as ``coupons list --json`` and the API give them (amounts as text, two decimals)."""
         doc: dict[str, Any] = {
@@ -65,6 +70,7 @@ class Liability:
         }
         if self.redeemed_in_period is not None:
             doc["redeemed_in_period"] = self.redeemed_in_period
+            doc["redeemed_in_period_value"] = f"{Decimal(self.redeemed_in_period_value or 0) / 100:.2f}"
         return doc
 
 
@@ -128,3 +134,79 @@ def liabilities(
             )
         )
     return out
+
+
+@dataclass(frozen=True, slots=True)
+class Totals:
+    """Every campaign's figures added up (amounts in fen)."""
+
+    issued: int
+    redeemed: int
+    revoked: int
+    outstanding: int
+    outstanding_value: int
+    expired: int
+    redeemed_in_period: int | None
+    redeemed_in_period_value: int | None
+
+
+def totals(rows: list[Liability]) -> Totals:
+    """The totals row of the campaigns page; the period figures are None when the rows have no period."""
+    period = bool(rows) and rows[0].redeemed_in_period is not None
+    return Totals(
+        sum(r.issued for r in rows),
+        sum(r.redeemed for r in rows),
+        sum(r.revoked for r in rows),
+        sum(r.outstanding for r in rows),
+        sum(r.outstanding_value for r in rows),
+        sum(r.expired for r in rows),
+        sum(r.redeemed_in_period or 0 for r in rows) if period else None,
+        sum(r.redeemed_in_period_value or 0 for r in rows) if period else None,
+    )
+
+
+# The console's CSV (one row per campaign; no totals line, as the daily sales CSV has none): stable
+# English names, counts as integers, amounts in yuan with two decimals, times in the chain's local time.
+CSV_HEADER = [
+    "campaign_id",
+    "campaign",
+    "face_value",
+    "valid_from",
+    "valid_to",
+    "issued",
+    "redeemed",
+    "revoked",
+    "outstanding",
+    "outstanding_value",
+    "expired_unredeemed",
+    "period_from",
+    "period_to",
+    "redeemed_in_period",
+    "redeemed_in_period_value",
+]
+
+
+def csv_row(row: Liability, offset_minutes: int, period_days: tuple[date, date]) -> list[Any]:
+    """One campaign as CSV cells in ``CSV_HEADER`` order; ``period_days`` are the local days of the period."""
+    shift = timedelta(minutes=offset_minutes)
+    return [
+        row.campaign_id,
+        row.name,
+        row.value.quantize(Decimal("0.01")),
+        (row.valid_from + shift).strftime("%Y-%m-%d %H:%M"),
+        (row.valid_to + shift).strftime("%Y-%m-%d %H:%M"),
+        row.issued,
+        row.redeemed,
+        row.revoked,
+        row.outstanding,
+        _yuan(row.outstanding_value),
+        row.expired,
+        period_days[0].isoformat(),
+        period_days[1].isoformat(),
+        row.redeemed_in_period or 0,
+        _yuan(row.redeemed_in_period_value or 0),
+    ]
+
+
+def _yuan(fen: int) -> Decimal:
+    return (Decimal(fen) / 100).quantize(Decimal("0.01"))

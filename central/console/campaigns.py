@@ -6,22 +6,34 @@ profiles, and none of these pages shows one). Admin and marketing also get the b
 :mod:`central.campaigns.results`; a trigger's effect and a campaign's figures by tier, which read every
 occasion or code, from the snapshots the ``reports`` job keeps (:mod:`central.campaigns.snapshots`),
 shown with the time they were computed.
+
+Each coupon campaign also shows what its codes still owe (:mod:`central.campaigns.liability`, decision
+0104): issued, redeemed, revoked, outstanding with their face value, expired unredeemed, and the
+redemptions in a period of local days (this month by default) for the monthly close, with a totals row
+and a CSV download, audited as ``coupons.export`` as every export is.
 """
 
 from __future__ import annotations
 
+import io
+from datetime import date, datetime, timedelta
 from typing import Any
 
-from flask import abort, render_template
+from flask import Response, abort, render_template, request
 from flask.typing import ResponseReturnValue
+from flask_babel import gettext as _
 
 from central import clock
 from central.accounts import web
 from central.accounts.roles import ADMIN, FINANCE, MARKETING
-from central.campaigns import results
+from central.campaigns import liability, results
 from central.campaigns.snapshots import stored_effect, stored_tiers
-from central.console import bp
+from central.console import bp, offset_minutes
+from central.console.auditing import record_audit
 from central.console.campaign_forms import may_edit
+from central.console.segments import EXCEL_BOM
+from central.csvfiles import SpreadsheetWriter
+from central.customers.dashboard import local_midnight, local_today
 from central.db import get_session
 from central.jobs import last_runs
 
@@ -39,20 +51,83 @@ def _last_trigger_run() -> Any:
     return runs[0] if runs else None
 
 
+def _this_month() -> tuple[date, date]:
+    today = local_today(clock.now(), offset_minutes())
+    first = today.replace(day=1)
+    following = (first + timedelta(days=31)).replace(day=1)
+    return first, following - timedelta(days=1)
+
+
+def _period() -> tuple[date, date, str | None]:
+    """The redemption period's local days (this month by default) and what is wrong with them, if anything."""
+    first, last = _this_month()
+    try:
+        if request.args.get("from"):
+            first = date.fromisoformat(request.args["from"])
+        if request.args.get("to"):
+            last = date.fromisoformat(request.args["to"])
+    except ValueError:
+        return *_this_month(), _("日期的格式应为 2026-11-30。")
+    if last < first:
+        return *_this_month(), _("结束日期不能早于开始日期。")
+    return first, last, None
+
+
+def _owed(first: date, last: date) -> list[liability.Liability]:
+    """Every campaign's liability as of now, with its redemptions from ``first`` to ``last`` (local days, both in)."""
+    minutes = offset_minutes()
+    instants: tuple[datetime, datetime] = (
+        local_midnight(first, minutes),
+        local_midnight(last + timedelta(days=1), minutes),
+    )
+    return liability.liabilities(get_session(), clock.now(), instants)
+
+
 @bp.get("/campaigns")
 @web.roles(*CAMPAIGN_ROLES)
 def campaigns() -> ResponseReturnValue:
-    """Triggers (firings, control group, last run) and coupon campaigns (issued, redeemed, conflicts, rate)."""
+    """Triggers (firings, control group, last run) and coupon campaigns (issued, redeemed, conflicts, rate, owed)."""
     db = get_session()
-    return render_template(
+    first, last, problem = _period()
+    owed = _owed(first, last)
+    page = render_template(
         "campaigns.html",
         page="campaigns",
         triggers=results.trigger_results(db),
         last_run=_last_trigger_run(),
         coupons=results.coupon_results(db),
+        owed=owed,
+        owed_total=liability.totals(owed),
+        first=first,
+        last=last,
+        problem=problem,
         percent=percent,
         editable=may_edit(),
     )
+    return page, 400 if problem else 200
+
+
+@bp.get("/campaigns/coupons.csv")
+@web.roles(*CAMPAIGN_ROLES)
+def coupons_csv() -> ResponseReturnValue:
+    """The liability table as CSV (one row per campaign, amounts in yuan as numbers), audited as an export."""
+    first, last, problem = _period()
+    if problem:
+        abort(400, problem)
+    rows = _owed(first, last)
+    out = io.StringIO()
+    out.write(EXCEL_BOM)  # Excel on a Chinese Windows reads a CSV without one as GBK
+    writer = SpreadsheetWriter(out, lineterminator="\r\n")
+    writer.writerow(liability.CSV_HEADER)
+    for row in rows:
+        writer.writerow(liability.csv_row(row, offset_minutes(), (first, last)))
+    record_audit(
+        "coupons.export", "coupons:liability", **{"from": first.isoformat(), "to": last.isoformat()}, rows=len(rows)
+    )
+    get_session().commit()
+    response = Response(out.getvalue(), mimetype="text/csv")
+    response.headers["Content-Disposition"] = f'attachment; filename="coupons-{first}-{last}.csv"'
+    return response
 
 
 @bp.get("/campaigns/triggers/<int32:trigger_id>")

@@ -22,6 +22,7 @@ PAGES = {
     "/console/segments/{segment}/export.csv": {"admin", "marketing"},
     "/console/segments/{segment}/edit": {"admin", "marketing"},
     "/console/campaigns": {"admin", "marketing", "finance"},
+    "/console/campaigns/coupons.csv": {"admin", "marketing", "finance"},
     "/console/fleet": {"admin", "technician", "store_manager"},
     "/console/imports": {"admin"},
     "/console/fleet/devices/{device_id}": {"admin", "technician", "store_manager"},

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import csv
+import io
+import re
 from datetime import timedelta
 
 from central import db as central_db
 from central.campaigns import coupons
 from central.campaigns.liability import liabilities
+from central.models import AuditLog
 from tests.central.operations_support import coupon_campaign, redeem
-from tests.central.support import START, create_user, login
+from tests.central.support import START, create_user, login, table_rows
 
 
 def _chain(app, client, agent):
@@ -61,3 +65,68 @@ def test_finance_reads_the_campaign_listing_but_cannot_issue(app, client, agent)
     assert finance.get(f"/api/v1/coupons/campaigns/{campaign.id}").get_json()["outstanding"] == 3
     assert finance.post(f"/api/v1/coupons/campaigns/{campaign.id}/codes", json={"count": 1}).status_code == 403
     assert finance.post("/api/v1/coupons/codes/1/revoke", json={}).status_code == 403
+
+
+def _cells(html: str, row_id: str) -> list[str]:
+    """The text of each numeric cell of the row whose opening tag contains ``row_id``."""
+    row = html.split(row_id, 1)[1].split("</tr>", 1)[0]
+    return re.findall(r'<td class="num[^"]*">([^<]*)</td>', row)
+
+
+def test_the_campaigns_page_shows_the_liability_with_a_period_and_totals(app, client, agent):
+    _chain(app, client, agent)
+    create_user(app, "finance", role="finance")
+    finance = app.test_client()
+    assert login(finance, "finance").status_code == 302
+    # This month by default (the fake clock is in November 2026, local time UTC+08:00).
+    html = finance.get("/console/campaigns").get_data(as_text=True)
+    assert 'name="from" value="2026-11-01"' in html and 'name="to" value="2026-11-30"' in html
+    # face value, issued, redeemed, revoked, outstanding, owed, expired, redeemed in the period and its value
+    double = ["10.00", "5", "1", "1", "3", "30.00", "0", "1", "10.00"]
+    liability_table = html.split('id="liability"', 1)[1]
+    assert _cells(liability_table, 'data-campaign="double-11"') == double
+    assert _cells(liability_table, 'data-campaign="spring"') == ["10.00", "0", "0", "0", "0", "0.00", "0", "0", "0.00"]
+    assert _cells(liability_table, 'id="liability-total"') == double[1:]
+    october = finance.get("/console/campaigns?from=2026-10-01&to=2026-10-31").get_data(as_text=True)
+    assert _cells(october.split('id="liability"', 1)[1], 'id="liability-total"')[-2:] == ["0", "0.00"]
+    assert finance.get("/console/campaigns?from=2026-11-30&to=2026-11-01").status_code == 400
+    assert finance.get("/console/campaigns?from=november").status_code == 400
+    assert [a for a in table_rows(app, AuditLog) if a.action == "coupons.export"] == []  # a page view is not audited
+
+
+def test_the_liability_csv_has_numbers_as_numbers_and_is_audited(app, client, agent):
+    campaign = _chain(app, client, agent)
+    create_user(app, "finance", role="finance")
+    finance = app.test_client()
+    assert login(finance, "finance").status_code == 302
+    reply = finance.get("/console/campaigns/coupons.csv?from=2026-11-01&to=2026-11-30")
+    assert reply.status_code == 200 and reply.mimetype == "text/csv"
+    assert 'filename="coupons-2026-11-01-2026-11-30.csv"' in reply.headers["Content-Disposition"]
+    text = reply.get_data(as_text=True)
+    assert text.startswith("\ufeff")
+    header, *rows = list(csv.reader(io.StringIO(text.lstrip("\ufeff"))))
+    assert header[:6] == ["campaign_id", "campaign", "face_value", "valid_from", "valid_to", "issued"]
+    assert dict(zip(header, rows[0], strict=True)) == {
+        "campaign_id": str(campaign.id),
+        "campaign": "double-11",
+        "face_value": "10.00",
+        "valid_from": "2026-11-23 09:00",  # local time, an hour before START
+        "valid_to": "2026-11-24 10:00",
+        "issued": "5",
+        "redeemed": "1",
+        "revoked": "1",
+        "outstanding": "3",
+        "outstanding_value": "30.00",
+        "expired_unredeemed": "0",
+        "period_from": "2026-11-01",
+        "period_to": "2026-11-30",
+        "redeemed_in_period": "1",
+        "redeemed_in_period_value": "10.00",
+    }
+    assert [r[1] for r in rows] == ["double-11", "spring"]
+    exports = [
+        (a.actor, a.action, a.subject, a.detail) for a in table_rows(app, AuditLog) if a.action == "coupons.export"
+    ]
+    detail = {"via": "console", "from": "2026-11-01", "to": "2026-11-30", "rows": 2}
+    assert exports == [("finance", "coupons.export", "coupons:liability", detail)]
+    assert finance.get("/console/campaigns/coupons.csv?from=2026-11-30&to=2026-11-01").status_code == 400
