@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import re
 from datetime import timedelta
 
 from central import db as central_db
 from central.campaigns import coupons
 from central.campaigns.liability import liabilities
+from central.cli import main
 from central.models import AuditLog
+from tests.central.cli_runner import write_config
 from tests.central.operations_support import coupon_campaign, redeem
 from tests.central.support import START, create_user, login, table_rows
 
@@ -130,3 +133,38 @@ def test_the_liability_csv_has_numbers_as_numbers_and_is_audited(app, client, ag
     detail = {"via": "console", "from": "2026-11-01", "to": "2026-11-30", "rows": 2}
     assert exports == [("finance", "coupons.export", "coupons:liability", detail)]
     assert finance.get("/console/campaigns/coupons.csv?from=2026-11-30&to=2026-11-01").status_code == 400
+
+
+def test_coupons_list_json_carries_the_liability(app, client, agent, capsys):
+    _chain(app, client, agent)  # double-11 ended on 2026-11-24: by the real clock its open codes have expired
+    secret = app.config["SECRET_KEY"]
+    with central_db.session_factory(app)() as db:
+        lasting = coupons.create_campaign(
+            db,
+            name="lasting",
+            value=coupons.parse_value("2.50"),
+            valid_from=START,
+            valid_to=START.replace(year=2099),
+            max_redemptions=10,
+            offline_budget=1,
+            stores=None,
+            now=START,
+            actor="test",
+            secret=secret,
+        )
+        coupons.issue_anonymous(db, str(lasting.id), 3, now=START, actor="t", secret=secret)
+        db.commit()
+    config = app.config["CENTRAL"]
+    path = write_config(config.server_data_dir.parent / "central.toml", config.server_data_dir, config.database_url)
+    assert main(["coupons", "list", "--json", "--config", str(path)]) == 0
+    listed = {c["name"]: c for c in json.loads(capsys.readouterr().out)}
+    owed = ("revoked", "outstanding", "outstanding_value", "expired_unredeemed")
+    assert {name: tuple(c[k] for k in owed) for name, c in listed.items()} == {
+        "double-11": (1, 0, "0.00", 3),
+        "spring": (0, 0, "0.00", 0),
+        "lasting": (0, 3, "7.50", 0),
+    }
+    assert main(["coupons", "list", "--config", str(path)]) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert "OUTSTANDING" in table[0] and "OWED" in table[0]
+    assert [line.split()[-3:-1] for line in table[1:]][-1] == ["3", "7.50"]
