@@ -12,6 +12,7 @@ from bench import (
     consent_triggers,
     console_pages,
     customer_tags,
+    daily_sales,
     endurance,
     escpos,
     identity_ingest,
@@ -61,6 +62,9 @@ BENCHMARKS: dict[str, Callable[[argparse.Namespace], None]] = {
         customers=a.events or 200_000, backend=a.backend, runs=min(a.runs, 3)
     ),
     "segments": lambda a: segments.main(customers=a.customers, backend=a.backend, runs=min(a.runs, 3)),
+    "daily-sales": lambda a: daily_sales.main(
+        receipts=a.events or 1_000_000, codes=a.codes, backend=a.backend, runs=a.runs
+    ),
     "pages": lambda a: console_pages.each_backend(
         customers=a.customers, events=a.events or 10 * a.customers, backend=a.backend, requests=10 * a.runs
     ),
@@ -75,6 +79,7 @@ def main() -> None:
     parser.add_argument("--backend", choices=["sqlite", "postgresql", "both"], default="both")
     parser.add_argument("--rows", type=int, default=100_000, help="legacy member rows for the import benchmark")
     parser.add_argument("--customers", type=int, default=20_000, help="people in the chain the scorer generates")
+    parser.add_argument("--codes", type=int, default=1_000_000, help="coupon codes for the daily-sales benchmark")
     parser.add_argument("--members", type=int, default=100_000, help="members for the promotion stress test")
     parser.add_argument(
         "--cards",
