@@ -83,11 +83,12 @@ def check_range(first: date, last: date) -> None:
 
 
 def _cents(postgres: bool) -> str:
+    """The sale's total in fen: on SQLite from the column ``t``, the total's text (see :func:`_sql`)."""
     if postgres:
         return "CAST(round(CAST(e.payload->>'total' AS numeric) * 100) AS bigint)"
     # The money text as an exact integer of 1/10000ths, then fen rounded half away from zero, as
     # central.customers.rebuild does: no float on the way.
-    t = "json_extract(e.payload, '$.total')"
+    t = "t"
     v = (
         f"CAST(replace(CAST({t} AS TEXT) || CASE WHEN instr(CAST({t} AS TEXT), '.') = 0 THEN '.0000'"
         f" ELSE substr('0000', 1, 4 - length(CAST({t} AS TEXT)) + instr(CAST({t} AS TEXT), '.')) END, '.', '')"
@@ -106,8 +107,8 @@ def _sql(postgres: bool, offset_minutes: int, scoped: bool) -> str:
         f" CASE WHEN e.kind = '{ONLINE_KIND}' THEN 1 ELSE 0 END AS online,"
         " CASE WHEN r.reprint_of IS NOT NULL THEN 1 ELSE 0 END AS aside,"
         " CASE WHEN ec.event_pk IS NOT NULL THEN 1 ELSE 0 END AS member,"
-        f" {_cents(postgres)} AS cents"
-        " FROM events e"
+        + (f" {_cents(postgres)} AS cents" if postgres else " CAST(json_extract(e.payload, '$.total') AS TEXT) AS t")
+        + " FROM events e"
         " LEFT JOIN receipts r ON r.event_pk = e.id"
         " LEFT JOIN event_customers ec ON ec.event_pk = e.id"
         f" WHERE e.kind IN ({_KINDS}) AND e.observed_at >= :start AND e.observed_at < :end"
@@ -127,7 +128,15 @@ def _sql(postgres: bool, offset_minutes: int, scoped: bool) -> str:
         "online_amount": "SUM(CASE WHEN online = 1 THEN cents ELSE 0 END)",
     }
     columns = ", ".join(f"{expression} AS {name}" for name, expression in sums.items())
-    return f"SELECT store_id, day, {columns} FROM ({inner}) AS s GROUP BY store_id, day ORDER BY day, store_id"  # noqa: S608
+    grouped = f"SELECT store_id, day, {columns} FROM {{}} AS s GROUP BY store_id, day ORDER BY day, store_id"  # noqa: S608
+    if postgres:
+        return grouped.format(f"({inner})")
+    # SQLite copies a subquery's expression into every use of its column: cents would read the
+    # payload's JSON a dozen times a row in each of the sums (a year took three times as long,
+    # docs/benchmarks.md). So the totals' text is read once, and cents computed once, each into a
+    # materialized table of the range's sale events.
+    cents = f"SELECT store_id, day, online, aside, member, {_cents(postgres)} AS cents FROM sold"  # noqa: S608
+    return f"WITH sold AS MATERIALIZED ({inner}), priced AS MATERIALIZED ({cents}) " + grouped.format("priced")
 
 
 def daily_sales(
