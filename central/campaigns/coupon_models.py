@@ -55,8 +55,12 @@ class CouponRedemption(Base):
     """
 
     __tablename__ = "coupon_redemptions"
-    # The campaign pages count each campaign's applied redemptions from this index alone.
-    __table_args__ = (Index("ix_coupon_redemptions_campaign_id_status", "campaign_id", "status"),)
+    # The campaign pages count each campaign's applied redemptions from the first index alone, and
+    # the applied ones in a period (central.campaigns.liability) from the second.
+    __table_args__ = (
+        Index("ix_coupon_redemptions_campaign_id_status", "campaign_id", "status"),
+        Index("ix_coupon_redemptions_status_observed_at", "status", "observed_at", "campaign_id"),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     serial: Mapped[int] = mapped_column(BigInteger, unique=True)
