@@ -129,12 +129,13 @@ def _sql(postgres: bool, offset_minutes: int, scoped: bool) -> str:
     }
     columns = ", ".join(f"{expression} AS {name}" for name, expression in sums.items())
     grouped = f"SELECT store_id, day, {columns} FROM {{}} AS s GROUP BY store_id, day ORDER BY day, store_id"  # noqa: S608
+    # Both databases copy a subquery's expression into every use of its column: cents would read
+    # the payload's JSON once for each sum that names it, and on SQLite a dozen times in each (a
+    # year took 2 to 8 times as long, docs/benchmarks.md). So the range's sale events are kept in a
+    # materialized table with their total read once (on SQLite its text, and the fen from it in a
+    # second one).
     if postgres:
-        return grouped.format(f"({inner})")
-    # SQLite copies a subquery's expression into every use of its column: cents would read the
-    # payload's JSON a dozen times a row in each of the sums (a year took three times as long,
-    # docs/benchmarks.md). So the totals' text is read once, and cents computed once, each into a
-    # materialized table of the range's sale events.
+        return f"WITH sold AS MATERIALIZED ({inner}) " + grouped.format("sold")
     cents = f"SELECT store_id, day, online, aside, member, {_cents(postgres)} AS cents FROM sold"  # noqa: S608
     return f"WITH sold AS MATERIALIZED ({inner}), priced AS MATERIALIZED ({cents}) " + grouped.format("priced")
 
