@@ -87,6 +87,7 @@ def cmd_create(args: argparse.Namespace) -> int:
 def cmd_list(args: argparse.Namespace) -> int:
     """List campaigns: id, name, value, validity, issued/redeemed/max, offline budget, stores."""
     with cli_session(args) as (db, config):
+        secret_key.for_session(db, config.secret_key_path)  # refused with another key, as every coupons command
         rows = coupons.list_campaigns(db)
         owed = {row.campaign_id: row for row in liability.liabilities(db, system_clock())}
     if args.json:

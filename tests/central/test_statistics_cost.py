@@ -81,9 +81,10 @@ def _merge_steps(url: str, history: int) -> int:
 def test_a_merge_moves_statistics_instead_of_reading_every_event(sqlite_template, tmp_path):
     short = _merge_steps(_fresh(sqlite_template, tmp_path / "short.db"), 10)
     long = _merge_steps(_fresh(sqlite_template, tmp_path / "long.db"), 210)
-    # Re-pointing 400 more events at the survivor costs a few steps each; recomputing the
-    # statistics from the events cost about a hundred steps for each event read.
-    assert (long - short) / 400 < 40, (short, long)
+    # Re-pointing 400 more events at the survivor costs a few dozen steps each (their events and,
+    # since a backfill's store receipts count as till receipts, their receipts: about 47); recomputing
+    # the statistics from the events cost about a hundred steps for each event read.
+    assert (long - short) / 400 < 60, (short, long)
 
 
 def test_recomputing_a_few_customers_reads_only_their_events(sqlite_template, tmp_path):
