@@ -176,6 +176,8 @@ class Demo:
             if not self._quiet_till(QUIET_BEFORE_SCAN):
                 return
             os.write(self.scanner_fd, code.encode("ascii") + b"\r\n")
+            if self.till is not None and self.till.poll() is None:
+                self.till.send_signal(signal.SIGUSR1)  # its next receipt is the member's: no member on it
             self.stop.wait(1.0)  # the member's receipt prints a moment after the scan
             self._resume_till()
 

@@ -7,6 +7,8 @@ For the demo (``./dev demo``) and for trying an agent with ``pos.mode = "escpos"
 The receipts are the generator's (tools/receipts.py): supermarket and convenience-store layouts in
 GBK or GB18030, logos, QR codes and barcodes, every payment method, members; each starts with a
 printer reset, and most end with a cut. Returning members come back, so customers build up.
+SIGUSR1 says a member's code was just scanned: the next receipt names no member of its own, as the
+scanned member's sale would not.
 """
 
 from __future__ import annotations
@@ -31,11 +33,19 @@ class Printer:
         # The members who come back: their phones are on many receipts.
         self.regulars = [f"1{self._rng.choice('3456789')}{self._rng.randrange(10**9):09d}" for _ in range(members)]
         self.count = 0
+        # Set (SIGUSR1, see run) when a member's code was just scanned at this till: the next receipt
+        # is that member's sale, which names no member of its own.
+        self.scanned_member = False
 
     def next(self) -> bytes:
         """The next receipt's bytes."""
         self.count += 1
         made = receipt(random.Random(self._rng.getrandbits(64)), reset=True)
+        for _ in range(100):
+            if not self.scanned_member or not (made.sale["member_phone"] or made.sale["member_card"]):
+                break
+            made = receipt(random.Random(self._rng.getrandbits(64)), reset=True)
+        self.scanned_member = False
         phone = made.sale["member_phone"]
         if phone and "*" not in phone:
             # A returning member instead of a stranger: the same customer shops again.
@@ -48,6 +58,8 @@ def run(link: Path, *, rate: float, count: int, seed: int, stop: threading.Event
     """Print receipts into a new pty at ``rate`` per second until ``count`` (0: forever) or stop;
     ``copy`` also gets every byte printed (a capture file for ``edge-agent parse``)."""
     printer = Printer(seed)
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGUSR1, lambda *_: setattr(printer, "scanned_member", True))
     master, slave = open_pty(link)
     written = 0
     next_at = time.monotonic()
