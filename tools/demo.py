@@ -168,7 +168,9 @@ class Demo:
         except SystemExit:
             return
         rng = random.Random(self.args.seed)
-        while members and not self.stop.wait(SCAN_INTERVAL):
+        pause = 0.0  # the first member comes to the till at once; then one every SCAN_INTERVAL of trading
+        while members and not self.stop.wait(pause):
+            pause = SCAN_INTERVAL
             try:
                 code = self.cli(central, "member-code", rng.choice(members))
             except SystemExit:

@@ -17,6 +17,10 @@ import requests
 from tools.processes import REPO, free_port
 
 pytestmark = pytest.mark.e2e
+# Seconds from the start by which the till's member scans show: after the history (about 40 s on an
+# idle machine), the members' codes, and the till's quiet before a scan (22 s); on two busy test
+# workers the whole demo runs about half as fast.
+SCANS_BY = 240
 
 
 def login(session: requests.Session, base: str, password: str) -> requests.Response:
@@ -39,6 +43,7 @@ def _first_scan(panel: str, timeout: float) -> dict:
     raise AssertionError("the panel's stream ended without a scan")
 
 
+@pytest.mark.timeout(420)  # the whole tour, scans included (SCANS_BY), and the demo's stop
 def test_demo_shows_customers_within_30_seconds(tmp_path):
     port = free_port()
     demo = subprocess.Popen(
@@ -127,7 +132,7 @@ def test_demo_shows_customers_within_30_seconds(tmp_path):
         assert panel, output
         assert requests.get(panel.group(1), timeout=10).status_code == 200
         # The till scans members on the store's cards: the panel shows their masked name and tier.
-        card = _first_scan(panel.group(1), timeout=max(5.0, 175 - (time.monotonic() - started)))
+        card = _first_scan(panel.group(1), timeout=max(5.0, SCANS_BY - (time.monotonic() - started)))
         assert card["kind"] == "member", card
         assert card["member"]["name"].endswith("*") and card["member"]["tier"], card
         # The till falls quiet before a scan, as between customers, so the scan links the sale that
@@ -135,7 +140,7 @@ def test_demo_shows_customers_within_30_seconds(tmp_path):
         device = re.search(r'/console/fleet/devices/([^"]+)"', session.get(f"{base}/console/fleet", timeout=10).text)
         assert device, "no device on the fleet page"
         linked = None
-        while time.monotonic() - started < 175 and not linked:
+        while time.monotonic() - started < SCANS_BY and not linked:
             page = session.get(f"{base}/console/fleet/devices/{device.group(1)}", timeout=10).text
             linked = re.search(r'data-key="scan-linked"><th>[^<]*</th><td>(\d+)<', page)
             time.sleep(2)
