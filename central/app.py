@@ -11,7 +11,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.wrappers.response import Response as BaseResponse
 
-from central import access_log, db, errors, readiness, scheduler, secret_key
+from central import access_log, clock, db, errors, readiness, scheduler, secret_key
 from central.campaigns import api as campaigns_api
 from central.campaigns import coupons_api
 from central.clock import system_clock
@@ -90,7 +90,7 @@ def create_app(config: CentralConfig | None = None, *, test_config: dict[str, An
     @app.get("/healthz")
     def healthz() -> tuple[Response, int, dict[str, str]] | tuple[Response, int]:
         """Readiness, without authentication: the database is reachable and can take writes now."""
-        state = readiness.database_state(db.engine_for(app))
+        state = readiness.state(app, db.engine_for(app), clock.now())
         if state != readiness.READY:
             retry = {"Retry-After": str(errors.RETRY_AFTER_SECONDS)}
             return jsonify({"status": "unavailable", "database": state}), 503, retry

@@ -11,12 +11,15 @@ import logging
 import sqlite3
 import traceback
 from collections.abc import Callable, Mapping
+from datetime import datetime
 from typing import Any
 
-from flask import Flask, Response, jsonify, request
+from flask import Flask, Response, current_app, jsonify, request
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from werkzeug.exceptions import HTTPException, InternalServerError, ServiceUnavailable
 from werkzeug.wrappers import Response as BaseResponse
+
+from central import clock
 
 log = logging.getLogger(__name__)
 
@@ -150,6 +153,13 @@ DATABASE_CONDITIONS = {
 }
 _PG_READ_ONLY = "25006"  # read_only_sql_transaction: a standby, or default_transaction_read_only
 _PG_DISK_FULL = "53100"  # disk_full
+_FULL_REFUSED = "cdp.full_refused_at"  # app.extensions: when a write was last refused for a full disk
+
+
+def full_refused_at(app: Flask) -> datetime | None:
+    """When the database last refused one of ``app``'s writes because its disk is full (``/healthz`` reads it)."""
+    at: datetime | None = app.extensions.get(_FULL_REFUSED)
+    return at
 
 
 def database_condition(exc: DBAPIError) -> str | None:
@@ -178,6 +188,8 @@ def _database_error(exc: DBAPIError) -> BaseResponse | HTTPException:
     # A database that cannot take the request is a retriable condition for agents, not a server bug:
     # one line, no traceback.
     code, message, what = DATABASE_CONDITIONS[condition]
+    if condition == "full":
+        current_app.extensions[_FULL_REFUSED] = clock.now()
     first = next((line.strip() for line in str(exc.orig).splitlines() if line.strip()), type(exc.orig).__name__)
     log.error("%s on %s %s: %s", what, request.method, request.path, first)
     if not _is_api_path():

@@ -8,13 +8,19 @@ fine while every batch fails. So the check also proves the database writable, wi
   transaction (``default_transaction_read_only``, set per database or role).
 * SQLite: the free space of the filesystem holding the database file. A write rolled back would
   prove nothing there: in WAL mode it never reaches the disk.
+* PostgreSQL's disk is the server's, out of central's sight, and a full one still answers reads:
+  only a write it refuses (``disk_full``) tells. Central remembers the last such refusal and answers
+  ``full`` for ``FULL_FOR`` after it; nothing but a write can tell it the disk has room again, so
+  it then answers ``ok`` and the next refusal, if any, makes it ``full`` again.
 """
 
 from __future__ import annotations
 
 import os
+from datetime import datetime, timedelta
 from pathlib import Path
 
+from flask import Flask
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
@@ -25,6 +31,19 @@ from central import db, errors
 MIN_FREE_BYTES = 16 * 1024 * 1024
 
 READY = "ok"
+
+# How long after the database refused a write for a full disk ``/healthz`` keeps answering ``full``.
+FULL_FOR = timedelta(seconds=60)
+
+
+def state(app: Flask, engine: Engine, now: datetime) -> str:
+    """:func:`database_state`, or ``full`` while a refusal for a full disk is recent (see the module's notes)."""
+    found = database_state(engine)
+    refused = errors.full_refused_at(app)
+    # SQLite's disk is in sight (database_state measured it); PostgreSQL's is not.
+    if found == READY and engine.dialect.name == "postgresql" and refused is not None and now - refused < FULL_FOR:
+        return "full"
+    return found
 
 
 def database_state(engine: Engine) -> str:

@@ -1,7 +1,8 @@
 """``/healthz`` says whether central can take writes, and a database that cannot is a 503 with a reason.
 
-Real conditions: a SQLite database on a small tmpfs that fills up, and a PostgreSQL database of its
-own switched read-only the way a failover to a standby leaves it.
+Real conditions: a SQLite database on a small tmpfs that fills up, a PostgreSQL database whose
+tablespace is on a small tmpfs that fills up, and a PostgreSQL database of its own switched
+read-only the way a failover to a standby leaves it.
 """
 
 from __future__ import annotations
@@ -9,7 +10,10 @@ from __future__ import annotations
 import logging
 import shutil
 import sqlite3
+import subprocess
+import tempfile
 from collections.abc import Iterator
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -24,6 +28,8 @@ from central.config_loader import load_config
 from central.migrate import upgrade
 from tests.central.support import Agent, token_for
 from tests.conftest import fresh_postgres_database, postgres_reachable, unavailable
+from tools.databases import POSTGRES_ADMIN_URL
+from tools.filesystems import mount_problem, small_filesystem
 
 MiB = 1024 * 1024
 
@@ -74,6 +80,70 @@ def test_a_full_sqlite_disk_makes_healthz_and_batches_a_503_saying_so(sqlite_on_
     fs.free()
     assert client.get("/healthz").status_code == 200
     assert agent.post(client, agent.body([agent.receipt("R1")])).status_code == 200
+
+
+@pytest.fixture
+def postgres_on_small_disk(clock) -> Iterator[tuple[Flask, object]]:
+    """A database whose tablespace (its catalogue and every table) is a 64 MiB tmpfs the server writes to."""
+    if problem := postgres_reachable():
+        unavailable(problem)
+    # Not under pytest's temporary directory: the server runs as its own user and must reach the mount.
+    with tempfile.TemporaryDirectory(prefix="cdp-pg-disk-") as where:
+        mount = Path(where) / "space"
+        if problem := mount_problem(Path(where)):
+            unavailable(problem)
+        with small_filesystem(mount, 64 * MiB) as fs:
+            Path(where).chmod(0o755)
+            subprocess.run(["chown", "postgres:postgres", str(mount)], check=True)
+            space = f"cdp_small_{mount.parent.name.rsplit('-', 1)[-1].lower()}"
+            admin = make_url(POSTGRES_ADMIN_URL).set(drivername="postgresql").render_as_string(hide_password=False)
+            with psycopg.connect(admin, autocommit=True) as conn:
+                conn.execute(f"CREATE TABLESPACE {space} LOCATION '{mount}'")
+            try:
+                with fresh_postgres_database("cdp_full") as url:
+                    name = make_url(url).database
+                    with psycopg.connect(admin, autocommit=True) as conn:
+                        conn.execute(f'ALTER DATABASE "{name}" SET TABLESPACE {space}')
+                    upgrade(url)
+                    config = load_config(
+                        None, environ={}, overrides={"server.data_dir": f"{where}/data", "database.url": url}
+                    )
+                    app = create_app(config, test_config={"TESTING": True, "CLOCK": clock})
+                    try:
+                        yield app, fs
+                    finally:
+                        central_db.engine_for(app).dispose()
+            finally:
+                fs.free()
+                with psycopg.connect(admin, autocommit=True) as conn:
+                    conn.execute(f"DROP TABLESPACE IF EXISTS {space}")
+
+
+def test_a_full_postgresql_disk_makes_healthz_a_503_once_a_write_was_refused(postgres_on_small_disk, clock, caplog):
+    """PostgreSQL reads from a full disk as before, so only a refused write can tell: healthz said ok meanwhile."""
+    app, fs = postgres_on_small_disk
+    client = app.test_client()
+    agent = enrolled(app)
+    assert client.get("/healthz").status_code == 200
+    fs.fill()
+    caplog.clear()
+    receipts = [agent.receipt(f"R{n}", total="12.50") for n in range(400)]
+    response = agent.post(client, agent.body(receipts))
+    assert response.status_code == 503
+    assert response.get_json()["error"]["code"] == "database_full"
+    (line,) = database_log(caplog)
+    assert line.getMessage().startswith("database disk full on POST /api/v1/batches: ")
+    health = client.get("/healthz")
+    assert (health.status_code, health.get_json()) == (503, {"status": "unavailable", "database": "full"})
+    assert health.headers["Retry-After"] == "30"
+    clock.advance(seconds=59)
+    assert client.get("/healthz").status_code == 503
+    fs.free()
+    # Nothing tells central the disk has room again but a write: a minute after the last refusal it
+    # answers ok, and the next refusal, if any, makes it full again.
+    clock.advance(seconds=2)
+    assert client.get("/healthz").status_code == 200
+    assert agent.post(client, agent.body(receipts)).status_code == 200
 
 
 @pytest.fixture
