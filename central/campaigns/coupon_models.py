@@ -6,10 +6,12 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, ForeignKey, Index, Integer, String, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, ForeignKey, Index, Integer, String, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from central.models import Base, BigId, Money, UTCDateTime
+
+_REVOKED = text("revoked_at IS NOT NULL")
 
 
 class CouponCampaign(Base):
@@ -38,7 +40,12 @@ class CouponCode(Base):
     """An issued code: its serial (signed into the code), campaign, and member if it was claimed by one."""
 
     __tablename__ = "coupon_codes"
-    __table_args__ = (UniqueConstraint("campaign_id", "member_id"),)
+    # The unique index also counts each campaign's codes for the liability, and the partial one its
+    # revoked codes (central.campaigns.liability), without reading the table.
+    __table_args__ = (
+        UniqueConstraint("campaign_id", "member_id"),
+        Index("ix_coupon_codes_revoked", "campaign_id", postgresql_where=_REVOKED, sqlite_where=_REVOKED),
+    )
 
     serial: Mapped[int] = mapped_column(BigId, primary_key=True)
     campaign_id: Mapped[int] = mapped_column(Integer, ForeignKey("coupon_campaigns.id"))

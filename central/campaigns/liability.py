@@ -22,7 +22,7 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import and_, case, func, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from central.campaigns.coupon_models import CouponCampaign, CouponCode, CouponRedemption
@@ -77,60 +77,51 @@ class Liability:
 def liabilities(
     db: Session, now: datetime, period: tuple[datetime, datetime] | None = None, campaign_id: int | None = None
 ) -> list[Liability]:
-    """Every campaign (or one), oldest first, with its codes counted as of ``now`` and redemptions in ``period``."""
+    """Every campaign (or one), oldest first, with its codes counted as of ``now`` and redemptions in ``period``.
+
+    Counted per campaign from indexes alone, never code by code: codes issued from the unique
+    ``(campaign_id, member_id)`` index, applied redemptions from ``(campaign_id, status)`` (a
+    redemption is recorded only for a code of its own campaign, and codes are never deleted, so
+    that is the codes redeemed), and revoked codes not redeemed from the partial index of revoked
+    codes. A campaign's validity is its own, so its open codes are all outstanding or all expired.
+    """
     c, k, r = _campaigns.c, _codes.c, _redemptions.c
-    open_code = and_(k.serial.is_not(None), r.id.is_(None), k.revoked_at.is_(None))
-    valid = and_(c.valid_to > now, c.valid_to > c.valid_from)
 
-    def tally(condition: Any) -> Any:
-        return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
+    def per_campaign(query: Any) -> dict[int, int]:
+        if campaign_id is not None:
+            query = query.where(query.selected_columns[0] == campaign_id)
+        return {campaign: int(n) for campaign, n in db.execute(query.group_by(query.selected_columns[0]))}
 
-    query = (
-        select(
-            c.id,
-            c.name,
-            c.value,
-            c.valid_from,
-            c.valid_to,
-            func.count(k.serial),
-            tally(r.id.is_not(None)),
-            tally(and_(r.id.is_(None), k.revoked_at.is_not(None))),
-            tally(and_(open_code, valid)),
-            tally(and_(open_code, ~valid)),
-        )
-        .select_from(_campaigns)
-        .outerjoin(_codes, k.campaign_id == c.id)
-        .outerjoin(_redemptions, and_(r.serial == k.serial, r.status == APPLIED))
-        .group_by(c.id, c.name, c.value, c.valid_from, c.valid_to)
-        .order_by(c.id)
-    )
-    if campaign_id is not None:
-        query = query.where(c.id == campaign_id)
+    issued = per_campaign(select(k.campaign_id, func.count()))
+    redeemed = per_campaign(select(r.campaign_id, func.count()).where(r.status == APPLIED))
+    applied = select(r.id).where(r.serial == k.serial, r.status == APPLIED).exists()
+    revoked = per_campaign(select(k.campaign_id, func.count()).where(k.revoked_at.is_not(None), ~applied))
     in_period: dict[int, int] = {}
     if period is not None:
-        counted = db.execute(
-            select(r.campaign_id, func.count())
-            .where(r.status == APPLIED, r.observed_at >= period[0], r.observed_at < period[1])
-            .group_by(r.campaign_id)
+        in_period = per_campaign(
+            select(r.campaign_id, func.count()).where(
+                r.status == APPLIED, r.observed_at >= period[0], r.observed_at < period[1]
+            )
         )
-        in_period = {campaign: n for campaign, n in counted}
+    campaigns = select(c.id, c.name, c.value, c.valid_from, c.valid_to).order_by(c.id)
+    if campaign_id is not None:
+        campaigns = campaigns.where(c.id == campaign_id)
     out = []
-    for row in db.execute(query):
-        issued, redeemed, revoked, outstanding, expired = (int(v) for v in row[5:10])
-        in_month = None if period is None else in_period.get(row[0], 0)
+    for campaign, name, value, valid_from, valid_to in db.execute(campaigns):
+        counts = issued.get(campaign, 0), redeemed.get(campaign, 0), revoked.get(campaign, 0)
+        open_codes = counts[0] - counts[1] - counts[2]
+        valid = valid_to > now and valid_to > valid_from
         out.append(
             Liability(
-                row[0],
-                row[1],
-                Decimal(row[2]),
-                row[3],
-                row[4],
-                issued,
-                redeemed,
-                revoked,
-                outstanding,
-                expired,
-                in_month,
+                campaign,
+                name,
+                Decimal(value),
+                valid_from,
+                valid_to,
+                *counts,
+                open_codes if valid else 0,
+                0 if valid else open_codes,
+                None if period is None else in_period.get(campaign, 0),
             )
         )
     return out

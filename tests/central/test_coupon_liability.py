@@ -8,8 +8,11 @@ import json
 import re
 from datetime import timedelta
 
+from sqlalchemy import select
+
 from central import db as central_db
 from central.campaigns import coupons
+from central.campaigns.coupon_models import CouponRedemption
 from central.campaigns.liability import liabilities
 from central.cli import main
 from central.models import AuditLog
@@ -54,6 +57,20 @@ def test_outstanding_codes_and_their_value_as_a_hand_count(app, client, agent):
             "outstanding_value": "30.00",
             "expired_unredeemed": 0,
         }
+
+
+def test_a_code_revoked_after_its_redemption_counts_once_as_redeemed_and_one_campaign_alone(app, client, agent):
+    campaign = _chain(app, client, agent)
+    assert len(agent.send(client, [redeem(agent, campaign.member_codes["M3"], campaign.id)])["accepted"]) == 1
+    secret = app.config["SECRET_KEY"]
+    with central_db.session_factory(app)() as db:
+        serial = db.scalar(select(CouponRedemption.serial).order_by(CouponRedemption.id.desc()).limit(1))
+        coupons.revoke(db, serial, now=START, actor="t", secret=secret)
+        db.commit()
+        (double,) = liabilities(db, START, campaign_id=campaign.id)
+        counts = (double.issued, double.redeemed, double.revoked, double.outstanding, double.expired)
+        assert counts == (5, 2, 1, 2, 0)
+        assert [row.campaign_id for row in liabilities(db, START)] == [campaign.id, campaign.id + 1]
 
 
 def test_finance_reads_the_campaign_listing_but_cannot_issue(app, client, agent):

@@ -78,7 +78,7 @@ def test_upgrade_is_idempotent(backend):
     upgrade(backend.url)
     engine = make_engine(backend.url)
     try:
-        assert current_revision(engine) == head_revision() == "0038_redemptions_by_time"
+        assert current_revision(engine) == head_revision() == "0039_revoked_codes_index"
     finally:
         engine.dispose()
 
