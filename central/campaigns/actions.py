@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session
 from central import bulk
 from central.campaigns.coupon_models import CouponCampaign, CouponCode
 from central.campaigns.models import PENDING, ExportEntry, TriggerCoupon, WebhookDelivery
+from central.campaigns.purposes import purpose_of
 from central.csvfiles import SpreadsheetWriter
 from central.customers.consent_gate import consent_holds
 from central.identity.models import Customer
@@ -93,7 +94,9 @@ def write_export(db: Session, trigger: Any, today: date, out: TextIO) -> int:
     # An alias: the gate's own queries read ``customers`` and must not be correlated with this one.
     customer = table(Customer).alias("exported")
     live = func.coalesce(customer.c.merged_into, customer.c.id)
-    reachable = consent_holds(trigger.params.get("purpose", "marketing"), trigger.params["channel"], today, live)
+    reachable = consent_holds(
+        purpose_of(trigger.kind, trigger.params, trigger.action), trigger.params["channel"], today, live
+    )
     if db.get_bind().dialect.name == "postgresql":
         # As for segment exports: compiling the statement (JIT) cost more than finding a long list's rows.
         db.execute(text("SET LOCAL jit = off"))

@@ -85,7 +85,14 @@ def declare_trigger() -> tuple[Response, int]:
         raise ApiError(400, "invalid_trigger", str(exc), details={"reason": exc.reason, "field": exc.field}) from None
     except (TypeError, ValueError) as exc:
         raise ApiError(400, "invalid_trigger", str(exc), details={"reason": "invalid", "field": None}) from None
-    audit.record(db, at=clock.now(), actor=actor_name(), action="trigger.declare", subject=f"trigger:{declared.name}")
+    audit.record(
+        db,
+        at=clock.now(),
+        actor=actor_name(),
+        action="trigger.declare",
+        subject=f"trigger:{declared.name}",
+        detail={**declared.audited(), "id": trigger_id},
+    )
     db.commit()
     return jsonify({"id": trigger_id, "name": declared.name}), 201
 

@@ -43,7 +43,14 @@ def cmd_add_trigger(args: argparse.Namespace) -> int:
                 trigger_id = triggers.declare(db, declared, actor=OPERATOR, now=now)
             except triggers.TriggerError as exc:
                 raise CliError(str(exc), status=2) from None
-            audit.record(db, at=now, actor=OPERATOR, action="trigger.declare", subject=f"trigger:{args.name}")
+            audit.record(
+                db,
+                at=now,
+                actor=OPERATOR,
+                action="trigger.declare",
+                subject=f"trigger:{args.name}",
+                detail={**declared.audited(), "id": trigger_id},
+            )
             db.commit()
     finally:
         engine.dispose()

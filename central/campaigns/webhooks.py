@@ -30,6 +30,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from central.campaigns.models import DEAD, DELIVERED, PENDING, Trigger, WebhookDelivery
+from central.campaigns.purposes import purpose_of
 from central.customers.consent_gate import verdict as consent_verdict
 from central.models import table
 
@@ -191,7 +192,7 @@ def _prepare(db: Session, row: Any, triggers: dict[int, Any], today: date) -> tu
     if trigger is None or customer_id is None or channel is None:
         return None, (DEAD, "the delivery's trigger or customer is unknown")
     # The trigger's own purpose: marketing, or service for a complaint follow-up.
-    purpose = (trigger.params or {}).get("purpose", "marketing")
+    purpose = purpose_of(trigger.kind, trigger.params or {}, trigger.action)
     verdict = consent_verdict(db, customer_id, purpose, channel, today)
     if not verdict:
         return None, (CANCELLED, f"consent: {verdict.reason}")

@@ -78,6 +78,7 @@ PROBLEM_TEXTS = {
     "bad_kind": N_("没有这个类型。"),
     "bad_channel": N_("没有这个渠道。"),
     "bad_purpose": N_("没有这个同意用途。"),
+    "purpose_not_service": N_("“服务”同意只用于跟进投诉，且不能发放优惠券；其他触发规则都是营销，须选“营销”。"),
     "bad_action": N_("没有这个动作。"),
     "bad_action_params": N_("请选择一个进行中的优惠券活动。"),
     "unknown_campaign": N_("没有这个优惠券活动。"),
@@ -306,7 +307,7 @@ def create_trigger() -> ResponseReturnValue:
     except triggers.TriggerError as exc:
         db.rollback()
         return _trigger_page(form, _refusal(exc, kind), 400)
-    record_audit("trigger.declare", f"trigger:{declared.name}", kind=declared.kind, does=declared.action, id=trigger_id)
+    record_audit("trigger.declare", f"trigger:{declared.name}", **declared.audited(), id=trigger_id)
     db.commit()
     return redirect(url_for("console.trigger", trigger_id=trigger_id))
 

@@ -105,6 +105,12 @@ def test_marketing_creates_a_campaign_and_a_trigger_pauses_resumes_and_ends_them
         "console",
         "coupon",
     )
+    assert (detail["channel"], detail["purpose"]) == ("sms", "marketing")  # whose consent it reaches on
+    service = post_form(
+        client, "/console/campaigns/triggers/new", {**TRIGGER, "name": "bday-svc", "purpose": "service"}
+    )
+    assert service.status_code == 400
+    assert "“服务”同意只用于跟进投诉，且不能发放优惠券" in service.get_data(as_text=True)
     listing = client.get("/console/campaigns").get_data(as_text=True)
     assert 'data-trigger="birthday-spring"' in listing and 'data-campaign="spring-10"' in listing
     client.set_cookie("cdp-lang", "en")

@@ -67,6 +67,40 @@ def test_each_kind_checks_its_parameters_and_fills_in_defaults():
         triggers.check("f", "second_item", {"channel": "sms"}, "coupon", {})
 
 
+def test_service_consent_covers_complaint_follow_ups_only_and_never_a_coupon():
+    """Declared with purpose service, a birthday coupon reached people who had withdrawn marketing consent."""
+    for kind, action, params in (
+        ("birthday", "coupon", {"campaign": "birthday-10"}),
+        ("birthday", "export", {}),
+        ("second_item", "webhook", HOOK),
+        ("win_back", "export", {}),
+        ("complaint", "coupon", {"campaign": "sorry-5"}),
+    ):
+        with pytest.raises(triggers.TriggerError) as caught:
+            triggers.check("s", kind, {"channel": "sms", "purpose": "service"}, action, params)
+        assert (caught.value.reason, caught.value.field) == ("purpose_not_service", "purpose"), kind
+    for action, params in (("webhook", HOOK), ("export", {})):
+        assert triggers.check("s", "complaint", {"channel": "sms", "purpose": "service"}, action, params)
+    assert triggers.check("m", "birthday", {"channel": "sms"}, "coupon", {"campaign": "birthday-10"})
+
+
+def test_a_trigger_stored_with_service_for_a_marketing_kind_needs_marketing_consent(app):
+    """A trigger declared before the rule above keeps its row; firing and its export ask for marketing consent."""
+    params = triggers.check_params("second_item", {"channel": "sms", "purpose": "service"})
+    stored = triggers.Declared("old-second", "second_item", params, "export", {}, 0.0)
+    with central_db.session_factory(app)() as db:
+        trigger = triggers.declare(db, stored, actor="t", now=NOW)
+        db.commit()
+    service_only, marketing = phone(1), phone(2)
+    person(app, service_only, purpose="service")
+    person(app, marketing)
+    buy(app, "s-1", service_only, -timedelta(hours=80))
+    buy(app, "m-1", marketing, -timedelta(hours=80))
+    assert [c for c, _, _ in fired(app, trigger)] == []
+    evaluate(app)
+    assert [c for c, _, _ in fired(app, trigger)] == [customer(app, marketing)]
+
+
 def test_second_item_fires_once_per_first_purchase_after_72_hours_with_consent(app, user_client):
     trigger = declare(app, "second-item", "second_item")
     due, again, early, old, silent = (phone(n) for n in range(1, 6))

@@ -13,15 +13,13 @@ from sqlalchemy.orm import Session
 
 from central.campaigns.actions import action_named, action_names
 from central.campaigns.models import Trigger
+from central.campaigns.purposes import MARKETING_ACTIONS, PURPOSES, SERVICE_KINDS
 from central.campaigns.triggers.kinds import KINDS
 from central.customers.consent import CHANNELS
 from central.models import table
 
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}\Z")
 DEFAULT_CONTROL_PERCENT = 10.0
-# The consent a trigger's action needs on its channel: marketing, or (for a complaint follow-up
-# by customer service) service.
-PURPOSES = ("marketing", "service")
 _triggers = table(Trigger)
 
 
@@ -48,6 +46,11 @@ class Declared:
     action: str
     action_params: dict[str, Any]
     control_percent: float
+
+    def audited(self) -> dict[str, Any]:
+        """What the audit row of its declaration keeps: whom it may reach, how, and under which consent."""
+        purpose = self.params.get("purpose", "marketing")
+        return {"kind": self.kind, "does": self.action, "channel": self.params["channel"], "purpose": purpose}
 
 
 def check_params(kind: str, params: Mapping[str, Any]) -> dict[str, Any]:
@@ -96,6 +99,19 @@ def check(
     performer = action_named(action)
     if performer is None:
         raise TriggerError(f"action: expected one of {', '.join(action_names())}", "bad_action", "action")
+    if checked.get("purpose") == "service" and kind not in SERVICE_KINDS:
+        raise TriggerError(
+            f"purpose: service consent covers {', '.join(SERVICE_KINDS)} follow-ups only; a {kind} trigger"
+            " markets, and needs marketing consent",
+            "purpose_not_service",
+            "purpose",
+        )
+    if checked.get("purpose") == "service" and action in MARKETING_ACTIONS:
+        raise TriggerError(
+            f"purpose: a {action} is marketing, whatever the occasion; it needs marketing consent",
+            "purpose_not_service",
+            "purpose",
+        )
     problem = performer.check(action_params)
     if problem:
         at_fault = "campaign" if action == "coupon" else "action_params"  # the coupon action's one parameter

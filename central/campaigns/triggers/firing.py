@@ -29,6 +29,7 @@ from sqlalchemy.orm import Session
 from central import bulk
 from central.campaigns.actions import ActionError, Firing, TriggerRef, action_named
 from central.campaigns.models import ACTION, CONTROL, Trigger, TriggerOccasion
+from central.campaigns.purposes import purpose_of
 from central.campaigns.triggers.kinds import KINDS, When
 from central.clock import local_date
 from central.customers.consent_gate import consented
@@ -85,7 +86,7 @@ def evaluate(
     # (one pass over the decisions instead of one per chunk). Then their occasions chunk by chunk.
     unfired_ids = select(candidates.c.customer_id).where(unfired)
     customers = list(db.scalars(unfired_ids.distinct().order_by(candidates.c.customer_id)))
-    purpose = trigger.params.get("purpose", "marketing")
+    purpose = purpose_of(trigger.kind, trigger.params, trigger.action)
     among: Any = customers if len(customers) <= CHUNK else unfired_ids
     allowed = set(db.scalars(consented(purpose, trigger.params["channel"], today, among=among))) if customers else set()
     customers = [cid for cid in customers if cid in allowed]
