@@ -201,19 +201,29 @@ def roles(*allowed: str, enrolment: bool = False) -> Callable[[F], F]:
     return decorate
 
 
-def _audit_refusal(active: sessions.Active) -> None:
+def _audit_refusal(active: sessions.Active, reason: str | None = None) -> None:
     """Note a logged-in user's request their role may not make: probing for what a role cannot
     reach is worth knowing, and the access log is not kept as long."""
     db = get_session()
+    detail = {"role": active.role} | ({"reason": reason} if reason else {})
     audit.record(
         db,
         at=clock.now(),
         actor=active.username,
         action="access.refused",
         subject=f"{request.method} {quote(request.path)}",
-        detail={"role": active.role},
+        detail=detail,
     )
     db.commit()
+
+
+def refusal(reason: str, message: str, *, code: str = "forbidden", details: dict[str, Any] | None = None) -> ApiError:
+    """A 403 for an API request the user's role may make but not this way (a field it sees in part, a
+    setting only an admin changes), audited as ``access.refused`` with ``reason`` like the role check's."""
+    active = current()
+    if active is not None:
+        _audit_refusal(active, reason)
+    return ApiError(403, code, message, details=details)
 
 
 def public(view: F) -> F:

@@ -166,9 +166,8 @@ def export_csv(name: str) -> Response:
     # What a role's segment rules may not read is what it may not learn of each customer here either.
     withheld = triggers.revealed(trigger.kind, schema_for(web.current_policy().unmasked).withheld)
     if withheld is not None:
-        raise ApiError(
-            403,
-            "forbidden",
+        raise web.refusal(
+            "withheld_field",
             f"your role sees {withheld} only in part, and the export list of {trigger.kind} trigger {name!r} gives"
             f" each customer's {withheld} away in full (who was added on which day); an administrator can download it",
             details={"reason": "withheld_field", "field": withheld},

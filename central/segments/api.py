@@ -94,7 +94,7 @@ def _webhook_by_admin(body: dict[str, Any]) -> None:
     otherwise have an administrator's routine export delivered to a server of their own."""
     active = web.current()
     if ("webhook_url" in body or "webhook_secret" in body) and (active is None or active.role != ADMIN):
-        raise ApiError(403, "forbidden", "only an administrator sets a segment's webhook")
+        raise web.refusal("admin_only_setting", "only an administrator sets a segment's webhook")
 
 
 def _segment(name: str) -> Any:

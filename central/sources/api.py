@@ -35,6 +35,7 @@ import orjson
 from flask import Blueprint, Flask, Response, current_app, jsonify, request
 
 from central import access_log, audit, clock
+from central.accounts import web
 from central.auth import UNAUTHORIZED_MESSAGE, current_user, login_required
 from central.bodies import read_body
 from central.collector import collector_paused
@@ -146,7 +147,7 @@ def post_events(source: str) -> Response:
 def _require_admin() -> str:
     user = current_user(get_session())
     if user is None or user.role != "admin":
-        raise ApiError(403, "forbidden", "only administrators may import members")
+        raise web.refusal("admin_only", "only administrators may import members")
     return user.username
 
 

@@ -566,6 +566,13 @@ def test_only_an_administrator_points_a_segment_at_a_webhook(app, chain):
             refused = getattr(marketing, method)(url, json=body)
             assert refused.status_code == 403, refused.get_json()
             assert refused.get_json()["error"]["code"] == "forbidden"
+    # Six attempts at repointing it, six audited refusals.
+    tries = [(a.subject, a.detail["reason"]) for a in _audits(app, "access.refused")]
+    assert (
+        tries
+        == [("PUT /api/v1/segments/hooked", "admin_only_setting")] * 3
+        + [("POST /api/v1/segments", "admin_only_setting")] * 3
+    )
     assert admin.get("/api/v1/segments/hooked").get_json()["webhook_url"] == ours["webhook_url"]
     assert marketing.put("/api/v1/segments/hooked", json={**hooked, "rule": "purchases >= 2"}).status_code == 200
     assert admin.put("/api/v1/segments/hooked", json={**hooked, **theirs}).status_code == 200

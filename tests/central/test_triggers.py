@@ -21,7 +21,7 @@ from central.jobs import OK
 from central.models import AuditLog
 from tests.central.cli_runner import write_config
 from tests.central.consent_support import consent_event, customer_of, load, signup
-from tests.central.support import create_user, login, post_form
+from tests.central.support import create_user, login, post_form, table_rows
 
 TZ = "Asia/Shanghai"
 NOW = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)  # 10:00 in Shanghai
@@ -347,6 +347,12 @@ def test_marketing_runs_birthday_triggers_but_may_not_read_whom_they_fired_for(a
         error = refused.get_json()["error"]
         assert (error["code"], error["reason"], error["field"]) == ("forbidden", "withheld_field", "birthday")
         assert "birthday" in error["message"]
+    # Each refusal is audited, as a page or API the role may not call at all is.
+    refusals = [(a.actor, a.subject, a.detail) for a in table_rows(app, AuditLog) if a.action == "access.refused"]
+    assert refusals == [
+        ("mia", f"GET /api/v1/triggers/{name}/export.csv", {"role": "marketing", "reason": "withheld_field"})
+        for name in ("bday-0", "bday-1")
+    ]
     # Administrators see birthdays in full, and the lists with them.
     assert _export_ids(user_client, "bday-0") == [today]
     assert sorted(_export_ids(user_client, "bday-1")) == sorted([today, tomorrow])
