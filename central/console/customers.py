@@ -107,6 +107,11 @@ def id_field(name: str, column: QueryableAttribute[int]) -> int:
     return value
 
 
+def _ids(rows: list[dict[str, Any]]) -> list[int]:
+    """The customers a list showed, for its audit row: whose data was seen, not just how many."""
+    return [int(row["id"]) for row in rows]
+
+
 def _surname_only(query: str) -> bool:
     """Whether a name search asks for no more than a masked name shows (its first character: 张*).
 
@@ -140,14 +145,21 @@ def customers() -> ResponseReturnValue:
     if listing:
         summaries, next_after = recent_customers(db, RECENT, after)  # identifiers come masked
         recent = customer_rows(summaries)
-        record_audit("customers.list", after=after, returned=len(recent))
+        record_audit("customers.list", after=after, returned=len(recent), customers=_ids(recent))
     elif query and kind == RECEIPT:
         receipts = find_receipts(db, query, store or None)
         linked = dict.fromkeys(r.customer_id for r in receipts if r.customer_id is not None)
         found = customer_rows(summaries_of(db, list(linked)))
         # Not personal data, but masked like every other search (a number may be built from a mobile).
         subject = f"receipt:{mask_identifier(RECEIPT, query)}"
-        record_audit("customers.search", subject, store=store or None, receipts=len(receipts), returned=len(found))
+        record_audit(
+            "customers.search",
+            subject,
+            store=store or None,
+            receipts=len(receipts),
+            returned=len(found),
+            customers=_ids(found),
+        )
     elif query and kind == "name":
         if unmasked() or (role() != CUSTOMER_SERVICE and _surname_only(query)):
             ids, next_after = find_by_name_prefix(db, query, RECENT, after)
@@ -155,7 +167,9 @@ def customers() -> ResponseReturnValue:
             # The whole name as written: one customer at a time, no pages to browse, no spellings to guess.
             ids = find_by_name(db, query, spellings=unmasked())
         found = customer_rows(summaries_of(db, ids))
-        record_audit("customers.search", f"name:{mask_name(query)}", after=after, returned=len(found))
+        record_audit(
+            "customers.search", f"name:{mask_name(query)}", after=after, returned=len(found), customers=_ids(found)
+        )
     elif query:
         value, _reason = identity_registry().check(kind, query)
         if value is None:
@@ -170,7 +184,12 @@ def customers() -> ResponseReturnValue:
                 if row is not None:
                     live.append(survivor_of(db, row))
             found = customer_rows(summaries_of(db, list(dict.fromkeys(live))))
-            record_audit("customers.search", f"{kind}:{mask_identifier(kind, value)}", returned=len(found))
+            record_audit(
+                "customers.search",
+                f"{kind}:{mask_identifier(kind, value)}",
+                returned=len(found),
+                customers=_ids(found),
+            )
     db.commit()
     return render_template(
         "customers.html",

@@ -45,7 +45,9 @@ def review_queue() -> ResponseReturnValue:
     after = int_arg("after", id_limit(ReviewItem.id))
     db = get_session()
     items, next_after = history.review_page(db, status, after, RECENT)
-    record_audit("identity.review.list", status=status, after=after, returned=len(items))
+    record_audit(
+        "identity.review.list", status=status, after=after, returned=len(items), customers=review.customers_of(items)
+    )
     db.commit()
     return render_template(
         "review.html",

@@ -36,7 +36,13 @@ def customers() -> Response:
         at=clock.now(),
         actor=actor_name(),
         action="customers.list",
-        detail={"via": "api", "limit": limit, "offset": offset, "returned": len(rows)},
+        detail={
+            "via": "api",
+            "limit": limit,
+            "offset": offset,
+            "returned": len(rows),
+            "customers": [c.id for c in rows],
+        },
     )
     db.commit()
     return jsonify({"customers": [c.to_json() for c in rows], "total": total})

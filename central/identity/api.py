@@ -197,7 +197,7 @@ def review_items() -> Response:
     db = get_session()
     items, total = review.list_items(db, status, limit, offset)
     blocked = review.blocked(db, _registry(), items)
-    _audit(db, "identity.review.list", status=status, returned=len(items))
+    _audit(db, "identity.review.list", status=status, returned=len(items), customers=review.customers_of(items))
     db.commit()
     return jsonify({"items": [_item_json(i, blocked) for i in items], "total": total})
 

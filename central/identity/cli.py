@@ -100,7 +100,13 @@ def cmd_review(args: argparse.Namespace) -> int:
         if args.action == "list":
             items, total = review.list_items(db, args.status, args.limit, 0)
             blocked = review.blocked(db, registry, items)
-            audit.record(db, at=now, actor=OPERATOR, action="identity.review.list", detail={"returned": len(items)})
+            audit.record(
+                db,
+                at=now,
+                actor=OPERATOR,
+                action="identity.review.list",
+                detail={"returned": len(items), "customers": review.customers_of(items)},
+            )
             db.commit()
             print(f"{total} {args.status} review item(s)")
             for item in items:

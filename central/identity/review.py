@@ -104,6 +104,11 @@ def _close_pair(db: Session, item: ReviewItem, status: str, operator: str, now: 
     return siblings
 
 
+def customers_of(items: list[ReviewItem]) -> list[int]:
+    """The customers review items show side by side, for the audit row of a list of them."""
+    return sorted({cid for item in items for cid in (item.customer_id, item.other_customer_id) if cid is not None})
+
+
 def _open_item(db: Session, item_id: int) -> ReviewItem:
     item = db.get(ReviewItem, item_id, with_for_update=True)
     if item is None:

@@ -51,6 +51,7 @@ def test_customers_are_listed_masked_newest_first(app, client, agent, user_clien
     assert "13812345678" not in text and "VIP00421234" not in text
     (entry,) = [a for a in table_rows(app, AuditLog) if a.action == "customers.list"]
     assert (entry.actor, entry.detail["via"], entry.detail["returned"]) == ("alice", "api", 2)
+    assert sorted(entry.detail["customers"]) == sorted(c["id"] for c in response.get_json()["customers"])
 
 
 def test_paging_and_bad_parameters(client, agent, user_client):

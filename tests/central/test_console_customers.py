@@ -213,6 +213,9 @@ def test_search_by_each_kind_finds_the_member_and_is_audited(app, member):
         assert "张*" in html and "张三丰" not in html.replace('value="张三丰"', "")
     subjects = [s for _, s in _audited(app, "customers.search")]
     assert subjects == ["phone:138****5678", "member_card:*******1234", "member_id:*0042", "name:张*"]
+    # Whom each search showed, not just how many: "whose data did this user see" has an answer.
+    searches = [a for a in table_rows(app, AuditLog) if a.action == "customers.search"]
+    assert [a.detail["customers"] for a in searches] == [[member]] * 4
 
 
 @SQLITE_ONLY
@@ -371,6 +374,9 @@ def test_weak_match_suggestions_are_accepted_or_rejected_from_the_review_queue(a
     admin = _as(app, "admin")
     queue = admin.get("/console/customers/review").get_data(as_text=True)
     assert all(f'/console/customers/review/{i.id}"' in queue for i in items) and "弱匹配建议" in queue
+    (listed,) = [a for a in table_rows(app, AuditLog) if a.action == "identity.review.list"]
+    shown = {c for i in table_rows(app, ReviewItem) for c in (i.customer_id, i.other_customer_id) if c}
+    assert listed.detail["customers"] == sorted(shown)  # both sides of every item the queue showed
     for role in ("marketing", "customer_service"):
         assert _as(app, role).get("/console/customers/review").status_code == 403
         assert (
