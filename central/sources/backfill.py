@@ -9,7 +9,8 @@ One JSON object a line, the event an online source would post::
 Lines are decoded one by one (a bad line is reported with its number and reason and the load goes
 on), gathered into chunks and stored by :func:`central.sources.events.store_rows`, one transaction
 per chunk. Everything is idempotent: a line already loaded is a duplicate, so a load stopped
-anywhere (Ctrl-C, a crash, a kill) is finished by running it again.
+anywhere (Ctrl-C, a crash, a kill) is finished by running it again. Consent lines are recorded as
+taken at ``import`` unless the line names its own ``source``.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from central.sources.events import (
     observed,
     store_rows,
 )
+from central.sources.import_consent import IMPORT_SOURCE
 from shared import payloads, wire
 
 # Per-chunk statements (look-ups, holdings, golden record) are a fixed cost: 5,000 events a
@@ -157,7 +159,7 @@ def load_events(
 
     def flush() -> None:
         if chunk:
-            staged = store_rows(db, source, chunk, clock(), registry=registry)
+            staged = store_rows(db, source, chunk, clock(), registry=registry, consent_source=IMPORT_SOURCE)
             summary.add(staged)
             warned = accepted_warnings(chunk, staged.accepted, registry, set_aside=staged.set_aside)
             summary.warnings.update(w.reason for w in warned)

@@ -58,6 +58,8 @@ _events = table(Event)
 _receipts = table(Receipt)
 _owners = table(EventCustomer)
 _CENT = Decimal("0.01")
+ONLINE = "app"
+"""Where a consent decision an online source posts was taken, unless its payload says (decision 0107)."""
 _new_batch_id = UUID7()
 # How far past central's clock an online source's or a backfill's event may be dated
 # (sources.max_ahead_minutes). A source whose clock is off, or that sends local time labelled as
@@ -317,8 +319,13 @@ def stage_rows(
     *,
     registry: Registry,
     allow_weak_merge: float | None = None,
+    consent_source: str = ONLINE,
 ) -> Staged:
-    """Store and resolve readable events in the caller's transaction (the caller commits)."""
+    """Store and resolve readable events in the caller's transaction (the caller commits).
+
+    A consent event's decision is recorded as taken at ``consent_source`` unless its payload names
+    where it was taken (``app`` for an online source's events, ``import`` for a backfill's).
+    """
     device_id = device_for(source)
     pks = insert_events(db, device_id, rows, now)
     staged = Staged(pks=pks)
@@ -355,7 +362,7 @@ def stage_rows(
             ],
             now,
             origin=device_id,
-            default_source="api",
+            default_source=consent_source,
         )
         beacons.after_consent(
             db,
@@ -476,11 +483,19 @@ def store_receipts(
     return {receipts[i].event.event_id: v.flag for i, v in enumerate(verdicts) if v.is_copy}
 
 
-def store_rows(db: Session, source: str, rows: Sequence[SourceRow], now: datetime, *, registry: Registry) -> Staged:
+def store_rows(
+    db: Session,
+    source: str,
+    rows: Sequence[SourceRow],
+    now: datetime,
+    *,
+    registry: Registry,
+    consent_source: str = ONLINE,
+) -> Staged:
     """Store readable events in one transaction, retrying it whole if a concurrent one got in the way."""
     for attempt in range(1, MAX_ATTEMPTS + 1):
         try:
-            staged = stage_rows(db, source, rows, now, registry=registry)
+            staged = stage_rows(db, source, rows, now, registry=registry, consent_source=consent_source)
             db.commit()
             return staged
         except Exception as exc:  # _is_retryable decides; anything else is raised again

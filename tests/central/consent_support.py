@@ -9,6 +9,7 @@ from flask import Flask
 from sqlalchemy import select
 
 from central import db as central_db
+from central.customers.consent_models import ConsentDecision
 from central.identity.models import Identifier
 from central.identity.registry import load_registry
 from central.sources.events import store_source_events
@@ -69,3 +70,17 @@ def customer_of(app: Flask, phone: str) -> int:
     matches = [cid for cid, value in rows if value.endswith(phone[-11:])]
     assert len(matches) == 1, (phone, rows)
     return int(matches[0])
+
+
+def decision_rows(app: Flask) -> list[tuple[str, bool, str, str]]:
+    """``(origin_id, granted, source, notice_version)`` of every decision, by origin id."""
+    with central_db.session_factory(app)() as db:
+        rows = db.execute(
+            select(
+                ConsentDecision.origin_id,
+                ConsentDecision.granted,
+                ConsentDecision.source,
+                ConsentDecision.notice_version,
+            )
+        ).all()
+    return sorted((o, bool(g), s, n) for o, g, s, n in rows)
