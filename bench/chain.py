@@ -328,7 +328,9 @@ def render(chain: Chain, number: int, item: tuple[int, int, int, int]) -> tuple[
         event.update(kind="member.update")
         ids = {"member_id": member_id or "", "member_card": card or ""}
     elif kind == CONSENT:
-        event.update(kind="consent.given", payload={"purpose": "marketing", "channel": "sms"})
+        event.update(
+            kind="consent.given", payload={"purpose": "marketing", "channel": "sms", "notice_version": "2026-01"}
+        )
         ids = {"member_id": member_id} if member_id else {"phone": phone or ""}
     else:
         event.update(kind="service.complaint")

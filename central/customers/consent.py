@@ -12,12 +12,18 @@ the ingest transaction that stores them, right after identity resolution named t
 
 A decision for ``profiling`` or ``location`` covers every channel; one for ``marketing`` or
 ``service`` covers the channel it names, or every channel when it names none.
+
+A grant is only informed if we know which notice the customer was shown (PIPL Art. 14 and 17), so
+every path refuses a grant that names no notice version: an event with ``invalid_payload:notice_version``
+(:func:`event_problem`), a console/API call with the same reason (:func:`parse_request`). A withdrawal
+needs none. Backfills of legacy grants that never kept one name a marker such as ``legacy`` on the
+command line (decision 0107).
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -36,6 +42,10 @@ SOURCES = CONSENT_SOURCES
 PER_CHANNEL = frozenset({"service", "marketing"})
 """Purposes decided per channel; the others hold for the customer as a whole."""
 KINDS = {"consent.given": True, "consent.withdrawn": False}
+MAX_NOTICE = 32
+"""Longest notice version (``consent_decisions.notice_version``, the payload schema's ``Text(32)``)."""
+NO_NOTICE = "invalid_payload:notice_version"
+"""Why a grant that names no notice version is refused, on every path."""
 _decisions = table(ConsentDecision)
 _COLUMNS = (
     "customer_id",
@@ -55,7 +65,16 @@ _COLUMNS = (
 
 
 class ConsentError(ValueError):
-    """A console or API decision that cannot be recorded as asked; the message says which field."""
+    """A console or API decision that cannot be recorded as asked; the message says which field.
+
+    ``field`` is where in the body (``decisions[0].notice_version``), ``reason`` the code an event
+    with the same fault is refused with (``invalid_payload:notice_version``).
+    """
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(f"{field}: {message}" if field else message)
+        self.field = field
+        self.reason = f"invalid_payload:{field.rpartition('.')[2]}" if field else "invalid_payload"
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +123,31 @@ class ConsentEvent(Protocol):
     def payload(self) -> dict[str, Any]: ...
 
 
+def notice_of(payload: Mapping[str, Any]) -> str:
+    """The notice version a consent payload names (``policy_version`` in the first release), or ""."""
+    return str(payload.get("notice_version") or payload.get("policy_version") or "")
+
+
+def notice_problem(notice: str) -> str | None:
+    """Why ``notice`` cannot name a privacy notice version, or None."""
+    if len(notice) > MAX_NOTICE or any(ord(c) < 32 or ord(c) == 127 for c in notice):
+        return f"the notice version must be at most {MAX_NOTICE} characters, without control characters"
+    return None
+
+
+def event_problem(kind: str, payload: Mapping[str, Any]) -> str | None:
+    """Why a consent event cannot be recorded, before it is stored: ``invalid_payload:notice_version``
+    for a grant that names no notice version, or a notice version with control characters; else None.
+
+    Stored, such a grant would hold without any proof of what the customer was told.
+    """
+    if kind not in KINDS:
+        return None
+    notice = notice_of(payload)
+    missing = KINDS[kind] and not notice.strip()
+    return NO_NOTICE if missing or notice_problem(notice) else None
+
+
 def channel_for(purpose: str, channel: str | None) -> str:
     """The stored channel: the one named for per-channel purposes, else every channel."""
     return channel if purpose in PER_CHANNEL and channel else ALL_CHANNELS
@@ -136,7 +180,7 @@ def from_event(
         source=payload.get("source") or default_source,
         origin=origin,
         origin_id=event.event_id,
-        notice_version=payload.get("notice_version") or payload.get("policy_version") or "",
+        notice_version=notice_of(payload),
         scope=payload.get("scope", ""),
         event_pk=event_pk,
     )
@@ -188,7 +232,9 @@ def parse_request(customer_id: int, body: Any, *, now: datetime, origin: str, ac
     ``{"decisions": [{"purpose": "marketing", "channel": "sms", "granted": false,
     "notice_version": "2026-01", "source": "console", "observed_at": "...", "id": "..."}]}``;
     a single decision may be posted without the ``decisions`` list. ``id`` makes a retried call
-    idempotent; without one every call is a new decision.
+    idempotent; without one every call is a new decision. A grant must name the notice version the
+    customer was shown. ``source`` is ``origin`` (``api`` or ``console``) unless the body names
+    another of :data:`SOURCES` (an admin recording a signed form from a till, say).
     """
     items = body.get("decisions", [body]) if isinstance(body, dict) else None
     if not isinstance(items, list) or not items or len(items) > 100:
@@ -197,41 +243,55 @@ def parse_request(customer_id: int, body: Any, *, now: datetime, origin: str, ac
     for n, item in enumerate(items):
         where = f"decisions[{n}]" if "decisions" in body else "body"
         if not isinstance(item, dict):
-            raise ConsentError(f"{where}: expected an object")
-        purpose, channel = item.get("purpose"), item.get("channel")
-        if purpose not in PURPOSES:
-            raise ConsentError(f"{where}.purpose: expected one of {', '.join(PURPOSES)}")
-        if channel is not None and channel not in CHANNELS:
-            raise ConsentError(f"{where}.channel: expected one of {', '.join(CHANNELS)} or none for all")
-        if not isinstance(item.get("granted"), bool):
-            raise ConsentError(f"{where}.granted: expected true or false")
-        source = item.get("source", "api" if origin == "api" else "console")
-        if source not in SOURCES:
-            raise ConsentError(f"{where}.source: expected one of {', '.join(SOURCES)}")
-        observed_at = _time(item.get("observed_at"), now, f"{where}.observed_at")
-        decision_id = item.get("id") or str(uuid.uuid4())
-        for name, value, limit in (("id", decision_id, 64), ("notice_version", item.get("notice_version", ""), 32)):
-            if not isinstance(value, str) or len(value) > limit or "\x00" in value:
-                raise ConsentError(f"{where}.{name}: expected text of at most {limit} characters")
-        scope = item.get("scope", "")
-        if scope not in ("", GUARDIAN):
-            raise ConsentError(f"{where}.scope: expected {GUARDIAN!r} or nothing")
-        out.append(
-            Decision(
-                customer_id=customer_id,
-                purpose=purpose,
-                channel=channel_for(purpose, channel),
-                granted=item["granted"],
-                observed_at=observed_at,
-                source=source,
-                origin=origin,
-                origin_id=decision_id,
-                notice_version=item.get("notice_version", ""),
-                scope=scope,
-                actor=actor,
-            )
-        )
+            raise ConsentError("expected an object", field=where)
+        out.append(_decision(customer_id, item, where, now=now, origin=origin, actor=actor))
     return out
+
+
+def _decision(
+    customer_id: int, item: dict[str, Any], where: str, *, now: datetime, origin: str, actor: str | None
+) -> Decision:
+    purpose, channel, granted = item.get("purpose"), item.get("channel"), item.get("granted")
+    if purpose not in PURPOSES:
+        raise ConsentError(f"expected one of {', '.join(PURPOSES)}", field=f"{where}.purpose")
+    if channel is not None and channel not in CHANNELS:
+        raise ConsentError(f"expected one of {', '.join(CHANNELS)} or none for all", field=f"{where}.channel")
+    if not isinstance(granted, bool):
+        raise ConsentError("expected true or false", field=f"{where}.granted")
+    source = item.get("source", origin)
+    if source not in SOURCES:
+        raise ConsentError(f"expected one of {', '.join(SOURCES)}", field=f"{where}.source")
+    observed_at = _time(item.get("observed_at"), now, f"{where}.observed_at")
+    decision_id = item.get("id") or str(uuid.uuid4())
+    if not isinstance(decision_id, str) or len(decision_id) > 64 or "\x00" in decision_id:
+        raise ConsentError("expected text of at most 64 characters", field=f"{where}.id")
+    notice = item.get("notice_version", "")
+    if not isinstance(notice, str) or notice_problem(notice):
+        raise ConsentError(
+            f"expected text of at most {MAX_NOTICE} characters, without control characters",
+            field=f"{where}.notice_version",
+        )
+    if granted and not notice.strip():
+        raise ConsentError(
+            "a grant must name the version of the privacy notice the customer was shown",
+            field=f"{where}.notice_version",
+        )
+    scope = item.get("scope", "")
+    if scope not in ("", GUARDIAN):
+        raise ConsentError(f"expected {GUARDIAN!r} or nothing", field=f"{where}.scope")
+    return Decision(
+        customer_id=customer_id,
+        purpose=purpose,
+        channel=channel_for(purpose, channel),
+        granted=granted,
+        observed_at=observed_at,
+        source=source,
+        origin=origin,
+        origin_id=decision_id,
+        notice_version=notice,
+        scope=scope,
+        actor=actor,
+    )
 
 
 def _time(raw: Any, now: datetime, where: str) -> datetime:
@@ -244,5 +304,5 @@ def _time(raw: Any, now: datetime, where: str) -> datetime:
     except (ValueError, OverflowError):
         value = None
     if value is None or value > now:
-        raise ConsentError(f"{where}: expected an RFC 3339 time with offset, not in the future")
+        raise ConsentError("expected an RFC 3339 time with offset, not in the future", field=where)
     return value

@@ -2,7 +2,10 @@
 
 ``GET`` answers the current verdict for every purpose and channel (with the minor flag) and the
 decisions behind it, newest first; ``POST`` records console or API decisions (see
-:func:`central.customers.consent.parse_request`). Both are audited under the logged-in user.
+:func:`central.customers.consent.parse_request`), as source ``api`` unless the body names another.
+A refused body answers 400 ``invalid_consent`` with the ``field`` and a ``reason`` such as
+``invalid_payload:notice_version`` (a grant that names no notice). Both are audited under the
+logged-in user.
 
 Admins and customer service may call both; customer service records withdrawals only (403
 ``grant_needs_admin`` for a grant): a grant needs the customer to have read a notice, which the
@@ -108,7 +111,7 @@ def record_consents(customer_id: int) -> tuple[Response, int]:
     try:
         decisions = consent.parse_request(live, json_body(), now=now, origin="api", actor=actor_name())
     except consent.ConsentError as exc:
-        raise ApiError(400, "invalid_consent", str(exc)) from None
+        raise ApiError(400, "invalid_consent", str(exc), details={"reason": exc.reason, "field": exc.field}) from None
     active = web.current()
     if any(d.granted for d in decisions) and (active is None or active.role not in GRANTS):
         raise ApiError(

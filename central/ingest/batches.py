@@ -133,7 +133,7 @@ def _event_problem(device: AuthenticatedDevice, event: wire.Event) -> str | None
         return "invalid_seq"
     if event.kind == "pos.receipt" and abs(Decimal(event.payload["total"])) >= MAX_RECEIPT_TOTAL:
         return "invalid_payload:total"
-    if problem := currency_problem(event.kind, event.payload):
+    if problem := currency_problem(event.kind, event.payload) or consent.event_problem(event.kind, event.payload):
         return problem
     return presence.presence_problem(event.kind, event.payload)
 

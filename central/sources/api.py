@@ -40,13 +40,13 @@ from central.auth import UNAUTHORIZED_MESSAGE, current_user, login_required
 from central.bodies import read_body
 from central.collector import collector_paused
 from central.config import CentralConfig
+from central.customers.consent import notice_problem
 from central.db import get_session
 from central.errors import ApiError
 from central.identity.registry import Registry, load_registry
 from central.ingest.api import decode_content
 from central.ingest.budget import budget_for
 from central.sources.events import SOURCE_RE, store_source_events
-from central.sources.import_consent import notice_problem
 from central.sources.import_file import ImportOptions, OptionError, plan_import
 from central.sources.import_mapping import MappingError
 from central.sources.import_report import rejected_reasons, report_rows, totals, write_report

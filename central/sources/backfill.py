@@ -9,13 +9,17 @@ One JSON object a line, the event an online source would post::
 Lines are decoded one by one (a bad line is reported with its number and reason and the load goes
 on), gathered into chunks and stored by :func:`central.sources.events.store_rows`, one transaction
 per chunk. Everything is idempotent: a line already loaded is a duplicate, so a load stopped
-anywhere (Ctrl-C, a crash, a kill) is finished by running it again. Consent lines are recorded as
-taken at ``import`` unless the line names its own ``source``.
+anywhere (Ctrl-C, a crash, a kill) is finished by running it again.
+
+Consent lines are recorded as taken at ``import`` unless the line names its own ``source``; a
+``consent.given`` line must name the notice version it was given under, or the load must say
+which one to assume (``--consent-notice legacy``, decision 0107).
 """
 
 from __future__ import annotations
 
 import codecs
+import dataclasses
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -27,6 +31,7 @@ import orjson
 from sqlalchemy.orm import Session
 
 from central.collector import collector_paused
+from central.customers import consent
 from central.db import catch_up_statistics
 from central.identity.registry import Registry
 from central.sources.events import (
@@ -138,6 +143,17 @@ def read_line(
     return wire.Rejection(event.event_id, problem) if problem else row
 
 
+def with_notice(row: SourceRow, notice: str) -> SourceRow:
+    """``row``, its payload given ``notice`` as its notice version if it is a grant that names none.
+
+    The stored event carries the version it was recorded under, so the decision and its evidence agree.
+    """
+    if row.event.kind != "consent.given" or consent.notice_of(row.event.payload):
+        return row
+    event = dataclasses.replace(row.event, payload={**row.event.payload, "notice_version": notice})
+    return dataclasses.replace(row, event=event)
+
+
 def load_events(
     db: Session,
     path: Path,
@@ -150,8 +166,14 @@ def load_events(
     max_event_chars: int = payloads.MAX_EVENT_BYTES,
     on_bad_line: Callable[[BadLine], None] = lambda bad: None,
     on_chunk: Callable[[LoadSummary], None] = lambda summary: None,
+    consent_notice: str = "",
 ) -> LoadSummary:
-    """Load ``path`` into ``source``'s events, committing every ``chunk_size`` events."""
+    """Load ``path`` into ``source``'s events, committing every ``chunk_size`` events.
+
+    ``consent_notice`` is the notice version a ``consent.given`` line that names none was given
+    under (``legacy`` for grants the old system kept no notice of); without it such a line is
+    rejected with ``invalid_payload:notice_version``, as an online source's event would be.
+    """
     summary = LoadSummary()
     latest = clock() + max_ahead
     chunk: list[SourceRow] = []
@@ -181,6 +203,8 @@ def load_events(
                 summary.blank += 1
                 continue
             row = read_line(line, latest, max_event_chars)
+            if consent_notice and not isinstance(row, wire.Rejection):
+                row = with_notice(row, consent_notice)
             if not isinstance(row, wire.Rejection) and (problem := consent_problem(row.event, registry)):
                 row = wire.Rejection(row.event.event_id, problem)
             if isinstance(row, wire.Rejection):

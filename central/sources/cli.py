@@ -16,13 +16,13 @@ from central import audit
 from central.cli import PROG, CliError, Command, existing_database, load
 from central.clock import system_clock
 from central.csvfiles import open_private
+from central.customers.consent import notice_problem
 from central.identity.registry import load_registry
 from central.models import User
 from central.params import id_argument
 from central.sources.backfill import DEFAULT_CHUNK, BadLine, LoadSummary, load_events
 from central.sources.events import SOURCE_RE
 from central.sources.export import FILES, export_identity
-from central.sources.import_consent import notice_problem
 from central.sources.import_file import DEFAULT_CHUNK as IMPORT_CHUNK
 from central.sources.import_file import ImportOptions, plan_import
 from central.sources.import_mapping import MappingError
@@ -154,6 +154,7 @@ def cmd_load_events(args: argparse.Namespace) -> int:
     1 when any line was rejected (the others are loaded), 2 for a usage error.
     """
     source = check_source(args.source)
+    notice = check_notice(args.consent_notice)
     path = Path(args.file)
     if not path.is_file():
         raise CliError(f"cannot read {path}: no such file", status=2)
@@ -185,6 +186,7 @@ def cmd_load_events(args: argparse.Namespace) -> int:
                 max_event_chars=config.ingest_max_event_bytes,
                 on_bad_line=bad_line,
                 on_chunk=chunk_done,
+                consent_notice=notice,
             )
             audit.record(
                 db,
@@ -404,6 +406,13 @@ def _load_events_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--source", required=True, metavar="NAME", help="the source the events come from")
     parser.add_argument("--chunk-size", type=int, default=DEFAULT_CHUNK, metavar="N", help="events per transaction")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar (it goes to stderr)")
+    parser.add_argument(
+        "--consent-notice",
+        default="",
+        metavar="VERSION",
+        help="the privacy notice version of consent.given lines that name none (legacy if the old system kept"
+        " none); without it such lines are rejected",
+    )
 
 
 IMPORT_MEMBERS_STATUS = (
@@ -442,7 +451,8 @@ def _import_arguments(parser: argparse.ArgumentParser) -> None:
         "--consent-notice",
         default="",
         metavar="VERSION",
-        help="the privacy notice the file's consent columns were answered under (kept with each decision)",
+        help="the privacy notice the file's consent columns were answered under (kept with each decision;"
+        " required with consent columns, legacy if the old system kept none)",
     )
     parser.add_argument(
         "--source", default="import", metavar="NAME", help="source the rows' events belong to (default: import)"

@@ -272,14 +272,18 @@ def fact_identifiers(event: wire.Event) -> tuple[tuple[str, str], ...]:
 
 
 def consent_problem(event: wire.Event, registry: Registry) -> str | None:
-    """Why a consent event cannot be recorded against anyone, before it is stored: ``consent_without_identifier``
-    when it names no identifier the registry can use (none at all, ``12345``, a test number, a staff phone).
+    """Why a consent event cannot be recorded, before it is stored: a grant naming no notice version
+    (``invalid_payload:notice_version``, :func:`central.customers.consent.event_problem`), or
+    ``consent_without_identifier`` when it names no identifier the registry can use (none at all,
+    ``12345``, a test number, a staff phone).
 
-    Accepted, such an event would be kept with no decision recorded: the source would believe a
-    withdrawal had landed that no one will ever be held to.
+    Accepted, such an event would be kept with no decision recorded, or with one no one could show
+    was informed: the source would believe a decision had landed that no one will ever be held to.
     """
     if event.kind not in consent.KINDS:
         return None
+    if problem := consent.event_problem(event.kind, event.payload):
+        return problem
     strong, weak, _ = registry.usable(fact_identifiers(event), event.app_id)
     return None if strong or weak else "consent_without_identifier"
 

@@ -11,7 +11,8 @@ report (``invalid_consent:marketing:sms``). Decisions are recorded once identity
 named the row's customer, with the row's event, so that they follow it through later merges and
 splits; a row that links to no one records none, as a consent event naming no one would. Their
 source is ``import``, and the consent gate judges them like any other decision (a minor's own
-grant needs a guardian's).
+grant needs a guardian's). A file with consent columns is imported only with the notice its answers
+were given under (``--consent-notice``; ``legacy`` when no one kept it, decision 0107).
 """
 
 from __future__ import annotations
@@ -25,7 +26,6 @@ from central.customers.consent import CHANNELS, PER_CHANNEL, PURPOSES, Decision,
 CONSENT = "consent"
 CONSENT_AT = "consent_at"
 IMPORT_SOURCE = "import"
-MAX_NOTICE = 32  # as a consent event's notice_version
 YES = frozenset({"是", "同意", "已同意", "允许", "接受", "订阅", "已订阅", "y", "yes", "true", "1"})
 NO = frozenset({"否", "不同意", "未同意", "拒绝", "不接受", "退订", "已退订", "n", "no", "false", "0"})
 
@@ -42,13 +42,6 @@ def consent_target(spec: str) -> str:
     if channel not in CHANNELS:
         raise ValueError(f"{spec!r}: unknown channel {channel!r} (one of {', '.join(CHANNELS)})")
     return f"{purpose}:{channel}"
-
-
-def notice_problem(notice: str) -> str | None:
-    """Why ``notice`` cannot name a privacy notice version, or None."""
-    if len(notice) > MAX_NOTICE or any(ord(c) < 32 or ord(c) == 127 for c in notice):
-        return f"the consent notice must be at most {MAX_NOTICE} characters, without control characters"
-    return None
 
 
 def read_answer(text: str) -> bool | None:

@@ -21,6 +21,7 @@ from central import audit
 from central.identity.registry import Registry
 from central.sources.import_mapping import (
     Mapping,
+    MappingError,
     PhoneNames,
     PreparedRow,
     build_mapping,
@@ -108,6 +109,12 @@ def plan_import(path: Path, options: ImportOptions, registry: Registry) -> Plan:
     if header is None:
         raise ValueError(f"{path} is empty: expected a header line, then one member a line")
     mapping = build_mapping(header, options.maps, str(path), registry.types.keys())
+    if mapping.has_consent and not options.consent_notice:
+        # A grant names the notice the customer was shown; a legacy file's says which it was, or that none was kept.
+        raise MappingError(
+            "the mapping reads consent columns: name the privacy notice they were answered under with"
+            " --consent-notice VERSION, or --consent-notice legacy if the old system kept none"
+        )
     digest = hashlib.sha256()
     with path.open("rb") as raw:
         while block := raw.read(1 << 20):

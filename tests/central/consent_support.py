@@ -15,6 +15,9 @@ from central.identity.registry import load_registry
 from central.sources.events import store_source_events
 from shared import wire
 
+NOTICE = "2026-01"
+"""The privacy notice version test grants were given under."""
+
 
 def load(app: Flask, events: list[dict[str, Any]], *, source: str = "crm", now: datetime | None = None) -> Any:
     """Store ``events`` as source ``source`` would post them; the staged outcome."""
@@ -50,8 +53,12 @@ def consent_event(
     channel: str | None = "sms",
     **payload: Any,
 ) -> dict[str, Any]:
-    """A ``consent.given`` or ``consent.withdrawn`` event about the customer holding ``phone``."""
-    body = {"purpose": purpose, **payload}
+    """A ``consent.given`` or ``consent.withdrawn`` event about the customer holding ``phone``.
+
+    A grant names notice version :data:`NOTICE` unless ``payload`` names one (or ``policy_version``).
+    """
+    notice = {"notice_version": NOTICE} if granted and "policy_version" not in payload else {}
+    body = {"purpose": purpose, **notice, **payload}
     if channel is not None:
         body["channel"] = channel
     return {

@@ -56,7 +56,13 @@ def make_person(app: Flask, client: FlaskClient, agent: Agent) -> int:
         app,
         [
             event("s1", "member.signup", at, identifiers=ids, name=NAME, birthday="1990-03-05", city="杭州"),
-            event("c1", "consent.given", at, {"purpose": "marketing", "channel": "sms"}, identifiers=ids),
+            event(
+                "c1",
+                "consent.given",
+                at,
+                {"purpose": "marketing", "channel": "sms", "notice_version": "2026-01"},
+                identifiers=ids,
+            ),
             event("c2", "consent.withdrawn", at + timedelta(hours=1), {"purpose": "marketing"}, identifiers=ids),
             event(
                 "o1",

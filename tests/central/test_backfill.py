@@ -39,7 +39,10 @@ def history_file(path):
         "\n".join(lines).encode()
         + b"\n\xff\xfe\n"
         + line(
-            "crm-7", "consent.given", payload={"purpose": "marketing"}, identifiers={"phone": "13800139001"}
+            "crm-7",
+            "consent.given",
+            payload={"purpose": "marketing", "notice_version": "2026-01"},
+            identifiers={"phone": "13800139001"},
         ).encode()
     )
     return path

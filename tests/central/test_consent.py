@@ -329,7 +329,13 @@ def test_the_api_records_and_shows_consent(app, user_client):
     body = {
         "decisions": [
             {"purpose": "marketing", "channel": "email", "granted": True, "notice_version": "2026-02", "id": "d-1"},
-            {"purpose": "profiling", "granted": True, "id": "d-2", "observed_at": "2026-11-22T10:00:00+08:00"},
+            {
+                "purpose": "profiling",
+                "granted": True,
+                "notice_version": "2026-02",
+                "id": "d-2",
+                "observed_at": "2026-11-22T10:00:00+08:00",
+            },
         ]
     }
     response = user_client.post(url, json=body)

@@ -71,7 +71,12 @@ def member(app, client, agent):
                 ),
                 "observed_at": "2026-11-21T08:00:00+08:00",
             },
-            source_event("l1", "consent.given", identifiers=ids, payload={"purpose": "location", "source": "app"}),
+            source_event(
+                "l1",
+                "consent.given",
+                identifiers=ids,
+                payload={"purpose": "location", "source": "app", "notice_version": "2026-01"},
+            ),
         ],
     )
     with central_db.session_factory(app)() as db:
@@ -718,7 +723,7 @@ def test_a_weak_match_a_limit_blocks_says_so(app, client, member):
 
 @SQLITE_ONLY
 def test_tags_read_in_the_pages_language_with_their_keys_and_inputs(app, client, member):
-    profiling = {"purpose": "profiling", "source": "app"}
+    profiling = {"purpose": "profiling", "source": "app", "notice_version": "2026-01"}
     _accepted(app, client, [source_event("p1", "consent.given", identifiers={"phone": PHONE}, payload=profiling)])
     with central_db.engine_for(app).begin() as conn:
         tagging.recompute(conn, app.config["CENTRAL"], app.config["CLOCK"]())

@@ -44,7 +44,7 @@ def _consent_rows(app):
 
 
 def test_a_tags_time_inputs_read_in_the_chains_local_time_without_microseconds(app, client, member):
-    profiling = {"purpose": "profiling", "source": "app"}
+    profiling = {"purpose": "profiling", "source": "app", "notice_version": "2026-01"}
     _accepted(app, client, [source_event("p1", "consent.given", identifiers={"phone": PHONE}, payload=profiling)])
     with central_db.engine_for(app).begin() as conn:
         tagging.recompute(conn, app.config["CENTRAL"], app.config["CLOCK"]())

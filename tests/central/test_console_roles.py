@@ -118,7 +118,7 @@ def shop(app, client, agent, tmp_path):
             "s3",
             "consent.given",
             identifiers={"phone": "13812345678"},
-            payload={"purpose": "marketing", "channel": "sms"},
+            payload={"purpose": "marketing", "channel": "sms", "notice_version": "2026-01"},
         ),
     ]
     assert post_events(client, new_key(app), events).get_json()["accepted"] == ["s1", "s2", "s3"]

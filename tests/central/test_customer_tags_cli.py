@@ -55,7 +55,8 @@ def test_statistics_tags_and_export(app, client, agent, user_client, config_path
     assert stats["channels"]["store"] == {"purchases": 3, "spent": "76.50"}
     assert stats["categories"] == [] and body["tags"] == []
     # The member agrees to profiling at the service desk: tags that profile need it.
-    granted = user_client.post(f"/api/v1/customers/{customer}/consents", json={"purpose": "profiling", "granted": True})
+    grant = {"purpose": "profiling", "granted": True, "notice_version": "2026-01"}
+    granted = user_client.post(f"/api/v1/customers/{customer}/consents", json=grant)
     assert granted.status_code == 201, granted.get_json()
 
     catalogue = tmp_path / "catalogue.csv"

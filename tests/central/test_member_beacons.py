@@ -57,7 +57,7 @@ def member_events(at: datetime) -> list[dict[str, Any]]:
     return [
         event("member.signup", CONSENTING, {}),
         event("member.signup", OTHER, {}),
-        event("consent.given", CONSENTING, {"purpose": "location"}),
+        event("consent.given", CONSENTING, {"purpose": "location", "notice_version": "2026-01"}),
     ]
 
 

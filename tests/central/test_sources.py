@@ -36,7 +36,7 @@ def test_events_are_stored_once_under_the_source_with_their_own_ids(app, client)
         source_event(
             "x" * 64,
             "consent.given",
-            payload={"purpose": "marketing", "channel": "sms"},
+            payload={"purpose": "marketing", "channel": "sms", "notice_version": "2026-01"},
             identifiers={"wechat_openid": "oAbc123"},
             app_id="wxmini01",
         ),
@@ -67,7 +67,12 @@ def test_an_id_used_again_for_other_content_is_a_conflict_not_a_duplicate(app, c
     order = source_event(
         "mp-order-1", "order.online", payload={"order_no": "A1", "total": "59.00"}, identifiers={"member_id": "M1"}
     )
-    consent = source_event("c-1", "consent.given", payload={"purpose": "marketing"}, identifiers={"member_id": "M1"})
+    consent = source_event(
+        "c-1",
+        "consent.given",
+        payload={"purpose": "marketing", "notice_version": "2026-01"},
+        identifiers={"member_id": "M1"},
+    )
     assert post_events(client, key, [order, consent]).get_json()["accepted"] == ["mp-order-1", "c-1"]
     other_order = {**order, "payload": {"order_no": "ZZ", "total": "1.00"}, "identifiers": {"member_id": "M2"}}
     other_time = {**consent, "observed_at": "2026-11-22T08:00:00+08:00"}

@@ -65,7 +65,7 @@ def members_and_apps(central: Central, now: datetime) -> None:
     events = [
         event("member.signup", CONSENTING, {}),
         event("member.signup", OTHER, {}),
-        event("consent.given", CONSENTING, {"purpose": "location"}),
+        event("consent.given", CONSENTING, {"purpose": "location", "notice_version": "2026-01"}),
     ]
     secret = read_secret_file(central.workdir / "secret.key")
     with Session(central.engine) as db:

@@ -43,7 +43,7 @@ def _events(start: int, count: int) -> bytes:
             }
         )
         if n % 2 == 0:
-            payload = {"purpose": "marketing", "channel": "sms"}
+            payload = {"purpose": "marketing", "channel": "sms", "notice_version": "2026-01"}
             lines.append(
                 {
                     "event_id": f"c{n}",
