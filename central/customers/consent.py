@@ -137,12 +137,16 @@ def notice_problem(notice: str) -> str | None:
 
 def event_problem(kind: str, payload: Mapping[str, Any]) -> str | None:
     """Why a consent event cannot be recorded, before it is stored: ``invalid_payload:notice_version``
-    for a grant that names no notice version, or a notice version with control characters; else None.
+    for a grant that names no notice version, or a notice version with control characters;
+    ``invalid_payload:scope`` for a scope other than ``guardian``; else None.
 
     Stored, such a grant would hold without any proof of what the customer was told.
     """
     if kind not in KINDS:
         return None
+    if payload.get("scope", "") not in ("", GUARDIAN):
+        # Stored, a guardian's grant spelt otherwise ("parent") would be kept and never count for the minor.
+        return "invalid_payload:scope"
     notice = notice_of(payload)
     missing = KINDS[kind] and not notice.strip()
     return NO_NOTICE if missing or notice_problem(notice) else None

@@ -56,11 +56,13 @@ def test_an_online_sources_grant_without_a_notice_version_is_refused_and_its_dec
         consent_event("g-old", "13905720001", granted=True, at=AT, channel="email", policy_version="2025-07"),
         consent_event("w", "13905720001", granted=False, at=AT + timedelta(hours=1), channel="wechat"),
         consent_event("g-till", "13905720001", granted=True, at=AT, channel=None, notice_version="v3", source="till"),
+        consent_event("g-parent", "13905720001", granted=True, at=AT, scope="parent"),
     ]
     reply = post_events(client, new_key(app), events).get_json()
     assert reply["rejected"] == [
         {"event_id": "g-none", "reason": "invalid_payload:notice_version"},
         {"event_id": "g-empty", "reason": "invalid_payload:notice_version"},
+        {"event_id": "g-parent", "reason": "invalid_payload:scope"},  # a guardian's grant is scope "guardian"
     ]
     assert reply["accepted"] == ["g-ok", "g-old", "w", "g-till"]
     # The online source's decisions were taken in its app, unless the event says where.
