@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from datetime import date, datetime
+from pathlib import Path
 from typing import Any
 
+import orjson
 from flask import Flask
 from sqlalchemy import select
 
@@ -12,6 +14,7 @@ from central import db as central_db
 from central.customers.consent_models import ConsentDecision
 from central.identity.models import Identifier
 from central.identity.registry import load_registry
+from central.sources.backfill import BadLine, LoadSummary, load_events
 from central.sources.events import store_source_events
 from shared import wire
 
@@ -91,3 +94,23 @@ def decision_rows(app: Flask) -> list[tuple[str, bool, str, str]]:
             )
         ).all()
     return sorted((o, bool(g), s, n) for o, g, s, n in rows)
+
+
+def backfill(
+    app: Flask, tmp_path: Path, lines: list[dict[str, Any]], **options: Any
+) -> tuple[LoadSummary, list[tuple[str | None, str]]]:
+    """Load ``lines`` as ``load-events`` would, as source ``legacy``; the summary and the bad lines' ids and reasons."""
+    path = tmp_path / "history.jsonl"
+    path.write_bytes(b"\n".join(orjson.dumps(line) for line in lines) + b"\n")
+    bad: list[BadLine] = []
+    with central_db.session_factory(app)() as db:
+        summary = load_events(
+            db,
+            path,
+            "legacy",
+            registry=load_registry(app.config["CENTRAL"]),
+            clock=app.config["CLOCK"],
+            on_bad_line=bad.append,
+            **options,
+        )
+    return summary, [(b.event_id, b.reason) for b in bad]

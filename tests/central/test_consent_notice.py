@@ -5,16 +5,13 @@ from __future__ import annotations
 import dataclasses
 import io
 from datetime import timedelta
-from pathlib import Path
 
 import orjson
 
 from central import db as central_db
 from central.cli import main
-from central.identity.registry import load_registry
 from central.privacy import access
-from central.sources.backfill import load_events
-from tests.central.consent_support import consent_event, customer_of, decision_rows, load, signup
+from tests.central.consent_support import backfill, consent_event, customer_of, decision_rows, load, signup
 from tests.central.sources_support import new_key, post_events
 from tests.central.support import START
 from tests.central.test_backfill import config_path
@@ -29,23 +26,6 @@ def _unnoticed(event_id, phone, **fields):
     event = consent_event(event_id, phone, granted=True, at=AT, **fields)
     event["payload"].pop("notice_version", None)
     return event
-
-
-def _backfill(app, tmp_path: Path, lines, **options):
-    path = tmp_path / "history.jsonl"
-    path.write_bytes(b"\n".join(orjson.dumps(line) for line in lines) + b"\n")
-    bad = []
-    with central_db.session_factory(app)() as db:
-        summary = load_events(
-            db,
-            path,
-            "legacy",
-            registry=load_registry(app.config["CENTRAL"]),
-            clock=lambda: START,
-            on_bad_line=bad.append,
-            **options,
-        )
-    return summary, [(b.event_id, b.reason) for b in bad]
 
 
 def test_an_online_sources_grant_without_a_notice_version_is_refused_and_its_decisions_say_app(app, client):
@@ -94,11 +74,11 @@ def test_a_backfill_refuses_a_grant_without_a_notice_unless_told_which_and_recor
         consent_event("b-app", "13905720003", granted=True, at=AT, channel="wechat", source="app"),
         consent_event("b-w", "13905720003", granted=False, at=AT, channel="app_push"),
     ]
-    summary, bad = _backfill(app, tmp_path, lines)
+    summary, bad = backfill(app, tmp_path, lines)
     assert bad == [("b-legacy", "invalid_payload:notice_version")]
     assert summary.accepted == 4
     # Told which notice a legacy grant stands for: recorded under that marker, and the stored event says it too.
-    summary, bad = _backfill(app, tmp_path, lines, consent_notice="legacy")
+    summary, bad = backfill(app, tmp_path, lines, consent_notice="legacy")
     assert (bad, summary.accepted, summary.duplicate) == ([], 1, 4)
     assert decision_rows(app) == [
         ("b-app", True, "app", "2026-01"),

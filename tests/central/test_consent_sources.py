@@ -10,10 +10,8 @@ from pathlib import Path
 import orjson
 
 from central import db as central_db
-from central.identity.registry import load_registry
 from central.privacy import access
-from central.sources.backfill import load_events
-from tests.central.consent_support import consent_event, customer_of, decision_rows, load, signup
+from tests.central.consent_support import backfill, consent_event, customer_of, decision_rows, load, signup
 from tests.central.sources_support import new_key, post_events
 from tests.central.support import START, csrf_from
 
@@ -33,10 +31,7 @@ def test_online_and_backfilled_decisions_name_the_app_and_the_import_not_the_api
         _grant("b-app", "app_push", source="app"),
         consent_event("b-w", PHONE, granted=False, at=AT + timedelta(hours=1), channel="sms"),
     ]
-    path = tmp_path / "history.jsonl"
-    path.write_bytes(b"\n".join(orjson.dumps(line) for line in lines) + b"\n")
-    with central_db.session_factory(app)() as db:
-        summary = load_events(db, path, "legacy", registry=load_registry(app.config["CENTRAL"]), clock=lambda: START)
+    summary, _ = backfill(app, tmp_path, lines)
     assert summary.accepted == 3
     assert [(o, s) for o, _, s, _ in decision_rows(app)] == [
         ("b-app", "app"),  # a line that names where it was taken keeps it
