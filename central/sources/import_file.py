@@ -113,7 +113,7 @@ def plan_import(path: Path, options: ImportOptions, registry: Registry) -> Plan:
         # A grant names the notice the customer was shown; a legacy file's says which it was, or that none was kept.
         raise MappingError(
             "the mapping reads consent columns: name the privacy notice they were answered under with"
-            " --consent-notice VERSION, or --consent-notice legacy if the old system kept none"
+            " --consent-notice VERSION (consent_notice= over the API), or legacy if the old system kept none"
         )
     digest = hashlib.sha256()
     with path.open("rb") as raw:

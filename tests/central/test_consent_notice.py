@@ -119,10 +119,19 @@ def test_import_members_with_consent_columns_needs_the_notice_they_were_answered
     path.write_text("手机,短信营销\n13905720005,是\n", encoding="utf-8")
     args = ["import-members", str(path), "--map", "手机=phone", "--map", "短信营销=consent:marketing:sms"]
     assert main([*args, "--no-progress", "--config", config_path]) == 2
-    assert "--consent-notice legacy" in capsys.readouterr().err
+    assert "--consent-notice VERSION" in capsys.readouterr().err
     assert decision_rows(app) == []
     assert main([*args, "--consent-notice", "legacy", "--no-progress", "--config", config_path]) == 0
     assert [(g, s, n) for _, g, s, n in decision_rows(app)] == [(True, "import", "legacy")]
+
+
+def test_the_import_api_with_consent_columns_needs_the_notice_too(app, user_client):
+    query = "map=手机=phone&map=短信营销=consent:marketing:sms"
+    refused = user_client.post(f"/api/v1/imports/members?{query}", data="手机,短信营销\n13905720008,是\n")
+    error = refused.get_json()["error"]
+    assert (refused.status_code, error["code"]) == (400, "invalid_mapping")
+    assert "consent_notice=" in error["message"]
+    assert decision_rows(app) == []
 
 
 def test_the_api_refuses_a_grant_without_a_notice_version_and_records_api_as_the_source(app, user_client):
