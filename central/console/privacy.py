@@ -32,6 +32,7 @@ from central.console import bp
 from central.console.auditing import record_audit
 from central.console.confirmation import confirmed
 from central.console.customer_labels import N_
+from central.console.review_items import identity_registry
 from central.console.shown import operator_name
 from central.customers.queries import find_customer
 from central.db import get_session
@@ -86,7 +87,7 @@ def personal_data(customer_id: int) -> ResponseReturnValue:
 
 
 def _ask(customer_id: int, *, reason: str = "", problem: str | None = None) -> ResponseReturnValue:
-    planned = erasure.plan(get_session(), customer_id)
+    planned = erasure.plan(get_session(), customer_id, registry=identity_registry())
     return render_template(
         "customer_erase.html",
         page="customers",
@@ -119,7 +120,15 @@ def erase_customer(customer_id: int) -> ResponseReturnValue:
     needed = erasure.revokes_member_keys(db, customer_id)
     secret = secret_key.for_session(db, config.secret_key_path) if needed else None
     try:
-        done = erasure.erase(db, customer_id, now=clock.now(), operator=operator_name(), reason=reason, secret=secret)
+        done = erasure.erase(
+            db,
+            customer_id,
+            now=clock.now(),
+            operator=operator_name(),
+            reason=reason,
+            secret=secret,
+            registry=identity_registry(),
+        )
     except erasure.ErasureError:
         db.rollback()
         return _ask(customer_id, reason=reason, problem="failed")

@@ -65,7 +65,7 @@ def _erase(db: Session, config: CentralConfig, customer_id: int, args: argparse.
     if not args.reason or not args.reason.strip():
         raise CliError("erase needs --reason TEXT (the request's ticket, never the person's details)", status=2)
     if not args.yes:
-        planned = erasure.plan(db, customer_id)
+        planned = erasure.plan(db, customer_id, registry=load_registry(config))
         shown = ", ".join(f"{name} {n}" for name, n in planned.counts.items())
         print(f"customer {customer_id} would be erased: {shown}")
         print(f"{PROG}: nothing erased; run again with --yes to erase", file=sys.stderr)
@@ -74,7 +74,9 @@ def _erase(db: Session, config: CentralConfig, customer_id: int, args: argparse.
     secret = secret_key.for_session(db, config.secret_key_path) if needed else None
     now = system_clock()
     try:
-        result = erasure.erase(db, customer_id, now=now, operator=ACTOR, reason=args.reason, secret=secret)
+        result = erasure.erase(
+            db, customer_id, now=now, operator=ACTOR, reason=args.reason, secret=secret, registry=load_registry(config)
+        )
     except erasure.ErasureError as exc:
         raise CliError(str(exc)) from None
     audit.record(

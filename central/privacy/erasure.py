@@ -52,12 +52,13 @@ from central.identity.models import (
     RecomputeMark,
     ReviewItem,
 )
+from central.identity.registry import Registry, default_registry
 from central.ingest.models import Event
 from central.members import cards, codes
 from central.members.models import MemberKey, MemberScan
 from central.models import table
 from central.presence.models import PresenceVisit
-from central.privacy import tombstones
+from central.privacy import mentions, tombstones
 from central.privacy.models import ErasedIdentifier, Erasure
 from central.privacy.subjects import customers_of
 from central.segments.models import SegmentMember, SegmentMembershipEvent
@@ -163,13 +164,65 @@ def _event_pks(db: Session, ids: Sequence[int]) -> list[int]:
     return sorted(found)
 
 
-def plan(db: Session, customer_id: int) -> Plan:
-    """Count what erasing ``customer_id`` would change, changing nothing."""
+@dataclass(frozen=True)
+class _Reach:
+    """Everything about the person an erasure reads before it changes anything."""
+
+    ids: list[int]
+    held: list[tuple[int, str, str]]
+    event_pks: list[int]
+    sent: set[str]
+    found: mentions.Mentions
+
+    @property
+    def identifiers(self) -> list[tuple[int, str, str]]:
+        return [*self.held, *self.found.released]
+
+    @property
+    def all_events(self) -> list[int]:
+        return sorted({*self.event_pks, *self.found.unlinked, *self.found.copies, *self.found.foreign})
+
+
+def _reach(db: Session, customer_id: int, registry: Registry | None) -> _Reach:
     ids = customers_of(db, customer_id)
+    idents = db.execute(select(Identifier.id, Identifier.kind, Identifier.value).where(Identifier.customer_id.in_(ids)))
+    held = [(int(i), str(k), str(v)) for i, k, v in idents]
+    event_pks = _event_pks(db, ids)
+    sent = _sent_values(db, event_pks)
+    pairs = [(k, v) for _, k, v in held]
+    found = mentions.find(db.connection(), registry or default_registry(), ids, pairs, sent, event_pks)
+    return _Reach(ids, held, event_pks, sent, found)
+
+
+def _reviews_of(reach: _Reach) -> list[Any]:
+    """Conditions on review_items, one per page of events, that together find every item about the person."""
+    ident_ids = [i for i, _, _ in reach.identifiers]
+    about = [
+        ReviewItem.customer_id.in_(reach.ids),
+        ReviewItem.other_customer_id.in_(reach.ids),
+        ReviewItem.identifier_id.in_(ident_ids),
+    ]
+    events = reach.all_events
+    # review_items.event_pk has no index; the queue is small next to the events, and read once a page.
+    pages = [ReviewItem.event_pk.in_(events[start : start + 500]) for start in range(0, len(events), 500)]
+    return [or_(*about), *pages]
+
+
+def plan(db: Session, customer_id: int, *, registry: Registry | None = None) -> Plan:
+    """Count what erasing ``customer_id`` would change, changing nothing (``registry`` reads identifiers as sent)."""
+    reach = _reach(db, customer_id, registry)
+    ids = reach.ids
+    reviews: set[int] = set()
+    for where in _reviews_of(reach):
+        reviews.update(db.scalars(select(ReviewItem.id).where(where)))
     counts = {
-        "identifiers": _count(db, Identifier, Identifier.customer_id.in_(ids)),
+        "identifiers": len(reach.identifiers),
         "attributes": _count(db, GoldenAttribute, GoldenAttribute.customer_id.in_(ids)),
-        "events": len(_event_pks(db, ids)),
+        "events": len(reach.event_pks),
+        "events_unlinked": len(reach.found.unlinked),
+        "events_of_others": len(reach.found.foreign),
+        "receipt_copies": len(reach.found.copies),
+        "review_items": len(reviews),
         "receipts": _count(db, Receipt, Receipt.customer_id.in_(ids)),
         "consent_decisions": _count(db, ConsentDecision, ConsentDecision.customer_id.in_(ids)),
         "notes": _count(db, CustomerNote, CustomerNote.customer_id.in_(ids)),
@@ -179,18 +232,9 @@ def plan(db: Session, customer_id: int) -> Plan:
     return Plan(customer_id, counts)
 
 
-def _personal_strings(db: Session, ids: Sequence[int], event_pks: Sequence[int]) -> list[str]:
-    """Every text that names the person, longest first: identifiers as stored and as sent, names, birthdays."""
+def _sent_values(db: Session, event_pks: Sequence[int]) -> set[str]:
+    """The person's identifiers and member details as their events sent them."""
     found: set[str] = set()
-    for kind, value in db.execute(select(Identifier.kind, Identifier.value).where(Identifier.customer_id.in_(ids))):
-        found.add(value)
-        if kind == "phone" and value.startswith("+86"):
-            found.add(value[3:])  # the national form tills print
-    for model in (GoldenAttribute, AttributeObservation):
-        for attribute, value in db.execute(select(model.attribute, model.value).where(model.customer_id.in_(ids))):
-            if attribute not in _NOT_SEARCHED:
-                found.add(value)
-    found.update(db.scalars(select(MemberScan.member_id).where(MemberScan.customer_id.in_(ids))))
     for start in range(0, len(event_pks), 500):
         chunk = event_pks[start : start + 500]
         for sent, payload in db.execute(select(Event.identifiers, Event.payload).where(Event.id.in_(chunk))):
@@ -199,16 +243,36 @@ def _personal_strings(db: Session, ids: Sequence[int], event_pks: Sequence[int])
             member = payload.get("member") if isinstance(payload, dict) else None
             if isinstance(member, dict):
                 found.update(v for v in member.values() if isinstance(v, str))
+    return found
+
+
+def _personal_strings(db: Session, reach: _Reach) -> list[str]:
+    """Every text that names the person, longest first: identifiers as stored and as sent, names, birthdays."""
+    ids = reach.ids
+    found: set[str] = {*reach.sent, *reach.found.sent}
+    for _, kind, value in reach.identifiers:
+        found.add(value)
+        if kind == "phone" and value.startswith("+86"):
+            found.add(value[3:])  # the national form tills print
+    for model in (GoldenAttribute, AttributeObservation):
+        for attribute, value in db.execute(select(model.attribute, model.value).where(model.customer_id.in_(ids))):
+            if attribute not in _NOT_SEARCHED:
+                found.add(value)
+    found.update(db.scalars(select(MemberScan.member_id).where(MemberScan.customer_id.in_(ids))))
     return sorted((s for s in found if len(s.strip()) >= _MIN_SEARCHED), key=len, reverse=True)
 
 
-def scrub(value: Any, personal: re.Pattern[str] | None, *, top: bool = True) -> Any:
-    """``value`` (a payload) without personal fields, and with every personal text inside replaced."""
+def scrub(value: Any, personal: re.Pattern[str] | None, *, top: bool = True, fields: bool = True) -> Any:
+    """``value`` (a payload) without personal fields, and with every personal text inside replaced.
+
+    With ``fields=False`` (an event of someone else that also names the person) no field is dropped:
+    only the person's texts are replaced.
+    """
     if isinstance(value, dict):
-        dropped = PERSONAL_FIELDS if top else NESTED_PERSONAL
-        return {k: scrub(v, personal, top=False) for k, v in value.items() if k not in dropped}
+        dropped = (PERSONAL_FIELDS if top else NESTED_PERSONAL) if fields else frozenset()
+        return {k: scrub(v, personal, top=False, fields=fields) for k, v in value.items() if k not in dropped}
     if isinstance(value, list):
-        return [scrub(v, personal, top=False) for v in value]
+        return [scrub(v, personal, top=False, fields=fields) for v in value]
     if isinstance(value, str) and personal is not None:
         return personal.sub(ERASED, value)
     return value
@@ -234,11 +298,13 @@ def erase(
     operator: str,
     reason: str,
     secret: bytes | None,
+    registry: Registry | None = None,
 ) -> Done:
     """Erase a live customer in the caller's transaction (the caller commits); an erased one is left as it is.
 
     ``secret`` (central's ``secret.key``) signs the revoked member keys' list for the stores; it may
-    be None only when the customer holds no member app keys.
+    be None only when the customer holds no member app keys. ``registry`` (the retail defaults if
+    None) reads the identifiers events sent, to find those that name the person unlinked.
     """
     earlier = erasure_of(db, customer_id)
     if earlier is not None:
@@ -251,16 +317,15 @@ def erase(
     reason = reason.strip()
     if not reason:
         raise ErasureError("say why (the request's ticket), with a reason")
-    ids = customers_of(db, customer_id)
+    reach = _reach(db, customer_id, registry)
+    ids = reach.ids
     conn = db.connection()
     counts: dict[str, int] = {}
-    event_pks = _event_pks(db, ids)
-    personal = _pattern(_personal_strings(db, ids, event_pks))
+    personal = _pattern(_personal_strings(db, reach))
 
-    # Identifiers: the hash stays, the value goes; member keys and cards follow the member id.
-    idents = db.execute(select(Identifier.id, Identifier.kind, Identifier.value).where(Identifier.customer_id.in_(ids)))
-    held = [(i, k, v) for i, k, v in idents]
-    member_ids = [v for _, k, v in held if k == "member_id"]
+    # Identifiers, held now or once: the hash stays, the value goes; member keys and cards follow the member id.
+    held = reach.identifiers
+    member_ids = [v for _, k, v in reach.held if k == "member_id"]
     counts["member_keys"] = _revoke_members(db, member_ids, secret, now=now, operator=operator)
     key = tombstones.key_for_erasure(conn, now)
     ident_ids = [i for i, _, _ in held]
@@ -274,15 +339,7 @@ def erase(
             LedgerEntry.anchor_identifier_id.in_(ident_ids),
         ),
     )
-    counts["review_items"] = _delete(
-        conn,
-        ReviewItem,
-        or_(
-            ReviewItem.customer_id.in_(ids),
-            ReviewItem.other_customer_id.in_(ids),
-            ReviewItem.identifier_id.in_(ident_ids),
-        ),
-    )
+    counts["review_items"] = sum(_delete(conn, ReviewItem, where) for where in _reviews_of(reach))
     counts["event_customers"] = _delete(conn, EventCustomer, EventCustomer.customer_id.in_(ids))
     counts["identifiers"] = _delete(conn, Identifier, Identifier.id.in_(ident_ids))
     for model, column in (
@@ -317,7 +374,10 @@ def erase(
     )
     if member_ids:
         counts["coupon_codes"] = _update(conn, CouponCode, {"member_id": None}, CouponCode.member_id.in_(member_ids))
-    counts["events"] = _scrub_events(conn, event_pks, personal)
+    counts["events"] = _scrub_events(conn, reach.event_pks, personal)
+    counts["events_unlinked"] = _scrub_events(conn, reach.found.unlinked, personal)
+    counts["receipt_copies"] = _scrub_events(conn, reach.found.copies, personal)
+    counts["events_of_others"] = _scrub_events(conn, sorted(reach.found.foreign), personal, reach.found.foreign)
     counts["webhook_calls"] = _webhooks(conn, ids, now)
 
     tables = table(Customer)
@@ -341,23 +401,40 @@ def erase(
     return Done(customer_id, now, counts, already=False)
 
 
-def _scrub_events(conn: Connection, event_pks: Sequence[int], personal: re.Pattern[str] | None) -> int:
+def _scrub_events(
+    conn: Connection,
+    event_pks: Sequence[int],
+    personal: re.Pattern[str] | None,
+    others: dict[int, list[str]] | None = None,
+) -> int:
+    """Scrub the events: the person's own lose envelope, attributes and personal fields; events of
+    someone else (``others``: event -> envelope keys naming the person) lose only what names the person."""
     events = table(Event)
     conflicts = table(CouponConflict)
+    whole = others is None
     done = 0
     for start in range(0, len(event_pks), 500):
         chunk = event_pks[start : start + 500]
-        for pk, payload in conn.execute(select(events.c.id, events.c.payload).where(events.c.id.in_(chunk))).all():
-            conn.execute(
-                update(events)
-                .where(events.c.id == pk)
-                .values(payload=scrub(payload, personal), identifiers=None, attributes=None)
+        rows = conn.execute(
+            select(events.c.id, events.c.payload, events.c.identifiers, events.c.attributes).where(
+                events.c.id.in_(chunk)
             )
+        ).all()
+        for pk, payload, sent, attributes in rows:
+            values: dict[str, Any] = {"payload": scrub(payload, personal, fields=whole)}
+            if others is None:
+                values.update(identifiers=None, attributes=None)
+            else:
+                kept = {k: v for k, v in (sent or {}).items() if k not in others[pk]}
+                values.update(identifiers=kept or None, attributes=scrub(attributes, personal, fields=False))
+            conn.execute(update(events).where(events.c.id == pk).values(**values))
             done += 1
         for cid, payload in conn.execute(
             select(conflicts.c.id, conflicts.c.payload).where(conflicts.c.event_pk.in_(chunk))
         ).all():
-            conn.execute(update(conflicts).where(conflicts.c.id == cid).values(payload=scrub(payload, personal)))
+            conn.execute(
+                update(conflicts).where(conflicts.c.id == cid).values(payload=scrub(payload, personal, fields=whole))
+            )
     return done
 
 
