@@ -348,6 +348,7 @@ def customer(customer_id: int) -> ResponseReturnValue:
             customer_id=customer_id,
             erased_at=erased.erased_at,
             done=DONE.get(request.args.get("done", "")),
+            problem=PROBLEMS.get(request.args.get("problem", "")),
         )
     live = row.merged_into is None
     admin = role() == ADMIN
@@ -413,8 +414,6 @@ def add_note(customer_id: int) -> ResponseReturnValue:
         abort(404)
     if row.merged_into is not None:
         return back_to_customer(customer_id, problem="merged")
-    if erasure_of(db, customer_id) is not None:
-        return back_to_customer(customer_id)  # an erased customer's page takes no notes
     text = request.form.get("text", "")
     now = clock.now()
     try:

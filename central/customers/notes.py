@@ -11,14 +11,15 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import insert, select
+from sqlalchemy import insert, or_, select
 from sqlalchemy.orm import Session
 
 from central.customers.models import CustomerNote
-from central.identity.models import LINKED, TRUSTED, Identifier
+from central.identity.models import LINKED, TRUSTED, Customer, Identifier
 from central.identity.registry import Registry
 from central.ingest.models import Event
 from central.models import table
+from central.privacy.models import Erasure
 from central.sources.events import DEFAULT_MAX_AHEAD, read_events, stage_rows
 from shared import wire
 from shared.ids import UUID7
@@ -38,7 +39,8 @@ class NoteError(ValueError):
     """A note or complaint that cannot be recorded as given; ``code`` says why for the console.
 
     Codes: ``empty``, ``too_long``, ``no_identifier`` (the customer holds nothing to name it by),
-    ``refused`` (ingest did not accept or place the event).
+    ``refused`` (ingest did not accept or place the event), ``erased`` (the customer was erased:
+    nothing more is recorded about them, decision 0098).
     """
 
     def __init__(self, code: str, message: str) -> None:
@@ -55,8 +57,21 @@ def _clean(text: str, limit: int, what: str) -> str:
     return cleaned
 
 
+def _refuse_erased(db: Session, customer_id: int) -> None:
+    """Raise ``erased`` if the customer, or the customer it was merged into, was erased."""
+    survivor = select(Customer.merged_into).where(Customer.id == customer_id).scalar_subquery()
+    erased_at = db.scalar(
+        select(Erasure.erased_at).where(or_(Erasure.customer_id == customer_id, Erasure.customer_id == survivor))
+    )
+    if erased_at is not None:
+        raise NoteError(
+            "erased", f"customer {customer_id} was erased on {erased_at:%Y-%m-%d}: nothing more is recorded about them"
+        )
+
+
 def add_note(db: Session, customer_id: int, text: str, *, author: str, now: datetime) -> int:
-    """Store a note on ``customer_id`` (the caller commits); return its id."""
+    """Store a note on ``customer_id`` (the caller commits); return its id. An erased customer takes none."""
+    _refuse_erased(db, customer_id)
     body = _clean(text, MAX_NOTE, "note")
     values = {"customer_id": customer_id, "author": author[:128], "text": body, "created_at": now}
     return int(db.execute(insert(_notes).values(**values).returning(_notes.c.id)).scalar_one())
@@ -95,8 +110,9 @@ def file_complaint(
 ) -> str:
     """Ingest a ``service.complaint`` for ``customer_id``, filed by ``operator``, in the caller's transaction.
 
-    Returns its event id.
+    Returns its event id. An erased customer takes none.
     """
+    _refuse_erased(db, customer_id)
     body = _clean(text, MAX_COMPLAINT, "complaint")
     named = naming_identifier(db, registry, customer_id)
     if named is None:
