@@ -9,6 +9,10 @@ run again, it finds the row and says so. What goes and what stays:
 * the person's events keep their kind, store, time and sale (total, items) for finance, with the
   identity envelope, attributes and every personal field of the payload removed; receipts, scans,
   visits and import rows no longer name the customer; coupon codes no longer name the member;
+* what named the person without being linked to them (:mod:`central.privacy.mentions`): identifiers
+  they held once and no one holds now go like theirs; events naming them and linked to no one, and
+  the copies of their receipts, are scrubbed like theirs; someone else's events that also named
+  them lose only the envelope keys and texts that did;
 * consent decisions are reduced to the withdrawals, the proof that a withdrawal was honoured;
 * pending webhook calls about the person are cancelled, and every call's body about them emptied;
 * the member's app keys are revoked at every store, and the stores' member cards lose the member;
@@ -365,9 +369,13 @@ def erase(
 
     # Facts that stay for finance and operations, no longer about anyone.
     counts["receipts"] = _update(conn, Receipt, {"customer_id": None}, Receipt.customer_id.in_(ids))
-    counts["member_scans"] = _update(
-        conn, MemberScan, {"customer_id": None, "member_id": ERASED}, MemberScan.customer_id.in_(ids)
-    )
+    gone = {"customer_id": None, "member_id": ERASED}
+    counts["member_scans"] = _update(conn, MemberScan, gone, MemberScan.customer_id.in_(ids))
+    # A scan linked to no one (of a member id removed earlier) still names it; found by its event (unique index).
+    unlinked = reach.found.unlinked
+    for start in range(0, len(unlinked), 500):
+        chunk = unlinked[start : start + 500]
+        counts["member_scans"] += _update(conn, MemberScan, gone, MemberScan.event_pk.in_(chunk))
     counts["presence_visits"] = _update(conn, PresenceVisit, {"customer_id": None}, PresenceVisit.customer_id.in_(ids))
     counts["import_rows"] = _update(
         conn, ImportRow, {"customer_id": None, "external_id": None}, ImportRow.customer_id.in_(ids)

@@ -98,3 +98,16 @@ def test_the_dry_run_counts_and_the_erasure_scrubs_what_named_the_person_unlinke
         assert db.scalar(select(EventCustomer.customer_id).where(EventCustomer.event_pk == other.id)) is not None
         # The copy stays for finance.
         assert db.scalar(select(Receipt.total).where(Receipt.reprint_of.is_not(None))) is not None
+
+
+def test_a_scan_of_a_member_id_removed_earlier_keeps_no_trace(app, client, agent, config_path):
+    person = make_person(app, client, agent)
+    assert _run(config_path, "remove-identifier", "--type", "member_id", "--value", MEMBER) == 0
+    # A store reports a scan of the removed member id: it links no one, and the scan row names it.
+    scan = {"code": "digest:" + "f" * 32, "result": "accepted", "member_id": MEMBER, "key": "0" * 16, "step": 1}
+    agent.send(client, [agent.event("scan.member", scan, observed_at=START - timedelta(hours=5))])
+    engine = central_db.engine_for(app)
+    assert ("member_scans", "member_id") in traces(engine, [MEMBER])
+
+    assert _run(config_path, "customer", "erase", str(person), "--reason", "ticket 5121", "--yes") == 0
+    assert traces(engine, [PHONE, NAME, MEMBER]) == []
