@@ -14,7 +14,8 @@ run again, it finds the row and says so. What goes and what stays:
   the copies of their receipts, are scrubbed like theirs; someone else's events that also named
   them lose only the envelope keys and texts that did;
 * consent decisions are reduced to the withdrawals, the proof that a withdrawal was honoured;
-* pending webhook calls about the person are cancelled, and every call's body about them emptied;
+* pending webhook calls about the person are cancelled, and every call's body about them emptied
+  (segment exports' calls lose the person's entries: :mod:`central.privacy.calls`);
 * the member's app keys are revoked at every store, and the stores' member cards lose the member;
 * the ``customers`` row stays as an empty shell (no figures, dates set to the erasure) so that its
   id is never given to someone else, and the erasure row says when, by whom and why.
@@ -32,7 +33,7 @@ from sqlalchemy import Connection, Table, delete, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from central.campaigns.coupon_models import CouponCode, CouponConflict
-from central.campaigns.models import PENDING, ExportEntry, TriggerOccasion, WebhookDelivery
+from central.campaigns.models import ExportEntry
 from central.customers.consent_models import ConsentDecision
 from central.customers.models import (
     CustomerCategory,
@@ -62,14 +63,13 @@ from central.members import cards, codes
 from central.members.models import MemberKey, MemberScan
 from central.models import table
 from central.presence.models import PresenceVisit
-from central.privacy import mentions, tombstones
+from central.privacy import calls, mentions, tombstones
 from central.privacy.models import ErasedIdentifier, Erasure
 from central.privacy.subjects import customers_of
 from central.segments.models import SegmentMember, SegmentMembershipEvent
 from central.sources.models import ImportRow
 
 ERASED = "[erased]"
-CANCELLED = "cancelled"
 # Payload fields that name or describe a person, dropped wherever they stand at the top of a payload
 # (and ``member``/``customer`` blocks at any depth); a sale's items and totals have none of these names.
 PERSONAL_FIELDS = frozenset(
@@ -386,7 +386,7 @@ def erase(
     counts["events_unlinked"] = _scrub_events(conn, reach.found.unlinked, personal)
     counts["receipt_copies"] = _scrub_events(conn, reach.found.copies, personal)
     counts["events_of_others"] = _scrub_events(conn, sorted(reach.found.foreign), personal, reach.found.foreign)
-    counts["webhook_calls"] = _webhooks(conn, ids, now)
+    counts["webhook_calls"] = calls.scrub_calls(conn, ids, now)
 
     tables = table(Customer)
     conn.execute(
@@ -444,19 +444,6 @@ def _scrub_events(
                 update(conflicts).where(conflicts.c.id == cid).values(payload=scrub(payload, personal, fields=whole))
             )
     return done
-
-
-def _webhooks(conn: Connection, ids: Sequence[int], now: datetime) -> int:
-    """Cancel the calls about the person still to be sent and empty the body of every call about them."""
-    calls = table(WebhookDelivery)
-    occasions = select(TriggerOccasion.id).where(TriggerOccasion.customer_id.in_(ids))
-    about = calls.c.occasion_id.in_(occasions)
-    conn.execute(
-        update(calls)
-        .where(about, calls.c.status == PENDING)
-        .values(status=CANCELLED, finished_at=now, last_error="customer erased")
-    )
-    return int(conn.execute(update(calls).where(about).values(body="{}")).rowcount or 0)
 
 
 def _revoke_members(
