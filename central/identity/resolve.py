@@ -30,7 +30,7 @@ from central.identity.planner import plan_batch
 from central.identity.plans import Fact, Held, Known, Pair
 from central.identity.registry import Registry, default_registry
 from central.models import table
-from central.privacy import tombstones
+from central.privacy import late, tombstones
 
 _identifiers = table(Identifier)
 _reviews = table(ReviewItem)
@@ -172,7 +172,9 @@ def _resolve(
     unusable: dict[str, int] = {}
     conn = db.connection()
     # Evidence observed before an erasure names no one through the identifiers it removed (decision 0098).
-    prepared = tombstones.withhold(conn, [prepare(registry, f, unusable) for f in facts])
+    prepared, withheld = tombstones.withhold(conn, [prepare(registry, f, unusable) for f in facts])
+    if withheld:
+        late.scrub(conn, registry, facts, withheld)  # and the event keeps nothing of what they withheld
     known = lookup(conn, {p for f in prepared for p in (*f.strong, *f.weak)})
     plan = plan_batch(
         registry,

@@ -23,7 +23,6 @@ run again, it finds the row and says so. What goes and what stays:
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -32,7 +31,7 @@ from typing import Any
 from sqlalchemy import Connection, Table, delete, insert, or_, select, update
 from sqlalchemy.orm import Session
 
-from central.campaigns.coupon_models import CouponCode, CouponConflict
+from central.campaigns.coupon_models import CouponCode
 from central.campaigns.models import ExportEntry
 from central.customers.consent_models import ConsentDecision
 from central.customers.models import (
@@ -63,48 +62,13 @@ from central.members import cards, codes
 from central.members.models import MemberKey, MemberScan
 from central.models import table
 from central.presence.models import PresenceVisit
-from central.privacy import calls, mentions, tombstones
+from central.privacy import calls, mentions, scrubbing, tombstones
 from central.privacy.models import ErasedIdentifier, Erasure
+from central.privacy.scrubbing import ERASED
 from central.privacy.subjects import customers_of
 from central.segments.models import SegmentMember, SegmentMembershipEvent
 from central.sources.models import ImportRow
 
-ERASED = "[erased]"
-# Payload fields that name or describe a person, dropped wherever they stand at the top of a payload
-# (and ``member``/``customer`` blocks at any depth); a sale's items and totals have none of these names.
-PERSONAL_FIELDS = frozenset(
-    {
-        "member",
-        "customer",
-        "identifiers",
-        "attributes",
-        "name",
-        "given_name",
-        "family_name",
-        "nickname",
-        "phone",
-        "mobile",
-        "email",
-        "address",
-        "birthday",
-        "gender",
-        "city",
-        "postcode",
-        "province",
-        "member_id",
-        "member_card",
-        "card",
-        "wechat_openid",
-        "wechat_unionid",
-        "app_user_id",
-        "openid",
-        "unionid",
-        "text",
-        "note",
-        "comment",
-    }
-)
-NESTED_PERSONAL = frozenset({"member", "customer", "identifiers", "attributes"})
 # Attributes too common to replace inside other text (a city is also in store names).
 _NOT_SEARCHED = frozenset({"gender", "city", "province", "postcode"})
 _MIN_SEARCHED = 2
@@ -266,26 +230,6 @@ def _personal_strings(db: Session, reach: _Reach) -> list[str]:
     return sorted((s for s in found if len(s.strip()) >= _MIN_SEARCHED), key=len, reverse=True)
 
 
-def scrub(value: Any, personal: re.Pattern[str] | None, *, top: bool = True, fields: bool = True) -> Any:
-    """``value`` (a payload) without personal fields, and with every personal text inside replaced.
-
-    With ``fields=False`` (an event of someone else that also names the person) no field is dropped:
-    only the person's texts are replaced.
-    """
-    if isinstance(value, dict):
-        dropped = (PERSONAL_FIELDS if top else NESTED_PERSONAL) if fields else frozenset()
-        return {k: scrub(v, personal, top=False, fields=fields) for k, v in value.items() if k not in dropped}
-    if isinstance(value, list):
-        return [scrub(v, personal, top=False, fields=fields) for v in value]
-    if isinstance(value, str) and personal is not None:
-        return personal.sub(ERASED, value)
-    return value
-
-
-def _pattern(strings: Sequence[str]) -> re.Pattern[str] | None:
-    return re.compile("|".join(re.escape(s) for s in strings)) if strings else None
-
-
 def _delete(conn: Connection, model: Any, *where: Any) -> int:
     return int(conn.execute(delete(table(model)).where(*where)).rowcount or 0)
 
@@ -325,7 +269,7 @@ def erase(
     ids = reach.ids
     conn = db.connection()
     counts: dict[str, int] = {}
-    personal = _pattern(_personal_strings(db, reach))
+    personal = scrubbing.pattern(_personal_strings(db, reach))
 
     # Identifiers, held now or once: the hash stays, the value goes; member keys and cards follow the member id.
     held = reach.identifiers
@@ -382,10 +326,12 @@ def erase(
     )
     if member_ids:
         counts["coupon_codes"] = _update(conn, CouponCode, {"member_id": None}, CouponCode.member_id.in_(member_ids))
-    counts["events"] = _scrub_events(conn, reach.event_pks, personal)
-    counts["events_unlinked"] = _scrub_events(conn, reach.found.unlinked, personal)
-    counts["receipt_copies"] = _scrub_events(conn, reach.found.copies, personal)
-    counts["events_of_others"] = _scrub_events(conn, sorted(reach.found.foreign), personal, reach.found.foreign)
+    counts["events"] = scrubbing.scrub_events(conn, reach.event_pks, personal)
+    counts["events_unlinked"] = scrubbing.scrub_events(conn, reach.found.unlinked, personal)
+    counts["receipt_copies"] = scrubbing.scrub_events(conn, reach.found.copies, personal)
+    counts["events_of_others"] = scrubbing.scrub_events(
+        conn, sorted(reach.found.foreign), personal, reach.found.foreign
+    )
     counts["webhook_calls"] = calls.scrub_calls(conn, ids, now)
 
     tables = table(Customer)
@@ -407,43 +353,6 @@ def erase(
             [{"digest": d, "erasure_id": erasure_id, "erased_at": now} for d in digests],
         )
     return Done(customer_id, now, counts, already=False)
-
-
-def _scrub_events(
-    conn: Connection,
-    event_pks: Sequence[int],
-    personal: re.Pattern[str] | None,
-    others: dict[int, list[str]] | None = None,
-) -> int:
-    """Scrub the events: the person's own lose envelope, attributes and personal fields; events of
-    someone else (``others``: event -> envelope keys naming the person) lose only what names the person."""
-    events = table(Event)
-    conflicts = table(CouponConflict)
-    whole = others is None
-    done = 0
-    for start in range(0, len(event_pks), 500):
-        chunk = event_pks[start : start + 500]
-        rows = conn.execute(
-            select(events.c.id, events.c.payload, events.c.identifiers, events.c.attributes).where(
-                events.c.id.in_(chunk)
-            )
-        ).all()
-        for pk, payload, sent, attributes in rows:
-            values: dict[str, Any] = {"payload": scrub(payload, personal, fields=whole)}
-            if others is None:
-                values.update(identifiers=None, attributes=None)
-            else:
-                kept = {k: v for k, v in (sent or {}).items() if k not in others[pk]}
-                values.update(identifiers=kept or None, attributes=scrub(attributes, personal, fields=False))
-            conn.execute(update(events).where(events.c.id == pk).values(**values))
-            done += 1
-        for cid, payload in conn.execute(
-            select(conflicts.c.id, conflicts.c.payload).where(conflicts.c.event_pk.in_(chunk))
-        ).all():
-            conn.execute(
-                update(conflicts).where(conflicts.c.id == cid).values(payload=scrub(payload, personal, fields=whole))
-            )
-    return done
 
 
 def _revoke_members(

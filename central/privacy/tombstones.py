@@ -63,17 +63,22 @@ def erased_before(conn: Connection, pairs: Iterable[Pair]) -> dict[Pair, datetim
     return found
 
 
-def withhold(conn: Connection, facts: Sequence[Fact]) -> list[Fact]:
-    """``facts`` without the identifiers an erasure removed after (or when) each fact was observed."""
+def withhold(conn: Connection, facts: Sequence[Fact]) -> tuple[list[Fact], dict[int, tuple[Pair, ...]]]:
+    """``facts`` without the identifiers an erasure removed after (or when) each fact was observed,
+    and, by the fact's position, the identifiers withheld from it (empty when nothing was)."""
     erased = erased_before(conn, {p for f in facts for p in (*f.strong, *f.weak)})
     if not erased:
-        return list(facts)
+        return list(facts), {}
     kept = []
-    for fact in facts:
+    withheld: dict[int, tuple[Pair, ...]] = {}
+    for index, fact in enumerate(facts):
 
         def live(pair: Pair, at: datetime = fact.observed_at) -> bool:
             until = erased.get(pair)
             return until is None or at > until
 
-        kept.append(Fact(fact.observed_at, tuple(filter(live, fact.strong)), tuple(filter(live, fact.weak))))
-    return kept
+        strong, weak = tuple(filter(live, fact.strong)), tuple(filter(live, fact.weak))
+        if len(strong) + len(weak) < len(fact.strong) + len(fact.weak):
+            withheld[index] = tuple(p for p in (*fact.strong, *fact.weak) if not live(p))
+        kept.append(Fact(fact.observed_at, strong, weak))
+    return kept, withheld

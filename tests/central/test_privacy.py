@@ -124,7 +124,15 @@ def test_late_evidence_does_not_revive_and_a_new_signup_is_a_new_person(app, cli
             db.scalar(select(func.count()).select_from(Identifier).where(Identifier.value.in_(["+86" + PHONE, MEMBER])))
             == 0
         )
-    assert _traces(app, [NAME]) == [("events", "attributes")]  # only the late event itself, which names no one
+    # Nor are they kept: the late events lose the number, the member id and the name they carried.
+    assert _traces(app, [PHONE, MEMBER, NAME]) == []
+    with central_db.session_factory(app)() as db:
+        at_start = select(Event).where(Event.observed_at == START, Event.kind != "service.complaint")
+        late = db.execute(at_start.order_by(Event.kind)).scalars()
+        assert [(e.kind, e.identifiers, e.attributes) for e in late] == [
+            ("member.login", None, None),
+            ("pos.receipt", None, None),
+        ]
     # The same phone signing up after the erasure is someone new.
     later = datetime.now(UTC) + timedelta(minutes=1)
     load(app, [event("new", "member.signup", later, identifiers={"phone": PHONE})], now=later)
