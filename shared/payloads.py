@@ -357,13 +357,16 @@ CONSENT_CHANNELS = ("sms", "wechat", "app_push", "email")
 """Where marketing may reach a customer; a consent event without a channel covers every channel."""
 CONSENT_SOURCES = ("till", "app", "import", "console", "api")
 """Where a consent decision was taken."""
+EVENT_CONSENT_SOURCES = ("till", "app", "import")
+"""The sources a consent event may name: ``console`` and ``api`` are central's own records of
+decisions taken there, which no store, app or file can claim to be."""
 _CONSENT: dict[str, Any] = {
     "purpose": Choice(*CONSENT_PURPOSES),
     "channel": Choice(*CONSENT_CHANNELS),
     "scope": Text(64),  # "guardian": given by the guardian of a customer under 14
     "notice_version": Text(32),  # the privacy notice shown when the decision was taken
     "policy_version": Text(32),  # the first release's name for notice_version
-    "source": Choice(*CONSENT_SOURCES),
+    "source": Choice(*EVENT_CONSENT_SOURCES),
 }
 _REPORT = Tree(max_depth=2)
 # A HyperLogLog sketch in shared.hyperloglog's wire form (2^16 registers at most, compressed, base64).

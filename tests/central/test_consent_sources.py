@@ -48,6 +48,20 @@ def test_online_and_backfilled_decisions_name_the_app_and_the_import_not_the_api
     assert sorted(d["source"] for d in document["consents"]) == ["app", "app", "import", "import", "till"]
 
 
+def test_an_event_may_not_claim_a_decision_taken_in_the_console_or_through_the_api(app, client, tmp_path: Path):
+    """A source's or a file's event that said source console was recorded as the desk's decision."""
+    claims = [_grant("o-console", "sms", source="console"), _grant("o-api", "email", source="api")]
+    reply = post_events(client, new_key(app), claims).get_json()
+    assert reply["accepted"] == []
+    assert sorted((r["event_id"], r["reason"]) for r in reply["rejected"]) == [
+        ("o-api", "invalid_payload:source"),
+        ("o-console", "invalid_payload:source"),
+    ]
+    summary, _ = backfill(app, tmp_path, [_grant("b-console", "wechat", source="console")])
+    assert (summary.accepted, dict(summary.rejected)) == (0, {"invalid_payload:source": 1})
+    assert decision_rows(app) == []
+
+
 def test_the_desks_withdrawal_is_recorded_and_shown_as_the_consoles(app, user_client):
     load(app, [signup("s", "13905730002", at=AT)])
     load(app, [consent_event("c", "13905730002", granted=True, at=AT, notice_version="2026-01")])
