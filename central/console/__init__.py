@@ -210,6 +210,7 @@ def init_app(app: Flask) -> None:
         campaign_forms,
         campaigns,
         consents,
+        customer_search,
         customers,
         fleet,
         imports,
