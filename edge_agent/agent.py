@@ -419,6 +419,7 @@ class Agent:
             return
         self._stopped.set()
         self.notifier.stopping()
+        self.sync.interrupt()  # a drain of a long backlog ends after its batch in flight
         self.pos.stop()
         self.till.stop()
         if self.panel is not None:

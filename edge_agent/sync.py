@@ -132,6 +132,7 @@ class SyncJob:
         self._next_attempt = 0.0
         self._next_purge = 0.0
         self._lock = threading.Lock()
+        self._stopping = threading.Event()
         self._poster = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sync-post")
         self.status = SyncStatus()
         # The downlink version central's last reply named, and what to call when it is new: the
@@ -150,8 +151,8 @@ class SyncJob:
 
     def run(self) -> None:
         """One scheduled run: drain everything pending unless we are backing off."""
-        if not self._lock.acquire(blocking=False):
-            return  # a run is still going; never two at once
+        if self._stopping.is_set() or not self._lock.acquire(blocking=False):
+            return  # stopping, or a run is still going: never two at once
         try:
             now = self._monotonic()
             self.status.last_activity = now
@@ -160,6 +161,8 @@ class SyncJob:
                 return
             try:
                 self.drain()
+                if self._stopping.is_set():
+                    return
                 self._purge()
                 if self._on_downlink is not None and self.downlink_version is not None:
                     self._on_downlink(self.downlink_version, self._central_time)
@@ -176,8 +179,18 @@ class SyncJob:
         """The monotonic time before which :meth:`run` will not try central (0 when not backing off)."""
         return self._next_attempt
 
+    def interrupt(self) -> None:
+        """End a drain under way after the batch in flight, and start no other: the agent is stopping.
+
+        A backlog of days takes minutes to send; what is left stays pending in the outbox, and a
+        batch whose answer is never read is sent again after the restart (central counts it as
+        duplicates).
+        """
+        self._stopping.set()
+
     def close(self) -> None:
         """Stop the request thread (after the request in flight, if any)."""
+        self._stopping.set()
         self._poster.shutdown(wait=True)
 
     def drain(self) -> int:
@@ -190,7 +203,7 @@ class SyncJob:
         settled = self._drain_once()
         # Gaps central asked for are filled once nothing is in flight: a batch answered later would
         # move the pending cursor past the rows made pending again.
-        while (asked := self.outbox.resend_asked()) and self._resend(asked):
+        while not self._stopping.is_set() and (asked := self.outbox.resend_asked()) and self._resend(asked):
             settled += self._drain_once()
         return settled
 
@@ -221,11 +234,11 @@ class SyncJob:
             self.status.last_progress_mono = self._monotonic()
         future = self._poster.submit(self._post, batch) if batch else None
         while batch is not None and future is not None:
-            upcoming = self._prepare(after=batch.last_seq)
+            upcoming = None if self._stopping.is_set() else self._prepare(after=batch.last_seq)
             response = future.result()
             answer = self._read_answer(batch, response)
             if answer is None:  # too large: start again from the oldest pending row, in smaller batches
-                batch = self._prepare(after=None)
+                batch = None if self._stopping.is_set() else self._prepare(after=None)
                 future = self._poster.submit(self._post, batch) if batch else None
                 continue
             future = self._poster.submit(self._post, upcoming) if upcoming else None
