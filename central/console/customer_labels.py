@@ -52,6 +52,8 @@ FIELD_LABELS = {
     "serial": N_("序号"),
     "set_aside": N_("搁置原因"),
     "counted_total": N_("已计入的金额"),
+    "operator": N_("受理人（来源所述）"),
+    "sent_by": N_("发送方"),
 }
 # Timeline values that are codes, by field; a value not listed shows as sent, marked as the source's own.
 FIELD_VALUE_LABELS = {

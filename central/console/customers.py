@@ -185,8 +185,12 @@ def _timeline(customer_id: int, cursor: timeline.Cursor | None) -> tuple[list[di
             shown = mask_identifier(name, value) if name == "member_id" and not unmasked() else shown_text(value)
             labels = value_labels(e.kind, name)
             label = None if labels is None else labels.get(value) or labels.get(code_key(value))
+            if e.sender and name == "channel":
+                label = None  # "console" from a source is its word, not the console's: shown as sent
             # A code in the page's words; a code not known here is shown as sent, marked as the source's own.
             fields.append((name, shown, label, labels is not None and label is None))
+        if e.sender:
+            fields.append(("sent_by", shown_text(_source_text(e.sender)), None, False))
         amount = None if e.amount is None else money(e.amount)
         kind = e.kind
         if kind in COUPON_KINDS and amount is not None:

@@ -7,6 +7,7 @@ Gender, city and province, which a campaign targets by and which single out no o
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from central.accounts import web
@@ -35,14 +36,23 @@ def unmasked() -> bool:
     return web.current_policy().unmasked
 
 
+# Bidirectional controls (embeddings, overrides, isolates): typed into a note or sent by a source,
+# U+202E makes "ABC" read "CBA". Staff see each one named instead of obeyed.
+_BIDI_CONTROLS = re.compile("[\u202a-\u202e\u2066-\u2069]")
+
+
+def _visible_controls(text: str) -> str:
+    return _BIDI_CONTROLS.sub(lambda m: f"[U+{ord(m.group()):04X}]", text)
+
+
 def shown_text(value: str | None) -> str:
-    """Free text as this user may see it: mobile numbers masked for every role but admin."""
-    return (value or "") if unmasked() else mask_text(value)
+    """Free text as this user may see it: mobile numbers masked for every role but admin, bidi controls named."""
+    return _visible_controls((value or "") if unmasked() else mask_text(value))
 
 
 def shown_name(value: str | None) -> str:
     """A name as this user may see it: 张* for every role but admin."""
-    return (value or "") if unmasked() else mask_name(value)
+    return _visible_controls((value or "") if unmasked() else mask_name(value))
 
 
 def shown_attribute(attribute: str, value: str) -> str:

@@ -38,6 +38,7 @@ from central.presence.models import PresenceVisit
 PAGE = 50
 # Which event kinds the timeline shows, and the payload fields it lists for each.
 COMPLAINT_KIND = "service.complaint"  # its entry names who filed it (payload ``operator``)
+CONSOLE_DEVICE = "source:console"  # the events' device of what the console files (central.customers.notes)
 EVENT_FIELDS = {
     "pos.receipt": ("receipt_no", "payment_method"),
     "pos.sale": ("sale_no", "receipt_no"),
@@ -106,6 +107,9 @@ class Entry:
     amount: Decimal | None = None
     fields: tuple[tuple[str, str], ...] = ()
     author: str = ""
+    # Who sent a complaint central did not file itself: an online source (``source:crm``) or a
+    # store's device. Its ``operator`` is then what the sender said, not a console user.
+    sender: str = ""
 
     @property
     def cursor(self) -> Cursor:
@@ -159,7 +163,14 @@ def tree(db: Session, customer_id: int) -> list[int]:
 
 def _event_entries(db: Session, customer_id: int, cursor: Cursor | None, limit: int) -> list[Entry]:
     rows = db.execute(
-        select(_events.c.id, _events.c.kind, _events.c.store_id, _events.c.observed_at, _events.c.payload)
+        select(
+            _events.c.id,
+            _events.c.kind,
+            _events.c.store_id,
+            _events.c.observed_at,
+            _events.c.payload,
+            _events.c.device_id,
+        )
         .join(_owners, _owners.c.event_pk == _events.c.id)
         .where(
             _owners.c.customer_id == customer_id,
@@ -178,7 +189,7 @@ def _event_entries(db: Session, customer_id: int, cursor: Cursor | None, limit: 
         ).all()
     )
     out = []
-    for pk, kind, store, at, payload in rows:
+    for pk, kind, store, at, payload, device in rows:
         payload = payload if isinstance(payload, dict) else {}
         if sales.get(pk):
             payload = {**payload, "status": sales[pk]}
@@ -190,9 +201,16 @@ def _event_entries(db: Session, customer_id: int, cursor: Cursor | None, limit: 
         amount = _amount(payload.get("total") if kind != "scan.coupon" else payload.get("value"))
         if kind == ONLINE_KIND and pk not in sales and payload.get("order_no"):
             amount = None
-        # A complaint names the console user who filed it, as a note its author.
-        author = _text(payload.get("operator")) if kind == COMPLAINT_KIND else ""
-        out.append(Entry(at, EVENT, pk, kind, store or "", amount, shown, author))
+        # A complaint filed in the console names the console user who filed it, as a note its author;
+        # one sent by a source or a store names its sender, and its operator only as the sender's word.
+        author = sender = ""
+        if kind == COMPLAINT_KIND and device == CONSOLE_DEVICE:
+            author = _text(payload.get("operator"))
+        elif kind == COMPLAINT_KIND:
+            sender = device
+            if payload.get("operator") not in (None, ""):
+                shown += (("operator", _text(payload["operator"])),)
+        out.append(Entry(at, EVENT, pk, kind, store or "", amount, shown, author, sender))
     return out
 
 

@@ -198,3 +198,33 @@ def test_a_complaint_shows_who_filed_it_as_a_note_shows_its_author(app, member):
     (note,) = re.findall(r'<tr class="entry note">.*?</tr>', timeline, re.S)
     assert '<span class="author">— customer_service</span>' in complaint
     assert '<span class="author">— customer_service</span>' in note
+
+
+def test_a_complaint_a_source_sent_names_its_sender_not_a_console_user(app, client, member):
+    """A source's complaint saying operator admin and channel console read exactly as one the admin had filed."""
+    forged = {"category": "退款", "channel": "console", "text": "客户同意转账", "operator": "admin"}
+    _accepted(app, client, [source_event("sp-1", "service.complaint", identifiers={"phone": PHONE}, payload=forged)])
+    service = _as(app, "customer_service")
+    page = f"/console/customers/{member}"
+    assert post_form(service, f"{page}/notes", {"kind": "complaint", "text": "真实投诉"}).status_code == 302
+    rows = [
+        re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", row)).strip()
+        for row in service.get(page).get_data(as_text=True).split("<tr")
+        if "投诉" in row and ("真实投诉" in row or "客户同意转账" in row)
+    ]
+    (sent,) = [r for r in rows if "客户同意转账" in r]
+    (filed,) = [r for r in rows if "真实投诉" in r]
+    assert "— customer_service" in filed and "渠道 控制台" in filed
+    assert "— " not in sent.split("客户同意转账", 1)[1]  # no console user as its author
+    assert "受理人（来源所述） admin" in sent and "发送方 来源 miniprogram" in sent
+    assert "渠道 console （来源原值）" in sent  # the source's word, not the console's
+
+
+def test_bidirectional_controls_in_free_text_are_named_not_obeyed(app, member):
+    service = _as(app, "customer_service")
+    page = f"/console/customers/{member}"
+    assert (
+        post_form(service, f"{page}/notes", {"kind": "note", "text": "note \u202eABC unterminated"}).status_code == 302
+    )
+    html = service.get(page).get_data(as_text=True)
+    assert "note [U+202E]ABC unterminated" in html and "\u202e" not in html
