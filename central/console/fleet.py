@@ -290,7 +290,9 @@ def create_source_key() -> ResponseReturnValue:
     source = request.form.get("source", "").strip()
     back = url_for("console.source_keys")
     if not SOURCE_RE.match(source):
-        return _problem(_("来源名须为 1-57 个字符：a-z 0-9 _ . -，以字母或数字开头"), 400, back)
+        return _problem(
+            _("来源名须为 1-57 个字符：a-z 0-9 _ . -，以字母或数字开头，且不能是 console（控制台自用）"), 400, back
+        )
     db = get_session()
     now = clock.now()
     key_id, key = issue_key(db, source, now, created_by=_actor())

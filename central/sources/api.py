@@ -163,7 +163,7 @@ def _import_options(operator: str) -> ImportOptions:
     args = request.args
     source = args.get("source", "import")
     if not SOURCE_RE.match(source):
-        raise ApiError(400, "invalid_request", "source must be 1-57 characters of a-z, 0-9, _ . -")
+        raise ApiError(400, "invalid_request", "source must be 1-57 characters of a-z, 0-9, _ . -, and not 'console'")
     date_order = args.get("date_order") or None
     if date_order is not None and date_order not in DATE_ORDERS:
         raise ApiError(400, "invalid_request", f"date_order must be one of {', '.join(DATE_ORDERS)}")

@@ -45,7 +45,8 @@ def check_source(name: str) -> str:
     """``name`` if it is a valid source name; otherwise a usage error naming the rule."""
     if not SOURCE_RE.match(name):
         raise CliError(
-            f"source name {name!r} must be 1-57 characters of a-z, 0-9, _ . - starting with a letter or digit",
+            f"source name {name!r} must be 1-57 characters of a-z, 0-9, _ . - starting with a letter or digit,"
+            " and not 'console' (the console's own)",
             status=2,
         )
     return name

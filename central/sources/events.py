@@ -50,7 +50,9 @@ from shared.ids import UUID7
 
 log = logging.getLogger(__name__)
 
-SOURCE_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,56}\Z")
+# "console" is the console's own: a source called so would write the events (complaints, notes'
+# evidence) the console files, and be shown as a console user's.
+SOURCE_RE = re.compile(r"^(?!console\Z)[a-z0-9][a-z0-9_.-]{0,56}\Z")
 SOURCE_PREFIX = "source:"
 # Receipts name their member in the payload; the registry's types for those fields.
 _MEMBER_FIELDS = (("phone", "phone"), ("card", "member_card"))

@@ -213,11 +213,18 @@ def test_cli_issues_keys_shown_once_stored_hashed_and_listed(app, client, capsys
     assert ("source_key.revoke", "source:miniprogram") in actions
 
 
-def test_cli_refuses_bad_names_and_unknown_keys(app, capsys):
+def test_cli_refuses_bad_names_and_unknown_keys(app, capsys, tmp_path):
     config = str(_config(app))
     assert main(["source-key", "--source", "Mini Program", "--config", config]) == 2
     assert "source name 'Mini Program' must be" in capsys.readouterr().err
     assert main(["source-key", "--config", config]) == 2
+    # "console" is the console's own: a source so called would write complaints read as a console user's.
+    assert main(["source-key", "--source", "console", "--config", config]) == 2
+    assert "and not 'console'" in capsys.readouterr().err
+    lines = tmp_path / "events.jsonl"
+    lines.write_text("{}\n")
+    assert main(["load-events", str(lines), "--source", "console", "--config", config]) == 2
+    assert "and not 'console'" in capsys.readouterr().err
     assert main(["source-key", "--revoke", "99", "--config", config]) == 1
     assert "there is no source key 99" in capsys.readouterr().err
 
