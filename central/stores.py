@@ -30,3 +30,14 @@ def known_stores(db: Session, store_ids: Iterable[str]) -> set[str]:
     # ix_customer_stores_store_id answers this without reading the customers' rows.
     sold = select(CustomerStore.store_id).where(CustomerStore.store_id.in_(wanted)).distinct()
     return set(db.scalars(union(enrolled, to_enrol, sold)))
+
+
+def unknown_stores_message(unknown: list[str]) -> str:
+    """Why ``unknown`` (sorted, not empty) cannot be named, and how a new store becomes known."""
+    named = ", ".join(repr(s) for s in unknown)
+    which = f"store {named} is not one" if len(unknown) == 1 else f"stores {named} are not ones"
+    return (
+        f"{which} central knows: no agent is enrolled there, no enrollment token was issued for it and no"
+        " purchase was recorded there (check the id; a new store's PC gets its token first:"
+        f" central-server enroll-token --store {unknown[0]})"
+    )

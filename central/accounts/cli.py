@@ -24,7 +24,7 @@ from central.clock import system_clock
 from shared.crypto import load_or_create_key
 
 ACTOR = audit.cli_actor()
-USER_ACTIONS = ("add", "list", "disable", "enable", "reset-password", "reset-two-step", "throttled")
+USER_ACTIONS = ("add", "list", "disable", "enable", "reset-password", "reset-two-step", "throttled", "set-stores")
 
 
 @contextmanager
@@ -137,6 +137,16 @@ def cmd_user(args: argparse.Namespace) -> int:
         print(f"{PROG}: created {args.role} user {args.username!r}", file=sys.stderr)
         _show_generated(password, generated)
         return 0
+    if args.action == "set-stores":
+        with _session(args) as db:
+            try:
+                had = users.set_stores(db, args.username, tuple(args.store), now=now, actor=ACTOR)
+            except users.AccountError as exc:
+                raise CliError(str(exc), status=1 if str(exc).startswith("no user") else 2) from None
+            db.commit()
+        shown = ", ".join(sorted(set(args.store)))
+        print(f"{PROG}: {args.username!r} now manages {shown} (was {', '.join(had) or '-'})", file=sys.stderr)
+        return 0
     if args.action == "disable":
         with _session(args) as db:
             try:
@@ -181,7 +191,11 @@ def _user_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("username", nargs="?", default="")
     parser.add_argument("--role", choices=ROLES, default="marketing", help="role of a new user (default: marketing)")
     parser.add_argument(
-        "--store", action="append", default=[], metavar="STORE", help="a store manager's store (repeat for more)"
+        "--store",
+        action="append",
+        default=[],
+        metavar="STORE",
+        help="a store manager's store (repeat for more); with set-stores, all of them",
     )
     parser.add_argument("--password-stdin", action="store_true", help="read the password from the first line of stdin")
 

@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from central import audit
@@ -19,6 +19,7 @@ from central.accounts.models import UserStore
 from central.accounts.roles import ROLES, STORE_MANAGER
 from central.accounts.throttle import clear_account
 from central.models import User
+from central.stores import known_stores, unknown_stores_message
 
 USERNAME_RE = re.compile(r"^[A-Za-z0-9_.@-]{1,64}\Z")
 STORE_RE = re.compile(r"^[A-Za-z0-9_-]{1,32}\Z")
@@ -60,9 +61,7 @@ def add(
         raise AccountError("a store manager needs at least one store (--store S001)")
     if role != STORE_MANAGER and stores:
         raise AccountError("only store managers are limited to stores")
-    bad = [s for s in stores if not STORE_RE.match(s)]
-    if bad:
-        raise AccountError(f"not a store id: {bad[0]!r}")
+    _check_stores(db, stores)
     try:
         passwords.check_policy(password, username)
     except passwords.PasswordError as exc:
@@ -76,6 +75,37 @@ def add(
     db.add_all(UserStore(user_id=user.id, store_id=s) for s in sorted(set(stores)))
     audit.record(db, at=now, actor=actor, action="user.create", subject=username, detail={"role": role})
     return user
+
+
+def _check_stores(db: Session, stores: tuple[str, ...]) -> None:
+    """Refuse a store id that is not one, or one central has never heard of (``s001`` for ``S001``):
+    its manager would see empty pages with nothing saying why."""
+    bad = [s for s in stores if not STORE_RE.match(s)]
+    if bad:
+        raise AccountError(f"not a store id: {bad[0]!r}")
+    unknown = sorted(set(stores) - known_stores(db, stores))
+    if unknown:
+        raise AccountError(unknown_stores_message(unknown))
+
+
+def set_stores(db: Session, username: str, stores: tuple[str, ...], *, now: datetime, actor: str) -> tuple[str, ...]:
+    """Make a store manager's stores exactly ``stores``; their sessions end so the new scope holds at once.
+
+    Returns the stores they had. Caller commits.
+    """
+    user = _find(db, username)
+    if user.role != STORE_MANAGER:
+        raise AccountError(f"{username!r} is a {user.role} user: only store managers are limited to stores")
+    if not stores:
+        raise AccountError("a store manager needs at least one store (--store S001)")
+    _check_stores(db, stores)
+    had = tuple(db.scalars(select(UserStore.store_id).where(UserStore.user_id == user.id).order_by(UserStore.store_id)))
+    db.execute(delete(UserStore).where(UserStore.user_id == user.id))
+    db.add_all(UserStore(user_id=user.id, store_id=s) for s in sorted(set(stores)))
+    ended = sessions.end_all(db, user.id)
+    detail = {"from": list(had), "to": sorted(set(stores)), "sessions_ended": ended}
+    audit.record(db, at=now, actor=actor, action="user.stores", subject=username, detail=detail)
+    return had
 
 
 def listing(db: Session) -> list[UserSummary]:

@@ -31,7 +31,7 @@ from central.campaigns.coupon_models import CouponCampaign, CouponCode
 from central.fleet import downlink
 from central.models import UTCDateTime, table
 from central.params import id_limit, whole_number
-from central.stores import known_stores
+from central.stores import known_stores, unknown_stores_message
 from shared import coupon_code
 from shared.crypto import b64, derive_key, public_key_of
 from shared.masking import mask_identifier
@@ -220,7 +220,7 @@ def create_campaign(
             raise CouponError(f"store id {store!r} must be {expected}", "bad_store", "stores")
     unknown = sorted(set(stores or ()) - known_stores(db, stores or ()))
     if unknown:
-        raise CouponError(_unknown_stores(unknown), "unknown_store", "stores")
+        raise CouponError(unknown_stores_message(unknown), "unknown_store", "stores")
     if db.scalar(select(_campaigns.c.id).where(_campaigns.c.name == name)) is not None:
         raise CouponError(f"a campaign named {name!r} exists already (coupons list)", "exists", "name")
     values = {
@@ -239,16 +239,6 @@ def create_campaign(
     audit.record(db, at=now, actor=actor, action="coupons.create", subject=name, detail={"id": campaign_id})
     publish_document(db, now=now, actor=actor, secret=secret)
     return get_campaign(db, str(campaign_id))
-
-
-def _unknown_stores(unknown: list[str]) -> str:
-    named = ", ".join(repr(s) for s in unknown)
-    which = f"store {named} is not one" if len(unknown) == 1 else f"stores {named} are not ones"
-    return (
-        f"{which} central knows: no agent is enrolled there, no enrollment token was issued for it and no"
-        " purchase was recorded there (check the id; a new store's PC gets its token first:"
-        f" central-server enroll-token --store {unknown[0]})"
-    )
 
 
 def end_campaign(db: Session, ref: str, *, now: datetime, actor: str, secret: bytes) -> bool:

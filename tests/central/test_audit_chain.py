@@ -104,6 +104,11 @@ def test_user_commands_add_list_disable_and_reset(app, cli, capsys, monkeypatch)
     def run(*args, stdin=""):
         return _run(cli.config, capsys, monkeypatch, *args, stdin=stdin)
 
+    # A store no one has heard of (a typo, the wrong case) would give its manager empty pages.
+    status, _out, err = run("user", "add", "mia", "--role", "store_manager", "--store", "s001")
+    assert status == 2 and "store 's001' is not one central knows" in err
+    for store in ("S001", "S002", "S003"):
+        assert run("enroll-token", "--store", store)[0] == 0  # a store opening: its PC's token first
     status, password, err = run("user", "add", "mia", "--role", "store_manager", "--store", "S001", "--store", "S002")
     assert status == 0, err
     assert run("user", "add", "bad", "--role", "store_manager")[0] == 2  # a store manager needs a store
@@ -111,12 +116,20 @@ def test_user_commands_add_list_disable_and_reset(app, cli, capsys, monkeypatch)
     assert "mia\tstore_manager\tS001,S002\tactive" in run("user", "list")[1]
     client = app.test_client()
     assert login(client, "mia", password.strip()).status_code == 302
+    # A regional lead moves: her stores change, and her sessions end so the new scope holds at once.
+    status, _out, err = run("user", "set-stores", "mia", "--store", "S002", "--store", "S003")
+    assert status == 0 and "'mia' now manages S002, S003 (was S001, S002)" in err
+    assert client.get("/console/fleet").status_code == 302  # logged out
+    assert "mia\tstore_manager\tS002,S003\tactive" in run("user", "list")[1]
+    assert run("user", "set-stores", "mia", "--store", "S999")[0] == 2
+    assert run("user", "set-stores", "nobody", "--store", "S001")[0] == 1
+    assert login(client, "mia", password.strip()).status_code == 302
     status, _out, err = run("user", "reset-password", "mia", "--password-stdin", stdin="a new secret 99\n")
     assert status == 0 and "1 session(s) ended" in err
     assert client.get("/console/fleet").status_code == 302
     assert run("user", "disable", "mia")[0] == 0
     assert login(app.test_client(), "mia", "a new secret 99").status_code == 401
-    assert "mia\tstore_manager\tS001,S002\tdisabled" in run("user", "list")[1]
+    assert "mia\tstore_manager\tS002,S003\tdisabled" in run("user", "list")[1]
     status, out, _err = run("audit", "verify")
     assert status == 0 and '"ok": true' in out
 
