@@ -99,7 +99,12 @@ def index() -> ResponseReturnValue:
     active = web.current()
     policy = web.current_policy()
     stores = tuple(sorted(active.stores)) if active is not None and policy.store_scoped else None
-    context: dict[str, Any] = {"page": "overview", "fleet_states": _fleet_states(stores), "figures": False}
+    context: dict[str, Any] = {
+        "page": "overview",
+        "fleet_states": _fleet_states(stores),
+        "figures": False,
+        "stores": stores or (),
+    }
     if policy.customers or policy.amounts:
         config: CentralConfig = current_app.config["CENTRAL"]
         db = get_session()

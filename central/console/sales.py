@@ -62,7 +62,8 @@ def _range() -> tuple[date, date, str | None]:
 def sales() -> ResponseReturnValue:
     """The daily sales table for the chosen local days, with its totals."""
     first, last, problem = _range()
-    rows = daily_sales.daily_sales(get_session(), first, last, offset_minutes(), _stores())
+    # A range refused shows only why, not the default week's figures as though they answered it.
+    rows = [] if problem else daily_sales.daily_sales(get_session(), first, last, offset_minutes(), _stores())
     context: dict[str, Any] = {
         "page": "sales",
         "first": first,
@@ -81,7 +82,10 @@ def sales_csv() -> ResponseReturnValue:
     """The same rows as CSV (one per store and day, amounts in yuan as numbers), audited as an export."""
     first, last, problem = _range()
     if problem:
-        return render_template("sales.html", page="sales", first=first, last=last, problem=problem, rows=[]), 400
+        page = render_template(
+            "sales.html", page="sales", first=first, last=last, problem=problem, rows=[], scoped=_stores()
+        )
+        return page, 400
     stores = _stores()
     db = get_session()
     rows = daily_sales.daily_sales(db, first, last, offset_minutes(), stores)

@@ -318,6 +318,15 @@ def test_a_store_manager_sees_only_their_stores(chain):
     assert tiers["忠诚"] == ["1", "500.00"] and tiers["潜力"] == ["1", "40.00"] and tiers["沉睡"] == ["0", "0.00"]
     assert sorted(chart["rfm"]) == [[2, 2, 1], [3, 3, 1]]
     assert "离线: 1" in html  # S001's agent only
+    assert "本店注册会员" in html and 'id="tiers-per-store"' not in html
+
+
+def test_a_regional_lead_is_told_the_figures_of_several_stores_count_a_customer_at_each(chain):
+    """A three-store lead's page said "this store" and added up customers who bought at two stores twice, unsaid."""
+    create_user(chain, "lead", role="store_manager", stores=("S001", "S002"))
+    html = _page(chain, "lead")
+    assert "你的门店注册会员" in html and "本店注册会员" not in html
+    assert 'id="tiers-per-store"' in html and "在每家各算一次" in html
 
 
 @pytest.mark.parametrize("backend", ["sqlite"], indirect=True)  # no database behaviour involved

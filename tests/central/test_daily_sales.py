@@ -157,6 +157,8 @@ def test_finance_reads_the_page_and_a_store_manager_only_their_store(app, client
     html = finance.get("/console/sales?from=2026-10-31&to=2026-11-01").get_data(as_text=True)
     assert 'data-store="S001" data-day="2026-10-31"' in html and 'data-store="S002"' in html
     assert "30.50" in html and "65.50" in html  # S001's net on the 31st, and the total net
+    # Sales linked to any customer, not only to members; the share is of the amount, and says so.
+    assert "识别到顾客的销售笔数" in html and "识别到顾客的销售额占比" in html and "会员销售" not in html
     assert 'href="/console/sales"' in finance.get("/console/campaigns").get_data(as_text=True)
     manager = _logged_in(app, "store_manager", ("S002",))
     mine = manager.get("/console/sales?from=2026-10-31&to=2026-11-01").get_data(as_text=True)
@@ -174,6 +176,10 @@ def test_finance_reads_the_page_and_a_store_manager_only_their_store(app, client
     ]
     assert finance.get("/console/sales?from=2026-11-01&to=2026-10-31").status_code == 400
     assert finance.get("/console/sales?from=yesterday").status_code == 400
+    # A refused range shows why, and neither the default week's figures nor "no sales" as its answer.
+    refused = finance.get("/console/sales?from=2024-01-01&to=2026-11-01").get_data(as_text=True)
+    assert 'id="sales-problem"' in refused and "这段时间没有销售" not in refused and 'id="sales-total"' not in refused
+    assert 'data-store="S001"' not in refused
     assert _logged_in(app, "marketing").get("/console/sales").status_code == 403
 
 
