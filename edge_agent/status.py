@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from edge_agent.diskspace import DiskFacts
+from shared.sizes import size_words as size_words  # edge_agent.doctor reads it from here
 from shared.wire import format_time
 
 EXIT_OK, EXIT_DEGRADED, EXIT_NOT_RUNNING = 0, 1, 3
@@ -212,13 +213,3 @@ def skew_words(offset: float) -> str:
     if abs(offset) < 1:
         return "in step with"
     return f"{duration(offset)} {'behind' if offset > 0 else 'ahead of'}"
-
-
-def size_words(value: int | None) -> str:
-    """A size as people read it: 82.0 GB, 512.3 kB, 17 bytes (decimal units, as disks are sold)."""
-    if value is None:
-        return "unknown"
-    for unit, size in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
-        if value >= size:
-            return f"{value / size:.1f} {unit}"
-    return f"{value} bytes"

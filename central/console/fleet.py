@@ -18,6 +18,7 @@ from typing import Any
 from flask import abort, current_app, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
+from markupsafe import Markup
 
 from central import audit, clock
 from central.accounts import web
@@ -43,6 +44,7 @@ from central.fleet.till_quality import WINDOW, till_quality
 from central.params import id_limit, whole_number
 from central.sources.events import SOURCE_RE
 from central.sources.keys import issue_key, list_keys, revoke_key
+from shared.sizes import size_words
 
 TOKEN_ROLES = (ADMIN, TECHNICIAN)
 RETIRE_ROLES = (ADMIN, TECHNICIAN)
@@ -146,11 +148,14 @@ def _visible(device: DeviceSummary | None) -> DeviceSummary:
 
 
 def _figure(key: str, value: Any) -> Any:
-    """A health figure as the page shows it: a time local with its offset, as on every page; yes or no; a state."""
+    """A health figure as the page shows it: a time local with its offset, as on every page; yes or no; a state;
+    a size in decimal units as ``edge-agent status`` shows it, the exact bytes in its title."""
     if isinstance(value, datetime):
         return local_time(value)
     if isinstance(value, bool):
         return _("是") if value else _("否")
+    if key.endswith("_bytes") and isinstance(value, int):
+        return Markup('<span title="{}">{}</span>').format(_("%(bytes)d 字节", bytes=value), size_words(value))
     if key == "state" and value in HEALTH_STATE_LABELS:
         return _(HEALTH_STATE_LABELS[value])
     return value

@@ -140,7 +140,7 @@ HEALTH_LABELS = {
     "dead_lettered": "死信",
     "resent": "应总部要求重发",
     "resend_missing": "要求重发但已不在代理上",
-    "disk_free_bytes": "磁盘剩余（字节）",
+    "disk_free_bytes": "磁盘剩余",
     "clock_offset_s": "时钟偏差（秒）",
     "downlink_version": "下发版本",
     "sync_failures": "连续同步失败",
