@@ -24,6 +24,9 @@ from shared.agent_settings import ignored_settings_report
 from shared.wire import parse_time
 
 PAGE = 50
+# The fleet states in which the newest heartbeat still tells how the device is now; in the others
+# (offline, retired, revoked) it only tells how it was when it last reported.
+CURRENT_STATES = ("healthy", "degraded")
 
 
 def _health(beat: dict[str, Any]) -> dict[str, Any]:
@@ -116,6 +119,8 @@ class Readings:
     clock_offset_s: float | None
     downlink_version: int | None
     sources: list[tuple[str, str]]
+    stale: bool
+    """The heartbeat is the last one the device sent before it went offline or out of service, not its present state."""
 
 
 def readings(device: DeviceSummary) -> Readings:
@@ -129,6 +134,7 @@ def readings(device: DeviceSummary) -> Readings:
         clock_offset_s(beat),
         downlink_version(beat),
         source_states(beat),
+        beat is not None and device.state not in CURRENT_STATES,
     )
 
 
