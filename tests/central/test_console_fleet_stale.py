@@ -1,6 +1,7 @@
 """The fleet pages once a store PC goes quiet: its last heartbeat reads as the last one, not as its state now.
 
-Also the health figures as people read them: disk free in GB, as ``edge-agent status`` shows it.
+Also the health figures as people read them (disk free in GB) and what the empty fleet page asks of
+whom.
 """
 
 from __future__ import annotations
@@ -96,3 +97,12 @@ def test_disk_free_reads_in_gb_as_the_agents_status_does_with_the_bytes_in_its_t
     html = _as(app, "admin").get(f"/console/fleet/devices/{agent.device_id}").get_data(as_text=True)
     assert _row(html, "data-key", "disk_free_bytes") == "磁盘剩余 81.1 GB"
     assert '<span title="81116291072 字节">81.1 GB</span>' in html
+
+
+@SQLITE
+def test_the_empty_fleet_asks_a_store_manager_for_no_command(app):
+    manager = _text(_as(app, "store_manager", stores=("S002",)).get("/console/fleet").get_data(as_text=True))
+    assert "enroll-token" not in manager and "S001" not in manager
+    assert "门店电脑由总部 IT 或技术员登记。" in manager
+    technician = _text(_as(app, "technician").get("/console/fleet").get_data(as_text=True))
+    assert "central-server enroll-token --store 门店编号。" in technician and "S001" not in technician
