@@ -131,6 +131,7 @@ def fleet() -> ResponseReturnValue:
         tokens_before=older,
         now=now,
         may_tokens=_role() in TOKEN_ROLES,
+        scoped=stores,
         # The store the empty page's enroll-token hint names: the user's own when they have a scope.
         hint_store=stores[0] if stores else None,
         default_ttl=current_app.config["CENTRAL"].enroll_token_ttl_hours,

@@ -1,7 +1,7 @@
 """The fleet pages once a store PC goes quiet: its last heartbeat reads as the last one, not as its state now.
 
-Also the health figures as people read them (disk free in GB) and what the empty fleet page asks of
-whom.
+Also the health figures as people read them (disk free in GB), what the empty fleet page asks of whom, and a
+store manager's note in the sales page's words.
 """
 
 from __future__ import annotations
@@ -11,7 +11,8 @@ from datetime import timedelta
 
 import pytest
 
-from tests.central.support import create_user, login, post_form
+from tests.central.support import post_form
+from tests.central.test_console_operations import _as, _row  # a logged-in user of a role; a table row's text
 
 SQLITE = pytest.mark.parametrize("backend", ["sqlite"], indirect=True)  # no database behaviour involved
 # A store PC's heartbeat as the agent sends it: the POS port being read, the till's scanner up, all well.
@@ -30,13 +31,6 @@ HEARTBEAT = {
 }
 
 
-def _as(app, role, stores=()):
-    create_user(app, role, role=role, stores=stores)
-    client = app.test_client()
-    assert login(client, role).status_code == 302
-    return client
-
-
 def _text(html: str) -> str:
     return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", html)).strip()
 
@@ -45,12 +39,6 @@ def _section(html: str, table_id: str) -> str:
     """The <section> holding the table ``table_id``, tags and all."""
     start = html.rindex("<section", 0, html.index(f'id="{table_id}"'))
     return html[start : html.index("</section>", start)]
-
-
-def _row(html: str, attribute: str, value: str) -> str:
-    match = re.search(rf'<tr[^>]*{attribute}="{re.escape(value)}"[^>]*>(.*?)</tr>', html, re.S)
-    assert match, (attribute, value)
-    return _text(match.group(1))
 
 
 @SQLITE
@@ -106,3 +94,9 @@ def test_the_empty_fleet_asks_a_store_manager_for_no_command(app):
     assert "门店电脑由总部 IT 或技术员登记。" in manager
     technician = _text(_as(app, "technician").get("/console/fleet").get_data(as_text=True))
     assert "central-server enroll-token --store 门店编号。" in technician and "S001" not in technician
+
+
+@SQLITE
+def test_a_store_manager_reads_the_sales_pages_words_for_their_stores(app):
+    manager = _text(_as(app, "store_manager", stores=("S002",)).get("/console/fleet").get_data(as_text=True))
+    assert "只显示你的门店：S002。" in manager and "负责的门店" not in manager
