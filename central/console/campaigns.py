@@ -19,7 +19,7 @@ import io
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from flask import Response, abort, render_template, request
+from flask import Response, abort, render_template
 from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 
@@ -31,6 +31,7 @@ from central.campaigns.snapshots import stored_effect, stored_tiers
 from central.console import bp, offset_minutes
 from central.console.auditing import record_audit
 from central.console.campaign_forms import may_edit
+from central.console.dates import days_asked
 from central.console.segments import EXCEL_BOM
 from central.csvfiles import SpreadsheetWriter
 from central.customers.dashboard import local_midnight, local_today
@@ -60,14 +61,9 @@ def _this_month() -> tuple[date, date]:
 
 def _period() -> tuple[date, date, str | None]:
     """The redemption period's local days (this month by default) and what is wrong with them, if anything."""
-    first, last = _this_month()
-    try:
-        if request.args.get("from"):
-            first = date.fromisoformat(request.args["from"])
-        if request.args.get("to"):
-            last = date.fromisoformat(request.args["to"])
-    except ValueError:
-        return *_this_month(), _("日期的格式应为 2026-11-30。")
+    first, last, problem = days_asked(_this_month())
+    if problem:
+        return first, last, problem
     if last < first:
         return *_this_month(), _("结束日期不能早于开始日期。")
     return first, last, None

@@ -12,7 +12,7 @@ import io
 from datetime import date, timedelta
 from typing import Any
 
-from flask import Response, render_template, request
+from flask import Response, render_template
 from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 
@@ -21,6 +21,7 @@ from central.accounts import web
 from central.accounts.roles import ADMIN, FINANCE, STORE_MANAGER
 from central.console import bp, offset_minutes
 from central.console.auditing import record_audit
+from central.console.dates import days_asked
 from central.console.segments import EXCEL_BOM
 from central.csvfiles import SpreadsheetWriter
 from central.customers import daily_sales
@@ -41,14 +42,9 @@ def _stores() -> tuple[str, ...] | None:
 def _range() -> tuple[date, date, str | None]:
     """The form's dates (the last ``DEFAULT_DAYS`` local days by default) and what is wrong with them, if anything."""
     today = local_today(clock.now(), offset_minutes())
-    first, last = today - timedelta(days=DEFAULT_DAYS - 1), today
-    try:
-        if request.args.get("from"):
-            first = date.fromisoformat(request.args["from"])
-        if request.args.get("to"):
-            last = date.fromisoformat(request.args["to"])
-    except ValueError:
-        return today - timedelta(days=DEFAULT_DAYS - 1), today, _("日期的格式应为 2026-11-30。")
+    first, last, problem = days_asked((today - timedelta(days=DEFAULT_DAYS - 1), today))
+    if problem:
+        return first, last, problem
     try:
         daily_sales.check_range(first, last)
     except daily_sales.RangeError:

@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 
 from central.campaigns.coupon_models import CouponCampaign, CouponCode, CouponRedemption
 from central.campaigns.models import TriggerCoupon, TriggerOccasion
-from central.customers import set_aside
+from central.customers import notes, set_aside
 from central.customers.models import CustomerNote, OnlineOrder
 from central.customers.sales import ONLINE_KIND, fen
 from central.identity.models import LINKED, TRUSTED, Customer, EventCustomer, Identifier
@@ -34,11 +34,12 @@ from central.ingest.models import Event
 from central.models import table
 from central.params import MAX_ROW_ID
 from central.presence.models import PresenceVisit
+from central.sources.events import device_for
 
 PAGE = 50
 # Which event kinds the timeline shows, and the payload fields it lists for each.
 COMPLAINT_KIND = "service.complaint"  # its entry names who filed it (payload ``operator``)
-CONSOLE_DEVICE = "source:console"  # the events' device of what the console files (central.customers.notes)
+CONSOLE_DEVICE = device_for(notes.SOURCE)  # the events' device of what the console files
 EVENT_FIELDS = {
     "pos.receipt": ("receipt_no", "payment_method"),
     "pos.sale": ("sale_no", "receipt_no"),
